@@ -1,0 +1,34 @@
+// Contract of an actuator (the "hypervisor" side): writes a partition's CPU allocation.
+// One file per backend; one contract suite (contract.ts) runs against every one.
+import type { ApplyResult, Directive, PartitionId } from "../core/model.ts";
+
+/** The values found before weir touched a partition, restored on orderly shutdown. */
+export interface AllocationSnapshot {
+  partition: PartitionId;
+  /** Backend-specific file -> exact content found, e.g. {"cpu.max": "max 100000"}. */
+  values: Record<string, string>;
+}
+
+export interface ActuatorTarget {
+  partition: PartitionId;
+  /** cgroup path relative to the cgroup root, e.g. "weir/web". */
+  cgroup: string;
+}
+
+export interface PartitionActuator {
+  readonly partition: PartitionId;
+  /** What the partition's files hold now (taken once at start, for restore). */
+  snapshot(): AllocationSnapshot;
+  /** Write the directive; only values that differ from what was last written/read are written. */
+  apply(directive: Directive): ApplyResult;
+  /** Write back a snapshot (only values that differ). */
+  restore(snapshot: AllocationSnapshot): ApplyResult;
+  close(): void;
+}
+
+export interface ActuatorBackend {
+  readonly name: string;
+  /** Partition kinds this backend can manage (declared, never found by trial). */
+  readonly handles: readonly string[];
+  open(target: ActuatorTarget): PartitionActuator;
+}

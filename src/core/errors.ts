@@ -1,0 +1,35 @@
+// The error catalogue: every error weir raises on purpose has a code from here.
+
+export const ErrorCodes = {
+  CONFIG_INVALID: "WEIR_CONFIG_INVALID",
+  CONFIG_NOT_FOUND: "WEIR_CONFIG_NOT_FOUND",
+  CONFIG_PARSE: "WEIR_CONFIG_PARSE",
+  CGROUP_GONE: "WEIR_CGROUP_GONE",
+  CGROUP_NOT_WRITABLE: "WEIR_CGROUP_NOT_WRITABLE",
+  CGROUP_WRITE_FAILED: "WEIR_CGROUP_WRITE_FAILED",
+  COUNTER_UNREADABLE: "WEIR_COUNTER_UNREADABLE",
+  COUNTER_MALFORMED: "WEIR_COUNTER_MALFORMED",
+  INTERFACE_GONE: "WEIR_INTERFACE_GONE",
+  PROCESS_GONE: "WEIR_PROCESS_GONE",
+  REPORT_REJECTED: "WEIR_REPORT_REJECTED",
+  NOT_ROOT: "WEIR_NOT_ROOT",
+  TESTBED: "WEIR_TESTBED",
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class WeirError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = "WeirError";
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+  }
+  toInfo(): { code: string; message: string; retryable: boolean } {
+    return { code: this.code, message: this.message, retryable: this.retryable };
+  }
+}
+
+export const isWeirError = (e: unknown): e is WeirError => e instanceof WeirError;

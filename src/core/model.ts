@@ -1,0 +1,119 @@
+// The shapes that flow through one cycle: observations -> policy -> directives -> actuators -> record.
+import type { CpuMillis } from "./units.ts";
+
+export type PartitionId = string;
+
+/** 1 is the most important, 5 the least (z/OS WLM convention). */
+export type Importance = 1 | 2 | 3 | 4 | 5;
+
+/** Cumulative counters of one partition at one instant (what a sensor or an agent reads). */
+export interface CounterSample {
+  atMs: number;
+  /** Packets that arrived for the partition (requests), cumulative. */
+  offeredPackets: number;
+  /** Packets the partition sent back (replies), cumulative. */
+  servedPackets: number;
+  /** Packets dropped on the way in (interface drops + socket RcvbufErrors/InErrors), cumulative. */
+  droppedPackets: number;
+  /** CPU time the partition used, cumulative, nanoseconds. */
+  cpuUsageNs: number;
+  /** CFS periods elapsed and periods throttled, cumulative (0 when unknown). */
+  nrPeriods: number;
+  nrThrottled: number;
+  /** Total throttled time, cumulative, nanoseconds. */
+  throttledNs: number;
+}
+
+/** Throughput information of one partition over one window (the patent's "throughput information"). */
+export interface Throughput {
+  partition: PartitionId;
+  windowMs: number;
+  offeredPacketsPerSec: number;
+  servedPacketsPerSec: number;
+  droppedPacketsPerSec: number;
+  /** CPU used over the window, in cores (0.25 = a quarter of one CPU). */
+  cpuCores: number;
+  /** Fraction of CFS periods in the window that were throttled, 0..1. */
+  throttledFraction: number;
+  /** Served packets per CPU-second over this window alone (null when CPU used was too small to tell). */
+  rawVelocityPacketsPerCpuSec: number | null;
+  /** Where the numbers came from. */
+  source: "host" | "agent" | "sim";
+  /** Set when host and agent disagreed; the host's values are the ones above. */
+  disagreement?: string;
+}
+
+/** What the policy knows about one partition's bounds and goals (from config, or runtime changes). */
+export interface PartitionSpec {
+  id: PartitionId;
+  /** Guarantee: never allocated less. */
+  minCpuMillis: CpuMillis;
+  /** Limit: never allocated more. */
+  maxCpuMillis: CpuMillis;
+  /** Relative share within an importance tier and for left-over capacity. */
+  weight: number;
+  importance: Importance;
+  /** Optional goal: packets per second the partition must sustain. */
+  goalPacketsPerSec?: number;
+  /** Best-effort partitions (batch) have no traffic signal: they get only what is left. */
+  kind: "network" | "batch";
+}
+
+/** A resource-balancing directive for one partition for this cycle. */
+export interface Directive {
+  partition: PartitionId;
+  /** CPU cap in millicores (cgroup v2 cpu.max / v1 cfs_quota_us). */
+  cpuMillis: CpuMillis;
+  /** CPU weight on the cgroup v2 scale 1..10000 (v1 cpu.shares is derived). */
+  weight: number;
+  /** Whole CPUs the partition should run on (ceil of the cap), for agents and apps. */
+  cpuCount: number;
+}
+
+/** Result of applying one directive. */
+export interface ApplyResult {
+  partition: PartitionId;
+  /** Files or fields actually written this time (empty when nothing changed). */
+  written: string[];
+  /** Set when the write failed; the partition keeps what it had. */
+  error?: WeirErrorInfo;
+}
+
+export interface WeirErrorInfo {
+  code: string;
+  message: string;
+  /** Terminal errors (cgroup gone) mark the partition gone; retryable ones are retried next cycle. */
+  retryable: boolean;
+}
+
+/** The policy's verdict on one partition: numbers and a sentence a person can read. */
+export interface Decision {
+  partition: PartitionId;
+  demandCpuMillis: CpuMillis;
+  previousCpuMillis: CpuMillis;
+  cpuMillis: CpuMillis;
+  velocityPacketsPerCpuSec: number | null;
+  /** Performance index = goal / achieved (> 1 misses the goal); null without a goal. */
+  performanceIndex: number | null;
+  why: string;
+}
+
+export type PartitionStatus = "ok" | "gone" | "error" | "stale";
+
+/** One cycle's record: what was read, decided, written and how long each phase took. */
+export interface CycleRecord {
+  cycle: number;
+  startedAtMs: number;
+  intervalMs: number;
+  capacityCpuMillis: CpuMillis;
+  partitions: Array<{
+    id: PartitionId;
+    status: PartitionStatus;
+    throughput: Throughput | null;
+    decision: Decision | null;
+    directive: Directive | null;
+    written: string[];
+    error?: WeirErrorInfo;
+  }>;
+  timingsMs: { sample: number; reports: number; policy: number; apply: number; total: number };
+}

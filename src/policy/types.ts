@@ -1,0 +1,61 @@
+// Contract of a workload policy: a pure step from observations to directives.
+// weir's own policy and every benchmark baseline implement this one interface.
+import type { Decision, Directive, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
+import type { CpuMillis } from "../core/units.ts";
+
+/** The control law's knobs (config `policy:`), all with defaults in config. */
+export interface PolicyKnobs {
+  /** Managed CPUs minus the reserve, in millicores. */
+  capacityCpuMillis: CpuMillis;
+  /** Extra above computed need: 0.2 = 20 % headroom. */
+  headroomFraction: number;
+  /** Multiplier when a constrained partition's real demand is unknown: 1.5 = +50 % a cycle. */
+  probeFactor: number;
+  /** No change smaller than this fraction of capacity (dead-band). */
+  deadbandFraction: number;
+  /** An allocation may shrink by at most this fraction of itself per cycle. */
+  maxShrinkFractionPerCycle: number;
+  /** EWMA weight of a new demand sample when demand rises (fast) / falls (slow). */
+  smoothingUp: number;
+  smoothingDown: number;
+  /** EWMA weight of a new velocity sample. */
+  velocitySmoothing: number;
+  /** Throttled fraction above which a partition counts as constrained. */
+  throttledThreshold: number;
+  /** Left-over capacity: give it by weight to those who can use it, or keep it idle. */
+  leftover: "share" | "idle";
+}
+
+/** Per-partition memory of the policy between cycles (serialisable: it goes to the state file). */
+export interface PartitionPolicyState {
+  /** Last allocation the policy decided. */
+  cpuMillis: CpuMillis;
+  /** Smoothed demand. */
+  demandCpuMillis: CpuMillis;
+  /** Smoothed velocity, packets per CPU-second (null until first estimate). */
+  velocityPacketsPerCpuSec: number | null;
+}
+
+export interface PolicyState {
+  partitions: Record<PartitionId, PartitionPolicyState>;
+}
+
+export interface PolicyInput {
+  nowMs: number;
+  knobs: PolicyKnobs;
+  specs: readonly PartitionSpec[];
+  /** Latest throughput per partition; a missing entry means no data this cycle. */
+  throughput: ReadonlyMap<PartitionId, Throughput>;
+}
+
+export interface PolicyOutput {
+  directives: Directive[];
+  decisions: Decision[];
+  state: PolicyState;
+}
+
+export interface Policy {
+  readonly name: string;
+  initialState(): PolicyState;
+  step(input: PolicyInput, state: PolicyState): PolicyOutput;
+}
