@@ -1,0 +1,37 @@
+// `weir` command line. Each command lives in src/cli/commands/<name>.ts and exports
+// `register(program)`. Errors with a WeirError code print as one line, no stack, exit 2.
+import { Command } from "commander";
+import { isWeirError } from "../core/errors.ts";
+import { commands } from "./commands/index.ts";
+
+const program = new Command();
+program
+  .name("weir")
+  .description(
+    [
+      "Partition manager for Linux: CPU follows the network traffic each partition serves.",
+      "",
+      "Every cycle (default 100 ms) weir reads each partition's packet counters and CPU use,",
+      "estimates its velocity (packets served per CPU-second), and gives it the CPU its",
+      "offered traffic needs (offered packets/s / velocity, plus headroom). Demand above what",
+      "a partition uses is believed only when congestion confirms it (throttling or drops).",
+      "Every partition first gets its guarantee (min); the rest is shared tier by tier in",
+      "importance order, by weight, never above max. Changes are smoothed, small ones are",
+      "ignored (dead-band), shrinking is rate-limited, and a cgroup value is written only",
+      "when it changes.",
+    ].join("\n"),
+  )
+  .version("0.1.0")
+  .showHelpAfterError();
+
+for (const register of commands) register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (isWeirError(err)) {
+    process.stderr.write(`weir: ${err.code}: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
