@@ -1,0 +1,138 @@
+import { describe, expect, it } from "vitest";
+import { isWeirError } from "../core/errors.ts";
+import {
+  capacityCpuMillis,
+  checkCapacity,
+  configJsonSchema,
+  parseConfig,
+  partitionSpecs,
+  redactConfig,
+} from "./config.ts";
+import { parseConfigText } from "./load-config.ts";
+
+const minimal = {
+  partitions: [{ name: "web", cgroup: "weir/web", interfaces: ["vweb0"] }],
+};
+
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (isWeirError(e)) return e.message;
+    throw e;
+  }
+  throw new Error("expected an error");
+}
+
+describe("config", () => {
+  it("fills defaults", () => {
+    const cfg = parseConfig(minimal);
+    expect(cfg.intervalMs).toBe(100);
+    expect(cfg.onShutdown).toBe("restore");
+    expect(cfg.policy.headroom).toBe(0.2);
+    expect(cfg.partitions[0]).toMatchObject({
+      kind: "network",
+      min: 0,
+      weight: 100,
+      importance: 3,
+      source: "host",
+      interfaces: ["vweb0"],
+    });
+  });
+
+  it("accepts CPU amounts as CPUs or millicores", () => {
+    const cfg = parseConfig({
+      capacity: { cpus: 2, reserve: "200m" },
+      partitions: [{ name: "a", cgroup: "a", pid: 1, min: 0.25, max: "1500m" }],
+    });
+    expect(cfg.partitions[0]!.min).toBe(250);
+    expect(cfg.partitions[0]!.max).toBe(1500);
+    // 2 CPUs = 2000m, minus 200m reserve = 1800m
+    expect(capacityCpuMillis(cfg, 8)).toBe(1800);
+    expect(partitionSpecs(cfg, 1800)[0]).toMatchObject({ minCpuMillis: 250, maxCpuMillis: 1500 });
+  });
+
+  it("names field, rule and bad value", () => {
+    const msg = errorOf(() =>
+      parseConfig({ partitions: [{ name: "web", cgroup: "w", pid: 1, min: "lots" }] }),
+    );
+    expect(msg).toContain(
+      'partitions[0].min: must be a non-negative CPU amount like 0.5 or "500m" (rule: cpu-quantity): got "lots"',
+    );
+  });
+
+  it("rejects an interval out of range with the value", () => {
+    const msg = errorOf(() => parseConfig({ ...minimal, intervalMs: 5 }));
+    expect(msg).toMatch(/intervalMs: .*>=\s*50.*got 5/);
+  });
+
+  it("rejects unknown fields by name", () => {
+    const msg = errorOf(() => parseConfig({ ...minimal, intervalMS: 100 }));
+    expect(msg).toContain('(top level): unknown field(s) "intervalMS" (rule: known-fields)');
+  });
+
+  it("rejects min above max, duplicate names and missing traffic source", () => {
+    const msg = errorOf(() =>
+      parseConfig({
+        partitions: [
+          { name: "a", cgroup: "a", pid: 1, min: 1, max: 0.5 },
+          { name: "a", cgroup: "b" },
+        ],
+      }),
+    );
+    expect(msg).toContain("partitions[0].max: must be >= min (1000m) (rule: min-le-max): got 0.5");
+    expect(msg).toContain("partitions[1].name: must be unique (rule: unique-name)");
+    expect(msg).toContain(
+      "partitions[1].interfaces: a network partition read from the host needs interfaces or a pid (rule: traffic-source)",
+    );
+  });
+
+  it("requires an agent key and a transport for agent partitions", () => {
+    const msg = errorOf(() =>
+      parseConfig({ partitions: [{ name: "vm", cgroup: "vm", source: "agent" }] }),
+    );
+    expect(msg).toContain(
+      'partitions[0].agent: is required when source is "agent" (rule: agent-key): got missing',
+    );
+    expect(msg).toContain(
+      "transport: is required when a partition's source is agent or both (rule: agent-transport)",
+    );
+  });
+
+  it("checks that guarantees fit the capacity", () => {
+    const cfg = parseConfig({
+      capacity: { cpus: 1 },
+      partitions: [
+        { name: "a", cgroup: "a", pid: 1, min: 0.75 },
+        { name: "b", cgroup: "b", pid: 1, min: 0.5 },
+      ],
+    });
+    // 750m + 500m = 1250m > 1000m
+    expect(errorOf(() => checkCapacity(cfg, capacityCpuMillis(cfg, 2)))).toContain("got 1250m");
+  });
+
+  it("reports YAML syntax errors with a line", () => {
+    expect(errorOf(() => parseConfigText("partitions: [\n  - name: a\n", "x.yaml"))).toMatch(
+      /x\.yaml: not valid YAML at line \d+/,
+    );
+  });
+
+  it("redacts keys and tokens", () => {
+    const cfg = parseConfig({
+      api: { token: "0123456789abcdef0123" },
+      transport: { udp: { listen: "127.0.0.1:9471" } },
+      partitions: [{ name: "vm", cgroup: "vm", source: "agent", agent: { key: "ab".repeat(16) } }],
+    });
+    const text = JSON.stringify(redactConfig(cfg));
+    expect(text).not.toContain("0123456789abcdef0123");
+    expect(text).not.toContain("abab");
+    expect(text).toContain("<redacted>");
+  });
+
+  it("generates a JSON Schema from the same definition", () => {
+    const schema = configJsonSchema() as { properties: Record<string, unknown> };
+    expect(Object.keys(schema.properties)).toEqual(
+      expect.arrayContaining(["intervalMs", "partitions", "policy"]),
+    );
+  });
+});

@@ -1,0 +1,320 @@
+// weir's configuration: one zod definition gives validation, defaults, types and the JSON Schema.
+// Errors name the field, the rule and the bad value (see formatConfigError).
+import { z } from "zod";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
+import type { Importance, PartitionSpec } from "../core/model.ts";
+import { type CpuMillis, cpuMillisFromCores } from "../core/units.ts";
+
+/** A CPU amount: a number of CPUs (0.5) or a Kubernetes-style millicore string ("500m"). */
+const cpuQuantity = z
+  .union([z.number(), z.string()])
+  .describe('CPU amount: CPUs as a number (0.5) or millicores as a string ("500m")')
+  .transform((v, ctx): CpuMillis => {
+    const millis =
+      typeof v === "number"
+        ? cpuMillisFromCores(v)
+        : /^\d+(\.\d+)?m$/.test(v.trim())
+          ? Number(v.trim().slice(0, -1))
+          : /^\d+(\.\d+)?$/.test(v.trim())
+            ? cpuMillisFromCores(Number(v.trim()))
+            : Number.NaN;
+    if (!Number.isFinite(millis) || millis < 0) {
+      ctx.addIssue({
+        code: "custom",
+        message: 'must be a non-negative CPU amount like 0.5 or "500m" (rule: cpu-quantity)',
+      });
+      return z.NEVER;
+    }
+    return Math.round(millis);
+  });
+
+const direction = z.enum(["rx", "tx"]);
+
+const interfaceSchema = z.union([
+  z.string().min(1).describe("host-side interface (e.g. a veth): offered = tx, served = rx"),
+  z
+    .object({
+      name: z.string().min(1).max(15),
+      offered: direction.default("tx").describe("direction that carries arriving requests"),
+      served: direction.default("rx").describe("direction that carries replies"),
+    })
+    .strict(),
+]);
+
+const hostPort = z
+  .string()
+  .regex(/^[^\s:]+:\d{1,5}$/, 'must look like "127.0.0.1:9470" (rule: host:port)');
+
+export const partitionSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(
+        /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/,
+        "must be 1-63 letters, digits, '_', '.', '-' (rule: partition-name)",
+      ),
+    kind: z
+      .enum(["network", "batch"])
+      .default("network")
+      .describe("network partitions are driven by traffic; batch ones get what is left"),
+    cgroup: z
+      .string()
+      .min(1)
+      .refine((p) => !p.split("/").includes(".."), "must not contain '..' (rule: cgroup-path)")
+      .describe("cgroup path relative to the cgroup root, e.g. weir/web"),
+    interfaces: z.array(interfaceSchema).default([]),
+    pid: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("a pid in the partition's network namespace (its /proc/<pid>/net view)"),
+    min: cpuQuantity.default(0).describe("guarantee: never less than this"),
+    max: cpuQuantity.optional().describe("limit: never more than this (default: capacity)"),
+    weight: z.number().int().min(1).max(10000).default(100),
+    importance: z.number().int().min(1).max(5).default(3).describe("1 is the most important"),
+    goal: z
+      .object({ packetsPerSec: z.number().positive() })
+      .strict()
+      .optional()
+      .describe("packets per second the partition must sustain"),
+    source: z
+      .enum(["host", "agent", "both"])
+      .default("host")
+      .describe("where throughput comes from: host counters, the partition's agent, or both"),
+    agent: z
+      .object({
+        key: z
+          .string()
+          .regex(/^[0-9a-fA-F]{32,128}$/, "must be 32-128 hex digits (rule: hmac-key)")
+          .describe("per-partition HMAC key, hex"),
+        slot: z.number().int().min(0).optional().describe("shared-memory slot index"),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    intervalMs: z.number().int().min(50).max(10_000).default(100).describe("cycle interval"),
+    capacity: z
+      .object({
+        cpus: z
+          .union([z.literal("auto"), z.number().positive()])
+          .default("auto")
+          .describe("managed CPUs, or auto (all online CPUs)"),
+        reserve: cpuQuantity.default(0).describe("kept back for the host, never allocated"),
+      })
+      .strict()
+      .default({ cpus: "auto", reserve: 0 }),
+    roots: z
+      .object({
+        cgroupfs: z.string().default("/sys/fs/cgroup"),
+        sysfs: z.string().default("/sys"),
+        procfs: z.string().default("/proc"),
+      })
+      .strict()
+      .default({ cgroupfs: "/sys/fs/cgroup", sysfs: "/sys", procfs: "/proc" }),
+    policy: z
+      .object({
+        headroom: z.number().min(0).max(5).default(0.2),
+        probeFactor: z.number().min(1).max(10).default(1.5),
+        deadband: z.number().min(0).max(0.5).default(0.01).describe("fraction of capacity"),
+        maxShrinkPerCycle: z.number().gt(0).max(1).default(0.1),
+        smoothingUp: z.number().gt(0).max(1).default(0.7),
+        smoothingDown: z.number().gt(0).max(1).default(0.2),
+        velocitySmoothing: z.number().gt(0).max(1).default(0.3),
+        throttledThreshold: z.number().min(0).max(1).default(0.05),
+        leftover: z.enum(["share", "idle"]).default("share"),
+      })
+      .strict()
+      .default({
+        headroom: 0.2,
+        probeFactor: 1.5,
+        deadband: 0.01,
+        maxShrinkPerCycle: 0.1,
+        smoothingUp: 0.7,
+        smoothingDown: 0.2,
+        velocitySmoothing: 0.3,
+        throttledThreshold: 0.05,
+        leftover: "share",
+      }),
+    onShutdown: z
+      .enum(["restore", "keep"])
+      .default("restore")
+      .describe("restore the values weir found, or keep the last ones written"),
+    stateFile: z.string().optional().describe("where weir keeps state to resume after a restart"),
+    staleAfterMs: z.number().int().min(100).default(3000).describe("agent silence before decay"),
+    retryGoneMs: z.number().int().min(100).default(5000).describe("retry a vanished cgroup after"),
+    api: z
+      .object({
+        listen: hostPort.default("127.0.0.1:9470"),
+        token: z.string().min(16, "must be at least 16 characters (rule: token-length)").optional(),
+        enabled: z.boolean().default(true),
+      })
+      .strict()
+      .optional(),
+    transport: z
+      .object({
+        udp: z.object({ listen: hostPort }).strict().optional(),
+        shm: z
+          .object({
+            path: z.string().min(1),
+            slots: z.number().int().min(1).max(65_536).default(64),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    log: z
+      .object({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+      })
+      .strict()
+      .default({ level: "info" }),
+    partitions: z.array(partitionSchema).min(1, "must list at least one partition (rule: min-1)"),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const names = new Set<string>();
+    const cgroups = new Set<string>();
+    cfg.partitions.forEach((p, i) => {
+      if (names.has(p.name))
+        ctx.addIssue({
+          code: "custom",
+          path: ["partitions", i, "name"],
+          message: "must be unique (rule: unique-name)",
+        });
+      names.add(p.name);
+      if (cgroups.has(p.cgroup))
+        ctx.addIssue({
+          code: "custom",
+          path: ["partitions", i, "cgroup"],
+          message: "must be unique: another partition already uses it (rule: unique-cgroup)",
+        });
+      cgroups.add(p.cgroup);
+      if (p.max !== undefined && p.max < p.min)
+        ctx.addIssue({
+          code: "custom",
+          path: ["partitions", i, "max"],
+          message: `must be >= min (${p.min}m) (rule: min-le-max)`,
+        });
+      if (p.kind === "network" && p.source !== "agent" && p.interfaces.length === 0 && !p.pid)
+        ctx.addIssue({
+          code: "custom",
+          path: ["partitions", i, "interfaces"],
+          message:
+            "a network partition read from the host needs interfaces or a pid (rule: traffic-source)",
+        });
+      if (p.source !== "host" && !p.agent)
+        ctx.addIssue({
+          code: "custom",
+          path: ["partitions", i, "agent"],
+          message: `is required when source is "${p.source}" (rule: agent-key)`,
+        });
+    });
+    if (cfg.partitions.some((p) => p.source !== "host") && !cfg.transport)
+      ctx.addIssue({
+        code: "custom",
+        path: ["transport"],
+        message: "is required when a partition's source is agent or both (rule: agent-transport)",
+      });
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type PartitionConfig = z.output<typeof partitionSchema>;
+
+/** Read the value at a zod issue path from the raw input, for the error message. */
+function valueAt(raw: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let v: unknown = raw;
+  for (const k of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let s = "";
+  for (const k of path) s += typeof k === "number" ? `[${k}]` : s ? `.${String(k)}` : String(k);
+  return s || "(top level)";
+}
+
+function describeValue(v: unknown): string {
+  if (v === undefined) return "missing";
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/** One line per problem: `partitions[1].min: must be ... (rule: ...): got "abc"`. */
+export function formatConfigIssues(raw: unknown, issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((iss) => {
+    const path = iss.path as PropertyKey[];
+    let message = iss.message;
+    if (iss.code === "unrecognized_keys") {
+      return `${formatPath(path)}: unknown field(s) ${iss.keys.map((k) => `"${k}"`).join(", ")} (rule: known-fields)`;
+    }
+    if (!message.includes("(rule:")) message = `${message} (rule: ${iss.code})`;
+    return `${formatPath(path)}: ${message}: got ${describeValue(valueAt(raw, path))}`;
+  });
+}
+
+export function parseConfig(raw: unknown, source = "config"): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = formatConfigIssues(raw, result.error.issues);
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `${source} is invalid:\n  ${lines.join("\n  ")}`,
+    );
+  }
+  return result.data;
+}
+
+/** Capacity in millicores: managed CPUs minus the reserve. */
+export function capacityCpuMillis(cfg: Config, onlineCpus: number): CpuMillis {
+  const cpus = cfg.capacity.cpus === "auto" ? onlineCpus : cfg.capacity.cpus;
+  return Math.max(0, cpuMillisFromCores(cpus) - cfg.capacity.reserve);
+}
+
+export function partitionSpecs(cfg: Config, capacity: CpuMillis): PartitionSpec[] {
+  return cfg.partitions.map((p) => {
+    const spec: PartitionSpec = {
+      id: p.name,
+      minCpuMillis: p.min,
+      maxCpuMillis: Math.min(p.max ?? capacity, capacity),
+      weight: p.weight,
+      importance: p.importance as Importance,
+      kind: p.kind,
+    };
+    if (p.goal) spec.goalPacketsPerSec = p.goal.packetsPerSec;
+    return spec;
+  });
+}
+
+/** Checks that need the capacity (known only at run time): guarantees must fit. */
+export function checkCapacity(cfg: Config, capacity: CpuMillis): void {
+  const sumMin = cfg.partitions.reduce((s, p) => s + p.min, 0);
+  if (sumMin > capacity)
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `partitions[*].min: guarantees must fit in capacity ${capacity}m (capacity.cpus minus capacity.reserve) (rule: sum-min-le-capacity): got ${sumMin}m`,
+    );
+}
+
+/** The config as JSON with secrets replaced, for the API and logs. */
+export function redactConfig(cfg: Config): unknown {
+  return JSON.parse(
+    JSON.stringify(cfg, (k, v) =>
+      (k === "key" || k === "token") && typeof v === "string" ? "<redacted>" : v,
+    ),
+  );
+}
+
+/** JSON Schema for editors, generated from the same definition. */
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" });
+}
