@@ -14,6 +14,7 @@ export const ErrorCodes = {
   REPORT_REJECTED: "WEIR_REPORT_REJECTED",
   NOT_ROOT: "WEIR_NOT_ROOT",
   TESTBED: "WEIR_TESTBED",
+  TRANSPORT: "WEIR_TRANSPORT",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
