@@ -1,0 +1,127 @@
+import { Registry } from "prom-client";
+import { describe, expect, it } from "vitest";
+import { MemoryView } from "./memory-view.ts";
+import { createMetrics } from "./metrics.ts";
+import { sampleRecord, sampleSpecs } from "./sample-records.ts";
+
+/** One sample's value; `name` may be a histogram's `_bucket`/`_sum`/`_count` series. */
+async function value(registry: Registry, name: string, labels: Record<string, string> = {}) {
+  const base = name.replace(/_(bucket|sum|count)$/, "");
+  const metric = registry.getSingleMetric(name) ?? registry.getSingleMetric(base);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const got = await metric.get();
+  const match = got.values.find(
+    (v) =>
+      ((v as { metricName?: string }).metricName ?? got.name) === name &&
+      Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want),
+  );
+  return match?.value;
+}
+
+describe("createMetrics", () => {
+  it("turns rates into counters by rate x window, and sets the gauges", async () => {
+    const m = createMetrics();
+    m.observe(sampleRecord(1, 100));
+    m.observe(sampleRecord(2, 200, 2));
+    const r = m.registry;
+    // web offered 3000 then 6000 pkt/s over 100 ms windows: 300 + 600 = 900 packets
+    expect(
+      await value(r, "weir_partition_packets_total", { partition: "web", direction: "in" }),
+    ).toBeCloseTo(900);
+    // served 2250 pkt/s twice: 2 x 225 = 450
+    expect(
+      await value(r, "weir_partition_packets_total", { partition: "web", direction: "out" }),
+    ).toBeCloseTo(450);
+    // dropped (3000-2250) then (6000-2250): 75 + 375 = 450
+    expect(
+      await value(r, "weir_partition_dropped_packets_total", { partition: "web" }),
+    ).toBeCloseTo(450);
+    // 0.5 cores for 2 x 0.1 s = 0.1 CPU-seconds
+    expect(await value(r, "weir_partition_cpu_seconds_total", { partition: "web" })).toBeCloseTo(
+      0.1,
+    );
+    expect(
+      await value(r, "weir_partition_cpu_allocation_cores", { partition: "batch" }),
+    ).toBeCloseTo(0.84);
+    expect(
+      await value(r, "weir_partition_velocity_packets_per_cpu_second", { partition: "dns" }),
+    ).toBe(4000);
+    expect(await value(r, "weir_partition_throttled_ratio", { partition: "web" })).toBe(0.6);
+    expect(await value(r, "weir_capacity_cpu_cores")).toBe(2);
+    expect(await value(r, "weir_cycles_total")).toBe(2);
+    // 0.12 ms total per cycle -> both in the 0.0005 s bucket
+    expect(await value(r, "weir_cycle_duration_seconds_bucket", { le: "0.0005" })).toBe(2);
+  });
+
+  it("counts rejected reports and actuator errors through its functions", async () => {
+    const m = createMetrics();
+    m.reportRejected("bad_mac");
+    m.reportRejected("bad_mac");
+    m.reportRejected("replay", 5);
+    m.actuatorError("web", "WEIR_CGROUP_WRITE_FAILED");
+    expect(await value(m.registry, "weir_reports_rejected_total", { reason: "bad_mac" })).toBe(2);
+    expect(await value(m.registry, "weir_reports_rejected_total", { reason: "replay" })).toBe(5);
+    expect(
+      await value(m.registry, "weir_actuator_errors_total", {
+        partition: "web",
+        code: "WEIR_CGROUP_WRITE_FAILED",
+      }),
+    ).toBe(1);
+  });
+
+  it("counts per-partition errors from records and never decreases a counter on bad input", async () => {
+    const m = createMetrics();
+    const rec = sampleRecord(1, 100);
+    const dns = rec.partitions[1]!;
+    dns.status = "gone";
+    dns.error = { code: "WEIR_CGROUP_GONE", message: "cgroup weir/dns vanished", retryable: false };
+    dns.throughput!.offeredPacketsPerSec = -50; // a broken source: must add nothing
+    dns.throughput!.servedPacketsPerSec = Number.NaN;
+    m.observe(rec);
+    expect(
+      await value(m.registry, "weir_partition_errors_total", {
+        partition: "dns",
+        code: "WEIR_CGROUP_GONE",
+      }),
+    ).toBe(1);
+    expect(
+      await value(m.registry, "weir_partition_packets_total", {
+        partition: "dns",
+        direction: "in",
+      }),
+    ).toBe(0);
+    expect(
+      await value(m.registry, "weir_partition_packets_total", {
+        partition: "dns",
+        direction: "out",
+      }),
+    ).toBe(0);
+  });
+
+  it("drops gauges of a partition that leaves the records", async () => {
+    const m = createMetrics();
+    m.observe(sampleRecord(1, 100));
+    const rec = sampleRecord(2, 200);
+    rec.partitions = rec.partitions.filter((p) => p.id !== "batch");
+    m.observe(rec);
+    expect(
+      await value(m.registry, "weir_partition_cpu_allocation_cores", { partition: "batch" }),
+    ).toBeUndefined();
+    expect(
+      await value(m.registry, "weir_partition_cpu_allocation_cores", { partition: "web" }),
+    ).toBe(0.8);
+  });
+
+  it("uses its own registry and follows a view through attach()", async () => {
+    const registry = new Registry();
+    const m = createMetrics({ registry });
+    const view = new MemoryView({ specs: sampleSpecs });
+    const detach = m.attach(view);
+    view.publish(sampleRecord(1, 100));
+    detach();
+    view.publish(sampleRecord(2, 200));
+    expect(await value(registry, "weir_cycles_total")).toBe(1);
+    const text = await registry.metrics();
+    expect(text).not.toMatch(/^nodejs_|^process_/m);
+  });
+});
