@@ -1,0 +1,421 @@
+// Wire formats of agent reports and manager directives (docs/wire-formats.md, byte by byte).
+//
+// Fixed size, little-endian, versioned, HMAC-SHA256 over every byte before the MAC with a
+// per-partition key. The same bytes travel in a UDP datagram and in a shared-memory slot.
+// Verification checks, in this order: size, magic, version, type, length field, partition,
+// MAC (timing-safe), content, sequence (strictly increasing per partition: replay), timestamp
+// (bounded skew: stale / future). The first failing check names the rejection reason.
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto";
+import type { PartitionId } from "../core/model.ts";
+
+/** Bytes 0..3 of every message: "WEIR" in ASCII (0x52494557 read as u32 little-endian). */
+export const WIRE_MAGIC = 0x52494557;
+export const WIRE_VERSION = 1;
+export const MESSAGE_TYPE_REPORT = 1;
+export const MESSAGE_TYPE_DIRECTIVE = 2;
+export const HEADER_BYTES = 32;
+export const MAC_BYTES = 32;
+export const REPORT_BYTES = 136;
+export const DIRECTIVE_BYTES = 80;
+/** Largest message of this version; anything longer is rejected as oversized before parsing. */
+export const MAX_MESSAGE_BYTES = REPORT_BYTES;
+/** Shortest prefix that can be classified (magic, version, type, length). */
+export const MIN_CLASSIFIABLE_BYTES = 8;
+/** Keys shorter than this are refused when a key ring is built. */
+export const MIN_KEY_BYTES = 16;
+
+/** Largest integer a u64 field may carry (JavaScript numbers are exact up to 2^53 - 1). */
+const MAX_SAFE_HI = 0x1fffff;
+const TWO_32 = 2 ** 32;
+
+export const REJECT_REASONS = [
+  "forged",
+  "replayed",
+  "stale",
+  "future",
+  "truncated",
+  "oversized",
+  "unknown_partition",
+  "wrong_version",
+  "malformed",
+  "rate_limited",
+  "torn",
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+export type RejectCounts = Record<RejectReason, number>;
+
+export const emptyRejectCounts = (): RejectCounts =>
+  Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as RejectCounts;
+
+/** What an agent says about its own partition: cumulative counters plus its velocity. */
+export interface ReportMessage {
+  partitionIndex: number;
+  sequence: number;
+  timestampMs: number;
+  /** Packets received inside the partition (offered), cumulative. */
+  rxPackets: number;
+  /** Packets sent by the partition (served), cumulative. */
+  txPackets: number;
+  droppedPackets: number;
+  cpuUsageNs: number;
+  nrPeriods: number;
+  nrThrottled: number;
+  throttledNs: number;
+  /** Served packets per CPU-second over the agent's last window; null when unknown (NaN on the wire). */
+  velocityPacketsPerCpuSec: number | null;
+  /** Length of the window the velocity was computed over. */
+  velocityWindowMs: number;
+}
+
+/** What the manager tells one partition to take. */
+export interface DirectiveMessage {
+  partitionIndex: number;
+  sequence: number;
+  timestampMs: number;
+  cpuMillis: number;
+  weight: number;
+  cpuCount: number;
+}
+
+/** One partition as both ends know it: wire index, manager-side id and shared key. */
+export interface PartitionKeyEntry {
+  index: number;
+  id: PartitionId;
+  key: Uint8Array;
+}
+
+/** Index -> (id, key) lookup shared by verifiers and encoders. */
+export class KeyRing {
+  private readonly byIndex = new Map<number, { id: PartitionId; key: KeyObject }>();
+  private readonly byId = new Map<PartitionId, number>();
+
+  constructor(entries: Iterable<PartitionKeyEntry>) {
+    for (const e of entries) {
+      if (!Number.isInteger(e.index) || e.index < 0 || e.index > 0xffffffff)
+        throw new RangeError(`partition index must be a u32: current value is ${e.index}`);
+      if (e.key.length < MIN_KEY_BYTES)
+        throw new RangeError(
+          `key of partition '${e.id}' must be at least ${MIN_KEY_BYTES} bytes: current length is ${e.key.length}`,
+        );
+      if (this.byIndex.has(e.index)) throw new RangeError(`partition index ${e.index} used twice`);
+      if (this.byId.has(e.id)) throw new RangeError(`partition id '${e.id}' used twice`);
+      this.byIndex.set(e.index, { id: e.id, key: createSecretKey(e.key) });
+      this.byId.set(e.id, e.index);
+    }
+  }
+  key(index: number): KeyObject | undefined {
+    return this.byIndex.get(index)?.key;
+  }
+  id(index: number): PartitionId | undefined {
+    return this.byIndex.get(index)?.id;
+  }
+  index(id: PartitionId): number | undefined {
+    return this.byId.get(id);
+  }
+  ids(): PartitionId[] {
+    return [...this.byId.keys()];
+  }
+  get size(): number {
+    return this.byIndex.size;
+  }
+}
+
+/** A key from hex (64 hex digits recommended = 32 bytes). */
+export function parseKeyHex(hex: string): Uint8Array {
+  const clean = hex.trim();
+  if (!/^([0-9a-fA-F]{2})+$/.test(clean))
+    throw new RangeError("key must be an even number of hex digits");
+  const key = Buffer.from(clean, "hex");
+  if (key.length < MIN_KEY_BYTES)
+    throw new RangeError(
+      `key must be at least ${MIN_KEY_BYTES} bytes (${MIN_KEY_BYTES * 2} hex digits): current length is ${key.length}`,
+    );
+  return new Uint8Array(key);
+}
+
+type Key = KeyObject | Uint8Array;
+
+function macInto(key: Key, bytes: Uint8Array, end: number, out: Uint8Array, at: number): void {
+  const digest = createHmac("sha256", key).update(bytes.subarray(0, end)).digest();
+  out.set(digest, at);
+}
+
+function dv(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function setU64(view: DataView, at: number, value: number, field: string): void {
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new RangeError(`${field} must be a non-negative safe integer: current value is ${value}`);
+  view.setUint32(at, value % TWO_32, true);
+  view.setUint32(at + 4, Math.floor(value / TWO_32), true);
+}
+
+function setU32(view: DataView, at: number, value: number, field: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
+    throw new RangeError(`${field} must be a u32: current value is ${value}`);
+  view.setUint32(at, value, true);
+}
+
+/** u64 as a number, or -1 when it does not fit a safe integer. */
+function getU64(view: DataView, at: number): number {
+  const hi = view.getUint32(at + 4, true);
+  if (hi > MAX_SAFE_HI) return -1;
+  return hi * TWO_32 + view.getUint32(at, true);
+}
+
+function writeHeader(
+  view: DataView,
+  type: number,
+  length: number,
+  index: number,
+  sequence: number,
+  timestampMs: number,
+): void {
+  view.setUint32(0, WIRE_MAGIC, true);
+  view.setUint8(4, WIRE_VERSION);
+  view.setUint8(5, type);
+  view.setUint16(6, length, true);
+  setU32(view, 8, index, "partitionIndex");
+  view.setUint32(12, 0, true);
+  if (sequence < 1) throw new RangeError(`sequence must be >= 1: current value is ${sequence}`);
+  setU64(view, 16, sequence, "sequence");
+  setU64(view, 24, timestampMs, "timestampMs");
+}
+
+/** Encode and sign a report; writes into `out` (136 bytes) when given. */
+export function encodeReport(
+  m: ReportMessage,
+  key: Key,
+  out: Uint8Array = new Uint8Array(REPORT_BYTES),
+): Uint8Array {
+  if (out.length < REPORT_BYTES) throw new RangeError(`report buffer needs ${REPORT_BYTES} bytes`);
+  const view = dv(out);
+  writeHeader(view, MESSAGE_TYPE_REPORT, REPORT_BYTES, m.partitionIndex, m.sequence, m.timestampMs);
+  setU64(view, 32, m.rxPackets, "rxPackets");
+  setU64(view, 40, m.txPackets, "txPackets");
+  setU64(view, 48, m.droppedPackets, "droppedPackets");
+  setU64(view, 56, m.cpuUsageNs, "cpuUsageNs");
+  setU64(view, 64, m.nrPeriods, "nrPeriods");
+  setU64(view, 72, m.nrThrottled, "nrThrottled");
+  setU64(view, 80, m.throttledNs, "throttledNs");
+  const v = m.velocityPacketsPerCpuSec;
+  if (v !== null && (!Number.isFinite(v) || v < 0))
+    throw new RangeError(`velocity must be finite and >= 0 or null: current value is ${v}`);
+  view.setFloat64(88, v === null ? Number.NaN : v, true);
+  setU32(view, 96, m.velocityWindowMs, "velocityWindowMs");
+  view.setUint32(100, 0, true);
+  macInto(key, out, REPORT_BYTES - MAC_BYTES, out, REPORT_BYTES - MAC_BYTES);
+  return out.length === REPORT_BYTES ? out : out.subarray(0, REPORT_BYTES);
+}
+
+/** Encode and sign a directive; writes into `out` (80 bytes) when given. */
+export function encodeDirective(
+  m: DirectiveMessage,
+  key: Key,
+  out: Uint8Array = new Uint8Array(DIRECTIVE_BYTES),
+): Uint8Array {
+  if (out.length < DIRECTIVE_BYTES)
+    throw new RangeError(`directive buffer needs ${DIRECTIVE_BYTES} bytes`);
+  const view = dv(out);
+  writeHeader(
+    view,
+    MESSAGE_TYPE_DIRECTIVE,
+    DIRECTIVE_BYTES,
+    m.partitionIndex,
+    m.sequence,
+    m.timestampMs,
+  );
+  setU32(view, 32, Math.round(m.cpuMillis), "cpuMillis");
+  if (!Number.isInteger(m.weight) || m.weight < 1 || m.weight > 10000)
+    throw new RangeError(`weight must be an integer 1..10000: current value is ${m.weight}`);
+  view.setUint32(36, m.weight, true);
+  if (!Number.isInteger(m.cpuCount) || m.cpuCount < 0 || m.cpuCount > 0xffff)
+    throw new RangeError(`cpuCount must be an integer 0..65535: current value is ${m.cpuCount}`);
+  view.setUint32(40, m.cpuCount, true);
+  view.setUint32(44, 0, true);
+  macInto(key, out, DIRECTIVE_BYTES - MAC_BYTES, out, DIRECTIVE_BYTES - MAC_BYTES);
+  return out.length === DIRECTIVE_BYTES ? out : out.subarray(0, DIRECTIVE_BYTES);
+}
+
+function decodeReportBody(view: DataView, index: number, sequence: number, ts: number) {
+  const rxPackets = getU64(view, 32);
+  const txPackets = getU64(view, 40);
+  const droppedPackets = getU64(view, 48);
+  const cpuUsageNs = getU64(view, 56);
+  const nrPeriods = getU64(view, 64);
+  const nrThrottled = getU64(view, 72);
+  const throttledNs = getU64(view, 80);
+  const velocity = view.getFloat64(88, true);
+  const velocityWindowMs = view.getUint32(96, true);
+  if (
+    rxPackets < 0 ||
+    txPackets < 0 ||
+    droppedPackets < 0 ||
+    cpuUsageNs < 0 ||
+    nrPeriods < 0 ||
+    nrThrottled < 0 ||
+    throttledNs < 0 ||
+    view.getUint32(100, true) !== 0 ||
+    (!Number.isNaN(velocity) && (!Number.isFinite(velocity) || velocity < 0))
+  )
+    return null;
+  const m: ReportMessage = {
+    partitionIndex: index,
+    sequence,
+    timestampMs: ts,
+    rxPackets,
+    txPackets,
+    droppedPackets,
+    cpuUsageNs,
+    nrPeriods,
+    nrThrottled,
+    throttledNs,
+    velocityPacketsPerCpuSec: Number.isNaN(velocity) ? null : velocity,
+    velocityWindowMs,
+  };
+  return m;
+}
+
+function decodeDirectiveBody(view: DataView, index: number, sequence: number, ts: number) {
+  const cpuMillis = view.getUint32(32, true);
+  const weight = view.getUint32(36, true);
+  const cpuCount = view.getUint32(40, true);
+  if (weight < 1 || weight > 10000 || cpuCount > 0xffff || view.getUint32(44, true) !== 0)
+    return null;
+  const m: DirectiveMessage = {
+    partitionIndex: index,
+    sequence,
+    timestampMs: ts,
+    cpuMillis,
+    weight,
+    cpuCount,
+  };
+  return m;
+}
+
+export type Verified<T> =
+  | { ok: true; message: T; partition: PartitionId }
+  | { ok: false; reason: RejectReason };
+
+export interface VerifierOptions {
+  keys: KeyRing;
+  /** Oldest accepted timestamp: now - maxAgeMs (older = stale). Default 5000. */
+  maxAgeMs?: number;
+  /** Newest accepted timestamp: now + maxFutureMs (newer = future). Default 5000. */
+  maxFutureMs?: number;
+  now?: () => number;
+}
+
+const fail = (reason: RejectReason): { ok: false; reason: RejectReason } => ({ ok: false, reason });
+const FAILS = Object.fromEntries(REJECT_REASONS.map((r) => [r, Object.freeze(fail(r))])) as Record<
+  RejectReason,
+  { ok: false; reason: RejectReason }
+>;
+
+/**
+ * Verifies messages of one type (reports on the manager, directives on an agent), keeps the
+ * last accepted sequence per partition, and counts every rejection by reason.
+ */
+export class Verifier<T extends { partitionIndex: number; sequence: number }> {
+  private readonly lastSequence = new Map<number, number>();
+  private readonly counts = emptyRejectCounts();
+  private readonly macScratch = new Uint8Array(MAC_BYTES);
+  private readonly maxAgeMs: number;
+  private readonly maxFutureMs: number;
+  private readonly now: () => number;
+  private acceptedCount = 0;
+
+  constructor(
+    private readonly type: number,
+    private readonly size: number,
+    private readonly decodeBody: (v: DataView, i: number, s: number, t: number) => T | null,
+    private readonly opts: VerifierOptions,
+  ) {
+    this.maxAgeMs = opts.maxAgeMs ?? 5000;
+    this.maxFutureMs = opts.maxFutureMs ?? 5000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Check one message; a rejection is counted before it is returned. */
+  verify(bytes: Uint8Array): Verified<T> {
+    const r = this.check(bytes);
+    if (r.ok) this.acceptedCount++;
+    else this.counts[r.reason]++;
+    return r;
+  }
+
+  /** Count a rejection found outside the codec (rate limit, torn shared-memory read). */
+  count(reason: RejectReason): void {
+    this.counts[reason]++;
+  }
+
+  /** The last accepted sequence of a partition (0 before any). */
+  sequenceOf(index: number): number {
+    return this.lastSequence.get(index) ?? 0;
+  }
+
+  rejected(): RejectCounts {
+    return { ...this.counts };
+  }
+
+  accepted(): number {
+    return this.acceptedCount;
+  }
+
+  private check(bytes: Uint8Array): Verified<T> {
+    const n = bytes.length;
+    if (n > MAX_MESSAGE_BYTES) return FAILS.oversized;
+    if (n < MIN_CLASSIFIABLE_BYTES) return FAILS.truncated;
+    const view = dv(bytes);
+    if (view.getUint32(0, true) !== WIRE_MAGIC) return FAILS.malformed;
+    if (view.getUint8(4) !== WIRE_VERSION) return FAILS.wrong_version;
+    if (view.getUint8(5) !== this.type) return FAILS.malformed;
+    if (view.getUint16(6, true) !== this.size) return FAILS.malformed;
+    if (n < this.size) return FAILS.truncated;
+    if (n > this.size) return FAILS.oversized;
+    const index = view.getUint32(8, true);
+    const key = this.opts.keys.key(index);
+    if (key === undefined) return FAILS.unknown_partition;
+    const macAt = this.size - MAC_BYTES;
+    macInto(key, bytes, macAt, this.macScratch, 0);
+    if (!timingSafeEqual(this.macScratch, bytes.subarray(macAt, this.size))) return FAILS.forged;
+    const sequence = getU64(view, 16);
+    const ts = getU64(view, 24);
+    if (view.getUint32(12, true) !== 0 || sequence < 1 || ts < 0) return FAILS.malformed;
+    const message = this.decodeBody(view, index, sequence, ts);
+    if (message === null) return FAILS.malformed;
+    if (sequence <= (this.lastSequence.get(index) ?? 0)) return FAILS.replayed;
+    const now = this.now();
+    if (ts < now - this.maxAgeMs) return FAILS.stale;
+    if (ts > now + this.maxFutureMs) return FAILS.future;
+    this.lastSequence.set(index, sequence);
+    return { ok: true, message, partition: this.opts.keys.id(index)! };
+  }
+}
+
+export class ReportVerifier extends Verifier<ReportMessage> {
+  constructor(opts: VerifierOptions) {
+    super(MESSAGE_TYPE_REPORT, REPORT_BYTES, decodeReportBody, opts);
+  }
+}
+
+export class DirectiveVerifier extends Verifier<DirectiveMessage> {
+  constructor(opts: VerifierOptions) {
+    super(MESSAGE_TYPE_DIRECTIVE, DIRECTIVE_BYTES, decodeDirectiveBody, opts);
+  }
+}
+
+/**
+ * A sequence source that survives restarts without a state file: it starts at the wall
+ * clock in microseconds and counts up from there, so a restarted sender continues above
+ * anything it sent before (as long as it sent fewer than a million messages a second).
+ */
+export function sequenceCounter(now: () => number = Date.now): () => number {
+  let last = 0;
+  return () => {
+    const fromClock = Math.floor(now() * 1000);
+    last = fromClock > last ? fromClock : last + 1;
+    return last;
+  };
+}
