@@ -13,7 +13,14 @@ import { streamSSE } from "hono/streaming";
 import type { Registry } from "prom-client";
 import { z } from "zod";
 import { isWeirError } from "../core/errors.ts";
-import type { CycleRecord, PartitionSpec } from "../core/model.ts";
+import type {
+  CycleRecord,
+  Decision,
+  Directive,
+  PartitionSpec,
+  Throughput,
+  WeirErrorInfo,
+} from "../core/model.ts";
 import type { ManagerView, PartitionBoundsChange } from "../manager/view.ts";
 import { createMetrics } from "./metrics.ts";
 
@@ -188,8 +195,28 @@ export function parseLimit(raw: string | undefined): number | ValidationIssue {
   return n;
 }
 
+/** Body of GET /api/partitions (also what `weir status` reads). */
+export interface PartitionsSnapshot {
+  cycle: number | null;
+  atMs: number | null;
+  intervalMs: number | null;
+  capacityCpuMillis: number | null;
+  paused: boolean;
+  ready: boolean;
+  partitions: Array<{
+    id: string;
+    spec: PartitionSpec | null;
+    status: CycleRecord["partitions"][number]["status"] | "unknown";
+    throughput: Throughput | null;
+    decision: Decision | null;
+    directive: Directive | null;
+    written: string[];
+    error: WeirErrorInfo | null;
+  }>;
+}
+
 /** Per partition: its spec joined with what the latest cycle record says about it. */
-export function partitionsSnapshot(view: ManagerView) {
+export function partitionsSnapshot(view: ManagerView): PartitionsSnapshot {
   const records = view.recentRecords();
   const latest: CycleRecord | undefined = records[records.length - 1];
   const specs = view.specs();

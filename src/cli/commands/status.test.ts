@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { partitionsSnapshot } from "../../api/app.ts";
+import { MemoryView } from "../../api/memory-view.ts";
+import { sampleRecord, sampleSpecs } from "../../api/sample-records.ts";
+import { formatStatus } from "./status.ts";
+
+const url = "http://127.0.0.1:9470";
+
+describe("formatStatus", () => {
+  it("prints one row per partition with traffic, CPU, allocation, bounds, velocity and why", () => {
+    const view = new MemoryView({ specs: sampleSpecs });
+    view.publish(sampleRecord(42, 4200));
+    const text = formatStatus(partitionsSnapshot(view), { url, width: 200 });
+    const lines = text.split("\n");
+    // 800m + 360m + 840m allocated of 2000m
+    expect(lines[0]).toBe(`weir at ${url}  cycle 42  capacity 2,000m  allocated 2,000m  applying`);
+    expect(lines[2]).toMatch(
+      /^PARTITION\s+OFFERED\/s\s+SERVED\/s\s+DROPS\/s\s+CPU USED\s+ALLOC\s+MIN-MAX\s+VELOCITY\s+STATUS\s+WHY$/,
+    );
+    const web = lines[3]!.split(/\s{2,}/);
+    expect(web.slice(0, 9)).toEqual([
+      "web",
+      "3,000",
+      "2,250",
+      "750",
+      "500m",
+      "800m",
+      "100m-1,500m",
+      "4,500",
+      "ok",
+    ]);
+    expect(web[9]).toMatch(/^throttled 60% and dropping 750 pkt\/s/);
+    const batch = lines[5]!.split(/\s{2,}/);
+    // batch has no smoothed velocity (null) -> falls back to the raw 0
+    expect(batch.slice(0, 9)).toEqual([
+      "batch",
+      "0",
+      "0",
+      "0",
+      "700m",
+      "840m",
+      "0m-2,000m",
+      "0",
+      "ok",
+    ]);
+  });
+
+  it("fits the why into the terminal width and marks a paused manager and errors", () => {
+    const view = new MemoryView({ specs: sampleSpecs });
+    const rec = sampleRecord(1, 100);
+    rec.partitions[1]!.status = "gone";
+    rec.partitions[1]!.error = {
+      code: "WEIR_CGROUP_GONE",
+      message: "cgroup vanished",
+      retryable: false,
+    };
+    view.publish(rec);
+    view.setPaused(true);
+    const text = formatStatus(partitionsSnapshot(view), { url, width: 130 });
+    const lines = text.split("\n");
+    expect(lines[0]).toContain("PAUSED (not applying)");
+    for (const line of lines.slice(2)) expect(line.length).toBeLessThanOrEqual(130);
+    expect(lines[3]).toMatch(/…$/);
+    expect(lines[4]).toContain("gone:WEIR_CGROUP_GONE");
+  });
+
+  it("says so when no cycle has run yet", () => {
+    const view = new MemoryView({ specs: sampleSpecs });
+    const text = formatStatus(partitionsSnapshot(view), { url, width: 100 });
+    expect(text.split("\n")[0]).toContain("no cycle yet");
+    expect(text).toMatch(/^web\s+-\s+-\s+-\s+-\s+-\s+100m-1,500m\s+-\s+unknown$/m);
+  });
+});
