@@ -1,0 +1,230 @@
+// Parsers for the kernel's counter files: pure functions from text to numbers.
+// Each takes the path only to name it in a COUNTER_MALFORMED error.
+import { ErrorCodes, WeirError } from "../core/errors.ts";
+
+/** A COUNTER_MALFORMED error quoting the file and the text that did not fit. */
+export function malformed(path: string, what: string, text: string): WeirError {
+  const shown = text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  return new WeirError(
+    ErrorCodes.COUNTER_MALFORMED,
+    `${path}: ${what}: ${JSON.stringify(shown)}`,
+    // A half-written or odd file may read fine next cycle.
+    { retryable: true },
+  );
+}
+
+const UNSIGNED = /^\d+$/;
+const SIGNED = /^-?\d+$/;
+
+/** A single unsigned decimal followed by a newline (sysfs statistics, cpuacct.usage). */
+export function parseCounterValue(text: string, path: string): number {
+  const body = text.endsWith("\n") ? text.slice(0, -1) : text;
+  if (!UNSIGNED.test(body)) throw malformed(path, "expected one unsigned integer", text);
+  return Number(body);
+}
+
+/**
+ * Flat keyed file, one `key value` per line (cgroup cpu.stat v1 and v2). Every line must
+ * parse; which keys are required is up to the caller.
+ */
+export function parseFlatKeyed(text: string, path: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === "") {
+      if (i === lines.length - 1) continue; // the trailing newline
+      throw malformed(path, `empty line ${i + 1}`, text);
+    }
+    const sp = line.indexOf(" ");
+    const key = sp > 0 ? line.slice(0, sp) : "";
+    const value = sp > 0 ? line.slice(sp + 1) : "";
+    if (key === "" || !UNSIGNED.test(value))
+      throw malformed(path, `line ${i + 1} is not "key value"`, line);
+    out.set(key, Number(value));
+  }
+  return out;
+}
+
+function required(map: Map<string, number>, key: string, path: string, text: string): number {
+  const v = map.get(key);
+  if (v === undefined) throw malformed(path, `missing "${key}"`, text);
+  return v;
+}
+
+/** CPU counters of one cgroup, in the units of CounterSample. */
+export interface CpuCounters {
+  /** Cumulative CPU time used, nanoseconds. */
+  usageNs: number;
+  /** CFS periods elapsed / throttled (0 when the file does not report them). */
+  nrPeriods: number;
+  nrThrottled: number;
+  /** Cumulative throttled time, nanoseconds (0 when not reported). */
+  throttledNs: number;
+}
+
+export type ThrottleCounters = Omit<CpuCounters, "usageNs">;
+
+/** cgroup v1 `cpu/<path>/cpu.stat`: `nr_periods`, `nr_throttled`, `throttled_time` (ns). */
+export function parseCpuStatV1(text: string, path: string): ThrottleCounters {
+  const m = parseFlatKeyed(text, path);
+  return {
+    nrPeriods: required(m, "nr_periods", path, text),
+    nrThrottled: required(m, "nr_throttled", path, text),
+    throttledNs: required(m, "throttled_time", path, text),
+  };
+}
+
+/**
+ * cgroup v2 `<path>/cpu.stat`: `usage_usec` always; `nr_periods`, `nr_throttled`,
+ * `throttled_usec` only when the cpu controller is enabled for the group (0 otherwise).
+ */
+export function parseCpuStatV2(text: string, path: string): CpuCounters {
+  const m = parseFlatKeyed(text, path);
+  return {
+    usageNs: required(m, "usage_usec", path, text) * 1000,
+    nrPeriods: m.get("nr_periods") ?? 0,
+    nrThrottled: m.get("nr_throttled") ?? 0,
+    throttledNs: (m.get("throttled_usec") ?? 0) * 1000,
+  };
+}
+
+/** One interface's counters as /proc/net/dev and /sys/class/net/<if>/statistics name them. */
+export interface InterfaceCounters {
+  rx_bytes: number;
+  rx_packets: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_dropped: number;
+}
+
+export const INTERFACE_COUNTER_NAMES = [
+  "rx_packets",
+  "tx_packets",
+  "rx_bytes",
+  "tx_bytes",
+  "rx_dropped",
+  "tx_dropped",
+] as const satisfies ReadonlyArray<keyof InterfaceCounters>;
+
+/**
+ * /proc/net/dev (and /proc/<pid>/net/dev). Two header lines, then per interface
+ * `%6s: ` followed by 8 receive and 8 transmit columns. Columns are found by the header's
+ * names (as node_exporter does), so a kernel that adds one still parses. Long names are
+ * not padded and may touch the first number (`weirt2594b:     267 ...`, `eth0:244110267`).
+ * The "drop" columns are rx_dropped + rx_missed_errors and tx_dropped.
+ */
+export function parseNetDev(text: string, path: string): Map<string, InterfaceCounters> {
+  const lines = text.split("\n");
+  const header = lines[1] ?? "";
+  const parts = header.split("|");
+  if (!lines[0]?.startsWith("Inter-|") || parts.length !== 3)
+    throw malformed(path, "unexpected header", lines.slice(0, 2).join("\n"));
+  const rxNames = parts[1]!.trim().split(/\s+/);
+  const txNames = parts[2]!.trim().split(/\s+/);
+  const col = (names: string[], name: string, offset: number): number => {
+    const i = names.indexOf(name);
+    if (i < 0) throw malformed(path, `header lacks "${name}"`, header);
+    return offset + i;
+  };
+  const idx = {
+    rx_bytes: col(rxNames, "bytes", 0),
+    rx_packets: col(rxNames, "packets", 0),
+    rx_dropped: col(rxNames, "drop", 0),
+    tx_bytes: col(txNames, "bytes", rxNames.length),
+    tx_packets: col(txNames, "packets", rxNames.length),
+    tx_dropped: col(txNames, "drop", rxNames.length),
+  };
+  const width = rxNames.length + txNames.length;
+  const out = new Map<string, InterfaceCounters>();
+  for (let i = 2; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === "" && i === lines.length - 1) break;
+    const colon = line.indexOf(":");
+    const name = colon > 0 ? line.slice(0, colon).trim() : "";
+    const fields =
+      colon > 0
+        ? line
+            .slice(colon + 1)
+            .trim()
+            .split(/\s+/)
+        : [];
+    if (name === "" || fields.length !== width || !fields.every((f) => UNSIGNED.test(f)))
+      throw malformed(path, `line ${i + 1} is not "name: ${width} counters"`, line);
+    const n = (k: number): number => Number(fields[k]);
+    out.set(name, {
+      rx_bytes: n(idx.rx_bytes),
+      rx_packets: n(idx.rx_packets),
+      rx_dropped: n(idx.rx_dropped),
+      tx_bytes: n(idx.tx_bytes),
+      tx_packets: n(idx.tx_packets),
+      tx_dropped: n(idx.tx_dropped),
+    });
+  }
+  return out;
+}
+
+/**
+ * /proc/net/snmp (and /proc/<pid>/net/snmp): pairs of lines `Proto: Name1 Name2 ...` /
+ * `Proto: v1 v2 ...`. Returns proto -> name -> value. Values may be negative (Tcp MaxConn -1).
+ */
+export function parseSnmp(text: string, path: string): Map<string, Map<string, number>> {
+  const lines = text.split("\n");
+  if (lines[lines.length - 1] === "") lines.pop();
+  if (lines.length % 2 !== 0) throw malformed(path, "odd number of lines", text);
+  const out = new Map<string, Map<string, number>>();
+  for (let i = 0; i < lines.length; i += 2) {
+    const names = lines[i]!.split(" ");
+    const values = lines[i + 1]!.split(" ");
+    const proto = names[0]!;
+    if (!proto.endsWith(":") || values[0] !== proto || names.length !== values.length)
+      throw malformed(
+        path,
+        `lines ${i + 1}-${i + 2} are not a name/value pair`,
+        `${lines[i]}\n${lines[i + 1]}`,
+      );
+    const row = new Map<string, number>();
+    for (let k = 1; k < names.length; k++) {
+      const v = values[k]!;
+      if (!SIGNED.test(v))
+        throw malformed(path, `${proto} ${names[k]} is not an integer`, lines[i + 1]!);
+      row.set(names[k]!, Number(v));
+    }
+    out.set(proto.slice(0, -1), row);
+  }
+  return out;
+}
+
+/** UDP socket-level counters of one network namespace. */
+export interface UdpCounters {
+  inDatagrams: number;
+  /** Every datagram dropped on receive; includes each RcvbufErrors drop (the kernel charges those twice). */
+  inErrors: number;
+  /** Datagrams dropped because the socket's receive buffer was full. */
+  rcvbufErrors: number;
+}
+
+/** The `Udp:` pair of /proc/<pid>/net/snmp. */
+export function parseSnmpUdp(text: string, path: string): UdpCounters {
+  const udp = parseSnmp(text, path).get("Udp");
+  if (udp === undefined) throw malformed(path, 'no "Udp:" lines', text);
+  const get = (name: string): number => {
+    const v = udp.get(name);
+    if (v === undefined) throw malformed(path, `Udp lacks "${name}"`, text);
+    return v;
+  };
+  return {
+    inDatagrams: get("InDatagrams"),
+    inErrors: get("InErrors"),
+    rcvbufErrors: get("RcvbufErrors"),
+  };
+}
+
+/**
+ * Packets dropped at UDP sockets. The kernel increments InErrors for every receive drop,
+ * and for a full receive buffer increments RcvbufErrors *as well* ("an ENOMEM error is
+ * charged twice", net/ipv4/udp.c; seen here: 498 drops moved both by 498). So the drop
+ * count is InErrors; adding RcvbufErrors would count buffer drops twice.
+ */
+export const udpSocketDrops = (udp: UdpCounters): number => udp.inErrors;

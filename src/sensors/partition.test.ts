@@ -1,0 +1,176 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { ErrorCodes, type WeirError } from "../core/errors.ts";
+import { openPartitionSensor } from "./partition.ts";
+import type { Roots, SensorSpec } from "./types.ts";
+
+const FIX = path.join(import.meta.dirname, "fixtures");
+const roots = (cgroupTree: "v1" | "v2" | "hybrid", base = FIX): Roots => ({
+  sysfs: path.join(base, "sys"),
+  procfs: path.join(base, "proc"),
+  cgroupfs: path.join(base, cgroupTree, "cgroup"),
+});
+const veth = (name: string) => ({ name, offered: "tx", served: "rx" }) as const;
+
+const tmpDirs: string[] = [];
+afterEach(() => {
+  for (const d of tmpDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+function copyFixtures(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "weir-part-"));
+  tmpDirs.push(d);
+  fs.cpSync(FIX, d, { recursive: true });
+  return d;
+}
+const openFds = (): number => fs.readdirSync("/proc/self/fd").length;
+
+describe("openPartitionSensor on fixture trees", () => {
+  it("v1 cgroup, two host-side veths and a pid for socket drops", () => {
+    const spec: SensorSpec = {
+      cgroup: "weir/web",
+      interfaces: [veth("vweb0"), veth("vweb1")],
+      pid: 4242,
+    };
+    const s = openPartitionSensor(spec, roots("v1"));
+    expect(s.read(1000)).toEqual({
+      atMs: 1000,
+      offeredPackets: 3000 + 4 + (250 + 1), // tx + tx_dropped of each veth
+      servedPackets: 711 + 100, // rx of each veth
+      droppedPackets: 4 + 1 + 2289, // tx_dropped of each + Udp InErrors (not + RcvbufErrors: inside it)
+      cpuUsageNs: 48213377812,
+      nrPeriods: 5120,
+      nrThrottled: 312,
+      throttledNs: 18734562210,
+    });
+    s.close();
+  });
+
+  it("v2 cgroup and only a pid: the namespace's interfaces but lo, offered = rx", () => {
+    const s = openPartitionSensor({ cgroup: "weir/web", interfaces: [], pid: 4242 }, roots("v2"));
+    expect(s.read(5)).toEqual({
+      atMs: 5,
+      offeredPackets: 3000 + 4 + 7072, // veth-web-ns rx + drop, eth1 rx
+      servedPackets: 711 + 3941,
+      droppedPackets: 4 + 2289,
+      cpuUsageNs: 8330232000,
+      nrPeriods: 120,
+      nrThrottled: 37,
+      throttledNs: 1542211000,
+    });
+    s.close();
+  });
+
+  it("host interfaces plus explicit namespace interfaces count both", () => {
+    const s = openPartitionSensor(
+      {
+        cgroup: "weir/web",
+        interfaces: [veth("vweb1")],
+        pid: 4242,
+        netnsInterfaces: [{ name: "eth1", offered: "rx", served: "tx" }],
+      },
+      roots("v1"),
+    );
+    const r = s.read(0);
+    expect(r.offeredPackets).toBe(251 + 7072);
+    expect(r.servedPackets).toBe(100 + 3941);
+    expect(r.droppedPackets).toBe(1 + 0 + 2289);
+    s.close();
+  });
+
+  it("hybrid host (v2 at unified/, no cpu controller): usage, no throttling", () => {
+    const s = openPartitionSensor(
+      { cgroup: "weir/web", interfaces: [veth("vweb0")] },
+      roots("hybrid"),
+    );
+    const r = s.read(0);
+    expect(r.cpuUsageNs).toBe(105226596000);
+    expect([r.nrPeriods, r.nrThrottled, r.throttledNs]).toEqual([0, 0, 0]);
+    expect(r.offeredPackets).toBe(3004);
+    s.close();
+  });
+
+  it("a batch partition (no interfaces, no pid) reads CPU only", () => {
+    const s = openPartitionSensor({ cgroup: "weir/web", interfaces: [] }, roots("v1"));
+    const r = s.read(0);
+    expect([r.offeredPackets, r.servedPackets, r.droppedPackets]).toEqual([0, 0, 0]);
+    expect(r.cpuUsageNs).toBe(48213377812);
+    s.close();
+  });
+
+  it("reads again on the same descriptors and sees new values", () => {
+    const base = copyFixtures();
+    const s = openPartitionSensor(
+      { cgroup: "weir/web", interfaces: [veth("vweb0")], pid: 4242 },
+      roots("v1", base),
+    );
+    const a = s.read(0);
+    fs.writeFileSync(path.join(base, "sys/class/net/vweb0/statistics/tx_packets"), "3300\n");
+    fs.writeFileSync(path.join(base, "v1/cgroup/cpuacct/weir/web/cpuacct.usage"), "48238377812\n");
+    const b = s.read(100);
+    expect(b.offeredPackets - a.offeredPackets).toBe(300);
+    expect(b.cpuUsageNs - a.cpuUsageNs).toBe(25_000_000);
+    s.close();
+  });
+
+  it.each([
+    ["cgroup", { cgroup: "weir/gone", interfaces: [veth("vweb0")] }, ErrorCodes.CGROUP_GONE, false],
+    [
+      "interface",
+      { cgroup: "weir/web", interfaces: [veth("vweb0"), veth("vgone")] },
+      ErrorCodes.INTERFACE_GONE,
+      true,
+    ],
+    [
+      "pid",
+      { cgroup: "weir/web", interfaces: [veth("vweb0")], pid: 999999 },
+      ErrorCodes.PROCESS_GONE,
+      false,
+    ],
+  ] as Array<[string, SensorSpec, string, boolean]>)(
+    "a missing %s fails at open with its code and leaks no descriptor",
+    (_what, spec, code, retryable) => {
+      const before = openFds();
+      try {
+        openPartitionSensor(spec, roots("v1"));
+        expect.unreachable();
+      } catch (e) {
+        expect((e as WeirError).code).toBe(code);
+        expect((e as WeirError).retryable).toBe(retryable);
+      }
+      expect(openFds()).toBe(before);
+    },
+  );
+
+  it("unexpected content in snmp is COUNTER_MALFORMED naming the file and the text", () => {
+    const base = copyFixtures();
+    const s = openPartitionSensor(
+      { cgroup: "weir/web", interfaces: [veth("vweb0")], pid: 4242 },
+      roots("v1", base),
+    );
+    const snmp = path.join(base, "proc/4242/net/snmp");
+    fs.writeFileSync(snmp, "Udp: InDatagrams InErrors\nUdp: 5 oops\n");
+    try {
+      s.read(0);
+      expect.unreachable();
+    } catch (e) {
+      expect((e as WeirError).code).toBe(ErrorCodes.COUNTER_MALFORMED);
+      expect((e as WeirError).message).toContain(snmp);
+      expect((e as WeirError).message).toContain("Udp: 5 oops");
+    }
+    s.close();
+  });
+
+  it("close releases every descriptor", () => {
+    const before = openFds();
+    const s = openPartitionSensor(
+      { cgroup: "weir/web", interfaces: [veth("vweb0")], pid: 4242 },
+      roots("v1"),
+    );
+    // 2 cgroup files + 3 interface files + comm, net/dev? (no: host interfaces given) + snmp
+    expect(openFds() - before).toBe(2 + 3 + 2);
+    s.close();
+    expect(openFds()).toBe(before);
+  });
+});

@@ -1,0 +1,194 @@
+import { describe, expect, it } from "vitest";
+import type { CounterSample } from "../core/model.ts";
+import { throughputFromSamples } from "./throughput.ts";
+
+const sample = (over: Partial<CounterSample>): CounterSample => ({
+  atMs: 0,
+  offeredPackets: 0,
+  servedPackets: 0,
+  droppedPackets: 0,
+  cpuUsageNs: 0,
+  nrPeriods: 0,
+  nrThrottled: 0,
+  throttledNs: 0,
+  ...over,
+});
+
+const prev = sample({
+  atMs: 1000,
+  offeredPackets: 3000,
+  servedPackets: 711,
+  droppedPackets: 2294,
+  cpuUsageNs: 48_000_000_000,
+  nrPeriods: 5120,
+  nrThrottled: 312,
+});
+
+describe("throughputFromSamples", () => {
+  it("rates over a 100 ms window, with the arithmetic", () => {
+    const next = sample({
+      atMs: 1100,
+      offeredPackets: 3300, // +300 in 0.1 s = 3000/s
+      servedPackets: 782, // +71 in 0.1 s = 710/s
+      droppedPackets: 2523, // +229 in 0.1 s = 2290/s
+      cpuUsageNs: 48_025_000_000, // +25 ms of CPU in 100 ms = 0.25 cores
+      nrPeriods: 5130, // +10 periods
+      nrThrottled: 316, // +4 throttled -> 0.4
+    });
+    const t = throughputFromSamples("web", prev, next, "host");
+    expect(t.partition).toBe("web");
+    expect(t.source).toBe("host");
+    expect(t.windowMs).toBe(100);
+    expect(t.offeredPacketsPerSec).toBeCloseTo(3000, 9);
+    expect(t.servedPacketsPerSec).toBeCloseTo(710, 9);
+    expect(t.droppedPacketsPerSec).toBeCloseTo(2290, 9);
+    expect(t.cpuCores).toBeCloseTo(0.25, 12);
+    expect(t.throttledFraction).toBeCloseTo(0.4, 12);
+    // 71 served packets / 0.025 CPU-seconds = 2840 packets per CPU-second
+    expect(t.rawVelocityPacketsPerCpuSec).toBeCloseTo(2840, 9);
+  });
+
+  it("offered is never below dropped (offered includes what was dropped)", () => {
+    // a source whose offered counter missed the drops: +10 offered, +50 dropped in 1 s
+    const next = sample({ ...prev, atMs: 2000, offeredPackets: 3010, droppedPackets: 2344 });
+    const t = throughputFromSamples("web", prev, next, "agent");
+    expect(t.offeredPacketsPerSec).toBe(50);
+    expect(t.droppedPacketsPerSec).toBe(50);
+  });
+
+  it("velocity is null below 1 ms of CPU in the window (cpuacct moves in 4 ms ticks)", () => {
+    const tiny = sample({
+      ...prev,
+      atMs: 1100,
+      servedPackets: 800,
+      cpuUsageNs: prev.cpuUsageNs + 999_999,
+    });
+    expect(throughputFromSamples("web", prev, tiny, "host").rawVelocityPacketsPerCpuSec).toBeNull();
+    const oneMs = sample({ ...tiny, cpuUsageNs: prev.cpuUsageNs + 1_000_000 });
+    // 89 packets / 0.001 s = 89,000
+    expect(
+      throughputFromSamples("web", prev, oneMs, "host").rawVelocityPacketsPerCpuSec,
+    ).toBeCloseTo(89_000, 6);
+    const custom = throughputFromSamples("web", prev, oneMs, "host", {
+      minCpuNsForVelocity: 4_000_000,
+    });
+    expect(custom.rawVelocityPacketsPerCpuSec).toBeNull();
+  });
+
+  it("no periods in the window: throttled fraction 0, not NaN", () => {
+    const next = sample({ ...prev, atMs: 1100 });
+    const t = throughputFromSamples("web", prev, next, "host");
+    expect(t.throttledFraction).toBe(0);
+    expect(t.cpuCores).toBe(0);
+    expect(t.rawVelocityPacketsPerCpuSec).toBeNull();
+  });
+
+  it("a counter reset (interface re-created) gives 0 for the window, never negative", () => {
+    const next = sample({
+      ...prev,
+      atMs: 1100,
+      offeredPackets: 5,
+      servedPackets: 3,
+      droppedPackets: 0,
+      cpuUsageNs: prev.cpuUsageNs + 20_000_000,
+    });
+    const t = throughputFromSamples("web", prev, next, "host");
+    expect(t.offeredPacketsPerSec).toBe(0);
+    expect(t.servedPacketsPerSec).toBe(0);
+    expect(t.droppedPacketsPerSec).toBe(0);
+    // the served counter reset: 0 served here is not a measurement, so no velocity
+    expect(t.rawVelocityPacketsPerCpuSec).toBeNull();
+    expect(t.cpuCores).toBeCloseTo(0.2, 12);
+  });
+
+  it("a cgroup re-created (usage back to near 0) gives 0 cores and no velocity", () => {
+    const next = sample({
+      ...prev,
+      atMs: 1100,
+      servedPackets: 782,
+      cpuUsageNs: 4_000_000,
+      nrPeriods: 3,
+      nrThrottled: 1,
+    });
+    const t = throughputFromSamples("web", prev, next, "host");
+    expect(t.cpuCores).toBe(0);
+    expect(t.throttledFraction).toBe(0);
+    expect(t.rawVelocityPacketsPerCpuSec).toBeNull();
+  });
+
+  it("a 32-bit wrap and an impossible jump give 0, not a huge rate", () => {
+    const wrapPrev = sample({ atMs: 0, offeredPackets: 4_294_967_000 });
+    const wrapNext = sample({ atMs: 100, offeredPackets: 200 });
+    expect(throughputFromSamples("p", wrapPrev, wrapNext, "host").offeredPacketsPerSec).toBe(0);
+    // 2^40 packets in 100 ms would be 1.1e13/s: above the 1e9/s ceiling, counted as 0
+    const jump = sample({
+      atMs: 100,
+      offeredPackets: 2 ** 40,
+      servedPackets: 2 ** 40,
+      cpuUsageNs: 2 ** 50,
+    });
+    const t = throughputFromSamples("p", sample({}), jump, "host");
+    expect(t.offeredPacketsPerSec).toBe(0);
+    expect(t.servedPacketsPerSec).toBe(0);
+    expect(t.cpuCores).toBe(0);
+    expect(t.rawVelocityPacketsPerCpuSec).toBeNull();
+  });
+
+  it("a window of 0 or less gives zero rates", () => {
+    for (const atMs of [1000, 900]) {
+      const t = throughputFromSamples(
+        "web",
+        prev,
+        sample({ ...prev, atMs, servedPackets: 900 }),
+        "sim",
+      );
+      expect(t.windowMs).toBe(0);
+      expect(t.servedPacketsPerSec).toBe(0);
+      expect(t.rawVelocityPacketsPerCpuSec).toBeNull();
+    }
+  });
+
+  it("over random walks with resets and wraps, every rate is finite, >= 0 and bounded", () => {
+    let seed = 12345;
+    const rand = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const bump = (v: number, scale = 1): number => {
+      const r = rand();
+      if (r < 0.02) return Math.floor(rand() * 100); // reset
+      if (r < 0.03) return v + 2 ** 45; // garbage jump
+      if (r < 0.04) return (v + 1000) % 2 ** 32; // 32-bit wrap
+      return v + Math.floor(rand() * 1000) * scale;
+    };
+    const bad: string[] = [];
+    let withVelocity = 0;
+    let s = sample({});
+    for (let i = 0; i < 5000; i++) {
+      const n = sample({
+        atMs: s.atMs + 1 + Math.floor(rand() * 200),
+        offeredPackets: bump(s.offeredPackets),
+        servedPackets: bump(s.servedPackets),
+        droppedPackets: bump(s.droppedPackets),
+        cpuUsageNs: bump(s.cpuUsageNs, 20_000), // up to 20 ms per step
+        nrPeriods: bump(s.nrPeriods),
+        nrThrottled: bump(s.nrThrottled),
+      });
+      const t = throughputFromSamples("p", s, n, "sim");
+      const rates = [t.offeredPacketsPerSec, t.servedPacketsPerSec, t.droppedPacketsPerSec];
+      if (!rates.every((v) => Number.isFinite(v) && v >= 0 && v <= 1e9)) bad.push(`rates ${rates}`);
+      if (!(t.cpuCores >= 0 && t.cpuCores <= 4096)) bad.push(`cores ${t.cpuCores}`);
+      if (!(t.throttledFraction >= 0 && t.throttledFraction <= 1))
+        bad.push(`thr ${t.throttledFraction}`);
+      const v = t.rawVelocityPacketsPerCpuSec;
+      if (v !== null) {
+        withVelocity++;
+        if (!(Number.isFinite(v) && v >= 0)) bad.push(`velocity ${v}`);
+      }
+      s = n;
+    }
+    expect(bad).toEqual([]);
+    // most windows are ordinary ones and do produce a velocity
+    expect(withVelocity).toBeGreaterThan(2500);
+  });
+});

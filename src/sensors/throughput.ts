@@ -1,0 +1,88 @@
+// Throughput information from two cumulative samples: the rates the policy reads.
+import type { CounterSample, PartitionId, Throughput } from "../core/model.ts";
+import { clamp, counterDelta, secondsFromMs, secondsFromNs } from "../core/units.ts";
+
+export interface ThroughputOptions {
+  /**
+   * Below this much CPU used in the window the velocity is null: cpuacct.usage moves in
+   * 4 ms ticks (HZ=250), so a smaller delta is mostly tick noise. Default 1 ms.
+   */
+  minCpuNsForVelocity?: number;
+  /** A packet counter moving faster than this is garbage or a wrap: the window counts 0. */
+  maxPacketsPerSec?: number;
+  /** CPU usage moving faster than this many cores is garbage: the window counts 0. */
+  maxCores?: number;
+}
+
+const DEFAULTS = { minCpuNsForVelocity: 1e6, maxPacketsPerSec: 1e9, maxCores: 4096 };
+
+/**
+ * Rates of one partition over the window between `prev` and `next`.
+ *
+ * - offered/served/dropped packets per second from counter deltas; offered is never below
+ *   dropped (offered counts what arrived, including what was dropped).
+ * - cpuCores = CPU-ns used ÷ window-ns; throttledFraction = Δnr_throttled ÷ Δnr_periods.
+ * - rawVelocityPacketsPerCpuSec = served packets ÷ CPU-seconds used; null when less than
+ *   `minCpuNsForVelocity` of CPU was used, or a counter it needs reset in this window.
+ *
+ * A counter that went backwards (reset: interface or cgroup re-created, 32-bit wrap) or
+ * jumped impossibly far counts as 0 for this window (core/units.ts counterDelta), so no
+ * rate is ever negative or huge. A window of 0 ms or less gives zero rates.
+ */
+export function throughputFromSamples(
+  partition: PartitionId,
+  prev: CounterSample,
+  next: CounterSample,
+  source: Throughput["source"],
+  opts: ThroughputOptions = {},
+): Throughput {
+  const o = { ...DEFAULTS, ...opts };
+  const windowMs = next.atMs - prev.atMs;
+  if (!(windowMs > 0))
+    return {
+      partition,
+      windowMs: 0,
+      offeredPacketsPerSec: 0,
+      servedPacketsPerSec: 0,
+      droppedPacketsPerSec: 0,
+      cpuCores: 0,
+      throttledFraction: 0,
+      rawVelocityPacketsPerCpuSec: null,
+      source,
+    };
+  const windowSec = secondsFromMs(windowMs);
+  const maxPackets = o.maxPacketsPerSec * windowSec;
+  const maxCpuNs = o.maxCores * windowMs * 1e6;
+
+  const offered = counterDelta(prev.offeredPackets, next.offeredPackets, maxPackets);
+  const served = counterDelta(prev.servedPackets, next.servedPackets, maxPackets);
+  const dropped = counterDelta(prev.droppedPackets, next.droppedPackets, maxPackets);
+  const cpuNs = counterDelta(prev.cpuUsageNs, next.cpuUsageNs, maxCpuNs);
+  const periods = counterDelta(prev.nrPeriods, next.nrPeriods, maxPackets);
+  const throttled = counterDelta(prev.nrThrottled, next.nrThrottled, maxPackets);
+
+  // A delta of 0 may be a real 0 or a discarded reset; velocity must not read a reset as 0.
+  const servedValid = isSane(prev.servedPackets, next.servedPackets, maxPackets);
+  const cpuValid = isSane(prev.cpuUsageNs, next.cpuUsageNs, maxCpuNs);
+  const velocity =
+    servedValid && cpuValid && cpuNs >= o.minCpuNsForVelocity
+      ? served / secondsFromNs(cpuNs)
+      : null;
+
+  return {
+    partition,
+    windowMs,
+    offeredPacketsPerSec: Math.max(offered, dropped) / windowSec,
+    servedPacketsPerSec: served / windowSec,
+    droppedPacketsPerSec: dropped / windowSec,
+    cpuCores: cpuNs / (windowMs * 1e6),
+    throttledFraction: periods > 0 ? clamp(throttled / periods, 0, 1) : 0,
+    rawVelocityPacketsPerCpuSec: velocity,
+    source,
+  };
+}
+
+const isSane = (prev: number, next: number, maxDelta: number): boolean => {
+  const d = next - prev;
+  return Number.isFinite(d) && d >= 0 && d <= maxDelta;
+};
