@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import type { PolicyState } from "../types.ts";
+import { koordinatorStylePolicy } from "./koordinator-style.ts";
+import { input, spec, tp } from "./test-helpers.ts";
+
+describe("Koordinator-style CPU suppress", () => {
+  const specs = [
+    spec("web"),
+    spec("api"),
+    spec("hog", "batch"),
+    spec("etl", "batch", { weight: 300 }),
+  ];
+
+  it("caps best-effort at threshold x capacity minus latency-sensitive usage, shared by weight; never caps LS", () => {
+    const p = koordinatorStylePolicy();
+    const out = p.step(
+      input(0, specs, [tp("web", 0.3), tp("api", 0.2), tp("hog", 1)], 2000),
+      p.initialState(),
+    );
+    // 65 % of 2,000m = 1,300m; LS use 300m + 200m = 500m -> BE together 800m,
+    // by weight 100:300 -> hog 200m, etl 600m.
+    expect(out.directives.map((d) => [d.partition, d.cpuMillis])).toEqual([
+      ["hog", 200],
+      ["etl", 600],
+    ]);
+  });
+
+  it("decides once a second on the mean LS usage since the last decision, writing nothing in between", () => {
+    const p = koordinatorStylePolicy();
+    let state: PolicyState = p.step(
+      input(0, specs, [tp("web", 0.1)], 2000),
+      p.initialState(),
+    ).state;
+    const usages = [0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0];
+    for (let i = 0; i < usages.length; i++) {
+      const out = p.step(input(100 * (i + 1), specs, [tp("web", usages[i]!)], 2000), state);
+      expect(out.directives).toEqual([]);
+      state = out.state;
+    }
+    const out = p.step(input(1000, specs, [tp("web", 1.0)], 2000), state);
+    // mean LS over 10 cycles: (0.2+0.4+0.6+0.8+1.0*6)/10 = 0.8 cores = 800m; 1,300 - 800 = 500m -> 125 / 375.
+    expect(out.directives.map((d) => d.cpuMillis)).toEqual([125, 375]);
+  });
+
+  it("keeps a floor when LS use passes the threshold", () => {
+    const p = koordinatorStylePolicy({ minBeCpuMillis: 40 });
+    const out = p.step(input(0, specs, [tp("web", 1.5)], 2000), p.initialState());
+    // 1,300 - 1,500 < 0 -> floor 40m, by weight 10 / 30.
+    expect(out.directives.map((d) => d.cpuMillis)).toEqual([10, 30]);
+  });
+});
