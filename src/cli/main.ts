@@ -8,9 +8,13 @@ const program = new Command();
 program
   .name("weir")
   .description(
+    "Partition manager for Linux: CPU follows the network traffic each partition serves.",
+  )
+  .addHelpText(
+    "after",
     [
-      "Partition manager for Linux: CPU follows the network traffic each partition serves.",
       "",
+      "How it decides:",
       "Every cycle (default 100 ms) weir reads each partition's packet counters and CPU use,",
       "estimates its velocity (packets served per CPU-second), and gives it the CPU its",
       "offered traffic needs (offered packets/s / velocity, plus headroom). Demand above what",
@@ -19,6 +23,8 @@ program
       "importance order, by weight, never above max. Changes are smoothed, small ones are",
       "ignored (dead-band), shrinking is rate-limited, and a cgroup value is written only",
       "when it changes.",
+      "",
+      "Start with `weir demo` (as root: real namespaces, veths and cgroups on this host).",
     ].join("\n"),
   )
   .version("0.1.0")

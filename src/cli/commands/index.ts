@@ -1,7 +1,9 @@
 // The list of `weir` commands. Add one line per command file.
 import type { Command } from "commander";
+import { register as run } from "./run.ts";
 import { register as status } from "./status.ts";
+import { register as validate } from "./validate.ts";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [status];
+export const commands: RegisterCommand[] = [run, validate, status];

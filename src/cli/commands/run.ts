@@ -1,0 +1,81 @@
+// `weir run --config F [--dry-run] [--once] [--json]`: the partition manager.
+import type { Command } from "commander";
+import type { CycleRecord } from "../../core/model.ts";
+
+export function register(program: Command): void {
+  program
+    .command("run")
+    .description("Run the partition manager on the partitions in the config.")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Each cycle: read every partition's packet counters (offered = packets arriving,",
+        "served = replies) and its cgroup's CPU use; velocity = served packets per CPU-second.",
+        "Demand = offered / velocity + headroom. More than a partition uses is granted only when",
+        "it is congested (throttled or dropping). Guarantees (min) first, then importance tiers,",
+        "weights within a tier, never above max. Values are written only when they change.",
+        "SIGTERM/SIGINT restore the values weir found (onShutdown: restore) or keep the last.",
+      ].join("\n"),
+    )
+    .requiredOption("-c, --config <file>", "YAML config file (see `weir validate`, `weir schema`)")
+    .option("--dry-run", "decide but write nothing: a recorder stands in for the cgroups")
+    .option("--once", "run two cycles (rates need two samples), print the last record, exit")
+    .option("--json", "logs and records as JSON lines (default when stdout is not a terminal)")
+    .action(async (opts: { config: string; dryRun?: boolean; once?: boolean; json?: boolean }) => {
+      // Loaded on use, so other commands (e.g. `weir testbed serve`) start fast.
+      const { loadConfigFile } = await import("../../manager/load-config.ts");
+      const { createLogger } = await import("../../manager/log.ts");
+      const { startManager } = await import("../../manager/run.ts");
+      const { buildManager } = await import("../../manager/wiring.ts");
+      const cfg = loadConfigFile(opts.config);
+      if (opts.once) {
+        const { manager } = buildManager(cfg, { dryRun: opts.dryRun ?? false });
+        manager.runCycle();
+        await new Promise((r) => setTimeout(r, cfg.intervalMs));
+        const rec = manager.runCycle();
+        manager.shutdown(opts.dryRun ? "keep" : "keep");
+        process.stdout.write(opts.json ? `${JSON.stringify(rec)}\n` : formatRecord(rec));
+        return;
+      }
+      const logger = createLogger(cfg.log.level, { json: opts.json ?? false });
+      const ac = new AbortController();
+      const stop = (sig: string) => {
+        logger.info(`${sig}: stopping`);
+        ac.abort();
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+      const running = await startManager({
+        cfg,
+        logger,
+        dryRun: opts.dryRun ?? false,
+        signal: ac.signal,
+        ...(opts.json
+          ? { onRecord: (r: CycleRecord) => process.stdout.write(`${JSON.stringify(r)}\n`) }
+          : {}),
+      });
+      await running.done;
+      logger.flush?.();
+    });
+}
+
+export function formatRecord(r: CycleRecord): string {
+  const lines = [
+    `cycle ${r.cycle}: capacity ${r.capacityCpuMillis}m, took ${r.timingsMs.total.toFixed(2)} ms`,
+  ];
+  for (const p of r.partitions) {
+    const t = p.throughput;
+    lines.push(
+      `  ${p.id.padEnd(14)} ${p.status.padEnd(6)} ` +
+        (t
+          ? `offered ${t.offeredPacketsPerSec.toFixed(0)} pps, served ${t.servedPacketsPerSec.toFixed(0)} pps, drops ${t.droppedPacketsPerSec.toFixed(0)}/s, cpu ${t.cpuCores.toFixed(2)}, `
+          : "no data, ") +
+        (p.directive ? `allocation ${p.directive.cpuMillis}m` : "no directive") +
+        (p.written.length ? ` (wrote ${p.written.join(", ")})` : "") +
+        (p.error ? ` [${p.error.code}: ${p.error.message}]` : ""),
+    );
+    if (p.decision) lines.push(`      why: ${p.decision.why}`);
+  }
+  return `${lines.join("\n")}\n`;
+}

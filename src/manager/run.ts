@@ -1,0 +1,123 @@
+// Running a manager as a service: the loop, the HTTP API, the state file, signals and logs.
+// Shared by `weir run` and `weir demo`.
+import type { Logger } from "pino";
+import { createApi } from "../api/app.ts";
+import { createMetrics } from "../api/metrics.ts";
+import { parseListen, type RunningApi, serveApi } from "../api/server.ts";
+import type { CycleRecord } from "../core/model.ts";
+import type { Config } from "./config.ts";
+import type { Manager } from "./manager.ts";
+import { saveState } from "./state-file.ts";
+import { buildManager, type WiringHooks } from "./wiring.ts";
+
+export interface RunOptions {
+  cfg: Config;
+  logger: Logger;
+  dryRun?: boolean;
+  /** Serve the HTTP API (config api.enabled, default on when `api:` is present). */
+  api?: boolean;
+  /** Stop when this aborts (signals are wired by the caller). */
+  signal: AbortSignal;
+  onRecord?: (r: CycleRecord) => void;
+  hooks?: WiringHooks;
+  /** Save the state file every this many ms (default 1000). */
+  saveEveryMs?: number;
+}
+
+export interface RunningManager {
+  manager: Manager;
+  api: RunningApi | null;
+  /** Resolves after the loop stopped and shutdown (restore/keep) ran. */
+  done: Promise<void>;
+}
+
+export async function startManager(o: RunOptions): Promise<RunningManager> {
+  const { cfg, logger } = o;
+  const wired = buildManager(cfg, {
+    dryRun: o.dryRun ?? false,
+    ...o.hooks,
+    onChange: (dec, d) => {
+      logger.info(
+        {
+          partition: dec.partition,
+          cpuMillis: d.cpuMillis,
+          previousCpuMillis: dec.previousCpuMillis,
+          weight: d.weight,
+        },
+        `${dec.partition}: ${dec.previousCpuMillis}m -> ${d.cpuMillis}m: ${dec.why}`,
+      );
+      o.hooks?.onChange?.(dec, d);
+    },
+    onPartitionError: (p, err, status) => {
+      logger.warn(
+        { partition: p, code: err.code, status },
+        `${p}: ${status}: ${err.code}: ${err.message}`,
+      );
+      o.hooks?.onPartitionError?.(p, err, status);
+    },
+  });
+  const { manager } = wired;
+  logger.info(
+    {
+      capacityCpuMillis: wired.capacityCpuMillis,
+      backend: wired.backendName,
+      intervalMs: cfg.intervalMs,
+    },
+    `weir managing ${cfg.partitions.length} partition(s), capacity ${wired.capacityCpuMillis}m, every ${cfg.intervalMs} ms, backend ${wired.backendName}${o.dryRun ? " (dry run: nothing is written)" : ""}`,
+  );
+  if (wired.stateNote) logger.info(wired.stateNote);
+
+  let api: RunningApi | null = null;
+  const metrics = createMetrics();
+  metrics.attach(manager);
+  manager.subscribe((r) => {
+    for (const p of r.partitions)
+      if (p.error && p.written.length === 0 && p.status !== "ok")
+        metrics.actuatorError(p.id, p.error.code, 0);
+  });
+  if (o.api !== false && cfg.api?.enabled !== false && cfg.api) {
+    const { host, port } = parseListen(cfg.api.listen);
+    const app = createApi({
+      view: manager,
+      registry: metrics.registry,
+      ...(cfg.api.token ? { token: cfg.api.token } : {}),
+    });
+    api = await serveApi(app, { host, port });
+    logger.info(`HTTP API and dashboard at ${api.url}/`);
+  }
+  if (o.onRecord) manager.subscribe(o.onRecord);
+
+  const save = () => {
+    if (!cfg.stateFile) return;
+    try {
+      saveState(cfg.stateFile, { savedAtMs: Date.now(), ...manager.persistentState() });
+    } catch (err) {
+      logger.warn(`cannot save state file ${cfg.stateFile}: ${(err as Error).message}`);
+    }
+  };
+  save(); // the found values are on disk before the first write
+  const saver = setInterval(save, o.saveEveryMs ?? 1000);
+
+  const done = (async () => {
+    try {
+      await manager.start(o.signal);
+    } finally {
+      clearInterval(saver);
+      save();
+      const mode = cfg.onShutdown;
+      const restored = o.dryRun ? [] : manager.shutdown(mode);
+      if (o.dryRun) manager.shutdown("keep");
+      for (const r of restored) {
+        if (r.error)
+          logger.warn(`${r.partition}: restore failed: ${r.error.code}: ${r.error.message}`);
+      }
+      logger.info(
+        mode === "restore"
+          ? `stopped; restored the values found at start (${restored.filter((r) => r.written.length > 0).length} partition(s) rewritten)`
+          : "stopped; kept the last values written",
+      );
+      if (api) await api.close();
+    }
+  })();
+  return { manager, api, done };
+}

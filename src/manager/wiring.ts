@@ -1,0 +1,113 @@
+// Build a Manager for a validated config on this host: sensors on the real counter files,
+// the cgroup actuator (or the dry-run recorder), weir's policy, the state file.
+import os from "node:os";
+import { createActuatorBackend } from "../actuators/index.ts";
+import type { ActuatorBackend } from "../actuators/types.ts";
+import type { Decision, Directive, PartitionStatus, WeirErrorInfo } from "../core/model.ts";
+import type { PolicyKnobs } from "../policy/types.ts";
+import { weirPolicy } from "../policy/weir.ts";
+import { openPartitionSensor } from "../sensors/partition.ts";
+import { throughputFromSamples } from "../sensors/throughput.ts";
+import type { InterfaceSpec, SensorSpec } from "../sensors/types.ts";
+import {
+  type Config,
+  capacityCpuMillis,
+  checkCapacity,
+  type PartitionConfig,
+  partitionSpecs,
+  redactConfig,
+} from "./config.ts";
+import { type AgentReports, type CrossCheckFn, Manager, type PartitionWiring } from "./manager.ts";
+import { loadState } from "./state-file.ts";
+
+export function knobsFromConfig(cfg: Config, capacity: number): PolicyKnobs {
+  const p = cfg.policy;
+  return {
+    capacityCpuMillis: capacity,
+    headroomFraction: p.headroom,
+    probeFactor: p.probeFactor,
+    deadbandFraction: p.deadband,
+    maxShrinkFractionPerCycle: p.maxShrinkPerCycle,
+    smoothingUp: p.smoothingUp,
+    smoothingDown: p.smoothingDown,
+    velocitySmoothing: p.velocitySmoothing,
+    throttledThreshold: p.throttledThreshold,
+    leftover: p.leftover,
+  };
+}
+
+export function sensorSpecOf(p: PartitionConfig): SensorSpec {
+  const interfaces: InterfaceSpec[] = p.interfaces.map((i) =>
+    typeof i === "string" ? { name: i, offered: "tx", served: "rx" } : i,
+  );
+  const spec: SensorSpec = { cgroup: p.cgroup, interfaces };
+  if (p.pid !== undefined) spec.pid = p.pid;
+  return spec;
+}
+
+export interface WiringHooks {
+  now?: () => number;
+  dryRun?: boolean;
+  reports?: AgentReports;
+  crossCheck?: CrossCheckFn;
+  onChange?: (decision: Decision, directive: Directive) => void;
+  onPartitionError?: (partition: string, error: WeirErrorInfo, status: PartitionStatus) => void;
+  /** Override the actuator backend (tests, simulator). */
+  backend?: ActuatorBackend;
+}
+
+export interface Wired {
+  manager: Manager;
+  capacityCpuMillis: number;
+  backendName: string;
+  stateNote: string | null;
+}
+
+export function buildManager(cfg: Config, hooks: WiringHooks = {}): Wired {
+  const capacity = capacityCpuMillis(cfg, os.availableParallelism());
+  checkCapacity(cfg, capacity);
+  const now = hooks.now ?? (() => performance.timeOrigin + performance.now());
+  const backend =
+    hooks.backend ??
+    createActuatorBackend(hooks.dryRun ? "dry-run" : "cgroup", {
+      cgroupfs: cfg.roots.cgroupfs,
+      now,
+    });
+  const specs = partitionSpecs(cfg, capacity);
+  const roots = cfg.roots;
+  const partitions: PartitionWiring[] = cfg.partitions.map((p, i) => {
+    const w: PartitionWiring = {
+      spec: specs[i]!,
+      source: p.source,
+      openActuator: () => backend.open({ partition: p.name, cgroup: p.cgroup }),
+    };
+    if (p.source !== "agent") w.openSensor = () => openPartitionSensor(sensorSpecOf(p), roots);
+    return w;
+  });
+  const loaded = cfg.stateFile ? loadState(cfg.stateFile) : null;
+  const resume = loaded?.state
+    ? { policyState: loaded.state.policyState, found: loaded.state.found }
+    : undefined;
+  const manager = new Manager({
+    now,
+    intervalMs: cfg.intervalMs,
+    policy: weirPolicy,
+    knobs: knobsFromConfig(cfg, capacity),
+    partitions,
+    throughput: throughputFromSamples,
+    staleAfterMs: cfg.staleAfterMs,
+    retryGoneMs: cfg.retryGoneMs,
+    redactedConfig: () => redactConfig(cfg),
+    ...(resume ? { resume } : {}),
+    ...(hooks.reports ? { reports: hooks.reports } : {}),
+    ...(hooks.crossCheck ? { crossCheck: hooks.crossCheck } : {}),
+    ...(hooks.onChange ? { onChange: hooks.onChange } : {}),
+    ...(hooks.onPartitionError ? { onPartitionError: hooks.onPartitionError } : {}),
+  });
+  return {
+    manager,
+    capacityCpuMillis: capacity,
+    backendName: backend.name,
+    stateNote: loaded?.note ?? null,
+  };
+}
