@@ -24,6 +24,15 @@ export interface PartitionActuator {
   /** Write back a snapshot (only values that differ). */
   restore(snapshot: AllocationSnapshot): ApplyResult;
   close(): void;
+  /** Write counters since open (every backend in src/actuators has them; tests and metrics read them). */
+  stats?(): ActuatorStats;
+}
+
+/** How many values an actuator wrote, failed to write, and left alone because they were unchanged. */
+export interface ActuatorStats {
+  writes: number;
+  failedWrites: number;
+  unchangedSkips: number;
 }
 
 export interface ActuatorBackend {

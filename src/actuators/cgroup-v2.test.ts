@@ -1,0 +1,137 @@
+// cgroup v2 against a fixture tree (this host has no v2 cpu controller, FACTS.md), copied into
+// a tmp dir so writes land in real files with the kernel's exact formats.
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
+import { CgroupV2Backend } from "./cgroup-v2.ts";
+import { actuatorContract } from "./contract.ts";
+import { v2Format } from "./formats.ts";
+import type { ActuatorTarget } from "./types.ts";
+
+const FIXTURE = path.join(import.meta.dirname, "fixtures", "cgroup-v2");
+const root = fs.mkdtempSync(path.join(os.tmpdir(), `weirt-${process.pid}-v2-`));
+fs.cpSync(FIXTURE, root, { recursive: true });
+const backend = new CgroupV2Backend({ cgroupfs: root });
+const mounts = new Set<string>();
+const isRoot = process.getuid?.() === 0;
+
+afterAll(() => {
+  for (const m of mounts) execFileSync("umount", [m]);
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+const dirOf = (t: ActuatorTarget) => path.join(root, t.cgroup);
+const read = (t: ActuatorTarget, file: string) =>
+  fs.readFileSync(path.join(dirOf(t), file), "latin1");
+
+actuatorContract({
+  name: "cgroup-v2 on a fixture tree",
+  format: v2Format,
+  makeBackend: () => backend,
+  makeTarget: (label, init) => {
+    const cgroup = `weir/${label}`;
+    fs.cpSync(path.join(FIXTURE, "weir", "web"), path.join(root, cgroup), { recursive: true });
+    if (init?.periodUsec)
+      fs.writeFileSync(path.join(root, cgroup, "cpu.max"), `max ${init.periodUsec}\n`);
+    return { partition: label, cgroup };
+  },
+  readBack: (t) => {
+    // The files hold exactly what the kernel would print: one line, newline-terminated.
+    const max = read(t, "cpu.max");
+    const weight = read(t, "cpu.weight");
+    expect(max).toMatch(/^(max|\d+) \d+\n$/);
+    expect(weight).toMatch(/^\d+\n$/);
+    return v2Format.describe({ "cpu.max": max.trim(), "cpu.weight": weight.trim() });
+  },
+  removeTarget: (t) => {
+    const dir = dirOf(t);
+    if (mounts.delete(dir)) execFileSync("umount", [dir]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  },
+  writeProbe: {
+    // Set mtimes to the epoch; any write moves them to now.
+    arm: (t) => {
+      for (const f of v2Format.heldFiles) fs.utimesSync(path.join(dirOf(t), f), 0, 0);
+    },
+    touched: (t) =>
+      v2Format.heldFiles.some((f) => fs.statSync(path.join(dirOf(t), f)).mtimeMs !== 0),
+  },
+  // Root ignores file modes: a read-only bind mount (EROFS) is what a container's ro cgroupfs gives.
+  makeUnwritable: (t) => {
+    const dir = dirOf(t);
+    if (!isRoot) {
+      for (const f of v2Format.heldFiles) fs.chmodSync(path.join(dir, f), 0o444);
+      return;
+    }
+    execFileSync("mount", ["--bind", dir, dir]);
+    mounts.add(dir);
+    execFileSync("mount", ["-o", "remount,ro,bind", dir]);
+  },
+});
+
+describe("cgroup-v2 files", () => {
+  const target = (name: string): ActuatorTarget => {
+    const cgroup = `weir/${name}`;
+    fs.cpSync(path.join(FIXTURE, "weir", "web"), path.join(root, cgroup), { recursive: true });
+    return { partition: name, cgroup };
+  };
+
+  it("writes the exact formats: a shorter value replaces a longer one", () => {
+    const t = target("formats");
+    const a = backend.open(t);
+    a.apply({ partition: t.partition, cpuMillis: 1500, weight: 10_000, cpuCount: 2 });
+    expect(read(t, "cpu.max")).toBe("150000 100000\n");
+    expect(read(t, "cpu.weight")).toBe("10000\n");
+    a.apply({
+      partition: t.partition,
+      cpuMillis: Number.POSITIVE_INFINITY,
+      weight: 5,
+      cpuCount: 0,
+    });
+    expect(read(t, "cpu.max")).toBe("max 100000\n");
+    expect(read(t, "cpu.weight")).toBe("5\n");
+    a.close();
+  });
+
+  it("opens a capped cgroup and keeps its period", () => {
+    const a = backend.open({ partition: "batch", cgroup: "weir/batch" });
+    expect(a.snapshot().values).toEqual({ "cpu.max": "50000 100000", "cpu.weight": "50" });
+    // Its current cap is 500 millis (50000 / 100000 * 1000): applying it writes nothing.
+    expect(
+      a.apply({ partition: "batch", cpuMillis: 500, weight: 50, cpuCount: 1 }).written,
+    ).toEqual([]);
+    a.close();
+  });
+
+  it("refuses malformed content at open, naming the file and value", () => {
+    expect(() => backend.open({ partition: "b", cgroup: "weir/broken" })).toThrowError(
+      /\[cgroup-v2\] .*weir\/broken: cpu.max must be .* found "max"/,
+    );
+    try {
+      backend.open({ partition: "b", cgroup: "weir/broken" });
+    } catch (err) {
+      expect((err as WeirError).code).toBe(ErrorCodes.COUNTER_MALFORMED);
+    }
+  });
+
+  it("a cgroup without the cpu controller is not writable, and says why", () => {
+    let err: unknown;
+    try {
+      backend.open({ partition: "n", cgroup: "nocpu" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(WeirError);
+    expect((err as WeirError).code).toBe(ErrorCodes.CGROUP_NOT_WRITABLE);
+    expect((err as WeirError).message).toMatch(/has no cpu.max: is the cpu controller enabled/);
+  });
+
+  it("rejects a path that climbs out of the cgroup root", () => {
+    expect(() => backend.open({ partition: "x", cgroup: "weir/../../etc" })).toThrowError(
+      /must stay under the cgroup root/,
+    );
+  });
+});

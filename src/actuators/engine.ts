@@ -1,0 +1,168 @@
+// The one place that decides what to write: every backend (cgroup v1, v2, recording) is this
+// engine over a different FilePort, so "write a value only when it changed" and the error
+// classification are the same code for all of them. Pure: the port does the I/O.
+import type { ErrorCode } from "../core/errors.ts";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
+import type { ApplyResult, Directive, PartitionId } from "../core/model.ts";
+import { type CpuFileFormat, checkDirective } from "./formats.ts";
+import type { ActuatorStats, AllocationSnapshot, PartitionActuator } from "./types.ts";
+
+/** Where writes go. Throws an errno-style error (`code`: "ENODEV", "EACCES", "EINVAL"...) on failure. */
+export interface FilePort {
+  /** Replace `file`'s content with `value` (trimmed text as the kernel prints it). */
+  write(file: string, value: string): void;
+  close(): void;
+}
+
+export interface FileActuatorOptions {
+  /** Backend name, prefixed to messages: "[cgroup-v1] ...". */
+  backend: string;
+  partition: PartitionId;
+  /** Directory (or in-memory cgroup path) the files live in, for messages. */
+  location: string;
+  format: CpuFileFormat;
+  /** Every snapshot file's content as found at open (trimmed). */
+  found: Record<string, string>;
+  port: FilePort;
+}
+
+const GONE = new Set(["ENOENT", "ENODEV", "ESTALE", "ENOTDIR"]);
+const NOT_WRITABLE = new Set(["EACCES", "EPERM", "EROFS"]);
+
+/**
+ * What a failed write means: the cgroup vanished (terminal), it refuses writes (terminal until
+ * someone fixes permissions), or the kernel refused this value now (retried next cycle).
+ * The message names the backend, the file and the value.
+ */
+export function classifyWriteError(
+  backend: string,
+  path: string,
+  value: string,
+  err: unknown,
+): WeirError {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const why = code ?? (err instanceof Error ? err.message : String(err));
+  let c: ErrorCode = ErrorCodes.CGROUP_WRITE_FAILED;
+  let tail = "the kernel refused the value; retried next cycle";
+  if (code && GONE.has(code)) {
+    c = ErrorCodes.CGROUP_GONE;
+    tail = "the cgroup is gone";
+  } else if (code && NOT_WRITABLE.has(code)) {
+    c = ErrorCodes.CGROUP_NOT_WRITABLE;
+    tail = "the cgroup file is not writable";
+  }
+  return new WeirError(c, `[${backend}] writing "${value}" to ${path} failed: ${why} (${tail})`, {
+    retryable: c === ErrorCodes.CGROUP_WRITE_FAILED,
+    cause: err,
+  });
+}
+
+/** One partition's allocation files: a cache of what they hold, and writes of what changed. */
+export class FileSetActuator implements PartitionActuator {
+  readonly partition: PartitionId;
+  private readonly o: FileActuatorOptions;
+  private readonly found: Readonly<Record<string, string>>;
+  /** What each file holds as far as we know: found at open, then every successful write. */
+  private readonly cache: Record<string, string>;
+  private goneError: WeirError | null = null;
+  private closed = false;
+  private readonly counters: ActuatorStats = { writes: 0, failedWrites: 0, unchangedSkips: 0 };
+
+  constructor(o: FileActuatorOptions) {
+    this.o = o;
+    this.partition = o.partition;
+    this.found = Object.freeze({ ...o.found });
+    this.cache = { ...o.found };
+  }
+
+  snapshot(): AllocationSnapshot {
+    return { partition: this.partition, values: { ...this.found } };
+  }
+
+  apply(directive: Directive): ApplyResult {
+    const refused = this.refusal();
+    if (refused) return refused;
+    const problem = checkDirective(directive);
+    if (problem) return this.invalid(`refusing directive for ${this.partition}: ${problem}`);
+    return this.writeChanged(this.o.format.desired(directive, this.cache), this.o.format.heldFiles);
+  }
+
+  restore(snapshot: AllocationSnapshot): ApplyResult {
+    const refused = this.refusal();
+    if (refused) return refused;
+    if (snapshot.partition !== this.partition)
+      return this.invalid(
+        `refusing to restore partition ${snapshot.partition}'s snapshot onto ${this.partition}`,
+      );
+    const unknown = Object.keys(snapshot.values).filter(
+      (f) => !this.o.format.snapshotFiles.includes(f),
+    );
+    if (unknown.length > 0)
+      return this.invalid(
+        `snapshot for ${this.partition} names files ${this.o.format.layout} does not manage: ${unknown.join(", ")}`,
+      );
+    return this.writeChanged(snapshot.values, this.o.format.snapshotFiles);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.o.port.close();
+  }
+
+  stats(): ActuatorStats {
+    return { ...this.counters };
+  }
+
+  /** What the files hold as far as this actuator knows (found at open plus its own writes). */
+  current(): Record<string, string> {
+    return { ...this.cache };
+  }
+
+  private writeChanged(values: Record<string, string>, order: readonly string[]): ApplyResult {
+    const written: string[] = [];
+    let error: WeirError | null = null;
+    for (const file of order) {
+      const value = values[file];
+      if (value === undefined) continue;
+      if (this.cache[file] === value) {
+        this.counters.unchangedSkips++;
+        continue;
+      }
+      try {
+        this.o.port.write(file, value);
+      } catch (err) {
+        this.counters.failedWrites++;
+        const e = classifyWriteError(this.o.backend, `${this.o.location}/${file}`, value, err);
+        if (e.code === ErrorCodes.CGROUP_GONE) {
+          this.goneError = e;
+          error = e;
+          break;
+        }
+        error ??= e;
+        continue;
+      }
+      this.counters.writes++;
+      this.cache[file] = value;
+      written.push(file);
+    }
+    const result: ApplyResult = { partition: this.partition, written };
+    if (error) result.error = error.toInfo();
+    return result;
+  }
+
+  /** Once gone, always gone (the manager reopens); after close(), nothing is written. */
+  private refusal(): ApplyResult | null {
+    if (this.goneError)
+      return { partition: this.partition, written: [], error: this.goneError.toInfo() };
+    if (this.closed) return this.invalid(`actuator for ${this.partition} is closed`);
+    return null;
+  }
+
+  private invalid(message: string): ApplyResult {
+    const e = new WeirError(ErrorCodes.CGROUP_WRITE_FAILED, `[${this.o.backend}] ${message}`, {
+      retryable: false,
+    });
+    return { partition: this.partition, written: [], error: e.toInfo() };
+  }
+}

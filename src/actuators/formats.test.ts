@@ -1,0 +1,134 @@
+import { describe, expect, it } from "vitest";
+import {
+  checkDirective,
+  MIN_QUOTA_USEC,
+  quotaUsecForCap,
+  sharesToWeight,
+  v1Format,
+  v2Format,
+  weightToShares,
+} from "./formats.ts";
+
+const directive = (cpuMillis: number, weight: number) => ({
+  partition: "p",
+  cpuMillis,
+  weight,
+  cpuCount: 1,
+});
+
+describe("weight <-> shares (the kernel's 1024 : 100 conversion)", () => {
+  it("maps defaults to defaults and keeps ratios", () => {
+    expect(weightToShares(100)).toBe(1024); // 100 * 1024 / 100
+    expect(weightToShares(200)).toBe(2048); // 200 * 1024 / 100
+    expect(weightToShares(50)).toBe(512); // 50 * 1024 / 100
+    expect(weightToShares(1)).toBe(10); // round(10.24)
+    expect(weightToShares(3)).toBe(31); // round(30.72)
+    expect(weightToShares(10_000)).toBe(102_400); // 10000 * 10.24
+  });
+
+  it("clamps weights outside 1..10000 and rounds fractions", () => {
+    expect(weightToShares(0)).toBe(10); // clamped to 1 -> 10
+    expect(weightToShares(99_999)).toBe(102_400); // clamped to 10000
+    expect(weightToShares(150.4)).toBe(1536); // round -> 150 -> 1536
+  });
+
+  it("converts shares back the kernel's way", () => {
+    expect(sharesToWeight(1024)).toBe(100);
+    expect(sharesToWeight(2)).toBe(1); // round(0.195) = 0 -> clamped to 1
+    expect(sharesToWeight(262_144)).toBe(10_000); // 25600 -> clamped to 10000
+    expect(sharesToWeight(2597)).toBe(254); // round(253.6): the OCI map's "100" is not 100 here
+  });
+
+  it("round-trips every weight 1..10000 exactly", () => {
+    for (let w = 1; w <= 10_000; w++) {
+      if (sharesToWeight(weightToShares(w)) !== w)
+        throw new Error(`weight ${w} does not round-trip`);
+    }
+  });
+});
+
+describe("quota for a cap", () => {
+  it("is cpuMillis * period / 1000, raised to 1000 us, null when unlimited", () => {
+    expect(quotaUsecForCap(250, 100_000)).toBe(25_000); // 250 * 100000 / 1000
+    expect(quotaUsecForCap(1500, 50_000)).toBe(75_000); // 1500 * 50000 / 1000
+    expect(quotaUsecForCap(333.3, 100_000)).toBe(33_330); // round(33330)
+    expect(quotaUsecForCap(5, 100_000)).toBe(MIN_QUOTA_USEC); // 500 -> 1000
+    expect(quotaUsecForCap(0, 100_000)).toBe(1000);
+    expect(quotaUsecForCap(-5, 100_000)).toBe(1000);
+    expect(quotaUsecForCap(Number.POSITIVE_INFINITY, 100_000)).toBeNull();
+  });
+
+  it("rejects NaN and -Infinity caps and non-finite weights", () => {
+    expect(checkDirective(directive(Number.NaN, 100))).toMatch(/cpuMillis .* NaN/);
+    expect(checkDirective(directive(Number.NEGATIVE_INFINITY, 100))).toMatch(/cpuMillis/);
+    expect(checkDirective(directive(100, Number.NaN))).toMatch(/weight .* NaN/);
+    expect(checkDirective(directive(Number.POSITIVE_INFINITY, 100))).toBeNull();
+  });
+});
+
+describe("v1 format", () => {
+  it("writes quota at the cgroup's period and shares", () => {
+    const cur = { "cpu.cfs_period_us": "50000", "cpu.cfs_quota_us": "-1", "cpu.shares": "1024" };
+    expect(v1Format.desired(directive(250, 200), cur)).toEqual({
+      "cpu.cfs_quota_us": "12500", // 250 * 50000 / 1000
+      "cpu.shares": "2048",
+    });
+    expect(v1Format.desired(directive(Number.POSITIVE_INFINITY, 100), cur)).toEqual({
+      "cpu.cfs_quota_us": "-1",
+      "cpu.shares": "1024",
+    });
+  });
+
+  it("validates found values, naming the file and the value", () => {
+    expect(v1Format.validate(v1Format.freshValues)).toBeNull();
+    expect(v1Format.validate({ ...v1Format.freshValues, "cpu.cfs_period_us": "abc" })).toBe(
+      'cpu.cfs_period_us must be an integer 1000..1000000: found "abc"',
+    );
+    expect(v1Format.validate({ ...v1Format.freshValues, "cpu.cfs_quota_us": "-7" })).toMatch(
+      /cpu.cfs_quota_us .* found "-7"/,
+    );
+  });
+
+  it("describes values on common scales", () => {
+    expect(
+      v1Format.describe({
+        "cpu.cfs_period_us": "100000",
+        "cpu.cfs_quota_us": "25000",
+        "cpu.shares": "2048",
+      }),
+    ).toEqual({ quotaUsec: 25_000, periodUsec: 100_000, weight: 200 });
+  });
+});
+
+describe("v2 format", () => {
+  it("writes cpu.max with the period it holds, and the weight as is", () => {
+    const cur = { "cpu.max": "max 20000", "cpu.weight": "100" };
+    expect(v2Format.desired(directive(250, 200), cur)).toEqual({
+      "cpu.max": "5000 20000", // 250 * 20000 / 1000
+      "cpu.weight": "200",
+    });
+    expect(v2Format.desired(directive(Number.POSITIVE_INFINITY, 10), cur)).toEqual({
+      "cpu.max": "max 20000",
+      "cpu.weight": "10",
+    });
+  });
+
+  it("validates found values", () => {
+    expect(v2Format.validate({ "cpu.max": "max 100000", "cpu.weight": "100" })).toBeNull();
+    expect(v2Format.validate({ "cpu.max": "max", "cpu.weight": "100" })).toMatch(/found "max"/);
+    expect(v2Format.validate({ "cpu.max": "max 100000", "cpu.weight": "0" })).toMatch(
+      /cpu.weight must be an integer 1..10000: found "0"/,
+    );
+  });
+
+  it("describes values on common scales", () => {
+    expect(v2Format.describe({ "cpu.max": "50000 100000", "cpu.weight": "50" })).toEqual({
+      quotaUsec: 50_000,
+      periodUsec: 100_000,
+      weight: 50,
+    });
+    expect(
+      v2Format.describe({ "cpu.max": "max 100000", "cpu.weight": "100" }).quotaUsec,
+    ).toBeNull();
+  });
+});

@@ -1,0 +1,128 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
+import {
+  actuatorBackends,
+  backendsHandling,
+  CgroupBackend,
+  createActuatorBackend,
+  createDryRunBackend,
+  detect,
+  RecordingBackend,
+  registerActuatorBackend,
+} from "./index.ts";
+
+const FIXTURES = path.join(import.meta.dirname, "fixtures");
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `weirt-${process.pid}-idx-`));
+fs.cpSync(FIXTURES, tmp, { recursive: true });
+const V1 = path.join(tmp, "cgroup-v1");
+const V2 = path.join(tmp, "cgroup-v2");
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const codeOf = (fn: () => unknown): string | undefined => {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof WeirError ? err.code : `not a WeirError: ${String(err)}`;
+  }
+  return undefined;
+};
+
+describe("detect", () => {
+  it("chooses v2 where cpu.max exists and v1 where <root>/cpu/<path>/cpu.cfs_quota_us does", () => {
+    expect(detect(V2, "weir/web")).toBe("cgroup-v2");
+    expect(detect(V2, "/weir/batch")).toBe("cgroup-v2");
+    expect(detect(V1, "weir/web")).toBe("cgroup-v1");
+    expect(detect(V1, "")).toBe("cgroup-v1"); // the v1 root cgroup has the cpu files
+  });
+
+  it("says when a v2 cgroup lacks the cpu controller and when nothing is there", () => {
+    expect(codeOf(() => detect(V2, "nocpu"))).toBe(ErrorCodes.CGROUP_NOT_WRITABLE);
+    expect(codeOf(() => detect(V1, "weir/none"))).toBe(ErrorCodes.CGROUP_GONE);
+    expect(() => detect(V1, "weir/none")).toThrowError(
+      /neither .*cpu.max \(v2\) nor .*cpu.cfs_quota_us \(v1\)/,
+    );
+  });
+});
+
+describe("registry", () => {
+  it("lists the built-in backends with what they handle", () => {
+    expect(actuatorBackends().map((b) => [b.name, b.handles])).toEqual([
+      ["cgroup", ["cgroup"]],
+      ["cgroup-v1", ["cgroup"]],
+      ["cgroup-v2", ["cgroup"]],
+      ["dry-run", ["cgroup"]],
+      ["recording", ["cgroup", "simulated"]],
+    ]);
+    expect(backendsHandling("simulated")).toEqual(["recording"]);
+    expect(backendsHandling("vm")).toEqual([]);
+  });
+
+  it("builds a backend by name; an unknown name lists the known ones", () => {
+    expect(createActuatorBackend("cgroup-v2", { cgroupfs: V2 }).name).toBe("cgroup-v2");
+    expect(createActuatorBackend("recording", { cgroupfs: V2 })).toBeInstanceOf(RecordingBackend);
+    expect(() => createActuatorBackend("libvirt", { cgroupfs: V2 })).toThrowError(
+      'actuator backend must be one of cgroup, cgroup-v1, cgroup-v2, dry-run, recording: current value is "libvirt"',
+    );
+    expect(() =>
+      registerActuatorBackend({
+        name: "cgroup",
+        handles: [],
+        description: "",
+        create: () => new RecordingBackend(),
+      }),
+    ).toThrowError(/already registered/);
+  });
+});
+
+describe("cgroup backend (detects per path)", () => {
+  it("opens v1 and v2 paths with their own files", () => {
+    const v2 = new CgroupBackend({ cgroupfs: V2 }).open({ partition: "w", cgroup: "weir/web" });
+    expect(Object.keys(v2.snapshot().values)).toEqual(["cpu.max", "cpu.weight"]);
+    v2.close();
+    const v1 = new CgroupBackend({ cgroupfs: V1 }).open({ partition: "b", cgroup: "weir/batch" });
+    expect(v1.snapshot().values).toEqual({
+      "cpu.cfs_period_us": "50000",
+      "cpu.cfs_quota_us": "25000",
+      "cpu.shares": "512",
+    });
+    // 400 millis at its 50000 us period = 20000 us; weight 50 = 512 shares, unchanged.
+    expect(v1.apply({ partition: "b", cpuMillis: 400, weight: 50, cpuCount: 1 }).written).toEqual([
+      "cpu.cfs_quota_us",
+    ]);
+    expect(fs.readFileSync(path.join(V1, "cpu/weir/batch/cpu.cfs_quota_us"), "latin1")).toBe(
+      "20000\n",
+    );
+    v1.close();
+  });
+});
+
+describe("dry-run backend", () => {
+  it("starts from the real values, records what it would write, and writes nothing", () => {
+    const quotaFile = path.join(V1, "cpu/weir/web/cpu.cfs_quota_us");
+    const before = fs.readFileSync(quotaFile, "latin1");
+    const dry = createDryRunBackend({ cgroupfs: V1, now: () => 5 });
+    const a = dry.open({ partition: "web", cgroup: "weir/web" });
+    expect(a.snapshot().values["cpu.cfs_quota_us"]).toBe("-1");
+    expect(a.apply({ partition: "web", cpuMillis: 300, weight: 100, cpuCount: 1 }).written).toEqual(
+      ["cpu.cfs_quota_us"],
+    );
+    expect(dry.writes()).toEqual([
+      {
+        seq: 1,
+        atMs: 5,
+        partition: "web",
+        cgroup: "weir/web",
+        file: "cpu.cfs_quota_us",
+        value: "30000",
+        ok: true,
+      },
+    ]);
+    expect(fs.readFileSync(quotaFile, "latin1")).toBe(before);
+    expect(codeOf(() => dry.open({ partition: "x", cgroup: "weir/none" }))).toBe(
+      ErrorCodes.CGROUP_GONE,
+    );
+  });
+});

@@ -1,0 +1,163 @@
+import { describe, expect, it } from "vitest";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
+import { actuatorContract } from "./contract.ts";
+import { v1Format, v2Format } from "./formats.ts";
+import { RecordingBackend } from "./recording.ts";
+
+// One recorder per contract run; each target is its own in-memory cgroup.
+for (const format of [v2Format, v1Format]) {
+  const recorder = new RecordingBackend({ format });
+  const periodFile = format === v1Format ? "cpu.cfs_period_us" : "cpu.max";
+  actuatorContract({
+    name: `recording (${format.layout} files)`,
+    format,
+    makeBackend: () => recorder,
+    makeTarget: (label, init) => {
+      const cgroup = `weir/${label}`;
+      const values: Record<string, string> = {};
+      if (init?.periodUsec)
+        values[periodFile] =
+          format === v1Format ? String(init.periodUsec) : `max ${init.periodUsec}`;
+      recorder.create(cgroup, values);
+      return { partition: label, cgroup };
+    },
+    readBack: (t) => {
+      const v = recorder.view(t.cgroup);
+      if (!v) throw new Error(`${t.cgroup} is gone`);
+      return v;
+    },
+    removeTarget: (t) => {
+      recorder.remove(t.cgroup);
+    },
+    writeProbe: {
+      arm: (t) => {
+        armed.set(t.cgroup, recorder.writes(t.cgroup).length);
+      },
+      touched: (t) => recorder.writes(t.cgroup).length !== armed.get(t.cgroup),
+    },
+    makeUnwritable: (t) => recorder.setFault(t.cgroup, "not-writable"),
+  });
+}
+const armed = new Map<string, number>();
+
+describe("recording backend", () => {
+  it("records every write attempt in order, with the clock it was given", () => {
+    let now = 1000;
+    const r = new RecordingBackend({ now: () => now });
+    r.create("a");
+    const a = r.open({ partition: "web", cgroup: "a" });
+    a.apply({ partition: "web", cpuMillis: 250, weight: 200, cpuCount: 1 });
+    now = 1100;
+    a.apply({ partition: "web", cpuMillis: 250, weight: 300, cpuCount: 1 });
+    a.apply({ partition: "web", cpuMillis: 250, weight: 300, cpuCount: 1 });
+    expect(r.writes()).toEqual([
+      {
+        seq: 1,
+        atMs: 1000,
+        partition: "web",
+        cgroup: "a",
+        file: "cpu.max",
+        value: "25000 100000",
+        ok: true,
+      },
+      {
+        seq: 2,
+        atMs: 1000,
+        partition: "web",
+        cgroup: "a",
+        file: "cpu.weight",
+        value: "200",
+        ok: true,
+      },
+      {
+        seq: 3,
+        atMs: 1100,
+        partition: "web",
+        cgroup: "a",
+        file: "cpu.weight",
+        value: "300",
+        ok: true,
+      },
+    ]);
+    expect(r.files("a")).toEqual({ "cpu.max": "25000 100000", "cpu.weight": "300" });
+  });
+
+  it("a busy or refusing kernel is a retryable write failure, retried on the next apply", () => {
+    const r = new RecordingBackend();
+    r.create("a");
+    const a = r.open({ partition: "web", cgroup: "a" });
+    const dir = { partition: "web", cpuMillis: 250, weight: 100, cpuCount: 1 };
+    r.setFault("a", "busy");
+    const r1 = a.apply(dir);
+    expect(r1.written).toEqual([]);
+    expect(r1.error).toEqual({
+      code: ErrorCodes.CGROUP_WRITE_FAILED,
+      message:
+        '[recording] writing "25000 100000" to recording:a/cpu.max failed: EBUSY (the kernel refused the value; retried next cycle)',
+      retryable: true,
+    });
+    r.setFault("a", "invalid");
+    expect(a.apply(dir).error?.message).toContain("EINVAL");
+    r.setFault("a", null);
+    // The failed value was never cached as written, so the same directive is written now.
+    expect(a.apply(dir)).toEqual({ partition: "web", written: ["cpu.max"] });
+    expect(a.stats?.()).toEqual({ writes: 1, failedWrites: 2, unchangedSkips: 3 });
+    expect(r.writes("a").map((w) => [w.ok, w.errno])).toEqual([
+      [false, "EBUSY"],
+      [false, "EINVAL"],
+      [true, undefined],
+    ]);
+  });
+
+  it("a read-only cgroup is not writable; a re-made cgroup is gone for actuators on the old one", () => {
+    const r = new RecordingBackend();
+    r.create("a");
+    const a = r.open({ partition: "web", cgroup: "a" });
+    r.setFault("a", "read-only");
+    const res = a.apply({ partition: "web", cpuMillis: 500, weight: 100, cpuCount: 1 });
+    expect(res.error).toMatchObject({ code: ErrorCodes.CGROUP_NOT_WRITABLE, retryable: false });
+    expect(res.error?.message).toContain("EROFS");
+    r.create("a");
+    const gone = a.apply({ partition: "web", cpuMillis: 500, weight: 100, cpuCount: 1 });
+    expect(gone.error?.code).toBe(ErrorCodes.CGROUP_GONE);
+    // A fresh open sees the new cgroup.
+    const b = r.open({ partition: "web", cgroup: "a" });
+    expect(b.apply({ partition: "web", cpuMillis: 500, weight: 100, cpuCount: 1 }).written).toEqual(
+      ["cpu.max"],
+    );
+  });
+
+  it("seeds a cgroup it has not seen (dry-run), or says it is gone", () => {
+    const r = new RecordingBackend({
+      format: v1Format,
+      seed: (t) => (t.cgroup === "known" ? { "cpu.cfs_quota_us": "30000" } : undefined),
+    });
+    const a = r.open({ partition: "k", cgroup: "known" });
+    expect(a.snapshot().values).toEqual({
+      "cpu.cfs_period_us": "100000",
+      "cpu.cfs_quota_us": "30000",
+      "cpu.shares": "1024",
+    });
+    expect(a.apply({ partition: "k", cpuMillis: 300, weight: 100, cpuCount: 1 }).written).toEqual(
+      [],
+    );
+    expect(() => r.open({ partition: "u", cgroup: "unknown" })).toThrowError(WeirError);
+  });
+
+  it("refuses to create a cgroup with malformed values", () => {
+    const r = new RecordingBackend();
+    expect(() => r.create("x", { "cpu.max": "lots" })).toThrowError(/cpu.max .* found "lots"/);
+  });
+
+  it("keeps about maxRecords records", () => {
+    const r = new RecordingBackend({ maxRecords: 10 });
+    r.create("a");
+    const a = r.open({ partition: "a", cgroup: "a" });
+    for (let i = 1; i <= 25; i++)
+      a.apply({ partition: "a", cpuMillis: i * 10, weight: 100, cpuCount: 1 });
+    const w = r.writes();
+    expect(w.length).toBeLessThanOrEqual(10);
+    expect(w.at(-1)?.value).toBe("25000 100000"); // 250 millis, the last one
+    expect(w.at(-1)?.seq).toBe(25);
+  });
+});

@@ -1,0 +1,198 @@
+// The recording hypervisor: an in-memory cgroup tree that records every write. It backs
+// `--dry-run` (seeded from the real files, read-only) and the tests, and the simulator runs
+// on it. It is the same engine as the cgroup backends (engine.ts), over an in-memory port, so
+// it writes exactly what they would write and nothing when nothing changed.
+import { ErrorCodes, WeirError } from "../core/errors.ts";
+import { type FilePort, FileSetActuator } from "./engine.ts";
+import { type AllocationView, assertValid, type CpuFileFormat, v2Format } from "./formats.ts";
+import type { ActuatorBackend, ActuatorTarget } from "./types.ts";
+
+export const RECORDING = "recording";
+
+/** A fault a recorded cgroup can be told to have: every write to it then fails with this errno. */
+export type RecordingFault =
+  /** EACCES: the files refuse writes (CGROUP_NOT_WRITABLE). */
+  | "not-writable"
+  /** EROFS: read-only filesystem (CGROUP_NOT_WRITABLE). */
+  | "read-only"
+  /** EBUSY: the kernel is busy (CGROUP_WRITE_FAILED, retryable). */
+  | "busy"
+  /** EINVAL: the kernel refuses the value (CGROUP_WRITE_FAILED, retryable). */
+  | "invalid";
+
+const FAULT_ERRNO: Record<RecordingFault, string> = {
+  "not-writable": "EACCES",
+  "read-only": "EROFS",
+  busy: "EBUSY",
+  invalid: "EINVAL",
+};
+
+/** One write attempt, in order. */
+export interface WriteRecord {
+  /** 1, 2, 3... across the backend. */
+  seq: number;
+  atMs: number;
+  partition: string;
+  cgroup: string;
+  file: string;
+  value: string;
+  /** False when the write failed; `errno` says how. */
+  ok: boolean;
+  errno?: string;
+}
+
+export interface RecordingOptions {
+  /** Backend name in messages and the registry (default "recording"). */
+  name?: string;
+  /** File layout to record, or one per target (dry-run: the layout each real cgroup has). Default v2. */
+  format?: CpuFileFormat | ((target: ActuatorTarget) => CpuFileFormat);
+  /**
+   * Starting content for a cgroup opened before it was created (dry-run: read from the real
+   * files). Returning undefined means the cgroup does not exist: open() throws CGROUP_GONE.
+   */
+  seed?: (target: ActuatorTarget, format: CpuFileFormat) => Record<string, string> | undefined;
+  /** Clock for WriteRecord.atMs (default Date.now). */
+  now?: () => number;
+  /** Partition kinds it declares (default ["cgroup"]). */
+  handles?: readonly string[];
+  /** Keep about this many records; past it the oldest tenth is dropped (default 100_000). */
+  maxRecords?: number;
+}
+
+interface Node {
+  format: CpuFileFormat;
+  values: Record<string, string>;
+  fault: RecordingFault | null;
+}
+
+function errnoError(code: string, message: string): NodeJS.ErrnoException {
+  const e: NodeJS.ErrnoException = new Error(`${code}: ${message}`);
+  e.code = code;
+  return e;
+}
+
+export class RecordingBackend implements ActuatorBackend {
+  readonly name: string;
+  readonly handles: readonly string[];
+  private readonly tree = new Map<string, Node>();
+  private readonly log: WriteRecord[] = [];
+  private seq = 0;
+  private readonly o: RecordingOptions;
+
+  constructor(opts: RecordingOptions = {}) {
+    this.o = opts;
+    this.name = opts.name ?? RECORDING;
+    this.handles = opts.handles ?? ["cgroup"];
+  }
+
+  /**
+   * Make a cgroup, holding what a fresh one holds, overridden by `values` (replaces an
+   * existing one, which makes actuators opened on the old one see it as gone).
+   */
+  create(cgroup: string, values: Record<string, string> = {}, format?: CpuFileFormat): void {
+    const f = format ?? this.formatFor({ partition: cgroup, cgroup });
+    const v = { ...f.freshValues, ...values };
+    assertValid(f, `${this.name}:${cgroup}`, v);
+    this.tree.set(cgroup, { format: f, values: v, fault: null });
+  }
+
+  /** Remove a cgroup (like rmdir): actuators on it get CGROUP_GONE. Returns whether it existed. */
+  remove(cgroup: string): boolean {
+    return this.tree.delete(cgroup);
+  }
+
+  /** Make every write to the cgroup fail with the fault's errno (null clears it). */
+  setFault(cgroup: string, fault: RecordingFault | null): void {
+    const node = this.tree.get(cgroup);
+    if (!node) throw new WeirError(ErrorCodes.CGROUP_GONE, `[${this.name}] no cgroup ${cgroup}`);
+    node.fault = fault;
+  }
+
+  /** What the cgroup's files hold now, or undefined if it does not exist. */
+  files(cgroup: string): Readonly<Record<string, string>> | undefined {
+    const node = this.tree.get(cgroup);
+    return node && { ...node.values };
+  }
+
+  /** The cgroup's allocation on common scales (cap, period, v2 weight). */
+  view(cgroup: string): AllocationView | undefined {
+    const node = this.tree.get(cgroup);
+    return node?.format.describe(node.values);
+  }
+
+  /** Every write attempt so far, oldest first (optionally only one cgroup's). */
+  writes(cgroup?: string): readonly WriteRecord[] {
+    return cgroup === undefined ? [...this.log] : this.log.filter((r) => r.cgroup === cgroup);
+  }
+
+  /** Forget the records (not the tree). */
+  clearWrites(): void {
+    this.log.length = 0;
+  }
+
+  open(target: ActuatorTarget): FileSetActuator {
+    let node = this.tree.get(target.cgroup);
+    if (!node) {
+      const format = this.formatFor(target);
+      const seeded = this.o.seed?.(target, format);
+      if (!seeded)
+        throw new WeirError(
+          ErrorCodes.CGROUP_GONE,
+          `[${this.name}] cgroup ${target.cgroup} does not exist`,
+        );
+      this.create(target.cgroup, seeded, format);
+      node = this.tree.get(target.cgroup)!;
+    }
+    const opened = node;
+    const port: FilePort = {
+      write: (file, value) => this.write(target, opened, file, value),
+      close: () => {},
+    };
+    return new FileSetActuator({
+      backend: this.name,
+      partition: target.partition,
+      location: `${this.name}:${target.cgroup}`,
+      format: node.format,
+      found: { ...node.values },
+      port,
+    });
+  }
+
+  private write(target: ActuatorTarget, opened: Node, file: string, value: string): void {
+    const now = this.o.now ?? Date.now;
+    const rec: WriteRecord = {
+      seq: ++this.seq,
+      atMs: now(),
+      partition: target.partition,
+      cgroup: target.cgroup,
+      file,
+      value,
+      ok: true,
+    };
+    let failure: NodeJS.ErrnoException | null = null;
+    // Like a held fd on a removed cgroup: a removed (or re-made) node answers ENODEV.
+    if (this.tree.get(target.cgroup) !== opened)
+      failure = errnoError("ENODEV", `${target.cgroup} was removed`);
+    else if (opened.fault)
+      failure = errnoError(FAULT_ERRNO[opened.fault], `${target.cgroup}/${file}`);
+    if (failure) {
+      rec.ok = false;
+      rec.errno = failure.code;
+    } else {
+      opened.values[file] = value;
+    }
+    this.log.push(rec);
+    const max = this.o.maxRecords ?? 100_000;
+    if (this.log.length > max) this.log.splice(0, this.log.length - max + Math.ceil(max / 10));
+    if (failure) throw failure;
+  }
+
+  private formatFor(target: ActuatorTarget): CpuFileFormat {
+    const f = this.o.format;
+    if (f === undefined) return v2Format;
+    return typeof f === "function" ? f(target) : f;
+  }
+}
+
+export const createRecordingBackend = (opts?: RecordingOptions): RecordingBackend =>
+  new RecordingBackend(opts);
