@@ -1,0 +1,379 @@
+// Run one scenario under one policy: the simulated machine on virtual time, driven by weir's
+// real Manager (sample every sensor -> policy.step -> apply every directive -> record), with
+// the sim's sensors and hypervisor behind the same interfaces as the real host's.
+
+import type { PartitionSpec } from "../core/model.ts";
+import { type CpuMillis, MILLIS_PER_CPU } from "../core/units.ts";
+import { Manager } from "../manager/manager.ts";
+import type { OracleView } from "../policy/baselines/oracle.ts";
+import { defaultPolicyKnobs } from "../policy/knobs.ts";
+import type { Policy, PolicyKnobs } from "../policy/types.ts";
+import { throughputFromSamples } from "../sensors/throughput.ts";
+import type { DriftOptions } from "./drift.ts";
+import { type LoadSchedule, peakRate } from "./load.ts";
+import { SimWorld } from "./world.ts";
+
+export interface ScenarioPartition {
+  id: string;
+  kind: "network" | "batch";
+  /** Offered load (network partitions). */
+  load?: LoadSchedule;
+  /** Packets per CPU-second at nominal clock (default 3,500). */
+  velocityPacketsPerCpuSec?: number;
+  queuePackets?: number;
+  /** Threads that can run at once (default: all CPUs). */
+  parallelism?: number;
+  /** Bounds and goals the policy sees (defaults: min 0, max capacity, weight 100, importance 3). */
+  spec?: Partial<Omit<PartitionSpec, "id" | "kind">>;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  cpus: number;
+  /** Kept back from the policy's capacity (capacity = cpus x 1000 - reserve). */
+  reserveCpuMillis: number;
+  durationMs: number;
+  /** Manager cycle interval. */
+  intervalMs: number;
+  /** Simulation tick. */
+  tickMs: number;
+  periodUsec?: number;
+  seed: number;
+  drift?: Partial<DriftOptions>;
+  partitions: ScenarioPartition[];
+  /** A load step whose reaction time is measured: on `partition`, at `atMs`, settled by `untilMs`. */
+  reaction?: { partition: string; atMs: number; untilMs: number };
+}
+
+/** What a policy factory may know: the scenario, and (only the oracle uses it) the future. */
+export interface PolicyContext {
+  scenario: Scenario;
+  oracle: OracleView;
+}
+
+export type PolicyFactory = (ctx: PolicyContext) => Policy;
+
+export interface RunOptions {
+  knobs?: Partial<PolicyKnobs>;
+  /** Keep per-cycle series (allocation, served, offered, CPU per partition). Default: <= 20 partitions. */
+  series?: boolean;
+  onProgress?: (fraction: number) => void;
+}
+
+export interface RunMeasures {
+  offeredPackets: number;
+  servedPackets: number;
+  droppedPackets: number;
+  /** Served ÷ offered over all network partitions. */
+  servedFraction: number;
+  dropFraction: number;
+  p50LatencyMs: number;
+  p99LatencyMs: number;
+  /** CPU used, mean cores over the run. */
+  networkCpuCores: number;
+  batchCpuCores: number;
+  /** Writes to cgroup files by the actuators (quota + shares). */
+  allocationWrites: number;
+  /** Cycles x partitions in which the applied cap changed. */
+  allocationChanges: number;
+  /** Load step -> 90 % of the policy's new allocation applied; null: no step, no cap, or no change. */
+  reactionMs: number | null;
+  /** Load step -> the stepped partition serves >= 90 % of its offered load for 5 cycles in a row; null: never. */
+  recoveryMs: number | null;
+  /** The manager's CPU time (user + system, process.cpuUsage around runCycle). */
+  managerCpuMs: number;
+  managerCpuUsPerCycle: number;
+  managerCpuUsP99PerCycle: number;
+  /** Wall time of policy.step alone (the pure control law), per cycle. */
+  policyStepUsPerCycle: number;
+  policyStepUsP99PerCycle: number;
+  /** Resident set of the whole benchmark process at the end (sim + manager), MB. */
+  processRssMb: number;
+  cycles: number;
+  wallMs: number;
+}
+
+export interface RunSeries {
+  /** Virtual time of each cycle's end, ms. */
+  tMs: number[];
+  partitions: Record<
+    string,
+    {
+      kind: "network" | "batch";
+      /** Applied cap in millicores; null when uncapped. */
+      capCpuMillis: Array<number | null>;
+      servedPacketsPerSec: number[];
+      offeredPacketsPerSec: number[];
+      cpuMillis: number[];
+    }
+  >;
+}
+
+export interface RunResult {
+  scenario: string;
+  policy: string;
+  capacityCpuMillis: CpuMillis;
+  measures: RunMeasures;
+  series?: RunSeries;
+}
+
+const VELOCITY_DEFAULT = 3500;
+
+/** The oracle's view of a scenario: its schedules and the world's true cost per packet. */
+function oracleViewOf(scenario: Scenario, world: SimWorld): OracleView {
+  const byId = new Map(scenario.partitions.map((p) => [p.id, p]));
+  const stepMs = Math.max(scenario.tickMs, scenario.intervalMs / 20);
+  return {
+    intervalMs: scenario.intervalMs,
+    peakOfferedPacketsPerSec: (id, fromMs, toMs) => {
+      const load = byId.get(id)?.load;
+      return load ? peakRate(load, fromMs, toMs, stepMs) : 0;
+    },
+    costNsPerPacket: (id, atMs) =>
+      (1e9 / (byId.get(id)?.velocityPacketsPerCpuSec ?? VELOCITY_DEFAULT)) *
+      world.drift.factorAt(atMs),
+  };
+}
+
+export function capacityOf(scenario: Scenario): CpuMillis {
+  return scenario.cpus * MILLIS_PER_CPU - scenario.reserveCpuMillis;
+}
+
+export function specOf(p: ScenarioPartition, capacity: CpuMillis): PartitionSpec {
+  return {
+    id: p.id,
+    kind: p.kind,
+    minCpuMillis: p.spec?.minCpuMillis ?? 0,
+    maxCpuMillis: p.spec?.maxCpuMillis ?? capacity,
+    weight: p.spec?.weight ?? 100,
+    importance: p.spec?.importance ?? 3,
+    ...(p.spec?.goalPacketsPerSec === undefined
+      ? {}
+      : { goalPacketsPerSec: p.spec.goalPacketsPerSec }),
+  };
+}
+
+const percentile = (xs: number[], p: number): number => {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+};
+
+export function runScenario(
+  scenario: Scenario,
+  makePolicy: PolicyFactory,
+  opts: RunOptions = {},
+): RunResult {
+  const wallStart = performance.now();
+  const world = new SimWorld({
+    cpus: scenario.cpus,
+    tickMs: scenario.tickMs,
+    seed: scenario.seed,
+    ...(scenario.periodUsec === undefined ? {} : { periodUsec: scenario.periodUsec }),
+    ...(scenario.drift === undefined ? {} : { drift: scenario.drift }),
+  });
+  for (const p of scenario.partitions) {
+    if (p.kind === "network") {
+      world.addNetwork(p.id, {
+        load: p.load ?? (() => 0),
+        velocityPacketsPerCpuSec: p.velocityPacketsPerCpuSec ?? VELOCITY_DEFAULT,
+        ...(p.queuePackets === undefined ? {} : { queuePackets: p.queuePackets }),
+        ...(p.parallelism === undefined ? {} : { parallelism: p.parallelism }),
+      });
+    } else world.addBatch(p.id, p.parallelism === undefined ? {} : { parallelism: p.parallelism });
+  }
+  const capacity = capacityOf(scenario);
+  const knobs: PolicyKnobs = {
+    ...defaultPolicyKnobs(capacity),
+    ...opts.knobs,
+    capacityCpuMillis: capacity,
+  };
+  const inner = makePolicy({ scenario, oracle: oracleViewOf(scenario, world) });
+  const stepUs: number[] = [];
+  const policy: Policy = {
+    name: inner.name,
+    initialState: () => inner.initialState(),
+    step(input, state) {
+      const t0 = performance.now();
+      const out = inner.step(input, state);
+      stepUs.push((performance.now() - t0) * 1000);
+      return out;
+    },
+  };
+  const hv = world.hypervisor;
+  const manager = new Manager({
+    now: world.now,
+    intervalMs: scenario.intervalMs,
+    policy,
+    knobs,
+    historySize: 1,
+    partitions: scenario.partitions.map((p) => ({
+      spec: specOf(p, capacity),
+      source: "host" as const,
+      openSensor: () => world.sensor(p.id),
+      openActuator: () => hv.open({ partition: p.id, cgroup: p.id }),
+    })),
+    throughput: (id, prev, next) => throughputFromSamples(id, prev, next, "sim"),
+  });
+
+  const ids = scenario.partitions.map((p) => p.id);
+  const handles = ids.map((id) => world.partition(id));
+  const keepSeries = opts.series ?? ids.length <= 20;
+  const series: RunSeries | undefined = keepSeries ? { tMs: [], partitions: {} } : undefined;
+  if (series)
+    for (const h of handles)
+      series.partitions[h.id] = {
+        kind: h.kind,
+        capCpuMillis: [],
+        servedPacketsPerSec: [],
+        offeredPacketsPerSec: [],
+        cpuMillis: [],
+      };
+
+  const reactionId = scenario.reaction?.partition;
+  const reactionCaps: Array<{ tMs: number; cap: number | null }> = [];
+  const reactionServe: Array<{ tMs: number; ok: boolean }> = [];
+  const prevCounters = handles.map(() => ({
+    offered: 0,
+    served: 0,
+    usageNs: 0,
+  }));
+  const lastCap: Array<number | null> = ids.map((id) => hv.capCpuMillis(id));
+  let allocationChanges = 0;
+  const cycleCpuUs: number[] = [];
+  const cycles = Math.round(scenario.durationMs / scenario.intervalMs);
+
+  for (let c = 0; c < cycles; c++) {
+    const cpu0 = process.cpuUsage();
+    manager.runCycle();
+    const cpu = process.cpuUsage(cpu0);
+    cycleCpuUs.push(cpu.user + cpu.system);
+    for (let i = 0; i < ids.length; i++) {
+      const cap = hv.capCpuMillis(ids[i]!);
+      if (cap !== lastCap[i]) allocationChanges++;
+      lastCap[i] = cap;
+    }
+    world.advance(scenario.intervalMs);
+    const tMs = world.nowMs();
+    const windowSec = scenario.intervalMs / 1000;
+    if (series) series.tMs.push(tMs);
+    for (let i = 0; i < handles.length; i++) {
+      const h = handles[i]!;
+      const prev = prevCounters[i]!;
+      const usageNs = hv.stats(h.id).usageNs;
+      const offered = h.counters.offeredPackets;
+      const served = h.counters.servedPackets;
+      if (series) {
+        const s = series.partitions[h.id]!;
+        s.capCpuMillis.push(lastCap[i]!);
+        s.servedPacketsPerSec.push((served - prev.served) / windowSec);
+        s.offeredPacketsPerSec.push((offered - prev.offered) / windowSec);
+        s.cpuMillis.push(((usageNs - prev.usageNs) / 1e6 / scenario.intervalMs) * 1000);
+      }
+      if (h.id === reactionId) {
+        reactionCaps.push({ tMs: tMs - scenario.intervalMs, cap: lastCap[i]! });
+        const o = offered - prev.offered;
+        reactionServe.push({ tMs, ok: o === 0 || served - prev.served >= 0.9 * o });
+      }
+      prev.offered = offered;
+      prev.served = served;
+      prev.usageNs = usageNs;
+    }
+    opts.onProgress?.((c + 1) / cycles);
+  }
+
+  let offered = 0;
+  let served = 0;
+  let dropped = 0;
+  let netNs = 0;
+  let batchNs = 0;
+  let writes = 0;
+  for (const h of handles) {
+    writes += hv.writeCount(h.id);
+    const ns = hv.stats(h.id).usageNs;
+    if (h.kind === "network") {
+      offered += h.counters.offeredPackets;
+      served += h.counters.servedPackets;
+      dropped += h.counters.droppedPackets;
+      netNs += ns;
+    } else batchNs += ns;
+  }
+  const durationNs = world.nowMs() * 1e6;
+  const measures: RunMeasures = {
+    offeredPackets: offered,
+    servedPackets: served,
+    droppedPackets: dropped,
+    servedFraction: offered > 0 ? served / offered : 1,
+    dropFraction: offered > 0 ? dropped / offered : 0,
+    p50LatencyMs: world.latencyUs.getValueAtPercentile(50) / 1000,
+    p99LatencyMs: world.latencyUs.getValueAtPercentile(99) / 1000,
+    networkCpuCores: netNs / durationNs,
+    batchCpuCores: batchNs / durationNs,
+    allocationWrites: writes,
+    allocationChanges,
+    reactionMs: scenario.reaction ? reactionTime(reactionCaps, scenario.reaction) : null,
+    recoveryMs: scenario.reaction ? recoveryTime(reactionServe, scenario.reaction.atMs) : null,
+    managerCpuMs: cycleCpuUs.reduce((a, b) => a + b, 0) / 1000,
+    managerCpuUsPerCycle: cycleCpuUs.reduce((a, b) => a + b, 0) / Math.max(1, cycleCpuUs.length),
+    managerCpuUsP99PerCycle: percentile(cycleCpuUs, 0.99),
+    policyStepUsPerCycle: stepUs.reduce((a, b) => a + b, 0) / Math.max(1, stepUs.length),
+    policyStepUsP99PerCycle: percentile(stepUs, 0.99),
+    processRssMb: process.memoryUsage().rss / 2 ** 20,
+    cycles,
+    wallMs: performance.now() - wallStart,
+  };
+  manager.shutdown("keep");
+  const result: RunResult = {
+    scenario: scenario.name,
+    policy: policy.name,
+    capacityCpuMillis: capacity,
+    measures,
+  };
+  if (series) result.series = series;
+  return result;
+}
+
+/**
+ * Time from the step until the applied cap first covers 90 % of the way from the cap before
+ * the step to the cap the policy settled on (the median over the last quarter of
+ * [atMs, untilMs]). Null when the partition is uncapped, or the settled cap moved by less
+ * than 5 % of the old one (nothing to react with).
+ */
+export function reactionTime(
+  caps: ReadonlyArray<{ tMs: number; cap: number | null }>,
+  step: { atMs: number; untilMs: number },
+): number | null {
+  const before = [...caps].reverse().find((c) => c.tMs < step.atMs)?.cap;
+  const settleFrom = step.untilMs - (step.untilMs - step.atMs) / 4;
+  const settled = caps
+    .filter((c) => c.tMs >= settleFrom && c.tMs <= step.untilMs)
+    .map((c) => c.cap);
+  if (
+    before === undefined ||
+    before === null ||
+    settled.length === 0 ||
+    settled.some((c) => c === null)
+  )
+    return null;
+  const final = percentile(settled as number[], 0.5);
+  if (Math.abs(final - before) < 0.05 * Math.max(before, 1)) return null;
+  const target = before + 0.9 * (final - before);
+  const up = final > before;
+  const hit = caps.find(
+    (c) => c.tMs >= step.atMs && c.cap !== null && (up ? c.cap >= target : c.cap <= target),
+  );
+  return hit ? hit.tMs - step.atMs : null;
+}
+
+/** Time from the step until the window in which >= 90 % is served starts a run of 5 such windows. */
+export function recoveryTime(
+  windows: ReadonlyArray<{ tMs: number; ok: boolean }>,
+  atMs: number,
+): number | null {
+  const after = windows.filter((w) => w.tMs > atMs);
+  for (let i = 0; i + 5 <= after.length; i++) {
+    if (after.slice(i, i + 5).every((w) => w.ok)) return Math.max(0, after[i]!.tMs - atMs);
+  }
+  return null;
+}
