@@ -205,9 +205,16 @@ export interface UdpCounters {
   rcvbufErrors: number;
 }
 
-/** The `Udp:` pair of /proc/<pid>/net/snmp. */
+/**
+ * The `Udp:` pair of /proc/<pid>/net/snmp. Only those two lines are parsed (the hot path
+ * reads this file every cycle); they are checked as strictly as parseSnmp checks all.
+ */
 export function parseSnmpUdp(text: string, path: string): UdpCounters {
-  const udp = parseSnmp(text, path).get("Udp");
+  const at = text.startsWith("Udp: ") ? 0 : text.indexOf("\nUdp: ") + 1;
+  if (at === 0 && !text.startsWith("Udp: ")) throw malformed(path, 'no "Udp:" lines', text);
+  const end1 = text.indexOf("\n", at);
+  const end2 = end1 < 0 ? -1 : text.indexOf("\n", end1 + 1);
+  const udp = parseSnmp(text.slice(at, end2 < 0 ? text.length : end2 + 1), path).get("Udp");
   if (udp === undefined) throw malformed(path, 'no "Udp:" lines', text);
   const get = (name: string): number => {
     const v = udp.get(name);
