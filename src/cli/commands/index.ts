@@ -1,9 +1,11 @@
 // The list of `weir` commands. Add one line per command file.
 import type { Command } from "commander";
+import { register as load } from "./load.ts";
 import { register as run } from "./run.ts";
 import { register as status } from "./status.ts";
+import { register as testbed } from "./testbed.ts";
 import { register as validate } from "./validate.ts";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [run, validate, status];
+export const commands: RegisterCommand[] = [run, validate, status, testbed, load];

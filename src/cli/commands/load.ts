@@ -1,0 +1,181 @@
+// `weir load`: open-loop UDP load against testbed partitions (or any packet server), with
+// a rate schedule, bounded in duration and packet count; prints sent, answered, lost,
+// latency percentiles and the generator's own CPU cost.
+import type { Command } from "commander";
+import { ErrorCodes, WeirError } from "../../core/errors.ts";
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface LoadCliOpts {
+  prefix: string;
+  stateFile?: string;
+  target: string[];
+  only?: string;
+  schedule: string;
+  scheduleFor: string[];
+  duration: string;
+  maxPackets: string;
+  timeout: string;
+  tick: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+const fmt = (x: number | null, digits = 1) => (x === null ? "-" : x.toFixed(digits));
+
+export function register(program: Command): void {
+  program
+    .command("load")
+    .description("Send open-loop UDP load to packet servers following a rate schedule (bounded).")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Targets: every partition of the testbed (--prefix / --state-file), or --target name=addr:port.",
+        "Schedules (--schedule for all, --schedule-for name=SPEC for one):",
+        "  500 | constant:500            500 packets/s",
+        "  step:200,1000@5s              200/s, then 1000/s from 5 s",
+        "  ramp:100..2000@10s            linear 100 -> 2000/s over 0-10 s (ramp:A..B@2s..10s)",
+        "  square:200,1500/4s[/0.25]     high for the first half (or quarter) of every 4 s",
+        "  trace:FILE | trace-linear:FILE   rows 'tMs,pps'",
+        "Open loop: packets go out at the scheduled rate whether or not replies come back.",
+        "Lost = no reply within --timeout. Latency = reply arrival - send, from the client's clock.",
+      ].join("\n"),
+    )
+    .option("--prefix <name>", "testbed prefix", "weir")
+    .option("--state-file <file>", "testbed state file (default /run/weir/testbed-<prefix>.json)")
+    .option(
+      "--target <name=addr:port>",
+      "a target (repeatable); replaces the testbed's partitions",
+      collect,
+      [],
+    )
+    .option("--only <names>", "only these partitions (comma-separated)")
+    .option("--schedule <spec>", "rate schedule for every target", "500")
+    .option("--schedule-for <name=spec>", "schedule for one target (repeatable)", collect, [])
+    .option("--duration <d>", "stop sending after this long", "10s")
+    .option("--max-packets <n>", "stop sending after this many packets in all", "1000000")
+    .option("--timeout <d>", "a reply later than this is lost", "1s")
+    .option("--tick <d>", "send batches this often", "5ms")
+    .option("--json", "print the full result as JSON")
+    .option("--quiet", "no per-second progress")
+    .action(async (o: LoadCliOpts) => {
+      const { readFileSync } = await import("node:fs");
+      const { runLoad } = await import("../../testbed/load.ts");
+      const { parseDurationMs, parseScheduleSpec } = await import("../../testbed/schedule.ts");
+      const { readState } = await import("../../testbed/state.ts");
+      const { defaultStateFile } = await import("../../testbed/names.ts");
+      const readFile = (p: string) => readFileSync(p, "utf8");
+
+      let targets: { name: string; addr: string; port: number }[];
+      if (o.target.length > 0) {
+        targets = o.target.map((t) => {
+          const m = /^([^=]+)=([\d.]+):(\d+)$/.exec(t);
+          if (!m) {
+            throw new WeirError(
+              ErrorCodes.CONFIG_INVALID,
+              `'target' must look like name=addr:port: current value is ${JSON.stringify(t)}`,
+            );
+          }
+          return { name: m[1]!, addr: m[2]!, port: Number(m[3]) };
+        });
+      } else {
+        const file = o.stateFile ?? defaultStateFile(o.prefix);
+        const state = readState(file);
+        if (!state || state.partitions.length === 0) {
+          throw new WeirError(
+            ErrorCodes.TESTBED,
+            `no testbed partitions recorded in ${file}: run \`weir testbed up\` or pass --target`,
+          );
+        }
+        targets = state.partitions.map((p) => ({ name: p.name, addr: p.nsAddr, port: p.port }));
+      }
+      if (o.only) {
+        const only = new Set(o.only.split(",").map((s) => s.trim()));
+        targets = targets.filter((t) => only.has(t.name));
+      }
+      const perTarget = new Map<string, string>();
+      for (const s of o.scheduleFor) {
+        const i = s.indexOf("=");
+        if (i < 1)
+          throw new WeirError(
+            ErrorCodes.CONFIG_INVALID,
+            `'schedule-for' must look like name=SPEC: current value is ${JSON.stringify(s)}`,
+          );
+        perTarget.set(s.slice(0, i), s.slice(i + 1));
+      }
+      const maxPackets = Number(o.maxPackets);
+      const ac = new AbortController();
+      process.once("SIGINT", () => ac.abort());
+      process.once("SIGTERM", () => ac.abort());
+      const result = await runLoad({
+        targets: targets.map((t) => {
+          const spec = perTarget.get(t.name);
+          return spec ? { ...t, schedule: parseScheduleSpec(spec, readFile) } : t;
+        }),
+        schedule: parseScheduleSpec(o.schedule, readFile),
+        durationMs: parseDurationMs(o.duration, "duration"),
+        maxPackets,
+        timeoutMs: parseDurationMs(o.timeout, "timeout"),
+        tickMs: parseDurationMs(o.tick, "tick"),
+        signal: ac.signal,
+        ...(o.json || o.quiet
+          ? {}
+          : {
+              onTick: (p) =>
+                process.stderr.write(
+                  `${(p.elapsedMs / 1000).toFixed(1).padStart(6)}s  ${p.targets
+                    .map(
+                      (t) =>
+                        `${t.name} offered ${t.offeredPps}/s answered ${t.answeredPps}/s p99 ${fmt(t.p99Ms)}ms`,
+                    )
+                    .join("  |  ")}\n`,
+                ),
+            }),
+      });
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        return;
+      }
+      const rows = [
+        [
+          "TARGET",
+          "SCHEDULE",
+          "SENT",
+          "ANSWERED",
+          "LOST",
+          "LATE",
+          "SERVED",
+          "p50 ms",
+          "p99 ms",
+          "max ms",
+        ],
+      ];
+      for (const t of result.targets) {
+        rows.push([
+          `${t.name} ${t.addr}:${t.port}`,
+          t.schedule,
+          String(t.sent),
+          String(t.answered),
+          String(t.lost),
+          String(t.late),
+          t.servedRatio === null ? "-" : `${(t.servedRatio * 100).toFixed(1)}%`,
+          fmt(t.latency.p50Ms, 2),
+          fmt(t.latency.p99Ms, 2),
+          fmt(t.latency.maxMs, 2),
+        ]);
+      }
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      const table = rows
+        .map((r) =>
+          r.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  "),
+        )
+        .join("\n");
+      const g = result.generator;
+      process.stdout.write(
+        `${table}\nstopped by ${result.stoppedBy} after ${(result.sendingMs / 1000).toFixed(1)} s; ` +
+          `generator CPU ${g.cpuUserMs + g.cpuSystemMs} ms (${(g.cpuCores * 100).toFixed(1)}% of one core), ` +
+          `${g.cpuMicrosPer1000Packets === null ? "-" : (g.cpuMicrosPer1000Packets / 1000).toFixed(1)} ms per 1,000 packets\n`,
+      );
+    });
+}

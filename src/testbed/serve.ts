@@ -1,0 +1,69 @@
+// Running the packet server as a process: argument parsing and signal handling, shared by
+// `weir testbed serve` and serve-entry.ts (the light entry the testbed spawns).
+import { parseArgs } from "node:util";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
+import { startPacketServer } from "./server.ts";
+
+export interface ServeArgs {
+  port: number;
+  host?: string;
+  costRounds: number;
+  maxLifetimeMs: number;
+}
+
+/** Run the server until SIGTERM/SIGINT or its max lifetime; logs one JSON line at start and end. */
+export async function runPacketServer(
+  args: ServeArgs,
+  log = (line: string) => process.stdout.write(`${line}\n`),
+): Promise<void> {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  const server = await startPacketServer({ ...args, signal: ac.signal });
+  log(
+    JSON.stringify({
+      event: "ready",
+      pid: process.pid,
+      port: server.port,
+      costRounds: args.costRounds,
+    }),
+  );
+  const why = await server.closed;
+  process.off("SIGTERM", stop);
+  process.off("SIGINT", stop);
+  log(JSON.stringify({ event: "closed", why, served: server.served(), ignored: server.ignored() }));
+}
+
+const intArg = (v: string | undefined, field: string, dflt?: number): number => {
+  if (v === undefined && dflt !== undefined) return dflt;
+  const n = Number(v);
+  if (v === undefined || !Number.isInteger(n) || n < 0) {
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `'${field}' must be an integer >= 0: current value is ${v}`,
+    );
+  }
+  return n;
+};
+
+export function parseServeArgv(argv: string[]): ServeArgs {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      "cost-rounds": { type: "string" },
+      "max-lifetime-ms": { type: "string" },
+      "weir-tag": { type: "string" },
+    },
+    strict: true,
+  });
+  const out: ServeArgs = {
+    port: intArg(values.port, "port"),
+    costRounds: intArg(values["cost-rounds"], "cost-rounds", 600),
+    maxLifetimeMs: intArg(values["max-lifetime-ms"], "max-lifetime-ms", 3_600_000),
+  };
+  if (values.host !== undefined) out.host = values.host;
+  return out;
+}

@@ -1,0 +1,256 @@
+// The testbed's record of what it created. Every resource is written to the record as
+// "planned" BEFORE it is created and marked "created" after, so a crash (even SIGKILL)
+// at any point leaves a record that names everything that might exist. Tear-down works
+// from the record alone. Pure helpers here; file I/O in readState/writeState.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { z } from "zod";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
+import type { SensorSpec } from "../sensors/types.ts";
+import type { CgroupLayout } from "./cgroups.ts";
+
+export type ResourceKind = "cgroup" | "netns" | "link" | "process" | "file";
+
+export interface ResourceRecord {
+  kind: ResourceKind;
+  /** cgroup: absolute dir; netns: name; link: host-side name; process: tag; file: path. */
+  id: string;
+  status: "planned" | "created";
+  /** Partition or hog it belongs to; "" for shared things (the prefix's cgroup dirs). */
+  owner: string;
+  /** process: pid and /proc/<pid>/stat start time (clock ticks since boot) once started. */
+  pid?: number;
+  startTime?: number;
+  /** process: the argv it was started with, and the cgroup dirs it was put into. */
+  argv?: string[];
+  cgroupDirs?: string[];
+}
+
+export interface TestbedPartition {
+  name: string;
+  netns: string;
+  hostIf: string;
+  nsIf: string;
+  hostAddr: string;
+  nsAddr: string;
+  prefixLen: number;
+  /** UDP port of the packet server (on nsAddr). */
+  port: number;
+  costRounds: number;
+  /** cgroup path relative to the cgroup root, e.g. "weir/p1". */
+  cgroup: string;
+  /** Absolute cgroup dirs (v1: cpu and cpuacct; v2: one). */
+  cgroupDirs: string[];
+  serverPid: number | null;
+  logFile: string;
+  /** What a sensor should read for this partition (host veth: offered = tx, served = rx). */
+  sensor: SensorSpec;
+}
+
+export interface TestbedHog {
+  name: string;
+  cgroup: string;
+  cgroupDirs: string[];
+  pid: number | null;
+  /** Busy threads. */
+  cpus: number;
+  logFile: string;
+}
+
+export interface TestbedState {
+  version: 1;
+  prefix: string;
+  stateFile: string;
+  createdAtEpochMs: number;
+  updatedAtEpochMs: number;
+  /** Processes started by this testbed exit by themselves at this time (epoch ms). */
+  expiresAtEpochMs: number;
+  cgroup: CgroupLayout;
+  partitions: TestbedPartition[];
+  hogs: TestbedHog[];
+  resources: ResourceRecord[];
+}
+
+const resourceSchema = z.object({
+  kind: z.enum(["cgroup", "netns", "link", "process", "file"]),
+  id: z.string().min(1),
+  status: z.enum(["planned", "created"]),
+  owner: z.string(),
+  pid: z.number().int().positive().optional(),
+  startTime: z.number().int().nonnegative().optional(),
+  argv: z.array(z.string()).optional(),
+  cgroupDirs: z.array(z.string()).optional(),
+});
+
+const interfaceSchema = z.object({
+  name: z.string(),
+  offered: z.enum(["rx", "tx"]),
+  served: z.enum(["rx", "tx"]),
+});
+
+const stateSchema = z.object({
+  version: z.literal(1),
+  prefix: z.string(),
+  stateFile: z.string(),
+  createdAtEpochMs: z.number(),
+  updatedAtEpochMs: z.number(),
+  expiresAtEpochMs: z.number(),
+  cgroup: z.union([
+    z.object({ version: z.literal(1), root: z.string(), cpu: z.string(), cpuacct: z.string() }),
+    z.object({ version: z.literal(2), root: z.string() }),
+  ]),
+  partitions: z.array(
+    z.object({
+      name: z.string(),
+      netns: z.string(),
+      hostIf: z.string(),
+      nsIf: z.string(),
+      hostAddr: z.string(),
+      nsAddr: z.string(),
+      prefixLen: z.number(),
+      port: z.number(),
+      costRounds: z.number(),
+      cgroup: z.string(),
+      cgroupDirs: z.array(z.string()),
+      serverPid: z.number().nullable(),
+      logFile: z.string(),
+      sensor: z.object({
+        cgroup: z.string(),
+        interfaces: z.array(interfaceSchema),
+        pid: z.number().optional(),
+        netnsInterfaces: z.array(interfaceSchema).optional(),
+      }),
+    }),
+  ),
+  hogs: z.array(
+    z.object({
+      name: z.string(),
+      cgroup: z.string(),
+      cgroupDirs: z.array(z.string()),
+      pid: z.number().nullable(),
+      cpus: z.number(),
+      logFile: z.string(),
+    }),
+  ),
+  resources: z.array(resourceSchema),
+});
+
+export function newState(opts: {
+  prefix: string;
+  stateFile: string;
+  cgroup: CgroupLayout;
+  nowMs: number;
+  expiresAtEpochMs: number;
+}): TestbedState {
+  return {
+    version: 1,
+    prefix: opts.prefix,
+    stateFile: opts.stateFile,
+    createdAtEpochMs: opts.nowMs,
+    updatedAtEpochMs: opts.nowMs,
+    expiresAtEpochMs: opts.expiresAtEpochMs,
+    cgroup: opts.cgroup,
+    partitions: [],
+    hogs: [],
+    resources: [],
+  };
+}
+
+export const findResource = (
+  state: TestbedState,
+  kind: ResourceKind,
+  id: string,
+): ResourceRecord | undefined => state.resources.find((r) => r.kind === kind && r.id === id);
+
+/** Add a resource as planned unless it is already recorded; returns the record. */
+export function planResource(
+  state: TestbedState,
+  kind: ResourceKind,
+  id: string,
+  owner: string,
+): ResourceRecord {
+  const found = findResource(state, kind, id);
+  if (found) return found;
+  const rec: ResourceRecord = { kind, id, status: "planned", owner };
+  state.resources.push(rec);
+  return rec;
+}
+
+export function markCreated(
+  state: TestbedState,
+  kind: ResourceKind,
+  id: string,
+  patch: Partial<Pick<ResourceRecord, "pid" | "startTime" | "argv" | "cgroupDirs">> = {},
+): ResourceRecord {
+  const rec = findResource(state, kind, id);
+  if (!rec) throw new WeirError(ErrorCodes.TESTBED, `internal: ${kind} ${id} was never planned`);
+  Object.assign(rec, patch, { status: "created" });
+  return rec;
+}
+
+export function dropResource(state: TestbedState, rec: ResourceRecord): void {
+  state.resources = state.resources.filter((r) => r !== rec);
+}
+
+const KIND_ORDER: Record<ResourceKind, number> = {
+  process: 0,
+  link: 1,
+  netns: 2,
+  cgroup: 3,
+  file: 4,
+};
+
+/**
+ * Tear-down order: processes first (they hold cgroups and namespaces), then host-side
+ * veths (deleting one end removes both, synchronously), then namespaces (`ip netns del`
+ * is asynchronous, so nothing may depend on it), then cgroup dirs children before
+ * parents (reverse of creation), then files.
+ */
+export function teardownOrder(resources: ResourceRecord[]): ResourceRecord[] {
+  return resources
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => KIND_ORDER[a.r.kind] - KIND_ORDER[b.r.kind] || b.i - a.i)
+    .map((x) => x.r);
+}
+
+export function parseState(text: string, file: string): TestbedState {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new WeirError(
+      ErrorCodes.TESTBED,
+      `state file ${file} is not JSON: ${(e as Error).message}`,
+    );
+  }
+  const r = stateSchema.safeParse(json);
+  if (!r.success) {
+    const why = r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new WeirError(ErrorCodes.TESTBED, `state file ${file} is malformed: ${why}`);
+  }
+  return r.data as TestbedState;
+}
+
+/** Read a state file; null when it does not exist. */
+export function readState(file: string): TestbedState | null {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new WeirError(
+      ErrorCodes.TESTBED,
+      `cannot read state file ${file}: ${(e as Error).message}`,
+    );
+  }
+  return parseState(text, file);
+}
+
+/** Write atomically (temp file + rename), so a reader or a crash never sees half a record. */
+export function writeState(state: TestbedState, nowMs = Date.now()): void {
+  state.updatedAtEpochMs = nowMs;
+  mkdirSync(dirname(state.stateFile), { recursive: true });
+  const tmp = `${state.stateFile}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
+  renameSync(tmp, state.stateFile);
+}
