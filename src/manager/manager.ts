@@ -49,6 +49,9 @@ export type ThroughputFn = (
 
 export type CrossCheckFn = (host: Throughput, agent: Throughput) => Throughput;
 
+/** Where a partition's failure happened. */
+export type FailurePhase = "open" | "sample" | "apply";
+
 export interface ManagerOptions {
   now: () => number;
   intervalMs: number;
@@ -73,6 +76,7 @@ export interface ManagerOptions {
     partition: PartitionId,
     error: WeirErrorInfo,
     status: PartitionStatus,
+    phase: FailurePhase,
   ) => void;
 }
 
@@ -141,12 +145,12 @@ export class Manager implements ManagerView {
       s.lastError = undefined;
       return true;
     } catch (err) {
-      this.fail(s, toInfo(err, ErrorCodes.CGROUP_GONE), nowMs);
+      this.fail(s, toInfo(err, ErrorCodes.CGROUP_GONE), nowMs, "open");
       return false;
     }
   }
 
-  private fail(s: Slot, info: WeirErrorInfo, nowMs: number): void {
+  private fail(s: Slot, info: WeirErrorInfo, nowMs: number, phase: FailurePhase): void {
     const terminal = !info.retryable;
     s.lastError = info;
     if (terminal) {
@@ -160,7 +164,7 @@ export class Manager implements ManagerView {
     } else {
       s.status = "error";
     }
-    this.opts.onPartitionError?.(s.spec.id, info, s.status);
+    this.opts.onPartitionError?.(s.spec.id, info, s.status, phase);
   }
 
   /** One cycle. Never throws for a partition's fault; each is recorded on that partition. */
@@ -187,7 +191,7 @@ export class Manager implements ManagerView {
           s.lastError = undefined;
         }
       } catch (err) {
-        this.fail(s, toInfo(err, ErrorCodes.COUNTER_UNREADABLE), startedAtMs);
+        this.fail(s, toInfo(err, ErrorCodes.COUNTER_UNREADABLE), startedAtMs, "sample");
       }
     }
     const tSample = now();
@@ -245,7 +249,7 @@ export class Manager implements ManagerView {
         if (!d || !s.actuator) continue;
         const res = s.actuator.apply(d);
         written.set(s.spec.id, res.written);
-        if (res.error) this.fail(s, res.error, startedAtMs);
+        if (res.error) this.fail(s, res.error, startedAtMs, "apply");
         else {
           const changed =
             s.lastApplied === null ||

@@ -33,6 +33,7 @@ export interface RunningManager {
 
 export async function startManager(o: RunOptions): Promise<RunningManager> {
   const { cfg, logger } = o;
+  const metrics = createMetrics();
   const wired = buildManager(cfg, {
     dryRun: o.dryRun ?? false,
     ...o.hooks,
@@ -48,12 +49,13 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       );
       o.hooks?.onChange?.(dec, d);
     },
-    onPartitionError: (p, err, status) => {
+    onPartitionError: (p, err, status, phase) => {
+      if (phase === "apply") metrics.actuatorError(p, err.code);
       logger.warn(
         { partition: p, code: err.code, status },
         `${p}: ${status}: ${err.code}: ${err.message}`,
       );
-      o.hooks?.onPartitionError?.(p, err, status);
+      o.hooks?.onPartitionError?.(p, err, status, phase);
     },
   });
   const { manager } = wired;
@@ -68,7 +70,6 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
   if (wired.stateNote) logger.info(wired.stateNote);
 
   let api: RunningApi | null = null;
-  const metrics = createMetrics();
   metrics.attach(manager);
   manager.subscribe((r) => {
     for (const p of r.partitions)

@@ -17,7 +17,13 @@ import {
   partitionSpecs,
   redactConfig,
 } from "./config.ts";
-import { type AgentReports, type CrossCheckFn, Manager, type PartitionWiring } from "./manager.ts";
+import {
+  type AgentReports,
+  type CrossCheckFn,
+  Manager,
+  type ManagerOptions,
+  type PartitionWiring,
+} from "./manager.ts";
 import { loadState } from "./state-file.ts";
 
 export function knobsFromConfig(cfg: Config, capacity: number): PolicyKnobs {
@@ -51,7 +57,7 @@ export interface WiringHooks {
   reports?: AgentReports;
   crossCheck?: CrossCheckFn;
   onChange?: (decision: Decision, directive: Directive) => void;
-  onPartitionError?: (partition: string, error: WeirErrorInfo, status: PartitionStatus) => void;
+  onPartitionError?: ManagerOptions["onPartitionError"];
   /** Override the actuator backend (tests, simulator). */
   backend?: ActuatorBackend;
 }
