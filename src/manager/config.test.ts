@@ -136,3 +136,16 @@ describe("config", () => {
     );
   });
 });
+
+describe("shipped files", () => {
+  it("examples/weir.yaml is valid and weir.schema.json is current", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { loadConfigFile } = await import("./load-config.ts");
+    const root = new URL("../../", import.meta.url);
+    const cfg = loadConfigFile(new URL("examples/weir.yaml", root).pathname);
+    expect(cfg.partitions.map((p) => p.name)).toEqual(["web", "api", "batch"]);
+    const onDisk = JSON.parse(readFileSync(new URL("weir.schema.json", root), "utf8"));
+    // regenerate with: node bin/weir.js schema > weir.schema.json
+    expect(onDisk).toEqual(configJsonSchema());
+  });
+});
