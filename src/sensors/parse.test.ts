@@ -34,6 +34,11 @@ describe("parseCounterValue", () => {
     expect(parseCounterValue("0\n", "f")).toBe(0);
     expect(parseCounterValue("7", "f")).toBe(7);
   });
+  it("reads 64-bit values the way Number() rounds them", () => {
+    expect(parseCounterValue("18446744073709551615\n", "f")).toBe(Number("18446744073709551615"));
+    expect(parseCounterValue("9007199254740993\n", "f")).toBe(Number("9007199254740993"));
+    expect(parseCounterValue("123456789012345\n", "f")).toBe(123456789012345);
+  });
   it.each(["", "\n", "-1\n", "12 34\n", "abc\n", " 5\n", "5\n\n", "1e3\n"])(
     "rejects %j as COUNTER_MALFORMED naming file and text",
     (text) => {
@@ -90,6 +95,13 @@ describe("cpu.stat", () => {
       ErrorCodes.COUNTER_MALFORMED,
     );
     caught(() => parseFlatKeyed("usage_usec\n", "f"), ErrorCodes.COUNTER_MALFORMED);
+    caught(() => parseFlatKeyed("usage_usec  5\n", "f"), ErrorCodes.COUNTER_MALFORMED);
+    caught(() => parseFlatKeyed(" 5\n", "f"), ErrorCodes.COUNTER_MALFORMED);
+    caught(() => parseFlatKeyed("usage_usec 5 6\n", "f"), ErrorCodes.COUNTER_MALFORMED);
+    expect([...parseFlatKeyed("a 1\nb 2", "f")]).toEqual([
+      ["a", 1],
+      ["b", 2],
+    ]);
   });
 });
 

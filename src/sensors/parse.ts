@@ -16,11 +16,35 @@ export function malformed(path: string, what: string, text: string): WeirError {
 const UNSIGNED = /^\d+$/;
 const SIGNED = /^-?\d+$/;
 
+/**
+ * The unsigned decimal in text[from, to), or -1 when that is empty or not all digits.
+ * A scanner rather than a regex: this runs several times per partition per cycle.
+ */
+function digitsAt(text: string, from: number, to: number): number {
+  if (to <= from) return -1;
+  if (to - from > 15) {
+    // beyond 2^53 territory: let Number() round exactly as it would
+    for (let i = from; i < to; i++) {
+      const c = text.charCodeAt(i);
+      if (c < 48 || c > 57) return -1;
+    }
+    return Number(text.slice(from, to));
+  }
+  let v = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
 /** A single unsigned decimal followed by a newline (sysfs statistics, cpuacct.usage). */
 export function parseCounterValue(text: string, path: string): number {
-  const body = text.endsWith("\n") ? text.slice(0, -1) : text;
-  if (!UNSIGNED.test(body)) throw malformed(path, "expected one unsigned integer", text);
-  return Number(body);
+  const end = text.charCodeAt(text.length - 1) === 10 ? text.length - 1 : text.length;
+  const v = digitsAt(text, 0, end);
+  if (v < 0) throw malformed(path, "expected one unsigned integer", text);
+  return v;
 }
 
 /**
@@ -29,19 +53,18 @@ export function parseCounterValue(text: string, path: string): number {
  */
 export function parseFlatKeyed(text: string, path: string): Map<string, number> {
   const out = new Map<string, number>();
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line === "") {
-      if (i === lines.length - 1) continue; // the trailing newline
-      throw malformed(path, `empty line ${i + 1}`, text);
-    }
-    const sp = line.indexOf(" ");
-    const key = sp > 0 ? line.slice(0, sp) : "";
-    const value = sp > 0 ? line.slice(sp + 1) : "";
-    if (key === "" || !UNSIGNED.test(value))
-      throw malformed(path, `line ${i + 1} is not "key value"`, line);
-    out.set(key, Number(value));
+  let pos = 0;
+  let lineNo = 1;
+  while (pos < text.length) {
+    let eol = text.indexOf("\n", pos);
+    if (eol < 0) eol = text.length;
+    if (eol === pos) throw malformed(path, `empty line ${lineNo}`, text);
+    const sp = text.indexOf(" ", pos);
+    const value = sp > pos && sp < eol ? digitsAt(text, sp + 1, eol) : -1;
+    if (value < 0) throw malformed(path, `line ${lineNo} is not "key value"`, text.slice(pos, eol));
+    out.set(text.slice(pos, sp), value);
+    pos = eol + 1;
+    lineNo++;
   }
   return out;
 }
