@@ -80,10 +80,9 @@ export class ShmReportSource implements ReportSource {
     return this.table.scan(
       (slot, bytes) => {
         // A report copied from another partition's slot carries that partition's index.
-        if (
-          bytes.length >= 12 &&
-          new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true) !== slot
-        ) {
+        const index =
+          (bytes[8]! | (bytes[9]! << 8) | (bytes[10]! << 16) | (bytes[11]! << 24)) >>> 0;
+        if (index !== slot) {
           this.verifier.count("forged");
           return;
         }
