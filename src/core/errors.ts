@@ -15,6 +15,7 @@ export const ErrorCodes = {
   NOT_ROOT: "WEIR_NOT_ROOT",
   TESTBED: "WEIR_TESTBED",
   TRANSPORT: "WEIR_TRANSPORT",
+  AGENT: "WEIR_AGENT",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
