@@ -83,6 +83,18 @@ describe("interface counters (sysfs)", () => {
     );
   });
 
+  it.each(["", "../../etc", "..", "a/b", "eth0:1", "has space", "sixteen-chars-xx"])(
+    "rejects interface name %j as CONFIG_INVALID before touching sysfs",
+    (name) => {
+      expect(() => new HeldInterfaceCounters(sysfs, { name, offered: "tx", served: "rx" })).toThrow(
+        expect.objectContaining({ code: ErrorCodes.CONFIG_INVALID }),
+      );
+      expect(() => readInterfaceCounters(sysfs, name)).toThrow(
+        expect.objectContaining({ code: ErrorCodes.CONFIG_INVALID }),
+      );
+    },
+  );
+
   it("malformed content is COUNTER_MALFORMED with the file path", () => {
     const root = copyTree(sysfs);
     const held = new HeldInterfaceCounters(root, { name: "vweb0", offered: "tx", served: "rx" });
@@ -146,6 +158,13 @@ describe("namespace counters (/proc/<pid>/net)", () => {
       }),
     );
     ns.close();
+  });
+
+  it("rejects a pid that is not a positive integer", () => {
+    for (const pid of [0, -1, 1.5, Number.NaN])
+      expect(() => new HeldNamespaceCounters(procfs, pid, undefined)).toThrow(
+        expect.objectContaining({ code: ErrorCodes.CONFIG_INVALID }),
+      );
   });
 
   it("a pid that does not exist is PROCESS_GONE, terminal", () => {

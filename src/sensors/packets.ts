@@ -16,6 +16,26 @@ import type { Direction, InterfaceSpec } from "./types.ts";
 
 export type InterfaceCounterName = (typeof INTERFACE_COUNTER_NAMES)[number];
 
+/**
+ * The kernel's rule for interface names (dev_valid_name): 1-15 bytes, not "." or "..",
+ * no "/", ":" or whitespace. Checked so a name can never walk out of <sysfs>/class/net.
+ */
+export function assertInterfaceName(name: string): void {
+  if (name.length === 0 || name.length > 15 || name === "." || name === ".." || /[/:\s]/.test(name))
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `interface name must be 1-15 characters without "/", ":" or spaces: current value is ${JSON.stringify(name)}`,
+    );
+}
+
+function assertPid(pid: number): void {
+  if (!Number.isInteger(pid) || pid <= 0)
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `pid must be a positive integer: current value is ${pid}`,
+    );
+}
+
 export const interfaceCounterPath = (
   sysfs: string,
   ifname: string,
@@ -61,6 +81,7 @@ export const processFailure =
 
 /** All six counters of one interface, open-read-close (for one-off reads, not the hot path). */
 export function readInterfaceCounters(sysfs: string, ifname: string): InterfaceCounters {
+  assertInterfaceName(ifname);
   const classify = interfaceFailure(ifname);
   const out = {} as InterfaceCounters;
   for (const name of INTERFACE_COUNTER_NAMES) {
@@ -72,12 +93,14 @@ export function readInterfaceCounters(sysfs: string, ifname: string): InterfaceC
 
 /** A namespace's interfaces as seen from inside it, open-read-close. */
 export function readNetDev(procfs: string, pid: number): Map<string, InterfaceCounters> {
+  assertPid(pid);
   const file = netDevPath(procfs, pid);
   return parseNetDev(readOnce(file, processFailure(pid)), file);
 }
 
 /** A namespace's UDP counters, open-read-close. */
 export function readSnmpUdp(procfs: string, pid: number): UdpCounters {
+  assertPid(pid);
   const file = snmpPath(procfs, pid);
   return parseSnmpUdp(readOnce(file, processFailure(pid)), file);
 }
@@ -122,6 +145,7 @@ export class HeldInterfaceCounters {
   private readonly dropped: HeldFile;
 
   constructor(sysfs: string, spec: InterfaceSpec) {
+    assertInterfaceName(spec.name);
     this.spec = spec;
     const opts = { sizeHint: 32, reopenOnStale: true, classify: interfaceFailure(spec.name) };
     const files: HeldFile[] = [];
@@ -173,6 +197,7 @@ export class HeldNamespaceCounters {
    *   (only socket drops); undefined = every interface but `lo`, offered = rx, served = tx.
    */
   constructor(procfs: string, pid: number, interfaces: InterfaceSpec[] | null | undefined) {
+    assertPid(pid);
     this.pid = pid;
     this.interfaces = interfaces;
     const opts = { reopenOnStale: false, classify: processFailure(pid) };
