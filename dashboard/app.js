@@ -45,20 +45,31 @@ function chartWidth(el) {
   return Math.max(200, Math.floor(el.getBoundingClientRect().width));
 }
 
+const fmtTime = (_u, ticks) =>
+  ticks.map((t) => new Date(t * 1000).toLocaleTimeString("en-GB", { hour12: false }));
+
 function makeChart(el, title, series, valueFmt) {
   const opts = {
     title,
     width: chartWidth(el),
-    height: 150,
+    height: 140,
     cursor: { drag: { x: false, y: false } },
-    legend: { show: true, live: true },
+    // The page-wide key names the colours; the card header shows the current values.
+    legend: { show: false },
     scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     axes: [
-      { stroke: "#777", grid: { stroke: "#eee" } },
       {
         stroke: "#777",
-        grid: { stroke: "#eee" },
-        size: 48,
+        grid: { stroke: "#8882" },
+        ticks: { stroke: "#8882" },
+        values: fmtTime,
+        space: 55,
+      },
+      {
+        stroke: "#777",
+        grid: { stroke: "#8882" },
+        ticks: { stroke: "#8882" },
+        size: 44,
         values: (_u, ticks) => ticks.map(valueFmt),
       },
     ],
@@ -69,6 +80,7 @@ function makeChart(el, title, series, valueFmt) {
         stroke: s.color,
         width: 2,
         points: { show: false },
+        ...(s.dash ? { dash: s.dash } : {}),
       })),
     ],
   };
@@ -139,9 +151,10 @@ function ensurePartition(id) {
       pps: makeChart(
         pps,
         "packets/s",
+        // served first, offered (dashed) drawn over it: both stay visible when equal
         [
-          { label: "offered", color: COLORS.offered },
           { label: "served", color: COLORS.served },
+          { label: "offered", color: COLORS.offered, dash: [6, 3] },
         ],
         shortNumber,
       ),
@@ -210,7 +223,15 @@ function applyRecord(record, { live }) {
     c.throttled.textContent = tp ? fmtPct(tp.throttledFraction) : "–";
     c.status.textContent = part.error ? `${part.status}: ${part.error.code}` : part.status;
     p.cells.status.parentElement.dataset.status = part.status;
-    p.allocLabel.textContent = cpuMillis === null ? "" : `${fmtMillis(cpuMillis)} allocated`;
+    p.allocLabel.textContent = [
+      cpuMillis === null ? null : `${fmtMillis(cpuMillis)} allocated`,
+      tp ? `${fmtCores(tp.cpuCores)} used` : null,
+      tp
+        ? `${fmtNumber(tp.offeredPacketsPerSec)} → ${fmtNumber(tp.servedPacketsPerSec)} pkt/s`
+        : null,
+    ]
+      .filter(Boolean)
+      .join(" · ");
     if (part.decision) p.why.textContent = part.decision.why;
 
     const d = part.decision;
@@ -227,7 +248,7 @@ function addDecision(record, d) {
   const li = document.createElement("li");
   const time = document.createElement("time");
   time.dateTime = new Date(record.startedAtMs).toISOString();
-  time.textContent = new Date(record.startedAtMs).toLocaleTimeString();
+  time.textContent = new Date(record.startedAtMs).toLocaleTimeString("en-GB", { hour12: false });
   const who = document.createElement("strong");
   who.textContent = d.partition;
   const move = document.createElement("span");
@@ -249,7 +270,7 @@ function scheduleRedraw() {
   requestAnimationFrame(() => {
     redrawPending = false;
     for (const p of partitions.values()) {
-      p.charts.pps.setData([p.t, p.offered, p.served]);
+      p.charts.pps.setData([p.t, p.served, p.offered]);
       p.charts.cpu.setData([p.t, p.used, p.alloc]);
       p.charts.velocity.setData([p.t, p.velocity]);
     }
@@ -275,7 +296,8 @@ async function refreshSpecs() {
 }
 
 function connect() {
-  const es = new EventSource("/api/events");
+  // ?since: the server replays the records made between /api/cycles and this connection.
+  const es = new EventSource(lastCycle >= 0 ? `/api/events?since=${lastCycle}` : "/api/events");
   const streamEl = $("#stream");
   es.addEventListener("open", () => {
     streamEl.textContent = "live";
@@ -292,7 +314,7 @@ function resizeCharts() {
   for (const p of partitions.values()) {
     for (const chart of Object.values(p.charts)) {
       const w = chartWidth(chart.root.parentElement);
-      if (w !== chart.width) chart.setSize({ width: w, height: 150 });
+      if (w !== chart.width) chart.setSize({ width: w, height: 140 });
     }
   }
 }

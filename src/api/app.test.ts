@@ -401,3 +401,33 @@ describe("dashboard files", () => {
     expect((await app.request("/api/nothing")).status).toBe(404);
   });
 });
+
+describe("GET /api/events?since", () => {
+  it("replays the records after ?since=<cycle> (a page that loaded /api/cycles first)", async () => {
+    const { app, view } = setup({ records: 5 });
+    const before = view.subscriberCount();
+    const res = await app.request("/api/events?since=2");
+    const reader = res.body!.getReader();
+    const events = await readEvents(reader, 3);
+    expect(events.map((e) => e.id)).toEqual(["3", "4", "5"]);
+    await reader.cancel();
+    await vi.waitFor(() => expect(view.subscriberCount()).toBe(before));
+  });
+
+  it("rejects a since that is not a cycle number", async () => {
+    const { app } = setup();
+    const res = await app.request("/api/events?since=yesterday");
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({
+      error: "invalid request",
+      issues: [
+        {
+          field: "since",
+          rule: "cycle-number",
+          message: "must be a cycle number (an integer >= 0)",
+          value: "yesterday",
+        },
+      ],
+    });
+  });
+});

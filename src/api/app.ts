@@ -311,7 +311,20 @@ export function createApi(opts: ApiOptions): Hono {
   app.get("/api/config", (c) => c.json({ config: view.redactedConfig() ?? null }));
 
   app.get("/api/events", (c) => {
-    const lastEventId = Number(c.req.header("Last-Event-ID") ?? Number.NaN);
+    // Replay from the ring what the client has not seen: after ?since=<cycle> (a page that
+    // loaded /api/cycles first), or after Last-Event-ID (an EventSource reconnecting).
+    const since = c.req.query("since");
+    if (since !== undefined && !/^\d+$/.test(since)) {
+      return badRequest(c, [
+        {
+          field: "since",
+          rule: "cycle-number",
+          message: "must be a cycle number (an integer >= 0)",
+          value: since,
+        },
+      ]);
+    }
+    const lastEventId = Number(since ?? c.req.header("Last-Event-ID") ?? Number.NaN);
     return streamSSE(c, async (stream) => {
       let chain: Promise<void> = Promise.resolve();
       let pending = 0;
@@ -333,7 +346,6 @@ export function createApi(opts: ApiOptions): Hono {
             pending--;
           });
       };
-      // A reconnecting EventSource sends Last-Event-ID: replay what it missed from the ring.
       if (Number.isFinite(lastEventId)) {
         for (const r of view.recentRecords()) if (r.cycle > lastEventId) send(r);
       }

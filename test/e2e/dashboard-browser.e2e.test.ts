@@ -1,0 +1,248 @@
+// Browser test of the dashboard (needs Debian's chromium at /usr/bin/chromium; never a
+// downloaded browser). The page is served by the API over a real socket from a running
+// Manager — weir's own policy and cycle — on simulated partitions (src/sim: CFS bandwidth
+// hypervisor, queues, drifting CPU cost per packet), paced in real time: one 100 ms cycle of
+// virtual time per 100 ms of wall time. The test moves traffic from one partition to another
+// and checks that the charts, the table and the decision stream follow. It saves
+// docs/dashboard.png (laptop) and docs/dashboard-phone.png (phone).
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApi } from "../../src/api/app.ts";
+import { type RunningApi, serveApi } from "../../src/api/server.ts";
+import type { PartitionSpec } from "../../src/core/model.ts";
+import { Manager, type PartitionWiring } from "../../src/manager/manager.ts";
+import { defaultPolicyKnobs } from "../../src/policy/knobs.ts";
+import { weirPolicy } from "../../src/policy/weir.ts";
+import { throughputFromSamples } from "../../src/sensors/throughput.ts";
+import { SimWorld } from "../../src/sim/world.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const REPO = path.resolve(import.meta.dirname, "../..");
+const DOCS = path.join(REPO, "docs");
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+// Offered load per partition, packets/s; the test changes these while the page watches.
+const load = { web: 800, api: 3000, dns: 1000 };
+
+const specs: PartitionSpec[] = [
+  { id: "web", minCpuMillis: 100, maxCpuMillis: 1800, weight: 200, importance: 1, kind: "network" },
+  { id: "api", minCpuMillis: 100, maxCpuMillis: 1800, weight: 100, importance: 2, kind: "network" },
+  { id: "dns", minCpuMillis: 50, maxCpuMillis: 1000, weight: 100, importance: 2, kind: "network" },
+  { id: "batch", minCpuMillis: 0, maxCpuMillis: 2000, weight: 50, importance: 5, kind: "batch" },
+];
+
+let world: SimWorld;
+let manager: Manager;
+let api: RunningApi | null = null;
+let pacer: NodeJS.Timeout | null = null;
+let context: BrowserContext | null = null;
+let userDataDir = "";
+let page: Page;
+
+/** The part of dashboard/app.js's `window.weirDashboard` this test reads (uPlot's data and series). */
+interface DashboardState {
+  cyclesSeen: number;
+  partitions: Map<
+    string,
+    {
+      charts: { pps: { data: number[][]; series: Array<{ label?: string }> } };
+      cells: Record<string, HTMLElement>;
+    }
+  >;
+}
+
+/** What the page has: per partition, chart points and the table's cells. */
+interface PageState {
+  cyclesSeen: number;
+  partitions: Record<
+    string,
+    { points: number; offeredMax: number; lastOffered: number; cells: Record<string, string> }
+  >;
+  decisions: number;
+  canvases: number;
+}
+
+const readPage = (): Promise<PageState> =>
+  page.evaluate(() => {
+    const dash = (window as unknown as { weirDashboard: DashboardState }).weirDashboard;
+    const partitions: PageState["partitions"] = {};
+    for (const [id, p] of dash.partitions) {
+      const pps = p.charts.pps;
+      const offeredAt = pps.series.findIndex((x: { label?: string }) => x.label === "offered");
+      const offered: number[] = pps.data[offeredAt] ?? [];
+      const cells: Record<string, string> = {};
+      for (const [k, td] of Object.entries(p.cells as Record<string, HTMLElement>))
+        cells[k] = td.textContent ?? "";
+      partitions[id] = {
+        points: p.charts.pps.data[0]?.length ?? 0,
+        offeredMax: Math.max(0, ...offered.filter((x) => Number.isFinite(x))),
+        lastOffered: offered[offered.length - 1] ?? 0,
+        cells,
+      };
+    }
+    return {
+      cyclesSeen: dash.cyclesSeen,
+      partitions,
+      decisions: document.querySelectorAll("#decisions li").length,
+      canvases: document.querySelectorAll(".card canvas").length,
+    };
+  });
+
+async function waitForPage(what: string, pred: (s: PageState) => boolean, timeoutMs = 60_000) {
+  const until = Date.now() + timeoutMs;
+  let last: PageState | undefined;
+  while (Date.now() < until) {
+    last = await readPage();
+    if (pred(last)) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}; page had ${JSON.stringify(last)}`);
+}
+
+const num = (cell: string | undefined) => Number((cell ?? "").replace(/[^\d.]/g, ""));
+
+describe.skipIf(!fs.existsSync(CHROMIUM))(
+  "dashboard in Debian Chromium (simulated partitions, real manager)",
+  () => {
+    beforeAll(async () => {
+      world = new SimWorld({ cpus: 2, tickMs: 1, seed: 42 });
+      world.addNetwork("web", { load: () => load.web, velocityPacketsPerCpuSec: 3500 });
+      world.addNetwork("api", { load: () => load.api, velocityPacketsPerCpuSec: 4000 });
+      world.addNetwork("dns", { load: () => load.dns, velocityPacketsPerCpuSec: 6000 });
+      world.addBatch("batch");
+      // Virtual time starts at 0; the manager's clock is wall-clock-based so the charts' time
+      // axis reads as today, and both advance together.
+      const epochMs = Date.now();
+      const partitions: PartitionWiring[] = specs.map((spec) => ({
+        spec,
+        source: "host",
+        openSensor: () => world.sensor(spec.id),
+        openActuator: () => world.hypervisor.open({ partition: spec.id, cgroup: spec.id }),
+      }));
+      manager = new Manager({
+        now: () => epochMs + world.nowMs(),
+        intervalMs: 100,
+        policy: weirPolicy,
+        knobs: defaultPolicyKnobs(2000),
+        partitions,
+        throughput: throughputFromSamples,
+        redactedConfig: () => ({ source: "simulator", intervalMs: 100 }),
+      });
+      manager.runCycle();
+      pacer = setInterval(() => {
+        world.advance(100);
+        manager.runCycle();
+      }, 100);
+      api = await serveApi(createApi({ view: manager }), { port: 0 });
+
+      userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), `weirt-${process.pid}-chromium-`));
+      context = await chromium.launchPersistentContext(userDataDir, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_ARGS,
+        viewport: { width: 1366, height: 900 },
+      });
+      page = context.pages()[0] ?? (await context.newPage());
+    });
+
+    afterAll(async () => {
+      if (pacer) clearInterval(pacer);
+      await context?.close();
+      await api?.close();
+      manager?.shutdown("keep");
+      if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+    });
+
+    it("loads the page with a chart card and a table row per partition", async () => {
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(api!.url);
+      const s = await waitForPage("four partitions with data", (p) =>
+        ["web", "api", "dns", "batch"].every((id) => (p.partitions[id]?.points ?? 0) > 0),
+      );
+      // three uPlot charts per partition
+      expect(s.canvases).toBe(12);
+      expect(await page.locator("#partitions tbody tr").count()).toBe(4);
+      expect(await page.locator("#stream").textContent()).toBe("live");
+      expect(s.partitions.web!.cells.bounds).toBe("100m–1,800m");
+      expect(errors).toEqual([]);
+    });
+
+    it("charts grow as cycle records stream in", async () => {
+      const before = await readPage();
+      const after = await waitForPage(
+        "more chart points",
+        (p) => (p.partitions.web?.points ?? 0) >= (before.partitions.web?.points ?? 0) + 10,
+      );
+      expect(after.cyclesSeen).toBeGreaterThan(before.cyclesSeen);
+    });
+
+    it("follows a shift of traffic from api to web: charts, table and decisions", async () => {
+      // Let the allocation settle on the first load pattern.
+      const settled = await waitForPage(
+        "web offered ~800 pkt/s",
+        (p) => p.partitions.web!.lastOffered > 400 && p.partitions.web!.lastOffered < 1400,
+      );
+      const webAllocBefore = num(settled.partitions.web!.cells.alloc);
+      const webMaxBefore = settled.partitions.web!.offeredMax;
+      expect(webMaxBefore).toBeLessThan(2000);
+
+      load.web = 5000;
+      load.api = 800;
+
+      const shifted = await waitForPage("web offered ~5000 pkt/s in the chart and table", (p) => {
+        const web = p.partitions.web!;
+        return web.offeredMax > 4000 && num(web.cells.offered) > 4000;
+      });
+      // weir moves CPU to web: its allocation grows, shown in the table and the decision stream.
+      const moved = await waitForPage(
+        "web's allocation to grow",
+        (p) => num(p.partitions.web!.cells.alloc) > webAllocBefore + 300,
+      );
+      expect(moved.decisions).toBeGreaterThan(0);
+      expect(shifted.partitions.web!.offeredMax).toBeGreaterThan(webMaxBefore * 2);
+      const firstDecision = await page.locator("#decisions li").first().textContent();
+      expect(firstDecision).toMatch(/→/);
+
+      // Let the charts show the shift, then take the laptop screenshot.
+      await new Promise((r) => setTimeout(r, 6000));
+      fs.mkdirSync(DOCS, { recursive: true });
+      await page.screenshot({ path: path.join(DOCS, "dashboard.png"), fullPage: true });
+      expect(fs.statSync(path.join(DOCS, "dashboard.png")).size).toBeGreaterThan(20_000);
+    });
+
+    it("is readable on a phone: one column, no sideways scrolling of the page", async () => {
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.waitForTimeout(500);
+      const layout = await page.evaluate(() => ({
+        scrollWidth: document.documentElement.scrollWidth,
+        cardWidths: [...document.querySelectorAll(".card")].map(
+          (c) => c.getBoundingClientRect().width,
+        ),
+        cardLefts: [...document.querySelectorAll(".card")].map(
+          (c) => c.getBoundingClientRect().left,
+        ),
+        canvasWidths: [...document.querySelectorAll(".card canvas")].map(
+          (c) => c.getBoundingClientRect().width,
+        ),
+      }));
+      expect(layout.scrollWidth).toBeLessThanOrEqual(390);
+      // one column: every card starts at the same x and fills the width
+      expect(new Set(layout.cardLefts.map(Math.round)).size).toBe(1);
+      for (const w of layout.cardWidths) expect(w).toBeGreaterThan(330);
+      for (const w of layout.canvasWidths) expect(w).toBeLessThanOrEqual(390);
+      await page.screenshot({ path: path.join(DOCS, "dashboard-phone.png") });
+    });
+  },
+);
