@@ -1,0 +1,142 @@
+// The core allocation: guarantees first, then demand tier by tier, then the left-over.
+// Pure arithmetic on typed arrays indexed like the spec list. O(N) expected (see waterfill.ts).
+import { createWaterfillWorkspace, waterfill } from "./waterfill.ts";
+
+/** How a partition takes part in this cycle's allocation. */
+export const Mode = {
+  /** Network partition with a demand this cycle (or a new one with no data: demand = min). */
+  demand: 0,
+  /** No throughput this cycle: keeps its previous allocation (tier 0, before every tier). */
+  held: 1,
+  /** Batch: only its min from the tiers; soaks up left-over up to max. */
+  batch: 2,
+} as const;
+
+export interface AllocationProblem {
+  /** Whole millicores to hand out. */
+  capacityCpuMillis: number;
+  /** Guarantee (min) and limit (max) per partition, whole millicores, lo ≤ hi. */
+  lo: Float64Array;
+  hi: Float64Array;
+  weight: Float64Array;
+  /** 1 (most important) … 5. */
+  importance: Uint8Array;
+  mode: Uint8Array;
+  /** What the tier phase tries to reach: demand clamped into [lo, hi] (held: previous value). */
+  target: Float64Array;
+  /** 1 when the partition may take left-over capacity (up to hi). */
+  leftoverEligible: Uint8Array;
+  shareLeftover: boolean;
+}
+
+export interface AllocationResult {
+  /** The ideal allocation before post-processing (fractional millicores). */
+  alloc: Float64Array;
+  /** Guarantee actually honoured: lo, or less when the mins do not fit capacity. */
+  effectiveMin: Float64Array;
+  /** Part of alloc that came from the left-over phase. */
+  leftover: Float64Array;
+  /** True when the mins did not fit and some were cut (in reverse importance order). */
+  guaranteesCut: boolean;
+  /** Capacity not allocated at the end (idle left-over, or nobody could use it). */
+  idleCpuMillis: number;
+}
+
+const TIERS = 6; // 0 = held, 1..5 = importance
+
+/**
+ * 1. Everyone gets min. If the mins exceed capacity (a config error, or capacity lost), mins
+ *    are honoured in importance order and the first tier that does not fit is scaled in
+ *    proportion to its mins; less important tiers get nothing. Never above capacity.
+ * 2. Held partitions (no data this cycle) get their previous allocation back (tier 0).
+ * 3. Tiers 1..5 in order: weighted max-min water-filling of totals toward `target`.
+ * 4. Left-over (share mode): split by weight among eligible partitions, up to max.
+ */
+export function allocate(p: AllocationProblem): AllocationResult {
+  const n = p.lo.length;
+  const capacity = Math.max(0, p.capacityCpuMillis);
+  const alloc = new Float64Array(n);
+  const effectiveMin = new Float64Array(n);
+  const leftover = new Float64Array(n);
+
+  // Bucket partitions by tier (counting sort: O(N)).
+  const counts = new Int32Array(TIERS + 1);
+  const minByTier = new Float64Array(TIERS);
+  for (let i = 0; i < n; i++) {
+    const t = p.mode[i] === Mode.held ? 0 : p.importance[i]!;
+    counts[t + 1]!++;
+    minByTier[p.importance[i]!]! += p.lo[i]!;
+  }
+  for (let t = 0; t < TIERS; t++) counts[t + 1]! += counts[t]!;
+  const order = new Int32Array(n);
+  const fill = counts.slice(0, TIERS);
+  for (let i = 0; i < n; i++) {
+    const t = p.mode[i] === Mode.held ? 0 : p.importance[i]!;
+    order[fill[t]!++] = i;
+  }
+
+  // 1. Guarantees.
+  let sumMin = 0;
+  for (let t = 1; t < TIERS; t++) sumMin += minByTier[t]!;
+  let guaranteesCut = false;
+  let remaining = capacity;
+  if (sumMin <= capacity) {
+    for (let i = 0; i < n; i++) effectiveMin[i] = p.lo[i]!;
+    remaining -= sumMin;
+  } else {
+    guaranteesCut = true;
+    // Scale factor per importance: 1 for tiers that fit whole, a fraction for the first
+    // that does not, 0 after it.
+    const scale = new Float64Array(TIERS);
+    let left = capacity;
+    for (let t = 1; t < TIERS; t++) {
+      const m = minByTier[t]!;
+      if (m <= left) {
+        scale[t] = 1;
+        left -= m;
+      } else {
+        scale[t] = m > 0 ? left / m : 0;
+        left = 0;
+      }
+    }
+    for (let i = 0; i < n; i++) effectiveMin[i] = p.lo[i]! * scale[p.importance[i]!]!;
+    let used = 0;
+    for (let i = 0; i < n; i++) used += effectiveMin[i]!;
+    remaining = Math.max(0, capacity - used);
+  }
+  alloc.set(effectiveMin);
+
+  // 2 + 3. Held tier, then importance tiers, each water-filled toward its targets.
+  const ws = createWaterfillWorkspace(n);
+  // Targets are ≥ lo ≥ effectiveMin, so every member starts at or below its target.
+  const target = p.target;
+  for (let t = 0; t < TIERS && remaining > 0; t++) {
+    remaining -= waterfill(
+      order,
+      counts[t]!,
+      counts[t + 1]!,
+      alloc,
+      target,
+      p.weight,
+      remaining,
+      false,
+      alloc,
+      ws,
+    );
+    if (remaining < 0) remaining = 0;
+  }
+
+  // 4. Left-over.
+  if (p.shareLeftover && remaining > 0) {
+    let m = 0;
+    for (let i = 0; i < n; i++) if (p.leftoverEligible[i] === 1) order[m++] = i;
+    const before = new Float64Array(alloc);
+    remaining -= waterfill(order, 0, m, before, p.hi, p.weight, remaining, true, alloc, ws);
+    if (remaining < 0) remaining = 0;
+    for (let k = 0; k < m; k++) {
+      const i = order[k]!;
+      leftover[i] = alloc[i]! - before[i]!;
+    }
+  }
+  return { alloc, effectiveMin, leftover, guaranteesCut, idleCpuMillis: remaining };
+}

@@ -1,0 +1,177 @@
+// Demand of one partition for one cycle: how much CPU its traffic needs, how much of that is
+// believed (confirmed by congestion), smoothed, with a goal's floor. Pure scalar arithmetic.
+import type { Throughput } from "../core/model.ts";
+import { MILLIS_PER_CPU } from "../core/units.ts";
+import type { PolicyKnobs } from "./types.ts";
+
+/**
+ * How the demand was found:
+ * - "use": not constrained, so it needs what it uses plus headroom (traffic above that is not believed)
+ * - "traffic": constrained, and offered ÷ velocity says how much more it needs
+ * - "probe": constrained, but the offered load cannot say how much more: current × probeFactor
+ */
+export type DemandKind = "use" | "traffic" | "probe";
+
+export interface DemandAssessment {
+  kind: DemandKind;
+  /** CPU used over the window, millicores. */
+  usedCpuMillis: number;
+  /** Throttled in at least throttledThreshold of the CFS periods. */
+  throttled: boolean;
+  /** Dropped packets this window that count as CPU congestion. */
+  dropping: boolean;
+  /** Dropped packets that did not count: the partition used under half its allocation. */
+  dropsIgnored: boolean;
+  constrained: boolean;
+  /** offered ÷ velocity × (1 + headroom), millicores; null when offered load or velocity is unknown. */
+  trafficNeedCpuMillis: number | null;
+  /** used × (1 + headroom), millicores. */
+  useNeedCpuMillis: number;
+  /** What a probe multiplied (max of the previous allocation and use). */
+  probeFromCpuMillis: number;
+  /** Demand before smoothing. */
+  rawDemandCpuMillis: number;
+  /** goal ÷ velocity, millicores; null without a goal or a velocity. */
+  goalFloorCpuMillis: number | null;
+  /** Final demand: smoothed (probes are not smoothed again), then floored by the goal. */
+  demandCpuMillis: number;
+}
+
+/** A probe never starts from less than this, so a partition stuck at 0 can still grow. */
+export const PROBE_FLOOR_CPU_MILLIS = 10;
+
+/**
+ * Drops confirm CPU congestion only when the partition used at least this fraction of what it
+ * was allocated. A partition dropping packets while using a quarter of its cap is not short of
+ * CPU (its socket is full of traffic it does not read: junk); more CPU would not help it.
+ */
+export const DROPS_CONFIRM_AT_USE_FRACTION = 0.5;
+
+/** EWMA of velocity: null samples (too little CPU to tell) and non-positive ones are ignored. */
+export function smoothVelocity(
+  prev: number | null,
+  raw: number | null,
+  alpha: number,
+): number | null {
+  if (raw === null || !(raw > 0) || !Number.isFinite(raw)) return prev;
+  if (prev === null || !(prev > 0)) return raw;
+  return prev + alpha * (raw - prev);
+}
+
+/** Asymmetric EWMA: follow a rise with weight `up`, a fall with weight `down`. */
+export function smoothDemand(prev: number | null, raw: number, up: number, down: number): number {
+  if (prev === null || !Number.isFinite(prev)) return raw;
+  return prev + (raw > prev ? up : down) * (raw - prev);
+}
+
+/** CPU millicores that `packetsPerSec` costs at `velocity` packets per CPU-second. */
+export function cpuMillisForPackets(packetsPerSec: number, velocity: number): number {
+  return (packetsPerSec / velocity) * MILLIS_PER_CPU;
+}
+
+/**
+ * The demand of a network partition that reported throughput this cycle.
+ * `prevCpuMillis` / `prevDemandCpuMillis` are last cycle's allocation and demand (null when new).
+ * Writes into `out` when given (and returns it), else into a new object.
+ */
+export function assessNetworkDemand(
+  tp: Throughput,
+  velocity: number | null,
+  prevCpuMillis: number | null,
+  prevDemandCpuMillis: number | null,
+  goalPacketsPerSec: number | undefined,
+  knobs: PolicyKnobs,
+  out: DemandAssessment = emptyAssessment(),
+): DemandAssessment {
+  const headroom = 1 + knobs.headroomFraction;
+  const used = Math.max(0, tp.cpuCores) * MILLIS_PER_CPU;
+  const offered = Math.max(0, tp.offeredPacketsPerSec);
+  const useNeed = used * headroom;
+  // Offered load is unknown when nothing counted arrivals although replies went out, or when
+  // there is no velocity to convert packets into CPU.
+  const offeredKnown =
+    velocity !== null && velocity > 0 && (offered > 0 || !(tp.servedPacketsPerSec > 0));
+  const trafficNeed = offeredKnown ? cpuMillisForPackets(offered, velocity) * headroom : null;
+
+  const throttled = tp.throttledFraction >= knobs.throttledThreshold;
+  const anyDrops = tp.droppedPacketsPerSec > 0;
+  const dropsIgnored =
+    anyDrops && prevCpuMillis !== null && used < DROPS_CONFIRM_AT_USE_FRACTION * prevCpuMillis;
+  const dropping = anyDrops && !dropsIgnored;
+  const constrained = throttled || dropping;
+
+  const probeFrom = Math.max(prevCpuMillis ?? 0, used);
+  let kind: DemandKind;
+  let raw: number;
+  let smoothed: number;
+  if (!constrained) {
+    // Not short of CPU: it needs what it uses, plus headroom. More offered traffic than that
+    // is not believed until congestion confirms it.
+    kind = "use";
+    raw = useNeed;
+    smoothed = smoothDemand(prevDemandCpuMillis, raw, knobs.smoothingUp, knobs.smoothingDown);
+  } else if (trafficNeed !== null && trafficNeed > probeFrom) {
+    // Congested, and the offered load says how much more: believe it. Smoothing starts from
+    // at least what it has now, since congestion confirms it needs that much.
+    kind = "traffic";
+    raw = trafficNeed;
+    const from = Math.max(prevDemandCpuMillis ?? probeFrom, probeFrom);
+    smoothed = smoothDemand(from, raw, knobs.smoothingUp, knobs.smoothingDown);
+  } else {
+    // Congested, yet the offered load would fit in what it has (or is unknown): the estimate
+    // is wrong, so probe upward. A probe is a deliberate step and is not smoothed again.
+    kind = "probe";
+    raw = Math.max(probeFrom, PROBE_FLOOR_CPU_MILLIS) * knobs.probeFactor;
+    smoothed = Math.max(raw, prevDemandCpuMillis ?? 0);
+  }
+  const goalFloor = goalFloorCpuMillis(goalPacketsPerSec, velocity);
+  out.kind = kind;
+  out.usedCpuMillis = used;
+  out.throttled = throttled;
+  out.dropping = dropping;
+  out.dropsIgnored = dropsIgnored;
+  out.constrained = constrained;
+  out.trafficNeedCpuMillis = trafficNeed;
+  out.useNeedCpuMillis = useNeed;
+  out.probeFromCpuMillis = probeFrom;
+  out.rawDemandCpuMillis = raw;
+  out.goalFloorCpuMillis = goalFloor;
+  out.demandCpuMillis = goalFloor !== null && goalFloor > smoothed ? goalFloor : smoothed;
+  return out;
+}
+
+/** A blank assessment (the step reuses one for every partition instead of allocating). */
+export function emptyAssessment(): DemandAssessment {
+  return {
+    kind: "use",
+    usedCpuMillis: 0,
+    throttled: false,
+    dropping: false,
+    dropsIgnored: false,
+    constrained: false,
+    trafficNeedCpuMillis: null,
+    useNeedCpuMillis: 0,
+    probeFromCpuMillis: 0,
+    rawDemandCpuMillis: 0,
+    goalFloorCpuMillis: null,
+    demandCpuMillis: 0,
+  };
+}
+
+/** A goal sets a floor: goal ÷ velocity (no headroom: the goal is the rate to sustain). */
+export function goalFloorCpuMillis(
+  goal: number | undefined,
+  velocity: number | null,
+): number | null {
+  if (goal === undefined || !(goal > 0) || velocity === null || !(velocity > 0)) return null;
+  return cpuMillisForPackets(goal, velocity);
+}
+
+/** Performance index = goal ÷ achieved; achieved is floored at 1 pps so it stays finite. */
+export function performanceIndex(
+  goal: number | undefined,
+  servedPacketsPerSec: number,
+): number | null {
+  if (goal === undefined || !(goal > 0)) return null;
+  return goal / Math.max(1, servedPacketsPerSec);
+}

@@ -1,0 +1,34 @@
+// Default knobs of weir's control law. The prose explaining each one is in README.md.
+import type { CpuMillis } from "../core/units.ts";
+import type { PolicyKnobs } from "./types.ts";
+
+/**
+ * The defaults for a machine with `capacityCpuMillis` to hand out (managed CPUs minus reserve).
+ *
+ * - headroom 0.2: a partition is given 20 % more than its traffic or use needs, so a burst
+ *   inside one cycle does not throttle it before the next cycle sees it.
+ * - probeFactor 1.5: a congested partition whose real demand is unknown gets +50 % a cycle
+ *   (from 100m to 1,000m in 6 cycles, 0.6 s at the default 100 ms cycle).
+ * - deadband 0.01: changes smaller than 1 % of capacity are not made (20m on 2 CPUs).
+ * - maxShrinkFractionPerCycle 0.1: what a partition needed may shrink by 10 % a cycle at most.
+ * - smoothingUp 0.7 / smoothingDown 0.2: demand follows a rise with 70 % of the gap a cycle
+ *   (91 % after two cycles, inside the 300 ms reaction budget) and a fall with 20 %.
+ * - velocitySmoothing 0.3: packets per CPU-second drifts ±30 % with the host's clock speed;
+ *   a 0.3 EWMA follows a step in 6 cycles (88 %) yet damps one-window noise to a third.
+ * - throttledThreshold 0.05: throttled in 5 % of CFS periods or more counts as constrained.
+ * - leftover "share": capacity nobody's demand claims goes by weight to those below max.
+ */
+export function defaultPolicyKnobs(capacityCpuMillis: CpuMillis): PolicyKnobs {
+  return {
+    capacityCpuMillis,
+    headroomFraction: 0.2,
+    probeFactor: 1.5,
+    deadbandFraction: 0.01,
+    maxShrinkFractionPerCycle: 0.1,
+    smoothingUp: 0.7,
+    smoothingDown: 0.2,
+    velocitySmoothing: 0.3,
+    throttledThreshold: 0.05,
+    leftover: "share",
+  };
+}

@@ -1,0 +1,216 @@
+// Post-processors: pure functions applied, in order, to the core allocation. Each takes the
+// frame (bounds, previous values, what was ideal) and an allocation, and returns a new one.
+// The list ends with `enforceBounds` and `toWholeMillis`; `runPostProcessors` re-checks the
+// result afterwards and repairs it if a custom list broke a bound: safety beats smoothness.
+
+export interface AllocationFrame {
+  /** Whole millicores that may be handed out. */
+  capacityCpuMillis: number;
+  /** Changes smaller than this are not made (deadbandFraction × capacity). */
+  deadbandCpuMillis: number;
+  /** A partition's needed allocation may shrink by at most this fraction a cycle. */
+  maxShrinkFraction: number;
+  /** Floor (the guarantee actually honoured this cycle) and ceiling (max) per partition. */
+  lo: Float64Array;
+  hi: Float64Array;
+  /** Last cycle's allocation, NaN when there is none. */
+  prev: Float64Array;
+  /** What the partition needed last cycle (smoothed demand clamped to [min, max]), NaN when none. */
+  prevNeed: Float64Array;
+  /** The core allocation before post-processing. */
+  ideal: Float64Array;
+  importance: Uint8Array;
+}
+
+export interface PostProcessor {
+  readonly name: string;
+  /** Bit set in the partition's marks when this processor changed its value (0: never noted). */
+  readonly flag: number;
+  apply(frame: AllocationFrame, alloc: Float64Array): Float64Array;
+}
+
+export const Marks = { shrinkLimited: 1, deadband: 2, boundsFixed: 4 } as const;
+
+/** Values closer than this are the same allocation (float noise, not a change). */
+const SAME = 1e-6;
+/** Added before flooring so 99.99999999 from float error becomes 100, not 99. */
+const FLOOR_EPSILON = 1e-7;
+
+/**
+ * Shrink-rate limit: what a partition needed last cycle may shrink by at most
+ * maxShrinkFraction a cycle. Only the needed part is protected (min(prev, prevNeed)); capacity
+ * it merely borrowed from the left-over can be taken back at once.
+ */
+export const limitShrink: PostProcessor = {
+  name: "shrink-limit",
+  flag: Marks.shrinkLimited,
+  apply(f, alloc) {
+    const out = new Float64Array(alloc);
+    const keep = 1 - f.maxShrinkFraction;
+    for (let i = 0; i < out.length; i++) {
+      const prev = f.prev[i]!;
+      if (Number.isNaN(prev)) continue;
+      const need = f.prevNeed[i]!;
+      const floor = Math.min(prev, Number.isNaN(need) ? prev : need, f.hi[i]!) * keep;
+      if (out[i]! < floor) out[i] = floor;
+    }
+    return out;
+  },
+};
+
+/** Dead-band: a wanted change smaller than deadbandCpuMillis is not made; the previous value stays. */
+export const deadband: PostProcessor = {
+  name: "dead-band",
+  flag: Marks.deadband,
+  apply(f, alloc) {
+    const out = new Float64Array(alloc);
+    const band = f.deadbandCpuMillis;
+    if (!(band > 0)) return out;
+    for (let i = 0; i < out.length; i++) {
+      const prev = f.prev[i]!;
+      if (!Number.isNaN(prev) && Math.abs(out[i]! - prev) < band) out[i] = prev;
+    }
+    return out;
+  },
+};
+
+/**
+ * Safety: each value inside [lo, hi], and the sum within capacity. When the sum is over
+ * (a shrink limit or dead-band kept someone above their ideal while others grew), growth
+ * over last cycle is taken back first, least important tier first, in proportion within a
+ * tier; growers wait for shrinkers. If that is not enough (capacity fell, mins rose),
+ * everyone above their floor gives back in proportion to what they have above it.
+ */
+export const enforceBounds: PostProcessor = {
+  name: "bounds",
+  flag: Marks.boundsFixed,
+  apply(f, alloc) {
+    const n = alloc.length;
+    const out = new Float64Array(n);
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      let v = alloc[i]!;
+      if (!(v >= f.lo[i]!)) v = f.lo[i]!; // also catches NaN
+      if (v > f.hi[i]!) v = f.hi[i]!;
+      out[i] = v;
+      sum += v;
+    }
+    let excess = sum - f.capacityCpuMillis;
+    if (excess <= SAME) return out;
+
+    for (let t = 5; t >= 1 && excess > SAME; t--) {
+      let growth = 0;
+      for (let i = 0; i < n; i++) if (f.importance[i] === t) growth += growthOf(f, out, i);
+      if (growth <= 0) continue;
+      const take = Math.min(1, excess / growth);
+      for (let i = 0; i < n; i++) {
+        if (f.importance[i] !== t) continue;
+        const g = growthOf(f, out, i);
+        if (g > 0) out[i] = out[i]! - g * take;
+      }
+      excess -= growth * take;
+    }
+    if (excess > SAME) {
+      let above = 0;
+      for (let i = 0; i < n; i++) above += out[i]! - f.lo[i]!;
+      const take = above > 0 ? Math.min(1, excess / above) : 0;
+      for (let i = 0; i < n; i++) out[i] = out[i]! - (out[i]! - f.lo[i]!) * take;
+    }
+    return out;
+  },
+};
+
+/** Growth over last cycle's value (clamped into this cycle's bounds); all above min when new. */
+function growthOf(f: AllocationFrame, out: Float64Array, i: number): number {
+  const lo = f.lo[i]!;
+  const prev = f.prev[i]!;
+  const ref = Number.isNaN(prev) ? lo : Math.min(Math.max(prev, lo), f.hi[i]!);
+  return out[i]! - ref;
+}
+
+/** Whole millicores, rounded down so the sum stays within capacity and each within max. */
+export const toWholeMillis: PostProcessor = {
+  name: "whole-millis",
+  flag: 0,
+  apply(_f, alloc) {
+    const out = new Float64Array(alloc.length);
+    for (let i = 0; i < out.length; i++) out[i] = Math.floor(alloc[i]! + FLOOR_EPSILON);
+    return out;
+  },
+};
+
+/**
+ * Dead-band first: it judges the change the core wants (ideal vs previous). The shrink limit
+ * then makes a wanted shrink in steps of at most maxShrinkFraction; those steps may be smaller
+ * than the band (the other order would freeze every allocation below band ÷ maxShrinkFraction,
+ * 200m on 2 CPUs with the defaults, the first time its need fell).
+ */
+export const defaultPostProcessors: readonly PostProcessor[] = [
+  deadband,
+  limitShrink,
+  enforceBounds,
+  toWholeMillis,
+];
+
+export interface PostProcessed {
+  /** Final whole-millicore allocation. */
+  alloc: Float64Array;
+  /** Per partition, the flags of the processors that changed its value. */
+  marks: Uint8Array;
+}
+
+/** Apply the list in order, note who changed what, then re-check the invariants and repair. */
+export function runPostProcessors(
+  frame: AllocationFrame,
+  list: readonly PostProcessor[] = defaultPostProcessors,
+): PostProcessed {
+  const n = frame.ideal.length;
+  const marks = new Uint8Array(n);
+  let cur = frame.ideal;
+  for (const p of list) {
+    const next = p.apply(frame, cur);
+    if (p.flag !== 0)
+      for (let i = 0; i < n; i++) if (Math.abs(next[i]! - cur[i]!) > SAME) marks[i]! |= p.flag;
+    cur = next;
+  }
+  if (!withinBounds(frame, cur)) {
+    const fixed = toWholeMillis.apply(frame, enforceBounds.apply(frame, cur));
+    for (let i = 0; i < n; i++) if (fixed[i] !== cur[i]) marks[i]! |= Marks.boundsFixed;
+    cur = fixed;
+    trimToCapacity(frame, cur);
+  }
+  return { alloc: cur, marks };
+}
+
+/** Every value a whole number in [floor(lo), hi] and the sum within capacity. */
+export function withinBounds(frame: AllocationFrame, alloc: Float64Array): boolean {
+  let sum = 0;
+  for (let i = 0; i < alloc.length; i++) {
+    const v = alloc[i]!;
+    if (!Number.isInteger(v) || v < Math.floor(frame.lo[i]! + FLOOR_EPSILON) || v > frame.hi[i]!)
+      return false;
+    sum += v;
+  }
+  return sum <= frame.capacityCpuMillis;
+}
+
+/** Last resort after flooring: take whole millicores from the largest surplus until it fits. */
+function trimToCapacity(frame: AllocationFrame, alloc: Float64Array): void {
+  let sum = 0;
+  for (let i = 0; i < alloc.length; i++) sum += alloc[i]!;
+  while (sum > frame.capacityCpuMillis) {
+    let best = -1;
+    let bestSurplus = 0;
+    for (let i = 0; i < alloc.length; i++) {
+      const surplus = alloc[i]! - Math.floor(frame.lo[i]! + FLOOR_EPSILON);
+      if (surplus > bestSurplus) {
+        best = i;
+        bestSurplus = surplus;
+      }
+    }
+    if (best < 0) break;
+    const take = Math.min(bestSurplus, sum - frame.capacityCpuMillis);
+    alloc[best] = alloc[best]! - take;
+    sum -= take;
+  }
+}

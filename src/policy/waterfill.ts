@@ -1,0 +1,216 @@
+// Weighted max-min water-filling: share `amount` among members by weight, each between a
+// floor and a ceiling. Pure arithmetic on typed arrays; the caller owns every buffer.
+//
+// Each member i rises with the water level λ:
+//   value_i(λ) = clamp(base_i + λ·w_i, lo_i, hi_i),  base_i = 0 ("totals") or lo_i ("increments")
+// "Totals" is max-min fairness on the whole allocation: a member whose floor (its min) is
+// already above the water line gets nothing more until the line reaches it. "Increments"
+// splits `amount` itself by weight (used for left-over capacity).
+// We look for λ with Σ (value_i(λ) − lo_i) = amount. The sum is piecewise linear in λ with
+// breakpoints a_i (member starts rising) and b_i (member reaches hi_i). Instead of sorting
+// the breakpoints (a Float64Array sort of 20,000 took 2.3 ms on this machine), the interval
+// holding λ is narrowed around random breakpoints, quickselect-style: expected O(N). After
+// MAX_ROUNDS rounds the remaining breakpoints are sorted instead, so the worst case stays
+// O(N log N).
+
+/** Reusable buffers for `waterfill`, each at least as long as the largest member list. */
+export interface WaterfillWorkspace {
+  idx: Int32Array;
+  a: Float64Array;
+  b: Float64Array;
+  w: Float64Array;
+  gap: Float64Array;
+}
+
+export function createWaterfillWorkspace(size: number): WaterfillWorkspace {
+  const n = Math.max(1, size);
+  return {
+    idx: new Int32Array(n),
+    a: new Float64Array(n),
+    b: new Float64Array(n),
+    w: new Float64Array(n),
+    gap: new Float64Array(n),
+  };
+}
+
+/** Weights at or below zero would never rise; treat them as this small positive weight. */
+export const MIN_WEIGHT = 1e-6;
+
+/** Narrowing rounds before the fallback sort (random pivots need ~2·log2 N rounds). */
+export const MAX_ROUNDS = 96;
+
+/**
+ * Raise members `members[start..end)` from `lo` toward `hi` by weight until `amount` is used
+ * (or every member is at `hi`). Writes the new values into `out` (which may be `lo` itself)
+ * and returns the amount actually used (≤ amount, up to float rounding).
+ */
+export function waterfill(
+  members: Int32Array,
+  start: number,
+  end: number,
+  lo: Float64Array,
+  hi: Float64Array,
+  weight: Float64Array,
+  amount: number,
+  incremental: boolean,
+  out: Float64Array,
+  ws: WaterfillWorkspace,
+  maxRounds = MAX_ROUNDS,
+): number {
+  const { idx, a, b, w, gap } = ws;
+  // Pack the members that can rise at all; total their gaps.
+  let u = 0;
+  let totalGap = 0;
+  for (let k = start; k < end; k++) {
+    const i = members[k]!;
+    const g = hi[i]! - lo[i]!;
+    if (!(g > 0)) continue;
+    const wi = Math.max(weight[i]!, MIN_WEIGHT);
+    const ai = incremental ? 0 : lo[i]! / wi;
+    idx[u] = i;
+    a[u] = ai;
+    b[u] = ai + g / wi;
+    w[u] = wi;
+    gap[u] = g;
+    totalGap += g;
+    u++;
+  }
+  if (u === 0 || !(amount > 0)) return 0;
+  if (totalGap <= amount) {
+    for (let k = 0; k < u; k++) out[idx[k]!] = hi[idx[k]!]!;
+    return totalGap;
+  }
+  const count = u;
+
+  // Invariant: F(L) ≤ amount < F(R). Members decided for the whole interval are folded into
+  // F(λ) = c + s·λ + Σ over the undecided ones.
+  let L = 0;
+  let R = Number.POSITIVE_INFINITY;
+  let c = 0;
+  let s = 0;
+  // Undecided members live in positions [0, u) of the packed arrays; decided ones are swapped
+  // to the tail [u, count) so the final assignment can read every member's a, b, w, gap.
+  let seed = (0x9e3779b9 ^ count) >>> 0 || 1;
+  let rounds = 0;
+  while (u > 0 && rounds < maxRounds) {
+    rounds++;
+    seed ^= seed << 13;
+    seed >>>= 0;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    seed >>>= 0;
+    const p0 = seed % u;
+    const pivot = a[p0]! > L && a[p0]! < R ? a[p0]! : b[p0]!;
+    let f = c + s * pivot;
+    for (let k = 0; k < u; k++) f += rise(pivot, a[k]!, b[k]!, w[k]!, gap[k]!);
+    if (f <= amount) L = pivot;
+    else R = pivot;
+    // Fold members whose breakpoints are no longer strictly inside (L, R).
+    let k = 0;
+    while (k < u) {
+      const ak = a[k]!;
+      const bk = b[k]!;
+      let decided = true;
+      if (bk <= L) c += gap[k]!;
+      else if (ak >= R) {
+        // not rising anywhere in the interval: contributes 0
+      } else if (ak <= L && bk >= R) {
+        s += w[k]!;
+        c -= ak * w[k]!;
+      } else decided = false;
+      if (decided) {
+        u--;
+        swap(ws, k, u);
+      } else k++;
+    }
+  }
+
+  let lambda: number;
+  if (u > 0) lambda = finishBySorting(ws, u, L, R, c, s, amount);
+  else lambda = s > 0 ? (amount - c) / s : L;
+  if (lambda < L) lambda = L;
+  if (lambda > R) lambda = R;
+
+  let used = 0;
+  for (let k = 0; k < count; k++) {
+    const i = idx[k]!;
+    const r = rise(lambda, a[k]!, b[k]!, w[k]!, gap[k]!);
+    const v = r >= gap[k]! ? hi[i]! : lo[i]! + r;
+    used += v - lo[i]!;
+    out[i] = v;
+  }
+  return used;
+}
+
+/** How far one member has risen above its floor at level λ. */
+function rise(lambda: number, a: number, b: number, w: number, gap: number): number {
+  if (lambda <= a) return 0;
+  if (lambda >= b) return gap;
+  return (lambda - a) * w;
+}
+
+function swap(ws: WaterfillWorkspace, x: number, y: number): void {
+  if (x === y) return;
+  const { idx, a, b, w, gap } = ws;
+  const ti = idx[x]!;
+  idx[x] = idx[y]!;
+  idx[y] = ti;
+  const ta = a[x]!;
+  a[x] = a[y]!;
+  a[y] = ta;
+  const tb = b[x]!;
+  b[x] = b[y]!;
+  b[y] = tb;
+  const tw = w[x]!;
+  w[x] = w[y]!;
+  w[y] = tw;
+  const tg = gap[x]!;
+  gap[x] = gap[y]!;
+  gap[y] = tg;
+}
+
+/**
+ * Fallback: sort the breakpoints still inside (L, R), binary-search the last one at which
+ * F ≤ amount, and interpolate (F is linear between neighbouring breakpoints). O(u log u).
+ */
+function finishBySorting(
+  ws: WaterfillWorkspace,
+  u: number,
+  L: number,
+  R: number,
+  c: number,
+  s: number,
+  amount: number,
+): number {
+  const { a, b, w, gap } = ws;
+  const points: number[] = [L];
+  for (let k = 0; k < u; k++) {
+    if (a[k]! > L && a[k]! < R) points.push(a[k]!);
+    if (b[k]! > L && b[k]! < R) points.push(b[k]!);
+  }
+  if (Number.isFinite(R)) points.push(R);
+  else {
+    let maxB = L;
+    for (let k = 0; k < u; k++) if (b[k]! > maxB) maxB = b[k]!;
+    points.push(maxB);
+  }
+  points.sort((x, y) => x - y);
+  const F = (lambda: number): number => {
+    let f = c + s * lambda;
+    for (let k = 0; k < u; k++) f += rise(lambda, a[k]!, b[k]!, w[k]!, gap[k]!);
+    return f;
+  };
+  let lo = 0;
+  let hi = points.length - 1;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (F(points[mid]!) <= amount) lo = mid;
+    else hi = mid;
+  }
+  const x0 = points[lo]!;
+  const x1 = points[hi]!;
+  const f0 = F(x0);
+  const f1 = F(x1);
+  if (!(f1 > f0)) return x0;
+  return x0 + ((amount - f0) * (x1 - x0)) / (f1 - f0);
+}
