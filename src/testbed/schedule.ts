@@ -116,11 +116,15 @@ export function parseDurationMs(text: string, field = "duration"): number {
 export function parseTrace(text: string): TracePoint[] {
   const points: TracePoint[] = [];
   const lines = text.split(/\r?\n/);
+  let headerChecked = false;
   lines.forEach((raw, i) => {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) return;
     const cells = line.split(/[\s,;]+/);
-    if (i === 0 && cells.some((c) => Number.isNaN(Number(c)))) return; // header
+    if (!headerChecked) {
+      headerChecked = true;
+      if (cells.some((c) => Number.isNaN(Number(c)))) return; // a header row of words
+    }
     const tMs = Number(cells[0]);
     const rate = Number(cells[1]);
     if (cells.length < 2 || !Number.isFinite(tMs) || !Number.isFinite(rate) || rate < 0) {

@@ -254,3 +254,40 @@ export function writeState(state: TestbedState, nowMs = Date.now()): void {
   writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
   renameSync(tmp, state.stateFile);
 }
+
+/**
+ * One step of setup. If the thing exists: keep it when the record names it (marking a
+ * "planned" one created: it was made just before a crash), refuse it when the record
+ * does not (someone else's; it is not recorded, so `down` will never touch it).
+ * Otherwise: record it as planned, write the record, create it, mark it created.
+ * Returns true when it created the thing.
+ */
+export async function recordThenCreate(
+  state: TestbedState,
+  kind: ResourceKind,
+  id: string,
+  owner: string,
+  exists: () => boolean,
+  create: () => Promise<unknown> | unknown,
+): Promise<boolean> {
+  const rec = findResource(state, kind, id);
+  if (exists()) {
+    if (!rec) {
+      throw new WeirError(
+        ErrorCodes.TESTBED,
+        `${kind} ${id} exists but this testbed did not create it (not in ${state.stateFile}); use another prefix or remove it`,
+      );
+    }
+    if (rec.status !== "created") {
+      markCreated(state, kind, id);
+      writeState(state);
+    }
+    return false;
+  }
+  planResource(state, kind, id, owner);
+  writeState(state);
+  await create();
+  markCreated(state, kind, id);
+  writeState(state);
+  return true;
+}

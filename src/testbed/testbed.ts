@@ -59,6 +59,7 @@ import {
   type ResourceKind,
   type ResourceRecord,
   readState,
+  recordThenCreate,
   type TestbedHog,
   type TestbedPartition,
   type TestbedState,
@@ -186,37 +187,6 @@ function normalize(opts: TestbedOptions): {
   };
 }
 
-/** One step of setup: record, then create; skip what exists and is ours; refuse what is not ours. */
-async function ensure(
-  state: TestbedState,
-  kind: ResourceKind,
-  id: string,
-  owner: string,
-  exists: () => boolean,
-  create: () => Promise<unknown> | unknown,
-): Promise<boolean> {
-  const rec = findResource(state, kind, id);
-  if (exists()) {
-    if (!rec) {
-      throw new WeirError(
-        ErrorCodes.TESTBED,
-        `${kind} ${id} exists but this testbed did not create it (not in ${state.stateFile}); use another prefix or remove it`,
-      );
-    }
-    if (rec.status !== "created") {
-      markCreated(state, kind, id);
-      writeState(state);
-    }
-    return false;
-  }
-  planResource(state, kind, id, owner);
-  writeState(state);
-  await create();
-  markCreated(state, kind, id);
-  writeState(state);
-  return true;
-}
-
 async function ensureProcess(
   state: TestbedState,
   tag: string,
@@ -258,7 +228,7 @@ async function ensureNetwork(
     sysfs: roots.sysfs,
     procfs: roots.procfs,
   };
-  await ensure(
+  await recordThenCreate(
     state,
     "netns",
     p.netns,
@@ -267,7 +237,7 @@ async function ensureNetwork(
     () => ip(["netns", "add", p.netns]),
   );
   await disableIpv6InNetns(p.netns, net);
-  await ensure(
+  await recordThenCreate(
     state,
     "link",
     p.hostIf,
@@ -284,7 +254,7 @@ async function ensureNetwork(
 }
 
 async function ensureCgroup(state: TestbedState, dir: string, owner: string): Promise<void> {
-  await ensure(
+  await recordThenCreate(
     state,
     "cgroup",
     dir,
