@@ -1,5 +1,6 @@
 // The list of `weir` commands. Add one line per command file.
 import type { Command } from "commander";
+import { register as agent } from "./agent.ts";
 import { register as load } from "./load.ts";
 import { register as run } from "./run.ts";
 import { register as status } from "./status.ts";
@@ -8,4 +9,4 @@ import { register as validate } from "./validate.ts";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [run, validate, status, testbed, load];
+export const commands: RegisterCommand[] = [run, validate, status, testbed, load, agent];
