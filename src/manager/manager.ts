@@ -54,6 +54,8 @@ export type FailurePhase = "open" | "sample" | "apply";
 
 export interface ManagerOptions {
   now: () => number;
+  /** Clock for phase timings in records (default `now`; the simulator passes a real one). */
+  timer?: () => number;
   intervalMs: number;
   policy: Policy;
   knobs: PolicyKnobs;
@@ -170,7 +172,9 @@ export class Manager implements ManagerView {
   /** One cycle. Never throws for a partition's fault; each is recorded on that partition. */
   runCycle(): CycleRecord {
     const { now } = this.opts;
+    const timer = this.opts.timer ?? now;
     const startedAtMs = now();
+    const t0 = timer();
     const throughputs = new Map<PartitionId, Throughput>();
     const retryGoneMs = this.opts.retryGoneMs ?? 5000;
 
@@ -194,7 +198,7 @@ export class Manager implements ManagerView {
         this.fail(s, toInfo(err, ErrorCodes.COUNTER_UNREADABLE), startedAtMs, "sample");
       }
     }
-    const tSample = now();
+    const tSample = timer();
 
     // 2. agent reports (cross-checked against host counters where both exist)
     const stale = new Set<PartitionId>();
@@ -225,7 +229,7 @@ export class Manager implements ManagerView {
         } else if (s.status === "stale") s.status = "ok";
       }
     }
-    const tReports = now();
+    const tReports = timer();
 
     // 3. policy step over the partitions that exist; a stale one is held to its guarantee
     const active = this.slots.filter((s) => s.status !== "gone");
@@ -237,7 +241,7 @@ export class Manager implements ManagerView {
       this.policyState,
     );
     this.policyState = out.state;
-    const tPolicy = now();
+    const tPolicy = timer();
 
     // 4. apply (unless paused); actuators write only values that changed
     const directives = new Map(out.directives.map((d) => [d.partition, d]));
@@ -264,7 +268,7 @@ export class Manager implements ManagerView {
         }
       }
     }
-    const tApply = now();
+    const tApply = timer();
 
     const record: CycleRecord = {
       cycle: ++this.cycleNo,
@@ -284,11 +288,11 @@ export class Manager implements ManagerView {
         return p;
       }),
       timingsMs: {
-        sample: tSample - startedAtMs,
+        sample: tSample - t0,
         reports: tReports - tSample,
         policy: tPolicy - tReports,
         apply: tApply - tPolicy,
-        total: tApply - startedAtMs,
+        total: tApply - t0,
       },
     };
     this.history.push(record);

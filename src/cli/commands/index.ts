@@ -1,6 +1,8 @@
 // The list of `weir` commands. Add one line per command file.
 import type { Command } from "commander";
 import { register as agent } from "./agent.ts";
+import { register as bench } from "./bench.ts";
+import { register as demo } from "./demo.ts";
 import { register as load } from "./load.ts";
 import { register as run } from "./run.ts";
 import { register as status } from "./status.ts";
@@ -9,4 +11,13 @@ import { register as validate } from "./validate.ts";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [run, validate, status, testbed, load, agent];
+export const commands: RegisterCommand[] = [
+  demo,
+  run,
+  validate,
+  status,
+  testbed,
+  load,
+  bench,
+  agent,
+];

@@ -1,0 +1,113 @@
+// `weir demo`: the main job on an embedded default scenario (see src/demo/).
+import { existsSync, readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { ErrorCodes, WeirError } from "../../core/errors.ts";
+
+/** Why real partitions cannot be made here, or null when they can. */
+export function realModeUnavailable(): string | null {
+  if (typeof process.getuid === "function" && process.getuid() !== 0) return "not running as root";
+  if (!["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].some((p) => existsSync(p)))
+    return "the ip command (iproute2) is not installed";
+  const v1 = existsSync("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+  let v2 = false;
+  try {
+    v2 = readFileSync("/sys/fs/cgroup/cgroup.controllers", "utf8").split(/\s+/).includes("cpu");
+  } catch {}
+  if (!v1 && !v2) return "no cgroup cpu controller (v1 /sys/fs/cgroup/cpu or v2 with cpu enabled)";
+  return null;
+}
+
+const positive = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `--${name} must be a positive number: got "${v}"`,
+    );
+  return n;
+};
+
+export function register(program: Command): void {
+  program
+    .command("demo")
+    .description(
+      "Watch weir move CPU to where the traffic is: 3 partitions, a batch hog, traffic that moves.",
+    )
+    .addHelpText(
+      "after",
+      [
+        "",
+        "As root: sets up real partitions on this host (network namespace + veth pair in",
+        "198.18.0.0/15 + cgroup + a UDP packet server whose requests cost CPU), a batch hog that",
+        "wants every CPU, and runs the manager on them while load moves from partition to",
+        "partition. Shows a live view and the dashboard URL, then a summary per phase: served /",
+        "offered, p99 latency, and how long weir took to follow each shift. Everything it made is",
+        "removed at the end (also on Ctrl-C). Without root it runs the same scenario on simulated",
+        "partitions and says so.",
+      ].join("\n"),
+    )
+    .option("-d, --duration <seconds>", "length of the scenario", positive("duration"), 60)
+    .option("--json", "print only the summary, as JSON (schema in README)")
+    .option("--partitions <n>", "network partitions (1-8)", positive("partitions"), 3)
+    .option("--no-hog", "leave out the batch hog")
+    .option("--high-pps <n>", "offered rate of the hot partition", positive("high-pps"), 3000)
+    .option("--low-pps <n>", "offered rate of the others", positive("low-pps"), 300)
+    .option("--port <n>", "HTTP API / dashboard port on 127.0.0.1 (0: any free port)", Number, 9470)
+    .option("--simulate", "use simulated partitions even when real ones are possible")
+    .action(
+      async (opts: {
+        duration: number;
+        json?: boolean;
+        partitions: number;
+        hog: boolean;
+        highPps: number;
+        lowPps: number;
+        port: number;
+        simulate?: boolean;
+      }) => {
+        if (opts.partitions > 8 || !Number.isInteger(opts.partitions))
+          throw new WeirError(
+            ErrorCodes.CONFIG_INVALID,
+            `--partitions must be an integer 1-8: got ${opts.partitions}`,
+          );
+        const { runRealDemo } = await import("../../demo/real.ts");
+        const { runSimulatedDemo } = await import("../../demo/simulated.ts");
+        const { formatSummary } = await import("../../demo/scenario.ts");
+        const ac = new AbortController();
+        let signals = 0;
+        const onSignal = () => {
+          signals++;
+          if (signals > 1) process.exit(130);
+          process.stderr.write(
+            "\nstopping: cleaning up what the demo made (Ctrl-C again to quit at once)\n",
+          );
+          ac.abort();
+        };
+        process.on("SIGINT", onSignal);
+        process.on("SIGTERM", onSignal);
+        const why = opts.simulate ? "--simulate was given" : realModeUnavailable();
+        const output = opts.json ? "none" : process.stdout.isTTY ? "live" : "lines";
+        const write = (t: string) => process.stdout.write(t);
+        if (why && !opts.json)
+          write(
+            `SIMULATED partitions: ${why}. The scenario runs on weir's simulator with the real manager and policy.\n`,
+          );
+        const demoOpts = {
+          durationMs: opts.duration * 1000,
+          partitions: opts.partitions,
+          hog: opts.hog,
+          highPps: opts.highPps,
+          lowPps: opts.lowPps,
+          apiPort: opts.port,
+          output,
+          signal: ac.signal,
+          write,
+        } as const;
+        const summary = why ? await runSimulatedDemo(demoOpts) : await runRealDemo(demoOpts);
+        process.stdout.write(
+          opts.json ? `${JSON.stringify(summary, null, 2)}\n` : `\n${formatSummary(summary)}`,
+        );
+        if (ac.signal.aborted) process.exitCode = 130;
+      },
+    );
+}

@@ -1,0 +1,188 @@
+// `weir demo` on real partitions: the testbed (netns + veth + cgroup + packet server per
+// partition, a batch hog), the real manager writing real cgroups, real UDP load.
+import { mkdirSync } from "node:fs";
+import pino from "pino";
+import type { CycleRecord } from "../core/model.ts";
+import { parseConfig } from "../manager/config.ts";
+import { startManager } from "../manager/run.ts";
+import { runLoad } from "../testbed/load.ts";
+import { testbedDown, testbedUp } from "../testbed/testbed.ts";
+import {
+  type AllocationPoint,
+  allocationPoint,
+  type DemoPlan,
+  type DemoSummary,
+  demoPlan,
+  demoTrace,
+  followMs,
+  meanAllocation,
+} from "./scenario.ts";
+import { renderLive } from "./view.ts";
+
+export interface DemoOptions {
+  durationMs: number;
+  partitions: number;
+  hog: boolean;
+  highPps: number;
+  lowPps: number;
+  /** HTTP API port on 127.0.0.1 (0: any free port). */
+  apiPort: number;
+  /** Live view on stdout (a terminal), progress lines otherwise, nothing with json. */
+  output: "live" | "lines" | "none";
+  signal: AbortSignal;
+  write: (text: string) => void;
+}
+
+const PREFIX = "weirdemo";
+const LOG_DIR = "/run/weir";
+
+/** Drive the live view / progress lines from cycle records; returns a stop function. */
+export function startView(
+  o: DemoOptions,
+  mode: "real" | "simulated",
+  plan: DemoPlan,
+  elapsedMs: () => number,
+  latest: () => CycleRecord | undefined,
+  dashboardUrl: string | null,
+): () => void {
+  if (o.output === "none") return () => {};
+  const live = o.output === "live";
+  const timer = setInterval(
+    () => {
+      const t = elapsedMs();
+      const phase = plan.phases.find((p) => t >= p.fromMs && t < p.toMs)?.name ?? "ending";
+      const text = renderLive(
+        { mode, elapsedMs: t, durationMs: plan.durationMs, phase, dashboardUrl },
+        latest(),
+        process.stdout.columns ?? 120,
+      );
+      o.write(live ? `\x1b[H\x1b[2J${text}` : `${text}\n`);
+    },
+    live ? 500 : 5000,
+  );
+  return () => clearInterval(timer);
+}
+
+export async function runRealDemo(o: DemoOptions): Promise<DemoSummary> {
+  const names = Array.from({ length: o.partitions }, (_, i) => `p${i + 1}`);
+  const plan = demoPlan(names, o.durationMs, o.highPps, o.lowPps);
+  const notes: string[] = [];
+  mkdirSync(LOG_DIR, { recursive: true });
+  const say = (line: string) => {
+    if (o.output !== "none") o.write(`${line}\n`);
+  };
+  say(
+    `setting up ${o.partitions} network partitions${o.hog ? " and a batch hog" : ""} (netns + veth in 198.18.0.0/15 + cgroup + packet server) ...`,
+  );
+  const tb = await testbedUp({
+    prefix: PREFIX,
+    partitions: names.map((name) => ({ name })),
+    hogs: o.hog ? [{ name: "hog", cpus: 2 }] : [],
+    maxLifetimeMs: o.durationMs + 5 * 60_000,
+    log: (l) => say(`  ${l}`),
+  });
+  const managerAc = new AbortController();
+  let running: Awaited<ReturnType<typeof startManager>> | null = null;
+  let stopView = () => {};
+  try {
+    const cfg = parseConfig({
+      intervalMs: 100,
+      capacity: { cpus: "auto", reserve: "300m" },
+      onShutdown: "restore",
+      api: { listen: `127.0.0.1:${o.apiPort}` },
+      partitions: [
+        ...tb.partitions.map((p) => ({
+          name: p.name,
+          cgroup: p.cgroup,
+          interfaces: [{ name: p.hostIf, offered: "tx", served: "rx" }],
+          ...(p.serverPid ? { pid: p.serverPid } : {}),
+          min: "100m",
+          importance: 2,
+        })),
+        ...tb.hogs.map((h) => ({ name: h.name, kind: "batch", cgroup: h.cgroup, importance: 5 })),
+      ],
+    });
+    const logFile = `${LOG_DIR}/demo-manager.log`;
+    const logger = pino(
+      { level: "info", base: undefined },
+      pino.destination({ dest: logFile, sync: false, mkdir: true }),
+    );
+    running = await startManager({ cfg, logger, signal: managerAc.signal });
+    const manager = running.manager;
+    const dashboardUrl = running.api?.url ?? null;
+    say(`manager running (log: ${logFile})${dashboardUrl ? `; dashboard: ${dashboardUrl}/` : ""}`);
+    const points: AllocationPoint[] = [];
+    let last: CycleRecord | undefined;
+    const cycleMs: number[] = [];
+    const startMs = performance.timeOrigin + performance.now();
+    manager.subscribe((r) => {
+      last = r;
+      points.push(allocationPoint(r, startMs));
+      cycleMs.push(r.timingsMs.total);
+    });
+    stopView = startView(
+      o,
+      "real",
+      plan,
+      () => performance.timeOrigin + performance.now() - startMs,
+      () => last,
+      dashboardUrl,
+    );
+    const maxPackets =
+      Math.ceil((o.highPps + o.lowPps * names.length) * (o.durationMs / 1000) * 1.2) + 1000;
+    const load = await runLoad({
+      targets: tb.partitions.map((p) => ({
+        name: p.name,
+        addr: p.nsAddr,
+        port: p.port,
+        schedule: { kind: "trace", points: demoTrace(plan, p.name), interpolate: "step" },
+      })),
+      durationMs: o.durationMs,
+      maxPackets,
+      signal: o.signal,
+      phases: plan.phases.map((ph) => ({ name: ph.name, fromMs: ph.fromMs, toMs: ph.toMs })),
+    });
+    stopView();
+    if (load.stoppedBy === "signal")
+      notes.push("stopped early by a signal: the last phases are partial");
+    return {
+      mode: "real",
+      durationMs: load.sendingMs,
+      intervalMs: cfg.intervalMs,
+      capacityCpuMillis: manager.recentRecords().at(-1)?.capacityCpuMillis ?? 0,
+      cycles: cycleMs.length,
+      meanCycleMs: cycleMs.reduce((s, x) => s + x, 0) / Math.max(1, cycleMs.length),
+      phases: plan.phases.map((ph) => ({
+        name: ph.name,
+        fromMs: ph.fromMs,
+        toMs: ph.toMs,
+        hot: ph.hot,
+        followMs: followMs(points, ph),
+        partitions: load.targets.map((t) => {
+          const s = t.phases.find((x) => x.name === ph.name);
+          return {
+            partition: t.name,
+            offered: s?.sent ?? 0,
+            served: s?.answered ?? 0,
+            servedRatio: s?.servedRatio ?? null,
+            p99Ms: s?.latency.p99Ms ?? null,
+            meanCpuMillis: meanAllocation(points, t.name, ph.fromMs, ph.toMs),
+          };
+        }),
+      })),
+      loadGenerator: {
+        cpuCores: load.generator.cpuCores,
+        cpuMicrosPer1000Packets: load.generator.cpuMicrosPer1000Packets,
+      },
+      notes,
+    };
+  } finally {
+    stopView();
+    managerAc.abort();
+    await running?.done.catch(() => {});
+    const down = await testbedDown(tb.stateFile);
+    say(
+      `testbed removed (${JSON.stringify(down).length > 0 ? "namespaces, links, cgroups and processes it created" : ""})`,
+    );
+  }
+}

@@ -1,0 +1,174 @@
+// The demo's scenario and its summary arithmetic. Pure: no I/O, no clock.
+import type { CycleRecord, PartitionId } from "../core/model.ts";
+
+export interface DemoPhase {
+  name: string;
+  fromMs: number;
+  toMs: number;
+  /** The partition that gets the high rate in this phase (null: everyone moderate). */
+  hot: PartitionId | null;
+}
+
+export interface DemoPlan {
+  durationMs: number;
+  partitions: PartitionId[];
+  highPps: number;
+  lowPps: number;
+  phases: DemoPhase[];
+}
+
+/**
+ * One phase per partition in which it is hot (high rate, the others low), then a last phase
+ * where everyone runs at a moderate rate. 60 s and 3 partitions: 15 s each.
+ */
+export function demoPlan(
+  partitions: PartitionId[],
+  durationMs: number,
+  highPps: number,
+  lowPps: number,
+): DemoPlan {
+  const n = partitions.length + 1;
+  const len = durationMs / n;
+  const phases: DemoPhase[] = partitions.map((p, i) => ({
+    name: `${p} hot`,
+    fromMs: Math.round(i * len),
+    toMs: Math.round((i + 1) * len),
+    hot: p,
+  }));
+  phases.push({
+    name: "all moderate",
+    fromMs: Math.round(partitions.length * len),
+    toMs: durationMs,
+    hot: null,
+  });
+  return { durationMs, partitions, highPps, lowPps, phases };
+}
+
+/** Offered rate of `partition` at `tMs` after the start. */
+export function demoRate(plan: DemoPlan, partition: PartitionId, tMs: number): number {
+  const ph = plan.phases.find((p) => tMs >= p.fromMs && tMs < p.toMs) ?? plan.phases.at(-1)!;
+  if (ph.hot === null) return Math.round((plan.highPps + plan.lowPps) / 3);
+  return ph.hot === partition ? plan.highPps : plan.lowPps;
+}
+
+/** The plan as step points (tMs, pps) per partition, for trace schedules. */
+export function demoTrace(
+  plan: DemoPlan,
+  partition: PartitionId,
+): Array<{ tMs: number; pps: number }> {
+  return plan.phases.map((ph) => ({ tMs: ph.fromMs, pps: demoRate(plan, partition, ph.fromMs) }));
+}
+
+/** What the summary needs of each cycle: time since the start and each allocation. */
+export interface AllocationPoint {
+  tMs: number;
+  cpuMillis: Record<PartitionId, number>;
+}
+
+export function allocationPoint(r: CycleRecord, startMs: number): AllocationPoint {
+  const cpuMillis: Record<PartitionId, number> = {};
+  for (const p of r.partitions) if (p.directive) cpuMillis[p.id] = p.directive.cpuMillis;
+  return { tMs: r.startedAtMs - startMs, cpuMillis };
+}
+
+/**
+ * How long weir took to follow a shift: from the phase start until the hot partition's
+ * allocation first reached 90 % of the way from where it was at the phase start to where it
+ * settled (mean of the phase's last quarter). Null when it did not move by at least 50m
+ * (nothing to follow) or never got there.
+ */
+export function followMs(points: readonly AllocationPoint[], phase: DemoPhase): number | null {
+  if (phase.hot === null) return null;
+  const id = phase.hot;
+  const inPhase = points.filter(
+    (p) => p.tMs >= phase.fromMs && p.tMs < phase.toMs && p.cpuMillis[id] !== undefined,
+  );
+  if (inPhase.length < 4) return null;
+  const before = [...points]
+    .reverse()
+    .find((p) => p.tMs < phase.fromMs && p.cpuMillis[id] !== undefined);
+  const start = before?.cpuMillis[id] ?? inPhase[0]!.cpuMillis[id]!;
+  const tailFrom = phase.toMs - (phase.toMs - phase.fromMs) / 4;
+  const tail = inPhase.filter((p) => p.tMs >= tailFrom);
+  if (tail.length === 0) return null;
+  const settled = tail.reduce((s, p) => s + p.cpuMillis[id]!, 0) / tail.length;
+  if (Math.abs(settled - start) < 50) return null;
+  const target = start + 0.9 * (settled - start);
+  const up = settled > start;
+  const hit = inPhase.find((p) => (up ? p.cpuMillis[id]! >= target : p.cpuMillis[id]! <= target));
+  return hit ? Math.max(0, hit.tMs - phase.fromMs) : null;
+}
+
+export interface PhasePartitionSummary {
+  partition: PartitionId;
+  offered: number;
+  served: number;
+  /** served / offered; null when nothing was offered. */
+  servedRatio: number | null;
+  p99Ms: number | null;
+  meanCpuMillis: number | null;
+}
+
+export interface PhaseSummary {
+  name: string;
+  fromMs: number;
+  toMs: number;
+  hot: PartitionId | null;
+  /** Time for the hot partition's allocation to follow the shift (see followMs). */
+  followMs: number | null;
+  partitions: PhasePartitionSummary[];
+}
+
+export interface DemoSummary {
+  mode: "real" | "simulated";
+  durationMs: number;
+  intervalMs: number;
+  capacityCpuMillis: number;
+  cycles: number;
+  meanCycleMs: number;
+  phases: PhaseSummary[];
+  /** What the load generator itself cost (real mode). */
+  loadGenerator?: { cpuCores: number; cpuMicrosPer1000Packets: number | null };
+  notes: string[];
+}
+
+export function meanAllocation(
+  points: readonly AllocationPoint[],
+  id: PartitionId,
+  fromMs: number,
+  toMs: number,
+): number | null {
+  const xs = points.filter((p) => p.tMs >= fromMs && p.tMs < toMs && p.cpuMillis[id] !== undefined);
+  return xs.length ? Math.round(xs.reduce((s, p) => s + p.cpuMillis[id]!, 0) / xs.length) : null;
+}
+
+export function formatSummary(s: DemoSummary): string {
+  const out: string[] = [];
+  out.push(
+    `weir demo summary (${s.mode === "real" ? "real partitions: netns + veth + cgroups on this host" : "SIMULATED partitions"}), ${(s.durationMs / 1000).toFixed(0)} s, ${s.cycles} cycles of ${s.intervalMs} ms (mean ${s.meanCycleMs.toFixed(2)} ms each), capacity ${s.capacityCpuMillis}m`,
+  );
+  for (const ph of s.phases) {
+    out.push("");
+    out.push(
+      `phase "${ph.name}" (${(ph.fromMs / 1000).toFixed(1)}-${(ph.toMs / 1000).toFixed(1)} s)` +
+        (ph.hot
+          ? `: shift to ${ph.hot} followed in ${ph.followMs === null ? "n/a" : `${ph.followMs.toFixed(0)} ms`}`
+          : ""),
+    );
+    out.push(
+      `  ${"partition".padEnd(10)} ${"offered".padStart(8)} ${"served".padStart(8)} ${"served/offered".padStart(15)} ${"p99".padStart(9)} ${"mean alloc".padStart(11)}`,
+    );
+    for (const p of ph.partitions) {
+      out.push(
+        `  ${p.partition.padEnd(10)} ${String(p.offered).padStart(8)} ${String(p.served).padStart(8)} ${(p.servedRatio === null ? "-" : `${(p.servedRatio * 100).toFixed(1)} %`).padStart(15)} ${(p.p99Ms === null ? "-" : `${p.p99Ms.toFixed(1)} ms`).padStart(9)} ${(p.meanCpuMillis === null ? "-" : `${p.meanCpuMillis}m`).padStart(11)}`,
+      );
+    }
+  }
+  if (s.loadGenerator)
+    out.push(
+      "",
+      `load generator cost: ${(s.loadGenerator.cpuCores * 100).toFixed(1)} % of one CPU${s.loadGenerator.cpuMicrosPer1000Packets === null ? "" : ` (${(s.loadGenerator.cpuMicrosPer1000Packets / 1000).toFixed(1)} ms CPU per 1,000 packets)`}`,
+    );
+  for (const n of s.notes) out.push(`note: ${n}`);
+  return `${out.join("\n")}\n`;
+}
