@@ -73,6 +73,8 @@ export interface RunMeasures {
   /** CPU used, mean cores over the run. */
   networkCpuCores: number;
   batchCpuCores: number;
+  /** Throttled CFS periods ÷ periods of the network partitions (0 when never capped). */
+  networkThrottledFraction: number;
   /** Writes to cgroup files by the actuators (quota + shares). */
   allocationWrites: number;
   /** Cycles x partitions in which the applied cap changed. */
@@ -85,7 +87,7 @@ export interface RunMeasures {
   managerCpuMs: number;
   managerCpuUsPerCycle: number;
   managerCpuUsP99PerCycle: number;
-  /** Wall time of policy.step alone (the pure control law), per cycle. */
+  /** CPU time of policy.step alone (the pure control law), per cycle. */
   policyStepUsPerCycle: number;
   policyStepUsP99PerCycle: number;
   /** Resident set of the whole benchmark process at the end (sim + manager), MB. */
@@ -195,9 +197,10 @@ export function runScenario(
     name: inner.name,
     initialState: () => inner.initialState(),
     step(input, state) {
-      const t0 = performance.now();
+      const c0 = process.cpuUsage();
       const out = inner.step(input, state);
-      stepUs.push((performance.now() - t0) * 1000);
+      const c = process.cpuUsage(c0);
+      stepUs.push(c.user + c.system);
       return out;
     },
   };
@@ -289,10 +292,15 @@ export function runScenario(
   let netNs = 0;
   let batchNs = 0;
   let writes = 0;
+  let netPeriods = 0;
+  let netThrottled = 0;
   for (const h of handles) {
     writes += hv.writeCount(h.id);
-    const ns = hv.stats(h.id).usageNs;
+    const st = hv.stats(h.id);
+    const ns = st.usageNs;
     if (h.kind === "network") {
+      netPeriods += st.nrPeriods;
+      netThrottled += st.nrThrottled;
       offered += h.counters.offeredPackets;
       served += h.counters.servedPackets;
       dropped += h.counters.droppedPackets;
@@ -310,6 +318,7 @@ export function runScenario(
     p99LatencyMs: world.latencyUs.getValueAtPercentile(99) / 1000,
     networkCpuCores: netNs / durationNs,
     batchCpuCores: batchNs / durationNs,
+    networkThrottledFraction: netPeriods > 0 ? netThrottled / netPeriods : 0,
     allocationWrites: writes,
     allocationChanges,
     reactionMs: scenario.reaction ? reactionTime(reactionCaps, scenario.reaction) : null,

@@ -135,7 +135,8 @@ export function smallScenarios(quick = false): Scenario[] {
  */
 export function scaleScenario(partitions: number, quick = false): Scenario {
   const rng = createRng(1000 + partitions);
-  const durationMs = quick ? 5_000 : 20_000;
+  const big = partitions >= 5000;
+  const durationMs = quick ? (big ? 3_000 : 5_000) : big ? 10_000 : 20_000;
   const cpus = Math.max(2, Math.round(partitions / 10));
   const list: ScenarioPartition[] = [];
   for (let i = 0; i < partitions; i++) {
@@ -156,7 +157,7 @@ export function scaleScenario(partitions: number, quick = false): Scenario {
     reserveCpuMillis: Math.round(cpus * 50),
     durationMs,
     intervalMs: 100,
-    tickMs: partitions >= 5000 ? 10 : 5,
+    tickMs: big ? 10 : 5,
     seed: partitions,
     partitions: list,
   };

@@ -1,0 +1,147 @@
+// `weir bench <name> [--json] [--quick]`, `weir bench --list`, `weir bench report`:
+// runs any bench/<name>.ts that exports `bench` (see bench/harness.ts), with a progress bar.
+import type { Command } from "commander";
+
+interface BenchOptions {
+  json?: boolean;
+  quick?: boolean;
+  list?: boolean;
+  only?: string;
+  skip?: string;
+  out?: string;
+  plots?: boolean;
+}
+
+/** A progress bar on stderr (drawn only on a terminal), fed with 0..1 fractions. */
+async function progressBar(): Promise<{
+  update: (fraction: number, label?: string) => void;
+  stop: () => void;
+}> {
+  const { default: cliProgress } = await import("cli-progress");
+  const bar = new cliProgress.SingleBar(
+    {
+      format: " {bar} {percentage}% | {label}",
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 50,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(fraction, label) {
+      const value = Math.round(Math.min(1, Math.max(0, fraction)) * 1000);
+      if (!started) {
+        bar.start(1000, value, { label: label ?? "" });
+        started = true;
+      } else bar.update(value, { label: label ?? "" });
+    },
+    stop() {
+      if (started) bar.stop();
+      started = false;
+    },
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command("bench")
+    .argument("[name]", "benchmark to run (bench/<name>.ts), or `report` to write BENCHMARKS.md")
+    .description(
+      "Run a benchmark and print its figures against the budgets; `weir bench report` runs them all.",
+    )
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Benchmarks measure; tests never assert speed. Each prints its figures with the budget",
+        "from ARCHITECTURE.md where there is one. `weir bench scenarios` runs weir and every",
+        "baseline (plain CFS, static caps, VPA-style, Koordinator-style, oracle) on the same",
+        "simulated load through weir's real manager cycle. `weir bench report` runs every",
+        "benchmark and writes BENCHMARKS.md with tables and PNG plots (docs/bench/).",
+      ].join("\n"),
+    )
+    .option("--json", "print the result as JSON")
+    .option("--quick", "shorter runs (CI smoke)")
+    .option("--list", "list the benchmarks")
+    .option("--only <names>", "report: only these benchmarks (comma-separated)")
+    .option("--skip <names>", "report: skip these benchmarks (comma-separated)")
+    .option("--out <file>", "report: output file (default: BENCHMARKS.md at the repo root)")
+    .option("--no-plots", "report: skip the PNG plots (needs /usr/bin/chromium)")
+    .action(async (name: string | undefined, opts: BenchOptions, cmd: Command) => {
+      const report = await import("../../../bench/report.ts");
+      const found = await report.discoverBenches();
+      if (opts.list || !name) {
+        if (opts.json)
+          process.stdout.write(
+            `${JSON.stringify(
+              found.map((f) => ({
+                name: f.bench.name,
+                description: f.bench.description,
+                file: `bench/${f.file}`,
+              })),
+              null,
+              2,
+            )}\n`,
+          );
+        else {
+          const w = Math.max(6, ...found.map((f) => f.bench.name.length));
+          for (const f of found)
+            process.stdout.write(`${f.bench.name.padEnd(w)}  ${f.bench.description}\n`);
+          process.stdout.write(
+            `${"report".padEnd(w)}  run them all and write BENCHMARKS.md with plots\n`,
+          );
+        }
+        return;
+      }
+      const bar = await progressBar();
+      try {
+        if (name === "report") {
+          const outcome = await report.generateReport({
+            quick: opts.quick ?? false,
+            only: report.parseListOption(opts.only),
+            skip: report.parseListOption(opts.skip),
+            out: opts.out,
+            noPlots: opts.plots === false,
+            progress: bar.update,
+          });
+          bar.stop();
+          const summary = {
+            path: outcome.path,
+            benchmarks: outcome.results.map((r) => r.name),
+            plots: outcome.plots,
+            notRun: outcome.failures,
+          };
+          if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+          else {
+            process.stdout.write(
+              `wrote ${outcome.path}: ${summary.benchmarks.join(", ")}; ${outcome.plots.length} plots\n`,
+            );
+            for (const f of outcome.failures)
+              process.stdout.write(`not run: ${f.name}: ${f.error.split("\n")[0]}\n`);
+          }
+          return;
+        }
+        const hit = found.find((f) => f.bench.name === name);
+        if (!hit) {
+          bar.stop();
+          cmd.error(
+            `weir bench: no benchmark named "${name}" (known: ${found.map((f) => f.bench.name).join(", ")}, report)`,
+            { exitCode: 2 },
+          );
+          return;
+        }
+        const result = await report.runBench(hit.bench, {
+          quick: opts.quick ?? false,
+          progress: bar.update,
+        });
+        bar.stop();
+        process.stdout.write(
+          opts.json ? `${JSON.stringify(result, null, 2)}\n` : report.formatText(result),
+        );
+      } finally {
+        bar.stop();
+      }
+    });
+}
