@@ -50,8 +50,8 @@ export function register(program: Command): void {
     .option("--json", "print only the summary, as JSON (schema in README)")
     .option("--partitions <n>", "network partitions (1-8)", positive("partitions"), 3)
     .option("--no-hog", "leave out the batch hog")
-    .option("--high-pps <n>", "offered rate of the hot partition", positive("high-pps"), 3000)
-    .option("--low-pps <n>", "offered rate of the others", positive("low-pps"), 300)
+    .option("--high-pps <n>", "offered rate of the hot partition", positive("high-pps"), 2500)
+    .option("--low-pps <n>", "offered rate of the others", positive("low-pps"), 250)
     .option("--port <n>", "HTTP API / dashboard port on 127.0.0.1 (0: any free port)", Number, 9470)
     .option("--simulate", "use simulated partitions even when real ones are possible")
     .action(
