@@ -3,6 +3,7 @@ import {
   allocateBlocks,
   BLOCK_COUNT,
   blockAddresses,
+  blockOf,
   inTestNet,
   intToIp,
   ipToInt,
@@ -36,6 +37,9 @@ describe("addresses", () => {
     expect(inTestNet(last.nsAddr)).toBe(true);
     expect(inTestNet("198.20.0.1")).toBe(false);
     expect(() => blockAddresses(BLOCK_COUNT)).toThrow(/out of range/);
+    expect(blockOf("198.18.1.2")).toBe(64);
+    expect(blockOf(last.nsAddr)).toBe(BLOCK_COUNT - 1);
+    expect(() => blockOf("10.0.0.1")).toThrow(/not in 198.18.0.0\/15/);
   });
 
   it("parses `ip -o -4 addr show`", () => {

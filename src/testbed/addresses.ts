@@ -57,6 +57,13 @@ export function blockAddresses(block: number): PartitionAddresses {
   };
 }
 
+/** The /30 block an address of the test net falls in. */
+export function blockOf(ip: string): number {
+  if (!inTestNet(ip))
+    throw new WeirError(ErrorCodes.TESTBED, `${ip} is not in ${TEST_NET}/${TEST_NET_PREFIX_LEN}`);
+  return Math.floor((ipToInt(ip) - NET_BASE) / BLOCK_SIZE);
+}
+
 /** An IPv4 address assigned to a host interface (from `ip -o -4 addr show`). */
 export interface AssignedAddress {
   ifname: string;

@@ -6,6 +6,7 @@ import {
   parseScheduleSpec,
   parseTrace,
   rateAt,
+  rotatingLoad,
   type Schedule,
 } from "./schedule.ts";
 
@@ -161,6 +162,30 @@ describe("parsing", () => {
   it("describes schedules for reports", () => {
     expect(describeSchedule({ kind: "step", fromPps: 1, toPps: 2, atMs: 3 })).toBe(
       "step 1->2 pps at 3 ms",
+    );
+  });
+});
+
+describe("rotatingLoad", () => {
+  it("gives each phase's hot partition the high rate and the others the low rate", () => {
+    const { schedules, phases } = rotatingLoad(["a", "b", "c"], {
+      phaseMs: 1000,
+      phaseCount: 4,
+      highPps: 900,
+      lowPps: 100,
+    });
+    expect(phases.map((p) => [p.hot, p.fromMs, p.toMs])).toEqual([
+      ["a", 0, 1000],
+      ["b", 1000, 2000],
+      ["c", 2000, 3000],
+      ["a", 3000, 4000],
+    ]);
+    const at = (n: string, t: number) => rateAt(schedules[n]!, t);
+    expect([at("a", 500), at("b", 500), at("c", 500)]).toEqual([900, 100, 100]);
+    expect([at("a", 1500), at("b", 1500), at("c", 1500)]).toEqual([100, 900, 100]);
+    expect([at("a", 3500), at("c", 3500)]).toEqual([900, 100]);
+    expect(() => rotatingLoad([], { phaseMs: 1, phaseCount: 1, highPps: 1, lowPps: 0 })).toThrow(
+      /rotatingLoad needs/,
     );
   });
 });

@@ -264,3 +264,42 @@ export function describeSchedule(s: Schedule): string {
       return `trace of ${s.points.length} rows (${s.interpolate})`;
   }
 }
+
+export interface RotatingLoad {
+  /** One schedule per target name. */
+  schedules: Record<string, Schedule>;
+  /** The phases, by time: phase i sends `highPps` to `hot` and `lowPps` to the others. */
+  phases: { name: string; fromMs: number; toMs: number; hot: string }[];
+}
+
+/**
+ * Traffic that moves from partition to partition: `phaseCount` phases of `phaseMs` each;
+ * in phase i, target i mod n gets `highPps` and every other target `lowPps`. For the
+ * demo and for scenarios that show a manager following the load.
+ */
+export function rotatingLoad(
+  names: string[],
+  opts: { phaseMs: number; phaseCount: number; highPps: number; lowPps: number },
+): RotatingLoad {
+  if (names.length === 0 || !(opts.phaseMs > 0) || !(opts.phaseCount >= 1)) {
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `rotatingLoad needs names, phaseMs > 0 and phaseCount >= 1: current values are ${JSON.stringify({ names, ...opts })}`,
+    );
+  }
+  const phases = Array.from({ length: opts.phaseCount }, (_, i) => ({
+    name: `phase ${i + 1}: ${names[i % names.length]} hot`,
+    fromMs: i * opts.phaseMs,
+    toMs: (i + 1) * opts.phaseMs,
+    hot: names[i % names.length]!,
+  }));
+  const schedules: Record<string, Schedule> = {};
+  for (const n of names) {
+    schedules[n] = {
+      kind: "trace",
+      interpolate: "step",
+      points: phases.map((p) => ({ tMs: p.fromMs, pps: p.hot === n ? opts.highPps : opts.lowPps })),
+    };
+  }
+  return { schedules, phases };
+}

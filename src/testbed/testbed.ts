@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { allocateBlocks, blockAddresses, ipToInt, startBlockFor, usedBlocks } from "./addresses.ts";
+import { allocateBlocks, blockAddresses, blockOf, startBlockFor, usedBlocks } from "./addresses.ts";
 import {
   type CgroupLayout,
   cgroupDirs,
@@ -266,7 +266,10 @@ async function ensureCgroup(state: TestbedState, dir: string, owner: string): Pr
 
 /**
  * Bring a testbed up (idempotent: what exists and is recorded is kept, the rest is
- * created). Resolves once every packet server answers a probe.
+ * created; a partition already up keeps its address, port, cost and server). Partitions
+ * in the record but not in `opts` are left as they are. Resolves once every packet
+ * server answers a probe. On failure it tears down the record (unless cleanupOnError is
+ * false) and throws.
  */
 export async function testbedUp(opts: TestbedOptions): Promise<TestbedState> {
   requireRoot("weir testbed up");
@@ -468,8 +471,6 @@ export async function testbedUp(opts: TestbedOptions): Promise<TestbedState> {
     throw err;
   }
 }
-
-const blockOf = (addr: string) => Math.floor((ipToInt(addr) - ipToInt("198.18.0.0")) / 4);
 
 export interface DownReport {
   stateFile: string;
