@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import type { RunMeasures, RunResult } from "../src/sim/run.ts";
+import { scenarioByName } from "../src/sim/scenarios.ts";
+import { discoverBenches, formatText, renderMarkdown, weirLosses } from "./report.ts";
+import type { SuiteResult } from "./scenarios.ts";
+
+const measures = (m: Partial<RunMeasures>): RunMeasures => ({
+  offeredPackets: 1000,
+  servedPackets: 1000,
+  droppedPackets: 0,
+  servedFraction: 1,
+  dropFraction: 0,
+  p50LatencyMs: 1,
+  p99LatencyMs: 2,
+  networkCpuCores: 1,
+  batchCpuCores: 0.5,
+  networkThrottledFraction: 0,
+  allocationWrites: 10,
+  allocationChanges: 10,
+  reactionMs: null,
+  recoveryMs: null,
+  managerCpuMs: 1,
+  managerCpuUsPerCycle: 10,
+  managerCpuUsP99PerCycle: 20,
+  policyStepUsPerCycle: 5,
+  policyStepUsP99PerCycle: 8,
+  processRssMb: 100,
+  cycles: 100,
+  wallMs: 1,
+  ...m,
+});
+
+const run = (policy: string, m: Partial<RunMeasures>): RunResult => ({
+  scenario: "hog",
+  policy,
+  capacityCpuMillis: 1900,
+  measures: measures(m),
+});
+
+describe("report", () => {
+  it("finds every bench/*.ts that exports a benchmark, and not the harness or the report", async () => {
+    const names = (await discoverBenches()).map((f) => f.bench.name);
+    expect(names).toContain("scenarios");
+    expect(names).toContain("overhead");
+    expect(names).not.toContain("report");
+    expect(names).not.toContain("harness");
+  });
+
+  it("lists each measure on which a baseline beat weir, with the evidence", () => {
+    const suite: SuiteResult = {
+      scenarios: [
+        {
+          scenario: scenarioByName("hog", true)!,
+          runs: [
+            run("weir", { p99LatencyMs: 40, batchCpuCores: 0.1, networkThrottledFraction: 0.3 }),
+            run("none", { p99LatencyMs: 3, batchCpuCores: 0.8 }),
+            run("static", { servedFraction: 0.8, p99LatencyMs: 700 }),
+          ],
+        },
+      ],
+    };
+    const losses = weirLosses(suite);
+    expect(losses).toHaveLength(1);
+    expect(losses[0]).toMatch(/none \(plain CFS\)/);
+    expect(losses[0]).toMatch(/lower p99 latency \(3\.0 ms vs 40\.0 ms\)/);
+    expect(losses[0]).toMatch(/throttled in 30\.0 %/);
+    expect(losses[0]).toMatch(/more CPU at no loss of service \(0\.80 vs 0\.10 cores\)/);
+  });
+
+  it("writes the budgets table, the command and the machine into the markdown", () => {
+    const result = {
+      name: "demo",
+      command: "weir bench demo",
+      machine: "test machine",
+      date: "2026-01-01",
+      figures: [{ name: "x", value: 2, unit: "ms", target: "<= 1 ms", meets: false }],
+      tables: [{ title: "t", columns: ["a", "b"], rows: [[1, "x|y"]] }],
+    };
+    const md = renderMarkdown({
+      results: [result],
+      failures: [{ name: "overhead", error: "needs root" }],
+      suite: null,
+      plots: [],
+      descriptions: new Map([["demo", "a demo"]]),
+      quick: false,
+    });
+    expect(md).toContain("| `weir bench demo` | x | 2 ms | <= 1 ms | **no** |");
+    expect(md).toContain("| 1 | x\\|y |");
+    expect(md).toContain("- `overhead`: needs root");
+    expect(formatText(result)).toContain("x: 2 ms (target <= 1 ms)  MISSES");
+  });
+});
