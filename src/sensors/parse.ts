@@ -53,6 +53,18 @@ export function parseCounterValue(text: string, path: string): number {
  */
 export function parseFlatKeyed(text: string, path: string): Map<string, number> {
   const out = new Map<string, number>();
+  scanFlatKeyed(text, path, (keyStart, keyEnd, value) => {
+    out.set(text.slice(keyStart, keyEnd), value);
+  });
+  return out;
+}
+
+/** Walks a flat keyed file, checking every line; calls `onPair` with the key's bounds. */
+function scanFlatKeyed(
+  text: string,
+  path: string,
+  onPair: (keyStart: number, keyEnd: number, value: number) => void,
+): void {
   let pos = 0;
   let lineNo = 1;
   while (pos < text.length) {
@@ -62,17 +74,33 @@ export function parseFlatKeyed(text: string, path: string): Map<string, number> 
     const sp = text.indexOf(" ", pos);
     const value = sp > pos && sp < eol ? digitsAt(text, sp + 1, eol) : -1;
     if (value < 0) throw malformed(path, `line ${lineNo} is not "key value"`, text.slice(pos, eol));
-    out.set(text.slice(pos, sp), value);
+    onPair(pos, sp, value);
     pos = eol + 1;
     lineNo++;
   }
+}
+
+/**
+ * The values of `keys` in a flat keyed file (-1 for a key that is absent), every line
+ * checked. No per-line strings are made: this parses cpu.stat on every sample.
+ */
+export function pickFlatKeyed(text: string, path: string, keys: readonly string[]): number[] {
+  const out = keys.map(() => -1);
+  scanFlatKeyed(text, path, (keyStart, keyEnd, value) => {
+    for (let k = 0; k < keys.length; k++) {
+      const key = keys[k]!;
+      if (key.length === keyEnd - keyStart && text.startsWith(key, keyStart)) {
+        out[k] = value;
+        return;
+      }
+    }
+  });
   return out;
 }
 
-function required(map: Map<string, number>, key: string, path: string, text: string): number {
-  const v = map.get(key);
-  if (v === undefined) throw malformed(path, `missing "${key}"`, text);
-  return v;
+function required(values: number[], keys: readonly string[], path: string, text: string): void {
+  const i = values.indexOf(-1);
+  if (i >= 0) throw malformed(path, `missing "${keys[i]}"`, text);
 }
 
 /** CPU counters of one cgroup, in the units of CounterSample. */
@@ -88,14 +116,14 @@ export interface CpuCounters {
 
 export type ThrottleCounters = Omit<CpuCounters, "usageNs">;
 
+const V1_KEYS = ["nr_periods", "nr_throttled", "throttled_time"] as const;
+const V2_KEYS = ["usage_usec", "nr_periods", "nr_throttled", "throttled_usec"] as const;
+
 /** cgroup v1 `cpu/<path>/cpu.stat`: `nr_periods`, `nr_throttled`, `throttled_time` (ns). */
 export function parseCpuStatV1(text: string, path: string): ThrottleCounters {
-  const m = parseFlatKeyed(text, path);
-  return {
-    nrPeriods: required(m, "nr_periods", path, text),
-    nrThrottled: required(m, "nr_throttled", path, text),
-    throttledNs: required(m, "throttled_time", path, text),
-  };
+  const v = pickFlatKeyed(text, path, V1_KEYS);
+  required(v, V1_KEYS, path, text);
+  return { nrPeriods: v[0]!, nrThrottled: v[1]!, throttledNs: v[2]! };
 }
 
 /**
@@ -103,12 +131,14 @@ export function parseCpuStatV1(text: string, path: string): ThrottleCounters {
  * `throttled_usec` only when the cpu controller is enabled for the group (0 otherwise).
  */
 export function parseCpuStatV2(text: string, path: string): CpuCounters {
-  const m = parseFlatKeyed(text, path);
+  const v = pickFlatKeyed(text, path, V2_KEYS);
+  required(v.slice(0, 1), V2_KEYS, path, text);
+  const orZero = (x: number): number => Math.max(x, 0);
   return {
-    usageNs: required(m, "usage_usec", path, text) * 1000,
-    nrPeriods: m.get("nr_periods") ?? 0,
-    nrThrottled: m.get("nr_throttled") ?? 0,
-    throttledNs: (m.get("throttled_usec") ?? 0) * 1000,
+    usageNs: v[0]! * 1000,
+    nrPeriods: orZero(v[1]!),
+    nrThrottled: orZero(v[2]!),
+    throttledNs: orZero(v[3]!) * 1000,
   };
 }
 
