@@ -14,13 +14,14 @@ import {
 } from "./codec.ts";
 import {
   AgentSlot,
+  directiveAreaOffset,
+  directiveLockOffset,
   ManagerTable,
+  reportAreaOffset,
+  reportLockOffset,
   SHM_SLOT_BYTES,
-  SLOT_DIRECTIVE_AREA,
-  SLOT_REPORT_AREA,
-  SLOT_REPORT_LOCK,
-  slotOffset,
   tableBytes,
+  tableLayout,
 } from "./shm.ts";
 
 const KEY_HEX = "11".repeat(32);
@@ -61,11 +62,29 @@ describe("shared-memory slot table", () => {
     const t = new ManagerTable({ path, slotCount: 3, now: () => 0x1_0000_0002 });
     const raw = readFileSync(path);
     expect(raw.length).toBe(tableBytes(3));
-    expect(raw.length).toBe(64 + 3 * 256);
-    expect(raw.subarray(0, 24).toString("hex")).toBe(
-      // "WSHM", version 1, header 64, slot 256, 3 slots, created-at u64
-      "5753484d" + "0100" + "4000" + "00010000" + "03000000" + "02000000" + "01000000",
+    // header 64, report locks 64 (3 x 4 padded to 64), directive locks 64, 3 slots of 256
+    expect(raw.length).toBe(64 + 64 + 64 + 3 * 256);
+    expect(raw.subarray(0, 36).toString("hex")).toBe(
+      // "WSHM", version 1, header 64, slot 256, 3 slots, created-at u64,
+      // report locks at 64, directive locks at 128, slots at 192
+      "5753484d" +
+        "0100" +
+        "4000" +
+        "00010000" +
+        "03000000" +
+        "02000000" +
+        "01000000" +
+        "40000000" +
+        "80000000" +
+        "c0000000",
     );
+    expect(tableLayout(10_000)).toEqual({
+      slotCount: 10_000,
+      reportLocks: 64,
+      directiveLocks: 64 + 40_000,
+      slots: 64 + 40_000 + 40_000,
+      totalBytes: 64 + 40_000 + 40_000 + 10_000 * 256,
+    });
     t.close();
   });
 
@@ -98,10 +117,15 @@ describe("shared-memory slot table", () => {
     const after = readFileSync(path);
     const diff: number[] = [];
     for (let i = 0; i < after.length; i++) if (after[i] !== before[i]) diff.push(i);
-    const lo = slotOffset(1) + SLOT_REPORT_LOCK;
-    const hi = slotOffset(1) + SLOT_REPORT_AREA + REPORT_BYTES;
+    const l = tableLayout(3);
+    const lock = reportLockOffset(l, 1);
+    const area = reportAreaOffset(l, 1);
     expect(diff.length).toBeGreaterThan(0);
-    expect(diff.every((i) => i >= lo && i < hi)).toBe(true);
+    // Only slot 1's report lock word (now 2) and its report area changed.
+    expect(
+      diff.every((i) => (i >= lock && i < lock + 4) || (i >= area && i < area + REPORT_BYTES)),
+    ).toBe(true);
+    expect(after.readUInt32LE(lock)).toBe(2);
     expect(() => agent.writeReport(new Uint8Array(REPORT_BYTES + 1))).toThrow(/136 bytes/);
     expect(() => new AgentSlot({ path, slot: 3 })).toThrow(/outside the table/);
     expect(() => new AgentSlot({ path, slot: -1 })).toThrow(/outside the table/);
@@ -135,11 +159,11 @@ describe("shared-memory slot table", () => {
     const v = new DirectiveVerifier({ keys: new KeyRing([{ index: 1, id: "p1", key: KEY }]) });
     expect(v.verify(got!).ok).toBe(true);
     const raw = readFileSync(path);
-    expect(
-      raw
-        .subarray(slotOffset(1) + SLOT_DIRECTIVE_AREA, slotOffset(1) + SLOT_DIRECTIVE_AREA + 80)
-        .equals(Buffer.from(d)),
-    ).toBe(true);
+    const l = tableLayout(2);
+    const at = directiveAreaOffset(l, 1);
+    expect(raw.subarray(at, at + 80).equals(Buffer.from(d))).toBe(true);
+    expect(raw.readUInt32LE(directiveLockOffset(l, 1))).toBe(2);
+    expect(raw.readUInt32LE(directiveLockOffset(l, 0))).toBe(0);
     expect(() => table.writeDirective(2, d)).toThrow(/outside the table/);
     expect(() => table.writeDirective(0, new Uint8Array(DIRECTIVE_BYTES - 1))).toThrow(/80 bytes/);
     for (const h of [a0, a1, table]) h.close();
@@ -154,7 +178,7 @@ describe("shared-memory slot table", () => {
     const fd = openSync(path, "r+");
     const odd = Buffer.alloc(4);
     odd.writeUInt32LE(3);
-    writeSync(fd, odd, 0, 4, slotOffset(0) + SLOT_REPORT_LOCK);
+    writeSync(fd, odd, 0, 4, reportLockOffset(tableLayout(2), 0));
     const torn: number[] = [];
     expect(
       table.scan(
