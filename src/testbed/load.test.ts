@@ -51,6 +51,10 @@ describe("runLoad (loopback)", () => {
     expect(r.stoppedBy).toBe("duration");
     // 200 pps x 1.5 s = 300 packets at most; stalls longer than 100 ms are not made up
     expect(t.sent).toBeLessThanOrEqual(300);
+    // what the schedule asked for over the time sending went on (~1.5 s)
+    expect(t.scheduled).toBeGreaterThanOrEqual(295);
+    expect(t.scheduled).toBeLessThanOrEqual(300);
+    expect(t.sent).toBeLessThanOrEqual(t.scheduled);
     expect(t.sent).toBeGreaterThanOrEqual(150);
     expect(t.answered).toBeGreaterThan(0);
     expect(t.latency.p50Ms).not.toBeNull();

@@ -15,7 +15,7 @@ import {
   encodeRequest,
   REQUEST_HEADER_BYTES,
 } from "./protocol.ts";
-import { describeSchedule, rateAt, type Schedule } from "./schedule.ts";
+import { describeSchedule, packetsBetween, rateAt, type Schedule } from "./schedule.ts";
 
 export interface LoadTarget {
   name: string;
@@ -103,6 +103,11 @@ export interface TargetResult {
   addr: string;
   port: number;
   schedule: string;
+  /**
+   * Packets the schedule asked for over the time sending went on. `sent` well below it
+   * means the generator fell behind (stalls longer than maxBurstMs are not made up).
+   */
+  scheduled: number;
   sent: number;
   answered: number;
   /** sent - answered: no reply within the timeout. */
@@ -134,7 +139,14 @@ export interface LoadResult {
   stoppedBy: "duration" | "maxPackets" | "signal";
   timeoutMs: number;
   tickMs: number;
-  totals: { sent: number; answered: number; lost: number; late: number; sendErrors: number };
+  totals: {
+    scheduled: number;
+    sent: number;
+    answered: number;
+    lost: number;
+    late: number;
+    sendErrors: number;
+  };
   targets: TargetResult[];
   generator: GeneratorCost;
 }
@@ -507,6 +519,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       addr: r.target.addr,
       port: r.target.port,
       schedule: describeSchedule(r.schedule),
+      scheduled: Math.floor(packetsBetween(r.schedule, 0, Math.min(sendingMs, opts.durationMs))),
       sent: r.sent,
       answered: r.answered,
       lost: r.sent - r.answered,
@@ -535,6 +548,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
 
   const sum = (f: (t: TargetResult) => number) => targets.reduce((a, t) => a + f(t), 0);
   const totals = {
+    scheduled: sum((t) => t.scheduled),
     sent: sum((t) => t.sent),
     answered: sum((t) => t.answered),
     lost: sum((t) => t.lost),

@@ -127,7 +127,7 @@ export function register(program: Command): void {
                   `${(p.elapsedMs / 1000).toFixed(1).padStart(6)}s  ${p.targets
                     .map(
                       (t) =>
-                        `${t.name} offered ${t.offeredPps}/s answered ${t.answeredPps}/s p99 ${fmt(t.p99Ms)}ms`,
+                        `${t.name} offered ${t.offeredPps}/s answered ${t.answeredPps}/s p99 ${t.p99Ms === null ? "-" : `${fmt(t.p99Ms)} ms`}`,
                     )
                     .join("  |  ")}\n`,
                 ),
@@ -141,6 +141,7 @@ export function register(program: Command): void {
         [
           "TARGET",
           "SCHEDULE",
+          "SCHEDULED",
           "SENT",
           "ANSWERED",
           "LOST",
@@ -155,6 +156,7 @@ export function register(program: Command): void {
         rows.push([
           `${t.name} ${t.addr}:${t.port}`,
           t.schedule,
+          String(t.scheduled),
           String(t.sent),
           String(t.answered),
           String(t.lost),
