@@ -1,6 +1,6 @@
 // The core allocation: guarantees first, then demand tier by tier, then the left-over.
 // Pure arithmetic on typed arrays indexed like the spec list. O(N) expected (see waterfill.ts).
-import { createWaterfillWorkspace, waterfill } from "./waterfill.ts";
+import { createWaterfillWorkspace, type WaterfillWorkspace, waterfill } from "./waterfill.ts";
 
 /** How a partition takes part in this cycle's allocation. */
 export const Mode = {
@@ -29,6 +29,25 @@ export interface AllocationProblem {
   shareLeftover: boolean;
 }
 
+/** Where the result goes (arrays of the partition count; allocated when not given). */
+export interface AllocationBuffers {
+  alloc: Float64Array;
+  effectiveMin: Float64Array;
+  leftover: Float64Array;
+}
+
+/** Scratch reused between calls (never part of the result); grown as needed. */
+export interface AllocationScratch {
+  order: Int32Array;
+  before: Float64Array;
+  ws: WaterfillWorkspace;
+}
+
+export function createAllocationScratch(size: number): AllocationScratch {
+  const n = Math.max(1, size);
+  return { order: new Int32Array(n), before: new Float64Array(n), ws: createWaterfillWorkspace(n) };
+}
+
 export interface AllocationResult {
   /** The ideal allocation before post-processing (fractional millicores). */
   alloc: Float64Array;
@@ -52,12 +71,18 @@ const TIERS = 6; // 0 = held, 1..5 = importance
  * 3. Tiers 1..5 in order: weighted max-min water-filling of totals toward `target`.
  * 4. Left-over (share mode): split by weight among eligible partitions, up to max.
  */
-export function allocate(p: AllocationProblem): AllocationResult {
+export function allocate(
+  p: AllocationProblem,
+  buffers?: AllocationBuffers,
+  scratch?: AllocationScratch,
+): AllocationResult {
   const n = p.lo.length;
   const capacity = Math.max(0, p.capacityCpuMillis);
-  const alloc = new Float64Array(n);
-  const effectiveMin = new Float64Array(n);
-  const leftover = new Float64Array(n);
+  const alloc = buffers?.alloc ?? new Float64Array(n);
+  const effectiveMin = buffers?.effectiveMin ?? new Float64Array(n);
+  const leftover = buffers?.leftover ?? new Float64Array(n);
+  leftover.fill(0);
+  const s = scratch && scratch.order.length >= n ? scratch : createAllocationScratch(n);
 
   // Bucket partitions by tier (counting sort: O(N)).
   const counts = new Int32Array(TIERS + 1);
@@ -68,7 +93,7 @@ export function allocate(p: AllocationProblem): AllocationResult {
     minByTier[p.importance[i]!]! += p.lo[i]!;
   }
   for (let t = 0; t < TIERS; t++) counts[t + 1]! += counts[t]!;
-  const order = new Int32Array(n);
+  const order = s.order;
   const fill = counts.slice(0, TIERS);
   for (let i = 0; i < n; i++) {
     const t = p.mode[i] === Mode.held ? 0 : p.importance[i]!;
@@ -107,7 +132,7 @@ export function allocate(p: AllocationProblem): AllocationResult {
   alloc.set(effectiveMin);
 
   // 2 + 3. Held tier, then importance tiers, each water-filled toward its targets.
-  const ws = createWaterfillWorkspace(n);
+  const ws = s.ws;
   // Targets are ≥ lo ≥ effectiveMin, so every member starts at or below its target.
   const target = p.target;
   for (let t = 0; t < TIERS && remaining > 0; t++) {
@@ -130,7 +155,8 @@ export function allocate(p: AllocationProblem): AllocationResult {
   if (p.shareLeftover && remaining > 0) {
     let m = 0;
     for (let i = 0; i < n; i++) if (p.leftoverEligible[i] === 1) order[m++] = i;
-    const before = new Float64Array(alloc);
+    const before = s.before;
+    before.set(alloc);
     remaining -= waterfill(order, 0, m, before, p.hi, p.weight, remaining, true, alloc, ws);
     if (remaining < 0) remaining = 0;
     for (let k = 0; k < m; k++) {

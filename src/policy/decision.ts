@@ -1,94 +1,75 @@
-// The policy's verdict on one partition. Its reasons stay as numbers in the step's arrays
-// (StepRecord); the `why` sentence is written from them the first time someone reads it (a
-// log line, the API, a test), so a 10,000-partition step does not format 10,000 sentences
-// nobody reads (formatting every one costs several times the rest of the step).
+// The policy's verdict on one partition. Its reasons are kept as a few numbers; the `why`
+// sentence is written from them the first time someone reads it (a log line, the API, a
+// test), so a 10,000-partition step does not format 10,000 sentences nobody reads (formatting
+// them all costs more than the rest of the step). The demand assessment is not stored either:
+// it is a pure function of the throughput, velocity, last cycle's values and the knobs, so the
+// explanation recomputes it with the same code.
 // JSON.stringify goes through toJSON and includes `why`; an object spread ({...d}) copies own
 // fields only and so leaves it out: read `d.why` or use `d.toJSON()` instead.
 import type { Decision, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
 import type { CpuMillis } from "../core/units.ts";
-import type { DemandKind } from "./demand.ts";
+import { assessNetworkDemand, type DemandAssessment } from "./demand.ts";
 import { Marks } from "./postprocess.ts";
+import {
+  clamp,
+  type DemandSource,
+  demandTarget,
+  importanceOf,
+  maxOf,
+  minOf,
+  protectedNeed,
+  SOURCES,
+  Source,
+} from "./rules.ts";
+import type { PolicyKnobs } from "./types.ts";
 
-/** Where a partition's demand came from this cycle. */
-export type DemandSource = "network" | "batch" | "held" | "unseen";
-export const SOURCES: readonly DemandSource[] = ["network", "batch", "held", "unseen"];
-export const KINDS: readonly DemandKind[] = ["use", "traffic", "probe"];
-
-/** Assessment flags (StepRecord.flags). */
-export const Flags = {
-  throttled: 1,
-  dropping: 2,
-  dropsIgnored: 4,
-  constrained: 8,
-  receiver: 16,
-} as const;
-
-/** Everything one step saw and decided, in arrays indexed like its spec list. */
-export interface StepRecord {
-  specs: readonly PartitionSpec[];
-  throughput: ReadonlyArray<Throughput | null>;
-  /** Index into SOURCES. */
-  source: Uint8Array;
-  importance: Uint8Array;
-  /** Network partitions with throughput: index into KINDS, flags, and the assessment's numbers (NaN = none). */
-  kind: Uint8Array;
-  flags: Uint8Array;
-  usedCpuMillis: Float64Array;
-  trafficNeedCpuMillis: Float64Array;
-  useNeedCpuMillis: Float64Array;
-  probeFromCpuMillis: Float64Array;
-  rawDemandCpuMillis: Float64Array;
-  goalFloorCpuMillis: Float64Array;
-  assessedDemandCpuMillis: Float64Array;
-  /** Bounds (whole millicores), guarantee honoured, tier target, core result and its left-over part. */
-  lo: Float64Array;
-  hi: Float64Array;
-  effectiveMin: Float64Array;
-  target: Float64Array;
-  ideal: Float64Array;
-  leftover: Float64Array;
-  /** Last cycle's allocation and what of it the shrink limit protected (NaN = none). */
-  prev: Float64Array;
-  protectedCpuMillis: Float64Array;
-  /** Post-processor marks (postprocess.ts Marks). */
-  marks: Uint8Array;
-  headroomFraction: number;
-  probeFactor: number;
-  maxShrinkFraction: number;
-  deadbandCpuMillis: number;
+/** What every decision of one step shares. */
+export interface StepContext {
+  knobs: PolicyKnobs;
   capacityCpuMillis: number;
-  shareLeftover: boolean;
+  deadbandCpuMillis: number;
 }
 
 /** The reasons behind one decision as a plain object (for tests, the API, debugging). */
 export interface DecisionDetail {
   source: DemandSource;
-  kind: DemandKind | null;
   importance: number;
-  throttled: boolean;
-  dropping: boolean;
-  dropsIgnored: boolean;
-  constrained: boolean;
+  /** Demand assessment of a network partition that reported throughput, else null. */
+  assessment: DemandAssessment | null;
+  /** Misses its goal at the most important level where goals are missed. */
   receiver: boolean;
-  usedCpuMillis: number | null;
-  trafficNeedCpuMillis: number | null;
-  useNeedCpuMillis: number | null;
-  probeFromCpuMillis: number | null;
-  rawDemandCpuMillis: number | null;
-  goalFloorCpuMillis: number | null;
   minCpuMillis: number;
   maxCpuMillis: number;
+  /** Guarantee honoured (less than min only when the mins exceed capacity). */
   effectiveMinCpuMillis: number;
+  /** What the tier phase aimed at (demand within [min, max]) and what it reached. */
   targetCpuMillis: number;
   tierGrantCpuMillis: number;
   leftoverCpuMillis: number;
+  /** Core allocation before post-processing. */
   idealCpuMillis: number;
   previousCpuMillis: number | null;
+  /** What of the previous allocation the shrink limit protected. */
   protectedCpuMillis: number | null;
   deadband: boolean;
   shrinkLimited: boolean;
   boundsFixed: boolean;
 }
+
+/** Packing of source, post-processor marks and receiver into one small integer. */
+const MARKS_SHIFT = 2;
+const RECEIVER_BIT = 1 << 5;
+const HAD_PREVIOUS_BIT = 1 << 6;
+export const packBits = (
+  source: number,
+  marks: number,
+  receiver: boolean,
+  hadPrevious: boolean,
+): number =>
+  source |
+  (marks << MARKS_SHIFT) |
+  (receiver ? RECEIVER_BIT : 0) |
+  (hadPrevious ? HAD_PREVIOUS_BIT : 0);
 
 export class WeirDecision implements Decision {
   readonly partition: PartitionId;
@@ -97,27 +78,45 @@ export class WeirDecision implements Decision {
   readonly cpuMillis: CpuMillis;
   readonly velocityPacketsPerCpuSec: number | null;
   readonly performanceIndex: number | null;
-  readonly #record: StepRecord;
-  readonly #index: number;
+  readonly #spec: PartitionSpec;
+  readonly #throughput: Throughput | null;
+  readonly #context: StepContext;
+  readonly #prevDemand: number;
+  readonly #ideal: number;
+  readonly #leftover: number;
+  readonly #effectiveMin: number;
+  readonly #bits: number;
   #why: string | undefined;
 
   constructor(
-    record: StepRecord,
-    index: number,
+    spec: PartitionSpec,
+    throughput: Throughput | null,
+    context: StepContext,
     demandCpuMillis: CpuMillis,
     previousCpuMillis: CpuMillis,
     cpuMillis: CpuMillis,
     velocityPacketsPerCpuSec: number | null,
     performanceIndex: number | null,
+    prevDemandCpuMillis: number,
+    idealCpuMillis: number,
+    leftoverCpuMillis: number,
+    effectiveMinCpuMillis: number,
+    bits: number,
   ) {
-    this.partition = record.specs[index]!.id;
+    this.partition = spec.id;
     this.demandCpuMillis = demandCpuMillis;
     this.previousCpuMillis = previousCpuMillis;
     this.cpuMillis = cpuMillis;
     this.velocityPacketsPerCpuSec = velocityPacketsPerCpuSec;
     this.performanceIndex = performanceIndex;
-    this.#record = record;
-    this.#index = index;
+    this.#spec = spec;
+    this.#throughput = throughput;
+    this.#context = context;
+    this.#prevDemand = prevDemandCpuMillis;
+    this.#ideal = idealCpuMillis;
+    this.#leftover = leftoverCpuMillis;
+    this.#effectiveMin = effectiveMinCpuMillis;
+    this.#bits = bits;
     this.#why = undefined;
   }
 
@@ -131,28 +130,64 @@ export class WeirDecision implements Decision {
     this.#why = text;
   }
 
-  get detail(): DecisionDetail {
-    return detailOf(this.#record, this.#index);
+  get spec(): PartitionSpec {
+    return this.#spec;
   }
 
   get throughput(): Throughput | null {
-    return this.#record.throughput[this.#index]!;
+    return this.#throughput;
   }
 
-  get spec(): PartitionSpec {
-    return this.#record.specs[this.#index]!;
+  get context(): StepContext {
+    return this.#context;
   }
 
-  get knobs(): Pick<
-    StepRecord,
-    | "headroomFraction"
-    | "probeFactor"
-    | "maxShrinkFraction"
-    | "deadbandCpuMillis"
-    | "capacityCpuMillis"
-    | "shareLeftover"
-  > {
-    return this.#record;
+  get detail(): DecisionDetail {
+    const spec = this.#spec;
+    const bits = this.#bits;
+    const source = bits & 3;
+    const marks = (bits >> MARKS_SHIFT) & 7;
+    const hadPrevious = (bits & HAD_PREVIOUS_BIT) !== 0;
+    const prev = hadPrevious ? this.previousCpuMillis : Number.NaN;
+    const min = minOf(spec);
+    const max = maxOf(spec);
+    const tp = this.#throughput;
+    const assessment =
+      source === Source.network && tp !== null
+        ? assessNetworkDemand(
+            tp,
+            this.velocityPacketsPerCpuSec,
+            hadPrevious ? prev : null,
+            Number.isNaN(this.#prevDemand) ? null : this.#prevDemand,
+            spec.goalPacketsPerSec,
+            this.#context.knobs,
+          )
+        : null;
+    const target =
+      assessment !== null
+        ? demandTarget(assessment.demandCpuMillis, min, max)
+        : source === Source.held
+          ? clamp(prev, min, max)
+          : min;
+    const need = protectedNeed(source, prev, this.#prevDemand, min, max);
+    return {
+      source: SOURCES[source]!,
+      importance: importanceOf(spec),
+      assessment,
+      receiver: (bits & RECEIVER_BIT) !== 0,
+      minCpuMillis: min,
+      maxCpuMillis: max,
+      effectiveMinCpuMillis: this.#effectiveMin,
+      targetCpuMillis: target,
+      tierGrantCpuMillis: this.#ideal - this.#leftover,
+      leftoverCpuMillis: this.#leftover,
+      idealCpuMillis: this.#ideal,
+      previousCpuMillis: hadPrevious ? prev : null,
+      protectedCpuMillis: hadPrevious ? (Number.isNaN(need) ? prev : Math.min(prev, need)) : null,
+      deadband: (marks & Marks.deadband) !== 0,
+      shrinkLimited: (marks & Marks.shrinkLimited) !== 0,
+      boundsFixed: (marks & Marks.boundsFixed) !== 0,
+    };
   }
 
   toJSON(): Decision {
@@ -166,43 +201,6 @@ export class WeirDecision implements Decision {
       why: this.why,
     };
   }
-}
-
-const nan = (x: number): number | null => (Number.isNaN(x) ? null : x);
-
-function detailOf(r: StepRecord, i: number): DecisionDetail {
-  const source = SOURCES[r.source[i]!]!;
-  const assessed = source === "network";
-  const f = r.flags[i]!;
-  const m = r.marks[i]!;
-  return {
-    source,
-    kind: assessed ? KINDS[r.kind[i]!]! : null,
-    importance: r.importance[i]!,
-    throttled: (f & Flags.throttled) !== 0,
-    dropping: (f & Flags.dropping) !== 0,
-    dropsIgnored: (f & Flags.dropsIgnored) !== 0,
-    constrained: (f & Flags.constrained) !== 0,
-    receiver: (f & Flags.receiver) !== 0,
-    usedCpuMillis: assessed ? r.usedCpuMillis[i]! : null,
-    trafficNeedCpuMillis: assessed ? nan(r.trafficNeedCpuMillis[i]!) : null,
-    useNeedCpuMillis: assessed ? r.useNeedCpuMillis[i]! : null,
-    probeFromCpuMillis: assessed ? r.probeFromCpuMillis[i]! : null,
-    rawDemandCpuMillis: assessed ? r.rawDemandCpuMillis[i]! : null,
-    goalFloorCpuMillis: assessed ? nan(r.goalFloorCpuMillis[i]!) : null,
-    minCpuMillis: r.lo[i]!,
-    maxCpuMillis: r.hi[i]!,
-    effectiveMinCpuMillis: r.effectiveMin[i]!,
-    targetCpuMillis: r.target[i]!,
-    tierGrantCpuMillis: r.ideal[i]! - r.leftover[i]!,
-    leftoverCpuMillis: r.leftover[i]!,
-    idealCpuMillis: r.ideal[i]!,
-    previousCpuMillis: nan(r.prev[i]!),
-    protectedCpuMillis: nan(r.protectedCpuMillis[i]!),
-    deadband: (m & Marks.deadband) !== 0,
-    shrinkLimited: (m & Marks.shrinkLimited) !== 0,
-    boundsFixed: (m & Marks.boundsFixed) !== 0,
-  };
 }
 
 /** 12345.6 → "12,346" (en-US grouping without Intl: a sentence has up to a dozen numbers). */
@@ -222,62 +220,65 @@ const pct = (fraction: number): string => `${Math.round(fraction * 100)} %`;
 export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
   const parts: string[] = [];
   const tp = d.throughput;
-  const k = d.knobs;
+  const k = d.context.knobs;
+  const a = x.assessment;
   const v = d.velocityPacketsPerCpuSec;
   const h = pct(k.headroomFraction);
   const goal = d.spec.goalPacketsPerSec;
+  const share = k.leftover === "share";
 
   switch (x.source) {
     case "network": {
-      if (!tp) break;
-      const used = x.usedCpuMillis ?? 0;
-      const useNeed = x.useNeedCpuMillis ?? 0;
-      const trafficNeed = x.trafficNeedCpuMillis;
+      if (!tp || !a) break;
+      const trafficNeed = a.trafficNeedCpuMillis;
       const offeredAt =
         v === null
           ? `offered ${int(tp.offeredPacketsPerSec)} pps`
           : `offered ${int(tp.offeredPacketsPerSec)} pps at ${int(v)} pkt/cpu-s`;
-      if (x.kind === "use") {
-        const calm = `not constrained (throttled ${pct(tp.throttledFraction)}, ${dropText(tp, x)})`;
-        if (trafficNeed !== null && trafficNeed > useNeed + 0.5)
+      if (a.kind === "use") {
+        const calm = `not constrained (throttled ${pct(tp.throttledFraction)}, ${dropText(tp, a)})`;
+        // Offered load worth more than 10 % above use is worth saying out loud (velocity drift
+        // alone moves the estimate by a few per cent a cycle).
+        if (trafficNeed !== null && trafficNeed > a.useNeedCpuMillis * 1.1 + 0.5)
           parts.push(
-            `${offeredAt} would need ${millis(trafficNeed)} (+${h} headroom), but it is ${calm} and uses ${millis(used)}, so only use + headroom ${millis(useNeed)} is credited`,
+            `${offeredAt} would need ${millis(trafficNeed)} (+${h} headroom), but it is ${calm} and uses ${millis(a.usedCpuMillis)}, so only use + headroom ${millis(a.useNeedCpuMillis)} is credited`,
           );
         else
           parts.push(
-            `uses ${millis(used)} and is ${calm}, so needs ${millis(useNeed)} (+${h} headroom)`,
+            `uses ${millis(a.usedCpuMillis)} and is ${calm}, so needs ${millis(a.useNeedCpuMillis)} (+${h} headroom)`,
           );
-      } else if (x.kind === "traffic") {
+      } else if (a.kind === "traffic") {
         parts.push(
-          `${offeredAt} needs ${millis(trafficNeed ?? 0)} (+${h} headroom); ${congestionText(tp, x)} confirms`,
+          `${offeredAt} needs ${millis(trafficNeed ?? 0)} (+${h} headroom); ${congestionText(tp, a)} confirms`,
         );
       } else {
         let reason: string;
         if (v === null) reason = "velocity is unknown";
         else if (trafficNeed === null) reason = "offered load is unknown";
         else
-          reason = `${offeredAt} (${millis(trafficNeed)}) would fit in ${millis(x.probeFromCpuMillis ?? 0)}`;
+          reason = `${offeredAt} (${millis(trafficNeed)}) would fit in ${millis(a.probeFromCpuMillis)}`;
         parts.push(
-          `${congestionText(tp, x)} but ${reason}, so probing ×${k.probeFactor} from ${millis(x.probeFromCpuMillis ?? 0)} to ${millis(x.rawDemandCpuMillis ?? 0)}`,
+          `${congestionText(tp, a)} but ${reason}, so probing ×${k.probeFactor} from ${millis(a.probeFromCpuMillis)} to ${millis(a.rawDemandCpuMillis)}`,
         );
       }
-      const raw = x.rawDemandCpuMillis ?? 0;
-      const floored =
-        x.goalFloorCpuMillis !== null && x.goalFloorCpuMillis >= d.demandCpuMillis - 0.5;
-      if (
-        x.kind !== "probe" &&
-        !floored &&
-        Math.abs(d.demandCpuMillis - raw) >= 0.5 &&
-        d.demandCpuMillis > x.minCpuMillis
-      )
-        parts.push(`smoothed to ${millis(d.demandCpuMillis)}`);
+      const floored = a.goalFloorCpuMillis !== null && a.demandCpuMillis === a.goalFloorCpuMillis;
+      if (!floored && Math.abs(a.demandCpuMillis - a.rawDemandCpuMillis) >= 0.5)
+        parts.push(`smoothed to ${millis(a.demandCpuMillis)}`);
+      if (floored && goal !== undefined)
+        parts.push(`goal ${int(goal)} pps floors demand at ${millis(a.demandCpuMillis)}`);
+      else if (goal !== undefined && goal > 0 && v === null)
+        parts.push(`goal ${int(goal)} pps sets no floor yet (velocity unknown)`);
+      if (a.demandCpuMillis < x.minCpuMillis - 0.5)
+        parts.push(`raised to its guarantee ${millis(x.minCpuMillis)}`);
+      if (a.demandCpuMillis > x.maxCpuMillis + 0.5)
+        parts.push(`capped at max ${millis(x.maxCpuMillis)}`);
       break;
     }
     case "batch":
       parts.push(
-        k.shareLeftover
+        share
           ? `batch: no traffic demand, takes left-over up to max ${millis(x.maxCpuMillis)}`
-          : `batch: no traffic demand and left-over is kept idle, so it gets its guarantee`,
+          : "batch: no traffic demand and left-over is kept idle, so it gets its guarantee",
       );
       break;
     case "held":
@@ -287,33 +288,19 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
       break;
     case "unseen":
       parts.push(
-        `no throughput yet and no previous allocation: starts at its guarantee ${millis(x.minCpuMillis)}${k.shareLeftover ? " plus a weighted share of the left-over" : ""}`,
+        `no throughput yet and no previous allocation: starts at its guarantee ${millis(x.minCpuMillis)}${share ? " plus a weighted share of the left-over" : ""}`,
       );
       break;
   }
 
-  if (goal !== undefined && goal > 0) {
-    if (x.goalFloorCpuMillis !== null && x.goalFloorCpuMillis >= d.demandCpuMillis - 0.5)
-      parts.push(`goal ${int(goal)} pps floors demand at ${millis(x.goalFloorCpuMillis)}`);
-    else if (x.source === "network" && v === null)
-      parts.push(`goal ${int(goal)} pps has no floor yet (velocity unknown)`);
-    if (d.performanceIndex !== null && tp)
-      parts.push(
-        `performance index ${d.performanceIndex.toFixed(2)} (goal ${int(goal)} ÷ served ${int(tp.servedPacketsPerSec)} pps)${x.receiver ? `, a receiver (misses its goal at importance ${x.importance}, the most important level with a miss)` : ""}`,
-      );
-  }
-
+  if (d.performanceIndex !== null && tp && goal !== undefined)
+    parts.push(
+      `performance index ${d.performanceIndex.toFixed(2)} (goal ${int(goal)} ÷ served ${int(tp.servedPacketsPerSec)} pps)${x.receiver ? `, a receiver (misses its goal at importance ${x.importance}, the most important level with a miss)` : ""}`,
+    );
   if (x.effectiveMinCpuMillis < x.minCpuMillis - 0.5)
     parts.push(
-      `guarantees exceed capacity ${millis(k.capacityCpuMillis)}, so its min ${millis(x.minCpuMillis)} is cut to ${millis(x.effectiveMinCpuMillis)}`,
+      `guarantees exceed capacity ${millis(d.context.capacityCpuMillis)}, so its min ${millis(x.minCpuMillis)} is cut to ${millis(x.effectiveMinCpuMillis)}`,
     );
-  if (x.source === "network" && x.rawDemandCpuMillis !== null) {
-    const demand = Math.max(x.goalFloorCpuMillis ?? 0, x.rawDemandCpuMillis);
-    if (d.demandCpuMillis <= x.minCpuMillis && demand < x.minCpuMillis - 0.5)
-      parts.push(`raised to its guarantee ${millis(x.minCpuMillis)}`);
-    if (d.demandCpuMillis >= x.maxCpuMillis && demand > x.maxCpuMillis + 0.5)
-      parts.push(`capped at max ${millis(x.maxCpuMillis)}`);
-  }
   if (x.tierGrantCpuMillis < x.targetCpuMillis - 0.5)
     parts.push(
       `importance ${x.importance} tier had ${millis(x.tierGrantCpuMillis)} of ${millis(x.targetCpuMillis)} for it`,
@@ -321,27 +308,29 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
   if (x.leftoverCpuMillis >= 0.5) parts.push(`+${millis(x.leftoverCpuMillis)} left-over`);
   if (x.deadband && x.previousCpuMillis !== null)
     parts.push(
-      `change to ${millis(x.idealCpuMillis)} is inside the dead-band (${millis(k.deadbandCpuMillis)}), so it stays at ${millis(x.previousCpuMillis)}`,
+      `change to ${millis(x.idealCpuMillis)} is inside the dead-band (${millis(d.context.deadbandCpuMillis)}), so it stays at ${millis(x.previousCpuMillis)}`,
     );
   if (x.shrinkLimited && x.protectedCpuMillis !== null)
     parts.push(
-      `shrink limited to ${pct(k.maxShrinkFraction)} of ${millis(x.protectedCpuMillis)} a cycle (wanted ${millis(x.idealCpuMillis)})`,
+      `shrink limited to ${pct(k.maxShrinkFractionPerCycle)} of ${millis(x.protectedCpuMillis)} a cycle (wanted ${millis(x.idealCpuMillis)})`,
     );
   if (x.boundsFixed)
-    parts.push(`adjusted to stay within [min, max] and capacity ${millis(k.capacityCpuMillis)}`);
+    parts.push(
+      `adjusted to stay within [min, max] and capacity ${millis(d.context.capacityCpuMillis)}`,
+    );
   parts.push(`granted ${millis(d.cpuMillis)}`);
   return parts.join("; ");
 }
 
-function dropText(tp: Throughput, x: DecisionDetail): string {
-  if (x.dropsIgnored)
+function dropText(tp: Throughput, a: DemandAssessment): string {
+  if (a.dropsIgnored)
     return `${int(tp.droppedPacketsPerSec)} pps dropped while using under half its allocation, not CPU congestion`;
   return "no drops";
 }
 
-function congestionText(tp: Throughput, x: DecisionDetail): string {
+function congestionText(tp: Throughput, a: DemandAssessment): string {
   const bits: string[] = [];
-  if (x.throttled) bits.push(`throttled ${pct(tp.throttledFraction)}`);
-  if (x.dropping) bits.push(`dropping ${int(tp.droppedPacketsPerSec)} pps`);
+  if (a.throttled) bits.push(`throttled ${pct(tp.throttledFraction)}`);
+  if (a.dropping) bits.push(`dropping ${int(tp.droppedPacketsPerSec)} pps`);
   return bits.join(" and ");
 }

@@ -1,5 +1,6 @@
-// Post-processors: pure functions applied, in order, to the core allocation. Each takes the
-// frame (bounds, previous values, what was ideal) and an allocation, and returns a new one.
+// Post-processors: pure functions applied, in order, to the core allocation. Each reads the
+// frame (bounds, previous values, what was ideal) and an allocation, and writes its result into
+// `out` (a different array of the same length); it changes nothing else.
 // The list ends with `enforceBounds` and `toWholeMillis`; `runPostProcessors` re-checks the
 // result afterwards and repairs it if a custom list broke a bound: safety beats smoothness.
 
@@ -26,7 +27,7 @@ export interface PostProcessor {
   readonly name: string;
   /** Bit set in the partition's marks when this processor changed its value (0: never noted). */
   readonly flag: number;
-  apply(frame: AllocationFrame, alloc: Float64Array): Float64Array;
+  apply(frame: AllocationFrame, alloc: Float64Array, out: Float64Array): void;
 }
 
 export const Marks = { shrinkLimited: 1, deadband: 2, boundsFixed: 4 } as const;
@@ -44,17 +45,16 @@ const FLOOR_EPSILON = 1e-7;
 export const limitShrink: PostProcessor = {
   name: "shrink-limit",
   flag: Marks.shrinkLimited,
-  apply(f, alloc) {
-    const out = new Float64Array(alloc);
+  apply(f, alloc, out) {
+    out.set(alloc);
     const keep = 1 - f.maxShrinkFraction;
-    for (let i = 0; i < out.length; i++) {
+    for (let i = 0; i < alloc.length; i++) {
       const prev = f.prev[i]!;
       if (Number.isNaN(prev)) continue;
       const need = f.prevNeed[i]!;
       const floor = Math.min(prev, Number.isNaN(need) ? prev : need, f.hi[i]!) * keep;
       if (out[i]! < floor) out[i] = floor;
     }
-    return out;
   },
 };
 
@@ -62,15 +62,14 @@ export const limitShrink: PostProcessor = {
 export const deadband: PostProcessor = {
   name: "dead-band",
   flag: Marks.deadband,
-  apply(f, alloc) {
-    const out = new Float64Array(alloc);
+  apply(f, alloc, out) {
+    out.set(alloc);
     const band = f.deadbandCpuMillis;
-    if (!(band > 0)) return out;
-    for (let i = 0; i < out.length; i++) {
+    if (!(band > 0)) return;
+    for (let i = 0; i < alloc.length; i++) {
       const prev = f.prev[i]!;
       if (!Number.isNaN(prev) && Math.abs(out[i]! - prev) < band) out[i] = prev;
     }
-    return out;
   },
 };
 
@@ -84,9 +83,8 @@ export const deadband: PostProcessor = {
 export const enforceBounds: PostProcessor = {
   name: "bounds",
   flag: Marks.boundsFixed,
-  apply(f, alloc) {
+  apply(f, alloc, out) {
     const n = alloc.length;
-    const out = new Float64Array(n);
     let sum = 0;
     for (let i = 0; i < n; i++) {
       let v = alloc[i]!;
@@ -96,7 +94,7 @@ export const enforceBounds: PostProcessor = {
       sum += v;
     }
     let excess = sum - f.capacityCpuMillis;
-    if (excess <= SAME) return out;
+    if (excess <= SAME) return;
 
     for (let t = 5; t >= 1 && excess > SAME; t--) {
       let growth = 0;
@@ -116,7 +114,6 @@ export const enforceBounds: PostProcessor = {
       const take = above > 0 ? Math.min(1, excess / above) : 0;
       for (let i = 0; i < n; i++) out[i] = out[i]! - (out[i]! - f.lo[i]!) * take;
     }
-    return out;
   },
 };
 
@@ -132,10 +129,8 @@ function growthOf(f: AllocationFrame, out: Float64Array, i: number): number {
 export const toWholeMillis: PostProcessor = {
   name: "whole-millis",
   flag: 0,
-  apply(_f, alloc) {
-    const out = new Float64Array(alloc.length);
-    for (let i = 0; i < out.length; i++) out[i] = Math.floor(alloc[i]! + FLOOR_EPSILON);
-    return out;
+  apply(_f, alloc, out) {
+    for (let i = 0; i < alloc.length; i++) out[i] = Math.floor(alloc[i]! + FLOOR_EPSILON);
   },
 };
 
@@ -159,27 +154,47 @@ export interface PostProcessed {
   marks: Uint8Array;
 }
 
-/** Apply the list in order, note who changed what, then re-check the invariants and repair. */
+/**
+ * Apply the list in order, note who changed what, then re-check the invariants and repair.
+ * `into` / `marks` receive the result (allocated when not given); `scratch` is two buffers
+ * the steps ping-pong between (allocated when not given).
+ */
 export function runPostProcessors(
   frame: AllocationFrame,
   list: readonly PostProcessor[] = defaultPostProcessors,
+  into?: Float64Array,
+  marksInto?: Uint8Array,
+  scratch?: [Float64Array, Float64Array],
 ): PostProcessed {
   const n = frame.ideal.length;
-  const marks = new Uint8Array(n);
+  const marks = marksInto ?? new Uint8Array(n);
+  marks.fill(0);
+  const result = into ?? new Float64Array(n);
+  const bufs =
+    scratch && scratch[0].length === n && scratch[1].length === n
+      ? scratch
+      : [new Float64Array(n), new Float64Array(n)];
   let cur = frame.ideal;
+  let k = 0;
   for (const p of list) {
-    const next = p.apply(frame, cur);
+    const next = bufs[k]!;
+    k ^= 1;
+    p.apply(frame, cur, next);
     if (p.flag !== 0)
       for (let i = 0; i < n; i++) if (Math.abs(next[i]! - cur[i]!) > SAME) marks[i]! |= p.flag;
     cur = next;
   }
-  if (!withinBounds(frame, cur)) {
-    const fixed = toWholeMillis.apply(frame, enforceBounds.apply(frame, cur));
-    for (let i = 0; i < n; i++) if (fixed[i] !== cur[i]) marks[i]! |= Marks.boundsFixed;
-    cur = fixed;
-    trimToCapacity(frame, cur);
+  result.set(cur);
+  if (!withinBounds(frame, result)) {
+    const tmp = bufs[k]!;
+    enforceBounds.apply(frame, result, tmp);
+    toWholeMillis.apply(frame, tmp, bufs[k ^ 1]!);
+    const fixed = bufs[k ^ 1]!;
+    trimToCapacity(frame, fixed);
+    for (let i = 0; i < n; i++) if (fixed[i] !== result[i]) marks[i]! |= Marks.boundsFixed;
+    result.set(fixed);
   }
-  return { alloc: cur, marks };
+  return { alloc: result, marks };
 }
 
 /** Every value a whole number in [floor(lo), hi] and the sum within capacity. */

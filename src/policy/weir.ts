@@ -3,9 +3,21 @@
 //   held, tiers, left-over) → post-processors (dead-band, shrink limit, bounds, whole millis)
 //   → directives + decisions + state.
 // No I/O, no clock (time comes in as input.nowMs), no node:* imports. See README.md.
+//
+// Speed (10,000 partitions in ≤ 1 ms): per-partition numbers live in typed arrays, one
+// arena per step for what the output keeps (decisions read it lazily) and scratch reused
+// between steps for what it does not; no per-partition objects besides the directive and the
+// decision the contract asks for. Reusing scratch is invisible from outside: the step reads
+// only its arguments and returns the same output for the same input.
 import type { Directive, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
-import { type AllocationProblem, allocate, Mode } from "./allocate.ts";
-import { Flags, type StepRecord, WeirDecision } from "./decision.ts";
+import {
+  type AllocationProblem,
+  type AllocationScratch,
+  allocate,
+  createAllocationScratch,
+  Mode,
+} from "./allocate.ts";
+import { packBits, type StepContext, WeirDecision } from "./decision.ts";
 import {
   assessNetworkDemand,
   emptyAssessment,
@@ -18,6 +30,7 @@ import {
   type PostProcessor,
   runPostProcessors,
 } from "./postprocess.ts";
+import { clamp, demandTarget, importanceOf, maxOf, minOf, protectedNeed, Source } from "./rules.ts";
 import type {
   PartitionPolicyState,
   Policy,
@@ -46,6 +59,28 @@ export function cpuCountForAllocation(cpuMillis: number): number {
   return Math.max(1, Math.ceil(cpuMillis / 1000));
 }
 
+/** Buffers a step needs only while it runs; grown to the largest partition count seen. */
+class Scratch {
+  size = -1;
+  f64: Float64Array[] = [];
+  u8: Uint8Array[] = [];
+  alloc: AllocationScratch = createAllocationScratch(1);
+
+  /** `f` Float64Arrays and `u` Uint8Arrays of length n (views into reused buffers). */
+  fit(n: number, f: number, u: number): { f64: Float64Array[]; u8: Uint8Array[] } {
+    if (n > this.size || this.f64.length !== f || this.u8.length !== u) {
+      this.f64 = Array.from({ length: f }, () => new Float64Array(n));
+      this.u8 = Array.from({ length: u }, () => new Uint8Array(n));
+      this.alloc = createAllocationScratch(n);
+      this.size = n;
+    }
+    return {
+      f64: this.f64.map((x) => (x.length === n ? x : x.subarray(0, n))),
+      u8: this.u8.map((x) => (x.length === n ? x : x.subarray(0, n))),
+    };
+  }
+}
+
 export interface WeirPolicyOptions {
   /** Post-processors applied after the core step (default: dead-band, shrink limit, bounds, whole millis). */
   postProcessors?: readonly PostProcessor[];
@@ -53,10 +88,11 @@ export interface WeirPolicyOptions {
 
 export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
   const postProcessors = opts.postProcessors ?? defaultPostProcessors;
+  const scratch = new Scratch();
   return {
     name: "weir",
     initialState: (): PolicyState => ({ partitions: {} }),
-    step: (input, state) => step(input, state, postProcessors),
+    step: (input, state) => step(input, state, postProcessors, scratch),
   };
 }
 
@@ -67,120 +103,128 @@ function step(
   input: PolicyInput,
   state: PolicyState,
   postProcessors: readonly PostProcessor[],
+  sc: Scratch,
 ): PolicyOutput {
-  const { knobs, specs, throughput } = input;
+  const { knobs, specs } = input;
   const n = specs.length;
   const capacity = Math.max(0, Math.floor(knobs.capacityCpuMillis));
-  const prev = readPrevious(state, specs);
   const shareLeftover = knobs.leftover === "share";
 
-  const lo = new Float64Array(n);
-  const hi = new Float64Array(n);
-  const weight = new Float64Array(n);
-  const importance = new Uint8Array(n);
-  const mode = new Uint8Array(n);
-  const target = new Float64Array(n);
-  const eligible = new Uint8Array(n);
-  const prevNeed = new Float64Array(n);
+  // What the output keeps: the next state's three arrays. Everything else is scratch.
+  const final = new Float64Array(n);
   const demand = new Float64Array(n);
   const velocity = new Float64Array(n);
-  const source = new Uint8Array(n);
-  const kind = new Uint8Array(n);
-  const flags = new Uint8Array(n);
-  const used = new Float64Array(n);
-  const trafficNeed = new Float64Array(n);
-  const useNeed = new Float64Array(n);
-  const probeFrom = new Float64Array(n);
-  const rawDemand = new Float64Array(n);
-  const goalFloor = new Float64Array(n);
-  const assessed = new Float64Array(n);
-  const pis: Array<number | null> = new Array(n);
-  const tps: Array<Throughput | null> = new Array(n);
+  const buf = sc.fit(n, 14, 6);
+  const [
+    prevCpu,
+    prevDemand,
+    prevVelocity,
+    lo,
+    hi,
+    weight,
+    target,
+    prevNeed,
+    effectiveMin,
+    ideal,
+    leftover,
+    pis,
+    post0,
+    post1,
+  ] = buf.f64 as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+  ];
+  const [source, importance, mode, eligible, receiver, marks] = buf.u8 as [
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+  ];
+  receiver.fill(0);
+
+  readPrevious(state, specs, prevCpu, prevDemand, prevVelocity);
+  const tps = alignThroughput(specs, input.throughput);
   const a = emptyAssessment();
   let receiverImportance = 6;
 
   for (let i = 0; i < n; i++) {
     const spec = specs[i]!;
-    const min = Math.max(0, Math.ceil(spec.minCpuMillis));
-    const max = Math.max(min, Math.floor(spec.maxCpuMillis));
+    const min = minOf(spec);
+    const max = maxOf(spec);
     lo[i] = min;
     hi[i] = max;
     weight[i] = spec.weight;
-    const imp = clampImportance(spec.importance);
+    const imp = importanceOf(spec);
     importance[i] = imp;
-    const prevCpu = prev.cpuMillis[i]!;
-    const prevDemand = prev.demand[i]!;
-    const hasPrev = !Number.isNaN(prevCpu);
-    const tp = throughput.get(spec.id) ?? null;
-    tps[i] = tp;
+    const pc = prevCpu[i]!;
+    const pd = prevDemand[i]!;
+    const hasPrev = !Number.isNaN(pc);
+    const tp = tps[i]!;
     const v = smoothVelocity(
-      nullIfNaN(prev.velocity[i]!),
+      nullIfNaN(prevVelocity[i]!),
       tp === null ? null : tp.rawVelocityPacketsPerCpuSec,
       knobs.velocitySmoothing,
     );
     velocity[i] = v === null ? Number.NaN : v;
+    let src: number;
     if (spec.kind === "batch") {
-      source[i] = SOURCE_BATCH;
+      src = Source.batch;
       mode[i] = Mode.batch;
       target[i] = min;
       eligible[i] = 1;
       demand[i] = max;
-      prevNeed[i] = hasPrev ? min : Number.NaN; // all it has above min is left-over: not protected
     } else if (tp !== null) {
-      source[i] = SOURCE_NETWORK;
+      src = Source.network;
       assessNetworkDemand(
         tp,
         v,
-        hasPrev ? prevCpu : null,
-        nullIfNaN(prevDemand),
+        hasPrev ? pc : null,
+        nullIfNaN(pd),
         spec.goalPacketsPerSec,
         knobs,
         a,
       );
-      kind[i] = a.kind === "use" ? 0 : a.kind === "traffic" ? 1 : 2;
-      flags[i] =
-        (a.throttled ? Flags.throttled : 0) |
-        (a.dropping ? Flags.dropping : 0) |
-        (a.dropsIgnored ? Flags.dropsIgnored : 0) |
-        (a.constrained ? Flags.constrained : 0);
-      used[i] = a.usedCpuMillis;
-      trafficNeed[i] = a.trafficNeedCpuMillis ?? Number.NaN;
-      useNeed[i] = a.useNeedCpuMillis;
-      probeFrom[i] = a.probeFromCpuMillis;
-      rawDemand[i] = a.rawDemandCpuMillis;
-      goalFloor[i] = a.goalFloorCpuMillis ?? Number.NaN;
-      assessed[i] = a.demandCpuMillis;
       mode[i] = Mode.demand;
-      target[i] = clamp(a.demandCpuMillis, min, max);
+      target[i] = demandTarget(a.demandCpuMillis, min, max);
       eligible[i] = 1;
       demand[i] = Math.min(a.demandCpuMillis, max);
-      prevNeed[i] = hasPrev ? neededBefore(prevDemand, min, max) : Number.NaN;
     } else if (hasPrev) {
-      source[i] = SOURCE_HELD;
+      src = Source.held;
       mode[i] = Mode.held;
-      target[i] = clamp(prevCpu, min, max);
+      target[i] = clamp(pc, min, max);
       eligible[i] = 0;
-      demand[i] = prevDemand;
-      prevNeed[i] = neededBefore(prevDemand, min, max);
+      demand[i] = pd;
     } else {
-      source[i] = SOURCE_UNSEEN;
+      src = Source.unseen;
       mode[i] = Mode.demand;
       target[i] = min;
       eligible[i] = 1;
       demand[i] = Number.NaN; // nothing measured yet: the first real demand is not smoothed
-      prevNeed[i] = Number.NaN;
     }
+    source[i] = src;
+    prevNeed[i] = protectedNeed(src, pc, pd, min, max);
     const pi =
       tp === null ? null : performanceIndex(spec.goalPacketsPerSec, tp.servedPacketsPerSec);
-    pis[i] = pi;
+    pis[i] = pi === null ? Number.NaN : pi;
     if (pi !== null && pi > 1 && imp < receiverImportance) receiverImportance = imp;
   }
   if (receiverImportance <= 5)
-    for (let i = 0; i < n; i++) {
-      const pi = pis[i]!;
-      if (pi !== null && pi > 1 && importance[i] === receiverImportance)
-        flags[i]! |= Flags.receiver;
-    }
+    for (let i = 0; i < n; i++)
+      if (pis[i]! > 1 && importance[i] === receiverImportance) receiver[i] = 1;
 
   const problem: AllocationProblem = {
     capacityCpuMillis: capacity,
@@ -193,94 +237,92 @@ function step(
     leftoverEligible: eligible,
     shareLeftover,
   };
-  const core = allocate(problem);
+  allocate(problem, { alloc: ideal, effectiveMin, leftover }, sc.alloc);
   const frame: AllocationFrame = {
     capacityCpuMillis: capacity,
     deadbandCpuMillis: knobs.deadbandFraction * capacity,
     maxShrinkFraction: knobs.maxShrinkFractionPerCycle,
-    lo: core.effectiveMin,
+    lo: effectiveMin,
     hi,
-    prev: prev.cpuMillis,
+    prev: prevCpu,
     prevNeed,
-    ideal: core.alloc,
+    ideal,
     importance,
   };
-  const { alloc, marks } = runPostProcessors(frame, postProcessors);
+  runPostProcessors(frame, postProcessors, final, marks, [post0, post1]);
 
-  const protectedCpu = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const p = prev.cpuMillis[i]!;
-    const need = prevNeed[i]!;
-    protectedCpu[i] = Number.isNaN(need) ? p : Math.min(p, need);
-  }
-  const record: StepRecord = {
-    specs,
-    throughput: tps,
-    source,
-    importance,
-    kind,
-    flags,
-    usedCpuMillis: used,
-    trafficNeedCpuMillis: trafficNeed,
-    useNeedCpuMillis: useNeed,
-    probeFromCpuMillis: probeFrom,
-    rawDemandCpuMillis: rawDemand,
-    goalFloorCpuMillis: goalFloor,
-    assessedDemandCpuMillis: assessed,
-    lo,
-    hi,
-    effectiveMin: core.effectiveMin,
-    target,
-    ideal: core.alloc,
-    leftover: core.leftover,
-    prev: prev.cpuMillis,
-    protectedCpuMillis: protectedCpu,
-    marks,
-    headroomFraction: knobs.headroomFraction,
-    probeFactor: knobs.probeFactor,
-    maxShrinkFraction: knobs.maxShrinkFractionPerCycle,
-    deadbandCpuMillis: frame.deadbandCpuMillis,
+  const context: StepContext = {
+    knobs,
     capacityCpuMillis: capacity,
-    shareLeftover,
+    deadbandCpuMillis: frame.deadbandCpuMillis,
   };
-
   const directives: Directive[] = new Array(n);
   const decisions: WeirDecision[] = new Array(n);
   const ids: PartitionId[] = new Array(n);
   for (let i = 0; i < n; i++) {
-    const id = specs[i]!.id;
+    const spec = specs[i]!;
+    const id = spec.id;
     ids[i] = id;
-    const cpu = alloc[i]!;
+    const cpu = final[i]!;
     directives[i] = {
       partition: id,
       cpuMillis: cpu,
       weight: weightForAllocation(cpu, capacity),
       cpuCount: cpuCountForAllocation(cpu),
     };
-    const p = prev.cpuMillis[i]!;
+    const p = prevCpu[i]!;
     const d = demand[i]!;
     const v = velocity[i]!;
+    const hasPrev = !Number.isNaN(p);
     decisions[i] = new WeirDecision(
-      record,
-      i,
+      spec,
+      tps[i]!,
+      context,
       Math.round(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!)),
-      Number.isNaN(p) ? 0 : p,
+      hasPrev ? p : 0,
       cpu,
       Number.isNaN(v) ? null : v,
-      pis[i]!,
+      Number.isNaN(pis[i]!) ? null : pis[i]!,
+      prevDemand[i]!,
+      ideal[i]!,
+      leftover[i]!,
+      effectiveMin[i]!,
+      packBits(source[i]!, marks[i]!, receiver[i] === 1, hasPrev),
     );
   }
   return {
     directives,
     decisions,
-    state: packedState({ ids, cpuMillis: alloc, demand, velocity }),
+    state: packedState({ ids, cpuMillis: final, demand, velocity }),
   };
 }
 
-const SOURCE_NETWORK = 0;
-const SOURCE_BATCH = 1;
-const SOURCE_HELD = 2;
-const SOURCE_UNSEEN = 3;
+/**
+ * This cycle's throughput per spec. The manager fills the map in spec order, so walk both in
+ * step (a merge join: sequential reads, ~2× faster than 10,000 hash lookups here); whatever
+ * the walk could not place is looked up by key.
+ */
+function alignThroughput(
+  specs: readonly PartitionSpec[],
+  throughput: ReadonlyMap<PartitionId, Throughput>,
+): Array<Throughput | null> {
+  const n = specs.length;
+  const out: Array<Throughput | null> = new Array(n);
+  const keys = throughput.keys();
+  const values = throughput.values();
+  let key = keys.next();
+  let matched = 0;
+  for (let i = 0; i < n; i++) {
+    if (!key.done && key.value === specs[i]!.id) {
+      out[i] = values.next().value!;
+      key = keys.next();
+      matched++;
+    } else out[i] = null;
+  }
+  if (matched < throughput.size)
+    for (let i = 0; i < n; i++) if (out[i] === null) out[i] = throughput.get(specs[i]!.id) ?? null;
+  return out;
+}
 
 // ---- state: packed arrays, a record only when someone reads it --------------------------
 
@@ -335,13 +377,15 @@ function toRecord(p: PackedState): Record<PartitionId, PartitionPolicyState> {
   return record;
 }
 
-/** Last cycle's values aligned with this cycle's specs; NaN where a partition has none. */
-function readPrevious(state: PolicyState, specs: readonly PartitionSpec[]): PackedState {
+/** Last cycle's values aligned with this cycle's specs, written into the given arrays (NaN = none). */
+function readPrevious(
+  state: PolicyState,
+  specs: readonly PartitionSpec[],
+  cpuMillis: Float64Array,
+  demand: Float64Array,
+  velocity: Float64Array,
+): void {
   const n = specs.length;
-  const cpuMillis = new Float64Array(n).fill(Number.NaN);
-  const demand = new Float64Array(n).fill(Number.NaN);
-  const velocity = new Float64Array(n).fill(Number.NaN);
-  const out: PackedState = { ids: [], cpuMillis, demand, velocity };
   const packed = untouchedPacked(state);
   if (packed) {
     let aligned = packed.ids.length === n;
@@ -350,8 +394,13 @@ function readPrevious(state: PolicyState, specs: readonly PartitionSpec[]): Pack
       cpuMillis.set(packed.cpuMillis);
       demand.set(packed.demand);
       velocity.set(packed.velocity);
-      return out;
+      return;
     }
+  }
+  cpuMillis.fill(Number.NaN);
+  demand.fill(Number.NaN);
+  velocity.fill(Number.NaN);
+  if (packed) {
     const index = new Map<PartitionId, number>();
     for (let j = 0; j < packed.ids.length; j++) index.set(packed.ids[j]!, j);
     for (let i = 0; i < n; i++) {
@@ -361,7 +410,7 @@ function readPrevious(state: PolicyState, specs: readonly PartitionSpec[]): Pack
       demand[i] = packed.demand[j]!;
       velocity[i] = packed.velocity[j]!;
     }
-    return out;
+    return;
   }
   const record = state.partitions ?? {};
   for (let i = 0; i < n; i++) {
@@ -374,7 +423,6 @@ function readPrevious(state: PolicyState, specs: readonly PartitionSpec[]): Pack
     const v = ps.velocityPacketsPerCpuSec;
     velocity[i] = v !== null && v > 0 && Number.isFinite(v) ? v : Number.NaN;
   }
-  return out;
 }
 
 /** The packed arrays behind a state this policy returned, unless its record was read (and so may have been changed). */
@@ -385,15 +433,4 @@ function untouchedPacked(state: PolicyState): PackedState | null {
   return d?.get ? packed : null;
 }
 
-/**
- * What a partition needed last cycle, the part of its allocation the shrink limit protects.
- * With no demand measured yet, only its guarantee was needed; the rest was left-over.
- */
-const neededBefore = (prevDemand: number, min: number, max: number): number =>
-  Number.isNaN(prevDemand) ? min : clamp(prevDemand, min, max);
-const clamp = (x: number, lo: number, hi: number): number => (x < lo ? lo : x > hi ? hi : x);
 const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);
-const clampImportance = (x: number): number => {
-  const r = Math.round(x);
-  return r < 1 ? 1 : r > 5 ? 5 : r;
-};

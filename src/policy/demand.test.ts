@@ -1,0 +1,167 @@
+// Demand of one partition: the arithmetic of ARCHITECTURE.md's control law, step 1 and 2.
+import { describe, expect, it } from "vitest";
+import {
+  assessNetworkDemand,
+  goalFloorCpuMillis,
+  performanceIndex,
+  smoothDemand,
+  smoothVelocity,
+} from "./demand.ts";
+import { defaultPolicyKnobs } from "./knobs.ts";
+import { throughput } from "./test-fixtures.ts";
+
+const knobs = defaultPolicyKnobs(2000); // headroom 0.2, probe 1.5, up 0.7, down 0.2, throttled ≥ 0.05
+
+describe("smoothVelocity", () => {
+  it("starts at the first sample and follows later ones by the EWMA weight", () => {
+    expect(smoothVelocity(null, 4100, 0.3)).toBe(4100);
+    // 4000 + 0.3 × (2800 − 4000) = 4000 − 360 = 3640
+    expect(smoothVelocity(4000, 2800, 0.3)).toBeCloseTo(3640, 9);
+  });
+
+  it("ignores null, zero, negative and non-finite samples", () => {
+    expect(smoothVelocity(4000, null, 0.3)).toBe(4000);
+    expect(smoothVelocity(4000, 0, 0.3)).toBe(4000);
+    expect(smoothVelocity(4000, -5, 0.3)).toBe(4000);
+    expect(smoothVelocity(4000, Number.POSITIVE_INFINITY, 0.3)).toBe(4000);
+    expect(smoothVelocity(null, null, 0.3)).toBeNull();
+  });
+});
+
+describe("smoothDemand", () => {
+  it("follows a rise fast and a fall slowly", () => {
+    // up: 100 + 0.7 × (200 − 100) = 170
+    expect(smoothDemand(100, 200, 0.7, 0.2)).toBeCloseTo(170, 9);
+    // down: 200 + 0.2 × (100 − 200) = 180
+    expect(smoothDemand(200, 100, 0.7, 0.2)).toBeCloseTo(180, 9);
+    // nothing before: the sample itself
+    expect(smoothDemand(null, 123, 0.7, 0.2)).toBe(123);
+  });
+});
+
+describe("assessNetworkDemand", () => {
+  it("credits offered load ÷ velocity + headroom when throttling confirms it", () => {
+    const tp = throughput("web", {
+      offeredPacketsPerSec: 3000,
+      servedPacketsPerSec: 1200,
+      cpuCores: 0.3,
+      throttledFraction: 0.4,
+    });
+    const a = assessNetworkDemand(tp, 4100, 300, 360, undefined, knobs);
+    expect(a.kind).toBe("traffic");
+    expect(a.constrained).toBe(true);
+    // 3000 pps / 4100 pkt/cpu-s = 0.73171 cores = 731.71m; × 1.2 headroom = 878.05m
+    expect(a.trafficNeedCpuMillis).toBeCloseTo(878.0488, 3);
+    // smoothing up from max(prev demand 360, current 300) = 360: 360 + 0.7 × (878.05 − 360) = 722.63
+    expect(a.demandCpuMillis).toBeCloseTo(722.6341, 3);
+  });
+
+  it("refuses junk: offered load that congestion does not confirm earns only use + headroom", () => {
+    const tp = throughput("junk", {
+      offeredPacketsPerSec: 50_000,
+      servedPacketsPerSec: 100,
+      cpuCores: 0.05,
+      throttledFraction: 0,
+    });
+    const a = assessNetworkDemand(tp, 2000, 400, 100, undefined, knobs);
+    expect(a.kind).toBe("use");
+    expect(a.constrained).toBe(false);
+    // traffic would say 50,000 / 2,000 = 25 cores = 25,000m; × 1.2 = 30,000m
+    expect(a.trafficNeedCpuMillis).toBeCloseTo(30_000, 6);
+    // what is credited: used 50m × 1.2 = 60m
+    expect(a.useNeedCpuMillis).toBeCloseTo(60, 9);
+    // smoothed down from 100: 100 + 0.2 × (60 − 100) = 92
+    expect(a.demandCpuMillis).toBeCloseTo(92, 9);
+  });
+
+  it("does not count drops as CPU congestion when the partition uses under half its allocation", () => {
+    // dropping 500 pps while using 100m of 400m: its socket is full of traffic it does not read
+    const idle = throughput("p", {
+      offeredPacketsPerSec: 5000,
+      servedPacketsPerSec: 400,
+      droppedPacketsPerSec: 500,
+      cpuCores: 0.1,
+    });
+    const a = assessNetworkDemand(idle, 4000, 400, null, undefined, knobs);
+    expect(a.dropsIgnored).toBe(true);
+    expect(a.kind).toBe("use"); // 100m < 0.5 × 400m = 200m
+    expect(a.demandCpuMillis).toBeCloseTo(120, 9); // 100m × 1.2
+
+    // the same drops while using 350m of 400m do confirm (350m ≥ 200m)
+    const busy = { ...idle, cpuCores: 0.35 };
+    const b = assessNetworkDemand(busy, 4000, 400, null, undefined, knobs);
+    expect(b.dropping).toBe(true);
+    expect(b.kind).toBe("traffic");
+    // 5000 / 4000 = 1.25 cores = 1250m × 1.2 = 1500m
+    expect(b.trafficNeedCpuMillis).toBeCloseTo(1500, 9);
+    // no previous demand: smoothing up starts from what it has, 400m: 400 + 0.7 × 1100 = 1170
+    expect(b.demandCpuMillis).toBeCloseTo(1170, 9);
+  });
+
+  it("probes × probeFactor when congested and the velocity is unknown", () => {
+    const tp = throughput("p", {
+      offeredPacketsPerSec: 800,
+      cpuCores: 0.4,
+      throttledFraction: 0.5,
+    });
+    const a = assessNetworkDemand(tp, null, 400, 400, undefined, knobs);
+    expect(a.kind).toBe("probe");
+    expect(a.trafficNeedCpuMillis).toBeNull();
+    // max(prev 400m, used 400m) × 1.5 = 600m, not smoothed
+    expect(a.demandCpuMillis).toBe(600);
+  });
+
+  it("probes when congested and nothing counted arrivals (offered 0 while serving)", () => {
+    const tp = throughput("p", {
+      offeredPacketsPerSec: 0,
+      servedPacketsPerSec: 1000,
+      cpuCores: 0.25,
+      throttledFraction: 0.3,
+    });
+    const a = assessNetworkDemand(tp, 4000, 250, 250, undefined, knobs);
+    expect(a.kind).toBe("probe");
+    expect(a.demandCpuMillis).toBe(375); // 250m × 1.5
+  });
+
+  it("probes when congested although the offered load would fit in what it has", () => {
+    // 1000 pps / 4000 = 250m × 1.2 = 300m, yet it is throttled at 500m: the estimate is wrong
+    const tp = throughput("p", {
+      offeredPacketsPerSec: 1000,
+      servedPacketsPerSec: 900,
+      cpuCores: 0.5,
+      throttledFraction: 0.6,
+    });
+    const a = assessNetworkDemand(tp, 4000, 500, 500, undefined, knobs);
+    expect(a.kind).toBe("probe");
+    expect(a.trafficNeedCpuMillis).toBeCloseTo(300, 9);
+    expect(a.demandCpuMillis).toBe(750); // 500m × 1.5
+  });
+
+  it("never probes below the previous demand (a partition short because capacity ran out)", () => {
+    const tp = throughput("p", { cpuCores: 0.2, throttledFraction: 0.9 });
+    // previous allocation 200m, previous demand 900m: max(200 × 1.5 = 300, 900) = 900
+    expect(assessNetworkDemand(tp, null, 200, 900, undefined, knobs).demandCpuMillis).toBe(900);
+  });
+
+  it("floors demand at goal ÷ velocity", () => {
+    const tp = throughput("p", {
+      offeredPacketsPerSec: 400,
+      servedPacketsPerSec: 400,
+      cpuCores: 0.1,
+    });
+    const a = assessNetworkDemand(tp, 4000, 120, 120, 2000, knobs);
+    // use-based 100m × 1.2 = 120m, but the goal 2,000 pps / 4,000 pkt/cpu-s = 500m
+    expect(a.goalFloorCpuMillis).toBeCloseTo(500, 9);
+    expect(a.demandCpuMillis).toBeCloseTo(500, 9);
+    expect(goalFloorCpuMillis(2000, null)).toBeNull(); // no velocity yet: no floor
+  });
+});
+
+describe("performanceIndex", () => {
+  it("is goal ÷ achieved, with achieved floored at 1 pps", () => {
+    expect(performanceIndex(2000, 1500)).toBeCloseTo(1.3333, 4); // 2000 / 1500: misses the goal
+    expect(performanceIndex(2000, 2500)).toBeCloseTo(0.8, 9); // 2000 / 2500: beats it
+    expect(performanceIndex(2000, 0)).toBe(2000); // 2000 / max(1, 0)
+    expect(performanceIndex(undefined, 100)).toBeNull();
+  });
+});

@@ -1,0 +1,511 @@
+// weir's control law end to end: real inputs through weirPolicy.step, exact numbers, and the
+// arithmetic beside each assertion (the style of the Kubernetes VPA estimator tests).
+import { describe, expect, it } from "vitest";
+import type { Decision, Directive, PartitionSpec, Throughput } from "../core/model.ts";
+import type { WeirDecision } from "./decision.ts";
+import { defaultPolicyKnobs } from "./knobs.ts";
+import { seeded, spec, throughput } from "./test-fixtures.ts";
+import type { PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
+import { cpuCountForAllocation, weightForAllocation, weirPolicy } from "./weir.ts";
+
+function knobs(capacity: number, over: Partial<PolicyKnobs> = {}): PolicyKnobs {
+  return { ...defaultPolicyKnobs(capacity), ...over };
+}
+
+function step(
+  k: PolicyKnobs,
+  specs: PartitionSpec[],
+  tps: Throughput[],
+  state: PolicyState = weirPolicy.initialState(),
+): PolicyOutput & { d: Record<string, WeirDecision>; dir: Record<string, Directive> } {
+  const out = weirPolicy.step(
+    { nowMs: 0, knobs: k, specs, throughput: new Map(tps.map((t) => [t.partition, t])) },
+    state,
+  );
+  const d: Record<string, WeirDecision> = {};
+  for (const x of out.decisions) d[x.partition] = x as WeirDecision;
+  const dir: Record<string, Directive> = {};
+  for (const x of out.directives) dir[x.partition] = x;
+  return { ...out, d, dir };
+}
+
+/** A state as the state file holds it. */
+const saved = (
+  partitions: Record<string, { cpu: number; demand: number; velocity?: number | null }>,
+): PolicyState => ({
+  partitions: Object.fromEntries(
+    Object.entries(partitions).map(([id, p]) => [
+      id,
+      { cpuMillis: p.cpu, demandCpuMillis: p.demand, velocityPacketsPerCpuSec: p.velocity ?? null },
+    ]),
+  ),
+});
+
+describe("demand from traffic", () => {
+  it("grants offered ÷ velocity + headroom when throttling confirms it", () => {
+    const out = step(
+      knobs(4000, { leftover: "idle" }),
+      [spec("web", { minCpuMillis: 100, maxCpuMillis: 2000 })],
+      [
+        throughput("web", {
+          offeredPacketsPerSec: 3000,
+          servedPacketsPerSec: 1200,
+          cpuCores: 0.3,
+          throttledFraction: 0.4,
+          rawVelocityPacketsPerCpuSec: 4100,
+        }),
+      ],
+      saved({ web: { cpu: 300, demand: 360 } }),
+    );
+    const web = out.d.web!;
+    // need: 3000 / 4100 × 1000 × 1.2 = 878.05m; smoothed up from 360: 360 + 0.7 × 518.05 = 722.63
+    // target round(722.63) = 723; capacity 4000 has room, change 423m > dead-band 40m
+    expect(web.demandCpuMillis).toBe(723);
+    expect(web.cpuMillis).toBe(723);
+    expect(web.previousCpuMillis).toBe(300);
+    expect(web.velocityPacketsPerCpuSec).toBe(4100);
+    expect(web.why).toBe(
+      "offered 3,000 pps at 4,100 pkt/cpu-s needs 878m (+20 % headroom); throttled 40 % confirms; smoothed to 723m; granted 723m",
+    );
+    // weight: 723 / 4000 × 10000 = 1807.5 → 1808; one CPU covers 723m
+    expect(out.dir.web).toEqual({ partition: "web", cpuMillis: 723, weight: 1808, cpuCount: 1 });
+  });
+
+  it("probes upward × probeFactor each cycle while congested with unknown demand, up to max", () => {
+    const k = knobs(4000, { leftover: "idle" });
+    const specs = [spec("p", { maxCpuMillis: 1000 })];
+    let state = saved({ p: { cpu: 200, demand: 200 } });
+    const granted: number[] = [];
+    const whys: string[] = [];
+    for (let c = 0; c < 4; c++) {
+      const had = granted.at(-1) ?? 200;
+      // throttled half the periods, using all it has, velocity unknown (null samples)
+      const tp = throughput("p", {
+        servedPacketsPerSec: 500,
+        cpuCores: had / 1000,
+        throttledFraction: 0.5,
+      });
+      const out = step(k, specs, [tp], state);
+      state = out.state;
+      granted.push(out.d.p!.cpuMillis);
+      whys.push(out.d.p!.why);
+    }
+    // 200 × 1.5 = 300, × 1.5 = 450, × 1.5 = 675, × 1.5 = 1012.5 → max 1000
+    expect(granted).toEqual([300, 450, 675, 1000]);
+    expect(whys[0]).toBe(
+      "throttled 50 % but velocity is unknown, so probing ×1.5 from 200m to 300m; granted 300m",
+    );
+    expect(whys[3]).toBe(
+      "throttled 50 % but velocity is unknown, so probing ×1.5 from 675m to 1,013m; capped at max 1,000m; granted 1,000m",
+    );
+  });
+});
+
+describe("confirmation", () => {
+  it("refuses junk traffic: offered load without congestion does not win CPU", () => {
+    const out = step(
+      knobs(500, { leftover: "idle" }), // dead-band 5m
+      [spec("honest"), spec("junk")],
+      [
+        throughput("honest", {
+          offeredPacketsPerSec: 2000,
+          servedPacketsPerSec: 1600,
+          cpuCores: 0.4,
+          throttledFraction: 0.3,
+          rawVelocityPacketsPerCpuSec: 4000,
+        }),
+        throughput("junk", {
+          offeredPacketsPerSec: 50_000,
+          servedPacketsPerSec: 100,
+          cpuCores: 0.05,
+          throttledFraction: 0,
+          rawVelocityPacketsPerCpuSec: 2000,
+        }),
+      ],
+      saved({
+        honest: { cpu: 400, demand: 400, velocity: 4000 },
+        junk: { cpu: 72, demand: 60, velocity: 2000 },
+      }),
+    );
+    // honest: 2000 / 4000 × 1.2 = 600m, throttled confirms; smoothed 400 + 0.7 × 200 = 540
+    // junk: 50,000 / 2,000 would be 30,000m, but unconstrained: use 50m × 1.2 = 60m
+    // same tier, capacity 500: junk's 60 is met, honest gets the other 440 of its 540
+    expect(out.d.junk!.cpuMillis).toBe(60);
+    expect(out.d.honest!.cpuMillis).toBe(440);
+    expect(out.d.junk!.why).toBe(
+      "offered 50,000 pps at 2,000 pkt/cpu-s would need 30,000m (+20 % headroom), but it is not constrained (throttled 0 %, no drops) and uses 50m, so only use + headroom 60m is credited; granted 60m",
+    );
+    expect(out.d.honest!.why).toBe(
+      "offered 2,000 pps at 4,000 pkt/cpu-s needs 600m (+20 % headroom); throttled 30 % confirms; smoothed to 540m; importance 3 tier had 440m of 540m for it; granted 440m",
+    );
+  });
+});
+
+describe("bounds", () => {
+  it("raises demand to min and caps it at max", () => {
+    const out = step(
+      knobs(2000, { leftover: "idle", deadbandFraction: 0 }),
+      [spec("a", { minCpuMillis: 300 }), spec("b", { maxCpuMillis: 500 })],
+      [
+        throughput("a", { offeredPacketsPerSec: 400, servedPacketsPerSec: 400, cpuCores: 0.1 }),
+        throughput("b", {
+          offeredPacketsPerSec: 5000,
+          servedPacketsPerSec: 2000,
+          cpuCores: 0.5,
+          throttledFraction: 0.5,
+          rawVelocityPacketsPerCpuSec: 4000,
+        }),
+      ],
+    );
+    // a: 100m × 1.2 = 120m, below its min 300m
+    expect(out.d.a!.cpuMillis).toBe(300);
+    expect(out.d.a!.why).toBe(
+      "uses 100m and is not constrained (throttled 0 %, no drops), so needs 120m (+20 % headroom); raised to its guarantee 300m; granted 300m",
+    );
+    // b: 5000 / 4000 × 1.2 = 1500m; smoothing from what it has (500m): 500 + 0.7 × 1000 = 1200 → max 500
+    expect(out.d.b!.cpuMillis).toBe(500);
+    expect(out.d.b!.demandCpuMillis).toBe(500);
+    expect(out.d.b!.why).toBe(
+      "offered 5,000 pps at 4,000 pkt/cpu-s needs 1,500m (+20 % headroom); throttled 50 % confirms; smoothed to 1,200m; capped at max 500m; granted 500m",
+    );
+  });
+});
+
+describe("allocation", () => {
+  const calm = (id: string, cores: number): Throughput =>
+    throughput(id, { offeredPacketsPerSec: 1000, servedPacketsPerSec: 1000, cpuCores: cores });
+
+  it("meets demand tier by tier in importance order", () => {
+    const out = step(
+      knobs(1000, { leftover: "idle" }),
+      [spec("gold", { importance: 1 }), spec("bronze", { importance: 2 })],
+      [calm("gold", 0.5), calm("bronze", 0.5)],
+    );
+    // each needs 500m × 1.2 = 600m; tier 1 takes its 600, tier 2 gets the 400 left
+    expect(out.d.gold!.cpuMillis).toBe(600);
+    expect(out.d.bronze!.cpuMillis).toBe(400);
+    expect(out.d.bronze!.why).toContain("importance 2 tier had 400m of 600m for it");
+  });
+
+  it("water-fills a tier by weight", () => {
+    const out = step(
+      knobs(1000, { leftover: "idle" }),
+      [
+        spec("w1", { importance: 1, weight: 1 }),
+        spec("w2", { importance: 1, weight: 2 }),
+        spec("w3", { importance: 1, weight: 2 }),
+      ],
+      [calm("w1", 0.5), calm("w2", 0.5), calm("w3", 0.5)],
+    );
+    // each wants 600; min(600, λ) + 2 × min(600, 2λ) = 1000 → λ = 200: 200, 400, 400
+    expect([out.d.w1!.cpuMillis, out.d.w2!.cpuMillis, out.d.w3!.cpuMillis]).toEqual([
+      200, 400, 400,
+    ]);
+  });
+
+  it("shares the left-over by weight with those who can use it, or keeps it idle", () => {
+    const specs = [
+      spec("web", { importance: 1 }),
+      spec("batch", { kind: "batch", importance: 5, maxCpuMillis: 1000 }),
+    ];
+    const tps = [calm("web", 0.25)];
+    // web needs 250m × 1.2 = 300m; 1,700 left; share by weight 1:1: +850 each
+    const share = step(knobs(2000, { deadbandFraction: 0 }), specs, tps);
+    expect(share.d.web!.cpuMillis).toBe(1150);
+    expect(share.d.batch!.cpuMillis).toBe(850);
+    expect(share.d.batch!.why).toBe(
+      "batch: no traffic demand, takes left-over up to max 1,000m; +850m left-over; granted 850m",
+    );
+    const idle = step(knobs(2000, { deadbandFraction: 0, leftover: "idle" }), specs, tps);
+    expect(idle.d.web!.cpuMillis).toBe(300);
+    expect(idle.d.batch!.cpuMillis).toBe(0);
+  });
+});
+
+describe("goals", () => {
+  it("floors demand at goal ÷ velocity and names the receivers", () => {
+    const out = step(
+      knobs(4000, { leftover: "idle" }),
+      [
+        spec("g1", { importance: 1, goalPacketsPerSec: 2000 }),
+        spec("g2", { importance: 2, goalPacketsPerSec: 1000 }),
+        spec("g3", { importance: 1, goalPacketsPerSec: 500 }),
+      ],
+      [
+        throughput("g1", {
+          offeredPacketsPerSec: 1500,
+          servedPacketsPerSec: 1500,
+          cpuCores: 0.375,
+          rawVelocityPacketsPerCpuSec: 4000,
+        }),
+        throughput("g2", { offeredPacketsPerSec: 500, servedPacketsPerSec: 500, cpuCores: 0.125 }),
+        throughput("g3", { offeredPacketsPerSec: 800, servedPacketsPerSec: 800, cpuCores: 0.2 }),
+      ],
+    );
+    const g1 = out.d.g1!;
+    // use: 375m × 1.2 = 450m; goal floor 2000 / 4000 = 500m
+    expect(g1.cpuMillis).toBe(500);
+    // performance index 2000 / 1500 = 1.33 > 1: misses its goal at importance 1 → receiver
+    expect(g1.performanceIndex).toBeCloseTo(1.3333, 4);
+    expect(g1.why).toBe(
+      "uses 375m and is not constrained (throttled 0 %, no drops), so needs 450m (+20 % headroom); goal 2,000 pps floors demand at 500m; performance index 1.33 (goal 2,000 ÷ served 1,500 pps), a receiver (misses its goal at importance 1, the most important level with a miss); granted 500m",
+    );
+    // g2 misses its goal too (1000 / 500 = 2) but at importance 2: not a receiver
+    expect(out.d.g2!.performanceIndex).toBe(2);
+    expect(out.d.g2!.detail.receiver).toBe(false);
+    // g3 meets its goal: 500 / 800 = 0.625
+    expect(out.d.g3!.performanceIndex).toBeCloseTo(0.625, 9);
+    expect(out.d.g3!.detail.receiver).toBe(false);
+  });
+});
+
+describe("stability", () => {
+  it("keeps the previous value when the change is inside the dead-band", () => {
+    const out = step(
+      knobs(2000, { leftover: "idle" }), // dead-band 1 % of 2,000 = 20m
+      [spec("p")],
+      [throughput("p", { offeredPacketsPerSec: 1700, servedPacketsPerSec: 1700, cpuCores: 0.42 })],
+      saved({ p: { cpu: 500, demand: 500, velocity: 4000 } }),
+    );
+    // 420m × 1.2 = 504m; smoothed up 500 + 0.7 × 4 = 502.8 → 503; 3m < 20m: stays 500
+    expect(out.d.p!.cpuMillis).toBe(500);
+    expect(out.d.p!.why).toBe(
+      "uses 420m and is not constrained (throttled 0 %, no drops), so needs 504m (+20 % headroom); smoothed to 503m; change to 503m is inside the dead-band (20m), so it stays at 500m; granted 500m",
+    );
+  });
+
+  it("limits how fast an allocation shrinks, and lets it keep shrinking", () => {
+    const k = knobs(2000, { leftover: "idle" });
+    let state = saved({ p: { cpu: 1000, demand: 1000, velocity: 4000 } });
+    const granted: number[] = [];
+    for (let c = 0; c < 3; c++) {
+      const out = step(
+        k,
+        [spec("p")],
+        [throughput("p", { offeredPacketsPerSec: 400, servedPacketsPerSec: 400, cpuCores: 0.1 })],
+        state,
+      );
+      state = out.state;
+      granted.push(out.d.p!.cpuMillis);
+      if (c === 0)
+        expect(out.d.p!.why).toContain("shrink limited to 10 % of 1,000m a cycle (wanted 824m)");
+    }
+    // need 100m × 1.2 = 120m. Demand falls slowly: 1000 → 824 → 683.2 → 570.56.
+    // cycle 1: wants 824, floor 1000 × 0.9 = 900
+    // cycle 2: wants 683, floor min(900, 824) × 0.9 = 741.6 → 741
+    // cycle 3: wants 571, floor min(741, 683.2) × 0.9 = 614.88 → 614
+    expect(granted).toEqual([900, 741, 614]);
+  });
+
+  it("grows at once", () => {
+    const out = step(
+      knobs(4000, { leftover: "idle" }),
+      [spec("p")],
+      [
+        throughput("p", {
+          offeredPacketsPerSec: 8000,
+          servedPacketsPerSec: 1000,
+          cpuCores: 0.25,
+          throttledFraction: 1,
+          rawVelocityPacketsPerCpuSec: 4000,
+        }),
+      ],
+      saved({ p: { cpu: 250, demand: 250, velocity: 4000 } }),
+    );
+    // 8000 / 4000 × 1.2 = 2400m; 250 + 0.7 × 2150 = 1755 in one cycle
+    expect(out.d.p!.cpuMillis).toBe(1755);
+  });
+});
+
+describe("missing data", () => {
+  it("keeps a partition's previous allocation when no throughput arrived", () => {
+    const out = step(
+      knobs(2000),
+      [spec("quiet"), spec("busy")],
+      [
+        throughput("busy", {
+          offeredPacketsPerSec: 1000,
+          servedPacketsPerSec: 1000,
+          cpuCores: 0.5,
+        }),
+      ],
+      saved({ quiet: { cpu: 640, demand: 600 }, busy: { cpu: 600, demand: 600 } }),
+    );
+    expect(out.d.quiet!.cpuMillis).toBe(640);
+    expect(out.d.quiet!.why).toBe(
+      "no throughput this cycle: keeps its previous 640m; granted 640m",
+    );
+    // busy: 600m needed, plus the whole left-over (quiet takes none): 2000 − 640 = 1360
+    expect(out.d.busy!.cpuMillis).toBe(1360);
+  });
+
+  it("starts new partitions at their guarantee plus a weighted share of the left-over", () => {
+    const out = step(
+      knobs(1000),
+      [spec("a", { minCpuMillis: 100, weight: 1 }), spec("b", { minCpuMillis: 100, weight: 3 })],
+      [],
+    );
+    // mins 200; 800 left-over by weight 1:3: +200, +600
+    expect([out.d.a!.cpuMillis, out.d.b!.cpuMillis]).toEqual([300, 700]);
+    expect(out.d.a!.why).toBe(
+      "no throughput yet and no previous allocation: starts at its guarantee 100m plus a weighted share of the left-over; +200m left-over; granted 300m",
+    );
+    const idle = step(knobs(1000, { leftover: "idle" }), [spec("a", { minCpuMillis: 100 })], []);
+    expect(idle.d.a!.cpuMillis).toBe(100);
+  });
+});
+
+describe("velocity", () => {
+  it("tracks drift with an EWMA and ignores null samples", () => {
+    const k = knobs(4000);
+    let state: PolicyState = weirPolicy.initialState();
+    const raw = [4000, 4000, 2800, null, 2800, 2800];
+    const seen: Array<number | null> = [];
+    for (const v of raw) {
+      const out = step(
+        k,
+        [spec("p")],
+        [
+          throughput("p", {
+            offeredPacketsPerSec: 1000,
+            servedPacketsPerSec: 1000,
+            cpuCores: 0.3,
+            rawVelocityPacketsPerCpuSec: v,
+          }),
+        ],
+        state,
+      );
+      state = out.state;
+      seen.push(out.d.p!.velocityPacketsPerCpuSec);
+    }
+    // 4000, 4000, 4000 − 0.3 × 1200 = 3640, (null: kept) 3640,
+    // 3640 − 0.3 × 840 = 3388, 3388 − 0.3 × 588 = 3211.6
+    expect(seen.map((v) => (v === null ? null : Math.round(v * 10) / 10))).toEqual([
+      4000, 4000, 3640, 3640, 3388, 3211.6,
+    ]);
+  });
+});
+
+describe("directives", () => {
+  it("maps the allocation onto a v2 weight and a CPU count", () => {
+    // weight = round(share of capacity × 10000), within 1..10000; CPUs = ceil(millis / 1000) ≥ 1
+    expect(weightForAllocation(500, 2000)).toBe(2500);
+    expect(weightForAllocation(0, 2000)).toBe(1);
+    expect(weightForAllocation(2000, 2000)).toBe(10_000);
+    expect(cpuCountForAllocation(0)).toBe(1);
+    expect(cpuCountForAllocation(1000)).toBe(1);
+    expect(cpuCountForAllocation(1001)).toBe(2);
+  });
+});
+
+describe("state", () => {
+  it("serialises to a plain record, and a resumed state steps exactly like the live one", () => {
+    const rnd = seeded(3);
+    const specs = Array.from({ length: 12 }, (_, i) =>
+      spec(`p${i}`, { minCpuMillis: 50, importance: ((i % 5) + 1) as PartitionSpec["importance"] }),
+    );
+    const k = knobs(3000);
+    let live: PolicyState = weirPolicy.initialState();
+    let resumed: PolicyState = weirPolicy.initialState();
+    for (let c = 0; c < 8; c++) {
+      const tps = specs
+        .filter(() => rnd() > 0.1)
+        .map((s) =>
+          throughput(s.id, {
+            offeredPacketsPerSec: 500 + rnd() * 3000,
+            servedPacketsPerSec: 500,
+            cpuCores: rnd() * 0.6,
+            throttledFraction: rnd() < 0.3 ? 0.5 : 0,
+            rawVelocityPacketsPerCpuSec: 2600 + rnd() * 2000,
+          }),
+        );
+      const a = step(k, specs, tps, live);
+      const b = step(k, specs, tps, resumed);
+      expect(b.directives).toEqual(a.directives);
+      live = a.state;
+      resumed = JSON.parse(JSON.stringify(b.state)) as PolicyState;
+    }
+    const record = JSON.parse(JSON.stringify(live)) as PolicyState;
+    expect(Object.keys(record.partitions)).toEqual(specs.map((s) => s.id));
+    expect(record.partitions.p0).toEqual({
+      cpuMillis: expect.any(Number),
+      demandCpuMillis: expect.any(Number),
+      velocityPacketsPerCpuSec: expect.any(Number),
+    });
+  });
+
+  it("includes the why when a decision is serialised", () => {
+    const out = step(knobs(1000), [spec("a")], []);
+    const json = JSON.parse(JSON.stringify(out.decisions[0])) as Decision;
+    expect(json.why).toBe(out.decisions[0]!.why);
+    expect(json.cpuMillis).toBe(1000);
+  });
+});
+
+describe("safety (property-style, seeded)", () => {
+  it("never allocates above capacity or max, nor below min when the mins fit", () => {
+    const rnd = seeded(20_261_127);
+    for (let trial = 0; trial < 60; trial++) {
+      const n = 1 + Math.floor(rnd() * 40);
+      const capacity = 500 + Math.floor(rnd() * 8000);
+      const specs = Array.from({ length: n }, (_, i) => {
+        const min = rnd() < 0.5 ? 0 : Math.floor(rnd() * 300);
+        return spec(`p${i}`, {
+          minCpuMillis: min,
+          maxCpuMillis: min + Math.floor(rnd() * 3000),
+          weight: 0.5 + rnd() * 10,
+          importance: (1 + Math.floor(rnd() * 5)) as PartitionSpec["importance"],
+          kind: rnd() < 0.15 ? "batch" : "network",
+          ...(rnd() < 0.2 ? { goalPacketsPerSec: rnd() * 5000 } : {}),
+        });
+      });
+      const sumMin = specs.reduce((s, p) => s + p.minCpuMillis, 0);
+      const k = knobs(capacity, {
+        leftover: rnd() < 0.5 ? "share" : "idle",
+        deadbandFraction: rnd() * 0.05,
+        maxShrinkFractionPerCycle: 0.05 + rnd() * 0.5,
+      });
+      let state: PolicyState = weirPolicy.initialState();
+      for (let c = 0; c < 10; c++) {
+        const tps = specs
+          .filter(() => rnd() > 0.15)
+          .map((s) =>
+            throughput(s.id, {
+              offeredPacketsPerSec: rnd() * 20_000,
+              servedPacketsPerSec: rnd() * 5000,
+              droppedPacketsPerSec: rnd() < 0.2 ? rnd() * 1000 : 0,
+              cpuCores: rnd() * 3,
+              throttledFraction: rnd() < 0.4 ? rnd() : 0,
+              rawVelocityPacketsPerCpuSec: rnd() < 0.1 ? null : 1000 + rnd() * 5000,
+            }),
+          );
+        // now and then the operator changes a bound or capacity shrinks
+        const specsNow =
+          c === 5
+            ? specs.map((s) => ({
+                ...s,
+                maxCpuMillis: Math.max(s.minCpuMillis, s.maxCpuMillis / 2),
+              }))
+            : specs;
+        const kNow = c === 7 ? { ...k, capacityCpuMillis: Math.floor(capacity * 0.6) } : k;
+        const out = step(kNow, specsNow, tps, state);
+        state = out.state;
+        let sum = 0;
+        for (const [i, d] of out.directives.entries()) {
+          const s = specsNow[i]!;
+          expect(Number.isInteger(d.cpuMillis)).toBe(true);
+          expect(d.cpuMillis).toBeLessThanOrEqual(Math.floor(s.maxCpuMillis));
+          if (sumMin <= kNow.capacityCpuMillis)
+            expect(d.cpuMillis).toBeGreaterThanOrEqual(s.minCpuMillis);
+          expect(d.weight).toBeGreaterThanOrEqual(1);
+          expect(d.weight).toBeLessThanOrEqual(10_000);
+          expect(d.cpuCount).toBe(Math.max(1, Math.ceil(d.cpuMillis / 1000)));
+          sum += d.cpuMillis;
+        }
+        expect(sum).toBeLessThanOrEqual(kNow.capacityCpuMillis);
+        // every decision can explain itself
+        for (const d of out.decisions) expect(d.why).toMatch(/granted \d[\d,]*m$/);
+      }
+    }
+  });
+});
