@@ -1,0 +1,160 @@
+// Root, real cgroup v1, real network namespaces and packets: `weir run` on two partitions,
+// each a packet server (CPU-bound under load) in its own cgroup. Traffic to one partition
+// grows; weir must move CPU toward it, write a cgroup value only when it changes, and restore
+// the values it found on SIGTERM. Bounded: ~14 s of load, at most ~20,000 packets.
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { CycleRecord } from "../../src/core/model.ts";
+import { runLoad } from "../../src/testbed/load.ts";
+import type { TestbedState } from "../../src/testbed/state.ts";
+import { testbedDown, testbedUp } from "../../src/testbed/testbed.ts";
+
+const REPO = path.resolve(import.meta.dirname, "../..");
+const PREFIX = `weirt${process.pid % 100000}m`;
+const isRoot = process.getuid?.() === 0;
+const hasV1 = existsSync("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+let tb: TestbedState | null = null;
+const dir = mkdtempSync(path.join(tmpdir(), "weir-e2e-run-"));
+
+afterAll(async () => {
+  if (tb) await testbedDown(tb.stateFile).catch(() => {});
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const quotaOf = (cgroup: string) =>
+  Number(readFileSync(`/sys/fs/cgroup/cpu/${cgroup}/cpu.cfs_quota_us`, "utf8"));
+const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
+
+describe.skipIf(!isRoot || !hasV1)("weir run on real cgroups (root, v1)", () => {
+  it("moves quota toward the partition whose traffic grows, never rewrites, restores on SIGTERM", async () => {
+    tb = await testbedUp({
+      prefix: PREFIX,
+      partitions: [{ name: "a" }, { name: "b" }],
+      costRounds: 40,
+      maxLifetimeMs: 120_000,
+    });
+    const [a, b] = tb.partitions as [
+      TestbedState["partitions"][number],
+      TestbedState["partitions"][number],
+    ];
+    const found = { a: quotaOf(a.cgroup), b: quotaOf(b.cgroup) };
+    const cfgPath = path.join(dir, "weir.yaml");
+    writeFileSync(
+      cfgPath,
+      [
+        "intervalMs: 100",
+        "capacity: { cpus: 2, reserve: 200m }",
+        "onShutdown: restore",
+        "policy: { leftover: idle }", // allocations show demand alone, not shared-out spare CPU
+        "partitions:",
+        ...[a, b].map((p) =>
+          [
+            `  - name: ${p.name}`,
+            `    cgroup: ${p.cgroup}`,
+            `    interfaces: [${p.hostIf}]`,
+            `    pid: ${p.serverPid}`,
+            "    min: 100m",
+          ].join("\n"),
+        ),
+      ].join("\n"),
+    );
+    const child = spawn(
+      process.execPath,
+      [path.join(REPO, "bin/weir.js"), "run", "-c", cfgPath, "--json"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    const records: CycleRecord[] = [];
+    let buf = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      buf += d.toString();
+      let i = buf.indexOf("\n");
+      while (i >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (line.startsWith('{"cycle"')) records.push(JSON.parse(line) as CycleRecord);
+        i = buf.indexOf("\n");
+      }
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) =>
+      child.on("exit", (code) => resolve(code)),
+    );
+    try {
+      // wait for the manager's first cycles
+      for (let i = 0; i < 200 && records.length < 5; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(records.length, stderr).toBeGreaterThanOrEqual(5);
+      const t0 = Date.now();
+      // a: 150 pps throughout; b: 150 pps, then 1,200 pps from 5 s (both bounded: 14 s)
+      const load = await runLoad({
+        targets: [
+          { name: "a", addr: a.nsAddr, port: a.port, schedule: { kind: "constant", pps: 150 } },
+          {
+            name: "b",
+            addr: b.nsAddr,
+            port: b.port,
+            schedule: { kind: "step", fromPps: 150, toPps: 1200, atMs: 5000 },
+          },
+        ],
+        durationMs: 14_000,
+        maxPackets: 20_000,
+      });
+      expect(load.totals.sent).toBeGreaterThan(5000);
+      const onLoad = records.filter((r) => r.startedAtMs >= t0);
+      const alloc = (r: CycleRecord, id: string) =>
+        r.partitions.find((p) => p.id === id)?.directive?.cpuMillis ?? Number.NaN;
+      const before = onLoad.filter((r) => r.startedAtMs < t0 + 4500);
+      const after = onLoad.filter((r) => r.startedAtMs > t0 + 10_000);
+      const bBefore = mean(before.map((r) => alloc(r, "b")));
+      const bAfter = mean(after.map((r) => alloc(r, "b")));
+      const aAfter = mean(after.map((r) => alloc(r, "a")));
+      console.info(`weir run e2e: b ${bBefore.toFixed(0)}m -> ${bAfter.toFixed(0)}m, a ${aAfter.toFixed(0)}m after the step`);
+      // b's traffic grew 8x: its allocation must grow and end above a's
+      expect(bAfter, `b before ${bBefore}m, after ${bAfter}m, a after ${aAfter}m`).toBeGreaterThan(
+        bBefore * 1.2,
+      );
+      expect(bAfter).toBeGreaterThan(aAfter);
+      // b's offered rate seen by weir's sensors follows the load (1,200 pps; generous bounds)
+      const bOffered = mean(
+        after.map(
+          (r) => r.partitions.find((p) => p.id === "b")?.throughput?.offeredPacketsPerSec ?? 0,
+        ),
+      );
+      expect(bOffered).toBeGreaterThan(600);
+      // never rewrite an unchanged value: a write happens only when the directive changed
+      const last: Record<string, number> = {};
+      let writes = 0;
+      for (const r of records) {
+        for (const p of r.partitions) {
+          if (!p.directive) continue;
+          const prev = last[p.id];
+          const quotaWritten = p.written.some((w) => w.includes("cfs_quota_us"));
+          if (quotaWritten) writes++;
+          if (prev !== undefined && prev === p.directive.cpuMillis)
+            expect(quotaWritten, `cycle ${r.cycle} ${p.id}`).toBe(false);
+          if (prev !== undefined && prev !== p.directive.cpuMillis)
+            expect(quotaWritten, `cycle ${r.cycle} ${p.id}`).toBe(true);
+          last[p.id] = p.directive.cpuMillis;
+        }
+      }
+      expect(writes).toBeGreaterThan(0);
+      expect(writes).toBeLessThan(records.length); // far fewer writes than cycles x partitions
+      // the kernel holds what weir last decided (period 100,000 us: quota = millis x 100)
+      expect(quotaOf(b.cgroup)).toBe(Math.round(last.b! * 100));
+    } finally {
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    }
+    // SIGTERM restored the values found at start
+    expect(quotaOf(a.cgroup)).toBe(found.a);
+    expect(quotaOf(b.cgroup)).toBe(found.b);
+  });
+});
