@@ -78,7 +78,8 @@ export const bench: Benchmark = {
       tables,
       notes: [
         "Latency resolution is the tick (5 ms at 1,000 partitions, 10 ms at 10,000).",
-        "Cycle CPU is process CPU time around Manager.runCycle (sim sensors, policy, sim actuators); the policy step is timed alone with performance.now().",
+        "Cycle CPU is process CPU time around Manager.runCycle (sim sensors, policy, sim actuators); the policy step alone is timed the same way (process CPU, so garbage collection that lands in it counts).",
+        "VPA-style updates once a minute (its updater's default), so in these short runs it keeps its initial equal requests.",
         "process RSS includes the simulator (queues, latency histograms) and is not the manager's footprint; bench/overhead.ts measures that on real cgroups.",
       ],
     };

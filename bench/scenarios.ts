@@ -167,6 +167,7 @@ export function summarise(
   notes.push(
     "Simulated: 1 ms ticks, CFS bandwidth (100 ms period, throttling, refill on quota write) and cpu.shares sharing on 2 CPUs; Poisson arrivals; receive queue 1,000 packets; cost per packet drifting ±30 % for all partitions together.",
     "Every policy runs inside weir's real Manager (src/manager/manager.ts) with the same sensors-shaped counters and the same actuator, which writes a cgroup value only when it changes.",
+    "Capacity is all CPUs (reserve 0, weir's config default). VPA-style updates once a minute, so in a 90-120 s run it resizes once or twice.",
     "manager µs/cycle is process CPU time (user+system) around Manager.runCycle: sampling the sim's counters, the policy step and the writes.",
   );
   return { figures, tables, notes };

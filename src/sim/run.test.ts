@@ -77,9 +77,9 @@ describe("a scenario through the real Manager (smoke, behavioural)", () => {
     const r = runScenario(hog, () => staticEqualCapsPolicy());
     const s = r.series!;
     expect(s.tMs.length).toBe(hog.durationMs / hog.intervalMs);
-    // 1,900m / 4 partitions = 475m each, from the first cycle on.
-    expect(new Set(s.partitions.hog!.capCpuMillis)).toEqual(new Set([475]));
-    // One write per partition: the quota (-1 -> 47500 us); weight 100 is 1024 shares, already there.
+    // 2,000m / 4 partitions = 500m each, from the first cycle on.
+    expect(new Set(s.partitions.hog!.capCpuMillis)).toEqual(new Set([500]));
+    // One write per partition: the quota (-1 -> 50000 us); weight 100 is 1024 shares, already there.
     expect(r.measures.allocationWrites).toBe(4);
   });
 });

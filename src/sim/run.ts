@@ -27,6 +27,13 @@ export interface ScenarioPartition {
   spec?: Partial<Omit<PartitionSpec, "id" | "kind">>;
 }
 
+export interface ReactionSpec {
+  partition: string;
+  atMs: number;
+  settleFromMs: number;
+  untilMs: number;
+}
+
 export interface Scenario {
   name: string;
   description: string;
@@ -42,8 +49,11 @@ export interface Scenario {
   seed: number;
   drift?: Partial<DriftOptions>;
   partitions: ScenarioPartition[];
-  /** A load step whose reaction time is measured: on `partition`, at `atMs`, settled by `untilMs`. */
-  reaction?: { partition: string; atMs: number; untilMs: number };
+  /**
+   * A load step whose reaction time is measured: on `partition`, at `atMs`; the allocation the
+   * policy settles on is the median of its caps over [settleFromMs, untilMs].
+   */
+  reaction?: ReactionSpec;
 }
 
 /** What a policy factory may know: the scenario, and (only the oracle uses it) the future. */
