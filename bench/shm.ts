@@ -4,12 +4,14 @@
 import { rmSync } from "node:fs";
 import os from "node:os";
 import { encodeReport, KeyRing, parseKeyHex, type ReportMessage } from "../src/transport/codec.ts";
+import { macKey } from "../src/transport/mac.ts";
 import { AgentSlot, ManagerTable } from "../src/transport/shm.ts";
 import { ShmReportSource } from "../src/transport/shm-source.ts";
 import { type BenchFigure, type Benchmark, isMain, nowNs, runStandalone } from "./harness.ts";
 
 const SLOTS = 10_000;
-const KEY = parseKeyHex("5e".repeat(32));
+const KEY_BYTES = parseKeyHex("5e".repeat(32));
+const KEY = macKey(KEY_BYTES);
 
 const message = (i: number, seq: number, now: number): ReportMessage => ({
   partitionIndex: i,
@@ -148,7 +150,7 @@ export const bench: Benchmark = {
       //    verify (HMAC) + bookkeeping.
       table.close();
       const keys = new KeyRing(
-        Array.from({ length: SLOTS }, (_, i) => ({ index: i, id: `p${i}`, key: KEY })),
+        Array.from({ length: SLOTS }, (_, i) => ({ index: i, id: `p${i}`, key: KEY_BYTES })),
       );
       const source = new ShmReportSource({ path, keys, slotCount: SLOTS, maxAgeMs: 600_000 });
       const verifiedRuns: number[] = [];

@@ -14,6 +14,7 @@ import {
   type ReportMessage,
   sequenceCounter,
 } from "../transport/codec.ts";
+import { type MacKey, macKey } from "../transport/mac.ts";
 import type { AgentChannel } from "../transport/source.ts";
 import type { CpuOnlineController, HookRunner } from "./apply.ts";
 import type { AgentCounterSource, AgentCounters } from "./counters.ts";
@@ -67,6 +68,7 @@ export class Agent {
   private readonly now: () => number;
   private readonly nextSequence: () => number;
   private readonly out = new Uint8Array(REPORT_BYTES);
+  private readonly mac: MacKey;
   private prev: { counters: AgentCounters; atMs: number } | null = null;
   private lastApplied: { cpuMillis: number; weight: number; cpuCount: number } | null = null;
   private readonly s = { reports: 0, directives: 0, applied: 0, errors: 0 };
@@ -75,6 +77,7 @@ export class Agent {
     this.o = o;
     this.now = o.now ?? Date.now;
     this.nextSequence = sequenceCounter(this.now);
+    this.mac = macKey(o.key);
   }
 
   /** Read counters, compute velocity, sign and publish one report. Null when counters failed. */
@@ -101,7 +104,7 @@ export class Agent {
     };
     this.prev = { counters, atMs };
     try {
-      this.o.channel.publish(encodeReport(report, this.o.key, this.out));
+      this.o.channel.publish(encodeReport(report, this.mac, this.out));
     } catch (err) {
       this.error("publish", err);
       return null;

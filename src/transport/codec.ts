@@ -5,8 +5,9 @@
 // Verification checks, in this order: size, magic, version, type, length field, partition,
 // MAC (timing-safe), content, sequence (strictly increasing per partition: replay), timestamp
 // (bounded skew: stale / future). The first failing check names the rejection reason.
-import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import type { PartitionId } from "../core/model.ts";
+import { isMacKey, type MacKey, macKey } from "./mac.ts";
 
 /** Bytes 0..3 of every message: "WEIR" in ASCII (0x52494557 read as u32 little-endian). */
 export const WIRE_MAGIC = 0x52494557;
@@ -86,7 +87,7 @@ export interface PartitionKeyEntry {
 
 /** Index -> (id, key) lookup shared by verifiers and encoders. */
 export class KeyRing {
-  private readonly byIndex = new Map<number, { id: PartitionId; key: KeyObject }>();
+  private readonly byIndex = new Map<number, { id: PartitionId; key: MacKey }>();
   private readonly byId = new Map<PartitionId, number>();
 
   constructor(entries: Iterable<PartitionKeyEntry>) {
@@ -99,11 +100,11 @@ export class KeyRing {
         );
       if (this.byIndex.has(e.index)) throw new RangeError(`partition index ${e.index} used twice`);
       if (this.byId.has(e.id)) throw new RangeError(`partition id '${e.id}' used twice`);
-      this.byIndex.set(e.index, { id: e.id, key: createSecretKey(e.key) });
+      this.byIndex.set(e.index, { id: e.id, key: macKey(e.key) });
       this.byId.set(e.id, e.index);
     }
   }
-  key(index: number): KeyObject | undefined {
+  key(index: number): MacKey | undefined {
     return this.byIndex.get(index)?.key;
   }
   id(index: number): PartitionId | undefined {
@@ -133,11 +134,11 @@ export function parseKeyHex(hex: string): Uint8Array {
   return new Uint8Array(key);
 }
 
-type Key = KeyObject | Uint8Array;
+/** A raw key (prepared on every call) or a prepared one (macKey(), KeyRing.key()). */
+export type Key = MacKey | Uint8Array;
 
 function macInto(key: Key, bytes: Uint8Array, end: number, out: Uint8Array, at: number): void {
-  const digest = createHmac("sha256", key).update(bytes.subarray(0, end)).digest();
-  out.set(digest, at);
+  (isMacKey(key) ? key : macKey(key)).sign(bytes, end, out, at);
 }
 
 function dv(bytes: Uint8Array): DataView {
