@@ -36,7 +36,7 @@ describe("demo scenario", () => {
     // p2 sits at 200m, the shift starts at 15 s, it climbs 200 -> 500 -> 900 -> 1000 and stays.
     const pts: AllocationPoint[] = [{ tMs: 14_900, cpuMillis: { p2: 200 } }];
     const climb = [500, 900, 1000];
-    climb.forEach((c, i) => pts.push({ tMs: 15_000 + i * 100, cpuMillis: { p2: c } }));
+    for (const [i, c] of climb.entries()) pts.push({ tMs: 15_000 + i * 100, cpuMillis: { p2: c } });
     for (let t = 15_300; t < 30_000; t += 100) pts.push({ tMs: t, cpuMillis: { p2: 1000 } });
     // settled 1000, start 200: 90 % of the way is 200 + 0.9 * 800 = 920 -> first reached at 15,200 ms
     expect(followMs(pts, plan.phases[1]!)).toBe(200);

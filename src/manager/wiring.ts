@@ -3,7 +3,7 @@
 import os from "node:os";
 import { createActuatorBackend } from "../actuators/index.ts";
 import type { ActuatorBackend } from "../actuators/types.ts";
-import type { Decision, Directive, PartitionStatus, WeirErrorInfo } from "../core/model.ts";
+import type { Decision, Directive } from "../core/model.ts";
 import type { PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import { openPartitionSensor } from "../sensors/partition.ts";

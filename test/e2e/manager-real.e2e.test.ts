@@ -116,7 +116,9 @@ describe.skipIf(!isRoot || !hasV1)("weir run on real cgroups (root, v1)", () => 
       const bBefore = mean(before.map((r) => alloc(r, "b")));
       const bAfter = mean(after.map((r) => alloc(r, "b")));
       const aAfter = mean(after.map((r) => alloc(r, "a")));
-      console.info(`weir run e2e: b ${bBefore.toFixed(0)}m -> ${bAfter.toFixed(0)}m, a ${aAfter.toFixed(0)}m after the step`);
+      console.info(
+        `weir run e2e: b ${bBefore.toFixed(0)}m -> ${bAfter.toFixed(0)}m, a ${aAfter.toFixed(0)}m after the step`,
+      );
       // b's traffic grew 8x: its allocation must grow and end above a's
       expect(bAfter, `b before ${bBefore}m, after ${bAfter}m, a after ${aAfter}m`).toBeGreaterThan(
         bBefore * 1.2,
