@@ -88,7 +88,13 @@ export const partitionSchema = z
           .string()
           .regex(/^[0-9a-fA-F]{32,128}$/, "must be 32-128 hex digits (rule: hmac-key)")
           .describe("per-partition HMAC key, hex"),
-        slot: z.number().int().min(0).optional().describe("shared-memory slot index"),
+        index: z
+          .number()
+          .int()
+          .min(0)
+          .max(65_535)
+          .optional()
+          .describe("partition index on the wire and slot number (default: place in the list)"),
       })
       .strict()
       .optional(),

@@ -5,6 +5,8 @@ import { createApi } from "../api/app.ts";
 import { createMetrics } from "../api/metrics.ts";
 import { parseListen, type RunningApi, serveApi } from "../api/server.ts";
 import type { CycleRecord } from "../core/model.ts";
+import { crossCheck } from "../transport/source.ts";
+import { openAgentTransports } from "./agents.ts";
 import type { Config } from "./config.ts";
 import type { Manager } from "./manager.ts";
 import { saveState } from "./state-file.ts";
@@ -34,8 +36,12 @@ export interface RunningManager {
 export async function startManager(o: RunOptions): Promise<RunningManager> {
   const { cfg, logger } = o;
   const metrics = createMetrics();
+  const now = o.hooks?.now ?? (() => performance.timeOrigin + performance.now());
+  const agents = await openAgentTransports(cfg, now);
   const wired = buildManager(cfg, {
     dryRun: o.dryRun ?? false,
+    now,
+    ...(agents ? { reports: agents, crossCheck: (h, a) => crossCheck(h, a, 0.25) } : {}),
     ...o.hooks,
     onChange: (dec, d) => {
       logger.info(
@@ -87,6 +93,20 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
     logger.info(`HTTP API and dashboard at ${api.url}/`);
   }
   if (o.onRecord) manager.subscribe(o.onRecord);
+  let agentsDone: Promise<void> = Promise.resolve();
+  if (agents) {
+    agentsDone = agents.start(o.signal);
+    for (const s of agents.sources) logger.info(`agent reports over ${s.transport}`);
+    // count rejected reports by reason (the sources keep running totals)
+    const seen: Record<string, number> = {};
+    manager.subscribe(() => {
+      for (const [reason, total] of Object.entries(agents.rejected())) {
+        const d = total - (seen[reason] ?? 0);
+        if (d > 0) metrics.reportRejected(reason, d);
+        seen[reason] = total;
+      }
+    });
+  }
 
   const save = () => {
     if (!cfg.stateFile) return;
@@ -118,6 +138,8 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
           : "stopped; kept the last values written",
       );
       if (api) await api.close();
+      await agentsDone;
+      agents?.close();
     }
   })();
   return { manager, api, done };
