@@ -89,6 +89,7 @@ export class WeirDecision implements Decision {
   #why: string | undefined;
 
   constructor(
+    partition: PartitionId,
     spec: PartitionSpec,
     throughput: Throughput | null,
     context: StepContext,
@@ -103,7 +104,7 @@ export class WeirDecision implements Decision {
     effectiveMinCpuMillis: number,
     bits: number,
   ) {
-    this.partition = spec.id;
+    this.partition = partition;
     this.demandCpuMillis = demandCpuMillis;
     this.previousCpuMillis = previousCpuMillis;
     this.cpuMillis = cpuMillis;
@@ -281,11 +282,19 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
           : "batch: no traffic demand and left-over is kept idle, so it gets its guarantee",
       );
       break;
-    case "held":
-      parts.push(
-        `no throughput this cycle: keeps its previous ${millis(x.previousCpuMillis ?? 0)}`,
-      );
+    case "held": {
+      const prev = x.previousCpuMillis ?? 0;
+      if (prev > x.maxCpuMillis + 0.5)
+        parts.push(
+          `no throughput this cycle: its previous ${millis(prev)} is cut to its max ${millis(x.maxCpuMillis)}`,
+        );
+      else if (prev < x.minCpuMillis - 0.5)
+        parts.push(
+          `no throughput this cycle: its previous ${millis(prev)} is raised to its guarantee ${millis(x.minCpuMillis)}`,
+        );
+      else parts.push(`no throughput this cycle: keeps its previous ${millis(prev)}`);
       break;
+    }
     case "unseen":
       parts.push(
         `no throughput yet and no previous allocation: starts at its guarantee ${millis(x.minCpuMillis)}${share ? " plus a weighted share of the left-over" : ""}`,
@@ -301,7 +310,8 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
     parts.push(
       `guarantees exceed capacity ${millis(d.context.capacityCpuMillis)}, so its min ${millis(x.minCpuMillis)} is cut to ${millis(x.effectiveMinCpuMillis)}`,
     );
-  if (x.tierGrantCpuMillis < x.targetCpuMillis - 0.5)
+  const guaranteeCut = x.effectiveMinCpuMillis < x.minCpuMillis - 0.5;
+  if (x.tierGrantCpuMillis < x.targetCpuMillis - 0.5 && !guaranteeCut)
     parts.push(
       `importance ${x.importance} tier had ${millis(x.tierGrantCpuMillis)} of ${millis(x.targetCpuMillis)} for it`,
     );

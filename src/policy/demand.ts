@@ -84,8 +84,9 @@ export function assessNetworkDemand(
   out: DemandAssessment = emptyAssessment(),
 ): DemandAssessment {
   const headroom = 1 + knobs.headroomFraction;
-  const used = Math.max(0, tp.cpuCores) * MILLIS_PER_CPU;
-  const offered = Math.max(0, tp.offeredPacketsPerSec);
+  // A garbage reading (NaN, negative, infinite) counts as 0, never as a huge demand.
+  const used = rate(tp.cpuCores) * MILLIS_PER_CPU;
+  const offered = rate(tp.offeredPacketsPerSec);
   const useNeed = used * headroom;
   // Offered load is unknown when nothing counted arrivals although replies went out, or when
   // there is no velocity to convert packets into CPU.
@@ -94,7 +95,7 @@ export function assessNetworkDemand(
   const trafficNeed = offeredKnown ? cpuMillisForPackets(offered, velocity) * headroom : null;
 
   const throttled = tp.throttledFraction >= knobs.throttledThreshold;
-  const anyDrops = tp.droppedPacketsPerSec > 0;
+  const anyDrops = rate(tp.droppedPacketsPerSec) > 0;
   const dropsIgnored =
     anyDrops && prevCpuMillis !== null && used < DROPS_CONFIRM_AT_USE_FRACTION * prevCpuMillis;
   const dropping = anyDrops && !dropsIgnored;
@@ -139,6 +140,9 @@ export function assessNetworkDemand(
   out.demandCpuMillis = goalFloor !== null && goalFloor > smoothed ? goalFloor : smoothed;
   return out;
 }
+
+/** A non-negative finite number, else 0. */
+const rate = (x: number): number => (x > 0 && x < Number.POSITIVE_INFINITY ? x : 0);
 
 /** A blank assessment (the step reuses one for every partition instead of allocating). */
 export function emptyAssessment(): DemandAssessment {

@@ -509,3 +509,75 @@ describe("safety (property-style, seeded)", () => {
     }
   });
 });
+
+describe("edge cases", () => {
+  it("cuts guarantees in importance order when they exceed capacity, and says so", () => {
+    const out = step(
+      knobs(500),
+      [
+        spec("a", { minCpuMillis: 200, importance: 1 }),
+        spec("b", { minCpuMillis: 400, importance: 2 }),
+      ],
+      [],
+    );
+    // importance 1's 200 fits; importance 2's 400 gets the 300 left (× 0.75); sum 500
+    expect([out.d.a!.cpuMillis, out.d.b!.cpuMillis]).toEqual([200, 300]);
+    expect(out.d.b!.why).toBe(
+      "no throughput yet and no previous allocation: starts at its guarantee 400m plus a weighted share of the left-over; guarantees exceed capacity 500m, so its min 400m is cut to 300m; granted 300m",
+    );
+  });
+
+  it("applies a lowered max to a partition that stopped reporting at once", () => {
+    // the manager lowers a stale partition's max to its min. The shrink limit protects only
+    // what it needed within the new bounds (min(640, 600 → max 100) × 0.9 = 90), so it drops at once
+    const out = step(
+      knobs(2000),
+      [spec("gone", { minCpuMillis: 100, maxCpuMillis: 100 })],
+      [],
+      saved({ gone: { cpu: 640, demand: 600 } }),
+    );
+    expect(out.d.gone!.cpuMillis).toBe(100);
+    expect(out.d.gone!.why).toBe(
+      "no throughput this cycle: its previous 640m is cut to its max 100m; granted 100m",
+    );
+  });
+
+  it("keeps each partition's history when partitions come and go", () => {
+    const k = knobs(2000, { leftover: "idle" });
+    const calm = (id: string) =>
+      throughput(id, {
+        offeredPacketsPerSec: 800,
+        servedPacketsPerSec: 800,
+        cpuCores: 0.2,
+        rawVelocityPacketsPerCpuSec: 4000,
+      });
+    const first = step(k, [spec("a"), spec("b")], [calm("a"), calm("b")]);
+    const second = step(k, [spec("b"), spec("c")], [calm("b")], first.state);
+    // b carries its allocation (240m = 200m × 1.2) and velocity; c is new with no data
+    expect(second.d.b!.previousCpuMillis).toBe(240);
+    expect(second.d.b!.velocityPacketsPerCpuSec).toBe(4000);
+    expect(second.d.c!.previousCpuMillis).toBe(0);
+    expect(second.d.c!.detail.source).toBe("unseen");
+    expect(Object.keys(JSON.parse(JSON.stringify(second.state)).partitions)).toEqual(["b", "c"]);
+  });
+
+  it("treats garbage readings as zero, never as demand", () => {
+    const out = step(
+      knobs(1000, { leftover: "idle" }),
+      [spec("x", { minCpuMillis: 50 })],
+      [
+        throughput("x", {
+          offeredPacketsPerSec: Number.NaN,
+          servedPacketsPerSec: -5,
+          droppedPacketsPerSec: Number.POSITIVE_INFINITY,
+          cpuCores: Number.NaN,
+          throttledFraction: Number.NaN,
+          rawVelocityPacketsPerCpuSec: Number.NaN,
+        }),
+      ],
+    );
+    // nothing usable: use 0m × 1.2 = 0m → its guarantee 50m
+    expect(out.d.x!.cpuMillis).toBe(50);
+    expect(out.d.x!.velocityPacketsPerCpuSec).toBeNull();
+  });
+});

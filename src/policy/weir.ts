@@ -159,10 +159,12 @@ function step(
   readPrevious(state, specs, prevCpu, prevDemand, prevVelocity);
   const tps = alignThroughput(specs, input.throughput);
   const a = emptyAssessment();
+  const ids: PartitionId[] = new Array(n);
   let receiverImportance = 6;
 
   for (let i = 0; i < n; i++) {
     const spec = specs[i]!;
+    ids[i] = spec.id;
     const min = minOf(spec);
     const max = maxOf(spec);
     lo[i] = min;
@@ -258,11 +260,8 @@ function step(
   };
   const directives: Directive[] = new Array(n);
   const decisions: WeirDecision[] = new Array(n);
-  const ids: PartitionId[] = new Array(n);
   for (let i = 0; i < n; i++) {
-    const spec = specs[i]!;
-    const id = spec.id;
-    ids[i] = id;
+    const id = ids[i]!;
     const cpu = final[i]!;
     directives[i] = {
       partition: id,
@@ -275,7 +274,8 @@ function step(
     const v = velocity[i]!;
     const hasPrev = !Number.isNaN(p);
     decisions[i] = new WeirDecision(
-      spec,
+      id,
+      specs[i]!,
       tps[i]!,
       context,
       Math.round(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!)),
