@@ -108,7 +108,9 @@ export class DatagramReportSource implements ReportSource {
     const r = this.verifier.verify(msg);
     if (r.ok) {
       this.reports.accept(r, this.now());
-      this.agentAddress.set(r.partition, { address: rinfo.address, port: rinfo.port });
+      const known = this.agentAddress.get(r.partition);
+      if (known === undefined || known.port !== rinfo.port || known.address !== rinfo.address)
+        this.agentAddress.set(r.partition, { address: rinfo.address, port: rinfo.port });
     }
   }
 
