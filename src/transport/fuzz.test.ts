@@ -284,7 +284,7 @@ describe("fuzz: bad reports are counted by reason and never accepted", () => {
       (key, i) => new ShmAgentChannel({ path, partitionIndex: i, key, now: () => NOW }),
     );
     // Each partition first publishes one good report (so replays have something to replay).
-    gen.legitReports().forEach((b, i) => agents[i]!.publish(b));
+    for (const [i, b] of gen.legitReports().entries()) agents[i]!.publish(b);
     expect(source.latest().size).toBe(PARTITIONS);
     const acceptedBefore = source.accepted();
     const expected = emptyRejectCounts();
