@@ -1,10 +1,18 @@
+import { execFileSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { macBackend, macKey } from "./mac.ts";
 
 describe("HMAC-SHA256 backends", () => {
-  it("libcrypto loads on this machine (the fast path the benchmarks use)", () => {
-    expect(macBackend()).toBe("libcrypto");
+  const hasLibcrypto = (() => {
+    try {
+      return execFileSync("ldconfig", ["-p"], { encoding: "utf8" }).includes("libcrypto.so.3");
+    } catch {
+      return false;
+    }
+  })();
+  it.skipIf(!hasLibcrypto)("uses libcrypto where the system has it (the fast path)", () => {
+    expect(macBackend()).toBe(process.env.WEIR_MAC === "node" ? "node" : "libcrypto");
   });
 
   for (const backend of ["libcrypto", "node"] as const) {
