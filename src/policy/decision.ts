@@ -1,4 +1,5 @@
-// The policy's verdict on one partition. Its reasons are kept as a few numbers; the `why`
+// The policy's verdict on one partition. Its reasons are kept as a few numbers (StepReasons,
+// one set of arrays per step shared by its decisions); the `why`
 // sentence is written from them the first time someone reads it (a log line, the API, a
 // test), so a 10,000-partition step does not format 10,000 sentences nobody reads (formatting
 // them all costs more than the rest of the step). The demand assessment is not stored either:
@@ -28,6 +29,26 @@ export interface StepContext {
   knobs: PolicyKnobs;
   capacityCpuMillis: number;
   deadbandCpuMillis: number;
+}
+
+/**
+ * The few numbers per partition a decision's reasons need beyond its own fields, kept by the
+ * step in arrays indexed like its spec list (one set per step, shared by its decisions, so a
+ * decision is a small object).
+ */
+export interface StepReasons {
+  context: StepContext;
+  specs: readonly PartitionSpec[];
+  throughput: ReadonlyArray<Throughput | null>;
+  /** Last cycle's smoothed demand (NaN = none). */
+  prevDemand: Float64Array;
+  /** Core allocation before post-processing, and its left-over part. */
+  ideal: Float64Array;
+  leftover: Float64Array;
+  /** Guarantee honoured (less than min only when the mins exceed capacity). */
+  effectiveMin: Float64Array;
+  /** packBits(source, marks, receiver, hadPrevious). */
+  bits: Uint8Array;
 }
 
 /** The reasons behind one decision as a plain object (for tests, the API, debugging). */
@@ -78,31 +99,19 @@ export class WeirDecision implements Decision {
   readonly cpuMillis: CpuMillis;
   readonly velocityPacketsPerCpuSec: number | null;
   readonly performanceIndex: number | null;
-  readonly #spec: PartitionSpec;
-  readonly #throughput: Throughput | null;
-  readonly #context: StepContext;
-  readonly #prevDemand: number;
-  readonly #ideal: number;
-  readonly #leftover: number;
-  readonly #effectiveMin: number;
-  readonly #bits: number;
+  readonly #reasons: StepReasons;
+  readonly #index: number;
   #why: string | undefined;
 
   constructor(
+    reasons: StepReasons,
+    index: number,
     partition: PartitionId,
-    spec: PartitionSpec,
-    throughput: Throughput | null,
-    context: StepContext,
     demandCpuMillis: CpuMillis,
     previousCpuMillis: CpuMillis,
     cpuMillis: CpuMillis,
     velocityPacketsPerCpuSec: number | null,
     performanceIndex: number | null,
-    prevDemandCpuMillis: number,
-    idealCpuMillis: number,
-    leftoverCpuMillis: number,
-    effectiveMinCpuMillis: number,
-    bits: number,
   ) {
     this.partition = partition;
     this.demandCpuMillis = demandCpuMillis;
@@ -110,14 +119,8 @@ export class WeirDecision implements Decision {
     this.cpuMillis = cpuMillis;
     this.velocityPacketsPerCpuSec = velocityPacketsPerCpuSec;
     this.performanceIndex = performanceIndex;
-    this.#spec = spec;
-    this.#throughput = throughput;
-    this.#context = context;
-    this.#prevDemand = prevDemandCpuMillis;
-    this.#ideal = idealCpuMillis;
-    this.#leftover = leftoverCpuMillis;
-    this.#effectiveMin = effectiveMinCpuMillis;
-    this.#bits = bits;
+    this.#reasons = reasons;
+    this.#index = index;
     this.#why = undefined;
   }
 
@@ -132,36 +135,41 @@ export class WeirDecision implements Decision {
   }
 
   get spec(): PartitionSpec {
-    return this.#spec;
+    return this.#reasons.specs[this.#index]!;
   }
 
   get throughput(): Throughput | null {
-    return this.#throughput;
+    return this.#reasons.throughput[this.#index]!;
   }
 
   get context(): StepContext {
-    return this.#context;
+    return this.#reasons.context;
   }
 
   get detail(): DecisionDetail {
-    const spec = this.#spec;
-    const bits = this.#bits;
+    const r = this.#reasons;
+    const i = this.#index;
+    const spec = r.specs[i]!;
+    const bits = r.bits[i]!;
+    const prevDemand = r.prevDemand[i]!;
+    const ideal = r.ideal[i]!;
+    const leftover = r.leftover[i]!;
     const source = bits & 3;
     const marks = (bits >> MARKS_SHIFT) & 7;
     const hadPrevious = (bits & HAD_PREVIOUS_BIT) !== 0;
     const prev = hadPrevious ? this.previousCpuMillis : Number.NaN;
     const min = minOf(spec);
     const max = maxOf(spec);
-    const tp = this.#throughput;
+    const tp = r.throughput[i]!;
     const assessment =
       source === Source.network && tp !== null
         ? assessNetworkDemand(
             tp,
             this.velocityPacketsPerCpuSec,
             hadPrevious ? prev : null,
-            Number.isNaN(this.#prevDemand) ? null : this.#prevDemand,
+            Number.isNaN(prevDemand) ? null : prevDemand,
             spec.goalPacketsPerSec,
-            this.#context.knobs,
+            r.context.knobs,
           )
         : null;
     const target =
@@ -170,7 +178,7 @@ export class WeirDecision implements Decision {
         : source === Source.held
           ? clamp(prev, min, max)
           : min;
-    const need = protectedNeed(source, prev, this.#prevDemand, min, max);
+    const need = protectedNeed(source, prev, prevDemand, min, max);
     return {
       source: SOURCES[source]!,
       importance: importanceOf(spec),
@@ -178,11 +186,11 @@ export class WeirDecision implements Decision {
       receiver: (bits & RECEIVER_BIT) !== 0,
       minCpuMillis: min,
       maxCpuMillis: max,
-      effectiveMinCpuMillis: this.#effectiveMin,
+      effectiveMinCpuMillis: r.effectiveMin[i]!,
       targetCpuMillis: target,
-      tierGrantCpuMillis: this.#ideal - this.#leftover,
-      leftoverCpuMillis: this.#leftover,
-      idealCpuMillis: this.#ideal,
+      tierGrantCpuMillis: ideal - leftover,
+      leftoverCpuMillis: leftover,
+      idealCpuMillis: ideal,
       previousCpuMillis: hadPrevious ? prev : null,
       protectedCpuMillis: hadPrevious ? (Number.isNaN(need) ? prev : Math.min(prev, need)) : null,
       deadband: (marks & Marks.deadband) !== 0,

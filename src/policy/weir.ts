@@ -17,7 +17,7 @@ import {
   createAllocationScratch,
   Mode,
 } from "./allocate.ts";
-import { packBits, type StepContext, WeirDecision } from "./decision.ts";
+import { packBits, type StepReasons, WeirDecision } from "./decision.ts";
 import {
   assessNetworkDemand,
   emptyAssessment,
@@ -110,31 +110,18 @@ function step(
   const capacity = Math.max(0, Math.floor(knobs.capacityCpuMillis));
   const shareLeftover = knobs.leftover === "share";
 
-  // What the output keeps: the next state's three arrays. Everything else is scratch.
+  // What the output keeps: the next state's three arrays and the decisions' reasons.
+  // Everything else is scratch.
   const final = new Float64Array(n);
   const demand = new Float64Array(n);
   const velocity = new Float64Array(n);
-  const buf = sc.fit(n, 14, 6);
-  const [
-    prevCpu,
-    prevDemand,
-    prevVelocity,
-    lo,
-    hi,
-    weight,
-    target,
-    prevNeed,
-    effectiveMin,
-    ideal,
-    leftover,
-    pis,
-    post0,
-    post1,
-  ] = buf.f64 as [
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
+  const prevDemand = new Float64Array(n);
+  const ideal = new Float64Array(n);
+  const leftover = new Float64Array(n);
+  const effectiveMin = new Float64Array(n);
+  const bits = new Uint8Array(n);
+  const buf = sc.fit(n, 10, 6);
+  const [prevCpu, prevVelocity, lo, hi, weight, target, prevNeed, pis, post0, post1] = buf.f64 as [
     Float64Array,
     Float64Array,
     Float64Array,
@@ -253,10 +240,15 @@ function step(
   };
   runPostProcessors(frame, postProcessors, final, marks, [post0, post1]);
 
-  const context: StepContext = {
-    knobs,
-    capacityCpuMillis: capacity,
-    deadbandCpuMillis: frame.deadbandCpuMillis,
+  const reasons: StepReasons = {
+    context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
+    specs,
+    throughput: tps,
+    prevDemand,
+    ideal,
+    leftover,
+    effectiveMin,
+    bits,
   };
   const directives: Directive[] = new Array(n);
   const decisions: WeirDecision[] = new Array(n);
@@ -272,22 +264,18 @@ function step(
     const p = prevCpu[i]!;
     const d = demand[i]!;
     const v = velocity[i]!;
+    const pi = pis[i]!;
     const hasPrev = !Number.isNaN(p);
+    bits[i] = packBits(source[i]!, marks[i]!, receiver[i] === 1, hasPrev);
     decisions[i] = new WeirDecision(
+      reasons,
+      i,
       id,
-      specs[i]!,
-      tps[i]!,
-      context,
       Math.round(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!)),
       hasPrev ? p : 0,
       cpu,
       Number.isNaN(v) ? null : v,
-      Number.isNaN(pis[i]!) ? null : pis[i]!,
-      prevDemand[i]!,
-      ideal[i]!,
-      leftover[i]!,
-      effectiveMin[i]!,
-      packBits(source[i]!, marks[i]!, receiver[i] === 1, hasPrev),
+      Number.isNaN(pi) ? null : pi,
     );
   }
   return {
