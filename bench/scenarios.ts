@@ -1,7 +1,7 @@
 // Side-by-side scenarios: weir and every baseline on the same simulated load, through weir's
 // real Manager, sensors-shaped sim counters and the CFS-bandwidth sim hypervisor.
 // Run: npx tsx bench/scenarios.ts [--json] [--quick]   (or: weir bench scenarios)
-import { policyFactories } from "../src/sim/policies.ts";
+import { type NamedPolicy, policyFactories, weirSmallDeadband } from "../src/sim/policies.ts";
 import { type RunResult, runScenario, type Scenario } from "../src/sim/run.ts";
 import { smallScenarios } from "../src/sim/scenarios.ts";
 import {
@@ -19,7 +19,7 @@ export interface SuiteResult {
 type Table = NonNullable<BenchResult["tables"]>[number];
 
 export const labelOf = (policy: string): string =>
-  policyFactories.find((p) => p.name === policy)?.label ?? policy;
+  [...policyFactories, weirSmallDeadband].find((p) => p.name === policy)?.label ?? policy;
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
 const r2 = (x: number) => Math.round(x * 100) / 100;
@@ -29,7 +29,7 @@ const ms = (x: number | null) => (x === null ? "—" : Math.round(x));
 export function runSuite(
   scenarios: Scenario[],
   progress: (fraction: number, label?: string) => void = () => {},
-  policies = policyFactories,
+  policies: readonly NamedPolicy[] = policyFactories,
 ): SuiteResult {
   const total = scenarios.length * policies.length;
   let done = 0;
@@ -38,11 +38,11 @@ export function runSuite(
     const runs: RunResult[] = [];
     for (const p of policies) {
       const label = `${scenario.name} / ${p.name}`;
-      runs.push(
-        runScenario(scenario, p.make, {
-          onProgress: (f) => progress((done + f) / total, label),
-        }),
-      );
+      const r = runScenario(scenario, p.make, {
+        onProgress: (f) => progress((done + f) / total, label),
+        ...(p.knobs ? { knobs: p.knobs } : {}),
+      });
+      runs.push({ ...r, policy: p.name });
       done++;
       progress(done / total, label);
     }
@@ -106,9 +106,7 @@ export function summarise(
       vsOracle.push([
         scenario.name,
         r1(ratio * 100),
-        none
-          ? r1((none.measures.p99LatencyMs / Math.max(1e-9, weir.measures.p99LatencyMs)) * 10) / 10
-          : "—",
+        none ? r1(none.measures.p99LatencyMs / Math.max(1e-9, weir.measures.p99LatencyMs)) : "—",
         r2(weir.measures.batchCpuCores),
         r2(oracle.measures.batchCpuCores),
       ]);
