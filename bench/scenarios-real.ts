@@ -234,6 +234,26 @@ export const bench: Benchmark = {
           ]);
         }
       }
+      for (const [scName, byPolicy] of results) {
+        const w = byPolicy.get("weir");
+        if (!w) continue;
+        for (const [policyName, r] of byPolicy) {
+          if (policyName === "weir") continue;
+          const wins: string[] = [];
+          if (r.served - w.served > 0.005)
+            wins.push(
+              `served ${(r.served * 100).toFixed(1)} % vs weir's ${(w.served * 100).toFixed(1)} %`,
+            );
+          if (r.p99 < 0.8 * w.p99)
+            wins.push(
+              `worst-partition p99 ${r.p99.toFixed(1)} ms vs weir's ${w.p99.toFixed(1)} ms`,
+            );
+          if (wins.length > 0)
+            notes.push(
+              `weir loses on the real testbed (${scName}) to ${policyFactories.find((p) => p.name === policyName)?.label}: ${wins.join("; ")}.`,
+            );
+        }
+      }
       const hog = results.get("hog");
       const w = hog?.get("weir");
       const none = hog?.get("none");
