@@ -320,15 +320,18 @@ export class Manager implements ManagerView {
       const nowMs = this.opts.now();
       if (next < nowMs) next = nowMs + interval - ((nowMs - next) % interval);
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.max(0, next - this.opts.now()));
-        signal.addEventListener(
-          "abort",
+        const onAbort = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        const t = setTimeout(
           () => {
-            clearTimeout(t);
+            signal.removeEventListener("abort", onAbort);
             resolve();
           },
-          { once: true },
+          Math.max(0, next - this.opts.now()),
         );
+        signal.addEventListener("abort", onAbort, { once: true });
       });
     }
   }
