@@ -12,7 +12,13 @@ import {
 } from "./postprocess.ts";
 
 function frame(
-  over: Partial<AllocationFrame> & { ideal: number[] },
+  over: Partial<Omit<AllocationFrame, "ideal" | "lo" | "hi" | "prev" | "prevNeed">> & {
+    ideal: number[];
+    lo?: number[];
+    hi?: number[];
+    prev?: number[];
+    prevNeed?: number[];
+  },
   n = over.ideal.length,
 ): AllocationFrame {
   const f = (xs: number[] | Float64Array | undefined, fill: number): Float64Array =>
