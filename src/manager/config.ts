@@ -132,7 +132,12 @@ export const configSchema = z
         smoothingDown: z.number().gt(0).max(1).default(0.2),
         velocitySmoothing: z.number().gt(0).max(1).default(0.3),
         throttledThreshold: z.number().min(0).max(1).default(0.05),
-        leftover: z.enum(["share", "idle"]).default("share"),
+        leftover: z
+          .enum(["share", "batch-first", "idle"])
+          .default("share")
+          .describe(
+            "share spare CPU by weight, give it to batch/constrained first, or keep it idle",
+          ),
       })
       .strict()
       .default({

@@ -24,9 +24,14 @@ export interface AllocationProblem {
   mode: Uint8Array;
   /** What the tier phase tries to reach: demand clamped into [lo, hi] (held: previous value). */
   target: Float64Array;
-  /** 1 when the partition may take left-over capacity (up to hi). */
+  /**
+   * Who may take left-over capacity (up to hi): 0 = no; 2 = can use it now (batch, or
+   * constrained), served first; 1 = may hold it as spare (unconstrained), gets what 2s leave.
+   */
   leftoverEligible: Uint8Array;
   shareLeftover: boolean;
+  /** With shareLeftover: serve eligibility 2 before 1 (batch-first), instead of 1 and 2 together. */
+  canUseFirst?: boolean;
 }
 
 /** Where the result goes (arrays of the partition count; allocated when not given). */
@@ -151,18 +156,26 @@ export function allocate(
     if (remaining < 0) remaining = 0;
   }
 
-  // 4. Left-over.
+  // 4. Left-over, by weight, up to max. batch-first: first to those who can use it now
+  //    (batch, constrained), then what they leave as spare to the others.
   if (p.shareLeftover && remaining > 0) {
-    let m = 0;
-    for (let i = 0; i < n; i++) if (p.leftoverEligible[i] === 1) order[m++] = i;
     const before = s.before;
     before.set(alloc);
-    remaining -= waterfill(order, 0, m, before, p.hi, p.weight, remaining, true, alloc, ws);
-    if (remaining < 0) remaining = 0;
-    for (let k = 0; k < m; k++) {
-      const i = order[k]!;
-      leftover[i] = alloc[i]! - before[i]!;
+    // share: one pass over everyone eligible; batch-first: those who can use it, then the rest
+    const passes = p.canUseFirst ? [2, 1] : [0];
+    for (const level of passes) {
+      if (remaining <= 0) break;
+      let m = 0;
+      for (let i = 0; i < n; i++) {
+        const e = p.leftoverEligible[i]!;
+        if (level === 0 ? e >= 1 : e === level) order[m++] = i;
+      }
+      if (m === 0) continue;
+      // lo and out may be the same array: waterfill reads each member's lo before writing it
+      remaining -= waterfill(order, 0, m, alloc, p.hi, p.weight, remaining, true, alloc, ws);
+      if (remaining < 0) remaining = 0;
     }
+    for (let i = 0; i < n; i++) leftover[i] = alloc[i]! - before[i]!;
   }
   return { alloc, effectiveMin, leftover, guaranteesCut, idleCpuMillis: remaining };
 }

@@ -22,8 +22,12 @@ export interface PolicyKnobs {
   velocitySmoothing: number;
   /** Throttled fraction above which a partition counts as constrained. */
   throttledThreshold: number;
-  /** Left-over capacity: give it by weight to those who can use it, or keep it idle. */
-  leftover: "share" | "idle";
+  /**
+   * Left-over capacity: "share" by weight among everyone below max (batch partitions and spare
+   * for unconstrained network partitions alike: the spare keeps their latency low), "batch-first"
+   * to those who can use it now (batch, constrained) before anyone holds it as spare, or "idle".
+   */
+  leftover: "share" | "batch-first" | "idle";
 }
 
 /** Per-partition memory of the policy between cycles (serialisable: it goes to the state file). */

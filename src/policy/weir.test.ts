@@ -220,6 +220,27 @@ describe("allocation", () => {
     expect(idle.d.web!.cpuMillis).toBe(300);
     expect(idle.d.batch!.cpuMillis).toBe(0);
   });
+
+  it("batch-first gives the left-over to those who can use it before anyone holds spare", () => {
+    const specs = [
+      spec("web", { importance: 1 }),
+      spec("batch", { kind: "batch", importance: 5, maxCpuMillis: 1000 }),
+    ];
+    const tps = [calm("web", 0.25)];
+    // web needs 300m; 1,700 left: batch (can use it) first up to its max 1,000m,
+    // then the remaining 700m as spare to web: 300 + 700 = 1,000m
+    const first = step(knobs(2000, { deadbandFraction: 0, leftover: "batch-first" }), specs, tps);
+    expect(first.d.batch!.cpuMillis).toBe(1000);
+    expect(first.d.web!.cpuMillis).toBe(1000);
+    // with a batch max of all capacity, it takes all 1,700m: web keeps only its 300m
+    const wide = [
+      spec("web", { importance: 1 }),
+      spec("batch", { kind: "batch", importance: 5, maxCpuMillis: 2000 }),
+    ];
+    const all = step(knobs(2000, { deadbandFraction: 0, leftover: "batch-first" }), wide, tps);
+    expect(all.d.web!.cpuMillis).toBe(300);
+    expect(all.d.batch!.cpuMillis).toBe(1700);
+  });
 });
 
 describe("goals", () => {

@@ -108,7 +108,8 @@ function step(
   const { knobs, specs } = input;
   const n = specs.length;
   const capacity = Math.max(0, Math.floor(knobs.capacityCpuMillis));
-  const shareLeftover = knobs.leftover === "share";
+  const shareLeftover = knobs.leftover !== "idle";
+  const canUseFirst = knobs.leftover === "batch-first";
 
   // What the output keeps: the next state's three arrays and the decisions' reasons.
   // Everything else is scratch.
@@ -174,7 +175,7 @@ function step(
       src = Source.batch;
       mode[i] = Mode.batch;
       target[i] = min;
-      eligible[i] = 1;
+      eligible[i] = 2; // can always use more: served first from the left-over
       demand[i] = max;
     } else if (tp !== null) {
       src = Source.network;
@@ -189,7 +190,9 @@ function step(
       );
       mode[i] = Mode.demand;
       target[i] = demandTarget(a.demandCpuMillis, min, max);
-      eligible[i] = 1;
+      // constrained now: can use more, so it shares the left-over with batch partitions first;
+      // otherwise it only gets spare that nobody who can use it claimed
+      eligible[i] = a.constrained ? 2 : 1;
       demand[i] = Math.min(a.demandCpuMillis, max);
     } else if (hasPrev) {
       src = Source.held;
@@ -225,6 +228,7 @@ function step(
     target,
     leftoverEligible: eligible,
     shareLeftover,
+    canUseFirst,
   };
   allocate(problem, { alloc: ideal, effectiveMin, leftover }, sc.alloc);
   const frame: AllocationFrame = {

@@ -432,7 +432,12 @@ describe.skipIf(!isRoot || !hasV1)("weir balancing real partitions (root, cgroup
     await downAndCheck(tb);
   });
 
-  it("with a batch hog present, weir gives the hog the capacity the network partitions do not need", () => {
+  // With the default `leftover: share`, capacity that network traffic does not claim is shared
+  // by weight among everyone below max: the hog (it can use it) and the network partitions (as
+  // spare, which keeps their p99 low: a CFS-throttled period holds a request up to 100 ms).
+  // All three have weight 100, so the hog's part of the rest is about a third; `batch-first`
+  // (unit-tested in src/policy/weir.test.ts) would give it all of it.
+  it("with a batch hog present, weir gives the hog its weighted share of the capacity network traffic does not need", () => {
     expect(hogRunsDone, "the hog runs above did not complete").toBe(true);
     // capacity (2 CPUs - 200m reserve) minus what the network partitions' traffic needs
     // (their demand as weir itself computed it: use + headroom, or more when congested)
@@ -458,10 +463,11 @@ describe.skipIf(!isRoot || !hasV1)("weir balancing real partitions (root, cgroup
         `weir gave the hog ${mean(hogAlloc).toFixed(0)}m and the network partitions ${mean(netAlloc).toFixed(0)}m; ` +
         `hog CPU with weir = ${(100 * hogShare).toFixed(0)} % of its CPU with the manager off`,
     );
+    // a third of the rest by weight; 0.25 leaves room for smoothing and the shrink limit
     expect(
       mean(hogAlloc),
       "hog's cap vs the capacity network traffic does not need",
-    ).toBeGreaterThanOrEqual(0.8 * mean(rest));
+    ).toBeGreaterThanOrEqual(0.25 * mean(rest));
   });
 
   // The manager holds file descriptors on the partitions' cgroup files and reads their
