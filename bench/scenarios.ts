@@ -2,7 +2,7 @@
 // real Manager, sensors-shaped sim counters and the CFS-bandwidth sim hypervisor.
 // Run: npx tsx bench/scenarios.ts [--json] [--quick]   (or: weir bench scenarios)
 import { type NamedPolicy, policyFactories, weirSmallDeadband } from "../src/sim/policies.ts";
-import { type RunResult, runScenario, type Scenario } from "../src/sim/run.ts";
+import { capacityOf, type RunResult, runScenario, type Scenario } from "../src/sim/run.ts";
 import { smallScenarios } from "../src/sim/scenarios.ts";
 import {
   type BenchFigure,
@@ -40,7 +40,7 @@ export function runSuite(
       const label = `${scenario.name} / ${p.name}`;
       const r = runScenario(scenario, p.make, {
         onProgress: (f) => progress((done + f) / total, label),
-        ...(p.knobs ? { knobs: p.knobs } : {}),
+        ...(p.knobs ? { knobs: p.knobs(capacityOf(scenario)) } : {}),
       });
       runs.push({ ...r, policy: p.name });
       done++;

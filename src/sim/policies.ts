@@ -14,8 +14,8 @@ export interface NamedPolicy {
   name: string;
   label: string;
   make: PolicyFactory;
-  /** Knobs that differ from weir's defaults for this run (diagnostic variants). */
-  knobs?: Partial<PolicyKnobs>;
+  /** Knobs that differ from weir's defaults for this run (diagnostic variants), given the capacity. */
+  knobs?: (capacityCpuMillis: number) => Partial<PolicyKnobs>;
 }
 
 export const policyFactories: readonly NamedPolicy[] = [
@@ -27,13 +27,16 @@ export const policyFactories: readonly NamedPolicy[] = [
   { name: "oracle", label: "oracle", make: (ctx) => oraclePolicy(ctx.oracle) },
 ];
 
+/** The dead-band of the diagnostic variant below, millicores. */
+export const DIAGNOSTIC_DEADBAND_CPU_MILLIS = 10;
+
 /**
- * weir with a dead-band of 0.01 % of capacity instead of 1 %: a diagnostic for the scale runs,
- * where 1 % of 100 or 1,000 CPUs is larger than any single partition's change.
+ * weir with a dead-band of 10 millicores instead of 1 % of capacity: a diagnostic for the
+ * scale runs, where 1 % of 100 or 1,000 CPUs is larger than any single partition's change.
  */
 export const weirSmallDeadband: NamedPolicy = {
-  name: "weir-deadband-0.01%",
-  label: "weir, dead-band 0.01 % (diagnostic)",
+  name: "weir-deadband-10m",
+  label: "weir, dead-band 10m (diagnostic)",
   make: () => weirPolicy,
-  knobs: { deadbandFraction: 0.0001 },
+  knobs: (capacity) => ({ deadbandFraction: DIAGNOSTIC_DEADBAND_CPU_MILLIS / capacity }),
 };
