@@ -84,7 +84,9 @@ describe.skipIf(!isRoot || !hasV1)("weir run: crash, restart, restore (root, v1)
     expect(saved.found.only?.values["cpu.cfs_quota_us"]?.trim()).toBe(String(found));
 
     const second = startWeir(cfg);
-    expect(await until(() => second.err().includes("resumed from"), 30_000), second.err()).toBe(true);
+    expect(await until(() => second.err().includes("resumed from"), 30_000), second.err()).toBe(
+      true,
+    );
     await new Promise((r) => setTimeout(r, 1000)); // a few cycles
     expect(quota()).toBe(40_000); // unchanged value: not rewritten, still in force
     second.child.kill("SIGTERM");
