@@ -22,13 +22,13 @@ describe("demo scenario", () => {
     expect(demoRate(plan, "p1", 1000)).toBe(3000);
     expect(demoRate(plan, "p2", 1000)).toBe(300);
     expect(demoRate(plan, "p2", 15_000)).toBe(3000);
-    // moderate: (3000 + 300) / 3 = 1100
-    expect(demoRate(plan, "p3", 50_000)).toBe(1100);
+    // moderate: (3000 + 300) / 4 = 825
+    expect(demoRate(plan, "p3", 50_000)).toBe(825);
     expect(demoTrace(plan, "p2")).toEqual([
       { tMs: 0, pps: 300 },
       { tMs: 15_000, pps: 3000 },
       { tMs: 30_000, pps: 300 },
-      { tMs: 45_000, pps: 1100 },
+      { tMs: 45_000, pps: 825 },
     ]);
   });
 

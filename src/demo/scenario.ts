@@ -47,7 +47,7 @@ export function demoPlan(
 /** Offered rate of `partition` at `tMs` after the start. */
 export function demoRate(plan: DemoPlan, partition: PartitionId, tMs: number): number {
   const ph = plan.phases.find((p) => tMs >= p.fromMs && tMs < p.toMs) ?? plan.phases.at(-1)!;
-  if (ph.hot === null) return Math.round((plan.highPps + plan.lowPps) / 3);
+  if (ph.hot === null) return Math.round((plan.highPps + plan.lowPps) / 4);
   return ph.hot === partition ? plan.highPps : plan.lowPps;
 }
 
