@@ -158,7 +158,10 @@ export const bench: Benchmark = {
       ];
       const now = () => performance.timeOrigin + performance.now();
       const backend = createActuatorBackend("cgroup", { cgroupfs: defaultRoots.cgroupfs, now });
-      const results = new Map<string, Map<string, { p99: number; served: number }>>();
+      const results = new Map<
+        string,
+        Map<string, { p99: number; served: number; hogCores: number }>
+      >();
       for (const sc of scenarios) {
         for (const policyName of REAL_POLICIES) {
           const factory = policyFactories.find((p) => p.name === policyName)!;
@@ -251,7 +254,7 @@ export const bench: Benchmark = {
           const served = load.totals.answered / Math.max(1, load.totals.sent);
           const worstP99 = Math.max(...p99s);
           if (!results.has(sc.name)) results.set(sc.name, new Map());
-          results.get(sc.name)!.set(policyName, { p99: worstP99, served });
+          results.get(sc.name)!.set(policyName, { p99: worstP99, served, hogCores });
           rows.push([
             sc.name,
             factory.label,
