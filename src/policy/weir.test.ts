@@ -295,6 +295,17 @@ describe("stability", () => {
     );
   });
 
+  it("caps the dead-band at 50m on a large host", () => {
+    const out = step(
+      knobs(100_000, { leftover: "idle" }), // 1 % of 100,000m would be 1,000m; capped at 50m
+      [spec("p", { maxCpuMillis: 100_000 })],
+      [throughput("p", { offeredPacketsPerSec: 1700, servedPacketsPerSec: 1700, cpuCores: 0.6 })],
+      saved({ p: { cpu: 500, demand: 500, velocity: 4000 } }),
+    );
+    // 600m × 1.2 = 720m; smoothed up 500 + 0.7 × 220 = 654m; 154m > 50m: the change is made
+    expect(out.d.p!.cpuMillis).toBe(654);
+  });
+
   it("limits how fast an allocation shrinks, and lets it keep shrinking", () => {
     const k = knobs(2000, { leftover: "idle" });
     let state = saved({ p: { cpu: 1000, demand: 1000, velocity: 4000 } });

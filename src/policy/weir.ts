@@ -39,6 +39,12 @@ import type {
   PolicyState,
 } from "./types.ts";
 
+/**
+ * The dead-band never exceeds 50m: 1 % of a 100-CPU host is 1,000m, more than most partitions'
+ * whole change, which froze every allocation at its first value in the scale benchmarks.
+ */
+export const DEADBAND_MAX_CPU_MILLIS = 50;
+
 /** cgroup v2 cpu.weight range. */
 export const WEIGHT_MIN = 1;
 export const WEIGHT_MAX = 10_000;
@@ -233,7 +239,7 @@ function step(
   allocate(problem, { alloc: ideal, effectiveMin, leftover }, sc.alloc);
   const frame: AllocationFrame = {
     capacityCpuMillis: capacity,
-    deadbandCpuMillis: knobs.deadbandFraction * capacity,
+    deadbandCpuMillis: Math.min(knobs.deadbandFraction * capacity, DEADBAND_MAX_CPU_MILLIS),
     maxShrinkFraction: knobs.maxShrinkFractionPerCycle,
     lo: effectiveMin,
     hi,
