@@ -54,7 +54,8 @@ describe("runLoad (loopback)", () => {
     // what the schedule asked for over the time sending went on (~1.5 s)
     expect(t.scheduled).toBeGreaterThanOrEqual(295);
     expect(t.scheduled).toBeLessThanOrEqual(300);
-    expect(t.sent).toBeLessThanOrEqual(t.scheduled);
+    // scheduled is floor(∫ rate) up to when sending stopped; the last batch may round up by one
+    expect(t.sent).toBeLessThanOrEqual(t.scheduled + 1);
     expect(t.sent).toBeGreaterThanOrEqual(150);
     expect(t.answered).toBeGreaterThan(0);
     expect(t.latency.p50Ms).not.toBeNull();
