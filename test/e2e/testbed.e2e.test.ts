@@ -2,15 +2,8 @@
 // Each test builds a testbed with its own prefix (weirt-<pid>-<x>), sends bounded load
 // (seconds, a few thousand packets) and tears it down; afterAll tears down anything a
 // failed test left. The servers and hogs it starts also exit by themselves after 2 min.
-import { execFileSync, spawn } from "node:child_process";
-import {
-  existsSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
@@ -19,6 +12,7 @@ import { runLoad } from "../../src/testbed/load.ts";
 import { defaultStateFile } from "../../src/testbed/names.ts";
 import { readState, type TestbedState } from "../../src/testbed/state.ts";
 import { testbedDown, testbedStatus, testbedUp } from "../../src/testbed/testbed.ts";
+import { expectNothingLeft, ipOut, snapshot } from "./leftovers.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const BASE = `weirt-${process.pid}`;
@@ -33,77 +27,10 @@ afterAll(async () => {
   }
 });
 
-const ipOut = (...args: string[]) => execFileSync("ip", args, { encoding: "utf8" });
 const counter = (ifname: string, name: "rx_packets" | "tx_packets") =>
   Number(readFileSync(`/sys/class/net/${ifname}/statistics/${name}`, "utf8"));
 const cpuacctUsageNs = (rel: string) =>
   Number(readFileSync(`${CPUACCT}/${rel}/cpuacct.usage`, "utf8"));
-
-/** A pid is alive when /proc/<pid>/stat exists and its state is not zombie. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^\S+ \(.*\) [ZX] /.test(stat);
-  } catch {
-    return false;
-  }
-}
-
-/** Pids of live processes carrying a tag of this prefix. */
-function taggedPids(prefix: string): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync("/proc")) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const argv = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
-      if (argv.some((a) => a.startsWith(`--weir-tag=${prefix}/`)) && alive(Number(e)))
-        out.push(Number(e));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
-}
-
-interface Recorded {
-  prefix: string;
-  stateFile: string;
-  netns: string[];
-  links: string[];
-  cgroups: string[];
-  pids: number[];
-}
-
-const snapshot = (s: TestbedState): Recorded => ({
-  prefix: s.prefix,
-  stateFile: s.stateFile,
-  netns: s.resources.filter((r) => r.kind === "netns").map((r) => r.id),
-  links: s.resources.filter((r) => r.kind === "link").map((r) => r.id),
-  cgroups: s.resources.filter((r) => r.kind === "cgroup").map((r) => r.id),
-  pids: s.resources.flatMap((r) => (r.kind === "process" && r.pid !== undefined ? [r.pid] : [])),
-});
-
-/** Nothing of the testbed is left: listed by ip, the cgroup trees and /proc, not by weir's own code. */
-function expectNothingLeft(rec: Recorded): void {
-  const netns = ipOut("netns", "list")
-    .split("\n")
-    .map((l) => l.split(" ")[0]!)
-    .filter(Boolean);
-  expect(netns.filter((n) => n.startsWith(`${rec.prefix}-`))).toEqual([]);
-  for (const n of rec.netns) expect(netns).not.toContain(n);
-  const links = ipOut("-o", "link")
-    .split("\n")
-    .map((l) => l.split(": ")[1]?.split("@")[0] ?? "")
-    .filter(Boolean);
-  for (const l of rec.links) expect(links).not.toContain(l);
-  expect(links.filter((l) => l.startsWith(`${rec.prefix}-`))).toEqual([]);
-  for (const d of rec.cgroups) expect(existsSync(d)).toBe(false);
-  expect(existsSync(`${CPU}/${rec.prefix}`)).toBe(false);
-  expect(existsSync(`${CPUACCT}/${rec.prefix}`)).toBe(false);
-  for (const p of rec.pids) expect(alive(p)).toBe(false);
-  expect(taggedPids(rec.prefix)).toEqual([]);
-  expect(existsSync(rec.stateFile)).toBe(false);
-}
 
 describe.skipIf(!isRoot)("testbed on real namespaces, veths and cgroups (root)", () => {
   it("brings up 2 partitions + 1 hog, carries real load, and tears down to nothing", async () => {
