@@ -151,8 +151,13 @@ describe.skipIf(!isRoot || !hasV1)("weir run on real cgroups (root, v1)", () => 
       console.info(
         `weir run e2e: ${writes} quota writes in ${records.length} cycles x 2 partitions`,
       );
-      // the kernel holds what weir last decided (period 100,000 us: quota = millis x 100)
-      expect(quotaOf(b.cgroup)).toBe(Math.round(last.b! * 100));
+      // the kernel holds a value weir decided: the manager keeps cycling while we read, so
+      // compare with the directives of the last cycles once their records have arrived
+      // (period 100,000 us: quota = millis x 100)
+      const q = quotaOf(b.cgroup);
+      await new Promise((r) => setTimeout(r, 600));
+      const recent = records.slice(-20).map((r) => Math.round(alloc(r, "b") * 100));
+      expect(recent).toContain(q);
     } finally {
       child.kill("SIGTERM");
       expect(await exited).toBe(0);
