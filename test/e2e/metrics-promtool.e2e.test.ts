@@ -193,7 +193,8 @@ describe.skipIf(!canRun)(
       expect(sample(scrape, 'weir_partition_cpu_seconds_total{partition="echo"}')).toBeGreaterThan(
         0,
       );
-      expect(sample(scrape, "weir_cycle_duration_seconds_count")).toBeGreaterThan(3);
+      // rates need two samples, so packets were counted after at least two timed cycles
+      expect(sample(scrape, "weir_cycle_duration_seconds_count")).toBeGreaterThanOrEqual(2);
       expect(
         sample(scrape, 'weir_partition_cpu_allocation_cores{partition="echo"}'),
       ).toBeGreaterThanOrEqual(0.1);
