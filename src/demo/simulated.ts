@@ -4,7 +4,7 @@
 import { createApi } from "../api/app.ts";
 import { serveApi } from "../api/server.ts";
 import type { CycleRecord } from "../core/model.ts";
-import { parseConfig } from "../manager/config.ts";
+import { capacityCpuMillis, parseConfig, partitionSpecs } from "../manager/config.ts";
 import { Manager } from "../manager/manager.ts";
 import { knobsFromConfig } from "../manager/wiring.ts";
 import { weirPolicy } from "../policy/weir.ts";
@@ -47,16 +47,9 @@ export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
       ...(o.hog ? [{ name: "hog", kind: "batch", cgroup: "hog", importance: 5 }] : []),
     ],
   });
-  const capacity = 2000 - 300;
+  const capacity = capacityCpuMillis(cfg, world.hypervisor.cpus);
   const knobs = knobsFromConfig(cfg, capacity);
-  const specs = cfg.partitions.map((p) => ({
-    id: p.name,
-    minCpuMillis: p.min,
-    maxCpuMillis: Math.min(p.max ?? capacity, capacity),
-    weight: p.weight,
-    importance: p.importance as 1 | 2 | 3 | 4 | 5,
-    kind: p.kind,
-  }));
+  const specs = partitionSpecs(cfg, capacity);
   const manager = new Manager({
     now: world.now,
     timer: () => performance.now(),

@@ -8,6 +8,7 @@ import type {
   PartitionSpec,
   Throughput,
 } from "../core/model.ts";
+import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { Manager, type PartitionWiring, type ThroughputFn } from "./manager.ts";
@@ -51,18 +52,7 @@ const linearPolicy: Policy = {
   },
 };
 
-const knobs: PolicyKnobs = {
-  capacityCpuMillis: 2000,
-  headroomFraction: 0.2,
-  probeFactor: 1.5,
-  deadbandFraction: 0.01,
-  maxShrinkFractionPerCycle: 0.1,
-  smoothingUp: 0.7,
-  smoothingDown: 0.2,
-  velocitySmoothing: 0.3,
-  throttledThreshold: 0.05,
-  leftover: "share",
-};
+const knobs: PolicyKnobs = defaultPolicyKnobs(2000);
 
 // Rates from two samples, as the sensors' throughputFromSamples does (simplified for the test).
 const throughput: ThroughputFn = (partition, prev, next, source) => {

@@ -34,7 +34,7 @@ export function register(program: Command): void {
         manager.runCycle();
         await new Promise((r) => setTimeout(r, cfg.intervalMs));
         const rec = manager.runCycle();
-        manager.shutdown(opts.dryRun ? "keep" : "keep");
+        manager.shutdown("keep"); // --once applies and leaves the values in force
         process.stdout.write(opts.json ? `${JSON.stringify(rec)}\n` : formatRecord(rec));
         return;
       }
