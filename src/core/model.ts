@@ -22,6 +22,12 @@ export interface CounterSample {
   nrThrottled: number;
   /** Total throttled time, cumulative, nanoseconds. */
   throttledNs: number;
+  /**
+   * Time the partition's tasks were runnable but waiting for a CPU, cumulative, nanoseconds
+   * (PSI `cpu.pressure` "some" total on cgroup v2, else the tasks' `run_delay` from
+   * `/proc/<tid>/schedstat`). Undefined when it cannot be read.
+   */
+  cpuDelayNs?: number;
 }
 
 /** Throughput information of one partition over one window (the patent's "throughput information"). */
@@ -35,6 +41,12 @@ export interface Throughput {
   cpuCores: number;
   /** Fraction of CFS periods in the window that were throttled, 0..1. */
   throttledFraction: number;
+  /**
+   * CPU delay: time runnable but waiting for a CPU ÷ (that time + CPU used), 0..1, over the
+   * window (WLM's execution delay: 1 - using ÷ (using + delay)). A closed-loop server that
+   * neither drops nor is throttled shows its contention here. Undefined/null when unknown.
+   */
+  cpuDelayFraction?: number | null;
   /** Served packets per CPU-second over this window alone (null when CPU used was too small to tell). */
   rawVelocityPacketsPerCpuSec: number | null;
   /** Where the numbers came from. */
@@ -57,16 +69,42 @@ export interface PartitionSpec {
   goalPacketsPerSec?: number;
   /** Best-effort partitions (batch) have no traffic signal: they get only what is left. */
   kind: "network" | "batch";
+  /**
+   * PR/SM's capped mode: the partition never uses more than its entitlement, even when CPU is
+   * idle (a tenant that pays for X). Uncapped partitions (the default) may use any idle CPU.
+   */
+  capped?: boolean;
 }
 
-/** A resource-balancing directive for one partition for this cycle. */
+/** Why a directive carries a hard cap (weights alone express every other entitlement). */
+export type CapReason =
+  /** The partition's configured `max` is below capacity. */
+  | "max"
+  /** The partition is configured `capped: true` (PR/SM capped mode): cap = entitlement. */
+  | "capped"
+  /** Batch held to its entitlement while a network partition is congested and weights alone did not relieve it. */
+  | "suppress-batch";
+
+/**
+ * A resource-balancing directive for one partition for this cycle. The entitlement is
+ * expressed first as a weight (work-conserving: idle CPU flows to whoever can use it); batch
+ * runs in the idle class; a cap is set only where it protects (capReason says why).
+ */
 export interface Directive {
   partition: PartitionId;
-  /** CPU cap in millicores (cgroup v2 cpu.max / v1 cfs_quota_us). */
+  /** Entitlement in millicores: what the partition gets under full contention. */
   cpuMillis: CpuMillis;
-  /** CPU weight on the cgroup v2 scale 1..10000 (v1 cpu.shares is derived). */
+  /** CPU weight on the cgroup v2 scale 1..10000 (v1 cpu.shares is derived), proportional to the entitlement. */
   weight: number;
-  /** Whole CPUs the partition should run on (ceil of the cap), for agents and apps. */
+  /** Run in the kernel's idle scheduling class (`cpu.idle = 1`); where the kernel has none, at the minimum weight. */
+  idle: boolean;
+  /** Hard cap in millicores (cgroup v2 cpu.max / v1 cfs_quota_us); Infinity = no cap. */
+  capCpuMillis: CpuMillis;
+  /** CFS burst a capped partition may use above its cap after idling (cpu.max.burst / cfs_burst_us), millicores; 0 = none. */
+  burstCpuMillis: CpuMillis;
+  /** Why there is a cap; null when capCpuMillis is Infinity. */
+  capReason: CapReason | null;
+  /** Whole CPUs the partition should run on (ceil of the entitlement), for agents and apps. */
   cpuCount: number;
 }
 
