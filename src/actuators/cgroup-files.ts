@@ -63,11 +63,17 @@ export function readCgroupFiles(
     try {
       values[file] = fs.readFileSync(p, "latin1").trim();
     } catch (err) {
+      if (optionalAbsent(format, file, err)) continue;
       throw missingFile(backend, dir, file, format, err);
     }
   }
   assertValid(format, dir, values);
   return values;
+}
+
+/** An optional file (idle class, burst) the kernel does not have: not an error. */
+function optionalAbsent(format: CpuFileFormat, file: string, err: unknown): boolean {
+  return format.optionalFiles.includes(file) && (err as NodeJS.ErrnoException).code === "ENOENT";
 }
 
 /** A file that would not open: the cgroup is gone, or it is there without the cpu controller. */
@@ -195,6 +201,7 @@ export function openCgroupFiles(o: OpenCgroupOptions): FileSetActuator {
         if (o.format.heldFiles.includes(file)) found[file] = port.hold(file);
         else found[file] = fs.readFileSync(path.join(o.dir, file), "latin1").trim();
       } catch (err) {
+        if (optionalAbsent(o.format, file, err)) continue;
         throw missingFile(o.backend, o.dir, file, o.format, err);
       }
     }

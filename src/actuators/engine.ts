@@ -5,7 +5,12 @@ import type { ErrorCode } from "../core/errors.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { ApplyResult, Directive, PartitionId } from "../core/model.ts";
 import { type CpuFileFormat, checkDirective } from "./formats.ts";
-import type { ActuatorStats, AllocationSnapshot, PartitionActuator } from "./types.ts";
+import type {
+  ActuatorAbilities,
+  ActuatorStats,
+  AllocationSnapshot,
+  PartitionActuator,
+} from "./types.ts";
 
 /** Where writes go. Throws an errno-style error (`code`: "ENODEV", "EACCES", "EINVAL"...) on failure. */
 export interface FilePort {
@@ -84,7 +89,7 @@ export class FileSetActuator implements PartitionActuator {
     if (refused) return refused;
     const problem = checkDirective(directive);
     if (problem) return this.invalid(`refusing directive for ${this.partition}: ${problem}`);
-    return this.writeChanged(this.o.format.desired(directive, this.cache), this.o.format.heldFiles);
+    return this.writeChanged(this.o.format.desired(directive, this.cache));
   }
 
   restore(snapshot: AllocationSnapshot): ApplyResult {
@@ -101,7 +106,7 @@ export class FileSetActuator implements PartitionActuator {
       return this.invalid(
         `snapshot for ${this.partition} names files ${this.o.format.layout} does not manage: ${unknown.join(", ")}`,
       );
-    return this.writeChanged(snapshot.values, this.o.format.snapshotFiles);
+    return this.writeChanged(snapshot.values);
   }
 
   close(): void {
@@ -119,10 +124,23 @@ export class FileSetActuator implements PartitionActuator {
     return { ...this.cache };
   }
 
-  private writeChanged(values: Record<string, string>, order: readonly string[]): ApplyResult {
+  /**
+   * What the cgroup offers beyond a cap and a weight: the kernel's idle class and CFS burst
+   * (found at open: older kernels lack the files, and batch then runs at the minimum weight).
+   */
+  abilities(): ActuatorAbilities {
+    const f = this.o.format;
+    return {
+      idleClass: this.found[f.idleFile] !== undefined,
+      burst: this.found[f.burstFile] !== undefined,
+    };
+  }
+
+  private writeChanged(values: Record<string, string>): ApplyResult {
     const written: string[] = [];
     let error: WeirError | null = null;
-    for (const file of order) {
+    const f = this.o.format;
+    for (const file of f.plan(values, this.cache)) {
       const value = values[file];
       if (value === undefined) continue;
       if (this.cache[file] === value) {
@@ -144,6 +162,9 @@ export class FileSetActuator implements PartitionActuator {
       }
       this.counters.writes++;
       this.cache[file] = value;
+      // Entering or leaving the idle class changes the weight behind our back (the kernel shows
+      // 3 shares while idle and resets to the default after): forget what we knew of it.
+      if (file === f.idleFile) delete this.cache[f.weightFile];
       written.push(file);
     }
     const result: ApplyResult = { partition: this.partition, written };

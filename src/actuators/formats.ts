@@ -65,26 +65,61 @@ export function quotaUsecForCap(cpuMillis: CpuMillis, periodUsec: number): numbe
   );
 }
 
-/** A directive the backends can write: cap a number or +Infinity (unlimited), weight finite. */
+/**
+ * A directive the backends can write: cap a number or +Infinity (no cap), burst a finite
+ * number >= 0, weight finite.
+ */
 export function checkDirective(d: Directive): string | null {
-  if (Number.isNaN(d.cpuMillis) || d.cpuMillis === Number.NEGATIVE_INFINITY)
-    return `cpuMillis must be a number >= 0 or Infinity (unlimited): current value is ${d.cpuMillis}`;
+  if (Number.isNaN(d.capCpuMillis) || d.capCpuMillis === Number.NEGATIVE_INFINITY)
+    return `capCpuMillis must be a number >= 0 or Infinity (no cap): current value is ${d.capCpuMillis}`;
   if (!Number.isFinite(d.weight))
     return `weight must be a finite number (1..10000): current value is ${d.weight}`;
+  if (!(d.burstCpuMillis >= 0) || !Number.isFinite(d.burstCpuMillis))
+    return `burstCpuMillis must be a finite number >= 0: current value is ${d.burstCpuMillis}`;
   return null;
+}
+
+/**
+ * Burst quota for a cap: the kernel refuses a burst above the quota (EINVAL), so it is
+ * bounded by it; no cap, no burst. 50 millis burst on a 25000 us quota at 100 ms -> 5000 us.
+ */
+export function burstUsecFor(
+  burstCpuMillis: CpuMillis,
+  quotaUsec: number | null,
+  periodUsec: number,
+): number {
+  if (quotaUsec === null || !(burstCpuMillis > 0)) return 0;
+  return Math.min(quotaUsec, quotaUsecFromCpuMillis(burstCpuMillis, periodUsec));
 }
 
 /** Files and their meaning for one cgroup layout. */
 export interface CpuFileFormat {
   /** "cgroup-v1" | "cgroup-v2": names the layout in messages. */
   readonly layout: "cgroup-v1" | "cgroup-v2";
-  /** Files written by apply(), held open, in write order (cap first, then weight). */
+  /** Files written by apply(), held open (cap, weight, and the optional ones the cgroup has). */
   readonly heldFiles: readonly string[];
-  /** Every file in a snapshot, in restore order (a superset of heldFiles). */
+  /** Every file in a snapshot (a superset of heldFiles). */
   readonly snapshotFiles: readonly string[];
-  /** The file that carries the cap and the one that carries the weight. */
+  /**
+   * Files older kernels lack (idle class: Linux 5.15; CFS burst: 5.14). A cgroup without them
+   * still opens; the directive is then expressed without them (batch at the minimum weight).
+   */
+  readonly optionalFiles: readonly string[];
+  /** The files that carry the cap, the weight, the idle class and the burst. */
   readonly capFile: string;
   readonly weightFile: string;
+  readonly idleFile: string;
+  readonly burstFile: string;
+  /**
+   * The order to write `values` in, given what the files hold now, leaving out what must not be
+   * written: the weight of a group in the idle class (the kernel refuses it: EINVAL) and files
+   * the cgroup does not have. Idle before weight (leaving the idle class resets the weight);
+   * burst before the cap when the burst shrinks, after it otherwise (burst <= quota always).
+   */
+  plan(
+    values: Readonly<Record<string, string>>,
+    current: Readonly<Record<string, string>>,
+  ): string[];
   /** What a freshly made cgroup holds (trimmed, as the kernel prints it). */
   readonly freshValues: Readonly<Record<string, string>>;
   /** Check found values; returns a message naming the file and the bad value, or null. */
@@ -102,6 +137,63 @@ export interface AllocationView {
   periodUsec: number;
   /** Weight on the v2 scale 1..10000 (v1 shares converted by sharesToWeight). */
   weight: number;
+  /** In the idle class (present only when the cgroup has the idle file). */
+  idle?: boolean;
+  /** CFS burst, us (present only when the cgroup has the burst file). */
+  burstUsec?: number;
+}
+
+/** Only "0" or "1". */
+const IDLE = /^[01]$/;
+
+/** Checks of the optional files, when present. */
+function validateOptional(
+  v: Readonly<Record<string, string>>,
+  idleFile: string,
+  burstFile: string,
+): string | null {
+  const idle = v[idleFile];
+  if (idle !== undefined && !IDLE.test(idle)) return `${idleFile} must be 0 or 1: found "${idle}"`;
+  const burst = v[burstFile];
+  if (burst !== undefined && (!INT.test(burst) || Number(burst) < 0))
+    return `${burstFile} must be an integer >= 0: found "${burst}"`;
+  return null;
+}
+
+/** describe()'s optional part: idle and burst when the files are there. */
+function describeOptional(
+  v: Readonly<Record<string, string>>,
+  idleFile: string,
+  burstFile: string,
+): Pick<AllocationView, "idle" | "burstUsec"> {
+  const out: Pick<AllocationView, "idle" | "burstUsec"> = {};
+  if (v[idleFile] !== undefined) out.idle = v[idleFile] === "1";
+  if (v[burstFile] !== undefined) out.burstUsec = Number(v[burstFile]);
+  return out;
+}
+
+/** The write order shared by both layouts (see CpuFileFormat.plan). */
+function planWrites(
+  f: Pick<CpuFileFormat, "capFile" | "weightFile" | "idleFile" | "burstFile">,
+  values: Readonly<Record<string, string>>,
+  current: Readonly<Record<string, string>>,
+): string[] {
+  const has = (file: string) => values[file] !== undefined;
+  const optionalMissing = (file: string) => current[file] === undefined;
+  const known = [f.capFile, f.weightFile, f.idleFile, f.burstFile];
+  // anything else first (v1 cpu.cfs_period_us, which only restore writes)
+  const out: string[] = Object.keys(values).filter((file) => !known.includes(file));
+  const burst = has(f.burstFile) && !optionalMissing(f.burstFile);
+  const burstFirst = burst && Number(values[f.burstFile]) < Number(current[f.burstFile]);
+  if (burstFirst) out.push(f.burstFile);
+  if (has(f.capFile)) out.push(f.capFile);
+  if (burst && !burstFirst) out.push(f.burstFile);
+  const idleKnown = has(f.idleFile) && !optionalMissing(f.idleFile);
+  if (idleKnown) out.push(f.idleFile);
+  // the idle state after these writes: a weight written to an idle group is refused
+  const idleAfter = idleKnown ? values[f.idleFile] === "1" : current[f.idleFile] === "1";
+  if (has(f.weightFile) && !idleAfter) out.push(f.weightFile);
+  return out;
 }
 
 const INT = /^-?\d+$/;
@@ -115,11 +207,29 @@ function parsePeriod(text: string | undefined): number | null {
 /** cgroup v1: cpu.cfs_period_us, cpu.cfs_quota_us (-1 = unlimited), cpu.shares. */
 export const v1Format: CpuFileFormat = {
   layout: "cgroup-v1",
-  heldFiles: ["cpu.cfs_quota_us", "cpu.shares"],
-  snapshotFiles: ["cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.shares"],
+  heldFiles: ["cpu.cfs_quota_us", "cpu.shares", "cpu.cfs_burst_us", "cpu.idle"],
+  snapshotFiles: [
+    "cpu.cfs_period_us",
+    "cpu.cfs_quota_us",
+    "cpu.shares",
+    "cpu.cfs_burst_us",
+    "cpu.idle",
+  ],
+  optionalFiles: ["cpu.cfs_burst_us", "cpu.idle"],
   capFile: "cpu.cfs_quota_us",
   weightFile: "cpu.shares",
-  freshValues: { "cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "-1", "cpu.shares": "1024" },
+  idleFile: "cpu.idle",
+  burstFile: "cpu.cfs_burst_us",
+  freshValues: {
+    "cpu.cfs_period_us": "100000",
+    "cpu.cfs_quota_us": "-1",
+    "cpu.shares": "1024",
+    "cpu.cfs_burst_us": "0",
+    "cpu.idle": "0",
+  },
+  plan(values, current) {
+    return planWrites(this, values, current);
+  },
   validate(v) {
     const period = v["cpu.cfs_period_us"];
     if (parsePeriod(period) === null)
@@ -130,15 +240,21 @@ export const v1Format: CpuFileFormat = {
     const shares = v["cpu.shares"];
     if (shares === undefined || !INT.test(shares) || Number(shares) < 0)
       return `cpu.shares must be an integer >= 0: found "${shares}"`;
-    return null;
+    return validateOptional(v, "cpu.idle", "cpu.cfs_burst_us");
   },
   desired(d, current) {
     const period = parsePeriod(current["cpu.cfs_period_us"]) ?? DEFAULT_PERIOD_USEC;
-    const quota = quotaUsecForCap(d.cpuMillis, period);
-    return {
+    const quota = quotaUsecForCap(d.capCpuMillis, period);
+    const idleClass = current["cpu.idle"] !== undefined;
+    const out: Record<string, string> = {
       "cpu.cfs_quota_us": quota === null ? "-1" : String(quota),
-      "cpu.shares": String(weightToShares(d.weight)),
+      // batch where the kernel has no idle class: the smallest shares v1 allows
+      "cpu.shares": String(d.idle && !idleClass ? MIN_SHARES : weightToShares(d.weight)),
     };
+    if (idleClass) out["cpu.idle"] = d.idle ? "1" : "0";
+    if (current["cpu.cfs_burst_us"] !== undefined)
+      out["cpu.cfs_burst_us"] = String(burstUsecFor(d.burstCpuMillis, quota, period));
+    return out;
   },
   describe(v) {
     const quota = Number(v["cpu.cfs_quota_us"]);
@@ -146,6 +262,7 @@ export const v1Format: CpuFileFormat = {
       quotaUsec: quota < 0 ? null : quota,
       periodUsec: Number(v["cpu.cfs_period_us"]),
       weight: sharesToWeight(Number(v["cpu.shares"])),
+      ...describeOptional(v, "cpu.idle", "cpu.cfs_burst_us"),
     };
   },
 };
@@ -155,11 +272,22 @@ const CPU_MAX = /^(max|\d+) (\d+)$/;
 /** cgroup v2: cpu.max ("<quota> <period>" or "max <period>") and cpu.weight (1..10000). */
 export const v2Format: CpuFileFormat = {
   layout: "cgroup-v2",
-  heldFiles: ["cpu.max", "cpu.weight"],
-  snapshotFiles: ["cpu.max", "cpu.weight"],
+  heldFiles: ["cpu.max", "cpu.weight", "cpu.max.burst", "cpu.idle"],
+  snapshotFiles: ["cpu.max", "cpu.weight", "cpu.max.burst", "cpu.idle"],
+  optionalFiles: ["cpu.max.burst", "cpu.idle"],
   capFile: "cpu.max",
   weightFile: "cpu.weight",
-  freshValues: { "cpu.max": "max 100000", "cpu.weight": "100" },
+  idleFile: "cpu.idle",
+  burstFile: "cpu.max.burst",
+  freshValues: {
+    "cpu.max": "max 100000",
+    "cpu.weight": "100",
+    "cpu.max.burst": "0",
+    "cpu.idle": "0",
+  },
+  plan(values, current) {
+    return planWrites(this, values, current);
+  },
   validate(v) {
     const max = v["cpu.max"];
     const m = max === undefined ? null : CPU_MAX.exec(max);
@@ -173,16 +301,22 @@ export const v2Format: CpuFileFormat = {
       Number(weight) > MAX_WEIGHT
     )
       return `cpu.weight must be an integer ${MIN_WEIGHT}..${MAX_WEIGHT}: found "${weight}"`;
-    return null;
+    return validateOptional(v, "cpu.idle", "cpu.max.burst");
   },
   desired(d, current) {
     const m = CPU_MAX.exec(current["cpu.max"] ?? "");
     const period = parsePeriod(m?.[2]) ?? DEFAULT_PERIOD_USEC;
-    const quota = quotaUsecForCap(d.cpuMillis, period);
-    return {
+    const quota = quotaUsecForCap(d.capCpuMillis, period);
+    const idleClass = current["cpu.idle"] !== undefined;
+    const weight = d.idle && !idleClass ? MIN_WEIGHT : d.weight;
+    const out: Record<string, string> = {
       "cpu.max": `${quota === null ? "max" : quota} ${period}`,
-      "cpu.weight": String(clamp(Math.round(d.weight), MIN_WEIGHT, MAX_WEIGHT)),
+      "cpu.weight": String(clamp(Math.round(weight), MIN_WEIGHT, MAX_WEIGHT)),
     };
+    if (idleClass) out["cpu.idle"] = d.idle ? "1" : "0";
+    if (current["cpu.max.burst"] !== undefined)
+      out["cpu.max.burst"] = String(burstUsecFor(d.burstCpuMillis, quota, period));
+    return out;
   },
   describe(v) {
     const m = CPU_MAX.exec(v["cpu.max"] ?? "");
@@ -190,6 +324,7 @@ export const v2Format: CpuFileFormat = {
       quotaUsec: !m || m[1] === "max" ? null : Number(m[1]),
       periodUsec: Number(m?.[2]),
       weight: Number(v["cpu.weight"]),
+      ...describeOptional(v, "cpu.idle", "cpu.max.burst"),
     };
   },
 };

@@ -26,6 +26,16 @@ export interface PartitionActuator {
   close(): void;
   /** Write counters since open (every backend in src/actuators has them; tests and metrics read them). */
   stats?(): ActuatorStats;
+  /** What this partition's cgroup can express beyond a cap and a weight (found at open). */
+  abilities?(): ActuatorAbilities;
+}
+
+/** Mechanisms a partition's cgroup offers; the directive is expressed with what exists. */
+export interface ActuatorAbilities {
+  /** The kernel's idle scheduling class (cpu.idle, Linux >= 5.15); without it batch runs at the minimum weight. */
+  idleClass: boolean;
+  /** CFS burst (cpu.cfs_burst_us / cpu.max.burst, Linux >= 5.14). */
+  burst: boolean;
 }
 
 /** How many values an actuator wrote, failed to write, and left alone because they were unchanged. */

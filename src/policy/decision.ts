@@ -18,6 +18,7 @@ import {
   importanceOf,
   maxOf,
   minOf,
+  minProbeStep,
   protectedNeed,
   SOURCES,
   Source,
@@ -49,6 +50,10 @@ export interface StepReasons {
   effectiveMin: Float64Array;
   /** packBits(source, marks, receiver, hadPrevious). */
   bits: Uint8Array;
+  /** Why the directive has a cap: index into CAP_REASONS (0 = no cap). */
+  capCode: Uint8Array;
+  /** Batch is capped this cycle (network partitions stayed congested). */
+  batchSuppressed: boolean;
 }
 
 /** The reasons behind one decision as a plain object (for tests, the API, debugging). */
@@ -75,6 +80,8 @@ export interface DecisionDetail {
   deadband: boolean;
   shrinkLimited: boolean;
   boundsFixed: boolean;
+  /** Index into CAP_REASONS: 0 none, 1 max, 2 capped, 3 suppress-batch. */
+  capCode: number;
 }
 
 /** Packing of source, post-processor marks and receiver into one small integer. */
@@ -170,6 +177,7 @@ export class WeirDecision implements Decision {
             Number.isNaN(prevDemand) ? null : prevDemand,
             spec.goalPacketsPerSec,
             r.context.knobs,
+            minProbeStep(r.context.deadbandCpuMillis),
           )
         : null;
     const target =
@@ -196,6 +204,7 @@ export class WeirDecision implements Decision {
       deadband: (marks & Marks.deadband) !== 0,
       shrinkLimited: (marks & Marks.shrinkLimited) !== 0,
       boundsFixed: (marks & Marks.boundsFixed) !== 0,
+      capCode: r.capCode[i]!,
     };
   }
 
@@ -244,8 +253,14 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
         v === null
           ? `offered ${int(tp.offeredPacketsPerSec)} pps`
           : `offered ${int(tp.offeredPacketsPerSec)} pps at ${int(v)} pkt/cpu-s`;
-      if (a.kind === "use") {
-        const calm = `not constrained (throttled ${pct(tp.throttledFraction)}, ${dropText(tp, a)})`;
+      if (a.kind === "idle") {
+        parts.push(
+          `served no packets (offered ${int(tp.offeredPacketsPerSec)} pps, uses ${millis(a.usedCpuMillis)}), so nothing is credited`,
+        );
+      } else if (a.kind === "use") {
+        const delay =
+          tp.cpuDelayFraction == null ? "" : `, waiting for CPU ${pct(tp.cpuDelayFraction)}`;
+        const calm = `not constrained (throttled ${pct(tp.throttledFraction)}, ${dropText(tp, a)}${delay})`;
         // Offered load worth more than 10 % above use is worth saying out loud (velocity drift
         // alone moves the estimate by a few per cent a cycle).
         if (trafficNeed !== null && trafficNeed > a.useNeedCpuMillis * 1.1 + 0.5)
@@ -337,7 +352,28 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
       `adjusted to stay within [min, max] and capacity ${millis(d.context.capacityCpuMillis)}`,
     );
   parts.push(`granted ${millis(d.cpuMillis)}`);
+  parts.push(expressionText(d, x));
   return parts.join("; ");
+}
+
+/** How the entitlement reaches the kernel: weight or idle class, and a cap only with a reason. */
+function expressionText(d: WeirDecision, x: DecisionDetail): string {
+  const capacity = d.context.capacityCpuMillis;
+  const k = d.context.knobs;
+  const base =
+    x.source === "batch"
+      ? "runs in the idle class (minimum weight where the kernel has none), taking every idle cycle"
+      : `weight ${int(capacity > 0 ? Math.max(1, Math.round((d.cpuMillis / capacity) * 10_000)) : 1)} (its share of ${millis(capacity)}), so it may use any idle CPU`;
+  switch (x.capCode) {
+    case 1:
+      return `${base}; capped at its max ${millis(x.maxCpuMillis)} (+${pct(k.burstFraction)} burst)`;
+    case 2:
+      return `${base}; capped at its entitlement (configured capped, +${pct(k.burstFraction)} burst)`;
+    case 3:
+      return `${base}; capped at its entitlement ${millis(d.cpuMillis)} while network partitions stay congested`;
+    default:
+      return `${base}; no cap`;
+  }
 }
 
 function dropText(tp: Throughput, a: DemandAssessment): string {
@@ -350,5 +386,6 @@ function congestionText(tp: Throughput, a: DemandAssessment): string {
   const bits: string[] = [];
   if (a.throttled) bits.push(`throttled ${pct(tp.throttledFraction)}`);
   if (a.dropping) bits.push(`dropping ${int(tp.droppedPacketsPerSec)} pps`);
+  if (a.delayed) bits.push(`waiting for CPU ${pct(tp.cpuDelayFraction ?? 0)} of the time`);
   return bits.join(" and ");
 }

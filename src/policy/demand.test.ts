@@ -101,6 +101,7 @@ describe("assessNetworkDemand", () => {
   it("probes × probeFactor when congested and the velocity is unknown", () => {
     const tp = throughput("p", {
       offeredPacketsPerSec: 800,
+      servedPacketsPerSec: 600,
       cpuCores: 0.4,
       throttledFraction: 0.5,
     });
@@ -138,7 +139,12 @@ describe("assessNetworkDemand", () => {
   });
 
   it("never probes below the previous demand (a partition short because capacity ran out)", () => {
-    const tp = throughput("p", { cpuCores: 0.2, throttledFraction: 0.9 });
+    const tp = throughput("p", {
+      offeredPacketsPerSec: 500,
+      servedPacketsPerSec: 400,
+      cpuCores: 0.2,
+      throttledFraction: 0.9,
+    });
     // previous allocation 200m, previous demand 900m: max(200 × 1.5 = 300, 900) = 900
     expect(assessNetworkDemand(tp, null, 200, 900, undefined, knobs).demandCpuMillis).toBe(900);
   });

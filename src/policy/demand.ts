@@ -9,8 +9,10 @@ import type { PolicyKnobs } from "./types.ts";
  * - "use": not constrained, so it needs what it uses plus headroom (traffic above that is not believed)
  * - "traffic": constrained, and offered ÷ velocity says how much more it needs
  * - "probe": constrained, but the offered load cannot say how much more: current × probeFactor
+ * - "idle": served no packets this window: nothing is credited (demand decays toward 0), so
+ *   neither burning CPU without traffic nor junk that is never served wins entitlement
  */
-export type DemandKind = "use" | "traffic" | "probe";
+export type DemandKind = "use" | "traffic" | "probe" | "idle";
 
 export interface DemandAssessment {
   kind: DemandKind;
@@ -22,6 +24,8 @@ export interface DemandAssessment {
   dropping: boolean;
   /** Dropped packets that did not count: the partition used under half its allocation. */
   dropsIgnored: boolean;
+  /** Waited for a CPU at least cpuDelayThreshold of the time it was runnable. */
+  delayed: boolean;
   constrained: boolean;
   /** offered ÷ velocity × (1 + headroom), millicores; null when offered load or velocity is unknown. */
   trafficNeedCpuMillis: number | null;
@@ -72,6 +76,8 @@ export function cpuMillisForPackets(packetsPerSec: number, velocity: number): nu
 /**
  * The demand of a network partition that reported throughput this cycle.
  * `prevCpuMillis` / `prevDemandCpuMillis` are last cycle's allocation and demand (null when new).
+ * `minProbeStepCpuMillis`: a probe adds at least this much (the dead-band plus one), so a small
+ * partition's probe is not swallowed by the dead-band (×1.5 of 10m is a 5m step).
  * Writes into `out` when given (and returns it), else into a new object.
  */
 export function assessNetworkDemand(
@@ -81,6 +87,7 @@ export function assessNetworkDemand(
   prevDemandCpuMillis: number | null,
   goalPacketsPerSec: number | undefined,
   knobs: PolicyKnobs,
+  minProbeStepCpuMillis = 0,
   out: DemandAssessment = emptyAssessment(),
 ): DemandAssessment {
   const headroom = 1 + knobs.headroomFraction;
@@ -99,13 +106,22 @@ export function assessNetworkDemand(
   const dropsIgnored =
     anyDrops && prevCpuMillis !== null && used < DROPS_CONFIRM_AT_USE_FRACTION * prevCpuMillis;
   const dropping = anyDrops && !dropsIgnored;
-  const constrained = throttled || dropping;
+  const delay = tp.cpuDelayFraction;
+  const delayed = delay != null && delay >= knobs.cpuDelayThreshold;
+  const constrained = throttled || dropping || delayed;
+  const served = rate(tp.servedPacketsPerSec);
 
   const probeFrom = Math.max(prevCpuMillis ?? 0, used);
   let kind: DemandKind;
   let raw: number;
   let smoothed: number;
-  if (!constrained) {
+  if (!(served > 0)) {
+    // No packet served: whatever CPU it burns or junk it receives is not traffic it serves,
+    // so nothing is credited; the demand decays like any fall.
+    kind = "idle";
+    raw = 0;
+    smoothed = smoothDemand(prevDemandCpuMillis, raw, knobs.smoothingUp, knobs.smoothingDown);
+  } else if (!constrained) {
     // Not short of CPU: it needs what it uses, plus headroom. More offered traffic than that
     // is not believed until congestion confirms it.
     kind = "use";
@@ -122,7 +138,8 @@ export function assessNetworkDemand(
     // Congested, yet the offered load would fit in what it has (or is unknown): the estimate
     // is wrong, so probe upward. A probe is a deliberate step and is not smoothed again.
     kind = "probe";
-    raw = Math.max(probeFrom, PROBE_FLOOR_CPU_MILLIS) * knobs.probeFactor;
+    const from = Math.max(probeFrom, PROBE_FLOOR_CPU_MILLIS);
+    raw = Math.max(from * knobs.probeFactor, from + minProbeStepCpuMillis);
     smoothed = Math.max(raw, prevDemandCpuMillis ?? 0);
   }
   const goalFloor = goalFloorCpuMillis(goalPacketsPerSec, velocity);
@@ -131,6 +148,7 @@ export function assessNetworkDemand(
   out.throttled = throttled;
   out.dropping = dropping;
   out.dropsIgnored = dropsIgnored;
+  out.delayed = delayed;
   out.constrained = constrained;
   out.trafficNeedCpuMillis = trafficNeed;
   out.useNeedCpuMillis = useNeed;
@@ -152,6 +170,7 @@ export function emptyAssessment(): DemandAssessment {
     throttled: false,
     dropping: false,
     dropsIgnored: false,
+    delayed: false,
     constrained: false,
     trafficNeedCpuMillis: null,
     useNeedCpuMillis: 0,

@@ -17,6 +17,14 @@ import type { PolicyKnobs } from "./types.ts";
  *   a 0.3 EWMA follows a step in 6 cycles (88 %) yet damps one-window noise to a third.
  * - throttledThreshold 0.05: throttled in 5 % of CFS periods or more counts as constrained.
  * - leftover "share": capacity nobody's demand claims goes by weight to those below max.
+ * - cpuDelayThreshold 0.25: waiting for a CPU a quarter of the time it was runnable counts as
+ *   constrained (a CPU-bound server beside an equal-weight hog on one CPU waits about half the
+ *   time; beside an idle-class hog, a few per cent).
+ * - burstFraction 1: a cap comes with a burst of a whole period's quota, so a capped partition
+ *   that idled can answer a burst at once instead of waiting out the period.
+ * - suppressBatchAfterCycles 3 / releaseBatchAfterCycles 10: batch is capped at its entitlement
+ *   once a network partition has been constrained 3 cycles in a row (300 ms at 100 ms) with
+ *   weights alone, and uncapped after 10 calm cycles.
  */
 export function defaultPolicyKnobs(capacityCpuMillis: CpuMillis): PolicyKnobs {
   return {
@@ -29,6 +37,10 @@ export function defaultPolicyKnobs(capacityCpuMillis: CpuMillis): PolicyKnobs {
     smoothingDown: 0.2,
     velocitySmoothing: 0.3,
     throttledThreshold: 0.05,
+    cpuDelayThreshold: 0.25,
+    burstFraction: 1,
+    suppressBatchAfterCycles: 3,
+    releaseBatchAfterCycles: 10,
     leftover: "share",
   };
 }

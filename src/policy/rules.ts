@@ -41,3 +41,10 @@ export function protectedNeed(
   if (source === Source.batch || Number.isNaN(prevDemandCpuMillis)) return min;
   return clamp(prevDemandCpuMillis, min, max);
 }
+
+/**
+ * The smallest step a probe takes: one past the dead-band, so the change it asks for is made
+ * (0 without a dead-band). 20m band → 21m.
+ */
+export const minProbeStep = (deadbandCpuMillis: number): number =>
+  deadbandCpuMillis > 0 ? deadbandCpuMillis + 1 : 0;

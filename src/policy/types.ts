@@ -23,6 +23,20 @@ export interface PolicyKnobs {
   /** Throttled fraction above which a partition counts as constrained. */
   throttledThreshold: number;
   /**
+   * CPU delay (runnable but waiting ÷ (waiting + running)) at or above which a partition counts
+   * as constrained: the congestion of a closed-loop server, which neither drops nor is throttled.
+   */
+  cpuDelayThreshold: number;
+  /** Burst a cap comes with, as a fraction of the cap (the kernel allows at most 1: burst <= quota). */
+  burstFraction: number;
+  /**
+   * Batch is capped at its entitlement after a network partition has been constrained this
+   * many cycles in a row with weights alone (0 = never cap batch), and released after
+   * `releaseBatchAfterCycles` calm cycles.
+   */
+  suppressBatchAfterCycles: number;
+  releaseBatchAfterCycles: number;
+  /**
    * Left-over capacity: "share" by weight among everyone below max (batch partitions and spare
    * for unconstrained network partitions alike: the spare keeps their latency low), "batch-first"
    * to those who can use it now (batch, constrained) before anyone holds it as spare, or "idle".
@@ -42,6 +56,17 @@ export interface PartitionPolicyState {
 
 export interface PolicyState {
   partitions: Record<PartitionId, PartitionPolicyState>;
+  /**
+   * Batch suppression: consecutive cycles with a constrained network partition (congested) and
+   * without one (calm), and whether batch is capped now. Absent = never congested yet.
+   */
+  batch?: BatchSuppressionState;
+}
+
+export interface BatchSuppressionState {
+  congestedCycles: number;
+  calmCycles: number;
+  active: boolean;
 }
 
 export interface PolicyInput {

@@ -65,10 +65,20 @@ describe("demand from traffic", () => {
     expect(web.previousCpuMillis).toBe(300);
     expect(web.velocityPacketsPerCpuSec).toBe(4100);
     expect(web.why).toBe(
-      "offered 3,000 pps at 4,100 pkt/cpu-s needs 878m (+20 % headroom); throttled 40 % confirms; smoothed to 723m; granted 723m",
+      "offered 3,000 pps at 4,100 pkt/cpu-s needs 878m (+20 % headroom); throttled 40 % confirms; smoothed to 723m; granted 723m; weight 1,808 (its share of 4,000m), so it may use any idle CPU; capped at its max 2,000m (+100 % burst)",
     );
-    // weight: 723 / 4000 × 10000 = 1807.5 → 1808; one CPU covers 723m
-    expect(out.dir.web).toEqual({ partition: "web", cpuMillis: 723, weight: 1808, cpuCount: 1 });
+    // weight: 723 / 4000 × 10000 = 1807.5 → 1808; its max 2000m < capacity 4000m is a cap,
+    // with a burst of a whole period's quota (burstFraction 1); it may use 2 CPUs
+    expect(out.dir.web).toEqual({
+      partition: "web",
+      cpuMillis: 723,
+      weight: 1808,
+      idle: false,
+      capCpuMillis: 2000,
+      burstCpuMillis: 2000,
+      capReason: "max",
+      cpuCount: 2,
+    });
   });
 
   it("probes upward × probeFactor each cycle while congested with unknown demand, up to max", () => {
@@ -93,10 +103,10 @@ describe("demand from traffic", () => {
     // 200 × 1.5 = 300, × 1.5 = 450, × 1.5 = 675, × 1.5 = 1012.5 → max 1000
     expect(granted).toEqual([300, 450, 675, 1000]);
     expect(whys[0]).toBe(
-      "throttled 50 % but velocity is unknown, so probing ×1.5 from 200m to 300m; granted 300m",
+      "throttled 50 % but velocity is unknown, so probing ×1.5 from 200m to 300m; granted 300m; weight 750 (its share of 4,000m), so it may use any idle CPU; capped at its max 1,000m (+100 % burst)",
     );
     expect(whys[3]).toBe(
-      "throttled 50 % but velocity is unknown, so probing ×1.5 from 675m to 1,013m; capped at max 1,000m; granted 1,000m",
+      "throttled 50 % but velocity is unknown, so probing ×1.5 from 675m to 1,013m; capped at max 1,000m; granted 1,000m; weight 2,500 (its share of 4,000m), so it may use any idle CPU; capped at its max 1,000m (+100 % burst)",
     );
   });
 });
@@ -133,10 +143,10 @@ describe("confirmation", () => {
     expect(out.d.junk!.cpuMillis).toBe(60);
     expect(out.d.honest!.cpuMillis).toBe(440);
     expect(out.d.junk!.why).toBe(
-      "offered 50,000 pps at 2,000 pkt/cpu-s would need 30,000m (+20 % headroom), but it is not constrained (throttled 0 %, no drops) and uses 50m, so only use + headroom 60m is credited; granted 60m",
+      "offered 50,000 pps at 2,000 pkt/cpu-s would need 30,000m (+20 % headroom), but it is not constrained (throttled 0 %, no drops) and uses 50m, so only use + headroom 60m is credited; granted 60m; weight 1,200 (its share of 500m), so it may use any idle CPU; no cap",
     );
     expect(out.d.honest!.why).toBe(
-      "offered 2,000 pps at 4,000 pkt/cpu-s needs 600m (+20 % headroom); throttled 30 % confirms; smoothed to 540m; importance 3 tier had 440m of 540m for it; granted 440m",
+      "offered 2,000 pps at 4,000 pkt/cpu-s needs 600m (+20 % headroom); throttled 30 % confirms; smoothed to 540m; importance 3 tier had 440m of 540m for it; granted 440m; weight 8,800 (its share of 500m), so it may use any idle CPU; no cap",
     );
   });
 });
@@ -160,13 +170,13 @@ describe("bounds", () => {
     // a: 100m × 1.2 = 120m, below its min 300m
     expect(out.d.a!.cpuMillis).toBe(300);
     expect(out.d.a!.why).toBe(
-      "uses 100m and is not constrained (throttled 0 %, no drops), so needs 120m (+20 % headroom); raised to its guarantee 300m; granted 300m",
+      "uses 100m and is not constrained (throttled 0 %, no drops), so needs 120m (+20 % headroom); raised to its guarantee 300m; granted 300m; weight 1,500 (its share of 2,000m), so it may use any idle CPU; no cap",
     );
     // b: 5000 / 4000 × 1.2 = 1500m; smoothing from what it has (500m): 500 + 0.7 × 1000 = 1200 → max 500
     expect(out.d.b!.cpuMillis).toBe(500);
     expect(out.d.b!.demandCpuMillis).toBe(500);
     expect(out.d.b!.why).toBe(
-      "offered 5,000 pps at 4,000 pkt/cpu-s needs 1,500m (+20 % headroom); throttled 50 % confirms; smoothed to 1,200m; capped at max 500m; granted 500m",
+      "offered 5,000 pps at 4,000 pkt/cpu-s needs 1,500m (+20 % headroom); throttled 50 % confirms; smoothed to 1,200m; capped at max 500m; granted 500m; weight 2,500 (its share of 2,000m), so it may use any idle CPU; capped at its max 500m (+100 % burst)",
     );
   });
 });
@@ -214,7 +224,7 @@ describe("allocation", () => {
     expect(share.d.web!.cpuMillis).toBe(1150);
     expect(share.d.batch!.cpuMillis).toBe(850);
     expect(share.d.batch!.why).toBe(
-      "batch: no traffic demand, takes left-over up to max 1,000m; +850m left-over; granted 850m",
+      "batch: no traffic demand, takes left-over up to max 1,000m; +850m left-over; granted 850m; runs in the idle class (minimum weight where the kernel has none), taking every idle cycle; capped at its max 1,000m (+100 % burst)",
     );
     const idle = step(knobs(2000, { deadbandFraction: 0, leftover: "idle" }), specs, tps);
     expect(idle.d.web!.cpuMillis).toBe(300);
@@ -269,7 +279,7 @@ describe("goals", () => {
     // performance index 2000 / 1500 = 1.33 > 1: misses its goal at importance 1 → receiver
     expect(g1.performanceIndex).toBeCloseTo(1.3333, 4);
     expect(g1.why).toBe(
-      "uses 375m and is not constrained (throttled 0 %, no drops), so needs 450m (+20 % headroom); goal 2,000 pps floors demand at 500m; performance index 1.33 (goal 2,000 ÷ served 1,500 pps), a receiver (misses its goal at importance 1, the most important level with a miss); granted 500m",
+      "uses 375m and is not constrained (throttled 0 %, no drops), so needs 450m (+20 % headroom); goal 2,000 pps floors demand at 500m; performance index 1.33 (goal 2,000 ÷ served 1,500 pps), a receiver (misses its goal at importance 1, the most important level with a miss); granted 500m; weight 1,250 (its share of 4,000m), so it may use any idle CPU; no cap",
     );
     // g2 misses its goal too (1000 / 500 = 2) but at importance 2: not a receiver
     expect(out.d.g2!.performanceIndex).toBe(2);
@@ -291,7 +301,7 @@ describe("stability", () => {
     // 420m × 1.2 = 504m; smoothed up 500 + 0.7 × 4 = 502.8 → 503; 3m < 20m: stays 500
     expect(out.d.p!.cpuMillis).toBe(500);
     expect(out.d.p!.why).toBe(
-      "uses 420m and is not constrained (throttled 0 %, no drops), so needs 504m (+20 % headroom); smoothed to 503m; change to 503m is inside the dead-band (20m), so it stays at 500m; granted 500m",
+      "uses 420m and is not constrained (throttled 0 %, no drops), so needs 504m (+20 % headroom); smoothed to 503m; change to 503m is inside the dead-band (20m), so it stays at 500m; granted 500m; weight 2,500 (its share of 2,000m), so it may use any idle CPU; no cap",
     );
   });
 
@@ -365,7 +375,7 @@ describe("missing data", () => {
     );
     expect(out.d.quiet!.cpuMillis).toBe(640);
     expect(out.d.quiet!.why).toBe(
-      "no throughput this cycle: keeps its previous 640m; granted 640m",
+      "no throughput this cycle: keeps its previous 640m; granted 640m; weight 3,200 (its share of 2,000m), so it may use any idle CPU; no cap",
     );
     // busy: 600m needed, plus the whole left-over (quiet takes none): 2000 − 640 = 1360
     expect(out.d.busy!.cpuMillis).toBe(1360);
@@ -380,7 +390,7 @@ describe("missing data", () => {
     // mins 200; 800 left-over by weight 1:3: +200, +600
     expect([out.d.a!.cpuMillis, out.d.b!.cpuMillis]).toEqual([300, 700]);
     expect(out.d.a!.why).toBe(
-      "no throughput yet and no previous allocation: starts at its guarantee 100m plus a weighted share of the left-over; +200m left-over; granted 300m",
+      "no throughput yet and no previous allocation: starts at its guarantee 100m plus a weighted share of the left-over; +200m left-over; granted 300m; weight 3,000 (its share of 1,000m), so it may use any idle CPU; no cap",
     );
     const idle = step(knobs(1000, { leftover: "idle" }), [spec("a", { minCpuMillis: 100 })], []);
     expect(idle.d.a!.cpuMillis).toBe(100);
@@ -531,12 +541,46 @@ describe("safety (property-style, seeded)", () => {
             expect(d.cpuMillis).toBeGreaterThanOrEqual(s.minCpuMillis);
           expect(d.weight).toBeGreaterThanOrEqual(1);
           expect(d.weight).toBeLessThanOrEqual(10_000);
-          expect(d.cpuCount).toBe(Math.max(1, Math.ceil(d.cpuMillis / 1000)));
+          // weights first: batch in the idle class at the minimum weight, network partitions
+          // at their share of capacity
+          expect(d.idle).toBe(s.kind === "batch");
+          if (s.kind === "batch") expect(d.weight).toBe(1);
+          else
+            expect(d.weight).toBe(
+              Math.min(
+                10_000,
+                Math.max(1, Math.round((d.cpuMillis / kNow.capacityCpuMillis) * 10_000)),
+              ),
+            );
+          // a cap only with a reason: here only a max below capacity caps (nobody is `capped`)
+          const capped = Math.floor(s.maxCpuMillis) < kNow.capacityCpuMillis;
+          if (d.capReason !== "suppress-batch") {
+            expect(d.capReason).toBe(capped ? "max" : null);
+            expect(d.capCpuMillis).toBe(
+              capped ? Math.floor(s.maxCpuMillis) : Number.POSITIVE_INFINITY,
+            );
+          } else {
+            expect(s.kind).toBe("batch");
+            expect(d.capCpuMillis).toBe(d.cpuMillis);
+          }
+          expect(d.capCpuMillis).toBeGreaterThanOrEqual(d.cpuMillis);
+          expect(d.burstCpuMillis).toBeLessThanOrEqual(
+            Number.isFinite(d.capCpuMillis) ? d.capCpuMillis : 0,
+          );
+          expect(d.cpuCount).toBe(
+            Math.max(
+              1,
+              Math.ceil(
+                Math.min(d.capCpuMillis, Math.floor(s.maxCpuMillis), kNow.capacityCpuMillis) / 1000,
+              ),
+            ),
+          );
           sum += d.cpuMillis;
         }
         expect(sum).toBeLessThanOrEqual(kNow.capacityCpuMillis);
         // every decision can explain itself
-        for (const d of out.decisions) expect(d.why).toMatch(/granted \d[\d,]*m$/);
+        for (const d of out.decisions)
+          expect(d.why).toMatch(/granted \d[\d,]*m; .*(no cap|burst\)|congested)$/);
       }
     }
   });
@@ -555,7 +599,7 @@ describe("edge cases", () => {
     // importance 1's 200 fits; importance 2's 400 gets the 300 left (× 0.75); sum 500
     expect([out.d.a!.cpuMillis, out.d.b!.cpuMillis]).toEqual([200, 300]);
     expect(out.d.b!.why).toBe(
-      "no throughput yet and no previous allocation: starts at its guarantee 400m plus a weighted share of the left-over; guarantees exceed capacity 500m, so its min 400m is cut to 300m; granted 300m",
+      "no throughput yet and no previous allocation: starts at its guarantee 400m plus a weighted share of the left-over; guarantees exceed capacity 500m, so its min 400m is cut to 300m; granted 300m; weight 6,000 (its share of 500m), so it may use any idle CPU; no cap",
     );
   });
 
@@ -570,7 +614,7 @@ describe("edge cases", () => {
     );
     expect(out.d.gone!.cpuMillis).toBe(100);
     expect(out.d.gone!.why).toBe(
-      "no throughput this cycle: its previous 640m is cut to its max 100m; granted 100m",
+      "no throughput this cycle: its previous 640m is cut to its max 100m; granted 100m; weight 500 (its share of 2,000m), so it may use any idle CPU; capped at its max 100m (+100 % burst)",
     );
   });
 
@@ -611,5 +655,183 @@ describe("edge cases", () => {
     // nothing usable: use 0m × 1.2 = 0m → its guarantee 50m
     expect(out.d.x!.cpuMillis).toBe(50);
     expect(out.d.x!.velocityPacketsPerCpuSec).toBeNull();
+  });
+});
+
+describe("weights first (work-conserving expression)", () => {
+  it("expresses entitlements as weights, batch as the idle class, and caps only a max or a capped tenant", () => {
+    const out = step(
+      knobs(2000),
+      [
+        spec("web", { minCpuMillis: 100, importance: 1 }),
+        spec("tenant", { minCpuMillis: 100, capped: true }),
+        spec("lim", { minCpuMillis: 100, maxCpuMillis: 500 }),
+        spec("hog", { minCpuMillis: 100, importance: 5, kind: "batch" }),
+      ],
+      [
+        throughput("web", { offeredPacketsPerSec: 1500, servedPacketsPerSec: 1500, cpuCores: 0.3 }),
+        throughput("tenant", {
+          offeredPacketsPerSec: 800,
+          servedPacketsPerSec: 800,
+          cpuCores: 0.2,
+        }),
+        throughput("lim", { offeredPacketsPerSec: 400, servedPacketsPerSec: 400, cpuCores: 0.1 }),
+      ],
+    );
+    const { web, tenant, lim, hog } = out.dir as Record<string, Directive>;
+    // web: no cap; weight = its share of capacity on the 1..10000 scale
+    expect(web).toMatchObject({
+      idle: false,
+      capCpuMillis: Infinity,
+      capReason: null,
+      burstCpuMillis: 0,
+    });
+    expect(web!.weight).toBe(Math.round((web!.cpuMillis / 2000) * 10_000));
+    // tenant (capped: PR/SM capped mode): cap = entitlement, with a whole quota of burst
+    expect(tenant).toMatchObject({ capCpuMillis: tenant!.cpuMillis, capReason: "capped" });
+    expect(tenant!.burstCpuMillis).toBe(tenant!.cpuMillis);
+    // lim: its max 500m < capacity 2000m is the cap
+    expect(lim).toMatchObject({
+      capCpuMillis: 500,
+      burstCpuMillis: 500,
+      capReason: "max",
+      cpuCount: 1,
+    });
+    // hog: idle class, minimum weight, no cap; may use both CPUs
+    expect(hog).toMatchObject({
+      idle: true,
+      weight: 1,
+      capCpuMillis: Infinity,
+      capReason: null,
+      cpuCount: 2,
+    });
+    expect(out.d.hog!.why).toMatch(/runs in the idle class .*; no cap$/);
+    expect(out.d.lim!.why).toMatch(/capped at its max 500m \(\+100 % burst\)$/);
+  });
+
+  it("does not credit a partition that burns CPU while throttled but serves no traffic (was probed ×1.5 a cycle)", () => {
+    const k = knobs(2000, { leftover: "idle" }); // dead-band 20m
+    const specs = [spec("burner", { minCpuMillis: 50 })];
+    let state = saved({ burner: { cpu: 100, demand: 100 } });
+    const granted: number[] = [];
+    for (let c = 0; c < 12; c++) {
+      // throttled 90 % of the periods, 0.9 cores burnt, nothing offered, nothing served
+      const tp = throughput("burner", { cpuCores: 0.9, throttledFraction: 0.9 });
+      const out = step(k, specs, [tp], state);
+      state = out.state;
+      granted.push(out.d.burner!.cpuMillis);
+      if (c === 0)
+        expect(out.d.burner!.why).toMatch(
+          /^served no packets \(offered 0 pps, uses 900m\), so nothing is credited; /,
+        );
+    }
+    // cycle 1: demand 100 + 0.2 × (0 − 100) = 80; 20m change is not inside the 20m band; the
+    //   shrink limit keeps 0.9 × min(prev 100, need 100) = 90
+    // cycle 2: demand 80 + 0.2 × (0 − 80) = 64; shrink floor 0.9 × min(90, 80) = 72
+    // cycle 3: demand 51.2 → 51; shrink floor 0.9 × min(72, 64) = 57.6 → 57
+    // then the last step to its guarantee 50m (7m) is inside the 20m band: it stays at 57m
+    expect(granted).toEqual([90, 72, 57, 57, 57, 57, 57, 57, 57, 57, 57, 57]);
+    // before the fix: 150, 225, 338, ... most of the host
+  });
+
+  it("lets a congested partition below the dead-band grow (×1.5 of 10m was inside a 20m band)", () => {
+    const k = knobs(2000, { leftover: "idle" }); // dead-band min(0.01 × 2000, 50) = 20m
+    const specs = [spec("small", { minCpuMillis: 0 })];
+    let state = saved({ small: { cpu: 10, demand: 10 } });
+    const granted: number[] = [];
+    for (let c = 0; c < 3; c++) {
+      const had = granted.at(-1) ?? 10;
+      // throttled half the periods, using all it has, serving traffic, velocity unknown
+      const tp = throughput("small", {
+        servedPacketsPerSec: 50,
+        cpuCores: had / 1000,
+        throttledFraction: 0.5,
+      });
+      const out = step(k, specs, [tp], state);
+      state = out.state;
+      granted.push(out.d.small!.cpuMillis);
+    }
+    // probe: max(from × 1.5, from + band + 1): max(15, 10 + 21) = 31; max(46.5, 52) = 52;
+    // max(78, 73) = 78. Before the fix: 10 → 15 is inside the band, so 10 forever.
+    expect(granted).toEqual([31, 52, 78]);
+  });
+
+  it("counts CPU delay as congestion: a closed-loop server waiting for CPU is credited its traffic", () => {
+    const k = knobs(2000, { leftover: "idle" });
+    const specs = [spec("srv", { minCpuMillis: 50 })];
+    const at = (delay: number) =>
+      step(
+        k,
+        specs,
+        [
+          throughput("srv", {
+            offeredPacketsPerSec: 1000,
+            servedPacketsPerSec: 1000,
+            cpuCores: 0.2,
+            cpuDelayFraction: delay,
+            rawVelocityPacketsPerCpuSec: 5000,
+          }),
+        ],
+        saved({ srv: { cpu: 200, demand: 200, velocity: 5000 } }),
+      ).d.srv!;
+    const waiting = at(0.5);
+    // 1000 pps ÷ 5000 pkt/cpu-s = 200m × 1.2 = 240m > what it has (200m): believed;
+    // smoothed up 200 + 0.7 × 40 = 228
+    expect(waiting.detail.assessment).toMatchObject({
+      kind: "traffic",
+      delayed: true,
+      constrained: true,
+    });
+    expect(waiting.cpuMillis).toBe(228);
+    expect(waiting.why).toMatch(/waiting for CPU 50 % of the time confirms/);
+    // a few per cent of waiting is not congestion
+    expect(at(0.05).detail.assessment).toMatchObject({
+      kind: "use",
+      delayed: false,
+      constrained: false,
+    });
+  });
+
+  it("caps batch at its entitlement after 3 congested cycles and releases it after 10 calm ones", () => {
+    const k = knobs(2000);
+    const specs = [
+      spec("web", { minCpuMillis: 100, importance: 1 }),
+      spec("hog", { minCpuMillis: 100, importance: 5, kind: "batch" }),
+    ];
+    let state = weirPolicy.initialState();
+    const hogCaps: (string | null)[] = [];
+    const run = (delay: number) => {
+      const out = step(
+        k,
+        specs,
+        [
+          throughput("web", {
+            offeredPacketsPerSec: 1000,
+            servedPacketsPerSec: 1000,
+            cpuCores: 0.2,
+            cpuDelayFraction: delay,
+            rawVelocityPacketsPerCpuSec: 5000,
+          }),
+        ],
+        state,
+      );
+      state = out.state;
+      const hog = out.dir.hog!;
+      hogCaps.push(hog.capReason);
+      if (hog.capReason === "suppress-batch") {
+        expect(hog.capCpuMillis).toBe(hog.cpuMillis);
+        expect(hog.burstCpuMillis).toBe(0);
+        expect(hog.idle).toBe(true);
+      }
+      return out;
+    };
+    for (let c = 0; c < 4; c++) run(0.6);
+    // congested cycles 1, 2: weights alone; from the 3rd, batch is capped
+    expect(hogCaps).toEqual([null, null, "suppress-batch", "suppress-batch"]);
+    const calm = [];
+    for (let c = 0; c < 10; c++) calm.push(run(0.02).dir.hog!.capReason);
+    // released on the 10th calm cycle in a row
+    expect(calm).toEqual([...Array(9).fill("suppress-batch"), null]);
+    expect(state.batch).toEqual({ congestedCycles: 0, calmCycles: 10, active: false });
   });
 });

@@ -9,7 +9,13 @@
 // between steps for what it does not; no per-partition objects besides the directive and the
 // decision the contract asks for. Reusing scratch is invisible from outside: the step reads
 // only its arguments and returns the same output for the same input.
-import type { Directive, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
+import type {
+  CapReason,
+  Directive,
+  PartitionId,
+  PartitionSpec,
+  Throughput,
+} from "../core/model.ts";
 import {
   type AllocationProblem,
   type AllocationScratch,
@@ -30,11 +36,22 @@ import {
   type PostProcessor,
   runPostProcessors,
 } from "./postprocess.ts";
-import { clamp, demandTarget, importanceOf, maxOf, minOf, protectedNeed, Source } from "./rules.ts";
+import {
+  clamp,
+  demandTarget,
+  importanceOf,
+  maxOf,
+  minOf,
+  minProbeStep,
+  protectedNeed,
+  Source,
+} from "./rules.ts";
 import type {
+  BatchSuppressionState,
   PartitionPolicyState,
   Policy,
   PolicyInput,
+  PolicyKnobs,
   PolicyOutput,
   PolicyState,
 } from "./types.ts";
@@ -60,9 +77,37 @@ export function weightForAllocation(cpuMillis: number, capacityCpuMillis: number
   return Math.min(WEIGHT_MAX, Math.max(WEIGHT_MIN, w));
 }
 
-/** Whole CPUs to run on: ceil of the cap, at least 1. 1,001m → 2. */
+/** Whole CPUs to run on: ceil of what it may use (its cap, else its max), at least 1. 1,001m → 2. */
 export function cpuCountForAllocation(cpuMillis: number): number {
   return Math.max(1, Math.ceil(cpuMillis / 1000));
+}
+
+/** Cap reasons as codes (0 = no cap) for the decisions' packed reasons. */
+export const CAP_REASONS: readonly (CapReason | null)[] = [null, "max", "capped", "suppress-batch"];
+const CapCode = { none: 0, max: 1, capped: 2, suppressBatch: 3 } as const;
+
+/**
+ * Batch suppression for the next cycle: `congested` says a network partition was constrained
+ * (waiting for CPU or dropping, with traffic it serves) this cycle. Batch is capped once that
+ * has lasted `after` cycles in a row and released after `release` calm cycles in a row.
+ */
+export function nextBatchSuppression(
+  prev: BatchSuppressionState | undefined,
+  congested: boolean,
+  after: number,
+  release: number,
+): BatchSuppressionState {
+  const p = prev ?? { congestedCycles: 0, calmCycles: 0, active: false };
+  if (congested) {
+    const congestedCycles = p.congestedCycles + 1;
+    return {
+      congestedCycles,
+      calmCycles: 0,
+      active: p.active || (after > 0 && congestedCycles >= after),
+    };
+  }
+  const calmCycles = p.calmCycles + 1;
+  return { congestedCycles: 0, calmCycles, active: p.active && calmCycles < release };
 }
 
 /** Buffers a step needs only while it runs; grown to the largest partition count seen. */
@@ -114,6 +159,8 @@ function step(
   const { knobs, specs } = input;
   const n = specs.length;
   const capacity = Math.max(0, Math.floor(knobs.capacityCpuMillis));
+  const deadbandCpuMillis = Math.min(knobs.deadbandFraction * capacity, DEADBAND_MAX_CPU_MILLIS);
+  const probeStep = minProbeStep(deadbandCpuMillis);
   const shareLeftover = knobs.leftover !== "idle";
   const canUseFirst = knobs.leftover === "batch-first";
 
@@ -155,6 +202,8 @@ function step(
   const a = emptyAssessment();
   const ids: PartitionId[] = new Array(n);
   let receiverImportance = 6;
+  let congested = false;
+  let anyBatch = false;
 
   for (let i = 0; i < n; i++) {
     const spec = specs[i]!;
@@ -178,6 +227,7 @@ function step(
     velocity[i] = v === null ? Number.NaN : v;
     let src: number;
     if (spec.kind === "batch") {
+      anyBatch = true;
       src = Source.batch;
       mode[i] = Mode.batch;
       target[i] = min;
@@ -192,8 +242,10 @@ function step(
         nullIfNaN(pd),
         spec.goalPacketsPerSec,
         knobs,
+        probeStep,
         a,
       );
+      if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
       mode[i] = Mode.demand;
       target[i] = demandTarget(a.demandCpuMillis, min, max);
       // constrained now: can use more, so it shares the left-over with batch partitions first;
@@ -239,7 +291,7 @@ function step(
   allocate(problem, { alloc: ideal, effectiveMin, leftover }, sc.alloc);
   const frame: AllocationFrame = {
     capacityCpuMillis: capacity,
-    deadbandCpuMillis: Math.min(knobs.deadbandFraction * capacity, DEADBAND_MAX_CPU_MILLIS),
+    deadbandCpuMillis,
     maxShrinkFraction: knobs.maxShrinkFractionPerCycle,
     lo: effectiveMin,
     hi,
@@ -249,6 +301,15 @@ function step(
     importance,
   };
   runPostProcessors(frame, postProcessors, final, marks, [post0, post1]);
+  const batch = anyBatch
+    ? nextBatchSuppression(
+        state.batch,
+        congested,
+        knobs.suppressBatchAfterCycles,
+        knobs.releaseBatchAfterCycles,
+      )
+    : undefined;
+  const capCode = new Uint8Array(n);
 
   const reasons: StepReasons = {
     context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
@@ -259,18 +320,16 @@ function step(
     leftover,
     effectiveMin,
     bits,
+    capCode,
+    batchSuppressed: batch?.active ?? false,
   };
   const directives: Directive[] = new Array(n);
   const decisions: WeirDecision[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const id = ids[i]!;
     const cpu = final[i]!;
-    directives[i] = {
-      partition: id,
-      cpuMillis: cpu,
-      weight: weightForAllocation(cpu, capacity),
-      cpuCount: cpuCountForAllocation(cpu),
-    };
+    directives[i] = express(specs[i]!, cpu, hi[i]!, capacity, knobs, batch?.active ?? false);
+    capCode[i] = capCodeOf(directives[i]!.capReason);
     const p = prevCpu[i]!;
     const d = demand[i]!;
     const v = velocity[i]!;
@@ -291,8 +350,70 @@ function step(
   return {
     directives,
     decisions,
-    state: packedState({ ids, cpuMillis: final, demand, velocity }),
+    state: packedState({ ids, cpuMillis: final, demand, velocity }, batch),
   };
+}
+
+/**
+ * The entitlement as the kernel should see it — weights first:
+ * - weight ∝ entitlement (share of capacity on the 1..10000 scale), so under full contention
+ *   each partition gets its entitlement (the tiers already put importance first) and CPU a
+ *   partition leaves idle flows to the others at once;
+ * - batch runs in the idle class (minimum weight where the kernel has none): every idle
+ *   cycle, and it yields at wake-up;
+ * - a cap only for a configured max, a `capped` partition (cap = entitlement), or batch while
+ *   network partitions stay congested (cap = its entitlement, no burst). A cap comes with a
+ *   burst of burstFraction × cap, so a short burst does not wait out the period.
+ */
+function express(
+  spec: PartitionSpec,
+  cpu: number,
+  max: number,
+  capacity: number,
+  knobs: PolicyKnobs,
+  suppressBatch: boolean,
+): Directive {
+  const batch = spec.kind === "batch";
+  let cap = Number.POSITIVE_INFINITY;
+  let reason: CapReason | null = null;
+  if (spec.capped) {
+    cap = cpu;
+    reason = "capped";
+  } else if (batch && suppressBatch) {
+    cap = cpu;
+    reason = "suppress-batch";
+  }
+  if (max < capacity && max < cap) {
+    cap = max;
+    reason = "max";
+  }
+  const burst =
+    reason === null || reason === "suppress-batch"
+      ? 0
+      : Math.floor(cap * clamp(knobs.burstFraction, 0, 1));
+  return {
+    partition: spec.id,
+    cpuMillis: cpu,
+    weight: batch ? WEIGHT_MIN : weightForAllocation(cpu, capacity),
+    idle: batch,
+    capCpuMillis: cap,
+    burstCpuMillis: burst,
+    capReason: reason,
+    cpuCount: cpuCountForAllocation(Math.min(cap, max, capacity)),
+  };
+}
+
+function capCodeOf(reason: CapReason | null): number {
+  switch (reason) {
+    case "max":
+      return CapCode.max;
+    case "capped":
+      return CapCode.capped;
+    case "suppress-batch":
+      return CapCode.suppressBatch;
+    default:
+      return CapCode.none;
+  }
 }
 
 /**
@@ -340,8 +461,9 @@ const PACKED = Symbol("weir.policy.packedState");
  * then kept; until then the next step reads the arrays directly (building a 10,000-key record
  * costs more than the whole rest of the step).
  */
-function packedState(packed: PackedState): PolicyState {
+function packedState(packed: PackedState, batch?: BatchSuppressionState): PolicyState {
   const state = {} as PolicyState;
+  if (batch) state.batch = batch;
   Object.defineProperty(state, PACKED, { value: packed });
   Object.defineProperty(state, "partitions", {
     enumerable: true,
