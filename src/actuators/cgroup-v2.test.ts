@@ -7,7 +7,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { CgroupV2Backend } from "./cgroup-v2.ts";
-import { actuatorContract } from "./contract.ts";
+import { actuatorContract, capDirective } from "./contract.ts";
 import { v2Format } from "./formats.ts";
 import type { ActuatorTarget } from "./types.ts";
 
@@ -54,16 +54,22 @@ actuatorContract({
   writeProbe: {
     // Set mtimes to the epoch; any write moves them to now.
     arm: (t) => {
-      for (const f of v2Format.heldFiles) fs.utimesSync(path.join(dirOf(t), f), 0, 0);
+      for (const f of v2Format.heldFiles)
+        if (fs.existsSync(path.join(dirOf(t), f))) fs.utimesSync(path.join(dirOf(t), f), 0, 0);
     },
     touched: (t) =>
-      v2Format.heldFiles.some((f) => fs.statSync(path.join(dirOf(t), f)).mtimeMs !== 0),
+      v2Format.heldFiles.some(
+        (f) =>
+          fs.existsSync(path.join(dirOf(t), f)) &&
+          fs.statSync(path.join(dirOf(t), f)).mtimeMs !== 0,
+      ),
   },
   // Root ignores file modes: a read-only bind mount (EROFS) is what a container's ro cgroupfs gives.
   makeUnwritable: (t) => {
     const dir = dirOf(t);
     if (!isRoot) {
-      for (const f of v2Format.heldFiles) fs.chmodSync(path.join(dir, f), 0o444);
+      for (const f of v2Format.heldFiles)
+        if (fs.existsSync(path.join(dir, f))) fs.chmodSync(path.join(dir, f), 0o444);
       return;
     }
     execFileSync("mount", ["--bind", dir, dir]);
@@ -82,15 +88,10 @@ describe("cgroup-v2 files", () => {
   it("writes the exact formats: a shorter value replaces a longer one", () => {
     const t = target("formats");
     const a = backend.open(t);
-    a.apply({ partition: t.partition, cpuMillis: 1500, weight: 10_000, cpuCount: 2 });
+    a.apply(capDirective(t.partition, 1500, 10_000));
     expect(read(t, "cpu.max")).toBe("150000 100000\n");
     expect(read(t, "cpu.weight")).toBe("10000\n");
-    a.apply({
-      partition: t.partition,
-      cpuMillis: Number.POSITIVE_INFINITY,
-      weight: 5,
-      cpuCount: 0,
-    });
+    a.apply(capDirective(t.partition, Number.POSITIVE_INFINITY, 5));
     expect(read(t, "cpu.max")).toBe("max 100000\n");
     expect(read(t, "cpu.weight")).toBe("5\n");
     a.close();
@@ -100,9 +101,7 @@ describe("cgroup-v2 files", () => {
     const a = backend.open({ partition: "batch", cgroup: "weir/batch" });
     expect(a.snapshot().values).toEqual({ "cpu.max": "50000 100000", "cpu.weight": "50" });
     // Its current cap is 500 millis (50000 / 100000 * 1000): applying it writes nothing.
-    expect(
-      a.apply({ partition: "batch", cpuMillis: 500, weight: 50, cpuCount: 1 }).written,
-    ).toEqual([]);
+    expect(a.apply(capDirective("batch", 500, 50)).written).toEqual([]);
     a.close();
   });
 

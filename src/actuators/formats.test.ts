@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { Directive } from "../core/model.ts";
 import {
   checkDirective,
   MIN_QUOTA_USEC,
@@ -9,10 +10,14 @@ import {
   weightToShares,
 } from "./formats.ts";
 
-const directive = (cpuMillis: number, weight: number) => ({
+const directive = (cpuMillis: number, weight: number): Directive => ({
   partition: "p",
   cpuMillis,
   weight,
+  idle: false,
+  capCpuMillis: cpuMillis,
+  burstCpuMillis: 0,
+  capReason: "capped",
   cpuCount: 1,
 });
 
@@ -59,8 +64,8 @@ describe("quota for a cap", () => {
   });
 
   it("rejects NaN and -Infinity caps and non-finite weights", () => {
-    expect(checkDirective(directive(Number.NaN, 100))).toMatch(/cpuMillis .* NaN/);
-    expect(checkDirective(directive(Number.NEGATIVE_INFINITY, 100))).toMatch(/cpuMillis/);
+    expect(checkDirective(directive(Number.NaN, 100))).toMatch(/capCpuMillis .* NaN/);
+    expect(checkDirective(directive(Number.NEGATIVE_INFINITY, 100))).toMatch(/capCpuMillis/);
     expect(checkDirective(directive(100, Number.NaN))).toMatch(/weight .* NaN/);
     expect(checkDirective(directive(Number.POSITIVE_INFINITY, 100))).toBeNull();
   });

@@ -89,9 +89,21 @@ export class RecordingBackend implements ActuatorBackend {
    * Make a cgroup, holding what a fresh one holds, overridden by `values` (replaces an
    * existing one, which makes actuators opened on the old one see it as gone).
    */
-  create(cgroup: string, values: Record<string, string> = {}, format?: CpuFileFormat): void {
+  create(
+    cgroup: string,
+    values: Record<string, string> = {},
+    format?: CpuFileFormat,
+    exact = false,
+  ): void {
     const f = format ?? this.formatFor({ partition: cgroup, cgroup });
-    const v = { ...f.freshValues, ...values };
+    // exact (a dry-run seed read from a real cgroup): optional files only if the seed has
+    // them, so a kernel without the idle class or burst stays without them
+    const base = exact
+      ? Object.fromEntries(
+          Object.entries(f.freshValues).filter(([k]) => !f.optionalFiles.includes(k)),
+        )
+      : f.freshValues;
+    const v = { ...base, ...values };
     assertValid(f, `${this.name}:${cgroup}`, v);
     this.tree.set(cgroup, { format: f, values: v, fault: null });
   }
@@ -140,7 +152,7 @@ export class RecordingBackend implements ActuatorBackend {
           ErrorCodes.CGROUP_GONE,
           `[${this.name}] cgroup ${target.cgroup} does not exist`,
         );
-      this.create(target.cgroup, seeded, format);
+      this.create(target.cgroup, seeded, format, true);
       node = this.tree.get(target.cgroup)!;
     }
     const opened = node;
@@ -175,11 +187,15 @@ export class RecordingBackend implements ActuatorBackend {
       failure = errnoError("ENODEV", `${target.cgroup} was removed`);
     else if (opened.fault)
       failure = errnoError(FAULT_ERRNO[opened.fault], `${target.cgroup}/${file}`);
+    else {
+      const refusal = kernelRefusal(opened.format, opened.values, file, value);
+      if (refusal) failure = errnoError("EINVAL", `${target.cgroup}/${file}: ${refusal}`);
+    }
     if (failure) {
       rec.ok = false;
       rec.errno = failure.code;
     } else {
-      opened.values[file] = value;
+      applyLikeKernel(opened.format, opened.values, file, value);
     }
     this.log.push(rec);
     const max = this.o.maxRecords ?? 100_000;
@@ -191,6 +207,53 @@ export class RecordingBackend implements ActuatorBackend {
     const f = this.o.format;
     if (f === undefined) return v2Format;
     return typeof f === "function" ? f(target) : f;
+  }
+}
+
+/** Quota (us) a cap file's text holds; null = unlimited. */
+function quotaOf(f: CpuFileFormat, text: string | undefined): number | null {
+  if (text === undefined) return null;
+  const q = f.layout === "cgroup-v1" ? text : text.split(" ")[0];
+  return q === "-1" || q === "max" || q === undefined ? null : Number(q);
+}
+
+/**
+ * The refusals the kernel makes that the actuators must avoid by ordering their writes
+ * (verified on Linux 6.x, cgroup v1 and v2 alike): a weight written to a group in the idle
+ * class, a burst above the quota, a quota below the burst — all EINVAL.
+ */
+function kernelRefusal(
+  f: CpuFileFormat,
+  values: Readonly<Record<string, string>>,
+  file: string,
+  value: string,
+): string | null {
+  if (file === f.weightFile && values[f.idleFile] === "1") return "the group is in the idle class";
+  if (file === f.burstFile) {
+    const quota = quotaOf(f, values[f.capFile]);
+    if (quota !== null && Number(value) > quota) return `burst ${value} above quota ${quota}`;
+  }
+  if (file === f.capFile && values[f.burstFile] !== undefined) {
+    const quota = quotaOf(f, value);
+    if (quota !== null && Number(values[f.burstFile]) > quota)
+      return `quota ${quota} below burst ${values[f.burstFile]}`;
+  }
+  return null;
+}
+
+/** Store a write as the kernel would: entering the idle class shows the idle weight, leaving it resets the default. */
+function applyLikeKernel(
+  f: CpuFileFormat,
+  values: Record<string, string>,
+  file: string,
+  value: string,
+): void {
+  const was = values[file];
+  values[file] = value;
+  if (file === f.idleFile && was !== value) {
+    const v1 = f.layout === "cgroup-v1";
+    // idle groups run at WEIGHT_IDLEPRIO (3 shares; v2 shows weight 1); leaving resets to default
+    values[f.weightFile] = value === "1" ? (v1 ? "3" : "1") : (f.freshValues[f.weightFile] ?? "");
   }
 }
 
