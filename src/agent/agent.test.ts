@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { CgroupBackend } from "../actuators/index.ts";
 import { RecordingBackend } from "../actuators/recording.ts";
+import { cappedDirective } from "../core/directive.ts";
 import { KeyRing, parseKeyHex } from "../transport/codec.ts";
 import { eventually } from "../transport/contract.ts";
 import { DatagramAgentChannel, DatagramReportSource } from "../transport/datagram.ts";
@@ -159,7 +160,7 @@ describe("Agent over the shared-memory table", () => {
     agent.tick();
     source.latest();
     expect(agent.pollDirective()).toBeNull();
-    source.sendDirective("web", { partition: "web", cpuMillis: 1500, weight: 250, cpuCount: 2 });
+    source.sendDirective("web", cappedDirective("web", 1500, 250, 2));
     expect(agent.pollDirective()).toMatchObject({ cpuMillis: 1500, weight: 250, cpuCount: 2 });
     await hook.idle();
     expect(backend.view("part/web")).toMatchObject({ weight: 250 });
@@ -168,7 +169,7 @@ describe("Agent over the shared-memory table", () => {
     expect(readFileSync(hookOut, "utf8")).toBe("1500/2/250\n");
     // The same allocation again (next cycle): nothing rewritten, no hook run.
     backend.clearWrites();
-    source.sendDirective("web", { partition: "web", cpuMillis: 1500, weight: 250, cpuCount: 2 });
+    source.sendDirective("web", cappedDirective("web", 1500, 250, 2));
     expect(agent.pollDirective()).not.toBeNull();
     await hook.idle();
     expect(backend.writes()).toEqual([]);
@@ -190,7 +191,7 @@ describe("Agent over the shared-memory table", () => {
       actuator,
     });
     cleanups.push(() => agent.close());
-    source.sendDirective("web", { partition: "web", cpuMillis: 750, weight: 100, cpuCount: 1 });
+    source.sendDirective("web", cappedDirective("web", 750, 100, 1));
     agent.pollDirective();
     // 750 millicores at a 100,000 us period = 75,000 us quota
     expect(readFileSync(path.join(cgroupfs, "cpu/part/web/cpu.cfs_quota_us"), "utf8").trim()).toBe(
@@ -217,7 +218,7 @@ describe("Agent over the shared-memory table", () => {
     const ac = new AbortController();
     const running = agent.run(ac.signal);
     await eventually(() => (agent.stats().reports >= 3 ? true : undefined));
-    source.sendDirective("web", { partition: "web", cpuMillis: 600, weight: 100, cpuCount: 1 });
+    source.sendDirective("web", cappedDirective("web", 600, 100, 1));
     await eventually(() => (seen.length > 0 ? true : undefined));
     ac.abort();
     await running;
@@ -247,9 +248,7 @@ describe("Agent over UDP", () => {
     cleanups.push(() => agent.close());
     agent.tick();
     await eventually(() => source.latest().get("web"));
-    expect(
-      source.sendDirective("web", { partition: "web", cpuMillis: 900, weight: 90, cpuCount: 1 }),
-    ).toBe(true);
+    expect(source.sendDirective("web", cappedDirective("web", 900, 90, 1))).toBe(true);
     const d = await eventually(() => agent.pollDirective() ?? undefined);
     expect(d.cpuMillis).toBe(900);
   });

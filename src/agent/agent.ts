@@ -70,7 +70,12 @@ export class Agent {
   private readonly out = new Uint8Array(REPORT_BYTES);
   private readonly mac: MacKey;
   private prev: { counters: AgentCounters; atMs: number } | null = null;
-  private lastApplied: { cpuMillis: number; weight: number; cpuCount: number } | null = null;
+  private lastApplied: {
+    cpuMillis: number;
+    weight: number;
+    cpuCount: number;
+    idle: boolean;
+  } | null = null;
   private readonly s = { reports: 0, directives: 0, applied: 0, errors: 0 };
 
   constructor(o: AgentOptions) {
@@ -134,15 +139,23 @@ export class Agent {
       last === null ||
       last.cpuMillis !== d.cpuMillis ||
       last.weight !== d.weight ||
-      last.cpuCount !== d.cpuCount;
+      last.cpuCount !== d.cpuCount ||
+      last.idle !== (d.idle ?? false);
     const written: string[] = [];
     if (changed) {
       let ok = true;
       if (this.o.actuator) {
+        // The wire carries what to write: a cap (Infinity = none), the weight, the idle class.
+        // It has no burst field, so an agent writes no burst.
+        const capped = Number.isFinite(d.cpuMillis);
         const directive: Directive = {
           partition: this.o.actuator.partition,
-          cpuMillis: d.cpuMillis,
+          cpuMillis: capped ? d.cpuMillis : 0,
           weight: d.weight,
+          idle: d.idle ?? false,
+          capCpuMillis: d.cpuMillis,
+          burstCpuMillis: 0,
+          capReason: capped ? "capped" : null,
           cpuCount: d.cpuCount,
         };
         const r = this.o.actuator.apply(directive);
@@ -169,7 +182,7 @@ export class Agent {
       });
       // A failed write is retried with the next directive, even an unchanged one.
       this.lastApplied = ok
-        ? { cpuMillis: d.cpuMillis, weight: d.weight, cpuCount: d.cpuCount }
+        ? { cpuMillis: d.cpuMillis, weight: d.weight, cpuCount: d.cpuCount, idle: d.idle ?? false }
         : null;
       if (ok) this.s.applied++;
     }

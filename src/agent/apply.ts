@@ -64,6 +64,7 @@ export class CpuOnlineController {
 }
 
 export interface HookAllocation {
+  /** The cap in millicores; Infinity = no cap (WEIR_CPU_MILLIS=max). */
   cpuMillis: number;
   cpuCount: number;
   weight: number;
@@ -133,7 +134,7 @@ export class HookRunner {
         stdio: ["ignore", "inherit", "inherit"],
         env: {
           ...(this.opts.env ?? process.env),
-          WEIR_CPU_MILLIS: String(Math.round(a.cpuMillis)),
+          WEIR_CPU_MILLIS: Number.isFinite(a.cpuMillis) ? String(Math.round(a.cpuMillis)) : "max",
           WEIR_CPU_COUNT: String(a.cpuCount),
           WEIR_WEIGHT: String(a.weight),
           WEIR_PARTITION_INDEX: String(a.partitionIndex),

@@ -1,6 +1,7 @@
 // Cycle records with the numbers of a real cycle on this machine's scale, for the API's tests
 // and docs. Every figure follows from the others (arithmetic in the comments), so a test that
 // reads one back checks the API passed the record through, not a made-up value.
+
 import type { CycleRecord, PartitionSpec } from "../core/model.ts";
 
 export const sampleSpecs: PartitionSpec[] = [
@@ -59,8 +60,17 @@ export function sampleRecord(cycle: number, startedAtMs: number, offeredScale = 
           performanceIndex: 2000 / 2250,
           why: "throttled 60% and dropping 750 pkt/s: demand 3000 pkt/s / 4500 pkt/cpu-s x 1.2 = 800m; raised 500m -> 800m",
         },
-        directive: { partition: "web", cpuMillis: 800, weight: 4000, cpuCount: 1 },
-        written: ["cpu.cfs_quota_us", "cpu.shares"],
+        directive: {
+          partition: "web",
+          cpuMillis: 800,
+          weight: 4000,
+          idle: false,
+          capCpuMillis: Number.POSITIVE_INFINITY,
+          burstCpuMillis: 0,
+          capReason: null,
+          cpuCount: 2,
+        },
+        written: ["cpu.shares"],
       },
       {
         id: "dns",
@@ -85,8 +95,17 @@ export function sampleRecord(cycle: number, startedAtMs: number, offeredScale = 
           performanceIndex: null,
           why: "unconstrained: uses 300m, needs 300m x 1.2 = 360m; shrinks 400m -> 360m (limit 10%/cycle)",
         },
-        directive: { partition: "dns", cpuMillis: 360, weight: 1800, cpuCount: 1 },
-        written: ["cpu.cfs_quota_us", "cpu.shares"],
+        directive: {
+          partition: "dns",
+          cpuMillis: 360,
+          weight: 1800,
+          idle: false,
+          capCpuMillis: 500,
+          burstCpuMillis: 500,
+          capReason: "max",
+          cpuCount: 1,
+        },
+        written: ["cpu.cfs_quota_us", "cpu.cfs_burst_us", "cpu.shares"],
       },
       {
         id: "batch",
@@ -111,8 +130,17 @@ export function sampleRecord(cycle: number, startedAtMs: number, offeredScale = 
           performanceIndex: null,
           why: "batch: gets what is left, 2000m - 800m - 360m = 840m",
         },
-        directive: { partition: "batch", cpuMillis: 840, weight: 4200, cpuCount: 1 },
-        written: ["cpu.cfs_quota_us", "cpu.shares"],
+        directive: {
+          partition: "batch",
+          cpuMillis: 840,
+          weight: 1,
+          idle: true,
+          capCpuMillis: Number.POSITIVE_INFINITY,
+          burstCpuMillis: 0,
+          capReason: null,
+          cpuCount: 2,
+        },
+        written: ["cpu.idle"],
       },
     ],
     timingsMs: { sample: 0.04, reports: 0.01, policy: 0.02, apply: 0.05, total: 0.12 },

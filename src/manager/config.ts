@@ -72,6 +72,12 @@ export const partitionSchema = z
     min: cpuQuantity.default(0).describe("guarantee: never less than this"),
     max: cpuQuantity.optional().describe("limit: never more than this (default: capacity)"),
     weight: z.number().int().min(1).max(10000).default(100),
+    capped: z
+      .boolean()
+      .default(false)
+      .describe(
+        "never use more than the entitlement, even when CPU is idle (PR/SM capped mode); default: may use any idle CPU",
+      ),
     importance: z.number().int().min(1).max(5).default(3).describe("1 is the most important"),
     goal: z
       .object({ packetsPerSec: z.number().positive() })
@@ -132,6 +138,34 @@ export const configSchema = z
         smoothingDown: z.number().gt(0).max(1).default(0.2),
         velocitySmoothing: z.number().gt(0).max(1).default(0.3),
         throttledThreshold: z.number().min(0).max(1).default(0.05),
+        cpuDelayThreshold: z
+          .number()
+          .gt(0)
+          .max(1)
+          .default(0.25)
+          .describe("CPU delay (waiting ÷ (waiting + running)) that counts as congestion"),
+        burst: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(1)
+          .describe("CFS burst a cap comes with, as a fraction of the cap (kernel: at most 1)"),
+        suppressBatchAfterCycles: z
+          .number()
+          .int()
+          .min(0)
+          .max(1000)
+          .default(3)
+          .describe(
+            "cap batch after a network partition is congested this many cycles (0 = never)",
+          ),
+        releaseBatchAfterCycles: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(10)
+          .describe("uncap batch after this many calm cycles"),
         leftover: z
           .enum(["share", "batch-first", "idle"])
           .default("share")
@@ -149,6 +183,10 @@ export const configSchema = z
         smoothingDown: 0.2,
         velocitySmoothing: 0.3,
         throttledThreshold: 0.05,
+        cpuDelayThreshold: 0.25,
+        burst: 1,
+        suppressBatchAfterCycles: 3,
+        releaseBatchAfterCycles: 10,
         leftover: "share",
       }),
     onShutdown: z
@@ -301,6 +339,7 @@ export function partitionSpecs(cfg: Config, capacity: CpuMillis): PartitionSpec[
       importance: p.importance as Importance,
       kind: p.kind,
     };
+    if (p.capped) spec.capped = true;
     if (p.goal) spec.goalPacketsPerSec = p.goal.packetsPerSec;
     return spec;
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AllocationSnapshot, PartitionActuator } from "../actuators/types.ts";
+import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type {
   ApplyResult,
@@ -26,12 +27,7 @@ const linearPolicy: Policy = {
       const cpuMillis = tp
         ? Math.min(s.maxCpuMillis, s.minCpuMillis + Math.round(tp.offeredPacketsPerSec / 10))
         : Math.min(prev, s.maxCpuMillis);
-      directives.push({
-        partition: s.id,
-        cpuMillis,
-        weight: 100,
-        cpuCount: Math.max(1, Math.ceil(cpuMillis / 1000)),
-      });
+      directives.push(cappedDirective(s.id, cpuMillis, 100));
       decisions.push({
         partition: s.id,
         demandCpuMillis: cpuMillis,

@@ -38,6 +38,10 @@ export function knobsFromConfig(cfg: Config, capacity: number): PolicyKnobs {
     smoothingDown: p.smoothingDown,
     velocitySmoothing: p.velocitySmoothing,
     throttledThreshold: p.throttledThreshold,
+    cpuDelayThreshold: p.cpuDelayThreshold,
+    burstFraction: p.burst,
+    suppressBatchAfterCycles: p.suppressBatchAfterCycles,
+    releaseBatchAfterCycles: p.releaseBatchAfterCycles,
     leftover: p.leftover,
   };
 }

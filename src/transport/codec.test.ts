@@ -201,6 +201,7 @@ describe("directive codec", () => {
       cpuMillis: 1500,
       weight: 200,
       cpuCount: 2,
+      idle: false,
     };
     const bytes = encodeDirective(d, KEY_B);
     expect(bytes.length).toBe(DIRECTIVE_BYTES);
@@ -211,6 +212,26 @@ describe("directive codec", () => {
     bad.writeUInt32LE(0, 36);
     expect(v.verify(resign(bad, KEY_B))).toEqual({ ok: false, reason: "malformed" });
     expect(() => encodeDirective({ ...d, weight: 0 }, KEY_B)).toThrow(/weight/);
+  });
+
+  it("carries no cap as 0xFFFFFFFF and the idle class in flags bit 0; other flag bits are malformed", () => {
+    const d = {
+      partitionIndex: 7,
+      sequence: 20,
+      timestampMs: NOW,
+      cpuMillis: Number.POSITIVE_INFINITY,
+      weight: 1,
+      cpuCount: 2,
+      idle: true,
+    };
+    const bytes = Buffer.from(encodeDirective(d, KEY_B));
+    expect(bytes.readUInt32LE(32)).toBe(0xffffffff);
+    expect(bytes.readUInt32LE(44)).toBe(1);
+    const v = new DirectiveVerifier({ keys: ring(), now: () => NOW });
+    expect(v.verify(bytes)).toEqual({ ok: true, partition: "db", message: d });
+    const bad = Buffer.from(encodeDirective({ ...d, sequence: 21 }, KEY_B));
+    bad.writeUInt32LE(2, 44);
+    expect(v.verify(resign(bad, KEY_B))).toEqual({ ok: false, reason: "malformed" });
   });
 });
 

@@ -73,10 +73,18 @@ export interface DirectiveMessage {
   partitionIndex: number;
   sequence: number;
   timestampMs: number;
+  /** CPU cap in millicores; Infinity = no cap (0xFFFFFFFF on the wire). */
   cpuMillis: number;
   weight: number;
   cpuCount: number;
+  /** Run in the kernel's idle class (flags bit 0); absent = false. */
+  idle?: boolean;
 }
+
+/** cap_millis on the wire meaning "no cap". */
+export const NO_CAP_WIRE = 0xffffffff;
+/** Directive flags (offset 44): bit 0 = idle class; the other bits must be 0. */
+export const DIRECTIVE_FLAG_IDLE = 1;
 
 /** One partition as both ends know it: wire index, manager-side id and shared key. */
 export interface PartitionKeyEntry {
@@ -227,14 +235,21 @@ export function encodeDirective(
     m.sequence,
     m.timestampMs,
   );
-  setU32(view, 32, Math.round(m.cpuMillis), "cpuMillis");
+  if (m.cpuMillis === Number.POSITIVE_INFINITY) view.setUint32(32, NO_CAP_WIRE, true);
+  else {
+    if (!(m.cpuMillis < NO_CAP_WIRE))
+      throw new RangeError(
+        `cpuMillis must be below ${NO_CAP_WIRE} or Infinity: current value is ${m.cpuMillis}`,
+      );
+    setU32(view, 32, Math.round(m.cpuMillis), "cpuMillis");
+  }
   if (!Number.isInteger(m.weight) || m.weight < 1 || m.weight > 10000)
     throw new RangeError(`weight must be an integer 1..10000: current value is ${m.weight}`);
   view.setUint32(36, m.weight, true);
   if (!Number.isInteger(m.cpuCount) || m.cpuCount < 0 || m.cpuCount > 0xffff)
     throw new RangeError(`cpuCount must be an integer 0..65535: current value is ${m.cpuCount}`);
   view.setUint32(40, m.cpuCount, true);
-  view.setUint32(44, 0, true);
+  view.setUint32(44, m.idle ? DIRECTIVE_FLAG_IDLE : 0, true);
   macInto(key, out, DIRECTIVE_BYTES - MAC_BYTES, out, DIRECTIVE_BYTES - MAC_BYTES);
   return out.length === DIRECTIVE_BYTES ? out : out.subarray(0, DIRECTIVE_BYTES);
 }
@@ -279,18 +294,20 @@ function decodeReportBody(view: DataView, index: number, sequence: number, ts: n
 }
 
 function decodeDirectiveBody(view: DataView, index: number, sequence: number, ts: number) {
-  const cpuMillis = view.getUint32(32, true);
+  const cap = view.getUint32(32, true);
   const weight = view.getUint32(36, true);
   const cpuCount = view.getUint32(40, true);
-  if (weight < 1 || weight > 10000 || cpuCount > 0xffff || view.getUint32(44, true) !== 0)
+  const flags = view.getUint32(44, true);
+  if (weight < 1 || weight > 10000 || cpuCount > 0xffff || (flags & ~DIRECTIVE_FLAG_IDLE) !== 0)
     return null;
   const m: DirectiveMessage = {
     partitionIndex: index,
     sequence,
     timestampMs: ts,
-    cpuMillis,
+    cpuMillis: cap === NO_CAP_WIRE ? Number.POSITIVE_INFINITY : cap,
     weight,
     cpuCount,
+    idle: (flags & DIRECTIVE_FLAG_IDLE) !== 0,
   };
   return m;
 }

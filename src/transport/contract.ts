@@ -2,6 +2,7 @@
 // the UDP channel alike (source-contract.test.ts). A transport supplies how to open a
 // source on a key ring and how to open an agent's end for one partition.
 import { afterEach, describe, expect, it } from "vitest";
+import { cappedDirective } from "../core/directive.ts";
 import {
   emptyRejectCounts,
   encodeReport,
@@ -202,24 +203,10 @@ export function reportSourceContract(o: ReportSourceContractOptions): void {
     it("sends a signed directive that the partition's agent verifies", async () => {
       const h = await open();
       const a = await agent(h, 2, KEY_DB);
-      expect(
-        h.source.sendDirective("nobody", {
-          partition: "nobody",
-          cpuMillis: 1,
-          weight: 1,
-          cpuCount: 1,
-        }),
-      ).toBe(false);
+      expect(h.source.sendDirective("nobody", cappedDirective("nobody", 1, 1, 1))).toBe(false);
       a.publish(encodeReport(report({ partitionIndex: 2 }), KEY_DB));
       await eventually(() => h.source.latest().get("db"));
-      expect(
-        h.source.sendDirective("db", {
-          partition: "db",
-          cpuMillis: 1250,
-          weight: 320,
-          cpuCount: 2,
-        }),
-      ).toBe(true);
+      expect(h.source.sendDirective("db", cappedDirective("db", 1250, 320, 2))).toBe(true);
       const d = await eventually(() => a.pollDirective() ?? undefined);
       expect(d).toMatchObject({
         partitionIndex: 2,
@@ -230,7 +217,7 @@ export function reportSourceContract(o: ReportSourceContractOptions): void {
       });
       expect(a.rejected()).toEqual(emptyRejectCounts());
       // A newer directive supersedes; the agent sees the newest only.
-      h.source.sendDirective("db", { partition: "db", cpuMillis: 500, weight: 100, cpuCount: 1 });
+      h.source.sendDirective("db", cappedDirective("db", 500, 100, 1));
       const d2 = await eventually(() => a.pollDirective() ?? undefined);
       expect(d2.cpuMillis).toBe(500);
       expect(d2.sequence).toBeGreaterThan(d.sequence);
@@ -258,9 +245,7 @@ export function reportSourceContract(o: ReportSourceContractOptions): void {
       ac.abort();
       await running;
       h.source.close();
-      expect(
-        h.source.sendDirective("web", { partition: "web", cpuMillis: 1, weight: 1, cpuCount: 1 }),
-      ).toBe(false);
+      expect(h.source.sendDirective("web", cappedDirective("web", 1, 1, 1))).toBe(false);
     });
   });
 }

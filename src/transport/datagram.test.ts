@@ -1,5 +1,6 @@
 import dgram from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
+import { cappedDirective } from "../core/directive.ts";
 import { encodeReport, KeyRing, type ReportMessage } from "./codec.ts";
 import { eventually, KEY_DB, KEY_WEB } from "./contract.ts";
 import { DatagramAgentChannel, DatagramReportSource } from "./datagram.ts";
@@ -79,7 +80,7 @@ describe("UDP report source", () => {
       bind: { address: "127.0.0.1" },
     });
     closers.push(() => agent.close());
-    const d = { partition: "db", cpuMillis: 800, weight: 100, cpuCount: 1 };
+    const d = cappedDirective("db", 800, 100, 1);
     expect(src.sendDirective("db", d)).toBe(false); // no verified report yet: address unknown
     // A forged report from elsewhere must not teach the manager an address.
     const spoofer = await rawSender();

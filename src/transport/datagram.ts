@@ -152,9 +152,11 @@ export class DatagramReportSource implements ReportSource {
         partitionIndex: index,
         sequence: this.reports.nextDirectiveSequence(),
         timestampMs: this.now(),
-        cpuMillis: d.cpuMillis,
+        // the agent writes what it is given: the cap (Infinity = none), weight, idle class
+        cpuMillis: d.capCpuMillis,
         weight: d.weight,
         cpuCount: d.cpuCount,
+        idle: d.idle,
       },
       this.opts.keys.key(index)!,
     );

@@ -85,9 +85,10 @@ describe("docs/wire-formats.md", () => {
       index: 2,
       seq: DIRECTIVE.sequence,
       ts_ms: DIRECTIVE.timestampMs,
-      cpu_millis: 1500,
+      cap_millis: 1500,
       weight: 250,
       cpu_count: 2,
+      idle: false,
     });
     const dv = new DirectiveVerifier({
       keys: new KeyRing([{ index: 2, id: "web", key: KEY }]),
