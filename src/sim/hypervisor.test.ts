@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { SimHypervisor, sharesFromWeight, type Workload } from "./hypervisor.ts";
-import { waterfill } from "./waterfill.ts";
+import type { Directive } from "../core/model.ts";
+import { baseSliceNs, SimHypervisor, sharesFromWeight, type Workload } from "./hypervisor.ts";
+import { constant } from "./load.ts";
+import { cfsShare, waterfill } from "./waterfill.ts";
+import { SimWorld } from "./world.ts";
 
 /** Always runnable on `threads` CPUs; remembers the CPU it got. */
 const busy = (): Workload & { gotNs: number } => {
@@ -15,6 +18,20 @@ const busy = (): Workload & { gotNs: number } => {
 };
 
 const MS = 1e6;
+const INF = Number.POSITIVE_INFINITY;
+
+/** A full directive with the no-manager defaults: uncapped, normal class. */
+const dir = (cpuMillis: number, weight: number, extra: Partial<Directive> = {}): Directive => ({
+  partition: "web",
+  cpuMillis,
+  weight,
+  idle: false,
+  capCpuMillis: INF,
+  burstCpuMillis: 0,
+  capReason: null,
+  cpuCount: 1,
+  ...extra,
+});
 const runMs = (hv: SimHypervisor, ms: number, tickMs = 1) => {
   for (let i = 0; i < ms / tickMs; i++) hv.tick(tickMs * MS);
 };
@@ -53,7 +70,7 @@ describe("SimHypervisor CFS bandwidth", () => {
     expect(st.throttledNs / (2000 * MS)).toBeGreaterThan(0.8);
   });
 
-  it("rewriting the same 10 % quota every 20 ms refills the runtime and gives far more (FACTS.md)", () => {
+  it("rewriting the same 10 % quota every 20 ms refills the runtime and gives far more", () => {
     const hv = new SimHypervisor({ cpus: 2 });
     const w = busy();
     hv.createCgroup("a", w, 1);
@@ -82,7 +99,8 @@ describe("SimHypervisor CFS bandwidth", () => {
   });
 
   it("a group cannot use more CPUs than it has threads, and nothing exceeds the machine", () => {
-    const hv = new SimHypervisor({ cpus: 2 });
+    // No wake-up wait: a's first tick would otherwise wait behind b, which could fill both CPUs.
+    const hv = new SimHypervisor({ cpus: 2, wakeupWaitMaxNs: 0 });
     const a = busy();
     const b = busy();
     hv.createCgroup("a", a, 1);
@@ -113,7 +131,7 @@ describe("SimHypervisor CFS bandwidth", () => {
     expect(() => hv.writeFile("a", "cpu.cfs_quota_us", "500")).toThrow(/EINVAL/);
     expect(() => hv.readFile("nope", "cpu.stat")).toThrow(/does not exist/);
     expect(hv.readFile("a", "cpu.stat")).toMatch(
-      /^nr_periods 0\nnr_throttled 0\nthrottled_time 0\n$/,
+      /^nr_periods 0\nnr_throttled 0\nthrottled_time 0\nnr_bursts 0\nburst_time 0\n$/,
     );
     expect(sharesFromWeight(100)).toBe(1024);
     expect(sharesFromWeight(1)).toBe(10);
@@ -130,21 +148,51 @@ describe("SimCgroupActuator", () => {
     expect(found.values).toEqual({
       "cpu.cfs_period_us": "100000",
       "cpu.cfs_quota_us": "-1",
+      "cpu.cfs_burst_us": "0",
+      "cpu.idle": "0",
       "cpu.shares": "1024",
     });
-    // 250 millicores at a 100000 us period = 25000 us; weight 200 -> 2048 shares.
-    expect(
-      act.apply({ partition: "web", cpuMillis: 250, weight: 200, cpuCount: 1 }).written,
-    ).toEqual(["cpu.cfs_quota_us", "cpu.shares"]);
-    expect(
-      act.apply({ partition: "web", cpuMillis: 250, weight: 200, cpuCount: 1 }).written,
-    ).toEqual([]);
-    expect(
-      act.apply({ partition: "web", cpuMillis: 300, weight: 200, cpuCount: 1 }).written,
-    ).toEqual(["cpu.cfs_quota_us"]);
+    // Uncapped, weight 200 -> 2048 shares: only the shares change.
+    expect(act.apply(dir(250, 200)).written).toEqual(["cpu.shares"]);
+    expect(act.apply(dir(250, 200)).written).toEqual([]);
+    // A cap of 250 millicores at a 100000 us period = 25000 us.
+    const capped = { capCpuMillis: 250, capReason: "capped" as const };
+    expect(act.apply(dir(250, 200, capped)).written).toEqual(["cpu.cfs_quota_us"]);
+    expect(act.apply(dir(300, 200, { ...capped, capCpuMillis: 300 })).written).toEqual([
+      "cpu.cfs_quota_us",
+    ]);
     expect(hv.writeCount("web")).toBe(3);
-    expect(act.restore(found).written).toEqual(["cpu.cfs_quota_us", "cpu.shares"]);
+    expect(act.restore(found).written).toEqual(["cpu.shares", "cpu.cfs_quota_us"]);
     expect(hv.capCpuMillis("web")).toBeNull();
+  });
+
+  it("writes idle before shares and a burst before a quota cut below it, as the kernel needs", () => {
+    const hv = new SimHypervisor({ cpus: 2 });
+    hv.createCgroup("web", busy());
+    const act = hv.open({ partition: "web", cgroup: "web" });
+    const found = act.snapshot();
+    // Cap 400m with 300m of burst: 40000 us quota, then 30000 us burst (burst <= quota).
+    const r1 = act.apply(
+      dir(400, 100, { capCpuMillis: 400, burstCpuMillis: 300, capReason: "capped" }),
+    );
+    expect(r1.error).toBeUndefined();
+    expect(r1.written).toEqual(["cpu.cfs_quota_us", "cpu.cfs_burst_us"]);
+    // Cut the cap to 200m, burst 100m: 20000 < the current burst 30000, so the burst goes first.
+    const r2 = act.apply(
+      dir(200, 100, { capCpuMillis: 200, burstCpuMillis: 100, capReason: "capped" }),
+    );
+    expect(r2.error).toBeUndefined();
+    expect(r2.written).toEqual(["cpu.cfs_burst_us", "cpu.cfs_quota_us"]);
+    // Idle class: cpu.idle is written, the weight is not (the kernel refuses it while idle).
+    const r3 = act.apply(dir(0, 1, { idle: true }));
+    expect(r3.error).toBeUndefined();
+    expect(r3.written).toEqual(["cpu.idle", "cpu.cfs_quota_us", "cpu.cfs_burst_us"]);
+    expect(hv.shares("web")).toBe(3);
+    // Back to normal class at weight 300: idle 0 resets shares to 1024, then 3072 is written.
+    expect(act.apply(dir(600, 300)).written).toEqual(["cpu.idle", "cpu.shares"]);
+    expect(hv.shares("web")).toBe(3072);
+    expect(act.restore(found).written).toEqual(["cpu.shares"]);
+    expect(hv.readFile("web", "cpu.idle")).toBe("0\n");
   });
 
   it("reports a vanished cgroup as a terminal error instead of throwing", () => {
@@ -152,7 +200,7 @@ describe("SimCgroupActuator", () => {
     hv.createCgroup("web", busy());
     const act = hv.open({ partition: "web", cgroup: "web" });
     hv.removeCgroup("web");
-    const res = act.apply({ partition: "web", cpuMillis: 250, weight: 100, cpuCount: 1 });
+    const res = act.apply(dir(250, 100));
     expect(res.error?.code).toBe("WEIR_CGROUP_GONE");
     expect(res.error?.retryable).toBe(false);
   });
