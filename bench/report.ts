@@ -457,13 +457,15 @@ export function renderMarkdown(input: {
     lines.push(
       "",
       "Limits of the simulation (they are not the kernel):",
-      "CPU is shared among cgroups as a fluid, weighted max-min per 1 ms tick. The kernel instead splits a",
-      "multi-threaded group's cpu.shares across the CPUs it runs on and lets a woken thread preempt, so a",
-      "single-threaded network partition fares better against a 2-thread hog on the real kernel than here:",
-      "**plain CFS looks worse in the simulator than on the real testbed** (compare the hog scenario in",
-      "`scenarios` and `scenarios-real`), and the simulated p99 gains of every capping policy over plain",
-      "CFS are larger than the real ones. Throttled time is accounted per tick; the quota-refill effect",
-      "gives 50 % of a CPU for a 10 % quota rewritten every 20 ms, where the kernel gave 65 % (FACTS.md).",
+      "CPU is shared among cgroups as a fluid per tick (1 ms here): normal-class groups by weighted max-min",
+      "of cpu.shares (work-conserving), idle-class groups (cpu.idle = 1, e.g. the static-weights baseline's",
+      "batch) only what the normal class leaves (the kernel gives them weight 3 against 1024, ≈ 0.3 % of a CPU",
+      "under full contention). A group that wakes while same-class groups of at least its weight keep every",
+      "CPU busy waits a uniform [0, 1.5 ms] (the kernel's base slice on 2 CPUs) before it runs. The kernel also",
+      "splits a multi-threaded group's shares across CPUs and balances run queues, which the fluid model does",
+      "not: compare `scenarios` with `scenarios-real` before trusting a simulated gain over plain CFS.",
+      "Throttled time is accounted per tick; the quota-refill effect gives 50 % of a CPU for a 10 % quota",
+      "rewritten every 20 ms, where the kernel gave 65 % on this project's test machines.",
       "Velocity drift is one shared random walk. `scenarios-real` is the check on all of this.",
     );
   }

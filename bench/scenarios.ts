@@ -163,7 +163,8 @@ export function summarise(
     });
   }
   notes.push(
-    "Simulated: 1 ms ticks, CFS bandwidth (100 ms period, throttling, refill on quota write) and cpu.shares sharing on 2 CPUs; Poisson arrivals; receive queue 1,000 packets; cost per packet drifting ±30 % for all partitions together.",
+    "Simulated: 1 ms ticks, CFS bandwidth (100 ms period, throttling, burst, refill on quota write), work-conserving cpu.shares sharing, the idle class (cpu.idle) and a wake-up wait behind a same-class hog (up to the kernel's 1.5 ms base slice) on 2 CPUs; Poisson arrivals; receive queue 1,000 packets; cost per packet drifting ±30 % for all partitions together.",
+    "static weights: fixed cpu.weight by importance (1000/560/320/180/100 for importance 1-5), batch in the idle class, no caps: what an admin sets up once without a manager.",
     "Every policy runs inside weir's real Manager (src/manager/manager.ts) with the same sensors-shaped counters and the same actuator, which writes a cgroup value only when it changes.",
     "Capacity is all CPUs (reserve 0, weir's config default). VPA-style updates once a minute, so in a 90-120 s run it resizes once or twice.",
     "manager µs/cycle is process CPU time (user+system) around Manager.runCycle: sampling the sim's counters, the policy step and the writes.",
@@ -174,7 +175,7 @@ export function summarise(
 export const bench: Benchmark = {
   name: "scenarios",
   description:
-    "weir vs plain CFS, static caps, VPA-style, Koordinator-style and an oracle on simulated load steps, ramps, square waves, flash crowds, a diurnal trace and a batch hog",
+    "weir vs plain CFS, static caps, static weights, VPA-style, Koordinator-style and an oracle on simulated load steps, ramps, square waves, flash crowds, a diurnal trace and a batch hog",
   async run(ctx) {
     const suite = runSuite(smallScenarios(ctx.quick), ctx.progress);
     return { name: "scenarios", ...summarise(suite) };

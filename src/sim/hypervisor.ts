@@ -1,13 +1,21 @@
-// The simulated hypervisor: cgroup v1 CPU bandwidth (CFS quota per period, throttling) and
-// weights (cpu.shares) over a fixed number of CPUs, on virtual time, tick by tick.
-// It is an ActuatorBackend, so weir's manager writes allocations to it exactly as it writes
-// real cgroup files; the same kernel behaviours are modelled on purpose:
-//  - a group may use `quota` of CPU time per `period`, then it is throttled to the period's end;
-//  - every write of cpu.cfs_quota_us or cpu.cfs_period_us refills the current period's runtime
-//    (FACTS.md: rewriting the same 10 % quota every 20 ms gave 65 % of a CPU);
-//  - busy CPUs are shared among runnable groups in proportion to cpu.shares;
+// The simulated hypervisor: cgroup v1 CPU bandwidth (CFS quota per period, burst, throttling),
+// weights (cpu.shares) and the idle class (cpu.idle) over a fixed number of CPUs, on virtual
+// time, tick by tick. It is an ActuatorBackend, so weir's manager writes directives to it
+// exactly as it writes real cgroup files; the same kernel behaviours are modelled on purpose:
+//  - a group may use its runtime (`quota` per `period`, plus what it banked, at most `burst`),
+//    then it is throttled to the period's end; each period refill adds `quota` to what is left
+//    and keeps at most `quota + burst` (__refill_cfs_bandwidth_runtime);
+//  - every write of cpu.cfs_quota_us, cpu.cfs_period_us or cpu.cfs_burst_us runs the same
+//    refill (tg_set_cfs_bandwidth): without burst that refills the period's runtime (rewriting
+//    the same 10 % quota every 20 ms gave 65 % of a CPU on the kernel);
+//  - the kernel's EINVALs: burst above quota, shares written while cpu.idle = 1;
+//  - busy CPUs are shared like CFS (`cfsShare`): normal-class groups by weighted max-min of
+//    cpu.shares, work-conserving; idle-class groups only what the normal class leaves;
+//  - a group waking up while same-class competitors keep every CPU busy waits for a running
+//    one's slice before it runs (README.md: the wake-up wait);
 //  - nr_periods counts periods in which a capped group was active, nr_throttled those in which
-//    it ran out of runtime, throttled_time the time it spent runnable but throttled.
+//    it ran out of runtime, throttled_time the time it spent runnable but throttled,
+//    nr_bursts/burst_time the periods it used banked runtime and how much.
 import type {
   ActuatorBackend,
   ActuatorTarget,
@@ -17,7 +25,8 @@ import type {
 import { ErrorCodes, isWeirError, WeirError } from "../core/errors.ts";
 import type { ApplyResult, Directive } from "../core/model.ts";
 import { quotaUsecFromCpuMillis } from "../core/units.ts";
-import { waterfill } from "./waterfill.ts";
+import type { Rng } from "./rng.ts";
+import { cfsScratch, cfsShare } from "./waterfill.ts";
 
 /** Something that runs inside a cgroup: it says how much CPU it could use and then uses what it got. */
 export interface Workload {
@@ -33,13 +42,36 @@ export interface CgroupCpuStats {
   nrPeriods: number;
   nrThrottled: number;
   throttledNs: number;
+  /** Refills after which the group had used more than one quota since the last (cpu.stat nr_bursts). */
+  nrBursts: number;
+  /** CPU time used above the quota out of banked runtime, ns (cpu.stat burst_time). */
+  burstNs: number;
+  /**
+   * Time runnable but not running for want of a CPU (other groups, the wake-up wait), summed
+   * over the group's threads, ns: what `run_delay` in /proc/<tid>/schedstat adds up. Time held
+   * back by the quota is throttled time, not counted here.
+   */
+  cpuDelayNs: number;
 }
 
 export const QUOTA_FILE = "cpu.cfs_quota_us";
 export const PERIOD_FILE = "cpu.cfs_period_us";
 export const SHARES_FILE = "cpu.shares";
-const WRITABLE = [QUOTA_FILE, PERIOD_FILE, SHARES_FILE] as const;
+export const BURST_FILE = "cpu.cfs_burst_us";
+export const IDLE_FILE = "cpu.idle";
+const WRITABLE = [QUOTA_FILE, PERIOD_FILE, SHARES_FILE, BURST_FILE, IDLE_FILE] as const;
 type WritableFile = (typeof WRITABLE)[number];
+
+/** What cpu.shares reads while cpu.idle = 1: the kernel's WEIGHT_IDLEPRIO, set by sched_group_set_idle. */
+export const IDLE_GROUP_SHARES = 3;
+
+/**
+ * The scheduler's base slice for `cpus` CPUs: 0.75 ms × (1 + log2(min(cpus, 8))), the
+ * kernel's default sysctl_sched_base_slice (EEVDF; min_granularity before it) scaled by
+ * SCHED_TUNABLESCALING_LOG. 1.5 ms on 2 CPUs.
+ */
+export const baseSliceNs = (cpus: number): number =>
+  750_000 * (1 + Math.floor(Math.log2(Math.max(1, Math.min(cpus, 8)))));
 
 /** cgroup v2 weight (1..10000, default 100) to v1 shares (2..262144, default 1024), proportionally. */
 export const sharesFromWeight = (weight: number): number =>
@@ -52,7 +84,15 @@ interface SimCgroup {
   quotaUsec: number;
   periodUsec: number;
   shares: number;
+  burstUsec: number;
+  idle: boolean;
   runtimeNs: number;
+  /** Runtime right after the last refill (the kernel's runtime_snap), for the burst statistics. */
+  runtimeSnapNs: number;
+  /** It ran out of work in the last tick: runnable again means a wake-up. */
+  asleep: boolean;
+  /** Wake-up wait still to serve, ns. */
+  wakeWaitNs: number;
   periodEndNs: number;
   activeThisPeriod: boolean;
   throttledThisPeriod: boolean;
@@ -65,6 +105,13 @@ export interface SimHypervisorOptions {
   cpus: number;
   /** cpu.cfs_period_us of new cgroups (the kernel's default is 100000). */
   periodUsec?: number;
+  /**
+   * Longest wake-up wait behind a running same-class group (default `baseSliceNs(cpus)`;
+   * 0 turns the wake-up wait off).
+   */
+  wakeupWaitMaxNs?: number;
+  /** Draws each wake-up wait uniformly in [0, max]; without it every wait is max ÷ 2. */
+  rng?: Rng;
 }
 
 export class SimHypervisor implements ActuatorBackend {
@@ -72,6 +119,8 @@ export class SimHypervisor implements ActuatorBackend {
   readonly handles = ["sim"] as const;
   readonly cpus: number;
   private readonly defaultPeriodUsec: number;
+  private readonly wakeupWaitMaxNs: number;
+  private readonly rng: Rng | undefined;
   private readonly groups = new Map<string, SimCgroup>();
   private order: SimCgroup[] = [];
   private nowNs = 0;
@@ -79,11 +128,18 @@ export class SimHypervisor implements ActuatorBackend {
   private weights = new Float64Array(16);
   private grants = new Float64Array(16);
   private wants = new Float64Array(16);
+  private quotaBound = new Float64Array(16);
+  private idles = new Uint8Array(16);
+  private scratch = cfsScratch(16);
 
   constructor(opts: SimHypervisorOptions) {
     if (!(opts.cpus > 0)) throw new RangeError(`cpus must be > 0: got ${opts.cpus}`);
     this.cpus = opts.cpus;
     this.defaultPeriodUsec = opts.periodUsec ?? 100_000;
+    this.wakeupWaitMaxNs = opts.wakeupWaitMaxNs ?? baseSliceNs(opts.cpus);
+    if (!(this.wakeupWaitMaxNs >= 0))
+      throw new RangeError(`wakeupWaitMaxNs must be >= 0: got ${opts.wakeupWaitMaxNs}`);
+    this.rng = opts.rng;
   }
 
   /** Virtual time of the hypervisor (end of the last tick), ns. */
@@ -91,7 +147,7 @@ export class SimHypervisor implements ActuatorBackend {
     return this.nowNs;
   }
 
-  /** Make a cgroup (no quota, 1024 shares, like mkdir in cgroupfs) running `workload` on up to `parallelism` CPUs. */
+  /** Make a cgroup (no quota, no burst, 1024 shares, not idle, like mkdir in cgroupfs) running `workload` on up to `parallelism` CPUs. */
   createCgroup(path: string, workload: Workload | null, parallelism = this.cpus): void {
     if (this.groups.has(path)) throw new Error(`sim cgroup ${path} already exists`);
     const g: SimCgroup = {
@@ -101,12 +157,31 @@ export class SimHypervisor implements ActuatorBackend {
       quotaUsec: -1,
       periodUsec: this.defaultPeriodUsec,
       shares: 1024,
+      burstUsec: 0,
+      idle: false,
       runtimeNs: 0,
+      runtimeSnapNs: 0,
+      asleep: true,
+      wakeWaitNs: 0,
       periodEndNs: this.nowNs + this.defaultPeriodUsec * 1000,
       activeThisPeriod: false,
       throttledThisPeriod: false,
-      stats: { usageNs: 0, nrPeriods: 0, nrThrottled: 0, throttledNs: 0 },
-      writes: { [QUOTA_FILE]: 0, [PERIOD_FILE]: 0, [SHARES_FILE]: 0 },
+      stats: {
+        usageNs: 0,
+        nrPeriods: 0,
+        nrThrottled: 0,
+        throttledNs: 0,
+        nrBursts: 0,
+        burstNs: 0,
+        cpuDelayNs: 0,
+      },
+      writes: {
+        [QUOTA_FILE]: 0,
+        [PERIOD_FILE]: 0,
+        [SHARES_FILE]: 0,
+        [BURST_FILE]: 0,
+        [IDLE_FILE]: 0,
+      },
       removed: false,
     };
     this.groups.set(path, g);
@@ -135,7 +210,7 @@ export class SimHypervisor implements ActuatorBackend {
     return g;
   }
 
-  /** Read a file the way `cat` would: cpu.cfs_quota_us, cpu.cfs_period_us, cpu.shares, cpu.stat, cpuacct.usage. */
+  /** Read a file the way `cat` would: the cpu.* files above, cpu.stat, cpuacct.usage. */
   readFile(path: string, file: string): string {
     const g = this.get(path);
     switch (file) {
@@ -144,19 +219,44 @@ export class SimHypervisor implements ActuatorBackend {
       case PERIOD_FILE:
         return `${g.periodUsec}\n`;
       case SHARES_FILE:
-        return `${g.shares}\n`;
+        return `${g.idle ? IDLE_GROUP_SHARES : g.shares}\n`;
+      case BURST_FILE:
+        return `${g.burstUsec}\n`;
+      case IDLE_FILE:
+        return `${g.idle ? 1 : 0}\n`;
       case "cpuacct.usage":
         return `${Math.round(g.stats.usageNs)}\n`;
       case "cpu.stat":
-        return `nr_periods ${g.stats.nrPeriods}\nnr_throttled ${g.stats.nrThrottled}\nthrottled_time ${Math.round(g.stats.throttledNs)}\n`;
+        return `nr_periods ${g.stats.nrPeriods}\nnr_throttled ${g.stats.nrThrottled}\nthrottled_time ${Math.round(g.stats.throttledNs)}\nnr_bursts ${g.stats.nrBursts}\nburst_time ${Math.round(g.stats.burstNs)}\n`;
       default:
         throw new WeirError(ErrorCodes.COUNTER_UNREADABLE, `[sim] ${path}/${file}: no such file`);
     }
   }
 
   /**
+   * __refill_cfs_bandwidth_runtime: add a quota to what is left, keep at most quota + burst.
+   * Using more than one quota since the last refill counts as a burst.
+   */
+  private refill(g: SimCgroup): void {
+    if (g.quotaUsec < 0) return;
+    const quotaNs = g.quotaUsec * 1000;
+    const runtime = g.runtimeNs + quotaNs;
+    const overQuotaNs = g.runtimeSnapNs - runtime;
+    if (overQuotaNs > 1e-6) {
+      g.stats.burstNs += overQuotaNs;
+      g.stats.nrBursts++;
+    }
+    g.runtimeNs = Math.min(runtime, quotaNs + g.burstUsec * 1000);
+    g.runtimeSnapNs = g.runtimeNs;
+  }
+
+  private einval(path: string, file: string, why: string): never {
+    throw new WeirError(ErrorCodes.CGROUP_WRITE_FAILED, `[sim] ${path}/${file}: ${why} (EINVAL)`);
+  }
+
+  /**
    * Write a file the way `echo v > file` would: the write always happens (and is counted),
-   * even with an unchanged value. A quota or period write refills the period's runtime.
+   * even with an unchanged value. A quota, period or burst write runs the period refill.
    */
   writeFile(path: string, file: string, value: string): void {
     const g = this.get(path);
@@ -170,36 +270,43 @@ export class SimHypervisor implements ActuatorBackend {
       );
     const f = file as WritableFile;
     if (f === QUOTA_FILE) {
-      if (v !== -1 && v < 1000)
-        throw new WeirError(
-          ErrorCodes.CGROUP_WRITE_FAILED,
-          `[sim] ${path}/${file}: ${v} is below 1000 (EINVAL)`,
-        );
+      if (v !== -1 && v < 1000) this.einval(path, file, `${v} is below 1000`);
+      if (v !== -1 && g.burstUsec > v)
+        this.einval(path, file, `${v} is below cpu.cfs_burst_us ${g.burstUsec}`);
       const wasCapped = g.quotaUsec >= 0;
       g.quotaUsec = v;
-      if (!wasCapped) g.periodEndNs = this.nowNs + g.periodUsec * 1000;
+      if (!wasCapped && v >= 0) {
+        g.periodEndNs = this.nowNs + g.periodUsec * 1000;
+        g.runtimeNs = 0;
+        g.runtimeSnapNs = 0;
+      }
     } else if (f === PERIOD_FILE) {
-      if (v < 1000 || v > 1_000_000)
-        throw new WeirError(
-          ErrorCodes.CGROUP_WRITE_FAILED,
-          `[sim] ${path}/${file}: ${v} out of range (EINVAL)`,
-        );
+      if (v < 1000 || v > 1_000_000) this.einval(path, file, `${v} out of range`);
       g.periodUsec = v;
       g.periodEndNs = this.nowNs + v * 1000;
+    } else if (f === BURST_FILE) {
+      if (v < 0) this.einval(path, file, `${v} is negative`);
+      if (g.quotaUsec >= 0 && v > g.quotaUsec)
+        this.einval(path, file, `${v} is above cpu.cfs_quota_us ${g.quotaUsec}`);
+      g.burstUsec = v;
+    } else if (f === IDLE_FILE) {
+      if (v !== 0 && v !== 1) this.einval(path, file, `${v} is not 0 or 1`);
+      // sched_group_set_idle: the group's weight becomes WEIGHT_IDLEPRIO, or NICE_0 when unset.
+      if (Boolean(v) !== g.idle) g.shares = 1024;
+      g.idle = v === 1;
     } else {
+      if (g.idle) this.einval(path, file, "the group is idle (cpu.idle = 1)");
       g.shares = Math.min(262_144, Math.max(2, v));
     }
     g.writes[f]++;
     // tg_set_cfs_bandwidth(): the period's runtime is refilled and throttled runqueues are released.
-    if (f !== SHARES_FILE && g.quotaUsec >= 0) g.runtimeNs = g.quotaUsec * 1000;
+    if (f === QUOTA_FILE || f === PERIOD_FILE || f === BURST_FILE) this.refill(g);
   }
 
   /** Number of writes to `file` of `path` so far (also counts writes of unchanged values). */
   writeCount(path: string, file?: WritableFile): number {
     const g = this.get(path);
-    return file
-      ? g.writes[file]
-      : g.writes[QUOTA_FILE] + g.writes[PERIOD_FILE] + g.writes[SHARES_FILE];
+    return file ? g.writes[file] : WRITABLE.reduce((sum, f) => sum + g.writes[f], 0);
   }
 
   /** Current cap in millicores, or null when the cgroup has no quota. */
@@ -208,12 +315,36 @@ export class SimHypervisor implements ActuatorBackend {
     return g.quotaUsec < 0 ? null : (g.quotaUsec * 1000) / g.periodUsec;
   }
 
+  /** Current burst in millicores (the cfs_burst_us per period), 0 when none. */
+  burstCpuMillis(path: string): number {
+    const g = this.get(path);
+    return (g.burstUsec * 1000) / g.periodUsec;
+  }
+
+  /** cpu.shares as the kernel reads it (3 while idle). */
   shares(path: string): number {
-    return this.get(path).shares;
+    const g = this.get(path);
+    return g.idle ? IDLE_GROUP_SHARES : g.shares;
+  }
+
+  isIdle(path: string): boolean {
+    return this.get(path).idle;
   }
 
   stats(path: string): CgroupCpuStats {
     return { ...this.get(path).stats };
+  }
+
+  private grow(n: number): void {
+    if (this.caps.length >= n) return;
+    const size = Math.max(n, this.caps.length * 2);
+    this.caps = new Float64Array(size);
+    this.weights = new Float64Array(size);
+    this.grants = new Float64Array(size);
+    this.wants = new Float64Array(size);
+    this.quotaBound = new Float64Array(size);
+    this.idles = new Uint8Array(size);
+    this.scratch = cfsScratch(size);
   }
 
   /** Run every cgroup's workload for one tick [now, now + tickNs). */
@@ -221,14 +352,9 @@ export class SimHypervisor implements ActuatorBackend {
     const t = this.nowNs;
     const end = t + tickNs;
     const n = this.order.length;
-    if (this.caps.length < n) {
-      const size = Math.max(n, this.caps.length * 2);
-      this.caps = new Float64Array(size);
-      this.weights = new Float64Array(size);
-      this.grants = new Float64Array(size);
-      this.wants = new Float64Array(size);
-    }
-    const { caps, weights, grants, wants } = this;
+    this.grow(n);
+    const { caps, weights, grants, wants, quotaBound, idles } = this;
+    let normalLimitSum = 0;
     for (let i = 0; i < n; i++) {
       const g = this.order[i]!;
       if (g.quotaUsec >= 0) {
@@ -237,10 +363,11 @@ export class SimHypervisor implements ActuatorBackend {
           if (g.throttledThisPeriod) g.stats.nrThrottled++;
           g.activeThisPeriod = false;
           g.throttledThisPeriod = false;
-          g.runtimeNs = g.quotaUsec * 1000;
+          this.refill(g);
           g.periodEndNs += g.periodUsec * 1000;
         }
       }
+      // What its threads could run this tick, then what its runtime allows.
       const want = g.workload ? Math.min(g.workload.wantNs(t, tickNs), g.parallelism * tickNs) : 0;
       wants[i] = want;
       let cap = want;
@@ -248,26 +375,78 @@ export class SimHypervisor implements ActuatorBackend {
         g.activeThisPeriod = true;
         cap = Math.min(want, Math.max(0, g.runtimeNs));
       }
+      quotaBound[i] = cap;
       caps[i] = cap;
-      weights[i] = g.shares;
+      weights[i] = g.idle ? IDLE_GROUP_SHARES : g.shares;
+      idles[i] = g.idle ? 1 : 0;
+      if (!g.idle) normalLimitSum += cap;
     }
-    waterfill(this.cpus * tickNs, caps, weights, grants, n);
+    this.applyWakeupWaits(tickNs, normalLimitSum);
+    cfsShare(this.cpus * tickNs, caps, weights, idles, grants, n, this.scratch);
     for (let i = 0; i < n; i++) {
       const g = this.order[i]!;
       const grant = grants[i]!;
+      const want = wants[i]!;
       g.stats.usageNs += grant;
+      // Runnable and allowed by the quota, but not running: waiting for a CPU.
+      if (quotaBound[i]! > grant) g.stats.cpuDelayNs += quotaBound[i]! - grant;
       if (g.quotaUsec >= 0) {
         g.runtimeNs -= grant;
-        const want = wants[i]!;
         // Held back by the quota (not by other groups): throttled for the part of the tick it could not run.
-        if (want > 0 && caps[i]! < want && grant >= caps[i]! - 1e-6) {
+        if (want > 0 && quotaBound[i]! < want && grant >= quotaBound[i]! - 1e-6) {
           g.throttledThisPeriod = true;
           g.stats.throttledNs += tickNs * (1 - grant / want);
         }
       }
       g.workload?.run(grant, end);
+      // Out of work (it got all it wanted): the next runnable tick is a wake-up.
+      g.asleep = grant >= want - 1e-6;
     }
     this.nowNs = end;
+  }
+
+  /**
+   * The wake-up wait: a normal-class group that wakes up while the other normal-class groups
+   * could keep every CPU busy, at least one of them with its weight or more, starts only when
+   * a running one's slice ends: a wait drawn uniformly in [0, base slice] (mean half a slice).
+   * It cannot run during the wait; the CPU goes to the others. An idle-class competitor never
+   * delays a normal one (the kernel preempts it at wake-up), and a heavier waker preempts at once.
+   */
+  private applyWakeupWaits(tickNs: number, normalLimitSum: number): void {
+    if (this.wakeupWaitMaxNs <= 0) return;
+    const capacity = this.cpus * tickNs;
+    const { caps, weights } = this;
+    const n = this.order.length;
+    // The two largest weights among runnable normal-class groups: "someone else at least as heavy".
+    let top = -1;
+    let topW = Number.NEGATIVE_INFINITY;
+    let secondW = Number.NEGATIVE_INFINITY;
+    for (let j = 0; j < n; j++) {
+      if (this.order[j]!.idle || caps[j]! <= 0) continue;
+      const w = weights[j]!;
+      if (w > topW) {
+        secondW = topW;
+        topW = w;
+        top = j;
+      } else if (w > secondW) secondW = w;
+    }
+    for (let i = 0; i < n; i++) {
+      const g = this.order[i]!;
+      if (g.idle || caps[i]! <= 0) {
+        if (caps[i]! <= 0) g.wakeWaitNs = 0;
+        continue;
+      }
+      if (g.asleep && g.wakeWaitNs <= 0 && normalLimitSum - caps[i]! >= capacity - 1e-6) {
+        const heaviestOther = i === top ? secondW : topW;
+        if (heaviestOther >= weights[i]!)
+          g.wakeWaitNs = this.wakeupWaitMaxNs * (this.rng ? this.rng.next() : 0.5);
+      }
+      if (g.wakeWaitNs > 0) {
+        const waitNs = Math.min(g.wakeWaitNs, tickNs);
+        g.wakeWaitNs -= waitNs;
+        caps[i] = Math.min(caps[i]!, g.parallelism * (tickNs - waitNs));
+      }
+    }
   }
 
   /** ActuatorBackend: the sim's "cgroup path" is the partition's cgroup name. */
@@ -300,6 +479,8 @@ export class SimCgroupActuator implements PartitionActuator {
       values: {
         [PERIOD_FILE]: this.read(PERIOD_FILE),
         [QUOTA_FILE]: this.read(QUOTA_FILE),
+        [BURST_FILE]: this.read(BURST_FILE),
+        [IDLE_FILE]: this.read(IDLE_FILE),
         [SHARES_FILE]: this.read(SHARES_FILE),
       },
     };
@@ -327,6 +508,29 @@ export class SimCgroupActuator implements PartitionActuator {
     }
   }
 
+  /**
+   * The order the kernel needs: cpu.shares cannot be written while cpu.idle = 1 and setting or
+   * clearing cpu.idle resets the weight, so idle is written before shares; a burst may never
+   * exceed the quota, so when the new quota is below the current burst the burst goes first.
+   */
+  private ordered(target: {
+    quota: string;
+    burst: string;
+    idle: string;
+    shares: string | null;
+  }): Array<[string, string]> {
+    const out: Array<[string, string]> = [[IDLE_FILE, target.idle]];
+    if (target.shares !== null && target.idle === "0") out.push([SHARES_FILE, target.shares]);
+    const quota = Number(target.quota);
+    const burstNow = Number(this.read(BURST_FILE));
+    const bandwidth: Array<[string, string]> = [
+      [QUOTA_FILE, target.quota],
+      [BURST_FILE, target.burst],
+    ];
+    if (quota >= 0 && quota < burstNow) bandwidth.reverse();
+    return [...out, ...bandwidth];
+  }
+
   apply(directive: Directive): ApplyResult {
     let periodUsec: number;
     try {
@@ -340,19 +544,36 @@ export class SimCgroupActuator implements PartitionActuator {
           : { code: ErrorCodes.CGROUP_GONE, message: String(err), retryable: false },
       };
     }
-    const quota = Math.max(1000, quotaUsecFromCpuMillis(directive.cpuMillis, periodUsec));
-    return this.writeChanged([
-      [QUOTA_FILE, String(quota)],
-      [SHARES_FILE, String(sharesFromWeight(directive.weight))],
-    ]);
+    const capped = Number.isFinite(directive.capCpuMillis);
+    const quota = capped
+      ? Math.max(1000, quotaUsecFromCpuMillis(directive.capCpuMillis, periodUsec))
+      : -1;
+    // A burst only means something under a cap; the kernel rejects one above the quota.
+    const burst =
+      capped && directive.burstCpuMillis > 0
+        ? quotaUsecFromCpuMillis(directive.burstCpuMillis, periodUsec)
+        : 0;
+    return this.writeChanged(
+      this.ordered({
+        quota: String(quota),
+        burst: String(burst),
+        idle: directive.idle ? "1" : "0",
+        shares: String(sharesFromWeight(directive.weight)),
+      }),
+    );
   }
 
   restore(snapshot: AllocationSnapshot): ApplyResult {
-    const order = [PERIOD_FILE, QUOTA_FILE, SHARES_FILE];
-    const values = order
-      .filter((f) => snapshot.values[f] !== undefined)
-      .map((f): [string, string] => [f, snapshot.values[f]!]);
-    return this.writeChanged(values);
+    const v = snapshot.values;
+    const values: Array<[string, string]> = [];
+    if (v[PERIOD_FILE] !== undefined) values.push([PERIOD_FILE, v[PERIOD_FILE]]);
+    const rest = this.ordered({
+      quota: v[QUOTA_FILE] ?? this.read(QUOTA_FILE),
+      burst: v[BURST_FILE] ?? this.read(BURST_FILE),
+      idle: v[IDLE_FILE] ?? this.read(IDLE_FILE),
+      shares: v[SHARES_FILE] ?? null,
+    });
+    return this.writeChanged([...values, ...rest]);
   }
 
   close(): void {

@@ -176,6 +176,7 @@ export class SimPartitionSensor implements PartitionSensor {
       nrPeriods: s.nrPeriods,
       nrThrottled: s.nrThrottled,
       throttledNs: Math.round(s.throttledNs),
+      cpuDelayNs: Math.round(s.cpuDelayNs),
     };
   }
 

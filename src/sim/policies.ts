@@ -4,6 +4,7 @@ import {
   nonePolicy,
   oraclePolicy,
   staticEqualCapsPolicy,
+  staticWeightsPolicy,
   vpaStylePolicy,
 } from "../policy/baselines/index.ts";
 import type { PolicyKnobs } from "../policy/types.ts";
@@ -22,6 +23,11 @@ export const policyFactories: readonly NamedPolicy[] = [
   { name: "weir", label: "weir", make: () => weirPolicy },
   { name: "none", label: "none (plain CFS)", make: () => nonePolicy() },
   { name: "static", label: "static equal caps", make: () => staticEqualCapsPolicy() },
+  {
+    name: "static-weights",
+    label: "static weights (idle-class batch)",
+    make: () => staticWeightsPolicy(),
+  },
   { name: "vpa-style", label: "VPA-style", make: () => vpaStylePolicy() },
   { name: "koordinator-style", label: "Koordinator-style", make: () => koordinatorStylePolicy() },
   { name: "oracle", label: "oracle", make: (ctx) => oraclePolicy(ctx.oracle) },

@@ -163,6 +163,7 @@ export function specOf(p: ScenarioPartition, capacity: CpuMillis): PartitionSpec
     ...(p.spec?.goalPacketsPerSec === undefined
       ? {}
       : { goalPacketsPerSec: p.spec.goalPacketsPerSec }),
+    ...(p.spec?.capped === undefined ? {} : { capped: p.spec.capped }),
   };
 }
 

@@ -23,6 +23,8 @@ export interface SimWorldOptions {
   /** Seed of arrivals (drift has its own seed in `drift`). */
   seed?: number;
   drift?: Partial<DriftOptions>;
+  /** Longest wake-up wait behind a same-class CPU hog (default: the kernel's base slice; 0 = off). */
+  wakeupWaitMaxNs?: number;
 }
 
 export interface NetworkPartitionOptions {
@@ -64,15 +66,17 @@ export class SimWorld {
   private readonly networks: NetworkWorkload[] = [];
 
   constructor(opts: SimWorldOptions = {}) {
-    const periodUsec = opts.periodUsec ?? 100_000;
-    this.hypervisor = new SimHypervisor(
-      opts.periodUsec === undefined
-        ? { cpus: opts.cpus ?? 2 }
-        : { cpus: opts.cpus ?? 2, periodUsec },
-    );
+    const seed = opts.seed ?? 1;
+    this.hypervisor = new SimHypervisor({
+      cpus: opts.cpus ?? 2,
+      ...(opts.periodUsec === undefined ? {} : { periodUsec: opts.periodUsec }),
+      ...(opts.wakeupWaitMaxNs === undefined ? {} : { wakeupWaitMaxNs: opts.wakeupWaitMaxNs }),
+      // Its own stream, so wake-up waits do not shift the arrivals of the same seed.
+      rng: createRng(seed ^ 0x5a17),
+    });
     this.tickMs = opts.tickMs ?? 1;
     if (!(this.tickMs > 0)) throw new RangeError(`tickMs must be > 0: got ${this.tickMs}`);
-    this.rng = createRng(opts.seed ?? 1);
+    this.rng = createRng(seed);
     this.drift = new CostDrift(opts.drift);
     this.latencyUs = newLatencyHistogram();
   }

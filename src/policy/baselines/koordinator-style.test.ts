@@ -23,6 +23,32 @@ describe("Koordinator-style CPU suppress", () => {
       ["hog", 200],
       ["etl", 600],
     ]);
+    // BestEffort pods: cpu.shares 2 = weight 1, normal class, the suppress amount as a hard cap.
+    for (const d of out.directives) {
+      expect([d.weight, d.idle, d.capReason, d.burstCpuMillis]).toEqual([
+        1,
+        false,
+        "suppress-batch",
+        0,
+      ]);
+      expect(d.capCpuMillis).toBe(d.cpuMillis);
+    }
+  });
+
+  it("gives an LS partition with a configured max its own limit as a cap, and leaves the others alone", () => {
+    const p = koordinatorStylePolicy();
+    const out = p.step(
+      input(
+        0,
+        [spec("web", "network", { maxCpuMillis: 700 }), spec("api"), spec("hog", "batch")],
+        [tp("web", 0.3)],
+      ),
+      p.initialState(),
+    );
+    // web's limit 700m < capacity 2,000m -> cpu.max 700m; api has none -> no directive at all.
+    const web = out.directives.find((d) => d.partition === "web");
+    expect(web).toMatchObject({ capCpuMillis: 700, capReason: "max", weight: 100, idle: false });
+    expect(out.directives.find((d) => d.partition === "api")).toBeUndefined();
   });
 
   it("decides once a second on the mean LS usage since the last decision, writing nothing in between", () => {

@@ -6,9 +6,20 @@
 // never below a floor. LS partitions (here: kind "network") are never capped; BE partitions
 // (kind "batch") share the suppress amount by weight. LS usage is the mean over the
 // cycles since the last decision. Between decisions nothing is written.
+//
+// Directives, as Koordinator's pods get them: BE pods are Kubernetes BestEffort pods, which
+// the kubelet runs at cpu.shares 2 (v2 weight 1); CPU Suppress writes their CFS quota, so a
+// BE directive is weight 1, normal class (Koordinator's cpu.idle support is off by default),
+// with the suppress amount as a hard cap (capReason "suppress-batch", no burst: its CPU Burst
+// strategy defaults to "none"). LS pods keep the quota of their own CPU limit; the analogue
+// here is a configured max below capacity (capReason "max"); without one an LS partition is
+// left as the kubelet left it: uncapped, default weight, nothing written.
 import { clamp } from "../../core/units.ts";
 import type { Policy, PolicyInput, PolicyOutput, PolicyState } from "../types.ts";
 import { decision, directive, fmtMillis } from "./common.ts";
+
+/** cpu.shares 2 (the kubelet's BestEffort minimum) on the v2 weight scale. */
+export const BEST_EFFORT_WEIGHT = 1;
 
 export interface KoordinatorStyleOptions {
   /** cpuSuppressThresholdPercent (Koordinator's default 65). */
@@ -81,7 +92,13 @@ export function koordinatorStylePolicy(options: Partial<KoordinatorStyleOptions>
           demandCpuMillis: cap,
           velocityPacketsPerCpuSec: null,
         };
-        directives.push(directive(spec.id, cap, spec.weight));
+        directives.push(
+          directive(spec.id, cap, {
+            weight: BEST_EFFORT_WEIGHT,
+            capCpuMillis: cap,
+            capReason: "suppress-batch",
+          }),
+        );
         decisions.push(
           decision(
             spec.id,
@@ -91,6 +108,27 @@ export function koordinatorStylePolicy(options: Partial<KoordinatorStyleOptions>
             `suppress best-effort: ${o.thresholdPercent} % of ${fmtMillis(input.knobs.capacityCpuMillis)} − LS usage ${fmtMillis(lsUsage)} = ${fmtMillis(suppress)}${be.length > 1 ? ", shared by weight" : ""}`,
           ),
         );
+      }
+      for (const spec of input.specs) {
+        if (spec.kind === "batch" || spec.maxCpuMillis >= input.knobs.capacityCpuMillis) continue;
+        const limit = spec.maxCpuMillis;
+        directives.push(
+          directive(spec.id, limit, { weight: spec.weight, capCpuMillis: limit, capReason: "max" }),
+        );
+        decisions.push(
+          decision(
+            spec.id,
+            prev.partitions[spec.id]?.cpuMillis ?? limit,
+            limit,
+            limit,
+            `latency-sensitive: its own CPU limit ${fmtMillis(limit)}`,
+          ),
+        );
+        partitions[spec.id] = {
+          cpuMillis: limit,
+          demandCpuMillis: limit,
+          velocityPacketsPerCpuSec: null,
+        };
       }
       const state: KoordinatorState = {
         partitions,

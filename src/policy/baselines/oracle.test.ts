@@ -23,6 +23,8 @@ describe("oracle", () => {
       ["api", 120],
       ["hog", 1180],
     ]);
+    // Hard caps: cap = entitlement, weight in proportion (600m -> 60).
+    expect(out.directives[0]).toMatchObject({ capCpuMillis: 600, capReason: "capped", weight: 60 });
   });
 
   it("shares by weighted max-min when the needs do not fit", () => {

@@ -4,10 +4,12 @@
 // "exactly need" with zero headroom would be a strawman). If the needs do not fit, they are
 // scaled by weighted max-min; whatever is left goes to batch partitions by weight.
 // A reference for the best a traffic-driven allocator could do, not a deployable policy.
+// It allocates with hard caps (cap = entitlement, capReason "capped", weight in proportion):
+// the best a cap-based allocator can do, the yardstick weir's benchmarks have always used.
 import type { PartitionId } from "../../core/model.ts";
 import { clamp } from "../../core/units.ts";
 import type { Policy, PolicyInput, PolicyOutput, PolicyState } from "../types.ts";
-import { decision, directive, fmtMillis } from "./common.ts";
+import { cappedDirective, decision, fmtMillis } from "./common.ts";
 
 /** What the oracle is told in advance (the simulator provides it). */
 export interface OracleView {
@@ -104,7 +106,7 @@ export function oraclePolicy(view: OracleView, options: OracleOptions = {}): Pol
           demandCpuMillis: need,
           velocityPacketsPerCpuSec: null,
         };
-        directives.push(directive(spec.id, cap));
+        directives.push(cappedDirective(spec.id, cap));
         decisions.push(
           decision(
             spec.id,

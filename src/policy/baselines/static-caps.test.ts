@@ -13,6 +13,14 @@ describe("static equal caps", () => {
       ["b", 633, 100],
       ["hog", 633, 100],
     ]);
+    // A container CPU limit: the entitlement is also a hard cap, no burst, normal class.
+    for (const d of out.directives)
+      expect([d.capCpuMillis, d.capReason, d.burstCpuMillis, d.idle]).toEqual([
+        633,
+        "capped",
+        0,
+        false,
+      ]);
     const again = p.step(input(100, specs, [tp("a", 0)], 1900), out.state);
     expect(again.directives.map((d) => d.cpuMillis)).toEqual([633, 633, 633]);
   });

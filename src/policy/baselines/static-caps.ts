@@ -1,8 +1,10 @@
 // Static equal caps: every partition gets capacity ÷ N (within its min and max), equal weight,
-// forever. What a hand-written cgroup or a fixed container CPU limit does.
+// forever. What a hand-written cgroup or a fixed container CPU limit does: `docker run --cpus`
+// and a Kubernetes CPU limit are a CFS quota, so the entitlement is also a hard cap
+// (capReason "capped", no burst: neither sets cpu.cfs_burst_us by default).
 import { clamp } from "../../core/units.ts";
 import type { Policy, PolicyState } from "../types.ts";
-import { decision, directive, fmtMillis } from "./common.ts";
+import { cappedDirective, decision, fmtMillis } from "./common.ts";
 
 export function staticEqualCapsPolicy(): Policy {
   return {
@@ -22,7 +24,7 @@ export function staticEqualCapsPolicy(): Policy {
           demandCpuMillis: cap,
           velocityPacketsPerCpuSec: null,
         };
-        directives.push(directive(spec.id, cap, 100));
+        directives.push(cappedDirective(spec.id, cap, 100));
         decisions.push(
           decision(
             spec.id,

@@ -31,6 +31,14 @@ describe("VPA-style policy", () => {
     let state: PolicyState = p.initialState();
     let out = p.step(input(0, specs, [], 2000), state);
     expect(out.directives.map((d) => d.cpuMillis)).toEqual([1000, 1000]);
+    // Request and limit move together: a hard cap at the recommendation, weight from the request.
+    expect(out.directives[0]).toMatchObject({
+      capCpuMillis: 1000,
+      capReason: "capped",
+      weight: 100,
+      burstCpuMillis: 0,
+      idle: false,
+    });
     state = out.state;
     for (let t = 100; t < 1000; t += 100) {
       out = p.step(input(t, specs, [tp("a", 0.2), tp("b", 0.9)], 2000), state);

@@ -11,9 +11,14 @@
 // What it sees is usage, not traffic: usage is cut off by the cap it set, so a partition whose
 // load rises above its cap shows usage at the cap, and the recommendation grows only by the
 // margin per update. That is the VPA's documented behaviour, and the reason it is here.
+//
+// Directives: the VPA scales a container's request and its limit together (keeping their
+// ratio); the kubelet turns the request into cpu.shares and the limit into a CFS quota. Here
+// request = limit = the recommendation: weight in proportion, and the same value as a hard cap
+// (capReason "capped", no burst).
 import { clamp } from "../../core/units.ts";
 import type { Policy, PolicyInput, PolicyOutput, PolicyState } from "../types.ts";
-import { decision, directive, fmtMillis } from "./common.ts";
+import { cappedDirective, decision, fmtMillis } from "./common.ts";
 
 export interface VpaStyleOptions {
   targetPercentile: number;
@@ -149,7 +154,7 @@ export function vpaStylePolicy(options: Partial<VpaStyleOptions> = {}): Policy {
           demandCpuMillis: target,
           velocityPacketsPerCpuSec: null,
         };
-        directives.push(directive(spec.id, cap));
+        directives.push(cappedDirective(spec.id, cap));
         decisions.push(decision(spec.id, current, cap, target, why));
       }
       const state: VpaState = { partitions, vpa: { lastUpdateMs, referenceMs, histograms } };
