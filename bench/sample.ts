@@ -2,11 +2,14 @@
 // for the run and a real veth pair (host side read from sysfs), read on held descriptors
 // (pread at offset 0), against open-read-close of the same files. Needs root; removes what
 // it made (cgroups weirb-<pid>-sample, veth weirb<pid>a/b) even when interrupted.
+// For the CPU-delay figures this process moves itself (all its threads) into the cgroup
+// (and its twin on the hybrid host's cgroup2 mount) and back to where it was at the end.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { cpuCounterFiles, detectCgroupLayout } from "../src/sensors/cgroup.ts";
+import { HeldCpuDelay } from "../src/sensors/cpu-delay.ts";
 import { HeldFile } from "../src/sensors/held-file.ts";
 import { interfaceCounterPath, snmpPath } from "../src/sensors/packets.ts";
 import {
@@ -62,11 +65,27 @@ function setUp(): Fixture {
   const cgroup = `weirb-${process.pid}-sample`;
   const a = `weirb${process.pid}a`;
   const b = `weirb${process.pid}b`;
-  const dirs = ["cpu", "cpuacct"].map((h) => path.join(defaultRoots.cgroupfs, h, cgroup));
+  const unified = fs.existsSync(path.join(defaultRoots.cgroupfs, "unified/cgroup.controllers"));
+  const hier = ["cpu", "cpuacct", ...(unified ? ["unified"] : [])];
+  const dirs = hier.map((h) => path.join(defaultRoots.cgroupfs, h, cgroup));
+  // where this process is now, per hierarchy (/proc/self/cgroup: "4:cpu:/x", "0::/y")
+  const own = new Map<string, string>();
+  for (const line of fs.readFileSync("/proc/self/cgroup", "utf8").split("\n")) {
+    const [, ctrl, at] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+    if (at === undefined) continue;
+    for (const c of ctrl === "" ? ["unified"] : ctrl!.split(",")) own.set(c, at);
+  }
+  let moved = false;
   let done = false;
   const cleanup = (): void => {
     if (done) return;
     done = true;
+    if (moved)
+      for (const h of hier)
+        fs.writeFileSync(
+          path.join(defaultRoots.cgroupfs, h, own.get(h) ?? "/", "cgroup.procs"),
+          String(process.pid),
+        );
     for (const d of dirs) if (fs.existsSync(d)) fs.rmdirSync(d);
     if (fs.existsSync(`/sys/class/net/${a}`)) execFileSync("ip", ["link", "del", a]);
   };
@@ -79,6 +98,8 @@ function setUp(): Fixture {
   try {
     for (const d of dirs) fs.mkdirSync(d);
     execFileSync("ip", ["link", "add", a, "type", "veth", "peer", "name", b]);
+    moved = true;
+    for (const d of dirs) fs.writeFileSync(path.join(d, "cgroup.procs"), String(process.pid));
   } catch (e) {
     cleanup();
     throw e;
@@ -103,18 +124,33 @@ export const bench: Benchmark = {
     const fx = setUp();
     try {
       const veth = { name: fx.ifname, offered: "tx", served: "rx" } as const;
-      const hostOnly = openPartitionSensor({ cgroup: fx.cgroup, interfaces: [veth] }, defaultRoots);
+      // without CPU delay: the same files as the figures before it existed; it has its own lines
+      const noDelay = { cpuDelay: false } as const;
+      const hostOnly = openPartitionSensor(
+        { cgroup: fx.cgroup, interfaces: [veth] },
+        defaultRoots,
+        noDelay,
+      );
       const withPid = openPartitionSensor(
         { cgroup: fx.cgroup, interfaces: [veth], pid: process.pid },
         defaultRoots,
+        noDelay,
       );
       const nsView = openPartitionSensor(
         { cgroup: fx.cgroup, interfaces: [], pid: process.pid },
         defaultRoots,
+        noDelay,
       );
 
       // The same five files, open-read-close each time, same parsers.
       const layout = detectCgroupLayout(defaultRoots.cgroupfs, fx.cgroup);
+      const psiDelay = new HeldCpuDelay(defaultRoots, fx.cgroup, layout);
+      const schedstatDelay = new HeldCpuDelay(defaultRoots, fx.cgroup, layout, {
+        sources: ["schedstat"],
+      });
+      psiDelay.read();
+      schedstatDelay.read();
+      const threads = schedstatDelay.heldThreads;
       const [usageFile, statFile] = cpuCounterFiles(layout);
       const ifFiles = (["tx_packets", "rx_packets", "tx_dropped"] as const).map((c) =>
         interfaceCounterPath(defaultRoots.sysfs, fx.ifname, c),
@@ -192,6 +228,18 @@ export const bench: Benchmark = {
           },
         ],
         [
+          `CPU delay, default source (${psiDelay.source}: cpu.pressure + both cgroup.procs), held fds`,
+          () => {
+            sink += psiDelay.read() ?? 0;
+          },
+        ],
+        [
+          `CPU delay, run_delay summed over ${threads} threads (tasks + /proc/<tid>/schedstat), held fds`,
+          () => {
+            sink += schedstatDelay.read() ?? 0;
+          },
+        ],
+        [
           "one sysfs counter: pread on held fd + parse",
           () => {
             sink += parseCounterValue(oneFile.read(), oneFile.path);
@@ -216,7 +264,7 @@ export const bench: Benchmark = {
       });
       ctx.progress(1);
 
-      for (const s of [hostOnly, withPid, nsView]) s.close();
+      for (const s of [hostOnly, withPid, nsView, psiDelay, schedstatDelay]) s.close();
       oneFile.close();
       heldSnmp.close();
       for (const fd of rawFds) fs.closeSync(fd);

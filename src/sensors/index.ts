@@ -7,6 +7,14 @@ export {
   normalizeCgroupPath,
   readCgroupCpuCounters,
 } from "./cgroup.ts";
+export {
+  type CpuDelayOptions,
+  type CpuDelayPaths,
+  type CpuDelaySource,
+  cpuDelayPaths,
+  defaultCpuDelaySources,
+  HeldCpuDelay,
+} from "./cpu-delay.ts";
 export { HeldFile, readOnce } from "./held-file.ts";
 export {
   HeldInterfaceCounters,
@@ -18,7 +26,7 @@ export {
   readNetDev,
   readSnmpUdp,
 } from "./packets.ts";
-export type { CpuCounters, InterfaceCounters, UdpCounters } from "./parse.ts";
-export { openPartitionSensor } from "./partition.ts";
+export type { CpuCounters, InterfaceCounters, PressureTotals, UdpCounters } from "./parse.ts";
+export { openPartitionSensor, type PartitionSensorOptions } from "./partition.ts";
 export { type ThroughputOptions, throughputFromSamples } from "./throughput.ts";
 export * from "./types.ts";

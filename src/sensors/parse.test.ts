@@ -7,7 +7,10 @@ import {
   parseCpuStatV1,
   parseCpuStatV2,
   parseFlatKeyed,
+  parseIdList,
   parseNetDev,
+  parsePressureTotals,
+  parseSchedstatRunDelayNs,
   parseSnmp,
   parseSnmpUdp,
   udpSocketDrops,
@@ -167,5 +170,60 @@ describe("parseSnmp", () => {
     );
     expect(e.message).toContain("/proc/7/net/snmp");
     caught(() => parseSnmpUdp("Udp: InDatagrams\nUdp: 1\n", "f"), ErrorCodes.COUNTER_MALFORMED);
+  });
+});
+
+describe("parsePressureTotals (cpu.pressure)", () => {
+  it("reads the some and full totals in microseconds", () => {
+    expect(parsePressureTotals(fixture("v2/cgroup/weir/web/cpu.pressure"), "f")).toEqual({
+      someTotalUs: 2261384,
+      fullTotalUs: 2241876,
+    });
+    expect(
+      parsePressureTotals(fixture("hybrid/cgroup/unified/weir/web/cpu.pressure"), "f").someTotalUs,
+    ).toBe(81093715);
+  });
+  it("a file with only the some line (/proc/pressure/cpu before 5.13) has no full total", () => {
+    const text = "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+    expect(parsePressureTotals(text, "f")).toEqual({ someTotalUs: 0, fullTotalUs: null });
+  });
+  it("rejects a missing some line, a missing total and unknown lines, naming the file", () => {
+    caught(
+      () => parsePressureTotals("full avg10=0.00 avg60=0.00 avg300=0.00 total=5\n", "f"),
+      ErrorCodes.COUNTER_MALFORMED,
+    );
+    caught(
+      () => parsePressureTotals("some avg10=0.00 avg60=0.00 avg300=0.00\n", "f"),
+      ErrorCodes.COUNTER_MALFORMED,
+    );
+    const e = caught(
+      () => parsePressureTotals("weird total=3\n", "/sys/fs/cgroup/x/cpu.pressure"),
+      ErrorCodes.COUNTER_MALFORMED,
+    );
+    expect(e.message).toContain("/sys/fs/cgroup/x/cpu.pressure");
+  });
+});
+
+describe("parseSchedstatRunDelayNs (/proc/<tid>/schedstat)", () => {
+  it("returns the second field, run_delay in ns", () => {
+    expect(parseSchedstatRunDelayNs(fixture("proc/4242/schedstat"), "f")).toBe(11649082);
+    expect(parseSchedstatRunDelayNs(fixture("proc/4243/schedstat"), "f")).toBe(2204151992);
+  });
+  it("rejects other shapes", () => {
+    for (const bad of ["", "1 2\n", "1 x 3\n", "1  2 3\n", "a 2 3\n"])
+      caught(() => parseSchedstatRunDelayNs(bad, "f"), ErrorCodes.COUNTER_MALFORMED);
+  });
+});
+
+describe("parseIdList (cgroup.procs, cgroup.threads, tasks)", () => {
+  it("one id per line, empty file is no ids", () => {
+    expect(parseIdList(fixture("v2/cgroup/weir/web/cgroup.threads"), "f")).toEqual([
+      4242, 4243, 4250,
+    ]);
+    expect(parseIdList("", "f")).toEqual([]);
+  });
+  it("rejects anything else", () => {
+    for (const bad of ["12\n\n", "x\n", "0\n", " 12\n"])
+      caught(() => parseIdList(bad, "f"), ErrorCodes.COUNTER_MALFORMED);
   });
 });

@@ -288,3 +288,68 @@ export function parseSnmpUdp(text: string, path: string): UdpCounters {
  * count is InErrors; adding RcvbufErrors would count buffer drops twice.
  */
 export const udpSocketDrops = (udp: UdpCounters): number => udp.inErrors;
+
+/** The "some" and "full" totals of a PSI file, microseconds ("full" is null where the file has no such line). */
+export interface PressureTotals {
+  someTotalUs: number;
+  fullTotalUs: number | null;
+}
+
+/**
+ * A pressure-stall file (`<cgroup v2>/cpu.pressure`, `/proc/pressure/cpu`): one line per
+ * kind, `some avg10=0.52 avg60=13.16 avg300=11.53 total=54619334`, then `full ...` (cgroup
+ * cpu.pressure since 5.13). `total` is cumulative microseconds during which at least one
+ * task ("some") or every non-idle task ("full") of the group was runnable but not running.
+ */
+export function parsePressureTotals(text: string, path: string): PressureTotals {
+  let some = -1;
+  let full: number | null = null;
+  let pos = 0;
+  let lineNo = 1;
+  while (pos < text.length) {
+    let eol = text.indexOf("\n", pos);
+    if (eol < 0) eol = text.length;
+    const line = text.slice(pos, eol);
+    const kind = line.startsWith("some ") ? "some" : line.startsWith("full ") ? "full" : null;
+    const at = line.lastIndexOf(" total=");
+    const total = kind !== null && at > 0 ? digitsAt(line, at + 7, line.length) : -1;
+    if (total < 0)
+      throw malformed(path, `line ${lineNo} is not "some|full avg10=… total=<usec>"`, line);
+    if (kind === "some") some = total;
+    else full = total;
+    pos = eol + 1;
+    lineNo++;
+  }
+  if (some < 0) throw malformed(path, 'no "some" line', text);
+  return { someTotalUs: some, fullTotalUs: full };
+}
+
+/**
+ * `/proc/<tid>/schedstat`: `<sum_exec_runtime ns> <run_delay ns> <timeslices>` (one line,
+ * kernel/sched/stats.c proc_schedstat_show). Returns run_delay: nanoseconds the task spent
+ * runnable on a run queue, waiting for a CPU.
+ */
+export function parseSchedstatRunDelayNs(text: string, path: string): number {
+  const a = text.indexOf(" ");
+  const b = a < 0 ? -1 : text.indexOf(" ", a + 1);
+  const end = text.charCodeAt(text.length - 1) === 10 ? text.length - 1 : text.length;
+  const runDelay = b > a ? digitsAt(text, a + 1, b) : -1;
+  if (a <= 0 || runDelay < 0 || digitsAt(text, 0, a) < 0 || digitsAt(text, b + 1, end) < 0)
+    throw malformed(path, 'expected "<exec ns> <run_delay ns> <timeslices>"', text);
+  return runDelay;
+}
+
+/** A cgroup's member list (`cgroup.procs`, `cgroup.threads`, v1 `tasks`): one id per line, in no particular order. */
+export function parseIdList(text: string, path: string): number[] {
+  const out: number[] = [];
+  let pos = 0;
+  while (pos < text.length) {
+    let eol = text.indexOf("\n", pos);
+    if (eol < 0) eol = text.length;
+    const id = digitsAt(text, pos, eol);
+    if (id <= 0) throw malformed(path, "expected one positive id per line", text.slice(pos, eol));
+    out.push(id);
+    pos = eol + 1;
+  }
+  return out;
+}

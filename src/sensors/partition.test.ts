@@ -43,6 +43,7 @@ describe("openPartitionSensor on fixture trees", () => {
       nrPeriods: 5120,
       nrThrottled: 312,
       throttledNs: 18734562210,
+      cpuDelayNs: 0, // counted from the sensor's opening (schedstat of tasks 4242, 4243)
     });
     s.close();
   });
@@ -58,6 +59,7 @@ describe("openPartitionSensor on fixture trees", () => {
       nrPeriods: 120,
       nrThrottled: 37,
       throttledNs: 1542211000,
+      cpuDelayNs: 0, // counted from the sensor's opening (cpu.pressure)
     });
     s.close();
   });
@@ -108,9 +110,12 @@ describe("openPartitionSensor on fixture trees", () => {
     const a = s.read(0);
     fs.writeFileSync(path.join(base, "sys/class/net/vweb0/statistics/tx_packets"), "3300\n");
     fs.writeFileSync(path.join(base, "v1/cgroup/cpuacct/weir/web/cpuacct.usage"), "48238377812\n");
+    // task 4243 waited 7.5 ms more for a CPU: run_delay 2204151992 -> 2211651992
+    fs.writeFileSync(path.join(base, "proc/4243/schedstat"), "96155070842 2211651992 40240\n");
     const b = s.read(100);
     expect(b.offeredPackets - a.offeredPackets).toBe(300);
     expect(b.cpuUsageNs - a.cpuUsageNs).toBe(25_000_000);
+    expect(b.cpuDelayNs! - a.cpuDelayNs!).toBe(7_500_000);
     s.close();
   });
 

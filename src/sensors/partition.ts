@@ -2,6 +2,7 @@
 // held descriptors into one CounterSample.
 import type { CounterSample } from "../core/model.ts";
 import { HeldCgroupCpuCounters } from "./cgroup.ts";
+import { type CpuDelayOptions, HeldCpuDelay } from "./cpu-delay.ts";
 import { HeldInterfaceCounters, HeldNamespaceCounters } from "./packets.ts";
 import { udpSocketDrops } from "./parse.ts";
 import type { PartitionSensor, Roots, SensorSpec } from "./types.ts";
@@ -22,12 +23,29 @@ import type { PartitionSensor, Roots, SensorSpec } from "./types.ts";
  * `read()` throws the same codes when something vanishes, and COUNTER_MALFORMED.
  * An interface that is deleted and re-created is reopened on the next read (its counters
  * restart; throughputFromSamples treats the step back as a reset).
+ *
+ * CPU delay (`cpuDelayNs`, cpu-delay.ts) is counted from the sensor's opening, so it is 0
+ * on the first read; it is absent from a sample when no source could be read.
  */
-export function openPartitionSensor(spec: SensorSpec, roots: Roots): PartitionSensor {
+export interface PartitionSensorOptions {
+  /** CPU delay sources (cpu-delay.ts), or false to not read CPU delay. Default: PSI, then schedstat. */
+  cpuDelay?: CpuDelayOptions | false;
+}
+
+export function openPartitionSensor(
+  spec: SensorSpec,
+  roots: Roots,
+  opts: PartitionSensorOptions = {},
+): PartitionSensor {
   const opened: Array<{ close(): void }> = [];
   try {
     const cpu = new HeldCgroupCpuCounters(roots.cgroupfs, spec.cgroup);
     opened.push(cpu);
+    const delay =
+      opts.cpuDelay === false
+        ? null
+        : new HeldCpuDelay(roots, spec.cgroup, cpu.layout, opts.cpuDelay);
+    if (delay !== null) opened.push(delay);
     const interfaces: HeldInterfaceCounters[] = [];
     for (const ifspec of spec.interfaces) {
       const held = new HeldInterfaceCounters(roots.sysfs, ifspec);
@@ -45,7 +63,7 @@ export function openPartitionSensor(spec: SensorSpec, roots: Roots): PartitionSe
       netns = new HeldNamespaceCounters(roots.procfs, spec.pid, nsInterfaces);
       opened.push(netns);
     }
-    return new Sensor(cpu, interfaces, netns);
+    return new Sensor(cpu, interfaces, netns, delay);
   } catch (e) {
     for (const o of opened) o.close();
     throw e;
@@ -56,15 +74,18 @@ class Sensor implements PartitionSensor {
   private readonly cpu: HeldCgroupCpuCounters;
   private readonly interfaces: HeldInterfaceCounters[];
   private readonly netns: HeldNamespaceCounters | null;
+  private readonly delay: HeldCpuDelay | null;
 
   constructor(
     cpu: HeldCgroupCpuCounters,
     interfaces: HeldInterfaceCounters[],
     netns: HeldNamespaceCounters | null,
+    delay: HeldCpuDelay | null,
   ) {
     this.cpu = cpu;
     this.interfaces = interfaces;
     this.netns = netns;
+    this.delay = delay;
   }
 
   read(nowMs: number): CounterSample {
@@ -84,7 +105,7 @@ class Sensor implements PartitionSensor {
       servedPackets += p.servedPackets;
       droppedPackets += p.droppedPackets + udpSocketDrops(this.netns.readUdp(false));
     }
-    return {
+    const sample: CounterSample = {
       atMs: nowMs,
       offeredPackets,
       servedPackets,
@@ -94,11 +115,15 @@ class Sensor implements PartitionSensor {
       nrThrottled: c.nrThrottled,
       throttledNs: c.throttledNs,
     };
+    const delayNs = this.delay?.read();
+    if (delayNs !== undefined) sample.cpuDelayNs = delayNs;
+    return sample;
   }
 
   close(): void {
     this.cpu.close();
     for (const i of this.interfaces) i.close();
     this.netns?.close();
+    this.delay?.close();
   }
 }

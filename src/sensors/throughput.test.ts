@@ -48,6 +48,70 @@ describe("throughputFromSamples", () => {
     expect(t.rawVelocityPacketsPerCpuSec).toBeCloseTo(2840, 9);
   });
 
+  it("CPU delay fraction = delay ÷ (delay + CPU used), with the arithmetic", () => {
+    const p = sample({ ...prev, cpuDelayNs: 7_000_000_000 });
+    // 100 ms window: +25 ms CPU used, +75 ms waiting -> 75 / (75 + 25) = 0.75
+    const n = sample({
+      ...p,
+      atMs: 1100,
+      cpuUsageNs: prev.cpuUsageNs + 25_000_000,
+      cpuDelayNs: 7_075_000_000,
+    });
+    expect(throughputFromSamples("web", p, n, "host").cpuDelayFraction).toBeCloseTo(0.75, 12);
+    // +40 ms used, +10 ms waiting -> 10 / 50 = 0.2
+    const m = sample({
+      ...n,
+      atMs: 1200,
+      cpuUsageNs: n.cpuUsageNs + 40_000_000,
+      cpuDelayNs: 7_085_000_000,
+    });
+    expect(throughputFromSamples("web", n, m, "host").cpuDelayFraction).toBeCloseTo(0.2, 12);
+    // no wait at all -> 0 (not null: 40 ms of CPU is enough to tell)
+    const z = sample({ ...m, atMs: 1300, cpuUsageNs: m.cpuUsageNs + 40_000_000 });
+    expect(throughputFromSamples("web", m, z, "host").cpuDelayFraction).toBe(0);
+    // only waiting, no CPU -> 1
+    const w = sample({ ...z, atMs: 1400, cpuDelayNs: z.cpuDelayNs! + 100_000_000 });
+    expect(throughputFromSamples("web", z, w, "host").cpuDelayFraction).toBe(1);
+  });
+
+  it("CPU delay fraction is null when unknown, too small, or a counter reset", () => {
+    const p = sample({ ...prev, cpuDelayNs: 5_000_000 });
+    const used = prev.cpuUsageNs + 20_000_000;
+    const d = (over: Partial<CounterSample>) =>
+      throughputFromSamples("web", p, sample({ ...p, atMs: 1100, ...over }), "host")
+        .cpuDelayFraction;
+    // a sample without cpuDelayNs (source unreadable, or an agent that does not send it)
+    expect(d({ cpuUsageNs: used, cpuDelayNs: undefined })).toBeNull();
+    expect(
+      throughputFromSamples(
+        "web",
+        sample({ ...prev }),
+        sample({ ...prev, atMs: 1100, cpuDelayNs: 9 }),
+        "host",
+      ).cpuDelayFraction,
+    ).toBeNull();
+    // 0.4 ms used + 0.5 ms waiting = 0.9 ms < 1 ms: too little to tell
+    expect(d({ cpuUsageNs: prev.cpuUsageNs + 400_000, cpuDelayNs: 5_500_000 })).toBeNull();
+    // the same 0.9 ms with a 0.5 ms threshold: 0.5 / 0.9
+    expect(
+      throughputFromSamples(
+        "web",
+        p,
+        sample({ ...p, atMs: 1100, cpuUsageNs: prev.cpuUsageNs + 400_000, cpuDelayNs: 5_500_000 }),
+        "host",
+        { minNsForCpuDelay: 500_000 },
+      ).cpuDelayFraction,
+    ).toBeCloseTo(5 / 9, 12);
+    // the delay counter went back (sensor re-opened): null, not 0
+    expect(d({ cpuUsageNs: used, cpuDelayNs: 1_000 })).toBeNull();
+    // the CPU counter reset (cgroup re-created): null
+    expect(d({ cpuUsageNs: 4_000_000, cpuDelayNs: 6_000_000 })).toBeNull();
+    // an impossible jump (2^50 ns in 100 ms): null
+    expect(d({ cpuUsageNs: used, cpuDelayNs: 2 ** 50 })).toBeNull();
+    // a zero-length window
+    expect(throughputFromSamples("web", p, p, "host").cpuDelayFraction).toBeNull();
+  });
+
   it("offered is never below dropped (offered includes what was dropped)", () => {
     // a source whose offered counter missed the drops: +10 offered, +50 dropped in 1 s
     const next = sample({ ...prev, atMs: 2000, offeredPackets: 3010, droppedPackets: 2344 });

@@ -12,9 +12,19 @@ export interface ThroughputOptions {
   maxPacketsPerSec?: number;
   /** CPU usage moving faster than this many cores is garbage: the window counts 0. */
   maxCores?: number;
+  /**
+   * Below this much CPU used + CPU delay in the window the delay fraction is null (too
+   * little happened to tell). Default 1 ms.
+   */
+  minNsForCpuDelay?: number;
 }
 
-const DEFAULTS = { minCpuNsForVelocity: 1e6, maxPacketsPerSec: 1e9, maxCores: 4096 };
+const DEFAULTS = {
+  minCpuNsForVelocity: 1e6,
+  maxPacketsPerSec: 1e9,
+  maxCores: 4096,
+  minNsForCpuDelay: 1e6,
+};
 
 /**
  * Rates of one partition over the window between `prev` and `next`.
@@ -24,6 +34,9 @@ const DEFAULTS = { minCpuNsForVelocity: 1e6, maxPacketsPerSec: 1e9, maxCores: 40
  * - cpuCores = CPU-ns used ÷ window-ns; throttledFraction = Δnr_throttled ÷ Δnr_periods.
  * - rawVelocityPacketsPerCpuSec = served packets ÷ CPU-seconds used; null when less than
  *   `minCpuNsForVelocity` of CPU was used, or a counter it needs reset in this window.
+ * - cpuDelayFraction = Δdelay ÷ (Δdelay + ΔCPU used), 0..1; null when either sample lacks
+ *   cpuDelayNs, either counter reset or jumped in this window, or the two together moved
+ *   less than `minNsForCpuDelay`.
  *
  * A counter that went backwards (reset: interface or cgroup re-created, 32-bit wrap) or
  * jumped impossibly far counts as 0 for this window (core/units.ts counterDelta), so no
@@ -48,6 +61,7 @@ export function throughputFromSamples(
       cpuCores: 0,
       throttledFraction: 0,
       rawVelocityPacketsPerCpuSec: null,
+      cpuDelayFraction: null,
       source,
     };
   const windowSec = secondsFromMs(windowMs);
@@ -69,6 +83,16 @@ export function throughputFromSamples(
       ? served / secondsFromNs(cpuNs)
       : null;
 
+  let cpuDelayFraction: number | null = null;
+  if (prev.cpuDelayNs !== undefined && next.cpuDelayNs !== undefined && cpuValid) {
+    // PSI "some" is wall time and run_delay is per thread: both stay below this bound
+    if (isSane(prev.cpuDelayNs, next.cpuDelayNs, maxCpuNs)) {
+      const delayNs = next.cpuDelayNs - prev.cpuDelayNs;
+      if (delayNs + cpuNs >= o.minNsForCpuDelay)
+        cpuDelayFraction = clamp(delayNs / (delayNs + cpuNs), 0, 1);
+    }
+  }
+
   return {
     partition,
     windowMs,
@@ -78,6 +102,7 @@ export function throughputFromSamples(
     cpuCores: cpuNs / (windowMs * 1e6),
     throttledFraction: periods > 0 ? clamp(throttled / periods, 0, 1) : 0,
     rawVelocityPacketsPerCpuSec: velocity,
+    cpuDelayFraction,
     source,
   };
 }

@@ -29,8 +29,26 @@ describe("detectCgroupLayout (fixture trees)", () => {
     expect(detectCgroupLayout(root)).toEqual({ version: 2, root });
   });
 
-  it("v1 on a hybrid host whose cgroup2 mount lacks cpu (this host family)", () => {
+  it("v1 on a hybrid host whose cgroup2 mount lacks cpu (this host family): partitions also get a v2 dir (for cpu.pressure)", () => {
     file("unified/cgroup.controllers", "hugetlb\n");
+    file("cpu/cpu.cfs_quota_us", "-1\n");
+    file("cpuacct/cpuacct.usage", "123\n");
+    const layout = detectCgroupLayout(root);
+    expect(layout).toEqual({
+      version: 1,
+      root,
+      cpu: join(root, "cpu"),
+      cpuacct: join(root, "cpuacct"),
+      unified: join(root, "unified"),
+    });
+    expect(cgroupDirs(layout, "weir/p1")).toEqual([
+      join(root, "cpu/weir/p1"),
+      join(root, "cpuacct/weir/p1"),
+      join(root, "unified/weir/p1"),
+    ]);
+  });
+
+  it("v1 without a cgroup2 mount: cpu and cpuacct only", () => {
     file("cpu/cpu.cfs_quota_us", "-1\n");
     file("cpuacct/cpuacct.usage", "123\n");
     const layout = detectCgroupLayout(root);

@@ -5,8 +5,13 @@ import { join } from "node:path";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 
 export type CgroupLayout =
-  /** v1: cpu and cpuacct are separate hierarchies (may be the same dir when co-mounted). */
-  { version: 1; root: string; cpu: string; cpuacct: string } | { version: 2; root: string };
+  /**
+   * v1: cpu and cpuacct are separate hierarchies (may be the same dir when co-mounted).
+   * `unified`: the cgroup2 mount of a hybrid host (no cpu controller there), where each
+   * partition also gets a cgroup so its CPU pressure (cpu.pressure) can be read.
+   */
+  | { version: 1; root: string; cpu: string; cpuacct: string; unified?: string }
+  | { version: 2; root: string };
 
 const readText = (path: string): string | null => {
   try {
@@ -28,11 +33,13 @@ export function detectCgroupLayout(root = "/sys/fs/cgroup"): CgroupLayout {
   if (hasCpu(root)) return { version: 2, root };
   const cpu = join(root, "cpu");
   const cpuacct = join(root, "cpuacct");
+  const unified = join(root, "unified");
   if (existsSync(join(cpu, "cpu.cfs_quota_us")) && existsSync(join(cpuacct, "cpuacct.usage"))) {
-    return { version: 1, root, cpu, cpuacct };
+    return existsSync(join(unified, "cgroup.controllers"))
+      ? { version: 1, root, cpu, cpuacct, unified }
+      : { version: 1, root, cpu, cpuacct };
   }
   // Hybrid host whose cpu controller sits on the cgroup2 mount at <root>/unified.
-  const unified = join(root, "unified");
   if (hasCpu(unified)) return { version: 2, root: unified };
   throw new WeirError(
     ErrorCodes.TESTBED,
@@ -40,7 +47,7 @@ export function detectCgroupLayout(root = "/sys/fs/cgroup"): CgroupLayout {
   );
 }
 
-/** The hierarchy dirs a partition lives in: v1 cpu and cpuacct (once if co-mounted), v2 the root. */
+/** The hierarchy dirs a partition lives in: v1 cpu and cpuacct (once if co-mounted) and the hybrid host's cgroup2 mount, v2 the root. */
 export function hierarchies(layout: CgroupLayout): string[] {
   if (layout.version === 2) return [layout.root];
   const real = (p: string) => {
@@ -50,7 +57,9 @@ export function hierarchies(layout: CgroupLayout): string[] {
       return p;
     }
   };
-  return real(layout.cpu) === real(layout.cpuacct) ? [layout.cpu] : [layout.cpu, layout.cpuacct];
+  const v1 =
+    real(layout.cpu) === real(layout.cpuacct) ? [layout.cpu] : [layout.cpu, layout.cpuacct];
+  return layout.unified === undefined ? v1 : [...v1, layout.unified];
 }
 
 /** Absolute dirs of a cgroup path relative to the root ("weir/p1"), one per hierarchy. */

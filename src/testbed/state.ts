@@ -96,7 +96,13 @@ const stateSchema = z.object({
   updatedAtEpochMs: z.number(),
   expiresAtEpochMs: z.number(),
   cgroup: z.union([
-    z.object({ version: z.literal(1), root: z.string(), cpu: z.string(), cpuacct: z.string() }),
+    z.object({
+      version: z.literal(1),
+      root: z.string(),
+      cpu: z.string(),
+      cpuacct: z.string(),
+      unified: z.string().optional(),
+    }),
     z.object({ version: z.literal(2), root: z.string() }),
   ]),
   partitions: z.array(

@@ -7,6 +7,8 @@ import type { TestbedState } from "../../src/testbed/state.ts";
 
 const CPU = "/sys/fs/cgroup/cpu";
 const CPUACCT = "/sys/fs/cgroup/cpuacct";
+/** The hybrid host's cgroup2 mount, where the testbed also makes each cgroup (for cpu.pressure). */
+const UNIFIED = "/sys/fs/cgroup/unified";
 
 export const ipOut = (...args: string[]): string => execFileSync("ip", args, { encoding: "utf8" });
 
@@ -70,6 +72,7 @@ export function expectNothingLeft(rec: Recorded): void {
   for (const l of rec.links) expect(links).not.toContain(l);
   expect(existsSync(`${CPU}/${rec.prefix}`)).toBe(false);
   expect(existsSync(`${CPUACCT}/${rec.prefix}`)).toBe(false);
+  expect(existsSync(`${UNIFIED}/${rec.prefix}`)).toBe(false);
   for (const d of rec.cgroups) expect(existsSync(d)).toBe(false);
   for (const p of rec.pids) expect(alive(p)).toBe(false);
   expect(taggedPids(rec.prefix)).toEqual([]);
