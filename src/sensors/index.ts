@@ -8,6 +8,7 @@ export {
   readCgroupCpuCounters,
 } from "./cgroup.ts";
 export { HeldFile, readOnce } from "./held-file.ts";
+export { HeldHostCpu, hostCpuFromSamples, parseProcStatCpu } from "./host-cpu.ts";
 export {
   HeldInterfaceCounters,
   HeldNamespaceCounters,
