@@ -75,6 +75,7 @@ export class SimHypervisor implements ActuatorBackend {
   private readonly groups = new Map<string, SimCgroup>();
   private order: SimCgroup[] = [];
   private nowNs = 0;
+  private busyNs = 0;
   private caps = new Float64Array(16);
   private weights = new Float64Array(16);
   private grants = new Float64Array(16);
@@ -212,6 +213,11 @@ export class SimHypervisor implements ActuatorBackend {
     return this.get(path).shares;
   }
 
+  /** CPU time every cgroup (removed ones included) used so far, ns: the machine's busy time. */
+  busyCpuNs(): number {
+    return this.busyNs;
+  }
+
   stats(path: string): CgroupCpuStats {
     return { ...this.get(path).stats };
   }
@@ -256,6 +262,7 @@ export class SimHypervisor implements ActuatorBackend {
       const g = this.order[i]!;
       const grant = grants[i]!;
       g.stats.usageNs += grant;
+      this.busyNs += grant;
       if (g.quotaUsec >= 0) {
         g.runtimeNs -= grant;
         const want = wants[i]!;
