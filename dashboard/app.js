@@ -9,6 +9,8 @@ const COLORS = {
   used: "#3f9a5a",
   alloc: "#c0392b",
   velocity: "#7b52c4",
+  idle: "#8a94a6",
+  batch: "#b5651d",
 };
 
 const uPlot = /** @type {any} */ (window).uPlot;
@@ -18,8 +20,14 @@ const partitions = new Map();
 let lastCycle = -1;
 let redrawPending = false;
 
+/**
+ * Work conservation: the host's idle CPU (record.host.idleFraction, /proc/stat) and what the
+ * batch partitions use of the capacity (their CPU used ÷ record.capacityCpuMillis), in %.
+ */
+const host = { t: [], idle: [], batch: [], chart: null, batchIds: new Set() };
+
 /** State the browser test reads. */
-const state = { cyclesSeen: 0, partitions, lastCycle: () => lastCycle };
+const state = { cyclesSeen: 0, partitions, host, lastCycle: () => lastCycle };
 /** @type {any} */ (window).weirDashboard = state;
 
 const $ = (sel) => /** @type {HTMLElement} */ (document.querySelector(sel));
@@ -48,7 +56,7 @@ function chartWidth(el) {
 const fmtTime = (_u, ticks) =>
   ticks.map((t) => new Date(t * 1000).toLocaleTimeString("en-GB", { hour12: false }));
 
-function makeChart(el, title, series, valueFmt) {
+function makeChart(el, title, series, valueFmt, yMin = 0, xSpace = 55) {
   const opts = {
     title,
     width: chartWidth(el),
@@ -56,14 +64,17 @@ function makeChart(el, title, series, valueFmt) {
     cursor: { drag: { x: false, y: false } },
     // The page-wide key names the colours; the card header shows the current values.
     legend: { show: false },
-    scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+    scales: {
+      x: { time: true },
+      y: { range: (_u, _min, max) => [0, Math.max(yMin, max > 0 ? max * 1.1 : 1)] },
+    },
     axes: [
       {
         stroke: "#777",
         grid: { stroke: "#8882" },
         ticks: { stroke: "#8882" },
         values: fmtTime,
-        space: 55,
+        space: xSpace,
       },
       {
         stroke: "#777",
@@ -181,6 +192,8 @@ function ensurePartition(id) {
 
 function setSpec(p, spec) {
   if (!spec) return;
+  if (spec.kind === "batch") host.batchIds.add(p.id);
+  else host.batchIds.delete(p.id);
   p.cells.bounds.textContent = `${fmtMillis(spec.minCpuMillis)}–${fmtMillis(spec.maxCpuMillis)}`;
   p.cells.weight.textContent = fmtNumber(spec.weight);
   p.cells.importance.textContent = String(spec.importance);
@@ -237,11 +250,52 @@ function applyRecord(record, { live }) {
     const d = part.decision;
     if (live && d && d.cpuMillis !== d.previousCpuMillis) addDecision(record, d);
   }
+  applyHost(record);
   $("#cycle").textContent = String(record.cycle);
   $("#capacity").textContent = fmtMillis(record.capacityCpuMillis);
   $("#allocated").textContent = fmtMillis(allocated);
   $("#interval").textContent = `${record.intervalMs} ms`;
   scheduleRedraw();
+}
+
+/** The host's idle CPU and the batch share of capacity, one point per cycle (null: not known). */
+function applyHost(record) {
+  host.chart ??= makeChart(
+    $("#host-chart"),
+    "host CPU idle vs batch use (%)",
+    [
+      { label: "host idle", color: COLORS.idle },
+      { label: "batch share", color: COLORS.batch },
+    ],
+    (v) => `${+v.toFixed(0)}`,
+    100,
+    // a wide chart: whole-second labels, not one per half second
+    110,
+  );
+  const idle = record.host ? record.host.idleFraction * 100 : null;
+  let batchMillis = 0;
+  let batchSeen = 0;
+  for (const part of record.partitions) {
+    if (!host.batchIds.has(part.id) || !part.throughput) continue;
+    batchMillis += part.throughput.cpuCores * 1000;
+    batchSeen++;
+  }
+  const batch =
+    batchSeen > 0 && record.capacityCpuMillis > 0
+      ? (batchMillis / record.capacityCpuMillis) * 100
+      : null;
+  push(host.t, record.startedAtMs / 1000);
+  push(host.idle, idle);
+  push(host.batch, batch);
+  $("#host-idle").textContent = idle === null ? "–" : `${fmtNumber(idle)}%`;
+  $("#host-now").textContent = [
+    record.host
+      ? `${fmtNumber(record.host.busyCores, 2)} of ${record.host.cpus} CPUs busy · ${fmtNumber(idle)}% idle · steal ${fmtNumber(record.host.stealFraction * 100, 1)}%`
+      : "host CPU not read",
+    batch === null ? null : `batch ${fmtNumber(batch)}% of ${fmtMillis(record.capacityCpuMillis)}`,
+  ]
+    .filter(Boolean)
+    .join(" · ");
 }
 
 function addDecision(record, d) {
@@ -269,6 +323,7 @@ function scheduleRedraw() {
   redrawPending = true;
   requestAnimationFrame(() => {
     redrawPending = false;
+    host.chart?.setData([host.t, host.idle, host.batch]);
     for (const p of partitions.values()) {
       p.charts.pps.setData([p.t, p.served, p.offered]);
       p.charts.cpu.setData([p.t, p.used, p.alloc]);
@@ -311,6 +366,10 @@ function connect() {
 }
 
 function resizeCharts() {
+  if (host.chart) {
+    const w = chartWidth(host.chart.root.parentElement);
+    if (w !== host.chart.width) host.chart.setSize({ width: w, height: 140 });
+  }
   for (const p of partitions.values()) {
     for (const chart of Object.values(p.charts)) {
       const w = chartWidth(chart.root.parentElement);

@@ -53,6 +53,22 @@ describe("createMetrics", () => {
     expect(await value(r, "weir_cycle_duration_seconds_bucket", { le: "0.0005" })).toBe(2);
   });
 
+  it("weir_host_cpu_idle_ratio: the host's idle fraction, absent while the host is not read", async () => {
+    const m = createMetrics();
+    m.observe(sampleRecord(1, 100)); // no host field: no series (0 would claim a fully busy host)
+    expect(m.registry.getSingleMetric("weir_host_cpu_idle_ratio")).toBeUndefined();
+    const host = { cpus: 2, idleFraction: 0.35, busyCores: 1.3, stealFraction: 0 };
+    m.observe({ ...sampleRecord(2, 200), host });
+    expect(await value(m.registry, "weir_host_cpu_idle_ratio")).toBe(0.35);
+    expect(await m.registry.metrics()).toContain(
+      "# TYPE weir_host_cpu_idle_ratio gauge\nweir_host_cpu_idle_ratio 0.35\n",
+    );
+    m.observe({ ...sampleRecord(3, 300), host: null }); // unreadable this cycle: the series goes
+    expect(m.registry.getSingleMetric("weir_host_cpu_idle_ratio")).toBeUndefined();
+    m.observe({ ...sampleRecord(4, 400), host: { ...host, idleFraction: 0.05 } });
+    expect(await value(m.registry, "weir_host_cpu_idle_ratio")).toBe(0.05);
+  });
+
   it("counts rejected reports and actuator errors through its functions", async () => {
     const m = createMetrics();
     m.reportRejected("bad_mac");

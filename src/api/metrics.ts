@@ -12,6 +12,8 @@ export const CYCLE_DURATION_BUCKETS_SECONDS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 ];
 
+const HOST_IDLE_METRIC = "weir_host_cpu_idle_ratio";
+
 export interface WeirMetrics {
   /** The registry holding only weir's metrics; serve it at /metrics. */
   readonly registry: Registry;
@@ -104,6 +106,10 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     registers,
   });
 
+  // Registered only while the host is read: an unlabeled gauge cannot drop its one series, and
+  // a 0 would claim a fully busy host. Unregistered again when a cycle could not read it.
+  let hostIdle: Gauge | null = null;
+
   /** Partitions that have gauge series now, so a partition that leaves the record loses its gauges. */
   let gauged = new Set<string>();
 
@@ -145,6 +151,17 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     }
     gauged = present;
     capacity.set(coresFromCpuMillis(record.capacityCpuMillis));
+    if (record.host) {
+      hostIdle ??= new Gauge({
+        name: HOST_IDLE_METRIC,
+        help: "Fraction of the host's CPU time that was idle (idle + iowait, /proc/stat) over the latest cycle, 0..1.",
+        registers,
+      });
+      hostIdle.set(record.host.idleFraction);
+    } else if (hostIdle) {
+      registry.removeSingleMetric(HOST_IDLE_METRIC);
+      hostIdle = null;
+    }
     cycles.inc();
     cycleDuration.observe(secondsFromMs(record.timingsMs.total));
   }

@@ -138,6 +138,21 @@ export interface Decision {
 
 export type PartitionStatus = "ok" | "gone" | "error" | "stale";
 
+/**
+ * The whole host's CPU over one cycle's window (/proc/stat's `cpu` line): whether CPU is left
+ * idle or flows to someone. idleFraction + busyCores ÷ cpus + stealFraction = 1.
+ */
+export interface HostCpuUse {
+  /** Online CPUs of the host (the `cpuN` lines of /proc/stat). */
+  cpus: number;
+  /** Fraction of all CPU time that was idle (idle + iowait), 0..1. */
+  idleFraction: number;
+  /** CPU in use on the host, in cores (user + nice + system + irq + softirq; guest time is inside user). */
+  busyCores: number;
+  /** Fraction of all CPU time a hypervisor ran someone else while this host wanted to run (steal), 0..1. */
+  stealFraction: number;
+}
+
 /** One cycle's record: what was read, decided, written and how long each phase took. */
 export interface CycleRecord {
   cycle: number;
@@ -153,5 +168,10 @@ export interface CycleRecord {
     written: string[];
     error?: WeirErrorInfo;
   }>;
+  /**
+   * The host's CPU over this cycle's window; null when it could not be read (or on the first
+   * cycle); absent when the manager was built without a host CPU sensor.
+   */
+  host?: HostCpuUse | null;
   timingsMs: { sample: number; reports: number; policy: number; apply: number; total: number };
 }

@@ -16,6 +16,8 @@ import {
   demoTrace,
   followMs,
   meanAllocation,
+  meanWorkConservation,
+  meanWorkConservationOfPoints,
 } from "./scenario.ts";
 import { renderLive } from "./view.ts";
 
@@ -46,6 +48,9 @@ export function startView(
   elapsedMs: () => number,
   latest: () => CycleRecord | undefined,
   dashboardUrl: string | null,
+  /** The last second's records and which partitions are batch: host idle and batch share. */
+  recent: () => readonly CycleRecord[] = () => [],
+  batchIds: ReadonlySet<string> = new Set(),
 ): () => void {
   if (o.output === "none") return () => {};
   const live = o.output === "live";
@@ -54,7 +59,14 @@ export function startView(
       const t = elapsedMs();
       const phase = plan.phases.find((p) => t >= p.fromMs && t < p.toMs)?.name ?? "ending";
       const text = renderLive(
-        { mode, elapsedMs: t, durationMs: plan.durationMs, phase, dashboardUrl },
+        {
+          mode,
+          elapsedMs: t,
+          durationMs: plan.durationMs,
+          phase,
+          dashboardUrl,
+          workConservation: meanWorkConservation(recent(), batchIds),
+        },
         latest(),
         process.stdout.columns ?? 120,
       );
@@ -117,11 +129,16 @@ export async function runRealDemo(o: DemoOptions): Promise<DemoSummary> {
     say(`manager running (log: ${logFile})${dashboardUrl ? `; dashboard: ${dashboardUrl}/` : ""}`);
     const points: AllocationPoint[] = [];
     let last: CycleRecord | undefined;
+    const lastSecond: CycleRecord[] = [];
     const cycleMs: number[] = [];
     const startMs = performance.timeOrigin + performance.now();
+    const batchIds = new Set(manager.specs().flatMap((s) => (s.kind === "batch" ? [s.id] : [])));
     manager.subscribe((r) => {
       last = r;
-      points.push(allocationPoint(r, startMs));
+      lastSecond.push(r);
+      while (lastSecond.length > 0 && r.startedAtMs - lastSecond[0]!.startedAtMs >= 1000)
+        lastSecond.shift();
+      points.push(allocationPoint(r, startMs, batchIds));
       cycleMs.push(r.timingsMs.total);
     });
     stopView = startView(
@@ -131,6 +148,8 @@ export async function runRealDemo(o: DemoOptions): Promise<DemoSummary> {
       () => performance.timeOrigin + performance.now() - startMs,
       () => last,
       dashboardUrl,
+      () => lastSecond,
+      batchIds,
     );
     const maxPackets =
       Math.ceil((o.highPps + o.lowPps * names.length) * (o.durationMs / 1000) * 1.2) + 1000;
@@ -162,6 +181,7 @@ export async function runRealDemo(o: DemoOptions): Promise<DemoSummary> {
         toMs: ph.toMs,
         hot: ph.hot,
         followMs: followMs(points, ph),
+        ...meanWorkConservationOfPoints(points, ph.fromMs, ph.toMs),
         partitions: load.targets.map((t) => {
           const s = t.phases.find((x) => x.name === ph.name);
           return {

@@ -1,11 +1,17 @@
 import { describe, expect, it } from "vitest";
+import type { CycleRecord } from "../core/model.ts";
 import {
   type AllocationPoint,
+  allocationPoint,
   demoPlan,
   demoRate,
   demoTrace,
   followMs,
+  formatWorkConservation,
   meanAllocation,
+  meanWorkConservation,
+  meanWorkConservationOfPoints,
+  workConservation,
 } from "./scenario.ts";
 
 describe("demo scenario", () => {
@@ -50,5 +56,81 @@ describe("demo scenario", () => {
     const flat: AllocationPoint[] = [];
     for (let t = 0; t < 15_000; t += 100) flat.push({ tMs: t, cpuMillis: { p1: 400 } });
     expect(followMs(flat, plan.phases[0]!)).toBeNull();
+  });
+});
+
+describe("work conservation figures", () => {
+  // A cycle of capacity 1700m: host 2 CPUs, 10 % idle; the hog used 1.02 cores, p1 0.5.
+  const record = (hostIdle: number | null, hogCores: number, startedAtMs = 0): CycleRecord => ({
+    cycle: 1,
+    startedAtMs,
+    intervalMs: 100,
+    capacityCpuMillis: 1700,
+    partitions: [
+      { id: "p1", cpuCores: 0.5 },
+      { id: "hog", cpuCores: hogCores },
+    ].map(({ id, cpuCores }) => ({
+      id,
+      status: "ok" as const,
+      throughput: {
+        partition: id,
+        windowMs: 100,
+        offeredPacketsPerSec: 0,
+        servedPacketsPerSec: 0,
+        droppedPacketsPerSec: 0,
+        cpuCores,
+        throttledFraction: 0,
+        rawVelocityPacketsPerCpuSec: null,
+        source: "host" as const,
+      },
+      decision: null,
+      directive: null,
+      written: [],
+    })),
+    host:
+      hostIdle === null
+        ? null
+        : { cpus: 2, idleFraction: hostIdle, busyCores: 2 * (1 - hostIdle), stealFraction: 0 },
+    timingsMs: { sample: 0, reports: 0, policy: 0, apply: 0, total: 0 },
+  });
+  const batch = new Set(["hog"]);
+
+  it("host idle from the record's host; batch share = batch CPU used ÷ capacity", () => {
+    // 1020m ÷ 1700m = 0.6
+    expect(workConservation(record(0.1, 1.02), batch)).toEqual({
+      hostIdleFraction: 0.1,
+      batchShare: 1020 / 1700,
+    });
+    // no host reading, no batch partition: both unknown, not 0
+    expect(workConservation(record(null, 1.02), new Set())).toEqual({
+      hostIdleFraction: null,
+      batchShare: null,
+    });
+  });
+
+  it("averages over cycles, skipping unknown host readings", () => {
+    // idle (0.1 + 0.3) / 2 = 0.2 (the null one is skipped); batch (0.34 + 0.68 + 1.02) / 3 / 1.7 = 0.4
+    const wc = meanWorkConservation(
+      [record(0.1, 0.34), record(null, 0.68), record(0.3, 1.02)],
+      batch,
+    );
+    expect(wc.hostIdleFraction).toBeCloseTo(0.2, 12);
+    expect(wc.batchShare).toBeCloseTo(0.4, 12);
+    expect(formatWorkConservation(wc)).toBe("host CPU idle 20.0 % · batch used 40.0 % of capacity");
+  });
+
+  it("per phase from the summary's points", () => {
+    const pts = [
+      allocationPoint(record(0.5, 0.17, 1000), 0, batch), // phase 0..2000: idle 0.5, batch 0.1
+      allocationPoint(record(0.3, 0.51, 1500), 0, batch), // idle 0.3, batch 0.3
+      allocationPoint(record(0.0, 1.7, 2500), 0, batch), // next phase
+    ];
+    const wc = meanWorkConservationOfPoints(pts, 0, 2000);
+    expect(wc.hostIdleFraction).toBeCloseTo(0.4, 12); // (0.5 + 0.3) / 2
+    expect(wc.batchShare).toBeCloseTo(0.2, 12); // (0.1 + 0.3) / 2
+    expect(meanWorkConservationOfPoints(pts, 5000, 6000)).toEqual({
+      hostIdleFraction: null,
+      batchShare: null,
+    });
   });
 });

@@ -1,5 +1,6 @@
 // The demo's scenario and its summary arithmetic. Pure: no I/O, no clock.
 import type { CycleRecord, PartitionId } from "../core/model.ts";
+import { cpuMillisFromCores } from "../core/units.ts";
 
 export interface DemoPhase {
   name: string;
@@ -59,16 +60,88 @@ export function demoTrace(
   return plan.phases.map((ph) => ({ tMs: ph.fromMs, pps: demoRate(plan, partition, ph.fromMs) }));
 }
 
-/** What the summary needs of each cycle: time since the start and each allocation. */
+/** What the summary needs of each cycle: time since the start, each allocation, work conservation. */
 export interface AllocationPoint {
   tMs: number;
   cpuMillis: Record<PartitionId, number>;
+  /** The host's idle CPU over the cycle, 0..1 (null when not known). */
+  hostIdleFraction?: number | null;
+  /** Batch partitions' CPU used ÷ capacity (null when not known). */
+  batchShare?: number | null;
 }
 
-export function allocationPoint(r: CycleRecord, startMs: number): AllocationPoint {
+/** Is CPU left idle, and how much of the capacity does batch take? (one cycle) */
+export interface WorkConservation {
+  /** The host's idle CPU, 0..1, from CycleRecord.host; null when the record has none. */
+  hostIdleFraction: number | null;
+  /**
+   * CPU used by the batch partitions ÷ the record's capacity (managed CPUs − reserve); above 1
+   * when batch also runs on the reserve. Null without batch partitions or throughput.
+   */
+  batchShare: number | null;
+}
+
+export function workConservation(
+  r: CycleRecord,
+  batchIds: ReadonlySet<PartitionId>,
+): WorkConservation {
+  let batchCpuMillis = 0;
+  let seen = 0;
+  for (const p of r.partitions) {
+    if (!batchIds.has(p.id) || !p.throughput) continue;
+    batchCpuMillis += cpuMillisFromCores(p.throughput.cpuCores);
+    seen++;
+  }
+  return {
+    hostIdleFraction: r.host ? r.host.idleFraction : null,
+    batchShare: seen > 0 && r.capacityCpuMillis > 0 ? batchCpuMillis / r.capacityCpuMillis : null,
+  };
+}
+
+/** Mean work conservation over several cycles (the live view smooths 100 ms tick noise over ~1 s). */
+export function meanWorkConservation(
+  records: readonly CycleRecord[],
+  batchIds: ReadonlySet<PartitionId>,
+): WorkConservation {
+  const xs = records.map((r) => workConservation(r, batchIds));
+  return {
+    hostIdleFraction: meanOf(xs.map((x) => x.hostIdleFraction)),
+    batchShare: meanOf(xs.map((x) => x.batchShare)),
+  };
+}
+
+const meanOf = (xs: ReadonlyArray<number | null | undefined>): number | null => {
+  const known = xs.filter((x): x is number => x !== null && x !== undefined && Number.isFinite(x));
+  return known.length ? known.reduce((s, x) => s + x, 0) / known.length : null;
+};
+
+export function allocationPoint(
+  r: CycleRecord,
+  startMs: number,
+  batchIds: ReadonlySet<PartitionId> = new Set(),
+): AllocationPoint {
   const cpuMillis: Record<PartitionId, number> = {};
   for (const p of r.partitions) if (p.directive) cpuMillis[p.id] = p.directive.cpuMillis;
-  return { tMs: r.startedAtMs - startMs, cpuMillis };
+  const wc = workConservation(r, batchIds);
+  return {
+    tMs: r.startedAtMs - startMs,
+    cpuMillis,
+    hostIdleFraction: wc.hostIdleFraction,
+    batchShare: wc.batchShare,
+  };
+}
+
+/** Mean host idle fraction and batch share over the points in [fromMs, toMs). */
+export function meanWorkConservationOfPoints(
+  points: readonly AllocationPoint[],
+  fromMs: number,
+  toMs: number,
+): WorkConservation {
+  const xs = points.filter((p) => p.tMs >= fromMs && p.tMs < toMs);
+  return {
+    hostIdleFraction: meanOf(xs.map((p) => p.hostIdleFraction)),
+    batchShare: meanOf(xs.map((p) => p.batchShare)),
+  };
 }
 
 /**
@@ -116,6 +189,10 @@ export interface PhaseSummary {
   hot: PartitionId | null;
   /** Time for the hot partition's allocation to follow the shift (see followMs). */
   followMs: number | null;
+  /** Mean idle CPU of the whole host over the phase, 0..1 (null when it could not be read). */
+  hostIdleFraction: number | null;
+  /** Mean CPU used by batch partitions ÷ capacity over the phase (null without batch). */
+  batchShare: number | null;
   partitions: PhasePartitionSummary[];
 }
 
@@ -142,6 +219,13 @@ export function meanAllocation(
   return xs.length ? Math.round(xs.reduce((s, p) => s + p.cpuMillis[id]!, 0) / xs.length) : null;
 }
 
+const pct = (f: number | null): string => (f === null ? "n/a" : `${(f * 100).toFixed(1)} %`);
+
+/** "host CPU idle 2.0 % · batch used 61.3 % of capacity" (the work-conservation figures). */
+export function formatWorkConservation(wc: WorkConservation): string {
+  return `host CPU idle ${pct(wc.hostIdleFraction)} · batch used ${pct(wc.batchShare)} of capacity`;
+}
+
 export function formatSummary(s: DemoSummary): string {
   const out: string[] = [];
   out.push(
@@ -155,6 +239,7 @@ export function formatSummary(s: DemoSummary): string {
           ? `: shift to ${ph.hot} followed in ${ph.followMs === null ? "n/a" : `${ph.followMs.toFixed(0)} ms`}`
           : ""),
     );
+    out.push(`  ${formatWorkConservation(ph)}`);
     out.push(
       `  ${"partition".padEnd(10)} ${"offered".padStart(8)} ${"served".padStart(8)} ${"served/offered".padStart(15)} ${"p99".padStart(9)} ${"mean alloc".padStart(11)}`,
     );

@@ -8,6 +8,7 @@ import { capacityCpuMillis, parseConfig, partitionSpecs } from "../manager/confi
 import { Manager } from "../manager/manager.ts";
 import { knobsFromConfig } from "../manager/wiring.ts";
 import { weirPolicy } from "../policy/weir.ts";
+import { hostCpuFromSamples } from "../sensors/host-cpu.ts";
 import { throughputFromSamples } from "../sensors/throughput.ts";
 import { type SimPartitionHandle, SimWorld } from "../sim/world.ts";
 import type { DemoOptions } from "./real.ts";
@@ -20,6 +21,7 @@ import {
   demoRate,
   followMs,
   meanAllocation,
+  meanWorkConservationOfPoints,
 } from "./scenario.ts";
 
 export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
@@ -57,6 +59,8 @@ export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
     policy: weirPolicy,
     knobs,
     throughput: throughputFromSamples,
+    // the simulated machine's own CPU time (every cgroup's use; the rest idle), as /proc/stat shows a host
+    hostCpu: { open: () => world.hostCpuSensor(), use: hostCpuFromSamples },
     partitions: specs.map((spec) => ({
       spec,
       source: "host" as const,
@@ -72,9 +76,14 @@ export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
   const points: AllocationPoint[] = [];
   const cycleMs: number[] = [];
   let last: CycleRecord | undefined;
+  const lastSecond: CycleRecord[] = [];
+  const batchIds = new Set(specs.flatMap((s) => (s.kind === "batch" ? [s.id] : [])));
   manager.subscribe((r) => {
     last = r;
-    points.push(allocationPoint(r, 0));
+    lastSecond.push(r);
+    while (lastSecond.length > 0 && r.startedAtMs - lastSecond[0]!.startedAtMs >= 1000)
+      lastSecond.shift();
+    points.push(allocationPoint(r, 0, batchIds));
     cycleMs.push(r.timingsMs.total);
   });
   // Per phase: packets and p99 from each partition's own histogram, reset at phase ends.
@@ -117,6 +126,8 @@ export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
     () => world.nowMs(),
     () => last,
     api?.url ?? null,
+    () => lastSecond,
+    batchIds,
   );
   // Real time: advance the world by one interval, run one cycle, wait for the next tick.
   await new Promise<void>((resolve) => {
@@ -152,6 +163,7 @@ export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
       toMs: ph.toMs,
       hot: ph.hot,
       followMs: followMs(points, ph),
+      ...meanWorkConservationOfPoints(points, ph.fromMs, ph.toMs),
       partitions: names.map((n) => {
         const s = phaseStats.get(ph.name)?.get(n);
         return {

@@ -1,5 +1,6 @@
 // The demo's live terminal view: one line per partition from the latest cycle record. Pure.
 import type { CycleRecord } from "../core/model.ts";
+import { formatWorkConservation, type WorkConservation } from "./scenario.ts";
 
 const fmt = (x: number | null | undefined, digits = 0): string =>
   x === null || x === undefined || !Number.isFinite(x)
@@ -12,6 +13,8 @@ export interface LiveHeader {
   durationMs: number;
   phase: string;
   dashboardUrl: string | null;
+  /** Host idle CPU and batch share, averaged over the last second of cycles. */
+  workConservation?: WorkConservation;
 }
 
 export function renderLive(h: LiveHeader, r: CycleRecord | undefined, width = 120): string {
@@ -40,6 +43,15 @@ export function renderLive(h: LiveHeader, r: CycleRecord | undefined, width = 12
     lines.push(head + (why.length > room ? `${why.slice(0, room - 1)}…` : why));
   }
   lines.push("");
+  if (h.workConservation) {
+    const host = r.host;
+    lines.push(
+      `last 1 s: ${formatWorkConservation(h.workConservation)} (${r.capacityCpuMillis}m)` +
+        (host
+          ? `; now ${fmt(host.busyCores, 2)} of ${host.cpus} CPUs busy, steal ${fmt(host.stealFraction * 100, 1)} %`
+          : ""),
+    );
+  }
   lines.push(
     `cycle ${r.cycle}: sample ${r.timingsMs.sample.toFixed(2)} ms, policy ${r.timingsMs.policy.toFixed(2)} ms, apply ${r.timingsMs.apply.toFixed(2)} ms`,
   );

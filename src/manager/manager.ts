@@ -17,6 +17,7 @@ import type {
 } from "../core/model.ts";
 import type { Policy, PolicyKnobs, PolicyState } from "../policy/types.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
+import { HostCpuSampler, type HostCpuWiring } from "./host-cpu-sampler.ts";
 import type { ManagerView, PartitionBoundsChange } from "./view.ts";
 
 /** Cumulative counters reported by a partition's agent, with when they arrived. */
@@ -63,6 +64,8 @@ export interface ManagerOptions {
   throughput: ThroughputFn;
   crossCheck?: CrossCheckFn;
   reports?: AgentReports;
+  /** The host's CPU, sampled beside the partitions into `CycleRecord.host` (absent: no `host`). */
+  hostCpu?: HostCpuWiring;
   /** Agent silence after which the partition decays to its guarantee. */
   staleAfterMs?: number;
   /** How long a gone partition waits before it is tried again. */
@@ -115,9 +118,11 @@ export class Manager implements ManagerView {
   private readonly listeners = new Set<(r: CycleRecord) => void>();
   private cycleNo = 0;
   private isPaused = false;
+  private readonly hostCpu: HostCpuSampler | null;
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
+    this.hostCpu = opts.hostCpu ? new HostCpuSampler(opts.hostCpu) : null;
     this.policyState = opts.resume?.policyState ?? opts.policy.initialState();
     this.slots = opts.partitions.map((w) => ({
       wiring: w,
@@ -198,6 +203,8 @@ export class Manager implements ManagerView {
         this.fail(s, toInfo(err, ErrorCodes.COUNTER_UNREADABLE), startedAtMs, "sample");
       }
     }
+    // the host's CPU over the same window (null when unreadable; never fails the cycle)
+    const host = this.hostCpu?.sample(now());
     const tSample = timer();
 
     // 2. agent reports (cross-checked against host counters where both exist)
@@ -287,6 +294,7 @@ export class Manager implements ManagerView {
         if (s.lastError) p.error = s.lastError;
         return p;
       }),
+      ...(this.hostCpu ? { host: host ?? null } : {}),
       timingsMs: {
         sample: tSample - t0,
         reports: tReports - tSample,
@@ -356,6 +364,7 @@ export class Manager implements ManagerView {
       s.sensor = null;
       s.actuator = null;
     }
+    this.hostCpu?.close();
     return results;
   }
 

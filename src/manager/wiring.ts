@@ -6,6 +6,7 @@ import type { ActuatorBackend } from "../actuators/types.ts";
 import type { Decision, Directive } from "../core/model.ts";
 import type { PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
+import { HeldHostCpu, hostCpuFromSamples } from "../sensors/host-cpu.ts";
 import { openPartitionSensor } from "../sensors/partition.ts";
 import { throughputFromSamples } from "../sensors/throughput.ts";
 import type { InterfaceSpec, SensorSpec } from "../sensors/types.ts";
@@ -105,6 +106,7 @@ export function buildManager(cfg: Config, hooks: WiringHooks = {}): Wired {
     knobs: knobsFromConfig(cfg, capacity),
     partitions,
     throughput: throughputFromSamples,
+    hostCpu: { open: () => new HeldHostCpu(roots.procfs), use: hostCpuFromSamples },
     staleAfterMs: cfg.staleAfterMs,
     retryGoneMs: cfg.retryGoneMs,
     redactedConfig: () => redactConfig(cfg),

@@ -16,6 +16,7 @@ export {
   HeldCpuDelay,
 } from "./cpu-delay.ts";
 export { HeldFile, readOnce } from "./held-file.ts";
+export { HeldHostCpu, hostCpuFromSamples, parseProcStatCpu } from "./host-cpu.ts";
 export {
   HeldInterfaceCounters,
   HeldNamespaceCounters,

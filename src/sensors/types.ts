@@ -40,3 +40,36 @@ export interface PartitionSensor {
   read(nowMs: number): CounterSample;
   close(): void;
 }
+
+/**
+ * Cumulative CPU time of all CPUs together since boot, from /proc/stat's `cpu` line, in the
+ * kernel's USER_HZ clock ticks (`getconf CLK_TCK`). Guest time is already inside user/nice.
+ */
+export interface HostCpuTicks {
+  userTicks: number;
+  niceTicks: number;
+  systemTicks: number;
+  idleTicks: number;
+  iowaitTicks: number;
+  irqTicks: number;
+  softirqTicks: number;
+  stealTicks: number;
+}
+
+/** USER_HZ: /proc/stat's tick rate on every architecture weir runs on (x86, arm, riscv...). */
+export const PROC_STAT_TICKS_PER_SEC = 100;
+
+/** One reading of the host's CPU counters. */
+export interface HostCpuSample {
+  atMs: number;
+  /** Online CPUs (the `cpuN` lines). */
+  cpus: number;
+  ticks: HostCpuTicks;
+}
+
+/** Reads the host's cumulative CPU counters (held /proc/stat, or the simulator's machine). */
+export interface HostCpuSensor {
+  /** Throws WeirError (COUNTER_UNREADABLE, COUNTER_MALFORMED) when it cannot. */
+  read(nowMs: number): HostCpuSample;
+  close(): void;
+}

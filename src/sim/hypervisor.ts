@@ -124,6 +124,7 @@ export class SimHypervisor implements ActuatorBackend {
   private readonly groups = new Map<string, SimCgroup>();
   private order: SimCgroup[] = [];
   private nowNs = 0;
+  private busyNs = 0;
   private caps = new Float64Array(16);
   private weights = new Float64Array(16);
   private grants = new Float64Array(16);
@@ -331,6 +332,11 @@ export class SimHypervisor implements ActuatorBackend {
     return this.get(path).idle;
   }
 
+  /** CPU time every cgroup (removed ones included) used so far, ns: the machine's busy time. */
+  busyCpuNs(): number {
+    return this.busyNs;
+  }
+
   stats(path: string): CgroupCpuStats {
     return { ...this.get(path).stats };
   }
@@ -390,6 +396,7 @@ export class SimHypervisor implements ActuatorBackend {
       g.stats.usageNs += grant;
       // Runnable and allowed by the quota, but not running: waiting for a CPU.
       if (quotaBound[i]! > grant) g.stats.cpuDelayNs += quotaBound[i]! - grant;
+      this.busyNs += grant;
       if (g.quotaUsec >= 0) {
         g.runtimeNs -= grant;
         // Held back by the quota (not by other groups): throttled for the part of the tick it could not run.

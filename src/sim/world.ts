@@ -1,7 +1,12 @@
 // The simulated machine: a virtual clock, the CFS hypervisor, the shared cost drift and the
 // partitions, advanced tick by tick. Nothing here reads the wall clock.
 import { build, type Histogram } from "hdr-histogram-js";
-import type { PartitionSensor } from "../sensors/types.ts";
+import {
+  type HostCpuSample,
+  type HostCpuSensor,
+  type PartitionSensor,
+  PROC_STAT_TICKS_PER_SEC,
+} from "../sensors/types.ts";
 import { CostDrift, type DriftOptions } from "./drift.ts";
 import { SimHypervisor } from "./hypervisor.ts";
 import type { LoadSchedule } from "./load.ts";
@@ -128,6 +133,36 @@ export class SimWorld {
   /** A sensor over partition `id` (its cgroup is named after it). */
   sensor(id: string): PartitionSensor {
     return new SimPartitionSensor(this.hypervisor, id, this.partition(id).counters);
+  }
+
+  /**
+   * The simulated machine as /proc/stat would show it: CPU time of every cgroup is user time,
+   * the rest of `cpus` × elapsed is idle, both in whole USER_HZ ticks like the kernel's.
+   */
+  hostCpuSensor(): HostCpuSensor {
+    const hv = this.hypervisor;
+    const nsPerTick = 1e9 / PROC_STAT_TICKS_PER_SEC;
+    return {
+      read: (nowMs: number): HostCpuSample => {
+        const busyNs = hv.busyCpuNs();
+        const idleNs = Math.max(0, hv.cpus * hv.now() - busyNs);
+        return {
+          atMs: nowMs,
+          cpus: hv.cpus,
+          ticks: {
+            userTicks: Math.floor(busyNs / nsPerTick),
+            niceTicks: 0,
+            systemTicks: 0,
+            idleTicks: Math.floor(idleNs / nsPerTick),
+            iowaitTicks: 0,
+            irqTicks: 0,
+            softirqTicks: 0,
+            stealTicks: 0,
+          },
+        };
+      },
+      close: () => {},
+    };
   }
 
   /** Run whole ticks until virtual time has moved by `ms`. */

@@ -16,6 +16,7 @@ import type { PartitionSpec } from "../../src/core/model.ts";
 import { Manager, type PartitionWiring } from "../../src/manager/manager.ts";
 import { defaultPolicyKnobs } from "../../src/policy/knobs.ts";
 import { weirPolicy } from "../../src/policy/weir.ts";
+import { hostCpuFromSamples } from "../../src/sensors/host-cpu.ts";
 import { throughputFromSamples } from "../../src/sensors/throughput.ts";
 import { SimWorld } from "../../src/sim/world.ts";
 
@@ -137,6 +138,8 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(
         knobs: defaultPolicyKnobs(2000),
         partitions,
         throughput: throughputFromSamples,
+        // the simulated machine as /proc/stat shows it: every cgroup's CPU busy, the rest idle
+        hostCpu: { open: () => world.hostCpuSensor(), use: hostCpuFromSamples },
         redactedConfig: () => ({ source: "simulator", intervalMs: 100 }),
       });
       manager.runCycle();
@@ -171,12 +174,86 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(
       const s = await waitForPage("four partitions with data", (p) =>
         ["web", "api", "dns", "batch"].every((id) => (p.partitions[id]?.points ?? 0) > 0),
       );
-      // three uPlot charts per partition
-      expect(s.canvases).toBe(12);
+      // three uPlot charts per partition, and the host chart
+      expect(s.canvases).toBe(12 + 1);
       expect(await page.locator("#partitions tbody tr").count()).toBe(4);
       expect(await page.locator("#stream").textContent()).toBe("live");
       expect(s.partitions.web!.cells.bounds).toBe("100m–1,800m");
       expect(errors).toEqual([]);
+    });
+
+    it("plots host idle % and batch share % of capacity, agreeing with the partitions' CPU", async () => {
+      // 30 cycles (3 s) with host data in the chart
+      await page.waitForFunction(
+        () =>
+          (
+            window as unknown as { weirDashboard: { host: { idle: Array<number | null> } } }
+          ).weirDashboard.host.idle.filter((x) => x !== null).length >= 30,
+        undefined,
+        { timeout: 30_000 },
+      );
+      const h = await page.evaluate(() => {
+        type Chart = { data: Array<Array<number | null>>; series: Array<{ label?: string }> };
+        const dash = (
+          window as unknown as {
+            weirDashboard: {
+              host: { chart: Chart; idle: Array<number | null>; batch: Array<number | null> };
+              partitions: Map<string, { charts: { cpu: Chart } }>;
+            };
+          }
+        ).weirDashboard;
+        const chart = dash.host.chart;
+        // The last 20 cycles: host idle as plotted, and 1 - sum of every partition's CPU used
+        // (cores, from the CPU charts) / 2 CPUs: the same sim machine seen two ways.
+        const n = 20;
+        const idle = chart.data[1]!.slice(-n);
+        const batch = chart.data[2]!.slice(-n);
+        const usedSum = Array.from({ length: n }, (_, i) => {
+          let sum = 0;
+          for (const p of dash.partitions.values()) sum += p.charts.cpu.data[1]!.slice(-n)[i] ?? 0;
+          return sum;
+        });
+        // Pixels of the two series' colours on the chart's canvas: it is drawn, not only fed.
+        const canvas = document.querySelector("#host-card canvas") as HTMLCanvasElement;
+        const px = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height).data;
+        const near = (r: number, g: number, b: number) => {
+          let count = 0;
+          for (let i = 0; i < px.length; i += 4)
+            if (
+              Math.abs(px[i]! - r) < 24 &&
+              Math.abs(px[i + 1]! - g) < 24 &&
+              Math.abs(px[i + 2]! - b) < 24 &&
+              px[i + 3]! > 200
+            )
+              count++;
+          return count;
+        };
+        return {
+          labels: chart.series.map((x) => x.label ?? ""),
+          idle,
+          batch,
+          usedSum,
+          idlePixels: near(0x8a, 0x94, 0xa6),
+          batchPixels: near(0xb5, 0x65, 0x1d),
+          fact: document.querySelector("#host-idle")?.textContent ?? "",
+          caption: document.querySelector("#host-now")?.textContent ?? "",
+        };
+      });
+      expect(h.labels.slice(1)).toEqual(["host idle", "batch share"]);
+      for (const v of [...h.idle, ...h.batch]) {
+        expect(Number.isFinite(v)).toBe(true);
+        expect(v).toBeGreaterThanOrEqual(0);
+      }
+      for (const v of h.idle) expect(v).toBeLessThanOrEqual(100);
+      const mean = (xs: Array<number | null>) =>
+        xs.reduce<number>((s, x) => s + (x ?? 0), 0) / xs.length;
+      // USER_HZ ticks round each 100 ms window by up to a tick per field: a few % per point, and
+      // the partitions' CPU comes from the same sim cgroups; 5 points of % on the mean is generous.
+      expect(Math.abs(mean(h.idle) - (1 - mean(h.usedSum) / 2) * 100)).toBeLessThan(5);
+      expect(h.idlePixels + h.batchPixels).toBeGreaterThan(100);
+      expect(h.idlePixels).toBeGreaterThan(0);
+      expect(h.fact).toMatch(/^\d+%$/);
+      expect(h.caption).toMatch(/of 2 CPUs busy/);
     });
 
     it("charts grow as cycle records stream in", async () => {

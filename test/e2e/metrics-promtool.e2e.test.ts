@@ -8,6 +8,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import dgram from "node:dgram";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -199,6 +200,10 @@ describe.skipIf(!canRun)(
         sample(scrape, 'weir_partition_cpu_allocation_cores{partition="echo"}'),
       ).toBeGreaterThanOrEqual(0.1);
       expect(sample(scrape, "weir_capacity_cpu_cores")).toBe(1);
+      // the host's idle CPU from this host's /proc/stat, a ratio in base units
+      const idle = sample(scrape, "weir_host_cpu_idle_ratio");
+      expect(idle).toBeGreaterThanOrEqual(0);
+      expect(idle).toBeLessThanOrEqual(1);
       expect(scrape).not.toMatch(/^nodejs_/m);
     });
 
@@ -220,6 +225,10 @@ describe.skipIf(!canRun)(
       expect(record.partitions.map((p: { id: string }) => p.id)).toEqual(["echo", "batch"]);
       expect(record.cycle).toBeGreaterThan(0);
       expect(record.partitions[0].decision.why.length).toBeGreaterThan(0);
+      // the host's CPU over the cycle: one CPU per cpuN line of /proc/stat, parts adding up to 1
+      const host = record.host;
+      expect(host.cpus).toBe(os.cpus().length);
+      expect(host.idleFraction + host.busyCores / host.cpus + host.stealFraction).toBeCloseTo(1, 9);
     });
 
     it("guards mutations with the configured token over HTTP", async () => {

@@ -44,6 +44,10 @@ export function register(program: Command): void {
         "offered, p99 latency, and how long weir took to follow each shift. Everything it made is",
         "removed at the end (also on Ctrl-C). Without root it runs the same scenario on simulated",
         "partitions and says so.",
+        "",
+        "Work conservation: the live view, the dashboard and the summary show the host's idle CPU",
+        "(/proc/stat) and the batch hog's CPU used as a share of the capacity, so CPU that nobody",
+        "gets while the hog wants it is visible.",
       ].join("\n"),
     )
     .option("-d, --duration <seconds>", "length of the scenario", positive("duration"), 60)
