@@ -49,6 +49,34 @@ export {
   type TestbedState,
 } from "./state.ts";
 export {
+  probeTcpServer,
+  runTcpLoad,
+  type TcpErrorCounts,
+  type TcpGeneratorCost,
+  type TcpLoadOptions,
+  type TcpLoadProgress,
+  type TcpLoadResult,
+  type TcpLoadTarget,
+  type TcpPhaseStats,
+  type TcpSecondStats,
+  TcpTargetAccount,
+  type TcpTargetProgress,
+  type TcpTargetResult,
+} from "./tcp-load.ts";
+export {
+  encodeFrame,
+  encodeRequestFrame,
+  FRAME_HEADER_BYTES,
+  FRAME_MAGIC,
+  FrameReader,
+} from "./tcp-protocol.ts";
+export {
+  startTcpServer,
+  type TcpServer,
+  type TcpServerOptions,
+  type TcpServerStats,
+} from "./tcp-server.ts";
+export {
   type DownReport,
   type HogRequest,
   type PartitionRequest,

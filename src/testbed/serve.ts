@@ -3,9 +3,13 @@
 import { parseArgs } from "node:util";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { startPacketServer } from "./server.ts";
+import { startTcpServer } from "./tcp-server.ts";
 
 export interface ServeArgs {
+  /** UDP port. */
   port: number;
+  /** TCP port of the closed-loop server (tcp-server.ts); default the UDP port's number; null = no TCP. */
+  tcpPort?: number | null;
   host?: string;
   costRounds: number;
   maxLifetimeMs: number;
@@ -20,19 +24,44 @@ export async function runPacketServer(
   const stop = () => ac.abort();
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
-  const server = await startPacketServer({ ...args, signal: ac.signal });
+  const { tcpPort: tcpPortArg, ...udpArgs } = args;
+  const tcpPort = tcpPortArg === undefined ? args.port : tcpPortArg;
+  // TCP listens first: once the UDP side answers a probe (testbedUp's readiness check),
+  // the TCP side is listening too.
+  const tcp =
+    tcpPort === null
+      ? null
+      : await startTcpServer({ ...udpArgs, port: tcpPort, signal: ac.signal });
+  let server: Awaited<ReturnType<typeof startPacketServer>>;
+  try {
+    server = await startPacketServer({ ...udpArgs, signal: ac.signal });
+  } catch (err) {
+    await tcp?.close();
+    throw err;
+  }
   log(
     JSON.stringify({
       event: "ready",
       pid: process.pid,
       port: server.port,
+      tcpPort: tcp?.port ?? null,
       costRounds: args.costRounds,
     }),
   );
-  const why = await server.closed;
+  // Either side closing (lifetime, signal) closes the other.
+  const why = await Promise.race([server.closed, ...(tcp ? [tcp.closed] : [])]);
+  await Promise.all([server.close(), tcp?.close()]);
   process.off("SIGTERM", stop);
   process.off("SIGINT", stop);
-  log(JSON.stringify({ event: "closed", why, served: server.served(), ignored: server.ignored() }));
+  log(
+    JSON.stringify({
+      event: "closed",
+      why,
+      served: server.served(),
+      ignored: server.ignored(),
+      ...(tcp ? { tcp: tcp.stats() } : {}),
+    }),
+  );
 }
 
 const intArg = (v: string | undefined, field: string, dflt?: number): number => {
@@ -52,6 +81,7 @@ export function parseServeArgv(argv: string[]): ServeArgs {
     args: argv,
     options: {
       port: { type: "string" },
+      "tcp-port": { type: "string" },
       host: { type: "string" },
       "cost-rounds": { type: "string" },
       "max-lifetime-ms": { type: "string" },
@@ -65,5 +95,7 @@ export function parseServeArgv(argv: string[]): ServeArgs {
     maxLifetimeMs: intArg(values["max-lifetime-ms"], "max-lifetime-ms", 3_600_000),
   };
   if (values.host !== undefined) out.host = values.host;
+  if (values["tcp-port"] !== undefined)
+    out.tcpPort = values["tcp-port"] === "off" ? null : intArg(values["tcp-port"], "tcp-port");
   return out;
 }

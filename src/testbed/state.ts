@@ -34,7 +34,7 @@ export interface TestbedPartition {
   hostAddr: string;
   nsAddr: string;
   prefixLen: number;
-  /** UDP port of the packet server (on nsAddr). */
+  /** UDP port of the packet server (on nsAddr); its closed-loop TCP server listens on the same number. */
   port: number;
   costRounds: number;
   /** cgroup path relative to the cgroup root, e.g. "weir/p1". */

@@ -1,6 +1,7 @@
 // `weir load`: open-loop UDP load against testbed partitions (or any packet server), with
 // a rate schedule, bounded in duration and packet count; prints sent, answered, lost,
-// latency percentiles and the generator's own CPU cost.
+// latency percentiles and the generator's own CPU cost. `--tcp`: closed-loop TCP instead
+// (N connections per target, one request in flight each, optional think time).
 import type { Command } from "commander";
 import { ErrorCodes, WeirError } from "../../core/errors.ts";
 
@@ -19,6 +20,9 @@ interface LoadCliOpts {
   tick: string;
   json?: boolean;
   quiet?: boolean;
+  tcp?: boolean;
+  connections: string;
+  thinkMs: string;
 }
 
 const fmt = (x: number | null, digits = 1) => (x === null ? "-" : x.toFixed(digits));
@@ -40,6 +44,11 @@ export function register(program: Command): void {
         "  trace:FILE | trace-linear:FILE   rows 'tMs,pps'",
         "Open loop: packets go out at the scheduled rate whether or not replies come back.",
         "Lost = no reply within --timeout. Latency = reply arrival - send, from the client's clock.",
+        "",
+        "--tcp: closed loop over TCP to the same port number (the testbed's servers listen on both).",
+        "  --connections N per target, each sends its next request when the reply arrives",
+        "  (after --think-ms); --schedule does not apply; --max-packets bounds the requests.",
+        "  A request unanswered within --timeout times out and its connection is re-opened.",
       ].join("\n"),
     )
     .option("--prefix <name>", "testbed prefix", "weir")
@@ -57,6 +66,9 @@ export function register(program: Command): void {
     .option("--max-packets <n>", "stop sending after this many packets in all", "1000000")
     .option("--timeout <d>", "a reply later than this is lost", "1s")
     .option("--tick <d>", "send batches this often", "5ms")
+    .option("--tcp", "closed-loop TCP instead of open-loop UDP")
+    .option("--connections <n>", "TCP: connections per target", "4")
+    .option("--think-ms <ms>", "TCP: pause between a reply and the next request", "0")
     .option("--json", "print the full result as JSON")
     .option("--quiet", "no per-second progress")
     .action(async (o: LoadCliOpts) => {
@@ -108,6 +120,15 @@ export function register(program: Command): void {
       const ac = new AbortController();
       process.once("SIGINT", () => ac.abort());
       process.once("SIGTERM", () => ac.abort());
+      if (o.tcp) {
+        if (o.scheduleFor.length > 0)
+          throw new WeirError(
+            ErrorCodes.CONFIG_INVALID,
+            `'schedule-for' does not apply to --tcp (closed loop): current value is ${JSON.stringify(o.scheduleFor)}`,
+          );
+        await runTcp(o, targets, maxPackets, ac.signal, parseDurationMs);
+        return;
+      }
       const result = await runLoad({
         targets: targets.map((t) => {
           const spec = perTarget.get(t.name);
@@ -180,4 +201,107 @@ export function register(program: Command): void {
           `${g.cpuMicrosPer1000Packets === null ? "-" : (g.cpuMicrosPer1000Packets / 1000).toFixed(1)} ms per 1,000 packets\n`,
       );
     });
+}
+
+type Target = { name: string; addr: string; port: number };
+
+async function runTcp(
+  o: LoadCliOpts,
+  targets: Target[],
+  maxRequests: number,
+  signal: AbortSignal,
+  parseDurationMs: (v: string, field: string) => number,
+): Promise<void> {
+  const { runTcpLoad } = await import("../../testbed/tcp-load.ts");
+  const num = (v: string, field: string, rule: string, ok: (n: number) => boolean): number => {
+    const n = Number(v);
+    if (v.trim() === "" || !ok(n))
+      throw new WeirError(
+        ErrorCodes.CONFIG_INVALID,
+        `'${field}' ${rule}: current value is ${JSON.stringify(v)}`,
+      );
+    return n;
+  };
+  if (!(Number.isInteger(maxRequests) && maxRequests > 0))
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `'max-packets' must be a positive integer (the request bound with --tcp): current value is ${JSON.stringify(o.maxPackets)}`,
+    );
+  const result = await runTcpLoad({
+    targets,
+    connections: num(
+      o.connections,
+      "connections",
+      "must be an integer within 1..1024",
+      (n) => Number.isInteger(n) && n >= 1 && n <= 1024,
+    ),
+    thinkMs: num(o.thinkMs, "think-ms", "must be within 0..60000", (n) => n >= 0 && n <= 60_000),
+    durationMs: parseDurationMs(o.duration, "duration"),
+    maxRequests,
+    timeoutMs: parseDurationMs(o.timeout, "timeout"),
+    signal,
+    ...(o.json || o.quiet
+      ? {}
+      : {
+          onTick: (p) =>
+            process.stderr.write(
+              `${(p.elapsedMs / 1000).toFixed(1).padStart(6)}s  ${p.targets
+                .map(
+                  (t) =>
+                    `${t.name} conns ${t.open} requests ${t.requestsPerSec}/s replies ${t.repliesPerSec}/s p99 ${t.p99Ms === null ? "-" : `${fmt(t.p99Ms)} ms`}`,
+                )
+                .join("  |  ")}\n`,
+            ),
+        }),
+  });
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  const rows = [
+    [
+      "TARGET",
+      "CONNS",
+      "SENT",
+      "ANSWERED",
+      "LOST",
+      "TIMEOUTS",
+      "ERRORS",
+      "REQ/S",
+      "p50 ms",
+      "p90 ms",
+      "p99 ms",
+      "p999 ms",
+      "max ms",
+    ],
+  ];
+  for (const t of result.targets) {
+    rows.push([
+      `${t.name} ${t.addr}:${t.port}`,
+      String(t.connections),
+      String(t.sent),
+      String(t.answered),
+      String(t.lost),
+      String(t.timedOut),
+      String(t.errors.connect + t.errors.reset + t.errors.protocol),
+      t.requestsPerSec.toFixed(1),
+      fmt(t.latency.p50Ms, 2),
+      fmt(t.latency.p90Ms, 2),
+      fmt(t.latency.p99Ms, 2),
+      fmt(t.latency.p999Ms, 2),
+      fmt(t.latency.maxMs, 2),
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const table = rows
+    .map((r) =>
+      r.map((c, i) => (i >= 1 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  "),
+    )
+    .join("\n");
+  const g = result.generator;
+  process.stdout.write(
+    `${table}\nclosed loop over TCP, think ${result.thinkMs} ms; stopped by ${result.stoppedBy} after ${(result.sendingMs / 1000).toFixed(1)} s; ` +
+      `generator CPU ${g.cpuUserMs + g.cpuSystemMs} ms (${(g.cpuCores * 100).toFixed(1)}% of one core), ` +
+      `${g.cpuMicrosPerRequest === null ? "-" : g.cpuMicrosPerRequest.toFixed(1)} us per request\n`,
+  );
 }

@@ -44,8 +44,9 @@ export function register(program: Command): void {
       [
         "",
         "`up` makes, per network partition, a namespace <prefix>-<name>, a veth pair with a /30 out of",
-        "198.18.0.0/15 (host side .1, namespace side .2), a cgroup <prefix>/<name> and a UDP packet",
-        "server inside both; batch hogs get a cgroup and a CPU burner. Everything is recorded in the",
+        "198.18.0.0/15 (host side .1, namespace side .2), a cgroup <prefix>/<name> and a packet",
+        "server inside both (UDP, and closed-loop TCP on the same port number: `weir load --tcp`);",
+        "batch hogs get a cgroup and a CPU burner. Everything is recorded in the",
         "state file before it is created; `down` removes exactly that, also after a crash.",
         "Servers and hogs exit by themselves after --max-lifetime.",
       ].join("\n"),
@@ -197,17 +198,29 @@ export function register(program: Command): void {
   tb.command("serve")
     .description("Run the packet server here (the testbed runs it inside each partition).")
     .requiredOption("--port <n>", "UDP port", int("port"))
+    .option("--tcp-port <n|off>", "TCP port of the closed-loop server (default: --port)")
     .option("--host <addr>", "address to bind (default all)")
     .option("--cost-rounds <n>", "SHA-256 rounds per request", int("cost-rounds"), 600)
     .option("--max-lifetime <duration>", "exit after this long", "1h")
-    .action(async (o: { port: number; host?: string; costRounds: number; maxLifetime: string }) => {
-      const { runPacketServer } = await import("../../testbed/serve.ts");
-      const { parseDurationMs } = await import("../../testbed/schedule.ts");
-      await runPacketServer({
-        port: o.port,
-        costRounds: o.costRounds,
-        maxLifetimeMs: parseDurationMs(o.maxLifetime, "max-lifetime"),
-        ...(o.host ? { host: o.host } : {}),
-      });
-    });
+    .action(
+      async (o: {
+        port: number;
+        tcpPort?: string;
+        host?: string;
+        costRounds: number;
+        maxLifetime: string;
+      }) => {
+        const { runPacketServer } = await import("../../testbed/serve.ts");
+        const { parseDurationMs } = await import("../../testbed/schedule.ts");
+        await runPacketServer({
+          port: o.port,
+          ...(o.tcpPort === undefined
+            ? {}
+            : { tcpPort: o.tcpPort === "off" ? null : int("tcp-port")(o.tcpPort) }),
+          costRounds: o.costRounds,
+          maxLifetimeMs: parseDurationMs(o.maxLifetime, "max-lifetime"),
+          ...(o.host ? { host: o.host } : {}),
+        });
+      },
+    );
 }
