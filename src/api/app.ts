@@ -21,7 +21,7 @@ import type {
   Throughput,
   WeirErrorInfo,
 } from "../core/model.ts";
-import type { ManagerView, PartitionBoundsChange } from "../manager/view.ts";
+import type { ManagerView, PartitionBoundsChange, PartitionMechanisms } from "../manager/view.ts";
 import { createMetrics } from "./metrics.ts";
 
 export interface ApiOptions {
@@ -210,6 +210,8 @@ export interface PartitionsSnapshot {
     throughput: Throughput | null;
     decision: Decision | null;
     directive: Directive | null;
+    /** The idle class and CFS burst this cgroup offers (null while it is not open). */
+    mechanisms: PartitionMechanisms | null;
     written: string[];
     error: WeirErrorInfo | null;
   }>;
@@ -221,6 +223,7 @@ export function partitionsSnapshot(view: ManagerView): PartitionsSnapshot {
   const latest: CycleRecord | undefined = records[records.length - 1];
   const specs = view.specs();
   const byId = new Map(latest?.partitions.map((p) => [p.id, p]) ?? []);
+  const mechanisms = view.mechanisms?.() ?? {};
   const ids = [
     ...specs.map((s) => s.id),
     ...[...byId.keys()].filter((id) => !specs.some((s) => s.id === id)),
@@ -241,6 +244,7 @@ export function partitionsSnapshot(view: ManagerView): PartitionsSnapshot {
         throughput: p?.throughput ?? null,
         decision: p?.decision ?? null,
         directive: p?.directive ?? null,
+        mechanisms: mechanisms[id] ?? null,
         written: p?.written ?? [],
         error: p?.error ?? null,
       };

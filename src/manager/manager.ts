@@ -18,7 +18,7 @@ import type {
 import type { Policy, PolicyKnobs, PolicyState } from "../policy/types.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { HostCpuSampler, type HostCpuWiring } from "./host-cpu-sampler.ts";
-import type { ManagerView, PartitionBoundsChange } from "./view.ts";
+import type { ManagerView, PartitionBoundsChange, PartitionMechanisms } from "./view.ts";
 
 /** Cumulative counters reported by a partition's agent, with when they arrived. */
 export interface AgentReading {
@@ -378,6 +378,11 @@ export class Manager implements ManagerView {
   // --- ManagerView ---
   specs(): PartitionSpec[] {
     return this.slots.map((s) => ({ ...s.spec }));
+  }
+  mechanisms(): Record<PartitionId, PartitionMechanisms | null> {
+    const out: Record<PartitionId, PartitionMechanisms | null> = {};
+    for (const s of this.slots) out[s.spec.id] = s.actuator?.abilities?.() ?? null;
+    return out;
   }
   recentRecords(): CycleRecord[] {
     return [...this.history];

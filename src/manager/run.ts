@@ -74,6 +74,24 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
     `weir managing ${cfg.partitions.length} partition(s), capacity ${wired.capacityCpuMillis}m, every ${cfg.intervalMs} ms, backend ${wired.backendName}${o.dryRun ? " (dry run: nothing is written)" : ""}`,
   );
   if (wired.stateNote) logger.info(wired.stateNote);
+  // Say which mechanism expresses batch on this kernel (the idle class needs Linux >= 5.15).
+  const mech = manager.mechanisms();
+  for (const spec of manager.specs()) {
+    const m = mech[spec.id];
+    if (!m) continue;
+    if (spec.kind === "batch")
+      logger.info(
+        { partition: spec.id, idleClass: m.idleClass, burst: m.burst },
+        m.idleClass
+          ? `${spec.id}: batch runs in the kernel's idle class (cpu.idle = 1)`
+          : `${spec.id}: batch runs at the minimum weight (this kernel has no cpu.idle)`,
+      );
+    else if (!m.burst && (spec.capped || spec.maxCpuMillis < wired.capacityCpuMillis))
+      logger.info(
+        { partition: spec.id, burst: false },
+        `${spec.id}: its cap has no CFS burst (this kernel has no burst file)`,
+      );
+  }
 
   let api: RunningApi | null = null;
   metrics.attach(manager);

@@ -10,7 +10,18 @@ export interface PartitionBoundsChange {
   importance?: 1 | 2 | 3 | 4 | 5;
 }
 
+/**
+ * What a partition's cgroup can express beyond a cap and a weight (found when it was opened;
+ * null while it is not open): where the kernel has no idle class, batch runs at the minimum weight.
+ */
+export interface PartitionMechanisms {
+  idleClass: boolean;
+  burst: boolean;
+}
+
 export interface ManagerView {
+  /** Per partition, the mechanisms its cgroup offers (optional: test doubles may omit it). */
+  mechanisms?(): Record<PartitionId, PartitionMechanisms | null>;
   /** Partition specs as in force now (after runtime changes). */
   specs(): PartitionSpec[];
   /** Most recent cycle records, oldest first (bounded ring, e.g. 600). */
