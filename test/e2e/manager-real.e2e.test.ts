@@ -1,6 +1,7 @@
 // Root, real cgroup v1, real network namespaces and packets: `weir run` on two partitions,
 // each a packet server (CPU-bound under load) in its own cgroup. Traffic to one partition
-// grows; weir must move CPU toward it, write a cgroup value only when it changes, and restore
+// grows; weir must move its entitlement (expressed as cpu.shares, weights first: no cap for
+// these uncapped partitions) toward it, write a cgroup value only when it changes, and restore
 // the values it found on SIGTERM. Bounded: ~14 s of load, at most ~20,000 packets.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -26,10 +27,12 @@ afterAll(async () => {
 
 const quotaOf = (cgroup: string) =>
   Number(readFileSync(`/sys/fs/cgroup/cpu/${cgroup}/cpu.cfs_quota_us`, "utf8"));
+const sharesOf = (cgroup: string) =>
+  Number(readFileSync(`/sys/fs/cgroup/cpu/${cgroup}/cpu.shares`, "utf8"));
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
 
 describe.skipIf(!isRoot || !hasV1)("weir run on real cgroups (root, v1)", () => {
-  it("moves quota toward the partition whose traffic grows, never rewrites, restores on SIGTERM", async () => {
+  it("moves weight toward the partition whose traffic grows, never caps or rewrites, restores on SIGTERM", async () => {
     tb = await testbedUp({
       prefix: PREFIX,
       partitions: [{ name: "a" }, { name: "b" }],
@@ -40,7 +43,10 @@ describe.skipIf(!isRoot || !hasV1)("weir run on real cgroups (root, v1)", () => 
       TestbedState["partitions"][number],
       TestbedState["partitions"][number],
     ];
-    const found = { a: quotaOf(a.cgroup), b: quotaOf(b.cgroup) };
+    const found = {
+      a: { quota: quotaOf(a.cgroup), shares: sharesOf(a.cgroup) },
+      b: { quota: quotaOf(b.cgroup), shares: sharesOf(b.cgroup) },
+    };
     const cfgPath = path.join(dir, "weir.yaml");
     writeFileSync(
       cfgPath,
@@ -56,7 +62,9 @@ describe.skipIf(!isRoot || !hasV1)("weir run on real cgroups (root, v1)", () => 
             `    cgroup: ${p.cgroup}`,
             `    interfaces: [${p.hostIf}]`,
             `    pid: ${p.serverPid}`,
-            "    min: 100m",
+            // a small guarantee, so b's entitlement before the step is its traffic's, even on a
+            // fast CPU where 150 pps costs a few millicores
+            "    min: 20m",
           ].join("\n"),
         ),
       ].join("\n"),
@@ -131,39 +139,54 @@ describe.skipIf(!isRoot || !hasV1)("weir run on real cgroups (root, v1)", () => 
         ),
       );
       expect(bOffered).toBeGreaterThan(600);
-      // never rewrite an unchanged value: a write happens only when the directive changed
+      // weights first: these partitions have no max and are not `capped`, so no cap is ever
+      // written (the quota stays as found) and the entitlement is the weight
+      for (const r of records)
+        for (const p of r.partitions) {
+          expect(p.directive?.capReason ?? null).toBeNull();
+          expect(p.written).not.toContain("cpu.cfs_quota_us");
+        }
+      // never rewrite an unchanged value: cpu.shares is written iff the directive's weight changed
+      // (weight -> shares = round(weight x 10.24) is one-to-one)
       const last: Record<string, number> = {};
       let writes = 0;
       for (const r of records) {
         for (const p of r.partitions) {
           if (!p.directive) continue;
           const prev = last[p.id];
-          const quotaWritten = p.written.some((w) => w.includes("cfs_quota_us"));
-          if (quotaWritten) writes++;
-          if (prev !== undefined && prev === p.directive.cpuMillis)
-            expect(quotaWritten, `cycle ${r.cycle} ${p.id}`).toBe(false);
-          if (prev !== undefined && prev !== p.directive.cpuMillis)
-            expect(quotaWritten, `cycle ${r.cycle} ${p.id}`).toBe(true);
-          last[p.id] = p.directive.cpuMillis;
+          const sharesWritten = p.written.includes("cpu.shares");
+          if (sharesWritten) writes++;
+          if (prev !== undefined)
+            expect(sharesWritten, `cycle ${r.cycle} ${p.id}`).toBe(prev !== p.directive.weight);
+          last[p.id] = p.directive.weight;
         }
       }
       expect(writes).toBeGreaterThan(0);
+      const perPartitionPerSec = writes / 2 / (records.length / 10);
       console.info(
-        `weir run e2e: ${writes} quota writes in ${records.length} cycles x 2 partitions`,
+        `weir run e2e: ${writes} cpu.shares writes in ${records.length} cycles x 2 partitions (${perPartitionPerSec.toFixed(2)} per partition per second)`,
       );
       // the kernel holds a value weir decided: the manager keeps cycling while we read, so
       // compare with the directives of the last cycles once their records have arrived
-      // (period 100,000 us: quota = millis x 100)
-      const q = quotaOf(b.cgroup);
+      // (shares = round(weight x 1024 / 100))
+      const sh = sharesOf(b.cgroup);
       await new Promise((r) => setTimeout(r, 600));
-      const recent = records.slice(-20).map((r) => Math.round(alloc(r, "b") * 100));
-      expect(recent).toContain(q);
+      const weightOf = (r: CycleRecord, id: string) =>
+        r.partitions.find((p) => p.id === id)?.directive?.weight ?? Number.NaN;
+      const recent = records.slice(-20).map((r) => Math.round((weightOf(r, "b") * 1024) / 100));
+      expect(recent).toContain(sh);
+      expect(quotaOf(b.cgroup)).toBe(found.b.quota);
     } finally {
       child.kill("SIGTERM");
       expect(await exited).toBe(0);
     }
     // SIGTERM restored the values found at start
-    expect(quotaOf(a.cgroup)).toBe(found.a);
-    expect(quotaOf(b.cgroup)).toBe(found.b);
+    for (const [p, f] of [
+      [a, found.a],
+      [b, found.b],
+    ] as const) {
+      expect(quotaOf(p.cgroup)).toBe(f.quota);
+      expect(sharesOf(p.cgroup)).toBe(f.shares);
+    }
   });
 });
