@@ -144,6 +144,12 @@ export const configSchema = z
           .max(1)
           .default(0.25)
           .describe("CPU delay (waiting ÷ (waiting + running)) that counts as congestion"),
+        weightDeadband: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.15)
+          .describe("rewrite a weight only when it moves by this fraction or more"),
         burst: z
           .number()
           .min(0)
@@ -184,6 +190,7 @@ export const configSchema = z
         velocitySmoothing: 0.3,
         throttledThreshold: 0.05,
         cpuDelayThreshold: 0.25,
+        weightDeadband: 0.15,
         burst: 1,
         suppressBatchAfterCycles: 3,
         releaseBatchAfterCycles: 10,

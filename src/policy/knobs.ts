@@ -20,6 +20,9 @@ import type { PolicyKnobs } from "./types.ts";
  * - cpuDelayThreshold 0.25: waiting for a CPU a quarter of the time it was runnable counts as
  *   constrained (a CPU-bound server beside an equal-weight hog on one CPU waits about half the
  *   time; beside an idle-class hog, a few per cent).
+ * - weightDeadbandFraction 0.15: a weight is rewritten only when it moves by 15 % or more (a
+ *   100 ms CPU reading moves a 200m entitlement by ±20 %: 4 ms ticks), so steady traffic
+ *   writes cpu.shares about once a second or less; a load step moves it far more at once.
  * - burstFraction 1: a cap comes with a burst of a whole period's quota, so a capped partition
  *   that idled can answer a burst at once instead of waiting out the period.
  * - suppressBatchAfterCycles 3 / releaseBatchAfterCycles 10: batch is capped at its entitlement
@@ -38,6 +41,7 @@ export function defaultPolicyKnobs(capacityCpuMillis: CpuMillis): PolicyKnobs {
     velocitySmoothing: 0.3,
     throttledThreshold: 0.05,
     cpuDelayThreshold: 0.25,
+    weightDeadbandFraction: 0.15,
     burstFraction: 1,
     suppressBatchAfterCycles: 3,
     releaseBatchAfterCycles: 10,

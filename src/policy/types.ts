@@ -27,6 +27,8 @@ export interface PolicyKnobs {
    * as constrained: the congestion of a closed-loop server, which neither drops nor is throttled.
    */
   cpuDelayThreshold: number;
+  /** A weight changes only when the new one differs by at least this fraction of the last (0.15 = ±15 %). */
+  weightDeadbandFraction: number;
   /** Burst a cap comes with, as a fraction of the cap (the kernel allows at most 1: burst <= quota). */
   burstFraction: number;
   /**
@@ -52,6 +54,8 @@ export interface PartitionPolicyState {
   demandCpuMillis: CpuMillis;
   /** Smoothed velocity, packets per CPU-second (null until first estimate). */
   velocityPacketsPerCpuSec: number | null;
+  /** Weight last directed (absent before the first, and in state files of older versions). */
+  weight?: number;
 }
 
 export interface PolicyState {

@@ -473,6 +473,7 @@ describe("state", () => {
       cpuMillis: expect.any(Number),
       demandCpuMillis: expect.any(Number),
       velocityPacketsPerCpuSec: expect.any(Number),
+      weight: expect.any(Number),
     });
   });
 
@@ -503,6 +504,7 @@ describe("safety (property-style, seeded)", () => {
       });
       const sumMin = specs.reduce((s, p) => s + p.minCpuMillis, 0);
       const k = knobs(capacity, {
+        weightDeadbandFraction: 0, // weights exactly proportional (the dead-band has its own test)
         leftover: rnd() < 0.5 ? "share" : "idle",
         deadbandFraction: rnd() * 0.05,
         maxShrinkFractionPerCycle: 0.05 + rnd() * 0.5,
@@ -793,7 +795,9 @@ describe("weights first (work-conserving expression)", () => {
   });
 
   it("caps batch at its entitlement after 3 congested cycles and releases it after 10 calm ones", () => {
-    const k = knobs(2000);
+    // leftover idle: web's entitlement is its demand (~240m), so using 200m of it makes its
+    // CPU delay count (a partition using under half its entitlement is not short of CPU)
+    const k = knobs(2000, { leftover: "idle" });
     const specs = [
       spec("web", { minCpuMillis: 100, importance: 1 }),
       spec("hog", { minCpuMillis: 100, importance: 5, kind: "batch" }),
@@ -833,5 +837,35 @@ describe("weights first (work-conserving expression)", () => {
     // released on the 10th calm cycle in a row
     expect(calm).toEqual([...Array(9).fill("suppress-batch"), null]);
     expect(state.batch).toEqual({ congestedCycles: 0, calmCycles: 10, active: false });
+  });
+
+  it("keeps a weight until it moves by the weight dead-band (15 %), so steady traffic rarely rewrites cpu.shares", () => {
+    const k = knobs(2000, { leftover: "idle" }); // weight dead-band 0.15
+    const specs = [spec("web", { minCpuMillis: 0 })];
+    let state = weirPolicy.initialState();
+    const weights: number[] = [];
+    // use 200m, 230m, 180m, 260m, 320m (4 ms ticks make a 100 ms reading this noisy)
+    for (const used of [200, 230, 180, 260, 320]) {
+      const out = step(
+        k,
+        specs,
+        [
+          throughput("web", {
+            offeredPacketsPerSec: 800,
+            servedPacketsPerSec: 800,
+            cpuCores: used / 1000,
+          }),
+        ],
+        state,
+      );
+      state = out.state;
+      weights.push(out.dir.web!.weight);
+    }
+    // 1: 200 × 1.2 = 240m → weight 240/2000 × 10000 = 1,200
+    // 2: demand 240 + 0.7 × (276 − 240) = 265.2 → 265m (25m ≥ the 20m band) → 1,325: < 15 % of 1,200 → 1,200
+    // 3: demand 265.2 + 0.2 × (216 − 265.2) = 255.36 → 255m (10m, inside the band) → 1,200
+    // 4: demand 255.36 + 0.7 × (312 − 255.36) = 295.0 → 295m → 1,475: ≥ 1,380 (1,200 + 15 %) → 1,475
+    // 5: demand 295.0 + 0.7 × (384 − 295.0) = 357.3 → 357m → 1,785: ≥ 1,475 × 1.15 = 1,696.25 → 1,785
+    expect(weights).toEqual([1200, 1200, 1200, 1475, 1785]);
   });
 });

@@ -197,7 +197,8 @@ function step(
   ];
   receiver.fill(0);
 
-  readPrevious(state, specs, prevCpu, prevDemand, prevVelocity);
+  const prevWeight = new Float64Array(n);
+  readPrevious(state, specs, prevCpu, prevDemand, prevVelocity, prevWeight);
   const tps = alignThroughput(specs, input.throughput);
   const a = emptyAssessment();
   const ids: PartitionId[] = new Array(n);
@@ -310,6 +311,7 @@ function step(
       )
     : undefined;
   const capCode = new Uint8Array(n);
+  const weights = new Float64Array(n);
 
   const reasons: StepReasons = {
     context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
@@ -328,7 +330,16 @@ function step(
   for (let i = 0; i < n; i++) {
     const id = ids[i]!;
     const cpu = final[i]!;
-    directives[i] = express(specs[i]!, cpu, hi[i]!, capacity, knobs, batch?.active ?? false);
+    directives[i] = express(
+      specs[i]!,
+      cpu,
+      hi[i]!,
+      capacity,
+      knobs,
+      batch?.active ?? false,
+      prevWeight[i]!,
+    );
+    weights[i] = directives[i]!.weight;
     capCode[i] = capCodeOf(directives[i]!.capReason);
     const p = prevCpu[i]!;
     const d = demand[i]!;
@@ -350,7 +361,7 @@ function step(
   return {
     directives,
     decisions,
-    state: packedState({ ids, cpuMillis: final, demand, velocity }, batch),
+    state: packedState({ ids, cpuMillis: final, demand, velocity, weight: weights }, batch),
   };
 }
 
@@ -372,6 +383,7 @@ function express(
   capacity: number,
   knobs: PolicyKnobs,
   suppressBatch: boolean,
+  prevWeight: number,
 ): Directive {
   const batch = spec.kind === "batch";
   let cap = Number.POSITIVE_INFINITY;
@@ -394,13 +406,27 @@ function express(
   return {
     partition: spec.id,
     cpuMillis: cpu,
-    weight: batch ? WEIGHT_MIN : weightForAllocation(cpu, capacity),
+    weight: batch
+      ? WEIGHT_MIN
+      : keepWeight(prevWeight, weightForAllocation(cpu, capacity), knobs.weightDeadbandFraction),
     idle: batch,
     capCpuMillis: cap,
     burstCpuMillis: burst,
     capReason: reason,
     cpuCount: cpuCountForAllocation(Math.min(cap, max, capacity)),
   };
+}
+
+/**
+ * Weight dead-band: the previous weight stays unless the new one differs from it by at least
+ * `fraction` of it. A weight only decides shares under contention and CPU left unused flows to
+ * others anyway, so ±15 % costs little, while 100 ms CPU readings (4 ms ticks) move a 200m
+ * entitlement by ±20 % and would rewrite cpu.shares several times a second.
+ *   prev 1,000, new 1,100, fraction 0.15 → 1,000; new 1,200 → 1,200.
+ */
+export function keepWeight(prev: number, next: number, fraction: number): number {
+  if (Number.isNaN(prev) || !(fraction > 0)) return next;
+  return Math.abs(next - prev) < fraction * prev ? prev : next;
 }
 
 function capCodeOf(reason: CapReason | null): number {
@@ -451,6 +477,8 @@ interface PackedState {
   cpuMillis: Float64Array;
   demand: Float64Array;
   velocity: Float64Array;
+  /** Weight last directed (NaN = none yet). */
+  weight: Float64Array;
 }
 
 const PACKED = Symbol("weir.policy.packedState");
@@ -487,12 +515,15 @@ function toRecord(p: PackedState): Record<PartitionId, PartitionPolicyState> {
   for (let i = 0; i < p.ids.length; i++) {
     const v = p.velocity[i]!;
     const demand = p.demand[i]!;
-    record[p.ids[i]!] = {
+    const w = p.weight[i]!;
+    const ps: PartitionPolicyState = {
       cpuMillis: p.cpuMillis[i]!,
       // No demand measured yet: the allocation is the best stand-in (JSON has no NaN).
       demandCpuMillis: Number.isNaN(demand) ? p.cpuMillis[i]! : demand,
       velocityPacketsPerCpuSec: Number.isNaN(v) ? null : v,
     };
+    if (!Number.isNaN(w)) ps.weight = w;
+    record[p.ids[i]!] = ps;
   }
   return record;
 }
@@ -504,6 +535,7 @@ function readPrevious(
   cpuMillis: Float64Array,
   demand: Float64Array,
   velocity: Float64Array,
+  weight: Float64Array,
 ): void {
   const n = specs.length;
   const packed = untouchedPacked(state);
@@ -514,12 +546,14 @@ function readPrevious(
       cpuMillis.set(packed.cpuMillis);
       demand.set(packed.demand);
       velocity.set(packed.velocity);
+      weight.set(packed.weight);
       return;
     }
   }
   cpuMillis.fill(Number.NaN);
   demand.fill(Number.NaN);
   velocity.fill(Number.NaN);
+  weight.fill(Number.NaN);
   if (packed) {
     const index = new Map<PartitionId, number>();
     for (let j = 0; j < packed.ids.length; j++) index.set(packed.ids[j]!, j);
@@ -529,6 +563,7 @@ function readPrevious(
       cpuMillis[i] = packed.cpuMillis[j]!;
       demand[i] = packed.demand[j]!;
       velocity[i] = packed.velocity[j]!;
+      weight[i] = packed.weight[j]!;
     }
     return;
   }
@@ -542,6 +577,8 @@ function readPrevious(
     demand[i] = Number.isFinite(ps.demandCpuMillis) ? ps.demandCpuMillis : Number.NaN;
     const v = ps.velocityPacketsPerCpuSec;
     velocity[i] = v !== null && v > 0 && Number.isFinite(v) ? v : Number.NaN;
+    const w = ps.weight;
+    weight[i] = w !== undefined && Number.isFinite(w) && w >= WEIGHT_MIN ? w : Number.NaN;
   }
 }
 

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "vitest";
-import type { CycleRecord } from "../../src/core/model.ts";
+import type { CycleRecord, Directive } from "../../src/core/model.ts";
 import { parseConfig } from "../../src/manager/config.ts";
 import { buildManager } from "../../src/manager/wiring.ts";
 import { runLoad } from "../../src/testbed/load.ts";
@@ -29,6 +29,10 @@ export interface AgentRun {
   loadToMs: number;
   hookLines: Record<string, string[]>;
   quotas: Record<string, number>;
+  /** Packets per second the load generator really sent to each partition, over the run. */
+  sentPerSec: Record<string, number>;
+  /** cpu.shares of each partition's cgroup at the end of the run. */
+  shares: Record<string, number>;
   source: ReportSource;
   maxVelocity: Record<string, number>;
   agentLogs: Record<string, string>;
@@ -162,7 +166,12 @@ export async function runAgentScenario(s: AgentScenario): Promise<AgentRun> {
       maxPackets: 9000,
     });
     const loadToMs = Date.now();
-    expect(load.totals.sent).toBeGreaterThan(3000);
+    // 5,940 scheduled; a stalled generator on a busy machine sends fewer (the checks below
+    // compare with what it really sent)
+    expect(load.totals.sent).toBeGreaterThan(1000);
+    const sentPerSec = Object.fromEntries(
+      load.targets.map((t) => [t.name, t.sent / Math.max(1, load.sendingMs / 1000)]),
+    );
     running = false;
     await cycles;
     // The last cycle's directive reaches each agent and its hook (allow a slow machine 10 s).
@@ -176,7 +185,7 @@ export async function runAgentScenario(s: AgentScenario): Promise<AgentRun> {
       if (
         parts.every((p) => {
           const d = lastDirective(p.name);
-          return hookLast(p.name) === `${Math.round(d.cpuMillis)} ${d.cpuCount} ${d.weight}`;
+          return hookLast(p.name) === hookLineFor(d);
         })
       )
         break;
@@ -186,6 +195,12 @@ export async function runAgentScenario(s: AgentScenario): Promise<AgentRun> {
       parts.map((p) => [
         p.name,
         Number(readFileSync(`/sys/fs/cgroup/cpu/${p.cgroup}/cpu.cfs_quota_us`, "utf8")),
+      ]),
+    );
+    const shares = Object.fromEntries(
+      parts.map((p) => [
+        p.name,
+        Number(readFileSync(`/sys/fs/cgroup/cpu/${p.cgroup}/cpu.shares`, "utf8")),
       ]),
     );
     const hookLines = Object.fromEntries(
@@ -202,6 +217,8 @@ export async function runAgentScenario(s: AgentScenario): Promise<AgentRun> {
       loadToMs,
       hookLines,
       quotas,
+      shares,
+      sentPerSec,
       source: src,
       maxVelocity,
       agentLogs,
@@ -224,6 +241,12 @@ export async function runAgentScenario(s: AgentScenario): Promise<AgentRun> {
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
+/** What the agent's hook prints for a directive: the cap ("max" = none), CPUs, weight. */
+export function hookLineFor(d: Directive): string {
+  const cap = Number.isFinite(d.capCpuMillis) ? String(Math.round(d.capCpuMillis)) : "max";
+  return `${cap} ${d.cpuCount} ${d.weight}`;
+}
+
 /** What both transports must show. */
 export function checkAgentRun(run: AgentRun): void {
   const { records } = run;
@@ -244,8 +267,9 @@ export function checkAgentRun(run: AgentRun): void {
   const offeredB = mean(window.map((r) => part(r, "b").throughput!.offeredPacketsPerSec));
   const allocA = mean(window.map((r) => part(r, "a").directive!.cpuMillis));
   const allocB = mean(window.map((r) => part(r, "b").directive!.cpuMillis));
-  // 600 and 60 pps offered (generous bounds: the load generator shares 2 busy cores).
-  expect(offeredA).toBeGreaterThan(300);
+  // 600 and 60 pps scheduled; the agents count what really arrived (generous bounds around
+  // what the generator sent: it shares 2 busy cores and may stall)
+  expect(offeredA).toBeGreaterThan(0.5 * run.sentPerSec.a!);
   expect(offeredA).toBeLessThan(1200);
   expect(offeredB).toBeLessThan(offeredA / 3);
   expect(run.maxVelocity.a).toBeGreaterThan(0); // a velocity computed inside the partition
@@ -253,13 +277,16 @@ export function checkAgentRun(run: AgentRun): void {
   expect(allocA).toBeGreaterThan(allocB);
   const last = records[records.length - 1]!;
   const dir = (id: string) => part(last, id).directive!;
-  // The kernel holds the last allocation (period 100,000 us: quota = millis x 100)...
-  expect(run.quotas.a).toBe(Math.round(dir("a").cpuMillis * 100));
+  // The kernel holds the last directive the agent applied to itself: weights first, so the
+  // weight as cpu.shares (round(weight x 1024 / 100)) and no cap (quota -1)...
+  expect(dir("a").capCpuMillis).toBe(Number.POSITIVE_INFINITY);
+  expect(run.quotas.a).toBe(-1);
+  expect(run.shares.a).toBe(Math.round((dir("a").weight * 1024) / 100));
   // ...and each agent's hook ran with it.
   for (const id of ["a", "b"]) {
     const d = dir(id);
     expect(run.hookLines[id]!.length, run.agentLogs[id]).toBeGreaterThan(0);
-    expect(run.hookLines[id]!.at(-1)).toBe(`${Math.round(d.cpuMillis)} ${d.cpuCount} ${d.weight}`);
+    expect(run.hookLines[id]!.at(-1)).toBe(hookLineFor(d));
   }
   console.info(
     `agent e2e: offered a ${offeredA.toFixed(0)} pps, b ${offeredB.toFixed(0)} pps (agent reports); ` +
