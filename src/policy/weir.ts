@@ -338,6 +338,7 @@ function step(
       knobs,
       batch?.active ?? false,
       prevWeight[i]!,
+      deadbandCpuMillis,
     );
     weights[i] = directives[i]!.weight;
     capCode[i] = capCodeOf(directives[i]!.capReason);
@@ -384,6 +385,7 @@ function express(
   knobs: PolicyKnobs,
   suppressBatch: boolean,
   prevWeight: number,
+  deadbandCpuMillis: number,
 ): Directive {
   const batch = spec.kind === "batch";
   let cap = Number.POSITIVE_INFINITY;
@@ -408,7 +410,12 @@ function express(
     cpuMillis: cpu,
     weight: batch
       ? WEIGHT_MIN
-      : keepWeight(prevWeight, weightForAllocation(cpu, capacity), knobs.weightDeadbandFraction),
+      : keepWeight(
+          prevWeight,
+          weightForAllocation(cpu, capacity),
+          knobs.weightDeadbandFraction,
+          knobs.weightDeadbandFraction > 0 ? 2 * weightForAllocation(deadbandCpuMillis, capacity) : 0,
+        ),
     idle: batch,
     capCpuMillis: cap,
     burstCpuMillis: burst,
@@ -419,14 +426,15 @@ function express(
 
 /**
  * Weight dead-band: the previous weight stays unless the new one differs from it by at least
- * `fraction` of it. A weight only decides shares under contention and CPU left unused flows to
+ * `fraction` of it, and at least `minStep` (twice the entitlement dead-band in weight units:
+ * a 60m partition's 100 ms readings move by ±40m, far more than 15 % of it). A weight only decides shares under contention and CPU left unused flows to
  * others anyway, so ±15 % costs little, while 100 ms CPU readings (4 ms ticks) move a 200m
  * entitlement by ±20 % and would rewrite cpu.shares several times a second.
  *   prev 1,000, new 1,100, fraction 0.15 → 1,000; new 1,200 → 1,200.
  */
-export function keepWeight(prev: number, next: number, fraction: number): number {
+export function keepWeight(prev: number, next: number, fraction: number, minStep = 0): number {
   if (Number.isNaN(prev) || !(fraction > 0)) return next;
-  return Math.abs(next - prev) < fraction * prev ? prev : next;
+  return Math.abs(next - prev) < Math.max(fraction * prev, minStep) ? prev : next;
 }
 
 function capCodeOf(reason: CapReason | null): number {
