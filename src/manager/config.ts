@@ -174,7 +174,7 @@ export const configSchema = z
           .describe("uncap batch after this many calm cycles"),
         leftover: z
           .enum(["share", "batch-first", "idle"])
-          .default("share")
+          .default("batch-first")
           .describe(
             "share spare CPU by weight, give it to batch/constrained first, or keep it idle",
           ),
@@ -194,7 +194,7 @@ export const configSchema = z
         burst: 1,
         suppressBatchAfterCycles: 3,
         releaseBatchAfterCycles: 10,
-        leftover: "share",
+        leftover: "batch-first",
       }),
     onShutdown: z
       .enum(["restore", "keep"])

@@ -16,7 +16,9 @@ import type { PolicyKnobs } from "./types.ts";
  * - velocitySmoothing 0.3: packets per CPU-second drifts ±30 % with the host's clock speed;
  *   a 0.3 EWMA follows a step in 6 cycles (88 %) yet damps one-window noise to a third.
  * - throttledThreshold 0.05: throttled in 5 % of CFS periods or more counts as constrained.
- * - leftover "share": capacity nobody's demand claims goes by weight to those below max.
+ * - leftover "batch-first": capacity nobody's demand claims goes first to those who can use it
+ *   now (batch, constrained partitions), so network partitions' weights follow their demand
+ *   and are not diluted by spare (under weights the kernel hands idle CPU to whoever runs).
  * - cpuDelayThreshold 0.25: waiting for a CPU a quarter of the time it was runnable counts as
  *   constrained (a CPU-bound server beside an equal-weight hog on one CPU waits about half the
  *   time; beside an idle-class hog, a few per cent).
@@ -45,6 +47,6 @@ export function defaultPolicyKnobs(capacityCpuMillis: CpuMillis): PolicyKnobs {
     burstFraction: 1,
     suppressBatchAfterCycles: 3,
     releaseBatchAfterCycles: 10,
-    leftover: "share",
+    leftover: "batch-first",
   };
 }

@@ -220,7 +220,7 @@ describe("allocation", () => {
     ];
     const tps = [calm("web", 0.25)];
     // web needs 250m × 1.2 = 300m; 1,700 left; share by weight 1:1: +850 each
-    const share = step(knobs(2000, { deadbandFraction: 0 }), specs, tps);
+    const share = step(knobs(2000, { deadbandFraction: 0, leftover: "share" }), specs, tps);
     expect(share.d.web!.cpuMillis).toBe(1150);
     expect(share.d.batch!.cpuMillis).toBe(850);
     expect(share.d.batch!.why).toBe(
@@ -383,7 +383,7 @@ describe("missing data", () => {
 
   it("starts new partitions at their guarantee plus a weighted share of the left-over", () => {
     const out = step(
-      knobs(1000),
+      knobs(1000, { leftover: "share" }),
       [spec("a", { minCpuMillis: 100, weight: 1 }), spec("b", { minCpuMillis: 100, weight: 3 })],
       [],
     );
@@ -591,7 +591,7 @@ describe("safety (property-style, seeded)", () => {
 describe("edge cases", () => {
   it("cuts guarantees in importance order when they exceed capacity, and says so", () => {
     const out = step(
-      knobs(500),
+      knobs(500, { leftover: "share" }),
       [
         spec("a", { minCpuMillis: 200, importance: 1 }),
         spec("b", { minCpuMillis: 400, importance: 2 }),

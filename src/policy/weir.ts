@@ -374,7 +374,7 @@ function step(
  * - batch runs in the idle class (minimum weight where the kernel has none): every idle
  *   cycle, and it yields at wake-up;
  * - a cap only for a configured max, a `capped` partition (cap = entitlement), or batch while
- *   network partitions stay congested (cap = its entitlement, no burst). A cap comes with a
+ *   network partitions stay congested (cap = its guarantee, no burst). A cap comes with a
  *   burst of burstFraction × cap, so a short burst does not wait out the period.
  */
 function express(
@@ -394,7 +394,8 @@ function express(
     cap = cpu;
     reason = "capped";
   } else if (batch && suppressBatch) {
-    cap = cpu;
+    // held to its guarantee (the kernel's quota floor still lets it run 1 ms a period)
+    cap = Math.min(cpu, minOf(spec));
     reason = "suppress-batch";
   }
   if (max < capacity && max < cap) {
@@ -414,7 +415,9 @@ function express(
           prevWeight,
           weightForAllocation(cpu, capacity),
           knobs.weightDeadbandFraction,
-          knobs.weightDeadbandFraction > 0 ? 2 * weightForAllocation(deadbandCpuMillis, capacity) : 0,
+          knobs.weightDeadbandFraction > 0
+            ? 2 * weightForAllocation(deadbandCpuMillis, capacity)
+            : 0,
         ),
     idle: batch,
     capCpuMillis: cap,

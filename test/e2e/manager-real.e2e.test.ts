@@ -163,6 +163,18 @@ describe.skipIf(!isRoot || !hasV1)("weir run on real cgroups (root, v1)", () => 
       }
       expect(writes).toBeGreaterThan(0);
       const perPartitionPerSec = writes / 2 / (records.length / 10);
+      // steady state: the last 4 s of constant load (both partitions' traffic settled)
+      const steady = onLoad.filter(
+        (r) => r.startedAtMs > t0 + 10_000 && r.startedAtMs < t0 + 14_000,
+      );
+      const steadyWrites = (id: string) =>
+        steady.reduce(
+          (n, r) => n + (r.partitions.find((p) => p.id === id)?.written.length ?? 0),
+          0,
+        );
+      console.info(
+        `weir run e2e: steady state (last 4 s of load): a ${steadyWrites("a")}, b ${steadyWrites("b")} writes in ${steady.length} cycles`,
+      );
       console.info(
         `weir run e2e: ${writes} cpu.shares writes in ${records.length} cycles x 2 partitions (${perPartitionPerSec.toFixed(2)} per partition per second)`,
       );
