@@ -55,7 +55,31 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
   });
   const allocation = new Gauge({
     name: "weir_partition_cpu_allocation_cores",
-    help: "CPU cap weir allocated to the partition in the latest cycle, cores.",
+    help: "CPU entitlement weir gave the partition in the latest cycle (what it gets under full contention), cores.",
+    labelNames: byPartition,
+    registers,
+  });
+  const weightGauge = new Gauge({
+    name: "weir_partition_cpu_weight",
+    help: "CPU weight weir directed for the partition (cgroup v2 scale 1..10000; v1 cpu.shares = weight x 10.24).",
+    labelNames: byPartition,
+    registers,
+  });
+  const capGauge = new Gauge({
+    name: "weir_partition_cpu_cap_cores",
+    help: "Hard CPU cap weir directed, cores (only partitions with a cap: a configured max, capped mode, or batch suppression).",
+    labelNames: byPartition,
+    registers,
+  });
+  const idleGauge = new Gauge({
+    name: "weir_partition_idle_class",
+    help: "1 when weir runs the partition in the kernel's idle scheduling class (batch), else 0.",
+    labelNames: byPartition,
+    registers,
+  });
+  const delayGauge = new Gauge({
+    name: "weir_partition_cpu_delay_ratio",
+    help: "CPU delay over the latest window: time runnable but waiting for a CPU / (that + CPU used), 0..1.",
     labelNames: byPartition,
     registers,
   });
@@ -130,6 +154,8 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
         if (Number.isFinite(t.throttledFraction)) {
           throttled.set({ partition }, t.throttledFraction);
         }
+        if (t.cpuDelayFraction != null && Number.isFinite(t.cpuDelayFraction))
+          delayGauge.set({ partition }, t.cpuDelayFraction);
       } else if (windowSec > 0) {
         // No data this cycle: make sure the series exist (at 0 increase) so rate() sees them.
         packets.inc({ partition, direction: "in" }, 0);
@@ -139,6 +165,16 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
       }
       const cpuMillis = p.directive?.cpuMillis ?? p.decision?.cpuMillis;
       if (cpuMillis !== undefined) allocation.set({ partition }, coresFromCpuMillis(cpuMillis));
+      const d = p.directive;
+      if (d) {
+        weightGauge.set({ partition }, d.weight);
+        idleGauge.set({ partition }, d.idle ? 1 : 0);
+        // JSON-decoded records carry null for no cap
+        const cap = d.capCpuMillis as number | null;
+        if (cap !== null && Number.isFinite(cap))
+          capGauge.set({ partition }, coresFromCpuMillis(cap));
+        else capGauge.remove({ partition });
+      }
       const v = p.decision?.velocityPacketsPerCpuSec ?? t?.rawVelocityPacketsPerCpuSec ?? null;
       if (v !== null && Number.isFinite(v)) velocity.set({ partition }, v);
       if (p.error) partitionErrors.inc({ partition, code: p.error.code });
@@ -146,6 +182,10 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     for (const partition of gauged) {
       if (present.has(partition)) continue;
       allocation.remove({ partition });
+      weightGauge.remove({ partition });
+      capGauge.remove({ partition });
+      idleGauge.remove({ partition });
+      delayGauge.remove({ partition });
       velocity.remove({ partition });
       throttled.remove({ partition });
     }
