@@ -192,7 +192,7 @@ export const configSchema = z
         cpuDelayThreshold: 0.25,
         weightDeadband: 0.15,
         burst: 1,
-        suppressBatchAfterCycles: 3,
+        suppressBatchAfterCycles: 10,
         releaseBatchAfterCycles: 10,
         leftover: "batch-first",
       }),

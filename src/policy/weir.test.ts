@@ -797,7 +797,11 @@ describe("weights first (work-conserving expression)", () => {
   it("caps batch at its entitlement after 3 congested cycles and releases it after 10 calm ones", () => {
     // leftover idle: web's entitlement is its demand (~240m), so using 200m of it makes its
     // CPU delay count (a partition using under half its entitlement is not short of CPU)
-    const k = knobs(2000, { leftover: "idle" });
+    const k = knobs(2000, {
+      leftover: "idle",
+      suppressBatchAfterCycles: 3,
+      releaseBatchAfterCycles: 10,
+    });
     const specs = [
       spec("web", { minCpuMillis: 100, importance: 1 }),
       spec("hog", { minCpuMillis: 100, importance: 5, kind: "batch" }),

@@ -2,6 +2,7 @@
 // real Manager (sample every sensor -> policy.step -> apply every directive -> record), with
 // the sim's sensors and hypervisor behind the same interfaces as the real host's.
 
+import { sharesToWeight } from "../actuators/formats.ts";
 import type { PartitionSpec } from "../core/model.ts";
 import { type CpuMillis, MILLIS_PER_CPU } from "../core/units.ts";
 import { Manager } from "../manager/manager.ts";
@@ -253,7 +254,18 @@ export function runScenario(
     served: 0,
     usageNs: 0,
   }));
+  const capacityMillis = capacityOf(scenario);
+  // What the kernel was told, in millicores: the cap where there is one, else the weight's
+  // share of capacity (weights first: sharesToWeight(shares) / 10000 × capacity); a reaction is
+  // the applied allocation moving, whichever way a policy expresses it.
+  const applied = (id: string): number | null => {
+    const cap = hv.capCpuMillis(id);
+    if (cap !== null) return cap;
+    if (hv.isIdle(id)) return null;
+    return (sharesToWeight(hv.shares(id)) / 10_000) * capacityMillis;
+  };
   const lastCap: Array<number | null> = ids.map((id) => hv.capCpuMillis(id));
+  const lastApplied: Array<number | null> = ids.map(applied);
   let allocationChanges = 0;
   const cycleCpuUs: number[] = [];
   const cycles = Math.round(scenario.durationMs / scenario.intervalMs);
@@ -265,8 +277,10 @@ export function runScenario(
     cycleCpuUs.push(cpu.user + cpu.system);
     for (let i = 0; i < ids.length; i++) {
       const cap = hv.capCpuMillis(ids[i]!);
-      if (cap !== lastCap[i]) allocationChanges++;
+      const now = applied(ids[i]!);
+      if (now !== lastApplied[i]) allocationChanges++;
       lastCap[i] = cap;
+      lastApplied[i] = now;
     }
     world.advance(scenario.intervalMs);
     const tMs = world.nowMs();
@@ -286,7 +300,7 @@ export function runScenario(
         s.cpuMillis.push(((usageNs - prev.usageNs) / 1e6 / scenario.intervalMs) * 1000);
       }
       if (h.id === reactionId) {
-        reactionCaps.push({ tMs: tMs - scenario.intervalMs, cap: lastCap[i]! });
+        reactionCaps.push({ tMs: tMs - scenario.intervalMs, cap: lastApplied[i]! });
         const o = offered - prev.offered;
         reactionServe.push({ tMs, ok: o === 0 || served - prev.served >= 0.9 * o });
       }
@@ -355,7 +369,8 @@ export function runScenario(
 }
 
 /**
- * Time from the step until the applied cap first covers 90 % of the way from the cap before
+ * Time from the step until the applied allocation (the cap, or the weight's share of capacity
+ * for an uncapped partition) first covers 90 % of the way from the allocation before
  * the step to the cap the policy settled on (the median over the last quarter of
  * [atMs, untilMs]). Null when the partition is uncapped, or the settled cap moved by less
  * than 5 % of the old one (nothing to react with).

@@ -100,7 +100,8 @@ describe("runTcpLoad (loopback server)", () => {
     expect(t.latency.count).toBe(600);
     expect(t.latency.p50Ms).toBeGreaterThan(0);
     expect(t.latency.p99Ms!).toBeGreaterThanOrEqual(t.latency.p50Ms!);
-    expect(t.latency.maxMs!).toBeGreaterThanOrEqual(t.latency.p999Ms! - 0.01);
+    // percentiles come from a histogram (3 significant digits: within 0.1 % of a recorded value)
+    expect(t.latency.maxMs!).toBeGreaterThanOrEqual(t.latency.p999Ms! * 0.998);
     expect(t.timeline.reduce((n, x) => n + x.sent, 0)).toBe(600);
     expect(t.timeline.reduce((n, x) => n + x.answered, 0)).toBe(600);
     expect(t.phases[0]).toMatchObject({ sent: 600, answered: 600, lost: 0 });
