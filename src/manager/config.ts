@@ -144,6 +144,14 @@ export const configSchema = z
           .max(1)
           .default(0.25)
           .describe("CPU delay (waiting ÷ (waiting + running)) that counts as congestion"),
+        goalHeadroom: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.05)
+          .describe(
+            "a partition with a goal claims at most goal ÷ velocity × (1 + this) and donates the rest",
+          ),
         weightDeadband: z
           .number()
           .min(0)
@@ -190,6 +198,7 @@ export const configSchema = z
         velocitySmoothing: 0.3,
         throttledThreshold: 0.05,
         cpuDelayThreshold: 0.25,
+        goalHeadroom: 0.05,
         weightDeadband: 0.15,
         burst: 1,
         suppressBatchAfterCycles: 10,

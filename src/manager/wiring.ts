@@ -40,6 +40,7 @@ export function knobsFromConfig(cfg: Config, capacity: number): PolicyKnobs {
     velocitySmoothing: p.velocitySmoothing,
     throttledThreshold: p.throttledThreshold,
     cpuDelayThreshold: p.cpuDelayThreshold,
+    goalHeadroomFraction: p.goalHeadroom,
     weightDeadbandFraction: p.weightDeadband,
     burstFraction: p.burst,
     suppressBatchAfterCycles: p.suppressBatchAfterCycles,

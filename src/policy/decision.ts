@@ -286,7 +286,12 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
         );
       }
       const floored = a.goalFloorCpuMillis !== null && a.demandCpuMillis === a.goalFloorCpuMillis;
-      if (!floored && Math.abs(a.demandCpuMillis - a.rawDemandCpuMillis) >= 0.5)
+      if (a.donor && goal !== undefined) {
+        const pi = d.performanceIndex;
+        parts.push(
+          `goal ${int(goal)} pps ${pi !== null && pi <= 1 ? `met (PI ${pi.toFixed(2)})` : "reachable"} with ${millis(a.demandCpuMillis)} (goal ÷ velocity + ${pct(k.goalHeadroomFraction)}), so it claims that and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
+        );
+      } else if (!floored && Math.abs(a.demandCpuMillis - a.rawDemandCpuMillis) >= 0.5)
         parts.push(`smoothed to ${millis(a.demandCpuMillis)}`);
       if (floored && goal !== undefined)
         parts.push(`goal ${int(goal)} pps floors demand at ${millis(a.demandCpuMillis)}`);

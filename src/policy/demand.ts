@@ -37,7 +37,14 @@ export interface DemandAssessment {
   rawDemandCpuMillis: number;
   /** goal ÷ velocity, millicores; null without a goal or a velocity. */
   goalFloorCpuMillis: number | null;
-  /** Final demand: smoothed (probes are not smoothed again), then floored by the goal. */
+  /**
+   * A donor: its goal is met (or would be) with less than its traffic claims, so it claims only
+   * goal ÷ velocity × (1 + goalHeadroom) and the rest goes to others (WLM's donor). Its demand
+   * before the cut is `undonatedDemandCpuMillis`.
+   */
+  donor: boolean;
+  undonatedDemandCpuMillis: number;
+  /** Final demand: smoothed (probes are not smoothed again), then floored by the goal, or cut to it (donor). */
   demandCpuMillis: number;
 }
 
@@ -156,6 +163,11 @@ export function assessNetworkDemand(
     smoothed = Math.max(raw, prevDemandCpuMillis ?? 0);
   }
   const goalFloor = goalFloorCpuMillis(goalPacketsPerSec, velocity);
+  // Manage to the goal (z/OS WLM): a partition whose traffic claims more than its goal needs
+  // (a saturated closed-loop server uses whatever it is given) claims only what the goal needs
+  // plus goalHeadroom and donates the rest; one whose claim is below its goal is floored at it.
+  const goalCeil = goalFloor === null ? null : goalFloor * (1 + knobs.goalHeadroomFraction);
+  const donor = goalCeil !== null && smoothed > goalCeil;
   out.kind = kind;
   out.usedCpuMillis = used;
   out.throttled = throttled;
@@ -168,7 +180,13 @@ export function assessNetworkDemand(
   out.probeFromCpuMillis = probeFrom;
   out.rawDemandCpuMillis = raw;
   out.goalFloorCpuMillis = goalFloor;
-  out.demandCpuMillis = goalFloor !== null && goalFloor > smoothed ? goalFloor : smoothed;
+  out.donor = donor;
+  out.undonatedDemandCpuMillis = smoothed;
+  out.demandCpuMillis = donor
+    ? goalCeil
+    : goalFloor !== null && goalFloor > smoothed
+      ? goalFloor
+      : smoothed;
   return out;
 }
 
@@ -190,6 +208,8 @@ export function emptyAssessment(): DemandAssessment {
     probeFromCpuMillis: 0,
     rawDemandCpuMillis: 0,
     goalFloorCpuMillis: null,
+    donor: false,
+    undonatedDemandCpuMillis: 0,
     demandCpuMillis: 0,
   };
 }

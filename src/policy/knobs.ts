@@ -22,6 +22,10 @@ import type { PolicyKnobs } from "./types.ts";
  * - cpuDelayThreshold 0.25: waiting for a CPU a quarter of the time it was runnable counts as
  *   constrained (a CPU-bound server beside an equal-weight hog on one CPU waits about half the
  *   time; beside an idle-class hog, a few per cent).
+ * - goalHeadroomFraction 0.05: a partition whose traffic claims more than its goal needs claims
+ *   goal ÷ velocity + 5 % and donates the rest (WLM's donor): two saturated servers on one CPU,
+ *   the important one with a goal of 80 % of its solo rate, serve 84 % and 16 % of it (the
+ *   other gets 80 % of the surplus).
  * - weightDeadbandFraction 0.15: a weight is rewritten only when it moves by 15 % or more (a
  *   100 ms CPU reading moves a 200m entitlement by ±20 %: 4 ms ticks), so steady traffic
  *   writes cpu.shares about once a second or less; a load step moves it far more at once.
@@ -46,6 +50,7 @@ export function defaultPolicyKnobs(capacityCpuMillis: CpuMillis): PolicyKnobs {
     throttledThreshold: 0.05,
     cpuDelayThreshold: 0.25,
     weightDeadbandFraction: 0.15,
+    goalHeadroomFraction: 0.05,
     burstFraction: 1,
     suppressBatchAfterCycles: 10,
     releaseBatchAfterCycles: 10,

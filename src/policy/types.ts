@@ -27,6 +27,11 @@ export interface PolicyKnobs {
    * as constrained: the congestion of a closed-loop server, which neither drops nor is throttled.
    */
   cpuDelayThreshold: number;
+  /**
+   * A partition with a goal claims at most goal ÷ velocity × (1 + this) when its traffic claims
+   * more (donor); 0.05 = 5 % above what the goal needs.
+   */
+  goalHeadroomFraction: number;
   /** A weight changes only when the new one differs by at least this fraction of the last (0.15 = ±15 %). */
   weightDeadbandFraction: number;
   /** Burst a cap comes with, as a fraction of the cap (the kernel allows at most 1: burst <= quota). */

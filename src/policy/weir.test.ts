@@ -874,3 +874,87 @@ describe("weights first (work-conserving expression)", () => {
     expect(weights).toEqual([1200, 1200, 1200, 1475, 1785]);
   });
 });
+
+describe("goals (WLM: meet the goal, donate the surplus)", () => {
+  it("two saturated closed-loop servers on one CPU: the one with a goal gets goal + 5 %, the other the surplus", () => {
+    // One CPU (1000m). Both serve 1 packet per CPU-millisecond (velocity 1000 pkt/cpu-s) and
+    // use whatever they are given (closed loop): each gets the CPU in proportion to the weight
+    // weir directed (CFS), and waits for CPU half the time. gold (importance 1) must sustain
+    // 800 pps, 80 % of what it serves alone; bronze (importance 3) has no goal.
+    const k = knobs(1000);
+    const specs = [
+      spec("gold", { importance: 1, goalPacketsPerSec: 800 }),
+      spec("bronze", { importance: 3 }),
+    ];
+    let state = saved({
+      gold: { cpu: 500, demand: 500, velocity: 1000 },
+      bronze: { cpu: 500, demand: 500, velocity: 1000 },
+    });
+    let w = { gold: 5000, bronze: 5000 };
+    let out: ReturnType<typeof step> | undefined;
+    const served = { gold: 0, bronze: 0 };
+    for (let c = 0; c < 40; c++) {
+      const tp = (id: "gold" | "bronze") => {
+        const cores = w[id] / (w.gold + w.bronze);
+        served[id] = cores * 1000;
+        return throughput(id, {
+          offeredPacketsPerSec: served[id],
+          servedPacketsPerSec: served[id],
+          cpuCores: cores,
+          cpuDelayFraction: 0.5,
+          rawVelocityPacketsPerCpuSec: 1000,
+        });
+      };
+      out = step(k, specs, [tp("gold"), tp("bronze")], state);
+      state = out.state;
+      w = { gold: out.dir.gold!.weight, bronze: out.dir.bronze!.weight };
+    }
+    // gold: goal 800 pps ÷ 1000 pkt/cpu-s = 800m, + 5 % = 840m; its traffic would claim more
+    // (what it uses × 1.2), so it is a donor; bronze is entitled to the other 160m
+    expect(out!.dir.gold!.cpuMillis).toBe(840);
+    expect(out!.dir.bronze!.cpuMillis).toBe(160);
+    expect(out!.d.gold!.detail.assessment).toMatchObject({ donor: true });
+    expect(out!.d.gold!.why).toMatch(
+      /goal 800 pps met \(PI 0\.\d\d\) with 840m \(goal ÷ velocity \+ 5 %\), so it claims that and donates \d+m of the [\d,]+m its traffic claims/,
+    );
+    // the weights (within the 15 % weight dead-band of 8,400 : 1,600) give gold 1.0-1.15× its
+    // goal and bronze at least 70 % of the 200 pps surplus
+    expect(served.gold / 800).toBeGreaterThanOrEqual(1);
+    expect(served.gold / 800).toBeLessThanOrEqual(1.15);
+    expect(served.bronze).toBeGreaterThanOrEqual(0.7 * 200);
+  });
+
+  it("a goal that cannot be met at importance 1 takes before importance 2, and importance 3 gets what is left", () => {
+    // 2,000m; velocity 1000 everywhere; everyone saturated and waiting. gold (imp 1) goal 1,200
+    // pps → claims 1,260m; silver (imp 2) goal 900 pps → 945m, but only 740m are left; bronze
+    // (imp 3, no goal) gets nothing beyond its guarantee (0).
+    const k = knobs(2000, { maxShrinkFractionPerCycle: 1 });
+    const specs = [
+      spec("gold", { importance: 1, goalPacketsPerSec: 1200 }),
+      spec("silver", { importance: 2, goalPacketsPerSec: 900 }),
+      spec("bronze", { importance: 3 }),
+    ];
+    const tp = (id: string) =>
+      throughput(id, {
+        offeredPacketsPerSec: 700,
+        servedPacketsPerSec: 666,
+        cpuCores: 0.666,
+        cpuDelayFraction: 0.6,
+        rawVelocityPacketsPerCpuSec: 1000,
+      });
+    let state = saved({
+      gold: { cpu: 666, demand: 2000, velocity: 1000 },
+      silver: { cpu: 666, demand: 2000, velocity: 1000 },
+      bronze: { cpu: 666, demand: 2000, velocity: 1000 },
+    });
+    let out: ReturnType<typeof step> | undefined;
+    for (let c = 0; c < 3; c++) {
+      out = step(k, specs, [tp("gold"), tp("silver"), tp("bronze")], state);
+      state = out.state;
+    }
+    // gold: 1,200 / 1000 × 1.05 = 1,260m; silver: the remaining 740m of its 945m; bronze 0
+    expect(out!.dir.gold!.cpuMillis).toBe(1260);
+    expect(out!.dir.silver!.cpuMillis).toBe(740);
+    expect(out!.dir.bronze!.cpuMillis).toBe(0);
+  });
+});

@@ -251,7 +251,8 @@ function step(
       target[i] = demandTarget(a.demandCpuMillis, min, max);
       // constrained now: can use more, so it shares the left-over with batch partitions first;
       // otherwise it only gets spare that nobody who can use it claimed
-      eligible[i] = a.constrained ? 2 : 1;
+      // a donor holds no left-over beyond what its goal needs unless nobody else can use it
+      eligible[i] = a.constrained && !a.donor ? 2 : 1;
       demand[i] = Math.min(a.demandCpuMillis, max);
     } else if (hasPrev) {
       src = Source.held;
