@@ -89,8 +89,13 @@ interface Phase {
   cpuCores: number;
 }
 
-/** One window of WINDOW_MS on the work cgroup, read by the sensor and by a schedstat-only reader. */
-async function measure(sensor: PartitionSensor, schedstat: HeldCpuDelay): Promise<Phase> {
+/**
+ * One window of WINDOW_MS on the work cgroup, read by the sensor and by a schedstat-only reader.
+ * Null when either reading had no fraction for the window (the sensor says null when the
+ * counters moved too little or inconsistently, e.g. the loop got no CPU at all on a host busy
+ * with other work): such windows are counted and left out, not read as 0.
+ */
+async function measure(sensor: PartitionSensor, schedstat: HeldCpuDelay): Promise<Phase | null> {
   await sleep(200); // let the scheduler settle after the change
   const d0 = schedstat.read();
   const s0 = sensor.read(Date.now());
@@ -104,9 +109,9 @@ async function measure(sensor: PartitionSensor, schedstat: HeldCpuDelay): Promis
     { ...s1, cpuDelayNs: d1 } as CounterSample,
     "host",
   );
-  expect(t.cpuDelayFraction).not.toBeNull();
+  // the sensor always fills the field (a number, or null for "cannot tell")
   expect(t.cpuDelayFraction).not.toBeUndefined();
-  expect(viaSchedstat.cpuDelayFraction).not.toBeNull();
+  if (t.cpuDelayFraction == null || viaSchedstat.cpuDelayFraction == null) return null;
   return {
     fraction: t.cpuDelayFraction!,
     schedstatFraction: viaSchedstat.cpuDelayFraction!,
@@ -152,15 +157,25 @@ describe.skipIf(!canRun)("CPU delay of a partition under a hog on its CPU (root,
       // Other processes on this shared host come and go on that CPU too: the three
       // conditions are interleaved (the hog stopped = alone) and compared by their medians.
       const by: Record<"alone" | "shared" | "idle", Phase[]> = { alone: [], shared: [], idle: [] };
+      let unknown = 0;
+      const add = (k: keyof typeof by, p: Phase | null) => {
+        if (p) by[k].push(p);
+        else unknown++;
+      };
       for (let round = 0; round < ROUNDS; round++) {
         process.kill(hog.pid!, "SIGSTOP");
         fs.writeFileSync(hogIdle, "0");
-        by.alone.push(await measure(sensor, schedstat));
+        add("alone", await measure(sensor, schedstat));
         process.kill(hog.pid!, "SIGCONT");
-        by.shared.push(await measure(sensor, schedstat));
+        add("shared", await measure(sensor, schedstat));
         fs.writeFileSync(hogIdle, "1");
-        by.idle.push(await measure(sensor, schedstat));
+        add("idle", await measure(sensor, schedstat));
       }
+      // most windows of each condition had a fraction
+      for (const k of ["alone", "shared", "idle"] as const)
+        expect(by[k].length, `${k}: ${unknown} windows without a fraction`).toBeGreaterThanOrEqual(
+          Math.ceil(ROUNDS / 2),
+        );
       const med = (k: keyof typeof by, f: keyof Phase): number => median(by[k].map((p) => p[f]));
       const [alone, shared, idle] = (["alone", "shared", "idle"] as const).map((k) => ({
         fraction: med(k, "fraction"),
@@ -171,7 +186,8 @@ describe.skipIf(!canRun)("CPU delay of a partition under a hog on its CPU (root,
         `${p.fraction.toFixed(3)} (schedstat ${p.schedstatFraction.toFixed(3)}, ${p.cpuCores.toFixed(2)} cores)`;
       console.log(
         `CPU ${CPU}, medians of ${ROUNDS} windows of ${WINDOW_MS} ms, sensor source ${psiProbe.source}: delay fraction` +
-          ` alone ${show(alone)}, hog at equal shares ${show(shared)}, idle-class hog ${show(idle)}`,
+          ` alone ${show(alone)}, hog at equal shares ${show(shared)}, idle-class hog ${show(idle)}` +
+          ` (${unknown} of ${3 * ROUNDS} windows without a fraction)`,
       );
 
       // At equal shares the hog takes half of what the loop's group gets, so the delay
