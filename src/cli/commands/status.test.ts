@@ -12,33 +12,37 @@ describe("formatStatus", () => {
     view.publish(sampleRecord(42, 4200));
     const text = formatStatus(partitionsSnapshot(view), { url, width: 200 });
     const lines = text.split("\n");
-    // 800m + 360m + 840m allocated of 2000m
-    expect(lines[0]).toBe(`weir at ${url}  cycle 42  capacity 2,000m  allocated 2,000m  applying`);
+    // 800m + 360m + 840m entitled of 2000m
+    expect(lines[0]).toBe(`weir at ${url}  cycle 42  capacity 2,000m  entitled 2,000m  applying`);
     expect(lines[2]).toMatch(
-      /^PARTITION\s+OFFERED\/s\s+SERVED\/s\s+DROPS\/s\s+CPU USED\s+ALLOC\s+MIN-MAX\s+VELOCITY\s+STATUS\s+WHY$/,
+      /^PARTITION\s+OFFERED\/s\s+SERVED\/s\s+DROPS\/s\s+CPU USED\s+ENTITLED\s+EXPRESSED AS\s+MIN-MAX\s+VELOCITY\s+STATUS\s+WHY$/,
     );
     const web = lines[3]!.split(/\s{2,}/);
-    expect(web.slice(0, 9)).toEqual([
+    expect(web.slice(0, 10)).toEqual([
       "web",
       "3,000",
       "2,250",
       "750",
       "500m",
       "800m",
+      "weight 4000",
       "100m-1,500m",
       "4,500",
       "ok",
     ]);
-    expect(web[9]).toMatch(/^throttled 60% and dropping 750 pkt\/s/);
+    expect(web[10]).toMatch(/^throttled 60% and dropping 750 pkt\/s/);
+    // dns has a max below capacity: a cap with its reason
+    expect(lines[4]!.split(/\s{2,}/)[6]).toBe("weight 1800, cap 500m (max)");
     const batch = lines[5]!.split(/\s{2,}/);
     // batch has no smoothed velocity (null) -> falls back to the raw 0
-    expect(batch.slice(0, 9)).toEqual([
+    expect(batch.slice(0, 10)).toEqual([
       "batch",
       "0",
       "0",
       "0",
       "700m",
       "840m",
+      "idle class",
       "0m-2,000m",
       "0",
       "ok",
@@ -56,10 +60,10 @@ describe("formatStatus", () => {
     };
     view.publish(rec);
     view.setPaused(true);
-    const text = formatStatus(partitionsSnapshot(view), { url, width: 130 });
+    const text = formatStatus(partitionsSnapshot(view), { url, width: 150 });
     const lines = text.split("\n");
     expect(lines[0]).toContain("PAUSED (not applying)");
-    for (const line of lines.slice(2)) expect(line.length).toBeLessThanOrEqual(130);
+    for (const line of lines.slice(2)) expect(line.length).toBeLessThanOrEqual(150);
     expect(lines[3]).toMatch(/…$/);
     expect(lines[4]).toContain("gone:WEIR_CGROUP_GONE");
   });
@@ -68,6 +72,6 @@ describe("formatStatus", () => {
     const view = new MemoryView({ specs: sampleSpecs });
     const text = formatStatus(partitionsSnapshot(view), { url, width: 100 });
     expect(text.split("\n")[0]).toContain("no cycle yet");
-    expect(text).toMatch(/^web\s+-\s+-\s+-\s+-\s+-\s+100m-1,500m\s+-\s+unknown$/m);
+    expect(text).toMatch(/^web\s+-\s+-\s+-\s+-\s+-\s+-\s+100m-1,500m\s+-\s+unknown$/m);
   });
 });

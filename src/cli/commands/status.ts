@@ -31,7 +31,7 @@ export function formatStatus(
     `weir at ${opts.url}`,
     snap.cycle === null ? "no cycle yet" : `cycle ${snap.cycle}`,
     `capacity ${millis(snap.capacityCpuMillis)}`,
-    `allocated ${millis(allocated)}`,
+    `entitled ${millis(allocated)}`,
     snap.paused ? "PAUSED (not applying)" : "applying",
   ].join("  ");
 
@@ -41,7 +41,8 @@ export function formatStatus(
     { title: "SERVED/s", right: true },
     { title: "DROPS/s", right: true },
     { title: "CPU USED", right: true },
-    { title: "ALLOC", right: true },
+    { title: "ENTITLED", right: true },
+    { title: "EXPRESSED AS", right: false },
     { title: "MIN-MAX", right: true },
     { title: "VELOCITY", right: true },
     { title: "STATUS", right: false },
@@ -57,6 +58,7 @@ export function formatStatus(
       num(t?.droppedPacketsPerSec),
       t ? millis(t.cpuCores * 1000) : "-",
       millis(p.directive?.cpuMillis ?? p.decision?.cpuMillis),
+      expressed(p.directive, p.mechanisms),
       p.spec ? `${millis(p.spec.minCpuMillis)}-${millis(p.spec.maxCpuMillis)}` : "-",
       num(velocity),
       p.error ? `${p.status}:${p.error.code}` : p.status,
@@ -81,6 +83,26 @@ export function formatStatus(
   return [head, "", line(columns.map((c) => c.title)), ...rows.map(line)].join("\n");
 }
 
+/**
+ * How the entitlement reaches the kernel: "weight 1808", "idle class" (or "min weight" where the
+ * kernel has none), plus "cap 500m (max)" when there is one. JSON carries no cap as null.
+ */
+export function expressed(
+  d: PartitionsSnapshot["partitions"][number]["directive"],
+  mechanisms: PartitionsSnapshot["partitions"][number]["mechanisms"],
+): string {
+  if (!d) return "-";
+  const base = d.idle
+    ? mechanisms && !mechanisms.idleClass
+      ? "min weight"
+      : "idle class"
+    : `weight ${Math.round(d.weight)}`;
+  const cap = d.capCpuMillis as number | null;
+  return cap !== null && Number.isFinite(cap)
+    ? `${base}, cap ${millis(cap)} (${d.capReason ?? "?"})`
+    : base;
+}
+
 export async function fetchStatus(url: string, timeoutMs = 3000): Promise<PartitionsSnapshot> {
   const res = await fetch(new URL("/api/partitions", url), {
     signal: AbortSignal.timeout(timeoutMs),
@@ -102,7 +124,7 @@ export function register(program: Command): void {
     .command("status")
     .description(
       "Show each partition's traffic, CPU and allocation from a running weir's HTTP API: " +
-        "offered and served packets/s, drops/s, CPU used, the allocation weir set, the bounds " +
+        "offered and served packets/s, drops/s, CPU used, the entitlement weir set and how it reaches the kernel (weight, idle class, cap), the bounds " +
         "(min-max), velocity (packets served per CPU-second) and the last decision's why.",
     )
     .option("--url <url>", "base URL of weir's API", DEFAULT_STATUS_URL)
