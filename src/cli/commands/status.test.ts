@@ -60,10 +60,10 @@ describe("formatStatus", () => {
     };
     view.publish(rec);
     view.setPaused(true);
-    const text = formatStatus(partitionsSnapshot(view), { url, width: 150 });
+    const text = formatStatus(partitionsSnapshot(view), { url, width: 170 });
     const lines = text.split("\n");
     expect(lines[0]).toContain("PAUSED (not applying)");
-    for (const line of lines.slice(2)) expect(line.length).toBeLessThanOrEqual(150);
+    for (const line of lines.slice(2)) expect(line.length).toBeLessThanOrEqual(170);
     expect(lines[3]).toMatch(/…$/);
     expect(lines[4]).toContain("gone:WEIR_CGROUP_GONE");
   });
