@@ -123,7 +123,7 @@ export function reactionMs(
   id: string,
   stepAtMs: number,
   opts: { beforeMs: number; settledFromMs: number; minRiseMillis: number },
-): { ms: number; fromMillis: number; toMillis: number } | null {
+): { ms: number | null; fromMillis: number; toMillis: number } | null {
   const pts = records
     .map((r) => ({
       t: r.startedAtMs + r.timingsMs.total,
@@ -134,12 +134,12 @@ export function reactionMs(
     pts.filter((p) => p.t < stepAtMs && p.t >= stepAtMs - opts.beforeMs).map((p) => p.m),
   );
   const after = stats(pts.filter((p) => p.t >= opts.settledFromMs).map((p) => p.m));
-  if (!before || !after || after.median - before.median < opts.minRiseMillis) return null;
+  if (!before || !after) return null;
+  const out = { fromMillis: before.median, toMillis: after.median };
+  if (after.median - before.median < opts.minRiseMillis) return { ms: null, ...out };
   const level = before.median + 0.9 * (after.median - before.median);
   const hit = pts.find((p) => p.t >= stepAtMs && p.m >= level);
-  return hit
-    ? { ms: Math.max(0, hit.t - stepAtMs), fromMillis: before.median, toMillis: after.median }
-    : null;
+  return { ms: hit ? Math.max(0, hit.t - stepAtMs) : null, ...out };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,7 +229,10 @@ interface RunOutcome {
   /** Mean over measured cycles and network partitions of CPU delay and throttled fraction. */
   netDelay: number;
   netThrottled: number;
-  reaction?: { ms: number; fromMillis: number; toMillis: number } | null;
+  reaction?: { ms: number | null; fromMillis: number; toMillis: number } | null;
+  /** Hog: measured cycles with a cap, by reason, and the median cap (millicores) when capped. */
+  hogCapReasons: Record<string, number>;
+  hogCapMillis: number;
   generatorCores: number;
 }
 
@@ -408,6 +411,8 @@ async function runOne(
   const seconds = opts.measureMs / 1000;
   let writes = 0;
   let hogCapped = 0;
+  const hogCapReasons: Record<string, number> = {};
+  const hogCaps: number[] = [];
   let delaySum = 0;
   let delayN = 0;
   let thrSum = 0;
@@ -416,7 +421,12 @@ async function runOne(
     for (const p of r.partitions) {
       writes += p.written.length;
       if (p.id === hog.name) {
-        if (p.directive && Number.isFinite(p.directive.capCpuMillis)) hogCapped++;
+        if (p.directive && Number.isFinite(p.directive.capCpuMillis)) {
+          hogCapped++;
+          const why = p.directive.capReason ?? "none";
+          hogCapReasons[why] = (hogCapReasons[why] ?? 0) + 1;
+          hogCaps.push(p.directive.capCpuMillis);
+        }
         continue;
       }
       const t = p.throughput;
@@ -462,6 +472,8 @@ async function runOne(
     ...(udp ? { perSecond } : {}),
     writesPerPartitionSec: measured.length > 0 ? writes / opts.specs.length / seconds : Number.NaN,
     hogCappedFraction: measured.length > 0 ? hogCapped / measured.length : Number.NaN,
+    hogCapReasons,
+    hogCapMillis: stats(hogCaps)?.median ?? Number.NaN,
     netDelay: delayN > 0 ? delaySum / delayN : Number.NaN,
     netThrottled: thrN > 0 ? thrSum / thrN : Number.NaN,
     generatorCores: udp?.generator.cpuCores ?? tcp?.generator.cpuCores ?? 0,
@@ -477,29 +489,56 @@ async function runOne(
   };
 }
 
-/** CPU-ns per request of partition a's server: a short UDP probe with the hog stopped, no manager. */
-async function probeCostNs(tb: TestbedState, hogPid: number | null): Promise<number> {
+/**
+ * Partition a's server alone (hog stopped, no manager): CPU-ns per request at a light load,
+ * then the requests per second it answers when offered more than one CPU's worth (its
+ * single-threaded saturation rate, which is what the loads are sized from: the cost per
+ * request falls as the rate rises, so the light-load cost alone would undersize "overload").
+ */
+async function probeServer(
+  tb: TestbedState,
+  hogPid: number,
+): Promise<{ costNs: number; saturationPps: number }> {
   const a = tb.partitions[0]!;
-  if (hogPid) process.kill(hogPid, "SIGSTOP");
+  const target = [{ name: a.name, addr: a.nsAddr, port: a.port }];
+  process.kill(hogPid, "SIGSTOP");
   try {
     const u0 = readUsageNs(a.cgroupDirs);
-    const r = await runLoad({
-      targets: [{ name: a.name, addr: a.nsAddr, port: a.port }],
+    const light = await runLoad({
+      targets: target,
       schedule: { kind: "constant", pps: 400 },
-      durationMs: 2500,
-      maxPackets: 1200,
+      durationMs: 2000,
+      maxPackets: 1000,
     });
     await sleep(200);
     const used = readUsageNs(a.cgroupDirs) - u0;
-    if (!(r.totals.answered > 100) || !(used > 0))
+    if (!(light.totals.answered > 100) || !(used > 0))
       throw new Error(
-        `conservation-real: cost probe got ${r.totals.answered} replies and ${used} ns of CPU`,
+        `conservation-real: cost probe got ${light.totals.answered} replies and ${used} ns of CPU`,
       );
-    return used / r.totals.answered;
+    const costNs = used / light.totals.answered;
+    const offered = Math.round((1.6 * 1e9) / costNs);
+    const heavy = await runLoad({
+      targets: target,
+      schedule: { kind: "constant", pps: offered },
+      durationMs: 2500,
+      maxPackets: Math.ceil(offered * 2.5) + 100,
+      phases: [{ name: "full", fromMs: 500, toMs: 2500 }],
+    });
+    const full = heavy.targets[0]!.phases[0]!;
+    const saturationPps = full.answered / ((full.toMs - full.fromMs) / 1000);
+    if (!(saturationPps > 100))
+      throw new Error(`conservation-real: saturation probe answered ${saturationPps}/s`);
+    return { costNs, saturationPps };
   } finally {
-    if (hogPid) process.kill(hogPid, "SIGCONT");
+    process.kill(hogPid, "SIGCONT");
   }
 }
+
+/** Every run's raw outcome, rewritten after each run (kept if the summary or the report fails). */
+export const RUNS_FILE = path.join(os.tmpdir(), "weir-conservation-real-runs.json");
+const saveRuns = (outcomes: RunOutcome[]) =>
+  fs.writeFileSync(RUNS_FILE, `${JSON.stringify(outcomes)}\n`);
 
 const loadAvg = () =>
   os
@@ -545,6 +584,7 @@ export const bench: Benchmark = {
     let unisolate = () => {};
     const hostCpu = new HeldHostCpu(defaultRoots.procfs);
     let costNs = Number.NaN;
+    let saturationPps = Number.NaN;
     try {
       unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
       const capacity = 2000 - RESERVE_CPU_MILLIS;
@@ -561,8 +601,10 @@ export const bench: Benchmark = {
       const hogPid = tb.hogs[0]!.pid;
       if (!hogPid) throw new Error("conservation-real: the testbed's hog has no pid");
       ctx.progress(0, "probing the cost per packet");
-      costNs = await probeCostNs(tb, hogPid);
-      const ppsPerCore = 1e9 / costNs;
+      const probe = await probeServer(tb, hogPid);
+      costNs = probe.costNs;
+      saturationPps = probe.saturationPps;
+      const ppsPerCore = saturationPps;
       const pps = (cores: number) => Math.max(20, Math.round(cores * ppsPerCore));
       const plain = networkSpecs(tb, capacity, false);
       const over = networkSpecs(tb, capacity, true).map((s) => {
@@ -586,7 +628,10 @@ export const bench: Benchmark = {
       };
       // Closed loop: a connection's cycle is think + service; think sized for TCP_CORES per partition.
       const tcpRps = pps(TCP_CORES);
-      const thinkMs = Math.max(1, Math.round((TCP_CONNECTIONS * 1000) / tcpRps - costNs / 1e6));
+      const thinkMs = Math.max(
+        1,
+        Math.round((TCP_CONNECTIONS * 1000) / tcpRps - 1000 / ppsPerCore),
+      );
       const tcpLoad: LoadPlan = { kind: "tcp", thinkMs };
       const stepLoad: LoadPlan = {
         kind: "udp",
@@ -602,6 +647,7 @@ export const bench: Benchmark = {
         const r = await runOne(c, o);
         doneMs += timing.warmupMs + o.measureMs;
         outcomes.push(r);
+        saveRuns(outcomes);
         return r;
       };
       for (let rep = 0; rep < reps; rep++) {
@@ -677,7 +723,7 @@ export const bench: Benchmark = {
         });
       }
       notes.push(
-        `Probe: partition a's server used ${(costNs / 1e3).toFixed(0)} µs of CPU per request (${COST_ROUNDS} SHA-256 rounds, UDP, hog stopped), i.e. ${Math.round(ppsPerCore)} requests per CPU-second; every load below is sized from it. conserve: a ${pps(CONSERVE_CORES.a)}, b ${pps(CONSERVE_CORES.b)}, c ${pps(CONSERVE_CORES.c)} packets/s (${CONSERVE_CORES.a + CONSERVE_CORES.b + CONSERVE_CORES.c} cores in all). tcp: ${TCP_CONNECTIONS} connections per partition, think ${thinkMs} ms (aimed at ${TCP_CORES} cores each). overload: offered a ${pps(OVERLOAD.a.offeredCores)} (importance 1, goal ${pps(OVERLOAD.a.goalCores)}), b ${pps(OVERLOAD.b.offeredCores)} (importance 3, goal ${pps(OVERLOAD.b.goalCores)}), c ${pps(OVERLOAD.c.offeredCores)} (importance 5, no goal) packets/s = ${OVERLOAD.a.offeredCores + OVERLOAD.b.offeredCores + OVERLOAD.c.offeredCores} cores against ${capacity / 1000} managed, the hog running. step (weir): a ${pps(0.05)} -> ${pps(0.5)} packets/s at ${timing.stepAtMs / 1000} s, b and c ${pps(0.1)}.`,
+        `Probe (partition a's server alone, hog stopped, no manager; ${COST_ROUNDS} SHA-256 rounds per request): ${(costNs / 1e3).toFixed(0)} µs of CPU per request at 400 requests/s, and ${Math.round(saturationPps)} requests/s answered when offered ${Math.round((1.6 * 1e9) / costNs)}/s (its one-thread saturation rate, "one core" below); every load is sized from the saturation rate. conserve: a ${pps(CONSERVE_CORES.a)}, b ${pps(CONSERVE_CORES.b)}, c ${pps(CONSERVE_CORES.c)} packets/s (${CONSERVE_CORES.a + CONSERVE_CORES.b + CONSERVE_CORES.c} cores in all). tcp: ${TCP_CONNECTIONS} connections per partition, think ${thinkMs} ms (aimed at ${TCP_CORES} cores each). overload: offered a ${pps(OVERLOAD.a.offeredCores)} (importance 1, goal ${pps(OVERLOAD.a.goalCores)}), b ${pps(OVERLOAD.b.offeredCores)} (importance 3, goal ${pps(OVERLOAD.b.goalCores)}), c ${pps(OVERLOAD.c.offeredCores)} (importance 5, no goal) packets/s = ${OVERLOAD.a.offeredCores + OVERLOAD.b.offeredCores + OVERLOAD.c.offeredCores} cores against ${capacity / 1000} managed, the hog running. step (weir): a ${pps(0.05)} -> ${pps(0.5)} packets/s at ${timing.stepAtMs / 1000} s, b and c ${pps(0.1)}.`,
       );
     } finally {
       hostCpu.close();
@@ -688,7 +734,7 @@ export const bench: Benchmark = {
     return summariseConservation(outcomes, {
       reps,
       timing,
-      costNs,
+      ppsPerCore: saturationPps,
       notes: [
         ...notes,
         `${reps} repetitions; in each, every scenario runs every policy in turn (order rotated by one per repetition). Each run: ${timing.warmupMs / 1000} s warm-up (manager and load running, not measured) then ${timing.measureMs / 1000} s measured (idle: ${timing.idleMeasureMs / 1000} s), 100 ms cycles, capacity ${(2000 - RESERVE_CPU_MILLIS) / 1000} of 2 CPUs (${RESERVE_CPU_MILLIS}m left to the load generator and manager, which run outside the partitions in a cgroup of cpu.shares ${GROUP_CPU_SHARES}; the testbed's parent cgroup has the same). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
@@ -706,7 +752,7 @@ const NET = ["a", "b", "c"];
 /** The tables, figures and "where weir loses" notes from every run's outcome. */
 export function summariseConservation(
   outcomes: RunOutcome[],
-  info: { reps: number; timing: Timing; costNs: number; notes: string[] },
+  info: { reps: number; timing: Timing; ppsPerCore: number; notes: string[] },
 ): Omit<BenchResult, "machine" | "date" | "command"> {
   const of = (scenario: ScenarioName, policy?: string) =>
     outcomes.filter(
@@ -794,7 +840,7 @@ export function summariseConservation(
   };
   // Goals are per-second packet counts; recover them from the overload spec via the notes' sizing.
   const goalPps = (name: "a" | "b") =>
-    Math.max(20, Math.round((OVERLOAD[name].goalCores as number) * (1e9 / info.costNs)));
+    Math.max(20, Math.round((OVERLOAD[name].goalCores as number) * info.ppsPerCore));
   const meanOf = (xs: number[]) =>
     xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : Number.NaN;
   const goalServed = (o: RunOutcome) =>
@@ -893,28 +939,43 @@ export function summariseConservation(
       meets: w.reaction.median <= 300,
     });
   const stepRuns = of("step", "weir");
-  const stepNote = `step (weir): reaction per repetition ${stepRuns.map((o) => (o.reaction ? `${Math.round(o.reaction.ms)} ms (${Math.round(o.reaction.fromMillis)}m -> ${Math.round(o.reaction.toMillis)}m)` : "not reached")).join(", ")}.`;
+  const stepNote = `step (weir): a's entitlement before -> after the step and the reaction, per repetition: ${stepRuns.map((o) => (o.reaction ? `${Math.round(o.reaction.fromMillis)}m -> ${Math.round(o.reaction.toMillis)}m, ${o.reaction.ms === null ? (o.reaction.toMillis - o.reaction.fromMillis < 50 ? "no rise to measure" : "90 % never reached") : `${Math.round(o.reaction.ms)} ms`}` : "no records")).join("; ")}.`;
 
+  const capReasons = (xs: RunOutcome[]) => {
+    const all: Record<string, number> = {};
+    for (const o of xs)
+      for (const [k, v] of Object.entries(o.hogCapReasons)) all[k] = (all[k] ?? 0) + v;
+    const e = Object.entries(all);
+    return e.length ? e.map(([k, v]) => `${k} ${v} cycles`).join(", ") : "none";
+  };
   // Where weir loses: every scenario where a baseline's median beats weir's on p99 or batch CPU.
   const losses: string[] = [];
   const weirEvidence = (xs: RunOutcome[]) =>
-    `weir's measured state in those runs: hog hard-capped in ${fmtStats(
-      xs.map((o) => o.hogCappedFraction),
-      0,
-      100,
-    )} % of cycles, network partitions' CPU delay ${fmtStats(
-      xs.map((o) => o.netDelay),
-      1,
-      100,
-    )} % and throttled ${fmtStats(
-      xs.map((o) => o.netThrottled),
-      1,
-      100,
-    )} % of periods, host idle ${fmtStats(
-      xs.map((o) => o.hostIdle),
-      1,
-      100,
-    )} %`;
+    [
+      `weir's measured state in those runs: hog hard-capped in ${fmtStats(
+        xs.map((o) => o.hogCappedFraction),
+        0,
+        100,
+      )} % of cycles`,
+      `(reasons, cycles over all runs: ${capReasons(xs)}; median cap ${fmtStats(
+        xs.map((o) => o.hogCapMillis),
+        0,
+      )} millicores),`,
+      `network partitions' CPU delay ${fmtStats(
+        xs.map((o) => o.netDelay),
+        1,
+        100,
+      )} % (weir's cpuDelayThreshold: ${defaultPolicyKnobs(2000 - RESERVE_CPU_MILLIS).cpuDelayThreshold * 100} %)`,
+      `and throttled ${fmtStats(
+        xs.map((o) => o.netThrottled),
+        1,
+        100,
+      )} % of periods, host idle ${fmtStats(
+        xs.map((o) => o.hostIdle),
+        1,
+        100,
+      )} %`,
+    ].join(" ");
   const sc: Array<{ s: ScenarioName; p99: (o: RunOutcome) => number; label: string }> = [
     { s: "conserve", p99: worstP99, label: "conserve (UDP + hog)" },
     { s: "tcp", p99: worstP99, label: "tcp (closed loop + hog)" },
