@@ -456,6 +456,11 @@ export function renderMarkdown(input: {
   ];
   if (quick)
     lines.push("", "> **Quick mode**: shortened runs (CI smoke). Numbers are indicative only.");
+  if (kept)
+    lines.push(
+      "",
+      `> **Merged**: this run re-ran ${results.map((r) => `\`${r.name}\``).join(", ") || "nothing"}; every other section is kept from the previous report and names its own command, machine and date.`,
+    );
 
   const budgeted = results.flatMap((r) => r.figures.filter((f) => f.target).map((f) => ({ r, f })));
   lines.push("", "## Against the budgets in ARCHITECTURE.md", "");
