@@ -43,11 +43,11 @@ import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
 import { isMain, runStandalone } from "./harness.ts";
 
 /** SHA-256 rounds per request (the probe measures what that costs on this machine). */
-const COST_ROUNDS = 40;
+export const COST_ROUNDS = 40;
 /** Kept back for the load generator and manager, which run on the same 2 CPUs. */
-const RESERVE_CPU_MILLIS = 300;
+export const RESERVE_CPU_MILLIS = 300;
 /** cpu.shares of the testbed and of this process against everything else on the host. */
-const GROUP_CPU_SHARES = 16_384;
+export const GROUP_CPU_SHARES = 16_384;
 const INTERVAL_MS = 100;
 /** Policies in table order (names from src/sim/policies.ts). */
 export const CONSERVATION_POLICIES = [
@@ -146,7 +146,7 @@ export function reactionMs(
 // Host plumbing.
 
 /** Moves this process into its own v1 cpu cgroup with `shares`; returns the undo. */
-function isolateSelf(name: string, shares: number): () => void {
+export function isolateSelf(name: string, shares: number): () => void {
   const cpuRoot = path.join(defaultRoots.cgroupfs, "cpu");
   const line = fs
     .readFileSync("/proc/self/cgroup", "utf8")
@@ -181,7 +181,7 @@ const readUsageNs = (dirs: string[]): number => {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const epochNow = () => performance.timeOrigin + performance.now();
+export const epochNow = () => performance.timeOrigin + performance.now();
 
 /** CPU of the hog and the host's idle fraction between mark() and read(). */
 class Window {
@@ -209,7 +209,7 @@ class Window {
 
 type ScenarioName = "conserve" | "idle" | "tcp" | "overload" | "step" | "ref-udp" | "ref-tcp";
 
-interface RunOutcome {
+export interface RunOutcome {
   scenario: ScenarioName;
   policy: string;
   rep: number;
@@ -236,7 +236,7 @@ interface RunOutcome {
   generatorCores: number;
 }
 
-interface Ctx {
+export interface Ctx {
   tb: TestbedState;
   capacity: number;
   backend: ReturnType<typeof createActuatorBackend>;
@@ -244,7 +244,11 @@ interface Ctx {
   timing: Timing;
 }
 
-function networkSpecs(tb: TestbedState, capacity: number, overload: boolean): PartitionSpec[] {
+export function networkSpecs(
+  tb: TestbedState,
+  capacity: number,
+  overload: boolean,
+): PartitionSpec[] {
   return [
     ...tb.partitions.map((p): PartitionSpec => {
       const o = overload ? OVERLOAD[p.name as keyof typeof OVERLOAD] : null;
@@ -329,12 +333,12 @@ function makeManager(ctx: Ctx, policyName: string, specs: PartitionSpec[], durat
   });
 }
 
-type LoadPlan =
+export type LoadPlan =
   | { kind: "none" }
   | { kind: "udp"; schedules: Record<string, Schedule> }
   | { kind: "tcp"; thinkMs: number };
 
-async function runOne(
+export async function runOne(
   ctx: Ctx,
   opts: {
     scenario: ScenarioName;
@@ -495,7 +499,7 @@ async function runOne(
  * single-threaded saturation rate, which is what the loads are sized from: the cost per
  * request falls as the rate rises, so the light-load cost alone would undersize "overload").
  */
-async function probeServer(
+export async function probeServer(
   tb: TestbedState,
   hogPid: number,
 ): Promise<{ costNs: number; saturationPps: number }> {
@@ -540,7 +544,7 @@ export const RUNS_FILE = path.join(os.tmpdir(), "weir-conservation-real-runs.jso
 const saveRuns = (outcomes: RunOutcome[]) =>
   fs.writeFileSync(RUNS_FILE, `${JSON.stringify(outcomes)}\n`);
 
-const loadAvg = () =>
+export const loadAvg = () =>
   os
     .loadavg()
     .map((x) => x.toFixed(2))
