@@ -348,6 +348,8 @@ export async function runOne(
     load: LoadPlan;
     measureMs: number;
     hogStopped: boolean;
+    /** Every cycle's record (diagnostics). */
+    onRecord?: (r: CycleRecord) => void;
   },
 ): Promise<RunOutcome> {
   const { tb, timing } = ctx;
@@ -355,7 +357,10 @@ export async function runOne(
   const durationMs = timing.warmupMs + opts.measureMs;
   const manager = makeManager(ctx, opts.policy, opts.specs, durationMs);
   const records: CycleRecord[] = [];
-  manager.subscribe((r) => records.push(r));
+  manager.subscribe((r) => {
+    records.push(r);
+    opts.onRecord?.(r);
+  });
   const win = new Window(ctx.hostCpu, hog.cgroupDirs);
   if (opts.hogStopped && hog.pid) process.kill(hog.pid, "SIGSTOP");
   const ac = new AbortController();

@@ -8,6 +8,7 @@
 // Run: weir bench reaction-real [--quick] [--reps N]  or  npx tsx bench/reaction-real.ts [...]
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import { ErrorCodes, WeirError } from "../src/core/errors.ts";
+import type { CycleRecord } from "../src/core/model.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { testbedDown, testbedUp } from "../src/testbed/index.ts";
@@ -35,6 +36,15 @@ const FROM_CORES = 0.05;
 const TO_CORES = 0.9;
 const OTHERS_CORES = 0.1;
 
+/** One record's decisions, shortened: partition, entitlement, CPU used, CPU delay and the why. */
+const why = (r: CycleRecord): string =>
+  r.partitions
+    .map(
+      (p) =>
+        `${p.id} ${p.directive?.cpuMillis ?? "?"}m (uses ${Math.round((p.throughput?.cpuCores ?? 0) * 1000)}m, CPU delay ${p.throughput?.cpuDelayFraction == null ? "?" : `${Math.round(p.throughput.cpuDelayFraction * 100)} %`}): "${(p.decision?.why ?? "").slice(0, 330)}…"`,
+    )
+    .join("; ");
+
 export const bench: Benchmark = {
   name: "reaction-real",
   description:
@@ -58,6 +68,10 @@ export const bench: Benchmark = {
     const hostCpu = new HeldHostCpu(defaultRoots.procfs);
     let unisolate = () => {};
     let sizing = "";
+    /** cgroup files written over all runs, by partition and file. */
+    const files: Record<string, number> = {};
+    /** Per repetition, the last cycle's decision for every partition (the policy's own words). */
+    const lastDecisions: string[] = [];
     try {
       unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
       const capacity = 2000 - RESERVE_CPU_MILLIS;
@@ -78,6 +92,7 @@ export const bench: Benchmark = {
       const pps = (cores: number) => Math.max(20, Math.round(cores * probe.saturationPps));
       sizing = `Probe: ${Math.round(probe.saturationPps)} requests/s answered by one server alone (its one-CPU saturation rate). Step: a ${pps(FROM_CORES)} -> ${pps(TO_CORES)} packets/s at ${timing.stepAtMs / 1000} s of a ${(timing.warmupMs + timing.measureMs) / 1000} s run, b and c ${pps(OTHERS_CORES)} packets/s, the 2-thread hog running; an equal share of the ${capacity}m capacity among the 3 network partitions is ${Math.round(capacity / 3)}m.`;
       for (let rep = 0; rep < reps; rep++) {
+        let last: CycleRecord | null = null;
         ctx.progress(rep / reps, `rep ${rep + 1}/${reps}`);
         outcomes.push(
           await runOne(c, {
@@ -100,8 +115,16 @@ export const bench: Benchmark = {
             },
             measureMs: timing.measureMs,
             hogStopped: false,
+            onRecord: (r) => {
+              for (const p of r.partitions)
+                for (const f of p.written) files[`${p.id} ${f}`] = (files[`${p.id} ${f}`] ?? 0) + 1;
+              // The last cycle with traffic (records go on while the load drains).
+              const a = r.partitions.find((p) => p.id === "a");
+              if ((a?.throughput?.offeredPacketsPerSec ?? 0) > 0) last = r;
+            },
           }),
         );
+        if (last) lastDecisions.push(why(last));
       }
     } finally {
       hostCpu.close();
@@ -157,6 +180,12 @@ export const bench: Benchmark = {
         sizing,
         `Reaction per repetition: ${fmtStats(ms, 0)} ms (median [min–max]). Time is from the step (load start + ${timing.stepAtMs} ms, the generator's clock) to the end of the first cycle whose directive for a covered 90 % of the way from the median entitlement in the second before the step to the median over the last 1.5 s; 100 ms cycles.`,
         `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared).`,
+        `cgroup files written over all ${reps} runs (${reps} × ${(timing.warmupMs + timing.measureMs) / 1000} s): ${Object.entries(
+          files,
+        )
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")}.`,
+        `The last cycle with traffic of the first repetition, in weir's words: ${lastDecisions[0] ?? "no record"}`,
       ],
     };
   },
