@@ -27,6 +27,8 @@ export interface BenchContext {
   progress(fraction: number, label?: string): void;
   /** Smaller, faster run (CI smoke). */
   quick: boolean;
+  /** Repetitions, for benchmarks that repeat their runs (`--reps N`); unset: the benchmark's default. */
+  reps?: number;
 }
 
 export interface Benchmark {
@@ -67,6 +69,17 @@ export function timePerIterationNs(
   return batches[2]!;
 }
 
+/** `--reps N` from argv (a positive integer), undefined when absent; a clear error otherwise. */
+export function parseRepsOption(argv: string[]): number | undefined {
+  const i = argv.indexOf("--reps");
+  if (i < 0) return undefined;
+  const v = argv[i + 1];
+  const n = Number(v);
+  if (v === undefined || !/^\d+$/.test(v) || n < 1)
+    throw new Error(`--reps: must be a positive integer, got ${JSON.stringify(v ?? null)}`);
+  return n;
+}
+
 /** Standalone entry: `npx tsx bench/<name>.ts [--json] [--quick]`. */
 export async function runStandalone(
   bench: Benchmark,
@@ -74,8 +87,10 @@ export async function runStandalone(
 ): Promise<BenchResult> {
   const json = argv.includes("--json");
   const quick = argv.includes("--quick");
+  const reps = parseRepsOption(argv);
   const ctx: BenchContext = {
     quick,
+    ...(reps !== undefined ? { reps } : {}),
     progress: (f, label) => {
       if (!json && process.stderr.isTTY)
         process.stderr.write(`\r${bench.name} ${(f * 100).toFixed(0)}% ${label ?? ""}   `);
@@ -84,7 +99,7 @@ export async function runStandalone(
   const partial = await bench.run(ctx);
   const result: BenchResult = {
     ...partial,
-    command: `npx tsx bench/${bench.name}.ts${quick ? " --quick" : ""}`,
+    command: `npx tsx bench/${bench.name}.ts${quick ? " --quick" : ""}${reps !== undefined ? ` --reps ${reps}` : ""}`,
     machine: machineDescription(),
     date: new Date().toISOString().slice(0, 10),
   };

@@ -2,7 +2,7 @@
 // BENCHMARKS.md (machine, date, commands, budgets, weir and every baseline side by side,
 // where weir loses and why) with PNG plots under docs/bench/ (uPlot drawn in Debian's
 // Chromium through playwright-core; never a downloaded browser).
-// Run: weir bench report [--quick] [--only a,b] [--skip a,b] [--out FILE]
+// Run: weir bench report [--quick] [--only a,b] [--skip a,b] [--out FILE] [--reps N] [--merge]
 //  or: npx tsx bench/report.ts [same options]
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -18,6 +18,7 @@ import {
   type BenchResult,
   isMain,
   machineDescription,
+  parseRepsOption,
 } from "./harness.ts";
 import { labelOf, runSuite, type SuiteResult, summarise } from "./scenarios.ts";
 import { scalePolicies, scaleScenarios, summariseScale } from "./scenarios-scale.ts";
@@ -55,16 +56,17 @@ export async function discoverBenches(dir = BENCH_DIR): Promise<FoundBench[]> {
   return found.sort((a, b) => a.bench.name.localeCompare(b.bench.name));
 }
 
-export const commandFor = (name: string, quick: boolean): string =>
-  `weir bench ${name}${quick ? " --quick" : ""}`;
+export const commandFor = (name: string, quick: boolean, reps?: number): string =>
+  `weir bench ${name}${quick ? " --quick" : ""}${reps !== undefined ? ` --reps ${reps}` : ""}`;
 
 function complete(
   partial: Omit<BenchResult, "machine" | "date" | "command">,
   quick: boolean,
+  reps?: number,
 ): BenchResult {
   return {
     ...partial,
-    command: commandFor(partial.name, quick),
+    command: commandFor(partial.name, quick, reps),
     machine: machineDescription(),
     date: new Date().toISOString().slice(0, 10),
   };
@@ -73,10 +75,14 @@ function complete(
 /** Run one benchmark and fill in the command, machine and date. */
 export async function runBench(
   bench: Benchmark,
-  opts: { quick: boolean; progress?: BenchContext["progress"] },
+  opts: { quick: boolean; reps?: number; progress?: BenchContext["progress"] },
 ): Promise<BenchResult> {
-  const partial = await bench.run({ quick: opts.quick, progress: opts.progress ?? (() => {}) });
-  return complete(partial, opts.quick);
+  const partial = await bench.run({
+    quick: opts.quick,
+    progress: opts.progress ?? (() => {}),
+    ...(opts.reps !== undefined ? { reps: opts.reps } : {}),
+  });
+  return complete(partial, opts.quick, opts.reps);
 }
 
 const pad = (s: string, n: number) => s + " ".repeat(Math.max(0, n - s.length));
@@ -335,6 +341,14 @@ export interface ReportOptions {
   plotsDir?: string;
   /** Skip the PNGs (no Chromium). */
   noPlots?: boolean;
+  /** Repetitions for benchmarks that repeat their runs (BenchContext.reps). */
+  reps?: number;
+  /**
+   * Keep, from the existing output file, the sections (and budget rows, and the simulated
+   * "where weir loses" section) of benchmarks not run this time, so one benchmark can be
+   * re-run without re-running all of them.
+   */
+  merge?: boolean;
   progress?: (fraction: number, label?: string) => void;
   log?: (line: string) => void;
 }
@@ -374,7 +388,14 @@ export async function generateReport(opts: ReportOptions): Promise<ReportOutcome
         results.push(
           complete({ name: "scenarios-scale", ...summariseScale(scaleSuite) }, opts.quick),
         );
-      } else results.push(await runBench(bench, { quick: opts.quick, progress: sub }));
+      } else
+        results.push(
+          await runBench(bench, {
+            quick: opts.quick,
+            progress: sub,
+            ...(opts.reps !== undefined ? { reps: opts.reps } : {}),
+          }),
+        );
     } catch (err) {
       failures.push({ name: bench.name, error: err instanceof Error ? err.message : String(err) });
       log(`${bench.name} failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -398,6 +419,7 @@ export async function generateReport(opts: ReportOptions): Promise<ReportOutcome
     plots: plots.map((p) => path.relative(path.dirname(outPath), p)),
     descriptions: new Map(found.map((f) => [f.bench.name, f.bench.description])),
     quick: opts.quick,
+    ...(opts.merge && fs.existsSync(outPath) ? { previous: fs.readFileSync(outPath, "utf8") } : {}),
   });
   fs.writeFileSync(outPath, md);
   return { path: outPath, results, failures, plots };
@@ -411,8 +433,17 @@ export function renderMarkdown(input: {
   plots: string[];
   descriptions: Map<string, string>;
   quick: boolean;
+  /** The previous report: sections of benchmarks not in `results` are kept from it (merge). */
+  previous?: string;
 }): string {
   const { results, failures, suite, plots, descriptions, quick } = input;
+  const kept = input.previous
+    ? previousSections(
+        input.previous,
+        new Set(results.map((r) => r.name)),
+        [suite, input.scaleSuite].some((x) => !!x),
+      )
+    : null;
   const suites = [suite, input.scaleSuite].filter((x): x is SuiteResult => !!x);
   const date = new Date().toISOString().slice(0, 10);
   const lines: string[] = [
@@ -425,23 +456,37 @@ export function renderMarkdown(input: {
   ];
   if (quick)
     lines.push("", "> **Quick mode**: shortened runs (CI smoke). Numbers are indicative only.");
+  if (kept)
+    lines.push(
+      "",
+      `> **Merged**: this run re-ran ${results.map((r) => `\`${r.name}\``).join(", ") || "nothing"}; every other section is kept from the previous report and names its own command, machine and date.`,
+    );
 
   const budgeted = results.flatMap((r) => r.figures.filter((f) => f.target).map((f) => ({ r, f })));
   lines.push("", "## Against the budgets in ARCHITECTURE.md", "");
-  if (budgeted.length === 0) lines.push("No benchmark with a budget ran.");
-  else
+  if (kept && kept.budgetRows.length > 0)
     lines.push(
-      mdTable(
-        ["benchmark", "figure", "value", "target", "meets"],
-        budgeted.map(({ r, f }) => [
-          `\`${r.command}\``,
-          f.name,
-          `${f.value} ${f.unit}`,
-          f.target ?? "",
-          f.meets === undefined ? "" : f.meets ? "yes" : "**no**",
-        ]),
-      ),
+      "Rows of benchmarks not re-run this time are kept from the previous report (their own sections give their dates).",
+      "",
     );
+  if (budgeted.length === 0 && !kept?.budgetRows.length)
+    lines.push("No benchmark with a budget ran.");
+  else {
+    const rows = budgeted.map(({ r, f }) => [
+      `\`${r.command}\``,
+      f.name,
+      `${f.value} ${f.unit}`,
+      f.target ?? "",
+      f.meets === undefined ? "" : f.meets ? "yes" : "**no**",
+    ]);
+    const table = mdTable(["benchmark", "figure", "value", "target", "meets"], rows).split("\n");
+    // Kept rows and new rows in benchmark-name order.
+    const body = [...table.slice(2), ...(kept?.budgetRows ?? [])].sort((a, b) =>
+      budgetRowName(a).localeCompare(budgetRowName(b)),
+    );
+    lines.push(table[0]!, table[1]!, ...body);
+  }
+  if (suites.length === 0 && kept?.losses) lines.push("", ...kept.losses);
 
   if (suites.length > 0) {
     lines.push(
@@ -470,7 +515,9 @@ export function renderMarkdown(input: {
     );
   }
 
+  const sections: Array<{ name: string; lines: string[] }> = [];
   for (const r of results) {
+    const start = lines.length;
     lines.push("", `## ${r.name}`, "");
     const d = descriptions.get(r.name);
     if (d) lines.push(d, "");
@@ -499,12 +546,56 @@ export function renderMarkdown(input: {
         lines.push(`![${path.basename(p, ".png")}](${p.split(path.sep).join("/")})`, "");
     }
     for (const n of r.notes ?? []) lines.push(`- ${n}`);
+    sections.push({ name: r.name, lines: lines.splice(start) });
   }
+  for (const s of kept?.sections ?? []) sections.push(s);
+  sections.sort((a, b) => a.name.localeCompare(b.name));
+  for (const s of sections) lines.push(...s.lines);
   if (failures.length > 0) {
     lines.push("", "## Not run", "");
     for (const f of failures) lines.push(`- \`${f.name}\`: ${f.error.split("\n")[0]}`);
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** The benchmark name of a budget-table row ("| `weir bench <name> ...` | ..."). */
+const budgetRowName = (row: string): string => /`weir bench ([^ `]+)/.exec(row)?.[1] ?? row;
+
+/**
+ * From a previous report: the `## <name>` sections of benchmarks not in `rerun` (verbatim,
+ * from the blank line before the heading to the next section), their budget-table rows, and
+ * the simulated "Where weir loses, and why" section (when no simulated suite runs now).
+ */
+export function previousSections(
+  md: string,
+  rerun: Set<string>,
+  suiteRuns: boolean,
+): {
+  sections: Array<{ name: string; lines: string[] }>;
+  budgetRows: string[];
+  losses: string[] | null;
+} {
+  const all = md.replace(/\n$/, "").split("\n");
+  const heads: Array<{ at: number; name: string }> = [];
+  all.forEach((l, i) => {
+    if (l.startsWith("## ")) heads.push({ at: i, name: l.slice(3).trim() });
+  });
+  const sections: Array<{ name: string; lines: string[] }> = [];
+  let budgetRows: string[] = [];
+  let losses: string[] | null = null;
+  heads.forEach((h, k) => {
+    const end = k + 1 < heads.length ? heads[k + 1]!.at : all.length;
+    const body = all.slice(h.at, end);
+    while (body.length > 0 && body[body.length - 1] === "") body.pop();
+    if (h.name.startsWith("Against the budgets"))
+      budgetRows = body.filter((l) => l.startsWith("| `") && !rerun.has(budgetRowName(l)));
+    else if (h.name.startsWith("Where weir loses")) {
+      if (!suiteRuns) losses = body;
+    } else if (h.name === "Not run") {
+      // Failures belong to the run that had them.
+    } else if (!rerun.has(h.name)) sections.push({ name: h.name, lines: ["", ...body] });
+  });
+  return { sections, budgetRows, losses };
 }
 
 export function parseListOption(v: string | undefined): string[] | undefined {
@@ -526,6 +617,8 @@ if (isMain(import.meta.url)) {
     skip: parseListOption(val("--skip")),
     out: val("--out"),
     noPlots: argv.includes("--no-plots"),
+    merge: argv.includes("--merge"),
+    ...(parseRepsOption(argv) !== undefined ? { reps: parseRepsOption(argv) } : {}),
     log: (l) => process.stderr.write(`${l}\n`),
   });
   process.stdout.write(

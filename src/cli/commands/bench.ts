@@ -10,6 +10,8 @@ interface BenchOptions {
   skip?: string;
   out?: string;
   plots?: boolean;
+  reps?: string;
+  merge?: boolean;
 }
 
 /** A progress bar on stderr (drawn only on a terminal), fed with 0..1 fractions. */
@@ -69,6 +71,11 @@ export function register(program: Command): void {
     .option("--skip <names>", "report: skip these benchmarks (comma-separated)")
     .option("--out <file>", "report: output file (default: BENCHMARKS.md at the repo root)")
     .option("--no-plots", "report: skip the PNG plots (needs /usr/bin/chromium)")
+    .option("--reps <n>", "repetitions, for benchmarks that repeat their runs (conservation-real)")
+    .option(
+      "--merge",
+      "report: keep the sections of benchmarks not run this time from the existing file",
+    )
     .action(async (name: string | undefined, opts: BenchOptions, cmd: Command) => {
       const report = await import("../../../bench/report.ts");
       const found = await report.discoverBenches();
@@ -95,6 +102,13 @@ export function register(program: Command): void {
         }
         return;
       }
+      const reps = opts.reps === undefined ? undefined : Number(opts.reps);
+      if (reps !== undefined && !(Number.isInteger(reps) && reps >= 1)) {
+        cmd.error(`weir bench: --reps must be a positive integer, got "${opts.reps}"`, {
+          exitCode: 2,
+        });
+        return;
+      }
       const bar = await progressBar();
       try {
         if (name === "report") {
@@ -104,6 +118,8 @@ export function register(program: Command): void {
             skip: report.parseListOption(opts.skip),
             out: opts.out,
             noPlots: opts.plots === false,
+            merge: opts.merge ?? false,
+            ...(reps !== undefined ? { reps } : {}),
             progress: bar.update,
           });
           bar.stop();
@@ -134,6 +150,7 @@ export function register(program: Command): void {
         }
         const result = await report.runBench(hit.bench, {
           quick: opts.quick ?? false,
+          ...(reps !== undefined ? { reps } : {}),
           progress: bar.update,
         });
         bar.stop();

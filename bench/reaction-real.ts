@@ -1,0 +1,194 @@
+// weir's reaction to a load step on the real testbed: one partition's traffic steps from 5 % to
+// 90 % of what its server can answer on one CPU (measured by a probe at the start), well above
+// its equal share of capacity, while two others stay at 10 % and a 2-thread batch hog runs.
+// Measured per repetition: from the step to the first cycle whose applied entitlement covered
+// 90 % of the rise (reactionMs in conservation-real.ts), and cgroup writes per partition per
+// second over the run. Same testbed, manager, sensors and actuator as conservation-real.
+// Needs root. Everything is created under a unique prefix and removed afterwards.
+// Run: weir bench reaction-real [--quick] [--reps N]  or  npx tsx bench/reaction-real.ts [...]
+import { createActuatorBackend } from "../src/actuators/index.ts";
+import { ErrorCodes, WeirError } from "../src/core/errors.ts";
+import type { CycleRecord } from "../src/core/model.ts";
+import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
+import { defaultRoots } from "../src/sensors/types.ts";
+import { testbedDown, testbedUp } from "../src/testbed/index.ts";
+import {
+  COST_ROUNDS,
+  type Ctx,
+  epochNow,
+  fmtStats,
+  GROUP_CPU_SHARES,
+  isolateSelf,
+  loadAvg,
+  networkSpecs,
+  probeServer,
+  RESERVE_CPU_MILLIS,
+  type RunOutcome,
+  runOne,
+  stats,
+  timingFor,
+} from "./conservation-real.ts";
+import type { Benchmark } from "./harness.ts";
+import { isMain, runStandalone } from "./harness.ts";
+
+/** Step of partition a, as fractions of its server's one-CPU saturation rate. */
+const FROM_CORES = 0.05;
+const TO_CORES = 0.9;
+const OTHERS_CORES = 0.1;
+
+/** One record's decisions, shortened: partition, entitlement, CPU used, CPU delay and the why. */
+const why = (r: CycleRecord): string =>
+  r.partitions
+    .map(
+      (p) =>
+        `${p.id} ${p.directive?.cpuMillis ?? "?"}m (uses ${Math.round((p.throughput?.cpuCores ?? 0) * 1000)}m, CPU delay ${p.throughput?.cpuDelayFraction == null ? "?" : `${Math.round(p.throughput.cpuDelayFraction * 100)} %`}): "${(p.decision?.why ?? "").slice(0, 330)}…"`,
+    )
+    .join("; ");
+
+export const bench: Benchmark = {
+  name: "reaction-real",
+  description:
+    "weir's reaction on the real testbed: a load step well above the partition's equal share -> 90 % of the new entitlement applied, and cgroup writes per partition per second (root)",
+  async run(ctx) {
+    if (process.getuid?.() !== 0)
+      throw new WeirError(ErrorCodes.NOT_ROOT, "bench reaction-real: needs root");
+    const reps = ctx.reps ?? (ctx.quick ? 1 : 5);
+    const timing = timingFor(ctx.quick);
+    const load0 = loadAvg();
+    const prefix = `wr${process.pid % 100000}`;
+    const tb = await testbedUp({
+      prefix,
+      partitions: ["a", "b", "c"].map((name) => ({ name })),
+      hogs: [{ name: "hog", cpus: 2 }],
+      costRounds: COST_ROUNDS,
+      maxLifetimeMs: reps * 20_000 + 10 * 60_000,
+      groupCpuShares: GROUP_CPU_SHARES,
+    });
+    const outcomes: RunOutcome[] = [];
+    const hostCpu = new HeldHostCpu(defaultRoots.procfs);
+    let unisolate = () => {};
+    let sizing = "";
+    /** cgroup files written over all runs, by partition and file. */
+    const files: Record<string, number> = {};
+    /** Per repetition, the last cycle's decision for every partition (the policy's own words). */
+    const lastDecisions: string[] = [];
+    try {
+      unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
+      const capacity = 2000 - RESERVE_CPU_MILLIS;
+      const c: Ctx = {
+        tb,
+        capacity,
+        backend: createActuatorBackend("cgroup", {
+          cgroupfs: defaultRoots.cgroupfs,
+          now: epochNow,
+        }),
+        hostCpu,
+        timing,
+      };
+      const hogPid = tb.hogs[0]!.pid;
+      if (!hogPid) throw new Error("reaction-real: the testbed's hog has no pid");
+      ctx.progress(0, "probing the server");
+      const probe = await probeServer(tb, hogPid);
+      const pps = (cores: number) => Math.max(20, Math.round(cores * probe.saturationPps));
+      sizing = `Probe: ${Math.round(probe.saturationPps)} requests/s answered by one server alone (its one-CPU saturation rate). Step: a ${pps(FROM_CORES)} -> ${pps(TO_CORES)} packets/s at ${timing.stepAtMs / 1000} s of a ${(timing.warmupMs + timing.measureMs) / 1000} s run, b and c ${pps(OTHERS_CORES)} packets/s, the 2-thread hog running; an equal share of the ${capacity}m capacity among the 3 network partitions is ${Math.round(capacity / 3)}m.`;
+      for (let rep = 0; rep < reps; rep++) {
+        let last: CycleRecord | null = null;
+        ctx.progress(rep / reps, `rep ${rep + 1}/${reps}`);
+        outcomes.push(
+          await runOne(c, {
+            scenario: "step",
+            policy: "weir",
+            rep,
+            specs: networkSpecs(tb, capacity, false),
+            load: {
+              kind: "udp",
+              schedules: {
+                a: {
+                  kind: "step",
+                  fromPps: pps(FROM_CORES),
+                  toPps: pps(TO_CORES),
+                  atMs: timing.stepAtMs,
+                },
+                b: { kind: "constant", pps: pps(OTHERS_CORES) },
+                c: { kind: "constant", pps: pps(OTHERS_CORES) },
+              },
+            },
+            measureMs: timing.measureMs,
+            hogStopped: false,
+            onRecord: (r) => {
+              for (const p of r.partitions)
+                for (const f of p.written) files[`${p.id} ${f}`] = (files[`${p.id} ${f}`] ?? 0) + 1;
+              // The last cycle with traffic (records go on while the load drains).
+              const a = r.partitions.find((p) => p.id === "a");
+              if ((a?.throughput?.offeredPacketsPerSec ?? 0) > 0) last = r;
+            },
+          }),
+        );
+        if (last) lastDecisions.push(why(last));
+      }
+    } finally {
+      hostCpu.close();
+      unisolate();
+      await testbedDown(tb.stateFile);
+    }
+    const ms = outcomes.map((o) => o.reaction?.ms ?? Number.NaN);
+    const s = stats(ms);
+    const reached = ms.filter((x) => Number.isFinite(x)).length;
+    const writes = stats(outcomes.map((o) => o.writesPerPartitionSec));
+    return {
+      name: "reaction-real",
+      figures: [
+        {
+          name: `weir: load step -> 90 % of new entitlement applied (median of the ${reached} of ${reps} repetitions that got there${s ? `; range ${s.min.toFixed(0)}–${s.max.toFixed(0)} ms` : ""})`,
+          value: s ? Math.round(s.median) : Number.NaN,
+          unit: "ms",
+          target: "<= 300 ms",
+          meets: !!s && reached === reps && s.median <= 300,
+        },
+        {
+          name: "weir: cgroup writes per partition per second over the measured window, step included (median)",
+          value: writes ? Math.round(writes.median * 100) / 100 : Number.NaN,
+          unit: "/s",
+        },
+      ],
+      tables: [
+        {
+          title: "per repetition",
+          columns: [
+            "repetition",
+            "a's entitlement before (m)",
+            "after (m)",
+            "reaction (ms)",
+            "a served %",
+            "a p99 ms",
+            "writes /partition/s",
+            "hog CPU (cores)",
+          ],
+          rows: outcomes.map((o) => [
+            o.rep + 1,
+            o.reaction ? Math.round(o.reaction.fromMillis) : "–",
+            o.reaction ? Math.round(o.reaction.toMillis) : "–",
+            o.reaction?.ms == null ? "not reached" : Math.round(o.reaction.ms),
+            Math.round((o.served.a ?? Number.NaN) * 1000) / 10,
+            Math.round((o.p99Ms.a ?? Number.NaN) * 10) / 10,
+            Math.round(o.writesPerPartitionSec * 100) / 100,
+            Math.round(o.hogCores * 100) / 100,
+          ]),
+        },
+      ],
+      notes: [
+        sizing,
+        `Reaction per repetition: ${fmtStats(ms, 0)} ms (median [min–max]). Time is from the step (load start + ${timing.stepAtMs} ms, the generator's clock) to the end of the first cycle whose directive for a covered 90 % of the way from the median entitlement in the second before the step to the median over the last 1.5 s; 100 ms cycles.`,
+        `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared).`,
+        `cgroup files written over all ${reps} runs (${reps} × ${(timing.warmupMs + timing.measureMs) / 1000} s): ${Object.entries(
+          files,
+        )
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")}.`,
+        `The last cycle with traffic of the first repetition, in weir's words: ${lastDecisions[0] ?? "no record"}`,
+      ],
+    };
+  },
+};
+
+if (isMain(import.meta.url)) await runStandalone(bench);
