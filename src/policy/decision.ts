@@ -375,7 +375,7 @@ function expressionText(d: WeirDecision, x: DecisionDetail): string {
     case 2:
       return `${base}; capped at its entitlement (configured capped, +${pct(k.burstFraction)} burst)`;
     case 3:
-      return `${base}; capped at its guarantee ${millis(Math.min(d.cpuMillis, x.minCpuMillis))} while network partitions stay congested`;
+      return `${base}; capped at its entitlement ${millis(d.cpuMillis)} while network partitions stay congested`;
     default:
       return `${base}; no cap`;
   }

@@ -76,6 +76,10 @@ export interface BatchSuppressionState {
   congestedCycles: number;
   calmCycles: number;
   active: boolean;
+  /** Cycles batch has been capped this time (0 when not). */
+  activeCycles?: number;
+  /** Cycles left before batch may be capped again after a cap that did not help (0 = may). */
+  cooldownCycles?: number;
 }
 
 export interface PolicyInput {

@@ -6,7 +6,12 @@ import type { WeirDecision } from "./decision.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
 import type { PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
-import { cpuCountForAllocation, weightForAllocation, weirPolicy } from "./weir.ts";
+import {
+  cpuCountForAllocation,
+  nextBatchSuppression,
+  weightForAllocation,
+  weirPolicy,
+} from "./weir.ts";
 
 function knobs(capacity: number, over: Partial<PolicyKnobs> = {}): PolicyKnobs {
   return { ...defaultPolicyKnobs(capacity), ...over };
@@ -840,7 +845,31 @@ describe("weights first (work-conserving expression)", () => {
     for (let c = 0; c < 10; c++) calm.push(run(0.02).dir.hog!.capReason);
     // released on the 10th calm cycle in a row
     expect(calm).toEqual([...Array(9).fill("suppress-batch"), null]);
-    expect(state.batch).toEqual({ congestedCycles: 0, calmCycles: 10, active: false });
+    expect(state.batch).toMatchObject({ congestedCycles: 0, calmCycles: 10, active: false });
+  });
+
+  it("lets batch go when capping it does not relieve the congestion, and waits before trying again", () => {
+    // after 3, release 10: a cap still congested after 3 + 10 = 13 capped cycles is lifted
+    // and not tried again for the cool-down (30 × 3 = 90 cycles)
+    let b = nextBatchSuppression(undefined, true, 3, 10);
+    const active: boolean[] = [b.active];
+    for (let c = 1; c < 16; c++) {
+      b = nextBatchSuppression(b, true, 3, 10);
+      active.push(b.active);
+    }
+    // congested cycles 1-2: not yet; 3: capped (1st capped cycle) ... 15: 13th capped cycle → lifted
+    expect(active.indexOf(true)).toBe(2);
+    expect(active.lastIndexOf(true)).toBe(13);
+    expect(active[14]).toBe(false);
+    expect(b.cooldownCycles).toBe(89);
+    // still congested: no new cap during the cool-down
+    for (let c = 0; c < 89; c++) {
+      b = nextBatchSuppression(b, true, 3, 10);
+      expect(b.active).toBe(false);
+    }
+    // the cool-down is over: 3 congested cycles in a row cap it again
+    b = nextBatchSuppression(b, true, 3, 10);
+    expect(b.active).toBe(true);
   });
 
   it("keeps a weight until it moves by the weight dead-band (15 %), so steady traffic rarely rewrites cpu.shares", () => {
