@@ -142,7 +142,7 @@ export const configSchema = z
           .number()
           .gt(0)
           .max(1)
-          .default(0.25)
+          .default(0.5)
           .describe("CPU delay (waiting ÷ (waiting + running)) that counts as congestion"),
         goalHeadroom: z
           .number()
@@ -197,7 +197,7 @@ export const configSchema = z
         smoothingDown: 0.2,
         velocitySmoothing: 0.3,
         throttledThreshold: 0.05,
-        cpuDelayThreshold: 0.25,
+        cpuDelayThreshold: 0.5,
         goalHeadroom: 0.05,
         weightDeadband: 0.15,
         burst: 1,

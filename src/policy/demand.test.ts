@@ -176,7 +176,7 @@ describe("performanceIndex", () => {
       offeredPacketsPerSec: 400,
       servedPacketsPerSec: 400,
       cpuCores: 0.046,
-      cpuDelayFraction: 0.4,
+      cpuDelayFraction: 0.6,
     });
     // 46m used of a 767m entitlement: 46 < 0.5 × 767 = 383.5, so the waits are wake-up
     // latency, not a lack of CPU: use + headroom, 46 × 1.2 = 55.2m, smoothed down from 60m:

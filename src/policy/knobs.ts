@@ -19,9 +19,11 @@ import type { PolicyKnobs } from "./types.ts";
  * - leftover "batch-first": capacity nobody's demand claims goes first to those who can use it
  *   now (batch, constrained partitions), so network partitions' weights follow their demand
  *   and are not diluted by spare (under weights the kernel hands idle CPU to whoever runs).
- * - cpuDelayThreshold 0.25: waiting for a CPU a quarter of the time it was runnable counts as
- *   constrained (a CPU-bound server beside an equal-weight hog on one CPU waits about half the
- *   time; beside an idle-class hog, a few per cent).
+ * - cpuDelayThreshold 0.5: waiting for a CPU as long as it ran counts as constrained (WLM's
+ *   execution velocity below 50 %). A CPU-bound loop beside an equal-weight hog on one CPU waits
+ *   50-67 % of the time, beside an idle-class hog 1-7 %; but three packet servers and their load
+ *   generator on 2 CPUs wait 23-34 % with no hog at all (real testbed), and at 0.25 that noise
+ *   probed their weights up and down several times a second.
  * - goalHeadroomFraction 0.05: a partition whose traffic claims more than its goal needs claims
  *   goal ÷ velocity + 5 % and donates the rest (WLM's donor): two saturated servers on one CPU,
  *   the important one with a goal of 80 % of its solo rate, serve 84 % and 16 % of it (the
@@ -48,7 +50,7 @@ export function defaultPolicyKnobs(capacityCpuMillis: CpuMillis): PolicyKnobs {
     smoothingDown: 0.2,
     velocitySmoothing: 0.3,
     throttledThreshold: 0.05,
-    cpuDelayThreshold: 0.25,
+    cpuDelayThreshold: 0.5,
     weightDeadbandFraction: 0.15,
     goalHeadroomFraction: 0.05,
     burstFraction: 1,
