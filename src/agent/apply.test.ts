@@ -93,4 +93,23 @@ describe("HookRunner", () => {
       { timedOut: false, exitCode: 3 },
     ]);
   });
+
+  it("a timeout kills what the hook started too, not only its shell", async () => {
+    const pidFile = path.join(tmp(), "pid");
+    const h = new HookRunner(`sleep 30 & echo $! > ${pidFile}; wait`, { timeoutMs: 300 });
+    h.trigger({ cpuMillis: 1, cpuCount: 1, weight: 1, partitionIndex: 0 });
+    await h.idle();
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    // the sleep the hook started is gone: no process, or a zombie waiting for its new parent
+    const running = () => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 50 && running(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(running()).toBe(false);
+  });
 });

@@ -130,7 +130,10 @@ export class HookRunner {
     const now = this.opts.now ?? Date.now;
     const start = now();
     return new Promise((resolve) => {
+      // Its own process group, so a timeout kills what the hook started too (`sh -c "sleep 30"`
+      // forks sleep: killing sh alone left sleep running, holding the agent's stdout/stderr).
       const child = spawn("/bin/sh", ["-c", this.command], {
+        detached: true,
         stdio: ["ignore", "inherit", "inherit"],
         env: {
           ...(this.opts.env ?? process.env),
@@ -143,7 +146,13 @@ export class HookRunner {
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
-        child.kill("SIGKILL");
+        try {
+          if (child.pid !== undefined)
+            process.kill(-child.pid, "SIGKILL"); // the hook's group
+          else child.kill("SIGKILL");
+        } catch {
+          child.kill("SIGKILL"); // the group is gone already: the shell alone
+        }
       }, this.opts.timeoutMs ?? 10_000);
       let finished = false;
       const done = (exitCode: number | null, signal: NodeJS.Signals | null) => {
