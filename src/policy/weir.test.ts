@@ -8,6 +8,7 @@ import { seeded, spec, throughput } from "./test-fixtures.ts";
 import type { PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
 import {
   cpuCountForAllocation,
+  keepWeight,
   nextBatchSuppression,
   weightForAllocation,
   weirPolicy,
@@ -985,5 +986,19 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(out!.dir.gold!.cpuMillis).toBe(1260);
     expect(out!.dir.silver!.cpuMillis).toBe(740);
     expect(out!.dir.bronze!.cpuMillis).toBe(0);
+  });
+
+  it("keepWeight: a rise of 15 % writes, a fall must be 37.5 % (what is not used flows to others anyway)", () => {
+    // prev 1,000, fraction 0.15: up band 150, down band min(0.5, 0.375) × 1,000 = 375
+    expect(keepWeight(1000, 1100, 0.15)).toBe(1000);
+    expect(keepWeight(1000, 1150, 0.15)).toBe(1150);
+    expect(keepWeight(1000, 700, 0.15)).toBe(1000);
+    expect(keepWeight(1000, 625, 0.15)).toBe(625);
+    // the minimum step (twice the entitlement dead-band in weight units) holds too
+    expect(keepWeight(300, 400, 0.15, 200)).toBe(300);
+    expect(keepWeight(300, 500, 0.15, 200)).toBe(500);
+    // no previous weight, or no dead-band: the new one
+    expect(keepWeight(Number.NaN, 42, 0.15)).toBe(42);
+    expect(keepWeight(1000, 1001, 0)).toBe(1001);
   });
 });

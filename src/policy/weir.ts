@@ -478,16 +478,19 @@ function express(
 }
 
 /**
- * Weight dead-band: the previous weight stays unless the new one differs from it by at least
- * `fraction` of it, and at least `minStep` (twice the entitlement dead-band in weight units:
+ * Weight dead-band: the previous weight stays unless the new one is higher by at least `fraction`
+ * of it or lower by at least 2.5 × `fraction` (at most half), and differs by at least `minStep` (twice the entitlement dead-band in weight units:
  * a 60m partition's 100 ms readings move by ±40m, far more than 15 % of it). A weight only decides shares under contention and CPU left unused flows to
  * others anyway, so ±15 % costs little, while 100 ms CPU readings (4 ms ticks) move a 200m
  * entitlement by ±20 % and would rewrite cpu.shares several times a second.
- *   prev 1,000, new 1,100, fraction 0.15 → 1,000; new 1,200 → 1,200.
+ *   prev 1,000, fraction 0.15: new 1,100 → 1,000; 1,200 → 1,200; 700 → 1,000; 600 → 600.
  */
 export function keepWeight(prev: number, next: number, fraction: number, minStep = 0): number {
   if (Number.isNaN(prev) || !(fraction > 0)) return next;
-  return Math.abs(next - prev) < Math.max(fraction * prev, minStep) ? prev : next;
+  // A rise is urgent (the partition may need its share under contention now); a fall is not
+  // (what it does not use flows to others anyway), so a fall must be larger: 2.5 × fraction.
+  const band = next >= prev ? fraction * prev : Math.min(0.5, 2.5 * fraction) * prev;
+  return Math.abs(next - prev) < Math.max(band, minStep) ? prev : next;
 }
 
 function capCodeOf(reason: CapReason | null): number {
