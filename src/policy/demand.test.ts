@@ -171,21 +171,21 @@ describe("performanceIndex", () => {
     expect(performanceIndex(undefined, 100)).toBeNull();
   });
 
-  it("counts CPU delay as congestion only while the partition uses at least half its entitlement", () => {
+  it("counts CPU delay as congestion only while the partition uses at least 90 % of its entitlement", () => {
     const waiting = throughput("p", {
       offeredPacketsPerSec: 400,
       servedPacketsPerSec: 400,
       cpuCores: 0.046,
       cpuDelayFraction: 0.6,
     });
-    // 46m used of a 767m entitlement: 46 < 0.5 × 767 = 383.5, so the waits are wake-up
+    // 46m used of a 767m entitlement: 46 < 0.9 × 767 = 690.3, so the waits are wake-up
     // latency, not a lack of CPU: use + headroom, 46 × 1.2 = 55.2m, smoothed down from 60m:
     // 60 + 0.2 × (55.2 − 60) = 59.04
     const light = assessNetworkDemand(waiting, 9000, 767, 60, undefined, knobs);
     expect(light).toMatchObject({ delayed: false, constrained: false, kind: "use" });
     expect(light.demandCpuMillis).toBeCloseTo(59.04, 9);
-    // the same waiting while using 46m of a 60m entitlement (46 ≥ 30) is congestion
-    expect(assessNetworkDemand(waiting, 9000, 60, 60, undefined, knobs)).toMatchObject({
+    // the same waiting while using 46m of a 50m entitlement (46 ≥ 45) is congestion
+    expect(assessNetworkDemand(waiting, 9000, 50, 60, undefined, knobs)).toMatchObject({
       delayed: true,
       constrained: true,
     });

@@ -304,10 +304,11 @@ describe("stability", () => {
       [throughput("p", { offeredPacketsPerSec: 1700, servedPacketsPerSec: 1700, cpuCores: 0.42 })],
       saved({ p: { cpu: 500, demand: 500, velocity: 4000 } }),
     );
-    // 420m × 1.2 = 504m; smoothed up 500 + 0.7 × 4 = 502.8 → 503; 3m < 20m: stays 500
+    // 420m × 1.2 = 504m; not constrained, so smoothed slowly: 500 + 0.2 × 4 = 500.8 → 501;
+    // 1m < 20m: stays 500
     expect(out.d.p!.cpuMillis).toBe(500);
     expect(out.d.p!.why).toBe(
-      "uses 420m and is not constrained (throttled 0 %, no drops), so needs 504m (+20 % headroom); smoothed to 503m; change to 503m is inside the dead-band (20m), so it stays at 500m; granted 500m; weight 2,500 (its share of 2,000m), so it may use any idle CPU; no cap",
+      "uses 420m and is not constrained (throttled 0 %, no drops), so needs 504m (+20 % headroom); smoothed to 501m; change to 501m is inside the dead-band (20m), so it stays at 500m; granted 500m; weight 2,500 (its share of 2,000m), so it may use any idle CPU; no cap",
     );
   });
 
@@ -315,11 +316,11 @@ describe("stability", () => {
     const out = step(
       knobs(100_000, { leftover: "idle" }), // 1 % of 100,000m would be 1,000m; capped at 50m
       [spec("p", { maxCpuMillis: 100_000 })],
-      [throughput("p", { offeredPacketsPerSec: 1700, servedPacketsPerSec: 1700, cpuCores: 0.6 })],
+      [throughput("p", { offeredPacketsPerSec: 3400, servedPacketsPerSec: 3400, cpuCores: 0.8 })],
       saved({ p: { cpu: 500, demand: 500, velocity: 4000 } }),
     );
-    // 600m × 1.2 = 720m; smoothed up 500 + 0.7 × 220 = 654m; 154m > 50m: the change is made
-    expect(out.d.p!.cpuMillis).toBe(654);
+    // 800m × 1.2 = 960m; not constrained: smoothed 500 + 0.2 × 460 = 592m; 92m > 50m: made
+    expect(out.d.p!.cpuMillis).toBe(592);
   });
 
   it("limits how fast an allocation shrinks, and lets it keep shrinking", () => {
@@ -801,8 +802,8 @@ describe("weights first (work-conserving expression)", () => {
   });
 
   it("caps batch at its entitlement after 3 congested cycles and releases it after 10 calm ones", () => {
-    // leftover idle: web's entitlement is its demand (~240m), so using 200m of it makes its
-    // CPU delay count (a partition using under half its entitlement is not short of CPU)
+    // leftover idle: web's entitlement is its demand; it uses all of it, so its CPU delay counts
+    // (a partition using less than 90 % of its entitlement is not short of share)
     const k = knobs(2000, {
       leftover: "idle",
       suppressBatchAfterCycles: 3,
@@ -814,6 +815,7 @@ describe("weights first (work-conserving expression)", () => {
     ];
     let state = weirPolicy.initialState();
     const hogCaps: (string | null)[] = [];
+    let webEntitled = 200;
     const run = (delay: number) => {
       const out = step(
         k,
@@ -822,7 +824,8 @@ describe("weights first (work-conserving expression)", () => {
           throughput("web", {
             offeredPacketsPerSec: 1000,
             servedPacketsPerSec: 1000,
-            cpuCores: 0.2,
+            // it uses all it is entitled to: waiting then means it is short of share
+            cpuCores: webEntitled / 1000,
             cpuDelayFraction: delay,
             rawVelocityPacketsPerCpuSec: 5000,
           }),
@@ -830,6 +833,7 @@ describe("weights first (work-conserving expression)", () => {
         state,
       );
       state = out.state;
+      webEntitled = out.dir.web!.cpuMillis;
       const hog = out.dir.hog!;
       hogCaps.push(hog.capReason);
       if (hog.capReason === "suppress-batch") {
@@ -896,12 +900,15 @@ describe("weights first (work-conserving expression)", () => {
       weights.push(out.dir.web!.weight);
     }
     // 1: 200 × 1.2 = 240m → weight 240/2000 × 10000 = 1,200
-    // the weight moves only by max(15 % of the last, 2 × the 20m band = 200 units)
-    // 2: demand 240 + 0.7 × (276 − 240) = 265.2 → 265m (25m ≥ the 20m band) → 1,325: +125 < 200 → 1,200
-    // 3: demand 265.2 + 0.2 × (216 − 265.2) = 255.36 → 255m (10m, inside the band) → 1,200
-    // 4: demand 255.36 + 0.7 × (312 − 255.36) = 295.0 → 295m → 1,475: +275 ≥ max(180, 200) → 1,475
-    // 5: demand 295.0 + 0.7 × (384 − 295.0) = 357.3 → 357m → 1,785: +310 ≥ max(221.25, 200) → 1,785
-    expect(weights).toEqual([1200, 1200, 1200, 1475, 1785]);
+    // not constrained: demand follows use + headroom at smoothingDown (0.2) both ways; the
+    // entitlement moves past the 20m dead-band, the weight by max(15 % of the last, 2 × the band
+    // = 200 units)
+    // 1: 200 × 1.2 = 240m (first reading, not smoothed) → weight 240/2000 × 10000 = 1,200
+    // 2: 240 + 0.2 × (276 − 240) = 247.2 → 247m: 7m inside the band → 240m → 1,200
+    // 3: 247.2 + 0.2 × (216 − 247.2) = 240.96 → 241m → 240m → 1,200
+    // 4: 240.96 + 0.2 × (312 − 240.96) = 255.17 → 255m: 15m → 240m → 1,200
+    // 5: 255.17 + 0.2 × (384 − 255.17) = 280.94 → 281m: 41m → 281m → 1,405: +205 ≥ 200 → 1,405
+    expect(weights).toEqual([1200, 1200, 1200, 1200, 1405]);
   });
 });
 
@@ -955,37 +962,44 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
   });
 
   it("a goal that cannot be met at importance 1 takes before importance 2, and importance 3 gets what is left", () => {
-    // 2,000m; velocity 1000 everywhere; everyone saturated and waiting. gold (imp 1) goal 1,200
-    // pps → claims 1,260m; silver (imp 2) goal 900 pps → 945m, but only 740m are left; bronze
-    // (imp 3, no goal) gets nothing beyond its guarantee (0).
+    // 2,000m; velocity 1000 pkt/cpu-s everywhere; 2,000 pps offered to each, all three
+    // saturated (each uses the CPU its weight gets it) and waiting. gold (imp 1) goal 1,200
+    // pps → claims 1,200 × 1.05 = 1,260m; silver (imp 2) goal 900 pps → 945m, but only 740m
+    // are left; bronze (imp 3, no goal) gets nothing beyond its guarantee (0).
     const k = knobs(2000, { maxShrinkFractionPerCycle: 1 });
     const specs = [
       spec("gold", { importance: 1, goalPacketsPerSec: 1200 }),
       spec("silver", { importance: 2, goalPacketsPerSec: 900 }),
       spec("bronze", { importance: 3 }),
     ];
-    const tp = (id: string) =>
-      throughput(id, {
-        offeredPacketsPerSec: 700,
-        servedPacketsPerSec: 666,
-        cpuCores: 0.666,
-        cpuDelayFraction: 0.6,
-        rawVelocityPacketsPerCpuSec: 1000,
-      });
     let state = saved({
-      gold: { cpu: 666, demand: 2000, velocity: 1000 },
-      silver: { cpu: 666, demand: 2000, velocity: 1000 },
-      bronze: { cpu: 666, demand: 2000, velocity: 1000 },
+      gold: { cpu: 666, demand: 666, velocity: 1000 },
+      silver: { cpu: 666, demand: 666, velocity: 1000 },
+      bronze: { cpu: 666, demand: 666, velocity: 1000 },
     });
+    let w: Record<string, number> = { gold: 3333, silver: 3333, bronze: 3333 };
     let out: ReturnType<typeof step> | undefined;
-    for (let c = 0; c < 3; c++) {
+    for (let c = 0; c < 20; c++) {
+      const total = w.gold! + w.silver! + w.bronze!;
+      const tp = (id: string) => {
+        const cores = (2 * w[id]!) / total;
+        return throughput(id, {
+          offeredPacketsPerSec: 2000,
+          servedPacketsPerSec: cores * 1000,
+          cpuCores: cores,
+          cpuDelayFraction: 0.6,
+          rawVelocityPacketsPerCpuSec: 1000,
+        });
+      };
       out = step(k, specs, [tp("gold"), tp("silver"), tp("bronze")], state);
       state = out.state;
+      w = Object.fromEntries(out.directives.map((d) => [d.partition, d.weight]));
     }
-    // gold: 1,200 / 1000 × 1.05 = 1,260m; silver: the remaining 740m of its 945m; bronze 0
     expect(out!.dir.gold!.cpuMillis).toBe(1260);
     expect(out!.dir.silver!.cpuMillis).toBe(740);
     expect(out!.dir.bronze!.cpuMillis).toBe(0);
+    // gold meets its goal with 5 % to spare; silver gets what is left (740 of its 900 pps)
+    expect(out!.d.gold!.performanceIndex!).toBeLessThan(1);
   });
 
   it("keepWeight: a rise of 15 % writes, a fall must be 37.5 % (what is not used flows to others anyway)", () => {

@@ -299,8 +299,11 @@ function step(
       target[i] = demandTarget(a.demandCpuMillis, min, max);
       // constrained now: can use more, so it shares the left-over with batch partitions first;
       // otherwise it only gets spare that nobody who can use it claimed
-      // a donor holds no left-over beyond what its goal needs unless nobody else can use it
-      eligible[i] = a.constrained && !a.donor ? 2 : 1;
+      // Left-over goes first to batch, then as spare to everyone: under weights a constrained
+      // partition needs its demand (traffic or probe), not a slice of the spare on top (that was
+      // a cap's padding against throttling; on the real testbed it swung a partition's weight
+      // between 1,300 and 4,600 whenever its CPU delay crossed the threshold).
+      eligible[i] = 1;
       demand[i] = Math.min(a.demandCpuMillis, max);
     } else if (hasPrev) {
       src = Source.held;
