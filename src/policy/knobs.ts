@@ -11,13 +11,14 @@ import type { PolicyKnobs } from "./types.ts";
  *   (from 100m to 1,000m in 6 cycles, 0.6 s at the default 100 ms cycle).
  * - deadband 0.01: changes smaller than 1 % of capacity are not made (20m on 2 CPUs).
  * - maxShrinkFractionPerCycle 0.1: what a partition needed may shrink by 10 % a cycle at most.
- * - smoothingUp 0.7 / smoothingDown 0.2: demand follows a rise with 70 % of the gap a cycle
- *   (91 % after two cycles, inside the 300 ms reaction budget) and a fall with 20 %.
+ * - smoothingUp 0.7 / smoothingDown 0.2: a congested partition's demand follows a rise with 70 %
+ *   of the gap a cycle (91 % after two cycles, inside the 300 ms reaction budget); falls, and an
+ *   uncongested partition's rises, go at 20 %.
  * - velocitySmoothing 0.3: packets per CPU-second drifts ±30 % with the host's clock speed;
  *   a 0.3 EWMA follows a step in 6 cycles (88 %) yet damps one-window noise to a third.
  * - throttledThreshold 0.05: throttled in 5 % of CFS periods or more counts as constrained.
- * - leftover "batch-first": capacity nobody's demand claims goes first to those who can use it
- *   now (batch, constrained partitions), so network partitions' weights follow their demand
+ * - leftover "batch-first": capacity nobody's demand claims goes first to batch partitions, then
+ *   as spare to the others, so network partitions' weights follow their demand
  *   and are not diluted by spare (under weights the kernel hands idle CPU to whoever runs).
  * - cpuDelayThreshold 0.5: waiting for a CPU as long as it ran counts as constrained (WLM's
  *   execution velocity below 50 %). A CPU-bound loop beside an equal-weight hog on one CPU waits
