@@ -15,6 +15,7 @@ import {
   clamp,
   type DemandSource,
   demandTarget,
+  goalBase,
   importanceOf,
   maxOf,
   minOf,
@@ -54,6 +55,8 @@ export interface StepReasons {
   capCode: Uint8Array;
   /** Batch is capped this cycle (network partitions stayed congested). */
   batchSuppressed: boolean;
+  /** Last cycle's directed weight (NaN = none): the goal controller's base. */
+  prevWeight: Float64Array;
 }
 
 /** The reasons behind one decision as a plain object (for tests, the API, debugging). */
@@ -178,6 +181,8 @@ export class WeirDecision implements Decision {
             spec.goalPacketsPerSec,
             r.context.knobs,
             minProbeStep(r.context.deadbandCpuMillis),
+            undefined,
+            goalBase(r.prevWeight[i]!, hadPrevious ? prev : null, r.context.capacityCpuMillis),
           )
         : null;
     const target =
@@ -285,11 +290,19 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
           `${congestionText(tp, a)} but ${reason}, so probing ×${k.probeFactor} from ${millis(a.probeFromCpuMillis)} to ${millis(a.rawDemandCpuMillis)}`,
         );
       }
-      const floored = a.goalFloorCpuMillis !== null && a.demandCpuMillis === a.goalFloorCpuMillis;
+      const floored =
+        !a.goalReceiver &&
+        a.goalFloorCpuMillis !== null &&
+        a.demandCpuMillis === a.goalFloorCpuMillis;
       if (a.donor && goal !== undefined) {
         const pi = d.performanceIndex;
         parts.push(
-          `goal ${int(goal)} pps ${pi !== null && pi <= 1 ? `met (PI ${pi.toFixed(2)})` : "reachable"} with ${millis(a.demandCpuMillis)} (goal ÷ velocity + ${pct(k.goalHeadroomFraction)}), so it claims that and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
+          `goal ${int(goal)} pps met (PI ${pi === null ? "?" : pi.toFixed(2)}), so it claims ${millis(a.demandCpuMillis)} (last entitlement × PI + ${pct(k.goalHeadroomFraction)}) and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
+        );
+      } else if (a.goalReceiver && goal !== undefined) {
+        const pi = d.performanceIndex;
+        parts.push(
+          `goal ${int(goal)} pps missed (PI ${pi === null ? "?" : pi.toFixed(2)}) while short of CPU, so it receives: ${millis(a.demandCpuMillis)} (last entitlement × PI + ${pct(k.goalHeadroomFraction)}, at most +25 % a cycle)`,
         );
       } else if (!floored && Math.abs(a.demandCpuMillis - a.rawDemandCpuMillis) >= 0.5)
         parts.push(`smoothed to ${millis(a.demandCpuMillis)}`);

@@ -38,15 +38,24 @@ export interface DemandAssessment {
   /** goal ÷ velocity, millicores; null without a goal or a velocity. */
   goalFloorCpuMillis: number | null;
   /**
-   * A donor: its goal is met (or would be) with less than its traffic claims, so it claims only
-   * goal ÷ velocity × (1 + goalHeadroom) and the rest goes to others (WLM's donor). Its demand
+   * A donor: its goal is met with less than its traffic claims, so it claims only last
+   * entitlement × PI × (1 + goalHeadroom) and the rest goes to others (WLM's donor). Its demand
    * before the cut is `undonatedDemandCpuMillis`.
    */
   donor: boolean;
+  /** Misses its goal while more CPU would help: raised to last entitlement × PI × (1 + goalHeadroom). */
+  goalReceiver: boolean;
   undonatedDemandCpuMillis: number;
   /** Final demand: smoothed (probes are not smoothed again), then floored by the goal, or cut to it (donor). */
   demandCpuMillis: number;
 }
+
+/**
+ * A partition with a goal moves its entitlement toward what its measured PI says by at most this
+ * fraction a cycle (±25 %: from 605m to 1,000m in 3 cycles), so one noisy 100 ms window cannot
+ * swing it far.
+ */
+export const GOAL_STEP_FRACTION = 0.25;
 
 /** A probe never starts from less than this, so a partition stuck at 0 can still grow. */
 export const PROBE_FLOOR_CPU_MILLIS = 10;
@@ -98,6 +107,9 @@ export function cpuMillisForPackets(packetsPerSec: number, velocity: number): nu
  * `prevCpuMillis` / `prevDemandCpuMillis` are last cycle's allocation and demand (null when new).
  * `minProbeStepCpuMillis`: a probe adds at least this much (the dead-band plus one), so a small
  * partition's probe is not swallowed by the dead-band (×1.5 of 10m is a 5m step).
+ * `goalBaseCpuMillis`: what the goal controller scales by PI — the entitlement the kernel was
+ * really given (the weight last written, in millicores), so an entitlement change the weight
+ * dead-band held back does not wind the controller up (default: last entitlement).
  * Writes into `out` when given (and returns it), else into a new object.
  */
 export function assessNetworkDemand(
@@ -109,6 +121,7 @@ export function assessNetworkDemand(
   knobs: PolicyKnobs,
   minProbeStepCpuMillis = 0,
   out: DemandAssessment = emptyAssessment(),
+  goalBaseCpuMillis: number | null = prevCpuMillis,
 ): DemandAssessment {
   const headroom = 1 + knobs.headroomFraction;
   // A garbage reading (NaN, negative, infinite) counts as 0, never as a huge demand.
@@ -170,11 +183,44 @@ export function assessNetworkDemand(
     smoothed = Math.max(raw, prevDemandCpuMillis ?? 0);
   }
   const goalFloor = goalFloorCpuMillis(goalPacketsPerSec, velocity);
-  // Manage to the goal (z/OS WLM): a partition whose traffic claims more than its goal needs
-  // (a saturated closed-loop server uses whatever it is given) claims only what the goal needs
-  // plus goalHeadroom and donates the rest; one whose claim is below its goal is floored at it.
-  const goalCeil = goalFloor === null ? null : goalFloor * (1 + knobs.goalHeadroomFraction);
-  const donor = goalCeil !== null && smoothed > goalCeil;
+  // Manage to the goal (z/OS WLM), on the measured performance index PI = goal ÷ served rather
+  // than on the velocity model alone (an entitlement is not always delivered: other work on the
+  // CPU, a cpuset smaller than capacity):
+  // - receiver: misses its goal (PI > 1) and more CPU would help (traffic at least the goal, or
+  //   congested: waiting for CPU, throttled, dropping) → at least last entitlement × PI × (1 +
+  //   goalHeadroom), by at most +GOAL_STEP_FRACTION a cycle;
+  // - donor: meets its goal (PI ≤ 1) while its traffic claims more than that → last
+  //   entitlement × PI × (1 + goalHeadroom), by at most −GOAL_STEP_FRACTION a cycle: the rest
+  //   goes to the tiers below. Fixed point: PI = 1 ÷ (1 + goalHeadroom), the goal + 5 %.
+  // Otherwise goal ÷ velocity is a floor.
+  const goal = goalPacketsPerSec !== undefined && goalPacketsPerSec > 0 ? goalPacketsPerSec : null;
+  const pi = goal === null ? null : goal / Math.max(1, served);
+  const grow = 1 + knobs.goalHeadroomFraction;
+  let demand = smoothed;
+  let donor = false;
+  let receiver = false;
+  const base = goalBaseCpuMillis;
+  if (pi !== null && base !== null && base > 0) {
+    const shortOfCpu =
+      throttled ||
+      dropping ||
+      (delay != null && delay >= knobs.cpuDelayThreshold) ||
+      offered >= goal!;
+    if (pi > 1 && shortOfCpu) {
+      const target = base * Math.min(pi * grow, 1 + GOAL_STEP_FRACTION);
+      if (target > demand) {
+        demand = target;
+        receiver = true;
+      }
+    } else if (pi <= 1) {
+      const target = base * Math.max(pi * grow, 1 - GOAL_STEP_FRACTION);
+      if (demand > target) {
+        demand = target;
+        donor = true;
+      }
+    }
+  }
+  if (!donor && goalFloor !== null && goalFloor > demand) demand = goalFloor;
   out.kind = kind;
   out.usedCpuMillis = used;
   out.throttled = throttled;
@@ -188,12 +234,9 @@ export function assessNetworkDemand(
   out.rawDemandCpuMillis = raw;
   out.goalFloorCpuMillis = goalFloor;
   out.donor = donor;
+  out.goalReceiver = receiver;
   out.undonatedDemandCpuMillis = smoothed;
-  out.demandCpuMillis = donor
-    ? goalCeil
-    : goalFloor !== null && goalFloor > smoothed
-      ? goalFloor
-      : smoothed;
+  out.demandCpuMillis = demand;
   return out;
 }
 
@@ -216,6 +259,7 @@ export function emptyAssessment(): DemandAssessment {
     rawDemandCpuMillis: 0,
     goalFloorCpuMillis: null,
     donor: false,
+    goalReceiver: false,
     undonatedDemandCpuMillis: 0,
     demandCpuMillis: 0,
   };

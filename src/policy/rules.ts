@@ -48,3 +48,21 @@ export function protectedNeed(
  */
 export const minProbeStep = (deadbandCpuMillis: number): number =>
   deadbandCpuMillis > 0 ? deadbandCpuMillis + 1 : 0;
+
+/** cgroup v2 cpu.weight range: directive weights live on this scale. */
+export const WEIGHT_MIN = 1;
+export const WEIGHT_MAX = 10_000;
+
+/**
+ * What a goal partition's controller scales by its PI: the entitlement its last written weight
+ * stands for (weight ÷ 10000 × capacity), else its last entitlement (null: none).
+ */
+export function goalBase(
+  prevWeight: number,
+  prevCpuMillis: number | null,
+  capacityCpuMillis: number,
+): number | null {
+  if (!Number.isNaN(prevWeight) && capacityCpuMillis > 0)
+    return (prevWeight / WEIGHT_MAX) * capacityCpuMillis;
+  return prevCpuMillis;
+}

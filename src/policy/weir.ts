@@ -39,12 +39,15 @@ import {
 import {
   clamp,
   demandTarget,
+  goalBase,
   importanceOf,
   maxOf,
   minOf,
   minProbeStep,
   protectedNeed,
   Source,
+  WEIGHT_MAX,
+  WEIGHT_MIN,
 } from "./rules.ts";
 import type {
   BatchSuppressionState,
@@ -62,9 +65,8 @@ import type {
  */
 export const DEADBAND_MAX_CPU_MILLIS = 50;
 
-/** cgroup v2 cpu.weight range. */
-export const WEIGHT_MIN = 1;
-export const WEIGHT_MAX = 10_000;
+/** cgroup v2 cpu.weight range (the bounds live in rules.ts, shared with the explanation). */
+export { WEIGHT_MAX, WEIGHT_MIN } from "./rules.ts";
 
 /**
  * Directive weight on the v2 scale: the allocation's share of capacity mapped onto 1..10000
@@ -293,6 +295,7 @@ function step(
         knobs,
         probeStep,
         a,
+        goalBase(prevWeight[i]!, hasPrev ? pc : null, capacity),
       );
       if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
       mode[i] = Mode.demand;
@@ -376,6 +379,7 @@ function step(
     bits,
     capCode,
     batchSuppressed: batch?.active ?? false,
+    prevWeight,
   };
   const directives: Directive[] = new Array(n);
   const decisions: WeirDecision[] = new Array(n);
@@ -464,14 +468,22 @@ function express(
     cpuMillis: cpu,
     weight: batch
       ? WEIGHT_MIN
-      : keepWeight(
-          prevWeight,
-          weightForAllocation(cpu, capacity),
-          knobs.weightDeadbandFraction,
-          knobs.weightDeadbandFraction > 0
-            ? 2 * weightForAllocation(deadbandCpuMillis, capacity)
-            : 0,
-        ),
+      : spec.goalPacketsPerSec !== undefined && spec.goalPacketsPerSec > 0
+        ? // a goal partition's weight is its controller's output: a band wider than the
+          // controller's ±25 % step would hold it still, so a third of the band, both ways
+          keepWeightSymmetric(
+            prevWeight,
+            weightForAllocation(cpu, capacity),
+            knobs.weightDeadbandFraction / 3,
+          )
+        : keepWeight(
+            prevWeight,
+            weightForAllocation(cpu, capacity),
+            knobs.weightDeadbandFraction,
+            knobs.weightDeadbandFraction > 0
+              ? 2 * weightForAllocation(deadbandCpuMillis, capacity)
+              : 0,
+          ),
     idle: batch,
     capCpuMillis: cap,
     burstCpuMillis: burst,
@@ -494,6 +506,12 @@ export function keepWeight(prev: number, next: number, fraction: number, minStep
   // (what it does not use flows to others anyway), so a fall must be larger: 2.5 × fraction.
   const band = next >= prev ? fraction * prev : Math.min(0.5, 2.5 * fraction) * prev;
   return Math.abs(next - prev) < Math.max(band, minStep) ? prev : next;
+}
+
+/** The weight dead-band the same both ways (goal partitions: 5 % with the defaults). */
+export function keepWeightSymmetric(prev: number, next: number, fraction: number): number {
+  if (Number.isNaN(prev) || !(fraction > 0)) return next;
+  return Math.abs(next - prev) < fraction * prev ? prev : next;
 }
 
 function capCodeOf(reason: CapReason | null): number {
