@@ -55,6 +55,7 @@ const INTERVAL_MS = 100;
 /** Closed-loop connections per server: enough that its one thread always has a request queued. */
 const CONNECTIONS = 8;
 const GOAL_FRACTION = 0.8;
+const DELAY_THRESHOLD = defaultPolicyKnobs(1000).cpuDelayThreshold;
 /** The CPU both servers are pinned to; the generator and manager are pinned to the other one. */
 const SERVER_CPU = 1;
 const GENERATOR_CPU = 0;
@@ -320,6 +321,8 @@ export interface GoalRun {
     aVelocity: number;
     aPi: number;
     aDonorFraction: number;
+    /** Share of cycles A's demand was "not constrained" while its CPU delay was above the threshold. */
+    aDelayIgnoredFraction: number;
     aWhy: string;
   };
 }
@@ -394,6 +397,12 @@ async function runPolicy(
       aVelocity: med(pa.map((p) => p.decision?.velocityPacketsPerCpuSec)),
       aPi: med(pa.map((p) => p.decision?.performanceIndex)),
       aDonorFraction: whys.filter((w) => /donat|donor/i.test(w)).length / Math.max(1, whys.length),
+      aDelayIgnoredFraction:
+        pa.filter(
+          (p) =>
+            /not constrained/.test(p.decision?.why ?? "") &&
+            (p.throughput?.cpuDelayFraction ?? 0) >= DELAY_THRESHOLD,
+        ).length / Math.max(1, pa.length),
       aWhy: whys[Math.floor(whys.length / 2)] ?? "",
     };
   }
@@ -623,6 +632,25 @@ export function summarise(
   const sw = [staticWeightOf(1, 100), staticWeightOf(3, 100)];
   const weirRuns = of("weir").filter((x) => x.diag);
   const med3 = "median [min–max] over repetitions";
+  // Where weir misses a target: what it set and what the kernel gave, from the measured cycles.
+  const misses: string[] = [];
+  for (const p of ["weir", "weir-1cpu"] as const) {
+    const xs = of(p).filter((x) => x.diag);
+    if (xs.length === 0) continue;
+    const a = med(p, (s) => s.aOverGoal);
+    const b = med(p, (s) => s.bOverSurplusRequests);
+    const m = (f: (d: NonNullable<GoalRun["diag"]>) => number) =>
+      stats(xs.map((x) => f(x.diag!)))?.median ?? Number.NaN;
+    const aw = m((d) => d.aWeight);
+    const bw = m((d) => d.bWeight);
+    const missed: string[] = [];
+    if (!(a >= 1 && a <= 1.15)) missed.push(`A at ${a.toFixed(2)}× its goal`);
+    if (!(b >= 0.7)) missed.push(`B at ${b.toFixed(2)}× the surplus`);
+    if (missed.length === 0) continue;
+    misses.push(
+      `Where ${LABEL[p]} misses (${missed.join(", ")}; medians): it set A's entitlement to ${r(m((d) => d.aCpuMillis))}m and B's to ${r(m((d) => d.bCpuMillis))}m, weights ${r(aw)} : ${r(bw)}, so on the one CPU both servers share the kernel gives A about ${((aw / (aw + bw)) * 100).toFixed(0)} % of it; goal ÷ solo is ${Math.round(GOAL_FRACTION * 100)} %. A used ${m((d) => d.aUsedCores).toFixed(2)} cores with CPU delay ${(m((d) => d.aDelay) * 100).toFixed(0)} %, performance index ${m((d) => d.aPi).toFixed(2)}, velocity ${r(m((d) => d.aVelocity))} packets per CPU-second (goal ÷ velocity = ${r((plan.goalPacketsPerSec / m((d) => d.aVelocity)) * 1000)}m). In ${(m((d) => d.aDelayIgnoredFraction) * 100).toFixed(0)} % of cycles A's demand was "not constrained" although its CPU delay was at or above cpuDelayThreshold (${DELAY_THRESHOLD * 100} %): delay confirms congestion only while a partition uses at least half its entitlement (DELAY_CONFIRM_AT_USE_FRACTION)${p === "weir" ? ", and A's entitlement is a share of 1.7 CPUs while it can reach only one" : " (capacity here is the one CPU they share)"}. A donor only in ${(m((d) => d.aDonorFraction) * 100).toFixed(0)} % of cycles.`,
+    );
+  }
   return {
     name: "goals-real",
     figures,
@@ -668,6 +696,7 @@ export function summarise(
       weirRuns.length > 0
         ? `weir's median reason for A (one run): "${weirRuns[0]!.diag!.aWhy}"`
         : "",
+      ...misses,
       ...info.notes,
     ].filter((n) => n !== ""),
   };
