@@ -304,6 +304,8 @@ function makeManager(
 export interface GoalRun {
   policy: PolicyRun;
   rep: number;
+  /** This repetition's goal and surplus (from its own solo measurement). */
+  plan: GoalPlan;
   a: Rate;
   b: Rate;
   p99Ms: { a: number; b: number };
@@ -371,6 +373,7 @@ async function runPolicy(
   const run: GoalRun = {
     policy,
     rep,
+    plan,
     a: m.rate.a!,
     b: m.rate.b!,
     p99Ms: { a: m.p99Ms.a ?? Number.NaN, b: m.p99Ms.b ?? Number.NaN },
@@ -448,7 +451,7 @@ export const bench: Benchmark = {
       );
     const timing = timingFor(ctx.quick);
     const runMs = timing.warmupMs + timing.measureMs;
-    const totalMs = timing.soloMs * 2 + reps * POLICIES.length * runMs;
+    const totalMs = reps * (timing.soloMs + POLICIES.length * runMs);
     const load0 = loadAvg();
     const started = Date.now();
     const prefix = `wg${process.pid % 100000}`;
@@ -471,9 +474,7 @@ export const bench: Benchmark = {
     const notes: string[] = [];
     let unisolate = () => {};
     let selfAffinity: string | null = null;
-    let plan: GoalPlan | null = null;
-    let solo: Measured | null = null;
-    let soloAfter: Measured | null = null;
+    const solos: Measured[] = [];
     try {
       unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
       const a = tb.partitions.find((p) => p.name === "a")!;
@@ -497,13 +498,15 @@ export const bench: Benchmark = {
           process.kill(b.serverPid!, "SIGCONT");
         }
       };
-      ctx.progress(0, "A solo");
-      solo = await soloRun();
-      plan = planGoal(solo.rate.a!, GOAL_FRACTION);
-      await sleep(300);
-
-      let doneMs = timing.soloMs;
+      let doneMs = 0;
       for (let rep = 0; rep < reps; rep++) {
+        // Each repetition's goal from its own solo run: the host's speed drifts between them.
+        ctx.progress(doneMs / totalMs, `rep ${rep + 1}/${reps} A solo`);
+        const solo = await soloRun();
+        solos.push(solo);
+        const plan = planGoal(solo.rate.a!, GOAL_FRACTION);
+        doneMs += timing.soloMs;
+        await sleep(300);
         for (const policy of rotate(POLICIES, rep)) {
           ctx.progress(doneMs / totalMs, `rep ${rep + 1}/${reps} ${policy}`);
           runs.push(await runPolicy(tb, policy, rep, plan, timing, backend));
@@ -511,8 +514,6 @@ export const bench: Benchmark = {
           await sleep(300);
         }
       }
-      ctx.progress(doneMs / totalMs, "A solo (again)");
-      soloAfter = await soloRun();
     } finally {
       if (selfAffinity) pin(process.pid, selfAffinity);
       unisolate();
@@ -522,7 +523,7 @@ export const bench: Benchmark = {
     if (left.length > 0)
       notes.push(`LEFT BEHIND after testbed down (a defect): ${left.join(", ")}.`);
     const load1 = loadAvg();
-    return summarise(runs, plan!, solo!, soloAfter, {
+    return summarise(runs, solos, {
       reps,
       timing,
       notes: [
@@ -540,13 +541,12 @@ const r = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : "–");
 
 export function summarise(
   runs: GoalRun[],
-  plan: GoalPlan,
-  solo: Measured,
-  soloAfter: Measured | null,
+  solos: Measured[],
   info: { reps: number; timing: Timing; notes: string[] },
 ): Omit<BenchResult, "machine" | "date" | "command"> {
   const of = (p: PolicyRun) => runs.filter((x) => x.policy === p);
-  const score = (x: GoalRun) => scoreRun(plan, x.a, x.b);
+  const score = (x: GoalRun) => scoreRun(x.plan, x.a, x.b);
+  const plans = solos.map((s) => planGoal(s.rate.a!, GOAL_FRACTION));
   const rows = POLICIES.map((p) => {
     const xs = of(p);
     return [
@@ -571,6 +571,10 @@ export function summarise(
         1,
       ),
       `${xs.filter((x) => meetsGoalTargets(score(x)).a).length}/${xs.length}`,
+      fmtStats(
+        xs.map((x) => x.generatorCores),
+        2,
+      ),
     ];
   });
   const diagRows = (
@@ -627,8 +631,9 @@ export function summarise(
       unit: "x",
     },
   ];
-  const soloA = solo.rate.a!;
-  const ppr = soloA.packetsPerSec / soloA.requestsPerSec;
+  const soloRps = solos.map((x) => x.rate.a!.requestsPerSec);
+  const soloPps = solos.map((x) => x.rate.a!.packetsPerSec);
+  const ppr = solos.map((x) => x.rate.a!.packetsPerSec / x.rate.a!.requestsPerSec);
   const sw = [staticWeightOf(1, 100), staticWeightOf(3, 100)];
   const weirRuns = of("weir").filter((x) => x.diag);
   const med3 = "median [min–max] over repetitions";
@@ -648,7 +653,7 @@ export function summarise(
     if (!(b >= 0.7)) missed.push(`B at ${b.toFixed(2)}× the surplus`);
     if (missed.length === 0) continue;
     misses.push(
-      `Where ${LABEL[p]} misses (${missed.join(", ")}; medians): it set A's entitlement to ${r(m((d) => d.aCpuMillis))}m and B's to ${r(m((d) => d.bCpuMillis))}m, weights ${r(aw)} : ${r(bw)}, so on the one CPU both servers share the kernel gives A about ${((aw / (aw + bw)) * 100).toFixed(0)} % of it; goal ÷ solo is ${Math.round(GOAL_FRACTION * 100)} %. A used ${m((d) => d.aUsedCores).toFixed(2)} cores with CPU delay ${(m((d) => d.aDelay) * 100).toFixed(0)} %, performance index ${m((d) => d.aPi).toFixed(2)}, velocity ${r(m((d) => d.aVelocity))} packets per CPU-second (goal ÷ velocity = ${r((plan.goalPacketsPerSec / m((d) => d.aVelocity)) * 1000)}m). In ${(m((d) => d.aDelayIgnoredFraction) * 100).toFixed(0)} % of cycles A's demand was "not constrained" although its CPU delay was at or above cpuDelayThreshold (${DELAY_THRESHOLD * 100} %): delay confirms congestion only while a partition uses at least half its entitlement (DELAY_CONFIRM_AT_USE_FRACTION)${p === "weir" ? ", and A's entitlement is a share of 1.7 CPUs while it can reach only one" : " (capacity here is the one CPU they share)"}. A donor only in ${(m((d) => d.aDonorFraction) * 100).toFixed(0)} % of cycles.`,
+      `Where ${LABEL[p]} misses (${missed.join(", ")}; medians): it set A's entitlement to ${r(m((d) => d.aCpuMillis))}m and B's to ${r(m((d) => d.bCpuMillis))}m, weights ${r(aw)} : ${r(bw)}, so on the one CPU both servers share the kernel gives A about ${((aw / (aw + bw)) * 100).toFixed(0)} % of it; goal ÷ solo is ${Math.round(GOAL_FRACTION * 100)} %. A used ${m((d) => d.aUsedCores).toFixed(2)} cores with CPU delay ${(m((d) => d.aDelay) * 100).toFixed(0)} %, performance index ${m((d) => d.aPi).toFixed(2)}, velocity ${r(m((d) => d.aVelocity))} packets per CPU-second (goal ÷ velocity = ${r(med(p, (s) => s.aOverGoal) > 0 ? (stats(xs.map((x) => x.plan.goalPacketsPerSec))!.median / m((d) => d.aVelocity)) * 1000 : Number.NaN)}m). In ${(m((d) => d.aDelayIgnoredFraction) * 100).toFixed(0)} % of cycles A's demand was "not constrained" although its CPU delay was at or above cpuDelayThreshold (${DELAY_THRESHOLD * 100} %): delay confirms congestion only while a partition uses at least half its entitlement (DELAY_CONFIRM_AT_USE_FRACTION)${p === "weir" ? ", and A's entitlement is a share of 1.7 CPUs while it can reach only one" : " (capacity here is the one CPU they share)"}. A donor only in ${(m((d) => d.aDonorFraction) * 100).toFixed(0)} % of cycles.`,
     );
   }
   return {
@@ -656,7 +661,7 @@ export function summarise(
     figures,
     tables: [
       {
-        title: `A (importance 1, goal ${plan.goalPacketsPerSec} packets/s = ${Math.round(GOAL_FRACTION * 100)} % of solo) and B (importance 3, no goal), both saturated, one CPU (${med3})`,
+        title: `A (importance 1, goal ${Math.round(GOAL_FRACTION * 100)} % of its solo rate, per repetition) and B (importance 3, no goal), both saturated, one CPU (${med3})`,
         columns: [
           "policy",
           "A served ÷ goal",
@@ -667,6 +672,7 @@ export function summarise(
           "p99 A ms",
           "p99 B ms",
           "A within 1.0–1.15× goal (runs)",
+          "generator CPU (cores)",
         ],
         rows,
       },
@@ -689,8 +695,11 @@ export function summarise(
       },
     ],
     notes: [
-      `A solo (B's server SIGSTOPped by PID, plain CFS, no manager, ${info.timing.soloMs / 1000} s): ${r(soloA.requestsPerSec)} replies/s, ${r(soloA.packetsPerSec)} packets/s on the host veth's rx (${ppr.toFixed(2)} packets per reply: the reply plus ACKs), p99 ${r(solo.p99Ms.a ?? Number.NaN, 1)} ms.${soloAfter ? ` Measured again after the last repetition: ${r(soloAfter.rate.a!.requestsPerSec)} replies/s, ${r(soloAfter.rate.a!.packetsPerSec)} packets/s (drift of the host).` : ""}`,
-      `Goal = ${Math.round(GOAL_FRACTION * 100)} % of A's solo packets/s = ${plan.goalPacketsPerSec} packets/s (${r(plan.goalRequestsPerSec)} replies/s at the solo run's packets per reply). Surplus = solo − goal = ${r(plan.surplusPacketsPerSec)} packets/s = ${r(plan.surplusRequestsPerSec)} replies/s. B's server does the same work per reply as A's (${COST_ROUNDS} SHA-256 rounds), so "B served ÷ surplus (replies)" is B's replies/s ÷ the surplus in A's replies/s; the packets column divides B's packets/s by the surplus in A's packets/s, which differs when B's ACKs per reply differ from A's solo ones.`,
+      `A solo, measured at the start of every repetition (B's server SIGSTOPped by PID, plain CFS, no manager, ${info.timing.soloMs / 1000} s): ${fmtStats(soloRps, 0)} replies/s, ${fmtStats(soloPps, 0)} packets/s on the host veth's rx (${fmtStats(ppr, 2)} packets per reply: replies carry the ACKs), p99 ${fmtStats(
+        solos.map((x) => x.p99Ms.a ?? Number.NaN),
+        1,
+      )} ms; per repetition: ${solos.map((x) => r(x.rate.a!.packetsPerSec)).join(", ")} packets/s.`,
+      `Goal = ${Math.round(GOAL_FRACTION * 100)} % of that repetition's solo packets/s: ${plans.map((x) => x.goalPacketsPerSec).join(", ")} packets/s; surplus = solo − goal: ${plans.map((x) => r(x.surplusRequestsPerSec)).join(", ")} replies/s. B's server does the same work per reply as A's (${COST_ROUNDS} SHA-256 rounds), so "B served ÷ surplus (replies)" is B's replies/s ÷ the surplus in A's replies/s (goal packets/s ÷ A's solo packets per reply); the packets column divides B's packets/s by the surplus in A's packets/s, which differs when B's ACKs per reply differ from A's solo ones.`,
       `Setup: both servers' threads pinned to CPU ${SERVER_CPU} (taskset -a -p on the PIDs the testbed recorded); this process (closed-loop generator, ${CONNECTIONS} connections per server, no think time, and the manager) pinned to CPU ${GENERATOR_CPU}, in its own cpu cgroup of cpu.shares ${GROUP_CPU_SHARES}. Each run: ${info.timing.warmupMs / 1000} s warm-up then ${info.timing.measureMs / 1000} s measured; ${info.reps} repetitions, each running every policy in turn (order rotated per repetition). Served = host veth rx packets/s (weir's sensor) and replies/s (the client) over the measured window; p99 is the client's round trip.`,
       `weir is run twice: with capacity 1,700m (2 CPUs minus 300m reserve, as scenarios-real wires it) and with capacity 1,000m (the one CPU the servers can run on). Static weights map importance 1 -> cpu.weight ${sw[0]}, importance 3 -> ${sw[1]}: a ${(sw[0]! / sw[1]!).toFixed(2)}:1 ratio, not 10:1; the hand-set run writes cpu.shares ${HAND_SHARES.a} and ${HAND_SHARES.b} (10:1) directly, with no manager, and restores the previous values after.`,
       weirRuns.length > 0
