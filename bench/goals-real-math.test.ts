@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import {
+  counterRate,
+  meetsGoalTargets,
+  parseCounter,
+  planGoal,
+  scoreRun,
+} from "./goals-real-math.ts";
+
+describe("planGoal", () => {
+  it("puts the goal at the fraction of solo packets/s and the surplus at the rest, in both units", () => {
+    // 2 packets per reply solo: 1,000 replies/s = 2,000 packets/s.
+    const p = planGoal({ requestsPerSec: 1000, packetsPerSec: 2000 }, 0.8);
+    expect(p.goalPacketsPerSec).toBe(1600);
+    expect(p.goalRequestsPerSec).toBeCloseTo(800, 9);
+    expect(p.surplusPacketsPerSec).toBe(400);
+    expect(p.surplusRequestsPerSec).toBeCloseTo(200, 9);
+  });
+  it("rounds the goal to whole packets/s and keeps goal + surplus = solo", () => {
+    const p = planGoal({ requestsPerSec: 777, packetsPerSec: 1234.5 }, 0.8);
+    expect(p.goalPacketsPerSec).toBe(988);
+    expect(p.goalPacketsPerSec + p.surplusPacketsPerSec).toBeCloseTo(1234.5, 9);
+    expect(p.goalRequestsPerSec + p.surplusRequestsPerSec).toBeCloseTo(777, 9);
+  });
+  it("names the field and value of bad input", () => {
+    expect(() => planGoal({ requestsPerSec: 0, packetsPerSec: 10 }, 0.8)).toThrow(
+      /solo.requestsPerSec .* got 0/,
+    );
+    expect(() => planGoal({ requestsPerSec: 5, packetsPerSec: Number.NaN }, 0.8)).toThrow(
+      /solo.packetsPerSec .* got NaN/,
+    );
+    expect(() => planGoal({ requestsPerSec: 5, packetsPerSec: 10 }, 1)).toThrow(
+      /fraction .* got 1/,
+    );
+  });
+});
+
+describe("scoreRun", () => {
+  const plan = planGoal({ requestsPerSec: 1000, packetsPerSec: 2000 }, 0.8);
+  it("divides A by the goal and B by the surplus", () => {
+    const s = scoreRun(
+      plan,
+      { requestsPerSec: 850, packetsPerSec: 1700 },
+      // B sends 3 packets per reply: its packet ratio differs from its reply ratio.
+      { requestsPerSec: 150, packetsPerSec: 450 },
+    );
+    expect(s.aOverGoal).toBeCloseTo(1700 / 1600, 9);
+    expect(s.bOverSurplusRequests).toBeCloseTo(0.75, 9);
+    expect(s.bOverSurplusPackets).toBeCloseTo(450 / 400, 9);
+    expect(meetsGoalTargets(s)).toEqual({ a: true, b: true });
+  });
+  it("flags a missed goal, an overshoot and a starved B", () => {
+    const miss = scoreRun(
+      plan,
+      { requestsPerSec: 500, packetsPerSec: 1000 },
+      { requestsPerSec: 500, packetsPerSec: 1000 },
+    );
+    expect(meetsGoalTargets(miss).a).toBe(false);
+    const over = scoreRun(
+      plan,
+      { requestsPerSec: 950, packetsPerSec: 1900 },
+      { requestsPerSec: 50, packetsPerSec: 100 },
+    );
+    expect(meetsGoalTargets(over)).toEqual({ a: false, b: false });
+  });
+});
+
+describe("counters", () => {
+  it("turns two readings into a rate and refuses a counter that went backwards", () => {
+    expect(counterRate(100, 1100, 500)).toBe(2000);
+    expect(counterRate(100, 50, 500)).toBeNaN();
+    expect(counterRate(1, 2, 0)).toBeNaN();
+  });
+  it("parses sysfs counter text and names the file of anything else", () => {
+    expect(parseCounter("123456\n", "rx_packets")).toBe(123456);
+    expect(() => parseCounter("abc", "/sys/x/rx_packets")).toThrow(/\/sys\/x\/rx_packets.*"abc"/);
+  });
+});

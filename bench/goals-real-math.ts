@@ -1,0 +1,79 @@
+// Pure arithmetic of the goals-real benchmark (tested in goals-real-math.test.ts): the goal and
+// the surplus from a partition's solo rate, and each run's score against them.
+
+/** A rate in both units the benchmark counts: replies/s (the client) and packets/s (the sensor). */
+export interface Rate {
+  /** Replies per second the closed-loop client received. */
+  requestsPerSec: number;
+  /** Packets per second on the host-side veth's rx (what weir's sensor counts as served). */
+  packetsPerSec: number;
+}
+
+export interface GoalPlan {
+  /** The goal weir is given, in the sensor's packets/s. */
+  goalPacketsPerSec: number;
+  /** The same goal in replies/s: goal packets ÷ the solo run's packets per reply. */
+  goalRequestsPerSec: number;
+  /** What the partition's solo rate leaves above its goal, in both units. */
+  surplusPacketsPerSec: number;
+  surplusRequestsPerSec: number;
+}
+
+const positive = (field: string, x: number): void => {
+  if (!(x > 0) || !Number.isFinite(x))
+    throw new Error(`goals-real: ${field} must be a positive finite number, got ${x}`);
+};
+
+/** Goal = `fraction` of the solo rate (packets/s, rounded); surplus = solo − goal. */
+export function planGoal(solo: Rate, fraction: number): GoalPlan {
+  positive("solo.requestsPerSec", solo.requestsPerSec);
+  positive("solo.packetsPerSec", solo.packetsPerSec);
+  if (!(fraction > 0 && fraction < 1))
+    throw new Error(`goals-real: goal fraction must be in (0, 1), got ${fraction}`);
+  const goalPacketsPerSec = Math.round(solo.packetsPerSec * fraction);
+  const packetsPerReply = solo.packetsPerSec / solo.requestsPerSec;
+  const goalRequestsPerSec = goalPacketsPerSec / packetsPerReply;
+  return {
+    goalPacketsPerSec,
+    goalRequestsPerSec,
+    surplusPacketsPerSec: solo.packetsPerSec - goalPacketsPerSec,
+    surplusRequestsPerSec: solo.requestsPerSec - goalRequestsPerSec,
+  };
+}
+
+export interface GoalScore {
+  /** A's served packets/s ÷ its goal (the unit weir manages). */
+  aOverGoal: number;
+  /** B's replies/s ÷ the surplus in replies/s (both servers do the same work per reply). */
+  bOverSurplusRequests: number;
+  /** B's packets/s ÷ the surplus in A's packets/s (B's packets per reply may differ from A's). */
+  bOverSurplusPackets: number;
+}
+
+export function scoreRun(plan: GoalPlan, a: Rate, b: Rate): GoalScore {
+  return {
+    aOverGoal: a.packetsPerSec / plan.goalPacketsPerSec,
+    bOverSurplusRequests: b.requestsPerSec / plan.surplusRequestsPerSec,
+    bOverSurplusPackets: b.packetsPerSec / plan.surplusPacketsPerSec,
+  };
+}
+
+/** The issue's targets for weir: A within [1.0, 1.15] × goal, B at least 70 % of the surplus. */
+export const meetsGoalTargets = (s: GoalScore): { a: boolean; b: boolean } => ({
+  a: s.aOverGoal >= 1 && s.aOverGoal <= 1.15,
+  b: s.bOverSurplusRequests >= 0.7,
+});
+
+/** Counter delta per second; NaN when the counter went backwards (interface re-created). */
+export function counterRate(before: number, after: number, ms: number): number {
+  if (!(ms > 0) || after < before) return Number.NaN;
+  return ((after - before) * 1000) / ms;
+}
+
+/** A sysfs counter file's text ("12345\n") as a number; a clear error on anything else. */
+export function parseCounter(text: string, file: string): number {
+  const t = text.trim();
+  if (!/^\d+$/.test(t))
+    throw new Error(`goals-real: ${file}: expected a counter, got ${JSON.stringify(t)}`);
+  return Number(t);
+}
