@@ -190,4 +190,17 @@ describe("performanceIndex", () => {
       constrained: true,
     });
   });
+
+  it("an uncongested partition follows noise slowly and a load step fast", () => {
+    const tp = (cores: number) =>
+      throughput("p", { offeredPacketsPerSec: 800, servedPacketsPerSec: 800, cpuCores: cores });
+    // noise: use 150m → 180m, under 2 × the demand 100m: 100 + 0.2 × 80 = 116
+    expect(
+      assessNetworkDemand(tp(0.15), 5000, 120, 100, undefined, knobs).demandCpuMillis,
+    ).toBeCloseTo(116, 9);
+    // a step: use 300m → 360m, above 2 × 100m: 100 + 0.7 × 260 = 282
+    expect(
+      assessNetworkDemand(tp(0.3), 5000, 120, 100, undefined, knobs).demandCpuMillis,
+    ).toBeCloseTo(282, 9);
+  });
 });

@@ -57,6 +57,13 @@ export interface DemandAssessment {
  */
 export const GOAL_STEP_FRACTION = 0.25;
 
+/**
+ * An uncongested partition's use + headroom above this multiple of its demand is a load step
+ * (followed at smoothingUp); below it, noise (followed at smoothingDown). 100 ms readings of a
+ * steady 200m packet server ranged 135-350m: under 2×.
+ */
+export const USE_STEP_FACTOR = 2;
+
 /** A probe never starts from less than this, so a partition stuck at 0 can still grow. */
 export const PROBE_FLOOR_CPU_MILLIS = 10;
 
@@ -165,8 +172,15 @@ export function assessNetworkDemand(
     // Slowly both ways: a partition that is not constrained is getting what it asks for (under
     // weights CPU flows to it at once), and its 100 ms readings are noisy (a packet server at
     // 200m read 135-350m): following rises at smoothingUp rewrote its weight several times a
-    // second. Congestion (below) is the fast path.
-    smoothed = smoothDemand(prevDemandCpuMillis, raw, knobs.smoothingDown, knobs.smoothingDown);
+    // second. A rise to more than twice the demand is a load step, not noise: followed fast.
+    // Congestion (below) is the fast path too.
+    const step = prevDemandCpuMillis !== null && raw > USE_STEP_FACTOR * prevDemandCpuMillis;
+    smoothed = smoothDemand(
+      prevDemandCpuMillis,
+      raw,
+      step ? knobs.smoothingUp : knobs.smoothingDown,
+      knobs.smoothingDown,
+    );
   } else if (trafficNeed !== null && trafficNeed > probeFrom) {
     // Congested, and the offered load says how much more: believe it. Smoothing starts from
     // at least what it has now, since congestion confirms it needs that much.
