@@ -40,7 +40,7 @@ import {
   testbedUp,
 } from "../src/testbed/index.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
-import { isMain, runStandalone } from "./harness.ts";
+import { isMain, isolateSelf, readUsageNs, runStandalone } from "./harness.ts";
 
 /** SHA-256 rounds per request (the probe measures what that costs on this machine). */
 export const COST_ROUNDS = 40;
@@ -144,41 +144,6 @@ export function reactionMs(
 
 // ---------------------------------------------------------------------------------------------
 // Host plumbing.
-
-/** Moves this process into its own v1 cpu cgroup with `shares`; returns the undo. */
-export function isolateSelf(name: string, shares: number): () => void {
-  const cpuRoot = path.join(defaultRoots.cgroupfs, "cpu");
-  const line = fs
-    .readFileSync("/proc/self/cgroup", "utf8")
-    .split("\n")
-    .find((l) => /^\d+:([^:]*,)?cpu(,[^:]*)?:/.test(l));
-  if (!line || !fs.existsSync(path.join(cpuRoot, "cgroup.procs"))) return () => {};
-  const original = path.join(cpuRoot, line.slice(line.lastIndexOf(":") + 1));
-  const dir = path.join(cpuRoot, name);
-  fs.mkdirSync(dir);
-  try {
-    fs.writeFileSync(path.join(dir, "cpu.shares"), String(shares));
-    fs.writeFileSync(path.join(dir, "cgroup.procs"), String(process.pid));
-  } catch (err) {
-    fs.rmdirSync(dir);
-    throw err;
-  }
-  return () => {
-    fs.writeFileSync(path.join(original, "cgroup.procs"), String(process.pid));
-    fs.rmdirSync(dir);
-  };
-}
-
-const readUsageNs = (dirs: string[]): number => {
-  for (const d of dirs) {
-    const f = path.join(d, "cpuacct.usage");
-    if (fs.existsSync(f)) return Number(fs.readFileSync(f, "utf8").trim());
-    const stat = path.join(d, "cpu.stat");
-    const m = fs.existsSync(stat) ? /usage_usec (\d+)/.exec(fs.readFileSync(stat, "utf8")) : null;
-    if (m) return Number(m[1]) * 1000;
-  }
-  return Number.NaN;
-};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const epochNow = () => performance.timeOrigin + performance.now();

@@ -46,7 +46,7 @@ import {
   scoreRun,
 } from "./goals-real-math.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
-import { isMain, runStandalone } from "./harness.ts";
+import { isMain, isolateSelf, runStandalone } from "./harness.ts";
 
 const COST_ROUNDS = 40;
 /** Kept back for the load generator and manager (as scenarios-real). */
@@ -112,30 +112,6 @@ function pin(pid: number, cpus: string): string {
   });
   const m = /current affinity list: (\S+)/.exec(before);
   return m?.[1] ?? "0-1";
-}
-
-/** Moves this process into its own v1 cpu cgroup with `shares`; returns the undo. */
-function isolateSelf(name: string, shares: number): () => void {
-  const cpuRoot = path.join(defaultRoots.cgroupfs, "cpu");
-  const line = fs
-    .readFileSync("/proc/self/cgroup", "utf8")
-    .split("\n")
-    .find((l) => /^\d+:([^:]*,)?cpu(,[^:]*)?:/.test(l));
-  if (!line || !fs.existsSync(path.join(cpuRoot, "cgroup.procs"))) return () => {};
-  const original = path.join(cpuRoot, line.slice(line.lastIndexOf(":") + 1));
-  const dir = path.join(cpuRoot, name);
-  fs.mkdirSync(dir);
-  try {
-    fs.writeFileSync(path.join(dir, "cpu.shares"), String(shares));
-    fs.writeFileSync(path.join(dir, "cgroup.procs"), String(process.pid));
-  } catch (err) {
-    fs.rmdirSync(dir);
-    throw err;
-  }
-  return () => {
-    fs.writeFileSync(path.join(original, "cgroup.procs"), String(process.pid));
-    fs.rmdirSync(dir);
-  };
 }
 
 const sharesFile = (p: TestbedPartition): string => {

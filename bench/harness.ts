@@ -1,5 +1,8 @@
 // Shared shape and runner for benchmark programs.
+import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
+import { defaultRoots } from "../src/sensors/types.ts";
 
 export interface BenchFigure {
   name: string;
@@ -121,3 +124,45 @@ export async function runStandalone(
 /** True when this module is the process's entry point. */
 export const isMain = (metaUrl: string): boolean =>
   process.argv[1] !== undefined && metaUrl === new URL(`file://${process.argv[1]}`).href;
+
+// ---- host plumbing shared by the real-testbed benchmarks ------------------------------------
+
+/**
+ * Moves this process (manager and load generator of a real-testbed benchmark) into its own v1
+ * cpu cgroup with `shares` against the rest of the host, so other work on a shared machine does
+ * not starve the generator; returns the undo (moves it back, removes the group).
+ */
+export function isolateSelf(name: string, shares: number): () => void {
+  const cpuRoot = path.join(defaultRoots.cgroupfs, "cpu");
+  const line = fs
+    .readFileSync("/proc/self/cgroup", "utf8")
+    .split("\n")
+    .find((l) => /^\d+:([^:]*,)?cpu(,[^:]*)?:/.test(l));
+  if (!line || !fs.existsSync(path.join(cpuRoot, "cgroup.procs"))) return () => {};
+  const original = path.join(cpuRoot, line.slice(line.lastIndexOf(":") + 1));
+  const dir = path.join(cpuRoot, name);
+  fs.mkdirSync(dir);
+  try {
+    fs.writeFileSync(path.join(dir, "cpu.shares"), String(shares));
+    fs.writeFileSync(path.join(dir, "cgroup.procs"), String(process.pid));
+  } catch (err) {
+    fs.rmdirSync(dir);
+    throw err;
+  }
+  return () => {
+    fs.writeFileSync(path.join(original, "cgroup.procs"), String(process.pid));
+    fs.rmdirSync(dir);
+  };
+}
+
+/** CPU a cgroup used so far, ns: v1 cpuacct.usage or v2 cpu.stat usage_usec (first dir that has one). */
+export const readUsageNs = (dirs: string[]): number => {
+  for (const d of dirs) {
+    const f = path.join(d, "cpuacct.usage");
+    if (fs.existsSync(f)) return Number(fs.readFileSync(f, "utf8").trim());
+    const stat = path.join(d, "cpu.stat");
+    const m = fs.existsSync(stat) ? /usage_usec (\d+)/.exec(fs.readFileSync(stat, "utf8")) : null;
+    if (m) return Number(m[1]) * 1000;
+  }
+  return Number.NaN;
+};

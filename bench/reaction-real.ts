@@ -18,7 +18,6 @@ import {
   epochNow,
   fmtStats,
   GROUP_CPU_SHARES,
-  isolateSelf,
   loadAvg,
   networkSpecs,
   probeServer,
@@ -29,7 +28,7 @@ import {
   timingFor,
 } from "./conservation-real.ts";
 import type { Benchmark } from "./harness.ts";
-import { isMain, runStandalone } from "./harness.ts";
+import { isMain, isolateSelf, runStandalone } from "./harness.ts";
 
 /** Step of partition a, as fractions of its server's one-CPU saturation rate. */
 const FROM_CORES = 0.05;

@@ -4,8 +4,6 @@
 // The oracle is not run here: the real host does not say in advance what a packet costs.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench scenarios-real [--quick]   or   npx tsx bench/scenarios-real.ts [--json] [--quick]
-import fs from "node:fs";
-import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import type { CycleRecord, PartitionSpec } from "../src/core/model.ts";
@@ -18,7 +16,7 @@ import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import { runLoad, type Schedule, testbedDown, testbedUp } from "../src/testbed/index.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
-import { isMain, runStandalone } from "./harness.ts";
+import { isMain, isolateSelf, readUsageNs, runStandalone } from "./harness.ts";
 
 /** SHA-256 rounds per request: ~0.25-0.3 ms of CPU (about 3,500 packets per CPU-second, like the sim). */
 const COST_ROUNDS = 40;
@@ -64,45 +62,6 @@ function realScenarios(quick: boolean): RealScenario[] {
 }
 
 const REAL_POLICIES = ["weir", "none", "static", "vpa-style", "koordinator-style"];
-
-/**
- * Move this process (the manager and the load generator) into its own v1 cpu cgroup with
- * `shares` against the rest of the host, so other work on a shared machine does not starve
- * the generator; returns a function that moves it back and removes the group.
- */
-function isolateSelf(name: string, shares: number): () => void {
-  const cpuRoot = path.join(defaultRoots.cgroupfs, "cpu");
-  const line = fs
-    .readFileSync("/proc/self/cgroup", "utf8")
-    .split("\n")
-    .find((l) => /^\d+:([^:]*,)?cpu(,[^:]*)?:/.test(l));
-  if (!line || !fs.existsSync(path.join(cpuRoot, "cgroup.procs"))) return () => {};
-  const original = path.join(cpuRoot, line.slice(line.lastIndexOf(":") + 1));
-  const dir = path.join(cpuRoot, name);
-  fs.mkdirSync(dir);
-  try {
-    fs.writeFileSync(path.join(dir, "cpu.shares"), String(shares));
-    fs.writeFileSync(path.join(dir, "cgroup.procs"), String(process.pid));
-  } catch (err) {
-    fs.rmdirSync(dir);
-    throw err;
-  }
-  return () => {
-    fs.writeFileSync(path.join(original, "cgroup.procs"), String(process.pid));
-    fs.rmdirSync(dir);
-  };
-}
-
-const readUsageNs = (dirs: string[]): number => {
-  for (const d of dirs) {
-    const f = path.join(d, "cpuacct.usage");
-    if (fs.existsSync(f)) return Number(fs.readFileSync(f, "utf8").trim());
-    const stat = path.join(d, "cpu.stat");
-    const m = fs.existsSync(stat) ? /usage_usec (\d+)/.exec(fs.readFileSync(stat, "utf8")) : null;
-    if (m) return Number(m[1]) * 1000;
-  }
-  return Number.NaN;
-};
 
 export const bench: Benchmark = {
   name: "scenarios-real",
