@@ -173,8 +173,9 @@ export interface LoadProgress {
   targets: TargetProgress[];
 }
 
-const US_PER_MS = 1000;
-const newHistogram = (digits: 1 | 2 | 3): Histogram =>
+export const US_PER_MS = 1000;
+/** A latency histogram in microseconds, 1 µs to 120 s (UDP and TCP loads alike). */
+export const newHistogram = (digits: 1 | 2 | 3): Histogram =>
   build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 120_000_000,

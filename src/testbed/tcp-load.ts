@@ -10,9 +10,16 @@
 // closed and re-opened (the stream cannot be re-synchronised past a missing reply).
 import net from "node:net";
 import { performance } from "node:perf_hooks";
-import { build, type Histogram } from "hdr-histogram-js";
+import type { Histogram } from "hdr-histogram-js";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { type GeneratorCost, type LatencySummary, type LoadPhase, summarize } from "./load.ts";
+import {
+  type GeneratorCost,
+  type LatencySummary,
+  type LoadPhase,
+  newHistogram,
+  summarize,
+  US_PER_MS,
+} from "./load.ts";
 import { DEFAULT_REQUEST_BYTES, decodeReply, REQUEST_HEADER_BYTES } from "./protocol.ts";
 import { encodeRequestFrame, MAX_FRAME_BODY_BYTES, replyReader } from "./tcp-protocol.ts";
 
@@ -155,14 +162,6 @@ export interface TcpLoadProgress {
   intervalMs: number;
   targets: TcpTargetProgress[];
 }
-
-const US_PER_MS = 1000;
-const newHistogram = (digits: 1 | 2 | 3): Histogram =>
-  build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 120_000_000,
-    numberOfSignificantValueDigits: digits,
-  });
 
 interface Bucket {
   sent: number;
