@@ -7,9 +7,11 @@ import { defaultPolicyKnobs } from "./knobs.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
 import type { PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
 import {
+  bandOf,
   cpuCountForAllocation,
   keepWeight,
   nextBatchSuppression,
+  weightBands,
   weightForAllocation,
   weirPolicy,
 } from "./weir.ts";
@@ -1007,18 +1009,32 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(servedOf("silver")).toBeLessThan(900);
   });
 
-  it("keepWeight: a rise of 15 % writes, a fall must be 37.5 % (what is not used flows to others anyway)", () => {
-    // prev 1,000, fraction 0.15: up band 150, down band min(0.5, 0.375) × 1,000 = 375
-    expect(keepWeight(1000, 1100, 0.15)).toBe(1000);
-    expect(keepWeight(1000, 1150, 0.15)).toBe(1150);
-    expect(keepWeight(1000, 700, 0.15)).toBe(1000);
-    expect(keepWeight(1000, 625, 0.15)).toBe(625);
-    // the minimum step (twice the entitlement dead-band in weight units) holds too
-    expect(keepWeight(300, 400, 0.15, 200)).toBe(300);
-    expect(keepWeight(300, 500, 0.15, 200)).toBe(500);
+  it("keepWeight: a rise of 15 % writes, a fall must be 37.5 %, a goal partition moves in 5 % steps", () => {
+    const k = knobs(2000); // weight dead-band 0.15, entitlement dead-band 20m
+    const bands = weightBands(k, 2000, 20);
+    const band = bandOf(spec("p"), bands);
+    // up 0.15, down min(0.5, 2.5 × 0.15) = 0.375, minimum 2 × (20 / 2000 × 10000) = 200 units
+    expect(band).toEqual({ upFraction: 0.15, downFraction: 0.375, minStep: 200 });
+    const noMin = { ...band, minStep: 0 };
+    // prev 1,000: up band 150, down band 375
+    expect(keepWeight(1000, 1100, noMin)).toBe(1000);
+    expect(keepWeight(1000, 1150, noMin)).toBe(1150);
+    expect(keepWeight(1000, 700, noMin)).toBe(1000);
+    expect(keepWeight(1000, 625, noMin)).toBe(625);
+    // the minimum step holds too: prev 300, up band max(45, 200) = 200
+    expect(keepWeight(300, 400, band)).toBe(300);
+    expect(keepWeight(300, 500, band)).toBe(500);
+    // a goal partition: a third of the band both ways, no minimum: 5 % of 1,000 = 50
+    const goal = bandOf(spec("g", { goalPacketsPerSec: 100 }), bands);
+    expect(keepWeight(1000, 1049, goal)).toBe(1000);
+    expect(keepWeight(1000, 950, goal)).toBe(950);
     // no previous weight, or no dead-band: the new one
-    expect(keepWeight(Number.NaN, 42, 0.15)).toBe(42);
-    expect(keepWeight(1000, 1001, 0)).toBe(1001);
+    expect(keepWeight(Number.NaN, 42, band)).toBe(42);
+    const none = bandOf(
+      spec("p"),
+      weightBands(knobs(2000, { weightDeadbandFraction: 0 }), 2000, 20),
+    );
+    expect(keepWeight(1000, 1001, none)).toBe(1001);
   });
 
   it("the goal controller: a receiver grows by last × PI × 1.05 (at most +25 %), a donor shrinks by it (at most −25 %)", () => {

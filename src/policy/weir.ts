@@ -367,6 +367,7 @@ function step(
     : undefined;
   const capCode = new Uint8Array(n);
   const weights = new Float64Array(n);
+  const bands = weightBands(knobs, capacity, deadbandCpuMillis);
 
   const reasons: StepReasons = {
     context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
@@ -394,7 +395,7 @@ function step(
       knobs,
       batch?.active ?? false,
       prevWeight[i]!,
-      deadbandCpuMillis,
+      bands,
     );
     weights[i] = directives[i]!.weight;
     capCode[i] = capCodeOf(directives[i]!.capReason);
@@ -441,7 +442,7 @@ function express(
   knobs: PolicyKnobs,
   suppressBatch: boolean,
   prevWeight: number,
-  deadbandCpuMillis: number,
+  bands: { normal: WeightBand; goal: WeightBand },
 ): Directive {
   const batch = spec.kind === "batch";
   let cap = Number.POSITIVE_INFINITY;
@@ -468,22 +469,7 @@ function express(
     cpuMillis: cpu,
     weight: batch
       ? WEIGHT_MIN
-      : spec.goalPacketsPerSec !== undefined && spec.goalPacketsPerSec > 0
-        ? // a goal partition's weight is its controller's output: a band wider than the
-          // controller's ±25 % step would hold it still, so a third of the band, both ways
-          keepWeightSymmetric(
-            prevWeight,
-            weightForAllocation(cpu, capacity),
-            knobs.weightDeadbandFraction / 3,
-          )
-        : keepWeight(
-            prevWeight,
-            weightForAllocation(cpu, capacity),
-            knobs.weightDeadbandFraction,
-            knobs.weightDeadbandFraction > 0
-              ? 2 * weightForAllocation(deadbandCpuMillis, capacity)
-              : 0,
-          ),
+      : keepWeight(prevWeight, weightForAllocation(cpu, capacity), bandOf(spec, bands)),
     idle: batch,
     capCpuMillis: cap,
     burstCpuMillis: burst,
@@ -492,26 +478,58 @@ function express(
   };
 }
 
-/**
- * Weight dead-band: the previous weight stays unless the new one is higher by at least `fraction`
- * of it or lower by at least 2.5 × `fraction` (at most half), and differs by at least `minStep` (twice the entitlement dead-band in weight units:
- * a 60m partition's 100 ms readings move by ±40m, far more than 15 % of it). A weight only decides shares under contention and CPU left unused flows to
- * others anyway, so ±15 % costs little, while 100 ms CPU readings (4 ms ticks) move a 200m
- * entitlement by ±20 % and would rewrite cpu.shares several times a second.
- *   prev 1,000, fraction 0.15: new 1,100 → 1,000; 1,200 → 1,200; 700 → 1,000; 600 → 600.
- */
-export function keepWeight(prev: number, next: number, fraction: number, minStep = 0): number {
-  if (Number.isNaN(prev) || !(fraction > 0)) return next;
-  // A rise is urgent (the partition may need its share under contention now); a fall is not
-  // (what it does not use flows to others anyway), so a fall must be larger: 2.5 × fraction.
-  const band = next >= prev ? fraction * prev : Math.min(0.5, 2.5 * fraction) * prev;
-  return Math.abs(next - prev) < Math.max(band, minStep) ? prev : next;
+/** How far a weight must move before it is rewritten (see keepWeight). */
+export interface WeightBand {
+  /** A rise must be at least this fraction of the last weight… */
+  upFraction: number;
+  /** …a fall at least this fraction… */
+  downFraction: number;
+  /** …and either at least this many weight units. */
+  minStep: number;
 }
 
-/** The weight dead-band the same both ways (goal partitions: 5 % with the defaults). */
-export function keepWeightSymmetric(prev: number, next: number, fraction: number): number {
-  if (Number.isNaN(prev) || !(fraction > 0)) return next;
-  return Math.abs(next - prev) < fraction * prev ? prev : next;
+/**
+ * The weight dead-bands of a step. A rise is urgent (the partition may need its share under
+ * contention now); a fall is not (what it does not use flows to others anyway), so a fall must
+ * be 2.5× larger (at most half), and every move at least twice the entitlement dead-band in
+ * weight units (a 60m partition's 100 ms readings move by ±40m). 100 ms CPU readings (4 ms
+ * ticks) move a 200m entitlement by ±20 %; without a band cpu.shares was rewritten several times
+ * a second. A goal partition's weight is its controller's output, and a band wider than the
+ * controller's ±25 % step would hold it still: a third of the band, both ways, no minimum.
+ */
+export function weightBands(
+  knobs: PolicyKnobs,
+  capacity: number,
+  deadbandCpuMillis: number,
+): { normal: WeightBand; goal: WeightBand } {
+  const f = knobs.weightDeadbandFraction;
+  if (!(f > 0)) {
+    const none = { upFraction: 0, downFraction: 0, minStep: 0 };
+    return { normal: none, goal: none };
+  }
+  return {
+    normal: {
+      upFraction: f,
+      downFraction: Math.min(0.5, 2.5 * f),
+      minStep: 2 * weightForAllocation(deadbandCpuMillis, capacity),
+    },
+    goal: { upFraction: f / 3, downFraction: f / 3, minStep: 0 },
+  };
+}
+
+/** The band of one partition: goal partitions move in finer steps (see weightBands). */
+export const bandOf = (spec: PartitionSpec, bands: { normal: WeightBand; goal: WeightBand }) =>
+  spec.goalPacketsPerSec !== undefined && spec.goalPacketsPerSec > 0 ? bands.goal : bands.normal;
+
+/**
+ * Weight dead-band: the previous weight stays unless the new one moves past the band.
+ *   prev 1,000, band up 0.15 / down 0.375: new 1,100 → 1,000; 1,200 → 1,200; 700 → 1,000; 600 → 600.
+ */
+export function keepWeight(prev: number, next: number, band: WeightBand): number {
+  if (Number.isNaN(prev)) return next;
+  const fraction = next >= prev ? band.upFraction : band.downFraction;
+  if (!(fraction > 0) && !(band.minStep > 0)) return next;
+  return Math.abs(next - prev) < Math.max(fraction * prev, band.minStep) ? prev : next;
 }
 
 function capCodeOf(reason: CapReason | null): number {
