@@ -137,3 +137,56 @@ describe("v2 format", () => {
     ).toBeNull();
   });
 });
+
+describe("batch, burst and write order", () => {
+  const batch: Directive = {
+    ...directive(Number.POSITIVE_INFINITY, 1),
+    idle: true,
+    capReason: null,
+  };
+  const v1NoIdle = {
+    "cpu.cfs_period_us": "100000",
+    "cpu.cfs_quota_us": "-1",
+    "cpu.shares": "1024",
+  };
+
+  it("batch is the idle class where the cgroup has cpu.idle, else the smallest weight", () => {
+    expect(v1Format.desired(batch, v1Format.freshValues)).toMatchObject({ "cpu.idle": "1" });
+    // no cpu.idle (a kernel before 5.15): v1's smallest shares, 2; nothing about idle
+    expect(v1Format.desired(batch, v1NoIdle)).toEqual({
+      "cpu.cfs_quota_us": "-1",
+      "cpu.shares": "2",
+    });
+    expect(v2Format.desired(batch, { "cpu.max": "max 100000", "cpu.weight": "100" })).toEqual({
+      "cpu.max": "max 100000",
+      "cpu.weight": "1",
+    });
+  });
+
+  it("plans the burst before the quota when it shrinks, and no weight for an idle group", () => {
+    const cur = {
+      ...v1Format.freshValues,
+      "cpu.cfs_quota_us": "50000",
+      "cpu.cfs_burst_us": "50000",
+    };
+    // 200m cap + 200m burst at 100 ms: 20000 us each; the burst shrinks, so it goes first
+    const shrink = v1Format.desired({ ...directive(200, 100), burstCpuMillis: 200 }, cur);
+    expect(v1Format.plan(shrink, cur)).toEqual([
+      "cpu.cfs_burst_us",
+      "cpu.cfs_quota_us",
+      "cpu.idle",
+      "cpu.shares",
+    ]);
+    // growing: the quota first
+    const grow = v1Format.desired({ ...directive(800, 100), burstCpuMillis: 800 }, cur);
+    expect(v1Format.plan(grow, cur)).toEqual([
+      "cpu.cfs_quota_us",
+      "cpu.cfs_burst_us",
+      "cpu.idle",
+      "cpu.shares",
+    ]);
+    // entering the idle class: the weight is left out (the kernel refuses it: EINVAL)
+    const idle = v1Format.desired(batch, v1Format.freshValues);
+    expect(v1Format.plan(idle, v1Format.freshValues)).not.toContain("cpu.shares");
+  });
+});
