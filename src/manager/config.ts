@@ -150,7 +150,7 @@ export const configSchema = z
           .max(1)
           .default(0.05)
           .describe(
-            "a partition with a goal claims at most goal ÷ velocity × (1 + this) and donates the rest",
+            "a partition with a goal is steered to served = goal × (1 + this): receivers grow, donors give the rest away",
           ),
         weightDeadband: z
           .number()

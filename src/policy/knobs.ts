@@ -25,10 +25,11 @@ import type { PolicyKnobs } from "./types.ts";
  *   50-67 % of the time, beside an idle-class hog 1-7 %; but three packet servers and their load
  *   generator on 2 CPUs wait 23-34 % with no hog at all (real testbed), and at 0.25 that noise
  *   probed their weights up and down several times a second.
- * - goalHeadroomFraction 0.05: a partition whose traffic claims more than its goal needs claims
- *   goal ÷ velocity + 5 % and donates the rest (WLM's donor): two saturated servers on one CPU,
- *   the important one with a goal of 80 % of its solo rate, serve 84 % and 16 % of it (the
- *   other gets 80 % of the surplus).
+ * - goalHeadroomFraction 0.05: a partition with a goal is steered to PI = 1 ÷ 1.05, the goal + 5 %
+ *   (receivers grow, donors give the rest away). Arithmetic, not a measurement: two saturated
+ *   servers on one CPU, the important one with a goal of 80 % of its solo rate, would settle at
+ *   84 % and 16 % of it (the other gets 80 % of the surplus; measured figures are in
+ *   BENCHMARKS.md, goals-real).
  * - weightDeadbandFraction 0.15: a weight is rewritten only when it moves by 15 % or more (a
  *   100 ms CPU reading moves a 200m entitlement by ±20 %: 4 ms ticks), so steady traffic
  *   writes cpu.shares about once a second or less; a load step moves it far more at once.

@@ -28,11 +28,11 @@ export interface PolicyKnobs {
    */
   cpuDelayThreshold: number;
   /**
-   * A partition with a goal claims at most goal ÷ velocity × (1 + this) when its traffic claims
-   * more (donor); 0.05 = 5 % above what the goal needs.
+   * A partition with a goal is steered to PI = 1 ÷ (1 + this), i.e. served = goal × (1 + this):
+   * its entitlement moves by last × PI × (1 + this) a cycle (receiver up, donor down); 0.05 = 5 %.
    */
   goalHeadroomFraction: number;
-  /** A weight changes only when the new one differs by at least this fraction of the last (0.15 = ±15 %). */
+  /** A weight is rewritten only when it rises by this fraction of the last, or falls by 2.5× it (0.15: +15 % / −37.5 %; goal partitions a third of it both ways). */
   weightDeadbandFraction: number;
   /** Burst a cap comes with, as a fraction of the cap (the kernel allows at most 1: burst <= quota). */
   burstFraction: number;
