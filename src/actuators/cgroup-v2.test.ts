@@ -5,9 +5,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { CgroupV2Backend } from "./cgroup-v2.ts";
-import { actuatorContract, capDirective } from "./contract.ts";
+import { actuatorContract } from "./contract.ts";
 import { v2Format } from "./formats.ts";
 import type { ActuatorTarget } from "./types.ts";
 
@@ -88,10 +89,10 @@ describe("cgroup-v2 files", () => {
   it("writes the exact formats: a shorter value replaces a longer one", () => {
     const t = target("formats");
     const a = backend.open(t);
-    a.apply(capDirective(t.partition, 1500, 10_000));
+    a.apply(cappedDirective(t.partition, 1500, 10_000));
     expect(read(t, "cpu.max")).toBe("150000 100000\n");
     expect(read(t, "cpu.weight")).toBe("10000\n");
-    a.apply(capDirective(t.partition, Number.POSITIVE_INFINITY, 5));
+    a.apply(cappedDirective(t.partition, Number.POSITIVE_INFINITY, 5));
     expect(read(t, "cpu.max")).toBe("max 100000\n");
     expect(read(t, "cpu.weight")).toBe("5\n");
     a.close();
@@ -101,7 +102,7 @@ describe("cgroup-v2 files", () => {
     const a = backend.open({ partition: "batch", cgroup: "weir/batch" });
     expect(a.snapshot().values).toEqual({ "cpu.max": "50000 100000", "cpu.weight": "50" });
     // Its current cap is 500 millis (50000 / 100000 * 1000): applying it writes nothing.
-    expect(a.apply(capDirective("batch", 500, 50)).written).toEqual([]);
+    expect(a.apply(cappedDirective("batch", 500, 50)).written).toEqual([]);
     a.close();
   });
 

@@ -6,6 +6,7 @@
 // weight 100 / shares 1024, period 100 ms unless asked otherwise), how to read its files back
 // without the backend, and how to remove it.
 import { afterEach, describe, expect, it } from "vitest";
+import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { ApplyResult, Directive } from "../core/model.ts";
 import type { AllocationView, CpuFileFormat } from "./formats.ts";
@@ -45,14 +46,7 @@ export interface ActuatorContractOptions {
 
 /** A directive with a cap (Infinity = none) and a weight; extra fields override. */
 const d = (capCpuMillis: number, weight: number, over: Partial<Directive> = {}): Directive => ({
-  partition: "",
-  cpuMillis: Number.isFinite(capCpuMillis) ? capCpuMillis : 0,
-  weight,
-  idle: false,
-  capCpuMillis,
-  burstCpuMillis: 0,
-  capReason: Number.isFinite(capCpuMillis) ? "capped" : null,
-  cpuCount: Number.isFinite(capCpuMillis) ? Math.max(1, Math.ceil(capCpuMillis / 1000)) : 0,
+  ...cappedDirective("", capCpuMillis, weight),
   ...over,
 });
 
@@ -371,9 +365,4 @@ export function actuatorContract(o: ActuatorContractOptions): void {
       });
     }
   });
-}
-
-/** A directive that caps at `capCpuMillis` (Infinity = no cap) with `weight`, as the old cap-only tests wrote it. */
-export function capDirective(partition: string, capCpuMillis: number, weight: number): Directive {
-  return { ...d(capCpuMillis, weight), partition };
 }

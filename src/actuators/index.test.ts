@@ -2,8 +2,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { capDirective } from "./contract.ts";
 import {
   actuatorBackends,
   backendsHandling,
@@ -90,7 +90,7 @@ describe("cgroup backend (detects per path)", () => {
       "cpu.shares": "512",
     });
     // 400 millis at its 50000 us period = 20000 us; weight 50 = 512 shares, unchanged.
-    expect(v1.apply(capDirective("b", 400, 50)).written).toEqual(["cpu.cfs_quota_us"]);
+    expect(v1.apply(cappedDirective("b", 400, 50)).written).toEqual(["cpu.cfs_quota_us"]);
     expect(fs.readFileSync(path.join(V1, "cpu/weir/batch/cpu.cfs_quota_us"), "latin1")).toBe(
       "20000\n",
     );
@@ -105,7 +105,7 @@ describe("dry-run backend", () => {
     const dry = createDryRunBackend({ cgroupfs: V1, now: () => 5 });
     const a = dry.open({ partition: "web", cgroup: "weir/web" });
     expect(a.snapshot().values["cpu.cfs_quota_us"]).toBe("-1");
-    expect(a.apply(capDirective("web", 300, 100)).written).toEqual(["cpu.cfs_quota_us"]);
+    expect(a.apply(cappedDirective("web", 300, 100)).written).toEqual(["cpu.cfs_quota_us"]);
     expect(dry.writes()).toEqual([
       {
         seq: 1,

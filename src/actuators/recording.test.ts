@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { actuatorContract, capDirective } from "./contract.ts";
+import { actuatorContract } from "./contract.ts";
 import { v1Format, v2Format } from "./formats.ts";
 import { RecordingBackend } from "./recording.ts";
 
@@ -46,10 +47,10 @@ describe("recording backend", () => {
     const r = new RecordingBackend({ now: () => now });
     r.create("a");
     const a = r.open({ partition: "web", cgroup: "a" });
-    a.apply(capDirective("web", 250, 200));
+    a.apply(cappedDirective("web", 250, 200));
     now = 1100;
-    a.apply(capDirective("web", 250, 300));
-    a.apply(capDirective("web", 250, 300));
+    a.apply(cappedDirective("web", 250, 300));
+    a.apply(cappedDirective("web", 250, 300));
     expect(r.writes()).toEqual([
       {
         seq: 1,
@@ -86,7 +87,7 @@ describe("recording backend", () => {
     const r = new RecordingBackend();
     r.create("a");
     const a = r.open({ partition: "web", cgroup: "a" });
-    const dir = capDirective("web", 250, 100);
+    const dir = cappedDirective("web", 250, 100);
     r.setFault("a", "busy");
     const r1 = a.apply(dir);
     expect(r1.written).toEqual([]);
@@ -114,15 +115,15 @@ describe("recording backend", () => {
     r.create("a");
     const a = r.open({ partition: "web", cgroup: "a" });
     r.setFault("a", "read-only");
-    const res = a.apply(capDirective("web", 500, 100));
+    const res = a.apply(cappedDirective("web", 500, 100));
     expect(res.error).toMatchObject({ code: ErrorCodes.CGROUP_NOT_WRITABLE, retryable: false });
     expect(res.error?.message).toContain("EROFS");
     r.create("a");
-    const gone = a.apply(capDirective("web", 500, 100));
+    const gone = a.apply(cappedDirective("web", 500, 100));
     expect(gone.error?.code).toBe(ErrorCodes.CGROUP_GONE);
     // A fresh open sees the new cgroup.
     const b = r.open({ partition: "web", cgroup: "a" });
-    expect(b.apply(capDirective("web", 500, 100)).written).toEqual(["cpu.max"]);
+    expect(b.apply(cappedDirective("web", 500, 100)).written).toEqual(["cpu.max"]);
   });
 
   it("seeds a cgroup it has not seen (dry-run), or says it is gone", () => {
@@ -136,7 +137,7 @@ describe("recording backend", () => {
       "cpu.cfs_quota_us": "30000",
       "cpu.shares": "1024",
     });
-    expect(a.apply(capDirective("k", 300, 100)).written).toEqual([]);
+    expect(a.apply(cappedDirective("k", 300, 100)).written).toEqual([]);
     expect(() => r.open({ partition: "u", cgroup: "unknown" })).toThrowError(WeirError);
   });
 
@@ -149,7 +150,7 @@ describe("recording backend", () => {
     const r = new RecordingBackend({ maxRecords: 10 });
     r.create("a");
     const a = r.open({ partition: "a", cgroup: "a" });
-    for (let i = 1; i <= 25; i++) a.apply(capDirective("a", i * 10, 100));
+    for (let i = 1; i <= 25; i++) a.apply(cappedDirective("a", i * 10, 100));
     const w = r.writes();
     expect(w.length).toBeLessThanOrEqual(10);
     expect(w.at(-1)?.value).toBe("25000 100000"); // 250 millis, the last one

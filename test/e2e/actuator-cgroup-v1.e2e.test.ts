@@ -7,9 +7,10 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { CgroupV1Backend } from "../../src/actuators/cgroup-v1.ts";
-import { actuatorContract, capDirective } from "../../src/actuators/contract.ts";
+import { actuatorContract } from "../../src/actuators/contract.ts";
 import { v1Format } from "../../src/actuators/formats.ts";
 import type { ActuatorTarget } from "../../src/actuators/types.ts";
+import { cappedDirective } from "../../src/core/directive.ts";
 import { ErrorCodes } from "../../src/core/errors.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
@@ -87,7 +88,7 @@ describe("cgroup-v1 with the real kernel", () => {
     mkdir(path.join(CPU, t.cgroup));
     const a = backend.open(t);
     try {
-      const dir = capDirective("child", 800, 100);
+      const dir = cappedDirective("child", 800, 100);
       const r = a.apply(dir);
       expect(r.written).toEqual([]);
       expect(r.error).toMatchObject({ code: ErrorCodes.CGROUP_WRITE_FAILED, retryable: true });
@@ -96,7 +97,7 @@ describe("cgroup-v1 with the real kernel", () => {
       expect(r.error?.message).toContain("EINVAL");
       // Not cached as written: the next cycle tries again.
       expect(a.apply(dir).error?.code).toBe(ErrorCodes.CGROUP_WRITE_FAILED);
-      expect(a.apply(capDirective("child", 300, 100)).written).toEqual(["cpu.cfs_quota_us"]);
+      expect(a.apply(cappedDirective("child", 300, 100)).written).toEqual(["cpu.cfs_quota_us"]);
       expect(files(t)["cpu.cfs_quota_us"]).toBe("30000");
       expect(a.stats?.()).toMatchObject({ writes: 1, failedWrites: 2 });
     } finally {
@@ -129,7 +130,7 @@ describe("cgroup-v1 with the real kernel", () => {
       fs.writeFileSync(path.join(acctDir, "cgroup.procs"), String(hog.pid));
 
       // 100 millis = 10 % of a CPU: 100 * 100000 / 1000 = 10000 us per 100000 us period.
-      const directive = capDirective("hog", 100, 100);
+      const directive = cappedDirective("hog", 100, 100);
       expect(a.apply(directive).written).toEqual(["cpu.cfs_quota_us"]);
       await sleep(300);
 

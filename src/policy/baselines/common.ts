@@ -1,4 +1,5 @@
 // Helpers shared by the baselines.
+import { cappedDirective as coreCappedDirective } from "../../core/directive.ts";
 import type { CapReason, Decision, Directive, PartitionId } from "../../core/model.ts";
 import { type CpuMillis, clamp, MILLIS_PER_CPU } from "../../core/units.ts";
 
@@ -60,12 +61,7 @@ export const cappedDirective = (
   partition: PartitionId,
   cpuMillis: CpuMillis,
   weight?: number,
-): Directive =>
-  directive(partition, cpuMillis, {
-    ...(weight === undefined ? {} : { weight }),
-    capCpuMillis: cpuMillis,
-    capReason: "capped",
-  });
+): Directive => coreCappedDirective(partition, cpuMillis, weight ?? weightForCpuMillis(cpuMillis));
 
 export function decision(
   partition: PartitionId,
