@@ -48,7 +48,13 @@ import {
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
 import { isMain, isolateSelf, runStandalone } from "./harness.ts";
 
-const COST_ROUNDS = 40;
+/** SHA-256 rounds per request, both servers (≈ 1.2 µs each here); `--cost-rounds N` overrides. */
+const DEFAULT_COST_ROUNDS = 40;
+const costRoundsArg = (): number => {
+  const i = process.argv.indexOf("--cost-rounds");
+  return i >= 0 ? Number(process.argv[i + 1]) : DEFAULT_COST_ROUNDS;
+};
+let COST_ROUNDS = DEFAULT_COST_ROUNDS;
 /** Kept back for the load generator and manager (as scenarios-real). */
 const RESERVE_CPU_MILLIS = 300;
 const GROUP_CPU_SHARES = 16_384;
@@ -425,6 +431,12 @@ export const bench: Benchmark = {
       throw new WeirError(
         ErrorCodes.CONFIG_INVALID,
         `bench goals-real: --reps must be an integer in 1..50, got ${reps}`,
+      );
+    COST_ROUNDS = costRoundsArg();
+    if (!Number.isInteger(COST_ROUNDS) || COST_ROUNDS < 1 || COST_ROUNDS > 100_000)
+      throw new WeirError(
+        ErrorCodes.CONFIG_INVALID,
+        `bench goals-real: --cost-rounds must be an integer in 1..100000, got ${COST_ROUNDS}`,
       );
     const timing = timingFor(ctx.quick);
     const runMs = timing.warmupMs + timing.measureMs;

@@ -198,9 +198,50 @@ describe("performanceIndex", () => {
     expect(
       assessNetworkDemand(tp(0.15), 5000, 120, 100, undefined, knobs).demandCpuMillis,
     ).toBeCloseTo(116, 9);
-    // a step: use 300m → 360m, above 2 × 100m: 100 + 0.7 × 260 = 282
+    // a step: use 300m → 360m, above 2 × 100m: followed at once, 360, and marked rising
+    const step = assessNetworkDemand(tp(0.3), 5000, 120, 100, undefined, knobs);
+    expect(step.demandCpuMillis).toBeCloseTo(360, 9);
+    expect(step.rising).toBe(true);
+    // the next window (the step began mid-window): use 500m → 600m, under 2 × 360m but a further
+    // rise after a step → followed at once, 600, and still rising (600 > 360 × 1.2)
+    const rest = assessNetworkDemand(
+      tp(0.5),
+      5000,
+      360,
+      360,
+      undefined,
+      knobs,
+      0,
+      undefined,
+      360,
+      true,
+    );
+    expect(rest.demandCpuMillis).toBeCloseTo(600, 9);
+    expect(rest.rising).toBe(true);
+    // and the next: use 550m → 660m, a further rise but by no more than the headroom
+    // (660 ≤ 600 × 1.2) → followed at once, 660, and the step has levelled off
+    const end = assessNetworkDemand(
+      tp(0.55),
+      5000,
+      600,
+      600,
+      undefined,
+      knobs,
+      0,
+      undefined,
+      600,
+      true,
+    );
+    expect(end.demandCpuMillis).toBeCloseTo(660, 9);
+    expect(end.rising).toBe(false);
+    // the same window without a step before it: noise, 360 + 0.2 × 240 = 408
     expect(
-      assessNetworkDemand(tp(0.3), 5000, 120, 100, undefined, knobs).demandCpuMillis,
-    ).toBeCloseTo(282, 9);
+      assessNetworkDemand(tp(0.5), 5000, 360, 360, undefined, knobs).demandCpuMillis,
+    ).toBeCloseTo(408, 9);
+    // after a step, a fall is followed slowly as always: use 250m → 300m: 360 − 0.2 × 60 = 348
+    expect(
+      assessNetworkDemand(tp(0.25), 5000, 360, 360, undefined, knobs, 0, undefined, 360, true)
+        .demandCpuMillis,
+    ).toBeCloseTo(348, 9);
   });
 });

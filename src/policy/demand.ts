@@ -48,6 +48,8 @@ export interface DemandAssessment {
   undonatedDemandCpuMillis: number;
   /** Final demand: smoothed (probes are not smoothed again), then floored by the goal, or cut to it (donor). */
   demandCpuMillis: number;
+  /** This window's use was a load step (USE_STEP_FACTOR): the next window may finish it. */
+  rising: boolean;
 }
 
 /**
@@ -58,9 +60,12 @@ export interface DemandAssessment {
 export const GOAL_STEP_FRACTION = 0.25;
 
 /**
- * An uncongested partition's use + headroom above this multiple of its demand is a load step
- * (followed at smoothingUp); below it, noise (followed at smoothingDown). 100 ms readings of a
- * steady 200m packet server ranged 135-350m: under 2×.
+ * An uncongested partition's use + headroom above this multiple of its demand is a load step,
+ * followed at once (demand = use + headroom); below it, noise (followed at smoothingDown).
+ * 100 ms readings of a steady 200m packet server ranged 135-350m: under 2×. A step seldom lands
+ * on a window boundary and a server's queue may take a few windows to reach its new rate, so
+ * after a step every further rise is followed at once too, until a window rises by no more than
+ * the headroom (the step has levelled off).
  */
 export const USE_STEP_FACTOR = 2;
 
@@ -117,6 +122,7 @@ export function cpuMillisForPackets(packetsPerSec: number, velocity: number): nu
  * `goalBaseCpuMillis`: what the goal controller scales by PI — the entitlement the kernel was
  * really given (the weight last written, in millicores), so an entitlement change the weight
  * dead-band held back does not wind the controller up (default: last entitlement).
+ * `prevRising`: last window was a load step (its `rising`), so a further rise now completes it.
  * Writes into `out` when given (and returns it), else into a new object.
  */
 export function assessNetworkDemand(
@@ -129,6 +135,7 @@ export function assessNetworkDemand(
   minProbeStepCpuMillis = 0,
   out: DemandAssessment = emptyAssessment(),
   goalBaseCpuMillis: number | null = prevCpuMillis,
+  prevRising = false,
 ): DemandAssessment {
   const headroom = 1 + knobs.headroomFraction;
   // A garbage reading (NaN, negative, infinite) counts as 0, never as a huge demand.
@@ -158,6 +165,7 @@ export function assessNetworkDemand(
   let kind: DemandKind;
   let raw: number;
   let smoothed: number;
+  let rising = false;
   if (!(served > 0)) {
     // No packet served: whatever CPU it burns or junk it receives is not traffic it serves,
     // so nothing is credited; the demand decays like any fall.
@@ -172,15 +180,17 @@ export function assessNetworkDemand(
     // Slowly both ways: a partition that is not constrained is getting what it asks for (under
     // weights CPU flows to it at once), and its 100 ms readings are noisy (a packet server at
     // 200m read 135-350m): following rises at smoothingUp rewrote its weight several times a
-    // second. A rise to more than twice the demand is a load step, not noise: followed fast.
+    // second. A rise to more than twice the demand is a load step, not noise: followed at once,
+    // and so is a further rise in the next window (the rest of a step that began mid-window).
     // Congestion (below) is the fast path too.
-    const step = prevDemandCpuMillis !== null && raw > USE_STEP_FACTOR * prevDemandCpuMillis;
-    smoothed = smoothDemand(
-      prevDemandCpuMillis,
-      raw,
-      step ? knobs.smoothingUp : knobs.smoothingDown,
-      knobs.smoothingDown,
-    );
+    // A step keeps being followed while each window rises by more than the headroom (a server
+    // whose queue takes a few windows to reach its new rate), and ends when it levels off.
+    const prev = prevDemandCpuMillis;
+    const continues = prevRising && prev !== null && raw > prev;
+    rising =
+      prev !== null && (raw > USE_STEP_FACTOR * prev || (continues && raw > prev * headroom));
+    smoothed =
+      rising || continues ? raw : smoothDemand(prev, raw, knobs.smoothingDown, knobs.smoothingDown);
   } else if (trafficNeed !== null && trafficNeed > probeFrom) {
     // Congested, and the offered load says how much more: believe it. Smoothing starts from
     // at least what it has now, since congestion confirms it needs that much.
@@ -254,6 +264,7 @@ export function assessNetworkDemand(
   out.goalReceiver = receiver;
   out.undonatedDemandCpuMillis = smoothed;
   out.demandCpuMillis = demand;
+  out.rising = rising;
   return out;
 }
 
@@ -279,6 +290,7 @@ export function emptyAssessment(): DemandAssessment {
     goalReceiver: false,
     undonatedDemandCpuMillis: 0,
     demandCpuMillis: 0,
+    rising: false,
   };
 }
 

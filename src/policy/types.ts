@@ -61,6 +61,8 @@ export interface PartitionPolicyState {
   velocityPacketsPerCpuSec: number | null;
   /** Weight last directed (absent before the first, and in state files of older versions). */
   weight?: number;
+  /** Last window's use was a load step, so a further rise now completes it (absent = no). */
+  rising?: boolean;
 }
 
 export interface PolicyState {

@@ -248,7 +248,9 @@ function step(
   receiver.fill(0);
 
   const prevWeight = new Float64Array(n);
-  readPrevious(state, specs, prevCpu, prevDemand, prevVelocity, prevWeight);
+  const prevRising = new Uint8Array(n);
+  const rising = new Uint8Array(n);
+  readPrevious(state, specs, prevCpu, prevDemand, prevVelocity, prevWeight, prevRising);
   const tps = alignThroughput(specs, input.throughput);
   const a = emptyAssessment();
   const ids: PartitionId[] = new Array(n);
@@ -296,7 +298,9 @@ function step(
         probeStep,
         a,
         goalBase(prevWeight[i]!, hasPrev ? pc : null, capacity),
+        prevRising[i] === 1,
       );
+      if (a.rising) rising[i] = 1;
       if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
       mode[i] = Mode.demand;
       target[i] = demandTarget(a.demandCpuMillis, min, max);
@@ -419,7 +423,7 @@ function step(
   return {
     directives,
     decisions,
-    state: packedState({ ids, cpuMillis: final, demand, velocity, weight: weights }, batch),
+    state: packedState({ ids, cpuMillis: final, demand, velocity, weight: weights, rising }, batch),
   };
 }
 
@@ -582,6 +586,8 @@ interface PackedState {
   velocity: Float64Array;
   /** Weight last directed (NaN = none yet). */
   weight: Float64Array;
+  /** 1 = last window was a load step (DemandAssessment.rising). */
+  rising: Uint8Array;
 }
 
 const PACKED = Symbol("weir.policy.packedState");
@@ -626,6 +632,7 @@ function toRecord(p: PackedState): Record<PartitionId, PartitionPolicyState> {
       velocityPacketsPerCpuSec: Number.isNaN(v) ? null : v,
     };
     if (!Number.isNaN(w)) ps.weight = w;
+    if (p.rising[i] === 1) ps.rising = true;
     record[p.ids[i]!] = ps;
   }
   return record;
@@ -639,8 +646,10 @@ function readPrevious(
   demand: Float64Array,
   velocity: Float64Array,
   weight: Float64Array,
+  rising: Uint8Array,
 ): void {
   const n = specs.length;
+  rising.fill(0);
   const packed = untouchedPacked(state);
   if (packed) {
     let aligned = packed.ids.length === n;
@@ -650,6 +659,7 @@ function readPrevious(
       demand.set(packed.demand);
       velocity.set(packed.velocity);
       weight.set(packed.weight);
+      rising.set(packed.rising);
       return;
     }
   }
@@ -667,6 +677,7 @@ function readPrevious(
       demand[i] = packed.demand[j]!;
       velocity[i] = packed.velocity[j]!;
       weight[i] = packed.weight[j]!;
+      rising[i] = packed.rising[j]!;
     }
     return;
   }
@@ -682,6 +693,7 @@ function readPrevious(
     velocity[i] = v !== null && v > 0 && Number.isFinite(v) ? v : Number.NaN;
     const w = ps.weight;
     weight[i] = w !== undefined && Number.isFinite(w) && w >= WEIGHT_MIN ? w : Number.NaN;
+    if (ps.rising === true) rising[i] = 1;
   }
 }
 
