@@ -16,6 +16,7 @@ import {
   type DemandSource,
   demandTarget,
   goalBase,
+  IMPORTANCE_WEIGHT_RATIO,
   importanceOf,
   maxOf,
   minOf,
@@ -23,6 +24,7 @@ import {
   protectedNeed,
   SOURCES,
   Source,
+  weightForAllocation,
 } from "./rules.ts";
 import type { PolicyKnobs } from "./types.ts";
 
@@ -57,12 +59,18 @@ export interface StepReasons {
   batchSuppressed: boolean;
   /** Last cycle's directed weight (NaN = none): the goal controller's base. */
   prevWeight: Float64Array;
+  /** Last cycle's load-step mark (DemandAssessment.rising), 1 = rising. */
+  prevRising: Uint8Array;
+  /** Weight divisor by importance (weightDivisors). */
+  divisors: Float64Array;
 }
 
 /** The reasons behind one decision as a plain object (for tests, the API, debugging). */
 export interface DecisionDetail {
   source: DemandSource;
   importance: number;
+  /** Its importance's weight divisor (weightDivisors): 1 at the most important level present. */
+  weightDivisor: number;
   /** Demand assessment of a network partition that reported throughput, else null. */
   assessment: DemandAssessment | null;
   /** Misses its goal at the most important level where goals are missed. */
@@ -182,7 +190,13 @@ export class WeirDecision implements Decision {
             r.context.knobs,
             minProbeStep(r.context.deadbandCpuMillis),
             undefined,
-            goalBase(r.prevWeight[i]!, hadPrevious ? prev : null, r.context.capacityCpuMillis),
+            goalBase(
+              r.prevWeight[i]!,
+              hadPrevious ? prev : null,
+              r.context.capacityCpuMillis,
+              r.divisors[importanceOf(spec)]!,
+            ),
+            r.prevRising[i] === 1,
           )
         : null;
     const target =
@@ -195,6 +209,7 @@ export class WeirDecision implements Decision {
     return {
       source: SOURCES[source]!,
       importance: importanceOf(spec),
+      weightDivisor: r.divisors[importanceOf(spec)]!,
       assessment,
       receiver: (bits & RECEIVER_BIT) !== 0,
       minCpuMillis: min,
@@ -302,7 +317,7 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
       } else if (a.goalReceiver && goal !== undefined) {
         const pi = d.performanceIndex;
         parts.push(
-          `goal ${int(goal)} pps missed (PI ${pi === null ? "?" : pi.toFixed(2)}) while short of CPU, so it receives: ${millis(a.demandCpuMillis)} (last entitlement × PI + ${pct(k.goalHeadroomFraction)}, at most +25 % a cycle)`,
+          `goal ${int(goal)} pps ${pi !== null && pi > 1 ? "missed" : `met by less than its ${pct(k.goalHeadroomFraction)} margin`} (PI ${pi === null ? "?" : pi.toFixed(2)}) while short of CPU, so it receives: ${millis(a.demandCpuMillis)} (last entitlement × PI + ${pct(k.goalHeadroomFraction)}, at most +25 % a cycle)`,
         );
       } else if (!floored && Math.abs(a.demandCpuMillis - a.rawDemandCpuMillis) >= 0.5)
         parts.push(`smoothed to ${millis(a.demandCpuMillis)}`);
@@ -381,7 +396,7 @@ function expressionText(d: WeirDecision, x: DecisionDetail): string {
   const base =
     x.source === "batch"
       ? "runs in the idle class (minimum weight where the kernel has none), taking every idle cycle"
-      : `weight ${int(capacity > 0 ? Math.max(1, Math.round((d.cpuMillis / capacity) * 10_000)) : 1)} (its share of ${millis(capacity)}), so it may use any idle CPU`;
+      : weightText(d.cpuMillis, capacity, x.weightDivisor);
   switch (x.capCode) {
     case 1:
       return `${base}; capped at its max ${millis(x.maxCpuMillis)} (+${pct(k.burstFraction)} burst)`;
@@ -392,6 +407,17 @@ function expressionText(d: WeirDecision, x: DecisionDetail): string {
     default:
       return `${base}; no cap`;
   }
+}
+
+/** "weight 1,250 (its share of 2,000m ÷ 2: 1 more important level present, each weighing 2× the one below), …". */
+function weightText(cpuMillis: number, capacity: number, divisor: number): string {
+  const w = weightForAllocation(cpuMillis, capacity, divisor);
+  const levels = Math.round(Math.log(divisor) / Math.log(IMPORTANCE_WEIGHT_RATIO));
+  const share =
+    divisor > 1
+      ? `its share of ${millis(capacity)} ÷ ${int(divisor)}: ${levels} more important level${levels === 1 ? "" : "s"} present, each weighing ${IMPORTANCE_WEIGHT_RATIO}× the one below`
+      : `its share of ${millis(capacity)}`;
+  return `weight ${int(w)} (${share}), so it may use any idle CPU`;
 }
 
 function dropText(tp: Throughput, a: DemandAssessment): string {

@@ -233,13 +233,19 @@ export function assessNetworkDemand(
       dropping ||
       (delay != null && delay >= knobs.cpuDelayThreshold / 2) ||
       offered >= goal!;
-    if (pi > 1 && shortOfCpu) {
+    if (pi * grow > 1 && shortOfCpu) {
+      // Below goal + headroom (not only below the goal): otherwise a partition that fell to
+      // just its goal would sit there and miss it in every other noisy window.
+      // Unless congestion gave its traffic's need (a larger claim it keeps), the controller
+      // sets the demand: use + headroom of a saturated closed-loop server is whatever it was
+      // given, and taking it whenever one noisy window fell short of goal + headroom held the
+      // partition far above its goal (on the real testbed at PI 0.88, the goal + 14 %).
       const target = base * Math.min(pi * grow, 1 + GOAL_STEP_FRACTION);
-      if (target > demand) {
+      if (kind === "use" || target > demand) {
         demand = target;
         receiver = true;
       }
-    } else if (pi <= 1) {
+    } else if (pi * grow <= 1) {
       const target = base * Math.max(pi * grow, 1 - GOAL_STEP_FRACTION);
       if (demand > target) {
         demand = target;

@@ -553,16 +553,25 @@ describe("safety (property-style, seeded)", () => {
           expect(d.weight).toBeGreaterThanOrEqual(1);
           expect(d.weight).toBeLessThanOrEqual(10_000);
           // weights first: batch in the idle class at the minimum weight, network partitions
-          // at their share of capacity
+          // at their share of capacity, halved for each more important level present
           expect(d.idle).toBe(s.kind === "batch");
           if (s.kind === "batch") expect(d.weight).toBe(1);
-          else
+          else {
+            const above = new Set(
+              specsNow
+                .filter((o) => o.kind !== "batch" && o.importance < s.importance)
+                .map((o) => o.importance),
+            ).size;
             expect(d.weight).toBe(
               Math.min(
                 10_000,
-                Math.max(1, Math.round((d.cpuMillis / kNow.capacityCpuMillis) * 10_000)),
+                Math.max(
+                  1,
+                  Math.round((d.cpuMillis / kNow.capacityCpuMillis / 2 ** above) * 10_000),
+                ),
               ),
             );
+          }
           // a cap only with a reason: here only a max below capacity caps (nobody is `capped`)
           const capped = Math.floor(s.maxCpuMillis) < kNow.capacityCpuMillis;
           if (d.capReason !== "suppress-batch") {
@@ -610,7 +619,7 @@ describe("edge cases", () => {
     // importance 1's 200 fits; importance 2's 400 gets the 300 left (× 0.75); sum 500
     expect([out.d.a!.cpuMillis, out.d.b!.cpuMillis]).toEqual([200, 300]);
     expect(out.d.b!.why).toBe(
-      "no throughput yet and no previous allocation: starts at its guarantee 400m plus a weighted share of the left-over; guarantees exceed capacity 500m, so its min 400m is cut to 300m; granted 300m; weight 6,000 (its share of 500m), so it may use any idle CPU; no cap",
+      "no throughput yet and no previous allocation: starts at its guarantee 400m plus a weighted share of the left-over; guarantees exceed capacity 500m, so its min 400m is cut to 300m; granted 300m; weight 3,000 (its share of 500m ÷ 2: 1 more important level present, each weighing 2× the one below), so it may use any idle CPU; no cap",
     );
   });
 
@@ -949,16 +958,17 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
       w = { gold: out.dir.gold!.weight, bronze: out.dir.bronze!.weight };
     }
     // gold's traffic claims more than its goal needs (what it uses × 1.2), so it donates: its
-    // entitlement follows last × PI × 1.05 toward PI = 1 ÷ 1.05, about 840m (800m + 5 %);
-    // bronze is entitled to the rest
-    expect(out!.dir.gold!.cpuMillis).toBeGreaterThanOrEqual(800);
-    expect(out!.dir.gold!.cpuMillis).toBeLessThanOrEqual(880);
+    // entitlement follows last × PI × 1.05 toward PI = 1 ÷ 1.05 (840 pps), and bronze is entitled
+    // to the rest. bronze's weight is halved (one more important level present), so gold's 84 %
+    // of the CPU needs e ÷ (e + (1000 − e) ÷ 2) = 0.84: e = 724m
+    expect(out!.dir.gold!.cpuMillis).toBeGreaterThanOrEqual(680);
+    expect(out!.dir.gold!.cpuMillis).toBeLessThanOrEqual(780);
     expect(out!.dir.bronze!.cpuMillis).toBeGreaterThanOrEqual(1000 - out!.dir.gold!.cpuMillis - 20);
     expect(out!.d.gold!.why).toMatch(
       /goal 800 pps (met \(PI 0\.\d\d\), so it claims [\d,]+m \(last entitlement × PI \+ 5 %\) and donates|missed \(PI 1\.\d\d\) while short of CPU, so it receives)/,
     );
-    // the weights (within the 15 % weight dead-band of 8,400 : 1,600) give gold 1.0-1.15× its
-    // goal and bronze at least 70 % of the 200 pps surplus
+    // the weights (within gold's 5 % weight dead-band) give gold 1.0-1.15× its goal and bronze
+    // at least 70 % of the 200 pps surplus
     expect(served.gold / 800).toBeGreaterThanOrEqual(1);
     expect(served.gold / 800).toBeLessThanOrEqual(1.15);
     expect(served.bronze).toBeGreaterThanOrEqual(0.7 * 200);
@@ -1073,5 +1083,55 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     // the base is the entitlement the last written weight stands for, not the last decision:
     // weight 2,500 → 500m; 500 × 1.25 = 625m
     expect(at(500, 0.6, 2500).demandCpuMillis).toBe(625);
+    // met, but by less than its 5 % margin: serving 1,000 pps (PI 1.0), not congested (waiting
+    // 10 %, offered = the goal): the controller sets the demand, 600 × 1.05 = 630m, whatever
+    // use + headroom says (a saturated closed-loop server uses what it is given)
+    const thin = at(1000, 0.1, 3000);
+    expect(thin.detail.assessment).toMatchObject({ goalReceiver: true, kind: "use" });
+    expect(thin.demandCpuMillis).toBe(630);
+    expect(thin.why).toContain("goal 1,000 pps met by less than its 5 % margin (PI 1.00)");
+  });
+
+  it("a partition that meets its goal with its margin gets no spare: the rest goes to the others", () => {
+    // 2,000m, nothing congested; gold (goal 1,000 pps) serves 1,400 (PI 0.71), silver has no
+    // goal; both use little, so most of capacity is spare. gold claims 600 × 0.75 = 450m and
+    // gets none of the spare; silver gets its use + headroom and all of the spare.
+    const k = knobs(2000, { leftover: "share", maxShrinkFractionPerCycle: 1 });
+    const out = step(
+      k,
+      [spec("gold", { importance: 1, goalPacketsPerSec: 1000 }), spec("silver", { importance: 1 })],
+      [
+        throughput("gold", {
+          offeredPacketsPerSec: 1400,
+          servedPacketsPerSec: 1400,
+          cpuCores: 0.35,
+          rawVelocityPacketsPerCpuSec: 4000,
+        }),
+        throughput("silver", {
+          offeredPacketsPerSec: 400,
+          servedPacketsPerSec: 400,
+          cpuCores: 0.1,
+          rawVelocityPacketsPerCpuSec: 4000,
+        }),
+      ],
+      {
+        partitions: {
+          gold: {
+            cpuMillis: 600,
+            demandCpuMillis: 600,
+            velocityPacketsPerCpuSec: 4000,
+            weight: 3000,
+          },
+          silver: {
+            cpuMillis: 600,
+            demandCpuMillis: 120,
+            velocityPacketsPerCpuSec: 4000,
+            weight: 3000,
+          },
+        },
+      },
+    );
+    expect(out.d.gold!.cpuMillis).toBe(450);
+    expect(out.d.silver!.cpuMillis).toBe(2000 - 450);
   });
 });

@@ -48,6 +48,8 @@ import {
   Source,
   WEIGHT_MAX,
   WEIGHT_MIN,
+  weightDivisors,
+  weightForAllocation,
 } from "./rules.ts";
 import type {
   BatchSuppressionState,
@@ -66,18 +68,7 @@ import type {
 export const DEADBAND_MAX_CPU_MILLIS = 50;
 
 /** cgroup v2 cpu.weight range (the bounds live in rules.ts, shared with the explanation). */
-export { WEIGHT_MAX, WEIGHT_MIN } from "./rules.ts";
-
-/**
- * Directive weight on the v2 scale: the allocation's share of capacity mapped onto 1..10000
- * (10000 = all of capacity), so weights are proportional to allocations and sum to at most
- * 10000 (plus the 1 a zero allocation still gets). 500m of 2,000m → 2,500.
- */
-export function weightForAllocation(cpuMillis: number, capacityCpuMillis: number): number {
-  if (!(capacityCpuMillis > 0)) return WEIGHT_MIN;
-  const w = Math.round((cpuMillis / capacityCpuMillis) * WEIGHT_MAX);
-  return Math.min(WEIGHT_MAX, Math.max(WEIGHT_MIN, w));
-}
+export { WEIGHT_MAX, WEIGHT_MIN, weightForAllocation } from "./rules.ts";
 
 /** Whole CPUs to run on: ceil of what it may use (its cap, else its max), at least 1. 1,001m → 2. */
 export function cpuCountForAllocation(cpuMillis: number): number {
@@ -251,6 +242,7 @@ function step(
   const prevRising = new Uint8Array(n);
   const rising = new Uint8Array(n);
   readPrevious(state, specs, prevCpu, prevDemand, prevVelocity, prevWeight, prevRising);
+  const divisors = weightDivisors(specs);
   const tps = alignThroughput(specs, input.throughput);
   const a = emptyAssessment();
   const ids: PartitionId[] = new Array(n);
@@ -297,7 +289,7 @@ function step(
         knobs,
         probeStep,
         a,
-        goalBase(prevWeight[i]!, hasPrev ? pc : null, capacity),
+        goalBase(prevWeight[i]!, hasPrev ? pc : null, capacity, divisors[imp]!),
         prevRising[i] === 1,
       );
       if (a.rising) rising[i] = 1;
@@ -310,7 +302,11 @@ function step(
       // partition needs its demand (traffic or probe), not a slice of the spare on top (that was
       // a cap's padding against throttling; on the real testbed it swung a partition's weight
       // between 1,300 and 4,600 whenever its CPU delay crossed the threshold).
-      eligible[i] = 1;
+      // A partition that meets its goal with its margin claims what its goal needs and no
+      // spare: spare would raise its weight, and under contention its goal, not its use,
+      // bounds what it takes (the rest is for the tiers below).
+      const piNow = performanceIndex(spec.goalPacketsPerSec, tp.servedPacketsPerSec);
+      eligible[i] = piNow !== null && piNow * (1 + knobs.goalHeadroomFraction) <= 1 ? 0 : 1;
       demand[i] = Math.min(a.demandCpuMillis, max);
     } else if (hasPrev) {
       src = Source.held;
@@ -385,6 +381,8 @@ function step(
     capCode,
     batchSuppressed: batch?.active ?? false,
     prevWeight,
+    prevRising,
+    divisors,
   };
   const directives: Directive[] = new Array(n);
   const decisions: WeirDecision[] = new Array(n);
@@ -400,6 +398,7 @@ function step(
       batch?.active ?? false,
       prevWeight[i]!,
       bands,
+      divisors[importance[i]!]!,
     );
     weights[i] = directives[i]!.weight;
     capCode[i] = capCodeOf(directives[i]!.capReason);
@@ -447,6 +446,7 @@ function express(
   suppressBatch: boolean,
   prevWeight: number,
   bands: { normal: WeightBand; goal: WeightBand },
+  divisor: number,
 ): Directive {
   const batch = spec.kind === "batch";
   let cap = Number.POSITIVE_INFINITY;
@@ -473,7 +473,12 @@ function express(
     cpuMillis: cpu,
     weight: batch
       ? WEIGHT_MIN
-      : keepWeight(prevWeight, weightForAllocation(cpu, capacity), bandOf(spec, bands)),
+      : keepWeight(
+          prevWeight,
+          weightForAllocation(cpu, capacity, divisor),
+          bandOf(spec, bands),
+          divisor,
+        ),
     idle: batch,
     capCpuMillis: cap,
     burstCpuMillis: burst,
@@ -528,12 +533,13 @@ export const bandOf = (spec: PartitionSpec, bands: { normal: WeightBand; goal: W
 /**
  * Weight dead-band: the previous weight stays unless the new one moves past the band.
  *   prev 1,000, band up 0.15 / down 0.375: new 1,100 → 1,000; 1,200 → 1,200; 700 → 1,000; 600 → 600.
+ * `divisor`: the partition's importance divisor; the band's minimum step is in undivided units.
  */
-export function keepWeight(prev: number, next: number, band: WeightBand): number {
+export function keepWeight(prev: number, next: number, band: WeightBand, divisor = 1): number {
   if (Number.isNaN(prev)) return next;
   const fraction = next >= prev ? band.upFraction : band.downFraction;
   if (!(fraction > 0) && !(band.minStep > 0)) return next;
-  return Math.abs(next - prev) < Math.max(fraction * prev, band.minStep) ? prev : next;
+  return Math.abs(next - prev) < Math.max(fraction * prev, band.minStep / divisor) ? prev : next;
 }
 
 function capCodeOf(reason: CapReason | null): number {

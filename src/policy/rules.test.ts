@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { goalBase, IMPORTANCE_WEIGHT_RATIO, weightDivisors, weightForAllocation } from "./rules.ts";
+import { spec } from "./test-fixtures.ts";
+
+describe("importance in the weights", () => {
+  it("halves the weight per more important level present among the non-batch partitions", () => {
+    expect(IMPORTANCE_WEIGHT_RATIO).toBe(2);
+    const d = weightDivisors([
+      spec("a", { importance: 1 }),
+      spec("b", { importance: 3 }),
+      spec("c", { importance: 5 }),
+      // batch runs in the idle class: its importance does not make a level
+      spec("hog", { importance: 2, kind: "batch" }),
+    ]);
+    // levels 1, 3, 5 present: 1 → 1, 3 → 2, 5 → 4 (2 and 4 are never used: nobody is there)
+    expect([d[1], d[3], d[5]]).toEqual([1, 2, 4]);
+    // one level only: nobody is divided
+    const one = weightDivisors([spec("x", { importance: 3 }), spec("y", { importance: 3 })]);
+    expect(one[3]).toBe(1);
+  });
+
+  it("protects an importance-1 entitlement on a CPU it shares with an importance-5 one", () => {
+    // overload on the real testbed: a (importance 1) entitled to 400m of 1,700m and c
+    // (importance 5) to 900m shared a CPU; proportional weights 2,353 : 5,294 gave a 31 %
+    const a = weightForAllocation(400, 1700, 1);
+    const c = weightForAllocation(900, 1700, 4);
+    expect([a, c]).toEqual([2353, 1324]);
+    // now a gets 2,353 ÷ (2,353 + 1,324) = 64 % of that CPU, more than the 40 % it is entitled to
+    expect(a / (a + c)).toBeCloseTo(0.64, 2);
+  });
+
+  it("the goal controller's base undoes the divisor: the entitlement the weight stands for", () => {
+    // weight 1,324 at divisor 4 of 1,700m → 1,324 × 4 ÷ 10,000 × 1,700 = 900.3m
+    expect(goalBase(1324, 850, 1700, 4)).toBeCloseTo(900.32, 2);
+    // no weight yet: the last entitlement
+    expect(goalBase(Number.NaN, 850, 1700, 4)).toBe(850);
+  });
+});
