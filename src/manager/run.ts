@@ -8,6 +8,7 @@ import type { CycleRecord } from "../core/model.ts";
 import { crossCheck } from "../transport/source.ts";
 import { openAgentTransports } from "./agents.ts";
 import type { Config } from "./config.ts";
+import { checkPartitionCpus } from "./cpus-check.ts";
 import type { Manager } from "./manager.ts";
 import { saveState } from "./state-file.ts";
 import { buildManager, type WiringHooks } from "./wiring.ts";
@@ -74,6 +75,24 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
     `weir managing ${cfg.partitions.length} partition(s), capacity ${wired.capacityCpuMillis}m, every ${cfg.intervalMs} ms, backend ${wired.backendName}${o.dryRun ? " (dry run: nothing is written)" : ""}`,
   );
   if (wired.stateNote) logger.info(wired.stateNote);
+  // Capacity the partitions' CPUs cannot give (capacity.cpus above the online CPUs, a cpuset
+  // smaller than capacity): a warning per partition; reading the cpusets never throws.
+  for (const w of checkPartitionCpus(
+    cfg.partitions,
+    manager.specs(),
+    wired.capacityCpuMillis,
+    cfg.roots,
+  ))
+    logger.warn(
+      {
+        partition: w.partition,
+        cpus: w.cpus,
+        cpusCpuMillis: w.cpusCpuMillis,
+        capacityCpuMillis: w.capacityCpuMillis,
+        maxCpuMillis: w.maxCpuMillis,
+      },
+      w.message,
+    );
   // Say which mechanism expresses batch on this kernel (the idle class needs Linux >= 5.15).
   const mech = manager.mechanisms();
   for (const spec of manager.specs()) {

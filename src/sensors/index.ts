@@ -15,6 +15,7 @@ export {
   defaultCpuDelaySources,
   HeldCpuDelay,
 } from "./cpu-delay.ts";
+export { cpusetFiles, onlineCpusFile, type PartitionCpus, readPartitionCpus } from "./cpuset.ts";
 export { HeldFile, readOnce } from "./held-file.ts";
 export { HeldHostCpu, hostCpuFromSamples, parseProcStatCpu } from "./host-cpu.ts";
 export {

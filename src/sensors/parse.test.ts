@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import {
   parseCounterValue,
+  parseCpuList,
   parseCpuStatV1,
   parseCpuStatV2,
   parseFlatKeyed,
@@ -226,4 +227,24 @@ describe("parseIdList (cgroup.procs, cgroup.threads, tasks)", () => {
     for (const bad of ["12\n\n", "x\n", "0\n", " 12\n"])
       caught(() => parseIdList(bad, "f"), ErrorCodes.COUNTER_MALFORMED);
   });
+});
+
+describe("parseCpuList (cpu/online, cpuset.cpus.effective, cpuset.effective_cpus)", () => {
+  it("reads single CPUs and ranges, ascending and each once; an empty list is no CPUs", () => {
+    // this host's /sys/devices/system/cpu/online
+    expect(parseCpuList("0-1\n", "f")).toEqual([0, 1]);
+    expect(parseCpuList("0-3,5\n", "f")).toEqual([0, 1, 2, 3, 5]);
+    expect(parseCpuList("0,2,4-5,7", "f")).toEqual([0, 2, 4, 5, 7]);
+    expect(parseCpuList("5,0-2,1\n", "f")).toEqual([0, 1, 2, 5]);
+    expect(parseCpuList("3\n", "f")).toEqual([3]);
+    expect(parseCpuList("\n", "f")).toEqual([]);
+    expect(parseCpuList("", "f")).toEqual([]);
+  });
+  it.each(["x\n", "0-\n", "-3\n", "3-1\n", "0,\n", ",1\n", "0 1\n", "0-3,,5\n", "0-70000\n"])(
+    "rejects %j as COUNTER_MALFORMED naming the file",
+    (text) => {
+      const e = caught(() => parseCpuList(text, "/sys/x/online"), ErrorCodes.COUNTER_MALFORMED);
+      expect(e.message).toContain("/sys/x/online");
+    },
+  );
 });

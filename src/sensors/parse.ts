@@ -353,3 +353,32 @@ export function parseIdList(text: string, path: string): number[] {
   }
   return out;
 }
+
+/** Highest CPU number a CPU list may name (the kernel's NR_CPUS is at most 8192 today). */
+const MAX_CPU_NUMBER = 65_535;
+
+/**
+ * A kernel CPU list (`/sys/devices/system/cpu/online`, cgroup v2 `cpuset.cpus.effective`,
+ * v1 `cpuset.effective_cpus` / `cpuset.cpus`): comma-separated CPU numbers and ranges,
+ * `0-3,5\n`. Returns the CPU numbers ascending, each once. An empty list (`\n`: a v1 cpuset
+ * nobody configured) is [].
+ */
+export function parseCpuList(text: string, path: string): number[] {
+  const end = text.charCodeAt(text.length - 1) === 10 ? text.length - 1 : text.length;
+  const cpus = new Set<number>();
+  let pos = 0;
+  while (pos < end) {
+    let comma = text.indexOf(",", pos);
+    if (comma < 0 || comma > end) comma = end;
+    const dash = text.indexOf("-", pos);
+    const hasRange = dash > pos && dash < comma;
+    const first = digitsAt(text, pos, hasRange ? dash : comma);
+    const last = hasRange ? digitsAt(text, dash + 1, comma) : first;
+    if (first < 0 || last < first || last > MAX_CPU_NUMBER)
+      throw malformed(path, 'expected a CPU list like "0-3,5"', text.slice(pos, comma));
+    for (let cpu = first; cpu <= last; cpu++) cpus.add(cpu);
+    pos = comma + 1;
+    if (pos === end) throw malformed(path, 'expected a CPU list like "0-3,5"', text);
+  }
+  return [...cpus].sort((a, b) => a - b);
+}

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { ErrorCodes, WeirError } from "../../core/errors.ts";
+import { positive } from "../options.ts";
 
 /** Why real partitions cannot be made here, or null when they can. */
 export function realModeUnavailable(): string | null {
@@ -16,16 +17,6 @@ export function realModeUnavailable(): string | null {
   if (!v1 && !v2) return "no cgroup cpu controller (v1 /sys/fs/cgroup/cpu or v2 with cpu enabled)";
   return null;
 }
-
-const positive = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new WeirError(
-      ErrorCodes.CONFIG_INVALID,
-      `--${name} must be a positive number: got "${v}"`,
-    );
-  return n;
-};
 
 export function register(program: Command): void {
   program

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { register as agent } from "./agent.ts";
 import { register as bench } from "./bench.ts";
 import { register as demo } from "./demo.ts";
+import { register as goal } from "./goal.ts";
 import { register as load } from "./load.ts";
 import { register as run } from "./run.ts";
 import { register as status } from "./status.ts";
@@ -16,6 +17,7 @@ export const commands: RegisterCommand[] = [
   run,
   validate,
   status,
+  goal,
   testbed,
   load,
   bench,

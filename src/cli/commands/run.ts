@@ -30,7 +30,16 @@ export function register(program: Command): void {
       const { buildManager } = await import("../../manager/wiring.ts");
       const cfg = loadConfigFile(opts.config);
       if (opts.once) {
-        const { manager } = buildManager(cfg, { dryRun: opts.dryRun ?? false });
+        const { checkPartitionCpus } = await import("../../manager/cpus-check.ts");
+        const wired = buildManager(cfg, { dryRun: opts.dryRun ?? false });
+        const { manager } = wired;
+        for (const w of checkPartitionCpus(
+          cfg.partitions,
+          manager.specs(),
+          wired.capacityCpuMillis,
+          cfg.roots,
+        ))
+          process.stderr.write(`weir run: warning: ${w.message}\n`);
         manager.runCycle();
         await new Promise((r) => setTimeout(r, cfg.intervalMs));
         const rec = manager.runCycle();

@@ -111,7 +111,8 @@ export async function fetchStatus(url: string, timeoutMs = 3000): Promise<Partit
   return (await res.json()) as PartitionsSnapshot;
 }
 
-const describeError = (err: unknown, url: string): string => {
+/** One line for a failed read of weir's API (refused connection, timeout, HTTP error). */
+export const describeError = (err: unknown, url: string): string => {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   if (cause?.code === "ECONNREFUSED")
     return `cannot reach weir at ${url}: connection refused (is \`weir run\` up?)`;

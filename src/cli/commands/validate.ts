@@ -7,6 +7,7 @@ import {
   configJsonSchema,
   partitionSpecs,
 } from "../../manager/config.ts";
+import { checkPartitionCpus } from "../../manager/cpus-check.ts";
 import { loadConfigFile } from "../../manager/load-config.ts";
 
 export function register(program: Command): void {
@@ -19,18 +20,23 @@ export function register(program: Command): void {
       const cfg = loadConfigFile(opts.config);
       const capacity = capacityCpuMillis(cfg, os.availableParallelism());
       checkCapacity(cfg, capacity);
+      const specs = partitionSpecs(cfg, capacity);
+      // This host's CPUs against the capacity: warnings, never a failure.
+      const warnings = checkPartitionCpus(cfg.partitions, specs, capacity, cfg.roots);
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
+        for (const w of warnings) process.stderr.write(`weir validate: warning: ${w.message}\n`);
         return;
       }
       process.stdout.write(
         `${opts.config}: valid. capacity ${capacity}m, cycle every ${cfg.intervalMs} ms\n`,
       );
-      for (const s of partitionSpecs(cfg, capacity)) {
+      for (const s of specs) {
         process.stdout.write(
           `  ${s.id.padEnd(16)} ${s.kind.padEnd(8)} min ${s.minCpuMillis}m  max ${s.maxCpuMillis}m  weight ${s.weight}  importance ${s.importance}${s.goalPacketsPerSec ? `  goal ${s.goalPacketsPerSec} pps` : ""}\n`,
         );
       }
+      for (const w of warnings) process.stdout.write(`warning: ${w.message}\n`);
     });
 
   program

@@ -1,0 +1,93 @@
+// Capacity against the CPUs a partition can really run on. Capacity is managed CPUs minus the
+// reserve (capacity.cpus may say more CPUs than the host has online), and a partition's
+// cpuset may hold fewer CPUs than that: weir could then entitle it CPU it can never use.
+// Found at start and in `weir validate`, reported as warnings; it never stops weir.
+import type { PartitionId, PartitionSpec } from "../core/model.ts";
+import { type CpuMillis, cpuMillisFromCores } from "../core/units.ts";
+import { type PartitionCpus, readPartitionCpus } from "../sensors/cpuset.ts";
+import type { Roots } from "../sensors/types.ts";
+
+export interface CpusShortfall {
+  partition: PartitionId;
+  /** CPU numbers the partition can run on, ascending. */
+  cpus: number[];
+  /** Where the list came from (cpuset file ∩ online CPUs, or the online CPUs). */
+  cpusSource: string;
+  /** What those CPUs give: 1000m per CPU. */
+  cpusCpuMillis: CpuMillis;
+  capacityCpuMillis: CpuMillis;
+  /** The most weir may entitle the partition: its max, at most the capacity. */
+  maxCpuMillis: CpuMillis;
+  /** One line for the log and `weir validate`. */
+  message: string;
+}
+
+/** [0, 1, 2, 3, 5] → "0-3,5" (the kernel's CPU list format). */
+export function formatCpuList(cpus: readonly number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < cpus.length; i++) {
+    const first = cpus[i]!;
+    while (i + 1 < cpus.length && cpus[i + 1] === cpus[i]! + 1) i++;
+    out.push(cpus[i] === first ? String(first) : `${first}-${cpus[i]}`);
+  }
+  return out.join(",");
+}
+
+/**
+ * The partitions weir may entitle to more CPU than their CPUs give: those whose max (at most
+ * the capacity) is above 1000m × their CPU count. A partition whose CPUs are unknown (null)
+ * is left out. Pure.
+ */
+export function cpusShortfalls(
+  specs: readonly PartitionSpec[],
+  cpusOf: ReadonlyMap<PartitionId, PartitionCpus | null>,
+  capacityCpuMillis: CpuMillis,
+): CpusShortfall[] {
+  const out: CpusShortfall[] = [];
+  for (const spec of specs) {
+    const found = cpusOf.get(spec.id);
+    if (!found) continue;
+    const cpusCpuMillis = cpuMillisFromCores(found.cpus.length);
+    const maxCpuMillis = Math.min(spec.maxCpuMillis, capacityCpuMillis);
+    if (maxCpuMillis <= cpusCpuMillis) continue;
+    const list = found.cpus.length === 0 ? "no CPU" : `CPUs ${formatCpuList(found.cpus)}`;
+    const upTo =
+      maxCpuMillis < capacityCpuMillis
+        ? `its max ${maxCpuMillis}m (capacity ${capacityCpuMillis}m)`
+        : `the capacity ${capacityCpuMillis}m`;
+    out.push({
+      partition: spec.id,
+      cpus: found.cpus,
+      cpusSource: found.source,
+      cpusCpuMillis,
+      capacityCpuMillis,
+      maxCpuMillis,
+      message:
+        `${spec.id}: runs on ${list} (${cpusCpuMillis}m, from ${found.source}) but may be ` +
+        `entitled up to ${upTo}: an entitlement above ${cpusCpuMillis}m cannot be used ` +
+        "(lower capacity.cpus or the partition's max, or widen its cpuset)",
+    });
+  }
+  return out;
+}
+
+/**
+ * Reads each partition's CPUs (its cgroup's effective cpuset, else the online CPUs) and
+ * returns the shortfalls. Never throws: a partition whose CPUs cannot be read is left out.
+ */
+export function checkPartitionCpus(
+  partitions: ReadonlyArray<{ name: string; cgroup: string }>,
+  specs: readonly PartitionSpec[],
+  capacityCpuMillis: CpuMillis,
+  roots: Pick<Roots, "cgroupfs" | "sysfs">,
+): CpusShortfall[] {
+  const cpusOf = new Map<PartitionId, PartitionCpus | null>();
+  for (const p of partitions) {
+    try {
+      cpusOf.set(p.name, readPartitionCpus(roots, p.cgroup));
+    } catch {
+      cpusOf.set(p.name, null);
+    }
+  }
+  return cpusShortfalls(specs, cpusOf, capacityCpuMillis);
+}
