@@ -85,7 +85,7 @@ describe("conservation-real helpers", () => {
     const md = [
       "# Benchmarks",
       "",
-      "## Against the budgets in ARCHITECTURE.md",
+      "## Against the budgets in bench/README.md",
       "",
       "| benchmark | figure | value | target | meets |",
       "|---|---|---|---|---|",

@@ -8,7 +8,7 @@ export interface BenchFigure {
   name: string;
   value: number;
   unit: string;
-  /** The budget from ARCHITECTURE.md, if any, e.g. "<= 1 ms". */
+  /** The budget (bench/README.md), if any, e.g. "<= 1 ms". */
   target?: string;
   /** Whether the figure meets the target (undefined when there is none). */
   meets?: boolean;

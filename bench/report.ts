@@ -463,7 +463,7 @@ export function renderMarkdown(input: {
     );
 
   const budgeted = results.flatMap((r) => r.figures.filter((f) => f.target).map((f) => ({ r, f })));
-  lines.push("", "## Against the budgets in ARCHITECTURE.md", "");
+  lines.push("", "## Against the budgets in bench/README.md", "");
   if (kept && kept.budgetRows.length > 0)
     lines.push(
       "Rows of benchmarks not re-run this time are kept from the previous report (their own sections give their dates).",

@@ -84,7 +84,7 @@ export function runRow(r: RunResult): Array<string | number> {
 
 const find = (runs: RunResult[], policy: string) => runs.find((r) => r.policy === policy);
 
-/** Tables and the figures checked against ARCHITECTURE.md's budgets. */
+/** Tables and the figures checked against the budgets in bench/README.md. */
 export function summarise(
   suite: SuiteResult,
 ): Omit<BenchResult, "name" | "machine" | "date" | "command"> {

@@ -1,6 +1,6 @@
 // The file side of the cgroup backends: open a cgroup directory's allocation files once,
 // read what they hold (the snapshot), keep the written ones open and write them with
-// pwrite at offset 0 (1.65 us on a held fd against 8.8 us for writeFileSync, FACTS.md).
+// pwrite at offset 0 (1.65 us on a held fd against 8.8 us for writeFileSync, docs/measured-facts.md).
 import fs from "node:fs";
 import path from "node:path";
 import { ErrorCodes, WeirError } from "../core/errors.ts";

@@ -4,7 +4,7 @@
 //         never changed by apply), raised to the kernel's 1000 us minimum; -1 = unlimited.
 // weight: cpu.shares = round(weight * 1024 / 100), the kernel's v2<->v1 conversion (formats.ts).
 // Only values that differ from what the file last held are written: every write to
-// cpu.cfs_quota_us refills the period's runtime (FACTS.md), so rewriting an unchanged quota
+// cpu.cfs_quota_us refills the period's runtime (docs/measured-facts.md), so rewriting an unchanged quota
 // would hand the partition extra CPU.
 import { cgroupDir, openCgroupFiles, readCgroupFiles } from "./cgroup-files.ts";
 import type { FileSetActuator } from "./engine.ts";

@@ -1,4 +1,4 @@
-// cgroup v2 against a fixture tree (this host has no v2 cpu controller, FACTS.md), copied into
+// cgroup v2 against a fixture tree (this host has no v2 cpu controller, docs/measured-facts.md), copied into
 // a tmp dir so writes land in real files with the kernel's exact formats.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";

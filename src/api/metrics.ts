@@ -1,5 +1,5 @@
 // Prometheus metrics for weir, in their own registry (never prom-client's default Node
-// metrics: promtool rejects `nodejs_active_handles_total` and friends, see FACTS.md).
+// metrics: promtool rejects `nodejs_active_handles_total` and friends, see docs/measured-facts.md).
 // Everything per partition is derived from CycleRecords; rejected reports and actuator
 // errors are counted through functions the transport and the manager call.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";

@@ -1,4 +1,5 @@
-// Demand of one partition: the arithmetic of ARCHITECTURE.md's control law, step 1 and 2.
+// Demand of one partition: the arithmetic of the control law's steps 1 and 2 (top-level
+// README.md, "How weir decides": demand from traffic, confirmation).
 import { describe, expect, it } from "vitest";
 import {
   assessNetworkDemand,

@@ -1,4 +1,5 @@
-// weir's workload policy: the control law of ARCHITECTURE.md as one pure step.
+// weir's workload policy: the control law of the top-level README.md ("How weir decides") as one
+// pure step.
 //   velocity → demand (confirmed by congestion, smoothed, goal floor) → allocation (mins,
 //   held, tiers, left-over) → post-processors (dead-band, shrink limit, bounds, whole millis)
 //   → directives + decisions + state.

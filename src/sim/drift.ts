@@ -1,5 +1,5 @@
 // The shared drift of CPU cost per packet: on these VMs the same work costs 2,600-4,700
-// packets per CPU-second depending on the host's clock speed (FACTS.md), and the change is the
+// packets per CPU-second depending on the host's clock speed (docs/measured-facts.md), and the change is the
 // same for every partition. Modelled as a mean-reverting random walk (Ornstein-Uhlenbeck)
 // of a cost multiplier, clamped to [1 - amplitude, 1 + amplitude].
 import { createRng, type Rng } from "./rng.ts";

@@ -20,7 +20,7 @@ export interface PacketCounters {
 
 export interface NetworkWorkloadOptions {
   load: LoadSchedule;
-  /** Packets served per CPU-second at nominal clock speed (FACTS.md: 2,600-4,700 for the SHA server). */
+  /** Packets served per CPU-second at nominal clock speed (docs/measured-facts.md: 2,600-4,700 for the SHA server). */
   velocityPacketsPerCpuSec: number;
   /** Receive queue size in packets; arrivals beyond it are dropped. */
   queuePackets: number;

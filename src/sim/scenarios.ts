@@ -1,7 +1,7 @@
 // The benchmark scenarios. Small ones: 3 network partitions and a batch hog on 2 CPUs, like
 // this host and `weir demo`. Scale ones: 1,000 and 10,000 partitions on proportionally more
 // CPUs. Velocities (packets per CPU-second) sit in the 2,600-4,700 range measured on these VMs
-// and drift ±30 % together (FACTS.md). Every number here is an input, not a result.
+// and drift ±30 % together (docs/measured-facts.md). Every number here is an input, not a result.
 import { constant, diurnal, flashCrowd, type LoadSchedule, ramp, square, step } from "./load.ts";
 import { createRng } from "./rng.ts";
 import type { Scenario, ScenarioPartition } from "./run.ts";

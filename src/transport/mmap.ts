@@ -1,4 +1,4 @@
-// A file mapped MAP_SHARED into this process through koffi + libc mmap (FACTS.md).
+// A file mapped MAP_SHARED into this process through koffi + libc mmap (docs/measured-facts.md).
 // The returned ArrayBuffer aliases the mapping: after close() it must never be touched
 // again (the memory is unmapped), so callers keep it private and guard every access.
 import { closeSync, fstatSync, ftruncateSync, openSync } from "node:fs";

@@ -1,4 +1,4 @@
-// Needs root and the cgroup v1 cpu/cpuacct hierarchies of this host (FACTS.md). Creates
+// Needs root and the cgroup v1 cpu/cpuacct hierarchies of this host (docs/measured-facts.md). Creates
 // /sys/fs/cgroup/{cpu,cpuacct}/weirt-<pid>-act[...] and removes them after; the only process
 // it starts is a bounded busy loop (exits by itself after 20 s, killed by pid in finally).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -165,7 +165,7 @@ describe("cgroup-v1 with the real kernel", () => {
       expect(managed).toBeLessThan(0.15); // and no more than its 10 % (+ slack)
 
       // Control: rewriting the same value on each tick (what weir must never do) refills the
-      // runtime every time (FACTS.md: 65 % on an idle machine). Compared only when the hog got
+      // runtime every time (docs/measured-facts.md: 65 % on an idle machine). Compared only when the hog got
       // its quota above, i.e. the machine was not so busy that the hog was starved either way.
       const quotaFile = path.join(cpuDir, "cpu.cfs_quota_us");
       const naive = await cpuFraction(1000, () => fs.writeFileSync(quotaFile, "10000"));

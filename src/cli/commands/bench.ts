@@ -58,7 +58,7 @@ export function register(program: Command): void {
       [
         "",
         "Benchmarks measure; tests never assert speed. Each prints its figures with the budget",
-        "from ARCHITECTURE.md where there is one. `weir bench scenarios` runs weir and every",
+        "from bench/README.md where there is one. `weir bench scenarios` runs weir and every",
         "baseline (plain CFS, static caps, VPA-style, Koordinator-style, oracle) on the same",
         "simulated load through weir's real manager cycle. `weir bench report` runs every",
         "benchmark and writes BENCHMARKS.md with tables and PNG plots (docs/bench/).",
