@@ -56,16 +56,16 @@ const costRoundsArg = (): number => {
 };
 let COST_ROUNDS = DEFAULT_COST_ROUNDS;
 /** Kept back for the load generator and manager (as scenarios-real). */
-const RESERVE_CPU_MILLIS = 300;
-const GROUP_CPU_SHARES = 16_384;
-const INTERVAL_MS = 100;
+export const RESERVE_CPU_MILLIS = 300;
+export const GROUP_CPU_SHARES = 16_384;
+export const INTERVAL_MS = 100;
 /** Closed-loop connections per server: enough that its one thread always has a request queued. */
-const CONNECTIONS = 8;
+export const CONNECTIONS = 8;
 const GOAL_FRACTION = 0.8;
 const DELAY_THRESHOLD = defaultPolicyKnobs(1000).cpuDelayThreshold;
 /** The CPU both servers are pinned to; the generator and manager are pinned to the other one. */
-const SERVER_CPU = 1;
-const GENERATOR_CPU = 0;
+export const SERVER_CPU = 1;
+export const GENERATOR_CPU = 0;
 /** Hand-set cpu.shares for the "10:1" run (no manager). */
 const HAND_SHARES = { a: 10_240, b: 1024 };
 
@@ -106,13 +106,13 @@ const timingFor = (quick: boolean): Timing =>
 // ---------------------------------------------------------------------------------------------
 // Host plumbing (files read here, parsed in goals-real-math.ts).
 
-const readCounter = (ifName: string, name: "rx_packets" | "tx_packets"): number => {
+export const readCounter = (ifName: string, name: "rx_packets" | "tx_packets"): number => {
   const f = `/sys/class/net/${ifName}/statistics/${name}`;
   return parseCounter(fs.readFileSync(f, "utf8"), f);
 };
 
 /** Pin every thread of `pid` to `cpus` (taskset -a -p); returns the previous list. */
-function pin(pid: number, cpus: string): string {
+export function pin(pid: number, cpus: string): string {
   const before = execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], {
     encoding: "utf8",
   });
@@ -126,22 +126,22 @@ const sharesFile = (p: TestbedPartition): string => {
   return f;
 };
 
-const epochNow = () => performance.timeOrigin + performance.now();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const loadAvg = () =>
+export const epochNow = () => performance.timeOrigin + performance.now();
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const loadAvg = () =>
   os
     .loadavg()
     .map((x) => x.toFixed(2))
     .join(" ");
 
-function stats(xs: number[]): { median: number; min: number; max: number; n: number } | null {
+export function stats(xs: number[]): { median: number; min: number; max: number; n: number } | null {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (v.length === 0) return null;
   const mid = Math.floor(v.length / 2);
   const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
   return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
 }
-function fmtStats(xs: number[], digits = 2, scale = 1): string {
+export function fmtStats(xs: number[], digits = 2, scale = 1): string {
   const s = stats(xs.map((x) => x * scale));
   if (!s) return "–";
   const f = (x: number) => x.toFixed(digits);
@@ -149,12 +149,12 @@ function fmtStats(xs: number[], digits = 2, scale = 1): string {
     ? `${f(s.median)} [${f(s.min)}]`
     : `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
 }
-const rotate = <T>(list: readonly T[], k: number): T[] =>
+export const rotate = <T>(list: readonly T[], k: number): T[] =>
   list.map((_, i) => list[(i + k) % list.length]!);
 
 // ---------------------------------------------------------------------------------------------
 
-interface Measured {
+export interface Measured {
   rate: Record<string, Rate>;
   p99Ms: Record<string, number>;
   timedOut: number;
@@ -162,7 +162,7 @@ interface Measured {
 }
 
 /** Closed-loop TCP on `targets` for warm-up + measure; rates and p99 over the measured window. */
-async function measureTcp(
+export async function measureTcp(
   tb: TestbedState,
   names: string[],
   timing: { warmupMs: number; measureMs: number },
@@ -226,7 +226,7 @@ function specsFor(tb: TestbedState, capacity: number, plan: GoalPlan): Partition
   );
 }
 
-function makeManager(
+export function makeManager(
   tb: TestbedState,
   policyName: string,
   specs: PartitionSpec[],
@@ -396,7 +396,7 @@ async function runPolicy(
 }
 
 /** What `down` must have removed, checked against the kernel's own listings. */
-function leftovers(rec: { netns: string[]; links: string[]; cgroups: string[]; pids: number[] }) {
+export function leftovers(rec: { netns: string[]; links: string[]; cgroups: string[]; pids: number[] }) {
   const left: string[] = [];
   const ns = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
   for (const n of rec.netns) if (new RegExp(`^${n}\\b`, "m").test(ns)) left.push(`netns ${n}`);

@@ -1080,6 +1080,8 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     const dn = at(1400, 0.6, 3000);
     expect(dn.detail.assessment).toMatchObject({ donor: true, goalReceiver: false });
     expect(dn.demandCpuMillis).toBe(450);
+    // and it gets it at once: the shrink limit (10 % a cycle: 540m) does not slow a donor again
+    expect(dn.cpuMillis).toBe(450);
     // the base is the entitlement the last written weight stands for, not the last decision:
     // weight 2,500 → 500m; 500 × 1.25 = 625m
     expect(at(500, 0.6, 2500).demandCpuMillis).toBe(625);

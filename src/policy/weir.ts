@@ -323,7 +323,13 @@ function step(
       demand[i] = Number.NaN; // nothing measured yet: the first real demand is not smoothed
     }
     source[i] = src;
-    prevNeed[i] = protectedNeed(src, pc, pd, min, max);
+    // A donor's steps are its goal controller's (at most −GOAL_STEP_FRACTION a cycle): the
+    // shrink limit does not slow them again, so its surplus reaches the levels below in a few
+    // cycles (at −10 % a cycle it took 1.5 s on the real testbed, goals-tiers-real).
+    prevNeed[i] =
+      src === Source.network && a.donor
+        ? clamp(a.demandCpuMillis, min, max)
+        : protectedNeed(src, pc, pd, min, max);
     const pi =
       tp === null ? null : performanceIndex(spec.goalPacketsPerSec, tp.servedPacketsPerSec);
     pis[i] = pi === null ? Number.NaN : pi;
