@@ -18,7 +18,7 @@
 //  or: npx tsx bench/goals-tiers-real.ts [--json] [--quick] [--reps N]
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import { ErrorCodes, WeirError } from "../src/core/errors.ts";
-import type { Importance, PartitionSpec } from "../src/core/model.ts";
+import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
 import type { Manager } from "../src/manager/manager.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import {
@@ -120,24 +120,28 @@ function specsFor(goalPacketsPerSec: number, capacity: number): PartitionSpec[] 
   );
 }
 
-async function runTiers(
+export async function runTiers(
   tb: TestbedState,
   policy: PolicyRun,
   rep: number,
   solo: { rps: number; pps: number },
   timing: Timing,
   backend: ReturnType<typeof createActuatorBackend>,
+  /** Every cycle's record (diagnostics). */
+  onRecord?: (r: CycleRecord, fallAtMs: number) => void,
 ): Promise<TiersRun> {
   const capacity = 2000 - RESERVE_CPU_MILLIS;
   const goalPacketsPerSec = Math.round(solo.pps * GOAL_FRACTION);
   const packetsPerReply = solo.pps / solo.rps;
   const part = (n: string) => tb.partitions.find((p) => p.name === n)!;
   const target = (n: string) => ({ name: n, addr: part(n).nsAddr, port: part(n).port });
+  let fallAt = 0;
   let manager: Manager | null = null;
   let loop: Promise<unknown> | null = null;
   const ac = new AbortController();
   if (policy !== "none") {
     manager = makeManager(tb, policy, specsFor(goalPacketsPerSec, capacity), capacity, backend);
+    if (onRecord) manager.subscribe((r) => onRecord(r, fallAt));
     loop = manager.start(ac.signal);
   }
   // c's served packets, sampled here for every policy.
@@ -152,7 +156,6 @@ async function runTiers(
   const tail = (ms: number) => [{ name: "tail", fromMs: ms - MEASURE_TAIL_MS, toMs: ms }];
   const bound = (targets: number, ms: number) => Math.ceil(targets * 20_000 * (ms / 1000));
   const thinkMs = Math.max(1, Math.round((CONNECTIONS * 1000) / (FALLEN_FRACTION * solo.rps)));
-  let fallAt = 0;
   let bc: TcpLoadResult;
   let a1: TcpLoadResult;
   let a2: TcpLoadResult;

@@ -1069,12 +1069,22 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
           },
         },
       ).d.gold!;
-    // velocity 4,000: the goal floor is 1,000 / 4,000 = 250m. Weight 3,000 of 2,000m stands
-    // for 600m. Serving 500 pps, waiting 60 %: PI 1000/500 = 2 → 600 × min(2 × 1.05, 1.25) =
-    // 750m (its traffic alone: 500 / 4000 × 1.2 = 150m)
-    const r = at(500, 0.6, 3000);
+    // velocity 4,000: the goal floor is 1,000 / 4,000 = 250m. Weight 800 of 2,000m stands
+    // for 160m. Serving 500 pps (125m), waiting 60 %: PI 1000/500 = 2 → 160 × min(2 × 1.05,
+    // 1.25) = 200m (its traffic alone: 500 / 4000 × 1.2 = 150m); the goal floor then lifts it
+    // to 250m
+    const r = at(500, 0.6, 800);
     expect(r.detail.assessment).toMatchObject({ goalReceiver: true, donor: false });
-    expect(r.demandCpuMillis).toBe(750);
+    expect(r.detail.assessment?.demandCpuMillis).toBe(250);
+    // the same at weight 3,000 (600m): it uses 125m, under half of what it stands on, so its
+    // waiting does not say more CPU would help (its traffic is below its goal): no receiver;
+    // its demand falls as any uncongested one's, from 600m toward use + headroom 150m:
+    // 600 − 0.2 × 450 = 510m
+    const idle = at(500, 0.6, 3000);
+    expect(idle.detail.assessment).toMatchObject({ goalReceiver: false, donor: false });
+    expect(idle.demandCpuMillis).toBe(510);
+    // weight 800 again, serving 900 pps (225m, PI 1.11): a receiver too
+    expect(at(900, 0.6, 800).detail.assessment).toMatchObject({ goalReceiver: true });
     // serving 1,400 pps (PI 0.714) with traffic that claims more: 600 × max(0.714 × 1.05,
     // 0.75) = 600 × 0.75 = 450m, but the goal floor does not apply to a donor
     const dn = at(1400, 0.6, 3000);
@@ -1082,9 +1092,9 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(dn.demandCpuMillis).toBe(450);
     // and it gets it at once: the shrink limit (10 % a cycle: 540m) does not slow a donor again
     expect(dn.cpuMillis).toBe(450);
-    // the base is the entitlement the last written weight stands for, not the last decision:
-    // weight 2,500 → 500m; 500 × 1.25 = 625m
-    expect(at(500, 0.6, 2500).demandCpuMillis).toBe(625);
+    // the base is the entitlement the last written weight stands for, not the last decision
+    // (600m): weight 1,200 → 240m; serving 800 pps, PI 1.25 → 240 × 1.25 = 300m
+    expect(at(800, 0.6, 1200).demandCpuMillis).toBe(300);
     // met, but by less than its 5 % margin: serving 1,000 pps (PI 1.0), not congested (waiting
     // 10 %, offered = the goal): the controller sets the demand, 600 × 1.05 = 630m, whatever
     // use + headroom says (a saturated closed-loop server uses what it is given)

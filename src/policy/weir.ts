@@ -303,11 +303,16 @@ function step(
       // partition needs its demand (traffic or probe), not a slice of the spare on top (that was
       // a cap's padding against throttling; on the real testbed it swung a partition's weight
       // between 1,300 and 4,600 whenever its CPU delay crossed the threshold).
-      // A partition that meets its goal with its margin claims what its goal needs and no
-      // spare: spare would raise its weight, and under contention its goal, not its use,
-      // bounds what it takes (the rest is for the tiers below).
-      const piNow = performanceIndex(spec.goalPacketsPerSec, tp.servedPacketsPerSec);
-      eligible[i] = piNow !== null && piNow * (1 + knobs.goalHeadroomFraction) <= 1 ? 0 : 1;
+      // A goal partition's entitlement is its goal controller's: no spare on top. Spare would
+      // raise its weight, and under contention its goal, not its use, bounds what it takes —
+      // whether it meets its goal (the rest is for the tiers below) or its traffic is below its
+      // goal (more CPU would not help: on the real testbed such a partition soaked up what a
+      // donor gave, 570m → 1,440m, and the level below waited). Receivers get their target as
+      // demand.
+      eligible[i] =
+        a.goalReceiver || !(spec.goalPacketsPerSec !== undefined && spec.goalPacketsPerSec > 0)
+          ? 1
+          : 0;
       demand[i] = Math.min(a.demandCpuMillis, max);
     } else if (hasPrev) {
       src = Source.held;
