@@ -1,6 +1,6 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects: `unit` (tests beside the code, parallel, no root needed) and
+// Two projects: `unit` (tests beside the code and test/*.test.ts, parallel, no root needed) and
 // `e2e` (test/e2e, real cgroups/namespaces/browser, run one file at a time so
 // timing-sensitive checks do not fight each other on a 2-core machine).
 export default defineConfig({
@@ -9,7 +9,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["src/**/*.test.ts", "bench/**/*.test.ts"],
+          include: ["src/**/*.test.ts", "bench/**/*.test.ts", "test/*.test.ts"],
           testTimeout: 20_000,
         },
       },

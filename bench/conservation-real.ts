@@ -29,16 +29,11 @@ import { openPartitionSensor } from "../src/sensors/partition.ts";
 import { throughputFromSamples } from "../src/sensors/throughput.ts";
 import { defaultRoots, type HostCpuSample } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
-import {
-  type LoadResult,
-  runLoad,
-  runTcpLoad,
-  type Schedule,
-  type TcpLoadResult,
-  type TestbedState,
-  testbedDown,
-  testbedUp,
-} from "../src/testbed/index.ts";
+import { type LoadResult, runLoad } from "../src/testbed/load.ts";
+import type { Schedule } from "../src/testbed/schedule.ts";
+import type { TestbedState } from "../src/testbed/state.ts";
+import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
+import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
 import { isMain, isolateSelf, readUsageNs, runStandalone } from "./harness.ts";
 

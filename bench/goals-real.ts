@@ -28,14 +28,9 @@ import { openPartitionSensor } from "../src/sensors/partition.ts";
 import { throughputFromSamples } from "../src/sensors/throughput.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
-import {
-  runTcpLoad,
-  type TcpLoadResult,
-  type TestbedPartition,
-  type TestbedState,
-  testbedDown,
-  testbedUp,
-} from "../src/testbed/index.ts";
+import type { TestbedPartition, TestbedState } from "../src/testbed/state.ts";
+import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
+import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
   counterRate,
   type GoalPlan,

@@ -1,4 +1,4 @@
-// Overhead of the real manager on real cgroups: weir's manager loop (src/manager/run.ts, as
+// Overhead of the real manager on real cgroups: weir's manager loop (src/service/run.ts, as
 // `weir run` runs it: sensors on held fds, weir's policy, the cgroup v1 actuator, metrics)
 // managing 100 real cgroup v1 partitions at 10 cycles/s for ~20 s. Its CPU share and memory
 // come from the kernel: /proc/self/stat (utime + stime) and /proc/self/status (VmRSS, VmHWM).
@@ -92,7 +92,7 @@ async function child(seconds: number): Promise<void> {
         made.push(dir);
       }
     const { parseConfig } = await import("../src/manager/config.ts");
-    const { startManager } = await import("../src/manager/run.ts");
+    const { startManager } = await import("../src/service/run.ts");
     const { default: pino } = await import("pino");
     const cfg = parseConfig({
       intervalMs: INTERVAL_MS,
@@ -253,7 +253,7 @@ export const bench: Benchmark = {
       figures,
       notes: [
         `${m.cycles} cycles in ${m.measuredSeconds.toFixed(1)} s measured after a warm-up; ${m.cpuSeconds.toFixed(2)} CPU-s from /proc/self/stat at ${m.clockTicksPerSec} ticks/s; ${m.writes} cgroup values written.`,
-        "The process is node + tsx (TypeScript compiled at load) running src/manager/run.ts without the HTTP API; the partitions' cgroups are real but idle, and their packet counters are lo's sysfs counters.",
+        "The process is node + tsx (TypeScript compiled at load) running src/service/run.ts without the HTTP API; the partitions' cgroups are real but idle, and their packet counters are lo's sysfs counters.",
       ],
     };
   },

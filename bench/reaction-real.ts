@@ -11,7 +11,7 @@ import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import type { CycleRecord } from "../src/core/model.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
-import { testbedDown, testbedUp } from "../src/testbed/index.ts";
+import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
   COST_ROUNDS,
   type Ctx,

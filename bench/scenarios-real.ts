@@ -14,7 +14,9 @@ import { openPartitionSensor } from "../src/sensors/partition.ts";
 import { throughputFromSamples } from "../src/sensors/throughput.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
-import { runLoad, type Schedule, testbedDown, testbedUp } from "../src/testbed/index.ts";
+import { runLoad } from "../src/testbed/load.ts";
+import type { Schedule } from "../src/testbed/schedule.ts";
+import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import { isMain, isolateSelf, readUsageNs, runStandalone } from "./harness.ts";
 

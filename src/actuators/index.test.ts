@@ -11,9 +11,9 @@ import {
   createActuatorBackend,
   createDryRunBackend,
   detect,
-  RecordingBackend,
   registerActuatorBackend,
 } from "./index.ts";
+import { RecordingBackend } from "./recording.ts";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `weirt-${process.pid}-idx-`));

@@ -158,16 +158,3 @@ registerActuatorBackend({
   description: "in-memory cgroup tree that records every write (tests, simulator)",
   create: (o) => new RecordingBackend({ now: o.now }),
 });
-
-export { CGROUP_V1, CgroupV1Backend, createCgroupV1Backend } from "./cgroup-v1.ts";
-export { CGROUP_V2, CgroupV2Backend, createCgroupV2Backend } from "./cgroup-v2.ts";
-export { classifyWriteError, FileSetActuator } from "./engine.ts";
-export * from "./formats.ts";
-export {
-  createRecordingBackend,
-  RECORDING,
-  RecordingBackend,
-  type RecordingFault,
-  type RecordingOptions,
-  type WriteRecord,
-} from "./recording.ts";

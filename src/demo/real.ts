@@ -4,7 +4,7 @@ import { mkdirSync } from "node:fs";
 import pino from "pino";
 import type { CycleRecord } from "../core/model.ts";
 import { parseConfig } from "../manager/config.ts";
-import { startManager } from "../manager/run.ts";
+import { startManager } from "../service/run.ts";
 import { runLoad } from "../testbed/load.ts";
 import { testbedDown, testbedUp } from "../testbed/testbed.ts";
 import {

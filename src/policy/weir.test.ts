@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { Decision, Directive, PartitionSpec, Throughput } from "../core/model.ts";
 import type { WeirDecision } from "./decision.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
+import { weightForAllocation } from "./rules.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
 import type { PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
 import {
@@ -12,7 +13,6 @@ import {
   keepWeight,
   nextBatchSuppression,
   weightBands,
-  weightForAllocation,
   weirPolicy,
 } from "./weir.ts";
 

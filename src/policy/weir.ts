@@ -47,7 +47,6 @@ import {
   minProbeStep,
   protectedNeed,
   Source,
-  WEIGHT_MAX,
   WEIGHT_MIN,
   weightDivisors,
   weightForAllocation,
@@ -67,9 +66,6 @@ import type {
  * whole change, which froze every allocation at its first value in the scale benchmarks.
  */
 export const DEADBAND_MAX_CPU_MILLIS = 50;
-
-/** cgroup v2 cpu.weight range (the bounds live in rules.ts, shared with the explanation). */
-export { WEIGHT_MAX, WEIGHT_MIN, weightForAllocation } from "./rules.ts";
 
 /** Whole CPUs to run on: ceil of what it may use (its cap, else its max), at least 1. 1,001m → 2. */
 export function cpuCountForAllocation(cpuMillis: number): number {

@@ -1,12 +1,10 @@
 // The policies every scenario runs: weir's own and each baseline, by name, in table order.
-import {
-  koordinatorStylePolicy,
-  nonePolicy,
-  oraclePolicy,
-  staticEqualCapsPolicy,
-  staticWeightsPolicy,
-  vpaStylePolicy,
-} from "../policy/baselines/index.ts";
+import { koordinatorStylePolicy } from "../policy/baselines/koordinator-style.ts";
+import { nonePolicy } from "../policy/baselines/none.ts";
+import { oraclePolicy } from "../policy/baselines/oracle.ts";
+import { staticEqualCapsPolicy } from "../policy/baselines/static-caps.ts";
+import { staticWeightsPolicy } from "../policy/baselines/static-weights.ts";
+import { vpaStylePolicy } from "../policy/baselines/vpa-style.ts";
 import type { PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import type { PolicyFactory } from "./run.ts";

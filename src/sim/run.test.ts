@@ -1,9 +1,7 @@
 import { describe, expect, it } from "vitest";
-import {
-  nonePolicy,
-  staticEqualCapsPolicy,
-  staticWeightsPolicy,
-} from "../policy/baselines/index.ts";
+import { nonePolicy } from "../policy/baselines/none.ts";
+import { staticEqualCapsPolicy } from "../policy/baselines/static-caps.ts";
+import { staticWeightsPolicy } from "../policy/baselines/static-weights.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import { constant } from "./load.ts";
 import { reactionTime, recoveryTime, runScenario, type Scenario } from "./run.ts";

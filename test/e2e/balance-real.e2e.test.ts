@@ -5,7 +5,7 @@ import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import type { CycleRecord } from "../../src/core/model.ts";
 import { parseConfig } from "../../src/manager/config.ts";
-import { type RunningManager, startManager } from "../../src/manager/run.ts";
+import { type RunningManager, startManager } from "../../src/service/run.ts";
 import { type LoadResult, runLoad, type TargetResult } from "../../src/testbed/load.ts";
 import { defaultStateFile } from "../../src/testbed/names.ts";
 import { readState, type TestbedPartition, type TestbedState } from "../../src/testbed/state.ts";

@@ -26,7 +26,7 @@ export function register(program: Command): void {
       // Loaded on use, so other commands (e.g. `weir testbed serve`) start fast.
       const { loadConfigFile } = await import("../../manager/load-config.ts");
       const { createLogger } = await import("../../manager/log.ts");
-      const { startManager } = await import("../../manager/run.ts");
+      const { startManager } = await import("../../service/run.ts");
       const { buildManager } = await import("../../manager/wiring.ts");
       const cfg = loadConfigFile(opts.config);
       if (opts.once) {

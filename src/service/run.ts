@@ -1,17 +1,17 @@
-// Running a manager as a service: the loop, the HTTP API, the state file, signals and logs.
-// Shared by `weir run` and `weir demo`.
+// Running a manager as a service: the loop, the HTTP API and metrics, agents' transports, the
+// state file and logs (signals are the caller's). Shared by `weir run` and `weir demo`.
 import type { Logger } from "pino";
 import { createApi } from "../api/app.ts";
 import { createMetrics } from "../api/metrics.ts";
 import { parseListen, type RunningApi, serveApi } from "../api/server.ts";
 import type { CycleRecord } from "../core/model.ts";
+import { openAgentTransports } from "../manager/agents.ts";
+import type { Config } from "../manager/config.ts";
+import { checkPartitionCpus } from "../manager/cpus-check.ts";
+import type { Manager } from "../manager/manager.ts";
+import { saveState } from "../manager/state-file.ts";
+import { buildManager, type WiringHooks } from "../manager/wiring.ts";
 import { crossCheck } from "../transport/source.ts";
-import { openAgentTransports } from "./agents.ts";
-import type { Config } from "./config.ts";
-import { checkPartitionCpus } from "./cpus-check.ts";
-import type { Manager } from "./manager.ts";
-import { saveState } from "./state-file.ts";
-import { buildManager, type WiringHooks } from "./wiring.ts";
 
 export interface RunOptions {
   cfg: Config;
