@@ -129,7 +129,9 @@ export const loadAvg = () =>
     .map((x) => x.toFixed(2))
     .join(" ");
 
-export function stats(xs: number[]): { median: number; min: number; max: number; n: number } | null {
+export function stats(
+  xs: number[],
+): { median: number; min: number; max: number; n: number } | null {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (v.length === 0) return null;
   const mid = Math.floor(v.length / 2);
@@ -391,7 +393,12 @@ async function runPolicy(
 }
 
 /** What `down` must have removed, checked against the kernel's own listings. */
-export function leftovers(rec: { netns: string[]; links: string[]; cgroups: string[]; pids: number[] }) {
+export function leftovers(rec: {
+  netns: string[];
+  links: string[];
+  cgroups: string[];
+  pids: number[];
+}) {
   const left: string[] = [];
   const ns = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
   for (const n of rec.netns) if (new RegExp(`^${n}\\b`, "m").test(ns)) left.push(`netns ${n}`);

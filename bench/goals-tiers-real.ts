@@ -21,13 +21,9 @@ import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
 import type { Manager } from "../src/manager/manager.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
-import {
-  runTcpLoad,
-  type TcpLoadResult,
-  type TestbedState,
-  testbedDown,
-  testbedUp,
-} from "../src/testbed/index.ts";
+import type { TestbedState } from "../src/testbed/state.ts";
+import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
+import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
   CONNECTIONS,
   epochNow,
