@@ -1,12 +1,5 @@
 // The sensors' public surface (see README.md).
-export {
-  type CgroupLayout,
-  cpuCounterFiles,
-  detectCgroupLayout,
-  HeldCgroupCpuCounters,
-  normalizeCgroupPath,
-  readCgroupCpuCounters,
-} from "./cgroup.ts";
+export { cpuCounterFiles, HeldCgroupCpuCounters, readCgroupCpuCounters } from "./cgroup.ts";
 export {
   type CpuDelayOptions,
   type CpuDelayPaths,
@@ -15,7 +8,7 @@ export {
   defaultCpuDelaySources,
   HeldCpuDelay,
 } from "./cpu-delay.ts";
-export { cpusetFiles, onlineCpusFile, type PartitionCpus, readPartitionCpus } from "./cpuset.ts";
+export { onlineCpusFile, type PartitionCpus, readPartitionCpus } from "./cpuset.ts";
 export { HeldFile, readOnce } from "./held-file.ts";
 export { HeldHostCpu, hostCpuFromSamples, parseProcStatCpu } from "./host-cpu.ts";
 export {

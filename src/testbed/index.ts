@@ -6,7 +6,7 @@ export {
   inTestNet,
   type PartitionAddresses,
 } from "./addresses.ts";
-export { type CgroupLayout, detectCgroupLayout } from "./cgroups.ts";
+export { detectTestbedLayout } from "./cgroups.ts";
 export {
   type GeneratorCost,
   type LatencySummary,
