@@ -8,7 +8,8 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { cpuCounterFiles, detectCgroupLayout } from "../src/sensors/cgroup.ts";
+import { locateCgroup } from "../src/cgroup/paths.ts";
+import { cpuCounterFiles } from "../src/sensors/cgroup.ts";
 import { HeldCpuDelay } from "../src/sensors/cpu-delay.ts";
 import { HeldFile } from "../src/sensors/held-file.ts";
 import { interfaceCounterPath, snmpPath } from "../src/sensors/packets.ts";
@@ -143,22 +144,22 @@ export const bench: Benchmark = {
       );
 
       // The same five files, open-read-close each time, same parsers.
-      const layout = detectCgroupLayout(defaultRoots.cgroupfs, fx.cgroup);
-      const psiDelay = new HeldCpuDelay(defaultRoots, fx.cgroup, layout);
-      const schedstatDelay = new HeldCpuDelay(defaultRoots, fx.cgroup, layout, {
+      const cgroup = locateCgroup(defaultRoots.cgroupfs, fx.cgroup);
+      const psiDelay = new HeldCpuDelay(defaultRoots, cgroup);
+      const schedstatDelay = new HeldCpuDelay(defaultRoots, cgroup, {
         sources: ["schedstat"],
       });
       psiDelay.read();
       schedstatDelay.read();
       const threads = schedstatDelay.heldThreads;
-      const [usageFile, statFile] = cpuCounterFiles(layout);
+      const [usageFile, statFile] = cpuCounterFiles(cgroup);
       const ifFiles = (["tx_packets", "rx_packets", "tx_dropped"] as const).map((c) =>
         interfaceCounterPath(defaultRoots.sysfs, fx.ifname, c),
       );
       const openReadClose = (): number => {
         let sum = 0;
         for (const f of ifFiles) sum += parseCounterValue(fs.readFileSync(f, "latin1"), f);
-        if (layout.version === 1) {
+        if (cgroup.version === 1) {
           sum += parseCounterValue(fs.readFileSync(usageFile!, "latin1"), usageFile!);
           sum += parseCpuStatV1(fs.readFileSync(statFile!, "latin1"), statFile!).nrPeriods;
         } else sum += parseCpuStatV2(fs.readFileSync(usageFile!, "latin1"), usageFile!).usageNs;
@@ -272,7 +273,7 @@ export const bench: Benchmark = {
         name: "sample",
         figures,
         notes: [
-          `cgroup v${layout.version} ${fx.cgroup}, veth ${fx.ifname}; median of 5 batches, ${minMs} ms per figure`,
+          `cgroup v${cgroup.version} ${fx.cgroup}, veth ${fx.ifname}; median of 5 batches, ${minMs} ms per figure`,
           `load average at the end: ${os
             .loadavg()
             .map((x) => x.toFixed(1))

@@ -5,11 +5,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { v2Format } from "../cgroup/formats.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { CgroupV2Backend } from "./cgroup-v2.ts";
 import { actuatorContract } from "./contract.ts";
-import { v2Format } from "./formats.ts";
 import type { ActuatorTarget } from "./types.ts";
 
 const FIXTURE = path.join(import.meta.dirname, "fixtures", "cgroup-v2");

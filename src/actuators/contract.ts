@@ -6,10 +6,10 @@
 // weight 100 / shares 1024, period 100 ms unless asked otherwise), how to read its files back
 // without the backend, and how to remove it.
 import { afterEach, describe, expect, it } from "vitest";
+import type { AllocationView, CpuFileFormat } from "../cgroup/formats.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { ApplyResult, Directive } from "../core/model.ts";
-import type { AllocationView, CpuFileFormat } from "./formats.ts";
 import type { ActuatorBackend, ActuatorTarget, PartitionActuator } from "./types.ts";
 
 type MaybePromise<T> = T | Promise<T>;

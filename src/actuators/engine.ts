@@ -1,16 +1,31 @@
 // The one place that decides what to write: every backend (cgroup v1, v2, recording) is this
 // engine over a different FilePort, so "write a value only when it changed" and the error
 // classification are the same code for all of them. Pure: the port does the I/O.
+
+import { abilitiesOf, type CpuFileFormat } from "../cgroup/formats.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { ApplyResult, Directive, PartitionId } from "../core/model.ts";
-import { type CpuFileFormat, checkDirective } from "./formats.ts";
 import type {
   ActuatorAbilities,
   ActuatorStats,
   AllocationSnapshot,
   PartitionActuator,
 } from "./types.ts";
+
+/**
+ * A directive the backends can write: cap a number or +Infinity (no cap), burst a finite
+ * number >= 0, weight finite. Returns what is wrong, or null.
+ */
+export function checkDirective(d: Directive): string | null {
+  if (Number.isNaN(d.capCpuMillis) || d.capCpuMillis === Number.NEGATIVE_INFINITY)
+    return `capCpuMillis must be a number >= 0 or Infinity (no cap): current value is ${d.capCpuMillis}`;
+  if (!Number.isFinite(d.weight))
+    return `weight must be a finite number (1..10000): current value is ${d.weight}`;
+  if (!(d.burstCpuMillis >= 0) || !Number.isFinite(d.burstCpuMillis))
+    return `burstCpuMillis must be a finite number >= 0: current value is ${d.burstCpuMillis}`;
+  return null;
+}
 
 /** Where writes go. Throws an errno-style error (`code`: "ENODEV", "EACCES", "EINVAL"...) on failure. */
 export interface FilePort {
@@ -129,11 +144,7 @@ export class FileSetActuator implements PartitionActuator {
    * (found at open: older kernels lack the files, and batch then runs at the minimum weight).
    */
   abilities(): ActuatorAbilities {
-    const f = this.o.format;
-    return {
-      idleClass: this.found[f.idleFile] !== undefined,
-      burst: this.found[f.burstFile] !== undefined,
-    };
+    return abilitiesOf(this.o.format, this.found);
   }
 
   private writeChanged(values: Record<string, string>): ApplyResult {

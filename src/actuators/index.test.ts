@@ -10,7 +10,6 @@ import {
   CgroupBackend,
   createActuatorBackend,
   createDryRunBackend,
-  detect,
   registerActuatorBackend,
 } from "./index.ts";
 import { RecordingBackend } from "./recording.ts";
@@ -31,19 +30,30 @@ const codeOf = (fn: () => unknown): string | undefined => {
   return undefined;
 };
 
-describe("detect", () => {
-  it("chooses v2 where cpu.max exists and v1 where <root>/cpu/<path>/cpu.cfs_quota_us does", () => {
-    expect(detect(V2, "weir/web")).toBe("cgroup-v2");
-    expect(detect(V2, "/weir/batch")).toBe("cgroup-v2");
-    expect(detect(V1, "weir/web")).toBe("cgroup-v1");
-    expect(detect(V1, "")).toBe("cgroup-v1"); // the v1 root cgroup has the cpu files
+describe("cgroup backend: the version the host's layout has its cpu controller on", () => {
+  it("v2 where the root is a cgroup2 mount, v1 where cpu + cpuacct hierarchies are", () => {
+    expect(new CgroupBackend({ cgroupfs: V2 }).forHost().name).toBe("cgroup-v2");
+    expect(new CgroupBackend({ cgroupfs: V1 }).forHost().name).toBe("cgroup-v1");
   });
 
   it("says when a v2 cgroup lacks the cpu controller and when nothing is there", () => {
-    expect(codeOf(() => detect(V2, "nocpu"))).toBe(ErrorCodes.CGROUP_NOT_WRITABLE);
-    expect(codeOf(() => detect(V1, "weir/none"))).toBe(ErrorCodes.CGROUP_GONE);
-    expect(() => detect(V1, "weir/none")).toThrowError(
-      /neither .*cpu.max \(v2\) nor .*cpu.cfs_quota_us \(v1\)/,
+    const v2 = new CgroupBackend({ cgroupfs: V2 });
+    expect(codeOf(() => v2.open({ partition: "n", cgroup: "nocpu" }))).toBe(
+      ErrorCodes.CGROUP_NOT_WRITABLE,
+    );
+    const v1 = new CgroupBackend({ cgroupfs: V1 });
+    expect(codeOf(() => v1.open({ partition: "n", cgroup: "weir/none" }))).toBe(
+      ErrorCodes.CGROUP_GONE,
+    );
+    expect(codeOf(() => new CgroupBackend({ cgroupfs: tmp }).forHost())).toBe(
+      ErrorCodes.CGROUP_GONE,
+    );
+  });
+
+  it("a backend named for one version refuses a host whose cpu controller is on the other", () => {
+    const v1 = createActuatorBackend("cgroup-v1", { cgroupfs: V2 });
+    expect(codeOf(() => v1.open({ partition: "w", cgroup: "weir/web" }))).toBe(
+      ErrorCodes.CONFIG_INVALID,
     );
   });
 });
@@ -78,7 +88,7 @@ describe("registry", () => {
   });
 });
 
-describe("cgroup backend (detects per path)", () => {
+describe("cgroup backend on fixture trees", () => {
   it("opens v1 and v2 paths with their own files", () => {
     const v2 = new CgroupBackend({ cgroupfs: V2 }).open({ partition: "w", cgroup: "weir/web" });
     expect(Object.keys(v2.snapshot().values)).toEqual(["cpu.max", "cpu.weight"]);

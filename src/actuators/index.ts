@@ -1,51 +1,23 @@
-// Actuator backends by name, with the partition kinds each declares it handles, and the
-// per-path choice between cgroup v1 and v2. Nothing is found by trial: a backend is picked
-// by name from config, and "cgroup" looks at which files a path has.
-import fs from "node:fs";
-import path from "node:path";
+// Actuator backends by name, with the partition kinds each declares it handles. Nothing is
+// found by trial: a backend is picked by name from config, and "cgroup" writes the version
+// the host's layout has its cpu controller on (src/cgroup/layout.ts decides, once for all).
+import type { CpuFileFormat } from "../cgroup/formats.ts";
+import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { cgroupDir } from "./cgroup-files.ts";
 import { CGROUP_V1, CgroupV1Backend } from "./cgroup-v1.ts";
 import { CGROUP_V2, CgroupV2Backend } from "./cgroup-v2.ts";
 import type { FileSetActuator } from "./engine.ts";
-import type { CpuFileFormat } from "./formats.ts";
 import { RECORDING, RecordingBackend } from "./recording.ts";
 import type { ActuatorBackend, ActuatorTarget } from "./types.ts";
-
-export type CgroupLayout = typeof CGROUP_V1 | typeof CGROUP_V2;
-
-/**
- * Which layout manages `cgroup` under `cgroupfs`: v2 when `<cgroupfs>/<cgroup>/cpu.max`
- * exists, v1 when `<cgroupfs>/<v1Controller>/<cgroup>/cpu.cfs_quota_us` does. Throws
- * CGROUP_NOT_WRITABLE for a v2 cgroup without the cpu controller, CGROUP_GONE when neither exists.
- * (Local to actuators: src/sensors had no detectCgroupLayout when this was written.)
- */
-export function detect(cgroupfs: string, cgroup: string, v1Controller = "cpu"): CgroupLayout {
-  const v2dir = cgroupDir(cgroupfs, cgroup);
-  if (fs.existsSync(path.join(v2dir, "cpu.max"))) return CGROUP_V2;
-  const v1dir = cgroupDir(cgroupDir(cgroupfs, v1Controller), cgroup);
-  if (fs.existsSync(path.join(v1dir, "cpu.cfs_quota_us"))) return CGROUP_V1;
-  if (fs.existsSync(path.join(v2dir, "cgroup.controllers")))
-    throw new WeirError(
-      ErrorCodes.CGROUP_NOT_WRITABLE,
-      `cgroup v2 ${v2dir} has no cpu.max: enable the cpu controller in its parent's cgroup.subtree_control`,
-    );
-  throw new WeirError(
-    ErrorCodes.CGROUP_GONE,
-    `cgroup "${cgroup}" not found: neither ${v2dir}/cpu.max (v2) nor ${v1dir}/cpu.cfs_quota_us (v1) exists`,
-  );
-}
 
 export interface BackendOptions {
   /** Where cgroups are mounted; usually "/sys/fs/cgroup". */
   cgroupfs: string;
-  /** The v1 cpu hierarchy under cgroupfs (default "cpu"). */
-  v1Controller?: string;
   /** Clock for records (recording backends). */
   now?: () => number;
 }
 
-/** cgroup v1 or v2, chosen per target path when it is opened. */
+/** cgroup v1 or v2, whichever holds this host's cpu controller, chosen when a target is opened. */
 export class CgroupBackend implements ActuatorBackend {
   readonly name = "cgroup";
   readonly handles = ["cgroup"] as const;
@@ -55,23 +27,23 @@ export class CgroupBackend implements ActuatorBackend {
 
   constructor(o: BackendOptions) {
     this.o = o;
-    this.v1 = new CgroupV1Backend({ cgroupfs: o.cgroupfs, controller: o.v1Controller });
+    this.v1 = new CgroupV1Backend({ cgroupfs: o.cgroupfs });
     this.v2 = new CgroupV2Backend({ cgroupfs: o.cgroupfs });
   }
 
-  /** The backend that manages this path (throws like detect()). */
-  backendFor(cgroup: string): CgroupV1Backend | CgroupV2Backend {
-    return detect(this.o.cgroupfs, cgroup, this.o.v1Controller) === CGROUP_V2 ? this.v2 : this.v1;
+  /** The backend for this host's layout (throws CGROUP_GONE when it has no cpu controller). */
+  forHost(): CgroupV1Backend | CgroupV2Backend {
+    return detectCgroupLayout(this.o.cgroupfs).version === 2 ? this.v2 : this.v1;
   }
 
   open(target: ActuatorTarget): FileSetActuator {
-    return this.backendFor(target.cgroup).open(target);
+    return this.forHost().open(target);
   }
 }
 
 /**
  * `--dry-run`: a recording backend whose cgroups start as the real ones are (read once,
- * read-only, layout detected per path). It writes nothing to the host and records what
+ * read-only, in the host's layout). It writes nothing to the host and records what
  * the cgroup backend would have written.
  */
 export function createDryRunBackend(o: BackendOptions): RecordingBackend {
@@ -79,8 +51,8 @@ export function createDryRunBackend(o: BackendOptions): RecordingBackend {
   return new RecordingBackend({
     name: "dry-run",
     now: o.now,
-    format: (t): CpuFileFormat => real.backendFor(t.cgroup).format,
-    seed: (t) => real.backendFor(t.cgroup).read(t.cgroup),
+    format: (): CpuFileFormat => real.forHost().format,
+    seed: (t) => real.forHost().read(t.cgroup),
   });
 }
 
@@ -130,14 +102,14 @@ export function createActuatorBackend(name: string, opts: BackendOptions): Actua
 registerActuatorBackend({
   name: "cgroup",
   handles: ["cgroup"],
-  description: "cgroup v1 or v2, detected per partition path",
+  description: "cgroup v1 or v2, whichever has the host's cpu controller",
   create: (o) => new CgroupBackend(o),
 });
 registerActuatorBackend({
   name: CGROUP_V1,
   handles: ["cgroup"],
   description: "cgroup v1: cpu.cfs_quota_us / cpu.cfs_period_us and cpu.shares",
-  create: (o) => new CgroupV1Backend({ cgroupfs: o.cgroupfs, controller: o.v1Controller }),
+  create: (o) => new CgroupV1Backend({ cgroupfs: o.cgroupfs }),
 });
 registerActuatorBackend({
   name: CGROUP_V2,

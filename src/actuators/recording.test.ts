@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { v1Format, v2Format } from "../cgroup/formats.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { actuatorContract } from "./contract.ts";
-import { v1Format, v2Format } from "./formats.ts";
 import { RecordingBackend } from "./recording.ts";
 
 // One recorder per contract run; each target is its own in-memory cgroup.

@@ -2,9 +2,14 @@
 // `--dry-run` (seeded from the real files, read-only) and the tests, and the simulator runs
 // on it. It is the same engine as the cgroup backends (engine.ts), over an in-memory port, so
 // it writes exactly what they would write and nothing when nothing changed.
+import {
+  type AllocationView,
+  assertValid,
+  type CpuFileFormat,
+  v2Format,
+} from "../cgroup/formats.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { type FilePort, FileSetActuator } from "./engine.ts";
-import { type AllocationView, assertValid, type CpuFileFormat, v2Format } from "./formats.ts";
 import type { ActuatorBackend, ActuatorTarget } from "./types.ts";
 
 export const RECORDING = "recording";
@@ -210,13 +215,6 @@ export class RecordingBackend implements ActuatorBackend {
   }
 }
 
-/** Quota (us) a cap file's text holds; null = unlimited. */
-function quotaOf(f: CpuFileFormat, text: string | undefined): number | null {
-  if (text === undefined) return null;
-  const q = f.layout === "cgroup-v1" ? text : text.split(" ")[0];
-  return q === "-1" || q === "max" || q === undefined ? null : Number(q);
-}
-
 /**
  * The refusals the kernel makes that the actuators must avoid by ordering their writes
  * (verified on Linux 6.x, cgroup v1 and v2 alike): a weight written to a group in the idle
@@ -230,11 +228,11 @@ function kernelRefusal(
 ): string | null {
   if (file === f.weightFile && values[f.idleFile] === "1") return "the group is in the idle class";
   if (file === f.burstFile) {
-    const quota = quotaOf(f, values[f.capFile]);
+    const quota = f.quotaOf(values[f.capFile]);
     if (quota !== null && Number(value) > quota) return `burst ${value} above quota ${quota}`;
   }
   if (file === f.capFile && values[f.burstFile] !== undefined) {
-    const quota = quotaOf(f, value);
+    const quota = f.quotaOf(value);
     if (quota !== null && Number(values[f.burstFile]) > quota)
       return `quota ${quota} below burst ${values[f.burstFile]}`;
   }
@@ -250,11 +248,9 @@ function applyLikeKernel(
 ): void {
   const was = values[file];
   values[file] = value;
-  if (file === f.idleFile && was !== value) {
-    const v1 = f.layout === "cgroup-v1";
+  if (file === f.idleFile && was !== value)
     // idle groups run at WEIGHT_IDLEPRIO (3 shares; v2 shows weight 1); leaving resets to default
-    values[f.weightFile] = value === "1" ? (v1 ? "3" : "1") : (f.freshValues[f.weightFile] ?? "");
-  }
+    values[f.weightFile] = value === "1" ? f.idleWeight : (f.freshValues[f.weightFile] ?? "");
 }
 
 export const createRecordingBackend = (opts?: RecordingOptions): RecordingBackend =>

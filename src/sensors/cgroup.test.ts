@@ -2,14 +2,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorCodes, WeirError } from "../core/errors.ts";
-import {
-  cpuCounterFiles,
-  detectCgroupLayout,
-  HeldCgroupCpuCounters,
-  normalizeCgroupPath,
-  readCgroupCpuCounters,
-} from "./cgroup.ts";
+import { locateCgroup } from "../cgroup/paths.ts";
+import { ErrorCodes, type WeirError } from "../core/errors.ts";
+import { cpuCounterFiles, HeldCgroupCpuCounters, readCgroupCpuCounters } from "./cgroup.ts";
 
 const FIX = path.join(import.meta.dirname, "fixtures");
 const v1 = path.join(FIX, "v1/cgroup");
@@ -28,30 +23,11 @@ function copyTree(src: string): string {
   return d;
 }
 
-describe("detectCgroupLayout", () => {
-  it("v1: cpu and cpuacct hierarchies", () => {
-    expect(detectCgroupLayout(v1, "weir/web")).toEqual({
-      version: 1,
-      cpuDir: path.join(v1, "cpu/weir/web"),
-      cpuacctDir: path.join(v1, "cpuacct/weir/web"),
-    });
-  });
-  it("v2 at the root", () => {
-    expect(detectCgroupLayout(v2, "/weir/web/")).toEqual({
-      version: 2,
-      dir: path.join(v2, "weir/web"),
-    });
-  });
-  it("v2 at unified/ on a hybrid host", () => {
-    expect(detectCgroupLayout(hybrid, "weir/web")).toEqual({
-      version: 2,
-      dir: path.join(hybrid, "unified/weir/web"),
-    });
-  });
+describe("where the counters are (the host's layout, src/cgroup)", () => {
   it("a path nowhere is CGROUP_GONE, terminal, naming the path", () => {
     for (const root of [v1, v2, hybrid]) {
       try {
-        detectCgroupLayout(root, "weir/nope");
+        new HeldCgroupCpuCounters(root, "weir/nope");
         expect.unreachable();
       } catch (e) {
         expect((e as WeirError).code).toBe(ErrorCodes.CGROUP_GONE);
@@ -60,27 +36,12 @@ describe("detectCgroupLayout", () => {
       }
     }
   });
-  it("v1 in cpu but not cpuacct says which hierarchy is missing", () => {
-    const root = copyTree(v1);
-    fs.rmSync(path.join(root, "cpuacct/weir/web"), { recursive: true });
-    try {
-      detectCgroupLayout(root, "weir/web");
-      expect.unreachable();
-    } catch (e) {
-      expect((e as WeirError).code).toBe(ErrorCodes.CGROUP_GONE);
-      expect((e as WeirError).message).toContain("needs both the cpu and the cpuacct hierarchy");
-    }
-  });
-  it("rejects '..' so a path cannot leave the root", () => {
-    expect(() => normalizeCgroupPath("weir/../../etc")).toThrow(WeirError);
-    expect(normalizeCgroupPath("./weir//web/")).toBe("weir/web");
-  });
   it("lists the files a sample reads", () => {
-    expect(cpuCounterFiles(detectCgroupLayout(v1, "weir/web"))).toEqual([
+    expect(cpuCounterFiles(locateCgroup(v1, "weir/web"))).toEqual([
       path.join(v1, "cpuacct/weir/web/cpuacct.usage"),
       path.join(v1, "cpu/weir/web/cpu.stat"),
     ]);
-    expect(cpuCounterFiles(detectCgroupLayout(v2, "weir/web"))).toEqual([
+    expect(cpuCounterFiles(locateCgroup(v2, "weir/web"))).toEqual([
       path.join(v2, "weir/web/cpu.stat"),
     ]);
   });
@@ -103,8 +64,18 @@ describe("HeldCgroupCpuCounters", () => {
       throttledNs: 1542211000,
     });
   });
-  it("hybrid unified/: usage without throttling", () => {
-    expect(readCgroupCpuCounters(hybrid, "weir/web").usageNs).toBe(105226596000);
+  it("hybrid (v1 cpu + cpuacct, cgroup2 at unified/ without cpu): the v1 counters", () => {
+    expect(readCgroupCpuCounters(hybrid, "weir/web")).toEqual(
+      readCgroupCpuCounters(v1, "weir/web"),
+    );
+  });
+  it("hybrid: a cgroup only in unified/ is not the partition's (the cpu controller is in v1)", () => {
+    const root = copyTree(hybrid);
+    fs.rmSync(path.join(root, "cpu/weir"), { recursive: true });
+    fs.rmSync(path.join(root, "cpuacct/weir"), { recursive: true });
+    expect(() => readCgroupCpuCounters(root, "weir/web")).toThrow(
+      expect.objectContaining({ code: ErrorCodes.CGROUP_GONE }),
+    );
   });
   it("re-reads on held descriptors and reports malformed content with path and text", () => {
     const root = copyTree(v1);
@@ -125,9 +96,9 @@ describe("HeldCgroupCpuCounters", () => {
   });
   it("a cgroup whose cpu.stat vanished before open is CGROUP_GONE", () => {
     const root = copyTree(v2);
-    const layout = detectCgroupLayout(root, "weir/web");
+    const cgroup = locateCgroup(root, "weir/web");
     fs.rmSync(path.join(root, "weir/web/cpu.stat"));
-    expect(() => new HeldCgroupCpuCounters(root, "weir/web", layout)).toThrow(
+    expect(() => new HeldCgroupCpuCounters(root, "weir/web", cgroup)).toThrow(
       expect.objectContaining({ code: ErrorCodes.CGROUP_GONE }),
     );
   });

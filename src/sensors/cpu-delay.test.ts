@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { detectCgroupLayout } from "./cgroup.ts";
+import { locateCgroup } from "../cgroup/paths.ts";
 import { cpuDelayPaths, HeldCpuDelay, sameMembers } from "./cpu-delay.ts";
 import type { Roots } from "./types.ts";
 
@@ -45,31 +45,27 @@ function hybridV1(pids: number[], tids: number[], v2Pids: number[]) {
   write(path.join(cg, "unified/weir/web/cgroup.procs"), v2Pids.map((p) => `${p}\n`).join(""));
   write(path.join(cg, "unified/weir/web/cpu.pressure"), psiText(1_000_000));
   for (const tid of tids) write(path.join(t.roots.procfs, String(tid), "schedstat"), schedstat(0));
-  const layout = detectCgroupLayout(cg, "weir/web");
-  return { ...t, cg, layout };
+  const cgroup = locateCgroup(cg, "weir/web");
+  return { ...t, cg, cgroup };
 }
 
 describe("cpuDelayPaths", () => {
   it("v2: the cgroup's own cpu.pressure and cgroup.threads; v1: unified/<path> and tasks", () => {
     const v2 = tree("v2");
-    const l2 = detectCgroupLayout(v2.roots.cgroupfs, "weir/web");
-    expect(cpuDelayPaths(v2.roots.cgroupfs, "weir/web", l2)).toEqual({
+    expect(cpuDelayPaths(locateCgroup(v2.roots.cgroupfs, "weir/web"))).toEqual({
       psiDir: path.join(v2.roots.cgroupfs, "weir/web"),
       membersDir: null,
       threadsFile: path.join(v2.roots.cgroupfs, "weir/web/cgroup.threads"),
     });
     const v1 = tree("v1");
-    const l1 = detectCgroupLayout(v1.roots.cgroupfs, "weir/web");
     // no unified mount in this tree: no PSI
-    expect(cpuDelayPaths(v1.roots.cgroupfs, "/weir/web/", l1)).toEqual({
+    expect(cpuDelayPaths(locateCgroup(v1.roots.cgroupfs, "/weir/web/"))).toEqual({
       psiDir: null,
       membersDir: path.join(v1.roots.cgroupfs, "cpu/weir/web"),
       threadsFile: path.join(v1.roots.cgroupfs, "cpu/weir/web/tasks"),
     });
     const h = hybridV1([1], [1], [1]);
-    expect(cpuDelayPaths(h.cg, "weir/web", h.layout).psiDir).toBe(
-      path.join(h.cg, "unified/weir/web"),
-    );
+    expect(cpuDelayPaths(h.cgroup).psiDir).toBe(path.join(h.cg, "unified/weir/web"));
   });
 
   it("sameMembers ignores order", () => {
@@ -83,8 +79,7 @@ describe("cpuDelayPaths", () => {
 describe("HeldCpuDelay from PSI", () => {
   it("v2: accumulates the some total's deltas, us -> ns, from 0 at the first read", () => {
     const { roots } = tree("v2");
-    const layout = detectCgroupLayout(roots.cgroupfs, "weir/web");
-    const d = new HeldCpuDelay(roots, "weir/web", layout);
+    const d = new HeldCpuDelay(roots, locateCgroup(roots.cgroupfs, "weir/web"));
     const file = path.join(roots.cgroupfs, "weir/web/cpu.pressure");
     expect(d.read()).toBe(0);
     expect(d.source).toBe("psi");
@@ -102,7 +97,7 @@ describe("HeldCpuDelay from PSI", () => {
 
   it("hybrid v1 host: PSI of unified/<path> only while it holds the same processes", () => {
     const h = hybridV1([4242], [4242, 4243], [4242]);
-    const d = new HeldCpuDelay(h.roots, "weir/web", h.layout);
+    const d = new HeldCpuDelay(h.roots, h.cgroup);
     const psi = path.join(h.cg, "unified/weir/web/cpu.pressure");
     expect(d.read()).toBe(0);
     expect(d.source).toBe("psi");
@@ -122,8 +117,7 @@ describe("HeldCpuDelay from PSI", () => {
 
   it("v1 without a unified mount falls back to schedstat", () => {
     const { roots } = tree("v1");
-    const layout = detectCgroupLayout(roots.cgroupfs, "weir/web");
-    const d = new HeldCpuDelay(roots, "weir/web", layout);
+    const d = new HeldCpuDelay(roots, locateCgroup(roots.cgroupfs, "weir/web"));
     expect(d.read()).toBe(0);
     expect(d.source).toBe("schedstat");
     expect(d.heldThreads).toBe(2);
@@ -136,7 +130,7 @@ describe("HeldCpuDelay from schedstat", () => {
     const h = hybridV1([10], [10, 11], [99]); // v2 holds another process: PSI not used
     const proc = (tid: number) => path.join(h.roots.procfs, String(tid), "schedstat");
     const tasks = path.join(h.cg, "cpu/weir/web/tasks");
-    const d = new HeldCpuDelay(h.roots, "weir/web", h.layout);
+    const d = new HeldCpuDelay(h.roots, h.cgroup);
     write(proc(10), schedstat(1_000_000));
     write(proc(11), schedstat(5_000_000));
     expect(d.read()).toBe(0);
@@ -163,13 +157,13 @@ describe("HeldCpuDelay from schedstat", () => {
 
   it("PSI can be skipped by option; with no source at all read() is undefined", () => {
     const h = hybridV1([10], [10], [10]);
-    const d = new HeldCpuDelay(h.roots, "weir/web", h.layout, { sources: ["schedstat"] });
+    const d = new HeldCpuDelay(h.roots, h.cgroup, { sources: ["schedstat"] });
     d.read();
     expect(d.source).toBe("schedstat");
     d.close();
     fs.rmSync(path.join(h.cg, "cpu/weir/web/tasks"));
     fs.rmSync(path.join(h.cg, "unified"), { recursive: true });
-    const none = new HeldCpuDelay(h.roots, "weir/web", h.layout);
+    const none = new HeldCpuDelay(h.roots, h.cgroup);
     expect(none.read()).toBeUndefined();
     expect(none.source).toBeNull();
     expect(none.skipped).toContain("tasks");
@@ -179,7 +173,7 @@ describe("HeldCpuDelay from schedstat", () => {
   it("close releases every descriptor", () => {
     const h = hybridV1([10], [10, 11, 12], [99]);
     const before = openFds();
-    const d = new HeldCpuDelay(h.roots, "weir/web", h.layout);
+    const d = new HeldCpuDelay(h.roots, h.cgroup);
     d.read();
     expect(openFds()).toBeGreaterThan(before);
     d.close();

@@ -7,8 +7,7 @@
 //   threads (v1 `tasks`, v2 `cgroup.threads`), on one held descriptor per thread.
 import fs from "node:fs";
 import path from "node:path";
-import type { CgroupLayout } from "./cgroup.ts";
-import { normalizeCgroupPath } from "./cgroup.ts";
+import type { PartitionCgroup } from "../cgroup/paths.ts";
 import { HeldFile } from "./held-file.ts";
 import { parseIdList, parsePressureTotals, parseSchedstatRunDelayNs } from "./parse.ts";
 import type { Roots } from "./types.ts";
@@ -36,26 +35,12 @@ export interface CpuDelayPaths {
   threadsFile: string;
 }
 
-/** The files a partition's CPU delay is read from, by cgroup layout. */
-export function cpuDelayPaths(
-  cgroupfs: string,
-  cgroupPath: string,
-  layout: CgroupLayout,
-): CpuDelayPaths {
-  if (layout.version === 2)
-    return {
-      psiDir: layout.dir,
-      membersDir: null,
-      threadsFile: path.join(layout.dir, "cgroup.threads"),
-    };
-  const unified = path.join(cgroupfs, "unified");
-  const hasV2 = fs.existsSync(path.join(unified, "cgroup.controllers"));
-  return {
-    psiDir: hasV2 ? path.join(unified, normalizeCgroupPath(cgroupPath)) : null,
-    membersDir: layout.cpuDir,
-    threadsFile: path.join(layout.cpuDir, "tasks"),
-  };
-}
+/** The files a partition's CPU delay is read from, by where its cgroup is (src/cgroup). */
+export const cpuDelayPaths = (cgroup: PartitionCgroup): CpuDelayPaths => ({
+  psiDir: cgroup.pressure,
+  membersDir: cgroup.version === 1 ? cgroup.cpu : null,
+  threadsFile: cgroup.threadsFile,
+});
 
 /** Same members, in any order (both lists come from cgroup.procs files). */
 export function sameMembers(a: readonly number[], b: readonly number[]): boolean {
@@ -98,8 +83,8 @@ export class HeldCpuDelay {
   /** Why the last read's preferred source was skipped, if it was (for logs and tests). */
   skipped: string | null = null;
 
-  constructor(roots: Roots, cgroupPath: string, layout: CgroupLayout, opts: CpuDelayOptions = {}) {
-    this.paths = cpuDelayPaths(roots.cgroupfs, cgroupPath, layout);
+  constructor(roots: Pick<Roots, "procfs">, cgroup: PartitionCgroup, opts: CpuDelayOptions = {}) {
+    this.paths = cpuDelayPaths(cgroup);
     this.sources = opts.sources ?? defaultCpuDelaySources;
     this.procfs = roots.procfs;
   }

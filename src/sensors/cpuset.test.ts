@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { cpusetFiles, readPartitionCpus } from "./cpuset.ts";
+import { readPartitionCpus } from "./cpuset.ts";
 
 const tmpDirs: string[] = [];
 afterEach(() => {
@@ -98,22 +98,5 @@ describe("readPartitionCpus", () => {
     expect(readPartitionCpus(bad, "weir/web")?.cpus).toEqual([0]);
     expect(readPartitionCpus(tree({}), "weir/web")).toBeNull();
     expect(readPartitionCpus(tree({ [ONLINE]: "0\n" }), "../escape")?.cpus).toEqual([0]);
-  });
-});
-
-describe("cpusetFiles", () => {
-  it("lists v2 (own, then ancestors up to the root) before v1", () => {
-    const roots = tree({
-      "cgroup/cgroup.controllers": "cpuset cpu\n",
-      "cgroup/weir/web/cgroup.controllers": "cpu\n",
-    });
-    const cg = roots.cgroupfs;
-    expect(cpusetFiles(cg, "weir/web")).toEqual([
-      path.join(cg, "weir/web/cpuset.cpus.effective"),
-      path.join(cg, "weir/cpuset.cpus.effective"),
-      path.join(cg, "cpuset.cpus.effective"),
-      path.join(cg, "cpuset/weir/web/cpuset.effective_cpus"),
-      path.join(cg, "cpuset/weir/web/cpuset.cpus"),
-    ]);
   });
 });

@@ -3,7 +3,7 @@
 // is). Read once at start (not on the hot path); parsed by parseCpuList.
 import fs from "node:fs";
 import path from "node:path";
-import { normalizeCgroupPath } from "./cgroup.ts";
+import { cpusetFiles } from "../cgroup/paths.ts";
 import { parseCpuList } from "./parse.ts";
 import type { Roots } from "./types.ts";
 
@@ -22,30 +22,6 @@ const isFile = (p: string): boolean => {
   }
 };
 
-/**
- * Cpuset files that may hold a partition's CPUs, most specific first:
- * - cgroup v2 (at `<cgroupfs>` or, on a hybrid host, `<cgroupfs>/unified`): the partition's
- *   `cpuset.cpus.effective`, else its nearest ancestor's (a child without the cpuset
- *   controller enabled runs on its parent's CPUs);
- * - cgroup v1: `<cgroupfs>/cpuset/<path>/cpuset.effective_cpus`, then `cpuset.cpus` — only
- *   at the partition's own path (a v1 task's cpuset group is unrelated to its cpu group
- *   unless someone made them the same path).
- */
-export function cpusetFiles(cgroupfs: string, cgroupPath: string): string[] {
-  const rel = normalizeCgroupPath(cgroupPath);
-  const parts = rel === "" ? [] : rel.split("/");
-  const out: string[] = [];
-  for (const root of [cgroupfs, path.join(cgroupfs, "unified")]) {
-    if (!isFile(path.join(root, "cgroup.controllers"))) continue;
-    if (!fs.existsSync(path.join(root, rel))) continue;
-    for (let n = parts.length; n >= 0; n--)
-      out.push(path.join(root, ...parts.slice(0, n), "cpuset.cpus.effective"));
-  }
-  const v1 = path.join(cgroupfs, "cpuset", rel);
-  out.push(path.join(v1, "cpuset.effective_cpus"), path.join(v1, "cpuset.cpus"));
-  return out;
-}
-
 /** `<sysfs>/devices/system/cpu/online`. */
 export const onlineCpusFile = (sysfs: string): string =>
   path.join(sysfs, "devices", "system", "cpu", "online");
@@ -62,7 +38,7 @@ function readCpuListOrNull(file: string): number[] | null {
 
 /**
  * The CPUs a partition can run on, from the first readable, non-empty cpuset file
- * (`cpusetFiles`) intersected with the online CPUs, or the online CPUs alone. Null when
+ * (`cpusetFiles`, src/cgroup) intersected with the online CPUs, or the online CPUs alone. Null when
  * neither can be read. Never throws: callers only warn from it.
  */
 export function readPartitionCpus(

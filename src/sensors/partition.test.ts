@@ -81,14 +81,14 @@ describe("openPartitionSensor on fixture trees", () => {
     s.close();
   });
 
-  it("hybrid host (v2 at unified/, no cpu controller): usage, no throttling", () => {
+  it("hybrid host (v1 cpu + cpuacct, cgroup2 at unified/ without cpu): the v1 counters", () => {
     const s = openPartitionSensor(
       { cgroup: "weir/web", interfaces: [veth("vweb0")] },
       roots("hybrid"),
     );
     const r = s.read(0);
-    expect(r.cpuUsageNs).toBe(105226596000);
-    expect([r.nrPeriods, r.nrThrottled, r.throttledNs]).toEqual([0, 0, 0]);
+    expect(r.cpuUsageNs).toBe(48213377812);
+    expect([r.nrPeriods, r.nrThrottled, r.throttledNs]).toEqual([5120, 312, 18734562210]);
     expect(r.offeredPackets).toBe(3004);
     s.close();
   });

@@ -42,9 +42,7 @@ export function openPartitionSensor(
     const cpu = new HeldCgroupCpuCounters(roots.cgroupfs, spec.cgroup);
     opened.push(cpu);
     const delay =
-      opts.cpuDelay === false
-        ? null
-        : new HeldCpuDelay(roots, spec.cgroup, cpu.layout, opts.cpuDelay);
+      opts.cpuDelay === false ? null : new HeldCpuDelay(roots, cpu.cgroup, opts.cpuDelay);
     if (delay !== null) opened.push(delay);
     const interfaces: HeldInterfaceCounters[] = [];
     for (const ifspec of spec.interfaces) {

@@ -1,7 +1,9 @@
 // The simulated hypervisor: cgroup v1 CPU bandwidth (CFS quota per period, burst, throttling),
 // weights (cpu.shares) and the idle class (cpu.idle) over a fixed number of CPUs, on virtual
-// time, tick by tick. It is an ActuatorBackend, so weir's manager writes directives to it
-// exactly as it writes real cgroup files; the same kernel behaviours are modelled on purpose:
+// time, tick by tick. It is an ActuatorBackend whose actuators are the real cgroup actuators'
+// engine (src/actuators/engine.ts) over the v1 file format (src/cgroup/formats.ts), writing
+// through `writeFile`: weir's manager writes directives to it exactly as it writes real cgroup
+// files. The same kernel behaviours are modelled on purpose:
 //  - a group may use its runtime (`quota` per `period`, plus what it banked, at most `burst`),
 //    then it is throttled to the period's end; each period refill adds `quota` to what is left
 //    and keeps at most `quota + burst` (__refill_cfs_bandwidth_runtime);
@@ -16,15 +18,20 @@
 //  - nr_periods counts periods in which a capped group was active, nr_throttled those in which
 //    it ran out of runtime, throttled_time the time it spent runnable but throttled,
 //    nr_bursts/burst_time the periods it used banked runtime and how much.
-import type {
-  ActuatorBackend,
-  ActuatorTarget,
-  AllocationSnapshot,
-  PartitionActuator,
-} from "../actuators/types.ts";
-import { ErrorCodes, isWeirError, WeirError } from "../core/errors.ts";
-import type { ApplyResult, Directive } from "../core/model.ts";
-import { quotaUsecFromCpuMillis } from "../core/units.ts";
+import { type FilePort, FileSetActuator } from "../actuators/engine.ts";
+import type { ActuatorBackend, ActuatorTarget } from "../actuators/types.ts";
+import { v1Format } from "../cgroup/formats.ts";
+import {
+  DEFAULT_PERIOD_USEC,
+  DEFAULT_SHARES,
+  IDLE_GROUP_SHARES,
+  MAX_PERIOD_USEC,
+  MAX_SHARES,
+  MIN_PERIOD_USEC,
+  MIN_QUOTA_USEC,
+  MIN_SHARES,
+} from "../cgroup/values.ts";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { Rng } from "./rng.ts";
 import { cfsScratch, cfsShare } from "./waterfill.ts";
 
@@ -54,16 +61,20 @@ export interface CgroupCpuStats {
   cpuDelayNs: number;
 }
 
-export const QUOTA_FILE = "cpu.cfs_quota_us";
-export const PERIOD_FILE = "cpu.cfs_period_us";
-export const SHARES_FILE = "cpu.shares";
-export const BURST_FILE = "cpu.cfs_burst_us";
-export const IDLE_FILE = "cpu.idle";
+const QUOTA_FILE = "cpu.cfs_quota_us";
+const PERIOD_FILE = "cpu.cfs_period_us";
+const SHARES_FILE = "cpu.shares";
+const BURST_FILE = "cpu.cfs_burst_us";
+const IDLE_FILE = "cpu.idle";
 const WRITABLE = [QUOTA_FILE, PERIOD_FILE, SHARES_FILE, BURST_FILE, IDLE_FILE] as const;
 type WritableFile = (typeof WRITABLE)[number];
 
-/** What cpu.shares reads while cpu.idle = 1: the kernel's WEIGHT_IDLEPRIO, set by sched_group_set_idle. */
-export const IDLE_GROUP_SHARES = 3;
+/** A failed write the way the kernel reports one: an errno the actuator engine classifies. */
+function errnoError(code: string, message: string): NodeJS.ErrnoException {
+  const e: NodeJS.ErrnoException = new Error(message);
+  e.code = code;
+  return e;
+}
 
 /**
  * The scheduler's base slice for `cpus` CPUs: 0.75 ms × (1 + log2(min(cpus, 8))), the
@@ -72,10 +83,6 @@ export const IDLE_GROUP_SHARES = 3;
  */
 export const baseSliceNs = (cpus: number): number =>
   750_000 * (1 + Math.floor(Math.log2(Math.max(1, Math.min(cpus, 8)))));
-
-/** cgroup v2 weight (1..10000, default 100) to v1 shares (2..262144, default 1024), proportionally. */
-export const sharesFromWeight = (weight: number): number =>
-  Math.min(262_144, Math.max(2, Math.round((weight * 1024) / 100)));
 
 interface SimCgroup {
   path: string;
@@ -136,7 +143,7 @@ export class SimHypervisor implements ActuatorBackend {
   constructor(opts: SimHypervisorOptions) {
     if (!(opts.cpus > 0)) throw new RangeError(`cpus must be > 0: got ${opts.cpus}`);
     this.cpus = opts.cpus;
-    this.defaultPeriodUsec = opts.periodUsec ?? 100_000;
+    this.defaultPeriodUsec = opts.periodUsec ?? DEFAULT_PERIOD_USEC;
     this.wakeupWaitMaxNs = opts.wakeupWaitMaxNs ?? baseSliceNs(opts.cpus);
     if (!(this.wakeupWaitMaxNs >= 0))
       throw new RangeError(`wakeupWaitMaxNs must be >= 0: got ${opts.wakeupWaitMaxNs}`);
@@ -157,7 +164,7 @@ export class SimHypervisor implements ActuatorBackend {
       parallelism: Math.max(0, Math.min(parallelism, this.cpus)),
       quotaUsec: -1,
       periodUsec: this.defaultPeriodUsec,
-      shares: 1024,
+      shares: DEFAULT_SHARES,
       burstUsec: 0,
       idle: false,
       runtimeNs: 0,
@@ -252,26 +259,26 @@ export class SimHypervisor implements ActuatorBackend {
   }
 
   private einval(path: string, file: string, why: string): never {
-    throw new WeirError(ErrorCodes.CGROUP_WRITE_FAILED, `[sim] ${path}/${file}: ${why} (EINVAL)`);
+    throw errnoError("EINVAL", `[sim] ${path}/${file}: ${why} (EINVAL)`);
   }
 
   /**
    * Write a file the way `echo v > file` would: the write always happens (and is counted),
    * even with an unchanged value. A quota, period or burst write runs the period refill.
+   * Throws errno errors as the kernel's cgroupfs does: ENODEV for a removed cgroup, EINVAL for
+   * a value it refuses.
    */
   writeFile(path: string, file: string, value: string): void {
-    const g = this.get(path);
+    const g = this.groups.get(path);
+    if (!g) throw errnoError("ENODEV", `[sim] cgroup ${path} does not exist (ENODEV)`);
     if (!(WRITABLE as readonly string[]).includes(file))
-      throw new WeirError(ErrorCodes.CGROUP_WRITE_FAILED, `[sim] ${path}/${file}: not writable`);
+      this.einval(path, file, "not a writable file");
     const v = Number(value.trim());
-    if (!Number.isInteger(v))
-      throw new WeirError(
-        ErrorCodes.CGROUP_WRITE_FAILED,
-        `[sim] ${path}/${file}: invalid value "${value}"`,
-      );
+    if (!Number.isInteger(v)) this.einval(path, file, `invalid value "${value}"`);
     const f = file as WritableFile;
     if (f === QUOTA_FILE) {
-      if (v !== -1 && v < 1000) this.einval(path, file, `${v} is below 1000`);
+      if (v !== -1 && v < MIN_QUOTA_USEC)
+        this.einval(path, file, `${v} is below ${MIN_QUOTA_USEC}`);
       if (v !== -1 && g.burstUsec > v)
         this.einval(path, file, `${v} is below cpu.cfs_burst_us ${g.burstUsec}`);
       const wasCapped = g.quotaUsec >= 0;
@@ -282,7 +289,7 @@ export class SimHypervisor implements ActuatorBackend {
         g.runtimeSnapNs = 0;
       }
     } else if (f === PERIOD_FILE) {
-      if (v < 1000 || v > 1_000_000) this.einval(path, file, `${v} out of range`);
+      if (v < MIN_PERIOD_USEC || v > MAX_PERIOD_USEC) this.einval(path, file, `${v} out of range`);
       g.periodUsec = v;
       g.periodEndNs = this.nowNs + v * 1000;
     } else if (f === BURST_FILE) {
@@ -293,11 +300,11 @@ export class SimHypervisor implements ActuatorBackend {
     } else if (f === IDLE_FILE) {
       if (v !== 0 && v !== 1) this.einval(path, file, `${v} is not 0 or 1`);
       // sched_group_set_idle: the group's weight becomes WEIGHT_IDLEPRIO, or NICE_0 when unset.
-      if (Boolean(v) !== g.idle) g.shares = 1024;
+      if (Boolean(v) !== g.idle) g.shares = DEFAULT_SHARES;
       g.idle = v === 1;
     } else {
       if (g.idle) this.einval(path, file, "the group is idle (cpu.idle = 1)");
-      g.shares = Math.min(262_144, Math.max(2, v));
+      g.shares = Math.min(MAX_SHARES, Math.max(MIN_SHARES, v));
     }
     g.writes[f]++;
     // tg_set_cfs_bandwidth(): the period's runtime is refilled and throttled runqueues are released.
@@ -456,134 +463,27 @@ export class SimHypervisor implements ActuatorBackend {
     }
   }
 
-  /** ActuatorBackend: the sim's "cgroup path" is the partition's cgroup name. */
-  open(target: ActuatorTarget): PartitionActuator {
-    this.get(target.cgroup);
-    return new SimCgroupActuator(this, target);
-  }
-}
-
-/** Writes directives to a sim cgroup; like the real actuators, only values that differ are written. */
-export class SimCgroupActuator implements PartitionActuator {
-  readonly partition: string;
-  private readonly hv: SimHypervisor;
-  private readonly cgroup: string;
-  private closed = false;
-
-  constructor(hv: SimHypervisor, target: ActuatorTarget) {
-    this.hv = hv;
-    this.partition = target.partition;
-    this.cgroup = target.cgroup;
-  }
-
-  private read(file: string): string {
-    return this.hv.readFile(this.cgroup, file).trim();
-  }
-
-  snapshot(): AllocationSnapshot {
-    return {
-      partition: this.partition,
-      values: {
-        [PERIOD_FILE]: this.read(PERIOD_FILE),
-        [QUOTA_FILE]: this.read(QUOTA_FILE),
-        [BURST_FILE]: this.read(BURST_FILE),
-        [IDLE_FILE]: this.read(IDLE_FILE),
-        [SHARES_FILE]: this.read(SHARES_FILE),
-      },
-    };
-  }
-
-  private writeChanged(values: Array<[string, string]>): ApplyResult {
-    const written: string[] = [];
-    try {
-      if (this.closed)
-        throw new WeirError(
-          ErrorCodes.CGROUP_WRITE_FAILED,
-          `[sim] ${this.cgroup}: actuator closed`,
-        );
-      for (const [file, value] of values) {
-        if (this.read(file) === value) continue;
-        this.hv.writeFile(this.cgroup, file, value);
-        written.push(file);
-      }
-      return { partition: this.partition, written };
-    } catch (err) {
-      const error = isWeirError(err)
-        ? err.toInfo()
-        : { code: ErrorCodes.CGROUP_WRITE_FAILED, message: String(err), retryable: true };
-      return { partition: this.partition, written, error };
-    }
-  }
-
   /**
-   * The order the kernel needs: cpu.shares cannot be written while cpu.idle = 1 and setting or
-   * clearing cpu.idle resets the weight, so idle is written before shares; a burst may never
-   * exceed the quota, so when the new quota is below the current burst the burst goes first.
+   * ActuatorBackend: the sim's "cgroup path" is the partition's cgroup name. The actuator is the
+   * real engine over the v1 format, writing through writeFile: it writes only values that
+   * changed, in the order the kernel accepts (`v1Format.plan`), at the cgroup's own period.
+   * Throws CGROUP_GONE when the cgroup does not exist.
    */
-  private ordered(target: {
-    quota: string;
-    burst: string;
-    idle: string;
-    shares: string | null;
-  }): Array<[string, string]> {
-    const out: Array<[string, string]> = [[IDLE_FILE, target.idle]];
-    if (target.shares !== null && target.idle === "0") out.push([SHARES_FILE, target.shares]);
-    const quota = Number(target.quota);
-    const burstNow = Number(this.read(BURST_FILE));
-    const bandwidth: Array<[string, string]> = [
-      [QUOTA_FILE, target.quota],
-      [BURST_FILE, target.burst],
-    ];
-    if (quota >= 0 && quota < burstNow) bandwidth.reverse();
-    return [...out, ...bandwidth];
-  }
-
-  apply(directive: Directive): ApplyResult {
-    let periodUsec: number;
-    try {
-      periodUsec = Number(this.read(PERIOD_FILE));
-    } catch (err) {
-      return {
-        partition: this.partition,
-        written: [],
-        error: isWeirError(err)
-          ? err.toInfo()
-          : { code: ErrorCodes.CGROUP_GONE, message: String(err), retryable: false },
-      };
-    }
-    const capped = Number.isFinite(directive.capCpuMillis);
-    const quota = capped
-      ? Math.max(1000, quotaUsecFromCpuMillis(directive.capCpuMillis, periodUsec))
-      : -1;
-    // A burst only means something under a cap; the kernel rejects one above the quota.
-    const burst =
-      capped && directive.burstCpuMillis > 0
-        ? quotaUsecFromCpuMillis(directive.burstCpuMillis, periodUsec)
-        : 0;
-    return this.writeChanged(
-      this.ordered({
-        quota: String(quota),
-        burst: String(burst),
-        idle: directive.idle ? "1" : "0",
-        shares: String(sharesFromWeight(directive.weight)),
-      }),
-    );
-  }
-
-  restore(snapshot: AllocationSnapshot): ApplyResult {
-    const v = snapshot.values;
-    const values: Array<[string, string]> = [];
-    if (v[PERIOD_FILE] !== undefined) values.push([PERIOD_FILE, v[PERIOD_FILE]]);
-    const rest = this.ordered({
-      quota: v[QUOTA_FILE] ?? this.read(QUOTA_FILE),
-      burst: v[BURST_FILE] ?? this.read(BURST_FILE),
-      idle: v[IDLE_FILE] ?? this.read(IDLE_FILE),
-      shares: v[SHARES_FILE] ?? null,
+  open(target: ActuatorTarget): FileSetActuator {
+    const found: Record<string, string> = {};
+    for (const file of v1Format.snapshotFiles)
+      found[file] = this.readFile(target.cgroup, file).trim();
+    const port: FilePort = {
+      write: (file, value) => this.writeFile(target.cgroup, file, value),
+      close: () => {},
+    };
+    return new FileSetActuator({
+      backend: this.name,
+      partition: target.partition,
+      location: `sim:${target.cgroup}`,
+      format: v1Format,
+      found,
+      port,
     });
-    return this.writeChanged([...values, ...rest]);
-  }
-
-  close(): void {
-    this.closed = true;
   }
 }

@@ -2,7 +2,7 @@
 // real Manager (sample every sensor -> policy.step -> apply every directive -> record), with
 // the sim's sensors and hypervisor behind the same interfaces as the real host's.
 
-import { sharesToWeight } from "../actuators/formats.ts";
+import { sharesToWeight } from "../cgroup/values.ts";
 import type { PartitionSpec } from "../core/model.ts";
 import { type CpuMillis, MILLIS_PER_CPU } from "../core/units.ts";
 import { Manager } from "../manager/manager.ts";

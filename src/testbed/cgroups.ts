@@ -1,17 +1,13 @@
-// cgroup layout detection and the few cgroup operations the testbed needs (mkdir, put a
-// process in, list members, rmdir). The root is injectable so tests use fixture trees.
-import { existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+// The few cgroup operations the testbed needs (find a layout with a cpu controller, put a
+// process in, list members, enable +cpu, set the group's share). Where the hierarchies are and
+// how weight and shares convert is src/cgroup's; the root is injectable so tests use fixture
+// trees.
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { type CgroupLayout, detectCgroupLayout, hasCpuController } from "../cgroup/layout.ts";
+import { partitionCgroup } from "../cgroup/paths.ts";
+import { sharesToWeight } from "../cgroup/values.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-
-export type CgroupLayout =
-  /**
-   * v1: cpu and cpuacct are separate hierarchies (may be the same dir when co-mounted).
-   * `unified`: the cgroup2 mount of a hybrid host (no cpu controller there), where each
-   * partition also gets a cgroup so its CPU pressure (cpu.pressure) can be read.
-   */
-  | { version: 1; root: string; cpu: string; cpuacct: string; unified?: string }
-  | { version: 2; root: string };
 
 const readText = (path: string): string | null => {
   try {
@@ -22,49 +18,24 @@ const readText = (path: string): string | null => {
 };
 
 /**
- * v2 when the root is a cgroup2 mount whose cgroup.controllers lists "cpu"; otherwise v1
- * when cpu (cfs quota) and cpuacct (usage) hierarchies exist under the root; otherwise v2
- * at <root>/unified if that lists "cpu". A hybrid host whose cgroup2 mount lacks the cpu
- * controller (this one) is v1. Relative cgroup paths are relative to the hierarchy dirs.
+ * This host's layout (src/cgroup), which the testbed needs with a usable cpu controller:
+ * TESTBED error when there is none (a cgroup2 root that does not list "cpu", or no cgroup
+ * cpu hierarchy at all).
  */
-export function detectCgroupLayout(root = "/sys/fs/cgroup"): CgroupLayout {
-  const hasCpu = (dir: string) =>
-    readText(join(dir, "cgroup.controllers"))?.split(/\s+/).includes("cpu") ?? false;
-  if (hasCpu(root)) return { version: 2, root };
-  const cpu = join(root, "cpu");
-  const cpuacct = join(root, "cpuacct");
-  const unified = join(root, "unified");
-  if (existsSync(join(cpu, "cpu.cfs_quota_us")) && existsSync(join(cpuacct, "cpuacct.usage"))) {
-    return existsSync(join(unified, "cgroup.controllers"))
-      ? { version: 1, root, cpu, cpuacct, unified }
-      : { version: 1, root, cpu, cpuacct };
+export function detectTestbedLayout(root = "/sys/fs/cgroup"): CgroupLayout {
+  let layout: CgroupLayout;
+  try {
+    layout = detectCgroupLayout(root);
+  } catch (e) {
+    throw new WeirError(ErrorCodes.TESTBED, (e as Error).message, { cause: e });
   }
-  // Hybrid host whose cpu controller sits on the cgroup2 mount at <root>/unified.
-  if (hasCpu(unified)) return { version: 2, root: unified };
-  throw new WeirError(
-    ErrorCodes.TESTBED,
-    `no cgroup cpu controller under ${root}: neither cgroup2 with "cpu" in cgroup.controllers nor v1 cpu + cpuacct hierarchies`,
-  );
+  if (!hasCpuController(layout))
+    throw new WeirError(
+      ErrorCodes.TESTBED,
+      `no cgroup cpu controller under ${root}: the cgroup2 mount ${layout.root} does not list "cpu" in cgroup.controllers`,
+    );
+  return layout;
 }
-
-/** The hierarchy dirs a partition lives in: v1 cpu and cpuacct (once if co-mounted) and the hybrid host's cgroup2 mount, v2 the root. */
-export function hierarchies(layout: CgroupLayout): string[] {
-  if (layout.version === 2) return [layout.root];
-  const real = (p: string) => {
-    try {
-      return realpathSync(p);
-    } catch {
-      return p;
-    }
-  };
-  const v1 =
-    real(layout.cpu) === real(layout.cpuacct) ? [layout.cpu] : [layout.cpu, layout.cpuacct];
-  return layout.unified === undefined ? v1 : [...v1, layout.unified];
-}
-
-/** Absolute dirs of a cgroup path relative to the root ("weir/p1"), one per hierarchy. */
-export const cgroupDirs = (layout: CgroupLayout, rel: string): string[] =>
-  hierarchies(layout).map((h) => join(h, rel));
 
 /** Pids in a cgroup dir (empty when it does not exist). */
 export function cgroupProcs(dir: string): number[] {
@@ -98,19 +69,16 @@ export function enableCpuController(parentDir: string): void {
   }
 }
 
-/** v1 cpu.shares (2..262144) to v2 cpu.weight (1..10000): 1024 -> 100. */
-export const weightFromShares = (shares: number): number =>
-  Math.min(10_000, Math.max(1, Math.round((shares * 100) / 1024)));
-
 /**
  * Set the CPU share of a cgroup dir against its siblings: v1 cpu.shares in the cpu
  * hierarchy, v2 cpu.weight. (cpuacct dirs have no share.)
  */
 export function setGroupShares(layout: CgroupLayout, rel: string, shares: number): void {
+  const dir = partitionCgroup(layout, rel).cpu;
   const [file, value] =
     layout.version === 1
-      ? [join(layout.cpu, rel, "cpu.shares"), String(Math.round(shares))]
-      : [join(layout.root, rel, "cpu.weight"), String(weightFromShares(shares))];
+      ? [join(dir, "cpu.shares"), String(Math.round(shares))]
+      : [join(dir, "cpu.weight"), String(sharesToWeight(shares))];
   try {
     writeFileSync(file, value);
   } catch (e) {

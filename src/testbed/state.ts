@@ -5,9 +5,9 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { z } from "zod";
+import type { CgroupLayout } from "../cgroup/layout.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { SensorSpec } from "../sensors/types.ts";
-import type { CgroupLayout } from "./cgroups.ts";
 
 export type ResourceKind = "cgroup" | "netns" | "link" | "process" | "file";
 

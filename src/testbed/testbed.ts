@@ -6,15 +6,14 @@ import { type Dirent, existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync 
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { type CgroupLayout, detectCgroupLayout } from "../cgroup/layout.ts";
+import { cgroupDirs, hierarchies } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { allocateBlocks, blockAddresses, blockOf, startBlockFor, usedBlocks } from "./addresses.ts";
 import {
-  type CgroupLayout,
-  cgroupDirs,
   cgroupProcs,
-  detectCgroupLayout,
+  detectTestbedLayout,
   enableCpuController,
-  hierarchies,
   setGroupShares,
 } from "./cgroups.ts";
 import { probeServer } from "./load.ts";
@@ -291,7 +290,7 @@ export async function testbedUp(opts: TestbedOptions): Promise<TestbedState> {
   state ??= newState({
     prefix,
     stateFile,
-    cgroup: detectCgroupLayout(roots.cgroupfs),
+    cgroup: detectTestbedLayout(roots.cgroupfs),
     nowMs: now(),
     expiresAtEpochMs: now() + maxLifetimeMs,
   });

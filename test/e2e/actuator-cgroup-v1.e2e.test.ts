@@ -8,8 +8,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { CgroupV1Backend } from "../../src/actuators/cgroup-v1.ts";
 import { actuatorContract } from "../../src/actuators/contract.ts";
-import { v1Format } from "../../src/actuators/formats.ts";
 import type { ActuatorTarget } from "../../src/actuators/types.ts";
+import { v1Format } from "../../src/cgroup/formats.ts";
 import { cappedDirective } from "../../src/core/directive.ts";
 import { ErrorCodes } from "../../src/core/errors.ts";
 

@@ -9,8 +9,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { locateCgroup } from "../../src/cgroup/paths.ts";
 import type { CounterSample } from "../../src/core/model.ts";
-import { detectCgroupLayout } from "../../src/sensors/cgroup.ts";
 import { HeldCpuDelay } from "../../src/sensors/cpu-delay.ts";
 import { openPartitionSensor } from "../../src/sensors/partition.ts";
 import { throughputFromSamples } from "../../src/sensors/throughput.ts";
@@ -140,9 +140,9 @@ describe.skipIf(!canRun)("CPU delay of a partition under a hog on its CPU (root,
 
   it("the delay fraction is clearly higher with a hog on the same CPU, and lower again when the hog is in the idle class", async () => {
     const sensor = openPartitionSensor({ cgroup: WORK, interfaces: [] }, defaultRoots);
-    const layout = detectCgroupLayout(CGROOT, WORK);
-    const schedstat = new HeldCpuDelay(defaultRoots, WORK, layout, { sources: ["schedstat"] });
-    const psiProbe = new HeldCpuDelay(defaultRoots, WORK, layout);
+    const cgroup = locateCgroup(CGROOT, WORK);
+    const schedstat = new HeldCpuDelay(defaultRoots, cgroup, { sources: ["schedstat"] });
+    const psiProbe = new HeldCpuDelay(defaultRoots, cgroup);
     const hogIdle = path.join(CGROOT, "cpu", HOG, "cpu.idle");
     try {
       psiProbe.read();

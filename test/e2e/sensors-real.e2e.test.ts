@@ -9,8 +9,9 @@ import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { detectCgroupLayout } from "../../src/cgroup/layout.ts";
+import { locateCgroup } from "../../src/cgroup/paths.ts";
 import { ErrorCodes, type WeirError } from "../../src/core/errors.ts";
-import { detectCgroupLayout } from "../../src/sensors/cgroup.ts";
 import { HeldInterfaceCounters, readSnmpUdp } from "../../src/sensors/packets.ts";
 import { openPartitionSensor } from "../../src/sensors/partition.ts";
 import { throughputFromSamples } from "../../src/sensors/throughput.ts";
@@ -136,10 +137,16 @@ describe.skipIf(!canRun)("sensors on real cgroups, interfaces and processes (roo
   });
 
   it("detects this host's cgroup as v1 with separate cpu and cpuacct directories", () => {
-    expect(detectCgroupLayout(CGROOT, NAME)).toEqual({
+    expect(detectCgroupLayout(CGROOT)).toMatchObject({
       version: 1,
-      cpuDir: cgDirs[0],
-      cpuacctDir: cgDirs[1],
+      cpu: path.join(CGROOT, "cpu"),
+      cpuacct: path.join(CGROOT, "cpuacct"),
+    });
+    expect(locateCgroup(CGROOT, NAME)).toMatchObject({
+      version: 1,
+      cpu: cgDirs[0],
+      cpuacct: cgDirs[1],
+      threadsFile: path.join(cgDirs[0]!, "tasks"),
     });
   });
 

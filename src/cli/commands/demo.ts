@@ -1,7 +1,8 @@
 // `weir demo`: the main job on an embedded default scenario (see src/demo/).
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { ErrorCodes, WeirError } from "../../core/errors.ts";
+import { detectTestbedLayout } from "../../testbed/cgroups.ts";
 import { positive } from "../options.ts";
 
 /** Why real partitions cannot be made here, or null when they can. */
@@ -9,12 +10,11 @@ export function realModeUnavailable(): string | null {
   if (typeof process.getuid === "function" && process.getuid() !== 0) return "not running as root";
   if (!["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].some((p) => existsSync(p)))
     return "the ip command (iproute2) is not installed";
-  const v1 = existsSync("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
-  let v2 = false;
   try {
-    v2 = readFileSync("/sys/fs/cgroup/cgroup.controllers", "utf8").split(/\s+/).includes("cpu");
-  } catch {}
-  if (!v1 && !v2) return "no cgroup cpu controller (v1 /sys/fs/cgroup/cpu or v2 with cpu enabled)";
+    detectTestbedLayout();
+  } catch (e) {
+    return (e as Error).message;
+  }
   return null;
 }
 

@@ -1,96 +1,32 @@
 // What a directive looks like in cgroup files, for cgroup v1 and v2. Pure: no I/O.
 //
 // A format names the files a backend holds, parses what it found (the period), and turns a
-// directive into the exact text each file should hold. The engine (engine.ts) compares that
-// text with what the file held last and writes only the ones that differ.
+// directive into the exact text each file should hold. The actuator engine
+// (src/actuators/engine.ts) compares that text with what the file held last and writes only
+// the ones that differ; the simulator's hypervisor and the recording backend hold the same
+// files.
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { Directive } from "../core/model.ts";
-import { type CpuMillis, clamp, quotaUsecFromCpuMillis } from "../core/units.ts";
-
-/** The kernel refuses a CFS quota below 1 ms (EINVAL); caps below that are raised to it. */
-export const MIN_QUOTA_USEC = 1000;
-/** Largest quota the kernel accepts: 2^44 - 1 us (kernel/sched/core.c max_cfs_runtime). */
-export const MAX_QUOTA_USEC = 2 ** 44 - 1;
-/** CFS period bounds (kernel: 1 ms .. 1 s); a period outside them is malformed. */
-export const MIN_PERIOD_USEC = 1000;
-export const MAX_PERIOD_USEC = 1_000_000;
-/** Period of a freshly made cgroup. */
-export const DEFAULT_PERIOD_USEC = 100_000;
-
-/** cgroup v2 cpu.weight range and default. */
-export const MIN_WEIGHT = 1;
-export const MAX_WEIGHT = 10_000;
-export const DEFAULT_WEIGHT = 100;
-/** cgroup v1 cpu.shares range (the kernel clamps writes into it) and default. */
-export const MIN_SHARES = 2;
-export const MAX_SHARES = 262_144;
-export const DEFAULT_SHARES = 1024;
-
-/**
- * v2 weight (1..10000) to v1 shares (2..262144), the kernel's own conversion
- * (kernel/sched: sched_weight_from_cgroup = DIV_ROUND_CLOSEST(weight * 1024, 100); systemd's
- * cgroup_cpu_weight_to_shares uses the same 1024 : 100 ratio). Default maps to default
- * (100 -> 1024) and ratios are kept (200 : 100 -> 2048 : 1024), which is what a weight
- * "in proportion to the allocation" needs. The OCI runtimes' linear map
- * (shares = 2 + (weight - 1) * 262142 / 9999) was not used: it sends weight 100 to 2597
- * shares (2.5x an unmanaged sibling's default 1024) and weight 2 : 1 to 28 : 2.
- *   weightToShares(1) = round(10.24) = 10; weightToShares(10000) = 102400.
- */
-export function weightToShares(weight: number): number {
-  const w = clamp(Math.round(weight), MIN_WEIGHT, MAX_WEIGHT);
-  return clamp(Math.round((w * DEFAULT_SHARES) / DEFAULT_WEIGHT), MIN_SHARES, MAX_SHARES);
-}
-
-/**
- * v1 shares to v2 weight, the kernel's inverse (sched_weight_to_cgroup =
- * clamp(DIV_ROUND_CLOSEST(shares * 100 / 1024), 1, 10000)). Exact inverse of weightToShares
- * for every weight 1..10000: shares lie within 0.5 of weight * 10.24, i.e. within 0.05 of
- * the weight once divided back.
- */
-export function sharesToWeight(shares: number): number {
-  return clamp(Math.round((shares * DEFAULT_WEIGHT) / DEFAULT_SHARES), MIN_WEIGHT, MAX_WEIGHT);
-}
-
-/**
- * Quota for a cap at a period: cpuMillis * period / 1000, rounded, raised to the kernel's
- * 1000 us minimum, bounded by its maximum. `null` means unlimited (a non-finite cap).
- *   250 millis at 100000 us -> 25000 us; 5 millis at 100000 us -> 500 -> 1000 us (= 10 millis).
- */
-export function quotaUsecForCap(cpuMillis: CpuMillis, periodUsec: number): number | null {
-  if (cpuMillis === Number.POSITIVE_INFINITY) return null;
-  return clamp(
-    quotaUsecFromCpuMillis(Math.max(0, cpuMillis), periodUsec),
-    MIN_QUOTA_USEC,
-    MAX_QUOTA_USEC,
-  );
-}
-
-/**
- * A directive the backends can write: cap a number or +Infinity (no cap), burst a finite
- * number >= 0, weight finite.
- */
-export function checkDirective(d: Directive): string | null {
-  if (Number.isNaN(d.capCpuMillis) || d.capCpuMillis === Number.NEGATIVE_INFINITY)
-    return `capCpuMillis must be a number >= 0 or Infinity (no cap): current value is ${d.capCpuMillis}`;
-  if (!Number.isFinite(d.weight))
-    return `weight must be a finite number (1..10000): current value is ${d.weight}`;
-  if (!(d.burstCpuMillis >= 0) || !Number.isFinite(d.burstCpuMillis))
-    return `burstCpuMillis must be a finite number >= 0: current value is ${d.burstCpuMillis}`;
-  return null;
-}
-
-/**
- * Burst quota for a cap: the kernel refuses a burst above the quota (EINVAL), so it is
- * bounded by it; no cap, no burst. 50 millis burst on a 25000 us quota at 100 ms -> 5000 us.
- */
-export function burstUsecFor(
-  burstCpuMillis: CpuMillis,
-  quotaUsec: number | null,
-  periodUsec: number,
-): number {
-  if (quotaUsec === null || !(burstCpuMillis > 0)) return 0;
-  return Math.min(quotaUsec, quotaUsecFromCpuMillis(burstCpuMillis, periodUsec));
-}
+import { clamp } from "../core/units.ts";
+import {
+  burstUsecFor,
+  DEFAULT_PERIOD_USEC,
+  DEFAULT_SHARES,
+  DEFAULT_WEIGHT,
+  IDLE_GROUP_SHARES,
+  INT,
+  MAX_PERIOD_USEC,
+  MAX_WEIGHT,
+  MIN_PERIOD_USEC,
+  MIN_SHARES,
+  MIN_WEIGHT,
+  parseCfsQuota,
+  parseCpuMax,
+  parsePeriodUsec,
+  quotaUsecForCap,
+  sharesToWeight,
+  weightToShares,
+} from "./values.ts";
 
 /** Files and their meaning for one cgroup layout. */
 export interface CpuFileFormat {
@@ -103,6 +39,7 @@ export interface CpuFileFormat {
   /**
    * Files older kernels lack (idle class: Linux 5.15; CFS burst: 5.14). A cgroup without them
    * still opens; the directive is then expressed without them (batch at the minimum weight).
+   * `abilitiesOf` says which a cgroup has.
    */
   readonly optionalFiles: readonly string[];
   /** The files that carry the cap, the weight, the idle class and the burst. */
@@ -110,6 +47,8 @@ export interface CpuFileFormat {
   readonly weightFile: string;
   readonly idleFile: string;
   readonly burstFile: string;
+  /** What the weight file reads while the group is in the idle class (v1 "3", v2 "1"). */
+  readonly idleWeight: string;
   /**
    * The order to write `values` in, given what the files hold now, leaving out what must not be
    * written: the weight of a group in the idle class (the kernel refuses it: EINVAL) and files
@@ -126,6 +65,8 @@ export interface CpuFileFormat {
   validate(values: Readonly<Record<string, string>>): string | null;
   /** The text each held file should hold for `directive`, given what the files hold now. */
   desired(directive: Directive, current: Readonly<Record<string, string>>): Record<string, string>;
+  /** The quota (us) the cap file's text holds; null = unlimited (or not a quota). */
+  quotaOf(capText: string | undefined): number | null;
   /** The cap, period and weight that `values` express (weight on the v2 scale). */
   describe(values: Readonly<Record<string, string>>): AllocationView;
 }
@@ -142,6 +83,26 @@ export interface AllocationView {
   /** CFS burst, us (present only when the cgroup has the burst file). */
   burstUsec?: number;
 }
+
+/** What a cgroup can express beyond a cap and a weight. */
+export interface CgroupAbilities {
+  /** The kernel's idle scheduling class (`cpu.idle`, Linux >= 5.15). */
+  idleClass: boolean;
+  /** CFS burst (`cpu.cfs_burst_us` / `cpu.max.burst`, Linux >= 5.14). */
+  burst: boolean;
+}
+
+/**
+ * Idle-class and burst support, from the files a cgroup was found with: the kernel has the
+ * mechanism exactly when the cgroup has its file (they are the format's optional files).
+ */
+export const abilitiesOf = (
+  f: Pick<CpuFileFormat, "idleFile" | "burstFile">,
+  found: Readonly<Record<string, string>>,
+): CgroupAbilities => ({
+  idleClass: found[f.idleFile] !== undefined,
+  burst: found[f.burstFile] !== undefined,
+});
 
 /** Only "0" or "1". */
 const IDLE = /^[01]$/;
@@ -196,12 +157,19 @@ function planWrites(
   return out;
 }
 
-const INT = /^-?\d+$/;
-
-function parsePeriod(text: string | undefined): number | null {
-  if (text === undefined || !INT.test(text)) return null;
-  const p = Number(text);
-  return p >= MIN_PERIOD_USEC && p <= MAX_PERIOD_USEC ? p : null;
+/** The idle and burst files' desired text, where the cgroup has them. */
+function desiredOptional(
+  f: Pick<CpuFileFormat, "idleFile" | "burstFile">,
+  d: Directive,
+  current: Readonly<Record<string, string>>,
+  quotaUsec: number | null,
+  periodUsec: number,
+): Record<string, string> {
+  const can = abilitiesOf(f, current);
+  const out: Record<string, string> = {};
+  if (can.idleClass) out[f.idleFile] = d.idle ? "1" : "0";
+  if (can.burst) out[f.burstFile] = String(burstUsecFor(d.burstCpuMillis, quotaUsec, periodUsec));
+  return out;
 }
 
 /** cgroup v1: cpu.cfs_period_us, cpu.cfs_quota_us (-1 = unlimited), cpu.shares. */
@@ -220,10 +188,11 @@ export const v1Format: CpuFileFormat = {
   weightFile: "cpu.shares",
   idleFile: "cpu.idle",
   burstFile: "cpu.cfs_burst_us",
+  idleWeight: String(IDLE_GROUP_SHARES),
   freshValues: {
-    "cpu.cfs_period_us": "100000",
+    "cpu.cfs_period_us": String(DEFAULT_PERIOD_USEC),
     "cpu.cfs_quota_us": "-1",
-    "cpu.shares": "1024",
+    "cpu.shares": String(DEFAULT_SHARES),
     "cpu.cfs_burst_us": "0",
     "cpu.idle": "0",
   },
@@ -232,7 +201,7 @@ export const v1Format: CpuFileFormat = {
   },
   validate(v) {
     const period = v["cpu.cfs_period_us"];
-    if (parsePeriod(period) === null)
+    if (parsePeriodUsec(period) === null)
       return `cpu.cfs_period_us must be an integer ${MIN_PERIOD_USEC}..${MAX_PERIOD_USEC}: found "${period}"`;
     const quota = v["cpu.cfs_quota_us"];
     if (quota === undefined || !INT.test(quota) || (Number(quota) < 0 && quota !== "-1"))
@@ -243,31 +212,26 @@ export const v1Format: CpuFileFormat = {
     return validateOptional(v, "cpu.idle", "cpu.cfs_burst_us");
   },
   desired(d, current) {
-    const period = parsePeriod(current["cpu.cfs_period_us"]) ?? DEFAULT_PERIOD_USEC;
+    const period = parsePeriodUsec(current["cpu.cfs_period_us"]) ?? DEFAULT_PERIOD_USEC;
     const quota = quotaUsecForCap(d.capCpuMillis, period);
-    const idleClass = current["cpu.idle"] !== undefined;
-    const out: Record<string, string> = {
+    const { idleClass } = abilitiesOf(this, current);
+    return {
       "cpu.cfs_quota_us": quota === null ? "-1" : String(quota),
       // batch where the kernel has no idle class: the smallest shares v1 allows
       "cpu.shares": String(d.idle && !idleClass ? MIN_SHARES : weightToShares(d.weight)),
+      ...desiredOptional(this, d, current, quota, period),
     };
-    if (idleClass) out["cpu.idle"] = d.idle ? "1" : "0";
-    if (current["cpu.cfs_burst_us"] !== undefined)
-      out["cpu.cfs_burst_us"] = String(burstUsecFor(d.burstCpuMillis, quota, period));
-    return out;
   },
+  quotaOf: parseCfsQuota,
   describe(v) {
-    const quota = Number(v["cpu.cfs_quota_us"]);
     return {
-      quotaUsec: quota < 0 ? null : quota,
+      quotaUsec: parseCfsQuota(v["cpu.cfs_quota_us"]),
       periodUsec: Number(v["cpu.cfs_period_us"]),
       weight: sharesToWeight(Number(v["cpu.shares"])),
       ...describeOptional(v, "cpu.idle", "cpu.cfs_burst_us"),
     };
   },
 };
-
-const CPU_MAX = /^(max|\d+) (\d+)$/;
 
 /** cgroup v2: cpu.max ("<quota> <period>" or "max <period>") and cpu.weight (1..10000). */
 export const v2Format: CpuFileFormat = {
@@ -279,9 +243,10 @@ export const v2Format: CpuFileFormat = {
   weightFile: "cpu.weight",
   idleFile: "cpu.idle",
   burstFile: "cpu.max.burst",
+  idleWeight: String(sharesToWeight(IDLE_GROUP_SHARES)),
   freshValues: {
-    "cpu.max": "max 100000",
-    "cpu.weight": "100",
+    "cpu.max": `max ${DEFAULT_PERIOD_USEC}`,
+    "cpu.weight": String(DEFAULT_WEIGHT),
     "cpu.max.burst": "0",
     "cpu.idle": "0",
   },
@@ -290,8 +255,7 @@ export const v2Format: CpuFileFormat = {
   },
   validate(v) {
     const max = v["cpu.max"];
-    const m = max === undefined ? null : CPU_MAX.exec(max);
-    if (!m || parsePeriod(m[2]) === null)
+    if (parseCpuMax(max) === null)
       return `cpu.max must be "<quota|max> <period ${MIN_PERIOD_USEC}..${MAX_PERIOD_USEC}>": found "${max}"`;
     const weight = v["cpu.weight"];
     if (
@@ -304,25 +268,22 @@ export const v2Format: CpuFileFormat = {
     return validateOptional(v, "cpu.idle", "cpu.max.burst");
   },
   desired(d, current) {
-    const m = CPU_MAX.exec(current["cpu.max"] ?? "");
-    const period = parsePeriod(m?.[2]) ?? DEFAULT_PERIOD_USEC;
+    const period = parseCpuMax(current["cpu.max"])?.periodUsec ?? DEFAULT_PERIOD_USEC;
     const quota = quotaUsecForCap(d.capCpuMillis, period);
-    const idleClass = current["cpu.idle"] !== undefined;
+    const { idleClass } = abilitiesOf(this, current);
     const weight = d.idle && !idleClass ? MIN_WEIGHT : d.weight;
-    const out: Record<string, string> = {
+    return {
       "cpu.max": `${quota === null ? "max" : quota} ${period}`,
       "cpu.weight": String(clamp(Math.round(weight), MIN_WEIGHT, MAX_WEIGHT)),
+      ...desiredOptional(this, d, current, quota, period),
     };
-    if (idleClass) out["cpu.idle"] = d.idle ? "1" : "0";
-    if (current["cpu.max.burst"] !== undefined)
-      out["cpu.max.burst"] = String(burstUsecFor(d.burstCpuMillis, quota, period));
-    return out;
   },
+  quotaOf: (text) => parseCpuMax(text)?.quotaUsec ?? null,
   describe(v) {
-    const m = CPU_MAX.exec(v["cpu.max"] ?? "");
+    const max = parseCpuMax(v["cpu.max"]);
     return {
-      quotaUsec: !m || m[1] === "max" ? null : Number(m[1]),
-      periodUsec: Number(m?.[2]),
+      quotaUsec: max?.quotaUsec ?? null,
+      periodUsec: max?.periodUsec ?? Number.NaN,
       weight: Number(v["cpu.weight"]),
       ...describeOptional(v, "cpu.idle", "cpu.max.burst"),
     };

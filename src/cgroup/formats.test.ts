@@ -1,14 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Directive } from "../core/model.ts";
-import {
-  checkDirective,
-  MIN_QUOTA_USEC,
-  quotaUsecForCap,
-  sharesToWeight,
-  v1Format,
-  v2Format,
-  weightToShares,
-} from "./formats.ts";
+import { v1Format, v2Format } from "./formats.ts";
+import { MIN_QUOTA_USEC, quotaUsecForCap, sharesToWeight, weightToShares } from "./values.ts";
 
 const directive = (cpuMillis: number, weight: number): Directive => ({
   partition: "p",
@@ -61,13 +54,6 @@ describe("quota for a cap", () => {
     expect(quotaUsecForCap(0, 100_000)).toBe(1000);
     expect(quotaUsecForCap(-5, 100_000)).toBe(1000);
     expect(quotaUsecForCap(Number.POSITIVE_INFINITY, 100_000)).toBeNull();
-  });
-
-  it("rejects NaN and -Infinity caps and non-finite weights", () => {
-    expect(checkDirective(directive(Number.NaN, 100))).toMatch(/capCpuMillis .* NaN/);
-    expect(checkDirective(directive(Number.NEGATIVE_INFINITY, 100))).toMatch(/capCpuMillis/);
-    expect(checkDirective(directive(100, Number.NaN))).toMatch(/weight .* NaN/);
-    expect(checkDirective(directive(Number.POSITIVE_INFINITY, 100))).toBeNull();
   });
 });
 
