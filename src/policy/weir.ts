@@ -68,6 +68,23 @@ import type {
  */
 export const DEADBAND_MAX_CPU_MILLIS = 50;
 
+/** Capacity the step hands out: whole millicores, never negative. */
+const usableCapacity = (capacityCpuMillis: number): number =>
+  Math.max(0, Math.floor(capacityCpuMillis));
+
+/**
+ * The dead-band the step applies, in millicores: deadbandFraction of the capacity, at most
+ * DEADBAND_MAX_CPU_MILLIS. 0.01 of 2,000m → 20m; 0.01 of 100,000m → 50m (not 1,000m).
+ */
+export function deadbandCpuMillis(
+  knobs: Pick<PolicyKnobs, "deadbandFraction" | "capacityCpuMillis">,
+): number {
+  return Math.min(
+    knobs.deadbandFraction * usableCapacity(knobs.capacityCpuMillis),
+    DEADBAND_MAX_CPU_MILLIS,
+  );
+}
+
 /** cgroup v2 cpu.weight range (the bounds live in rules.ts, shared with the explanation). */
 export { WEIGHT_MAX, WEIGHT_MIN, weightForAllocation } from "./rules.ts";
 
@@ -200,9 +217,9 @@ function step(
 ): PolicyOutput {
   const { knobs, specs } = input;
   const n = specs.length;
-  const capacity = Math.max(0, Math.floor(knobs.capacityCpuMillis));
-  const deadbandCpuMillis = Math.min(knobs.deadbandFraction * capacity, DEADBAND_MAX_CPU_MILLIS);
-  const probeStep = minProbeStep(deadbandCpuMillis);
+  const capacity = usableCapacity(knobs.capacityCpuMillis);
+  const deadband = deadbandCpuMillis(knobs);
+  const probeStep = minProbeStep(deadband);
   const shareLeftover = knobs.leftover !== "idle";
   const canUseFirst = knobs.leftover === "batch-first";
 
@@ -348,7 +365,7 @@ function step(
   allocate(problem, { alloc: ideal, effectiveMin, leftover }, sc.alloc);
   const frame: AllocationFrame = {
     capacityCpuMillis: capacity,
-    deadbandCpuMillis,
+    deadbandCpuMillis: deadband,
     maxShrinkFraction: knobs.maxShrinkFractionPerCycle,
     lo: effectiveMin,
     hi,
@@ -368,7 +385,7 @@ function step(
     : undefined;
   const capCode = new Uint8Array(n);
   const weights = new Float64Array(n);
-  const bands = weightBands(knobs, capacity, deadbandCpuMillis);
+  const bands = weightBands(knobs, capacity, deadband);
 
   const reasons: StepReasons = {
     context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
