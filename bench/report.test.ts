@@ -69,6 +69,32 @@ describe("report", () => {
     expect(losses).not.toMatch(/static equal caps/);
   });
 
+  it("gives the dead-band the policy applies (capped at 50m), not 1 % of a large capacity", () => {
+    const big = (policy: string, m: Partial<RunMeasures>): RunResult => ({
+      ...run(policy, m),
+      capacityCpuMillis: 100_000,
+    });
+    const scenario = scenarioByName("hog", true)!;
+    const n = scenario.partitions.length;
+    const suite: SuiteResult = {
+      scenarios: [
+        {
+          scenario,
+          runs: [
+            big("weir", { p99LatencyMs: 40, allocationChanges: n, cycles: 100 }),
+            big("none", { p99LatencyMs: 3 }),
+          ],
+        },
+      ],
+    };
+    const losses = weirLosses([suite]).join("\n");
+    // 1 % of 100,000m is 1,000m; the policy caps the band at 50m
+    expect(losses).toContain(
+      "its dead-band is 1 % of capacity, at most 50 millicores = 50 millicores here",
+    );
+    expect(losses).not.toContain("1000 millicores");
+  });
+
   it("writes the budgets table, the command and the machine into the markdown", () => {
     const result = {
       name: "demo",

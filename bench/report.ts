@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
+import { DEADBAND_MAX_CPU_MILLIS, deadbandCpuMillis } from "../src/policy/weir.ts";
 import { DIAGNOSTIC_DEADBAND_CPU_MILLIS, weirSmallDeadband } from "../src/sim/policies.ts";
 import type { RunResult } from "../src/sim/run.ts";
 import {
@@ -312,11 +313,11 @@ export function weirLosses(suites: SuiteResult[]): string[] {
       );
     const n = scenario.partitions.length;
     if (w.allocationChanges <= n * 1.05 && w.cycles > 10) {
-      const deadbandMillis =
-        defaultPolicyKnobs(weir.capacityCpuMillis).deadbandFraction * weir.capacityCpuMillis;
+      // the band the policy applies: a fraction of capacity, capped
+      const knobs = defaultPolicyKnobs(weir.capacityCpuMillis);
       const diag = runs.find((r) => r.policy === weirSmallDeadband.name);
       why.push(
-        `weir set each cap about once (${w.allocationChanges} changes over ${w.cycles} cycles × ${n} partitions) and never moved it again: its dead-band is ${defaultPolicyKnobs(weir.capacityCpuMillis).deadbandFraction * 100} % of capacity = ${Math.round(deadbandMillis)} millicores, more than any one partition here ever needs to change (an equal share is ${Math.round(weir.capacityCpuMillis / n)} millicores)${diag ? `. The same run with a dead-band of ${DIAGNOSTIC_DEADBAND_CPU_MILLIS} millicores served ${pct(diag.measures.servedFraction)} (p99 ${diag.measures.p99LatencyMs.toFixed(1)} ms, batch ${diag.measures.batchCpuCores.toFixed(1)} cores, ${diag.measures.allocationWrites} writes)` : ""}`,
+        `weir set each cap about once (${w.allocationChanges} changes over ${w.cycles} cycles × ${n} partitions) and never moved it again: its dead-band is ${knobs.deadbandFraction * 100} % of capacity, at most ${DEADBAND_MAX_CPU_MILLIS} millicores = ${Math.round(deadbandCpuMillis(knobs))} millicores here, and no change smaller than that is made (an equal share is ${Math.round(weir.capacityCpuMillis / n)} millicores)${diag ? `. The same run with a dead-band of ${DIAGNOSTIC_DEADBAND_CPU_MILLIS} millicores served ${pct(diag.measures.servedFraction)} (p99 ${diag.measures.p99LatencyMs.toFixed(1)} ms, batch ${diag.measures.batchCpuCores.toFixed(1)} cores, ${diag.measures.allocationWrites} writes)` : ""}`,
       );
     }
     out.push(

@@ -276,7 +276,7 @@ describe("PATCH /api/partitions/:id", () => {
       {
         field: "minCpuMillis",
         rule: "min-le-max",
-        message: "must be <= maxCpuMillis (1500)",
+        message: "must be <= maxCpuMillis (1500m)",
         value: 1600,
       },
     ],
@@ -286,7 +286,7 @@ describe("PATCH /api/partitions/:id", () => {
       {
         field: "maxCpuMillis",
         rule: "min-le-max",
-        message: "must be >= minCpuMillis (100)",
+        message: "must be >= minCpuMillis (100m)",
         value: 50,
       },
     ],
@@ -296,8 +296,18 @@ describe("PATCH /api/partitions/:id", () => {
       {
         field: "maxCpuMillis",
         rule: "max-le-capacity",
-        message: "must be <= the capacity (2000)",
+        message: "must be <= the capacity (2000m)",
         value: 2500,
+      },
+    ],
+    // web 1950m + dns 100m + batch 0m = 2050m > the records' 2000m
+    [
+      { minCpuMillis: 1950, maxCpuMillis: 2000 },
+      {
+        field: "minCpuMillis",
+        rule: "sum-min-le-capacity",
+        message: "guarantees together must fit in the capacity (2000m)",
+        value: 2050,
       },
     ],
     [

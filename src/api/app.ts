@@ -11,7 +11,7 @@ import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
 import type { Registry } from "prom-client";
-import { z } from "zod";
+import { BOUND_FIELDS, BoundsError, type BoundsIssue, checkBoundsChange } from "../core/bounds.ts";
 import { isWeirError } from "../core/errors.ts";
 import type {
   CycleRecord,
@@ -42,12 +42,7 @@ export interface ApiOptions {
 }
 
 /** One problem with a request: which field, which rule it broke, and the value it had. */
-export interface ValidationIssue {
-  field: string;
-  rule: string;
-  message: string;
-  value: unknown;
-}
+export type ValidationIssue = BoundsIssue;
 
 export const DEFAULT_CYCLES_LIMIT = 60;
 export const MAX_CYCLES_LIMIT = 1000;
@@ -69,46 +64,14 @@ function badRequest(c: Context, issues: ValidationIssue[]): Response {
   return c.json({ error: "invalid request", issues }, 400);
 }
 
-/** Split "must be ... (rule: name)" into the message and the rule name. */
-function splitRule(message: string, fallback: string): { message: string; rule: string } {
-  const m = /^(.*?)\s*\(rule: ([^)]+)\)\s*$/.exec(message);
-  return m ? { message: m[1] ?? message, rule: m[2] ?? fallback } : { message, rule: fallback };
-}
-
-const cpuMillisField = z
-  .number({ error: "must be a whole number of millicores >= 0 (rule: cpu-millis)" })
-  .int({ error: "must be a whole number of millicores >= 0 (rule: cpu-millis)" })
-  .min(0, { error: "must be a whole number of millicores >= 0 (rule: cpu-millis)" });
-const weightMessage = "must be an integer from 1 to 10000 (rule: weight-range)";
-const importanceMessage =
-  "must be an integer from 1 (most important) to 5 (rule: importance-range)";
-
-/** Body of PATCH /api/partitions/:id. Every field optional; unknown fields rejected. */
-export const boundsChangeSchema = z
-  .object({
-    minCpuMillis: cpuMillisField.optional(),
-    maxCpuMillis: cpuMillisField.optional(),
-    weight: z
-      .number({ error: weightMessage })
-      .int({ error: weightMessage })
-      .min(1, { error: weightMessage })
-      .max(10_000, { error: weightMessage })
-      .optional(),
-    importance: z
-      .number({ error: importanceMessage })
-      .int({ error: importanceMessage })
-      .min(1, { error: importanceMessage })
-      .max(5, { error: importanceMessage })
-      .optional(),
-  })
-  .strict();
-
-const BOUND_FIELDS = Object.keys(boundsChangeSchema.shape);
-
-/** Check a bounds change on its own and against the spec it would change (and the capacity). */
+/**
+ * Check a bounds change to partition `id` on its own and with every partition's bounds against
+ * the capacity (null before the first cycle: then only the values and min <= max).
+ */
 export function validateBoundsChange(
   body: unknown,
-  current: PartitionSpec,
+  id: string,
+  specs: readonly PartitionSpec[],
   capacityCpuMillis: number | null,
 ): { change: PartitionBoundsChange } | { issues: ValidationIssue[] } {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
@@ -118,29 +81,18 @@ export function validateBoundsChange(
       ],
     };
   }
-  const parsed = boundsChangeSchema.safeParse(body);
-  if (!parsed.success) {
-    const issues: ValidationIssue[] = [];
-    for (const iss of parsed.error.issues) {
-      if (iss.code === "unrecognized_keys") {
-        for (const key of iss.keys) {
-          issues.push({
-            field: key,
-            rule: "known-fields",
-            message: `is not a bound that can be changed (known: ${BOUND_FIELDS.join(", ")})`,
-            value: (body as Record<string, unknown>)[key],
-          });
-        }
-        continue;
-      }
-      const field = iss.path.map(String).join(".") || "body";
-      const { message, rule } = splitRule(iss.message, iss.code);
-      issues.push({ field, rule, message, value: (body as Record<string, unknown>)[field] });
-    }
-    return { issues };
-  }
-  const change = parsed.data as PartitionBoundsChange;
-  if (Object.keys(change).length === 0) {
+  const change = body as Record<string, unknown>;
+  const unknown = Object.keys(change).filter((k) => !(BOUND_FIELDS as string[]).includes(k));
+  if (unknown.length > 0)
+    return {
+      issues: unknown.map((field) => ({
+        field,
+        rule: "known-fields",
+        message: `is not a bound that can be changed (known: ${BOUND_FIELDS.join(", ")})`,
+        value: change[field],
+      })),
+    };
+  if (!BOUND_FIELDS.some((f) => change[f] !== undefined)) {
     return {
       issues: [
         {
@@ -152,32 +104,8 @@ export function validateBoundsChange(
       ],
     };
   }
-  const min = change.minCpuMillis ?? current.minCpuMillis;
-  const max = change.maxCpuMillis ?? current.maxCpuMillis;
-  const issues: ValidationIssue[] = [];
-  if (min > max) {
-    const field = change.minCpuMillis !== undefined ? "minCpuMillis" : "maxCpuMillis";
-    issues.push({
-      field,
-      rule: "min-le-max",
-      message:
-        field === "minCpuMillis"
-          ? `must be <= maxCpuMillis (${max})`
-          : `must be >= minCpuMillis (${min})`,
-      value: field === "minCpuMillis" ? min : max,
-    });
-  }
-  if (capacityCpuMillis !== null && change.maxCpuMillis !== undefined) {
-    if (change.maxCpuMillis > capacityCpuMillis) {
-      issues.push({
-        field: "maxCpuMillis",
-        rule: "max-le-capacity",
-        message: `must be <= the capacity (${capacityCpuMillis})`,
-        value: change.maxCpuMillis,
-      });
-    }
-  }
-  return issues.length > 0 ? { issues } : { change };
+  const issues = checkBoundsChange(specs, id, change, capacityCpuMillis);
+  return issues.length > 0 ? { issues } : { change: change as PartitionBoundsChange };
 }
 
 /** Parse ?limit=N for /api/cycles. */
@@ -411,11 +339,16 @@ export function createApi(opts: ApiOptions): Hono {
     }
     const records = view.recentRecords();
     const capacity = records[records.length - 1]?.capacityCpuMillis ?? null;
-    const checked = validateBoundsChange(body, current, capacity);
+    const checked = validateBoundsChange(body, id, view.specs(), capacity);
     if ("issues" in checked) return badRequest(c, checked.issues);
     try {
       return c.json({ spec: view.updateBounds(id, checked.change) });
     } catch (err) {
+      if (err instanceof BoundsError)
+        return badRequest(
+          c,
+          err.issues.map(({ field, rule, message, value }) => ({ field, rule, message, value })),
+        );
       if (isWeirError(err)) {
         return badRequest(c, [
           { field: "body", rule: err.code, message: err.message, value: checked.change },

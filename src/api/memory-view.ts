@@ -1,6 +1,7 @@
 // A ManagerView that holds what is pushed into it: specs, a bounded ring of cycle records
 // and the pause flag. It backs API tests, replays of recorded cycles, and any producer of
 // CycleRecords that is not the Manager itself (the simulator can publish into one).
+import { BoundsError, checkBoundsChange } from "../core/bounds.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { CycleRecord, PartitionId, PartitionSpec } from "../core/model.ts";
 import type { ManagerView, PartitionBoundsChange } from "../manager/view.ts";
@@ -79,17 +80,14 @@ export class MemoryView implements ManagerView {
     if (!current) {
       throw new WeirError(ErrorCodes.CONFIG_INVALID, `partition "${id}" is not managed here`);
     }
+    const capacity = this.#records[this.#records.length - 1]?.capacityCpuMillis ?? null;
+    const issues = checkBoundsChange(this.#specs, id, change, capacity);
+    if (issues.length > 0) throw new BoundsError(issues);
     const next: PartitionSpec = { ...current };
     if (change.minCpuMillis !== undefined) next.minCpuMillis = change.minCpuMillis;
     if (change.maxCpuMillis !== undefined) next.maxCpuMillis = change.maxCpuMillis;
     if (change.weight !== undefined) next.weight = change.weight;
     if (change.importance !== undefined) next.importance = change.importance;
-    if (next.minCpuMillis > next.maxCpuMillis) {
-      throw new WeirError(
-        ErrorCodes.CONFIG_INVALID,
-        `partitions.${id}.min: must be <= max (${next.maxCpuMillis}m) (rule: min-le-max): got ${next.minCpuMillis}m`,
-      );
-    }
     this.#specs[i] = next;
     return { ...next };
   }

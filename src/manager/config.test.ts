@@ -1,5 +1,13 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { isWeirError } from "../core/errors.ts";
+import {
+  defaultPolicyKnobs,
+  KNOB_KEYS,
+  type KnobKey,
+  POLICY_KNOBS,
+  policyKnobsFrom,
+} from "../policy/knobs.ts";
 import {
   capacityCpuMillis,
   checkCapacity,
@@ -8,7 +16,7 @@ import {
   partitionSpecs,
   redactConfig,
 } from "./config.ts";
-import { parseConfigText } from "./load-config.ts";
+import { loadConfigFile, parseConfigText } from "./load-config.ts";
 
 const minimal = {
   partitions: [{ name: "web", cgroup: "weir/web", interfaces: ["vweb0"] }],
@@ -108,7 +116,9 @@ describe("config", () => {
       ],
     });
     // 750m + 500m = 1250m > 1000m
-    expect(errorOf(() => checkCapacity(cfg, capacityCpuMillis(cfg, 2)))).toContain("got 1250m");
+    expect(errorOf(() => checkCapacity(cfg, capacityCpuMillis(cfg, 2)))).toBe(
+      "partitions[*].min: guarantees together must fit in the capacity (1000m) (rule: sum-min-le-capacity): got 1250m (the capacity is capacity.cpus minus capacity.reserve)",
+    );
   });
 
   it("reports YAML syntax errors with a line", () => {
@@ -129,19 +139,99 @@ describe("config", () => {
     expect(text).toContain("<redacted>");
   });
 
+  it("fills every policy knob with its declared default, with or without a policy section", () => {
+    const knobsOf = (raw: unknown) => policyKnobsFrom(parseConfig(raw).policy, 2000);
+    expect(knobsOf(minimal)).toEqual(defaultPolicyKnobs(2000));
+    expect(knobsOf({ ...minimal, policy: {} })).toEqual(defaultPolicyKnobs(2000));
+    // one key set: every other one, suppressBatchAfterCycles included, at its declared default
+    expect(knobsOf({ ...minimal, policy: { headroom: 0.3 } })).toEqual({
+      ...defaultPolicyKnobs(2000),
+      headroomFraction: 0.3,
+    });
+  });
+
+  it.each([
+    [{ headroom: -1 }, "policy.headroom: must be a number from 0 to 5 (rule: range): got -1"],
+    [
+      { smoothingUp: 0 },
+      "policy.smoothingUp: must be a number above 0 and at most 1 (rule: range): got 0",
+    ],
+    [
+      { suppressBatchAfterCycles: 2.5 },
+      "policy.suppressBatchAfterCycles: must be an integer from 0 to 1000 (rule: integer-range): got 2.5",
+    ],
+    [
+      { leftover: "spare" },
+      'policy.leftover: must be one of "share", "batch-first", "idle" (rule: one-of): got "spare"',
+    ],
+    [{ burst: "1" }, 'policy.burst: must be a number from 0 to 1 (rule: range): got "1"'],
+  ])("rejects knob %j naming field, rule and value", (policy, line) => {
+    expect(errorOf(() => parseConfig({ ...minimal, policy }))).toContain(line);
+  });
+
+  it("checks a partition's weight and importance with the API's rules", () => {
+    const msg = errorOf(() =>
+      parseConfig({
+        partitions: [{ name: "web", cgroup: "w", pid: 1, weight: 0, importance: 9 }],
+      }),
+    );
+    expect(msg).toContain(
+      "partitions[0].weight: must be an integer from 1 to 10000 (rule: weight-range): got 0",
+    );
+    expect(msg).toContain(
+      "partitions[0].importance: must be an integer from 1 (most important) to 5 (rule: importance-range): got 9",
+    );
+  });
+
   it("generates a JSON Schema from the same definition", () => {
     const schema = configJsonSchema() as { properties: Record<string, unknown> };
     expect(Object.keys(schema.properties)).toEqual(
       expect.arrayContaining(["intervalMs", "partitions", "policy"]),
     );
+    // a knob's bounds and default come from its declaration
+    const policy = schema.properties.policy as { properties: Record<string, unknown> };
+    expect(Object.keys(policy.properties)).toEqual(KNOB_KEYS);
+    expect(policy.properties.smoothingUp).toEqual({
+      default: 0.7,
+      description: `${POLICY_KNOBS.smoothingUp.description} [fraction]`,
+      type: "number",
+      exclusiveMinimum: 0,
+      maximum: 1,
+    });
+    expect(policy.properties.suppressBatchAfterCycles).toMatchObject({
+      default: 10,
+      type: "integer",
+      minimum: 0,
+      maximum: 1000,
+    });
   });
 });
 
+const root = new URL("../../", import.meta.url);
+
+/** README rows `| \`policy.key\` | default | meaning |`, in order. */
+function readmeKnobRows(): Array<{ key: string; default: string }> {
+  const readme = readFileSync(new URL("README.md", root), "utf8");
+  const rows: Array<{ key: string; default: string }> = [];
+  for (const line of readme.split("\n")) {
+    const m = /^\|\s*`policy\.([^`]+)`\s*\|\s*([^|]+?)\s*\|/.exec(line);
+    if (m) rows.push({ key: m[1]!, default: m[2]! });
+  }
+  return rows;
+}
+
 describe("shipped files", () => {
-  it("examples/weir.yaml is valid and weir.schema.json is current", async () => {
-    const { readFileSync } = await import("node:fs");
-    const { loadConfigFile } = await import("./load-config.ts");
-    const root = new URL("../../", import.meta.url);
+  it("the README's configuration table lists exactly the declared knobs, with their defaults", () => {
+    const rows = readmeKnobRows();
+    expect(rows.map((r) => r.key)).toEqual(KNOB_KEYS);
+    for (const row of rows) {
+      // numbers as written (0.2), choices in backticks (`batch-first`)
+      const shown = /^`(.*)`$/.exec(row.default)?.[1] ?? Number(row.default);
+      expect(shown, row.key).toBe(POLICY_KNOBS[row.key as KnobKey].default);
+    }
+  });
+
+  it("examples/weir.yaml is valid and weir.schema.json is current", () => {
     const cfg = loadConfigFile(new URL("examples/weir.yaml", root).pathname);
     expect(cfg.partitions.map((p) => p.name)).toEqual(["web", "api", "batch"]);
     const onDisk = JSON.parse(readFileSync(new URL("weir.schema.json", root), "utf8"));

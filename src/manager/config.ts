@@ -1,9 +1,29 @@
 // weir's configuration: one zod definition gives validation, defaults, types and the JSON Schema.
-// Errors name the field, the rule and the bad value (see formatConfigError).
+// Errors name the field, the rule and the bad value (see formatConfigIssues). Policy knobs come
+// from their declaration (src/policy/knobs.ts), bounds are checked by src/core/bounds.ts.
 import { z } from "zod";
+import {
+  type BoundField,
+  type BoundsCandidate,
+  checkPartitionBounds,
+  checkRule,
+  isChoiceRule,
+  type NumberRule,
+  PARTITION_BOUND_RULES,
+  type Rule,
+  ruleMessage,
+  ruleName,
+} from "../core/bounds.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { Importance, PartitionSpec } from "../core/model.ts";
 import { type CpuMillis, cpuMillisFromCores } from "../core/units.ts";
+import {
+  defaultKnobSettings,
+  KNOB_KEYS,
+  type KnobDeclaration,
+  type KnobSettings,
+  POLICY_KNOBS,
+} from "../policy/knobs.ts";
 
 /** A CPU amount: a number of CPUs (0.5) or a Kubernetes-style millicore string ("500m"). */
 const cpuQuantity = z
@@ -27,6 +47,58 @@ const cpuQuantity = z
     }
     return Math.round(millis);
   });
+
+/** "must be … (rule: name)": the message zod carries, split again by formatConfigIssues. */
+const withRule = (issue: { message: string; rule: string }): string =>
+  `${issue.message} (rule: ${issue.rule})`;
+
+/** JSON Schema keywords for a number rule, so editors show the same bounds. */
+function jsonSchemaBounds(rule: NumberRule): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (rule.integer) out.type = "integer";
+  if (rule.min !== undefined) out.minimum = rule.min;
+  if (rule.above !== undefined) out.exclusiveMinimum = rule.above;
+  if (rule.max !== undefined) out.maximum = rule.max;
+  return out;
+}
+
+/** The rule's message for a value of the wrong type ("abc" where a number from 0 to 5 goes). */
+const typeError = (rule: Rule) => () =>
+  withRule({ message: ruleMessage(rule), rule: ruleName(rule) });
+
+/**
+ * A value that keeps `rule`: a number checked by checkRule (core/bounds.ts), the check the API
+ * and the manager run too, its range also in the JSON Schema; a choice by zod's enum, with the
+ * same message.
+ */
+function checked(rule: NumberRule): z.ZodType<number>;
+function checked(rule: Rule): z.ZodType<number | string>;
+function checked(rule: Rule): z.ZodType<number | string> {
+  if (isChoiceRule(rule))
+    return z.enum(rule.oneOf as [string, ...string[]], { error: typeError(rule) });
+  return z
+    .number({ error: typeError(rule) })
+    .superRefine((v, ctx) => {
+      const issue = checkRule("", rule, v);
+      if (issue) ctx.addIssue({ code: "custom", message: withRule(issue) });
+    })
+    .meta(jsonSchemaBounds(rule));
+}
+
+/** `policy:` — one entry per knob in POLICY_KNOBS (src/policy/knobs.ts), nothing else. */
+const policyShape: Record<string, z.ZodType> = {};
+for (const key of KNOB_KEYS) {
+  const knob: KnobDeclaration = POLICY_KNOBS[key];
+  policyShape[key] = checked(knob.rule)
+    .default(knob.default)
+    .describe(knob.unit === "choice" ? knob.description : `${knob.description} [${knob.unit}]`);
+}
+const policySchema = z
+  .object(policyShape)
+  .strict()
+  .default(() => defaultKnobSettings()) as unknown as z.ZodDefault<
+  z.ZodType<KnobSettings, Partial<KnobSettings>>
+>;
 
 const direction = z.enum(["rx", "tx"]);
 
@@ -71,14 +143,18 @@ export const partitionSchema = z
       .describe("a pid in the partition's network namespace (its /proc/<pid>/net view)"),
     min: cpuQuantity.default(0).describe("guarantee: never less than this"),
     max: cpuQuantity.optional().describe("limit: never more than this (default: capacity)"),
-    weight: z.number().int().min(1).max(10000).default(100),
+    weight: checked(PARTITION_BOUND_RULES.weight)
+      .default(100)
+      .describe("share within an importance level and of the left-over"),
     capped: z
       .boolean()
       .default(false)
       .describe(
         "never use more than the entitlement, even when CPU is idle (PR/SM capped mode); default: may use any idle CPU",
       ),
-    importance: z.number().int().min(1).max(5).default(3).describe("1 is the most important"),
+    importance: checked(PARTITION_BOUND_RULES.importance)
+      .default(3)
+      .describe("1 is the most important"),
     goal: z
       .object({ packetsPerSec: z.number().positive() })
       .strict()
@@ -128,83 +204,7 @@ export const configSchema = z
       })
       .strict()
       .default({ cgroupfs: "/sys/fs/cgroup", sysfs: "/sys", procfs: "/proc" }),
-    policy: z
-      .object({
-        headroom: z.number().min(0).max(5).default(0.2),
-        probeFactor: z.number().min(1).max(10).default(1.5),
-        deadband: z.number().min(0).max(0.5).default(0.01).describe("fraction of capacity"),
-        maxShrinkPerCycle: z.number().gt(0).max(1).default(0.1),
-        smoothingUp: z.number().gt(0).max(1).default(0.7),
-        smoothingDown: z.number().gt(0).max(1).default(0.2),
-        velocitySmoothing: z.number().gt(0).max(1).default(0.3),
-        throttledThreshold: z.number().min(0).max(1).default(0.05),
-        cpuDelayThreshold: z
-          .number()
-          .gt(0)
-          .max(1)
-          .default(0.5)
-          .describe("CPU delay (waiting ÷ (waiting + running)) that counts as congestion"),
-        goalHeadroom: z
-          .number()
-          .min(0)
-          .max(1)
-          .default(0.05)
-          .describe(
-            "a partition with a goal is steered to served = goal × (1 + this): receivers grow, donors give the rest away",
-          ),
-        weightDeadband: z
-          .number()
-          .min(0)
-          .max(1)
-          .default(0.15)
-          .describe("rewrite a weight only when it moves by this fraction or more"),
-        burst: z
-          .number()
-          .min(0)
-          .max(1)
-          .default(1)
-          .describe("CFS burst a cap comes with, as a fraction of the cap (kernel: at most 1)"),
-        suppressBatchAfterCycles: z
-          .number()
-          .int()
-          .min(0)
-          .max(1000)
-          .default(3)
-          .describe(
-            "cap batch after a network partition is congested this many cycles (0 = never)",
-          ),
-        releaseBatchAfterCycles: z
-          .number()
-          .int()
-          .min(1)
-          .max(10_000)
-          .default(10)
-          .describe("uncap batch after this many calm cycles"),
-        leftover: z
-          .enum(["share", "batch-first", "idle"])
-          .default("batch-first")
-          .describe(
-            "share spare CPU by weight, give it to batch/constrained first, or keep it idle",
-          ),
-      })
-      .strict()
-      .default({
-        headroom: 0.2,
-        probeFactor: 1.5,
-        deadband: 0.01,
-        maxShrinkPerCycle: 0.1,
-        smoothingUp: 0.7,
-        smoothingDown: 0.2,
-        velocitySmoothing: 0.3,
-        throttledThreshold: 0.05,
-        cpuDelayThreshold: 0.5,
-        goalHeadroom: 0.05,
-        weightDeadband: 0.15,
-        burst: 1,
-        suppressBatchAfterCycles: 10,
-        releaseBatchAfterCycles: 10,
-        leftover: "batch-first",
-      }),
+    policy: policySchema,
     onShutdown: z
       .enum(["restore", "keep"])
       .default("restore")
@@ -260,12 +260,6 @@ export const configSchema = z
           message: "must be unique: another partition already uses it (rule: unique-cgroup)",
         });
       cgroups.add(p.cgroup);
-      if (p.max !== undefined && p.max < p.min)
-        ctx.addIssue({
-          code: "custom",
-          path: ["partitions", i, "max"],
-          message: `must be >= min (${p.min}m) (rule: min-le-max)`,
-        });
       if (p.kind === "network" && p.source !== "agent" && p.interfaces.length === 0 && !p.pid)
         ctx.addIssue({
           code: "custom",
@@ -280,6 +274,18 @@ export const configSchema = z
           message: `is required when source is "${p.source}" (rule: agent-key)`,
         });
     });
+    // min <= max (the capacity is not known yet); each field's own rule was checked above
+    for (const issue of checkPartitionBounds(cfg.partitions.map(boundsOf), {
+      capacityCpuMillis: null,
+      label: configFieldOf,
+    })) {
+      if (issue.rule === ruleName(PARTITION_BOUND_RULES[issue.field])) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: ["partitions", issue.index ?? 0, configFieldOf(issue.field)],
+        message: withRule(issue),
+      });
+    }
     if (cfg.partitions.some((p) => p.source !== "host") && !cfg.transport)
       ctx.addIssue({
         code: "custom",
@@ -287,6 +293,28 @@ export const configSchema = z
         message: "is required when a partition's source is agent or both (rule: agent-transport)",
       });
   });
+
+/** A partition's bounds under the names the spec uses, for checkPartitionBounds. */
+function boundsOf(p: {
+  min: number;
+  max?: number | undefined;
+  weight: number;
+  importance: number;
+}): BoundsCandidate {
+  return {
+    bounds: {
+      minCpuMillis: p.min,
+      maxCpuMillis: p.max,
+      weight: p.weight,
+      importance: p.importance,
+    },
+  };
+}
+
+/** The config's name for a bound: `min`, `max`, `weight`, `importance`. */
+function configFieldOf(field: BoundField): string {
+  return field === "minCpuMillis" ? "min" : field === "maxCpuMillis" ? "max" : field;
+}
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
@@ -363,11 +391,20 @@ export function partitionSpecs(cfg: Config, capacity: CpuMillis): PartitionSpec[
 
 /** Checks that need the capacity (known only at run time): guarantees must fit. */
 export function checkCapacity(cfg: Config, capacity: CpuMillis): void {
-  const sumMin = cfg.partitions.reduce((s, p) => s + p.min, 0);
-  if (sumMin > capacity)
+  // max is left out: a max above the capacity means "the capacity" (partitionSpecs clamps it)
+  const issues = checkPartitionBounds(
+    cfg.partitions.map((p) => ({ bounds: { ...boundsOf(p).bounds, maxCpuMillis: undefined } })),
+    { capacityCpuMillis: capacity, label: configFieldOf },
+  );
+  if (issues.length > 0)
     throw new WeirError(
       ErrorCodes.CONFIG_INVALID,
-      `partitions[*].min: guarantees must fit in capacity ${capacity}m (capacity.cpus minus capacity.reserve) (rule: sum-min-le-capacity): got ${sumMin}m`,
+      issues
+        .map(
+          (issue) =>
+            `${issue.index === undefined ? "partitions[*]" : `partitions[${issue.index}]`}.${configFieldOf(issue.field)}: ${issue.message} (rule: ${issue.rule}): got ${issue.value}m (the capacity is capacity.cpus minus capacity.reserve)`,
+        )
+        .join("\n  "),
     );
 }
 

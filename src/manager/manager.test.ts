@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AllocationSnapshot, PartitionActuator } from "../actuators/types.ts";
+import { BoundsError } from "../core/bounds.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type {
@@ -317,8 +318,24 @@ describe("Manager", () => {
     });
     expect(m.updateBounds("a", { maxCpuMillis: 800 }).maxCpuMillis).toBe(800);
     expect(() => m.updateBounds("a", { maxCpuMillis: 50 })).toThrow(
-      /maxCpuMillis: must be >= minCpuMillis 100 \(rule: min-le-max\): got 50/,
+      /maxCpuMillis: must be >= minCpuMillis \(100m\) \(rule: min-le-max\): got 50/,
     );
     expect(() => m.updateBounds("zz", {})).toThrow(/no partition named "zz"/);
+    // the same structured issues the API answers with
+    let refused: unknown;
+    try {
+      m.updateBounds("a", { weight: 0 });
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toBeInstanceOf(BoundsError);
+    expect((refused as BoundsError).issues).toEqual([
+      {
+        field: "weight",
+        rule: "weight-range",
+        message: "must be an integer from 1 to 10000",
+        value: 0,
+      },
+    ]);
   });
 });

@@ -3,6 +3,7 @@
 // the simulator and the tests all run this same code.
 
 import type { AllocationSnapshot, PartitionActuator } from "../actuators/types.ts";
+import { BoundsError, checkBoundsChange } from "../core/bounds.ts";
 import { ErrorCodes, isWeirError, WeirError } from "../core/errors.ts";
 import type {
   CounterSample,
@@ -411,37 +412,13 @@ export class Manager implements ManagerView {
         `partition: no partition named "${id}" (rule: known-partition): got "${id}"`,
       );
     const next: PartitionSpec = { ...s.spec, ...change };
-    const cap = this.opts.knobs.capacityCpuMillis;
-    const bad = (field: string, rule: string, value: unknown) =>
-      new WeirError(ErrorCodes.CONFIG_INVALID, `${field}: ${rule}: got ${JSON.stringify(value)}`);
-    if (!Number.isFinite(next.minCpuMillis) || next.minCpuMillis < 0)
-      throw bad("minCpuMillis", "must be >= 0 (rule: non-negative)", change.minCpuMillis);
-    if (!Number.isFinite(next.maxCpuMillis) || next.maxCpuMillis < next.minCpuMillis)
-      throw bad(
-        "maxCpuMillis",
-        `must be >= minCpuMillis ${next.minCpuMillis} (rule: min-le-max)`,
-        change.maxCpuMillis,
-      );
-    if (next.maxCpuMillis > cap)
-      throw bad(
-        "maxCpuMillis",
-        `must be <= capacity ${cap} (rule: within-capacity)`,
-        change.maxCpuMillis,
-      );
-    if (!Number.isInteger(next.weight) || next.weight < 1 || next.weight > 10000)
-      throw bad("weight", "must be an integer 1..10000 (rule: weight-range)", change.weight);
-    if (![1, 2, 3, 4, 5].includes(next.importance))
-      throw bad("importance", "must be 1..5 (rule: importance-range)", change.importance);
-    const sumMin = this.slots.reduce(
-      (sum, x) => sum + (x === s ? next.minCpuMillis : x.spec.minCpuMillis),
-      0,
+    const issues = checkBoundsChange(
+      this.slots.map((x) => x.spec),
+      id,
+      change,
+      this.opts.knobs.capacityCpuMillis,
     );
-    if (sumMin > cap)
-      throw bad(
-        "minCpuMillis",
-        `guarantees must fit in capacity ${cap} (rule: sum-min-le-capacity)`,
-        change.minCpuMillis,
-      );
+    if (issues.length > 0) throw new BoundsError(issues);
     s.spec = next;
     return { ...next };
   }

@@ -4,6 +4,7 @@ import os from "node:os";
 import { createActuatorBackend } from "../actuators/index.ts";
 import type { ActuatorBackend } from "../actuators/types.ts";
 import type { Decision, Directive } from "../core/model.ts";
+import { policyKnobsFrom } from "../policy/knobs.ts";
 import type { PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import { HeldHostCpu, hostCpuFromSamples } from "../sensors/host-cpu.ts";
@@ -27,26 +28,9 @@ import {
 } from "./manager.ts";
 import { loadState } from "./state-file.ts";
 
+/** The policy's knobs for this config: its `policy:` settings on `capacity` millicores. */
 export function knobsFromConfig(cfg: Config, capacity: number): PolicyKnobs {
-  const p = cfg.policy;
-  return {
-    capacityCpuMillis: capacity,
-    headroomFraction: p.headroom,
-    probeFactor: p.probeFactor,
-    deadbandFraction: p.deadband,
-    maxShrinkFractionPerCycle: p.maxShrinkPerCycle,
-    smoothingUp: p.smoothingUp,
-    smoothingDown: p.smoothingDown,
-    velocitySmoothing: p.velocitySmoothing,
-    throttledThreshold: p.throttledThreshold,
-    cpuDelayThreshold: p.cpuDelayThreshold,
-    goalHeadroomFraction: p.goalHeadroom,
-    weightDeadbandFraction: p.weightDeadband,
-    burstFraction: p.burst,
-    suppressBatchAfterCycles: p.suppressBatchAfterCycles,
-    releaseBatchAfterCycles: p.releaseBatchAfterCycles,
-    leftover: p.leftover,
-  };
+  return policyKnobsFrom(cfg.policy, capacity);
 }
 
 export function sensorSpecOf(p: PartitionConfig): SensorSpec {

@@ -1,16 +1,40 @@
-// Default knobs of weir's control law. The prose explaining each one is in README.md.
+// weir's control-law knobs, declared once (POLICY_KNOBS); defaults, the config schema and the
+// mapping from config keys to PolicyKnobs fields derive from the declaration. The prose explaining
+// each one is in README.md.
+import type { ChoiceRule, NumberRule } from "../core/bounds.ts";
 import type { CpuMillis } from "../core/units.ts";
 import type { PolicyKnobs } from "./types.ts";
 
+/** Every PolicyKnobs field but the capacity (which comes from the host, not from config). */
+export type TunableField = Exclude<keyof PolicyKnobs, "capacityCpuMillis">;
+
+/** What a knob's number means: a fraction (0.2 = 20 %), a multiplier, a count of cycles. */
+export type KnobUnit = "fraction" | "multiplier" | "cycles" | "choice";
+
+/** One knob: the PolicyKnobs field it sets, default, rule, unit, one-line description. */
+export type KnobDeclaration = {
+  [F in TunableField]: {
+    readonly field: F;
+    readonly default: PolicyKnobs[F];
+    readonly rule: PolicyKnobs[F] extends string ? ChoiceRule : NumberRule;
+    readonly unit: KnobUnit;
+    readonly description: string;
+  };
+}[TunableField];
+
 /**
- * The defaults for a machine with `capacityCpuMillis` to hand out (managed CPUs minus reserve).
+ * Every knob of the control law, declared once: the key under `policy:` in the config, the
+ * PolicyKnobs field it sets, its default, the rule a value must keep, its unit and what it does.
+ * The config schema (src/manager/config.ts), defaultPolicyKnobs, the README's table (checked by
+ * knobs.test.ts) and the JSON Schema all come from here. Why each default is what it is:
  *
  * - headroom 0.2: a partition is given 20 % more than its traffic or use needs, so a burst
  *   inside one cycle does not throttle it before the next cycle sees it.
  * - probeFactor 1.5: a congested partition whose real demand is unknown gets +50 % a cycle
  *   (from 100m to 1,000m in 6 cycles, 0.6 s at the default 100 ms cycle).
- * - deadband 0.01: changes smaller than 1 % of capacity are not made (20m on 2 CPUs).
- * - maxShrinkFractionPerCycle 0.1: what a partition needed may shrink by 10 % a cycle at most.
+ * - deadband 0.01: changes smaller than 1 % of capacity are not made (20m on 2 CPUs), at most
+ *   DEADBAND_MAX_CPU_MILLIS (50m, weir.ts; `deadbandCpuMillis` gives the band in force).
+ * - maxShrinkPerCycle 0.1: what a partition needed may shrink by 10 % a cycle at most.
  * - smoothingUp 0.7 / smoothingDown 0.2: a congested partition's demand follows a rise with 70 %
  *   of the gap a cycle (91 % after two cycles, inside the 300 ms reaction budget); falls, and an
  *   uncongested partition's rises, go at 20 %.
@@ -25,15 +49,15 @@ import type { PolicyKnobs } from "./types.ts";
  *   50-67 % of the time, beside an idle-class hog 1-7 %; but three packet servers and their load
  *   generator on 2 CPUs wait 23-34 % with no hog at all (real testbed), and at 0.25 that noise
  *   probed their weights up and down several times a second.
- * - goalHeadroomFraction 0.05: a partition with a goal is steered to PI = 1 ÷ 1.05, the goal + 5 %
+ * - goalHeadroom 0.05: a partition with a goal is steered to PI = 1 ÷ 1.05, the goal + 5 %
  *   (receivers grow, donors give the rest away). Arithmetic, not a measurement: two saturated
  *   servers on one CPU, the important one with a goal of 80 % of its solo rate, would settle at
  *   84 % and 16 % of it (the other gets 80 % of the surplus; measured figures are in
  *   BENCHMARKS.md, goals-real).
- * - weightDeadbandFraction 0.15: a weight is rewritten only when it moves by 15 % or more (a
+ * - weightDeadband 0.15: a weight is rewritten only when it moves by 15 % or more (a
  *   100 ms CPU reading moves a 200m entitlement by ±20 %: 4 ms ticks), so steady traffic
  *   writes cpu.shares about once a second or less; a load step moves it far more at once.
- * - burstFraction 1: a cap comes with a burst of a whole period's quota, so a capped partition
+ * - burst 1: a cap comes with a burst of a whole period's quota, so a capped partition
  *   that idled can answer a burst at once instead of waiting out the period.
  * - suppressBatchAfterCycles 10 / releaseBatchAfterCycles 10: batch is capped at its guarantee
  *   once a network partition has been constrained 10 cycles in a row (1 s at 100 ms) with
@@ -41,23 +65,146 @@ import type { PolicyKnobs } from "./types.ts";
  *   on brief delay spikes in the simulator's hog scenario (61 of 300 cycles at 3) and cost the
  *   hog 14 % of its CPU with no latency gained.
  */
+export const POLICY_KNOBS = {
+  headroom: {
+    field: "headroomFraction",
+    default: 0.2,
+    rule: { min: 0, max: 5 },
+    unit: "fraction",
+    description: "extra above computed need",
+  },
+  probeFactor: {
+    field: "probeFactor",
+    default: 1.5,
+    rule: { min: 1, max: 10 },
+    unit: "multiplier",
+    description: "growth per cycle of a congested partition whose demand is unknown",
+  },
+  deadband: {
+    field: "deadbandFraction",
+    default: 0.01,
+    rule: { min: 0, max: 0.5 },
+    unit: "fraction",
+    description: "no change smaller than this fraction of capacity (at most 50m)",
+  },
+  maxShrinkPerCycle: {
+    field: "maxShrinkFractionPerCycle",
+    default: 0.1,
+    rule: { above: 0, max: 1 },
+    unit: "fraction",
+    description: "what a partition needed shrinks by at most this fraction a cycle",
+  },
+  smoothingUp: {
+    field: "smoothingUp",
+    default: 0.7,
+    rule: { above: 0, max: 1 },
+    unit: "fraction",
+    description: "EWMA weight of new demand when a congested partition's demand rises",
+  },
+  smoothingDown: {
+    field: "smoothingDown",
+    default: 0.2,
+    rule: { above: 0, max: 1 },
+    unit: "fraction",
+    description: "EWMA weight of new demand when it falls, and when an uncongested one's rises",
+  },
+  velocitySmoothing: {
+    field: "velocitySmoothing",
+    default: 0.3,
+    rule: { above: 0, max: 1 },
+    unit: "fraction",
+    description: "EWMA weight of a new velocity sample",
+  },
+  throttledThreshold: {
+    field: "throttledThreshold",
+    default: 0.05,
+    rule: { min: 0, max: 1 },
+    unit: "fraction",
+    description: "throttled fraction of CFS periods that counts as constrained",
+  },
+  cpuDelayThreshold: {
+    field: "cpuDelayThreshold",
+    default: 0.5,
+    rule: { above: 0, max: 1 },
+    unit: "fraction",
+    description: "CPU delay (waiting ÷ (waiting + running)) that counts as constrained",
+  },
+  goalHeadroom: {
+    field: "goalHeadroomFraction",
+    default: 0.05,
+    rule: { min: 0, max: 1 },
+    unit: "fraction",
+    description:
+      "a partition with a goal is steered to served = goal × (1 + this): receivers grow, donors give the rest away",
+  },
+  weightDeadband: {
+    field: "weightDeadbandFraction",
+    default: 0.15,
+    rule: { min: 0, max: 1 },
+    unit: "fraction",
+    description: "rewrite a weight only when it moves by this fraction or more",
+  },
+  burst: {
+    field: "burstFraction",
+    default: 1,
+    rule: { min: 0, max: 1 },
+    unit: "fraction",
+    description: "CFS burst a cap comes with, as a fraction of the cap (kernel: at most 1)",
+  },
+  suppressBatchAfterCycles: {
+    field: "suppressBatchAfterCycles",
+    default: 10,
+    rule: { min: 0, max: 1000, integer: true },
+    unit: "cycles",
+    description: "cap batch after a network partition is congested this many cycles (0 = never)",
+  },
+  releaseBatchAfterCycles: {
+    field: "releaseBatchAfterCycles",
+    default: 10,
+    rule: { min: 1, max: 10_000, integer: true },
+    unit: "cycles",
+    description: "uncap batch after this many calm cycles",
+  },
+  leftover: {
+    field: "leftover",
+    default: "batch-first",
+    rule: { oneOf: ["share", "batch-first", "idle"] },
+    unit: "choice",
+    description:
+      "spare CPU to batch and constrained partitions first, shared by weight, or kept idle",
+  },
+} as const satisfies Record<string, KnobDeclaration>;
+
+/** A knob's key under `policy:` in the config. */
+export type KnobKey = keyof typeof POLICY_KNOBS;
+
+/** The knobs as the config spells them: `policy:` after defaults are filled in. */
+export type KnobSettings = {
+  -readonly [K in KnobKey]: PolicyKnobs[(typeof POLICY_KNOBS)[K]["field"]];
+};
+
+export const KNOB_KEYS = Object.keys(POLICY_KNOBS) as KnobKey[];
+
+// Every tunable field is declared (a missing one fails the type check here).
+type Declared = (typeof POLICY_KNOBS)[KnobKey]["field"];
+const everyFieldDeclared: [Exclude<TunableField, Declared>] extends [never] ? true : false = true;
+void everyFieldDeclared;
+
+/** Every knob at its default, in config spelling. */
+export function defaultKnobSettings(): KnobSettings {
+  const out: Record<string, unknown> = {};
+  for (const key of KNOB_KEYS) out[key] = POLICY_KNOBS[key].default;
+  return out as KnobSettings;
+}
+
+/** The policy's knobs for config settings on a machine with `capacityCpuMillis` to hand out. */
+export function policyKnobsFrom(settings: KnobSettings, capacityCpuMillis: CpuMillis): PolicyKnobs {
+  const out: Record<string, unknown> = { capacityCpuMillis };
+  for (const key of KNOB_KEYS) out[POLICY_KNOBS[key].field] = settings[key];
+  return out as unknown as PolicyKnobs;
+}
+
+/** The defaults for a machine with `capacityCpuMillis` to hand out (managed CPUs minus reserve). */
 export function defaultPolicyKnobs(capacityCpuMillis: CpuMillis): PolicyKnobs {
-  return {
-    capacityCpuMillis,
-    headroomFraction: 0.2,
-    probeFactor: 1.5,
-    deadbandFraction: 0.01,
-    maxShrinkFractionPerCycle: 0.1,
-    smoothingUp: 0.7,
-    smoothingDown: 0.2,
-    velocitySmoothing: 0.3,
-    throttledThreshold: 0.05,
-    cpuDelayThreshold: 0.5,
-    weightDeadbandFraction: 0.15,
-    goalHeadroomFraction: 0.05,
-    burstFraction: 1,
-    suppressBatchAfterCycles: 10,
-    releaseBatchAfterCycles: 10,
-    leftover: "batch-first",
-  };
+  return policyKnobsFrom(defaultKnobSettings(), capacityCpuMillis);
 }

@@ -10,6 +10,7 @@ import type { PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
 import {
   bandOf,
   cpuCountForAllocation,
+  deadbandCpuMillis,
   keepWeight,
   nextBatchSuppression,
   weightBands,
@@ -1145,5 +1146,25 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     );
     expect(out.d.gold!.cpuMillis).toBe(450);
     expect(out.d.silver!.cpuMillis).toBe(2000 - 450);
+  });
+});
+
+describe("deadbandCpuMillis", () => {
+  it("is deadbandFraction of capacity, at most 50m (the band the step applies)", () => {
+    // 0.01 × 2,000m = 20m; 0.01 × 4,000m = 40m; 0.01 × 100,000m = 1,000m, capped at 50m
+    expect(deadbandCpuMillis(defaultPolicyKnobs(2000))).toBe(20);
+    expect(deadbandCpuMillis(defaultPolicyKnobs(4000))).toBe(40);
+    expect(deadbandCpuMillis(defaultPolicyKnobs(100_000))).toBe(50);
+    expect(deadbandCpuMillis({ deadbandFraction: 0, capacityCpuMillis: 100_000 })).toBe(0);
+    // the step's explanation names the same band (see "caps the dead-band at 50m" above)
+    const out = step(
+      knobs(2000, { leftover: "idle" }),
+      [spec("p")],
+      [throughput("p", { offeredPacketsPerSec: 1700, servedPacketsPerSec: 1700, cpuCores: 0.42 })],
+      saved({ p: { cpu: 500, demand: 500, velocity: 4000 } }),
+    );
+    expect(out.d.p!.why).toContain(
+      `inside the dead-band (${deadbandCpuMillis(defaultPolicyKnobs(2000))}m)`,
+    );
   });
 });

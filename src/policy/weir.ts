@@ -67,6 +67,23 @@ import type {
  */
 export const DEADBAND_MAX_CPU_MILLIS = 50;
 
+/** Capacity the step hands out: whole millicores, never negative. */
+const usableCapacity = (capacityCpuMillis: number): number =>
+  Math.max(0, Math.floor(capacityCpuMillis));
+
+/**
+ * The dead-band the step applies, in millicores: deadbandFraction of the capacity, at most
+ * DEADBAND_MAX_CPU_MILLIS. 0.01 of 2,000m → 20m; 0.01 of 100,000m → 50m (not 1,000m).
+ */
+export function deadbandCpuMillis(
+  knobs: Pick<PolicyKnobs, "deadbandFraction" | "capacityCpuMillis">,
+): number {
+  return Math.min(
+    knobs.deadbandFraction * usableCapacity(knobs.capacityCpuMillis),
+    DEADBAND_MAX_CPU_MILLIS,
+  );
+}
+
 /** Whole CPUs to run on: ceil of what it may use (its cap, else its max), at least 1. 1,001m → 2. */
 export function cpuCountForAllocation(cpuMillis: number): number {
   return Math.max(1, Math.ceil(cpuMillis / 1000));
@@ -196,9 +213,9 @@ function step(
 ): PolicyOutput {
   const { knobs, specs } = input;
   const n = specs.length;
-  const capacity = Math.max(0, Math.floor(knobs.capacityCpuMillis));
-  const deadbandCpuMillis = Math.min(knobs.deadbandFraction * capacity, DEADBAND_MAX_CPU_MILLIS);
-  const probeStep = minProbeStep(deadbandCpuMillis);
+  const capacity = usableCapacity(knobs.capacityCpuMillis);
+  const deadband = deadbandCpuMillis(knobs);
+  const probeStep = minProbeStep(deadband);
   const shareLeftover = knobs.leftover !== "idle";
   const canUseFirst = knobs.leftover === "batch-first";
 
@@ -355,7 +372,7 @@ function step(
   allocate(problem, { alloc: ideal, effectiveMin, leftover }, sc.alloc);
   const frame: AllocationFrame = {
     capacityCpuMillis: capacity,
-    deadbandCpuMillis,
+    deadbandCpuMillis: deadband,
     maxShrinkFraction: knobs.maxShrinkFractionPerCycle,
     lo: effectiveMin,
     hi,
@@ -375,7 +392,7 @@ function step(
     : undefined;
   const capCode = new Uint8Array(n);
   const weights = new Float64Array(n);
-  const bands = weightBands(knobs, capacity, deadbandCpuMillis);
+  const bands = weightBands(knobs, capacity, deadband);
 
   const reasons: StepReasons = {
     context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
