@@ -54,10 +54,11 @@ const SAMPLE_MS = 100;
 const MEASURE_TAIL_MS = 3000;
 const REACHED_FRACTION = 0.9;
 
-type PolicyRun = "weir" | "none" | "static-weights";
-const POLICIES: readonly PolicyRun[] = ["weir", "none", "static-weights"];
+type PolicyRun = "weir" | "weir-1cpu" | "none" | "static-weights";
+const POLICIES: readonly PolicyRun[] = ["weir", "weir-1cpu", "none", "static-weights"];
 const LABEL: Record<PolicyRun, string> = {
-  weir: "weir",
+  weir: "weir (capacity 1.7 CPUs, as the other real benchmarks)",
+  "weir-1cpu": "weir (capacity 1 CPU: the pinned one)",
   none: "none (plain CFS)",
   "static-weights": "static weights (importance 1, 2, 3)",
 };
@@ -126,7 +127,7 @@ export async function runTiers(
   /** Every cycle's record (diagnostics). */
   onRecord?: (r: CycleRecord, fallAtMs: number) => void,
 ): Promise<TiersRun> {
-  const capacity = 2000 - RESERVE_CPU_MILLIS;
+  const capacity = policy === "weir-1cpu" ? 1000 : 2000 - RESERVE_CPU_MILLIS;
   const goalPacketsPerSec = Math.round(solo.pps * GOAL_FRACTION);
   const packetsPerReply = solo.pps / solo.rps;
   const part = (n: string) => tb.partitions.find((p) => p.name === n)!;
@@ -136,7 +137,8 @@ export async function runTiers(
   let loop: Promise<unknown> | null = null;
   const ac = new AbortController();
   if (policy !== "none") {
-    manager = makeManager(tb, policy, specsFor(goalPacketsPerSec, capacity), capacity, backend);
+    const name = policy === "weir-1cpu" ? "weir" : policy;
+    manager = makeManager(tb, name, specsFor(goalPacketsPerSec, capacity), capacity, backend);
     if (onRecord) manager.subscribe((r) => onRecord(r, fallAt));
     loop = manager.start(ac.signal);
   }
@@ -291,7 +293,7 @@ export const bench: Benchmark = {
     const left = leftovers(rec);
     return summariseTiers(runs, {
       notes: [
-        `Setup: the three servers (${COST_ROUNDS} SHA-256 rounds per request) pinned to CPU ${SERVER_CPU}; this process (closed-loop generator, ${CONNECTIONS} connections per server, and the manager) pinned to CPU ${GENERATOR_CPU} in its own cpu cgroup of cpu.shares ${GROUP_CPU_SHARES}. Per repetition: a alone (b and c SIGSTOPped by PID, no manager) for ${timing.soloMs / 1000} s; then each policy in turn (order rotated per repetition): phase 1 ${timing.phaseMs / 1000} s all saturated, phase 2 ${timing.phaseMs / 1000} s with a's clients thinking between requests (${CONNECTIONS} connections × 1000 ÷ (${FALLEN_FRACTION} × a's solo replies/s) ms: ${[...new Set(runs.map((x) => x.thinkMs))].join(", ")} ms; aimed at ${FALLEN_FRACTION * 100} % of its solo rate); rates over the last ${MEASURE_TAIL_MS / 1000} s of each phase. weir's capacity is ${2000 - RESERVE_CPU_MILLIS}m (2 CPUs minus ${RESERVE_CPU_MILLIS}m reserve), as in the other real benchmarks; static weights map importance to fixed cpu.weight.`,
+        `Setup: the three servers (${COST_ROUNDS} SHA-256 rounds per request) pinned to CPU ${SERVER_CPU}; this process (closed-loop generator, ${CONNECTIONS} connections per server, and the manager) pinned to CPU ${GENERATOR_CPU} in its own cpu cgroup of cpu.shares ${GROUP_CPU_SHARES}. Per repetition: a alone (b and c SIGSTOPped by PID, no manager) for ${timing.soloMs / 1000} s; then each policy in turn (order rotated per repetition): phase 1 ${timing.phaseMs / 1000} s all saturated, phase 2 ${timing.phaseMs / 1000} s with a's clients thinking between requests (${CONNECTIONS} connections × 1000 ÷ (${FALLEN_FRACTION} × a's solo replies/s) ms: ${[...new Set(runs.map((x) => x.thinkMs))].join(", ")} ms; aimed at ${FALLEN_FRACTION * 100} % of its solo rate); rates over the last ${MEASURE_TAIL_MS / 1000} s of each phase. weir runs twice: with capacity ${2000 - RESERVE_CPU_MILLIS}m (2 CPUs minus ${RESERVE_CPU_MILLIS}m reserve, as in the other real benchmarks) and with 1,000m (the one CPU the servers can run on); static weights map importance to fixed cpu.weight.`,
         `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared with other work). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
         left.length === 0
           ? "After testbed down, none of its namespaces, veths, cgroups or processes was left (checked against ip netns, /sys/class/net, the cgroup trees and /proc)."
