@@ -117,4 +117,33 @@ describe("report", () => {
     expect(md).toContain("- `overhead`: needs root");
     expect(formatText(result)).toContain("x: 2 ms (target <= 1 ms)  MISSES");
   });
+
+  it("a merge keeps the budget rows of benchmarks that kept their section, and no orphan rows", () => {
+    const previous = [
+      "# Benchmarks",
+      "",
+      "## Against the budgets in bench/README.md",
+      "",
+      "| benchmark | figure | value | target | meets |",
+      "|---|---|---|---|---|",
+      "| `weir bench old` | y | 3 ms | <= 1 ms | **no** |",
+      "| `npx tsx bench/gone.ts --reps 5` | z | 1 x | >= 2 | **no** |",
+      "",
+      "## old",
+      "",
+      "Command: `weir bench old` — m — 2026-01-01",
+      "",
+    ].join("\n");
+    const md = renderMarkdown({
+      results: [],
+      failures: [],
+      suite: null,
+      plots: [],
+      descriptions: new Map(),
+      quick: false,
+      previous,
+    });
+    expect(md).toContain("| `weir bench old` | y | 3 ms | <= 1 ms | **no** |");
+    expect(md).not.toContain("bench/gone.ts");
+  });
 });

@@ -560,6 +560,7 @@ export function renderMarkdown(input: {
 }
 
 /** The benchmark name of a budget-table row ("| `weir bench <name> ...` | ..."). */
+/** The benchmark a budget row belongs to (from its command); a row of a benchmark with no section of its own is not kept. */
 const budgetRowName = (row: string): string => /`weir bench ([^ `]+)/.exec(row)?.[1] ?? row;
 
 /**
@@ -589,7 +590,12 @@ export function previousSections(
     const body = all.slice(h.at, end);
     while (body.length > 0 && body[body.length - 1] === "") body.pop();
     if (h.name.startsWith("Against the budgets"))
-      budgetRows = body.filter((l) => l.startsWith("| `") && !rerun.has(budgetRowName(l)));
+      budgetRows = body.filter(
+        (l) =>
+          l.startsWith("| `") &&
+          !rerun.has(budgetRowName(l)) &&
+          heads.some((x) => x.name === budgetRowName(l)),
+      );
     else if (h.name.startsWith("Where weir loses")) {
       if (!suiteRuns) losses = body;
     } else if (h.name === "Not run") {
