@@ -2,7 +2,9 @@
 // blocking, per-source token buckets in front of the verifier. The manager learns where to
 // send a partition's directives from the source address of its last verified report
 // (or from a fixed address in config).
+
 import dgram from "node:dgram";
+import { stepFreeNowMs } from "../core/clock.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { Directive, PartitionId } from "../core/model.ts";
 import {
@@ -74,7 +76,7 @@ export class DatagramReportSource implements ReportSource {
     socket: dgram.Socket,
   ) {
     this.socket = socket;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? stepFreeNowMs;
     this.verifier = new ReportVerifier({
       keys: opts.keys,
       maxAgeMs: opts.maxAgeMs,

@@ -5,6 +5,8 @@
 // the agents already known keep their own rate. Known sources are bounded too (the least
 // recently seen is forgotten first); only a verified message can add one.
 
+import { stepFreeNowMs } from "../core/clock.ts";
+
 export interface TokenBucketOptions {
   /** Tokens added per second to each known source's bucket. */
   ratePerSec: number;
@@ -16,6 +18,7 @@ export interface TokenBucketOptions {
   unknownBurst?: number;
   /** Known sources remembered at once (default 4096). */
   maxSources?: number;
+  /** Default: the step-free clock (a wall-clock step back would stop every refill). */
   now?: () => number;
 }
 
@@ -57,7 +60,7 @@ export class TokenBuckets {
     this.unknownRatePerMs = unknownRate / 1000;
     this.unknownBurst = unknownBurst;
     this.maxSources = o.maxSources ?? 4096;
-    this.now = o.now ?? Date.now;
+    this.now = o.now ?? stepFreeNowMs;
     this.unknown = { tokens: unknownBurst, atMs: this.now() };
   }
 
