@@ -2,7 +2,9 @@
 // cumulative counters (packets served per CPU-second over its own window), reports every
 // interval, and applies each new directive to itself: its own delegated cgroup (through
 // src/actuators), CPUs online/offline (a VM), and a hook command for applications.
+
 import type { PartitionActuator } from "../actuators/types.ts";
+import { stepFreeNowMs } from "../core/clock.ts";
 import { isWeirError } from "../core/errors.ts";
 import type { Directive } from "../core/model.ts";
 import { counterDelta, secondsFromNs } from "../core/units.ts";
@@ -80,7 +82,7 @@ export class Agent {
 
   constructor(o: AgentOptions) {
     this.o = o;
-    this.now = o.now ?? Date.now;
+    this.now = o.now ?? stepFreeNowMs;
     this.nextSequence = sequenceCounter(this.now);
     this.mac = macKey(o.key);
   }

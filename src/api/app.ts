@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { serveStatic } from "@hono/node-server/serve-static";
 import { type Context, Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
+import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
 import type { Registry } from "prom-client";
@@ -39,6 +40,8 @@ export interface ApiOptions {
   uplotDir?: string;
   /** Seconds between SSE keep-alive comments. Default 15. */
   sseKeepAliveSec?: number;
+  /** Open /api/events streams at most; one more is refused with 503. Default 32. */
+  maxEventClients?: number;
 }
 
 /** One problem with a request: which field, which rule it broke, and the value it had. */
@@ -46,6 +49,70 @@ export type ValidationIssue = BoundsIssue;
 
 export const DEFAULT_CYCLES_LIMIT = 60;
 export const MAX_CYCLES_LIMIT = 1000;
+/**
+ * /api/cycles answers at most this many partition entries (records × partitions per record):
+ * the dashboard's 600 records up to 100 partitions, 6 records at 10,000 partitions. The answer
+ * is built on the event loop the cycle runs on. Replays of /api/events use the same budget.
+ */
+export const MAX_CYCLES_PARTITION_ENTRIES = 60_000;
+export const DEFAULT_MAX_EVENT_CLIENTS = 32;
+/** Largest request body accepted (the only body is a PATCH of four numbers). */
+export const MAX_BODY_BYTES = 16 * 1024;
+
+/**
+ * Per record, something made from it once (its JSON text, its SSE frame) and reused by every
+ * request and stream, kept for the newest records up to `budget` partition entries (a record
+ * larger than the budget alone is still kept, as the only one). Records are not changed once
+ * published; a decision's `why` is built by its toJSON, so this is where the cost is.
+ */
+export class RecordCache<T> {
+  readonly #made = new Map<CycleRecord, { value: T; entries: number }>();
+  #entries = 0;
+  constructor(
+    readonly budget: number,
+    readonly make: (record: CycleRecord) => T,
+  ) {}
+  get(record: CycleRecord): T {
+    const hit = this.#made.get(record);
+    if (hit) return hit.value;
+    const entries = Math.max(1, record.partitions.length);
+    const value = this.make(record);
+    this.#made.set(record, { value, entries });
+    this.#entries += entries;
+    for (const [r, m] of this.#made) {
+      if (this.#entries <= this.budget || r === record) break;
+      this.#made.delete(r);
+      this.#entries -= m.entries;
+    }
+    return value;
+  }
+  /** Records held now. */
+  get size(): number {
+    return this.#made.size;
+  }
+}
+
+const encoder = new TextEncoder();
+/** The record's JSON text, and its SSE frame as bytes — `event: cycle`, the JSON as one `data:` line (JSON has no raw newline), its cycle as `id:`, in hono's writeSSE order. */
+export function recordCaches(): { text: RecordCache<string>; frame: RecordCache<Uint8Array> } {
+  const text = new RecordCache(MAX_CYCLES_PARTITION_ENTRIES, (r) => JSON.stringify(r));
+  const frame = new RecordCache(MAX_CYCLES_PARTITION_ENTRIES / 3, (r) =>
+    encoder.encode(`event: cycle\ndata: ${text.get(r)}\nid: ${r.cycle}\n\n`),
+  );
+  return { text, frame };
+}
+
+/** How many of the last records /api/cycles returns for `limit`, within the entry budget. */
+export function cyclesToReturn(records: readonly CycleRecord[], limit: number): number {
+  let count = 0;
+  let entries = 0;
+  for (let i = records.length - 1; i >= 0 && count < limit; i--) {
+    entries += Math.max(1, records[i]!.partitions.length);
+    if (entries > MAX_CYCLES_PARTITION_ENTRIES && count > 0) break;
+    count++;
+  }
+  return count;
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const defaultDashboardDir = join(here, "..", "..", "dashboard");
@@ -145,17 +212,48 @@ export interface PartitionsSnapshot {
   }>;
 }
 
-/** Per partition: its spec joined with what the latest cycle record says about it. */
-export function partitionsSnapshot(view: ManagerView): PartitionsSnapshot {
+type PartitionEntry = PartitionsSnapshot["partitions"][number];
+
+function partitionEntry(
+  id: string,
+  spec: PartitionSpec | null,
+  p: CycleRecord["partitions"][number] | undefined,
+  mechanisms: PartitionMechanisms | null | undefined,
+): PartitionEntry {
+  return {
+    id,
+    spec,
+    status: p?.status ?? "unknown",
+    throughput: p?.throughput ?? null,
+    decision: p?.decision ?? null,
+    directive: p?.directive ?? null,
+    mechanisms: mechanisms ?? null,
+    written: p?.written ?? [],
+    error: p?.error ?? null,
+  };
+}
+
+const latestRecord = (view: ManagerView): CycleRecord | undefined => {
   const records = view.recentRecords();
-  const latest: CycleRecord | undefined = records[records.length - 1];
+  return records[records.length - 1];
+};
+
+/** Per partition: its spec joined with what the latest cycle record says about it (O(N)). */
+export function partitionsSnapshot(view: ManagerView): PartitionsSnapshot {
+  const latest = latestRecord(view);
   const specs = view.specs();
   const byId = new Map(latest?.partitions.map((p) => [p.id, p]) ?? []);
   const mechanisms = view.mechanisms?.() ?? {};
-  const ids = [
-    ...specs.map((s) => s.id),
-    ...[...byId.keys()].filter((id) => !specs.some((s) => s.id === id)),
-  ];
+  const partitions: PartitionEntry[] = [];
+  const listed = new Set<string>();
+  for (const spec of specs) {
+    if (listed.has(spec.id)) continue;
+    listed.add(spec.id);
+    partitions.push(partitionEntry(spec.id, spec, byId.get(spec.id), mechanisms[spec.id]));
+  }
+  // partitions the record still has but the specs no longer do (removed at runtime)
+  for (const [id, p] of byId)
+    if (!listed.has(id)) partitions.push(partitionEntry(id, null, p, mechanisms[id]));
   return {
     cycle: latest?.cycle ?? null,
     atMs: latest?.startedAtMs ?? null,
@@ -163,21 +261,16 @@ export function partitionsSnapshot(view: ManagerView): PartitionsSnapshot {
     capacityCpuMillis: latest?.capacityCpuMillis ?? null,
     paused: view.paused(),
     ready: view.ready(),
-    partitions: ids.map((id) => {
-      const p = byId.get(id);
-      return {
-        id,
-        spec: specs.find((s) => s.id === id) ?? null,
-        status: p?.status ?? "unknown",
-        throughput: p?.throughput ?? null,
-        decision: p?.decision ?? null,
-        directive: p?.directive ?? null,
-        mechanisms: mechanisms[id] ?? null,
-        written: p?.written ?? [],
-        error: p?.error ?? null,
-      };
-    }),
+    partitions,
   };
+}
+
+/** One entry of the snapshot, without building the others (null when unknown). */
+export function partitionSnapshot(view: ManagerView, id: string): PartitionEntry | null {
+  const spec = view.specs().find((s) => s.id === id) ?? null;
+  const p = latestRecord(view)?.partitions.find((x) => x.id === id);
+  if (!spec && !p) return null;
+  return partitionEntry(id, spec, p, view.mechanisms?.()[id]);
 }
 
 export function createApi(opts: ApiOptions): Hono {
@@ -186,6 +279,9 @@ export function createApi(opts: ApiOptions): Hono {
   const dashboardDir = opts.dashboardDir ?? defaultDashboardDir;
   const uplotDir = opts.uplotDir ?? defaultUplotDir();
   const keepAliveMs = (opts.sseKeepAliveSec ?? 15) * 1000;
+  const maxEventClients = opts.maxEventClients ?? DEFAULT_MAX_EVENT_CLIENTS;
+  let eventClients = 0;
+  const cache = recordCaches();
   const app = new Hono();
 
   const unauthorized = (why: string) => ({ error: "unauthorized", message: why });
@@ -229,7 +325,7 @@ export function createApi(opts: ApiOptions): Hono {
   app.get("/api/partitions", (c) => c.json(partitionsSnapshot(view)));
   app.get("/api/partitions/:id", (c) => {
     const id = c.req.param("id");
-    const p = partitionsSnapshot(view).partitions.find((x) => x.id === id);
+    const p = partitionSnapshot(view, id);
     return p ? c.json(p) : c.json({ error: "not found", message: `no partition "${id}"` }, 404);
   });
 
@@ -237,7 +333,11 @@ export function createApi(opts: ApiOptions): Hono {
     const limit = parseLimit(c.req.query("limit"));
     if (typeof limit !== "number") return badRequest(c, [limit]);
     const records = view.recentRecords();
-    return c.json({ cycles: records.slice(Math.max(0, records.length - limit)) });
+    const n = cyclesToReturn(records, limit);
+    let body = '{"cycles":[';
+    for (let i = records.length - n; i < records.length; i++)
+      body += (i > records.length - n ? "," : "") + cache.text.get(records[i]!);
+    return c.body(`${body}]}`, 200, { "Content-Type": "application/json" });
   });
 
   app.get("/api/config", (c) => c.json({ config: view.redactedConfig() ?? null }));
@@ -257,51 +357,74 @@ export function createApi(opts: ApiOptions): Hono {
       ]);
     }
     const lastEventId = Number(since ?? c.req.header("Last-Event-ID") ?? Number.NaN);
+    if (eventClients >= maxEventClients) {
+      c.header("Retry-After", "10");
+      return c.json(
+        {
+          error: "too many event clients",
+          message: `at most ${maxEventClients} /api/events streams are served at once`,
+        },
+        503,
+      );
+    }
+    eventClients++;
+    let counted = true;
+    const release = () => {
+      if (counted) eventClients--;
+      counted = false;
+    };
     return streamSSE(c, async (stream) => {
-      let chain: Promise<void> = Promise.resolve();
-      let pending = 0;
-      const send = (record: CycleRecord) => {
-        // A reader slower than the cycle loses intermediate records (the stream is
-        // level-based like the cycle); it never makes the manager buffer without bound.
-        if (stream.aborted || pending > 64) return;
-        pending++;
-        chain = chain
-          .then(() =>
-            stream.writeSSE({
-              event: "cycle",
-              id: String(record.cycle),
-              data: JSON.stringify(record),
-            }),
-          )
-          .catch(() => {})
-          .finally(() => {
-            pending--;
-          });
-      };
-      if (Number.isFinite(lastEventId)) {
-        for (const r of view.recentRecords()) if (r.cycle > lastEventId) send(r);
-      }
-      const unsubscribe = view.subscribe(send);
-      const keepAlive = setInterval(() => {
-        chain = chain
-          .then(() => stream.write(": keep-alive\n\n"))
-          .then(
-            () => {},
-            () => {},
-          );
-      }, keepAliveMs);
-      await new Promise<void>((resolve) => {
-        stream.onAbort(() => {
-          unsubscribe();
-          clearInterval(keepAlive);
-          resolve();
-        });
-        if (stream.aborted) {
-          unsubscribe();
-          clearInterval(keepAlive);
-          resolve();
+      try {
+        let chain: Promise<void> = Promise.resolve();
+        let pending = 0;
+        const send = (record: CycleRecord) => {
+          // A reader slower than the cycle loses intermediate records (the stream is
+          // level-based like the cycle); it never makes the manager buffer without bound.
+          if (stream.aborted || pending > 64) return;
+          pending++;
+          chain = chain
+            // encoded once per record, the same bytes for every client
+            .then(() => stream.write(cache.frame.get(record)))
+            .then(
+              () => {},
+              () => {},
+            )
+            .finally(() => {
+              pending--;
+            });
+        };
+        if (Number.isFinite(lastEventId)) {
+          // within the same budget as /api/cycles
+          const records = view.recentRecords().filter((r) => r.cycle > lastEventId);
+          const n = cyclesToReturn(records, records.length);
+          for (let i = records.length - n; i < records.length; i++) send(records[i]!);
         }
-      });
+        const unsubscribe = view.subscribe(send);
+        const keepAlive = setInterval(() => {
+          chain = chain
+            .then(() => stream.write(": keep-alive\n\n"))
+            .then(
+              () => {},
+              () => {},
+            );
+        }, keepAliveMs);
+        await new Promise<void>((resolve) => {
+          stream.onAbort(() => {
+            unsubscribe();
+            clearInterval(keepAlive);
+            release();
+            resolve();
+          });
+          if (stream.aborted) {
+            unsubscribe();
+            clearInterval(keepAlive);
+            release();
+            resolve();
+          }
+        });
+      } finally {
+        release();
+      }
     });
   });
 
@@ -318,6 +441,21 @@ export function createApi(opts: ApiOptions): Hono {
     view.setPaused(false);
     return c.json({ paused: view.paused() });
   });
+
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) =>
+      c.json(
+        {
+          error: "payload too large",
+          message: `a request body may have at most ${MAX_BODY_BYTES} bytes`,
+        },
+        413,
+      ),
+  });
+  app.use("/api/*", async (c, next) =>
+    c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next),
+  );
 
   app.patch("/api/partitions/:id", requireToken, async (c) => {
     const id = c.req.param("id");

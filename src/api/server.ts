@@ -9,6 +9,8 @@ export interface ServeOptions {
   host?: string;
   /** Default 9470; 0 picks a free port (read it from the result). */
   port?: number;
+  /** Open connections at most (SSE streams count); one more is closed as it arrives. Default 128. */
+  maxConnections?: number;
 }
 
 export interface RunningApi {
@@ -22,6 +24,11 @@ export interface RunningApi {
 }
 
 export const DEFAULT_API_PORT = 9470;
+export const DEFAULT_MAX_CONNECTIONS = 128;
+/** A client has this long to send its headers and body (an SSE stream's request is short too). */
+export const REQUEST_TIMEOUT_MS = 10_000;
+/** Largest request header block (Node's default is 16 KiB). */
+export const MAX_HEADER_BYTES = 8 * 1024;
 
 /** Parse "host:port" as written in config (api.listen). */
 export function parseListen(listen: string): { host: string; port: number } {
@@ -33,21 +40,34 @@ export function serveApi(app: Hono, opts: ServeOptions = {}): Promise<RunningApi
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? DEFAULT_API_PORT;
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: host, port }, (info: AddressInfo) => {
-      server.off("error", reject);
-      const url = `http://${info.family === "IPv6" ? `[${info.address}]` : info.address}:${info.port}`;
-      resolve({
-        host: info.address,
-        port: info.port,
-        url,
-        close: () =>
-          new Promise<void>((done, fail) => {
-            server.close((err) => (err ? fail(err) : done()));
-            // SSE streams never end by themselves: end every open connection.
-            if ("closeAllConnections" in server) server.closeAllConnections();
-          }),
-      });
-    });
+    const server = serve(
+      {
+        fetch: app.fetch,
+        hostname: host,
+        port,
+        serverOptions: {
+          maxHeaderSize: MAX_HEADER_BYTES,
+          requestTimeout: REQUEST_TIMEOUT_MS,
+          headersTimeout: REQUEST_TIMEOUT_MS,
+        },
+      },
+      (info: AddressInfo) => {
+        server.off("error", reject);
+        const url = `http://${info.family === "IPv6" ? `[${info.address}]` : info.address}:${info.port}`;
+        resolve({
+          host: info.address,
+          port: info.port,
+          url,
+          close: () =>
+            new Promise<void>((done, fail) => {
+              server.close((err) => (err ? fail(err) : done()));
+              // SSE streams never end by themselves: end every open connection.
+              if ("closeAllConnections" in server) server.closeAllConnections();
+            }),
+        });
+      },
+    );
+    server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     server.once("error", reject);
   });
 }

@@ -217,6 +217,20 @@ export const configSchema = z
         listen: hostPort.default("127.0.0.1:9470"),
         token: z.string().min(16, "must be at least 16 characters (rule: token-length)").optional(),
         enabled: z.boolean().default(true),
+        maxEventClients: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(32)
+          .describe("open /api/events streams at most; one more is answered 503"),
+        maxConnections: z
+          .number()
+          .int()
+          .min(2)
+          .max(100_000)
+          .default(128)
+          .describe("open HTTP connections at most (event streams included)"),
       })
       .strict()
       .optional(),

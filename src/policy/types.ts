@@ -55,8 +55,13 @@ export interface PolicyKnobs {
 export interface PartitionPolicyState {
   /** Last allocation the policy decided. */
   cpuMillis: CpuMillis;
-  /** Smoothed demand. */
+  /** Smoothed demand (the allocation when none was measured yet: see `demandMeasured`). */
   demandCpuMillis: CpuMillis;
+  /**
+   * false = no demand measured yet (a partition never seen with data): the next step takes its
+   * first demand unsmoothed, as it would from its own memory. Absent = measured (older files).
+   */
+  demandMeasured?: false;
   /** Smoothed velocity, packets per CPU-second (null until first estimate). */
   velocityPacketsPerCpuSec: number | null;
   /** Weight last directed (absent before the first, and in state files of older versions). */

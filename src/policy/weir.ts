@@ -658,10 +658,12 @@ function toRecord(p: PackedState): Record<PartitionId, PartitionPolicyState> {
     const w = p.weight[i]!;
     const ps: PartitionPolicyState = {
       cpuMillis: p.cpuMillis[i]!,
-      // No demand measured yet: the allocation is the best stand-in (JSON has no NaN).
+      // No demand measured yet: the allocation stands in for readers (JSON has no NaN), and
+      // `demandMeasured: false` tells the next step so, which then does not smooth from it.
       demandCpuMillis: Number.isNaN(demand) ? p.cpuMillis[i]! : demand,
       velocityPacketsPerCpuSec: Number.isNaN(v) ? null : v,
     };
+    if (Number.isNaN(demand)) ps.demandMeasured = false;
     if (!Number.isNaN(w)) ps.weight = w;
     if (p.rising[i] === 1) ps.rising = true;
     record[p.ids[i]!] = ps;
@@ -719,7 +721,10 @@ function readPrevious(
     const ps = record[id];
     if (!ps || !Number.isFinite(ps.cpuMillis)) continue;
     cpuMillis[i] = ps.cpuMillis;
-    demand[i] = Number.isFinite(ps.demandCpuMillis) ? ps.demandCpuMillis : Number.NaN;
+    demand[i] =
+      ps.demandMeasured !== false && Number.isFinite(ps.demandCpuMillis)
+        ? ps.demandCpuMillis
+        : Number.NaN;
     const v = ps.velocityPacketsPerCpuSec;
     velocity[i] = v !== null && v > 0 && Number.isFinite(v) ? v : Number.NaN;
     const w = ps.weight;

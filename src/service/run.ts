@@ -124,9 +124,10 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
     const app = createApi({
       view: manager,
       registry: metrics.registry,
+      maxEventClients: cfg.api.maxEventClients,
       ...(cfg.api.token ? { token: cfg.api.token } : {}),
     });
-    api = await serveApi(app, { host, port });
+    api = await serveApi(app, { host, port, maxConnections: cfg.api.maxConnections });
     logger.info(`HTTP API and dashboard at ${api.url}/`);
   }
   if (o.onRecord) manager.subscribe(o.onRecord);

@@ -139,8 +139,14 @@ describe("report verification rejects by reason", () => {
       },
       "replayed",
     ],
-    ["5.001 s old", () => encodeReport(report({ timestampMs: NOW - 5001 }), KEY_A), "stale"],
-    ["5.001 s ahead", () => encodeReport(report({ timestampMs: NOW + 5001 }), KEY_A), "future"],
+    [
+      "5.001 s later than the last one",
+      (v) => {
+        expect(v.verify(encodeReport(report({ sequence: 1 }), KEY_A)).ok).toBe(true);
+        return encodeReport(report({ sequence: 2, timestampMs: NOW - 5001 }), KEY_A);
+      },
+      "stale",
+    ],
   ];
   for (const [name, make, reason] of cases) {
     it(`${name} -> ${reason}`, () => {
@@ -154,17 +160,24 @@ describe("report verification rejects by reason", () => {
     });
   }
 
-  it("accepts timestamps exactly at the skew bounds and a later sequence after a replay", () => {
+  it("accepts a delay exactly at the bound, any clock ahead, and a later sequence after a replay", () => {
     const v = verifier();
-    expect(v.verify(encodeReport(report({ sequence: 1, timestampMs: NOW - 5000 }), KEY_A)).ok).toBe(
-      true,
-    );
+    // the first message anchors the run whatever its clock says (60 s behind the receiver)
+    expect(
+      v.verify(encodeReport(report({ sequence: 1, timestampMs: NOW - 60_000 }), KEY_A)).ok,
+    ).toBe(true);
     expect(v.verify(encodeReport(report({ sequence: 1 }), KEY_A)).ok).toBe(false);
-    expect(v.verify(encodeReport(report({ sequence: 2, timestampMs: NOW + 5000 }), KEY_A)).ok).toBe(
-      true,
-    );
-    expect(v.sequenceOf(0)).toBe(2);
-    expect(v.accepted()).toBe(2);
+    // 5,000 ms behind the last accepted with no time passed here: at the bound, accepted
+    expect(
+      v.verify(encodeReport(report({ sequence: 2, timestampMs: NOW - 65_000 }), KEY_A)).ok,
+    ).toBe(true);
+    // an hour ahead: only the sender makes higher sequences, so its clock moved: accepted
+    expect(
+      v.verify(encodeReport(report({ sequence: 3, timestampMs: NOW + 3_600_000 }), KEY_A)).ok,
+    ).toBe(true);
+    expect(v.sequenceOf(0)).toBe(3);
+    expect(v.accepted()).toBe(3);
+    expect(v.rejected().future).toBe(0);
   });
 
   it("keeps sequences per partition: one partition's sequence does not block another", () => {
@@ -259,3 +272,124 @@ function resign(b: Buffer, key: Uint8Array): Uint8Array {
   createHmac("sha256", key).update(b.subarray(0, macAt)).digest().copy(b, macAt);
   return b;
 }
+
+describe("clock discipline: wall-clock steps of ±10 s", () => {
+  // An agent reporting every 100 ms; `t` is the receiver's clock, `skew` the sender's offset.
+  const run = (opts: {
+    receiverStepAtMs?: number;
+    receiverStepMs?: number;
+    senderStepAtMs?: number;
+    senderStepMs?: number;
+  }) => {
+    let t = NOW;
+    const v = new ReportVerifier({ keys: ring(), now: () => t });
+    let senderClock = NOW + 123; // any offset: never compared with the receiver's
+    let seq = 1_000;
+    const outcomes: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const at = i * 100;
+      if (at === opts.receiverStepAtMs) t += opts.receiverStepMs ?? 0;
+      if (at === opts.senderStepAtMs) senderClock += opts.senderStepMs ?? 0;
+      const r = v.verify(
+        encodeReport(report({ sequence: seq++, timestampMs: senderClock }), KEY_A),
+      );
+      outcomes.push(r.ok ? "ok" : r.reason);
+      t += 100;
+      senderClock += 100;
+    }
+    return { v, outcomes };
+  };
+  const count = (xs: string[], x: string) => xs.filter((y) => y === x).length;
+
+  it("the receiver's clock stepping +10 s or −10 s rejects nothing", () => {
+    for (const step of [10_000, -10_000]) {
+      const { v, outcomes } = run({ receiverStepAtMs: 2000, receiverStepMs: step });
+      expect(count(outcomes, "ok"), `step ${step}`).toBe(40);
+      // +10 s looks like 10 s of silence: a new run (counted), nothing refused
+      expect(v.restarts(), `step ${step}`).toBe(step > 0 ? 1 : 0);
+    }
+  });
+
+  it("a running sender whose clock steps +10 s is not refused", () => {
+    const { outcomes } = run({ senderStepAtMs: 2000, senderStepMs: 10_000 });
+    expect(count(outcomes, "ok")).toBe(40);
+  });
+
+  it("a running sender whose clock steps −10 s loses one second, then a new run starts", () => {
+    // weir's own agent reads the step-free clock and never sees the step; a sender that reads
+    // its wall clock does. Last accepted at 1,900 ms: 2,000..2,800 lag 10 s > 5 s (stale, 9);
+    // at 2,900 ms nothing was accepted for 1,000 ms, so that one starts a new run.
+    const { v, outcomes } = run({ senderStepAtMs: 2000, senderStepMs: -10_000 });
+    expect(outcomes.slice(20, 30)).toEqual([...Array(9).fill("stale"), "ok"]);
+    expect(count(outcomes, "ok")).toBe(31);
+    expect(v.restarts()).toBe(1);
+  });
+
+  it("a sender restarted after its clock stepped −10 s is back within a second", () => {
+    let t = NOW;
+    const v = new ReportVerifier({ keys: ring(), now: () => t });
+    let wall = NOW;
+    const first = sequenceCounter(() => wall);
+    const send = (next: () => number) =>
+      v.verify(encodeReport(report({ sequence: next(), timestampMs: wall }), KEY_A));
+    for (let i = 0; i < 10; i++, t += 100, wall += 100) expect(send(first).ok).toBe(true);
+    // last accepted at NOW + 900; the clock steps back 10 s and the sender restarts in 300 ms:
+    // its sequences start at (wall in µs), 10 s below the last run's
+    wall -= 10_000;
+    t += 200;
+    wall += 200;
+    const second = sequenceCounter(() => wall);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 10; i++, t += 100, wall += 100) {
+      const r = send(second);
+      outcomes.push(r.ok ? "ok" : r.reason);
+    }
+    // sent at +1,200 … +2,100: refused as replays until 1,000 ms after the last accepted (+1,900)
+    expect(outcomes).toEqual([...Array(7).fill("replayed"), "ok", "ok", "ok"]);
+    expect(v.restarts()).toBe(1);
+  });
+
+  it("a sender restarted after its clock stepped +10 s is accepted at once", () => {
+    let t = NOW;
+    const v = new ReportVerifier({ keys: ring(), now: () => t });
+    let wall = NOW;
+    const first = sequenceCounter(() => wall);
+    for (let i = 0; i < 10; i++, t += 100, wall += 100)
+      expect(
+        v.verify(encodeReport(report({ sequence: first(), timestampMs: wall }), KEY_A)).ok,
+      ).toBe(true);
+    wall += 10_300;
+    t += 300;
+    const second = sequenceCounter(() => wall);
+    expect(
+      v.verify(encodeReport(report({ sequence: second(), timestampMs: wall }), KEY_A)).ok,
+    ).toBe(true);
+    expect(v.restarts()).toBe(0);
+  });
+
+  it("directives reach an agent whose clock steps either way", () => {
+    let t = NOW;
+    const dv = new DirectiveVerifier({ keys: ring(), now: () => t });
+    const seq = sequenceCounter(() => NOW);
+    const directive = (ts: number) =>
+      encodeDirective(
+        {
+          partitionIndex: 0,
+          sequence: seq(),
+          timestampMs: ts,
+          cpuMillis: 500,
+          weight: 100,
+          cpuCount: 1,
+        },
+        KEY_A,
+      );
+    let ok = 0;
+    for (let i = 0; i < 30; i++) {
+      if (i === 10) t += 10_000;
+      if (i === 20) t -= 20_000;
+      if (dv.verify(directive(NOW + i * 100)).ok) ok++;
+      t += 100;
+    }
+    expect(ok).toBe(30);
+  });
+});

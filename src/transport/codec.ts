@@ -3,9 +3,11 @@
 // Fixed size, little-endian, versioned, HMAC-SHA256 over every byte before the MAC with a
 // per-partition key. The same bytes travel in a UDP datagram and in a shared-memory slot.
 // Verification checks, in this order: size, magic, version, type, length field, partition,
-// MAC (timing-safe), content, sequence (strictly increasing per partition: replay), timestamp
-// (bounded skew: stale / future). The first failing check names the rejection reason.
+// MAC (timing-safe), content, sequence (strictly increasing per partition within a sender's
+// run: replay), delay (stale). The first failing check names the rejection reason. No check
+// compares the sender's clock with the receiver's: see Verifier.
 import { timingSafeEqual } from "node:crypto";
+import { stepFreeNowMs } from "../core/clock.ts";
 import type { PartitionId } from "../core/model.ts";
 import { isMacKey, type MacKey, macKey } from "./mac.ts";
 
@@ -318,11 +320,33 @@ export type Verified<T> =
 
 export interface VerifierOptions {
   keys: KeyRing;
-  /** Oldest accepted timestamp: now - maxAgeMs (older = stale). Default 5000. */
+  /**
+   * A message later than the partition's last accepted one may lag it by at most this much
+   * more than the receiver's own clock moved in between (longer = delayed in transit: stale).
+   * Default 5000.
+   */
   maxAgeMs?: number;
-  /** Newest accepted timestamp: now + maxFutureMs (newer = future). Default 5000. */
+  /**
+   * Kept for callers of the skew check (`--max-skew-ms`): a sender's clock ahead of the run is
+   * no longer refused (only the sender can make a higher sequence); the run follows it.
+   */
   maxFutureMs?: number;
+  /**
+   * After this long without an accepted message from a partition, its next authentic message
+   * starts a new run whatever its sequence and timestamp: the sender restarted (perhaps after
+   * its wall clock stepped back, so its sequence starts lower). Default 1000.
+   */
+  restartAfterMs?: number;
+  /** The receiver's clock (default: the step-free clock, src/core/clock.ts). */
   now?: () => number;
+}
+
+/** What a receiver keeps per partition: the last accepted message of the sender's run. */
+interface Run {
+  sequence: number;
+  timestampMs: number;
+  /** Receiver's clock when it was accepted. */
+  atMs: number;
 }
 
 const fail = (reason: RejectReason): { ok: false; reason: RejectReason } => ({ ok: false, reason });
@@ -333,16 +357,27 @@ const FAILS = Object.fromEntries(REJECT_REASONS.map((r) => [r, Object.freeze(fai
 
 /**
  * Verifies messages of one type (reports on the manager, directives on an agent), keeps the
- * last accepted sequence per partition, and counts every rejection by reason.
+ * last accepted message per partition, and counts every rejection by reason.
+ *
+ * Clock discipline: the receiver never compares a sender's clock with its own, so neither
+ * end's wall clock stepping (±10 s, an NTP step, a VM resumed) rejects anything. Replay is
+ * refused by the sequence: within a run it must rise. Freshness is a delay: a message may lag
+ * the last accepted one by at most `maxAgeMs` more than the receiver's own clock moved.
+ * A new run starts with the first message ever, or with any authentic message after
+ * `restartAfterMs` without an accepted one (a restarted sender whose clock stepped back sends
+ * lower sequences: it is refused for at most that long). What this gives up: a message
+ * captured earlier and replayed when a partition has been silent that long is accepted once,
+ * and then loses to the real sender's next message, whose sequence is higher.
  */
 export class Verifier<T extends { partitionIndex: number; sequence: number }> {
-  private readonly lastSequence = new Map<number, number>();
+  private readonly runs = new Map<number, Run>();
   private readonly counts = emptyRejectCounts();
   private readonly macScratch = new Uint8Array(MAC_BYTES);
   private readonly maxAgeMs: number;
-  private readonly maxFutureMs: number;
+  private readonly restartAfterMs: number;
   private readonly now: () => number;
   private acceptedCount = 0;
+  private restartCount = 0;
 
   constructor(
     private readonly type: number,
@@ -351,8 +386,8 @@ export class Verifier<T extends { partitionIndex: number; sequence: number }> {
     private readonly opts: VerifierOptions,
   ) {
     this.maxAgeMs = opts.maxAgeMs ?? 5000;
-    this.maxFutureMs = opts.maxFutureMs ?? 5000;
-    this.now = opts.now ?? Date.now;
+    this.restartAfterMs = opts.restartAfterMs ?? 1000;
+    this.now = opts.now ?? stepFreeNowMs;
   }
 
   /** Check one message; a rejection is counted before it is returned. */
@@ -370,7 +405,12 @@ export class Verifier<T extends { partitionIndex: number; sequence: number }> {
 
   /** The last accepted sequence of a partition (0 before any). */
   sequenceOf(index: number): number {
-    return this.lastSequence.get(index) ?? 0;
+    return this.runs.get(index)?.sequence ?? 0;
+  }
+
+  /** Runs started after a partition's first (senders restarted or silent for restartAfterMs). */
+  restarts(): number {
+    return this.restartCount;
   }
 
   rejected(): RejectCounts {
@@ -403,11 +443,15 @@ export class Verifier<T extends { partitionIndex: number; sequence: number }> {
     if (view.getUint32(12, true) !== 0 || sequence < 1 || ts < 0) return FAILS.malformed;
     const message = this.decodeBody(view, index, sequence, ts);
     if (message === null) return FAILS.malformed;
-    if (sequence <= (this.lastSequence.get(index) ?? 0)) return FAILS.replayed;
     const now = this.now();
-    if (ts < now - this.maxAgeMs) return FAILS.stale;
-    if (ts > now + this.maxFutureMs) return FAILS.future;
-    this.lastSequence.set(index, sequence);
+    const run = this.runs.get(index);
+    // `now - atMs` may be negative when a caller's clock steps back: that continues the run
+    const continues = run !== undefined && now - run.atMs < this.restartAfterMs;
+    if (continues) {
+      if (sequence <= run.sequence) return FAILS.replayed;
+      if (ts < run.timestampMs + Math.max(0, now - run.atMs) - this.maxAgeMs) return FAILS.stale;
+    } else if (run !== undefined) this.restartCount++;
+    this.runs.set(index, { sequence, timestampMs: ts, atMs: now });
     return { ok: true, message, partition: this.opts.keys.id(index)! };
   }
 }
@@ -429,7 +473,7 @@ export class DirectiveVerifier extends Verifier<DirectiveMessage> {
  * clock in microseconds and counts up from there, so a restarted sender continues above
  * anything it sent before (as long as it sent fewer than a million messages a second).
  */
-export function sequenceCounter(now: () => number = Date.now): () => number {
+export function sequenceCounter(now: () => number = stepFreeNowMs): () => number {
   let last = 0;
   return () => {
     const fromClock = Math.floor(now() * 1000);

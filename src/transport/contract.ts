@@ -181,14 +181,34 @@ export function reportSourceContract(o: ReportSourceContractOptions): void {
       expect(rejectedTotal(h.source)).toBe(2);
     });
 
-    it("rejects stale and future-dated reports", async () => {
+    it("rejects delayed reports, never compares clocks, and takes a restarted sender back", async () => {
       const h = await open();
       const a = await agent(h, 0, KEY_WEB);
-      a.publish(encodeReport(report({ timestampMs: clock - 60_000 }), KEY_WEB));
+      // the agent's clock is 60 s behind the manager's: no skew check, so accepted
+      a.publish(encodeReport(report({ timestampMs: clock - 60_000, rxPackets: 1 }), KEY_WEB));
+      await eventually(() =>
+        h.source.latest().get("web")?.sample.offeredPackets === 1 ? true : undefined,
+      );
+      // 6 s older than the last one though no time passed here: delayed in transit
+      a.publish(encodeReport(report({ timestampMs: clock - 66_000, rxPackets: 2 }), KEY_WEB));
       await waitRejected(h.source, "stale", 1);
-      a.publish(encodeReport(report({ timestampMs: clock + 60_000 }), KEY_WEB));
-      await waitRejected(h.source, "future", 1);
-      expect(h.source.latest().size).toBe(0);
+      // its clock stepped 10 s ahead: a higher sequence, so accepted (not "future")
+      a.publish(encodeReport(report({ timestampMs: clock - 50_000, rxPackets: 3 }), KEY_WEB));
+      await eventually(() =>
+        h.source.latest().get("web")?.sample.offeredPackets === 3 ? true : undefined,
+      );
+      // restarted after a step back: a lower sequence is a replay while the run goes on…
+      const restarted = (rx: number) =>
+        encodeReport(report({ sequence: 2, timestampMs: clock - 60_000, rxPackets: rx }), KEY_WEB);
+      clock += 500;
+      a.publish(restarted(4));
+      await waitRejected(h.source, "replayed", 1);
+      // …and starts a new run once nothing was accepted for a second
+      clock += 500;
+      a.publish(restarted(5));
+      await eventually(() =>
+        h.source.latest().get("web")?.sample.offeredPackets === 5 ? true : undefined,
+      );
       expect(rejectedTotal(h.source)).toBe(2);
     });
 

@@ -2,7 +2,9 @@
 // blocking, per-source token buckets in front of the verifier. The manager learns where to
 // send a partition's directives from the source address of its last verified report
 // (or from a fixed address in config).
+
 import dgram from "node:dgram";
+import { stepFreeNowMs } from "../core/clock.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { Directive, PartitionId } from "../core/model.ts";
 import {
@@ -35,8 +37,17 @@ export interface DatagramReportSourceOptions {
   keys: KeyRing;
   /** Where to listen (default 127.0.0.1, port 0 = any free port). */
   bind?: Partial<UdpAddress>;
-  /** Per-source limit (source = address:port). Default 200/s with a burst of 50. */
-  rateLimit?: { ratePerSec: number; burst: number; maxSources?: number };
+  /**
+   * Per-source limit (source = address:port) for sources whose reports verified, default 200/s
+   * with a burst of 50; all other sources share one bucket (default the same rate and burst).
+   */
+  rateLimit?: {
+    ratePerSec: number;
+    burst: number;
+    unknownRatePerSec?: number;
+    unknownBurst?: number;
+    maxSources?: number;
+  };
   /** Fixed directive addresses per partition (otherwise: the last verified report's source). */
   directiveAddresses?: ReadonlyMap<PartitionId, UdpAddress>;
   /** Socket receive buffer, bytes (default 4 MiB; the kernel caps it at rmem_max). */
@@ -65,7 +76,7 @@ export class DatagramReportSource implements ReportSource {
     socket: dgram.Socket,
   ) {
     this.socket = socket;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? stepFreeNowMs;
     this.verifier = new ReportVerifier({
       keys: opts.keys,
       maxAgeMs: opts.maxAgeMs,
@@ -101,12 +112,14 @@ export class DatagramReportSource implements ReportSource {
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     this.received++;
-    if (!this.limits.take(`${rinfo.address}:${rinfo.port}`)) {
+    const source = `${rinfo.address}:${rinfo.port}`;
+    if (!this.limits.take(source)) {
       this.verifier.count("rate_limited");
       return;
     }
     const r = this.verifier.verify(msg);
     if (r.ok) {
+      this.limits.trust(source);
       this.reports.accept(r, this.now());
       const known = this.agentAddress.get(r.partition);
       if (known === undefined || known.port !== rinfo.port || known.address !== rinfo.address)

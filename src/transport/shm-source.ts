@@ -1,5 +1,6 @@
 // Reports and directives through the shared-memory slot table (shm.ts): the manager's
 // ReportSource and the agent's channel. Slot index = partition index on the wire.
+import { stepFreeNowMs } from "../core/clock.ts";
 import type { Directive, PartitionId } from "../core/model.ts";
 import {
   type DirectiveMessage,
@@ -45,7 +46,7 @@ export class ShmReportSource implements ReportSource {
 
   constructor(opts: ShmReportSourceOptions) {
     this.keys = opts.keys;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? stepFreeNowMs;
     const ids = opts.keys.ids();
     const maxIndex = Math.max(-1, ...ids.map((id) => opts.keys.index(id)!));
     const slotCount = opts.slotCount ?? maxIndex + 1;

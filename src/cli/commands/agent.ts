@@ -88,7 +88,11 @@ export function register(program: Command): void {
     .option("--cpu-online", "bring CPUs online/offline to match each directive's CPU count")
     .option("--hook <command>", "command to run (sh -c) when the allocation changes")
     .option("--hook-timeout-ms <ms>", "kill a hook run after this long", "10000")
-    .option("--max-skew-ms <ms>", "accept directives whose timestamp is within this of now", "5000")
+    .option(
+      "--max-skew-ms <ms>",
+      "refuse a directive delayed by more than this (measured against the last one; clocks are never compared)",
+      "5000",
+    )
     .option("--sysfs <dir>", "sysfs root", "/sys")
     .option("--procfs <dir>", "procfs root", "/proc")
     .option("--cgroupfs <dir>", "cgroup root", "/sys/fs/cgroup")
