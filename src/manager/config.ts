@@ -2,9 +2,11 @@
 // Errors name the field, the rule and the bad value (see formatConfigIssues). Policy knobs come
 // from their declaration (src/policy/knobs.ts), bounds are checked by src/core/bounds.ts.
 import { z } from "zod";
+import { normalizeCgroupPath } from "../cgroup/layout.ts";
 import {
   type BoundField,
   type BoundsCandidate,
+  type BoundsIssue,
   checkPartitionBounds,
   checkRule,
   isChoiceRule,
@@ -244,7 +246,6 @@ export const configSchema = z
   .strict()
   .superRefine((cfg, ctx) => {
     const names = new Set<string>();
-    const cgroups = new Set<string>();
     cfg.partitions.forEach((p, i) => {
       if (names.has(p.name))
         ctx.addIssue({
@@ -253,13 +254,6 @@ export const configSchema = z
           message: "must be unique (rule: unique-name)",
         });
       names.add(p.name);
-      if (cgroups.has(p.cgroup))
-        ctx.addIssue({
-          code: "custom",
-          path: ["partitions", i, "cgroup"],
-          message: "must be unique: another partition already uses it (rule: unique-cgroup)",
-        });
-      cgroups.add(p.cgroup);
       if (p.kind === "network" && p.source !== "agent" && p.interfaces.length === 0 && !p.pid)
         ctx.addIssue({
           code: "custom",
@@ -274,6 +268,19 @@ export const configSchema = z
           message: `is required when source is "${p.source}" (rule: agent-key)`,
         });
     });
+    // one directory per partition, none inside another
+    for (const issue of checkCgroupPaths(cfg.partitions.map((p) => p.cgroup)))
+      ctx.addIssue({
+        code: "custom",
+        path: ["partitions", issue.index, "cgroup"],
+        message: withRule(issue),
+      });
+    // a reserve that leaves no capacity (capacity.cpus "auto" is checked at run time)
+    if (typeof cfg.capacity.cpus === "number") {
+      const issue = checkReserve(cpuMillisFromCores(cfg.capacity.cpus), cfg.capacity.reserve);
+      if (issue)
+        ctx.addIssue({ code: "custom", path: ["capacity", "reserve"], message: withRule(issue) });
+    }
     // min <= max (the capacity is not known yet); each field's own rule was checked above
     for (const issue of checkPartitionBounds(cfg.partitions.map(boundsOf), {
       capacityCpuMillis: null,
@@ -293,6 +300,74 @@ export const configSchema = z
         message: "is required when a partition's source is agent or both (rule: agent-transport)",
       });
   });
+
+/** A problem with one partition's `cgroup`: which partition, in the structured bounds style. */
+export interface CgroupPathIssue extends BoundsIssue {
+  index: number;
+}
+
+/**
+ * Check the partitions' cgroup paths together, after normalisation (`weir/web`, `/weir/web`,
+ * `weir//web` and `weir/./web` are one directory): each must name a cgroup below the root,
+ * no two may be the same directory, and none may lie inside another (a parent's cap would
+ * bound its child's, and its usage would count the child's twice). The later partition of a
+ * pair is blamed. `weir` + `weir/web` → partitions[1]: cgroup, nested-cgroup, "weir/web".
+ */
+export function checkCgroupPaths(paths: readonly string[]): CgroupPathIssue[] {
+  const issues: CgroupPathIssue[] = [];
+  const seen: Array<{ index: number; path: string }> = [];
+  paths.forEach((raw, index) => {
+    let path: string;
+    try {
+      path = normalizeCgroupPath(raw);
+    } catch {
+      return; // ".." is the field's own rule (cgroup-path), reported where it is parsed
+    }
+    const issue = (rule: string, message: string) =>
+      issues.push({ field: "cgroup", rule, message, value: raw, index });
+    if (path === "") {
+      issue("cgroup-below-root", "must name a cgroup below the cgroup root, not the root itself");
+      return;
+    }
+    const same = seen.find((o) => o.path === path);
+    const outer = seen.find((o) => path.startsWith(`${o.path}/`));
+    const inner = seen.find((o) => o.path.startsWith(`${path}/`));
+    if (same)
+      issue(
+        "unique-cgroup",
+        `must be unique: partitions[${same.index}].cgroup is the same directory ("${path}")`,
+      );
+    else if (outer)
+      issue(
+        "nested-cgroup",
+        `must not lie inside another partition's cgroup: partitions[${outer.index}].cgroup is "${outer.path}"`,
+      );
+    else if (inner)
+      issue(
+        "nested-cgroup",
+        `must not contain another partition's cgroup: partitions[${inner.index}].cgroup is "${inner.path}"`,
+      );
+    seen.push({ index, path });
+  });
+  return issues;
+}
+
+/**
+ * The reserve must leave capacity to share: below the managed CPUs. 2 CPUs with a 2000m
+ * reserve → reserve-lt-cpus, value 2000 (capacity 0 would pin everyone to the quota floor).
+ */
+export function checkReserve(
+  managedCpuMillis: CpuMillis,
+  reserveCpuMillis: CpuMillis,
+): BoundsIssue | null {
+  if (reserveCpuMillis < managedCpuMillis) return null;
+  return {
+    field: "capacity.reserve",
+    rule: "reserve-lt-cpus",
+    message: `must be below the managed CPUs (${managedCpuMillis}m)`,
+    value: reserveCpuMillis,
+  };
+}
 
 /** A partition's bounds under the names the spec uses, for checkPartitionBounds. */
 function boundsOf(p: {
@@ -367,10 +442,14 @@ export function parseConfig(raw: unknown, source = "config"): Config {
   return result.data;
 }
 
+/** Managed CPUs in millicores: capacity.cpus, or the online CPUs for "auto". */
+export function managedCpuMillis(cfg: Config, onlineCpus: number): CpuMillis {
+  return cpuMillisFromCores(cfg.capacity.cpus === "auto" ? onlineCpus : cfg.capacity.cpus);
+}
+
 /** Capacity in millicores: managed CPUs minus the reserve. */
 export function capacityCpuMillis(cfg: Config, onlineCpus: number): CpuMillis {
-  const cpus = cfg.capacity.cpus === "auto" ? onlineCpus : cfg.capacity.cpus;
-  return Math.max(0, cpuMillisFromCores(cpus) - cfg.capacity.reserve);
+  return Math.max(0, managedCpuMillis(cfg, onlineCpus) - cfg.capacity.reserve);
 }
 
 export function partitionSpecs(cfg: Config, capacity: CpuMillis): PartitionSpec[] {
@@ -387,6 +466,20 @@ export function partitionSpecs(cfg: Config, capacity: CpuMillis): PartitionSpec[
     if (p.goal) spec.goalPacketsPerSec = p.goal.packetsPerSec;
     return spec;
   });
+}
+
+/**
+ * Checks that need the online CPUs (known only at run time): a reserve below the managed CPUs
+ * (capacity.cpus "auto"; a number is checked by parseConfig).
+ */
+export function checkManagedCpus(cfg: Config, onlineCpus: number): void {
+  const managed = managedCpuMillis(cfg, onlineCpus);
+  const issue = checkReserve(managed, cfg.capacity.reserve);
+  if (issue)
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `${issue.field}: ${issue.message} (rule: ${issue.rule}): got ${issue.value}m (capacity.cpus is ${JSON.stringify(cfg.capacity.cpus)}${cfg.capacity.cpus === "auto" ? `: ${onlineCpus} online CPUs` : ""})`,
+    );
 }
 
 /** Checks that need the capacity (known only at run time): guarantees must fit. */

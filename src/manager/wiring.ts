@@ -15,6 +15,7 @@ import {
   type Config,
   capacityCpuMillis,
   checkCapacity,
+  checkManagedCpus,
   type PartitionConfig,
   partitionSpecs,
   redactConfig,
@@ -61,6 +62,7 @@ export interface Wired {
 }
 
 export function buildManager(cfg: Config, hooks: WiringHooks = {}): Wired {
+  checkManagedCpus(cfg, os.availableParallelism());
   const capacity = capacityCpuMillis(cfg, os.availableParallelism());
   checkCapacity(cfg, capacity);
   const now = hooks.now ?? (() => performance.timeOrigin + performance.now());
