@@ -26,6 +26,7 @@ import {
   type KnobSettings,
   POLICY_KNOBS,
 } from "../policy/knobs.ts";
+import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES } from "./manager.ts";
 
 /** A CPU amount: a number of CPUs (0.5) or a Kubernetes-style millicore string ("500m"). */
 const cpuQuantity = z
@@ -213,7 +214,21 @@ export const configSchema = z
       .describe("restore the values weir found, or keep the last ones written"),
     stateFile: z.string().optional().describe("where weir keeps state to resume after a restart"),
     staleAfterMs: z.number().int().min(100).default(3000).describe("agent silence before decay"),
-    retryGoneMs: z.number().int().min(100).default(5000).describe("retry a vanished cgroup after"),
+    retryGoneMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(5000)
+      .describe("retry a vanished cgroup, or a partition's exited pid, after"),
+    maxConsecutiveCycleFailures: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES)
+      .describe(
+        "cycles in a row that may fail (keeping the last values written) before weir stops, restoring as on SIGTERM",
+      ),
     api: z
       .object({
         listen: hostPort.default("127.0.0.1:9470"),
