@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { RecordingBackend } from "../actuators/recording.ts";
 import type { AllocationSnapshot, PartitionActuator } from "../actuators/types.ts";
+import { parseCpuMax } from "../cgroup/values.ts";
 import { BoundsError } from "../core/bounds.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
@@ -12,6 +14,7 @@ import type {
 } from "../core/model.ts";
 import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
+import { weirPolicy } from "../policy/weir.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { Manager, type PartitionWiring, type ThroughputFn } from "./manager.ts";
 
@@ -689,4 +692,43 @@ const zeroSample = (atMs: number): CounterSample => ({
   nrPeriods: 0,
   nrThrottled: 0,
   throttledNs: 0,
+});
+
+describe("Manager: caps the kernel enforces", () => {
+  it("count the 1,000 us quota floor: capped partitions' caps sum to at most the capacity", () => {
+    // Capacity 100m, three capped partitions on cgroups with the default 100000 us period
+    // (floor 1000 us = 10m): web (min 80m) and two idle ones (min 0m). Without the floor in
+    // the accounting weir granted 86m + 6m + 6m and the kernel enforced 86 + 10 + 10 = 106m.
+    const rec = new RecordingBackend();
+    const ids = ["web", "a", "b"];
+    for (const id of ids) rec.create(id);
+    const m = new Manager({
+      now: () => 1_000_000,
+      intervalMs: 100,
+      policy: weirPolicy,
+      knobs: defaultPolicyKnobs(100),
+      throughput,
+      partitions: ids.map((id) => ({
+        spec: spec(id, { minCpuMillis: id === "web" ? 80 : 0, maxCpuMillis: 100, capped: true }),
+        source: "host" as const,
+        openActuator: () => rec.open({ partition: id, cgroup: id }),
+      })),
+    });
+    const r = m.runCycle();
+    // the idle ones are guaranteed the floor (10m), web gets the rest of the capacity: 80m
+    expect(r.partitions.map((p) => [p.id, p.directive?.capCpuMillis])).toEqual([
+      ["web", 80],
+      ["a", 10],
+      ["b", 10],
+    ]);
+    // what the kernel holds: 8000 + 1000 + 1000 us per 100000 us = 80m + 10m + 10m = 100m
+    const enforcedCpuMillis = ids.map((id) => {
+      const max = parseCpuMax(rec.files(id)?.["cpu.max"])!;
+      return ((max.quotaUsec ?? Number.NaN) * 1000) / max.periodUsec;
+    });
+    expect(enforcedCpuMillis).toEqual([80, 10, 10]);
+    expect(enforcedCpuMillis.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(100);
+    // the guarantee shown to readers is still the configured one
+    expect(m.specs().map((s) => s.minCpuMillis)).toEqual([80, 0, 0]);
+  });
 });

@@ -16,6 +16,7 @@ import type {
   Throughput,
   WeirErrorInfo,
 } from "../core/model.ts";
+import { withQuotaFloor } from "../policy/rules.ts";
 import type { Policy, PolicyKnobs, PolicyState } from "../policy/types.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { HostCpuSampler, type HostCpuWiring } from "./host-cpu-sampler.ts";
@@ -326,9 +327,13 @@ export class Manager implements ManagerView {
 
     // 3. policy step over the partitions that exist; a stale one is held to its guarantee
     const active = this.slots.filter((s) => s.status !== "gone");
-    const specs = active.map((s) =>
-      stale.has(s.spec.id) ? { ...s.spec, maxCpuMillis: s.spec.minCpuMillis } : s.spec,
-    );
+    // and one the policy may cap at its entitlement gets at least its cgroup's quota floor,
+    // so the caps the kernel enforces sum to at most the capacity (withQuotaFloor)
+    const specs = active.map((s) => {
+      const spec = stale.has(s.spec.id) ? { ...s.spec, maxCpuMillis: s.spec.minCpuMillis } : s.spec;
+      const floor = s.actuator?.quotaFloorCpuMillis?.();
+      return floor === undefined ? spec : withQuotaFloor(spec, floor, this.opts.knobs);
+    });
     const out = this.opts.policy.step(
       { nowMs: startedAtMs, knobs: this.opts.knobs, specs, throughput: throughputs },
       this.policyState,
