@@ -211,6 +211,33 @@ describe("config", () => {
     expect(() => checkManagedCpus(auto, 5)).not.toThrow();
   });
 
+  it("counts the kernel's quota floor of capped and batch partitions in the guarantees", () => {
+    const cfg = parseConfig({
+      capacity: { cpus: 0.1 },
+      partitions: [
+        { name: "web", cgroup: "web", pid: 1, min: "90m", capped: true },
+        { name: "a", cgroup: "a", pid: 1, capped: true },
+        { name: "job", cgroup: "job", kind: "batch" },
+      ],
+    });
+    // 90m + 10m (a: capped, min 0 -> floor) + 10m (job: batch, may be capped) = 110m > 100m
+    expect(errorOf(() => checkCapacity(cfg, capacityCpuMillis(cfg, 2)))).toBe(
+      "partitions[*].min: guarantees together, each partition weir may cap at its entitlement (capped, or batch while policy.suppressBatchAfterCycles > 0) counted at least the kernel's 10m quota floor, must fit in the capacity (100m) (rule: sum-min-with-quota-floor-le-capacity): got 110m",
+    );
+    // without batch suppression batch is never capped at its entitlement: 90 + 10 = 100m fits
+    const noSuppress = parseConfig({
+      ...cfg,
+      capacity: { cpus: 0.1 },
+      policy: { suppressBatchAfterCycles: 0 },
+      partitions: [
+        { name: "web", cgroup: "web", pid: 1, min: "90m", capped: true },
+        { name: "a", cgroup: "a", pid: 1, capped: true },
+        { name: "job", cgroup: "job", kind: "batch" },
+      ],
+    });
+    expect(() => checkCapacity(noSuppress, capacityCpuMillis(noSuppress, 2))).not.toThrow();
+  });
+
   it("reports YAML syntax errors with a line", () => {
     expect(errorOf(() => parseConfigText("partitions: [\n  - name: a\n", "x.yaml"))).toMatch(
       /x\.yaml: not valid YAML at line \d+/,

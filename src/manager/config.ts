@@ -3,6 +3,7 @@
 // from their declaration (src/policy/knobs.ts), bounds are checked by src/core/bounds.ts.
 import { z } from "zod";
 import { normalizeCgroupPath } from "../cgroup/layout.ts";
+import { DEFAULT_PERIOD_USEC, quotaFloorCpuMillis } from "../cgroup/values.ts";
 import {
   type BoundField,
   type BoundsCandidate,
@@ -26,6 +27,7 @@ import {
   type KnobSettings,
   POLICY_KNOBS,
 } from "../policy/knobs.ts";
+import { withQuotaFloor } from "../policy/rules.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES } from "./manager.ts";
 
 /** A CPU amount: a number of CPUs (0.5) or a Kubernetes-style millicore string ("500m"). */
@@ -497,7 +499,10 @@ export function checkManagedCpus(cfg: Config, onlineCpus: number): void {
     );
 }
 
-/** Checks that need the capacity (known only at run time): guarantees must fit. */
+/**
+ * Checks that need the capacity (known only at run time): guarantees must fit, counting the
+ * kernel's quota floor for the partitions weir may cap at their entitlement (withQuotaFloor).
+ */
 export function checkCapacity(cfg: Config, capacity: CpuMillis): void {
   // max is left out: a max above the capacity means "the capacity" (partitionSpecs clamps it)
   const issues = checkPartitionBounds(
@@ -513,6 +518,19 @@ export function checkCapacity(cfg: Config, capacity: CpuMillis): void {
             `${issue.index === undefined ? "partitions[*]" : `partitions[${issue.index}]`}.${configFieldOf(issue.field)}: ${issue.message} (rule: ${issue.rule}): got ${issue.value}m (the capacity is capacity.cpus minus capacity.reserve)`,
         )
         .join("\n  "),
+    );
+  // the caps the kernel enforces must fit too: a partition the policy may cap at its
+  // entitlement is guaranteed at least the quota floor (10m at a fresh cgroup's 100 ms period)
+  const floor = quotaFloorCpuMillis(DEFAULT_PERIOD_USEC);
+  const knobs = { suppressBatchAfterCycles: cfg.policy.suppressBatchAfterCycles };
+  const withFloors = partitionSpecs(cfg, capacity).reduce(
+    (sum, spec) => sum + withQuotaFloor(spec, floor, knobs).minCpuMillis,
+    0,
+  );
+  if (withFloors > capacity)
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `partitions[*].min: guarantees together, each partition weir may cap at its entitlement (capped, or batch while policy.suppressBatchAfterCycles > 0) counted at least the kernel's ${floor}m quota floor, must fit in the capacity (${capacity}m) (rule: sum-min-with-quota-floor-le-capacity): got ${withFloors}m`,
     );
 }
 
