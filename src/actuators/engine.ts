@@ -3,6 +3,7 @@
 // classification are the same code for all of them. Pure: the port does the I/O.
 
 import { abilitiesOf, type CpuFileFormat } from "../cgroup/formats.ts";
+import { DEFAULT_PERIOD_USEC, quotaFloorCpuMillis } from "../cgroup/values.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { ApplyResult, Directive, PartitionId } from "../core/model.ts";
@@ -137,6 +138,14 @@ export class FileSetActuator implements PartitionActuator {
   /** What the files hold as far as this actuator knows (found at open plus its own writes). */
   current(): Record<string, string> {
     return { ...this.cache };
+  }
+
+  /** The kernel's quota floor at the period the cgroup holds (weir never changes the period). */
+  quotaFloorCpuMillis(): number {
+    const period = this.o.format.describe(this.cache).periodUsec;
+    return quotaFloorCpuMillis(
+      Number.isFinite(period) && period > 0 ? period : DEFAULT_PERIOD_USEC,
+    );
   }
 
   /**

@@ -157,3 +157,16 @@ describe("recording backend", () => {
     expect(w.at(-1)?.seq).toBe(25);
   });
 });
+
+describe("quota floor", () => {
+  it("is read from the period the cgroup holds", () => {
+    const r = new RecordingBackend();
+    r.create("fresh");
+    r.create("short", { "cpu.max": "max 50000" });
+    expect(r.open({ partition: "a", cgroup: "fresh" }).quotaFloorCpuMillis()).toBe(10);
+    expect(r.open({ partition: "b", cgroup: "short" }).quotaFloorCpuMillis()).toBe(20);
+    const v1 = new RecordingBackend({ format: v1Format });
+    v1.create("g", { "cpu.cfs_period_us": "200000" });
+    expect(v1.open({ partition: "g", cgroup: "g" }).quotaFloorCpuMillis()).toBe(5);
+  });
+});

@@ -1,6 +1,7 @@
 // Contract of an actuator (the "hypervisor" side): writes a partition's CPU allocation.
 // One file per backend; one contract suite (contract.ts) runs against every one.
 import type { ApplyResult, Directive, PartitionId } from "../core/model.ts";
+import type { CpuMillis } from "../core/units.ts";
 
 /** The values found before weir touched a partition, restored on orderly shutdown. */
 export interface AllocationSnapshot {
@@ -26,6 +27,11 @@ export interface PartitionActuator {
   close(): void;
   /** Write counters since open (every backend in src/actuators has them; tests and metrics read them). */
   stats?(): ActuatorStats;
+  /**
+   * The least cap the kernel enforces on this cgroup: its 1,000 us quota floor at the cgroup's
+   * period (10m at 100 ms). A cap below it is written as it.
+   */
+  quotaFloorCpuMillis?(): CpuMillis;
   /** What this partition's cgroup can express beyond a cap and a weight (found at open). */
   abilities?(): ActuatorAbilities;
 }

@@ -75,6 +75,11 @@ describe("createMetrics", () => {
     m.reportRejected("bad_mac");
     m.reportRejected("replay", 5);
     m.actuatorError("web", "WEIR_CGROUP_WRITE_FAILED");
+    m.cycleFailed("WEIR_CYCLE_FAILED");
+    m.cycleFailed("WEIR_CYCLE_FAILED");
+    expect(
+      await value(m.registry, "weir_cycle_failures_total", { code: "WEIR_CYCLE_FAILED" }),
+    ).toBe(2);
     expect(await value(m.registry, "weir_reports_rejected_total", { reason: "bad_mac" })).toBe(2);
     expect(await value(m.registry, "weir_reports_rejected_total", { reason: "replay" })).toBe(5);
     expect(

@@ -23,6 +23,8 @@ export interface WeirMetrics {
   attach(view: Pick<ManagerView, "subscribe">): () => void;
   /** Count a report the transport rejected (reason e.g. "bad_mac", "replay", "stale"). */
   reportRejected(reason: string, count?: number): void;
+  /** Count a cycle that failed as a whole (code e.g. "WEIR_CYCLE_FAILED"); its values were kept. */
+  cycleFailed(code: string): void;
   /** Count an actuator write that failed (code from the error catalogue, e.g. "WEIR_CGROUP_WRITE_FAILED"). */
   actuatorError(partition: string, code: string, count?: number): void;
 }
@@ -123,6 +125,12 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     labelNames: ["reason"] as const,
     registers,
   });
+  const cycleFailures = new Counter({
+    name: "weir_cycle_failures_total",
+    help: "Manager cycles that failed as a whole (policy, reports or a hook threw) and wrote nothing more, by error code.",
+    labelNames: ["code"] as const,
+    registers,
+  });
   const actuatorErrors = new Counter({
     name: "weir_actuator_errors_total",
     help: "Actuator writes that failed, by partition and error code.",
@@ -211,6 +219,7 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     observe,
     attach: (view) => view.subscribe(observe),
     reportRejected: (reason, count = 1) => rejected.inc({ reason }, increment(count)),
+    cycleFailed: (code) => cycleFailures.inc({ code }),
     actuatorError: (partition, code, count = 1) =>
       actuatorErrors.inc({ partition, code }, increment(count)),
   };

@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { Directive } from "../core/model.ts";
 import { v1Format, v2Format } from "./formats.ts";
-import { MIN_QUOTA_USEC, quotaUsecForCap, sharesToWeight, weightToShares } from "./values.ts";
+import {
+  MIN_QUOTA_USEC,
+  quotaFloorCpuMillis,
+  quotaUsecForCap,
+  sharesToWeight,
+  weightToShares,
+} from "./values.ts";
 
 const directive = (cpuMillis: number, weight: number): Directive => ({
   partition: "p",
@@ -174,5 +180,16 @@ describe("batch, burst and write order", () => {
     // entering the idle class: the weight is left out (the kernel refuses it: EINVAL)
     const idle = v1Format.desired(batch, v1Format.freshValues);
     expect(v1Format.plan(idle, v1Format.freshValues)).not.toContain("cpu.shares");
+  });
+});
+
+describe("quotaFloorCpuMillis", () => {
+  it("is the 1000 us minimum quota as millicores at the period", () => {
+    expect(quotaFloorCpuMillis(100_000)).toBe(10); // 1000 * 1000 / 100000
+    expect(quotaFloorCpuMillis(50_000)).toBe(20); // 1000 * 1000 / 50000
+    expect(quotaFloorCpuMillis(1000)).toBe(1000); // the shortest period: a whole CPU
+    expect(quotaFloorCpuMillis(300_000)).toBe(4); // 3.33 rounded up
+    // what quotaUsecForCap writes for a 0m cap is exactly the floor
+    expect(quotaUsecForCap(0, 100_000)).toBe((quotaFloorCpuMillis(100_000) * 100_000) / 1000);
   });
 });

@@ -1,9 +1,21 @@
 // The numbers cgroup CPU files hold: their ranges and defaults, the kernel's weight <-> shares
 // conversion, a cap as a CFS quota, a burst, and the parsers of `cpu.max` and a period. Pure.
-import { type CpuMillis, clamp, quotaUsecFromCpuMillis } from "../core/units.ts";
+import {
+  type CpuMillis,
+  clamp,
+  cpuMillisFromQuotaUsec,
+  quotaUsecFromCpuMillis,
+} from "../core/units.ts";
 
 /** The kernel refuses a CFS quota below 1 ms (EINVAL); caps below that are raised to it. */
 export const MIN_QUOTA_USEC = 1000;
+/**
+ * The least cap the kernel enforces at a period: MIN_QUOTA_USEC as millicores, rounded up.
+ * 100000 us -> 1000 * 1000 / 100000 = 10m; 50000 us -> 20m; 1000 us -> 1000m.
+ */
+export function quotaFloorCpuMillis(periodUsec: number): CpuMillis {
+  return Math.ceil(cpuMillisFromQuotaUsec(MIN_QUOTA_USEC, periodUsec));
+}
 /** Largest quota the kernel accepts: 2^44 - 1 us (kernel/sched/core.c max_cfs_runtime). */
 export const MAX_QUOTA_USEC = 2 ** 44 - 1;
 /** CFS period bounds (kernel: 1 ms .. 1 s); a period outside them is malformed. */

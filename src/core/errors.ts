@@ -16,6 +16,10 @@ export const ErrorCodes = {
   TESTBED: "WEIR_TESTBED",
   TRANSPORT: "WEIR_TRANSPORT",
   AGENT: "WEIR_AGENT",
+  /** A cycle threw something no partition's fault explains (policy, reports, a hook). */
+  CYCLE_FAILED: "WEIR_CYCLE_FAILED",
+  /** Too many cycles in a row failed: the manager stops (after restoring, as on SIGTERM). */
+  CYCLE_CRASH_LOOP: "WEIR_CYCLE_CRASH_LOOP",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

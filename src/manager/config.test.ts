@@ -11,6 +11,9 @@ import {
 import {
   capacityCpuMillis,
   checkCapacity,
+  checkCgroupPaths,
+  checkManagedCpus,
+  checkReserve,
   configJsonSchema,
   parseConfig,
   partitionSpecs,
@@ -119,6 +122,120 @@ describe("config", () => {
     expect(errorOf(() => checkCapacity(cfg, capacityCpuMillis(cfg, 2)))).toBe(
       "partitions[*].min: guarantees together must fit in the capacity (1000m) (rule: sum-min-le-capacity): got 1250m (the capacity is capacity.cpus minus capacity.reserve)",
     );
+  });
+
+  it("compares cgroup paths after normalisation: four spellings of one directory", () => {
+    const msg = errorOf(() =>
+      parseConfig({
+        partitions: ["weir/web", "/weir/web", "weir//web", "weir/./web"].map((cgroup, i) => ({
+          name: `p${i}`,
+          cgroup,
+          pid: 1,
+        })),
+      }),
+    );
+    for (const [i, raw] of [
+      [1, "/weir/web"],
+      [2, "weir//web"],
+      [3, "weir/./web"],
+    ] as const)
+      expect(msg).toContain(
+        `partitions[${i}].cgroup: must be unique: partitions[0].cgroup is the same directory ("weir/web") (rule: unique-cgroup): got "${raw}"`,
+      );
+    expect(msg).not.toContain("partitions[0].cgroup:");
+  });
+
+  it("rejects nested partitions, either order, and the root cgroup", () => {
+    expect(checkCgroupPaths(["weir", "weir/web"])).toEqual([
+      {
+        field: "cgroup",
+        rule: "nested-cgroup",
+        message: 'must not lie inside another partition\'s cgroup: partitions[0].cgroup is "weir"',
+        value: "weir/web",
+        index: 1,
+      },
+    ]);
+    expect(checkCgroupPaths(["/weir/web/", "weir"])).toEqual([
+      {
+        field: "cgroup",
+        rule: "nested-cgroup",
+        message: 'must not contain another partition\'s cgroup: partitions[0].cgroup is "weir/web"',
+        value: "weir",
+        index: 1,
+      },
+    ]);
+    // siblings sharing a prefix are not nested: "weir/web" vs "weir/webapp"
+    expect(checkCgroupPaths(["weir/web", "weir/webapp", "other"])).toEqual([]);
+    expect(checkCgroupPaths(["/"])).toEqual([
+      {
+        field: "cgroup",
+        rule: "cgroup-below-root",
+        message: "must name a cgroup below the cgroup root, not the root itself",
+        value: "/",
+        index: 0,
+      },
+    ]);
+    expect(
+      errorOf(() =>
+        parseConfig({
+          partitions: [
+            { name: "all", cgroup: "weir", pid: 1 },
+            { name: "web", cgroup: "weir/web", pid: 1 },
+          ],
+        }),
+      ),
+    ).toBe(
+      'config is invalid:\n  partitions[1].cgroup: must not lie inside another partition\'s cgroup: partitions[0].cgroup is "weir" (rule: nested-cgroup): got "weir/web"',
+    );
+  });
+
+  it("rejects a reserve of all the managed CPUs or more", () => {
+    // 2 CPUs = 2000m; a reserve of 2000m leaves a capacity of 0
+    expect(checkReserve(2000, 2000)).toEqual({
+      field: "capacity.reserve",
+      rule: "reserve-lt-cpus",
+      message: "must be below the managed CPUs (2000m)",
+      value: 2000,
+    });
+    expect(checkReserve(2000, 1999)).toBeNull();
+    expect(
+      errorOf(() => parseConfig({ ...minimal, capacity: { cpus: 2, reserve: "2500m" } })),
+    ).toBe(
+      'config is invalid:\n  capacity.reserve: must be below the managed CPUs (2000m) (rule: reserve-lt-cpus): got "2500m"',
+    );
+    // "auto": known at run time, from the online CPUs (4 → 4000m)
+    const auto = parseConfig({ ...minimal, capacity: { reserve: 4 } });
+    expect(errorOf(() => checkManagedCpus(auto, 4))).toBe(
+      'capacity.reserve: must be below the managed CPUs (4000m) (rule: reserve-lt-cpus): got 4000m (capacity.cpus is "auto": 4 online CPUs)',
+    );
+    expect(() => checkManagedCpus(auto, 5)).not.toThrow();
+  });
+
+  it("counts the kernel's quota floor of capped and batch partitions in the guarantees", () => {
+    const cfg = parseConfig({
+      capacity: { cpus: 0.1 },
+      partitions: [
+        { name: "web", cgroup: "web", pid: 1, min: "90m", capped: true },
+        { name: "a", cgroup: "a", pid: 1, capped: true },
+        { name: "job", cgroup: "job", kind: "batch" },
+      ],
+    });
+    // 90m + 10m (a: capped, min 0 -> floor) + 10m (job: batch, may be capped) = 110m > 100m
+    expect(errorOf(() => checkCapacity(cfg, capacityCpuMillis(cfg, 2)))).toBe(
+      "partitions[*].min: guarantees together, each partition weir may cap at its entitlement (capped, or batch while policy.suppressBatchAfterCycles > 0) counted at least the kernel's 10m quota floor, must fit in the capacity (100m) (rule: sum-min-with-quota-floor-le-capacity): got 110m",
+    );
+    // without batch suppression batch is never capped at its entitlement: 90 + 10 = 100m fits
+    const noSuppress = parseConfig({
+      ...cfg,
+      capacity: { cpus: 0.1 },
+      policy: { suppressBatchAfterCycles: 0 },
+      partitions: [
+        { name: "web", cgroup: "web", pid: 1, min: "90m", capped: true },
+        { name: "a", cgroup: "a", pid: 1, capped: true },
+        { name: "job", cgroup: "job", kind: "batch" },
+      ],
+    });
+    expect(() => checkCapacity(noSuppress, capacityCpuMillis(noSuppress, 2))).not.toThrow();
   });
 
   it("reports YAML syntax errors with a line", () => {

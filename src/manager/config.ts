@@ -2,9 +2,12 @@
 // Errors name the field, the rule and the bad value (see formatConfigIssues). Policy knobs come
 // from their declaration (src/policy/knobs.ts), bounds are checked by src/core/bounds.ts.
 import { z } from "zod";
+import { normalizeCgroupPath } from "../cgroup/layout.ts";
+import { DEFAULT_PERIOD_USEC, quotaFloorCpuMillis } from "../cgroup/values.ts";
 import {
   type BoundField,
   type BoundsCandidate,
+  type BoundsIssue,
   checkPartitionBounds,
   checkRule,
   isChoiceRule,
@@ -24,6 +27,8 @@ import {
   type KnobSettings,
   POLICY_KNOBS,
 } from "../policy/knobs.ts";
+import { withQuotaFloor } from "../policy/rules.ts";
+import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES } from "./manager.ts";
 
 /** A CPU amount: a number of CPUs (0.5) or a Kubernetes-style millicore string ("500m"). */
 const cpuQuantity = z
@@ -211,7 +216,21 @@ export const configSchema = z
       .describe("restore the values weir found, or keep the last ones written"),
     stateFile: z.string().optional().describe("where weir keeps state to resume after a restart"),
     staleAfterMs: z.number().int().min(100).default(3000).describe("agent silence before decay"),
-    retryGoneMs: z.number().int().min(100).default(5000).describe("retry a vanished cgroup after"),
+    retryGoneMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(5000)
+      .describe("retry a vanished cgroup, or a partition's exited pid, after"),
+    maxConsecutiveCycleFailures: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES)
+      .describe(
+        "cycles in a row that may fail (keeping the last values written) before weir stops, restoring as on SIGTERM",
+      ),
     api: z
       .object({
         listen: hostPort.default("127.0.0.1:9470"),
@@ -258,7 +277,6 @@ export const configSchema = z
   .strict()
   .superRefine((cfg, ctx) => {
     const names = new Set<string>();
-    const cgroups = new Set<string>();
     cfg.partitions.forEach((p, i) => {
       if (names.has(p.name))
         ctx.addIssue({
@@ -267,13 +285,6 @@ export const configSchema = z
           message: "must be unique (rule: unique-name)",
         });
       names.add(p.name);
-      if (cgroups.has(p.cgroup))
-        ctx.addIssue({
-          code: "custom",
-          path: ["partitions", i, "cgroup"],
-          message: "must be unique: another partition already uses it (rule: unique-cgroup)",
-        });
-      cgroups.add(p.cgroup);
       if (p.kind === "network" && p.source !== "agent" && p.interfaces.length === 0 && !p.pid)
         ctx.addIssue({
           code: "custom",
@@ -288,6 +299,19 @@ export const configSchema = z
           message: `is required when source is "${p.source}" (rule: agent-key)`,
         });
     });
+    // one directory per partition, none inside another
+    for (const issue of checkCgroupPaths(cfg.partitions.map((p) => p.cgroup)))
+      ctx.addIssue({
+        code: "custom",
+        path: ["partitions", issue.index, "cgroup"],
+        message: withRule(issue),
+      });
+    // a reserve that leaves no capacity (capacity.cpus "auto" is checked at run time)
+    if (typeof cfg.capacity.cpus === "number") {
+      const issue = checkReserve(cpuMillisFromCores(cfg.capacity.cpus), cfg.capacity.reserve);
+      if (issue)
+        ctx.addIssue({ code: "custom", path: ["capacity", "reserve"], message: withRule(issue) });
+    }
     // min <= max (the capacity is not known yet); each field's own rule was checked above
     for (const issue of checkPartitionBounds(cfg.partitions.map(boundsOf), {
       capacityCpuMillis: null,
@@ -307,6 +331,74 @@ export const configSchema = z
         message: "is required when a partition's source is agent or both (rule: agent-transport)",
       });
   });
+
+/** A problem with one partition's `cgroup`: which partition, in the structured bounds style. */
+export interface CgroupPathIssue extends BoundsIssue {
+  index: number;
+}
+
+/**
+ * Check the partitions' cgroup paths together, after normalisation (`weir/web`, `/weir/web`,
+ * `weir//web` and `weir/./web` are one directory): each must name a cgroup below the root,
+ * no two may be the same directory, and none may lie inside another (a parent's cap would
+ * bound its child's, and its usage would count the child's twice). The later partition of a
+ * pair is blamed. `weir` + `weir/web` → partitions[1]: cgroup, nested-cgroup, "weir/web".
+ */
+export function checkCgroupPaths(paths: readonly string[]): CgroupPathIssue[] {
+  const issues: CgroupPathIssue[] = [];
+  const seen: Array<{ index: number; path: string }> = [];
+  paths.forEach((raw, index) => {
+    let path: string;
+    try {
+      path = normalizeCgroupPath(raw);
+    } catch {
+      return; // ".." is the field's own rule (cgroup-path), reported where it is parsed
+    }
+    const issue = (rule: string, message: string) =>
+      issues.push({ field: "cgroup", rule, message, value: raw, index });
+    if (path === "") {
+      issue("cgroup-below-root", "must name a cgroup below the cgroup root, not the root itself");
+      return;
+    }
+    const same = seen.find((o) => o.path === path);
+    const outer = seen.find((o) => path.startsWith(`${o.path}/`));
+    const inner = seen.find((o) => o.path.startsWith(`${path}/`));
+    if (same)
+      issue(
+        "unique-cgroup",
+        `must be unique: partitions[${same.index}].cgroup is the same directory ("${path}")`,
+      );
+    else if (outer)
+      issue(
+        "nested-cgroup",
+        `must not lie inside another partition's cgroup: partitions[${outer.index}].cgroup is "${outer.path}"`,
+      );
+    else if (inner)
+      issue(
+        "nested-cgroup",
+        `must not contain another partition's cgroup: partitions[${inner.index}].cgroup is "${inner.path}"`,
+      );
+    seen.push({ index, path });
+  });
+  return issues;
+}
+
+/**
+ * The reserve must leave capacity to share: below the managed CPUs. 2 CPUs with a 2000m
+ * reserve → reserve-lt-cpus, value 2000 (capacity 0 would pin everyone to the quota floor).
+ */
+export function checkReserve(
+  managedCpuMillis: CpuMillis,
+  reserveCpuMillis: CpuMillis,
+): BoundsIssue | null {
+  if (reserveCpuMillis < managedCpuMillis) return null;
+  return {
+    field: "capacity.reserve",
+    rule: "reserve-lt-cpus",
+    message: `must be below the managed CPUs (${managedCpuMillis}m)`,
+    value: reserveCpuMillis,
+  };
+}
 
 /** A partition's bounds under the names the spec uses, for checkPartitionBounds. */
 function boundsOf(p: {
@@ -381,10 +473,14 @@ export function parseConfig(raw: unknown, source = "config"): Config {
   return result.data;
 }
 
+/** Managed CPUs in millicores: capacity.cpus, or the online CPUs for "auto". */
+export function managedCpuMillis(cfg: Config, onlineCpus: number): CpuMillis {
+  return cpuMillisFromCores(cfg.capacity.cpus === "auto" ? onlineCpus : cfg.capacity.cpus);
+}
+
 /** Capacity in millicores: managed CPUs minus the reserve. */
 export function capacityCpuMillis(cfg: Config, onlineCpus: number): CpuMillis {
-  const cpus = cfg.capacity.cpus === "auto" ? onlineCpus : cfg.capacity.cpus;
-  return Math.max(0, cpuMillisFromCores(cpus) - cfg.capacity.reserve);
+  return Math.max(0, managedCpuMillis(cfg, onlineCpus) - cfg.capacity.reserve);
 }
 
 export function partitionSpecs(cfg: Config, capacity: CpuMillis): PartitionSpec[] {
@@ -403,7 +499,24 @@ export function partitionSpecs(cfg: Config, capacity: CpuMillis): PartitionSpec[
   });
 }
 
-/** Checks that need the capacity (known only at run time): guarantees must fit. */
+/**
+ * Checks that need the online CPUs (known only at run time): a reserve below the managed CPUs
+ * (capacity.cpus "auto"; a number is checked by parseConfig).
+ */
+export function checkManagedCpus(cfg: Config, onlineCpus: number): void {
+  const managed = managedCpuMillis(cfg, onlineCpus);
+  const issue = checkReserve(managed, cfg.capacity.reserve);
+  if (issue)
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `${issue.field}: ${issue.message} (rule: ${issue.rule}): got ${issue.value}m (capacity.cpus is ${JSON.stringify(cfg.capacity.cpus)}${cfg.capacity.cpus === "auto" ? `: ${onlineCpus} online CPUs` : ""})`,
+    );
+}
+
+/**
+ * Checks that need the capacity (known only at run time): guarantees must fit, counting the
+ * kernel's quota floor for the partitions weir may cap at their entitlement (withQuotaFloor).
+ */
 export function checkCapacity(cfg: Config, capacity: CpuMillis): void {
   // max is left out: a max above the capacity means "the capacity" (partitionSpecs clamps it)
   const issues = checkPartitionBounds(
@@ -419,6 +532,19 @@ export function checkCapacity(cfg: Config, capacity: CpuMillis): void {
             `${issue.index === undefined ? "partitions[*]" : `partitions[${issue.index}]`}.${configFieldOf(issue.field)}: ${issue.message} (rule: ${issue.rule}): got ${issue.value}m (the capacity is capacity.cpus minus capacity.reserve)`,
         )
         .join("\n  "),
+    );
+  // the caps the kernel enforces must fit too: a partition the policy may cap at its
+  // entitlement is guaranteed at least the quota floor (10m at a fresh cgroup's 100 ms period)
+  const floor = quotaFloorCpuMillis(DEFAULT_PERIOD_USEC);
+  const knobs = { suppressBatchAfterCycles: cfg.policy.suppressBatchAfterCycles };
+  const withFloors = partitionSpecs(cfg, capacity).reduce(
+    (sum, spec) => sum + withQuotaFloor(spec, floor, knobs).minCpuMillis,
+    0,
+  );
+  if (withFloors > capacity)
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `partitions[*].min: guarantees together, each partition weir may cap at its entitlement (capped, or batch while policy.suppressBatchAfterCycles > 0) counted at least the kernel's ${floor}m quota floor, must fit in the capacity (${capacity}m) (rule: sum-min-with-quota-floor-le-capacity): got ${withFloors}m`,
     );
 }
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { RecordingBackend } from "../actuators/recording.ts";
 import type { AllocationSnapshot, PartitionActuator } from "../actuators/types.ts";
+import { parseCpuMax } from "../cgroup/values.ts";
 import { BoundsError } from "../core/bounds.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
@@ -12,6 +14,7 @@ import type {
 } from "../core/model.ts";
 import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
+import { weirPolicy } from "../policy/weir.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { Manager, type PartitionWiring, type ThroughputFn } from "./manager.ts";
 
@@ -337,5 +340,395 @@ describe("Manager", () => {
         value: 0,
       },
     ]);
+  });
+});
+
+// A policy that runs linearPolicy but throws while `failing.on` is set (an injected fault).
+function faultyPolicy(failing: { on: boolean; steps: number }): Policy {
+  return {
+    ...linearPolicy,
+    step(input, state) {
+      failing.steps++;
+      if (failing.on) throw new TypeError("injected: cannot read properties of undefined");
+      return linearPolicy.step(input, state);
+    },
+  };
+}
+
+describe("Manager: a cycle that throws", () => {
+  it("is counted, writes nothing, keeps the policy's state, and stops the loop only after the bound", () => {
+    const clock = new Clock();
+    const writes: Array<[string, number]> = [];
+    const failing = { on: false, steps: 0 };
+    const errors: Array<[string, number]> = [];
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: faultyPolicy(failing),
+      knobs,
+      throughput,
+      maxConsecutiveCycleFailures: 3,
+      onCycleError: (err, consecutive) => errors.push([err.code, consecutive]),
+      partitions: [
+        {
+          spec: spec("a"),
+          source: "host",
+          openSensor: () => counterSensor(clock, { pps: 2000 }),
+          openActuator: () => memoryActuator("a", writes),
+        },
+      ],
+    });
+    expect(m.guardedCycle()?.cycle).toBe(1); // min: 100m
+    clock.t += 100;
+    expect(m.guardedCycle()?.partitions[0]?.directive?.cpuMillis).toBe(300); // 100 + 2000/10
+    failing.on = true;
+    for (let i = 0; i < 2; i++) {
+      clock.t += 100;
+      expect(m.guardedCycle()).toBeNull();
+    }
+    // two failed cycles: nothing written, no record, the values last written (300m) stay
+    expect(writes).toEqual([
+      ["a", 100],
+      ["a", 300],
+    ]);
+    expect(m.recentRecords().map((r) => r.cycle)).toEqual([1, 2]);
+    expect(errors).toEqual([
+      ["WEIR_CYCLE_FAILED", 1],
+      ["WEIR_CYCLE_FAILED", 2],
+    ]);
+    expect(m.cycleFailures()).toEqual({ total: 2, consecutive: 2 });
+    // one good cycle resets the run; the policy resumes from its last good state
+    failing.on = false;
+    clock.t += 100;
+    const r = m.guardedCycle();
+    expect(r?.cycle).toBe(3);
+    expect(r?.partitions[0]?.decision?.previousCpuMillis).toBe(300);
+    expect(m.cycleFailures()).toEqual({ total: 2, consecutive: 0 });
+    // three in a row reach the bound: CYCLE_CRASH_LOOP, naming the bound and the last cause
+    failing.on = true;
+    clock.t += 100;
+    expect(m.guardedCycle()).toBeNull();
+    clock.t += 100;
+    expect(m.guardedCycle()).toBeNull();
+    clock.t += 100;
+    let stopped: unknown;
+    try {
+      m.guardedCycle();
+    } catch (err) {
+      stopped = err;
+    }
+    expect(stopped).toBeInstanceOf(WeirError);
+    expect((stopped as WeirError).code).toBe("WEIR_CYCLE_CRASH_LOOP");
+    expect((stopped as WeirError).message).toBe(
+      "3 cycles in a row failed (maxConsecutiveCycleFailures: 3); last: WEIR_CYCLE_FAILED: injected: cannot read properties of undefined",
+    );
+    expect(m.cycleFailures()).toEqual({ total: 5, consecutive: 3 });
+    expect(writes).toHaveLength(2); // still only the two writes of the good cycles
+    // shutdown still restores what weir found
+    m.shutdown("restore");
+    expect(writes.at(-1)).toEqual(["a", -1]);
+  });
+
+  it("start() survives failed cycles and rejects with CYCLE_CRASH_LOOP at the bound", async () => {
+    const failing = { on: true, steps: 0 };
+    const m = new Manager({
+      now: () => performance.now(),
+      intervalMs: 1,
+      policy: faultyPolicy(failing),
+      knobs,
+      throughput,
+      maxConsecutiveCycleFailures: 4,
+      partitions: [
+        { spec: spec("a"), source: "host", openActuator: () => memoryActuator("a", []) },
+      ],
+    });
+    const ac = new AbortController();
+    await expect(m.start(ac.signal)).rejects.toMatchObject({ code: "WEIR_CYCLE_CRASH_LOOP" });
+    expect(failing.steps).toBe(4); // the loop ran 4 cycles, not 1
+  });
+
+  it("reports that throw fail the cycle before any write", () => {
+    const clock = new Clock();
+    const writes: Array<[string, number]> = [];
+    let broken = false;
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput,
+      reports: {
+        latest: () => {
+          if (broken) throw new RangeError("injected: offset out of range");
+          return new Map();
+        },
+      },
+      partitions: [
+        { spec: spec("a"), source: "host", openActuator: () => memoryActuator("a", writes) },
+      ],
+    });
+    m.guardedCycle();
+    m.updateBounds("a", { minCpuMillis: 200 });
+    broken = true;
+    expect(m.guardedCycle()).toBeNull();
+    expect(writes).toEqual([["a", 100]]); // the new 200m guarantee was not written
+    expect(m.cycleFailures()).toEqual({ total: 1, consecutive: 1 });
+  });
+
+  it("a throwing change hook does not stop the other partitions' writes; the cycle counts as failed", () => {
+    const clock = new Clock();
+    const writes: Array<[string, number]> = [];
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput,
+      onChange: (dec) => {
+        if (dec.partition === "a") throw new Error("injected: log stream closed");
+      },
+      partitions: ["a", "b"].map((id) => ({
+        spec: spec(id),
+        source: "host" as const,
+        openActuator: () => memoryActuator(id, writes),
+      })),
+    });
+    expect(m.guardedCycle()).toBeNull();
+    expect(writes).toEqual([
+      ["a", 100],
+      ["b", 100],
+    ]);
+    expect(m.recentRecords()).toHaveLength(1); // recorded, then counted
+    expect(m.cycleFailures()).toEqual({ total: 1, consecutive: 1 });
+    expect(() => m.runCycle()).not.toThrow(); // no change this time, so no hook call
+  });
+});
+
+describe("Manager: a partition whose sensor fails", () => {
+  it("a pid that exits: the cgroup is kept (restored at shutdown), the partition decays to its guarantee, the pid is retried", () => {
+    const clock = new Clock();
+    const writes: Array<[string, number]> = [];
+    const web: { pps: number; fail?: WeirError } = { pps: 3000 };
+    let pidAlive = true;
+    let sensorOpens = 0;
+    const statuses: string[] = [];
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput,
+      retryGoneMs: 1000,
+      onPartitionError: (_p, err, status, phase) => statuses.push(`${phase}:${err.code}:${status}`),
+      partitions: [
+        {
+          spec: spec("web", { minCpuMillis: 150 }),
+          source: "host",
+          openSensor: () => {
+            sensorOpens++;
+            if (!pidAlive)
+              throw new WeirError(ErrorCodes.PROCESS_GONE, "process 4242 is gone (comm: ENOENT)");
+            return counterSensor(clock, web);
+          },
+          openActuator: () => memoryActuator("web", writes),
+        },
+      ],
+    });
+    m.runCycle();
+    clock.t += 100;
+    // 3000 pps -> 150 + 300 = 450m
+    expect(m.runCycle().partitions[0]!.directive?.cpuMillis).toBe(450);
+    pidAlive = false;
+    web.fail = new WeirError(ErrorCodes.PROCESS_GONE, "process 4242 is gone (comm: ESRCH)");
+    clock.t += 100;
+    let r = m.runCycle();
+    // stale at once, held to its guarantee, never `gone`
+    expect(r.partitions[0]!.status).toBe("stale");
+    expect(r.partitions[0]!.error?.code).toBe("WEIR_PROCESS_GONE");
+    expect(r.partitions[0]!.directive?.cpuMillis).toBe(150);
+    expect(statuses).toEqual(["sample:WEIR_PROCESS_GONE:stale"]);
+    // no reopen before retryGoneMs; one after it (the pid is still gone: still stale)
+    clock.t += 500;
+    m.runCycle();
+    expect(sensorOpens).toBe(1);
+    clock.t += 500;
+    r = m.runCycle();
+    expect(sensorOpens).toBe(2);
+    expect(r.partitions[0]!.status).toBe("stale");
+    expect(r.partitions[0]!.directive?.cpuMillis).toBe(150);
+    // the pid appears again: managed again from the next retry
+    pidAlive = true;
+    delete web.fail;
+    clock.t += 1000;
+    r = m.runCycle();
+    expect(sensorOpens).toBe(3);
+    expect(r.partitions[0]!.status).toBe("ok");
+    expect(r.partitions[0]!.error).toBeUndefined();
+    expect(writes).toEqual([
+      ["web", 150],
+      ["web", 450],
+      ["web", 150],
+    ]);
+    // its actuator was never closed: shutdown restores the cgroup
+    expect(m.shutdown("restore")).toEqual([{ partition: "web", written: ["cap"] }]);
+    expect(writes.at(-1)).toEqual(["web", -1]);
+  });
+
+  it("a pid already gone at start keeps the cgroup open and the partition at its guarantee", () => {
+    const clock = new Clock();
+    const writes: Array<[string, number]> = [];
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput,
+      partitions: [
+        {
+          spec: spec("web", { minCpuMillis: 150 }),
+          source: "host",
+          openSensor: () => {
+            throw new WeirError(ErrorCodes.PROCESS_GONE, "process 4242 is gone (comm: ENOENT)");
+          },
+          openActuator: () => memoryActuator("web", writes),
+        },
+      ],
+    });
+    const r = m.runCycle();
+    expect(r.partitions[0]!.status).toBe("stale");
+    expect(r.partitions[0]!.directive?.cpuMillis).toBe(150);
+    expect(m.shutdown("restore")).toHaveLength(1);
+  });
+
+  it("host counters unreadable past staleAfterMs: decays to its guarantee like a silent agent", () => {
+    const clock = new Clock();
+    const writes: Array<[string, number]> = [];
+    const web: { pps: number; fail?: WeirError } = { pps: 3000 };
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput,
+      staleAfterMs: 500,
+      partitions: [
+        {
+          spec: spec("web", { minCpuMillis: 150, importance: 3 }),
+          source: "host",
+          openSensor: () => counterSensor(clock, web),
+          openActuator: () => memoryActuator("web", writes),
+        },
+      ],
+    });
+    m.runCycle();
+    clock.t += 100;
+    expect(m.runCycle().partitions[0]!.directive?.cpuMillis).toBe(450); // last good sample at t+100
+    web.fail = new WeirError(ErrorCodes.COUNTER_UNREADABLE, "cpu.stat: EIO", { retryable: true });
+    // within staleAfterMs: an error, the allocation held (450m)
+    clock.t += 500;
+    let r = m.runCycle();
+    expect(r.partitions[0]!.status).toBe("error");
+    expect(r.partitions[0]!.directive?.cpuMillis).toBe(450);
+    // 600 ms > 500 ms since the last sample: stale, held to the 150m guarantee
+    clock.t += 100;
+    r = m.runCycle();
+    expect(r.partitions[0]!.status).toBe("stale");
+    expect(r.partitions[0]!.error?.code).toBe("WEIR_COUNTER_UNREADABLE");
+    expect(r.partitions[0]!.directive?.cpuMillis).toBe(150);
+    // readable again: ok, and managed at once (the rate since the last good sample: 3000 pps)
+    delete web.fail;
+    clock.t += 100;
+    r = m.runCycle();
+    expect(r.partitions[0]!.status).toBe("ok");
+    expect(r.partitions[0]!.error).toBeUndefined();
+    expect(writes).toEqual([
+      ["web", 150],
+      ["web", 450],
+      ["web", 150],
+      ["web", 450],
+    ]);
+  });
+
+  it("a `both` partition is stale only when its host counters and its agent are both silent", () => {
+    const clock = new Clock();
+    const host: { pps: number; fail?: WeirError } = { pps: 1000 };
+    let reading: AgentReadingForTest | undefined;
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput,
+      staleAfterMs: 500,
+      reports: { latest: () => new Map(reading ? [["vm", reading]] : []) },
+      partitions: [
+        {
+          spec: spec("vm", { minCpuMillis: 150 }),
+          source: "both",
+          openSensor: () => counterSensor(clock, host),
+          openActuator: () => memoryActuator("vm", []),
+        },
+      ],
+    });
+    m.runCycle();
+    host.fail = new WeirError(ErrorCodes.COUNTER_UNREADABLE, "cpu.stat: EIO", { retryable: true });
+    clock.t += 1000;
+    // host silent 1000 ms, agent never heard: stale
+    expect(m.runCycle().partitions[0]!.status).toBe("stale");
+    reading = { sample: zeroSample(clock.t), receivedAtMs: clock.t };
+    clock.t += 100;
+    // the agent spoke 100 ms ago: not stale, though the host is still silent
+    expect(m.runCycle().partitions[0]!.status).not.toBe("stale");
+  });
+});
+
+type AgentReadingForTest = { sample: CounterSample; receivedAtMs: number };
+const zeroSample = (atMs: number): CounterSample => ({
+  atMs,
+  offeredPackets: 0,
+  servedPackets: 0,
+  droppedPackets: 0,
+  cpuUsageNs: 0,
+  nrPeriods: 0,
+  nrThrottled: 0,
+  throttledNs: 0,
+});
+
+describe("Manager: caps the kernel enforces", () => {
+  it("count the 1,000 us quota floor: capped partitions' caps sum to at most the capacity", () => {
+    // Capacity 100m, three capped partitions on cgroups with the default 100000 us period
+    // (floor 1000 us = 10m): web (min 80m) and two idle ones (min 0m). Without the floor in
+    // the accounting weir granted 86m + 6m + 6m and the kernel enforced 86 + 10 + 10 = 106m.
+    const rec = new RecordingBackend();
+    const ids = ["web", "a", "b"];
+    for (const id of ids) rec.create(id);
+    const m = new Manager({
+      now: () => 1_000_000,
+      intervalMs: 100,
+      policy: weirPolicy,
+      knobs: defaultPolicyKnobs(100),
+      throughput,
+      partitions: ids.map((id) => ({
+        spec: spec(id, { minCpuMillis: id === "web" ? 80 : 0, maxCpuMillis: 100, capped: true }),
+        source: "host" as const,
+        openActuator: () => rec.open({ partition: id, cgroup: id }),
+      })),
+    });
+    const r = m.runCycle();
+    // the idle ones are guaranteed the floor (10m), web gets the rest of the capacity: 80m
+    expect(r.partitions.map((p) => [p.id, p.directive?.capCpuMillis])).toEqual([
+      ["web", 80],
+      ["a", 10],
+      ["b", 10],
+    ]);
+    // what the kernel holds: 8000 + 1000 + 1000 us per 100000 us = 80m + 10m + 10m = 100m
+    const enforcedCpuMillis = ids.map((id) => {
+      const max = parseCpuMax(rec.files(id)?.["cpu.max"])!;
+      return ((max.quotaUsec ?? Number.NaN) * 1000) / max.periodUsec;
+    });
+    expect(enforcedCpuMillis).toEqual([80, 10, 10]);
+    expect(enforcedCpuMillis.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(100);
+    // the guarantee shown to readers is still the configured one
+    expect(m.specs().map((s) => s.minCpuMillis)).toEqual([80, 0, 0]);
   });
 });

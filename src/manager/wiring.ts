@@ -15,6 +15,7 @@ import {
   type Config,
   capacityCpuMillis,
   checkCapacity,
+  checkManagedCpus,
   type PartitionConfig,
   partitionSpecs,
   redactConfig,
@@ -49,6 +50,7 @@ export interface WiringHooks {
   crossCheck?: CrossCheckFn;
   onChange?: (decision: Decision, directive: Directive) => void;
   onPartitionError?: ManagerOptions["onPartitionError"];
+  onCycleError?: ManagerOptions["onCycleError"];
   /** Override the actuator backend (tests, simulator). */
   backend?: ActuatorBackend;
 }
@@ -61,6 +63,7 @@ export interface Wired {
 }
 
 export function buildManager(cfg: Config, hooks: WiringHooks = {}): Wired {
+  checkManagedCpus(cfg, os.availableParallelism());
   const capacity = capacityCpuMillis(cfg, os.availableParallelism());
   checkCapacity(cfg, capacity);
   const now = hooks.now ?? (() => performance.timeOrigin + performance.now());
@@ -95,12 +98,14 @@ export function buildManager(cfg: Config, hooks: WiringHooks = {}): Wired {
     hostCpu: { open: () => new HeldHostCpu(roots.procfs), use: hostCpuFromSamples },
     staleAfterMs: cfg.staleAfterMs,
     retryGoneMs: cfg.retryGoneMs,
+    maxConsecutiveCycleFailures: cfg.maxConsecutiveCycleFailures,
     redactedConfig: () => redactConfig(cfg),
     ...(resume ? { resume } : {}),
     ...(hooks.reports ? { reports: hooks.reports } : {}),
     ...(hooks.crossCheck ? { crossCheck: hooks.crossCheck } : {}),
     ...(hooks.onChange ? { onChange: hooks.onChange } : {}),
     ...(hooks.onPartitionError ? { onPartitionError: hooks.onPartitionError } : {}),
+    ...(hooks.onCycleError ? { onCycleError: hooks.onCycleError } : {}),
   });
   return {
     manager,

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { goalBase, IMPORTANCE_WEIGHT_RATIO, weightDivisors, weightForAllocation } from "./rules.ts";
+import {
+  goalBase,
+  IMPORTANCE_WEIGHT_RATIO,
+  mayCapAtEntitlement,
+  weightDivisors,
+  weightForAllocation,
+  withQuotaFloor,
+} from "./rules.ts";
 import { spec } from "./test-fixtures.ts";
 
 describe("importance in the weights", () => {
@@ -34,5 +41,25 @@ describe("importance in the weights", () => {
     expect(goalBase(1324, 850, 1700, 4)).toBeCloseTo(900.32, 2);
     // no weight yet: the last entitlement
     expect(goalBase(Number.NaN, 850, 1700, 4)).toBe(850);
+  });
+});
+
+describe("the kernel's quota floor in the guarantee", () => {
+  const on = { suppressBatchAfterCycles: 10 };
+  const off = { suppressBatchAfterCycles: 0 };
+  it("raises the guarantee of a partition capped at its entitlement to the floor", () => {
+    // capped, min 0, floor 10m (1000 us at a 100000 us period) -> min 10m
+    expect(withQuotaFloor(spec("c", { capped: true }), 10, on).minCpuMillis).toBe(10);
+    // a guarantee above the floor stays
+    expect(
+      withQuotaFloor(spec("c", { capped: true, minCpuMillis: 250 }), 10, on).minCpuMillis,
+    ).toBe(250);
+    // batch may be capped at its entitlement only while suppression is on
+    expect(withQuotaFloor(spec("b", { kind: "batch" }), 20, on).minCpuMillis).toBe(20);
+    expect(withQuotaFloor(spec("b", { kind: "batch" }), 20, off).minCpuMillis).toBe(0);
+    // an uncapped network partition is capped at most at its max: unchanged (same object)
+    const net = spec("n", { maxCpuMillis: 5 });
+    expect(withQuotaFloor(net, 10, on)).toBe(net);
+    expect(mayCapAtEntitlement(net, on)).toBe(false);
   });
 });

@@ -1,6 +1,7 @@
 // Small per-partition rules shared by the step and by the explanation that re-derives a
 // decision's reasons later, so both always agree. Pure.
 import type { PartitionSpec } from "../core/model.ts";
+import type { PolicyKnobs } from "./types.ts";
 
 /** Where a partition's demand came from this cycle. */
 export type DemandSource = "network" | "batch" | "held" | "unseen";
@@ -10,6 +11,33 @@ export const Source = { network: 0, batch: 1, held: 2, unseen: 3 } as const;
 
 /** Guarantee in whole millicores (rounded up, never negative). */
 export const minOf = (spec: PartitionSpec): number => Math.max(0, Math.ceil(spec.minCpuMillis));
+
+/**
+ * Whether the step may cap a partition at its entitlement: `capped`, or batch while batch
+ * suppression is on (suppressBatchAfterCycles > 0). Other caps are a configured max: a limit,
+ * not a share of the capacity.
+ */
+export const mayCapAtEntitlement = (
+  spec: PartitionSpec,
+  knobs: Pick<PolicyKnobs, "suppressBatchAfterCycles">,
+): boolean => spec.capped === true || (spec.kind === "batch" && knobs.suppressBatchAfterCycles > 0);
+
+/**
+ * The spec the step should see for a partition whose cgroup's quota floor is
+ * `quotaFloorCpuMillis`: one it may cap at its entitlement gets at least the floor as its
+ * guarantee. The kernel writes a smaller cap as the floor (a 0m entitlement as 1,000 us per
+ * 100 ms = 10m), so without this the caps in force could sum above the capacity; with it the
+ * entitlements, which sum to at most the capacity, are what the kernel enforces (as long as
+ * the guarantees and floors together fit: else the least important tier is scaled).
+ */
+export function withQuotaFloor(
+  spec: PartitionSpec,
+  quotaFloorCpuMillis: number,
+  knobs: Pick<PolicyKnobs, "suppressBatchAfterCycles">,
+): PartitionSpec {
+  if (!(quotaFloorCpuMillis > spec.minCpuMillis) || !mayCapAtEntitlement(spec, knobs)) return spec;
+  return { ...spec, minCpuMillis: quotaFloorCpuMillis };
+}
 
 /** Limit in whole millicores (rounded down, never below the guarantee). */
 export const maxOf = (spec: PartitionSpec): number =>

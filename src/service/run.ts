@@ -64,6 +64,14 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       );
       o.hooks?.onPartitionError?.(p, err, status, phase);
     },
+    onCycleError: (err, consecutive) => {
+      metrics.cycleFailed(err.code);
+      logger.error(
+        { code: err.code, consecutive, max: cfg.maxConsecutiveCycleFailures },
+        `cycle failed (${consecutive} in a row, stopping at ${cfg.maxConsecutiveCycleFailures}); the values last written stay: ${err.code}: ${err.message}`,
+      );
+      o.hooks?.onCycleError?.(err, consecutive);
+    },
   });
   const { manager } = wired;
   logger.info(

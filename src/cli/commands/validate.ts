@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import {
   capacityCpuMillis,
   checkCapacity,
+  checkManagedCpus,
   configJsonSchema,
   partitionSpecs,
 } from "../../manager/config.ts";
@@ -18,6 +19,7 @@ export function register(program: Command): void {
     .option("--json", "print the effective config (defaults filled in) as JSON")
     .action((opts: { config: string; json?: boolean }) => {
       const cfg = loadConfigFile(opts.config);
+      checkManagedCpus(cfg, os.availableParallelism());
       const capacity = capacityCpuMillis(cfg, os.availableParallelism());
       checkCapacity(cfg, capacity);
       const specs = partitionSpecs(cfg, capacity);
