@@ -21,6 +21,7 @@ import type {
   Throughput,
   WeirErrorInfo,
 } from "../core/model.ts";
+import { packageFileUrl } from "../core/package-files.ts";
 import type { ManagerView, PartitionBoundsChange, PartitionMechanisms } from "../manager/view.ts";
 import { createMetrics } from "./metrics.ts";
 
@@ -47,8 +48,8 @@ export type ValidationIssue = BoundsIssue;
 export const DEFAULT_CYCLES_LIMIT = 60;
 export const MAX_CYCLES_LIMIT = 1000;
 
-const here = dirname(fileURLToPath(import.meta.url));
-export const defaultDashboardDir = join(here, "..", "..", "dashboard");
+/** dashboard/ at the package root, from the sources and from dist/ alike. */
+export const defaultDashboardDir = fileURLToPath(packageFileUrl("dashboard"));
 export const defaultUplotDir = (): string =>
   dirname(createRequire(import.meta.url).resolve("uplot"));
 
