@@ -54,6 +54,9 @@ export type CrossCheckFn = (host: Throughput, agent: Throughput) => Throughput;
 /** Where a partition's failure happened. */
 export type FailurePhase = "open" | "sample" | "apply";
 
+/** Cycle records the manager keeps for readers (API, dashboard) unless told otherwise. */
+export const DEFAULT_HISTORY_SIZE = 600;
+
 export interface ManagerOptions {
   now: () => number;
   /** Clock for phase timings in records (default `now`; the simulator passes a real one). */
@@ -71,7 +74,7 @@ export interface ManagerOptions {
   staleAfterMs?: number;
   /** How long a gone partition waits before it is tried again. */
   retryGoneMs?: number;
-  /** Records kept for readers. */
+  /** Records kept for readers (default DEFAULT_HISTORY_SIZE). */
   historySize?: number;
   /** State from a previous run (state file). */
   resume?: { policyState?: PolicyState; found?: Record<PartitionId, AllocationSnapshot> };
@@ -305,7 +308,7 @@ export class Manager implements ManagerView {
       },
     };
     this.history.push(record);
-    if (this.history.length > (this.opts.historySize ?? 600)) this.history.shift();
+    if (this.history.length > (this.opts.historySize ?? DEFAULT_HISTORY_SIZE)) this.history.shift();
     for (const l of this.listeners) {
       try {
         l(record);
