@@ -1,74 +1,242 @@
-// Overhead of the real manager on real cgroups: weir's manager loop (src/service/run.ts, as
-// `weir run` runs it: sensors on held fds, weir's policy, the cgroup v1 actuator, metrics)
-// managing 100 real cgroup v1 partitions at 10 cycles/s for ~20 s. Its CPU share and memory
-// come from the kernel: /proc/self/stat (utime + stime) and /proc/self/status (VmRSS, VmHWM).
-// The measurement runs in a fresh child process, so nothing another benchmark loaded counts.
-// Needs root and cgroup v1 (cpu + cpuacct). Creates /sys/fs/cgroup/{cpu,cpuacct}/weirb-<pid>-NNN
-// and removes them afterwards, also on SIGINT/SIGTERM.
-// Run: weir bench overhead [--quick]   or   npx tsx bench/overhead.ts [--json] [--quick]
-import { execFileSync, spawn } from "node:child_process";
+// Overhead of `weir run` as it ships: the package's bin (bin/weir.js) running `weir run` on 100
+// real idle cgroup v1 partitions at 10 cycles/s, HTTP API and metrics on, as a deployment runs
+// it. Two runtimes, interleaved per repetition: the compiled JavaScript in dist/ (what the bin
+// runs when dist/ is current) and the TypeScript sources through tsx (WEIR_FROM_SOURCE=1, what
+// the bin ran before there was a build). Each run is a fresh process measured from outside:
+// CPU from /proc/<pid>/stat (utime + stime) over a window after a warm-up, VmRSS and VmHWM from
+// /proc/<pid>/status at the window's end, cycle time from its own weir_cycle_duration_seconds.
+// Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`). Creates
+// /sys/fs/cgroup/{cpu,cpuacct}/weirb-<pid>-NNN and removes them afterwards, also on
+// SIGINT/SIGTERM.
+// Run: weir bench overhead [--quick] [--reps N]
+//  or: npx tsx bench/overhead.ts [--json] [--quick] [--reps N]
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ErrorCodes, WeirError } from "../src/core/errors.ts";
+import { packageFileUrl } from "../src/core/package-files.ts";
+import { DEFAULT_HISTORY_SIZE } from "../src/manager/manager.ts";
+import { fmtStats, stats } from "./conservation-real.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import { isMain, runStandalone } from "./harness.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
 const PARTITIONS = 100;
 const INTERVAL_MS = 100;
+const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
+/**
+ * Warm-up before the window: until the manager's cycle history is full (600 records at 10 Hz:
+ * 60 s) and 5 s more, so VmRSS is the steady state's (after 23 s it was ~25 MB lower here).
+ */
+const WARMUP_MS = DEFAULT_HISTORY_SIZE * INTERVAL_MS + 5000;
+/** The line bin/weir.js prints when it falls back to the sources. */
+const FALLBACK_NOTICE = "running the TypeScript sources through tsx";
 
-export interface OverheadMeasurement {
-  partitions: number;
-  intervalMs: number;
+/** How the bin runs weir: dist/'s JavaScript, or the sources through tsx. */
+export type Runtime = "compiled" | "tsx";
+export const RUNTIMES: readonly Runtime[] = ["compiled", "tsx"];
+
+export interface OverheadRun {
+  runtime: Runtime;
+  /** Spawn to the first answer of its HTTP API. */
+  startupMs: number;
   measuredSeconds: number;
-  cycles: number;
   cpuSeconds: number;
   /** CPU time ÷ wall time over the measured window (0.01 = 1 % of one core). */
   cpuShareOfOneCore: number;
   rssMb: number;
   peakRssMb: number;
-  /** VmRSS of the child before weir's modules were loaded (node + tsx alone). */
-  baselineRssMb: number;
+  cycles: number;
   cycleMsMean: number;
-  cycleMsP99: number;
-  writes: number;
-  clockTicksPerSec: number;
 }
 
-/** utime + stime of this process, in clock ticks (fields 14 and 15 of /proc/self/stat). */
-export function procSelfCpuTicks(stat = fs.readFileSync("/proc/self/stat", "utf8")): number {
+/** utime + stime in clock ticks, from the text of /proc/<pid>/stat (fields 14 and 15). */
+export function parseProcCpuTicks(stat: string): number {
   // The command name (field 2) may contain spaces; fields after it follow the last ')'.
   const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // rest[0] is field 3 (state), so field n is rest[n - 3].
   return Number(rest[14 - 3]) + Number(rest[15 - 3]);
 }
 
-/** VmRSS and VmHWM (peak) in MB from /proc/self/status. */
-export function procSelfMemoryMb(status = fs.readFileSync("/proc/self/status", "utf8")): {
-  rssMb: number;
-  peakRssMb: number;
-} {
+/** VmRSS and VmHWM (peak) in MB, from the text of /proc/<pid>/status. */
+export function parseProcMemoryMb(status: string): { rssMb: number; peakRssMb: number } {
   const kb = (key: string) =>
     Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
   return { rssMb: kb("VmRSS") / 1024, peakRssMb: kb("VmHWM") / 1024 };
 }
 
-const percentile = (xs: number[], p: number): number => {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
-};
+/** A histogram's `_sum` and `_count` from Prometheus text (NaN where absent). */
+export function parseHistogramTotals(
+  metricsText: string,
+  name: string,
+): { sum: number; count: number } {
+  const value = (suffix: string) =>
+    Number(
+      new RegExp(`^${name}${suffix}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(metricsText)?.[1] ??
+        Number.NaN,
+    );
+  return { sum: value("_sum"), count: value("_count") };
+}
 
-/** The child: make the cgroups, run the manager, measure itself, clean up, print JSON. */
-async function child(seconds: number): Promise<void> {
-  const baselineRssMb = procSelfMemoryMb().rssMb;
+const readCpuTicks = (pid: number) =>
+  parseProcCpuTicks(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+const readMemoryMb = (pid: number) =>
+  parseProcMemoryMb(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A TCP port nobody listens on now (bound, then released). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The config `weir run` gets: 100 partitions on the bench's cgroups, lo's packet counters. */
+export function overheadConfigYaml(cgroups: readonly string[], port: number): string {
+  return [
+    `intervalMs: ${INTERVAL_MS}`,
+    "onShutdown: restore",
+    "api:",
+    `  listen: 127.0.0.1:${port}`,
+    "partitions:",
+    ...cgroups.flatMap((cg, i) => [
+      `  - name: p${String(i).padStart(3, "0")}`,
+      `    cgroup: ${cg}`,
+      // Real sysfs packet counters on every partition (the same files a veth has).
+      "    interfaces: [lo]",
+    ]),
+    "",
+  ].join("\n");
+}
+
+/** One `weir run` from the bin: start, warm up, measure, stop (SIGTERM, values restored). */
+async function measureRun(
+  runtime: Runtime,
+  configFile: string,
+  port: number,
+  timing: { warmupMs: number; measureMs: number },
+  progress: (f: number) => void,
+): Promise<OverheadRun> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (runtime === "tsx") env.WEIR_FROM_SOURCE = "1";
+  else delete env.WEIR_FROM_SOURCE;
+  const t0 = performance.now();
+  const child: ChildProcess = spawn(process.execPath, [BIN, "run", "-c", configFile], {
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  let exitCode: number | null | undefined;
+  void exited.then((c) => {
+    exitCode = c;
+  });
+  const fail = (what: string) =>
+    new Error(
+      `bench overhead (${runtime}): ${what}: ${stderr.trim().split("\n").slice(-3).join(" | ")}`,
+    );
+  const metrics = async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    if (!res.ok) throw fail(`GET /metrics answered ${res.status}`);
+    return parseHistogramTotals(await res.text(), "weir_cycle_duration_seconds");
+  };
+  try {
+    let startupMs = Number.NaN;
+    for (let i = 0; Number.isNaN(startupMs); i++) {
+      if (exitCode !== undefined) throw fail(`weir run exited ${exitCode} before its API answered`);
+      if (i > 600) throw fail("its API did not answer within 30 s");
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+        if (res.ok) startupMs = performance.now() - t0;
+      } catch {
+        await sleep(50);
+      }
+    }
+    if (runtime === "compiled" && stderr.includes(FALLBACK_NOTICE))
+      throw fail("the bin ran the sources, not dist/ (run `npm run build` first)");
+    await sleep(timing.warmupMs);
+    const pid = child.pid!;
+    const m0 = await metrics();
+    const ticks0 = readCpuTicks(pid);
+    const w0 = performance.now();
+    for (let i = 1; i <= 10; i++) {
+      await sleep(timing.measureMs / 10);
+      progress(i / 10);
+    }
+    const ticks1 = readCpuTicks(pid);
+    const wallSec = (performance.now() - w0) / 1000;
+    const mem = readMemoryMb(pid);
+    const m1 = await metrics();
+    const hz = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    const cpuSeconds = (ticks1 - ticks0) / hz;
+    const cycles = m1.count - m0.count;
+    child.kill("SIGTERM");
+    const code = await exited;
+    if (code !== 0) throw fail(`weir run exited ${code} on SIGTERM`);
+    return {
+      runtime,
+      startupMs,
+      measuredSeconds: wallSec,
+      cpuSeconds,
+      cpuShareOfOneCore: cpuSeconds / wallSec,
+      rssMb: mem.rssMb,
+      peakRssMb: mem.peakRssMb,
+      cycles,
+      cycleMsMean: ((m1.sum - m0.sum) / Math.max(1, cycles)) * 1000,
+    };
+  } finally {
+    if (exitCode === undefined) {
+      child.kill("SIGTERM");
+      await Promise.race([exited, sleep(5000)]);
+      if (exitCode === undefined) child.kill("SIGKILL");
+    }
+  }
+}
+
+/** VmRSS of a node process that loads nothing, for scale. */
+async function bareNodeRssMb(): Promise<number> {
+  const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], {
+    stdio: "ignore",
+  });
+  await sleep(1000);
+  const { rssMb } = readMemoryMb(child.pid!);
+  child.kill("SIGKILL");
+  return rssMb;
+}
+
+/** Make the cgroups, run every repetition (runtimes interleaved), remove the cgroups. */
+export async function measureOverhead(
+  opts: { reps: number; warmupMs: number; measureMs: number },
+  progress: (f: number, label: string) => void,
+): Promise<{ runs: OverheadRun[]; bareNodeRssMb: number }> {
+  if (process.getuid?.() !== 0)
+    throw new WeirError(ErrorCodes.NOT_ROOT, "bench overhead: needs root (it makes 100 cgroups)");
+  if (
+    !fs.existsSync(path.join(CGROUPFS, "cpu", "cgroup.procs")) ||
+    !fs.existsSync(path.join(CGROUPFS, "cpuacct"))
+  )
+    throw new WeirError(
+      ErrorCodes.TESTBED,
+      `bench overhead: needs cgroup v1 cpu and cpuacct under ${CGROUPFS}`,
+    );
   const prefix = `weirb-${process.pid}`;
-  const names = Array.from(
+  const cgroups = Array.from(
     { length: PARTITIONS },
     (_, i) => `${prefix}-${String(i).padStart(3, "0")}`,
   );
   const made: string[] = [];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
   const cleanup = () => {
     for (const dir of made.splice(0).reverse()) {
       try {
@@ -77,6 +245,7 @@ async function child(seconds: number): Promise<void> {
         // already gone
       }
     }
+    fs.rmSync(tmp, { recursive: true, force: true });
   };
   const onSignal = () => {
     cleanup();
@@ -85,182 +254,162 @@ async function child(seconds: number): Promise<void> {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    for (const n of names)
+    for (const n of cgroups)
       for (const h of ["cpu", "cpuacct"]) {
         const dir = path.join(CGROUPFS, h, n);
         fs.mkdirSync(dir);
         made.push(dir);
       }
-    const { parseConfig } = await import("../src/manager/config.ts");
-    const { startManager } = await import("../src/service/run.ts");
-    const { default: pino } = await import("pino");
-    const cfg = parseConfig({
-      intervalMs: INTERVAL_MS,
-      onShutdown: "restore",
-      partitions: names.map((n, i) => ({
-        name: `p${String(i).padStart(3, "0")}`,
-        cgroup: n,
-        // Real sysfs packet counters on every partition (the same files a veth has).
-        interfaces: ["lo"],
-      })),
-    });
-    const ac = new AbortController();
-    const cycleMs: number[] = [];
-    let writes = 0;
-    let measuring = false;
-    const running = await startManager({
-      cfg,
-      logger: pino({ level: "silent" }),
-      api: false,
-      signal: ac.signal,
-      onRecord: (r) => {
-        if (!measuring) return;
-        cycleMs.push(r.timingsMs.total);
-        for (const p of r.partitions) writes += p.written.length;
-      },
-    });
-    const warmupMs = seconds >= 20 ? 3000 : 2000;
-    await new Promise((r) => setTimeout(r, warmupMs));
-    process.stderr.write("progress 0.1\n");
-    measuring = true;
-    const ticks0 = procSelfCpuTicks();
-    const t0 = performance.now();
-    for (let i = 1; i <= 10; i++) {
-      await new Promise((r) => setTimeout(r, (seconds * 1000) / 10));
-      process.stderr.write(`progress ${(0.1 + 0.9 * (i / 10)).toFixed(2)}\n`);
+    const runs: OverheadRun[] = [];
+    const total = opts.reps * RUNTIMES.length;
+    for (let rep = 0; rep < opts.reps; rep++) {
+      // Interleaved, the order alternating, so drift on a shared machine hits both alike.
+      const order = rep % 2 === 0 ? RUNTIMES : [...RUNTIMES].reverse();
+      for (const runtime of order) {
+        const port = await freePort();
+        const configFile = path.join(tmp, `weir-${runs.length}.yaml`);
+        fs.writeFileSync(configFile, overheadConfigYaml(cgroups, port));
+        const done = runs.length;
+        runs.push(
+          await measureRun(runtime, configFile, port, opts, (f) =>
+            progress((done + f) / total, `rep ${rep + 1}/${opts.reps} ${runtime}`),
+          ),
+        );
+      }
     }
-    const ticks1 = procSelfCpuTicks();
-    const wallSec = (performance.now() - t0) / 1000;
-    const mem = procSelfMemoryMb();
-    measuring = false;
-    ac.abort();
-    await running.done;
-    const hz = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-    const cpuSeconds = (ticks1 - ticks0) / hz;
-    const m: OverheadMeasurement = {
-      partitions: PARTITIONS,
-      intervalMs: INTERVAL_MS,
-      measuredSeconds: wallSec,
-      cycles: cycleMs.length,
-      cpuSeconds,
-      cpuShareOfOneCore: cpuSeconds / wallSec,
-      rssMb: mem.rssMb,
-      peakRssMb: mem.peakRssMb,
-      baselineRssMb,
-      cycleMsMean: cycleMs.reduce((a, b) => a + b, 0) / Math.max(1, cycleMs.length),
-      cycleMsP99: percentile(cycleMs, 0.99),
-      writes,
-      clockTicksPerSec: hz,
-    };
-    process.stdout.write(`${JSON.stringify(m)}\n`);
+    return { runs, bareNodeRssMb: await bareNodeRssMb() };
   } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     cleanup();
   }
 }
 
-/** Run the measurement in a fresh process; resolves with what it printed. */
-export function measureOverhead(
-  seconds: number,
-  progress: (f: number) => void,
-): Promise<OverheadMeasurement> {
-  if (process.getuid?.() !== 0)
-    return Promise.reject(
-      new WeirError(ErrorCodes.NOT_ROOT, "bench overhead: needs root (it makes 100 cgroups)"),
-    );
-  if (
-    !fs.existsSync(path.join(CGROUPFS, "cpu", "cgroup.procs")) ||
-    !fs.existsSync(path.join(CGROUPFS, "cpuacct"))
-  )
-    return Promise.reject(
-      new WeirError(
-        ErrorCodes.TESTBED,
-        `bench overhead: needs cgroup v1 cpu and cpuacct under ${CGROUPFS}`,
-      ),
-    );
-  const self = fileURLToPath(import.meta.url);
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--import", "tsx", self, "--child", String(seconds)], {
-      cwd: path.dirname(path.dirname(self)),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    p.stderr.on("data", (d: Buffer) => {
-      for (const line of d.toString().split("\n")) {
-        const m = /^progress ([\d.]+)$/.exec(line.trim());
-        if (m) progress(Number(m[1]));
-        else if (line.trim()) err += `${line}\n`;
-      }
-    });
-    p.on("error", reject);
-    p.on("close", (code) => {
-      const line = out.trim().split("\n").pop() ?? "";
-      if (code === 0 && line.startsWith("{")) resolve(JSON.parse(line) as OverheadMeasurement);
-      else
-        reject(
-          new Error(
-            `bench overhead child exited ${code}: ${err.trim().split("\n").slice(-3).join(" | ")}`,
-          ),
-        );
-    });
-  });
+const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** The figures for one runtime: medians as values, the range in the name. */
+export function runtimeFigures(runtime: Runtime, runs: readonly OverheadRun[]): BenchFigure[] {
+  const mine = runs.filter((r) => r.runtime === runtime);
+  const of = (f: (r: OverheadRun) => number) => stats(mine.map(f));
+  const label =
+    runtime === "compiled"
+      ? "weir run, compiled (bin/weir.js → dist/)"
+      : "weir run, sources through tsx (WEIR_FROM_SOURCE=1)";
+  const n = mine.length;
+  const range = (s: ReturnType<typeof stats>, digits: number, scale = 1) =>
+    s ? `; range ${(s.min * scale).toFixed(digits)}–${(s.max * scale).toFixed(digits)}` : "";
+  const cpu = of((r) => r.cpuShareOfOneCore);
+  const rss = of((r) => r.rssMb);
+  const hwm = of((r) => r.peakRssMb);
+  const cycle = of((r) => r.cycleMsMean);
+  const start = of((r) => r.startupMs);
+  const budgets = runtime === "compiled";
+  return [
+    {
+      name: `${label}: CPU, ${PARTITIONS} partitions at ${1000 / INTERVAL_MS} cycles/s (median of ${n}${range(cpu, 2, 100)})`,
+      value: cpu ? round(cpu.median * 100, 2) : Number.NaN,
+      unit: "% of one core",
+      ...(budgets ? { target: "<= 1 %", meets: !!cpu && cpu.median <= 0.01 } : {}),
+    },
+    {
+      name: `${label}: resident memory, VmRSS at the end (median of ${n}${range(rss, 1)})`,
+      value: rss ? round(rss.median, 1) : Number.NaN,
+      unit: "MB",
+      ...(budgets ? { target: "<= 80 MB", meets: !!rss && rss.median <= 80 } : {}),
+    },
+    {
+      name: `${label}: peak resident memory, VmHWM (median of ${n}${range(hwm, 1)})`,
+      value: hwm ? round(hwm.median, 1) : Number.NaN,
+      unit: "MB",
+    },
+    {
+      name: `${label}: cycle time (sample + step + apply), mean per run (median of ${n}${range(cycle, 3)})`,
+      value: cycle ? round(cycle.median, 3) : Number.NaN,
+      unit: "ms",
+    },
+    {
+      name: `${label}: start to first API answer (median of ${n}${range(start, 0)})`,
+      value: start ? Math.round(start.median) : Number.NaN,
+      unit: "ms",
+    },
+  ];
 }
 
 export const bench: Benchmark = {
   name: "overhead",
   description:
-    "weir's manager loop on 100 real cgroup v1 partitions at 10 cycles/s: CPU share and RSS from /proc (root)",
+    "`weir run` from the package bin on 100 real cgroup v1 partitions at 10 cycles/s, compiled (dist/) and through tsx: CPU share and RSS from /proc (root)",
   async run(ctx) {
-    const seconds = ctx.quick ? 5 : 20;
-    const m = await measureOverhead(seconds, (f) => ctx.progress(f, "overhead"));
+    const reps = ctx.reps ?? (ctx.quick ? 1 : 5);
+    const timing = ctx.quick
+      ? { warmupMs: 2000, measureMs: 5000 }
+      : { warmupMs: WARMUP_MS, measureMs: 20_000 };
+    const load0 = os.loadavg();
+    const { runs, bareNodeRssMb } = await measureOverhead({ reps, ...timing }, (f, label) =>
+      ctx.progress(f, label),
+    );
+    const load1 = os.loadavg();
     const figures: BenchFigure[] = [
+      ...RUNTIMES.flatMap((rt) => runtimeFigures(rt, runs)),
       {
-        name: `manager CPU, ${m.partitions} partitions at ${1000 / m.intervalMs} cycles/s`,
-        value: Math.round(m.cpuShareOfOneCore * 10000) / 100,
-        unit: "% of one core",
-        target: "<= 1 %",
-        meets: m.cpuShareOfOneCore <= 0.01,
-      },
-      {
-        name: "manager resident memory (VmRSS at the end)",
-        value: Math.round(m.rssMb * 10) / 10,
-        unit: "MB",
-        target: "<= 80 MB",
-        meets: m.rssMb <= 80,
-      },
-      {
-        name: "peak resident memory (VmHWM)",
-        value: Math.round(m.peakRssMb * 10) / 10,
+        name: "a bare node process (node -e with a timer), VmRSS, for scale",
+        value: round(bareNodeRssMb, 1),
         unit: "MB",
       },
-      {
-        name: "of which node + tsx before weir's modules load (VmRSS)",
-        value: Math.round(m.baselineRssMb * 10) / 10,
-        unit: "MB",
-      },
-      {
-        name: "cycle time (sample + step + apply), mean",
-        value: Math.round(m.cycleMsMean * 1000) / 1000,
-        unit: "ms",
-      },
-      { name: "cycle time, p99", value: Math.round(m.cycleMsP99 * 1000) / 1000, unit: "ms" },
     ];
+    const row = (rt: Runtime) => {
+      const mine = runs.filter((r) => r.runtime === rt);
+      return [
+        rt,
+        fmtStats(
+          mine.map((r) => r.cpuShareOfOneCore),
+          2,
+          100,
+        ),
+        fmtStats(
+          mine.map((r) => r.rssMb),
+          1,
+        ),
+        fmtStats(
+          mine.map((r) => r.peakRssMb),
+          1,
+        ),
+        fmtStats(
+          mine.map((r) => r.cycleMsMean),
+          3,
+        ),
+        fmtStats(
+          mine.map((r) => r.startupMs),
+          0,
+        ),
+      ];
+    };
+    const cycles = runs.map((r) => r.cycles);
     return {
       name: "overhead",
       figures,
+      tables: [
+        {
+          title: `weir run from the package bin, ${reps} repetitions per runtime: median [min–max]`,
+          columns: [
+            "runtime",
+            "CPU, % of one core",
+            "VmRSS, MB",
+            "VmHWM, MB",
+            "cycle mean, ms",
+            "start to API, ms",
+          ],
+          rows: RUNTIMES.map(row),
+        },
+      ],
       notes: [
-        `${m.cycles} cycles in ${m.measuredSeconds.toFixed(1)} s measured after a warm-up; ${m.cpuSeconds.toFixed(2)} CPU-s from /proc/self/stat at ${m.clockTicksPerSec} ticks/s; ${m.writes} cgroup values written.`,
-        "The process is node + tsx (TypeScript compiled at load) running src/service/run.ts without the HTTP API; the partitions' cgroups are real but idle, and their packet counters are lo's sysfs counters.",
+        `Each run: \`node bin/weir.js run -c <config>\` (100 partitions, intervalMs ${INTERVAL_MS}, HTTP API and metrics on 127.0.0.1, log level info) in a fresh process; ${timing.warmupMs / 1000} s warm-up after its API first answers, then ${timing.measureMs / 1000} s measured${ctx.quick ? "" : ` (the warm-up fills the manager's cycle history, ${DEFAULT_HISTORY_SIZE} records, so memory is the steady state's)`} from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status; SIGTERM at the end (values restored). Runtimes interleaved, order alternating per repetition.`,
+        `Per run (runtime: CPU % / VmRSS MB): ${runs.map((r) => `${r.runtime} ${(r.cpuShareOfOneCore * 100).toFixed(2)} / ${r.rssMb.toFixed(1)}`).join(", ")}; cycles per window ${Math.min(...cycles)}–${Math.max(...cycles)}.`,
+        "compiled: the bin runs dist/ (tsc output, source maps on via process.setSourceMapsEnabled); tsx: the same bin with WEIR_FROM_SOURCE=1 runs src/ through tsx's loader, as the bin did before there was a build. The partitions' cgroups are real but idle; their packet counters are lo's sysfs counters.",
+        `Load average (1, 5, 15 min): ${load0.map((x) => x.toFixed(2)).join(" ")} at the start, ${load1.map((x) => x.toFixed(2)).join(" ")} at the end (${os.cpus().length} CPUs, shared with other work).`,
       ],
     };
   },
 };
 
-if (isMain(import.meta.url)) {
-  const i = process.argv.indexOf("--child");
-  if (i >= 0) await child(Number(process.argv[i + 1] ?? 20));
-  else await runStandalone(bench);
-}
+if (isMain(import.meta.url)) await runStandalone(bench);

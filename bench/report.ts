@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { MODULE_EXT, PACKAGE_ROOT_URL } from "../src/core/package-files.ts";
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
 import { DEADBAND_MAX_CPU_MILLIS, deadbandCpuMillis } from "../src/policy/weir.ts";
 import { DIAGNOSTIC_DEADBAND_CPU_MILLIS, weirSmallDeadband } from "../src/sim/policies.ts";
@@ -24,10 +25,11 @@ import {
 import { labelOf, runSuite, type SuiteResult, summarise } from "./scenarios.ts";
 import { scalePolicies, scaleScenarios, summariseScale } from "./scenarios-scale.ts";
 
+/** Where the benchmark modules that run are: bench/ (sources) or dist/bench/ (compiled). */
 export const BENCH_DIR = fileURLToPath(new URL(".", import.meta.url));
-export const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const REPO_ROOT = fileURLToPath(PACKAGE_ROOT_URL);
 /** Files in bench/ that are not benchmarks. */
-const NOT_BENCHES = new Set(["harness.ts", "report.ts"]);
+const NOT_BENCHES = new Set([`harness${MODULE_EXT}`, `report${MODULE_EXT}`]);
 
 export interface FoundBench {
   file: string;
@@ -40,13 +42,19 @@ const isBenchmark = (x: unknown): x is Benchmark =>
   typeof (x as Benchmark).name === "string" &&
   typeof (x as Benchmark).run === "function";
 
-/** Every bench/*.ts (not tests, not the harness or this file) whose module exports `bench`, by name. */
+/**
+ * Every bench/*.ts (dist/bench/*.js when compiled; not tests, not the harness or this file)
+ * whose module exports `bench`, by name.
+ */
 export async function discoverBenches(dir = BENCH_DIR): Promise<FoundBench[]> {
   const files = fs
     .readdirSync(dir)
     .filter(
       (f) =>
-        f.endsWith(".ts") && !f.endsWith(".test.ts") && !f.startsWith(".") && !NOT_BENCHES.has(f),
+        f.endsWith(MODULE_EXT) &&
+        !f.endsWith(`.test${MODULE_EXT}`) &&
+        !f.startsWith(".") &&
+        !NOT_BENCHES.has(f),
     )
     .sort();
   const found: FoundBench[] = [];

@@ -22,6 +22,7 @@ import type {
   Throughput,
   WeirErrorInfo,
 } from "../core/model.ts";
+import { packageFileUrl } from "../core/package-files.ts";
 import type { ManagerView, PartitionBoundsChange, PartitionMechanisms } from "../manager/view.ts";
 import { createMetrics } from "./metrics.ts";
 
@@ -114,8 +115,8 @@ export function cyclesToReturn(records: readonly CycleRecord[], limit: number): 
   return count;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-export const defaultDashboardDir = join(here, "..", "..", "dashboard");
+/** dashboard/ at the package root, from the sources and from dist/ alike. */
+export const defaultDashboardDir = fileURLToPath(packageFileUrl("dashboard"));
 export const defaultUplotDir = (): string =>
   dirname(createRequire(import.meta.url).resolve("uplot"));
 

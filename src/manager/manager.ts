@@ -57,6 +57,8 @@ export type FailurePhase = "open" | "sample" | "apply";
 
 /** Cycles that may fail in a row (policy, reports or a hook threw) before the loop stops. */
 export const DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES = 10;
+/** Cycle records the manager keeps for readers (API, dashboard) unless told otherwise. */
+export const DEFAULT_HISTORY_SIZE = 600;
 
 export interface ManagerOptions {
   now: () => number;
@@ -82,7 +84,7 @@ export interface ManagerOptions {
   maxConsecutiveCycleFailures?: number;
   /** Called for every failed cycle, with how many failed in a row (the log line, the metric). */
   onCycleError?: (error: WeirErrorInfo, consecutive: number) => void;
-  /** Records kept for readers. */
+  /** Records kept for readers (default DEFAULT_HISTORY_SIZE). */
   historySize?: number;
   /** State from a previous run (state file). */
   resume?: { policyState?: PolicyState; found?: Record<PartitionId, AllocationSnapshot> };
@@ -417,7 +419,7 @@ export class Manager implements ManagerView {
       },
     };
     this.history.push(record);
-    if (this.history.length > (this.opts.historySize ?? 600)) this.history.shift();
+    if (this.history.length > (this.opts.historySize ?? DEFAULT_HISTORY_SIZE)) this.history.shift();
     for (const l of this.listeners) {
       try {
         l(record);

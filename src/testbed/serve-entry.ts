@@ -1,5 +1,7 @@
 // Light entry point the testbed spawns inside a namespace:
-//   node --import tsx src/testbed/serve-entry.ts --port P --cost-rounds R --max-lifetime-ms M
+//   node dist/src/testbed/serve-entry.js --port P --cost-rounds R --max-lifetime-ms M
+// (from the sources: node --import tsx src/testbed/serve-entry.ts ...; testbed.ts picks the one
+// it runs from itself).
 // It loads only the server, not the whole CLI (faster start, less memory per partition).
 import { parseServeArgv, runPacketServer } from "./serve.ts";
 

@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { type CgroupLayout, detectCgroupLayout } from "../cgroup/layout.ts";
 import { cgroupDirs, hierarchies } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
+import { RUNS_COMPILED, siblingModuleUrl } from "../core/package-files.ts";
 import { allocateBlocks, blockAddresses, blockOf, startBlockFor, usedBlocks } from "./addresses.ts";
 import {
   cgroupProcs,
@@ -125,9 +126,13 @@ export interface TestbedOptions {
   now?: () => number;
 }
 
-const require = createRequire(import.meta.url);
-const TSX_LOADER = pathToFileURL(require.resolve("tsx")).href;
-const SERVE_ENTRY = fileURLToPath(new URL("./serve-entry.ts", import.meta.url));
+// The packet server's entry: compiled JavaScript runs as it is; the TypeScript sources need
+// tsx's loader in the child too.
+const SERVE_ENTRY = fileURLToPath(siblingModuleUrl("serve-entry", import.meta.url));
+const serveEntryArgv = (): string[] =>
+  RUNS_COMPILED
+    ? [SERVE_ENTRY]
+    : ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href, SERVE_ENTRY];
 
 // Burns `cpus` threads until its deadline; argv: [maxLifetimeMs, cpus, --weir-tag=...].
 const HOG_SCRIPT = [
@@ -371,9 +376,7 @@ export async function testbedUp(opts: TestbedOptions): Promise<TestbedState> {
         `--net=${join(roots.netnsDir, p.netns)}`,
         "--",
         process.execPath,
-        "--import",
-        TSX_LOADER,
-        SERVE_ENTRY,
+        ...serveEntryArgv(),
         "--port",
         String(p.port),
         "--cost-rounds",
