@@ -20,7 +20,6 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
-import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
 import { Manager, type PartitionWiring } from "../src/manager/manager.ts";
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
@@ -35,7 +34,7 @@ import type { TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
-import { isMain, isolateSelf, readUsageNs, runStandalone } from "./harness.ts";
+import { isMain, isolateSelf, readUsageNs, realBenchReps, runStandalone } from "./harness.ts";
 
 /** SHA-256 rounds per request (the probe measures what that costs on this machine). */
 export const COST_ROUNDS = 40;
@@ -520,17 +519,7 @@ export const bench: Benchmark = {
   description:
     "work conservation, batch when idle, latency protection (UDP and closed-loop TCP), overload with goals and weir's write rate and reaction, on the real testbed for weir and every baseline, interleaved repetitions, median [min–max] (root)",
   async run(ctx) {
-    if (process.getuid?.() !== 0)
-      throw new WeirError(
-        ErrorCodes.NOT_ROOT,
-        "bench conservation-real: needs root (namespaces, veths, cgroups)",
-      );
-    const reps = ctx.reps ?? (ctx.quick ? 1 : 5);
-    if (!Number.isInteger(reps) || reps < 1 || reps > 50)
-      throw new WeirError(
-        ErrorCodes.CONFIG_INVALID,
-        `bench conservation-real: --reps must be an integer in 1..50, got ${reps}`,
-      );
+    const reps = realBenchReps("conservation-real", ctx);
     const timing = timingFor(ctx.quick);
     const runMs = timing.warmupMs + timing.measureMs;
     const perRepMs =

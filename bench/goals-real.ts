@@ -15,10 +15,8 @@
 //  or: npx tsx bench/goals-real.ts [--json] [--quick] [--reps N]
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
-import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import type { CycleRecord, PartitionSpec } from "../src/core/model.ts";
 import { Manager, type PartitionWiring } from "../src/manager/manager.ts";
 import { staticWeightOf } from "../src/policy/baselines/static-weights.ts";
@@ -32,6 +30,15 @@ import type { TestbedPartition, TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
+  epochNow,
+  fmtStats,
+  GROUP_CPU_SHARES,
+  loadAvg,
+  RESERVE_CPU_MILLIS,
+  rotate,
+  stats,
+} from "./conservation-real.ts";
+import {
   counterRate,
   type GoalPlan,
   meetsGoalTargets,
@@ -41,18 +48,9 @@ import {
   scoreRun,
 } from "./goals-real-math.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
-import { isMain, isolateSelf, runStandalone } from "./harness.ts";
+import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
 
-/** SHA-256 rounds per request, both servers (≈ 1.2 µs each here); `--cost-rounds N` overrides. */
-const DEFAULT_COST_ROUNDS = 40;
-const costRoundsArg = (): number => {
-  const i = process.argv.indexOf("--cost-rounds");
-  return i >= 0 ? Number(process.argv[i + 1]) : DEFAULT_COST_ROUNDS;
-};
-let COST_ROUNDS = DEFAULT_COST_ROUNDS;
-/** Kept back for the load generator and manager (as scenarios-real). */
-export const RESERVE_CPU_MILLIS = 300;
-export const GROUP_CPU_SHARES = 16_384;
+const COST_ROUNDS = 40;
 export const INTERVAL_MS = 100;
 /** Closed-loop connections per server: enough that its one thread always has a request queued. */
 export const CONNECTIONS = 8;
@@ -121,33 +119,7 @@ const sharesFile = (p: TestbedPartition): string => {
   return f;
 };
 
-export const epochNow = () => performance.timeOrigin + performance.now();
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-export const loadAvg = () =>
-  os
-    .loadavg()
-    .map((x) => x.toFixed(2))
-    .join(" ");
-
-export function stats(
-  xs: number[],
-): { median: number; min: number; max: number; n: number } | null {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const mid = Math.floor(v.length / 2);
-  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
-}
-export function fmtStats(xs: number[], digits = 2, scale = 1): string {
-  const s = stats(xs.map((x) => x * scale));
-  if (!s) return "–";
-  const f = (x: number) => x.toFixed(digits);
-  return s.min === s.max
-    ? `${f(s.median)} [${f(s.min)}]`
-    : `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
-}
-export const rotate = <T>(list: readonly T[], k: number): T[] =>
-  list.map((_, i) => list[(i + k) % list.length]!);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -392,13 +364,14 @@ async function runPolicy(
   return run;
 }
 
-/** What `down` must have removed, checked against the kernel's own listings. */
-export function leftovers(rec: {
-  netns: string[];
-  links: string[];
-  cgroups: string[];
-  pids: number[];
-}) {
+/** What `down` must have removed (the testbed's namespaces, links, cgroups, processes), checked against the kernel's own listings. */
+export function leftovers(tb: TestbedState): string[] {
+  const rec = {
+    netns: tb.partitions.map((p) => p.netns),
+    links: tb.partitions.map((p) => p.hostIf),
+    cgroups: tb.resources.filter((r) => r.kind === "cgroup").map((r) => r.id),
+    pids: tb.resources.flatMap((r) => (r.kind === "process" && r.pid !== undefined ? [r.pid] : [])),
+  };
   const left: string[] = [];
   const ns = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
   for (const n of rec.netns) if (new RegExp(`^${n}\\b`, "m").test(ns)) left.push(`netns ${n}`);
@@ -420,26 +393,7 @@ export const bench: Benchmark = {
   description:
     "goals as WLM means them on the real testbed: two closed-loop-saturated packet servers pinned to one CPU, A (importance 1) with a goal at 80 % of its solo rate, B (importance 3) without; A served ÷ goal, B served ÷ surplus, p99, for weir and the baselines, interleaved repetitions, median [min–max] (root)",
   async run(ctx) {
-    if (process.getuid?.() !== 0)
-      throw new WeirError(
-        ErrorCodes.NOT_ROOT,
-        "bench goals-real: needs root (namespaces, veths, cgroups)",
-      );
-    const argReps = process.argv.indexOf("--reps");
-    const reps =
-      (ctx as { reps?: number }).reps ??
-      (argReps >= 0 ? Number(process.argv[argReps + 1]) : ctx.quick ? 1 : 5);
-    if (!Number.isInteger(reps) || reps < 1 || reps > 50)
-      throw new WeirError(
-        ErrorCodes.CONFIG_INVALID,
-        `bench goals-real: --reps must be an integer in 1..50, got ${reps}`,
-      );
-    COST_ROUNDS = costRoundsArg();
-    if (!Number.isInteger(COST_ROUNDS) || COST_ROUNDS < 1 || COST_ROUNDS > 100_000)
-      throw new WeirError(
-        ErrorCodes.CONFIG_INVALID,
-        `bench goals-real: --cost-rounds must be an integer in 1..100000, got ${COST_ROUNDS}`,
-      );
+    const reps = realBenchReps("goals-real", ctx);
     const timing = timingFor(ctx.quick);
     const runMs = timing.warmupMs + timing.measureMs;
     const totalMs = reps * (timing.soloMs + POLICIES.length * runMs);
@@ -453,14 +407,6 @@ export const bench: Benchmark = {
       maxLifetimeMs: totalMs * 2 + 10 * 60_000,
       groupCpuShares: GROUP_CPU_SHARES,
     });
-    const rec = {
-      netns: tb.partitions.map((p) => p.netns),
-      links: tb.partitions.map((p) => p.hostIf),
-      cgroups: tb.resources.filter((r) => r.kind === "cgroup").map((r) => r.id),
-      pids: tb.resources.flatMap((r) =>
-        r.kind === "process" && r.pid !== undefined ? [r.pid] : [],
-      ),
-    };
     const runs: GoalRun[] = [];
     const notes: string[] = [];
     let unisolate = () => {};
@@ -510,7 +456,7 @@ export const bench: Benchmark = {
       unisolate();
       await testbedDown(tb.stateFile);
     }
-    const left = leftovers(rec);
+    const left = leftovers(tb);
     if (left.length > 0)
       notes.push(`LEFT BEHIND after testbed down (a defect): ${left.join(", ")}.`);
     const load1 = loadAvg();
@@ -542,9 +488,18 @@ export function summarise(
     const xs = of(p);
     return [
       LABEL[p],
-      fmtStats(xs.map((x) => score(x).aOverGoal)),
-      fmtStats(xs.map((x) => score(x).bOverSurplusRequests)),
-      fmtStats(xs.map((x) => score(x).bOverSurplusPackets)),
+      fmtStats(
+        xs.map((x) => score(x).aOverGoal),
+        2,
+      ),
+      fmtStats(
+        xs.map((x) => score(x).bOverSurplusRequests),
+        2,
+      ),
+      fmtStats(
+        xs.map((x) => score(x).bOverSurplusPackets),
+        2,
+      ),
       fmtStats(
         xs.map((x) => x.a.requestsPerSec),
         0,

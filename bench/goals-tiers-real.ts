@@ -17,7 +17,6 @@
 // Run: weir bench goals-tiers-real [--quick] [--reps N]
 //  or: npx tsx bench/goals-tiers-real.ts [--json] [--quick] [--reps N]
 import { createActuatorBackend } from "../src/actuators/index.ts";
-import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
 import type { Manager } from "../src/manager/manager.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
@@ -25,25 +24,27 @@ import type { TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
-  CONNECTIONS,
   epochNow,
   fmtStats,
-  GENERATOR_CPU,
   GROUP_CPU_SHARES,
-  leftovers,
   loadAvg,
+  RESERVE_CPU_MILLIS,
+  rotate,
+  stats,
+} from "./conservation-real.ts";
+import {
+  CONNECTIONS,
+  GENERATOR_CPU,
+  leftovers,
   makeManager,
   measureTcp,
   pin,
-  RESERVE_CPU_MILLIS,
   readCounter,
-  rotate,
   SERVER_CPU,
   sleep,
-  stats,
 } from "./goals-real.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
-import { isMain, isolateSelf, runStandalone } from "./harness.ts";
+import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
 
 const COST_ROUNDS = 40;
 /** Each goal: this fraction of a's solo packets/s (a's and b's together: all of it). */
@@ -217,17 +218,7 @@ export const bench: Benchmark = {
   description:
     "goals across importance levels on the real testbed: three closed-loop servers on one CPU, importance 1 and 2 with goals of half a solo rate each, importance 3 without; overloaded, then importance 1's load falls: who meets its goal, who gets what is left, and how fast the surplus reaches importance 3, for weir, plain CFS and static weights (root)",
   async run(ctx) {
-    if (process.getuid?.() !== 0)
-      throw new WeirError(
-        ErrorCodes.NOT_ROOT,
-        "bench goals-tiers-real: needs root (namespaces, veths, cgroups)",
-      );
-    const reps = ctx.reps ?? (ctx.quick ? 1 : 5);
-    if (!Number.isInteger(reps) || reps < 1 || reps > 50)
-      throw new WeirError(
-        ErrorCodes.CONFIG_INVALID,
-        `bench goals-tiers-real: --reps must be an integer in 1..50, got ${reps}`,
-      );
+    const reps = realBenchReps("goals-tiers-real", ctx);
     const timing = timingFor(ctx.quick);
     const runMs = 2 * timing.phaseMs;
     const totalMs = reps * (timing.soloMs + 1000 + POLICIES.length * runMs);
@@ -241,14 +232,6 @@ export const bench: Benchmark = {
       maxLifetimeMs: totalMs * 2 + 10 * 60_000,
       groupCpuShares: GROUP_CPU_SHARES,
     });
-    const rec = {
-      netns: tb.partitions.map((p) => p.netns),
-      links: tb.partitions.map((p) => p.hostIf),
-      cgroups: tb.resources.filter((r) => r.kind === "cgroup").map((r) => r.id),
-      pids: tb.resources.flatMap((r) =>
-        r.kind === "process" && r.pid !== undefined ? [r.pid] : [],
-      ),
-    };
     const runs: TiersRun[] = [];
     let unisolate = () => {};
     let selfAffinity: string | null = null;
@@ -290,7 +273,7 @@ export const bench: Benchmark = {
       unisolate();
       await testbedDown(tb.stateFile);
     }
-    const left = leftovers(rec);
+    const left = leftovers(tb);
     return summariseTiers(runs, {
       notes: [
         `Setup: the three servers (${COST_ROUNDS} SHA-256 rounds per request) pinned to CPU ${SERVER_CPU}; this process (closed-loop generator, ${CONNECTIONS} connections per server, and the manager) pinned to CPU ${GENERATOR_CPU} in its own cpu cgroup of cpu.shares ${GROUP_CPU_SHARES}. Per repetition: a alone (b and c SIGSTOPped by PID, no manager) for ${timing.soloMs / 1000} s; then each policy in turn (order rotated per repetition): phase 1 ${timing.phaseMs / 1000} s all saturated, phase 2 ${timing.phaseMs / 1000} s with a's clients thinking between requests (${CONNECTIONS} connections × 1000 ÷ (${FALLEN_FRACTION} × a's solo replies/s) ms: ${[...new Set(runs.map((x) => x.thinkMs))].join(", ")} ms; aimed at ${FALLEN_FRACTION * 100} % of its solo rate); rates over the last ${MEASURE_TAIL_MS / 1000} s of each phase. weir runs twice: with capacity ${2000 - RESERVE_CPU_MILLIS}m (2 CPUs minus ${RESERVE_CPU_MILLIS}m reserve, as in the other real benchmarks) and with 1,000m (the one CPU the servers can run on); static weights map importance to fixed cpu.weight.`,
@@ -354,8 +337,8 @@ export function summariseTiers(
     const xs = of(p);
     return [
       LABEL[p],
-      fmtStats(xs.map(aP1)),
-      fmtStats(xs.map(bP1)),
+      fmtStats(xs.map(aP1), 2),
+      fmtStats(xs.map(bP1), 2),
       fmtStats(xs.map(bShareP1), 1, 100),
       fmtStats(
         xs.map((x) => x.p1.c! / x.soloRps),
@@ -367,7 +350,7 @@ export function summariseTiers(
         1,
         100,
       ),
-      fmtStats(xs.map(bP2)),
+      fmtStats(xs.map(bP2), 2),
       fmtStats(xs.map(cP2), 1, 100),
       fmtStats(
         xs.map((x) => x.reactionMs ?? Number.NaN),

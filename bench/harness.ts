@@ -1,7 +1,9 @@
 // Shared shape and runner for benchmark programs.
+
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 
 export interface BenchFigure {
@@ -81,6 +83,25 @@ export function parseRepsOption(argv: string[]): number | undefined {
   if (v === undefined || !/^\d+$/.test(v) || n < 1)
     throw new Error(`--reps: must be a positive integer, got ${JSON.stringify(v ?? null)}`);
   return n;
+}
+
+/**
+ * The start of a real-testbed benchmark: it needs root (namespaces, veths, cgroups), and its
+ * repetitions are `--reps` (1..50), else 1 with --quick, else 5.
+ */
+export function realBenchReps(name: string, ctx: BenchContext): number {
+  if (process.getuid?.() !== 0)
+    throw new WeirError(
+      ErrorCodes.NOT_ROOT,
+      `bench ${name}: needs root (namespaces, veths, cgroups)`,
+    );
+  const reps = ctx.reps ?? (ctx.quick ? 1 : 5);
+  if (!Number.isInteger(reps) || reps < 1 || reps > 50)
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `bench ${name}: --reps must be an integer in 1..50, got ${reps}`,
+    );
+  return reps;
 }
 
 /** Standalone entry: `npx tsx bench/<name>.ts [--json] [--quick]`. */

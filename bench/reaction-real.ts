@@ -7,7 +7,6 @@
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench reaction-real [--quick] [--reps N]  or  npx tsx bench/reaction-real.ts [...]
 import { createActuatorBackend } from "../src/actuators/index.ts";
-import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import type { CycleRecord } from "../src/core/model.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
@@ -28,7 +27,7 @@ import {
   timingFor,
 } from "./conservation-real.ts";
 import type { Benchmark } from "./harness.ts";
-import { isMain, isolateSelf, runStandalone } from "./harness.ts";
+import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
 
 /** Step of partition a, as fractions of its server's one-CPU saturation rate. */
 const FROM_CORES = 0.05;
@@ -49,9 +48,7 @@ export const bench: Benchmark = {
   description:
     "weir's reaction on the real testbed: a load step well above the partition's equal share -> 90 % of the new entitlement applied, and cgroup writes per partition per second (root)",
   async run(ctx) {
-    if (process.getuid?.() !== 0)
-      throw new WeirError(ErrorCodes.NOT_ROOT, "bench reaction-real: needs root");
-    const reps = ctx.reps ?? (ctx.quick ? 1 : 5);
+    const reps = realBenchReps("reaction-real", ctx);
     const timing = timingFor(ctx.quick);
     const load0 = loadAvg();
     const prefix = `wr${process.pid % 100000}`;
