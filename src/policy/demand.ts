@@ -237,7 +237,7 @@ export function assessNetworkDemand(
     // Waiting counts only while it uses at least half the entitlement it stands on: one whose
     // traffic is below its goal (clients thinking between requests) waits at every wake-up
     // yet uses a third of it, and more weight would not raise its rate (on the real testbed
-    // it grew 570m → 1,440m a cycle at a time while the level below waited).
+    // it grew ~560m → 1,440m a cycle at a time while the level below waited).
     const shortOfCpu =
       throttled ||
       dropping ||

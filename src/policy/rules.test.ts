@@ -28,11 +28,13 @@ describe("importance in the weights", () => {
 
   it("protects an importance-1 entitlement on a CPU it shares with an importance-5 one", () => {
     // overload on the real testbed: a (importance 1) entitled to 400m of 1,700m and c
-    // (importance 5) to 900m shared a CPU; proportional weights 2,353 : 5,294 gave a 31 %
+    // (importance 5) to 900m shared a CPU; proportional weights 2,353 : 5,294 gave a 31 % of
+    // the weight there
     const a = weightForAllocation(400, 1700, 1);
     const c = weightForAllocation(900, 1700, 4);
     expect([a, c]).toEqual([2353, 1324]);
-    // now a gets 2,353 ÷ (2,353 + 1,324) = 64 % of that CPU, more than the 40 % it is entitled to
+    // now a has 2,353 ÷ (2,353 + 1,324) = 64 % of the weight on that CPU, more than the 40 % of
+    // it that its 400m is
     expect(a / (a + c)).toBeCloseTo(0.64, 2);
   });
 

@@ -43,6 +43,10 @@ export function withQuotaFloor(
 export const maxOf = (spec: PartitionSpec): number =>
   Math.max(minOf(spec), Math.floor(spec.maxCpuMillis));
 
+/** The partition has a goal (a positive packets/s rate); its goal controller sets its entitlement. */
+export const hasGoal = (spec: PartitionSpec): boolean =>
+  spec.goalPacketsPerSec !== undefined && spec.goalPacketsPerSec > 0;
+
 /** Importance 1..5 (anything else is clamped; NaN counts as 5, the least). */
 export const importanceOf = (spec: PartitionSpec): number =>
   Math.min(5, Math.max(1, Math.round(spec.importance) || 5));
@@ -101,13 +105,14 @@ export function weightForAllocation(
  * Under contention a partition's weight must protect its entitlement from less important
  * partitions also on one CPU (a one-thread server competes only with what runs on its CPU, not
  * with a fluid pool): each importance level present among the non-batch partitions weighs this
- * many times the one below it, per millicore of entitlement. Measured on the real testbed
- * (overload: importance 1, 3 and 5 servers, 2.4 cores offered to 1.7): with weights
- * proportional to entitlement the importance-1 server, entitled to 400m, shared a CPU with the
- * importance-5 one, entitled to 900m, got 31 % of it and met its goal in 60 % of seconds; at
- * 2× a level (4 × 400 ÷ (4 × 400 + 900) = 64 % of that CPU) it met it in every second. 8× also
- * did, but left a goal partition that outweighs a lower one so far ahead that its entitlement
- * had to fall to a quarter of what it used before its goal stopped being over-achieved.
+ * many times the one below it, per millicore of entitlement. Real testbed, conservation-real's
+ * overload (importance 1, 3 and 5 servers, 2.4 cores offered to 1.7): with weights proportional
+ * to entitlement a per-cycle trace had the importance-1 server entitled to about 400m beside an
+ * importance-5 one entitled to about 900m, so on a CPU they share its weight was 400 ÷ 1,300
+ * = 31 % of the total; it met its goal in 60 % of seconds. Halved per level that is 4 × 400 ÷
+ * (4 × 400 + 900) = 64 %, and it met its goal in 100 % of seconds (two runs of 5 repetitions).
+ * A ratio of 8 also met it, but in goals-real (2 repetitions) it held the goal partition at
+ * 1.10–1.19× its goal and left the other 0.19–0.43× of the surplus.
  */
 export const IMPORTANCE_WEIGHT_RATIO = 2;
 

@@ -41,6 +41,7 @@ import {
   clamp,
   demandTarget,
   goalBase,
+  hasGoal,
   importanceOf,
   maxOf,
   minOf,
@@ -310,8 +311,6 @@ function step(
       if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
       mode[i] = Mode.demand;
       target[i] = demandTarget(a.demandCpuMillis, min, max);
-      // constrained now: can use more, so it shares the left-over with batch partitions first;
-      // otherwise it only gets spare that nobody who can use it claimed
       // Left-over goes first to batch, then as spare to everyone: under weights a constrained
       // partition needs its demand (traffic or probe), not a slice of the spare on top (that was
       // a cap's padding against throttling; on the real testbed it swung a partition's weight
@@ -320,12 +319,9 @@ function step(
       // raise its weight, and under contention its goal, not its use, bounds what it takes —
       // whether it meets its goal (the rest is for the tiers below) or its traffic is below its
       // goal (more CPU would not help: on the real testbed such a partition soaked up what a
-      // donor gave, 570m → 1,440m, and the level below waited). Receivers get their target as
+      // donor gave, ~560m → 1,440m, and the level below waited). Receivers get their target as
       // demand.
-      eligible[i] =
-        a.goalReceiver || !(spec.goalPacketsPerSec !== undefined && spec.goalPacketsPerSec > 0)
-          ? 1
-          : 0;
+      eligible[i] = a.goalReceiver || !hasGoal(spec) ? 1 : 0;
       demand[i] = Math.min(a.demandCpuMillis, max);
     } else if (hasPrev) {
       src = Source.held;
@@ -343,7 +339,7 @@ function step(
     source[i] = src;
     // A donor's steps are its goal controller's (at most −GOAL_STEP_FRACTION a cycle): the
     // shrink limit does not slow them again, so its surplus reaches the levels below in a few
-    // cycles (at −10 % a cycle it took 1.5 s on the real testbed, goals-tiers-real).
+    // cycles (at −10 % a cycle it took 1.2–1.5 s on the real testbed, goals-tiers-real).
     prevNeed[i] =
       src === Source.network && a.donor
         ? clamp(a.demandCpuMillis, min, max)
@@ -553,7 +549,7 @@ export function weightBands(
 
 /** The band of one partition: goal partitions move in finer steps (see weightBands). */
 export const bandOf = (spec: PartitionSpec, bands: { normal: WeightBand; goal: WeightBand }) =>
-  spec.goalPacketsPerSec !== undefined && spec.goalPacketsPerSec > 0 ? bands.goal : bands.normal;
+  hasGoal(spec) ? bands.goal : bands.normal;
 
 /**
  * Weight dead-band: the previous weight stays unless the new one moves past the band.
