@@ -24,15 +24,6 @@ import type { TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
-  epochNow,
-  fmtStats,
-  GROUP_CPU_SHARES,
-  loadAvg,
-  RESERVE_CPU_MILLIS,
-  rotate,
-  stats,
-} from "./conservation-real.ts";
-import {
   CONNECTIONS,
   GENERATOR_CPU,
   leftovers,
@@ -41,12 +32,21 @@ import {
   pin,
   readCounter,
   SERVER_CPU,
-  sleep,
-} from "./goals-real.ts";
+} from "./goals-run.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
 import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+import {
+  COST_ROUNDS,
+  epochNow,
+  fmtStats,
+  GROUP_CPU_SHARES,
+  loadAvg,
+  RESERVE_CPU_MILLIS,
+  rotate,
+  sleep,
+  stats,
+} from "./real-common.ts";
 
-const COST_ROUNDS = 40;
 /** Each goal: this fraction of a's solo packets/s (a's and b's together: all of it). */
 const GOAL_FRACTION = 0.5;
 /** Phase 2: a's clients think so that it offers about this fraction of its solo rate. */

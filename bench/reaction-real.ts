@@ -12,22 +12,24 @@ import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
-  COST_ROUNDS,
   type Ctx,
+  networkSpecs,
+  probeServer,
+  type RunOutcome,
+  runOne,
+  timingFor,
+} from "./conservation-run.ts";
+import type { Benchmark } from "./harness.ts";
+import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+import {
+  COST_ROUNDS,
   epochNow,
   fmtStats,
   GROUP_CPU_SHARES,
   loadAvg,
-  networkSpecs,
-  probeServer,
   RESERVE_CPU_MILLIS,
-  type RunOutcome,
-  runOne,
   stats,
-  timingFor,
-} from "./conservation-real.ts";
-import type { Benchmark } from "./harness.ts";
-import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+} from "./real-common.ts";
 
 /** Step of partition a, as fractions of its server's one-CPU saturation rate. */
 const FROM_CORES = 0.05;

@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { RunMeasures, RunResult } from "../src/sim/run.ts";
 import { scenarioByName } from "../src/sim/scenarios.ts";
-import { discoverBenches, formatText, renderMarkdown, weirLosses } from "./report.ts";
+import {
+  discoverBenches,
+  formatText,
+  previousSections,
+  renderMarkdown,
+  weirLosses,
+} from "./report.ts";
 import type { SuiteResult } from "./scenarios.ts";
 
 const measures = (m: Partial<RunMeasures>): RunMeasures => ({
@@ -145,5 +151,40 @@ describe("report", () => {
     });
     expect(md).toContain("| `weir bench old` | y | 3 ms | <= 1 ms | **no** |");
     expect(md).not.toContain("bench/gone.ts");
+  });
+});
+
+describe("weir bench report --merge", () => {
+  it("merge keeps sections and budget rows of benchmarks not re-run", () => {
+    const md = [
+      "# Benchmarks",
+      "",
+      "## Against the budgets in bench/README.md",
+      "",
+      "| benchmark | figure | value | target | meets |",
+      "|---|---|---|---|---|",
+      "| `weir bench datagram` | x | 1 | >= 2 | **no** |",
+      "| `weir bench conservation-real` | y | 1 | <= 2 | yes |",
+      "",
+      "## Where weir loses, and why",
+      "",
+      "- sim losses",
+      "",
+      "## datagram",
+      "",
+      "datagram body",
+      "",
+      "## conservation-real",
+      "",
+      "old body",
+      "",
+    ].join("\n");
+    const kept = previousSections(md, new Set(["conservation-real"]), false);
+    expect(kept.budgetRows).toEqual(["| `weir bench datagram` | x | 1 | >= 2 | **no** |"]);
+    expect(kept.sections).toEqual([
+      { name: "datagram", lines: ["", "## datagram", "", "datagram body"] },
+    ]);
+    expect(kept.losses).toEqual(["## Where weir loses, and why", "", "- sim losses"]);
+    expect(previousSections(md, new Set(), true).losses).toBeNull();
   });
 });

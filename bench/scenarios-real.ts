@@ -19,13 +19,7 @@ import type { Schedule } from "../src/testbed/schedule.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import { isMain, isolateSelf, readUsageNs, runStandalone } from "./harness.ts";
-
-/** SHA-256 rounds per request: ~0.25-0.3 ms of CPU (about 3,500 packets per CPU-second, like the sim). */
-const COST_ROUNDS = 40;
-/** Kept back for the load generator, which runs on the same 2 CPUs outside the partitions. */
-const RESERVE_CPU_MILLIS = 300;
-/** cpu.shares of the whole testbed against everything else on the host (1024 = one ordinary process). */
-const GROUP_CPU_SHARES = 16_384;
+import { COST_ROUNDS, GROUP_CPU_SHARES, RESERVE_CPU_MILLIS } from "./real-common.ts";
 
 interface RealScenario {
   name: string;
