@@ -19,9 +19,7 @@ import {
   type DemoSummary,
   demoPlan,
   demoRate,
-  followMs,
-  meanAllocation,
-  meanWorkConservationOfPoints,
+  summarisePhases,
 } from "./scenario.ts";
 
 export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
@@ -155,16 +153,8 @@ export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
     durationMs: Math.min(o.durationMs, world.nowMs()),
     intervalMs: cfg.intervalMs,
     capacityCpuMillis: capacity,
-    cycles: cycleMs.length,
-    meanCycleMs: cycleMs.reduce((s, x) => s + x, 0) / Math.max(1, cycleMs.length),
-    phases: plan.phases.map((ph) => ({
-      name: ph.name,
-      fromMs: ph.fromMs,
-      toMs: ph.toMs,
-      hot: ph.hot,
-      followMs: followMs(points, ph),
-      ...meanWorkConservationOfPoints(points, ph.fromMs, ph.toMs),
-      partitions: names.map((n) => {
+    ...summarisePhases(plan, points, cycleMs, (ph) =>
+      names.map((n) => {
         const s = phaseStats.get(ph.name)?.get(n);
         return {
           partition: n,
@@ -172,10 +162,9 @@ export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
           served: s?.served ?? 0,
           servedRatio: s && s.offered > 0 ? s.served / s.offered : null,
           p99Ms: s?.p99Ms ?? null,
-          meanCpuMillis: meanAllocation(points, n, ph.fromMs, ph.toMs),
         };
       }),
-    })),
+    ),
     notes: [
       "SIMULATED: not root (or no network namespaces / cgroup cpu controller), so the scenario ran on weir's simulator: virtual partitions with CFS bandwidth semantics, driven by the real manager and policy. Run as root for real partitions.",
     ],
