@@ -45,6 +45,11 @@ export interface DemandAssessment {
   donor: boolean;
   /** Misses its goal while more CPU would help: raised to last entitlement × PI × (1 + goalHeadroom). */
   goalReceiver: boolean;
+  /**
+   * Misses its goal (PI > 1) while more CPU would help (the controller's short-of-CPU test),
+   * whichever rule set its demand: less important partitions without goals yield to it.
+   */
+  missesGoal: boolean;
   undonatedDemandCpuMillis: number;
   /** Final demand: smoothed (probes are not smoothed again), then floored by the goal, or cut to it (donor). */
   demandCpuMillis: number;
@@ -229,6 +234,7 @@ export function assessNetworkDemand(
   let demand = smoothed;
   let donor = false;
   let receiver = false;
+  let missesGoal = false;
   const base = goalBaseCpuMillis;
   if (pi !== null && base !== null && base > 0) {
     // A partition missing its goal needs less evidence that CPU would help: waiting half as
@@ -245,6 +251,7 @@ export function assessNetworkDemand(
         delay >= knobs.cpuDelayThreshold / 2 &&
         used >= GOAL_DELAY_CONFIRM_AT_USE_FRACTION * base) ||
       offered >= goal!;
+    missesGoal = pi > 1 && shortOfCpu;
     if (pi * grow > 1 && shortOfCpu) {
       // Below goal + headroom (not only below the goal): otherwise a partition that fell to
       // just its goal would sit there and miss it in every other noisy window.
@@ -280,6 +287,7 @@ export function assessNetworkDemand(
   out.goalFloorCpuMillis = goalFloor;
   out.donor = donor;
   out.goalReceiver = receiver;
+  out.missesGoal = missesGoal;
   out.undonatedDemandCpuMillis = smoothed;
   out.demandCpuMillis = demand;
   out.rising = rising;
@@ -306,6 +314,7 @@ export function emptyAssessment(): DemandAssessment {
     goalFloorCpuMillis: null,
     donor: false,
     goalReceiver: false,
+    missesGoal: false,
     undonatedDemandCpuMillis: 0,
     demandCpuMillis: 0,
     rising: false,
