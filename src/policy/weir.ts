@@ -481,8 +481,9 @@ function step(
  * its use + headroom (no congestion probe, no traffic claim) and no spare. Under weights it
  * still runs on any CPU the receivers leave idle; under contention its weight no longer grows
  * against theirs. Real testbed, goals-tiers-real (importance 1 and 2 with goals, 3 without, one
- * CPU, capacity 1.7): importance 3 waited for CPU and probed ×1.5 a cycle to 500–900m beside an
- * importance-2 receiver entitled to ~400m, and took 15 % of what importance 1 left.
+ * CPU, capacity 1.7): importance 3 (waiting for CPU 70–85 %) was entitled to 380–940m beside an importance-2
+ * receiver entitled to 340–770m (a per-cycle trace), and took 15 % of what importance 1 left
+ * (b ÷ (b + c) 84.8 %, 5 repetitions).
  * `controlled` marks the partitions that miss their goals 1 on entry; yielding ones are marked
  * 2 here.
  */
