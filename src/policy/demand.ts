@@ -46,8 +46,9 @@ export interface DemandAssessment {
   /** Misses its goal while more CPU would help: raised to last entitlement × PI × (1 + goalHeadroom). */
   goalReceiver: boolean;
   /**
-   * Misses its goal (PI > 1) while more CPU would help (the controller's short-of-CPU test),
-   * whichever rule set its demand: less important partitions without goals yield to it.
+   * Misses its goal by more than a noisy reading would (PI > GOAL_MISS_YIELD_PI) while more
+   * CPU would help (the controller's short-of-CPU test), whichever rule set its demand: less
+   * important partitions without goals yield to it.
    */
   missesGoal: boolean;
   undonatedDemandCpuMillis: number;
@@ -63,6 +64,14 @@ export interface DemandAssessment {
  * swing it far.
  */
 export const GOAL_STEP_FRACTION = 0.25;
+
+/**
+ * A goal counts as missed for the levels below (they yield to it: weir.ts yieldToReceivers)
+ * only at PI above this: 10 % short of the goal, beyond the noise of one 100 ms reading of a
+ * server held at its goal + 5 % (goals-real's goal partition, per-run median PI 0.91–1.01), so
+ * the level below does not lose its share whenever one window reads a little low.
+ */
+export const GOAL_MISS_YIELD_PI = 1.1;
 
 /**
  * A goal partition's CPU delay says more CPU would help it reach its goal only while it uses at
@@ -251,7 +260,7 @@ export function assessNetworkDemand(
         delay >= knobs.cpuDelayThreshold / 2 &&
         used >= GOAL_DELAY_CONFIRM_AT_USE_FRACTION * base) ||
       offered >= goal!;
-    missesGoal = pi > 1 && shortOfCpu;
+    missesGoal = pi > GOAL_MISS_YIELD_PI && shortOfCpu;
     if (pi * grow > 1 && shortOfCpu) {
       // Below goal + headroom (not only below the goal): otherwise a partition that fell to
       // just its goal would sit there and miss it in every other noisy window.
