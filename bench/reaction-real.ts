@@ -2,7 +2,7 @@
 // 90 % of what its server can answer on one CPU (measured by a probe at the start), well above
 // its equal share of capacity, while two others stay at 10 % and a 2-thread batch hog runs.
 // Measured per repetition: from the step to the first cycle whose applied entitlement covered
-// 90 % of the rise (reactionMs in conservation-real.ts), and cgroup writes per partition per
+// 90 % of the rise (reactionMs in real-common.ts), and cgroup writes per partition per
 // second over the run. Same testbed, manager, sensors and actuator as conservation-real.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench reaction-real [--quick] [--reps N]  or  npx tsx bench/reaction-real.ts [...]
