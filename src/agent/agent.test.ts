@@ -51,7 +51,7 @@ function shmPair(now: () => number) {
   const keys = new KeyRing([{ index: 3, id: "web", key: KEY }]);
   const source = new ShmReportSource({ path: file, keys, slotCount: 4, now });
   const channel = new ShmAgentChannel({ path: file, partitionIndex: 3, key: KEY, now });
-  cleanups.push(() => rmSync(file, { force: true }));
+  cleanups.push(() => rmSync(file, { force: true, recursive: true }));
   cleanups.push(() => source.close());
   return { source, channel };
 }

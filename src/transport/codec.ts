@@ -440,7 +440,11 @@ export class Verifier<T extends { partitionIndex: number; sequence: number; time
     if (r.newRun && this.runs.has(m.partitionIndex)) this.restartCount++;
     const run = this.runs.get(m.partitionIndex);
     if (run === undefined)
-      this.runs.set(m.partitionIndex, { sequence: m.sequence, timestampMs: m.timestampMs, atMs: r.atMs });
+      this.runs.set(m.partitionIndex, {
+        sequence: m.sequence,
+        timestampMs: m.timestampMs,
+        atMs: r.atMs,
+      });
     else {
       run.sequence = m.sequence;
       run.timestampMs = m.timestampMs;
@@ -501,7 +505,13 @@ export class Verifier<T extends { partitionIndex: number; sequence: number; time
       if (sequence <= run.sequence) return FAILS.replayed;
       if (ts < run.timestampMs + Math.max(0, now - run.atMs) - this.maxAgeMs) return FAILS.stale;
     }
-    return { ok: true, message, partition: this.opts.keys.id(index)!, atMs: now, newRun: !continues };
+    return {
+      ok: true,
+      message,
+      partition: this.opts.keys.id(index)!,
+      atMs: now,
+      newRun: !continues,
+    };
   }
 }
 

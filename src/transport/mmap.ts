@@ -30,7 +30,14 @@ export const PAGE_BYTES = 4096;
 
 interface Libc {
   mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
-  mmapAt: (addr: bigint, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
+  mmapAt: (
+    addr: bigint,
+    len: number,
+    prot: number,
+    flags: number,
+    fd: number,
+    off: number,
+  ) => unknown;
   munmap: (addr: unknown, len: number) => number;
   memfdCreate: (name: string, flags: number) => number;
   fcntl: (fd: number, cmd: number, ...args: unknown[]) => number;

@@ -34,6 +34,7 @@ import {
   SLOT_REPORT_LOCK,
   slotPath,
 } from "./shm.ts";
+import { ShmAgentChannel, ShmReportSource } from "./shm-source.ts";
 
 const KEY_HEX = "11".repeat(32);
 const KEY = parseKeyHex(KEY_HEX);
@@ -225,7 +226,12 @@ describe("shared-memory slots", () => {
     execFileSync("truncate", ["-s", "100", junk]);
     expect(() => new AgentSlot({ path: junk, slot: 0 })).toThrow(/holds 100 bytes, expected 4096/);
     slots.close();
-    expect(() => slots.scan(() => 0, () => {})).toThrow(/closed/);
+    expect(() =>
+      slots.scan(
+        () => 0,
+        () => {},
+      ),
+    ).toThrow(/closed/);
     slots.close(); // idempotent
   });
 
@@ -239,9 +245,9 @@ describe("shared-memory slots", () => {
     const h = hostile(dir, 1, "scribble");
     expect(await h.line()).toEqual({ scribbled: SLOT_BYTES, shrink: "EPERM", grow: "EPERM" });
     // …and the same from outside, as a shell would: the seals refuse it.
-    expect(() => execFileSync("truncate", ["-s", "0", slotPath(dir, 1)], { stdio: "pipe" })).toThrow(
-      /Operation not permitted/,
-    );
+    expect(() =>
+      execFileSync("truncate", ["-s", "0", slotPath(dir, 1)], { stdio: "pipe" }),
+    ).toThrow(/Operation not permitted/);
     expect(readFileSync(slotPath(dir, 1)).length).toBe(SLOT_BYTES);
     // The other partitions' slots did not change by a byte.
     expect([0, 2].map((i) => readFileSync(slotPath(dir, i)))).toEqual(before);
@@ -265,26 +271,50 @@ describe("shared-memory slots", () => {
     for (const x of [a0, a2, slots]) x.close();
   }, 30_000);
 
-  it("survives a hole punched in a slot under it: that partition's report is dropped, no crash", () => {
+  it("a live source survives truncation and a punched hole: that partition is dropped, then stale", () => {
     const dir = slotDir();
-    const slots = new ManagerSlots({ dir, indexes: [0, 1] });
-    const a0 = new AgentSlot({ path: dir, slot: 0 });
-    const a1 = new AgentSlot({ path: dir, slot: 1 });
-    a0.writeReport(report(0, 1));
-    a1.writeReport(report(1, 1));
-    const seen: Array<[number, Buffer]> = [];
-    expect(collect(slots, seen)).toBe(2);
-    // Another process frees the slot's page (the one change of size-like kind the seals allow).
-    execFileSync("fallocate", ["--punch-hole", "--offset", "0", "--length", "4096", slotPath(dir, 1)]);
-    a0.writeReport(report(0, 2));
-    seen.length = 0;
-    // Partition 1's page reads as zeros now: lock 0, no report in it; the scan goes on.
-    expect(collect(slots, seen)).toBe(2);
-    expect(seen[0]![0]).toBe(0);
-    expect(seen[1]).toEqual([1, Buffer.alloc(REPORT_BYTES)]);
-    const v = new ReportVerifier({ keys: new KeyRing([{ index: 1, id: "p1", key: KEY }]) });
-    expect(v.verify(seen[1]![1])).toEqual({ ok: false, reason: "malformed" });
-    for (const x of [a0, a1, slots]) x.close();
+    const keys = new KeyRing([
+      { index: 0, id: "p0", key: KEY },
+      { index: 1, id: "p1", key: KEY },
+    ]);
+    let clock = Date.now();
+    const now = () => clock;
+    const source = new ShmReportSource({ path: dir, keys, now, staleAfterMs: 1000 });
+    const a0 = new ShmAgentChannel({ path: dir, partitionIndex: 0, key: KEY, now });
+    const a1 = new ShmAgentChannel({ path: dir, partitionIndex: 1, key: KEY, now });
+    let seq = 1;
+    a0.publish(report(0, seq++, clock));
+    a1.publish(report(1, seq++, clock));
+    expect([...source.latest().keys()].sort()).toEqual(["p0", "p1"]);
+    // Real processes go at partition 1's slot: truncation is refused by the seals…
+    expect(() =>
+      execFileSync("truncate", ["-s", "0", slotPath(dir, 1)], { stdio: "pipe" }),
+    ).toThrow(/Operation not permitted/);
+    // …and freeing its page (allowed) leaves a zero page under the manager's mapping.
+    execFileSync("fallocate", [
+      "--punch-hole",
+      "--offset",
+      "0",
+      "--length",
+      "4096",
+      slotPath(dir, 1),
+    ]);
+    const rejectedBefore = source.rejected().forged;
+    for (let t = 0; t < 12; t++) {
+      clock += 100;
+      a0.publish(report(0, seq++, clock));
+      source.latest(); // scans both slots every cycle, no crash
+    }
+    // The zero page was read once (its lock moved from 2 to 0) and dropped: its index field
+    // (0) is not its slot (1).
+    expect(source.rejected().forged).toBe(rejectedBefore + 1);
+    expect(source.latest().get("p0")?.receivedAtMs).toBe(clock);
+    expect(source.isStale("p0", clock)).toBe(false);
+    expect(source.isStale("p1", clock)).toBe(true); // silent for 1,200 ms > 1,000
+    // The partition's agent writes again into the same (sealed, still mapped) page: back.
+    a1.publish(report(1, seq++, clock));
+    expect(source.latest().get("p1")?.receivedAtMs).toBe(clock);
+    for (const x of [a0, a1, source]) x.close();
   });
 
   it("never hands out a torn copy while another process rewrites the slot flat out", async () => {
@@ -327,4 +357,23 @@ describe("shared-memory slots", () => {
     expect(verified).toBeGreaterThan(0); // a flat-out writer starves readers often (torn), never fools them
     slots.close();
   }, 30_000);
+
+  it("an agent's channel follows a restarted manager to its new slot", () => {
+    const dir = slotDir();
+    const keys = new KeyRing([{ index: 0, id: "p0", key: KEY }]);
+    const clock = Date.now();
+    const now = () => clock;
+    const s1 = new ShmReportSource({ path: dir, keys, now });
+    const ch = new ShmAgentChannel({ path: dir, partitionIndex: 0, key: KEY, now });
+    ch.publish(report(0, 1, clock));
+    expect(s1.latest().get("p0")?.sequence).toBe(1);
+    s1.close();
+    // No manager: nothing to open (the agent reports the error and tries again next time).
+    expect(() => ch.publish(report(0, 2, clock))).toThrow(/cannot open shared-memory slot/);
+    const s2 = new ShmReportSource({ path: dir, keys, now });
+    ch.publish(report(0, 3, clock));
+    expect(s2.latest().get("p0")?.sequence).toBe(3);
+    ch.close();
+    s2.close();
+  });
 });

@@ -8,8 +8,18 @@
 // (mmap.ts) and scans them as one buffer. Each memfd's size is sealed, so a slot cannot be
 // truncated under the manager's mapping (no SIGBUS); an agent that scribbles on its page or
 // holds its lock odd costs only its own slot (bounded retries, counted as torn or rejected).
-import { lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from "node:fs";
-import { closeSync, fstatSync, openSync, statSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from "node:fs";
 import { join } from "node:path";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { DIRECTIVE_BYTES, REPORT_BYTES } from "./codec.ts";
@@ -74,7 +84,10 @@ export function ensureSlotDirectory(dir: string): void {
       `shared-memory directory ${dir}: ${rule} (rule: slot-directory): got ${got}`,
     );
   if (!st.isDirectory())
-    throw bad("must be a directory, not a symlink or file", st.isSymbolicLink() ? "a symlink" : "a file");
+    throw bad(
+      "must be a directory, not a symlink or file",
+      st.isSymbolicLink() ? "a symlink" : "a file",
+    );
   const uid = process.geteuid?.() ?? st.uid;
   if (st.uid !== uid) throw bad(`must be owned by uid ${uid}`, `uid ${st.uid}`);
   if ((st.mode & 0o077) !== 0)
@@ -182,20 +195,24 @@ export class ManagerSlots {
     this.guard();
     const u32 = this.u32;
     const lastSeen = this.lastSeen;
-    const n = this.indexes.length;
+    const indexes = this.indexes;
+    const areas = this.reportAreas;
+    const retries = this.retries;
+    const n = indexes.length;
     let changed = 0;
     for (let k = 0; k < n; k++) {
       const lock = (k * SLOT_BYTES + SLOT_REPORT_LOCK) >>> 2;
       if (u32[lock] === lastSeen[k]) continue;
-      const index = this.indexes[k]!;
+      const index = indexes[k]!;
       let done = false;
-      // Plain loads around `read`: a function call V8 cannot see through, and x86 keeps loads
-      // in order; the writer's Atomics.store is the fence. Should a torn area ever pass on
-      // another architecture, the report's MAC still rejects it.
-      for (let t = 0; t < this.retries; t++) {
+      // Plain loads around `read`: V8 does not move loads of a typed array across a call it
+      // cannot prove harmless, and x86 keeps loads in order; the writer's Atomics.store is the
+      // fence. Should a torn area ever pass on another architecture, the report's MAC still
+      // rejects it.
+      for (let t = 0; t < retries; t++) {
         const s1 = u32[lock]!;
         if ((s1 & 1) === 1) continue;
-        const r = read(index, this.reportAreas[k]!);
+        const r = read(index, areas[k]!);
         if (u32[lock] !== s1) continue;
         lastSeen[k] = s1;
         commit(index, r);
