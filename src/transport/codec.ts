@@ -6,6 +6,9 @@
 // MAC (timing-safe), content, sequence (strictly increasing per partition within a sender's
 // run: replay), delay (stale). The first failing check names the rejection reason. No check
 // compares the sender's clock with the receiver's: see Verifier.
+//
+// Longer than 400 lines on purpose: the encoders and the verifier are the two halves of one
+// byte layout (every offset appears in both), and the wire-doc test checks them together.
 import { stepFreeNowMs } from "../core/clock.ts";
 import type { PartitionId } from "../core/model.ts";
 import { isMacKey, type MacKey, macKey } from "./mac.ts";
