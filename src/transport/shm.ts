@@ -303,9 +303,12 @@ export class AgentSlot {
     try {
       fd = openSync(this.file, "r+");
     } catch (cause) {
-      throw new WeirError(ErrorCodes.TRANSPORT, `cannot open shared-memory slot ${this.file}`, {
-        cause,
-      });
+      const code = (cause as NodeJS.ErrnoException).code ?? "error";
+      throw new WeirError(
+        ErrorCodes.TRANSPORT,
+        `cannot open shared-memory slot ${this.file} (${code}; is the manager running with this partition?)`,
+        { cause },
+      );
     }
     try {
       const st = fstatSync(fd);
