@@ -76,7 +76,7 @@ describe("velocityOf", () => {
   });
 });
 
-describe("Agent over the shared-memory table", () => {
+describe("Agent over its shared-memory slot", () => {
   it("reports cumulative counters and its own velocity; the manager reads them", () => {
     let t = 1_800_000_000_000;
     const now = () => t;

@@ -1,4 +1,4 @@
-// The one contract every ReportSource must meet, run against the shared-memory table and
+// The one contract every ReportSource must meet, run against the shared-memory slots and
 // the UDP channel alike (source-contract.test.ts). A transport supplies how to open a
 // source on a key ring and how to open an agent's end for one partition.
 import { afterEach, describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 // Bad input, in bulk: a million random and mutated reports through the verifier, table
-// writes through a real shared-memory slot table, and a share over a real UDP socket.
+// writes through real shared-memory slots, and a share over a real UDP socket.
 // Every case is built to fail one specific check, so the counts by reason must match
 // exactly; nothing may be accepted; memory must stay flat.
 import { createHmac } from "node:crypto";

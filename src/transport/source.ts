@@ -43,7 +43,7 @@ export interface ReportSource {
   readonly transport: TransportName;
   /** Resolves when `signal` aborts, after closing the source. */
   start(signal: AbortSignal): Promise<void>;
-  /** Latest accepted report per partition (the shared-memory source scans its table first). */
+  /** Latest accepted report per partition (the shared-memory source scans its slots first). */
   latest(): Map<PartitionId, AgentReport>;
   /** Rejections so far, by reason. */
   rejected(): RejectCounts;
