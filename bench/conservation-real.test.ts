@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { CycleRecord } from "../src/core/model.ts";
-import { fmtStats, reactionMs, rotate, stats } from "./conservation-real.ts";
-import { parseRepsOption } from "./harness.ts";
+import { reactionMs, rotate } from "./conservation-real.ts";
+import { fmtStats, parseRepsOption, stats } from "./harness.ts";
 import { previousSections } from "./report.ts";
 
 const rec = (

@@ -74,6 +74,29 @@ export function timePerIterationNs(
   return batches[2]!;
 }
 
+// ---- repetitions: median and range -------------------------------------------------------
+
+/** Median and range of finite values; null when there are none. */
+export function stats(
+  xs: number[],
+): { median: number; min: number; max: number; n: number } | null {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
+}
+
+/** "median [min–max]" with `digits` decimals; "–" when nothing was measured. */
+export function fmtStats(xs: number[], digits = 1, scale = 1): string {
+  const s = stats(xs.map((x) => x * scale));
+  if (!s) return "–";
+  const f = (x: number) => x.toFixed(digits);
+  return s.min === s.max
+    ? `${f(s.median)} [${f(s.min)}]`
+    : `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
+}
+
 /** `--reps N` from argv (a positive integer), undefined when absent; a clear error otherwise. */
 export function parseRepsOption(argv: string[]): number | undefined {
   const i = argv.indexOf("--reps");

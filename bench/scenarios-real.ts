@@ -1,7 +1,6 @@
 // The small scenarios on the real testbed: netns + veth + cgroup v1 + a SHA-256 UDP packet
 // server per partition and a batch hog (src/testbed), real UDP load (src/testbed/load.ts),
 // and weir's real Manager with the real sensors and the cgroup actuator, once per policy.
-// The oracle is not run here: the real host does not say in advance what a packet costs.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench scenarios-real [--quick]   or   npx tsx bench/scenarios-real.ts [--json] [--quick]
 import { createActuatorBackend } from "../src/actuators/index.ts";
@@ -137,15 +136,6 @@ export const bench: Benchmark = {
               tickMs: 1,
               seed: 0,
               partitions: [],
-            },
-            oracle: {
-              intervalMs: 100,
-              peakOfferedPacketsPerSec: () => {
-                throw new Error("no oracle on the real testbed");
-              },
-              costNsPerPacket: () => {
-                throw new Error("no oracle on the real testbed");
-              },
             },
           });
           const wiring: PartitionWiring[] = specs.map((spec) => {
