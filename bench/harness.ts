@@ -12,8 +12,13 @@ export interface BenchFigure {
   unit: string;
   /** The budget (bench/README.md), if any, e.g. "<= 1 ms". */
   target?: string;
-  /** Whether the figure meets the target (undefined when there is none). */
+  /** Whether the figure meets the target (undefined when there is none), judged on the median. */
   meets?: boolean;
+  /** From the simulator: indicative, never a verdict on a budget (the report says so). */
+  simulated?: boolean;
+  /** Repetitions behind `value` (their median) and their range. */
+  reps?: number;
+  range?: [min: number, max: number];
 }
 
 export interface BenchResult {
@@ -25,6 +30,8 @@ export interface BenchResult {
   /** Optional tables (e.g. per-policy rows) for the report generator. */
   tables?: Array<{ title: string; columns: string[]; rows: Array<Array<string | number>> }>;
   notes?: string[];
+  /** The host's 1-minute load average when the benchmark started and ended (time figures depend on it). */
+  loadAverage?: [start: number, end: number];
 }
 
 export interface BenchContext {
@@ -143,8 +150,10 @@ export async function runStandalone(
         process.stderr.write(`\r${bench.name} ${(f * 100).toFixed(0)}% ${label ?? ""}   `);
     },
   };
+  const load0 = os.loadavg()[0]!;
   const partial = await bench.run(ctx);
   const result: BenchResult = {
+    loadAverage: [load0, os.loadavg()[0]!],
     ...partial,
     command: `npx tsx bench/${bench.name}.ts${quick ? " --quick" : ""}${reps !== undefined ? ` --reps ${reps}` : ""}`,
     machine: machineDescription(),
@@ -154,15 +163,30 @@ export async function runStandalone(
   if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else {
     process.stdout.write(`${result.name} — ${result.machine} — ${result.date}\n`);
-    for (const f of result.figures) {
-      const mark = f.meets === undefined ? "" : f.meets ? "  ok" : "  MISSES";
-      process.stdout.write(
-        `  ${f.name}: ${f.value} ${f.unit}${f.target ? ` (target ${f.target})` : ""}${mark}\n`,
-      );
-    }
+    for (const f of result.figures) process.stdout.write(`  ${figureLine(f)}\n`);
     for (const n of result.notes ?? []) process.stdout.write(`  note: ${n}\n`);
   }
   return result;
+}
+
+/**
+ * One figure as a line: "name: value unit [min–max] over N (target …)  ok|MISSES"; a simulated
+ * figure is marked "sim: would meet|would miss", never "ok".
+ */
+export function figureLine(f: BenchFigure): string {
+  const range = f.range ? ` [${f.range[0]}–${f.range[1]}]` : "";
+  const reps = f.reps ? ` (median of ${f.reps})` : "";
+  const mark =
+    f.meets === undefined
+      ? ""
+      : f.simulated
+        ? f.meets
+          ? "  sim: would meet"
+          : "  sim: would miss"
+        : f.meets
+          ? "  ok"
+          : "  MISSES";
+  return `${f.name}: ${f.value} ${f.unit}${range}${reps}${f.target ? ` (target ${f.target})` : ""}${mark}`;
 }
 
 /** True when this module is the process's entry point. */
