@@ -28,6 +28,18 @@ const COLORS = [
   "#17becf",
 ];
 
+/** Axis labels short enough for eight policies side by side. */
+const SHORT: Record<string, string> = {
+  weir: "weir",
+  none: "plain CFS",
+  static: "equal caps",
+  "static-weights": "weights",
+  "vpa-style": "VPA 1 min",
+  "vpa-style-fast": "VPA 1 s",
+  "koordinator-style": "Koordinator",
+  "weir-deadband-10m": "weir 10m band",
+};
+
 export interface SpreadPanel {
   title: string;
   unit: string;
@@ -40,7 +52,7 @@ export interface SpreadPanel {
 /** The spread panels of one scenario: labels (bound first) and three measures. */
 export function spreadOf(sr: ScenarioRuns): { labels: string[]; panels: SpreadPanel[] } {
   const policies = policiesOf(sr);
-  const labels = ["bound", ...policies.map(labelOf)];
+  const labels = ["bound", ...policies.map((p) => SHORT[p] ?? p)];
   const panel = (
     title: string,
     unit: string,
@@ -142,7 +154,7 @@ for (const p of SPREAD.panels) {
   new uPlot({ title: p.title, width: 600, height: 260,
     scales: { x: { time: false, range: [-0.5, xs.length - 0.5] },
       y: log ? { distr: 3, range: [Math.max(0.1, lo / 1.5), hi * 1.5] } : { range: [Math.min(0, lo), hi * 1.08 + 1e-9] } },
-    axes: [{ splits: () => xs, values: (u, s) => s.map((i) => SPREAD.labels[i] ?? ""), rotate: -20, size: 70, font: "11px system-ui" },
+    axes: [{ splits: () => xs, values: (u, s) => s.map((i) => SPREAD.labels[i] ?? ""), size: 40, font: "11px system-ui" },
       { label: p.unit, size: 56 }],
     legend: { show: false },
     series: [{}, { label: "median", stroke: "#222", width: 0, paths: () => null,
