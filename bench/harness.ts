@@ -174,7 +174,11 @@ export async function runStandalone(
  * figure is marked "sim: would meet|would miss", never "ok".
  */
 export function figureLine(f: BenchFigure): string {
-  const range = f.range ? ` [${f.range[0]}–${f.range[1]}]` : "";
+  const range = !f.range
+    ? ""
+    : f.range[0] === f.range[1]
+      ? ` [${f.range[0]}]`
+      : ` [${f.range[0]}–${f.range[1]}]`;
   const reps = f.reps ? ` (median of ${f.reps})` : "";
   const mark =
     f.meets === undefined

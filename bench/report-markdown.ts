@@ -14,7 +14,11 @@ const LOAD_SENSITIVE = /^(ns|µs|ms|s)$|\/s$|of one core/;
 
 /** "value unit [min–max], N reps; load a → b" (the range and reps when repeated, the load for times and rates). */
 export function valueCell(f: BenchFigure, r: Pick<BenchResult, "loadAverage">): string {
-  const range = f.range ? ` [${f.range[0]}–${f.range[1]}]` : "";
+  const range = !f.range
+    ? ""
+    : f.range[0] === f.range[1]
+      ? ` [${f.range[0]}]`
+      : ` [${f.range[0]}–${f.range[1]}]`;
   const reps = f.reps ? `, ${f.reps} reps` : "";
   const load =
     r.loadAverage && LOAD_SENSITIVE.test(f.unit)
