@@ -12,7 +12,10 @@ const BUDGET_COLUMNS = ["benchmark", "figure", "median [min–max], reps", "targ
 /** Units whose figures depend on how busy the machine was. */
 const LOAD_SENSITIVE = /^(ns|µs|ms|s)$|\/s$|of one core/;
 
-/** "value unit [min–max], N reps; load a → b" (the range and reps when repeated, the load for times and rates). */
+/**
+ * "value unit [min–max], N reps; load a → b": the range and reps when repeated, the load for
+ * wall-clock times, CPU times and rates.
+ */
 export function valueCell(f: BenchFigure, r: Pick<BenchResult, "loadAverage">): string {
   const range = !f.range
     ? ""
@@ -20,8 +23,10 @@ export function valueCell(f: BenchFigure, r: Pick<BenchResult, "loadAverage">): 
       ? ` [${f.range[0]}]`
       : ` [${f.range[0]}–${f.range[1]}]`;
   const reps = f.reps ? `, ${f.reps} reps` : "";
+  // Simulated latencies and reactions are in virtual time: only the CPU they cost depends on load.
+  const timed = LOAD_SENSITIVE.test(f.unit) && (!f.simulated || /CPU/.test(f.name));
   const load =
-    r.loadAverage && LOAD_SENSITIVE.test(f.unit)
+    r.loadAverage && timed
       ? `; load ${r.loadAverage[0].toFixed(1)} → ${r.loadAverage[1].toFixed(1)}`
       : "";
   return `${f.value} ${f.unit}${range}${reps}${load}`;

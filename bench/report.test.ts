@@ -210,5 +210,24 @@ describe("report", () => {
     expect(md.indexOf(realRow)).toBeLessThan(simHead);
     expect(simHead).toBeLessThan(md.indexOf(simRow));
     expect(md).toContain("load average (1 min) 1.20 at start, 3.40 at end");
+    // A simulated latency is virtual time: no load beside it; a simulated CPU cost has it.
+    const cost = renderMarkdown({
+      results: [
+        {
+          ...sim,
+          figures: [
+            { name: "sim p99", value: 2, unit: "ms", simulated: true },
+            { name: "step CPU", value: 6, unit: "ms", simulated: true },
+          ],
+        },
+      ],
+      failures: [],
+      suite: null,
+      plots: [],
+      descriptions: new Map(),
+      quick: false,
+    });
+    expect(cost).toContain("| sim p99 | 2 ms |");
+    expect(cost).toContain("| step CPU | 6 ms; load 0.5 → 0.7 |");
   });
 });
