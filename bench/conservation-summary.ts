@@ -11,7 +11,8 @@ import {
   type Timing,
 } from "./conservation-run.ts";
 import type { BenchFigure, BenchResult } from "./harness.ts";
-import { fmtStats, RESERVE_CPU_MILLIS, stats } from "./real-common.ts";
+import { fmtStats, stats } from "./harness.ts";
+import { RESERVE_CPU_MILLIS } from "./real-common.ts";
 
 const POLICY_LABEL = (n: string) => policyFactories.find((p) => p.name === n)?.label ?? n;
 const NET = ["a", "b", "c"];

@@ -15,7 +15,8 @@ import { policyFactories } from "../src/sim/policies.ts";
 import type { TestbedPartition, TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { counterRate, type GoalPlan, parseCounter, type Rate } from "./goals-real-math.ts";
-import { epochNow, RESERVE_CPU_MILLIS, stats } from "./real-common.ts";
+import { stats } from "./harness.ts";
+import { epochNow, RESERVE_CPU_MILLIS } from "./real-common.ts";
 
 export const INTERVAL_MS = 100;
 /** Closed-loop connections per server: enough that its one thread always has a request queued. */
@@ -168,9 +169,6 @@ export function makeManager(
 ): Manager {
   const factory = policyFactories.find((p) => p.name === policyName);
   if (!factory) throw new Error(`goals-real: no policy named ${policyName}`);
-  const noOracle = () => {
-    throw new Error("no oracle on the real testbed");
-  };
   const policy = factory.make({
     scenario: {
       name: "goals-real",
@@ -182,11 +180,6 @@ export function makeManager(
       tickMs: 1,
       seed: 0,
       partitions: [],
-    },
-    oracle: {
-      intervalMs: INTERVAL_MS,
-      peakOfferedPacketsPerSec: noOracle,
-      costNsPerPacket: noOracle,
     },
   });
   const wiring: PartitionWiring[] = specs.map((spec) => {

@@ -19,7 +19,8 @@ import {
   type Timing,
 } from "./goals-run.ts";
 import type { BenchFigure, BenchResult } from "./harness.ts";
-import { COST_ROUNDS, fmtStats, GROUP_CPU_SHARES, stats } from "./real-common.ts";
+import { fmtStats, stats } from "./harness.ts";
+import { COST_ROUNDS, GROUP_CPU_SHARES } from "./real-common.ts";
 
 const r = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : "–");
 

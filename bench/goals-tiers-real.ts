@@ -34,17 +34,15 @@ import {
   SERVER_CPU,
 } from "./goals-run.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
-import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+import { fmtStats, isMain, isolateSelf, realBenchReps, runStandalone, stats } from "./harness.ts";
 import {
   COST_ROUNDS,
   epochNow,
-  fmtStats,
   GROUP_CPU_SHARES,
   loadAvg,
   RESERVE_CPU_MILLIS,
   rotate,
   sleep,
-  stats,
 } from "./real-common.ts";
 
 /** Each goal: this fraction of a's solo packets/s (a's and b's together: all of it). */

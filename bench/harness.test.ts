@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseRepsOption, realBenchReps } from "./harness.ts";
+import { figureLine, parseRepsOption, realBenchReps } from "./harness.ts";
 
 const ctx = (over: { quick?: boolean; reps?: number }) => ({
   progress: () => {},
@@ -30,5 +30,21 @@ describe("parseRepsOption", () => {
     expect(parseRepsOption(["--reps", "5"])).toBe(5);
     expect(() => parseRepsOption(["--reps", "0"])).toThrow(/--reps.*positive integer.*"0"/);
     expect(() => parseRepsOption(["--reps"])).toThrow(/--reps/);
+  });
+});
+
+describe("figureLine", () => {
+  it("gives the median's range and count, and never says ok for a simulated figure", () => {
+    const f = { name: "x", value: 2, unit: "ms", target: "<= 3 ms", meets: true };
+    expect(figureLine(f)).toBe("x: 2 ms (target <= 3 ms)  ok");
+    expect(figureLine({ ...f, reps: 5, range: [1, 4] })).toBe(
+      "x: 2 ms [1–4] (median of 5) (target <= 3 ms)  ok",
+    );
+    expect(figureLine({ ...f, simulated: true, reps: 5, range: [2, 2] })).toBe(
+      "x: 2 ms [2] (median of 5) (target <= 3 ms)  sim: would meet",
+    );
+    expect(figureLine({ ...f, meets: false, simulated: true })).toBe(
+      "x: 2 ms (target <= 3 ms)  sim: would miss",
+    );
   });
 });

@@ -20,8 +20,7 @@ import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import { packageFileUrl } from "../src/core/package-files.ts";
 import { DEFAULT_HISTORY_SIZE } from "../src/manager/manager.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
-import { isMain, runStandalone } from "./harness.ts";
-import { fmtStats, stats } from "./real-common.ts";
+import { fmtStats, isMain, runStandalone, stats } from "./harness.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
 const PARTITIONS = 100;

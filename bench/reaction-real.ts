@@ -20,15 +20,13 @@ import {
   timingFor,
 } from "./conservation-run.ts";
 import type { Benchmark } from "./harness.ts";
-import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+import { fmtStats, isMain, isolateSelf, realBenchReps, runStandalone, stats } from "./harness.ts";
 import {
   COST_ROUNDS,
   epochNow,
-  fmtStats,
   GROUP_CPU_SHARES,
   loadAvg,
   RESERVE_CPU_MILLIS,
-  stats,
 } from "./real-common.ts";
 
 /** Step of partition a, as fractions of its server's one-CPU saturation rate. */

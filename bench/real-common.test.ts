@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { CycleRecord } from "../src/core/model.ts";
-import { fmtStats, reactionMs, rotate, stats } from "./real-common.ts";
+import { fmtStats, stats } from "./harness.ts";
+import { reactionMs, rotate } from "./real-common.ts";
 
 const rec = (
   t: number,

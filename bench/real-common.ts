@@ -1,12 +1,13 @@
 // What the benchmarks on the real testbed share (conservation-real, reaction-real, goals-real,
 // goals-tiers-real, scenarios-real, overhead): the packet servers' cost and the CPU kept back
 // for the generator, the median-and-range figures, the rotation of the policy order between
-// repetitions, the reaction to a load step, and small host readings.
+// repetitions, the reaction to a load step, and small host readings. Median and range
+// (`stats`, `fmtStats`) are harness.ts's.
 import os from "node:os";
 import type { CycleRecord } from "../src/core/model.ts";
 import { type HeldHostCpu, hostCpuFromSamples } from "../src/sensors/host-cpu.ts";
 import type { HostCpuSample } from "../src/sensors/types.ts";
-import { readUsageNs } from "./harness.ts";
+import { readUsageNs, stats } from "./harness.ts";
 
 /** SHA-256 rounds per request of the real benchmarks' packet servers (the probes measure what that costs here). */
 export const COST_ROUNDS = 40;
@@ -24,27 +25,6 @@ export const loadAvg = () =>
     .loadavg()
     .map((x) => x.toFixed(2))
     .join(" ");
-
-/** Median and range of finite values; null when there are none. */
-export function stats(
-  xs: number[],
-): { median: number; min: number; max: number; n: number } | null {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const mid = Math.floor(v.length / 2);
-  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
-}
-
-/** "median [min–max]" with `digits` decimals; "–" when nothing was measured. */
-export function fmtStats(xs: number[], digits = 1, scale = 1): string {
-  const s = stats(xs.map((x) => x * scale));
-  if (!s) return "–";
-  const f = (x: number) => x.toFixed(digits);
-  return s.min === s.max
-    ? `${f(s.median)} [${f(s.min)}]`
-    : `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
-}
 
 /** `list` rotated left by `k` (the policy order of repetition k). */
 export const rotate = <T>(list: readonly T[], k: number): T[] =>
