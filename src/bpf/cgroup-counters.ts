@@ -20,6 +20,7 @@ import {
   BPF_MAP_LOOKUP_ELEM,
   BPF_MAP_TYPE_PERCPU_ARRAY,
   BPF_OBJ_GET,
+  BPF_OBJ_GET_INFO_BY_FD,
   BPF_OBJ_PIN,
   BPF_PROG_ATTACH,
   BPF_PROG_DETACH,
@@ -229,13 +230,12 @@ function pinnedObject(file: string): number {
   }
 }
 
-/** Ids of the programs attached directly at a cgroup's hook (BPF_PROG_QUERY). */
-export function attachedProgramIds(cgroupDir: string, attachType: number): number[] {
-  const fd = fs.openSync(cgroupDir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+/** Ids of the programs attached directly at the hook of the cgroup open as `cgroupFd` (BPF_PROG_QUERY). */
+function queryAttached(cgroupFd: number, attachType: number): number[] {
   const ids = nativeBuffer(64 * 4);
   const attr = nativeBuffer(128);
   try {
-    attr.view.setUint32(0, fd, true); // target_fd
+    attr.view.setUint32(0, cgroupFd, true); // target_fd
     attr.view.setUint32(4, attachType, true); // attach_type
     attr.view.setBigUint64(16, ids.address, true); // prog_ids
     attr.view.setUint32(24, 64, true); // prog_cnt (in: room, out: how many)
@@ -245,7 +245,32 @@ export function attachedProgramIds(cgroupDir: string, attachType: number): numbe
   } finally {
     freeNative(ids);
     freeNative(attr);
+  }
+}
+
+/** Ids of the programs attached directly at a cgroup's hook. */
+export function attachedProgramIds(cgroupDir: string, attachType: number): number[] {
+  const fd = fs.openSync(cgroupDir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    return queryAttached(fd, attachType);
+  } finally {
     closeFd(fd);
+  }
+}
+
+/** A loaded program's id (struct bpf_prog_info.id, BPF_OBJ_GET_INFO_BY_FD). */
+function programId(progFd: number): number {
+  const info = nativeBuffer(8);
+  const attr = nativeBuffer(128);
+  try {
+    attr.view.setUint32(0, progFd, true); // bpf_fd
+    attr.view.setUint32(4, 8, true); // info_len: type and id
+    attr.view.setBigUint64(8, info.address, true); // info
+    bpf(BPF_OBJ_GET_INFO_BY_FD, attr, "BPF_OBJ_GET_INFO_BY_FD");
+    return info.view.getUint32(4, true);
+  } finally {
+    freeNative(info);
+    freeNative(attr);
   }
 }
 
@@ -299,11 +324,16 @@ export class CgroupSkbCounters {
         ["egress", BPF_CGROUP_INET_EGRESS],
       ] as const) {
         try {
+          // a pinned program that stayed attached while weir was away is attached already
+          // (the kernel refuses the same program twice on one hook with EINVAL)
+          if (
+            this.resumed &&
+            queryAttached(this.cgroupFd, type).includes(programId(this.progFds[hook]))
+          )
+            continue;
           attachCall(BPF_PROG_ATTACH, this.cgroupFd, this.progFds[hook], type, "BPF_PROG_ATTACH");
         } catch (e) {
-          // a pinned program that stayed attached while weir was away is attached already
-          if (!(this.resumed && e instanceof BpfSyscallError && e.errno === 17))
-            fail(o, `attaching the ${hook} program to ${o.cgroupDir}`, e);
+          fail(o, `attaching the ${hook} program to ${o.cgroupDir}`, e);
         }
       }
       if (pins !== null && o.pin && !this.resumed) {
@@ -393,11 +423,13 @@ export class CgroupSkbCounters {
       if (this.o.pinDir !== null) {
         for (const name of Object.values(PIN_NAMES))
           fs.rmSync(path.join(this.o.pinDir, name), { force: true });
-        try {
-          fs.rmdirSync(this.o.pinDir);
-        } catch {
-          // not empty or already gone
-        }
+        // the partition's directory, then weir's when it was the last partition there
+        for (const dir of [this.o.pinDir, path.dirname(this.o.pinDir)])
+          try {
+            fs.rmdirSync(dir);
+          } catch {
+            // not empty, or already gone
+          }
       }
     }
     for (const fd of [this.mapFd, this.progFds.ingress, this.progFds.egress, this.cgroupFd])

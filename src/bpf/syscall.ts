@@ -12,6 +12,7 @@ export const BPF_OBJ_PIN = 6;
 export const BPF_OBJ_GET = 7;
 export const BPF_PROG_ATTACH = 8;
 export const BPF_PROG_DETACH = 9;
+export const BPF_OBJ_GET_INFO_BY_FD = 15;
 export const BPF_PROG_QUERY = 16;
 /** enum bpf_map_type. */
 export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
