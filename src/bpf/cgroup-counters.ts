@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { encodeInsns } from "./insn.ts";
+import { encodeInsns, type Insn } from "./insn.ts";
 import {
   COUNTERS_VALUE_BYTES,
   countingProgram,
@@ -77,7 +77,7 @@ function advice(errno: number): string {
   return "see bpf(2) for this errno";
 }
 
-function fail(o: CgroupSkbCountersOptions, what: string, e: unknown): never {
+function fail(o: { partition: string }, what: string, e: unknown): never {
   if (e instanceof BpfSyscallError)
     throw new WeirError(
       ErrorCodes.BPF_UNAVAILABLE,
@@ -124,14 +124,16 @@ function createMap(o: CgroupSkbCountersOptions): number {
   }
 }
 
-/** BPF_PROG_LOAD; on a refusal, loads again with the verifier's log and puts it in the error. */
-function loadProgram(
-  o: CgroupSkbCountersOptions,
-  mapFd: number,
-  packetsOffset: number,
+/**
+ * BPF_PROG_LOAD of a cgroup skb program; returns its fd. On a refusal it loads again with the
+ * verifier's log and puts the log in the error (BPF_REJECTED).
+ */
+export function loadCgroupSkbProgram(
+  o: { partition: string },
+  program: readonly Insn[],
   attachType: number,
 ): number {
-  const code = encodeInsns(countingProgram(mapFd, packetsOffset));
+  const code = encodeInsns(program);
   const insns = nativeBuffer(code.length);
   insns.bytes.set(code);
   const license = nativeString("GPL");
@@ -313,9 +315,17 @@ export class CgroupSkbCounters {
       } else {
         this.mapFd = createMap(o);
         fds.push(this.mapFd);
-        const ingress = loadProgram(o, this.mapFd, INGRESS_PACKETS_OFFSET, BPF_CGROUP_INET_INGRESS);
+        const ingress = loadCgroupSkbProgram(
+          o,
+          countingProgram(this.mapFd, INGRESS_PACKETS_OFFSET),
+          BPF_CGROUP_INET_INGRESS,
+        );
         fds.push(ingress);
-        const egress = loadProgram(o, this.mapFd, EGRESS_PACKETS_OFFSET, BPF_CGROUP_INET_EGRESS);
+        const egress = loadCgroupSkbProgram(
+          o,
+          countingProgram(this.mapFd, EGRESS_PACKETS_OFFSET),
+          BPF_CGROUP_INET_EGRESS,
+        );
         fds.push(egress);
         this.progFds = { ingress, egress };
       }
