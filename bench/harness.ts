@@ -137,6 +137,10 @@ export async function runStandalone(
         `  ${f.name}: ${f.value} ${f.unit}${f.target ? ` (target ${f.target})` : ""}${mark}\n`,
       );
     }
+    for (const t of result.tables ?? []) {
+      process.stdout.write(`  ${t.title}\n    ${t.columns.join(" | ")}\n`);
+      for (const r of t.rows) process.stdout.write(`    ${r.join(" | ")}\n`);
+    }
     for (const n of result.notes ?? []) process.stdout.write(`  note: ${n}\n`);
   }
   return result;

@@ -20,6 +20,12 @@ import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import { packageFileUrl } from "../src/core/package-files.ts";
 import { DEFAULT_HISTORY_SIZE } from "../src/manager/manager.ts";
 import { fmtStats, stats } from "./conservation-real.ts";
+import {
+  type CpuProfile,
+  monotonicUs,
+  type ProfileSummary,
+  summarizeCpuProfile,
+} from "./cpu-profile.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import { isMain, runStandalone } from "./harness.ts";
 
@@ -32,6 +38,8 @@ const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
  * 60 s) and 5 s more, so VmRSS is the steady state's (after 23 s it was ~25 MB lower here).
  */
 const WARMUP_MS = DEFAULT_HISTORY_SIZE * INTERVAL_MS + 5000;
+/** Where the profiled run's whole profile is kept. */
+const PROFILE_COPY = path.join(os.tmpdir(), "weir-overhead.cpuprofile");
 /** The line bin/weir.js prints when it falls back to the sources. */
 const FALLBACK_NOTICE = "running the TypeScript sources through tsx";
 
@@ -124,12 +132,13 @@ async function measureRun(
   port: number,
   timing: { warmupMs: number; measureMs: number },
   progress: (f: number) => void,
-): Promise<OverheadRun> {
+  nodeArgs: readonly string[] = [],
+): Promise<OverheadRun & { windowUs: [number, number] }> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (runtime === "tsx") env.WEIR_FROM_SOURCE = "1";
   else delete env.WEIR_FROM_SOURCE;
   const t0 = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [BIN, "run", "-c", configFile], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, "run", "-c", configFile], {
     env,
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -170,11 +179,13 @@ async function measureRun(
     const m0 = await metrics();
     const ticks0 = readCpuTicks(pid);
     const w0 = performance.now();
+    const u0 = monotonicUs();
     for (let i = 1; i <= 10; i++) {
       await sleep(timing.measureMs / 10);
       progress(i / 10);
     }
     const ticks1 = readCpuTicks(pid);
+    const u1 = monotonicUs();
     const wallSec = (performance.now() - w0) / 1000;
     const mem = readMemoryMb(pid);
     const m1 = await metrics();
@@ -194,6 +205,7 @@ async function measureRun(
       peakRssMb: mem.peakRssMb,
       cycles,
       cycleMsMean: ((m1.sum - m0.sum) / Math.max(1, cycles)) * 1000,
+      windowUs: [u0, u1],
     };
   } finally {
     if (exitCode === undefined) {
@@ -219,7 +231,12 @@ async function bareNodeRssMb(): Promise<number> {
 export async function measureOverhead(
   opts: { reps: number; warmupMs: number; measureMs: number },
   progress: (f: number, label: string) => void,
-): Promise<{ runs: OverheadRun[]; bareNodeRssMb: number }> {
+): Promise<{
+  runs: OverheadRun[];
+  bareNodeRssMb: number;
+  profileSummary: ProfileSummary;
+  profiledCpuShare: number;
+}> {
   if (process.getuid?.() !== 0)
     throw new WeirError(ErrorCodes.NOT_ROOT, "bench overhead: needs root (it makes 100 cgroups)");
   if (
@@ -270,14 +287,40 @@ export async function measureOverhead(
         const configFile = path.join(tmp, `weir-${runs.length}.yaml`);
         fs.writeFileSync(configFile, overheadConfigYaml(cgroups, port));
         const done = runs.length;
-        runs.push(
-          await measureRun(runtime, configFile, port, opts, (f) =>
-            progress((done + f) / total, `rep ${rep + 1}/${opts.reps} ${runtime}`),
-          ),
+        const { windowUs: _, ...run } = await measureRun(runtime, configFile, port, opts, (f) =>
+          progress((done + f) / total, `rep ${rep + 1}/${opts.reps} ${runtime}`),
         );
+        runs.push(run);
       }
     }
-    return { runs, bareNodeRssMb: await bareNodeRssMb() };
+    // One more compiled run under V8's sampling profiler, summarised over the same window:
+    // where the CPU goes (its figures are not among the runs: profiling costs CPU itself).
+    const profDir = path.join(tmp, "cpu-prof");
+    fs.mkdirSync(profDir);
+    const port = await freePort();
+    const configFile = path.join(tmp, "weir-profiled.yaml");
+    fs.writeFileSync(configFile, overheadConfigYaml(cgroups, port));
+    const profiled = await measureRun(
+      "compiled",
+      configFile,
+      port,
+      opts,
+      (f) => progress((total + f) / (total + 1), "profiled run"),
+      ["--cpu-prof", `--cpu-prof-dir=${profDir}`],
+    );
+    const file = fs.readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+    if (!file) throw new Error("bench overhead: the profiled run wrote no .cpuprofile");
+    // kept for a closer look (Chrome DevTools, speedscope): $TMPDIR/weir-overhead.cpuprofile
+    fs.copyFileSync(path.join(profDir, file), PROFILE_COPY);
+    const profile = JSON.parse(fs.readFileSync(PROFILE_COPY, "utf8")) as CpuProfile;
+    const [fromUs, toUs] = profiled.windowUs;
+    const profileSummary = summarizeCpuProfile(profile, { fromUs, toUs, top: 15 });
+    return {
+      runs,
+      bareNodeRssMb: await bareNodeRssMb(),
+      profileSummary,
+      profiledCpuShare: profiled.cpuShareOfOneCore,
+    };
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -345,8 +388,9 @@ export const bench: Benchmark = {
       ? { warmupMs: 2000, measureMs: 5000 }
       : { warmupMs: WARMUP_MS, measureMs: 20_000 };
     const load0 = os.loadavg();
-    const { runs, bareNodeRssMb } = await measureOverhead({ reps, ...timing }, (f, label) =>
-      ctx.progress(f, label),
+    const { runs, bareNodeRssMb, profileSummary, profiledCpuShare } = await measureOverhead(
+      { reps, ...timing },
+      (f, label) => ctx.progress(f, label),
     );
     const load1 = os.loadavg();
     const figures: BenchFigure[] = [
@@ -400,6 +444,15 @@ export const bench: Benchmark = {
             "start to API, ms",
           ],
           rows: RUNTIMES.map(row),
+        },
+        {
+          title: `where the CPU goes: top self time in one more compiled run under \`node --cpu-prof\`, over the same ${timing.measureMs / 1000} s window (${profileSummary.busyMs.toFixed(0)} ms busy of ${profileSummary.windowMs.toFixed(0)} ms; ${(profiledCpuShare * 100).toFixed(2)} % of one core from /proc with the profiler on)`,
+          columns: ["function (self time)", "share of busy samples", "ms in the window"],
+          rows: profileSummary.rows.map((r) => [
+            r.fn,
+            `${(r.share * 100).toFixed(1)} %`,
+            r.selfMs.toFixed(1),
+          ]),
         },
       ],
       notes: [

@@ -223,11 +223,4 @@ export const bench: Benchmark = {
   },
 };
 
-if (isMain(import.meta.url)) {
-  const result = await runStandalone(bench);
-  if (!process.argv.includes("--json"))
-    for (const t of result.tables ?? []) {
-      process.stdout.write(`  ${t.columns.join(" | ")}\n`);
-      for (const r of t.rows) process.stdout.write(`  ${r.join(" | ")}\n`);
-    }
-}
+if (isMain(import.meta.url)) await runStandalone(bench);
