@@ -63,10 +63,9 @@ export function summarizeCpuProfile(
   for (const n of profile.nodes) {
     const cf = n.callFrame;
     const where = shortUrl(cf.url);
-    label.set(
-      n.id,
-      `${cf.functionName || "(anonymous)"}${where ? ` ${where}:${cf.lineNumber + 1}` : ""}`,
-    );
+    // line numbers are 0-based; a source-mapped frame (dist/ with source maps on) has none
+    const line = cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : "";
+    label.set(n.id, `${cf.functionName || "(anonymous)"}${where ? ` ${where}${line}` : ""}`);
   }
   const selfUs = new Map<string, number>();
   let busyUs = 0;
