@@ -351,8 +351,10 @@ export class Manager implements ManagerView {
 
     // 4. apply (unless paused); actuators write only values that changed. Everything above
     // that may throw (reports, throughput, policy) has run, so a failed cycle writes nothing.
-    const directives = new Map(out.directives.map((d) => [d.partition, d]));
-    const decisions = new Map(out.decisions.map((d) => [d.partition, d]));
+    const directives = new Map<PartitionId, Directive>();
+    for (const d of out.directives) directives.set(d.partition, d);
+    const decisions = new Map<PartitionId, Decision>();
+    for (const d of out.decisions) decisions.set(d.partition, d);
     const written = new Map<PartitionId, string[]>();
     // a hook's fault (the change log, a directive send) neither stops the other partitions'
     // writes nor goes unnoticed: the cycle is recorded, then counted as failed

@@ -58,6 +58,9 @@ interface TidState {
   pass: number;
 }
 
+/** A missing cpu.pressure is looked for again after this many reads (10 s at 10 cycles/s). */
+export const PSI_RECHECK_READS = 100;
+
 /**
  * A partition's CPU delay on held descriptors. `read()` returns the delay accumulated
  * since this object was made (ns, never decreasing), or undefined when no source could be
@@ -77,6 +80,8 @@ export class HeldCpuDelay {
   private readonly tids = new Map<number, TidState>();
   private pass = 0;
   private lastPsiUs = -1;
+  /** Reads since cpu.pressure was last found missing, counting from 1 (0: not missing). */
+  private psiMissingReads = 0;
   private totalNs = 0;
   /** The source the last read used (null: none worked). */
   source: CpuDelaySource | null = null;
@@ -119,10 +124,19 @@ export class HeldCpuDelay {
     if (psiDir === null) return null;
     if (this.psiFile === null) {
       const file = path.join(psiDir, "cpu.pressure");
-      if (!fs.existsSync(file)) {
+      // a cgroup2 directory that is not there (a v1 partition on a hybrid host, most often)
+      // is looked for again every PSI_RECHECK_READS reads, not on every one (a stat per
+      // partition per cycle was a tenth of an idle manager's system calls)
+      if (this.psiMissingReads > 0 && this.psiMissingReads++ % PSI_RECHECK_READS !== 0) {
         this.skipped = `psi: no ${file}`;
         return null;
       }
+      if (!fs.existsSync(file)) {
+        this.psiMissingReads = 1;
+        this.skipped = `psi: no ${file}`;
+        return null;
+      }
+      this.psiMissingReads = 0;
       this.psiFile = new HeldFile(file, { sizeHint: 256 });
     }
     if (membersDir !== null) {
