@@ -58,7 +58,6 @@ export type FailurePhase = "open" | "sample" | "apply";
 
 /** Cycles that may fail in a row (policy, reports or a hook threw) before the loop stops. */
 export const DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES = 10;
-export { DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_SIZE } from "./history.ts";
 
 export interface ManagerOptions {
   now: () => number;
