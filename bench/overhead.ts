@@ -5,9 +5,13 @@
 // the bin ran before there was a build). Each run is a fresh process measured from outside:
 // CPU from /proc/<pid>/stat (utime + stime) over a window after a warm-up, VmRSS and VmHWM from
 // /proc/<pid>/status at the window's end, cycle time from its own weir_cycle_duration_seconds.
+// Then one compiled run more under `node --cpu-prof`: the functions with the most self time
+// over the same window (what bounds the CPU figure).
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`). Creates
 // /sys/fs/cgroup/{cpu,cpuacct}/weirb-<pid>-NNN and removes them afterwards, also on
 // SIGINT/SIGTERM.
+// One file past ~400 lines: one benchmark (cgroups, runs, the profiled run, its report) whose
+// parts share the run's plumbing (measureRun); the profile's arithmetic is in cpu-profile.ts.
 // Run: weir bench overhead [--quick] [--reps N]
 //  or: npx tsx bench/overhead.ts [--json] [--quick] [--reps N]
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
