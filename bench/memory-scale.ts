@@ -20,8 +20,14 @@ import { throughputFromSamples } from "../src/sensors/throughput.ts";
 import { capacityOf, specOf } from "../src/sim/run.ts";
 import { scaleScenario } from "../src/sim/scenarios.ts";
 import { SimWorld } from "../src/sim/world.ts";
-import { fmtStats, stats } from "./conservation-real.ts";
-import { type BenchFigure, type Benchmark, isMain, runStandalone } from "./harness.ts";
+import {
+  type BenchFigure,
+  type Benchmark,
+  fmtStats,
+  isMain,
+  runStandalone,
+  stats,
+} from "./harness.ts";
 
 export interface MemoryConfig {
   label: string;

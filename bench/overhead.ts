@@ -23,7 +23,6 @@ import { fileURLToPath } from "node:url";
 import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import { packageFileUrl } from "../src/core/package-files.ts";
 import { DEFAULT_HISTORY_SIZE } from "../src/manager/history.ts";
-import { fmtStats, stats } from "./conservation-real.ts";
 import {
   type CpuProfile,
   monotonicUs,
@@ -31,7 +30,7 @@ import {
   summarizeCpuProfile,
 } from "./cpu-profile.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
-import { isMain, runStandalone } from "./harness.ts";
+import { fmtStats, isMain, runStandalone, stats } from "./harness.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
 const PARTITIONS = 100;
