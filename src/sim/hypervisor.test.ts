@@ -200,7 +200,7 @@ describe("the sim's actuators (the real engine over the v1 format)", () => {
     hv.removeCgroup("web");
     // like a held fd on a removed cgroup, the first write answers ENODEV
     const res = act.apply(dir(250, 200));
-    expect(res.error?.code).toBe("WEIR_CGROUP_GONE");
+    expect(res.error?.code).toBe("WEIR_TARGET_GONE");
     expect(res.error?.retryable).toBe(false);
   });
 });

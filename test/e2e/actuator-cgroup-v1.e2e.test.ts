@@ -91,12 +91,12 @@ describe("cgroup-v1 with the real kernel", () => {
       const dir = cappedDirective("child", 800, 100);
       const r = a.apply(dir);
       expect(r.written).toEqual([]);
-      expect(r.error).toMatchObject({ code: ErrorCodes.CGROUP_WRITE_FAILED, retryable: true });
+      expect(r.error).toMatchObject({ code: ErrorCodes.APPLY_FAILED, retryable: true });
       expect(r.error?.message).toContain(`${t.cgroup}/cpu.cfs_quota_us`);
       expect(r.error?.message).toContain('"80000"');
       expect(r.error?.message).toContain("EINVAL");
       // Not cached as written: the next cycle tries again.
-      expect(a.apply(dir).error?.code).toBe(ErrorCodes.CGROUP_WRITE_FAILED);
+      expect(a.apply(dir).error?.code).toBe(ErrorCodes.APPLY_FAILED);
       expect(a.apply(cappedDirective("child", 300, 100)).written).toEqual(["cpu.cfs_quota_us"]);
       expect(files(t)["cpu.cfs_quota_us"]).toBe("30000");
       expect(a.stats?.()).toMatchObject({ writes: 1, failedWrites: 2 });
