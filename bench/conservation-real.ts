@@ -21,11 +21,8 @@ import os from "node:os";
 import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
-import { Manager, type PartitionWiring } from "../src/manager/manager.ts";
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
 import { HeldHostCpu, hostCpuFromSamples } from "../src/sensors/host-cpu.ts";
-import { openPartitionSensor } from "../src/sensors/partition.ts";
-import { throughputFromSamples } from "../src/sensors/throughput.ts";
 import { defaultRoots, type HostCpuSample } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import { type LoadResult, runLoad } from "../src/testbed/load.ts";
@@ -35,6 +32,7 @@ import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
 import { isMain, isolateSelf, readUsageNs, realBenchReps, runStandalone } from "./harness.ts";
+import { testbedManager } from "./testbed-manager.ts";
 
 /** SHA-256 rounds per request (the probe measures what that costs on this machine). */
 export const COST_ROUNDS = 40;
@@ -258,37 +256,13 @@ function makeManager(ctx: Ctx, policyName: string, specs: PartitionSpec[], durat
       },
     },
   });
-  const { tb, backend } = ctx;
-  const wiring: PartitionWiring[] = specs.map((spec) => {
-    const p = tb.partitions.find((x) => x.name === spec.id);
-    const h = tb.hogs.find((x) => x.name === spec.id);
-    const cgroup = (p ?? h)!.cgroup;
-    return {
-      spec,
-      source: "host",
-      openSensor: () =>
-        openPartitionSensor(
-          p
-            ? {
-                cgroup,
-                interfaces: [{ name: p.hostIf, offered: "tx", served: "rx" }],
-                ...(p.serverPid ? { pid: p.serverPid } : {}),
-              }
-            : { cgroup, interfaces: [] },
-          defaultRoots,
-        ),
-      openActuator: () => backend.open({ partition: spec.id, cgroup }),
-    };
-  });
-  return new Manager({
-    now: epochNow,
+  return testbedManager(ctx.tb, specs, {
+    capacityCpuMillis: ctx.capacity,
     intervalMs: INTERVAL_MS,
     policy,
-    knobs: defaultPolicyKnobs(ctx.capacity),
-    partitions: wiring,
-    throughput: throughputFromSamples,
-    hostCpu: { open: () => new HeldHostCpu(defaultRoots.procfs), use: hostCpuFromSamples },
-    historySize: 1,
+    now: epochNow,
+    backend: ctx.backend,
+    hostCpu: true,
   });
 }
 
@@ -550,7 +524,7 @@ export const bench: Benchmark = {
         tb,
         capacity,
         backend: createActuatorBackend("cgroup", {
-          cgroupfs: defaultRoots.cgroupfs,
+          roots: defaultRoots,
           now: epochNow,
         }),
         hostCpu,

@@ -18,12 +18,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, PartitionSpec } from "../src/core/model.ts";
-import { Manager, type PartitionWiring } from "../src/manager/manager.ts";
+import type { Manager } from "../src/manager/manager.ts";
 import { staticWeightOf } from "../src/policy/baselines/static-weights.ts";
 import { DELAY_CONFIRM_AT_USE_FRACTION } from "../src/policy/demand.ts";
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
-import { openPartitionSensor } from "../src/sensors/partition.ts";
-import { throughputFromSamples } from "../src/sensors/throughput.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import type { TestbedPartition, TestbedState } from "../src/testbed/state.ts";
@@ -49,6 +47,7 @@ import {
 } from "./goals-real-math.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
 import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+import { testbedManager } from "./testbed-manager.ts";
 
 const COST_ROUNDS = 40;
 export const INTERVAL_MS = 100;
@@ -225,31 +224,12 @@ export function makeManager(
       costNsPerPacket: noOracle,
     },
   });
-  const wiring: PartitionWiring[] = specs.map((spec) => {
-    const p = tb.partitions.find((x) => x.name === spec.id)!;
-    return {
-      spec,
-      source: "host",
-      openSensor: () =>
-        openPartitionSensor(
-          {
-            cgroup: p.cgroup,
-            interfaces: [{ name: p.hostIf, offered: "tx", served: "rx" }],
-            ...(p.serverPid ? { pid: p.serverPid } : {}),
-          },
-          defaultRoots,
-        ),
-      openActuator: () => backend.open({ partition: spec.id, cgroup: p.cgroup }),
-    };
-  });
-  return new Manager({
-    now: epochNow,
+  return testbedManager(tb, specs, {
+    capacityCpuMillis: capacity,
     intervalMs: INTERVAL_MS,
     policy,
-    knobs: defaultPolicyKnobs(capacity),
-    partitions: wiring,
-    throughput: throughputFromSamples,
-    historySize: 1,
+    now: epochNow,
+    backend,
   });
 }
 
@@ -422,7 +402,7 @@ export const bench: Benchmark = {
       pin(b.serverPid, String(SERVER_CPU));
       selfAffinity = pin(process.pid, String(GENERATOR_CPU));
       const backend = createActuatorBackend("cgroup", {
-        cgroupfs: defaultRoots.cgroupfs,
+        roots: defaultRoots,
         now: epochNow,
       });
 

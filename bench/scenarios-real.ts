@@ -7,11 +7,7 @@
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import type { CycleRecord, PartitionSpec } from "../src/core/model.ts";
-import { Manager, type PartitionWiring } from "../src/manager/manager.ts";
-import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
 import type { Policy } from "../src/policy/types.ts";
-import { openPartitionSensor } from "../src/sensors/partition.ts";
-import { throughputFromSamples } from "../src/sensors/throughput.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
@@ -19,6 +15,7 @@ import type { Schedule } from "../src/testbed/schedule.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import { isMain, isolateSelf, readUsageNs, runStandalone } from "./harness.ts";
+import { testbedManager } from "./testbed-manager.ts";
 
 /** SHA-256 rounds per request: ~0.25-0.3 ms of CPU (about 3,500 packets per CPU-second, like the sim). */
 const COST_ROUNDS = 40;
@@ -118,7 +115,7 @@ export const bench: Benchmark = {
         ),
       ];
       const now = () => performance.timeOrigin + performance.now();
-      const backend = createActuatorBackend("cgroup", { cgroupfs: defaultRoots.cgroupfs, now });
+      const backend = createActuatorBackend("cgroup", { roots: defaultRoots, now });
       const results = new Map<
         string,
         Map<string, { p99: number; served: number; hogCores: number }>
@@ -148,35 +145,12 @@ export const bench: Benchmark = {
               },
             },
           });
-          const wiring: PartitionWiring[] = specs.map((spec) => {
-            const p = tb.partitions.find((x) => x.name === spec.id);
-            const h = tb.hogs.find((x) => x.name === spec.id);
-            const cgroup = (p ?? h)!.cgroup;
-            return {
-              spec,
-              source: "host",
-              openSensor: () =>
-                openPartitionSensor(
-                  p
-                    ? {
-                        cgroup,
-                        interfaces: [{ name: p.hostIf, offered: "tx", served: "rx" }],
-                        ...(p.serverPid ? { pid: p.serverPid } : {}),
-                      }
-                    : { cgroup, interfaces: [] },
-                  defaultRoots,
-                ),
-              openActuator: () => backend.open({ partition: spec.id, cgroup }),
-            };
-          });
-          const manager = new Manager({
-            now,
+          const manager = testbedManager(tb, specs, {
+            capacityCpuMillis: capacity,
             intervalMs: 100,
             policy,
-            knobs: defaultPolicyKnobs(capacity),
-            partitions: wiring,
-            throughput: throughputFromSamples,
-            historySize: 1,
+            now,
+            backend,
           });
           let writes = 0;
           const records: CycleRecord[] = [];
