@@ -1,12 +1,10 @@
-// cgroup v2 details beyond the contract (contract.test.ts runs it on the same fixture tree)
-// against a fixture tree (this host has no v2 cpu controller, docs/measured-facts.md), copied into
-// a tmp dir so writes land in real files with the kernel's exact formats.
-import { execFileSync } from "node:child_process";
+// cgroup v2 details beyond the contract (contract.test.ts runs that on the same fixture tree),
+// on a fixture tree (this host has no v2 cpu controller, docs/measured-facts.md) copied into a
+// tmp dir so writes land in real files with the kernel's exact formats.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { v2Format } from "../cgroup/formats.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { CgroupV2Backend } from "./cgroup-v2.ts";
@@ -16,11 +14,8 @@ const FIXTURE = path.join(import.meta.dirname, "fixtures", "cgroup-v2");
 const root = fs.mkdtempSync(path.join(os.tmpdir(), `weirt-${process.pid}-v2-`));
 fs.cpSync(FIXTURE, root, { recursive: true });
 const backend = new CgroupV2Backend({ cgroupfs: root });
-const mounts = new Set<string>();
-const isRoot = process.getuid?.() === 0;
 
 afterAll(() => {
-  for (const m of mounts) execFileSync("umount", [m]);
   fs.rmSync(root, { recursive: true, force: true });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { v1Format, v2Format } from "../cgroup/formats.ts";
+import { v1Format } from "../cgroup/formats.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { RecordingBackend } from "./recording.ts";

@@ -160,7 +160,7 @@ export class Manager implements ManagerView {
           res = {
             partition: s.spec.id,
             written: [],
-            error: toInfo(err, ErrorCodes.CGROUP_WRITE_FAILED),
+            error: toInfo(err, ErrorCodes.APPLY_FAILED),
           };
         }
         written.set(s.spec.id, res.written);
