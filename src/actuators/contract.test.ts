@@ -9,12 +9,12 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type CpuFileFormat, v1Format, v2Format } from "../cgroup/formats.ts";
+import { actuatorContract } from "./contract.ts";
 import {
   type ActuatorContractOptions,
-  actuatorContract,
   type ContractTargetInit,
   cgroupHarness,
-} from "./contract.ts";
+} from "./contract-harness.ts";
 import { actuatorBackendNames, createActuatorBackend } from "./index.ts";
 import type { RecordingBackend } from "./recording.ts";
 import type { ActuatorTarget, BackendContext } from "./types.ts";

@@ -9,77 +9,11 @@
 // weight 100), how to read what it holds without the backend, on the directive's scales
 // (`AppliedAllocation`), what `ApplyResult.written` calls each value, and how to remove it.
 import { afterEach, describe, expect, it } from "vitest";
-import type { CpuFileFormat } from "../cgroup/formats.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { ApplyResult, Directive } from "../core/model.ts";
-import { appliedFromView } from "./engine.ts";
-import type {
-  ActuatorBackend,
-  ActuatorCapabilities,
-  ActuatorTarget,
-  AppliedAllocation,
-  PartitionActuator,
-} from "./types.ts";
-
-type MaybePromise<T> = T | Promise<T>;
-
-export interface ContractTargetInit {
-  /** Accounting period the fresh target should have, µs (only with `periods: true`). */
-  periodUsec?: number;
-}
-
-/** What `ApplyResult.written` calls the value of each directive field. */
-export interface WrittenNames {
-  cap: string;
-  weight: string;
-  idle: string;
-  burst: string;
-}
-
-export interface ActuatorContractOptions {
-  /** Names the describe block. */
-  name: string;
-  makeBackend: () => ActuatorBackend;
-  names: WrittenNames;
-  /** Make a fresh target (unique per call): no cap, weight 100. */
-  makeTarget: (label: string, init?: ContractTargetInit) => MaybePromise<ActuatorTarget>;
-  /** What the target holds now, read without the backend. */
-  readBack: (target: ActuatorTarget) => MaybePromise<AppliedAllocation>;
-  /** Remove the target; called by tests and again at cleanup (must tolerate "already gone"). */
-  removeTarget: (target: ActuatorTarget) => MaybePromise<void>;
-  /** The snapshot a fresh target gives, exactly (optional values only where the target has them). */
-  freshSnapshot?: Readonly<Record<string, string>>;
-  /** The target has its own accounting period (a CFS period) that caps are expressed in. */
-  periods?: boolean;
-  /**
-   * Optional evidence beyond stats() that nothing was written: `arm` marks the target,
-   * `touched` says whether anything was written since (e.g. mtime reset to 0, or a write log).
-   */
-  writeProbe?: {
-    arm: (target: ActuatorTarget) => MaybePromise<void>;
-    touched: (target: ActuatorTarget) => MaybePromise<boolean>;
-  };
-  /** Optional: make the target refuse writes (EACCES/EROFS) before it is opened. */
-  makeUnwritable?: (target: ActuatorTarget) => MaybePromise<void>;
-}
-
-/** A cgroup file format's names, fresh snapshot and read-back, for the harnesses of cgroup-kind backends. */
-export function cgroupHarness(format: CpuFileFormat) {
-  return {
-    names: {
-      cap: format.capFile,
-      weight: format.weightFile,
-      idle: format.idleFile,
-      burst: format.burstFile,
-    },
-    freshSnapshot: format.freshValues,
-    periods: true,
-    /** What `values` (a cgroup's files) hold on the directive's scales. */
-    view: (values: Readonly<Record<string, string>>): AppliedAllocation =>
-      appliedFromView(format.describe(values)),
-  } as const;
-}
+import type { ActuatorContractOptions, ContractTargetInit } from "./contract-harness.ts";
+import type { ActuatorCapabilities, ActuatorTarget, PartitionActuator } from "./types.ts";
 
 /** A directive with a cap (Infinity = none) and a weight; extra fields override. */
 const d = (capCpuMillis: number, weight: number, over: Partial<Directive> = {}): Directive => ({

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { actuatorContract, cgroupHarness } from "../actuators/contract.ts";
+import { actuatorContract } from "../actuators/contract.ts";
+import { cgroupHarness } from "../actuators/contract-harness.ts";
 import { v1Format } from "../cgroup/formats.ts";
 import type { Directive } from "../core/model.ts";
 import { baseSliceNs, SimHypervisor, type Workload } from "./hypervisor.ts";

@@ -7,11 +7,11 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { CgroupV1Backend } from "../../src/actuators/cgroup-v1.ts";
+import { actuatorContract } from "../../src/actuators/contract.ts";
 import {
   type ActuatorContractOptions,
-  actuatorContract,
   cgroupHarness,
-} from "../../src/actuators/contract.ts";
+} from "../../src/actuators/contract-harness.ts";
 import { actuatorBackends, createActuatorBackend } from "../../src/actuators/index.ts";
 import type { ActuatorTarget } from "../../src/actuators/types.ts";
 import { v1Format, v2Format } from "../../src/cgroup/formats.ts";
