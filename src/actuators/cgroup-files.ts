@@ -8,7 +8,13 @@ import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { partitionCgroup } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { PartitionId } from "../core/model.ts";
-import { CGROUP_CAPABILITIES, dryRunPort, type FilePort, FileSetActuator } from "./engine.ts";
+import {
+  CGROUP_CAPABILITIES,
+  cgroupTarget,
+  dryRunPort,
+  type FilePort,
+  FileSetActuator,
+} from "./engine.ts";
 import type { ActuatorBackend, ActuatorTarget } from "./types.ts";
 
 /** statfs magic numbers of the kernel's cgroup filesystems (linux/magic.h). */
@@ -254,7 +260,7 @@ export class CgroupFilesBackend implements ActuatorBackend {
     return openCgroupFiles({
       backend: this.name,
       partition: target.partition,
-      dir: this.dirOf(target.cgroup),
+      dir: this.dirOf(cgroupTarget(this.name, target).cgroup),
       format: this.format,
     });
   }
@@ -266,7 +272,7 @@ export class CgroupFilesBackend implements ActuatorBackend {
 
   /** The files read once, read-only; the engine decides what it would write and writes nothing. */
   openDryRun(target: ActuatorTarget): FileSetActuator {
-    const dir = this.dirOf(target.cgroup);
+    const dir = this.dirOf(cgroupTarget(this.name, target).cgroup);
     return new FileSetActuator({
       backend: `${this.name} (dry run)`,
       partition: target.partition,

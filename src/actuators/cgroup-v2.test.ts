@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { CgroupV2Backend } from "./cgroup-v2.ts";
-import type { ActuatorTarget } from "./types.ts";
+import type { CgroupTarget } from "./types.ts";
 
 const FIXTURE = path.join(import.meta.dirname, "fixtures", "cgroup-v2");
 const root = fs.mkdtempSync(path.join(os.tmpdir(), `weirt-${process.pid}-v2-`));
@@ -19,12 +19,12 @@ afterAll(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-const dirOf = (t: ActuatorTarget) => path.join(root, t.cgroup);
-const read = (t: ActuatorTarget, file: string) =>
+const dirOf = (t: CgroupTarget) => path.join(root, t.cgroup);
+const read = (t: CgroupTarget, file: string) =>
   fs.readFileSync(path.join(dirOf(t), file), "latin1");
 
 describe("cgroup-v2 files", () => {
-  const target = (name: string): ActuatorTarget => {
+  const target = (name: string): CgroupTarget => {
     const cgroup = `weir/${name}`;
     fs.cpSync(path.join(FIXTURE, "weir", "web"), path.join(root, cgroup), { recursive: true });
     return { partition: name, cgroup };

@@ -20,17 +20,17 @@ export interface WrittenNames {
   burst: string;
 }
 
-export interface ActuatorContractOptions {
+export interface ActuatorContractOptions<T extends ActuatorTarget = ActuatorTarget> {
   /** Names the describe block. */
   name: string;
   makeBackend: () => ActuatorBackend;
   names: WrittenNames;
   /** Make a fresh target (unique per call): no cap, weight 100. */
-  makeTarget: (label: string, init?: ContractTargetInit) => MaybePromise<ActuatorTarget>;
+  makeTarget: (label: string, init?: ContractTargetInit) => MaybePromise<T>;
   /** What the target holds now, read without the backend. */
-  readBack: (target: ActuatorTarget) => MaybePromise<AppliedAllocation>;
+  readBack: (target: T) => MaybePromise<AppliedAllocation>;
   /** Remove the target; called by tests and again at cleanup (must tolerate "already gone"). */
-  removeTarget: (target: ActuatorTarget) => MaybePromise<void>;
+  removeTarget: (target: T) => MaybePromise<void>;
   /** The snapshot a fresh target gives, exactly (optional values only where the target has them). */
   freshSnapshot?: Readonly<Record<string, string>>;
   /** The target has its own accounting period (a CFS period) that caps are expressed in. */
@@ -40,11 +40,11 @@ export interface ActuatorContractOptions {
    * `touched` says whether anything was written since (e.g. mtime reset to 0, or a write log).
    */
   writeProbe?: {
-    arm: (target: ActuatorTarget) => MaybePromise<void>;
-    touched: (target: ActuatorTarget) => MaybePromise<boolean>;
+    arm: (target: T) => MaybePromise<void>;
+    touched: (target: T) => MaybePromise<boolean>;
   };
   /** Optional: make the target refuse writes (EACCES/EROFS) before it is opened. */
-  makeUnwritable?: (target: ActuatorTarget) => MaybePromise<void>;
+  makeUnwritable?: (target: T) => MaybePromise<void>;
 }
 
 /** A cgroup file format's names, fresh snapshot and read-back, for the harnesses of cgroup-kind backends. */

@@ -17,7 +17,7 @@ import {
 } from "./contract-harness.ts";
 import { actuatorBackendNames, createActuatorBackend } from "./index.ts";
 import type { RecordingBackend } from "./recording.ts";
-import type { ActuatorTarget, BackendContext } from "./types.ts";
+import type { BackendContext, CgroupTarget } from "./types.ts";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `weirt-${process.pid}-contract-`));
@@ -35,14 +35,17 @@ const ctx = (cgroupfs: string): BackendContext => ({
 });
 
 /** A backend writing a fixture tree: v1 under <root>/cpu/<cgroup>, v2 under <root>/<cgroup>. */
-function fixtureHarness(name: string, format: CpuFileFormat): ActuatorContractOptions {
+function fixtureHarness(
+  name: string,
+  format: CpuFileFormat,
+): ActuatorContractOptions<CgroupTarget> {
   const v1 = format === v1Format;
   const root = path.join(tmp, v1 ? "cgroup-v1" : "cgroup-v2");
   const base = v1 ? path.join(root, "cpu") : root;
   const template = path.join(base, "weir", "web");
   const backend = createActuatorBackend(name, ctx(root));
-  const dirOf = (t: ActuatorTarget) => path.join(base, t.cgroup);
-  const held = (t: ActuatorTarget) =>
+  const dirOf = (t: CgroupTarget) => path.join(base, t.cgroup);
+  const held = (t: CgroupTarget) =>
     format.heldFiles.map((f) => path.join(dirOf(t), f)).filter((p) => fs.existsSync(p));
   const h = cgroupHarness(format);
   return {
@@ -100,7 +103,7 @@ function fixtureHarness(name: string, format: CpuFileFormat): ActuatorContractOp
 }
 
 /** The in-memory recorder, with the file layout `format` (its write log is the write probe). */
-function recordingHarness(format: CpuFileFormat): ActuatorContractOptions {
+function recordingHarness(format: CpuFileFormat): ActuatorContractOptions<CgroupTarget> {
   const recorder = createActuatorBackend("recording", ctx(tmp)) as RecordingBackend;
   const periodFile = format === v1Format ? "cpu.cfs_period_us" : "cpu.max";
   const armed = new Map<string, number>();
@@ -139,7 +142,7 @@ function recordingHarness(format: CpuFileFormat): ActuatorContractOptions {
 }
 
 /** Every registered backend's harnesses (a backend registered without one fails below). */
-const HARNESSES: Record<string, () => ActuatorContractOptions[]> = {
+const HARNESSES: Record<string, () => ActuatorContractOptions<CgroupTarget>[]> = {
   cgroup: () => [fixtureHarness("cgroup", v1Format), fixtureHarness("cgroup", v2Format)],
   "cgroup-v1": () => [fixtureHarness("cgroup-v1", v1Format)],
   "cgroup-v2": () => [fixtureHarness("cgroup-v2", v2Format)],

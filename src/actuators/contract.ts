@@ -43,7 +43,7 @@ function gated(
   return [false, `${name} (skipped: the backend declares no ${missing.join(", ")} capability)`];
 }
 
-export function actuatorContract(o: ActuatorContractOptions): void {
+export function actuatorContract<T extends ActuatorTarget>(o: ActuatorContractOptions<T>): void {
   const { names } = o;
   const caps = o.makeBackend().capabilities;
   /** `it`, run only when the backend has every capability in `need`. */
@@ -57,7 +57,7 @@ export function actuatorContract(o: ActuatorContractOptions): void {
   };
 
   describe(`actuator contract: ${o.name}`, () => {
-    const made: ActuatorTarget[] = [];
+    const made: T[] = [];
     const opened: PartitionActuator[] = [];
     let seq = 0;
 
@@ -66,7 +66,7 @@ export function actuatorContract(o: ActuatorContractOptions): void {
       for (const t of made.splice(0)) await o.removeTarget(t);
     });
 
-    async function target(init?: ContractTargetInit): Promise<ActuatorTarget> {
+    async function target(init?: ContractTargetInit): Promise<T> {
       const t = await o.makeTarget(`c${++seq}`, init);
       made.push(t);
       return t;

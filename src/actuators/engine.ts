@@ -11,10 +11,24 @@ import type {
   ActuatorAbilities,
   ActuatorCapabilities,
   ActuatorStats,
+  ActuatorTarget,
   AllocationSnapshot,
   AppliedAllocation,
+  CgroupTarget,
   PartitionActuator,
 } from "./types.ts";
+
+/**
+ * A cgroup-kind target, as the backends over cgroup files need it; a target of another kind
+ * given to one of them is a wiring mistake (CONFIG_INVALID naming both), never a guess.
+ */
+export function cgroupTarget(backend: string, target: ActuatorTarget): CgroupTarget {
+  if ("cgroup" in target && typeof target.cgroup === "string") return target;
+  throw new WeirError(
+    ErrorCodes.CONFIG_INVALID,
+    `[${backend}] handles cgroup targets: partition ${target.partition}'s target has no cgroup (${Object.keys(target).join(", ")})`,
+  );
+}
 
 /**
  * What every backend over a cgroup file format expresses: a cap, a weight, batch (the idle

@@ -7,7 +7,7 @@ import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { CgroupBackend } from "./cgroup.ts";
 import { actuatorBackends, createActuatorBackend, DEFAULT_ACTUATOR, dryRun } from "./index.ts";
 import { RecordingBackend } from "./recording.ts";
-import type { BackendContext } from "./types.ts";
+import type { ActuatorTarget, BackendContext } from "./types.ts";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `weirt-${process.pid}-idx-`));
@@ -131,5 +131,27 @@ describe("dry run over any backend", () => {
     expect(a.apply(cappedDirective("a", 250, 200)).written).toEqual(["cpu.max", "cpu.weight"]);
     expect(rec.writes()).toEqual([]);
     expect(rec.files("weir/a")).toMatchObject({ "cpu.max": "max 100000", "cpu.weight": "100" });
+  });
+});
+
+describe("targets of another kind", () => {
+  it("a cgroup-kind backend refuses a target without a cgroup (CONFIG_INVALID naming backend and partition)", () => {
+    // a target of a kind no backend here handles (as a future `qemu` backend would declare it)
+    const vm = { partition: "vm1", qemu: "/run/vm1.qmp" } as unknown as ActuatorTarget;
+    for (const reg of actuatorBackends()) {
+      const b = createActuatorBackend(reg.name, ctx(V1));
+      let err: unknown;
+      try {
+        b.open(vm);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(WeirError);
+      expect((err as WeirError).code).toBe(ErrorCodes.CONFIG_INVALID);
+      expect((err as WeirError).message).toMatch(
+        /^\[(cgroup|cgroup-v1|cgroup-v2|recording)\] handles cgroup targets/,
+      );
+      expect((err as WeirError).message).toContain("vm1");
+    }
   });
 });

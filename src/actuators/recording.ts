@@ -1,7 +1,6 @@
-// The recording hypervisor: an in-memory cgroup tree that records every write. It backs
-// `--dry-run` (seeded from the real files, read-only) and the tests, and the simulator runs
-// on it. It is the same engine as the cgroup backends (engine.ts), over an in-memory port, so
-// it writes exactly what they would write and nothing when nothing changed.
+// The recording hypervisor: an in-memory cgroup tree that records every write, for tests and
+// experiments. It is the same engine as the cgroup backends (engine.ts), over an in-memory
+// port, so it writes exactly what they would write and nothing when nothing changed.
 import {
   type AllocationView,
   assertValid,
@@ -9,8 +8,20 @@ import {
   v2Format,
 } from "../cgroup/formats.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { CGROUP_CAPABILITIES, dryRunPort, type FilePort, FileSetActuator } from "./engine.ts";
-import type { ActuatorBackend, ActuatorTarget, BackendRegistration, TargetKind } from "./types.ts";
+import {
+  CGROUP_CAPABILITIES,
+  cgroupTarget,
+  dryRunPort,
+  type FilePort,
+  FileSetActuator,
+} from "./engine.ts";
+import type {
+  ActuatorBackend,
+  ActuatorTarget,
+  BackendRegistration,
+  CgroupTarget,
+  TargetKind,
+} from "./types.ts";
 
 export const RECORDING = "recording";
 
@@ -50,12 +61,12 @@ export interface RecordingOptions {
   /** Backend name in messages and the registry (default "recording"). */
   name?: string;
   /** File layout to record, or one per target (dry-run: the layout each real cgroup has). Default v2. */
-  format?: CpuFileFormat | ((target: ActuatorTarget) => CpuFileFormat);
+  format?: CpuFileFormat | ((target: CgroupTarget) => CpuFileFormat);
   /**
    * Starting content for a cgroup opened before it was created (dry-run: read from the real
    * files). Returning undefined means the cgroup does not exist: open() throws TARGET_GONE.
    */
-  seed?: (target: ActuatorTarget, format: CpuFileFormat) => Record<string, string> | undefined;
+  seed?: (target: CgroupTarget, format: CpuFileFormat) => Record<string, string> | undefined;
   /** Clock for WriteRecord.atMs (default Date.now). */
   now?: () => number;
   /** Target kinds it declares (default ["cgroup"]). */
@@ -149,7 +160,8 @@ export class RecordingBackend implements ActuatorBackend {
     this.log.length = 0;
   }
 
-  open(target: ActuatorTarget): FileSetActuator {
+  open(t: ActuatorTarget): FileSetActuator {
+    const target = cgroupTarget(this.name, t);
     const node = this.node(target);
     const port: FilePort = {
       write: (file, value) => this.write(target, node, file, value),
@@ -166,7 +178,8 @@ export class RecordingBackend implements ActuatorBackend {
   }
 
   /** What open() would write, decided from the cgroup as it is, neither written nor recorded. */
-  openDryRun(target: ActuatorTarget): FileSetActuator {
+  openDryRun(t: ActuatorTarget): FileSetActuator {
+    const target = cgroupTarget(this.name, t);
     const node = this.node(target);
     return new FileSetActuator({
       backend: `${this.name} (dry run)`,
@@ -179,7 +192,7 @@ export class RecordingBackend implements ActuatorBackend {
   }
 
   /** The target's cgroup, seeded if the options say how; throws TARGET_GONE without one. */
-  private node(target: ActuatorTarget): Node {
+  private node(target: CgroupTarget): Node {
     let node = this.tree.get(target.cgroup);
     if (!node) {
       const format = this.formatFor(target);
@@ -195,7 +208,7 @@ export class RecordingBackend implements ActuatorBackend {
     return node;
   }
 
-  private write(target: ActuatorTarget, opened: Node, file: string, value: string): void {
+  private write(target: CgroupTarget, opened: Node, file: string, value: string): void {
     const now = this.o.now ?? Date.now;
     const rec: WriteRecord = {
       seq: ++this.seq,
@@ -228,7 +241,7 @@ export class RecordingBackend implements ActuatorBackend {
     if (failure) throw failure;
   }
 
-  private formatFor(target: ActuatorTarget): CpuFileFormat {
+  private formatFor(target: CgroupTarget): CpuFileFormat {
     const f = this.o.format;
     if (f === undefined) return v2Format;
     return typeof f === "function" ? f(target) : f;

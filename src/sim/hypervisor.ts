@@ -20,11 +20,12 @@
 //    nr_bursts/burst_time the periods it used banked runtime and how much.
 import {
   CGROUP_CAPABILITIES,
+  cgroupTarget,
   dryRunPort,
   type FilePort,
   FileSetActuator,
 } from "../actuators/engine.ts";
-import type { ActuatorBackend, ActuatorTarget } from "../actuators/types.ts";
+import type { ActuatorBackend, ActuatorTarget, CgroupTarget } from "../actuators/types.ts";
 import { v1Format } from "../cgroup/formats.ts";
 import {
   DEFAULT_PERIOD_USEC,
@@ -476,7 +477,8 @@ export class SimHypervisor implements ActuatorBackend {
    * changed, in the order the kernel accepts (`v1Format.plan`), at the cgroup's own period.
    * Throws TARGET_GONE when the cgroup does not exist.
    */
-  open(target: ActuatorTarget): FileSetActuator {
+  open(t: ActuatorTarget): FileSetActuator {
+    const target = cgroupTarget(this.name, t);
     return this.actuator(target, {
       write: (file, value) => this.writeFile(target.cgroup, file, value),
       close: () => {},
@@ -484,11 +486,11 @@ export class SimHypervisor implements ActuatorBackend {
   }
 
   /** What open() would write to the simulated cgroup, decided but not written. */
-  openDryRun(target: ActuatorTarget): FileSetActuator {
-    return this.actuator(target, dryRunPort(), " (dry run)");
+  openDryRun(t: ActuatorTarget): FileSetActuator {
+    return this.actuator(cgroupTarget(this.name, t), dryRunPort(), " (dry run)");
   }
 
-  private actuator(target: ActuatorTarget, port: FilePort, suffix = ""): FileSetActuator {
+  private actuator(target: CgroupTarget, port: FilePort, suffix = ""): FileSetActuator {
     const found: Record<string, string> = {};
     for (const file of v1Format.snapshotFiles)
       found[file] = this.readFile(target.cgroup, file).trim();

@@ -13,7 +13,7 @@ import {
   cgroupHarness,
 } from "../../src/actuators/contract-harness.ts";
 import { actuatorBackends, createActuatorBackend } from "../../src/actuators/index.ts";
-import type { ActuatorTarget } from "../../src/actuators/types.ts";
+import type { CgroupTarget } from "../../src/actuators/types.ts";
 import { v1Format, v2Format } from "../../src/cgroup/formats.ts";
 import { detectCgroupLayout } from "../../src/cgroup/layout.ts";
 import { cappedDirective } from "../../src/core/directive.ts";
@@ -56,7 +56,7 @@ afterAll(async () => {
   for (const dir of [path.join(CPU, PARENT), path.join(CPUACCT, PARENT)]) await rmdir(dir);
 });
 
-const files = (t: ActuatorTarget) => {
+const files = (t: CgroupTarget) => {
   const dir = path.join(CPU, t.cgroup);
   const values: Record<string, string> = {};
   for (const f of v1Format.snapshotFiles)
@@ -65,7 +65,7 @@ const files = (t: ActuatorTarget) => {
 };
 
 const v1 = cgroupHarness(v1Format);
-const realHarness = (name: string): ActuatorContractOptions => ({
+const realHarness = (name: string): ActuatorContractOptions<CgroupTarget> => ({
   name: `${name} on real cgroups of this host`,
   makeBackend: () => createActuatorBackend(name, { roots: defaultRoots, now: Date.now }),
   names: v1.names,
@@ -100,7 +100,7 @@ const hostV2 = (() => {
 })();
 /** cgroup-v2 on a host whose cpu controller is on cgroup2 (its root `CGROUPFS`, not hybrid). */
 const v2 = cgroupHarness(v2Format);
-const realV2Harness = (): ActuatorContractOptions => ({
+const realV2Harness = (): ActuatorContractOptions<CgroupTarget> => ({
   name: "cgroup-v2 on real cgroups of this host",
   makeBackend: () => createActuatorBackend("cgroup-v2", { roots: defaultRoots, now: Date.now }),
   names: v2.names,
