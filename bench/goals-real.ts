@@ -29,12 +29,10 @@ import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
   epochNow,
-  fmtStats,
   GROUP_CPU_SHARES,
   loadAvg,
   RESERVE_CPU_MILLIS,
   rotate,
-  stats,
 } from "./conservation-real.ts";
 import {
   counterRate,
@@ -46,7 +44,7 @@ import {
   scoreRun,
 } from "./goals-real-math.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
-import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+import { fmtStats, isMain, isolateSelf, realBenchReps, runStandalone, stats } from "./harness.ts";
 import { testbedManager } from "./testbed-manager.ts";
 
 const COST_ROUNDS = 40;
@@ -203,9 +201,6 @@ export function makeManager(
 ): Manager {
   const factory = policyFactories.find((p) => p.name === policyName);
   if (!factory) throw new Error(`goals-real: no policy named ${policyName}`);
-  const noOracle = () => {
-    throw new Error("no oracle on the real testbed");
-  };
   const policy = factory.make({
     scenario: {
       name: "goals-real",
@@ -217,11 +212,6 @@ export function makeManager(
       tickMs: 1,
       seed: 0,
       partitions: [],
-    },
-    oracle: {
-      intervalMs: INTERVAL_MS,
-      peakOfferedPacketsPerSec: noOracle,
-      costNsPerPacket: noOracle,
     },
   });
   return testbedManager(tb, specs, {
