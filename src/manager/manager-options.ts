@@ -50,8 +50,6 @@ export type FailurePhase = "open" | "sample" | "apply";
 
 /** Cycles that may fail in a row (policy, reports or a hook threw) before the loop stops. */
 export const DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES = 10;
-/** Cycle records the manager keeps for readers (API, dashboard) unless told otherwise. */
-export const DEFAULT_HISTORY_SIZE = 600;
 
 export interface ManagerOptions {
   now: () => number;
@@ -77,8 +75,10 @@ export interface ManagerOptions {
   maxConsecutiveCycleFailures?: number;
   /** Called for every failed cycle, with how many failed in a row (the log line, the metric). */
   onCycleError?: (error: WeirErrorInfo, consecutive: number) => void;
-  /** Records kept for readers (default DEFAULT_HISTORY_SIZE). */
+  /** Records kept for readers at most (default DEFAULT_HISTORY_SIZE; history.ts). */
   historySize?: number;
+  /** Estimated bytes of records kept at most (default DEFAULT_HISTORY_MAX_BYTES; history.ts). */
+  historyMaxBytes?: number;
   /** State from a previous run (state file). */
   resume?: { policyState?: PolicyState; found?: Record<PartitionId, AllocationSnapshot> };
   redactedConfig?: () => unknown;

@@ -7,6 +7,8 @@ import { BoundsError, checkBoundsChange } from "../core/bounds.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type {
   CycleRecord,
+  Decision,
+  Directive,
   PartitionId,
   PartitionSpec,
   Throughput,
@@ -14,12 +16,9 @@ import type {
 } from "../core/model.ts";
 import { withQuotaFloor } from "../policy/rules.ts";
 import type { PolicyState } from "../policy/types.ts";
+import { CycleHistory } from "./history.ts";
 import { HostCpuSampler } from "./host-cpu-sampler.ts";
-import {
-  DEFAULT_HISTORY_SIZE,
-  DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES,
-  type ManagerOptions,
-} from "./manager-options.ts";
+import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
 import { PartitionSlot, toInfo } from "./partition-slot.ts";
 import type { ManagerView, PartitionBoundsChange, PartitionMechanisms } from "./view.ts";
 
@@ -27,7 +26,7 @@ export class Manager implements ManagerView {
   private readonly opts: ManagerOptions;
   private readonly slots: PartitionSlot[];
   private policyState: PolicyState;
-  private readonly history: CycleRecord[] = [];
+  private readonly history: CycleHistory;
   private readonly listeners = new Set<(r: CycleRecord) => void>();
   private cycleNo = 0;
   private failedCycles = 0;
@@ -37,6 +36,10 @@ export class Manager implements ManagerView {
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
+    this.history = new CycleHistory({
+      ...(opts.historySize === undefined ? {} : { maxRecords: opts.historySize }),
+      ...(opts.historyMaxBytes === undefined ? {} : { maxBytes: opts.historyMaxBytes }),
+    });
     this.hostCpu = opts.hostCpu ? new HostCpuSampler(opts.hostCpu) : null;
     this.policyState = opts.resume?.policyState ?? opts.policy.initialState();
     this.slots = opts.partitions.map(
@@ -135,8 +138,10 @@ export class Manager implements ManagerView {
 
     // 4. apply (unless paused); actuators write only values that changed. Everything above
     // that may throw (reports, throughput, policy) has run, so a failed cycle writes nothing.
-    const directives = new Map(out.directives.map((d) => [d.partition, d]));
-    const decisions = new Map(out.decisions.map((d) => [d.partition, d]));
+    const directives = new Map<PartitionId, Directive>();
+    for (const d of out.directives) directives.set(d.partition, d);
+    const decisions = new Map<PartitionId, Decision>();
+    for (const d of out.decisions) decisions.set(d.partition, d);
     const written = new Map<PartitionId, string[]>();
     // a hook's fault (the change log, a directive send) neither stops the other partitions'
     // writes nor goes unnoticed: the cycle is recorded, then counted as failed
@@ -209,7 +214,6 @@ export class Manager implements ManagerView {
       },
     };
     this.history.push(record);
-    if (this.history.length > (this.opts.historySize ?? DEFAULT_HISTORY_SIZE)) this.history.shift();
     for (const l of this.listeners) {
       try {
         l(record);
@@ -333,7 +337,7 @@ export class Manager implements ManagerView {
     return out;
   }
   recentRecords(): CycleRecord[] {
-    return [...this.history];
+    return this.history.list();
   }
   subscribe(listener: (record: CycleRecord) => void): () => void {
     this.listeners.add(listener);

@@ -89,6 +89,8 @@ export interface ManagerParts {
   knobs?: Partial<PolicyKnobs>;
   /** Records kept for readers (default DEFAULT_HISTORY_SIZE). */
   historySize?: number;
+  /** Estimated bytes of records kept (default: the config's `historyMaxBytes`). */
+  historyMaxBytes?: number;
   /** What `redactedConfig()` shows (default: the config, secrets redacted). */
   redactedConfig?: () => unknown;
   reports?: AgentReports;
@@ -154,6 +156,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     partitions,
     throughput: parts.throughput ?? throughputFromSamples,
     staleAfterMs: cfg.staleAfterMs,
+    historyMaxBytes: parts.historyMaxBytes ?? cfg.historyMaxBytes,
     retryGoneMs: cfg.retryGoneMs,
     maxConsecutiveCycleFailures: cfg.maxConsecutiveCycleFailures,
     redactedConfig: parts.redactedConfig ?? (() => redactConfig(cfg)),
