@@ -94,7 +94,7 @@ export const bench: Benchmark = {
         tb,
         capacity,
         backend: createActuatorBackend("cgroup", {
-          cgroupfs: defaultRoots.cgroupfs,
+          roots: defaultRoots,
           now: epochNow,
         }),
         hostCpu,

@@ -4,12 +4,7 @@
 // load is sized from.
 import type { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
-import { Manager, type PartitionWiring } from "../src/manager/manager.ts";
-import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
-import { HeldHostCpu, hostCpuFromSamples } from "../src/sensors/host-cpu.ts";
-import { openPartitionSensor } from "../src/sensors/partition.ts";
-import { throughputFromSamples } from "../src/sensors/throughput.ts";
-import { defaultRoots } from "../src/sensors/types.ts";
+import type { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import { type LoadResult, runLoad } from "../src/testbed/load.ts";
 import type { Schedule } from "../src/testbed/schedule.ts";
@@ -17,6 +12,7 @@ import type { TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { readUsageNs, stats } from "./harness.ts";
 import { epochNow, RESERVE_CPU_MILLIS, reactionMs, sleep, Window } from "./real-common.ts";
+import { testbedManager } from "./testbed-manager.ts";
 
 export const INTERVAL_MS = 100;
 /**
@@ -143,37 +139,13 @@ function makeManager(ctx: Ctx, policyName: string, specs: PartitionSpec[], durat
       partitions: [],
     },
   });
-  const { tb, backend } = ctx;
-  const wiring: PartitionWiring[] = specs.map((spec) => {
-    const p = tb.partitions.find((x) => x.name === spec.id);
-    const h = tb.hogs.find((x) => x.name === spec.id);
-    const cgroup = (p ?? h)!.cgroup;
-    return {
-      spec,
-      source: "host",
-      openSensor: () =>
-        openPartitionSensor(
-          p
-            ? {
-                cgroup,
-                interfaces: [{ name: p.hostIf, offered: "tx", served: "rx" }],
-                ...(p.serverPid ? { pid: p.serverPid } : {}),
-              }
-            : { cgroup, interfaces: [] },
-          defaultRoots,
-        ),
-      openActuator: () => backend.open({ partition: spec.id, cgroup }),
-    };
-  });
-  return new Manager({
-    now: epochNow,
+  return testbedManager(ctx.tb, specs, {
+    capacityCpuMillis: ctx.capacity,
     intervalMs: INTERVAL_MS,
     policy,
-    knobs: defaultPolicyKnobs(ctx.capacity),
-    partitions: wiring,
-    throughput: throughputFromSamples,
-    hostCpu: { open: () => new HeldHostCpu(defaultRoots.procfs), use: hostCpuFromSamples },
-    historySize: 1,
+    now: epochNow,
+    backend: ctx.backend,
+    hostCpu: true,
   });
 }
 

@@ -70,7 +70,7 @@ export const bench: Benchmark = {
       pin(b.serverPid, String(SERVER_CPU));
       selfAffinity = pin(process.pid, String(GENERATOR_CPU));
       const backend = createActuatorBackend("cgroup", {
-        cgroupfs: defaultRoots.cgroupfs,
+        roots: defaultRoots,
         now: epochNow,
       });
 

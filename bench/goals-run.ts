@@ -6,17 +6,15 @@ import fs from "node:fs";
 import path from "node:path";
 import type { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, PartitionSpec } from "../src/core/model.ts";
-import { Manager, type PartitionWiring } from "../src/manager/manager.ts";
+import type { Manager } from "../src/manager/manager.ts";
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
-import { openPartitionSensor } from "../src/sensors/partition.ts";
-import { throughputFromSamples } from "../src/sensors/throughput.ts";
-import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import type { TestbedPartition, TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { counterRate, type GoalPlan, parseCounter, type Rate } from "./goals-real-math.ts";
 import { stats } from "./harness.ts";
 import { epochNow, RESERVE_CPU_MILLIS } from "./real-common.ts";
+import { testbedManager } from "./testbed-manager.ts";
 
 export const INTERVAL_MS = 100;
 /** Closed-loop connections per server: enough that its one thread always has a request queued. */
@@ -182,31 +180,12 @@ export function makeManager(
       partitions: [],
     },
   });
-  const wiring: PartitionWiring[] = specs.map((spec) => {
-    const p = tb.partitions.find((x) => x.name === spec.id)!;
-    return {
-      spec,
-      source: "host",
-      openSensor: () =>
-        openPartitionSensor(
-          {
-            cgroup: p.cgroup,
-            interfaces: [{ name: p.hostIf, offered: "tx", served: "rx" }],
-            ...(p.serverPid ? { pid: p.serverPid } : {}),
-          },
-          defaultRoots,
-        ),
-      openActuator: () => backend.open({ partition: spec.id, cgroup: p.cgroup }),
-    };
-  });
-  return new Manager({
-    now: epochNow,
+  return testbedManager(tb, specs, {
+    capacityCpuMillis: capacity,
     intervalMs: INTERVAL_MS,
     policy,
-    knobs: defaultPolicyKnobs(capacity),
-    partitions: wiring,
-    throughput: throughputFromSamples,
-    historySize: 1,
+    now: epochNow,
+    backend,
   });
 }
 

@@ -242,7 +242,7 @@ export const bench: Benchmark = {
       for (const pid of pids) pin(pid, String(SERVER_CPU));
       selfAffinity = pin(process.pid, String(GENERATOR_CPU));
       const backend = createActuatorBackend("cgroup", {
-        cgroupfs: defaultRoots.cgroupfs,
+        roots: defaultRoots,
         now: epochNow,
       });
       const others = tb.partitions.filter((p) => p.name !== "a").map((p) => p.serverPid!);

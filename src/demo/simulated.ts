@@ -4,12 +4,9 @@
 import { createApi } from "../api/app.ts";
 import { serveApi } from "../api/server.ts";
 import type { CycleRecord } from "../core/model.ts";
-import { capacityCpuMillis, parseConfig, partitionSpecs } from "../manager/config.ts";
-import { Manager } from "../manager/manager.ts";
-import { knobsFromConfig } from "../manager/wiring.ts";
-import { weirPolicy } from "../policy/weir.ts";
+import { parseConfig } from "../manager/config.ts";
+import { buildManager } from "../manager/wiring.ts";
 import { hostCpuFromSamples } from "../sensors/host-cpu.ts";
-import { throughputFromSamples } from "../sensors/throughput.ts";
 import { type SimPartitionHandle, SimWorld } from "../sim/world.ts";
 import type { DemoOptions } from "./real.ts";
 import { startView } from "./real.ts";
@@ -47,26 +44,17 @@ export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
       ...(o.hog ? [{ name: "hog", kind: "batch", cgroup: "hog", importance: 5 }] : []),
     ],
   });
-  const capacity = capacityCpuMillis(cfg, world.hypervisor.cpus);
-  const knobs = knobsFromConfig(cfg, capacity);
-  const specs = partitionSpecs(cfg, capacity);
-  const manager = new Manager({
+  const { manager, capacityCpuMillis: capacity } = buildManager(cfg, {
     now: world.now,
     timer: () => performance.now(),
-    intervalMs: cfg.intervalMs,
-    policy: weirPolicy,
-    knobs,
-    throughput: throughputFromSamples,
-    // the simulated machine's own CPU time (every cgroup's use; the rest idle), as /proc/stat shows a host
+    onlineCpus: world.hypervisor.cpus,
+    // the simulated machine stands in for the host's cgroups, counters and /proc/stat
+    actuators: { cgroup: world.hypervisor },
+    openSensor: (p) => world.sensor(p.name),
     hostCpu: { open: () => world.hostCpuSensor(), use: hostCpuFromSamples },
-    partitions: specs.map((spec) => ({
-      spec,
-      source: "host" as const,
-      openSensor: () => world.sensor(spec.id),
-      openActuator: () => world.hypervisor.open({ partition: spec.id, cgroup: spec.id }),
-    })),
     redactedConfig: () => ({ simulated: true, ...cfg }),
   });
+  const specs = manager.specs();
   const api = await serveApi(createApi({ view: manager }), {
     host: "127.0.0.1",
     port: o.apiPort,
