@@ -66,6 +66,8 @@ export function testbedManager(
     policy: o.policy,
     historySize: o.historySize ?? 1,
     ...(o.backend ? { actuators: { cgroup: o.backend } } : {}),
+    // the testbed's cgroups are this host's: the capacity follows the CPUs they can reach
+    reachableCpus: true,
     ...(o.hostCpu ? {} : { hostCpu: null }),
   }).manager;
 }
