@@ -346,7 +346,11 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
       } else if (!floored && Math.abs(a.demandCpuMillis - a.rawDemandCpuMillis) >= 0.5)
         parts.push(`smoothed to ${millis(a.demandCpuMillis)}`);
       if (floored && goal !== undefined)
-        parts.push(`goal ${int(goal)} pps floors demand at ${millis(a.demandCpuMillis)}`);
+        parts.push(
+          v !== null && a.demandCpuMillis < (goal / v) * 1000 - 0.5
+            ? `goal ${int(goal)} pps, but only ${int(tp.offeredPacketsPerSec)} pps arrive and more CPU would not help, so its traffic + ${h} floors demand at ${millis(a.demandCpuMillis)}`
+            : `goal ${int(goal)} pps floors demand at ${millis(a.demandCpuMillis)}`,
+        );
       else if (goal !== undefined && goal > 0 && v === null)
         parts.push(`goal ${int(goal)} pps sets no floor yet (velocity unknown)`);
       if (x.yieldsTo !== null)

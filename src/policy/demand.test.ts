@@ -152,7 +152,7 @@ describe("assessNetworkDemand", () => {
 
   it("floors demand at goal ÷ velocity", () => {
     const tp = throughput("p", {
-      offeredPacketsPerSec: 400,
+      offeredPacketsPerSec: 2000,
       servedPacketsPerSec: 400,
       cpuCores: 0.1,
     });
@@ -161,6 +161,16 @@ describe("assessNetworkDemand", () => {
     expect(a.goalFloorCpuMillis).toBeCloseTo(500, 9);
     expect(a.demandCpuMillis).toBeCloseTo(500, 9);
     expect(goalFloorCpuMillis(2000, null)).toBeNull(); // no velocity yet: no floor
+    // only 400 pps arrive and more CPU would not help (not waiting, throttled or dropping):
+    // the floor is the traffic + 20 %, 480 / 4,000 = 120m, not the goal's 500m
+    const light = throughput("p", {
+      offeredPacketsPerSec: 400,
+      servedPacketsPerSec: 400,
+      cpuCores: 0.1,
+    });
+    const b = assessNetworkDemand(light, 4000, 120, 120, 2000, knobs);
+    expect(b.goalFloorCpuMillis).toBeCloseTo(120, 9);
+    expect(b.demandCpuMillis).toBeCloseTo(120, 9);
   });
 });
 

@@ -35,7 +35,10 @@ export interface DemandAssessment {
   probeFromCpuMillis: number;
   /** Demand before smoothing. */
   rawDemandCpuMillis: number;
-  /** goal ÷ velocity, millicores; null without a goal or a velocity. */
+  /**
+   * goal ÷ velocity, millicores (offered × (1 + headroom) ÷ velocity when that is less: traffic
+   * below the goal cannot reach it); null without a goal or a velocity.
+   */
   goalFloorCpuMillis: number | null;
   /**
    * A donor: its goal is met with less than its traffic claims, so it claims only last
@@ -226,7 +229,6 @@ export function assessNetworkDemand(
     raw = Math.max(from * knobs.probeFactor, from + minProbeStepCpuMillis);
     smoothed = Math.max(raw, prevDemandCpuMillis ?? 0);
   }
-  const goalFloor = goalFloorCpuMillis(goalPacketsPerSec, velocity);
   // Manage to the goal (z/OS WLM), on the measured performance index PI = goal ÷ served rather
   // than on the velocity model alone (an entitlement is not always delivered: other work on the
   // CPU, a cpuset smaller than capacity):
@@ -244,6 +246,7 @@ export function assessNetworkDemand(
   let donor = false;
   let receiver = false;
   let missesGoal = false;
+  let shortOfCpu = false;
   const base = goalBaseCpuMillis;
   if (pi !== null && base !== null && base > 0) {
     // A partition missing its goal needs less evidence that CPU would help: waiting half as
@@ -253,7 +256,7 @@ export function assessNetworkDemand(
     // traffic is below its goal (clients thinking between requests) waits at every wake-up
     // yet uses a third of it, and more weight would not raise its rate (on the real testbed
     // it grew ~560m → 1,440m a cycle at a time while the level below waited).
-    const shortOfCpu =
+    shortOfCpu =
       throttled ||
       dropping ||
       (delay != null &&
@@ -281,6 +284,18 @@ export function assessNetworkDemand(
       }
     }
   }
+  // The floor is the goal's rate; but where more CPU would not help and less traffic arrives
+  // than the goal (clients sending less), the offered traffic + headroom: CPU held for the rest
+  // is entitlement nobody uses, taken from the levels below (goals-tiers-real: an importance-1
+  // server whose load fell to half its goal kept ~650m of a 1,000m CPU while using 240m, and
+  // importance 3 got ~150m). A saturated closed-loop server short of CPU keeps the goal's
+  // floor: its clients send only as fast as it replies.
+  const goalFloor = goalFloorCpuMillis(
+    goal !== null && !shortOfCpu && offeredKnown && offered * headroom < goal
+      ? offered * headroom
+      : goalPacketsPerSec,
+    velocity,
+  );
   if (!donor && goalFloor !== null && goalFloor > demand) demand = goalFloor;
   out.kind = kind;
   out.usedCpuMillis = used;

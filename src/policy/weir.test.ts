@@ -273,7 +273,7 @@ describe("goals", () => {
       ],
       [
         throughput("g1", {
-          offeredPacketsPerSec: 1500,
+          offeredPacketsPerSec: 2000,
           servedPacketsPerSec: 1500,
           cpuCores: 0.375,
           rawVelocityPacketsPerCpuSec: 4000,
@@ -288,7 +288,7 @@ describe("goals", () => {
     // performance index 2000 / 1500 = 1.33 > 1: misses its goal at importance 1 → receiver
     expect(g1.performanceIndex).toBeCloseTo(1.3333, 4);
     expect(g1.why).toBe(
-      "uses 375m and is not constrained (throttled 0 %, no drops), so needs 450m (+20 % headroom); goal 2,000 pps floors demand at 500m; performance index 1.33 (goal 2,000 ÷ served 1,500 pps), a receiver (misses its goal at importance 1, the most important level with a miss); granted 500m; weight 1,250 (its share of 4,000m), so it may use any idle CPU; no cap",
+      "offered 2,000 pps at 4,000 pkt/cpu-s would need 600m (+20 % headroom), but it is not constrained (throttled 0 %, no drops) and uses 375m, so only use + headroom 450m is credited; goal 2,000 pps floors demand at 500m; performance index 1.33 (goal 2,000 ÷ served 1,500 pps), a receiver (misses its goal at importance 1, the most important level with a miss); granted 500m; weight 1,250 (its share of 4,000m), so it may use any idle CPU; no cap",
     );
     // g2 misses its goal too (1000 / 500 = 2) but at importance 2: not a receiver
     expect(out.d.g2!.performanceIndex).toBe(2);
@@ -1018,6 +1018,28 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(out!.dir.bronze!.cpuMillis).toBe(0);
     expect(out!.dir.silver!.cpuMillis).toBe(2000 - out!.dir.gold!.cpuMillis);
     expect(servedOf("silver")).toBeLessThan(900);
+  });
+
+  it("a goal partition whose traffic is below its goal is floored at its traffic + headroom, not at the goal", () => {
+    // goal 2,000 pps at 4,000 pkt/cpu-s (500m); 500 pps arrive and are served with 125m, no
+    // waiting: more CPU would not help, so the floor is 500 × 1.2 / 4,000 = 150m
+    const out = step(
+      knobs(1000, { leftover: "idle" }),
+      [spec("g", { importance: 1, goalPacketsPerSec: 2000 })],
+      [
+        throughput("g", {
+          offeredPacketsPerSec: 500,
+          servedPacketsPerSec: 500,
+          cpuCores: 0.125,
+          cpuDelayFraction: 0.1,
+          rawVelocityPacketsPerCpuSec: 4000,
+        }),
+      ],
+    );
+    expect(out.dir.g!.cpuMillis).toBe(150);
+    expect(out.d.g!.why).toContain(
+      "goal 2,000 pps, but only 500 pps arrive and more CPU would not help, so its traffic + 20 % floors demand at 150m",
+    );
   });
 
   it("a less important partition without a goal yields to a goal receiver: use + headroom, no congestion claim, no spare", () => {
