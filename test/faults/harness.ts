@@ -65,9 +65,13 @@ export interface Weir {
 
 /**
  * `weir run -c cfg --json` from the bin (compiled dist/ when current). Records are parsed from
- * stdout; pass keepRecords to bound how many are kept (large configs).
+ * stdout; keepRecords bounds how many are kept, and timingsOnly keeps of each record only its
+ * cycle, start and timings (records of 10,000 partitions are megabytes each).
  */
-export function startWeir(cfg: string, o: { keepRecords?: number; args?: string[] } = {}): Weir {
+export function startWeir(
+  cfg: string,
+  o: { keepRecords?: number; args?: string[]; timingsOnly?: boolean } = {},
+): Weir {
   const child = spawn(
     process.execPath,
     [path.join(REPO, "bin/weir.js"), "run", "-c", cfg, "--json", ...(o.args ?? [])],
@@ -75,19 +79,32 @@ export function startWeir(cfg: string, o: { keepRecords?: number; args?: string[
   );
   const records: CycleRecord[] = [];
   let err = "";
-  let buf = "";
+  let chunks: string[] = [];
+  const take = (line: string) => {
+    if (!line.startsWith("{")) return;
+    if (o.timingsOnly) {
+      const head = /^\{"cycle":(\d+),"startedAtMs":([\d.]+)/.exec(line);
+      const t = /"timingsMs":(\{[^}]*\})\}$/.exec(line.slice(-300));
+      if (!head || !t) return;
+      records.push({
+        cycle: Number(head[1]),
+        startedAtMs: Number(head[2]),
+        timingsMs: JSON.parse(t[1]!),
+      } as CycleRecord);
+    } else records.push(JSON.parse(line) as CycleRecord);
+    if (o.keepRecords !== undefined && records.length > o.keepRecords) records.shift();
+  };
   child.stdout!.on("data", (d: Buffer) => {
-    buf += d.toString();
-    let i = buf.indexOf("\n");
+    let text = d.toString();
+    let i = text.indexOf("\n");
     while (i >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      if (line.startsWith("{")) {
-        records.push(JSON.parse(line) as CycleRecord);
-        if (o.keepRecords !== undefined && records.length > o.keepRecords) records.shift();
-      }
-      i = buf.indexOf("\n");
+      chunks.push(text.slice(0, i));
+      take(chunks.join(""));
+      chunks = [];
+      text = text.slice(i + 1);
+      i = text.indexOf("\n");
     }
+    if (text) chunks.push(text);
   });
   child.stderr!.on("data", (d: Buffer) => {
     err += d.toString();
