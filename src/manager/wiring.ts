@@ -5,7 +5,7 @@ import { createActuatorBackend } from "../actuators/index.ts";
 import type { ActuatorBackend } from "../actuators/types.ts";
 import type { Decision, Directive } from "../core/model.ts";
 import { policyKnobsFrom } from "../policy/knobs.ts";
-import type { PolicyKnobs } from "../policy/types.ts";
+import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import { HeldHostCpu, hostCpuFromSamples } from "../sensors/host-cpu.ts";
 import { openPartitionSensor } from "../sensors/partition.ts";
@@ -53,6 +53,8 @@ export interface WiringHooks {
   onCycleError?: ManagerOptions["onCycleError"];
   /** Override the actuator backend (tests, simulator). */
   backend?: ActuatorBackend;
+  /** Override the policy (default weir's; the fault suite wraps it to make a step throw). */
+  policy?: Policy;
 }
 
 export interface Wired {
@@ -91,7 +93,7 @@ export function buildManager(cfg: Config, hooks: WiringHooks = {}): Wired {
   const manager = new Manager({
     now,
     intervalMs: cfg.intervalMs,
-    policy: weirPolicy,
+    policy: hooks.policy ?? weirPolicy,
     knobs: knobsFromConfig(cfg, capacity),
     partitions,
     throughput: throughputFromSamples,
