@@ -10,7 +10,12 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["src/**/*.test.ts", "bench/**/*.test.ts", "test/*.test.ts"],
+          include: [
+            "src/**/*.test.ts",
+            "bench/**/*.test.ts",
+            "test/*.test.ts",
+            "test/faults/reliability.test.ts",
+          ],
           testTimeout: 20_000,
         },
       },

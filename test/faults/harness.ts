@@ -1,7 +1,14 @@
 // Shared by the fault-injection files (root, real cgroup v1): start `weir run` from the bin and
 // read its cycle records (stdout, --json), make and remove the test's own cgroups, and wait.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import type { CycleRecord } from "../../src/core/model.ts";
 
@@ -132,4 +139,20 @@ export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return Number.NaN;
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+/** Live processes whose command line contains `fragment` (a test's own temporary directory). */
+export function pidsWithArg(fragment: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8");
+      const state = /^\S+ \(.*\) (\S) /.exec(readFileSync(`/proc/${e}/stat`, "utf8"))?.[1];
+      if (cmd.includes(fragment) && state !== "Z" && state !== "X") out.push(Number(e));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }
