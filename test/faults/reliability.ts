@@ -17,8 +17,8 @@ export interface FaultRow {
   fault: string;
   mustHold: string;
   observed: string;
-  /** Whether every check of the row held in this run. */
-  holds: boolean;
+  /** Whether every check of the row held in this run; null when it could not run (why: observed). */
+  holds: boolean | null;
   /** The test file and test name that produce the row. */
   file: string;
   test: string;
@@ -58,7 +58,7 @@ export function renderReliability(rows: readonly FaultRow[]): string {
   ];
   for (const r of sorted)
     lines.push(
-      `| ${cell(r.fault)} | ${cell(r.mustHold)} | ${cell(r.observed)} | ${r.holds ? "yes" : "**no**"} | ${r.date ?? "?"}, ${cell(r.machine ?? "?")} | \`${cell(reproduceCommand(r))}\` |`,
+      `| ${cell(r.fault)} | ${cell(r.mustHold)} | ${cell(r.observed)} | ${r.holds === null ? "not run" : r.holds ? "yes" : "**no**"} | ${r.date ?? "?"}, ${cell(r.machine ?? "?")} | \`${cell(reproduceCommand(r))}\` |`,
     );
   lines.push("");
   return lines.join("\n");
