@@ -19,9 +19,9 @@ import { fileURLToPath } from "node:url";
 import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import { packageFileUrl } from "../src/core/package-files.ts";
 import { DEFAULT_HISTORY_SIZE } from "../src/manager/manager.ts";
-import { fmtStats, stats } from "./conservation-real.ts";
+
 import type { BenchFigure, Benchmark } from "./harness.ts";
-import { isMain, runStandalone } from "./harness.ts";
+import { fmtStats, isMain, runStandalone, stats } from "./harness.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
 const PARTITIONS = 100;
