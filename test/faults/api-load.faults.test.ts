@@ -17,7 +17,9 @@ const TEST = "API hammered at 10,000 partitions";
 const N = 10_000;
 const SSE_CLIENTS = 50;
 const MAX_EVENT_CLIENTS = 32; // the config default, written out
+/** Unloaded phases (one before, one after the load); the loaded phase is twice as long. */
 const PHASE_MS = 10_000;
+const LOAD_MS = 2 * PHASE_MS;
 const INTERVAL_MS = 200;
 const PORT = 26_000 + (process.pid % 4000);
 const dir = mkdtempSync(path.join(tmpdir(), "weirf-api-"));
@@ -89,9 +91,9 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
     await sleep(PHASE_MS);
     const t1 = Date.now();
 
-    // the load, bounded: until PHASE_MS has passed, at most 10,000 requests per loop
+    // the load, bounded: until LOAD_MS has passed, at most 10,000 requests per loop
     const streams: Promise<void>[] = [];
-    const sse = { accepted: 0, refused: 0, other: 0, bytes: 0, events: 0 };
+    const sse = { accepted: 0, refused: 0, other: 0, bytes: 0 };
     for (let i = 0; i < SSE_CLIENTS; i++)
       streams.push(
         (async () => {
@@ -107,15 +109,12 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
               return;
             }
             sse.accepted++;
+            // bytes are counted, not decoded: the load generator shares the 2 CPUs with weir
             const reader = res.body.getReader();
-            const dec = new TextDecoder();
-            while (Date.now() - t1 < PHASE_MS) {
+            while (Date.now() - t1 < LOAD_MS) {
               const { done, value } = await reader.read();
               if (done) break;
               sse.bytes += value.byteLength;
-              sse.events += (
-                dec.decode(value, { stream: true }).match(/^event: cycle$/gm) ?? []
-              ).length;
             }
             await reader.cancel();
           } catch {
@@ -124,7 +123,7 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
         })(),
       );
     const loop = async (url: string, counts: { ok: number; other: number; bytes: number }) => {
-      for (let n = 0; n < 10_000 && Date.now() - t1 < PHASE_MS; n++) {
+      for (let n = 0; n < 10_000 && Date.now() - t1 < LOAD_MS; n++) {
         try {
           const res = await fetch(url, { signal: ac.signal });
           const body = await res.arrayBuffer();
@@ -158,7 +157,7 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
     const holds =
       ratio <= 2 &&
       unloaded.length >= 20 &&
-      loaded.length >= 10 &&
+      loaded.length >= 20 &&
       sse.accepted === MAX_EVENT_CLIENTS &&
       sse.refused === SSE_CLIENTS - MAX_EVENT_CLIENTS &&
       cycles.ok > 0 &&
@@ -169,14 +168,14 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
       id: "13-api-hammered",
       file: FILE,
       test: TEST,
-      fault: `API hammered at ${N.toLocaleString("en")} partitions (dry run, ${INTERVAL_MS} ms cycles): ${SSE_CLIENTS} /api/events clients, /api/cycles?limit=1000 and /api/partitions in loops for ${PHASE_MS / 1000} s`,
+      fault: `API hammered at ${N.toLocaleString("en")} partitions (dry run, ${INTERVAL_MS} ms cycles): ${SSE_CLIENTS} /api/events clients, /api/cycles?limit=1000 and /api/partitions in loops for ${LOAD_MS / 1000} s`,
       mustHold:
         "cycle p99 under load ≤ 2× the unloaded p99 of the same run; event clients past maxEventClients refused with 503; weir healthy after",
-      observed: `first cycles ${(startupMs / 1000).toFixed(1)} s after start; cycle p99 ${fmt(p99Loaded)} ms under load (${loaded.length} cycles, median ${fmt(percentile(loaded, 50))}) vs ${fmt(p99Unloaded)} ms unloaded (${unloaded.length} cycles before and after, median ${fmt(percentile(unloaded, 50))}): ${ratio.toFixed(2)}×; events: ${sse.accepted} streams served, ${sse.refused} refused (503), ${sse.other} other, ${sse.events} cycle events, ${(sse.bytes / 1e6).toFixed(0)} MB; /api/cycles: ${cycles.ok} answers (${(cycles.bytes / 1e6).toFixed(0)} MB), ${cycles.other} failed; /api/partitions: ${parts.ok} answers (${(parts.bytes / 1e6).toFixed(0)} MB), ${parts.other} failed; healthz after: ${healthy}; SIGTERM exit ${exit.code}`,
+      observed: `first cycles ${(startupMs / 1000).toFixed(1)} s after start; cycle p99 ${fmt(p99Loaded)} ms under load (${loaded.length} cycles, median ${fmt(percentile(loaded, 50))}) vs ${fmt(p99Unloaded)} ms unloaded (${unloaded.length} cycles before and after, median ${fmt(percentile(unloaded, 50))}): ${ratio.toFixed(2)}×; events: ${sse.accepted} streams served, ${sse.refused} refused (503), ${sse.other} other, ${(sse.bytes / 1e6).toFixed(0)} MB; /api/cycles: ${cycles.ok} answers (${(cycles.bytes / 1e6).toFixed(0)} MB), ${cycles.other} failed; /api/partitions: ${parts.ok} answers (${(parts.bytes / 1e6).toFixed(0)} MB), ${parts.other} failed; healthz after: ${healthy}; SIGTERM exit ${exit.code}`,
       holds,
     });
     expect(unloaded.length).toBeGreaterThanOrEqual(20);
-    expect(loaded.length).toBeGreaterThanOrEqual(10);
+    expect(loaded.length).toBeGreaterThanOrEqual(20);
     expect({ accepted: sse.accepted, refused: sse.refused }).toEqual({
       accepted: MAX_EVENT_CLIENTS,
       refused: SSE_CLIENTS - MAX_EVENT_CLIENTS,
