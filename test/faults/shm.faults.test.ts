@@ -6,7 +6,7 @@
 // refused, an overreaching agent only hurts itself, and a restarted honest agent is accepted.
 // Needs finding 9 (one sealed page per partition); until that code is in, the rows say so.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -190,6 +190,8 @@ describe.skipIf(!isRoot || !hasV1 || PENDING)(
       const restored = [cpuValues(`${P}/a`), cpuValues(`${P}/b`)].every(
         (v) => v.quota === found.quota && v.shares === found.shares,
       );
+      // weir removes its slot entries on exit; the directory itself is the test\'s to remove
+      const entriesLeft = existsSync(SLOTS) ? readdirSync(SLOTS).length : 0;
       for (const c of children) if (c.pid && alive(c.pid)) c.kill("SIGTERM");
       await sleep(500);
       removeCgroups([`${P}/a`, `${P}/b`, P]);
@@ -198,8 +200,8 @@ describe.skipIf(!isRoot || !hasV1 || PENDING)(
         !existsSync(path.join(CPU_ROOT, P)) &&
         pidsWithArg(dir).length === 0 &&
         pidsWithArg(SLOTS).length === 0 &&
-        !existsSync(SLOTS);
-      const tail = `${w.records.length} cycles, ${inv.violations.length} allocation violations; SIGTERM exit ${exit.code}, found values back: ${restored}; nothing left: ${nothingLeft}`;
+        entriesLeft === 0;
+      const tail = `${w.records.length} cycles, ${inv.violations.length} allocation violations; SIGTERM exit ${exit.code}, found values back: ${restored}; slot entries left after exit: ${entriesLeft}; nothing left: ${nothingLeft}`;
       const tailOk = inv.violations.length === 0 && exit.code === 0 && restored && nothingLeft;
       const resizeRefused = tried.shrink !== "done" && tried.grow !== "done";
       recordRow({
