@@ -190,7 +190,7 @@ describe.skipIf(!isRoot || !hasV1 || PENDING)(
       const restored = [cpuValues(`${P}/a`), cpuValues(`${P}/b`)].every(
         (v) => v.quota === found.quota && v.shares === found.shares,
       );
-      // weir removes its slot entries on exit; the directory itself is the test\'s to remove
+      // weir removes its slot entries on exit; the directory itself is the test's to remove
       const entriesLeft = existsSync(SLOTS) ? readdirSync(SLOTS).length : 0;
       for (const c of children) if (c.pid && alive(c.pid)) c.kill("SIGTERM");
       await sleep(500);
