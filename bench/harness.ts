@@ -164,6 +164,10 @@ export async function runStandalone(
   else {
     process.stdout.write(`${result.name} — ${result.machine} — ${result.date}\n`);
     for (const f of result.figures) process.stdout.write(`  ${figureLine(f)}\n`);
+    for (const t of result.tables ?? []) {
+      process.stdout.write(`  ${t.title}\n    ${t.columns.join(" | ")}\n`);
+      for (const r of t.rows) process.stdout.write(`    ${r.join(" | ")}\n`);
+    }
     for (const n of result.notes ?? []) process.stdout.write(`  note: ${n}\n`);
   }
   return result;
