@@ -10,7 +10,7 @@ import type { Config } from "../manager/config.ts";
 import { checkPartitionCpus } from "../manager/cpus-check.ts";
 import type { Manager } from "../manager/manager.ts";
 import { saveState } from "../manager/state-file.ts";
-import { buildManager, type WiringHooks } from "../manager/wiring.ts";
+import { buildManager, type ManagerParts } from "../manager/wiring.ts";
 import { crossCheck } from "../transport/source.ts";
 
 export interface RunOptions {
@@ -22,7 +22,7 @@ export interface RunOptions {
   /** Stop when this aborts (signals are wired by the caller). */
   signal: AbortSignal;
   onRecord?: (r: CycleRecord) => void;
-  hooks?: WiringHooks;
+  hooks?: ManagerParts;
   /** Save the state file every this many ms (default 1000). */
   saveEveryMs?: number;
 }
