@@ -44,11 +44,12 @@ const children: ChildProcess[] = [];
 let weir: Weir | null = null;
 
 afterAll(async () => {
-  for (const c of children) if (c.pid && alive(c.pid)) c.kill("SIGKILL");
-  if (weir) await stopWeir(weir, "SIGKILL");
-  removeCgroups([`${P}/a`, `${P}/b`, P]);
   rmSync(dir, { recursive: true, force: true });
   rmSync(SLOTS, { recursive: true, force: true });
+  for (const c of children) if (c.pid && alive(c.pid)) c.kill("SIGKILL");
+  if (weir) await stopWeir(weir, "SIGKILL");
+  await sleep(200); // killed agents leave their cgroups' task lists
+  removeCgroups([`${P}/a`, `${P}/b`, P]);
 });
 
 const rows = {
