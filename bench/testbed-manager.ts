@@ -27,9 +27,15 @@ export interface TestbedManagerOptions {
 
 const millis = (m: number) => `${m}m`;
 
+/**
+ * The host's CPUs, not this process's: the goal benchmarks pin themselves to one CPU (their
+ * generator's), which `os.availableParallelism()` would report as the host.
+ */
+const hostCpus = (): number => os.cpus().length;
+
 /** `specs` (one per testbed partition or hog, by name) as a weir config on this host. */
 export function testbedConfig(tb: TestbedState, specs: PartitionSpec[], o: TestbedManagerOptions) {
-  const onlineCpus = os.availableParallelism();
+  const onlineCpus = hostCpus();
   return parseConfig({
     intervalMs: o.intervalMs,
     capacity: { cpus: onlineCpus, reserve: millis(onlineCpus * 1000 - o.capacityCpuMillis) },
@@ -63,9 +69,12 @@ export function testbedManager(
 ): Manager {
   return buildManager(testbedConfig(tb, specs, o), {
     now: o.now,
+    onlineCpus: hostCpus(),
     policy: o.policy,
     historySize: o.historySize ?? 1,
     ...(o.backend ? { actuators: { cgroup: o.backend } } : {}),
+    // the testbed's cgroups are this host's: the capacity follows the CPUs they can reach
+    reachableCpus: true,
     ...(o.hostCpu ? {} : { hostCpu: null }),
   }).manager;
 }

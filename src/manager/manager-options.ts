@@ -14,6 +14,7 @@ import type {
 import type { Policy, PolicyKnobs, PolicyState } from "../policy/types.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import type { HostCpuWiring } from "./host-cpu-sampler.ts";
+import type { CapacityChange } from "./reach.ts";
 
 /** Cumulative counters reported by a partition's agent, with when they arrived. */
 export interface AgentReading {
@@ -34,6 +35,12 @@ export interface PartitionWiring {
   source: "host" | "agent" | "both";
   openSensor?: () => PartitionSensor;
   openActuator: () => PartitionActuator;
+  /**
+   * The CPUs the partition's work can reach now (its cpuset ∩ its threads' affinity), null
+   * when unknown. When every partition has it, the policy's capacity is at most 1000m per CPU
+   * of their union (reach.ts).
+   */
+  reachableCpus?: () => number[] | null;
 }
 
 export type ThroughputFn = (
@@ -73,6 +80,10 @@ export interface ManagerOptions {
    * failed cycle writes nothing more: the values last written stay in force.
    */
   maxConsecutiveCycleFailures?: number;
+  /** Cycles between readings of the partitions' reachable CPUs (default 20). */
+  reachRefreshCycles?: number;
+  /** The capacity in force changed (the partitions' reachable CPUs, reach.ts). */
+  onCapacityChange?: (change: CapacityChange) => void;
   /** Called for every failed cycle, with how many failed in a row (the log line, the metric). */
   onCycleError?: (error: WeirErrorInfo, consecutive: number) => void;
   /** Records kept for readers at most (default DEFAULT_HISTORY_SIZE; history.ts). */

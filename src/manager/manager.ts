@@ -20,6 +20,7 @@ import { CycleHistory } from "./history.ts";
 import { HostCpuSampler } from "./host-cpu-sampler.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
 import { PartitionSlot, toInfo } from "./partition-slot.ts";
+import { DEFAULT_REACH_REFRESH_CYCLES, ReachableKnobs } from "./reach.ts";
 import type { ManagerView, PartitionBoundsChange, PartitionMechanisms } from "./view.ts";
 
 export class Manager implements ManagerView {
@@ -33,6 +34,7 @@ export class Manager implements ManagerView {
   private consecutiveFailedCycles = 0;
   private isPaused = false;
   private readonly hostCpu: HostCpuSampler | null;
+  private readonly reach: ReachableKnobs;
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -41,6 +43,11 @@ export class Manager implements ManagerView {
       ...(opts.historyMaxBytes === undefined ? {} : { maxBytes: opts.historyMaxBytes }),
     });
     this.hostCpu = opts.hostCpu ? new HostCpuSampler(opts.hostCpu) : null;
+    this.reach = new ReachableKnobs(
+      opts.knobs,
+      opts.reachRefreshCycles ?? DEFAULT_REACH_REFRESH_CYCLES,
+      opts.onCapacityChange,
+    );
     this.policyState = opts.resume?.policyState ?? opts.policy.initialState();
     this.slots = opts.partitions.map(
       (w) => new PartitionSlot(w, opts.resume?.found?.[w.spec.id] ?? null, opts.onPartitionError),
@@ -122,15 +129,16 @@ export class Manager implements ManagerView {
 
     // 3. policy step over the partitions that exist; a stale one is held to its guarantee
     const active = this.slots.filter((s) => s.status !== "gone");
+    const knobs = this.reach.current(active.map((s) => s.wiring));
     // and one the policy may cap at its entitlement gets at least its cgroup's quota floor,
     // so the caps the kernel enforces sum to at most the capacity (withQuotaFloor)
     const specs = active.map((s) => {
       const spec = stale.has(s.spec.id) ? { ...s.spec, maxCpuMillis: s.spec.minCpuMillis } : s.spec;
       const floor = s.actuator?.quotaFloorCpuMillis?.();
-      return floor === undefined ? spec : withQuotaFloor(spec, floor, this.opts.knobs);
+      return floor === undefined ? spec : withQuotaFloor(spec, floor, knobs);
     });
     const out = this.opts.policy.step(
-      { nowMs: startedAtMs, knobs: this.opts.knobs, specs, throughput: throughputs },
+      { nowMs: startedAtMs, knobs, specs, throughput: throughputs },
       this.policyState,
     );
     this.policyState = out.state;
@@ -191,7 +199,7 @@ export class Manager implements ManagerView {
       cycle: ++this.cycleNo,
       startedAtMs,
       intervalMs: this.opts.intervalMs,
-      capacityCpuMillis: this.opts.knobs.capacityCpuMillis,
+      capacityCpuMillis: knobs.capacityCpuMillis,
       partitions: this.slots.map((s) => {
         const p: CycleRecord["partitions"][number] = {
           id: s.spec.id,

@@ -6,11 +6,14 @@
 import os from "node:os";
 import { createActuatorBackend, dryRun } from "../actuators/index.ts";
 import type { ActuatorBackend } from "../actuators/types.ts";
+import { type CgroupLayout, detectCgroupLayout } from "../cgroup/layout.ts";
+import { partitionCgroup } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { Decision, Directive } from "../core/model.ts";
 import { policyKnobsFrom } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
+import { readReachableCpus } from "../sensors/cpuset.ts";
 import { HeldHostCpu, hostCpuFromSamples } from "../sensors/host-cpu.ts";
 import { openPartitionSensor } from "../sensors/partition.ts";
 import { counterSource } from "../sensors/sources.ts";
@@ -98,6 +101,33 @@ export interface ManagerParts {
   onChange?: (decision: Decision, directive: Directive) => void;
   onPartitionError?: ManagerOptions["onPartitionError"];
   onCycleError?: ManagerOptions["onCycleError"];
+  /**
+   * Read each partition's reachable CPUs (its cpuset ∩ its threads' affinity, under `roots`) so
+   * the capacity is at most 1000m per CPU they can reach (default: yes unless `actuators`
+   * stands in for the backends — the simulator's partitions are not this host's cgroups).
+   */
+  reachableCpus?: boolean;
+  onCapacityChange?: ManagerOptions["onCapacityChange"];
+}
+
+/**
+ * Reads a cgroup's reachable CPUs on this host: its cpuset ∩ the affinity of the threads in
+ * it (readReachableCpus). The layout is found on first use; null CPUs when it cannot be.
+ */
+function reachReader(roots: Config["roots"]): (cgroupPath: string) => number[] | null {
+  let layout: CgroupLayout | null | undefined;
+  return (cgroupPath) => {
+    if (layout === undefined) {
+      try {
+        layout = detectCgroupLayout(roots.cgroupfs);
+      } catch {
+        layout = null;
+      }
+    }
+    if (layout === null) return null;
+    const threads = partitionCgroup(layout, cgroupPath).threadsFile;
+    return readReachableCpus(roots, cgroupPath, threads)?.cpus ?? null;
+  };
 }
 
 export interface Wired {
@@ -130,6 +160,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     parts.openSensor ??
     ((p: PartitionConfig) => openPartitionSensor(sensorSpecOf(p), roots, { partition: p.name }));
   const specs = partitionSpecs(cfg, capacity);
+  const reach = (parts.reachableCpus ?? parts.actuators === undefined) ? reachReader(roots) : null;
   const partitions: PartitionWiring[] = cfg.partitions.map((p, i) => {
     const backend = backendOf(p.actuator);
     const w: PartitionWiring = {
@@ -137,6 +168,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
       source: p.source,
       openActuator: () => backend.open({ partition: p.name, cgroup: p.cgroup }),
     };
+    if (reach) w.reachableCpus = () => reach(p.cgroup);
     if (p.source !== "agent") w.openSensor = () => openSensor(p);
     return w;
   });
@@ -170,6 +202,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
   if (parts.onChange) opts.onChange = parts.onChange;
   if (parts.onPartitionError) opts.onPartitionError = parts.onPartitionError;
   if (parts.onCycleError) opts.onCycleError = parts.onCycleError;
+  if (parts.onCapacityChange) opts.onCapacityChange = parts.onCapacityChange;
   return {
     manager: new Manager(opts),
     capacityCpuMillis: capacity,
