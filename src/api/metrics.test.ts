@@ -69,8 +69,11 @@ describe("createMetrics", () => {
     expect(await value(m.registry, "weir_host_cpu_idle_ratio")).toBe(0.05);
   });
 
-  it("counts rejected reports and actuator errors through its functions", async () => {
+  it("counts accepted and rejected reports and actuator errors through its functions", async () => {
     const m = createMetrics();
+    m.reportAccepted(7);
+    m.reportAccepted(3);
+    m.reportAccepted(Number.NaN); // adds nothing
     m.reportRejected("bad_mac");
     m.reportRejected("bad_mac");
     m.reportRejected("replay", 5);
@@ -80,6 +83,7 @@ describe("createMetrics", () => {
     expect(
       await value(m.registry, "weir_cycle_failures_total", { code: "WEIR_CYCLE_FAILED" }),
     ).toBe(2);
+    expect(await value(m.registry, "weir_reports_accepted_total")).toBe(10);
     expect(await value(m.registry, "weir_reports_rejected_total", { reason: "bad_mac" })).toBe(2);
     expect(await value(m.registry, "weir_reports_rejected_total", { reason: "replay" })).toBe(5);
     expect(

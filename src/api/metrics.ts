@@ -24,6 +24,8 @@ export interface WeirMetrics {
   attach(view: Pick<ManagerView, "subscribe">): () => void;
   /** Count a report the transport rejected (reason e.g. "bad_mac", "replay", "stale"). */
   reportRejected(reason: string, count?: number): void;
+  /** Count reports the transports verified and accepted. */
+  reportAccepted(count: number): void;
   /** Count a cycle that failed as a whole (code e.g. "WEIR_CYCLE_FAILED"); its values were kept. */
   cycleFailed(code: string): void;
   /** Count an actuator write that failed (code from the error catalogue, e.g. "WEIR_APPLY_FAILED"). */
@@ -228,6 +230,11 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     labelNames: ["reason"] as const,
     registers,
   });
+  const accepted = new Counter({
+    name: "weir_reports_accepted_total",
+    help: "Partition reports the transports verified and accepted.",
+    registers,
+  });
   const cycleFailures = new Counter({
     name: "weir_cycle_failures_total",
     help: "Manager cycles that failed as a whole (policy, reports or a hook threw) and wrote nothing more, by error code.",
@@ -311,6 +318,7 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     observe,
     attach: (view) => view.subscribe(observe),
     reportRejected: (reason, count = 1) => rejected.inc({ reason }, increment(count)),
+    reportAccepted: (count) => accepted.inc(increment(count)),
     cycleFailed: (code) => cycleFailures.inc({ code }),
     actuatorError: (partition, code, count = 1) =>
       actuatorErrors.inc({ partition, code }, increment(count)),

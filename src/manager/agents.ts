@@ -30,6 +30,8 @@ export interface AgentTransports extends AgentReports {
   sources: ReportSource[];
   /** Rejections summed over every transport, by reason. */
   rejected(): Record<string, number>;
+  /** Reports verified and accepted, summed over every transport. */
+  accepted(): number;
   start(signal: AbortSignal): Promise<void>;
   close(): void;
 }
@@ -86,6 +88,7 @@ export async function openAgentTransports(
           sum[k] = (sum[k] ?? 0) + v;
       return sum;
     },
+    accepted: () => sources.reduce((n, s) => n + s.accepted(), 0),
     async start(signal) {
       await Promise.all(sources.map((s) => s.start(signal)));
     },

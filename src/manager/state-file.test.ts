@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -19,6 +19,18 @@ describe("state file", () => {
     expect(state?.policyState).toEqual(policyState);
     expect(note).toContain("resumed");
     expect(readdirSync(join(dir, "sub"))).toEqual(["state.json"]);
+  });
+
+  it("a failed write throws and leaves no partial temporary file", () => {
+    // the state path is a non-empty directory: the rename fails (EISDIR) after the tmp write
+    const sub = join(dir, "blocked");
+    mkdirSync(join(sub, "state.json"), { recursive: true });
+    writeFileSync(join(sub, "state.json", "x"), "");
+    const policyState = { partitions: {} };
+    expect(() =>
+      saveState(join(sub, "state.json"), { savedAtMs: 0, policyState, found: {} }),
+    ).toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
+    expect(readdirSync(sub)).toEqual(["state.json"]);
   });
 
   it("treats missing or corrupt files as a fresh start", () => {

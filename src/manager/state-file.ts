@@ -1,7 +1,8 @@
 // The state file: lets a restarted manager resume smoothly (policy memory) and still restore
 // the values it found before it first touched each partition. Written atomically (tmp + rename),
-// so a crash mid-write leaves the previous file intact.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+// so a crash mid-write leaves the previous file intact; a write that fails (a full disk) removes
+// its partial temporary file.
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { AllocationSnapshot } from "../actuators/types.ts";
 import type { PartitionId } from "../core/model.ts";
@@ -17,8 +18,13 @@ export interface PersistedState {
 export function saveState(path: string, state: Omit<PersistedState, "version">): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify({ version: 1, ...state })}\n`);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, `${JSON.stringify({ version: 1, ...state })}\n`);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
 /** Load a state file; a missing or unreadable one means a fresh start (returns null and why). */

@@ -38,7 +38,9 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
   const { cfg, logger } = o;
   const metrics = createMetrics();
   const now = o.hooks?.now ?? (() => performance.timeOrigin + performance.now());
-  const agents = await openAgentTransports(cfg, now);
+  // wire timestamps are whole milliseconds (the codec refuses a fraction): the transports get
+  // the same clock, floored
+  const agents = await openAgentTransports(cfg, () => Math.floor(now()));
   const wired = buildManager(cfg, {
     dryRun: o.dryRun ?? false,
     now,
@@ -157,9 +159,13 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
   if (agents) {
     agentsDone = agents.start(o.signal);
     for (const s of agents.sources) logger.info(`agent reports over ${s.transport}`);
-    // count rejected reports by reason (the sources keep running totals)
+    // count accepted reports, and rejected ones by reason (the sources keep running totals)
     const seen: Record<string, number> = {};
+    let acceptedSeen = 0;
     manager.subscribe(() => {
+      const acceptedNow = agents.accepted();
+      if (acceptedNow > acceptedSeen) metrics.reportAccepted(acceptedNow - acceptedSeen);
+      acceptedSeen = acceptedNow;
       for (const [reason, total] of Object.entries(agents.rejected())) {
         const d = total - (seen[reason] ?? 0);
         if (d > 0) metrics.reportRejected(reason, d);

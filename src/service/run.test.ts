@@ -1,0 +1,78 @@
+// startManager with agents over UDP on loopback (no root: a dry run on the v1 fixture tree of
+// src/actuators/fixtures, read once and never written): the directive sent back after each accepted report reaches the agent and no cycle
+// fails. Before: the service's clock has fractions of a millisecond, the directive encoder
+// refused them, and every cycle after the first report failed until the crash-loop bound
+// stopped weir (found by test/faults/agents.faults.test.ts).
+
+import path from "node:path";
+import pino from "pino";
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "../manager/config.ts";
+import { encodeReport, parseKeyHex } from "../transport/codec.ts";
+import { DatagramAgentChannel } from "../transport/datagram.ts";
+import { startManager } from "./run.ts";
+
+describe("startManager with UDP agents", () => {
+  it("sends each agent partition its directive and fails no cycle", async () => {
+    const keyHex = "c3".repeat(32);
+    const key = parseKeyHex(keyHex);
+    const port = 30_000 + (process.pid % 5000);
+    const cfg = parseConfig(
+      {
+        intervalMs: 50,
+        capacity: { cpus: 1 },
+        roots: { cgroupfs: path.resolve(import.meta.dirname, "../actuators/fixtures/cgroup-v1") },
+        transport: { udp: { listen: `127.0.0.1:${port}` } },
+        partitions: [{ name: "a", cgroup: "weir/web", source: "agent", agent: { key: keyHex } }],
+      },
+      "test.yaml",
+    );
+    const ac = new AbortController();
+    const running = await startManager({
+      cfg,
+      logger: pino({ level: "silent" }),
+      signal: ac.signal,
+      api: false,
+      dryRun: true,
+    });
+    const channel = await DatagramAgentChannel.open({
+      partitionIndex: 0,
+      key,
+      manager: { address: "127.0.0.1", port },
+      bind: { address: "127.0.0.1" },
+    });
+    let directive = null;
+    const end = Date.now() + 5000;
+    for (let seq = 1; directive === null && Date.now() < end; seq++) {
+      channel.publish(
+        encodeReport(
+          {
+            partitionIndex: 0,
+            sequence: seq,
+            timestampMs: Date.now(),
+            rxPackets: seq * 100,
+            txPackets: seq * 100,
+            droppedPackets: 0,
+            cpuUsageNs: seq * 1e7,
+            nrPeriods: 0,
+            nrThrottled: 0,
+            throttledNs: 0,
+            velocityPacketsPerCpuSec: null,
+            velocityWindowMs: 50,
+          },
+          key,
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      directive = channel.pollDirective();
+    }
+    const failures = running.manager.cycleFailures();
+    const last = running.manager.recentRecords().at(-1)?.partitions[0];
+    ac.abort();
+    await running.done;
+    channel.close();
+    expect(last?.status, JSON.stringify(last)).toBe("ok");
+    expect(directive).toMatchObject({ partitionIndex: 0, weight: expect.any(Number) });
+    expect(failures).toEqual({ total: 0, consecutive: 0 });
+  });
+});
