@@ -9,6 +9,7 @@ interface AgentCliOptions {
   manager?: string;
   bind?: string;
   shmPath: string;
+  ivshmem?: boolean;
   intervalMs: string;
   cgroup: string;
   interfaces?: string;
@@ -77,6 +78,10 @@ export function register(program: Command): void {
     .option("--manager <host:port>", "manager's report address (udp)")
     .option("--bind <host:port>", "local address for reports and directives (udp)", "0.0.0.0:0")
     .option("--shm-path <file>", "shared-memory slot table (shm)", "/dev/shm/weir-slots")
+    .option(
+      "--ivshmem",
+      "in a QEMU guest: the slot table is the ivshmem device's region (PCI 1af4:1110, resource2)",
+    )
     .option("--interval-ms <ms>", "report period", "100")
     .option(
       "--cgroup <path|auto|none>",
@@ -140,6 +145,10 @@ export function register(program: Command): void {
         });
       } else if (o.transport === "shm") {
         const { ShmAgentChannel } = await import("../../transport/shm-source.ts");
+        if (o.ivshmem) {
+          const { findIvshmemRegion } = await import("../../agent/ivshmem.ts");
+          o.shmPath = findIvshmemRegion(o.sysfs);
+        }
         channel = new ShmAgentChannel({ path: o.shmPath, partitionIndex: index, key, ...verify });
       } else throw invalid("transport", 'must be "udp" or "shm"', o.transport);
 
@@ -195,6 +204,8 @@ export function register(program: Command): void {
               { directive: e.directive, written: e.written },
               `directive: ${e.directive.cpuMillis}m, weight ${e.directive.weight}, ${e.directive.cpuCount} CPUs`,
             );
+          else if (e.kind === "cpus")
+            logger.info({ written: e.written }, `CPUs brought back to ${e.cpuCount}`);
           else if (e.kind === "error") logger.warn({ error: e }, `${e.where}: ${e.message}`);
         },
       });
