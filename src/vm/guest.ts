@@ -52,12 +52,6 @@ exec ${argv.map(shellQuote).join(" ")} 2>&1
 `;
 }
 
-/** The guest kernel's line when CPU `n` comes online (arch/x86/kernel/smpboot.c). */
-export const cpuOnlineLine = (n: number): RegExp =>
-  new RegExp(`smpboot: Booting Node \\d+ Processor ${n} APIC`);
-/** … and when it has gone offline. */
-export const cpuOfflineLine = (n: number): RegExp => new RegExp(`smpboot: CPU ${n} is now offline`);
-
 /**
  * Reads a growing file from where it last stopped (the serial console log), so waiting for
  * a line never re-matches what came before `mark()`.

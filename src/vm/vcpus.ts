@@ -1,10 +1,9 @@
 // vCPU hot-plug through QMP, and the guest's acknowledgement. QEMU plugs a vCPU at once, but
 // the guest kernel leaves a hot-added CPU offline until something in the guest writes its
 // `online` file (the agent does, to match its directive), and offlines an unplugged one
-// itself before QEMU's DEVICE_DELETED. So the host's view (query-hotpluggable-cpus) is
-// Desired, and the guest's own kernel line on its console is Applied.
+// itself before QEMU's DEVICE_DELETED. What the guest applied is read from its console
+// (guest-cpus.ts).
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { cpuOfflineLine, cpuOnlineLine, type LogTail } from "./guest.ts";
 import { type CpuPlan, planCpuStep, type QmpClient } from "./qmp.ts";
 
 /** vCPUs QEMU has plugged (boot vCPUs included). */
@@ -42,17 +41,4 @@ export async function setVcpus(
     steps.push(plan);
   }
   throw new WeirError(ErrorCodes.TESTBED, `vCPU count did not settle at ${want}`);
-}
-
-/**
- * Wait for the guest kernel to say CPU `n` is online (or offline): its own message on the
- * serial console, written after the mark of `tail`. Resolves with when it was seen.
- */
-export async function guestCpuState(
-  tail: LogTail,
-  n: number,
-  online: boolean,
-  timeoutMs: number,
-): Promise<{ line: string; atMs: number } | null> {
-  return tail.waitFor(online ? cpuOnlineLine(n) : cpuOfflineLine(n), timeoutMs);
 }

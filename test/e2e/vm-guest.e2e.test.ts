@@ -15,9 +15,10 @@ import { macKey } from "../../src/transport/mac.ts";
 import { AgentSlot } from "../../src/transport/shm.ts";
 import { ShmReportSource } from "../../src/transport/shm-source.ts";
 import { LogTail } from "../../src/vm/guest.ts";
+import { GuestCpus } from "../../src/vm/guest-cpus.ts";
 import { QmpClient } from "../../src/vm/qmp.ts";
 import type { VmRecord, VmState } from "../../src/vm/state.ts";
-import { guestCpuState, pluggedVcpus, setVcpus } from "../../src/vm/vcpus.ts";
+import { pluggedVcpus } from "../../src/vm/vcpus.ts";
 import { vmsDown, vmsUp } from "../../src/vm/vms.ts";
 import { alive } from "./leftovers.ts";
 
@@ -142,29 +143,40 @@ describe.skipIf(!isRoot || !hasQemu)("a QEMU guest as a partition (root, TCG)", 
   });
 
   it("a directive for 2 CPUs plus a hot-plugged vCPU: the guest onlines it; 1 CPU plus unplug: offline", async () => {
+    const cpus = new GuestCpus({ qmp, tail: new LogTail(vm.serialLog), minCpus: 1, maxCpus: 2 });
+    expect(cpus.status()).toMatchObject({ applied: 1, gone: false });
     expect(await pluggedVcpus(qmp)).toBe(1);
     tail.mark();
-    source.sendDirective(vm.name, cappedDirective(vm.name, 2000, 200, 2));
     const sentAt = Date.now();
-    const steps = await setVcpus(qmp, 2);
-    expect(steps.map((s) => s.action)).toEqual(["add"]);
-    expect(await pluggedVcpus(qmp)).toBe(2);
-    const online = await guestCpuState(tail, 1, true, 120_000);
-    expect(online, `guest console since the directive:\n${tail.seen.slice(-2000)}`).not.toBeNull();
-    // The agent's own line: it wrote cpu1/online.
+    source.sendDirective(vm.name, cappedDirective(vm.name, 2000, 200, 2));
+    expect(cpus.request(2)).toBe(2);
+    const up = await until(
+      () => {
+        const s = cpus.status();
+        return s.applied === 2 ? s : undefined;
+      },
+      180_000,
+      "the guest onlining the hot-plugged vCPU",
+    );
+    await cpus.idle();
+    expect(cpus.status()).toMatchObject({ desired: 2, plugged: 2, applied: 2, lastError: null });
+    // The agent's own log line: it wrote cpu1/online (on the directive or when the vCPU appeared).
     await until(
       () => (tail.read() !== null && /cpu1\/online/.test(tail.seen) ? true : undefined),
       30_000,
       "agent log",
     );
-    console.log(`directive + hot-plug -> guest CPU 1 online: ${online!.atMs - sentAt} ms`);
+    console.log(`directive + hot-plug -> guest CPU 1 online: ${up.appliedAtMs! - sentAt} ms`);
 
-    tail.mark();
     source.sendDirective(vm.name, cappedDirective(vm.name, 1000, 100, 1));
-    const down = await setVcpus(qmp, 1, { unplugTimeoutMs: 120_000 });
-    expect(down.map((s) => s.action)).toEqual(["remove"]);
+    expect(cpus.request(1)).toBe(1);
+    await until(
+      () => (cpus.status().applied === 1 ? true : undefined),
+      180_000,
+      "the guest offlining the unplugged vCPU",
+    );
+    await cpus.idle();
+    expect(cpus.status()).toMatchObject({ desired: 1, plugged: 1, applied: 1, lastError: null });
     expect(await pluggedVcpus(qmp)).toBe(1);
-    const offline = await guestCpuState(tail, 1, false, 60_000);
-    expect(offline, `guest console:\n${tail.seen.slice(-2000)}`).not.toBeNull();
   });
 });
