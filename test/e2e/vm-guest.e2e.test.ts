@@ -179,4 +179,19 @@ describe.skipIf(!isRoot || !hasQemu)("a QEMU guest as a partition (root, TCG)", 
     expect(cpus.status()).toMatchObject({ desired: 1, plugged: 1, applied: 1, lastError: null });
     expect(await pluggedVcpus(qmp)).toBe(1);
   });
+
+  it("QEMU killed: its QMP closes, its vCPUs read as gone, its reports go stale; down still cleans", async () => {
+    const cpus = new GuestCpus({ qmp, tail: new LogTail(vm.serialLog), minCpus: 1, maxCpus: 2 });
+    process.kill(vm.qemuPid!, "SIGKILL");
+    await until(() => (qmp.closed ? true : undefined), 30_000, "QMP closed");
+    expect(cpus.status().gone).toBe(true);
+    expect(cpus.request(2)).toBe(2); // accepted as desired, nothing tried on a dead QEMU
+    await cpus.idle();
+    expect(cpus.status()).toMatchObject({ desired: 2, plugged: null, gone: true });
+    await until(
+      () => (source.isStale(vm.name, Date.now()) ? true : undefined),
+      30_000,
+      "reports stale",
+    );
+  });
 });
