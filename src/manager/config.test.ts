@@ -94,7 +94,7 @@ describe("config", () => {
     expect(msg).toContain("partitions[0].max: must be >= min (1000m) (rule: min-le-max): got 0.5");
     expect(msg).toContain("partitions[1].name: must be unique (rule: unique-name)");
     expect(msg).toContain(
-      "partitions[1].interfaces: a network partition read from the host needs interfaces or a pid (rule: traffic-source)",
+      "partitions[1].interfaces: a network partition read from the host needs interfaces, a pid, or a packets: source (rule: traffic-source)",
     );
   });
 
@@ -354,5 +354,67 @@ describe("shipped files", () => {
     const onDisk = JSON.parse(readFileSync(new URL("weir.schema.json", root), "utf8"));
     // regenerate with: node bin/weir.js schema > weir.schema.json
     expect(onDisk).toEqual(configJsonSchema());
+  });
+});
+
+describe("config: partitions[].packets chooses the counter sources", () => {
+  const part = (extra: Record<string, unknown>) => ({
+    partitions: [{ name: "web", cgroup: "weir/web", ...extra }],
+  });
+
+  it("keeps today's configs: no packets field, interfaces and/or pid, source as written", () => {
+    const cfg = parseConfig(part({ interfaces: ["vweb0"], pid: 7 }));
+    expect(cfg.partitions[0]!.packets).toBeUndefined();
+    expect(cfg.partitions[0]!.source).toBe("host");
+  });
+
+  it("takes a name, a list, or names with options", () => {
+    expect(parseConfig(part({ pid: 7, packets: "pid" })).partitions[0]!.packets).toBe("pid");
+    expect(
+      parseConfig(part({ interfaces: ["v0"], pid: 7, packets: ["interfaces", "pid"] }))
+        .partitions[0]!.packets,
+    ).toEqual(["interfaces", "pid"]);
+    expect(parseConfig(part({ pid: 7, packets: { pid: null } })).partitions[0]!.packets).toEqual({
+      pid: null,
+    });
+  });
+
+  it("names the field, the rule and the value for an unknown source", () => {
+    expect(errorOf(() => parseConfig(part({ packets: "ebpf" })))).toContain(
+      "partitions[0].packets: must be one of interfaces, pid, agent",
+    );
+    expect(errorOf(() => parseConfig(part({ packets: "ebpf" })))).toContain(
+      '(rule: counter-source): got "ebpf"',
+    );
+    expect(errorOf(() => parseConfig(part({ pid: 7, packets: ["pid", "nope"] })))).toContain(
+      "partitions[0].packets[1]: must be one of",
+    );
+  });
+
+  it("asks a source's needs from the partition's other fields", () => {
+    expect(errorOf(() => parseConfig(part({ packets: "pid" })))).toContain(
+      "partitions[0].pid: is required by the pid counter source (rule: pid-source)",
+    );
+    expect(errorOf(() => parseConfig(part({ pid: 7, packets: "interfaces" })))).toContain(
+      "partitions[0].interfaces: must name at least one interface (rule: interfaces-source)",
+    );
+    expect(errorOf(() => parseConfig(part({ pid: 7, packets: { pid: { x: 1 } } })))).toContain(
+      "partitions[0].packets.pid: the pid counter source takes no options (rule: no-options)",
+    );
+  });
+
+  it("derives where throughput comes from: agent-fed sources need the agent's key and a transport", () => {
+    const key = "00".repeat(16);
+    const transport = { udp: { listen: "127.0.0.1:0" } };
+    const agentOnly = parseConfig({ ...part({ packets: "agent", agent: { key } }), transport });
+    expect(agentOnly.partitions[0]!.source).toBe("agent");
+    const both = parseConfig({
+      ...part({ interfaces: ["v0"], packets: ["interfaces", "agent"], agent: { key } }),
+      transport,
+    });
+    expect(both.partitions[0]!.source).toBe("both");
+    expect(errorOf(() => parseConfig(part({ packets: "agent" })))).toContain(
+      'partitions[0].agent: is required when source is "agent" (rule: agent-key)',
+    );
   });
 });

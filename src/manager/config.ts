@@ -28,6 +28,8 @@ import {
   POLICY_KNOBS,
 } from "../policy/knobs.ts";
 import { withQuotaFloor } from "../policy/rules.ts";
+import { COUNTER_SOURCES, counterSourceNames } from "../sensors/sources.ts";
+import type { OptionIssue, PacketSourceChoice, SensorSpec } from "../sensors/types.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES } from "./manager.ts";
 
 /** A CPU amount: a number of CPUs (0.5) or a Kubernetes-style millicore string ("500m"). */
@@ -122,6 +124,81 @@ const hostPort = z
   .string()
   .regex(/^[^\s:]+:\d{1,5}$/, 'must look like "127.0.0.1:9470" (rule: host:port)');
 
+/**
+ * `packets:` — the counter sources to read (src/sensors/sources.ts): one name (`bpf`), a list
+ * (`[interfaces, pid]`), or names with their options (`{bpf: {offered: ingress}}`).
+ */
+const packetsSchema = z
+  .union([
+    z.string(),
+    z.array(z.string()).min(1),
+    z.record(z.string(), z.union([z.record(z.string(), z.unknown()), z.null()])),
+  ])
+  .describe(
+    `counter sources to read and add up: a name, a list, or {name: options}; one of ${counterSourceNames().join(", ")} (default: interfaces and/or pid, as given; agent when source is agent)`,
+  );
+type PacketsField = z.infer<typeof packetsSchema>;
+
+/** The `packets:` field as (name, raw options, where in the config) entries. */
+function packetsEntries(
+  packets: PacketsField,
+): Array<{ name: string; raw: unknown; path: Array<string | number> }> {
+  if (typeof packets === "string") return [{ name: packets, raw: null, path: [] }];
+  if (Array.isArray(packets)) return packets.map((name, j) => ({ name, raw: null, path: [j] }));
+  return Object.entries(packets).map(([name, raw]) => ({ name, raw, path: [name] }));
+}
+
+/** Where a chosen source's counts come from: weir reads them (host), or the agent reports them. */
+const feedOf = (name: string): "host" | "agent" =>
+  COUNTER_SOURCES.find((s) => s.name === name)?.feed ?? "host";
+
+/**
+ * A partition's counter sources with parsed options, or the issues with them (paths relative
+ * to the partition). Unknown names, options a source refuses, and what a source needs from
+ * the partition's other fields (`pid`, `interfaces`) are issues.
+ */
+export function parsePacketSources(
+  packets: PacketsField,
+  spec: SensorSpec,
+): { choices: PacketSourceChoice[]; issues: OptionIssue[] } {
+  const choices: PacketSourceChoice[] = [];
+  const issues: OptionIssue[] = [];
+  for (const e of packetsEntries(packets)) {
+    const at = ["packets", ...e.path];
+    const source = COUNTER_SOURCES.find((s) => s.name === e.name);
+    if (!source) {
+      issues.push({
+        path: at,
+        message: `must be one of ${counterSourceNames().join(", ")} (rule: counter-source)`,
+      });
+      continue;
+    }
+    if (choices.some((c) => c.name === e.name)) {
+      issues.push({
+        path: at,
+        message: "names a counter source twice (rule: unique-counter-source)",
+      });
+      continue;
+    }
+    let options: unknown;
+    if (source.parseOptions) {
+      const r = source.parseOptions(e.raw);
+      if ("issues" in r) {
+        for (const i of r.issues) issues.push({ path: [...at, ...i.path], message: i.message });
+        continue;
+      }
+      options = r.options;
+    } else if (e.raw !== null && e.raw !== undefined && Object.keys(e.raw).length > 0)
+      issues.push({
+        path: at,
+        message: `the ${e.name} counter source takes no options (rule: no-options)`,
+      });
+    for (const i of source.checkSpec?.(spec) ?? []) issues.push(i);
+    choices.push(options === undefined ? { name: e.name } : { name: e.name, options });
+  }
+  return { choices, issues };
+}
+
 export const partitionSchema = z
   .object({
     name: z
@@ -165,10 +242,13 @@ export const partitionSchema = z
       .strict()
       .optional()
       .describe("packets per second the partition must sustain"),
+    packets: packetsSchema.optional(),
     source: z
       .enum(["host", "agent", "both"])
       .default("host")
-      .describe("where throughput comes from: host counters, the partition's agent, or both"),
+      .describe(
+        "where throughput comes from: host counters, the partition's agent, or both (with packets: what its sources say)",
+      ),
     agent: z
       .object({
         key: z
@@ -186,7 +266,35 @@ export const partitionSchema = z
       .strict()
       .optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    if (p.packets === undefined) return;
+    for (const issue of parsePacketSources(p.packets, sensorSpecBase(p)).issues)
+      ctx.addIssue({ code: "custom", path: issue.path, message: issue.message });
+  })
+  .transform((p) => {
+    if (p.packets === undefined) return p;
+    // with packets:, where throughput comes from follows from the sources it names
+    const feeds = new Set(packetsEntries(p.packets).map((e) => feedOf(e.name)));
+    const source = feeds.has("agent") ? (feeds.has("host") ? "both" : "agent") : "host";
+    return { ...p, source: source as typeof p.source };
+  });
+
+/** What the sensors need of a partition's config (interfaces with their directions, pid). */
+export function sensorSpecBase(p: {
+  cgroup: string;
+  interfaces: Array<string | { name: string; offered: "rx" | "tx"; served: "rx" | "tx" }>;
+  pid?: number | undefined;
+}): SensorSpec {
+  const spec: SensorSpec = {
+    cgroup: p.cgroup,
+    interfaces: p.interfaces.map((i) =>
+      typeof i === "string" ? { name: i, offered: "tx", served: "rx" } : i,
+    ),
+  };
+  if (p.pid !== undefined) spec.pid = p.pid;
+  return spec;
+}
 
 export const configSchema = z
   .object({
@@ -285,12 +393,18 @@ export const configSchema = z
           message: "must be unique (rule: unique-name)",
         });
       names.add(p.name);
-      if (p.kind === "network" && p.source !== "agent" && p.interfaces.length === 0 && !p.pid)
+      if (
+        p.kind === "network" &&
+        p.packets === undefined &&
+        p.source !== "agent" &&
+        p.interfaces.length === 0 &&
+        !p.pid
+      )
         ctx.addIssue({
           code: "custom",
           path: ["partitions", i, "interfaces"],
           message:
-            "a network partition read from the host needs interfaces or a pid (rule: traffic-source)",
+            "a network partition read from the host needs interfaces, a pid, or a packets: source (rule: traffic-source)",
         });
       if (p.source !== "host" && !p.agent)
         ctx.addIssue({

@@ -3,22 +3,26 @@
 import os from "node:os";
 import { createActuatorBackend } from "../actuators/index.ts";
 import type { ActuatorBackend } from "../actuators/types.ts";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { Decision, Directive } from "../core/model.ts";
 import { policyKnobsFrom } from "../policy/knobs.ts";
 import type { PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import { HeldHostCpu, hostCpuFromSamples } from "../sensors/host-cpu.ts";
 import { openPartitionSensor } from "../sensors/partition.ts";
+import { counterSource } from "../sensors/sources.ts";
 import { throughputFromSamples } from "../sensors/throughput.ts";
-import type { InterfaceSpec, SensorSpec } from "../sensors/types.ts";
+import type { SensorSpec } from "../sensors/types.ts";
 import {
   type Config,
   capacityCpuMillis,
   checkCapacity,
   checkManagedCpus,
   type PartitionConfig,
+  parsePacketSources,
   partitionSpecs,
   redactConfig,
+  sensorSpecBase,
 } from "./config.ts";
 import {
   type AgentReports,
@@ -34,12 +38,22 @@ export function knobsFromConfig(cfg: Config, capacity: number): PolicyKnobs {
   return policyKnobsFrom(cfg.policy, capacity);
 }
 
+/**
+ * What a partition's host sensor reads: its cgroup, and the counter sources weir reads itself
+ * (`packets:` without the agent-fed ones, which come through the agent's reports; without
+ * `packets:`, interfaces and/or pid as before).
+ */
 export function sensorSpecOf(p: PartitionConfig): SensorSpec {
-  const interfaces: InterfaceSpec[] = p.interfaces.map((i) =>
-    typeof i === "string" ? { name: i, offered: "tx", served: "rx" } : i,
-  );
-  const spec: SensorSpec = { cgroup: p.cgroup, interfaces };
-  if (p.pid !== undefined) spec.pid = p.pid;
+  const spec = sensorSpecBase(p);
+  if (p.packets !== undefined) {
+    const { choices, issues } = parsePacketSources(p.packets, spec);
+    if (issues.length > 0)
+      throw new WeirError(
+        ErrorCodes.CONFIG_INVALID,
+        `partition ${p.name}: ${issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      );
+    spec.packets = choices.filter((c) => counterSource(c.name).feed === "host");
+  }
   return spec;
 }
 
@@ -81,7 +95,8 @@ export function buildManager(cfg: Config, hooks: WiringHooks = {}): Wired {
       source: p.source,
       openActuator: () => backend.open({ partition: p.name, cgroup: p.cgroup }),
     };
-    if (p.source !== "agent") w.openSensor = () => openPartitionSensor(sensorSpecOf(p), roots);
+    if (p.source !== "agent")
+      w.openSensor = () => openPartitionSensor(sensorSpecOf(p), roots, { partition: p.name });
     return w;
   });
   const loaded = cfg.stateFile ? loadState(cfg.stateFile) : null;

@@ -25,6 +25,7 @@ import {
   SOURCES,
   Source,
   weightForAllocation,
+  yieldingDemand,
 } from "./rules.ts";
 import type { PolicyKnobs } from "./types.ts";
 
@@ -63,6 +64,8 @@ export interface StepReasons {
   prevRising: Uint8Array;
   /** Weight divisor by importance (weightDivisors). */
   divisors: Float64Array;
+  /** Most important level where a goal controller receives this step (6 = none): see yieldToReceivers. */
+  yieldTo: number;
 }
 
 /** The reasons behind one decision as a plain object (for tests, the API, debugging). */
@@ -75,6 +78,11 @@ export interface DecisionDetail {
   assessment: DemandAssessment | null;
   /** Misses its goal at the most important level where goals are missed. */
   receiver: boolean;
+  /**
+   * Importance of the goal receivers this partition (no goal, less important) yields to: it
+   * claims at most its use + headroom and no spare. Null when it does not yield.
+   */
+  yieldsTo: number | null;
   minCpuMillis: number;
   maxCpuMillis: number;
   /** Guarantee honoured (less than min only when the mins exceed capacity). */
@@ -95,20 +103,23 @@ export interface DecisionDetail {
   capCode: number;
 }
 
-/** Packing of source, post-processor marks and receiver into one small integer. */
+/** Packing of source, post-processor marks, receiver and yielding into one small integer. */
 const MARKS_SHIFT = 2;
 const RECEIVER_BIT = 1 << 5;
 const HAD_PREVIOUS_BIT = 1 << 6;
+const YIELDS_BIT = 1 << 7;
 export const packBits = (
   source: number,
   marks: number,
   receiver: boolean,
   hadPrevious: boolean,
+  yields = false,
 ): number =>
   source |
   (marks << MARKS_SHIFT) |
   (receiver ? RECEIVER_BIT : 0) |
-  (hadPrevious ? HAD_PREVIOUS_BIT : 0);
+  (hadPrevious ? HAD_PREVIOUS_BIT : 0) |
+  (yields ? YIELDS_BIT : 0);
 
 export class WeirDecision implements Decision {
   readonly partition: PartitionId;
@@ -199,9 +210,16 @@ export class WeirDecision implements Decision {
             r.prevRising[i] === 1,
           )
         : null;
+    const yields = (bits & YIELDS_BIT) !== 0;
     const target =
       assessment !== null
-        ? demandTarget(assessment.demandCpuMillis, min, max)
+        ? demandTarget(
+            yields
+              ? yieldingDemand(assessment.demandCpuMillis, assessment.useNeedCpuMillis)
+              : assessment.demandCpuMillis,
+            min,
+            max,
+          )
         : source === Source.held
           ? clamp(prev, min, max)
           : min;
@@ -212,6 +230,7 @@ export class WeirDecision implements Decision {
       weightDivisor: r.divisors[importanceOf(spec)]!,
       assessment,
       receiver: (bits & RECEIVER_BIT) !== 0,
+      yieldsTo: yields ? r.yieldTo : null,
       minCpuMillis: min,
       maxCpuMillis: max,
       effectiveMinCpuMillis: r.effectiveMin[i]!,
@@ -325,6 +344,10 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
         parts.push(`goal ${int(goal)} pps floors demand at ${millis(a.demandCpuMillis)}`);
       else if (goal !== undefined && goal > 0 && v === null)
         parts.push(`goal ${int(goal)} pps sets no floor yet (velocity unknown)`);
+      if (x.yieldsTo !== null)
+        parts.push(
+          `a goal partition at importance ${x.yieldsTo} misses its goal while short of CPU, so this importance-${x.importance} partition without a goal yields: it claims at most its use + headroom ${millis(a.useNeedCpuMillis)} and no left-over`,
+        );
       if (a.demandCpuMillis < x.minCpuMillis - 0.5)
         parts.push(`raised to its guarantee ${millis(x.minCpuMillis)}`);
       if (a.demandCpuMillis > x.maxCpuMillis + 0.5)

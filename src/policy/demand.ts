@@ -45,6 +45,12 @@ export interface DemandAssessment {
   donor: boolean;
   /** Misses its goal while more CPU would help: raised to last entitlement × PI × (1 + goalHeadroom). */
   goalReceiver: boolean;
+  /**
+   * Misses its goal by more than a noisy reading would (PI > GOAL_MISS_YIELD_PI) while more
+   * CPU would help (the controller's short-of-CPU test), whichever rule set its demand: less
+   * important partitions without goals yield to it.
+   */
+  missesGoal: boolean;
   undonatedDemandCpuMillis: number;
   /** Final demand: smoothed (probes are not smoothed again), then floored by the goal, or cut to it (donor). */
   demandCpuMillis: number;
@@ -58,6 +64,14 @@ export interface DemandAssessment {
  * swing it far.
  */
 export const GOAL_STEP_FRACTION = 0.25;
+
+/**
+ * A goal counts as missed for the levels below (they yield to it: weir.ts yieldToReceivers)
+ * only at PI above this: 10 % short of the goal, beyond the noise of one 100 ms reading of a
+ * server held at its goal + 5 % (goals-real's goal partition, per-run median PI 0.91–1.01), so
+ * the level below does not lose its share whenever one window reads a little low.
+ */
+export const GOAL_MISS_YIELD_PI = 1.1;
 
 /**
  * A goal partition's CPU delay says more CPU would help it reach its goal only while it uses at
@@ -229,6 +243,7 @@ export function assessNetworkDemand(
   let demand = smoothed;
   let donor = false;
   let receiver = false;
+  let missesGoal = false;
   const base = goalBaseCpuMillis;
   if (pi !== null && base !== null && base > 0) {
     // A partition missing its goal needs less evidence that CPU would help: waiting half as
@@ -245,6 +260,7 @@ export function assessNetworkDemand(
         delay >= knobs.cpuDelayThreshold / 2 &&
         used >= GOAL_DELAY_CONFIRM_AT_USE_FRACTION * base) ||
       offered >= goal!;
+    missesGoal = pi > GOAL_MISS_YIELD_PI && shortOfCpu;
     if (pi * grow > 1 && shortOfCpu) {
       // Below goal + headroom (not only below the goal): otherwise a partition that fell to
       // just its goal would sit there and miss it in every other noisy window.
@@ -280,6 +296,7 @@ export function assessNetworkDemand(
   out.goalFloorCpuMillis = goalFloor;
   out.donor = donor;
   out.goalReceiver = receiver;
+  out.missesGoal = missesGoal;
   out.undonatedDemandCpuMillis = smoothed;
   out.demandCpuMillis = demand;
   out.rising = rising;
@@ -306,6 +323,7 @@ export function emptyAssessment(): DemandAssessment {
     goalFloorCpuMillis: null,
     donor: false,
     goalReceiver: false,
+    missesGoal: false,
     undonatedDemandCpuMillis: 0,
     demandCpuMillis: 0,
     rising: false,

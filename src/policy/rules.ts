@@ -81,6 +81,14 @@ export function protectedNeed(
 export const minProbeStep = (deadbandCpuMillis: number): number =>
   deadbandCpuMillis > 0 ? deadbandCpuMillis + 1 : 0;
 
+/**
+ * What a partition claims while it yields to a more important goal receiver (weir.ts
+ * yieldToReceivers): its demand, at most its use + headroom — no congestion probe or traffic
+ * claim against the receiver.
+ */
+export const yieldingDemand = (demandCpuMillis: number, useNeedCpuMillis: number): number =>
+  Math.min(demandCpuMillis, useNeedCpuMillis);
+
 /** cgroup v2 cpu.weight range: directive weights live on this scale. */
 export const WEIGHT_MIN = 1;
 export const WEIGHT_MAX = 10_000;

@@ -1020,6 +1020,93 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(servedOf("silver")).toBeLessThan(900);
   });
 
+  it("a less important partition without a goal yields to a goal receiver: use + headroom, no congestion claim, no spare", () => {
+    // 1,700m of capacity; silver (imp 2, goal 900 pps) serves 600 pps (PI 1.5) and waits for
+    // CPU 60 % while using 600m: it misses its goal short of CPU, and probes ×1.5 to 900m (no
+    // offered count). bronze (imp 3, no goal) waits 80 % while using 380m, and its offered
+    // 2,000 pps would claim 2,400m, smoothed from 400m to 1,800m: 800m of the 1,700m after
+    // silver's 900m. It yields: it claims use + 20 % = 456m, and takes no left-over.
+    const k = knobs(1700, { maxShrinkFractionPerCycle: 1 });
+    const specs = [
+      spec("silver", { importance: 2, goalPacketsPerSec: 900 }),
+      spec("bronze", { importance: 3 }),
+    ];
+    const state = saved({
+      silver: { cpu: 400, demand: 400, velocity: 1000 },
+      bronze: { cpu: 400, demand: 400, velocity: 1000 },
+    });
+    const tp = (id: string, offered: number, cores: number, delay: number) =>
+      throughput(id, {
+        offeredPacketsPerSec: offered,
+        servedPacketsPerSec: cores * 1000,
+        cpuCores: cores,
+        cpuDelayFraction: delay,
+        rawVelocityPacketsPerCpuSec: 1000,
+      });
+    const out = step(k, specs, [tp("silver", 0, 0.6, 0.6), tp("bronze", 2000, 0.38, 0.8)], state);
+    const silver = out.d.silver!.detail;
+    expect(silver.assessment!.kind).toBe("probe");
+    expect(silver.assessment!.missesGoal).toBe(true);
+    expect(silver.yieldsTo).toBeNull();
+    expect(out.dir.silver!.cpuMillis).toBe(900);
+    const bronze = out.d.bronze!.detail;
+    expect(bronze.yieldsTo).toBe(2);
+    expect(bronze.assessment!.kind).toBe("traffic");
+    expect(bronze.assessment!.demandCpuMillis).toBe(1800);
+    expect(bronze.targetCpuMillis).toBe(456);
+    expect(bronze.leftoverCpuMillis).toBe(0);
+    expect(out.dir.bronze!.cpuMillis).toBe(456);
+    expect(out.d.bronze!.why).toContain(
+      "a goal partition at importance 2 misses its goal while short of CPU, so this importance-3 partition without a goal yields: it claims at most its use + headroom 456m and no left-over",
+    );
+    // once silver meets its goal, bronze no longer yields: its traffic claim is back
+    const calm = step(
+      k,
+      specs,
+      [tp("silver", 0, 1, 0.6), tp("bronze", 2000, 0.38, 0.8)],
+      out.state,
+    );
+    expect(calm.d.bronze!.detail.yieldsTo).toBeNull();
+    expect(calm.dir.bronze!.cpuMillis).toBeGreaterThan(456);
+  });
+
+  it("three servers on one CPU under a capacity of 1.7 CPUs: importance 2 gets what importance 1 leaves before importance 3", () => {
+    // The capacity says 1,700m but the three one-thread servers share one CPU (pinned), so
+    // spare entitlement is weight that takes the shared CPU. gold (imp 1) and silver (imp 2)
+    // have goals of 500 pps each at 1,000 pkt/cpu-s; bronze (imp 3) none; all saturated.
+    const k = knobs(1700);
+    const specs = [
+      spec("gold", { importance: 1, goalPacketsPerSec: 500 }),
+      spec("silver", { importance: 2, goalPacketsPerSec: 500 }),
+      spec("bronze", { importance: 3 }),
+    ];
+    let state = weirPolicy.initialState();
+    let w: Record<string, number> = { gold: 1, silver: 1, bronze: 1 };
+    const shares: Array<Record<string, number>> = [];
+    const rand = seeded(7);
+    for (let c = 0; c < 100; c++) {
+      const total = w.gold! + w.silver! + w.bronze!;
+      const share = (id: string) => w[id]! / total;
+      // 100 ms windows of a real server are noisy: ±25 % on what each reading says it served
+      const tp = (id: string) =>
+        throughput(id, {
+          offeredPacketsPerSec: 2000,
+          servedPacketsPerSec: share(id) * 1000 * (0.75 + 0.5 * rand()),
+          cpuCores: share(id),
+          cpuDelayFraction: 1 - share(id),
+          rawVelocityPacketsPerCpuSec: 1000,
+        });
+      const out = step(k, specs, [tp("gold"), tp("silver"), tp("bronze")], state);
+      state = out.state;
+      w = Object.fromEntries(out.directives.map((d) => [d.partition, d.weight]));
+      if (c >= 30)
+        shares.push({ gold: share("gold"), silver: share("silver"), bronze: share("bronze") });
+    }
+    const mean = (id: string) => shares.reduce((s, x) => s + x[id]!, 0) / shares.length;
+    expect(mean("gold") * 1000).toBeGreaterThanOrEqual(500);
+    expect(mean("silver") / (mean("silver") + mean("bronze"))).toBeGreaterThanOrEqual(0.9);
+  });
+
   it("keepWeight: a rise of 15 % writes, a fall must be 37.5 %, a goal partition moves in 5 % steps", () => {
     const k = knobs(2000); // weight dead-band 0.15, entitlement dead-band 20m
     const bands = weightBands(k, 2000, 20);

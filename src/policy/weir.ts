@@ -51,6 +51,7 @@ import {
   WEIGHT_MIN,
   weightDivisors,
   weightForAllocation,
+  yieldingDemand,
 } from "./rules.ts";
 import type {
   BatchSuppressionState,
@@ -230,20 +231,23 @@ function step(
   const leftover = new Float64Array(n);
   const effectiveMin = new Float64Array(n);
   const bits = new Uint8Array(n);
-  const buf = sc.fit(n, 10, 6);
-  const [prevCpu, prevVelocity, lo, hi, weight, target, prevNeed, pis, post0, post1] = buf.f64 as [
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-  ];
-  const [source, importance, mode, eligible, receiver, marks] = buf.u8 as [
+  const buf = sc.fit(n, 11, 7);
+  const [prevCpu, prevVelocity, lo, hi, weight, target, prevNeed, pis, post0, post1, useNeed] =
+    buf.f64 as [
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+    ];
+  const [source, importance, mode, eligible, receiver, marks, controlled] = buf.u8 as [
+    Uint8Array,
     Uint8Array,
     Uint8Array,
     Uint8Array,
@@ -252,6 +256,7 @@ function step(
     Uint8Array,
   ];
   receiver.fill(0);
+  controlled.fill(0);
 
   const prevWeight = new Float64Array(n);
   const prevRising = new Uint8Array(n);
@@ -262,6 +267,8 @@ function step(
   const a = emptyAssessment();
   const ids: PartitionId[] = new Array(n);
   let receiverImportance = 6;
+  /** Most important level where a goal is missed while short of CPU (DemandAssessment.missesGoal). */
+  let yieldTo = 6;
   let congested = false;
   let anyBatch = false;
 
@@ -308,6 +315,11 @@ function step(
         prevRising[i] === 1,
       );
       if (a.rising) rising[i] = 1;
+      useNeed[i] = a.useNeedCpuMillis;
+      if (a.missesGoal) {
+        controlled[i] = 1;
+        if (imp < yieldTo) yieldTo = imp;
+      }
       if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
       mode[i] = Mode.demand;
       target[i] = demandTarget(a.demandCpuMillis, min, max);
@@ -352,6 +364,20 @@ function step(
   if (receiverImportance <= 5)
     for (let i = 0; i < n; i++)
       if (pis[i]! > 1 && importance[i] === receiverImportance) receiver[i] = 1;
+  if (yieldTo <= 5)
+    yieldToReceivers(
+      specs,
+      yieldTo,
+      source,
+      importance,
+      controlled,
+      useNeed,
+      lo,
+      hi,
+      target,
+      demand,
+      eligible,
+    );
 
   const problem: AllocationProblem = {
     capacityCpuMillis: capacity,
@@ -404,6 +430,7 @@ function step(
     prevWeight,
     prevRising,
     divisors,
+    yieldTo,
   };
   const directives: Directive[] = new Array(n);
   const decisions: WeirDecision[] = new Array(n);
@@ -428,7 +455,7 @@ function step(
     const v = velocity[i]!;
     const pi = pis[i]!;
     const hasPrev = !Number.isNaN(p);
-    bits[i] = packBits(source[i]!, marks[i]!, receiver[i] === 1, hasPrev);
+    bits[i] = packBits(source[i]!, marks[i]!, receiver[i] === 1, hasPrev, controlled[i] === 2);
     decisions[i] = new WeirDecision(
       reasons,
       i,
@@ -445,6 +472,52 @@ function step(
     decisions,
     state: packedState({ ids, cpuMillis: final, demand, velocity, weight: weights, rising }, batch),
   };
+}
+
+/**
+ * Receivers first (z/OS WLM): while a goal partition at importance `yieldTo` misses its goal
+ * and is short of CPU (DemandAssessment.missesGoal), the spare goes only to the goal receivers
+ * at that level, and a partition without a goal at a less important level yields: it claims at most
+ * its use + headroom (no congestion probe, no traffic claim) and no spare. Under weights it
+ * still runs on any CPU the receivers leave idle; under contention its weight no longer grows
+ * against theirs. Real testbed, goals-tiers-real (importance 1 and 2 with goals, 3 without, one
+ * CPU, capacity 1.7): importance 3 (waiting for CPU 70–85 %) was entitled to 380–940m beside an importance-2
+ * receiver entitled to 340–770m (a per-cycle trace), and took 15 % of what importance 1 left
+ * (b ÷ (b + c) 84.8 %, 5 repetitions).
+ * `controlled` marks the partitions that miss their goals 1 on entry; yielding ones are marked
+ * 2 here.
+ */
+function yieldToReceivers(
+  specs: readonly PartitionSpec[],
+  yieldTo: number,
+  source: Uint8Array,
+  importance: Uint8Array,
+  controlled: Uint8Array,
+  useNeed: Float64Array,
+  lo: Float64Array,
+  hi: Float64Array,
+  target: Float64Array,
+  demand: Float64Array,
+  eligible: Uint8Array,
+): void {
+  for (let i = 0; i < specs.length; i++) {
+    if (source[i] !== Source.network) continue;
+    const imp = importance[i]!;
+    if (controlled[i] === 1) {
+      if (imp !== yieldTo) eligible[i] = 0;
+      continue;
+    }
+    if (hasGoal(specs[i]!)) continue;
+    if (imp <= yieldTo) {
+      eligible[i] = 0;
+      continue;
+    }
+    controlled[i] = 2;
+    eligible[i] = 0;
+    const claim = yieldingDemand(demand[i]!, useNeed[i]!);
+    demand[i] = claim;
+    target[i] = demandTarget(claim, lo[i]!, hi[i]!);
+  }
 }
 
 /**

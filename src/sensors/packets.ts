@@ -12,7 +12,7 @@ import {
   parseSnmpUdp,
   type UdpCounters,
 } from "./parse.ts";
-import type { Direction, InterfaceSpec } from "./types.ts";
+import type { Direction, InterfaceSpec, PacketCounts } from "./types.ts";
 
 export type InterfaceCounterName = (typeof INTERFACE_COUNTER_NAMES)[number];
 
@@ -103,15 +103,6 @@ export function readSnmpUdp(procfs: string, pid: number): UdpCounters {
   assertPid(pid);
   const file = snmpPath(procfs, pid);
   return parseSnmpUdp(readOnce(file, processFailure(pid)), file);
-}
-
-/** Packets offered, served and dropped at one or more interfaces, cumulative. */
-export interface PacketCounts {
-  /** Offered-direction packets plus offered-direction interface drops. */
-  offeredPackets: number;
-  servedPackets: number;
-  /** Offered-direction interface drops. */
-  droppedPackets: number;
 }
 
 const packetsOf = (d: Direction): "rx_packets" | "tx_packets" =>

@@ -1,26 +1,32 @@
-// One partition's sensor: its cgroup's CPU counters plus its packet counters, read on
-// held descriptors into one CounterSample.
+// One partition's sensor: its cgroup's CPU counters plus the packet counts of its counter
+// sources (sources.ts), read on held descriptors into one CounterSample.
 import type { CounterSample } from "../core/model.ts";
 import { HeldCgroupCpuCounters } from "./cgroup.ts";
 import { type CpuDelayOptions, HeldCpuDelay } from "./cpu-delay.ts";
-import { HeldInterfaceCounters, HeldNamespaceCounters } from "./packets.ts";
-import { udpSocketDrops } from "./parse.ts";
-import type { PartitionSensor, Roots, SensorSpec } from "./types.ts";
+import { counterSource, defaultPacketSources } from "./sources.ts";
+import type {
+  AgentPacketFeed,
+  PacketCounter,
+  PartitionSensor,
+  Roots,
+  SensorSpec,
+} from "./types.ts";
 
 /**
  * Opens every file a partition's sample needs and returns a sensor that re-reads them.
  *
- * Packets:
- * - `spec.interfaces` (host side, sysfs): offered = offered-direction packets + drops,
+ * Packets: the sum of the sources in `spec.packets` (default `defaultPacketSources`: host-side
+ * `interfaces` when there are any, plus `pid`), each one a file beside this one:
+ * - `interfaces` (source-interfaces.ts, sysfs): offered = offered-direction packets + drops,
  *   served = served-direction packets, dropped = offered-direction drops.
- * - `spec.pid`: the namespace's UDP socket drops (snmp `Udp InErrors`) are added to
- *   dropped (they are already inside offered: those packets passed the interface). Its
+ * - `pid` (source-pid.ts): the namespace's UDP socket drops (snmp `Udp InErrors`) are added
+ *   to dropped (they are already inside offered: those packets passed the interface). Its
  *   /proc/<pid>/net/dev is counted too when `spec.netnsInterfaces` is given, or when
  *   `spec.interfaces` is empty (then every interface but lo, offered = rx, served = tx).
  *   Host side and namespace side are not both counted by default: they see the same packets.
  *
- * Throws at open: CGROUP_GONE (no such cgroup), INTERFACE_GONE, PROCESS_GONE.
- * `read()` throws the same codes when something vanishes, and COUNTER_MALFORMED.
+ * Throws at open: CGROUP_GONE (no such cgroup), INTERFACE_GONE, PROCESS_GONE, and what a
+ * source throws. `read()` throws the same codes when something vanishes, and COUNTER_MALFORMED.
  * An interface that is deleted and re-created is reopened on the next read (its counters
  * restart; throughputFromSamples treats the step back as a reset).
  *
@@ -30,6 +36,10 @@ import type { PartitionSensor, Roots, SensorSpec } from "./types.ts";
 export interface PartitionSensorOptions {
   /** CPU delay sources (cpu-delay.ts), or false to not read CPU delay. Default: PSI, then schedstat. */
   cpuDelay?: CpuDelayOptions | false;
+  /** The partition's name, for sources' errors (default: its cgroup path). */
+  partition?: string;
+  /** Agent reports, for a source fed by the partition's agent. */
+  agentReports?: AgentPacketFeed;
 }
 
 export function openPartitionSensor(
@@ -44,24 +54,19 @@ export function openPartitionSensor(
     const delay =
       opts.cpuDelay === false ? null : new HeldCpuDelay(roots, cpu.cgroup, opts.cpuDelay);
     if (delay !== null) opened.push(delay);
-    const interfaces: HeldInterfaceCounters[] = [];
-    for (const ifspec of spec.interfaces) {
-      const held = new HeldInterfaceCounters(roots.sysfs, ifspec);
-      opened.push(held);
-      interfaces.push(held);
+    const counters: PacketCounter[] = [];
+    for (const choice of spec.packets ?? defaultPacketSources(spec)) {
+      const counter = counterSource(choice.name).open({
+        partition: opts.partition ?? spec.cgroup,
+        spec,
+        roots,
+        options: choice.options,
+        ...(opts.agentReports ? { agentReports: opts.agentReports } : {}),
+      });
+      opened.push(counter);
+      counters.push(counter);
     }
-    let netns: HeldNamespaceCounters | null = null;
-    if (spec.pid !== undefined) {
-      const nsInterfaces =
-        spec.netnsInterfaces !== undefined
-          ? spec.netnsInterfaces
-          : spec.interfaces.length === 0
-            ? undefined
-            : null;
-      netns = new HeldNamespaceCounters(roots.procfs, spec.pid, nsInterfaces);
-      opened.push(netns);
-    }
-    return new Sensor(cpu, interfaces, netns, delay);
+    return new Sensor(cpu, counters, delay);
   } catch (e) {
     for (const o of opened) o.close();
     throw e;
@@ -70,19 +75,12 @@ export function openPartitionSensor(
 
 class Sensor implements PartitionSensor {
   private readonly cpu: HeldCgroupCpuCounters;
-  private readonly interfaces: HeldInterfaceCounters[];
-  private readonly netns: HeldNamespaceCounters | null;
+  private readonly counters: PacketCounter[];
   private readonly delay: HeldCpuDelay | null;
 
-  constructor(
-    cpu: HeldCgroupCpuCounters,
-    interfaces: HeldInterfaceCounters[],
-    netns: HeldNamespaceCounters | null,
-    delay: HeldCpuDelay | null,
-  ) {
+  constructor(cpu: HeldCgroupCpuCounters, counters: PacketCounter[], delay: HeldCpuDelay | null) {
     this.cpu = cpu;
-    this.interfaces = interfaces;
-    this.netns = netns;
+    this.counters = counters;
     this.delay = delay;
   }
 
@@ -91,17 +89,11 @@ class Sensor implements PartitionSensor {
     let offeredPackets = 0;
     let servedPackets = 0;
     let droppedPackets = 0;
-    for (const i of this.interfaces) {
-      const p = i.read();
+    for (const counter of this.counters) {
+      const p = counter.read();
       offeredPackets += p.offeredPackets;
       servedPackets += p.servedPackets;
       droppedPackets += p.droppedPackets;
-    }
-    if (this.netns !== null) {
-      const p = this.netns.readPackets();
-      offeredPackets += p.offeredPackets;
-      servedPackets += p.servedPackets;
-      droppedPackets += p.droppedPackets + udpSocketDrops(this.netns.readUdp(false));
     }
     const sample: CounterSample = {
       atMs: nowMs,
@@ -120,8 +112,7 @@ class Sensor implements PartitionSensor {
 
   close(): void {
     this.cpu.close();
-    for (const i of this.interfaces) i.close();
-    this.netns?.close();
+    for (const c of this.counters) c.close();
     this.delay?.close();
   }
 }

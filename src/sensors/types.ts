@@ -33,6 +33,64 @@ export interface SensorSpec {
   pid?: number;
   /** Interfaces inside the namespace to count through /proc/<pid>/net/dev (default: all but lo). */
   netnsInterfaces?: InterfaceSpec[];
+  /**
+   * The packet counter sources to read and add up (sources.ts), each with its own options.
+   * Absent: `interfaces` when there are any, plus `pid` when a pid is given (the default that
+   * `defaultPacketSources` spells out).
+   */
+  packets?: PacketSourceChoice[];
+}
+
+/** One counter source chosen for a partition, with the options its registration parsed. */
+export interface PacketSourceChoice {
+  name: string;
+  options?: unknown;
+}
+
+/** Packets offered, served and dropped, cumulative (what every counter source reads). */
+export interface PacketCounts {
+  /** Offered-direction packets plus offered-direction drops. */
+  offeredPackets: number;
+  servedPackets: number;
+  /** Packets lost on the way in. */
+  droppedPackets: number;
+}
+
+/** One opened counter source of one partition: cumulative counts, re-read on held handles. */
+export interface PacketCounter {
+  /**
+   * Every count once, cumulative since the source began counting. Throws WeirError: the
+   * source's own codes (INTERFACE_GONE, PROCESS_GONE, COUNTER_UNREADABLE, ...).
+   */
+  read(): PacketCounts;
+  /** Release what it holds; idempotent. */
+  close(): void;
+}
+
+/**
+ * The latest counters a partition's agent reported, by partition (the manager's report
+ * sources, whatever transport carried them); undefined when it sent none yet.
+ */
+export interface AgentPacketFeed {
+  latest(partition: string): PacketCounts | undefined;
+}
+
+/** What a counter source gets when it is opened for one partition. */
+export interface CounterSourceContext {
+  /** The partition's name (for errors). */
+  partition: string;
+  spec: SensorSpec;
+  roots: Roots;
+  /** The options its registration's `parseOptions` returned (undefined without options). */
+  options: unknown;
+  /** Agent reports, for sources fed by the partition's agent. */
+  agentReports?: AgentPacketFeed;
+}
+
+/** A problem with a source's options: where in them, which rule, what value. */
+export interface OptionIssue {
+  path: Array<string | number>;
+  message: string;
 }
 
 export interface PartitionSensor {
