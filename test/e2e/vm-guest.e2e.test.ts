@@ -48,7 +48,7 @@ describe.skipIf(!isRoot || !hasQemu)("a QEMU guest as a partition (root, TCG)", 
   let tail: LogTail;
 
   beforeAll(async () => {
-    // The guest runs the compiled agent (through tsx it would take minutes under TCG).
+    // The guest runs the compiled agent (from the sources through tsx it stops, see src/vm/README.md).
     const { distStatus } = (await import(
       pathToFileURL(path.join(REPO, "scripts", "dist-status.js")).href
     )) as { distStatus: (root: string) => { current: boolean } };
