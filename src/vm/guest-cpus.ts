@@ -5,8 +5,7 @@
 // so a cycle never waits on QMP. A QMP error is kept as `lastError` and retried on the next
 // request; QEMU gone (QMP closed) is terminal for this guest: `gone` is set and nothing more
 // is tried, like a vanished cgroup. To shrink, unplug before sending the directive: the guest
-// kernel offlines an unplugged CPU itself. Open: in the e2e runs of 2026-12-01 QEMU sent no
-// DEVICE_DELETED within 60 s after the guest offlined it, so an unplug ends with `lastError`.
+// kernel offlines an unplugged CPU itself, then QEMU frees the vCPU's slot.
 import type { LogTail } from "./guest.ts";
 import type { QmpClient } from "./qmp.ts";
 import { pluggedVcpus, setVcpus } from "./vcpus.ts";
