@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { CycleRecord } from "../src/core/model.ts";
-import { fmtStats, reactionMs, rotate, stats } from "./conservation-real.ts";
-import { parseRepsOption } from "./harness.ts";
-import { previousSections } from "./report.ts";
+import { reactionMs, rotate } from "./conservation-real.ts";
+import { fmtStats, parseRepsOption, stats } from "./harness.ts";
+import { previousSections } from "./report-markdown.ts";
 
 const rec = (
   t: number,

@@ -31,12 +31,10 @@ import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
   epochNow,
-  fmtStats,
   GROUP_CPU_SHARES,
   loadAvg,
   RESERVE_CPU_MILLIS,
   rotate,
-  stats,
 } from "./conservation-real.ts";
 import {
   counterRate,
@@ -48,7 +46,7 @@ import {
   scoreRun,
 } from "./goals-real-math.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
-import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+import { fmtStats, isMain, isolateSelf, realBenchReps, runStandalone, stats } from "./harness.ts";
 
 const COST_ROUNDS = 40;
 export const INTERVAL_MS = 100;
@@ -204,9 +202,6 @@ export function makeManager(
 ): Manager {
   const factory = policyFactories.find((p) => p.name === policyName);
   if (!factory) throw new Error(`goals-real: no policy named ${policyName}`);
-  const noOracle = () => {
-    throw new Error("no oracle on the real testbed");
-  };
   const policy = factory.make({
     scenario: {
       name: "goals-real",
@@ -218,11 +213,6 @@ export function makeManager(
       tickMs: 1,
       seed: 0,
       partitions: [],
-    },
-    oracle: {
-      intervalMs: INTERVAL_MS,
-      peakOfferedPacketsPerSec: noOracle,
-      costNsPerPacket: noOracle,
     },
   });
   const wiring: PartitionWiring[] = specs.map((spec) => {

@@ -25,12 +25,10 @@ import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
   epochNow,
-  fmtStats,
   GROUP_CPU_SHARES,
   loadAvg,
   RESERVE_CPU_MILLIS,
   rotate,
-  stats,
 } from "./conservation-real.ts";
 import {
   CONNECTIONS,
@@ -44,7 +42,7 @@ import {
   sleep,
 } from "./goals-real.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
-import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+import { fmtStats, isMain, isolateSelf, realBenchReps, runStandalone, stats } from "./harness.ts";
 
 const COST_ROUNDS = 40;
 /** Each goal: this fraction of a's solo packets/s (a's and b's together: all of it). */

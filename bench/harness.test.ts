@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { realBenchReps } from "./harness.ts";
+import { figureLine, realBenchReps } from "./harness.ts";
 
 const ctx = (over: { quick?: boolean; reps?: number }) => ({
   progress: () => {},
@@ -21,5 +21,21 @@ describe("realBenchReps", () => {
   );
   it.runIf(process.getuid?.() !== 0)("refuses to run without root", () => {
     expect(() => realBenchReps("x", ctx({}))).toThrow("bench x: needs root");
+  });
+});
+
+describe("figureLine", () => {
+  it("gives the median's range and count, and never says ok for a simulated figure", () => {
+    const f = { name: "x", value: 2, unit: "ms", target: "<= 3 ms", meets: true };
+    expect(figureLine(f)).toBe("x: 2 ms (target <= 3 ms)  ok");
+    expect(figureLine({ ...f, reps: 5, range: [1, 4] })).toBe(
+      "x: 2 ms [1–4] (median of 5) (target <= 3 ms)  ok",
+    );
+    expect(figureLine({ ...f, simulated: true, reps: 5, range: [2, 2] })).toBe(
+      "x: 2 ms [2] (median of 5) (target <= 3 ms)  sim: would meet",
+    );
+    expect(figureLine({ ...f, meets: false, simulated: true })).toBe(
+      "x: 2 ms (target <= 3 ms)  sim: would miss",
+    );
   });
 });

@@ -12,8 +12,13 @@ export interface BenchFigure {
   unit: string;
   /** The budget (bench/README.md), if any, e.g. "<= 1 ms". */
   target?: string;
-  /** Whether the figure meets the target (undefined when there is none). */
+  /** Whether the figure meets the target (undefined when there is none), judged on the median. */
   meets?: boolean;
+  /** From the simulator: indicative, never a verdict on a budget (the report says so). */
+  simulated?: boolean;
+  /** Repetitions behind `value` (their median) and their range. */
+  reps?: number;
+  range?: [min: number, max: number];
 }
 
 export interface BenchResult {
@@ -25,6 +30,8 @@ export interface BenchResult {
   /** Optional tables (e.g. per-policy rows) for the report generator. */
   tables?: Array<{ title: string; columns: string[]; rows: Array<Array<string | number>> }>;
   notes?: string[];
+  /** The host's 1-minute load average when the benchmark started and ended (time figures depend on it). */
+  loadAverage?: [start: number, end: number];
 }
 
 export interface BenchContext {
@@ -74,6 +81,29 @@ export function timePerIterationNs(
   return batches[2]!;
 }
 
+// ---- repetitions: median and range -------------------------------------------------------
+
+/** Median and range of finite values; null when there are none. */
+export function stats(
+  xs: number[],
+): { median: number; min: number; max: number; n: number } | null {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
+}
+
+/** "median [min–max]" with `digits` decimals; "–" when nothing was measured. */
+export function fmtStats(xs: number[], digits = 1, scale = 1): string {
+  const s = stats(xs.map((x) => x * scale));
+  if (!s) return "–";
+  const f = (x: number) => x.toFixed(digits);
+  return s.min === s.max
+    ? `${f(s.median)} [${f(s.min)}]`
+    : `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
+}
+
 /** `--reps N` from argv (a positive integer), undefined when absent; a clear error otherwise. */
 export function parseRepsOption(argv: string[]): number | undefined {
   const i = argv.indexOf("--reps");
@@ -120,8 +150,10 @@ export async function runStandalone(
         process.stderr.write(`\r${bench.name} ${(f * 100).toFixed(0)}% ${label ?? ""}   `);
     },
   };
+  const load0 = os.loadavg()[0]!;
   const partial = await bench.run(ctx);
   const result: BenchResult = {
+    loadAverage: [load0, os.loadavg()[0]!],
     ...partial,
     command: `npx tsx bench/${bench.name}.ts${quick ? " --quick" : ""}${reps !== undefined ? ` --reps ${reps}` : ""}`,
     machine: machineDescription(),
@@ -131,15 +163,38 @@ export async function runStandalone(
   if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else {
     process.stdout.write(`${result.name} — ${result.machine} — ${result.date}\n`);
-    for (const f of result.figures) {
-      const mark = f.meets === undefined ? "" : f.meets ? "  ok" : "  MISSES";
-      process.stdout.write(
-        `  ${f.name}: ${f.value} ${f.unit}${f.target ? ` (target ${f.target})` : ""}${mark}\n`,
-      );
+    for (const f of result.figures) process.stdout.write(`  ${figureLine(f)}\n`);
+    for (const t of result.tables ?? []) {
+      process.stdout.write(`  ${t.title}\n    ${t.columns.join(" | ")}\n`);
+      for (const r of t.rows) process.stdout.write(`    ${r.join(" | ")}\n`);
     }
     for (const n of result.notes ?? []) process.stdout.write(`  note: ${n}\n`);
   }
   return result;
+}
+
+/**
+ * One figure as a line: "name: value unit [min–max] over N (target …)  ok|MISSES"; a simulated
+ * figure is marked "sim: would meet|would miss", never "ok".
+ */
+export function figureLine(f: BenchFigure): string {
+  const range = !f.range
+    ? ""
+    : f.range[0] === f.range[1]
+      ? ` [${f.range[0]}]`
+      : ` [${f.range[0]}–${f.range[1]}]`;
+  const reps = f.reps ? ` (median of ${f.reps})` : "";
+  const mark =
+    f.meets === undefined
+      ? ""
+      : f.simulated
+        ? f.meets
+          ? "  sim: would meet"
+          : "  sim: would miss"
+        : f.meets
+          ? "  ok"
+          : "  MISSES";
+  return `${f.name}: ${f.value} ${f.unit}${range}${reps}${f.target ? ` (target ${f.target})` : ""}${mark}`;
 }
 
 /** True when this module is the process's entry point. */

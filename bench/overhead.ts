@@ -5,9 +5,13 @@
 // the bin ran before there was a build). Each run is a fresh process measured from outside:
 // CPU from /proc/<pid>/stat (utime + stime) over a window after a warm-up, VmRSS and VmHWM from
 // /proc/<pid>/status at the window's end, cycle time from its own weir_cycle_duration_seconds.
+// Then one compiled run more under `node --cpu-prof`: the functions with the most self time
+// over the same window (what bounds the CPU figure).
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`). Creates
 // /sys/fs/cgroup/{cpu,cpuacct}/weirb-<pid>-NNN and removes them afterwards, also on
 // SIGINT/SIGTERM.
+// One file past ~400 lines: one benchmark (cgroups, runs, the profiled run, its report) whose
+// parts share the run's plumbing (measureRun); the profile's arithmetic is in cpu-profile.ts.
 // Run: weir bench overhead [--quick] [--reps N]
 //  or: npx tsx bench/overhead.ts [--json] [--quick] [--reps N]
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -18,10 +22,15 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import { packageFileUrl } from "../src/core/package-files.ts";
-import { DEFAULT_HISTORY_SIZE } from "../src/manager/manager.ts";
-import { fmtStats, stats } from "./conservation-real.ts";
+import { DEFAULT_HISTORY_SIZE } from "../src/manager/history.ts";
+import {
+  type CpuProfile,
+  monotonicUs,
+  type ProfileSummary,
+  summarizeCpuProfile,
+} from "./cpu-profile.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
-import { isMain, runStandalone } from "./harness.ts";
+import { fmtStats, isMain, runStandalone, stats } from "./harness.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
 const PARTITIONS = 100;
@@ -32,6 +41,8 @@ const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
  * 60 s) and 5 s more, so VmRSS is the steady state's (after 23 s it was ~25 MB lower here).
  */
 const WARMUP_MS = DEFAULT_HISTORY_SIZE * INTERVAL_MS + 5000;
+/** Where the profiled run's whole profile is kept. */
+const PROFILE_COPY = path.join(os.tmpdir(), "weir-overhead.cpuprofile");
 /** The line bin/weir.js prints when it falls back to the sources. */
 const FALLBACK_NOTICE = "running the TypeScript sources through tsx";
 
@@ -124,12 +135,13 @@ async function measureRun(
   port: number,
   timing: { warmupMs: number; measureMs: number },
   progress: (f: number) => void,
-): Promise<OverheadRun> {
+  nodeArgs: readonly string[] = [],
+): Promise<OverheadRun & { windowUs: [number, number] }> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (runtime === "tsx") env.WEIR_FROM_SOURCE = "1";
   else delete env.WEIR_FROM_SOURCE;
   const t0 = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [BIN, "run", "-c", configFile], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, "run", "-c", configFile], {
     env,
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -170,11 +182,13 @@ async function measureRun(
     const m0 = await metrics();
     const ticks0 = readCpuTicks(pid);
     const w0 = performance.now();
+    const u0 = monotonicUs();
     for (let i = 1; i <= 10; i++) {
       await sleep(timing.measureMs / 10);
       progress(i / 10);
     }
     const ticks1 = readCpuTicks(pid);
+    const u1 = monotonicUs();
     const wallSec = (performance.now() - w0) / 1000;
     const mem = readMemoryMb(pid);
     const m1 = await metrics();
@@ -194,6 +208,7 @@ async function measureRun(
       peakRssMb: mem.peakRssMb,
       cycles,
       cycleMsMean: ((m1.sum - m0.sum) / Math.max(1, cycles)) * 1000,
+      windowUs: [u0, u1],
     };
   } finally {
     if (exitCode === undefined) {
@@ -219,7 +234,12 @@ async function bareNodeRssMb(): Promise<number> {
 export async function measureOverhead(
   opts: { reps: number; warmupMs: number; measureMs: number },
   progress: (f: number, label: string) => void,
-): Promise<{ runs: OverheadRun[]; bareNodeRssMb: number }> {
+): Promise<{
+  runs: OverheadRun[];
+  bareNodeRssMb: number;
+  profileSummary: ProfileSummary;
+  profiledCpuShare: number;
+}> {
   if (process.getuid?.() !== 0)
     throw new WeirError(ErrorCodes.NOT_ROOT, "bench overhead: needs root (it makes 100 cgroups)");
   if (
@@ -270,14 +290,41 @@ export async function measureOverhead(
         const configFile = path.join(tmp, `weir-${runs.length}.yaml`);
         fs.writeFileSync(configFile, overheadConfigYaml(cgroups, port));
         const done = runs.length;
-        runs.push(
-          await measureRun(runtime, configFile, port, opts, (f) =>
-            progress((done + f) / total, `rep ${rep + 1}/${opts.reps} ${runtime}`),
-          ),
+        const { windowUs: _, ...run } = await measureRun(runtime, configFile, port, opts, (f) =>
+          progress((done + f) / total, `rep ${rep + 1}/${opts.reps} ${runtime}`),
         );
+        runs.push(run);
       }
     }
-    return { runs, bareNodeRssMb: await bareNodeRssMb() };
+    // One more compiled run under V8's sampling profiler, summarised over the same window:
+    // where the CPU goes (its figures are not among the runs: profiling costs CPU itself).
+    const profDir = path.join(tmp, "cpu-prof");
+    fs.mkdirSync(profDir);
+    const port = await freePort();
+    const configFile = path.join(tmp, "weir-profiled.yaml");
+    fs.writeFileSync(configFile, overheadConfigYaml(cgroups, port));
+    const profiled = await measureRun(
+      "compiled",
+      configFile,
+      port,
+      opts,
+      (f) => progress((total + f) / (total + 1), "profiled run"),
+      // a sample every 250 µs (V8's default is 1 ms): ~4 times the samples of a mostly idle process
+      ["--cpu-prof", "--cpu-prof-interval", "250", `--cpu-prof-dir=${profDir}`],
+    );
+    const file = fs.readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+    if (!file) throw new Error("bench overhead: the profiled run wrote no .cpuprofile");
+    // kept for a closer look (Chrome DevTools, speedscope): $TMPDIR/weir-overhead.cpuprofile
+    fs.copyFileSync(path.join(profDir, file), PROFILE_COPY);
+    const profile = JSON.parse(fs.readFileSync(PROFILE_COPY, "utf8")) as CpuProfile;
+    const [fromUs, toUs] = profiled.windowUs;
+    const profileSummary = summarizeCpuProfile(profile, { fromUs, toUs, top: 15 });
+    return {
+      runs,
+      bareNodeRssMb: await bareNodeRssMb(),
+      profileSummary,
+      profiledCpuShare: profiled.cpuShareOfOneCore,
+    };
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -345,8 +392,9 @@ export const bench: Benchmark = {
       ? { warmupMs: 2000, measureMs: 5000 }
       : { warmupMs: WARMUP_MS, measureMs: 20_000 };
     const load0 = os.loadavg();
-    const { runs, bareNodeRssMb } = await measureOverhead({ reps, ...timing }, (f, label) =>
-      ctx.progress(f, label),
+    const { runs, bareNodeRssMb, profileSummary, profiledCpuShare } = await measureOverhead(
+      { reps, ...timing },
+      (f, label) => ctx.progress(f, label),
     );
     const load1 = os.loadavg();
     const figures: BenchFigure[] = [
@@ -401,9 +449,18 @@ export const bench: Benchmark = {
           ],
           rows: RUNTIMES.map(row),
         },
+        {
+          title: `where the CPU goes: top self time in one more compiled run under \`node --cpu-prof\` (a sample every 250 µs), over the same ${timing.measureMs / 1000} s window (${profileSummary.busyMs.toFixed(0)} ms busy of ${profileSummary.windowMs.toFixed(0)} ms; ${(profiledCpuShare * 100).toFixed(2)} % of one core from /proc with the profiler on)`,
+          columns: ["function (self time)", "share of busy samples", "ms in the window"],
+          rows: profileSummary.rows.map((r) => [
+            r.fn,
+            `${(r.share * 100).toFixed(1)} %`,
+            r.selfMs.toFixed(1),
+          ]),
+        },
       ],
       notes: [
-        `Each run: \`node bin/weir.js run -c <config>\` (100 partitions, intervalMs ${INTERVAL_MS}, HTTP API and metrics on 127.0.0.1, log level info) in a fresh process; ${timing.warmupMs / 1000} s warm-up after its API first answers, then ${timing.measureMs / 1000} s measured${ctx.quick ? "" : ` (the warm-up fills the manager's cycle history, ${DEFAULT_HISTORY_SIZE} records, so memory is the steady state's)`} from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status; SIGTERM at the end (values restored). Runtimes interleaved, order alternating per repetition.`,
+        `Each run: \`node bin/weir.js run -c <config>\` (100 partitions, intervalMs ${INTERVAL_MS}, HTTP API and metrics on 127.0.0.1, log level info) in a fresh process; ${timing.warmupMs / 1000} s warm-up after its API first answers, then ${timing.measureMs / 1000} s measured${ctx.quick ? "" : ` (the warm-up is long enough to fill the manager's cycle history, at most ${DEFAULT_HISTORY_SIZE} records and at most historyMaxBytes, so memory is the steady state's)`} from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status; SIGTERM at the end (values restored). Runtimes interleaved, order alternating per repetition.`,
         `Per run (runtime: CPU % / VmRSS MB): ${runs.map((r) => `${r.runtime} ${(r.cpuShareOfOneCore * 100).toFixed(2)} / ${r.rssMb.toFixed(1)}`).join(", ")}; cycles per window ${Math.min(...cycles)}–${Math.max(...cycles)}.`,
         "compiled: the bin runs dist/ (tsc output, source maps on via process.setSourceMapsEnabled); tsx: the same bin with WEIR_FROM_SOURCE=1 runs src/ through tsx's loader, as the bin did before there was a build. The partitions' cgroups are real but idle; their packet counters are lo's sysfs counters.",
         `Load average (1, 5, 15 min): ${load0.map((x) => x.toFixed(2)).join(" ")} at the start, ${load1.map((x) => x.toFixed(2)).join(" ")} at the end (${os.cpus().length} CPUs, shared with other work).`,

@@ -15,7 +15,6 @@ import {
   COST_ROUNDS,
   type Ctx,
   epochNow,
-  fmtStats,
   GROUP_CPU_SHARES,
   loadAvg,
   networkSpecs,
@@ -23,11 +22,10 @@ import {
   RESERVE_CPU_MILLIS,
   type RunOutcome,
   runOne,
-  stats,
   timingFor,
 } from "./conservation-real.ts";
 import type { Benchmark } from "./harness.ts";
-import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+import { fmtStats, isMain, isolateSelf, realBenchReps, runStandalone, stats } from "./harness.ts";
 
 /** Step of partition a, as fractions of its server's one-CPU saturation rate. */
 const FROM_CORES = 0.05;

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
-import type { RunMeasures, RunResult } from "../src/sim/run.ts";
+import type { BoundMeasures } from "../src/sim/bound.ts";
+import type { RunMeasures, RunResult, Scenario } from "../src/sim/run.ts";
 import { scenarioByName } from "../src/sim/scenarios.ts";
-import { discoverBenches, formatText, renderMarkdown, weirLosses } from "./report.ts";
-import type { SuiteResult } from "./scenarios.ts";
+import { weirLosses } from "./report-losses.ts";
+import { renderMarkdown } from "./report-markdown.ts";
+import { discoverBenches, formatText } from "./report-run.ts";
+import type { Repetition, SuiteResult } from "./scenarios.ts";
 
 const measures = (m: Partial<RunMeasures>): RunMeasures => ({
   offeredPackets: 1000,
@@ -37,6 +40,27 @@ const run = (policy: string, m: Partial<RunMeasures>): RunResult => ({
   measures: measures(m),
 });
 
+const bound: BoundMeasures = {
+  offeredPackets: 1000,
+  servedPackets: 1000,
+  droppedPackets: 0,
+  servedFraction: 1,
+  p50LatencyMs: 0.5,
+  p99LatencyMs: 1,
+  networkCpuCores: 1,
+  batchCpuCoresLeft: 0.9,
+};
+
+/** A suite of one scenario with one repetition per element of `reps`. */
+const suiteOf = (scenario: Scenario, ...reps: RunResult[][]): SuiteResult => ({
+  scenarios: [
+    {
+      scenario,
+      reps: reps.map((runs, i): Repetition => ({ seed: i, bound, runs })),
+    },
+  ],
+});
+
 describe("report", () => {
   it("finds every bench/*.ts that exports a benchmark, and not the harness or the report", async () => {
     const names = (await discoverBenches()).map((f) => f.bench.name);
@@ -47,24 +71,21 @@ describe("report", () => {
   });
 
   it("lists each measure on which a baseline beat weir, with the evidence", () => {
-    const suite: SuiteResult = {
-      scenarios: [
-        {
-          scenario: scenarioByName("hog", true)!,
-          runs: [
-            run("weir", { p99LatencyMs: 40, batchCpuCores: 0.1, networkThrottledFraction: 0.3 }),
-            run("none", { p99LatencyMs: 3, batchCpuCores: 0.8 }),
-            run("static", { servedFraction: 0.8, p99LatencyMs: 700 }),
-          ],
-        },
-      ],
-    };
+    const rep = (weirP99: number, noneP99: number) => [
+      run("weir", { p99LatencyMs: weirP99, batchCpuCores: 0.1, networkThrottledFraction: 0.3 }),
+      run("none", { p99LatencyMs: noneP99, batchCpuCores: 0.8, networkCpuCores: 0.9 }),
+      run("static", { servedFraction: 0.8, p99LatencyMs: 700 }),
+    ];
+    // Three seeds: plain CFS has the lower p99 in two of them (medians 40 vs 3 ms).
+    const suite = suiteOf(scenarioByName("hog", true)!, rep(40, 3), rep(30, 2), rep(50, 60));
     const losses = weirLosses([suite]).join("\n");
-    expect(losses).toMatch(/\*\*hog\*\* — weir: served 100\.0 %, p99 40\.0 ms/);
     expect(losses).toMatch(
-      /none \(plain CFS\): lower p99 latency \(3\.0 vs 40\.0 ms\); more CPU to the batch partitions at equal service \(0\.80 vs 0\.10 cores\)/,
+      /\*\*hog\*\* \(simulated, median of 3 seeds\) — weir: served 100\.0 %, p99 40\.0 ms/,
     );
-    expect(losses).toMatch(/throttled in 30\.0 %/);
+    expect(losses).toMatch(
+      /none \(plain CFS\): lower p99 latency \(3\.0 vs 40\.0 ms, in 2 of 3 seeds\); more CPU to the batch partitions at equal service \(0\.80 vs 0\.10 cores, in 3 of 3 seeds; network partitions used 0\.90 vs weir's 1\.00 cores\)/,
+    );
+    expect(losses).toMatch(/throttled in 30\.0 % of their CFS periods \(median\)/);
     // static serves less, with a worse p99: nothing to report for it.
     expect(losses).not.toMatch(/static equal caps/);
   });
@@ -76,17 +97,10 @@ describe("report", () => {
     });
     const scenario = scenarioByName("hog", true)!;
     const n = scenario.partitions.length;
-    const suite: SuiteResult = {
-      scenarios: [
-        {
-          scenario,
-          runs: [
-            big("weir", { p99LatencyMs: 40, allocationChanges: n, cycles: 100 }),
-            big("none", { p99LatencyMs: 3 }),
-          ],
-        },
-      ],
-    };
+    const suite = suiteOf(scenario, [
+      big("weir", { p99LatencyMs: 40, allocationChanges: n, cycles: 100 }),
+      big("none", { p99LatencyMs: 3 }),
+    ]);
     const losses = weirLosses([suite]).join("\n");
     // 1 % of 100,000m is 1,000m; the policy caps the band at 50m
     expect(losses).toContain(
@@ -113,6 +127,9 @@ describe("report", () => {
       quick: false,
     });
     expect(md).toContain("| `weir bench demo` | x | 2 ms | <= 1 ms | **no** |");
+    expect(md.indexOf("**Real testbed — the verdicts**")).toBeLessThan(
+      md.indexOf("`weir bench demo`"),
+    );
     expect(md).toContain("| 1 | x\\|y |");
     expect(md).toContain("- `overhead`: needs root");
     expect(formatText(result)).toContain("x: 2 ms (target <= 1 ms)  MISSES");
@@ -145,5 +162,72 @@ describe("report", () => {
     });
     expect(md).toContain("| `weir bench old` | y | 3 ms | <= 1 ms | **no** |");
     expect(md).not.toContain("bench/gone.ts");
+  });
+
+  it("puts simulated figures in their own table, never as a verdict, with their range, reps and the load", () => {
+    const real = {
+      name: "real",
+      command: "weir bench real --reps 5",
+      machine: "m",
+      date: "2026-01-01",
+      loadAverage: [1.2, 3.4] as [number, number],
+      figures: [{ name: "r", value: 99, unit: "ms", target: "<= 300 ms", meets: true }],
+    };
+    const sim = {
+      name: "scenarios",
+      command: "weir bench scenarios",
+      machine: "m",
+      date: "2026-01-01",
+      loadAverage: [0.5, 0.7] as [number, number],
+      figures: [
+        {
+          name: "s",
+          value: 100,
+          unit: "%",
+          target: ">= 95 %",
+          meets: true,
+          simulated: true,
+          reps: 5,
+          range: [99.5, 100] as [number, number],
+        },
+      ],
+    };
+    const md = renderMarkdown({
+      results: [sim, real],
+      failures: [],
+      suite: null,
+      plots: [],
+      descriptions: new Map(),
+      quick: false,
+    });
+    const realRow = "| `weir bench real --reps 5` | r | 99 ms; load 1.2 → 3.4 | <= 300 ms | yes |";
+    const simRow =
+      "| `weir bench scenarios` | s | 100 % [99.5–100], 5 reps | >= 95 % | sim: would meet |";
+    expect(md).toContain(realRow);
+    expect(md).toContain(simRow);
+    // The real table comes first; the simulated one is headed as never a verdict.
+    const simHead = md.indexOf("**Simulated — indicative, never a verdict**");
+    expect(md.indexOf(realRow)).toBeLessThan(simHead);
+    expect(simHead).toBeLessThan(md.indexOf(simRow));
+    expect(md).toContain("load average (1 min) 1.20 at start, 3.40 at end");
+    // A simulated latency is virtual time: no load beside it; a simulated CPU cost has it.
+    const cost = renderMarkdown({
+      results: [
+        {
+          ...sim,
+          figures: [
+            { name: "sim p99", value: 2, unit: "ms", simulated: true },
+            { name: "step CPU", value: 6, unit: "ms", simulated: true },
+          ],
+        },
+      ],
+      failures: [],
+      suite: null,
+      plots: [],
+      descriptions: new Map(),
+      quick: false,
+    });
+    expect(cost).toContain("| sim p99 | 2 ms |");
+    expect(cost).toContain("| step CPU | 6 ms; load 0.5 → 0.7 |");
   });
 });

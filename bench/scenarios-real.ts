@@ -1,11 +1,11 @@
 // The small scenarios on the real testbed: netns + veth + cgroup v1 + a SHA-256 UDP packet
 // server per partition and a batch hog (src/testbed), real UDP load (src/testbed/load.ts),
-// and weir's real Manager with the real sensors and the cgroup actuator, once per policy.
-// The oracle is not run here: the real host does not say in advance what a packet costs.
+// and weir's real Manager with the real sensors and the cgroup actuator, for each policy, in
+// interleaved repetitions (`--reps N`, default 5; the policy order rotates each repetition):
+// every cell is median [min–max] over them.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
-// Run: weir bench scenarios-real [--quick]   or   npx tsx bench/scenarios-real.ts [--json] [--quick]
+// Run: weir bench scenarios-real [--quick] [--reps N]   or   npx tsx bench/scenarios-real.ts [--json] [--quick] [--reps N]
 import { createActuatorBackend } from "../src/actuators/index.ts";
-import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import type { CycleRecord, PartitionSpec } from "../src/core/model.ts";
 import { Manager, type PartitionWiring } from "../src/manager/manager.ts";
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
@@ -17,8 +17,17 @@ import { policyFactories } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
 import type { Schedule } from "../src/testbed/schedule.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
+import { rotate } from "./conservation-real.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
-import { isMain, isolateSelf, readUsageNs, runStandalone } from "./harness.ts";
+import {
+  fmtStats,
+  isMain,
+  isolateSelf,
+  readUsageNs,
+  realBenchReps,
+  runStandalone,
+  stats,
+} from "./harness.ts";
 
 /** SHA-256 rounds per request: ~0.25-0.3 ms of CPU (about 3,500 packets per CPU-second, like the sim). */
 const COST_ROUNDS = 40;
@@ -63,20 +72,37 @@ function realScenarios(quick: boolean): RealScenario[] {
   ];
 }
 
-const REAL_POLICIES = ["weir", "none", "static", "vpa-style", "koordinator-style"];
+/**
+ * VPA-style at its 1-minute loop cannot act in a 40 s run (it would equal plain CFS), so the
+ * real testbed runs its 60× faster variant.
+ */
+const REAL_POLICIES = [
+  "weir",
+  "none",
+  "static",
+  "static-weights",
+  "vpa-style-fast",
+  "koordinator-style",
+];
+
+interface RealOutcome {
+  served: number;
+  lost: number;
+  p99s: number[];
+  worstP99: number;
+  hogCores: number;
+  writes: number;
+  generatorCores: number;
+}
 
 export const bench: Benchmark = {
   name: "scenarios-real",
   description:
     "the hog and step scenarios on the real testbed (netns, veth, cgroup v1, UDP packet servers, a batch hog) for weir and the baselines (root)",
   async run(ctx) {
-    if (process.getuid?.() !== 0)
-      throw new WeirError(
-        ErrorCodes.NOT_ROOT,
-        "bench scenarios-real: needs root (namespaces, veths, cgroups)",
-      );
+    const reps = realBenchReps("scenarios-real", ctx);
     const scenarios = realScenarios(ctx.quick);
-    const totalMs = scenarios.reduce((s, x) => s + x.durationMs, 0) * REAL_POLICIES.length;
+    const totalMs = scenarios.reduce((s, x) => s + x.durationMs, 0) * REAL_POLICIES.length * reps;
     let doneMs = 0;
     const prefix = `wb${process.pid % 100000}`;
     const tb = await testbedUp({
@@ -88,8 +114,8 @@ export const bench: Benchmark = {
       // Against the rest of the host: keeps other work's noise out of the comparison.
       groupCpuShares: GROUP_CPU_SHARES,
     });
-    const rows: Array<Array<string | number>> = [];
     const figures: BenchFigure[] = [];
+    const rows: Array<Array<string | number>> = [];
     const notes: string[] = [];
     let unisolate = () => {};
     try {
@@ -119,128 +145,151 @@ export const bench: Benchmark = {
       ];
       const now = () => performance.timeOrigin + performance.now();
       const backend = createActuatorBackend("cgroup", { cgroupfs: defaultRoots.cgroupfs, now });
-      const results = new Map<
-        string,
-        Map<string, { p99: number; served: number; hogCores: number }>
-      >();
-      for (const sc of scenarios) {
-        for (const policyName of REAL_POLICIES) {
-          const factory = policyFactories.find((p) => p.name === policyName)!;
-          const policy: Policy = factory.make({
-            scenario: {
-              name: sc.name,
-              description: sc.description,
-              cpus: 2,
-              reserveCpuMillis: RESERVE_CPU_MILLIS,
-              durationMs: sc.durationMs,
-              intervalMs: 100,
-              tickMs: 1,
-              seed: 0,
-              partitions: [],
-            },
-            oracle: {
-              intervalMs: 100,
-              peakOfferedPacketsPerSec: () => {
-                throw new Error("no oracle on the real testbed");
+      // results[scenario][policy][repetition]
+      const results = new Map<string, Map<string, RealOutcome[]>>();
+      for (let rep = 0; rep < reps; rep++) {
+        for (const sc of scenarios) {
+          for (const policyName of rotate(REAL_POLICIES, rep)) {
+            const factory = policyFactories.find((p) => p.name === policyName)!;
+            const policy: Policy = factory.make({
+              scenario: {
+                name: sc.name,
+                description: sc.description,
+                cpus: 2,
+                reserveCpuMillis: RESERVE_CPU_MILLIS,
+                durationMs: sc.durationMs,
+                intervalMs: 100,
+                tickMs: 1,
+                seed: 0,
+                partitions: [],
               },
-              costNsPerPacket: () => {
-                throw new Error("no oracle on the real testbed");
-              },
-            },
-          });
-          const wiring: PartitionWiring[] = specs.map((spec) => {
-            const p = tb.partitions.find((x) => x.name === spec.id);
-            const h = tb.hogs.find((x) => x.name === spec.id);
-            const cgroup = (p ?? h)!.cgroup;
-            return {
-              spec,
-              source: "host",
-              openSensor: () =>
-                openPartitionSensor(
-                  p
-                    ? {
-                        cgroup,
-                        interfaces: [{ name: p.hostIf, offered: "tx", served: "rx" }],
-                        ...(p.serverPid ? { pid: p.serverPid } : {}),
-                      }
-                    : { cgroup, interfaces: [] },
-                  defaultRoots,
-                ),
-              openActuator: () => backend.open({ partition: spec.id, cgroup }),
-            };
-          });
-          const manager = new Manager({
-            now,
-            intervalMs: 100,
-            policy,
-            knobs: defaultPolicyKnobs(capacity),
-            partitions: wiring,
-            throughput: throughputFromSamples,
-            historySize: 1,
-          });
-          let writes = 0;
-          const records: CycleRecord[] = [];
-          manager.subscribe((r) => {
-            for (const p of r.partitions) writes += p.written.length;
-            records.push(r);
-          });
-          const ac = new AbortController();
-          const loop = manager.start(ac.signal);
-          const hogDirs = tb.hogs[0]!.cgroupDirs;
-          const hog0 = readUsageNs(hogDirs);
-          const label = `${sc.name} / ${policyName}`;
-          let load: Awaited<ReturnType<typeof runLoad>>;
-          try {
-            load = await runLoad({
-              targets: tb.partitions.map((p) => ({
-                name: p.name,
-                addr: p.nsAddr,
-                port: p.port,
-                schedule: sc.schedules[p.name]!,
-              })),
-              durationMs: sc.durationMs,
-              maxPackets: Math.ceil((sc.durationMs / 1000) * 6000),
-              reportIntervalMs: 1000,
-              onTick: (t) =>
-                ctx.progress((doneMs + Math.min(sc.durationMs, t.elapsedMs)) / totalMs, label),
             });
-          } finally {
-            ac.abort();
-            await loop;
-            manager.shutdown("restore");
+            const wiring: PartitionWiring[] = specs.map((spec) => {
+              const p = tb.partitions.find((x) => x.name === spec.id);
+              const h = tb.hogs.find((x) => x.name === spec.id);
+              const cgroup = (p ?? h)!.cgroup;
+              return {
+                spec,
+                source: "host",
+                openSensor: () =>
+                  openPartitionSensor(
+                    p
+                      ? {
+                          cgroup,
+                          interfaces: [{ name: p.hostIf, offered: "tx", served: "rx" }],
+                          ...(p.serverPid ? { pid: p.serverPid } : {}),
+                        }
+                      : { cgroup, interfaces: [] },
+                    defaultRoots,
+                  ),
+                openActuator: () => backend.open({ partition: spec.id, cgroup }),
+              };
+            });
+            const manager = new Manager({
+              now,
+              intervalMs: 100,
+              policy,
+              knobs: defaultPolicyKnobs(capacity),
+              partitions: wiring,
+              throughput: throughputFromSamples,
+              historySize: 1,
+            });
+            let writes = 0;
+            const records: CycleRecord[] = [];
+            manager.subscribe((r) => {
+              for (const p of r.partitions) writes += p.written.length;
+              records.push(r);
+            });
+            const ac = new AbortController();
+            const loop = manager.start(ac.signal);
+            const hogDirs = tb.hogs[0]!.cgroupDirs;
+            const hog0 = readUsageNs(hogDirs);
+            const label = `${sc.name} / ${policyName} / repetition ${rep + 1} of ${reps}`;
+            let load: Awaited<ReturnType<typeof runLoad>>;
+            try {
+              load = await runLoad({
+                targets: tb.partitions.map((p) => ({
+                  name: p.name,
+                  addr: p.nsAddr,
+                  port: p.port,
+                  schedule: sc.schedules[p.name]!,
+                })),
+                durationMs: sc.durationMs,
+                maxPackets: Math.ceil((sc.durationMs / 1000) * 6000),
+                reportIntervalMs: 1000,
+                onTick: (t) =>
+                  ctx.progress((doneMs + Math.min(sc.durationMs, t.elapsedMs)) / totalMs, label),
+              });
+            } finally {
+              ac.abort();
+              await loop;
+              manager.shutdown("restore");
+            }
+            const hogCores = (readUsageNs(hogDirs) - hog0) / 1e6 / load.sendingMs;
+            doneMs += sc.durationMs;
+            const p99s = load.targets.map((t) => t.latency.p99Ms ?? Number.NaN);
+            if (!results.has(sc.name)) results.set(sc.name, new Map());
+            const byPolicy = results.get(sc.name)!;
+            if (!byPolicy.has(policyName)) byPolicy.set(policyName, []);
+            byPolicy.get(policyName)!.push({
+              served: load.totals.answered / Math.max(1, load.totals.sent),
+              lost: load.totals.lost,
+              p99s,
+              worstP99: Math.max(...p99s),
+              hogCores,
+              writes,
+              generatorCores: load.generator.cpuCores,
+            });
           }
-          const hogCores = (readUsageNs(hogDirs) - hog0) / 1e6 / load.sendingMs;
-          doneMs += sc.durationMs;
-          const p99s = load.targets.map((t) => t.latency.p99Ms ?? Number.NaN);
-          const served = load.totals.answered / Math.max(1, load.totals.sent);
-          const worstP99 = Math.max(...p99s);
-          if (!results.has(sc.name)) results.set(sc.name, new Map());
-          results.get(sc.name)!.set(policyName, { p99: worstP99, served, hogCores });
-          rows.push([
-            sc.name,
-            factory.label,
-            Math.round(served * 1000) / 10,
-            load.totals.lost,
-            ...p99s.map((x) => Math.round(x * 10) / 10),
-            Math.round(hogCores * 100) / 100,
-            writes,
-            Math.round(load.generator.cpuCores * 100) / 100,
-          ]);
         }
       }
+      for (const sc of scenarios)
+        for (const policyName of REAL_POLICIES) {
+          const o = results.get(sc.name)?.get(policyName) ?? [];
+          rows.push([
+            sc.name,
+            policyFactories.find((p) => p.name === policyName)?.label ?? policyName,
+            fmtStats(o.map((x) => x.served * 100)),
+            fmtStats(
+              o.map((x) => x.lost),
+              0,
+            ),
+            ...["a", "b", "c"].map((_, i) => fmtStats(o.map((x) => x.p99s[i] ?? Number.NaN))),
+            fmtStats(
+              o.map((x) => x.hogCores),
+              2,
+            ),
+            fmtStats(
+              o.map((x) => x.writes),
+              0,
+            ),
+            fmtStats(
+              o.map((x) => x.generatorCores),
+              2,
+            ),
+          ]);
+        }
+      const median = (xs: number[]) => stats(xs)?.median ?? Number.NaN;
       for (const [scName, byPolicy] of results) {
         const w = byPolicy.get("weir");
         if (!w) continue;
+        const wServed = median(w.map((x) => x.served));
+        const wP99 = median(w.map((x) => x.worstP99));
         for (const [policyName, r] of byPolicy) {
           if (policyName === "weir") continue;
+          const served = median(r.map((x) => x.served));
+          const p99 = median(r.map((x) => x.worstP99));
+          // Paired by repetition: in how many the baseline did better.
+          const wonIn = (better: (o: RealOutcome, wr: RealOutcome) => boolean) =>
+            `in ${r.filter((x, i) => w[i] !== undefined && better(x, w[i]!)).length} of ${Math.min(r.length, w.length)} repetitions`;
           const wins: string[] = [];
-          if (r.served - w.served > 0.005)
+          if (served - wServed > 0.005)
             wins.push(
-              `served ${(r.served * 100).toFixed(1)} % vs weir's ${(w.served * 100).toFixed(1)} %`,
+              `served ${(served * 100).toFixed(1)} % vs weir's ${(wServed * 100).toFixed(1)} % (median; better ${wonIn((a, b) => a.served > b.served)})`,
             );
-          if (r.p99 < 0.8 * w.p99)
+          if (p99 < 0.8 * wP99)
             wins.push(
-              `worst-partition p99 ${r.p99.toFixed(1)} ms vs weir's ${w.p99.toFixed(1)} ms`,
+              `worst-partition p99 ${p99.toFixed(1)} ms vs weir's ${wP99.toFixed(1)} ms (median; lower ${wonIn((a, b) => a.worstP99 < b.worstP99)})`,
             );
           if (wins.length > 0)
             notes.push(
@@ -249,20 +298,28 @@ export const bench: Benchmark = {
         }
       }
       const hog = results.get("hog");
-      const w = hog?.get("weir");
-      const none = hog?.get("none");
-      if (w && none)
+      const w = hog?.get("weir") ?? [];
+      const none = hog?.get("none") ?? [];
+      const ratios = none.flatMap((n, i) =>
+        w[i] ? [n.worstP99 / Math.max(1e-9, w[i]!.worstP99)] : [],
+      );
+      const r = stats(ratios);
+      if (r) {
+        const round = (x: number) => Math.round(x * 10) / 10;
         figures.push({
-          name: "real hog scenario: worst partition p99 latency, plain CFS ÷ weir",
-          value: Math.round((none.p99 / w.p99) * 10) / 10,
+          name: "real hog scenario: worst partition p99 latency, plain CFS ÷ weir (per repetition, median)",
+          value: round(r.median),
           unit: "x",
           target: ">= 5x",
-          meets: none.p99 / w.p99 >= 5,
+          meets: r.median >= 5,
+          reps: r.n,
+          range: [round(r.min), round(r.max)],
         });
+      }
       notes.push(
-        `Each scenario lasts ${scenarios[0]!.durationMs / 1000} s per policy; capacity ${2000 - RESERVE_CPU_MILLIS}m (2 CPUs minus ${RESERVE_CPU_MILLIS}m for the load generator, which runs outside the partitions). Packet servers: ${COST_ROUNDS} SHA-256 rounds per request, single-threaded.`,
+        `${reps} interleaved repetitions (the policy order rotates each time); cells are median [min–max] over them. Each scenario lasts ${scenarios[0]!.durationMs / 1000} s per policy; capacity ${2000 - RESERVE_CPU_MILLIS}m (2 CPUs minus ${RESERVE_CPU_MILLIS}m for the load generator, which runs outside the partitions). Packet servers: ${COST_ROUNDS} SHA-256 rounds per request, single-threaded.`,
         "Latency is the load generator's round trip (send to reply) per partition; lost = no reply within 1 s (dropped at a full socket, or late).",
-        `The host was shared with other work during the run. The testbed's parent cgroup, and a cgroup holding this process (manager and load generator), each had cpu.shares ${GROUP_CPU_SHARES} against it; some noise remains, and the simulated scenarios are the controlled comparison.`,
+        `The host was shared with other work during the run. The testbed's parent cgroup, and a cgroup holding this process (manager and load generator), each had cpu.shares ${GROUP_CPU_SHARES} against it; some noise remains, which the repetitions' ranges show.`,
       );
     } finally {
       unisolate();
@@ -273,7 +330,7 @@ export const bench: Benchmark = {
       figures,
       tables: [
         {
-          title: "real testbed: served, lost, p99 latency per partition, hog CPU, cgroup writes",
+          title: `real testbed: served, lost, p99 latency per partition, hog CPU, cgroup writes (median [min–max] over ${reps} repetitions)`,
           columns: [
             "scenario",
             "policy",

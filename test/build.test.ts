@@ -39,6 +39,7 @@ describe("compiled JavaScript", () => {
     expect(run).not.toMatch(/from "[^"]+\.ts"|import\("[^"]+\.ts"\)/);
     expect(fs.existsSync(path.join(OUT, "src/cli/commands/run.js.map"))).toBe(true);
     expect(fs.existsSync(path.join(OUT, "bench/report.js"))).toBe(true);
+    expect(fs.existsSync(path.join(OUT, "bench/report-run.js"))).toBe(true);
     expect(fs.existsSync(path.join(OUT, "src/core/bounds.test.js"))).toBe(false);
   });
 
@@ -58,7 +59,7 @@ describe("compiled JavaScript", () => {
     expect(files.PACKAGE_ROOT_URL.href).toBe(pathToFileURL(`${ROOT}/`).href);
     const app = await import(pathToFileURL(path.join(OUT, "src/api/app.js")).href);
     expect(app.defaultDashboardDir).toBe(path.join(ROOT, "dashboard"));
-    const report = await import(pathToFileURL(path.join(OUT, "bench/report.js")).href);
+    const report = await import(pathToFileURL(path.join(OUT, "bench/report-run.js")).href);
     const names = (await report.discoverBenches()).map((b: { file: string }) => b.file);
     expect(names).toContain("overhead.js");
   }, 60_000);

@@ -51,7 +51,7 @@ function shmPair(now: () => number) {
   const keys = new KeyRing([{ index: 3, id: "web", key: KEY }]);
   const source = new ShmReportSource({ path: file, keys, slotCount: 4, now });
   const channel = new ShmAgentChannel({ path: file, partitionIndex: 3, key: KEY, now });
-  cleanups.push(() => rmSync(file, { force: true }));
+  cleanups.push(() => rmSync(file, { force: true, recursive: true }));
   cleanups.push(() => source.close());
   return { source, channel };
 }
@@ -76,7 +76,7 @@ describe("velocityOf", () => {
   });
 });
 
-describe("Agent over the shared-memory table", () => {
+describe("Agent over its shared-memory slot", () => {
   it("reports cumulative counters and its own velocity; the manager reads them", () => {
     let t = 1_800_000_000_000;
     const now = () => t;

@@ -133,6 +133,37 @@ describe("createMetrics", () => {
     ).toBe(0.8);
   });
 
+  it("keeps a gauge's last value through a cycle without a finite reading, and a departed partition's counters", async () => {
+    const m = createMetrics();
+    m.observe(sampleRecord(1, 100));
+    const rec = sampleRecord(2, 200);
+    rec.partitions[0]!.throughput!.throttledFraction = Number.NaN; // web: no reading this time
+    m.observe(rec);
+    expect(await value(m.registry, "weir_partition_throttled_ratio", { partition: "web" })).toBe(
+      0.6,
+    );
+    const gone = sampleRecord(3, 300);
+    gone.partitions = gone.partitions.filter((p) => p.id !== "web");
+    m.observe(gone);
+    expect(
+      await value(m.registry, "weir_partition_throttled_ratio", { partition: "web" }),
+    ).toBeUndefined();
+    // 3000 pkt/s offered over two 100 ms windows before it left: the counter stays
+    expect(
+      await value(m.registry, "weir_partition_packets_total", {
+        partition: "web",
+        direction: "in",
+      }),
+    ).toBeCloseTo(600);
+    // read twice: the copy into the metrics is idempotent
+    expect(
+      await value(m.registry, "weir_partition_packets_total", {
+        partition: "web",
+        direction: "in",
+      }),
+    ).toBeCloseTo(600);
+  });
+
   it("uses its own registry and follows a view through attach()", async () => {
     const registry = new Registry();
     const m = createMetrics({ registry });

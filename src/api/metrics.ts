@@ -1,7 +1,8 @@
 // Prometheus metrics for weir, in their own registry (never prom-client's default Node
 // metrics: promtool rejects `nodejs_active_handles_total` and friends, see docs/measured-facts.md).
-// Everything per partition is derived from CycleRecords; rejected reports and actuator
-// errors are counted through functions the transport and the manager call.
+// Everything per partition is derived from CycleRecords (folded into plain numbers each cycle,
+// copied into the metrics when they are read); rejected reports and actuator errors are
+// counted through functions the transport and the manager call.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { CycleRecord } from "../core/model.ts";
 import { coresFromCpuMillis, secondsFromMs } from "../core/units.ts";
@@ -29,6 +30,61 @@ export interface WeirMetrics {
   actuatorError(partition: string, code: string, count?: number): void;
 }
 
+/** What /metrics shows of one partition: running totals, and gauges (undefined = no series). */
+interface PartitionSeries {
+  /** Cycle of the last record that named it. */
+  seen: number;
+  /** Its counters have series (it was in a record with throughput or a window). */
+  counted: boolean;
+  packetsIn: number;
+  packetsOut: number;
+  dropped: number;
+  cpuSeconds: number;
+  allocationCores: number | undefined;
+  weight: number | undefined;
+  capCores: number | undefined;
+  idleClass: number | undefined;
+  cpuDelay: number | undefined;
+  velocity: number | undefined;
+  throttled: number | undefined;
+}
+type CounterKey = "dropped" | "cpuSeconds";
+type GaugeKey =
+  | "allocationCores"
+  | "weight"
+  | "capCores"
+  | "idleClass"
+  | "cpuDelay"
+  | "velocity"
+  | "throttled";
+
+const newSeries = (): PartitionSeries => ({
+  seen: 0,
+  counted: false,
+  packetsIn: 0,
+  packetsOut: 0,
+  dropped: 0,
+  cpuSeconds: 0,
+  allocationCores: undefined,
+  weight: undefined,
+  capCores: undefined,
+  idleClass: undefined,
+  cpuDelay: undefined,
+  velocity: undefined,
+  throttled: undefined,
+});
+
+/** A partition that left the record keeps its counters and loses its gauges. */
+function clearGauges(s: PartitionSeries): void {
+  s.allocationCores = undefined;
+  s.weight = undefined;
+  s.capCores = undefined;
+  s.idleClass = undefined;
+  s.cpuDelay = undefined;
+  s.velocity = undefined;
+  s.throttled = undefined;
+}
+
 /** A counter increment must be finite and non-negative; anything else adds nothing. */
 const increment = (x: number): number => (Number.isFinite(x) && x > 0 ? x : 0);
 
@@ -37,66 +93,113 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
   const registers = [registry];
   const byPartition = ["partition"] as const;
 
-  const packets = new Counter({
-    name: "weir_partition_packets_total",
-    help: "Packets by direction: in = offered to the partition (arrived, dropped ones included), out = served (sent back).",
-    labelNames: ["partition", "direction"] as const,
-    registers,
-  });
-  const dropped = new Counter({
-    name: "weir_partition_dropped_packets_total",
-    help: "Packets dropped on the way into the partition (interface drops and socket receive-buffer errors).",
-    labelNames: byPartition,
-    registers,
-  });
-  const cpuSeconds = new Counter({
-    name: "weir_partition_cpu_seconds_total",
-    help: "CPU time the partition used, seconds.",
-    labelNames: byPartition,
-    registers,
-  });
-  const allocation = new Gauge({
-    name: "weir_partition_cpu_allocation_cores",
-    help: "CPU entitlement weir gave the partition in the latest cycle (what it gets under full contention), cores.",
-    labelNames: byPartition,
-    registers,
-  });
-  const weightGauge = new Gauge({
-    name: "weir_partition_cpu_weight",
-    help: "CPU weight weir directed for the partition (cgroup v2 scale 1..10000; v1 cpu.shares = weight x 10.24).",
-    labelNames: byPartition,
-    registers,
-  });
-  const capGauge = new Gauge({
-    name: "weir_partition_cpu_cap_cores",
-    help: "Hard CPU cap weir directed, cores (only partitions with a cap: a configured max, capped mode, or batch suppression).",
-    labelNames: byPartition,
-    registers,
-  });
-  const idleGauge = new Gauge({
-    name: "weir_partition_idle_class",
-    help: "1 when weir runs the partition in the kernel's idle scheduling class (batch), else 0.",
-    labelNames: byPartition,
-    registers,
-  });
-  const delayGauge = new Gauge({
-    name: "weir_partition_cpu_delay_ratio",
-    help: "CPU delay over the latest window: time runnable but waiting for a CPU / (that + CPU used), 0..1.",
-    labelNames: byPartition,
-    registers,
-  });
-  const velocity = new Gauge({
-    name: "weir_partition_velocity_packets_per_cpu_second",
-    help: "Smoothed velocity: packets served per CPU-second.",
-    labelNames: byPartition,
-    registers,
-  });
-  const throttled = new Gauge({
-    name: "weir_partition_throttled_ratio",
-    help: "Fraction of CFS periods in the latest window in which the partition was throttled (0..1).",
-    labelNames: byPartition,
-    registers,
-  });
+  // Per-partition series are folded into plain numbers every cycle (no label hashing, no
+  // allocation: at 100 partitions and 10 cycles/s prom-client's labelled inc/set cost more CPU
+  // than the policy step) and copied into the metrics only when /metrics is read (`collect`).
+  const series = new Map<string, PartitionSeries>();
+  /** A metric's series, rebuilt from `series` on every read. */
+  const perPartition = <M extends Counter<string> | Gauge<string>>(
+    metric: new (cfg: {
+      name: string;
+      help: string;
+      labelNames: readonly string[];
+      registers: Registry[];
+      collect: () => void;
+    }) => M,
+    name: string,
+    help: string,
+    fill: (m: M, partition: string, s: PartitionSeries) => void,
+    labelNames: readonly string[] = byPartition,
+  ): M => {
+    const m: M = new metric({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect: () => {
+        m.reset();
+        for (const [partition, s] of series) fill(m, partition, s);
+      },
+    });
+    return m;
+  };
+  const gauge =
+    (key: GaugeKey) =>
+    (m: Gauge<string>, partition: string, s: PartitionSeries): void => {
+      const v = s[key];
+      if (v !== undefined) m.set({ partition }, v);
+    };
+  const counter =
+    (key: CounterKey) =>
+    (m: Counter<string>, partition: string, s: PartitionSeries): void => {
+      if (s.counted) m.inc({ partition }, s[key]);
+    };
+
+  perPartition(
+    Counter,
+    "weir_partition_packets_total",
+    "Packets by direction: in = offered to the partition (arrived, dropped ones included), out = served (sent back).",
+    (m, partition, s) => {
+      if (!s.counted) return;
+      m.inc({ partition, direction: "in" }, s.packetsIn);
+      m.inc({ partition, direction: "out" }, s.packetsOut);
+    },
+    ["partition", "direction"],
+  );
+  perPartition(
+    Counter,
+    "weir_partition_dropped_packets_total",
+    "Packets dropped on the way into the partition (interface drops and socket receive-buffer errors).",
+    counter("dropped"),
+  );
+  perPartition(
+    Counter,
+    "weir_partition_cpu_seconds_total",
+    "CPU time the partition used, seconds.",
+    counter("cpuSeconds"),
+  );
+  perPartition(
+    Gauge,
+    "weir_partition_cpu_allocation_cores",
+    "CPU entitlement weir gave the partition in the latest cycle (what it gets under full contention), cores.",
+    gauge("allocationCores"),
+  );
+  perPartition(
+    Gauge,
+    "weir_partition_cpu_weight",
+    "CPU weight weir directed for the partition (cgroup v2 scale 1..10000; v1 cpu.shares = weight x 10.24).",
+    gauge("weight"),
+  );
+  perPartition(
+    Gauge,
+    "weir_partition_cpu_cap_cores",
+    "Hard CPU cap weir directed, cores (only partitions with a cap: a configured max, capped mode, or batch suppression).",
+    gauge("capCores"),
+  );
+  perPartition(
+    Gauge,
+    "weir_partition_idle_class",
+    "1 when weir runs the partition in the kernel's idle scheduling class (batch), else 0.",
+    gauge("idleClass"),
+  );
+  perPartition(
+    Gauge,
+    "weir_partition_cpu_delay_ratio",
+    "CPU delay over the latest window: time runnable but waiting for a CPU / (that + CPU used), 0..1.",
+    gauge("cpuDelay"),
+  );
+  perPartition(
+    Gauge,
+    "weir_partition_velocity_packets_per_cpu_second",
+    "Smoothed velocity: packets served per CPU-second.",
+    gauge("velocity"),
+  );
+  perPartition(
+    Gauge,
+    "weir_partition_throttled_ratio",
+    "Fraction of CFS periods in the latest window in which the partition was throttled (0..1).",
+    gauge("throttled"),
+  );
   const partitionErrors = new Counter({
     name: "weir_partition_errors_total",
     help: "Cycles in which a partition failed (sensor or actuator), by error code.",
@@ -142,62 +245,51 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
   // a 0 would claim a fully busy host. Unregistered again when a cycle could not read it.
   let hostIdle: Gauge | null = null;
 
-  /** Partitions that have gauge series now, so a partition that leaves the record loses its gauges. */
-  let gauged = new Set<string>();
+  /** Which cycle last named each partition, so one that leaves the record loses its gauges. */
+  let observed = 0;
 
   function observe(record: CycleRecord): void {
     const windowSec = secondsFromMs(record.intervalMs);
-    const present = new Set<string>();
+    const cycle = ++observed;
     for (const p of record.partitions) {
       const partition = p.id;
-      present.add(partition);
+      let s = series.get(partition);
+      if (s === undefined) {
+        s = newSeries();
+        series.set(partition, s);
+      }
+      s.seen = cycle;
       const t = p.throughput;
       if (t) {
         // Counters advance by rate x window; the window is the throughput's own when it has one.
         const sec = secondsFromMs(t.windowMs > 0 ? t.windowMs : record.intervalMs);
-        packets.inc({ partition, direction: "in" }, increment(t.offeredPacketsPerSec * sec));
-        packets.inc({ partition, direction: "out" }, increment(t.servedPacketsPerSec * sec));
-        dropped.inc({ partition }, increment(t.droppedPacketsPerSec * sec));
-        cpuSeconds.inc({ partition }, increment(t.cpuCores * sec));
-        if (Number.isFinite(t.throttledFraction)) {
-          throttled.set({ partition }, t.throttledFraction);
-        }
+        s.counted = true;
+        s.packetsIn += increment(t.offeredPacketsPerSec * sec);
+        s.packetsOut += increment(t.servedPacketsPerSec * sec);
+        s.dropped += increment(t.droppedPacketsPerSec * sec);
+        s.cpuSeconds += increment(t.cpuCores * sec);
+        if (Number.isFinite(t.throttledFraction)) s.throttled = t.throttledFraction;
         if (t.cpuDelayFraction != null && Number.isFinite(t.cpuDelayFraction))
-          delayGauge.set({ partition }, t.cpuDelayFraction);
+          s.cpuDelay = t.cpuDelayFraction;
       } else if (windowSec > 0) {
-        // No data this cycle: make sure the series exist (at 0 increase) so rate() sees them.
-        packets.inc({ partition, direction: "in" }, 0);
-        packets.inc({ partition, direction: "out" }, 0);
-        dropped.inc({ partition }, 0);
-        cpuSeconds.inc({ partition }, 0);
+        // No data this cycle: the series exist (at 0 increase) so rate() sees them.
+        s.counted = true;
       }
       const cpuMillis = p.directive?.cpuMillis ?? p.decision?.cpuMillis;
-      if (cpuMillis !== undefined) allocation.set({ partition }, coresFromCpuMillis(cpuMillis));
+      if (cpuMillis !== undefined) s.allocationCores = coresFromCpuMillis(cpuMillis);
       const d = p.directive;
       if (d) {
-        weightGauge.set({ partition }, d.weight);
-        idleGauge.set({ partition }, d.idle ? 1 : 0);
+        s.weight = d.weight;
+        s.idleClass = d.idle ? 1 : 0;
         // JSON-decoded records carry null for no cap
         const cap = d.capCpuMillis as number | null;
-        if (cap !== null && Number.isFinite(cap))
-          capGauge.set({ partition }, coresFromCpuMillis(cap));
-        else capGauge.remove({ partition });
+        s.capCores = cap !== null && Number.isFinite(cap) ? coresFromCpuMillis(cap) : undefined;
       }
       const v = p.decision?.velocityPacketsPerCpuSec ?? t?.rawVelocityPacketsPerCpuSec ?? null;
-      if (v !== null && Number.isFinite(v)) velocity.set({ partition }, v);
+      if (v !== null && Number.isFinite(v)) s.velocity = v;
       if (p.error) partitionErrors.inc({ partition, code: p.error.code });
     }
-    for (const partition of gauged) {
-      if (present.has(partition)) continue;
-      allocation.remove({ partition });
-      weightGauge.remove({ partition });
-      capGauge.remove({ partition });
-      idleGauge.remove({ partition });
-      delayGauge.remove({ partition });
-      velocity.remove({ partition });
-      throttled.remove({ partition });
-    }
-    gauged = present;
+    for (const s of series.values()) if (s.seen !== cycle) clearGauges(s);
     capacity.set(coresFromCpuMillis(record.capacityCpuMillis));
     if (record.host) {
       hostIdle ??= new Gauge({

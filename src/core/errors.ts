@@ -16,6 +16,10 @@ export const ErrorCodes = {
   TESTBED: "WEIR_TESTBED",
   TRANSPORT: "WEIR_TRANSPORT",
   AGENT: "WEIR_AGENT",
+  /** The kernel refused a bpf() call: no CAP_BPF/root, no cgroup BPF, no bpffs (src/bpf). */
+  BPF_UNAVAILABLE: "WEIR_BPF_UNAVAILABLE",
+  /** The verifier rejected a program; the message carries its log. */
+  BPF_REJECTED: "WEIR_BPF_REJECTED",
   /** A cycle threw something no partition's fault explains (policy, reports, a hook). */
   CYCLE_FAILED: "WEIR_CYCLE_FAILED",
   /** Too many cycles in a row failed: the manager stops (after restoring, as on SIGTERM). */

@@ -350,7 +350,7 @@ describe("shipped files", () => {
 
   it("examples/weir.yaml is valid and weir.schema.json is current", () => {
     const cfg = loadConfigFile(new URL("examples/weir.yaml", root).pathname);
-    expect(cfg.partitions.map((p) => p.name)).toEqual(["web", "api", "batch"]);
+    expect(cfg.partitions.map((p) => p.name)).toEqual(["web", "api", "svc", "batch"]);
     const onDisk = JSON.parse(readFileSync(new URL("weir.schema.json", root), "utf8"));
     // regenerate with: node bin/weir.js schema > weir.schema.json
     expect(onDisk).toEqual(configJsonSchema());
@@ -400,6 +400,15 @@ describe("config: partitions[].packets chooses the counter sources", () => {
     );
     expect(errorOf(() => parseConfig(part({ pid: 7, packets: { pid: { x: 1 } } })))).toContain(
       "partitions[0].packets.pid: the pid counter source takes no options (rule: no-options)",
+    );
+  });
+
+  it("passes a source's options to it and reports its refusals under packets.<name>", () => {
+    expect(parseConfig(part({ packets: { bpf: { pin: true } } })).partitions[0]!.packets).toEqual({
+      bpf: { pin: true },
+    });
+    expect(errorOf(() => parseConfig(part({ packets: { bpf: { offered: "rx" } } })))).toContain(
+      'partitions[0].packets.bpf.offered: must be ingress or egress (rule: bpf-hook): got "rx"',
     );
   });
 

@@ -30,6 +30,7 @@ import {
 import { withQuotaFloor } from "../policy/rules.ts";
 import { COUNTER_SOURCES, counterSourceNames } from "../sensors/sources.ts";
 import type { OptionIssue, PacketSourceChoice, SensorSpec } from "../sensors/types.ts";
+import { DEFAULT_HISTORY_MAX_BYTES } from "./history.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES } from "./manager.ts";
 
 /** A CPU amount: a number of CPUs (0.5) or a Kubernetes-style millicore string ("500m"). */
@@ -324,6 +325,15 @@ export const configSchema = z
       .describe("restore the values weir found, or keep the last ones written"),
     stateFile: z.string().optional().describe("where weir keeps state to resume after a restart"),
     staleAfterMs: z.number().int().min(100).default(3000).describe("agent silence before decay"),
+    historyMaxBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 40)
+      .default(DEFAULT_HISTORY_MAX_BYTES)
+      .describe(
+        "bytes of cycle records kept for the API and dashboard (estimated; at most 600 records, at least the latest)",
+      ),
     retryGoneMs: z
       .number()
       .int()

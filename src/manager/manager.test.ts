@@ -16,6 +16,7 @@ import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
+import { estimateRecordBytes } from "./history.ts";
 import { Manager, type PartitionWiring, type ThroughputFn } from "./manager.ts";
 
 // A policy that grants min + offered/10 (capped at max) so wiring can be checked on exact numbers.
@@ -170,6 +171,33 @@ describe("Manager", () => {
       ["a", 300],
     ]);
     expect(m.ready()).toBe(true);
+  });
+
+  it("keeps cycle records within historyMaxBytes (estimated), the newest last", () => {
+    const clock = new Clock();
+    const wiring: PartitionWiring[] = ["a", "b"].map((id) => ({
+      spec: spec(id),
+      source: "host" as const,
+      openSensor: () => counterSensor(clock, { pps: 1000 }),
+      openActuator: () => memoryActuator(id, []),
+    }));
+    const opts = { now: clock.now, intervalMs: 100, policy: linearPolicy, knobs, throughput };
+    const probe = new Manager({ ...opts, partitions: wiring });
+    probe.runCycle();
+    clock.t += 100;
+    const oneRecord = estimateRecordBytes(probe.runCycle());
+    const m = new Manager({ ...opts, partitions: wiring, historyMaxBytes: 5 * oneRecord });
+    for (let i = 0; i < 20; i++) {
+      clock.t += 100;
+      m.runCycle();
+    }
+    const kept = m.recentRecords();
+    expect(kept.length).toBeGreaterThanOrEqual(4);
+    expect(kept.length).toBeLessThanOrEqual(5);
+    expect(kept.at(-1)!.cycle).toBe(20);
+    expect(kept.reduce((sum, r) => sum + estimateRecordBytes(r), 0)).toBeLessThanOrEqual(
+      5 * oneRecord,
+    );
   });
 
   it("isolates a failing partition and marks a vanished one gone, then retries it", () => {

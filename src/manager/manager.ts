@@ -19,6 +19,7 @@ import type {
 import { withQuotaFloor } from "../policy/rules.ts";
 import type { Policy, PolicyKnobs, PolicyState } from "../policy/types.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
+import { CycleHistory } from "./history.ts";
 import { HostCpuSampler, type HostCpuWiring } from "./host-cpu-sampler.ts";
 import type { ManagerView, PartitionBoundsChange, PartitionMechanisms } from "./view.ts";
 
@@ -57,8 +58,6 @@ export type FailurePhase = "open" | "sample" | "apply";
 
 /** Cycles that may fail in a row (policy, reports or a hook threw) before the loop stops. */
 export const DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES = 10;
-/** Cycle records the manager keeps for readers (API, dashboard) unless told otherwise. */
-export const DEFAULT_HISTORY_SIZE = 600;
 
 export interface ManagerOptions {
   now: () => number;
@@ -84,8 +83,10 @@ export interface ManagerOptions {
   maxConsecutiveCycleFailures?: number;
   /** Called for every failed cycle, with how many failed in a row (the log line, the metric). */
   onCycleError?: (error: WeirErrorInfo, consecutive: number) => void;
-  /** Records kept for readers (default DEFAULT_HISTORY_SIZE). */
+  /** Records kept for readers at most (default DEFAULT_HISTORY_SIZE). */
   historySize?: number;
+  /** Estimated bytes of records kept at most (default DEFAULT_HISTORY_MAX_BYTES; history.ts). */
+  historyMaxBytes?: number;
   /** State from a previous run (state file). */
   resume?: { policyState?: PolicyState; found?: Record<PartitionId, AllocationSnapshot> };
   redactedConfig?: () => unknown;
@@ -135,7 +136,7 @@ export class Manager implements ManagerView {
   private readonly opts: ManagerOptions;
   private readonly slots: Slot[];
   private policyState: PolicyState;
-  private readonly history: CycleRecord[] = [];
+  private readonly history: CycleHistory;
   private readonly listeners = new Set<(r: CycleRecord) => void>();
   private cycleNo = 0;
   private failedCycles = 0;
@@ -145,6 +146,10 @@ export class Manager implements ManagerView {
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
+    this.history = new CycleHistory({
+      ...(opts.historySize === undefined ? {} : { maxRecords: opts.historySize }),
+      ...(opts.historyMaxBytes === undefined ? {} : { maxBytes: opts.historyMaxBytes }),
+    });
     this.hostCpu = opts.hostCpu ? new HostCpuSampler(opts.hostCpu) : null;
     this.policyState = opts.resume?.policyState ?? opts.policy.initialState();
     this.slots = opts.partitions.map((w) => ({
@@ -345,8 +350,10 @@ export class Manager implements ManagerView {
 
     // 4. apply (unless paused); actuators write only values that changed. Everything above
     // that may throw (reports, throughput, policy) has run, so a failed cycle writes nothing.
-    const directives = new Map(out.directives.map((d) => [d.partition, d]));
-    const decisions = new Map(out.decisions.map((d) => [d.partition, d]));
+    const directives = new Map<PartitionId, Directive>();
+    for (const d of out.directives) directives.set(d.partition, d);
+    const decisions = new Map<PartitionId, Decision>();
+    for (const d of out.decisions) decisions.set(d.partition, d);
     const written = new Map<PartitionId, string[]>();
     // a hook's fault (the change log, a directive send) neither stops the other partitions'
     // writes nor goes unnoticed: the cycle is recorded, then counted as failed
@@ -419,7 +426,6 @@ export class Manager implements ManagerView {
       },
     };
     this.history.push(record);
-    if (this.history.length > (this.opts.historySize ?? DEFAULT_HISTORY_SIZE)) this.history.shift();
     for (const l of this.listeners) {
       try {
         l(record);
@@ -543,7 +549,7 @@ export class Manager implements ManagerView {
     return out;
   }
   recentRecords(): CycleRecord[] {
-    return [...this.history];
+    return this.history.list();
   }
   subscribe(listener: (record: CycleRecord) => void): () => void {
     this.listeners.add(listener);

@@ -112,6 +112,7 @@ export function buildManager(cfg: Config, hooks: WiringHooks = {}): Wired {
     throughput: throughputFromSamples,
     hostCpu: { open: () => new HeldHostCpu(roots.procfs), use: hostCpuFromSamples },
     staleAfterMs: cfg.staleAfterMs,
+    historyMaxBytes: cfg.historyMaxBytes,
     retryGoneMs: cfg.retryGoneMs,
     maxConsecutiveCycleFailures: cfg.maxConsecutiveCycleFailures,
     redactedConfig: () => redactConfig(cfg),

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { locateCgroup } from "../cgroup/paths.ts";
-import { cpuDelayPaths, HeldCpuDelay, sameMembers } from "./cpu-delay.ts";
+import { cpuDelayPaths, HeldCpuDelay, PSI_RECHECK_READS, sameMembers } from "./cpu-delay.ts";
 import type { Roots } from "./types.ts";
 
 const FIX = path.join(import.meta.dirname, "fixtures");
@@ -112,6 +112,24 @@ describe("HeldCpuDelay from PSI", () => {
     expect(d.skipped).toContain("[4242]");
     write(path.join(h.roots.procfs, "4243/schedstat"), schedstat(2_000_000));
     expect(d.read()).toBe(5_000_000);
+    d.close();
+  });
+
+  it("a cpu.pressure that is not there is looked for again every PSI_RECHECK_READS reads, not on each", () => {
+    const h = hybridV1([4242], [4242], [4242]);
+    const psi = path.join(h.cg, "unified/weir/web/cpu.pressure");
+    fs.rmSync(psi);
+    const d = new HeldCpuDelay(h.roots, h.cgroup);
+    expect(d.read()).toBe(0);
+    expect(d.source).toBe("schedstat");
+    expect(d.skipped).toContain("psi: no");
+    write(psi, psiText(1_000_000)); // appears (its cgroup2 directory was made)
+    for (let i = 1; i < PSI_RECHECK_READS; i++) {
+      d.read();
+      expect(d.source).toBe("schedstat");
+    }
+    d.read(); // read PSI_RECHECK_READS + 1: looked for again, found
+    expect(d.source).toBe("psi");
     d.close();
   });
 

@@ -58,6 +58,9 @@ interface TidState {
   pass: number;
 }
 
+/** A missing cpu.pressure is looked for again after this many reads (10 s at 10 cycles/s). */
+export const PSI_RECHECK_READS = 100;
+
 /**
  * A partition's CPU delay on held descriptors. `read()` returns the delay accumulated
  * since this object was made (ns, never decreasing), or undefined when no source could be
@@ -77,6 +80,10 @@ export class HeldCpuDelay {
   private readonly tids = new Map<number, TidState>();
   private pass = 0;
   private lastPsiUs = -1;
+  /** Reads since cpu.pressure was last found missing, counting from 1 (0: not missing). */
+  private psiMissingReads = 0;
+  /** cpu.pressure's path, and the `skipped` text while it is missing (made on first use). */
+  private psiMissing: { file: string; message: string } | null = null;
   private totalNs = 0;
   /** The source the last read used (null: none worked). */
   source: CpuDelaySource | null = null;
@@ -118,11 +125,23 @@ export class HeldCpuDelay {
     const { psiDir, membersDir } = this.paths;
     if (psiDir === null) return null;
     if (this.psiFile === null) {
-      const file = path.join(psiDir, "cpu.pressure");
-      if (!fs.existsSync(file)) {
-        this.skipped = `psi: no ${file}`;
+      // a cgroup2 directory that is not there (a v1 partition on a hybrid host, most often)
+      // is looked for again every PSI_RECHECK_READS reads, not on every one (a stat per
+      // partition per cycle was a seventh of an idle manager's system calls); the path and
+      // the message are made once, not per read
+      this.psiMissing ??= { file: path.join(psiDir, "cpu.pressure"), message: "" };
+      const { file } = this.psiMissing;
+      if (this.psiMissingReads > 0 && this.psiMissingReads++ % PSI_RECHECK_READS !== 0) {
+        this.skipped = this.psiMissing.message;
         return null;
       }
+      if (!fs.existsSync(file)) {
+        this.psiMissingReads = 1;
+        this.psiMissing.message = `psi: no ${file}`;
+        this.skipped = this.psiMissing.message;
+        return null;
+      }
+      this.psiMissingReads = 0;
       this.psiFile = new HeldFile(file, { sizeHint: 256 });
     }
     if (membersDir !== null) {

@@ -1,8 +1,15 @@
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { readPartitionCpus } from "./cpuset.ts";
+import {
+  cpusAllowedOf,
+  readPartitionCpus,
+  readReachableCpus,
+  readThreadIds,
+  readThreadsCpus,
+} from "./cpuset.ts";
 
 const tmpDirs: string[] = [];
 afterEach(() => {
@@ -98,5 +105,42 @@ describe("readPartitionCpus", () => {
     expect(readPartitionCpus(bad, "weir/web")?.cpus).toEqual([0]);
     expect(readPartitionCpus(tree({}), "weir/web")).toBeNull();
     expect(readPartitionCpus(tree({ [ONLINE]: "0\n" }), "../escape")?.cpus).toEqual([0]);
+  });
+});
+
+describe("reachable CPUs (cpuset ∩ the threads' affinity)", () => {
+  it("reads Cpus_allowed_list from a status text", () => {
+    expect(
+      cpusAllowedOf("Name:\tnode\nCpus_allowed:\t2\nCpus_allowed_list:\t1\nMems_allowed:\t1\n"),
+    ).toEqual([1]);
+    expect(cpusAllowedOf("Cpus_allowed_list:\t0-2,5\n")).toEqual([0, 1, 2, 5]);
+    expect(cpusAllowedOf("Name:\tx\n")).toBeNull();
+    expect(cpusAllowedOf("Cpus_allowed_list:\tgarbage\n")).toBeNull();
+  });
+
+  it("this process pinned by sched affinity: its threads reach only that CPU, the partition the cpuset ∩ it", () => {
+    // Real affinity: a child pinned with taskset to the first online CPU (root or not).
+    const online = readThreadsCpus("/proc", [process.pid]);
+    expect(online).not.toBeNull();
+    const first = online![0]!;
+    const child = spawnSync("taskset", ["-c", String(first), "cat", "/proc/self/status"], {
+      encoding: "latin1",
+    });
+    if (child.status !== 0) throw new Error(`taskset failed: ${child.stderr}`);
+    expect(cpusAllowedOf(child.stdout)).toEqual([first]);
+
+    const roots = tree({ [ONLINE]: "0-1\n" });
+    const procfs = path.join(path.dirname(roots.sysfs), "proc");
+    fs.mkdirSync(path.join(procfs, "41"), { recursive: true });
+    fs.mkdirSync(path.join(procfs, "42"), { recursive: true });
+    fs.writeFileSync(path.join(procfs, "41", "status"), "Cpus_allowed_list:\t1\n");
+    fs.writeFileSync(path.join(procfs, "42", "status"), "Cpus_allowed_list:\t1\n");
+    const threads = path.join(path.dirname(roots.sysfs), "tasks");
+    fs.writeFileSync(threads, "41\n42\n43\n"); // 43 is gone: skipped
+    expect(readThreadIds(threads)).toEqual([41, 42, 43]);
+    expect(readReachableCpus({ ...roots, procfs }, "weir/web", threads)?.cpus).toEqual([1]);
+    // no thread: the cpuset (here the online CPUs) alone
+    fs.writeFileSync(threads, "");
+    expect(readReachableCpus({ ...roots, procfs }, "weir/web", threads)?.cpus).toEqual([0, 1]);
   });
 });

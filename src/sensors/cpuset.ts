@@ -63,3 +63,78 @@ export function readPartitionCpus(
   }
   return online === null ? null : { cpus: online, source: onlineFile };
 }
+
+/**
+ * The CPUs a set of threads may run on: the union of their affinity masks
+ * (`<procfs>/<tid>/status`, `Cpus_allowed_list:`; `taskset`/`sched_setaffinity` set them, a
+ * cpuset does too). Null when no thread's mask could be read (none left, or all gone). A
+ * thread that exits between the listing and the read is skipped.
+ */
+export function readThreadsCpus(procfs: string, tids: readonly number[]): number[] | null {
+  const union = new Set<number>();
+  let read = 0;
+  for (const tid of tids) {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(procfs, String(tid), "status"), "latin1");
+    } catch {
+      continue;
+    }
+    const cpus = cpusAllowedOf(text);
+    if (cpus === null) continue;
+    read++;
+    for (const c of cpus) union.add(c);
+  }
+  return read === 0 ? null : [...union].sort((a, b) => a - b);
+}
+
+/** `Cpus_allowed_list:\t0-1` in a /proc status text → [0, 1]; null when absent or malformed. */
+export function cpusAllowedOf(statusText: string): number[] | null {
+  const key = "Cpus_allowed_list:";
+  const at = statusText.indexOf(key);
+  if (at < 0) return null;
+  const end = statusText.indexOf("\n", at);
+  const list = statusText.slice(at + key.length, end < 0 ? undefined : end).trim();
+  try {
+    return parseCpuList(list, "Cpus_allowed_list");
+  } catch {
+    return null;
+  }
+}
+
+/** Thread ids listed in a cgroup's threads file (v1 `tasks`, v2 `cgroup.threads`); [] when unreadable. */
+export function readThreadIds(threadsFile: string): number[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(threadsFile, "latin1");
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const line of text.split("\n")) {
+    const tid = Number(line);
+    if (line !== "" && Number.isInteger(tid) && tid > 0) out.push(tid);
+  }
+  return out;
+}
+
+/**
+ * The CPUs a partition's work can reach now: its cpuset's CPUs (readPartitionCpus) ∩ the
+ * union of its threads' affinity masks; the cpuset's alone while it has no thread. A server
+ * pinned with `taskset` to one CPU of two reaches 1,000m, whatever the capacity says.
+ */
+export function readReachableCpus(
+  roots: Pick<Roots, "cgroupfs" | "sysfs" | "procfs">,
+  cgroupPath: string,
+  threadsFile: string,
+): PartitionCpus | null {
+  const base = readPartitionCpus(roots, cgroupPath);
+  const affinity = readThreadsCpus(roots.procfs, readThreadIds(threadsFile));
+  if (affinity === null) return base;
+  if (base === null) return { cpus: affinity, source: `affinity of the threads in ${threadsFile}` };
+  const allowed = new Set(affinity);
+  return {
+    cpus: base.cpus.filter((c) => allowed.has(c)),
+    source: `${base.source} ∩ affinity of the threads in ${threadsFile}`,
+  };
+}

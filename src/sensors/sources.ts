@@ -4,12 +4,18 @@
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { CounterSource } from "./counter-source.ts";
 import { agentSource } from "./source-agent.ts";
+import { bpfSource } from "./source-bpf.ts";
 import { interfacesSource } from "./source-interfaces.ts";
 import { pidSource } from "./source-pid.ts";
 import type { PacketSourceChoice, SensorSpec } from "./types.ts";
 
 /** Every registered source, in the order they are read and listed. */
-export const COUNTER_SOURCES: readonly CounterSource[] = [interfacesSource, pidSource, agentSource];
+export const COUNTER_SOURCES: readonly CounterSource[] = [
+  interfacesSource,
+  pidSource,
+  agentSource,
+  bpfSource,
+];
 
 /** The source of that name; an unknown name is a config error listing the known ones. */
 export function counterSource(name: string): CounterSource {

@@ -1,15 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  constant,
-  diurnal,
-  flashCrowd,
-  meanRate,
-  peakRate,
-  ramp,
-  square,
-  step,
-  trace,
-} from "./load.ts";
+import { constant, diurnal, flashCrowd, meanRate, ramp, square, step, trace } from "./load.ts";
 
 describe("load schedules", () => {
   it("step, ramp and square give the documented rates", () => {
@@ -45,6 +35,5 @@ describe("load schedules", () => {
     expect(day(4_000)).toBe(200);
     expect(diurnal(200, 2000, 24_000, 8)(12_000)).toBe(2000); // shifted 8 h: 20:00 happens at 12:00
     expect(meanRate(step(0, 10, 50), 0, 100)).toBe(5);
-    expect(peakRate(step(0, 10, 50), 0, 100)).toBe(10);
   });
 });

@@ -1,5 +1,5 @@
 // Offered-load schedules: functions from virtual time (ms) to packets per second.
-// Each is pure, so the oracle baseline can look ahead at exactly what the simulator will offer.
+// Each is pure, so the clairvoyant bound (bound.ts) replays exactly what the simulator offers.
 
 /** Offered packets per second at virtual time `tMs`. */
 export type LoadSchedule = (tMs: number) => number;
@@ -91,11 +91,4 @@ export function meanRate(schedule: LoadSchedule, fromMs: number, toMs: number, s
     n++;
   }
   return sum / n;
-}
-
-/** Highest rate of a schedule over [fromMs, toMs], sampled every `stepMs`. */
-export function peakRate(schedule: LoadSchedule, fromMs: number, toMs: number, stepMs = 1): number {
-  let max = schedule(fromMs);
-  for (let t = fromMs + stepMs; t <= toMs; t += stepMs) max = Math.max(max, schedule(t));
-  return max;
 }

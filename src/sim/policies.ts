@@ -1,10 +1,9 @@
 // The policies every scenario runs: weir's own and each baseline, by name, in table order.
 import { koordinatorStylePolicy } from "../policy/baselines/koordinator-style.ts";
 import { nonePolicy } from "../policy/baselines/none.ts";
-import { oraclePolicy } from "../policy/baselines/oracle.ts";
 import { staticEqualCapsPolicy } from "../policy/baselines/static-caps.ts";
 import { staticWeightsPolicy } from "../policy/baselines/static-weights.ts";
-import { vpaStylePolicy } from "../policy/baselines/vpa-style.ts";
+import { vpaStyleFastOptions, vpaStylePolicy } from "../policy/baselines/vpa-style.ts";
 import type { PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import type { PolicyFactory } from "./run.ts";
@@ -26,9 +25,13 @@ export const policyFactories: readonly NamedPolicy[] = [
     label: "static weights (idle-class batch)",
     make: () => staticWeightsPolicy(),
   },
-  { name: "vpa-style", label: "VPA-style", make: () => vpaStylePolicy() },
+  { name: "vpa-style", label: "VPA-style (1-min loop)", make: () => vpaStylePolicy() },
+  {
+    name: "vpa-style-fast",
+    label: "VPA-style, 60× faster (1-s loop)",
+    make: () => vpaStylePolicy(vpaStyleFastOptions, "vpa-style-fast"),
+  },
   { name: "koordinator-style", label: "Koordinator-style", make: () => koordinatorStylePolicy() },
-  { name: "oracle", label: "oracle", make: (ctx) => oraclePolicy(ctx.oracle) },
 ];
 
 /** The dead-band of the diagnostic variant below, millicores. */

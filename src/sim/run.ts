@@ -6,12 +6,11 @@ import { sharesToWeight } from "../cgroup/values.ts";
 import type { PartitionSpec } from "../core/model.ts";
 import { type CpuMillis, MILLIS_PER_CPU } from "../core/units.ts";
 import { Manager } from "../manager/manager.ts";
-import type { OracleView } from "../policy/baselines/oracle.ts";
 import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { throughputFromSamples } from "../sensors/throughput.ts";
 import type { DriftOptions } from "./drift.ts";
-import { type LoadSchedule, peakRate } from "./load.ts";
+import type { LoadSchedule } from "./load.ts";
 import { SimWorld } from "./world.ts";
 
 export interface ScenarioPartition {
@@ -57,10 +56,9 @@ export interface Scenario {
   reaction?: ReactionSpec;
 }
 
-/** What a policy factory may know: the scenario, and (only the oracle uses it) the future. */
+/** What a policy factory may know: the scenario. */
 export interface PolicyContext {
   scenario: Scenario;
-  oracle: OracleView;
 }
 
 export type PolicyFactory = (ctx: PolicyContext) => Policy;
@@ -133,22 +131,6 @@ export interface RunResult {
 
 const VELOCITY_DEFAULT = 3500;
 
-/** The oracle's view of a scenario: its schedules and the world's true cost per packet. */
-function oracleViewOf(scenario: Scenario, world: SimWorld): OracleView {
-  const byId = new Map(scenario.partitions.map((p) => [p.id, p]));
-  const stepMs = Math.max(scenario.tickMs, scenario.intervalMs / 20);
-  return {
-    intervalMs: scenario.intervalMs,
-    peakOfferedPacketsPerSec: (id, fromMs, toMs) => {
-      const load = byId.get(id)?.load;
-      return load ? peakRate(load, fromMs, toMs, stepMs) : 0;
-    },
-    costNsPerPacket: (id, atMs) =>
-      (1e9 / (byId.get(id)?.velocityPacketsPerCpuSec ?? VELOCITY_DEFAULT)) *
-      world.drift.factorAt(atMs),
-  };
-}
-
 export function capacityOf(scenario: Scenario): CpuMillis {
   return scenario.cpus * MILLIS_PER_CPU - scenario.reserveCpuMillis;
 }
@@ -203,7 +185,7 @@ export function runScenario(
     ...opts.knobs,
     capacityCpuMillis: capacity,
   };
-  const inner = makePolicy({ scenario, oracle: oracleViewOf(scenario, world) });
+  const inner = makePolicy({ scenario });
   const stepUs: number[] = [];
   const policy: Policy = {
     name: inner.name,

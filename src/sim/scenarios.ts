@@ -114,6 +114,26 @@ export function smallScenarios(quick = false): Scenario[] {
     },
     {
       ...SMALL,
+      name: "long-step",
+      description:
+        "20 minutes, long enough for policies on a 1-minute loop (VPA): a goes 300 -> 3,200 packets/s (0.09 -> 0.91 CPU) at 5 min and back at 14 min; b, c steady at 700; one batch hog",
+      durationMs: s(1_200_000),
+      seed: 18,
+      partitions: [
+        net("a", (t) => (t >= s(300_000) && t < s(840_000) ? 3200 : 300)),
+        net("b", constant(700), 3000),
+        net("c", constant(700), 4000),
+        hog(),
+      ],
+      reaction: {
+        partition: "a",
+        atMs: s(300_000),
+        settleFromMs: s(600_000),
+        untilMs: s(840_000),
+      },
+    },
+    {
+      ...SMALL,
       name: "step-nohog",
       description:
         "the load step without a batch hog: network partitions only, where plain CFS (work-conserving, uncapped) is hard to beat",

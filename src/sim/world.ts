@@ -16,7 +16,7 @@ import {
   type PacketCounters,
   SimPartitionSensor,
 } from "./partition.ts";
-import { createRng, type Rng } from "./rng.ts";
+import { createRng } from "./rng.ts";
 
 export interface SimWorldOptions {
   /** CPUs of the simulated machine (default 2, like this host). */
@@ -25,7 +25,11 @@ export interface SimWorldOptions {
   periodUsec?: number;
   /** Simulation tick, ms (default 1). Coarser ticks run faster and blur latency to the tick. */
   tickMs?: number;
-  /** Seed of arrivals (drift has its own seed in `drift`). */
+  /**
+   * Seed of arrivals (drift has its own seed in `drift`). Each network partition draws from its
+   * own stream (the seed and its id), so a partition's arrivals are the same whichever partitions
+   * run beside it: the clairvoyant bound (bound.ts) replays each one alone.
+   */
   seed?: number;
   drift?: Partial<DriftOptions>;
   /** Longest wake-up wait behind a same-class CPU hog (default: the kernel's base slice; 0 = off). */
@@ -60,13 +64,20 @@ export const newLatencyHistogram = (): Histogram =>
     numberOfSignificantValueDigits: 3,
   });
 
+/** The seed of partition `id`'s arrivals: FNV-1a of the id, mixed with the world's seed. */
+export function arrivalSeed(seed: number, id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return (h ^ Math.imul(seed, 0x9e3779b1)) >>> 0;
+}
+
 export class SimWorld {
   readonly hypervisor: SimHypervisor;
   readonly drift: CostDrift;
   readonly tickMs: number;
   /** Latency of every served packet of every network partition, microseconds. */
   readonly latencyUs: Histogram;
-  private readonly rng: Rng;
+  private readonly seed: number;
   private readonly partitions = new Map<string, SimPartitionHandle>();
   private readonly networks: NetworkWorkload[] = [];
 
@@ -81,7 +92,7 @@ export class SimWorld {
     });
     this.tickMs = opts.tickMs ?? 1;
     if (!(this.tickMs > 0)) throw new RangeError(`tickMs must be > 0: got ${this.tickMs}`);
-    this.rng = createRng(seed);
+    this.seed = seed;
     this.drift = new CostDrift(opts.drift);
     this.latencyUs = newLatencyHistogram();
   }
@@ -101,7 +112,7 @@ export class SimWorld {
       velocityPacketsPerCpuSec: opts.velocityPacketsPerCpuSec ?? 3500,
       queuePackets: opts.queuePackets ?? 1000,
       drift: this.drift,
-      rng: this.rng,
+      rng: createRng(arrivalSeed(this.seed, id)),
       latencyUs: own ? [this.latencyUs, own] : [this.latencyUs],
     });
     this.hypervisor.createCgroup(id, w, opts.parallelism ?? this.hypervisor.cpus);

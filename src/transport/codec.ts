@@ -6,7 +6,9 @@
 // MAC (timing-safe), content, sequence (strictly increasing per partition within a sender's
 // run: replay), delay (stale). The first failing check names the rejection reason. No check
 // compares the sender's clock with the receiver's: see Verifier.
-import { timingSafeEqual } from "node:crypto";
+//
+// Longer than 400 lines on purpose: the encoders and the verifier are the two halves of one
+// byte layout (every offset appears in both), and the wire-doc test checks them together.
 import { stepFreeNowMs } from "../core/clock.ts";
 import type { PartitionId } from "../core/model.ts";
 import { isMacKey, type MacKey, macKey } from "./mac.ts";
@@ -168,11 +170,29 @@ function setU32(view: DataView, at: number, value: number, field: string): void 
   view.setUint32(at, value, true);
 }
 
+// Readers straight from the bytes: a receiver checks many small messages, and a DataView per
+// message (or over a Buffer from node's pool) costs more than the reads themselves.
+const u8At = (b: Uint8Array, at: number): number => b[at]!;
+const u16At = (b: Uint8Array, at: number): number => b[at]! | (b[at + 1]! << 8);
+const u32At = (b: Uint8Array, at: number): number =>
+  (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 /** u64 as a number, or -1 when it does not fit a safe integer. */
-function getU64(view: DataView, at: number): number {
-  const hi = view.getUint32(at + 4, true);
+function u64At(b: Uint8Array, at: number): number {
+  const hi = u32At(b, at + 4);
   if (hi > MAX_SAFE_HI) return -1;
-  return hi * TWO_32 + view.getUint32(at, true);
+  return hi * TWO_32 + u32At(b, at);
+}
+const f64Scratch = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64Scratch.buffer);
+function f64At(b: Uint8Array, at: number): number {
+  for (let i = 0; i < 8; i++) f64Bytes[i] = b[at + i]!;
+  return f64Scratch[0]!;
+}
+/** Compares two 32-byte tags without an early exit (the time does not depend on where they differ). */
+function tagsEqual(a: Uint8Array, b: Uint8Array, bAt: number): boolean {
+  let diff = 0;
+  for (let i = 0; i < MAC_BYTES; i++) diff |= a[i]! ^ b[bAt + i]!;
+  return diff === 0;
 }
 
 function writeHeader(
@@ -256,16 +276,16 @@ export function encodeDirective(
   return out.length === DIRECTIVE_BYTES ? out : out.subarray(0, DIRECTIVE_BYTES);
 }
 
-function decodeReportBody(view: DataView, index: number, sequence: number, ts: number) {
-  const rxPackets = getU64(view, 32);
-  const txPackets = getU64(view, 40);
-  const droppedPackets = getU64(view, 48);
-  const cpuUsageNs = getU64(view, 56);
-  const nrPeriods = getU64(view, 64);
-  const nrThrottled = getU64(view, 72);
-  const throttledNs = getU64(view, 80);
-  const velocity = view.getFloat64(88, true);
-  const velocityWindowMs = view.getUint32(96, true);
+function decodeReportBody(b: Uint8Array, index: number, sequence: number, ts: number) {
+  const rxPackets = u64At(b, 32);
+  const txPackets = u64At(b, 40);
+  const droppedPackets = u64At(b, 48);
+  const cpuUsageNs = u64At(b, 56);
+  const nrPeriods = u64At(b, 64);
+  const nrThrottled = u64At(b, 72);
+  const throttledNs = u64At(b, 80);
+  const velocity = f64At(b, 88);
+  const velocityWindowMs = u32At(b, 96);
   if (
     rxPackets < 0 ||
     txPackets < 0 ||
@@ -274,7 +294,7 @@ function decodeReportBody(view: DataView, index: number, sequence: number, ts: n
     nrPeriods < 0 ||
     nrThrottled < 0 ||
     throttledNs < 0 ||
-    view.getUint32(100, true) !== 0 ||
+    u32At(b, 100) !== 0 ||
     (!Number.isNaN(velocity) && (!Number.isFinite(velocity) || velocity < 0))
   )
     return null;
@@ -295,11 +315,11 @@ function decodeReportBody(view: DataView, index: number, sequence: number, ts: n
   return m;
 }
 
-function decodeDirectiveBody(view: DataView, index: number, sequence: number, ts: number) {
-  const cap = view.getUint32(32, true);
-  const weight = view.getUint32(36, true);
-  const cpuCount = view.getUint32(40, true);
-  const flags = view.getUint32(44, true);
+function decodeDirectiveBody(b: Uint8Array, index: number, sequence: number, ts: number) {
+  const cap = u32At(b, 32);
+  const weight = u32At(b, 36);
+  const cpuCount = u32At(b, 40);
+  const flags = u32At(b, 44);
   if (weight < 1 || weight > 10000 || cpuCount > 0xffff || (flags & ~DIRECTIVE_FLAG_IDLE) !== 0)
     return null;
   const m: DirectiveMessage = {
@@ -316,6 +336,11 @@ function decodeDirectiveBody(view: DataView, index: number, sequence: number, ts
 
 export type Verified<T> =
   | { ok: true; message: T; partition: PartitionId }
+  | { ok: false; reason: RejectReason };
+
+/** A checked message not yet remembered (Verifier.inspect), to be settled or dropped. */
+export type Inspected<T> =
+  | { ok: true; message: T; partition: PartitionId; atMs: number; newRun: boolean }
   | { ok: false; reason: RejectReason };
 
 export interface VerifierOptions {
@@ -369,7 +394,7 @@ const FAILS = Object.fromEntries(REJECT_REASONS.map((r) => [r, Object.freeze(fai
  * captured earlier and replayed when a partition has been silent that long is accepted once,
  * and then loses to the real sender's next message, whose sequence is higher.
  */
-export class Verifier<T extends { partitionIndex: number; sequence: number }> {
+export class Verifier<T extends { partitionIndex: number; sequence: number; timestampMs: number }> {
   private readonly runs = new Map<number, Run>();
   private readonly counts = emptyRejectCounts();
   private readonly macScratch = new Uint8Array(MAC_BYTES);
@@ -382,7 +407,7 @@ export class Verifier<T extends { partitionIndex: number; sequence: number }> {
   constructor(
     private readonly type: number,
     private readonly size: number,
-    private readonly decodeBody: (v: DataView, i: number, s: number, t: number) => T | null,
+    private readonly decodeBody: (b: Uint8Array, i: number, s: number, t: number) => T | null,
     private readonly opts: VerifierOptions,
   ) {
     this.maxAgeMs = opts.maxAgeMs ?? 5000;
@@ -390,12 +415,46 @@ export class Verifier<T extends { partitionIndex: number; sequence: number }> {
     this.now = opts.now ?? stepFreeNowMs;
   }
 
-  /** Check one message; a rejection is counted before it is returned. */
-  verify(bytes: Uint8Array): Verified<T> {
-    const r = this.check(bytes);
-    if (r.ok) this.acceptedCount++;
-    else this.counts[r.reason]++;
-    return r;
+  /**
+   * Check one message and remember the outcome (a rejection is counted, an accepted message
+   * continues or starts its partition's run). `nowMs`: the receiver's clock, when the caller
+   * has read it already.
+   */
+  verify(bytes: Uint8Array, nowMs: number = this.now()): Verified<T> {
+    return this.settle(this.inspect(bytes, nowMs));
+  }
+
+  /**
+   * Check one message without remembering anything: what verify() would decide. Reads the
+   * bytes and this verifier's state only, so it may run on bytes another process may be
+   * rewriting (a shared-memory slot) and be thrown away when they changed meanwhile.
+   */
+  inspect(bytes: Uint8Array, nowMs: number = this.now()): Inspected<T> {
+    return this.check(bytes, nowMs);
+  }
+
+  /** Remember an inspected message's outcome, as verify() does. */
+  settle(r: Inspected<T>): Verified<T> {
+    if (!r.ok) {
+      this.counts[r.reason]++;
+      return r;
+    }
+    const m = r.message;
+    if (r.newRun && this.runs.has(m.partitionIndex)) this.restartCount++;
+    const run = this.runs.get(m.partitionIndex);
+    if (run === undefined)
+      this.runs.set(m.partitionIndex, {
+        sequence: m.sequence,
+        timestampMs: m.timestampMs,
+        atMs: r.atMs,
+      });
+    else {
+      run.sequence = m.sequence;
+      run.timestampMs = m.timestampMs;
+      run.atMs = r.atMs;
+    }
+    this.acceptedCount++;
+    return { ok: true, message: m, partition: r.partition };
   }
 
   /** Count a rejection found outside the codec (rate limit, torn shared-memory read). */
@@ -421,38 +480,41 @@ export class Verifier<T extends { partitionIndex: number; sequence: number }> {
     return this.acceptedCount;
   }
 
-  private check(bytes: Uint8Array): Verified<T> {
+  private check(bytes: Uint8Array, now: number): Inspected<T> {
     const n = bytes.length;
     if (n > MAX_MESSAGE_BYTES) return FAILS.oversized;
     if (n < MIN_CLASSIFIABLE_BYTES) return FAILS.truncated;
-    const view = dv(bytes);
-    if (view.getUint32(0, true) !== WIRE_MAGIC) return FAILS.malformed;
-    if (view.getUint8(4) !== WIRE_VERSION) return FAILS.wrong_version;
-    if (view.getUint8(5) !== this.type) return FAILS.malformed;
-    if (view.getUint16(6, true) !== this.size) return FAILS.malformed;
+    if (u32At(bytes, 0) !== WIRE_MAGIC) return FAILS.malformed;
+    if (u8At(bytes, 4) !== WIRE_VERSION) return FAILS.wrong_version;
+    if (u8At(bytes, 5) !== this.type) return FAILS.malformed;
+    if (u16At(bytes, 6) !== this.size) return FAILS.malformed;
     if (n < this.size) return FAILS.truncated;
     if (n > this.size) return FAILS.oversized;
-    const index = view.getUint32(8, true);
+    const index = u32At(bytes, 8);
     const key = this.opts.keys.key(index);
     if (key === undefined) return FAILS.unknown_partition;
     const macAt = this.size - MAC_BYTES;
     macInto(key, bytes, macAt, this.macScratch, 0);
-    if (!timingSafeEqual(this.macScratch, bytes.subarray(macAt, this.size))) return FAILS.forged;
-    const sequence = getU64(view, 16);
-    const ts = getU64(view, 24);
-    if (view.getUint32(12, true) !== 0 || sequence < 1 || ts < 0) return FAILS.malformed;
-    const message = this.decodeBody(view, index, sequence, ts);
+    if (!tagsEqual(this.macScratch, bytes, macAt)) return FAILS.forged;
+    const sequence = u64At(bytes, 16);
+    const ts = u64At(bytes, 24);
+    if (u32At(bytes, 12) !== 0 || sequence < 1 || ts < 0) return FAILS.malformed;
+    const message = this.decodeBody(bytes, index, sequence, ts);
     if (message === null) return FAILS.malformed;
-    const now = this.now();
     const run = this.runs.get(index);
     // `now - atMs` may be negative when a caller's clock steps back: that continues the run
     const continues = run !== undefined && now - run.atMs < this.restartAfterMs;
     if (continues) {
       if (sequence <= run.sequence) return FAILS.replayed;
       if (ts < run.timestampMs + Math.max(0, now - run.atMs) - this.maxAgeMs) return FAILS.stale;
-    } else if (run !== undefined) this.restartCount++;
-    this.runs.set(index, { sequence, timestampMs: ts, atMs: now });
-    return { ok: true, message, partition: this.opts.keys.id(index)! };
+    }
+    return {
+      ok: true,
+      message,
+      partition: this.opts.keys.id(index)!,
+      atMs: now,
+      newRun: !continues,
+    };
   }
 }
 

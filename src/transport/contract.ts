@@ -1,4 +1,4 @@
-// The one contract every ReportSource must meet, run against the shared-memory table and
+// The one contract every ReportSource must meet, run against the shared-memory slots and
 // the UDP channel alike (source-contract.test.ts). A transport supplies how to open a
 // source on a key ring and how to open an agent's end for one partition.
 import { afterEach, describe, expect, it } from "vitest";
@@ -25,6 +25,12 @@ export interface ContractHarness {
   agent(index: number, key: Uint8Array): Promise<AgentChannel>;
   /** Remove whatever the harness made (files, sockets). */
   cleanup(): Promise<void> | void;
+  /**
+   * The transport gives each configured partition its own endpoint (a shared-memory slot):
+   * an agent for a partition nobody configured has nothing to open and is refused there,
+   * instead of having its reports rejected as `unknown_partition`.
+   */
+  endpointPerPartition?: boolean;
 }
 
 export interface ReportSourceContractOptions {
@@ -214,6 +220,11 @@ export function reportSourceContract(o: ReportSourceContractOptions): void {
 
     it("rejects a report for a partition nobody configured", async () => {
       const h = await open();
+      if (h.endpointPerPartition) {
+        await expect(agent(h, 1, KEY_STRANGER)).rejects.toThrow(/1/);
+        expect(h.source.latest().size).toBe(0);
+        return;
+      }
       const a = await agent(h, 1, KEY_STRANGER);
       a.publish(encodeReport(report({ partitionIndex: 1 }), KEY_STRANGER));
       await waitRejected(h.source, "unknown_partition", 1);

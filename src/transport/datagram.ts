@@ -112,15 +112,16 @@ export class DatagramReportSource implements ReportSource {
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     this.received++;
+    const nowMs = this.now(); // one clock read per datagram, for the limit, the checks and the table
     const source = `${rinfo.address}:${rinfo.port}`;
-    if (!this.limits.take(source)) {
+    if (!this.limits.take(source, nowMs)) {
       this.verifier.count("rate_limited");
       return;
     }
-    const r = this.verifier.verify(msg);
+    const r = this.verifier.verify(msg, nowMs);
     if (r.ok) {
       this.limits.trust(source);
-      this.reports.accept(r, this.now());
+      this.reports.accept(r, nowMs);
       const known = this.agentAddress.get(r.partition);
       if (known === undefined || known.port !== rinfo.port || known.address !== rinfo.address)
         this.agentAddress.set(r.partition, { address: rinfo.address, port: rinfo.port });

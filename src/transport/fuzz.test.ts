@@ -1,5 +1,5 @@
 // Bad input, in bulk: a million random and mutated reports through the verifier, table
-// writes through a real shared-memory slot table, and a share over a real UDP socket.
+// writes through real shared-memory slots, and a share over a real UDP socket.
 // Every case is built to fail one specific check, so the counts by reason must match
 // exactly; nothing may be accepted; memory must stay flat.
 import { createHmac } from "node:crypto";
@@ -21,7 +21,7 @@ import {
 } from "./codec.ts";
 import { eventually } from "./contract.ts";
 import { DatagramReportSource } from "./datagram.ts";
-import { reportAreaOffset, reportLockOffset, tableLayout } from "./shm.ts";
+import { SLOT_REPORT_AREA, SLOT_REPORT_LOCK, slotPath } from "./shm.ts";
 import { ShmAgentChannel, ShmReportSource } from "./shm-source.ts";
 
 v8.setFlagsFromString("--expose-gc");
@@ -231,7 +231,7 @@ const sum = (c: RejectCounts) => Object.values(c).reduce((a, b) => a + b, 0);
 
 const made: string[] = [];
 afterAll(() => {
-  for (const p of made) rmSync(p, { force: true });
+  for (const p of made) rmSync(p, { force: true, recursive: true });
 });
 
 describe("fuzz: bad reports are counted by reason and never accepted", () => {
@@ -277,7 +277,7 @@ describe("fuzz: bad reports are counted by reason and never accepted", () => {
     expect(rssGrowth).toBeLessThan(48 * 1024 * 1024);
   }, 120_000);
 
-  it("50,000 garbage and mutated writes into a real slot table through the agent API", () => {
+  it("50,000 garbage and mutated writes into real shared-memory slots through the agent API", () => {
     const path = `/dev/shm/weirt-${process.pid}-fuzz`;
     made.push(path);
     const gen = new BadReports(0xbadd);
@@ -309,19 +309,18 @@ describe("fuzz: bad reports are counted by reason and never accepted", () => {
     expect(changed).toBe(writes);
     expect(source.accepted()).toBe(acceptedBefore);
     expect(source.rejected()).toEqual(expected);
-    // Scribbles that bypass the API: random bytes over lock words and report areas.
+    // Scribbles that bypass the API: random bytes over each slot's lock word and report area.
     const r = rng(7);
-    const fd = openSync(path, "r+");
+    const fds = KEYS.map((_, i) => openSync(slotPath(path, i), "r+"));
     const junk = Buffer.alloc(REPORT_BYTES);
-    const layout = tableLayout(PARTITIONS);
     for (let i = 0; i < 2000; i++) {
       for (let k = 0; k < junk.length; k++) junk[k] = Math.floor(r() * 256);
-      const slot = Math.floor(r() * PARTITIONS);
-      writeSync(fd, junk, 0, junk.length, reportAreaOffset(layout, slot));
-      writeSync(fd, junk, 0, 4, reportLockOffset(layout, slot)); // random lock: odd or even
+      const fd = fds[Math.floor(r() * PARTITIONS)]!;
+      writeSync(fd, junk, 0, junk.length, SLOT_REPORT_AREA);
+      writeSync(fd, junk, 0, 4, SLOT_REPORT_LOCK); // random lock: odd or even
       source.poll();
     }
-    closeSync(fd);
+    for (const fd of fds) closeSync(fd);
     expect(source.accepted()).toBe(acceptedBefore);
     expect(sum(source.rejected())).toBeGreaterThan(sum(expected));
     for (const a of agents) a.close();

@@ -76,10 +76,11 @@ class LibcryptoMac implements MacKey {
 
   sign(bytes: Uint8Array, len: number, out: Uint8Array, at: number): void {
     const c = this.c;
-    this.ictx.copy(work);
+    // TypedArray set, not Buffer.copy: the latter's argument handling costs more than 112 bytes
+    work.set(this.ictx);
     c.update(work, bytes, len);
     c.final(inner, work);
-    this.octx.copy(work);
+    work.set(this.octx);
     c.update(work, inner, 32);
     if (at === 0 && out.length >= 32) c.final(out, work);
     else {

@@ -25,6 +25,8 @@ export interface TokenBucketOptions {
 interface Bucket {
   tokens: number;
   atMs: number;
+  /** When it was last drawn from, in takes (for forgetting the least recently seen). */
+  seen: number;
 }
 
 function refill(b: Bucket, now: number, ratePerMs: number, burst: number): void {
@@ -44,6 +46,7 @@ export class TokenBuckets {
   private readonly unknownBurst: number;
   private readonly maxSources: number;
   private readonly now: () => number;
+  private takes = 0;
 
   constructor(o: TokenBucketOptions) {
     if (!(o.ratePerSec > 0))
@@ -61,25 +64,24 @@ export class TokenBuckets {
     this.unknownBurst = unknownBurst;
     this.maxSources = o.maxSources ?? 4096;
     this.now = o.now ?? stepFreeNowMs;
-    this.unknown = { tokens: unknownBurst, atMs: this.now() };
+    this.unknown = { tokens: unknownBurst, atMs: this.now(), seen: 0 };
   }
 
   /**
    * Take one token for `source`: from its own bucket when it is known, else from the unknown
    * sources' shared bucket. False when that bucket is empty (the message is dropped).
+   * `nowMs`: the caller's reading of the clock, when it has one.
    */
-  take(source: string): boolean {
-    const now = this.now();
+  take(source: string, nowMs: number = this.now()): boolean {
     const b = this.buckets.get(source);
     if (b === undefined) {
-      refill(this.unknown, now, this.unknownRatePerMs, this.unknownBurst);
+      refill(this.unknown, nowMs, this.unknownRatePerMs, this.unknownBurst);
       if (this.unknown.tokens < 1) return false;
       this.unknown.tokens -= 1;
       return true;
     }
-    this.buckets.delete(source); // re-insert: Map order = least recently seen first
-    this.buckets.set(source, b);
-    refill(b, now, this.ratePerMs, this.burst);
+    b.seen = ++this.takes;
+    refill(b, nowMs, this.ratePerMs, this.burst);
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
@@ -92,10 +94,18 @@ export class TokenBuckets {
   trust(source: string): void {
     if (this.buckets.has(source)) return;
     if (this.buckets.size >= this.maxSources) {
-      const oldest = this.buckets.keys().next().value;
+      // Only a verified message from a new source gets here: a linear search for the least
+      // recently seen is cheaper than keeping an order on every take.
+      let oldest: string | undefined;
+      let oldestSeen = Number.POSITIVE_INFINITY;
+      for (const [k, v] of this.buckets)
+        if (v.seen < oldestSeen) {
+          oldest = k;
+          oldestSeen = v.seen;
+        }
       if (oldest !== undefined) this.buckets.delete(oldest);
     }
-    this.buckets.set(source, { tokens: this.burst - 1, atMs: this.now() });
+    this.buckets.set(source, { tokens: this.burst - 1, atMs: this.now(), seen: ++this.takes });
   }
 
   /** Known sources (each with its own bucket). */

@@ -1,16 +1,18 @@
-// Reports and directives through the shared-memory slot table (shm.ts): the manager's
-// ReportSource and the agent's channel. Slot index = partition index on the wire.
+// Reports and directives through shared-memory slots (shm.ts): the manager's ReportSource
+// and the agent's channel. Slot index = partition index on the wire.
 import { stepFreeNowMs } from "../core/clock.ts";
 import type { Directive, PartitionId } from "../core/model.ts";
 import {
   type DirectiveMessage,
   DirectiveVerifier,
   encodeDirective,
+  type Inspected,
   type KeyRing,
   type RejectCounts,
+  type ReportMessage,
   ReportVerifier,
 } from "./codec.ts";
-import { AgentSlot, ManagerTable } from "./shm.ts";
+import { AgentSlot, ManagerSlots } from "./shm.ts";
 import {
   type AgentChannel,
   type AgentReport,
@@ -22,10 +24,13 @@ import {
 } from "./source.ts";
 
 export interface ShmReportSourceOptions {
-  /** The table file, e.g. /dev/shm/weir-slots. Created if missing. */
+  /**
+   * The directory the slots are published in (`<path>/<index>`), e.g. /dev/shm/weir-slots:
+   * created 0700 if missing, refused unless owned by this user and closed to others.
+   */
   path: string;
   keys: KeyRing;
-  /** Slots in the table; default: the largest partition index + 1. */
+  /** Partition indexes must be below this (config `transport.shm.slots`); default: no bound. */
   slotCount?: number;
   staleAfterMs?: number;
   maxAgeMs?: number;
@@ -34,29 +39,39 @@ export interface ShmReportSourceOptions {
   now?: () => number;
 }
 
-/** The manager's side of the slot table: latest() scans changed slots and verifies them. */
+const FORGED: Inspected<ReportMessage> = Object.freeze({ ok: false, reason: "forged" });
+
+/** The manager's side of the slots: latest() scans changed slots and verifies them in place. */
 export class ShmReportSource implements ReportSource {
   readonly transport = "shm" as const;
-  private readonly table: ManagerTable;
+  private readonly slots: ManagerSlots;
   private readonly verifier: ReportVerifier;
   private readonly reports: ReportTable;
   private readonly keys: KeyRing;
   private readonly now: () => number;
   private closed = false;
+  private scanAtMs = 0;
+  private readonly read = (slot: number, area: Uint8Array): Inspected<ReportMessage> =>
+    // A report copied from another partition's slot carries that partition's index.
+    (area[8]! | (area[9]! << 8) | (area[10]! << 16) | (area[11]! << 24)) >>> 0 !== slot
+      ? FORGED
+      : this.verifier.inspect(area, this.scanAtMs);
+  private readonly commit = (_slot: number, r: Inspected<ReportMessage>): void => {
+    this.reports.accept(this.verifier.settle(r), this.scanAtMs);
+  };
+  private readonly torn = (): void => this.verifier.count("torn");
 
   constructor(opts: ShmReportSourceOptions) {
     this.keys = opts.keys;
     this.now = opts.now ?? stepFreeNowMs;
     const ids = opts.keys.ids();
-    const maxIndex = Math.max(-1, ...ids.map((id) => opts.keys.index(id)!));
-    const slotCount = opts.slotCount ?? maxIndex + 1;
-    if (maxIndex >= slotCount)
-      throw new RangeError(
-        `partition index ${maxIndex} does not fit a table of ${slotCount} slots`,
-      );
-    this.table = new ManagerTable({
-      path: opts.path,
-      slotCount,
+    const indexes = ids.map((id) => opts.keys.index(id)!);
+    const over = indexes.find((i) => opts.slotCount !== undefined && i >= opts.slotCount);
+    if (over !== undefined)
+      throw new RangeError(`partition index ${over} is not below the ${opts.slotCount} slots`);
+    this.slots = new ManagerSlots({
+      dir: opts.path,
+      indexes,
       now: this.now,
       readRetries: opts.readRetries,
     });
@@ -69,28 +84,25 @@ export class ShmReportSource implements ReportSource {
     this.reports = new ReportTable(ids, opts.staleAfterMs ?? 3000, this.now);
   }
 
+  /** Where partition `index`'s agent opens its slot. */
+  slotPath(index: number): string {
+    return `${this.slots.dir}/${index}`;
+  }
+
   async start(signal: AbortSignal): Promise<void> {
     await aborted(signal);
     this.close();
   }
 
-  /** Scan the table once: verify every slot that changed. Returns how many changed. */
+  /**
+   * Scan once: every slot whose report changed is verified where it lies (MAC and checks on
+   * the mapping, no copy) and kept only if its lock did not move meanwhile. Returns how many
+   * changed.
+   */
   poll(): number {
     if (this.closed) return 0;
-    const receivedAtMs = this.now();
-    return this.table.scan(
-      (slot, bytes) => {
-        // A report copied from another partition's slot carries that partition's index.
-        const index =
-          (bytes[8]! | (bytes[9]! << 8) | (bytes[10]! << 16) | (bytes[11]! << 24)) >>> 0;
-        if (index !== slot) {
-          this.verifier.count("forged");
-          return;
-        }
-        this.reports.accept(this.verifier.verify(bytes), receivedAtMs);
-      },
-      () => this.verifier.count("torn"),
-    );
+    this.scanAtMs = this.now();
+    return this.slots.scan(this.read, this.commit, this.torn);
   }
 
   latest(): Map<PartitionId, AgentReport> {
@@ -122,7 +134,7 @@ export class ShmReportSource implements ReportSource {
       },
       this.keys.key(index)!,
     );
-    this.table.writeDirective(index, bytes);
+    this.slots.writeDirective(index, bytes);
     return true;
   }
 
@@ -137,7 +149,7 @@ export class ShmReportSource implements ReportSource {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.table.close();
+    this.slots.close();
   }
 }
 
@@ -150,13 +162,18 @@ export interface ShmAgentChannelOptions {
   now?: () => number;
 }
 
-/** An agent's side of the slot table: publishes into its own slot, polls its directive area. */
+/**
+ * An agent's side: publishes into its own slot, polls its directive area. `path` is the
+ * manager's slot directory or the slot itself (e.g. /proc/self/fd/3 for a handed-over fd).
+ * When the slot's path comes to name another file (the manager restarted and made new
+ * slots), the next publish maps the new one.
+ */
 export class ShmAgentChannel implements AgentChannel {
   readonly transport = "shm" as const;
-  private readonly slot: AgentSlot;
+  private slot: AgentSlot;
   private readonly verifier: DirectiveVerifier;
 
-  constructor(opts: ShmAgentChannelOptions) {
+  constructor(private readonly opts: ShmAgentChannelOptions) {
     this.slot = new AgentSlot({ path: opts.path, slot: opts.partitionIndex });
     this.verifier = new DirectiveVerifier({
       keys: agentKeyRing(opts.partitionIndex, opts.key),
@@ -167,6 +184,12 @@ export class ShmAgentChannel implements AgentChannel {
   }
 
   publish(report: Uint8Array): void {
+    if (this.slot.moved()) {
+      // the old mapping stays until a new slot opens (a manager between restarts has none)
+      const next = new AgentSlot({ path: this.opts.path, slot: this.opts.partitionIndex });
+      this.slot.close();
+      this.slot = next;
+    }
     this.slot.writeReport(report);
   }
 

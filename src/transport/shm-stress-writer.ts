@@ -1,6 +1,6 @@
 // Child process for tests and benchmarks: rewrites one slot's report area as fast as it can
 // for `durationMs`, cycling through pre-signed reports, then prints how many writes it made.
-// Usage: node --import tsx shm-stress-writer.ts <path> <slot> <keyHex> <durationMs>
+// Usage: node --import tsx shm-stress-writer.ts <slot dir> <slot> <keyHex> <durationMs>
 import { encodeReport, parseKeyHex } from "./codec.ts";
 import { AgentSlot } from "./shm.ts";
 

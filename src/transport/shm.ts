@@ -1,99 +1,57 @@
-// Shared-memory slot table (docs/wire-formats.md, "Shared-memory slot table"): one file, a
-// 64-byte header, two dense arrays of sequence locks (reports, directives), and one 256-byte
-// slot per partition. In each slot the agent writes the report area and the manager the
-// directive area, each under its own sequence lock (odd while writing). Readers copy the
-// area between two reads of the lock and retry when it was odd or moved (torn).
+// Shared-memory slots (docs/wire-formats.md, "Shared-memory slots"): one page per partition,
+// each its own sealed memfd. In each slot the agent writes the report area and the manager the
+// directive area, each under its own sequence lock (odd while writing).
 //
-// Two handles, two roles: an AgentSlot is opened on one slot index and can write only that
-// slot's report area; a ManagerTable can write only directive areas. Neither exposes the raw
-// mapping. (A process that maps the file itself can still scribble anywhere: what protects a
-// partition's reports from another partition is the per-partition MAC inside each report.)
+// Isolation is the kernel's: an agent opens only its own slot (by its entry in the manager's
+// 0700 directory, or an fd it was handed) and maps one page, so nothing it can address holds
+// another partition's slot. The manager maps every slot side by side in one reserved range
+// (mmap.ts) and scans them as one buffer. Each memfd's size is sealed, so a slot cannot be
+// truncated under the manager's mapping (no SIGBUS); an agent that scribbles on its page or
+// holds its lock odd costs only its own slot (bounded retries, counted as torn or rejected).
+import {
+  closeSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from "node:fs";
+import { join } from "node:path";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { DIRECTIVE_BYTES, REPORT_BYTES } from "./codec.ts";
-import { type MappedFile, mapSharedFile } from "./mmap.ts";
+import { type MappedFile, MappedRegion, mapFd, PAGE_BYTES, sealedMemfd } from "./mmap.ts";
 
-/** "WSHM" in ASCII, read as u32 little-endian. */
-export const SHM_MAGIC = 0x4d485357;
-export const SHM_VERSION = 1;
-export const SHM_HEADER_BYTES = 64;
-export const SHM_SLOT_BYTES = 256;
-/** Offsets inside a slot. */
-export const SLOT_REPORT_AREA = 0;
-export const SLOT_DIRECTIVE_AREA = 160;
-export const MAX_SLOTS = 1 << 20;
+/** "WSLT" in ASCII, read as u32 little-endian. */
+export const SLOT_MAGIC = 0x544c5357;
+export const SLOT_VERSION = 2;
+export const SLOT_HEADER_BYTES = 64;
+/** One slot is one page. */
+export const SLOT_BYTES = PAGE_BYTES;
+/** Byte offsets inside a slot. */
+export const SLOT_REPORT_LOCK = 64;
+export const SLOT_REPORT_AREA = 72;
+export const SLOT_DIRECTIVE_LOCK = 256;
+export const SLOT_DIRECTIVE_AREA = 264;
+/** Largest partition index a slot may carry (the wire's index is a u32; the config's 65,535). */
+export const MAX_SLOT_INDEX = 0xffffffff;
 /** Reads retried this many times before a slot read counts as torn (and is tried next scan). */
 export const DEFAULT_READ_RETRIES = 8;
 
-const align64 = (n: number): number => Math.ceil(n / 64) * 64;
+/** The entry of partition `index` in the manager's slot directory. */
+export const slotPath = (dir: string, index: number): string => join(dir, String(index));
 
-/**
- * Where everything is in a table of `slotCount` slots. The sequence locks sit in two dense
- * arrays after the header (one u32 per slot each), so a scan for changes reads 4 bytes per
- * slot from a few contiguous pages instead of touching every slot's page.
- */
-export interface TableLayout {
-  slotCount: number;
-  reportLocks: number;
-  directiveLocks: number;
-  slots: number;
-  totalBytes: number;
-}
-
-export function tableLayout(slotCount: number): TableLayout {
-  const reportLocks = SHM_HEADER_BYTES;
-  const directiveLocks = reportLocks + align64(4 * slotCount);
-  const slots = directiveLocks + align64(4 * slotCount);
-  return {
-    slotCount,
-    reportLocks,
-    directiveLocks,
-    slots,
-    totalBytes: slots + slotCount * SHM_SLOT_BYTES,
-  };
-}
-
-export const tableBytes = (slotCount: number): number => tableLayout(slotCount).totalBytes;
-/** Byte offsets of slot `i`'s parts. */
-export const reportLockOffset = (l: TableLayout, i: number): number => l.reportLocks + 4 * i;
-export const directiveLockOffset = (l: TableLayout, i: number): number => l.directiveLocks + 4 * i;
-export const reportAreaOffset = (l: TableLayout, i: number): number =>
-  l.slots + i * SHM_SLOT_BYTES + SLOT_REPORT_AREA;
-export const directiveAreaOffset = (l: TableLayout, i: number): number =>
-  l.slots + i * SHM_SLOT_BYTES + SLOT_DIRECTIVE_AREA;
-
-function readHeader(buf: ArrayBuffer, path: string): TableLayout {
-  const v = new DataView(buf, 0, SHM_HEADER_BYTES);
-  const bad = (what: string) =>
-    new WeirError(ErrorCodes.TRANSPORT, `shared-memory table ${path}: ${what}`);
-  if (v.getUint32(0, true) !== SHM_MAGIC) throw bad("bad magic (not a weir slot table)");
-  if (v.getUint16(4, true) !== SHM_VERSION)
-    throw bad(`version ${v.getUint16(4, true)}, expected ${SHM_VERSION}`);
-  if (v.getUint16(6, true) !== SHM_HEADER_BYTES) throw bad("unexpected header size");
-  if (v.getUint32(8, true) !== SHM_SLOT_BYTES) throw bad("unexpected slot size");
-  const slotCount = v.getUint32(12, true);
-  if (slotCount < 1 || slotCount > MAX_SLOTS) throw bad(`slot count ${slotCount} out of range`);
-  const l = tableLayout(slotCount);
-  if (
-    v.getUint32(24, true) !== l.reportLocks ||
-    v.getUint32(28, true) !== l.directiveLocks ||
-    v.getUint32(32, true) !== l.slots
-  )
-    throw bad("lock or slot offsets differ from this version's layout");
-  return l;
-}
-
-function writeHeader(buf: ArrayBuffer, l: TableLayout, nowMs: number): void {
-  const v = new DataView(buf, 0, SHM_HEADER_BYTES);
-  v.setUint32(0, SHM_MAGIC, true);
-  v.setUint16(4, SHM_VERSION, true);
-  v.setUint16(6, SHM_HEADER_BYTES, true);
-  v.setUint32(8, SHM_SLOT_BYTES, true);
-  v.setUint32(12, l.slotCount, true);
-  v.setUint32(16, nowMs % 2 ** 32, true);
-  v.setUint32(20, Math.floor(nowMs / 2 ** 32), true);
-  v.setUint32(24, l.reportLocks, true);
-  v.setUint32(28, l.directiveLocks, true);
-  v.setUint32(32, l.slots, true);
+function writeSlotHeader(view: DataView, at: number, index: number, nowMs: number): void {
+  view.setUint32(at, SLOT_MAGIC, true);
+  view.setUint16(at + 4, SLOT_VERSION, true);
+  view.setUint16(at + 6, SLOT_HEADER_BYTES, true);
+  view.setUint32(at + 8, index, true);
+  view.setUint32(at + 12, SLOT_BYTES, true);
+  view.setUint32(at + 16, nowMs % 2 ** 32, true);
+  view.setUint32(at + 20, Math.floor(nowMs / 2 ** 32), true);
 }
 
 /** Seqlock write: lock odd, copy, lock even (a lock left odd by a dead writer stays odd first). */
@@ -106,207 +64,290 @@ function lockedWrite(u32: Uint32Array, lock: number, area: Uint8Array, src: Uint
 }
 
 /**
- * Seqlock read of `area` into `dst`. Returns the (even) lock value the copy is consistent
- * with, or -1 when every try saw the lock odd or moving.
- *
- * The lock is read with plain loads (Atomics.load on a non-shared buffer costs twice as much
- * here): the copy between them is a builtin call, so V8 cannot merge or move the two loads
- * across it, and x86 keeps loads in order. The writer's Atomics.store is the fence. Should a
- * torn copy ever get through on another architecture, the report's MAC still rejects it.
+ * The directory the manager publishes slot entries in: created 0700 when missing; when it
+ * exists it must be a real directory (not a symlink) owned by this process's user and closed
+ * to group and others, else an error names the path, the rule and what was found.
  */
-function lockedRead(
-  u32: Uint32Array,
-  lock: number,
-  area: Uint8Array,
-  dst: Uint8Array,
-  retries: number,
-): number {
-  for (let t = 0; t < retries; t++) {
-    const s1 = u32[lock]!;
-    if ((s1 & 1) === 1) continue;
-    dst.set(area);
-    if (u32[lock] === s1) return s1;
+export function ensureSlotDirectory(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST")
+      throw new WeirError(ErrorCodes.TRANSPORT, `cannot create shared-memory directory ${dir}`, {
+        cause: e,
+      });
   }
-  return -1;
+  const st = lstatSync(dir);
+  const bad = (rule: string, got: string) =>
+    new WeirError(
+      ErrorCodes.TRANSPORT,
+      `shared-memory directory ${dir}: ${rule} (rule: slot-directory): got ${got}`,
+    );
+  if (!st.isDirectory())
+    throw bad(
+      "must be a directory, not a symlink or file",
+      st.isSymbolicLink() ? "a symlink" : "a file",
+    );
+  const uid = process.geteuid?.() ?? st.uid;
+  if (st.uid !== uid) throw bad(`must be owned by uid ${uid}`, `uid ${st.uid}`);
+  if ((st.mode & 0o077) !== 0)
+    throw bad(
+      "must not be open to group or others (mode 0700)",
+      `mode 0${(st.mode & 0o777).toString(8)}`,
+    );
 }
 
-class Guard {
-  private mapped: MappedFile | null;
-  private view: Uint32Array | null;
-  readonly bytes: Uint8Array;
-  constructor(mapped: MappedFile) {
-    this.mapped = mapped;
-    this.view = new Uint32Array(mapped.buffer);
-    this.bytes = new Uint8Array(mapped.buffer);
-  }
-  /** The mapping as u32 words; throws once closed (the memory is gone then). */
-  get u32(): Uint32Array {
-    if (this.view === null) throw new WeirError(ErrorCodes.TRANSPORT, "slot table is closed");
-    return this.view;
-  }
-  close(): void {
-    this.view = null;
-    this.mapped?.close();
-    this.mapped = null;
-  }
-  get closed(): boolean {
-    return this.view === null;
-  }
-}
-
-export interface ManagerTableOptions {
-  path: string;
-  slotCount: number;
+export interface ManagerSlotsOptions {
+  /** Directory for the slot entries (e.g. /dev/shm/weir-slots); see ensureSlotDirectory. */
+  dir: string;
+  /** Partition indexes, one slot each. */
+  indexes: readonly number[];
   now?: () => number;
   readRetries?: number;
 }
 
 /**
- * The manager's handle: creates the table (or reopens one with the same geometry, so agents
- * that already mapped it keep working across a manager restart), scans report areas and
- * writes directive areas.
+ * The manager's side: makes one sealed one-page memfd per partition, maps them side by side,
+ * publishes each as `<dir>/<index>` (a symlink to /proc/<pid>/fd/<fd>, so a process allowed
+ * to reach it opens that very memfd), scans report areas and writes directive areas.
  */
-export class ManagerTable {
-  readonly path: string;
-  readonly slotCount: number;
-  readonly layout: TableLayout;
-  private readonly guard: Guard;
+export class ManagerSlots {
+  readonly dir: string;
+  readonly indexes: readonly number[];
+  private readonly region: MappedRegion;
+  private readonly u32: Uint32Array;
+  private readonly bytes: Uint8Array;
+  private readonly fds: number[] = [];
+  private readonly links: Array<[path: string, target: string]> = [];
+  private readonly position = new Map<number, number>();
   private readonly lastSeen: Uint32Array;
-  /** One view per slot's report area, made once (a scan then copies without allocating). */
+  /** One view per slot's report area, made once (a scan then reads without allocating). */
   private readonly reportAreas: Uint8Array[];
-  private readonly scratch = new Uint8Array(REPORT_BYTES);
   private readonly retries: number;
+  private closed = false;
 
-  constructor(opts: ManagerTableOptions) {
-    if (!Number.isInteger(opts.slotCount) || opts.slotCount < 1 || opts.slotCount > MAX_SLOTS)
-      throw new RangeError(`slotCount must be 1..${MAX_SLOTS}: current value is ${opts.slotCount}`);
-    this.path = opts.path;
-    this.slotCount = opts.slotCount;
-    this.layout = tableLayout(opts.slotCount);
-    this.retries = opts.readRetries ?? DEFAULT_READ_RETRIES;
-    const mapped = mapSharedFile(opts.path, this.layout.totalBytes, { create: true });
-    this.guard = new Guard(mapped);
-    const header = new DataView(mapped.buffer, 0, SHM_HEADER_BYTES);
-    if (header.getUint32(0, true) === 0) {
-      writeHeader(mapped.buffer, this.layout, (opts.now ?? Date.now)());
-    } else {
-      let found: TableLayout;
-      try {
-        found = readHeader(mapped.buffer, opts.path);
-      } catch (e) {
-        this.guard.close();
-        throw e;
-      }
-      if (found.slotCount !== opts.slotCount) {
-        this.guard.close();
-        throw new WeirError(
-          ErrorCodes.TRANSPORT,
-          `shared-memory table ${opts.path} has ${found.slotCount} slots, config asks for ${opts.slotCount}: remove the file or match the count`,
-        );
-      }
+  constructor(opts: ManagerSlotsOptions) {
+    const count = opts.indexes.length;
+    if (count < 1) throw new RangeError("at least one partition index is needed");
+    for (const i of opts.indexes) {
+      if (!Number.isInteger(i) || i < 0 || i > MAX_SLOT_INDEX)
+        throw new RangeError(`partition index must be a u32: current value is ${i}`);
+      if (this.position.has(i)) throw new RangeError(`partition index ${i} used twice`);
+      this.position.set(i, this.position.size);
     }
-    this.lastSeen = new Uint32Array(opts.slotCount);
-    const bytes = this.guard.bytes;
-    this.reportAreas = Array.from({ length: opts.slotCount }, (_, i) => {
-      const at = reportAreaOffset(this.layout, i);
-      return bytes.subarray(at, at + REPORT_BYTES);
+    this.dir = opts.dir;
+    this.indexes = [...opts.indexes];
+    this.retries = opts.readRetries ?? DEFAULT_READ_RETRIES;
+    ensureSlotDirectory(opts.dir);
+    this.region = new MappedRegion(count);
+    try {
+      const view = new DataView(this.region.buffer);
+      const nowMs = (opts.now ?? Date.now)();
+      for (const [k, index] of this.indexes.entries()) {
+        const fd = sealedMemfd(`weir-slot-${index}`, SLOT_BYTES);
+        this.fds.push(fd);
+        this.region.mapPage(k, fd);
+        writeSlotHeader(view, k * SLOT_BYTES, index, nowMs);
+        this.publish(index, fd);
+      }
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+    this.u32 = new Uint32Array(this.region.buffer);
+    this.bytes = new Uint8Array(this.region.buffer);
+    this.lastSeen = new Uint32Array(count);
+    this.reportAreas = this.indexes.map((_, k) => {
+      const at = k * SLOT_BYTES + SLOT_REPORT_AREA;
+      return this.bytes.subarray(at, at + REPORT_BYTES);
     });
   }
 
+  /** Replace `<dir>/<index>` atomically with a link to this process's fd. */
+  private publish(index: number, fd: number): void {
+    const path = slotPath(this.dir, index);
+    const target = `/proc/${process.pid}/fd/${fd}`;
+    const tmp = join(this.dir, `.${index}.${process.pid}.tmp`);
+    rmSync(tmp, { force: true });
+    symlinkSync(target, tmp);
+    renameSync(tmp, path);
+    this.links.push([path, target]);
+  }
+
+  private guard(): void {
+    if (this.closed) throw new WeirError(ErrorCodes.TRANSPORT, "shared-memory slots are closed");
+  }
+
   /**
-   * Visit every slot whose report area changed since the last scan. `onReport` gets the
-   * slot index and a consistent copy of the 136 report bytes (reused: copy to keep). A slot
-   * whose lock stayed odd or kept moving through every retry is passed to `onTorn` and
-   * read again next scan. Returns how many slots changed.
+   * Visit every slot whose report lock moved since the last scan. `read(index, area)` gets a
+   * view of the slot's 136-byte report area inside the mapping (no copy) and returns what it
+   * made of it; only computation, no lasting effect, belongs there. The lock is read again
+   * afterwards: when it did not move, the area did not change while `read` ran and
+   * `commit(index, result)` is called once; else `read` runs again, at most `readRetries`
+   * times (a lock held odd is not read at all), and then `onTorn(index)` is called and the
+   * slot is tried again next scan. Returns how many slots were committed.
    */
-  scan(
-    onReport: (slot: number, report: Uint8Array) => void,
-    onTorn?: (slot: number) => void,
+  scan<T>(
+    read: (index: number, area: Uint8Array) => T,
+    commit: (index: number, result: T) => void,
+    onTorn?: (index: number) => void,
   ): number {
-    const u32 = this.guard.u32;
+    this.guard();
+    const u32 = this.u32;
     const lastSeen = this.lastSeen;
-    const lock0 = this.layout.reportLocks >>> 2;
+    const indexes = this.indexes;
+    const areas = this.reportAreas;
+    const retries = this.retries;
+    const n = indexes.length;
     let changed = 0;
-    for (let i = 0; i < this.slotCount; i++) {
-      if (u32[lock0 + i] === lastSeen[i]) continue;
-      const s = lockedRead(u32, lock0 + i, this.reportAreas[i]!, this.scratch, this.retries);
-      if (s < 0) {
-        onTorn?.(i);
-        continue;
+    for (let k = 0; k < n; k++) {
+      const lock = (k * SLOT_BYTES + SLOT_REPORT_LOCK) >>> 2;
+      if (u32[lock] === lastSeen[k]) continue;
+      const index = indexes[k]!;
+      let done = false;
+      // Plain loads around `read`: V8 does not move loads of a typed array across a call it
+      // cannot prove harmless, and x86 keeps loads in order; the writer's Atomics.store is the
+      // fence. Should a torn area ever pass on another architecture, the report's MAC still
+      // rejects it.
+      for (let t = 0; t < retries; t++) {
+        const s1 = u32[lock]!;
+        if ((s1 & 1) === 1) continue;
+        const r = read(index, areas[k]!);
+        if (u32[lock] !== s1) continue;
+        lastSeen[k] = s1;
+        commit(index, r);
+        changed++;
+        done = true;
+        break;
       }
-      lastSeen[i] = s;
-      changed++;
-      onReport(i, this.scratch);
+      if (!done) onTorn?.(index);
     }
     return changed;
   }
 
-  /** Write a directive (80 encoded bytes) into slot `slot`'s directive area. */
-  writeDirective(slot: number, directive: Uint8Array): void {
-    checkSlot(slot, this.slotCount);
+  /** Write a directive (80 encoded bytes) into partition `index`'s directive area. */
+  writeDirective(index: number, directive: Uint8Array): void {
+    this.guard();
+    const k = this.position.get(index);
+    if (k === undefined)
+      throw new WeirError(ErrorCodes.TRANSPORT, `no shared-memory slot for partition ${index}`);
     if (directive.length !== DIRECTIVE_BYTES)
       throw new RangeError(`a directive is ${DIRECTIVE_BYTES} bytes: got ${directive.length}`);
-    const u32 = this.guard.u32;
-    const at = directiveAreaOffset(this.layout, slot);
+    const at = k * SLOT_BYTES + SLOT_DIRECTIVE_AREA;
     lockedWrite(
-      u32,
-      directiveLockOffset(this.layout, slot) >>> 2,
-      this.guard.bytes.subarray(at, at + DIRECTIVE_BYTES),
+      this.u32,
+      (k * SLOT_BYTES + SLOT_DIRECTIVE_LOCK) >>> 2,
+      this.bytes.subarray(at, at + DIRECTIVE_BYTES),
       directive,
     );
   }
 
+  /** Unmap, close the memfds and remove the entries this manager published (if still its own). */
   close(): void {
-    this.guard.close();
+    if (this.closed) return;
+    this.closed = true;
+    for (const [path, target] of this.links.splice(0)) {
+      try {
+        if (readlinkSync(path) === target) rmSync(path, { force: true });
+      } catch {
+        // gone or replaced: not ours to remove
+      }
+    }
+    this.region.close();
+    for (const fd of this.fds.splice(0)) closeSync(fd);
   }
 }
 
 export interface AgentSlotOptions {
+  /** The manager's slot directory (the slot is `<dir>/<slot>`), or the slot file itself. */
   path: string;
   slot: number;
   readRetries?: number;
 }
 
+/** Where an agent's slot is: `path` itself unless it is a directory. */
+export function agentSlotFile(path: string, slot: number): string {
+  let dir = false;
+  try {
+    dir = statSync(path).isDirectory();
+  } catch {
+    // a missing path is reported when it is opened
+  }
+  return dir ? slotPath(path, slot) : path;
+}
+
 /**
- * An agent's handle on its own slot. The slot index is fixed at open; the handle can write
- * that slot's report area and read that slot's directive area, and nothing else.
+ * An agent's handle on its own slot: one page mapped, so it can write that slot's report
+ * area and read that slot's directive area, and address nothing else.
  */
 export class AgentSlot {
   readonly slot: number;
-  private readonly guard: Guard;
-  private readonly reportLock: number;
+  readonly file: string;
+  private readonly mapped: MappedFile;
+  private readonly u32: Uint32Array;
   private readonly reportArea: Uint8Array;
-  private readonly directiveLock: number;
   private readonly directiveArea: Uint8Array;
   private readonly dir = new Uint8Array(DIRECTIVE_BYTES);
+  private readonly identity: string;
   private lastDirectiveLock = 0;
   private readonly retries: number;
+  private closed = false;
 
   constructor(opts: AgentSlotOptions) {
-    const head = mapSharedFile(opts.path, SHM_HEADER_BYTES, { create: false });
-    let l: TableLayout;
-    try {
-      l = readHeader(head.buffer, opts.path);
-    } finally {
-      head.close();
-    }
-    checkSlot(opts.slot, l.slotCount);
+    if (!Number.isInteger(opts.slot) || opts.slot < 0 || opts.slot > MAX_SLOT_INDEX)
+      throw new WeirError(ErrorCodes.TRANSPORT, `slot ${opts.slot} is not a partition index`);
     this.slot = opts.slot;
+    this.file = agentSlotFile(opts.path, opts.slot);
     this.retries = opts.readRetries ?? DEFAULT_READ_RETRIES;
-    this.guard = new Guard(mapSharedFile(opts.path, l.totalBytes, { create: false }));
-    this.reportLock = reportLockOffset(l, opts.slot) >>> 2;
-    this.directiveLock = directiveLockOffset(l, opts.slot) >>> 2;
-    const r = reportAreaOffset(l, opts.slot);
-    const d = directiveAreaOffset(l, opts.slot);
-    this.reportArea = this.guard.bytes.subarray(r, r + REPORT_BYTES);
-    this.directiveArea = this.guard.bytes.subarray(d, d + DIRECTIVE_BYTES);
+    let fd: number;
+    try {
+      fd = openSync(this.file, "r+");
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code ?? "error";
+      throw new WeirError(
+        ErrorCodes.TRANSPORT,
+        `cannot open shared-memory slot ${this.file} (${code}; is the manager running with this partition?)`,
+        { cause },
+      );
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.size !== SLOT_BYTES)
+        throw new WeirError(
+          ErrorCodes.TRANSPORT,
+          `shared-memory slot ${this.file} holds ${st.size} bytes, expected ${SLOT_BYTES}`,
+        );
+      this.identity = `${st.dev}:${st.ino}`;
+      this.mapped = mapFd(fd, SLOT_BYTES, this.file);
+    } finally {
+      closeSync(fd);
+    }
+    const v = new DataView(this.mapped.buffer);
+    const bad = (what: string) => {
+      this.mapped.close();
+      return new WeirError(ErrorCodes.TRANSPORT, `shared-memory slot ${this.file}: ${what}`);
+    };
+    if (v.getUint32(0, true) !== SLOT_MAGIC) throw bad("bad magic (not a weir slot)");
+    if (v.getUint16(4, true) !== SLOT_VERSION)
+      throw bad(`version ${v.getUint16(4, true)}, expected ${SLOT_VERSION}`);
+    if (v.getUint32(8, true) !== opts.slot)
+      throw bad(`belongs to partition ${v.getUint32(8, true)}, not ${opts.slot}`);
+    this.u32 = new Uint32Array(this.mapped.buffer);
+    const bytes = new Uint8Array(this.mapped.buffer);
+    this.reportArea = bytes.subarray(SLOT_REPORT_AREA, SLOT_REPORT_AREA + REPORT_BYTES);
+    this.directiveArea = bytes.subarray(SLOT_DIRECTIVE_AREA, SLOT_DIRECTIVE_AREA + DIRECTIVE_BYTES);
+  }
+
+  private words(): Uint32Array {
+    if (this.closed) throw new WeirError(ErrorCodes.TRANSPORT, "shared-memory slot is closed");
+    return this.u32;
   }
 
   /** Publish a report (136 encoded bytes) in this slot's report area. */
   writeReport(report: Uint8Array): void {
     if (report.length !== REPORT_BYTES)
       throw new RangeError(`a report is ${REPORT_BYTES} bytes: got ${report.length}`);
-    lockedWrite(this.guard.u32, this.reportLock, this.reportArea, report);
+    lockedWrite(this.words(), SLOT_REPORT_LOCK >>> 2, this.reportArea, report);
   }
 
   /**
@@ -315,23 +356,36 @@ export class AgentSlot {
    * call tries again.
    */
   readDirective(): Uint8Array | null {
-    const u32 = this.guard.u32;
-    if (Atomics.load(u32, this.directiveLock) === this.lastDirectiveLock) return null;
-    const s = lockedRead(u32, this.directiveLock, this.directiveArea, this.dir, this.retries);
-    if (s < 0) return null;
-    this.lastDirectiveLock = s;
-    return this.dir.slice();
+    const u32 = this.words();
+    const lock = SLOT_DIRECTIVE_LOCK >>> 2;
+    if (Atomics.load(u32, lock) === this.lastDirectiveLock) return null;
+    for (let t = 0; t < this.retries; t++) {
+      const s1 = Atomics.load(u32, lock);
+      if ((s1 & 1) === 1) continue;
+      this.dir.set(this.directiveArea);
+      if (Atomics.load(u32, lock) !== s1) continue;
+      this.lastDirectiveLock = s1;
+      return this.dir.slice();
+    }
+    return null;
+  }
+
+  /**
+   * Whether the slot's path now names another file than the one mapped (the manager
+   * restarted and made new slots) or nothing at all. One stat call.
+   */
+  moved(): boolean {
+    try {
+      const st = statSync(this.file);
+      return `${st.dev}:${st.ino}` !== this.identity;
+    } catch {
+      return true;
+    }
   }
 
   close(): void {
-    this.guard.close();
+    if (this.closed) return;
+    this.closed = true;
+    this.mapped.close();
   }
-}
-
-function checkSlot(slot: number, slotCount: number): void {
-  if (!Number.isInteger(slot) || slot < 0 || slot >= slotCount)
-    throw new WeirError(
-      ErrorCodes.TRANSPORT,
-      `slot ${slot} is outside the table (0..${slotCount - 1})`,
-    );
 }

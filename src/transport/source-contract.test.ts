@@ -7,14 +7,15 @@ import { ShmAgentChannel, ShmReportSource } from "./shm-source.ts";
 let n = 0;
 
 reportSourceContract({
-  name: "shared-memory slot table",
+  name: "shared-memory slots",
   open: async ({ keys, now, staleAfterMs }) => {
     const path = `/dev/shm/weirt-${process.pid}-contract-${n++}`;
     const source = new ShmReportSource({ path, keys, now, staleAfterMs });
     return {
       source,
       agent: async (index, key) => new ShmAgentChannel({ path, partitionIndex: index, key, now }),
-      cleanup: () => rmSync(path, { force: true }),
+      cleanup: () => rmSync(path, { force: true, recursive: true }),
+      endpointPerPartition: true,
     };
   },
 });

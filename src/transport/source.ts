@@ -43,7 +43,7 @@ export interface ReportSource {
   readonly transport: TransportName;
   /** Resolves when `signal` aborts, after closing the source. */
   start(signal: AbortSignal): Promise<void>;
-  /** Latest accepted report per partition (the shared-memory source scans its table first). */
+  /** Latest accepted report per partition (the shared-memory source scans its slots first). */
   latest(): Map<PartitionId, AgentReport>;
   /** Rejections so far, by reason. */
   rejected(): RejectCounts;
@@ -115,9 +115,16 @@ export function reportFromMessage(
   };
 }
 
+/** An accepted message, made into an AgentReport only when someone asks for it. */
+interface Kept {
+  message: ReportMessage;
+  receivedAtMs: number;
+  report: AgentReport | null;
+}
+
 /** Bookkeeping shared by every transport: latest map, staleness, directive sequences. */
 export class ReportTable {
-  private readonly reports = new Map<PartitionId, AgentReport>();
+  private readonly reports = new Map<PartitionId, Kept>();
   private readonly directiveSequence: () => number;
 
   constructor(
@@ -129,12 +136,25 @@ export class ReportTable {
   }
 
   accept(r: Verified<ReportMessage>, receivedAtMs: number): void {
-    if (r.ok)
-      this.reports.set(r.partition, reportFromMessage(r.partition, r.message, receivedAtMs));
+    if (!r.ok) return;
+    // a partition reporting many times between two cycles is made into a report once
+    const k = this.reports.get(r.partition);
+    if (k === undefined)
+      this.reports.set(r.partition, { message: r.message, receivedAtMs, report: null });
+    else {
+      k.message = r.message;
+      k.receivedAtMs = receivedAtMs;
+      k.report = null;
+    }
   }
 
   latest(): Map<PartitionId, AgentReport> {
-    return new Map(this.reports);
+    const out = new Map<PartitionId, AgentReport>();
+    for (const [id, k] of this.reports) {
+      k.report ??= reportFromMessage(id, k.message, k.receivedAtMs);
+      out.set(id, k.report);
+    }
+    return out;
   }
 
   nextDirectiveSequence(): number {

@@ -23,7 +23,7 @@ import {
   teardownOrder,
   writeState,
 } from "../testbed/state.ts";
-import { ManagerTable, tableBytes } from "../transport/shm.ts";
+import { SLOT_BYTES, slotPath } from "../transport/shm.ts";
 import { agentRunScript, LogTail } from "./guest.ts";
 import { ensureInitramfs, GUEST_READY_LINE, GUEST_RUN_EXIT_LINE } from "./initramfs.ts";
 import { ensureKernel } from "./kernel.ts";
@@ -38,8 +38,8 @@ import {
 } from "./state.ts";
 
 export const DEFAULT_VM_CACHE_DIR = "/var/cache/weir/vm";
-/** The ivshmem region of one partition: the smallest power of two that is a page or more. */
-export const DEFAULT_SHM_BYTES = 1 << 20;
+/** The ivshmem region of one partition: its slot, one page (a power of two, as a BAR must be). */
+export const SLOT_REGION_BYTES = SLOT_BYTES;
 export const TAP_IFNAME = "tap0";
 
 export interface VmsOptions {
@@ -60,6 +60,15 @@ export interface VmsOptions {
   agent?: boolean;
   /** Agent report period in the guest (default 500 ms: Node under TCG is ~18× slower). */
   agentIntervalMs?: number;
+  /**
+   * The manager's slot directory (`transport.shm.path`): each guest's ivshmem region is its
+   * partition's slot `<slotDir>/<index>`, the manager's own page, so the manager must have
+   * published the slots first. Without it each guest gets a zeroed page of its own in
+   * /dev/shm (enough for a guest without an agent).
+   */
+  slotDir?: string;
+  /** Report keys in hex, one per guest in order (default: random 32 bytes each). */
+  keysHex?: string[];
   /** Replace the guest's run script (a shell script run in the guest's chroot of the host root). */
   guestScript?: string;
   /** bin/weir.js as the guest sees it (the host's path; default this package's). */
@@ -100,7 +109,7 @@ function planVm(
   st: VmState,
   name: string,
   index: number,
-  o: Required<Pick<VmsOptions, "maxCpus" | "memMiB">>,
+  o: Required<Pick<VmsOptions, "maxCpus" | "memMiB">> & Pick<VmsOptions, "slotDir" | "keysHex">,
 ): VmRecord {
   const base = st.stateFile.replace(/\.json$/, "");
   const a = blockAddresses(startBlockFor(st.prefix) + index);
@@ -119,12 +128,12 @@ function planVm(
     maxCpus: o.maxCpus,
     memMiB: o.memMiB,
     qmpSocket: `${base}.${name}.qmp`,
-    shmFile: `/dev/shm/weir-${st.prefix}-${name}.ivshmem`,
-    shmBytes: DEFAULT_SHM_BYTES,
+    shmFile: o.slotDir ? slotPath(o.slotDir, index) : `/dev/shm/weir-${st.prefix}-${name}.ivshmem`,
+    shmBytes: SLOT_REGION_BYTES,
     serialLog: `${base}.${name}.serial.log`,
     qemuLog: `${base}.${name}.qemu.log`,
     guestFiles: `${base}.${name}.guest`,
-    keyHex: randomBytes(32).toString("hex"),
+    keyHex: o.keysHex?.[index] ?? randomBytes(32).toString("hex"),
     qemuPid: null,
   };
 }
@@ -174,7 +183,12 @@ export async function vmsUp(opts: VmsOptions): Promise<VmState> {
         () => existsSync(dir),
         () => mkdirSync(dir),
       );
-    const sizes = { maxCpus: opts.maxCpus ?? 3, memMiB: opts.memMiB ?? 512 };
+    const sizes = {
+      maxCpus: opts.maxCpus ?? 3,
+      memMiB: opts.memMiB ?? 512,
+      slotDir: opts.slotDir,
+      keysHex: opts.keysHex,
+    };
     for (const [i, name] of names.entries()) {
       const vm = planVm(st, name, i, sizes);
       st.vms.push(vm);
@@ -187,6 +201,7 @@ export async function vmsUp(opts: VmsOptions): Promise<VmState> {
         agentIntervalMs: opts.agentIntervalMs ?? 500,
         weirBin: opts.weirBin ?? defaultWeirBin(),
         guestScript: opts.guestScript,
+        slotDir: opts.slotDir,
       });
       log(
         `vm ${name}: qemu pid ${vm.qemuPid}, netns ${vm.netns} ${vm.tapIf} ${vm.hostAddr} <-> guest ${vm.guestAddr}, ivshmem ${vm.shmFile}`,
@@ -224,6 +239,7 @@ async function createVm(
     agentIntervalMs: number;
     weirBin: string;
     guestScript: string | undefined;
+    slotDir: string | undefined;
   },
 ): Promise<void> {
   for (const d of vm.cgroupDirs)
@@ -256,23 +272,23 @@ async function createVm(
   await ip(["-n", vm.netns, "link", "set", vm.tapIf, "up"]);
   await ip(["-n", vm.netns, "link", "set", "lo", "up"]);
 
-  // The partition's region: a slot table the guest's agent finds at its own index.
-  await recordThenCreate(
-    st,
-    "file",
-    vm.shmFile,
-    vm.name,
-    () => existsSync(vm.shmFile),
-    () => {
-      if (tableBytes(vm.index + 1) > vm.shmBytes)
-        throw new WeirError(
-          ErrorCodes.TESTBED,
-          `slot ${vm.index} does not fit a ${vm.shmBytes}-byte region`,
-        );
-      writeFileSync(vm.shmFile, Buffer.alloc(vm.shmBytes), { mode: 0o600 });
-      new ManagerTable({ path: vm.shmFile, slotCount: vm.index + 1 }).close();
-    },
-  );
+  // The partition's region: its slot in the manager's directory (the manager's, not ours:
+  // not recorded), or a zeroed page of its own.
+  if (!o.slotDir) {
+    await recordThenCreate(
+      st,
+      "file",
+      vm.shmFile,
+      vm.name,
+      () => existsSync(vm.shmFile),
+      () => writeFileSync(vm.shmFile, Buffer.alloc(vm.shmBytes), { mode: 0o600 }),
+    );
+  } else if (!existsSync(vm.shmFile)) {
+    throw new WeirError(
+      ErrorCodes.TESTBED,
+      `slot ${vm.shmFile} of guest ${vm.name} does not exist: start the manager's slots (transport.shm.path) first`,
+    );
+  }
   await recordFile(st, `${vm.guestFiles}.key`, vm.name, vm.keyHex);
   const script =
     o.guestScript ??

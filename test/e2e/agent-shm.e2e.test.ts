@@ -1,5 +1,5 @@
 // Root, real netns/cgroups/packets: agents inside each partition's network namespace report
-// through their slots of a shared-memory table; the manager balances on those reports alone;
+// through their own shared-memory slots; the manager balances on those reports alone;
 // directives written into the slots reach the agents' hooks.
 import { rmSync } from "node:fs";
 import { afterAll, describe, it } from "vitest";
@@ -7,7 +7,7 @@ import { ShmReportSource } from "../../src/transport/shm-source.ts";
 import { checkAgentRun, hasV1, isRoot, runAgentScenario } from "./agent-harness.ts";
 
 const TABLE = `/dev/shm/weirt-${process.pid}-agent-e2e`;
-afterAll(() => rmSync(TABLE, { force: true }));
+afterAll(() => rmSync(TABLE, { force: true, recursive: true }));
 
 describe.skipIf(!isRoot || !hasV1)("weir agent over shared memory (root, netns, cgroup v1)", () => {
   it("reports from inside each namespace, gets balanced, runs its hook with the allocation", async () => {

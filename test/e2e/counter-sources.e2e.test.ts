@@ -1,16 +1,24 @@
 // The counter source contract (src/sensors/contract.ts) over every registered source, on real
 // counters (root): `interfaces` on the host end of a veth into a namespace this test makes,
 // `pid` on /proc/<pid>/net of a process in it, `agent` on signed reports of that namespace's
-// real counters (read as the agent reads them) received over UDP by the manager's report source.
+// real counters (read as the agent reads them) received over UDP by the manager's report source,
+// `bpf` on eBPF programs attached to a cgroup v2 directory this test makes, holding a process
+// that sends and receives datagrams on loopback (the host's network: no namespace).
+import dgram from "node:dgram";
 import fs from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { OwnCounters } from "../../src/agent/counters.ts";
+import { attachedProgramIds } from "../../src/bpf/cgroup-counters.ts";
+import { BPF_CGROUP_INET_EGRESS, BPF_CGROUP_INET_INGRESS } from "../../src/bpf/syscall.ts";
+import { cgroup2Mount } from "../../src/cgroup/layout.ts";
 import { ErrorCodes } from "../../src/core/errors.ts";
 import { type CounterSourceFixture, counterSourceContract } from "../../src/sensors/contract.ts";
 import { COUNTER_SOURCES, counterSource } from "../../src/sensors/sources.ts";
 import { defaultRoots, type SensorSpec } from "../../src/sensors/types.ts";
 import { encodeReport, KeyRing } from "../../src/transport/codec.ts";
 import { DatagramAgentChannel, DatagramReportSource } from "../../src/transport/datagram.ts";
+import { rmdirCgroup, spawnCgroupPeer, until } from "./cgroup-peer.ts";
 import { makeNetnsPair } from "./netns-pair.ts";
 
 const canRun =
@@ -116,6 +124,58 @@ const fixtures: Record<string, () => Promise<CounterSourceFixture>> = {
         channel.close();
         manager.close();
         await pair.teardown();
+      },
+    };
+  },
+  async bpf() {
+    const unified = cgroup2Mount("/sys/fs/cgroup");
+    if (unified === null) throw new Error("no cgroup2 mount: the bpf source needs one");
+    const name = `weirt-${process.pid}-bpf`;
+    const dir = path.join(unified, name);
+    fs.mkdirSync(dir);
+    const peer = await spawnCgroupPeer([path.join(dir, "cgroup.procs")]);
+    const sink = dgram.createSocket("udp4");
+    let sinkGot = 0;
+    sink.on("message", () => {
+      sinkGot++;
+    });
+    await new Promise<void>((r) => sink.bind(0, "127.0.0.1", () => r()));
+    const sender = dgram.createSocket("udp4");
+    let sentToPeer = 0;
+    const spec: SensorSpec = { cgroup: name, interfaces: [] };
+    const options = { offered: "ingress", served: "egress", pin: false };
+    return {
+      open: () =>
+        counterSource("bpf").open({ partition: name, spec, roots: defaultRoots, options }),
+      async traffic(o, s) {
+        const payload = Buffer.alloc(64, 1);
+        await Promise.all(
+          Array.from(
+            { length: o },
+            () => new Promise((r) => sender.send(payload, peer.udpPort, "127.0.0.1", r)),
+          ),
+        );
+        sentToPeer += o;
+        const before = sinkGot;
+        await peer.send(s, sink.address().port);
+        await until("datagrams to the peer", async () => (await peer.got()) === sentToPeer);
+        await until("datagrams from the peer", () => sinkGot === before + s);
+      },
+      async vanish() {
+        await peer.kill();
+        await rmdirCgroup(dir);
+      },
+      goneCode: ErrorCodes.CGROUP_GONE,
+      async teardown() {
+        await peer.kill();
+        sender.close();
+        sink.close();
+        if (fs.existsSync(dir)) {
+          // every opening was closed: none of weir's programs is left on the cgroup
+          expect(attachedProgramIds(dir, BPF_CGROUP_INET_INGRESS)).toEqual([]);
+          expect(attachedProgramIds(dir, BPF_CGROUP_INET_EGRESS)).toEqual([]);
+        }
+        await rmdirCgroup(dir);
       },
     };
   },

@@ -5,7 +5,7 @@
 // the guest, unplugged and offlined by the guest kernel. Under TCG everything in the guest is
 // ~18x slower than on the host: timeouts are long, nothing here is timed as a pass criterion.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -26,6 +26,8 @@ const REPO = path.resolve(import.meta.dirname, "../..");
 const isRoot = process.getuid?.() === 0;
 const hasQemu = existsSync("/usr/bin/qemu-system-x86_64") && existsSync("/bin/busybox");
 const PREFIX = `weirtv${process.pid % 100000}`;
+const SLOT_DIR = `/dev/shm/weirt-${process.pid}-vmslots`;
+const KEY_HEX = "5c".repeat(32);
 /** Sends 10 UDP datagrams, 100 ms apart, to argv[1]:9 (discard; nobody listens in the guest). */
 const UDP_SENDER = `const s=require("dgram").createSocket("udp4");let n=0;const t=setInterval(()=>{s.send("weir",9,process.argv[1]);if(++n===10){clearInterval(t);setTimeout(()=>s.close(),200);}},100);`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -53,16 +55,25 @@ describe.skipIf(!isRoot || !hasQemu)("a QEMU guest as a partition (root, TCG)", 
       pathToFileURL(path.join(REPO, "scripts", "dist-status.js")).href
     )) as { distStatus: (root: string) => { current: boolean } };
     if (!distStatus(REPO).current) execFileSync("npm", ["run", "build"], { cwd: REPO });
-    st = await vmsUp({ prefix: PREFIX, vms: 1, maxCpus: 2, memMiB: 512, maxLifetimeMs: 900_000 });
-    vm = st.vms[0]!;
+    // The manager's side first: it publishes the partition's slot, which becomes the guest's
+    // ivshmem region.
     source = new ShmReportSource({
-      path: vm.shmFile,
-      keys: new KeyRing([{ index: vm.index, id: vm.name, key: parseKeyHex(vm.keyHex) }]),
-      slotCount: vm.index + 1,
+      path: SLOT_DIR,
+      keys: new KeyRing([{ index: 0, id: "p1", key: parseKeyHex(KEY_HEX) }]),
       // The guest's clock is its own (TCG): allow a generous skew.
       maxAgeMs: 30_000,
       maxFutureMs: 30_000,
     });
+    st = await vmsUp({
+      prefix: PREFIX,
+      vms: ["p1"],
+      maxCpus: 2,
+      memMiB: 512,
+      maxLifetimeMs: 900_000,
+      slotDir: SLOT_DIR,
+      keysHex: [KEY_HEX],
+    });
+    vm = st.vms[0]!;
     qmp = await QmpClient.connect(vm.qmpSocket);
     tail = new LogTail(vm.serialLog);
   }, 300_000);
@@ -77,7 +88,8 @@ describe.skipIf(!isRoot || !hasQemu)("a QEMU guest as a partition (root, TCG)", 
     // What the kernel lists, not what the record says.
     expect(alive(vm.qemuPid!)).toBe(false);
     expect(execFileSync("ip", ["netns", "list"], { encoding: "utf8" })).not.toContain(vm.netns);
-    expect(existsSync(vm.shmFile)).toBe(false);
+    expect(existsSync(vm.shmFile)).toBe(false); // the slot's link, removed by source.close()
+    rmSync(SLOT_DIR, { recursive: true, force: true });
     expect(existsSync(vm.cgroupDirs[0]!)).toBe(false);
     expect(readdirSync("/run/weir").filter((f) => f.startsWith(`vms-${PREFIX}`))).toEqual([]);
   }, 120_000);
@@ -113,7 +125,7 @@ describe.skipIf(!isRoot || !hasQemu)("a QEMU guest as a partition (root, TCG)", 
 
   it("rejects a report forged into the guest's slot (wrong key) and keeps accepting the guest's", async () => {
     const before = source.accepted();
-    const slot = new AgentSlot({ path: vm.shmFile, slot: vm.index });
+    const slot = new AgentSlot({ path: SLOT_DIR, slot: vm.index });
     const forged = encodeReport(
       {
         partitionIndex: vm.index,

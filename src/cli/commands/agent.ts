@@ -77,10 +77,14 @@ export function register(program: Command): void {
     .option("--transport <udp|shm>", "how to reach the manager", "udp")
     .option("--manager <host:port>", "manager's report address (udp)")
     .option("--bind <host:port>", "local address for reports and directives (udp)", "0.0.0.0:0")
-    .option("--shm-path <file>", "shared-memory slot table (shm)", "/dev/shm/weir-slots")
+    .option(
+      "--shm-path <path>",
+      "the manager's slot directory (its transport.shm.path), or this partition's slot itself, e.g. /proc/self/fd/3 (shm)",
+      "/dev/shm/weir-slots",
+    )
     .option(
       "--ivshmem",
-      "in a QEMU guest: the slot table is the ivshmem device's region (PCI 1af4:1110, resource2)",
+      "in a QEMU guest: the slot is the ivshmem device's region (PCI 1af4:1110, resource2)",
     )
     .option("--interval-ms <ms>", "report period", "100")
     .option(

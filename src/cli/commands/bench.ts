@@ -59,9 +59,10 @@ export function register(program: Command): void {
         "",
         "Benchmarks measure; tests never assert speed. Each prints its figures with the budget",
         "from bench/README.md where there is one. `weir bench scenarios` runs weir and every",
-        "baseline (plain CFS, static caps, VPA-style, Koordinator-style, oracle) on the same",
-        "simulated load through weir's real manager cycle. `weir bench report` runs every",
-        "benchmark and writes BENCHMARKS.md with tables and PNG plots (docs/bench/).",
+        "baseline (plain CFS, static caps, static weights, VPA-style, Koordinator-style) and the",
+        "clairvoyant bound on the same simulated load, on several seeds, through weir's real manager",
+        "cycle. `weir bench report` runs every benchmark and writes BENCHMARKS.md with tables and",
+        "PNG plots (docs/bench/).",
       ].join("\n"),
     )
     .option("--json", "print the result as JSON")
@@ -71,14 +72,18 @@ export function register(program: Command): void {
     .option("--skip <names>", "report: skip these benchmarks (comma-separated)")
     .option("--out <file>", "report: output file (default: BENCHMARKS.md at the repo root)")
     .option("--no-plots", "report: skip the PNG plots (needs /usr/bin/chromium)")
-    .option("--reps <n>", "repetitions, for benchmarks that repeat their runs (conservation-real)")
+    .option(
+      "--reps <n>",
+      "repetitions (seeds for the simulated ones), for benchmarks that repeat their runs",
+    )
     .option(
       "--merge",
       "report: keep the sections of benchmarks not run this time from the existing file",
     )
     .action(async (name: string | undefined, opts: BenchOptions, cmd: Command) => {
       const report = await import("../../../bench/report.ts");
-      const found = await report.discoverBenches();
+      const runner = await import("../../../bench/report-run.ts");
+      const found = await runner.discoverBenches();
       if (opts.list || !name) {
         if (opts.json)
           process.stdout.write(
@@ -148,14 +153,14 @@ export function register(program: Command): void {
           );
           return;
         }
-        const result = await report.runBench(hit.bench, {
+        const result = await runner.runBench(hit.bench, {
           quick: opts.quick ?? false,
           ...(reps !== undefined ? { reps } : {}),
           progress: bar.update,
         });
         bar.stop();
         process.stdout.write(
-          opts.json ? `${JSON.stringify(result, null, 2)}\n` : report.formatText(result),
+          opts.json ? `${JSON.stringify(result, null, 2)}\n` : runner.formatText(result),
         );
       } finally {
         bar.stop();

@@ -74,4 +74,34 @@ describe("Koordinator-style CPU suppress", () => {
     // 1,300 - 1,500 < 0 -> floor 40m, by weight 10 / 30.
     expect(out.directives.map((d) => d.cpuMillis)).toEqual([10, 30]);
   });
+
+  it("writes nothing when the quota would move by less than 1 % of capacity (bypass)", () => {
+    const p = koordinatorStylePolicy();
+    const first = p.step(input(0, specs, [tp("web", 0.5)], 2000), p.initialState());
+    // 1,300 − 500 = 800m.
+    expect(first.directives.map((d) => d.cpuMillis)).toEqual([200, 600]);
+    // A second later LS uses 510m: 790m, 10m from 800m < 1 % of 2,000m = 20m -> bypassed.
+    const second = p.step(input(1000, specs, [tp("web", 0.51)], 2000), first.state);
+    expect(second.directives).toEqual([]);
+    // 530m: 770m, 30m away -> written.
+    const third = p.step(input(2000, specs, [tp("web", 0.53)], 2000), second.state);
+    expect(third.directives.map((d) => d.cpuMillis)).toEqual([193, 578]);
+  });
+
+  it("lowers the quota at once but raises it by at most 10 % of capacity a decision", () => {
+    const p = koordinatorStylePolicy();
+    let out = p.step(input(0, specs, [tp("web", 1.2)], 2000), p.initialState());
+    // 1,300 − 1,200 = 100m (by weight 25 / 75).
+    expect(out.directives.map((d) => d.cpuMillis)).toEqual([25, 75]);
+    const totals: number[] = [];
+    for (let t = 1000; t <= 5000; t += 1000) {
+      out = p.step(input(t, specs, [tp("web", 0)], 2000), out.state);
+      totals.push(out.directives.reduce((s, d) => s + d.cpuMillis, 0));
+    }
+    // LS idle: the formula says 1,300m; the quota climbs 100 -> 300 -> 500 -> ... (+200m = 10 % of 2,000m).
+    expect(totals).toEqual([300, 500, 700, 900, 1100]);
+    // LS back at 1,200m: straight down to 100m.
+    out = p.step(input(6000, specs, [tp("web", 1.2)], 2000), out.state);
+    expect(out.directives.reduce((s, d) => s + d.cpuMillis, 0)).toBe(100);
+  });
 });

@@ -1,11 +1,21 @@
 // In the style of Koordinator's CPU Suppress (koordlet), cfsQuota policy.
+// Algorithm: koordinator-sh/koordinator, pkg/koordlet/qosmanager/plugins/cpusuppress/cpu_suppress.go
+// (https://github.com/koordinator-sh/koordinator/blob/main/pkg/koordlet/qosmanager/plugins/cpusuppress/cpu_suppress.go),
+// with its defaults:
 //
-// Every `intervalMs` (Koordinator: 1 s) the best-effort (BE) partitions together are capped at
-//   suppress = capacity × threshold − usage of the latency-sensitive (LS) partitions
-// (Koordinator's default threshold: 65 %; it also subtracts system usage, which is zero here),
-// never below a floor. LS partitions (here: kind "network") are never capped; BE partitions
-// (kind "batch") share the suppress amount by weight. LS usage is the mean over the
-// cycles since the last decision. Between decisions nothing is written.
+// Every `intervalMs` (CPUSuppressIntervalSeconds: 1 s) the best-effort (BE) partitions together
+// get the CFS quota
+//   suppress = capacity × cpuSuppressThresholdPercent (65 %) − usage of the non-BE partitions
+// (it also subtracts system usage, which is zero here: capacity is already what weir manages),
+// at least beMinQuota (2,000 µs per 100 ms period = 20 millicores) and, when set,
+// cpuSuppressMinPercent of capacity. Like adjustByCfsQuota it leaves the quota alone when the
+// change is under 1 % of capacity (suppressBypassQuotaDeltaRatio), and raises it by at most 10 %
+// of capacity per decision (beMaxIncreaseCPUPercent: "scale up slow"); lowering is immediate.
+// Latency-sensitive (LS) partitions (kind "network") are never suppressed; their usage is the
+// mean over the cycles since the last decision (koordlet's last collected usage over 1 s).
+// Koordinator writes one quota on the BestEffort QoS cgroup; here the BE partitions share it by
+// weight. Its default policy is "cpuset", which on a 2-CPU host cannot go below 2 CPUs
+// (beMinCPUSetCores) and so would not suppress at all: the cfsQuota policy is the one that acts.
 //
 // Directives, as Koordinator's pods get them: BE pods are Kubernetes BestEffort pods, which
 // the kubelet runs at cpu.shares 2 (v2 weight 1); CPU Suppress writes their CFS quota, so a
@@ -24,19 +34,34 @@ export const BEST_EFFORT_WEIGHT = 1;
 export interface KoordinatorStyleOptions {
   /** cpuSuppressThresholdPercent (Koordinator's default 65). */
   thresholdPercent: number;
+  /** cpuSuppressMinPercent: least BE quota as a percentage of capacity (unset by default). */
+  minPercent: number | null;
   intervalMs: number;
-  /** Least the BE partitions together keep, millicores. */
+  /** beMinQuota: least the BE partitions together keep, millicores (2,000 µs / 100 ms). */
   minBeCpuMillis: number;
+  /** suppressBypassQuotaDeltaRatio: a change smaller than this fraction of capacity is not written. */
+  bypassDeltaFraction: number;
+  /** beMaxIncreaseCPUPercent: the quota rises by at most this fraction of capacity per decision. */
+  maxIncreaseFraction: number;
 }
 
 export const koordinatorDefaults: KoordinatorStyleOptions = {
   thresholdPercent: 65,
+  minPercent: null,
   intervalMs: 1000,
   minBeCpuMillis: 20,
+  bypassDeltaFraction: 0.01,
+  maxIncreaseFraction: 0.1,
 };
 
 export interface KoordinatorState extends PolicyState {
-  koord: { lastDecisionMs: number | null; lsUsageSumCpuMillis: number; samples: number };
+  koord: {
+    lastDecisionMs: number | null;
+    lsUsageSumCpuMillis: number;
+    samples: number;
+    /** The BE quota in force, millicores (absent or null: never set). */
+    beQuotaCpuMillis?: number | null;
+  };
 }
 
 export function koordinatorStylePolicy(options: Partial<KoordinatorStyleOptions> = {}): Policy {
@@ -73,10 +98,37 @@ export function koordinatorStylePolicy(options: Partial<KoordinatorStyleOptions>
         return { directives: [], decisions: [], state };
       }
       const lsUsage = sum / samples;
-      const suppress = Math.max(
+      const capacity = input.knobs.capacityCpuMillis;
+      const formula = (capacity * o.thresholdPercent) / 100 - lsUsage;
+      const floored = Math.max(
+        formula,
+        o.minPercent === null ? Number.NEGATIVE_INFINITY : (capacity * o.minPercent) / 100,
         o.minBeCpuMillis,
-        (input.knobs.capacityCpuMillis * o.thresholdPercent) / 100 - lsUsage,
       );
+      const current = k.beQuotaCpuMillis ?? null;
+      let suppress = floored;
+      let how = "";
+      if (
+        current !== null &&
+        Math.abs(floored - current) < o.bypassDeltaFraction * capacity &&
+        floored !== o.minBeCpuMillis
+      ) {
+        // Bypass: nothing is written, the quota in force stays.
+        const state: KoordinatorState = {
+          partitions: prev.partitions,
+          koord: {
+            lastDecisionMs: input.nowMs,
+            lsUsageSumCpuMillis: 0,
+            samples: 0,
+            beQuotaCpuMillis: current,
+          },
+        };
+        return { directives: [], decisions: [], state };
+      }
+      if (current !== null && floored - current > o.maxIncreaseFraction * capacity) {
+        suppress = current + o.maxIncreaseFraction * capacity;
+        how = ` (rising at most ${o.maxIncreaseFraction * 100} % of capacity a decision: ${fmtMillis(current)} -> ${fmtMillis(suppress)})`;
+      }
       const be = input.specs.filter((s) => s.kind === "batch");
       const beWeight = be.reduce((w, s) => w + s.weight, 0);
       const partitions: PolicyState["partitions"] = { ...prev.partitions };
@@ -105,7 +157,7 @@ export function koordinatorStylePolicy(options: Partial<KoordinatorStyleOptions>
             before,
             cap,
             cap,
-            `suppress best-effort: ${o.thresholdPercent} % of ${fmtMillis(input.knobs.capacityCpuMillis)} − LS usage ${fmtMillis(lsUsage)} = ${fmtMillis(suppress)}${be.length > 1 ? ", shared by weight" : ""}`,
+            `suppress best-effort: ${o.thresholdPercent} % of ${fmtMillis(capacity)} − LS usage ${fmtMillis(lsUsage)} = ${fmtMillis(formula)}, at least ${fmtMillis(o.minBeCpuMillis)}${how}${be.length > 1 ? ", shared by weight" : ""}`,
           ),
         );
       }
@@ -132,7 +184,12 @@ export function koordinatorStylePolicy(options: Partial<KoordinatorStyleOptions>
       }
       const state: KoordinatorState = {
         partitions,
-        koord: { lastDecisionMs: input.nowMs, lsUsageSumCpuMillis: 0, samples: 0 },
+        koord: {
+          lastDecisionMs: input.nowMs,
+          lsUsageSumCpuMillis: 0,
+          samples: 0,
+          beQuotaCpuMillis: suppress,
+        },
       };
       return { directives, decisions, state };
     },

@@ -4,8 +4,11 @@ import { input, spec, tp } from "./test-helpers.ts";
 import {
   bucketOf,
   bucketStart,
+  confidenceOf,
   histogramPercentile,
+  recommend,
   vpaDefaults,
+  vpaStyleFastOptions,
   vpaStylePolicy,
 } from "./vpa-style.ts";
 
@@ -23,72 +26,102 @@ describe("VPA-style histogram", () => {
   });
 });
 
-describe("VPA-style policy", () => {
-  const specs = [spec("a"), spec("b")];
+describe("VPA-style recommendation (estimator.go)", () => {
+  it("confidence is min(lifespan in days, samples ÷ 1,440)", () => {
+    // 6 samples, one a minute, over 5 minutes: lifespan 5 / 1,440 = 0.003472 days, amount 6 / 1,440.
+    const s = { firstSampleMs: 60_000, lastSampleMs: 360_000, samples: 6 };
+    expect(confidenceOf(vpaDefaults, s)).toBeCloseTo(5 / 1440, 8);
+    // One sample: lifespan 0 -> confidence 0.
+    expect(confidenceOf(vpaDefaults, { ...s, lastSampleMs: 60_000, samples: 1 })).toBe(0);
+  });
 
-  it("starts at an equal share and holds it until the updater's interval has passed", () => {
-    const p = vpaStylePolicy({ updateIntervalMs: 1000 });
-    let state: PolicyState = p.initialState();
-    let out = p.step(input(0, specs, [], 2000), state);
+  it("scales the bounds by the confidence multipliers: 5 minutes of history -> lower × 0.6", () => {
+    // All weight in bucket 35 (950m: floor(ln(1 + 950 × 0.05 / 10) / ln 1.05) = 35), whose end is
+    // start(36) = 10 × (1.05^36 − 1) / 0.05 = 958.36.
+    const histogram = Array.from({ length: 36 }, (_, i) => (i === 35 ? 6 : 0));
+    const r = recommend(vpaDefaults, {
+      histogram,
+      firstSampleMs: 60_000,
+      lastSampleMs: 360_000,
+      samples: 6,
+    });
+    const end = bucketStart(vpaDefaults, 36);
+    expect(end).toBeCloseTo(958.36, 1);
+    // target = p90 × 1.15 = 1,102.1
+    expect(r.targetCpuMillis).toBeCloseTo(end * 1.15, 6);
+    // lower = p50 × 1.15 × (1 + 0.001 / 0.003472)^−2 = 1,102.1 × 0.6027 = 664.2 (recommender.go: "5m history: *0.6")
+    expect(r.lowerCpuMillis / r.targetCpuMillis).toBeCloseTo((1 + 0.001 / (5 / 1440)) ** -2, 6);
+    expect(r.lowerCpuMillis / r.targetCpuMillis).toBeCloseTo(0.6027, 3);
+    // upper = p95 × 1.15 × (1 + 1 / 0.003472) = 1,102.1 × 289
+    expect(r.upperCpuMillis / r.targetCpuMillis).toBeCloseTo(289, 6);
+  });
+
+  it("without history the bounds are [0 (floored at 25m), ∞]: the updater leaves the request alone", () => {
+    const r = recommend(vpaDefaults, {
+      histogram: [0, 1],
+      firstSampleMs: 0,
+      lastSampleMs: 0,
+      samples: 1,
+    });
+    expect(r.lowerCpuMillis).toBe(25);
+    expect(r.upperCpuMillis).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
+describe("VPA-style policy", () => {
+  const two = [spec("a"), spec("b")];
+
+  it("starts every partition at an equal share as its request: weight in proportion, no limit", () => {
+    const p = vpaStylePolicy();
+    const out = p.step(input(0, two, [], 2000), p.initialState());
     expect(out.directives.map((d) => d.cpuMillis)).toEqual([1000, 1000]);
-    // Request and limit move together: a hard cap at the recommendation, weight from the request.
     expect(out.directives[0]).toMatchObject({
-      capCpuMillis: 1000,
-      capReason: "capped",
+      capCpuMillis: Number.POSITIVE_INFINITY,
+      capReason: null,
       weight: 100,
-      burstCpuMillis: 0,
       idle: false,
     });
-    state = out.state;
-    for (let t = 100; t < 1000; t += 100) {
-      out = p.step(input(t, specs, [tp("a", 0.2), tp("b", 0.9)], 2000), state);
-      state = out.state;
-      expect(out.directives.map((d) => d.cpuMillis)).toEqual([1000, 1000]);
-    }
   });
 
-  it("on update, resizes a partition outside [p50, p95] x 1.15 to p90 x 1.15", () => {
-    const p = vpaStylePolicy({ updateIntervalMs: 1000 });
-    let state: PolicyState = p.initialState();
-    let out = p.step(input(0, specs, [], 2000), state);
-    state = out.state;
-    for (let t = 100; t <= 1000; t += 100) {
-      out = p.step(input(t, specs, [tp("a", 0.2), tp("b", 0.95)], 2000), state);
-      state = out.state;
-    }
-    // a used 200m every cycle: 200m is in bucket floor(ln(1 + 200 * 0.05 / 10) / ln 1.05) = 14,
-    // whose end is start(15) = 10 * (1.05^15 - 1) / 0.05 = 215.79; x 1.15 = 248.
-    // b used 950m: bucket floor(ln(5.75) / ln 1.05) = 35, end start(36) = 958.36; x 1.15 = 1,102.
-    expect(out.directives.map((d) => d.cpuMillis)).toEqual([248, 1102]);
-    // Both were 1,000m: a's 1,000 > upper (also 248: one bucket), b's 1,000 < lower (1,102) -> both resized.
-    expect(out.decisions[0]!.why).toMatch(/outside/);
+  it("a Guaranteed pod (limit = request) gets the request as a hard cap", () => {
+    const p = vpaStylePolicy({ limitToRequestRatio: 1 });
+    const out = p.step(input(0, two, [], 2000), p.initialState());
+    expect(out.directives[0]).toMatchObject({ capCpuMillis: 1000, capReason: "capped" });
   });
 
-  it("cannot see demand above its own cap: a saturated partition grows only by the margin per update", () => {
-    const p = vpaStylePolicy({ updateIntervalMs: 1000 });
+  it("at VPA's real cadence a partition using 1.9 cores on a 1,000m request keeps it for minutes", () => {
+    const p = vpaStylePolicy();
     let state: PolicyState = p.initialState();
-    state = p.step(input(0, [spec("a"), spec("b"), spec("c"), spec("d")], [], 2000), state).state;
-    // 4 partitions: initial 500m each. a's real demand is 1,500m but it can use only its 500m cap.
-    let caps: number[] = [];
-    for (let t = 100; t <= 3000; t += 100) {
-      const capA = state.partitions.a?.cpuMillis ?? 500;
-      const out = p.step(
-        input(
-          t,
-          [spec("a"), spec("b"), spec("c"), spec("d")],
-          [tp("a", Math.min(1.5, capA / 1000))],
-          2000,
-        ),
-        state,
-      );
+    const changedAt: number[] = [];
+    for (let t = 0; t <= 6 * 60_000; t += 100) {
+      const out = p.step(input(t, two, [tp("a", 1.9), tp("b", 0.1)], 2000), state);
       state = out.state;
-      if (t % 1000 === 0) caps.push(out.directives[0]!.cpuMillis);
+      if (out.decisions[0]!.previousCpuMillis !== out.decisions[0]!.cpuMillis) changedAt.push(t);
     }
-    caps = caps.map(Math.round);
-    // Each update: end of usage's bucket x 1.15, so about +15-20 % per minute-of-updates, not a jump to 1,500m.
-    expect(caps[0]).toBeGreaterThan(500);
-    expect(caps[0]).toBeLessThan(650);
-    expect(caps[1]).toBeGreaterThan(caps[0]!);
-    expect(caps[2]).toBeLessThan(1000);
+    // Loops at 60, 120, ... 360 s. At the k-th loop confidence = (k − 1) / 1,440 and the lower
+    // bound is 1,900's bucket end (bucket 48, start(49) = 1,984.3) × 1.15 = 2,282 × (1 + 1.44 /
+    // (k − 1))^−2: × 0.168, 0.338, 0.457 at k = 2, 3, 4 = 383, 771, 1,042m. So the first resize
+    // is at k = 4 (240 s), to the target (2,282), capped at the partition's max (2,000m).
+    expect(changedAt).toEqual([240_000]);
+    expect(state.partitions.a!.cpuMillis).toBe(2000);
+    // b (100m on a 1,000m request) is above its upper bound only when p95 × 1.15 × (1 + 1/c) < 1,000:
+    // with c ≤ 5 / 1,440 that multiplier is ≥ 289 -> never within minutes.
+    expect(state.partitions.b!.cpuMillis).toBe(1000);
+  });
+
+  it("the 60× variant (a loop every second) shrinks an over-provisioned partition within a minute of simulated time", () => {
+    const p = vpaStylePolicy(vpaStyleFastOptions);
+    let state: PolicyState = p.initialState();
+    for (let t = 0; t <= 60_000; t += 100) {
+      state = p.step(input(t, two, [tp("a", 1.5), tp("b", 0.1)], 2000), state).state;
+    }
+    // b: 100m is in bucket floor(ln(1.5) / ln 1.05) = 8, end start(9) = 110.27; target 126.8.
+    // Upper bound 110.27 × 1.15 × (1 + 1 / c), c = (k − 1) / 1,440 after k loops: below 1,000
+    // once 1 + 1,440 / (k − 1) < 7.89, i.e. from k = 211 — not within 60 loops.
+    expect(state.partitions.b!.cpuMillis).toBe(1000);
+    // a: 1,500m, end of bucket 43 = 1,499.9... × 1.15 = 1,725 target; lower bound crosses 1,000 when
+    // (1 + 1.44 / (k − 1))^−2 > 1,000 / (p50 × 1.15), within the first few loops.
+    expect(state.partitions.a!.cpuMillis).toBeGreaterThan(1500);
+    expect(state.partitions.a!.cpuMillis).toBeLessThanOrEqual(1800);
   });
 });

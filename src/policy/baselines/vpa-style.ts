@@ -1,38 +1,58 @@
 // In the style of the Kubernetes Vertical Pod Autoscaler (recommender + updater), CPU only.
+// Algorithm: kubernetes/autoscaler, vertical-pod-autoscaler/pkg/recommender/logic/recommender.go
+// and estimator.go (https://github.com/kubernetes/autoscaler/tree/master/vertical-pod-autoscaler/pkg/recommender/logic),
+// with VPA's defaults:
 //
-// The recommender keeps, per partition, a decaying histogram of CPU usage samples (exponential
-// buckets from 10 millicores, ratio 1.05; a sample's weight doubles every half-life, so old
-// samples count less) and recommends target = p90 × (1 + 15 % safety margin), at least 25
-// millicores; lower and upper bounds are p50 and p95 with the same margin. The updater runs on
-// a slow interval (VPA's default: 1 minute) and, when a partition's allocation is outside
-// [lower, upper], resizes it to the target (in place, like InPlaceOrRecreate). Before the first
-// update every partition has its initial "request": an equal share of capacity.
+// - Samples: once per recommender loop (1 min) each partition's CPU usage, as metrics-server
+//   reports it (a rate over its last window, 15 s here), goes into a decaying histogram
+//   (exponential buckets from 10 millicores, ratio 1.05). A sample's weight is the partition's
+//   CPU request in cores (at least 0.1: VPA's load-adjusted weight) × 2^(age / half-life 24 h),
+//   so newer samples count more.
+// - Recommendation (estimator.go): target = p90 × 1.15; lower bound = p50 × 1.15 ×
+//   (1 + 0.001 / confidence)^−2; upper bound = p95 × 1.15 × (1 + 1 / confidence); each at least
+//   25 millicores. confidence = min(days between the first and the last sample, samples ÷ 1,440)
+//   — with a few minutes of history the upper bound is huge and the lower bound well below p50,
+//   so the updater is slow to act: that is VPA's design ("less eager to evict pods with short
+//   history").
+// - Updater (every minute): a partition whose request is outside [lower, upper] is resized in
+//   place to the target (InPlaceOrRecreate). Before its first update a partition has its initial
+//   request: an equal share of capacity.
 //
-// What it sees is usage, not traffic: usage is cut off by the cap it set, so a partition whose
-// load rises above its cap shows usage at the cap, and the recommendation grows only by the
-// margin per update. That is the VPA's documented behaviour, and the reason it is here.
+// Directives: the request is the entitlement, expressed as cpu.shares in proportion (the
+// kubelet's request → shares). VPA scales a limit only where the pod had one, keeping the
+// limit:request ratio; `limitToRequestRatio` null (the default) is a pod with requests only —
+// uncapped, work-conserving — and 1 a Guaranteed pod (cap = request, reason "capped").
 //
-// Directives: the VPA scales a container's request and its limit together (keeping their
-// ratio); the kubelet turns the request into cpu.shares and the limit into a CFS quota. Here
-// request = limit = the recommendation: weight in proportion, and the same value as a hard cap
-// (capReason "capped", no burst).
+// `timeScale` compresses every VPA time constant (loop, metrics window, half-life, the "day" of
+// the confidence) by the same factor: `vpaStyleFastOptions` runs VPA 60× faster (a loop every
+// second), so short scenarios cannot be said to starve it.
+import type { PartitionId } from "../../core/model.ts";
 import { clamp } from "../../core/units.ts";
 import type { Policy, PolicyInput, PolicyOutput, PolicyState } from "../types.ts";
-import { cappedDirective, decision, fmtMillis } from "./common.ts";
+import { decision, directive, fmtMillis } from "./common.ts";
 
 export interface VpaStyleOptions {
   targetPercentile: number;
   lowerPercentile: number;
   upperPercentile: number;
   safetyMarginFraction: number;
+  /** pod-recommendation-min-cpu-millicores. */
   minCpuMillis: number;
-  /** The updater's loop interval. */
-  updateIntervalMs: number;
-  /** Half-life of a usage sample's weight (VPA: 24 h). */
+  /** Recommender and updater loop (both 1 min in VPA). */
+  loopIntervalMs: number;
+  /** The usage rate a sample reports is the mean over this window before the sample (metrics-server resolution). */
+  metricsWindowMs: number;
+  /** Half-life of a sample's weight (VPA: 24 h). */
   halfLifeMs: number;
+  /** The "day" of the confidence: lifespan in these units, samples ÷ (this ÷ loop interval). */
+  confidenceIntervalMs: number;
+  /** Least weight of a sample, cores (VPA's minSampleWeight). */
+  minSampleWeightCores: number;
   /** Histogram: first bucket size and growth ratio (VPA: 0.01 cores, 1.05). */
   firstBucketCpuMillis: number;
   bucketRatio: number;
+  /** Limit ÷ request the pod was created with; null = no limit (requests only). */
+  limitToRequestRatio: number | null;
 }
 
 export const vpaDefaults: VpaStyleOptions = {
@@ -41,20 +61,53 @@ export const vpaDefaults: VpaStyleOptions = {
   upperPercentile: 0.95,
   safetyMarginFraction: 0.15,
   minCpuMillis: 25,
-  updateIntervalMs: 60_000,
+  loopIntervalMs: 60_000,
+  metricsWindowMs: 15_000,
   halfLifeMs: 24 * 3600_000,
+  confidenceIntervalMs: 24 * 3600_000,
+  minSampleWeightCores: 0.1,
   firstBucketCpuMillis: 10,
   bucketRatio: 1.05,
+  limitToRequestRatio: null,
 };
+
+/** VPA's time constants divided by `factor` (the rest unchanged). */
+export const vpaTimeScaled = (
+  factor: number,
+  o: VpaStyleOptions = vpaDefaults,
+): VpaStyleOptions => ({
+  ...o,
+  loopIntervalMs: o.loopIntervalMs / factor,
+  metricsWindowMs: o.metricsWindowMs / factor,
+  halfLifeMs: o.halfLifeMs / factor,
+  confidenceIntervalMs: o.confidenceIntervalMs / factor,
+});
+
+/** VPA 60× faster: a loop every second, a 1-day confidence reached in 24 minutes. */
+export const vpaStyleFastOptions: VpaStyleOptions = vpaTimeScaled(60);
+
+interface VpaPartitionState {
+  /** Weight per histogram bucket. */
+  histogram: number[];
+  /** The request now (the entitlement), millicores. */
+  requestCpuMillis: number;
+  firstSampleMs: number | null;
+  lastSampleMs: number | null;
+  samples: number;
+  /** Usage accumulated in the current metrics window: Σ cores × ms, and ms. */
+  windowCoreMs: number;
+  windowMs: number;
+}
 
 export interface VpaState extends PolicyState {
   vpa: {
-    /** When the updater last ran (null: never). */
-    lastUpdateMs: number | null;
-    /** Reference time of the decay (weights are relative to it). */
+    /** Reference time of the decay (weights are relative to it); null before the first step. */
     referenceMs: number | null;
-    /** Per partition: weight per histogram bucket. */
-    histograms: Record<string, number[]>;
+    /** The next recommender + updater loop. */
+    nextLoopMs: number | null;
+    /** When the previous step ran (a cycle's usage covers [prev, now]). */
+    lastStepMs: number | null;
+    byPartition: Record<PartitionId, VpaPartitionState>;
   };
 }
 
@@ -87,77 +140,157 @@ export function histogramPercentile(
   return bucketStart(o, weights.length);
 }
 
-export function vpaStylePolicy(options: Partial<VpaStyleOptions> = {}): Policy {
+/** getConfidence: min(lifespan in "days", samples ÷ samples-per-"day" at one per loop). */
+export function confidenceOf(
+  o: VpaStyleOptions,
+  s: Pick<VpaPartitionState, "firstSampleMs" | "lastSampleMs" | "samples">,
+): number {
+  if (s.firstSampleMs === null || s.lastSampleMs === null) return 0;
+  const lifespan = (s.lastSampleMs - s.firstSampleMs) / o.confidenceIntervalMs;
+  const amount = s.samples / (o.confidenceIntervalMs / o.loopIntervalMs);
+  return Math.min(lifespan, amount);
+}
+
+export interface VpaRecommendation {
+  targetCpuMillis: number;
+  lowerCpuMillis: number;
+  upperCpuMillis: number;
+  confidence: number;
+}
+
+/** Target, lower and upper bound of one partition's histogram (estimator.go's chain). */
+export function recommend(
+  o: VpaStyleOptions,
+  s: Pick<VpaPartitionState, "histogram" | "firstSampleMs" | "lastSampleMs" | "samples">,
+): VpaRecommendation {
+  const margin = 1 + o.safetyMarginFraction;
+  const confidence = confidenceOf(o, s);
+  const pct = (p: number) => histogramPercentile(o, s.histogram, p) * margin;
+  // (1 + m / 0)^e: +Infinity for the upper bound (e = 1), 0 for the lower (e = −2), as in Go.
+  const upperFactor = (1 + 1 / confidence) ** 1;
+  const lowerFactor = (1 + 0.001 / confidence) ** -2;
+  return {
+    targetCpuMillis: Math.max(o.minCpuMillis, pct(o.targetPercentile)),
+    lowerCpuMillis: Math.max(o.minCpuMillis, pct(o.lowerPercentile) * lowerFactor),
+    upperCpuMillis: Math.max(o.minCpuMillis, pct(o.upperPercentile) * upperFactor),
+    confidence,
+  };
+}
+
+export function vpaStylePolicy(options: Partial<VpaStyleOptions> = {}, name = "vpa-style"): Policy {
   const o: VpaStyleOptions = { ...vpaDefaults, ...options };
   return {
-    name: "vpa-style",
+    name,
     initialState: (): VpaState => ({
       partitions: {},
-      vpa: { lastUpdateMs: null, referenceMs: null, histograms: {} },
+      vpa: { referenceMs: null, nextLoopMs: null, lastStepMs: null, byPartition: {} },
     }),
     step(input: PolicyInput, prevState: PolicyState): PolicyOutput {
-      const prev = prevState as VpaState;
-      const vpa = prev.vpa ?? { lastUpdateMs: null, referenceMs: null, histograms: {} };
-      const referenceMs = vpa.referenceMs ?? input.nowMs;
-      const sampleWeight = 2 ** ((input.nowMs - referenceMs) / o.halfLifeMs);
+      const prev = (prevState as VpaState).vpa ?? {
+        referenceMs: null,
+        nextLoopMs: null,
+        lastStepMs: null,
+        byPartition: {},
+      };
+      const now = input.nowMs;
+      const referenceMs = prev.referenceMs ?? now;
+      const nextLoop = prev.nextLoopMs ?? now + o.loopIntervalMs;
+      const due = now >= nextLoop;
+      const cycleMs = prev.lastStepMs === null ? 0 : now - prev.lastStepMs;
+      const inWindow = now > nextLoop - o.metricsWindowMs;
       const n = input.specs.length;
       const initial = n > 0 ? Math.floor(input.knobs.capacityCpuMillis / n) : 0;
 
-      // Recommender: add this cycle's usage sample to each partition's histogram.
-      const histograms: Record<string, number[]> = {};
-      for (const spec of input.specs) {
-        const h = [...(vpa.histograms[spec.id] ?? [])];
-        const tp = input.throughput.get(spec.id);
-        if (tp) {
-          const b = bucketOf(o, tp.cpuCores * 1000);
-          for (let i = h.length; i <= b; i++) h.push(0);
-          h[b] = (h[b] ?? 0) + sampleWeight;
-        }
-        histograms[spec.id] = h;
-      }
-
-      // Updater: on its interval, resize partitions whose allocation is out of bounds.
-      const due =
-        vpa.lastUpdateMs === null ? false : input.nowMs - vpa.lastUpdateMs >= o.updateIntervalMs;
-      const lastUpdateMs = vpa.lastUpdateMs === null || due ? input.nowMs : vpa.lastUpdateMs;
+      const byPartition: Record<PartitionId, VpaPartitionState> = {};
       const partitions: PolicyState["partitions"] = {};
       const directives = [];
       const decisions = [];
       for (const spec of input.specs) {
-        const current =
-          prev.partitions[spec.id]?.cpuMillis ??
-          clamp(initial, spec.minCpuMillis, spec.maxCpuMillis);
-        const h = histograms[spec.id]!;
-        const margin = 1 + o.safetyMarginFraction;
-        const bound = (p: number) =>
-          clamp(
-            Math.max(o.minCpuMillis, histogramPercentile(o, h, p) * margin),
-            spec.minCpuMillis,
-            spec.maxCpuMillis,
-          );
-        const target = Math.round(bound(o.targetPercentile));
-        let cap = current;
-        let why = `initial request: equal share ${fmtMillis(current)}`;
-        if (vpa.lastUpdateMs !== null)
-          why = `holding ${fmtMillis(current)} until the next update (target ${fmtMillis(target)})`;
-        if (due && h.length > 0) {
-          const lower = bound(o.lowerPercentile);
-          const upper = bound(o.upperPercentile);
-          if (current < lower || current > upper) {
-            cap = target;
-            why = `update: ${fmtMillis(current)} outside [${fmtMillis(lower)}, ${fmtMillis(upper)}] -> target p${o.targetPercentile * 100} usage + ${o.safetyMarginFraction * 100} % = ${fmtMillis(target)}`;
-          } else
-            why = `update: ${fmtMillis(current)} within [${fmtMillis(lower)}, ${fmtMillis(upper)}], kept`;
+        const old = prev.byPartition[spec.id];
+        const s: VpaPartitionState = old
+          ? { ...old, histogram: old.histogram }
+          : {
+              histogram: [],
+              requestCpuMillis: clamp(initial, spec.minCpuMillis, spec.maxCpuMillis),
+              firstSampleMs: null,
+              lastSampleMs: null,
+              samples: 0,
+              windowCoreMs: 0,
+              windowMs: 0,
+            };
+        const t = input.throughput.get(spec.id);
+        if (t && inWindow && cycleMs > 0) {
+          s.windowCoreMs += t.cpuCores * cycleMs;
+          s.windowMs += cycleMs;
         }
+        const before = s.requestCpuMillis;
+        let why = `request ${fmtMillis(before)} (initial: an equal share), next loop at ${Math.round(nextLoop / 1000)} s`;
+        if (due) {
+          // Recommender: one sample per loop, the usage rate over the metrics window.
+          if (s.windowMs > 0) {
+            const usageMillis = (s.windowCoreMs / s.windowMs) * 1000;
+            const weight =
+              Math.max(s.requestCpuMillis / 1000, o.minSampleWeightCores) *
+              2 ** ((now - referenceMs) / o.halfLifeMs);
+            const b = bucketOf(o, usageMillis);
+            const h = [...s.histogram];
+            for (let i = h.length; i <= b; i++) h.push(0);
+            h[b] = (h[b] ?? 0) + weight;
+            s.histogram = h;
+            s.firstSampleMs ??= now;
+            s.lastSampleMs = now;
+            s.samples++;
+          }
+          s.windowCoreMs = 0;
+          s.windowMs = 0;
+          // Updater: resize in place when the request is outside the bounds.
+          if (s.samples > 0) {
+            const r = recommend(o, s);
+            const lim = (x: number) => clamp(x, spec.minCpuMillis, spec.maxCpuMillis);
+            const [lower, upper, target] = [
+              lim(r.lowerCpuMillis),
+              lim(r.upperCpuMillis),
+              Math.round(lim(r.targetCpuMillis)),
+            ];
+            const bounds = `[${fmtMillis(lower)}, ${Number.isFinite(upper) ? fmtMillis(upper) : "∞"}] (confidence ${r.confidence.toFixed(4)})`;
+            if (before < lower || before > upper) {
+              s.requestCpuMillis = target;
+              why = `update: request ${fmtMillis(before)} outside ${bounds} -> target p${o.targetPercentile * 100} × ${1 + o.safetyMarginFraction} = ${fmtMillis(target)}`;
+            } else
+              why = `update: request ${fmtMillis(before)} within ${bounds}, kept (target ${fmtMillis(target)})`;
+          }
+        }
+        byPartition[spec.id] = s;
+        const request = s.requestCpuMillis;
         partitions[spec.id] = {
-          cpuMillis: cap,
-          demandCpuMillis: target,
+          cpuMillis: request,
+          demandCpuMillis: request,
           velocityPacketsPerCpuSec: null,
         };
-        directives.push(cappedDirective(spec.id, cap));
-        decisions.push(decision(spec.id, current, cap, target, why));
+        directives.push(
+          o.limitToRequestRatio === null
+            ? directive(spec.id, request)
+            : directive(spec.id, request, {
+                capCpuMillis: Math.min(
+                  spec.maxCpuMillis,
+                  Math.round(request * o.limitToRequestRatio),
+                ),
+                capReason: "capped",
+              }),
+        );
+        decisions.push(decision(spec.id, before, request, request, why));
       }
-      const state: VpaState = { partitions, vpa: { lastUpdateMs, referenceMs, histograms } };
+      const state: VpaState = {
+        partitions,
+        vpa: {
+          referenceMs,
+          nextLoopMs: due
+            ? nextLoop + o.loopIntervalMs * (Math.floor((now - nextLoop) / o.loopIntervalMs) + 1)
+            : nextLoop,
+          lastStepMs: now,
+          byPartition,
+        },
+      };
       return { directives, decisions, state };
     },
   };

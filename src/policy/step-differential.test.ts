@@ -1,0 +1,118 @@
+// Differential checks of the step's fast paths against its plain ones, on random fleets: the
+// throughput map walked in spec order (merge join) against the same map in any other order
+// (looked up by key), and the packed state carried between steps against its record read back.
+// Every directive, decision (its `why` included) and the next state must be the same.
+import { describe, expect, it } from "vitest";
+import type { PartitionSpec, Throughput } from "../core/model.ts";
+import { defaultPolicyKnobs } from "./knobs.ts";
+import { seeded, spec, throughput } from "./test-fixtures.ts";
+import type { PolicyInput, PolicyState } from "./types.ts";
+import { createWeirPolicy } from "./weir.ts";
+
+function fleet(n: number, rnd: () => number): PartitionSpec[] {
+  return Array.from({ length: n }, (_, i) => {
+    const batch = rnd() < 0.1;
+    const min = Math.floor(rnd() * 5) * 20;
+    return spec(`${batch ? "b" : "n"}${i}`, {
+      kind: batch ? "batch" : "network",
+      minCpuMillis: min,
+      maxCpuMillis: min + 200 + Math.floor(rnd() * 3800),
+      weight: 1 + Math.floor(rnd() * 10),
+      importance: (1 + Math.floor(rnd() * 5)) as PartitionSpec["importance"],
+      ...(rnd() < 0.2 ? { goalPacketsPerSec: 500 + Math.floor(rnd() * 5000) } : {}),
+      ...(rnd() < 0.05 ? { capped: true } : {}),
+    });
+  });
+}
+
+/** One window per spec (a few without data), in spec order. */
+function windows(specs: PartitionSpec[], rnd: () => number): Array<[string, Throughput]> {
+  const out: Array<[string, Throughput]> = [];
+  for (const s of specs) {
+    if (rnd() < 0.08) continue;
+    const velocity = 2600 + rnd() * 2100;
+    const offered = s.kind === "batch" ? 0 : rnd() < 0.05 ? 0 : 100 + rnd() * 2000;
+    const throttled = rnd() < 0.33 ? 0.05 + rnd() * 0.9 : rnd() * 0.04;
+    const served = offered * (throttled > 0.05 ? 0.5 + rnd() * 0.5 : 1);
+    out.push([
+      s.id,
+      throughput(s.id, {
+        offeredPacketsPerSec: offered,
+        servedPacketsPerSec: served,
+        droppedPacketsPerSec: rnd() < 0.1 ? offered - served : 0,
+        cpuCores: s.kind === "batch" ? rnd() * 2 : served / velocity,
+        throttledFraction: throttled,
+        rawVelocityPacketsPerCpuSec: rnd() < 0.05 ? null : velocity,
+        ...(rnd() < 0.5 ? { cpuDelayFraction: rnd() } : {}),
+      }),
+    ]);
+  }
+  return out;
+}
+
+const shuffled = <T>(xs: T[], rnd: () => number): T[] => {
+  const a = [...xs];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+};
+
+/** Everything a reader can see of one step's output. */
+const seen = (out: ReturnType<ReturnType<typeof createWeirPolicy>["step"]>) =>
+  JSON.stringify([out.directives, out.decisions, out.state]);
+
+describe("weir step: fast paths give the plain paths' output", () => {
+  it("a throughput map in spec order, shuffled, or with stray keys steps alike (300 random cycles)", () => {
+    const rnd = seeded(12);
+    for (let round = 0; round < 6; round++) {
+      const specs = fleet(20 + Math.floor(rnd() * 200), rnd);
+      const knobs = defaultPolicyKnobs(Math.max(2000, specs.length * 180));
+      // one policy per map order: each keeps its own scratch, as separate managers would
+      const inOrder = createWeirPolicy();
+      const anyOrder = createWeirPolicy();
+      let a: PolicyState = inOrder.initialState();
+      let b: PolicyState = anyOrder.initialState();
+      for (let c = 0; c < 50; c++) {
+        const w = windows(specs, rnd);
+        const input = (entries: Array<[string, Throughput]>): PolicyInput => ({
+          nowMs: c * 100,
+          knobs,
+          specs,
+          throughput: new Map(entries),
+        });
+        const mixed = shuffled(w, rnd);
+        if (c % 3 === 0) mixed.splice(0, 0, ["no-such-partition", throughput("no-such-partition")]);
+        const outA = inOrder.step(input(w), a);
+        const outB = anyOrder.step(input(mixed), b);
+        expect(seen(outB)).toBe(seen(outA));
+        a = outA.state;
+        b = outB.state;
+      }
+    }
+  });
+
+  it("the packed state carried between steps steps like its record read back (a state file)", () => {
+    const rnd = seeded(34);
+    const specs = fleet(150, rnd);
+    const knobs = defaultPolicyKnobs(150 * 180);
+    const live = createWeirPolicy();
+    const fromRecord = createWeirPolicy();
+    let a: PolicyState = live.initialState();
+    let b: PolicyState = fromRecord.initialState();
+    for (let c = 0; c < 60; c++) {
+      const input: PolicyInput = {
+        nowMs: c * 100,
+        knobs,
+        specs,
+        throughput: new Map(windows(specs, rnd)),
+      };
+      const outA = live.step(input, a);
+      const outB = fromRecord.step(input, b);
+      expect(seen(outB)).toBe(seen(outA));
+      a = outA.state;
+      b = JSON.parse(JSON.stringify(outB.state)) as PolicyState;
+    }
+  });
+});

@@ -1,0 +1,127 @@
+// Counter source `bpf`: the partition's packets counted in the kernel by eBPF programs
+// attached to its cgroup v2 directory (src/bpf), for partitions with no interface or
+// namespace of their own: systemd services, containers on the host network, processes
+// sharing lo or eth0. Offered = ingress, served = egress by default (a server).
+import fs from "node:fs";
+import path from "node:path";
+import { CgroupSkbCounters, type CgroupSkbCounts } from "../bpf/cgroup-counters.ts";
+import { cgroup2Mount, cgroupDir } from "../cgroup/layout.ts";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
+import type { CounterSource } from "./counter-source.ts";
+import { parseCpuList } from "./parse.ts";
+import type { OptionIssue, PacketCounter, PacketCounts } from "./types.ts";
+
+type Hook = "ingress" | "egress";
+
+export interface BpfSourceOptions {
+  /** The hook whose packets arrive for the partition (default ingress). */
+  offered: Hook;
+  /** The hook whose packets the partition sends (default egress). */
+  served: Hook;
+  /**
+   * Keep the map and programs pinned under /sys/fs/bpf/weir/<partition> and attached when weir
+   * stops, so a restarted weir resumes the same counts (default false: detached at shutdown).
+   */
+  pin: boolean;
+}
+
+/** Where pinned objects live: one directory per partition in the bpf filesystem. */
+export const BPF_PIN_ROOT = "/sys/fs/bpf/weir";
+
+const HOOKS: readonly Hook[] = ["ingress", "egress"];
+
+function parseBpfOptions(raw: unknown): { options: BpfSourceOptions } | { issues: OptionIssue[] } {
+  const o = (raw ?? {}) as Record<string, unknown>;
+  const issues: OptionIssue[] = [];
+  for (const k of Object.keys(o))
+    if (!["offered", "served", "pin"].includes(k))
+      issues.push({
+        path: [k],
+        message: `is not an option of the bpf counter source (offered, served, pin) (rule: known-fields)`,
+      });
+  const hook = (k: "offered" | "served", dflt: Hook): Hook => {
+    const v = o[k];
+    if (v === undefined) return dflt;
+    if (typeof v === "string" && (HOOKS as readonly string[]).includes(v)) return v as Hook;
+    issues.push({
+      path: [k],
+      message: `must be ingress or egress (rule: bpf-hook): got ${JSON.stringify(v)}`,
+    });
+    return dflt;
+  };
+  const offered = hook("offered", "ingress");
+  const served = hook("served", "egress");
+  if (o.pin !== undefined && typeof o.pin !== "boolean")
+    issues.push({
+      path: ["pin"],
+      message: `must be true or false (rule: boolean): got ${JSON.stringify(o.pin)}`,
+    });
+  if (issues.length > 0) return { issues };
+  return { options: { offered, served, pin: o.pin === true } };
+}
+
+/** The partition's cgroup v2 directory: `<cgroupfs>/<cgroup>` on a v2 host, `<cgroupfs>/unified/<cgroup>` on a hybrid one. */
+export function bpfCgroupDir(cgroupfs: string, cgroup: string, partition: string): string {
+  const mount = cgroup2Mount(cgroupfs);
+  if (mount === null)
+    throw new WeirError(
+      ErrorCodes.BPF_UNAVAILABLE,
+      `partition ${partition}: no cgroup2 hierarchy under ${cgroupfs} (neither it nor ${path.join(cgroupfs, "unified")} is a cgroup2 mount), and eBPF counts per cgroup v2 directory: mount one (mount -t cgroup2 none ${path.join(cgroupfs, "unified")}) or count this partition with interfaces or pid`,
+    );
+  return cgroupDir(mount, cgroup);
+}
+
+function possibleCpus(sysfs: string): number {
+  const file = path.join(sysfs, "devices/system/cpu/possible");
+  return Math.max(...parseCpuList(fs.readFileSync(file, "utf8"), file)) + 1;
+}
+
+const countOf = (c: CgroupSkbCounts, hook: Hook): number =>
+  hook === "ingress" ? c.ingressPackets : c.egressPackets;
+
+export const bpfSource: CounterSource = {
+  name: "bpf",
+  description:
+    "eBPF programs on the partition's cgroup v2 directory count its sockets' packets (offered = ingress, served = egress by default)",
+  feed: "host",
+  parseOptions: parseBpfOptions,
+  open(ctx): PacketCounter {
+    const o = (ctx.options as BpfSourceOptions | undefined) ?? {
+      offered: "ingress",
+      served: "egress",
+      pin: false,
+    };
+    const dir = bpfCgroupDir(ctx.roots.cgroupfs, ctx.spec.cgroup, ctx.partition);
+    const counters = new CgroupSkbCounters({
+      partition: ctx.partition,
+      cgroupDir: dir,
+      possibleCpus: possibleCpus(ctx.roots.sysfs),
+      pinDir: path.join(BPF_PIN_ROOT, ctx.partition),
+      pin: o.pin,
+    });
+    const ino = fs.statSync(dir).ino;
+    return {
+      read(): PacketCounts {
+        // the programs go with the directory: a removed (or re-made) cgroup counts no more
+        let same = false;
+        try {
+          same = fs.statSync(dir).ino === ino;
+        } catch {
+          // gone
+        }
+        if (!same)
+          throw new WeirError(
+            ErrorCodes.CGROUP_GONE,
+            `partition ${ctx.partition}: its cgroup v2 directory ${dir} is gone`,
+          );
+        const c = counters.read();
+        return {
+          offeredPackets: countOf(c, o.offered),
+          servedPackets: countOf(c, o.served),
+          droppedPackets: 0,
+        };
+      },
+      close: () => counters.close(),
+    };
+  },
+};
