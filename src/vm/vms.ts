@@ -1,29 +1,22 @@
 // A VM testbed: N QEMU guests, each a partition — a network namespace with a tap the guest's
-// NIC is on (198.18.0.0/15), a cgroup QEMU and every vCPU thread run in, its own ivshmem
-// region (a /dev/shm file holding the slot table its agent reports into), QMP on a unix
+// NIC is on (198.18.0.0/15), a cgroup QEMU and every vCPU thread run in, an ivshmem region
+// that is its partition's own slot page (the one its agent reports into), QMP on a unix
 // socket, and the serial console in a file. Every resource is recorded before it is
-// created, so `vmsDown` removes exactly the record's processes (by pid + start time, or by
-// QEMU's `-name` tag), taps, namespaces, cgroups and files — also after a SIGKILL of `vmsUp`.
+// created, so `vmsDown` (down.ts) removes exactly the record's processes, taps, namespaces,
+// cgroups and files — also after a SIGKILL of `vmsUp`.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { cgroupDirs } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { blockAddresses, startBlockFor } from "../testbed/addresses.ts";
-import { cgroupProcs } from "../testbed/cgroups.ts";
 import { defaultPartitionNames, validatePartitionName, validatePrefix } from "../testbed/names.ts";
 import { disableIpv6InNetns, ip, netnsExists } from "../testbed/net.ts";
-import { isAlive, pidsWithArg, spawnInCgroups, stopProcesses } from "../testbed/procs.ts";
-import {
-  dropResource,
-  markCreated,
-  planResource,
-  recordThenCreate,
-  teardownOrder,
-  writeState,
-} from "../testbed/state.ts";
+import { isAlive, spawnInCgroups } from "../testbed/procs.ts";
+import { markCreated, planResource, recordThenCreate, writeState } from "../testbed/state.ts";
 import { SLOT_BYTES, slotPath } from "../transport/shm.ts";
+import { vmsDown } from "./down.ts";
 import { agentRunScript, LogTail } from "./guest.ts";
 import { ensureInitramfs, GUEST_READY_LINE, GUEST_RUN_EXIT_LINE } from "./initramfs.ts";
 import { ensureKernel } from "./kernel.ts";
@@ -31,7 +24,6 @@ import { guestMac, qemuArgv, qemuTag } from "./qemu.ts";
 import {
   defaultVmStateFile,
   readVmState,
-  splitLinkId,
   tapLinkId,
   type VmRecord,
   type VmState,
@@ -76,7 +68,6 @@ export interface VmsOptions {
   log?: (line: string) => void;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function requireRoot(): void {
   if (typeof process.getuid === "function" && process.getuid() !== 0)
@@ -339,89 +330,6 @@ async function createVm(
   markCreated(st, "process", tag, { pid: sp.pid, startTime: sp.startTime });
   vm.qemuPid = sp.pid;
   writeState(st);
-}
-
-export interface VmsDownReport {
-  stateFile: string;
-  removed: string[];
-  killed: number[];
-  failed: { what: string; error: string }[];
-  clean: boolean;
-}
-
-/** Remove exactly what the record names, processes first; the state file last. */
-export async function vmsDown(stateFile: string): Promise<VmsDownReport> {
-  requireRoot();
-  const report: VmsDownReport = { stateFile, removed: [], killed: [], failed: [], clean: true };
-  const st = readVmState(stateFile);
-  if (!st) return report;
-  const pids = new Set<number>();
-  for (const r of st.resources) {
-    if (r.kind !== "process") continue;
-    if (r.pid !== undefined && isAlive(r.pid, r.startTime)) pids.add(r.pid);
-    for (const p of pidsWithArg(r.id)) pids.add(p); // started just before a crash, pid unrecorded
-  }
-  const left = await stopProcesses([...pids], { graceMs: 3000 });
-  report.killed = [...pids].filter((p) => !left.includes(p));
-  for (const p of left) report.failed.push({ what: `process ${p}`, error: "alive after SIGKILL" });
-
-  for (const r of teardownOrder(st.resources)) {
-    try {
-      switch (r.kind) {
-        case "process":
-          if (r.pid !== undefined && isAlive(r.pid, r.startTime))
-            throw new Error(`pid ${r.pid} still alive`);
-          break;
-        case "link": {
-          const { netns, ifname } = splitLinkId(r.id);
-          if (netns === null || netnsExists(netns)) {
-            const args = netns === null ? [] : ["-n", netns];
-            const shown = await ip([...args, "-o", "link", "show"]);
-            if (shown.split("\n").some((l) => l.split(":")[1]?.trim().split("@")[0] === ifname))
-              await ip([...args, "link", "del", ifname]);
-          }
-          break;
-        }
-        case "netns":
-          if (netnsExists(r.id)) await ip(["netns", "del", r.id]);
-          break;
-        case "cgroup":
-          await removeCgroup(r.id);
-          break;
-        case "file":
-          if (existsSync(r.id)) unlinkSync(r.id);
-          break;
-      }
-      report.removed.push(`${r.kind} ${r.id}`);
-      dropResource(st, r);
-    } catch (e) {
-      report.failed.push({ what: `${r.kind} ${r.id}`, error: (e as Error).message });
-    }
-    writeState(st);
-  }
-  if (st.resources.length === 0) unlinkSync(stateFile);
-  report.clean = st.resources.length === 0 && report.failed.length === 0;
-  return report;
-}
-
-/** rmdir, retrying while the kernel still lists exiting threads in it (up to ~3 s). */
-async function removeCgroup(dir: string): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    if (!existsSync(dir)) return;
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") return;
-      if (code !== "EBUSY" || attempt >= 30)
-        throw new WeirError(
-          ErrorCodes.TESTBED,
-          `cannot remove cgroup ${dir}: ${(e as Error).message} (pids ${cgroupProcs(dir).join(" ") || "none"})`,
-        );
-      await sleep(100);
-    }
-  }
 }
 
 /** The record of a running VM testbed (for tests and the CLI). */

@@ -14,12 +14,13 @@ import { encodeReport, KeyRing, parseKeyHex } from "../../src/transport/codec.ts
 import { macKey } from "../../src/transport/mac.ts";
 import { AgentSlot } from "../../src/transport/shm.ts";
 import { ShmReportSource } from "../../src/transport/shm-source.ts";
+import { vmsDown } from "../../src/vm/down.ts";
 import { LogTail } from "../../src/vm/guest.ts";
 import { GuestCpus } from "../../src/vm/guest-cpus.ts";
 import { QmpClient } from "../../src/vm/qmp.ts";
 import type { VmRecord, VmState } from "../../src/vm/state.ts";
 import { pluggedVcpus } from "../../src/vm/vcpus.ts";
-import { vmsDown, vmsUp } from "../../src/vm/vms.ts";
+import { vmsUp } from "../../src/vm/vms.ts";
 import { alive } from "./leftovers.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");

@@ -5,8 +5,8 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { vmsDown } from "../../src/vm/down.ts";
 import { readVmState } from "../../src/vm/state.ts";
-import { vmsDown } from "../../src/vm/vms.ts";
 import { alive, ipOut } from "./leftovers.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
