@@ -24,13 +24,6 @@ import type { TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
-  epochNow,
-  GROUP_CPU_SHARES,
-  loadAvg,
-  RESERVE_CPU_MILLIS,
-  rotate,
-} from "./conservation-real.ts";
-import {
   CONNECTIONS,
   GENERATOR_CPU,
   leftovers,
@@ -39,12 +32,19 @@ import {
   pin,
   readCounter,
   SERVER_CPU,
-  sleep,
-} from "./goals-real.ts";
+} from "./goals-run.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
 import { fmtStats, isMain, isolateSelf, realBenchReps, runStandalone, stats } from "./harness.ts";
+import {
+  COST_ROUNDS,
+  epochNow,
+  GROUP_CPU_SHARES,
+  loadAvg,
+  RESERVE_CPU_MILLIS,
+  rotate,
+  sleep,
+} from "./real-common.ts";
 
-const COST_ROUNDS = 40;
 /** Each goal: this fraction of a's solo packets/s (a's and b's together: all of it). */
 const GOAL_FRACTION = 0.5;
 /** Phase 2: a's clients think so that it offers about this fraction of its solo rate. */
@@ -242,7 +242,7 @@ export const bench: Benchmark = {
       for (const pid of pids) pin(pid, String(SERVER_CPU));
       selfAffinity = pin(process.pid, String(GENERATOR_CPU));
       const backend = createActuatorBackend("cgroup", {
-        cgroupfs: defaultRoots.cgroupfs,
+        roots: defaultRoots,
         now: epochNow,
       });
       const others = tb.partitions.filter((p) => p.name !== "a").map((p) => p.serverPid!);

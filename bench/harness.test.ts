@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { figureLine, realBenchReps } from "./harness.ts";
+import { figureLine, parseRepsOption, realBenchReps } from "./harness.ts";
 
 const ctx = (over: { quick?: boolean; reps?: number }) => ({
   progress: () => {},
@@ -21,6 +21,15 @@ describe("realBenchReps", () => {
   );
   it.runIf(process.getuid?.() !== 0)("refuses to run without root", () => {
     expect(() => realBenchReps("x", ctx({}))).toThrow("bench x: needs root");
+  });
+});
+
+describe("parseRepsOption", () => {
+  it("--reps takes a positive integer and names the flag when it is wrong", () => {
+    expect(parseRepsOption(["--quick"])).toBeUndefined();
+    expect(parseRepsOption(["--reps", "5"])).toBe(5);
+    expect(() => parseRepsOption(["--reps", "0"])).toThrow(/--reps.*positive integer.*"0"/);
+    expect(() => parseRepsOption(["--reps"])).toThrow(/--reps/);
   });
 });
 

@@ -13,11 +13,9 @@ import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { DEFAULT_HISTORY_MAX_BYTES, estimateRecordBytes } from "../src/manager/history.ts";
-import { Manager } from "../src/manager/manager.ts";
-import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
-import { weirPolicy } from "../src/policy/weir.ts";
+import { buildManager } from "../src/manager/wiring.ts";
 import { throughputFromSamples } from "../src/sensors/throughput.ts";
-import { capacityOf, specOf } from "../src/sim/run.ts";
+import { configOf } from "../src/sim/run.ts";
 import { scaleScenario } from "../src/sim/scenarios.ts";
 import { SimWorld } from "../src/sim/world.ts";
 import {
@@ -119,21 +117,15 @@ function measureHere(cfg: MemoryConfig): MemoryRun {
       });
     else world.addBatch(p.id, { parallelism: 2 });
   }
-  const capacity = capacityOf(scenario);
-  const manager = new Manager({
+  const { manager } = buildManager(configOf(scenario), {
     now: world.now,
-    intervalMs: scenario.intervalMs,
-    policy: weirPolicy,
-    knobs: defaultPolicyKnobs(capacity),
+    onlineCpus: scenario.cpus,
+    actuators: { cgroup: world.hypervisor },
+    openSensor: (p) => world.sensor(p.name),
+    hostCpu: null,
+    throughput: (id, prev, next) => throughputFromSamples(id, prev, next, "sim"),
     historySize: cfg.maxRecords,
     historyMaxBytes: cfg.maxBytes,
-    partitions: scenario.partitions.map((p) => ({
-      spec: specOf(p, capacity),
-      source: "host" as const,
-      openSensor: () => world.sensor(p.id),
-      openActuator: () => world.hypervisor.open({ partition: p.id, cgroup: p.id }),
-    })),
-    throughput: (id, prev, next) => throughputFromSamples(id, prev, next, "sim"),
   });
   const t0 = performance.now();
   for (let c = 0; c < cfg.cycles; c++) {

@@ -2,7 +2,7 @@
 // 90 % of what its server can answer on one CPU (measured by a probe at the start), well above
 // its equal share of capacity, while two others stay at 10 % and a 2-thread batch hog runs.
 // Measured per repetition: from the step to the first cycle whose applied entitlement covered
-// 90 % of the rise (reactionMs in conservation-real.ts), and cgroup writes per partition per
+// 90 % of the rise (reactionMs in real-common.ts), and cgroup writes per partition per
 // second over the run. Same testbed, manager, sensors and actuator as conservation-real.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench reaction-real [--quick] [--reps N]  or  npx tsx bench/reaction-real.ts [...]
@@ -12,20 +12,22 @@ import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
-  COST_ROUNDS,
   type Ctx,
-  epochNow,
-  GROUP_CPU_SHARES,
-  loadAvg,
   networkSpecs,
   probeServer,
-  RESERVE_CPU_MILLIS,
   type RunOutcome,
   runOne,
   timingFor,
-} from "./conservation-real.ts";
+} from "./conservation-run.ts";
 import type { Benchmark } from "./harness.ts";
 import { fmtStats, isMain, isolateSelf, realBenchReps, runStandalone, stats } from "./harness.ts";
+import {
+  COST_ROUNDS,
+  epochNow,
+  GROUP_CPU_SHARES,
+  loadAvg,
+  RESERVE_CPU_MILLIS,
+} from "./real-common.ts";
 
 /** Step of partition a, as fractions of its server's one-CPU saturation rate. */
 const FROM_CORES = 0.05;
@@ -73,7 +75,7 @@ export const bench: Benchmark = {
         tb,
         capacity,
         backend: createActuatorBackend("cgroup", {
-          cgroupfs: defaultRoots.cgroupfs,
+          roots: defaultRoots,
           now: epochNow,
         }),
         hostCpu,

@@ -3,7 +3,7 @@ import type { BoundMeasures } from "../src/sim/bound.ts";
 import type { RunMeasures, RunResult, Scenario } from "../src/sim/run.ts";
 import { scenarioByName } from "../src/sim/scenarios.ts";
 import { weirLosses } from "./report-losses.ts";
-import { renderMarkdown } from "./report-markdown.ts";
+import { previousSections, renderMarkdown } from "./report-markdown.ts";
 import { discoverBenches, formatText } from "./report-run.ts";
 import type { Repetition, SuiteResult } from "./scenarios.ts";
 
@@ -229,5 +229,40 @@ describe("report", () => {
     });
     expect(cost).toContain("| sim p99 | 2 ms |");
     expect(cost).toContain("| step CPU | 6 ms; load 0.5 → 0.7 |");
+  });
+});
+
+describe("weir bench report --merge", () => {
+  it("merge keeps sections and budget rows of benchmarks not re-run", () => {
+    const md = [
+      "# Benchmarks",
+      "",
+      "## Against the budgets in bench/README.md",
+      "",
+      "| benchmark | figure | value | target | meets |",
+      "|---|---|---|---|---|",
+      "| `weir bench datagram` | x | 1 | >= 2 | **no** |",
+      "| `weir bench conservation-real` | y | 1 | <= 2 | yes |",
+      "",
+      "## Where weir loses, and why",
+      "",
+      "- sim losses",
+      "",
+      "## datagram",
+      "",
+      "datagram body",
+      "",
+      "## conservation-real",
+      "",
+      "old body",
+      "",
+    ].join("\n");
+    const kept = previousSections(md, new Set(["conservation-real"]), false);
+    expect(kept.budgetRows).toEqual(["| `weir bench datagram` | x | 1 | >= 2 | **no** |"]);
+    expect(kept.sections).toEqual([
+      { name: "datagram", lines: ["", "## datagram", "", "datagram body"] },
+    ]);
+    expect(kept.losses).toEqual(["## Where weir loses, and why", "", "- sim losses"]);
+    expect(previousSections(md, new Set(), true).losses).toBeNull();
   });
 });

@@ -8,7 +8,8 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { locateCgroup } from "../src/cgroup/paths.ts";
+import { detectCgroupLayout } from "../src/cgroup/layout.ts";
+import { cgroupDirs, hierarchies, locateCgroup } from "../src/cgroup/paths.ts";
 import { cpuCounterFiles } from "../src/sensors/cgroup.ts";
 import { HeldCpuDelay } from "../src/sensors/cpu-delay.ts";
 import { HeldFile } from "../src/sensors/held-file.ts";
@@ -66,10 +67,15 @@ function setUp(): Fixture {
   const cgroup = `weirb-${process.pid}-sample`;
   const a = `weirb${process.pid}a`;
   const b = `weirb${process.pid}b`;
-  const unified = fs.existsSync(path.join(defaultRoots.cgroupfs, "unified/cgroup.controllers"));
-  const hier = ["cpu", "cpuacct", ...(unified ? ["unified"] : [])];
-  const dirs = hier.map((h) => path.join(defaultRoots.cgroupfs, h, cgroup));
-  // where this process is now, per hierarchy (/proc/self/cgroup: "4:cpu:/x", "0::/y")
+  // the hierarchies a partition's cgroup is made in (src/cgroup: v1 cpu and cpuacct, once when
+  // co-mounted, plus a hybrid host's cgroup2 mount), each with the name /proc/self/cgroup gives it
+  const layout = detectCgroupLayout(defaultRoots.cgroupfs);
+  const hier = hierarchies(layout).map((root) => ({
+    root,
+    name: layout.version === 2 || root === layout.unified ? "unified" : path.basename(root),
+  }));
+  const dirs = cgroupDirs(layout, cgroup);
+  // where this process is now, per hierarchy (/proc/self/cgroup: "4:cpu,cpuacct:/x", "0::/y")
   const own = new Map<string, string>();
   for (const line of fs.readFileSync("/proc/self/cgroup", "utf8").split("\n")) {
     const [, ctrl, at] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
@@ -84,7 +90,7 @@ function setUp(): Fixture {
     if (moved)
       for (const h of hier)
         fs.writeFileSync(
-          path.join(defaultRoots.cgroupfs, h, own.get(h) ?? "/", "cgroup.procs"),
+          path.join(h.root, own.get(h.name) ?? "/", "cgroup.procs"),
           String(process.pid),
         );
     for (const d of dirs) if (fs.existsSync(d)) fs.rmdirSync(d);

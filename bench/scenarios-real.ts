@@ -7,17 +7,12 @@
 // Run: weir bench scenarios-real [--quick] [--reps N]   or   npx tsx bench/scenarios-real.ts [--json] [--quick] [--reps N]
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, PartitionSpec } from "../src/core/model.ts";
-import { Manager, type PartitionWiring } from "../src/manager/manager.ts";
-import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
 import type { Policy } from "../src/policy/types.ts";
-import { openPartitionSensor } from "../src/sensors/partition.ts";
-import { throughputFromSamples } from "../src/sensors/throughput.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
 import type { Schedule } from "../src/testbed/schedule.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
-import { rotate } from "./conservation-real.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import {
   fmtStats,
@@ -28,13 +23,8 @@ import {
   runStandalone,
   stats,
 } from "./harness.ts";
-
-/** SHA-256 rounds per request: ~0.25-0.3 ms of CPU (about 3,500 packets per CPU-second, like the sim). */
-const COST_ROUNDS = 40;
-/** Kept back for the load generator, which runs on the same 2 CPUs outside the partitions. */
-const RESERVE_CPU_MILLIS = 300;
-/** cpu.shares of the whole testbed against everything else on the host (1024 = one ordinary process). */
-const GROUP_CPU_SHARES = 16_384;
+import { COST_ROUNDS, GROUP_CPU_SHARES, RESERVE_CPU_MILLIS, rotate } from "./real-common.ts";
+import { testbedManager } from "./testbed-manager.ts";
 
 interface RealScenario {
   name: string;
@@ -144,7 +134,7 @@ export const bench: Benchmark = {
         ),
       ];
       const now = () => performance.timeOrigin + performance.now();
-      const backend = createActuatorBackend("cgroup", { cgroupfs: defaultRoots.cgroupfs, now });
+      const backend = createActuatorBackend("cgroup", { roots: defaultRoots, now });
       // results[scenario][policy][repetition]
       const results = new Map<string, Map<string, RealOutcome[]>>();
       for (let rep = 0; rep < reps; rep++) {
@@ -164,35 +154,12 @@ export const bench: Benchmark = {
                 partitions: [],
               },
             });
-            const wiring: PartitionWiring[] = specs.map((spec) => {
-              const p = tb.partitions.find((x) => x.name === spec.id);
-              const h = tb.hogs.find((x) => x.name === spec.id);
-              const cgroup = (p ?? h)!.cgroup;
-              return {
-                spec,
-                source: "host",
-                openSensor: () =>
-                  openPartitionSensor(
-                    p
-                      ? {
-                          cgroup,
-                          interfaces: [{ name: p.hostIf, offered: "tx", served: "rx" }],
-                          ...(p.serverPid ? { pid: p.serverPid } : {}),
-                        }
-                      : { cgroup, interfaces: [] },
-                    defaultRoots,
-                  ),
-                openActuator: () => backend.open({ partition: spec.id, cgroup }),
-              };
-            });
-            const manager = new Manager({
-              now,
+            const manager = testbedManager(tb, specs, {
+              capacityCpuMillis: capacity,
               intervalMs: 100,
               policy,
-              knobs: defaultPolicyKnobs(capacity),
-              partitions: wiring,
-              throughput: throughputFromSamples,
-              historySize: 1,
+              now,
+              backend,
             });
             let writes = 0;
             const records: CycleRecord[] = [];

@@ -1,6 +1,8 @@
 // The repository's folders against the rules in README.md's Layout section: every src/ folder
-// has a README, a row in that section and an import rule in biome.json (Biome enforces the rules
-// themselves), and the imports between folders form no cycle.
+// has a README that says what it may import (naming each folder of its row in the import
+// table), a row in that section and an import rule in biome.json (Biome enforces the rules
+// themselves); every path the Layout tree names exists; and the imports between folders form
+// no cycle.
 import fs from "node:fs";
 import path from "node:path";
 import ts from "typescript";
@@ -89,6 +91,51 @@ function findCycle(edges: readonly FolderEdge[]): FolderEdge[] | null {
   return null;
 }
 
+/** The top README's section from `## Layout` to the next `## ` heading. */
+function layoutSection(readme: string): string {
+  const start = readme.indexOf("## Layout");
+  if (start === -1) return "";
+  const next = readme.indexOf("\n## ", start + 1);
+  return readme.slice(start, next === -1 ? undefined : next);
+}
+
+/** The paths the Layout section's tree names: the first word of each line of its first ``` block. */
+function layoutPaths(readme: string): string[] {
+  const block = /```\n([\s\S]*?)```/.exec(layoutSection(readme))?.[1] ?? "";
+  return block
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/)[0] ?? "")
+    .filter((p) => p !== "");
+}
+
+/**
+ * The import table of the Layout section: folder (`src/x`) → what it may import (`core`,
+ * `manager/view.ts`, …); "nothing" rows give an empty list, "anything" rows are left out.
+ */
+function importTable(readme: string): Map<string, string[]> {
+  const rows = new Map<string, string[]>();
+  for (const line of layoutSection(readme).split("\n")) {
+    const cells = line.split("|").map((c) => c.trim());
+    if (cells.length < 4 || !/^`src\/[a-z]+`$/.test(cells[1]!)) continue;
+    const rule = cells[2]!;
+    if (/^anything/.test(rule)) continue;
+    const folder = cells[1]!.slice(1, -1);
+    rows.set(
+      folder,
+      /^nothing/.test(rule)
+        ? []
+        : [...rule.split(";")[0]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!),
+    );
+  }
+  return rows;
+}
+
+/** Whether a folder README names `entry` (`core`, `manager/view.ts`) as a path: `src/core`, `core/` or `` `core` ``. */
+function namesFolder(text: string, entry: string): boolean {
+  const e = entry.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`src/${e}\\b|(^|[\\s(,\`])${e}/|\`${e}\``).test(text);
+}
+
 describe("folders", () => {
   it("every src/ folder has a README.md", () => {
     const missing = srcFolders().filter((f) => !fs.existsSync(path.join(ROOT, f, "README.md")));
@@ -118,6 +165,70 @@ describe("folders", () => {
     expect(missing, `no noRestrictedImports override in biome.json: ${missing.join(", ")}`).toEqual(
       [],
     );
+  });
+
+  it("every path in README.md's Layout tree exists", () => {
+    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const paths = layoutPaths(readme);
+    expect(paths.length, "no tree in README.md's Layout section").toBeGreaterThan(0);
+    const missing = paths.filter((p) => !fs.existsSync(path.join(ROOT, p)));
+    expect(
+      missing,
+      `README.md's Layout names paths that do not exist: ${missing.join(", ")}`,
+    ).toEqual([]);
+  });
+
+  it("every src/ folder's README says what it may import, naming each folder of its row", () => {
+    const table = importTable(fs.readFileSync(path.join(ROOT, "README.md"), "utf8"));
+    const wrong: string[] = [];
+    for (const folder of srcFolders()) {
+      const file = path.join(ROOT, folder, "README.md");
+      if (!fs.existsSync(file)) continue; // the README test above names it
+      const text = fs.readFileSync(file, "utf8");
+      if (!/may import|must not import|imports? (only|nothing)/i.test(text))
+        wrong.push(`${folder}/README.md does not say what it may import`);
+      const unnamed = (table.get(folder) ?? []).filter((e) => !namesFolder(text, e));
+      if (unnamed.length > 0)
+        wrong.push(
+          `${folder}/README.md does not name ${unnamed.join(", ")} (its row in README.md)`,
+        );
+    }
+    expect(wrong, wrong.join("\n")).toEqual([]);
+  });
+
+  it("reads the Layout tree and the import table as README.md writes them", () => {
+    const readme = [
+      "## Layout",
+      "",
+      "```",
+      "src/core/        units (pure)",
+      "src/gone/        a folder that was removed",
+      "bin/weir.js      the bin",
+      "```",
+      "",
+      "| folder | may import |",
+      "| --- | --- |",
+      "| `src/core` | nothing: no other folder |",
+      "| `src/api` | `core`, `manager/view.ts` |",
+      "| `src/policy` | `core`; no `node:*` (pure) |",
+      "| `src/cli`, `bench`, `test` | anything |",
+      "",
+      "## Next",
+      "```",
+      "not/layout",
+      "```",
+    ].join("\n");
+    expect(layoutPaths(readme)).toEqual(["src/core/", "src/gone/", "bin/weir.js"]);
+    expect(Object.fromEntries(importTable(readme))).toEqual({
+      "src/core": [],
+      "src/api": ["core", "manager/view.ts"],
+      "src/policy": ["core"],
+    });
+    expect(namesFolder("may import `src/core` and src/manager/view.ts", "manager/view.ts")).toBe(
+      true,
+    );
+    expect(namesFolder("may import core/ and policy/", "policy")).toBe(true);
+    expect(namesFolder("the score of the core idea", "core")).toBe(false);
   });
 
   it("no import cycle between folders in src/, bench/ and test/", () => {

@@ -8,7 +8,13 @@ import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { partitionCgroup } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { PartitionId } from "../core/model.ts";
-import { type FilePort, FileSetActuator } from "./engine.ts";
+import {
+  CGROUP_CAPABILITIES,
+  cgroupTarget,
+  dryRunPort,
+  type FilePort,
+  FileSetActuator,
+} from "./engine.ts";
 import type { ActuatorBackend, ActuatorTarget } from "./types.ts";
 
 /** statfs magic numbers of the kernel's cgroup filesystems (linux/magic.h). */
@@ -25,7 +31,7 @@ function errnoError(code: string, message: string): NodeJS.ErrnoException {
 
 function gone(backend: string, dir: string, cause?: unknown): WeirError {
   return new WeirError(
-    ErrorCodes.CGROUP_GONE,
+    ErrorCodes.TARGET_GONE,
     `[${backend}] cgroup ${dir} does not exist${cause ? ` (${(cause as NodeJS.ErrnoException).code})` : ""}`,
     { cause },
   );
@@ -39,7 +45,7 @@ function readText(fd: number): string {
 
 /**
  * Read a cgroup directory's allocation files once (open, read, close), e.g. to seed a dry run.
- * Throws CGROUP_GONE when the directory is missing, COUNTER_MALFORMED on unexpected content.
+ * Throws TARGET_GONE when the directory is missing, COUNTER_MALFORMED on unexpected content.
  */
 export function readCgroupFiles(
   backend: string,
@@ -77,7 +83,7 @@ function missingFile(
   if (code === "ENOENT" || code === "ENODEV" || code === "ENOTDIR") {
     if (!fs.existsSync(dir)) return gone(backend, dir, err);
     return new WeirError(
-      ErrorCodes.CGROUP_NOT_WRITABLE,
+      ErrorCodes.TARGET_NOT_WRITABLE,
       `[${backend}] cgroup ${dir} has no ${file}: is the cpu controller enabled for it` +
         (format.layout === "cgroup-v2" ? " (its parent's cgroup.subtree_control)?" : "?"),
       { cause: err },
@@ -85,12 +91,12 @@ function missingFile(
   }
   if (code && NOT_WRITABLE.has(code))
     return new WeirError(
-      ErrorCodes.CGROUP_NOT_WRITABLE,
+      ErrorCodes.TARGET_NOT_WRITABLE,
       `[${backend}] cannot read ${path.join(dir, file)}: ${code}`,
       { cause: err },
     );
   return new WeirError(
-    ErrorCodes.CGROUP_WRITE_FAILED,
+    ErrorCodes.APPLY_FAILED,
     `[${backend}] cannot open ${path.join(dir, file)}: ${code ?? String(err)}`,
     { retryable: true, cause: err },
   );
@@ -169,9 +175,9 @@ export interface OpenCgroupOptions {
 
 /**
  * Open a partition's allocation files: hold the written ones, read every snapshot file.
- * Throws WeirError: CGROUP_GONE (no directory), CGROUP_NOT_WRITABLE (no cpu files: controller
+ * Throws WeirError: TARGET_GONE (no directory), TARGET_NOT_WRITABLE (no cpu files: controller
  * not enabled), COUNTER_MALFORMED (content that does not parse). A directory whose files refuse
- * writes (EACCES/EROFS) still opens; apply() then reports CGROUP_NOT_WRITABLE.
+ * writes (EACCES/EROFS) still opens; apply() then reports TARGET_NOT_WRITABLE.
  */
 export function openCgroupFiles(o: OpenCgroupOptions): FileSetActuator {
   let fsType: number;
@@ -226,6 +232,7 @@ export interface CgroupFilesBackendOptions {
 export class CgroupFilesBackend implements ActuatorBackend {
   readonly name: string;
   readonly handles = ["cgroup"] as const;
+  readonly capabilities = CGROUP_CAPABILITIES;
   readonly format: CpuFileFormat;
   private readonly o: CgroupFilesBackendOptions;
 
@@ -236,7 +243,7 @@ export class CgroupFilesBackend implements ActuatorBackend {
   }
 
   /**
-   * The directory holding a cgroup's cpu files. Throws CGROUP_GONE when the host has no cpu
+   * The directory holding a cgroup's cpu files. Throws TARGET_GONE when the host has no cpu
    * controller, CONFIG_INVALID when it has it on the other cgroup version.
    */
   dirOf(cgroup: string): string {
@@ -253,7 +260,7 @@ export class CgroupFilesBackend implements ActuatorBackend {
     return openCgroupFiles({
       backend: this.name,
       partition: target.partition,
-      dir: this.dirOf(target.cgroup),
+      dir: this.dirOf(cgroupTarget(this.name, target).cgroup),
       format: this.format,
     });
   }
@@ -261,5 +268,18 @@ export class CgroupFilesBackend implements ActuatorBackend {
   /** Read the allocation files once without holding them (dry-run seed, status). */
   read(cgroup: string): Record<string, string> {
     return readCgroupFiles(this.name, this.dirOf(cgroup), this.format);
+  }
+
+  /** The files read once, read-only; the engine decides what it would write and writes nothing. */
+  openDryRun(target: ActuatorTarget): FileSetActuator {
+    const dir = this.dirOf(cgroupTarget(this.name, target).cgroup);
+    return new FileSetActuator({
+      backend: `${this.name} (dry run)`,
+      partition: target.partition,
+      location: dir,
+      format: this.format,
+      found: readCgroupFiles(this.name, dir, this.format),
+      port: dryRunPort(),
+    });
   }
 }

@@ -9,6 +9,8 @@
 // would hand the partition extra CPU.
 import { v1Format } from "../cgroup/formats.ts";
 import { CgroupFilesBackend } from "./cgroup-files.ts";
+import { CGROUP_CAPABILITIES } from "./engine.ts";
+import type { BackendRegistration } from "./types.ts";
 
 export const CGROUP_V1 = "cgroup-v1";
 
@@ -23,5 +25,10 @@ export class CgroupV1Backend extends CgroupFilesBackend {
   }
 }
 
-export const createCgroupV1Backend = (opts: CgroupV1Options): CgroupV1Backend =>
-  new CgroupV1Backend(opts);
+export const cgroupV1Registration: BackendRegistration = {
+  name: CGROUP_V1,
+  handles: ["cgroup"],
+  capabilities: CGROUP_CAPABILITIES,
+  description: "cgroup v1: cpu.cfs_quota_us / cpu.cfs_period_us and cpu.shares",
+  create: (ctx) => new CgroupV1Backend({ cgroupfs: ctx.roots.cgroupfs }),
+};

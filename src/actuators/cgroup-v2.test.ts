@@ -1,86 +1,30 @@
-// cgroup v2 against a fixture tree (this host has no v2 cpu controller, docs/measured-facts.md), copied into
-// a tmp dir so writes land in real files with the kernel's exact formats.
-import { execFileSync } from "node:child_process";
+// cgroup v2 details beyond the contract (contract.test.ts runs that on the same fixture tree),
+// on a fixture tree (this host has no v2 cpu controller, docs/measured-facts.md) copied into a
+// tmp dir so writes land in real files with the kernel's exact formats.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { v2Format } from "../cgroup/formats.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { CgroupV2Backend } from "./cgroup-v2.ts";
-import { actuatorContract } from "./contract.ts";
-import type { ActuatorTarget } from "./types.ts";
+import type { CgroupTarget } from "./types.ts";
 
 const FIXTURE = path.join(import.meta.dirname, "fixtures", "cgroup-v2");
 const root = fs.mkdtempSync(path.join(os.tmpdir(), `weirt-${process.pid}-v2-`));
 fs.cpSync(FIXTURE, root, { recursive: true });
 const backend = new CgroupV2Backend({ cgroupfs: root });
-const mounts = new Set<string>();
-const isRoot = process.getuid?.() === 0;
 
 afterAll(() => {
-  for (const m of mounts) execFileSync("umount", [m]);
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-const dirOf = (t: ActuatorTarget) => path.join(root, t.cgroup);
-const read = (t: ActuatorTarget, file: string) =>
+const dirOf = (t: CgroupTarget) => path.join(root, t.cgroup);
+const read = (t: CgroupTarget, file: string) =>
   fs.readFileSync(path.join(dirOf(t), file), "latin1");
 
-actuatorContract({
-  name: "cgroup-v2 on a fixture tree",
-  format: v2Format,
-  makeBackend: () => backend,
-  makeTarget: (label, init) => {
-    const cgroup = `weir/${label}`;
-    fs.cpSync(path.join(FIXTURE, "weir", "web"), path.join(root, cgroup), { recursive: true });
-    if (init?.periodUsec)
-      fs.writeFileSync(path.join(root, cgroup, "cpu.max"), `max ${init.periodUsec}\n`);
-    return { partition: label, cgroup };
-  },
-  readBack: (t) => {
-    // The files hold exactly what the kernel would print: one line, newline-terminated.
-    const max = read(t, "cpu.max");
-    const weight = read(t, "cpu.weight");
-    expect(max).toMatch(/^(max|\d+) \d+\n$/);
-    expect(weight).toMatch(/^\d+\n$/);
-    return v2Format.describe({ "cpu.max": max.trim(), "cpu.weight": weight.trim() });
-  },
-  removeTarget: (t) => {
-    const dir = dirOf(t);
-    if (mounts.delete(dir)) execFileSync("umount", [dir]);
-    fs.rmSync(dir, { recursive: true, force: true });
-  },
-  writeProbe: {
-    // Set mtimes to the epoch; any write moves them to now.
-    arm: (t) => {
-      for (const f of v2Format.heldFiles)
-        if (fs.existsSync(path.join(dirOf(t), f))) fs.utimesSync(path.join(dirOf(t), f), 0, 0);
-    },
-    touched: (t) =>
-      v2Format.heldFiles.some(
-        (f) =>
-          fs.existsSync(path.join(dirOf(t), f)) &&
-          fs.statSync(path.join(dirOf(t), f)).mtimeMs !== 0,
-      ),
-  },
-  // Root ignores file modes: a read-only bind mount (EROFS) is what a container's ro cgroupfs gives.
-  makeUnwritable: (t) => {
-    const dir = dirOf(t);
-    if (!isRoot) {
-      for (const f of v2Format.heldFiles)
-        if (fs.existsSync(path.join(dir, f))) fs.chmodSync(path.join(dir, f), 0o444);
-      return;
-    }
-    execFileSync("mount", ["--bind", dir, dir]);
-    mounts.add(dir);
-    execFileSync("mount", ["-o", "remount,ro,bind", dir]);
-  },
-});
-
 describe("cgroup-v2 files", () => {
-  const target = (name: string): ActuatorTarget => {
+  const target = (name: string): CgroupTarget => {
     const cgroup = `weir/${name}`;
     fs.cpSync(path.join(FIXTURE, "weir", "web"), path.join(root, cgroup), { recursive: true });
     return { partition: name, cgroup };
@@ -125,7 +69,7 @@ describe("cgroup-v2 files", () => {
       err = e;
     }
     expect(err).toBeInstanceOf(WeirError);
-    expect((err as WeirError).code).toBe(ErrorCodes.CGROUP_NOT_WRITABLE);
+    expect((err as WeirError).code).toBe(ErrorCodes.TARGET_NOT_WRITABLE);
     expect((err as WeirError).message).toMatch(/has no cpu.max: is the cpu controller enabled/);
   });
 

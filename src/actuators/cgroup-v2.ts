@@ -8,6 +8,8 @@
 // Only values that differ from what the file last held are written (see cgroup-v1.ts for why).
 import { v2Format } from "../cgroup/formats.ts";
 import { CgroupFilesBackend } from "./cgroup-files.ts";
+import { CGROUP_CAPABILITIES } from "./engine.ts";
+import type { BackendRegistration } from "./types.ts";
 
 export const CGROUP_V2 = "cgroup-v2";
 
@@ -22,5 +24,10 @@ export class CgroupV2Backend extends CgroupFilesBackend {
   }
 }
 
-export const createCgroupV2Backend = (opts: CgroupV2Options): CgroupV2Backend =>
-  new CgroupV2Backend(opts);
+export const cgroupV2Registration: BackendRegistration = {
+  name: CGROUP_V2,
+  handles: ["cgroup"],
+  capabilities: CGROUP_CAPABILITIES,
+  description: "cgroup v2: cpu.max and cpu.weight",
+  create: (ctx) => new CgroupV2Backend({ cgroupfs: ctx.roots.cgroupfs }),
+};

@@ -2,17 +2,58 @@
 // engine over a different FilePort, so "write a value only when it changed" and the error
 // classification are the same code for all of them. Pure: the port does the I/O.
 
-import { abilitiesOf, type CpuFileFormat } from "../cgroup/formats.ts";
+import { type AllocationView, abilitiesOf, type CpuFileFormat } from "../cgroup/formats.ts";
 import { DEFAULT_PERIOD_USEC, quotaFloorCpuMillis } from "../cgroup/values.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { ApplyResult, Directive, PartitionId } from "../core/model.ts";
 import type {
   ActuatorAbilities,
+  ActuatorCapabilities,
   ActuatorStats,
+  ActuatorTarget,
   AllocationSnapshot,
+  AppliedAllocation,
+  CgroupTarget,
   PartitionActuator,
 } from "./types.ts";
+
+/**
+ * A cgroup-kind target, as the backends over cgroup files need it; a target of another kind
+ * given to one of them is a wiring mistake (CONFIG_INVALID naming both), never a guess.
+ */
+export function cgroupTarget(backend: string, target: ActuatorTarget): CgroupTarget {
+  if ("cgroup" in target && typeof target.cgroup === "string") return target;
+  throw new WeirError(
+    ErrorCodes.CONFIG_INVALID,
+    `[${backend}] handles cgroup targets: partition ${target.partition}'s target has no cgroup (${Object.keys(target).join(", ")})`,
+  );
+}
+
+/**
+ * What every backend over a cgroup file format expresses: a cap, a weight, batch (the idle
+ * class where the kernel has it, else the least weight) and a burst where the kernel has it;
+ * no cpuset, so no CPU count.
+ */
+export const CGROUP_CAPABILITIES: Readonly<ActuatorCapabilities> = Object.freeze({
+  cap: true,
+  weight: true,
+  idle: true,
+  burst: true,
+  cpuCount: false,
+});
+
+/** A cgroup allocation on the directive's scales: quota and burst per period as millicores. */
+export function appliedFromView(v: AllocationView): AppliedAllocation {
+  const perMilli = (usec: number) => (usec * 1000) / v.periodUsec;
+  const out: AppliedAllocation = {
+    capCpuMillis: v.quotaUsec === null ? Number.POSITIVE_INFINITY : perMilli(v.quotaUsec),
+    weight: v.weight,
+  };
+  if (v.idle !== undefined) out.idle = v.idle;
+  if (v.burstUsec !== undefined) out.burstCpuMillis = perMilli(v.burstUsec);
+  return out;
+}
 
 /**
  * A directive the backends can write: cap a number or +Infinity (no cap), burst a finite
@@ -63,20 +104,26 @@ export function classifyWriteError(
 ): WeirError {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   const why = code ?? (err instanceof Error ? err.message : String(err));
-  let c: ErrorCode = ErrorCodes.CGROUP_WRITE_FAILED;
+  let c: ErrorCode = ErrorCodes.APPLY_FAILED;
   let tail = "the kernel refused the value; retried next cycle";
   if (code && GONE.has(code)) {
-    c = ErrorCodes.CGROUP_GONE;
+    c = ErrorCodes.TARGET_GONE;
     tail = "the cgroup is gone";
   } else if (code && NOT_WRITABLE.has(code)) {
-    c = ErrorCodes.CGROUP_NOT_WRITABLE;
+    c = ErrorCodes.TARGET_NOT_WRITABLE;
     tail = "the cgroup file is not writable";
   }
   return new WeirError(c, `[${backend}] writing "${value}" to ${path} failed: ${why} (${tail})`, {
-    retryable: c === ErrorCodes.CGROUP_WRITE_FAILED,
+    retryable: c === ErrorCodes.APPLY_FAILED,
     cause: err,
   });
 }
+
+/**
+ * A port that writes nothing: `--dry-run`. The engine over it decides exactly what the real
+ * backend would write (same format, same values found at open) and reports it in `written`.
+ */
+export const dryRunPort = (): FilePort => ({ write: () => {}, close: () => {} });
 
 /** One partition's allocation files: a cache of what they hold, and writes of what changed. */
 export class FileSetActuator implements PartitionActuator {
@@ -140,6 +187,18 @@ export class FileSetActuator implements PartitionActuator {
     return { ...this.cache };
   }
 
+  /**
+   * What is in force, observed through this actuator's own confirmed writes (a file write is
+   * synchronous: once it succeeded the kernel holds it). A weight the idle class reset is what
+   * the kernel shows: the idle weight while idle, the default after.
+   */
+  applied(): AppliedAllocation {
+    const f = this.o.format;
+    const v = { ...this.cache };
+    v[f.weightFile] ??= v[f.idleFile] === "1" ? f.idleWeight : (f.freshValues[f.weightFile] ?? "");
+    return appliedFromView(f.describe(v));
+  }
+
   /** The kernel's quota floor at the period the cgroup holds (weir never changes the period). */
   quotaFloorCpuMillis(): number {
     const period = this.o.format.describe(this.cache).periodUsec;
@@ -172,7 +231,7 @@ export class FileSetActuator implements PartitionActuator {
       } catch (err) {
         this.counters.failedWrites++;
         const e = classifyWriteError(this.o.backend, `${this.o.location}/${file}`, value, err);
-        if (e.code === ErrorCodes.CGROUP_GONE) {
+        if (e.code === ErrorCodes.TARGET_GONE) {
           this.goneError = e;
           error = e;
           break;
@@ -201,7 +260,7 @@ export class FileSetActuator implements PartitionActuator {
   }
 
   private invalid(message: string): ApplyResult {
-    const e = new WeirError(ErrorCodes.CGROUP_WRITE_FAILED, `[${this.o.backend}] ${message}`, {
+    const e = new WeirError(ErrorCodes.DIRECTIVE_INVALID, `[${this.o.backend}] ${message}`, {
       retryable: false,
     });
     return { partition: this.partition, written: [], error: e.toInfo() };

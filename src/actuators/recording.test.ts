@@ -1,45 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { v1Format, v2Format } from "../cgroup/formats.ts";
+import { v1Format } from "../cgroup/formats.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { actuatorContract } from "./contract.ts";
 import { RecordingBackend } from "./recording.ts";
-
-// One recorder per contract run; each target is its own in-memory cgroup.
-for (const format of [v2Format, v1Format]) {
-  const recorder = new RecordingBackend({ format });
-  const periodFile = format === v1Format ? "cpu.cfs_period_us" : "cpu.max";
-  actuatorContract({
-    name: `recording (${format.layout} files)`,
-    format,
-    makeBackend: () => recorder,
-    makeTarget: (label, init) => {
-      const cgroup = `weir/${label}`;
-      const values: Record<string, string> = {};
-      if (init?.periodUsec)
-        values[periodFile] =
-          format === v1Format ? String(init.periodUsec) : `max ${init.periodUsec}`;
-      recorder.create(cgroup, values);
-      return { partition: label, cgroup };
-    },
-    readBack: (t) => {
-      const v = recorder.view(t.cgroup);
-      if (!v) throw new Error(`${t.cgroup} is gone`);
-      return v;
-    },
-    removeTarget: (t) => {
-      recorder.remove(t.cgroup);
-    },
-    writeProbe: {
-      arm: (t) => {
-        armed.set(t.cgroup, recorder.writes(t.cgroup).length);
-      },
-      touched: (t) => recorder.writes(t.cgroup).length !== armed.get(t.cgroup),
-    },
-    makeUnwritable: (t) => recorder.setFault(t.cgroup, "not-writable"),
-  });
-}
-const armed = new Map<string, number>();
 
 describe("recording backend", () => {
   it("records every write attempt in order, with the clock it was given", () => {
@@ -92,7 +55,7 @@ describe("recording backend", () => {
     const r1 = a.apply(dir);
     expect(r1.written).toEqual([]);
     expect(r1.error).toEqual({
-      code: ErrorCodes.CGROUP_WRITE_FAILED,
+      code: ErrorCodes.APPLY_FAILED,
       message:
         '[recording] writing "25000 100000" to recording:a/cpu.max failed: EBUSY (the kernel refused the value; retried next cycle)',
       retryable: true,
@@ -116,11 +79,11 @@ describe("recording backend", () => {
     const a = r.open({ partition: "web", cgroup: "a" });
     r.setFault("a", "read-only");
     const res = a.apply(cappedDirective("web", 500, 100));
-    expect(res.error).toMatchObject({ code: ErrorCodes.CGROUP_NOT_WRITABLE, retryable: false });
+    expect(res.error).toMatchObject({ code: ErrorCodes.TARGET_NOT_WRITABLE, retryable: false });
     expect(res.error?.message).toContain("EROFS");
     r.create("a");
     const gone = a.apply(cappedDirective("web", 500, 100));
-    expect(gone.error?.code).toBe(ErrorCodes.CGROUP_GONE);
+    expect(gone.error?.code).toBe(ErrorCodes.TARGET_GONE);
     // A fresh open sees the new cgroup.
     const b = r.open({ partition: "web", cgroup: "a" });
     expect(b.apply(cappedDirective("web", 500, 100)).written).toEqual(["cpu.max"]);

@@ -1,7 +1,6 @@
-// The recording hypervisor: an in-memory cgroup tree that records every write. It backs
-// `--dry-run` (seeded from the real files, read-only) and the tests, and the simulator runs
-// on it. It is the same engine as the cgroup backends (engine.ts), over an in-memory port, so
-// it writes exactly what they would write and nothing when nothing changed.
+// The recording hypervisor: an in-memory cgroup tree that records every write, for tests and
+// experiments. It is the same engine as the cgroup backends (engine.ts), over an in-memory
+// port, so it writes exactly what they would write and nothing when nothing changed.
 import {
   type AllocationView,
   assertValid,
@@ -9,20 +8,32 @@ import {
   v2Format,
 } from "../cgroup/formats.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { type FilePort, FileSetActuator } from "./engine.ts";
-import type { ActuatorBackend, ActuatorTarget } from "./types.ts";
+import {
+  CGROUP_CAPABILITIES,
+  cgroupTarget,
+  dryRunPort,
+  type FilePort,
+  FileSetActuator,
+} from "./engine.ts";
+import type {
+  ActuatorBackend,
+  ActuatorTarget,
+  BackendRegistration,
+  CgroupTarget,
+  TargetKind,
+} from "./types.ts";
 
 export const RECORDING = "recording";
 
 /** A fault a recorded cgroup can be told to have: every write to it then fails with this errno. */
 export type RecordingFault =
-  /** EACCES: the files refuse writes (CGROUP_NOT_WRITABLE). */
+  /** EACCES: the files refuse writes (TARGET_NOT_WRITABLE). */
   | "not-writable"
-  /** EROFS: read-only filesystem (CGROUP_NOT_WRITABLE). */
+  /** EROFS: read-only filesystem (TARGET_NOT_WRITABLE). */
   | "read-only"
-  /** EBUSY: the kernel is busy (CGROUP_WRITE_FAILED, retryable). */
+  /** EBUSY: the kernel is busy (APPLY_FAILED, retryable). */
   | "busy"
-  /** EINVAL: the kernel refuses the value (CGROUP_WRITE_FAILED, retryable). */
+  /** EINVAL: the kernel refuses the value (APPLY_FAILED, retryable). */
   | "invalid";
 
 const FAULT_ERRNO: Record<RecordingFault, string> = {
@@ -50,16 +61,16 @@ export interface RecordingOptions {
   /** Backend name in messages and the registry (default "recording"). */
   name?: string;
   /** File layout to record, or one per target (dry-run: the layout each real cgroup has). Default v2. */
-  format?: CpuFileFormat | ((target: ActuatorTarget) => CpuFileFormat);
+  format?: CpuFileFormat | ((target: CgroupTarget) => CpuFileFormat);
   /**
    * Starting content for a cgroup opened before it was created (dry-run: read from the real
-   * files). Returning undefined means the cgroup does not exist: open() throws CGROUP_GONE.
+   * files). Returning undefined means the cgroup does not exist: open() throws TARGET_GONE.
    */
-  seed?: (target: ActuatorTarget, format: CpuFileFormat) => Record<string, string> | undefined;
+  seed?: (target: CgroupTarget, format: CpuFileFormat) => Record<string, string> | undefined;
   /** Clock for WriteRecord.atMs (default Date.now). */
   now?: () => number;
-  /** Partition kinds it declares (default ["cgroup"]). */
-  handles?: readonly string[];
+  /** Target kinds it declares (default ["cgroup"]). */
+  handles?: readonly TargetKind[];
   /** Keep about this many records; past it the oldest tenth is dropped (default 100_000). */
   maxRecords?: number;
 }
@@ -78,7 +89,9 @@ function errnoError(code: string, message: string): NodeJS.ErrnoException {
 
 export class RecordingBackend implements ActuatorBackend {
   readonly name: string;
-  readonly handles: readonly string[];
+  readonly handles: readonly TargetKind[];
+  /** What the cgroup backends express: it records their writes. */
+  readonly capabilities = CGROUP_CAPABILITIES;
   private readonly tree = new Map<string, Node>();
   private readonly log: WriteRecord[] = [];
   private seq = 0;
@@ -113,7 +126,7 @@ export class RecordingBackend implements ActuatorBackend {
     this.tree.set(cgroup, { format: f, values: v, fault: null });
   }
 
-  /** Remove a cgroup (like rmdir): actuators on it get CGROUP_GONE. Returns whether it existed. */
+  /** Remove a cgroup (like rmdir): actuators on it get TARGET_GONE. Returns whether it existed. */
   remove(cgroup: string): boolean {
     return this.tree.delete(cgroup);
   }
@@ -121,7 +134,7 @@ export class RecordingBackend implements ActuatorBackend {
   /** Make every write to the cgroup fail with the fault's errno (null clears it). */
   setFault(cgroup: string, fault: RecordingFault | null): void {
     const node = this.tree.get(cgroup);
-    if (!node) throw new WeirError(ErrorCodes.CGROUP_GONE, `[${this.name}] no cgroup ${cgroup}`);
+    if (!node) throw new WeirError(ErrorCodes.TARGET_GONE, `[${this.name}] no cgroup ${cgroup}`);
     node.fault = fault;
   }
 
@@ -147,22 +160,11 @@ export class RecordingBackend implements ActuatorBackend {
     this.log.length = 0;
   }
 
-  open(target: ActuatorTarget): FileSetActuator {
-    let node = this.tree.get(target.cgroup);
-    if (!node) {
-      const format = this.formatFor(target);
-      const seeded = this.o.seed?.(target, format);
-      if (!seeded)
-        throw new WeirError(
-          ErrorCodes.CGROUP_GONE,
-          `[${this.name}] cgroup ${target.cgroup} does not exist`,
-        );
-      this.create(target.cgroup, seeded, format, true);
-      node = this.tree.get(target.cgroup)!;
-    }
-    const opened = node;
+  open(t: ActuatorTarget): FileSetActuator {
+    const target = cgroupTarget(this.name, t);
+    const node = this.node(target);
     const port: FilePort = {
-      write: (file, value) => this.write(target, opened, file, value),
+      write: (file, value) => this.write(target, node, file, value),
       close: () => {},
     };
     return new FileSetActuator({
@@ -175,7 +177,38 @@ export class RecordingBackend implements ActuatorBackend {
     });
   }
 
-  private write(target: ActuatorTarget, opened: Node, file: string, value: string): void {
+  /** What open() would write, decided from the cgroup as it is, neither written nor recorded. */
+  openDryRun(t: ActuatorTarget): FileSetActuator {
+    const target = cgroupTarget(this.name, t);
+    const node = this.node(target);
+    return new FileSetActuator({
+      backend: `${this.name} (dry run)`,
+      partition: target.partition,
+      location: `${this.name}:${target.cgroup}`,
+      format: node.format,
+      found: { ...node.values },
+      port: dryRunPort(),
+    });
+  }
+
+  /** The target's cgroup, seeded if the options say how; throws TARGET_GONE without one. */
+  private node(target: CgroupTarget): Node {
+    let node = this.tree.get(target.cgroup);
+    if (!node) {
+      const format = this.formatFor(target);
+      const seeded = this.o.seed?.(target, format);
+      if (!seeded)
+        throw new WeirError(
+          ErrorCodes.TARGET_GONE,
+          `[${this.name}] cgroup ${target.cgroup} does not exist`,
+        );
+      this.create(target.cgroup, seeded, format, true);
+      node = this.tree.get(target.cgroup)!;
+    }
+    return node;
+  }
+
+  private write(target: CgroupTarget, opened: Node, file: string, value: string): void {
     const now = this.o.now ?? Date.now;
     const rec: WriteRecord = {
       seq: ++this.seq,
@@ -208,7 +241,7 @@ export class RecordingBackend implements ActuatorBackend {
     if (failure) throw failure;
   }
 
-  private formatFor(target: ActuatorTarget): CpuFileFormat {
+  private formatFor(target: CgroupTarget): CpuFileFormat {
     const f = this.o.format;
     if (f === undefined) return v2Format;
     return typeof f === "function" ? f(target) : f;
@@ -253,5 +286,10 @@ function applyLikeKernel(
     values[f.weightFile] = value === "1" ? f.idleWeight : (f.freshValues[f.weightFile] ?? "");
 }
 
-export const createRecordingBackend = (opts?: RecordingOptions): RecordingBackend =>
-  new RecordingBackend(opts);
+export const recordingRegistration: BackendRegistration = {
+  name: RECORDING,
+  handles: ["cgroup"],
+  capabilities: CGROUP_CAPABILITIES,
+  description: "in-memory cgroup tree that records every write (tests, simulator)",
+  create: (ctx) => new RecordingBackend({ now: ctx.now }),
+};

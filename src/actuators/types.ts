@@ -10,18 +10,77 @@ export interface AllocationSnapshot {
   values: Record<string, string>;
 }
 
-export interface ActuatorTarget {
-  partition: PartitionId;
-  /** cgroup path relative to the cgroup root, e.g. "weir/web". */
+/**
+ * Where each kind of backend finds a partition's allocation, keyed by kind (the `handles` a
+ * backend declares). A backend of a new kind adds its key from its own file by declaration
+ * merging, e.g. `declare module "./types.ts" { interface TargetLocations { qemu: string } }`.
+ */
+export interface TargetLocations {
+  /** cgroup path relative to the cgroup root, e.g. "weir/web" (cgroup v1/v2, recording, dry-run, the simulator). */
   cgroup: string;
+}
+
+export type TargetKind = keyof TargetLocations;
+
+/** One partition's target: its id and exactly one location, keyed by the kind of backend. */
+export type ActuatorTarget = {
+  [K in TargetKind]: { partition: PartitionId } & Pick<TargetLocations, K>;
+}[TargetKind];
+
+/** A cgroup-kind target (what every backend in this folder opens). */
+export type CgroupTarget = Extract<ActuatorTarget, { cgroup: string }>;
+
+/**
+ * What a directive can carry that a backend can express. Declared per backend, never found by
+ * trial; the contract suite runs a capability's cases only for backends that declare it.
+ */
+export interface ActuatorCapabilities {
+  /** A hard cap (`capCpuMillis`): CFS quota, a pod's limit, a vCPU quota. */
+  cap: boolean;
+  /** A relative weight (1..10000) that shares CPU under contention. */
+  weight: boolean;
+  /** Batch (`idle: true`): an idle class where the target has one, else the least weight. */
+  idle: boolean;
+  /** A burst above the cap out of banked time (`burstCpuMillis`). */
+  burst: boolean;
+  /** A CPU count (`cpuCount`): cpusets, vCPUs. */
+  cpuCount: boolean;
+}
+
+/**
+ * An allocation as the target holds it, on the directive's scales (Kubernetes' "Actual"): the
+ * kernel or an API may round or refuse what was submitted.
+ */
+export interface AppliedAllocation {
+  /** Cap in millicores; Infinity = none. */
+  capCpuMillis: number;
+  /** Weight on the 1..10000 scale. */
+  weight: number;
+  /** In the idle class (absent where the target has none). */
+  idle?: boolean;
+  /** Burst in millicores (absent where the target has none). */
+  burstCpuMillis?: number;
+  /** CPUs it may run on (absent where the backend does not set them). */
+  cpuCount?: number;
 }
 
 export interface PartitionActuator {
   readonly partition: PartitionId;
   /** What the partition's files hold now (taken once at start, for restore). */
   snapshot(): AllocationSnapshot;
-  /** Write the directive; only values that differ from what was last written/read are written. */
+  /**
+   * Submit the directive; only values that differ from what was last written/read are written.
+   * Never blocks the cycle: a file backend writes inline (microseconds); a backend that talks
+   * to something slower (an API server, QMP) queues the change, returns at once and reports
+   * what took effect through `applied()` and any failure on a later call.
+   */
   apply(directive: Directive): ApplyResult;
+  /**
+   * What is in force as this actuator last observed it (Desired -> Actual): the values found
+   * at open, then every confirmed write, on the directive's scales. Every backend in
+   * src/actuators has it (the contract suite checks it against what the target holds).
+   */
+  applied?(): AppliedAllocation;
   /** Write back a snapshot (only values that differ). */
   restore(snapshot: AllocationSnapshot): ApplyResult;
   close(): void;
@@ -53,7 +112,38 @@ export interface ActuatorStats {
 
 export interface ActuatorBackend {
   readonly name: string;
-  /** Partition kinds this backend can manage (declared, never found by trial). */
-  readonly handles: readonly string[];
+  /** Target kinds this backend can manage (declared, never found by trial). */
+  readonly handles: readonly TargetKind[];
+  /** What it can express (the contract suite's gates). */
+  readonly capabilities: ActuatorCapabilities;
   open(target: ActuatorTarget): PartitionActuator;
+  /**
+   * A dry-run twin (`--dry-run`, any backend): an actuator that starts from what `target` holds
+   * now (read once, read-only) and decides exactly what `open(target)` would write, reporting it
+   * in `ApplyResult.written`, but writes nothing. Throws as `open` does for a missing target.
+   */
+  openDryRun(target: ActuatorTarget): PartitionActuator;
+}
+
+/** What a backend is built from: the host's filesystem roots and a clock. */
+export interface BackendContext {
+  /** Where the kernel's files are (config `roots`): cgroupfs, sysfs, procfs. */
+  roots: Readonly<{ cgroupfs: string; sysfs: string; procfs: string }>;
+  /** Clock for records (recording backends). */
+  now: () => number;
+}
+
+/**
+ * A backend as the registry knows it (src/actuators/index.ts lists them): a new backend is its
+ * own file exporting one of these, plus one line in that list.
+ */
+export interface BackendRegistration {
+  /** What `partitions[].actuator` names. */
+  name: string;
+  /** Target kinds it manages. */
+  handles: readonly TargetKind[];
+  /** What it can express; the contract suite runs only the cases it declares. */
+  capabilities: ActuatorCapabilities;
+  description: string;
+  create(ctx: BackendContext): ActuatorBackend;
 }

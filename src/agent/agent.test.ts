@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { CgroupBackend } from "../actuators/index.ts";
+import { CgroupBackend } from "../actuators/cgroup.ts";
 import { RecordingBackend } from "../actuators/recording.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { KeyRing, parseKeyHex } from "../transport/codec.ts";

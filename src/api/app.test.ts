@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from "vitest";
 import type { CycleRecord } from "../core/model.ts";
-import { createApi, MAX_CYCLES_LIMIT } from "./app.ts";
+import { createApi } from "./app.ts";
 import { MemoryView } from "./memory-view.ts";
+import { MAX_CYCLES_LIMIT } from "./records.ts";
 import { sampleRecord, sampleSpecs } from "./sample-records.ts";
 
 const TOKEN = "0123456789abcdef-test-token";

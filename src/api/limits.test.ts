@@ -2,8 +2,9 @@
 // bounds; the timings are printed for the record, not asserted (this host runs benchmarks).
 import { describe, expect, it, vi } from "vitest";
 import type { CycleRecord, Decision, PartitionSpec } from "../core/model.ts";
-import { createApi, MAX_BODY_BYTES, MAX_CYCLES_PARTITION_ENTRIES, RecordCache } from "./app.ts";
+import { createApi, MAX_BODY_BYTES } from "./app.ts";
 import { MemoryView } from "./memory-view.ts";
+import { MAX_CYCLES_PARTITION_ENTRIES, RecordCache } from "./records.ts";
 import { sampleRecord, sampleSpecs } from "./sample-records.ts";
 import { serveApi } from "./server.ts";
 

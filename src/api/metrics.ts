@@ -26,7 +26,7 @@ export interface WeirMetrics {
   reportRejected(reason: string, count?: number): void;
   /** Count a cycle that failed as a whole (code e.g. "WEIR_CYCLE_FAILED"); its values were kept. */
   cycleFailed(code: string): void;
-  /** Count an actuator write that failed (code from the error catalogue, e.g. "WEIR_CGROUP_WRITE_FAILED"). */
+  /** Count an actuator write that failed (code from the error catalogue, e.g. "WEIR_APPLY_FAILED"). */
   actuatorError(partition: string, code: string, count?: number): void;
 }
 

@@ -7,6 +7,14 @@ export const ErrorCodes = {
   CGROUP_GONE: "WEIR_CGROUP_GONE",
   CGROUP_NOT_WRITABLE: "WEIR_CGROUP_NOT_WRITABLE",
   CGROUP_WRITE_FAILED: "WEIR_CGROUP_WRITE_FAILED",
+  /** An actuator's target (a cgroup, a VM, a pod) no longer exists: terminal for that partition until reopened. */
+  TARGET_GONE: "WEIR_TARGET_GONE",
+  /** An actuator's target refuses writes (permissions, a read-only mount): terminal. */
+  TARGET_NOT_WRITABLE: "WEIR_TARGET_NOT_WRITABLE",
+  /** An actuator could not apply a value now (the kernel or API refused it): retried next cycle. */
+  APPLY_FAILED: "WEIR_APPLY_FAILED",
+  /** A directive or snapshot an actuator refuses before writing anything (NaN cap, another partition's snapshot). */
+  DIRECTIVE_INVALID: "WEIR_DIRECTIVE_INVALID",
   COUNTER_UNREADABLE: "WEIR_COUNTER_UNREADABLE",
   COUNTER_MALFORMED: "WEIR_COUNTER_MALFORMED",
   INTERFACE_GONE: "WEIR_INTERFACE_GONE",

@@ -14,10 +14,8 @@ import {
   type DemoSummary,
   demoPlan,
   demoTrace,
-  followMs,
-  meanAllocation,
   meanWorkConservation,
-  meanWorkConservationOfPoints,
+  summarisePhases,
 } from "./scenario.ts";
 import { renderLive } from "./view.ts";
 
@@ -173,16 +171,8 @@ export async function runRealDemo(o: DemoOptions): Promise<DemoSummary> {
       durationMs: load.sendingMs,
       intervalMs: cfg.intervalMs,
       capacityCpuMillis: manager.recentRecords().at(-1)?.capacityCpuMillis ?? 0,
-      cycles: cycleMs.length,
-      meanCycleMs: cycleMs.reduce((s, x) => s + x, 0) / Math.max(1, cycleMs.length),
-      phases: plan.phases.map((ph) => ({
-        name: ph.name,
-        fromMs: ph.fromMs,
-        toMs: ph.toMs,
-        hot: ph.hot,
-        followMs: followMs(points, ph),
-        ...meanWorkConservationOfPoints(points, ph.fromMs, ph.toMs),
-        partitions: load.targets.map((t) => {
+      ...summarisePhases(plan, points, cycleMs, (ph) =>
+        load.targets.map((t) => {
           const s = t.phases.find((x) => x.name === ph.name);
           return {
             partition: t.name,
@@ -190,10 +180,9 @@ export async function runRealDemo(o: DemoOptions): Promise<DemoSummary> {
             served: s?.answered ?? 0,
             servedRatio: s?.servedRatio ?? null,
             p99Ms: s?.latency.p99Ms ?? null,
-            meanCpuMillis: meanAllocation(points, t.name, ph.fromMs, ph.toMs),
           };
         }),
-      })),
+      ),
       loadGenerator: {
         cpuCores: load.generator.cpuCores,
         cpuMicrosPer1000Packets: load.generator.cpuMicrosPer1000Packets,

@@ -11,6 +11,7 @@ import {
   meanAllocation,
   meanWorkConservation,
   meanWorkConservationOfPoints,
+  summarisePhases,
   workConservation,
 } from "./scenario.ts";
 
@@ -132,5 +133,46 @@ describe("work conservation figures", () => {
       hostIdleFraction: null,
       batchShare: null,
     });
+  });
+
+  it("summarises every phase: follow time, work conservation, the load seen and the mean allocation", () => {
+    const two = demoPlan(["a"], 2000, 1000, 100); // phases "a hot" [0, 1000), "all moderate" [1000, 2000)
+    const points: AllocationPoint[] = [
+      { tMs: 0, cpuMillis: { a: 100 }, hostIdleFraction: 0.5, batchShare: null },
+      { tMs: 500, cpuMillis: { a: 300 }, hostIdleFraction: 0.3, batchShare: null },
+      { tMs: 1500, cpuMillis: { a: 500 }, hostIdleFraction: 0.1, batchShare: null },
+    ];
+    const s = summarisePhases(two, points, [1, 2, 6], (ph) => [
+      {
+        partition: "a",
+        offered: ph.fromMs === 0 ? 1000 : 550,
+        served: 500,
+        servedRatio: null,
+        p99Ms: 4,
+      },
+    ]);
+    // 3 cycles of 1, 2 and 6 ms: mean 3 ms
+    expect(s.cycles).toBe(3);
+    expect(s.meanCycleMs).toBe(3);
+    expect(s.phases.map((ph) => [ph.name, ph.hot, ph.followMs])).toEqual([
+      ["a hot", "a", followMs(points, two.phases[0]!)],
+      ["all moderate", null, followMs(points, two.phases[1]!)],
+    ]);
+    // first phase: host idle (0.5 + 0.3) / 2 = 0.4, a's allocation (100 + 300) / 2 = 200m
+    expect(s.phases[0]!.hostIdleFraction).toBeCloseTo(0.4, 10);
+    expect(s.phases[0]!.partitions).toEqual([
+      {
+        partition: "a",
+        offered: 1000,
+        served: 500,
+        servedRatio: null,
+        p99Ms: 4,
+        meanCpuMillis: 200,
+      },
+    ]);
+    // second phase: only the point at 1500 ms (all three points would give 300m)
+    expect(s.phases[1]!.partitions[0]!.meanCpuMillis).toBe(500);
+    expect(s.phases[1]!.hostIdleFraction).toBeCloseTo(0.1, 10);
+    expect(s.phases[1]!.partitions[0]!.offered).toBe(550);
   });
 });

@@ -219,6 +219,38 @@ export function meanAllocation(
   return xs.length ? Math.round(xs.reduce((s, p) => s + p.cpuMillis[id]!, 0) / xs.length) : null;
 }
 
+/** What the load saw of one partition in one phase (its mean allocation is added from the points). */
+export type PhaseLoad = Omit<PhasePartitionSummary, "meanCpuMillis">;
+
+/**
+ * The summary's phases and cycle figures, the same for the real and the simulated demo: per
+ * phase the follow time, the work conservation and each partition's load with its mean
+ * allocation; `loadOf` says what the load saw of each partition in a phase.
+ */
+export function summarisePhases(
+  plan: DemoPlan,
+  points: readonly AllocationPoint[],
+  cycleMs: readonly number[],
+  loadOf: (phase: DemoPhase) => PhaseLoad[],
+): Pick<DemoSummary, "cycles" | "meanCycleMs" | "phases"> {
+  return {
+    cycles: cycleMs.length,
+    meanCycleMs: cycleMs.reduce((s, x) => s + x, 0) / Math.max(1, cycleMs.length),
+    phases: plan.phases.map((ph) => ({
+      name: ph.name,
+      fromMs: ph.fromMs,
+      toMs: ph.toMs,
+      hot: ph.hot,
+      followMs: followMs(points, ph),
+      ...meanWorkConservationOfPoints(points, ph.fromMs, ph.toMs),
+      partitions: loadOf(ph).map((l) => ({
+        ...l,
+        meanCpuMillis: meanAllocation(points, l.partition, ph.fromMs, ph.toMs),
+      })),
+    })),
+  };
+}
+
 const pct = (f: number | null): string => (f === null ? "n/a" : `${(f * 100).toFixed(1)} %`);
 
 /** "host CPU idle 2.0 % · batch used 61.3 % of capacity" (the work-conservation figures). */

@@ -4,12 +4,9 @@
 import { createApi } from "../api/app.ts";
 import { serveApi } from "../api/server.ts";
 import type { CycleRecord } from "../core/model.ts";
-import { capacityCpuMillis, parseConfig, partitionSpecs } from "../manager/config.ts";
-import { Manager } from "../manager/manager.ts";
-import { knobsFromConfig } from "../manager/wiring.ts";
-import { weirPolicy } from "../policy/weir.ts";
+import { parseConfig } from "../manager/config.ts";
+import { buildManager } from "../manager/wiring.ts";
 import { hostCpuFromSamples } from "../sensors/host-cpu.ts";
-import { throughputFromSamples } from "../sensors/throughput.ts";
 import { type SimPartitionHandle, SimWorld } from "../sim/world.ts";
 import type { DemoOptions } from "./real.ts";
 import { startView } from "./real.ts";
@@ -19,9 +16,7 @@ import {
   type DemoSummary,
   demoPlan,
   demoRate,
-  followMs,
-  meanAllocation,
-  meanWorkConservationOfPoints,
+  summarisePhases,
 } from "./scenario.ts";
 
 export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
@@ -49,26 +44,17 @@ export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
       ...(o.hog ? [{ name: "hog", kind: "batch", cgroup: "hog", importance: 5 }] : []),
     ],
   });
-  const capacity = capacityCpuMillis(cfg, world.hypervisor.cpus);
-  const knobs = knobsFromConfig(cfg, capacity);
-  const specs = partitionSpecs(cfg, capacity);
-  const manager = new Manager({
+  const { manager, capacityCpuMillis: capacity } = buildManager(cfg, {
     now: world.now,
     timer: () => performance.now(),
-    intervalMs: cfg.intervalMs,
-    policy: weirPolicy,
-    knobs,
-    throughput: throughputFromSamples,
-    // the simulated machine's own CPU time (every cgroup's use; the rest idle), as /proc/stat shows a host
+    onlineCpus: world.hypervisor.cpus,
+    // the simulated machine stands in for the host's cgroups, counters and /proc/stat
+    actuators: { cgroup: world.hypervisor },
+    openSensor: (p) => world.sensor(p.name),
     hostCpu: { open: () => world.hostCpuSensor(), use: hostCpuFromSamples },
-    partitions: specs.map((spec) => ({
-      spec,
-      source: "host" as const,
-      openSensor: () => world.sensor(spec.id),
-      openActuator: () => world.hypervisor.open({ partition: spec.id, cgroup: spec.id }),
-    })),
     redactedConfig: () => ({ simulated: true, ...cfg }),
   });
+  const specs = manager.specs();
   const api = await serveApi(createApi({ view: manager }), {
     host: "127.0.0.1",
     port: o.apiPort,
@@ -155,16 +141,8 @@ export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
     durationMs: Math.min(o.durationMs, world.nowMs()),
     intervalMs: cfg.intervalMs,
     capacityCpuMillis: capacity,
-    cycles: cycleMs.length,
-    meanCycleMs: cycleMs.reduce((s, x) => s + x, 0) / Math.max(1, cycleMs.length),
-    phases: plan.phases.map((ph) => ({
-      name: ph.name,
-      fromMs: ph.fromMs,
-      toMs: ph.toMs,
-      hot: ph.hot,
-      followMs: followMs(points, ph),
-      ...meanWorkConservationOfPoints(points, ph.fromMs, ph.toMs),
-      partitions: names.map((n) => {
+    ...summarisePhases(plan, points, cycleMs, (ph) =>
+      names.map((n) => {
         const s = phaseStats.get(ph.name)?.get(n);
         return {
           partition: n,
@@ -172,10 +150,9 @@ export async function runSimulatedDemo(o: DemoOptions): Promise<DemoSummary> {
           served: s?.served ?? 0,
           servedRatio: s && s.offered > 0 ? s.served / s.offered : null,
           p99Ms: s?.p99Ms ?? null,
-          meanCpuMillis: meanAllocation(points, n, ph.fromMs, ph.toMs),
         };
       }),
-    })),
+    ),
     notes: [
       "SIMULATED: not root (or no network namespaces / cgroup cpu controller), so the scenario ran on weir's simulator: virtual partitions with CFS bandwidth semantics, driven by the real manager and policy. Run as root for real partitions.",
     ],

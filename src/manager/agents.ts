@@ -6,7 +6,7 @@ import { DatagramReportSource } from "../transport/datagram.ts";
 import { ShmReportSource } from "../transport/shm-source.ts";
 import type { AgentReport, ReportSource } from "../transport/source.ts";
 import type { Config } from "./config.ts";
-import type { AgentReports } from "./manager.ts";
+import type { AgentReports } from "./manager-options.ts";
 
 /** Partition index on the wire (and slot number): agent.index, else its place in the list. */
 export const agentIndexOf = (cfg: Config, name: string): number => {

@@ -2,6 +2,7 @@
 // Errors name the field, the rule and the bad value (see formatConfigIssues). Policy knobs come
 // from their declaration (src/policy/knobs.ts), bounds are checked by src/core/bounds.ts.
 import { z } from "zod";
+import { actuatorBackendNames, DEFAULT_ACTUATOR } from "../actuators/index.ts";
 import { normalizeCgroupPath } from "../cgroup/layout.ts";
 import { DEFAULT_PERIOD_USEC, quotaFloorCpuMillis } from "../cgroup/values.ts";
 import {
@@ -31,7 +32,7 @@ import { withQuotaFloor } from "../policy/rules.ts";
 import { COUNTER_SOURCES, counterSourceNames } from "../sensors/sources.ts";
 import type { OptionIssue, PacketSourceChoice, SensorSpec } from "../sensors/types.ts";
 import { DEFAULT_HISTORY_MAX_BYTES } from "./history.ts";
-import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES } from "./manager.ts";
+import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES } from "./manager-options.ts";
 
 /** A CPU amount: a number of CPUs (0.5) or a Kubernetes-style millicore string ("500m"). */
 const cpuQuantity = z
@@ -217,6 +218,15 @@ export const partitionSchema = z
       .min(1)
       .refine((p) => !p.split("/").includes(".."), "must not contain '..' (rule: cgroup-path)")
       .describe("cgroup path relative to the cgroup root, e.g. weir/web"),
+    actuator: z
+      .enum(actuatorBackendNames() as [string, ...string[]], {
+        error: withRule({
+          message: `must be a registered actuator backend: ${actuatorBackendNames().join(", ")}`,
+          rule: "actuator-backend",
+        }),
+      })
+      .default(DEFAULT_ACTUATOR)
+      .describe("the actuator backend that writes this partition's allocation"),
     interfaces: z.array(interfaceSchema).default([]),
     pid: z
       .number()

@@ -17,7 +17,8 @@ import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { estimateRecordBytes } from "./history.ts";
-import { Manager, type PartitionWiring, type ThroughputFn } from "./manager.ts";
+import { Manager } from "./manager.ts";
+import type { PartitionWiring, ThroughputFn } from "./manager-options.ts";
 
 // A policy that grants min + offered/10 (capped at max) so wiring can be checked on exact numbers.
 const linearPolicy: Policy = {

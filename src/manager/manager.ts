@@ -4,137 +4,28 @@
 
 import type { AllocationSnapshot, PartitionActuator } from "../actuators/types.ts";
 import { BoundsError, checkBoundsChange } from "../core/bounds.ts";
-import { ErrorCodes, isWeirError, WeirError } from "../core/errors.ts";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type {
-  CounterSample,
   CycleRecord,
   Decision,
   Directive,
   PartitionId,
   PartitionSpec,
-  PartitionStatus,
   Throughput,
   WeirErrorInfo,
 } from "../core/model.ts";
 import { withQuotaFloor } from "../policy/rules.ts";
-import type { Policy, PolicyKnobs, PolicyState } from "../policy/types.ts";
-import type { PartitionSensor } from "../sensors/types.ts";
+import type { PolicyState } from "../policy/types.ts";
 import { CycleHistory } from "./history.ts";
-import { HostCpuSampler, type HostCpuWiring } from "./host-cpu-sampler.ts";
+import { HostCpuSampler } from "./host-cpu-sampler.ts";
+import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
+import { PartitionSlot, toInfo } from "./partition-slot.ts";
+import { DEFAULT_REACH_REFRESH_CYCLES, ReachableKnobs } from "./reach.ts";
 import type { ManagerView, PartitionBoundsChange, PartitionMechanisms } from "./view.ts";
-
-/** Cumulative counters reported by a partition's agent, with when they arrived. */
-export interface AgentReading {
-  sample: CounterSample;
-  receivedAtMs: number;
-}
-
-/** Where agent reports come from (shared-memory table or datagram channel). */
-export interface AgentReports {
-  latest(): ReadonlyMap<PartitionId, AgentReading>;
-  /** Send the directive back to the partition's agent (the "kernel in the partition" variant). */
-  sendDirective?(partition: PartitionId, directive: Directive): void;
-}
-
-/** How to (re)open the I/O ends of one partition; called at start and when retrying a gone one. */
-export interface PartitionWiring {
-  spec: PartitionSpec;
-  source: "host" | "agent" | "both";
-  openSensor?: () => PartitionSensor;
-  openActuator: () => PartitionActuator;
-}
-
-export type ThroughputFn = (
-  partition: PartitionId,
-  prev: CounterSample,
-  next: CounterSample,
-  source: Throughput["source"],
-) => Throughput;
-
-export type CrossCheckFn = (host: Throughput, agent: Throughput) => Throughput;
-
-/** Where a partition's failure happened. */
-export type FailurePhase = "open" | "sample" | "apply";
-
-/** Cycles that may fail in a row (policy, reports or a hook threw) before the loop stops. */
-export const DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES = 10;
-
-export interface ManagerOptions {
-  now: () => number;
-  /** Clock for phase timings in records (default `now`; the simulator passes a real one). */
-  timer?: () => number;
-  intervalMs: number;
-  policy: Policy;
-  knobs: PolicyKnobs;
-  partitions: PartitionWiring[];
-  throughput: ThroughputFn;
-  crossCheck?: CrossCheckFn;
-  reports?: AgentReports;
-  /** The host's CPU, sampled beside the partitions into `CycleRecord.host` (absent: no `host`). */
-  hostCpu?: HostCpuWiring;
-  /** Silence of a partition's sensor or agent after which it decays to its guarantee. */
-  staleAfterMs?: number;
-  /** How long a gone partition (or a lost sensor) waits before it is tried again. */
-  retryGoneMs?: number;
-  /**
-   * Cycles that may fail in a row before `start` stops with CYCLE_CRASH_LOOP (default 10). A
-   * failed cycle writes nothing more: the values last written stay in force.
-   */
-  maxConsecutiveCycleFailures?: number;
-  /** Called for every failed cycle, with how many failed in a row (the log line, the metric). */
-  onCycleError?: (error: WeirErrorInfo, consecutive: number) => void;
-  /** Records kept for readers at most (default DEFAULT_HISTORY_SIZE). */
-  historySize?: number;
-  /** Estimated bytes of records kept at most (default DEFAULT_HISTORY_MAX_BYTES; history.ts). */
-  historyMaxBytes?: number;
-  /** State from a previous run (state file). */
-  resume?: { policyState?: PolicyState; found?: Record<PartitionId, AllocationSnapshot> };
-  redactedConfig?: () => unknown;
-  /** Called for every partition whose allocation changed (the log line). */
-  onChange?: (decision: Decision, directive: Directive) => void;
-  onPartitionError?: (
-    partition: PartitionId,
-    error: WeirErrorInfo,
-    status: PartitionStatus,
-    phase: FailurePhase,
-  ) => void;
-}
-
-interface Slot {
-  wiring: PartitionWiring;
-  spec: PartitionSpec;
-  sensor: PartitionSensor | null;
-  actuator: PartitionActuator | null;
-  prevHost: CounterSample | null;
-  prevAgent: CounterSample | null;
-  lastAgentAtMs: number | null;
-  /** When the host sensor last gave a sample (or was opened); null without one. */
-  lastHostAtMs: number | null;
-  /**
-   * When the host sensor was lost to a fault that leaves the cgroup (a pid that exited, an
-   * interface deleted): the actuator stays, the partition is stale, the sensor is retried.
-   */
-  sensorLostAtMs: number | null;
-  /** Values found before weir first touched the partition (kept across restarts). */
-  found: AllocationSnapshot | null;
-  status: PartitionStatus;
-  goneAtMs: number | null;
-  lastError: WeirErrorInfo | undefined;
-  lastApplied: Directive | null;
-}
-
-const toInfo = (err: unknown, fallback: string): WeirErrorInfo =>
-  isWeirError(err)
-    ? err.toInfo()
-    : {
-        code: fallback,
-        message: err instanceof Error ? err.message : String(err),
-        retryable: true,
-      };
 
 export class Manager implements ManagerView {
   private readonly opts: ManagerOptions;
-  private readonly slots: Slot[];
+  private readonly slots: PartitionSlot[];
   private policyState: PolicyState;
   private readonly history: CycleHistory;
   private readonly listeners = new Set<(r: CycleRecord) => void>();
@@ -143,6 +34,7 @@ export class Manager implements ManagerView {
   private consecutiveFailedCycles = 0;
   private isPaused = false;
   private readonly hostCpu: HostCpuSampler | null;
+  private readonly reach: ReachableKnobs;
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -151,113 +43,16 @@ export class Manager implements ManagerView {
       ...(opts.historyMaxBytes === undefined ? {} : { maxBytes: opts.historyMaxBytes }),
     });
     this.hostCpu = opts.hostCpu ? new HostCpuSampler(opts.hostCpu) : null;
+    this.reach = new ReachableKnobs(
+      opts.knobs,
+      opts.reachRefreshCycles ?? DEFAULT_REACH_REFRESH_CYCLES,
+      opts.onCapacityChange,
+    );
     this.policyState = opts.resume?.policyState ?? opts.policy.initialState();
-    this.slots = opts.partitions.map((w) => ({
-      wiring: w,
-      spec: { ...w.spec },
-      sensor: null,
-      actuator: null,
-      prevHost: null,
-      prevAgent: null,
-      lastAgentAtMs: null,
-      lastHostAtMs: null,
-      sensorLostAtMs: null,
-      found: opts.resume?.found?.[w.spec.id] ?? null,
-      status: "ok",
-      goneAtMs: null,
-      lastError: undefined,
-      lastApplied: null,
-    }));
-    for (const s of this.slots) this.open(s, opts.now());
-  }
-
-  /**
-   * Open a partition's actuator, then its sensor; an actuator that cannot open marks it gone, a
-   * sensor that cannot open (but for a gone cgroup) only loses the sensor. Never throws.
-   */
-  private open(s: Slot, nowMs: number): boolean {
-    try {
-      s.actuator ??= s.wiring.openActuator();
-      s.found ??= s.actuator.snapshot();
-    } catch (err) {
-      this.fail(s, toInfo(err, ErrorCodes.CGROUP_GONE), nowMs, "open");
-      return false;
-    }
-    s.status = "ok";
-    s.goneAtMs = null;
-    s.lastError = undefined;
-    return this.openSensor(s, nowMs);
-  }
-
-  /** Open the host sensor where the partition has one; false when the partition is now gone. */
-  private openSensor(s: Slot, nowMs: number): boolean {
-    if (s.sensor || s.wiring.source === "agent" || !s.wiring.openSensor) return true;
-    try {
-      s.sensor = s.wiring.openSensor();
-      s.lastHostAtMs = nowMs;
-      s.sensorLostAtMs = null;
-      return true;
-    } catch (err) {
-      return this.sensorFailed(s, toInfo(err, ErrorCodes.COUNTER_UNREADABLE), nowMs, "open");
-    }
-  }
-
-  /**
-   * A sensor's fault: retryable ones mark the partition `error`; a vanished cgroup makes it
-   * gone; any other terminal one (a pid that exited, an interface deleted) loses only the
-   * sensor: the actuator stays (so shutdown restores the cgroup), the partition is stale and
-   * decays to its guarantee, and the sensor is reopened every retryGoneMs. False when gone.
-   */
-  private sensorFailed(s: Slot, info: WeirErrorInfo, nowMs: number, phase: FailurePhase): boolean {
-    if (info.retryable || info.code === ErrorCodes.CGROUP_GONE) {
-      this.fail(s, info, nowMs, phase);
-      return s.status !== "gone";
-    }
-    s.sensor?.close();
-    s.sensor = null;
-    s.prevHost = null;
-    s.sensorLostAtMs = nowMs;
-    s.lastError = info;
-    s.status = s.wiring.source === "host" ? "stale" : "error";
-    this.opts.onPartitionError?.(s.spec.id, info, s.status, phase);
-    return true;
-  }
-
-  /**
-   * Whether a partition decays to its guarantee this cycle: every source it has fell silent.
-   * The host sensor is silent once lost, or when it gave no sample for staleAfterMs; an agent
-   * when it sent no report for staleAfterMs (or never did).
-   */
-  private isStale(s: Slot, nowMs: number, staleAfterMs: number): boolean {
-    const hostSilent =
-      s.wiring.source !== "agent" && s.wiring.openSensor
-        ? s.sensorLostAtMs !== null ||
-          s.lastHostAtMs === null ||
-          nowMs - s.lastHostAtMs > staleAfterMs
-        : null;
-    const agentSilent =
-      s.wiring.source !== "host" && this.opts.reports
-        ? s.lastAgentAtMs === null || nowMs - s.lastAgentAtMs > staleAfterMs
-        : null;
-    if (hostSilent === null && agentSilent === null) return false;
-    return (hostSilent ?? true) && (agentSilent ?? true);
-  }
-
-  private fail(s: Slot, info: WeirErrorInfo, nowMs: number, phase: FailurePhase): void {
-    const terminal = !info.retryable;
-    s.lastError = info;
-    if (terminal) {
-      s.status = "gone";
-      s.goneAtMs = nowMs;
-      s.sensor?.close();
-      s.actuator?.close();
-      s.sensor = null;
-      s.actuator = null;
-      s.prevHost = null;
-    } else {
-      s.status = "error";
-    }
-    this.opts.onPartitionError?.(s.spec.id, info, s.status, phase);
+    this.slots = opts.partitions.map(
+      (w) => new PartitionSlot(w, opts.resume?.found?.[w.spec.id] ?? null, opts.onPartitionError),
+    );
+    for (const s of this.slots) s.open(opts.now());
   }
 
   /** One cycle. Never throws for a partition's fault; each is recorded on that partition. */
@@ -273,12 +68,12 @@ export class Manager implements ManagerView {
     for (const s of this.slots) {
       if (s.status === "gone") {
         if (s.goneAtMs !== null && startedAtMs - s.goneAtMs < retryGoneMs) continue;
-        if (!this.open(s, startedAtMs)) continue;
+        if (!s.open(startedAtMs)) continue;
       } else if (
         !s.sensor &&
         s.sensorLostAtMs !== null &&
         startedAtMs - s.sensorLostAtMs >= retryGoneMs &&
-        !this.openSensor(s, startedAtMs)
+        !s.openSensor(startedAtMs)
       )
         continue;
       if (!s.sensor) continue;
@@ -293,7 +88,7 @@ export class Manager implements ManagerView {
           s.lastError = undefined;
         }
       } catch (err) {
-        this.sensorFailed(s, toInfo(err, ErrorCodes.COUNTER_UNREADABLE), startedAtMs, "sample");
+        s.sensorFailed(toInfo(err, ErrorCodes.COUNTER_UNREADABLE), startedAtMs, "sample");
       }
     }
     // the host's CPU over the same window (null when unreadable; never fails the cycle)
@@ -325,7 +120,7 @@ export class Manager implements ManagerView {
     const staleAfterMs = this.opts.staleAfterMs ?? 3000;
     for (const s of this.slots) {
       if (s.status === "gone") continue;
-      if (this.isStale(s, startedAtMs, staleAfterMs)) {
+      if (s.isStale(startedAtMs, staleAfterMs, this.opts.reports !== undefined)) {
         stale.add(s.spec.id);
         s.status = "stale";
       } else if (s.status === "stale") s.status = "ok";
@@ -334,15 +129,16 @@ export class Manager implements ManagerView {
 
     // 3. policy step over the partitions that exist; a stale one is held to its guarantee
     const active = this.slots.filter((s) => s.status !== "gone");
+    const knobs = this.reach.current(active.map((s) => s.wiring));
     // and one the policy may cap at its entitlement gets at least its cgroup's quota floor,
     // so the caps the kernel enforces sum to at most the capacity (withQuotaFloor)
     const specs = active.map((s) => {
       const spec = stale.has(s.spec.id) ? { ...s.spec, maxCpuMillis: s.spec.minCpuMillis } : s.spec;
       const floor = s.actuator?.quotaFloorCpuMillis?.();
-      return floor === undefined ? spec : withQuotaFloor(spec, floor, this.opts.knobs);
+      return floor === undefined ? spec : withQuotaFloor(spec, floor, knobs);
     });
     const out = this.opts.policy.step(
-      { nowMs: startedAtMs, knobs: this.opts.knobs, specs, throughput: throughputs },
+      { nowMs: startedAtMs, knobs, specs, throughput: throughputs },
       this.policyState,
     );
     this.policyState = out.state;
@@ -377,11 +173,11 @@ export class Manager implements ManagerView {
           res = {
             partition: s.spec.id,
             written: [],
-            error: toInfo(err, ErrorCodes.CGROUP_WRITE_FAILED),
+            error: toInfo(err, ErrorCodes.APPLY_FAILED),
           };
         }
         written.set(s.spec.id, res.written);
-        if (res.error) this.fail(s, res.error, startedAtMs, "apply");
+        if (res.error) s.fail(res.error, startedAtMs, "apply");
         else {
           const changed =
             s.lastApplied === null ||
@@ -403,7 +199,7 @@ export class Manager implements ManagerView {
       cycle: ++this.cycleNo,
       startedAtMs,
       intervalMs: this.opts.intervalMs,
-      capacityCpuMillis: this.opts.knobs.capacityCpuMillis,
+      capacityCpuMillis: knobs.capacityCpuMillis,
       partitions: this.slots.map((s) => {
         const p: CycleRecord["partitions"][number] = {
           id: s.spec.id,

@@ -1,18 +1,24 @@
-// Build a Manager for a validated config on this host: sensors on the real counter files,
-// the cgroup actuator (or the dry-run recorder), weir's policy, the state file.
+// The one composition root: a validated config plus the factories of its parts (sensors,
+// actuator backends, host CPU, clock) make a Manager. `weir run` takes every default (the
+// real counter files, the backend each partition's `actuator` names, the wall clock); the
+// simulator, the demo without root, the tests and the benchmarks pass their own parts, so
+// nobody builds ManagerOptions by hand.
 import os from "node:os";
-import { createActuatorBackend } from "../actuators/index.ts";
+import { createActuatorBackend, dryRun } from "../actuators/index.ts";
 import type { ActuatorBackend } from "../actuators/types.ts";
+import { type CgroupLayout, detectCgroupLayout } from "../cgroup/layout.ts";
+import { partitionCgroup } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { Decision, Directive } from "../core/model.ts";
 import { policyKnobsFrom } from "../policy/knobs.ts";
-import type { PolicyKnobs } from "../policy/types.ts";
+import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
+import { readReachableCpus } from "../sensors/cpuset.ts";
 import { HeldHostCpu, hostCpuFromSamples } from "../sensors/host-cpu.ts";
 import { openPartitionSensor } from "../sensors/partition.ts";
 import { counterSource } from "../sensors/sources.ts";
 import { throughputFromSamples } from "../sensors/throughput.ts";
-import type { SensorSpec } from "../sensors/types.ts";
+import type { PartitionSensor, SensorSpec } from "../sensors/types.ts";
 import {
   type Config,
   capacityCpuMillis,
@@ -24,13 +30,15 @@ import {
   redactConfig,
   sensorSpecBase,
 } from "./config.ts";
-import {
-  type AgentReports,
-  type CrossCheckFn,
-  Manager,
-  type ManagerOptions,
-  type PartitionWiring,
-} from "./manager.ts";
+import type { HostCpuWiring } from "./host-cpu-sampler.ts";
+import { Manager } from "./manager.ts";
+import type {
+  AgentReports,
+  CrossCheckFn,
+  ManagerOptions,
+  PartitionWiring,
+  ThroughputFn,
+} from "./manager-options.ts";
 import { loadState } from "./state-file.ts";
 
 /** The policy's knobs for this config: its `policy:` settings on `capacity` millicores. */
@@ -57,76 +65,148 @@ export function sensorSpecOf(p: PartitionConfig): SensorSpec {
   return spec;
 }
 
-export interface WiringHooks {
+/** The parts a Manager is made of; every one has the host's default. */
+export interface ManagerParts {
+  /** Clock for the cycle (default: the wall clock, ms). */
   now?: () => number;
+  /** Clock for phase timings in records (default `now`; the simulator passes a real one). */
+  timer?: () => number;
+  /** The machine's CPUs (default: this host's); the simulator passes its own. */
+  onlineCpus?: number;
+  /**
+   * Actuator backends by name, used instead of building the registered one of that name: the
+   * simulator's hypervisor stands in for `cgroup`, a test's recorder for whatever it names.
+   */
+  actuators?: Readonly<Record<string, ActuatorBackend>>;
+  /** `--dry-run`: every backend is opened with `openDryRun` (decides, writes nothing). */
   dryRun?: boolean;
+  /** Opens a partition's host sensor (default: its real counter files under `roots`). */
+  openSensor?: (p: PartitionConfig) => PartitionSensor;
+  /** The host's CPU for `CycleRecord.host` (default /proc/stat under `roots.procfs`; null: none). */
+  hostCpu?: HostCpuWiring | null;
+  /** Counters -> throughput (default `throughputFromSamples`). */
+  throughput?: ThroughputFn;
+  /** The control law (default weir's); the simulator compares others. */
+  policy?: Policy;
+  /** Knobs over the config's (the simulator's experiments). */
+  knobs?: Partial<PolicyKnobs>;
+  /** Records kept for readers (default DEFAULT_HISTORY_SIZE). */
+  historySize?: number;
+  /** Estimated bytes of records kept (default: the config's `historyMaxBytes`). */
+  historyMaxBytes?: number;
+  /** What `redactedConfig()` shows (default: the config, secrets redacted). */
+  redactedConfig?: () => unknown;
   reports?: AgentReports;
   crossCheck?: CrossCheckFn;
   onChange?: (decision: Decision, directive: Directive) => void;
   onPartitionError?: ManagerOptions["onPartitionError"];
   onCycleError?: ManagerOptions["onCycleError"];
-  /** Override the actuator backend (tests, simulator). */
-  backend?: ActuatorBackend;
+  /**
+   * Read each partition's reachable CPUs (its cpuset ∩ its threads' affinity, under `roots`) so
+   * the capacity is at most 1000m per CPU they can reach (default: yes unless `actuators`
+   * stands in for the backends — the simulator's partitions are not this host's cgroups).
+   */
+  reachableCpus?: boolean;
+  onCapacityChange?: ManagerOptions["onCapacityChange"];
+}
+
+/**
+ * Reads a cgroup's reachable CPUs on this host: its cpuset ∩ the affinity of the threads in
+ * it (readReachableCpus). The layout is found on first use; null CPUs when it cannot be.
+ */
+function reachReader(roots: Config["roots"]): (cgroupPath: string) => number[] | null {
+  let layout: CgroupLayout | null | undefined;
+  return (cgroupPath) => {
+    if (layout === undefined) {
+      try {
+        layout = detectCgroupLayout(roots.cgroupfs);
+      } catch {
+        layout = null;
+      }
+    }
+    if (layout === null) return null;
+    const threads = partitionCgroup(layout, cgroupPath).threadsFile;
+    return readReachableCpus(roots, cgroupPath, threads)?.cpus ?? null;
+  };
 }
 
 export interface Wired {
   manager: Manager;
   capacityCpuMillis: number;
+  /** The backends in use, by name ("cgroup", "cgroup (dry run)"), comma-separated. */
   backendName: string;
   stateNote: string | null;
 }
 
-export function buildManager(cfg: Config, hooks: WiringHooks = {}): Wired {
-  checkManagedCpus(cfg, os.availableParallelism());
-  const capacity = capacityCpuMillis(cfg, os.availableParallelism());
+export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
+  const onlineCpus = parts.onlineCpus ?? os.availableParallelism();
+  checkManagedCpus(cfg, onlineCpus);
+  const capacity = capacityCpuMillis(cfg, onlineCpus);
   checkCapacity(cfg, capacity);
-  const now = hooks.now ?? (() => performance.timeOrigin + performance.now());
-  const backend =
-    hooks.backend ??
-    createActuatorBackend(hooks.dryRun ? "dry-run" : "cgroup", {
-      cgroupfs: cfg.roots.cgroupfs,
-      now,
-    });
-  const specs = partitionSpecs(cfg, capacity);
+  const now = parts.now ?? (() => performance.timeOrigin + performance.now());
   const roots = cfg.roots;
+  // one backend per name the partitions use, built once
+  const backends = new Map<string, ActuatorBackend>();
+  const backendOf = (name: string): ActuatorBackend => {
+    let b = backends.get(name);
+    if (!b) {
+      b = parts.actuators?.[name] ?? createActuatorBackend(name, { roots, now });
+      if (parts.dryRun) b = dryRun(b);
+      backends.set(name, b);
+    }
+    return b;
+  };
+  const openSensor =
+    parts.openSensor ??
+    ((p: PartitionConfig) => openPartitionSensor(sensorSpecOf(p), roots, { partition: p.name }));
+  const specs = partitionSpecs(cfg, capacity);
+  const reach = (parts.reachableCpus ?? parts.actuators === undefined) ? reachReader(roots) : null;
   const partitions: PartitionWiring[] = cfg.partitions.map((p, i) => {
+    const backend = backendOf(p.actuator);
     const w: PartitionWiring = {
       spec: specs[i]!,
       source: p.source,
       openActuator: () => backend.open({ partition: p.name, cgroup: p.cgroup }),
     };
-    if (p.source !== "agent")
-      w.openSensor = () => openPartitionSensor(sensorSpecOf(p), roots, { partition: p.name });
+    if (reach) w.reachableCpus = () => reach(p.cgroup);
+    if (p.source !== "agent") w.openSensor = () => openSensor(p);
     return w;
   });
   const loaded = cfg.stateFile ? loadState(cfg.stateFile) : null;
   const resume = loaded?.state
     ? { policyState: loaded.state.policyState, found: loaded.state.found }
     : undefined;
-  const manager = new Manager({
+  const hostCpu =
+    parts.hostCpu === undefined
+      ? { open: () => new HeldHostCpu(roots.procfs), use: hostCpuFromSamples }
+      : parts.hostCpu;
+  const opts: ManagerOptions = {
     now,
     intervalMs: cfg.intervalMs,
-    policy: weirPolicy,
-    knobs: knobsFromConfig(cfg, capacity),
+    policy: parts.policy ?? weirPolicy,
+    knobs: { ...knobsFromConfig(cfg, capacity), ...parts.knobs, capacityCpuMillis: capacity },
     partitions,
-    throughput: throughputFromSamples,
-    hostCpu: { open: () => new HeldHostCpu(roots.procfs), use: hostCpuFromSamples },
+    throughput: parts.throughput ?? throughputFromSamples,
     staleAfterMs: cfg.staleAfterMs,
-    historyMaxBytes: cfg.historyMaxBytes,
+    historyMaxBytes: parts.historyMaxBytes ?? cfg.historyMaxBytes,
     retryGoneMs: cfg.retryGoneMs,
     maxConsecutiveCycleFailures: cfg.maxConsecutiveCycleFailures,
-    redactedConfig: () => redactConfig(cfg),
-    ...(resume ? { resume } : {}),
-    ...(hooks.reports ? { reports: hooks.reports } : {}),
-    ...(hooks.crossCheck ? { crossCheck: hooks.crossCheck } : {}),
-    ...(hooks.onChange ? { onChange: hooks.onChange } : {}),
-    ...(hooks.onPartitionError ? { onPartitionError: hooks.onPartitionError } : {}),
-    ...(hooks.onCycleError ? { onCycleError: hooks.onCycleError } : {}),
-  });
+    redactedConfig: parts.redactedConfig ?? (() => redactConfig(cfg)),
+  };
+  if (hostCpu) opts.hostCpu = hostCpu;
+  if (resume) opts.resume = resume;
+  if (parts.timer) opts.timer = parts.timer;
+  if (parts.historySize !== undefined) opts.historySize = parts.historySize;
+  if (parts.reports) opts.reports = parts.reports;
+  if (parts.crossCheck) opts.crossCheck = parts.crossCheck;
+  if (parts.onChange) opts.onChange = parts.onChange;
+  if (parts.onPartitionError) opts.onPartitionError = parts.onPartitionError;
+  if (parts.onCycleError) opts.onCycleError = parts.onCycleError;
+  if (parts.onCapacityChange) opts.onCapacityChange = parts.onCapacityChange;
   return {
-    manager,
+    manager: new Manager(opts),
     capacityCpuMillis: capacity,
-    backendName: backend.name,
+    backendName: [...backends.values()].map((b) => b.name).join(", "),
     stateNote: loaded?.note ?? null,
   };
 }

@@ -66,6 +66,8 @@ export interface StepReasons {
   divisors: Float64Array;
   /** Most important level where a goal controller receives this step (6 = none): see yieldToReceivers. */
   yieldTo: number;
+  /** The weight each directive carries (after the weight dead-band), filled before any why is read. */
+  weights: Float64Array;
 }
 
 /** The reasons behind one decision as a plain object (for tests, the API, debugging). */
@@ -83,6 +85,8 @@ export interface DecisionDetail {
    * claims at most its use + headroom and no spare. Null when it does not yield.
    */
   yieldsTo: number | null;
+  /** The weight the directive carries (after the weight dead-band). */
+  weight: number;
   minCpuMillis: number;
   maxCpuMillis: number;
   /** Guarantee honoured (less than min only when the mins exceed capacity). */
@@ -231,6 +235,7 @@ export class WeirDecision implements Decision {
       assessment,
       receiver: (bits & RECEIVER_BIT) !== 0,
       yieldsTo: yields ? r.yieldTo : null,
+      weight: r.weights[i]!,
       minCpuMillis: min,
       maxCpuMillis: max,
       effectiveMinCpuMillis: r.effectiveMin[i]!,
@@ -282,7 +287,7 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
   const v = d.velocityPacketsPerCpuSec;
   const h = pct(k.headroomFraction);
   const goal = d.spec.goalPacketsPerSec;
-  const share = k.leftover === "share";
+  const share = k.leftover !== "idle";
 
   switch (x.source) {
     case "network": {
@@ -419,7 +424,7 @@ function expressionText(d: WeirDecision, x: DecisionDetail): string {
   const base =
     x.source === "batch"
       ? "runs in the idle class (minimum weight where the kernel has none), taking every idle cycle"
-      : weightText(d.cpuMillis, capacity, x.weightDivisor);
+      : weightText(d.cpuMillis, capacity, x.weightDivisor, x.weight);
   switch (x.capCode) {
     case 1:
       return `${base}; capped at its max ${millis(x.maxCpuMillis)} (+${pct(k.burstFraction)} burst)`;
@@ -433,14 +438,21 @@ function expressionText(d: WeirDecision, x: DecisionDetail): string {
 }
 
 /** "weight 1,250 (its share of 2,000m ÷ 2: 1 more important level present, each weighing 2× the one below), …". */
-function weightText(cpuMillis: number, capacity: number, divisor: number): string {
+function weightText(
+  cpuMillis: number,
+  capacity: number,
+  divisor: number,
+  directed: number,
+): string {
   const w = weightForAllocation(cpuMillis, capacity, divisor);
   const levels = Math.round(Math.log(divisor) / Math.log(IMPORTANCE_WEIGHT_RATIO));
   const share =
     divisor > 1
       ? `its share of ${millis(capacity)} ÷ ${int(divisor)}: ${levels} more important level${levels === 1 ? "" : "s"} present, each weighing ${IMPORTANCE_WEIGHT_RATIO}× the one below`
       : `its share of ${millis(capacity)}`;
-  return `weight ${int(w)} (${share}), so it may use any idle CPU`;
+  if (Number.isNaN(directed) || directed === w)
+    return `weight ${int(w)} (${share}), so it may use any idle CPU`;
+  return `weight stays ${int(directed)}: ${int(w)} (${share}) is inside the weight dead-band, so it may use any idle CPU`;
 }
 
 function dropText(tp: Throughput, a: DemandAssessment): string {

@@ -431,6 +431,7 @@ function step(
     prevRising,
     divisors,
     yieldTo,
+    weights,
   };
   const directives: Directive[] = new Array(n);
   const decisions: WeirDecision[] = new Array(n);

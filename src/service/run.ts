@@ -7,10 +7,10 @@ import { parseListen, type RunningApi, serveApi } from "../api/server.ts";
 import type { CycleRecord } from "../core/model.ts";
 import { openAgentTransports } from "../manager/agents.ts";
 import type { Config } from "../manager/config.ts";
-import { checkPartitionCpus } from "../manager/cpus-check.ts";
+import { checkPartitionCpus, formatCpuList } from "../manager/cpus-check.ts";
 import type { Manager } from "../manager/manager.ts";
 import { saveState } from "../manager/state-file.ts";
-import { buildManager, type WiringHooks } from "../manager/wiring.ts";
+import { buildManager, type ManagerParts } from "../manager/wiring.ts";
 import { crossCheck } from "../transport/source.ts";
 
 export interface RunOptions {
@@ -22,7 +22,7 @@ export interface RunOptions {
   /** Stop when this aborts (signals are wired by the caller). */
   signal: AbortSignal;
   onRecord?: (r: CycleRecord) => void;
-  hooks?: WiringHooks;
+  hooks?: ManagerParts;
   /** Save the state file every this many ms (default 1000). */
   saveEveryMs?: number;
 }
@@ -71,6 +71,20 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
         `cycle failed (${consecutive} in a row, stopping at ${cfg.maxConsecutiveCycleFailures}); the values last written stay: ${err.code}: ${err.message}`,
       );
       o.hooks?.onCycleError?.(err, consecutive);
+    },
+    onCapacityChange: (c) => {
+      const cpus = c.cpus === null ? "unknown CPUs" : `CPUs ${formatCpuList(c.cpus)}`;
+      logger.info(
+        {
+          capacityCpuMillis: c.toCpuMillis,
+          configuredCpuMillis: c.configuredCpuMillis,
+          cpus: c.cpus,
+        },
+        c.toCpuMillis < c.configuredCpuMillis
+          ? `capacity ${c.fromCpuMillis}m -> ${c.toCpuMillis}m: the partitions can reach only ${cpus} (cpusets and thread affinity), 1000m each, of the configured ${c.configuredCpuMillis}m`
+          : `capacity ${c.fromCpuMillis}m -> ${c.toCpuMillis}m: the partitions can reach ${cpus} again`,
+      );
+      o.hooks?.onCapacityChange?.(c);
     },
   });
   const { manager } = wired;

@@ -1,4 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { actuatorContract } from "../actuators/contract.ts";
+import { cgroupHarness } from "../actuators/contract-harness.ts";
+import { v1Format } from "../cgroup/formats.ts";
 import type { Directive } from "../core/model.ts";
 import { baseSliceNs, SimHypervisor, type Workload } from "./hypervisor.ts";
 import { constant } from "./load.ts";
@@ -16,6 +19,41 @@ const busy = (): Workload & { gotNs: number } => {
   };
   return w;
 };
+
+// The simulator's hypervisor passes the same contract as every registered actuator backend:
+// its actuators are the engine over the v1 files, written through writeFile.
+{
+  const hv = new SimHypervisor({ cpus: 2 });
+  const h = cgroupHarness(v1Format);
+  const armed = new Map<string, number>();
+  actuatorContract({
+    name: "sim hypervisor (cgroup v1 semantics)",
+    makeBackend: () => hv,
+    names: h.names,
+    freshSnapshot: h.freshSnapshot,
+    periods: h.periods,
+    makeTarget: (label, init) => {
+      hv.createCgroup(label, null);
+      if (init?.periodUsec) hv.writeFile(label, "cpu.cfs_period_us", String(init.periodUsec));
+      return { partition: label, cgroup: label };
+    },
+    readBack: (t) => {
+      const values: Record<string, string> = {};
+      for (const f of v1Format.snapshotFiles) values[f] = hv.readFile(t.cgroup, f).trim();
+      return h.view(values);
+    },
+    removeTarget: (t) => {
+      if (hv.has(t.cgroup)) hv.removeCgroup(t.cgroup);
+    },
+    // every writeFile is counted, unchanged values included
+    writeProbe: {
+      arm: (t) => {
+        armed.set(t.cgroup, hv.writeCount(t.cgroup));
+      },
+      touched: (t) => hv.writeCount(t.cgroup) !== armed.get(t.cgroup),
+    },
+  });
+}
 
 const MS = 1e6;
 const INF = Number.POSITIVE_INFINITY;
@@ -200,7 +238,7 @@ describe("the sim's actuators (the real engine over the v1 format)", () => {
     hv.removeCgroup("web");
     // like a held fd on a removed cgroup, the first write answers ENODEV
     const res = act.apply(dir(250, 200));
-    expect(res.error?.code).toBe("WEIR_CGROUP_GONE");
+    expect(res.error?.code).toBe("WEIR_TARGET_GONE");
     expect(res.error?.retryable).toBe(false);
   });
 });

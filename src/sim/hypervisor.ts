@@ -18,8 +18,14 @@
 //  - nr_periods counts periods in which a capped group was active, nr_throttled those in which
 //    it ran out of runtime, throttled_time the time it spent runnable but throttled,
 //    nr_bursts/burst_time the periods it used banked runtime and how much.
-import { type FilePort, FileSetActuator } from "../actuators/engine.ts";
-import type { ActuatorBackend, ActuatorTarget } from "../actuators/types.ts";
+import {
+  CGROUP_CAPABILITIES,
+  cgroupTarget,
+  dryRunPort,
+  type FilePort,
+  FileSetActuator,
+} from "../actuators/engine.ts";
+import type { ActuatorBackend, ActuatorTarget, CgroupTarget } from "../actuators/types.ts";
 import { v1Format } from "../cgroup/formats.ts";
 import {
   DEFAULT_PERIOD_USEC,
@@ -123,7 +129,9 @@ export interface SimHypervisorOptions {
 
 export class SimHypervisor implements ActuatorBackend {
   readonly name = "sim";
-  readonly handles = ["sim"] as const;
+  /** Its targets are its cgroups, named by path like the kernel's. */
+  readonly handles = ["cgroup"] as const;
+  readonly capabilities = CGROUP_CAPABILITIES;
   readonly cpus: number;
   private readonly defaultPeriodUsec: number;
   private readonly wakeupWaitMaxNs: number;
@@ -196,7 +204,7 @@ export class SimHypervisor implements ActuatorBackend {
     this.order.push(g);
   }
 
-  /** rmdir: later reads and writes fail with CGROUP_GONE. */
+  /** rmdir: later reads and writes fail with TARGET_GONE. */
   removeCgroup(path: string): void {
     const g = this.get(path);
     g.removed = true;
@@ -214,7 +222,7 @@ export class SimHypervisor implements ActuatorBackend {
 
   private get(path: string): SimCgroup {
     const g = this.groups.get(path);
-    if (!g) throw new WeirError(ErrorCodes.CGROUP_GONE, `[sim] cgroup ${path} does not exist`);
+    if (!g) throw new WeirError(ErrorCodes.TARGET_GONE, `[sim] cgroup ${path} does not exist`);
     return g;
   }
 
@@ -467,18 +475,27 @@ export class SimHypervisor implements ActuatorBackend {
    * ActuatorBackend: the sim's "cgroup path" is the partition's cgroup name. The actuator is the
    * real engine over the v1 format, writing through writeFile: it writes only values that
    * changed, in the order the kernel accepts (`v1Format.plan`), at the cgroup's own period.
-   * Throws CGROUP_GONE when the cgroup does not exist.
+   * Throws TARGET_GONE when the cgroup does not exist.
    */
-  open(target: ActuatorTarget): FileSetActuator {
+  open(t: ActuatorTarget): FileSetActuator {
+    const target = cgroupTarget(this.name, t);
+    return this.actuator(target, {
+      write: (file, value) => this.writeFile(target.cgroup, file, value),
+      close: () => {},
+    });
+  }
+
+  /** What open() would write to the simulated cgroup, decided but not written. */
+  openDryRun(t: ActuatorTarget): FileSetActuator {
+    return this.actuator(cgroupTarget(this.name, t), dryRunPort(), " (dry run)");
+  }
+
+  private actuator(target: CgroupTarget, port: FilePort, suffix = ""): FileSetActuator {
     const found: Record<string, string> = {};
     for (const file of v1Format.snapshotFiles)
       found[file] = this.readFile(target.cgroup, file).trim();
-    const port: FilePort = {
-      write: (file, value) => this.writeFile(target.cgroup, file, value),
-      close: () => {},
-    };
     return new FileSetActuator({
-      backend: this.name,
+      backend: `${this.name}${suffix}`,
       partition: target.partition,
       location: `sim:${target.cgroup}`,
       format: v1Format,

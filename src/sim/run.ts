@@ -5,8 +5,8 @@
 import { sharesToWeight } from "../cgroup/values.ts";
 import type { PartitionSpec } from "../core/model.ts";
 import { type CpuMillis, MILLIS_PER_CPU } from "../core/units.ts";
-import { Manager } from "../manager/manager.ts";
-import { defaultPolicyKnobs } from "../policy/knobs.ts";
+import { type Config, parseConfig } from "../manager/config.ts";
+import { buildManager } from "../manager/wiring.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { throughputFromSamples } from "../sensors/throughput.ts";
 import type { DriftOptions } from "./drift.ts";
@@ -135,19 +135,34 @@ export function capacityOf(scenario: Scenario): CpuMillis {
   return scenario.cpus * MILLIS_PER_CPU - scenario.reserveCpuMillis;
 }
 
-export function specOf(p: ScenarioPartition, capacity: CpuMillis): PartitionSpec {
-  return {
-    id: p.id,
-    kind: p.kind,
-    minCpuMillis: p.spec?.minCpuMillis ?? 0,
-    maxCpuMillis: p.spec?.maxCpuMillis ?? capacity,
-    weight: p.spec?.weight ?? 100,
-    importance: p.spec?.importance ?? 3,
-    ...(p.spec?.goalPacketsPerSec === undefined
-      ? {}
-      : { goalPacketsPerSec: p.spec.goalPacketsPerSec }),
-    ...(p.spec?.capped === undefined ? {} : { capped: p.spec.capped }),
-  };
+/**
+ * The scenario as a weir config: one partition per simulated cgroup (named like it, the
+ * sim's hypervisor standing in for the cgroup backend), with the bounds and goals it sets.
+ */
+export function configOf(scenario: Scenario): Config {
+  const millis = (m: number) => `${m}m`;
+  return parseConfig({
+    intervalMs: scenario.intervalMs,
+    capacity: { cpus: scenario.cpus, reserve: millis(scenario.reserveCpuMillis) },
+    partitions: scenario.partitions.map((p) => {
+      const s = p.spec ?? {};
+      return {
+        name: p.id,
+        kind: p.kind,
+        cgroup: p.id,
+        // the sim's sensor counts its packets; a network partition names where they come from
+        ...(p.kind === "network" ? { interfaces: ["sim"] } : {}),
+        ...(s.minCpuMillis === undefined ? {} : { min: millis(s.minCpuMillis) }),
+        ...(s.maxCpuMillis === undefined ? {} : { max: millis(s.maxCpuMillis) }),
+        ...(s.weight === undefined ? {} : { weight: s.weight }),
+        ...(s.importance === undefined ? {} : { importance: s.importance }),
+        ...(s.capped === undefined ? {} : { capped: s.capped }),
+        ...(s.goalPacketsPerSec === undefined
+          ? {}
+          : { goal: { packetsPerSec: s.goalPacketsPerSec } }),
+      };
+    }),
+  });
 }
 
 const percentile = (xs: number[], p: number): number => {
@@ -179,12 +194,6 @@ export function runScenario(
       });
     } else world.addBatch(p.id, p.parallelism === undefined ? {} : { parallelism: p.parallelism });
   }
-  const capacity = capacityOf(scenario);
-  const knobs: PolicyKnobs = {
-    ...defaultPolicyKnobs(capacity),
-    ...opts.knobs,
-    capacityCpuMillis: capacity,
-  };
   const inner = makePolicy({ scenario });
   const stepUs: number[] = [];
   const policy: Policy = {
@@ -199,19 +208,16 @@ export function runScenario(
     },
   };
   const hv = world.hypervisor;
-  const manager = new Manager({
+  const { manager } = buildManager(configOf(scenario), {
     now: world.now,
-    intervalMs: scenario.intervalMs,
-    policy,
-    knobs,
-    historySize: 1,
-    partitions: scenario.partitions.map((p) => ({
-      spec: specOf(p, capacity),
-      source: "host" as const,
-      openSensor: () => world.sensor(p.id),
-      openActuator: () => hv.open({ partition: p.id, cgroup: p.id }),
-    })),
+    onlineCpus: scenario.cpus,
+    actuators: { cgroup: hv },
+    openSensor: (p) => world.sensor(p.name),
+    hostCpu: null,
     throughput: (id, prev, next) => throughputFromSamples(id, prev, next, "sim"),
+    policy,
+    ...(opts.knobs ? { knobs: opts.knobs } : {}),
+    historySize: 1,
   });
 
   const ids = scenario.partitions.map((p) => p.id);
@@ -343,7 +349,7 @@ export function runScenario(
   const result: RunResult = {
     scenario: scenario.name,
     policy: policy.name,
-    capacityCpuMillis: capacity,
+    capacityCpuMillis: capacityMillis,
     measures,
   };
   if (series) result.series = series;

@@ -1,6 +1,7 @@
 import dgram from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LoadResult, probeServer, runLoad } from "./load.ts";
+import { type LoadResult, runLoad } from "./load.ts";
+import { probeServer } from "./probe.ts";
 import { type PacketServer, startPacketServer } from "./server.ts";
 
 // A cheap server in this process on loopback: these tests check counting and bounds,

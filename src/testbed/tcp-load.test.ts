@@ -1,6 +1,7 @@
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { runTcpLoad, TcpTargetAccount } from "./tcp-load.ts";
+import { TcpTargetAccount } from "./tcp-account.ts";
+import { runTcpLoad } from "./tcp-load.ts";
 import { startTcpServer, type TcpServer } from "./tcp-server.ts";
 
 const servers: TcpServer[] = [];

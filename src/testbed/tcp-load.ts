@@ -8,19 +8,13 @@
 // Every run is bounded by `durationMs` and by `maxRequests` (total over all targets).
 // A request not answered within `timeoutMs` counts as timed out and its connection is
 // closed and re-opened (the stream cannot be re-synchronised past a missing reply).
-import net from "node:net";
+import type net from "node:net";
 import { performance } from "node:perf_hooks";
-import type { Histogram } from "hdr-histogram-js";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import {
-  type GeneratorCost,
-  type LatencySummary,
-  type LoadPhase,
-  newHistogram,
-  summarize,
-  US_PER_MS,
-} from "./load.ts";
+import { badOption, type GeneratorCost, generatorCost, type LoadPhase } from "./load-stats.ts";
+import { connect } from "./probe.ts";
 import { DEFAULT_REQUEST_BYTES, decodeReply, REQUEST_HEADER_BYTES } from "./protocol.ts";
+import { TcpTargetAccount, type TcpTargetResult } from "./tcp-account.ts";
 import { encodeRequestFrame, MAX_FRAME_BODY_BYTES, replyReader } from "./tcp-protocol.ts";
 
 export interface TcpLoadTarget {
@@ -52,68 +46,6 @@ export interface TcpLoadOptions {
   /** Called every `reportIntervalMs` with what happened in that interval. */
   onTick?: (progress: TcpLoadProgress) => void;
   reportIntervalMs?: number;
-}
-
-/** One second of one target. Requests by send time; replies and latency by arrival time. */
-export interface TcpSecondStats {
-  /** 0 for [0 s, 1 s) after the start. */
-  second: number;
-  /** Length of the second inside the run (sending time): 1000 except for the last one. */
-  spanMs: number;
-  /** Requests sent in this second. */
-  sent: number;
-  /** Replies that arrived in this second (the served rate). */
-  answered: number;
-  /** Requests that timed out in this second (by the time the timeout was noticed). */
-  timedOut: number;
-  /** Latency of the replies that arrived in this second. */
-  p50Ms: number | null;
-  p99Ms: number | null;
-}
-
-/** A phase (window by send time): the requests sent in it and what became of them. */
-export interface TcpPhaseStats {
-  name: string;
-  fromMs: number;
-  toMs: number;
-  sent: number;
-  answered: number;
-  lost: number;
-  timedOut: number;
-  servedRatio: number | null;
-  /** answered per second of the phase's window (clipped to the sending time). */
-  requestsPerSec: number | null;
-  latency: LatencySummary;
-}
-
-export interface TcpErrorCounts {
-  /** Connection attempts that failed (refused, unreachable, timed out). */
-  connect: number;
-  /** Connections that ended by error or by the server while a request was in flight. */
-  reset: number;
-  /** Replies that were malformed or did not match the request in flight. */
-  protocol: number;
-}
-
-export interface TcpTargetResult {
-  name: string;
-  addr: string;
-  port: number;
-  connections: number;
-  sent: number;
-  answered: number;
-  /** sent - answered: timed out, cut by a reset, or unanswered when the drain ended. */
-  lost: number;
-  timedOut: number;
-  errors: TcpErrorCounts;
-  /** Connections re-opened after a timeout or an error. */
-  reconnects: number;
-  servedRatio: number | null;
-  /** answered / sending time. */
-  requestsPerSec: number;
-  latency: LatencySummary;
-  timeline: TcpSecondStats[];
-  phases: TcpPhaseStats[];
 }
 
 export interface TcpGeneratorCost extends GeneratorCost {
@@ -163,195 +95,8 @@ export interface TcpLoadProgress {
   targets: TcpTargetProgress[];
 }
 
-interface Bucket {
-  sent: number;
-  answered: number;
-  timedOut: number;
-  hist: Histogram | null;
-  done: TcpSecondStats | null;
-}
-
-interface PhaseState {
-  phase: LoadPhase;
-  sent: number;
-  answered: number;
-  timedOut: number;
-  hist: Histogram;
-}
-
-/**
- * The accounting of one target, on times relative to the run's start (ms). Pure: no
- * sockets, no clock; runTcpLoad feeds it, tests drive it with made-up times.
- */
-export class TcpTargetAccount {
-  sent = 0;
-  answered = 0;
-  timedOut = 0;
-  readonly errors: TcpErrorCounts = { connect: 0, reset: 0, protocol: 0 };
-  reconnects = 0;
-  intervalSent = 0;
-  intervalAnswered = 0;
-  intervalHist = newHistogram(2);
-  private readonly hist = newHistogram(3);
-  private readonly buckets: Bucket[] = [];
-  private readonly phases: PhaseState[];
-
-  constructor(phases: LoadPhase[] = []) {
-    this.phases = phases.map((phase) => ({
-      phase,
-      sent: 0,
-      answered: 0,
-      timedOut: 0,
-      hist: newHistogram(3),
-    }));
-  }
-
-  private bucket(tMs: number): Bucket {
-    const second = Math.max(0, Math.floor(tMs / 1000));
-    while (this.buckets.length <= second)
-      this.buckets.push({ sent: 0, answered: 0, timedOut: 0, hist: null, done: null });
-    return this.buckets[second]!;
-  }
-
-  private phasesAt(tSendMs: number): PhaseState[] {
-    return this.phases.length === 0
-      ? this.phases
-      : this.phases.filter((p) => tSendMs >= p.phase.fromMs && tSendMs < p.phase.toMs);
-  }
-
-  onSent(tSendMs: number): void {
-    this.sent++;
-    this.intervalSent++;
-    this.bucket(tSendMs).sent++;
-    for (const p of this.phasesAt(tSendMs)) p.sent++;
-  }
-
-  onReply(tSendMs: number, tReplyMs: number): void {
-    const us = Math.max(1, Math.round((tReplyMs - tSendMs) * US_PER_MS));
-    this.answered++;
-    this.intervalAnswered++;
-    this.hist.recordValue(us);
-    this.intervalHist.recordValue(us);
-    const b = this.bucket(tReplyMs);
-    b.answered++;
-    if (b.done === null) {
-      b.hist ??= newHistogram(2);
-      b.hist.recordValue(us);
-    }
-    for (const p of this.phasesAt(tSendMs)) {
-      p.answered++;
-      p.hist.recordValue(us);
-    }
-  }
-
-  onTimeout(tSendMs: number, tNoticedMs: number): void {
-    this.timedOut++;
-    this.bucket(tNoticedMs).timedOut++;
-    for (const p of this.phasesAt(tSendMs)) p.timedOut++;
-  }
-
-  /** Interval figures for a progress report; resets the interval. */
-  takeInterval(): { sent: number; answered: number; p99Ms: number | null } {
-    const out = {
-      sent: this.intervalSent,
-      answered: this.intervalAnswered,
-      p99Ms: summarize(this.intervalHist).p99Ms,
-    };
-    this.intervalSent = 0;
-    this.intervalAnswered = 0;
-    this.intervalHist.reset();
-    return out;
-  }
-
-  /** Seconds before `tMs` can gain no more replies: summarise them and free their histograms. */
-  finalizeBefore(tMs: number, endMs = Number.POSITIVE_INFINITY): void {
-    const upTo = Math.min(this.buckets.length, Math.floor(tMs / 1000));
-    for (let s = 0; s < upTo; s++) this.finalize(s, endMs);
-  }
-
-  private finalize(second: number, endMs: number): void {
-    const b = this.buckets[second]!;
-    if (b.done) return;
-    const lat = b.hist ? summarize(b.hist) : null;
-    b.done = {
-      second,
-      spanMs: Math.round(Math.max(0, Math.min(1000, endMs - second * 1000))),
-      sent: b.sent,
-      answered: b.answered,
-      timedOut: b.timedOut,
-      p50Ms: lat?.p50Ms ?? null,
-      p99Ms: lat?.p99Ms ?? null,
-    };
-    b.hist?.destroy();
-    b.hist = null;
-  }
-
-  /** The totals, timeline and phases after the run; frees the histograms. */
-  result(sendingMs: number): Omit<TcpTargetResult, "name" | "addr" | "port" | "connections"> {
-    // Replies in the drain after sending stopped belong to the last second of the timeline.
-    const lastSecond = Math.max(0, Math.ceil(sendingMs / 1000) - 1);
-    if (this.buckets.length > lastSecond + 1) {
-      const tail = this.buckets.splice(lastSecond + 1);
-      const last = this.bucket(lastSecond * 1000);
-      for (const b of tail) {
-        last.sent += b.sent;
-        last.answered += b.answered;
-        last.timedOut += b.timedOut;
-        if (last.done) {
-          // already summarised (sending ended exactly on a second): counts only
-          last.done.sent = last.sent;
-          last.done.answered = last.answered;
-          last.done.timedOut = last.timedOut;
-        }
-        if (b.hist && !last.done) {
-          last.hist ??= newHistogram(2);
-          last.hist.add(b.hist);
-        }
-        b.hist?.destroy();
-      }
-    }
-    this.finalizeBefore(Number.POSITIVE_INFINITY, sendingMs);
-    const out = {
-      sent: this.sent,
-      answered: this.answered,
-      lost: this.sent - this.answered,
-      timedOut: this.timedOut,
-      errors: { ...this.errors },
-      reconnects: this.reconnects,
-      servedRatio: this.sent === 0 ? null : this.answered / this.sent,
-      requestsPerSec: sendingMs > 0 ? Math.round((this.answered / sendingMs) * 10_000) / 10 : 0,
-      latency: summarize(this.hist),
-      timeline: this.buckets.map((b) => b.done!),
-      phases: this.phases.map((p) => {
-        const spanMs = Math.max(0, Math.min(p.phase.toMs, sendingMs) - p.phase.fromMs);
-        return {
-          name: p.phase.name,
-          fromMs: p.phase.fromMs,
-          toMs: p.phase.toMs,
-          sent: p.sent,
-          answered: p.answered,
-          lost: p.sent - p.answered,
-          timedOut: p.timedOut,
-          servedRatio: p.sent === 0 ? null : p.answered / p.sent,
-          requestsPerSec: spanMs > 0 ? Math.round((p.answered / spanMs) * 10_000) / 10 : null,
-          latency: summarize(p.hist),
-        };
-      }),
-    };
-    this.hist.destroy();
-    this.intervalHist.destroy();
-    for (const p of this.phases) p.hist.destroy();
-    return out;
-  }
-}
-
 function validate(opts: TcpLoadOptions): void {
-  const bad = (field: string, rule: string, v: unknown): never => {
-    throw new WeirError(
-      ErrorCodes.CONFIG_INVALID,
-      `'${field}' ${rule}: current value is ${JSON.stringify(v)}`,
-    );
-  };
+  const bad = badOption;
   const connOk = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 1024;
   if (opts.targets.length === 0) bad("targets", "must name at least one target", opts.targets);
   if (!(opts.durationMs > 0 && Number.isFinite(opts.durationMs)))
@@ -381,30 +126,6 @@ function validate(opts: TcpLoadOptions): void {
 interface InFlight {
   seq: number;
   sentAt: number;
-}
-
-/** Open one connection; resolves when connected, rejects on error or after timeoutMs. */
-function connect(addr: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: addr, port, noDelay: true });
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`connect to ${addr}:${port} timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    sock.once("error", (err) => {
-      clearTimeout(timer);
-      sock.destroy();
-      reject(err);
-    });
-    sock.once("connect", () => {
-      clearTimeout(timer);
-      sock.removeAllListeners("error");
-      // Until the caller attaches its own handlers (maybe several event-loop turns later,
-      // while other connections open), an error must not throw; "close" then tells.
-      sock.on("error", () => {});
-      resolve(sock);
-    });
-  });
 }
 
 /** Run closed-loop TCP load against the targets; resolves after sending stopped and replies drained. */
@@ -670,50 +391,8 @@ export async function runTcpLoad(opts: TcpLoadOptions): Promise<TcpLoadResult> {
     },
     targets: results,
     generator: {
-      wallMs: Math.round(wallMs),
-      cpuUserMs: Math.round(cpu.user / 1000),
-      cpuSystemMs: Math.round(cpu.system / 1000),
-      cpuCores: Math.round((cpuMicros / 1000 / wallMs) * 1000) / 1000,
-      cpuMicrosPer1000Packets: sent === 0 ? null : Math.round((cpuMicros / sent) * 1000),
+      ...generatorCost(cpu, wallMs, sent),
       cpuMicrosPerRequest: answered === 0 ? null : Math.round((cpuMicros / answered) * 10) / 10,
     },
   };
-}
-
-/** Open one TCP connection and exchange one request until the server answers (true) or `timeoutMs` passes. */
-export async function probeTcpServer(
-  addr: string,
-  port: number,
-  opts: { timeoutMs: number; everyMs?: number },
-): Promise<boolean> {
-  const deadline = performance.now() + opts.timeoutMs;
-  while (performance.now() < deadline) {
-    const left = deadline - performance.now();
-    try {
-      const sock = await connect(addr, port, Math.max(1, left));
-      const ok = await new Promise<boolean>((resolve) => {
-        const reader = replyReader();
-        const timer = setTimeout(() => resolve(false), Math.max(1, deadline - performance.now()));
-        sock.on("data", (chunk: Buffer) => {
-          const { frames } = reader.push(chunk);
-          if (frames.length > 0) {
-            clearTimeout(timer);
-            resolve(decodeReply(frames[0]!)?.seq === 1);
-          }
-        });
-        sock.on("error", () => {});
-        sock.on("close", () => {
-          clearTimeout(timer);
-          resolve(false);
-        });
-        sock.write(encodeRequestFrame(0, 1, performance.now(), REQUEST_HEADER_BYTES));
-      });
-      sock.destroy();
-      if (ok) return true;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, opts.everyMs ?? 200));
-  }
-  return false;
 }

@@ -12,12 +12,10 @@ import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApi } from "../../src/api/app.ts";
 import { type RunningApi, serveApi } from "../../src/api/server.ts";
-import type { PartitionSpec } from "../../src/core/model.ts";
-import { Manager, type PartitionWiring } from "../../src/manager/manager.ts";
-import { defaultPolicyKnobs } from "../../src/policy/knobs.ts";
-import { weirPolicy } from "../../src/policy/weir.ts";
+import { parseConfig } from "../../src/manager/config.ts";
+import type { Manager } from "../../src/manager/manager.ts";
+import { buildManager } from "../../src/manager/wiring.ts";
 import { hostCpuFromSamples } from "../../src/sensors/host-cpu.ts";
-import { throughputFromSamples } from "../../src/sensors/throughput.ts";
 import { SimWorld } from "../../src/sim/world.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -36,12 +34,18 @@ const CHROMIUM_ARGS = [
 // Offered load per partition, packets/s; the test changes these while the page watches.
 const load = { web: 800, api: 3000, dns: 1000 };
 
-const specs: PartitionSpec[] = [
-  { id: "web", minCpuMillis: 100, maxCpuMillis: 1800, weight: 200, importance: 1, kind: "network" },
-  { id: "api", minCpuMillis: 100, maxCpuMillis: 1800, weight: 100, importance: 2, kind: "network" },
-  { id: "dns", minCpuMillis: 50, maxCpuMillis: 1000, weight: 100, importance: 2, kind: "network" },
-  { id: "batch", minCpuMillis: 0, maxCpuMillis: 2000, weight: 50, importance: 5, kind: "batch" },
-];
+// the simulated partitions, each in the simulated cgroup of its name
+const net = { kind: "network", interfaces: ["sim"] };
+const cfg = parseConfig({
+  intervalMs: 100,
+  capacity: { cpus: 2 },
+  partitions: [
+    { name: "web", cgroup: "web", ...net, min: "100m", max: "1800m", weight: 200, importance: 1 },
+    { name: "api", cgroup: "api", ...net, min: "100m", max: "1800m", weight: 100, importance: 2 },
+    { name: "dns", cgroup: "dns", ...net, min: "50m", max: "1000m", weight: 100, importance: 2 },
+    { name: "batch", cgroup: "batch", kind: "batch", max: "2000m", weight: 50, importance: 5 },
+  ],
+});
 
 let world: SimWorld;
 let manager: Manager;
@@ -125,23 +129,15 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(
       // Virtual time starts at 0; the manager's clock is wall-clock-based so the charts' time
       // axis reads as today, and both advance together.
       const epochMs = Date.now();
-      const partitions: PartitionWiring[] = specs.map((spec) => ({
-        spec,
-        source: "host",
-        openSensor: () => world.sensor(spec.id),
-        openActuator: () => world.hypervisor.open({ partition: spec.id, cgroup: spec.id }),
-      }));
-      manager = new Manager({
+      manager = buildManager(cfg, {
         now: () => epochMs + world.nowMs(),
-        intervalMs: 100,
-        policy: weirPolicy,
-        knobs: defaultPolicyKnobs(2000),
-        partitions,
-        throughput: throughputFromSamples,
+        onlineCpus: world.hypervisor.cpus,
+        actuators: { cgroup: world.hypervisor },
+        openSensor: (p) => world.sensor(p.name),
         // the simulated machine as /proc/stat shows it: every cgroup's CPU busy, the rest idle
         hostCpu: { open: () => world.hostCpuSensor(), use: hostCpuFromSamples },
         redactedConfig: () => ({ source: "simulator", intervalMs: 100 }),
-      });
+      }).manager;
       manager.runCycle();
       pacer = setInterval(() => {
         world.advance(100);

@@ -7,8 +7,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { openPartitionSensor } from "../../src/sensors/partition.ts";
 import { defaultRoots } from "../../src/sensors/types.ts";
 import { defaultStateFile } from "../../src/testbed/names.ts";
+import { probeTcpServer } from "../../src/testbed/probe.ts";
 import { readState } from "../../src/testbed/state.ts";
-import { probeTcpServer, runTcpLoad, type TcpLoadResult } from "../../src/testbed/tcp-load.ts";
+import { runTcpLoad, type TcpLoadResult } from "../../src/testbed/tcp-load.ts";
 import { testbedDown, testbedUp } from "../../src/testbed/testbed.ts";
 import { expectNothingLeft, snapshot } from "./leftovers.ts";
 

@@ -11,7 +11,8 @@ import { inTestNet } from "../../src/testbed/addresses.ts";
 import { runLoad } from "../../src/testbed/load.ts";
 import { defaultStateFile } from "../../src/testbed/names.ts";
 import { readState, type TestbedState } from "../../src/testbed/state.ts";
-import { testbedDown, testbedStatus, testbedUp } from "../../src/testbed/testbed.ts";
+import { testbedStatus } from "../../src/testbed/status.ts";
+import { testbedDown, testbedUp } from "../../src/testbed/testbed.ts";
 import { expectNothingLeft, ipOut, snapshot } from "./leftovers.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");

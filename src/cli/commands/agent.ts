@@ -172,7 +172,7 @@ export function register(program: Command): void {
       const logger = createLogger("info", { json: o.json ?? false });
       let actuator: import("../../actuators/types.ts").PartitionActuator | undefined;
       if (o.applyCgroup) {
-        const { CgroupBackend } = await import("../../actuators/index.ts");
+        const { CgroupBackend } = await import("../../actuators/cgroup.ts");
         actuator = new CgroupBackend({ cgroupfs: o.cgroupfs }).open({
           partition: `partition-${index}`,
           cgroup: o.applyCgroup,

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { createApi, type PartitionsSnapshot } from "../../api/app.ts";
+import { createApi } from "../../api/app.ts";
 import { MemoryView } from "../../api/memory-view.ts";
 import { sampleRecord, sampleSpecs } from "../../api/sample-records.ts";
 import { serveApi } from "../../api/server.ts";
+import type { PartitionsSnapshot } from "../../api/snapshot.ts";
 import type { CycleRecord } from "../../core/model.ts";
 import {
   averageThroughput,

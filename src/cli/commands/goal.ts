@@ -5,7 +5,7 @@
 // The arithmetic is pure (averageThroughput, convertGoal); the sampling takes its clock,
 // sleep and fetch as arguments.
 import type { Command } from "commander";
-import type { PartitionsSnapshot } from "../../api/app.ts";
+import type { PartitionsSnapshot } from "../../api/snapshot.ts";
 import { ErrorCodes, WeirError } from "../../core/errors.ts";
 import { parseDurationMs } from "../../testbed/schedule.ts";
 import { positive } from "../options.ts";

@@ -19,7 +19,10 @@ export function register(program: Command): void {
       ].join("\n"),
     )
     .requiredOption("-c, --config <file>", "YAML config file (see `weir validate`, `weir schema`)")
-    .option("--dry-run", "decide but write nothing: a recorder stands in for the cgroups")
+    .option(
+      "--dry-run",
+      "decide but write nothing: each partition's backend is opened read-only and reports what it would write",
+    )
     .option("--once", "run two cycles (rates need two samples), print the last record, exit")
     .option("--json", "logs and records as JSON lines (default when stdout is not a terminal)")
     .action(async (opts: { config: string; dryRun?: boolean; once?: boolean; json?: boolean }) => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { partitionsSnapshot } from "../../api/app.ts";
 import { MemoryView } from "../../api/memory-view.ts";
 import { sampleRecord, sampleSpecs } from "../../api/sample-records.ts";
+import { partitionsSnapshot } from "../../api/snapshot.ts";
 import { formatStatus } from "./status.ts";
 
 const url = "http://127.0.0.1:9470";

@@ -1,8 +1,8 @@
 // `weir status`: the dashboard's picture in the terminal, read from a running weir's HTTP API
 // (GET /api/partitions). --watch redraws every second until Ctrl-C.
 import type { Command } from "commander";
-import type { PartitionsSnapshot } from "../../api/app.ts";
 import { DEFAULT_API_PORT } from "../../api/server.ts";
+import type { PartitionsSnapshot } from "../../api/snapshot.ts";
 
 export const DEFAULT_STATUS_URL = `http://127.0.0.1:${DEFAULT_API_PORT}`;
 

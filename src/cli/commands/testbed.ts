@@ -172,7 +172,7 @@ export function register(program: Command): void {
       "What the state file records against what exists, and anything carrying the prefix it lacks.",
     )
     .action(async (o: CommonOpts) => {
-      const { testbedStatus } = await import("../../testbed/testbed.ts");
+      const { testbedStatus } = await import("../../testbed/status.ts");
       const { defaultStateFile } = await import("../../testbed/names.ts");
       const s = testbedStatus(o.stateFile ?? defaultStateFile(o.prefix), { prefix: o.prefix });
       if (o.json) {

@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { CycleRecord } from "../src/core/model.ts";
-import { reactionMs, rotate } from "./conservation-real.ts";
-import { fmtStats, parseRepsOption, stats } from "./harness.ts";
-import { previousSections } from "./report-markdown.ts";
+import { fmtStats, stats } from "./harness.ts";
+import { reactionMs, rotate } from "./real-common.ts";
 
 const rec = (
   t: number,
@@ -31,7 +30,7 @@ const rec = (
   ],
 });
 
-describe("conservation-real helpers", () => {
+describe("real-benchmark helpers", () => {
   it("median and range ignore non-finite values", () => {
     expect(stats([3, 1, Number.NaN, 2])).toEqual({ median: 2, min: 1, max: 3, n: 3 });
     expect(stats([4, 1, 2, 3])?.median).toBe(2.5);
@@ -72,45 +71,5 @@ describe("conservation-real helpers", () => {
     expect(
       reactionMs([], "a", 1000, { beforeMs: 1000, settledFromMs: 1500, minRiseMillis: 50 }),
     ).toBeNull();
-  });
-
-  it("--reps takes a positive integer and names the flag when it is wrong", () => {
-    expect(parseRepsOption(["--quick"])).toBeUndefined();
-    expect(parseRepsOption(["--reps", "5"])).toBe(5);
-    expect(() => parseRepsOption(["--reps", "0"])).toThrow(/--reps.*positive integer.*"0"/);
-    expect(() => parseRepsOption(["--reps"])).toThrow(/--reps/);
-  });
-
-  it("merge keeps sections and budget rows of benchmarks not re-run", () => {
-    const md = [
-      "# Benchmarks",
-      "",
-      "## Against the budgets in bench/README.md",
-      "",
-      "| benchmark | figure | value | target | meets |",
-      "|---|---|---|---|---|",
-      "| `weir bench datagram` | x | 1 | >= 2 | **no** |",
-      "| `weir bench conservation-real` | y | 1 | <= 2 | yes |",
-      "",
-      "## Where weir loses, and why",
-      "",
-      "- sim losses",
-      "",
-      "## datagram",
-      "",
-      "datagram body",
-      "",
-      "## conservation-real",
-      "",
-      "old body",
-      "",
-    ].join("\n");
-    const kept = previousSections(md, new Set(["conservation-real"]), false);
-    expect(kept.budgetRows).toEqual(["| `weir bench datagram` | x | 1 | >= 2 | **no** |"]);
-    expect(kept.sections).toEqual([
-      { name: "datagram", lines: ["", "## datagram", "", "datagram body"] },
-    ]);
-    expect(kept.losses).toEqual(["## Where weir loses, and why", "", "- sim losses"]);
-    expect(previousSections(md, new Set(), true).losses).toBeNull();
   });
 });

@@ -8,10 +8,17 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { CgroupV1Backend } from "../../src/actuators/cgroup-v1.ts";
 import { actuatorContract } from "../../src/actuators/contract.ts";
-import type { ActuatorTarget } from "../../src/actuators/types.ts";
-import { v1Format } from "../../src/cgroup/formats.ts";
+import {
+  type ActuatorContractOptions,
+  cgroupHarness,
+} from "../../src/actuators/contract-harness.ts";
+import { actuatorBackends, createActuatorBackend } from "../../src/actuators/index.ts";
+import type { CgroupTarget } from "../../src/actuators/types.ts";
+import { v1Format, v2Format } from "../../src/cgroup/formats.ts";
+import { detectCgroupLayout } from "../../src/cgroup/layout.ts";
 import { cappedDirective } from "../../src/core/directive.ts";
 import { ErrorCodes } from "../../src/core/errors.ts";
+import { defaultRoots } from "../../src/sensors/types.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
 const CPU = path.join(CGROUPFS, "cpu");
@@ -49,7 +56,7 @@ afterAll(async () => {
   for (const dir of [path.join(CPU, PARENT), path.join(CPUACCT, PARENT)]) await rmdir(dir);
 });
 
-const files = (t: ActuatorTarget) => {
+const files = (t: CgroupTarget) => {
   const dir = path.join(CPU, t.cgroup);
   const values: Record<string, string> = {};
   for (const f of v1Format.snapshotFiles)
@@ -57,18 +64,21 @@ const files = (t: ActuatorTarget) => {
   return values;
 };
 
-actuatorContract({
-  name: "cgroup-v1 on real cgroups of this host",
-  format: v1Format,
-  makeBackend: () => backend,
+const v1 = cgroupHarness(v1Format);
+const realHarness = (name: string): ActuatorContractOptions<CgroupTarget> => ({
+  name: `${name} on real cgroups of this host`,
+  makeBackend: () => createActuatorBackend(name, { roots: defaultRoots, now: Date.now }),
+  names: v1.names,
+  freshSnapshot: v1.freshSnapshot,
+  periods: v1.periods,
   makeTarget: (label, init) => {
-    const cgroup = `${PARENT}/${label}`;
+    const cgroup = `${PARENT}/${name}-${label}`;
     mkdir(path.join(CPU, cgroup));
     if (init?.periodUsec)
       fs.writeFileSync(path.join(CPU, cgroup, "cpu.cfs_period_us"), String(init.periodUsec));
     return { partition: label, cgroup };
   },
-  readBack: (t) => v1Format.describe(files(t)),
+  readBack: (t) => v1.view(files(t)),
   removeTarget: (t) => rmdir(path.join(CPU, t.cgroup)),
   // Root ignores file modes; a read-only bind mount is what a container's ro cgroupfs gives (EROFS).
   makeUnwritable: (t) => {
@@ -78,6 +88,63 @@ actuatorContract({
     execFileSync("mount", ["-o", "remount,ro,bind", dir]);
   },
 });
+
+// Which version this host's cpu controller is on: the v1 harness (cgroup, cgroup-v1) runs on a
+// v1 host, the v2 one (cgroup-v2) on a v2 host; the other is skipped with that reason.
+const hostV2 = (() => {
+  try {
+    return detectCgroupLayout(CGROUPFS).version === 2;
+  } catch {
+    return false;
+  }
+})();
+/** cgroup-v2 on a host whose cpu controller is on cgroup2 (its root `CGROUPFS`, not hybrid). */
+const v2 = cgroupHarness(v2Format);
+const realV2Harness = (): ActuatorContractOptions<CgroupTarget> => ({
+  name: "cgroup-v2 on real cgroups of this host",
+  makeBackend: () => createActuatorBackend("cgroup-v2", { roots: defaultRoots, now: Date.now }),
+  names: v2.names,
+  freshSnapshot: v2.freshSnapshot,
+  periods: v2.periods,
+  makeTarget: (label, init) => {
+    const parent = path.join(CGROUPFS, PARENT);
+    mkdir(parent);
+    fs.writeFileSync(path.join(parent, "cgroup.subtree_control"), "+cpu");
+    const cgroup = `${PARENT}/v2-${label}`;
+    mkdir(path.join(CGROUPFS, cgroup));
+    if (init?.periodUsec)
+      fs.writeFileSync(path.join(CGROUPFS, cgroup, "cpu.max"), `max ${init.periodUsec}`);
+    return { partition: label, cgroup };
+  },
+  readBack: (t) => {
+    const values: Record<string, string> = {};
+    for (const f of v2Format.snapshotFiles) {
+      const p = path.join(CGROUPFS, t.cgroup, f);
+      if (fs.existsSync(p)) values[f] = fs.readFileSync(p, "latin1").trim();
+    }
+    return v2.view(values);
+  },
+  removeTarget: (t) => rmdir(path.join(CGROUPFS, t.cgroup)),
+});
+
+describe("the registered backends that write real cgroups", () => {
+  it("are cgroup, cgroup-v1 and cgroup-v2, each run below", () => {
+    const real = actuatorBackends()
+      .map((r) => r.name)
+      .filter((n) => n.startsWith("cgroup"));
+    expect(real).toEqual(["cgroup", "cgroup-v1", "cgroup-v2"]);
+  });
+});
+// "cgroup" picks the host's version (v1 here); "cgroup-v1" refuses a v2 host and the reverse.
+if (hostV2) actuatorContract(realV2Harness());
+else
+  describe("actuator contract: cgroup-v2 on real cgroups", () => {
+    it.skip("skipped: this host's cpu controller is on cgroup v1 (the v2 files run on a fixture tree in src/actuators/contract.test.ts)", () => {});
+  });
+if (!hostV2) {
+  actuatorContract(realHarness("cgroup"));
+  actuatorContract(realHarness("cgroup-v1"));
+}
 
 describe("cgroup-v1 with the real kernel", () => {
   it("a quota above the parent's is refused (EINVAL): retryable, retried, then a valid one is written", async () => {
@@ -91,12 +158,12 @@ describe("cgroup-v1 with the real kernel", () => {
       const dir = cappedDirective("child", 800, 100);
       const r = a.apply(dir);
       expect(r.written).toEqual([]);
-      expect(r.error).toMatchObject({ code: ErrorCodes.CGROUP_WRITE_FAILED, retryable: true });
+      expect(r.error).toMatchObject({ code: ErrorCodes.APPLY_FAILED, retryable: true });
       expect(r.error?.message).toContain(`${t.cgroup}/cpu.cfs_quota_us`);
       expect(r.error?.message).toContain('"80000"');
       expect(r.error?.message).toContain("EINVAL");
       // Not cached as written: the next cycle tries again.
-      expect(a.apply(dir).error?.code).toBe(ErrorCodes.CGROUP_WRITE_FAILED);
+      expect(a.apply(dir).error?.code).toBe(ErrorCodes.APPLY_FAILED);
       expect(a.apply(cappedDirective("child", 300, 100)).written).toEqual(["cpu.cfs_quota_us"]);
       expect(files(t)["cpu.cfs_quota_us"]).toBe("30000");
       expect(a.stats?.()).toMatchObject({ writes: 1, failedWrites: 2 });

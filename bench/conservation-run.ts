@@ -1,0 +1,361 @@
+// One run of conservation-real (and reaction-real): a Manager with one policy on the testbed's
+// partitions, under a UDP or closed-loop TCP load (or none), the hog running or SIGSTOPped;
+// what it measured as a RunOutcome. Also the probe of the packet server's cost that every
+// load is sized from.
+import type { createActuatorBackend } from "../src/actuators/index.ts";
+import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
+import type { HeldHostCpu } from "../src/sensors/host-cpu.ts";
+import { policyFactories } from "../src/sim/policies.ts";
+import { type LoadResult, runLoad } from "../src/testbed/load.ts";
+import type { Schedule } from "../src/testbed/schedule.ts";
+import type { TestbedState } from "../src/testbed/state.ts";
+import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
+import { readUsageNs, stats } from "./harness.ts";
+import { epochNow, RESERVE_CPU_MILLIS, reactionMs, sleep, Window } from "./real-common.ts";
+import { testbedManager } from "./testbed-manager.ts";
+
+export const INTERVAL_MS = 100;
+/**
+ * Policies in table order (names from src/sim/policies.ts). VPA-style runs its 60× faster
+ * variant: at the real 1-minute loop it could not act within these runs (it would equal plain
+ * CFS with equal requests).
+ */
+export const CONSERVATION_POLICIES = [
+  "weir",
+  "none",
+  "static-weights",
+  "static",
+  "koordinator-style",
+  "vpa-style-fast",
+] as const;
+/** TCP connections per partition (closed loop, one request in flight each). */
+export const TCP_CONNECTIONS = 4;
+/** Overload: offered and goal per partition, cores of one CPU (sum offered 2.4 > 1.7 managed). */
+export const OVERLOAD = {
+  a: { importance: 1 as Importance, offeredCores: 0.6, goalCores: 0.5 },
+  b: { importance: 3 as Importance, offeredCores: 0.9, goalCores: 0.45 },
+  c: { importance: 5 as Importance, offeredCores: 0.9, goalCores: null },
+} as const;
+
+export interface Timing {
+  warmupMs: number;
+  measureMs: number;
+  idleMeasureMs: number;
+  stepAtMs: number;
+}
+
+export const timingFor = (quick: boolean): Timing =>
+  quick
+    ? { warmupMs: 1000, measureMs: 3000, idleMeasureMs: 2000, stepAtMs: 1500 }
+    : { warmupMs: 1500, measureMs: 6000, idleMeasureMs: 3000, stepAtMs: 3000 };
+
+export type ScenarioName =
+  | "conserve"
+  | "idle"
+  | "tcp"
+  | "overload"
+  | "step"
+  | "ref-udp"
+  | "ref-tcp";
+
+export interface RunOutcome {
+  scenario: ScenarioName;
+  policy: string;
+  rep: number;
+  hostIdle: number;
+  hogCores: number;
+  /** Per network partition: served ÷ offered and p99 over the measured window. */
+  served: Record<string, number>;
+  p99Ms: Record<string, number>;
+  /** TCP: replies per second per partition over the measured window. */
+  rps?: Record<string, number>;
+  /** Overload: answered per whole measured second per partition. */
+  perSecond?: Record<string, number[]>;
+  /** cgroup files written per partition per second over the measured window. */
+  writesPerPartitionSec: number;
+  /** Share of measured cycles the hog had a hard cap (any reason). */
+  hogCappedFraction: number;
+  /** Mean over measured cycles and network partitions of CPU delay and throttled fraction. */
+  netDelay: number;
+  netThrottled: number;
+  reaction?: { ms: number | null; fromMillis: number; toMillis: number } | null;
+  /** Hog: measured cycles with a cap, by reason, and the median cap (millicores) when capped. */
+  hogCapReasons: Record<string, number>;
+  hogCapMillis: number;
+  generatorCores: number;
+}
+
+export interface Ctx {
+  tb: TestbedState;
+  capacity: number;
+  backend: ReturnType<typeof createActuatorBackend>;
+  hostCpu: HeldHostCpu;
+  timing: Timing;
+}
+
+export function networkSpecs(
+  tb: TestbedState,
+  capacity: number,
+  overload: boolean,
+): PartitionSpec[] {
+  return [
+    ...tb.partitions.map((p): PartitionSpec => {
+      const o = overload ? OVERLOAD[p.name as keyof typeof OVERLOAD] : null;
+      return {
+        id: p.name,
+        kind: "network",
+        minCpuMillis: 0,
+        maxCpuMillis: capacity,
+        weight: 100,
+        importance: o?.importance ?? 3,
+      };
+    }),
+    ...tb.hogs.map(
+      (h): PartitionSpec => ({
+        id: h.name,
+        kind: "batch",
+        minCpuMillis: 0,
+        maxCpuMillis: capacity,
+        weight: 100,
+        importance: 5,
+      }),
+    ),
+  ];
+}
+
+function makeManager(ctx: Ctx, policyName: string, specs: PartitionSpec[], durationMs: number) {
+  const factory = policyFactories.find((p) => p.name === policyName);
+  if (!factory) throw new Error(`conservation-real: no policy named ${policyName}`);
+  const policy = factory.make({
+    scenario: {
+      name: "conservation-real",
+      description: "",
+      cpus: 2,
+      reserveCpuMillis: RESERVE_CPU_MILLIS,
+      durationMs,
+      intervalMs: INTERVAL_MS,
+      tickMs: 1,
+      seed: 0,
+      partitions: [],
+    },
+  });
+  return testbedManager(ctx.tb, specs, {
+    capacityCpuMillis: ctx.capacity,
+    intervalMs: INTERVAL_MS,
+    policy,
+    now: epochNow,
+    backend: ctx.backend,
+    hostCpu: true,
+  });
+}
+
+export type LoadPlan =
+  | { kind: "none" }
+  | { kind: "udp"; schedules: Record<string, Schedule> }
+  | { kind: "tcp"; thinkMs: number };
+
+export async function runOne(
+  ctx: Ctx,
+  opts: {
+    scenario: ScenarioName;
+    policy: string;
+    rep: number;
+    specs: PartitionSpec[];
+    load: LoadPlan;
+    measureMs: number;
+    hogStopped: boolean;
+    /** Every cycle's record (diagnostics). */
+    onRecord?: (r: CycleRecord) => void;
+  },
+): Promise<RunOutcome> {
+  const { tb, timing } = ctx;
+  const hog = tb.hogs[0]!;
+  const durationMs = timing.warmupMs + opts.measureMs;
+  const manager = makeManager(ctx, opts.policy, opts.specs, durationMs);
+  const records: CycleRecord[] = [];
+  manager.subscribe((r) => {
+    records.push(r);
+    opts.onRecord?.(r);
+  });
+  const win = new Window(ctx.hostCpu, hog.cgroupDirs);
+  if (opts.hogStopped && hog.pid) process.kill(hog.pid, "SIGSTOP");
+  const ac = new AbortController();
+  const loop = manager.start(ac.signal);
+  let measureFromMs = 0;
+  const markTimer = setTimeout(() => {
+    measureFromMs = epochNow();
+    win.mark();
+  }, timing.warmupMs);
+  let cpu = { hogCores: Number.NaN, hostIdle: Number.NaN };
+  let udp: LoadResult | null = null;
+  let tcp: TcpLoadResult | null = null;
+  const phases = [{ name: "measured", fromMs: timing.warmupMs, toMs: durationMs }];
+  const net = tb.partitions;
+  try {
+    if (opts.load.kind === "udp") {
+      const totalPps = Object.values(opts.load.schedules).reduce(
+        (s, x) =>
+          s +
+          (x.kind === "constant" ? x.pps : x.kind === "step" ? Math.max(x.fromPps, x.toPps) : 0),
+        0,
+      );
+      udp = await runLoad({
+        targets: net.map((p) => ({
+          name: p.name,
+          addr: p.nsAddr,
+          port: p.port,
+          schedule: (opts.load as { schedules: Record<string, Schedule> }).schedules[p.name]!,
+        })),
+        durationMs,
+        maxPackets: Math.ceil(totalPps * (durationMs / 1000) * 1.1) + 100,
+        phases,
+      });
+    } else if (opts.load.kind === "tcp") {
+      tcp = await runTcpLoad({
+        targets: net.map((p) => ({ name: p.name, addr: p.nsAddr, port: p.port })),
+        connections: TCP_CONNECTIONS,
+        thinkMs: opts.load.thinkMs,
+        durationMs,
+        // A bound well above what TCP_CONNECTIONS closed loops with this think time can send.
+        maxRequests: Math.ceil(
+          ((net.length * TCP_CONNECTIONS * 1000) / Math.max(0.5, opts.load.thinkMs)) *
+            (durationMs / 1000),
+        ),
+        phases,
+      });
+    } else await sleep(durationMs);
+    cpu = win.read();
+  } finally {
+    clearTimeout(markTimer);
+    ac.abort();
+    await loop;
+    manager.shutdown("restore");
+    if (opts.hogStopped && hog.pid) process.kill(hog.pid, "SIGCONT");
+  }
+  const measured = records.filter((r) => r.startedAtMs >= measureFromMs && measureFromMs > 0);
+  const seconds = opts.measureMs / 1000;
+  let writes = 0;
+  let hogCapped = 0;
+  const hogCapReasons: Record<string, number> = {};
+  const hogCaps: number[] = [];
+  let delaySum = 0;
+  let delayN = 0;
+  let thrSum = 0;
+  let thrN = 0;
+  for (const r of measured)
+    for (const p of r.partitions) {
+      writes += p.written.length;
+      if (p.id === hog.name) {
+        if (p.directive && Number.isFinite(p.directive.capCpuMillis)) {
+          hogCapped++;
+          const why = p.directive.capReason ?? "none";
+          hogCapReasons[why] = (hogCapReasons[why] ?? 0) + 1;
+          hogCaps.push(p.directive.capCpuMillis);
+        }
+        continue;
+      }
+      const t = p.throughput;
+      if (t?.cpuDelayFraction != null) {
+        delaySum += t.cpuDelayFraction;
+        delayN++;
+      }
+      if (t) {
+        thrSum += t.throttledFraction;
+        thrN++;
+      }
+    }
+  const served: Record<string, number> = {};
+  const p99Ms: Record<string, number> = {};
+  const rps: Record<string, number> = {};
+  const perSecond: Record<string, number[]> = {};
+  if (udp)
+    for (const t of udp.targets) {
+      const ph = t.phases.find((x) => x.name === "measured");
+      served[t.name] = ph?.servedRatio ?? Number.NaN;
+      p99Ms[t.name] = ph?.latency.p99Ms ?? Number.NaN;
+      const from = Math.ceil(timing.warmupMs / 1000);
+      perSecond[t.name] = t.timeline
+        .filter((s) => s.second >= from && s.spanMs >= 1000)
+        .map((s) => s.answered);
+    }
+  if (tcp)
+    for (const t of tcp.targets) {
+      const ph = t.phases.find((x) => x.name === "measured");
+      served[t.name] = ph?.servedRatio ?? Number.NaN;
+      p99Ms[t.name] = ph?.latency.p99Ms ?? Number.NaN;
+      rps[t.name] = ph?.requestsPerSec ?? Number.NaN;
+    }
+  return {
+    scenario: opts.scenario,
+    policy: opts.policy,
+    rep: opts.rep,
+    hostIdle: cpu.hostIdle,
+    hogCores: opts.hogStopped ? 0 : cpu.hogCores,
+    served,
+    p99Ms,
+    ...(tcp ? { rps } : {}),
+    ...(udp ? { perSecond } : {}),
+    writesPerPartitionSec: measured.length > 0 ? writes / opts.specs.length / seconds : Number.NaN,
+    hogCappedFraction: measured.length > 0 ? hogCapped / measured.length : Number.NaN,
+    hogCapReasons,
+    hogCapMillis: stats(hogCaps)?.median ?? Number.NaN,
+    netDelay: delayN > 0 ? delaySum / delayN : Number.NaN,
+    netThrottled: thrN > 0 ? thrSum / thrN : Number.NaN,
+    generatorCores: udp?.generator.cpuCores ?? tcp?.generator.cpuCores ?? 0,
+    ...(opts.scenario === "step"
+      ? {
+          reaction: reactionMs(records, "a", (udp?.startedAtEpochMs ?? 0) + timing.stepAtMs, {
+            beforeMs: 1000,
+            settledFromMs: (udp?.startedAtEpochMs ?? 0) + durationMs - 1500,
+            minRiseMillis: 50,
+          }),
+        }
+      : {}),
+  };
+}
+
+/**
+ * Partition a's server alone (hog stopped, no manager): CPU-ns per request at a light load,
+ * then the requests per second it answers when offered more than one CPU's worth (its
+ * single-threaded saturation rate, which is what the loads are sized from: the cost per
+ * request falls as the rate rises, so the light-load cost alone would undersize "overload").
+ */
+export async function probeServer(
+  tb: TestbedState,
+  hogPid: number,
+): Promise<{ costNs: number; saturationPps: number }> {
+  const a = tb.partitions[0]!;
+  const target = [{ name: a.name, addr: a.nsAddr, port: a.port }];
+  process.kill(hogPid, "SIGSTOP");
+  try {
+    const u0 = readUsageNs(a.cgroupDirs);
+    const light = await runLoad({
+      targets: target,
+      schedule: { kind: "constant", pps: 400 },
+      durationMs: 2000,
+      maxPackets: 1000,
+    });
+    await sleep(200);
+    const used = readUsageNs(a.cgroupDirs) - u0;
+    if (!(light.totals.answered > 100) || !(used > 0))
+      throw new Error(
+        `conservation-real: cost probe got ${light.totals.answered} replies and ${used} ns of CPU`,
+      );
+    const costNs = used / light.totals.answered;
+    const offered = Math.round((1.6 * 1e9) / costNs);
+    const heavy = await runLoad({
+      targets: target,
+      schedule: { kind: "constant", pps: offered },
+      durationMs: 2500,
+      maxPackets: Math.ceil(offered * 2.5) + 100,
+      phases: [{ name: "full", fromMs: 500, toMs: 2500 }],
+    });
+    const full = heavy.targets[0]!.phases[0]!;
+    const saturationPps = full.answered / ((full.toMs - full.fromMs) / 1000);
+    if (!(saturationPps > 100))
+      throw new Error(`conservation-real: saturation probe answered ${saturationPps}/s`);
+    return { costNs, saturationPps };
+  } finally {
+    process.kill(hogPid, "SIGCONT");
+  }
+}

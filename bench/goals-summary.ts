@@ -1,0 +1,206 @@
+// The goals-real report: per policy A served ÷ goal, B served ÷ surplus, p99 of both, what
+// the managed policies set, and the figures against their budgets, from every run (goals-run.ts).
+
+import { staticWeightOf } from "../src/policy/baselines/static-weights.ts";
+import { DELAY_CONFIRM_AT_USE_FRACTION } from "../src/policy/demand.ts";
+import { meetsGoalTargets, planGoal, scoreRun } from "./goals-real-math.ts";
+import {
+  CONNECTIONS,
+  DELAY_THRESHOLD,
+  GENERATOR_CPU,
+  GOAL_FRACTION,
+  type GoalRun,
+  HAND_SHARES,
+  LABEL,
+  type Measured,
+  POLICIES,
+  type PolicyRun,
+  SERVER_CPU,
+  type Timing,
+} from "./goals-run.ts";
+import type { BenchFigure, BenchResult } from "./harness.ts";
+import { fmtStats, stats } from "./harness.ts";
+import { COST_ROUNDS, GROUP_CPU_SHARES } from "./real-common.ts";
+
+const r = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : "–");
+
+export function summarise(
+  runs: GoalRun[],
+  solos: Measured[],
+  info: { reps: number; timing: Timing; notes: string[] },
+): Omit<BenchResult, "machine" | "date" | "command"> {
+  const of = (p: PolicyRun) => runs.filter((x) => x.policy === p);
+  const score = (x: GoalRun) => scoreRun(x.plan, x.a, x.b);
+  const plans = solos.map((s) => planGoal(s.rate.a!, GOAL_FRACTION));
+  const rows = POLICIES.map((p) => {
+    const xs = of(p);
+    return [
+      LABEL[p],
+      fmtStats(
+        xs.map((x) => score(x).aOverGoal),
+        2,
+      ),
+      fmtStats(
+        xs.map((x) => score(x).bOverSurplusRequests),
+        2,
+      ),
+      fmtStats(
+        xs.map((x) => score(x).bOverSurplusPackets),
+        2,
+      ),
+      fmtStats(
+        xs.map((x) => x.a.requestsPerSec),
+        0,
+      ),
+      fmtStats(
+        xs.map((x) => x.b.requestsPerSec),
+        0,
+      ),
+      fmtStats(
+        xs.map((x) => x.p99Ms.a),
+        1,
+      ),
+      fmtStats(
+        xs.map((x) => x.p99Ms.b),
+        1,
+      ),
+      `${xs.filter((x) => meetsGoalTargets(score(x)).a).length}/${xs.length}`,
+      fmtStats(
+        xs.map((x) => x.generatorCores),
+        2,
+      ),
+    ];
+  });
+  const diagRows = (
+    ["weir", "weir-1cpu", "koordinator-style", "static-weights", "none"] as const
+  ).map((p) => {
+    const xs = of(p).filter((x) => x.diag);
+    const d = (f: (x: NonNullable<GoalRun["diag"]>) => number, digits = 0, scale = 1) =>
+      fmtStats(
+        xs.map((x) => f(x.diag!)),
+        digits,
+        scale,
+      );
+    return [
+      LABEL[p],
+      d((x) => x.aCpuMillis),
+      d((x) => x.bCpuMillis),
+      d((x) => x.aWeight),
+      d((x) => x.bWeight),
+      d((x) => x.aUsedCores, 2),
+      d((x) => x.bUsedCores, 2),
+      d((x) => x.aDelay, 0, 100),
+      d((x) => x.aVelocity),
+      d((x) => x.aPi, 2),
+      d((x) => x.aDonorFraction, 0, 100),
+    ];
+  });
+  const med = (p: PolicyRun, f: (s: ReturnType<typeof score>) => number) =>
+    stats(of(p).map((x) => f(score(x))))?.median ?? Number.NaN;
+  const wA = med("weir", (s) => s.aOverGoal);
+  const wB = med("weir", (s) => s.bOverSurplusRequests);
+  const figures: BenchFigure[] = [
+    {
+      name: "weir: A served ÷ goal (packets/s as the sensor counts, median)",
+      value: Math.round(wA * 100) / 100,
+      unit: "x",
+      target: "1.0–1.15",
+      meets: wA >= 1 && wA <= 1.15,
+    },
+    {
+      name: "weir: B served ÷ surplus (replies/s, median)",
+      value: Math.round(wB * 100) / 100,
+      unit: "x",
+      target: ">= 0.7",
+      meets: wB >= 0.7,
+    },
+    {
+      name: "plain CFS: A served ÷ goal (median)",
+      value: Math.round(med("none", (s) => s.aOverGoal) * 100) / 100,
+      unit: "x",
+    },
+    {
+      name: "hand-set 10:1: B served ÷ surplus (replies/s, median)",
+      value: Math.round(med("hand-10-1", (s) => s.bOverSurplusRequests) * 100) / 100,
+      unit: "x",
+    },
+  ];
+  const soloRps = solos.map((x) => x.rate.a!.requestsPerSec);
+  const soloPps = solos.map((x) => x.rate.a!.packetsPerSec);
+  const ppr = solos.map((x) => x.rate.a!.packetsPerSec / x.rate.a!.requestsPerSec);
+  const sw = [staticWeightOf(1, 100), staticWeightOf(3, 100)];
+  const weirRuns = of("weir").filter((x) => x.diag);
+  const med3 = "median [min–max] over repetitions";
+  // Where weir misses a target: what it set and what the kernel gave, from the measured cycles.
+  const misses: string[] = [];
+  for (const p of ["weir", "weir-1cpu"] as const) {
+    const xs = of(p).filter((x) => x.diag);
+    if (xs.length === 0) continue;
+    const a = med(p, (s) => s.aOverGoal);
+    const b = med(p, (s) => s.bOverSurplusRequests);
+    const m = (f: (d: NonNullable<GoalRun["diag"]>) => number) =>
+      stats(xs.map((x) => f(x.diag!)))?.median ?? Number.NaN;
+    const aw = m((d) => d.aWeight);
+    const bw = m((d) => d.bWeight);
+    const missed: string[] = [];
+    if (!(a >= 1 && a <= 1.15)) missed.push(`A at ${a.toFixed(2)}× its goal`);
+    if (!(b >= 0.7)) missed.push(`B at ${b.toFixed(2)}× the surplus`);
+    if (missed.length === 0) continue;
+    misses.push(
+      `Where ${LABEL[p]} misses (${missed.join(", ")}; medians): it set A's entitlement to ${r(m((d) => d.aCpuMillis))}m and B's to ${r(m((d) => d.bCpuMillis))}m, weights ${r(aw)} : ${r(bw)}, so on the one CPU both servers share the kernel gives A about ${((aw / (aw + bw)) * 100).toFixed(0)} % of it; goal ÷ solo is ${Math.round(GOAL_FRACTION * 100)} %. A used ${m((d) => d.aUsedCores).toFixed(2)} cores with CPU delay ${(m((d) => d.aDelay) * 100).toFixed(0)} %, performance index ${m((d) => d.aPi).toFixed(2)}, velocity ${r(m((d) => d.aVelocity))} packets per CPU-second (goal ÷ velocity = ${r(med(p, (s) => s.aOverGoal) > 0 ? (stats(xs.map((x) => x.plan.goalPacketsPerSec))!.median / m((d) => d.aVelocity)) * 1000 : Number.NaN)}m). In ${(m((d) => d.aDelayIgnoredFraction) * 100).toFixed(0)} % of cycles A's demand was "not constrained" although its CPU delay was at or above cpuDelayThreshold (${DELAY_THRESHOLD * 100} %): delay confirms congestion only while a partition uses at least ${DELAY_CONFIRM_AT_USE_FRACTION * 100} % of its entitlement (DELAY_CONFIRM_AT_USE_FRACTION)${p === "weir" ? ", and A's entitlement is a share of 1.7 CPUs while it can reach only one" : " (capacity here is the one CPU they share)"}. A was a donor (claiming only its applied entitlement × PI × (1 + goalHeadroom)) in ${(m((d) => d.aDonorFraction) * 100).toFixed(0)} % of cycles${m((d) => d.aDonorFraction) >= 0.5 && m((d) => d.aPi) > 1 ? `, while missing its goal (A + B used ${(m((d) => d.aUsedCores) + m((d) => d.bUsedCores)).toFixed(2)} cores of that CPU)` : ""}. B served ${r(stats(xs.map((x) => x.b.requestsPerSec / (x.diag?.bUsedCores ?? Number.NaN)))?.median ?? Number.NaN)} replies per CPU-second against A's ${r(stats(xs.map((x) => x.a.requestsPerSec / (x.diag?.aUsedCores ?? Number.NaN)))?.median ?? Number.NaN)}: it runs in the gaps A leaves and is preempted at A's wake-ups, so the CPU A leaves buys B fewer replies than the surplus (counted at A's solo rate) assumes.`,
+    );
+  }
+  return {
+    name: "goals-real",
+    figures,
+    tables: [
+      {
+        title: `A (importance 1, goal ${Math.round(GOAL_FRACTION * 100)} % of its solo rate, per repetition) and B (importance 3, no goal), both saturated, one CPU (${med3})`,
+        columns: [
+          "policy",
+          "A served ÷ goal",
+          "B served ÷ surplus (replies)",
+          "B served ÷ surplus (packets)",
+          "A replies/s",
+          "B replies/s",
+          "p99 A ms",
+          "p99 B ms",
+          "A within 1.0–1.15× goal (runs)",
+          "generator CPU (cores)",
+        ],
+        rows,
+      },
+      {
+        title: `What the managed policies set and saw, medians over each run's measured cycles (${med3})`,
+        columns: [
+          "policy",
+          "A entitlement m",
+          "B entitlement m",
+          "A weight",
+          "B weight",
+          "A used cores",
+          "B used cores",
+          "A CPU delay %",
+          "A velocity pkt/CPU-s",
+          "A perf. index",
+          "A donor % cycles",
+        ],
+        rows: diagRows,
+      },
+    ],
+    notes: [
+      `A solo, measured at the start of every repetition (B's server SIGSTOPped by PID, plain CFS, no manager, ${info.timing.soloMs / 1000} s): ${fmtStats(soloRps, 0)} replies/s, ${fmtStats(soloPps, 0)} packets/s on the host veth's rx (${fmtStats(ppr, 2)} packets per reply: replies carry the ACKs), p99 ${fmtStats(
+        solos.map((x) => x.p99Ms.a ?? Number.NaN),
+        1,
+      )} ms; per repetition: ${solos.map((x) => r(x.rate.a!.packetsPerSec)).join(", ")} packets/s.`,
+      `Goal = ${Math.round(GOAL_FRACTION * 100)} % of that repetition's solo packets/s: ${plans.map((x) => x.goalPacketsPerSec).join(", ")} packets/s; surplus = solo − goal: ${plans.map((x) => r(x.surplusRequestsPerSec)).join(", ")} replies/s. B's server does the same work per reply as A's (${COST_ROUNDS} SHA-256 rounds), so "B served ÷ surplus (replies)" is B's replies/s ÷ the surplus in A's replies/s (goal packets/s ÷ A's solo packets per reply); the packets column divides B's packets/s by the surplus in A's packets/s, which differs when B's ACKs per reply differ from A's solo ones.`,
+      `Setup: both servers' threads pinned to CPU ${SERVER_CPU} (taskset -a -p on the PIDs the testbed recorded); this process (closed-loop generator, ${CONNECTIONS} connections per server, no think time, and the manager) pinned to CPU ${GENERATOR_CPU}, in its own cpu cgroup of cpu.shares ${GROUP_CPU_SHARES}. Each run: ${info.timing.warmupMs / 1000} s warm-up then ${info.timing.measureMs / 1000} s measured; ${info.reps} repetitions, each running every policy in turn (order rotated per repetition). Served = host veth rx packets/s (weir's sensor) and replies/s (the client) over the measured window; p99 is the client's round trip.`,
+      `weir is run twice: with capacity 1,700m (2 CPUs minus 300m reserve, as scenarios-real wires it) and with capacity 1,000m (the one CPU the servers can run on). Static weights map importance 1 -> cpu.weight ${sw[0]}, importance 3 -> ${sw[1]}: a ${(sw[0]! / sw[1]!).toFixed(2)}:1 ratio, not 10:1; the hand-set run writes cpu.shares ${HAND_SHARES.a} and ${HAND_SHARES.b} (10:1) directly, with no manager, and restores the previous values after.`,
+      weirRuns.length > 0
+        ? `weir's median reason for A (one run): "${weirRuns[0]!.diag!.aWhy}"`
+        : "",
+      ...misses,
+      ...info.notes,
+    ].filter((n) => n !== ""),
+  };
+}

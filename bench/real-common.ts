@@ -1,0 +1,84 @@
+// What the benchmarks on the real testbed share (conservation-real, reaction-real, goals-real,
+// goals-tiers-real, scenarios-real, overhead): the packet servers' cost and the CPU kept back
+// for the generator, the median-and-range figures, the rotation of the policy order between
+// repetitions, the reaction to a load step, and small host readings. Median and range
+// (`stats`, `fmtStats`) are harness.ts's.
+import os from "node:os";
+import type { CycleRecord } from "../src/core/model.ts";
+import { type HeldHostCpu, hostCpuFromSamples } from "../src/sensors/host-cpu.ts";
+import type { HostCpuSample } from "../src/sensors/types.ts";
+import { readUsageNs, stats } from "./harness.ts";
+
+/** SHA-256 rounds per request of the real benchmarks' packet servers (the probes measure what that costs here). */
+export const COST_ROUNDS = 40;
+/** Kept back for the load generator and manager, which run on the same 2 CPUs. */
+export const RESERVE_CPU_MILLIS = 300;
+/** cpu.shares of the testbed and of this process against everything else on the host. */
+export const GROUP_CPU_SHARES = 16_384;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const epochNow = () => performance.timeOrigin + performance.now();
+
+/** The host's load average (1, 5, 15 min), for the notes. */
+export const loadAvg = () =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");
+
+/** `list` rotated left by `k` (the policy order of repetition k). */
+export const rotate = <T>(list: readonly T[], k: number): T[] =>
+  list.map((_, i) => list[(i + k) % list.length]!);
+
+/**
+ * Reaction to a load step: from `stepAtMs` to the first record whose applied entitlement for
+ * `id` has covered 90 % of the way from the level before the step (median of the records in
+ * the `beforeMs` before it) to the level after (median of the records after `settledFromMs`).
+ * Times are the records' start plus their duration (when the writes were done). Null when the
+ * entitlement did not rise by at least `minRiseMillis`, or never got there.
+ */
+export function reactionMs(
+  records: Array<Pick<CycleRecord, "startedAtMs" | "timingsMs" | "partitions">>,
+  id: string,
+  stepAtMs: number,
+  opts: { beforeMs: number; settledFromMs: number; minRiseMillis: number },
+): { ms: number | null; fromMillis: number; toMillis: number } | null {
+  const pts = records
+    .map((r) => ({
+      t: r.startedAtMs + r.timingsMs.total,
+      m: r.partitions.find((p) => p.id === id)?.directive?.cpuMillis,
+    }))
+    .filter((p): p is { t: number; m: number } => typeof p.m === "number");
+  const before = stats(
+    pts.filter((p) => p.t < stepAtMs && p.t >= stepAtMs - opts.beforeMs).map((p) => p.m),
+  );
+  const after = stats(pts.filter((p) => p.t >= opts.settledFromMs).map((p) => p.m));
+  if (!before || !after) return null;
+  const out = { fromMillis: before.median, toMillis: after.median };
+  if (after.median - before.median < opts.minRiseMillis) return { ms: null, ...out };
+  const level = before.median + 0.9 * (after.median - before.median);
+  const hit = pts.find((p) => p.t >= stepAtMs && p.m >= level);
+  return { ms: hit ? Math.max(0, hit.t - stepAtMs) : null, ...out };
+}
+
+/** CPU of the hog and the host's idle fraction between mark() and read(). */
+export class Window {
+  private hog0 = 0;
+  private host0: HostCpuSample | null = null;
+  private t0 = 0;
+  constructor(
+    private readonly hostCpu: HeldHostCpu,
+    private readonly hogDirs: string[],
+  ) {}
+  mark(): void {
+    this.t0 = performance.now();
+    this.hog0 = readUsageNs(this.hogDirs);
+    this.host0 = this.hostCpu.read(epochNow());
+  }
+  read(): { hogCores: number; hostIdle: number } {
+    const ms = performance.now() - this.t0;
+    const hogCores = (readUsageNs(this.hogDirs) - this.hog0) / 1e6 / ms;
+    const use = this.host0 ? hostCpuFromSamples(this.host0, this.hostCpu.read(epochNow())) : null;
+    return { hogCores, hostIdle: use?.idleFraction ?? Number.NaN };
+  }
+}

@@ -1,0 +1,106 @@
+// GET /api/events: one server-sent `cycle` event per cycle record, with a replay of what the
+// client has not seen (?since=<cycle> or Last-Event-ID), a keep-alive comment, a cap on open
+// streams, and a bound on how far a slow reader may fall behind.
+import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { CycleRecord } from "../core/model.ts";
+import type { ManagerView } from "../manager/view.ts";
+import { cyclesToReturn, type recordCaches } from "./records.ts";
+import { badRequest } from "./requests.ts";
+
+export const DEFAULT_MAX_EVENT_CLIENTS = 32;
+
+/** The handler of GET /api/events; it counts its open streams itself. */
+export function eventsHandler(
+  view: ManagerView,
+  cache: ReturnType<typeof recordCaches>,
+  opts: { keepAliveMs: number; maxEventClients: number },
+): (c: Context) => Response | Promise<Response> {
+  const { keepAliveMs, maxEventClients } = opts;
+  let eventClients = 0;
+  return (c) => {
+    // Replay from the ring what the client has not seen: after ?since=<cycle> (a page that
+    // loaded /api/cycles first), or after Last-Event-ID (an EventSource reconnecting).
+    const since = c.req.query("since");
+    if (since !== undefined && !/^\d+$/.test(since)) {
+      return badRequest(c, [
+        {
+          field: "since",
+          rule: "cycle-number",
+          message: "must be a cycle number (an integer >= 0)",
+          value: since,
+        },
+      ]);
+    }
+    const lastEventId = Number(since ?? c.req.header("Last-Event-ID") ?? Number.NaN);
+    if (eventClients >= maxEventClients) {
+      c.header("Retry-After", "10");
+      return c.json(
+        {
+          error: "too many event clients",
+          message: `at most ${maxEventClients} /api/events streams are served at once`,
+        },
+        503,
+      );
+    }
+    eventClients++;
+    let counted = true;
+    const release = () => {
+      if (counted) eventClients--;
+      counted = false;
+    };
+    return streamSSE(c, async (stream) => {
+      try {
+        let chain: Promise<void> = Promise.resolve();
+        let pending = 0;
+        const send = (record: CycleRecord) => {
+          // A reader slower than the cycle loses intermediate records (the stream is
+          // level-based like the cycle); it never makes the manager buffer without bound.
+          if (stream.aborted || pending > 64) return;
+          pending++;
+          chain = chain
+            // encoded once per record, the same bytes for every client
+            .then(() => stream.write(cache.frame.get(record)))
+            .then(
+              () => {},
+              () => {},
+            )
+            .finally(() => {
+              pending--;
+            });
+        };
+        if (Number.isFinite(lastEventId)) {
+          // within the same budget as /api/cycles
+          const records = view.recentRecords().filter((r) => r.cycle > lastEventId);
+          const n = cyclesToReturn(records, records.length);
+          for (let i = records.length - n; i < records.length; i++) send(records[i]!);
+        }
+        const unsubscribe = view.subscribe(send);
+        const keepAlive = setInterval(() => {
+          chain = chain
+            .then(() => stream.write(": keep-alive\n\n"))
+            .then(
+              () => {},
+              () => {},
+            );
+        }, keepAliveMs);
+        await new Promise<void>((resolve) => {
+          stream.onAbort(() => {
+            unsubscribe();
+            clearInterval(keepAlive);
+            release();
+            resolve();
+          });
+          if (stream.aborted) {
+            unsubscribe();
+            clearInterval(keepAlive);
+            release();
+            resolve();
+          }
+        });
+      } finally {
+        release();
+      }
+    });
+  };
+}

@@ -1,0 +1,67 @@
+// The cycle records the API answers with: how many /api/cycles returns, and the text and
+// SSE frame made once per record and shared by every request and stream.
+import type { CycleRecord } from "../core/model.ts";
+
+export const DEFAULT_CYCLES_LIMIT = 60;
+export const MAX_CYCLES_LIMIT = 1000;
+/**
+ * /api/cycles answers at most this many partition entries (records × partitions per record):
+ * the dashboard's 600 records up to 100 partitions, 6 records at 10,000 partitions. The answer
+ * is built on the event loop the cycle runs on. Replays of /api/events use the same budget.
+ */
+export const MAX_CYCLES_PARTITION_ENTRIES = 60_000;
+
+/**
+ * Per record, something made from it once (its JSON text, its SSE frame) and reused by every
+ * request and stream, kept for the newest records up to `budget` partition entries (a record
+ * larger than the budget alone is still kept, as the only one). Records are not changed once
+ * published; a decision's `why` is built by its toJSON, so this is where the cost is.
+ */
+export class RecordCache<T> {
+  readonly #made = new Map<CycleRecord, { value: T; entries: number }>();
+  #entries = 0;
+  constructor(
+    readonly budget: number,
+    readonly make: (record: CycleRecord) => T,
+  ) {}
+  get(record: CycleRecord): T {
+    const hit = this.#made.get(record);
+    if (hit) return hit.value;
+    const entries = Math.max(1, record.partitions.length);
+    const value = this.make(record);
+    this.#made.set(record, { value, entries });
+    this.#entries += entries;
+    for (const [r, m] of this.#made) {
+      if (this.#entries <= this.budget || r === record) break;
+      this.#made.delete(r);
+      this.#entries -= m.entries;
+    }
+    return value;
+  }
+  /** Records held now. */
+  get size(): number {
+    return this.#made.size;
+  }
+}
+
+const encoder = new TextEncoder();
+/** The record's JSON text, and its SSE frame as bytes — `event: cycle`, the JSON as one `data:` line (JSON has no raw newline), its cycle as `id:`, in hono's writeSSE order. */
+export function recordCaches(): { text: RecordCache<string>; frame: RecordCache<Uint8Array> } {
+  const text = new RecordCache(MAX_CYCLES_PARTITION_ENTRIES, (r) => JSON.stringify(r));
+  const frame = new RecordCache(MAX_CYCLES_PARTITION_ENTRIES / 3, (r) =>
+    encoder.encode(`event: cycle\ndata: ${text.get(r)}\nid: ${r.cycle}\n\n`),
+  );
+  return { text, frame };
+}
+
+/** How many of the last records /api/cycles returns for `limit`, within the entry budget. */
+export function cyclesToReturn(records: readonly CycleRecord[], limit: number): number {
+  let count = 0;
+  let entries = 0;
+  for (let i = records.length - 1; i >= 0 && count < limit; i--) {
+    entries += Math.max(1, records[i]!.partitions.length);
+    if (entries > MAX_CYCLES_PARTITION_ENTRIES && count > 0) break;
+    count++;
+  }
+  return count;
+}

@@ -1,0 +1,148 @@
+// One partition's place in the manager: its I/O ends (sensor, actuator), what it last read
+// and wrote, and its status. Opening, failing (per phase, classified), losing a sensor and
+// going stale are decided here, for this partition alone: no fault here stops the others.
+import type { AllocationSnapshot, PartitionActuator } from "../actuators/types.ts";
+import { ErrorCodes, isWeirError } from "../core/errors.ts";
+import type {
+  CounterSample,
+  Directive,
+  PartitionSpec,
+  PartitionStatus,
+  WeirErrorInfo,
+} from "../core/model.ts";
+import type { PartitionSensor } from "../sensors/types.ts";
+import type { FailurePhase, ManagerOptions, PartitionWiring } from "./manager-options.ts";
+
+/** A thrown value as the error info a record carries (`fallback` code when it is not a WeirError). */
+export const toInfo = (err: unknown, fallback: string): WeirErrorInfo =>
+  isWeirError(err)
+    ? err.toInfo()
+    : {
+        code: fallback,
+        message: err instanceof Error ? err.message : String(err),
+        retryable: true,
+      };
+
+export class PartitionSlot {
+  readonly wiring: PartitionWiring;
+  spec: PartitionSpec;
+  sensor: PartitionSensor | null = null;
+  actuator: PartitionActuator | null = null;
+  prevHost: CounterSample | null = null;
+  prevAgent: CounterSample | null = null;
+  lastAgentAtMs: number | null = null;
+  /** When the host sensor last gave a sample (or was opened); null without one. */
+  lastHostAtMs: number | null = null;
+  /**
+   * When the host sensor was lost to a fault that leaves the cgroup (a pid that exited, an
+   * interface deleted): the actuator stays, the partition is stale, the sensor is retried.
+   */
+  sensorLostAtMs: number | null = null;
+  /** Values found before weir first touched the partition (kept across restarts). */
+  found: AllocationSnapshot | null;
+  status: PartitionStatus = "ok";
+  goneAtMs: number | null = null;
+  lastError: WeirErrorInfo | undefined = undefined;
+  lastApplied: Directive | null = null;
+  private readonly onError: ManagerOptions["onPartitionError"];
+
+  constructor(
+    wiring: PartitionWiring,
+    found: AllocationSnapshot | null,
+    onError: ManagerOptions["onPartitionError"],
+  ) {
+    this.wiring = wiring;
+    this.spec = { ...wiring.spec };
+    this.found = found;
+    this.onError = onError;
+  }
+
+  /**
+   * Open a partition's actuator, then its sensor; an actuator that cannot open marks it gone, a
+   * sensor that cannot open (but for a gone cgroup) only loses the sensor. Never throws.
+   */
+  open(nowMs: number): boolean {
+    try {
+      this.actuator ??= this.wiring.openActuator();
+      this.found ??= this.actuator.snapshot();
+    } catch (err) {
+      this.fail(toInfo(err, ErrorCodes.TARGET_GONE), nowMs, "open");
+      return false;
+    }
+    this.status = "ok";
+    this.goneAtMs = null;
+    this.lastError = undefined;
+    return this.openSensor(nowMs);
+  }
+
+  /** Open the host sensor where the partition has one; false when the partition is now gone. */
+  openSensor(nowMs: number): boolean {
+    if (this.sensor || this.wiring.source === "agent" || !this.wiring.openSensor) return true;
+    try {
+      this.sensor = this.wiring.openSensor();
+      this.lastHostAtMs = nowMs;
+      this.sensorLostAtMs = null;
+      return true;
+    } catch (err) {
+      return this.sensorFailed(toInfo(err, ErrorCodes.COUNTER_UNREADABLE), nowMs, "open");
+    }
+  }
+
+  /**
+   * A sensor's fault: retryable ones mark the partition `error`; a vanished cgroup makes it
+   * gone; any other terminal one (a pid that exited, an interface deleted) loses only the
+   * sensor: the actuator stays (so shutdown restores the cgroup), the partition is stale and
+   * decays to its guarantee, and the sensor is reopened every retryGoneMs. False when gone.
+   */
+  sensorFailed(info: WeirErrorInfo, nowMs: number, phase: FailurePhase): boolean {
+    if (info.retryable || info.code === ErrorCodes.CGROUP_GONE) {
+      this.fail(info, nowMs, phase);
+      return this.status !== "gone";
+    }
+    this.sensor?.close();
+    this.sensor = null;
+    this.prevHost = null;
+    this.sensorLostAtMs = nowMs;
+    this.lastError = info;
+    this.status = this.wiring.source === "host" ? "stale" : "error";
+    this.onError?.(this.spec.id, info, this.status, phase);
+    return true;
+  }
+
+  /**
+   * Whether a partition decays to its guarantee this cycle: every source it has fell silent.
+   * The host sensor is silent once lost, or when it gave no sample for staleAfterMs; an agent
+   * when it sent no report for staleAfterMs (or never did).
+   */
+  isStale(nowMs: number, staleAfterMs: number, hasReports: boolean): boolean {
+    const hostSilent =
+      this.wiring.source !== "agent" && this.wiring.openSensor
+        ? this.sensorLostAtMs !== null ||
+          this.lastHostAtMs === null ||
+          nowMs - this.lastHostAtMs > staleAfterMs
+        : null;
+    const agentSilent =
+      this.wiring.source !== "host" && hasReports
+        ? this.lastAgentAtMs === null || nowMs - this.lastAgentAtMs > staleAfterMs
+        : null;
+    if (hostSilent === null && agentSilent === null) return false;
+    return (hostSilent ?? true) && (agentSilent ?? true);
+  }
+
+  fail(info: WeirErrorInfo, nowMs: number, phase: FailurePhase): void {
+    const terminal = !info.retryable;
+    this.lastError = info;
+    if (terminal) {
+      this.status = "gone";
+      this.goneAtMs = nowMs;
+      this.sensor?.close();
+      this.actuator?.close();
+      this.sensor = null;
+      this.actuator = null;
+      this.prevHost = null;
+    } else {
+      this.status = "error";
+    }
+    this.onError?.(this.spec.id, info, this.status, phase);
+  }
+}

@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { defaultPolicyKnobs } from "../policy/knobs.ts";
+import type { PartitionWiring } from "./manager-options.ts";
+import { type CapacityChange, ReachableKnobs, reachableCapacity } from "./reach.ts";
+
+describe("reachableCapacity", () => {
+  it("is at most 1000m per CPU of the union the partitions can reach", () => {
+    // three servers pinned to CPU 1 of two, 1,700m configured: 1,000m
+    expect(reachableCapacity(1700, [[1], [1], [1]])).toEqual({
+      capacityCpuMillis: 1000,
+      cpus: [1],
+    });
+    // one on CPU 0, one on CPU 1: both CPUs, the configured 1,700m stands
+    expect(reachableCapacity(1700, [[0], [1]])).toEqual({ capacityCpuMillis: 1700, cpus: [0, 1] });
+    // one partition's CPUs unknown: the configured capacity
+    expect(reachableCapacity(1700, [[1], null])).toEqual({ capacityCpuMillis: 1700, cpus: null });
+    expect(reachableCapacity(1700, [])).toEqual({ capacityCpuMillis: 1700, cpus: null });
+  });
+});
+
+describe("ReachableKnobs", () => {
+  const wiring = (cpus: () => number[] | null): PartitionWiring =>
+    ({ reachableCpus: cpus }) as unknown as PartitionWiring;
+
+  it("reads every refreshCycles cycles, reports each change once, and returns the configured knobs object when nothing is held back", () => {
+    const knobs = defaultPolicyKnobs(1700);
+    const changes: CapacityChange[] = [];
+    let pinned = [1];
+    let reads = 0;
+    const r = new ReachableKnobs(knobs, 3, (c) => changes.push(c));
+    const ws = [
+      wiring(() => {
+        reads++;
+        return pinned;
+      }),
+    ];
+    expect(r.current(ws).capacityCpuMillis).toBe(1000);
+    expect(r.current(ws).capacityCpuMillis).toBe(1000);
+    expect(r.current(ws).capacityCpuMillis).toBe(1000);
+    expect(reads).toBe(1);
+    pinned = [0, 1];
+    expect(r.current(ws)).toBe(knobs);
+    expect(reads).toBe(2);
+    expect(changes).toEqual([
+      { configuredCpuMillis: 1700, fromCpuMillis: 1700, toCpuMillis: 1000, cpus: [1] },
+      { configuredCpuMillis: 1700, fromCpuMillis: 1000, toCpuMillis: 1700, cpus: [0, 1] },
+    ]);
+  });
+
+  it("leaves the capacity alone when a wiring cannot read its CPUs (no reader, or it throws)", () => {
+    const knobs = defaultPolicyKnobs(1700);
+    const r = new ReachableKnobs(knobs, 1);
+    expect(r.current([wiring(() => [1]), {} as PartitionWiring])).toBe(knobs);
+    expect(
+      r.current([
+        wiring(() => {
+          throw new Error("EACCES");
+        }),
+      ]),
+    ).toBe(knobs);
+  });
+});
