@@ -68,7 +68,6 @@ export interface VmsOptions {
   log?: (line: string) => void;
 }
 
-
 function requireRoot(): void {
   if (typeof process.getuid === "function" && process.getuid() !== 0)
     throw new WeirError(ErrorCodes.NOT_ROOT, "a VM testbed needs root (namespaces, taps, cgroups)");
