@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -175,6 +175,44 @@ describe("Agent over its shared-memory slot", () => {
     expect(backend.writes()).toEqual([]);
     expect(hook.completedRuns).toBe(1);
     expect(agent.stats()).toMatchObject({ directives: 2, applied: 1 });
+  });
+
+  it("onlines a CPU that appears after the directive (a hot-plugged vCPU arrives offline)", () => {
+    const { source, channel } = shmPair(Date.now);
+    const sys = tmp();
+    cpSync(path.join(FIX, "sys"), sys, { recursive: true });
+    const cpuDir = path.join(sys, "devices/system/cpu");
+    // The guest has cpu0 and cpu1; cpu2 and cpu3 are not plugged yet.
+    rmSync(path.join(cpuDir, "cpu2"), { recursive: true });
+    rmSync(path.join(cpuDir, "cpu3"), { recursive: true });
+    const events: AgentEvent[] = [];
+    const agent = new Agent({
+      partitionIndex: 3,
+      key: KEY,
+      channel,
+      counters: new ScriptedCounters(),
+      intervalMs: 100,
+      cpuOnline: new CpuOnlineController(sys),
+      onEvent: (e) => events.push(e),
+    });
+    cleanups.push(() => agent.close());
+    expect(agent.reconcileCpus()).toEqual([]); // nothing applied yet: nothing to keep
+    source.sendDirective("web", cappedDirective("web", 3000, 300, 3));
+    expect(agent.pollDirective()).toMatchObject({ cpuCount: 3 });
+    expect(agent.reconcileCpus()).toEqual([]); // cpu0, cpu1 online: all there are
+    // The host hot-plugs cpu2: it appears offline.
+    cpSync(path.join(FIX, "sys/devices/system/cpu/cpu1"), path.join(cpuDir, "cpu2"), {
+      recursive: true,
+    });
+    writeFileSync(path.join(cpuDir, "cpu2/online"), "0");
+    expect(agent.reconcileCpus()).toEqual([path.join(cpuDir, "cpu2/online")]);
+    expect(readFileSync(path.join(cpuDir, "cpu2/online"), "utf8")).toBe("1");
+    expect(events.at(-1)).toEqual({
+      kind: "cpus",
+      cpuCount: 3,
+      written: [path.join(cpuDir, "cpu2/online")],
+    });
+    expect(agent.reconcileCpus()).toEqual([]); // in line: nothing rewritten
   });
 
   it("writes its delegated cgroup through the real cgroup v1 file backend (fixture tree)", () => {

@@ -43,6 +43,8 @@ export interface AgentOptions {
 export type AgentEvent =
   | { kind: "report"; report: ReportMessage }
   | { kind: "directive"; directive: DirectiveMessage; changed: boolean; written: string[] }
+  /** CPUs brought back in line with the applied count (a vCPU was hot-plugged or went away). */
+  | { kind: "cpus"; cpuCount: number; written: string[] }
   | { kind: "error"; where: "counters" | "apply" | "publish"; code: string; message: string };
 
 export interface AgentStats {
@@ -192,7 +194,27 @@ export class Agent {
     return written;
   }
 
-  /** Report every intervalMs and poll directives until `signal` aborts. */
+  /**
+   * Bring the CPUs back to the last applied count when the set of CPUs changed under it. A
+   * vCPU the host hot-plugs arrives offline and nothing in a guest kernel without a uevent
+   * helper onlines it, so the agent does once the directive asks for it; one the host
+   * unplugs the kernel offlines itself. Writes only what differs (usually nothing).
+   */
+  reconcileCpus(): string[] {
+    const last = this.lastApplied;
+    if (!this.o.cpuOnline || last === null) return [];
+    let written: string[];
+    try {
+      written = this.o.cpuOnline.apply(last.cpuCount);
+    } catch (err) {
+      this.error("apply", err);
+      return [];
+    }
+    if (written.length > 0) this.o.onEvent?.({ kind: "cpus", cpuCount: last.cpuCount, written });
+    return written;
+  }
+
+  /** Report every intervalMs (and reconcile CPUs), poll directives, until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     const pollMs = this.o.directivePollMs ?? Math.min(this.o.intervalMs, 50);
     let nextReport = this.now();
@@ -200,6 +222,7 @@ export class Agent {
       const t = this.now();
       if (t >= nextReport) {
         this.tick();
+        this.reconcileCpus();
         // Steady cadence; after a long stall start again from now rather than bursting.
         nextReport += this.o.intervalMs;
         if (nextReport < t) nextReport = t + this.o.intervalMs;

@@ -71,7 +71,7 @@ export interface TestbedState {
   resources: ResourceRecord[];
 }
 
-const resourceSchema = z.object({
+export const resourceSchema = z.object({
   kind: z.enum(["cgroup", "netns", "link", "process", "file"]),
   id: z.string().min(1),
   status: z.enum(["planned", "created"]),
@@ -141,6 +141,13 @@ const stateSchema = z.object({
   resources: z.array(resourceSchema),
 });
 
+/** What the record-keeping helpers below need: a testbed's state, or another record (src/vm). */
+export interface ResourceLedger {
+  stateFile: string;
+  updatedAtEpochMs: number;
+  resources: ResourceRecord[];
+}
+
 export function newState(opts: {
   prefix: string;
   stateFile: string;
@@ -163,14 +170,14 @@ export function newState(opts: {
 }
 
 export const findResource = (
-  state: TestbedState,
+  state: ResourceLedger,
   kind: ResourceKind,
   id: string,
 ): ResourceRecord | undefined => state.resources.find((r) => r.kind === kind && r.id === id);
 
 /** Add a resource as planned unless it is already recorded; returns the record. */
 export function planResource(
-  state: TestbedState,
+  state: ResourceLedger,
   kind: ResourceKind,
   id: string,
   owner: string,
@@ -183,7 +190,7 @@ export function planResource(
 }
 
 export function markCreated(
-  state: TestbedState,
+  state: ResourceLedger,
   kind: ResourceKind,
   id: string,
   patch: Partial<Pick<ResourceRecord, "pid" | "startTime" | "argv" | "cgroupDirs">> = {},
@@ -194,7 +201,7 @@ export function markCreated(
   return rec;
 }
 
-export function dropResource(state: TestbedState, rec: ResourceRecord): void {
+export function dropResource(state: ResourceLedger, rec: ResourceRecord): void {
   state.resources = state.resources.filter((r) => r !== rec);
 }
 
@@ -253,7 +260,7 @@ export function readState(file: string): TestbedState | null {
 }
 
 /** Write atomically (temp file + rename), so a reader or a crash never sees half a record. */
-export function writeState(state: TestbedState, nowMs = Date.now()): void {
+export function writeState(state: ResourceLedger, nowMs = Date.now()): void {
   state.updatedAtEpochMs = nowMs;
   mkdirSync(dirname(state.stateFile), { recursive: true });
   const tmp = `${state.stateFile}.${process.pid}.tmp`;
@@ -269,7 +276,7 @@ export function writeState(state: TestbedState, nowMs = Date.now()): void {
  * Returns true when it created the thing.
  */
 export async function recordThenCreate(
-  state: TestbedState,
+  state: ResourceLedger,
   kind: ResourceKind,
   id: string,
   owner: string,

@@ -9,6 +9,7 @@ interface AgentCliOptions {
   manager?: string;
   bind?: string;
   shmPath: string;
+  ivshmem?: boolean;
   intervalMs: string;
   cgroup: string;
   interfaces?: string;
@@ -81,6 +82,10 @@ export function register(program: Command): void {
       "the manager's slot directory (its transport.shm.path), or this partition's slot itself, e.g. /proc/self/fd/3 (shm)",
       "/dev/shm/weir-slots",
     )
+    .option(
+      "--ivshmem",
+      "in a QEMU guest: the slot is the ivshmem device's region (PCI 1af4:1110, resource2)",
+    )
     .option("--interval-ms <ms>", "report period", "100")
     .option(
       "--cgroup <path|auto|none>",
@@ -144,6 +149,10 @@ export function register(program: Command): void {
         });
       } else if (o.transport === "shm") {
         const { ShmAgentChannel } = await import("../../transport/shm-source.ts");
+        if (o.ivshmem) {
+          const { findIvshmemRegion } = await import("../../agent/ivshmem.ts");
+          o.shmPath = findIvshmemRegion(o.sysfs);
+        }
         channel = new ShmAgentChannel({ path: o.shmPath, partitionIndex: index, key, ...verify });
       } else throw invalid("transport", 'must be "udp" or "shm"', o.transport);
 
@@ -199,6 +208,8 @@ export function register(program: Command): void {
               { directive: e.directive, written: e.written },
               `directive: ${e.directive.cpuMillis}m, weight ${e.directive.weight}, ${e.directive.cpuCount} CPUs`,
             );
+          else if (e.kind === "cpus")
+            logger.info({ written: e.written }, `CPUs brought back to ${e.cpuCount}`);
           else if (e.kind === "error") logger.warn({ error: e }, `${e.where}: ${e.message}`);
         },
       });
