@@ -43,7 +43,7 @@ export const POLICIES: readonly PolicyRun[] = [
   "koordinator-style",
 ];
 export const LABEL: Record<PolicyRun, string> = {
-  weir: "weir (capacity 1.7 CPUs, as scenarios-real)",
+  weir: "weir (capacity configured 1.7 CPUs, as scenarios-real; held to the reachable CPU)",
   "weir-1cpu": "weir (capacity 1 CPU: the pinned one)",
   none: "none (plain CFS)",
   "static-weights": "static weights (importance 1 vs 3)",

@@ -56,7 +56,7 @@ const REACHED_FRACTION = 0.9;
 type PolicyRun = "weir" | "weir-1cpu" | "none" | "static-weights";
 const POLICIES: readonly PolicyRun[] = ["weir", "weir-1cpu", "none", "static-weights"];
 const LABEL: Record<PolicyRun, string> = {
-  weir: "weir (capacity 1.7 CPUs, as the other real benchmarks)",
+  weir: "weir (capacity configured 1.7 CPUs, as the other real benchmarks; held to the reachable CPU)",
   "weir-1cpu": "weir (capacity 1 CPU: the pinned one)",
   none: "none (plain CFS)",
   "static-weights": "static weights (importance 1, 2, 3)",
