@@ -2,20 +2,14 @@
 // arithmetic beside each assertion (the style of the Kubernetes VPA estimator tests).
 import { describe, expect, it } from "vitest";
 import type { Decision, Directive, PartitionSpec, Throughput } from "../core/model.ts";
+import { nextBatchSuppression } from "./batch.ts";
 import type { WeirDecision } from "./decision.ts";
+import { bandOf, cpuCountForAllocation, keepWeight, weightBands } from "./express.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
 import { weightForAllocation } from "./rules.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
 import type { PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
-import {
-  bandOf,
-  cpuCountForAllocation,
-  deadbandCpuMillis,
-  keepWeight,
-  nextBatchSuppression,
-  weightBands,
-  weirPolicy,
-} from "./weir.ts";
+import { deadbandCpuMillis, weirPolicy } from "./weir.ts";
 
 function knobs(capacity: number, over: Partial<PolicyKnobs> = {}): PolicyKnobs {
   return { ...defaultPolicyKnobs(capacity), ...over };

@@ -10,13 +10,11 @@
 // between steps for what it does not; no per-partition objects besides the directive and the
 // decision the contract asks for. Reusing scratch is invisible from outside: the step reads
 // only its arguments and returns the same output for the same input.
-import type {
-  CapReason,
-  Directive,
-  PartitionId,
-  PartitionSpec,
-  Throughput,
-} from "../core/model.ts";
+// Over 400 lines on purpose: step() is one pass over a dozen aligned typed arrays (assess,
+// allocate, post-process, express, decide); splitting it would pass those arrays between
+// files. What is not the pass lives beside it: express.ts (directives), state.ts (the packed
+// state), batch.ts (batch suppression), decision.ts (the lazy why).
+import type { Directive, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
 import {
   type AllocationProblem,
   type AllocationScratch,
@@ -24,6 +22,7 @@ import {
   createAllocationScratch,
   Mode,
 } from "./allocate.ts";
+import { nextBatchSuppression } from "./batch.ts";
 import { packBits, type StepReasons, WeirDecision } from "./decision.ts";
 import {
   assessNetworkDemand,
@@ -31,6 +30,7 @@ import {
   performanceIndex,
   smoothVelocity,
 } from "./demand.ts";
+import { capCodeOf, express, weightBands } from "./express.ts";
 import {
   type AllocationFrame,
   defaultPostProcessors,
@@ -48,20 +48,11 @@ import {
   minProbeStep,
   protectedNeed,
   Source,
-  WEIGHT_MIN,
   weightDivisors,
-  weightForAllocation,
   yieldingDemand,
 } from "./rules.ts";
-import type {
-  BatchSuppressionState,
-  PartitionPolicyState,
-  Policy,
-  PolicyInput,
-  PolicyKnobs,
-  PolicyOutput,
-  PolicyState,
-} from "./types.ts";
+import { packedState, readPrevious } from "./state.ts";
+import type { Policy, PolicyInput, PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
 
 /**
  * The dead-band never exceeds 50m: 1 % of a 100-CPU host is 1,000m, more than most partitions'
@@ -84,87 +75,6 @@ export function deadbandCpuMillis(
     knobs.deadbandFraction * usableCapacity(knobs.capacityCpuMillis),
     DEADBAND_MAX_CPU_MILLIS,
   );
-}
-
-/** Whole CPUs to run on: ceil of what it may use (its cap, else its max), at least 1. 1,001m → 2. */
-export function cpuCountForAllocation(cpuMillis: number): number {
-  return Math.max(1, Math.ceil(cpuMillis / 1000));
-}
-
-/** Cap reasons as codes (0 = no cap) for the decisions' packed reasons. */
-export const CAP_REASONS: readonly (CapReason | null)[] = [null, "max", "capped", "suppress-batch"];
-const CapCode = { none: 0, max: 1, capped: 2, suppressBatch: 3 } as const;
-
-/**
- * Batch suppression for the next cycle: `congested` says a network partition was constrained
- * (waiting for CPU or dropping, with traffic it serves, while using at least half its
- * entitlement) this cycle. Batch is capped once that has lasted `after` cycles in a row and
- * released after `release` calm cycles in a row. A cap is an experiment: if the congestion is
- * still there after `after + release` capped cycles, batch was not the cause (the delay comes
- * from the network partitions' own contention, the load generator, other work on the host), so
- * it is released and not capped again for `cooldown` cycles — on the real testbed network
- * partitions waited 29 % of the time with the hog stopped, and a cap that never let go left the
- * host 29 % idle.
- */
-export function nextBatchSuppression(
-  prev: BatchSuppressionState | undefined,
-  congested: boolean,
-  after: number,
-  release: number,
-  cooldown = 30 * Math.max(1, after),
-): BatchSuppressionState {
-  const p = prev ?? { congestedCycles: 0, calmCycles: 0, active: false };
-  const activeCycles = p.activeCycles ?? 0;
-  const cooldownCycles = p.cooldownCycles ?? 0;
-  if (p.active) {
-    if (congested) {
-      const capped = activeCycles + 1;
-      if (capped >= after + release)
-        // capping did not relieve it: let go and do not try again for a while
-        return {
-          congestedCycles: 0,
-          calmCycles: 0,
-          active: false,
-          activeCycles: 0,
-          cooldownCycles: cooldown,
-        };
-      return {
-        congestedCycles: p.congestedCycles + 1,
-        calmCycles: 0,
-        active: true,
-        activeCycles: capped,
-        cooldownCycles: 0,
-      };
-    }
-    const calmCycles = p.calmCycles + 1;
-    const stays = calmCycles < release;
-    return {
-      congestedCycles: 0,
-      calmCycles,
-      active: stays,
-      activeCycles: stays ? activeCycles + 1 : 0,
-      cooldownCycles: 0,
-    };
-  }
-  const cool = Math.max(0, cooldownCycles - 1);
-  if (congested) {
-    const congestedCycles = p.congestedCycles + 1;
-    const start = after > 0 && cooldownCycles === 0 && congestedCycles >= after;
-    return {
-      congestedCycles,
-      calmCycles: 0,
-      active: start,
-      activeCycles: start ? 1 : 0,
-      cooldownCycles: cool,
-    };
-  }
-  return {
-    congestedCycles: 0,
-    calmCycles: p.calmCycles + 1,
-    active: false,
-    activeCycles: 0,
-    cooldownCycles: cool,
-  };
 }
 
 /** Buffers a step needs only while it runs; grown to the largest partition count seen. */
@@ -522,135 +432,6 @@ function yieldToReceivers(
 }
 
 /**
- * The entitlement as the kernel should see it — weights first:
- * - weight ∝ entitlement (share of capacity on the 1..10000 scale), so under full contention
- *   each partition gets its entitlement (the tiers already put importance first) and CPU a
- *   partition leaves idle flows to the others at once;
- * - batch runs in the idle class (minimum weight where the kernel has none): every idle
- *   cycle, and it yields at wake-up;
- * - a cap only for a configured max, a `capped` partition (cap = entitlement), or batch while
- *   network partitions stay congested (cap = its entitlement, no burst). A cap comes with a
- *   burst of burstFraction × cap, so a short burst does not wait out the period.
- */
-function express(
-  spec: PartitionSpec,
-  cpu: number,
-  max: number,
-  capacity: number,
-  knobs: PolicyKnobs,
-  suppressBatch: boolean,
-  prevWeight: number,
-  bands: { normal: WeightBand; goal: WeightBand },
-  divisor: number,
-): Directive {
-  const batch = spec.kind === "batch";
-  let cap = Number.POSITIVE_INFINITY;
-  let reason: CapReason | null = null;
-  if (spec.capped) {
-    cap = cpu;
-    reason = "capped";
-  } else if (batch && suppressBatch) {
-    // held to its entitlement: with leftover batch-first, what the network partitions' demand
-    // leaves of capacity (at least its guarantee)
-    cap = cpu;
-    reason = "suppress-batch";
-  }
-  if (max < capacity && max < cap) {
-    cap = max;
-    reason = "max";
-  }
-  const burst =
-    reason === null || reason === "suppress-batch"
-      ? 0
-      : Math.floor(cap * clamp(knobs.burstFraction, 0, 1));
-  return {
-    partition: spec.id,
-    cpuMillis: cpu,
-    weight: batch
-      ? WEIGHT_MIN
-      : keepWeight(
-          prevWeight,
-          weightForAllocation(cpu, capacity, divisor),
-          bandOf(spec, bands),
-          divisor,
-        ),
-    idle: batch,
-    capCpuMillis: cap,
-    burstCpuMillis: burst,
-    capReason: reason,
-    cpuCount: cpuCountForAllocation(Math.min(cap, max, capacity)),
-  };
-}
-
-/** How far a weight must move before it is rewritten (see keepWeight). */
-export interface WeightBand {
-  /** A rise must be at least this fraction of the last weight… */
-  upFraction: number;
-  /** …a fall at least this fraction… */
-  downFraction: number;
-  /** …and either at least this many weight units. */
-  minStep: number;
-}
-
-/**
- * The weight dead-bands of a step. A rise is urgent (the partition may need its share under
- * contention now); a fall is not (what it does not use flows to others anyway), so a fall must
- * be 2.5× larger (at most half), and every move at least twice the entitlement dead-band in
- * weight units (a 60m partition's 100 ms readings move by ±40m). 100 ms CPU readings (4 ms
- * ticks) move a 200m entitlement by ±20 %; without a band cpu.shares was rewritten several times
- * a second. A goal partition's weight is its controller's output, and a band wider than the
- * controller's ±25 % step would hold it still: a third of the band, both ways, no minimum.
- */
-export function weightBands(
-  knobs: PolicyKnobs,
-  capacity: number,
-  deadbandCpuMillis: number,
-): { normal: WeightBand; goal: WeightBand } {
-  const f = knobs.weightDeadbandFraction;
-  if (!(f > 0)) {
-    const none = { upFraction: 0, downFraction: 0, minStep: 0 };
-    return { normal: none, goal: none };
-  }
-  return {
-    normal: {
-      upFraction: f,
-      downFraction: Math.min(0.5, 2.5 * f),
-      minStep: 2 * weightForAllocation(deadbandCpuMillis, capacity),
-    },
-    goal: { upFraction: f / 3, downFraction: f / 3, minStep: 0 },
-  };
-}
-
-/** The band of one partition: goal partitions move in finer steps (see weightBands). */
-export const bandOf = (spec: PartitionSpec, bands: { normal: WeightBand; goal: WeightBand }) =>
-  hasGoal(spec) ? bands.goal : bands.normal;
-
-/**
- * Weight dead-band: the previous weight stays unless the new one moves past the band.
- *   prev 1,000, band up 0.15 / down 0.375: new 1,100 → 1,000; 1,200 → 1,200; 700 → 1,000; 600 → 600.
- * `divisor`: the partition's importance divisor; the band's minimum step is in undivided units.
- */
-export function keepWeight(prev: number, next: number, band: WeightBand, divisor = 1): number {
-  if (Number.isNaN(prev)) return next;
-  const fraction = next >= prev ? band.upFraction : band.downFraction;
-  if (!(fraction > 0) && !(band.minStep > 0)) return next;
-  return Math.abs(next - prev) < Math.max(fraction * prev, band.minStep / divisor) ? prev : next;
-}
-
-function capCodeOf(reason: CapReason | null): number {
-  switch (reason) {
-    case "max":
-      return CapCode.max;
-    case "capped":
-      return CapCode.capped;
-    case "suppress-batch":
-      return CapCode.suppressBatch;
-    default:
-      return CapCode.none;
-  }
-}
-
-/**
  * This cycle's throughput per spec. The manager fills the map in spec order, so walk both in
  * step (a merge join: sequential reads, ~2× faster than 10,000 hash lookups here; forEach
  * allocates no iterator results); whatever the walk could not place is looked up by key.
@@ -674,140 +455,6 @@ function alignThroughput(
   if (matched < throughput.size)
     for (let k = 0; k < n; k++) if (out[k] === null) out[k] = throughput.get(specs[k]!.id) ?? null;
   return out;
-}
-
-// ---- state: packed arrays, a record only when someone reads it --------------------------
-
-interface PackedState {
-  ids: readonly PartitionId[];
-  /** NaN where there is no value (velocity unknown). */
-  cpuMillis: Float64Array;
-  demand: Float64Array;
-  velocity: Float64Array;
-  /** Weight last directed (NaN = none yet). */
-  weight: Float64Array;
-  /** 1 = last window was a load step (DemandAssessment.rising). */
-  rising: Uint8Array;
-}
-
-const PACKED = Symbol("weir.policy.packedState");
-
-/**
- * The state the step returns keeps its numbers in arrays aligned with the spec list. Its
- * `partitions` record (what the contract and the state file see) is built on first read and
- * then kept; until then the next step reads the arrays directly (building a 10,000-key record
- * costs more than the whole rest of the step).
- */
-function packedState(packed: PackedState, batch?: BatchSuppressionState): PolicyState {
-  const state = {} as PolicyState;
-  if (batch) state.batch = batch;
-  Object.defineProperty(state, PACKED, { value: packed });
-  Object.defineProperty(state, "partitions", {
-    enumerable: true,
-    configurable: true,
-    get(): Record<PartitionId, PartitionPolicyState> {
-      const record = toRecord(packed);
-      Object.defineProperty(state, "partitions", {
-        value: record,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-      return record;
-    },
-  });
-  return state;
-}
-
-function toRecord(p: PackedState): Record<PartitionId, PartitionPolicyState> {
-  const record: Record<PartitionId, PartitionPolicyState> = Object.create(null);
-  for (let i = 0; i < p.ids.length; i++) {
-    const v = p.velocity[i]!;
-    const demand = p.demand[i]!;
-    const w = p.weight[i]!;
-    const ps: PartitionPolicyState = {
-      cpuMillis: p.cpuMillis[i]!,
-      // No demand measured yet: the allocation stands in for readers (JSON has no NaN), and
-      // `demandMeasured: false` tells the next step so, which then does not smooth from it.
-      demandCpuMillis: Number.isNaN(demand) ? p.cpuMillis[i]! : demand,
-      velocityPacketsPerCpuSec: Number.isNaN(v) ? null : v,
-    };
-    if (Number.isNaN(demand)) ps.demandMeasured = false;
-    if (!Number.isNaN(w)) ps.weight = w;
-    if (p.rising[i] === 1) ps.rising = true;
-    record[p.ids[i]!] = ps;
-  }
-  return record;
-}
-
-/** Last cycle's values aligned with this cycle's specs, written into the given arrays (NaN = none). */
-function readPrevious(
-  state: PolicyState,
-  specs: readonly PartitionSpec[],
-  cpuMillis: Float64Array,
-  demand: Float64Array,
-  velocity: Float64Array,
-  weight: Float64Array,
-  rising: Uint8Array,
-): void {
-  const n = specs.length;
-  rising.fill(0);
-  const packed = untouchedPacked(state);
-  if (packed) {
-    let aligned = packed.ids.length === n;
-    for (let i = 0; aligned && i < n; i++) aligned = packed.ids[i] === specs[i]!.id;
-    if (aligned) {
-      cpuMillis.set(packed.cpuMillis);
-      demand.set(packed.demand);
-      velocity.set(packed.velocity);
-      weight.set(packed.weight);
-      rising.set(packed.rising);
-      return;
-    }
-  }
-  cpuMillis.fill(Number.NaN);
-  demand.fill(Number.NaN);
-  velocity.fill(Number.NaN);
-  weight.fill(Number.NaN);
-  if (packed) {
-    const index = new Map<PartitionId, number>();
-    for (let j = 0; j < packed.ids.length; j++) index.set(packed.ids[j]!, j);
-    for (let i = 0; i < n; i++) {
-      const j = index.get(specs[i]!.id);
-      if (j === undefined) continue;
-      cpuMillis[i] = packed.cpuMillis[j]!;
-      demand[i] = packed.demand[j]!;
-      velocity[i] = packed.velocity[j]!;
-      weight[i] = packed.weight[j]!;
-      rising[i] = packed.rising[j]!;
-    }
-    return;
-  }
-  const record = state.partitions ?? {};
-  for (let i = 0; i < n; i++) {
-    const id = specs[i]!.id;
-    if (!Object.hasOwn(record, id)) continue;
-    const ps = record[id];
-    if (!ps || !Number.isFinite(ps.cpuMillis)) continue;
-    cpuMillis[i] = ps.cpuMillis;
-    demand[i] =
-      ps.demandMeasured !== false && Number.isFinite(ps.demandCpuMillis)
-        ? ps.demandCpuMillis
-        : Number.NaN;
-    const v = ps.velocityPacketsPerCpuSec;
-    velocity[i] = v !== null && v > 0 && Number.isFinite(v) ? v : Number.NaN;
-    const w = ps.weight;
-    weight[i] = w !== undefined && Number.isFinite(w) && w >= WEIGHT_MIN ? w : Number.NaN;
-    if (ps.rising === true) rising[i] = 1;
-  }
-}
-
-/** The packed arrays behind a state this policy returned, unless its record was read (and so may have been changed). */
-function untouchedPacked(state: PolicyState): PackedState | null {
-  const packed = (state as { [PACKED]?: PackedState })[PACKED];
-  if (!packed) return null;
-  const d = Object.getOwnPropertyDescriptor(state, "partitions");
-  return d?.get ? packed : null;
 }
 
 const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);

@@ -1,0 +1,144 @@
+// How an entitlement reaches the kernel (weights first): the directive's weight (with its
+// dead-band), the idle class for batch, a cap only with a reason, CFS burst, a CPU count.
+// Pure; split from weir.ts, whose step calls express() once per partition.
+import type { CapReason, Directive, PartitionSpec } from "../core/model.ts";
+import { clamp, hasGoal, WEIGHT_MIN, weightForAllocation } from "./rules.ts";
+import type { PolicyKnobs } from "./types.ts";
+
+/** Whole CPUs to run on: ceil of what it may use (its cap, else its max), at least 1. 1,001m → 2. */
+export function cpuCountForAllocation(cpuMillis: number): number {
+  return Math.max(1, Math.ceil(cpuMillis / 1000));
+}
+
+/** Cap reasons as codes (0 = no cap) for the decisions' packed reasons. */
+export const CAP_REASONS: readonly (CapReason | null)[] = [null, "max", "capped", "suppress-batch"];
+const CapCode = { none: 0, max: 1, capped: 2, suppressBatch: 3 } as const;
+
+/**
+ * The entitlement as the kernel should see it — weights first:
+ * - weight ∝ entitlement (share of capacity on the 1..10000 scale), so under full contention
+ *   each partition gets its entitlement (the tiers already put importance first) and CPU a
+ *   partition leaves idle flows to the others at once;
+ * - batch runs in the idle class (minimum weight where the kernel has none): every idle
+ *   cycle, and it yields at wake-up;
+ * - a cap only for a configured max, a `capped` partition (cap = entitlement), or batch while
+ *   network partitions stay congested (cap = its entitlement, no burst). A cap comes with a
+ *   burst of burstFraction × cap, so a short burst does not wait out the period.
+ */
+export function express(
+  spec: PartitionSpec,
+  cpu: number,
+  max: number,
+  capacity: number,
+  knobs: PolicyKnobs,
+  suppressBatch: boolean,
+  prevWeight: number,
+  bands: { normal: WeightBand; goal: WeightBand },
+  divisor: number,
+): Directive {
+  const batch = spec.kind === "batch";
+  let cap = Number.POSITIVE_INFINITY;
+  let reason: CapReason | null = null;
+  if (spec.capped) {
+    cap = cpu;
+    reason = "capped";
+  } else if (batch && suppressBatch) {
+    // held to its entitlement: with leftover batch-first, what the network partitions' demand
+    // leaves of capacity (at least its guarantee)
+    cap = cpu;
+    reason = "suppress-batch";
+  }
+  if (max < capacity && max < cap) {
+    cap = max;
+    reason = "max";
+  }
+  const burst =
+    reason === null || reason === "suppress-batch"
+      ? 0
+      : Math.floor(cap * clamp(knobs.burstFraction, 0, 1));
+  return {
+    partition: spec.id,
+    cpuMillis: cpu,
+    weight: batch
+      ? WEIGHT_MIN
+      : keepWeight(
+          prevWeight,
+          weightForAllocation(cpu, capacity, divisor),
+          bandOf(spec, bands),
+          divisor,
+        ),
+    idle: batch,
+    capCpuMillis: cap,
+    burstCpuMillis: burst,
+    capReason: reason,
+    cpuCount: cpuCountForAllocation(Math.min(cap, max, capacity)),
+  };
+}
+
+/** How far a weight must move before it is rewritten (see keepWeight). */
+export interface WeightBand {
+  /** A rise must be at least this fraction of the last weight… */
+  upFraction: number;
+  /** …a fall at least this fraction… */
+  downFraction: number;
+  /** …and either at least this many weight units. */
+  minStep: number;
+}
+
+/**
+ * The weight dead-bands of a step. A rise is urgent (the partition may need its share under
+ * contention now); a fall is not (what it does not use flows to others anyway), so a fall must
+ * be 2.5× larger (at most half), and every move at least twice the entitlement dead-band in
+ * weight units (a 60m partition's 100 ms readings move by ±40m). 100 ms CPU readings (4 ms
+ * ticks) move a 200m entitlement by ±20 %; without a band cpu.shares was rewritten several times
+ * a second. A goal partition's weight is its controller's output, and a band wider than the
+ * controller's ±25 % step would hold it still: a third of the band, both ways, no minimum.
+ */
+export function weightBands(
+  knobs: PolicyKnobs,
+  capacity: number,
+  deadbandCpuMillis: number,
+): { normal: WeightBand; goal: WeightBand } {
+  const f = knobs.weightDeadbandFraction;
+  if (!(f > 0)) {
+    const none = { upFraction: 0, downFraction: 0, minStep: 0 };
+    return { normal: none, goal: none };
+  }
+  return {
+    normal: {
+      upFraction: f,
+      downFraction: Math.min(0.5, 2.5 * f),
+      minStep: 2 * weightForAllocation(deadbandCpuMillis, capacity),
+    },
+    goal: { upFraction: f / 3, downFraction: f / 3, minStep: 0 },
+  };
+}
+
+/** The band of one partition: goal partitions move in finer steps (see weightBands). */
+export const bandOf = (spec: PartitionSpec, bands: { normal: WeightBand; goal: WeightBand }) =>
+  hasGoal(spec) ? bands.goal : bands.normal;
+
+/**
+ * Weight dead-band: the previous weight stays unless the new one moves past the band.
+ *   prev 1,000, band up 0.15 / down 0.375: new 1,100 → 1,000; 1,200 → 1,200; 700 → 1,000; 600 → 600.
+ * `divisor`: the partition's importance divisor; the band's minimum step is in undivided units.
+ */
+export function keepWeight(prev: number, next: number, band: WeightBand, divisor = 1): number {
+  if (Number.isNaN(prev)) return next;
+  const fraction = next >= prev ? band.upFraction : band.downFraction;
+  if (!(fraction > 0) && !(band.minStep > 0)) return next;
+  return Math.abs(next - prev) < Math.max(fraction * prev, band.minStep / divisor) ? prev : next;
+}
+
+export function capCodeOf(reason: CapReason | null): number {
+  switch (reason) {
+    case "max":
+      return CapCode.max;
+    case "capped":
+      return CapCode.capped;
+    case "suppress-batch":
+      return CapCode.suppressBatch;
+    default:
+      return CapCode.none;
+  }
+}

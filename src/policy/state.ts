@@ -1,0 +1,137 @@
+// weir's policy state: packed arrays aligned with the spec list, and a record (what the
+// contract and the state file see) built only when someone reads it. Pure; split from weir.ts.
+import type { PartitionId, PartitionSpec } from "../core/model.ts";
+import { WEIGHT_MIN } from "./rules.ts";
+import type { BatchSuppressionState, PartitionPolicyState, PolicyState } from "./types.ts";
+
+export interface PackedState {
+  ids: readonly PartitionId[];
+  /** NaN where there is no value (velocity unknown). */
+  cpuMillis: Float64Array;
+  demand: Float64Array;
+  velocity: Float64Array;
+  /** Weight last directed (NaN = none yet). */
+  weight: Float64Array;
+  /** 1 = last window was a load step (DemandAssessment.rising). */
+  rising: Uint8Array;
+}
+
+const PACKED = Symbol("weir.policy.packedState");
+
+/**
+ * The state the step returns keeps its numbers in arrays aligned with the spec list. Its
+ * `partitions` record (what the contract and the state file see) is built on first read and
+ * then kept; until then the next step reads the arrays directly (building a 10,000-key record
+ * costs more than the whole rest of the step).
+ */
+export function packedState(packed: PackedState, batch?: BatchSuppressionState): PolicyState {
+  const state = {} as PolicyState;
+  if (batch) state.batch = batch;
+  Object.defineProperty(state, PACKED, { value: packed });
+  Object.defineProperty(state, "partitions", {
+    enumerable: true,
+    configurable: true,
+    get(): Record<PartitionId, PartitionPolicyState> {
+      const record = toRecord(packed);
+      Object.defineProperty(state, "partitions", {
+        value: record,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+      return record;
+    },
+  });
+  return state;
+}
+
+function toRecord(p: PackedState): Record<PartitionId, PartitionPolicyState> {
+  const record: Record<PartitionId, PartitionPolicyState> = Object.create(null);
+  for (let i = 0; i < p.ids.length; i++) {
+    const v = p.velocity[i]!;
+    const demand = p.demand[i]!;
+    const w = p.weight[i]!;
+    const ps: PartitionPolicyState = {
+      cpuMillis: p.cpuMillis[i]!,
+      // No demand measured yet: the allocation stands in for readers (JSON has no NaN), and
+      // `demandMeasured: false` tells the next step so, which then does not smooth from it.
+      demandCpuMillis: Number.isNaN(demand) ? p.cpuMillis[i]! : demand,
+      velocityPacketsPerCpuSec: Number.isNaN(v) ? null : v,
+    };
+    if (Number.isNaN(demand)) ps.demandMeasured = false;
+    if (!Number.isNaN(w)) ps.weight = w;
+    if (p.rising[i] === 1) ps.rising = true;
+    record[p.ids[i]!] = ps;
+  }
+  return record;
+}
+
+/** Last cycle's values aligned with this cycle's specs, written into the given arrays (NaN = none). */
+export function readPrevious(
+  state: PolicyState,
+  specs: readonly PartitionSpec[],
+  cpuMillis: Float64Array,
+  demand: Float64Array,
+  velocity: Float64Array,
+  weight: Float64Array,
+  rising: Uint8Array,
+): void {
+  const n = specs.length;
+  rising.fill(0);
+  const packed = untouchedPacked(state);
+  if (packed) {
+    let aligned = packed.ids.length === n;
+    for (let i = 0; aligned && i < n; i++) aligned = packed.ids[i] === specs[i]!.id;
+    if (aligned) {
+      cpuMillis.set(packed.cpuMillis);
+      demand.set(packed.demand);
+      velocity.set(packed.velocity);
+      weight.set(packed.weight);
+      rising.set(packed.rising);
+      return;
+    }
+  }
+  cpuMillis.fill(Number.NaN);
+  demand.fill(Number.NaN);
+  velocity.fill(Number.NaN);
+  weight.fill(Number.NaN);
+  if (packed) {
+    const index = new Map<PartitionId, number>();
+    for (let j = 0; j < packed.ids.length; j++) index.set(packed.ids[j]!, j);
+    for (let i = 0; i < n; i++) {
+      const j = index.get(specs[i]!.id);
+      if (j === undefined) continue;
+      cpuMillis[i] = packed.cpuMillis[j]!;
+      demand[i] = packed.demand[j]!;
+      velocity[i] = packed.velocity[j]!;
+      weight[i] = packed.weight[j]!;
+      rising[i] = packed.rising[j]!;
+    }
+    return;
+  }
+  const record = state.partitions ?? {};
+  for (let i = 0; i < n; i++) {
+    const id = specs[i]!.id;
+    if (!Object.hasOwn(record, id)) continue;
+    const ps = record[id];
+    if (!ps || !Number.isFinite(ps.cpuMillis)) continue;
+    cpuMillis[i] = ps.cpuMillis;
+    demand[i] =
+      ps.demandMeasured !== false && Number.isFinite(ps.demandCpuMillis)
+        ? ps.demandCpuMillis
+        : Number.NaN;
+    const v = ps.velocityPacketsPerCpuSec;
+    velocity[i] = v !== null && v > 0 && Number.isFinite(v) ? v : Number.NaN;
+    const w = ps.weight;
+    weight[i] = w !== undefined && Number.isFinite(w) && w >= WEIGHT_MIN ? w : Number.NaN;
+    if (ps.rising === true) rising[i] = 1;
+  }
+}
+
+/** The packed arrays behind a state this policy returned, unless its record was read (and so may have been changed). */
+function untouchedPacked(state: PolicyState): PackedState | null {
+  const packed = (state as { [PACKED]?: PackedState })[PACKED];
+  if (!packed) return null;
+  const d = Object.getOwnPropertyDescriptor(state, "partitions");
+  return d?.get ? packed : null;
+}
