@@ -226,7 +226,16 @@ export function teardownOrder(resources: ResourceRecord[]): ResourceRecord[] {
     .map((x) => x.r);
 }
 
-export function parseState(text: string, file: string): TestbedState {
+/**
+ * A state record parsed and checked against `schema`; `complaint` says what is wrong in the
+ * error ("is not a VM testbed record"). The testbed's and the VM testbed's state files share it.
+ */
+export function parseRecord<T>(
+  text: string,
+  file: string,
+  schema: z.ZodType<unknown>,
+  complaint = "is malformed",
+): T {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -236,19 +245,18 @@ export function parseState(text: string, file: string): TestbedState {
       `state file ${file} is not JSON: ${(e as Error).message}`,
     );
   }
-  const r = stateSchema.safeParse(json);
+  const r = schema.safeParse(json);
   if (!r.success) {
     const why = r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new WeirError(ErrorCodes.TESTBED, `state file ${file} is malformed: ${why}`);
+    throw new WeirError(ErrorCodes.TESTBED, `state file ${file} ${complaint}: ${why}`);
   }
-  return r.data as TestbedState;
+  return r.data as T;
 }
 
-/** Read a state file; null when it does not exist. */
-export function readState(file: string): TestbedState | null {
-  let text: string;
+/** A state file's text, or null when it does not exist. */
+export function readRecordText(file: string): string | null {
   try {
-    text = readFileSync(file, "utf8");
+    return readFileSync(file, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw new WeirError(
@@ -256,7 +264,15 @@ export function readState(file: string): TestbedState | null {
       `cannot read state file ${file}: ${(e as Error).message}`,
     );
   }
-  return parseState(text, file);
+}
+
+export const parseState = (text: string, file: string): TestbedState =>
+  parseRecord<TestbedState>(text, file, stateSchema);
+
+/** Read a state file; null when it does not exist. */
+export function readState(file: string): TestbedState | null {
+  const text = readRecordText(file);
+  return text === null ? null : parseState(text, file);
 }
 
 /** Write atomically (temp file + rename), so a reader or a crash never sees half a record. */

@@ -1,11 +1,11 @@
-// The VM testbed's record: the guests it made and every resource, recorded as "planned"
-// before it is created (src/testbed/state.ts's ledger helpers), so `vmsDown` removes
-// exactly what the record names, also after the launcher was SIGKILLed.
-import { readFileSync } from "node:fs";
 import { z } from "zod";
 import type { CgroupLayout } from "../cgroup/layout.ts";
-import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { type ResourceRecord, resourceSchema } from "../testbed/state.ts";
+import {
+  parseRecord,
+  type ResourceRecord,
+  readRecordText,
+  resourceSchema,
+} from "../testbed/state.ts";
 
 export interface VmRecord {
   name: string;
@@ -98,40 +98,13 @@ const stateSchema = z.object({
   resources: z.array(resourceSchema),
 });
 
-export function parseVmState(text: string, file: string): VmState {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new WeirError(
-      ErrorCodes.TESTBED,
-      `state file ${file} is not JSON: ${(e as Error).message}`,
-    );
-  }
-  const r = stateSchema.safeParse(json);
-  if (!r.success) {
-    const why = r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new WeirError(
-      ErrorCodes.TESTBED,
-      `state file ${file} is not a VM testbed record: ${why}`,
-    );
-  }
-  return r.data as VmState;
-}
+export const parseVmState = (text: string, file: string): VmState =>
+  parseRecord<VmState>(text, file, stateSchema, "is not a VM testbed record");
 
 /** Read a VM state file; null when it does not exist. */
 export function readVmState(file: string): VmState | null {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new WeirError(
-      ErrorCodes.TESTBED,
-      `cannot read state file ${file}: ${(e as Error).message}`,
-    );
-  }
-  return parseVmState(text, file);
+  const text = readRecordText(file);
+  return text === null ? null : parseVmState(text, file);
 }
 
 /** A tap is recorded as a link inside its namespace: `<netns>/<ifname>`. */
