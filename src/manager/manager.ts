@@ -129,7 +129,7 @@ export class Manager implements ManagerView {
 
     // 3. policy step over the partitions that exist; a stale one is held to its guarantee
     const active = this.slots.filter((s) => s.status !== "gone");
-    const knobs = this.reach.current(active.map((s) => s.wiring));
+    const knobs = this.reach.current(() => active.map((s) => s.wiring));
     // and one the policy may cap at its entitlement gets at least its cgroup's quota floor,
     // so the caps the kernel enforces sum to at most the capacity (withQuotaFloor)
     const specs = active.map((s) => {

@@ -34,12 +34,12 @@ describe("ReachableKnobs", () => {
         return pinned;
       }),
     ];
-    expect(r.current(ws).capacityCpuMillis).toBe(1000);
-    expect(r.current(ws).capacityCpuMillis).toBe(1000);
-    expect(r.current(ws).capacityCpuMillis).toBe(1000);
+    expect(r.current(() => ws).capacityCpuMillis).toBe(1000);
+    expect(r.current(() => ws).capacityCpuMillis).toBe(1000);
+    expect(r.current(() => ws).capacityCpuMillis).toBe(1000);
     expect(reads).toBe(1);
     pinned = [0, 1];
-    expect(r.current(ws)).toBe(knobs);
+    expect(r.current(() => ws)).toBe(knobs);
     expect(reads).toBe(2);
     expect(changes).toEqual([
       { configuredCpuMillis: 1700, fromCpuMillis: 1700, toCpuMillis: 1000, cpus: [1] },
@@ -50,9 +50,9 @@ describe("ReachableKnobs", () => {
   it("leaves the capacity alone when a wiring cannot read its CPUs (no reader, or it throws)", () => {
     const knobs = defaultPolicyKnobs(1700);
     const r = new ReachableKnobs(knobs, 1);
-    expect(r.current([wiring(() => [1]), {} as PartitionWiring])).toBe(knobs);
+    expect(r.current(() => [wiring(() => [1]), {} as PartitionWiring])).toBe(knobs);
     expect(
-      r.current([
+      r.current(() => [
         wiring(() => {
           throw new Error("EACCES");
         }),

@@ -53,11 +53,14 @@ export class ReachableKnobs {
     this.knobs = configured;
   }
 
-  /** The knobs for this cycle, over the wirings of the partitions that exist. */
-  current(wirings: readonly PartitionWiring[]): PolicyKnobs {
-    const readers = wirings.map((w) => w.reachableCpus);
-    if (readers.length === 0 || readers.some((r) => r === undefined)) return this.knobs;
+  /**
+   * The knobs for this cycle, over the wirings of the partitions that exist (asked for only
+   * on the cycles that read, so the other cycles allocate nothing).
+   */
+  current(wirings: () => readonly PartitionWiring[]): PolicyKnobs {
     if (this.cycles++ % this.refreshCycles !== 0) return this.knobs;
+    const readers = wirings().map((w) => w.reachableCpus);
+    if (readers.length === 0 || readers.some((r) => r === undefined)) return this.knobs;
     const cpus = readers.map((r) => {
       try {
         return r!();

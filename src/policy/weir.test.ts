@@ -1086,43 +1086,6 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(calm.dir.bronze!.cpuMillis).toBeGreaterThan(456);
   });
 
-  it("three servers on one CPU under a capacity of 1.7 CPUs: importance 2 gets what importance 1 leaves before importance 3", () => {
-    // The capacity says 1,700m but the three one-thread servers share one CPU (pinned), so
-    // spare entitlement is weight that takes the shared CPU. gold (imp 1) and silver (imp 2)
-    // have goals of 500 pps each at 1,000 pkt/cpu-s; bronze (imp 3) none; all saturated.
-    const k = knobs(1700);
-    const specs = [
-      spec("gold", { importance: 1, goalPacketsPerSec: 500 }),
-      spec("silver", { importance: 2, goalPacketsPerSec: 500 }),
-      spec("bronze", { importance: 3 }),
-    ];
-    let state = weirPolicy.initialState();
-    let w: Record<string, number> = { gold: 1, silver: 1, bronze: 1 };
-    const shares: Array<Record<string, number>> = [];
-    const rand = seeded(7);
-    for (let c = 0; c < 100; c++) {
-      const total = w.gold! + w.silver! + w.bronze!;
-      const share = (id: string) => w[id]! / total;
-      // 100 ms windows of a real server are noisy: ±25 % on what each reading says it served
-      const tp = (id: string) =>
-        throughput(id, {
-          offeredPacketsPerSec: 2000,
-          servedPacketsPerSec: share(id) * 1000 * (0.75 + 0.5 * rand()),
-          cpuCores: share(id),
-          cpuDelayFraction: 1 - share(id),
-          rawVelocityPacketsPerCpuSec: 1000,
-        });
-      const out = step(k, specs, [tp("gold"), tp("silver"), tp("bronze")], state);
-      state = out.state;
-      w = Object.fromEntries(out.directives.map((d) => [d.partition, d.weight]));
-      if (c >= 30)
-        shares.push({ gold: share("gold"), silver: share("silver"), bronze: share("bronze") });
-    }
-    const mean = (id: string) => shares.reduce((s, x) => s + x[id]!, 0) / shares.length;
-    expect(mean("gold") * 1000).toBeGreaterThanOrEqual(500);
-    expect(mean("silver") / (mean("silver") + mean("bronze"))).toBeGreaterThanOrEqual(0.9);
-  });
-
   it("keepWeight: a rise of 15 % writes, a fall must be 37.5 %, a goal partition moves in 5 % steps", () => {
     const k = knobs(2000); // weight dead-band 0.15, entitlement dead-band 20m
     const bands = weightBands(k, 2000, 20);
