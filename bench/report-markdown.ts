@@ -189,7 +189,7 @@ export function renderMarkdown(input: {
       lines.push(`**${t.title}**`, "", mdTable(t.columns, t.rows), "");
     if (r.name === "scenarios" && plots.length > 0) {
       lines.push(
-        "One plot per scenario. Top: every policy side by side — served ÷ offered, p99 latency, batch CPU — the dot at the median over seeds, the bar from the lowest to the highest seed, the clairvoyant bound first. Below: seed 1 over time, one panel per policy: allocation (solid: cap, dashed: CPU used) and served rate (solid: served, dashed: offered).",
+        "One plot per scenario. Top: every policy side by side — served ÷ offered, p99 latency, batch CPU — the dot at the median over seeds, the bar from the lowest to the highest seed, the clairvoyant bound first. Below: seed 1 over time, one panel per policy: the cap where the policy writes one (solid) and the CPU used (dashed), millicores — a partition without a cap (legend: (none)) is steered by its weight (cpu.shares) alone, which shows only in the CPU it used — and served (solid) and offered (dashed) packets/s; each panel scales its own axes.",
         "",
       );
       for (const p of plots)
