@@ -186,6 +186,31 @@ export function actuatorContract<T extends ActuatorTarget>(o: ActuatorContractOp
       expect(writes(a)).toBe(0);
     });
 
+    itWith(
+      ["cap", "weight"],
+      "desired() is the last directive as the target expresses it; applied() equals it once in force",
+      async () => {
+        const { a, apply, observed } = await fresh();
+        if (!a.desired) return;
+        expect(a.desired()).toBeNull();
+        const steps: Array<[number, number, Partial<Directive>]> = [
+          [250, 333, {}],
+          [1, 333, {}], // below the quota floor: expressed as the floor
+          [Number.POSITIVE_INFINITY, 333, { burstCpuMillis: 100 }], // no cap: no burst
+          [Number.POSITIVE_INFINITY, 1, { idle: caps.idle }],
+          [400, 200, { burstCpuMillis: caps.burst ? 100 : 0 }],
+        ];
+        for (const [cap, weight, over] of steps) {
+          expect(apply(cap, weight, over).error).toBeUndefined();
+          const held = await observed();
+          const want = a.desired();
+          // an idle group's weight is the kernel's (v1 shows 3 shares), which a fixture file cannot show
+          expect(held.idle ? { ...want, weight: held.weight } : want).toEqual(held);
+          if (!over.idle) expect(want?.capCpuMillis).toBe(cap === 1 ? held.capCpuMillis : cap);
+        }
+      },
+    );
+
     itWith(["cap"], "writes unlimited and large caps", async () => {
       const { apply, observed } = await fresh();
       // 64 CPUs
