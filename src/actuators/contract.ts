@@ -8,6 +8,8 @@
 // A backend's harness supplies how to make a fresh target (what a new one holds: no cap,
 // weight 100), how to read what it holds without the backend, on the directive's scales
 // (`AppliedAllocation`), what `ApplyResult.written` calls each value, and how to remove it.
+// Over 400 lines on purpose: it is one suite, read as one by a backend's author, whose cases
+// share one describe block's fresh target, observed() read-back and cleanup.
 import { afterEach, describe, expect, it } from "vitest";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
