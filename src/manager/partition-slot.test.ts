@@ -5,10 +5,9 @@ import { describe, expect, it } from "vitest";
 import { RecordingBackend } from "../actuators/recording.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes } from "../core/errors.ts";
-import type { CounterSample, Directive, Throughput } from "../core/model.ts";
+import type { Directive } from "../core/model.ts";
 import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { Policy } from "../policy/types.ts";
-import type { PartitionSensor } from "../sensors/types.ts";
 import { Manager } from "./manager.ts";
 import type { PartitionWiring } from "./manager-options.ts";
 
@@ -38,32 +37,6 @@ function fixedPolicy(caps: Record<string, number>): Policy {
   };
 }
 
-const idleSensor = (): PartitionSensor => ({
-  read: (atMs): CounterSample => ({
-    atMs,
-    offeredPackets: 0,
-    servedPackets: 0,
-    droppedPackets: 0,
-    cpuUsageNs: 0,
-    nrPeriods: 0,
-    nrThrottled: 0,
-    throttledNs: 0,
-  }),
-  close() {},
-});
-
-const throughput = (partition: string, prev: CounterSample, next: CounterSample): Throughput => ({
-  partition,
-  windowMs: next.atMs - prev.atMs,
-  source: "host",
-  offeredPacketsPerSec: 0,
-  servedPacketsPerSec: 0,
-  droppedPacketsPerSec: 0,
-  cpuCores: 0,
-  throttledFraction: 0,
-  rawVelocityPacketsPerCpuSec: null,
-});
-
 function setup(delayMs: number) {
   const clock = { t: 10_000 };
   const now = () => clock.t;
@@ -83,8 +56,7 @@ function setup(delayMs: number) {
   const caps: Record<string, number> = { slow: 300, fast: 400 };
   const wiring = (id: string, backend: RecordingBackend): PartitionWiring => ({
     spec: spec(id),
-    source: "host",
-    openSensor: idleSensor,
+    source: "host", // no sensor: the fixed policy needs no throughput
     openActuator: () => backend.open({ partition: id, cgroup: `weir/${id}` }),
   });
   const m = new Manager({
@@ -93,7 +65,9 @@ function setup(delayMs: number) {
     policy: fixedPolicy(caps),
     knobs: defaultPolicyKnobs(2000),
     partitions: [wiring("slow", slow), wiring("fast", fast)],
-    throughput,
+    throughput: () => {
+      throw new Error("no sensor, no throughput");
+    },
   });
   return { clock, slow, fast, caps, m };
 }
