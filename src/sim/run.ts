@@ -114,19 +114,24 @@ export function configOf(scenario: Scenario): Config {
   });
 }
 
-export function runScenario(
-  scenario: Scenario,
-  makePolicy: PolicyFactory,
-  opts: RunOptions = {},
-): RunResult {
-  const wallStart = performance.now();
-  const world = new SimWorld({
+/** The simulated machine a scenario runs on (no partitions yet). */
+export function worldOf(scenario: Scenario): SimWorld {
+  return new SimWorld({
     cpus: scenario.cpus,
     tickMs: scenario.tickMs,
     seed: scenario.seed,
     ...(scenario.periodUsec === undefined ? {} : { periodUsec: scenario.periodUsec }),
     ...(scenario.drift === undefined ? {} : { drift: scenario.drift }),
   });
+}
+
+export function runScenario(
+  scenario: Scenario,
+  makePolicy: PolicyFactory,
+  opts: RunOptions = {},
+): RunResult {
+  const wallStart = performance.now();
+  const world = worldOf(scenario);
   for (const p of scenario.partitions) {
     if (p.kind === "network") {
       world.addNetwork(p.id, {
