@@ -168,6 +168,8 @@ export function actuatorContract<T extends ActuatorTarget>(o: ActuatorContractOp
       expect(r.written).toEqual([names.cap]);
       expect(writes(a)).toBe(before + 1);
       expect(await observed()).toMatchObject(FRESH);
+      // what was restored is what is desired now
+      if (a.desired) expect(a.desired()).toEqual(a.applied?.());
       expect(a.restore(snap).written).toEqual([]);
       apply(300, 700);
       expect(a.restore(snap).written).toEqual(

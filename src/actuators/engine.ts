@@ -204,6 +204,7 @@ export class FileSetActuator implements PartitionActuator {
       return this.invalid(
         `snapshot for ${this.partition} names files ${this.o.format.layout} does not manage: ${unknown.join(", ")}`,
       );
+    this.lastDesired = this.asHeld(snapshot.values);
     return this.writeChanged(snapshot.values);
   }
 
