@@ -148,7 +148,11 @@ export class FileSetActuator implements PartitionActuator {
   readonly partition: PartitionId;
   private readonly o: FileActuatorOptions;
   private readonly found: Readonly<Record<string, string>>;
-  /** What each file holds as far as we know: found at open, then every successful write. */
+  /**
+   * What each file holds as far as we know, write-on-change compares with it: found at open,
+   * then every write the port took (done, for a synchronous port; submitted, for an
+   * asynchronous one, until it reports the write refused).
+   */
   private readonly cache: Record<string, string>;
   /** The last directive as the files would hold it once in force (null before the first apply). */
   private lastDesired: Record<string, string> | null = null;
