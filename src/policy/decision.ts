@@ -27,8 +27,8 @@ import {
   weightForAllocation,
   yieldingDemand,
 } from "./rules.ts";
-import type { PolicyKnobs } from "./types.ts";
 import { FLAG_RISING } from "./state.ts";
+import type { PolicyKnobs } from "./types.ts";
 
 /** What every decision of one step shares. */
 export interface StepContext {
