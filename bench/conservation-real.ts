@@ -112,7 +112,12 @@ export const bench: Benchmark = {
     let costNs = Number.NaN;
     let saturationPps = Number.NaN;
     try {
-      unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
+      // The generator (it stands for the partitions' remote clients) and the manager run in a
+      // cgroup beside the partitions and the hog, inside the testbed's parent: the hog's idle
+      // class ranks it below its siblings only, so outside the parent the generator waited
+      // behind the hog's CPU time like no remote client would, and every policy's p99 with the
+      // hog counted the client's wait as the server's.
+      unisolate = isolateSelf(`${prefix}/gen`, GROUP_CPU_SHARES);
       const capacity = 2000 - RESERVE_CPU_MILLIS;
       const c: Ctx = {
         tb,
@@ -293,7 +298,7 @@ export const bench: Benchmark = {
       ppsPerCore: saturationPps,
       notes: [
         ...notes,
-        `${reps} repetitions; in each, every scenario runs every policy in turn (order rotated by one per repetition). Each run: ${timing.warmupMs / 1000} s warm-up (manager and load running, not measured) then ${timing.measureMs / 1000} s measured (idle: ${timing.idleMeasureMs / 1000} s), 100 ms cycles, capacity ${(2000 - RESERVE_CPU_MILLIS) / 1000} of 2 CPUs (${RESERVE_CPU_MILLIS}m left to the load generator and manager, which run outside the partitions in a cgroup of cpu.shares ${GROUP_CPU_SHARES}; the testbed's parent cgroup has the same). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
+        `${reps} repetitions; in each, every scenario runs every policy in turn (order rotated by one per repetition). Each run: ${timing.warmupMs / 1000} s warm-up (manager and load running, not measured) then ${timing.measureMs / 1000} s measured (idle: ${timing.idleMeasureMs / 1000} s), 100 ms cycles, capacity ${(2000 - RESERVE_CPU_MILLIS) / 1000} of 2 CPUs (${RESERVE_CPU_MILLIS}m left to the load generator and manager, which run outside the partitions in a cgroup of cpu.shares ${GROUP_CPU_SHARES} inside the testbed's parent cgroup, itself of cpu.shares ${GROUP_CPU_SHARES}: beside the partitions and the hog, so the hog's idle class yields to the generator as it yields to the servers — the generator stands for remote clients, which a host's hog does not slow). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
         `Isolation reference: in each repetition the same UDP and TCP loads run once more under static weights (the hog in the idle class) with every hog thread pinned to CPU ${ISOLATED_HOG_CPU} and every thread of the three servers to CPU ${ISOLATED_NET_CPU} (taskset by PID, restored after); the generator and manager are not pinned. Its p99 ratio is what remains when the hog shares no CPU with the servers at all: what no CPU-share or cpuset policy inside this host can remove.`,
         "No-hog reference: in each repetition the same UDP and TCP loads run once under plain CFS with the hog's process SIGSTOPped by PID (SIGCONT after); every policy's p99 with the hog is divided by that run's p99 of the same partition. The ratio therefore counts both the hog's harm and any harm the policy's own caps do.",
         "Host idle is /proc/stat's idle + iowait over the measured window, for the whole host (this process, the generator and other engineers' work included). Hog CPU is its cgroup's cpuacct.usage over the same window. served = replies ÷ requests sent in the measured window (UDP: reply within 1 s; TCP: replies to the requests sent). Network partitions: importance 3, weight 100, no goal, max = capacity (overload: see above); the hog: batch, importance 5.",
