@@ -3,7 +3,9 @@
 // held descriptor costs a fifth of open-read-close); at 10,000 partitions that is more than
 // the process may open (RLIMIT_NOFILE), and the API's sockets, the state file and agents'
 // files need descriptors too. So holding is budgeted: past the budget a file is opened for
-// each read or write and closed again (slower, bounded), never an EMFILE.
+// each read or write and closed again (slower, bounded), never an EMFILE. The limit is the
+// hard one: Node raises the soft RLIMIT_NOFILE to the hard limit when it starts (as Go's
+// runtime does), so a systemd unit's LimitNOFILE= is what counts.
 import { readFileSync } from "node:fs";
 
 /** Descriptors kept free for everything else (sockets, state file, logs, agents' files). */
