@@ -24,8 +24,10 @@ export async function hammer({ base, loadMs, sseClients }: LoadRequest): Promise
   const timer = setTimeout(() => ac.abort(), loadMs);
   const sse = { accepted: 0, refused: 0, other: 0, cut: 0, bytes: 0 };
   const stream = async () => {
+    let answered = false; // accepted or refused: the end of the window then ends it, not a cut
     try {
       const res = await fetch(`${base}/api/events`, { signal: ac.signal });
+      answered = true;
       if (res.status === 503) {
         sse.refused++;
         await res.body?.cancel();
@@ -46,6 +48,7 @@ export async function hammer({ base, loadMs, sseClients }: LoadRequest): Promise
       }
       await reader.cancel();
     } catch {
+      if (answered && ac.signal.aborted) return;
       if (ac.signal.aborted) sse.cut++;
       else sse.other++;
     }
