@@ -5,8 +5,9 @@
 // them all costs more than the rest of the step). The demand assessment is not stored either:
 // it is a pure function of the throughput, velocity, last cycle's values and the knobs, so the
 // explanation recomputes it with the same code.
-// JSON.stringify goes through toJSON and includes `why`; an object spread ({...d}) copies own
-// fields only and so leaves it out: read `d.why` or use `d.toJSON()` instead.
+// A decision is a view of its index into those arrays: its numbers are getters. JSON.stringify
+// goes through toJSON and includes them and `why`; an object spread ({...d}) copies own fields
+// only and so copies none of them: use `d.toJSON()` instead.
 import type { Decision, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
 import type { CpuMillis } from "../core/units.ts";
 import { assessNetworkDemand, type DemandAssessment } from "./demand.ts";
