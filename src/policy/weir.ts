@@ -51,7 +51,7 @@ import {
   weightDivisors,
   yieldingDemand,
 } from "./rules.ts";
-import { packedState, readPrevious } from "./state.ts";
+import { FLAG_MISSED_GOAL, FLAG_RISING, packedState, readPrevious } from "./state.ts";
 import type { Policy, PolicyInput, PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
 
 /**
@@ -150,8 +150,8 @@ function step(
   const prevCpu = f(10);
   const pis = f(11);
   const bits = u(0);
-  const prevRising = u(1);
-  const rising = u(2);
+  const prevFlags = u(1);
+  const flags = u(2);
   const capCode = u(3);
   const buf = sc.fit(n, 9, 7);
   const [prevVelocity, lo, hi, weight, target, prevNeed, post0, post1, useNeed] = buf.f64 as [
@@ -177,7 +177,7 @@ function step(
   receiver.fill(0);
   controlled.fill(0);
 
-  readPrevious(state, specs, prevCpu, prevDemand, prevVelocity, prevWeight, prevRising);
+  readPrevious(state, specs, prevCpu, prevDemand, prevVelocity, prevWeight, prevFlags);
   const divisors = weightDivisors(specs);
   const tps = alignThroughput(specs, input.throughput);
   const a = emptyAssessment();
@@ -228,13 +228,19 @@ function step(
         probeStep,
         a,
         goalBase(prevWeight[i]!, hasPrev ? pc : null, capacity, divisors[imp]!),
-        prevRising[i] === 1,
+        (prevFlags[i]! & FLAG_RISING) !== 0,
       );
-      if (a.rising) rising[i] = 1;
+      if (a.rising) flags[i]! |= FLAG_RISING;
       useNeed[i] = a.useNeedCpuMillis;
+      // The levels below yield only to a miss that lasts two windows in a row: one 100 ms
+      // reading of a server held at its goal + 5 % is above GOAL_MISS_YIELD_PI now and then,
+      // and each such window cost the level below its share.
       if (a.missesGoal) {
-        controlled[i] = 1;
-        if (imp < yieldTo) yieldTo = imp;
+        flags[i]! |= FLAG_MISSED_GOAL;
+        if ((prevFlags[i]! & FLAG_MISSED_GOAL) !== 0) {
+          controlled[i] = 1;
+          if (imp < yieldTo) yieldTo = imp;
+        }
       }
       if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
       mode[i] = Mode.demand;
@@ -342,7 +348,7 @@ function step(
     capCode,
     batchSuppressed: batch?.active ?? false,
     prevWeight,
-    prevRising,
+    prevFlags,
     divisors,
     yieldTo,
     weights,
@@ -383,7 +389,7 @@ function step(
   return {
     directives,
     decisions,
-    state: packedState({ ids, cpuMillis: final, demand, velocity, weight: weights, rising }, batch),
+    state: packedState({ ids, cpuMillis: final, demand, velocity, weight: weights, flags }, batch),
   };
 }
 
