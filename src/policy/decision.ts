@@ -5,8 +5,9 @@
 // them all costs more than the rest of the step). The demand assessment is not stored either:
 // it is a pure function of the throughput, velocity, last cycle's values and the knobs, so the
 // explanation recomputes it with the same code.
-// JSON.stringify goes through toJSON and includes `why`; an object spread ({...d}) copies own
-// fields only and so leaves it out: read `d.why` or use `d.toJSON()` instead.
+// A decision is a view of its index into those arrays: its numbers are getters. JSON.stringify
+// goes through toJSON and includes them and `why`; an object spread ({...d}) copies own fields
+// only and so copies none of them: use `d.toJSON()` instead.
 import type { Decision, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
 import type { CpuMillis } from "../core/units.ts";
 import { assessNetworkDemand, type DemandAssessment } from "./demand.ts";
@@ -69,6 +70,12 @@ export interface StepReasons {
   yieldTo: number;
   /** The weight each directive carries (after the weight dead-band), filled before any why is read. */
   weights: Float64Array;
+  /** The decision's own numbers: demand shown (rounded), last allocation (NaN = none), allocation, velocity and PI (NaN = null). */
+  shownDemand: Float64Array;
+  previous: Float64Array;
+  cpuMillis: Float64Array;
+  velocity: Float64Array;
+  performanceIndex: Float64Array;
 }
 
 /** The reasons behind one decision as a plain object (for tests, the API, debugging). */
@@ -126,36 +133,47 @@ export const packBits = (
   (hadPrevious ? HAD_PREVIOUS_BIT : 0) |
   (yields ? YIELDS_BIT : 0);
 
+/**
+ * One partition's decision: a view of index `i` into its step's arrays (two fields and the
+ * cached `why`), so a step allocates no numbers per decision. Its fields are getters; JSON
+ * goes through `toJSON`.
+ */
 export class WeirDecision implements Decision {
-  readonly partition: PartitionId;
-  readonly demandCpuMillis: CpuMillis;
-  readonly previousCpuMillis: CpuMillis;
-  readonly cpuMillis: CpuMillis;
-  readonly velocityPacketsPerCpuSec: number | null;
-  readonly performanceIndex: number | null;
   readonly #reasons: StepReasons;
   readonly #index: number;
   #why: string | undefined;
 
-  constructor(
-    reasons: StepReasons,
-    index: number,
-    partition: PartitionId,
-    demandCpuMillis: CpuMillis,
-    previousCpuMillis: CpuMillis,
-    cpuMillis: CpuMillis,
-    velocityPacketsPerCpuSec: number | null,
-    performanceIndex: number | null,
-  ) {
-    this.partition = partition;
-    this.demandCpuMillis = demandCpuMillis;
-    this.previousCpuMillis = previousCpuMillis;
-    this.cpuMillis = cpuMillis;
-    this.velocityPacketsPerCpuSec = velocityPacketsPerCpuSec;
-    this.performanceIndex = performanceIndex;
+  constructor(reasons: StepReasons, index: number) {
     this.#reasons = reasons;
     this.#index = index;
     this.#why = undefined;
+  }
+
+  get partition(): PartitionId {
+    return this.#reasons.specs[this.#index]!.id;
+  }
+
+  get demandCpuMillis(): CpuMillis {
+    return this.#reasons.shownDemand[this.#index]!;
+  }
+
+  get previousCpuMillis(): CpuMillis {
+    const p = this.#reasons.previous[this.#index]!;
+    return Number.isNaN(p) ? 0 : p;
+  }
+
+  get cpuMillis(): CpuMillis {
+    return this.#reasons.cpuMillis[this.#index]!;
+  }
+
+  get velocityPacketsPerCpuSec(): number | null {
+    const v = this.#reasons.velocity[this.#index]!;
+    return Number.isNaN(v) ? null : v;
+  }
+
+  get performanceIndex(): number | null {
+    const pi = this.#reasons.performanceIndex[this.#index]!;
+    return Number.isNaN(pi) ? null : pi;
   }
 
   /** One plain sentence with the numbers, written on first read. */
