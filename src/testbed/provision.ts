@@ -5,8 +5,8 @@
 // (`recordThenCreate`), and keeps what exists and is recorded.
 import { createSocket } from "node:dgram";
 import { existsSync, mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { createRequire } from "node:module";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { cgroupDirs } from "../cgroup/paths.ts";
@@ -218,9 +218,7 @@ export async function ensureServers(ctx: UpContext): Promise<void> {
     if (!wanted(ctx, p.name)) continue;
     for (const d of p.cgroupDirs) await ensureCgroup(st, d, p.name);
     const argv = [
-      ...(p.hostNetwork
-        ? []
-        : ["nsenter", `--net=${join(ctx.roots.netnsDir, p.netns)}`, "--"]),
+      ...(p.hostNetwork ? [] : ["nsenter", `--net=${join(ctx.roots.netnsDir, p.netns)}`, "--"]),
       process.execPath,
       ...serveEntryArgv(),
       ...(p.hostNetwork ? ["--host", LOOPBACK] : []),
