@@ -105,7 +105,8 @@ export function throughputFromSamples(
     bytes.ingressBytesPerSec =
       counterDelta(prev.ingressBytes, next.ingressBytes, maxBytes) / windowSec;
   if (prev.egressBytes !== undefined && next.egressBytes !== undefined)
-    bytes.egressBytesPerSec = counterDelta(prev.egressBytes, next.egressBytes, maxBytes) / windowSec;
+    bytes.egressBytesPerSec =
+      counterDelta(prev.egressBytes, next.egressBytes, maxBytes) / windowSec;
   return {
     partition,
     windowMs,
