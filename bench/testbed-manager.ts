@@ -1,7 +1,8 @@
 // A Manager on the real testbed, made by weir's composition root (`buildManager`): the testbed's
-// partitions and hogs become a config (their cgroups, host veths and server pids; the bounds
-// and goals each benchmark sets), so the real benchmarks run what `weir run` runs — the real
-// sensors, the cgroup backend, the same wiring — with the policy under test.
+// partitions and hogs become a config (their cgroups, host veths and server pids — or
+// `packets: bpf` for host-network partitions; the bounds and goals each benchmark sets), so
+// the real benchmarks run what `weir run` runs — the real sensors, the cgroup backend, the
+// same wiring — with the policy under test.
 import os from "node:os";
 import type { ActuatorBackend } from "../src/actuators/types.ts";
 import type { PartitionSpec } from "../src/core/model.ts";
@@ -47,8 +48,13 @@ export function testbedConfig(tb: TestbedState, specs: PartitionSpec[], o: Testb
         name: spec.id,
         kind: spec.kind,
         cgroup: (p ?? h)!.cgroup,
-        interfaces: p ? [{ name: p.hostIf, offered: "tx", served: "rx" }] : [],
-        ...(p?.serverPid ? { pid: p.serverPid } : {}),
+        // a host-network partition is counted by eBPF on its cgroup; a netns one by its veth
+        ...(p?.hostNetwork
+          ? { packets: "bpf" }
+          : {
+              interfaces: p ? [{ name: p.hostIf, offered: "tx", served: "rx" }] : [],
+              ...(p?.serverPid ? { pid: p.serverPid } : {}),
+            }),
         min: millis(spec.minCpuMillis),
         max: millis(spec.maxCpuMillis),
         weight: spec.weight,

@@ -53,6 +53,45 @@ describe("createMetrics", () => {
     expect(await value(r, "weir_cycle_duration_seconds_bucket", { le: "0.0005" })).toBe(2);
   });
 
+  it("weir_partition_network_bytes_total: bytes by hook, only for partitions whose throughput has them", async () => {
+    const m = createMetrics();
+    const withBytes = (cycle: number, ingress: number, egress: number) => {
+      const r = sampleRecord(cycle, cycle * 100);
+      const dns = r.partitions.find((p) => p.id === "dns")!;
+      dns.throughput = {
+        ...dns.throughput!,
+        ingressBytesPerSec: ingress,
+        egressBytesPerSec: egress,
+      };
+      return r;
+    };
+    // 100 ms windows: 92,000 B/s -> 9,200 B, then 46,000 -> 4,600: 13,800 ingress; egress 1,000 + 500
+    m.observe(withBytes(1, 92_000, 10_000));
+    m.observe(withBytes(2, 46_000, 5_000));
+    const r = m.registry;
+    expect(
+      await value(r, "weir_partition_network_bytes_total", {
+        partition: "dns",
+        direction: "ingress",
+      }),
+    ).toBeCloseTo(13_800, 6);
+    expect(
+      await value(r, "weir_partition_network_bytes_total", {
+        partition: "dns",
+        direction: "egress",
+      }),
+    ).toBeCloseTo(1_500, 6);
+    // web's throughput has no bytes (an interface-counted partition): no series, not a 0
+    expect(
+      await value(r, "weir_partition_network_bytes_total", {
+        partition: "web",
+        direction: "ingress",
+      }),
+    ).toBeUndefined();
+    const text = await r.metrics();
+    expect(text).toContain("# TYPE weir_partition_network_bytes_total counter");
+  });
+
   it("weir_host_cpu_idle_ratio: the host's idle fraction, absent while the host is not read", async () => {
     const m = createMetrics();
     m.observe(sampleRecord(1, 100)); // no host field: no series (0 would claim a fully busy host)

@@ -40,6 +40,10 @@ interface PartitionSeries {
   counted: boolean;
   packetsIn: number;
   packetsOut: number;
+  /** Its throughput carried bytes (a source that counts them: bpf): the bytes series exist. */
+  bytesCounted: boolean;
+  bytesIngress: number;
+  bytesEgress: number;
   dropped: number;
   cpuSeconds: number;
   allocationCores: number | undefined;
@@ -65,6 +69,9 @@ const newSeries = (): PartitionSeries => ({
   counted: false,
   packetsIn: 0,
   packetsOut: 0,
+  bytesCounted: false,
+  bytesIngress: 0,
+  bytesEgress: 0,
   dropped: 0,
   cpuSeconds: 0,
   allocationCores: undefined,
@@ -145,6 +152,17 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
       if (!s.counted) return;
       m.inc({ partition, direction: "in" }, s.packetsIn);
       m.inc({ partition, direction: "out" }, s.packetsOut);
+    },
+    ["partition", "direction"],
+  );
+  perPartition(
+    Counter,
+    "weir_partition_network_bytes_total",
+    "Bytes of the packets the partition's sockets received (direction=ingress) and sent (egress): IP packet length at its cgroup's inet hooks, counted by eBPF (partitions with packets: bpf only).",
+    (m, partition, s) => {
+      if (!s.bytesCounted) return;
+      m.inc({ partition, direction: "ingress" }, s.bytesIngress);
+      m.inc({ partition, direction: "egress" }, s.bytesEgress);
     },
     ["partition", "direction"],
   );
@@ -274,6 +292,12 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
         s.packetsIn += increment(t.offeredPacketsPerSec * sec);
         s.packetsOut += increment(t.servedPacketsPerSec * sec);
         s.dropped += increment(t.droppedPacketsPerSec * sec);
+        // JSON-decoded records may carry null
+        if (t.ingressBytesPerSec != null || t.egressBytesPerSec != null) {
+          s.bytesCounted = true;
+          s.bytesIngress += increment((t.ingressBytesPerSec ?? 0) * sec);
+          s.bytesEgress += increment((t.egressBytesPerSec ?? 0) * sec);
+        }
         s.cpuSeconds += increment(t.cpuCores * sec);
         if (Number.isFinite(t.throttledFraction)) s.throttled = t.throttledFraction;
         if (t.cpuDelayFraction != null && Number.isFinite(t.cpuDelayFraction))

@@ -15,6 +15,12 @@ export interface CounterSample {
   servedPackets: number;
   /** Packets dropped on the way in (interface drops + socket RcvbufErrors/InErrors), cumulative. */
   droppedPackets: number;
+  /**
+   * Bytes the partition's sockets received / sent, cumulative, when a counter source counts
+   * bytes (`bpf`: IP packet length at the cgroup's inet ingress / egress hook). Else undefined.
+   */
+  ingressBytes?: number;
+  egressBytes?: number;
   /** CPU time the partition used, cumulative, nanoseconds. */
   cpuUsageNs: number;
   /** CFS periods elapsed and periods throttled, cumulative (0 when unknown). */
@@ -49,6 +55,12 @@ export interface Throughput {
   cpuDelayFraction?: number | null;
   /** Served packets per CPU-second over this window alone (null when CPU used was too small to tell). */
   rawVelocityPacketsPerCpuSec: number | null;
+  /**
+   * Bytes per second the partition's sockets received / sent over the window (IP packet
+   * length at the cgroup hooks), when its counter source counts bytes (`bpf`); else absent.
+   */
+  ingressBytesPerSec?: number;
+  egressBytesPerSec?: number;
   /** Where the numbers came from. */
   source: "host" | "agent" | "sim";
   /** Set when host and agent disagreed; the host's values are the ones above. */

@@ -1,5 +1,6 @@
 // `weir demo` on real partitions: the testbed (netns + veth + cgroup + packet server per
-// partition, a batch hog), the real manager writing real cgroups, real UDP load.
+// partition, a batch hog; or, with hostNetwork, cgroup + server on 127.0.0.1 counted by
+// eBPF), the real manager writing real cgroups, real UDP load.
 import { mkdirSync } from "node:fs";
 import pino from "pino";
 import type { CycleRecord } from "../core/model.ts";
@@ -25,6 +26,11 @@ export interface DemoOptions {
   hog: boolean;
   highPps: number;
   lowPps: number;
+  /**
+   * Partitions on the host network (no netns, no veth): servers on 127.0.0.1 ports, each in
+   * its cgroup, counted by eBPF programs on that cgroup (`packets: bpf`). Real mode only.
+   */
+  hostNetwork?: boolean;
   /** HTTP API port on 127.0.0.1 (0: any free port). */
   apiPort: number;
   /** Live view on stdout (a terminal), progress lines otherwise, nothing with json. */
@@ -59,6 +65,7 @@ export function startView(
       const text = renderLive(
         {
           mode,
+          ...(o.hostNetwork && mode === "real" ? { hostNetwork: true } : {}),
           elapsedMs: t,
           durationMs: plan.durationMs,
           phase,
@@ -83,11 +90,13 @@ export async function runRealDemo(o: DemoOptions): Promise<DemoSummary> {
   const say = (line: string) => {
     if (o.output !== "none") o.write(`${line}\n`);
   };
+  const host = o.hostNetwork === true;
   say(
-    `setting up ${o.partitions} network partitions${o.hog ? " and a batch hog" : ""} (netns + veth in 198.18.0.0/15 + cgroup + packet server) ...`,
+    `setting up ${o.partitions} network partitions${o.hog ? " and a batch hog" : ""} (${host ? "host network: cgroup + packet server on 127.0.0.1, counted by eBPF" : "netns + veth in 198.18.0.0/15 + cgroup + packet server"}) ...`,
   );
   const tb = await testbedUp({
-    prefix: PREFIX,
+    prefix: host ? `${PREFIX}h` : PREFIX,
+    hostNetwork: host,
     partitions: names.map((name) => ({ name })),
     hogs: o.hog ? [{ name: "hog", cpus: 2 }] : [],
     // ~0.2-0.3 ms of CPU per request here (createHash ~5 us a round): 2,500 pps needs ~0.7 CPU
@@ -108,8 +117,12 @@ export async function runRealDemo(o: DemoOptions): Promise<DemoSummary> {
         ...tb.partitions.map((p) => ({
           name: p.name,
           cgroup: p.cgroup,
-          interfaces: [{ name: p.hostIf, offered: "tx", served: "rx" }],
-          ...(p.serverPid ? { pid: p.serverPid } : {}),
+          ...(p.hostNetwork
+            ? { packets: "bpf" }
+            : {
+                interfaces: [{ name: p.hostIf, offered: "tx", served: "rx" }],
+                ...(p.serverPid ? { pid: p.serverPid } : {}),
+              }),
           min: "100m",
           importance: 2,
         })),
@@ -168,6 +181,7 @@ export async function runRealDemo(o: DemoOptions): Promise<DemoSummary> {
       notes.push("stopped early by a signal: the last phases are partial");
     return {
       mode: "real",
+      ...(host ? { hostNetwork: true } : {}),
       durationMs: load.sendingMs,
       intervalMs: cfg.intervalMs,
       capacityCpuMillis: manager.recentRecords().at(-1)?.capacityCpuMillis ?? 0,

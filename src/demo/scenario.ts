@@ -198,6 +198,8 @@ export interface PhaseSummary {
 
 export interface DemoSummary {
   mode: "real" | "simulated";
+  /** Present (true) when the real partitions ran on the host network, counted by eBPF. */
+  hostNetwork?: boolean;
   durationMs: number;
   intervalMs: number;
   capacityCpuMillis: number;
@@ -261,7 +263,7 @@ export function formatWorkConservation(wc: WorkConservation): string {
 export function formatSummary(s: DemoSummary): string {
   const out: string[] = [];
   out.push(
-    `weir demo summary (${s.mode === "real" ? "real partitions: netns + veth + cgroups on this host" : "SIMULATED partitions"}), ${(s.durationMs / 1000).toFixed(0)} s, ${s.cycles} cycles of ${s.intervalMs} ms (mean ${s.meanCycleMs.toFixed(2)} ms each), capacity ${s.capacityCpuMillis}m`,
+    `weir demo summary (${s.mode === "real" ? (s.hostNetwork ? "real partitions on the host network: cgroups counted by eBPF" : "real partitions: netns + veth + cgroups on this host") : "SIMULATED partitions"}), ${(s.durationMs / 1000).toFixed(0)} s, ${s.cycles} cycles of ${s.intervalMs} ms (mean ${s.meanCycleMs.toFixed(2)} ms each), capacity ${s.capacityCpuMillis}m`,
   );
   for (const ph of s.phases) {
     out.push("");

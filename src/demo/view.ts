@@ -9,6 +9,8 @@ const fmt = (x: number | null | undefined, digits = 0): string =>
 
 export interface LiveHeader {
   mode: "real" | "simulated";
+  /** Real partitions on the host network, counted by eBPF. */
+  hostNetwork?: boolean;
   elapsedMs: number;
   durationMs: number;
   phase: string;
@@ -20,7 +22,7 @@ export interface LiveHeader {
 export function renderLive(h: LiveHeader, r: CycleRecord | undefined, width = 120): string {
   const lines: string[] = [];
   lines.push(
-    `weir demo — ${h.mode === "real" ? "real partitions (netns + veth + cgroup) on this host" : "SIMULATED partitions (not root: no namespaces or cgroups)"}`,
+    `weir demo — ${h.mode === "real" ? (h.hostNetwork ? "real partitions on the host network (cgroup + eBPF counters) on this host" : "real partitions (netns + veth + cgroup) on this host") : "SIMULATED partitions (not root: no namespaces or cgroups)"}`,
   );
   lines.push(
     `t = ${(h.elapsedMs / 1000).toFixed(1)} / ${(h.durationMs / 1000).toFixed(0)} s   phase: ${h.phase}${h.dashboardUrl ? `   dashboard: ${h.dashboardUrl}/` : ""}   Ctrl-C stops and cleans up`,

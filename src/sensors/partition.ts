@@ -89,11 +89,15 @@ class Sensor implements PartitionSensor {
     let offeredPackets = 0;
     let servedPackets = 0;
     let droppedPackets = 0;
+    let ingressBytes: number | undefined;
+    let egressBytes: number | undefined;
     for (const counter of this.counters) {
       const p = counter.read();
       offeredPackets += p.offeredPackets;
       servedPackets += p.servedPackets;
       droppedPackets += p.droppedPackets;
+      if (p.ingressBytes !== undefined) ingressBytes = (ingressBytes ?? 0) + p.ingressBytes;
+      if (p.egressBytes !== undefined) egressBytes = (egressBytes ?? 0) + p.egressBytes;
     }
     const sample: CounterSample = {
       atMs: nowMs,
@@ -105,6 +109,9 @@ class Sensor implements PartitionSensor {
       nrThrottled: c.nrThrottled,
       throttledNs: c.throttledNs,
     };
+    // bytes only from the sources that count them (bpf)
+    if (ingressBytes !== undefined) sample.ingressBytes = ingressBytes;
+    if (egressBytes !== undefined) sample.egressBytes = egressBytes;
     const delayNs = this.delay?.read();
     if (delayNs !== undefined) sample.cpuDelayNs = delayNs;
     return sample;

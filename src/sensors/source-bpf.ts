@@ -119,6 +119,8 @@ export const bpfSource: CounterSource = {
           offeredPackets: countOf(c, o.offered),
           servedPackets: countOf(c, o.served),
           droppedPackets: 0,
+          ingressBytes: c.ingressBytes,
+          egressBytes: c.egressBytes,
         };
       },
       close: () => counters.close(),

@@ -48,6 +48,32 @@ describe("throughputFromSamples", () => {
     expect(t.rawVelocityPacketsPerCpuSec).toBeCloseTo(2840, 9);
   });
 
+  it("bytes per second by hook when both samples count bytes; absent otherwise; a reset gives 0", () => {
+    const a = { ...prev, ingressBytes: 1_000_000, egressBytes: 50_000 };
+    // +92,000 bytes in 0.1 s = 920,000/s (1000 datagrams of 64 bytes + 28 of headers); +4,600 = 46,000/s
+    const t = throughputFromSamples(
+      "web",
+      a,
+      sample({ ...a, atMs: 1100, ingressBytes: 1_092_000, egressBytes: 54_600 }),
+      "host",
+    );
+    expect(t.ingressBytesPerSec).toBeCloseTo(920_000, 6);
+    expect(t.egressBytesPerSec).toBeCloseTo(46_000, 6);
+    // a source without bytes: no byte rates at all (not 0)
+    const none = throughputFromSamples("web", prev, sample({ ...prev, atMs: 1100 }), "host");
+    expect(none).not.toHaveProperty("ingressBytesPerSec");
+    expect(none).not.toHaveProperty("egressBytesPerSec");
+    // the map re-made (counts back near 0): 0 for the window, never negative
+    const reset = throughputFromSamples(
+      "web",
+      a,
+      sample({ ...a, atMs: 1100, ingressBytes: 120, egressBytes: 0 }),
+      "host",
+    );
+    expect(reset.ingressBytesPerSec).toBe(0);
+    expect(reset.egressBytesPerSec).toBe(0);
+  });
+
   it("CPU delay fraction = delay ÷ (delay + CPU used), with the arithmetic", () => {
     const p = sample({ ...prev, cpuDelayNs: 7_000_000_000 });
     // 100 ms window: +25 ms CPU used, +75 ms waiting -> 75 / (75 + 25) = 0.75

@@ -12,6 +12,8 @@ export interface ThroughputOptions {
   maxPacketsPerSec?: number;
   /** CPU usage moving faster than this many cores is garbage: the window counts 0. */
   maxCores?: number;
+  /** A byte counter moving faster than this is garbage or a wrap: the window counts 0. */
+  maxBytesPerSec?: number;
   /**
    * Below this much CPU used + CPU delay in the window the delay fraction is null (too
    * little happened to tell). Default 1 ms.
@@ -23,6 +25,8 @@ const DEFAULTS = {
   minCpuNsForVelocity: 1e6,
   maxPacketsPerSec: 1e9,
   maxCores: 4096,
+  // 1 Tbit/s
+  maxBytesPerSec: 125e9,
   minNsForCpuDelay: 1e6,
 };
 
@@ -31,6 +35,8 @@ const DEFAULTS = {
  *
  * - offered/served/dropped packets per second from counter deltas; offered is never below
  *   dropped (offered counts what arrived, including what was dropped).
+ * - ingress/egress bytes per second from byte counter deltas, only when both samples have
+ *   them (sources that count bytes: bpf).
  * - cpuCores = CPU-ns used ÷ window-ns; throttledFraction = Δnr_throttled ÷ Δnr_periods.
  * - rawVelocityPacketsPerCpuSec = served packets ÷ CPU-seconds used; null when less than
  *   `minCpuNsForVelocity` of CPU was used, or a counter it needs reset in this window.
@@ -93,6 +99,14 @@ export function throughputFromSamples(
     }
   }
 
+  const bytes: Pick<Throughput, "ingressBytesPerSec" | "egressBytesPerSec"> = {};
+  const maxBytes = o.maxBytesPerSec * windowSec;
+  if (prev.ingressBytes !== undefined && next.ingressBytes !== undefined)
+    bytes.ingressBytesPerSec =
+      counterDelta(prev.ingressBytes, next.ingressBytes, maxBytes) / windowSec;
+  if (prev.egressBytes !== undefined && next.egressBytes !== undefined)
+    bytes.egressBytesPerSec =
+      counterDelta(prev.egressBytes, next.egressBytes, maxBytes) / windowSec;
   return {
     partition,
     windowMs,
@@ -103,6 +117,7 @@ export function throughputFromSamples(
     throttledFraction: periods > 0 ? clamp(throttled / periods, 0, 1) : 0,
     rawVelocityPacketsPerCpuSec: velocity,
     cpuDelayFraction,
+    ...bytes,
     source,
   };
 }

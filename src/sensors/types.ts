@@ -54,6 +54,12 @@ export interface PacketCounts {
   servedPackets: number;
   /** Packets lost on the way in. */
   droppedPackets: number;
+  /**
+   * Bytes of the packets the partition's sockets received and sent, by hook, when the source
+   * counts them (`bpf`: the skb's length at the cgroup hook, IP header on; see src/bpf/README.md).
+   */
+  ingressBytes?: number;
+  egressBytes?: number;
 }
 
 /** One opened counter source of one partition: cumulative counts, re-read on held handles. */

@@ -2,8 +2,9 @@ import { describe, expect, it } from "vitest";
 import { logFileFor, netRootsOf, testbedRoots, wantedTestbed } from "./options.ts";
 
 describe("testbed options", () => {
-  it("fills every default: names from counts, 600 rounds, port 9000, one hog thread", () => {
+  it("fills every default: names from counts, 600 rounds, port 9000, one hog thread, netns + veth", () => {
     expect(wantedTestbed({ partitions: 2, hogs: 1 })).toEqual({
+      hostNetwork: false,
       partitions: [
         { name: "p1", costRounds: 600, port: 9000 },
         { name: "p2", costRounds: 600, port: 9000 },
@@ -24,6 +25,7 @@ describe("testbed options", () => {
       { name: "b", costRounds: 40, port: 9200 },
     ]);
     expect(w.hogs).toEqual([{ name: "hog", cpus: 2 }]);
+    expect(wantedTestbed({ partitions: 1, hostNetwork: true }).hostNetwork).toBe(true);
   });
 
   it("refuses a name used twice, by a partition and a hog alike, naming it", () => {

@@ -54,6 +54,11 @@ export interface TestbedOptions {
   hogs?: number | HogRequest[];
   /** SHA-256 rounds per request for every partition without its own (default 600). */
   costRounds?: number;
+  /**
+   * Partitions on the host network: no netns or veth; each server on 127.0.0.1 at a free
+   * port of its own (`port` is ignored), in its cgroup, counted by eBPF. Default false.
+   */
+  hostNetwork?: boolean;
   /** UDP port of every packet server without its own (default 9000). */
   port?: number;
   /** Servers and hogs exit by themselves after this long (default 1 h). */
@@ -79,6 +84,7 @@ export interface TestbedOptions {
 
 /** The partitions and hogs `opts` asks for, named, checked and with every default filled in. */
 export interface WantedTestbed {
+  hostNetwork: boolean;
   partitions: Required<PartitionRequest>[];
   hogs: Required<HogRequest>[];
 }
@@ -116,6 +122,7 @@ export function wantedTestbed(opts: TestbedOptions): WantedTestbed {
     seen.add(n);
   }
   return {
+    hostNetwork: opts.hostNetwork ?? false,
     partitions: parts.map((p) => ({
       name: p.name,
       costRounds: p.costRounds ?? costRounds,

@@ -3,8 +3,10 @@
 // partition's cgroup and packet server, the batch hogs, and the wait until every server
 // answers. Each step records a resource in the state file before creating it
 // (`recordThenCreate`), and keeps what exists and is recorded.
+import { createSocket } from "node:dgram";
 import { existsSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { cgroupDirs } from "../cgroup/paths.ts";
@@ -90,6 +92,15 @@ export async function ensureParentCgroups(
  */
 export async function ensureNetworks(ctx: UpContext, lockFile: string): Promise<void> {
   const st = ctx.state;
+  const mixed = st.partitions.find(
+    (p) => wanted(ctx, p.name) && (p.hostNetwork ?? false) !== ctx.want.hostNetwork,
+  );
+  if (mixed)
+    throw new WeirError(
+      ErrorCodes.TESTBED,
+      `partition ${mixed.name} is recorded ${mixed.hostNetwork ? "on the host network" : "with a netns and veth"}; bring the testbed down first to make it the other way`,
+    );
+  if (ctx.want.hostNetwork) return ensureHostPartitions(ctx);
   await withFileLock(lockFile, async () => {
     const assigned = await hostAddresses();
     const used = usedBlocks(
@@ -147,6 +158,59 @@ export async function ensureNetworks(ctx: UpContext, lockFile: string): Promise<
   });
 }
 
+/**
+ * Host-network partitions: no namespace, no veth, nothing to allocate under the address lock;
+ * each server gets a port on 127.0.0.1 that is free for both UDP and TCP now, and is counted
+ * by eBPF on its cgroup (its sensor: `packets: bpf`).
+ */
+async function ensureHostPartitions(ctx: UpContext): Promise<void> {
+  const st = ctx.state;
+  for (const w of ctx.want.partitions) {
+    if (st.partitions.some((p) => p.name === w.name)) continue;
+    const rel = cgroupRel(ctx.prefix, w.name);
+    st.partitions.push({
+      name: w.name,
+      hostNetwork: true,
+      netns: "",
+      hostIf: "",
+      nsIf: "",
+      hostAddr: LOOPBACK,
+      nsAddr: LOOPBACK,
+      prefixLen: 8,
+      port: await freeLoopbackPort(),
+      costRounds: w.costRounds,
+      cgroup: rel,
+      cgroupDirs: cgroupDirs(st.cgroup, rel),
+      serverPid: null,
+      logFile: logFileFor(ctx.stateFile, w.name),
+      sensor: { cgroup: rel, interfaces: [], packets: [{ name: "bpf" }] },
+    });
+    writeState(st);
+  }
+}
+
+const LOOPBACK = "127.0.0.1";
+
+/** A port on 127.0.0.1 that nothing uses for UDP or TCP at the moment (asked of the kernel). */
+async function freeLoopbackPort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const udp = createSocket("udp4");
+    const port = await new Promise<number>((resolve, reject) => {
+      udp.once("error", reject);
+      udp.bind(0, LOOPBACK, () => resolve(udp.address().port));
+    });
+    const tcp = createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      tcp.once("error", () => resolve(false));
+      tcp.listen(port, LOOPBACK, () => resolve(true));
+    });
+    await new Promise<void>((r) => (ok ? tcp.close(() => r()) : r()));
+    await new Promise<void>((r) => udp.close(() => r()));
+    if (ok) return port;
+  }
+  throw new WeirError(ErrorCodes.TESTBED, "no port on 127.0.0.1 free for both UDP and TCP");
+}
+
 /** Each wanted partition's cgroup and its packet server (inside the netns and the cgroup). */
 export async function ensureServers(ctx: UpContext): Promise<void> {
   const st = ctx.state;
@@ -154,11 +218,10 @@ export async function ensureServers(ctx: UpContext): Promise<void> {
     if (!wanted(ctx, p.name)) continue;
     for (const d of p.cgroupDirs) await ensureCgroup(st, d, p.name);
     const argv = [
-      "nsenter",
-      `--net=${join(ctx.roots.netnsDir, p.netns)}`,
-      "--",
+      ...(p.hostNetwork ? [] : ["nsenter", `--net=${join(ctx.roots.netnsDir, p.netns)}`, "--"]),
       process.execPath,
       ...serveEntryArgv(),
+      ...(p.hostNetwork ? ["--host", LOOPBACK] : []),
       "--port",
       String(p.port),
       "--cost-rounds",

@@ -28,6 +28,12 @@ export interface ResourceRecord {
 
 export interface TestbedPartition {
   name: string;
+  /**
+   * On the host network (no namespace, no veth): `netns`, `hostIf` and `nsIf` are "", the
+   * server listens on 127.0.0.1:`port` (a free port picked at creation), and the partition
+   * is counted by eBPF on its cgroup (`packets: bpf`). Absent: a netns + veth partition.
+   */
+  hostNetwork?: boolean;
   netns: string;
   hostIf: string;
   nsIf: string;
@@ -108,6 +114,7 @@ const stateSchema = z.object({
   partitions: z.array(
     z.object({
       name: z.string(),
+      hostNetwork: z.boolean().optional(),
       netns: z.string(),
       hostIf: z.string(),
       nsIf: z.string(),
@@ -125,6 +132,9 @@ const stateSchema = z.object({
         interfaces: z.array(interfaceSchema),
         pid: z.number().optional(),
         netnsInterfaces: z.array(interfaceSchema).optional(),
+        packets: z
+          .array(z.object({ name: z.string(), options: z.unknown().optional() }))
+          .optional(),
       }),
     }),
   ),

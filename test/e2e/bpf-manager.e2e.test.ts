@@ -1,7 +1,9 @@
 // Root, real kernel: two partitions on the host network (no namespace, no interface of their
 // own) counted by eBPF (`packets: bpf`). Processes in their cgroups send and receive exact
-// numbers of UDP datagrams and TCP segments over loopback; weir's counts through the API
-// (/api/cycles: rate × window summed) and /metrics equal them exactly, a neighbour's traffic
+// numbers of UDP datagrams and TCP segments over loopback; weir's counts of packets and of
+// bytes (IP packet length: 92 per 64-byte datagram, TCP segments with their headers) through
+// the API (/api/cycles: rate × window summed) and /metrics (which promtool accepts) equal them
+// exactly, a neighbour's traffic
 // is not counted, nothing of weir stays attached or pinned after SIGTERM, and with `pin: true`
 // the kernel keeps counting across a restart: the pinned counts equal everything sent, none
 // lost or doubled. Cgroups are weirt-<pid>-bpfm/{a,b} (v1 cpu, cpuacct and the unified v2
@@ -18,6 +20,7 @@ import { BPF_CGROUP_INET_EGRESS, BPF_CGROUP_INET_INGRESS } from "../../src/bpf/s
 import { BPF_PIN_ROOT } from "../../src/sensors/source-bpf.ts";
 import { counterSource } from "../../src/sensors/sources.ts";
 import { defaultRoots } from "../../src/sensors/types.ts";
+import { DATAGRAM_BYTES, promtool, tcpBytes, tcpSegments } from "./bpf-bytes.ts";
 import { type CgroupPeer, rmdirCgroup, spawnCgroupPeer, until } from "./cgroup-peer.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
@@ -91,8 +94,15 @@ partitions:
   return file;
 }
 
-/** Packets in each direction per partition, summed over every cycle's rate × window (the API). */
-async function apiTotals(w: ReturnType<typeof startWeir>) {
+type Totals = Record<string, { in: number; out: number }>;
+
+/**
+ * Packets (offered = in, served = out) and bytes (in = ingress, out = egress) per partition,
+ * summed over every cycle's rate × window (the API's cycle records).
+ */
+async function apiTotals(
+  w: ReturnType<typeof startWeir>,
+): Promise<{ packets: Totals; bytes: Totals }> {
   const body = JSON.parse(await w.get("/api/cycles?limit=600"));
   const records: Array<{
     partitions: Array<{
@@ -101,20 +111,41 @@ async function apiTotals(w: ReturnType<typeof startWeir>) {
         windowMs: number;
         offeredPacketsPerSec: number;
         servedPacketsPerSec: number;
+        ingressBytesPerSec?: number;
+        egressBytesPerSec?: number;
       };
     }>;
   }> = body.cycles;
-  const out: Record<string, { in: number; out: number }> = {
-    a: { in: 0, out: 0 },
-    b: { in: 0, out: 0 },
-  };
+  const zero = (): Totals => ({ a: { in: 0, out: 0 }, b: { in: 0, out: 0 } });
+  const packets = zero();
+  const bytes = zero();
   for (const r of records)
-    for (const p of r.partitions)
-      if (p.throughput && out[p.id]) {
-        out[p.id]!.in += (p.throughput.offeredPacketsPerSec * p.throughput.windowMs) / 1000;
-        out[p.id]!.out += (p.throughput.servedPacketsPerSec * p.throughput.windowMs) / 1000;
-      }
-  return out;
+    for (const p of r.partitions) {
+      const t = p.throughput;
+      if (!t || !packets[p.id]) continue;
+      const sec = t.windowMs / 1000;
+      packets[p.id]!.in += t.offeredPacketsPerSec * sec;
+      packets[p.id]!.out += t.servedPacketsPerSec * sec;
+      bytes[p.id]!.in += (t.ingressBytesPerSec ?? Number.NaN) * sec;
+      bytes[p.id]!.out += (t.egressBytesPerSec ?? Number.NaN) * sec;
+    }
+  return { packets, bytes };
+}
+
+/** The bytes series of /metrics (weir_partition_network_bytes_total). */
+async function metricBytes(w: ReturnType<typeof startWeir>): Promise<Totals> {
+  const text = await w.get("/metrics");
+  const v = (p: string, d: string) => {
+    const m = new RegExp(
+      `^weir_partition_network_bytes_total\\{partition="${p}",direction="${d}"\\} (\\S+)$`,
+      "m",
+    ).exec(text);
+    return m ? Number(m[1]) : Number.NaN;
+  };
+  return {
+    a: { in: v("a", "ingress"), out: v("a", "egress") },
+    b: { in: v("b", "ingress"), out: v("b", "egress") },
+  };
 }
 
 async function metricTotals(w: ReturnType<typeof startWeir>) {
@@ -176,17 +207,6 @@ async function sendFrom(peer: CgroupPeer, n: number, to?: CgroupPeer): Promise<v
       to ? (await to.got()) === before + k : sinkGot === before + k,
     );
   }
-}
-
-/** segs_in / segs_out of the established TCP socket with this local port (ss -ti: tcp_info). */
-function tcpSegments(localPort: number): { segsIn: number; segsOut: number } {
-  const text = execFileSync("ss", ["-tinH", "state", "established", "sport", `= :${localPort}`], {
-    encoding: "utf8",
-  });
-  const segsIn = /segs_in:(\d+)/.exec(text);
-  const segsOut = /segs_out:(\d+)/.exec(text);
-  if (!segsIn || !segsOut) throw new Error(`ss shows no tcp_info for port ${localPort}: ${text}`);
-  return { segsIn: Number(segsIn[1]), segsOut: Number(segsOut[1]) };
 }
 
 const freePort = async (): Promise<number> => {
@@ -286,14 +306,28 @@ describe.skipIf(!canRun)("weir run counts host-network partitions with eBPF (roo
       return quiet;
     });
     expect(segs.segsOut).toBeGreaterThanOrEqual(26); // SYN + 25 requests at least
+    expect(segs.bytesOut).toBe(25); // 25 one-byte requests
+    expect(segs.bytesIn).toBe(25); // and their one-byte replies
     const want = {
       a: { in: 300 + segs.segsIn, out: 200 + 40 + segs.segsOut },
       b: { in: 70 + 40, out: 50 },
     };
+    const D = DATAGRAM_BYTES;
+    const wantBytes = {
+      a: {
+        in: 300 * D + tcpBytes(segs.segsIn, segs.bytesIn),
+        out: (200 + 40) * D + tcpBytes(segs.segsOut, segs.bytesOut),
+      },
+      b: { in: (70 + 40) * D, out: 50 * D },
+    };
     // three more cycles, so the last packets are inside a sampled window
     await new Promise((r) => setTimeout(r, 400));
     expectExact(await metricTotals(w), want);
-    expectExact(await apiTotals(w), want);
+    const api = await apiTotals(w);
+    expectExact(api.packets, want);
+    expectExact(api.bytes, wantBytes);
+    expectExact(await metricBytes(w), wantBytes);
+    expect(promtool(await w.get("/metrics"))).toBe("");
     expect(await w.stop(), w.err()).toBe(0);
     // SIGTERM: weir's programs are detached from both cgroups, nothing pinned
     nothingAttached("a");
@@ -348,6 +382,8 @@ describe.skipIf(!canRun)("weir run counts host-network partitions with eBPF (roo
       offeredPackets: 100 + 30 + 7,
       servedPackets: 60 + 20 + 5,
       droppedPackets: 0,
+      ingressBytes: (100 + 30 + 7) * DATAGRAM_BYTES,
+      egressBytes: (60 + 20 + 5) * DATAGRAM_BYTES,
     });
     again.close();
     expect(await second.stop(), second.err()).toBe(0);

@@ -36,6 +36,10 @@ export function register(program: Command): void {
         "removed at the end (also on Ctrl-C). Without root it runs the same scenario on simulated",
         "partitions and says so.",
         "",
+        "With --host-network the partitions have no namespace or veth: each packet server listens",
+        "on a port of 127.0.0.1 inside its own cgroup, and weir counts its packets with eBPF",
+        "programs on that cgroup (packets: bpf); they are detached and nothing stays pinned.",
+        "",
         "Work conservation: the live view, the dashboard and the summary show the host's idle CPU",
         "(/proc/stat) and the batch hog's CPU used as a share of the capacity, so CPU that nobody",
         "gets while the hog wants it is visible.",
@@ -49,6 +53,10 @@ export function register(program: Command): void {
     .option("--low-pps <n>", "offered rate of the others", positive("low-pps"), 250)
     .option("--port <n>", "HTTP API / dashboard port on 127.0.0.1 (0: any free port)", Number, 9470)
     .option("--simulate", "use simulated partitions even when real ones are possible")
+    .option(
+      "--host-network",
+      "real partitions on the host network (no netns, no veth): servers on 127.0.0.1, each in its cgroup, counted by eBPF",
+    )
     .action(
       async (opts: {
         duration: number;
@@ -59,6 +67,7 @@ export function register(program: Command): void {
         lowPps: number;
         port: number;
         simulate?: boolean;
+        hostNetwork?: boolean;
       }) => {
         if (opts.partitions > 8 || !Number.isInteger(opts.partitions))
           throw new WeirError(
@@ -93,6 +102,7 @@ export function register(program: Command): void {
           hog: opts.hog,
           highPps: opts.highPps,
           lowPps: opts.lowPps,
+          hostNetwork: opts.hostNetwork === true,
           apiPort: opts.port,
           output,
           signal: ac.signal,
