@@ -1,7 +1,8 @@
 // Counter source `bpf`: the partition's packets counted in the kernel by eBPF programs
 // attached to its cgroup v2 directory (src/bpf), for partitions with no interface or
 // namespace of their own: systemd services, containers on the host network, processes
-// sharing lo or eth0. Offered = ingress, served = egress by default (a server).
+// sharing lo or eth0. Offered = ingress, served = egress by default (a server). Dropped = the
+// UDP receive drops of the sockets its processes hold (socket-drops.ts).
 import fs from "node:fs";
 import path from "node:path";
 import { CgroupSkbCounters, type CgroupSkbCounts } from "../bpf/cgroup-counters.ts";
@@ -9,6 +10,7 @@ import { cgroup2Mount, cgroupDir } from "../cgroup/layout.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { CounterSource } from "./counter-source.ts";
 import { parseCpuList } from "./parse.ts";
+import { CgroupUdpDrops } from "./socket-drops.ts";
 import type { OptionIssue, PacketCounter, PacketCounts } from "./types.ts";
 
 type Hook = "ingress" | "egress";
@@ -100,6 +102,9 @@ export const bpfSource: CounterSource = {
       pin: o.pin,
     });
     const ino = fs.statSync(dir).ino;
+    // its sockets' own UDP receive drops (socket-drops.ts): the congestion signal veth
+    // partitions get from their namespace's counters
+    const drops = new CgroupUdpDrops(ctx.roots.procfs, dir);
     return {
       read(): PacketCounts {
         // the programs go with the directory: a removed (or re-made) cgroup counts no more
@@ -118,7 +123,7 @@ export const bpfSource: CounterSource = {
         return {
           offeredPackets: countOf(c, o.offered),
           servedPackets: countOf(c, o.served),
-          droppedPackets: 0,
+          droppedPackets: drops.read(),
           ingressBytes: c.ingressBytes,
           egressBytes: c.egressBytes,
         };
