@@ -46,6 +46,8 @@ export class GuestCpus {
   private readonly maxCpus: number;
   private readonly now: () => number;
   private online = new Set([0]);
+  /** The console's last, unfinished line (a read can end mid-line). */
+  private partial = "";
   private desired: number;
   private plugged: number | null = null;
   private appliedAtMs: number | null = null;
@@ -98,8 +100,10 @@ export class GuestCpus {
   }
 
   private observe(): void {
-    const text = this.tail.read();
-    if (text !== "") this.online = applyConsole(this.online, text);
+    const text = this.partial + this.tail.read();
+    const end = text.lastIndexOf("\n") + 1;
+    this.partial = text.slice(end);
+    if (end > 0) this.online = applyConsole(this.online, text.slice(0, end));
     if (this.online.size === this.desired && this.appliedAtMs === null)
       this.appliedAtMs = this.now();
     if (this.online.size !== this.desired) this.appliedAtMs = null;

@@ -60,9 +60,15 @@ export class LogTail {
   private readonly file: string;
   private offset = 0;
   private text = "";
+  private readonly keepText: boolean;
 
-  constructor(file: string, opts: { fromEnd?: boolean } = {}) {
+  /**
+   * `keepText: false` keeps nothing of what was read (for a reader that only consumes
+   * `read()`, like a long-running actuator: the console grows for the guest's lifetime).
+   */
+  constructor(file: string, opts: { fromEnd?: boolean; keepText?: boolean } = {}) {
     this.file = file;
+    this.keepText = opts.keepText ?? true;
     if (opts.fromEnd) this.offset = this.size();
   }
 
@@ -96,7 +102,7 @@ export class LogTail {
         this.offset += n;
         out += buf.toString("utf8", 0, n);
       }
-      this.text += out;
+      if (this.keepText) this.text += out;
       return out;
     } finally {
       closeSync(fd);
