@@ -11,8 +11,6 @@
 // nothing here is timed as a pass criterion (the times are printed).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import {
-  appendFileSync,
-  copyFileSync,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -113,11 +111,6 @@ describe.skipIf(!isRoot || !hasQemu || !hasV1)(
           buf = buf.slice(i + 1);
           if (line.startsWith('{"cycle"')) {
             records.push(JSON.parse(line) as CycleRecord);
-            const r = records[records.length - 1]!;
-            appendFileSync(
-              "/tmp/vm2-debug.jsonl",
-              `${JSON.stringify({ t: r.startedAtMs, c: r.cycle, p: r.partitions.map((p) => [p.id, p.status, p.written, p.directive?.cpuCount, p.directive?.capCpuMillis, p.error?.message, p.throughput?.offeredPacketsPerSec]) })}\n`,
-            );
           }
         }
         if (records.length > 5000) records.splice(0, 1000);
@@ -152,7 +145,6 @@ describe.skipIf(!isRoot || !hasQemu || !hasV1)(
         if (weir.exitCode === null) weir.kill("SIGKILL");
       }
       if (st) {
-        for (const vm of st.vms) copyFileSync(vm.serialLog, `/tmp/vm2-debug-${vm.name}.log`);
         const down = await vmsDown(st.stateFile);
         expect(down.failed).toEqual([]);
         expect(down.clean).toBe(true);
