@@ -65,7 +65,10 @@ describe("qemu backend", () => {
 
   it("grows and shrinks the guest one vCPU at a time; applied follows the guest kernel's console", async () => {
     const { fake, target } = await guest();
-    const a = new QemuBackend({ cgroupfs }).open(target);
+    const a = new QemuBackend({ cgroupfs }).open({
+      ...target,
+      qemu: { ...target.qemu, shrinkAfterMs: 0 },
+    });
     expect(a.apply(withCpus(target.partition, 3)).written).toEqual(["vcpus"]);
     await until(() => a.applied().cpuCount === 3, "3 vCPUs online");
     expect(fake.plugged()).toBe(3);
@@ -77,6 +80,36 @@ describe("qemu backend", () => {
     expect(fake.plugged()).toBe(1);
     expect(fake.commands.filter((c) => c === "device_add")).toHaveLength(2);
     expect(fake.commands.filter((c) => c === "device_del")).toHaveLength(2);
+    a.close();
+  });
+
+  it("unplugs only after directives asked for fewer vCPUs for shrinkAfterMs, then the most of them", async () => {
+    const { fake, target } = await guest();
+    let t = 0;
+    const a = new QemuBackend({ cgroupfs, now: () => t }).open({
+      ...target,
+      qemu: { ...target.qemu, shrinkAfterMs: 5000 },
+    });
+    a.apply(withCpus(target.partition, 3));
+    await until(() => a.applied().cpuCount === 3, "3 vCPUs online");
+    expect(a.apply(withCpus(target.partition, 1)).written).toEqual([]); // t = 0: held
+    t = 3000;
+    expect(a.apply(withCpus(target.partition, 2)).written).toEqual([]);
+    t = 4000;
+    expect(a.apply(withCpus(target.partition, 3)).written).toEqual([]); // back up: the wait restarts
+    t = 5000;
+    expect(a.apply(withCpus(target.partition, 1)).written).toEqual([]);
+    t = 9000;
+    expect(a.apply(withCpus(target.partition, 2)).written).toEqual([]);
+    t = 10_000;
+    expect(a.apply(withCpus(target.partition, 1)).written).toEqual(["vcpus"]);
+    expect(a.vcpus().desired).toBe(2); // the most asked for over the 5 s
+    await until(() => a.applied().cpuCount === 2, "down to 2 vCPUs");
+    await a.settled();
+    expect(fake.plugged()).toBe(2);
+    // a restore shrinks at once
+    expect(a.restore(a.snapshot()).written).toEqual(["vcpus"]);
+    await until(() => a.applied().cpuCount === 1, "restored to 1 vCPU");
     a.close();
   });
 

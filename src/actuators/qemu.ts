@@ -42,7 +42,11 @@ export interface QemuLocation {
   minCpus?: number;
   /** Most vCPUs (default: every slot QEMU offers, `-smp …,maxcpus=N`). */
   maxCpus?: number;
+  /** Unplug only after directives asked for fewer vCPUs this long (default 10 s; 0: at once). */
+  shrinkAfterMs?: number;
 }
+
+export const DEFAULT_SHRINK_AFTER_MS = 10_000;
 
 declare module "./types.ts" {
   interface TargetLocations {
@@ -104,6 +108,10 @@ export class QemuActuator implements PartitionActuator {
   private maxCpus: number;
   private readonly minCpus: number;
   private reportedError: string | null = null;
+  private readonly shrinkAfterMs: number;
+  /** Since when every directive asked for fewer vCPUs than desired, and the most of them. */
+  private fewerSince: number | null = null;
+  private fewerMost = 0;
   private lastRetryAtMs = 0;
   private readonly counters: ActuatorStats = { writes: 0, failedWrites: 0, unchangedSkips: 0 };
   /** Console reader used until QMP is up (then GuestCpus reads it), and in a dry run. */
@@ -125,6 +133,7 @@ export class QemuActuator implements PartitionActuator {
     this.dryRun = o.dryRun;
     this.now = o.now ?? Date.now;
     this.retryMs = o.retryMs ?? 1000;
+    this.shrinkAfterMs = this.loc.shrinkAfterMs ?? DEFAULT_SHRINK_AFTER_MS;
     this.minCpus = Math.max(1, Math.floor(this.loc.minCpus ?? 1));
     this.maxCpus = Math.max(this.minCpus, Math.floor(this.loc.maxCpus ?? Number.MAX_SAFE_INTEGER));
     this.console = new LogTail(this.loc.consoleLog, { keepText: false });
@@ -181,18 +190,18 @@ export class QemuActuator implements PartitionActuator {
     const { [VCPUS_KEY]: vcpus, ...values } = snapshot.values;
     const r = this.cgroup.restore({ partition: snapshot.partition, values });
     if ((r.error && !r.error.retryable) || vcpus === undefined) return r;
-    return this.submitVcpus(Number(vcpus), r);
+    return this.submitVcpus(Number(vcpus), r, true);
   }
 
   /** Submit a vCPU count (only when it changed), and report QEMU gone or a new QMP error. */
-  private submitVcpus(cpuCount: number, r: ApplyResult): ApplyResult {
+  private submitVcpus(cpuCount: number, r: ApplyResult, restoring = false): ApplyResult {
     const goneNow = this.goneNow();
     if (goneNow) {
       this.counters.failedWrites++;
       return { ...r, error: goneNow.toInfo() };
     }
     const written = [...r.written];
-    const want = vcpusFor(cpuCount, this.minCpus, this.maxCpus);
+    const want = this.damped(vcpusFor(cpuCount, this.minCpus, this.maxCpus), restoring);
     if (want !== this.desired) {
       this.desired = want;
       this.requestedAtMs = this.now();
@@ -220,6 +229,27 @@ export class QemuActuator implements PartitionActuator {
     }
     this.reportedError = err;
     return out;
+  }
+
+  /**
+   * A larger count at once; a smaller one only once every directive for `shrinkAfterMs` asked
+   * for fewer (then the most of them): each hot-plug costs the guest, and QEMU 7.2 under TCG
+   * was seen to abort ("double free or corruption") re-plugging a vCPU it had just unplugged.
+   * A restore shrinks at once.
+   */
+  private damped(want: number, now: boolean): number {
+    if (want >= this.desired || now || this.shrinkAfterMs <= 0) {
+      this.fewerSince = null;
+      return want;
+    }
+    const t = this.now();
+    if (this.fewerSince === null) {
+      this.fewerSince = t;
+      this.fewerMost = want;
+    } else this.fewerMost = Math.max(this.fewerMost, want);
+    if (t - this.fewerSince < this.shrinkAfterMs) return this.desired;
+    this.fewerSince = null;
+    return this.fewerMost;
   }
 
   /** QEMU gone: QMP never came up, or closed under us (sticky). */

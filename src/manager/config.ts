@@ -242,6 +242,13 @@ export const partitionSchema = z
           .max(1024)
           .optional()
           .describe("most vCPUs (default: every slot QEMU offers)"),
+        shrinkAfterMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(3_600_000)
+          .optional()
+          .describe("unplug only after directives asked for fewer vCPUs this long (default 10000)"),
       })
       .strict()
       .optional()

@@ -141,6 +141,7 @@ export function actuatorTarget(p: PartitionConfig): ActuatorTarget {
   };
   if (p.qemu.minCpus !== undefined) qemu.minCpus = p.qemu.minCpus;
   if (p.qemu.maxCpus !== undefined) qemu.maxCpus = p.qemu.maxCpus;
+  if (p.qemu.shrinkAfterMs !== undefined) qemu.shrinkAfterMs = p.qemu.shrinkAfterMs;
   return { partition: p.name, qemu };
 }
 
