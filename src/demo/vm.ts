@@ -11,7 +11,7 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import pino from "pino";
 import type { CycleRecord } from "../core/model.ts";
 import { parseConfig } from "../manager/config.ts";
@@ -79,8 +79,11 @@ function loadGuest(
   durationMs: number,
   signal: AbortSignal,
 ): Promise<LoadOut | null> {
-  const bin = join(dirname(dirname(dirname(import.meta.dirname))), "bin", "weir.js");
-  const weirBin = bin.replace(/\/dist\/bin\//, "/bin/");
+  // bin/weir.js of this package, from src/demo or dist/src/demo
+  const weirBin = join(import.meta.dirname, "..", "..", "bin", "weir.js").replace(
+    /\/dist\/bin\//,
+    "/bin/",
+  );
   return new Promise((resolve) => {
     execFile(
       "ip",
