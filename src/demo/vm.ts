@@ -134,6 +134,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
   o.signal.addEventListener("abort", onAbort);
   let running: Awaited<ReturnType<typeof startManager>> | null = null;
   let hogState: string | null = null;
+  let hogCgroup = `${PREFIX}/hog`;
   let vmsState: string | null = null;
   const directiveToOnline: VmDemoSummary["directiveToOnlineMs"] = [];
   let summary: VmDemoSummary | null = null;
@@ -148,6 +149,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
         log: () => {},
       });
       hogState = tb.stateFile;
+      hogCgroup = tb.hogs[0]?.cgroup ?? hogCgroup;
     }
     const cfg = parseConfig({
       intervalMs: 200,
