@@ -190,7 +190,8 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
     const st = await vmsUp({
       prefix: PREFIX,
       vms: names,
-      maxCpus: 2,
+      // hot-plug slots to spare: one unplugged is never plugged again (QEMU 7.2 TCG aborts on it)
+      maxCpus: 8,
       memMiB: 512,
       maxLifetimeMs: o.durationMs + 10 * 60_000,
       slotDir: SLOT_DIR,

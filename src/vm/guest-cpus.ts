@@ -53,6 +53,8 @@ export class GuestCpus {
   private appliedAtMs: number | null = null;
   private lastError: string | null = null;
   private running: Promise<void> | null = null;
+  /** vCPU ids unplugged from this QEMU: never plugged again (planCpuStep). */
+  private readonly used = new Set<string>();
 
   /** `tail` must follow the guest's console from boot (the boot CPU 0 is counted online). */
   constructor(o: {
@@ -113,7 +115,7 @@ export class GuestCpus {
     for (;;) {
       const want = this.desired;
       try {
-        await setVcpus(this.qmp, want);
+        await setVcpus(this.qmp, want, { used: this.used });
         this.plugged = await pluggedVcpus(this.qmp);
         this.lastError = null;
       } catch (e) {
