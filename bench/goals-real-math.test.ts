@@ -2,9 +2,11 @@ import { describe, expect, it } from "vitest";
 import {
   counterRate,
   meetsGoalTargets,
+  pairEfficiency,
   parseCounter,
   planGoal,
   scoreRun,
+  surplusAtGoal,
 } from "./goals-real-math.ts";
 
 describe("planGoal", () => {
@@ -62,6 +64,24 @@ describe("scoreRun", () => {
       { requestsPerSec: 50, packetsPerSec: 100 },
     );
     expect(meetsGoalTargets(over)).toEqual({ a: false, b: false });
+  });
+});
+
+describe("what sharing leaves for B", () => {
+  // solo 1,000 replies/s: goal 800, surplus 200
+  const plan = planGoal({ requestsPerSec: 1000, packetsPerSec: 1000 }, 0.8);
+  it("pair efficiency is both servers' replies over A's solo replies", () => {
+    const a = { requestsPerSec: 830, packetsPerSec: 830 };
+    const b = { requestsPerSec: 50, packetsPerSec: 50 };
+    expect(pairEfficiency(plan, a, b)).toBeCloseTo(0.88, 9);
+    // 880 served in all: with A at exactly 800, B could have had 80 = 0.4 of the surplus
+    expect(surplusAtGoal(plan, a, b)).toBeCloseTo(0.4, 9);
+  });
+  it("B's 0.7 of the surplus beside A at its goal needs the pair at 94 % of A's solo rate", () => {
+    const a = { requestsPerSec: 800, packetsPerSec: 800 };
+    const b = { requestsPerSec: 140, packetsPerSec: 140 };
+    expect(pairEfficiency(plan, a, b)).toBeCloseTo(0.94, 9);
+    expect(surplusAtGoal(plan, a, b)).toBeCloseTo(0.7, 9);
   });
 });
 

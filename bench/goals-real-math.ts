@@ -58,6 +58,22 @@ export function scoreRun(plan: GoalPlan, a: Rate, b: Rate): GoalScore {
   };
 }
 
+/**
+ * What the two servers served together, in A's solo replies (B does the same work per reply):
+ * (A + B replies/s) ÷ A's solo replies/s. Below 1 when sharing the CPU costs throughput
+ * (switches, cold caches), whatever the split.
+ */
+export const pairEfficiency = (plan: GoalPlan, a: Rate, b: Rate): number =>
+  (a.requestsPerSec + b.requestsPerSec) / (plan.goalRequestsPerSec + plan.surplusRequestsPerSec);
+
+/**
+ * B ÷ surplus (replies) if this run's total had been split with A at exactly its goal: (pair
+ * efficiency − goal fraction) ÷ (1 − goal fraction). The most any split of that total leaves B
+ * while A meets its goal.
+ */
+export const surplusAtGoal = (plan: GoalPlan, a: Rate, b: Rate): number =>
+  (a.requestsPerSec + b.requestsPerSec - plan.goalRequestsPerSec) / plan.surplusRequestsPerSec;
+
 /** The targets for weir: A within [1.0, 1.15] × goal, B at least 70 % of the surplus. */
 export const meetsGoalTargets = (s: GoalScore): { a: boolean; b: boolean } => ({
   a: s.aOverGoal >= 1 && s.aOverGoal <= 1.15,

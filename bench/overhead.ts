@@ -10,8 +10,8 @@
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`). Creates
 // /sys/fs/cgroup/{cpu,cpuacct}/weirb-<pid>-NNN and removes them afterwards, also on
 // SIGINT/SIGTERM.
-// One file past ~400 lines: one benchmark (cgroups, runs, the profiled run, its report) whose
-// parts share the run's plumbing (measureRun); the profile's arithmetic is in cpu-profile.ts.
+// What a run measures and the figures per runtime are in overhead-figures.ts, the profile's
+// arithmetic in cpu-profile.ts.
 // Run: weir bench overhead [--quick] [--reps N]
 //  or: npx tsx bench/overhead.ts [--json] [--quick] [--reps N]
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -30,11 +30,21 @@ import {
   summarizeCpuProfile,
 } from "./cpu-profile.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
-import { fmtStats, isMain, runStandalone, stats } from "./harness.ts";
+import { fmtStats, isMain, runStandalone } from "./harness.ts";
+import {
+  INTERVAL_MS,
+  type OverheadRun,
+  PARTITIONS,
+  parseHistogramTotals,
+  parseProcCpuTicks,
+  parseProcMemoryMb,
+  RUNTIMES,
+  type Runtime,
+  round,
+  runtimeFigures,
+} from "./overhead-figures.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
-const PARTITIONS = 100;
-const INTERVAL_MS = 100;
 const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
 /**
  * Warm-up before the window: until the manager's cycle history is full (600 records at 10 Hz:
@@ -45,52 +55,6 @@ const WARMUP_MS = DEFAULT_HISTORY_SIZE * INTERVAL_MS + 5000;
 const PROFILE_COPY = path.join(os.tmpdir(), "weir-overhead.cpuprofile");
 /** The line bin/weir.js prints when it falls back to the sources. */
 const FALLBACK_NOTICE = "running the TypeScript sources through tsx";
-
-/** How the bin runs weir: dist/'s JavaScript, or the sources through tsx. */
-export type Runtime = "compiled" | "tsx";
-export const RUNTIMES: readonly Runtime[] = ["compiled", "tsx"];
-
-export interface OverheadRun {
-  runtime: Runtime;
-  /** Spawn to the first answer of its HTTP API. */
-  startupMs: number;
-  measuredSeconds: number;
-  cpuSeconds: number;
-  /** CPU time ÷ wall time over the measured window (0.01 = 1 % of one core). */
-  cpuShareOfOneCore: number;
-  rssMb: number;
-  peakRssMb: number;
-  cycles: number;
-  cycleMsMean: number;
-}
-
-/** utime + stime in clock ticks, from the text of /proc/<pid>/stat (fields 14 and 15). */
-export function parseProcCpuTicks(stat: string): number {
-  // The command name (field 2) may contain spaces; fields after it follow the last ')'.
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // rest[0] is field 3 (state), so field n is rest[n - 3].
-  return Number(rest[14 - 3]) + Number(rest[15 - 3]);
-}
-
-/** VmRSS and VmHWM (peak) in MB, from the text of /proc/<pid>/status. */
-export function parseProcMemoryMb(status: string): { rssMb: number; peakRssMb: number } {
-  const kb = (key: string) =>
-    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
-  return { rssMb: kb("VmRSS") / 1024, peakRssMb: kb("VmHWM") / 1024 };
-}
-
-/** A histogram's `_sum` and `_count` from Prometheus text (NaN where absent). */
-export function parseHistogramTotals(
-  metricsText: string,
-  name: string,
-): { sum: number; count: number } {
-  const value = (suffix: string) =>
-    Number(
-      new RegExp(`^${name}${suffix}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(metricsText)?.[1] ??
-        Number.NaN,
-    );
-  return { sum: value("_sum"), count: value("_count") };
-}
 
 const readCpuTicks = (pid: number) =>
   parseProcCpuTicks(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
@@ -330,56 +294,6 @@ export async function measureOverhead(
     process.off("SIGTERM", onSignal);
     cleanup();
   }
-}
-
-const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
-
-/** The figures for one runtime: medians as values, the range in the name. */
-export function runtimeFigures(runtime: Runtime, runs: readonly OverheadRun[]): BenchFigure[] {
-  const mine = runs.filter((r) => r.runtime === runtime);
-  const of = (f: (r: OverheadRun) => number) => stats(mine.map(f));
-  const label =
-    runtime === "compiled"
-      ? "weir run, compiled (bin/weir.js → dist/)"
-      : "weir run, sources through tsx (WEIR_FROM_SOURCE=1)";
-  const n = mine.length;
-  const range = (s: ReturnType<typeof stats>, digits: number, scale = 1) =>
-    s ? `; range ${(s.min * scale).toFixed(digits)}–${(s.max * scale).toFixed(digits)}` : "";
-  const cpu = of((r) => r.cpuShareOfOneCore);
-  const rss = of((r) => r.rssMb);
-  const hwm = of((r) => r.peakRssMb);
-  const cycle = of((r) => r.cycleMsMean);
-  const start = of((r) => r.startupMs);
-  const budgets = runtime === "compiled";
-  return [
-    {
-      name: `${label}: CPU, ${PARTITIONS} partitions at ${1000 / INTERVAL_MS} cycles/s (median of ${n}${range(cpu, 2, 100)})`,
-      value: cpu ? round(cpu.median * 100, 2) : Number.NaN,
-      unit: "% of one core",
-      ...(budgets ? { target: "<= 1 %", meets: !!cpu && cpu.median <= 0.01 } : {}),
-    },
-    {
-      name: `${label}: resident memory, VmRSS at the end (median of ${n}${range(rss, 1)})`,
-      value: rss ? round(rss.median, 1) : Number.NaN,
-      unit: "MB",
-      ...(budgets ? { target: "<= 80 MB", meets: !!rss && rss.median <= 80 } : {}),
-    },
-    {
-      name: `${label}: peak resident memory, VmHWM (median of ${n}${range(hwm, 1)})`,
-      value: hwm ? round(hwm.median, 1) : Number.NaN,
-      unit: "MB",
-    },
-    {
-      name: `${label}: cycle time (sample + step + apply), mean per run (median of ${n}${range(cycle, 3)})`,
-      value: cycle ? round(cycle.median, 3) : Number.NaN,
-      unit: "ms",
-    },
-    {
-      name: `${label}: start to first API answer (median of ${n}${range(start, 0)})`,
-      value: start ? Math.round(start.median) : Number.NaN,
-      unit: "ms",
-    },
-  ];
 }
 
 export const bench: Benchmark = {

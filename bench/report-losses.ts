@@ -4,8 +4,8 @@
 // number filled in: each sentence is chosen by, and states, what was measured.
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
 import { DEADBAND_MAX_CPU_MILLIS, deadbandCpuMillis } from "../src/policy/weir.ts";
+import type { RunMeasures, RunResult } from "../src/sim/measures.ts";
 import { DIAGNOSTIC_DEADBAND_CPU_MILLIS, weirSmallDeadband } from "../src/sim/policies.ts";
-import type { RunMeasures, RunResult } from "../src/sim/run.ts";
 import { stats } from "./harness.ts";
 import {
   labelOf,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { BoundMeasures } from "../src/sim/bound.ts";
-import type { RunMeasures, RunResult, Scenario } from "../src/sim/run.ts";
+import type { RunMeasures, RunResult } from "../src/sim/measures.ts";
+import type { Scenario } from "../src/sim/run.ts";
 import { scenarioByName } from "../src/sim/scenarios.ts";
 import { weirLosses } from "./report-losses.ts";
 import { previousSections, renderMarkdown } from "./report-markdown.ts";

@@ -6,14 +6,9 @@
 // Run: npx tsx bench/scenarios.ts [--json] [--quick] [--reps N]   (or: weir bench scenarios)
 import { type BoundMeasures, clairvoyantBound } from "../src/sim/bound.ts";
 import { defaultDrift } from "../src/sim/drift.ts";
+import type { RunMeasures, RunResult } from "../src/sim/measures.ts";
 import { type NamedPolicy, policyFactories, weirSmallDeadband } from "../src/sim/policies.ts";
-import {
-  capacityOf,
-  type RunMeasures,
-  type RunResult,
-  runScenario,
-  type Scenario,
-} from "../src/sim/run.ts";
+import { capacityOf, runScenario, type Scenario } from "../src/sim/run.ts";
 import { smallScenarios } from "../src/sim/scenarios.ts";
 import {
   type BenchFigure,

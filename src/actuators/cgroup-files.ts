@@ -15,7 +15,7 @@ import {
   type FilePort,
   FileSetActuator,
 } from "./engine.ts";
-import type { ActuatorBackend, ActuatorTarget } from "./types.ts";
+import type { ActuatorBackend, ActuatorTarget, BackendRegistration } from "./types.ts";
 
 /** statfs magic numbers of the kernel's cgroup filesystems (linux/magic.h). */
 const CGROUP_SUPER_MAGIC = 0x27e0eb;
@@ -215,14 +215,31 @@ export function openCgroupFiles(o: OpenCgroupOptions): FileSetActuator {
   });
 }
 
-export interface CgroupFilesBackendOptions {
+/** One cgroup version as a backend: what cgroup-v1.ts and cgroup-v2.ts each declare. */
+export interface CgroupVersionBackend {
   /** Backend name in messages and the registry ("cgroup-v1", "cgroup-v2"). */
   name: string;
   /** The cgroup version it writes; the host's layout (src/cgroup) must have its cpu controller there. */
   version: 1 | 2;
   format: CpuFileFormat;
+  /** For the registry's listing. */
+  description: string;
+}
+
+export interface CgroupFilesBackendOptions extends Omit<CgroupVersionBackend, "description"> {
   /** Where the cgroup hierarchies are mounted; usually "/sys/fs/cgroup". */
   cgroupfs: string;
+}
+
+/** The registry's entry for one cgroup version's backend. */
+export function cgroupVersionRegistration(v: CgroupVersionBackend): BackendRegistration {
+  return {
+    name: v.name,
+    handles: ["cgroup"],
+    capabilities: CGROUP_CAPABILITIES,
+    description: v.description,
+    create: (ctx) => new CgroupFilesBackend({ ...v, cgroupfs: ctx.roots.cgroupfs }),
+  };
 }
 
 /**

@@ -8,27 +8,24 @@
 // cpu.cfs_quota_us refills the period's runtime (docs/measured-facts.md), so rewriting an unchanged quota
 // would hand the partition extra CPU.
 import { v1Format } from "../cgroup/formats.ts";
-import { CgroupFilesBackend } from "./cgroup-files.ts";
-import { CGROUP_CAPABILITIES } from "./engine.ts";
-import type { BackendRegistration } from "./types.ts";
+import {
+  CgroupFilesBackend,
+  type CgroupVersionBackend,
+  cgroupVersionRegistration,
+} from "./cgroup-files.ts";
 
-export const CGROUP_V1 = "cgroup-v1";
-
-export interface CgroupV1Options {
-  /** Where the cgroup hierarchies are mounted; usually "/sys/fs/cgroup". */
-  cgroupfs: string;
-}
+export const CGROUP_V1: CgroupVersionBackend = {
+  name: "cgroup-v1",
+  version: 1,
+  format: v1Format,
+  description: "cgroup v1: cpu.cfs_quota_us / cpu.cfs_period_us and cpu.shares",
+};
 
 export class CgroupV1Backend extends CgroupFilesBackend {
-  constructor(opts: CgroupV1Options) {
-    super({ name: CGROUP_V1, version: 1, format: v1Format, cgroupfs: opts.cgroupfs });
+  /** `cgroupfs`: where the cgroup hierarchies are mounted; usually "/sys/fs/cgroup". */
+  constructor(opts: { cgroupfs: string }) {
+    super({ ...CGROUP_V1, cgroupfs: opts.cgroupfs });
   }
 }
 
-export const cgroupV1Registration: BackendRegistration = {
-  name: CGROUP_V1,
-  handles: ["cgroup"],
-  capabilities: CGROUP_CAPABILITIES,
-  description: "cgroup v1: cpu.cfs_quota_us / cpu.cfs_period_us and cpu.shares",
-  create: (ctx) => new CgroupV1Backend({ cgroupfs: ctx.roots.cgroupfs }),
-};
+export const cgroupV1Registration = cgroupVersionRegistration(CGROUP_V1);

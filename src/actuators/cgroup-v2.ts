@@ -7,27 +7,24 @@
 // weight: the directive's weight as is (it is on the v2 scale), clamped to 1..10000.
 // Only values that differ from what the file last held are written (see cgroup-v1.ts for why).
 import { v2Format } from "../cgroup/formats.ts";
-import { CgroupFilesBackend } from "./cgroup-files.ts";
-import { CGROUP_CAPABILITIES } from "./engine.ts";
-import type { BackendRegistration } from "./types.ts";
+import {
+  CgroupFilesBackend,
+  type CgroupVersionBackend,
+  cgroupVersionRegistration,
+} from "./cgroup-files.ts";
 
-export const CGROUP_V2 = "cgroup-v2";
-
-export interface CgroupV2Options {
-  /** Where the cgroup hierarchies are mounted; usually "/sys/fs/cgroup". */
-  cgroupfs: string;
-}
+export const CGROUP_V2: CgroupVersionBackend = {
+  name: "cgroup-v2",
+  version: 2,
+  format: v2Format,
+  description: "cgroup v2: cpu.max and cpu.weight",
+};
 
 export class CgroupV2Backend extends CgroupFilesBackend {
-  constructor(opts: CgroupV2Options) {
-    super({ name: CGROUP_V2, version: 2, format: v2Format, cgroupfs: opts.cgroupfs });
+  /** `cgroupfs`: where the cgroup hierarchies are mounted; usually "/sys/fs/cgroup". */
+  constructor(opts: { cgroupfs: string }) {
+    super({ ...CGROUP_V2, cgroupfs: opts.cgroupfs });
   }
 }
 
-export const cgroupV2Registration: BackendRegistration = {
-  name: CGROUP_V2,
-  handles: ["cgroup"],
-  capabilities: CGROUP_CAPABILITIES,
-  description: "cgroup v2: cpu.max and cpu.weight",
-  create: (ctx) => new CgroupV2Backend({ cgroupfs: ctx.roots.cgroupfs }),
-};
+export const cgroupV2Registration = cgroupVersionRegistration(CGROUP_V2);

@@ -69,10 +69,28 @@ export function checkDirective(d: Directive): string | null {
   return null;
 }
 
-/** Where writes go. Throws an errno-style error (`code`: "ENODEV", "EACCES", "EINVAL"...) on failure. */
+/** A submitted write that the target refused after `write` returned (asynchronous ports). */
+export interface LateWriteFailure {
+  file: string;
+  value: string;
+  /** errno-style error, as `write` would have thrown it. */
+  error: unknown;
+}
+
+/**
+ * Where writes go. Throws an errno-style error (`code`: "ENODEV", "EACCES", "EINVAL"...) on
+ * failure. A synchronous port (cgroupfs, the simulator) has done the write when `write`
+ * returns. An asynchronous one (a port in front of an API server or QMP) queues it, returns at
+ * once, and says what the target holds through `held` and what it refused through
+ * `takeFailures`.
+ */
 export interface FilePort {
   /** Replace `file`'s content with `value` (trimmed text as the kernel prints it). */
   write(file: string, value: string): void;
+  /** Asynchronous ports: what the target holds now as last observed (never blocks). */
+  held?(): Readonly<Record<string, string>>;
+  /** Asynchronous ports: submitted writes refused since the last call, oldest first. */
+  takeFailures?(): LateWriteFailure[];
   close(): void;
 }
 
@@ -130,8 +148,14 @@ export class FileSetActuator implements PartitionActuator {
   readonly partition: PartitionId;
   private readonly o: FileActuatorOptions;
   private readonly found: Readonly<Record<string, string>>;
-  /** What each file holds as far as we know: found at open, then every successful write. */
+  /**
+   * What each file holds as far as we know, write-on-change compares with it: found at open,
+   * then every write the port took (done, for a synchronous port; submitted, for an
+   * asynchronous one, until it reports the write refused).
+   */
   private readonly cache: Record<string, string>;
+  /** The last directive as the files would hold it once in force (null before the first apply). */
+  private lastDesired: Record<string, string> | null = null;
   private goneError: WeirError | null = null;
   private closed = false;
   private readonly counters: ActuatorStats = { writes: 0, failedWrites: 0, unchangedSkips: 0 };
@@ -152,7 +176,22 @@ export class FileSetActuator implements PartitionActuator {
     if (refused) return refused;
     const problem = checkDirective(directive);
     if (problem) return this.invalid(`refusing directive for ${this.partition}: ${problem}`);
-    return this.writeChanged(this.o.format.desired(directive, this.cache));
+    const late = this.lateFailure();
+    if (late?.code === ErrorCodes.TARGET_GONE)
+      return { partition: this.partition, written: [], error: late.toInfo() };
+    const values = this.o.format.desired(directive, this.cache);
+    this.lastDesired = this.asHeld(values);
+    const result = this.writeChanged(values);
+    if (late && !result.error) result.error = late.toInfo();
+    return result;
+  }
+
+  /**
+   * The last directive as the target expresses it (see PartitionActuator.desired): the files
+   * as they will hold it, on the directive's scales.
+   */
+  desired(): AppliedAllocation | null {
+    return this.lastDesired && appliedFromView(this.o.format.describe(this.lastDesired));
   }
 
   restore(snapshot: AllocationSnapshot): ApplyResult {
@@ -169,6 +208,7 @@ export class FileSetActuator implements PartitionActuator {
       return this.invalid(
         `snapshot for ${this.partition} names files ${this.o.format.layout} does not manage: ${unknown.join(", ")}`,
       );
+    this.lastDesired = this.asHeld(snapshot.values);
     return this.writeChanged(snapshot.values);
   }
 
@@ -194,9 +234,53 @@ export class FileSetActuator implements PartitionActuator {
    */
   applied(): AppliedAllocation {
     const f = this.o.format;
-    const v = { ...this.cache };
+    const held = this.o.port.held?.();
+    const v = held ? { ...this.found, ...held } : { ...this.cache };
     v[f.weightFile] ??= v[f.idleFile] === "1" ? f.idleWeight : (f.freshValues[f.weightFile] ?? "");
     return appliedFromView(f.describe(v));
+  }
+
+  /**
+   * What the files will hold once `values` (a directive's) are written over the cache: a group
+   * in the idle class keeps the weight it showed (no weight is written to it), and one that
+   * enters the class shows the kernel's idle weight.
+   */
+  private asHeld(values: Record<string, string>): Record<string, string> {
+    const f = this.o.format;
+    const v = { ...this.cache, ...values };
+    if (v[f.idleFile] === "1")
+      v[f.weightFile] =
+        (this.cache[f.idleFile] === "1" && this.cache[f.weightFile]) || f.idleWeight;
+    return v;
+  }
+
+  /**
+   * Writes an asynchronous port reports refused since the last apply: each file goes back to
+   * what the target holds (so the value is submitted again), counted as a failed write; the
+   * first one's error is returned (a vanished target's: the actuator is gone from then on).
+   */
+  private lateFailure(): WeirError | null {
+    const failures = this.o.port.takeFailures?.() ?? [];
+    if (failures.length === 0) return null;
+    const held = this.o.port.held?.() ?? {};
+    let first: WeirError | null = null;
+    for (const f of failures) {
+      this.counters.failedWrites++;
+      const e = classifyWriteError(
+        this.o.backend,
+        `${this.o.location}/${f.file}`,
+        f.value,
+        f.error,
+      );
+      if (e.code === ErrorCodes.TARGET_GONE) this.goneError = e;
+      if (this.cache[f.file] === f.value) {
+        const was = held[f.file];
+        if (was === undefined) delete this.cache[f.file];
+        else this.cache[f.file] = was;
+      }
+      if (!first || e.code === ErrorCodes.TARGET_GONE) first = e;
+    }
+    return first;
   }
 
   /** The kernel's quota floor at the period the cgroup holds (weir never changes the period). */

@@ -103,7 +103,7 @@ export class QemuActuator implements PartitionActuator {
   private goneError: WeirError | null = null;
   private closed = false;
   /** The count last submitted (or, in a dry run, decided). */
-  private desired: number;
+  private wantVcpus: number;
   private requestedAtMs: number | null = null;
   private maxCpus: number;
   private readonly minCpus: number;
@@ -138,7 +138,7 @@ export class QemuActuator implements PartitionActuator {
     this.maxCpus = Math.max(this.minCpus, Math.floor(this.loc.maxCpus ?? Number.MAX_SAFE_INTEGER));
     this.console = new LogTail(this.loc.consoleLog, { keepText: false });
     this.foundVcpus = this.consoleVcpus();
-    this.desired = this.foundVcpus;
+    this.wantVcpus = this.foundVcpus;
     if (!this.dryRun) void this.connect(o.connectTimeoutMs ?? QEMU_CONNECT_TIMEOUT_MS);
   }
 
@@ -161,7 +161,7 @@ export class QemuActuator implements PartitionActuator {
         maxCpus: this.maxCpus,
         now: this.now,
       });
-      if (this.desired !== this.foundVcpus) this.cpus.request(this.desired);
+      if (this.wantVcpus !== this.foundVcpus) this.cpus.request(this.wantVcpus);
     } catch (err) {
       qmp?.close();
       if (!this.closed)
@@ -202,8 +202,8 @@ export class QemuActuator implements PartitionActuator {
     }
     const written = [...r.written];
     const want = this.damped(vcpusFor(cpuCount, this.minCpus, this.maxCpus), restoring);
-    if (want !== this.desired) {
-      this.desired = want;
+    if (want !== this.wantVcpus) {
+      this.wantVcpus = want;
       this.requestedAtMs = this.now();
       this.counters.writes++;
       written.push(VCPUS_KEY);
@@ -223,7 +223,7 @@ export class QemuActuator implements PartitionActuator {
       this.counters.failedWrites++;
       out.error = {
         code: ErrorCodes.APPLY_FAILED,
-        message: `[qemu] partition ${this.partition}: setting ${this.desired} vCPUs over QMP ${this.loc.qmpSocket} failed: ${err}`,
+        message: `[qemu] partition ${this.partition}: setting ${this.wantVcpus} vCPUs over QMP ${this.loc.qmpSocket} failed: ${err}`,
         retryable: true,
       };
     }
@@ -238,7 +238,7 @@ export class QemuActuator implements PartitionActuator {
    * A restore shrinks at once.
    */
   private damped(want: number, now: boolean): number {
-    if (want >= this.desired || now || this.shrinkAfterMs <= 0) {
+    if (want >= this.wantVcpus || now || this.shrinkAfterMs <= 0) {
       this.fewerSince = null;
       return want;
     }
@@ -247,7 +247,7 @@ export class QemuActuator implements PartitionActuator {
       this.fewerSince = t;
       this.fewerMost = want;
     } else this.fewerMost = Math.max(this.fewerMost, want);
-    if (t - this.fewerSince < this.shrinkAfterMs) return this.desired;
+    if (t - this.fewerSince < this.shrinkAfterMs) return this.wantVcpus;
     this.fewerSince = null;
     return this.fewerMost;
   }
@@ -262,6 +262,12 @@ export class QemuActuator implements PartitionActuator {
     if (!this.goneError && this.qmp?.closed)
       this.goneError = gone(this.partition, `QMP ${this.loc.qmpSocket} closed (QEMU exited)`);
     return this.goneError;
+  }
+
+  /** The last directive as the target expresses it, with the vCPU count submitted. */
+  desired(): AppliedAllocation | null {
+    const d = this.cgroup.desired();
+    return d && { ...d, cpuCount: this.wantVcpus };
   }
 
   /** What is in force: the cgroup's values and the CPUs the guest kernel says are online. */
@@ -286,7 +292,7 @@ export class QemuActuator implements PartitionActuator {
   vcpus(): QemuVcpuStatus {
     const s = this.cpus?.status();
     return {
-      desired: this.desired,
+      desired: this.wantVcpus,
       plugged: s?.plugged ?? null,
       applied: this.onlineVcpus(),
       appliedAtMs: s?.appliedAtMs ?? null,

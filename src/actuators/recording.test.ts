@@ -133,3 +133,76 @@ describe("quota floor", () => {
     expect(v1.open({ partition: "g", cgroup: "g" }).quotaFloorCpuMillis()).toBe(5);
   });
 });
+
+describe("recording backend with an apply delay (an asynchronous backend)", () => {
+  const INF = Number.POSITIVE_INFINITY;
+  const FRESH = { capCpuMillis: INF, weight: 100, idle: false, burstCpuMillis: 0 };
+
+  it("apply() submits and returns; applied() shows the values only once they took effect", () => {
+    let now = 1000;
+    const r = new RecordingBackend({ now: () => now, applyDelayMs: 250 });
+    r.create("a");
+    const a = r.open({ partition: "web", cgroup: "a" });
+    expect(a.desired()).toBeNull();
+    const res = a.apply(cappedDirective("web", 250, 200));
+    expect(res).toEqual({ partition: "web", written: ["cpu.max", "cpu.weight"] });
+    // submitted, not in force: the target still holds what it held
+    expect(r.pendingWrites()).toBe(2);
+    expect(r.writes()).toEqual([]);
+    expect(a.desired()).toEqual({ capCpuMillis: 250, weight: 200, idle: false, burstCpuMillis: 0 });
+    expect(a.applied()).toEqual(FRESH);
+    // the same directive again submits nothing (write on change: against what was submitted)
+    now = 1100;
+    expect(a.apply(cappedDirective("web", 250, 200)).written).toEqual([]);
+    expect(r.pendingWrites()).toBe(2);
+    now = 1249;
+    expect(a.applied()).toEqual(FRESH);
+    now = 1250;
+    expect(a.applied()).toEqual(a.desired());
+    expect(r.pendingWrites()).toBe(0);
+    expect(r.writes().map((w) => [w.atMs, w.file, w.value, w.ok])).toEqual([
+      [1250, "cpu.max", "25000 100000", true],
+      [1250, "cpu.weight", "200", true],
+    ]);
+    expect(a.stats()).toEqual({ writes: 2, failedWrites: 0, unchangedSkips: 6 });
+  });
+
+  it("a write refused after submission is reported by the next apply() and submitted again", () => {
+    let now = 0;
+    const r = new RecordingBackend({ now: () => now, applyDelayMs: 100 });
+    r.create("a");
+    const a = r.open({ partition: "web", cgroup: "a" });
+    expect(a.apply(cappedDirective("web", 250, 100)).written).toEqual(["cpu.max"]);
+    r.setFault("a", "busy");
+    now = 100;
+    r.setFault("a", null);
+    // the fault was cleared after the write failed at 100 ms: the next apply reports it
+    // (retryable) and submits the value again, as it is not in force
+    now = 150;
+    const res = a.apply(cappedDirective("web", 250, 100));
+    expect(res.written).toEqual(["cpu.max"]);
+    expect(res.error).toMatchObject({ code: ErrorCodes.APPLY_FAILED, retryable: true });
+    expect(res.error?.message).toContain('writing "25000 100000" to recording:a/cpu.max');
+    now = 250;
+    expect(a.applied().capCpuMillis).toBe(250);
+    expect(r.writes().map((w) => [w.atMs, w.ok, w.errno])).toEqual([
+      [100, false, "EBUSY"],
+      [250, true, undefined],
+    ]);
+    expect(a.stats()).toMatchObject({ writes: 2, failedWrites: 1 });
+  });
+
+  it("a target removed before its writes took effect is gone at the next apply()", () => {
+    let now = 0;
+    const r = new RecordingBackend({ now: () => now, applyDelayMs: 100 });
+    r.create("a");
+    const a = r.open({ partition: "web", cgroup: "a" });
+    a.apply(cappedDirective("web", 250, 100));
+    r.remove("a");
+    now = 100;
+    const res = a.apply(cappedDirective("web", 300, 100));
+    expect(res.written).toEqual([]);
+    expect(res.error).toMatchObject({ code: ErrorCodes.TARGET_GONE, retryable: false });
+    expect(a.apply(cappedDirective("web", 300, 100)).error?.code).toBe(ErrorCodes.TARGET_GONE);
+  });
+});

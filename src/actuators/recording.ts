@@ -14,6 +14,7 @@ import {
   dryRunPort,
   type FilePort,
   FileSetActuator,
+  type LateWriteFailure,
 } from "./engine.ts";
 import type {
   ActuatorBackend,
@@ -73,6 +74,24 @@ export interface RecordingOptions {
   handles?: readonly TargetKind[];
   /** Keep about this many records; past it the oldest tenth is dropped (default 100_000). */
   maxRecords?: number;
+  /**
+   * Make it an asynchronous backend, like one in front of an API server: a write is submitted
+   * (apply() returns at once) and takes effect, or fails, this many ms later on `now`'s clock,
+   * in submission order. `applied()` shows only what took effect; a write that failed is
+   * reported by the next apply(). Default 0: every write takes effect before apply() returns.
+   */
+  applyDelayMs?: number;
+}
+
+/** A write submitted to an asynchronous recording backend, not yet in effect. */
+interface Submitted {
+  target: CgroupTarget;
+  node: Node;
+  file: string;
+  value: string;
+  dueAtMs: number;
+  /** Where its failure goes: the opening actuator's port. */
+  failures: LateWriteFailure[];
 }
 
 interface Node {
@@ -96,6 +115,7 @@ export class RecordingBackend implements ActuatorBackend {
   private readonly log: WriteRecord[] = [];
   private seq = 0;
   private readonly o: RecordingOptions;
+  private readonly submitted: Submitted[] = [];
 
   constructor(opts: RecordingOptions = {}) {
     this.o = opts;
@@ -113,6 +133,7 @@ export class RecordingBackend implements ActuatorBackend {
     format?: CpuFileFormat,
     exact = false,
   ): void {
+    this.settle();
     const f = format ?? this.formatFor({ partition: cgroup, cgroup });
     // exact (a dry-run seed read from a real cgroup): optional files only if the seed has
     // them, so a kernel without the idle class or burst stays without them
@@ -128,11 +149,13 @@ export class RecordingBackend implements ActuatorBackend {
 
   /** Remove a cgroup (like rmdir): actuators on it get TARGET_GONE. Returns whether it existed. */
   remove(cgroup: string): boolean {
+    this.settle();
     return this.tree.delete(cgroup);
   }
 
   /** Make every write to the cgroup fail with the fault's errno (null clears it). */
   setFault(cgroup: string, fault: RecordingFault | null): void {
+    this.settle();
     const node = this.tree.get(cgroup);
     if (!node) throw new WeirError(ErrorCodes.TARGET_GONE, `[${this.name}] no cgroup ${cgroup}`);
     node.fault = fault;
@@ -140,19 +163,28 @@ export class RecordingBackend implements ActuatorBackend {
 
   /** What the cgroup's files hold now, or undefined if it does not exist. */
   files(cgroup: string): Readonly<Record<string, string>> | undefined {
+    this.settle();
     const node = this.tree.get(cgroup);
     return node && { ...node.values };
   }
 
   /** The cgroup's allocation on common scales (cap, period, v2 weight). */
   view(cgroup: string): AllocationView | undefined {
+    this.settle();
     const node = this.tree.get(cgroup);
     return node?.format.describe(node.values);
   }
 
-  /** Every write attempt so far, oldest first (optionally only one cgroup's). */
+  /** Every write attempt so far, oldest first (optionally only one cgroup's); an asynchronous one when it took effect or failed. */
   writes(cgroup?: string): readonly WriteRecord[] {
+    this.settle();
     return cgroup === undefined ? [...this.log] : this.log.filter((r) => r.cgroup === cgroup);
+  }
+
+  /** Writes submitted and not yet in effect (asynchronous backends; 0 otherwise). */
+  pendingWrites(): number {
+    this.settle();
+    return this.submitted.length;
   }
 
   /** Forget the records (not the tree). */
@@ -163,10 +195,33 @@ export class RecordingBackend implements ActuatorBackend {
   open(t: ActuatorTarget): FileSetActuator {
     const target = cgroupTarget(this.name, t);
     const node = this.node(target);
-    const port: FilePort = {
-      write: (file, value) => this.write(target, node, file, value),
-      close: () => {},
-    };
+    const delayMs = this.o.applyDelayMs ?? 0;
+    const failures: LateWriteFailure[] = [];
+    const port: FilePort =
+      delayMs > 0
+        ? {
+            write: (file, value) => {
+              this.settle();
+              const dueAtMs = this.clock() + delayMs;
+              this.submitted.push({ target, node, file, value, dueAtMs, failures });
+            },
+            held: () => {
+              this.settle();
+              return { ...node.values };
+            },
+            takeFailures: () => {
+              this.settle();
+              return failures.splice(0);
+            },
+            close: () => {},
+          }
+        : {
+            write: (file, value) => {
+              const failure = this.write(target, node, file, value, this.clock());
+              if (failure) throw failure;
+            },
+            close: () => {},
+          };
     return new FileSetActuator({
       backend: this.name,
       partition: target.partition,
@@ -208,11 +263,31 @@ export class RecordingBackend implements ActuatorBackend {
     return node;
   }
 
-  private write(target: CgroupTarget, opened: Node, file: string, value: string): void {
-    const now = this.o.now ?? Date.now;
+  private clock(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  /** Let the submitted writes that are due take effect (or fail), in submission order. */
+  private settle(): void {
+    const now = this.clock();
+    while (this.submitted.length > 0 && this.submitted[0]!.dueAtMs <= now) {
+      const w = this.submitted.shift()!;
+      const error = this.write(w.target, w.node, w.file, w.value, w.dueAtMs);
+      if (error) w.failures.push({ file: w.file, value: w.value, error });
+    }
+  }
+
+  /** One write as the kernel takes it: recorded, applied, or the errno it fails with. */
+  private write(
+    target: CgroupTarget,
+    opened: Node,
+    file: string,
+    value: string,
+    atMs: number,
+  ): NodeJS.ErrnoException | null {
     const rec: WriteRecord = {
       seq: ++this.seq,
-      atMs: now(),
+      atMs,
       partition: target.partition,
       cgroup: target.cgroup,
       file,
@@ -238,7 +313,7 @@ export class RecordingBackend implements ActuatorBackend {
     this.log.push(rec);
     const max = this.o.maxRecords ?? 100_000;
     if (this.log.length > max) this.log.splice(0, this.log.length - max + Math.ceil(max / 10));
-    if (failure) throw failure;
+    return failure;
   }
 
   private formatFor(target: CgroupTarget): CpuFileFormat {

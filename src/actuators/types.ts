@@ -69,16 +69,25 @@ export interface PartitionActuator {
   /** What the partition's files hold now (taken once at start, for restore). */
   snapshot(): AllocationSnapshot;
   /**
-   * Submit the directive; only values that differ from what was last written/read are written.
-   * Never blocks the cycle: a file backend writes inline (microseconds); a backend that talks
-   * to something slower (an API server, QMP) queues the change, returns at once and reports
-   * what took effect through `applied()` and any failure on a later call.
+   * Submit the directive; only values that differ from what was last submitted (or found at
+   * open) are written. Never blocks the cycle: a file backend writes inline (microseconds); a
+   * backend that talks to something slower (an API server, QMP) queues the change, returns at
+   * once, and reports what took effect through `applied()` and a failure on a later call
+   * (`ApplyResult.error` then names the value that failed; it is submitted again).
    */
   apply(directive: Directive): ApplyResult;
   /**
-   * What is in force as this actuator last observed it (Desired -> Actual): the values found
-   * at open, then every confirmed write, on the directive's scales. Every backend in
-   * src/actuators has it (the contract suite checks it against what the target holds).
+   * The last directive submitted, as this target expresses it, on the directive's scales
+   * (Kubernetes' "Allocated"): rounded to the kernel's units, a cap below the quota floor as
+   * the floor, batch at the idle weight, no burst where there is no cap. null before the
+   * first apply(). `applied()` equals it once that directive is in force.
+   */
+  desired?(): AppliedAllocation | null;
+  /**
+   * What is in force as this actuator last observed it (Kubernetes' "Actual"): the values
+   * found at open, then every write the target confirmed, on the directive's scales. Every
+   * backend in src/actuators has it (the contract suite checks it against what the target
+   * holds). The manager compares it with `desired()` every cycle (pending since when).
    */
   applied?(): AppliedAllocation;
   /** Write back a snapshot (only values that differ). */

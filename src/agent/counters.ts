@@ -8,20 +8,23 @@ import { HeldCgroupCpuCounters } from "../sensors/cgroup.ts";
 import { HeldNamespaceCounters } from "../sensors/packets.ts";
 import { malformed, udpSocketDrops } from "../sensors/parse.ts";
 import type { InterfaceSpec } from "../sensors/types.ts";
+import type { ReportMessage } from "../transport/codec.ts";
 
-/** Cumulative counters of the agent's own partition (the body of a report). */
-export interface AgentCounters {
-  /** Packets that arrived (interface rx plus rx drops), cumulative. */
-  rxPackets: number;
-  /** Packets sent, cumulative. */
-  txPackets: number;
-  /** Interface rx drops plus UDP socket drops, cumulative. */
-  droppedPackets: number;
-  cpuUsageNs: number;
-  nrPeriods: number;
-  nrThrottled: number;
-  throttledNs: number;
-}
+/**
+ * Cumulative counters of the agent's own partition: the body of a report, as the wire format
+ * names them. Here rxPackets are the packets that arrived (interface rx plus rx drops) and
+ * droppedPackets the interface rx drops plus UDP socket drops.
+ */
+export type AgentCounters = Pick<
+  ReportMessage,
+  | "rxPackets"
+  | "txPackets"
+  | "droppedPackets"
+  | "cpuUsageNs"
+  | "nrPeriods"
+  | "nrThrottled"
+  | "throttledNs"
+>;
 
 export interface AgentCounterSource {
   /** Read everything once; throws WeirError when a counter cannot be read. */

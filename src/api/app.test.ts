@@ -80,6 +80,40 @@ describe("GET /api/partitions", () => {
     expect(body.partitions[3]).toMatchObject({ id: "new", status: "unknown", throughput: null });
   });
 
+  it("shows each partition's allocation desired vs applied, and since when they differ", async () => {
+    const { view, app } = setup();
+    const held = { capCpuMillis: Number.POSITIVE_INFINITY, weight: 100, idle: false };
+    const allocations = {
+      web: {
+        desired: { ...held, capCpuMillis: 800, weight: 4000 },
+        applied: held,
+        inForce: false,
+        differsSinceMs: 1100,
+      },
+      dns: { desired: held, applied: held, inForce: true, differsSinceMs: null },
+    };
+    Object.assign(view, { allocations: () => allocations });
+    const body = await (await app.request("/api/partitions")).json();
+    // no cap: JSON has no Infinity, so the API says null
+    expect(body.partitions.map((p: { allocation: unknown }) => p.allocation)).toEqual([
+      {
+        desired: { capCpuMillis: 800, weight: 4000, idle: false },
+        applied: { capCpuMillis: null, weight: 100, idle: false },
+        inForce: false,
+        differsSinceMs: 1100,
+      },
+      {
+        desired: { capCpuMillis: null, weight: 100, idle: false },
+        applied: { capCpuMillis: null, weight: 100, idle: false },
+        inForce: true,
+        differsSinceMs: null,
+      },
+      null, // batch: not open
+    ]);
+    const web = await (await app.request("/api/partitions/web")).json();
+    expect(web.allocation.differsSinceMs).toBe(1100);
+  });
+
   it("GET /api/partitions/:id gives one partition, 404 for an unknown one", async () => {
     const { app } = setup();
     const dns = await (await app.request("/api/partitions/dns")).json();

@@ -8,7 +8,7 @@ import type {
   Throughput,
   WeirErrorInfo,
 } from "../core/model.ts";
-import type { ManagerView, PartitionMechanisms } from "../manager/view.ts";
+import type { ManagerView, PartitionAllocation, PartitionMechanisms } from "../manager/view.ts";
 
 /** Body of GET /api/partitions (also what `weir status` reads). */
 export interface PartitionsSnapshot {
@@ -27,6 +27,8 @@ export interface PartitionsSnapshot {
     directive: Directive | null;
     /** The idle class and CFS burst this cgroup offers (null while it is not open). */
     mechanisms: PartitionMechanisms | null;
+    /** Desired (submitted) vs applied (in force) as of the latest cycle; null while not open. */
+    allocation: PartitionAllocation | null;
     written: string[];
     error: WeirErrorInfo | null;
   }>;
@@ -39,6 +41,7 @@ function partitionEntry(
   spec: PartitionSpec | null,
   p: CycleRecord["partitions"][number] | undefined,
   mechanisms: PartitionMechanisms | null | undefined,
+  allocation: PartitionAllocation | null | undefined,
 ): PartitionEntry {
   return {
     id,
@@ -48,6 +51,7 @@ function partitionEntry(
     decision: p?.decision ?? null,
     directive: p?.directive ?? null,
     mechanisms: mechanisms ?? null,
+    allocation: allocation ?? null,
     written: p?.written ?? [],
     error: p?.error ?? null,
   };
@@ -64,16 +68,20 @@ export function partitionsSnapshot(view: ManagerView): PartitionsSnapshot {
   const specs = view.specs();
   const byId = new Map(latest?.partitions.map((p) => [p.id, p]) ?? []);
   const mechanisms = view.mechanisms?.() ?? {};
+  const allocations = view.allocations?.() ?? {};
   const partitions: PartitionEntry[] = [];
   const listed = new Set<string>();
   for (const spec of specs) {
     if (listed.has(spec.id)) continue;
     listed.add(spec.id);
-    partitions.push(partitionEntry(spec.id, spec, byId.get(spec.id), mechanisms[spec.id]));
+    partitions.push(
+      partitionEntry(spec.id, spec, byId.get(spec.id), mechanisms[spec.id], allocations[spec.id]),
+    );
   }
   // partitions the record still has but the specs no longer do (removed at runtime)
   for (const [id, p] of byId)
-    if (!listed.has(id)) partitions.push(partitionEntry(id, null, p, mechanisms[id]));
+    if (!listed.has(id))
+      partitions.push(partitionEntry(id, null, p, mechanisms[id], allocations[id]));
   return {
     cycle: latest?.cycle ?? null,
     atMs: latest?.startedAtMs ?? null,
@@ -90,5 +98,5 @@ export function partitionSnapshot(view: ManagerView, id: string): PartitionEntry
   const spec = view.specs().find((s) => s.id === id) ?? null;
   const p = latestRecord(view)?.partitions.find((x) => x.id === id);
   if (!spec && !p) return null;
-  return partitionEntry(id, spec, p, view.mechanisms?.()[id]);
+  return partitionEntry(id, spec, p, view.mechanisms?.()[id], view.allocations?.()[id]);
 }

@@ -11,14 +11,13 @@ import {
 import {
   capacityCpuMillis,
   checkCapacity,
-  checkCgroupPaths,
   checkManagedCpus,
-  checkReserve,
   configJsonSchema,
   parseConfig,
   partitionSpecs,
   redactConfig,
 } from "./config.ts";
+import { checkCgroupPaths, checkReserve } from "./config-checks.ts";
 import { loadConfigFile, parseConfigText } from "./load-config.ts";
 import { actuatorTarget } from "./wiring.ts";
 

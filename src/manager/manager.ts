@@ -1,4 +1,5 @@
-// The partition manager's cycle: sample -> read reports -> policy step -> apply -> record.
+// The partition manager's cycle: sample -> read reports -> policy step -> apply (submit, then
+// observe what each backend reports applied) -> record.
 // Pure wiring over injected parts (sensors, actuators, policy, clock), so the real host,
 // the simulator and the tests all run this same code.
 
@@ -21,7 +22,12 @@ import { HostCpuSampler } from "./host-cpu-sampler.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
 import { PartitionSlot, toInfo } from "./partition-slot.ts";
 import { DEFAULT_REACH_REFRESH_CYCLES, ReachableKnobs } from "./reach.ts";
-import type { ManagerView, PartitionBoundsChange, PartitionMechanisms } from "./view.ts";
+import type {
+  ManagerView,
+  PartitionAllocation,
+  PartitionBoundsChange,
+  PartitionMechanisms,
+} from "./view.ts";
 
 export class Manager implements ManagerView {
   private readonly opts: ManagerOptions;
@@ -193,6 +199,9 @@ export class Manager implements ManagerView {
         }
       }
     }
+    // what each backend reports in force against what was submitted (Desired -> Applied): read
+    // from the actuator, never waited for, so a backend that applies later stalls nothing
+    for (const s of active) s.observeAllocation(startedAtMs);
     const tApply = timer();
 
     const record: CycleRecord = {
@@ -342,6 +351,11 @@ export class Manager implements ManagerView {
   mechanisms(): Record<PartitionId, PartitionMechanisms | null> {
     const out: Record<PartitionId, PartitionMechanisms | null> = {};
     for (const s of this.slots) out[s.spec.id] = s.actuator?.abilities?.() ?? null;
+    return out;
+  }
+  allocations(): Record<PartitionId, PartitionAllocation | null> {
+    const out: Record<PartitionId, PartitionAllocation | null> = {};
+    for (const s of this.slots) out[s.spec.id] = s.allocation;
     return out;
   }
   recentRecords(): CycleRecord[] {

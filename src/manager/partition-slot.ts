@@ -1,7 +1,11 @@
 // One partition's place in the manager: its I/O ends (sensor, actuator), what it last read
 // and wrote, and its status. Opening, failing (per phase, classified), losing a sensor and
 // going stale are decided here, for this partition alone: no fault here stops the others.
-import type { AllocationSnapshot, PartitionActuator } from "../actuators/types.ts";
+import type {
+  AllocationSnapshot,
+  AppliedAllocation,
+  PartitionActuator,
+} from "../actuators/types.ts";
 import { ErrorCodes, isWeirError } from "../core/errors.ts";
 import type {
   CounterSample,
@@ -12,6 +16,7 @@ import type {
 } from "../core/model.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import type { FailurePhase, ManagerOptions, PartitionWiring } from "./manager-options.ts";
+import type { PartitionAllocation } from "./view.ts";
 
 /** A thrown value as the error info a record carries (`fallback` code when it is not a WeirError). */
 export const toInfo = (err: unknown, fallback: string): WeirErrorInfo =>
@@ -43,7 +48,10 @@ export class PartitionSlot {
   status: PartitionStatus = "ok";
   goneAtMs: number | null = null;
   lastError: WeirErrorInfo | undefined = undefined;
+  /** The last directive submitted without an error (the change hook compares with it). */
   lastApplied: Directive | null = null;
+  /** Desired vs applied as of the latest cycle (observeAllocation). */
+  allocation: PartitionAllocation | null = null;
   private readonly onError: ManagerOptions["onPartitionError"];
 
   constructor(
@@ -129,6 +137,29 @@ export class PartitionSlot {
     return (hostSilent ?? true) && (agentSilent ?? true);
   }
 
+  /**
+   * Read what the actuator last submitted and what it reports in force, and note since when
+   * they differ. Reads only what the actuator holds (never waits for the target); a backend
+   * that cannot say leaves it null, and a read that throws is this partition's fault alone.
+   */
+  observeAllocation(cycleStartMs: number): void {
+    const a = this.actuator;
+    if (!a?.applied) {
+      this.allocation = null;
+      return;
+    }
+    try {
+      const desired = a.desired?.() ?? null;
+      const applied = a.applied();
+      const inForce = desired === null || sameAllocation(desired, applied);
+      const differsSinceMs = inForce ? null : (this.allocation?.differsSinceMs ?? cycleStartMs);
+      this.allocation = { desired, applied, inForce, differsSinceMs };
+    } catch (err) {
+      this.allocation = null;
+      this.fail(toInfo(err, ErrorCodes.APPLY_FAILED), cycleStartMs, "apply");
+    }
+  }
+
   fail(info: WeirErrorInfo, nowMs: number, phase: FailurePhase): void {
     const terminal = !info.retryable;
     this.lastError = info;
@@ -140,9 +171,17 @@ export class PartitionSlot {
       this.sensor = null;
       this.actuator = null;
       this.prevHost = null;
+      this.allocation = null;
     } else {
       this.status = "error";
     }
     this.onError?.(this.spec.id, info, this.status, phase);
   }
+}
+
+/** Same values in every field either side has (absent fields: the target has no such knob). */
+function sameAllocation(a: AppliedAllocation, b: AppliedAllocation): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof AppliedAllocation>;
+  for (const k of keys) if (a[k] !== b[k]) return false;
+  return true;
 }

@@ -1,6 +1,7 @@
 // What the manager exposes to readers (HTTP API, dashboard, `weir status`, demo view).
 // The API reads only through this interface, so it runs on a real manager, the simulator
 // or a test double built from recorded CycleRecords.
+import type { AppliedAllocation } from "../actuators/types.ts";
 import type { CycleRecord, PartitionId, PartitionSpec } from "../core/model.ts";
 
 export interface PartitionBoundsChange {
@@ -19,7 +20,29 @@ export interface PartitionMechanisms {
   burst: boolean;
 }
 
+/**
+ * A partition's allocation, Desired -> Applied (as Kubernetes reports a pod's resize): what
+ * weir last submitted, as the partition's backend expresses it (rounded to the kernel's units,
+ * the idle weight for batch), and what the backend reports in force, both on the directive's
+ * scales. A file backend applies before the cycle goes on, so the two agree at once unless a
+ * write failed; a backend in front of an API applies later, and the two differ until it has.
+ */
+export interface PartitionAllocation {
+  /** null before the first directive was submitted (or when the backend does not say). */
+  desired: AppliedAllocation | null;
+  applied: AppliedAllocation;
+  /** desired is null or equals applied. */
+  inForce: boolean;
+  /** Start of the first cycle that found them different, while they still do; else null. */
+  differsSinceMs: number | null;
+}
+
 export interface ManagerView {
+  /**
+   * Per partition, its allocation desired and applied as of the latest cycle (null while its
+   * actuator is not open or cannot say what is in force; optional: test doubles may omit it).
+   */
+  allocations?(): Record<PartitionId, PartitionAllocation | null>;
   /** Per partition, the mechanisms its cgroup offers (optional: test doubles may omit it). */
   mechanisms?(): Record<PartitionId, PartitionMechanisms | null>;
   /** Partition specs as in force now (after runtime changes). */

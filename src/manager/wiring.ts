@@ -25,12 +25,10 @@ import {
   capacityCpuMillis,
   checkCapacity,
   checkManagedCpus,
-  type PartitionConfig,
-  parsePacketSources,
   partitionSpecs,
   redactConfig,
-  sensorSpecBase,
 } from "./config.ts";
+import { type PartitionConfig, parsePacketSources, sensorSpecBase } from "./config-partition.ts";
 import type { HostCpuWiring } from "./host-cpu-sampler.ts";
 import { Manager } from "./manager.ts";
 import type {

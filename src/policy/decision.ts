@@ -27,6 +27,7 @@ import {
   weightForAllocation,
   yieldingDemand,
 } from "./rules.ts";
+import { FLAG_RISING } from "./state.ts";
 import type { PolicyKnobs } from "./types.ts";
 
 /** What every decision of one step shares. */
@@ -60,8 +61,8 @@ export interface StepReasons {
   batchSuppressed: boolean;
   /** Last cycle's directed weight (NaN = none): the goal controller's base. */
   prevWeight: Float64Array;
-  /** Last cycle's load-step mark (DemandAssessment.rising), 1 = rising. */
-  prevRising: Uint8Array;
+  /** Last cycle's flags (state.ts FLAG_RISING, FLAG_MISSED_GOAL). */
+  prevFlags: Uint8Array;
   /** Weight divisor by importance (weightDivisors). */
   divisors: Float64Array;
   /** Most important level where a goal controller receives this step (6 = none): see yieldToReceivers. */
@@ -211,7 +212,7 @@ export class WeirDecision implements Decision {
               r.context.capacityCpuMillis,
               r.divisors[importanceOf(spec)]!,
             ),
-            r.prevRising[i] === 1,
+            (r.prevFlags[i]! & FLAG_RISING) !== 0,
           )
         : null;
     const yields = (bits & YIELDS_BIT) !== 0;

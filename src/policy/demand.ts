@@ -50,8 +50,9 @@ export interface DemandAssessment {
   goalReceiver: boolean;
   /**
    * Misses its goal by more than a noisy reading would (PI > GOAL_MISS_YIELD_PI) while more
-   * CPU would help (the controller's short-of-CPU test), whichever rule set its demand: less
-   * important partitions without goals yield to it.
+   * CPU would help (the controller's short-of-CPU test), whichever rule set its demand: this
+   * window's reading; less important partitions without goals yield to it when the last
+   * window read the same (weir.ts, FLAG_MISSED_GOAL).
    */
   missesGoal: boolean;
   undonatedDemandCpuMillis: number;

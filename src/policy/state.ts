@@ -12,9 +12,14 @@ export interface PackedState {
   velocity: Float64Array;
   /** Weight last directed (NaN = none yet). */
   weight: Float64Array;
-  /** 1 = last window was a load step (DemandAssessment.rising). */
-  rising: Uint8Array;
+  /** FLAG_RISING | FLAG_MISSED_GOAL, per partition: what the last window said. */
+  flags: Uint8Array;
 }
+
+/** The last window was a load step (DemandAssessment.rising). */
+export const FLAG_RISING = 1;
+/** The last window missed its goal short of CPU (DemandAssessment.missesGoal). */
+export const FLAG_MISSED_GOAL = 2;
 
 const PACKED = Symbol("weir.policy.packedState");
 
@@ -60,7 +65,9 @@ function toRecord(p: PackedState): Record<PartitionId, PartitionPolicyState> {
     };
     if (Number.isNaN(demand)) ps.demandMeasured = false;
     if (!Number.isNaN(w)) ps.weight = w;
-    if (p.rising[i] === 1) ps.rising = true;
+    const f = p.flags[i]!;
+    if ((f & FLAG_RISING) !== 0) ps.rising = true;
+    if ((f & FLAG_MISSED_GOAL) !== 0) ps.missedGoal = true;
     record[p.ids[i]!] = ps;
   }
   return record;
@@ -74,10 +81,10 @@ export function readPrevious(
   demand: Float64Array,
   velocity: Float64Array,
   weight: Float64Array,
-  rising: Uint8Array,
+  flags: Uint8Array,
 ): void {
   const n = specs.length;
-  rising.fill(0);
+  flags.fill(0);
   const packed = untouchedPacked(state);
   if (packed) {
     let aligned = packed.ids.length === n;
@@ -87,7 +94,7 @@ export function readPrevious(
       demand.set(packed.demand);
       velocity.set(packed.velocity);
       weight.set(packed.weight);
-      rising.set(packed.rising);
+      flags.set(packed.flags);
       return;
     }
   }
@@ -105,7 +112,7 @@ export function readPrevious(
       demand[i] = packed.demand[j]!;
       velocity[i] = packed.velocity[j]!;
       weight[i] = packed.weight[j]!;
-      rising[i] = packed.rising[j]!;
+      flags[i] = packed.flags[j]!;
     }
     return;
   }
@@ -124,7 +131,8 @@ export function readPrevious(
     velocity[i] = v !== null && v > 0 && Number.isFinite(v) ? v : Number.NaN;
     const w = ps.weight;
     weight[i] = w !== undefined && Number.isFinite(w) && w >= WEIGHT_MIN ? w : Number.NaN;
-    if (ps.rising === true) rising[i] = 1;
+    if (ps.rising === true) flags[i]! |= FLAG_RISING;
+    if (ps.missedGoal === true) flags[i]! |= FLAG_MISSED_GOAL;
   }
 }
 

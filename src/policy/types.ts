@@ -68,6 +68,11 @@ export interface PartitionPolicyState {
   weight?: number;
   /** Last window's use was a load step, so a further rise now completes it (absent = no). */
   rising?: boolean;
+  /**
+   * Last window missed its goal while short of CPU (absent = no): a second such window in a row
+   * makes the less important levels yield to it (weir.ts yieldToReceivers).
+   */
+  missedGoal?: boolean;
 }
 
 export interface PolicyState {

@@ -34,12 +34,20 @@ function step(
 
 /** A state as the state file holds it. */
 const saved = (
-  partitions: Record<string, { cpu: number; demand: number; velocity?: number | null }>,
+  partitions: Record<
+    string,
+    { cpu: number; demand: number; velocity?: number | null; missedGoal?: boolean }
+  >,
 ): PolicyState => ({
   partitions: Object.fromEntries(
     Object.entries(partitions).map(([id, p]) => [
       id,
-      { cpuMillis: p.cpu, demandCpuMillis: p.demand, velocityPacketsPerCpuSec: p.velocity ?? null },
+      {
+        cpuMillis: p.cpu,
+        demandCpuMillis: p.demand,
+        velocityPacketsPerCpuSec: p.velocity ?? null,
+        ...(p.missedGoal ? { missedGoal: true } : {}),
+      },
     ]),
   ),
 });
@@ -1041,14 +1049,15 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     // CPU 60 % while using 600m: it misses its goal short of CPU, and probes ×1.5 to 900m (no
     // offered count). bronze (imp 3, no goal) waits 80 % while using 380m, and its offered
     // 2,000 pps would claim 2,400m, smoothed from 400m to 1,800m: 800m of the 1,700m after
-    // silver's 900m. It yields: it claims use + 20 % = 456m, and takes no left-over.
+    // silver's 900m. silver missed its goal short of CPU in the last window too, so bronze
+    // yields: it claims use + 20 % = 456m, and takes no left-over.
     const k = knobs(1700, { maxShrinkFractionPerCycle: 1 });
     const specs = [
       spec("silver", { importance: 2, goalPacketsPerSec: 900 }),
       spec("bronze", { importance: 3 }),
     ];
     const state = saved({
-      silver: { cpu: 400, demand: 400, velocity: 1000 },
+      silver: { cpu: 400, demand: 400, velocity: 1000, missedGoal: true },
       bronze: { cpu: 400, demand: 400, velocity: 1000 },
     });
     const tp = (id: string, offered: number, cores: number, delay: number) =>
@@ -1084,6 +1093,44 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     );
     expect(calm.d.bronze!.detail.yieldsTo).toBeNull();
     expect(calm.dir.bronze!.cpuMillis).toBeGreaterThan(456);
+  });
+
+  it("yields only to a miss that lasts two windows: one noisy window does not cost the level below its share", () => {
+    // the same readings as above, but silver met its goal in the last window: this window's
+    // miss is recorded and bronze keeps its traffic claim (800m, what silver's 900m leaves)
+    const k = knobs(1700, { maxShrinkFractionPerCycle: 1 });
+    const specs = [
+      spec("silver", { importance: 2, goalPacketsPerSec: 900 }),
+      spec("bronze", { importance: 3 }),
+    ];
+    const tp = (id: string, offered: number, cores: number, delay: number) =>
+      throughput(id, {
+        offeredPacketsPerSec: offered,
+        servedPacketsPerSec: cores * 1000,
+        cpuCores: cores,
+        cpuDelayFraction: delay,
+        rawVelocityPacketsPerCpuSec: 1000,
+      });
+    const miss = [tp("silver", 0, 0.6, 0.6), tp("bronze", 2000, 0.38, 0.8)];
+    const first = step(
+      k,
+      specs,
+      miss,
+      saved({
+        silver: { cpu: 400, demand: 400, velocity: 1000 },
+        bronze: { cpu: 400, demand: 400, velocity: 1000 },
+      }),
+    );
+    expect(first.d.silver!.detail.assessment!.missesGoal).toBe(true);
+    expect(first.d.bronze!.detail.yieldsTo).toBeNull();
+    expect(first.dir.silver!.cpuMillis).toBe(900);
+    expect(first.dir.bronze!.cpuMillis).toBe(800);
+    expect(first.state.partitions!.silver!.missedGoal).toBe(true);
+    expect(first.state.partitions!.bronze!.missedGoal).toBeUndefined();
+    // a second window of the same miss: now bronze yields (use + 20 % = 456m)
+    const second = step(k, specs, miss, first.state);
+    expect(second.d.bronze!.detail.yieldsTo).toBe(2);
+    expect(second.dir.bronze!.cpuMillis).toBe(456);
   });
 
   it("keepWeight: a rise of 15 % writes, a fall must be 37.5 %, a goal partition moves in 5 % steps", () => {

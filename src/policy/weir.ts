@@ -51,7 +51,7 @@ import {
   weightDivisors,
   yieldingDemand,
 } from "./rules.ts";
-import { packedState, readPrevious } from "./state.ts";
+import { FLAG_MISSED_GOAL, FLAG_RISING, packedState, readPrevious } from "./state.ts";
 import type { Policy, PolicyInput, PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
 
 /**
@@ -169,9 +169,9 @@ function step(
   controlled.fill(0);
 
   const prevWeight = new Float64Array(n);
-  const prevRising = new Uint8Array(n);
-  const rising = new Uint8Array(n);
-  readPrevious(state, specs, prevCpu, prevDemand, prevVelocity, prevWeight, prevRising);
+  const prevFlags = new Uint8Array(n);
+  const flags = new Uint8Array(n);
+  readPrevious(state, specs, prevCpu, prevDemand, prevVelocity, prevWeight, prevFlags);
   const divisors = weightDivisors(specs);
   const tps = alignThroughput(specs, input.throughput);
   const a = emptyAssessment();
@@ -222,13 +222,19 @@ function step(
         probeStep,
         a,
         goalBase(prevWeight[i]!, hasPrev ? pc : null, capacity, divisors[imp]!),
-        prevRising[i] === 1,
+        (prevFlags[i]! & FLAG_RISING) !== 0,
       );
-      if (a.rising) rising[i] = 1;
+      if (a.rising) flags[i]! |= FLAG_RISING;
       useNeed[i] = a.useNeedCpuMillis;
+      // The levels below yield only to a miss that lasts two windows in a row: one 100 ms
+      // reading of a server held at its goal + 5 % is above GOAL_MISS_YIELD_PI now and then,
+      // and each such window cost the level below its share.
       if (a.missesGoal) {
-        controlled[i] = 1;
-        if (imp < yieldTo) yieldTo = imp;
+        flags[i]! |= FLAG_MISSED_GOAL;
+        if ((prevFlags[i]! & FLAG_MISSED_GOAL) !== 0) {
+          controlled[i] = 1;
+          if (imp < yieldTo) yieldTo = imp;
+        }
       }
       if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
       mode[i] = Mode.demand;
@@ -338,7 +344,7 @@ function step(
     capCode,
     batchSuppressed: batch?.active ?? false,
     prevWeight,
-    prevRising,
+    prevFlags,
     divisors,
     yieldTo,
     weights,
@@ -381,7 +387,7 @@ function step(
   return {
     directives,
     decisions,
-    state: packedState({ ids, cpuMillis: final, demand, velocity, weight: weights, rising }, batch),
+    state: packedState({ ids, cpuMillis: final, demand, velocity, weight: weights, flags }, batch),
   };
 }
 

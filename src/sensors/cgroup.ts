@@ -2,8 +2,8 @@
 // (cpuacct.usage + cpu/cpu.stat) or v2 (cpu.stat), in the host's layout (src/cgroup).
 import path from "node:path";
 import { locateCgroup, type PartitionCgroup } from "../cgroup/paths.ts";
-import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { type FailureClassifier, HeldFile, isStaleError } from "./held-file.ts";
+import { ErrorCodes } from "../core/errors.ts";
+import { type FailureClassifier, goneClassifier, HeldFile } from "./held-file.ts";
 import { type CpuCounters, parseCounterValue, parseCpuStatV1, parseCpuStatV2 } from "./parse.ts";
 
 /**
@@ -16,22 +16,8 @@ export const cpuCounterFiles = (cgroup: PartitionCgroup): string[] =>
     : [path.join(cgroup.cpu, "cpu.stat")];
 
 /** A vanished cgroup file is CGROUP_GONE (terminal); anything else is retryable. */
-export const cgroupFailure =
-  (cgroupPath: string): FailureClassifier =>
-  (file, err) =>
-    isStaleError(err)
-      ? new WeirError(
-          ErrorCodes.CGROUP_GONE,
-          `cgroup ${cgroupPath} is gone (${file}: ${err.code})`,
-          {
-            retryable: false,
-            cause: err,
-          },
-        )
-      : new WeirError(ErrorCodes.COUNTER_UNREADABLE, `cannot read ${file}: ${err.code}`, {
-          retryable: true,
-          cause: err,
-        });
+export const cgroupFailure = (cgroupPath: string): FailureClassifier =>
+  goneClassifier(ErrorCodes.CGROUP_GONE, `cgroup ${cgroupPath}`, false);
 
 /** A cgroup's CPU counters on held descriptors (v1: two files, v2: one). */
 export class HeldCgroupCpuCounters {

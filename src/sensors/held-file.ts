@@ -2,7 +2,7 @@
 // This is the "read" half of read-in-one-function, parse-in-another: it returns the
 // file's text and knows nothing about what the text means.
 import fs from "node:fs";
-import { ErrorCodes, WeirError } from "../core/errors.ts";
+import { type ErrorCode, ErrorCodes, WeirError } from "../core/errors.ts";
 
 /** Decides what a failure to open or read `path` means for its owner (cgroup gone, interface gone...). */
 export type FailureClassifier = (path: string, err: NodeJS.ErrnoException) => WeirError;
@@ -25,6 +25,21 @@ const STALE_CODES = new Set(["ENODEV", "ENOENT", "ESTALE", "ESRCH"]);
 
 export const isStaleError = (err: NodeJS.ErrnoException): boolean =>
   err.code !== undefined && STALE_CODES.has(err.code);
+
+/**
+ * A classifier for the files of one kernel object (`what`: "cgroup weir/web"): a stale file
+ * means the object is gone (`code`, terminal unless `retryable`); anything else is a retryable
+ * COUNTER_UNREADABLE.
+ */
+export const goneClassifier =
+  (code: ErrorCode, what: string, retryable: boolean): FailureClassifier =>
+  (file, err) =>
+    isStaleError(err)
+      ? new WeirError(code, `${what} is gone (${file}: ${err.code})`, { retryable, cause: err })
+      : new WeirError(ErrorCodes.COUNTER_UNREADABLE, `cannot read ${file}: ${err.code}`, {
+          retryable: true,
+          cause: err,
+        });
 
 export const defaultClassify: FailureClassifier = (path, err) =>
   new WeirError(ErrorCodes.COUNTER_UNREADABLE, `cannot read ${path}: ${err.code ?? err.message}`, {

@@ -3,7 +3,7 @@
 // through <procfs>/<pid>/net/snmp. Held descriptors, re-read at offset 0.
 import path from "node:path";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { type FailureClassifier, HeldFile, isStaleError, readOnce } from "./held-file.ts";
+import { type FailureClassifier, goneClassifier, HeldFile, readOnce } from "./held-file.ts";
 import {
   INTERFACE_COUNTER_NAMES,
   type InterfaceCounters,
@@ -48,36 +48,12 @@ export const snmpPath = (procfs: string, pid: number): string =>
   path.join(procfs, String(pid), "net/snmp");
 
 /** Names an interface in an INTERFACE_GONE error when its sysfs file is missing or stale. */
-export const interfaceFailure =
-  (ifname: string): FailureClassifier =>
-  (file, err) =>
-    isStaleError(err)
-      ? new WeirError(
-          ErrorCodes.INTERFACE_GONE,
-          `interface ${ifname} is gone (${file}: ${err.code})`,
-          {
-            retryable: true,
-            cause: err,
-          },
-        )
-      : new WeirError(ErrorCodes.COUNTER_UNREADABLE, `cannot read ${file}: ${err.code}`, {
-          retryable: true,
-          cause: err,
-        });
+export const interfaceFailure = (ifname: string): FailureClassifier =>
+  goneClassifier(ErrorCodes.INTERFACE_GONE, `interface ${ifname}`, true);
 
 /** Names the pid in a PROCESS_GONE error; a dead pid is terminal (its number may be reused). */
-export const processFailure =
-  (pid: number): FailureClassifier =>
-  (file, err) =>
-    isStaleError(err)
-      ? new WeirError(ErrorCodes.PROCESS_GONE, `process ${pid} is gone (${file}: ${err.code})`, {
-          retryable: false,
-          cause: err,
-        })
-      : new WeirError(ErrorCodes.COUNTER_UNREADABLE, `cannot read ${file}: ${err.code}`, {
-          retryable: true,
-          cause: err,
-        });
+export const processFailure = (pid: number): FailureClassifier =>
+  goneClassifier(ErrorCodes.PROCESS_GONE, `process ${pid}`, false);
 
 /** All six counters of one interface, open-read-close (for one-off reads, not the hot path). */
 export function readInterfaceCounters(sysfs: string, ifname: string): InterfaceCounters {

@@ -13,8 +13,8 @@
 // is what would be left for batch partitions: capacity − the CPU the network partitions used
 // alone. Checked against every policy in bound.test.ts.
 import { type CpuMillis, MILLIS_PER_CPU } from "../core/units.ts";
-import type { Scenario } from "./run.ts";
-import { newLatencyHistogram, SimWorld } from "./world.ts";
+import { type Scenario, worldOf } from "./run.ts";
+import { newLatencyHistogram } from "./world.ts";
 
 export interface BoundMeasures {
   offeredPackets: number;
@@ -41,13 +41,7 @@ export function clairvoyantBound(scenario: Scenario): BoundMeasures {
   const durationMs = Math.round(scenario.durationMs / scenario.intervalMs) * scenario.intervalMs;
   for (const p of scenario.partitions) {
     if (p.kind !== "network") continue;
-    const world = new SimWorld({
-      cpus: scenario.cpus,
-      tickMs: scenario.tickMs,
-      seed: scenario.seed,
-      ...(scenario.periodUsec === undefined ? {} : { periodUsec: scenario.periodUsec }),
-      ...(scenario.drift === undefined ? {} : { drift: scenario.drift }),
-    });
+    const world = worldOf(scenario);
     const h = world.addNetwork(p.id, {
       load: p.load ?? (() => 0),
       velocityPacketsPerCpuSec: p.velocityPacketsPerCpuSec ?? VELOCITY_DEFAULT,

@@ -3,7 +3,10 @@ import { actuatorContract } from "../actuators/contract.ts";
 import { cgroupHarness } from "../actuators/contract-harness.ts";
 import { v1Format } from "../cgroup/formats.ts";
 import type { Directive } from "../core/model.ts";
-import { baseSliceNs, SimHypervisor, type Workload } from "./hypervisor.ts";
+import { Manager } from "../manager/manager.ts";
+import { defaultPolicyKnobs } from "../policy/knobs.ts";
+import type { Workload } from "./cgroup.ts";
+import { baseSliceNs, SimHypervisor } from "./hypervisor.ts";
 import { constant } from "./load.ts";
 import { cfsShare, waterfill } from "./waterfill.ts";
 import { SimWorld } from "./world.ts";
@@ -379,5 +382,77 @@ describe("the wake-up wait behind a same-class hog", () => {
     expect(normal.p99Ms).toBeGreaterThan(alone.p99Ms);
     expect(normal.p99Ms).toBeLessThanOrEqual(alone.p99Ms + 2);
     expect(normal.delayMs).toBeGreaterThan(alone.delayMs);
+  });
+});
+
+describe("the manager over the simulator's hypervisor: Desired -> Applied", () => {
+  it("applies within the cycle: desired (as the v1 files express it) equals applied, every cycle", () => {
+    const hv = new SimHypervisor({ cpus: 2 });
+    hv.createCgroup("weir/a", null);
+    let t = 0;
+    // weight 333 is written as 3410 shares and read back as weight 333; a 5m cap as the 10m floor
+    const plan: Array<[number, number]> = [
+      [250, 333],
+      [250, 333],
+      [5, 333], // below the 10m quota floor at a 100 ms period
+      [Number.POSITIVE_INFINITY, 50],
+    ];
+    let step = 0;
+    const m = new Manager({
+      now: () => t,
+      intervalMs: 100,
+      knobs: defaultPolicyKnobs(2000),
+      throughput: () => {
+        throw new Error("no sensor, no throughput");
+      },
+      policy: {
+        name: "plan-test",
+        initialState: () => ({ partitions: {} }),
+        step: (_input, state) => {
+          const [cap, weight] = plan[step]!;
+          const d: Directive = {
+            partition: "a",
+            cpuMillis: 250,
+            weight,
+            idle: false,
+            capCpuMillis: cap,
+            burstCpuMillis: 0,
+            capReason: Number.isFinite(cap) ? "capped" : null,
+            cpuCount: 1,
+          };
+          return { directives: [d], decisions: [], state };
+        },
+      },
+      partitions: [
+        {
+          spec: {
+            id: "a",
+            minCpuMillis: 0,
+            maxCpuMillis: 2000,
+            weight: 100,
+            importance: 3,
+            kind: "network",
+          },
+          source: "host",
+          openActuator: () => hv.open({ partition: "a", cgroup: "weir/a" }),
+        },
+      ],
+    });
+    const seen = [];
+    for (step = 0; step < plan.length; step++, t += 100) {
+      m.runCycle();
+      const a = m.allocations().a!;
+      expect(a.applied).toEqual(a.desired);
+      seen.push([a.applied.capCpuMillis, a.applied.weight, a.inForce, a.differsSinceMs]);
+    }
+    expect(seen).toEqual([
+      [250, 333, true, null],
+      [250, 333, true, null],
+      [10, 333, true, null],
+      [Number.POSITIVE_INFINITY, 50, true, null],
+    ]);
+    expect([hv.capCpuMillis("weir/a"), hv.shares("weir/a")]).toEqual([null, 512]);
+    // cap 250, weight 333, cap 10 (the floor), no cap + weight 50: one write each
+    expect(hv.writeCount("weir/a")).toBe(5);
   });
 });

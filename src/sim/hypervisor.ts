@@ -3,7 +3,8 @@
 // time, tick by tick. It is an ActuatorBackend whose actuators are the real cgroup actuators'
 // engine (src/actuators/engine.ts) over the v1 file format (src/cgroup/formats.ts), writing
 // through `writeFile`: weir's manager writes directives to it exactly as it writes real cgroup
-// files. The same kernel behaviours are modelled on purpose:
+// files. The same kernel behaviours are modelled on purpose
+// (a cgroup's files, their refusals and the refill on write are in cgroup.ts):
 //  - a group may use its runtime (`quota` per `period`, plus what it banked, at most `burst`),
 //    then it is throttled to the period's end; each period refill adds `quota` to what is left
 //    and keeps at most `quota + burst` (__refill_cfs_bandwidth_runtime);
@@ -27,60 +28,22 @@ import {
 } from "../actuators/engine.ts";
 import type { ActuatorBackend, ActuatorTarget, CgroupTarget } from "../actuators/types.ts";
 import { v1Format } from "../cgroup/formats.ts";
-import {
-  DEFAULT_PERIOD_USEC,
-  DEFAULT_SHARES,
-  IDLE_GROUP_SHARES,
-  MAX_PERIOD_USEC,
-  MAX_SHARES,
-  MIN_PERIOD_USEC,
-  MIN_QUOTA_USEC,
-  MIN_SHARES,
-} from "../cgroup/values.ts";
+import { DEFAULT_PERIOD_USEC, IDLE_GROUP_SHARES } from "../cgroup/values.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
+import {
+  type CgroupCpuStats,
+  errnoError,
+  newSimCgroup,
+  readCgroupFile,
+  refill,
+  type SimCgroup,
+  type Workload,
+  WRITABLE,
+  type WritableFile,
+  writeCgroupFile,
+} from "./cgroup.ts";
 import type { Rng } from "./rng.ts";
 import { cfsScratch, cfsShare } from "./waterfill.ts";
-
-/** Something that runs inside a cgroup: it says how much CPU it could use and then uses what it got. */
-export interface Workload {
-  /** CPU time (ns) it could use during the tick [tNs, tNs + tickNs) if nothing held it back. */
-  wantNs(tNs: number, tickNs: number): number;
-  /** It ran for `grantNs` of CPU time during the tick that ends at `tEndNs`. */
-  run(grantNs: number, tEndNs: number): void;
-}
-
-/** Cumulative CPU counters of one cgroup (cpuacct.usage and cpu.stat). */
-export interface CgroupCpuStats {
-  usageNs: number;
-  nrPeriods: number;
-  nrThrottled: number;
-  throttledNs: number;
-  /** Refills after which the group had used more than one quota since the last (cpu.stat nr_bursts). */
-  nrBursts: number;
-  /** CPU time used above the quota out of banked runtime, ns (cpu.stat burst_time). */
-  burstNs: number;
-  /**
-   * Time runnable but not running for want of a CPU (other groups, the wake-up wait), summed
-   * over the group's threads, ns: what `run_delay` in /proc/<tid>/schedstat adds up. Time held
-   * back by the quota is throttled time, not counted here.
-   */
-  cpuDelayNs: number;
-}
-
-const QUOTA_FILE = "cpu.cfs_quota_us";
-const PERIOD_FILE = "cpu.cfs_period_us";
-const SHARES_FILE = "cpu.shares";
-const BURST_FILE = "cpu.cfs_burst_us";
-const IDLE_FILE = "cpu.idle";
-const WRITABLE = [QUOTA_FILE, PERIOD_FILE, SHARES_FILE, BURST_FILE, IDLE_FILE] as const;
-type WritableFile = (typeof WRITABLE)[number];
-
-/** A failed write the way the kernel reports one: an errno the actuator engine classifies. */
-function errnoError(code: string, message: string): NodeJS.ErrnoException {
-  const e: NodeJS.ErrnoException = new Error(message);
-  e.code = code;
-  return e;
-}
 
 /**
  * The scheduler's base slice for `cpus` CPUs: 0.75 ms × (1 + log2(min(cpus, 8))), the
@@ -89,30 +52,6 @@ function errnoError(code: string, message: string): NodeJS.ErrnoException {
  */
 export const baseSliceNs = (cpus: number): number =>
   750_000 * (1 + Math.floor(Math.log2(Math.max(1, Math.min(cpus, 8)))));
-
-interface SimCgroup {
-  path: string;
-  workload: Workload | null;
-  parallelism: number;
-  quotaUsec: number;
-  periodUsec: number;
-  shares: number;
-  burstUsec: number;
-  idle: boolean;
-  runtimeNs: number;
-  /** Runtime right after the last refill (the kernel's runtime_snap), for the burst statistics. */
-  runtimeSnapNs: number;
-  /** It ran out of work in the last tick: runnable again means a wake-up. */
-  asleep: boolean;
-  /** Wake-up wait still to serve, ns. */
-  wakeWaitNs: number;
-  periodEndNs: number;
-  activeThisPeriod: boolean;
-  throttledThisPeriod: boolean;
-  stats: CgroupCpuStats;
-  writes: Record<WritableFile, number>;
-  removed: boolean;
-}
 
 export interface SimHypervisorOptions {
   cpus: number;
@@ -166,40 +105,8 @@ export class SimHypervisor implements ActuatorBackend {
   /** Make a cgroup (no quota, no burst, 1024 shares, not idle, like mkdir in cgroupfs) running `workload` on up to `parallelism` CPUs. */
   createCgroup(path: string, workload: Workload | null, parallelism = this.cpus): void {
     if (this.groups.has(path)) throw new Error(`sim cgroup ${path} already exists`);
-    const g: SimCgroup = {
-      path,
-      workload,
-      parallelism: Math.max(0, Math.min(parallelism, this.cpus)),
-      quotaUsec: -1,
-      periodUsec: this.defaultPeriodUsec,
-      shares: DEFAULT_SHARES,
-      burstUsec: 0,
-      idle: false,
-      runtimeNs: 0,
-      runtimeSnapNs: 0,
-      asleep: true,
-      wakeWaitNs: 0,
-      periodEndNs: this.nowNs + this.defaultPeriodUsec * 1000,
-      activeThisPeriod: false,
-      throttledThisPeriod: false,
-      stats: {
-        usageNs: 0,
-        nrPeriods: 0,
-        nrThrottled: 0,
-        throttledNs: 0,
-        nrBursts: 0,
-        burstNs: 0,
-        cpuDelayNs: 0,
-      },
-      writes: {
-        [QUOTA_FILE]: 0,
-        [PERIOD_FILE]: 0,
-        [SHARES_FILE]: 0,
-        [BURST_FILE]: 0,
-        [IDLE_FILE]: 0,
-      },
-      removed: false,
-    };
+    const n = Math.max(0, Math.min(parallelism, this.cpus));
+    const g = newSimCgroup(path, workload, n, this.defaultPeriodUsec, this.nowNs);
     this.groups.set(path, g);
     this.order.push(g);
   }
@@ -226,97 +133,20 @@ export class SimHypervisor implements ActuatorBackend {
     return g;
   }
 
-  /** Read a file the way `cat` would: the cpu.* files above, cpu.stat, cpuacct.usage. */
+  /** Read a file the way `cat` would: the cpu.* files, cpu.stat, cpuacct.usage. */
   readFile(path: string, file: string): string {
-    const g = this.get(path);
-    switch (file) {
-      case QUOTA_FILE:
-        return `${g.quotaUsec}\n`;
-      case PERIOD_FILE:
-        return `${g.periodUsec}\n`;
-      case SHARES_FILE:
-        return `${g.idle ? IDLE_GROUP_SHARES : g.shares}\n`;
-      case BURST_FILE:
-        return `${g.burstUsec}\n`;
-      case IDLE_FILE:
-        return `${g.idle ? 1 : 0}\n`;
-      case "cpuacct.usage":
-        return `${Math.round(g.stats.usageNs)}\n`;
-      case "cpu.stat":
-        return `nr_periods ${g.stats.nrPeriods}\nnr_throttled ${g.stats.nrThrottled}\nthrottled_time ${Math.round(g.stats.throttledNs)}\nnr_bursts ${g.stats.nrBursts}\nburst_time ${Math.round(g.stats.burstNs)}\n`;
-      default:
-        throw new WeirError(ErrorCodes.COUNTER_UNREADABLE, `[sim] ${path}/${file}: no such file`);
-    }
+    return readCgroupFile(this.get(path), file);
   }
 
   /**
-   * __refill_cfs_bandwidth_runtime: add a quota to what is left, keep at most quota + burst.
-   * Using more than one quota since the last refill counts as a burst.
-   */
-  private refill(g: SimCgroup): void {
-    if (g.quotaUsec < 0) return;
-    const quotaNs = g.quotaUsec * 1000;
-    const runtime = g.runtimeNs + quotaNs;
-    const overQuotaNs = g.runtimeSnapNs - runtime;
-    if (overQuotaNs > 1e-6) {
-      g.stats.burstNs += overQuotaNs;
-      g.stats.nrBursts++;
-    }
-    g.runtimeNs = Math.min(runtime, quotaNs + g.burstUsec * 1000);
-    g.runtimeSnapNs = g.runtimeNs;
-  }
-
-  private einval(path: string, file: string, why: string): never {
-    throw errnoError("EINVAL", `[sim] ${path}/${file}: ${why} (EINVAL)`);
-  }
-
-  /**
-   * Write a file the way `echo v > file` would: the write always happens (and is counted),
-   * even with an unchanged value. A quota, period or burst write runs the period refill.
-   * Throws errno errors as the kernel's cgroupfs does: ENODEV for a removed cgroup, EINVAL for
-   * a value it refuses.
+   * Write a file the way `echo v > file` would (cgroup.ts: counted even when unchanged; a
+   * bandwidth write refills the period). Throws errno errors as cgroupfs does: ENODEV for a
+   * removed cgroup, EINVAL for a value it refuses.
    */
   writeFile(path: string, file: string, value: string): void {
     const g = this.groups.get(path);
     if (!g) throw errnoError("ENODEV", `[sim] cgroup ${path} does not exist (ENODEV)`);
-    if (!(WRITABLE as readonly string[]).includes(file))
-      this.einval(path, file, "not a writable file");
-    const v = Number(value.trim());
-    if (!Number.isInteger(v)) this.einval(path, file, `invalid value "${value}"`);
-    const f = file as WritableFile;
-    if (f === QUOTA_FILE) {
-      if (v !== -1 && v < MIN_QUOTA_USEC)
-        this.einval(path, file, `${v} is below ${MIN_QUOTA_USEC}`);
-      if (v !== -1 && g.burstUsec > v)
-        this.einval(path, file, `${v} is below cpu.cfs_burst_us ${g.burstUsec}`);
-      const wasCapped = g.quotaUsec >= 0;
-      g.quotaUsec = v;
-      if (!wasCapped && v >= 0) {
-        g.periodEndNs = this.nowNs + g.periodUsec * 1000;
-        g.runtimeNs = 0;
-        g.runtimeSnapNs = 0;
-      }
-    } else if (f === PERIOD_FILE) {
-      if (v < MIN_PERIOD_USEC || v > MAX_PERIOD_USEC) this.einval(path, file, `${v} out of range`);
-      g.periodUsec = v;
-      g.periodEndNs = this.nowNs + v * 1000;
-    } else if (f === BURST_FILE) {
-      if (v < 0) this.einval(path, file, `${v} is negative`);
-      if (g.quotaUsec >= 0 && v > g.quotaUsec)
-        this.einval(path, file, `${v} is above cpu.cfs_quota_us ${g.quotaUsec}`);
-      g.burstUsec = v;
-    } else if (f === IDLE_FILE) {
-      if (v !== 0 && v !== 1) this.einval(path, file, `${v} is not 0 or 1`);
-      // sched_group_set_idle: the group's weight becomes WEIGHT_IDLEPRIO, or NICE_0 when unset.
-      if (Boolean(v) !== g.idle) g.shares = DEFAULT_SHARES;
-      g.idle = v === 1;
-    } else {
-      if (g.idle) this.einval(path, file, "the group is idle (cpu.idle = 1)");
-      g.shares = Math.min(MAX_SHARES, Math.max(MIN_SHARES, v));
-    }
-    g.writes[f]++;
-    // tg_set_cfs_bandwidth(): the period's runtime is refilled and throttled runqueues are released.
-    if (f === QUOTA_FILE || f === PERIOD_FILE || f === BURST_FILE) this.refill(g);
+    writeCgroupFile(g, file, value, this.nowNs);
   }
 
   /** Number of writes to `file` of `path` so far (also counts writes of unchanged values). */
@@ -384,7 +214,7 @@ export class SimHypervisor implements ActuatorBackend {
           if (g.throttledThisPeriod) g.stats.nrThrottled++;
           g.activeThisPeriod = false;
           g.throttledThisPeriod = false;
-          this.refill(g);
+          refill(g);
           g.periodEndNs += g.periodUsec * 1000;
         }
       }

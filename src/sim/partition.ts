@@ -6,8 +6,9 @@ import type { Histogram } from "hdr-histogram-js";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { CounterSample } from "../core/model.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
+import type { Workload } from "./cgroup.ts";
 import type { CostDrift } from "./drift.ts";
-import type { SimHypervisor, Workload } from "./hypervisor.ts";
+import type { SimHypervisor } from "./hypervisor.ts";
 import type { LoadSchedule } from "./load.ts";
 import type { Rng } from "./rng.ts";
 

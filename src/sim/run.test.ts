@@ -4,7 +4,8 @@ import { staticEqualCapsPolicy } from "../policy/baselines/static-caps.ts";
 import { staticWeightsPolicy } from "../policy/baselines/static-weights.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import { constant } from "./load.ts";
-import { reactionTime, recoveryTime, runScenario, type Scenario } from "./run.ts";
+import { reactionTime, recoveryTime } from "./measures.ts";
+import { runScenario, type Scenario } from "./run.ts";
 import { scaleScenario, scenarioByName, smallScenarios } from "./scenarios.ts";
 
 describe("reaction and recovery times", () => {

@@ -83,12 +83,9 @@ export interface WantedTestbed {
   hogs: Required<HogRequest>[];
 }
 
-export function requireRoot(what: string): void {
+export function requireRoot(what: string, needs = "network namespaces, veth, cgroups"): void {
   if (typeof process.getuid === "function" && process.getuid() !== 0) {
-    throw new WeirError(
-      ErrorCodes.NOT_ROOT,
-      `${what} needs root (network namespaces, veth, cgroups)`,
-    );
+    throw new WeirError(ErrorCodes.NOT_ROOT, `${what} needs root (${needs})`);
   }
 }
 

@@ -1,5 +1,6 @@
-// The steps of `testbedDown` (testbed.ts): find the testbed's processes (by recorded pid and
-// start time, or by their tag) and remove a cgroup directory that may still hold some.
+// The steps of `testbedDown` (testbed.ts), also used by the VM testbed's `vmsDown`: find the
+// testbed's processes (by recorded pid and start time, or by their tag) and remove a cgroup
+// directory that may still hold some.
 import { existsSync, rmdirSync } from "node:fs";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { cgroupProcs } from "./cgroups.ts";
@@ -11,9 +12,7 @@ export const errMsg = (e: unknown) => (e instanceof Error ? e.message : String(e
 
 /** Pids of the testbed's processes: recorded pid (if still the same process), tagged members of its cgroups, tagged processes anywhere. */
 export function testbedPids(state: TestbedState, procfs: string): number[] {
-  const tags = new Set(
-    state.resources.filter((r) => r.kind === "process").map((r) => tagArg(r.id)),
-  );
+  const tags = testbedTags(state);
   const pids = new Set<number>();
   for (const r of state.resources) {
     if (r.kind === "process" && r.pid !== undefined && isAlive(r.pid, r.startTime, procfs))
@@ -30,15 +29,21 @@ function isTagged(pid: number, tags: Set<string>, procfs: string): boolean {
   return readCmdline(pid, procfs)?.some((a) => tags.has(a)) ?? false;
 }
 
-/** rmdir a cgroup dir; while it is busy, stop tagged processes still in it and retry (up to ~3 s). */
+/** The tags of a testbed's recorded processes (their `--weir-tag=…` argument). */
+export function testbedTags(state: TestbedState): Set<string> {
+  return new Set(state.resources.filter((r) => r.kind === "process").map((r) => tagArg(r.id)));
+}
+
+/**
+ * rmdir a cgroup dir; while it is busy (the kernel still lists exiting threads), stop the
+ * processes in it that carry one of `tags` and retry (up to ~3 s). With no tags it only waits.
+ */
 export async function removeCgroup(
   dir: string,
-  state: TestbedState,
-  procfs: string,
+  opts: { tags?: Set<string>; procfs?: string } = {},
 ): Promise<void> {
-  const tags = new Set(
-    state.resources.filter((r) => r.kind === "process").map((r) => tagArg(r.id)),
-  );
+  const tags = opts.tags ?? new Set<string>();
+  const procfs = opts.procfs ?? "/proc";
   for (let attempt = 0; ; attempt++) {
     if (!existsSync(dir)) return;
     try {
@@ -54,7 +59,7 @@ export async function removeCgroup(
           `cannot remove cgroup ${dir}: ${errMsg(e)}${members.length ? ` (still holds pids ${members.join(" ")})` : ""}`,
         );
       }
-      const tagged = cgroupProcs(dir).filter((p) => isTagged(p, tags, procfs));
+      const tagged = tags.size ? cgroupProcs(dir).filter((p) => isTagged(p, tags, procfs)) : [];
       if (tagged.length) await stopProcesses(tagged, { graceMs: 500, procfs });
       else await new Promise((r) => setTimeout(r, 100));
     }

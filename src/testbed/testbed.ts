@@ -34,7 +34,7 @@ import {
   teardownOrder,
   writeState,
 } from "./state.ts";
-import { errMsg, removeCgroup, testbedPids } from "./teardown.ts";
+import { errMsg, removeCgroup, testbedPids, testbedTags } from "./teardown.ts";
 
 /**
  * Bring a testbed up (idempotent: what exists and is recorded is kept, the rest is
@@ -167,7 +167,7 @@ export async function testbedDown(
           done(r);
           break;
         case "cgroup":
-          await removeCgroup(r.id, state, roots.procfs);
+          await removeCgroup(r.id, { tags: testbedTags(state), procfs: roots.procfs });
           done(r);
           break;
         case "file":

@@ -1,20 +1,13 @@
 // Tear-down of a VM testbed from its record alone (also after the launcher was SIGKILLed):
 // QEMU by pid + start time or by its `-name` tag, then taps (inside their namespaces),
 // namespaces, cgroups (children first), files; the state file last.
-import { existsSync, rmdirSync, unlinkSync } from "node:fs";
-import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { cgroupProcs } from "../testbed/cgroups.ts";
+import { existsSync, unlinkSync } from "node:fs";
 import { ip, netnsExists } from "../testbed/net.ts";
+import { requireRoot } from "../testbed/options.ts";
 import { isAlive, pidsWithArg, stopProcesses } from "../testbed/procs.ts";
 import { dropResource, teardownOrder, writeState } from "../testbed/state.ts";
+import { errMsg, removeCgroup } from "../testbed/teardown.ts";
 import { readVmState, splitLinkId } from "./state.ts";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function requireRoot(): void {
-  if (typeof process.getuid === "function" && process.getuid() !== 0)
-    throw new WeirError(ErrorCodes.NOT_ROOT, "a VM testbed needs root (namespaces, taps, cgroups)");
-}
 
 export interface VmsDownReport {
   stateFile: string;
@@ -26,7 +19,7 @@ export interface VmsDownReport {
 
 /** Remove exactly what the record names, processes first; the state file last. */
 export async function vmsDown(stateFile: string): Promise<VmsDownReport> {
-  requireRoot();
+  requireRoot("a VM testbed", "namespaces, taps, cgroups");
   const report: VmsDownReport = { stateFile, removed: [], killed: [], failed: [], clean: true };
   const st = readVmState(stateFile);
   if (!st) return report;
@@ -70,31 +63,11 @@ export async function vmsDown(stateFile: string): Promise<VmsDownReport> {
       report.removed.push(`${r.kind} ${r.id}`);
       dropResource(st, r);
     } catch (e) {
-      report.failed.push({ what: `${r.kind} ${r.id}`, error: (e as Error).message });
+      report.failed.push({ what: `${r.kind} ${r.id}`, error: errMsg(e) });
     }
     writeState(st);
   }
   if (st.resources.length === 0) unlinkSync(stateFile);
   report.clean = st.resources.length === 0 && report.failed.length === 0;
   return report;
-}
-
-/** rmdir, retrying while the kernel still lists exiting threads in it (up to ~3 s). */
-async function removeCgroup(dir: string): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    if (!existsSync(dir)) return;
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") return;
-      if (code !== "EBUSY" || attempt >= 30)
-        throw new WeirError(
-          ErrorCodes.TESTBED,
-          `cannot remove cgroup ${dir}: ${(e as Error).message} (pids ${cgroupProcs(dir).join(" ") || "none"})`,
-        );
-      await sleep(100);
-    }
-  }
 }

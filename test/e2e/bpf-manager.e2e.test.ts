@@ -13,7 +13,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { attachedProgramIds } from "../../src/bpf/cgroup-counters.ts";
+import { attachedProgramIds } from "../../src/bpf/objects.ts";
 import { BPF_CGROUP_INET_EGRESS, BPF_CGROUP_INET_INGRESS } from "../../src/bpf/syscall.ts";
 import { BPF_PIN_ROOT } from "../../src/sensors/source-bpf.ts";
 import { counterSource } from "../../src/sensors/sources.ts";

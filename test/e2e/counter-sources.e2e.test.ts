@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { OwnCounters } from "../../src/agent/counters.ts";
-import { attachedProgramIds } from "../../src/bpf/cgroup-counters.ts";
+import { attachedProgramIds } from "../../src/bpf/objects.ts";
 import { BPF_CGROUP_INET_EGRESS, BPF_CGROUP_INET_INGRESS } from "../../src/bpf/syscall.ts";
 import { cgroup2Mount } from "../../src/cgroup/layout.ts";
 import { ErrorCodes } from "../../src/core/errors.ts";

@@ -49,6 +49,26 @@ describe("formatStatus", () => {
     ]);
   });
 
+  it("says how long a partition's backend has not applied what was submitted", () => {
+    const view = new MemoryView({ specs: sampleSpecs });
+    view.publish(sampleRecord(42, 4200));
+    const held = { capCpuMillis: Number.POSITIVE_INFINITY, weight: 100 };
+    Object.assign(view, {
+      allocations: () => ({
+        web: {
+          desired: { ...held, weight: 4000 },
+          applied: held,
+          inForce: false,
+          differsSinceMs: 3000,
+        },
+        dns: { desired: held, applied: held, inForce: true, differsSinceMs: null },
+      }),
+    });
+    const lines = formatStatus(partitionsSnapshot(view), { url, width: 200 }).split("\n");
+    expect(lines[3]!.split(/\s{2,}/)[9]).toBe("ok, pending 1.2s");
+    expect(lines[4]!.split(/\s{2,}/)[9]).toBe("ok");
+  });
+
   it("fits the why into the terminal width and marks a paused manager and errors", () => {
     const view = new MemoryView({ specs: sampleSpecs });
     const rec = sampleRecord(1, 100);

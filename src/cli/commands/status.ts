@@ -61,7 +61,7 @@ export function formatStatus(
       expressed(p.directive, p.mechanisms),
       p.spec ? `${millis(p.spec.minCpuMillis)}-${millis(p.spec.maxCpuMillis)}` : "-",
       num(velocity),
-      p.error ? `${p.status}:${p.error.code}` : p.status,
+      statusCell(p, snap.atMs),
       p.decision?.why ?? p.error?.message ?? "",
     ];
   });
@@ -81,6 +81,17 @@ export function formatStatus(
       .join("  ")
       .trimEnd();
   return [head, "", line(columns.map((c) => c.title)), ...rows.map(line)].join("\n");
+}
+
+/**
+ * The partition's status, its error code, and how long its backend has not yet applied what
+ * was submitted ("ok, pending 1.2s"; a cgroup backend applies within the cycle).
+ */
+function statusCell(p: PartitionsSnapshot["partitions"][number], atMs: number | null): string {
+  const status = p.error ? `${p.status}:${p.error.code}` : p.status;
+  const since = p.allocation?.differsSinceMs;
+  if (since === null || since === undefined || atMs === null) return status;
+  return `${status}, pending ${((atMs - since) / 1000).toFixed(1)}s`;
 }
 
 /**

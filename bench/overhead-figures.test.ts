@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import {
+  type OverheadRun,
+  parseHistogramTotals,
+  parseProcCpuTicks,
+  parseProcMemoryMb,
+  runtimeFigures,
+} from "./overhead-figures.ts";
+
+describe("overhead: reading /proc/<pid>", () => {
+  it("takes utime + stime (fields 14, 15) even when the command name has spaces and parentheses", () => {
+    // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+    const stat = "4242 (node (weir) x) S 1 4242 4242 0 -1 4194560 2000 0 0 0 137 42 0 0 20 0 11 0";
+    expect(parseProcCpuTicks(stat)).toBe(137 + 42);
+  });
+
+  it("reads VmRSS and VmHWM in MB", () => {
+    const status = "Name:\tnode\nVmHWM:\t  122880 kB\nVmRSS:\t  102400 kB\nThreads:\t11\n";
+    expect(parseProcMemoryMb(status)).toEqual({ rssMb: 100, peakRssMb: 120 });
+  });
+});
+
+describe("overhead: the cycle-time histogram from /metrics", () => {
+  it("takes _sum and _count, with or without labels", () => {
+    const text = [
+      "# TYPE weir_cycle_duration_seconds histogram",
+      'weir_cycle_duration_seconds_bucket{le="0.001"} 3',
+      "weir_cycle_duration_seconds_sum 0.0123",
+      "weir_cycle_duration_seconds_count 7",
+      'weir_other_sum{x="1"} 9',
+    ].join("\n");
+    expect(parseHistogramTotals(text, "weir_cycle_duration_seconds")).toEqual({
+      sum: 0.0123,
+      count: 7,
+    });
+    expect(parseHistogramTotals(text, "weir_other")).toEqual({ sum: 9, count: Number.NaN });
+  });
+});
+
+describe("overhead: what the report says", () => {
+  it("reports medians with the range; the budgets only on the compiled runtime", () => {
+    const run = (runtime: OverheadRun["runtime"], cpu: number, rssMb: number): OverheadRun => ({
+      runtime,
+      startupMs: 500,
+      measuredSeconds: 20,
+      cpuSeconds: cpu * 20,
+      cpuShareOfOneCore: cpu,
+      rssMb,
+      peakRssMb: rssMb + 10,
+      cycles: 200,
+      cycleMsMean: 1,
+    });
+    const runs = [
+      run("compiled", 0.012, 70),
+      run("tsx", 0.03, 120),
+      run("compiled", 0.008, 75),
+      run("compiled", 0.009, 90),
+    ];
+    const [cpu, rss] = runtimeFigures("compiled", runs);
+    // CPU: 0.8, 0.9, 1.2 % -> median 0.9 %, meets <= 1 %.
+    expect(cpu).toMatchObject({ value: 0.9, target: "<= 1 %", meets: true });
+    expect(cpu!.name).toContain("median of 3; range 0.80–1.20");
+    // RSS: 70, 75, 90 MB -> median 75 MB, meets <= 80 MB.
+    expect(rss).toMatchObject({ value: 75, target: "<= 80 MB", meets: true });
+    const tsx = runtimeFigures("tsx", runs);
+    expect(tsx[0]).toMatchObject({ value: 3 });
+    expect(tsx.every((f) => f.target === undefined)).toBe(true);
+  });
+});
