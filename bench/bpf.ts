@@ -42,8 +42,9 @@ for _ in range(n // 32):
 
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s.at(-1)! };
+  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s.at(-1)!, n: s.length };
 };
+const r2 = (x: number) => Math.round(x * 100) / 100;
 const fmt = (x: { median: number; min: number; max: number }, digits = 2) =>
   `${x.median.toFixed(digits)} [${x.min.toFixed(digits)}–${x.max.toFixed(digits)}]`;
 
@@ -122,15 +123,19 @@ export const bench: Benchmark = {
       const lookup = stats(lookupNs.map((x) => x / 1000));
       figures.push({
         name: "one partition's sample with packets: bpf (cgroup CPU + map lookup), CPU",
-        value: Math.round(sample.median * 100) / 100,
+        value: r2(sample.median),
         unit: "µs",
+        reps: sample.n,
+        range: [r2(sample.min), r2(sample.max)],
         target: "≤ 10 µs",
         meets: sample.median * 1000 <= SAMPLE_TARGET_NS,
       });
       figures.push({
         name: "the BPF map lookup alone (BPF_MAP_LOOKUP_ELEM, summed over the CPUs), CPU",
-        value: Math.round(lookup.median * 100) / 100,
+        value: r2(lookup.median),
         unit: "µs",
+        reps: lookup.n,
+        range: [r2(lookup.min), r2(lookup.max)],
       });
       notes.push(
         `sample ${fmt(sample)} µs, lookup ${fmt(lookup)} µs (median [range] of ${reps} batches of ≥ ${minMs} ms; ${possible} possible CPUs)`,
@@ -176,16 +181,22 @@ export const bench: Benchmark = {
         name: "CPU per packet, programs attached (send + receive on loopback)",
         value: Math.round(w.median),
         unit: "ns",
+        reps: w.n,
+        range: [Math.round(w.min), Math.round(w.max)],
       });
       figures.push({
         name: "CPU per packet, no programs",
         value: Math.round(wo.median),
         unit: "ns",
+        reps: wo.n,
+        range: [Math.round(wo.min), Math.round(wo.max)],
       });
       figures.push({
         name: "the programs' cost per packet (paired difference, both hooks)",
         value: Math.round(diffs.median),
         unit: "ns",
+        reps: diffs.n,
+        range: [Math.round(diffs.min), Math.round(diffs.max)],
       });
       notes.push(
         `per packet: with ${fmt(w, 0)} ns, without ${fmt(wo, 0)} ns, paired difference ${fmt(diffs, 0)} ns (median [range] of ${reps} interleaved runs of ${packets.toLocaleString("en")} datagrams; the cgroup's cpuacct time: the load process and the softirq work it ran)`,

@@ -24,6 +24,8 @@ import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
+import { cgroupProcs } from "../src/testbed/cgroups.ts";
+import type { TestbedState } from "../src/testbed/state.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
   CONSERVATION_POLICIES,
@@ -45,6 +47,7 @@ import {
   epochNow,
   GROUP_CPU_SHARES,
   loadAvg,
+  pin,
   RESERVE_CPU_MILLIS,
   rotate,
 } from "./real-common.ts";
@@ -52,6 +55,27 @@ import {
 /** Load per partition as a fraction of one CPU (turned into packets/s by the probe's cost). */
 const CONSERVE_CORES = { a: 0.1, b: 0.15, c: 0.2 } as const;
 const TCP_CORES = 0.15;
+
+/** CPU the isolation reference gives the hog, and the one it gives the network servers. */
+const ISOLATED_HOG_CPU = "0";
+const ISOLATED_NET_CPU = "1";
+
+/**
+ * The isolation reference: every thread of the hog on one CPU, every thread of the three
+ * servers on the other (taskset by the PIDs the testbed recorded). What is left of the p99
+ * ratio then is what no CPU-share or cpuset policy inside this host can remove. Returns the
+ * undo, which puts each PID back on the CPUs it had.
+ */
+function isolateNetwork(tb: TestbedState): () => void {
+  const undo: Array<[number, string]> = [];
+  const hogPids = tb.hogs.flatMap((h) => cgroupProcs(h.cgroupDirs[0]!));
+  for (const pid of hogPids) undo.push([pid, pin(pid, ISOLATED_HOG_CPU)]);
+  for (const p of tb.partitions)
+    if (p.serverPid) undo.push([p.serverPid, pin(p.serverPid, ISOLATED_NET_CPU)]);
+  return () => {
+    for (const [pid, cpus] of undo) pin(pid, cpus);
+  };
+}
 
 /** Every run's raw outcome, rewritten after each run (kept if the summary or the report fails). */
 export const RUNS_FILE = path.join(os.tmpdir(), "weir-conservation-real-runs.json");
@@ -68,7 +92,7 @@ export const bench: Benchmark = {
     const runMs = timing.warmupMs + timing.measureMs;
     const perRepMs =
       CONSERVATION_POLICIES.length * (3 * runMs + timing.warmupMs + timing.idleMeasureMs) +
-      3 * runMs;
+      5 * runMs;
     const totalMs = reps * perRepMs;
     const load0 = loadAvg();
     const started = Date.now();
@@ -88,7 +112,12 @@ export const bench: Benchmark = {
     let costNs = Number.NaN;
     let saturationPps = Number.NaN;
     try {
-      unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
+      // The generator (it stands for the partitions' remote clients) and the manager run in a
+      // cgroup beside the partitions and the hog, inside the testbed's parent: the hog's idle
+      // class ranks it below its siblings only, so outside the parent the generator waited
+      // behind the hog's CPU time like no remote client would, and every policy's p99 with the
+      // hog counted the client's wait as the server's.
+      unisolate = isolateSelf(`${prefix}/gen`, GROUP_CPU_SHARES);
       const capacity = 2000 - RESERVE_CPU_MILLIS;
       const c: Ctx = {
         tb,
@@ -175,6 +204,22 @@ export const bench: Benchmark = {
             measureMs: m,
             hogStopped: false,
           });
+        // Isolation reference: static weights (hog in the idle class), hog and servers on
+        // separate CPUs.
+        const unisolateUdp = isolateNetwork(tb);
+        try {
+          await run({
+            scenario: "isolated-udp",
+            policy: "static-weights",
+            rep,
+            specs: plain,
+            load: conserve,
+            measureMs: m,
+            hogStopped: false,
+          });
+        } finally {
+          unisolateUdp();
+        }
         await run({
           scenario: "ref-tcp",
           policy: "none",
@@ -194,6 +239,20 @@ export const bench: Benchmark = {
             measureMs: m,
             hogStopped: false,
           });
+        const unisolateTcp = isolateNetwork(tb);
+        try {
+          await run({
+            scenario: "isolated-tcp",
+            policy: "static-weights",
+            rep,
+            specs: plain,
+            load: tcpLoad,
+            measureMs: m,
+            hogStopped: false,
+          });
+        } finally {
+          unisolateTcp();
+        }
         for (const policy of order)
           await run({
             scenario: "idle",
@@ -239,7 +298,8 @@ export const bench: Benchmark = {
       ppsPerCore: saturationPps,
       notes: [
         ...notes,
-        `${reps} repetitions; in each, every scenario runs every policy in turn (order rotated by one per repetition). Each run: ${timing.warmupMs / 1000} s warm-up (manager and load running, not measured) then ${timing.measureMs / 1000} s measured (idle: ${timing.idleMeasureMs / 1000} s), 100 ms cycles, capacity ${(2000 - RESERVE_CPU_MILLIS) / 1000} of 2 CPUs (${RESERVE_CPU_MILLIS}m left to the load generator and manager, which run outside the partitions in a cgroup of cpu.shares ${GROUP_CPU_SHARES}; the testbed's parent cgroup has the same). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
+        `${reps} repetitions; in each, every scenario runs every policy in turn (order rotated by one per repetition). Each run: ${timing.warmupMs / 1000} s warm-up (manager and load running, not measured) then ${timing.measureMs / 1000} s measured (idle: ${timing.idleMeasureMs / 1000} s), 100 ms cycles, capacity ${(2000 - RESERVE_CPU_MILLIS) / 1000} of 2 CPUs (${RESERVE_CPU_MILLIS}m left to the load generator and manager, which run outside the partitions in a cgroup of cpu.shares ${GROUP_CPU_SHARES} inside the testbed's parent cgroup, itself of cpu.shares ${GROUP_CPU_SHARES}: beside the partitions and the hog, so the hog's idle class yields to the generator as it yields to the servers — the generator stands for remote clients, which a host's hog does not slow). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
+        `Isolation reference: in each repetition the same UDP and TCP loads run once more under static weights (the hog in the idle class) with every hog thread pinned to CPU ${ISOLATED_HOG_CPU} and every thread of the three servers to CPU ${ISOLATED_NET_CPU} (taskset by PID, restored after); the generator and manager are not pinned. Its p99 ratio is what remains when the hog shares no CPU with the servers at all: what no CPU-share or cpuset policy inside this host can remove.`,
         "No-hog reference: in each repetition the same UDP and TCP loads run once under plain CFS with the hog's process SIGSTOPped by PID (SIGCONT after); every policy's p99 with the hog is divided by that run's p99 of the same partition. The ratio therefore counts both the hog's harm and any harm the policy's own caps do.",
         "Host idle is /proc/stat's idle + iowait over the measured window, for the whole host (this process, the generator and other engineers' work included). Hog CPU is its cgroup's cpuacct.usage over the same window. served = replies ÷ requests sent in the measured window (UDP: reply within 1 s; TCP: replies to the requests sent). Network partitions: importance 3, weight 100, no goal, max = capacity (overload: see above); the hog: batch, importance 5.",
         `Load average (1, 5, 15 min): ${load0} at the start, ${load1} at the end (2 CPUs; other engineers' tests may have run at the same time).`,

@@ -56,7 +56,9 @@ export type ScenarioName =
   | "overload"
   | "step"
   | "ref-udp"
-  | "ref-tcp";
+  | "ref-tcp"
+  | "isolated-udp"
+  | "isolated-tcp";
 
 export interface RunOutcome {
   scenario: ScenarioName;

@@ -68,6 +68,19 @@ export function summariseConservation(
     col(refUdp, (o) => o.netDelay, 1, 100),
     col(refUdp, (o) => o.writesPerPartitionSec, 2),
   ]);
+  const isoUdp = of("isolated-udp");
+  if (isoUdp.length > 0)
+    conserveRows.push([
+      "reference: static weights, hog on CPU 0, servers on CPU 1 (isolated)",
+      col(isoUdp, (o) => o.hostIdle, 1, 100),
+      col(isoUdp, (o) => o.hogCores, 2),
+      col(isoUdp, minServed, 1, 100),
+      ...NET.map((n) => col(isoUdp, (o) => o.p99Ms[n] ?? Number.NaN, 1)),
+      col(isoUdp, (o) => worstRatio(o, "ref-udp"), 2),
+      "–",
+      col(isoUdp, (o) => o.netDelay, 1, 100),
+      col(isoUdp, (o) => o.writesPerPartitionSec, 2),
+    ]);
   const idleRows = policies.map((p) => {
     const xs = of("idle", p);
     return [
@@ -102,6 +115,18 @@ export function summariseConservation(
     col(refTcp, (o) => o.hostIdle, 1, 100),
     col(refTcp, (o) => o.netDelay, 1, 100),
   ]);
+  const isoTcp = of("isolated-tcp");
+  if (isoTcp.length > 0)
+    tcpRows.push([
+      "reference: static weights, hog on CPU 0, servers on CPU 1 (isolated)",
+      col(isoTcp, (o) => NET.reduce((s, n) => s + (o.rps?.[n] ?? Number.NaN), 0), 0),
+      col(isoTcp, minServed, 1, 100),
+      ...NET.map((n) => col(isoTcp, (o) => o.p99Ms[n] ?? Number.NaN, 1)),
+      col(isoTcp, (o) => worstRatio(o, "ref-tcp"), 2),
+      col(isoTcp, (o) => o.hogCores, 2),
+      col(isoTcp, (o) => o.hostIdle, 1, 100),
+      col(isoTcp, (o) => o.netDelay, 1, 100),
+    ]);
   const goalA = (o: RunOutcome, goal: number) => {
     const s = o.perSecond?.a ?? [];
     return s.length > 0 ? s.filter((x) => x >= goal).length / s.length : Number.NaN;
@@ -165,6 +190,14 @@ export function summariseConservation(
       meets: w.udpRatio <= 1.2,
     },
     {
+      name: "reference, UDP: p99 ratio with the hog on the other CPU than the servers (isolated, median)",
+      value: r2(
+        med(of("isolated-udp"), (o) => worstRatio(o, "ref-udp")),
+        2,
+      ),
+      unit: "x",
+    },
+    {
       name: "weir, UDP: worst partition served ÷ offered (median)",
       value: r2(w.udpServed * 100),
       unit: "%",
@@ -177,6 +210,14 @@ export function summariseConservation(
       unit: "x",
       target: "<= 1.2",
       meets: w.tcpRatio <= 1.2,
+    },
+    {
+      name: "reference, TCP: p99 ratio with the hog on the other CPU than the servers (isolated, median)",
+      value: r2(
+        med(of("isolated-tcp"), (o) => worstRatio(o, "ref-tcp")),
+        2,
+      ),
+      unit: "x",
     },
     {
       name: "weir, TCP: worst partition served ÷ offered (median)",

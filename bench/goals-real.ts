@@ -26,7 +26,6 @@ import {
   type Measured,
   measureTcp,
   POLICIES,
-  pin,
   runPolicy,
   SERVER_CPU,
   timingFor,
@@ -34,7 +33,15 @@ import {
 import { summarise } from "./goals-summary.ts";
 import type { Benchmark } from "./harness.ts";
 import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
-import { COST_ROUNDS, epochNow, GROUP_CPU_SHARES, loadAvg, rotate, sleep } from "./real-common.ts";
+import {
+  COST_ROUNDS,
+  epochNow,
+  GROUP_CPU_SHARES,
+  loadAvg,
+  pin,
+  rotate,
+  sleep,
+} from "./real-common.ts";
 
 export const bench: Benchmark = {
   name: "goals-real",

@@ -69,15 +69,6 @@ export const readCounter = (ifName: string, name: "rx_packets" | "tx_packets"): 
   return parseCounter(fs.readFileSync(f, "utf8"), f);
 };
 
-/** Pin every thread of `pid` to `cpus` (taskset -a -p); returns the previous list. */
-export function pin(pid: number, cpus: string): string {
-  const before = execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], {
-    encoding: "utf8",
-  });
-  const m = /current affinity list: (\S+)/.exec(before);
-  return m?.[1] ?? "0-1";
-}
-
 const sharesFile = (p: TestbedPartition): string => {
   const f = p.cgroupDirs.map((d) => path.join(d, "cpu.shares")).find((x) => fs.existsSync(x));
   if (!f) throw new Error(`goals-real: no cpu.shares for partition ${p.name} (cgroup v1 only)`);

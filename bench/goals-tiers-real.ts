@@ -29,7 +29,6 @@ import {
   leftovers,
   makeManager,
   measureTcp,
-  pin,
   readCounter,
   SERVER_CPU,
 } from "./goals-run.ts";
@@ -40,6 +39,7 @@ import {
   epochNow,
   GROUP_CPU_SHARES,
   loadAvg,
+  pin,
   RESERVE_CPU_MILLIS,
   rotate,
   sleep,

@@ -3,6 +3,7 @@
 // for the generator, the median-and-range figures, the rotation of the policy order between
 // repetitions, the reaction to a load step, and small host readings. Median and range
 // (`stats`, `fmtStats`) are harness.ts's.
+import { execFileSync } from "node:child_process";
 import os from "node:os";
 import type { CycleRecord } from "../src/core/model.ts";
 import { type HeldHostCpu, hostCpuFromSamples } from "../src/sensors/host-cpu.ts";
@@ -81,4 +82,13 @@ export class Window {
     const use = this.host0 ? hostCpuFromSamples(this.host0, this.hostCpu.read(epochNow())) : null;
     return { hogCores, hostIdle: use?.idleFraction ?? Number.NaN };
   }
+}
+
+/** Pin every thread of `pid` to `cpus` (taskset -a -p); returns the previous list. */
+export function pin(pid: number, cpus: string): string {
+  const before = execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], {
+    encoding: "utf8",
+  });
+  const m = /current affinity list: (\S+)/.exec(before);
+  return m?.[1] ?? "0-1";
 }

@@ -143,7 +143,12 @@ export function renderMarkdown(input: {
       "Every measure on which a baseline did better than weir in the median over seeds, per simulated scenario, in how many seeds it did, and what was measured in weir's own runs that explains it (generated from the runs below; the real testbed's losses are in the conservation-real and scenarios-real sections).",
       "",
     );
-    const losses = weirLosses(suites);
+    // Scenarios of a suite not re-run this time keep their entries from the previous report.
+    const ran = new Set(suites.flatMap((x) => x.scenarios.map((sr) => sr.scenario.name)));
+    const losses = [
+      ...weirLosses(suites),
+      ...(kept?.lossEntries ?? []).filter((e) => !ran.has(e.scenario)).flatMap((e) => e.lines),
+    ];
     if (losses.length === 0) lines.push("In these runs no baseline beat weir on any measure.");
     else lines.push(...losses);
     lines.push(
@@ -184,7 +189,7 @@ export function renderMarkdown(input: {
       lines.push(`**${t.title}**`, "", mdTable(t.columns, t.rows), "");
     if (r.name === "scenarios" && plots.length > 0) {
       lines.push(
-        "One plot per scenario. Top: every policy side by side — served ÷ offered, p99 latency, batch CPU — the dot at the median over seeds, the bar from the lowest to the highest seed, the clairvoyant bound first. Below: seed 1 over time, one panel per policy: allocation (solid: cap, dashed: CPU used) and served rate (solid: served, dashed: offered).",
+        "One plot per scenario. Top: every policy side by side — served ÷ offered, p99 latency, batch CPU — the dot at the median over seeds, the bar from the lowest to the highest seed, the clairvoyant bound first. Below: seed 1 over time, one panel per policy: the cap where the policy writes one (solid) and the CPU used (dashed), millicores — a partition without a cap (legend: (none)) is steered by its weight (cpu.shares) alone, which shows only in the CPU it used — and served (solid) and offered (dashed) packets/s; each panel scales its own axes.",
         "",
       );
       for (const p of plots)
@@ -209,7 +214,8 @@ const budgetRowName = (row: string): string => /`weir bench ([^ `]+)/.exec(row)?
 /**
  * From a previous report: the `## <name>` sections of benchmarks not in `rerun` (verbatim,
  * from the blank line before the heading to the next section), their budget-table rows, and
- * the simulated "Where weir loses, and why" section (when no simulated suite runs now).
+ * the simulated "Where weir loses, and why" section (when no simulated suite runs now) and
+ * its entries by scenario (for the scenarios of a suite that is not re-run).
  */
 export function previousSections(
   md: string,
@@ -219,6 +225,7 @@ export function previousSections(
   sections: Array<{ name: string; lines: string[] }>;
   budgetRows: string[];
   losses: string[] | null;
+  lossEntries: Array<{ scenario: string; lines: string[] }>;
 } {
   const all = md.replace(/\n$/, "").split("\n");
   const heads: Array<{ at: number; name: string }> = [];
@@ -228,6 +235,7 @@ export function previousSections(
   const sections: Array<{ name: string; lines: string[] }> = [];
   let budgetRows: string[] = [];
   let losses: string[] | null = null;
+  const lossEntries: Array<{ scenario: string; lines: string[] }> = [];
   heads.forEach((h, k) => {
     const end = k + 1 < heads.length ? heads[k + 1]!.at : all.length;
     const body = all.slice(h.at, end);
@@ -241,9 +249,19 @@ export function previousSections(
       );
     else if (h.name.startsWith("Where weir loses")) {
       if (!suiteRuns) losses = body;
+      // An entry: "- **scenario** …" and the indented lines under it.
+      let open: { scenario: string; lines: string[] } | null = null;
+      for (const l of body) {
+        const head = /^- \*\*([^*]+)\*\*/.exec(l);
+        if (head) {
+          open = { scenario: head[1]!, lines: [l] };
+          lossEntries.push(open);
+        } else if (open && l.startsWith("  ")) open.lines.push(l);
+        else open = null;
+      }
     } else if (h.name === "Not run") {
       // Failures belong to the run that had them.
     } else if (!rerun.has(h.name)) sections.push({ name: h.name, lines: ["", ...body] });
   });
-  return { sections, budgetRows, losses };
+  return { sections, budgetRows, losses, lossEntries };
 }

@@ -2,8 +2,9 @@
 // library, as the dashboard) in Debian's Chromium through playwright-core (never a downloaded
 // browser). Top row: every policy side by side — served ÷ offered, p99 latency and batch CPU,
 // the dot at the median over seeds and a bar from the lowest to the highest seed, the
-// clairvoyant bound first. Below: allocation and served rate over time for the first seed, one
-// panel per policy.
+// clairvoyant bound first. Below, for the first seed over time, one panel per policy: the cap
+// where the policy writes one and the CPU used; served and offered rate. A policy that sets only
+// weights (cpu.shares) has no cap line: its allocation shows only in the CPU its partitions used.
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
@@ -123,7 +124,7 @@ h1{font-size:16px;margin:0 0 8px}h2{font-size:14px;margin:10px 0 4px}
 <h1>${title.replaceAll("<", "&lt;")}</h1>
 <h2>Every policy, ${sr.reps.length} seeds: dot = median, bar = lowest to highest seed</h2>
 <div class="grid" id="spread"></div>
-<h2>Seed 1 over time: allocation and served rate, one panel per policy</h2>
+<h2>Seed 1 over time, one panel per policy: cap where the policy writes one, CPU used, served and offered rate</h2>
 <div class="grid" id="grid"></div>
 <script>${js}</script><script>
 (() => {
@@ -177,7 +178,7 @@ for (const run of RUNS) {
     }
   });
   const axes = (unit) => [{ label: "s" }, { label: unit, size: 56 }];
-  new uPlot({ title: "CPU allocation (solid: cap) and use (dashed), millicores", width: 600, height: 200,
+  new uPlot({ title: "cap (solid; legend (none): no cap, weights only) and CPU used (dashed), millicores", width: 600, height: 200,
     series: aSeries, axes: axes("millicores"), scales: { x: { time: false } }, legend: { show: true, live: false } }, alloc, cell);
   new uPlot({ title: "served (solid) and offered (dashed), packets/s", width: 600, height: 200,
     series: sSeries, axes: axes("packets/s"), scales: { x: { time: false } }, legend: { show: true, live: false } }, served, cell);

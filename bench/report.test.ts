@@ -266,4 +266,45 @@ describe("weir bench report --merge", () => {
     expect(kept.losses).toEqual(["## Where weir loses, and why", "", "- sim losses"]);
     expect(previousSections(md, new Set(), true).losses).toBeNull();
   });
+
+  it("re-running one simulated suite keeps the other suite's entries in 'where weir loses'", () => {
+    const md = [
+      "# Benchmarks",
+      "",
+      "## Where weir loses in the simulator, and why",
+      "",
+      "- **hog** (simulated) — old hog entry:",
+      "  - old hog loss",
+      "- **scale-1000** (simulated) — scale entry:",
+      "  - none (plain CFS): fewer cgroup writes",
+      "",
+      "Limits of the simulation (they are not the kernel):",
+      "",
+      "## scenarios",
+      "",
+      "old body",
+      "",
+    ].join("\n");
+    const kept = previousSections(md, new Set(["scenarios"]), true);
+    expect(kept.lossEntries.map((e) => e.scenario)).toEqual(["hog", "scale-1000"]);
+    // scenarios re-runs the hog scenario: weir loses on p99 there now; scale-1000 is kept.
+    const suite = suiteOf(scenarioByName("hog")!, [
+      run("weir", { p99LatencyMs: 9 }),
+      run("none", { p99LatencyMs: 2 }),
+    ]);
+    const out = renderMarkdown({
+      results: [],
+      failures: [],
+      suite,
+      plots: [],
+      descriptions: new Map(),
+      quick: false,
+      previous: md,
+    });
+    expect(out).not.toContain("old hog loss");
+    expect(out).toMatch(/- \*\*hog\*\* \(simulated, median of 1 seeds?\)/);
+    expect(out).toContain(
+      "- **scale-1000** (simulated) — scale entry:\n  - none (plain CFS): fewer cgroup writes",
+    );
+  });
 });

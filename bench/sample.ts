@@ -23,24 +23,37 @@ import {
 } from "../src/sensors/parse.ts";
 import { openPartitionSensor } from "../src/sensors/partition.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
-import { type BenchFigure, type Benchmark, isMain, nowNs, runStandalone } from "./harness.ts";
+import {
+  type BenchFigure,
+  type Benchmark,
+  isMain,
+  nowNs,
+  runStandalone,
+  stats,
+} from "./harness.ts";
 
 const TARGET_NS = 10_000;
+/** Batches per figure: each figure is their median, with their range. */
+const BATCHES = 5;
+type Range = [min: number, max: number];
 
 /**
  * Wall-clock and CPU time (user + system of this process) per call of `fn`, each the median
  * of 5 batches. On a machine shared with other work the wall figure includes time spent
  * preempted; the CPU figure is what one call costs.
  */
-export function costPerCallNs(fn: () => void, minMs: number): { wallNs: number; cpuNs: number } {
+export function costPerCallNs(
+  fn: () => void,
+  minMs: number,
+): { wallNs: number; cpuNs: number; batches: number; wallRangeNs: Range; cpuRangeNs: Range } {
   for (let i = 0; i < 1000; i++) fn(); // warm up
   const walls: number[] = [];
   const cpus: number[] = [];
-  for (let b = 0; b < 5; b++) {
+  for (let b = 0; b < BATCHES; b++) {
     let iters = 0;
     const cpu0 = process.cpuUsage();
     const start = nowNs();
-    while (iters < 1000 || nowNs() - start < (minMs / 5) * 1e6) {
+    while (iters < 1000 || nowNs() - start < (minMs / BATCHES) * 1e6) {
       for (let k = 0; k < 100; k++) fn();
       iters += 100;
     }
@@ -49,8 +62,15 @@ export function costPerCallNs(fn: () => void, minMs: number): { wallNs: number; 
     walls.push(wall / iters);
     cpus.push(((cpu.user + cpu.system) * 1000) / iters);
   }
-  const median = (xs: number[]): number => xs.sort((x, y) => x - y)[2]!;
-  return { wallNs: median(walls), cpuNs: median(cpus) };
+  const w = stats(walls)!;
+  const c = stats(cpus)!;
+  return {
+    wallNs: w.median,
+    cpuNs: c.median,
+    batches: BATCHES,
+    wallRangeNs: [w.min, w.max],
+    cpuRangeNs: [c.min, c.max],
+  };
 }
 
 const us = (ns: number): number => Math.round(ns / 10) / 100;
@@ -190,16 +210,25 @@ export const bench: Benchmark = {
       let sink = 0;
       const figures: BenchFigure[] = [];
       const measure = (name: string, fn: () => void, target?: number): void => {
-        const { wallNs, cpuNs } = costPerCallNs(fn, minMs);
+        const { wallNs, cpuNs, batches, wallRangeNs, cpuRangeNs } = costPerCallNs(fn, minMs);
+        const range = (r: Range): Range => [us(r[0]), us(r[1])];
         figures.push({
           name: `${name} [CPU time]`,
           value: us(cpuNs),
           unit: "µs",
+          reps: batches,
+          range: range(cpuRangeNs),
           ...(target === undefined
             ? {}
             : { target: `<= ${target / 1000} µs`, meets: cpuNs <= target }),
         });
-        figures.push({ name: `${name} [wall]`, value: us(wallNs), unit: "µs" });
+        figures.push({
+          name: `${name} [wall]`,
+          value: us(wallNs),
+          unit: "µs",
+          reps: batches,
+          range: range(wallRangeNs),
+        });
       };
 
       const steps: Array<[string, () => void, number?]> = [
@@ -279,7 +308,7 @@ export const bench: Benchmark = {
         name: "sample",
         figures,
         notes: [
-          `cgroup v${cgroup.version} ${fx.cgroup}, veth ${fx.ifname}; median of 5 batches, ${minMs} ms per figure`,
+          `cgroup v${cgroup.version} ${fx.cgroup}, veth ${fx.ifname}; median [min–max] of ${BATCHES} batches, ${minMs} ms per figure`,
           `load average at the end: ${os
             .loadavg()
             .map((x) => x.toFixed(1))

@@ -5,6 +5,7 @@
 // every cell is median [min–max] over them.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench scenarios-real [--quick] [--reps N]   or   npx tsx bench/scenarios-real.ts [--json] [--quick] [--reps N]
+import os from "node:os";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, PartitionSpec } from "../src/core/model.ts";
 import type { Policy } from "../src/policy/types.ts";
@@ -34,13 +35,26 @@ interface RealScenario {
   stepAtMs?: number;
 }
 
+/**
+ * Run lengths. Each run was 40 s, so 5 repetitions of 6 policies × 2 scenarios took 40 min;
+ * they are 16 s (hog) and 18 s (step: 6 s before the step, 12 s after) so 5 repetitions fit in
+ * about 20 min. What a row shows is unchanged: every loop in the comparison (weir's 100 ms
+ * cycle, Koordinator-style's and VPA-style 60×'s 1-s loops) acts 16 times or more in each
+ * run, and after the step 12 or more times; the step stays a third of the way in. The runs'
+ * start (before a policy first acts) and the step's transient are a larger share of a shorter
+ * run's packets, for every policy alike.
+ */
+export const REAL_RUN_MS = { hog: 16_000, step: 18_000, stepAt: 6_000, quick: 12_000 };
+
 function realScenarios(quick: boolean): RealScenario[] {
-  const d = quick ? 12_000 : 40_000;
+  const hogMs = quick ? REAL_RUN_MS.quick : REAL_RUN_MS.hog;
+  const stepMs = quick ? REAL_RUN_MS.quick : REAL_RUN_MS.step;
+  const stepAtMs = quick ? Math.round(REAL_RUN_MS.quick / 3) : REAL_RUN_MS.stepAt;
   return [
     {
       name: "hog",
       description: "steady 600, 1,000, 2,200 packets/s with a 2-thread batch hog",
-      durationMs: d,
+      durationMs: hogMs,
       schedules: {
         a: { kind: "constant", pps: 600 },
         b: { kind: "constant", pps: 1000 },
@@ -51,10 +65,10 @@ function realScenarios(quick: boolean): RealScenario[] {
       name: "step",
       description:
         "a steps 400 -> 2,500 packets/s a third of the way in; b, c at 600; a 2-thread batch hog",
-      durationMs: d,
-      stepAtMs: Math.round(d / 3),
+      durationMs: stepMs,
+      stepAtMs,
       schedules: {
-        a: { kind: "step", fromPps: 400, toPps: 2500, atMs: Math.round(d / 3) },
+        a: { kind: "step", fromPps: 400, toPps: 2500, atMs: stepAtMs },
         b: { kind: "constant", pps: 600 },
         c: { kind: "constant", pps: 600 },
       },
@@ -63,7 +77,7 @@ function realScenarios(quick: boolean): RealScenario[] {
 }
 
 /**
- * VPA-style at its 1-minute loop cannot act in a 40 s run (it would equal plain CFS), so the
+ * VPA-style at its 1-minute loop cannot act in a 16 s run (it would equal plain CFS), so the
  * real testbed runs its 60× faster variant.
  */
 const REAL_POLICIES = [
@@ -137,6 +151,8 @@ export const bench: Benchmark = {
       const backend = createActuatorBackend("cgroup", { roots: defaultRoots, now });
       // results[scenario][policy][repetition]
       const results = new Map<string, Map<string, RealOutcome[]>>();
+      // The host's 1-minute load average as each run starts (the machine is shared).
+      const loads: number[] = [];
       for (let rep = 0; rep < reps; rep++) {
         for (const sc of scenarios) {
           for (const policyName of rotate(REAL_POLICIES, rep)) {
@@ -161,6 +177,7 @@ export const bench: Benchmark = {
               now,
               backend,
             });
+            loads.push(os.loadavg()[0]!);
             let writes = 0;
             const records: CycleRecord[] = [];
             manager.subscribe((r) => {
@@ -283,10 +300,14 @@ export const bench: Benchmark = {
           range: [round(r.min), round(r.max)],
         });
       }
+      const [hogRun, stepRun] = scenarios;
       notes.push(
-        `${reps} interleaved repetitions (the policy order rotates each time); cells are median [min–max] over them. Each scenario lasts ${scenarios[0]!.durationMs / 1000} s per policy; capacity ${2000 - RESERVE_CPU_MILLIS}m (2 CPUs minus ${RESERVE_CPU_MILLIS}m for the load generator, which runs outside the partitions). Packet servers: ${COST_ROUNDS} SHA-256 rounds per request, single-threaded.`,
+        `${reps} interleaved repetitions (the policy order rotates each time); cells are median [min–max] over them. Each run lasts ${hogRun!.durationMs / 1000} s (hog) and ${stepRun!.durationMs / 1000} s (step, the step at ${stepRun!.stepAtMs! / 1000} s) per policy; capacity ${2000 - RESERVE_CPU_MILLIS}m (2 CPUs minus ${RESERVE_CPU_MILLIS}m for the load generator, which runs outside the partitions). Packet servers: ${COST_ROUNDS} SHA-256 rounds per request, single-threaded.`,
+        ctx.quick
+          ? `Quick mode: ${REAL_RUN_MS.quick / 1000} s runs.`
+          : "Runs were 40 s until 5 repetitions made that 40 min: every loop compared still acts 16 times or more per run (12 or more after the step) and the step stays a third of the way in; a run's start and the step's transient weigh more in a shorter run's p99, for every policy alike.",
         "Latency is the load generator's round trip (send to reply) per partition; lost = no reply within 1 s (dropped at a full socket, or late).",
-        `The host was shared with other work during the run. The testbed's parent cgroup, and a cgroup holding this process (manager and load generator), each had cpu.shares ${GROUP_CPU_SHARES} against it; some noise remains, which the repetitions' ranges show.`,
+        `The host was shared with other work: its 1-minute load average as each run started was ${fmtStats(loads, 1)} (median [min–max] over the ${loads.length} runs) on 2 CPUs. The testbed's parent cgroup, and a cgroup holding this process (manager and load generator), each had cpu.shares ${GROUP_CPU_SHARES} against the rest of the host; the noise that remains shows in the repetitions' ranges.`,
       );
     } finally {
       unisolate();

@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { assertValid, type CpuFileFormat } from "../cgroup/formats.ts";
+import { heldFds } from "../cgroup/held-fds.ts";
 import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { partitionCgroup } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
@@ -123,13 +124,30 @@ class HeldCgroupFiles implements FilePort {
   /** Open `file` read-write (read-only if writes are refused) and return its trimmed content. */
   hold(file: string): string {
     const p = path.join(this.dir, file);
+    // past the process's budget of held descriptors, the file is opened for each write
+    if (!heldFds.take()) {
+      const fd = fs.openSync(p, "r");
+      try {
+        return readText(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
     let fd: number;
     try {
       fd = fs.openSync(p, "r+");
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (!e.code || !NOT_WRITABLE.has(e.code)) throw err;
-      fd = fs.openSync(p, "r");
+      if (!e.code || !NOT_WRITABLE.has(e.code)) {
+        heldFds.give();
+        throw err;
+      }
+      try {
+        fd = fs.openSync(p, "r");
+      } catch (err2) {
+        heldFds.give();
+        throw err2;
+      }
       this.refused.set(file, e);
     }
     this.fds.set(file, fd);
@@ -161,6 +179,7 @@ class HeldCgroupFiles implements FilePort {
       } catch {
         // a descriptor on a removed cgroup may fail to close; it is released either way
       }
+      heldFds.give();
     }
     this.fds.clear();
   }

@@ -71,6 +71,24 @@ describe("GET /api/partitions", () => {
     });
   });
 
+  it("answers the same snapshot until a new record, a pause or a bounds change, then the new one", async () => {
+    const { app, view } = setup({ token: TOKEN });
+    const read = async () =>
+      (await (await app.request("/api/partitions")).json()) as {
+        cycle: number;
+        paused: boolean;
+        partitions: Array<{ spec: { weight: number } }>;
+      };
+    expect((await read()).cycle).toBe(3);
+    expect((await read()).cycle).toBe(3);
+    view.publish(sampleRecord(4, 1_400));
+    expect((await read()).cycle).toBe(4);
+    await app.request("/api/pause", { method: "POST", headers: auth(TOKEN) });
+    expect((await read()).paused).toBe(true);
+    expect((await app.request("/api/partitions/web", jsonBody({ weight: 7 }))).status).toBe(200);
+    expect((await read()).partitions[0]!.spec.weight).toBe(7);
+  });
+
   it("shows a configured partition without data as status unknown", async () => {
     const view = new MemoryView({
       specs: [...sampleSpecs, { ...sampleSpecs[1]!, id: "new" }],

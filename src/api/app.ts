@@ -16,9 +16,14 @@ import { packageFileUrl } from "../core/package-files.ts";
 import type { ManagerView } from "../manager/view.ts";
 import { DEFAULT_MAX_EVENT_CLIENTS, eventsHandler } from "./events.ts";
 import { createMetrics } from "./metrics.ts";
-import { cyclesToReturn, recordCaches } from "./records.ts";
+import { chunkedBody, cyclesToReturn, recordCaches } from "./records.ts";
 import { badRequest, parseLimit, requireBearer, validateBoundsChange } from "./requests.ts";
 import { partitionSnapshot, partitionsSnapshot } from "./snapshot.ts";
+
+const encoder = new TextEncoder();
+const CYCLES_HEAD = encoder.encode('{"cycles":[');
+const COMMA = encoder.encode(",");
+const CYCLES_TAIL = encoder.encode("]}");
 
 export interface ApiOptions {
   view: ManagerView;
@@ -78,7 +83,17 @@ export function createApi(opts: ApiOptions): Hono {
       : c.json({ ready: false, message: "no cycle completed yet" }, 503),
   );
 
-  app.get("/api/partitions", (c) => c.json(partitionsSnapshot(view)));
+  // built and encoded once per cycle record (again after a pause, resume or bounds change),
+  // then the same bytes for every request until the next record
+  let partitions: { key: readonly unknown[]; bytes: Uint8Array<ArrayBuffer> } | null = null;
+  let boundsChanges = 0;
+  app.get("/api/partitions", (c) => {
+    const records = view.recentRecords();
+    const key = [records[records.length - 1], view.paused(), view.ready(), boundsChanges];
+    if (!partitions || partitions.key.some((k, i) => k !== key[i]))
+      partitions = { key, bytes: encoder.encode(JSON.stringify(partitionsSnapshot(view))) };
+    return c.body(partitions.bytes, 200, { "Content-Type": "application/json" });
+  });
   app.get("/api/partitions/:id", (c) => {
     const id = c.req.param("id");
     const p = partitionSnapshot(view, id);
@@ -90,10 +105,13 @@ export function createApi(opts: ApiOptions): Hono {
     if (typeof limit !== "number") return badRequest(c, [limit]);
     const records = view.recentRecords();
     const n = cyclesToReturn(records, limit);
-    let body = '{"cycles":[';
-    for (let i = records.length - n; i < records.length; i++)
-      body += (i > records.length - n ? "," : "") + cache.text.get(records[i]!);
-    return c.body(`${body}]}`, 200, { "Content-Type": "application/json" });
+    const chunks: Uint8Array[] = [CYCLES_HEAD];
+    for (let i = records.length - n; i < records.length; i++) {
+      if (i > records.length - n) chunks.push(COMMA);
+      chunks.push(cache.json.get(records[i]!));
+    }
+    chunks.push(CYCLES_TAIL);
+    return c.body(chunkedBody(chunks), 200, { "Content-Type": "application/json" });
   });
 
   app.get("/api/config", (c) => c.json({ config: view.redactedConfig() ?? null }));
@@ -152,7 +170,9 @@ export function createApi(opts: ApiOptions): Hono {
     const checked = validateBoundsChange(body, id, view.specs(), capacity);
     if ("issues" in checked) return badRequest(c, checked.issues);
     try {
-      return c.json({ spec: view.updateBounds(id, checked.change) });
+      const spec = view.updateBounds(id, checked.change);
+      boundsChanges++;
+      return c.json({ spec });
     } catch (err) {
       if (err instanceof BoundsError)
         return badRequest(

@@ -1,4 +1,4 @@
-// The cycle records the API answers with: how many /api/cycles returns, and the text and
+// The cycle records the API answers with: how many /api/cycles returns, and the JSON bytes and
 // SSE frame made once per record and shared by every request and stream.
 import type { CycleRecord } from "../core/model.ts";
 
@@ -45,13 +45,37 @@ export class RecordCache<T> {
 }
 
 const encoder = new TextEncoder();
-/** The record's JSON text, and its SSE frame as bytes — `event: cycle`, the JSON as one `data:` line (JSON has no raw newline), its cycle as `id:`, in hono's writeSSE order. */
-export function recordCaches(): { text: RecordCache<string>; frame: RecordCache<Uint8Array> } {
-  const text = new RecordCache(MAX_CYCLES_PARTITION_ENTRIES, (r) => JSON.stringify(r));
-  const frame = new RecordCache(MAX_CYCLES_PARTITION_ENTRIES / 3, (r) =>
-    encoder.encode(`event: cycle\ndata: ${text.get(r)}\nid: ${r.cycle}\n\n`),
+/**
+ * The record's JSON as UTF-8 bytes, and its SSE frame as bytes — `event: cycle`, the JSON as
+ * one `data:` line (JSON has no raw newline), its cycle as `id:`, in hono's writeSSE order.
+ * Bytes, not strings: every answer and stream writes the same buffers without encoding again.
+ */
+export function recordCaches(): { json: RecordCache<Uint8Array>; frame: RecordCache<Uint8Array> } {
+  const json = new RecordCache(MAX_CYCLES_PARTITION_ENTRIES, (r) =>
+    encoder.encode(JSON.stringify(r)),
   );
-  return { text, frame };
+  const frame = new RecordCache(MAX_CYCLES_PARTITION_ENTRIES / 3, (r) =>
+    Buffer.concat([
+      encoder.encode("event: cycle\ndata: "),
+      json.get(r),
+      encoder.encode(`\nid: ${r.cycle}\n\n`),
+    ]),
+  );
+  return { json, frame };
+}
+
+/**
+ * A body made of byte chunks written one after another as the client reads (no concatenated
+ * copy): /api/cycles sends each record's cached JSON bytes between its brackets and commas.
+ */
+export function chunkedBody(chunks: readonly Uint8Array[]): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(ctl) {
+      if (i < chunks.length) ctl.enqueue(chunks[i++]!);
+      else ctl.close();
+    },
+  });
 }
 
 /** How many of the last records /api/cycles returns for `limit`, within the entry budget. */

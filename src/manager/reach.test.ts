@@ -59,4 +59,29 @@ describe("ReachableKnobs", () => {
       ]),
     ).toBe(knobs);
   });
+
+  it("reads every partition on the first cycle, then spreads each sweep over refreshCycles cycles and applies it when complete", () => {
+    const knobs = defaultPolicyKnobs(1700);
+    let pinned = [0, 1];
+    const readsPerCycle: number[] = [];
+    let reads = 0;
+    const ws = Array.from({ length: 10 }, () =>
+      wiring(() => {
+        reads++;
+        return pinned;
+      }),
+    );
+    const r = new ReachableKnobs(knobs, 5);
+    const capacities: number[] = [];
+    for (let c = 0; c < 11; c++) {
+      if (c === 1) pinned = [1];
+      reads = 0;
+      capacities.push(r.current(() => ws).capacityCpuMillis);
+      readsPerCycle.push(reads);
+    }
+    // all 10 at start; the sweep from cycle 5 reads ceil(10 / 5) = 2 a cycle, done on cycle 9;
+    // the next starts on cycle 10
+    expect(readsPerCycle).toEqual([10, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2]);
+    expect(capacities).toEqual([1700, 1700, 1700, 1700, 1700, 1700, 1700, 1700, 1700, 1000, 1000]);
+  });
 });

@@ -115,4 +115,34 @@ describe("weir step: fast paths give the plain paths' output", () => {
       b = JSON.parse(JSON.stringify(outB.state)) as PolicyState;
     }
   });
+
+  it("a step's decisions and directives read the same after later steps (no buffer is shared with a later step)", () => {
+    const rnd = seeded(56);
+    const specs = fleet(120, rnd);
+    const knobs = defaultPolicyKnobs(120 * 180);
+    const policy = createWeirPolicy();
+    let state: PolicyState = policy.initialState();
+    const kept: Array<{ out: ReturnType<typeof policy.step>; when: string }> = [];
+    for (let c = 0; c < 30; c++) {
+      const out = policy.step(
+        { nowMs: c * 100, knobs, specs, throughput: new Map(windows(specs, rnd)) },
+        state,
+      );
+      // read now (the `why` too, as a log line would), and again after the later steps
+      kept.push({ out, when: seen(out) });
+      state = out.state;
+    }
+    const first = kept[0]!.out.decisions[0]!;
+    expect(first.partition).toBe(specs[0]!.id);
+    expect(JSON.parse(JSON.stringify(first))).toEqual({
+      partition: first.partition,
+      demandCpuMillis: first.demandCpuMillis,
+      previousCpuMillis: first.previousCpuMillis,
+      cpuMillis: first.cpuMillis,
+      velocityPacketsPerCpuSec: first.velocityPacketsPerCpuSec,
+      performanceIndex: first.performanceIndex,
+      why: first.why,
+    });
+    for (const { out, when } of kept) expect(seen(out)).toBe(when);
+  });
 });

@@ -131,31 +131,40 @@ function step(
   const shareLeftover = knobs.leftover !== "idle";
   const canUseFirst = knobs.leftover === "batch-first";
 
-  // What the output keeps: the next state's three arrays and the decisions' reasons.
-  // Everything else is scratch.
-  const final = new Float64Array(n);
-  const demand = new Float64Array(n);
-  const velocity = new Float64Array(n);
-  const prevDemand = new Float64Array(n);
-  const ideal = new Float64Array(n);
-  const leftover = new Float64Array(n);
-  const effectiveMin = new Float64Array(n);
-  const bits = new Uint8Array(n);
-  const buf = sc.fit(n, 11, 7);
-  const [prevCpu, prevVelocity, lo, hi, weight, target, prevNeed, pis, post0, post1, useNeed] =
-    buf.f64 as [
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-    ];
+  // What the output keeps (the next state's arrays, the decisions' numbers and reasons), in
+  // one buffer of each type; everything else is scratch.
+  const fb = new Float64Array(n * 12);
+  const ub = new Uint8Array(n * 4);
+  const f = (k: number): Float64Array => fb.subarray(k * n, (k + 1) * n);
+  const u = (k: number): Uint8Array => ub.subarray(k * n, (k + 1) * n);
+  const final = f(0);
+  const demand = f(1);
+  const velocity = f(2);
+  const prevDemand = f(3);
+  const ideal = f(4);
+  const leftover = f(5);
+  const effectiveMin = f(6);
+  const prevWeight = f(7);
+  const weights = f(8);
+  const shownDemand = f(9);
+  const prevCpu = f(10);
+  const pis = f(11);
+  const bits = u(0);
+  const prevFlags = u(1);
+  const flags = u(2);
+  const capCode = u(3);
+  const buf = sc.fit(n, 9, 7);
+  const [prevVelocity, lo, hi, weight, target, prevNeed, post0, post1, useNeed] = buf.f64 as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+  ];
   const [source, importance, mode, eligible, receiver, marks, controlled] = buf.u8 as [
     Uint8Array,
     Uint8Array,
@@ -168,9 +177,6 @@ function step(
   receiver.fill(0);
   controlled.fill(0);
 
-  const prevWeight = new Float64Array(n);
-  const prevFlags = new Uint8Array(n);
-  const flags = new Uint8Array(n);
   readPrevious(state, specs, prevCpu, prevDemand, prevVelocity, prevWeight, prevFlags);
   const divisors = weightDivisors(specs);
   const tps = alignThroughput(specs, input.throughput);
@@ -328,8 +334,6 @@ function step(
         knobs.releaseBatchAfterCycles,
       )
     : undefined;
-  const capCode = new Uint8Array(n);
-  const weights = new Float64Array(n);
   const bands = weightBands(knobs, capacity, deadband);
 
   const reasons: StepReasons = {
@@ -348,11 +352,15 @@ function step(
     divisors,
     yieldTo,
     weights,
+    shownDemand,
+    previous: prevCpu,
+    cpuMillis: final,
+    velocity,
+    performanceIndex: pis,
   };
   const directives: Directive[] = new Array(n);
   const decisions: WeirDecision[] = new Array(n);
   for (let i = 0; i < n; i++) {
-    const id = ids[i]!;
     const cpu = final[i]!;
     directives[i] = express(
       specs[i]!,
@@ -367,22 +375,16 @@ function step(
     );
     weights[i] = directives[i]!.weight;
     capCode[i] = capCodeOf(directives[i]!.capReason);
-    const p = prevCpu[i]!;
     const d = demand[i]!;
-    const v = velocity[i]!;
-    const pi = pis[i]!;
-    const hasPrev = !Number.isNaN(p);
-    bits[i] = packBits(source[i]!, marks[i]!, receiver[i] === 1, hasPrev, controlled[i] === 2);
-    decisions[i] = new WeirDecision(
-      reasons,
-      i,
-      id,
-      Math.round(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!)),
-      hasPrev ? p : 0,
-      cpu,
-      Number.isNaN(v) ? null : v,
-      Number.isNaN(pi) ? null : pi,
+    shownDemand[i] = Math.round(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!));
+    bits[i] = packBits(
+      source[i]!,
+      marks[i]!,
+      receiver[i] === 1,
+      !Number.isNaN(prevCpu[i]!),
+      controlled[i] === 2,
     );
+    decisions[i] = new WeirDecision(reasons, i);
   }
   return {
     directives,

@@ -16,7 +16,8 @@ export interface PartitionCpus {
 
 const isFile = (p: string): boolean => {
   try {
-    return fs.statSync(p).isFile();
+    // no exception for a missing file: a sweep over 10,000 partitions asks for many
+    return fs.statSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
   } catch {
     return false;
   }

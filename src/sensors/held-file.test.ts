@@ -2,6 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { HeldFdBudget } from "../cgroup/held-fds.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { HeldFile, readOnce } from "./held-file.ts";
 
@@ -25,6 +26,33 @@ describe("HeldFile", () => {
     expect(f.reopens).toBe(0);
     f.close();
     expect(f.isOpen).toBe(false);
+  });
+
+  it("past its descriptor budget opens the file for each read, and gives back what it held on close", () => {
+    const budget = new HeldFdBudget(1);
+    const a = path.join(dir, "a");
+    const b = path.join(dir, "b");
+    fs.writeFileSync(a, "1\n");
+    fs.writeFileSync(b, "2\n");
+    const held = new HeldFile(a, { fdBudget: budget });
+    const onDemand = new HeldFile(b, { fdBudget: budget });
+    expect([held.onDemand, held.isOpen, onDemand.onDemand, onDemand.isOpen]).toEqual([
+      false,
+      true,
+      true,
+      false,
+    ]);
+    fs.writeFileSync(b, "22\n");
+    expect([held.read(), onDemand.read(), budget.held]).toEqual(["1\n", "22\n", 1]);
+    fs.rmSync(b);
+    expect(() => onDemand.read()).toThrow(WeirError);
+    // a file that cannot be read throws at construction whether held or not
+    expect(() => new HeldFile(b, { fdBudget: budget })).toThrow(WeirError);
+    held.close();
+    held.close();
+    onDemand.close();
+    expect(budget.held).toBe(0);
+    expect(new HeldFile(a, { fdBudget: budget }).onDemand).toBe(false);
   });
 
   it("grows its buffer for a file larger than the size hint", () => {

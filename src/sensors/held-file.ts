@@ -2,6 +2,7 @@
 // This is the "read" half of read-in-one-function, parse-in-another: it returns the
 // file's text and knows nothing about what the text means.
 import fs from "node:fs";
+import { type HeldFdBudget, heldFds } from "../cgroup/held-fds.ts";
 import { type ErrorCode, ErrorCodes, WeirError } from "../core/errors.ts";
 
 /** Decides what a failure to open or read `path` means for its owner (cgroup gone, interface gone...). */
@@ -18,6 +19,8 @@ export interface HeldFileOptions {
   reopenOnStale?: boolean;
   /** Maps an errno to the owner's WeirError. Default: COUNTER_UNREADABLE (retryable). */
   classify?: FailureClassifier;
+  /** The budget of held descriptors this file takes one from (default: the process's, heldFds). */
+  fdBudget?: HeldFdBudget;
 }
 
 /** errno codes that mean "the kernel object behind this fd is gone". */
@@ -57,6 +60,13 @@ export class HeldFile {
   private readonly classify: FailureClassifier;
   /** How many times the descriptor was reopened after going stale (for tests and metrics). */
   reopens = 0;
+  /**
+   * Opened for each read and closed again, because the process's budget of held descriptors
+   * (heldFds) was spent when this file was opened.
+   */
+  readonly onDemand: boolean;
+  private closed = false;
+  private readonly budget: HeldFdBudget;
 
   /** Opens `path` now; throws the classified WeirError when it cannot. */
   constructor(path: string, opts: HeldFileOptions = {}) {
@@ -64,11 +74,22 @@ export class HeldFile {
     this.buf = Buffer.allocUnsafe(opts.sizeHint ?? 256);
     this.reopenOnStale = opts.reopenOnStale ?? true;
     this.classify = opts.classify ?? defaultClassify;
-    this.fd = this.open();
+    this.budget = opts.fdBudget ?? heldFds;
+    this.onDemand = !this.budget.take();
+    if (this.onDemand)
+      this.readOnDemand(); // throws now, as a held open would, when it cannot
+    else
+      try {
+        this.fd = this.open();
+      } catch (err) {
+        this.budget.give();
+        throw err;
+      }
   }
 
   /** The file's whole current text (latin1: kernel counter files are ASCII). */
   read(): string {
+    if (this.onDemand) return this.readOnDemand();
     if (this.fd === null) {
       if (!this.reopenOnStale) throw this.classify(this.path, closedError(this.path));
       this.fd = this.open();
@@ -95,10 +116,24 @@ export class HeldFile {
 
   close(): void {
     this.closeFd();
+    if (!this.onDemand && !this.closed) this.budget.give();
+    this.closed = true;
   }
 
   get isOpen(): boolean {
     return this.fd !== null;
+  }
+
+  private readOnDemand(): string {
+    const fd = this.open();
+    try {
+      return this.readAll(fd);
+    } catch (e) {
+      if (e instanceof WeirError) throw e;
+      throw this.classify(this.path, e as NodeJS.ErrnoException);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   private open(): number {

@@ -1,15 +1,19 @@
 // `weir run --dry-run` with 10,000 partitions (agent-sourced, so no counter files are held;
 // their cgroups are a fixture tree in the kernel's v1 file formats under `roots.cgroupfs`:
 // dry-run reads them once and writes nothing) while its API is hammered: 50 /api/events
-// clients, /api/cycles at its largest limit and /api/partitions in a loop. What must hold: the
-// cycle's p99 (its own timing, from the records on stdout) stays within 2× the p99 measured
-// without load in the same test, event clients past the configured bound are refused, and
-// every load is bounded in time and count. The p99 bound is recorded in RELIABILITY.md but not
-// yet asserted (it.todo below: it fails in about 3 runs of 7 on a 2-core machine).
+// clients, /api/cycles at its largest limit and /api/partitions in loops. The load comes from
+// a separate process at nice 19 (api-load-client.ts), so the test measures weir serving it,
+// not its own decoding. Unloaded and loaded windows alternate (ROUNDS of each), so the other
+// work on a shared machine falls on both alike. What must hold: the cycle's p99 under load —
+// the manager's own timing of each cycle (`timingsMs.total`, from the records on stdout) — is
+// at most 2× the unloaded p99 of the same run; event clients past the configured bound are
+// refused in every loaded window; every load is bounded in time and count.
+import { type ChildProcess, fork } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { setPriority, tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import type { LoadCounts, LoadRequest } from "./api-load-client.ts";
 import { percentile, sleep, startWeir, stopWeir, until, type Weir } from "./harness.ts";
 import { recordRow } from "./reliability.ts";
 
@@ -18,20 +22,42 @@ const TEST = "API hammered at 10,000 partitions";
 const N = 10_000;
 const SSE_CLIENTS = 50;
 const MAX_EVENT_CLIENTS = 32; // the config default, written out
-/** Unloaded phases (one before, one after the load); the loaded phase is twice as long. */
-const PHASE_MS = 10_000;
-const LOAD_MS = 2 * PHASE_MS;
+/** Unloaded and loaded windows alternate, ROUNDS of each (an unloaded one first and last). */
+const ROUNDS = 12;
+const WINDOW_MS = 3_000;
+/**
+ * A cycle that starts up to SETTLE_MS after a loaded window is counted as loaded (what the
+ * load left behind, queued writes and garbage, is the load's), not as unloaded.
+ */
+const SETTLE_MS = 500;
 const INTERVAL_MS = 200;
 const PORT = 26_000 + (process.pid % 4000);
 const dir = mkdtempSync(path.join(tmpdir(), "weirf-api-"));
 let weir: Weir | null = null;
-const ac = new AbortController();
+let client: ChildProcess | null = null;
 
 afterAll(async () => {
-  ac.abort();
+  if (client && client.exitCode === null && client.signalCode === null) client.kill("SIGKILL");
   if (weir) await stopWeir(weir, "SIGKILL");
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** The load client, forked (tsx loads its TypeScript) and lowered to nice 19. */
+function startClient(): ChildProcess {
+  const c = fork(path.join(import.meta.dirname, "api-load-client.ts"), [], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  setPriority(c.pid!, 19);
+  return c;
+}
+
+const load = (c: ChildProcess, req: LoadRequest) =>
+  new Promise<LoadCounts>((resolve, reject) => {
+    c.once("message", (m) => resolve(m as LoadCounts));
+    c.once("exit", (code) => reject(new Error(`load client exited (${code})`)));
+    c.send(req);
+  });
 
 /** A v1 cgroup tree as the kernel lays it out, for N partitions p0..p{N-1}. */
 function fixtureTree(root: string): void {
@@ -88,79 +114,79 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
     const startupMs = Date.now() - tStart;
     const base = `http://127.0.0.1:${PORT}`;
 
-    const t0 = Date.now();
-    await sleep(PHASE_MS);
-    const t1 = Date.now();
-
-    // the load, bounded: until LOAD_MS has passed, at most 10,000 requests per loop
-    const streams: Promise<void>[] = [];
-    const sse = { accepted: 0, refused: 0, other: 0, bytes: 0 };
-    for (let i = 0; i < SSE_CLIENTS; i++)
-      streams.push(
-        (async () => {
-          try {
-            const res = await fetch(`${base}/api/events`, { signal: ac.signal });
-            if (res.status === 503) {
-              sse.refused++;
-              await res.body?.cancel();
-              return;
-            }
-            if (res.status !== 200 || !res.body) {
-              sse.other++;
-              return;
-            }
-            sse.accepted++;
-            // bytes are counted, not decoded: the load generator shares the 2 CPUs with weir
-            const reader = res.body.getReader();
-            while (Date.now() - t1 < LOAD_MS) {
-              const { done, value } = await reader.read();
-              if (done) break;
-              sse.bytes += value.byteLength;
-            }
-            await reader.cancel();
-          } catch {
-            sse.other++;
-          }
-        })(),
-      );
-    const loop = async (url: string, counts: { ok: number; other: number; bytes: number }) => {
-      for (let n = 0; n < 10_000 && Date.now() - t1 < LOAD_MS; n++) {
-        try {
-          const res = await fetch(url, { signal: ac.signal });
-          const body = await res.arrayBuffer();
-          if (res.ok) counts.ok++;
-          else counts.other++;
-          counts.bytes += body.byteLength;
-        } catch {
-          counts.other++;
-        }
-      }
-    };
-    const cycles = { ok: 0, other: 0, bytes: 0 };
-    const parts = { ok: 0, other: 0, bytes: 0 };
-    await Promise.all([
-      ...streams,
-      loop(`${base}/api/cycles?limit=1000`, cycles),
-      loop(`${base}/api/partitions`, parts),
-    ]);
-    const t2 = Date.now();
-    await sleep(PHASE_MS);
-    const t3 = Date.now();
+    client = startClient();
+    const c = client;
+    const unloadedWindows: Array<[number, number]> = [];
+    const loadedWindows: Array<[number, number]> = [];
+    const windows: LoadCounts[] = [];
+    for (let round = 0; round <= ROUNDS; round++) {
+      const u0 = Date.now();
+      await sleep(WINDOW_MS);
+      unloadedWindows.push([u0 + SETTLE_MS, Date.now()]);
+      if (round === ROUNDS) break;
+      const l0 = Date.now();
+      windows.push(await load(c, { base, loadMs: WINDOW_MS, sseClients: SSE_CLIENTS }));
+      loadedWindows.push([l0, Date.now() + SETTLE_MS]);
+    }
+    c.send("exit");
     const healthy = (await fetch(`${base}/healthz`)).ok;
     const exit = await stopWeir(w);
 
-    const unloaded = [...totals(w, t0, t1), ...totals(w, t2, t3)];
-    const loaded = totals(w, t1, t2);
+    const inWindows = (ws: Array<[number, number]>) => ws.flatMap(([a, b]) => totals(w, a, b));
+    const unloaded = inWindows(unloadedWindows);
+    const loaded = inWindows(loadedWindows);
+    // the slowest loaded cycles, by phase (sample, reports, policy, apply), to say where it went
+    const slowest = loadedWindows
+      .flatMap(([a, b]) => w.records.filter((r) => r.startedAtMs >= a && r.startedAtMs < b))
+      .sort((x, y) => y.timingsMs.total - x.timingsMs.total)
+      .slice(0, 3)
+      .map(
+        ({ timingsMs: t }) =>
+          `${t.total.toFixed(0)} (${[t.sample, t.reports, t.policy, t.apply].map((x) => x.toFixed(0)).join("/")})`,
+      )
+      .join(", ");
     const p99Unloaded = percentile(unloaded, 99);
     const p99Loaded = percentile(loaded, 99);
     const ratio = p99Loaded / p99Unloaded;
+    const sum = (f: (x: LoadCounts) => number) => windows.reduce((a, x) => a + f(x), 0);
+    const sse = {
+      accepted: sum((x) => x.sse.accepted),
+      refused: sum((x) => x.sse.refused),
+      other: sum((x) => x.sse.other),
+      cut: sum((x) => x.sse.cut),
+      bytes: sum((x) => x.sse.bytes),
+    };
+    const cycles = {
+      ok: sum((x) => x.cycles.ok),
+      other: sum((x) => x.cycles.other),
+      cut: sum((x) => x.cycles.cut),
+      bytes: sum((x) => x.cycles.bytes),
+    };
+    const parts = {
+      ok: sum((x) => x.parts.ok),
+      other: sum((x) => x.parts.other),
+      cut: sum((x) => x.parts.cut),
+      bytes: sum((x) => x.parts.bytes),
+    };
+    // never more streams than the bound at once; the rest refused. A window whose streams had
+    // not all connected when it ended (cut) still shows the bound in another
+    const everyWindowBounded = windows.every(
+      (x) =>
+        x.sse.accepted <= MAX_EVENT_CLIENTS &&
+        x.sse.accepted + x.sse.refused + x.sse.other + x.sse.cut === SSE_CLIENTS,
+    );
+    const exactWindows = windows.filter(
+      (x) =>
+        x.sse.accepted === MAX_EVENT_CLIENTS && x.sse.refused === SSE_CLIENTS - MAX_EVENT_CLIENTS,
+    ).length;
     const fmt = (x: number) => x.toFixed(1);
     const holds =
       ratio <= 2 &&
       unloaded.length >= 20 &&
       loaded.length >= 20 &&
-      sse.accepted === MAX_EVENT_CLIENTS &&
-      sse.refused === SSE_CLIENTS - MAX_EVENT_CLIENTS &&
+      everyWindowBounded &&
+      exactWindows > 0 &&
+      sse.other + cycles.other + parts.other === 0 &&
       cycles.ok > 0 &&
       parts.ok > 0 &&
       healthy &&
@@ -169,26 +195,27 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
       id: "13-api-hammered",
       file: FILE,
       test: TEST,
-      fault: `API hammered at ${N.toLocaleString("en")} partitions (dry run, ${INTERVAL_MS} ms cycles): ${SSE_CLIENTS} /api/events clients, /api/cycles?limit=1000 and /api/partitions in loops for ${LOAD_MS / 1000} s`,
+      fault: `API hammered at ${N.toLocaleString("en")} partitions (dry run, ${INTERVAL_MS} ms cycles): ${SSE_CLIENTS} /api/events clients, /api/cycles?limit=1000 and /api/partitions in loops, from a separate process at nice 19, in ${ROUNDS} windows of ${WINDOW_MS / 1000} s between ${ROUNDS + 1} unloaded ones`,
       mustHold:
-        "cycle p99 under load ≤ 2× the unloaded p99 of the same run; event clients past maxEventClients refused with 503; weir healthy after",
-      observed: `first cycles ${(startupMs / 1000).toFixed(1)} s after start; cycle p99 ${fmt(p99Loaded)} ms under load (${loaded.length} cycles, median ${fmt(percentile(loaded, 50))}) vs ${fmt(p99Unloaded)} ms unloaded (${unloaded.length} cycles before and after, median ${fmt(percentile(unloaded, 50))}): ${ratio.toFixed(2)}×; events: ${sse.accepted} streams served, ${sse.refused} refused (503), ${sse.other} other, ${(sse.bytes / 1e6).toFixed(0)} MB; /api/cycles: ${cycles.ok} answers (${(cycles.bytes / 1e6).toFixed(0)} MB), ${cycles.other} failed; /api/partitions: ${parts.ok} answers (${(parts.bytes / 1e6).toFixed(0)} MB), ${parts.other} failed; healthz after: ${healthy}; SIGTERM exit ${exit.code}`,
+        "cycle p99 under load ≤ 2× the unloaded p99 of the same run (each cycle's own timingsMs.total); in every loaded window event clients past maxEventClients refused with 503; weir healthy after",
+      observed: `first cycles ${(startupMs / 1000).toFixed(1)} s after start; cycle p99 ${fmt(p99Loaded)} ms under load (${loaded.length} cycles, median ${fmt(percentile(loaded, 50))}; slowest ${slowest} ms, as sample/reports/policy/apply) vs ${fmt(p99Unloaded)} ms unloaded (${unloaded.length} cycles in the windows between, median ${fmt(percentile(unloaded, 50))}): ${ratio.toFixed(2)}×; events: ${sse.accepted} streams served, ${sse.refused} refused (503) over ${windows.length} windows (at most ${MAX_EVENT_CLIENTS} in each: ${everyWindowBounded}; exactly ${MAX_EVENT_CLIENTS} served and ${SSE_CLIENTS - MAX_EVENT_CLIENTS} refused in ${exactWindows}), ${sse.cut} still connecting when a window ended, ${sse.other} failed, ${(sse.bytes / 1e6).toFixed(0)} MB; /api/cycles: ${cycles.ok} answers (${(cycles.bytes / 1e6).toFixed(0)} MB), ${cycles.cut} cut at a window's end, ${cycles.other} failed; /api/partitions: ${parts.ok} answers (${(parts.bytes / 1e6).toFixed(0)} MB), ${parts.cut} cut, ${parts.other} failed; healthz after: ${healthy}; SIGTERM exit ${exit.code}`,
       holds,
     });
     expect(unloaded.length).toBeGreaterThanOrEqual(20);
     expect(loaded.length).toBeGreaterThanOrEqual(20);
-    expect({ accepted: sse.accepted, refused: sse.refused }).toEqual({
-      accepted: MAX_EVENT_CLIENTS,
-      refused: SSE_CLIENTS - MAX_EVENT_CLIENTS,
+    expect(everyWindowBounded).toBe(true);
+    expect(exactWindows).toBeGreaterThan(0);
+    expect({ sse: sse.other, cycles: cycles.other, parts: parts.other }).toEqual({
+      sse: 0,
+      cycles: 0,
+      parts: 0,
     });
     expect(cycles.ok).toBeGreaterThan(0);
     expect(parts.ok).toBeGreaterThan(0);
     expect(healthy).toBe(true);
     expect(exit.code).toBe(0);
-    // the ratio is recorded in the row (holds: no above 2×), not asserted yet: see the todo
-    expect(Number.isFinite(ratio)).toBe(true);
+    expect(ratio, `p99 ${p99Loaded} ms loaded vs ${p99Unloaded} ms unloaded`).toBeLessThanOrEqual(
+      2,
+    );
   });
-  it.todo(
-    "cycle p99 under this load within 2× the unloaded p99 — open: 11.1×, 2.87×, 6.50× in 3 of 7 runs on 2026-12-01 (1.07–1.87× in the other 4): pauses of the cycle at 10,000 partitions (GC, CPU shared with the load); asserting it now would fail npm test at random",
-  );
 });

@@ -73,17 +73,23 @@ export interface Weir {
 /**
  * `weir run -c cfg --json` from the bin (compiled dist/ when current). Records are parsed from
  * stdout; keepRecords bounds how many are kept, and timingsOnly keeps of each record only its
- * cycle, start and timings (records of 10,000 partitions are megabytes each).
+ * cycle, start and timings (records of 10,000 partitions are megabytes each). openFilesLimit
+ * runs it under that RLIMIT_NOFILE (prlimit, util-linux).
  */
 export function startWeir(
   cfg: string,
-  o: { keepRecords?: number; args?: string[]; timingsOnly?: boolean } = {},
+  o: { keepRecords?: number; args?: string[]; timingsOnly?: boolean; openFilesLimit?: number } = {},
 ): Weir {
-  const child = spawn(
-    process.execPath,
-    [path.join(REPO, "bin/weir.js"), "run", "-c", cfg, "--json", ...(o.args ?? [])],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const argv = [path.join(REPO, "bin/weir.js"), "run", "-c", cfg, "--json", ...(o.args ?? [])];
+  // prlimit sets RLIMIT_NOFILE (soft and hard) and execs node: the PID is weir's
+  const child =
+    o.openFilesLimit === undefined
+      ? spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] })
+      : spawn(
+          "prlimit",
+          [`--nofile=${o.openFilesLimit}:${o.openFilesLimit}`, "--", process.execPath, ...argv],
+          { stdio: ["ignore", "pipe", "pipe"] },
+        );
   const records: CycleRecord[] = [];
   let err = "";
   let chunks: string[] = [];
