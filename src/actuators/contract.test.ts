@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type CpuFileFormat, v1Format, v2Format } from "../cgroup/formats.ts";
+import { FakeQemu } from "../vm/fake-qemu.ts";
 import { actuatorContract } from "./contract.ts";
 import {
   type ActuatorContractOptions,
@@ -16,8 +17,9 @@ import {
   cgroupHarness,
 } from "./contract-harness.ts";
 import { actuatorBackendNames, createActuatorBackend } from "./index.ts";
+import { type QemuTarget, VCPUS_KEY } from "./qemu.ts";
 import type { RecordingBackend } from "./recording.ts";
-import type { BackendContext, CgroupTarget } from "./types.ts";
+import type { ActuatorTarget, BackendContext, CgroupTarget } from "./types.ts";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `weirt-${process.pid}-contract-`));
@@ -141,12 +143,73 @@ function recordingHarness(format: CpuFileFormat): ActuatorContractOptions<Cgroup
   };
 }
 
+/**
+ * The QEMU backend: its cgroup a v1 fixture tree, its QEMU and guest a FakeQemu (src/vm/
+ * fake-qemu.ts: QMP as QEMU 7.2 answers it, the guest kernel's console lines) with 3 vCPU slots.
+ */
+function qemuHarness(): ActuatorContractOptions<QemuTarget> {
+  const cg = fixtureHarness("qemu", v1Format);
+  const fakes = new Map<string, FakeQemu>();
+  const cgroupOf = (t: QemuTarget): CgroupTarget => ({
+    partition: t.partition,
+    cgroup: t.qemu.cgroup,
+  });
+  return {
+    ...cg,
+    name: "qemu on a cgroup-v1 fixture tree and a fake QEMU",
+    freshSnapshot: { ...cg.freshSnapshot, [VCPUS_KEY]: "1" },
+    makeTarget: async (label, init) => {
+      const c = cg.makeTarget(label, init) as CgroupTarget;
+      const base = path.join(tmp, `qemu-${label}`);
+      const fake = await FakeQemu.start({
+        qmpSocket: `${base}.qmp`,
+        consoleLog: `${base}.serial.log`,
+        maxCpus: 3,
+      });
+      fakes.set(label, fake);
+      return {
+        partition: label,
+        qemu: { cgroup: c.cgroup, qmpSocket: `${base}.qmp`, consoleLog: `${base}.serial.log` },
+      };
+    },
+    readBack: async (t) => {
+      const fake = fakes.get(t.partition);
+      await fake?.quiet();
+      return { ...(await cg.readBack(cgroupOf(t))), cpuCount: fake?.plugged() ?? 0 };
+    },
+    removeTarget: async (t) => {
+      await cg.removeTarget(cgroupOf(t));
+      await fakes.get(t.partition)?.kill();
+      fakes.delete(t.partition);
+    },
+    writeProbe: {
+      arm: (t) => cg.writeProbe!.arm(cgroupOf(t)),
+      touched: (t) => cg.writeProbe!.touched(cgroupOf(t)),
+    },
+    makeUnwritable: (t) => cg.makeUnwritable!(cgroupOf(t)),
+  };
+}
+
+/** Runs the suite over each of a backend's harnesses (of whatever target kind). */
+const suites =
+  <T extends ActuatorTarget>(...make: Array<() => ActuatorContractOptions<T>>) =>
+  () => {
+    for (const m of make) actuatorContract(m());
+  };
+
 /** Every registered backend's harnesses (a backend registered without one fails below). */
-const HARNESSES: Record<string, () => ActuatorContractOptions<CgroupTarget>[]> = {
-  cgroup: () => [fixtureHarness("cgroup", v1Format), fixtureHarness("cgroup", v2Format)],
-  "cgroup-v1": () => [fixtureHarness("cgroup-v1", v1Format)],
-  "cgroup-v2": () => [fixtureHarness("cgroup-v2", v2Format)],
-  recording: () => [recordingHarness(v2Format), recordingHarness(v1Format)],
+const HARNESSES: Record<string, () => void> = {
+  cgroup: suites(
+    () => fixtureHarness("cgroup", v1Format),
+    () => fixtureHarness("cgroup", v2Format),
+  ),
+  "cgroup-v1": suites(() => fixtureHarness("cgroup-v1", v1Format)),
+  "cgroup-v2": suites(() => fixtureHarness("cgroup-v2", v2Format)),
+  recording: suites(
+    () => recordingHarness(v2Format),
+    () => recordingHarness(v1Format),
+  ),
+  qemu: suites(qemuHarness),
 };
 
 describe("the contract's reach", () => {
@@ -155,5 +218,4 @@ describe("the contract's reach", () => {
   });
 });
 
-for (const name of actuatorBackendNames())
-  for (const harness of HARNESSES[name]?.() ?? []) actuatorContract(harness);
+for (const name of actuatorBackendNames()) HARNESSES[name]?.();

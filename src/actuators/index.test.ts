@@ -66,6 +66,7 @@ describe("registry", () => {
       ["cgroup-v1", ["cgroup"], cgroupCaps],
       ["cgroup-v2", ["cgroup"], cgroupCaps],
       ["recording", ["cgroup"], cgroupCaps],
+      ["qemu", ["qemu"], { ...cgroupCaps, cpuCount: true }],
     ]);
     expect(DEFAULT_ACTUATOR).toBe("cgroup");
   });
@@ -81,7 +82,7 @@ describe("registry", () => {
     }
     expect(createActuatorBackend("recording", ctx(V2))).toBeInstanceOf(RecordingBackend);
     expect(() => createActuatorBackend("libvirt", ctx(V2))).toThrowError(
-      'actuator backend must be one of cgroup, cgroup-v1, cgroup-v2, recording: current value is "libvirt"',
+      'actuator backend must be one of cgroup, cgroup-v1, cgroup-v2, recording, qemu: current value is "libvirt"',
     );
   });
 });

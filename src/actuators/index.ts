@@ -8,6 +8,7 @@ import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { cgroupRegistration } from "./cgroup.ts";
 import { cgroupV1Registration } from "./cgroup-v1.ts";
 import { cgroupV2Registration } from "./cgroup-v2.ts";
+import { qemuRegistration } from "./qemu.ts";
 import { recordingRegistration } from "./recording.ts";
 import type {
   ActuatorBackend,
@@ -23,6 +24,7 @@ const BACKENDS: readonly BackendRegistration[] = [
   cgroupV1Registration,
   cgroupV2Registration,
   recordingRegistration,
+  qemuRegistration,
 ];
 
 /** The backend a partition gets when its config names none. */

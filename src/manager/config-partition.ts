@@ -122,6 +122,34 @@ export const partitionSchema = z
       })
       .default(DEFAULT_ACTUATOR)
       .describe("the actuator backend that writes this partition's allocation"),
+    qemu: z
+      .object({
+        qmp: z.string().min(1).describe("QEMU's QMP unix socket"),
+        console: z
+          .string()
+          .min(1)
+          .describe("the file QEMU writes the guest's serial console to (from boot)"),
+        minCpus: z.number().int().min(1).max(1024).optional().describe("fewest vCPUs (default 1)"),
+        maxCpus: z
+          .number()
+          .int()
+          .min(1)
+          .max(1024)
+          .optional()
+          .describe("most vCPUs (default: every slot QEMU offers)"),
+        shrinkAfterMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(3_600_000)
+          .optional()
+          .describe("unplug only after directives asked for fewer vCPUs this long (default 10000)"),
+      })
+      .strict()
+      .optional()
+      .describe(
+        "with actuator: qemu — the guest's QMP socket and console; cgroup is the cgroup QEMU runs in",
+      ),
     interfaces: z.array(interfaceSchema).default([]),
     pid: z
       .number()
@@ -174,6 +202,28 @@ export const partitionSchema = z
   })
   .strict()
   .superRefine((p, ctx) => {
+    if (p.actuator === "qemu" && p.qemu === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["qemu"],
+        message: "is required with actuator: qemu: {qmp, console} (rule: qemu-target)",
+      });
+    if (p.actuator !== "qemu" && p.qemu !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["qemu"],
+        message: `is only for actuator: qemu; current actuator is "${p.actuator}" (rule: qemu-target)`,
+      });
+    if (
+      p.qemu?.minCpus !== undefined &&
+      p.qemu.maxCpus !== undefined &&
+      p.qemu.minCpus > p.qemu.maxCpus
+    )
+      ctx.addIssue({
+        code: "custom",
+        path: ["qemu", "minCpus"],
+        message: `must be at most maxCpus (${p.qemu.maxCpus}): current value is ${p.qemu.minCpus} (rule: qemu-cpus)`,
+      });
     if (p.packets === undefined) return;
     for (const issue of parsePacketSources(p.packets, sensorSpecBase(p)).issues)
       ctx.addIssue({ code: "custom", path: issue.path, message: issue.message });

@@ -19,6 +19,7 @@ import {
 } from "./config.ts";
 import { checkCgroupPaths, checkReserve } from "./config-checks.ts";
 import { loadConfigFile, parseConfigText } from "./load-config.ts";
+import { actuatorTarget } from "./wiring.ts";
 
 const minimal = {
   partitions: [{ name: "web", cgroup: "weir/web", interfaces: ["vweb0"] }],
@@ -423,6 +424,55 @@ describe("config: partitions[].packets chooses the counter sources", () => {
     expect(both.partitions[0]!.source).toBe("both");
     expect(errorOf(() => parseConfig(part({ packets: "agent" })))).toContain(
       'partitions[0].agent: is required when source is "agent" (rule: agent-key)',
+    );
+  });
+});
+
+describe("config: partitions[].actuator qemu and its qemu: target", () => {
+  const qemuPart = (extra: Record<string, unknown>) => ({
+    partitions: [{ name: "vm1", cgroup: "weirvm/p1", pid: 1, ...extra }],
+  });
+
+  it("a qemu partition gets a qemu target (QMP socket, console, vCPU bounds) on its cgroup", () => {
+    const cfg = parseConfig(
+      qemuPart({
+        actuator: "qemu",
+        qemu: { qmp: "/run/weir/p1.qmp", console: "/run/weir/p1.log", maxCpus: 2 },
+      }),
+    );
+    expect(actuatorTarget(cfg.partitions[0]!)).toEqual({
+      partition: "vm1",
+      qemu: {
+        cgroup: "weirvm/p1",
+        qmpSocket: "/run/weir/p1.qmp",
+        consoleLog: "/run/weir/p1.log",
+        maxCpus: 2,
+      },
+    });
+    expect(actuatorTarget(parseConfig(minimal).partitions[0]!)).toEqual({
+      partition: "web",
+      cgroup: "weir/web",
+    });
+  });
+
+  it("names field, rule and value when the qemu target is missing, misplaced or inverted", () => {
+    expect(errorOf(() => parseConfig(qemuPart({ actuator: "qemu" })))).toContain(
+      "partitions[0].qemu: is required with actuator: qemu: {qmp, console} (rule: qemu-target)",
+    );
+    expect(errorOf(() => parseConfig(qemuPart({ qemu: { qmp: "/q", console: "/c" } })))).toContain(
+      'partitions[0].qemu: is only for actuator: qemu; current actuator is "cgroup" (rule: qemu-target)',
+    );
+    expect(
+      errorOf(() =>
+        parseConfig(
+          qemuPart({
+            actuator: "qemu",
+            qemu: { qmp: "/q", console: "/c", minCpus: 3, maxCpus: 2 },
+          }),
+        ),
+      ),
+    ).toContain(
+      "partitions[0].qemu.minCpus: must be at most maxCpus (2): current value is 3 (rule: qemu-cpus)",
     );
   });
 });

@@ -48,7 +48,7 @@ describe("partitions[].actuator", () => {
 
   it("an unknown backend is refused naming field, rule and value", () => {
     expect(() => config("libvirt")).toThrowError(
-      /partitions\[0\]\.actuator: must be a registered actuator backend: cgroup, cgroup-v1, cgroup-v2, recording \(rule: actuator-backend\): got "libvirt"/,
+      /partitions\[0\]\.actuator: must be a registered actuator backend: cgroup, cgroup-v1, cgroup-v2, recording, qemu \(rule: actuator-backend\): got "libvirt"/,
     );
   });
 });

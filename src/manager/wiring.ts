@@ -5,7 +5,8 @@
 // nobody builds ManagerOptions by hand.
 import os from "node:os";
 import { createActuatorBackend, dryRun } from "../actuators/index.ts";
-import type { ActuatorBackend } from "../actuators/types.ts";
+import type { QemuLocation } from "../actuators/qemu.ts";
+import type { ActuatorBackend, ActuatorTarget } from "../actuators/types.ts";
 import { type CgroupLayout, detectCgroupLayout } from "../cgroup/layout.ts";
 import { partitionCgroup } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
@@ -128,6 +129,20 @@ function reachReader(roots: Config["roots"]): (cgroupPath: string) => number[] |
   };
 }
 
+/** A partition's actuator target: a QEMU guest (`qemu:`) or its cgroup. */
+export function actuatorTarget(p: PartitionConfig): ActuatorTarget {
+  if (p.qemu === undefined) return { partition: p.name, cgroup: p.cgroup };
+  const qemu: QemuLocation = {
+    cgroup: p.cgroup,
+    qmpSocket: p.qemu.qmp,
+    consoleLog: p.qemu.console,
+  };
+  if (p.qemu.minCpus !== undefined) qemu.minCpus = p.qemu.minCpus;
+  if (p.qemu.maxCpus !== undefined) qemu.maxCpus = p.qemu.maxCpus;
+  if (p.qemu.shrinkAfterMs !== undefined) qemu.shrinkAfterMs = p.qemu.shrinkAfterMs;
+  return { partition: p.name, qemu };
+}
+
 export interface Wired {
   manager: Manager;
   capacityCpuMillis: number;
@@ -164,7 +179,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     const w: PartitionWiring = {
       spec: specs[i]!,
       source: p.source,
-      openActuator: () => backend.open({ partition: p.name, cgroup: p.cgroup }),
+      openActuator: () => backend.open(actuatorTarget(p)),
     };
     if (reach) w.reachableCpus = () => reach(p.cgroup);
     if (p.source !== "agent") w.openSensor = () => openSensor(p);

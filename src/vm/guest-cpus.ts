@@ -46,11 +46,15 @@ export class GuestCpus {
   private readonly maxCpus: number;
   private readonly now: () => number;
   private online = new Set([0]);
+  /** The console's last, unfinished line (a read can end mid-line). */
+  private partial = "";
   private desired: number;
   private plugged: number | null = null;
   private appliedAtMs: number | null = null;
   private lastError: string | null = null;
   private running: Promise<void> | null = null;
+  /** vCPU ids unplugged from this QEMU: never plugged again (planCpuStep). */
+  private readonly used = new Set<string>();
 
   /** `tail` must follow the guest's console from boot (the boot CPU 0 is counted online). */
   constructor(o: {
@@ -98,8 +102,10 @@ export class GuestCpus {
   }
 
   private observe(): void {
-    const text = this.tail.read();
-    if (text !== "") this.online = applyConsole(this.online, text);
+    const text = this.partial + this.tail.read();
+    const end = text.lastIndexOf("\n") + 1;
+    this.partial = text.slice(end);
+    if (end > 0) this.online = applyConsole(this.online, text.slice(0, end));
     if (this.online.size === this.desired && this.appliedAtMs === null)
       this.appliedAtMs = this.now();
     if (this.online.size !== this.desired) this.appliedAtMs = null;
@@ -109,7 +115,7 @@ export class GuestCpus {
     for (;;) {
       const want = this.desired;
       try {
-        await setVcpus(this.qmp, want);
+        await setVcpus(this.qmp, want, { used: this.used });
         this.plugged = await pluggedVcpus(this.qmp);
         this.lastError = null;
       } catch (e) {

@@ -14,6 +14,12 @@ export interface GuestAgentSpec {
   intervalMs: number;
   /** Extra `weir agent` arguments. */
   extraArgs?: string[];
+  /**
+   * A packet server to start in the guest before the agent (the testbed's, src/testbed/
+   * server.ts: every UDP request costs `costRounds` chained SHA-256 rounds), listening on
+   * `port` on the guest's NIC; `entry` is the compiled serve-entry.js (the same path over 9p).
+   */
+  server?: { entry: string; port: number; costRounds: number; maxLifetimeMs: number };
 }
 
 /** In the guest, /init copies the per-guest files (run.sh, key) here before hiding the host's /run. */
@@ -45,9 +51,25 @@ export function agentRunScript(a: GuestAgentSpec): string {
     "--json",
     ...(a.extraArgs ?? []),
   ];
+  const server = a.server
+    ? `${[
+        a.nodeBin,
+        a.server.entry,
+        "--port",
+        String(a.server.port),
+        "--tcp-port",
+        "off",
+        "--cost-rounds",
+        String(a.server.costRounds),
+        "--max-lifetime-ms",
+        String(a.server.maxLifetimeMs),
+      ]
+        .map(shellQuote)
+        .join(" ")} 2>&1 &\necho "weir-vm: packet server started"\n`
+    : "";
   return `#!/bin/sh
 # weir guest run script (written by the host; runs in the guest's chroot of the host root)
-echo "weir-vm: agent starting"
+${server}echo "weir-vm: agent starting"
 exec ${argv.map(shellQuote).join(" ")} 2>&1
 `;
 }
@@ -60,9 +82,15 @@ export class LogTail {
   private readonly file: string;
   private offset = 0;
   private text = "";
+  private readonly keepText: boolean;
 
-  constructor(file: string, opts: { fromEnd?: boolean } = {}) {
+  /**
+   * `keepText: false` keeps nothing of what was read (for a reader that only consumes
+   * `read()`, like a long-running actuator: the console grows for the guest's lifetime).
+   */
+  constructor(file: string, opts: { fromEnd?: boolean; keepText?: boolean } = {}) {
     this.file = file;
+    this.keepText = opts.keepText ?? true;
     if (opts.fromEnd) this.offset = this.size();
   }
 
@@ -96,7 +124,7 @@ export class LogTail {
         this.offset += n;
         out += buf.toString("utf8", 0, n);
       }
-      this.text += out;
+      if (this.keepText) this.text += out;
       return out;
     } finally {
       closeSync(fd);

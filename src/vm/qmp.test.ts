@@ -32,4 +32,15 @@ describe("planCpuStep", () => {
     expect(planCpuStep([slot(2), slot(1), boot], 1)).toEqual({ action: "none" });
     expect(planCpuStep([boot], 4)).toEqual({ action: "none" });
   });
+
+  it("never plugs a slot weir unplugged before (QEMU 7.2 TCG aborts on that)", () => {
+    const slots = [slot(3), slot(2), slot(1), boot];
+    expect(planCpuStep(slots, 2, new Set(["weir-cpu1"]))).toMatchObject({
+      action: "add",
+      id: "weir-cpu2",
+    });
+    expect(planCpuStep(slots, 2, new Set(["weir-cpu1", "weir-cpu2", "weir-cpu3"]))).toEqual({
+      action: "none",
+    });
+  });
 });

@@ -37,16 +37,25 @@ export type CpuPlan =
   | { action: "remove"; id: string };
 
 /**
- * One step toward `want` vCPUs: plug the free slot with the lowest core id, or unplug the
+ * One step toward `want` vCPUs: plug the free slot with the lowest core id that was never
+ * unplugged (`used`: ids weir unplugged from this QEMU — QEMU 7.2 under TCG aborts with
+ * "double free or corruption" when a vCPU is plugged again into a slot it was unplugged from,
+ * seen on this host 2026-12-01), or unplug the
  * weir-plugged vCPU with the highest. Boot vCPUs (not plugged by weir) are never removed,
  * so `want` below the boot count stops there. One vCPU per step: the guest acknowledges
  * each before the next.
  */
-export function planCpuStep(slots: readonly HotpluggableCpu[], want: number): CpuPlan {
+export function planCpuStep(
+  slots: readonly HotpluggableCpu[],
+  want: number,
+  used: ReadonlySet<string> = new Set(),
+): CpuPlan {
   const plugged = slots.filter((s) => s["qom-path"] !== undefined);
   const core = (s: HotpluggableCpu) => s.props["core-id"] ?? 0;
   if (plugged.length < want) {
-    const free = slots.filter((s) => s["qom-path"] === undefined).sort((a, b) => core(a) - core(b));
+    const free = slots
+      .filter((s) => s["qom-path"] === undefined && !used.has(hotplugCpuId(core(s))))
+      .sort((a, b) => core(a) - core(b));
     const slot = free[0];
     if (!slot) return { action: "none" };
     return { action: "add", driver: slot.type, id: hotplugCpuId(core(slot)), props: slot.props };

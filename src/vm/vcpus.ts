@@ -38,17 +38,19 @@ async function released(
 
 /**
  * Plug or unplug vCPUs one at a time until QEMU has `want` (within the slots it offers; the
- * boot vCPU stays). An unplug waits until QEMU has let go of the vCPU (after the guest
+ * boot vCPU stays). `used` collects the ids unplugged, which are never plugged again (see
+ * planCpuStep): pass the same set for the life of one QEMU. An unplug waits until QEMU has let go of the vCPU (after the guest
  * offlined and ejected it). Returns the steps taken.
  */
 export async function setVcpus(
   qmp: QmpClient,
   want: number,
-  opts: { unplugTimeoutMs?: number } = {},
+  opts: { unplugTimeoutMs?: number; used?: Set<string> } = {},
 ): Promise<CpuPlan[]> {
   const steps: CpuPlan[] = [];
+  const used = opts.used ?? new Set<string>();
   for (let i = 0; i < 64; i++) {
-    const plan = planCpuStep(await qmp.queryHotpluggableCpus(), want);
+    const plan = planCpuStep(await qmp.queryHotpluggableCpus(), want, used);
     if (plan.action === "none") return steps;
     if (plan.action === "add") await qmp.deviceAdd(plan.driver, plan.id, plan.props);
     else {
@@ -61,6 +63,7 @@ export async function setVcpus(
           `vCPU ${plan.id}: still plugged ${timeoutMs} ms after device_del (the guest did not release it)`,
         );
     }
+    if (plan.action === "remove") used.add(plan.id);
     steps.push(plan);
   }
   throw new WeirError(ErrorCodes.TESTBED, `vCPU count did not settle at ${want}`);

@@ -6,7 +6,7 @@
 // cgroups and files — also after a SIGKILL of `vmsUp`.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { cgroupDirs } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
@@ -61,6 +61,11 @@ export interface VmsOptions {
   slotDir?: string;
   /** Report keys in hex, one per guest in order (default: random 32 bytes each). */
   keysHex?: string[];
+  /**
+   * Run the testbed's packet server in every guest on this UDP port (on the guest's NIC, at
+   * `guestAddr`), each request costing `costRounds` SHA-256 rounds. Needs the compiled build.
+   */
+  packetServer?: { port: number; costRounds: number };
   /** Replace the guest's run script (a shell script run in the guest's chroot of the host root). */
   guestScript?: string;
   /** bin/weir.js as the guest sees it (the host's path; default this package's). */
@@ -192,6 +197,7 @@ export async function vmsUp(opts: VmsOptions): Promise<VmState> {
         weirBin: opts.weirBin ?? defaultWeirBin(),
         guestScript: opts.guestScript,
         slotDir: opts.slotDir,
+        packetServer: opts.packetServer,
       });
       log(
         `vm ${name}: qemu pid ${vm.qemuPid}, netns ${vm.netns} ${vm.tapIf} ${vm.hostAddr} <-> guest ${vm.guestAddr}, ivshmem ${vm.shmFile}`,
@@ -230,6 +236,7 @@ async function createVm(
     weirBin: string;
     guestScript: string | undefined;
     slotDir: string | undefined;
+    packetServer: VmsOptions["packetServer"];
   },
 ): Promise<void> {
   for (const d of vm.cgroupDirs)
@@ -288,6 +295,21 @@ async function createVm(
           nodeBin: process.execPath,
           partitionIndex: vm.index,
           intervalMs: o.agentIntervalMs,
+          ...(o.packetServer
+            ? {
+                server: {
+                  ...o.packetServer,
+                  entry: join(
+                    dirname(dirname(o.weirBin)),
+                    "dist",
+                    "src",
+                    "testbed",
+                    "serve-entry.js",
+                  ),
+                  maxLifetimeMs: o.lifetimeMs,
+                },
+              }
+            : {}),
         })
       : "#!/bin/sh\necho 'weir-vm: no agent'\n");
   await recordFile(st, `${vm.guestFiles}.run.sh`, vm.name, script, 0o700);

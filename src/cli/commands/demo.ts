@@ -57,8 +57,13 @@ export function register(program: Command): void {
       "--host-network",
       "real partitions on the host network (no netns, no veth): servers on 127.0.0.1, each in its cgroup, counted by eBPF",
     )
+    .option(
+      "--vm",
+      "QEMU guests as the partitions (root, qemu-system-x86): 2 guests (--partitions) + a batch hog; default 90 s, 40/8 pps",
+    )
     .action(
       async (opts: {
+        vm?: boolean;
         duration: number;
         json?: boolean;
         partitions: number;
@@ -74,6 +79,15 @@ export function register(program: Command): void {
             ErrorCodes.CONFIG_INVALID,
             `--partitions must be an integer 1-8: got ${opts.partitions}`,
           );
+        if (opts.vm && opts.hostNetwork)
+          throw new WeirError(
+            ErrorCodes.CONFIG_INVALID,
+            "--vm and --host-network are two kinds of partition: give one of them",
+          );
+        if (opts.vm) {
+          await vmDemo(opts, program);
+          return;
+        }
         const { runRealDemo } = await import("../../demo/real.ts");
         const { runSimulatedDemo } = await import("../../demo/simulated.ts");
         const { formatSummary } = await import("../../demo/scenario.ts");
@@ -115,4 +129,50 @@ export function register(program: Command): void {
         if (ac.signal.aborted) process.exitCode = 130;
       },
     );
+}
+
+/**
+ * `weir demo --vm` (src/demo/vm.ts). The defaults fit a TCG guest (~18x slower than the host):
+ * unless given, the duration is 90 s and the rates 40 (hot) / 8 packets/s; 2 guests.
+ */
+async function vmDemo(
+  opts: {
+    duration: number;
+    json?: boolean;
+    partitions: number;
+    hog: boolean;
+    highPps: number;
+    lowPps: number;
+  },
+  program: Command,
+): Promise<void> {
+  const why = realModeUnavailable();
+  if (why) throw new WeirError(ErrorCodes.NOT_ROOT, `weir demo --vm needs real partitions: ${why}`);
+  if (!existsSync("/usr/bin/qemu-system-x86_64"))
+    throw new WeirError(
+      ErrorCodes.TESTBED,
+      "weir demo --vm needs qemu-system-x86_64 (apt-get install qemu-system-x86 busybox-static cpio kmod)",
+    );
+  const cmd = program.commands.find((c) => c.name() === "demo");
+  const given = (name: string) => cmd?.getOptionValueSource(name) === "cli";
+  const { runVmDemo, formatVmSummary } = await import("../../demo/vm.ts");
+  const ac = new AbortController();
+  const onSignal = () => ac.abort();
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const say = opts.json ? () => {} : (l: string) => process.stdout.write(`${l}\n`);
+  const summary = await runVmDemo({
+    durationMs: (given("duration") ? opts.duration : 90) * 1000,
+    guests: given("partitions") ? opts.partitions : 2,
+    hog: opts.hog,
+    highPps: given("highPps") ? opts.highPps : 40,
+    lowPps: given("lowPps") ? opts.lowPps : 8,
+    signal: ac.signal,
+    say,
+  });
+  process.stdout.write(
+    opts.json ? `${JSON.stringify(summary, null, 2)}\n` : `\n${formatVmSummary(summary)}`,
+  );
+  if (!summary.teardown.clean) process.exitCode = 1;
+  if (ac.signal.aborted) process.exitCode = 130;
 }

@@ -75,6 +75,20 @@ export function register(program: Command): void {
       "cpu.shares of the <prefix> cgroup against the rest of the host",
       int("group-cpu-shares"),
     )
+    .option(
+      "--vms <n|names>",
+      "QEMU guests instead of namespaces (src/vm): a count (p1..pN) or names; each runs the packet server and `weir agent`",
+    )
+    .option(
+      "--max-cpus <n>",
+      "with --vms: vCPUs a guest may be hot-plugged up to",
+      int("max-cpus"),
+      2,
+    )
+    .option(
+      "--slot-dir <dir>",
+      "with --vms: a running manager's transport.shm.path (each guest's ivshmem region is its slot)",
+    )
     .action(
       async (
         o: CommonOpts & {
@@ -85,10 +99,17 @@ export function register(program: Command): void {
           port: number;
           maxLifetime: string;
           groupCpuShares?: number;
+          vms?: string;
+          maxCpus: number;
+          slotDir?: string;
         },
       ) => {
         const { testbedUp } = await import("../../testbed/testbed.ts");
         const { parseDurationMs } = await import("../../testbed/schedule.ts");
+        if (o.vms !== undefined) {
+          await vmsUpCommand(o, parseDurationMs(o.maxLifetime, "max-lifetime"));
+          return;
+        }
         const list = (v: string, field: string) =>
           /^\d+$/.test(v)
             ? int(field)(v)
@@ -154,6 +175,7 @@ export function register(program: Command): void {
       const { testbedDown } = await import("../../testbed/testbed.ts");
       const { defaultStateFile } = await import("../../testbed/names.ts");
       const file = o.stateFile ?? defaultStateFile(o.prefix);
+      if (o.stateFile === undefined) await vmsDownCommand(o);
       const r = await testbedDown(file);
       if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       else if (r.prefix === null) process.stdout.write(`nothing recorded in ${file}\n`);
@@ -223,4 +245,74 @@ export function register(program: Command): void {
         });
       },
     );
+}
+
+/** `weir testbed up --vms`: QEMU guests as partitions (src/vm/vms.ts), each with a packet server. */
+async function vmsUpCommand(
+  o: CommonOpts & {
+    vms?: string;
+    maxCpus: number;
+    slotDir?: string;
+    costRounds: number;
+    port: number;
+  },
+  maxLifetimeMs: number,
+): Promise<void> {
+  const { vmsUp } = await import("../../vm/vms.ts");
+  const v = o.vms ?? "2";
+  const vms = /^\d+$/.test(v)
+    ? int("vms")(v)
+    : v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
+  const st = await vmsUp({
+    prefix: o.prefix,
+    vms,
+    maxCpus: o.maxCpus,
+    maxLifetimeMs,
+    packetServer: { port: o.port, costRounds: o.costRounds },
+    ...(o.slotDir ? { slotDir: o.slotDir } : {}),
+    ...(o.stateFile ? { stateFile: o.stateFile } : {}),
+    log: o.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
+  });
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify(st, null, 2)}\n`);
+    return;
+  }
+  const rows = [["GUEST", "NETNS", "TAP ADDR", "SERVER", "CGROUP", "QEMU PID", "QMP"]];
+  for (const vm of st.vms)
+    rows.push([
+      vm.name,
+      vm.netns,
+      vm.hostAddr,
+      `${vm.guestAddr}:${o.port}`,
+      vm.cgroup,
+      String(vm.qemuPid ?? "-"),
+      vm.qmpSocket,
+    ]);
+  process.stdout.write(
+    `${pad(rows)}\nstate ${st.stateFile}; guests power off by ${new Date(st.expiresAtEpochMs).toISOString()}\n` +
+      "a guest's serial console is <QMP without .qmp>.serial.log; load one from inside its namespace:\n" +
+      `  ip netns exec ${st.vms[0]?.netns ?? "<netns>"} weir load --target ${st.vms[0]?.name ?? "p1"}=${st.vms[0]?.guestAddr ?? "<addr>"}:${o.port}\n` +
+      `remove:   weir testbed down --prefix ${st.prefix}\n`,
+  );
+}
+
+/** `weir testbed down` also removes the prefix's VM testbed, when one is recorded. */
+async function vmsDownCommand(o: CommonOpts): Promise<void> {
+  const { existsSync } = await import("node:fs");
+  const { defaultVmStateFile } = await import("../../vm/state.ts");
+  const file = defaultVmStateFile(o.prefix);
+  if (!existsSync(file)) return;
+  const { vmsDown } = await import("../../vm/down.ts");
+  const r = await vmsDown(file);
+  if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  else {
+    process.stdout.write(
+      `guests: removed ${r.removed.length} things, stopped ${r.killed.length} processes\n`,
+    );
+    for (const f of r.failed) process.stdout.write(`FAILED ${f.what}: ${f.error}\n`);
+  }
+  if (!r.clean) process.exitCode = 1;
 }
