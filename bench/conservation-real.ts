@@ -61,10 +61,10 @@ const ISOLATED_HOG_CPU = "0";
 const ISOLATED_NET_CPU = "1";
 
 /**
- * The isolation reference: every thread of the hog on one CPU, every thread of the three
- * servers on the other (taskset by the PIDs the testbed recorded). What is left of the p99
- * ratio then is what no CPU-share or cpuset policy inside this host can remove. Returns the
- * undo, which puts each PID back on the CPUs it had.
+ * The isolation reference (a cpuset policy, by hand): every thread of the hog on one CPU,
+ * every thread of the three servers on the other (taskset by the PIDs the testbed recorded),
+ * so the hog never runs where a server does. Returns the undo, which puts each PID back on
+ * the CPUs it had.
  */
 function isolateNetwork(tb: TestbedState): () => void {
   const undo: Array<[number, string]> = [];
@@ -299,7 +299,7 @@ export const bench: Benchmark = {
       notes: [
         ...notes,
         `${reps} repetitions; in each, every scenario runs every policy in turn (order rotated by one per repetition). Each run: ${timing.warmupMs / 1000} s warm-up (manager and load running, not measured) then ${timing.measureMs / 1000} s measured (idle: ${timing.idleMeasureMs / 1000} s), 100 ms cycles, capacity ${(2000 - RESERVE_CPU_MILLIS) / 1000} of 2 CPUs (${RESERVE_CPU_MILLIS}m left to the load generator and manager, which run outside the partitions in a cgroup of cpu.shares ${GROUP_CPU_SHARES} inside the testbed's parent cgroup, itself of cpu.shares ${GROUP_CPU_SHARES}: beside the partitions and the hog, so the hog's idle class yields to the generator as it yields to the servers — the generator stands for remote clients, which a host's hog does not slow). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
-        `Isolation reference: in each repetition the same UDP and TCP loads run once more under static weights (the hog in the idle class) with every hog thread pinned to CPU ${ISOLATED_HOG_CPU} and every thread of the three servers to CPU ${ISOLATED_NET_CPU} (taskset by PID, restored after); the generator and manager are not pinned. Its p99 ratio is what remains when the hog shares no CPU with the servers at all: what no CPU-share or cpuset policy inside this host can remove.`,
+        `Isolation reference: in each repetition the same UDP and TCP loads run once more under static weights (the hog in the idle class) with every hog thread pinned to CPU ${ISOLATED_HOG_CPU} and every thread of the three servers to CPU ${ISOLATED_NET_CPU} (taskset by PID, restored after); the generator and manager are not pinned. It answers whether giving the servers a CPU of their own (a cpuset split instead of weights) would protect their p99 better: the hog then shares no CPU with them, but the three servers share one.`,
         "No-hog reference: in each repetition the same UDP and TCP loads run once under plain CFS with the hog's process SIGSTOPped by PID (SIGCONT after); every policy's p99 with the hog is divided by that run's p99 of the same partition. The ratio therefore counts both the hog's harm and any harm the policy's own caps do.",
         "Host idle is /proc/stat's idle + iowait over the measured window, for the whole host (this process, the generator and other engineers' work included). Hog CPU is its cgroup's cpuacct.usage over the same window. served = replies ÷ requests sent in the measured window (UDP: reply within 1 s; TCP: replies to the requests sent). Network partitions: importance 3, weight 100, no goal, max = capacity (overload: see above); the hog: batch, importance 5.",
         `Load average (1, 5, 15 min): ${load0} at the start, ${load1} at the end (2 CPUs; other engineers' tests may have run at the same time).`,

@@ -71,7 +71,7 @@ export function summariseConservation(
   const isoUdp = of("isolated-udp");
   if (isoUdp.length > 0)
     conserveRows.push([
-      "reference: static weights, hog on CPU 0, servers on CPU 1 (isolated)",
+      "reference: static weights, hog on CPU 0, the servers on CPU 1 (cpuset split by hand)",
       col(isoUdp, (o) => o.hostIdle, 1, 100),
       col(isoUdp, (o) => o.hogCores, 2),
       col(isoUdp, minServed, 1, 100),
@@ -118,7 +118,7 @@ export function summariseConservation(
   const isoTcp = of("isolated-tcp");
   if (isoTcp.length > 0)
     tcpRows.push([
-      "reference: static weights, hog on CPU 0, servers on CPU 1 (isolated)",
+      "reference: static weights, hog on CPU 0, the servers on CPU 1 (cpuset split by hand)",
       col(isoTcp, (o) => NET.reduce((s, n) => s + (o.rps?.[n] ?? Number.NaN), 0), 0),
       col(isoTcp, minServed, 1, 100),
       ...NET.map((n) => col(isoTcp, (o) => o.p99Ms[n] ?? Number.NaN, 1)),
@@ -190,7 +190,7 @@ export function summariseConservation(
       meets: w.udpRatio <= 1.2,
     },
     {
-      name: "reference, UDP: p99 ratio with the hog on the other CPU than the servers (isolated, median)",
+      name: "reference, UDP: p99 ratio with the hog on one CPU and the three servers on the other (cpuset split by hand, median)",
       value: r2(
         med(of("isolated-udp"), (o) => worstRatio(o, "ref-udp")),
         2,
@@ -212,7 +212,7 @@ export function summariseConservation(
       meets: w.tcpRatio <= 1.2,
     },
     {
-      name: "reference, TCP: p99 ratio with the hog on the other CPU than the servers (isolated, median)",
+      name: "reference, TCP: p99 ratio with the hog on one CPU and the three servers on the other (cpuset split by hand, median)",
       value: r2(
         med(of("isolated-tcp"), (o) => worstRatio(o, "ref-tcp")),
         2,
