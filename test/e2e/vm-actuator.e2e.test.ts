@@ -313,13 +313,21 @@ describe.skipIf(!isRoot || !hasQemu || !hasV1)(
         .map((r) => part(r, "g2")?.error)
         .find((e) => e !== undefined);
       expect(g2Error?.code).toBe("WEIR_TARGET_GONE");
-      // later cycles: g1 ok with a directive every cycle, the manager still running
+      // later cycles: g1 still managed — a directive every cycle, never gone or in error, the
+      // manager still running. Its agent runs ~18× slower under TCG, so a report can come late
+      // and g1 read "stale" for a cycle (it did in one CI-like run); its reports must go on
+      // being accepted (ok again within a minute).
       const n = records.length;
       await until(() => (records.length >= n + 10 ? true : undefined), 30_000, "10 more cycles");
       for (const r of records.slice(n)) {
-        expect(part(r, "g1")?.status).toBe("ok");
+        expect(["ok", "stale"]).toContain(part(r, "g1")?.status);
         expect(part(r, "g1")?.directive).not.toBeNull();
       }
+      await until(
+        () => (records.slice(n).some((r) => part(r, "g1")?.status === "ok") ? true : undefined),
+        60_000,
+        "g1 ok (its reports accepted) after g2's QEMU was killed",
+      );
       // Every retryGoneMs the manager reopens g2: its socket file still exists, so the open
       // succeeds and the first apply after the failed connect marks it gone again.
       const g2Gone = records.slice(n).filter((r) => part(r, "g2")?.status === "gone").length;
