@@ -24,6 +24,7 @@ import {
 } from "./conservation-run.ts";
 import type { Benchmark } from "./harness.ts";
 import { fmtStats, isMain, isolateSelf, realBenchReps, runStandalone, stats } from "./harness.ts";
+import { STEP_CORES, stepLoad } from "./reaction-real.ts";
 import {
   COST_ROUNDS,
   epochNow,
@@ -32,9 +33,6 @@ import {
   RESERVE_CPU_MILLIS,
 } from "./real-common.ts";
 
-const FROM_CORES = 0.05;
-const TO_CORES = 0.9;
-const OTHERS_CORES = 0.1;
 const MODES = ["veth", "bpf"] as const;
 type Mode = (typeof MODES)[number];
 const LABEL: Record<Mode, string> = {
@@ -91,7 +89,7 @@ export const bench: Benchmark = {
       const probe = await probeServer(tbs.veth!, hogOf("veth"));
       signal(hogOf("bpf"), "SIGCONT");
       const pps = (cores: number) => Math.max(20, Math.round(cores * probe.saturationPps));
-      sizing = `Probe: ${Math.round(probe.saturationPps)} requests/s answered by one server alone (the veth testbed's a; same server, cost ${COST_ROUNDS} SHA-256 rounds a request, in both). Step: a ${pps(FROM_CORES)} -> ${pps(TO_CORES)} packets/s at ${timing.stepAtMs / 1000} s of a ${(timing.warmupMs + timing.measureMs) / 1000} s run, b and c ${pps(OTHERS_CORES)} packets/s, the 2-thread hog running; capacity ${capacity}m (equal share of the 3 network partitions ${Math.round(capacity / 3)}m).`;
+      sizing = `Probe: ${Math.round(probe.saturationPps)} requests/s answered by one server alone (the veth testbed's a; same server, cost ${COST_ROUNDS} SHA-256 rounds a request, in both). Step: a ${pps(STEP_CORES.from)} -> ${pps(STEP_CORES.to)} packets/s at ${timing.stepAtMs / 1000} s of a ${(timing.warmupMs + timing.measureMs) / 1000} s run, b and c ${pps(STEP_CORES.others)} packets/s, the 2-thread hog running; capacity ${capacity}m (equal share of the 3 network partitions ${Math.round(capacity / 3)}m).`;
       for (let rep = 0; rep < reps; rep++)
         for (const [i, mode] of MODES.entries()) {
           const other = MODES[1 - i]!;
@@ -104,19 +102,7 @@ export const bench: Benchmark = {
                 policy: "weir",
                 rep,
                 specs: networkSpecs(tbs[mode]!, capacity, false),
-                load: {
-                  kind: "udp",
-                  schedules: {
-                    a: {
-                      kind: "step",
-                      fromPps: pps(FROM_CORES),
-                      toPps: pps(TO_CORES),
-                      atMs: timing.stepAtMs,
-                    },
-                    b: { kind: "constant", pps: pps(OTHERS_CORES) },
-                    c: { kind: "constant", pps: pps(OTHERS_CORES) },
-                  },
-                },
+                load: stepLoad(pps, timing.stepAtMs),
                 measureMs: timing.measureMs,
                 hogStopped: false,
               }),

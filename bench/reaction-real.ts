@@ -13,6 +13,7 @@ import { defaultRoots } from "../src/sensors/types.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
   type Ctx,
+  type LoadPlan,
   networkSpecs,
   probeServer,
   type RunOutcome,
@@ -29,10 +30,18 @@ import {
   RESERVE_CPU_MILLIS,
 } from "./real-common.ts";
 
-/** Step of partition a, as fractions of its server's one-CPU saturation rate. */
-const FROM_CORES = 0.05;
-const TO_CORES = 0.9;
-const OTHERS_CORES = 0.1;
+/** The step scenario (balance-bpf runs it too): rates as fractions of a server's one-CPU saturation rate. */
+export const STEP_CORES = { from: 0.05, to: 0.9, others: 0.1 } as const;
+
+/** The step scenario's load: a steps from→to at `stepAtMs`, b and c constant; `pps` sizes cores. */
+export const stepLoad = (pps: (cores: number) => number, stepAtMs: number): LoadPlan => ({
+  kind: "udp",
+  schedules: {
+    a: { kind: "step", fromPps: pps(STEP_CORES.from), toPps: pps(STEP_CORES.to), atMs: stepAtMs },
+    b: { kind: "constant", pps: pps(STEP_CORES.others) },
+    c: { kind: "constant", pps: pps(STEP_CORES.others) },
+  },
+});
 
 /** One record's decisions, shortened: partition, entitlement, CPU used, CPU delay and the why. */
 const why = (r: CycleRecord): string =>
@@ -86,7 +95,7 @@ export const bench: Benchmark = {
       ctx.progress(0, "probing the server");
       const probe = await probeServer(tb, hogPid);
       const pps = (cores: number) => Math.max(20, Math.round(cores * probe.saturationPps));
-      sizing = `Probe: ${Math.round(probe.saturationPps)} requests/s answered by one server alone (its one-CPU saturation rate). Step: a ${pps(FROM_CORES)} -> ${pps(TO_CORES)} packets/s at ${timing.stepAtMs / 1000} s of a ${(timing.warmupMs + timing.measureMs) / 1000} s run, b and c ${pps(OTHERS_CORES)} packets/s, the 2-thread hog running; an equal share of the ${capacity}m capacity among the 3 network partitions is ${Math.round(capacity / 3)}m.`;
+      sizing = `Probe: ${Math.round(probe.saturationPps)} requests/s answered by one server alone (its one-CPU saturation rate). Step: a ${pps(STEP_CORES.from)} -> ${pps(STEP_CORES.to)} packets/s at ${timing.stepAtMs / 1000} s of a ${(timing.warmupMs + timing.measureMs) / 1000} s run, b and c ${pps(STEP_CORES.others)} packets/s, the 2-thread hog running; an equal share of the ${capacity}m capacity among the 3 network partitions is ${Math.round(capacity / 3)}m.`;
       for (let rep = 0; rep < reps; rep++) {
         let last: CycleRecord | null = null;
         ctx.progress(rep / reps, `rep ${rep + 1}/${reps}`);
@@ -96,19 +105,7 @@ export const bench: Benchmark = {
             policy: "weir",
             rep,
             specs: networkSpecs(tb, capacity, false),
-            load: {
-              kind: "udp",
-              schedules: {
-                a: {
-                  kind: "step",
-                  fromPps: pps(FROM_CORES),
-                  toPps: pps(TO_CORES),
-                  atMs: timing.stepAtMs,
-                },
-                b: { kind: "constant", pps: pps(OTHERS_CORES) },
-                c: { kind: "constant", pps: pps(OTHERS_CORES) },
-              },
-            },
+            load: stepLoad(pps, timing.stepAtMs),
             measureMs: timing.measureMs,
             hogStopped: false,
             onRecord: (r) => {
