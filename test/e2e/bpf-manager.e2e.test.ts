@@ -22,6 +22,7 @@ import { counterSource } from "../../src/sensors/sources.ts";
 import { defaultRoots } from "../../src/sensors/types.ts";
 import { DATAGRAM_BYTES, promtool, tcpBytes, tcpSegments } from "./bpf-bytes.ts";
 import { type CgroupPeer, rmdirCgroup, spawnCgroupPeer, until } from "./cgroup-peer.ts";
+import { freePort } from "./wait.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const ROOT = "/sys/fs/cgroup";
@@ -208,14 +209,6 @@ async function sendFrom(peer: CgroupPeer, n: number, to?: CgroupPeer): Promise<v
     );
   }
 }
-
-const freePort = async (): Promise<number> => {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-};
 
 const nothingAttached = (p: string) => {
   expect(attachedProgramIds(unifiedOf(p), BPF_CGROUP_INET_INGRESS)).toEqual([]);

@@ -6,24 +6,16 @@
 // any program attached to them).
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { BPF_PIN_ROOT } from "../../src/sensors/source-bpf.ts";
 import { taggedPids } from "./leftovers.ts";
+import { freePort } from "./wait.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const PREFIX = "weirdemoh";
 const canRun =
   process.getuid?.() === 0 && fs.existsSync("/sys/fs/cgroup/unified/cgroup.controllers");
-
-const freePort = async (): Promise<number> => {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-};
 
 interface Summary {
   mode: string;

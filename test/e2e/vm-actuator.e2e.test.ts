@@ -29,6 +29,7 @@ import { LogTail } from "../../src/vm/guest.ts";
 import type { VmRecord, VmState } from "../../src/vm/state.ts";
 import { vmsUp } from "../../src/vm/vms.ts";
 import { alive } from "./leftovers.ts";
+import { sleep, until } from "./wait.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const isRoot = process.getuid?.() === 0;
@@ -38,17 +39,6 @@ const PREFIX = `weirta${process.pid % 100000}`;
 const SLOT_DIR = `/dev/shm/weirt-${process.pid}-vmact`;
 const KEYS = ["a1".repeat(32), "b2".repeat(32)];
 const PORT = 7000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(fn: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
 
 describe.skipIf(!isRoot || !hasQemu || !hasV1)(
   "weir run with the qemu actuator (root, TCG)",

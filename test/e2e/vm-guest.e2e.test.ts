@@ -22,6 +22,7 @@ import type { VmRecord, VmState } from "../../src/vm/state.ts";
 import { pluggedVcpus } from "../../src/vm/vcpus.ts";
 import { vmsUp } from "../../src/vm/vms.ts";
 import { alive } from "./leftovers.ts";
+import { until } from "./wait.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const isRoot = process.getuid?.() === 0;
@@ -31,17 +32,6 @@ const SLOT_DIR = `/dev/shm/weirt-${process.pid}-vmslots`;
 const KEY_HEX = "5c".repeat(32);
 /** Sends 10 UDP datagrams, 100 ms apart, to argv[1]:9 (discard; nobody listens in the guest). */
 const UDP_SENDER = `const s=require("dgram").createSocket("udp4");let n=0;const t=setInterval(()=>{s.send("weir",9,process.argv[1]);if(++n===10){clearInterval(t);setTimeout(()=>s.close(),200);}},100);`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(fn: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
 
 describe.skipIf(!isRoot || !hasQemu)("a QEMU guest as a partition (root, TCG)", () => {
   let st: VmState;
