@@ -9,12 +9,20 @@
 // at most 2× the unloaded p99 of the same run; event clients past the configured bound are
 // refused in every loaded window; every load is bounded in time and count.
 import { type ChildProcess, fork } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { setPriority, tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { LoadCounts, LoadRequest } from "./api-load-client.ts";
-import { percentile, sleep, startWeir, stopWeir, until, type Weir } from "./harness.ts";
+import {
+  fixtureHost,
+  percentile,
+  sleep,
+  startWeir,
+  stopWeir,
+  until,
+  type Weir,
+} from "./harness.ts";
 import { recordRow } from "./reliability.ts";
 
 const FILE = "test/faults/api-load.faults.test.ts";
@@ -59,31 +67,6 @@ const load = (c: ChildProcess, req: LoadRequest) =>
     c.send(req);
   });
 
-/** A v1 cgroup tree as the kernel lays it out, for N partitions p0..p{N-1}. */
-function fixtureTree(root: string): void {
-  const cpuFiles: Record<string, string> = {
-    "cpu.cfs_quota_us": "-1\n",
-    "cpu.cfs_period_us": "100000\n",
-    "cpu.shares": "1024\n",
-    "cpu.stat": "nr_periods 0\nnr_throttled 0\nthrottled_time 0\n",
-    "cpu.idle": "0\n",
-    "cpu.cfs_burst_us": "0\n",
-    "cgroup.procs": "",
-  };
-  const put = (d: string, files: Record<string, string>) => {
-    mkdirSync(d, { recursive: true });
-    for (const [f, v] of Object.entries(files)) writeFileSync(path.join(d, f), v);
-  };
-  put(path.join(root, "cgroupfs/cpu"), cpuFiles);
-  put(path.join(root, "cgroupfs/cpuacct"), { "cpuacct.usage": "0\n" });
-  for (let i = 0; i < N; i++) {
-    put(path.join(root, `cgroupfs/cpu/p${i}`), cpuFiles);
-    put(path.join(root, `cgroupfs/cpuacct/p${i}`), { "cpuacct.usage": "0\n" });
-  }
-  put(path.join(root, "sysfs/devices/system/cpu"), { online: "0-1\n" });
-  put(path.join(root, "procfs"), { stat: readFileSync("/proc/stat", "utf8") });
-}
-
 /** Cycle totals (ms) from records whose cycle started in [fromMs, toMs) (weir's clock ≈ epoch). */
 const totals = (w: Weir, fromMs: number, toMs: number) =>
   w.records
@@ -92,7 +75,7 @@ const totals = (w: Weir, fromMs: number, toMs: number) =>
 
 describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
   it(TEST, async () => {
-    fixtureTree(dir);
+    fixtureHost(dir, N, { interfaces: false });
     const key = "ab".repeat(16);
     const cfg = path.join(dir, "weir.yaml");
     const lines = [

@@ -5,11 +5,11 @@
 // `roots` (the actuator writes plain files there). What must hold: no partition fails (no
 // EMFILE), the descriptors weir holds stay below the limit with room for its sockets (the API
 // answers), and SIGTERM restores every value it found.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { startWeir, stopWeir, until, type Weir } from "./harness.ts";
+import { fixtureHost, startWeir, stopWeir, until, type Weir } from "./harness.ts";
 import { recordRow } from "./reliability.ts";
 
 const FILE = "test/faults/fd-limit.faults.test.ts";
@@ -25,38 +25,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const put = (d: string, files: Record<string, string>) => {
-  mkdirSync(d, { recursive: true });
-  for (const [f, v] of Object.entries(files)) writeFileSync(path.join(d, f), v);
-};
-
-/** A v1 cgroup tree and a sysfs interface per partition p0..p{N-1}, as the kernel lays them out. */
-function fixtureTree(root: string): void {
-  const cpuFiles: Record<string, string> = {
-    "cpu.cfs_quota_us": "-1\n",
-    "cpu.cfs_period_us": "100000\n",
-    "cpu.shares": "1024\n",
-    "cpu.stat": "nr_periods 0\nnr_throttled 0\nthrottled_time 0\n",
-    "cpu.idle": "0\n",
-    "cpu.cfs_burst_us": "0\n",
-    "cgroup.procs": "",
-    tasks: "",
-  };
-  const stats = { rx_packets: "0\n", tx_packets: "0\n", rx_dropped: "0\n", tx_dropped: "0\n" };
-  put(path.join(root, "cgroupfs/cpu"), cpuFiles);
-  put(path.join(root, "cgroupfs/cpuacct"), { "cpuacct.usage": "0\n" });
-  for (let i = 0; i < N; i++) {
-    put(path.join(root, `cgroupfs/cpu/p${i}`), cpuFiles);
-    put(path.join(root, `cgroupfs/cpuacct/p${i}`), { "cpuacct.usage": "0\n" });
-    put(path.join(root, `sysfs/class/net/p${i}/statistics`), stats);
-  }
-  put(path.join(root, "sysfs/devices/system/cpu"), { online: "0-1\n" });
-  put(path.join(root, "procfs"), { stat: readFileSync("/proc/stat", "utf8") });
-}
-
 describe.skipIf(process.getuid?.() !== 0)("descriptors at 10,000 partitions", () => {
   it(TEST, async () => {
-    fixtureTree(dir);
+    fixtureHost(dir, N, { interfaces: true });
     const cfg = path.join(dir, "weir.yaml");
     const lines = [
       "intervalMs: 1000",

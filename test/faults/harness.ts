@@ -20,6 +20,40 @@ export const hasV1 = existsSync(`${CPU_ROOT}/cpu.cfs_quota_us`);
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const putFiles = (d: string, files: Record<string, string>) => {
+  mkdirSync(d, { recursive: true });
+  for (const [f, v] of Object.entries(files)) writeFileSync(path.join(d, f), v);
+};
+
+/**
+ * A fixture host under `root` as the kernel lays one out (weir's `roots` point at it): v1
+ * cgroups `cgroupfs/cpu|cpuacct/p0..p{n-1}`, two online CPUs, the real /proc/stat, and with
+ * `interfaces` a sysfs interface `p<i>` per partition with zeroed counters. For the dry-run
+ * rows at 10,000 partitions, where real cgroups would be the test's cost.
+ */
+export function fixtureHost(root: string, n: number, opts: { interfaces: boolean }): void {
+  const cpuFiles: Record<string, string> = {
+    "cpu.cfs_quota_us": "-1\n",
+    "cpu.cfs_period_us": "100000\n",
+    "cpu.shares": "1024\n",
+    "cpu.stat": "nr_periods 0\nnr_throttled 0\nthrottled_time 0\n",
+    "cpu.idle": "0\n",
+    "cpu.cfs_burst_us": "0\n",
+    "cgroup.procs": "",
+    tasks: "",
+  };
+  const stats = { rx_packets: "0\n", tx_packets: "0\n", rx_dropped: "0\n", tx_dropped: "0\n" };
+  putFiles(path.join(root, "cgroupfs/cpu"), cpuFiles);
+  putFiles(path.join(root, "cgroupfs/cpuacct"), { "cpuacct.usage": "0\n" });
+  for (let i = 0; i < n; i++) {
+    putFiles(path.join(root, `cgroupfs/cpu/p${i}`), cpuFiles);
+    putFiles(path.join(root, `cgroupfs/cpuacct/p${i}`), { "cpuacct.usage": "0\n" });
+    if (opts.interfaces) putFiles(path.join(root, `sysfs/class/net/p${i}/statistics`), stats);
+  }
+  putFiles(path.join(root, "sysfs/devices/system/cpu"), { online: "0-1\n" });
+  putFiles(path.join(root, "procfs"), { stat: readFileSync("/proc/stat", "utf8") });
+}
+
 /** Polls `cond` every 50 ms until it holds or `timeoutMs` passes; returns whether it held. */
 export async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
