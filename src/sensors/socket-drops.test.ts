@@ -7,6 +7,7 @@ import {
   parseUdpSocketDrops,
   SOCKET_REFRESH_READS,
   socketInodes,
+  UDP_TABLE_MAX_AGE_MS,
 } from "./socket-drops.ts";
 
 const HEADER =
@@ -15,6 +16,9 @@ const row = (sl: number, inode: number, drops: number) =>
   `  ${sl}: 0100007F:2328 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 ${inode} 2 0000000000000000 ${drops}`;
 
 let tmp = "";
+/** A clock 100 ms further on at each call: every read below sees the files as just written. */
+let clockMs = 1e6;
+const tick = () => (clockMs += 100);
 afterEach(() => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   tmp = "";
@@ -70,30 +74,42 @@ describe("UDP socket drops of a cgroup's processes", () => {
     const w = world();
     const drops = new CgroupUdpDrops(w.procfs, w.cgroup);
     w.udp([row(0, 5001, 40), row(1, 6000, 9), row(2, 5002, 5)]);
-    expect(drops.read()).toBe(0); // the first read is the baseline
+    expect(drops.read(tick())).toBe(0); // the first read is the baseline
     w.udp([row(0, 5001, 52), row(1, 6000, 900), row(2, 5002, 8)]);
-    expect(drops.read()).toBe(15); // 12 + 3; the neighbour's 891 are not ours
+    expect(drops.read(tick())).toBe(15); // 12 + 3; the neighbour's 891 are not ours
     // a socket's counter read lower (closed and its inode reused) adds nothing
     w.udp([row(0, 5001, 2), row(1, 6000, 900), row(2, 5002, 8)]);
-    expect(drops.read()).toBe(15);
+    expect(drops.read(tick())).toBe(15);
     w.udp([row(0, 5001, 6), row(1, 6000, 900), row(2, 5002, 8)]);
-    expect(drops.read()).toBe(19);
+    expect(drops.read(tick())).toBe(19);
+  });
+
+  it("one read of the host's UDP tables serves every partition for UDP_TABLE_MAX_AGE_MS", () => {
+    const w = world();
+    const drops = new CgroupUdpDrops(w.procfs, w.cgroup);
+    const t = tick();
+    w.udp([row(0, 5001, 0), row(1, 6000, 0), row(2, 5002, 0)]);
+    expect(drops.read(t)).toBe(0);
+    // rewritten within the window: the table read at t still stands
+    w.udp([row(0, 5001, 7), row(1, 6000, 0), row(2, 5002, 0)]);
+    expect(drops.read(t + UDP_TABLE_MAX_AGE_MS - 1)).toBe(0);
+    expect(drops.read(t + UDP_TABLE_MAX_AGE_MS)).toBe(7);
   });
 
   it("re-lists the sockets every SOCKET_REFRESH_READS reads: a new socket counts from when it is first seen", () => {
     const w = world();
     const drops = new CgroupUdpDrops(w.procfs, w.cgroup);
     w.udp([row(0, 5001, 0), row(1, 6000, 0), row(2, 5002, 0)]);
-    drops.read();
+    drops.read(tick());
     fs.symlinkSync("socket:[5003]", path.join(w.procfs, "100", "fd", "9"));
     const rows = (n: number) => [row(0, 5001, 0), row(1, 5003, n), row(2, 5002, 0)];
     for (let i = 1; i < SOCKET_REFRESH_READS; i++) {
       w.udp(rows(100 * i));
-      expect(drops.read()).toBe(0); // 5003 not listed yet
+      expect(drops.read(tick())).toBe(0); // 5003 not listed yet
     }
     w.udp(rows(5000));
-    expect(drops.read()).toBe(0); // listed now: 5,000 is its baseline
+    expect(drops.read(tick())).toBe(0); // listed now: 5,000 is its baseline
     w.udp(rows(5010));
-    expect(drops.read()).toBe(10);
+    expect(drops.read(tick())).toBe(10);
   });
 });

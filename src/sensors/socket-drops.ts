@@ -11,6 +11,12 @@ import path from "node:path";
 export const SOCKET_REFRESH_READS = 10;
 /** Descendant cgroups walked below the partition's directory (its processes may sit lower). */
 const MAX_CGROUP_DEPTH = 4;
+/**
+ * How long one read of the host's UDP tables serves every partition: a cycle samples its
+ * partitions within a few ms, and the tables list every socket on the host, so each of N
+ * partitions reading them again would cost N reads of the same text per cycle.
+ */
+export const UDP_TABLE_MAX_AGE_MS = 20;
 
 /** `drops` per socket inode from the text of /proc/net/udp or /proc/net/udp6. */
 export function parseUdpSocketDrops(
@@ -28,6 +34,24 @@ export function parseUdpSocketDrops(
       into.set(inode, drops);
   }
   return into;
+}
+
+const tables = new Map<string, { atMs: number; drops: Map<number, number> }>();
+
+/** Drops by inode from `<procfs>/net/udp` and `udp6`, read at most once per UDP_TABLE_MAX_AGE_MS. */
+export function udpDropTable(procfs: string, nowMs = performance.now()): Map<number, number> {
+  const held = tables.get(procfs);
+  if (held && nowMs - held.atMs < UDP_TABLE_MAX_AGE_MS && nowMs >= held.atMs) return held.drops;
+  const drops = new Map<number, number>();
+  for (const f of ["udp", "udp6"]) {
+    try {
+      parseUdpSocketDrops(fs.readFileSync(path.join(procfs, "net", f), "utf8"), drops);
+    } catch {
+      // no IPv6 (udp6 absent), or no UDP at all: nothing to add
+    }
+  }
+  tables.set(procfs, { atMs: nowMs, drops });
+  return drops;
 }
 
 /** Processes in `cgroupDir` and its descendants (to MAX_CGROUP_DEPTH), from cgroup.procs. */
@@ -87,18 +111,11 @@ export class CgroupUdpDrops {
     private readonly cgroupDir: string,
   ) {}
 
-  read(): number {
+  read(nowMs = performance.now()): number {
     if (this.reads++ % SOCKET_REFRESH_READS === 0)
       this.inodes = socketInodes(this.procfs, cgroupPids(this.cgroupDir));
     if (this.inodes.size === 0) return this.total;
-    const now = new Map<number, number>();
-    for (const f of ["udp", "udp6"]) {
-      try {
-        parseUdpSocketDrops(fs.readFileSync(path.join(this.procfs, "net", f), "utf8"), now);
-      } catch {
-        // no IPv6 (udp6 absent), or no UDP at all: nothing to add
-      }
-    }
+    const now = udpDropTable(this.procfs, nowMs);
     for (const inode of this.inodes) {
       const d = now.get(inode);
       if (d === undefined) continue;
