@@ -18,6 +18,20 @@ export function realModeUnavailable(): string | null {
   return null;
 }
 
+/** What commander parses from `weir demo`'s options. */
+interface DemoCliOptions {
+  duration: number;
+  json?: boolean;
+  partitions: number;
+  hog: boolean;
+  highPps: number;
+  lowPps: number;
+  port: number;
+  simulate?: boolean;
+  hostNetwork?: boolean;
+  vm?: boolean;
+}
+
 export function register(program: Command): void {
   program
     .command("demo")
@@ -61,91 +75,68 @@ export function register(program: Command): void {
       "--vm",
       "QEMU guests as the partitions (root, qemu-system-x86): 2 guests (--partitions) + a batch hog; default 90 s, 40/8 pps",
     )
-    .action(
-      async (opts: {
-        vm?: boolean;
-        duration: number;
-        json?: boolean;
-        partitions: number;
-        hog: boolean;
-        highPps: number;
-        lowPps: number;
-        port: number;
-        simulate?: boolean;
-        hostNetwork?: boolean;
-      }) => {
-        if (opts.partitions > 8 || !Number.isInteger(opts.partitions))
-          throw new WeirError(
-            ErrorCodes.CONFIG_INVALID,
-            `--partitions must be an integer 1-8: got ${opts.partitions}`,
-          );
-        if (opts.vm && opts.hostNetwork)
-          throw new WeirError(
-            ErrorCodes.CONFIG_INVALID,
-            "--vm and --host-network are two kinds of partition: give one of them",
-          );
-        if (opts.vm) {
-          await vmDemo(opts, program);
-          return;
-        }
-        const { runRealDemo } = await import("../../demo/real.ts");
-        const { runSimulatedDemo } = await import("../../demo/simulated.ts");
-        const { formatSummary } = await import("../../demo/scenario.ts");
-        const ac = new AbortController();
-        let signals = 0;
-        const onSignal = () => {
-          signals++;
-          if (signals > 1) process.exit(130);
-          process.stderr.write(
-            "\nstopping: cleaning up what the demo made (Ctrl-C again to quit at once)\n",
-          );
-          ac.abort();
-        };
-        process.on("SIGINT", onSignal);
-        process.on("SIGTERM", onSignal);
-        const why = opts.simulate ? "--simulate was given" : realModeUnavailable();
-        const output = opts.json ? "none" : process.stdout.isTTY ? "live" : "lines";
-        const write = (t: string) => process.stdout.write(t);
-        if (why && !opts.json)
-          write(
-            `SIMULATED partitions: ${why}. The scenario runs on weir's simulator with the real manager and policy.\n`,
-          );
-        const demoOpts = {
-          durationMs: opts.duration * 1000,
-          partitions: opts.partitions,
-          hog: opts.hog,
-          highPps: opts.highPps,
-          lowPps: opts.lowPps,
-          hostNetwork: opts.hostNetwork === true,
-          apiPort: opts.port,
-          output,
-          signal: ac.signal,
-          write,
-        } as const;
-        const summary = why ? await runSimulatedDemo(demoOpts) : await runRealDemo(demoOpts);
-        process.stdout.write(
-          opts.json ? `${JSON.stringify(summary, null, 2)}\n` : `\n${formatSummary(summary)}`,
+    .action(async (opts: DemoCliOptions) => {
+      if (opts.partitions > 8 || !Number.isInteger(opts.partitions))
+        throw new WeirError(
+          ErrorCodes.CONFIG_INVALID,
+          `--partitions must be an integer 1-8: got ${opts.partitions}`,
         );
-        if (ac.signal.aborted) process.exitCode = 130;
-      },
-    );
+      if (opts.vm && opts.hostNetwork)
+        throw new WeirError(
+          ErrorCodes.CONFIG_INVALID,
+          "--vm and --host-network are two kinds of partition: give one of them",
+        );
+      if (opts.vm) {
+        await vmDemo(opts, program);
+        return;
+      }
+      const { runRealDemo } = await import("../../demo/real.ts");
+      const { runSimulatedDemo } = await import("../../demo/simulated.ts");
+      const { formatSummary } = await import("../../demo/scenario.ts");
+      const ac = new AbortController();
+      let signals = 0;
+      const onSignal = () => {
+        signals++;
+        if (signals > 1) process.exit(130);
+        process.stderr.write(
+          "\nstopping: cleaning up what the demo made (Ctrl-C again to quit at once)\n",
+        );
+        ac.abort();
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+      const why = opts.simulate ? "--simulate was given" : realModeUnavailable();
+      const output = opts.json ? "none" : process.stdout.isTTY ? "live" : "lines";
+      const write = (t: string) => process.stdout.write(t);
+      if (why && !opts.json)
+        write(
+          `SIMULATED partitions: ${why}. The scenario runs on weir's simulator with the real manager and policy.\n`,
+        );
+      const demoOpts = {
+        durationMs: opts.duration * 1000,
+        partitions: opts.partitions,
+        hog: opts.hog,
+        highPps: opts.highPps,
+        lowPps: opts.lowPps,
+        hostNetwork: opts.hostNetwork === true,
+        apiPort: opts.port,
+        output,
+        signal: ac.signal,
+        write,
+      } as const;
+      const summary = why ? await runSimulatedDemo(demoOpts) : await runRealDemo(demoOpts);
+      process.stdout.write(
+        opts.json ? `${JSON.stringify(summary, null, 2)}\n` : `\n${formatSummary(summary)}`,
+      );
+      if (ac.signal.aborted) process.exitCode = 130;
+    });
 }
 
 /**
  * `weir demo --vm` (src/demo/vm.ts). The defaults fit a TCG guest (~18x slower than the host):
  * unless given, the duration is 90 s and the rates 40 (hot) / 8 packets/s; 2 guests.
  */
-async function vmDemo(
-  opts: {
-    duration: number;
-    json?: boolean;
-    partitions: number;
-    hog: boolean;
-    highPps: number;
-    lowPps: number;
-  },
-  program: Command,
-): Promise<void> {
+async function vmDemo(opts: DemoCliOptions, program: Command): Promise<void> {
   const why = realModeUnavailable();
   if (why) throw new WeirError(ErrorCodes.NOT_ROOT, `weir demo --vm needs real partitions: ${why}`);
   if (!existsSync("/usr/bin/qemu-system-x86_64"))
