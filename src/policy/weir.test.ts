@@ -1044,6 +1044,22 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     );
   });
 
+  // Receivers first: silver (importance 2, goal 900 pps) beside bronze (importance 3, no goal)
+  // on 1,700m, at 1,000 packets per CPU-second.
+  const yieldKnobs = knobs(1700, { maxShrinkFractionPerCycle: 1 });
+  const yieldSpecs = [
+    spec("silver", { importance: 2, goalPacketsPerSec: 900 }),
+    spec("bronze", { importance: 3 }),
+  ];
+  const yieldTp = (id: string, offered: number, cores: number, delay: number) =>
+    throughput(id, {
+      offeredPacketsPerSec: offered,
+      servedPacketsPerSec: cores * 1000,
+      cpuCores: cores,
+      cpuDelayFraction: delay,
+      rawVelocityPacketsPerCpuSec: 1000,
+    });
+
   it("a less important partition without a goal yields to a goal receiver: use + headroom, no congestion claim, no spare", () => {
     // 1,700m of capacity; silver (imp 2, goal 900 pps) serves 600 pps (PI 1.5) and waits for
     // CPU 60 % while using 600m: it misses its goal short of CPU, and probes ×1.5 to 900m (no
@@ -1051,24 +1067,16 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     // 2,000 pps would claim 2,400m, smoothed from 400m to 1,800m: 800m of the 1,700m after
     // silver's 900m. silver missed its goal short of CPU in the last window too, so bronze
     // yields: it claims use + 20 % = 456m, and takes no left-over.
-    const k = knobs(1700, { maxShrinkFractionPerCycle: 1 });
-    const specs = [
-      spec("silver", { importance: 2, goalPacketsPerSec: 900 }),
-      spec("bronze", { importance: 3 }),
-    ];
     const state = saved({
       silver: { cpu: 400, demand: 400, velocity: 1000, missedGoal: true },
       bronze: { cpu: 400, demand: 400, velocity: 1000 },
     });
-    const tp = (id: string, offered: number, cores: number, delay: number) =>
-      throughput(id, {
-        offeredPacketsPerSec: offered,
-        servedPacketsPerSec: cores * 1000,
-        cpuCores: cores,
-        cpuDelayFraction: delay,
-        rawVelocityPacketsPerCpuSec: 1000,
-      });
-    const out = step(k, specs, [tp("silver", 0, 0.6, 0.6), tp("bronze", 2000, 0.38, 0.8)], state);
+    const out = step(
+      yieldKnobs,
+      yieldSpecs,
+      [yieldTp("silver", 0, 0.6, 0.6), yieldTp("bronze", 2000, 0.38, 0.8)],
+      state,
+    );
     const silver = out.d.silver!.detail;
     expect(silver.assessment!.kind).toBe("probe");
     expect(silver.assessment!.missesGoal).toBe(true);
@@ -1086,9 +1094,9 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     );
     // once silver meets its goal, bronze no longer yields: its traffic claim is back
     const calm = step(
-      k,
-      specs,
-      [tp("silver", 0, 1, 0.6), tp("bronze", 2000, 0.38, 0.8)],
+      yieldKnobs,
+      yieldSpecs,
+      [yieldTp("silver", 0, 1, 0.6), yieldTp("bronze", 2000, 0.38, 0.8)],
       out.state,
     );
     expect(calm.d.bronze!.detail.yieldsTo).toBeNull();
@@ -1098,23 +1106,10 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
   it("yields only to a miss that lasts two windows: one noisy window does not cost the level below its share", () => {
     // the same readings as above, but silver met its goal in the last window: this window's
     // miss is recorded and bronze keeps its traffic claim (800m, what silver's 900m leaves)
-    const k = knobs(1700, { maxShrinkFractionPerCycle: 1 });
-    const specs = [
-      spec("silver", { importance: 2, goalPacketsPerSec: 900 }),
-      spec("bronze", { importance: 3 }),
-    ];
-    const tp = (id: string, offered: number, cores: number, delay: number) =>
-      throughput(id, {
-        offeredPacketsPerSec: offered,
-        servedPacketsPerSec: cores * 1000,
-        cpuCores: cores,
-        cpuDelayFraction: delay,
-        rawVelocityPacketsPerCpuSec: 1000,
-      });
-    const miss = [tp("silver", 0, 0.6, 0.6), tp("bronze", 2000, 0.38, 0.8)];
+    const miss = [yieldTp("silver", 0, 0.6, 0.6), yieldTp("bronze", 2000, 0.38, 0.8)];
     const first = step(
-      k,
-      specs,
+      yieldKnobs,
+      yieldSpecs,
       miss,
       saved({
         silver: { cpu: 400, demand: 400, velocity: 1000 },
@@ -1128,7 +1123,7 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(first.state.partitions!.silver!.missedGoal).toBe(true);
     expect(first.state.partitions!.bronze!.missedGoal).toBeUndefined();
     // a second window of the same miss: now bronze yields (use + 20 % = 456m)
-    const second = step(k, specs, miss, first.state);
+    const second = step(yieldKnobs, yieldSpecs, miss, first.state);
     expect(second.d.bronze!.detail.yieldsTo).toBe(2);
     expect(second.dir.bronze!.cpuMillis).toBe(456);
   });
