@@ -22,9 +22,9 @@ import {
   runStandalone,
   stats,
 } from "./harness.ts";
+import { sleep } from "./real-common.ts";
 
 const KEY_HEX = "7a".repeat(32);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(fn: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const end = Date.now() + timeoutMs;
