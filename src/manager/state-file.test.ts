@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadState, saveState } from "./state-file.ts";
+import { loadState, removeStaleTemporaries, saveState } from "./state-file.ts";
 
 describe("state file", () => {
   const dir = mkdtempSync(join(tmpdir(), "weir-state-"));
@@ -40,5 +40,23 @@ describe("state file", () => {
     const r = loadState(bad);
     expect(r.state).toBeNull();
     expect(r.note).toContain("not valid JSON");
+  });
+
+  it("removes a temporary file whose writer no longer runs, keeps a live writer's", () => {
+    const sub = join(dir, "killed");
+    mkdirSync(sub);
+    const path = join(sub, "state.json");
+    saveState(path, { savedAtMs: 1, policyState: { partitions: {} }, found: {} });
+    // pid 2^22 + 1 is above the kernel's pid_max ceiling, so no process has it
+    const dead = `state.json.tmp-${4_194_305}`;
+    const live = `state.json.tmp-${process.ppid}`;
+    writeFileSync(join(sub, dead), "{ half");
+    writeFileSync(join(sub, live), "{ half");
+    writeFileSync(join(sub, "other.json.tmp-4194305"), "");
+    const { state, note } = loadState(path);
+    expect(state?.savedAtMs).toBe(1);
+    expect(note).toContain("removed 1 temporary file left by a killed writer");
+    expect(readdirSync(sub).sort()).toEqual(["other.json.tmp-4194305", "state.json", live].sort());
+    expect(removeStaleTemporaries(path)).toEqual([]);
   });
 });

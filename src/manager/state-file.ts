@@ -1,9 +1,10 @@
 // The state file: lets a restarted manager resume smoothly (policy memory) and still restore
 // the values it found before it first touched each partition. Written atomically (tmp + rename),
 // so a crash mid-write leaves the previous file intact; a write that fails (a full disk) removes
-// its partial temporary file.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+// its partial temporary file, and a writer killed between the write and the rename leaves one
+// that the next load removes (its pid is in the name and no longer runs).
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import type { AllocationSnapshot } from "../actuators/types.ts";
 import type { PartitionId } from "../core/model.ts";
 import type { PolicyState } from "../policy/types.ts";
@@ -27,8 +28,52 @@ export function saveState(path: string, state: Omit<PersistedState, "version">):
   }
 }
 
-/** Load a state file; a missing or unreadable one means a fresh start (returns null and why). */
+const running = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+/**
+ * Remove `<state file>.tmp-<pid>` files whose writer no longer runs (killed between its write and
+ * its rename). A live writer's file is left alone. Returns the names removed.
+ */
+export function removeStaleTemporaries(path: string): string[] {
+  const prefix = `${basename(path)}.tmp-`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || running(pid)) continue;
+    rmSync(join(dirname(path), name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+/**
+ * Load a state file; a missing or unreadable one means a fresh start (returns null and why).
+ * Temporary files left by a writer that was killed mid-save are removed first.
+ */
 export function loadState(path: string): { state: PersistedState | null; note: string } {
+  const swept = removeStaleTemporaries(path);
+  const sweptNote = swept.length
+    ? ` (removed ${swept.length} temporary file${swept.length === 1 ? "" : "s"} left by a killed writer)`
+    : "";
+  const r = readState(path);
+  return { state: r.state, note: r.note + sweptNote };
+}
+
+function readState(path: string): { state: PersistedState | null; note: string } {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
