@@ -180,6 +180,18 @@ const expectExact = (
   }
 };
 
+/** Until weir's /metrics counts equal `want` (5 s at most; its cycles run late on a busy host). */
+async function counted(w: ReturnType<typeof startWeir>, want: Totals): Promise<void> {
+  const near = (x: number, y: number) => Math.abs(x - y) < 1e-6;
+  const same = (got: Totals) =>
+    Object.keys(want).every(
+      (p) => near(got[p]!.in, want[p]!.in) && near(got[p]!.out, want[p]!.out),
+    );
+  await until("weir's counts to reach what was sent", async () =>
+    same(await metricTotals(w)),
+  ).catch(() => {});
+}
+
 /** Datagrams from the test (outside every partition) to a peer, each received (25 at a time: no socket drops). */
 async function sendTo(peer: CgroupPeer, n: number): Promise<void> {
   const payload = Buffer.alloc(64, 1);
@@ -313,8 +325,7 @@ describe.skipIf(!canRun)("weir run counts host-network partitions with eBPF (roo
       },
       b: { in: (70 + 40) * D, out: 50 * D },
     };
-    // three more cycles, so the last packets are inside a sampled window
-    await new Promise((r) => setTimeout(r, 400));
+    await counted(w, want);
     expectExact(await metricTotals(w), want);
     const api = await apiTotals(w);
     expectExact(api.packets, want);
@@ -344,7 +355,7 @@ describe.skipIf(!canRun)("weir run counts host-network partitions with eBPF (roo
     await first.ready();
     await sendTo(a, 100);
     await sendFrom(a, 60);
-    await new Promise((r) => setTimeout(r, 400));
+    await counted(first, { a: { in: 100, out: 60 } });
     expectExact({ a: (await metricTotals(first)).a }, { a: { in: 100, out: 60 } });
     expect(await first.stop(), first.err()).toBe(0);
     // pinned and still attached while weir is away (b, unpinned, is detached)
@@ -361,7 +372,7 @@ describe.skipIf(!canRun)("weir run counts host-network partitions with eBPF (roo
     await second.ready();
     await sendTo(a, 7);
     await sendFrom(a, 5);
-    await new Promise((r) => setTimeout(r, 400));
+    await counted(second, { a: { in: 7, out: 5 } });
     // the restarted weir's own totals start from its first read (the gap is inside it) ...
     expectExact({ a: (await metricTotals(second)).a }, { a: { in: 7, out: 5 } });
     // ... and the kernel's pinned counts are everything since the first start, exactly once

@@ -220,7 +220,12 @@ describe.skipIf(!isRoot || !hasV1)("agents under faults (root, v1, UDP on loopba
     const forgedBefore = await metric("weir_reports_rejected_total", '{reason="forged"}');
     a = startAgent(0, { durationMs: 7000 });
     b = startAgent(1, { durationMs: 7000 });
-    await sleep(1500); // both verified before the flood starts
+    // both verified before the flood starts: until then their reports come from unknown
+    // sources, which share one bucket with the flood. The manager sends a directive only to the
+    // address of a report it accepted (a fixed sleep here let a slow start meet the flood)
+    const directed = (x: Agent) => /"msg":"directive: /.test(x.log());
+    const verified = await until(() => directed(a) && directed(b), 20_000);
+    expect(verified, `${a.log()}\n${b.log()}`).toBe(true);
     const wrongKey = parseKeyHex("ee".repeat(32));
     const forged = [0, 1].map((i) =>
       Buffer.from(

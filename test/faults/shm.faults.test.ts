@@ -209,7 +209,8 @@ describe.skipIf(!isRoot || !hasV1 || PENDING)(
       // weir removes its slot entries on exit; the directory itself is the test's to remove
       const entriesLeft = existsSync(SLOTS) ? readdirSync(SLOTS).length : 0;
       for (const c of children) if (c.pid && alive(c.pid)) c.kill("SIGTERM");
-      await sleep(500);
+      // each ends on its own time on a busy machine: wait for all, not a fixed 500 ms
+      await until(() => children.every((c) => !c.pid || !alive(c.pid)), 10_000);
       removeCgroups([`${P}/a`, `${P}/b`, P]);
       rmSync(SLOTS, { recursive: true, force: true });
       const nothingLeft =
