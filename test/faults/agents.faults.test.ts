@@ -12,8 +12,10 @@ import type { CycleRecord } from "../../src/core/model.ts";
 import { encodeReport, parseKeyHex } from "../../src/transport/codec.ts";
 import { alive } from "../e2e/leftovers.ts";
 import {
+  apiBase,
   CPU_ROOT,
   cpuValues,
+  freeUdpPort,
   hasV1,
   isRoot,
   makeCgroup,
@@ -31,8 +33,9 @@ import { recordRow } from "./reliability.ts";
 
 const FILE = "test/faults/agents.faults.test.ts";
 const P = `weirf-${process.pid}-agents`;
-const PORT_U = 22_000 + (process.pid % 4000);
-const PORT_A = PORT_U + 4000;
+/** The manager's datagram port (a free one, picked in startManager) and its API's base URL. */
+let PORT_U = 0;
+let API = "";
 const KEYS = ["a1".repeat(32), "b2".repeat(32)];
 const MINS = { a: 100, b: 100 };
 const LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
@@ -106,7 +109,7 @@ function startAgent(i: number, o: { hook?: string; clock?: string; durationMs?: 
 const part = (r: CycleRecord | null, id: string) => r?.partitions.find((p) => p.id === id);
 
 async function metric(name: string, label = ""): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${PORT_A}/metrics`)).text();
+  const text = await (await fetch(`${API}/metrics`)).text();
   const m = new RegExp(`^${name}${label.replace(/[{}]/g, "\\$&")} (\\S+)$`, "m").exec(text);
   return m ? Number(m[1]) : 0;
 }
@@ -121,7 +124,8 @@ async function stopAgent(a: Agent): Promise<void> {
   await a.exited;
 }
 
-function startManager(): Weir {
+async function startManager(): Promise<Weir> {
+  PORT_U = await freeUdpPort();
   makeCgroup(`${P}/a`);
   makeCgroup(`${P}/b`);
   const cfg = path.join(dir, "weir.yaml");
@@ -132,7 +136,7 @@ function startManager(): Weir {
       "staleAfterMs: 1000",
       "onShutdown: restore",
       `transport: { udp: { listen: "127.0.0.1:${PORT_U}" } }`,
-      `api: { listen: "127.0.0.1:${PORT_A}" }`,
+      'api: { listen: "127.0.0.1:0" }',
       "partitions:",
       `  - { name: a, cgroup: ${P}/a, source: agent, agent: { key: ${KEYS[0]} }, min: 100m, max: 400m }`,
       `  - { name: b, cgroup: ${P}/b, source: agent, agent: { key: ${KEYS[1]} }, min: 100m, max: 300m }`,
@@ -145,8 +149,9 @@ function startManager(): Weir {
 
 describe.skipIf(!isRoot || !hasV1)("agents under faults (root, v1, UDP on loopback)", () => {
   it("agent SIGKILLed mid-directive, clock stepped ±10 s, spoofed flood", async () => {
-    const w = startManager();
+    const w = await startManager();
     const found = cpuValues(`${P}/a`); // before the first write: as the kernel makes a cgroup
+    API = await apiBase(w);
     const quota = (id: "a" | "b") => cpuValues(`${P}/${id}`).quota;
     const marker = path.join(dir, "hook-running");
     // the hook records its shell's pid, then takes 3 s: the agent is killed inside it

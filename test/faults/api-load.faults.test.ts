@@ -15,6 +15,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { LoadCounts, LoadRequest } from "./api-load-client.ts";
 import {
+  apiBase,
   fixtureHost,
   percentile,
   sleep,
@@ -39,7 +40,6 @@ const WINDOW_MS = 3_000;
  */
 const SETTLE_MS = 500;
 const INTERVAL_MS = 200;
-const PORT = 26_000 + (process.pid % 4000);
 const dir = mkdtempSync(path.join(tmpdir(), "weirf-api-"));
 let weir: Weir | null = null;
 let client: ChildProcess | null = null;
@@ -83,7 +83,7 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
       "capacity: { cpus: 2 }",
       `roots: { cgroupfs: ${dir}/cgroupfs, sysfs: ${dir}/sysfs, procfs: ${dir}/procfs }`,
       'transport: { udp: { listen: "127.0.0.1:0" } }',
-      `api: { listen: "127.0.0.1:${PORT}", maxEventClients: ${MAX_EVENT_CLIENTS} }`,
+      `api: { listen: "127.0.0.1:0", maxEventClients: ${MAX_EVENT_CLIENTS} }`,
       "partitions:",
     ];
     for (let i = 0; i < N; i++)
@@ -95,7 +95,7 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
     weir = w;
     expect(await until(() => w.records.length >= 4, 60_000), w.stderr()).toBe(true);
     const startupMs = Date.now() - tStart;
-    const base = `http://127.0.0.1:${PORT}`;
+    const base = await apiBase(w);
 
     client = startClient();
     const c = client;

@@ -9,14 +9,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { fixtureHost, startWeir, stopWeir, until, type Weir } from "./harness.ts";
+import { apiBase, fixtureHost, startWeir, stopWeir, until, type Weir } from "./harness.ts";
 import { recordRow } from "./reliability.ts";
 
 const FILE = "test/faults/fd-limit.faults.test.ts";
 const TEST = "10,000 host-counter partitions under RLIMIT_NOFILE 4096";
 const N = 10_000;
 const NOFILE = 4096;
-const PORT = 22_000 + (process.pid % 4000);
 const dir = mkdtempSync(path.join(tmpdir(), "weirf-fds-"));
 let weir: Weir | null = null;
 
@@ -33,7 +32,7 @@ describe.skipIf(process.getuid?.() !== 0)("descriptors at 10,000 partitions", ()
       "intervalMs: 1000",
       "capacity: { cpus: 2 }",
       `roots: { cgroupfs: ${dir}/cgroupfs, sysfs: ${dir}/sysfs, procfs: ${dir}/procfs }`,
-      `api: { listen: "127.0.0.1:${PORT}" }`,
+      'api: { listen: "127.0.0.1:0" }',
       "partitions:",
     ];
     for (let i = 0; i < N; i++)
@@ -43,7 +42,7 @@ describe.skipIf(process.getuid?.() !== 0)("descriptors at 10,000 partitions", ()
     weir = w;
     expect(await until(() => w.records.length >= 3, 150_000), w.stderr()).toBe(true);
     const fds = readdirSync(`/proc/${w.child.pid}/fd`).length;
-    const healthy = (await fetch(`http://127.0.0.1:${PORT}/healthz`)).ok;
+    const healthy = (await fetch(`${await apiBase(w)}/healthz`)).ok;
     const last = w.last()!;
     const notOk = last.partitions.filter((p) => p.status !== "ok" || p.error);
     const codes = [...new Set(notOk.map((p) => p.error?.code ?? p.status))];

@@ -1,6 +1,7 @@
 // Shared by the fault-injection files (root, real cgroup v1): start `weir run` from the bin and
 // read its cycle records (stdout, --json), make and remove the test's own cgroups, and wait.
 import { type ChildProcess, spawn } from "node:child_process";
+import dgram from "node:dgram";
 import {
   existsSync,
   mkdirSync,
@@ -195,4 +196,28 @@ export function pidsWithArg(fragment: string): number[] {
     }
   }
   return out;
+}
+
+const API_URL = /HTTP API and dashboard at (http:\/\/[^\s"/]+)/;
+
+/**
+ * The API's base URL as weir logs it at start. Configs here say `api.listen: 127.0.0.1:0`, so
+ * the kernel picks a free port: no port derived from the test's pid that something else on a
+ * shared machine may hold.
+ */
+export async function apiBase(w: Weir, timeoutMs = 60_000): Promise<string> {
+  const found = () => API_URL.exec(w.stderr())?.[1];
+  await until(() => found() !== undefined, timeoutMs);
+  const url = found();
+  if (!url) throw new Error(`weir did not say where its API listens: ${w.stderr().slice(-2000)}`);
+  return url;
+}
+
+/** A UDP port on 127.0.0.1 nobody holds at the moment of asking (for a transport's listen). */
+export async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(r));
+  return port;
 }

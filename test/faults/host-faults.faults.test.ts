@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { CycleRecord } from "../../src/core/model.ts";
 import { alive } from "../e2e/leftovers.ts";
 import {
+  apiBase,
   CPU_ROOT,
   CPUACCT_ROOT,
   cpuValues,
@@ -33,7 +34,6 @@ const TEST = "cgroup write refused, cgroup removed, pid exits, interface deleted
 const P = `weirf-${process.pid}-host`;
 const IF = `wf${process.pid % 100_000}h`;
 const PEER = `wf${process.pid % 100_000}p`;
-const PORT = 21_000 + (process.pid % 4000);
 const TOKEN = "faults-token-0123456789";
 const CGROUPS = [P, `${P}/keep`, `${P}/rm`, `${P}/pid`, `${P}/ifc`, `${P}/lim`, `${P}/lim/w`];
 const MINS = { keep: 100, rm: 100, pid: 100, ifc: 50, w: 0 };
@@ -77,7 +77,7 @@ describe.skipIf(!isRoot || !hasV1)("faults under a running weir (root, v1)", () 
         "onShutdown: restore",
         "staleAfterMs: 1000",
         "retryGoneMs: 1000",
-        `api: { listen: "127.0.0.1:${PORT}", token: ${TOKEN} }`,
+        `api: { listen: "127.0.0.1:0", token: ${TOKEN} }`,
         "partitions:",
         `  - { name: keep, cgroup: ${P}/keep, interfaces: [lo], min: 100m, max: 300m }`,
         `  - { name: rm, cgroup: ${P}/rm, interfaces: [lo], min: 100m, max: 400m }`,
@@ -96,6 +96,7 @@ describe.skipIf(!isRoot || !hasV1)("faults under a running weir (root, v1)", () 
       quota("pid") === 45_000 &&
       quota("ifc") === 35_000;
     expect(await until(capsWritten, 30_000), w.stderr()).toBe(true);
+    const api = await apiBase(w);
 
     // 1. a write the kernel refuses: w's cap of 50,000 µs above its parent's 20,000 µs
     expect(await until(() => part(w.last(), "w")?.status === "error", 10_000), w.stderr()).toBe(
@@ -143,7 +144,7 @@ describe.skipIf(!isRoot || !hasV1)("faults under a running weir (root, v1)", () 
     const ifQuota = quota("ifc");
 
     // the untouched partition is still managed: a bounds change reaches its cgroup
-    const res = await fetch(`http://127.0.0.1:${PORT}/api/partitions/keep`, {
+    const res = await fetch(`${api}/api/partitions/keep`, {
       method: "PATCH",
       headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
       body: JSON.stringify({ maxCpuMillis: 250 }),
