@@ -182,11 +182,14 @@ describe.skipIf(!isRoot || !hasV1)("weir run on real cgroups (root, v1)", () => 
       // compare with the directives of the last cycles once their records have arrived
       // (shares = round(weight x 1024 / 100))
       const sh = sharesOf(b.cgroup);
-      await new Promise((r) => setTimeout(r, 600));
       const weightOf = (r: CycleRecord, id: string) =>
         r.partitions.find((p) => p.id === id)?.directive?.weight ?? Number.NaN;
-      const recent = records.slice(-20).map((r) => Math.round((weightOf(r, "b") * 1024) / 100));
-      expect(recent).toContain(sh);
+      const recent = () =>
+        records.slice(-20).map((r) => Math.round((weightOf(r, "b") * 1024) / 100));
+      // until the record of the cycle that wrote it has come through the pipe (10 s at most)
+      for (let i = 0; i < 100 && !recent().includes(sh); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(recent()).toContain(sh);
       expect(quotaOf(b.cgroup)).toBe(found.b.quota);
     } finally {
       child.kill("SIGTERM");
