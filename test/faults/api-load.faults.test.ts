@@ -62,8 +62,13 @@ function startClient(): ChildProcess {
 
 const load = (c: ChildProcess, req: LoadRequest) =>
   new Promise<LoadCounts>((resolve, reject) => {
-    c.once("message", (m) => resolve(m as LoadCounts));
-    c.once("exit", (code) => reject(new Error(`load client exited (${code})`)));
+    // one window's listeners, removed with its answer (12 windows left 12 behind before)
+    const exited = (code: number | null) => reject(new Error(`load client exited (${code})`));
+    c.once("exit", exited);
+    c.once("message", (m) => {
+      c.off("exit", exited);
+      resolve(m as LoadCounts);
+    });
     c.send(req);
   });
 
