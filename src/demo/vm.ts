@@ -21,7 +21,7 @@ import { vmsDown } from "../vm/down.ts";
 import { LogTail } from "../vm/guest.ts";
 import { applyConsole } from "../vm/guest-cpus.ts";
 import { defaultVmStateFile, type VmRecord } from "../vm/state.ts";
-import { vmsUp } from "../vm/vms.ts";
+import { VM_MANAGER_INTERVAL_MS, vmsUp } from "../vm/vms.ts";
 import { type DemoPlan, demoPlan, demoRate } from "./scenario.ts";
 
 const PREFIX = "weirdemovm";
@@ -152,7 +152,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
       hogCgroup = tb.hogs[0]?.cgroup ?? hogCgroup;
     }
     const cfg = parseConfig({
-      intervalMs: 200,
+      intervalMs: VM_MANAGER_INTERVAL_MS,
       capacity: { cpus: "auto", reserve: 0 },
       staleAfterMs: 10_000,
       retryGoneMs: 1000,

@@ -34,6 +34,19 @@ export const DEFAULT_VM_CACHE_DIR = "/var/cache/weir/vm";
 export const SLOT_REGION_BYTES = SLOT_BYTES;
 export const TAP_IFNAME = "tap0";
 
+/** The guest agent's default report period: Node under TCG is ~18× slower than on the host. */
+export const VM_AGENT_INTERVAL_MS = 500;
+
+/**
+ * The manager's cycle for guest partitions (`intervalMs`): twice the agent's report period, so
+ * every cycle holds a report from every guest. With a shorter cycle (200 ms against reports
+ * every 500 ms) a guest had no throughput in most cycles; the policy holds such a partition at
+ * its previous allocation and gives the spare to the partitions that did report, so two idle
+ * guests' entitlements locked at whatever split they had when their reports fell out of step
+ * (1,500m / 500m, 1,223m / 776m seen): the idle guest kept asking for 2 vCPUs.
+ */
+export const VM_MANAGER_INTERVAL_MS = 2 * VM_AGENT_INTERVAL_MS;
+
 export interface VmsOptions {
   prefix?: string;
   /** A count (p1..pN) or names. */
@@ -50,7 +63,7 @@ export interface VmsOptions {
   bootTimeoutMs?: number;
   /** Run `weir agent` in every guest (default true); otherwise the guest only boots. */
   agent?: boolean;
-  /** Agent report period in the guest (default 500 ms: Node under TCG is ~18× slower). */
+  /** Agent report period in the guest (default VM_AGENT_INTERVAL_MS). */
   agentIntervalMs?: number;
   /**
    * The manager's slot directory (`transport.shm.path`): each guest's ivshmem region is its
@@ -193,7 +206,7 @@ export async function vmsUp(opts: VmsOptions): Promise<VmState> {
         initramfs: initramfs.path,
         lifetimeMs,
         agent: opts.agent ?? true,
-        agentIntervalMs: opts.agentIntervalMs ?? 500,
+        agentIntervalMs: opts.agentIntervalMs ?? VM_AGENT_INTERVAL_MS,
         weirBin: opts.weirBin ?? defaultWeirBin(),
         guestScript: opts.guestScript,
         slotDir: opts.slotDir,
