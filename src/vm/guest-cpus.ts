@@ -6,15 +6,9 @@
 // request; QEMU gone (QMP closed) is terminal for this guest: `gone` is set and nothing more
 // is tried, like a vanished cgroup. To shrink, unplug before sending the directive: the guest
 // kernel offlines an unplugged CPU itself, then QEMU frees the vCPU's slot.
-// A plug waits until `plugAfterUnplugMs` has passed since the last unplug finished: QEMU 7.2
-// under TCG aborted when a vCPU was plugged (into a fresh slot) about 2 s after one was
-// unplugged (docs/measured-facts.md, *vCPU hot-plug*).
 import type { LogTail } from "./guest.ts";
 import type { QmpClient } from "./qmp.ts";
 import { pluggedVcpus, setVcpus } from "./vcpus.ts";
-
-/** Least time from an unplug's end to the next plug (QEMU 7.2 TCG; see the header). */
-export const PLUG_AFTER_UNPLUG_MS = 30_000;
 
 const ONLINE_RE = /smpboot: Booting Node \d+ Processor (\d+) APIC/;
 const OFFLINE_RE = /smpboot: CPU (\d+) is now offline/;
@@ -61,10 +55,6 @@ export class GuestCpus {
   private running: Promise<void> | null = null;
   /** vCPU ids unplugged from this QEMU: never plugged again (planCpuStep). */
   private readonly used = new Set<string>();
-  private readonly plugAfterUnplugMs: number;
-  private readonly sleep: (ms: number) => Promise<void>;
-  /** When the last unplug finished (QEMU let go of the vCPU), null before any. */
-  private unpluggedAtMs: number | null = null;
 
   /** `tail` must follow the guest's console from boot (the boot CPU 0 is counted online). */
   constructor(o: {
@@ -73,9 +63,6 @@ export class GuestCpus {
     minCpus: number;
     maxCpus: number;
     now?: () => number;
-    /** Least time from an unplug's end to the next plug (default PLUG_AFTER_UNPLUG_MS). */
-    plugAfterUnplugMs?: number;
-    sleep?: (ms: number) => Promise<void>;
   }) {
     this.qmp = o.qmp;
     this.tail = o.tail;
@@ -83,8 +70,6 @@ export class GuestCpus {
     this.maxCpus = Math.max(this.minCpus, o.maxCpus);
     this.desired = this.minCpus;
     this.now = o.now ?? Date.now;
-    this.plugAfterUnplugMs = o.plugAfterUnplugMs ?? PLUG_AFTER_UNPLUG_MS;
-    this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
   /** Ask for `cpuCount` vCPUs (clamped to [min, max]); returns the desired count at once. */
@@ -130,18 +115,7 @@ export class GuestCpus {
     for (;;) {
       const want = this.desired;
       try {
-        const plugged = await pluggedVcpus(this.qmp);
-        const holdMs =
-          want > plugged && this.unpluggedAtMs !== null
-            ? this.unpluggedAtMs + this.plugAfterUnplugMs - this.now()
-            : 0;
-        if (holdMs > 0) {
-          await this.sleep(holdMs);
-          if (this.qmp.closed) return;
-          continue; // desired may have changed meanwhile
-        }
-        const steps = await setVcpus(this.qmp, want, { used: this.used });
-        if (steps.some((st) => st.action === "remove")) this.unpluggedAtMs = this.now();
+        await setVcpus(this.qmp, want, { used: this.used });
         this.plugged = await pluggedVcpus(this.qmp);
         this.lastError = null;
       } catch (e) {
