@@ -3,8 +3,8 @@
 // inside (reporting through its own ivshmem region, the manager's slot page). Real UDP load
 // into g1 makes its entitlement (capped: cap = entitlement) pass one CPU, so the directive's
 // CPU count becomes 2: QEMU hot-plugs a vCPU (the actuator, over QMP) and the guest's agent
-// onlines it; the load stops, the entitlement falls back, the actuator unplugs and the guest
-// kernel offlines the CPU. Then g2's QEMU is SIGKILLed: g2 is marked gone, g1 is still managed.
+// onlines it; the load stops, the entitlement falls back and the guest's agent offlines the
+// CPU (the vCPU stays plugged: see src/vm/guest-cpus.ts on unplug under QEMU 7.2 TCG). Then g2's QEMU is SIGKILLed: g2 is marked gone, g1 is still managed.
 // vm-guest.e2e.test.ts covers the guest's report accepted and a forged one rejected; here the
 // isolation between two guests' regions is checked on what each QEMU process has mapped.
 // Under TCG everything in a guest is ~18x slower than on the host: long, bounded timeouts;
@@ -185,7 +185,7 @@ describe.skipIf(!isRoot || !hasQemu || !hasV1)(
       expect(fdInodes(g2.qemuPid!)).not.toContain(inodeOf(0));
     });
 
-    it("load into g1: the directive asks 2 CPUs, QEMU plugs a vCPU, the guest onlines it; load gone: unplugged and offlined", async () => {
+    it("load into g1: the directive asks 2 CPUs, QEMU plugs a vCPU, the guest onlines it; load gone: the guest offlines it", async () => {
       // Both guests managed from their own reports.
       await until(
         () => {
@@ -277,24 +277,21 @@ describe.skipIf(!isRoot || !hasQemu || !hasV1)(
         await loadDone;
       }
       expect(loadOut).toContain('"sent"');
-      // Load gone: the entitlement falls below one CPU, the directive asks 1, the vCPU is unplugged
-      // and the guest kernel offlines it.
+      // Load gone: the entitlement falls below one CPU and the directive asks 1: the guest's
+      // agent offlines the CPU; the vCPU stays plugged (weir does not unplug by default: QEMU
+      // 7.2 under TCG aborted on the next plug after an unplug).
       tail.mark();
       const t1 = Date.now();
-      const unplugCycle = await until(
-        () =>
-          records.find(
-            (r) =>
-              r.startedAtMs >= t1 &&
-              part(r, "g1")?.written.includes("vcpus") &&
-              part(r, "g1")?.directive?.cpuCount === 1,
-          ),
+      const downCycle = await until(
+        () => records.find((r) => r.startedAtMs >= t1 && part(r, "g1")?.directive?.cpuCount === 1),
         120_000,
-        "a directive that takes g1 back to 1 vCPU",
+        "a directive for 1 CPU after the load",
       );
       const offline = await tail.waitFor(/smpboot: CPU \d+ is now offline/, 120_000);
       expect(offline, `g1 console: ${tail.seen.slice(-2000)}`).not.toBeNull();
-      console.info(`directive -> g1 CPU 1 offline: ${offline!.atMs - unplugCycle.startedAtMs} ms`);
+      console.info(
+        `directive for 1 CPU -> g1 CPU offline: ${offline!.atMs - downCycle.startedAtMs} ms`,
+      );
       expect(part(last()!, "g1")?.status).toBe("ok");
     }, 400_000);
 
