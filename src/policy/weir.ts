@@ -14,7 +14,7 @@
 // allocate, post-process, express, decide); splitting it would pass those arrays between
 // files. What is not the pass lives beside it: express.ts (directives), state.ts (the packed
 // state), batch.ts (batch suppression), decision.ts (the lazy why).
-import type { Directive, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
+import type { Throughput } from "../core/model.ts";
 import {
   type AllocationProblem,
   type AllocationScratch,
@@ -23,14 +23,14 @@ import {
   Mode,
 } from "./allocate.ts";
 import { nextBatchSuppression } from "./batch.ts";
-import { packBits, type StepReasons, WeirDecision } from "./decision.ts";
+import { packBits, StepDecisions, type StepReasons } from "./decision.ts";
 import {
   assessNetworkDemand,
   emptyAssessment,
   performanceIndex,
   smoothVelocity,
 } from "./demand.ts";
-import { capCodeOf, express, weightBands } from "./express.ts";
+import { capCodeFor, directedWeight, StepDirectives, weightBands } from "./express.ts";
 import {
   type AllocationFrame,
   defaultPostProcessors,
@@ -41,18 +41,22 @@ import {
   clamp,
   demandTarget,
   goalBase,
-  hasGoal,
-  importanceOf,
-  maxOf,
-  minOf,
   minProbeStep,
   protectedNeed,
   Source,
-  weightDivisors,
   yieldingDemand,
 } from "./rules.ts";
-import { FLAG_MISSED_GOAL, FLAG_RISING, packedState, readPrevious } from "./state.ts";
-import type { Policy, PolicyInput, PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
+import { FLAG_MISSED_GOAL, FLAG_RISING, packedState, previousOf } from "./state.ts";
+import {
+  goalAt,
+  hasGoalAt,
+  type PartitionTable,
+  partitionTable,
+  readRow,
+  throughputColumnsOf,
+  throughputCursor,
+} from "./table.ts";
+import type { Policy, PolicyKnobs, PolicyState, TableInput, TableOutput } from "./types.ts";
 
 /**
  * The dead-band never exceeds 50m: 1 % of a 100-CPU host is 1,000m, more than most partitions'
@@ -83,6 +87,8 @@ class Scratch {
   f64: Float64Array[] = [];
   u8: Uint8Array[] = [];
   alloc: AllocationScratch = createAllocationScratch(1);
+  /** The row the demand rules read (table.ts readRow). */
+  cursor: Throughput = throughputCursor();
 
   /** `f` Float64Arrays and `u` Uint8Arrays of length n (views into reused buffers). */
   fit(n: number, f: number, u: number): { f64: Float64Array[]; u8: Uint8Array[] } {
@@ -107,10 +113,31 @@ export interface WeirPolicyOptions {
 export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
   const postProcessors = opts.postProcessors ?? defaultPostProcessors;
   const scratch = new Scratch();
+  const stepTable = (input: TableInput, state: PolicyState): TableOutput =>
+    step(input, state, postProcessors, scratch);
   return {
     name: "weir",
     initialState: (): PolicyState => ({ partitions: {} }),
-    step: (input, state) => step(input, state, postProcessors, scratch),
+    stepTable,
+    // The object contract is a view of the columnar one: the specs' table and the map's
+    // columns in, every directive and decision object made out.
+    step: (input, state) => {
+      const table = partitionTable(input.specs);
+      const out = stepTable(
+        {
+          nowMs: input.nowMs,
+          knobs: input.knobs,
+          table,
+          throughput: throughputColumnsOf(table, input.throughput),
+        },
+        state,
+      );
+      return {
+        directives: Array.from({ length: table.size }, (_, i) => out.directives.at(i)),
+        decisions: Array.from({ length: table.size }, (_, i) => out.decisions.at(i)),
+        state: out.state,
+      };
+    },
   };
 }
 
@@ -118,13 +145,16 @@ export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
 export const weirPolicy: Policy = createWeirPolicy();
 
 function step(
-  input: PolicyInput,
+  input: TableInput,
   state: PolicyState,
   postProcessors: readonly PostProcessor[],
   sc: Scratch,
-): PolicyOutput {
-  const { knobs, specs } = input;
-  const n = specs.length;
+): TableOutput {
+  const { knobs, table: t } = input;
+  const cols = input.throughput;
+  const n = t.size;
+  if (cols.size !== n)
+    throw new RangeError(`throughput columns have ${cols.size} rows for a table of ${n}`);
   const capacity = usableCapacity(knobs.capacityCpuMillis);
   const deadband = deadbandCpuMillis(knobs);
   const probeStep = minProbeStep(deadband);
@@ -132,41 +162,39 @@ function step(
   const canUseFirst = knobs.leftover === "batch-first";
 
   // What the output keeps (the next state's arrays, the decisions' numbers and reasons), in
-  // one buffer of each type; everything else is scratch.
-  const fb = new Float64Array(n * 12);
-  const ub = new Uint8Array(n * 4);
+  // one buffer of each type; everything else is scratch. Last cycle's arrays are read where
+  // they are (the previous state's, when it is aligned with this table), never copied.
+  const fb = new Float64Array(n * 9);
+  const ub = new Uint8Array(n * 3);
   const f = (k: number): Float64Array => fb.subarray(k * n, (k + 1) * n);
   const u = (k: number): Uint8Array => ub.subarray(k * n, (k + 1) * n);
   const final = f(0);
   const demand = f(1);
   const velocity = f(2);
-  const prevDemand = f(3);
-  const ideal = f(4);
-  const leftover = f(5);
-  const effectiveMin = f(6);
-  const prevWeight = f(7);
-  const weights = f(8);
-  const shownDemand = f(9);
-  const prevCpu = f(10);
-  const pis = f(11);
+  const ideal = f(3);
+  const leftover = f(4);
+  const effectiveMin = f(5);
+  const weights = f(6);
+  const shownDemand = f(7);
+  const pis = f(8);
   const bits = u(0);
-  const prevFlags = u(1);
-  const flags = u(2);
-  const capCode = u(3);
-  const buf = sc.fit(n, 9, 7);
-  const [prevVelocity, lo, hi, weight, target, prevNeed, post0, post1, useNeed] = buf.f64 as [
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
+  const flags = u(1);
+  const capCode = u(2);
+  const prev = previousOf(state, t);
+  const prevCpu = prev.cpuMillis;
+  const prevDemand = prev.demand;
+  const prevVelocity = prev.velocity;
+  const prevWeight = prev.weight;
+  const prevFlags = prev.flags;
+  const buf = sc.fit(n, 4, 6);
+  const [target, prevNeed, post0, post1] = buf.f64 as [
     Float64Array,
     Float64Array,
     Float64Array,
     Float64Array,
   ];
-  const [source, importance, mode, eligible, receiver, marks, controlled] = buf.u8 as [
-    Uint8Array,
+  const useNeed = post0; // free until the post-processors run
+  const [source, mode, eligible, receiver, marks, controlled] = buf.u8 as [
     Uint8Array,
     Uint8Array,
     Uint8Array,
@@ -177,11 +205,12 @@ function step(
   receiver.fill(0);
   controlled.fill(0);
 
-  readPrevious(state, specs, prevCpu, prevDemand, prevVelocity, prevWeight, prevFlags);
-  const divisors = weightDivisors(specs);
-  const tps = alignThroughput(specs, input.throughput);
+  const lo = t.minCpuMillis;
+  const hi = t.maxCpuMillis;
+  const importance = t.importance;
+  const divisors = t.weightDivisors;
   const a = emptyAssessment();
-  const ids: PartitionId[] = new Array(n);
+  const tp = sc.cursor;
   let receiverImportance = 6;
   /** Most important level where a goal is missed while short of CPU (DemandAssessment.missesGoal). */
   let yieldTo = 6;
@@ -189,41 +218,37 @@ function step(
   let anyBatch = false;
 
   for (let i = 0; i < n; i++) {
-    const spec = specs[i]!;
-    ids[i] = spec.id;
-    const min = minOf(spec);
-    const max = maxOf(spec);
-    lo[i] = min;
-    hi[i] = max;
-    weight[i] = spec.weight;
-    const imp = importanceOf(spec);
-    importance[i] = imp;
+    const min = lo[i]!;
+    const max = hi[i]!;
+    const imp = importance[i]!;
+    const goal = goalAt(t, i);
     const pc = prevCpu[i]!;
     const pd = prevDemand[i]!;
     const hasPrev = !Number.isNaN(pc);
-    const tp = tps[i]!;
+    const hasData = cols.has[i] === 1;
+    if (hasData) readRow(cols, i, tp);
     const v = smoothVelocity(
       nullIfNaN(prevVelocity[i]!),
-      tp === null ? null : tp.rawVelocityPacketsPerCpuSec,
+      hasData ? tp.rawVelocityPacketsPerCpuSec : null,
       knobs.velocitySmoothing,
     );
     velocity[i] = v === null ? Number.NaN : v;
     let src: number;
-    if (spec.kind === "batch") {
+    if (t.batch[i] === 1) {
       anyBatch = true;
       src = Source.batch;
       mode[i] = Mode.batch;
       target[i] = min;
       eligible[i] = 2; // can always use more: served first from the left-over
       demand[i] = max;
-    } else if (tp !== null) {
+    } else if (hasData) {
       src = Source.network;
       assessNetworkDemand(
         tp,
         v,
         hasPrev ? pc : null,
         nullIfNaN(pd),
-        spec.goalPacketsPerSec,
+        goal,
         knobs,
         probeStep,
         a,
@@ -255,7 +280,7 @@ function step(
       // goal (more CPU would not help: on the real testbed such a partition soaked up what a
       // donor gave, ~560m → 1,440m, and the level below waited). Receivers get their target as
       // demand.
-      eligible[i] = a.goalReceiver || !hasGoal(spec) ? 1 : 0;
+      eligible[i] = a.goalReceiver || !hasGoalAt(t, i) ? 1 : 0;
       demand[i] = Math.min(a.demandCpuMillis, max);
     } else if (hasPrev) {
       src = Source.held;
@@ -278,8 +303,7 @@ function step(
       src === Source.network && a.donor
         ? clamp(a.demandCpuMillis, min, max)
         : protectedNeed(src, pc, pd, min, max);
-    const pi =
-      tp === null ? null : performanceIndex(spec.goalPacketsPerSec, tp.servedPacketsPerSec);
+    const pi = hasData ? performanceIndex(goal, tp.servedPacketsPerSec) : null;
     pis[i] = pi === null ? Number.NaN : pi;
     if (pi !== null && pi > 1 && imp < receiverImportance) receiverImportance = imp;
   }
@@ -287,25 +311,13 @@ function step(
     for (let i = 0; i < n; i++)
       if (pis[i]! > 1 && importance[i] === receiverImportance) receiver[i] = 1;
   if (yieldTo <= 5)
-    yieldToReceivers(
-      specs,
-      yieldTo,
-      source,
-      importance,
-      controlled,
-      useNeed,
-      lo,
-      hi,
-      target,
-      demand,
-      eligible,
-    );
+    yieldToReceivers(t, yieldTo, source, controlled, useNeed, target, demand, eligible);
 
   const problem: AllocationProblem = {
     capacityCpuMillis: capacity,
     lo,
     hi,
-    weight,
+    weight: t.weight,
     importance,
     mode,
     target,
@@ -334,47 +346,22 @@ function step(
         knobs.releaseBatchAfterCycles,
       )
     : undefined;
+  const suppressBatch = batch?.active ?? false;
   const bands = weightBands(knobs, capacity, deadband);
 
-  const reasons: StepReasons = {
-    context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
-    specs,
-    throughput: tps,
-    prevDemand,
-    ideal,
-    leftover,
-    effectiveMin,
-    bits,
-    capCode,
-    batchSuppressed: batch?.active ?? false,
-    prevWeight,
-    prevFlags,
-    divisors,
-    yieldTo,
-    weights,
-    shownDemand,
-    previous: prevCpu,
-    cpuMillis: final,
-    velocity,
-    performanceIndex: pis,
-  };
-  const directives: Directive[] = new Array(n);
-  const decisions: WeirDecision[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const cpu = final[i]!;
-    directives[i] = express(
-      specs[i]!,
+    const isBatch = t.batch[i] === 1;
+    const imp = importance[i]!;
+    weights[i] = directedWeight(
+      isBatch,
       cpu,
-      hi[i]!,
       capacity,
-      knobs,
-      batch?.active ?? false,
       prevWeight[i]!,
-      bands,
-      divisors[importance[i]!]!,
+      hasGoalAt(t, i) ? bands.goal : bands.normal,
+      divisors[imp]!,
     );
-    weights[i] = directives[i]!.weight;
-    capCode[i] = capCodeOf(directives[i]!.capReason);
+    capCode[i] = capCodeFor(cpu, hi[i]!, capacity, t.capped[i] === 1, isBatch, suppressBatch);
     const d = demand[i]!;
     shownDemand[i] = Math.round(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!));
     bits[i] = packBits(
@@ -384,12 +371,35 @@ function step(
       !Number.isNaN(prevCpu[i]!),
       controlled[i] === 2,
     );
-    decisions[i] = new WeirDecision(reasons, i);
   }
+  const reasons: StepReasons = {
+    context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
+    table: t,
+    throughput: cols,
+    prevDemand,
+    ideal,
+    leftover,
+    effectiveMin,
+    bits,
+    capCode,
+    batchSuppressed: suppressBatch,
+    prevWeight,
+    prevFlags,
+    yieldTo,
+    weights,
+    shownDemand,
+    previous: prevCpu,
+    cpuMillis: final,
+    velocity,
+    performanceIndex: pis,
+  };
   return {
-    directives,
-    decisions,
-    state: packedState({ ids, cpuMillis: final, demand, velocity, weight: weights, flags }, batch),
+    directives: new StepDirectives(t, final, weights, capCode, capacity, knobs.burstFraction),
+    decisions: new StepDecisions(reasons),
+    state: packedState(
+      { ids: t.ids, cpuMillis: final, demand, velocity, weight: weights, flags },
+      batch,
+    ),
   };
 }
 
@@ -407,26 +417,24 @@ function step(
  * 2 here.
  */
 function yieldToReceivers(
-  specs: readonly PartitionSpec[],
+  t: PartitionTable,
   yieldTo: number,
   source: Uint8Array,
-  importance: Uint8Array,
   controlled: Uint8Array,
   useNeed: Float64Array,
-  lo: Float64Array,
-  hi: Float64Array,
   target: Float64Array,
   demand: Float64Array,
   eligible: Uint8Array,
 ): void {
-  for (let i = 0; i < specs.length; i++) {
+  const { importance, minCpuMillis: lo, maxCpuMillis: hi } = t;
+  for (let i = 0; i < t.size; i++) {
     if (source[i] !== Source.network) continue;
     const imp = importance[i]!;
     if (controlled[i] === 1) {
       if (imp !== yieldTo) eligible[i] = 0;
       continue;
     }
-    if (hasGoal(specs[i]!)) continue;
+    if (hasGoalAt(t, i)) continue;
     if (imp <= yieldTo) {
       eligible[i] = 0;
       continue;
@@ -437,32 +445,6 @@ function yieldToReceivers(
     demand[i] = claim;
     target[i] = demandTarget(claim, lo[i]!, hi[i]!);
   }
-}
-
-/**
- * This cycle's throughput per spec. The manager fills the map in spec order, so walk both in
- * step (a merge join: sequential reads, ~2× faster than 10,000 hash lookups here; forEach
- * allocates no iterator results); whatever the walk could not place is looked up by key.
- */
-function alignThroughput(
-  specs: readonly PartitionSpec[],
-  throughput: ReadonlyMap<PartitionId, Throughput>,
-): Array<Throughput | null> {
-  const n = specs.length;
-  const out: Array<Throughput | null> = new Array(n).fill(null);
-  let i = 0;
-  let matched = 0;
-  throughput.forEach((tp, id) => {
-    if (i === n) return; // out of spec order from here on (or no such spec): looked up below
-    // specs without data this cycle sit between two entries: they stay null
-    while (i < n && specs[i]!.id !== id) i++;
-    if (i === n) return;
-    out[i++] = tp;
-    matched++;
-  });
-  if (matched < throughput.size)
-    for (let k = 0; k < n; k++) if (out[k] === null) out[k] = throughput.get(specs[k]!.id) ?? null;
-  return out;
 }
 
 const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);
