@@ -192,35 +192,41 @@ export function throughputAt(
 }
 
 /**
- * One reused Throughput the step points at row `i` before handing it to the demand rules
- * (which read only its numbers), instead of an object per partition.
+ * Reused Throughputs the step points at row `i` before handing one to the demand rules (which
+ * read only its numbers), instead of an object per partition. Two objects, one with a CPU
+ * delay and one without the field, so each field always holds a number of one kind (a field
+ * that held null and numbers would box every number written to it). Their
+ * `rawVelocityPacketsPerCpuSec` is never set: read that column.
  */
-export function throughputCursor(): Throughput {
+export class RowReader {
+  readonly #withDelay: Throughput = blankRow(true);
+  readonly #noDelay: Throughput = blankRow(false);
+
+  read(c: ThroughputColumns, i: number): Throughput {
+    const d = c.cpuDelayFraction[i]!;
+    const row = Number.isNaN(d) ? this.#noDelay : this.#withDelay;
+    if (row === this.#withDelay) row.cpuDelayFraction = d;
+    row.windowMs = c.windowMs[i]!;
+    row.offeredPacketsPerSec = c.offeredPacketsPerSec[i]!;
+    row.servedPacketsPerSec = c.servedPacketsPerSec[i]!;
+    row.droppedPacketsPerSec = c.droppedPacketsPerSec[i]!;
+    row.cpuCores = c.cpuCores[i]!;
+    row.throttledFraction = c.throttledFraction[i]!;
+    return row;
+  }
+}
+
+function blankRow(withDelay: boolean): Throughput {
   return {
     partition: "",
-    windowMs: 0,
-    offeredPacketsPerSec: 0,
-    servedPacketsPerSec: 0,
-    droppedPacketsPerSec: 0,
-    cpuCores: 0,
-    throttledFraction: 0,
-    cpuDelayFraction: null,
+    windowMs: 0.5,
+    offeredPacketsPerSec: 0.5,
+    servedPacketsPerSec: 0.5,
+    droppedPacketsPerSec: 0.5,
+    cpuCores: 0.5,
+    throttledFraction: 0.5,
+    ...(withDelay ? { cpuDelayFraction: 0.5 } : {}),
     rawVelocityPacketsPerCpuSec: null,
     source: "host",
   };
-}
-
-/** Point `cursor` at row `i` (its numbers only). */
-export function readRow(c: ThroughputColumns, i: number, cursor: Throughput): Throughput {
-  cursor.windowMs = c.windowMs[i]!;
-  cursor.offeredPacketsPerSec = c.offeredPacketsPerSec[i]!;
-  cursor.servedPacketsPerSec = c.servedPacketsPerSec[i]!;
-  cursor.droppedPacketsPerSec = c.droppedPacketsPerSec[i]!;
-  cursor.cpuCores = c.cpuCores[i]!;
-  cursor.throttledFraction = c.throttledFraction[i]!;
-  const d = c.cpuDelayFraction[i]!;
-  cursor.cpuDelayFraction = Number.isNaN(d) ? null : d;
-  const v = c.rawVelocityPacketsPerCpuSec[i]!;
-  cursor.rawVelocityPacketsPerCpuSec = Number.isNaN(v) ? null : v;
-  return cursor;
 }

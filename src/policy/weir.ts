@@ -5,16 +5,17 @@
 //   → directives + decisions + state.
 // No I/O, no clock (time comes in as input.nowMs), no node:* imports. See README.md.
 //
-// Speed (10,000 partitions in ≤ 1 ms): per-partition numbers live in typed arrays, one
-// arena per step for what the output keeps (decisions read it lazily) and scratch reused
-// between steps for what it does not; no per-partition objects besides the directive and the
-// decision the contract asks for. Reusing scratch is invisible from outside: the step reads
-// only its arguments and returns the same output for the same input.
-// Over 400 lines on purpose: step() is one pass over a dozen aligned typed arrays (assess,
-// allocate, post-process, express, decide); splitting it would pass those arrays between
-// files. What is not the pass lives beside it: express.ts (directives), state.ts (the packed
-// state), batch.ts (batch suppression), decision.ts (the lazy why).
-import type { Throughput } from "../core/model.ts";
+// Speed (10,000 partitions in ≤ 1 ms is the budget): the step's contract is columnar
+// (table.ts): partitions and windows come in as typed arrays, directives and decisions go out
+// as arrays with their objects made only when someone asks for a row. One arena per step
+// holds what the output keeps; scratch reused between steps holds what it does not; last
+// cycle's arrays are read where they are. Reusing scratch is invisible from outside: the step
+// reads only its arguments and returns the same output for the same input.
+// Over 400 lines on purpose: the step is a few passes over a dozen aligned typed arrays
+// (assess, allocate, post-process, express), one function each so each is optimised on its
+// own; splitting them into files would pass those arrays between files. What is not a pass
+// lives beside it: express.ts (directives), state.ts (the packed state), batch.ts (batch
+// suppression), decision.ts (the lazy why), table.ts (the columns).
 import {
   type AllocationProblem,
   type AllocationScratch,
@@ -30,7 +31,13 @@ import {
   performanceIndex,
   smoothVelocity,
 } from "./demand.ts";
-import { capCodeFor, directedWeight, StepDirectives, weightBands } from "./express.ts";
+import {
+  capCodeFor,
+  directedWeight,
+  StepDirectives,
+  type WeightBand,
+  weightBands,
+} from "./express.ts";
 import {
   type AllocationFrame,
   defaultPostProcessors,
@@ -46,15 +53,15 @@ import {
   Source,
   yieldingDemand,
 } from "./rules.ts";
-import { FLAG_MISSED_GOAL, FLAG_RISING, packedState, previousOf } from "./state.ts";
+import { FLAG_MISSED_GOAL, FLAG_RISING, type Previous, packedState, previousOf } from "./state.ts";
 import {
   goalAt,
   hasGoalAt,
   type PartitionTable,
   partitionTable,
-  readRow,
+  RowReader,
+  type ThroughputColumns,
   throughputColumnsOf,
-  throughputCursor,
 } from "./table.ts";
 import type { Policy, PolicyKnobs, PolicyState, TableInput, TableOutput } from "./types.ts";
 
@@ -87,8 +94,8 @@ class Scratch {
   f64: Float64Array[] = [];
   u8: Uint8Array[] = [];
   alloc: AllocationScratch = createAllocationScratch(1);
-  /** The row the demand rules read (table.ts readRow). */
-  cursor: Throughput = throughputCursor();
+  /** The row the demand rules read. */
+  rows = new RowReader();
 
   /** `f` Float64Arrays and `u` Uint8Arrays of length n (views into reused buffers). */
   fit(n: number, f: number, u: number): { f64: Float64Array[]; u8: Uint8Array[] } {
@@ -144,6 +151,54 @@ export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
 /** weir's control law with the default post-processors. */
 export const weirPolicy: Policy = createWeirPolicy();
 
+/**
+ * One step's arrays and the numbers its passes share. The step is a few short functions, one
+ * loop each, over this (one large function with every loop in it was optimised in the middle
+ * of its first loop and thrown back to the interpreter at each part that had not run yet).
+ */
+interface StepArrays {
+  knobs: PolicyKnobs;
+  t: PartitionTable;
+  cols: ThroughputColumns;
+  capacity: number;
+  probeStep: number;
+  /** Kept by the output (state, decisions, directives). */
+  final: Float64Array;
+  demand: Float64Array;
+  velocity: Float64Array;
+  ideal: Float64Array;
+  leftover: Float64Array;
+  effectiveMin: Float64Array;
+  weights: Float64Array;
+  shownDemand: Float64Array;
+  pis: Float64Array;
+  bits: Uint8Array;
+  flags: Uint8Array;
+  capCode: Uint8Array;
+  /** Last cycle's (read-only). */
+  prev: Previous;
+  /** Scratch. */
+  target: Float64Array;
+  prevNeed: Float64Array;
+  useNeed: Float64Array;
+  source: Uint8Array;
+  mode: Uint8Array;
+  eligible: Uint8Array;
+  receiver: Uint8Array;
+  marks: Uint8Array;
+  controlled: Uint8Array;
+  rows: RowReader;
+}
+
+/** What the demand pass found across partitions. */
+interface DemandSummary {
+  receiverImportance: number;
+  /** Most important level where a goal is missed while short of CPU (DemandAssessment.missesGoal). */
+  yieldTo: number;
+  congested: boolean;
+  anyBatch: boolean;
+}
+
 function step(
   input: TableInput,
   state: PolicyState,
@@ -157,7 +212,6 @@ function step(
     throw new RangeError(`throughput columns have ${cols.size} rows for a table of ${n}`);
   const capacity = usableCapacity(knobs.capacityCpuMillis);
   const deadband = deadbandCpuMillis(knobs);
-  const probeStep = minProbeStep(deadband);
   const shareLeftover = knobs.leftover !== "idle";
   const canUseFirst = knobs.leftover === "batch-first";
 
@@ -168,24 +222,6 @@ function step(
   const ub = new Uint8Array(n * 3);
   const f = (k: number): Float64Array => fb.subarray(k * n, (k + 1) * n);
   const u = (k: number): Uint8Array => ub.subarray(k * n, (k + 1) * n);
-  const final = f(0);
-  const demand = f(1);
-  const velocity = f(2);
-  const ideal = f(3);
-  const leftover = f(4);
-  const effectiveMin = f(5);
-  const weights = f(6);
-  const shownDemand = f(7);
-  const pis = f(8);
-  const bits = u(0);
-  const flags = u(1);
-  const capCode = u(2);
-  const prev = previousOf(state, t);
-  const prevCpu = prev.cpuMillis;
-  const prevDemand = prev.demand;
-  const prevVelocity = prev.velocity;
-  const prevWeight = prev.weight;
-  const prevFlags = prev.flags;
   const buf = sc.fit(n, 4, 6);
   const [target, prevNeed, post0, post1] = buf.f64 as [
     Float64Array,
@@ -193,7 +229,6 @@ function step(
     Float64Array,
     Float64Array,
   ];
-  const useNeed = post0; // free until the post-processors run
   const [source, mode, eligible, receiver, marks, controlled] = buf.u8 as [
     Uint8Array,
     Uint8Array,
@@ -204,15 +239,137 @@ function step(
   ];
   receiver.fill(0);
   controlled.fill(0);
+  const s: StepArrays = {
+    knobs,
+    t,
+    cols,
+    capacity,
+    probeStep: minProbeStep(deadband),
+    final: f(0),
+    demand: f(1),
+    velocity: f(2),
+    ideal: f(3),
+    leftover: f(4),
+    effectiveMin: f(5),
+    weights: f(6),
+    shownDemand: f(7),
+    pis: f(8),
+    bits: u(0),
+    flags: u(1),
+    capCode: u(2),
+    prev: previousOf(state, t),
+    target,
+    prevNeed,
+    useNeed: post0, // free until the post-processors run
+    source,
+    mode,
+    eligible,
+    receiver,
+    marks,
+    controlled,
+    rows: sc.rows,
+  };
+  const found = assessDemand(s);
+  if (found.receiverImportance <= 5) markReceivers(s, found.receiverImportance);
+  if (found.yieldTo <= 5)
+    yieldToReceivers(t, found.yieldTo, source, controlled, s.useNeed, target, s.demand, eligible);
 
+  const problem: AllocationProblem = {
+    capacityCpuMillis: capacity,
+    lo: t.minCpuMillis,
+    hi: t.maxCpuMillis,
+    weight: t.weight,
+    importance: t.importance,
+    mode,
+    target,
+    leftoverEligible: eligible,
+    shareLeftover,
+    canUseFirst,
+  };
+  allocate(
+    problem,
+    { alloc: s.ideal, effectiveMin: s.effectiveMin, leftover: s.leftover },
+    sc.alloc,
+  );
+  const frame: AllocationFrame = {
+    capacityCpuMillis: capacity,
+    deadbandCpuMillis: deadband,
+    maxShrinkFraction: knobs.maxShrinkFractionPerCycle,
+    lo: s.effectiveMin,
+    hi: t.maxCpuMillis,
+    prev: s.prev.cpuMillis,
+    prevNeed,
+    ideal: s.ideal,
+    importance: t.importance,
+  };
+  runPostProcessors(frame, postProcessors, s.final, marks, [post0, post1]);
+  const batch = found.anyBatch
+    ? nextBatchSuppression(
+        state.batch,
+        found.congested,
+        knobs.suppressBatchAfterCycles,
+        knobs.releaseBatchAfterCycles,
+      )
+    : undefined;
+  const suppressBatch = batch?.active ?? false;
+  expressAll(s, weightBands(knobs, capacity, deadband), suppressBatch);
+
+  const reasons: StepReasons = {
+    context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
+    table: t,
+    throughput: cols,
+    prevDemand: s.prev.demand,
+    ideal: s.ideal,
+    leftover: s.leftover,
+    effectiveMin: s.effectiveMin,
+    bits: s.bits,
+    capCode: s.capCode,
+    batchSuppressed: suppressBatch,
+    prevWeight: s.prev.weight,
+    prevFlags: s.prev.flags,
+    yieldTo: found.yieldTo,
+    weights: s.weights,
+    shownDemand: s.shownDemand,
+    previous: s.prev.cpuMillis,
+    cpuMillis: s.final,
+    velocity: s.velocity,
+    performanceIndex: s.pis,
+  };
+  return {
+    directives: new StepDirectives(t, s.final, s.weights, s.capCode, capacity, knobs.burstFraction),
+    decisions: new StepDecisions(reasons),
+    state: packedState(
+      {
+        ids: t.ids,
+        cpuMillis: s.final,
+        demand: s.demand,
+        velocity: s.velocity,
+        weight: s.weights,
+        flags: s.flags,
+      },
+      batch,
+    ),
+  };
+}
+
+/** Velocity, demand, the tier phase's target and last cycle's protected need, per partition. */
+function assessDemand(s: StepArrays): DemandSummary {
+  const { knobs, t, cols, capacity, probeStep, demand, velocity, pis, flags, target } = s;
+  const { prevNeed, useNeed, source, mode, eligible, controlled } = s;
+  const prevCpu = s.prev.cpuMillis;
+  const prevDemand = s.prev.demand;
+  const prevVelocity = s.prev.velocity;
+  const prevWeight = s.prev.weight;
+  const prevFlags = s.prev.flags;
   const lo = t.minCpuMillis;
   const hi = t.maxCpuMillis;
   const importance = t.importance;
   const divisors = t.weightDivisors;
+  const n = t.size;
   const a = emptyAssessment();
-  const tp = sc.cursor;
+  const rows = s.rows;
+  const rawVelocity = cols.rawVelocityPacketsPerCpuSec;
   let receiverImportance = 6;
-  /** Most important level where a goal is missed while short of CPU (DemandAssessment.missesGoal). */
   let yieldTo = 6;
   let congested = false;
   let anyBatch = false;
@@ -226,10 +383,10 @@ function step(
     const pd = prevDemand[i]!;
     const hasPrev = !Number.isNaN(pc);
     const hasData = cols.has[i] === 1;
-    if (hasData) readRow(cols, i, tp);
+    const tp = hasData ? rows.read(cols, i) : null;
     const v = smoothVelocity(
       nullIfNaN(prevVelocity[i]!),
-      hasData ? tp.rawVelocityPacketsPerCpuSec : null,
+      hasData ? nullIfNaN(rawVelocity[i]!) : null,
       knobs.velocitySmoothing,
     );
     velocity[i] = v === null ? Number.NaN : v;
@@ -241,7 +398,7 @@ function step(
       target[i] = min;
       eligible[i] = 2; // can always use more: served first from the left-over
       demand[i] = max;
-    } else if (hasData) {
+    } else if (tp !== null) {
       src = Source.network;
       assessNetworkDemand(
         tp,
@@ -303,63 +460,45 @@ function step(
       src === Source.network && a.donor
         ? clamp(a.demandCpuMillis, min, max)
         : protectedNeed(src, pc, pd, min, max);
-    const pi = hasData ? performanceIndex(goal, tp.servedPacketsPerSec) : null;
+    const pi = tp !== null ? performanceIndex(goal, tp.servedPacketsPerSec) : null;
     pis[i] = pi === null ? Number.NaN : pi;
     if (pi !== null && pi > 1 && imp < receiverImportance) receiverImportance = imp;
   }
-  if (receiverImportance <= 5)
-    for (let i = 0; i < n; i++)
-      if (pis[i]! > 1 && importance[i] === receiverImportance) receiver[i] = 1;
-  if (yieldTo <= 5)
-    yieldToReceivers(t, yieldTo, source, controlled, useNeed, target, demand, eligible);
+  return { receiverImportance, yieldTo, congested, anyBatch };
+}
 
-  const problem: AllocationProblem = {
-    capacityCpuMillis: capacity,
-    lo,
-    hi,
-    weight: t.weight,
-    importance,
-    mode,
-    target,
-    leftoverEligible: eligible,
-    shareLeftover,
-    canUseFirst,
-  };
-  allocate(problem, { alloc: ideal, effectiveMin, leftover }, sc.alloc);
-  const frame: AllocationFrame = {
-    capacityCpuMillis: capacity,
-    deadbandCpuMillis: deadband,
-    maxShrinkFraction: knobs.maxShrinkFractionPerCycle,
-    lo: effectiveMin,
-    hi,
-    prev: prevCpu,
-    prevNeed,
-    ideal,
-    importance,
-  };
-  runPostProcessors(frame, postProcessors, final, marks, [post0, post1]);
-  const batch = anyBatch
-    ? nextBatchSuppression(
-        state.batch,
-        congested,
-        knobs.suppressBatchAfterCycles,
-        knobs.releaseBatchAfterCycles,
-      )
-    : undefined;
-  const suppressBatch = batch?.active ?? false;
-  const bands = weightBands(knobs, capacity, deadband);
+/** Partitions missing their goals at the most important level where one is missed. */
+function markReceivers(s: StepArrays, receiverImportance: number): void {
+  const { pis, receiver } = s;
+  const importance = s.t.importance;
+  for (let i = 0; i < s.t.size; i++)
+    if (pis[i]! > 1 && importance[i] === receiverImportance) receiver[i] = 1;
+}
 
-  for (let i = 0; i < n; i++) {
+/** Each partition's directive (weight and cap code) and its decision's packed reasons. */
+function expressAll(
+  s: StepArrays,
+  bands: { normal: WeightBand; goal: WeightBand },
+  suppressBatch: boolean,
+): void {
+  const { t, capacity, final, weights, capCode, demand, target, shownDemand, bits } = s;
+  const { source, marks, receiver, controlled } = s;
+  const prevWeight = s.prev.weight;
+  const prevCpu = s.prev.cpuMillis;
+  const lo = t.minCpuMillis;
+  const hi = t.maxCpuMillis;
+  const divisors = t.weightDivisors;
+  const importance = t.importance;
+  for (let i = 0; i < t.size; i++) {
     const cpu = final[i]!;
     const isBatch = t.batch[i] === 1;
-    const imp = importance[i]!;
     weights[i] = directedWeight(
       isBatch,
       cpu,
       capacity,
       prevWeight[i]!,
       hasGoalAt(t, i) ? bands.goal : bands.normal,
-      divisors[imp]!,
+      divisors[importance[i]!]!,
     );
     capCode[i] = capCodeFor(cpu, hi[i]!, capacity, t.capped[i] === 1, isBatch, suppressBatch);
     const d = demand[i]!;
@@ -372,35 +511,6 @@ function step(
       controlled[i] === 2,
     );
   }
-  const reasons: StepReasons = {
-    context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
-    table: t,
-    throughput: cols,
-    prevDemand,
-    ideal,
-    leftover,
-    effectiveMin,
-    bits,
-    capCode,
-    batchSuppressed: suppressBatch,
-    prevWeight,
-    prevFlags,
-    yieldTo,
-    weights,
-    shownDemand,
-    previous: prevCpu,
-    cpuMillis: final,
-    velocity,
-    performanceIndex: pis,
-  };
-  return {
-    directives: new StepDirectives(t, final, weights, capCode, capacity, knobs.burstFraction),
-    decisions: new StepDecisions(reasons),
-    state: packedState(
-      { ids: t.ids, cpuMillis: final, demand, velocity, weight: weights, flags },
-      batch,
-    ),
-  };
 }
 
 /**
