@@ -117,7 +117,7 @@ export interface Policy {
   /**
    * The columnar contract (table.ts), where a policy has it: the same decisions as `step` on
    * the same partitions and windows, with no object per partition in or out. The manager
-   * uses it when present (policyStepTable).
+   * uses it when present (stepOnTable).
    */
   stepTable?(input: TableInput, state: PolicyState): TableOutput;
 }
@@ -145,13 +145,13 @@ export interface DirectiveTable {
   readonly cpuMillis: ArrayLike<number>;
   /** Weight per row (Directive.weight). */
   readonly weight: ArrayLike<number>;
-  /** Row `i` as a Directive object (a new object on each call, or the one the policy made). */
-  at(i: number): Directive;
+  /** Row `i` as a Directive object, made on first request (null: the policy gave it none). */
+  at(i: number): Directive | null;
 }
 
 /** The decisions of one step, one row per partition of its table. */
 export interface DecisionTable {
   readonly size: number;
-  /** Row `i` as a Decision (a view: its `why` is written when first read). */
-  at(i: number): Decision;
+  /** Row `i` as a Decision (weir's: a view whose `why` is written when first read; null: none). */
+  at(i: number): Decision | null;
 }

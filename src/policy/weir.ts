@@ -120,7 +120,7 @@ export interface WeirPolicyOptions {
 export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
   const postProcessors = opts.postProcessors ?? defaultPostProcessors;
   const scratch = new Scratch();
-  const stepTable = (input: TableInput, state: PolicyState): TableOutput =>
+  const stepTable = (input: TableInput, state: PolicyState): WeirTableOutput =>
     step(input, state, postProcessors, scratch);
   return {
     name: "weir",
@@ -146,6 +146,12 @@ export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
       };
     },
   };
+}
+
+/** weir's columnar output: every row has a directive and a decision. */
+interface WeirTableOutput extends TableOutput {
+  directives: StepDirectives;
+  decisions: StepDecisions;
 }
 
 /** weir's control law with the default post-processors. */
@@ -204,7 +210,7 @@ function step(
   state: PolicyState,
   postProcessors: readonly PostProcessor[],
   sc: Scratch,
-): TableOutput {
+): WeirTableOutput {
   const { knobs, table: t } = input;
   const cols = input.throughput;
   const n = t.size;
