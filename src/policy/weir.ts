@@ -55,7 +55,6 @@ import {
 } from "./rules.ts";
 import { FLAG_MISSED_GOAL, FLAG_RISING, type Previous, packedState, previousOf } from "./state.ts";
 import {
-  goalAt,
   hasGoalAt,
   type PartitionTable,
   partitionTable,
@@ -372,6 +371,9 @@ function assessDemand(s: StepArrays): DemandSummary {
   const importance = t.importance;
   const divisors = t.weightDivisors;
   const n = t.size;
+  const batch = t.batch;
+  const goals = t.goalPacketsPerSec;
+  const has = cols.has;
   const a = emptyAssessment();
   const rows = s.rows;
   const rawVelocity = cols.rawVelocityPacketsPerCpuSec;
@@ -384,11 +386,12 @@ function assessDemand(s: StepArrays): DemandSummary {
     const min = lo[i]!;
     const max = hi[i]!;
     const imp = importance[i]!;
-    const goal = goalAt(t, i);
+    const g = goals[i]!;
+    const goal = Number.isNaN(g) ? undefined : g;
     const pc = prevCpu[i]!;
     const pd = prevDemand[i]!;
     const hasPrev = !Number.isNaN(pc);
-    const hasData = cols.has[i] === 1;
+    const hasData = has[i] === 1;
     const tp = hasData ? rows.read(cols, i) : null;
     const v = smoothVelocity(
       nullIfNaN(prevVelocity[i]!),
@@ -397,7 +400,7 @@ function assessDemand(s: StepArrays): DemandSummary {
     );
     velocity[i] = v === null ? Number.NaN : v;
     let src: number;
-    if (t.batch[i] === 1) {
+    if (batch[i] === 1) {
       anyBatch = true;
       src = Source.batch;
       mode[i] = Mode.batch;
@@ -443,7 +446,7 @@ function assessDemand(s: StepArrays): DemandSummary {
       // goal (more CPU would not help: on the real testbed such a partition soaked up what a
       // donor gave, ~560m → 1,440m, and the level below waited). Receivers get their target as
       // demand.
-      eligible[i] = a.goalReceiver || !hasGoalAt(t, i) ? 1 : 0;
+      eligible[i] = a.goalReceiver || !(g > 0) ? 1 : 0; // g > 0: rules.ts hasGoal
       demand[i] = Math.min(a.demandCpuMillis, max);
     } else if (hasPrev) {
       src = Source.held;
@@ -495,18 +498,23 @@ function expressAll(
   const hi = t.maxCpuMillis;
   const divisors = t.weightDivisors;
   const importance = t.importance;
-  for (let i = 0; i < t.size; i++) {
+  const batch = t.batch;
+  const capped = t.capped;
+  const goals = t.goalPacketsPerSec;
+  const { goal: goalBand, normal: normalBand } = bands;
+  const n = t.size;
+  for (let i = 0; i < n; i++) {
     const cpu = final[i]!;
-    const isBatch = t.batch[i] === 1;
+    const isBatch = batch[i] === 1;
     weights[i] = directedWeight(
       isBatch,
       cpu,
       capacity,
       prevWeight[i]!,
-      hasGoalAt(t, i) ? bands.goal : bands.normal,
+      goals[i]! > 0 ? goalBand : normalBand, // rules.ts hasGoal
       divisors[importance[i]!]!,
     );
-    capCode[i] = capCodeFor(cpu, hi[i]!, capacity, t.capped[i] === 1, isBatch, suppressBatch);
+    capCode[i] = capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
     const d = demand[i]!;
     shownDemand[i] = Math.round(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!));
     bits[i] = packBits(
