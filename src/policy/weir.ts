@@ -29,7 +29,7 @@ import {
   assessNetworkDemand,
   emptyAssessment,
   performanceIndex,
-  smoothVelocity,
+  smoothVelocityOrNaN,
 } from "./demand.ts";
 import {
   capCodeFor,
@@ -393,12 +393,13 @@ function assessDemand(s: StepArrays): DemandSummary {
     const hasPrev = !Number.isNaN(pc);
     const hasData = has[i] === 1;
     const tp = hasData ? rows.read(cols, i) : null;
-    const v = smoothVelocity(
-      nullIfNaN(prevVelocity[i]!),
-      hasData ? nullIfNaN(rawVelocity[i]!) : null,
+    const vn = smoothVelocityOrNaN(
+      prevVelocity[i]!,
+      hasData ? rawVelocity[i]! : Number.NaN,
       knobs.velocitySmoothing,
     );
-    velocity[i] = v === null ? Number.NaN : v;
+    velocity[i] = vn;
+    const v = Number.isNaN(vn) ? null : vn;
     let src: number;
     if (batch[i] === 1) {
       anyBatch = true;
