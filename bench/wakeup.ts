@@ -180,7 +180,8 @@ export const bench: Benchmark = {
           ctx.progress((rep * CONDITIONS.length + k) / (reps * CONDITIONS.length), c.name);
           const runs = await runCondition(c, count);
           const sorted = runs.map((l) => [...l].sort((a, b) => a - b));
-          const cell = (per[c.name] ??= { p50: [], p99: [] });
+          per[c.name] ??= { p50: [], p99: [] };
+          const cell = per[c.name]!;
           // the worst sleeper's quantiles
           cell.p50.push(Math.max(...sorted.map((l) => quantile(l, 0.5))));
           cell.p99.push(Math.max(...sorted.map((l) => quantile(l, 0.99))));
