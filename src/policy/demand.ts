@@ -2,6 +2,7 @@
 // believed (confirmed by congestion), smoothed, with a goal's floor. Pure scalar arithmetic.
 import type { Throughput } from "../core/model.ts";
 import { MILLIS_PER_CPU } from "../core/units.ts";
+import { goalWeightBandFraction } from "./rules.ts";
 import type { PolicyKnobs } from "./types.ts";
 
 /**
@@ -68,6 +69,23 @@ export interface DemandAssessment {
  * swing it far.
  */
 export const GOAL_STEP_FRACTION = 0.25;
+
+/**
+ * A receiver below its goal + headroom moves by at least its weight band (goalWeightBandFraction,
+ * 5 %) plus this fraction, which covers the rounding to whole millicores and weight units: a
+ * smaller step is held back by the band and reaches no kernel. Without it a partition rising
+ * toward its goal stopped as soon as it met the goal at all (PI 0.99 asks for +4 %, inside the
+ * 5 % band), so it rested anywhere in goal … goal + 10.5 % (a donor's cut must pass the band too:
+ * PI × 1.05 ≤ 0.95), most often at the bottom: goals-tiers-real's importance-2 partition at
+ * 0.96–0.97× its goal once importance 1's load fell. With it the rest is goal + 5 % … + 10.5 %.
+ */
+export const GOAL_STEP_ROUNDING_FRACTION = 0.01;
+
+/** A receiver's least step up (6 % at the defaults; 0 without a weight band). */
+export const goalMinStepFraction = (knobs: Pick<PolicyKnobs, "weightDeadbandFraction">): number => {
+  const band = goalWeightBandFraction(knobs);
+  return band > 0 ? band + GOAL_STEP_ROUNDING_FRACTION : 0;
+};
 
 /**
  * A goal counts as missed for the levels below (they yield to it: weir.ts yieldToReceivers)
@@ -272,7 +290,11 @@ export function assessNetworkDemand(
       // sets the demand: use + headroom of a saturated closed-loop server is whatever it was
       // given, and taking it whenever one noisy window fell short of goal + headroom held the
       // partition far above its goal (on the real testbed at PI 0.88, the goal + 14 %).
-      const target = base * Math.min(pi * grow, 1 + GOAL_STEP_FRACTION);
+      // At least the weight band (+ rounding), or the step never reaches the kernel: a
+      // partition that meets its goal only narrowly keeps climbing to goal + headroom.
+      const least = 1 + goalMinStepFraction(knobs);
+      const target =
+        base * Math.min(Math.max(pi * grow, least), Math.max(least, 1 + GOAL_STEP_FRACTION));
       if (kind === "use" || target > demand) {
         demand = target;
         receiver = true;

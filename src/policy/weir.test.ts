@@ -1205,12 +1205,52 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     // (600m): weight 1,200 → 240m; serving 800 pps, PI 1.25 → 240 × 1.25 = 300m
     expect(at(800, 0.6, 1200).demandCpuMillis).toBe(300);
     // met, but by less than its 5 % margin: serving 1,000 pps (PI 1.0), not congested (waiting
-    // 10 %, offered = the goal): the controller sets the demand, 600 × 1.05 = 630m, whatever
-    // use + headroom says (a saturated closed-loop server uses what it is given)
+    // 10 %, offered = the goal): the controller sets the demand, whatever use + headroom says
+    // (a saturated closed-loop server uses what it is given): 600 × max(1.0 × 1.05, 1.06) = 636m
+    // (a receiver moves at least its 5 % weight band + 1 %)
     const thin = at(1000, 0.1, 3000);
     expect(thin.detail.assessment).toMatchObject({ goalReceiver: true, kind: "use" });
-    expect(thin.demandCpuMillis).toBe(630);
+    expect(thin.demandCpuMillis).toBeCloseTo(636, 9);
     expect(thin.why).toContain("goal 1,000 pps met by less than its 5 % margin (PI 1.00)");
+    expect(thin.why).toContain("at least +6 %, at most +25 % a cycle");
+  });
+
+  it("a goal met only narrowly climbs to goal + 5 %: the receiver's step passes its weight band", () => {
+    // gold (goal 1,000 pps) at weight 3,000 of 2,000m (600m), velocity 4,000, serving 1,010 pps
+    // (PI 1,000 ÷ 1,010 = 0.990), offered the same (≥ its goal: more CPU would help); the
+    // left-over stays idle so the entitlement is the controller's alone.
+    const k = knobs(2000, { leftover: "idle" });
+    const out = step(
+      k,
+      [spec("gold", { importance: 1, goalPacketsPerSec: 1000 })],
+      [
+        throughput("gold", {
+          offeredPacketsPerSec: 1010,
+          servedPacketsPerSec: 1010,
+          cpuCores: 0.2525,
+          cpuDelayFraction: 0.2,
+          rawVelocityPacketsPerCpuSec: 4000,
+        }),
+      ],
+      {
+        partitions: {
+          gold: {
+            cpuMillis: 600,
+            demandCpuMillis: 600,
+            velocityPacketsPerCpuSec: 4000,
+            weight: 3000,
+          },
+        },
+      },
+    ).d.gold!;
+    // last × PI × 1.05 = 600 × 0.990 × 1.05 = 623.8m would be weight 3,119: under the goal band
+    // (5 % of 3,000 = 150 units) the kernel keeps 3,000, and the partition rests at its goal,
+    // 5 % short of the goal + headroom it is steered to. The step is at least band + 1 %:
+    // 600 × 1.06 = 636m, weight 636 ÷ 2,000 × 10,000 = 3,180, past the band.
+    expect(out.detail.assessment).toMatchObject({ goalReceiver: true, donor: false });
+    expect(out.demandCpuMillis).toBeCloseTo(636, 9);
+    expect(out.cpuMillis).toBe(636);
+    expect(out.detail.weight).toBe(3180);
   });
 
   it("a partition that meets its goal with its margin gets no spare: the rest goes to the others", () => {
