@@ -104,6 +104,21 @@ export function fmtStats(xs: number[], digits = 1, scale = 1): string {
     : `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
 }
 
+/**
+ * A figure's median, range and repetition count from per-repetition values (scaled, rounded to
+ * `digits`): spread into a BenchFigure so the report prints "median [min–max], N reps".
+ */
+export function repeated(
+  xs: number[],
+  digits = 1,
+  scale = 1,
+): Pick<BenchFigure, "value" | "reps" | "range"> {
+  const s = stats(xs.map((x) => x * scale));
+  if (!s) return { value: Number.NaN };
+  const r = (x: number) => Math.round(x * 10 ** digits) / 10 ** digits;
+  return { value: r(s.median), reps: s.n, range: [r(s.min), r(s.max)] };
+}
+
 /** `--reps N` from argv (a positive integer), undefined when absent; a clear error otherwise. */
 export function parseRepsOption(argv: string[]): number | undefined {
   const i = argv.indexOf("--reps");
