@@ -1122,8 +1122,16 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(first.dir.bronze!.cpuMillis).toBe(800);
     expect(first.state.partitions!.silver!.missedGoal).toBe(true);
     expect(first.state.partitions!.bronze!.missedGoal).toBeUndefined();
-    // a second window of the same miss: now bronze yields (use + 20 % = 456m)
-    const second = step(yieldKnobs, yieldSpecs, miss, first.state);
+    // a second window of the miss (silver, saturated, now uses 700m of the 900m it was given:
+    // at least 75 %, so its waiting still says it is short of CPU): now bronze yields (use +
+    // 20 % = 456m)
+    const second = step(
+      yieldKnobs,
+      yieldSpecs,
+      [yieldTp("silver", 0, 0.7, 0.6), yieldTp("bronze", 2000, 0.38, 0.8)],
+      first.state,
+    );
+    expect(second.d.silver!.detail.assessment!.missesGoal).toBe(true);
     expect(second.d.bronze!.detail.yieldsTo).toBe(2);
     expect(second.dir.bronze!.cpuMillis).toBe(456);
   });
@@ -1192,6 +1200,22 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     const idle = at(500, 0.6, 3000);
     expect(idle.detail.assessment).toMatchObject({ goalReceiver: false, donor: false });
     expect(idle.demandCpuMillis).toBe(510);
+    // clients thinking between requests, using about half of what it stands on: weight 1,320
+    // (264m), serving 580 pps (145m, 55 % of it), waiting 35 % at its wake-ups (PI 1.72). Under
+    // 75 % of its entitlement, its waiting does not say more CPU would help: no receiver (at
+    // 50 % it was one, asking 264 × 1.25 = 330m), no miss for the levels below to yield to; its
+    // demand falls as any uncongested one's: 600 − 0.2 × (600 − 145 × 1.2) = 514.8m
+    const thinking = at(580, 0.35, 1320);
+    expect(thinking.detail.assessment).toMatchObject({
+      goalReceiver: false,
+      missesGoal: false,
+      kind: "use",
+    });
+    expect(thinking.detail.assessment!.demandCpuMillis).toBeCloseTo(514.8, 9);
+    // the same server saturated (it uses 200m, 76 % of 264m): a receiver, 264 × 1.25 = 330m
+    const saturated = at(800, 0.35, 1320);
+    expect(saturated.detail.assessment).toMatchObject({ goalReceiver: true, missesGoal: true });
+    expect(saturated.detail.assessment!.demandCpuMillis).toBeCloseTo(330, 9);
     // weight 800 again, serving 900 pps (225m, PI 1.11): a receiver too
     expect(at(900, 0.6, 800).detail.assessment).toMatchObject({ goalReceiver: true });
     // serving 1,400 pps (PI 0.714) with traffic that claims more: 600 × max(0.714 × 1.05,
