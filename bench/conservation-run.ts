@@ -2,6 +2,7 @@
 // partitions, under a UDP or closed-loop TCP load (or none), the hog running or SIGSTOPped;
 // what it measured as a RunOutcome. Also the probe of the packet server's cost that every
 // load is sized from.
+import fs from "node:fs";
 import type { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
 import type { HeldHostCpu } from "../src/sensors/host-cpu.ts";
@@ -85,6 +86,33 @@ export interface RunOutcome {
   hogCapReasons: Record<string, number>;
   hogCapMillis: number;
   generatorCores: number;
+  /**
+   * Per network partition: its server's mean wait for a CPU per run (µs) over the measured
+   * window: Σ run_delay ÷ Σ timeslices of its threads (/proc/<tid>/schedstat).
+   */
+  waitPerRunUs: Record<string, number>;
+}
+
+/** Σ run_delay (ns) and Σ timeslices over a process's threads; zeros if it is gone. */
+function schedstatOf(pid: number | null): { delayNs: number; runs: number } {
+  const sum = { delayNs: 0, runs: 0 };
+  if (!pid) return sum;
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return sum;
+  }
+  for (const t of tids) {
+    try {
+      const f = fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, "utf8").trim().split(" ");
+      sum.delayNs += Number(f[1]);
+      sum.runs += Number(f[2]);
+    } catch {
+      // a thread that exited between the listing and the read
+    }
+  }
+  return sum;
 }
 
 export interface Ctx {
@@ -184,14 +212,17 @@ export async function runOne(
   const ac = new AbortController();
   const loop = manager.start(ac.signal);
   let measureFromMs = 0;
+  let sched0: Array<{ delayNs: number; runs: number }> = [];
   const markTimer = setTimeout(() => {
     measureFromMs = epochNow();
     win.mark();
+    sched0 = tb.partitions.map((p) => schedstatOf(p.serverPid));
   }, timing.warmupMs);
   let cpu = { hogCores: Number.NaN, hostIdle: Number.NaN };
   let udp: LoadResult | null = null;
   let tcp: TcpLoadResult | null = null;
   const phases = [{ name: "measured", fromMs: timing.warmupMs, toMs: durationMs }];
+  const waitPerRunUs: Record<string, number> = {};
   const net = tb.partitions;
   try {
     if (opts.load.kind === "udp") {
@@ -227,6 +258,12 @@ export async function runOne(
       });
     } else await sleep(durationMs);
     cpu = win.read();
+    tb.partitions.forEach((p, i) => {
+      const a = sched0[i];
+      const b = schedstatOf(p.serverPid);
+      waitPerRunUs[p.name] =
+        a && b.runs > a.runs ? (b.delayNs - a.delayNs) / (b.runs - a.runs) / 1000 : Number.NaN;
+    });
   } finally {
     clearTimeout(markTimer);
     ac.abort();
@@ -304,6 +341,7 @@ export async function runOne(
     netDelay: delayN > 0 ? delaySum / delayN : Number.NaN,
     netThrottled: thrN > 0 ? thrSum / thrN : Number.NaN,
     generatorCores: udp?.generator.cpuCores ?? tcp?.generator.cpuCores ?? 0,
+    waitPerRunUs,
     ...(opts.scenario === "step"
       ? {
           reaction: reactionMs(records, "a", (udp?.startedAtEpochMs ?? 0) + timing.stepAtMs, {

@@ -35,6 +35,9 @@ export function summariseConservation(
     return Math.max(...NET.map((n) => (o.p99Ms[n] ?? Number.NaN) / (r.p99Ms[n] ?? Number.NaN)));
   };
   const minServed = (o: RunOutcome) => Math.min(...NET.map((n) => o.served[n] ?? Number.NaN));
+  /** The longest of the three servers' mean waits for a CPU per run (µs). */
+  const worstWait = (o: RunOutcome) =>
+    Math.max(...NET.map((n) => o.waitPerRunUs?.[n] ?? Number.NaN));
   const worstP99 = (o: RunOutcome) => Math.max(...NET.map((n) => o.p99Ms[n] ?? Number.NaN));
   const col = (xs: RunOutcome[], f: (o: RunOutcome) => number, digits = 1, scale = 1) =>
     fmtStats(xs.map(f), digits, scale);
@@ -53,6 +56,7 @@ export function summariseConservation(
       col(xs, (o) => worstRatio(o, "ref-udp"), 2),
       col(xs, (o) => o.hogCappedFraction, 0, 100),
       col(xs, (o) => o.netDelay, 1, 100),
+      col(xs, worstWait, 0),
       col(xs, (o) => o.writesPerPartitionSec, 2),
     ];
   });
@@ -66,6 +70,7 @@ export function summariseConservation(
     "1",
     "–",
     col(refUdp, (o) => o.netDelay, 1, 100),
+    col(refUdp, worstWait, 0),
     col(refUdp, (o) => o.writesPerPartitionSec, 2),
   ]);
   const isoUdp = of("isolated-udp");
@@ -79,6 +84,7 @@ export function summariseConservation(
       col(isoUdp, (o) => worstRatio(o, "ref-udp"), 2),
       "–",
       col(isoUdp, (o) => o.netDelay, 1, 100),
+      col(isoUdp, worstWait, 0),
       col(isoUdp, (o) => o.writesPerPartitionSec, 2),
     ]);
   const idleRows = policies.map((p) => {
@@ -102,6 +108,7 @@ export function summariseConservation(
       col(xs, (o) => o.hogCores, 2),
       col(xs, (o) => o.hostIdle, 1, 100),
       col(xs, (o) => o.netDelay, 1, 100),
+      col(xs, worstWait, 0),
     ];
   });
   const refTcp = of("ref-tcp");
@@ -114,6 +121,7 @@ export function summariseConservation(
     "0 (stopped)",
     col(refTcp, (o) => o.hostIdle, 1, 100),
     col(refTcp, (o) => o.netDelay, 1, 100),
+    col(refTcp, worstWait, 0),
   ]);
   const isoTcp = of("isolated-tcp");
   if (isoTcp.length > 0)
@@ -126,6 +134,7 @@ export function summariseConservation(
       col(isoTcp, (o) => o.hogCores, 2),
       col(isoTcp, (o) => o.hostIdle, 1, 100),
       col(isoTcp, (o) => o.netDelay, 1, 100),
+      col(isoTcp, worstWait, 0),
     ]);
   const goalA = (o: RunOutcome, goal: number) => {
     const s = o.perSecond?.a ?? [];
@@ -252,6 +261,12 @@ export function summariseConservation(
     const e = Object.entries(all);
     return e.length ? e.map(([k, v]) => `${k} ${v} cycles`).join(", ") : "none";
   };
+  // What the p99 ratio is made of: the servers' wait for a CPU per run with and without the hog.
+  const waitNote = (label: string, scenario: ScenarioName, ref: ScenarioName) =>
+    `${label}: a server's wait for a CPU per run (worst of the three, median) is ${med(of(ref), worstWait).toFixed(0)} µs with the hog stopped, ${med(of(scenario, "weir"), worstWait).toFixed(0)} µs beside the hog under weir and ${med(of(scenario, "static-weights"), worstWait).toFixed(0)} µs under static weights, which put the hog in the kernel's idle class and never write again.`;
+  const waitNotes = of("ref-udp").some((o) => o.waitPerRunUs)
+    ? [waitNote("UDP p99", "conserve", "ref-udp"), waitNote("TCP p99", "tcp", "ref-tcp")]
+    : [];
   // Where weir loses: every scenario where a baseline's median beats weir's on p99 or batch CPU.
   const losses: string[] = [];
   const weirEvidence = (xs: RunOutcome[]) =>
@@ -333,6 +348,7 @@ export function summariseConservation(
           "worst p99 ÷ no-hog",
           "hog capped % cycles",
           "net CPU delay %",
+          "server wait per run µs (worst)",
           "writes /partition/s",
         ],
         rows: conserveRows,
@@ -361,6 +377,7 @@ export function summariseConservation(
           "hog CPU (cores)",
           "host idle %",
           "net CPU delay %",
+          "server wait per run µs (worst)",
         ],
         rows: tcpRows,
       },
@@ -380,6 +397,6 @@ export function summariseConservation(
         rows: overloadRows,
       },
     ],
-    notes: [...info.notes, stepNote, ...losses],
+    notes: [...info.notes, stepNote, ...waitNotes, ...losses],
   };
 }
