@@ -146,8 +146,17 @@ export function smoothVelocity(
   raw: number | null,
   alpha: number,
 ): number | null {
-  if (raw === null || !(raw > 0) || !Number.isFinite(raw)) return prev;
-  if (prev === null || !(prev > 0)) return raw;
+  const v = smoothVelocityOrNaN(prev ?? Number.NaN, raw ?? Number.NaN, alpha);
+  return Number.isNaN(v) ? null : v;
+}
+
+/**
+ * smoothVelocity with NaN for null, as the step's arrays hold it: small enough to be inlined,
+ * so the step boxes no number for it (a `number | null` result from a call is boxed).
+ */
+export function smoothVelocityOrNaN(prev: number, raw: number, alpha: number): number {
+  if (!(raw > 0) || !Number.isFinite(raw)) return prev;
+  if (!(prev > 0)) return raw;
   return prev + alpha * (raw - prev);
 }
 
