@@ -2,7 +2,13 @@
 // dead-band), the idle class for batch, a cap only with a reason, CFS burst, a CPU count.
 // Pure; split from weir.ts, whose step calls capCodeFor and directedWeight once per partition.
 import type { CapReason, Directive, PartitionId, PartitionSpec } from "../core/model.ts";
-import { clamp, hasGoal, WEIGHT_MIN, weightForAllocation } from "./rules.ts";
+import {
+  clamp,
+  goalWeightBandFraction,
+  hasGoal,
+  WEIGHT_MIN,
+  weightForAllocation,
+} from "./rules.ts";
 import type { PartitionTable } from "./table.ts";
 import type { DirectiveTable, PolicyKnobs } from "./types.ts";
 
@@ -174,7 +180,11 @@ export function weightBands(
       downFraction: Math.min(0.5, 2.5 * f),
       minStep: 2 * weightForAllocation(deadbandCpuMillis, capacity),
     },
-    goal: { upFraction: f / 3, downFraction: f / 3, minStep: 0 },
+    goal: {
+      upFraction: goalWeightBandFraction(knobs),
+      downFraction: goalWeightBandFraction(knobs),
+      minStep: 0,
+    },
   };
 }
 
