@@ -44,11 +44,7 @@ export interface QemuLocation {
   maxCpus?: number;
   /** Shrink only after directives asked for fewer vCPUs this long (default 10 s; 0: at once). */
   shrinkAfterMs?: number;
-  /**
-   * Unplug vCPUs to shrink (default false: the guest's agent offlines them and they stay
-   * plugged; QEMU 7.2 under TCG aborted on the next plug after any unplug, see
-   * src/vm/guest-cpus.ts). Not in the config: untested where it might work (KVM).
-   */
+  /** Unplug to shrink (default false: the guest offlines; src/vm/guest-cpus.ts says why). */
   unplug?: boolean;
 }
 
