@@ -26,6 +26,13 @@ export const SERVER_CPU = 1;
 export const GENERATOR_CPU = 0;
 /** Hand-set cpu.shares for the "10:1" run (no manager). */
 export const HAND_SHARES = { a: 10_240, b: 1024 };
+/**
+ * The "long slices" reference (no manager): A capped at GOAL_FRACTION of the CPU in periods of
+ * this length, B at the least cpu.shares, so B runs mostly while A is throttled, in one block
+ * per period, instead of in the gaps of A's wake-ups (a lever for B's surplus, measured).
+ */
+export const LONG_SLICE_PERIOD_US = 500_000;
+export const LONG_SLICE_SHARES = { a: 10_240, b: 2 };
 
 export type PolicyRun =
   | "weir"
@@ -33,6 +40,7 @@ export type PolicyRun =
   | "none"
   | "static-weights"
   | "hand-10-1"
+  | "hand-cap-long"
   | "koordinator-style";
 export const POLICIES: readonly PolicyRun[] = [
   "weir",
@@ -40,6 +48,7 @@ export const POLICIES: readonly PolicyRun[] = [
   "none",
   "static-weights",
   "hand-10-1",
+  "hand-cap-long",
   "koordinator-style",
 ];
 export const LABEL: Record<PolicyRun, string> = {
@@ -48,6 +57,7 @@ export const LABEL: Record<PolicyRun, string> = {
   none: "none (plain CFS)",
   "static-weights": "static weights (importance 1 vs 3)",
   "hand-10-1": "hand-set cpu.shares 10:1 (no manager)",
+  "hand-cap-long": `hand-set long slices: A capped at ${GOAL_FRACTION * 100} % of the CPU per ${LONG_SLICE_PERIOD_US / 1000} ms period, cpu.shares ${LONG_SLICE_SHARES.a}:${LONG_SLICE_SHARES.b} (no manager)`,
   "koordinator-style": "Koordinator-style",
 };
 
@@ -223,7 +233,22 @@ export async function runPolicy(
   let loop: Promise<unknown> | null = null;
   const ac = new AbortController();
   const restoreShares: Array<[string, string]> = [];
-  if (policy === "hand-10-1") {
+  const write = (f: string, v: string) => {
+    restoreShares.push([f, fs.readFileSync(f, "utf8").trim()]);
+    fs.writeFileSync(f, v);
+  };
+  if (policy === "hand-cap-long") {
+    const cpuDir = path.dirname(sharesFile(a));
+    // quota first to -1 so no period/quota pair in between is refused; restored in reverse
+    write(path.join(cpuDir, "cpu.cfs_quota_us"), "-1");
+    write(path.join(cpuDir, "cpu.cfs_period_us"), String(LONG_SLICE_PERIOD_US));
+    write(
+      path.join(cpuDir, "cpu.cfs_quota_us"),
+      String(Math.round(GOAL_FRACTION * LONG_SLICE_PERIOD_US)),
+    );
+    write(sharesFile(a), String(LONG_SLICE_SHARES.a));
+    write(sharesFile(b), String(LONG_SLICE_SHARES.b));
+  } else if (policy === "hand-10-1") {
     for (const [p, v] of [
       [a, HAND_SHARES.a],
       [b, HAND_SHARES.b],
@@ -247,7 +272,7 @@ export async function runPolicy(
     ac.abort();
     if (loop) await loop;
     manager?.shutdown("restore");
-    for (const [f, v] of restoreShares) fs.writeFileSync(f, v);
+    for (const [f, v] of restoreShares.reverse()) fs.writeFileSync(f, v);
   }
   const run: GoalRun = {
     policy,

@@ -18,6 +18,8 @@ import {
   type GoalRun,
   HAND_SHARES,
   LABEL,
+  LONG_SLICE_PERIOD_US,
+  LONG_SLICE_SHARES,
   type Measured,
   POLICIES,
   type PolicyRun,
@@ -139,6 +141,16 @@ export function summarise(
       unit: "x",
     },
     {
+      name: "hand-set long slices (A capped at its goal's share of the CPU, 500 ms periods): B served ÷ surplus (replies/s, median)",
+      value: Math.round(med("hand-cap-long", (s) => s.bOverSurplusRequests) * 100) / 100,
+      unit: "x",
+    },
+    {
+      name: "hand-set long slices: A served ÷ goal (median)",
+      value: Math.round(med("hand-cap-long", (s) => s.aOverGoal) * 100) / 100,
+      unit: "x",
+    },
+    {
       name: "every policy: (A + B) ÷ A's solo replies/s, the pair's total (median of all runs; B ≥ 0.7 × surplus beside A at its goal needs ≥ 0.94)",
       value:
         Math.round(
@@ -219,7 +231,7 @@ export function summarise(
       )} ms; per repetition: ${solos.map((x) => r(x.rate.a!.packetsPerSec)).join(", ")} packets/s.`,
       `Goal = ${Math.round(GOAL_FRACTION * 100)} % of that repetition's solo packets/s: ${plans.map((x) => x.goalPacketsPerSec).join(", ")} packets/s; surplus = solo − goal: ${plans.map((x) => r(x.surplusRequestsPerSec)).join(", ")} replies/s. B's server does the same work per reply as A's (${COST_ROUNDS} SHA-256 rounds), so "B served ÷ surplus (replies)" is B's replies/s ÷ the surplus in A's replies/s (goal packets/s ÷ A's solo packets per reply); the packets column divides B's packets/s by the surplus in A's packets/s, which differs when B's ACKs per reply differ from A's solo ones.`,
       `Setup: both servers' threads pinned to CPU ${SERVER_CPU} (taskset -a -p on the PIDs the testbed recorded); this process (closed-loop generator, ${CONNECTIONS} connections per server, no think time, and the manager) pinned to CPU ${GENERATOR_CPU}, in its own cpu cgroup of cpu.shares ${GROUP_CPU_SHARES}. Each run: ${info.timing.warmupMs / 1000} s warm-up then ${info.timing.measureMs / 1000} s measured; ${info.reps} repetitions, each running every policy in turn (order rotated per repetition). Served = host veth rx packets/s (weir's sensor) and replies/s (the client) over the measured window; p99 is the client's round trip.`,
-      `weir is run twice: with capacity 1,700m (2 CPUs minus 300m reserve, as scenarios-real wires it) and with capacity 1,000m (the one CPU the servers can run on). Static weights map importance 1 -> cpu.weight ${sw[0]}, importance 3 -> ${sw[1]}: a ${(sw[0]! / sw[1]!).toFixed(2)}:1 ratio, not 10:1; the hand-set run writes cpu.shares ${HAND_SHARES.a} and ${HAND_SHARES.b} (10:1) directly, with no manager, and restores the previous values after.`,
+      `weir is run twice: with capacity 1,700m (2 CPUs minus 300m reserve, as scenarios-real wires it) and with capacity 1,000m (the one CPU the servers can run on). Static weights map importance 1 -> cpu.weight ${sw[0]}, importance 3 -> ${sw[1]}: a ${(sw[0]! / sw[1]!).toFixed(2)}:1 ratio, not 10:1; the hand-set run writes cpu.shares ${HAND_SHARES.a} and ${HAND_SHARES.b} (10:1) directly, with no manager, and restores the previous values after. The long-slices run (no manager either) writes A's cpu.cfs_period_us ${LONG_SLICE_PERIOD_US} and cpu.cfs_quota_us ${Math.round(GOAL_FRACTION * LONG_SLICE_PERIOD_US)} (${GOAL_FRACTION * 100} % of the CPU, its goal's share of its solo rate) and cpu.shares ${LONG_SLICE_SHARES.a}:${LONG_SLICE_SHARES.b}, so B runs mostly while A is throttled, in one block per period, and restores all of them after: a lever measured here, not something weir does.`,
       weirRuns.length > 0
         ? `weir's median reason for A (one run): "${weirRuns[0]!.diag!.aWhy}"`
         : "",

@@ -3,11 +3,22 @@
 // goals on a fifth, velocities drifting ±30 % cycle to cycle, a third of the partitions
 // throttled, some dropping, 5 % with no throughput this cycle, and capacity short of demand
 // so every tier is water-filled. The state is carried from step to step as the manager does.
+// Timed: the columnar step (`stepTable`: partitions and windows as typed arrays, directive and
+// decision rows made only on request), its input filled outside the timing as a manager's
+// sample phase would fill it; beside it the object step on the same windows (a Map and a spec
+// list in, every directive and decision object out) and the contract floor.
 import { Session } from "node:inspector/promises";
 import os from "node:os";
-import type { Directive, PartitionSpec, Throughput } from "../src/core/model.ts";
+import type { PartitionSpec, Throughput } from "../src/core/model.ts";
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
-import type { PolicyInput, PolicyState } from "../src/policy/types.ts";
+import {
+  type PartitionTable,
+  partitionTable,
+  setThroughput,
+  type ThroughputColumns,
+  throughputColumns,
+} from "../src/policy/table.ts";
+import type { PolicyInput, PolicyState, TableInput, TableOutput } from "../src/policy/types.ts";
 import { weirPolicy } from "../src/policy/weir.ts";
 import {
   type CpuProfile,
@@ -65,10 +76,9 @@ export function makeFleet(n: number, seed = 1): Fleet {
   return { specs, knobs, baseVelocity, rnd };
 }
 
-/** One cycle's input, built fresh as the manager does each cycle (in spec order). */
-export function cycleInput(fleet: Fleet, cycle: number): PolicyInput {
+/** One cycle's windows, in spec order, handed to `put` (the specs without data are skipped). */
+function windows(fleet: Fleet, put: (i: number, tp: Throughput) => void): void {
   const { specs, baseVelocity, rnd } = fleet;
-  const throughput = new Map<string, Throughput>();
   for (let i = 0; i < specs.length; i++) {
     const s = specs[i]!;
     if (rnd() < 0.05) continue; // no data this cycle
@@ -77,7 +87,7 @@ export function cycleInput(fleet: Fleet, cycle: number): PolicyInput {
     const throttled = rnd() < 0.33 ? 0.05 + rnd() * 0.9 : rnd() * 0.04;
     const served = offered * (throttled > 0.05 ? 0.5 + rnd() * 0.5 : 1);
     const dropped = rnd() < 0.1 ? offered - served : 0;
-    throughput.set(s.id, {
+    put(i, {
       partition: s.id,
       windowMs: 100,
       offeredPacketsPerSec: offered,
@@ -89,8 +99,28 @@ export function cycleInput(fleet: Fleet, cycle: number): PolicyInput {
       source: "host",
     });
   }
-  return { nowMs: cycle * 100, knobs: fleet.knobs, specs, throughput };
 }
+
+/** One cycle's object input, built fresh as the manager does each cycle (a Map in spec order). */
+export function cycleInput(fleet: Fleet, cycle: number): PolicyInput {
+  const throughput = new Map<string, Throughput>();
+  windows(fleet, (_, tp) => throughput.set(tp.partition, tp));
+  return { nowMs: cycle * 100, knobs: fleet.knobs, specs: fleet.specs, throughput };
+}
+
+/**
+ * One cycle's columnar input: the fleet's table (built once, as a manager keeps it while its
+ * partitions do not change) and fresh columns with each window written into its row (the
+ * window object is a temporary here; a sample phase writes the numbers).
+ */
+export function cycleColumns(fleet: Fleet, table: PartitionTable, cycle: number): TableInput {
+  const throughput: ThroughputColumns = throughputColumns(table.size);
+  windows(fleet, (i, tp) => setThroughput(throughput, i, tp));
+  return { nowMs: cycle * 100, knobs: fleet.knobs, table, throughput };
+}
+
+const step = (input: TableInput, state: PolicyState): TableOutput =>
+  weirPolicy.stepTable!(input, state);
 
 const SIZES = [10, 100, 1_000, 10_000, 100_000];
 
@@ -120,59 +150,37 @@ function referenceLoopNs(): number {
 }
 
 /**
- * What any step under this contract costs at least: match the throughput map to the specs,
- * read each spec and its throughput once, write a dozen per-partition arrays (the state and
- * the decisions' reasons) and return one directive object and one decision object per
- * partition. No policy. The step cannot be cheaper than this on the same machine.
+ * What any step under the columnar contract costs at least: read each partition's table row
+ * and window once, allocate and write the arrays the output keeps (the state's and the
+ * decisions' numbers: 9 Float64 and 3 Uint8 per partition) and return the directive and
+ * decision tables. No policy. The step cannot be cheaper than this on the same machine.
  */
-function contractFloor(input: PolicyInput): number {
-  const { specs, throughput } = input;
-  const n = specs.length;
-  const tps: Array<Throughput | null> = new Array(n).fill(null);
-  let j = 0;
-  throughput.forEach((tp, id) => {
-    while (j < n && specs[j]!.id !== id) j++;
-    if (j < n) tps[j++] = tp;
-  });
-  const kept = new Float64Array(n * 12);
-  const directives: Directive[] = new Array(n);
-  const decisions: FloorView[] = new Array(n);
+function contractFloor(input: TableInput): number {
+  const { table: t, throughput: c } = input;
+  const n = t.size;
+  const kept = new Float64Array(n * 9);
+  const bytes = new Uint8Array(n * 3);
   for (let i = 0; i < n; i++) {
-    const s = specs[i]!;
-    const tp = tps[i];
     const x =
-      (s.minCpuMillis ?? 0) +
-      (s.maxCpuMillis ?? 0) * s.weight +
-      (tp
-        ? tp.offeredPacketsPerSec +
-          tp.servedPacketsPerSec +
-          tp.droppedPacketsPerSec +
-          tp.cpuCores +
-          tp.throttledFraction +
-          (tp.rawVelocityPacketsPerCpuSec ?? 0)
+      t.minCpuMillis[i]! +
+      t.maxCpuMillis[i]! * t.weight[i]! +
+      t.importance[i]! +
+      t.batch[i]! +
+      t.capped[i]! +
+      (c.has[i] === 1
+        ? c.offeredPacketsPerSec[i]! +
+          c.servedPacketsPerSec[i]! +
+          c.droppedPacketsPerSec[i]! +
+          c.cpuCores[i]! +
+          c.throttledFraction[i]! +
+          c.cpuDelayFraction[i]! +
+          c.rawVelocityPacketsPerCpuSec[i]!
         : 0);
-    for (let k = 0; k < 12; k++) kept[k * n + i] = x + k;
-    directives[i] = {
-      partition: s.id,
-      cpuMillis: Math.floor(x),
-      weight: Math.max(1, Math.round(x / 7)),
-      idle: s.kind === "batch",
-      capCpuMillis: s.maxCpuMillis ?? Number.POSITIVE_INFINITY,
-      burstCpuMillis: 0,
-      capReason: null,
-      cpuCount: 1,
-    };
-    decisions[i] = new FloorView(kept, i);
+    for (let k = 0; k < 9; k++) kept[k * n + i] = x + k;
+    for (let k = 0; k < 3; k++) bytes[k * n + i] = k;
   }
-  return directives.length + decisions.length;
-}
-
-/** A decision as small as weir's: a view of index i into the step's arrays. */
-class FloorView {
-  constructor(
-    readonly arrays: Float64Array,
-    readonly index: number,
-  ) {}
+  const out = { directives: { kept, n }, decisions: { kept, bytes, n } };
+  return out.directives.n + out.decisions.n;
 }
 
 /** Inputs the profile cycles through (built before it starts, so the profile is the step's alone). */
@@ -181,13 +189,14 @@ const PROFILE_INPUTS = 8;
 /** Top self time of `steps` steps at this fleet size, from V8's sampling profiler in this process. */
 async function profileSteps(n: number, steps: number): Promise<ProfileSummary> {
   const fleet = makeFleet(n, 7);
+  const table = partitionTable(fleet.specs);
   let state: PolicyState = weirPolicy.initialState();
   let cycle = 0;
-  for (let i = 0; i < 40; i++) state = weirPolicy.step(cycleInput(fleet, cycle++), state).state;
+  for (let i = 0; i < 40; i++) state = step(cycleColumns(fleet, table, cycle++), state).state;
   // A small pool of inputs, reused in turn: prebuilding all `steps` of them kept hundreds of MB
   // live, and the collector's marking of them was most of the profile (42–54 % of the samples
   // at 10,000 partitions, against 21–31 % with inputs built one per step as the timing does).
-  const inputs = Array.from({ length: PROFILE_INPUTS }, () => cycleInput(fleet, cycle++));
+  const inputs = Array.from({ length: PROFILE_INPUTS }, () => cycleColumns(fleet, table, cycle++));
   const session = new Session();
   session.connect();
   try {
@@ -195,8 +204,7 @@ async function profileSteps(n: number, steps: number): Promise<ProfileSummary> {
     await session.post("Profiler.setSamplingInterval", { interval: 100 });
     await session.post("Profiler.start");
     const fromUs = monotonicUs();
-    for (let k = 0; k < steps; k++)
-      state = weirPolicy.step(inputs[k % PROFILE_INPUTS]!, state).state;
+    for (let k = 0; k < steps; k++) state = step(inputs[k % PROFILE_INPUTS]!, state).state;
     const toUs = monotonicUs();
     const { profile } = await session.post("Profiler.stop");
     return summarizeCpuProfile(profile as CpuProfile, { fromUs, toUs, top: 12 });
@@ -206,13 +214,18 @@ async function profileSteps(n: number, steps: number): Promise<ProfileSummary> {
 }
 
 /** Bytes the step allocates on the JS heap per partition (median of steps without a GC in them). */
-function allocatedBytesPerPartition(fleet: Fleet, state: PolicyState, cycle: number): number {
+function allocatedBytesPerPartition(
+  fleet: Fleet,
+  table: PartitionTable,
+  state: PolicyState,
+  cycle: number,
+): number {
   const deltas: number[] = [];
   let s = state;
   for (let k = 0; k < 15; k++) {
-    const input = cycleInput(fleet, cycle++);
+    const input = cycleColumns(fleet, table, cycle++);
     const h0 = process.memoryUsage().heapUsed;
-    const out = weirPolicy.step(input, s);
+    const out = step(input, s);
     const h1 = process.memoryUsage().heapUsed;
     s = out.state;
     if (h1 > h0) deltas.push(h1 - h0); // a GC inside the step shows as a fall: skipped
@@ -234,9 +247,11 @@ export const bench: Benchmark = {
     const refBefore = referenceLoopNs();
     for (const [k, n] of sizes.entries()) {
       const fleet = makeFleet(n);
+      const table = partitionTable(fleet.specs);
       // `reps` repetitions, each from an empty state: its median step; the figure is their median
       const repMedians: number[] = [];
       const floorMedians: number[] = [];
+      const objectMedians: number[] = [];
       const wall: number[] = [];
       const cpu: number[] = [];
       let state: PolicyState = weirPolicy.initialState();
@@ -245,16 +260,15 @@ export const bench: Benchmark = {
         ctx.progress((k + rep / reps) / sizes.length, `${n} partitions, rep ${rep + 1}/${reps}`);
         state = weirPolicy.initialState();
         // Warm up past the first cycles (empty state, every partition new) and the JIT.
-        for (let i = 0; i < 40; i++)
-          state = weirPolicy.step(cycleInput(fleet, cycle++), state).state;
+        for (let i = 0; i < 40; i++) state = step(cycleColumns(fleet, table, cycle++), state).state;
         const repWall: number[] = [];
         const minMs = (ctx.quick ? 100 : n >= 100_000 ? 3000 : 1000) / reps;
         let timedNs = 0;
         while ((timedNs < minMs * 1e6 || repWall.length < 10) && repWall.length < 2000) {
-          const input = cycleInput(fleet, cycle++); // built outside the timing, like the manager's sample phase
+          const input = cycleColumns(fleet, table, cycle++); // filled outside the timing, like a sample phase
           const c0 = process.cpuUsage();
           const t0 = nowNs();
-          const out = weirPolicy.step(input, state);
+          const out = step(input, state);
           const t1 = nowNs();
           const c1 = process.cpuUsage(c0);
           state = out.state;
@@ -267,7 +281,7 @@ export const bench: Benchmark = {
         if (n >= 1000) {
           const floorRep: number[] = [];
           for (let k = 0; k < Math.max(10, repWall.length >> 2); k++) {
-            const input = cycleInput(fleet, cycle++);
+            const input = cycleColumns(fleet, table, cycle++);
             const t0 = nowNs();
             if (contractFloor(input) !== 2 * n)
               throw new Error("contract floor made the wrong count");
@@ -275,6 +289,19 @@ export const bench: Benchmark = {
           }
           floorRep.sort((x, y) => x - y);
           floorMedians.push(quantile(floorRep, 0.5));
+          // the object step on the same kind of windows, from the same state: a Map and the
+          // spec list in, every directive and decision object out (what a caller of `step` pays)
+          const objectRep: number[] = [];
+          let objectState = state;
+          for (let k = 0; k < Math.max(10, repWall.length >> 2); k++) {
+            const input = cycleInput(fleet, cycle++);
+            const t0 = nowNs();
+            const out = weirPolicy.step(input, objectState);
+            objectRep.push(nowNs() - t0);
+            objectState = out.state;
+          }
+          objectRep.sort((x, y) => x - y);
+          objectMedians.push(quantile(objectRep, 0.5));
         }
         wall.push(...repWall);
       }
@@ -282,6 +309,7 @@ export const bench: Benchmark = {
       cpu.sort((x, y) => x - y);
       repMedians.sort((x, y) => x - y);
       floorMedians.sort((x, y) => x - y);
+      objectMedians.sort((x, y) => x - y);
       const median = quantile(repMedians, 0.5);
       medians.push(median);
       const unit = median >= 1e6 ? "ms" : "µs";
@@ -297,19 +325,20 @@ export const bench: Benchmark = {
 
       // What a reader pays on top: every `why` sentence and the state record (state file).
       // One untimed round first, so the formatting code is warm like in a running manager.
-      const warm = weirPolicy.step(cycleInput(fleet, cycle++), state);
-      for (const d of warm.decisions) if (d.why.length === 0) throw new Error("empty why");
+      const warm = step(cycleColumns(fleet, table, cycle++), state);
+      for (let i = 0; i < n; i++)
+        if (warm.decisions.at(i)?.why.length === 0) throw new Error("empty why");
       JSON.stringify(warm.state);
-      const out = weirPolicy.step(cycleInput(fleet, cycle++), warm.state);
+      const out = step(cycleColumns(fleet, table, cycle++), warm.state);
       let t0 = nowNs();
       let chars = 0;
-      for (const d of out.decisions) chars += d.why.length;
+      for (let i = 0; i < n; i++) chars += out.decisions.at(i)?.why.length ?? 0;
       const whyNs = nowNs() - t0;
       t0 = nowNs();
       chars += JSON.stringify(out.state).length;
       const recordNs = nowNs() - t0;
       if (chars === 0) throw new Error("no output read");
-      const allocated = allocatedBytesPerPartition(fleet, out.state, cycle);
+      const allocated = allocatedBytesPerPartition(fleet, table, out.state, cycle);
       cycle += 15;
       rows.push([
         n.toLocaleString("en-US"),
@@ -320,6 +349,9 @@ export const bench: Benchmark = {
         n >= 1000 ? format(quantile(cpu, 0.5)) : "-",
         floorMedians.length > 0
           ? `${format(quantile(floorMedians, 0.5))} [${format(floorMedians[0]!)}–${format(floorMedians.at(-1)!)}]`
+          : "-",
+        objectMedians.length > 0
+          ? `${format(quantile(objectMedians, 0.5))} [${format(objectMedians[0]!)}–${format(objectMedians.at(-1)!)}]`
           : "-",
         `${Math.round(median / n)} ns`,
         Number.isNaN(allocated) ? "-" : `${Math.round(allocated)} B`,
@@ -343,9 +375,10 @@ export const bench: Benchmark = {
       );
     }
     notes.push(
-      "timed: the step alone, on a fresh input per cycle built outside the timing; it returns directives, decisions and state; a decision's `why` and the state's record are built when first read (last columns: reading all of them once)",
-      "contract floor: the same inputs through a loop that only matches throughput to specs, reads each once, writes a dozen per-partition arrays and makes one directive and one decision object per partition (no policy): what any step under this contract costs here at least, timed like the step (median of each repetition's median)",
-      "allocated: JS heap bytes one step allocates per partition (heapUsed before and after, median of 15 steps without a GC in them); the directive objects the contract returns are about half of it (an 88-byte object and boxed numbers each; a decision is a 48-byte view of the step's arrays), and the scavenges they cause are the `(garbage collector)` row of the profile",
+      "timed: the columnar step alone (`stepTable`), on a fresh input per cycle filled outside the timing (the fleet's table built once, as a manager keeps it; fresh window columns each cycle); it returns directive and decision tables and the state; a row's directive or decision object, a decision's `why` and the state's record are made when first read (last columns: reading every `why` and the record once)",
+      "contract floor: the same columnar inputs through a loop that only reads each partition's table row and window once and allocates and writes the arrays the output keeps (9 Float64 and 3 Uint8 per partition), no policy: what any step under this contract costs here at least, timed like the step (median of each repetition's median)",
+      "object step: `step` (the object contract the baselines and tests use) on object inputs (a spec list and a Map of windows), carried from the timed state: it builds the table and the columns, runs the columnar step and makes every directive and decision object",
+      "allocated: JS heap bytes one columnar step allocates per partition (heapUsed before and after, median of 15 steps without a GC in them; the typed arrays' memory is off the heap and not in it)",
       `machine load: 1-minute load average ${load.toFixed(2)} on ${os.cpus().length} CPUs at the start; a fixed 10,000-element reference loop took ${format(refBefore)} before and ${format(refAfter)} after`,
     );
     return {
@@ -362,6 +395,7 @@ export const bench: Benchmark = {
             "min",
             "CPU time (median)",
             "contract floor (median [range])",
+            "object step (median [range])",
             "per partition",
             "allocated per partition",
             "read every why",

@@ -2,13 +2,22 @@
 // scan of 10,000 slots takes (changed and unchanged), on real sealed memfds (one page per
 // partition) mapped through koffi + mmap, the agents' ends opened through the slot directory
 // as an agent opens them. Removes its directory (/dev/shm/weirb-<pid>-shm) at the end.
+// `--reps N` (default 5; `--quick`: 2): N timed batches of writes and of verified scans and
+// 40 × N scans; each figure is the median of those with their range and count.
 import { rmSync } from "node:fs";
 import os from "node:os";
 import { encodeReport, KeyRing, parseKeyHex, type ReportMessage } from "../src/transport/codec.ts";
 import { macKey } from "../src/transport/mac.ts";
 import { AgentSlot, ManagerSlots } from "../src/transport/shm.ts";
 import { ShmReportSource } from "../src/transport/shm-source.ts";
-import { type BenchFigure, type Benchmark, isMain, nowNs, runStandalone } from "./harness.ts";
+import {
+  type BenchFigure,
+  type Benchmark,
+  isMain,
+  nowNs,
+  repeated,
+  runStandalone,
+} from "./harness.ts";
 
 const SLOTS = 10_000;
 const KEY_BYTES = parseKeyHex("5e".repeat(32));
@@ -45,6 +54,7 @@ export const bench: Benchmark = {
   description: "shared-memory slots: agent writer updates/s, manager scan of 10,000 slots",
   async run(ctx) {
     const path = `/dev/shm/weirb-${process.pid}-shm`;
+    const reps = ctx.reps ?? (ctx.quick ? 2 : 5);
     const figures: BenchFigure[] = [];
     const notes: string[] = [];
     try {
@@ -63,25 +73,24 @@ export const bench: Benchmark = {
       const writeRuns: number[] = [];
       const writeCpuRuns: number[] = [];
       const batch = ctx.quick ? 200_000 : 2_000_000;
-      for (let r = 0; r < 5; r++) {
+      for (let r = 0; r < reps; r++) {
         const c0 = process.cpuUsage();
         const t0 = nowNs();
         for (let k = 0; k < batch; k++) writer.writeReport(pre[k & 63]!);
         writeRuns.push(batch / ((nowNs() - t0) / 1e9));
         writeCpuRuns.push(batch / (cpuUs(c0) / 1e6));
       }
-      const writesPerSec = median(writeRuns);
       const writesPerCpuSec = median(writeCpuRuns);
       figures.push({
         name: "writer updates (pre-signed report into own slot), per CPU-second",
-        value: Math.round(writesPerCpuSec),
+        ...repeated(writeCpuRuns, 0),
         unit: "updates/s",
         target: ">= 5,000,000",
         meets: writesPerCpuSec >= 5e6,
       });
       figures.push({
         name: "writer updates (same), per wall-clock second",
-        value: Math.round(writesPerSec),
+        ...repeated(writeRuns, 0),
         unit: "updates/s",
       });
 
@@ -90,7 +99,7 @@ export const bench: Benchmark = {
       const signRuns: number[] = [];
       const signBatch = ctx.quick ? 5_000 : 50_000;
       let seq = 2;
-      for (let r = 0; r < 5; r++) {
+      for (let r = 0; r < reps; r++) {
         const t0 = nowNs();
         for (let k = 0; k < signBatch; k++)
           writer.writeReport(encodeReport(message(0, seq++, now), KEY, out));
@@ -98,7 +107,7 @@ export const bench: Benchmark = {
       }
       figures.push({
         name: "writer updates incl. encode + HMAC-SHA256",
-        value: Math.round(median(signRuns)),
+        ...repeated(signRuns, 0),
         unit: "updates/s",
       });
       ctx.progress(0.4, "scan");
@@ -107,7 +116,7 @@ export const bench: Benchmark = {
       //    changed report where it lies, between the two reads of its lock (no copy): `read`
       //    here returns the area untouched, so this is the scan's own cost; the same scan with
       //    a 136-byte copy per slot is what a reader that keeps the bytes pays.
-      const runs = ctx.quick ? 20 : 200;
+      const runs = 40 * reps;
       const changedScans: number[] = [];
       const copiedScans: number[] = [];
       const unchangedScans: number[] = [];
@@ -149,14 +158,14 @@ export const bench: Benchmark = {
       const changedUs = median(changedScans) / 1000;
       figures.push({
         name: "full scan, 10,000 slots none changed (wall, median)",
-        value: round(median(unchangedScans) / 1000),
+        ...repeated(unchangedScans, 1, 1e-3),
         unit: "µs",
         target: "<= 200 µs",
         meets: median(unchangedScans) / 1000 <= 200,
       });
       figures.push({
         name: "full scan, 10,000 slots all changed: seqlock reads around an in-place read (wall, median)",
-        value: round(changedUs),
+        ...repeated(changedScans, 1, 1e-3),
         unit: "µs",
         target: "<= 200 µs",
         meets: changedUs <= 200,
@@ -168,7 +177,7 @@ export const bench: Benchmark = {
       });
       figures.push({
         name: "full scan, 10,000 slots all changed, copying each report out (wall, median)",
-        value: round(median(copiedScans) / 1000),
+        ...repeated(copiedScans, 1, 1e-3),
         unit: "µs",
       });
       ctx.progress(0.7, "verified scan");
@@ -181,7 +190,7 @@ export const bench: Benchmark = {
       const source = new ShmReportSource({ path, keys, slotCount: SLOTS, maxAgeMs: 600_000 });
       agents = indexes.map((i) => new AgentSlot({ path, slot: i }));
       const verifiedRuns: number[] = [];
-      for (let r = 0; r < (ctx.quick ? 2 : 5); r++) {
+      for (let r = 0; r < reps; r++) {
         for (let i = 0; i < SLOTS; i++)
           agents[i]!.writeReport(encodeReport(message(i, 10 + r, now), KEY, out));
         const t0 = nowNs();
@@ -194,7 +203,7 @@ export const bench: Benchmark = {
       }
       figures.push({
         name: "latest() with 10,000 new reports (scan + HMAC verify)",
-        value: round(median(verifiedRuns) / 1e6, 2),
+        ...repeated(verifiedRuns, 2, 1e-6),
         unit: "ms",
       });
       source.close();

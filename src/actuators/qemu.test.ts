@@ -67,7 +67,7 @@ describe("qemu backend", () => {
     const { fake, target } = await guest();
     const a = new QemuBackend({ cgroupfs }).open({
       ...target,
-      qemu: { ...target.qemu, shrinkAfterMs: 0 },
+      qemu: { ...target.qemu, shrinkAfterMs: 0, unplug: true },
     });
     expect(a.apply(withCpus(target.partition, 3)).written).toEqual(["vcpus"]);
     await until(() => a.applied().cpuCount === 3, "3 vCPUs online");
@@ -83,12 +83,35 @@ describe("qemu backend", () => {
     a.close();
   });
 
+  it("by default never unplugs: the guest's agent offlines, the vCPU stays plugged and is onlined again", async () => {
+    const { fake, target } = await guest();
+    const a = new QemuBackend({ cgroupfs }).open({
+      ...target,
+      qemu: { ...target.qemu, shrinkAfterMs: 0 },
+    });
+    a.apply(withCpus(target.partition, 2));
+    await until(() => a.applied().cpuCount === 2, "2 vCPUs online");
+    expect(a.apply(withCpus(target.partition, 1)).written).toEqual(["vcpus"]);
+    await a.settled();
+    expect(fake.plugged()).toBe(2);
+    expect(fake.commands).not.toContain("device_del");
+    expect(a.vcpus()).toMatchObject({ desired: 1, plugged: 2 });
+    // the guest's agent offlines CPU 1 on the directive: its kernel's line on the console
+    fs.appendFileSync(target.qemu.consoleLog, "[   41.104221] smpboot: CPU 1 is now offline\n");
+    await until(() => a.applied().cpuCount === 1, "the guest at 1 CPU");
+    // more again: nothing to plug, the agent onlines the plugged vCPU
+    expect(a.apply(withCpus(target.partition, 2)).written).toEqual(["vcpus"]);
+    await a.settled();
+    expect(fake.commands.filter((c) => c === "device_add")).toHaveLength(1);
+    a.close();
+  });
+
   it("unplugs only after directives asked for fewer vCPUs for shrinkAfterMs, then the most of them", async () => {
     const { fake, target } = await guest();
     let t = 0;
     const a = new QemuBackend({ cgroupfs, now: () => t }).open({
       ...target,
-      qemu: { ...target.qemu, shrinkAfterMs: 5000 },
+      qemu: { ...target.qemu, shrinkAfterMs: 5000, unplug: true },
     });
     a.apply(withCpus(target.partition, 3));
     await until(() => a.applied().cpuCount === 3, "3 vCPUs online");

@@ -42,8 +42,10 @@ export interface QemuLocation {
   minCpus?: number;
   /** Most vCPUs (default: every slot QEMU offers, `-smp …,maxcpus=N`). */
   maxCpus?: number;
-  /** Unplug only after directives asked for fewer vCPUs this long (default 10 s; 0: at once). */
+  /** Shrink only after directives asked for fewer vCPUs this long (default 10 s; 0: at once). */
   shrinkAfterMs?: number;
+  /** Unplug to shrink (default false: the guest offlines; src/vm/guest-cpus.ts says why). */
+  unplug?: boolean;
 }
 
 export const DEFAULT_SHRINK_AFTER_MS = 10_000;
@@ -160,6 +162,7 @@ export class QemuActuator implements PartitionActuator {
         minCpus: this.minCpus,
         maxCpus: this.maxCpus,
         now: this.now,
+        unplug: this.loc.unplug ?? false,
       });
       if (this.wantVcpus !== this.foundVcpus) this.cpus.request(this.wantVcpus);
     } catch (err) {

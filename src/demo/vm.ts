@@ -21,10 +21,15 @@ import { vmsDown } from "../vm/down.ts";
 import { LogTail } from "../vm/guest.ts";
 import { applyConsole } from "../vm/guest-cpus.ts";
 import { defaultVmStateFile, type VmRecord } from "../vm/state.ts";
-import { vmsUp } from "../vm/vms.ts";
+import { VM_MANAGER_INTERVAL_MS, vmsUp } from "../vm/vms.ts";
 import { type DemoPlan, demoPlan, demoRate } from "./scenario.ts";
 
 const PREFIX = "weirdemovm";
+/**
+ * The batch hog's testbed prefix: its own, since each testbed records (and removes) its
+ * prefix's cgroup dir and would refuse one the other created.
+ */
+const HOG_PREFIX = "weirdemovmhog";
 const SLOT_DIR = "/dev/shm/weirdemovm-slots";
 const PORT = 7000;
 /** SHA-256 rounds per request in the guests' servers (Node in a TCG guest is ~18x slower). */
@@ -134,7 +139,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
   o.signal.addEventListener("abort", onAbort);
   let running: Awaited<ReturnType<typeof startManager>> | null = null;
   let hogState: string | null = null;
-  let hogCgroup = `${PREFIX}/hog`;
+  let hogCgroup = `${HOG_PREFIX}/hog`;
   let vmsState: string | null = null;
   const directiveToOnline: VmDemoSummary["directiveToOnlineMs"] = [];
   let summary: VmDemoSummary | null = null;
@@ -142,7 +147,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
     if (o.hog) {
       o.say("setting up a batch hog (cgroup + 2 busy threads) ...");
       const tb = await testbedUp({
-        prefix: PREFIX,
+        prefix: HOG_PREFIX,
         partitions: [],
         hogs: [{ name: "hog", cpus: 2 }],
         maxLifetimeMs: o.durationMs + 10 * 60_000,
@@ -152,7 +157,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
       hogCgroup = tb.hogs[0]?.cgroup ?? hogCgroup;
     }
     const cfg = parseConfig({
-      intervalMs: 200,
+      intervalMs: VM_MANAGER_INTERVAL_MS,
       capacity: { cpus: "auto", reserve: 0 },
       staleAfterMs: 10_000,
       retryGoneMs: 1000,
@@ -173,14 +178,16 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
           min: "400m",
           importance: 2,
         })),
-        ...(o.hog ? [{ name: "hog", kind: "batch", cgroup: `${PREFIX}/hog`, importance: 5 }] : []),
+        ...(o.hog ? [{ name: "hog", kind: "batch", cgroup: hogCgroup, importance: 5 }] : []),
       ],
     });
+    const logFile = "/run/weir/demo-vm-manager.log";
     const logger = pino(
       { level: "info", base: undefined },
-      pino.destination({ dest: "/run/weir/demo-vm-manager.log", sync: false, mkdir: true }),
+      pino.destination({ dest: logFile, sync: false, mkdir: true }),
     );
     running = await startManager({ cfg, logger, signal: managerAc.signal });
+    o.say(`manager running (log: ${logFile}, kept)`);
     const records: CycleRecord[] = [];
     running.manager.subscribe((r) => {
       records.push(r);
@@ -332,14 +339,18 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
   return summary;
 }
 
-/** Anything of the demo's prefix the kernel still lists (processes, namespaces, cgroups). */
+/** Anything of the demo's prefixes the kernel still lists (processes, namespaces, cgroups). */
 function leftovers(): string[] {
   const out: string[] = [];
   for (const e of readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;
     try {
       const argv = readFileSync(`/proc/${e}/cmdline`, "utf8");
-      if (argv.includes(`weir:${PREFIX}/`) || argv.includes(`--weir-tag=${PREFIX}/`))
+      if (
+        [PREFIX, HOG_PREFIX].some(
+          (p) => argv.includes(`weir:${p}/`) || argv.includes(`--weir-tag=${p}/`),
+        )
+      )
         out.push(`process ${e}`);
     } catch {
       // exited meanwhile
@@ -357,7 +368,8 @@ function leftovers(): string[] {
     "/sys/fs/cgroup/unified",
     "/sys/fs/cgroup",
   ])
-    if (existsSync(join(root, PREFIX))) out.push(`cgroup ${join(root, PREFIX)}`);
+    for (const p of [PREFIX, HOG_PREFIX])
+      if (existsSync(join(root, p))) out.push(`cgroup ${join(root, p)}`);
   return out;
 }
 

@@ -143,7 +143,9 @@ export const partitionSchema = z
           .min(0)
           .max(3_600_000)
           .optional()
-          .describe("unplug only after directives asked for fewer vCPUs this long (default 10000)"),
+          .describe(
+            "shrink only after directives asked for fewer vCPUs this long (default 10000; the guest offlines them, nothing is unplugged)",
+          ),
       })
       .strict()
       .optional()

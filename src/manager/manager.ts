@@ -8,20 +8,20 @@ import { BoundsError, checkBoundsChange } from "../core/bounds.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type {
   CycleRecord,
-  Decision,
-  Directive,
   PartitionId,
   PartitionSpec,
   Throughput,
   WeirErrorInfo,
 } from "../core/model.ts";
 import { withQuotaFloor } from "../policy/rules.ts";
+import { stepOnTable } from "../policy/step-table.ts";
 import type { PolicyState } from "../policy/types.ts";
 import { CycleHistory } from "./history.ts";
 import { HostCpuSampler } from "./host-cpu-sampler.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
 import { PartitionSlot, toInfo } from "./partition-slot.ts";
 import { DEFAULT_REACH_REFRESH_CYCLES, ReachableKnobs } from "./reach.ts";
+import { SpecTables } from "./spec-tables.ts";
 import type {
   ManagerView,
   PartitionAllocation,
@@ -41,6 +41,7 @@ export class Manager implements ManagerView {
   private isPaused = false;
   private readonly hostCpu: HostCpuSampler | null;
   private readonly reach: ReachableKnobs;
+  private readonly tables = new SpecTables();
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -143,8 +144,10 @@ export class Manager implements ManagerView {
       const floor = s.actuator?.quotaFloorCpuMillis?.();
       return floor === undefined ? spec : withQuotaFloor(spec, floor, knobs);
     });
-    const out = this.opts.policy.step(
-      { nowMs: startedAtMs, knobs, specs, throughput: throughputs },
+    const table = this.tables.of(specs);
+    const out = stepOnTable(
+      this.opts.policy,
+      { nowMs: startedAtMs, knobs, table: table.columns, throughput: throughputs },
       this.policyState,
     );
     this.policyState = out.state;
@@ -152,10 +155,11 @@ export class Manager implements ManagerView {
 
     // 4. apply (unless paused); actuators write only values that changed. Everything above
     // that may throw (reports, throughput, policy) has run, so a failed cycle writes nothing.
-    const directives = new Map<PartitionId, Directive>();
-    for (const d of out.directives) directives.set(d.partition, d);
-    const decisions = new Map<PartitionId, Decision>();
-    for (const d of out.decisions) decisions.set(d.partition, d);
+    // Row k of the policy's output is active[k]; a directive or decision object is made only
+    // for the partitions that exist.
+    const row = (id: PartitionId): number => table.rowOf.get(id) ?? -1;
+    const directiveOf = (id: PartitionId) => (row(id) < 0 ? null : out.directives.at(row(id)));
+    const decisionOf = (id: PartitionId) => (row(id) < 0 ? null : out.decisions.at(row(id)));
     const written = new Map<PartitionId, string[]>();
     // a hook's fault (the change log, a directive send) neither stops the other partitions'
     // writes nor goes unnoticed: the cycle is recorded, then counted as failed
@@ -169,7 +173,7 @@ export class Manager implements ManagerView {
     };
     if (!this.isPaused) {
       for (const s of active) {
-        const d = directives.get(s.spec.id);
+        const d = directiveOf(s.spec.id);
         if (!d || !s.actuator) continue;
         const actuator = s.actuator;
         let res: ReturnType<PartitionActuator["apply"]>;
@@ -191,7 +195,7 @@ export class Manager implements ManagerView {
             s.lastApplied.weight !== d.weight;
           s.lastApplied = d;
           if (changed) {
-            const dec = decisions.get(s.spec.id);
+            const dec = decisionOf(s.spec.id);
             if (dec) hook(() => this.opts.onChange?.(dec, d));
           }
           if (s.wiring.source !== "host")
@@ -214,8 +218,8 @@ export class Manager implements ManagerView {
           id: s.spec.id,
           status: s.status,
           throughput: throughputs.get(s.spec.id) ?? null,
-          decision: s.status === "gone" ? null : (decisions.get(s.spec.id) ?? null),
-          directive: s.status === "gone" ? null : (directives.get(s.spec.id) ?? null),
+          decision: s.status === "gone" ? null : decisionOf(s.spec.id),
+          directive: s.status === "gone" ? null : directiveOf(s.spec.id),
           written: written.get(s.spec.id) ?? [],
         };
         if (s.lastError) p.error = s.lastError;

@@ -17,9 +17,6 @@ import {
   type DemandSource,
   demandTarget,
   goalBase,
-  importanceOf,
-  maxOf,
-  minOf,
   minProbeStep,
   protectedNeed,
   SOURCES,
@@ -27,7 +24,8 @@ import {
   yieldingDemand,
 } from "./rules.ts";
 import { FLAG_RISING } from "./state.ts";
-import type { PolicyKnobs } from "./types.ts";
+import { goalAt, type PartitionTable, type ThroughputColumns, throughputAt } from "./table.ts";
+import type { DecisionTable, PolicyKnobs } from "./types.ts";
 import { explain } from "./why.ts";
 
 /** What every decision of one step shares. */
@@ -44,8 +42,8 @@ export interface StepContext {
  */
 export interface StepReasons {
   context: StepContext;
-  specs: readonly PartitionSpec[];
-  throughput: ReadonlyArray<Throughput | null>;
+  table: PartitionTable;
+  throughput: ThroughputColumns;
   /** Last cycle's smoothed demand (NaN = none). */
   prevDemand: Float64Array;
   /** Core allocation before post-processing, and its left-over part. */
@@ -63,8 +61,6 @@ export interface StepReasons {
   prevWeight: Float64Array;
   /** Last cycle's flags (state.ts FLAG_RISING, FLAG_MISSED_GOAL). */
   prevFlags: Uint8Array;
-  /** Weight divisor by importance (weightDivisors). */
-  divisors: Float64Array;
   /** Most important level where a goal controller receives this step (6 = none): see yieldToReceivers. */
   yieldTo: number;
   /** The weight each directive carries (after the weight dead-band), filled before any why is read. */
@@ -149,7 +145,7 @@ export class WeirDecision implements Decision {
   }
 
   get partition(): PartitionId {
-    return this.#reasons.specs[this.#index]!.id;
+    return this.#reasons.table.ids[this.#index]!;
   }
 
   get demandCpuMillis(): CpuMillis {
@@ -186,11 +182,11 @@ export class WeirDecision implements Decision {
   }
 
   get spec(): PartitionSpec {
-    return this.#reasons.specs[this.#index]!;
+    return this.#reasons.table.specs[this.#index]!;
   }
 
   get throughput(): Throughput | null {
-    return this.#reasons.throughput[this.#index]!;
+    return throughputAt(this.#reasons.throughput, this.#index, this.partition);
   }
 
   get context(): StepContext {
@@ -200,7 +196,7 @@ export class WeirDecision implements Decision {
   get detail(): DecisionDetail {
     const r = this.#reasons;
     const i = this.#index;
-    const spec = r.specs[i]!;
+    const t = r.table;
     const bits = r.bits[i]!;
     const prevDemand = r.prevDemand[i]!;
     const ideal = r.ideal[i]!;
@@ -209,9 +205,11 @@ export class WeirDecision implements Decision {
     const marks = (bits >> MARKS_SHIFT) & 7;
     const hadPrevious = (bits & HAD_PREVIOUS_BIT) !== 0;
     const prev = hadPrevious ? this.previousCpuMillis : Number.NaN;
-    const min = minOf(spec);
-    const max = maxOf(spec);
-    const tp = r.throughput[i]!;
+    const min = t.minCpuMillis[i]!;
+    const max = t.maxCpuMillis[i]!;
+    const importance = t.importance[i]!;
+    const divisor = t.weightDivisors[importance]!;
+    const tp = this.throughput;
     const assessment =
       source === Source.network && tp !== null
         ? assessNetworkDemand(
@@ -219,7 +217,7 @@ export class WeirDecision implements Decision {
             this.velocityPacketsPerCpuSec,
             hadPrevious ? prev : null,
             Number.isNaN(prevDemand) ? null : prevDemand,
-            spec.goalPacketsPerSec,
+            goalAt(t, i),
             r.context.knobs,
             minProbeStep(r.context.deadbandCpuMillis),
             undefined,
@@ -227,7 +225,7 @@ export class WeirDecision implements Decision {
               r.prevWeight[i]!,
               hadPrevious ? prev : null,
               r.context.capacityCpuMillis,
-              r.divisors[importanceOf(spec)]!,
+              divisor,
             ),
             (r.prevFlags[i]! & FLAG_RISING) !== 0,
           )
@@ -248,8 +246,8 @@ export class WeirDecision implements Decision {
     const need = protectedNeed(source, prev, prevDemand, min, max);
     return {
       source: SOURCES[source]!,
-      importance: importanceOf(spec),
-      weightDivisor: r.divisors[importanceOf(spec)]!,
+      importance,
+      weightDivisor: divisor,
       assessment,
       receiver: (bits & RECEIVER_BIT) !== 0,
       yieldsTo: yields ? r.yieldTo : null,
@@ -280,5 +278,30 @@ export class WeirDecision implements Decision {
       performanceIndex: this.performanceIndex,
       why: this.why,
     };
+  }
+}
+
+/** The decisions of one step: row `i`'s view is made on first request and then kept. */
+export class StepDecisions implements DecisionTable {
+  readonly #reasons: StepReasons;
+  #views: WeirDecision[] | null = null;
+
+  constructor(reasons: StepReasons) {
+    this.#reasons = reasons;
+  }
+
+  get size(): number {
+    return this.#reasons.table.size;
+  }
+
+  at(i: number): WeirDecision {
+    if (!(i >= 0 && i < this.size)) throw new RangeError(`decision row ${i} of ${this.size}`);
+    this.#views ??= new Array(this.size);
+    let d = this.#views[i];
+    if (d === undefined) {
+      d = new WeirDecision(this.#reasons, i);
+      this.#views[i] = d;
+    }
+    return d;
   }
 }

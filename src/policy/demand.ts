@@ -2,6 +2,7 @@
 // believed (confirmed by congestion), smoothed, with a goal's floor. Pure scalar arithmetic.
 import type { Throughput } from "../core/model.ts";
 import { MILLIS_PER_CPU } from "../core/units.ts";
+import { goalWeightBandFraction } from "./rules.ts";
 import type { PolicyKnobs } from "./types.ts";
 
 /**
@@ -70,6 +71,23 @@ export interface DemandAssessment {
 export const GOAL_STEP_FRACTION = 0.25;
 
 /**
+ * A receiver below its goal + headroom moves by at least its weight band (goalWeightBandFraction,
+ * 5 %) plus this fraction, which covers the rounding to whole millicores and weight units: a
+ * smaller step is held back by the band and reaches no kernel. Without it a partition rising
+ * toward its goal stopped as soon as it met the goal at all (PI 0.99 asks for +4 %, inside the
+ * 5 % band), so it rested anywhere in goal … goal + 10.5 % (a donor's cut must pass the band too:
+ * PI × 1.05 ≤ 0.95), most often at the bottom: goals-tiers-real's importance-2 partition at
+ * 0.96–0.97× its goal once importance 1's load fell. With it the rest is goal + 5 % … + 10.5 %.
+ */
+export const GOAL_STEP_ROUNDING_FRACTION = 0.01;
+
+/** A receiver's least step up (6 % at the defaults; 0 without a weight band). */
+export const goalMinStepFraction = (knobs: Pick<PolicyKnobs, "weightDeadbandFraction">): number => {
+  const band = goalWeightBandFraction(knobs);
+  return band > 0 ? band + GOAL_STEP_ROUNDING_FRACTION : 0;
+};
+
+/**
  * A goal counts as missed for the levels below (they yield to it: weir.ts yieldToReceivers)
  * only at PI above this: 10 % short of the goal, beyond the noise of one 100 ms reading of a
  * server held at its goal + 5 % (goals-real's goal partition, per-run median PI 0.91–1.01), so
@@ -80,8 +98,14 @@ export const GOAL_MISS_YIELD_PI = 1.1;
 /**
  * A goal partition's CPU delay says more CPU would help it reach its goal only while it uses at
  * least this fraction of the entitlement its weight stands for (see assessNetworkDemand).
+ * Measured on the real testbed (goals-tiers-real, per-cycle trace after importance 1's load
+ * fell): importance 1, its clients thinking between requests, used 48–56 % of its entitlement
+ * while waiting for CPU 26–38 % at every wake-up; at 0.5 it counted as a receiver and held
+ * 580–680m of the 1,000m CPU while using ~300m, so the importance-2 receiver's tier had 340–390m
+ * of the 610m it asked for and it served 0.82–0.98× its goal. Saturated closed-loop servers
+ * used 88–158 % of theirs.
  */
-export const GOAL_DELAY_CONFIRM_AT_USE_FRACTION = 0.5;
+export const GOAL_DELAY_CONFIRM_AT_USE_FRACTION = 0.75;
 
 /**
  * An uncongested partition's use + headroom above this multiple of its demand is a load step,
@@ -122,8 +146,17 @@ export function smoothVelocity(
   raw: number | null,
   alpha: number,
 ): number | null {
-  if (raw === null || !(raw > 0) || !Number.isFinite(raw)) return prev;
-  if (prev === null || !(prev > 0)) return raw;
+  const v = smoothVelocityOrNaN(prev ?? Number.NaN, raw ?? Number.NaN, alpha);
+  return Number.isNaN(v) ? null : v;
+}
+
+/**
+ * smoothVelocity with NaN for null, as the step's arrays hold it: small enough to be inlined,
+ * so the step boxes no number for it (a `number | null` result from a call is boxed).
+ */
+export function smoothVelocityOrNaN(prev: number, raw: number, alpha: number): number {
+  if (!(raw > 0) || !Number.isFinite(raw)) return prev;
+  if (!(prev > 0)) return raw;
   return prev + alpha * (raw - prev);
 }
 
@@ -234,7 +267,7 @@ export function assessNetworkDemand(
   // than on the velocity model alone (an entitlement is not always delivered: other work on the
   // CPU, a cpuset smaller than capacity):
   // - receiver: misses its goal (PI > 1) and more CPU would help (traffic at least the goal,
-  //   waiting for CPU at least half the congestion threshold, throttled, dropping) → at least last entitlement × PI × (1 +
+  //   waiting for CPU at least half the congestion threshold while using ≥ 75 % of its entitlement, throttled, dropping) → at least last entitlement × PI × (1 +
   //   goalHeadroom), by at most +GOAL_STEP_FRACTION a cycle;
   // - donor: meets its goal (PI ≤ 1) while its traffic claims more than that → last
   //   entitlement × PI × (1 + goalHeadroom), by at most −GOAL_STEP_FRACTION a cycle: the rest
@@ -253,10 +286,11 @@ export function assessNetworkDemand(
     // A partition missing its goal needs less evidence that CPU would help: waiting half as
     // much as the congestion threshold (a saturated closed-loop server beside another on one
     // CPU waited 41 % at PI 1.35 on the real testbed), or traffic at least the goal.
-    // Waiting counts only while it uses at least half the entitlement it stands on: one whose
-    // traffic is below its goal (clients thinking between requests) waits at every wake-up
-    // yet uses a third of it, and more weight would not raise its rate (on the real testbed
-    // it grew ~560m → 1,440m a cycle at a time while the level below waited).
+    // Waiting counts only while it uses at least three quarters of the entitlement it stands
+    // on: one whose traffic is below its goal (clients thinking between requests) waits at
+    // every wake-up yet uses a third to a half of it, and more weight would not raise its rate
+    // (on the real testbed it grew ~560m → 1,440m a cycle at a time while the level below
+    // waited; GOAL_DELAY_CONFIRM_AT_USE_FRACTION).
     shortOfCpu =
       throttled ||
       dropping ||
@@ -272,7 +306,11 @@ export function assessNetworkDemand(
       // sets the demand: use + headroom of a saturated closed-loop server is whatever it was
       // given, and taking it whenever one noisy window fell short of goal + headroom held the
       // partition far above its goal (on the real testbed at PI 0.88, the goal + 14 %).
-      const target = base * Math.min(pi * grow, 1 + GOAL_STEP_FRACTION);
+      // At least the weight band (+ rounding), or the step never reaches the kernel: a
+      // partition that meets its goal only narrowly keeps climbing to goal + headroom.
+      const least = 1 + goalMinStepFraction(knobs);
+      const target =
+        base * Math.min(Math.max(pi * grow, least), Math.max(least, 1 + GOAL_STEP_FRACTION));
       if (kind === "use" || target > demand) {
         demand = target;
         receiver = true;

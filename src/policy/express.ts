@@ -1,18 +1,25 @@
 // How an entitlement reaches the kernel (weights first): the directive's weight (with its
 // dead-band), the idle class for batch, a cap only with a reason, CFS burst, a CPU count.
-// Pure; split from weir.ts, whose step calls express() once per partition.
-import type { CapReason, Directive, PartitionSpec } from "../core/model.ts";
-import { clamp, hasGoal, WEIGHT_MIN, weightForAllocation } from "./rules.ts";
-import type { PolicyKnobs } from "./types.ts";
+// Pure; split from weir.ts, whose step calls capCodeFor and directedWeight once per partition.
+import type { CapReason, Directive, PartitionId, PartitionSpec } from "../core/model.ts";
+import {
+  clamp,
+  goalWeightBandFraction,
+  hasGoal,
+  WEIGHT_MIN,
+  weightForAllocation,
+} from "./rules.ts";
+import type { PartitionTable } from "./table.ts";
+import type { DirectiveTable, PolicyKnobs } from "./types.ts";
 
 /** Whole CPUs to run on: ceil of what it may use (its cap, else its max), at least 1. 1,001m → 2. */
 export function cpuCountForAllocation(cpuMillis: number): number {
   return Math.max(1, Math.ceil(cpuMillis / 1000));
 }
 
-/** Cap reasons as codes (0 = no cap) for the decisions' packed reasons. */
+/** Cap reasons as codes (0 = no cap) for the directive columns and the decisions' reasons. */
 export const CAP_REASONS: readonly (CapReason | null)[] = [null, "max", "capped", "suppress-batch"];
-const CapCode = { none: 0, max: 1, capped: 2, suppressBatch: 3 } as const;
+export const CapCode = { none: 0, max: 1, capped: 2, suppressBatch: 3 } as const;
 
 /**
  * The entitlement as the kernel should see it — weights first:
@@ -24,55 +31,118 @@ const CapCode = { none: 0, max: 1, capped: 2, suppressBatch: 3 } as const;
  * - a cap only for a configured max, a `capped` partition (cap = entitlement), or batch while
  *   network partitions stay congested (cap = its entitlement, no burst). A cap comes with a
  *   burst of burstFraction × cap, so a short burst does not wait out the period.
+ * The step keeps a directive as two numbers per partition (its weight and its cap code, beside
+ * its entitlement); `directiveAt` builds the object from them for whoever reads one.
  */
-export function express(
-  spec: PartitionSpec,
+export function capCodeFor(
   cpu: number,
   max: number,
   capacity: number,
-  knobs: PolicyKnobs,
+  capped: boolean,
+  batch: boolean,
   suppressBatch: boolean,
-  prevWeight: number,
-  bands: { normal: WeightBand; goal: WeightBand },
-  divisor: number,
-): Directive {
-  const batch = spec.kind === "batch";
+): number {
   let cap = Number.POSITIVE_INFINITY;
-  let reason: CapReason | null = null;
-  if (spec.capped) {
+  let code: number = CapCode.none;
+  if (capped) {
     cap = cpu;
-    reason = "capped";
+    code = CapCode.capped;
   } else if (batch && suppressBatch) {
     // held to its entitlement: with leftover batch-first, what the network partitions' demand
     // leaves of capacity (at least its guarantee)
     cap = cpu;
-    reason = "suppress-batch";
+    code = CapCode.suppressBatch;
   }
-  if (max < capacity && max < cap) {
-    cap = max;
-    reason = "max";
-  }
+  if (max < capacity && max < cap) code = CapCode.max;
+  return code;
+}
+
+/** The weight a directive carries: the minimum for batch, else its share within its band. */
+export function directedWeight(
+  batch: boolean,
+  cpu: number,
+  capacity: number,
+  prevWeight: number,
+  band: WeightBand,
+  divisor: number,
+): number {
+  return batch
+    ? WEIGHT_MIN
+    : keepWeight(prevWeight, weightForAllocation(cpu, capacity, divisor), band, divisor);
+}
+
+/** The cap a code stands for (Infinity = none): the entitlement, or the configured max. */
+export const capOf = (code: number, cpu: number, max: number): number =>
+  code === CapCode.none ? Number.POSITIVE_INFINITY : code === CapCode.max ? max : cpu;
+
+/** One directive from its columns (what express decided: cpu, weight, cap code). */
+export function directiveAt(
+  partition: PartitionId,
+  cpu: number,
+  weight: number,
+  code: number,
+  batch: boolean,
+  max: number,
+  capacity: number,
+  burstFraction: number,
+): Directive {
+  const cap = capOf(code, cpu, max);
+  const reason = CAP_REASONS[code] ?? null;
   const burst =
     reason === null || reason === "suppress-batch"
       ? 0
-      : Math.floor(cap * clamp(knobs.burstFraction, 0, 1));
+      : Math.floor(cap * clamp(burstFraction, 0, 1));
   return {
-    partition: spec.id,
+    partition,
     cpuMillis: cpu,
-    weight: batch
-      ? WEIGHT_MIN
-      : keepWeight(
-          prevWeight,
-          weightForAllocation(cpu, capacity, divisor),
-          bandOf(spec, bands),
-          divisor,
-        ),
+    weight,
     idle: batch,
     capCpuMillis: cap,
     burstCpuMillis: burst,
     capReason: reason,
     cpuCount: cpuCountForAllocation(Math.min(cap, max, capacity)),
   };
+}
+
+/** The directives of one step as its columns; row `i`'s object is made on first request and kept. */
+export class StepDirectives implements DirectiveTable {
+  #objects: Directive[] | null = null;
+
+  constructor(
+    readonly table: PartitionTable,
+    /** Entitlement (the step's final allocation) and directed weight per row. */
+    readonly cpuMillis: Float64Array,
+    readonly weight: Float64Array,
+    /** Index into CAP_REASONS per row. */
+    readonly capCode: Uint8Array,
+    readonly capacityCpuMillis: number,
+    readonly burstFraction: number,
+  ) {}
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  at(i: number): Directive {
+    if (!(i >= 0 && i < this.size)) throw new RangeError(`directive row ${i} of ${this.size}`);
+    this.#objects ??= new Array(this.size);
+    let d = this.#objects[i];
+    if (d === undefined) {
+      const t = this.table;
+      d = directiveAt(
+        t.ids[i]!,
+        this.cpuMillis[i]!,
+        this.weight[i]!,
+        this.capCode[i]!,
+        t.batch[i] === 1,
+        t.maxCpuMillis[i]!,
+        this.capacityCpuMillis,
+        this.burstFraction,
+      );
+      this.#objects[i] = d;
+    }
+    return d;
+  }
 }
 
 /** How far a weight must move before it is rewritten (see keepWeight). */
@@ -110,7 +180,11 @@ export function weightBands(
       downFraction: Math.min(0.5, 2.5 * f),
       minStep: 2 * weightForAllocation(deadbandCpuMillis, capacity),
     },
-    goal: { upFraction: f / 3, downFraction: f / 3, minStep: 0 },
+    goal: {
+      upFraction: goalWeightBandFraction(knobs),
+      downFraction: goalWeightBandFraction(knobs),
+      minStep: 0,
+    },
   };
 }
 
@@ -128,17 +202,4 @@ export function keepWeight(prev: number, next: number, band: WeightBand, divisor
   const fraction = next >= prev ? band.upFraction : band.downFraction;
   if (!(fraction > 0) && !(band.minStep > 0)) return next;
   return Math.abs(next - prev) < Math.max(fraction * prev, band.minStep / divisor) ? prev : next;
-}
-
-export function capCodeOf(reason: CapReason | null): number {
-  switch (reason) {
-    case "max":
-      return CapCode.max;
-    case "capped":
-      return CapCode.capped;
-    case "suppress-batch":
-      return CapCode.suppressBatch;
-    default:
-      return CapCode.none;
-  }
 }

@@ -96,18 +96,26 @@ export const enforceBounds: PostProcessor = {
     let excess = sum - f.capacityCpuMillis;
     if (excess <= SAME) return;
 
+    // Each level's growth, in one pass (a level's values change only when its own turn
+    // comes, so summing them all first gives the sums a pass per level would), then what each
+    // level gives back, least important first, then one pass that takes it.
+    const growth = [0, 0, 0, 0, 0, 0];
+    const take = [0, 0, 0, 0, 0, 0];
+    for (let i = 0; i < n; i++) growth[f.importance[i]!]! += growthOf(f, out, i);
+    let taking = false;
     for (let t = 5; t >= 1 && excess > SAME; t--) {
-      let growth = 0;
-      for (let i = 0; i < n; i++) if (f.importance[i] === t) growth += growthOf(f, out, i);
-      if (growth <= 0) continue;
-      const take = Math.min(1, excess / growth);
-      for (let i = 0; i < n; i++) {
-        if (f.importance[i] !== t) continue;
-        const g = growthOf(f, out, i);
-        if (g > 0) out[i] = out[i]! - g * take;
-      }
-      excess -= growth * take;
+      if (growth[t]! <= 0) continue;
+      take[t] = Math.min(1, excess / growth[t]!);
+      taking = true;
+      excess -= growth[t]! * take[t]!;
     }
+    if (taking)
+      for (let i = 0; i < n; i++) {
+        const k = take[f.importance[i]!] ?? 0;
+        if (k === 0) continue;
+        const g = growthOf(f, out, i);
+        if (g > 0) out[i] = out[i]! - g * k;
+      }
     if (excess > SAME) {
       let above = 0;
       for (let i = 0; i < n; i++) above += out[i]! - f.lo[i]!;

@@ -145,6 +145,15 @@ export function weightDivisors(
 }
 
 /**
+ * A goal partition's weight dead-band, both ways: a third of the others' (5 % at the default
+ * 0.15), so its controller's steps reach the kernel (express.ts weightBands); a receiver's step
+ * is never smaller than it (demand.ts GOAL_MIN_STEP_MARGIN_CPU_MILLIS).
+ */
+export const goalWeightBandFraction = (
+  knobs: Pick<PolicyKnobs, "weightDeadbandFraction">,
+): number => (knobs.weightDeadbandFraction > 0 ? knobs.weightDeadbandFraction / 3 : 0);
+
+/**
  * What a goal partition's controller scales by its PI: the entitlement its last written weight
  * stands for (weight × its importance's divisor ÷ 10000 × capacity), else its last entitlement
  * (null: none).

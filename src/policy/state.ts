@@ -1,7 +1,8 @@
 // weir's policy state: packed arrays aligned with the spec list, and a record (what the
 // contract and the state file see) built only when someone reads it. Pure; split from weir.ts.
-import type { PartitionId, PartitionSpec } from "../core/model.ts";
+import type { PartitionId } from "../core/model.ts";
 import { WEIGHT_MIN } from "./rules.ts";
+import type { PartitionTable } from "./table.ts";
 import type { BatchSuppressionState, PartitionPolicyState, PolicyState } from "./types.ts";
 
 export interface PackedState {
@@ -73,40 +74,59 @@ function toRecord(p: PackedState): Record<PartitionId, PartitionPolicyState> {
   return record;
 }
 
-/** Last cycle's values aligned with this cycle's specs, written into the given arrays (NaN = none). */
-export function readPrevious(
-  state: PolicyState,
-  specs: readonly PartitionSpec[],
-  cpuMillis: Float64Array,
-  demand: Float64Array,
-  velocity: Float64Array,
-  weight: Float64Array,
-  flags: Uint8Array,
-): void {
-  const n = specs.length;
-  flags.fill(0);
+/** Last cycle's values, aligned with this cycle's table (NaN = none). */
+export interface Previous {
+  cpuMillis: Float64Array;
+  demand: Float64Array;
+  velocity: Float64Array;
+  weight: Float64Array;
+  flags: Uint8Array;
+}
+
+/**
+ * Last cycle's values aligned with `table`. When the state is the packed one a step returned
+ * for the same partitions in the same order (the common case: the manager's list did not
+ * change), its arrays are returned as they are — read-only, never copied; else new arrays are
+ * filled from it (by id) or from its record (a state file).
+ */
+export function previousOf(state: PolicyState, table: PartitionTable): Previous {
   const packed = untouchedPacked(state);
-  if (packed) {
-    let aligned = packed.ids.length === n;
-    for (let i = 0; aligned && i < n; i++) aligned = packed.ids[i] === specs[i]!.id;
-    if (aligned) {
-      cpuMillis.set(packed.cpuMillis);
-      demand.set(packed.demand);
-      velocity.set(packed.velocity);
-      weight.set(packed.weight);
-      flags.set(packed.flags);
-      return;
-    }
-  }
-  cpuMillis.fill(Number.NaN);
-  demand.fill(Number.NaN);
-  velocity.fill(Number.NaN);
-  weight.fill(Number.NaN);
+  if (packed && aligned(packed.ids, table.ids)) return packed;
+  const n = table.size;
+  const f = new Float64Array(n * 4);
+  const p: Previous = {
+    cpuMillis: f.subarray(0, n),
+    demand: f.subarray(n, 2 * n),
+    velocity: f.subarray(2 * n, 3 * n),
+    weight: f.subarray(3 * n, 4 * n),
+    flags: new Uint8Array(n),
+  };
+  f.fill(Number.NaN);
+  readPrevious(state, packed, table.ids, p);
+  return p;
+}
+
+function aligned(a: readonly PartitionId[], b: readonly PartitionId[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Fill `out` (all NaN, flags 0) from a packed state for other partitions, or from a record. */
+function readPrevious(
+  state: PolicyState,
+  packed: PackedState | null,
+  ids: readonly PartitionId[],
+  out: Previous,
+): void {
+  const n = ids.length;
+  const { cpuMillis, demand, velocity, weight, flags } = out;
   if (packed) {
     const index = new Map<PartitionId, number>();
     for (let j = 0; j < packed.ids.length; j++) index.set(packed.ids[j]!, j);
     for (let i = 0; i < n; i++) {
-      const j = index.get(specs[i]!.id);
+      const j = index.get(ids[i]!);
       if (j === undefined) continue;
       cpuMillis[i] = packed.cpuMillis[j]!;
       demand[i] = packed.demand[j]!;
@@ -118,7 +138,7 @@ export function readPrevious(
   }
   const record = state.partitions ?? {};
   for (let i = 0; i < n; i++) {
-    const id = specs[i]!.id;
+    const id = ids[i]!;
     if (!Object.hasOwn(record, id)) continue;
     const ps = record[id];
     if (!ps || !Number.isFinite(ps.cpuMillis)) continue;

@@ -1,12 +1,15 @@
 // Differential checks of the step's fast paths against its plain ones, on random fleets: the
-// throughput map walked in spec order (merge join) against the same map in any other order
-// (looked up by key), and the packed state carried between steps against its record read back.
+// columnar contract (stepTable on columns filled row by row, as a manager's sample phase fills
+// them) against the object contract (specs and a Map in, objects out), the throughput map
+// walked in spec order (merge join) against the same map in any other order (looked up by
+// key), and the packed state carried between steps against its record read back.
 // Every directive, decision (its `why` included) and the next state must be the same.
 import { describe, expect, it } from "vitest";
 import type { PartitionSpec, Throughput } from "../core/model.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
+import { partitionTable, setThroughput, throughputColumns } from "./table.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
-import type { PolicyInput, PolicyState } from "./types.ts";
+import type { PolicyInput, PolicyState, TableOutput } from "./types.ts";
 import { createWeirPolicy } from "./weir.ts";
 
 function fleet(n: number, rnd: () => number): PartitionSpec[] {
@@ -63,7 +66,58 @@ const shuffled = <T>(xs: T[], rnd: () => number): T[] => {
 const seen = (out: ReturnType<ReturnType<typeof createWeirPolicy>["step"]>) =>
   JSON.stringify([out.directives, out.decisions, out.state]);
 
+/** A columnar output as the object contract shows it. */
+const seenTable = (out: TableOutput) =>
+  JSON.stringify([
+    Array.from({ length: out.directives.size }, (_, i) => out.directives.at(i)),
+    Array.from({ length: out.decisions.size }, (_, i) => out.decisions.at(i)),
+    out.state,
+  ]);
+
 describe("weir step: fast paths give the plain paths' output", () => {
+  it("the columnar step and the object step give identical output on seeded random fleets (partitions come and go)", () => {
+    const rnd = seeded(78);
+    let checked = 0;
+    for (let round = 0; round < 8; round++) {
+      let specs = fleet(10 + Math.floor(rnd() * 300), rnd);
+      const knobs = {
+        ...defaultPolicyKnobs(Math.max(2000, specs.length * (100 + rnd() * 200))),
+        leftover: (["batch-first", "share", "idle"] as const)[round % 3]!,
+      };
+      const objects = createWeirPolicy();
+      const columns = createWeirPolicy();
+      let a: PolicyState = objects.initialState();
+      let b: PolicyState = columns.initialState();
+      let table = partitionTable(specs);
+      for (let c = 0; c < 40; c++) {
+        if (c === 20) {
+          // some partitions leave, new ones arrive: the columnar step reads last cycle by id
+          specs = [
+            ...specs.filter((_, i) => i % 5 !== 2),
+            ...fleet(7, rnd).map((s) => ({ ...s, id: `new-${s.id}` })),
+          ];
+          table = partitionTable(specs);
+        }
+        const w = windows(specs, rnd);
+        const outA = objects.step({ nowMs: c * 100, knobs, specs, throughput: new Map(w) }, a);
+        // filled row by row from the windows, keeping no objects (the decisions build views)
+        const cols = throughputColumns(table.size);
+        const row = new Map(table.ids.map((id, i) => [id, i]));
+        for (const [id, tp] of w) setThroughput(cols, row.get(id)!, tp);
+        const outB = columns.stepTable!({ nowMs: c * 100, knobs, table, throughput: cols }, b);
+        expect(seenTable(outB)).toBe(seen(outA));
+        for (let i = 0; i < table.size; i++) {
+          expect(outB.directives.cpuMillis[i]).toBe(outA.directives[i]!.cpuMillis);
+          expect(outB.directives.weight[i]).toBe(outA.directives[i]!.weight);
+        }
+        checked += table.size;
+        a = outA.state;
+        b = outB.state;
+      }
+    }
+    expect(checked).toBeGreaterThan(8 * 40 * 10);
+  });
+
   it("a throughput map in spec order, shuffled, or with stray keys steps alike (300 random cycles)", () => {
     const rnd = seeded(12);
     for (let round = 0; round < 6; round++) {

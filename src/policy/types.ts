@@ -2,6 +2,7 @@
 // weir's own policy and every benchmark baseline implement this one interface.
 import type { Decision, Directive, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
 import type { CpuMillis } from "../core/units.ts";
+import type { PartitionTable, ThroughputColumns } from "./table.ts";
 
 /** The control law's knobs (config `policy:`), all with defaults in config. */
 export interface PolicyKnobs {
@@ -111,5 +112,46 @@ export interface PolicyOutput {
 export interface Policy {
   readonly name: string;
   initialState(): PolicyState;
+  /** The object contract: specs and a throughput map in, directive and decision objects out. */
   step(input: PolicyInput, state: PolicyState): PolicyOutput;
+  /**
+   * The columnar contract (table.ts), where a policy has it: the same decisions as `step` on
+   * the same partitions and windows, with no object per partition in or out. The manager
+   * uses it when present (stepOnTable).
+   */
+  stepTable?(input: TableInput, state: PolicyState): TableOutput;
+}
+
+/** A step's input as columns: the partitions (built once per spec list) and this cycle's windows. */
+export interface TableInput {
+  nowMs: number;
+  knobs: PolicyKnobs;
+  table: PartitionTable;
+  /** This cycle's windows, aligned with `table`; the output keeps them (fill a fresh one each cycle). */
+  throughput: ThroughputColumns;
+}
+
+/** A step's output as columns aligned with its input's table; objects built on request. */
+export interface TableOutput {
+  directives: DirectiveTable;
+  decisions: DecisionTable;
+  state: PolicyState;
+}
+
+/** The directives of one step, one row per partition of its table. */
+export interface DirectiveTable {
+  readonly size: number;
+  /** Entitlement per row, whole millicores (Directive.cpuMillis). */
+  readonly cpuMillis: ArrayLike<number>;
+  /** Weight per row (Directive.weight). */
+  readonly weight: ArrayLike<number>;
+  /** Row `i` as a Directive object, made on first request (null: the policy gave it none). */
+  at(i: number): Directive | null;
+}
+
+/** The decisions of one step, one row per partition of its table. */
+export interface DecisionTable {
+  readonly size: number;
+  /** Row `i` as a Decision (weir's: a view whose `why` is written when first read; null: none). */
+  at(i: number): Decision | null;
 }

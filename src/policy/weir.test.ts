@@ -1122,8 +1122,16 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(first.dir.bronze!.cpuMillis).toBe(800);
     expect(first.state.partitions!.silver!.missedGoal).toBe(true);
     expect(first.state.partitions!.bronze!.missedGoal).toBeUndefined();
-    // a second window of the same miss: now bronze yields (use + 20 % = 456m)
-    const second = step(yieldKnobs, yieldSpecs, miss, first.state);
+    // a second window of the miss (silver, saturated, now uses 700m of the 900m it was given:
+    // at least 75 %, so its waiting still says it is short of CPU): now bronze yields (use +
+    // 20 % = 456m)
+    const second = step(
+      yieldKnobs,
+      yieldSpecs,
+      [yieldTp("silver", 0, 0.7, 0.6), yieldTp("bronze", 2000, 0.38, 0.8)],
+      first.state,
+    );
+    expect(second.d.silver!.detail.assessment!.missesGoal).toBe(true);
     expect(second.d.bronze!.detail.yieldsTo).toBe(2);
     expect(second.dir.bronze!.cpuMillis).toBe(456);
   });
@@ -1192,6 +1200,22 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     const idle = at(500, 0.6, 3000);
     expect(idle.detail.assessment).toMatchObject({ goalReceiver: false, donor: false });
     expect(idle.demandCpuMillis).toBe(510);
+    // clients thinking between requests, using about half of what it stands on: weight 1,320
+    // (264m), serving 580 pps (145m, 55 % of it), waiting 35 % at its wake-ups (PI 1.72). Under
+    // 75 % of its entitlement, its waiting does not say more CPU would help: no receiver (at
+    // 50 % it was one, asking 264 × 1.25 = 330m), no miss for the levels below to yield to; its
+    // demand falls as any uncongested one's: 600 − 0.2 × (600 − 145 × 1.2) = 514.8m
+    const thinking = at(580, 0.35, 1320);
+    expect(thinking.detail.assessment).toMatchObject({
+      goalReceiver: false,
+      missesGoal: false,
+      kind: "use",
+    });
+    expect(thinking.detail.assessment!.demandCpuMillis).toBeCloseTo(514.8, 9);
+    // the same server saturated (it uses 200m, 76 % of 264m): a receiver, 264 × 1.25 = 330m
+    const saturated = at(800, 0.35, 1320);
+    expect(saturated.detail.assessment).toMatchObject({ goalReceiver: true, missesGoal: true });
+    expect(saturated.detail.assessment!.demandCpuMillis).toBeCloseTo(330, 9);
     // weight 800 again, serving 900 pps (225m, PI 1.11): a receiver too
     expect(at(900, 0.6, 800).detail.assessment).toMatchObject({ goalReceiver: true });
     // serving 1,400 pps (PI 0.714) with traffic that claims more: 600 × max(0.714 × 1.05,
@@ -1205,12 +1229,52 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     // (600m): weight 1,200 → 240m; serving 800 pps, PI 1.25 → 240 × 1.25 = 300m
     expect(at(800, 0.6, 1200).demandCpuMillis).toBe(300);
     // met, but by less than its 5 % margin: serving 1,000 pps (PI 1.0), not congested (waiting
-    // 10 %, offered = the goal): the controller sets the demand, 600 × 1.05 = 630m, whatever
-    // use + headroom says (a saturated closed-loop server uses what it is given)
+    // 10 %, offered = the goal): the controller sets the demand, whatever use + headroom says
+    // (a saturated closed-loop server uses what it is given): 600 × max(1.0 × 1.05, 1.06) = 636m
+    // (a receiver moves at least its 5 % weight band + 1 %)
     const thin = at(1000, 0.1, 3000);
     expect(thin.detail.assessment).toMatchObject({ goalReceiver: true, kind: "use" });
-    expect(thin.demandCpuMillis).toBe(630);
+    expect(thin.demandCpuMillis).toBeCloseTo(636, 9);
     expect(thin.why).toContain("goal 1,000 pps met by less than its 5 % margin (PI 1.00)");
+    expect(thin.why).toContain("at least +6 %, at most +25 % a cycle");
+  });
+
+  it("a goal met only narrowly climbs to goal + 5 %: the receiver's step passes its weight band", () => {
+    // gold (goal 1,000 pps) at weight 3,000 of 2,000m (600m), velocity 4,000, serving 1,010 pps
+    // (PI 1,000 ÷ 1,010 = 0.990), offered the same (≥ its goal: more CPU would help); the
+    // left-over stays idle so the entitlement is the controller's alone.
+    const k = knobs(2000, { leftover: "idle" });
+    const out = step(
+      k,
+      [spec("gold", { importance: 1, goalPacketsPerSec: 1000 })],
+      [
+        throughput("gold", {
+          offeredPacketsPerSec: 1010,
+          servedPacketsPerSec: 1010,
+          cpuCores: 0.2525,
+          cpuDelayFraction: 0.2,
+          rawVelocityPacketsPerCpuSec: 4000,
+        }),
+      ],
+      {
+        partitions: {
+          gold: {
+            cpuMillis: 600,
+            demandCpuMillis: 600,
+            velocityPacketsPerCpuSec: 4000,
+            weight: 3000,
+          },
+        },
+      },
+    ).d.gold!;
+    // last × PI × 1.05 = 600 × 0.990 × 1.05 = 623.8m would be weight 3,119: under the goal band
+    // (5 % of 3,000 = 150 units) the kernel keeps 3,000, and the partition rests at its goal,
+    // 5 % short of the goal + headroom it is steered to. The step is at least band + 1 %:
+    // 600 × 1.06 = 636m, weight 636 ÷ 2,000 × 10,000 = 3,180, past the band.
+    expect(out.detail.assessment).toMatchObject({ goalReceiver: true, donor: false });
+    expect(out.demandCpuMillis).toBeCloseTo(636, 9);
+    expect(out.cpuMillis).toBe(636);
+    expect(out.detail.weight).toBe(3180);
   });
 
   it("a partition that meets its goal with its margin gets no spare: the rest goes to the others", () => {

@@ -5,16 +5,17 @@
 //   → directives + decisions + state.
 // No I/O, no clock (time comes in as input.nowMs), no node:* imports. See README.md.
 //
-// Speed (10,000 partitions in ≤ 1 ms): per-partition numbers live in typed arrays, one
-// arena per step for what the output keeps (decisions read it lazily) and scratch reused
-// between steps for what it does not; no per-partition objects besides the directive and the
-// decision the contract asks for. Reusing scratch is invisible from outside: the step reads
-// only its arguments and returns the same output for the same input.
-// Over 400 lines on purpose: step() is one pass over a dozen aligned typed arrays (assess,
-// allocate, post-process, express, decide); splitting it would pass those arrays between
-// files. What is not the pass lives beside it: express.ts (directives), state.ts (the packed
-// state), batch.ts (batch suppression), decision.ts (the lazy why).
-import type { Directive, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
+// Speed (10,000 partitions in ≤ 1 ms is the budget): the step's contract is columnar
+// (table.ts): partitions and windows come in as typed arrays, directives and decisions go out
+// as arrays with their objects made only when someone asks for a row. One arena per step
+// holds what the output keeps; scratch reused between steps holds what it does not; last
+// cycle's arrays are read where they are. Reusing scratch is invisible from outside: the step
+// reads only its arguments and returns the same output for the same input.
+// Over 400 lines on purpose: the step is a few passes over a dozen aligned typed arrays
+// (assess, allocate, post-process, express), one function each so each is optimised on its
+// own; splitting them into files would pass those arrays between files. What is not a pass
+// lives beside it: express.ts (directives), state.ts (the packed state), batch.ts (batch
+// suppression), decision.ts (the lazy why), table.ts (the columns).
 import {
   type AllocationProblem,
   type AllocationScratch,
@@ -23,14 +24,20 @@ import {
   Mode,
 } from "./allocate.ts";
 import { nextBatchSuppression } from "./batch.ts";
-import { packBits, type StepReasons, WeirDecision } from "./decision.ts";
+import { packBits, StepDecisions, type StepReasons } from "./decision.ts";
 import {
   assessNetworkDemand,
   emptyAssessment,
   performanceIndex,
-  smoothVelocity,
+  smoothVelocityOrNaN,
 } from "./demand.ts";
-import { capCodeOf, express, weightBands } from "./express.ts";
+import {
+  capCodeFor,
+  directedWeight,
+  StepDirectives,
+  type WeightBand,
+  weightBands,
+} from "./express.ts";
 import {
   type AllocationFrame,
   defaultPostProcessors,
@@ -41,18 +48,21 @@ import {
   clamp,
   demandTarget,
   goalBase,
-  hasGoal,
-  importanceOf,
-  maxOf,
-  minOf,
   minProbeStep,
   protectedNeed,
   Source,
-  weightDivisors,
   yieldingDemand,
 } from "./rules.ts";
-import { FLAG_MISSED_GOAL, FLAG_RISING, packedState, readPrevious } from "./state.ts";
-import type { Policy, PolicyInput, PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
+import { FLAG_MISSED_GOAL, FLAG_RISING, type Previous, packedState, previousOf } from "./state.ts";
+import {
+  hasGoalAt,
+  type PartitionTable,
+  partitionTable,
+  RowReader,
+  type ThroughputColumns,
+  throughputColumnsOf,
+} from "./table.ts";
+import type { Policy, PolicyKnobs, PolicyState, TableInput, TableOutput } from "./types.ts";
 
 /**
  * The dead-band never exceeds 50m: 1 % of a 100-CPU host is 1,000m, more than most partitions'
@@ -83,6 +93,8 @@ class Scratch {
   f64: Float64Array[] = [];
   u8: Uint8Array[] = [];
   alloc: AllocationScratch = createAllocationScratch(1);
+  /** The row the demand rules read. */
+  rows = new RowReader();
 
   /** `f` Float64Arrays and `u` Uint8Arrays of length n (views into reused buffers). */
   fit(n: number, f: number, u: number): { f64: Float64Array[]; u8: Uint8Array[] } {
@@ -107,66 +119,122 @@ export interface WeirPolicyOptions {
 export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
   const postProcessors = opts.postProcessors ?? defaultPostProcessors;
   const scratch = new Scratch();
+  const stepTable = (input: TableInput, state: PolicyState): WeirTableOutput =>
+    step(input, state, postProcessors, scratch);
   return {
     name: "weir",
     initialState: (): PolicyState => ({ partitions: {} }),
-    step: (input, state) => step(input, state, postProcessors, scratch),
+    stepTable,
+    // The object contract is a view of the columnar one: the specs' table and the map's
+    // columns in, every directive and decision object made out.
+    step: (input, state) => {
+      const table = partitionTable(input.specs);
+      const out = stepTable(
+        {
+          nowMs: input.nowMs,
+          knobs: input.knobs,
+          table,
+          throughput: throughputColumnsOf(table, input.throughput),
+        },
+        state,
+      );
+      return {
+        directives: Array.from({ length: table.size }, (_, i) => out.directives.at(i)),
+        decisions: Array.from({ length: table.size }, (_, i) => out.decisions.at(i)),
+        state: out.state,
+      };
+    },
   };
+}
+
+/** weir's columnar output: every row has a directive and a decision. */
+interface WeirTableOutput extends TableOutput {
+  directives: StepDirectives;
+  decisions: StepDecisions;
 }
 
 /** weir's control law with the default post-processors. */
 export const weirPolicy: Policy = createWeirPolicy();
 
+/**
+ * One step's arrays and the numbers its passes share. The step is a few short functions, one
+ * loop each, over this (one large function with every loop in it was optimised in the middle
+ * of its first loop and thrown back to the interpreter at each part that had not run yet).
+ */
+interface StepArrays {
+  knobs: PolicyKnobs;
+  t: PartitionTable;
+  cols: ThroughputColumns;
+  capacity: number;
+  probeStep: number;
+  /** Kept by the output (state, decisions, directives). */
+  final: Float64Array;
+  demand: Float64Array;
+  velocity: Float64Array;
+  ideal: Float64Array;
+  leftover: Float64Array;
+  effectiveMin: Float64Array;
+  weights: Float64Array;
+  shownDemand: Float64Array;
+  pis: Float64Array;
+  bits: Uint8Array;
+  flags: Uint8Array;
+  capCode: Uint8Array;
+  /** Last cycle's (read-only). */
+  prev: Previous;
+  /** Scratch. */
+  target: Float64Array;
+  prevNeed: Float64Array;
+  useNeed: Float64Array;
+  source: Uint8Array;
+  mode: Uint8Array;
+  eligible: Uint8Array;
+  receiver: Uint8Array;
+  marks: Uint8Array;
+  controlled: Uint8Array;
+  rows: RowReader;
+}
+
+/** What the demand pass found across partitions. */
+interface DemandSummary {
+  receiverImportance: number;
+  /** Most important level where a goal is missed while short of CPU (DemandAssessment.missesGoal). */
+  yieldTo: number;
+  congested: boolean;
+  anyBatch: boolean;
+}
+
 function step(
-  input: PolicyInput,
+  input: TableInput,
   state: PolicyState,
   postProcessors: readonly PostProcessor[],
   sc: Scratch,
-): PolicyOutput {
-  const { knobs, specs } = input;
-  const n = specs.length;
+): WeirTableOutput {
+  const { knobs, table: t } = input;
+  const cols = input.throughput;
+  const n = t.size;
+  if (cols.size !== n)
+    throw new RangeError(`throughput columns have ${cols.size} rows for a table of ${n}`);
   const capacity = usableCapacity(knobs.capacityCpuMillis);
   const deadband = deadbandCpuMillis(knobs);
-  const probeStep = minProbeStep(deadband);
   const shareLeftover = knobs.leftover !== "idle";
   const canUseFirst = knobs.leftover === "batch-first";
 
   // What the output keeps (the next state's arrays, the decisions' numbers and reasons), in
-  // one buffer of each type; everything else is scratch.
-  const fb = new Float64Array(n * 12);
-  const ub = new Uint8Array(n * 4);
+  // one buffer of each type; everything else is scratch. Last cycle's arrays are read where
+  // they are (the previous state's, when it is aligned with this table), never copied.
+  const fb = new Float64Array(n * 9);
+  const ub = new Uint8Array(n * 3);
   const f = (k: number): Float64Array => fb.subarray(k * n, (k + 1) * n);
   const u = (k: number): Uint8Array => ub.subarray(k * n, (k + 1) * n);
-  const final = f(0);
-  const demand = f(1);
-  const velocity = f(2);
-  const prevDemand = f(3);
-  const ideal = f(4);
-  const leftover = f(5);
-  const effectiveMin = f(6);
-  const prevWeight = f(7);
-  const weights = f(8);
-  const shownDemand = f(9);
-  const prevCpu = f(10);
-  const pis = f(11);
-  const bits = u(0);
-  const prevFlags = u(1);
-  const flags = u(2);
-  const capCode = u(3);
-  const buf = sc.fit(n, 9, 7);
-  const [prevVelocity, lo, hi, weight, target, prevNeed, post0, post1, useNeed] = buf.f64 as [
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
+  const buf = sc.fit(n, 4, 6);
+  const [target, prevNeed, post0, post1] = buf.f64 as [
     Float64Array,
     Float64Array,
     Float64Array,
     Float64Array,
   ];
-  const [source, importance, mode, eligible, receiver, marks, controlled] = buf.u8 as [
-    Uint8Array,
+  const [source, mode, eligible, receiver, marks, controlled] = buf.u8 as [
     Uint8Array,
     Uint8Array,
     Uint8Array,
@@ -176,40 +244,164 @@ function step(
   ];
   receiver.fill(0);
   controlled.fill(0);
+  const s: StepArrays = {
+    knobs,
+    t,
+    cols,
+    capacity,
+    probeStep: minProbeStep(deadband),
+    final: f(0),
+    demand: f(1),
+    velocity: f(2),
+    ideal: f(3),
+    leftover: f(4),
+    effectiveMin: f(5),
+    weights: f(6),
+    shownDemand: f(7),
+    pis: f(8),
+    bits: u(0),
+    flags: u(1),
+    capCode: u(2),
+    prev: previousOf(state, t),
+    target,
+    prevNeed,
+    useNeed: post0, // free until the post-processors run
+    source,
+    mode,
+    eligible,
+    receiver,
+    marks,
+    controlled,
+    rows: sc.rows,
+  };
+  const found = assessDemand(s);
+  if (found.receiverImportance <= 5) markReceivers(s, found.receiverImportance);
+  if (found.yieldTo <= 5)
+    yieldToReceivers(t, found.yieldTo, source, controlled, s.useNeed, target, s.demand, eligible);
 
-  readPrevious(state, specs, prevCpu, prevDemand, prevVelocity, prevWeight, prevFlags);
-  const divisors = weightDivisors(specs);
-  const tps = alignThroughput(specs, input.throughput);
+  const problem: AllocationProblem = {
+    capacityCpuMillis: capacity,
+    lo: t.minCpuMillis,
+    hi: t.maxCpuMillis,
+    weight: t.weight,
+    importance: t.importance,
+    mode,
+    target,
+    leftoverEligible: eligible,
+    shareLeftover,
+    canUseFirst,
+  };
+  allocate(
+    problem,
+    { alloc: s.ideal, effectiveMin: s.effectiveMin, leftover: s.leftover },
+    sc.alloc,
+  );
+  const frame: AllocationFrame = {
+    capacityCpuMillis: capacity,
+    deadbandCpuMillis: deadband,
+    maxShrinkFraction: knobs.maxShrinkFractionPerCycle,
+    lo: s.effectiveMin,
+    hi: t.maxCpuMillis,
+    prev: s.prev.cpuMillis,
+    prevNeed,
+    ideal: s.ideal,
+    importance: t.importance,
+  };
+  runPostProcessors(frame, postProcessors, s.final, marks, [post0, post1]);
+  const batch = found.anyBatch
+    ? nextBatchSuppression(
+        state.batch,
+        found.congested,
+        knobs.suppressBatchAfterCycles,
+        knobs.releaseBatchAfterCycles,
+      )
+    : undefined;
+  const suppressBatch = batch?.active ?? false;
+  expressAll(s, weightBands(knobs, capacity, deadband), suppressBatch);
+
+  const reasons: StepReasons = {
+    context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
+    table: t,
+    throughput: cols,
+    prevDemand: s.prev.demand,
+    ideal: s.ideal,
+    leftover: s.leftover,
+    effectiveMin: s.effectiveMin,
+    bits: s.bits,
+    capCode: s.capCode,
+    batchSuppressed: suppressBatch,
+    prevWeight: s.prev.weight,
+    prevFlags: s.prev.flags,
+    yieldTo: found.yieldTo,
+    weights: s.weights,
+    shownDemand: s.shownDemand,
+    previous: s.prev.cpuMillis,
+    cpuMillis: s.final,
+    velocity: s.velocity,
+    performanceIndex: s.pis,
+  };
+  return {
+    directives: new StepDirectives(t, s.final, s.weights, s.capCode, capacity, knobs.burstFraction),
+    decisions: new StepDecisions(reasons),
+    state: packedState(
+      {
+        ids: t.ids,
+        cpuMillis: s.final,
+        demand: s.demand,
+        velocity: s.velocity,
+        weight: s.weights,
+        flags: s.flags,
+      },
+      batch,
+    ),
+  };
+}
+
+/** Velocity, demand, the tier phase's target and last cycle's protected need, per partition. */
+function assessDemand(s: StepArrays): DemandSummary {
+  const { knobs, t, cols, capacity, probeStep, demand, velocity, pis, flags, target } = s;
+  const { prevNeed, useNeed, source, mode, eligible, controlled } = s;
+  const prevCpu = s.prev.cpuMillis;
+  const prevDemand = s.prev.demand;
+  const prevVelocity = s.prev.velocity;
+  const prevWeight = s.prev.weight;
+  const prevFlags = s.prev.flags;
+  const lo = t.minCpuMillis;
+  const hi = t.maxCpuMillis;
+  const importance = t.importance;
+  const divisors = t.weightDivisors;
+  const n = t.size;
+  const batch = t.batch;
+  const goals = t.goalPacketsPerSec;
+  const has = cols.has;
   const a = emptyAssessment();
-  const ids: PartitionId[] = new Array(n);
+  const rows = s.rows;
+  const rawVelocity = cols.rawVelocityPacketsPerCpuSec;
   let receiverImportance = 6;
-  /** Most important level where a goal is missed while short of CPU (DemandAssessment.missesGoal). */
   let yieldTo = 6;
   let congested = false;
   let anyBatch = false;
 
   for (let i = 0; i < n; i++) {
-    const spec = specs[i]!;
-    ids[i] = spec.id;
-    const min = minOf(spec);
-    const max = maxOf(spec);
-    lo[i] = min;
-    hi[i] = max;
-    weight[i] = spec.weight;
-    const imp = importanceOf(spec);
-    importance[i] = imp;
+    const min = lo[i]!;
+    const max = hi[i]!;
+    const imp = importance[i]!;
+    const g = goals[i]!;
+    const goal = Number.isNaN(g) ? undefined : g;
     const pc = prevCpu[i]!;
     const pd = prevDemand[i]!;
     const hasPrev = !Number.isNaN(pc);
-    const tp = tps[i]!;
-    const v = smoothVelocity(
-      nullIfNaN(prevVelocity[i]!),
-      tp === null ? null : tp.rawVelocityPacketsPerCpuSec,
+    const hasData = has[i] === 1;
+    const tp = hasData ? rows.read(cols, i) : null;
+    const vn = smoothVelocityOrNaN(
+      prevVelocity[i]!,
+      hasData ? rawVelocity[i]! : Number.NaN,
       knobs.velocitySmoothing,
     );
-    velocity[i] = v === null ? Number.NaN : v;
+    velocity[i] = vn;
+    const v = Number.isNaN(vn) ? null : vn;
     let src: number;
-    if (spec.kind === "batch") {
+    if (batch[i] === 1) {
       anyBatch = true;
       src = Source.batch;
       mode[i] = Mode.batch;
@@ -223,7 +415,7 @@ function step(
         v,
         hasPrev ? pc : null,
         nullIfNaN(pd),
-        spec.goalPacketsPerSec,
+        goal,
         knobs,
         probeStep,
         a,
@@ -255,7 +447,7 @@ function step(
       // goal (more CPU would not help: on the real testbed such a partition soaked up what a
       // donor gave, ~560m → 1,440m, and the level below waited). Receivers get their target as
       // demand.
-      eligible[i] = a.goalReceiver || !hasGoal(spec) ? 1 : 0;
+      eligible[i] = a.goalReceiver || !(g > 0) ? 1 : 0; // g > 0: rules.ts hasGoal
       demand[i] = Math.min(a.demandCpuMillis, max);
     } else if (hasPrev) {
       src = Source.held;
@@ -278,103 +470,52 @@ function step(
       src === Source.network && a.donor
         ? clamp(a.demandCpuMillis, min, max)
         : protectedNeed(src, pc, pd, min, max);
-    const pi =
-      tp === null ? null : performanceIndex(spec.goalPacketsPerSec, tp.servedPacketsPerSec);
+    const pi = tp !== null ? performanceIndex(goal, tp.servedPacketsPerSec) : null;
     pis[i] = pi === null ? Number.NaN : pi;
     if (pi !== null && pi > 1 && imp < receiverImportance) receiverImportance = imp;
   }
-  if (receiverImportance <= 5)
-    for (let i = 0; i < n; i++)
-      if (pis[i]! > 1 && importance[i] === receiverImportance) receiver[i] = 1;
-  if (yieldTo <= 5)
-    yieldToReceivers(
-      specs,
-      yieldTo,
-      source,
-      importance,
-      controlled,
-      useNeed,
-      lo,
-      hi,
-      target,
-      demand,
-      eligible,
-    );
+  return { receiverImportance, yieldTo, congested, anyBatch };
+}
 
-  const problem: AllocationProblem = {
-    capacityCpuMillis: capacity,
-    lo,
-    hi,
-    weight,
-    importance,
-    mode,
-    target,
-    leftoverEligible: eligible,
-    shareLeftover,
-    canUseFirst,
-  };
-  allocate(problem, { alloc: ideal, effectiveMin, leftover }, sc.alloc);
-  const frame: AllocationFrame = {
-    capacityCpuMillis: capacity,
-    deadbandCpuMillis: deadband,
-    maxShrinkFraction: knobs.maxShrinkFractionPerCycle,
-    lo: effectiveMin,
-    hi,
-    prev: prevCpu,
-    prevNeed,
-    ideal,
-    importance,
-  };
-  runPostProcessors(frame, postProcessors, final, marks, [post0, post1]);
-  const batch = anyBatch
-    ? nextBatchSuppression(
-        state.batch,
-        congested,
-        knobs.suppressBatchAfterCycles,
-        knobs.releaseBatchAfterCycles,
-      )
-    : undefined;
-  const bands = weightBands(knobs, capacity, deadband);
+/** Partitions missing their goals at the most important level where one is missed. */
+function markReceivers(s: StepArrays, receiverImportance: number): void {
+  const { pis, receiver } = s;
+  const importance = s.t.importance;
+  for (let i = 0; i < s.t.size; i++)
+    if (pis[i]! > 1 && importance[i] === receiverImportance) receiver[i] = 1;
+}
 
-  const reasons: StepReasons = {
-    context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
-    specs,
-    throughput: tps,
-    prevDemand,
-    ideal,
-    leftover,
-    effectiveMin,
-    bits,
-    capCode,
-    batchSuppressed: batch?.active ?? false,
-    prevWeight,
-    prevFlags,
-    divisors,
-    yieldTo,
-    weights,
-    shownDemand,
-    previous: prevCpu,
-    cpuMillis: final,
-    velocity,
-    performanceIndex: pis,
-  };
-  const directives: Directive[] = new Array(n);
-  const decisions: WeirDecision[] = new Array(n);
+/** Each partition's directive (weight and cap code) and its decision's packed reasons. */
+function expressAll(
+  s: StepArrays,
+  bands: { normal: WeightBand; goal: WeightBand },
+  suppressBatch: boolean,
+): void {
+  const { t, capacity, final, weights, capCode, demand, target, shownDemand, bits } = s;
+  const { source, marks, receiver, controlled } = s;
+  const prevWeight = s.prev.weight;
+  const prevCpu = s.prev.cpuMillis;
+  const lo = t.minCpuMillis;
+  const hi = t.maxCpuMillis;
+  const divisors = t.weightDivisors;
+  const importance = t.importance;
+  const batch = t.batch;
+  const capped = t.capped;
+  const goals = t.goalPacketsPerSec;
+  const { goal: goalBand, normal: normalBand } = bands;
+  const n = t.size;
   for (let i = 0; i < n; i++) {
     const cpu = final[i]!;
-    directives[i] = express(
-      specs[i]!,
+    const isBatch = batch[i] === 1;
+    weights[i] = directedWeight(
+      isBatch,
       cpu,
-      hi[i]!,
       capacity,
-      knobs,
-      batch?.active ?? false,
       prevWeight[i]!,
-      bands,
+      goals[i]! > 0 ? goalBand : normalBand, // rules.ts hasGoal
       divisors[importance[i]!]!,
     );
-    weights[i] = directives[i]!.weight;
-    capCode[i] = capCodeOf(directives[i]!.capReason);
+    capCode[i] = capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
     const d = demand[i]!;
     shownDemand[i] = Math.round(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!));
     bits[i] = packBits(
@@ -384,13 +525,7 @@ function step(
       !Number.isNaN(prevCpu[i]!),
       controlled[i] === 2,
     );
-    decisions[i] = new WeirDecision(reasons, i);
   }
-  return {
-    directives,
-    decisions,
-    state: packedState({ ids, cpuMillis: final, demand, velocity, weight: weights, flags }, batch),
-  };
 }
 
 /**
@@ -407,26 +542,24 @@ function step(
  * 2 here.
  */
 function yieldToReceivers(
-  specs: readonly PartitionSpec[],
+  t: PartitionTable,
   yieldTo: number,
   source: Uint8Array,
-  importance: Uint8Array,
   controlled: Uint8Array,
   useNeed: Float64Array,
-  lo: Float64Array,
-  hi: Float64Array,
   target: Float64Array,
   demand: Float64Array,
   eligible: Uint8Array,
 ): void {
-  for (let i = 0; i < specs.length; i++) {
+  const { importance, minCpuMillis: lo, maxCpuMillis: hi } = t;
+  for (let i = 0; i < t.size; i++) {
     if (source[i] !== Source.network) continue;
     const imp = importance[i]!;
     if (controlled[i] === 1) {
       if (imp !== yieldTo) eligible[i] = 0;
       continue;
     }
-    if (hasGoal(specs[i]!)) continue;
+    if (hasGoalAt(t, i)) continue;
     if (imp <= yieldTo) {
       eligible[i] = 0;
       continue;
@@ -437,32 +570,6 @@ function yieldToReceivers(
     demand[i] = claim;
     target[i] = demandTarget(claim, lo[i]!, hi[i]!);
   }
-}
-
-/**
- * This cycle's throughput per spec. The manager fills the map in spec order, so walk both in
- * step (a merge join: sequential reads, ~2× faster than 10,000 hash lookups here; forEach
- * allocates no iterator results); whatever the walk could not place is looked up by key.
- */
-function alignThroughput(
-  specs: readonly PartitionSpec[],
-  throughput: ReadonlyMap<PartitionId, Throughput>,
-): Array<Throughput | null> {
-  const n = specs.length;
-  const out: Array<Throughput | null> = new Array(n).fill(null);
-  let i = 0;
-  let matched = 0;
-  throughput.forEach((tp, id) => {
-    if (i === n) return; // out of spec order from here on (or no such spec): looked up below
-    // specs without data this cycle sit between two entries: they stay null
-    while (i < n && specs[i]!.id !== id) i++;
-    if (i === n) return;
-    out[i++] = tp;
-    matched++;
-  });
-  if (matched < throughput.size)
-    for (let k = 0; k < n; k++) if (out[k] === null) out[k] = throughput.get(specs[k]!.id) ?? null;
-  return out;
 }
 
 const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);

@@ -3,7 +3,7 @@
 // formats them).
 import type { Throughput } from "../core/model.ts";
 import type { DecisionDetail, WeirDecision } from "./decision.ts";
-import type { DemandAssessment } from "./demand.ts";
+import { type DemandAssessment, GOAL_STEP_FRACTION, goalMinStepFraction } from "./demand.ts";
 import { IMPORTANCE_WEIGHT_RATIO, weightForAllocation } from "./rules.ts";
 
 /** 12345.6 → "12,346" (en-US grouping without Intl: a sentence has up to a dozen numbers). */
@@ -82,7 +82,7 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
       } else if (a.goalReceiver && goal !== undefined) {
         const pi = d.performanceIndex;
         parts.push(
-          `goal ${int(goal)} pps ${pi !== null && pi > 1 ? "missed" : `met by less than its ${pct(k.goalHeadroomFraction)} margin`} (PI ${pi === null ? "?" : pi.toFixed(2)}) while short of CPU, so it receives: ${millis(a.demandCpuMillis)} (last entitlement × PI + ${pct(k.goalHeadroomFraction)}, at most +25 % a cycle)`,
+          `goal ${int(goal)} pps ${pi !== null && pi > 1 ? "missed" : `met by less than its ${pct(k.goalHeadroomFraction)} margin`} (PI ${pi === null ? "?" : pi.toFixed(2)}) while short of CPU, so it receives: ${millis(a.demandCpuMillis)} (last entitlement × PI + ${pct(k.goalHeadroomFraction)}${goalMinStepFraction(k) > 0 ? `, at least +${pct(goalMinStepFraction(k))}` : ""}, at most +${pct(GOAL_STEP_FRACTION)} a cycle)`,
         );
       } else if (!floored && Math.abs(a.demandCpuMillis - a.rawDemandCpuMillis) >= 0.5)
         parts.push(`smoothed to ${millis(a.demandCpuMillis)}`);

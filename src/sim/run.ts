@@ -144,16 +144,20 @@ export function runScenario(
   }
   const inner = makePolicy({ scenario });
   const stepUs: number[] = [];
+  const timed = <T>(run: () => T): T => {
+    const c0 = process.cpuUsage();
+    const out = run();
+    const c = process.cpuUsage(c0);
+    stepUs.push(c.user + c.system);
+    return out;
+  };
+  const innerTable = inner.stepTable?.bind(inner);
   const policy: Policy = {
     name: inner.name,
     initialState: () => inner.initialState(),
-    step(input, state) {
-      const c0 = process.cpuUsage();
-      const out = inner.step(input, state);
-      const c = process.cpuUsage(c0);
-      stepUs.push(c.user + c.system);
-      return out;
-    },
+    step: (input, state) => timed(() => inner.step(input, state)),
+    // the manager takes the columnar step when the policy has one: time that one then
+    ...(innerTable ? { stepTable: (input, state) => timed(() => innerTable(input, state)) } : {}),
   };
   const hv = world.hypervisor;
   const { manager } = buildManager(configOf(scenario), {

@@ -202,15 +202,16 @@ export class ManagerSlots {
     let changed = 0;
     for (let k = 0; k < n; k++) {
       const lock = (k * SLOT_BYTES + SLOT_REPORT_LOCK) >>> 2;
-      if (u32[lock] === lastSeen[k]) continue;
+      let s1 = u32[lock]!;
+      if (s1 === lastSeen[k]) continue;
       const index = indexes[k]!;
       let done = false;
       // Plain loads around `read`: V8 does not move loads of a typed array across a call it
       // cannot prove harmless, and x86 keeps loads in order; the writer's Atomics.store is the
       // fence. Should a torn area ever pass on another architecture, the report's MAC still
-      // rejects it.
+      // rejects it. The first try reads the lock once (the load that found it moved).
       for (let t = 0; t < retries; t++) {
-        const s1 = u32[lock]!;
+        if (t > 0) s1 = u32[lock]!;
         if ((s1 & 1) === 1) continue;
         const r = read(index, areas[k]!);
         if (u32[lock] !== s1) continue;

@@ -4,8 +4,14 @@
 // lines. `request()` returns at once; one background loop plugs or unplugs a vCPU at a time,
 // so a cycle never waits on QMP. A QMP error is kept as `lastError` and retried on the next
 // request; QEMU gone (QMP closed) is terminal for this guest: `gone` is set and nothing more
-// is tried, like a vanished cgroup. To shrink, unplug before sending the directive: the guest
-// kernel offlines an unplugged CPU itself, then QEMU frees the vCPU's slot.
+// is tried, like a vanished cgroup.
+// To shrink, by default nothing is unplugged: the directive for fewer CPUs reaches the guest's
+// agent, which offlines them (the guest kernel allocating to itself), and the vCPUs stay
+// plugged, halted, to be onlined again by a later directive. QEMU 7.2 under TCG corrupted its
+// heap on a vCPU unplug: the next plug aborted it ("corrupted size vs. prev_size"), 2 s and
+// 60 s after the unplug alike (docs/measured-facts.md, *vCPU hot-plug*). With `unplug: true`
+// (untested on KVM here) a shrink unplugs the highest vCPU weir plugged before the directive:
+// the guest kernel offlines an unplugged CPU itself, then QEMU frees the vCPU's slot.
 import type { LogTail } from "./guest.ts";
 import type { QmpClient } from "./qmp.ts";
 import { pluggedVcpus, setVcpus } from "./vcpus.ts";
@@ -55,6 +61,7 @@ export class GuestCpus {
   private running: Promise<void> | null = null;
   /** vCPU ids unplugged from this QEMU: never plugged again (planCpuStep). */
   private readonly used = new Set<string>();
+  private readonly unplug: boolean;
 
   /** `tail` must follow the guest's console from boot (the boot CPU 0 is counted online). */
   constructor(o: {
@@ -63,6 +70,8 @@ export class GuestCpus {
     minCpus: number;
     maxCpus: number;
     now?: () => number;
+    /** Unplug vCPUs to shrink (default false: the guest offlines them; see the header). */
+    unplug?: boolean;
   }) {
     this.qmp = o.qmp;
     this.tail = o.tail;
@@ -70,6 +79,7 @@ export class GuestCpus {
     this.maxCpus = Math.max(this.minCpus, o.maxCpus);
     this.desired = this.minCpus;
     this.now = o.now ?? Date.now;
+    this.unplug = o.unplug ?? false;
   }
 
   /** Ask for `cpuCount` vCPUs (clamped to [min, max]); returns the desired count at once. */
@@ -115,7 +125,9 @@ export class GuestCpus {
     for (;;) {
       const want = this.desired;
       try {
-        await setVcpus(this.qmp, want, { used: this.used });
+        // without unplug, QEMU keeps at least what it has: only the guest offlines
+        const target = this.unplug ? want : Math.max(want, await pluggedVcpus(this.qmp));
+        await setVcpus(this.qmp, target, { used: this.used });
         this.plugged = await pluggedVcpus(this.qmp);
         this.lastError = null;
       } catch (e) {

@@ -17,19 +17,19 @@ const tmpFile = () => {
 describe("agentRunScript", () => {
   it("runs the compiled weir agent over ivshmem with /proc/stat CPU and CPU onlining", () => {
     const s = agentRunScript({
-      weirBin: "/work/weir/bin/weir.js",
+      weirEntry: "/work/weir/dist/src/cli/main.js",
       nodeBin: "/usr/bin/node",
       partitionIndex: 2,
       intervalMs: 500,
     });
     expect(s.startsWith("#!/bin/sh\n")).toBe(true);
     expect(s).toContain(
-      "exec '/usr/bin/node' '/work/weir/bin/weir.js' 'agent' '--index' '2' '--key-file' '/tmp/weir/key' '--transport' 'shm' '--ivshmem' '--cgroup' 'none' '--cpu-online' '--interval-ms' '500' '--json' 2>&1",
+      "exec '/usr/bin/node' '/work/weir/dist/src/cli/main.js' 'agent' '--index' '2' '--key-file' '/tmp/weir/key' '--transport' 'shm' '--ivshmem' '--cgroup' 'none' '--cpu-online' '--interval-ms' '500' '--json' 2>&1",
     );
   });
   it("quotes arguments for sh", () => {
     const s = agentRunScript({
-      weirBin: "/a b/it's.js",
+      weirEntry: "/a b/it's.js",
       nodeBin: "/usr/bin/node",
       partitionIndex: 0,
       intervalMs: 100,

@@ -1,14 +1,14 @@
 // What runs in a guest and how the host hears from it. The per-guest script (pure) runs
-// inside the host root the guest mounted over 9p; the serial console (a file on the host)
+// inside the guest root it mounted over 9p (src/vm/guest-root.ts); the serial console (a file on the host)
 // carries the guest kernel's own messages — "smpboot: Booting Node 0 Processor 1" when a
 // CPU comes online, "smpboot: CPU 1 is now offline" when it goes — which is how the host
 // observes that the guest applied a vCPU change, and /init's and the agent's log lines.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 
 export interface GuestAgentSpec {
-  /** Absolute path of bin/weir.js on the host (the guest sees the same path over 9p). */
-  weirBin: string;
-  /** Node on the host (the same path in the guest). */
+  /** The compiled CLI, <package>/dist/src/cli/main.js (the guest sees the same path over 9p). */
+  weirEntry: string;
+  /** Node on the host (the same path in the guest root). */
   nodeBin: string;
   partitionIndex: number;
   intervalMs: number;
@@ -22,8 +22,10 @@ export interface GuestAgentSpec {
   server?: { entry: string; port: number; costRounds: number; maxLifetimeMs: number };
 }
 
-/** In the guest, /init copies the per-guest files (run.sh, key) here before hiding the host's /run. */
+/** In the guest, /init copies the per-guest files (fw_cfg items) here. */
 export const GUEST_FILES_DIR = "/tmp/weir";
+/** The per-guest files, by their fw_cfg name (`opt/weir/<name>`) and their name in GUEST_FILES_DIR. */
+export const GUEST_FILES = ["run.sh", "key"] as const;
 
 const shellQuote = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`;
 
@@ -34,7 +36,7 @@ const shellQuote = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`;
 export function agentRunScript(a: GuestAgentSpec): string {
   const argv = [
     a.nodeBin,
-    a.weirBin,
+    a.weirEntry,
     "agent",
     "--index",
     String(a.partitionIndex),

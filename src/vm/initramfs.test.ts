@@ -15,7 +15,7 @@ const DEP = readFileSync(path.join(import.meta.dirname, "fixtures", "modules.dep
 describe("modules.dep and load order", () => {
   it("parses names, paths and direct dependencies", () => {
     const dep = parseModulesDep(DEP);
-    expect(dep.size).toBe(13);
+    expect(dep.size).toBe(14);
     expect(dep.get("9p")).toEqual({
       path: "kernel/fs/9p/9p.ko",
       deps: ["kernel/net/9p/9pnet.ko", "kernel/fs/fscache/fscache.ko", "kernel/fs/netfs/netfs.ko"],
@@ -30,13 +30,14 @@ describe("modules.dep and load order", () => {
     const dep = parseModulesDep(DEP);
     const order = loadOrder(dep, GUEST_MODULES);
     expect(new Set(order).size).toBe(order.length);
-    expect(order).toHaveLength(13); // the four wanted and their nine dependencies
+    expect(order).toHaveLength(14); // the five wanted and their nine dependencies
     const at = (name: string) => order.findIndex((p) => p.endsWith(`/${name}.ko`));
     for (const m of dep.values())
       for (const d of m.deps) expect(order.indexOf(d)).toBeLessThan(order.indexOf(m.path));
     expect(at("virtio_ring")).toBeLessThan(at("virtio"));
     expect(at("netfs")).toBeLessThan(at("fscache"));
-    expect(at("9p")).toBe(order.length - 1); // last wanted, nothing depends on it
+    expect(at("9p")).toBe(order.length - 2); // nothing depends on it…
+    expect(at("qemu_fw_cfg")).toBe(order.length - 1); // …nor on the last wanted, which needs nothing
   });
 
   it("names a module the kernel lacks, and a dependency cycle", () => {
@@ -50,7 +51,7 @@ describe("modules.dep and load order", () => {
 
 describe("the guest's /init", () => {
   const script = initScript(["kernel/drivers/virtio/virtio_ring.ko", "kernel/fs/9p/9p.ko"]);
-  it("insmods in the given order, mounts the host root read-only over 9p, never exits", () => {
+  it("insmods in the given order, mounts the guest root and the package's exports read-only over 9p, never exits", () => {
     expect(script.startsWith("#!/bin/busybox sh\n")).toBe(true);
     expect(script.indexOf("insmod /lib/modules/virtio_ring.ko")).toBeLessThan(
       script.indexOf("insmod /lib/modules/9p.ko"),
@@ -58,15 +59,19 @@ describe("the guest's /init", () => {
     expect(script).toContain(
       "mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 hostroot /mnt/host",
     );
+    expect(script).toContain(
+      `mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 "\${m%%:*}" "/mnt/host\${m#*:}"`,
+    );
+    expect(script).toContain("for m in $(arg weir.mounts | tr , ' ')");
     expect(script).toContain(`echo "${GUEST_READY_LINE}`);
     expect(script.trimEnd().endsWith("while :; do sleep 3600; done")).toBe(true);
   });
-  it("hides the host's /run and /dev from what runs in the guest", () => {
+  it("gives what runs in the guest its own /run and /dev, and its files from fw_cfg", () => {
     expect(script).toContain("mount -t tmpfs run /mnt/host/run");
     expect(script).toContain("mount -t devtmpfs dev /mnt/host/dev");
-    // The per-guest files are copied in before /run is hidden.
-    expect(script.indexOf('cp /mnt/host"$FILES".key')).toBeLessThan(
-      script.indexOf("mount -t tmpfs run /mnt/host/run"),
+    expect(script).toContain("for f in run.sh key; do");
+    expect(script).toContain(
+      "cp /sys/firmware/qemu_fw_cfg/by_name/opt/weir/$f/raw /mnt/host/tmp/weir/$f",
     );
   });
 });

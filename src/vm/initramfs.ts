@@ -1,11 +1,12 @@
 // The guest's initramfs: busybox-static, the few kernel modules a guest needs (virtio PCI,
-// virtio-net, 9p over virtio) loaded in modules.dep order, and an /init that mounts the
-// host's `/` read-only over 9p, chroots into it (with the guest's own /proc, /sys, /dev,
-// /tmp), copies the per-guest files named on the kernel command line in, and runs its script;
-// a guest powers itself off after `weir.lifetime=` seconds. One initramfs per
-// kernel release serves every guest: what differs between guests is on the command line
-// (`weir.ip=`, `weir.files=`, `weir.lifetime=`). Pure parts (modules.dep, load order, the script)
-// are separate from the build (files, cpio).
+// virtio-net, 9p over virtio, fw_cfg in sysfs) loaded in modules.dep order, and an /init that
+// mounts the guest root read-only over 9p (src/vm/guest-root.ts: Node, its libraries and the
+// package — not the host's `/`) with the package's exports named on the kernel command line,
+// chroots into it (with the guest's own /proc, /sys, /dev, /tmp, /run), copies the per-guest
+// files QEMU passes as fw_cfg items in, and runs its script; a guest powers itself off after
+// `weir.lifetime=` seconds. One initramfs per kernel release serves every guest: what differs
+// between guests is on the command line (`weir.ip=`, `weir.mounts=`, `weir.lifetime=`) and in
+// fw_cfg. Pure parts (modules.dep, load order, the script) are separate from the build.
 import { execFile } from "node:child_process";
 import {
   copyFileSync,
@@ -19,16 +20,28 @@ import {
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { GUEST_FILES_DIR } from "./guest.ts";
+import { GUEST_FILES, GUEST_FILES_DIR } from "./guest.ts";
+import { GUEST_ROOT_TAG } from "./guest-root.ts";
 import type { GuestKernel } from "./kernel.ts";
 
 const run = promisify(execFile);
 
-/** Modules every guest loads: PCI virtio transport, the NIC on the tap, 9p for the host root. */
-export const GUEST_MODULES = ["virtio_pci", "virtio_net", "9pnet_virtio", "9p"] as const;
+/**
+ * Modules every guest loads: PCI virtio transport, the NIC on the tap, 9p for the guest root,
+ * and fw_cfg's sysfs files (the per-guest run script and key).
+ */
+export const GUEST_MODULES = [
+  "virtio_pci",
+  "virtio_net",
+  "9pnet_virtio",
+  "9p",
+  "qemu_fw_cfg",
+] as const;
 
-/** The 9p mount tag of the host's root, and the options that make Node start fast on it. */
-export const HOST_ROOT_TAG = "hostroot";
+/** Where the guest's sysfs lists the fw_cfg items QEMU passed as `opt/weir/<name>`. */
+export const GUEST_FW_CFG_DIR = "/sys/firmware/qemu_fw_cfg/by_name/opt/weir";
+
+/** The 9p options that make Node start fast on the guest root (without them `node -e` takes seconds). */
 export const HOST_ROOT_MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000";
 
 /** Lines the guest's /init prints on the serial console (the host waits for them). */
@@ -99,8 +112,8 @@ export function initScript(modules: readonly string[]): string {
     (m) => `insmod /lib/modules/${basename(m)} || fail "insmod ${basename(m)}"`,
   );
   return `#!/bin/busybox sh
-# weir guest init: modules, host root over 9p (read-only), network from the command line,
-# then the per-guest script (weir.run=) inside the host root.
+# weir guest init: modules, the guest root over 9p (read-only), network from the command
+# line, then the per-guest script (fw_cfg opt/weir/run.sh) inside the root.
 /bin/busybox --install -s /bin
 export PATH=/bin
 fail() { echo "weir-vm: FAILED: $*"; }
@@ -109,19 +122,24 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 ${insmods.join("\n")}
 arg() { for w in $(cat /proc/cmdline); do case "$w" in "$1="*) echo "\${w#*=}";; esac; done; }
-mount -t 9p -o ${HOST_ROOT_MOUNT_OPTIONS} ${HOST_ROOT_TAG} /mnt/host || fail "mount ${HOST_ROOT_TAG}"
+mount -t 9p -o ${HOST_ROOT_MOUNT_OPTIONS} ${GUEST_ROOT_TAG} /mnt/host || fail "mount ${GUEST_ROOT_TAG}"
+# weir.mounts=<tag>:<path>,...: the package's exports, each at its path in the root
+for m in $(arg weir.mounts | tr , ' '); do
+  mount -t 9p -o ${HOST_ROOT_MOUNT_OPTIONS} "\${m%%:*}" "/mnt/host\${m#*:}" || fail "mount $m"
+done
 mount -t proc proc /mnt/host/proc
 mount -t sysfs sys /mnt/host/sys
 mount -t devtmpfs dev /mnt/host/dev
 mount -t tmpfs tmp /mnt/host/tmp
-IP=$(arg weir.ip); FILES=$(arg weir.files); LIFE=$(arg weir.lifetime)
+IP=$(arg weir.ip); LIFE=$(arg weir.lifetime)
 if [ -n "$LIFE" ]; then (sleep "$LIFE"; echo "weir-vm: lifetime over"; poweroff -f) & fi
-if [ -n "$FILES" ]; then
-  mkdir -p /mnt/host${GUEST_FILES_DIR}
-  cp /mnt/host"$FILES".run.sh /mnt/host${GUEST_FILES_DIR}/run.sh || fail "copy $FILES.run.sh"
-  cp /mnt/host"$FILES".key /mnt/host${GUEST_FILES_DIR}/key || fail "copy $FILES.key"
-fi
-# The host's /run stays hidden from what runs in the guest (its own /dev hides /dev/shm).
+# the per-guest files QEMU passed as fw_cfg items (the guest's own; no other guest's)
+mkdir -p /mnt/host${GUEST_FILES_DIR}
+for f in ${GUEST_FILES.join(" ")}; do
+  if [ -f ${GUEST_FW_CFG_DIR}/$f/raw ]; then
+    cp ${GUEST_FW_CFG_DIR}/$f/raw /mnt/host${GUEST_FILES_DIR}/$f || fail "copy fw_cfg $f"
+  fi
+done
 mount -t tmpfs run /mnt/host/run
 ip link set lo up
 if [ -n "$IP" ]; then ip addr add "$IP" dev eth0 && ip link set eth0 up || fail "eth0 $IP"; fi

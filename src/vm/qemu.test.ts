@@ -14,6 +14,11 @@ const spec = {
   shmFile: "/dev/shm/weir-weir-p1.ivshmem",
   shmBytes: 1 << 20,
   serialLog: "/run/weir/p1.serial.log",
+  exports: [
+    { tag: "hostroot", hostPath: "/var/cache/weir/vm/guest-root-ab" },
+    { tag: "weirdist", hostPath: "/opt/weir/dist" },
+  ],
+  fwCfgFiles: [{ name: "key", file: "/run/weir/p1.guest.key" }],
 };
 const valuesOf = (argv: string[], flag: string) => argv.filter((_, i) => argv[i - 1] === flag);
 
@@ -39,7 +44,15 @@ describe("qemuArgv", () => {
     expect(valuesOf(argv, "-device")).toContain("virtio-net-pci,netdev=net0,mac=52:54:00:77:00:01");
     expect(valuesOf(argv, "-qmp")).toEqual(["unix:/run/weir/p1.qmp,server=on,wait=off"]);
     expect(valuesOf(argv, "-serial")).toEqual(["file:/run/weir/p1.serial.log"]);
-    expect(valuesOf(argv, "-fsdev")[0]).toMatch(/path=\/,.*readonly=on/);
+  });
+  it("shares only the given directories, read-only, and passes per-guest files by fw_cfg", () => {
+    const argv = qemuArgv(spec);
+    expect(valuesOf(argv, "-fsdev")).toEqual([
+      "local,id=hostroot,path=/var/cache/weir/vm/guest-root-ab,security_model=none,readonly=on,multidevs=remap",
+      "local,id=weirdist,path=/opt/weir/dist,security_model=none,readonly=on,multidevs=remap",
+    ]);
+    expect(valuesOf(argv, "-device")).toContain("virtio-9p-pci,fsdev=weirdist,mount_tag=weirdist");
+    expect(valuesOf(argv, "-fw_cfg")).toEqual(["name=opt/weir/key,file=/run/weir/p1.guest.key"]);
   });
   it("refuses a BAR size that is not a power of two and a vCPU count out of range", () => {
     expect(() => qemuArgv({ ...spec, shmBytes: 3000 })).toThrow(

@@ -21,8 +21,15 @@ export interface QemuSpec {
   shmFile: string;
   shmBytes: number;
   serialLog: string;
+  /** Host directories shared read-only over 9p, each under its mount tag (src/vm/guest-root.ts). */
+  exports: ReadonlyArray<{ tag: string; hostPath: string }>;
+  /** Files QEMU hands the guest as fw_cfg items `opt/weir/<name>` (read once at start). */
+  fwCfgFiles: ReadonlyArray<{ name: string; file: string }>;
   accel?: "tcg" | "kvm";
 }
+
+/** Where a fw_cfg file of this guest shows in the guest's sysfs (module qemu_fw_cfg). */
+export const fwCfgName = (name: string): string => `opt/weir/${name}`;
 
 export const QEMU_BINARY = "qemu-system-x86_64";
 /** The CPU model QMP hot-plugs (`query-hotpluggable-cpus` names it). */
@@ -73,10 +80,13 @@ export function qemuArgv(s: QemuSpec): string[] {
     s.initramfs,
     "-append",
     ["console=ttyS0", "panic=-1", "rdinit=/init", ...s.kernelArgs].join(" "),
-    "-fsdev",
-    "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
-    "-device",
-    "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
+    ...s.exports.flatMap((e) => [
+      "-fsdev",
+      `local,id=${e.tag},path=${e.hostPath},security_model=none,readonly=on,multidevs=remap`,
+      "-device",
+      `virtio-9p-pci,fsdev=${e.tag},mount_tag=${e.tag}`,
+    ]),
+    ...s.fwCfgFiles.flatMap((f) => ["-fw_cfg", `name=${fwCfgName(f.name)},file=${f.file}`]),
     "-netdev",
     `tap,id=net0,ifname=${s.tapIf},script=no,downscript=no`,
     "-device",

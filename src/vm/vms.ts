@@ -6,7 +6,7 @@
 // cgroups and files — also after a SIGKILL of `vmsUp`.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { cgroupDirs } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
@@ -17,7 +17,8 @@ import { isAlive, spawnInCgroups } from "../testbed/procs.ts";
 import { markCreated, planResource, recordThenCreate, writeState } from "../testbed/state.ts";
 import { SLOT_BYTES, slotPath } from "../transport/shm.ts";
 import { vmsDown } from "./down.ts";
-import { agentRunScript, LogTail } from "./guest.ts";
+import { agentRunScript, GUEST_FILES, LogTail } from "./guest.ts";
+import { ensureGuestRoot, type GuestExport } from "./guest-root.ts";
 import { ensureInitramfs, GUEST_READY_LINE, GUEST_RUN_EXIT_LINE } from "./initramfs.ts";
 import { ensureKernel } from "./kernel.ts";
 import { guestMac, qemuArgv, qemuTag } from "./qemu.ts";
@@ -33,6 +34,19 @@ export const DEFAULT_VM_CACHE_DIR = "/var/cache/weir/vm";
 /** The ivshmem region of one partition: its slot, one page (a power of two, as a BAR must be). */
 export const SLOT_REGION_BYTES = SLOT_BYTES;
 export const TAP_IFNAME = "tap0";
+
+/** The guest agent's default report period: Node under TCG is ~18× slower than on the host. */
+export const VM_AGENT_INTERVAL_MS = 500;
+
+/**
+ * The manager's cycle for guest partitions (`intervalMs`): twice the agent's report period, so
+ * every cycle holds a report from every guest. With a shorter cycle (200 ms against reports
+ * every 500 ms) a guest had no throughput in most cycles; the policy holds such a partition at
+ * its previous allocation and gives the spare to the partitions that did report, so two idle
+ * guests' entitlements locked at whatever split they had when their reports fell out of step
+ * (1,500m / 500m, 1,223m / 776m seen): the idle guest kept asking for 2 vCPUs.
+ */
+export const VM_MANAGER_INTERVAL_MS = 2 * VM_AGENT_INTERVAL_MS;
 
 export interface VmsOptions {
   prefix?: string;
@@ -50,7 +64,7 @@ export interface VmsOptions {
   bootTimeoutMs?: number;
   /** Run `weir agent` in every guest (default true); otherwise the guest only boots. */
   agent?: boolean;
-  /** Agent report period in the guest (default 500 ms: Node under TCG is ~18× slower). */
+  /** Agent report period in the guest (default VM_AGENT_INTERVAL_MS). */
   agentIntervalMs?: number;
   /**
    * The manager's slot directory (`transport.shm.path`): each guest's ivshmem region is its
@@ -66,10 +80,10 @@ export interface VmsOptions {
    * `guestAddr`), each request costing `costRounds` SHA-256 rounds. Needs the compiled build.
    */
   packetServer?: { port: number; costRounds: number };
-  /** Replace the guest's run script (a shell script run in the guest's chroot of the host root). */
+  /** Replace the guest's run script (a shell script run in the guest's chroot of its root). */
   guestScript?: string;
-  /** bin/weir.js as the guest sees it (the host's path; default this package's). */
-  weirBin?: string;
+  /** The weir package whose compiled dist/ the guests run (default this one). */
+  packageRoot?: string;
   log?: (line: string) => void;
 }
 
@@ -78,8 +92,20 @@ function requireRoot(): void {
     throw new WeirError(ErrorCodes.NOT_ROOT, "a VM testbed needs root (namespaces, taps, cgroups)");
 }
 
-function defaultWeirBin(): string {
-  return join(import.meta.dirname, "..", "..", "bin", "weir.js").replace(/\/dist\/bin\//, "/bin/");
+/** This package's root, from src/vm or from its compiled dist/src/vm. */
+function defaultPackageRoot(): string {
+  const here = import.meta.dirname;
+  return join(here, here.endsWith("/dist/src/vm") ? "../../.." : "../..");
+}
+
+/** A path the guest's /init can take from the kernel command line (no spaces, commas, colons). */
+function mountablePath(p: string): string {
+  if (!/^\/[\w./+-]*$/.test(p))
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `'packageRoot' must be an absolute path of letters, digits and ./_+- (the guest mounts it from its kernel command line): current value is ${JSON.stringify(p)}`,
+    );
+  return p;
 }
 
 async function recordFile(
@@ -166,6 +192,10 @@ export async function vmsUp(opts: VmsOptions): Promise<VmState> {
   try {
     const kernel = await ensureKernel(cacheDir);
     const initramfs = await ensureInitramfs(cacheDir, kernel);
+    const packageRoot = mountablePath(opts.packageRoot ?? defaultPackageRoot());
+    const root = await ensureGuestRoot(cacheDir, { packageRoot });
+    for (const e of root.exports) mountablePath(e.guestPath);
+    log(`guest root ${root.dir} (+ ${packageRoot}/dist, node_modules over 9p, read-only)`);
     log(
       `kernel ${kernel.packageName}, initramfs ${initramfs.path} (${initramfs.modules.length} modules)`,
     );
@@ -193,8 +223,9 @@ export async function vmsUp(opts: VmsOptions): Promise<VmState> {
         initramfs: initramfs.path,
         lifetimeMs,
         agent: opts.agent ?? true,
-        agentIntervalMs: opts.agentIntervalMs ?? 500,
-        weirBin: opts.weirBin ?? defaultWeirBin(),
+        agentIntervalMs: opts.agentIntervalMs ?? VM_AGENT_INTERVAL_MS,
+        packageRoot,
+        exports: root.exports,
         guestScript: opts.guestScript,
         slotDir: opts.slotDir,
         packetServer: opts.packetServer,
@@ -233,7 +264,8 @@ async function createVm(
     lifetimeMs: number;
     agent: boolean;
     agentIntervalMs: number;
-    weirBin: string;
+    packageRoot: string;
+    exports: GuestExport[];
     guestScript: string | undefined;
     slotDir: string | undefined;
     packetServer: VmsOptions["packetServer"];
@@ -291,7 +323,7 @@ async function createVm(
     o.guestScript ??
     (o.agent
       ? agentRunScript({
-          weirBin: o.weirBin,
+          weirEntry: join(o.packageRoot, "dist", "src", "cli", "main.js"),
           nodeBin: process.execPath,
           partitionIndex: vm.index,
           intervalMs: o.agentIntervalMs,
@@ -299,13 +331,7 @@ async function createVm(
             ? {
                 server: {
                   ...o.packetServer,
-                  entry: join(
-                    dirname(dirname(o.weirBin)),
-                    "dist",
-                    "src",
-                    "testbed",
-                    "serve-entry.js",
-                  ),
+                  entry: join(o.packageRoot, "dist", "src", "testbed", "serve-entry.js"),
                   maxLifetimeMs: o.lifetimeMs,
                 },
               }
@@ -330,7 +356,10 @@ async function createVm(
       initramfs: o.initramfs,
       kernelArgs: [
         `weir.ip=${vm.guestAddr}/${vm.prefixLen}`,
-        `weir.files=${vm.guestFiles}`,
+        `weir.mounts=${o.exports
+          .filter((e) => e.guestPath !== "/")
+          .map((e) => `${e.tag}:${e.guestPath}`)
+          .join(",")}`,
         `weir.lifetime=${Math.ceil(o.lifetimeMs / 1000)}`,
       ],
       maxCpus: vm.maxCpus,
@@ -341,6 +370,8 @@ async function createVm(
       shmFile: vm.shmFile,
       shmBytes: vm.shmBytes,
       serialLog: vm.serialLog,
+      exports: o.exports,
+      fwCfgFiles: GUEST_FILES.map((name) => ({ name, file: `${vm.guestFiles}.${name}` })),
     }),
   ];
   const planned = planResource(st, "process", tag, vm.name);

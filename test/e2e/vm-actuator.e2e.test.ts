@@ -3,14 +3,17 @@
 // inside (reporting through its own ivshmem region, the manager's slot page). Real UDP load
 // into g1 makes its entitlement (capped: cap = entitlement) pass one CPU, so the directive's
 // CPU count becomes 2: QEMU hot-plugs a vCPU (the actuator, over QMP) and the guest's agent
-// onlines it; the load stops, the entitlement falls back, the actuator unplugs and the guest
-// kernel offlines the CPU. Then g2's QEMU is SIGKILLed: g2 is marked gone, g1 is still managed.
+// onlines it; the load stops, the entitlement falls back and the guest's agent offlines the
+// CPU (the vCPU stays plugged: see src/vm/guest-cpus.ts on unplug under QEMU 7.2 TCG). Then g2's QEMU is SIGKILLed: g2 is marked gone, g1 is still managed.
 // vm-guest.e2e.test.ts covers the guest's report accepted and a forged one rejected; here the
 // isolation between two guests' regions is checked on what each QEMU process has mapped.
 // Under TCG everything in a guest is ~18x slower than on the host: long, bounded timeouts;
-// nothing here is timed as a pass criterion (the times are printed).
+// nothing here is timed as a pass criterion (the times are printed). The manager cycles every
+// VM_MANAGER_INTERVAL_MS, so each cycle holds a report from each guest. WEIR_E2E_RECORDS=<file>
+// appends every cycle record to that file (to look at a failed run's directives).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import {
+  appendFileSync,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -27,7 +30,7 @@ import type { CycleRecord } from "../../src/core/model.ts";
 import { vmsDown } from "../../src/vm/down.ts";
 import { LogTail } from "../../src/vm/guest.ts";
 import type { VmRecord, VmState } from "../../src/vm/state.ts";
-import { vmsUp } from "../../src/vm/vms.ts";
+import { VM_MANAGER_INTERVAL_MS, vmsUp } from "../../src/vm/vms.ts";
 import { alive } from "./leftovers.ts";
 import { sleep, until } from "./wait.ts";
 
@@ -67,7 +70,8 @@ describe.skipIf(!isRoot || !hasQemu || !hasV1)(
       writeFileSync(
         cfg,
         [
-          "intervalMs: 200",
+          // every cycle holds a report from each guest (see VM_MANAGER_INTERVAL_MS)
+          `intervalMs: ${VM_MANAGER_INTERVAL_MS}`,
           "capacity: { cpus: 2, reserve: 0 }",
           "staleAfterMs: 10000",
           "retryGoneMs: 1000",
@@ -101,6 +105,8 @@ describe.skipIf(!isRoot || !hasQemu || !hasV1)(
           buf = buf.slice(i + 1);
           if (line.startsWith('{"cycle"')) {
             records.push(JSON.parse(line) as CycleRecord);
+            if (process.env.WEIR_E2E_RECORDS)
+              appendFileSync(process.env.WEIR_E2E_RECORDS, `${line}\n`);
           }
         }
         if (records.length > 5000) records.splice(0, 1000);
@@ -179,11 +185,7 @@ describe.skipIf(!isRoot || !hasQemu || !hasV1)(
       expect(fdInodes(g2.qemuPid!)).not.toContain(inodeOf(0));
     });
 
-    // Skipped: in its last run it timed out at its own precondition ("g1 settled at 1 vCPU
-    // before the load", 180 s): the idle guest's directives kept asking for more than one vCPU,
-    // cause not found yet. Plug → online and a later directive for 1 → offline were seen in the
-    // cycle records of an earlier run, not in a passing test.
-    it.skip("load into g1: the directive asks 2 CPUs, QEMU plugs a vCPU, the guest onlines it; load gone: unplugged and offlined", async () => {
+    it("load into g1: the directive asks 2 CPUs, QEMU plugs a vCPU, the guest onlines it; load gone: the guest offlines it", async () => {
       // Both guests managed from their own reports.
       await until(
         () => {
@@ -198,13 +200,19 @@ describe.skipIf(!isRoot || !hasQemu || !hasV1)(
         240_000,
         `g1 and g2 managed with reports (stderr: ${stderr.slice(-2000)})`,
       );
-      // Before the load: g1 settled at one vCPU (at start its entitlement, with no report yet,
-      // may have asked for more): the last 10 directives ask 1 and changed nothing.
+      // Before the load: g1 settled at one vCPU. At start (no report yet, or one guest
+      // reporting before the other) its entitlement may pass 1,000m and a vCPU be plugged;
+      // the actuator unplugs only after directives asked for fewer for shrinkAfterMs (10 s).
+      // Settled: the last vCPU change submitted for g1 (if any) asked 1, and the last 5
+      // directives ask 1.
       await until(
         () => {
-          const last10 = records.slice(-10).map((r) => part(r, "g1"));
-          return last10.length === 10 &&
-            last10.every((p) => p?.directive?.cpuCount === 1 && !p.written.includes("vcpus"))
+          const g1s = records.map((r) => part(r, "g1"));
+          const lastChange = g1s.findLast((p) => p?.written.includes("vcpus"));
+          const last5 = g1s.slice(-5);
+          return (lastChange === undefined || lastChange.directive?.cpuCount === 1) &&
+            last5.length === 5 &&
+            last5.every((p) => p?.directive?.cpuCount === 1)
             ? true
             : undefined;
         },
@@ -269,24 +277,21 @@ describe.skipIf(!isRoot || !hasQemu || !hasV1)(
         await loadDone;
       }
       expect(loadOut).toContain('"sent"');
-      // Load gone: the entitlement falls below one CPU, the directive asks 1, the vCPU is unplugged
-      // and the guest kernel offlines it.
+      // Load gone: the entitlement falls below one CPU and the directive asks 1: the guest's
+      // agent offlines the CPU; the vCPU stays plugged (weir does not unplug by default: QEMU
+      // 7.2 under TCG aborted on the next plug after an unplug).
       tail.mark();
       const t1 = Date.now();
-      const unplugCycle = await until(
-        () =>
-          records.find(
-            (r) =>
-              r.startedAtMs >= t1 &&
-              part(r, "g1")?.written.includes("vcpus") &&
-              part(r, "g1")?.directive?.cpuCount === 1,
-          ),
+      const downCycle = await until(
+        () => records.find((r) => r.startedAtMs >= t1 && part(r, "g1")?.directive?.cpuCount === 1),
         120_000,
-        "a directive that takes g1 back to 1 vCPU",
+        "a directive for 1 CPU after the load",
       );
       const offline = await tail.waitFor(/smpboot: CPU \d+ is now offline/, 120_000);
       expect(offline, `g1 console: ${tail.seen.slice(-2000)}`).not.toBeNull();
-      console.info(`directive -> g1 CPU 1 offline: ${offline!.atMs - unplugCycle.startedAtMs} ms`);
+      console.info(
+        `directive for 1 CPU -> g1 CPU offline: ${offline!.atMs - downCycle.startedAtMs} ms`,
+      );
       expect(part(last()!, "g1")?.status).toBe("ok");
     }, 400_000);
 

@@ -151,7 +151,15 @@ describe.skipIf(!isRoot || !hasQemu)("a QEMU guest as a partition (root, TCG)", 
   });
 
   it("a directive for 2 CPUs plus a hot-plugged vCPU: the guest onlines it; an unplug: the guest offlines it", async () => {
-    const cpus = new GuestCpus({ qmp, tail: new LogTail(vm.serialLog), minCpus: 1, maxCpus: 2 });
+    // unplug: true — the unplug path itself (QEMU 7.2 TCG survives it but aborts on the next
+    // plug, so weir does not unplug by default; nothing is plugged after it here)
+    const cpus = new GuestCpus({
+      qmp,
+      tail: new LogTail(vm.serialLog),
+      minCpus: 1,
+      maxCpus: 2,
+      unplug: true,
+    });
     expect(cpus.status()).toMatchObject({ applied: 1, gone: false });
     expect(await pluggedVcpus(qmp)).toBe(1);
     tail.mark();
