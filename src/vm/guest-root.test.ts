@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { GUEST_DIST_TAG, GUEST_MODULES_TAG, parseLdd, planGuestRoot } from "./guest-root.ts";
+import {
+  GUEST_DIST_TAG,
+  GUEST_MODULES_TAG,
+  mountablePackageRoot,
+  parseLdd,
+  planGuestRoot,
+} from "./guest-root.ts";
 
 // `ldd /usr/bin/node` on this host (Debian 12, Node 20).
 const LDD = `	linux-vdso.so.1 (0x00007fd83c205000)
@@ -62,5 +68,18 @@ describe("planGuestRoot", () => {
       "/work/weir/dist",
       "/work/weir/node_modules",
     ]);
+  });
+});
+
+describe("mountablePackageRoot", () => {
+  it("accepts a plain absolute path and refuses one the guest would hide or cannot pass", () => {
+    expect(mountablePackageRoot("/work/weir")).toBe("/work/weir");
+    expect(() => mountablePackageRoot("/tmp/weir-clone")).toThrow(
+      /'packageRoot' must not be under \/tmp: .*"\/tmp\/weir-clone"/,
+    );
+    expect(() => mountablePackageRoot("/run/x")).toThrow(/must not be under \/run/);
+    expect(() => mountablePackageRoot("/tmpfoo/weir")).not.toThrow();
+    expect(() => mountablePackageRoot("relative/path")).toThrow(/must be an absolute path/);
+    expect(() => mountablePackageRoot("/with space")).toThrow(/must be an absolute path/);
   });
 });

@@ -42,6 +42,29 @@ export const GUEST_ROOT_TAG = "hostroot";
 export const GUEST_DIST_TAG = "weirdist";
 export const GUEST_MODULES_TAG = "weirmods";
 
+/** Where the guest mounts its own tmpfs after the package's exports: a package there is hidden. */
+const GUEST_TMPFS = ["/tmp", "/run"];
+
+/**
+ * The package's path as the guest can mount it, or a clear error: an absolute path of letters,
+ * digits and ./_+- (it travels on the kernel command line), not under /tmp or /run (the guest
+ * mounts its own tmpfs there after the package's exports, which would hide them).
+ */
+export function mountablePackageRoot(p: string): string {
+  if (!/^\/[\w./+-]*$/.test(p))
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `'packageRoot' must be an absolute path of letters, digits and ./_+- (the guest mounts it from its kernel command line): current value is ${JSON.stringify(p)}`,
+    );
+  const under = GUEST_TMPFS.find((d) => p === d || p.startsWith(`${d}/`));
+  if (under)
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `'packageRoot' must not be under ${under}: the guest mounts its own tmpfs on ${under} after the package's exports, so the agent would not be found (move the checkout, e.g. under /work or /opt): current value is ${JSON.stringify(p)}`,
+    );
+  return p;
+}
+
 /** Directories the guest mounts its own file systems on. */
 const MOUNT_POINTS = ["proc", "sys", "dev", "tmp", "run"];
 

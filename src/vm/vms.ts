@@ -18,7 +18,7 @@ import { markCreated, planResource, recordThenCreate, writeState } from "../test
 import { SLOT_BYTES, slotPath } from "../transport/shm.ts";
 import { vmsDown } from "./down.ts";
 import { agentRunScript, GUEST_FILES, LogTail } from "./guest.ts";
-import { ensureGuestRoot, type GuestExport } from "./guest-root.ts";
+import { ensureGuestRoot, type GuestExport, mountablePackageRoot } from "./guest-root.ts";
 import { ensureInitramfs, GUEST_READY_LINE, GUEST_RUN_EXIT_LINE } from "./initramfs.ts";
 import { ensureKernel } from "./kernel.ts";
 import { guestMac, qemuArgv, qemuTag } from "./qemu.ts";
@@ -99,15 +99,6 @@ function defaultPackageRoot(): string {
 }
 
 /** A path the guest's /init can take from the kernel command line (no spaces, commas, colons). */
-function mountablePath(p: string): string {
-  if (!/^\/[\w./+-]*$/.test(p))
-    throw new WeirError(
-      ErrorCodes.CONFIG_INVALID,
-      `'packageRoot' must be an absolute path of letters, digits and ./_+- (the guest mounts it from its kernel command line): current value is ${JSON.stringify(p)}`,
-    );
-  return p;
-}
-
 async function recordFile(
   st: VmState,
   file: string,
@@ -192,9 +183,9 @@ export async function vmsUp(opts: VmsOptions): Promise<VmState> {
   try {
     const kernel = await ensureKernel(cacheDir);
     const initramfs = await ensureInitramfs(cacheDir, kernel);
-    const packageRoot = mountablePath(opts.packageRoot ?? defaultPackageRoot());
+    const packageRoot = mountablePackageRoot(opts.packageRoot ?? defaultPackageRoot());
     const root = await ensureGuestRoot(cacheDir, { packageRoot });
-    for (const e of root.exports) mountablePath(e.guestPath);
+    for (const e of root.exports) mountablePackageRoot(e.guestPath);
     log(`guest root ${root.dir} (+ ${packageRoot}/dist, node_modules over 9p, read-only)`);
     log(
       `kernel ${kernel.packageName}, initramfs ${initramfs.path} (${initramfs.modules.length} modules)`,
