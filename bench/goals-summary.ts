@@ -27,7 +27,7 @@ import {
   type Timing,
 } from "./goals-run.ts";
 import type { BenchFigure, BenchResult } from "./harness.ts";
-import { fmtStats, stats } from "./harness.ts";
+import { fmtStats, repeated, stats } from "./harness.ts";
 import { COST_ROUNDS, GROUP_CPU_SHARES } from "./real-common.ts";
 
 const r = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : "–");
@@ -113,49 +113,55 @@ export function summarise(
   });
   const med = (p: PolicyRun, f: (s: ReturnType<typeof score>) => number) =>
     stats(of(p).map((x) => f(score(x))))?.median ?? Number.NaN;
+  /** Median, range and reps of one score over a policy's runs (two decimals). */
+  const rep = (p: PolicyRun, f: (s: ReturnType<typeof score>) => number) =>
+    repeated(
+      of(p).map((x) => f(score(x))),
+      2,
+    );
   const wA = med("weir", (s) => s.aOverGoal);
   const wB = med("weir", (s) => s.bOverSurplusRequests);
   const figures: BenchFigure[] = [
     {
       name: "weir: A served ÷ goal (packets/s as the sensor counts, median)",
-      value: Math.round(wA * 100) / 100,
+      ...rep("weir", (s) => s.aOverGoal),
       unit: "x",
       target: "1.0–1.15",
       meets: wA >= 1 && wA <= 1.15,
     },
     {
       name: "weir: B served ÷ surplus (replies/s, median)",
-      value: Math.round(wB * 100) / 100,
+      ...rep("weir", (s) => s.bOverSurplusRequests),
       unit: "x",
       target: ">= 0.7",
       meets: wB >= 0.7,
     },
     {
       name: "plain CFS: A served ÷ goal (median)",
-      value: Math.round(med("none", (s) => s.aOverGoal) * 100) / 100,
+      ...rep("none", (s) => s.aOverGoal),
       unit: "x",
     },
     {
       name: "hand-set 10:1: B served ÷ surplus (replies/s, median)",
-      value: Math.round(med("hand-10-1", (s) => s.bOverSurplusRequests) * 100) / 100,
+      ...rep("hand-10-1", (s) => s.bOverSurplusRequests),
       unit: "x",
     },
     {
       name: "hand-set long slices (A capped at its goal's share of the CPU, 500 ms periods): B served ÷ surplus (replies/s, median)",
-      value: Math.round(med("hand-cap-long", (s) => s.bOverSurplusRequests) * 100) / 100,
+      ...rep("hand-cap-long", (s) => s.bOverSurplusRequests),
       unit: "x",
     },
     {
       name: "hand-set long slices: A served ÷ goal (median)",
-      value: Math.round(med("hand-cap-long", (s) => s.aOverGoal) * 100) / 100,
+      ...rep("hand-cap-long", (s) => s.aOverGoal),
       unit: "x",
     },
     {
       name: "every policy: (A + B) ÷ A's solo replies/s, the pair's total (median of all runs; B ≥ 0.7 × surplus beside A at its goal needs ≥ 0.94)",
-      value:
-        Math.round(
-          (stats(runs.map((x) => pairEfficiency(x.plan, x.a, x.b)))?.median ?? Number.NaN) * 100,
-        ) / 100,
+      ...repeated(
+        runs.map((x) => pairEfficiency(x.plan, x.a, x.b)),
+        2,
+      ),
       unit: "x",
     },
   ];

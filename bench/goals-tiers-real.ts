@@ -33,7 +33,15 @@ import {
   SERVER_CPU,
 } from "./goals-run.ts";
 import type { BenchFigure, Benchmark, BenchResult } from "./harness.ts";
-import { fmtStats, isMain, isolateSelf, realBenchReps, runStandalone, stats } from "./harness.ts";
+import {
+  fmtStats,
+  isMain,
+  isolateSelf,
+  realBenchReps,
+  repeated,
+  runStandalone,
+  stats,
+} from "./harness.ts";
 import {
   COST_ROUNDS,
   epochNow,
@@ -304,21 +312,21 @@ export function summariseTiers(
   const figures: BenchFigure[] = [
     {
       name: "weir, overloaded: importance 1 served ÷ its goal (median)",
-      value: Number(m(w.map(aP1)).toFixed(2)),
+      ...repeated(w.map(aP1), 2),
       unit: "x",
       target: ">= 1.0",
       meets: m(w.map(aP1)) >= 1,
     },
     {
       name: "weir, overloaded: importance 2's share of what importance 1 leaves, b ÷ (b + c) (median)",
-      value: Number((m(w.map(bShareP1)) * 100).toFixed(1)),
+      ...repeated(w.map(bShareP1), 1, 100),
       unit: "%",
       target: ">= 90 %",
       meets: m(w.map(bShareP1)) >= 0.9,
     },
     {
       name: "weir, a's load falls: importance 2 served ÷ its goal (median)",
-      value: Number(m(w.map(bP2)).toFixed(2)),
+      ...repeated(w.map(bP2), 2),
       unit: "x",
       target: ">= 1.0",
       meets: m(w.map(bP2)) >= 1,
