@@ -94,6 +94,10 @@ export function stats(
   return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
 }
 
+/** The q-quantile (0..1) of an ascending array, nearest rank below. */
+export const quantile = (sorted: number[], q: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
 /** "median [min–max]" with `digits` decimals; "–" when nothing was measured. */
 export function fmtStats(xs: number[], digits = 1, scale = 1): string {
   const s = stats(xs.map((x) => x * scale));

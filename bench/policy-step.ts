@@ -31,6 +31,7 @@ import {
   type Benchmark,
   isMain,
   nowNs,
+  quantile,
   runStandalone,
   timePerIterationNs,
 } from "./harness.ts";
@@ -128,9 +129,6 @@ function format(ns: number): string {
   if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`;
   return `${(ns / 1e3).toFixed(ns < 1e4 ? 2 : 1)} µs`;
 }
-
-const quantile = (sorted: number[], q: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
 /** A fixed reference loop (10,000 objects read, typed array written) to show how busy the machine was. */
 function referenceLoopNs(): number {

@@ -18,6 +18,7 @@ import {
   type Benchmark,
   fmtStats,
   isMain,
+  quantile,
   realBenchReps,
   repeated,
   runStandalone,
@@ -53,9 +54,6 @@ const GROUPS: Record<string, Record<string, string>> = {
 };
 /** Server work per datagram in the two-server conditions (µs): both servers woken at once. */
 const WORK_US = 500;
-
-const quantile = (sorted: number[], q: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
 /** The child's stdout as lines: `next()` resolves with each line in order. */
 function lines(child: ChildProcess): { next(): Promise<string> } {
