@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { CycleRecord } from "../core/model.ts";
-import { servedPerCpuSec, VM_HOT_PER_VCPU, vmDemoRates } from "./vm-rates.ts";
+import {
+  guestLoad,
+  secondProbePps,
+  VM_HOT_VCPUS,
+  VM_LOW_VCPUS,
+  VM_PROBE_PPS,
+  vmDemoRates,
+} from "./vm-rates.ts";
 
 const rec = (startedAtMs: number, served: number, cpuCores: number): CycleRecord =>
   ({
@@ -32,21 +39,51 @@ const rec = (startedAtMs: number, served: number, cpuCores: number): CycleRecord
   }) as CycleRecord;
 
 describe("weir demo --vm rates", () => {
-  it("reads served packets per CPU-second over the window's records, skipping idle windows", () => {
-    const rs = [rec(0, 999, 1), rec(1000, 15, 0.1), rec(2000, 15, 0.2), rec(3000, 0, 0.001)];
-    // (15 + 15) ÷ (0.1 + 0.2); the record at 0 is before the window, the last used no CPU
-    expect(servedPerCpuSec(rs, "g1", 1000, 4000)).toBeCloseTo(100, 6);
-    expect(servedPerCpuSec(rs, "g2", 0, 4000)).toBeNull();
-    expect(servedPerCpuSec(rs, "g1", 3000, 4000)).toBeNull();
+  it("averages served packets and CPU over the window's records, skipping idle windows", () => {
+    const rs = [rec(0, 999, 1), rec(1000, 10, 0.2), rec(2000, 20, 0.3), rec(3000, 0, 0.001)];
+    // the record at 0 is before the window, the last used no CPU
+    const l = guestLoad(rs, "g1", 1000, 4000);
+    expect(l?.servedPps).toBeCloseTo(15, 6);
+    expect(l?.cpuCores).toBeCloseTo(0.25, 6);
+    expect(guestLoad(rs, "g2", 0, 4000)).toBeNull();
+    expect(guestLoad(rs, "g1", 3000, 4000)).toBeNull();
   });
 
-  it("sizes the hot rate above what the slowest guest serves on one vCPU", () => {
-    const r = vmDemoRates([120, null, 80]);
-    expect(r?.perVcpuPps).toBe(80);
-    expect(r?.highPps).toBe(Math.round(80 * VM_HOT_PER_VCPU));
-    expect(r!.highPps).toBeGreaterThan(80);
-    expect(r!.lowPps).toBeLessThan(80);
-    expect(r!.lowPps).toBeGreaterThanOrEqual(1);
-    expect(vmDemoRates([null, Number.NaN, 0])).toBeNull();
+  it("probes second at what the slowest guest served per CPU-second at the first", () => {
+    expect(
+      secondProbePps([
+        { servedPps: 15, cpuCores: 0.25 },
+        { servedPps: 15, cpuCores: 0.3 },
+      ]),
+    ).toBe(50);
+    expect(secondProbePps([null])).toBeNull();
+    // never at or below the first probe
+    expect(secondProbePps([{ servedPps: 15, cpuCores: 2 }])).toBe(VM_PROBE_PPS + 1);
+  });
+
+  it("fits fixed CPU + cost per packet over the guests and sizes the hot rate above one vCPU", () => {
+    // two guests around 0.3 cores fixed + 0.004 per packet/s
+    const g = (fixed: number, cost: number, pps: number) => ({
+      servedPps: pps,
+      cpuCores: fixed + cost * pps,
+    });
+    const r = vmDemoRates([
+      { first: g(0.28, 0.004, 15), second: g(0.28, 0.004, 50) },
+      { first: g(0.32, 0.004, 15), second: g(0.32, 0.004, 50) },
+      { first: g(0.9, 0.1, 15), second: null }, // one probe only: left out
+    ]);
+    expect(r?.fixedCpuCores).toBeCloseTo(0.3, 6);
+    expect(r?.perVcpuPps).toBeCloseTo(250, 6);
+    expect(r?.highPps).toBe(Math.round((VM_HOT_VCPUS - 0.3) / 0.004));
+    // at the hot rate a guest needs more than one vCPU
+    expect(0.3 + 0.004 * r!.highPps).toBeGreaterThan(1);
+    expect(r?.lowPps).toBe(Math.round(VM_LOW_VCPUS / 0.004));
+  });
+
+  it("gives no rates when the probes show no cost per packet", () => {
+    const flat = { servedPps: 15, cpuCores: 0.3 };
+    expect(vmDemoRates([{ first: flat, second: { servedPps: 50, cpuCores: 0.3 } }])).toBeNull();
+    expect(vmDemoRates([{ first: flat, second: null }])).toBeNull();
+    expect(vmDemoRates([{ first: flat, second: { servedPps: 15, cpuCores: 0.5 } }])).toBeNull();
   });
 });

@@ -11,7 +11,7 @@ const d = (partition: string, ms: number | null, atMs: number): DirectiveToOnlin
 const summary = (over: Partial<VmDemoSummary> = {}): VmDemoSummary => ({
   mode: "vm",
   durationMs: 90_000,
-  rates: { highPps: 150, lowPps: 15, perVcpuPps: 100.4, probePps: 15 },
+  rates: { highPps: 590, lowPps: 60, perVcpuPps: 602.4, fixedCpuCores: 0.27, probePps: [15, 48] },
   phases: [
     {
       name: "g1 hot",
@@ -53,7 +53,9 @@ const summary = (over: Partial<VmDemoSummary> = {}): VmDemoSummary => ({
 describe("weir demo --vm summary", () => {
   it("prints per phase and guest rate, served ÷ offered, p99, vCPUs, cap and directive → online", () => {
     const text = formatVmSummary(summary());
-    expect(text).toContain("rates: 150 (hot) / 15 packets/s, from 100.4 packets per vCPU-second");
+    expect(text).toContain(
+      "rates: 590 (hot) / 60 packets/s, sized from probes at 15 and 48 packets/s: a guest uses 270m fixed + 1 vCPU per 602 packets/s (hot needs 1.25 vCPUs)",
+    );
     expect(text).toContain("g1 hot (30 s)");
     expect(text).toMatch(/g1\s+150\s+4500\s+4050\s+90\.0 %\s+41\.5\s+1\.60\/2\s+1350m/);
     expect(text).toMatch(/g2\s+15\s+450\s+450\s+100\.0 %\s+n\/a\s+1\.00\/1\s+none/);
@@ -66,7 +68,7 @@ describe("weir demo --vm summary", () => {
 
   it("says when the rates were given, when no vCPU was added and what teardown left", () => {
     const s = summary({
-      rates: { highPps: 40, lowPps: 8, perVcpuPps: null, probePps: null },
+      rates: { highPps: 40, lowPps: 8, perVcpuPps: null, fixedCpuCores: null, probePps: [] },
       directiveToOnlineMs: [],
       teardown: { clean: false, left: ["netns weirdemovm-g1"] },
     });

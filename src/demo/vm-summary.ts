@@ -1,4 +1,5 @@
 // `weir demo --vm`'s summary: what it holds and how it prints (pure).
+import { VM_HOT_VCPUS } from "./vm-rates.ts";
 
 export interface VmPhaseGuest {
   partition: string;
@@ -27,8 +28,17 @@ export interface DirectiveToOnline {
 export interface VmDemoSummary {
   mode: "vm";
   durationMs: number;
-  /** How the rates were chosen: measured per vCPU (with the probe), or given on the command line. */
-  rates: { highPps: number; lowPps: number; perVcpuPps: number | null; probePps: number | null };
+  /**
+   * The rates and how they were chosen: from the probes (the rates offered, and what they gave:
+   * packets per vCPU beyond the fixed CPU, the fixed CPU in cores), or given (nulls, no probes).
+   */
+  rates: {
+    highPps: number;
+    lowPps: number;
+    perVcpuPps: number | null;
+    fixedCpuCores: number | null;
+    probePps: number[];
+  };
   phases: Array<{
     name: string;
     fromMs: number;
@@ -60,7 +70,7 @@ export function formatVmSummary(s: VmDemoSummary): string {
     `weir demo --vm: ${s.phases.length} phases in ${(s.durationMs / 1000).toFixed(0)} s`,
     r.perVcpuPps === null
       ? `rates: ${r.highPps} (hot) / ${r.lowPps} packets/s, as given`
-      : `rates: ${r.highPps} (hot) / ${r.lowPps} packets/s, from ${r.perVcpuPps.toFixed(1)} packets per vCPU-second the guests served at ${r.probePps} packets/s`,
+      : `rates: ${r.highPps} (hot) / ${r.lowPps} packets/s, sized from probes at ${r.probePps.join(" and ")} packets/s: a guest uses ${((r.fixedCpuCores ?? 0) * 1000).toFixed(0)}m fixed + 1 vCPU per ${r.perVcpuPps.toFixed(0)} packets/s (hot needs ${VM_HOT_VCPUS} vCPUs)`,
   ];
   for (const ph of s.phases) {
     lines.push(`\n${ph.name} (${((ph.toMs - ph.fromMs) / 1000).toFixed(0)} s)`);

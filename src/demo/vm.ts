@@ -27,7 +27,13 @@ import { defaultVmStateFile, type VmRecord } from "../vm/state.ts";
 import { VM_MANAGER_INTERVAL_MS, vmsUp } from "../vm/vms.ts";
 import { type DemoPlan, demoPlan, demoRate } from "./scenario.ts";
 import { leftovers } from "./vm-leftovers.ts";
-import { servedPerCpuSec, VM_PROBE_PPS, vmDemoRates } from "./vm-rates.ts";
+import {
+  type GuestLoad,
+  guestLoad,
+  secondProbePps,
+  VM_PROBE_PPS,
+  vmDemoRates,
+} from "./vm-rates.ts";
 import type { DirectiveToOnline, VmDemoSummary } from "./vm-summary.ts";
 
 const PREFIX = "weirdemovm";
@@ -42,8 +48,8 @@ const PORT = 7000;
 const logFile = "/run/weir/demo-vm-manager.log";
 /** SHA-256 rounds per request in the guests' servers (Node in a TCG guest is ~18x slower). */
 export const VM_DEMO_COST_ROUNDS = 20;
-/** How long the probe that sizes the rates offers VM_PROBE_PPS to every guest. */
-const PROBE_MS = 15_000;
+/** How long each of the two probes that size the rates offers its rate to every guest. */
+const PROBE_MS = 14_000;
 /** The probe's first seconds (the agent's first windows, the manager's smoothing) are not read. */
 const PROBE_SKIP_MS = 4_000;
 
@@ -259,32 +265,39 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
       highPps: o.highPps ?? 0,
       lowPps: o.lowPps ?? 0,
       perVcpuPps: null,
-      probePps: null,
+      fixedCpuCores: null,
+      probePps: [],
     };
     try {
       if (o.highPps === undefined || o.lowPps === undefined) {
-        // Size the rates from what each guest serves per vCPU-second (its own reports).
-        o.say(
-          `probe: ${VM_PROBE_PPS} packets/s to every guest for ${PROBE_MS / 1000} s (sizes the rates) ...`,
-        );
-        const fromAt = Date.now();
-        await Promise.all(st.vms.map((vm) => loadGuest(vm, VM_PROBE_PPS, PROBE_MS, o.signal)));
-        const speeds = names.map((n) =>
-          servedPerCpuSec(records, n, fromAt + PROBE_SKIP_MS, Date.now()),
-        );
-        const sized = vmDemoRates(speeds);
-        if (!sized)
+        // Size the rates from the CPU the guests report at two probe rates (vm-rates.ts).
+        const probe = async (pps: number): Promise<Array<GuestLoad | null>> => {
+          o.say(`probe: ${pps} packets/s to every guest for ${PROBE_MS / 1000} s ...`);
+          const fromAt = Date.now();
+          await Promise.all(st.vms.map((vm) => loadGuest(vm, pps, PROBE_MS, o.signal)));
+          const got = names.map((n) => guestLoad(records, n, fromAt + PROBE_SKIP_MS, Date.now()));
+          o.say(
+            `  ${names.map((n, i) => `${n}: ${got[i] ? `${got[i].servedPps.toFixed(1)} served/s on ${(got[i].cpuCores * 1000).toFixed(0)}m` : "no report"}`).join(", ")}`,
+          );
+          return got;
+        };
+        const first = await probe(VM_PROBE_PPS);
+        const secondPps = secondProbePps(first);
+        const second = secondPps === null ? names.map(() => null) : await probe(secondPps);
+        const sized = vmDemoRates(names.map((_, i) => ({ first: first[i] ?? null, second: second[i] ?? null })));
+        if (!sized || o.signal.aborted)
           throw new Error(
-            "weir demo --vm: no guest reported served packets and CPU during the probe; give --high-pps and --low-pps",
+            "weir demo --vm: the guests' reports during the probes gave no CPU cost per packet; give --high-pps and --low-pps",
           );
         rates = {
           highPps: o.highPps ?? sized.highPps,
           lowPps: o.lowPps ?? sized.lowPps,
           perVcpuPps: sized.perVcpuPps,
-          probePps: VM_PROBE_PPS,
+          fixedCpuCores: sized.fixedCpuCores,
+          probePps: secondPps === null ? [VM_PROBE_PPS] : [VM_PROBE_PPS, secondPps],
         };
         o.say(
-          `  served per vCPU-second: ${names.map((n, i) => `${n} ${speeds[i]?.toFixed(1) ?? "n/a"}`).join(", ")} → ${rates.highPps} (hot) / ${rates.lowPps} packets/s`,
+          `  a guest: ${(sized.fixedCpuCores * 1000).toFixed(0)}m fixed + 1 vCPU per ${sized.perVcpuPps.toFixed(0)} packets/s → ${rates.highPps} (hot) / ${rates.lowPps} packets/s`,
         );
       }
       const plan: DemoPlan = demoPlan(names, o.durationMs, rates.highPps, rates.lowPps);
