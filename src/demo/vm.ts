@@ -284,7 +284,9 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
         const first = await probe(VM_PROBE_PPS);
         const secondPps = secondProbePps(first);
         const second = secondPps === null ? names.map(() => null) : await probe(secondPps);
-        const sized = vmDemoRates(names.map((_, i) => ({ first: first[i] ?? null, second: second[i] ?? null })));
+        const sized = vmDemoRates(
+          names.map((_, i) => ({ first: first[i] ?? null, second: second[i] ?? null })),
+        );
         if (!sized || o.signal.aborted)
           throw new Error(
             "weir demo --vm: the guests' reports during the probes gave no CPU cost per packet; give --high-pps and --low-pps",
