@@ -17,6 +17,8 @@ const summary = (over: Partial<VmDemoSummary> = {}): VmDemoSummary => ({
       name: "g1 hot",
       fromMs: 0,
       toMs: 30_000,
+      followMs: 4100,
+      hogCpuMillis: 310,
       guests: [
         {
           partition: "g1",
@@ -56,7 +58,7 @@ describe("weir demo --vm summary", () => {
     expect(text).toContain(
       "rates: 590 (hot) / 60 packets/s, sized from probes at 15 and 48 packets/s: a guest uses 270m fixed + 1 vCPU per 602 packets/s (hot needs 1.25 vCPUs)",
     );
-    expect(text).toContain("g1 hot (30 s)");
+    expect(text).toContain("g1 hot (30 s): weir followed in 4100 ms, hog CPU 310m");
     expect(text).toMatch(/g1\s+150\s+4500\s+4050\s+90\.0 %\s+41\.5\s+1\.60\/2\s+1350m/);
     expect(text).toMatch(/g2\s+15\s+450\s+450\s+100\.0 %\s+n\/a\s+1\.00\/1\s+none/);
     expect(text).toContain(

@@ -43,6 +43,13 @@ export interface VmDemoSummary {
     name: string;
     fromMs: number;
     toMs: number;
+    /**
+     * From the phase start until the hot guest's entitlement got 90 % of the way to where it
+     * settled (src/demo/scenario.ts followMs); null without a hot guest or a move of 50m.
+     */
+    followMs: number | null;
+    /** The batch hog's mean CPU over the phase, millicores (null without a hog). */
+    hogCpuMillis: number | null;
     guests: VmPhaseGuest[];
     directiveToOnline: DirectiveToOnline[];
   }>;
@@ -73,7 +80,9 @@ export function formatVmSummary(s: VmDemoSummary): string {
       : `rates: ${r.highPps} (hot) / ${r.lowPps} packets/s, sized from probes at ${r.probePps.join(" and ")} packets/s: a guest uses ${((r.fixedCpuCores ?? 0) * 1000).toFixed(0)}m fixed + 1 vCPU per ${r.perVcpuPps.toFixed(0)} packets/s (hot needs ${VM_HOT_VCPUS} vCPUs)`,
   ];
   for (const ph of s.phases) {
-    lines.push(`\n${ph.name} (${((ph.toMs - ph.fromMs) / 1000).toFixed(0)} s)`);
+    lines.push(
+      `\n${ph.name} (${((ph.toMs - ph.fromMs) / 1000).toFixed(0)} s): weir followed in ${ph.followMs === null ? "n/a" : `${ph.followMs} ms`}, hog CPU ${ph.hogCpuMillis === null ? "n/a" : `${ph.hogCpuMillis}m`}`,
+    );
     lines.push(
       "  guest  rate/s  offered  served  served/offered  p99 ms  vCPUs mean/max  cap (mean)",
     );

@@ -11,10 +11,8 @@
 // guests themselves measure they serve per vCPU-second under a probe rate (vm-rates.ts), so
 // the hot guest needs a second vCPU on any machine. Everything it made is removed at the end,
 // also on Ctrl-C (vm-leftovers.ts lists what the kernel still shows).
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import pino from "pino";
 import type { CycleRecord } from "../core/model.ts";
 import { parseConfig } from "../manager/config.ts";
@@ -23,10 +21,18 @@ import { testbedDown, testbedUp } from "../testbed/testbed.ts";
 import { vmsDown } from "../vm/down.ts";
 import { LogTail } from "../vm/guest.ts";
 import { applyConsole } from "../vm/guest-cpus.ts";
-import { defaultVmStateFile, type VmRecord } from "../vm/state.ts";
+import { defaultVmStateFile } from "../vm/state.ts";
 import { VM_MANAGER_INTERVAL_MS, vmsUp } from "../vm/vms.ts";
-import { type DemoPlan, demoPlan, demoRate } from "./scenario.ts";
+import {
+  allocationPoint,
+  type DemoPlan,
+  demoPlan,
+  demoRate,
+  followMs,
+  meanWorkConservationOfPoints,
+} from "./scenario.ts";
 import { leftovers } from "./vm-leftovers.ts";
+import { loadGuest } from "./vm-load.ts";
 import {
   type GuestLoad,
   guestLoad,
@@ -62,62 +68,6 @@ export interface VmDemoOptions {
   lowPps?: number;
   signal: AbortSignal;
   say: (line: string) => void;
-}
-
-interface LoadOut {
-  targets: Array<{
-    name: string;
-    sent: number;
-    answered: number;
-    servedRatio: number | null;
-    latency: { p99Ms: number | null };
-  }>;
-}
-
-/** One guest's load for one phase, sent from inside its namespace (`weir load --json`). */
-function loadGuest(
-  vm: VmRecord,
-  pps: number,
-  durationMs: number,
-  signal: AbortSignal,
-): Promise<LoadOut | null> {
-  // bin/weir.js of this package, from src/demo or dist/src/demo
-  const weirBin = join(import.meta.dirname, "..", "..", "bin", "weir.js").replace(
-    /\/dist\/bin\//,
-    "/bin/",
-  );
-  return new Promise((resolve) => {
-    execFile(
-      "ip",
-      [
-        "netns",
-        "exec",
-        vm.netns,
-        process.execPath,
-        weirBin,
-        "load",
-        "--target",
-        `${vm.name}=${vm.guestAddr}:${PORT}`,
-        "--schedule",
-        String(pps),
-        "--duration",
-        `${Math.round(durationMs)}ms`,
-        "--max-packets",
-        String(Math.ceil((pps * durationMs) / 1000) + 100),
-        "--quiet",
-        "--json",
-      ],
-      { signal, timeout: durationMs + 30_000, maxBuffer: 16 << 20 },
-      (err, stdout) => {
-        if (err) return resolve(null);
-        try {
-          resolve(JSON.parse(stdout) as LoadOut);
-        } catch {
-          resolve(null);
-        }
-      },
-    );
-  });
 }
 
 const mean = (xs: number[]): number | null =>
@@ -274,7 +224,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
         const probe = async (pps: number): Promise<Array<GuestLoad | null>> => {
           o.say(`probe: ${pps} packets/s to every guest for ${PROBE_MS / 1000} s ...`);
           const fromAt = Date.now();
-          await Promise.all(st.vms.map((vm) => loadGuest(vm, pps, PROBE_MS, o.signal)));
+          await Promise.all(st.vms.map((vm) => loadGuest(vm, PORT, pps, PROBE_MS, o.signal)));
           const got = names.map((n) => guestLoad(records, n, fromAt + PROBE_SKIP_MS, Date.now()));
           o.say(
             `  ${names.map((n, i) => `${n}: ${got[i] ? `${got[i].servedPps.toFixed(1)} served/s on ${(got[i].cpuCores * 1000).toFixed(0)}m` : "no report"}`).join(", ")}`,
@@ -309,16 +259,27 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
         const fromMs = Date.now() - t0;
         const pps = st.vms.map((vm) => demoRate(plan, vm.name, ph.fromMs));
         const loads = await Promise.all(
-          st.vms.map((vm, i) => loadGuest(vm, pps[i]!, ph.toMs - ph.fromMs, o.signal)),
+          st.vms.map((vm, i) => loadGuest(vm, PORT, pps[i]!, ph.toMs - ph.fromMs, o.signal)),
         );
         const toMs = Date.now() - t0;
         const caps = records.filter(
           (r) => r.startedAtMs - t0 >= fromMs && r.startedAtMs - t0 < toMs,
         );
+        // weir following the shift (the hot guest's entitlement) and the hog's CPU
+        const points = caps.map((r) => allocationPoint(r, t0, new Set(["hog"])));
+        const hogShare = meanWorkConservationOfPoints(points, fromMs, toMs).batchShare;
         phases.push({
           name: ph.name,
           fromMs,
           toMs,
+          followMs: followMs(
+            records
+              .filter((r) => r.startedAtMs - t0 >= fromMs - 5000 && r.startedAtMs - t0 < toMs)
+              .map((r) => allocationPoint(r, t0)),
+            { name: ph.name, fromMs, toMs, hot: ph.hot },
+          ),
+          hogCpuMillis:
+            hogShare === null || !caps[0] ? null : Math.round(hogShare * caps[0].capacityCpuMillis),
           guests: st.vms.map((vm, i) => {
             const t = loads[i]?.targets[0];
             const inPhase = samples.filter((s) => s.tMs >= fromMs && s.tMs < toMs);
