@@ -2,10 +2,12 @@ import { describe, expect, it } from "vitest";
 import type { CycleRecord } from "../core/model.ts";
 import {
   guestLoad,
+  refineRates,
   secondProbePps,
   VM_HOT_VCPUS,
   VM_LOW_VCPUS,
   VM_PROBE_PPS,
+  VM_REFINE_MAX_FACTOR,
   vmDemoRates,
 } from "./vm-rates.ts";
 
@@ -78,6 +80,26 @@ describe("weir demo --vm rates", () => {
     // at the hot rate a guest needs more than one vCPU
     expect(0.3 + 0.004 * r!.highPps).toBeGreaterThan(1);
     expect(r?.lowPps).toBe(Math.round(VM_LOW_VCPUS / 0.004));
+  });
+
+  it("refines the hot rate from the line near it, within a bound of the first estimate", () => {
+    const first = { highPps: 225, lowPps: 20, perVcpuPps: 196, fixedCpuCores: 0.1 };
+    // near the hot rate: 80/s on 0.5 cores, 225/s on 0.7 cores (the cost per packet fell)
+    const near = [
+      { first: { servedPps: 80, cpuCores: 0.5 }, second: { servedPps: 225, cpuCores: 0.7 } },
+    ];
+    const r = refineRates(first, near);
+    const cost = 0.2 / 145;
+    expect(r.highPps).toBe(Math.round((VM_HOT_VCPUS - (0.5 - cost * 80)) / cost));
+    expect(r.highPps).toBeGreaterThan(first.highPps);
+    // a near-flat line: held to the bound
+    const flat = [
+      { first: { servedPps: 80, cpuCores: 0.5 }, second: { servedPps: 225, cpuCores: 0.5001 } },
+    ];
+    expect(refineRates(first, flat).highPps).toBe(225 * VM_REFINE_MAX_FACTOR);
+    // no cost per packet: the first estimate stands
+    const none = [{ first: { servedPps: 80, cpuCores: 0.5 }, second: null }];
+    expect(refineRates(first, none)).toEqual(first);
   });
 
   it("gives no rates when the probes show no cost per packet", () => {

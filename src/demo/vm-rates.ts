@@ -2,11 +2,13 @@
 // A TCG guest's speed depends on the host's CPU model and on what else runs, so the demo
 // first offers every guest two probe rates and reads, from the guests' own reports (the
 // agent's served-packet counter and the guest's /proc/stat CPU), the CPU each rate used. A
-// guest's CPU is a fixed part (its agent: Node under TCG) plus a cost per packet; the two
-// probes give both (a straight line through the two points). The hot rate is the one that
-// needs VM_HOT_VCPUS vCPUs — more than one guest vCPU can serve, so weir's entitlement passes
-// one CPU and the guest gets a second vCPU — and the low rate VM_LOW_VCPUS of a vCPU beyond
-// the fixed part.
+// guest's CPU is a fixed part (its agent: Node under TCG) plus a cost per packet; two probes
+// give both (a straight line through the two points). The hot rate is the one that needs
+// VM_HOT_VCPUS vCPUs — more than one guest vCPU can serve, so weir's entitlement passes one CPU
+// and the guest gets a second vCPU — and the low rate VM_LOW_VCPUS of a vCPU beyond the fixed
+// part. The cost per packet falls as the rate rises (measured: 80 packets/s cost ~5 ms of
+// guest CPU each, 225/s ~2.3 ms), so a line through two low rates undersizes the hot rate; a
+// third probe at that first hot rate gives the line near it (`refineRates`).
 import type { CycleRecord, PartitionId } from "../core/model.ts";
 
 /** The first probe's rate, packets/s: low enough for one vCPU of any TCG guest to serve. */
@@ -102,4 +104,24 @@ export function vmDemoRates(
   // only guests with both probes, so both means are over the same guests
   const both = probes.filter((p) => p.first !== null && p.second !== null);
   return ratesOf(meanOf(both.map((p) => p.first)), meanOf(both.map((p) => p.second)));
+}
+
+/** A refined hot rate stays within this factor of the first estimate (a bound on probe noise). */
+export const VM_REFINE_MAX_FACTOR = 4;
+
+/**
+ * The rates again from the line through the second probe and a third one offered at the first
+ * estimate's hot rate (the cost per packet near the hot rate). The hot rate stays within
+ * VM_REFINE_MAX_FACTOR of the first estimate; the first estimate stands when the two probes
+ * give no cost per packet.
+ */
+export function refineRates(
+  first: VmRates,
+  probes: ReadonlyArray<{ first: GuestLoad | null; second: GuestLoad | null }>,
+): VmRates {
+  const r = vmDemoRates(probes);
+  if (!r) return first;
+  const lo = Math.max(1, Math.round(first.highPps / VM_REFINE_MAX_FACTOR));
+  const hi = Math.round(first.highPps * VM_REFINE_MAX_FACTOR);
+  return { ...r, highPps: Math.min(hi, Math.max(lo, r.highPps)) };
 }

@@ -36,6 +36,7 @@ import { loadGuest } from "./vm-load.ts";
 import {
   type GuestLoad,
   guestLoad,
+  refineRates,
   secondProbePps,
   VM_PROBE_PPS,
   vmDemoRates,
@@ -196,8 +197,8 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
           directiveToOnline.push({
             partition: name,
             cpuCount: w.cpuCount,
-            ms: now - w.atMs,
-            atMs: w.atMs - t0,
+            ms: Math.round(now - w.atMs),
+            atMs: Math.round(w.atMs - t0),
           });
           waiting.delete(name);
         }
@@ -234,22 +235,28 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
         const first = await probe(VM_PROBE_PPS);
         const secondPps = secondProbePps(first);
         const second = secondPps === null ? names.map(() => null) : await probe(secondPps);
-        const sized = vmDemoRates(
+        const firstSized = vmDemoRates(
           names.map((_, i) => ({ first: first[i] ?? null, second: second[i] ?? null })),
         );
-        if (!sized || o.signal.aborted)
+        if (!firstSized || o.signal.aborted)
           throw new Error(
             "weir demo --vm: the guests' reports during the probes gave no CPU cost per packet; give --high-pps and --low-pps",
           );
+        // the cost per packet near the hot rate: a third probe at the first estimate
+        const third = await probe(firstSized.highPps);
+        const sized = refineRates(
+          firstSized,
+          names.map((_, i) => ({ first: second[i] ?? null, second: third[i] ?? null })),
+        );
         rates = {
           highPps: o.highPps ?? sized.highPps,
           lowPps: o.lowPps ?? sized.lowPps,
           perVcpuPps: sized.perVcpuPps,
           fixedCpuCores: sized.fixedCpuCores,
-          probePps: secondPps === null ? [VM_PROBE_PPS] : [VM_PROBE_PPS, secondPps],
+          probePps: [VM_PROBE_PPS, ...(secondPps === null ? [] : [secondPps]), firstSized.highPps],
         };
         o.say(
-          `  a guest: ${(sized.fixedCpuCores * 1000).toFixed(0)}m fixed + 1 vCPU per ${sized.perVcpuPps.toFixed(0)} packets/s → ${rates.highPps} (hot) / ${rates.lowPps} packets/s`,
+          `  near the hot rate a guest uses ${(sized.fixedCpuCores * 1000).toFixed(0)}m fixed + 1 vCPU per ${sized.perVcpuPps.toFixed(0)} packets/s → ${rates.highPps} (hot) / ${rates.lowPps} packets/s`,
         );
       }
       const plan: DemoPlan = demoPlan(names, o.durationMs, rates.highPps, rates.lowPps);
@@ -268,16 +275,17 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
         // weir following the shift (the hot guest's entitlement) and the hog's CPU
         const points = caps.map((r) => allocationPoint(r, t0, new Set(["hog"])));
         const hogShare = meanWorkConservationOfPoints(points, fromMs, toMs).batchShare;
+        const follow = followMs(
+          records
+            .filter((r) => r.startedAtMs - t0 >= fromMs - 5000 && r.startedAtMs - t0 < toMs)
+            .map((r) => allocationPoint(r, t0)),
+          { name: ph.name, fromMs, toMs, hot: ph.hot },
+        );
         phases.push({
           name: ph.name,
           fromMs,
           toMs,
-          followMs: followMs(
-            records
-              .filter((r) => r.startedAtMs - t0 >= fromMs - 5000 && r.startedAtMs - t0 < toMs)
-              .map((r) => allocationPoint(r, t0)),
-            { name: ph.name, fromMs, toMs, hot: ph.hot },
-          ),
+          followMs: follow === null ? null : Math.round(follow),
           hogCpuMillis:
             hogShare === null || !caps[0] ? null : Math.round(hogShare * caps[0].capacityCpuMillis),
           guests: st.vms.map((vm, i) => {
@@ -315,7 +323,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
     for (const d of directiveToOnline)
       phases.find((ph) => d.atMs >= ph.fromMs && d.atMs < ph.toMs)?.directiveToOnline.push(d);
     for (const [name, w] of waiting) {
-      const d = { partition: name, cpuCount: w.cpuCount, ms: null, atMs: w.atMs - t0 };
+      const d = { partition: name, cpuCount: w.cpuCount, ms: null, atMs: Math.round(w.atMs - t0) };
       directiveToOnline.push(d);
       phases.find((ph) => d.atMs >= ph.fromMs && d.atMs < ph.toMs)?.directiveToOnline.push(d);
     }
