@@ -6,9 +6,10 @@
 // give both (a straight line through the two points). The hot rate is the one that needs
 // VM_HOT_VCPUS vCPUs — more than one guest vCPU can serve, so weir's entitlement passes one CPU
 // and the guest gets a second vCPU — and the low rate VM_LOW_VCPUS of a vCPU beyond the fixed
-// part. The cost per packet falls as the rate rises (measured: 80 packets/s cost ~5 ms of
-// guest CPU each, 225/s ~2.3 ms), so a line through two low rates undersizes the hot rate; a
-// third probe at that first hot rate gives the line near it (`refineRates`).
+// part. The cost per packet falls as the rate rises (in one run here: 5.5 ms of guest CPU per
+// extra packet/s from 15 to 77 packets/s, 2.1 ms from 77 to 206), so a line through two low
+// rates undersizes the hot rate; a third probe at that first hot rate gives the line near it
+// (`refineRates`).
 import type { CycleRecord, PartitionId } from "../core/model.ts";
 
 /** The first probe's rate, packets/s: low enough for one vCPU of any TCG guest to serve. */
