@@ -73,7 +73,7 @@ export function register(program: Command): void {
     )
     .option(
       "--vm",
-      "QEMU guests as the partitions (root, qemu-system-x86): 2 guests (--partitions) + a batch hog; default 90 s, 40/8 pps",
+      "QEMU guests as the partitions (root, qemu-system-x86): 2 guests (--partitions) + a batch hog; default 90 s, rates sized from probes of the guests (the hot one needs a second vCPU)",
     )
     .action(async (opts: DemoCliOptions) => {
       if (opts.partitions > 8 || !Number.isInteger(opts.partitions))
