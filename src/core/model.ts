@@ -63,6 +63,11 @@ export interface Throughput {
   egressBytesPerSec?: number;
   /** Where the numbers came from. */
   source: "host" | "agent" | "sim";
+  /**
+   * "host" when an agent-fed partition's CPU figures (cpuCores, throttledFraction,
+   * cpuDelayFraction, velocity's CPU) come from its cgroup on the host, not its report.
+   */
+  cpuFrom?: "host";
   /** Set when host and agent disagreed; the host's values are the ones above. */
   disagreement?: string;
 }

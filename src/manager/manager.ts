@@ -86,6 +86,11 @@ export class Manager implements ManagerView {
       if (!s.sensor) continue;
       try {
         const sample = s.sensor.read(now());
+        if (s.wiring.source === "agent") {
+          // its cgroup's CPU alone: joined to the agent's next report (step 2)
+          s.prevHost = sample;
+          continue;
+        }
         if (s.prevHost)
           throughputs.set(s.spec.id, this.opts.throughput(s.spec.id, s.prevHost, sample, "host"));
         s.prevHost = sample;
@@ -110,7 +115,10 @@ export class Manager implements ManagerView {
         const r = latest.get(s.spec.id);
         if (r && r.receivedAtMs !== s.lastAgentAtMs) {
           if (s.prevAgent && r.sample.atMs > s.prevAgent.atMs) {
-            const agentTp = this.opts.throughput(s.spec.id, s.prevAgent, r.sample, "agent");
+            const agentTp = s.withHostCpu(
+              this.opts.throughput(s.spec.id, s.prevAgent, r.sample, "agent"),
+              this.opts.throughput,
+            );
             const hostTp = throughputs.get(s.spec.id);
             if (hostTp && this.opts.crossCheck)
               throughputs.set(s.spec.id, this.opts.crossCheck(hostTp, agentTp));
@@ -118,6 +126,7 @@ export class Manager implements ManagerView {
           }
           s.prevAgent = r.sample;
           s.lastAgentAtMs = r.receivedAtMs;
+          s.hostAtReport = s.wiring.source === "agent" ? s.prevHost : null;
         }
       }
     }

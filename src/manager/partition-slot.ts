@@ -12,10 +12,17 @@ import type {
   Directive,
   PartitionSpec,
   PartitionStatus,
+  Throughput,
   WeirErrorInfo,
 } from "../core/model.ts";
+import { withHostCpu } from "../sensors/throughput.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
-import type { FailurePhase, ManagerOptions, PartitionWiring } from "./manager-options.ts";
+import type {
+  FailurePhase,
+  ManagerOptions,
+  PartitionWiring,
+  ThroughputFn,
+} from "./manager-options.ts";
 import type { PartitionAllocation } from "./view.ts";
 
 /** A thrown value as the error info a record carries (`fallback` code when it is not a WeirError). */
@@ -33,7 +40,13 @@ export class PartitionSlot {
   spec: PartitionSpec;
   sensor: PartitionSensor | null = null;
   actuator: PartitionActuator | null = null;
+  /** The host sensor's latest sample (of an agent-fed partition: its cgroup's CPU alone). */
   prevHost: CounterSample | null = null;
+  /**
+   * Agent-fed partitions: the host sample taken in the cycle that consumed the previous
+   * report, so the host's CPU is read over the same cycles as the agent's packets.
+   */
+  hostAtReport: CounterSample | null = null;
   prevAgent: CounterSample | null = null;
   lastAgentAtMs: number | null = null;
   /** When the host sensor last gave a sample (or was opened); null without one. */
@@ -83,9 +96,12 @@ export class PartitionSlot {
     return this.openSensor(nowMs);
   }
 
-  /** Open the host sensor where the partition has one; false when the partition is now gone. */
+  /**
+   * Open the host sensor where the partition has one (an agent-fed one's reads only its
+   * cgroup's CPU); false when the partition is now gone.
+   */
   openSensor(nowMs: number): boolean {
-    if (this.sensor || this.wiring.source === "agent" || !this.wiring.openSensor) return true;
+    if (this.sensor || !this.wiring.openSensor) return true;
     try {
       this.sensor = this.wiring.openSensor();
       this.lastHostAtMs = nowMs;
@@ -103,6 +119,7 @@ export class PartitionSlot {
    * decays to its guarantee, and the sensor is reopened every retryGoneMs. False when gone.
    */
   sensorFailed(info: WeirErrorInfo, nowMs: number, phase: FailurePhase): boolean {
+    if (this.wiring.source === "agent") return this.cpuSensorLost(info, nowMs, phase);
     if (info.retryable || info.code === ErrorCodes.CGROUP_GONE) {
       this.fail(info, nowMs, phase);
       return this.status !== "gone";
@@ -114,6 +131,32 @@ export class PartitionSlot {
     this.lastError = info;
     this.status = this.wiring.source === "host" ? "stale" : "error";
     this.onError?.(this.spec.id, info, this.status, phase);
+    return true;
+  }
+
+  /**
+   * An agent-fed partition's throughput from its report, with its cgroup's CPU on this host
+   * over the cycles since the previous report (sensors/throughput.ts withHostCpu) when the
+   * host sensor read both ends; else the report's alone.
+   */
+  withHostCpu(agentTp: Throughput, throughput: ThroughputFn): Throughput {
+    if (this.wiring.source !== "agent" || !this.hostAtReport || !this.prevHost) return agentTp;
+    return withHostCpu(agentTp, throughput(this.spec.id, this.hostAtReport, this.prevHost, "host"));
+  }
+
+  /**
+   * An agent-fed partition's host CPU sensor failed: its throughput falls back to the agent's
+   * own CPU figures until the sensor reopens (every retryGoneMs); the partition's status is
+   * the agent's and the actuator's to set. Reported on the first loss, not on each retry.
+   */
+  private cpuSensorLost(info: WeirErrorInfo, nowMs: number, phase: FailurePhase): boolean {
+    const first = this.sensorLostAtMs === null;
+    this.sensor?.close();
+    this.sensor = null;
+    this.prevHost = null;
+    this.hostAtReport = null;
+    this.sensorLostAtMs = nowMs;
+    if (first) this.onError?.(this.spec.id, info, this.status, phase);
     return true;
   }
 
@@ -171,6 +214,7 @@ export class PartitionSlot {
       this.sensor = null;
       this.actuator = null;
       this.prevHost = null;
+      this.hostAtReport = null;
       this.allocation = null;
     } else {
       this.status = "error";

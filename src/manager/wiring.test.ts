@@ -1,12 +1,16 @@
 // The composition root: the backend each partition's `actuator` names (or the one the caller
 // stands in for it), dry run over any backend, the parts' defaults.
-import { describe, expect, it } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
 import { RecordingBackend } from "../actuators/recording.ts";
 import { v2Format } from "../cgroup/formats.ts";
 import type { CounterSample } from "../core/model.ts";
 import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { parseConfig } from "./config.ts";
+import type { AgentReading } from "./manager-options.ts";
 import { buildManager } from "./wiring.ts";
 
 /** A sensor whose counters grow as a 1,000 packets/s server using 200m would make them. */
@@ -124,5 +128,114 @@ describe("buildManager", () => {
     });
     manager.runCycle();
     expect(seen).toEqual([2000]);
+  });
+});
+
+describe("agent-fed partitions: the host cgroup's CPU with the agent's packets", () => {
+  // A guest (source: agent) whose QEMU cgroup is the v1 fixture weir/web, copied so the test
+  // can move its counters: cpuacct.usage, cpu.stat, and run_delay of its tasks 4242, 4243.
+  const FIX = path.join(import.meta.dirname, "..", "sensors", "fixtures");
+  const tmp: string[] = [];
+  afterEach(() => {
+    for (const d of tmp.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+  const tree = () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), "weir-agentcpu-"));
+    tmp.push(d);
+    fs.cpSync(FIX, d, { recursive: true });
+    const cpu = path.join(d, "v1", "cgroup", "cpu", "weir", "web");
+    const write = (usageNs: number, periods: number, throttled: number, delay4242Ns: number) => {
+      fs.writeFileSync(path.join(d, "v1/cgroup/cpuacct/weir/web/cpuacct.usage"), `${usageNs}\n`);
+      fs.writeFileSync(
+        path.join(cpu, "cpu.stat"),
+        `nr_periods ${periods}\nnr_throttled ${throttled}\nthrottled_time 0\n`,
+      );
+      fs.writeFileSync(path.join(d, "proc/4242/schedstat"), `183828221 ${delay4242Ns} 394\n`);
+    };
+    const roots = {
+      sysfs: path.join(d, "sys"),
+      procfs: path.join(d, "proc"),
+      cgroupfs: path.join(d, "v1", "cgroup"),
+    };
+    return { roots, write };
+  };
+  const cfgAt = (roots: { sysfs: string; procfs: string; cgroupfs: string }) =>
+    parseConfig({
+      capacity: { cpus: 2 },
+      roots,
+      transport: { shm: { path: "/run/weir/unused-by-this-test", slots: 1 } },
+      partitions: [
+        {
+          name: "g1",
+          cgroup: "weir/web",
+          actuator: "recording",
+          source: "agent",
+          agent: { key: "00".repeat(32), index: 0 },
+        },
+      ],
+    });
+  // what the guest's agent reports: its own packets, and its own CPU (0.4 of a core, never throttled)
+  const report = (atMs: number, packets: number): AgentReading => ({
+    sample: {
+      atMs,
+      offeredPackets: packets,
+      servedPackets: Math.round(packets * 0.9),
+      droppedPackets: 0,
+      cpuUsageNs: atMs * 0.4e6,
+      nrPeriods: 0,
+      nrThrottled: 0,
+      throttledNs: 0,
+    },
+    receivedAtMs: atMs,
+  });
+  const run = (parts: { openAgentCpuSensor?: null }) => {
+    const { roots, write } = tree();
+    const clock = { t: 10_000 };
+    let reading = report(clock.t, 0);
+    const recorder = new RecordingBackend();
+    recorder.create("weir/web");
+    const { manager } = buildManager(cfgAt(roots), {
+      onlineCpus: 2,
+      now: () => clock.t,
+      hostCpu: null,
+      reachableCpus: false,
+      actuators: { recording: recorder },
+      reports: { latest: () => new Map([["g1", reading]]) },
+      ...parts,
+    });
+    write(1e9, 100, 0, 11_649_082);
+    manager.runCycle();
+    // one second later: the cgroup used 0.9 of a core, was throttled in 6 of 10 CFS periods,
+    // and its thread 4242 waited 300 ms for a CPU (4243's run_delay did not move)
+    clock.t += 1000;
+    write(1e9 + 900e6, 110, 6, 11_649_082 + 300e6);
+    reading = report(clock.t, 500);
+    return manager.runCycle().partitions[0]!;
+  };
+
+  it("CPU used, throttling and CPU delay come from the cgroup; packets from the report", () => {
+    const p = run({});
+    expect(p.status).toBe("ok");
+    expect(p.throughput).toEqual({
+      partition: "g1",
+      windowMs: 1000,
+      offeredPacketsPerSec: 500,
+      servedPacketsPerSec: 450,
+      droppedPacketsPerSec: 0,
+      cpuCores: 0.9,
+      throttledFraction: 0.6,
+      // 300 ms waiting ÷ (300 ms waiting + 900 ms running)
+      cpuDelayFraction: 0.25,
+      // 450 served per second ÷ 0.9 host cores
+      rawVelocityPacketsPerCpuSec: 500,
+      source: "agent",
+      cpuFrom: "host",
+    });
+  });
+
+  it("without the host sensor the report's own CPU figures stand", () => {
+    const p = run({ openAgentCpuSensor: null });
+    expect(p.throughput).toMatchObject({ cpuCores: 0.4, throttledFraction: 0 });
+    expect(p.throughput?.cpuFrom).toBeUndefined();
   });
 });

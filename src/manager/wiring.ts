@@ -64,6 +64,14 @@ export function sensorSpecOf(p: PartitionConfig): SensorSpec {
   return spec;
 }
 
+/**
+ * What an agent-fed partition's host sensor reads: its cgroup's CPU counters and CPU delay,
+ * no packet source (its packets are its agent's).
+ */
+export function cpuSensorSpecOf(p: PartitionConfig): SensorSpec {
+  return { cgroup: p.cgroup, interfaces: [], packets: [] };
+}
+
 /** The parts a Manager is made of; every one has the host's default. */
 export interface ManagerParts {
   /** Clock for the cycle (default: the wall clock, ms). */
@@ -81,6 +89,13 @@ export interface ManagerParts {
   dryRun?: boolean;
   /** Opens a partition's host sensor (default: its real counter files under `roots`). */
   openSensor?: (p: PartitionConfig) => PartitionSensor;
+  /**
+   * Opens the host sensor of an agent-fed partition (`source: agent`): its cgroup's CPU,
+   * throttling and CPU delay alone, which replace its reports' (withHostCpu). Default: its
+   * real cgroup files under `roots` (`cpuSensorOf`), unless `openSensor` stands in for the
+   * host's sensors; null: none (the reports' CPU figures alone).
+   */
+  openAgentCpuSensor?: ((p: PartitionConfig) => PartitionSensor) | null;
   /** The host's CPU for `CycleRecord.host` (default /proc/stat under `roots.procfs`; null: none). */
   hostCpu?: HostCpuWiring | null;
   /** Counters -> throughput (default `throughputFromSamples`). */
@@ -172,6 +187,13 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
   const openSensor =
     parts.openSensor ??
     ((p: PartitionConfig) => openPartitionSensor(sensorSpecOf(p), roots, { partition: p.name }));
+  const openAgentCpu =
+    parts.openAgentCpuSensor !== undefined
+      ? parts.openAgentCpuSensor
+      : parts.openSensor
+        ? null
+        : (p: PartitionConfig) =>
+            openPartitionSensor(cpuSensorSpecOf(p), roots, { partition: p.name });
   const specs = partitionSpecs(cfg, capacity);
   const reach = (parts.reachableCpus ?? parts.actuators === undefined) ? reachReader(roots) : null;
   const partitions: PartitionWiring[] = cfg.partitions.map((p, i) => {
@@ -183,6 +205,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     };
     if (reach) w.reachableCpus = () => reach(p.cgroup);
     if (p.source !== "agent") w.openSensor = () => openSensor(p);
+    else if (openAgentCpu) w.openSensor = () => openAgentCpu(p);
     return w;
   });
   const loaded = cfg.stateFile ? loadState(cfg.stateFile) : null;

@@ -126,3 +126,32 @@ const isSane = (prev: number, next: number, maxDelta: number): boolean => {
   const d = next - prev;
   return Number.isFinite(d) && d >= 0 && d <= maxDelta;
 };
+
+/**
+ * An agent-fed partition's throughput with the CPU figures of its cgroup on this host (the
+ * QEMU process's cgroup of a guest): packets from the agent (`agent`, only the partition sees
+ * them), CPU used, CFS throttling and CPU delay from the host (`host`, a CPU-only sample of
+ * the same cgroup over the cycles between the same two reports). The host's CPU is taken over
+ * the agent's own: it is what the policy's caps and weights govern (host CPU of the cgroup,
+ * QEMU's own threads included), a throttled guest's kernel never sees the periods it lost,
+ * and a tenant cannot forge it. Velocity is the agent's served packets per host CPU-second
+ * (null below `minCpuNsForVelocity` of host CPU). A host window of 0 ms keeps the agent's.
+ */
+export function withHostCpu(
+  agent: Throughput,
+  host: Throughput,
+  opts: Pick<ThroughputOptions, "minCpuNsForVelocity"> = {},
+): Throughput {
+  if (!(host.windowMs > 0)) return agent;
+  const minCpuNs = opts.minCpuNsForVelocity ?? DEFAULTS.minCpuNsForVelocity;
+  const cpuNs = host.cpuCores * host.windowMs * 1e6;
+  return {
+    ...agent,
+    cpuCores: host.cpuCores,
+    throttledFraction: host.throttledFraction,
+    cpuDelayFraction: host.cpuDelayFraction ?? null,
+    rawVelocityPacketsPerCpuSec:
+      cpuNs >= minCpuNs ? agent.servedPacketsPerSec / host.cpuCores : null,
+    cpuFrom: "host",
+  };
+}
