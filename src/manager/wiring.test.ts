@@ -6,6 +6,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { RecordingBackend } from "../actuators/recording.ts";
 import { v2Format } from "../cgroup/formats.ts";
+import { ErrorCodes } from "../core/errors.ts";
 import type { CounterSample } from "../core/model.ts";
 import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
@@ -157,8 +158,9 @@ describe("agent-fed partitions: the host cgroup's CPU with the agent's packets",
       procfs: path.join(d, "proc"),
       cgroupfs: path.join(d, "v1", "cgroup"),
     };
-    return { roots, write };
+    return { roots, write, dir: d };
   };
+  type Dir = string;
   const cfgAt = (roots: { sysfs: string; procfs: string; cgroupfs: string }) =>
     parseConfig({
       capacity: { cpus: 2 },
@@ -188,13 +190,15 @@ describe("agent-fed partitions: the host cgroup's CPU with the agent's packets",
     },
     receivedAtMs: atMs,
   });
-  const run = (parts: { openAgentCpuSensor?: null }) => {
-    const { roots, write } = tree();
+  const run = (parts: { openAgentCpuSensor?: null }, then?: (d: Dir) => number) => {
+    const { roots, write, dir } = tree();
     const clock = { t: 10_000 };
     let reading = report(clock.t, 0);
     const recorder = new RecordingBackend();
     recorder.create("weir/web");
+    const errors: string[] = [];
     const { manager } = buildManager(cfgAt(roots), {
+      onPartitionError: (id, e, status) => errors.push(`${id} ${status} ${e.code}`),
       onlineCpus: 2,
       now: () => clock.t,
       hostCpu: null,
@@ -210,11 +214,22 @@ describe("agent-fed partitions: the host cgroup's CPU with the agent's packets",
     clock.t += 1000;
     write(1e9 + 900e6, 110, 6, 11_649_082 + 300e6);
     reading = report(clock.t, 500);
-    return manager.runCycle().partitions[0]!;
+    const p = manager.runCycle().partitions[0]!;
+    if (!then) return { p, errors };
+    // later cycles, one report each, after `then` did something to the tree
+    const cycles = then(dir);
+    let last = p;
+    for (let i = 1; i <= cycles; i++) {
+      clock.t += 1000;
+      reading = report(clock.t, 500 + 1000 * i);
+      last = manager.runCycle().partitions[0]!;
+    }
+    return { p: last, errors };
   };
 
   it("CPU used, throttling and CPU delay come from the cgroup; packets from the report", () => {
-    const p = run({});
+    const { p, errors } = run({});
+    expect(errors).toEqual([]);
     expect(p.status).toBe("ok");
     expect(p.throughput).toEqual({
       partition: "g1",
@@ -234,8 +249,19 @@ describe("agent-fed partitions: the host cgroup's CPU with the agent's packets",
   });
 
   it("without the host sensor the report's own CPU figures stand", () => {
-    const p = run({ openAgentCpuSensor: null });
+    const { p } = run({ openAgentCpuSensor: null });
     expect(p.throughput).toMatchObject({ cpuCores: 0.4, throttledFraction: 0 });
     expect(p.throughput?.cpuFrom).toBeUndefined();
+  });
+
+  it("a counter it cannot read loses only the CPU sensor: the report's figures, the partition ok, said once", () => {
+    const { p, errors } = run({}, (d) => {
+      fs.writeFileSync(path.join(d, "v1/cgroup/cpuacct/weir/web/cpuacct.usage"), "garbage\n");
+      return 3; // within the default retryGoneMs (5 s): not reopened yet
+    });
+    expect(p.status).toBe("ok");
+    expect(p.throughput).toMatchObject({ offeredPacketsPerSec: 1000, cpuCores: 0.4 });
+    expect(p.throughput?.cpuFrom).toBeUndefined();
+    expect(errors).toEqual([`g1 ok ${ErrorCodes.COUNTER_MALFORMED}`]);
   });
 });
