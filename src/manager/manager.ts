@@ -86,11 +86,7 @@ export class Manager implements ManagerView {
       if (!s.sensor) continue;
       try {
         const sample = s.sensor.read(now());
-        if (s.wiring.source === "agent") {
-          // its cgroup's CPU alone: joined to the agent's next report (step 2)
-          s.prevHost = sample;
-          continue;
-        }
+        if (s.keptCpuSample(sample)) continue;
         if (s.prevHost)
           throughputs.set(s.spec.id, this.opts.throughput(s.spec.id, s.prevHost, sample, "host"));
         s.prevHost = sample;

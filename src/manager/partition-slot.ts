@@ -135,6 +135,16 @@ export class PartitionSlot {
   }
 
   /**
+   * An agent-fed partition's host sample (its cgroup's CPU alone) is kept for its next report
+   * (step 2 of the cycle, `withHostCpu`) and is not a throughput of its own: true when taken.
+   */
+  keptCpuSample(sample: CounterSample): boolean {
+    if (this.wiring.source !== "agent") return false;
+    this.prevHost = sample;
+    return true;
+  }
+
+  /**
    * An agent-fed partition's throughput from its report, with its cgroup's CPU on this host
    * over the cycles since the previous report (sensors/throughput.ts withHostCpu) when the
    * host sensor read both ends; else the report's alone.
