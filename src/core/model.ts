@@ -64,10 +64,10 @@ export interface Throughput {
   /** Where the numbers came from. */
   source: "host" | "agent" | "sim";
   /**
-   * "host" when an agent-fed partition's CPU figures (cpuCores, throttledFraction,
-   * cpuDelayFraction, velocity's CPU) come from its cgroup on the host, not its report.
+   * "host" when an agent-fed partition's throttledFraction and cpuDelayFraction come from its
+   * cgroup on the host (a guest's QEMU cgroup), not its report.
    */
-  cpuFrom?: "host";
+  congestionFrom?: "host";
   /** Set when host and agent disagreed; the host's values are the ones above. */
   disagreement?: string;
 }

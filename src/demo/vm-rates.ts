@@ -1,9 +1,8 @@
 // `weir demo --vm`'s rates, sized from what each guest measures it serves per vCPU (pure).
 // A TCG guest's speed depends on the host's CPU model and on what else runs, so the demo
-// first offers every guest two probe rates and reads, from the manager's records, the CPU each
-// rate used: served packets from the guest's agent, CPU from its QEMU cgroup on the host (the
-// manager reads an agent partition's CPU there: what its cap governs). A guest's CPU is a
-// fixed part (its agent: Node under TCG, and QEMU's own threads) plus a cost per packet; two probes
+// first offers every guest two probe rates and reads, from the guests' own reports (the
+// agent's served-packet counter and the guest's /proc/stat CPU), the CPU each rate used. A
+// guest's CPU is a fixed part (its agent: Node under TCG) plus a cost per packet; two probes
 // give both (a straight line through the two points). The hot rate is the one that needs
 // VM_HOT_VCPUS vCPUs — more than one guest vCPU can serve, so weir's entitlement passes one CPU
 // and the guest gets a second vCPU — and the low rate VM_LOW_VCPUS of a vCPU beyond the fixed
@@ -22,7 +21,7 @@ export const VM_LOW_VCPUS = 0.1;
 /** Windows with less guest CPU than this (cores) say nothing about its speed. */
 const MIN_CPU_CORES = 0.02;
 
-/** What a guest served (its agent's reports) and the CPU it used (its QEMU cgroup) over some window. */
+/** What a guest served and the CPU it used over some window (its own reports). */
 export interface GuestLoad {
   servedPps: number;
   cpuCores: number;
@@ -30,8 +29,7 @@ export interface GuestLoad {
 
 /**
  * Served packets/s and CPU (cores) of a guest, averaged over the records that started within
- * [fromMs, toMs), from the records' throughput (packets from its agent's reports, CPU from its
- * QEMU cgroup on the host). Null when it reported no such window.
+ * [fromMs, toMs), from its agent's reports. Null when it reported no such window.
  */
 export function guestLoad(
   records: readonly CycleRecord[],

@@ -33,7 +33,7 @@ export interface AgentReports {
 export interface PartitionWiring {
   spec: PartitionSpec;
   source: "host" | "agent" | "both";
-  /** Its host sensor; for `source: "agent"` one of its cgroup's CPU alone (withHostCpu). */
+  /** Its host sensor; for `source: "agent"` one of its cgroup's CPU alone (withHostCongestion). */
   openSensor?: () => PartitionSensor;
   openActuator: () => PartitionActuator;
   /**

@@ -111,7 +111,7 @@ export class Manager implements ManagerView {
         const r = latest.get(s.spec.id);
         if (r && r.receivedAtMs !== s.lastAgentAtMs) {
           if (s.prevAgent && r.sample.atMs > s.prevAgent.atMs) {
-            const agentTp = s.withHostCpu(
+            const agentTp = s.withHostCongestion(
               this.opts.throughput(s.spec.id, s.prevAgent, r.sample, "agent"),
               this.opts.throughput,
             );

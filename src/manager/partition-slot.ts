@@ -15,7 +15,7 @@ import type {
   Throughput,
   WeirErrorInfo,
 } from "../core/model.ts";
-import { withHostCpu } from "../sensors/throughput.ts";
+import { withHostCongestion } from "../sensors/throughput.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import type {
   FailurePhase,
@@ -136,7 +136,7 @@ export class PartitionSlot {
 
   /**
    * An agent-fed partition's host sample (its cgroup's CPU alone) is kept for its next report
-   * (step 2 of the cycle, `withHostCpu`) and is not a throughput of its own: true when taken.
+   * (step 2 of the cycle, `withHostCongestion`) and is not a throughput of its own: true when taken.
    */
   keptCpuSample(sample: CounterSample): boolean {
     if (this.wiring.source !== "agent") return false;
@@ -145,18 +145,21 @@ export class PartitionSlot {
   }
 
   /**
-   * An agent-fed partition's throughput from its report, with its cgroup's CPU on this host
-   * over the cycles since the previous report (sensors/throughput.ts withHostCpu) when the
-   * host sensor read both ends; else the report's alone.
+   * An agent-fed partition's throughput from its report, with the throttling and CPU delay of
+   * its cgroup on this host over the cycles since the previous report (sensors/throughput.ts
+   * withHostCongestion) when the host sensor read both ends; else the report's alone.
    */
-  withHostCpu(agentTp: Throughput, throughput: ThroughputFn): Throughput {
+  withHostCongestion(agentTp: Throughput, throughput: ThroughputFn): Throughput {
     if (this.wiring.source !== "agent" || !this.hostAtReport || !this.prevHost) return agentTp;
-    return withHostCpu(agentTp, throughput(this.spec.id, this.hostAtReport, this.prevHost, "host"));
+    return withHostCongestion(
+      agentTp,
+      throughput(this.spec.id, this.hostAtReport, this.prevHost, "host"),
+    );
   }
 
   /**
    * An agent-fed partition's host CPU sensor failed: its throughput falls back to the agent's
-   * own CPU figures until the sensor reopens (every retryGoneMs); the partition's status is
+   * own throttling figures until the sensor reopens (every retryGoneMs); the partition's status is
    * the agent's and the actuator's to set. Reported on the first loss, not on each retry.
    */
   private cpuSensorLost(info: WeirErrorInfo, nowMs: number, phase: FailurePhase): boolean {

@@ -132,7 +132,7 @@ describe("buildManager", () => {
   });
 });
 
-describe("agent-fed partitions: the host cgroup's CPU with the agent's packets", () => {
+describe("agent-fed partitions: the host cgroup's throttling and CPU delay with the agent's report", () => {
   // A guest (source: agent) whose QEMU cgroup is the v1 fixture weir/web, copied so the test
   // can move its counters: cpuacct.usage, cpu.stat, and run_delay of its tasks 4242, 4243.
   const FIX = path.join(import.meta.dirname, "..", "sensors", "fixtures");
@@ -227,7 +227,7 @@ describe("agent-fed partitions: the host cgroup's CPU with the agent's packets",
     return { p: last, errors };
   };
 
-  it("CPU used, throttling and CPU delay come from the cgroup; packets from the report", () => {
+  it("throttling and CPU delay come from the cgroup; packets and CPU used from the report", () => {
     const { p, errors } = run({});
     expect(errors).toEqual([]);
     expect(p.status).toBe("ok");
@@ -237,21 +237,25 @@ describe("agent-fed partitions: the host cgroup's CPU with the agent's packets",
       offeredPacketsPerSec: 500,
       servedPacketsPerSec: 450,
       droppedPacketsPerSec: 0,
-      cpuCores: 0.9,
+      // the guest's own 0.4 of a core, and 450 served per second ÷ 0.4
+      cpuCores: 0.4,
+      rawVelocityPacketsPerCpuSec: 1125,
+      // the QEMU cgroup: throttled in 6 of 10 periods, 300 ms waiting ÷ (300 + 900 ms running)
       throttledFraction: 0.6,
-      // 300 ms waiting ÷ (300 ms waiting + 900 ms running)
       cpuDelayFraction: 0.25,
-      // 450 served per second ÷ 0.9 host cores
-      rawVelocityPacketsPerCpuSec: 500,
       source: "agent",
-      cpuFrom: "host",
+      congestionFrom: "host",
     });
   });
 
   it("without the host sensor the report's own CPU figures stand", () => {
     const { p } = run({ openAgentCpuSensor: null });
-    expect(p.throughput).toMatchObject({ cpuCores: 0.4, throttledFraction: 0 });
-    expect(p.throughput?.cpuFrom).toBeUndefined();
+    expect(p.throughput).toMatchObject({
+      cpuCores: 0.4,
+      throttledFraction: 0,
+      cpuDelayFraction: null,
+    });
+    expect(p.throughput?.congestionFrom).toBeUndefined();
   });
 
   it("a counter it cannot read loses only the CPU sensor: the report's figures, the partition ok, said once", () => {
@@ -261,7 +265,7 @@ describe("agent-fed partitions: the host cgroup's CPU with the agent's packets",
     });
     expect(p.status).toBe("ok");
     expect(p.throughput).toMatchObject({ offeredPacketsPerSec: 1000, cpuCores: 0.4 });
-    expect(p.throughput?.cpuFrom).toBeUndefined();
+    expect(p.throughput?.congestionFrom).toBeUndefined();
     expect(errors).toEqual([`g1 ok ${ErrorCodes.COUNTER_MALFORMED}`]);
   });
 });

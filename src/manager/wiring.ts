@@ -90,10 +90,10 @@ export interface ManagerParts {
   /** Opens a partition's host sensor (default: its real counter files under `roots`). */
   openSensor?: (p: PartitionConfig) => PartitionSensor;
   /**
-   * Opens the host sensor of an agent-fed partition (`source: agent`): its cgroup's CPU,
-   * throttling and CPU delay alone, which replace its reports' (withHostCpu). Default: its
-   * real cgroup files under `roots` (`cpuSensorOf`), unless `openSensor` stands in for the
-   * host's sensors; null: none (the reports' CPU figures alone).
+   * Opens the host sensor of an agent-fed partition (`source: agent`): its cgroup's CPU
+   * counters alone, whose throttling and CPU delay replace its reports' (withHostCongestion).
+   * Default: its real cgroup files under `roots` (`cpuSensorSpecOf`), unless `openSensor`
+   * stands in for the host's sensors; null: none (the reports' figures alone).
    */
   openAgentCpuSensor?: ((p: PartitionConfig) => PartitionSensor) | null;
   /** The host's CPU for `CycleRecord.host` (default /proc/stat under `roots.procfs`; null: none). */

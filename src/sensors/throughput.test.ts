@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { CounterSample } from "../core/model.ts";
-import { throughputFromSamples, withHostCpu } from "./throughput.ts";
+import { throughputFromSamples, withHostCongestion } from "./throughput.ts";
 
 const sample = (over: Partial<CounterSample>): CounterSample => ({
   atMs: 0,
@@ -283,38 +283,31 @@ describe("throughputFromSamples", () => {
   });
 });
 
-describe("withHostCpu", () => {
+describe("withHostCongestion", () => {
   const agent = throughputFromSamples(
     "g1",
     sample({ atMs: 0, cpuUsageNs: 0 }),
     sample({ atMs: 1000, offeredPackets: 300, servedPackets: 280, cpuUsageNs: 500e6 }),
     "agent",
   );
-  it("keeps the agent's packets, takes the host's CPU, throttling and delay", () => {
+  it("keeps the agent's packets and CPU used, takes the host's throttling and CPU delay", () => {
     const host = throughputFromSamples(
       "g1",
       sample({ atMs: 0, cpuUsageNs: 2e9, nrPeriods: 40, nrThrottled: 1, cpuDelayNs: 0 }),
       sample({ atMs: 1000, cpuUsageNs: 2.8e9, nrPeriods: 50, nrThrottled: 9, cpuDelayNs: 200e6 }),
       "host",
     );
-    expect(withHostCpu(agent, host)).toEqual({
+    expect(withHostCongestion(agent, host)).toEqual({
       ...agent,
-      cpuCores: 0.8,
+      cpuCores: 0.5,
+      rawVelocityPacketsPerCpuSec: 560, // 280 served/s ÷ the agent's 0.5 cores
       throttledFraction: 0.8, // 8 of 10 periods
-      cpuDelayFraction: 0.2, // 200 ms ÷ (200 + 800 ms)
-      rawVelocityPacketsPerCpuSec: 350, // 280 served/s ÷ 0.8 cores
-      cpuFrom: "host",
+      cpuDelayFraction: 0.2, // 200 ms ÷ (200 + 800 ms of host CPU)
+      congestionFrom: "host",
     });
   });
-  it("the host's CPU below 1 ms: no velocity; an empty host window: the agent's alone", () => {
-    const idle = throughputFromSamples(
-      "g1",
-      sample({ atMs: 0, cpuUsageNs: 1e9 }),
-      sample({ atMs: 1000, cpuUsageNs: 1e9 + 0.5e6 }),
-      "host",
-    );
-    expect(withHostCpu(agent, idle).rawVelocityPacketsPerCpuSec).toBeNull();
+  it("an empty host window: the agent's alone", () => {
     const none = throughputFromSamples("g1", sample({ atMs: 5 }), sample({ atMs: 5 }), "host");
-    expect(withHostCpu(agent, none)).toBe(agent);
+    expect(withHostCongestion(agent, none)).toBe(agent);
   });
 });

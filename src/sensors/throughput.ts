@@ -128,30 +128,23 @@ const isSane = (prev: number, next: number, maxDelta: number): boolean => {
 };
 
 /**
- * An agent-fed partition's throughput with the CPU figures of its cgroup on this host (the
- * QEMU process's cgroup of a guest): packets from the agent (`agent`, only the partition sees
- * them), CPU used, CFS throttling and CPU delay from the host (`host`, a CPU-only sample of
- * the same cgroup over the cycles between the same two reports). The host's CPU is taken over
- * the agent's own: it is what the policy's caps and weights govern (host CPU of the cgroup,
- * QEMU's own threads included), a throttled guest's kernel never sees the periods it lost,
- * and a tenant cannot forge it. Velocity is the agent's served packets per host CPU-second
- * (null below `minCpuNsForVelocity` of host CPU). A host window of 0 ms keeps the agent's.
+ * An agent-fed partition's throughput with the congestion its cgroup on this host shows (the
+ * QEMU process's cgroup of a guest): CFS throttling and CPU delay from `host` (a CPU-only
+ * sample of that cgroup over the cycles between the same two reports), everything else from
+ * `agent`. A guest's kernel never sees the periods its vCPU threads lost to the host's
+ * throttling or spent waiting for a host CPU, so its report says "throttled 0 %" while capped.
+ * CPU used (and so velocity) stays the agent's: under TCG the guest's own count includes the
+ * time its vCPUs were runnable but waiting for a host CPU (its clock runs on), and measured
+ * here the QEMU cgroup used 240–600m while its guest dropped hundreds of packets/s with its
+ * threads waiting 50–77 % of the time, so the host's use understates what the guest needs.
+ * A host window of 0 ms keeps the agent's.
  */
-export function withHostCpu(
-  agent: Throughput,
-  host: Throughput,
-  opts: Pick<ThroughputOptions, "minCpuNsForVelocity"> = {},
-): Throughput {
+export function withHostCongestion(agent: Throughput, host: Throughput): Throughput {
   if (!(host.windowMs > 0)) return agent;
-  const minCpuNs = opts.minCpuNsForVelocity ?? DEFAULTS.minCpuNsForVelocity;
-  const cpuNs = host.cpuCores * host.windowMs * 1e6;
   return {
     ...agent,
-    cpuCores: host.cpuCores,
     throttledFraction: host.throttledFraction,
     cpuDelayFraction: host.cpuDelayFraction ?? null,
-    rawVelocityPacketsPerCpuSec:
-      cpuNs >= minCpuNs ? agent.servedPacketsPerSec / host.cpuCores : null,
-    cpuFrom: "host",
+    congestionFrom: "host",
   };
 }
