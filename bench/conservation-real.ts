@@ -49,7 +49,6 @@ import {
   loadAvg,
   pin,
   RESERVE_CPU_MILLIS,
-  realtimeGenerator,
   rotate,
 } from "./real-common.ts";
 
@@ -119,21 +118,6 @@ export const bench: Benchmark = {
       // behind the hog's CPU time like no remote client would, and every policy's p99 with the
       // hog counted the client's wait as the server's.
       unisolate = isolateSelf(`${prefix}/gen`, GROUP_CPU_SHARES);
-      // ...and reads its replies at SCHED_FIFO: with the hog running no CPU is ever idle, and a
-      // CFS generator woken by a reply waited behind a server, which counted as server latency.
-      const cpuRoot = path.join(defaultRoots.cgroupfs, "cpu");
-      const rt = realtimeGenerator([path.join(cpuRoot, prefix), path.join(cpuRoot, prefix, "gen")]);
-      if ("error" in rt)
-        notes.push(
-          `The generator could not run at SCHED_FIFO (${rt.error}): it ran in CFS, and its own wait for a CPU is in every p99.`,
-        );
-      else {
-        const undoIsolation = unisolate;
-        unisolate = () => {
-          rt.undo();
-          undoIsolation();
-        };
-      }
       const capacity = 2000 - RESERVE_CPU_MILLIS;
       const c: Ctx = {
         tb,

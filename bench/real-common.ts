@@ -4,9 +4,7 @@
 // repetitions, the reaction to a load step, and small host readings. Median and range
 // (`stats`, `fmtStats`) are harness.ts's.
 import { execFileSync } from "node:child_process";
-import fs from "node:fs";
 import os from "node:os";
-import path from "node:path";
 import type { CycleRecord } from "../src/core/model.ts";
 import { type HeldHostCpu, hostCpuFromSamples } from "../src/sensors/host-cpu.ts";
 import type { HostCpuSample } from "../src/sensors/types.ts";
@@ -93,47 +91,4 @@ export function pin(pid: number, cpus: string): string {
   });
   const m = /current affinity list: (\S+)/.exec(before);
   return m?.[1] ?? "0-1";
-}
-
-/** SCHED_FIFO priority of the load generator (see realtimeGenerator). */
-export const GENERATOR_FIFO_PRIORITY = 1;
-/** RT budget per second given to the generator's cgroup and its parent on a v1 host with RT groups. */
-export const GENERATOR_RT_RUNTIME_US = 500_000;
-
-/**
- * Puts every thread of this process (the load generator, which stands for remote clients, and
- * the manager beside it) in SCHED_FIFO at priority 1 (`chrt -a -f -p`), so it reads a reply
- * when the reply arrives instead of waiting behind a packet server for a CPU. With a hog
- * running, no CPU is ever idle: a CFS generator woken by a reply was queued behind a server
- * (perf sched: its wake-up delay p99 rose from 0.2–0.6 ms to 1.3–1.5 ms) and that wait was
- * counted in the server's p99. A remote client has its own CPU; FIFO is the closest this host
- * gets. Where the v1 cpu hierarchy has RT group scheduling (`cpu.rt_runtime_us`), `budgetDirs`
- * (parent first) get GENERATOR_RT_RUNTIME_US per second, since a group's default budget is 0.
- * Returns the undo (SCHED_OTHER again, budgets back to 0), or the reason it could not.
- */
-export function realtimeGenerator(budgetDirs: string[]): { undo: () => void } | { error: string } {
-  const budgets = budgetDirs.filter((d) => fs.existsSync(path.join(d, "cpu.rt_runtime_us")));
-  const setBudgets = (us: number, dirs: string[]) => {
-    for (const d of dirs) fs.writeFileSync(path.join(d, "cpu.rt_runtime_us"), String(us));
-  };
-  const chrt = (args: string[]) =>
-    execFileSync("chrt", [...args, String(process.pid)], { stdio: ["ignore", "ignore", "pipe"] });
-  try {
-    setBudgets(GENERATOR_RT_RUNTIME_US, budgets);
-    chrt(["-a", "-f", "-p", String(GENERATOR_FIFO_PRIORITY)]);
-  } catch (err) {
-    try {
-      setBudgets(0, [...budgets].reverse());
-    } catch {
-      // the budgets stay; the cgroups are removed with the testbed
-    }
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
-    return { error: stderr || (err as Error).message };
-  }
-  return {
-    undo: () => {
-      chrt(["-a", "-o", "-p", "0"]);
-      setBudgets(0, [...budgets].reverse());
-    },
-  };
 }
