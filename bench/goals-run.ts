@@ -212,6 +212,8 @@ export interface GoalRun {
     aVelocity: number;
     aPi: number;
     aDonorFraction: number;
+    /** Share of cycles A's directive was a donor cap (capReason goal-donor, long CFS period). */
+    aDonorCapFraction: number;
     /** Share of cycles A's demand was "not constrained" while its CPU delay was above the threshold. */
     aDelayIgnoredFraction: number;
     aWhy: string;
@@ -304,6 +306,8 @@ export async function runPolicy(
       aVelocity: med(pa.map((p) => p.decision?.velocityPacketsPerCpuSec)),
       aPi: med(pa.map((p) => p.decision?.performanceIndex)),
       aDonorFraction: whys.filter((w) => /donat|donor/i.test(w)).length / Math.max(1, whys.length),
+      aDonorCapFraction:
+        pa.filter((p) => p.directive?.capReason === "goal-donor").length / Math.max(1, pa.length),
       aDelayIgnoredFraction:
         pa.filter(
           (p) =>

@@ -109,6 +109,7 @@ export function summarise(
       d((x) => x.aVelocity),
       d((x) => x.aPi, 2),
       d((x) => x.aDonorFraction, 0, 100),
+      d((x) => x.aDonorCapFraction, 0, 100),
     ];
   });
   const med = (p: PolicyRun, f: (s: ReturnType<typeof score>) => number) =>
@@ -135,6 +136,14 @@ export function summarise(
       unit: "x",
       target: ">= 0.7",
       meets: wB >= 0.7,
+    },
+    {
+      name: "weir: A's p99 round trip, ms (median; under a donor cap A waits out the rest of its CFS period once its quota is spent)",
+      ...repeated(
+        of("weir").map((x) => x.p99Ms.a),
+        1,
+      ),
+      unit: "ms",
     },
     {
       name: "plain CFS: A served ÷ goal (median)",
@@ -226,6 +235,7 @@ export function summarise(
           "A velocity pkt/CPU-s",
           "A perf. index",
           "A donor % cycles",
+          "A donor-capped % cycles",
         ],
         rows: diagRows,
       },
