@@ -126,21 +126,25 @@ describe("donorCaps (one step's pass)", () => {
 
   it("is lifted after one period's windows of misfits in a row (6 at 500 ms / 100 ms), counted until then", () => {
     const capped = (misfits: number) => donorCapFlags(misfits, true);
+    const k500 = { ...knobs, donorCapPeriodMs: 500 };
     // missing its goal while short of CPU: the 5th misfit in a row keeps the cap, counted
     let o = out();
-    expect(donorCaps(1, rows({ missesGoal: 1, prevFlags: capped(4) }), 3, knobs, o)).toBe(1);
+    expect(donorCaps(1, rows({ missesGoal: 1, prevFlags: capped(4) }), 3, k500, o)).toBe(1);
     expect(donorCapMisfits(o.flags[0]!)).toBe(5);
     // the 6th lifts it: demand untouched, no flag
     o = out();
-    expect(donorCaps(1, rows({ missesGoal: 1, prevFlags: capped(5) }), 3, knobs, o)).toBe(0);
+    expect(donorCaps(1, rows({ missesGoal: 1, prevFlags: capped(5) }), 3, k500, o)).toBe(0);
     expect([o.demand[0], o.flags[0]]).toEqual([1000, 0]);
+    // at the default 100 ms period and 100 ms windows, the 2nd misfit in a row lifts it
+    o = out();
+    expect(donorCaps(1, rows({ missesGoal: 1, prevFlags: capped(1) }), 3, knobs, o)).toBe(0);
     // use + headroom under the cap (its traffic fell) misfits too
     o = out();
-    donorCaps(1, rows({ useNeed: 700, prevFlags: capped(2) }), 3, knobs, o);
+    donorCaps(1, rows({ useNeed: 700, prevFlags: capped(2) }), 3, k500, o);
     expect(donorCapMisfits(o.flags[0]!)).toBe(3);
     // a window that fits resets the count
     o = out();
-    donorCaps(1, rows({ prevFlags: capped(5) }), 3, knobs, o);
+    donorCaps(1, rows({ prevFlags: capped(5) }), 3, k500, o);
     expect(donorCapMisfits(o.flags[0]!)).toBe(0);
   });
 
@@ -164,7 +168,7 @@ describe("the donor cap in weir's step", () => {
   it("is set with its period in the directive and lifted (period back to the cgroup's) when the level below goes quiet", () => {
     // gold (importance 1, goal 800 pps) serves 900 pps on 900m (1,000 pkt/cpu-s) while bronze
     // (importance 3) waits for CPU 60 % of the time: gold is a donor (PI 0.89 × 1.05 ≤ 1) and
-    // is capped at 800 ÷ 1,000 × 1.05 = 840m over 500 ms periods
+    // is capped at 800 ÷ 1,000 × 1.05 = 840m over 100 ms periods (the default donorCapPeriodMs)
     const k = defaultPolicyKnobs(1000);
     const specs = [
       spec("gold", { importance: 1, goalPacketsPerSec: 800, maxCpuMillis: 1000 }),
@@ -211,7 +215,7 @@ describe("the donor cap in weir's step", () => {
       cpuMillis: 840,
       capCpuMillis: 840,
       capReason: "goal-donor",
-      capPeriodUs: 500_000,
+      capPeriodUs: 100_000,
       burstCpuMillis: 0,
     });
     expect(state.partitions.gold?.donorCap).toEqual({ misfitWindows: 0, reached: true });

@@ -1002,7 +1002,7 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     }
     // gold's traffic claims more than its goal needs (what it uses × 1.2), so it donates (cycle
     // 5, at 747m), and bronze, less important, waits for CPU half the time (wants CPU): gold is
-    // capped at what its goal needs, 800 pps ÷ 1,000 pkt/cpu-s × 1.05 = 840m, over 500 ms
+    // capped at what its goal needs, 800 pps ÷ 1,000 pkt/cpu-s × 1.05 = 840m, over 100 ms
     // periods. bronze's need shrinks at most 10 % a cycle (226 → 203 → 182 → 163m), so gold's
     // entitlement, and its cap, climb 773 → 796 → 817 → 836m; the last 4m are inside the 10m
     // dead-band (1 % of 1,000m), so the cap stays 836m, and bronze is entitled to the rest
@@ -1010,12 +1010,12 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
       cpuMillis: 836,
       capCpuMillis: 836,
       capReason: "goal-donor",
-      capPeriodUs: 500_000,
+      capPeriodUs: 100_000,
       burstCpuMillis: 0,
     });
     expect(out!.dir.bronze).toMatchObject({ cpuMillis: 163, capCpuMillis: Infinity });
     expect(out!.d.gold!.why).toMatch(
-      /goal met with room while a less important partition wants CPU, so capped at what its goal needs, 836m \(goal ÷ velocity \+ 5 %\), over 500 ms CFS periods/,
+      /goal met with room while a less important partition wants CPU, so capped at what its goal needs, 836m \(goal ÷ velocity \+ 5 %\), over 100 ms CFS periods/,
     );
     expect([...capsSeen]).toEqual(["null", "goal-donor"]);
     // the cap gives gold 1.045× its goal and bronze the rest: 164 pps, 82 % of the 200 surplus
