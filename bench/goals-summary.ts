@@ -88,7 +88,16 @@ export function summarise(
     ];
   });
   const diagRows = (
-    ["weir", "weir-1cpu", "koordinator-style", "static-weights", "none"] as const
+    [
+      "weir",
+      "weir-1cpu",
+      "weir-period-200",
+      "weir-period-500",
+      "weir-no-donor-cap",
+      "koordinator-style",
+      "static-weights",
+      "none",
+    ] as const
   ).map((p) => {
     const xs = of(p).filter((x) => x.diag);
     const d = (f: (x: NonNullable<GoalRun["diag"]>) => number, digits = 0, scale = 1) =>
@@ -145,6 +154,28 @@ export function summarise(
       ),
       unit: "ms",
     },
+    ...(
+      [
+        ["weir-period-200", "weir, donor cap over 200 ms periods"],
+        ["weir-period-500", "weir, donor cap over 500 ms periods"],
+        ["weir-no-donor-cap", "weir without the donor cap"],
+      ] as const
+    ).flatMap(([p, label]): BenchFigure[] => [
+      {
+        name: `${label}: B served ÷ surplus (replies/s, median)`,
+        ...rep(p, (x) => x.bOverSurplusRequests),
+        unit: "x",
+      },
+      { name: `${label}: A served ÷ goal (median)`, ...rep(p, (x) => x.aOverGoal), unit: "x" },
+      {
+        name: `${label}: A's p99 round trip, ms (median)`,
+        ...repeated(
+          of(p).map((x) => x.p99Ms.a),
+          1,
+        ),
+        unit: "ms",
+      },
+    ]),
     {
       name: "plain CFS: A served ÷ goal (median)",
       ...rep("none", (s) => s.aOverGoal),
