@@ -12,7 +12,13 @@ import { Manager } from "./manager.ts";
 import type { PartitionWiring } from "./manager-options.ts";
 
 const INF = Number.POSITIVE_INFINITY;
-const FRESH = { capCpuMillis: INF, weight: 100, idle: false, burstCpuMillis: 0, capPeriodUs: 100_000 };
+const FRESH = {
+  capCpuMillis: INF,
+  weight: 100,
+  idle: false,
+  burstCpuMillis: 0,
+  capPeriodUs: 100_000,
+};
 
 /** A policy that caps each partition at what `caps` says now (weight 200), so values are exact. */
 function fixedPolicy(caps: Record<string, number>): Policy {
