@@ -20,8 +20,10 @@ import type { PolicyKnobs } from "./types.ts";
  * the less important partition got at least 0.7× of the surplus — 100 ms, the kernel's default
  * period, so the cap itself, not a longer period, did it there: 4 interleaved repetitions, B
  * 0.91× [0.24–0.97] of the surplus at 100 ms, 0.78× at 200, 0.67× at 500, 0.80× with no donor
- * cap (load 4.7 → 3.5). A longer period makes longer slices and makes the donor wait longer once
- * its quota is spent.
+ * cap (load 4.7 → 3.5); `weir bench goals-real --reps 5` (load 3.9 → 4.9) ranked them the same
+ * way, though none reached 0.7× there: 0.60× at 100 ms, 0.41× at 200, 0.43× at 500, 0.48× with no
+ * donor cap. A longer period makes longer slices and makes the donor wait longer once its quota
+ * is spent.
  */
 export const DONOR_CAP_PERIOD_MS = 100;
 
