@@ -37,6 +37,9 @@ export const LONG_SLICE_SHARES = { a: 10_240, b: 2 };
 export type PolicyRun =
   | "weir"
   | "weir-1cpu"
+  | "weir-period-200"
+  | "weir-period-500"
+  | "weir-no-donor-cap"
   | "none"
   | "static-weights"
   | "hand-10-1"
@@ -45,6 +48,9 @@ export type PolicyRun =
 export const POLICIES: readonly PolicyRun[] = [
   "weir",
   "weir-1cpu",
+  "weir-period-200",
+  "weir-period-500",
+  "weir-no-donor-cap",
   "none",
   "static-weights",
   "hand-10-1",
@@ -54,6 +60,9 @@ export const POLICIES: readonly PolicyRun[] = [
 export const LABEL: Record<PolicyRun, string> = {
   weir: "weir (capacity configured 1.7 CPUs, as scenarios-real; held to the reachable CPU)",
   "weir-1cpu": "weir (capacity 1 CPU: the pinned one)",
+  "weir-period-200": "weir, donor cap over 200 ms periods (policy.donorCapPeriodMs: 200)",
+  "weir-period-500": "weir, donor cap over 500 ms periods (policy.donorCapPeriodMs: 500)",
+  "weir-no-donor-cap": "weir without the donor cap (policy.donorCapPeriodMs: 0: weights alone)",
   none: "none (plain CFS)",
   "static-weights": "static weights (importance 1 vs 3)",
   "hand-10-1": "hand-set cpu.shares 10:1 (no manager)",
@@ -159,12 +168,20 @@ function specsFor(tb: TestbedState, capacity: number, plan: GoalPlan): Partition
   );
 }
 
+/** The weir runs with another `policy.donorCapPeriodMs` than the default (0 = no donor cap). */
+const WEIR_DONOR_CAP_PERIOD_MS: Partial<Record<PolicyRun, number>> = {
+  "weir-period-200": 200,
+  "weir-period-500": 500,
+  "weir-no-donor-cap": 0,
+};
+
 export function makeManager(
   tb: TestbedState,
   policyName: string,
   specs: PartitionSpec[],
   capacity: number,
   backend: ReturnType<typeof createActuatorBackend>,
+  policySettings?: Record<string, unknown>,
 ): Manager {
   const factory = policyFactories.find((p) => p.name === policyName);
   if (!factory) throw new Error(`goals-real: no policy named ${policyName}`);
@@ -187,6 +204,7 @@ export function makeManager(
     policy,
     now: epochNow,
     backend,
+    ...(policySettings ? { policySettings } : {}),
   });
 }
 
@@ -212,6 +230,8 @@ export interface GoalRun {
     aVelocity: number;
     aPi: number;
     aDonorFraction: number;
+    /** Share of cycles A's directive was a donor cap (capReason goal-donor, long CFS period). */
+    aDonorCapFraction: number;
     /** Share of cycles A's demand was "not constrained" while its CPU delay was above the threshold. */
     aDelayIgnoredFraction: number;
     aWhy: string;
@@ -259,8 +279,16 @@ export async function runPolicy(
     }
   } else {
     const capacity = policy === "weir-1cpu" ? 1000 : 2000 - RESERVE_CPU_MILLIS;
-    const name = policy === "weir-1cpu" ? "weir" : policy;
-    manager = makeManager(tb, name, specsFor(tb, capacity, plan), capacity, backend);
+    const period = WEIR_DONOR_CAP_PERIOD_MS[policy];
+    const name = policy.startsWith("weir") ? "weir" : policy;
+    manager = makeManager(
+      tb,
+      name,
+      specsFor(tb, capacity, plan),
+      capacity,
+      backend,
+      period === undefined ? undefined : { donorCapPeriodMs: period },
+    );
     manager.subscribe((r) => records.push(r));
     loop = manager.start(ac.signal);
   }
@@ -304,6 +332,8 @@ export async function runPolicy(
       aVelocity: med(pa.map((p) => p.decision?.velocityPacketsPerCpuSec)),
       aPi: med(pa.map((p) => p.decision?.performanceIndex)),
       aDonorFraction: whys.filter((w) => /donat|donor/i.test(w)).length / Math.max(1, whys.length),
+      aDonorCapFraction:
+        pa.filter((p) => p.directive?.capReason === "goal-donor").length / Math.max(1, pa.length),
       aDelayIgnoredFraction:
         pa.filter(
           (p) =>

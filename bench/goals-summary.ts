@@ -88,7 +88,16 @@ export function summarise(
     ];
   });
   const diagRows = (
-    ["weir", "weir-1cpu", "koordinator-style", "static-weights", "none"] as const
+    [
+      "weir",
+      "weir-1cpu",
+      "weir-period-200",
+      "weir-period-500",
+      "weir-no-donor-cap",
+      "koordinator-style",
+      "static-weights",
+      "none",
+    ] as const
   ).map((p) => {
     const xs = of(p).filter((x) => x.diag);
     const d = (f: (x: NonNullable<GoalRun["diag"]>) => number, digits = 0, scale = 1) =>
@@ -109,6 +118,7 @@ export function summarise(
       d((x) => x.aVelocity),
       d((x) => x.aPi, 2),
       d((x) => x.aDonorFraction, 0, 100),
+      d((x) => x.aDonorCapFraction, 0, 100),
     ];
   });
   const med = (p: PolicyRun, f: (s: ReturnType<typeof score>) => number) =>
@@ -136,6 +146,36 @@ export function summarise(
       target: ">= 0.7",
       meets: wB >= 0.7,
     },
+    {
+      name: "weir: A's p99 round trip, ms (median; under a donor cap A waits out the rest of its CFS period once its quota is spent)",
+      ...repeated(
+        of("weir").map((x) => x.p99Ms.a),
+        1,
+      ),
+      unit: "ms",
+    },
+    ...(
+      [
+        ["weir-period-200", "weir, donor cap over 200 ms periods"],
+        ["weir-period-500", "weir, donor cap over 500 ms periods"],
+        ["weir-no-donor-cap", "weir without the donor cap"],
+      ] as const
+    ).flatMap(([p, label]): BenchFigure[] => [
+      {
+        name: `${label}: B served ÷ surplus (replies/s, median)`,
+        ...rep(p, (x) => x.bOverSurplusRequests),
+        unit: "x",
+      },
+      { name: `${label}: A served ÷ goal (median)`, ...rep(p, (x) => x.aOverGoal), unit: "x" },
+      {
+        name: `${label}: A's p99 round trip, ms (median)`,
+        ...repeated(
+          of(p).map((x) => x.p99Ms.a),
+          1,
+        ),
+        unit: "ms",
+      },
+    ]),
     {
       name: "plain CFS: A served ÷ goal (median)",
       ...rep("none", (s) => s.aOverGoal),
@@ -226,6 +266,7 @@ export function summarise(
           "A velocity pkt/CPU-s",
           "A perf. index",
           "A donor % cycles",
+          "A donor-capped % cycles",
         ],
         rows: diagRows,
       },

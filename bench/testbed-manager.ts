@@ -17,6 +17,8 @@ export interface TestbedManagerOptions {
   capacityCpuMillis: number;
   intervalMs: number;
   policy: Policy;
+  /** The config's `policy:` section (knobs by their config keys); absent = the defaults. */
+  policySettings?: Record<string, unknown>;
   now: () => number;
   /** The cgroup backend to write through (default: the registered one, built here). */
   backend?: ActuatorBackend;
@@ -39,6 +41,7 @@ export function testbedConfig(tb: TestbedState, specs: PartitionSpec[], o: Testb
   const onlineCpus = hostCpus();
   return parseConfig({
     intervalMs: o.intervalMs,
+    ...(o.policySettings ? { policy: o.policySettings } : {}),
     capacity: { cpus: onlineCpus, reserve: millis(onlineCpus * 1000 - o.capacityCpuMillis) },
     partitions: specs.map((spec) => {
       const p = tb.partitions.find((x) => x.name === spec.id);

@@ -1,6 +1,6 @@
 // The one contract every actuator backend must meet (like Hono's runTest({ newRouter }) and
 // unstorage's testDriver({ driver })), parametrised by what the backend declares it can express
-// (`capabilities`: cap, weight, idle, burst, cpuCount): a case that needs a capability the
+// (`capabilities`: cap, weight, idle, burst, cpuCount, capPeriod): a case that needs a capability the
 // backend lacks is skipped, and its name says why. It runs against every registered backend
 // (contract.test.ts, the real cgroups in test/e2e/actuator-contract.e2e.test.ts) and the
 // simulator's hypervisor (src/sim/hypervisor.test.ts).
@@ -157,6 +157,47 @@ export function actuatorContract<T extends ActuatorTarget>(o: ActuatorContractOp
         // 250 millis at a 50000 us period: a 12500 us quota, still 250m.
         expect(await observed()).toMatchObject({ capCpuMillis: 250, weight: 100 });
       });
+
+    itWith(
+      ["cap", "capPeriod"],
+      "a cap over the directive's period (capPeriodUs), back to the period found at open without it",
+      async () => {
+        const { t, a, apply, observed } = await fresh();
+        const found = (await observed()).capPeriodUs;
+        // 800m over 500 ms (a 400,000 us quota): still 800m, now per 500 ms
+        let r = apply(800, 100, { capPeriodUs: 500_000 });
+        expect(r.error).toBeUndefined();
+        expect(r.written).toContain(names.cap);
+        expect(await observed()).toMatchObject({ capCpuMillis: 800, capPeriodUs: 500_000 });
+        if (a.desired) expect(a.desired()).toEqual(a.applied?.());
+        // the same period and cap again: nothing written (a quota or period write refills the
+        // period's runtime)
+        const before = writes(a);
+        await o.writeProbe?.arm(t);
+        expect(apply(800, 100, { capPeriodUs: 500_000 }).written).toEqual([]);
+        expect(writes(a)).toBe(before);
+        if (o.writeProbe) expect(await o.writeProbe.touched(t)).toBe(false);
+        // a shorter period and a smaller cap, in an order the target accepts
+        r = apply(600, 100, { capPeriodUs: 200_000 });
+        expect(r.error).toBeUndefined();
+        expect(await observed()).toMatchObject({ capCpuMillis: 600, capPeriodUs: 200_000 });
+        // no period in the directive: the one found at open
+        r = apply(Number.POSITIVE_INFINITY, 100);
+        expect(r.error).toBeUndefined();
+        expect(await observed()).toMatchObject({ ...FRESH, capPeriodUs: found });
+      },
+    );
+
+    itWith(["capPeriod"], "refuses a period outside 1 ms .. 1 s, writing nothing", async () => {
+      const { a, apply } = await fresh();
+      for (const capPeriodUs of [999, 1_000_001, 1.5e5 + 0.5, Number.NaN]) {
+        const r = apply(250, 100, { capPeriodUs });
+        expect(r.written).toEqual([]);
+        expect(r.error).toMatchObject({ code: ErrorCodes.DIRECTIVE_INVALID, retryable: false });
+        expect(r.error?.message).toContain("capPeriodUs");
+      }
+      expect(writes(a)).toBe(0);
+    });
 
     itWith(["cap"], "restore writes back the snapshot, only the values that differ", async () => {
       const { a, apply, observed } = await fresh();

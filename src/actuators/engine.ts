@@ -3,7 +3,12 @@
 // classification are the same code for all of them. Pure: the port does the I/O.
 
 import { type AllocationView, abilitiesOf, type CpuFileFormat } from "../cgroup/formats.ts";
-import { DEFAULT_PERIOD_USEC, quotaFloorCpuMillis } from "../cgroup/values.ts";
+import {
+  DEFAULT_PERIOD_USEC,
+  MAX_PERIOD_USEC,
+  MIN_PERIOD_USEC,
+  quotaFloorCpuMillis,
+} from "../cgroup/values.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { ApplyResult, Directive, PartitionId } from "../core/model.ts";
@@ -41,6 +46,7 @@ export const CGROUP_CAPABILITIES: Readonly<ActuatorCapabilities> = Object.freeze
   idle: true,
   burst: true,
   cpuCount: false,
+  capPeriod: true,
 });
 
 /** A cgroup allocation on the directive's scales: quota and burst per period as millicores. */
@@ -52,6 +58,7 @@ export function appliedFromView(v: AllocationView): AppliedAllocation {
   };
   if (v.idle !== undefined) out.idle = v.idle;
   if (v.burstUsec !== undefined) out.burstCpuMillis = perMilli(v.burstUsec);
+  if (Number.isFinite(v.periodUsec)) out.capPeriodUs = v.periodUsec;
   return out;
 }
 
@@ -66,6 +73,9 @@ export function checkDirective(d: Directive): string | null {
     return `weight must be a finite number (1..10000): current value is ${d.weight}`;
   if (!(d.burstCpuMillis >= 0) || !Number.isFinite(d.burstCpuMillis))
     return `burstCpuMillis must be a finite number >= 0: current value is ${d.burstCpuMillis}`;
+  const p = d.capPeriodUs;
+  if (p !== undefined && !(Number.isInteger(p) && p >= MIN_PERIOD_USEC && p <= MAX_PERIOD_USEC))
+    return `capPeriodUs must be an integer ${MIN_PERIOD_USEC}..${MAX_PERIOD_USEC} (microseconds) or absent: current value is ${p}`;
   return null;
 }
 
@@ -148,6 +158,8 @@ export class FileSetActuator implements PartitionActuator {
   readonly partition: PartitionId;
   private readonly o: FileActuatorOptions;
   private readonly found: Readonly<Record<string, string>>;
+  /** The period a directive without `capPeriodUs` gets: the one found at open. */
+  private readonly foundPeriodUsec: number;
   /**
    * What each file holds as far as we know, write-on-change compares with it: found at open,
    * then every write the port took (done, for a synchronous port; submitted, for an
@@ -164,6 +176,7 @@ export class FileSetActuator implements PartitionActuator {
     this.o = o;
     this.partition = o.partition;
     this.found = Object.freeze({ ...o.found });
+    this.foundPeriodUsec = o.format.periodOf(o.found) ?? DEFAULT_PERIOD_USEC;
     this.cache = { ...o.found };
   }
 
@@ -179,7 +192,7 @@ export class FileSetActuator implements PartitionActuator {
     const late = this.lateFailure();
     if (late?.code === ErrorCodes.TARGET_GONE)
       return { partition: this.partition, written: [], error: late.toInfo() };
-    const values = this.o.format.desired(directive, this.cache);
+    const values = this.o.format.desired(directive, this.cache, this.foundPeriodUsec);
     this.lastDesired = this.asHeld(values);
     const result = this.writeChanged(values);
     if (late && !result.error) result.error = late.toInfo();
@@ -283,12 +296,12 @@ export class FileSetActuator implements PartitionActuator {
     return first;
   }
 
-  /** The kernel's quota floor at the period the cgroup holds (weir never changes the period). */
+  /**
+   * The kernel's quota floor at the period the cgroup was found with (a directive's longer
+   * `capPeriodUs` only lowers it: 1,000 us of 500 ms is 2m).
+   */
   quotaFloorCpuMillis(): number {
-    const period = this.o.format.describe(this.cache).periodUsec;
-    return quotaFloorCpuMillis(
-      Number.isFinite(period) && period > 0 ? period : DEFAULT_PERIOD_USEC,
-    );
+    return quotaFloorCpuMillis(this.foundPeriodUsec);
   }
 
   /**

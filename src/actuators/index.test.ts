@@ -60,13 +60,20 @@ describe("cgroup backend: the version the host's layout has its cpu controller o
 
 describe("registry", () => {
   it("lists the built-in backends with what they handle and can express", () => {
-    const cgroupCaps = { cap: true, weight: true, idle: true, burst: true, cpuCount: false };
+    const cgroupCaps = {
+      cap: true,
+      weight: true,
+      idle: true,
+      burst: true,
+      cpuCount: false,
+      capPeriod: true,
+    };
     expect(actuatorBackends().map((b) => [b.name, b.handles, b.capabilities])).toEqual([
       ["cgroup", ["cgroup"], cgroupCaps],
       ["cgroup-v1", ["cgroup"], cgroupCaps],
       ["cgroup-v2", ["cgroup"], cgroupCaps],
       ["recording", ["cgroup"], cgroupCaps],
-      ["qemu", ["qemu"], { ...cgroupCaps, cpuCount: true }],
+      ["qemu", ["qemu"], { ...cgroupCaps, cpuCount: true, capPeriod: false }],
     ]);
     expect(DEFAULT_ACTUATOR).toBe("cgroup");
   });

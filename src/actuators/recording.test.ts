@@ -136,7 +136,13 @@ describe("quota floor", () => {
 
 describe("recording backend with an apply delay (an asynchronous backend)", () => {
   const INF = Number.POSITIVE_INFINITY;
-  const FRESH = { capCpuMillis: INF, weight: 100, idle: false, burstCpuMillis: 0 };
+  const FRESH = {
+    capCpuMillis: INF,
+    weight: 100,
+    idle: false,
+    burstCpuMillis: 0,
+    capPeriodUs: 100_000,
+  };
 
   it("apply() submits and returns; applied() shows the values only once they took effect", () => {
     let now = 1000;
@@ -149,7 +155,13 @@ describe("recording backend with an apply delay (an asynchronous backend)", () =
     // submitted, not in force: the target still holds what it held
     expect(r.pendingWrites()).toBe(2);
     expect(r.writes()).toEqual([]);
-    expect(a.desired()).toEqual({ capCpuMillis: 250, weight: 200, idle: false, burstCpuMillis: 0 });
+    expect(a.desired()).toEqual({
+      capCpuMillis: 250,
+      weight: 200,
+      idle: false,
+      burstCpuMillis: 0,
+      capPeriodUs: 100_000,
+    });
     expect(a.applied()).toEqual(FRESH);
     // the same directive again submits nothing (write on change: against what was submitted)
     now = 1100;

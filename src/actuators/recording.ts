@@ -7,6 +7,7 @@ import {
   type CpuFileFormat,
   v2Format,
 } from "../cgroup/formats.ts";
+import { MAX_PERIOD_USEC, MIN_PERIOD_USEC } from "../cgroup/values.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import {
   CGROUP_CAPABILITIES,
@@ -326,7 +327,8 @@ export class RecordingBackend implements ActuatorBackend {
 /**
  * The refusals the kernel makes that the actuators must avoid by ordering their writes
  * (verified on Linux 6.x, cgroup v1 and v2 alike): a weight written to a group in the idle
- * class, a burst above the quota, a quota below the burst — all EINVAL.
+ * class, a burst above the quota, a quota below the burst, a period outside 1 ms .. 1 s — all
+ * EINVAL.
  */
 function kernelRefusal(
   f: CpuFileFormat,
@@ -335,6 +337,10 @@ function kernelRefusal(
   value: string,
 ): string | null {
   if (file === f.weightFile && values[f.idleFile] === "1") return "the group is in the idle class";
+  if (file === f.periodFile && f.periodOf({ [file]: value }) === null)
+    return `period ${value} outside ${MIN_PERIOD_USEC}..${MAX_PERIOD_USEC} us`;
+  if (file === f.capFile && f.periodFile === null && f.periodOf({ [file]: value }) === null)
+    return `"${value}": period outside ${MIN_PERIOD_USEC}..${MAX_PERIOD_USEC} us`;
   if (file === f.burstFile) {
     const quota = f.quotaOf(values[f.capFile]);
     if (quota !== null && Number(value) > quota) return `burst ${value} above quota ${quota}`;

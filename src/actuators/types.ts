@@ -45,6 +45,8 @@ export interface ActuatorCapabilities {
   burst: boolean;
   /** A CPU count (`cpuCount`): cpusets, vCPUs. */
   cpuCount: boolean;
+  /** The cap's period (`capPeriodUs`): a CFS period. Without it the target keeps its own period. */
+  capPeriod: boolean;
 }
 
 /**
@@ -62,6 +64,8 @@ export interface AppliedAllocation {
   burstCpuMillis?: number;
   /** CPUs it may run on (absent where the backend does not set them). */
   cpuCount?: number;
+  /** The period the cap is enforced over, µs (absent where the target has none). */
+  capPeriodUs?: number;
 }
 
 export interface PartitionActuator {

@@ -64,16 +64,51 @@ describe("quota for a cap", () => {
 });
 
 describe("v1 format", () => {
-  it("writes quota at the cgroup's period and shares", () => {
+  it("writes quota at the period found at open (or the directive's) and shares", () => {
     const cur = { "cpu.cfs_period_us": "50000", "cpu.cfs_quota_us": "-1", "cpu.shares": "1024" };
-    expect(v1Format.desired(directive(250, 200), cur)).toEqual({
+    expect(v1Format.desired(directive(250, 200), cur, 50_000)).toEqual({
+      "cpu.cfs_period_us": "50000",
       "cpu.cfs_quota_us": "12500", // 250 * 50000 / 1000
       "cpu.shares": "2048",
     });
-    expect(v1Format.desired(directive(Number.POSITIVE_INFINITY, 100), cur)).toEqual({
+    expect(v1Format.desired(directive(Number.POSITIVE_INFINITY, 100), cur, 50_000)).toEqual({
+      "cpu.cfs_period_us": "50000",
       "cpu.cfs_quota_us": "-1",
       "cpu.shares": "1024",
     });
+    // a directive's own period: 800m over 500 ms is a 400,000 us quota
+    expect(v1Format.desired({ ...directive(800, 100), capPeriodUs: 500_000 }, cur, 50_000)).toEqual(
+      {
+        "cpu.cfs_period_us": "500000",
+        "cpu.cfs_quota_us": "400000", // 800 * 500000 / 1000
+        "cpu.shares": "1024",
+      },
+    );
+  });
+
+  it("orders period and quota so no pair in between claims more than either end", () => {
+    const cur = {
+      "cpu.cfs_period_us": "100000",
+      "cpu.cfs_quota_us": "80000",
+      "cpu.shares": "1024",
+    };
+    // 100 ms -> 500 ms: the period first (80,000 us of 500 ms is 16 %, under both ends' 80 %)
+    const longer = v1Format.desired({ ...directive(800, 100), capPeriodUs: 500_000 }, cur, 100_000);
+    expect(v1Format.plan(longer, cur)).toEqual([
+      "cpu.cfs_period_us",
+      "cpu.cfs_quota_us",
+      "cpu.shares",
+    ]);
+    // 500 ms -> 100 ms: the quota first (80,000 us of 500 ms, 16 %), then the period; the
+    // other order would hold 400,000 us per 100 ms, 4 CPUs, for a moment
+    const at500 = { ...cur, "cpu.cfs_period_us": "500000", "cpu.cfs_quota_us": "400000" };
+    const back = v1Format.desired(directive(800, 100), at500, 100_000);
+    expect(back["cpu.cfs_period_us"]).toBe("100000");
+    expect(v1Format.plan(back, at500)).toEqual([
+      "cpu.cfs_quota_us",
+      "cpu.cfs_period_us",
+      "cpu.shares",
+    ]);
   });
 
   it("validates found values, naming the file and the value", () => {
@@ -98,16 +133,20 @@ describe("v1 format", () => {
 });
 
 describe("v2 format", () => {
-  it("writes cpu.max with the period it holds, and the weight as is", () => {
+  it("writes cpu.max with the period found at open (or the directive's), and the weight as is", () => {
     const cur = { "cpu.max": "max 20000", "cpu.weight": "100" };
-    expect(v2Format.desired(directive(250, 200), cur)).toEqual({
+    expect(v2Format.desired(directive(250, 200), cur, 20_000)).toEqual({
       "cpu.max": "5000 20000", // 250 * 20000 / 1000
       "cpu.weight": "200",
     });
-    expect(v2Format.desired(directive(Number.POSITIVE_INFINITY, 10), cur)).toEqual({
+    expect(v2Format.desired(directive(Number.POSITIVE_INFINITY, 10), cur, 20_000)).toEqual({
       "cpu.max": "max 20000",
       "cpu.weight": "10",
     });
+    // one file holds both: quota and period change in one write
+    expect(v2Format.desired({ ...directive(800, 200), capPeriodUs: 500_000 }, cur, 20_000)).toEqual(
+      { "cpu.max": "400000 500000", "cpu.weight": "200" },
+    ); // 800 * 500000 / 1000
   });
 
   it("validates found values", () => {
@@ -143,13 +182,18 @@ describe("batch, burst and write order", () => {
   };
 
   it("batch is the idle class where the cgroup has cpu.idle, else the smallest weight", () => {
-    expect(v1Format.desired(batch, v1Format.freshValues)).toMatchObject({ "cpu.idle": "1" });
+    expect(v1Format.desired(batch, v1Format.freshValues, 100_000)).toMatchObject({
+      "cpu.idle": "1",
+    });
     // no cpu.idle (a kernel before 5.15): v1's smallest shares, 2; nothing about idle
-    expect(v1Format.desired(batch, v1NoIdle)).toEqual({
+    expect(v1Format.desired(batch, v1NoIdle, 100_000)).toEqual({
+      "cpu.cfs_period_us": "100000",
       "cpu.cfs_quota_us": "-1",
       "cpu.shares": "2",
     });
-    expect(v2Format.desired(batch, { "cpu.max": "max 100000", "cpu.weight": "100" })).toEqual({
+    expect(
+      v2Format.desired(batch, { "cpu.max": "max 100000", "cpu.weight": "100" }, 100_000),
+    ).toEqual({
       "cpu.max": "max 100000",
       "cpu.weight": "1",
     });
@@ -162,23 +206,26 @@ describe("batch, burst and write order", () => {
       "cpu.cfs_burst_us": "50000",
     };
     // 200m cap + 200m burst at 100 ms: 20000 us each; the burst shrinks, so it goes first
-    const shrink = v1Format.desired({ ...directive(200, 100), burstCpuMillis: 200 }, cur);
+    // (the period, unchanged, is listed first and skipped by the engine)
+    const shrink = v1Format.desired({ ...directive(200, 100), burstCpuMillis: 200 }, cur, 100_000);
     expect(v1Format.plan(shrink, cur)).toEqual([
+      "cpu.cfs_period_us",
       "cpu.cfs_burst_us",
       "cpu.cfs_quota_us",
       "cpu.idle",
       "cpu.shares",
     ]);
     // growing: the quota first
-    const grow = v1Format.desired({ ...directive(800, 100), burstCpuMillis: 800 }, cur);
+    const grow = v1Format.desired({ ...directive(800, 100), burstCpuMillis: 800 }, cur, 100_000);
     expect(v1Format.plan(grow, cur)).toEqual([
+      "cpu.cfs_period_us",
       "cpu.cfs_quota_us",
       "cpu.cfs_burst_us",
       "cpu.idle",
       "cpu.shares",
     ]);
     // entering the idle class: the weight is left out (the kernel refuses it: EINVAL)
-    const idle = v1Format.desired(batch, v1Format.freshValues);
+    const idle = v1Format.desired(batch, v1Format.freshValues, 100_000);
     expect(v1Format.plan(idle, v1Format.freshValues)).not.toContain("cpu.shares");
   });
 });

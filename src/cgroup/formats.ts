@@ -44,6 +44,11 @@ export interface CpuFileFormat {
   readonly optionalFiles: readonly string[];
   /** The files that carry the cap, the weight, the idle class and the burst. */
   readonly capFile: string;
+  /**
+   * The file that carries the period apart from the quota (v1 `cpu.cfs_period_us`); null where
+   * one file holds both (v2 `cpu.max`).
+   */
+  readonly periodFile: string | null;
   readonly weightFile: string;
   readonly idleFile: string;
   readonly burstFile: string;
@@ -53,7 +58,8 @@ export interface CpuFileFormat {
    * The order to write `values` in, given what the files hold now, leaving out what must not be
    * written: the weight of a group in the idle class (the kernel refuses it: EINVAL) and files
    * the cgroup does not have. Idle before weight (leaving the idle class resets the weight);
-   * burst before the cap when the burst shrinks, after it otherwise (burst <= quota always).
+   * burst before the cap when the burst shrinks, after it otherwise (burst <= quota always);
+   * v1's period before the quota when it grows, after it when it shrinks (periodFile).
    */
   plan(
     values: Readonly<Record<string, string>>,
@@ -63,8 +69,17 @@ export interface CpuFileFormat {
   readonly freshValues: Readonly<Record<string, string>>;
   /** Check found values; returns a message naming the file and the bad value, or null. */
   validate(values: Readonly<Record<string, string>>): string | null;
-  /** The text each held file should hold for `directive`, given what the files hold now. */
-  desired(directive: Directive, current: Readonly<Record<string, string>>): Record<string, string>;
+  /**
+   * The text each held file should hold for `directive`, given what the files hold now: the cap
+   * at the directive's `capPeriodUs`, else at `defaultPeriodUsec` (the period found at open).
+   */
+  desired(
+    directive: Directive,
+    current: Readonly<Record<string, string>>,
+    defaultPeriodUsec: number,
+  ): Record<string, string>;
+  /** The period (us) `values` hold; null when they hold none that parses. */
+  periodOf(values: Readonly<Record<string, string>>): number | null;
   /** The quota (us) the cap file's text holds; null = unlimited (or not a quota). */
   quotaOf(capText: string | undefined): number | null;
   /** The cap, period and weight that `values` express (weight on the v2 scale). */
@@ -135,20 +150,29 @@ function describeOptional(
 
 /** The write order shared by both layouts (see CpuFileFormat.plan). */
 function planWrites(
-  f: Pick<CpuFileFormat, "capFile" | "weightFile" | "idleFile" | "burstFile">,
+  f: Pick<CpuFileFormat, "capFile" | "weightFile" | "idleFile" | "burstFile" | "periodFile">,
   values: Readonly<Record<string, string>>,
   current: Readonly<Record<string, string>>,
 ): string[] {
   const has = (file: string) => values[file] !== undefined;
   const optionalMissing = (file: string) => current[file] === undefined;
-  const known = [f.capFile, f.weightFile, f.idleFile, f.burstFile];
-  // anything else first (v1 cpu.cfs_period_us, which only restore writes)
+  const pf = f.periodFile;
+  const known = [f.capFile, f.weightFile, f.idleFile, f.burstFile, pf];
+  // anything else first
   const out: string[] = Object.keys(values).filter((file) => !known.includes(file));
+  // The kernel checks each write's quota ÷ period against the parent's and the children's
+  // (tg_cfs_schedulable_down, EINVAL), so the pair in between must not claim more than either
+  // end: a longer period goes first (the old quota over it is less), a shorter one last (the
+  // new quota over the old period is less).
+  const period = pf !== null && has(pf);
+  const periodFirst = period && !(Number(values[pf]) < Number(current[pf]));
+  if (periodFirst) out.push(pf);
   const burst = has(f.burstFile) && !optionalMissing(f.burstFile);
   const burstFirst = burst && Number(values[f.burstFile]) < Number(current[f.burstFile]);
   if (burstFirst) out.push(f.burstFile);
   if (has(f.capFile)) out.push(f.capFile);
   if (burst && !burstFirst) out.push(f.burstFile);
+  if (period && !periodFirst) out.push(pf);
   const idleKnown = has(f.idleFile) && !optionalMissing(f.idleFile);
   if (idleKnown) out.push(f.idleFile);
   // the idle state after these writes: a weight written to an idle group is refused
@@ -175,7 +199,13 @@ function desiredOptional(
 /** cgroup v1: cpu.cfs_period_us, cpu.cfs_quota_us (-1 = unlimited), cpu.shares. */
 export const v1Format: CpuFileFormat = {
   layout: "cgroup-v1",
-  heldFiles: ["cpu.cfs_quota_us", "cpu.shares", "cpu.cfs_burst_us", "cpu.idle"],
+  heldFiles: [
+    "cpu.cfs_period_us",
+    "cpu.cfs_quota_us",
+    "cpu.shares",
+    "cpu.cfs_burst_us",
+    "cpu.idle",
+  ],
   snapshotFiles: [
     "cpu.cfs_period_us",
     "cpu.cfs_quota_us",
@@ -185,6 +215,7 @@ export const v1Format: CpuFileFormat = {
   ],
   optionalFiles: ["cpu.cfs_burst_us", "cpu.idle"],
   capFile: "cpu.cfs_quota_us",
+  periodFile: "cpu.cfs_period_us",
   weightFile: "cpu.shares",
   idleFile: "cpu.idle",
   burstFile: "cpu.cfs_burst_us",
@@ -211,11 +242,12 @@ export const v1Format: CpuFileFormat = {
       return `cpu.shares must be an integer >= 0: found "${shares}"`;
     return validateOptional(v, "cpu.idle", "cpu.cfs_burst_us");
   },
-  desired(d, current) {
-    const period = parsePeriodUsec(current["cpu.cfs_period_us"]) ?? DEFAULT_PERIOD_USEC;
+  desired(d, current, defaultPeriodUsec) {
+    const period = d.capPeriodUs ?? defaultPeriodUsec;
     const quota = quotaUsecForCap(d.capCpuMillis, period);
     const { idleClass } = abilitiesOf(this, current);
     return {
+      "cpu.cfs_period_us": String(period),
       "cpu.cfs_quota_us": quota === null ? "-1" : String(quota),
       // batch where the kernel has no idle class: the smallest shares v1 allows
       "cpu.shares": String(d.idle && !idleClass ? MIN_SHARES : weightToShares(d.weight)),
@@ -223,6 +255,7 @@ export const v1Format: CpuFileFormat = {
     };
   },
   quotaOf: parseCfsQuota,
+  periodOf: (v) => parsePeriodUsec(v["cpu.cfs_period_us"]),
   describe(v) {
     return {
       quotaUsec: parseCfsQuota(v["cpu.cfs_quota_us"]),
@@ -240,6 +273,7 @@ export const v2Format: CpuFileFormat = {
   snapshotFiles: ["cpu.max", "cpu.weight", "cpu.max.burst", "cpu.idle"],
   optionalFiles: ["cpu.max.burst", "cpu.idle"],
   capFile: "cpu.max",
+  periodFile: null,
   weightFile: "cpu.weight",
   idleFile: "cpu.idle",
   burstFile: "cpu.max.burst",
@@ -267,8 +301,8 @@ export const v2Format: CpuFileFormat = {
       return `cpu.weight must be an integer ${MIN_WEIGHT}..${MAX_WEIGHT}: found "${weight}"`;
     return validateOptional(v, "cpu.idle", "cpu.max.burst");
   },
-  desired(d, current) {
-    const period = parseCpuMax(current["cpu.max"])?.periodUsec ?? DEFAULT_PERIOD_USEC;
+  desired(d, current, defaultPeriodUsec) {
+    const period = d.capPeriodUs ?? defaultPeriodUsec;
     const quota = quotaUsecForCap(d.capCpuMillis, period);
     const { idleClass } = abilitiesOf(this, current);
     const weight = d.idle && !idleClass ? MIN_WEIGHT : d.weight;
@@ -279,6 +313,7 @@ export const v2Format: CpuFileFormat = {
     };
   },
   quotaOf: (text) => parseCpuMax(text)?.quotaUsec ?? null,
+  periodOf: (v) => parseCpuMax(v["cpu.max"])?.periodUsec ?? null,
   describe(v) {
     const max = parseCpuMax(v["cpu.max"]);
     return {

@@ -95,7 +95,13 @@ export type CapReason =
   /** The partition is configured `capped: true` (PR/SM capped mode): cap = entitlement. */
   | "capped"
   /** Batch held to its entitlement while a network partition is congested and weights alone did not relieve it. */
-  | "suppress-batch";
+  | "suppress-batch"
+  /**
+   * A goal partition that meets its goal with room to spare, held to what its goal needs while
+   * a less important partition wants CPU, in long CFS periods (`capPeriodUs`): both run in long
+   * slices instead of interleaving.
+   */
+  | "goal-donor";
 
 /**
  * A resource-balancing directive for one partition for this cycle. The entitlement is
@@ -116,6 +122,13 @@ export interface Directive {
   burstCpuMillis: CpuMillis;
   /** Why there is a cap; null when capCpuMillis is Infinity. */
   capReason: CapReason | null;
+  /**
+   * The CFS period the cap is enforced over, microseconds (cgroup v2 `cpu.max`'s second field,
+   * v1 `cpu.cfs_period_us`; 1,000..1,000,000). Absent: the period the target had when it was
+   * opened. A long period lets a capped partition and its neighbours run in long slices, at the
+   * cost of the capped one's latency once its quota is spent (up to the rest of the period).
+   */
+  capPeriodUs?: number;
   /** Whole CPUs the partition should run on (ceil of the entitlement), for agents and apps. */
   cpuCount: number;
 }

@@ -6,12 +6,13 @@
 // offlines. Load moves from guest to guest (sent from inside each guest's network namespace,
 // where its tap is). The summary gives per phase served ÷ offered, p99, each guest's vCPUs
 // online and the time from a directive that added a vCPU to the guest's CPU online.
-// Under TCG (this project's host family) a guest is ~18x slower than the host: the rates are
-// low and the phases long. Everything it made is removed at the end, also on Ctrl-C.
-import { execFile } from "node:child_process";
+// Under TCG (this project's host family) a guest is ~18x slower than the host, and how much
+// slower depends on the host's CPU and load: unless given, the rates are sized from what the
+// guests themselves measure they serve per vCPU-second under a probe rate (vm-rates.ts), so
+// the hot guest needs a second vCPU on any machine. Everything it made is removed at the end,
+// also on Ctrl-C (vm-leftovers.ts lists what the kernel still shows).
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, rmSync } from "node:fs";
 import pino from "pino";
 import type { CycleRecord } from "../core/model.ts";
 import { parseConfig } from "../manager/config.ts";
@@ -20,9 +21,27 @@ import { testbedDown, testbedUp } from "../testbed/testbed.ts";
 import { vmsDown } from "../vm/down.ts";
 import { LogTail } from "../vm/guest.ts";
 import { applyConsole } from "../vm/guest-cpus.ts";
-import { defaultVmStateFile, type VmRecord } from "../vm/state.ts";
+import { defaultVmStateFile } from "../vm/state.ts";
 import { VM_MANAGER_INTERVAL_MS, vmsUp } from "../vm/vms.ts";
-import { type DemoPlan, demoPlan, demoRate } from "./scenario.ts";
+import {
+  allocationPoint,
+  type DemoPlan,
+  demoPlan,
+  demoRate,
+  followMs,
+  meanWorkConservationOfPoints,
+} from "./scenario.ts";
+import { leftovers } from "./vm-leftovers.ts";
+import { loadGuest } from "./vm-load.ts";
+import {
+  type GuestLoad,
+  guestLoad,
+  refineRates,
+  secondProbePps,
+  VM_PROBE_PPS,
+  vmDemoRates,
+} from "./vm-rates.ts";
+import type { DirectiveToOnline, VmDemoSummary } from "./vm-summary.ts";
 
 const PREFIX = "weirdemovm";
 /**
@@ -32,95 +51,24 @@ const PREFIX = "weirdemovm";
 const HOG_PREFIX = "weirdemovmhog";
 const SLOT_DIR = "/dev/shm/weirdemovm-slots";
 const PORT = 7000;
+/** The manager's log, kept after the demo. */
+const logFile = "/run/weir/demo-vm-manager.log";
 /** SHA-256 rounds per request in the guests' servers (Node in a TCG guest is ~18x slower). */
 export const VM_DEMO_COST_ROUNDS = 20;
+/** How long each of the two probes that size the rates offers its rate to every guest. */
+const PROBE_MS = 14_000;
+/** The probe's first seconds (the agent's first windows, the manager's smoothing) are not read. */
+const PROBE_SKIP_MS = 4_000;
 
 export interface VmDemoOptions {
   durationMs: number;
   guests: number;
   hog: boolean;
-  highPps: number;
-  lowPps: number;
+  /** Offered rates, packets/s; unless both are given they are sized from the guests' speed. */
+  highPps?: number;
+  lowPps?: number;
   signal: AbortSignal;
   say: (line: string) => void;
-}
-
-export interface VmPhaseGuest {
-  partition: string;
-  offered: number;
-  served: number;
-  servedRatio: number | null;
-  p99Ms: number | null;
-  /** vCPUs the guest kernel had online: mean of 1 s samples, and the most. */
-  meanVcpus: number | null;
-  maxVcpus: number | null;
-  meanCapCpuMillis: number | null;
-}
-
-export interface VmDemoSummary {
-  mode: "vm";
-  durationMs: number;
-  phases: Array<{ name: string; fromMs: number; toMs: number; guests: VmPhaseGuest[] }>;
-  /** Each directive that raised a guest's vCPU count → its guest kernel's CPU online (ms). */
-  directiveToOnlineMs: Array<{ partition: string; cpuCount: number; ms: number | null }>;
-  teardown: { clean: boolean; left: string[] };
-  notes: string[];
-}
-
-interface LoadOut {
-  targets: Array<{
-    name: string;
-    sent: number;
-    answered: number;
-    servedRatio: number | null;
-    latency: { p99Ms: number | null };
-  }>;
-}
-
-/** One guest's load for one phase, sent from inside its namespace (`weir load --json`). */
-function loadGuest(
-  vm: VmRecord,
-  pps: number,
-  durationMs: number,
-  signal: AbortSignal,
-): Promise<LoadOut | null> {
-  // bin/weir.js of this package, from src/demo or dist/src/demo
-  const weirBin = join(import.meta.dirname, "..", "..", "bin", "weir.js").replace(
-    /\/dist\/bin\//,
-    "/bin/",
-  );
-  return new Promise((resolve) => {
-    execFile(
-      "ip",
-      [
-        "netns",
-        "exec",
-        vm.netns,
-        process.execPath,
-        weirBin,
-        "load",
-        "--target",
-        `${vm.name}=${vm.guestAddr}:${PORT}`,
-        "--schedule",
-        String(pps),
-        "--duration",
-        `${Math.round(durationMs)}ms`,
-        "--max-packets",
-        String(Math.ceil((pps * durationMs) / 1000) + 100),
-        "--quiet",
-        "--json",
-      ],
-      { signal, timeout: durationMs + 30_000, maxBuffer: 16 << 20 },
-      (err, stdout) => {
-        if (err) return resolve(null);
-        try {
-          resolve(JSON.parse(stdout) as LoadOut);
-        } catch {
-          resolve(null);
-        }
-      },
-    );
-  });
 }
 
 const mean = (xs: number[]): number | null =>
@@ -128,7 +76,6 @@ const mean = (xs: number[]): number | null =>
 
 export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
   const names = Array.from({ length: o.guests }, (_, i) => `g${i + 1}`);
-  const plan: DemoPlan = demoPlan(names, o.durationMs, o.highPps, o.lowPps);
   const notes: string[] = [];
   const keys = names.map(() => randomBytes(32).toString("hex"));
   const stateFile = defaultVmStateFile(PREFIX);
@@ -141,7 +88,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
   let hogState: string | null = null;
   let hogCgroup = `${HOG_PREFIX}/hog`;
   let vmsState: string | null = null;
-  const directiveToOnline: VmDemoSummary["directiveToOnlineMs"] = [];
+  const directiveToOnline: DirectiveToOnline[] = [];
   let summary: VmDemoSummary | null = null;
   try {
     if (o.hog) {
@@ -181,7 +128,6 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
         ...(o.hog ? [{ name: "hog", kind: "batch", cgroup: hogCgroup, importance: 5 }] : []),
       ],
     });
-    const logFile = "/run/weir/demo-vm-manager.log";
     const logger = pino(
       { level: "info", base: undefined },
       pino.destination({ dest: logFile, sync: false, mkdir: true }),
@@ -248,7 +194,12 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
         const next = applyConsole(online.get(name)!, text.slice(0, end));
         const w = waiting.get(name);
         if (w && next.size >= w.cpuCount) {
-          directiveToOnline.push({ partition: name, cpuCount: w.cpuCount, ms: now - w.atMs });
+          directiveToOnline.push({
+            partition: name,
+            cpuCount: w.cpuCount,
+            ms: Math.round(now - w.atMs),
+            atMs: Math.round(w.atMs - t0),
+          });
           waiting.delete(name);
         }
         online.set(name, next);
@@ -261,24 +212,82 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
       });
     }, 1000);
     const phases: VmDemoSummary["phases"] = [];
+    let rates: VmDemoSummary["rates"] = {
+      highPps: o.highPps ?? 0,
+      lowPps: o.lowPps ?? 0,
+      perVcpuPps: null,
+      fixedCpuCores: null,
+      probePps: [],
+    };
     try {
+      if (o.highPps === undefined || o.lowPps === undefined) {
+        // Size the rates from the CPU the guests report at two probe rates (vm-rates.ts).
+        const probe = async (pps: number): Promise<Array<GuestLoad | null>> => {
+          o.say(`probe: ${pps} packets/s to every guest for ${PROBE_MS / 1000} s ...`);
+          const fromAt = Date.now();
+          await Promise.all(st.vms.map((vm) => loadGuest(vm, PORT, pps, PROBE_MS, o.signal)));
+          const got = names.map((n) => guestLoad(records, n, fromAt + PROBE_SKIP_MS, Date.now()));
+          o.say(
+            `  ${names.map((n, i) => `${n}: ${got[i] ? `${got[i].servedPps.toFixed(1)} served/s on ${(got[i].cpuCores * 1000).toFixed(0)}m` : "no report"}`).join(", ")}`,
+          );
+          return got;
+        };
+        const first = await probe(VM_PROBE_PPS);
+        const secondPps = secondProbePps(first);
+        const second = secondPps === null ? names.map(() => null) : await probe(secondPps);
+        const firstSized = vmDemoRates(
+          names.map((_, i) => ({ first: first[i] ?? null, second: second[i] ?? null })),
+        );
+        if (!firstSized || o.signal.aborted)
+          throw new Error(
+            "weir demo --vm: the guests' reports during the probes gave no CPU cost per packet; give --high-pps and --low-pps",
+          );
+        // the cost per packet near the hot rate: a third probe at the first estimate
+        const third = await probe(firstSized.highPps);
+        const sized = refineRates(
+          firstSized,
+          names.map((_, i) => ({ first: second[i] ?? null, second: third[i] ?? null })),
+        );
+        rates = {
+          highPps: o.highPps ?? sized.highPps,
+          lowPps: o.lowPps ?? sized.lowPps,
+          perVcpuPps: sized.perVcpuPps,
+          fixedCpuCores: sized.fixedCpuCores,
+          probePps: [VM_PROBE_PPS, ...(secondPps === null ? [] : [secondPps]), firstSized.highPps],
+        };
+        o.say(
+          `  near the hot rate a guest uses ${(sized.fixedCpuCores * 1000).toFixed(0)}m fixed + 1 vCPU per ${sized.perVcpuPps.toFixed(0)} packets/s → ${rates.highPps} (hot) / ${rates.lowPps} packets/s`,
+        );
+      }
+      const plan: DemoPlan = demoPlan(names, o.durationMs, rates.highPps, rates.lowPps);
       for (const ph of plan.phases) {
         if (o.signal.aborted) break;
         o.say(`phase "${ph.name}" (${((ph.toMs - ph.fromMs) / 1000).toFixed(0)} s)`);
         const fromMs = Date.now() - t0;
+        const pps = st.vms.map((vm) => demoRate(plan, vm.name, ph.fromMs));
         const loads = await Promise.all(
-          st.vms.map((vm) =>
-            loadGuest(vm, demoRate(plan, vm.name, ph.fromMs), ph.toMs - ph.fromMs, o.signal),
-          ),
+          st.vms.map((vm, i) => loadGuest(vm, PORT, pps[i]!, ph.toMs - ph.fromMs, o.signal)),
         );
         const toMs = Date.now() - t0;
         const caps = records.filter(
           (r) => r.startedAtMs - t0 >= fromMs && r.startedAtMs - t0 < toMs,
         );
+        // weir following the shift (the hot guest's entitlement) and the hog's CPU
+        const points = caps.map((r) => allocationPoint(r, t0, new Set(["hog"])));
+        const hogShare = meanWorkConservationOfPoints(points, fromMs, toMs).batchShare;
+        const follow = followMs(
+          records
+            .filter((r) => r.startedAtMs - t0 >= fromMs - 5000 && r.startedAtMs - t0 < toMs)
+            .map((r) => allocationPoint(r, t0)),
+          { name: ph.name, fromMs, toMs, hot: ph.hot },
+        );
         phases.push({
           name: ph.name,
           fromMs,
           toMs,
+          followMs: follow === null ? null : Math.round(follow),
+          hogCpuMillis:
+            hogShare === null || !caps[0] ? null : Math.round(hogShare * caps[0].capacityCpuMillis),
           guests: st.vms.map((vm, i) => {
             const t = loads[i]?.targets[0];
             const inPhase = samples.filter((s) => s.tMs >= fromMs && s.tMs < toMs);
@@ -290,6 +299,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
             const m = mean(capOf);
             return {
               partition: vm.name,
+              offeredPps: pps[i]!,
               offered: t?.sent ?? 0,
               served: t?.answered ?? 0,
               servedRatio: t?.servedRatio ?? null,
@@ -299,6 +309,7 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
               meanCapCpuMillis: m === null ? null : Math.round(m),
             };
           }),
+          directiveToOnline: [],
         });
         if (loads.some((l) => l === null))
           notes.push(`phase "${ph.name}": a load generator failed`);
@@ -308,9 +319,18 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
       clearInterval(sampler);
     }
     if (o.signal.aborted) notes.push("stopped early by a signal: the last phases are partial");
+    // each directive → online in the phase its directive was given in
+    for (const d of directiveToOnline)
+      phases.find((ph) => d.atMs >= ph.fromMs && d.atMs < ph.toMs)?.directiveToOnline.push(d);
+    for (const [name, w] of waiting) {
+      const d = { partition: name, cpuCount: w.cpuCount, ms: null, atMs: Math.round(w.atMs - t0) };
+      directiveToOnline.push(d);
+      phases.find((ph) => d.atMs >= ph.fromMs && d.atMs < ph.toMs)?.directiveToOnline.push(d);
+    }
     summary = {
       mode: "vm",
       durationMs: Date.now() - t0,
+      rates,
       phases,
       directiveToOnlineMs: directiveToOnline,
       teardown: { clean: false, left: [] },
@@ -332,69 +352,9 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
     }
     rmSync(SLOT_DIR, { recursive: true, force: true });
     // What the kernel lists: no QEMU, namespace or cgroup of the prefix left.
-    left.push(...leftovers());
+    left.push(...leftovers([PREFIX, HOG_PREFIX], PREFIX, [logFile]));
     if (summary) summary.teardown = { clean: left.length === 0, left };
   }
   if (!summary) throw new Error("weir demo --vm: no summary"); // unreachable: the body either returned one or threw
   return summary;
-}
-
-/** Anything of the demo's prefixes the kernel still lists (processes, namespaces, cgroups). */
-function leftovers(): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync("/proc")) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const argv = readFileSync(`/proc/${e}/cmdline`, "utf8");
-      if (
-        [PREFIX, HOG_PREFIX].some(
-          (p) => argv.includes(`weir:${p}/`) || argv.includes(`--weir-tag=${p}/`),
-        )
-      )
-        out.push(`process ${e}`);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  try {
-    for (const ns of readdirSync("/run/netns"))
-      if (ns.startsWith(`${PREFIX}-`)) out.push(`netns ${ns}`);
-  } catch {
-    // no namespaces at all
-  }
-  for (const root of [
-    "/sys/fs/cgroup/cpu",
-    "/sys/fs/cgroup/cpuacct",
-    "/sys/fs/cgroup/unified",
-    "/sys/fs/cgroup",
-  ])
-    for (const p of [PREFIX, HOG_PREFIX])
-      if (existsSync(join(root, p))) out.push(`cgroup ${join(root, p)}`);
-  return out;
-}
-
-const pct = (f: number | null) => (f === null ? "n/a" : `${(f * 100).toFixed(1)} %`);
-const num = (x: number | null, d = 1) => (x === null ? "n/a" : x.toFixed(d));
-
-export function formatVmSummary(s: VmDemoSummary): string {
-  const lines = [
-    `weir demo --vm: ${s.phases.length} phases in ${(s.durationMs / 1000).toFixed(0)} s`,
-  ];
-  for (const ph of s.phases) {
-    lines.push(`\n${ph.name} (${((ph.toMs - ph.fromMs) / 1000).toFixed(0)} s)`);
-    lines.push("  guest  offered  served  served/offered  p99 ms  vCPUs mean/max  cap (mean)");
-    for (const g of ph.guests)
-      lines.push(
-        `  ${g.partition.padEnd(5)}  ${String(g.offered).padStart(7)}  ${String(g.served).padStart(6)}  ${pct(g.servedRatio).padStart(14)}  ${num(g.p99Ms).padStart(6)}  ${`${num(g.meanVcpus, 2)}/${g.maxVcpus ?? "n/a"}`.padStart(14)}  ${g.meanCapCpuMillis === null ? "none" : `${g.meanCapCpuMillis}m`}`,
-      );
-  }
-  const ms = s.directiveToOnlineMs
-    .flatMap((d) => (d.ms === null ? [] : [d.ms]))
-    .sort((a, b) => a - b);
-  lines.push(
-    `\ndirective → guest CPU online: ${ms.length ? `${ms.length} times, median ${ms[Math.floor(ms.length / 2)]} ms, range ${ms[0]}–${ms.at(-1)} ms` : "no vCPU was added"}`,
-  );
-  lines.push(s.teardown.clean ? "teardown: clean" : `teardown: LEFT ${s.teardown.left.join("; ")}`);
-  for (const n of s.notes) lines.push(`note: ${n}`);
-  return `${lines.join("\n")}\n`;
 }

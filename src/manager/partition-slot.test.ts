@@ -12,7 +12,13 @@ import { Manager } from "./manager.ts";
 import type { PartitionWiring } from "./manager-options.ts";
 
 const INF = Number.POSITIVE_INFINITY;
-const FRESH = { capCpuMillis: INF, weight: 100, idle: false, burstCpuMillis: 0 };
+const FRESH = {
+  capCpuMillis: INF,
+  weight: 100,
+  idle: false,
+  burstCpuMillis: 0,
+  capPeriodUs: 100_000,
+};
 
 /** A policy that caps each partition at what `caps` says now (weight 200), so values are exact. */
 function fixedPolicy(caps: Record<string, number>): Policy {
@@ -88,6 +94,7 @@ describe("Manager: Desired -> Applied", () => {
       weight: 200,
       idle: false,
       burstCpuMillis: 0,
+      capPeriodUs: 100_000,
     });
     expect(m.allocations()).toEqual({
       slow: { desired: want(300), applied: FRESH, inForce: false, differsSinceMs: 10_000 },

@@ -106,7 +106,7 @@ export interface DecisionDetail {
   deadband: boolean;
   shrinkLimited: boolean;
   boundsFixed: boolean;
-  /** Index into CAP_REASONS: 0 none, 1 max, 2 capped, 3 suppress-batch. */
+  /** Index into CAP_REASONS: 0 none, 1 max, 2 capped, 3 suppress-batch, 4 goal-donor. */
   capCode: number;
 }
 

@@ -18,8 +18,15 @@ export function cpuCountForAllocation(cpuMillis: number): number {
 }
 
 /** Cap reasons as codes (0 = no cap) for the directive columns and the decisions' reasons. */
-export const CAP_REASONS: readonly (CapReason | null)[] = [null, "max", "capped", "suppress-batch"];
-export const CapCode = { none: 0, max: 1, capped: 2, suppressBatch: 3 } as const;
+export const CAP_REASONS: readonly (CapReason | null)[] = [
+  null,
+  "max",
+  "capped",
+  "suppress-batch",
+  "goal-donor",
+];
+/** goalDonor: set by the step itself (donor-cap.ts), never by capCodeFor. */
+export const CapCode = { none: 0, max: 1, capped: 2, suppressBatch: 3, goalDonor: 4 } as const;
 
 /**
  * The entitlement as the kernel should see it — weights first:
@@ -29,8 +36,10 @@ export const CapCode = { none: 0, max: 1, capped: 2, suppressBatch: 3 } as const
  * - batch runs in the idle class (minimum weight where the kernel has none): every idle
  *   cycle, and it yields at wake-up;
  * - a cap only for a configured max, a `capped` partition (cap = entitlement), or batch while
- *   network partitions stay congested (cap = its entitlement, no burst). A cap comes with a
- *   burst of burstFraction × cap, so a short burst does not wait out the period.
+ *   network partitions stay congested (cap = its entitlement, no burst); and a goal donor's
+ *   (cap = entitlement, no burst, over `capPeriodUs`), which the step sets itself
+ *   (donor-cap.ts). A cap comes with a burst of burstFraction × cap, so a short burst does not
+ *   wait out the period.
  * The step keeps a directive as two numbers per partition (its weight and its cap code, beside
  * its entitlement); `directiveAt` builds the object from them for whoever reads one.
  */
@@ -85,14 +94,17 @@ export function directiveAt(
   max: number,
   capacity: number,
   burstFraction: number,
+  donorCapPeriodUs = 0,
 ): Directive {
   const cap = capOf(code, cpu, max);
   const reason = CAP_REASONS[code] ?? null;
+  // a donor's cap has no burst: banked runtime would let it run past its goal's share, which
+  // is the CPU the levels below are to get in one block
   const burst =
-    reason === null || reason === "suppress-batch"
+    reason === null || reason === "suppress-batch" || reason === "goal-donor"
       ? 0
       : Math.floor(cap * clamp(burstFraction, 0, 1));
-  return {
+  const d: Directive = {
     partition,
     cpuMillis: cpu,
     weight,
@@ -102,6 +114,8 @@ export function directiveAt(
     capReason: reason,
     cpuCount: cpuCountForAllocation(Math.min(cap, max, capacity)),
   };
+  if (code === CapCode.goalDonor && donorCapPeriodUs > 0) d.capPeriodUs = donorCapPeriodUs;
+  return d;
 }
 
 /** The directives of one step as its columns; row `i`'s object is made on first request and kept. */
@@ -117,6 +131,8 @@ export class StepDirectives implements DirectiveTable {
     readonly capCode: Uint8Array,
     readonly capacityCpuMillis: number,
     readonly burstFraction: number,
+    /** The CFS period of a donor cap (knobs.donorCapPeriodMs), µs. */
+    readonly donorCapPeriodUs = 0,
   ) {}
 
   get size(): number {
@@ -138,6 +154,7 @@ export class StepDirectives implements DirectiveTable {
         t.maxCpuMillis[i]!,
         this.capacityCpuMillis,
         this.burstFraction,
+        this.donorCapPeriodUs,
       );
       this.#objects[i] = d;
     }

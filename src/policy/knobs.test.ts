@@ -23,6 +23,7 @@ describe("POLICY_KNOBS", () => {
       cpuDelayThreshold: 0.5,
       weightDeadbandFraction: 0.15,
       goalHeadroomFraction: 0.05,
+      donorCapPeriodMs: 100,
       burstFraction: 1,
       suppressBatchAfterCycles: 10,
       releaseBatchAfterCycles: 10,

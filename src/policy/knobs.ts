@@ -3,13 +3,14 @@
 // each one is in README.md.
 import type { ChoiceRule, NumberRule } from "../core/bounds.ts";
 import type { CpuMillis } from "../core/units.ts";
+import { DONOR_CAP_PERIOD_MS } from "./donor-cap.ts";
 import type { PolicyKnobs } from "./types.ts";
 
 /** Every PolicyKnobs field but the capacity (which comes from the host, not from config). */
 export type TunableField = Exclude<keyof PolicyKnobs, "capacityCpuMillis">;
 
 /** What a knob's number means: a fraction (0.2 = 20 %), a multiplier, a count of cycles. */
-export type KnobUnit = "fraction" | "multiplier" | "cycles" | "choice";
+export type KnobUnit = "fraction" | "multiplier" | "cycles" | "milliseconds" | "choice";
 
 /** One knob: the PolicyKnobs field it sets, default, rule, unit, one-line description. */
 export type KnobDeclaration = {
@@ -59,6 +60,10 @@ export type KnobDeclaration = {
  *   writes cpu.shares about once a second or less; a load step moves it far more at once.
  * - burst 1: a cap comes with a burst of a whole period's quota, so a capped partition
  *   that idled can answer a burst at once instead of waiting out the period.
+ * - donorCapPeriodMs DONOR_CAP_PERIOD_MS: a goal partition that meets its goal with room while
+ *   a less important one wants CPU is capped at what its goal needs in CFS periods this long,
+ *   so the two run in long slices instead of interleaving (donor-cap.ts says why and what was
+ *   measured); 0 turns the donor cap off.
  * - suppressBatchAfterCycles 10 / releaseBatchAfterCycles 10: batch is capped at its guarantee
  *   once a network partition has been constrained 10 cycles in a row (1 s at 100 ms) with
  *   weights and the idle class alone, and uncapped after 10 calm cycles. Shorter triggers fired
@@ -136,6 +141,14 @@ export const POLICY_KNOBS = {
     unit: "fraction",
     description:
       "a partition with a goal is steered to served = goal × (1 + this): receivers grow, donors give the rest away",
+  },
+  donorCapPeriodMs: {
+    field: "donorCapPeriodMs",
+    default: DONOR_CAP_PERIOD_MS,
+    rule: { min: 0, max: 1000, integer: true },
+    unit: "milliseconds",
+    description:
+      "CFS period of a goal donor's cap while a less important partition wants CPU (long slices; 0 = no donor cap)",
   },
   weightDeadband: {
     field: "weightDeadbandFraction",

@@ -1,6 +1,12 @@
 // weir's policy state: packed arrays aligned with the spec list, and a record (what the
 // contract and the state file see) built only when someone reads it. Pure; split from weir.ts.
 import type { PartitionId } from "../core/model.ts";
+import {
+  donorCapFlags,
+  donorCapMisfits,
+  FLAG_DONOR_CAP,
+  FLAG_DONOR_CAP_REACHED,
+} from "./donor-cap.ts";
 import { WEIGHT_MIN } from "./rules.ts";
 import type { PartitionTable } from "./table.ts";
 import type { BatchSuppressionState, PartitionPolicyState, PolicyState } from "./types.ts";
@@ -13,7 +19,7 @@ export interface PackedState {
   velocity: Float64Array;
   /** Weight last directed (NaN = none yet). */
   weight: Float64Array;
-  /** FLAG_RISING | FLAG_MISSED_GOAL, per partition: what the last window said. */
+  /** FLAG_RISING | FLAG_MISSED_GOAL | the donor cap's (donor-cap.ts), per partition: what the last window said. */
   flags: Uint8Array;
 }
 
@@ -69,6 +75,11 @@ function toRecord(p: PackedState): Record<PartitionId, PartitionPolicyState> {
     const f = p.flags[i]!;
     if ((f & FLAG_RISING) !== 0) ps.rising = true;
     if ((f & FLAG_MISSED_GOAL) !== 0) ps.missedGoal = true;
+    if ((f & FLAG_DONOR_CAP) !== 0)
+      ps.donorCap = {
+        misfitWindows: donorCapMisfits(f),
+        reached: (f & FLAG_DONOR_CAP_REACHED) !== 0,
+      };
     record[p.ids[i]!] = ps;
   }
   return record;
@@ -153,6 +164,8 @@ function readPrevious(
     weight[i] = w !== undefined && Number.isFinite(w) && w >= WEIGHT_MIN ? w : Number.NaN;
     if (ps.rising === true) flags[i]! |= FLAG_RISING;
     if (ps.missedGoal === true) flags[i]! |= FLAG_MISSED_GOAL;
+    if (ps.donorCap)
+      flags[i]! |= donorCapFlags(ps.donorCap.misfitWindows, ps.donorCap.reached === true);
   }
 }
 

@@ -33,6 +33,11 @@ export interface PolicyKnobs {
    * its entitlement moves by last × PI × (1 + this) a cycle (receiver up, donor down); 0.05 = 5 %.
    */
   goalHeadroomFraction: number;
+  /**
+   * A goal partition that meets its goal with room while a less important partition wants CPU
+   * is capped at what its goal needs, over CFS periods this long (donor-cap.ts); 0 = never.
+   */
+  donorCapPeriodMs: number;
   /** A weight is rewritten only when it rises by this fraction of the last, or falls by 2.5× it (0.15: +15 % / −37.5 %; goal partitions a third of it both ways). */
   weightDeadbandFraction: number;
   /** Burst a cap comes with, as a fraction of the cap (the kernel allows at most 1: burst <= quota). */
@@ -74,6 +79,11 @@ export interface PartitionPolicyState {
    * makes the less important levels yield to it (weir.ts yieldToReceivers).
    */
   missedGoal?: boolean;
+  /**
+   * Its donor cap is in force (donor-cap.ts): the windows in a row it has not fitted, and
+   * whether its entitlement reached the cap (absent = not capped).
+   */
+  donorCap?: { misfitWindows: number; reached?: boolean };
 }
 
 export interface PolicyState {

@@ -52,6 +52,35 @@ const saved = (
   ),
 });
 
+/**
+ * How CFS splits `cpus` CPUs among saturated groups: by weight, none above its cap
+ * (millicores, Infinity = none), what a capped one cannot take going to the others by weight.
+ */
+function cfsSplit(
+  cpus: number,
+  weights: Readonly<Record<string, number>>,
+  capsCpuMillis: Readonly<Record<string, number>>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  let open = Object.keys(weights);
+  let left = cpus;
+  for (;;) {
+    const total = open.reduce((x, id) => x + weights[id]!, 0);
+    const over = open.filter(
+      (id) => (left * weights[id]!) / total > (capsCpuMillis[id] ?? Infinity) / 1000,
+    );
+    if (over.length === 0) {
+      for (const id of open) out[id] = (left * weights[id]!) / total;
+      return out;
+    }
+    for (const id of over) {
+      out[id] = capsCpuMillis[id]! / 1000;
+      left -= out[id]!;
+    }
+    open = open.filter((id) => !over.includes(id));
+  }
+}
+
 describe("demand from traffic", () => {
   it("grants offered ÷ velocity + headroom when throttling confirms it", () => {
     const out = step(
@@ -577,7 +606,13 @@ describe("safety (property-style, seeded)", () => {
           }
           // a cap only with a reason: here only a max below capacity caps (nobody is `capped`)
           const capped = Math.floor(s.maxCpuMillis) < kNow.capacityCpuMillis;
-          if (d.capReason !== "suppress-batch") {
+          if (d.capReason === "goal-donor") {
+            // a donor capped at its goal's need (donor-cap.ts): cap = entitlement, long period
+            expect(s.goalPacketsPerSec).toBeGreaterThan(0);
+            expect(d.capCpuMillis).toBe(d.cpuMillis);
+            expect(d.capPeriodUs).toBe(kNow.donorCapPeriodMs * 1000);
+            expect(d.burstCpuMillis).toBe(0);
+          } else if (d.capReason !== "suppress-batch") {
             expect(d.capReason).toBe(capped ? "max" : null);
             expect(d.capCpuMillis).toBe(
               capped ? Math.floor(s.maxCpuMillis) : Number.POSITIVE_INFINITY,
@@ -603,7 +638,7 @@ describe("safety (property-style, seeded)", () => {
         expect(sum).toBeLessThanOrEqual(kNow.capacityCpuMillis);
         // every decision can explain itself
         for (const d of out.decisions)
-          expect(d.why).toMatch(/granted \d[\d,]*m; .*(no cap|burst\)|congested)$/);
+          expect(d.why).toMatch(/granted \d[\d,]*m; .*(no cap|burst\)|congested|not interleaved)$/);
       }
     }
   });
@@ -942,11 +977,14 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
       bronze: { cpu: 500, demand: 500, velocity: 1000 },
     });
     let w = { gold: 5000, bronze: 5000 };
+    let caps = { gold: Infinity, bronze: Infinity };
     let out: ReturnType<typeof step> | undefined;
     const served = { gold: 0, bronze: 0 };
+    const capsSeen = new Set<string>();
     for (let c = 0; c < 40; c++) {
+      const split = cfsSplit(1, w, caps);
       const tp = (id: "gold" | "bronze") => {
-        const cores = w[id] / (w.gold + w.bronze);
+        const cores = split[id]!;
         served[id] = cores * 1000;
         return throughput(id, {
           offeredPacketsPerSec: served[id],
@@ -959,22 +997,30 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
       out = step(k, specs, [tp("gold"), tp("bronze")], state);
       state = out.state;
       w = { gold: out.dir.gold!.weight, bronze: out.dir.bronze!.weight };
+      caps = { gold: out.dir.gold!.capCpuMillis, bronze: out.dir.bronze!.capCpuMillis };
+      capsSeen.add(String(out.dir.gold!.capReason));
     }
-    // gold's traffic claims more than its goal needs (what it uses × 1.2), so it donates: its
-    // entitlement follows last × PI × 1.05 toward PI = 1 ÷ 1.05 (840 pps), and bronze is entitled
-    // to the rest. bronze's weight is halved (one more important level present), so gold's 84 %
-    // of the CPU needs e ÷ (e + (1000 − e) ÷ 2) = 0.84: e = 724m
-    expect(out!.dir.gold!.cpuMillis).toBeGreaterThanOrEqual(680);
-    expect(out!.dir.gold!.cpuMillis).toBeLessThanOrEqual(780);
-    expect(out!.dir.bronze!.cpuMillis).toBeGreaterThanOrEqual(1000 - out!.dir.gold!.cpuMillis - 20);
+    // gold's traffic claims more than its goal needs (what it uses × 1.2), so it donates (cycle
+    // 5, at 747m), and bronze, less important, waits for CPU half the time (wants CPU): gold is
+    // capped at what its goal needs, 800 pps ÷ 1,000 pkt/cpu-s × 1.05 = 840m, over 100 ms
+    // periods. bronze's need shrinks at most 10 % a cycle (226 → 203 → 182 → 163m), so gold's
+    // entitlement, and its cap, climb 773 → 796 → 817 → 836m; the last 4m are inside the 10m
+    // dead-band (1 % of 1,000m), so the cap stays 836m, and bronze is entitled to the rest
+    expect(out!.dir.gold).toMatchObject({
+      cpuMillis: 836,
+      capCpuMillis: 836,
+      capReason: "goal-donor",
+      capPeriodUs: 100_000,
+      burstCpuMillis: 0,
+    });
+    expect(out!.dir.bronze).toMatchObject({ cpuMillis: 163, capCpuMillis: Infinity });
     expect(out!.d.gold!.why).toMatch(
-      /goal 800 pps (met \(PI 0\.\d\d\), so it claims [\d,]+m \(last entitlement × PI \+ 5 %\) and donates|missed \(PI 1\.\d\d\) while short of CPU, so it receives)/,
+      /goal met with room while a less important partition wants CPU, so capped at what its goal needs, 836m \(goal ÷ velocity \+ 5 %\), over 100 ms CFS periods/,
     );
-    // the weights (within gold's 5 % weight dead-band) give gold 1.0-1.15× its goal and bronze
-    // at least 70 % of the 200 pps surplus
-    expect(served.gold / 800).toBeGreaterThanOrEqual(1);
-    expect(served.gold / 800).toBeLessThanOrEqual(1.15);
-    expect(served.bronze).toBeGreaterThanOrEqual(0.7 * 200);
+    expect([...capsSeen]).toEqual(["null", "goal-donor"]);
+    // the cap gives gold 1.045× its goal and bronze the rest: 164 pps, 82 % of the 200 surplus
+    expect(served.gold).toBeCloseTo(836, 6);
+    expect(served.bronze).toBeCloseTo(164, 6);
   });
 
   it("a goal that cannot be met at importance 1 takes before importance 2, and importance 3 gets what is left", () => {
@@ -994,11 +1040,13 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
       bronze: { cpu: 666, demand: 666, velocity: 1000 },
     });
     let w: Record<string, number> = { gold: 3333, silver: 3333, bronze: 3333 };
+    let caps: Record<string, number> = {};
     let out: ReturnType<typeof step> | undefined;
+    let split: Record<string, number> = {};
     for (let c = 0; c < 20; c++) {
-      const total = w.gold! + w.silver! + w.bronze!;
+      split = cfsSplit(2, w, caps);
       const tp = (id: string) => {
-        const cores = (2 * w[id]!) / total;
+        const cores = split[id]!;
         return throughput(id, {
           offeredPacketsPerSec: 2000,
           servedPacketsPerSec: cores * 1000,
@@ -1010,11 +1058,14 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
       out = step(k, specs, [tp("gold"), tp("silver"), tp("bronze")], state);
       state = out.state;
       w = Object.fromEntries(out.directives.map((d) => [d.partition, d.weight]));
+      caps = Object.fromEntries(out.directives.map((d) => [d.partition, d.capCpuMillis]));
     }
-    // gold meets its goal (its controller holds PI near 1 ÷ 1.05); silver, at importance 2,
-    // gets what gold leaves before bronze; bronze, importance 3 with no goal, gets nothing
-    // beyond its guarantee (0) while silver misses
-    const servedOf = (id: string) => ((2 * w[id]!) / (w.gold! + w.silver! + w.bronze!)) * 1000;
+    split = cfsSplit(2, w, caps);
+    // gold meets its goal (its controller holds PI near 1 ÷ 1.05, then its donor cap at
+    // 1,200 ÷ 1,000 × 1.05 = 1,260m); silver, at importance 2, gets what gold leaves before
+    // bronze; bronze, importance 3 with no goal, gets nothing beyond its guarantee (0) while
+    // silver misses
+    const servedOf = (id: string) => split[id]! * 1000;
     expect(servedOf("gold") / 1200).toBeGreaterThanOrEqual(0.97);
     expect(servedOf("gold") / 1200).toBeLessThanOrEqual(1.15);
     expect(out!.dir.bronze!.cpuMillis).toBe(0);

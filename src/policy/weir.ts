@@ -31,7 +31,9 @@ import {
   performanceIndex,
   smoothVelocityOrNaN,
 } from "./demand.ts";
+import { donorCaps, markDonorCapsReached, wantsCpu } from "./donor-cap.ts";
 import {
+  CapCode,
   capCodeFor,
   directedWeight,
   StepDirectives,
@@ -192,6 +194,11 @@ interface StepArrays {
   receiver: Uint8Array;
   marks: Uint8Array;
   controlled: Uint8Array;
+  /** Donor cap (donor-cap.ts): rows it may apply to, this window's donor and missesGoal, and who is capped. */
+  dcEligible: Uint8Array;
+  dcDonor: Uint8Array;
+  dcMisses: Uint8Array;
+  dcCapped: Uint8Array;
   rows: RowReader;
 }
 
@@ -202,6 +209,8 @@ interface DemandSummary {
   yieldTo: number;
   congested: boolean;
   anyBatch: boolean;
+  /** Largest importance number among network partitions that want CPU (donor-cap.ts wantsCpu); 0 = none. */
+  leastImportantWanting: number;
 }
 
 function step(
@@ -227,14 +236,29 @@ function step(
   const ub = new Uint8Array(n * 3);
   const f = (k: number): Float64Array => fb.subarray(k * n, (k + 1) * n);
   const u = (k: number): Uint8Array => ub.subarray(k * n, (k + 1) * n);
-  const buf = sc.fit(n, 4, 6);
+  const buf = sc.fit(n, 4, 10);
   const [target, prevNeed, post0, post1] = buf.f64 as [
     Float64Array,
     Float64Array,
     Float64Array,
     Float64Array,
   ];
-  const [source, mode, eligible, receiver, marks, controlled] = buf.u8 as [
+  const [
+    source,
+    mode,
+    eligible,
+    receiver,
+    marks,
+    controlled,
+    dcEligible,
+    dcDonor,
+    dcMisses,
+    dcCapped,
+  ] = buf.u8 as [
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
     Uint8Array,
     Uint8Array,
     Uint8Array,
@@ -244,6 +268,8 @@ function step(
   ];
   receiver.fill(0);
   controlled.fill(0);
+  dcEligible.fill(0);
+  dcCapped.fill(0);
   const s: StepArrays = {
     knobs,
     t,
@@ -272,12 +298,45 @@ function step(
     receiver,
     marks,
     controlled,
+    dcEligible,
+    dcDonor,
+    dcMisses,
+    dcCapped,
     rows: sc.rows,
   };
   const found = assessDemand(s);
   if (found.receiverImportance <= 5) markReceivers(s, found.receiverImportance);
   if (found.yieldTo <= 5)
     yieldToReceivers(t, found.yieldTo, source, controlled, s.useNeed, target, s.demand, eligible);
+  const donorCapped =
+    found.leastImportantWanting > 1 &&
+    donorCaps(
+      n,
+      {
+        eligible: dcEligible,
+        donor: dcDonor,
+        missesGoal: dcMisses,
+        useNeed: s.useNeed,
+        goal: t.goalPacketsPerSec,
+        velocity: s.velocity,
+        importance: t.importance,
+        min: t.minCpuMillis,
+        max: t.maxCpuMillis,
+        windowMs: cols.windowMs,
+        prevCpu: s.prev.cpuMillis,
+        prevFlags: s.prev.flags,
+      },
+      found.leastImportantWanting,
+      knobs,
+      {
+        demand: s.demand,
+        target,
+        leftoverEligible: eligible,
+        prevNeed,
+        flags: s.flags,
+        capped: dcCapped,
+      },
+    ) > 0;
 
   const problem: AllocationProblem = {
     capacityCpuMillis: capacity,
@@ -308,6 +367,7 @@ function step(
     importance: t.importance,
   };
   runPostProcessors(frame, postProcessors, s.final, marks, [post0, post1]);
+  if (donorCapped) markDonorCapsReached(n, dcCapped, target, s.final, deadband, s.flags);
   const batch = found.anyBatch
     ? nextBatchSuppression(
         state.batch,
@@ -341,7 +401,15 @@ function step(
     performanceIndex: s.pis,
   };
   return {
-    directives: new StepDirectives(t, s.final, s.weights, s.capCode, capacity, knobs.burstFraction),
+    directives: new StepDirectives(
+      t,
+      s.final,
+      s.weights,
+      s.capCode,
+      capacity,
+      knobs.burstFraction,
+      knobs.donorCapPeriodMs * 1000,
+    ),
     decisions: new StepDecisions(reasons),
     state: packedState(
       {
@@ -381,6 +449,9 @@ function assessDemand(s: StepArrays): DemandSummary {
   let yieldTo = 6;
   let congested = false;
   let anyBatch = false;
+  let leastImportantWanting = 0;
+  const { dcEligible, dcDonor, dcMisses } = s;
+  const delays = cols.cpuDelayFraction;
 
   for (let i = 0; i < n; i++) {
     const min = lo[i]!;
@@ -435,6 +506,13 @@ function assessDemand(s: StepArrays): DemandSummary {
         }
       }
       if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
+      if (imp > leastImportantWanting && wantsCpu(a, nullIfNaN(delays[i]!), knobs))
+        leastImportantWanting = imp;
+      if (g > 0 && !Number.isNaN(vn)) {
+        dcEligible[i] = 1;
+        dcDonor[i] = a.donor ? 1 : 0;
+        dcMisses[i] = a.missesGoal ? 1 : 0;
+      }
       mode[i] = Mode.demand;
       target[i] = demandTarget(a.demandCpuMillis, min, max);
       // Left-over goes first to batch, then as spare to everyone: under weights a constrained
@@ -474,7 +552,7 @@ function assessDemand(s: StepArrays): DemandSummary {
     pis[i] = pi === null ? Number.NaN : pi;
     if (pi !== null && pi > 1 && imp < receiverImportance) receiverImportance = imp;
   }
-  return { receiverImportance, yieldTo, congested, anyBatch };
+  return { receiverImportance, yieldTo, congested, anyBatch, leastImportantWanting };
 }
 
 /** Partitions missing their goals at the most important level where one is missed. */
@@ -515,7 +593,10 @@ function expressAll(
       goals[i]! > 0 ? goalBand : normalBand, // rules.ts hasGoal
       divisors[importance[i]!]!,
     );
-    capCode[i] = capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
+    capCode[i] =
+      s.dcCapped[i] === 1
+        ? CapCode.goalDonor
+        : capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
     const d = demand[i]!;
     shownDemand[i] = Math.round(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!));
     bits[i] = packBits(

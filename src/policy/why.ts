@@ -177,6 +177,8 @@ function expressionText(d: WeirDecision, x: DecisionDetail): string {
       return `${base}; capped at its entitlement (configured capped, +${pct(k.burstFraction)} burst)`;
     case 3:
       return `${base}; capped at its entitlement ${millis(d.cpuMillis)} while network partitions stay congested`;
+    case 4:
+      return `${base}; goal met with room while a less important partition wants CPU, so capped at what its goal needs, ${millis(d.cpuMillis)} (goal ÷ velocity + ${pct(k.goalHeadroomFraction)}), over ${int(k.donorCapPeriodMs)} ms CFS periods, no burst: the two run in long slices, not interleaved`;
     default:
       return `${base}; no cap`;
   }

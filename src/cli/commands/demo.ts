@@ -73,7 +73,7 @@ export function register(program: Command): void {
     )
     .option(
       "--vm",
-      "QEMU guests as the partitions (root, qemu-system-x86): 2 guests (--partitions) + a batch hog; default 90 s, 40/8 pps",
+      "QEMU guests as the partitions (root, qemu-system-x86): 2 guests (--partitions) + a batch hog; default 90 s, rates sized from probes of the guests (the hot one needs a second vCPU)",
     )
     .action(async (opts: DemoCliOptions) => {
       if (opts.partitions > 8 || !Number.isInteger(opts.partitions))
@@ -134,7 +134,8 @@ export function register(program: Command): void {
 
 /**
  * `weir demo --vm` (src/demo/vm.ts). The defaults fit a TCG guest (~18x slower than the host):
- * unless given, the duration is 90 s and the rates 40 (hot) / 8 packets/s; 2 guests.
+ * unless given, the duration is 90 s, 2 guests, and the rates sized from a probe: what the
+ * guests measure they serve per vCPU-second (the hot rate needs more than one vCPU).
  */
 async function vmDemo(opts: DemoCliOptions, program: Command): Promise<void> {
   const why = realModeUnavailable();
@@ -146,7 +147,8 @@ async function vmDemo(opts: DemoCliOptions, program: Command): Promise<void> {
     );
   const cmd = program.commands.find((c) => c.name() === "demo");
   const given = (name: string) => cmd?.getOptionValueSource(name) === "cli";
-  const { runVmDemo, formatVmSummary } = await import("../../demo/vm.ts");
+  const { runVmDemo } = await import("../../demo/vm.ts");
+  const { formatVmSummary } = await import("../../demo/vm-summary.ts");
   const ac = new AbortController();
   const onSignal = () => ac.abort();
   process.on("SIGINT", onSignal);
@@ -156,8 +158,9 @@ async function vmDemo(opts: DemoCliOptions, program: Command): Promise<void> {
     durationMs: (given("duration") ? opts.duration : 90) * 1000,
     guests: given("partitions") ? opts.partitions : 2,
     hog: opts.hog,
-    highPps: given("highPps") ? opts.highPps : 40,
-    lowPps: given("lowPps") ? opts.lowPps : 8,
+    // unless given, sized from what the guests serve per vCPU-second (src/demo/vm-rates.ts)
+    highPps: given("highPps") ? opts.highPps : undefined,
+    lowPps: given("lowPps") ? opts.lowPps : undefined,
     signal: ac.signal,
     say,
   });

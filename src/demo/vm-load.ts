@@ -1,0 +1,62 @@
+// `weir demo --vm`'s load: one guest's rate for one phase, sent from inside the guest's network
+// namespace (where its tap is) by `weir load --json`, bounded in packets and time.
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import type { VmRecord } from "../vm/state.ts";
+
+export interface LoadOut {
+  targets: Array<{
+    name: string;
+    sent: number;
+    answered: number;
+    servedRatio: number | null;
+    latency: { p99Ms: number | null };
+  }>;
+}
+
+/** One guest's load for one phase, sent from inside its namespace (`weir load --json`). */
+export function loadGuest(
+  vm: VmRecord,
+  port: number,
+  pps: number,
+  durationMs: number,
+  signal: AbortSignal,
+): Promise<LoadOut | null> {
+  // bin/weir.js of this package, from src/demo or dist/src/demo
+  const weirBin = join(import.meta.dirname, "..", "..", "bin", "weir.js").replace(
+    /\/dist\/bin\//,
+    "/bin/",
+  );
+  return new Promise((resolve) => {
+    execFile(
+      "ip",
+      [
+        "netns",
+        "exec",
+        vm.netns,
+        process.execPath,
+        weirBin,
+        "load",
+        "--target",
+        `${vm.name}=${vm.guestAddr}:${port}`,
+        "--schedule",
+        String(pps),
+        "--duration",
+        `${Math.round(durationMs)}ms`,
+        "--max-packets",
+        String(Math.ceil((pps * durationMs) / 1000) + 100),
+        "--quiet",
+        "--json",
+      ],
+      { signal, timeout: durationMs + 30_000, maxBuffer: 16 << 20 },
+      (err, stdout) => {
+        if (err) return resolve(null);
+        try {
+          resolve(JSON.parse(stdout) as LoadOut);
+        } catch {
+          resolve(null);
+        }
+      },
+    );
+  });
+}

@@ -1,0 +1,198 @@
+// The donor cap: a goal partition that meets its goal with room while a less important partition
+// wants CPU is capped at what its goal needs, over long CFS periods, so the two run in long
+// slices instead of interleaving. Pure; weir.ts runs `donorCaps` once per step.
+//
+// Why: under weights alone a saturated goal partition and a less important saturated one on the
+// same CPU interleave in short slices (the goal partition preempts the other at every wake-up);
+// the pair loses efficiency to the switches (real testbed, goals-real: the less important one
+// served 10.0k replies per CPU-second against the goal partition's 12.6k, and got 0.62× of the
+// surplus beside it). Capping the goal partition at its goal's share in long periods lets each
+// run in one block per period (the bench's hand-set "long slices" row: 0.98× of the surplus).
+// WLM does the same to feed discretionary work: it caps work that over-achieves its goal.
+// The cost is the donor's latency: once its quota is spent it waits up to the rest of the period.
+import type { DemandAssessment } from "./demand.ts";
+import { clamp, goalWeightBandFraction } from "./rules.ts";
+import type { PolicyKnobs } from "./types.ts";
+
+/**
+ * Default CFS period of a donor cap, ms (the `donorCapPeriodMs` knob). Chosen by measurement on
+ * goals-real's setup (docs/control-law.md): the shortest period tried (100, 200, 500 ms) at which
+ * the less important partition got at least 0.7× of the surplus — 100 ms, the kernel's default
+ * period, so the cap itself, not a longer period, did it there: 4 interleaved repetitions, B
+ * 0.91× [0.24–0.97] of the surplus at 100 ms, 0.78× at 200, 0.67× at 500, 0.80× with no donor
+ * cap (load 4.7 → 3.5); `weir bench goals-real --reps 5` (load 3.9 → 4.9) ranked them the same
+ * way, though none reached 0.7× there: 0.60× at 100 ms, 0.41× at 200, 0.43× at 500, 0.48× with no
+ * donor cap. A longer period makes longer slices and makes the donor wait longer once its quota
+ * is spent.
+ */
+export const DONOR_CAP_PERIOD_MS = 100;
+
+/** The state's flag of a partition whose donor cap is in force (state.ts flags, bit 2). */
+export const FLAG_DONOR_CAP = 4;
+/** Bits 3..6 of the flags: windows in a row the donor cap did not fit (see donorCaps). */
+const MISFIT_SHIFT = 3;
+const MISFIT_MASK = 15;
+
+/**
+ * Bit 7 of the flags: the capped donor's entitlement reached its cap last step (the shrink limit
+ * of the partitions below can hold it short for a few cycles after the cap is set).
+ */
+export const FLAG_DONOR_CAP_REACHED = 128;
+
+/** Windows in a row the cap did not fit, as the state's flags carry them. */
+export const donorCapMisfits = (flags: number): number => (flags >> MISFIT_SHIFT) & MISFIT_MASK;
+
+/** The flags of a capped donor whose cap has not fitted `misfitWindows` windows in a row. */
+export const donorCapFlags = (misfitWindows: number, reached = false): number =>
+  FLAG_DONOR_CAP |
+  (clamp(Math.floor(misfitWindows) || 0, 0, MISFIT_MASK) << MISFIT_SHIFT) |
+  (reached ? FLAG_DONOR_CAP_REACHED : 0);
+
+/**
+ * What a goal needs, capped: goal ÷ velocity × (1 + goalHeadroom), whole millicores rounded up.
+ * The margin is the goal controller's own (the goal + 5 % it steers to), so the donor serves
+ * goal × 1.05 while capped whatever the velocity, as long as it gets its quota.
+ *   goal 9,000 pps at 12,000 pkt/cpu-s: 750m × 1.05 = 787.5 → 788m.
+ */
+export function donorCapCpuMillis(
+  goalPacketsPerSec: number,
+  velocityPacketsPerCpuSec: number,
+  goalHeadroomFraction: number,
+): number {
+  return Math.ceil(
+    (goalPacketsPerSec / velocityPacketsPerCpuSec) * 1000 * (1 + goalHeadroomFraction) - 1e-9,
+  );
+}
+
+/**
+ * How many windows in a row the cap may not fit before it is lifted: one cap period's worth of
+ * windows, plus one (at most 15). A 100 ms window inside a 500 ms period sees the donor run
+ * its whole window, or be throttled for most of it: a single window's reading of a capped donor
+ * swings from 0 to 1.25× its average, so one or two low windows say nothing.
+ *   500 ms period, 100 ms windows → 6; 100 ms → 2.
+ */
+export function donorCapPatienceWindows(periodMs: number, windowMs: number): number {
+  const w = windowMs > 0 ? windowMs : periodMs;
+  return Math.min(MISFIT_MASK, Math.ceil(periodMs / w) + 1);
+}
+
+/**
+ * A less important partition wants CPU: it served traffic this window and was throttled,
+ * dropping (while using at least half its allocation) or waiting for a CPU at least
+ * `cpuDelayThreshold` of the time it was runnable — whatever it uses of its entitlement (a
+ * saturated server beside the donor uses what the donor leaves it). Batch does not count: it
+ * has no traffic or goal to serve, and takes what is left anyway.
+ */
+export function wantsCpu(
+  a: DemandAssessment,
+  cpuDelayFraction: number | null | undefined,
+  knobs: Pick<PolicyKnobs, "cpuDelayThreshold">,
+): boolean {
+  if (a.kind === "idle") return false;
+  return (
+    a.throttled ||
+    a.dropping ||
+    (cpuDelayFraction != null && cpuDelayFraction >= knobs.cpuDelayThreshold)
+  );
+}
+
+export interface DonorCapRows {
+  /** Per row: 1 = a network goal partition with data and a velocity, whose window was read. */
+  eligible: Uint8Array;
+  /** This window's assessment, per row: donor (PI × 1.05 ≤ 1 while its traffic claims more). */
+  donor: Uint8Array;
+  /** missesGoal, and use + headroom, per row (for donorCapMisfit). */
+  missesGoal: Uint8Array;
+  useNeed: Float64Array;
+  goal: Float64Array;
+  velocity: Float64Array;
+  importance: Uint8Array;
+  min: Float64Array;
+  max: Float64Array;
+  windowMs: Float64Array;
+  prevCpu: Float64Array;
+  prevFlags: Uint8Array;
+}
+
+/** Where a capped donor's demand goes: the step's arrays. */
+export interface DonorCapOut {
+  demand: Float64Array;
+  target: Float64Array;
+  leftoverEligible: Uint8Array;
+  prevNeed: Float64Array;
+  flags: Uint8Array;
+  /** 1 = capped this step (express writes the cap code). */
+  capped: Uint8Array;
+}
+
+/**
+ * The donor caps of one step. A goal partition is capped when, this window, it is a donor and a
+ * network partition less important than it wants CPU (`leastImportantWanting`: the largest
+ * importance number among those that want CPU, 0 = none); it stays capped while one still does
+ * and the cap has not misfitted for `donorCapPatienceWindows` windows in a row — a window
+ * misfits when the goal is missed while short of CPU (`missesGoal`), or when the partition's
+ * use + headroom is below the cap (its traffic fell: a cap it does not use would hold
+ * entitlement the levels below could weigh with); else the cap is lifted (and the period
+ * returns to the cgroup's own). While capped its demand is the cap, and
+ * its entitlement (so its weight) with it: a cap moves only when the goal's need moves by more
+ * than the goal's weight band (5 %) from the cap in force (once the entitlement has reached it),
+ * since each quota write refills the period's runtime. Returns how many partitions are capped.
+ */
+export function donorCaps(
+  n: number,
+  r: DonorCapRows,
+  leastImportantWanting: number,
+  knobs: Pick<PolicyKnobs, "donorCapPeriodMs" | "goalHeadroomFraction" | "weightDeadbandFraction">,
+  out: DonorCapOut,
+): number {
+  if (!(knobs.donorCapPeriodMs > 0)) return 0;
+  const band = goalWeightBandFraction(knobs);
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    if (r.eligible[i] !== 1) continue;
+    const imp = r.importance[i]!;
+    if (!(leastImportantWanting > imp)) continue;
+    const was = (r.prevFlags[i]! & FLAG_DONOR_CAP) !== 0;
+    if (!was && r.donor[i] !== 1) continue;
+    let cap = clamp(
+      donorCapCpuMillis(r.goal[i]!, r.velocity[i]!, knobs.goalHeadroomFraction),
+      r.min[i]!,
+      r.max[i]!,
+    );
+    const prev = r.prevCpu[i]!;
+    const reached = (r.prevFlags[i]! & FLAG_DONOR_CAP_REACHED) !== 0;
+    if (reached && Math.abs(cap - prev) <= band * prev) cap = prev;
+    let misfits = 0;
+    if (was) {
+      misfits =
+        r.missesGoal[i] === 1 || r.useNeed[i]! < cap ? donorCapMisfits(r.prevFlags[i]!) + 1 : 0;
+      if (misfits >= donorCapPatienceWindows(knobs.donorCapPeriodMs, r.windowMs[i]!)) continue;
+    }
+    out.demand[i] = cap;
+    out.target[i] = cap;
+    out.leftoverEligible[i] = 0;
+    out.prevNeed[i] = cap;
+    out.flags[i]! |= donorCapFlags(misfits);
+    out.capped[i] = 1;
+    count++;
+  }
+  return count;
+}
+
+/**
+ * After the post-processors: a capped donor whose entitlement (its cap) is the cap it was given,
+ * within the dead-band (which holds a smaller change back), has reached it; from the next step
+ * on, its cap holds within the band.
+ */
+export function markDonorCapsReached(
+  n: number,
+  capped: Uint8Array,
+  target: Float64Array,
+  final: Float64Array,
+  deadbandCpuMillis: number,
+  flags: Uint8Array,
+): void {
+  for (let i = 0; i < n; i++)
+    if (capped[i] === 1 && Math.abs(final[i]! - target[i]!) <= deadbandCpuMillis + 1)
+      flags[i]! |= FLAG_DONOR_CAP_REACHED;
+}
