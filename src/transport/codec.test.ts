@@ -160,6 +160,30 @@ describe("report verification rejects by reason", () => {
     });
   }
 
+  /** `bytes` at offset 300 of a larger buffer of other bytes, as in a shared-memory mapping. */
+  const embedded = (bytes: Uint8Array): Uint8Array => {
+    const big = new Uint8Array(300 + bytes.length + 300).fill(0xa5);
+    big.set(bytes, 300);
+    return big;
+  };
+  for (const [name, make, reason] of cases) {
+    it(`${name} -> ${reason}, read in place at an offset (inspectAt)`, () => {
+      const v = verifier();
+      const bytes = make(v);
+      expect(v.inspectAt(embedded(bytes), 300, bytes.length)).toEqual({ ok: false, reason });
+    });
+  }
+
+  it("inspectAt decides as inspect on the same bytes, and refuses a range outside them", () => {
+    const bytes = encodeReport(report({ rxPackets: 2 ** 40 + 5 }), KEY_A);
+    const v = verifier();
+    const at = v.inspectAt(embedded(bytes), 300, bytes.length);
+    expect(at).toEqual(v.inspect(bytes));
+    expect(at.ok && at.message).toEqual(report({ rxPackets: 2 ** 40 + 5 }));
+    expect(() => v.inspectAt(bytes, 1, bytes.length)).toThrow(/outside the 136 bytes/);
+    expect(() => v.inspectAt(bytes, -1, 10)).toThrow(/outside/);
+  });
+
   it("accepts a delay exactly at the bound, any clock ahead, and a later sequence after a replay", () => {
     const v = verifier();
     // the first message anchors the run whatever its clock says (60 s behind the receiver)

@@ -276,16 +276,16 @@ export function encodeDirective(
   return out.length === DIRECTIVE_BYTES ? out : out.subarray(0, DIRECTIVE_BYTES);
 }
 
-function decodeReportBody(b: Uint8Array, index: number, sequence: number, ts: number) {
-  const rxPackets = u64At(b, 32);
-  const txPackets = u64At(b, 40);
-  const droppedPackets = u64At(b, 48);
-  const cpuUsageNs = u64At(b, 56);
-  const nrPeriods = u64At(b, 64);
-  const nrThrottled = u64At(b, 72);
-  const throttledNs = u64At(b, 80);
-  const velocity = f64At(b, 88);
-  const velocityWindowMs = u32At(b, 96);
+function decodeReportBody(b: Uint8Array, o: number, index: number, sequence: number, ts: number) {
+  const rxPackets = u64At(b, o + 32);
+  const txPackets = u64At(b, o + 40);
+  const droppedPackets = u64At(b, o + 48);
+  const cpuUsageNs = u64At(b, o + 56);
+  const nrPeriods = u64At(b, o + 64);
+  const nrThrottled = u64At(b, o + 72);
+  const throttledNs = u64At(b, o + 80);
+  const velocity = f64At(b, o + 88);
+  const velocityWindowMs = u32At(b, o + 96);
   if (
     rxPackets < 0 ||
     txPackets < 0 ||
@@ -294,7 +294,7 @@ function decodeReportBody(b: Uint8Array, index: number, sequence: number, ts: nu
     nrPeriods < 0 ||
     nrThrottled < 0 ||
     throttledNs < 0 ||
-    u32At(b, 100) !== 0 ||
+    u32At(b, o + 100) !== 0 ||
     (!Number.isNaN(velocity) && (!Number.isFinite(velocity) || velocity < 0))
   )
     return null;
@@ -315,11 +315,17 @@ function decodeReportBody(b: Uint8Array, index: number, sequence: number, ts: nu
   return m;
 }
 
-function decodeDirectiveBody(b: Uint8Array, index: number, sequence: number, ts: number) {
-  const cap = u32At(b, 32);
-  const weight = u32At(b, 36);
-  const cpuCount = u32At(b, 40);
-  const flags = u32At(b, 44);
+function decodeDirectiveBody(
+  b: Uint8Array,
+  o: number,
+  index: number,
+  sequence: number,
+  ts: number,
+) {
+  const cap = u32At(b, o + 32);
+  const weight = u32At(b, o + 36);
+  const cpuCount = u32At(b, o + 40);
+  const flags = u32At(b, o + 44);
   if (weight < 1 || weight > 10000 || cpuCount > 0xffff || (flags & ~DIRECTIVE_FLAG_IDLE) !== 0)
     return null;
   const m: DirectiveMessage = {
@@ -407,7 +413,14 @@ export class Verifier<T extends { partitionIndex: number; sequence: number; time
   constructor(
     private readonly type: number,
     private readonly size: number,
-    private readonly decodeBody: (b: Uint8Array, i: number, s: number, t: number) => T | null,
+    /** Decodes the body of the message at offset `o` of `b` (its header already checked). */
+    private readonly decodeBody: (
+      b: Uint8Array,
+      o: number,
+      i: number,
+      s: number,
+      t: number,
+    ) => T | null,
     private readonly opts: VerifierOptions,
   ) {
     this.maxAgeMs = opts.maxAgeMs ?? 5000;
@@ -430,7 +443,25 @@ export class Verifier<T extends { partitionIndex: number; sequence: number; time
    * rewriting (a shared-memory slot) and be thrown away when they changed meanwhile.
    */
   inspect(bytes: Uint8Array, nowMs: number = this.now()): Inspected<T> {
-    return this.check(bytes, nowMs);
+    return this.check(bytes, nowMs, 0, bytes.length);
+  }
+
+  /**
+   * inspect() on the `length` bytes at offset `at` of `bytes`, read where they lie: a
+   * shared-memory scan hands the whole mapping and a slot's offset, so no view per slot is
+   * made or kept (only the MAC, when the header passes, gets one).
+   */
+  inspectAt(
+    bytes: Uint8Array,
+    at: number,
+    length: number,
+    nowMs: number = this.now(),
+  ): Inspected<T> {
+    if (!(at >= 0 && length >= 0 && at + length <= bytes.length))
+      throw new RangeError(
+        `message at ${at} of length ${length} is outside the ${bytes.length} bytes given`,
+      );
+    return this.check(bytes, nowMs, at, length);
   }
 
   /** Remember an inspected message's outcome, as verify() does. */
@@ -480,26 +511,26 @@ export class Verifier<T extends { partitionIndex: number; sequence: number; time
     return this.acceptedCount;
   }
 
-  private check(bytes: Uint8Array, now: number): Inspected<T> {
-    const n = bytes.length;
+  /** The `n` bytes at offset `o` of `bytes`. */
+  private check(bytes: Uint8Array, now: number, o: number, n: number): Inspected<T> {
     if (n > MAX_MESSAGE_BYTES) return FAILS.oversized;
     if (n < MIN_CLASSIFIABLE_BYTES) return FAILS.truncated;
-    if (u32At(bytes, 0) !== WIRE_MAGIC) return FAILS.malformed;
-    if (u8At(bytes, 4) !== WIRE_VERSION) return FAILS.wrong_version;
-    if (u8At(bytes, 5) !== this.type) return FAILS.malformed;
-    if (u16At(bytes, 6) !== this.size) return FAILS.malformed;
+    if (u32At(bytes, o) !== WIRE_MAGIC) return FAILS.malformed;
+    if (u8At(bytes, o + 4) !== WIRE_VERSION) return FAILS.wrong_version;
+    if (u8At(bytes, o + 5) !== this.type) return FAILS.malformed;
+    if (u16At(bytes, o + 6) !== this.size) return FAILS.malformed;
     if (n < this.size) return FAILS.truncated;
     if (n > this.size) return FAILS.oversized;
-    const index = u32At(bytes, 8);
+    const index = u32At(bytes, o + 8);
     const key = this.opts.keys.key(index);
     if (key === undefined) return FAILS.unknown_partition;
     const macAt = this.size - MAC_BYTES;
-    macInto(key, bytes, macAt, this.macScratch, 0);
-    if (!tagsEqual(this.macScratch, bytes, macAt)) return FAILS.forged;
-    const sequence = u64At(bytes, 16);
-    const ts = u64At(bytes, 24);
-    if (u32At(bytes, 12) !== 0 || sequence < 1 || ts < 0) return FAILS.malformed;
-    const message = this.decodeBody(bytes, index, sequence, ts);
+    macInto(key, o === 0 ? bytes : bytes.subarray(o, o + n), macAt, this.macScratch, 0);
+    if (!tagsEqual(this.macScratch, bytes, o + macAt)) return FAILS.forged;
+    const sequence = u64At(bytes, o + 16);
+    const ts = u64At(bytes, o + 24);
+    if (u32At(bytes, o + 12) !== 0 || sequence < 1 || ts < 0) return FAILS.malformed;
+    const message = this.decodeBody(bytes, o, index, sequence, ts);
     if (message === null) return FAILS.malformed;
     const run = this.runs.get(index);
     // `now - atMs` may be negative when a caller's clock steps back: that continues the run

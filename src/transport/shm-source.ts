@@ -8,6 +8,7 @@ import {
   encodeDirective,
   type Inspected,
   type KeyRing,
+  REPORT_BYTES,
   type RejectCounts,
   type ReportMessage,
   ReportVerifier,
@@ -51,11 +52,11 @@ export class ShmReportSource implements ReportSource {
   private readonly now: () => number;
   private closed = false;
   private scanAtMs = 0;
-  private readonly read = (slot: number, area: Uint8Array): Inspected<ReportMessage> =>
+  private readonly read = (slot: number, b: Uint8Array, at: number): Inspected<ReportMessage> =>
     // A report copied from another partition's slot carries that partition's index.
-    (area[8]! | (area[9]! << 8) | (area[10]! << 16) | (area[11]! << 24)) >>> 0 !== slot
+    (b[at + 8]! | (b[at + 9]! << 8) | (b[at + 10]! << 16) | (b[at + 11]! << 24)) >>> 0 !== slot
       ? FORGED
-      : this.verifier.inspect(area, this.scanAtMs);
+      : this.verifier.inspectAt(b, at, REPORT_BYTES, this.scanAtMs);
   private readonly commit = (_slot: number, r: Inspected<ReportMessage>): void => {
     this.reports.accept(this.verifier.settle(r), this.scanAtMs);
   };

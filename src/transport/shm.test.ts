@@ -73,7 +73,7 @@ const report = (slot: number, sequence: number, now = Date.now()) =>
 /** A scan that copies each consistent report (read) and collects the copies (commit). */
 const collect = (slots: ManagerSlots, seen: Array<[number, Buffer]>, torn: number[] = []) =>
   slots.scan(
-    (_i, area) => Buffer.from(area),
+    (_i, bytes, at) => Buffer.from(bytes.subarray(at, at + REPORT_BYTES)),
     (i, copy) => seen.push([i, copy]),
     (i) => torn.push(i),
   );
@@ -341,7 +341,10 @@ describe("shared-memory slots", () => {
       // Verified in place, as the manager does; a fresh verifier each time: the writer cycles
       // sequences, we test integrity, not order.
       slots.scan(
-        (_i, area) => new ReportVerifier({ keys, maxAgeMs: 60_000 }).verify(area),
+        (_i, bytes, at) =>
+          new ReportVerifier({ keys, maxAgeMs: 60_000 }).verify(
+            bytes.subarray(at, at + REPORT_BYTES),
+          ),
         (_i, r) => {
           if (r.ok) verified++;
           else if (r.reason === "forged") forged++;
