@@ -12,6 +12,8 @@ export interface ServeArgs {
   tcpPort?: number | null;
   host?: string;
   costRounds: number;
+  /** Threads burning the UDP server's rounds (server.ts `workers`); absent: 1. */
+  workers?: number;
   maxLifetimeMs: number;
 }
 
@@ -24,7 +26,8 @@ export async function runPacketServer(
   const stop = () => ac.abort();
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
-  const { tcpPort: tcpPortArg, ...udpArgs } = args;
+  // the TCP server answers on one thread; `workers` is the UDP server's
+  const { tcpPort: tcpPortArg, workers, ...udpArgs } = args;
   const tcpPort = tcpPortArg === undefined ? args.port : tcpPortArg;
   // TCP listens first: once the UDP side answers a probe (testbedUp's readiness check),
   // the TCP side is listening too.
@@ -34,7 +37,11 @@ export async function runPacketServer(
       : await startTcpServer({ ...udpArgs, port: tcpPort, signal: ac.signal });
   let server: Awaited<ReturnType<typeof startPacketServer>>;
   try {
-    server = await startPacketServer({ ...udpArgs, signal: ac.signal });
+    server = await startPacketServer({
+      ...udpArgs,
+      ...(workers === undefined ? {} : { workers }),
+      signal: ac.signal,
+    });
   } catch (err) {
     await tcp?.close();
     throw err;
@@ -46,6 +53,7 @@ export async function runPacketServer(
       port: server.port,
       tcpPort: tcp?.port ?? null,
       costRounds: args.costRounds,
+      workers: args.workers ?? 1,
     }),
   );
   // Either side closing (lifetime, signal) closes the other.
@@ -84,6 +92,7 @@ export function parseServeArgv(argv: string[]): ServeArgs {
       "tcp-port": { type: "string" },
       host: { type: "string" },
       "cost-rounds": { type: "string" },
+      workers: { type: "string" },
       "max-lifetime-ms": { type: "string" },
       "weir-tag": { type: "string" },
     },
@@ -95,6 +104,7 @@ export function parseServeArgv(argv: string[]): ServeArgs {
     maxLifetimeMs: intArg(values["max-lifetime-ms"], "max-lifetime-ms", 3_600_000),
   };
   if (values.host !== undefined) out.host = values.host;
+  if (values.workers !== undefined) out.workers = intArg(values.workers, "workers");
   if (values["tcp-port"] !== undefined)
     out.tcpPort = values["tcp-port"] === "off" ? null : intArg(values["tcp-port"], "tcp-port");
   return out;
