@@ -18,6 +18,10 @@ export const VM_PROBE_PPS = 15;
 export const VM_HOT_VCPUS = 1.25;
 /** The low rate needs this much of a vCPU beyond the fixed part. */
 export const VM_LOW_VCPUS = 0.1;
+/** How long each probe offers its rate to every partition. */
+export const VM_PROBE_MS = 14_000;
+/** A probe's first seconds (the agent's first windows, the manager's smoothing) are not read. */
+export const VM_PROBE_SKIP_MS = 4_000;
 /** Windows with less guest CPU than this (cores) say nothing about its speed. */
 const MIN_CPU_CORES = 0.02;
 

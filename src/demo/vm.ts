@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import pino from "pino";
 import type { CycleRecord } from "../core/model.ts";
-import { parseConfig } from "../manager/config.ts";
+import { type Config, parseConfig } from "../manager/config.ts";
 import { startManager } from "../service/run.ts";
 import { testbedDown, testbedUp } from "../testbed/testbed.ts";
 import { vmsDown } from "../vm/down.ts";
@@ -25,7 +25,7 @@ import { type DemoPlan, demoPlan, demoRate } from "./scenario.ts";
 import { leftovers } from "./vm-leftovers.ts";
 import { loadGuest } from "./vm-load.ts";
 import { phaseOutcome } from "./vm-phase.ts";
-import { type GuestLoad, guestLoad, sizeRates } from "./vm-rates.ts";
+import { type GuestLoad, guestLoad, sizeRates, VM_PROBE_MS, VM_PROBE_SKIP_MS } from "./vm-rates.ts";
 import type { VmDemoSummary } from "./vm-summary.ts";
 import { GuestVcpuWatch } from "./vm-vcpus.ts";
 
@@ -41,10 +41,6 @@ const PORT = 7000;
 const logFile = "/run/weir/demo-vm-manager.log";
 /** SHA-256 rounds per request in the guests' servers (Node in a TCG guest is ~18x slower). */
 export const VM_DEMO_COST_ROUNDS = 20;
-/** How long each of the two probes that size the rates offers its rate to every guest. */
-const PROBE_MS = 14_000;
-/** The probe's first seconds (the agent's first windows, the manager's smoothing) are not read. */
-const PROBE_SKIP_MS = 4_000;
 
 export interface VmDemoOptions {
   durationMs: number;
@@ -57,12 +53,60 @@ export interface VmDemoOptions {
   say: (line: string) => void;
 }
 
+/** The config's partition entries of QEMU guests `<prefix>/<name>` (vmsUp's cgroups, QMP, console). */
+export function guestPartitions(
+  prefix: string,
+  names: readonly string[],
+  keysHex: readonly string[],
+): Array<Record<string, unknown>> {
+  const base = defaultVmStateFile(prefix).replace(/\.json$/, "");
+  return names.map((name, i) => ({
+    name,
+    cgroup: `${prefix}/${name}`,
+    actuator: "qemu",
+    qemu: { qmp: `${base}.${name}.qmp`, console: `${base}.${name}.serial.log`, maxCpus: 2 },
+    source: "agent",
+    agent: { key: keysHex[i], index: i },
+  }));
+}
+
+/**
+ * The demo's manager config around `partitions` (each made `capped`, 400m guarantee,
+ * importance 2) and the batch hog; a slot directory for guests' agents. `weir bench
+ * vm-balance` runs cgroup partitions under the same config.
+ */
+export function vmDemoConfig(
+  partitions: ReadonlyArray<Record<string, unknown>>,
+  hogCgroup: string | null,
+  slotDir: string | null,
+): Config {
+  return parseConfig({
+    intervalMs: VM_MANAGER_INTERVAL_MS,
+    capacity: { cpus: "auto", reserve: 0 },
+    staleAfterMs: 10_000,
+    retryGoneMs: 1000,
+    onShutdown: "restore",
+    api: { enabled: false },
+    ...(slotDir ? { transport: { shm: { path: slotDir, slots: partitions.length } } } : {}),
+    partitions: [
+      ...partitions.map((p) => ({
+        ...p,
+        // capped: cap = entitlement, and the CPU count ceil(cap): a guest's vCPUs follow the
+        // traffic. The guarantee keeps a guest (and its agent) running under TCG.
+        capped: true,
+        min: "400m",
+        importance: 2,
+      })),
+      ...(hogCgroup ? [{ name: "hog", kind: "batch", cgroup: hogCgroup, importance: 5 }] : []),
+    ],
+  });
+}
+
 export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
   const names = Array.from({ length: o.guests }, (_, i) => `g${i + 1}`);
   const notes: string[] = [];
   const keys = names.map(() => randomBytes(32).toString("hex"));
   const stateFile = defaultVmStateFile(PREFIX);
-  const base = stateFile.replace(/\.json$/, "");
   mkdirSync("/run/weir", { recursive: true });
   const managerAc = new AbortController();
   const onAbort = () => managerAc.abort();
@@ -85,31 +129,11 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
       hogState = tb.stateFile;
       hogCgroup = tb.hogs[0]?.cgroup ?? hogCgroup;
     }
-    const cfg = parseConfig({
-      intervalMs: VM_MANAGER_INTERVAL_MS,
-      capacity: { cpus: "auto", reserve: 0 },
-      staleAfterMs: 10_000,
-      retryGoneMs: 1000,
-      onShutdown: "restore",
-      api: { enabled: false },
-      transport: { shm: { path: SLOT_DIR, slots: names.length } },
-      partitions: [
-        ...names.map((name, i) => ({
-          name,
-          cgroup: `${PREFIX}/${name}`,
-          actuator: "qemu",
-          qemu: { qmp: `${base}.${name}.qmp`, console: `${base}.${name}.serial.log`, maxCpus: 2 },
-          source: "agent",
-          agent: { key: keys[i], index: i },
-          // capped: cap = entitlement, and the CPU count ceil(cap): the vCPUs follow the traffic.
-          // The guarantee keeps a guest (and its agent) running under TCG.
-          capped: true,
-          min: "400m",
-          importance: 2,
-        })),
-        ...(o.hog ? [{ name: "hog", kind: "batch", cgroup: hogCgroup, importance: 5 }] : []),
-      ],
-    });
+    const cfg = vmDemoConfig(
+      guestPartitions(PREFIX, names, keys),
+      o.hog ? hogCgroup : null,
+      SLOT_DIR,
+    );
     const logger = pino(
       { level: "info", base: undefined },
       pino.destination({ dest: logFile, sync: false, mkdir: true }),
@@ -164,10 +188,12 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
       if (o.highPps === undefined || o.lowPps === undefined) {
         // Size the rates from the CPU the guests report at three probe rates (vm-rates.ts).
         const probe = async (pps: number): Promise<Array<GuestLoad | null>> => {
-          o.say(`probe: ${pps} packets/s to every guest for ${PROBE_MS / 1000} s ...`);
+          o.say(`probe: ${pps} packets/s to every guest for ${VM_PROBE_MS / 1000} s ...`);
           const fromAt = Date.now();
-          await Promise.all(st.vms.map((vm) => loadGuest(vm, PORT, pps, PROBE_MS, o.signal)));
-          const got = names.map((n) => guestLoad(records, n, fromAt + PROBE_SKIP_MS, Date.now()));
+          await Promise.all(st.vms.map((vm) => loadGuest(vm, PORT, pps, VM_PROBE_MS, o.signal)));
+          const got = names.map((n) =>
+            guestLoad(records, n, fromAt + VM_PROBE_SKIP_MS, Date.now()),
+          );
           o.say(
             `  ${names.map((n, i) => `${n}: ${got[i] ? `${got[i].servedPps.toFixed(1)} served/s on ${(got[i].cpuCores * 1000).toFixed(0)}m` : "no report"}`).join(", ")}`,
           );
