@@ -7,7 +7,7 @@
 // capacity = the host's CPUs) and the same load generator (`weir load`, one process per
 // partition and phase):
 // - cgroups: the testbed's netns + veth partitions, counted on their veth, each packet server
-//   with two threads burning its rounds (so one partition can use more than one CPU);
+//   two worker processes on one socket (so one partition can use more than one CPU);
 // - VMs: two QEMU guests (one boot for every repetition), each its server and `weir agent`
 //   inside, reporting through its ivshmem slot; caps and weights on QEMU's cgroup, vCPUs
 //   hot-plugged that the guest onlines (the qemu actuator).
@@ -21,159 +21,39 @@
 // failure; the managers' logs stay in $TMPDIR (weir-vm-balance-<kind>.log).
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
-import os from "node:os";
-import { join } from "node:path";
-import pino from "pino";
-import type { CycleRecord } from "../src/core/model.ts";
-import { demoPlan, demoRate } from "../src/demo/scenario.ts";
 import { guestPartitions, VM_DEMO_COST_ROUNDS, vmDemoConfig } from "../src/demo/vm.ts";
 import { leftovers } from "../src/demo/vm-leftovers.ts";
-import { type LoadDestination, loadTarget } from "../src/demo/vm-load.ts";
-import { phaseOutcome } from "../src/demo/vm-phase.ts";
 import {
-  type GuestLoad,
-  guestLoad,
   type SizedRates,
-  sizeRates,
   VM_HOT_VCPUS,
   VM_LOW_VCPUS,
   VM_PROBE_MS,
   VM_PROBE_PPS,
-  VM_PROBE_SKIP_MS,
 } from "../src/demo/vm-rates.ts";
 import { GuestVcpuWatch } from "../src/demo/vm-vcpus.ts";
-import type { Config } from "../src/manager/config.ts";
-import { startManager } from "../src/service/run.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import { vmsDown } from "../src/vm/down.ts";
 import { defaultVmStateFile } from "../src/vm/state.ts";
 import { vmsUp } from "../src/vm/vms.ts";
-import type { BenchContext, BenchFigure, Benchmark } from "./harness.ts";
+import type { BenchFigure, Benchmark } from "./harness.ts";
 import { isMain, realBenchReps, repeated, runStandalone } from "./harness.ts";
-import { loadAvg, sleep } from "./real-common.ts";
+import { loadAvg } from "./real-common.ts";
+import { type KindResult, managerOf, NAMES, runKind } from "./vm-balance-run.ts";
 import {
   KIND_LABEL,
   KINDS,
   type Kind,
-  type PhaseRun,
   phaseFigures,
   SIDE_BY_SIDE_COLUMNS,
   sideBySideRows,
 } from "./vm-balance-summary.ts";
 
-const NAMES = ["p1", "p2"];
-/** The cgroup side's servers: the testbed's default cost, two threads each. */
+/** The cgroup side's servers: the testbed's default cost, two worker processes each. */
 const CGROUP_COST_ROUNDS = 600;
 const CGROUP_SERVER_WORKERS = 2;
 /** The cgroup side's first probe: a rate one thread of the host serves on a few % of a CPU. */
 const CGROUP_PROBE_PPS = 60;
 const VM_PORT = 7000;
-/** Every partition must be managed from its own readings within this long. */
-const READY_MS = 240_000;
-
-interface KindResult {
-  sized: SizedRates;
-  reps: PhaseRun[][];
-  notes: string[];
-}
-
-/** A running manager with its records; stop() stops it and restores what it wrote. */
-async function managerOf(cfg: Config, kind: Kind) {
-  const logFile = join(os.tmpdir(), `weir-vm-balance-${kind}.log`);
-  const logger = pino(
-    { level: "info", base: undefined },
-    pino.destination({ dest: logFile, sync: false, mkdir: true }),
-  );
-  const ac = new AbortController();
-  const running = await startManager({ cfg, logger, signal: ac.signal });
-  const records: CycleRecord[] = [];
-  running.manager.subscribe((r) => records.push(r));
-  return {
-    records,
-    stop: async () => {
-      ac.abort();
-      await running.done.catch(() => {});
-    },
-  };
-}
-
-/**
- * One kind's run on its running manager: wait until every partition is managed from its own
- * readings, size the rates by the probes, then the repetitions of the phases.
- */
-async function runKind(
-  ctx: BenchContext,
-  o: {
-    kind: Kind;
-    dests: LoadDestination[];
-    records: readonly CycleRecord[];
-    firstProbePps: number;
-    watch: GuestVcpuWatch | null;
-    t0: number;
-    reps: number;
-    phaseMs: number;
-    progressFrom: number;
-    signal: AbortSignal;
-  },
-): Promise<KindResult> {
-  const notes: string[] = [];
-  const say = (f: number, what: string) =>
-    ctx.progress(o.progressFrom + f / 2, `${o.kind}: ${what}`);
-  const readyBy = Date.now() + READY_MS;
-  for (;;) {
-    const r = o.records.at(-1);
-    if (r && NAMES.every((n) => r.partitions.find((p) => p.id === n)?.throughput)) break;
-    if (Date.now() > readyBy)
-      throw new Error(`vm-balance: ${o.kind}: not every partition was read within ${READY_MS} ms`);
-    await sleep(500);
-  }
-  const probe = async (pps: number): Promise<Array<GuestLoad | null>> => {
-    say(0, `probe at ${pps} packets/s`);
-    const fromAt = Date.now();
-    await Promise.all(o.dests.map((d) => loadTarget(d, pps, VM_PROBE_MS, o.signal)));
-    return NAMES.map((n) => guestLoad(o.records, n, fromAt + VM_PROBE_SKIP_MS, Date.now()));
-  };
-  const sized = await sizeRates(probe, o.firstProbePps);
-  if (!sized) throw new Error(`vm-balance: ${o.kind}: the probes gave no CPU cost per packet`);
-  // p1 hot, then p2 hot (demoPlan's last phase, everyone moderate, is left out)
-  const plan = demoPlan(NAMES, o.phaseMs * (NAMES.length + 1), sized.highPps, sized.lowPps);
-  const phases = plan.phases.filter((ph) => ph.hot !== null);
-  const reps: PhaseRun[][] = [];
-  for (let rep = 0; rep < o.reps; rep++) {
-    const runs: PhaseRun[] = [];
-    for (const [i, ph] of phases.entries()) {
-      say((rep * phases.length + i) / (o.reps * phases.length), `rep ${rep + 1} ${ph.name}`);
-      const fromMs = Date.now() - o.t0;
-      const pps = o.dests.map((d) => demoRate(plan, d.name, ph.fromMs));
-      const loads = await Promise.all(
-        o.dests.map((d, k) => loadTarget(d, pps[k]!, o.phaseMs, o.signal)),
-      );
-      if (loads.some((l) => l === null))
-        notes.push(`${o.kind} rep ${rep + 1} "${ph.name}": a load generator failed`);
-      runs.push({
-        hot: ph.hot!,
-        phase: phaseOutcome({
-          records: o.records,
-          t0: o.t0,
-          name: ph.name,
-          fromMs,
-          toMs: Date.now() - o.t0,
-          hot: ph.hot,
-          partitions: o.dests.map((d, k) => ({
-            name: d.name,
-            offeredPps: pps[k]!,
-            load: loads[k]?.targets[0] ?? null,
-          })),
-          vcpuSamples: o.watch?.samples ?? null,
-          batch: new Set(["hog"]),
-        }),
-      });
-    }
-    reps.push(runs);
-  }
-  return { sized, reps, notes };
-}
-
 const sizingNote = (kind: Kind, s: SizedRates, cost: string) =>
   `${KIND_LABEL[kind]}: probes at ${s.probePps.join(", ")} packets/s (${VM_PROBE_MS / 1000} s each) → CPU ${(s.fixedCpuCores * 1000).toFixed(0)}m fixed + 1 CPU per ${s.perVcpuPps.toFixed(0)} packets/s served; hot ${s.highPps} packets/s (needs ${VM_HOT_VCPUS} CPUs by that fit), low ${s.lowPps} (${VM_LOW_VCPUS} of a CPU beyond the fixed part); ${cost}.`;
 
@@ -394,12 +274,12 @@ export const bench: Benchmark = {
         sizingNote(
           "cgroup",
           results.cgroup!.sized,
-          `${CGROUP_COST_ROUNDS} SHA-256 rounds a request, ${CGROUP_SERVER_WORKERS} server threads`,
+          `${CGROUP_COST_ROUNDS} SHA-256 rounds a request, ${CGROUP_SERVER_WORKERS} server processes on one socket`,
         ),
         sizingNote(
           "vm",
           results.vm!.sized,
-          `${VM_DEMO_COST_ROUNDS} rounds a request (a TCG guest runs Node ~18x slower), one server thread, its agent beside it; a KVM host runs the same guests faster`,
+          `${VM_DEMO_COST_ROUNDS} rounds a request (a TCG guest runs Node ~18x slower), one server process, its agent beside it; a KVM host runs the same guests faster`,
         ),
         "Same for both: 1 s manager cycles, partitions capped (cap = entitlement; a guest's vCPU count = ceil of its cap, at most 2) with a 400m guarantee at importance 2, the 2-thread hog batch at importance 5 in a testbed of its own, capacity = the host's CPUs with no reserve; loads sent by `weir load` (one process per partition and phase, from the host's namespace to a cgroup partition's veth, from a guest's namespace to its tap). The cgroup repetitions ran first, then the guests' (one boot).",
         "Follow time: from the phase start until the hot partition's entitlement got 90 % of the way from where it was to where it settled (mean of the phase's last quarter); 'not reached' when it did not within the phase or moved less than 50m. The other partition's figures: both low-rate partitions' answered ÷ sent, their worst p99.",

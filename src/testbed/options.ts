@@ -55,8 +55,8 @@ export interface TestbedOptions {
   /** SHA-256 rounds per request for every partition without its own (default 600). */
   costRounds?: number;
   /**
-   * Threads that burn each packet server's rounds (default 1; more lets one server use that
-   * many CPUs: server.ts `workers`). UDP only; the TCP server stays on one thread.
+   * Processes serving each packet server's sockets (default 1; more lets one partition's
+   * server use that many CPUs: serve.ts `runServeProcess`, `--workers`).
    */
   serverWorkers?: number;
   /**

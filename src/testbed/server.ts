@@ -5,7 +5,6 @@
 import { createHash } from "node:crypto";
 import dgram from "node:dgram";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { HashPool } from "./hash-pool.ts";
 import { REPLY_BYTES, REQUEST_HEADER_BYTES } from "./protocol.ts";
 
 export interface PacketServerOptions {
@@ -14,12 +13,6 @@ export interface PacketServerOptions {
   host?: string;
   /** SHA-256 rounds per request (600 costs ~0.2-0.3 ms of CPU on these machines). */
   costRounds: number;
-  /**
-   * Threads that burn the rounds (default 1: the main thread itself). With more, the main
-   * thread receives and replies and worker threads burn (hash-pool.ts), so the server can use
-   * that many CPUs.
-   */
-  workers?: number;
   /** The server closes by itself after this long, whatever happens. */
   maxLifetimeMs: number;
   signal?: AbortSignal;
@@ -58,13 +51,6 @@ export function startPacketServer(opts: PacketServerOptions): Promise<PacketServ
       `'maxLifetimeMs' must be > 0: current value is ${opts.maxLifetimeMs}`,
     );
   }
-  const workers = opts.workers ?? 1;
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
-    throw new WeirError(
-      ErrorCodes.CONFIG_INVALID,
-      `'workers' must be an integer within 1..64: current value is ${workers}`,
-    );
-  }
   const now = opts.now ?? Date.now;
   const sock = dgram.createSocket({ type: "udp4" });
   let served = 0;
@@ -79,26 +65,13 @@ export function startPacketServer(opts: PacketServerOptions): Promise<PacketServ
     closing = true;
     clearTimeout(lifetime);
     opts.signal?.removeEventListener("abort", onAbort);
-    sock.close(() => void (pool?.close() ?? Promise.resolve()).then(() => resolveClosed(why)));
+    sock.close(() => resolveClosed(why));
     return closed;
   };
   const onAbort = () => void shut("signal");
   const lifetime = setTimeout(() => void shut("lifetime"), opts.maxLifetimeMs);
   lifetime.unref?.();
 
-  const pool =
-    workers > 1
-      ? new HashPool(workers, opts.costRounds, (s) => burnRounds(opts.costRounds, s))
-      : null;
-  const reply = (msg: Buffer, digest: Uint8Array, port: number, address: string) => {
-    if (closing) return;
-    const out = Buffer.allocUnsafe(REPLY_BYTES);
-    msg.copy(out, 0, 0, REQUEST_HEADER_BYTES);
-    out.writeDoubleLE(now(), 16);
-    out.set(digest.subarray(0, 8), 24);
-    served++;
-    sock.send(out, port, address);
-  };
   const seed = Buffer.alloc(32);
   sock.on("message", (msg, rinfo) => {
     if (msg.length < REQUEST_HEADER_BYTES) {
@@ -106,8 +79,13 @@ export function startPacketServer(opts: PacketServerOptions): Promise<PacketServ
       return;
     }
     msg.copy(seed, 0, 0, REQUEST_HEADER_BYTES);
-    if (pool) pool.burn(seed, (d) => reply(msg, d, rinfo.port, rinfo.address));
-    else reply(msg, burnRounds(opts.costRounds, seed), rinfo.port, rinfo.address);
+    const digest = burnRounds(opts.costRounds, seed);
+    const reply = Buffer.allocUnsafe(REPLY_BYTES);
+    msg.copy(reply, 0, 0, REQUEST_HEADER_BYTES);
+    reply.writeDoubleLE(now(), 16);
+    digest.copy(reply, 24, 0, 8);
+    served++;
+    sock.send(reply, rinfo.port, rinfo.address);
   });
   // A send error (e.g. ENOBUFS) must not kill the server; the client counts the loss.
   sock.on("error", () => {});

@@ -43,7 +43,7 @@ export interface TestbedPartition {
   /** UDP port of the packet server (on nsAddr); its closed-loop TCP server listens on the same number. */
   port: number;
   costRounds: number;
-  /** Threads burning the server's rounds (absent: 1; see TestbedOptions.serverWorkers). */
+  /** Worker processes of the packet server (absent: 1; see TestbedOptions.serverWorkers). */
   serverWorkers?: number;
   /** cgroup path relative to the cgroup root, e.g. "weir/p1". */
   cgroup: string;
