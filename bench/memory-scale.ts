@@ -23,6 +23,7 @@ import {
   type Benchmark,
   fmtStats,
   isMain,
+  repeated,
   runStandalone,
   stats,
 } from "./harness.ts";
@@ -224,10 +225,12 @@ export const bench: Benchmark = {
       ];
     });
     const rssFigure = (cfg: MemoryConfig, name: string): BenchFigure => {
-      const s = stats(of(cfg.label).map((r) => r.rssMb));
       return {
-        name: `${name} (median of ${reps}${s ? `; range ${s.min.toFixed(1)}–${s.max.toFixed(1)}` : ""})`,
-        value: s ? Math.round(s.median * 10) / 10 : Number.NaN,
+        name,
+        ...repeated(
+          of(cfg.label).map((r) => r.rssMb),
+          1,
+        ),
         unit: "MB",
       };
     };
