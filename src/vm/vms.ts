@@ -5,7 +5,7 @@
 // created, so `vmsDown` (down.ts) removes exactly the record's processes, taps, namespaces,
 // cgroups and files — also after a SIGKILL of `vmsUp`.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { cgroupDirs } from "../cgroup/paths.ts";
@@ -235,7 +235,7 @@ export async function vmsUp(opts: VmsOptions): Promise<VmState> {
       if (!ready?.line.includes(GUEST_READY_LINE) || !isAlive(vm.qemuPid!))
         throw new WeirError(
           ErrorCodes.TESTBED,
-          `guest ${vm.name} did not come up within ${bootTimeoutMs} ms (${ready?.line ?? "no ready line"}; serial console ${vm.serialLog}, QEMU log ${vm.qemuLog})`,
+          `guest ${vm.name} did not come up within ${bootTimeoutMs} ms (${ready?.line ?? "no ready line"}; QEMU ${isAlive(vm.qemuPid!) ? "running" : "exited"}; serial console ${vm.serialLog}, QEMU log ${vm.qemuLog}; both are removed at teardown, so their last lines follow)\n--- serial console ---\n${lastLines(vm.serialLog, 25)}\n--- QEMU log ---\n${lastLines(vm.qemuLog, 10)}`,
         );
       log(`vm ${vm.name}: ${ready.line.trim()}`);
     }
@@ -381,3 +381,12 @@ export const vmRecord = (st: VmState, name: string): VmRecord => {
   if (!vm) throw new WeirError(ErrorCodes.TESTBED, `no guest ${name} in ${st.stateFile}`);
   return vm;
 };
+
+/** The last `n` lines of a log file, or why it could not be read (for an error message). */
+function lastLines(file: string, n: number): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-n).join("\n");
+  } catch (err) {
+    return `(not readable: ${(err as Error).message})`;
+  }
+}
