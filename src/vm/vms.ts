@@ -11,6 +11,7 @@ import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { cgroupDirs } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { blockAddresses, startBlockFor } from "../testbed/addresses.ts";
+import { setGroupShares } from "../testbed/cgroups.ts";
 import { defaultPartitionNames, validatePartitionName, validatePrefix } from "../testbed/names.ts";
 import { disableIpv6InNetns, ip, netnsExists } from "../testbed/net.ts";
 import { isAlive, spawnInCgroups } from "../testbed/procs.ts";
@@ -60,6 +61,13 @@ export interface VmsOptions {
   stateFile?: string;
   /** Guests power themselves off after this long (default 1 h). */
   maxLifetimeMs?: number;
+  /**
+   * The guests' parent cgroup's CPU share against its siblings (v1 cpu.shares; v2 cpu.weight
+   * converted), as the testbed's `groupCpuShares`: on a machine busy with other work, QEMU
+   * (a TCG guest boots in ~8 s of CPU) otherwise competes as one group against every process
+   * at the top level. Default: the kernel's (1024).
+   */
+  groupCpuShares?: number;
   /** Wait this long for each guest's /init to say it is ready (default 120 s). */
   bootTimeoutMs?: number;
   /** Run `weir agent` in every guest (default true); otherwise the guest only boots. */
@@ -199,6 +207,7 @@ export async function vmsUp(opts: VmsOptions): Promise<VmState> {
         () => existsSync(dir),
         () => mkdirSync(dir),
       );
+    if (opts.groupCpuShares !== undefined) setGroupShares(st.cgroup, prefix, opts.groupCpuShares);
     const sizes = {
       maxCpus: opts.maxCpus ?? 3,
       memMiB: opts.memMiB ?? 512,
