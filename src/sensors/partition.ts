@@ -9,6 +9,7 @@ import type {
   PacketCounter,
   PartitionSensor,
   Roots,
+  SampleRound,
   SensorSpec,
 } from "./types.ts";
 
@@ -84,7 +85,7 @@ class Sensor implements PartitionSensor {
     this.delay = delay;
   }
 
-  read(nowMs: number): CounterSample {
+  read(nowMs: number, round?: SampleRound): CounterSample {
     const c = this.cpu.read();
     let offeredPackets = 0;
     let servedPackets = 0;
@@ -92,7 +93,7 @@ class Sensor implements PartitionSensor {
     let ingressBytes: number | undefined;
     let egressBytes: number | undefined;
     for (const counter of this.counters) {
-      const p = counter.read();
+      const p = counter.read(round);
       offeredPackets += p.offeredPackets;
       servedPackets += p.servedPackets;
       droppedPackets += p.droppedPackets;
