@@ -85,7 +85,8 @@ export function overheadConfigYaml(cgroups: readonly string[], port: number): st
     ...cgroups.flatMap((cg, i) => [
       `  - name: p${String(i).padStart(3, "0")}`,
       `    cgroup: ${cg}`,
-      // Real sysfs packet counters on every partition (the same files a veth has).
+      // Real packet counters on every partition: lo's line of /proc/net/dev (a veth's counters
+      // are read the same way).
       "    interfaces: [lo]",
     ]),
     "",
@@ -376,7 +377,7 @@ export const bench: Benchmark = {
       notes: [
         `Each run: \`node bin/weir.js run -c <config>\` (100 partitions, intervalMs ${INTERVAL_MS}, HTTP API and metrics on 127.0.0.1, log level info) in a fresh process; ${timing.warmupMs / 1000} s warm-up after its API first answers, then ${timing.measureMs / 1000} s measured${ctx.quick ? "" : ` (the warm-up is long enough to fill the manager's cycle history, at most ${DEFAULT_HISTORY_SIZE} records and at most historyMaxBytes, so memory is the steady state's)`} from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status; SIGTERM at the end (values restored). Runtimes interleaved, order alternating per repetition.`,
         `Per run (runtime: CPU % / VmRSS MB): ${runs.map((r) => `${r.runtime} ${(r.cpuShareOfOneCore * 100).toFixed(2)} / ${r.rssMb.toFixed(1)}`).join(", ")}; cycles per window ${Math.min(...cycles)}–${Math.max(...cycles)}.`,
-        "compiled: the bin runs dist/ (tsc output, source maps on via process.setSourceMapsEnabled); tsx: the same bin with WEIR_FROM_SOURCE=1 runs src/ through tsx's loader, as the bin did before there was a build. The partitions' cgroups are real but idle; their packet counters are lo's sysfs counters.",
+        "compiled: the bin runs dist/ (tsc output, source maps on via process.setSourceMapsEnabled); tsx: the same bin with WEIR_FROM_SOURCE=1 runs src/ through tsx's loader, as the bin did before there was a build. The partitions' cgroups are real but idle; their packet counters are lo's (one read of /proc/net/dev per cycle for all of them).",
         `Load average (1, 5, 15 min): ${load0.map((x) => x.toFixed(2)).join(" ")} at the start, ${load1.map((x) => x.toFixed(2)).join(" ")} at the end (${os.cpus().length} CPUs, shared with other work).`,
       ],
     };
