@@ -186,7 +186,14 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
   };
   const openSensor =
     parts.openSensor ??
-    ((p: PartitionConfig) => openPartitionSensor(sensorSpecOf(p), roots, { partition: p.name }));
+    ((p: PartitionConfig) =>
+      openPartitionSensor(sensorSpecOf(p), roots, {
+        partition: p.name,
+        // the policy reads throttling and CPU delay of a partition that served nothing only
+        // when it has a goal (demand.ts): for the others they are read when it serves
+        congestionOnlyWhenServing:
+          p.kind === "network" && p.goal === undefined && p.source === "host",
+      }));
   const openAgentCpu =
     parts.openAgentCpuSensor !== undefined
       ? parts.openAgentCpuSensor
