@@ -36,8 +36,10 @@ function rows(over: Partial<Record<keyof DonorCapRows, number>> = {}): DonorCapR
     min: f(over.min ?? 0),
     max: f(over.max ?? 1000),
     windowMs: f(over.windowMs ?? 100),
+    served: f(over.served ?? 9450),
     prevCpu: f(over.prevCpu ?? 900),
     prevFlags: u(over.prevFlags ?? 0),
+    prevSetpoint: f(over.prevSetpoint ?? Number.NaN),
   };
 }
 const out = (): DonorCapOut => ({
@@ -47,6 +49,7 @@ const out = (): DonorCapOut => ({
   prevNeed: Float64Array.of(1000),
   flags: Uint8Array.of(0),
   capped: Uint8Array.of(0),
+  setpoint: Float64Array.of(Number.NaN),
 });
 
 describe("donor cap arithmetic", () => {
@@ -108,19 +111,22 @@ describe("donorCaps (one step's pass)", () => {
   });
 
   it("stays on without being a donor this window, and holds its cap within 5 % once reached", () => {
+    // untrimmed (donorCapMargin at goalHeadroom: the cap as it was before the trim)
+    const open = { ...knobs, donorCapMarginFraction: knobs.goalHeadroomFraction };
     // capped last step at 800m and reached it: 788m is 1.5 % away, inside the 5 % goal band
     // (goalWeightBandFraction: 0.15 ÷ 3), so the cap stays 800m (no quota rewrite)
     let o = out();
     const reached = donorCapFlags(0, true);
-    donorCaps(1, rows({ donor: 0, prevCpu: 800, prevFlags: reached }), 3, knobs, o);
+    donorCaps(1, rows({ donor: 0, prevCpu: 800, prevFlags: reached }), 3, open, o);
     expect([o.demand[0], o.capped[0]]).toEqual([800, 1]);
+    expect(o.setpoint[0]).toBeNaN(); // no set point without a trim
     // 900m is 14 % away: the cap moves to 788m
     o = out();
-    donorCaps(1, rows({ donor: 0, prevCpu: 900, prevFlags: reached }), 3, knobs, o);
+    donorCaps(1, rows({ donor: 0, prevCpu: 900, prevFlags: reached }), 3, open, o);
     expect(o.demand[0]).toBe(788);
     // not reached (the shrink limit below held it at 760m): it keeps aiming at 788m
     o = out();
-    donorCaps(1, rows({ donor: 0, prevCpu: 760, prevFlags: donorCapFlags(0) }), 3, knobs, o);
+    donorCaps(1, rows({ donor: 0, prevCpu: 760, prevFlags: donorCapFlags(0) }), 3, open, o);
     expect(o.demand[0]).toBe(788);
   });
 
@@ -218,7 +224,12 @@ describe("the donor cap in weir's step", () => {
       capPeriodUs: 100_000,
       burstCpuMillis: 0,
     });
-    expect(state.partitions.gold?.donorCap).toEqual({ misfitWindows: 0, reached: true });
+    // the set point starts at the untrimmed cap (donorCapSetpoint)
+    expect(state.partitions.gold?.donorCap).toEqual({
+      misfitWindows: 0,
+      reached: true,
+      setpointCpuMillis: 840,
+    });
     // capped, gold serves 840 pps (PI 0.95: no longer a donor by its PI); bronze still waits:
     // the cap stays
     expect(run(840, 160, 0.8)).toMatchObject({ capReason: "goal-donor", capCpuMillis: 840 });

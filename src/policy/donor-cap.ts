@@ -10,6 +10,12 @@
 // run in one block per period (the bench's hand-set "long slices" row: 0.98× of the surplus).
 // WLM does the same to feed discretionary work: it caps work that over-achieves its goal.
 // The cost is the donor's latency: once its quota is spent it waits up to the rest of the period.
+//
+// The cap is closed-loop: goal ÷ velocity × (1 + goalHeadroom) is where it starts and the most
+// it may be; then each window its set point is trimmed by the measured served ÷ goal toward
+// goal × (1 + donorCapMargin) (donorCapSetpoint). Open loop, the capped donor served 1.04× its
+// goal (goals-real): the 5 % margin itself, and every 1 % of the goal it serves above it is
+// 4 % of the surplus the partition below does not get (the goal is 80 % of the solo rate).
 import type { DemandAssessment } from "./demand.ts";
 import { clamp, goalWeightBandFraction } from "./rules.ts";
 import type { PolicyKnobs } from "./types.ts";
@@ -26,6 +32,27 @@ import type { PolicyKnobs } from "./types.ts";
  * is spent.
  */
 export const DONOR_CAP_PERIOD_MS = 100;
+
+/**
+ * Default margin a capped donor is steered to (the `donorCapMarginFraction` knob): served = goal
+ * × 1.01. See donorCapSetpoint.
+ */
+export const DONOR_CAP_MARGIN_FRACTION = 0.01;
+
+/**
+ * Each window a capped donor's set point moves by this fraction of its served ÷ goal error
+ * (× the set point): an integral controller with a time constant of about 1 ÷ gain windows
+ * (1 s at 100 ms). One 100 ms window of a capped server reads its rate within a few per cent,
+ * and this gain moves the cap by a fifth of that a window, so a noisy window is not a write.
+ */
+export const DONOR_TRIM_GAIN = 0.2;
+
+/**
+ * The trim never takes the cap further below goal ÷ velocity × (1 + goalHeadroom) than this
+ * fraction of it (anti-windup: a set point that could fall without bound would take as many
+ * windows to come back).
+ */
+export const DONOR_TRIM_MAX_FRACTION = 0.1;
 
 /** The state's flag of a partition whose donor cap is in force (state.ts flags, bit 2). */
 export const FLAG_DONOR_CAP = 4;
@@ -62,6 +89,35 @@ export function donorCapCpuMillis(
   return Math.ceil(
     (goalPacketsPerSec / velocityPacketsPerCpuSec) * 1000 * (1 + goalHeadroomFraction) - 1e-9,
   );
+}
+
+/**
+ * The trimmed set point of a capped donor's cap, millicores (not rounded; the cap is its ceiling
+ * within [min, max]). `open` is the untrimmed cap, goal ÷ velocity × (1 + goalHeadroom)
+ * (donorCapCpuMillis): the set point starts there when the cap is set (`setpoint` NaN) and never
+ * exceeds it. Each window in which the cap was in force and reached and fitted (`integrate`:
+ * its entitlement was the cap, so the window's rate is the cap's), the set point moves by
+ * DONOR_TRIM_GAIN × (served ÷ goal − (1 + donorCapMargin)) of itself, down while the donor
+ * serves more than goal × (1 + margin), up while less; it stays within DONOR_TRIM_MAX_FRACTION
+ * below `open` (anti-windup). A window that misses the goal (served < goal) puts it back at
+ * `open` at once: the trim never holds an importance-1 partition under its goal. A margin of
+ * goalHeadroom or more is no trim (the cap stays `open`, as before the trim).
+ *   open 788m, set point 788m, served 1.05× goal, margin 1 %: 788 × (1 − 0.2 × 0.04) = 781.696m.
+ *   then served 1.005× goal: 781.696 × (1 − 0.2 × −0.005) = 782.478m.
+ *   served 0.99× goal: 788m (released).
+ */
+export function donorCapSetpoint(
+  setpoint: number,
+  open: number,
+  servedOverGoal: number,
+  integrate: boolean,
+  knobs: Pick<PolicyKnobs, "donorCapMarginFraction" | "goalHeadroomFraction">,
+): number {
+  const margin = knobs.donorCapMarginFraction;
+  if (!(margin < knobs.goalHeadroomFraction)) return open;
+  if (Number.isNaN(setpoint) || !(servedOverGoal >= 1)) return open;
+  const s = integrate ? setpoint * (1 - DONOR_TRIM_GAIN * (servedOverGoal - (1 + margin))) : setpoint;
+  return clamp(s, open * (1 - DONOR_TRIM_MAX_FRACTION), open);
 }
 
 /**
@@ -110,8 +166,12 @@ export interface DonorCapRows {
   min: Float64Array;
   max: Float64Array;
   windowMs: Float64Array;
+  /** This window's served packets/s (the trim's measurement). */
+  served: Float64Array;
   prevCpu: Float64Array;
   prevFlags: Uint8Array;
+  /** Last step's set point (donorCapSetpoint; NaN = none). */
+  prevSetpoint: Float64Array;
 }
 
 /** Where a capped donor's demand goes: the step's arrays. */
@@ -123,6 +183,8 @@ export interface DonorCapOut {
   flags: Uint8Array;
   /** 1 = capped this step (express writes the cap code). */
   capped: Uint8Array;
+  /** The set point of each capped row (donorCapSetpoint); rows not capped are left as they are (NaN). */
+  setpoint: Float64Array;
 }
 
 /**
@@ -142,11 +204,18 @@ export function donorCaps(
   n: number,
   r: DonorCapRows,
   leastImportantWanting: number,
-  knobs: Pick<PolicyKnobs, "donorCapPeriodMs" | "goalHeadroomFraction" | "weightDeadbandFraction">,
+  knobs: Pick<
+    PolicyKnobs,
+    | "donorCapPeriodMs"
+    | "goalHeadroomFraction"
+    | "donorCapMarginFraction"
+    | "weightDeadbandFraction"
+  >,
   out: DonorCapOut,
 ): number {
   if (!(knobs.donorCapPeriodMs > 0)) return 0;
   const band = goalWeightBandFraction(knobs);
+  const trimming = knobs.donorCapMarginFraction < knobs.goalHeadroomFraction;
   let count = 0;
   for (let i = 0; i < n; i++) {
     if (r.eligible[i] !== 1) continue;
@@ -154,14 +223,24 @@ export function donorCaps(
     if (!(leastImportantWanting > imp)) continue;
     const was = (r.prevFlags[i]! & FLAG_DONOR_CAP) !== 0;
     if (!was && r.donor[i] !== 1) continue;
-    let cap = clamp(
+    const open = clamp(
       donorCapCpuMillis(r.goal[i]!, r.velocity[i]!, knobs.goalHeadroomFraction),
       r.min[i]!,
       r.max[i]!,
     );
+    let cap = open;
+    let sp = Number.NaN;
     const prev = r.prevCpu[i]!;
     const reached = (r.prevFlags[i]! & FLAG_DONOR_CAP_REACHED) !== 0;
-    if (reached && Math.abs(cap - prev) <= band * prev) cap = prev;
+    if (trimming) {
+      // The set point moves only by its trim (velocity moves it only through `open`, its
+      // ceiling), so no hold is needed; the dead-band holds back a move smaller than it.
+      const fitted = reached && r.missesGoal[i] !== 1 && r.useNeed[i]! >= prev;
+      sp = was
+        ? donorCapSetpoint(r.prevSetpoint[i]!, open, r.served[i]! / r.goal[i]!, fitted, knobs)
+        : open;
+      cap = clamp(Math.ceil(sp - 1e-9), r.min[i]!, r.max[i]!);
+    } else if (reached && Math.abs(cap - prev) <= band * prev) cap = prev;
     let misfits = 0;
     if (was) {
       misfits =
@@ -173,6 +252,7 @@ export function donorCaps(
     out.leftoverEligible[i] = 0;
     out.prevNeed[i] = cap;
     out.flags[i]! |= donorCapFlags(misfits);
+    out.setpoint[i] = sp;
     out.capped[i] = 1;
     count++;
   }
