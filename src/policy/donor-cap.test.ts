@@ -2,12 +2,15 @@ import { describe, expect, it } from "vitest";
 import { emptyAssessment } from "./demand.ts";
 import {
   DONOR_CAP_PERIOD_MS,
+  DONOR_TRIM_GAIN,
+  DONOR_TRIM_MAX_FRACTION,
   type DonorCapOut,
   type DonorCapRows,
   donorCapCpuMillis,
   donorCapFlags,
   donorCapMisfits,
   donorCapPatienceWindows,
+  donorCapSetpoint,
   donorCaps,
   FLAG_DONOR_CAP,
   FLAG_DONOR_CAP_REACHED,
@@ -83,6 +86,85 @@ describe("donor cap arithmetic", () => {
     expect(donorCapFlags(5, true)).toBe(4 | (5 << 3) | 128); // 172
     expect(donorCapMisfits(donorCapFlags(5, true))).toBe(5);
     expect(donorCapMisfits(donorCapFlags(99))).toBe(15);
+  });
+});
+
+describe("the donor cap's trim (closed loop on served ÷ goal)", () => {
+  const k = { ...knobs, donorCapMarginFraction: 0.01 }; // the default, pinned here
+
+  it("moves the set point by 0.2 × (served ÷ goal − 1.01) of itself each window it integrates", () => {
+    expect([DONOR_TRIM_GAIN, DONOR_TRIM_MAX_FRACTION]).toEqual([0.2, 0.1]);
+    // 788 × (1 − 0.2 × (1.05 − 1.01)) = 788 × 0.992 = 781.696m
+    expect(donorCapSetpoint(788, 788, 1.05, true, k)).toBeCloseTo(781.696, 9);
+    // then served 1.005×: 781.696 × (1 − 0.2 × (1.005 − 1.01)) = 781.696 × 1.001 = 782.477696m
+    expect(donorCapSetpoint(781.696, 788, 1.005, true, k)).toBeCloseTo(782.477696, 9);
+    // at exactly goal + 1 %: no move
+    expect(donorCapSetpoint(781.696, 788, 1.01, true, k)).toBeCloseTo(781.696, 9);
+  });
+
+  it("puts the cap back at goal ÷ velocity + 5 % at once when a window misses the goal", () => {
+    // served 0.99× its goal: released to the untrimmed 788m, whatever the trim was
+    expect(donorCapSetpoint(720, 788, 0.99, true, k)).toBe(788);
+    expect(donorCapSetpoint(720, 788, 0.99, false, k)).toBe(788);
+    // served exactly the goal is not a miss: 720 × (1 − 0.2 × (1 − 1.01)) = 721.44m
+    expect(donorCapSetpoint(720, 788, 1, true, k)).toBeCloseTo(721.44, 9);
+    // unknown served ratio (NaN) or no set point yet (NaN): the untrimmed cap
+    expect(donorCapSetpoint(720, 788, Number.NaN, true, k)).toBe(788);
+    expect(donorCapSetpoint(Number.NaN, 788, 1.05, true, k)).toBe(788);
+  });
+
+  it("holds the set point while it may not integrate, and within 10 % under the untrimmed cap (anti-windup)", () => {
+    // not integrating (cap not reached, or a window that did not fit): the set point stays
+    expect(donorCapSetpoint(760, 788, 1.2, false, k)).toBe(760);
+    // 720 × (1 − 0.2 × (1.2 − 1.01)) = 692.64m, below 788 × 0.9 = 709.2m: held at 709.2m
+    expect(donorCapSetpoint(720, 788, 1.2, true, k)).toBeCloseTo(709.2, 9);
+    // never above the untrimmed cap: 788 × (1 − 0.2 × (1.0 − 1.01)) = 789.576 → 788m
+    expect(donorCapSetpoint(788, 788, 1.0, true, k)).toBe(788);
+    // velocity rose, so the untrimmed cap fell to 700m: a set point of 760m follows it down
+    expect(donorCapSetpoint(760, 700, 1.01, true, k)).toBe(700);
+  });
+
+  it("is off when the margin is goalHeadroom or more: the untrimmed cap", () => {
+    const off = { ...knobs, donorCapMarginFraction: 0.05 };
+    expect(donorCapSetpoint(760, 788, 1.05, true, off)).toBe(788);
+  });
+
+  it("in the step's pass: trims a reached cap, releases on a miss, holds while not reached", () => {
+    const capped = donorCapFlags(0, true);
+    // goal 9,000 pps at 12,000 pkt/cpu-s: untrimmed 788m; in force and reached at 788m; served
+    // 9,450 pps = 1.05×: set point 781.696m, cap 782m
+    let o = out();
+    donorCaps(1, rows({ prevCpu: 788, prevFlags: capped, prevSetpoint: 788 }), 3, k, o);
+    expect(o.setpoint[0]).toBeCloseTo(781.696, 9);
+    expect([o.demand[0], o.target[0], o.prevNeed[0], o.capped[0]]).toEqual([782, 782, 782, 1]);
+    // a window at 8,900 pps (0.989× the goal): back to 788m in this step
+    o = out();
+    donorCaps(
+      1,
+      rows({ served: 8900, prevCpu: 760, prevFlags: capped, prevSetpoint: 760 }),
+      3,
+      k,
+      o,
+    );
+    expect([o.setpoint[0], o.demand[0]]).toEqual([788, 788]);
+    // capped but not reached yet (the shrink limit below held it): the set point waits
+    o = out();
+    donorCaps(1, rows({ prevCpu: 700, prevFlags: donorCapFlags(0), prevSetpoint: 760 }), 3, k, o);
+    expect([o.setpoint[0], o.demand[0]]).toEqual([760, 760]);
+    // its traffic fell (use + headroom 700m under the 788m in force): no trim either
+    o = out();
+    donorCaps(
+      1,
+      rows({ useNeed: 700, prevCpu: 788, prevFlags: capped, prevSetpoint: 760 }),
+      3,
+      k,
+      o,
+    );
+    expect(o.setpoint[0]).toBe(760);
+    // set for the first time this step: the set point starts at the untrimmed cap
+    o = out();
+    donorCaps(1, rows(), 3, k, o);
+    expect([o.setpoint[0], o.demand[0]]).toEqual([788, 788]);
   });
 });
 

@@ -116,7 +116,9 @@ export function donorCapSetpoint(
   const margin = knobs.donorCapMarginFraction;
   if (!(margin < knobs.goalHeadroomFraction)) return open;
   if (Number.isNaN(setpoint) || !(servedOverGoal >= 1)) return open;
-  const s = integrate ? setpoint * (1 - DONOR_TRIM_GAIN * (servedOverGoal - (1 + margin))) : setpoint;
+  const s = integrate
+    ? setpoint * (1 - DONOR_TRIM_GAIN * (servedOverGoal - (1 + margin)))
+    : setpoint;
   return clamp(s, open * (1 - DONOR_TRIM_MAX_FRACTION), open);
 }
 

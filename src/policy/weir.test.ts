@@ -1024,6 +1024,76 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(served.bronze).toBeCloseTo(164, 6);
   });
 
+  it("the same pair with the donor cap trimmed (donorCapMargin 1 %, the default): gold rests at goal + 0.1–1.4 %, never under it, and bronze gets more", () => {
+    const k = knobs(1000);
+    const specs = [
+      spec("gold", { importance: 1, goalPacketsPerSec: 800 }),
+      spec("bronze", { importance: 3 }),
+    ];
+    let state = saved({
+      gold: { cpu: 500, demand: 500, velocity: 1000 },
+      bronze: { cpu: 500, demand: 500, velocity: 1000 },
+    });
+    let w = { gold: 5000, bronze: 5000 };
+    let caps = { gold: Infinity, bronze: Infinity };
+    let out: ReturnType<typeof step> | undefined;
+    const served = { gold: 0, bronze: 0 };
+    const capAt: number[] = [];
+    const setpointAt: Array<number | undefined> = [];
+    const goldServed: number[] = [];
+    for (let c = 0; c < 40; c++) {
+      const split = cfsSplit(1, w, caps);
+      const tp = (id: "gold" | "bronze") => {
+        const cores = split[id]!;
+        served[id] = cores * 1000;
+        return throughput(id, {
+          offeredPacketsPerSec: served[id],
+          servedPacketsPerSec: served[id],
+          cpuCores: cores,
+          cpuDelayFraction: 0.5,
+          rawVelocityPacketsPerCpuSec: 1000,
+        });
+      };
+      out = step(k, specs, [tp("gold"), tp("bronze")], state);
+      goldServed.push(served.gold);
+      state = out.state;
+      w = { gold: out.dir.gold!.weight, bronze: out.dir.bronze!.weight };
+      caps = { gold: out.dir.gold!.capCpuMillis, bronze: out.dir.bronze!.capCpuMillis };
+      capAt.push(out.dir.gold!.capCpuMillis);
+      setpointAt.push(state.partitions.gold?.donorCap?.setpointCpuMillis);
+    }
+    // Cycles 6–9 as in the untrimmed test: capped, the set point at the untrimmed 840m, the
+    // entitlement climbing 773 → 836m as bronze shrinks; the set point does not move while the
+    // cap is not reached (a window of a cap not in force says nothing about it).
+    expect(capAt.slice(5, 9)).toEqual([773, 796, 817, 836]);
+    expect(setpointAt.slice(5, 9)).toEqual([840, 840, 840, 840]);
+    // Cycle 10: reached, gold served 836 pps = 1.045× its goal: 840 × (1 − 0.2 × (1.045 −
+    // 1.01)) = 834.12m; cycle 11: 834.12 × (1 − 0.2 × 0.035) = 828.28116m. Both caps (835m,
+    // 829m) are inside the 10m dead-band of 836m, so nothing is written.
+    expect(setpointAt[9]).toBeCloseTo(834.12, 9);
+    expect(setpointAt[10]).toBeCloseTo(828.28116, 9);
+    expect(capAt.slice(9, 11)).toEqual([836, 836]);
+    // Cycle 12: 828.28116 × 0.993 = 822.483m → cap 823m, 13m below: past the dead-band
+    expect(setpointAt[11]).toBeCloseTo(822.48319188, 6);
+    expect(capAt[11]).toBe(823);
+    // From then on the cap moves only in steps past the dead-band while the set point
+    // integrates: 823 → 811m (cycle 16), 801m (cycle 32, gold at 1.001× its goal: the set
+    // point now rises by 0.2 × 0.009 a cycle), back to 811m (cycle 39).
+    expect(capAt[15]).toBe(811);
+    expect(capAt[31]).toBe(801);
+    expect(capAt[38]).toBe(811);
+    // Over the last 24 cycles (under the 811m cap and after) gold never served under its goal:
+    // goal + 0.1–1.4 % (801–811 pps); untrimmed it rested at 836 pps (+4.5 %).
+    const last = goldServed.slice(16);
+    expect(Math.min(...last)).toBe(801);
+    expect(Math.max(...last)).toBe(811);
+    // bronze: 1,000 − 811 = 189 pps, 95 % of the 200 surplus (untrimmed: 164, 82 %)
+    expect(served.bronze).toBeCloseTo(189, 6);
+    expect(out!.d.gold!.why).toMatch(
+      /goal met with PI 0\.99 while a less important partition wants CPU: donor cap trimmed to 811m \(goal ÷ velocity \+ 5 % is 840m; the trim steers it to serve goal \+ 1 %, and a window under the goal undoes it\), over 100 ms CFS periods/,
+    );
+  });
+
   it("a goal that cannot be met at importance 1 takes before importance 2, and importance 3 gets what is left", () => {
     // 2,000m; velocity 1000 pkt/cpu-s everywhere; 2,000 pps offered to each, all three
     // saturated (each uses the CPU its weight gets it) and waiting. gold (imp 1) goal 1,200

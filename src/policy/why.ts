@@ -197,11 +197,7 @@ function donorCapText(d: WeirDecision, x: DecisionDetail): string {
   const sp = x.donorSetpointCpuMillis;
   const open =
     goal !== undefined && v !== null && v > 0
-      ? clamp(
-          donorCapCpuMillis(goal, v, k.goalHeadroomFraction),
-          x.minCpuMillis,
-          x.maxCpuMillis,
-        )
+      ? clamp(donorCapCpuMillis(goal, v, k.goalHeadroomFraction), x.minCpuMillis, x.maxCpuMillis)
       : null;
   const openText = `goal ÷ velocity + ${pct(k.goalHeadroomFraction)}`;
   if (sp === null || open === null || d.cpuMillis >= open)
