@@ -42,10 +42,24 @@ export const DONOR_CAP_MARGIN_FRACTION = 0.01;
 /**
  * Each window a capped donor's set point moves by this fraction of its served ÷ goal error
  * (× the set point): an integral controller with a time constant of about 1 ÷ gain windows
- * (1 s at 100 ms). One 100 ms window of a capped server reads its rate within a few per cent,
- * and this gain moves the cap by a fifth of that a window, so a noisy window is not a write.
+ * (2 s at 100 ms cycles). Why so slow: one 100 ms window of a capped server on the real testbed
+ * reads its rate with a standard deviation of 5–8 % (goals-real's setup: 20–40 % of windows
+ * under the goal while the run averaged 1.04× it), and every quota write the set point causes
+ * refills the period's runtime (about one quota of extra CPU for the donor, taken from the
+ * partition below). At a gain of 0.2 the noise moved the cap nearly every window (22–31 quota
+ * writes in 5.5 s against 0–3 untrimmed) and the donor served 1.07× its goal. The start
+ * (donorCapStartCpuMillis) is already near the target, so the trim has little to correct.
  */
-export const DONOR_TRIM_GAIN = 0.2;
+export const DONOR_TRIM_GAIN = 0.05;
+
+/**
+ * A reached trimmed cap is kept while its set point stays within this fraction of it: each quota
+ * write refills the period's runtime, and on the real testbed a cap rewritten every few windows
+ * let the donor use 10–15 % more than its cap (used 0.75–0.83 cores under caps of 677–729m).
+ * The set point integrates on while the cap is held, so the cap moves in steps of at least this
+ * and spends the time at each step that puts the donor's rate, on average, at its target.
+ */
+export const DONOR_TRIM_HOLD_FRACTION = 0.025;
 
 /**
  * The trim never takes the cap further below goal ÷ velocity × (1 + goalHeadroom) than this
@@ -92,30 +106,49 @@ export function donorCapCpuMillis(
 }
 
 /**
+ * Where a donor cap's set point starts when the cap is set: goal ÷ velocity × (1 + margin),
+ * millicores (not rounded) — the velocity's estimate of the rate the trim steers to; the trim
+ * corrects what the estimate gets wrong. Untrimmed (margin ≥ goalHeadroom): goal ÷ velocity ×
+ * (1 + goalHeadroom), the cap as it was.
+ *   goal 9,000 pps at 12,000 pkt/cpu-s, margin 1 %: 750m × 1.01 = 757.5m.
+ */
+export function donorCapStartCpuMillis(
+  goalPacketsPerSec: number,
+  velocityPacketsPerCpuSec: number,
+  knobs: Pick<PolicyKnobs, "donorCapMarginFraction" | "goalHeadroomFraction">,
+): number {
+  const margin = Math.min(knobs.donorCapMarginFraction, knobs.goalHeadroomFraction);
+  return (goalPacketsPerSec / velocityPacketsPerCpuSec) * 1000 * (1 + margin);
+}
+
+/**
  * The trimmed set point of a capped donor's cap, millicores (not rounded; the cap is its ceiling
  * within [min, max]). `open` is the untrimmed cap, goal ÷ velocity × (1 + goalHeadroom)
- * (donorCapCpuMillis): the set point starts there when the cap is set (`setpoint` NaN) and never
- * exceeds it. Each window in which the cap was in force and reached and fitted (`integrate`:
- * its entitlement was the cap, so the window's rate is the cap's), the set point moves by
- * DONOR_TRIM_GAIN × (served ÷ goal − (1 + donorCapMargin)) of itself, down while the donor
- * serves more than goal × (1 + margin), up while less; it stays within DONOR_TRIM_MAX_FRACTION
- * below `open` (anti-windup). A window that misses the goal (served < goal) puts it back at
- * `open` at once: the trim never holds an importance-1 partition under its goal. A margin of
- * goalHeadroom or more is no trim (the cap stays `open`, as before the trim).
- *   open 788m, set point 788m, served 1.05× goal, margin 1 %: 788 × (1 − 0.2 × 0.04) = 781.696m.
- *   then served 1.005× goal: 781.696 × (1 − 0.2 × −0.005) = 782.478m.
- *   served 0.99× goal: 788m (released).
+ * (donorCapCpuMillis): the most the set point may be. Each window in which the cap was in force
+ * and reached and fitted (`integrate`: its entitlement was the cap, so the window's rate is the
+ * cap's), the set point moves by DONOR_TRIM_GAIN × (served ÷ goal − (1 + margin)) of itself:
+ * down while the donor serves more than goal × (1 + margin), up while less; it stays within
+ * DONOR_TRIM_MAX_FRACTION below `open` (anti-windup). A window that misses the goal by more than
+ * a noisy reading would (`missesGoal`: PI above GOAL_MISS_YIELD_PI, 1.1, while short of CPU —
+ * the miss the levels below yield to) puts it back at `open` in the same step; a smaller miss
+ * raises it through the error (one 100 ms reading of a server at goal + 4 % is under its goal
+ * one window in four). Untrimmed (margin ≥ goalHeadroom), or no set point yet (NaN), or no
+ * served ratio: `open`.
+ *   open 788m, set point 760m, served 1.05× goal, margin 1 %: 760 × (1 − 0.05 × 0.04) = 758.48m.
+ *   then served 0.99× goal: 758.48 × (1 − 0.05 × −0.02) = 759.23848m.
+ *   missesGoal (served 0.85×): 788m.
  */
 export function donorCapSetpoint(
   setpoint: number,
   open: number,
   servedOverGoal: number,
   integrate: boolean,
+  missesGoal: boolean,
   knobs: Pick<PolicyKnobs, "donorCapMarginFraction" | "goalHeadroomFraction">,
 ): number {
   const margin = knobs.donorCapMarginFraction;
   if (!(margin < knobs.goalHeadroomFraction)) return open;
-  if (Number.isNaN(setpoint) || !(servedOverGoal >= 1)) return open;
+  if (missesGoal || Number.isNaN(setpoint) || !(servedOverGoal >= 0)) return open;
   const s = integrate
     ? setpoint * (1 - DONOR_TRIM_GAIN * (servedOverGoal - (1 + margin)))
     : setpoint;
@@ -198,9 +231,13 @@ export interface DonorCapOut {
  * use + headroom is below the cap (its traffic fell: a cap it does not use would hold
  * entitlement the levels below could weigh with); else the cap is lifted (and the period
  * returns to the cgroup's own). While capped its demand is the cap, and
- * its entitlement (so its weight) with it: a cap moves only when the goal's need moves by more
- * than the goal's weight band (5 %) from the cap in force (once the entitlement has reached it),
- * since each quota write refills the period's runtime. Returns how many partitions are capped.
+ * its entitlement (so its weight) with it. The cap is its set point (donorCapSetpoint: trimmed
+ * each window by served ÷ goal, within 10 % under goal ÷ velocity + goalHeadroom), rounded up;
+ * the dead-band holds back a smaller move, and each quota write refills the period's runtime,
+ * which the trim measures like any other CPU the donor gets. Untrimmed (donorCapMargin ≥
+ * goalHeadroom) the cap is goal ÷ velocity + goalHeadroom and moves only when that moves by more
+ * than the goal's weight band (5 %) from the cap in force (once the entitlement has reached it).
+ * Returns how many partitions are capped.
  */
 export function donorCaps(
   n: number,
@@ -237,11 +274,20 @@ export function donorCaps(
     if (trimming) {
       // The set point moves only by its trim (velocity moves it only through `open`, its
       // ceiling), so no hold is needed; the dead-band holds back a move smaller than it.
-      const fitted = reached && r.missesGoal[i] !== 1 && r.useNeed[i]! >= prev;
+      const misses = r.missesGoal[i] === 1;
+      const fitted = reached && !misses && r.useNeed[i]! >= prev;
       sp = was
-        ? donorCapSetpoint(r.prevSetpoint[i]!, open, r.served[i]! / r.goal[i]!, fitted, knobs)
-        : open;
+        ? donorCapSetpoint(
+            r.prevSetpoint[i]!,
+            open,
+            r.served[i]! / r.goal[i]!,
+            fitted,
+            misses,
+            knobs,
+          )
+        : clamp(donorCapStartCpuMillis(r.goal[i]!, r.velocity[i]!, knobs), r.min[i]!, open);
       cap = clamp(Math.ceil(sp - 1e-9), r.min[i]!, r.max[i]!);
+      if (reached && !misses && Math.abs(cap - prev) <= DONOR_TRIM_HOLD_FRACTION * prev) cap = prev;
     } else if (reached && Math.abs(cap - prev) <= band * prev) cap = prev;
     let misfits = 0;
     if (was) {

@@ -1041,8 +1041,10 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     const capAt: number[] = [];
     const setpointAt: Array<number | undefined> = [];
     const goldServed: number[] = [];
-    for (let c = 0; c < 40; c++) {
-      const split = cfsSplit(1, w, caps);
+    for (let c = 0; c < 60; c++) {
+      // gold runs 3 % past its cap (on the real testbed a capped donor used 2 % more than its
+      // quota with no rewrite, and more with rewrites: each quota write refills the period)
+      const split = cfsSplit(1, w, { ...caps, gold: caps.gold * 1.03 });
       const tp = (id: "gold" | "bronze") => {
         const cores = split[id]!;
         served[id] = cores * 1000;
@@ -1061,7 +1063,9 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
       caps = { gold: out.dir.gold!.capCpuMillis, bronze: out.dir.bronze!.capCpuMillis };
       capAt.push(out.dir.gold!.capCpuMillis);
       setpointAt.push(state.partitions.gold?.donorCap?.setpointCpuMillis);
+      console.log(c + 1, served.gold, out.dir.gold!.cpuMillis, capAt.at(-1), setpointAt.at(-1));
     }
+    console.log(out!.d.gold!.why);
     // Cycles 6–9 as in the untrimmed test: capped, the set point at the untrimmed 840m, the
     // entitlement climbing 773 → 836m as bronze shrinks; the set point does not move while the
     // cap is not reached (a window of a cap not in force says nothing about it).
