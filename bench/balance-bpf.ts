@@ -23,7 +23,15 @@ import {
   timingFor,
 } from "./conservation-run.ts";
 import type { Benchmark } from "./harness.ts";
-import { fmtStats, isMain, isolateSelf, realBenchReps, runStandalone, stats } from "./harness.ts";
+import {
+  fmtStats,
+  isMain,
+  isolateSelf,
+  realBenchReps,
+  repeated,
+  runStandalone,
+  stats,
+} from "./harness.ts";
 import { STEP_CORES, stepLoad } from "./reaction-real.ts";
 import {
   COST_ROUNDS,
@@ -136,13 +144,13 @@ export const bench: Benchmark = {
     const c = { veth: col("veth"), bpf: col("bpf") };
     const figures = MODES.flatMap((m) => [
       {
-        name: `${LABEL[m]}: a served ÷ offered over the measured window, step included (median of ${reps}; range ${range(c[m].servedA, 1, 100)} %)`,
-        value: Math.round(median(c[m].servedA) * 1000) / 10,
+        name: `${LABEL[m]}: a served ÷ offered over the measured window, step included`,
+        ...repeated(c[m].servedA, 1, 100),
         unit: "%",
       },
       {
-        name: `${LABEL[m]}: load step -> 90 % of new entitlement applied (median of the ${c[m].reached} of ${reps} that got there; range ${range(c[m].reaction, 0)} ms)`,
-        value: Math.round(median(c[m].reaction)),
+        name: `${LABEL[m]}: load step -> 90 % of new entitlement applied (${c[m].reached} of ${reps} repetitions got there)`,
+        ...repeated(c[m].reaction, 0),
         unit: "ms",
         target: "<= 300 ms",
         meets: c[m].reached === reps && median(c[m].reaction) <= 300,

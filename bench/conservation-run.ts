@@ -67,6 +67,12 @@ export interface RunOutcome {
   rep: number;
   hostIdle: number;
   hogCores: number;
+  /** Cores this process (manager and load generator) used over the measured window. */
+  selfCores: number;
+  /** Cores the rest of the host used (busy less hog less this process): other work on the machine. */
+  otherCores: number;
+  /** The host's CPUs (for the hog's share of what the others left). */
+  hostCpus: number;
   /** Per network partition: served ÷ offered and p99 over the measured window. */
   served: Record<string, number>;
   p99Ms: Record<string, number>;
@@ -218,7 +224,13 @@ export async function runOne(
     win.mark();
     sched0 = tb.partitions.map((p) => schedstatOf(p.serverPid));
   }, timing.warmupMs);
-  let cpu = { hogCores: Number.NaN, hostIdle: Number.NaN };
+  let cpu = {
+    hogCores: Number.NaN,
+    hostIdle: Number.NaN,
+    selfCores: Number.NaN,
+    otherCores: Number.NaN,
+    cpus: Number.NaN,
+  };
   let udp: LoadResult | null = null;
   let tcp: TcpLoadResult | null = null;
   const phases = [{ name: "measured", fromMs: timing.warmupMs, toMs: durationMs }];
@@ -330,6 +342,9 @@ export async function runOne(
     rep: opts.rep,
     hostIdle: cpu.hostIdle,
     hogCores: opts.hogStopped ? 0 : cpu.hogCores,
+    selfCores: cpu.selfCores,
+    otherCores: cpu.otherCores,
+    hostCpus: cpu.cpus,
     served,
     p99Ms,
     ...(tcp ? { rps } : {}),

@@ -332,8 +332,11 @@ export function summariseTiers(
       meets: m(w.map(bP2)) >= 1,
     },
     {
-      name: `weir, a's load falls: surplus reaches importance 3 (c at ${REACHED_FRACTION * 100} % of its new rate; median of the ${reached.length} of ${w.length} repetitions that got there${rs ? `; range ${rs.min.toFixed(0)}–${rs.max.toFixed(0)} ms` : ""})`,
+      name: `weir, a's load falls: surplus reaches importance 3 (c at ${REACHED_FRACTION * 100} % of its new rate; ${reached.length} of ${w.length} repetitions got there)`,
       value: rs ? Math.round(rs.median) : Number.NaN,
+      ...(rs
+        ? { reps: rs.n, range: [Math.round(rs.min), Math.round(rs.max)] as [number, number] }
+        : {}),
       unit: "ms",
       target: "<= 1000 ms",
       meets: rs !== null && reached.length === w.length && rs.median <= 1000,

@@ -58,10 +58,23 @@ describe("overhead: what the report says", () => {
     ];
     const [cpu, rss] = runtimeFigures("compiled", runs);
     // CPU: 0.8, 0.9, 1.2 % -> median 0.9 %, meets <= 1 %.
-    expect(cpu).toMatchObject({ value: 0.9, target: "<= 1 %", meets: true });
-    expect(cpu!.name).toContain("median of 3; range 0.80–1.20");
+    expect(cpu).toMatchObject({
+      value: 0.9,
+      reps: 3,
+      range: [0.8, 1.2],
+      target: "<= 1 %",
+      meets: true,
+    });
+    // the range and the count are fields the report prints beside the value, not words in the name
+    expect(cpu!.name).not.toContain("range");
     // RSS: 70, 75, 90 MB -> median 75 MB, meets <= 80 MB.
-    expect(rss).toMatchObject({ value: 75, target: "<= 80 MB", meets: true });
+    expect(rss).toMatchObject({
+      value: 75,
+      reps: 3,
+      range: [70, 90],
+      target: "<= 80 MB",
+      meets: true,
+    });
     const tsx = runtimeFigures("tsx", runs);
     expect(tsx[0]).toMatchObject({ value: 3 });
     expect(tsx.every((f) => f.target === undefined)).toBe(true);

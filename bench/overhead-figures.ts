@@ -2,7 +2,7 @@
 // and status, the Prometheus text of its /metrics), and the figures per runtime: medians as
 // values, ranges in the names, budgets on the compiled runtime. overhead.ts runs the benchmark.
 import type { BenchFigure } from "./harness.ts";
-import { stats } from "./harness.ts";
+import { repeated, stats } from "./harness.ts";
 
 /** Partitions `weir run` manages in each run. */
 export const PARTITIONS = 100;
@@ -57,7 +57,7 @@ export function parseHistogramTotals(
 
 export const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-/** The figures for one runtime: medians as values, the range in the name. */
+/** The figures for one runtime: medians as values, with the repetitions' range and count. */
 export function runtimeFigures(runtime: Runtime, runs: readonly OverheadRun[]): BenchFigure[] {
   const mine = runs.filter((r) => r.runtime === runtime);
   const of = (f: (r: OverheadRun) => number) => stats(mine.map(f));
@@ -65,42 +65,30 @@ export function runtimeFigures(runtime: Runtime, runs: readonly OverheadRun[]): 
     runtime === "compiled"
       ? "weir run, compiled (bin/weir.js → dist/)"
       : "weir run, sources through tsx (WEIR_FROM_SOURCE=1)";
-  const n = mine.length;
-  const range = (s: ReturnType<typeof stats>, digits: number, scale = 1) =>
-    s ? `; range ${(s.min * scale).toFixed(digits)}–${(s.max * scale).toFixed(digits)}` : "";
+  const rep = (f: (r: OverheadRun) => number, digits: number, scale = 1) =>
+    repeated(mine.map(f), digits, scale);
   const cpu = of((r) => r.cpuShareOfOneCore);
   const rss = of((r) => r.rssMb);
-  const hwm = of((r) => r.peakRssMb);
-  const cycle = of((r) => r.cycleMsMean);
-  const start = of((r) => r.startupMs);
   const budgets = runtime === "compiled";
   return [
     {
-      name: `${label}: CPU, ${PARTITIONS} partitions at ${1000 / INTERVAL_MS} cycles/s (median of ${n}${range(cpu, 2, 100)})`,
-      value: cpu ? round(cpu.median * 100, 2) : Number.NaN,
+      name: `${label}: CPU, ${PARTITIONS} partitions at ${1000 / INTERVAL_MS} cycles/s`,
+      ...rep((r) => r.cpuShareOfOneCore, 2, 100),
       unit: "% of one core",
       ...(budgets ? { target: "<= 1 %", meets: !!cpu && cpu.median <= 0.01 } : {}),
     },
     {
-      name: `${label}: resident memory, VmRSS at the end (median of ${n}${range(rss, 1)})`,
-      value: rss ? round(rss.median, 1) : Number.NaN,
+      name: `${label}: resident memory, VmRSS at the end`,
+      ...rep((r) => r.rssMb, 1),
       unit: "MB",
       ...(budgets ? { target: "<= 80 MB", meets: !!rss && rss.median <= 80 } : {}),
     },
+    { name: `${label}: peak resident memory, VmHWM`, ...rep((r) => r.peakRssMb, 1), unit: "MB" },
     {
-      name: `${label}: peak resident memory, VmHWM (median of ${n}${range(hwm, 1)})`,
-      value: hwm ? round(hwm.median, 1) : Number.NaN,
-      unit: "MB",
-    },
-    {
-      name: `${label}: cycle time (sample + step + apply), mean per run (median of ${n}${range(cycle, 3)})`,
-      value: cycle ? round(cycle.median, 3) : Number.NaN,
+      name: `${label}: cycle time (sample + step + apply), mean per run`,
+      ...rep((r) => r.cycleMsMean, 3),
       unit: "ms",
     },
-    {
-      name: `${label}: start to first API answer (median of ${n}${range(start, 0)})`,
-      value: start ? Math.round(start.median) : Number.NaN,
-      unit: "ms",
-    },
+    { name: `${label}: start to first API answer`, ...rep((r) => r.startupMs, 0), unit: "ms" },
   ];
 }

@@ -67,6 +67,7 @@ export class Window {
   private hog0 = 0;
   private host0: HostCpuSample | null = null;
   private t0 = 0;
+  private self0: NodeJS.CpuUsage = { user: 0, system: 0 };
   constructor(
     private readonly hostCpu: HeldHostCpu,
     private readonly hogDirs: string[],
@@ -75,12 +76,33 @@ export class Window {
     this.t0 = performance.now();
     this.hog0 = readUsageNs(this.hogDirs);
     this.host0 = this.hostCpu.read(epochNow());
+    this.self0 = process.cpuUsage();
   }
-  read(): { hogCores: number; hostIdle: number } {
+  /**
+   * Over the window: the hog's cores, the host's idle fraction, and where the rest of the
+   * host's busy CPU went — this process (manager and load generator) and everything else
+   * (`otherCores`: the host's busy cores less the hog's and this process's; other tenants
+   * of the machine, the partitions' servers, kernel threads).
+   */
+  read(): {
+    hogCores: number;
+    hostIdle: number;
+    selfCores: number;
+    otherCores: number;
+    cpus: number;
+  } {
     const ms = performance.now() - this.t0;
     const hogCores = (readUsageNs(this.hogDirs) - this.hog0) / 1e6 / ms;
+    const self = process.cpuUsage(this.self0);
+    const selfCores = (self.user + self.system) / 1000 / ms;
     const use = this.host0 ? hostCpuFromSamples(this.host0, this.hostCpu.read(epochNow())) : null;
-    return { hogCores, hostIdle: use?.idleFraction ?? Number.NaN };
+    return {
+      hogCores,
+      hostIdle: use?.idleFraction ?? Number.NaN,
+      selfCores,
+      otherCores: use ? Math.max(0, use.busyCores - hogCores - selfCores) : Number.NaN,
+      cpus: use?.cpus ?? Number.NaN,
+    };
   }
 }
 

@@ -20,14 +20,7 @@ import { LogTail } from "../src/vm/guest.ts";
 import { GuestCpus } from "../src/vm/guest-cpus.ts";
 import { QmpClient } from "../src/vm/qmp.ts";
 import { vmsUp } from "../src/vm/vms.ts";
-import {
-  type BenchFigure,
-  type Benchmark,
-  fmtStats,
-  isMain,
-  runStandalone,
-  stats,
-} from "./harness.ts";
+import { type BenchFigure, type Benchmark, isMain, runStandalone, stats } from "./harness.ts";
 import { sleep } from "./real-common.ts";
 
 const KEY_HEX = "7a".repeat(32);
@@ -140,11 +133,11 @@ export const bench: Benchmark = {
     const fig = (name: string, xs: number[]): BenchFigure => {
       const s = stats(xs) ?? { median: Number.NaN, min: Number.NaN, max: Number.NaN, n: 0 };
       return {
-        name: `${name} (median of ${s.n}; ${fmtStats(xs, 0)} ms)`,
-        value: s.median,
+        name,
+        value: Math.round(s.median),
         unit: "ms",
         reps: s.n,
-        range: [s.min, s.max],
+        range: [Math.round(s.min), Math.round(s.max)],
       };
     };
     return {

@@ -8,29 +8,31 @@ export const DEFAULT_HISTORY_SIZE = 600;
 
 /**
  * Bytes the history may hold by default (`historyMaxBytes`), by estimateRecordBytes: all 600
- * records up to about 40 partitions, about 250 of 100, 25 of 1,000, 2 of 10,000.
+ * records up to about 36 partitions, about 218 of 100, 21 of 1,000, 2 of 10,000.
  */
 export const DEFAULT_HISTORY_MAX_BYTES = 16 * 2 ** 20;
 
 /**
  * What one record holds on the heap, per part, in bytes (V8 on x64 as Node 20 ships it).
- * Measured with the manager's own records (1,000 simulated partitions, weir's policy): heap
- * and external memory after a full GC, with 100 records' parts kept, against before — a whole
- * record 666 bytes per partition; its throughputs alone 208, directives 148, entries 114, and
- * decisions 430 including the throughputs the step's reasons keep (so 222 of their own).
- * `weir bench memory-scale` re-measures the whole record (docs/performance.md).
+ * Measured with the manager's own records (100, 300, 1,000 and 10,000 simulated partitions,
+ * weir's policy, 10–300 records kept): heap and external memory after two full GCs, then again
+ * after dropping each part from every record in turn — a whole record 678–766 bytes per
+ * partition (the most at 100 partitions); decisions 250–306 (with the step's columns they keep
+ * for `why`), throughputs 205–211, directives 122–145, entries 101–115. The figures below are
+ * the largest seen, so the bound holds at every size. `weir bench memory-scale` re-measures
+ * the whole record (docs/performance.md).
  */
 export const RECORD_BYTES = {
   /** The record itself, its timings and partitions array. */
   record: 200,
   /** A partition's entry in the record (id, status, written list). */
-  entry: 106,
+  entry: 115,
   /** A Throughput (numbers, source). */
-  throughput: 200,
+  throughput: 211,
   /** A policy decision, with its share of the step's arrays it keeps for `why`. */
-  decision: 222,
+  decision: 300,
   /** A directive. */
-  directive: 140,
+  directive: 145,
   /** One written file's name (the actuator's file names are shared strings: the list's slot). */
   written: 16,
   /** An error on the entry (the same object across records while it lasts: a reference). */

@@ -5,12 +5,13 @@
 // created, so `vmsDown` (down.ts) removes exactly the record's processes, taps, namespaces,
 // cgroups and files — also after a SIGKILL of `vmsUp`.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { cgroupDirs } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { blockAddresses, startBlockFor } from "../testbed/addresses.ts";
+import { setGroupShares } from "../testbed/cgroups.ts";
 import { defaultPartitionNames, validatePartitionName, validatePrefix } from "../testbed/names.ts";
 import { disableIpv6InNetns, ip, netnsExists } from "../testbed/net.ts";
 import { isAlive, spawnInCgroups } from "../testbed/procs.ts";
@@ -60,6 +61,13 @@ export interface VmsOptions {
   stateFile?: string;
   /** Guests power themselves off after this long (default 1 h). */
   maxLifetimeMs?: number;
+  /**
+   * The guests' parent cgroup's CPU share against its siblings (v1 cpu.shares; v2 cpu.weight
+   * converted), as the testbed's `groupCpuShares`: on a machine busy with other work, QEMU
+   * (a TCG guest boots in ~8 s of CPU) otherwise competes as one group against every process
+   * at the top level. Default: the kernel's (1024).
+   */
+  groupCpuShares?: number;
   /** Wait this long for each guest's /init to say it is ready (default 120 s). */
   bootTimeoutMs?: number;
   /** Run `weir agent` in every guest (default true); otherwise the guest only boots. */
@@ -199,6 +207,7 @@ export async function vmsUp(opts: VmsOptions): Promise<VmState> {
         () => existsSync(dir),
         () => mkdirSync(dir),
       );
+    if (opts.groupCpuShares !== undefined) setGroupShares(st.cgroup, prefix, opts.groupCpuShares);
     const sizes = {
       maxCpus: opts.maxCpus ?? 3,
       memMiB: opts.memMiB ?? 512,
@@ -235,7 +244,7 @@ export async function vmsUp(opts: VmsOptions): Promise<VmState> {
       if (!ready?.line.includes(GUEST_READY_LINE) || !isAlive(vm.qemuPid!))
         throw new WeirError(
           ErrorCodes.TESTBED,
-          `guest ${vm.name} did not come up within ${bootTimeoutMs} ms (${ready?.line ?? "no ready line"}; serial console ${vm.serialLog}, QEMU log ${vm.qemuLog})`,
+          `guest ${vm.name} did not come up within ${bootTimeoutMs} ms (${ready?.line ?? "no ready line"}; QEMU ${isAlive(vm.qemuPid!) ? "running" : "exited"}; serial console ${vm.serialLog}, QEMU log ${vm.qemuLog}; both are removed at teardown, so their last lines follow)\n--- serial console ---\n${lastLines(vm.serialLog, 25)}\n--- QEMU log ---\n${lastLines(vm.qemuLog, 10)}`,
         );
       log(`vm ${vm.name}: ${ready.line.trim()}`);
     }
@@ -381,3 +390,12 @@ export const vmRecord = (st: VmState, name: string): VmRecord => {
   if (!vm) throw new WeirError(ErrorCodes.TESTBED, `no guest ${name} in ${st.stateFile}`);
   return vm;
 };
+
+/** The last `n` lines of a log file, or why it could not be read (for an error message). */
+function lastLines(file: string, n: number): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-n).join("\n");
+  } catch (err) {
+    return `(not readable: ${(err as Error).message})`;
+  }
+}

@@ -128,6 +128,8 @@ describe.skipIf(!isRoot || !hasQemu || !hasV1)(
       );
       st = await vmsUp({
         prefix: PREFIX,
+        // other work on a busy machine must not starve the guests' boot (TCG: ~8 s of CPU each)
+        groupCpuShares: 16384,
         vms: ["g1", "g2"],
         // 5 hot-plug slots: a slot once unplugged is never plugged again (QEMU 7.2 TCG aborts on it)
         maxCpus: 6,

@@ -57,6 +57,8 @@ describe.skipIf(!isRoot || !hasQemu)("a QEMU guest as a partition (root, TCG)", 
     });
     st = await vmsUp({
       prefix: PREFIX,
+      // other work on a busy machine must not starve the guests' boot (TCG: ~8 s of CPU each)
+      groupCpuShares: 16384,
       vms: ["p1"],
       maxCpus: 2,
       memMiB: 512,

@@ -66,6 +66,8 @@ describe.skipIf(!isRoot || !hasQemu)("two guests' ivshmem regions (root, TCG)", 
     if (!distStatus(REPO).current) execFileSync("npm", ["run", "build"], { cwd: REPO });
     st = await vmsUp({
       prefix: PREFIX,
+      // other work on a busy machine must not starve the guests' boot (TCG: ~8 s of CPU each)
+      groupCpuShares: 16384,
       vms: ["g1", "g2"],
       maxCpus: 1,
       memMiB: 384,
