@@ -44,6 +44,7 @@ function rows(over: Partial<Record<keyof DonorCapRows, number>> = {}): DonorCapR
     served: f(over.served ?? 9450),
     prevCpu: f(over.prevCpu ?? 900),
     prevFlags: u(over.prevFlags ?? 0),
+    prevVelocity: f(over.prevVelocity ?? Number.NaN),
     prevSetpoint: f(over.prevSetpoint ?? Number.NaN),
   };
 }
@@ -116,8 +117,8 @@ describe("the donor cap's trim (closed loop on served ÷ goal)", () => {
   });
 
   it("goes back to goal ÷ velocity + 5 % in the same step on a miss beyond one window's noise", () => {
-    // missesGoal (PI above 1.1 while short of CPU: served under 0.91× its goal): 788m at once,
-    // whatever the trim was, integrating or not
+    // missesGoal two windows in a row (PI above 1.1 while short of CPU: served under 0.91× its
+    // goal): 788m at once, whatever the trim was, integrating or not
     expect(set(720, 788, 0.85, true, true)).toBe(788);
     expect(set(720, 788, 0.85, false, true)).toBe(788);
     // no set point yet (NaN) or no served ratio: the untrimmed cap
@@ -159,7 +160,8 @@ describe("the donor cap's trim (closed loop on served ÷ goal)", () => {
     donorCaps(1, rows({ prevCpu: 758, prevFlags: capped, prevSetpoint: 735 }), 3, k, o);
     expect(o.setpoint[0]).toBeCloseTo(733.53, 9);
     expect(o.demand[0]).toBe(734);
-    // a window 15 % under the goal while short of CPU (missesGoal): 788m in this step
+    // a window 15 % under the goal while short of CPU (missesGoal), the first in a row: one
+    // window's noise can read that low, so the set point waits (no trim on it)
     o = out();
     donorCaps(
       1,
@@ -168,7 +170,36 @@ describe("the donor cap's trim (closed loop on served ÷ goal)", () => {
       k,
       o,
     );
+    expect([o.setpoint[0], o.demand[0]]).toEqual([732, 733]);
+    // the second in a row (missesGoal 2): 788m in this step
+    o = out();
+    donorCaps(
+      1,
+      rows({ served: 7650, missesGoal: 2, prevCpu: 733, prevFlags: capped, prevSetpoint: 732 }),
+      3,
+      k,
+      o,
+    );
     expect([o.setpoint[0], o.demand[0]]).toEqual([788, 788]);
+    // the velocity rose 12,000 → 12,600 pkt/cpu-s since the last step: the set point is carried
+    // over first (757.5 × 12,000 ÷ 12,600 = 721.43m), then trimmed (served 1.05×: × 0.998 =
+    // 719.99m), under the untrimmed 9,000 ÷ 12,600 × 1.05 = 750m → cap 720m
+    o = out();
+    donorCaps(
+      1,
+      rows({
+        velocity: 12_600,
+        prevVelocity: 12_000,
+        prevCpu: 758,
+        prevFlags: capped,
+        prevSetpoint: 757.5,
+      }),
+      3,
+      k,
+      o,
+    );
+    expect(o.setpoint[0]).toBeCloseTo(((757.5 * 12_000) / 12_600) * 0.998, 9);
+    expect(o.demand[0]).toBe(720);
     // capped but not reached yet (the shrink limit below held it): the set point waits
     o = out();
     donorCaps(1, rows({ prevCpu: 700, prevFlags: donorCapFlags(0), prevSetpoint: 760 }), 3, k, o);

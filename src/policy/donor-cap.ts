@@ -128,12 +128,14 @@ export function donorCapStartCpuMillis(
  * and reached and fitted (`integrate`: its entitlement was the cap, so the window's rate is the
  * cap's), the set point moves by DONOR_TRIM_GAIN × (served ÷ goal − (1 + margin)) of itself:
  * down while the donor serves more than goal × (1 + margin), up while less; it stays within
- * DONOR_TRIM_MAX_FRACTION below `open` (anti-windup). A window that misses the goal by more than
- * a noisy reading would (`missesGoal`: PI above GOAL_MISS_YIELD_PI, 1.1, while short of CPU —
- * the miss the levels below yield to) puts it back at `open` in the same step; a smaller miss
- * raises it through the error (one 100 ms reading of a server at goal + 4 % is under its goal
- * one window in four). Untrimmed (margin ≥ goalHeadroom), or no set point yet (NaN), or no
- * served ratio: `open`.
+ * DONOR_TRIM_MAX_FRACTION below `open` (anti-windup). A miss beyond a noisy reading
+ * (`missesGoal`: PI above GOAL_MISS_YIELD_PI, 1.1, while short of CPU, in this window and the
+ * last — the miss the levels below yield to) puts it back at `open` in the same step; a smaller
+ * or single-window shortfall raises it through the error (one 100 ms reading of a server at
+ * goal + 4 % is under its goal one window in four, and under 0.91× it one in ten). Untrimmed
+ * (margin ≥ goalHeadroom), or no set point yet (NaN), or no served ratio: `open`.
+ * donorCaps carries last step's set point across a velocity change first (× old ÷ new
+ * velocity), so the velocity moves the cap at once and the trim corrects the rest.
  *   open 788m, set point 760m, served 1.05× goal, margin 1 %: 760 × (1 − 0.05 × 0.04) = 758.48m.
  *   then served 0.99× goal: 758.48 × (1 − 0.05 × −0.02) = 759.23848m.
  *   missesGoal (served 0.85×): 788m.
@@ -192,7 +194,7 @@ export interface DonorCapRows {
   eligible: Uint8Array;
   /** This window's assessment, per row: donor (PI × 1.05 ≤ 1 while its traffic claims more). */
   donor: Uint8Array;
-  /** missesGoal, and use + headroom, per row (for donorCapMisfit). */
+  /** missesGoal (1 = this window, 2 = this and the last), and use + headroom, per row. */
   missesGoal: Uint8Array;
   useNeed: Float64Array;
   goal: Float64Array;
@@ -205,6 +207,8 @@ export interface DonorCapRows {
   served: Float64Array;
   prevCpu: Float64Array;
   prevFlags: Uint8Array;
+  /** Last step's smoothed velocity (NaN = none): the set point follows velocity's moves. */
+  prevVelocity: Float64Array;
   /** Last step's set point (donorCapSetpoint; NaN = none). */
   prevSetpoint: Float64Array;
 }
@@ -272,19 +276,15 @@ export function donorCaps(
     const prev = r.prevCpu[i]!;
     const reached = (r.prevFlags[i]! & FLAG_DONOR_CAP_REACHED) !== 0;
     if (trimming) {
-      // The set point moves only by its trim (velocity moves it only through `open`, its
-      // ceiling), so no hold is needed; the dead-band holds back a move smaller than it.
-      const misses = r.missesGoal[i] === 1;
-      const fitted = reached && !misses && r.useNeed[i]! >= prev;
+      // Last step's set point follows the velocity (feedforward: the host's speed drifts by
+      // ±15 % within seconds), then the trim corrects what the velocity does not explain.
+      // Released only on a miss beyond noise two windows in a row (missesGoal = 2).
+      const misses = r.missesGoal[i] === 2;
+      const fitted = reached && r.missesGoal[i] === 0 && r.useNeed[i]! >= prev;
+      const pv = r.prevVelocity[i]!;
+      const carried = pv > 0 ? r.prevSetpoint[i]! * (pv / r.velocity[i]!) : r.prevSetpoint[i]!;
       sp = was
-        ? donorCapSetpoint(
-            r.prevSetpoint[i]!,
-            open,
-            r.served[i]! / r.goal[i]!,
-            fitted,
-            misses,
-            knobs,
-          )
+        ? donorCapSetpoint(carried, open, r.served[i]! / r.goal[i]!, fitted, misses, knobs)
         : clamp(donorCapStartCpuMillis(r.goal[i]!, r.velocity[i]!, knobs), r.min[i]!, open);
       cap = clamp(Math.ceil(sp - 1e-9), r.min[i]!, r.max[i]!);
       if (reached && !misses && Math.abs(cap - prev) <= DONOR_TRIM_HOLD_FRACTION * prev) cap = prev;
@@ -292,7 +292,7 @@ export function donorCaps(
     let misfits = 0;
     if (was) {
       misfits =
-        r.missesGoal[i] === 1 || r.useNeed[i]! < cap ? donorCapMisfits(r.prevFlags[i]!) + 1 : 0;
+        r.missesGoal[i] !== 0 || r.useNeed[i]! < cap ? donorCapMisfits(r.prevFlags[i]!) + 1 : 0;
       if (misfits >= donorCapPatienceWindows(knobs.donorCapPeriodMs, r.windowMs[i]!)) continue;
     }
     out.demand[i] = cap;

@@ -329,6 +329,7 @@ function step(
         served: cols.servedPacketsPerSec,
         prevCpu: s.prev.cpuMillis,
         prevFlags: s.prev.flags,
+        prevVelocity: s.prev.velocity,
         prevSetpoint: s.prev.donorSetpoint,
       },
       found.leastImportantWanting,
@@ -519,7 +520,7 @@ function assessDemand(s: StepArrays): DemandSummary {
       if (g > 0 && !Number.isNaN(vn)) {
         dcEligible[i] = 1;
         dcDonor[i] = a.donor ? 1 : 0;
-        dcMisses[i] = a.missesGoal ? 1 : 0;
+        dcMisses[i] = a.missesGoal ? ((prevFlags[i]! & FLAG_MISSED_GOAL) !== 0 ? 2 : 1) : 0;
       }
       mode[i] = Mode.demand;
       target[i] = demandTarget(a.demandCpuMillis, min, max);
