@@ -1085,7 +1085,7 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(served.gold).toBeCloseTo(810.61, 6);
     expect(served.bronze).toBeCloseTo(189.39, 6);
     expect(out!.d.gold!.why).toMatch(
-      /goal met with PI 0\.99 while a less important partition wants CPU: donor cap trimmed to 787m \(goal ÷ velocity \+ 5 % is 840m; the trim steers it to serve goal \+ 1 %; a window more than 10 % under the goal undoes it\), over 100 ms CFS periods/,
+      /goal met with PI 0\.99 while a less important partition wants CPU: donor cap trimmed to 787m \(goal ÷ velocity \+ 5 % is 840m; the trim steers it to serve goal \+ 1 %; two cycles in a row more than 10 % under the goal undo it\), over 100 ms CFS periods/,
     );
   });
 

@@ -202,7 +202,7 @@ function donorCapText(d: WeirDecision, x: DecisionDetail): string {
   const openText = `goal ÷ velocity + ${pct(k.goalHeadroomFraction)}`;
   if (sp === null || open === null || d.cpuMillis >= open)
     return `goal met with room while a less important partition wants CPU, so capped at what its goal needs, ${millis(d.cpuMillis)} (${openText})`;
-  return `goal met with PI ${pi === null ? "?" : pi.toFixed(2)} while a less important partition wants CPU: donor cap trimmed to ${millis(d.cpuMillis)} (${openText} is ${millis(open)}; the trim steers it to serve goal + ${pctFine(k.donorCapMarginFraction)}; a window more than 10 % under the goal undoes it)`;
+  return `goal met with PI ${pi === null ? "?" : pi.toFixed(2)} while a less important partition wants CPU: donor cap trimmed to ${millis(d.cpuMillis)} (${openText} is ${millis(open)}; the trim steers it to serve goal + ${pctFine(k.donorCapMarginFraction)}; two cycles in a row more than 10 % under the goal undo it)`;
 }
 
 /** 0.015 → "1.5 %", 0.01 → "1 %". */
