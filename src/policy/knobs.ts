@@ -64,8 +64,9 @@ export type KnobDeclaration = {
  *   a less important one wants CPU is capped at what its goal needs in CFS periods this long,
  *   so the two run in long slices instead of interleaving (donor-cap.ts says why and what was
  *   measured); 0 turns the donor cap off.
- * - donorCapMargin DONOR_CAP_MARGIN_FRACTION (1 %): the donor cap is trimmed by the measured
- *   served ÷ goal toward goal × 1.01 instead of resting at goal ÷ velocity × 1.05 (there the
+ * - donorCapMargin DONOR_CAP_MARGIN_FRACTION (1 %): the donor cap starts at goal ÷ velocity ×
+ *   1.01 and is trimmed by the measured served ÷ goal toward goal × 1.01 instead of resting at
+ *   goal ÷ velocity × 1.05 (there the
  *   capped donor served 1.04× its goal, and each 1 % of its goal above it was 4 % of the surplus
  *   the partition below did not get); donor-cap.ts donorCapSetpoint. 0.05 (= goalHeadroom) or
  *   more: the untrimmed cap.

@@ -1042,8 +1042,8 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     const setpointAt: Array<number | undefined> = [];
     const goldServed: number[] = [];
     for (let c = 0; c < 60; c++) {
-      // gold runs 3 % past its cap (on the real testbed a capped donor used 2 % more than its
-      // quota with no rewrite, and more with rewrites: each quota write refills the period)
+      // gold runs 3 % past its cap (on the real testbed capped servers used 0.95–1.05× their
+      // quota, median per run, and more after a quota write: each refills the period)
       const split = cfsSplit(1, w, { ...caps, gold: caps.gold * 1.03 });
       const tp = (id: "gold" | "bronze") => {
         const cores = split[id]!;
