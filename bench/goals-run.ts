@@ -335,7 +335,7 @@ export async function runPolicy(
       aDelay: med(pa.map((p) => p.throughput?.cpuDelayFraction)),
       aVelocity: med(pa.map((p) => p.decision?.velocityPacketsPerCpuSec)),
       aPi: med(pa.map((p) => p.decision?.performanceIndex)),
-      aDonorFraction: whys.filter((w) => /donat|donor/i.test(w)).length / Math.max(1, whys.length),
+      aDonorFraction: whys.filter((w) => /donates/.test(w)).length / Math.max(1, whys.length),
       aDonorCapFraction:
         pa.filter((p) => p.directive?.capReason === "goal-donor").length / Math.max(1, pa.length),
       aDelayIgnoredFraction:
