@@ -4,6 +4,7 @@ import {
   guestLoad,
   refineRates,
   secondProbePps,
+  sizeRates,
   VM_HOT_VCPUS,
   VM_LOW_VCPUS,
   VM_PROBE_PPS,
@@ -107,5 +108,41 @@ describe("weir demo --vm rates", () => {
     expect(vmDemoRates([{ first: flat, second: { servedPps: 50, cpuCores: 0.3 } }])).toBeNull();
     expect(vmDemoRates([{ first: flat, second: null }])).toBeNull();
     expect(vmDemoRates([{ first: flat, second: { servedPps: 15, cpuCores: 0.5 } }])).toBeNull();
+  });
+
+  it("runs the three probes in order and sizes from the line near the hot rate", async () => {
+    // two alike partitions: 0.02 cores fixed + 0.0006 per packet/s up to 1000/s, then the cost
+    // per packet falls to 0.0004 (so the line through the low probes undersizes the hot rate)
+    const cpuAt = (pps: number) =>
+      pps <= 1000 ? 0.02 + 0.0006 * pps : 0.62 + 0.0004 * (pps - 1000);
+    const asked: number[] = [];
+    const sized = await sizeRates(async (pps) => {
+      asked.push(pps);
+      return [
+        { servedPps: pps, cpuCores: cpuAt(pps) },
+        { servedPps: pps, cpuCores: cpuAt(pps) },
+      ];
+    }, 50);
+    // 1st at 50: 0.05 cores → 1000 served per CPU-second → 2nd at 1000;
+    // line 0.02 + 0.0006 × pps → hot (1.25 − 0.02) ÷ 0.0006 = 2050 → 3rd at 2050;
+    // 1000 → 0.62, 2050 → 1.04: cost 0.42 ÷ 1050 = 0.0004, fixed 0.62 − 0.4 = 0.22
+    expect(asked).toEqual([50, 1000, 2050]);
+    expect(sized?.probePps).toEqual([50, 1000, 2050]);
+    expect(sized?.fixedCpuCores).toBeCloseTo(0.22, 9);
+    expect(sized?.perVcpuPps).toBeCloseTo(2500, 6);
+    // hot (1.25 − 0.22) ÷ 0.0004 = 2575; low 0.1 ÷ 0.0004 = 250
+    expect([sized?.highPps, sized?.lowPps]).toEqual([2575, 250]);
+  });
+
+  it("stops after two probes that give no cost per packet", async () => {
+    const asked: number[] = [];
+    const sized = await sizeRates(async (pps) => {
+      asked.push(pps);
+      return [{ servedPps: pps, cpuCores: 0.3 }];
+    });
+    // 15/s on 0.3 cores → 50/s; the same CPU at both: no cost per packet
+    expect(asked).toEqual([VM_PROBE_PPS, 50]);
+    expect(sized).toBeNull();
+    expect(await sizeRates(async () => [null])).toBeNull();
   });
 });

@@ -18,6 +18,10 @@ export const VM_PROBE_PPS = 15;
 export const VM_HOT_VCPUS = 1.25;
 /** The low rate needs this much of a vCPU beyond the fixed part. */
 export const VM_LOW_VCPUS = 0.1;
+/** How long each probe offers its rate to every partition. */
+export const VM_PROBE_MS = 14_000;
+/** A probe's first seconds (the agent's first windows, the manager's smoothing) are not read. */
+export const VM_PROBE_SKIP_MS = 4_000;
 /** Windows with less guest CPU than this (cores) say nothing about its speed. */
 const MIN_CPU_CORES = 0.02;
 
@@ -56,9 +60,12 @@ export function guestLoad(
  * vCPU serves it (CPU = fixed + cost × rate stays within one CPU whenever the first probe
  * did), and it is far enough from the first for the cost per packet to show.
  */
-export function secondProbePps(first: ReadonlyArray<GuestLoad | null>): number | null {
+export function secondProbePps(
+  first: ReadonlyArray<GuestLoad | null>,
+  firstPps = VM_PROBE_PPS,
+): number | null {
   const v = first.flatMap((g) => (g && g.cpuCores > 0 ? [g.servedPps / g.cpuCores] : []));
-  return v.length ? Math.max(VM_PROBE_PPS + 1, Math.floor(Math.min(...v))) : null;
+  return v.length ? Math.max(firstPps + 1, Math.floor(Math.min(...v))) : null;
 }
 
 export interface VmRates {
@@ -125,4 +132,37 @@ export function refineRates(
   const lo = Math.max(1, Math.round(first.highPps / VM_REFINE_MAX_FACTOR));
   const hi = Math.round(first.highPps * VM_REFINE_MAX_FACTOR);
   return { ...r, highPps: Math.min(hi, Math.max(lo, r.highPps)) };
+}
+
+/** The rates from the three probes, and the rates the probes offered (in order). */
+export interface SizedRates extends VmRates {
+  probePps: number[];
+}
+
+/**
+ * The probe sequence: `probe(pps)` offers `pps` to every partition and returns what each
+ * served and used (null: no report); first at `firstPps`, then at `secondProbePps`, a line
+ * through the two (`vmDemoRates`), then a third probe at that line's hot rate and the line
+ * through the second and third (`refineRates`). `weir demo --vm` runs it on guests at
+ * VM_PROBE_PPS; `weir bench vm-balance` on guests and on cgroup partitions alike, each at its
+ * own first rate. Null when the first two probes give no cost per packet.
+ */
+export async function sizeRates(
+  probe: (pps: number) => Promise<ReadonlyArray<GuestLoad | null>>,
+  firstPps = VM_PROBE_PPS,
+): Promise<SizedRates | null> {
+  const first = await probe(firstPps);
+  const secondPps = secondProbePps(first, firstPps);
+  if (secondPps === null) return null;
+  const second = await probe(secondPps);
+  const firstSized = vmDemoRates(
+    first.map((f, i) => ({ first: f ?? null, second: second[i] ?? null })),
+  );
+  if (!firstSized) return null;
+  const third = await probe(firstSized.highPps);
+  const sized = refineRates(
+    firstSized,
+    second.map((f, i) => ({ first: f ?? null, second: third[i] ?? null })),
+  );
+  return { ...sized, probePps: [firstPps, secondPps, firstSized.highPps] };
 }

@@ -15,33 +15,19 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import pino from "pino";
 import type { CycleRecord } from "../core/model.ts";
-import { parseConfig } from "../manager/config.ts";
+import { type Config, parseConfig } from "../manager/config.ts";
 import { startManager } from "../service/run.ts";
 import { testbedDown, testbedUp } from "../testbed/testbed.ts";
 import { vmsDown } from "../vm/down.ts";
-import { LogTail } from "../vm/guest.ts";
-import { applyConsole } from "../vm/guest-cpus.ts";
 import { defaultVmStateFile } from "../vm/state.ts";
 import { VM_MANAGER_INTERVAL_MS, vmsUp } from "../vm/vms.ts";
-import {
-  allocationPoint,
-  type DemoPlan,
-  demoPlan,
-  demoRate,
-  followMs,
-  meanWorkConservationOfPoints,
-} from "./scenario.ts";
+import { type DemoPlan, demoPlan, demoRate } from "./scenario.ts";
 import { leftovers } from "./vm-leftovers.ts";
 import { loadGuest } from "./vm-load.ts";
-import {
-  type GuestLoad,
-  guestLoad,
-  refineRates,
-  secondProbePps,
-  VM_PROBE_PPS,
-  vmDemoRates,
-} from "./vm-rates.ts";
-import type { DirectiveToOnline, VmDemoSummary } from "./vm-summary.ts";
+import { phaseOutcome } from "./vm-phase.ts";
+import { type GuestLoad, guestLoad, sizeRates, VM_PROBE_MS, VM_PROBE_SKIP_MS } from "./vm-rates.ts";
+import type { VmDemoSummary } from "./vm-summary.ts";
+import { GuestVcpuWatch } from "./vm-vcpus.ts";
 
 const PREFIX = "weirdemovm";
 /**
@@ -55,10 +41,6 @@ const PORT = 7000;
 const logFile = "/run/weir/demo-vm-manager.log";
 /** SHA-256 rounds per request in the guests' servers (Node in a TCG guest is ~18x slower). */
 export const VM_DEMO_COST_ROUNDS = 20;
-/** How long each of the two probes that size the rates offers its rate to every guest. */
-const PROBE_MS = 14_000;
-/** The probe's first seconds (the agent's first windows, the manager's smoothing) are not read. */
-const PROBE_SKIP_MS = 4_000;
 
 export interface VmDemoOptions {
   durationMs: number;
@@ -71,15 +53,60 @@ export interface VmDemoOptions {
   say: (line: string) => void;
 }
 
-const mean = (xs: number[]): number | null =>
-  xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : null;
+/** The config's partition entries of QEMU guests `<prefix>/<name>` (vmsUp's cgroups, QMP, console). */
+export function guestPartitions(
+  prefix: string,
+  names: readonly string[],
+  keysHex: readonly string[],
+): Array<Record<string, unknown>> {
+  const base = defaultVmStateFile(prefix).replace(/\.json$/, "");
+  return names.map((name, i) => ({
+    name,
+    cgroup: `${prefix}/${name}`,
+    actuator: "qemu",
+    qemu: { qmp: `${base}.${name}.qmp`, console: `${base}.${name}.serial.log`, maxCpus: 2 },
+    source: "agent",
+    agent: { key: keysHex[i], index: i },
+  }));
+}
+
+/**
+ * The demo's manager config around `partitions` (each made `capped`, 400m guarantee,
+ * importance 2) and the batch hog; a slot directory for guests' agents. `weir bench
+ * vm-balance` runs cgroup partitions under the same config.
+ */
+export function vmDemoConfig(
+  partitions: ReadonlyArray<Record<string, unknown>>,
+  hogCgroup: string | null,
+  slotDir: string | null,
+): Config {
+  return parseConfig({
+    intervalMs: VM_MANAGER_INTERVAL_MS,
+    capacity: { cpus: "auto", reserve: 0 },
+    staleAfterMs: 10_000,
+    retryGoneMs: 1000,
+    onShutdown: "restore",
+    api: { enabled: false },
+    ...(slotDir ? { transport: { shm: { path: slotDir, slots: partitions.length } } } : {}),
+    partitions: [
+      ...partitions.map((p) => ({
+        ...p,
+        // capped: cap = entitlement, and the CPU count ceil(cap): a guest's vCPUs follow the
+        // traffic. The guarantee keeps a guest (and its agent) running under TCG.
+        capped: true,
+        min: "400m",
+        importance: 2,
+      })),
+      ...(hogCgroup ? [{ name: "hog", kind: "batch", cgroup: hogCgroup, importance: 5 }] : []),
+    ],
+  });
+}
 
 export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
   const names = Array.from({ length: o.guests }, (_, i) => `g${i + 1}`);
   const notes: string[] = [];
   const keys = names.map(() => randomBytes(32).toString("hex"));
   const stateFile = defaultVmStateFile(PREFIX);
-  const base = stateFile.replace(/\.json$/, "");
   mkdirSync("/run/weir", { recursive: true });
   const managerAc = new AbortController();
   const onAbort = () => managerAc.abort();
@@ -88,7 +115,6 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
   let hogState: string | null = null;
   let hogCgroup = `${HOG_PREFIX}/hog`;
   let vmsState: string | null = null;
-  const directiveToOnline: DirectiveToOnline[] = [];
   let summary: VmDemoSummary | null = null;
   try {
     if (o.hog) {
@@ -103,31 +129,11 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
       hogState = tb.stateFile;
       hogCgroup = tb.hogs[0]?.cgroup ?? hogCgroup;
     }
-    const cfg = parseConfig({
-      intervalMs: VM_MANAGER_INTERVAL_MS,
-      capacity: { cpus: "auto", reserve: 0 },
-      staleAfterMs: 10_000,
-      retryGoneMs: 1000,
-      onShutdown: "restore",
-      api: { enabled: false },
-      transport: { shm: { path: SLOT_DIR, slots: names.length } },
-      partitions: [
-        ...names.map((name, i) => ({
-          name,
-          cgroup: `${PREFIX}/${name}`,
-          actuator: "qemu",
-          qemu: { qmp: `${base}.${name}.qmp`, console: `${base}.${name}.serial.log`, maxCpus: 2 },
-          source: "agent",
-          agent: { key: keys[i], index: i },
-          // capped: cap = entitlement, and the CPU count ceil(cap): the vCPUs follow the traffic.
-          // The guarantee keeps a guest (and its agent) running under TCG.
-          capped: true,
-          min: "400m",
-          importance: 2,
-        })),
-        ...(o.hog ? [{ name: "hog", kind: "batch", cgroup: hogCgroup, importance: 5 }] : []),
-      ],
-    });
+    const cfg = vmDemoConfig(
+      guestPartitions(PREFIX, names, keys),
+      o.hog ? hogCgroup : null,
+      SLOT_DIR,
+    );
     const logger = pino(
       { level: "info", base: undefined },
       pino.destination({ dest: logFile, sync: false, mkdir: true }),
@@ -167,50 +173,9 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
     o.say("guests managed from their own reports; load starts");
 
     // vCPUs online per guest, from each guest kernel's console; and directive → online times.
-    const tails = new Map(
-      st.vms.map((vm) => [vm.name, new LogTail(vm.serialLog, { keepText: false })]),
-    );
-    const online = new Map(st.vms.map((vm) => [vm.name, new Set([0])]));
-    const partial = new Map(st.vms.map((vm) => [vm.name, ""]));
-    const waiting = new Map<string, { atMs: number; cpuCount: number }>();
-    const samples: Array<{ tMs: number; vcpus: Record<string, number> }> = [];
-    let seen = records.length;
     const t0 = Date.now();
-    const poll = setInterval(() => {
-      const now = Date.now();
-      for (const r of records.slice(seen)) {
-        for (const p of r.partitions) {
-          if (!p.written.includes("vcpus") || !p.directive) continue;
-          const before = online.get(p.id)?.size ?? 1;
-          if (p.directive.cpuCount > before)
-            waiting.set(p.id, { atMs: r.startedAtMs, cpuCount: p.directive.cpuCount });
-        }
-      }
-      seen = records.length;
-      for (const [name, tail] of tails) {
-        const text = partial.get(name)! + tail.read();
-        const end = text.lastIndexOf("\n") + 1;
-        partial.set(name, text.slice(end));
-        const next = applyConsole(online.get(name)!, text.slice(0, end));
-        const w = waiting.get(name);
-        if (w && next.size >= w.cpuCount) {
-          directiveToOnline.push({
-            partition: name,
-            cpuCount: w.cpuCount,
-            ms: Math.round(now - w.atMs),
-            atMs: Math.round(w.atMs - t0),
-          });
-          waiting.delete(name);
-        }
-        online.set(name, next);
-      }
-    }, 100);
-    const sampler = setInterval(() => {
-      samples.push({
-        tMs: Date.now() - t0,
-        vcpus: Object.fromEntries([...online].map(([n, s]) => [n, s.size])),
-      });
-    }, 1000);
+    const watch = new GuestVcpuWatch(st.vms, records, t0);
+    watch.start();
     const phases: VmDemoSummary["phases"] = [];
     let rates: VmDemoSummary["rates"] = {
       highPps: o.highPps ?? 0,
@@ -221,39 +186,32 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
     };
     try {
       if (o.highPps === undefined || o.lowPps === undefined) {
-        // Size the rates from the CPU the guests report at two probe rates (vm-rates.ts).
+        // Size the rates from the CPU the guests report at three probe rates (vm-rates.ts).
         const probe = async (pps: number): Promise<Array<GuestLoad | null>> => {
-          o.say(`probe: ${pps} packets/s to every guest for ${PROBE_MS / 1000} s ...`);
+          o.say(`probe: ${pps} packets/s to every guest for ${VM_PROBE_MS / 1000} s ...`);
           const fromAt = Date.now();
-          await Promise.all(st.vms.map((vm) => loadGuest(vm, PORT, pps, PROBE_MS, o.signal)));
-          const got = names.map((n) => guestLoad(records, n, fromAt + PROBE_SKIP_MS, Date.now()));
+          await Promise.all(st.vms.map((vm) => loadGuest(vm, PORT, pps, VM_PROBE_MS, o.signal)));
+          const got = names.map((n) =>
+            guestLoad(records, n, fromAt + VM_PROBE_SKIP_MS, Date.now()),
+          );
           o.say(
             `  ${names.map((n, i) => `${n}: ${got[i] ? `${got[i].servedPps.toFixed(1)} served/s on ${(got[i].cpuCores * 1000).toFixed(0)}m` : "no report"}`).join(", ")}`,
           );
+          if (o.signal.aborted)
+            throw new Error("weir demo --vm: stopped by a signal during the probes");
           return got;
         };
-        const first = await probe(VM_PROBE_PPS);
-        const secondPps = secondProbePps(first);
-        const second = secondPps === null ? names.map(() => null) : await probe(secondPps);
-        const firstSized = vmDemoRates(
-          names.map((_, i) => ({ first: first[i] ?? null, second: second[i] ?? null })),
-        );
-        if (!firstSized || o.signal.aborted)
+        const sized = await sizeRates(probe);
+        if (!sized)
           throw new Error(
             "weir demo --vm: the guests' reports during the probes gave no CPU cost per packet; give --high-pps and --low-pps",
           );
-        // the cost per packet near the hot rate: a third probe at the first estimate
-        const third = await probe(firstSized.highPps);
-        const sized = refineRates(
-          firstSized,
-          names.map((_, i) => ({ first: second[i] ?? null, second: third[i] ?? null })),
-        );
         rates = {
           highPps: o.highPps ?? sized.highPps,
           lowPps: o.lowPps ?? sized.lowPps,
           perVcpuPps: sized.perVcpuPps,
           fixedCpuCores: sized.fixedCpuCores,
-          probePps: [VM_PROBE_PPS, ...(secondPps === null ? [] : [secondPps]), firstSized.highPps],
+          probePps: sized.probePps,
         };
         o.say(
           `  near the hot rate a guest uses ${(sized.fixedCpuCores * 1000).toFixed(0)}m fixed + 1 vCPU per ${sized.perVcpuPps.toFixed(0)} packets/s → ${rates.highPps} (hot) / ${rates.lowPps} packets/s`,
@@ -268,65 +226,34 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
         const loads = await Promise.all(
           st.vms.map((vm, i) => loadGuest(vm, PORT, pps[i]!, ph.toMs - ph.fromMs, o.signal)),
         );
-        const toMs = Date.now() - t0;
-        const caps = records.filter(
-          (r) => r.startedAtMs - t0 >= fromMs && r.startedAtMs - t0 < toMs,
-        );
-        // weir following the shift (the hot guest's entitlement) and the hog's CPU
-        const points = caps.map((r) => allocationPoint(r, t0, new Set(["hog"])));
-        const hogShare = meanWorkConservationOfPoints(points, fromMs, toMs).batchShare;
-        const follow = followMs(
-          records
-            .filter((r) => r.startedAtMs - t0 >= fromMs - 5000 && r.startedAtMs - t0 < toMs)
-            .map((r) => allocationPoint(r, t0)),
-          { name: ph.name, fromMs, toMs, hot: ph.hot },
-        );
-        phases.push({
-          name: ph.name,
-          fromMs,
-          toMs,
-          followMs: follow === null ? null : Math.round(follow),
-          hogCpuMillis:
-            hogShare === null || !caps[0] ? null : Math.round(hogShare * caps[0].capacityCpuMillis),
-          guests: st.vms.map((vm, i) => {
-            const t = loads[i]?.targets[0];
-            const inPhase = samples.filter((s) => s.tMs >= fromMs && s.tMs < toMs);
-            const v = inPhase.map((s) => s.vcpus[vm.name] ?? 1);
-            const capOf = caps.flatMap((r) => {
-              const c = r.partitions.find((p) => p.id === vm.name)?.directive?.capCpuMillis;
-              return c !== undefined && Number.isFinite(c) ? [c] : [];
-            });
-            const m = mean(capOf);
-            return {
-              partition: vm.name,
+        phases.push(
+          phaseOutcome({
+            records,
+            t0,
+            name: ph.name,
+            fromMs,
+            toMs: Date.now() - t0,
+            hot: ph.hot,
+            partitions: st.vms.map((vm, i) => ({
+              name: vm.name,
               offeredPps: pps[i]!,
-              offered: t?.sent ?? 0,
-              served: t?.answered ?? 0,
-              servedRatio: t?.servedRatio ?? null,
-              p99Ms: t?.latency.p99Ms ?? null,
-              meanVcpus: mean(v),
-              maxVcpus: v.length ? Math.max(...v) : null,
-              meanCapCpuMillis: m === null ? null : Math.round(m),
-            };
+              load: loads[i]?.targets[0] ?? null,
+            })),
+            vcpuSamples: watch.samples,
+            batch: new Set(["hog"]),
           }),
-          directiveToOnline: [],
-        });
+        );
         if (loads.some((l) => l === null))
           notes.push(`phase "${ph.name}": a load generator failed`);
       }
     } finally {
-      clearInterval(poll);
-      clearInterval(sampler);
+      watch.stop();
     }
     if (o.signal.aborted) notes.push("stopped early by a signal: the last phases are partial");
     // each directive → online in the phase its directive was given in
+    const directiveToOnline = [...watch.directiveToOnline, ...watch.notOnline()];
     for (const d of directiveToOnline)
       phases.find((ph) => d.atMs >= ph.fromMs && d.atMs < ph.toMs)?.directiveToOnline.push(d);
-    for (const [name, w] of waiting) {
-      const d = { partition: name, cpuCount: w.cpuCount, ms: null, atMs: Math.round(w.atMs - t0) };
-      directiveToOnline.push(d);
-      phases.find((ph) => d.atMs >= ph.fromMs && d.atMs < ph.toMs)?.directiveToOnline.push(d);
-    }
     summary = {
       mode: "vm",
       durationMs: Date.now() - t0,

@@ -55,6 +55,11 @@ export interface TestbedOptions {
   /** SHA-256 rounds per request for every partition without its own (default 600). */
   costRounds?: number;
   /**
+   * Processes serving each packet server's sockets (default 1; more lets one partition's
+   * server use that many CPUs: serve.ts `runServeProcess`, `--workers`).
+   */
+  serverWorkers?: number;
+  /**
    * Partitions on the host network: no netns or veth; each server on 127.0.0.1 at a free
    * port of its own (`port` is ignored), in its cgroup, counted by eBPF. Default false.
    */
@@ -85,6 +90,7 @@ export interface TestbedOptions {
 /** The partitions and hogs `opts` asks for, named, checked and with every default filled in. */
 export interface WantedTestbed {
   hostNetwork: boolean;
+  serverWorkers: number;
   partitions: Required<PartitionRequest>[];
   hogs: Required<HogRequest>[];
 }
@@ -121,8 +127,15 @@ export function wantedTestbed(opts: TestbedOptions): WantedTestbed {
       );
     seen.add(n);
   }
+  const serverWorkers = opts.serverWorkers ?? 1;
+  if (!Number.isInteger(serverWorkers) || serverWorkers < 1 || serverWorkers > 64)
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `'serverWorkers' must be an integer within 1..64: current value is ${serverWorkers}`,
+    );
   return {
     hostNetwork: opts.hostNetwork ?? false,
+    serverWorkers,
     partitions: parts.map((p) => ({
       name: p.name,
       costRounds: p.costRounds ?? costRounds,

@@ -3,10 +3,10 @@
 // (from the sources: node --import tsx src/testbed/serve-entry.ts ...; testbed.ts picks the one
 // it runs from itself).
 // It loads only the server, not the whole CLI (faster start, less memory per partition).
-import { parseServeArgv, runPacketServer } from "./serve.ts";
+import { parseServeArgv, runServeProcess } from "./serve.ts";
 
 try {
-  await runPacketServer(parseServeArgv(process.argv.slice(2)));
+  await runServeProcess(parseServeArgv(process.argv.slice(2)));
 } catch (err) {
   process.stderr.write(`weir testbed serve: ${(err as Error).message}\n`);
   process.exit(2);

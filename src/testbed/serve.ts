@@ -1,5 +1,10 @@
 // Running the packet server as a process: argument parsing and signal handling, shared by
-// `weir testbed serve` and serve-entry.ts (the light entry the testbed spawns).
+// `weir testbed serve` and serve-entry.ts (the light entry the testbed spawns). With
+// `--workers N` (N > 1) the process forks N copies of itself (node:cluster) that share its
+// sockets: each worker reads from the same UDP socket when it is free to serve, so the server
+// uses up to N CPUs and the kernel's socket buffer stays the only queue (a request that finds
+// it full is dropped and counted by the kernel, as with one process).
+import cluster from "node:cluster";
 import { parseArgs } from "node:util";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { startPacketServer } from "./server.ts";
@@ -12,6 +17,8 @@ export interface ServeArgs {
   tcpPort?: number | null;
   host?: string;
   costRounds: number;
+  /** Processes serving the same sockets (node:cluster); absent: 1, this process. */
+  workers?: number;
   maxLifetimeMs: number;
 }
 
@@ -24,7 +31,7 @@ export async function runPacketServer(
   const stop = () => ac.abort();
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
-  const { tcpPort: tcpPortArg, ...udpArgs } = args;
+  const { tcpPort: tcpPortArg, workers: _workers, ...udpArgs } = args;
   const tcpPort = tcpPortArg === undefined ? args.port : tcpPortArg;
   // TCP listens first: once the UDP side answers a probe (testbedUp's readiness check),
   // the TCP side is listening too.
@@ -46,6 +53,7 @@ export async function runPacketServer(
       port: server.port,
       tcpPort: tcp?.port ?? null,
       costRounds: args.costRounds,
+      ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}),
     }),
   );
   // Either side closing (lifetime, signal) closes the other.
@@ -62,6 +70,36 @@ export async function runPacketServer(
       ...(tcp ? { tcp: tcp.stats() } : {}),
     }),
   );
+}
+
+/**
+ * The server as a process: this process serves (`runPacketServer`), or with `workers` > 1 it
+ * forks that many workers that serve the same ports and waits for them. SIGTERM/SIGINT stop the
+ * workers; each also stops at its max lifetime, and one whose parent dies exits (node:cluster
+ * exits a worker when its IPC channel closes). A worker that exits is not replaced.
+ */
+export async function runServeProcess(
+  args: ServeArgs,
+  log = (line: string) => process.stdout.write(`${line}\n`),
+): Promise<void> {
+  const workers = args.workers ?? 1;
+  if (cluster.isWorker) {
+    await runPacketServer(args, log);
+    // the IPC channel to the parent would keep this process alive
+    process.disconnect?.();
+    return;
+  }
+  if (workers <= 1) return runPacketServer(args, log);
+  const forked = Array.from({ length: workers }, () => cluster.fork());
+  const stop = () => {
+    for (const w of forked) if (!w.isDead()) w.process.kill("SIGTERM");
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  await Promise.all(forked.map((w) => new Promise((r) => w.once("exit", r))));
+  process.off("SIGTERM", stop);
+  process.off("SIGINT", stop);
+  log(JSON.stringify({ event: "closed", workers }));
 }
 
 const intArg = (v: string | undefined, field: string, dflt?: number): number => {
@@ -84,6 +122,7 @@ export function parseServeArgv(argv: string[]): ServeArgs {
       "tcp-port": { type: "string" },
       host: { type: "string" },
       "cost-rounds": { type: "string" },
+      workers: { type: "string" },
       "max-lifetime-ms": { type: "string" },
       "weir-tag": { type: "string" },
     },
@@ -95,6 +134,14 @@ export function parseServeArgv(argv: string[]): ServeArgs {
     maxLifetimeMs: intArg(values["max-lifetime-ms"], "max-lifetime-ms", 3_600_000),
   };
   if (values.host !== undefined) out.host = values.host;
+  if (values.workers !== undefined) {
+    out.workers = intArg(values.workers, "workers");
+    if (out.workers < 1 || out.workers > 64)
+      throw new WeirError(
+        ErrorCodes.CONFIG_INVALID,
+        `'workers' must be an integer within 1..64: current value is ${values.workers}`,
+      );
+  }
   if (values["tcp-port"] !== undefined)
     out.tcpPort = values["tcp-port"] === "off" ? null : intArg(values["tcp-port"], "tcp-port");
   return out;

@@ -43,6 +43,8 @@ export interface TestbedPartition {
   /** UDP port of the packet server (on nsAddr); its closed-loop TCP server listens on the same number. */
   port: number;
   costRounds: number;
+  /** Worker processes of the packet server (absent: 1; see TestbedOptions.serverWorkers). */
+  serverWorkers?: number;
   /** cgroup path relative to the cgroup root, e.g. "weir/p1". */
   cgroup: string;
   /** Absolute cgroup dirs (v1: cpu and cpuacct; v2: one). */
@@ -123,6 +125,7 @@ const stateSchema = z.object({
       prefixLen: z.number(),
       port: z.number(),
       costRounds: z.number(),
+      serverWorkers: z.number().optional(),
       cgroup: z.string(),
       cgroupDirs: z.array(z.string()),
       serverPid: z.number().nullable(),
