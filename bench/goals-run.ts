@@ -37,6 +37,7 @@ export const LONG_SLICE_SHARES = { a: 10_240, b: 2 };
 export type PolicyRun =
   | "weir"
   | "weir-1cpu"
+  | "weir-untrimmed"
   | "weir-period-200"
   | "weir-period-500"
   | "weir-no-donor-cap"
@@ -48,6 +49,7 @@ export type PolicyRun =
 export const POLICIES: readonly PolicyRun[] = [
   "weir",
   "weir-1cpu",
+  "weir-untrimmed",
   "weir-period-200",
   "weir-period-500",
   "weir-no-donor-cap",
@@ -60,6 +62,8 @@ export const POLICIES: readonly PolicyRun[] = [
 export const LABEL: Record<PolicyRun, string> = {
   weir: "weir (capacity configured 1.7 CPUs, as scenarios-real; held to the reachable CPU)",
   "weir-1cpu": "weir (capacity 1 CPU: the pinned one)",
+  "weir-untrimmed":
+    "weir, donor cap untrimmed (policy.donorCapMargin: 0.05: goal ÷ velocity + 5 %, open loop, as before the trim)",
   "weir-period-200": "weir, donor cap over 200 ms periods (policy.donorCapPeriodMs: 200)",
   "weir-period-500": "weir, donor cap over 500 ms periods (policy.donorCapPeriodMs: 500)",
   "weir-no-donor-cap": "weir without the donor cap (policy.donorCapPeriodMs: 0: weights alone)",
@@ -168,11 +172,12 @@ function specsFor(tb: TestbedState, capacity: number, plan: GoalPlan): Partition
   );
 }
 
-/** The weir runs with another `policy.donorCapPeriodMs` than the default (0 = no donor cap). */
-const WEIR_DONOR_CAP_PERIOD_MS: Partial<Record<PolicyRun, number>> = {
-  "weir-period-200": 200,
-  "weir-period-500": 500,
-  "weir-no-donor-cap": 0,
+/** The weir runs with other knobs than the defaults: the donor cap's period (0 = none) or margin (0.05 = untrimmed). */
+const WEIR_SETTINGS: Partial<Record<PolicyRun, Record<string, number>>> = {
+  "weir-untrimmed": { donorCapMargin: 0.05 },
+  "weir-period-200": { donorCapPeriodMs: 200 },
+  "weir-period-500": { donorCapPeriodMs: 500 },
+  "weir-no-donor-cap": { donorCapPeriodMs: 0 },
 };
 
 export function makeManager(
@@ -279,7 +284,6 @@ export async function runPolicy(
     }
   } else {
     const capacity = policy === "weir-1cpu" ? 1000 : 2000 - RESERVE_CPU_MILLIS;
-    const period = WEIR_DONOR_CAP_PERIOD_MS[policy];
     const name = policy.startsWith("weir") ? "weir" : policy;
     manager = makeManager(
       tb,
@@ -287,7 +291,7 @@ export async function runPolicy(
       specsFor(tb, capacity, plan),
       capacity,
       backend,
-      period === undefined ? undefined : { donorCapPeriodMs: period },
+      WEIR_SETTINGS[policy],
     );
     manager.subscribe((r) => records.push(r));
     loop = manager.start(ac.signal);
@@ -331,7 +335,7 @@ export async function runPolicy(
       aDelay: med(pa.map((p) => p.throughput?.cpuDelayFraction)),
       aVelocity: med(pa.map((p) => p.decision?.velocityPacketsPerCpuSec)),
       aPi: med(pa.map((p) => p.decision?.performanceIndex)),
-      aDonorFraction: whys.filter((w) => /donat|donor/i.test(w)).length / Math.max(1, whys.length),
+      aDonorFraction: whys.filter((w) => /donates/.test(w)).length / Math.max(1, whys.length),
       aDonorCapFraction:
         pa.filter((p) => p.directive?.capReason === "goal-donor").length / Math.max(1, pa.length),
       aDelayIgnoredFraction:

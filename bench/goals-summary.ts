@@ -91,6 +91,7 @@ export function summarise(
     [
       "weir",
       "weir-1cpu",
+      "weir-untrimmed",
       "weir-period-200",
       "weir-period-500",
       "weir-no-donor-cap",
@@ -156,6 +157,7 @@ export function summarise(
     },
     ...(
       [
+        ["weir-untrimmed", "weir, donor cap untrimmed (as before the trim)"],
         ["weir-period-200", "weir, donor cap over 200 ms periods"],
         ["weir-period-500", "weir, donor cap over 500 ms periods"],
         ["weir-no-donor-cap", "weir without the donor cap"],

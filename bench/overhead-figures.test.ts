@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   type OverheadRun,
@@ -5,6 +6,7 @@ import {
   parseProcCpuTicks,
   parseProcMemoryMb,
   runtimeFigures,
+  shebangNodeFlags,
 } from "./overhead-figures.ts";
 
 describe("overhead: reading /proc/<pid>", () => {
@@ -78,5 +80,21 @@ describe("overhead: what the report says", () => {
     const tsx = runtimeFigures("tsx", runs);
     expect(tsx[0]).toMatchObject({ value: 3 });
     expect(tsx.every((f) => f.target === undefined)).toBe(true);
+  });
+});
+
+describe("shebangNodeFlags", () => {
+  it("reads the node flags of a bin's first line", () => {
+    expect(shebangNodeFlags("#!/usr/bin/env -S node --max-semi-space-size=4\n// x\n")).toEqual([
+      "--max-semi-space-size=4",
+    ]);
+    expect(shebangNodeFlags("#!/usr/bin/env node\nimport x;\n")).toEqual([]);
+    expect(shebangNodeFlags("#!/usr/bin/env -S node --a --b=1")).toEqual(["--a", "--b=1"]);
+    expect(() => shebangNodeFlags("#!/bin/sh\n")).toThrow("not a node bin's first line");
+  });
+
+  it("the package's bin gives the flags docs/performance.md explains", () => {
+    const bin = readFileSync(new URL("../bin/weir.js", import.meta.url), "utf8");
+    expect(shebangNodeFlags(bin)).toEqual(["--max-semi-space-size=4"]);
   });
 });

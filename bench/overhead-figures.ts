@@ -92,3 +92,15 @@ export function runtimeFigures(runtime: Runtime, runs: readonly OverheadRun[]): 
     { name: `${label}: start to first API answer`, ...rep((r) => r.startupMs, 0), unit: "ms" },
   ];
 }
+
+/**
+ * The node flags a bin's first line gives (`#!/usr/bin/env -S node --flag ...`), so a run that
+ * must start node itself (the profiled one: `--cpu-prof` is not allowed in NODE_OPTIONS) starts
+ * it as the bin would. [] for a plain `#!/usr/bin/env node`.
+ */
+export function shebangNodeFlags(binText: string): string[] {
+  const first = binText.slice(0, binText.indexOf("\n") >>> 0);
+  const m = /^#!\S*env(?: -S)? node((?: +\S+)*) *$/.exec(first);
+  if (!m) throw new Error(`not a node bin's first line: ${JSON.stringify(first)}`);
+  return m[1]!.trim() === "" ? [] : m[1]!.trim().split(/ +/);
+}

@@ -1,4 +1,5 @@
-// Overhead of `weir run` as it ships: the package's bin (bin/weir.js) running `weir run` on 100
+// Overhead of `weir run` as it ships: the package's bin (bin/weir.js, executed as a program, so
+// node starts with the flags of its first line) running `weir run` on 100
 // real idle cgroup v1 partitions at 10 cycles/s, HTTP API and metrics on, as a deployment runs
 // it. Two runtimes, interleaved per repetition: the compiled JavaScript in dist/ (what the bin
 // runs when dist/ is current) and the TypeScript sources through tsx (WEIR_FROM_SOURCE=1, what
@@ -42,10 +43,13 @@ import {
   type Runtime,
   round,
   runtimeFigures,
+  shebangNodeFlags,
 } from "./overhead-figures.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
 const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
+/** The node flags bin/weir.js's first line gives. */
+const BIN_NODE_FLAGS = shebangNodeFlags(fs.readFileSync(BIN, "utf8"));
 /**
  * Warm-up before the window: until the manager's cycle history is full (600 records at 10 Hz:
  * 60 s) and 5 s more, so VmRSS is the steady state's (after 23 s it was ~25 MB lower here).
@@ -85,7 +89,8 @@ export function overheadConfigYaml(cgroups: readonly string[], port: number): st
     ...cgroups.flatMap((cg, i) => [
       `  - name: p${String(i).padStart(3, "0")}`,
       `    cgroup: ${cg}`,
-      // Real sysfs packet counters on every partition (the same files a veth has).
+      // Real packet counters on every partition: lo's line of /proc/net/dev (a veth's counters
+      // are read the same way).
       "    interfaces: [lo]",
     ]),
     "",
@@ -105,10 +110,17 @@ async function measureRun(
   if (runtime === "tsx") env.WEIR_FROM_SOURCE = "1";
   else delete env.WEIR_FROM_SOURCE;
   const t0 = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, "run", "-c", configFile], {
-    env,
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  // The bin executed as a program, as an installed `weir` runs: its first line starts node with
+  // its flags. A run with node flags of its own (the profiled one) starts node with the bin's
+  // flags and those.
+  const args = ["run", "-c", configFile];
+  const child: ChildProcess =
+    nodeArgs.length === 0
+      ? spawn(BIN, args, { env, stdio: ["ignore", "ignore", "pipe"] })
+      : spawn(process.execPath, [...BIN_NODE_FLAGS, ...nodeArgs, BIN, ...args], {
+          env,
+          stdio: ["ignore", "ignore", "pipe"],
+        });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
@@ -374,9 +386,9 @@ export const bench: Benchmark = {
         },
       ],
       notes: [
-        `Each run: \`node bin/weir.js run -c <config>\` (100 partitions, intervalMs ${INTERVAL_MS}, HTTP API and metrics on 127.0.0.1, log level info) in a fresh process; ${timing.warmupMs / 1000} s warm-up after its API first answers, then ${timing.measureMs / 1000} s measured${ctx.quick ? "" : ` (the warm-up is long enough to fill the manager's cycle history, at most ${DEFAULT_HISTORY_SIZE} records and at most historyMaxBytes, so memory is the steady state's)`} from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status; SIGTERM at the end (values restored). Runtimes interleaved, order alternating per repetition.`,
+        `Each run: \`bin/weir.js run -c <config>\` executed as a program (its first line starts node with ${BIN_NODE_FLAGS.join(" ") || "no flags"}; the profiled run: node with those flags and the profiler's), 100 partitions, intervalMs ${INTERVAL_MS}, HTTP API and metrics on 127.0.0.1, log level info) in a fresh process; ${timing.warmupMs / 1000} s warm-up after its API first answers, then ${timing.measureMs / 1000} s measured${ctx.quick ? "" : ` (the warm-up is long enough to fill the manager's cycle history, at most ${DEFAULT_HISTORY_SIZE} records and at most historyMaxBytes, so memory is the steady state's)`} from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status; SIGTERM at the end (values restored). Runtimes interleaved, order alternating per repetition.`,
         `Per run (runtime: CPU % / VmRSS MB): ${runs.map((r) => `${r.runtime} ${(r.cpuShareOfOneCore * 100).toFixed(2)} / ${r.rssMb.toFixed(1)}`).join(", ")}; cycles per window ${Math.min(...cycles)}–${Math.max(...cycles)}.`,
-        "compiled: the bin runs dist/ (tsc output, source maps on via process.setSourceMapsEnabled); tsx: the same bin with WEIR_FROM_SOURCE=1 runs src/ through tsx's loader, as the bin did before there was a build. The partitions' cgroups are real but idle; their packet counters are lo's sysfs counters.",
+        "compiled: the bin runs dist/ (tsc output, source maps on via process.setSourceMapsEnabled); tsx: the same bin with WEIR_FROM_SOURCE=1 runs src/ through tsx's loader, as the bin did before there was a build. The partitions' cgroups are real but idle; their packet counters are lo's (one read of /proc/net/dev per cycle for all of them).",
         `Load average (1, 5, 15 min): ${load0.map((x) => x.toFixed(2)).join(" ")} at the start, ${load1.map((x) => x.toFixed(2)).join(" ")} at the end (${os.cpus().length} CPUs, shared with other work).`,
       ],
     };

@@ -1,4 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
+// The first line starts node with a young generation of at most 2 x 4 MB semi-spaces instead
+// of V8's 2 x 16 MB here: a `weir run` allocates a little every cycle and keeps it (the cycle
+// history), so V8 grew the young generation to its largest, ~22 MB of resident memory that
+// only made scavenges rarer (`weir run` at 100 partitions, 10 Hz, 2 runs each: 125.6 and 124.5
+// MB resident -> 103.6 and 103.4 MB, CPU 2.86 and 3.06 % of a core -> 2.26 and 3.60 %: within
+// the runs' spread; docs/performance.md). Run as `node bin/weir.js`, node starts without it.
 // Entry point. Runs the compiled JavaScript in dist/ (`npm run build`; `npm ci` builds it) when
 // dist/ is current: no TypeScript loader at run time, source maps on so stack traces name the
 // .ts lines. Otherwise (development: dist/ missing or older than a source) it runs the

@@ -3,6 +3,7 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { Hono } from "hono";
+import { DEFAULT_API_PORT } from "./port.ts";
 
 export interface ServeOptions {
   /** Default "127.0.0.1". */
@@ -23,7 +24,6 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-export const DEFAULT_API_PORT = 9470;
 export const DEFAULT_MAX_CONNECTIONS = 128;
 /** A client has this long to send its headers and body (an SSE stream's request is short too). */
 export const REQUEST_TIMEOUT_MS = 10_000;

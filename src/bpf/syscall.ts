@@ -1,8 +1,15 @@
 // The raw bpf(2) system call through koffi and libc's syscall(), with the command numbers and
 // the union bpf_attr layouts of linux/bpf.h. Memory the kernel reads or writes is allocated
 // with koffi (it never moves); a call's failure becomes a WeirError that says what to do.
-import koffi from "koffi";
+import { createRequire } from "node:module";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
+
+// koffi (a native addon: about 6 MB resident once loaded) is loaded on first use, not with this
+// module, so a process that never calls it (`weir run` without agents or shared memory) never
+// loads it (docs/performance.md).
+const requireFromHere = createRequire(import.meta.url);
+let koffiModule: typeof import("koffi") | undefined;
+const ffi = (): typeof import("koffi") => (koffiModule ??= requireFromHere("koffi"));
 
 /** enum bpf_cmd. */
 export const BPF_MAP_CREATE = 0;
@@ -64,15 +71,15 @@ export interface NativeBuffer {
 }
 
 export function nativeBuffer(length: number): NativeBuffer {
-  const ptr = koffi.alloc("uint8_t", length);
-  const ab = koffi.view(ptr, length);
+  const ptr = ffi().alloc("uint8_t", length);
+  const ab = ffi().view(ptr, length);
   const bytes = new Uint8Array(ab);
   bytes.fill(0);
-  return { ptr, address: koffi.address(ptr), bytes, view: new DataView(ab) };
+  return { ptr, address: ffi().address(ptr), bytes, view: new DataView(ab) };
 }
 
 export function freeNative(b: NativeBuffer): void {
-  koffi.free(b.ptr);
+  ffi().free(b.ptr);
 }
 
 type SyscallFn = (nr: number, cmd: number, attr: unknown, size: number) => number | bigint;
@@ -86,7 +93,7 @@ function sys(): SyscallFn {
         ErrorCodes.BPF_UNAVAILABLE,
         `bpf() is not wired for the ${process.arch} architecture (known: ${Object.keys(NR_BPF).join(", ")})`,
       );
-    const libc = koffi.load("libc.so.6");
+    const libc = ffi().load("libc.so.6");
     // glibc's syscall() is variadic, but it only moves its integer arguments into the syscall
     // registers, so a fixed prototype calls it the same way (and koffi calls it faster).
     const fn = libc.func("long syscall(long nr, long cmd, void *attr, unsigned long size)");
@@ -101,7 +108,7 @@ let nrBpf = 0;
 export function bpf(cmd: number, attr: NativeBuffer, what: string): number {
   const f = sys();
   const r = Number(f(nrBpf, cmd, attr.ptr, ATTR_BYTES));
-  if (r < 0) throw new BpfSyscallError(what, koffi.errno());
+  if (r < 0) throw new BpfSyscallError(what, ffi().errno());
   return r;
 }
 

@@ -115,11 +115,15 @@ export const cgroupDirs = (layout: CgroupLayout, cgroupPath: string): string[] =
  *   someone made them the same path).
  * Needs no layout: the cpuset controller may sit on either side of a hybrid host.
  */
-export function cpusetFiles(cgroupfs: string, cgroupPath: string): string[] {
+export function cpusetFiles(
+  cgroupfs: string,
+  cgroupPath: string,
+  /** The cgroup2 mount when the caller found it already (`cgroup2Mount(cgroupfs)`). */
+  v2: string | null = cgroup2Mount(cgroupfs),
+): string[] {
   const rel = normalizeCgroupPath(cgroupPath);
   const parts = rel === "" ? [] : rel.split("/");
   const out: string[] = [];
-  const v2 = cgroup2Mount(cgroupfs);
   if (v2 !== null && fs.existsSync(path.join(v2, rel)))
     for (let n = parts.length; n >= 0; n--)
       out.push(path.join(v2, ...parts.slice(0, n), "cpuset.cpus.effective"));

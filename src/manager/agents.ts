@@ -2,8 +2,6 @@
 // slot table) with every agent partition's key, merge what they carry, and count rejections.
 import type { PartitionId } from "../core/model.ts";
 import { KeyRing, parseKeyHex, type RejectCounts } from "../transport/codec.ts";
-import { DatagramReportSource } from "../transport/datagram.ts";
-import { ShmReportSource } from "../transport/shm-source.ts";
 import type { AgentReport, ReportSource } from "../transport/source.ts";
 import type { Config } from "./config.ts";
 import type { AgentReports } from "./manager-options.ts";
@@ -44,7 +42,10 @@ export async function openAgentTransports(
   const keys = agentKeyRing(cfg);
   const sources: ReportSource[] = [];
   const common = { keys, staleAfterMs: cfg.staleAfterMs, now };
+  // Each transport's module is loaded only when configured: shared memory loads koffi (a
+  // native addon), which a manager fed over UDP alone does not need.
   if (cfg.transport.udp) {
+    const { DatagramReportSource } = await import("../transport/datagram.ts");
     const i = cfg.transport.udp.listen.lastIndexOf(":");
     sources.push(
       await DatagramReportSource.open({
@@ -57,6 +58,7 @@ export async function openAgentTransports(
     );
   }
   if (cfg.transport.shm) {
+    const { ShmReportSource } = await import("../transport/shm-source.ts");
     sources.push(
       new ShmReportSource({
         ...common,

@@ -71,7 +71,9 @@ export class Manager implements ManagerView {
     const throughputs = new Map<PartitionId, Throughput>();
     const retryGoneMs = this.opts.retryGoneMs ?? 5000;
 
-    // 1. sample host-side counters (reopening gone partitions and lost sensors when due)
+    // 1. sample host-side counters (reopening gone partitions and lost sensors when due); one
+    // round, so a host-wide file every partition reads (/proc/net/dev) is read once
+    const round = {};
     for (const s of this.slots) {
       if (s.status === "gone") {
         if (s.goneAtMs !== null && startedAtMs - s.goneAtMs < retryGoneMs) continue;
@@ -85,7 +87,7 @@ export class Manager implements ManagerView {
         continue;
       if (!s.sensor) continue;
       try {
-        const sample = s.sensor.read(now());
+        const sample = s.sensor.read(now(), round);
         if (s.keptCpuSample(sample)) continue;
         if (s.prevHost)
           throughputs.set(s.spec.id, this.opts.throughput(s.spec.id, s.prevHost, sample, "host"));

@@ -14,7 +14,7 @@ import type { Decision, Directive } from "../core/model.ts";
 import { policyKnobsFrom } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
-import { readReachableCpus } from "../sensors/cpuset.ts";
+import { ReachableCpusReader } from "../sensors/cpuset.ts";
 import { HeldHostCpu, hostCpuFromSamples } from "../sensors/host-cpu.ts";
 import { openPartitionSensor } from "../sensors/partition.ts";
 import { counterSource } from "../sensors/sources.ts";
@@ -130,6 +130,7 @@ export interface ManagerParts {
  */
 function reachReader(roots: Config["roots"]): (cgroupPath: string) => number[] | null {
   let layout: CgroupLayout | null | undefined;
+  let reader: ReachableCpusReader | undefined;
   return (cgroupPath) => {
     if (layout === undefined) {
       try {
@@ -139,8 +140,9 @@ function reachReader(roots: Config["roots"]): (cgroupPath: string) => number[] |
       }
     }
     if (layout === null) return null;
+    reader ??= new ReachableCpusReader(roots);
     const threads = partitionCgroup(layout, cgroupPath).threadsFile;
-    return readReachableCpus(roots, cgroupPath, threads)?.cpus ?? null;
+    return reader.read(cgroupPath, threads)?.cpus ?? null;
   };
 }
 
@@ -186,7 +188,14 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
   };
   const openSensor =
     parts.openSensor ??
-    ((p: PartitionConfig) => openPartitionSensor(sensorSpecOf(p), roots, { partition: p.name }));
+    ((p: PartitionConfig) =>
+      openPartitionSensor(sensorSpecOf(p), roots, {
+        partition: p.name,
+        // the policy reads throttling and CPU delay of a partition that served nothing only
+        // when it has a goal (demand.ts): for the others they are read when it serves
+        congestionOnlyWhenServing:
+          p.kind === "network" && p.goal === undefined && p.source === "host",
+      }));
   const openAgentCpu =
     parts.openAgentCpuSensor !== undefined
       ? parts.openAgentCpuSensor

@@ -71,6 +71,8 @@ export interface StepReasons {
   cpuMillis: Float64Array;
   velocity: Float64Array;
   performanceIndex: Float64Array;
+  /** A capped donor's trimmed set point (donor-cap.ts donorCapSetpoint; NaN = none). */
+  donorSetpoint: Float64Array;
 }
 
 /** The reasons behind one decision as a plain object (for tests, the API, debugging). */
@@ -108,6 +110,8 @@ export interface DecisionDetail {
   boundsFixed: boolean;
   /** Index into CAP_REASONS: 0 none, 1 max, 2 capped, 3 suppress-batch, 4 goal-donor. */
   capCode: number;
+  /** A goal donor's cap: the trimmed set point of its cap (donor-cap.ts donorCapSetpoint); null when untrimmed or not capped. */
+  donorSetpointCpuMillis: number | null;
 }
 
 /** Packing of source, post-processor marks, receiver and yielding into one small integer. */
@@ -265,6 +269,7 @@ export class WeirDecision implements Decision {
       shrinkLimited: (marks & Marks.shrinkLimited) !== 0,
       boundsFixed: (marks & Marks.boundsFixed) !== 0,
       capCode: r.capCode[i]!,
+      donorSetpointCpuMillis: Number.isNaN(r.donorSetpoint[i]!) ? null : r.donorSetpoint[i]!,
     };
   }
 

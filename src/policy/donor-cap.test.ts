@@ -2,12 +2,17 @@ import { describe, expect, it } from "vitest";
 import { emptyAssessment } from "./demand.ts";
 import {
   DONOR_CAP_PERIOD_MS,
+  DONOR_TRIM_GAIN,
+  DONOR_TRIM_HOLD_FRACTION,
+  DONOR_TRIM_MAX_FRACTION,
   type DonorCapOut,
   type DonorCapRows,
   donorCapCpuMillis,
   donorCapFlags,
   donorCapMisfits,
   donorCapPatienceWindows,
+  donorCapSetpoint,
+  donorCapStartCpuMillis,
   donorCaps,
   FLAG_DONOR_CAP,
   FLAG_DONOR_CAP_REACHED,
@@ -36,8 +41,11 @@ function rows(over: Partial<Record<keyof DonorCapRows, number>> = {}): DonorCapR
     min: f(over.min ?? 0),
     max: f(over.max ?? 1000),
     windowMs: f(over.windowMs ?? 100),
+    served: f(over.served ?? 9450),
     prevCpu: f(over.prevCpu ?? 900),
     prevFlags: u(over.prevFlags ?? 0),
+    prevVelocity: f(over.prevVelocity ?? Number.NaN),
+    prevSetpoint: f(over.prevSetpoint ?? Number.NaN),
   };
 }
 const out = (): DonorCapOut => ({
@@ -47,6 +55,7 @@ const out = (): DonorCapOut => ({
   prevNeed: Float64Array.of(1000),
   flags: Uint8Array.of(0),
   capped: Uint8Array.of(0),
+  setpoint: Float64Array.of(Number.NaN),
 });
 
 describe("donor cap arithmetic", () => {
@@ -83,10 +92,137 @@ describe("donor cap arithmetic", () => {
   });
 });
 
+describe("the donor cap's trim (closed loop on served ÷ goal)", () => {
+  const k = { ...knobs, donorCapMarginFraction: 0.01 }; // the default, pinned here
+  const set = (sp: number, open: number, ratio: number, integrate = true, misses = false) =>
+    donorCapSetpoint(sp, open, ratio, integrate, misses, k);
+
+  it("starts at goal ÷ velocity × (1 + margin): 9,000 pps at 12,000 pkt/cpu-s → 757.5m", () => {
+    expect(donorCapStartCpuMillis(9000, 12_000, k)).toBeCloseTo(757.5, 9);
+    // untrimmed (margin at goalHeadroom or more): goal ÷ velocity × 1.05, the cap as it was
+    expect(donorCapStartCpuMillis(9000, 12_000, { ...k, donorCapMarginFraction: 0.2 })).toBe(787.5);
+  });
+
+  it("moves the set point by 0.05 × (served ÷ goal − 1.01) of itself each window it integrates", () => {
+    expect([DONOR_TRIM_GAIN, DONOR_TRIM_MAX_FRACTION, DONOR_TRIM_HOLD_FRACTION]).toEqual([
+      0.05, 0.1, 0.025,
+    ]);
+    // 760 × (1 − 0.05 × (1.05 − 1.01)) = 760 × 0.998 = 758.48m
+    expect(set(760, 788, 1.05)).toBeCloseTo(758.48, 9);
+    // then served 0.99× (a small miss, inside one window's noise): 758.48 × (1 + 0.05 × 0.02)
+    // = 759.23848m
+    expect(set(758.48, 788, 0.99)).toBeCloseTo(759.23848, 9);
+    // at exactly goal + 1 %: no move
+    expect(set(758.48, 788, 1.01)).toBeCloseTo(758.48, 9);
+  });
+
+  it("goes back to goal ÷ velocity + 5 % in the same step on a miss beyond one window's noise", () => {
+    // missesGoal two windows in a row (PI above 1.1 while short of CPU: served under 0.91× its
+    // goal): 788m at once, whatever the trim was, integrating or not
+    expect(set(720, 788, 0.85, true, true)).toBe(788);
+    expect(set(720, 788, 0.85, false, true)).toBe(788);
+    // no set point yet (NaN) or no served ratio: the untrimmed cap
+    expect(set(720, 788, Number.NaN)).toBe(788);
+    expect(set(Number.NaN, 788, 1.05)).toBe(788);
+  });
+
+  it("holds the set point while it may not integrate, and within 10 % under the untrimmed cap (anti-windup)", () => {
+    // not integrating (cap not reached, or a window that did not fit): the set point stays
+    expect(set(760, 788, 1.2, false)).toBe(760);
+    // 720 × (1 − 0.05 × (1.8 − 1.01)) = 691.56m, below 788 × 0.9 = 709.2m: held at 709.2m
+    expect(set(720, 788, 1.8)).toBeCloseTo(709.2, 9);
+    // never above the untrimmed cap: 788 × (1 − 0.05 × (0.95 − 1.01)) = 790.364 → 788m
+    expect(set(788, 788, 0.95)).toBe(788);
+    // velocity rose, so the untrimmed cap fell to 700m: a set point of 760m follows it down
+    expect(set(760, 700, 1.01)).toBe(700);
+  });
+
+  it("is off when the margin is goalHeadroom or more: the untrimmed cap", () => {
+    const off = { ...knobs, donorCapMarginFraction: 0.05 };
+    expect(donorCapSetpoint(760, 788, 1.05, true, false, off)).toBe(788);
+  });
+
+  it("in the step's pass: starts at 757.5m, trims a reached cap, holds it within 2.5 %, releases on a miss", () => {
+    const capped = donorCapFlags(0, true);
+    // set for the first time this step: the set point starts at 757.5m, the cap 758m
+    let o = out();
+    donorCaps(1, rows(), 3, k, o);
+    expect([o.setpoint[0], o.demand[0], o.capped[0]]).toEqual([757.5, 758, 1]);
+    // goal 9,000 pps at 12,000 pkt/cpu-s (untrimmed 788m), in force and reached at 758m, served
+    // 9,450 pps = 1.05×: 757.5 × 0.998 = 755.985m, cap 756m: 2m from 758m, inside 2.5 %
+    // (18.95m), so the cap stays 758m (no quota write) while the set point moves
+    o = out();
+    donorCaps(1, rows({ prevCpu: 758, prevFlags: capped, prevSetpoint: 757.5 }), 3, k, o);
+    expect(o.setpoint[0]).toBeCloseTo(755.985, 9);
+    expect([o.demand[0], o.target[0], o.prevNeed[0]]).toEqual([758, 758, 758]);
+    // a set point of 735m: 735 × 0.998 = 733.53m, cap 734m, 24m under 758m: past the hold
+    o = out();
+    donorCaps(1, rows({ prevCpu: 758, prevFlags: capped, prevSetpoint: 735 }), 3, k, o);
+    expect(o.setpoint[0]).toBeCloseTo(733.53, 9);
+    expect(o.demand[0]).toBe(734);
+    // a window 15 % under the goal while short of CPU (missesGoal), the first in a row: one
+    // window's noise can read that low, so the set point waits (no trim on it)
+    o = out();
+    donorCaps(
+      1,
+      rows({ served: 7650, missesGoal: 1, prevCpu: 733, prevFlags: capped, prevSetpoint: 732 }),
+      3,
+      k,
+      o,
+    );
+    expect([o.setpoint[0], o.demand[0]]).toEqual([732, 733]);
+    // the second in a row (missesGoal 2): 788m in this step
+    o = out();
+    donorCaps(
+      1,
+      rows({ served: 7650, missesGoal: 2, prevCpu: 733, prevFlags: capped, prevSetpoint: 732 }),
+      3,
+      k,
+      o,
+    );
+    expect([o.setpoint[0], o.demand[0]]).toEqual([788, 788]);
+    // the velocity rose 12,000 → 12,600 pkt/cpu-s since the last step: the set point is carried
+    // over first (757.5 × 12,000 ÷ 12,600 = 721.43m), then trimmed (served 1.05×: × 0.998 =
+    // 719.99m), under the untrimmed 9,000 ÷ 12,600 × 1.05 = 750m → cap 720m
+    o = out();
+    donorCaps(
+      1,
+      rows({
+        velocity: 12_600,
+        prevVelocity: 12_000,
+        prevCpu: 758,
+        prevFlags: capped,
+        prevSetpoint: 757.5,
+      }),
+      3,
+      k,
+      o,
+    );
+    expect(o.setpoint[0]).toBeCloseTo(((757.5 * 12_000) / 12_600) * 0.998, 9);
+    expect(o.demand[0]).toBe(720);
+    // capped but not reached yet (the shrink limit below held it): the set point waits
+    o = out();
+    donorCaps(1, rows({ prevCpu: 700, prevFlags: donorCapFlags(0), prevSetpoint: 760 }), 3, k, o);
+    expect([o.setpoint[0], o.demand[0]]).toEqual([760, 760]);
+    // its traffic fell (use + headroom 700m under the 758m in force): no trim either
+    o = out();
+    donorCaps(
+      1,
+      rows({ useNeed: 700, prevCpu: 758, prevFlags: capped, prevSetpoint: 757.5 }),
+      3,
+      k,
+      o,
+    );
+    expect(o.setpoint[0]).toBe(757.5);
+  });
+});
+
 describe("donorCaps (one step's pass)", () => {
   it("applies to a donor while a less important partition wants CPU: demand = cap = 788m", () => {
+    // untrimmed (donorCapMargin at goalHeadroom); the trimmed cap starts at 758m (above)
+    const untrimmed = { ...knobs, donorCapMarginFraction: knobs.goalHeadroomFraction };
     const o = out();
-    expect(donorCaps(1, rows(), 3, knobs, o)).toBe(1);
+    expect(donorCaps(1, rows(), 3, untrimmed, o)).toBe(1);
     expect([o.demand[0], o.target[0], o.prevNeed[0]]).toEqual([788, 788, 788]);
     expect(o.leftoverEligible[0]).toBe(0); // no spare on top of a cap
     expect(o.capped[0]).toBe(1);
@@ -108,19 +244,22 @@ describe("donorCaps (one step's pass)", () => {
   });
 
   it("stays on without being a donor this window, and holds its cap within 5 % once reached", () => {
+    // untrimmed (donorCapMargin at goalHeadroom: the cap as it was before the trim)
+    const open = { ...knobs, donorCapMarginFraction: knobs.goalHeadroomFraction };
     // capped last step at 800m and reached it: 788m is 1.5 % away, inside the 5 % goal band
     // (goalWeightBandFraction: 0.15 ÷ 3), so the cap stays 800m (no quota rewrite)
     let o = out();
     const reached = donorCapFlags(0, true);
-    donorCaps(1, rows({ donor: 0, prevCpu: 800, prevFlags: reached }), 3, knobs, o);
+    donorCaps(1, rows({ donor: 0, prevCpu: 800, prevFlags: reached }), 3, open, o);
     expect([o.demand[0], o.capped[0]]).toEqual([800, 1]);
+    expect(o.setpoint[0]).toBeNaN(); // no set point without a trim
     // 900m is 14 % away: the cap moves to 788m
     o = out();
-    donorCaps(1, rows({ donor: 0, prevCpu: 900, prevFlags: reached }), 3, knobs, o);
+    donorCaps(1, rows({ donor: 0, prevCpu: 900, prevFlags: reached }), 3, open, o);
     expect(o.demand[0]).toBe(788);
     // not reached (the shrink limit below held it at 760m): it keeps aiming at 788m
     o = out();
-    donorCaps(1, rows({ donor: 0, prevCpu: 760, prevFlags: donorCapFlags(0) }), 3, knobs, o);
+    donorCaps(1, rows({ donor: 0, prevCpu: 760, prevFlags: donorCapFlags(0) }), 3, open, o);
     expect(o.demand[0]).toBe(788);
   });
 
@@ -168,8 +307,9 @@ describe("the donor cap in weir's step", () => {
   it("is set with its period in the directive and lifted (period back to the cgroup's) when the level below goes quiet", () => {
     // gold (importance 1, goal 800 pps) serves 900 pps on 900m (1,000 pkt/cpu-s) while bronze
     // (importance 3) waits for CPU 60 % of the time: gold is a donor (PI 0.89 × 1.05 ≤ 1) and
-    // is capped at 800 ÷ 1,000 × 1.05 = 840m over 100 ms periods (the default donorCapPeriodMs)
-    const k = defaultPolicyKnobs(1000);
+    // is capped at 800 ÷ 1,000 × 1.05 = 840m over 100 ms periods (the default donorCapPeriodMs);
+    // untrimmed (donorCapMargin at goalHeadroom: the trimmed cap would start at 808m)
+    const k = { ...defaultPolicyKnobs(1000), donorCapMarginFraction: 0.05 };
     const specs = [
       spec("gold", { importance: 1, goalPacketsPerSec: 800, maxCpuMillis: 1000 }),
       spec("bronze", { importance: 3, maxCpuMillis: 1000 }),

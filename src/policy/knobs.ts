@@ -3,7 +3,7 @@
 // each one is in README.md.
 import type { ChoiceRule, NumberRule } from "../core/bounds.ts";
 import type { CpuMillis } from "../core/units.ts";
-import { DONOR_CAP_PERIOD_MS } from "./donor-cap.ts";
+import { DONOR_CAP_MARGIN_FRACTION, DONOR_CAP_PERIOD_MS } from "./donor-cap.ts";
 import type { PolicyKnobs } from "./types.ts";
 
 /** Every PolicyKnobs field but the capacity (which comes from the host, not from config). */
@@ -64,6 +64,12 @@ export type KnobDeclaration = {
  *   a less important one wants CPU is capped at what its goal needs in CFS periods this long,
  *   so the two run in long slices instead of interleaving (donor-cap.ts says why and what was
  *   measured); 0 turns the donor cap off.
+ * - donorCapMargin DONOR_CAP_MARGIN_FRACTION (1 %): the donor cap starts at goal ÷ velocity ×
+ *   1.01 and is trimmed by the measured served ÷ goal toward goal × 1.01 instead of resting at
+ *   goal ÷ velocity × 1.05 (there the
+ *   capped donor served 1.04× its goal, and each 1 % of its goal above it was 4 % of the surplus
+ *   the partition below did not get); donor-cap.ts donorCapSetpoint. 0.05 (= goalHeadroom) or
+ *   more: the untrimmed cap.
  * - suppressBatchAfterCycles 10 / releaseBatchAfterCycles 10: batch is capped at its guarantee
  *   once a network partition has been constrained 10 cycles in a row (1 s at 100 ms) with
  *   weights and the idle class alone, and uncapped after 10 calm cycles. Shorter triggers fired
@@ -149,6 +155,14 @@ export const POLICY_KNOBS = {
     unit: "milliseconds",
     description:
       "CFS period of a goal donor's cap while a less important partition wants CPU (long slices; 0 = no donor cap)",
+  },
+  donorCapMargin: {
+    field: "donorCapMarginFraction",
+    default: DONOR_CAP_MARGIN_FRACTION,
+    rule: { min: 0, max: 1 },
+    unit: "fraction",
+    description:
+      "a capped goal donor's cap is trimmed (closed loop) so it serves goal × (1 + this); at goalHeadroom or more, no trim",
   },
   weightDeadband: {
     field: "weightDeadbandFraction",

@@ -21,6 +21,8 @@ export interface PackedState {
   weight: Float64Array;
   /** FLAG_RISING | FLAG_MISSED_GOAL | the donor cap's (donor-cap.ts), per partition: what the last window said. */
   flags: Uint8Array;
+  /** A capped donor's trimmed set point, millicores (donor-cap.ts donorCapSetpoint; NaN = none). */
+  donorSetpoint: Float64Array;
 }
 
 /** The last window was a load step (DemandAssessment.rising). */
@@ -75,11 +77,14 @@ function toRecord(p: PackedState): Record<PartitionId, PartitionPolicyState> {
     const f = p.flags[i]!;
     if ((f & FLAG_RISING) !== 0) ps.rising = true;
     if ((f & FLAG_MISSED_GOAL) !== 0) ps.missedGoal = true;
-    if ((f & FLAG_DONOR_CAP) !== 0)
+    if ((f & FLAG_DONOR_CAP) !== 0) {
       ps.donorCap = {
         misfitWindows: donorCapMisfits(f),
         reached: (f & FLAG_DONOR_CAP_REACHED) !== 0,
       };
+      const sp = p.donorSetpoint[i]!;
+      if (!Number.isNaN(sp)) ps.donorCap.setpointCpuMillis = sp;
+    }
     record[p.ids[i]!] = ps;
   }
   return record;
@@ -92,6 +97,7 @@ export interface Previous {
   velocity: Float64Array;
   weight: Float64Array;
   flags: Uint8Array;
+  donorSetpoint: Float64Array;
 }
 
 /**
@@ -104,13 +110,14 @@ export function previousOf(state: PolicyState, table: PartitionTable): Previous 
   const packed = untouchedPacked(state);
   if (packed && aligned(packed.ids, table.ids)) return packed;
   const n = table.size;
-  const f = new Float64Array(n * 4);
+  const f = new Float64Array(n * 5);
   const p: Previous = {
     cpuMillis: f.subarray(0, n),
     demand: f.subarray(n, 2 * n),
     velocity: f.subarray(2 * n, 3 * n),
     weight: f.subarray(3 * n, 4 * n),
     flags: new Uint8Array(n),
+    donorSetpoint: f.subarray(4 * n, 5 * n),
   };
   f.fill(Number.NaN);
   readPrevious(state, packed, table.ids, p);
@@ -132,7 +139,7 @@ function readPrevious(
   out: Previous,
 ): void {
   const n = ids.length;
-  const { cpuMillis, demand, velocity, weight, flags } = out;
+  const { cpuMillis, demand, velocity, weight, flags, donorSetpoint } = out;
   if (packed) {
     const index = new Map<PartitionId, number>();
     for (let j = 0; j < packed.ids.length; j++) index.set(packed.ids[j]!, j);
@@ -144,6 +151,7 @@ function readPrevious(
       velocity[i] = packed.velocity[j]!;
       weight[i] = packed.weight[j]!;
       flags[i] = packed.flags[j]!;
+      donorSetpoint[i] = packed.donorSetpoint[j]!;
     }
     return;
   }
@@ -164,8 +172,11 @@ function readPrevious(
     weight[i] = w !== undefined && Number.isFinite(w) && w >= WEIGHT_MIN ? w : Number.NaN;
     if (ps.rising === true) flags[i]! |= FLAG_RISING;
     if (ps.missedGoal === true) flags[i]! |= FLAG_MISSED_GOAL;
-    if (ps.donorCap)
+    if (ps.donorCap) {
       flags[i]! |= donorCapFlags(ps.donorCap.misfitWindows, ps.donorCap.reached === true);
+      const sp = ps.donorCap.setpointCpuMillis;
+      if (sp !== undefined && Number.isFinite(sp) && sp >= 0) donorSetpoint[i] = sp;
+    }
   }
 }
 

@@ -38,6 +38,12 @@ export interface PolicyKnobs {
    * is capped at what its goal needs, over CFS periods this long (donor-cap.ts); 0 = never.
    */
   donorCapPeriodMs: number;
+  /**
+   * A capped donor's cap is trimmed, closed-loop, so it serves goal × (1 + this) (donor-cap.ts
+   * donorCapSetpoint); at goalHeadroomFraction or more there is no trim (the cap stays goal ÷
+   * velocity × (1 + goalHeadroomFraction)). 0.01 = 1 %.
+   */
+  donorCapMarginFraction: number;
   /** A weight is rewritten only when it rises by this fraction of the last, or falls by 2.5× it (0.15: +15 % / −37.5 %; goal partitions a third of it both ways). */
   weightDeadbandFraction: number;
   /** Burst a cap comes with, as a fraction of the cap (the kernel allows at most 1: burst <= quota). */
@@ -80,10 +86,15 @@ export interface PartitionPolicyState {
    */
   missedGoal?: boolean;
   /**
-   * Its donor cap is in force (donor-cap.ts): the windows in a row it has not fitted, and
-   * whether its entitlement reached the cap (absent = not capped).
+   * Its donor cap is in force (donor-cap.ts): the windows in a row it has not fitted, whether
+   * its entitlement reached the cap, and its trimmed set point (absent = not capped).
    */
-  donorCap?: { misfitWindows: number; reached?: boolean };
+  donorCap?: {
+    misfitWindows: number;
+    reached?: boolean;
+    /** The trimmed set point of its cap, millicores (donor-cap.ts donorCapSetpoint; absent = untrimmed). */
+    setpointCpuMillis?: number;
+  };
 }
 
 export interface PolicyState {

@@ -179,6 +179,8 @@ interface StepArrays {
   weights: Float64Array;
   shownDemand: Float64Array;
   pis: Float64Array;
+  /** A capped donor's trimmed set point (donor-cap.ts donorCapSetpoint); NaN elsewhere. */
+  donorSetpoint: Float64Array;
   bits: Uint8Array;
   flags: Uint8Array;
   capCode: Uint8Array;
@@ -232,7 +234,7 @@ function step(
   // What the output keeps (the next state's arrays, the decisions' numbers and reasons), in
   // one buffer of each type; everything else is scratch. Last cycle's arrays are read where
   // they are (the previous state's, when it is aligned with this table), never copied.
-  const fb = new Float64Array(n * 9);
+  const fb = new Float64Array(n * 10);
   const ub = new Uint8Array(n * 3);
   const f = (k: number): Float64Array => fb.subarray(k * n, (k + 1) * n);
   const u = (k: number): Uint8Array => ub.subarray(k * n, (k + 1) * n);
@@ -285,6 +287,7 @@ function step(
     weights: f(6),
     shownDemand: f(7),
     pis: f(8),
+    donorSetpoint: f(9).fill(Number.NaN),
     bits: u(0),
     flags: u(1),
     capCode: u(2),
@@ -323,8 +326,11 @@ function step(
         min: t.minCpuMillis,
         max: t.maxCpuMillis,
         windowMs: cols.windowMs,
+        served: cols.servedPacketsPerSec,
         prevCpu: s.prev.cpuMillis,
         prevFlags: s.prev.flags,
+        prevVelocity: s.prev.velocity,
+        prevSetpoint: s.prev.donorSetpoint,
       },
       found.leastImportantWanting,
       knobs,
@@ -335,6 +341,7 @@ function step(
         prevNeed,
         flags: s.flags,
         capped: dcCapped,
+        setpoint: s.donorSetpoint,
       },
     ) > 0;
 
@@ -399,6 +406,7 @@ function step(
     cpuMillis: s.final,
     velocity: s.velocity,
     performanceIndex: s.pis,
+    donorSetpoint: s.donorSetpoint,
   };
   return {
     directives: new StepDirectives(
@@ -419,6 +427,7 @@ function step(
         velocity: s.velocity,
         weight: s.weights,
         flags: s.flags,
+        donorSetpoint: s.donorSetpoint,
       },
       batch,
     ),
@@ -511,7 +520,7 @@ function assessDemand(s: StepArrays): DemandSummary {
       if (g > 0 && !Number.isNaN(vn)) {
         dcEligible[i] = 1;
         dcDonor[i] = a.donor ? 1 : 0;
-        dcMisses[i] = a.missesGoal ? 1 : 0;
+        dcMisses[i] = a.missesGoal ? ((prevFlags[i]! & FLAG_MISSED_GOAL) !== 0 ? 2 : 1) : 0;
       }
       mode[i] = Mode.demand;
       target[i] = demandTarget(a.demandCpuMillis, min, max);

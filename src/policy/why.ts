@@ -4,7 +4,8 @@
 import type { Throughput } from "../core/model.ts";
 import type { DecisionDetail, WeirDecision } from "./decision.ts";
 import { type DemandAssessment, GOAL_STEP_FRACTION, goalMinStepFraction } from "./demand.ts";
-import { IMPORTANCE_WEIGHT_RATIO, weightForAllocation } from "./rules.ts";
+import { donorCapCpuMillis } from "./donor-cap.ts";
+import { clamp, IMPORTANCE_WEIGHT_RATIO, weightForAllocation } from "./rules.ts";
 
 /** 12345.6 → "12,346" (en-US grouping without Intl: a sentence has up to a dozen numbers). */
 export function formatInt(x: number): string {
@@ -178,11 +179,34 @@ function expressionText(d: WeirDecision, x: DecisionDetail): string {
     case 3:
       return `${base}; capped at its entitlement ${millis(d.cpuMillis)} while network partitions stay congested`;
     case 4:
-      return `${base}; goal met with room while a less important partition wants CPU, so capped at what its goal needs, ${millis(d.cpuMillis)} (goal ÷ velocity + ${pct(k.goalHeadroomFraction)}), over ${int(k.donorCapPeriodMs)} ms CFS periods, no burst: the two run in long slices, not interleaved`;
+      return `${base}; ${donorCapText(d, x)}, over ${int(k.donorCapPeriodMs)} ms CFS periods, no burst: the two run in long slices, not interleaved`;
     default:
       return `${base}; no cap`;
   }
 }
+
+/**
+ * A goal donor's cap: what its goal needs (goal ÷ velocity + goalHeadroom), and where the trim
+ * has it when it is below that ("goal met with PI 0.98 while …: donor cap trimmed to 612m …").
+ */
+function donorCapText(d: WeirDecision, x: DecisionDetail): string {
+  const k = d.context.knobs;
+  const goal = d.spec.goalPacketsPerSec;
+  const v = d.velocityPacketsPerCpuSec;
+  const pi = d.performanceIndex;
+  const sp = x.donorSetpointCpuMillis;
+  const open =
+    goal !== undefined && v !== null && v > 0
+      ? clamp(donorCapCpuMillis(goal, v, k.goalHeadroomFraction), x.minCpuMillis, x.maxCpuMillis)
+      : null;
+  const openText = `goal ÷ velocity + ${pct(k.goalHeadroomFraction)}`;
+  if (sp === null || open === null || d.cpuMillis >= open)
+    return `goal met with room while a less important partition wants CPU, so capped at what its goal needs, ${millis(d.cpuMillis)} (${openText})`;
+  return `goal met with PI ${pi === null ? "?" : pi.toFixed(2)} while a less important partition wants CPU: donor cap trimmed to ${millis(d.cpuMillis)} (${openText} is ${millis(open)}; the trim steers it to serve goal + ${pctFine(k.donorCapMarginFraction)}; two cycles in a row more than 10 % under the goal undo it)`;
+}
+
+/** 0.015 → "1.5 %", 0.01 → "1 %". */
+const pctFine = (fraction: number): string => `${Math.round(fraction * 1000) / 10} %`;
 
 /** "weight 1,250 (its share of 2,000m ÷ 2: 1 more important level present, each weighing 2× the one below), …". */
 function weightText(

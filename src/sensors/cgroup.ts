@@ -48,6 +48,13 @@ export class HeldCgroupCpuCounters {
     return { usageNs, ...parseCpuStatV1(b!.read(), b!.path) };
   }
 
+  /** CPU used alone, ns: v1 reads `cpuacct.usage` without `cpu.stat` (v2: `cpu.stat`, as `read`). */
+  readUsageNs(): number {
+    const a = this.files[0]!;
+    if (this.cgroup.version === 2) return parseCpuStatV2(a.read(), a.path).usageNs;
+    return parseCounterValue(a.read(), a.path);
+  }
+
   close(): void {
     for (const f of this.files) f.close();
   }

@@ -5,6 +5,8 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   cpusAllowedOf,
+  ONLINE_CPUS_REUSE_MS,
+  ReachableCpusReader,
   readPartitionCpus,
   readReachableCpus,
   readThreadIds,
@@ -142,5 +144,53 @@ describe("reachable CPUs (cpuset ∩ the threads' affinity)", () => {
     // no thread: the cpuset (here the online CPUs) alone
     fs.writeFileSync(threads, "");
     expect(readReachableCpus({ ...roots, procfs }, "weir/web", threads)?.cpus).toEqual([0, 1]);
+  });
+});
+
+describe("ReachableCpusReader", () => {
+  it("answers as readReachableCpus on v1, v2 and hybrid trees, with and without threads", () => {
+    const trees = [
+      tree({ [ONLINE]: "0-3\n", "cgroup/cpuset/weir/web/cpuset.effective_cpus": "1-2\n" }),
+      tree({
+        [ONLINE]: "0-7\n",
+        "cgroup/cgroup.controllers": "cpuset cpu\n",
+        "cgroup/weir/cpuset.cpus.effective": "2-5\n",
+        "cgroup/weir/web/cgroup.controllers": "cpu\n",
+      }),
+      tree({
+        [ONLINE]: "0-1\n",
+        "cgroup/unified/cgroup.controllers": "hugetlb\n",
+        "cgroup/unified/weir/web/cgroup.controllers": "\n",
+      }),
+      tree({}),
+    ];
+    for (const roots of trees) {
+      const procfs = path.join(path.dirname(roots.sysfs), "proc");
+      fs.mkdirSync(path.join(procfs, "41"), { recursive: true });
+      fs.writeFileSync(path.join(procfs, "41", "status"), "Cpus_allowed_list:\t1-2\n");
+      const threads = path.join(path.dirname(roots.sysfs), "tasks");
+      const reader = new ReachableCpusReader({ ...roots, procfs });
+      for (const tids of ["", "41\n"]) {
+        fs.writeFileSync(threads, tids);
+        expect(reader.read("weir/web", threads)).toEqual(
+          readReachableCpus({ ...roots, procfs }, "weir/web", threads),
+        );
+      }
+    }
+  });
+
+  it("reads the online CPUs again once ONLINE_CPUS_REUSE_MS have passed", () => {
+    const roots = tree({ [ONLINE]: "0-3\n" });
+    const procfs = path.join(path.dirname(roots.sysfs), "proc");
+    const threads = path.join(path.dirname(roots.sysfs), "tasks");
+    fs.writeFileSync(threads, "");
+    let now = 0;
+    const reader = new ReachableCpusReader({ ...roots, procfs }, () => now);
+    expect(reader.read("weir/web", threads)?.cpus).toEqual([0, 1, 2, 3]);
+    fs.writeFileSync(path.join(roots.sysfs, "devices/system/cpu/online"), "0-1\n");
+    now = ONLINE_CPUS_REUSE_MS - 1;
+    expect(reader.read("weir/web", threads)?.cpus).toEqual([0, 1, 2, 3]);
+    now = ONLINE_CPUS_REUSE_MS;
+    expect(reader.read("weir/web", threads)?.cpus).toEqual([0, 1]);
   });
 });

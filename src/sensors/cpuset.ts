@@ -3,6 +3,7 @@
 // is). Read once at start (not on the hot path); parsed by parseCpuList.
 import fs from "node:fs";
 import path from "node:path";
+import { cgroup2Mount } from "../cgroup/layout.ts";
 import { cpusetFiles } from "../cgroup/paths.ts";
 import { parseCpuList } from "./parse.ts";
 import type { Roots } from "./types.ts";
@@ -47,10 +48,19 @@ export function readPartitionCpus(
   cgroupPath: string,
 ): PartitionCpus | null {
   const onlineFile = onlineCpusFile(roots.sysfs);
-  const online = readCpuListOrNull(onlineFile);
+  return partitionCpus(roots.cgroupfs, cgroupPath, readCpuListOrNull(onlineFile), onlineFile);
+}
+
+function partitionCpus(
+  cgroupfs: string,
+  cgroupPath: string,
+  online: number[] | null,
+  onlineFile: string,
+  v2Mount?: string | null,
+): PartitionCpus | null {
   let files: string[] = [];
   try {
-    files = cpusetFiles(roots.cgroupfs, cgroupPath);
+    files = cpusetFiles(cgroupfs, cgroupPath, v2Mount);
   } catch {
     // a path with ".." is refused by config validation already; fall back to online CPUs
   }
@@ -129,8 +139,59 @@ export function readReachableCpus(
   cgroupPath: string,
   threadsFile: string,
 ): PartitionCpus | null {
-  const base = readPartitionCpus(roots, cgroupPath);
-  const affinity = readThreadsCpus(roots.procfs, readThreadIds(threadsFile));
+  return reachableFrom(roots.procfs, readPartitionCpus(roots, cgroupPath), threadsFile);
+}
+
+/** How long ReachableCpusReader reuses the online CPUs it read (CPU hotplug is rare). */
+export const ONLINE_CPUS_REUSE_MS = 1000;
+
+/**
+ * readReachableCpus for the partitions of one host, read again and again (the manager's
+ * sweep): the cgroup2 mount found once (a mount does not move while weir runs) and the online
+ * CPUs read at most once every ONLINE_CPUS_REUSE_MS, so one partition's read is its cpuset
+ * file, its threads file and its threads' status files. Holds no descriptor.
+ */
+export class ReachableCpusReader {
+  private readonly roots: Pick<Roots, "cgroupfs" | "sysfs" | "procfs">;
+  private readonly v2Mount: string | null;
+  private readonly onlineFile: string;
+  private online: number[] | null = null;
+  private onlineAtMs = Number.NEGATIVE_INFINITY;
+  private readonly nowMs: () => number;
+
+  constructor(
+    roots: Pick<Roots, "cgroupfs" | "sysfs" | "procfs">,
+    nowMs: () => number = () => performance.now(),
+  ) {
+    this.roots = roots;
+    this.v2Mount = cgroup2Mount(roots.cgroupfs);
+    this.onlineFile = onlineCpusFile(roots.sysfs);
+    this.nowMs = nowMs;
+  }
+
+  read(cgroupPath: string, threadsFile: string): PartitionCpus | null {
+    const now = this.nowMs();
+    if (now - this.onlineAtMs >= ONLINE_CPUS_REUSE_MS) {
+      this.online = readCpuListOrNull(this.onlineFile);
+      this.onlineAtMs = now;
+    }
+    const base = partitionCpus(
+      this.roots.cgroupfs,
+      cgroupPath,
+      this.online,
+      this.onlineFile,
+      this.v2Mount,
+    );
+    return reachableFrom(this.roots.procfs, base, threadsFile);
+  }
+}
+
+function reachableFrom(
+  procfs: string,
+  base: PartitionCpus | null,
+  threadsFile: string,
+): PartitionCpus | null {
+  const affinity = readThreadsCpus(procfs, readThreadIds(threadsFile));
   if (affinity === null) return base;
   if (base === null) return { cpus: affinity, source: `affinity of the threads in ${threadsFile}` };
   const allowed = new Set(affinity);

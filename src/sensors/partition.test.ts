@@ -178,4 +178,84 @@ describe("openPartitionSensor on fixture trees", () => {
     s.close();
     expect(openFds()).toBe(before);
   });
+
+  describe("congestionOnlyWhenServing", () => {
+    const STAT = "v1/cgroup/cpu/weir/web/cpu.stat";
+    const open = (base: string, congestionOnlyWhenServing: boolean) =>
+      openPartitionSensor({ cgroup: "weir/web", interfaces: [veth("vweb0")] }, roots("v1", base), {
+        congestionOnlyWhenServing,
+      });
+    const served = (base: string, n: number) =>
+      fs.writeFileSync(path.join(base, "sys/class/net/vweb0/statistics/rx_packets"), `${n}\n`);
+
+    it("a window that served nothing reads CPU used alone: throttling carried, no CPU delay", () => {
+      const base = copyFixtures();
+      const s = open(base, true);
+      const a = s.read(0);
+      expect(a.nrPeriods).toBe(5120);
+      expect(a.cpuDelayNs).toBe(0);
+      // CPU used and throttling move, offered traffic arrives, nothing is served
+      fs.writeFileSync(
+        path.join(base, "v1/cgroup/cpuacct/weir/web/cpuacct.usage"),
+        "48238377812\n",
+      );
+      fs.writeFileSync(
+        path.join(base, STAT),
+        "nr_periods 5130\nnr_throttled 320\nthrottled_time 18800000000\n",
+      );
+      fs.writeFileSync(path.join(base, "sys/class/net/vweb0/statistics/tx_packets"), "3300\n");
+      const b = s.read(100);
+      expect(b.cpuUsageNs - a.cpuUsageNs).toBe(25_000_000);
+      expect(b.offeredPackets - a.offeredPackets).toBe(300);
+      expect([b.nrPeriods, b.nrThrottled, b.throttledNs]).toEqual([
+        a.nrPeriods,
+        a.nrThrottled,
+        a.throttledNs,
+      ]);
+      expect(b.cpuDelayNs).toBeUndefined();
+      // cpu.stat is not read at all in such a window: a malformed one does not fail it
+      fs.writeFileSync(path.join(base, STAT), "garbage\n");
+      expect(s.read(200).nrPeriods).toBe(5120);
+      // served again: read in full (the malformed file now fails the read, as without the option)
+      served(base, 712);
+      expect(() => s.read(300)).toThrow(/cpu\.stat/);
+      fs.writeFileSync(
+        path.join(base, STAT),
+        "nr_periods 5140\nnr_throttled 330\nthrottled_time 18900000000\n",
+      );
+      served(base, 713);
+      const c = s.read(400);
+      expect([c.nrPeriods, c.nrThrottled, c.throttledNs]).toEqual([5140, 330, 18_900_000_000]);
+      expect(c.cpuDelayNs).toBeDefined();
+      s.close();
+    });
+
+    it("off (the default): every read reads throttling and CPU delay", () => {
+      const base = copyFixtures();
+      const s = open(base, false);
+      s.read(0);
+      fs.writeFileSync(
+        path.join(base, STAT),
+        "nr_periods 5130\nnr_throttled 320\nthrottled_time 18800000000\n",
+      );
+      const b = s.read(100);
+      expect(b.nrPeriods).toBe(5130);
+      expect(b.cpuDelayNs).toBeDefined();
+      s.close();
+    });
+
+    it("a partition without packet counters (batch) reads them every time", () => {
+      const base = copyFixtures();
+      const s = openPartitionSensor({ cgroup: "weir/web", interfaces: [] }, roots("v1", base), {
+        congestionOnlyWhenServing: true,
+      });
+      s.read(0);
+      fs.writeFileSync(
+        path.join(base, STAT),
+        "nr_periods 5130\nnr_throttled 320\nthrottled_time 18800000000\n",
+      );
+      expect(s.read(100).nrPeriods).toBe(5130);
+      s.close();
+    });
+  });
 });

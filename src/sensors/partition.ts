@@ -9,6 +9,7 @@ import type {
   PacketCounter,
   PartitionSensor,
   Roots,
+  SampleRound,
   SensorSpec,
 } from "./types.ts";
 
@@ -40,6 +41,15 @@ export interface PartitionSensorOptions {
   partition?: string;
   /** Agent reports, for a source fed by the partition's agent. */
   agentReports?: AgentPacketFeed;
+  /**
+   * Read CFS throttling (v1 `cpu.stat`) and CPU delay only when the partition served packets
+   * since the previous read. In a window in which it served none, the throttling counters are
+   * the last ones read (so the window shows none, and the next read's delta spans the windows
+   * since) and the sample has no `cpuDelayNs` (so the window and the next have no delay
+   * fraction). For a host-fed network partition without a goal: the policy reads neither
+   * signal for one that served nothing (demand kind `idle`). Default: read them every time.
+   */
+  congestionOnlyWhenServing?: boolean;
 }
 
 export function openPartitionSensor(
@@ -66,7 +76,12 @@ export function openPartitionSensor(
       opened.push(counter);
       counters.push(counter);
     }
-    return new Sensor(cpu, counters, delay);
+    return new Sensor(
+      cpu,
+      counters,
+      delay,
+      opts.congestionOnlyWhenServing === true && counters.length > 0,
+    );
   } catch (e) {
     for (const o of opened) o.close();
     throw e;
@@ -77,43 +92,73 @@ class Sensor implements PartitionSensor {
   private readonly cpu: HeldCgroupCpuCounters;
   private readonly counters: PacketCounter[];
   private readonly delay: HeldCpuDelay | null;
+  private readonly congestionOnlyWhenServing: boolean;
+  /** The previous sample (its served count and last throttling counters), for congestionOnlyWhenServing. */
+  private last: CounterSample | null = null;
 
-  constructor(cpu: HeldCgroupCpuCounters, counters: PacketCounter[], delay: HeldCpuDelay | null) {
+  constructor(
+    cpu: HeldCgroupCpuCounters,
+    counters: PacketCounter[],
+    delay: HeldCpuDelay | null,
+    congestionOnlyWhenServing: boolean,
+  ) {
     this.cpu = cpu;
     this.counters = counters;
     this.delay = delay;
+    this.congestionOnlyWhenServing = congestionOnlyWhenServing;
   }
 
-  read(nowMs: number): CounterSample {
-    const c = this.cpu.read();
+  read(nowMs: number, round?: SampleRound): CounterSample {
     let offeredPackets = 0;
     let servedPackets = 0;
     let droppedPackets = 0;
     let ingressBytes: number | undefined;
     let egressBytes: number | undefined;
     for (const counter of this.counters) {
-      const p = counter.read();
+      const p = counter.read(round);
       offeredPackets += p.offeredPackets;
       servedPackets += p.servedPackets;
       droppedPackets += p.droppedPackets;
       if (p.ingressBytes !== undefined) ingressBytes = (ingressBytes ?? 0) + p.ingressBytes;
       if (p.egressBytes !== undefined) egressBytes = (egressBytes ?? 0) + p.egressBytes;
     }
-    const sample: CounterSample = {
-      atMs: nowMs,
-      offeredPackets,
-      servedPackets,
-      droppedPackets,
-      cpuUsageNs: c.usageNs,
-      nrPeriods: c.nrPeriods,
-      nrThrottled: c.nrThrottled,
-      throttledNs: c.throttledNs,
-    };
+    const last = this.last;
+    const idle =
+      this.congestionOnlyWhenServing && last !== null && servedPackets === last.servedPackets;
+    let sample: CounterSample;
+    // v2's usage and throttling are one file: only v1 saves a read by carrying them
+    if (idle && this.cpu.cgroup.version === 1) {
+      sample = {
+        atMs: nowMs,
+        offeredPackets,
+        servedPackets,
+        droppedPackets,
+        cpuUsageNs: this.cpu.readUsageNs(),
+        nrPeriods: last.nrPeriods,
+        nrThrottled: last.nrThrottled,
+        throttledNs: last.throttledNs,
+      };
+    } else {
+      const c = this.cpu.read();
+      sample = {
+        atMs: nowMs,
+        offeredPackets,
+        servedPackets,
+        droppedPackets,
+        cpuUsageNs: c.usageNs,
+        nrPeriods: c.nrPeriods,
+        nrThrottled: c.nrThrottled,
+        throttledNs: c.throttledNs,
+      };
+    }
     // bytes only from the sources that count them (bpf)
     if (ingressBytes !== undefined) sample.ingressBytes = ingressBytes;
     if (egressBytes !== undefined) sample.egressBytes = egressBytes;
-    const delayNs = this.delay?.read();
-    if (delayNs !== undefined) sample.cpuDelayNs = delayNs;
+    if (!idle) {
+      const delayNs = this.delay?.read();
+      if (delayNs !== undefined) sample.cpuDelayNs = delayNs;
+    }
+    if (this.congestionOnlyWhenServing) this.last = sample;
     return sample;
   }
 

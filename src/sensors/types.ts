@@ -66,9 +66,10 @@ export interface PacketCounts {
 export interface PacketCounter {
   /**
    * Every count once, cumulative since the source began counting. Throws WeirError: the
-   * source's own codes (INTERFACE_GONE, PROCESS_GONE, COUNTER_UNREADABLE, ...).
+   * source's own codes (INTERFACE_GONE, PROCESS_GONE, COUNTER_UNREADABLE, ...). Reads with the
+   * same `round` may share a read of a host-wide file; without one the counts are read now.
    */
-  read(): PacketCounts;
+  read(round?: SampleRound): PacketCounts;
   /** Release what it holds; idempotent. */
   close(): void;
 }
@@ -99,9 +100,16 @@ export interface OptionIssue {
   message: string;
 }
 
+/**
+ * One cycle's sampling of every partition: reads given the same round may share one read of a
+ * host-wide file (the `interfaces` source's `<procfs>/net/dev`). The manager makes a fresh
+ * object (`{}`) per cycle; a read without a round reads every file again.
+ */
+export type SampleRound = object;
+
 export interface PartitionSensor {
   /** Read every counter once. Throws WeirError (CGROUP_GONE, INTERFACE_GONE, PROCESS_GONE, COUNTER_MALFORMED). */
-  read(nowMs: number): CounterSample;
+  read(nowMs: number, round?: SampleRound): CounterSample;
   close(): void;
 }
 

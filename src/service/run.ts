@@ -1,9 +1,8 @@
 // Running a manager as a service: the loop, the HTTP API and metrics, agents' transports, the
 // state file and logs (signals are the caller's). Shared by `weir run` and `weir demo`.
 import type { Logger } from "pino";
-import { createApi } from "../api/app.ts";
 import { createMetrics } from "../api/metrics.ts";
-import { parseListen, type RunningApi, serveApi } from "../api/server.ts";
+import type { RunningApi } from "../api/server.ts";
 import type { CycleRecord } from "../core/model.ts";
 import { openAgentTransports } from "../manager/agents.ts";
 import type { Config } from "../manager/config.ts";
@@ -144,6 +143,10 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
         metrics.actuatorError(p.id, p.error.code, 0);
   });
   if (o.api !== false && cfg.api?.enabled !== false && cfg.api) {
+    // The HTTP server (hono, @hono/node-server) and the dashboard's routes are loaded only when
+    // the API is served: about 20 MB resident that a manager without an API does not carry.
+    const { createApi } = await import("../api/app.ts");
+    const { parseListen, serveApi } = await import("../api/server.ts");
     const { host, port } = parseListen(cfg.api.listen);
     const app = createApi({
       view: manager,

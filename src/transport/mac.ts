@@ -5,7 +5,14 @@
 // - "node": node:crypto createHmac, about 6 µs a tag here (OpenSSL 3's per-call setup).
 // libcrypto is used when it loads; WEIR_MAC=node forces node:crypto.
 import { createHash, createHmac, createSecretKey, type KeyObject } from "node:crypto";
-import koffi from "koffi";
+import { createRequire } from "node:module";
+
+// koffi (a native addon: about 6 MB resident once loaded) is loaded on first use, not with this
+// module, so a process that never calls it (`weir run` without agents or shared memory) never
+// loads it (docs/performance.md).
+const requireFromHere = createRequire(import.meta.url);
+let koffiModule: typeof import("koffi") | undefined;
+const ffi = (): typeof import("koffi") => (koffiModule ??= requireFromHere("koffi"));
 
 export type MacBackendName = "libcrypto" | "node";
 
@@ -29,7 +36,7 @@ let libcrypto: Libcrypto | null | undefined;
 function loadLibcrypto(): Libcrypto | null {
   if (libcrypto !== undefined) return libcrypto;
   try {
-    const lib = koffi.load("libcrypto.so.3");
+    const lib = ffi().load("libcrypto.so.3");
     libcrypto = {
       init: lib.func("int SHA256_Init(void *c)"),
       update: lib.func("int SHA256_Update(void *c, const uint8_t *data, size_t len)"),

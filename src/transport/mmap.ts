@@ -4,8 +4,15 @@
 // memory: after close() it must never be touched again, so callers keep it private and guard
 // every access.
 import { closeSync, ftruncateSync } from "node:fs";
-import koffi from "koffi";
+import { createRequire } from "node:module";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
+
+// koffi (a native addon: about 6 MB resident once loaded) is loaded on first use, not with this
+// module, so a process that never calls it (`weir run` without agents or shared memory) never
+// loads it (docs/performance.md).
+const requireFromHere = createRequire(import.meta.url);
+let koffiModule: typeof import("koffi") | undefined;
+const ffi = (): typeof import("koffi") => (koffiModule ??= requireFromHere("koffi"));
 
 const PROT_NONE = 0;
 const PROT_READ = 1;
@@ -46,7 +53,7 @@ interface Libc {
 let libc: Libc | undefined;
 function loadLibc(): Libc {
   if (libc === undefined) {
-    const lib = koffi.load("libc.so.6");
+    const lib = ffi().load("libc.so.6");
     libc = {
       mmap: lib.func("void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)"),
       mmapAt: lib.func(
@@ -61,7 +68,7 @@ function loadLibc(): Libc {
 }
 
 const failed = (addr: unknown): boolean =>
-  addr === null || addr === MAP_FAILED || koffi.address(addr) === MAP_FAILED;
+  addr === null || addr === MAP_FAILED || ffi().address(addr) === MAP_FAILED;
 
 export interface MappedFile {
   /** The mapping; valid until close(). */
@@ -78,7 +85,7 @@ export function mapFd(fd: number, length: number, what: string): MappedFile {
   const addr = mmap(null, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   if (failed(addr))
     throw new WeirError(ErrorCodes.TRANSPORT, `mmap of ${what} (${length} bytes) failed`);
-  const buffer = koffi.view(addr, length);
+  const buffer = ffi().view(addr, length);
   let open = true;
   return {
     buffer,
@@ -145,8 +152,8 @@ export class MappedRegion {
     if (failed(addr))
       throw new WeirError(ErrorCodes.TRANSPORT, `reserving ${this.length} bytes failed`);
     this.addr = addr;
-    this.base = BigInt(koffi.address(addr));
-    this.buffer = koffi.view(addr, this.length);
+    this.base = BigInt(ffi().address(addr));
+    this.buffer = ffi().view(addr, this.length);
   }
 
   /** Map the first page of `fd` shared, read-write, at page `page` of the region. */
@@ -163,7 +170,7 @@ export class MappedRegion {
       fd,
       0,
     );
-    if (failed(got) || BigInt(koffi.address(got)) !== at)
+    if (failed(got) || BigInt(ffi().address(got)) !== at)
       throw new WeirError(ErrorCodes.TRANSPORT, `mapping page ${page} of the slot region failed`);
   }
 

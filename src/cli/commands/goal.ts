@@ -7,7 +7,6 @@
 import type { Command } from "commander";
 import type { PartitionsSnapshot } from "../../api/snapshot.ts";
 import { ErrorCodes, WeirError } from "../../core/errors.ts";
-import { parseDurationMs } from "../../testbed/schedule.ts";
 import { positive } from "../options.ts";
 import { DEFAULT_STATUS_URL, describeError, fetchStatus } from "./status.ts";
 
@@ -232,6 +231,8 @@ export interface GoalIo extends SampleDeps {
 
 /** The command: measure, convert, print. Returns the exit code (0, or 1 with one line on err). */
 export async function runGoal(partition: string, o: GoalOptions, io: GoalIo): Promise<number> {
+  // testbed/schedule.ts loads zod: imported when the command runs, not with the command table
+  const { parseDurationMs } = await import("../../testbed/schedule.ts");
   const windowMs = parseDurationMs(o.for, "--for");
   if (!(windowMs > 0))
     throw new WeirError(

@@ -1,7 +1,7 @@
 // `weir status`: the dashboard's picture in the terminal, read from a running weir's HTTP API
 // (GET /api/partitions). --watch redraws every second until Ctrl-C.
 import type { Command } from "commander";
-import { DEFAULT_API_PORT } from "../../api/server.ts";
+import { DEFAULT_API_PORT } from "../../api/port.ts";
 import type { PartitionsSnapshot } from "../../api/snapshot.ts";
 
 export const DEFAULT_STATUS_URL = `http://127.0.0.1:${DEFAULT_API_PORT}`;

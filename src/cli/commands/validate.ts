@@ -1,15 +1,6 @@
 // `weir validate --config F` and `weir schema`: check a config without touching anything.
 import os from "node:os";
 import type { Command } from "commander";
-import {
-  capacityCpuMillis,
-  checkCapacity,
-  checkManagedCpus,
-  configJsonSchema,
-  partitionSpecs,
-} from "../../manager/config.ts";
-import { checkPartitionCpus } from "../../manager/cpus-check.ts";
-import { loadConfigFile } from "../../manager/load-config.ts";
 
 export function register(program: Command): void {
   program
@@ -17,7 +8,14 @@ export function register(program: Command): void {
     .description("Check a config file: every mistake is named with its field, rule and value.")
     .requiredOption("-c, --config <file>", "YAML config file")
     .option("--json", "print the effective config (defaults filled in) as JSON")
-    .action((opts: { config: string; json?: boolean }) => {
+    .action(async (opts: { config: string; json?: boolean }) => {
+      // loaded here, not at the top: the config's schema (zod) and YAML parser are what this
+      // command needs and the command table must not load them for every command
+      const { capacityCpuMillis, checkCapacity, checkManagedCpus, partitionSpecs } = await import(
+        "../../manager/config.ts"
+      );
+      const { checkPartitionCpus } = await import("../../manager/cpus-check.ts");
+      const { loadConfigFile } = await import("../../manager/load-config.ts");
       const cfg = loadConfigFile(opts.config);
       checkManagedCpus(cfg, os.availableParallelism());
       const capacity = capacityCpuMillis(cfg, os.availableParallelism());
@@ -44,7 +42,8 @@ export function register(program: Command): void {
   program
     .command("schema")
     .description("Print the config's JSON Schema (for editor completion: yaml-language-server).")
-    .action(() => {
+    .action(async () => {
+      const { configJsonSchema } = await import("../../manager/config.ts");
       process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
     });
 }
