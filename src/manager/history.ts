@@ -8,7 +8,7 @@ export const DEFAULT_HISTORY_SIZE = 600;
 
 /**
  * Bytes the history may hold by default (`historyMaxBytes`), by estimateRecordBytes: all 600
- * records up to about 36 partitions, about 218 of 100, 21 of 1,000, 2 of 10,000.
+ * records up to about 36 partitions, about 217 of 100, 21 of 1,000, 2 of 10,000.
  */
 export const DEFAULT_HISTORY_MAX_BYTES = 16 * 2 ** 20;
 

@@ -961,6 +961,53 @@ describe("weights first (work-conserving expression)", () => {
   });
 });
 
+/**
+ * gold (importance 1, goal 800 pps) and bronze (importance 3, no goal), two saturated
+ * closed-loop servers on one CPU: both serve 1 packet per CPU-millisecond (velocity 1000
+ * pkt/cpu-s), use whatever CFS gives them from the last step's weights and caps (gold running
+ * `goldOverrun` × its cap) and wait for CPU half the time. Runs `cycles` steps; `each` sees
+ * every step's output and what each served in it.
+ */
+function saturatedPair(
+  k: ReturnType<typeof knobs>,
+  cycles: number,
+  goldOverrun: number,
+  each: (out: ReturnType<typeof step>, served: { gold: number; bronze: number }) => void = () => {},
+) {
+  const specs = [
+    spec("gold", { importance: 1, goalPacketsPerSec: 800 }),
+    spec("bronze", { importance: 3 }),
+  ];
+  let state = saved({
+    gold: { cpu: 500, demand: 500, velocity: 1000 },
+    bronze: { cpu: 500, demand: 500, velocity: 1000 },
+  });
+  let w = { gold: 5000, bronze: 5000 };
+  let caps = { gold: Infinity, bronze: Infinity };
+  let out: ReturnType<typeof step> | undefined;
+  const served = { gold: 0, bronze: 0 };
+  for (let c = 0; c < cycles; c++) {
+    const split = cfsSplit(1, w, { ...caps, gold: caps.gold * goldOverrun });
+    const tp = (id: "gold" | "bronze") => {
+      const cores = split[id]!;
+      served[id] = cores * 1000;
+      return throughput(id, {
+        offeredPacketsPerSec: served[id],
+        servedPacketsPerSec: served[id],
+        cpuCores: cores,
+        cpuDelayFraction: 0.5,
+        rawVelocityPacketsPerCpuSec: 1000,
+      });
+    };
+    out = step(k, specs, [tp("gold"), tp("bronze")], state);
+    state = out.state;
+    w = { gold: out.dir.gold!.weight, bronze: out.dir.bronze!.weight };
+    caps = { gold: out.dir.gold!.capCpuMillis, bronze: out.dir.bronze!.capCpuMillis };
+    each(out, served);
+  }
+  return { out: out!, served };
+}
+
 describe("goals (WLM: meet the goal, donate the surplus)", () => {
   it("two saturated closed-loop servers on one CPU: the one with a goal gets goal + 5 %, the other the surplus", () => {
     // One CPU (1000m). Both serve 1 packet per CPU-millisecond (velocity 1000 pkt/cpu-s) and
@@ -969,53 +1016,25 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     // 800 pps, 80 % of what it serves alone; bronze (importance 3) has no goal.
     // The donor cap untrimmed (donorCapMargin at goalHeadroom); the trimmed one is the next test.
     const k = knobs(1000, { donorCapMarginFraction: 0.05 });
-    const specs = [
-      spec("gold", { importance: 1, goalPacketsPerSec: 800 }),
-      spec("bronze", { importance: 3 }),
-    ];
-    let state = saved({
-      gold: { cpu: 500, demand: 500, velocity: 1000 },
-      bronze: { cpu: 500, demand: 500, velocity: 1000 },
-    });
-    let w = { gold: 5000, bronze: 5000 };
-    let caps = { gold: Infinity, bronze: Infinity };
-    let out: ReturnType<typeof step> | undefined;
-    const served = { gold: 0, bronze: 0 };
     const capsSeen = new Set<string>();
-    for (let c = 0; c < 40; c++) {
-      const split = cfsSplit(1, w, caps);
-      const tp = (id: "gold" | "bronze") => {
-        const cores = split[id]!;
-        served[id] = cores * 1000;
-        return throughput(id, {
-          offeredPacketsPerSec: served[id],
-          servedPacketsPerSec: served[id],
-          cpuCores: cores,
-          cpuDelayFraction: 0.5,
-          rawVelocityPacketsPerCpuSec: 1000,
-        });
-      };
-      out = step(k, specs, [tp("gold"), tp("bronze")], state);
-      state = out.state;
-      w = { gold: out.dir.gold!.weight, bronze: out.dir.bronze!.weight };
-      caps = { gold: out.dir.gold!.capCpuMillis, bronze: out.dir.bronze!.capCpuMillis };
-      capsSeen.add(String(out.dir.gold!.capReason));
-    }
+    const { out, served } = saturatedPair(k, 40, 1, (o) => {
+      capsSeen.add(String(o.dir.gold!.capReason));
+    });
     // gold's traffic claims more than its goal needs (what it uses × 1.2), so it donates (cycle
     // 5, at 747m), and bronze, less important, waits for CPU half the time (wants CPU): gold is
     // capped at what its goal needs, 800 pps ÷ 1,000 pkt/cpu-s × 1.05 = 840m, over 100 ms
     // periods. bronze's need shrinks at most 10 % a cycle (226 → 203 → 182 → 163m), so gold's
     // entitlement, and its cap, climb 773 → 796 → 817 → 836m; the last 4m are inside the 10m
     // dead-band (1 % of 1,000m), so the cap stays 836m, and bronze is entitled to the rest
-    expect(out!.dir.gold).toMatchObject({
+    expect(out.dir.gold).toMatchObject({
       cpuMillis: 836,
       capCpuMillis: 836,
       capReason: "goal-donor",
       capPeriodUs: 100_000,
       burstCpuMillis: 0,
     });
-    expect(out!.dir.bronze).toMatchObject({ cpuMillis: 163, capCpuMillis: Infinity });
-    expect(out!.d.gold!.why).toMatch(
+    expect(out.dir.bronze).toMatchObject({ cpuMillis: 163, capCpuMillis: Infinity });
+    expect(out.d.gold!.why).toMatch(
       /goal met with room while a less important partition wants CPU, so capped at what its goal needs, 836m \(goal ÷ velocity \+ 5 %\), over 100 ms CFS periods/,
     );
     expect([...capsSeen]).toEqual(["null", "goal-donor"]);
@@ -1026,44 +1045,16 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
 
   it("the same pair with the donor cap trimmed (donorCapMargin 1 %, the default) and gold running 3 % past its cap: the trim takes it from 1.04× its goal to 1.013×", () => {
     const k = knobs(1000);
-    const specs = [
-      spec("gold", { importance: 1, goalPacketsPerSec: 800 }),
-      spec("bronze", { importance: 3 }),
-    ];
-    let state = saved({
-      gold: { cpu: 500, demand: 500, velocity: 1000 },
-      bronze: { cpu: 500, demand: 500, velocity: 1000 },
-    });
-    let w = { gold: 5000, bronze: 5000 };
-    let caps = { gold: Infinity, bronze: Infinity };
-    let out: ReturnType<typeof step> | undefined;
-    const served = { gold: 0, bronze: 0 };
     const capAt: number[] = [];
     const setpointAt: Array<number | undefined> = [];
     const goldServed: number[] = [];
-    for (let c = 0; c < 60; c++) {
-      // gold runs 3 % past its cap (on the real testbed capped servers used 0.95–1.05× their
-      // quota, median per run, and more after a quota write: each refills the period)
-      const split = cfsSplit(1, w, { ...caps, gold: caps.gold * 1.03 });
-      const tp = (id: "gold" | "bronze") => {
-        const cores = split[id]!;
-        served[id] = cores * 1000;
-        return throughput(id, {
-          offeredPacketsPerSec: served[id],
-          servedPacketsPerSec: served[id],
-          cpuCores: cores,
-          cpuDelayFraction: 0.5,
-          rawVelocityPacketsPerCpuSec: 1000,
-        });
-      };
-      out = step(k, specs, [tp("gold"), tp("bronze")], state);
-      goldServed.push(served.gold);
-      state = out.state;
-      w = { gold: out.dir.gold!.weight, bronze: out.dir.bronze!.weight };
-      caps = { gold: out.dir.gold!.capCpuMillis, bronze: out.dir.bronze!.capCpuMillis };
-      capAt.push(out.dir.gold!.capCpuMillis);
-      setpointAt.push(state.partitions.gold?.donorCap?.setpointCpuMillis);
-    }
+    // gold runs 3 % past its cap (on the real testbed capped servers used 0.95–1.05× their
+    // quota, median per run, and more after a quota write: each refills the period)
+    const { out, served } = saturatedPair(k, 60, 1.03, (o, sv) => {
+      goldServed.push(sv.gold);
+      capAt.push(o.dir.gold!.capCpuMillis);
+      setpointAt.push(o.state.partitions.gold?.donorCap?.setpointCpuMillis);
+    });
     // Cycle 6: capped (as in the untrimmed test), its set point starting at goal ÷ velocity ×
     // 1.01 = 808m, not 840m; the entitlement climbs 773 → 796 → 808m as bronze shrinks, and the
     // set point does not move while the cap is not reached.
@@ -1084,7 +1075,7 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(Math.min(...goldServed.slice(7))).toBeGreaterThan(800);
     expect(served.gold).toBeCloseTo(810.61, 6);
     expect(served.bronze).toBeCloseTo(189.39, 6);
-    expect(out!.d.gold!.why).toMatch(
+    expect(out.d.gold!.why).toMatch(
       /goal met with PI 0\.99 while a less important partition wants CPU: donor cap trimmed to 787m \(goal ÷ velocity \+ 5 % is 840m; the trim steers it to serve goal \+ 1 %; two cycles in a row more than 10 % under the goal undo it\), over 100 ms CFS periods/,
     );
   });
