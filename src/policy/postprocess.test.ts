@@ -93,6 +93,21 @@ describe("enforceBounds", () => {
     expect(run(enforceBounds, f, [600, 300, 450])).toEqual([350, 200, 450]);
   });
 
+  it("takes only the excess from a grower when a shrinker of the same level is held above its ideal", () => {
+    // weir bench vm-balance's phase switch: capacity 2,000, both importance 2. p1's traffic
+    // came: 400 → ideal 1,000 (its tier share); p2's left: 1,600 → ideal 1,000, held at
+    // 1,440 by the shrink limit. Sum 2,440: 440 over, taken from p1's 600 of growth → 560.
+    // p2's fall is not growth: counted as −160 in the level's growth (600 − 160 = 440), it
+    // took all of p1's growth (→ 400) and left 160m of the capacity to nobody.
+    const f = frame({
+      capacityCpuMillis: 2000,
+      ideal: [1000, 1000],
+      prev: [400, 1600],
+      importance: Uint8Array.from([2, 2]),
+    });
+    expect(run(enforceBounds, f, [1000, 1440])).toEqual([560, 1440]);
+  });
+
   it("cuts everyone above their floor in proportion when growth is not enough (capacity fell)", () => {
     // capacity fell to 600; nobody grew. Above-floor: 400 − 100 = 300 and 500 − 100 = 400;
     // 300 over → each keeps (1 − 300/700) of its part above the floor:

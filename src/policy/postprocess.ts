@@ -101,7 +101,9 @@ export const enforceBounds: PostProcessor = {
     // level gives back, least important first, then one pass that takes it.
     const growth = [0, 0, 0, 0, 0, 0];
     const take = [0, 0, 0, 0, 0, 0];
-    for (let i = 0; i < n; i++) growth[f.importance[i]!]! += growthOf(f, out, i);
+    // only what grew: a shrinker in the same level gives nothing back here (counting its
+    // negative growth took that much more from the growers and left capacity unallocated)
+    for (let i = 0; i < n; i++) growth[f.importance[i]!]! += Math.max(0, growthOf(f, out, i));
     let taking = false;
     for (let t = 5; t >= 1 && excess > SAME; t--) {
       if (growth[t]! <= 0) continue;
