@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { CycleRecord } from "../src/core/model.ts";
+import { VM_DEMO_GROUP_CPU_SHARES } from "../src/demo/vm.ts";
 import { fmtStats, stats } from "./harness.ts";
-import { reactionMs, rotate } from "./real-common.ts";
+import { GROUP_CPU_SHARES, reactionMs, rotate } from "./real-common.ts";
 
 const rec = (
   t: number,
@@ -31,6 +32,10 @@ const rec = (
 });
 
 describe("real-benchmark helpers", () => {
+  it("weir demo --vm and vm-balance give their partitions' group the real benchmarks' cpu.shares", () => {
+    expect(VM_DEMO_GROUP_CPU_SHARES).toBe(GROUP_CPU_SHARES);
+  });
+
   it("median and range ignore non-finite values", () => {
     expect(stats([3, 1, Number.NaN, 2])).toEqual({ median: 2, min: 1, max: 3, n: 3 });
     expect(stats([4, 1, 2, 3])?.median).toBe(2.5);

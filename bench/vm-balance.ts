@@ -4,11 +4,10 @@
 // `--reps` times (default 5; `--quick`: 1, shorter phases), the manager running throughout.
 // Both kinds run under the same manager config (`weir demo --vm`'s: 1 s cycles, every
 // partition `capped` with a 400m guarantee at importance 2, the hog batch at importance 5,
-// capacity = the host's CPUs), the partitions' parent cgroup at cpu.shares GROUP_CPU_SHARES as
-// in the other real-testbed benchmarks (`weir demo --vm` leaves it at 1024, as it does the
-// hog's own parent: then the hog's group competes with the partitions' at equal shares, its
-// idle class holding only inside it), and the same load generator (`weir load`, one process
-// per partition and phase):
+// capacity = the host's CPUs), the partitions' parent cgroup at cpu.shares
+// VM_DEMO_GROUP_CPU_SHARES (the demo's, the other real-testbed benchmarks' GROUP_CPU_SHARES)
+// against the hog's group at the kernel's 1024, whose idle class holds only inside it, and the
+// same load generator (`weir load`, one process per partition and phase):
 // - cgroups: the testbed's netns + veth partitions, counted on their veth, each packet server
 //   two worker processes on one socket (so one partition can use more than one CPU);
 // - VMs: two QEMU guests (one boot for every repetition), each its server and `weir agent`
@@ -24,7 +23,12 @@
 // failure; the managers' logs stay in $TMPDIR (weir-vm-balance-<kind>.log).
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { guestPartitions, VM_DEMO_COST_ROUNDS, vmDemoConfig } from "../src/demo/vm.ts";
+import {
+  guestPartitions,
+  VM_DEMO_COST_ROUNDS,
+  VM_DEMO_GROUP_CPU_SHARES,
+  vmDemoConfig,
+} from "../src/demo/vm.ts";
 import { leftovers } from "../src/demo/vm-leftovers.ts";
 import {
   type SizedRates,
@@ -40,7 +44,7 @@ import { defaultVmStateFile } from "../src/vm/state.ts";
 import { vmsUp } from "../src/vm/vms.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import { isMain, realBenchReps, repeated, runStandalone } from "./harness.ts";
-import { GROUP_CPU_SHARES, loadAvg } from "./real-common.ts";
+import { loadAvg } from "./real-common.ts";
 import { type KindResult, managerOf, NAMES, runKind } from "./vm-balance-run.ts";
 import {
   KIND_LABEL,
@@ -96,7 +100,7 @@ export const bench: Benchmark = {
         partitions: NAMES.map((name) => ({ name })),
         costRounds: CGROUP_COST_ROUNDS,
         serverWorkers: CGROUP_SERVER_WORKERS,
-        groupCpuShares: GROUP_CPU_SHARES,
+        groupCpuShares: VM_DEMO_GROUP_CPU_SHARES,
         maxLifetimeMs: lifetimeMs,
         log: () => {},
       });
@@ -154,7 +158,7 @@ export const bench: Benchmark = {
         slotDir,
         keysHex: keys,
         packetServer: { port: VM_PORT, costRounds: VM_DEMO_COST_ROUNDS },
-        groupCpuShares: GROUP_CPU_SHARES,
+        groupCpuShares: VM_DEMO_GROUP_CPU_SHARES,
       });
       states.vm = st.stateFile;
       const t0 = Date.now();
@@ -286,8 +290,9 @@ export const bench: Benchmark = {
           results.vm!.sized,
           `${VM_DEMO_COST_ROUNDS} rounds a request (a TCG guest runs Node ~18x slower), one server process, its agent beside it; a KVM host runs the same guests faster`,
         ),
-        `Same for both: 1 s manager cycles, partitions capped (cap = entitlement; a guest's vCPU count = ceil of its cap, at most 2) with a 400m guarantee at importance 2, the 2-thread hog batch at importance 5 in a testbed of its own, the partitions' parent cgroup (the testbed's, the guests') at cpu.shares ${GROUP_CPU_SHARES} against everything else on the host as in the other real-testbed benchmarks (the hog's parent at the default 1024: its idle class holds only among its siblings), capacity = the host's CPUs with no reserve; loads sent by \`weir load\` (one process per partition and phase, from the host's namespace to a cgroup partition's veth, from a guest's namespace to its tap). The cgroup repetitions ran first, then the guests' (one boot).`,
+        `Same for both: 1 s manager cycles, partitions capped (cap = entitlement; a guest's vCPU count = ceil of its cap, at most 2) with a 400m guarantee at importance 2, the 2-thread hog batch at importance 5 in a testbed of its own, the partitions' parent cgroup (the testbed's, the guests') at cpu.shares ${VM_DEMO_GROUP_CPU_SHARES} against everything else on the host as in the other real-testbed benchmarks and \`weir demo --vm\` (the hog's parent at the default 1024: its idle class holds only among its siblings), capacity = the host's CPUs with no reserve; loads sent by \`weir load\` (one process per partition and phase, from the host's namespace to a cgroup partition's veth, from a guest's namespace to its tap). The cgroup repetitions ran first, then the guests' (one boot).`,
         "Follow time: from the phase start until the hot partition's entitlement got 90 % of the way from where it was to where it settled (mean of the phase's last quarter); 'not reached' when it did not within the phase or moved less than 50m. The other partition's figures: both low-rate partitions' answered ÷ sent, their worst p99.",
+        "What bounds the follow time: the two partitions' demands claim the whole capacity (the hot one's traffic needs more than capacity minus the other's share), so the hot partition gets what the other releases, and the other's entitlement falls only as its smoothed demand does: 0.2 of the gap a cycle (policy.smoothingDown), at most 10 % of what it needed a cycle (policy.maxShrinkPerCycle). Both are per cycle, set for 100 ms cycles; at these 1 s cycles the release takes about 9 cycles. The policy alone, on an idealised switch with this config (src/demo/vm.test.ts: 1,600m / 400m to 400m / 1,600m, instant load, no noise), crosses 90 % in the 9th cycle: 9,000 ms. The load generator's start and the first part-window add under a cycle; vCPU hot-plug does not enter (the figure is the entitlement; cgroups have no vCPUs).",
         `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared with other work).`,
         ...KINDS.flatMap((k) => results[k]!.notes),
         left.length === 0

@@ -41,6 +41,14 @@ const PORT = 7000;
 const logFile = "/run/weir/demo-vm-manager.log";
 /** SHA-256 rounds per request in the guests' servers (Node in a TCG guest is ~18x slower). */
 export const VM_DEMO_COST_ROUNDS = 20;
+/**
+ * cpu.shares of the guests' parent cgroup against its siblings — the hog's group (the kernel's
+ * 1024) and everything else on the host — as the real-testbed benchmarks give their partitions'
+ * group (bench/real-common.ts GROUP_CPU_SHARES; `weir bench vm-balance` too). The hog's idle
+ * class yields only to its siblings inside its own group: at equal shares the two groups split
+ * a contended host evenly, whatever the hog's entitlement.
+ */
+export const VM_DEMO_GROUP_CPU_SHARES = 16_384;
 
 export interface VmDemoOptions {
   durationMs: number;
@@ -156,9 +164,13 @@ export async function runVmDemo(o: VmDemoOptions): Promise<VmDemoSummary> {
       slotDir: SLOT_DIR,
       keysHex: keys,
       packetServer: { port: PORT, costRounds: VM_DEMO_COST_ROUNDS },
+      groupCpuShares: VM_DEMO_GROUP_CPU_SHARES,
       log: (l) => o.say(`  ${l}`),
     });
     vmsState = st.stateFile;
+    notes.push(
+      `the guests' parent cgroup at cpu.shares ${VM_DEMO_GROUP_CPU_SHARES}${o.hog ? " against the hog's group (1024: its idle class yields only inside its own group)" : ""} and the rest of the host, as in weir bench vm-balance`,
+    );
     // Wait until every guest is managed from its own reports and its server answers.
     const readyBy = Date.now() + 240_000;
     for (;;) {
