@@ -94,7 +94,7 @@ describe("enforceBounds", () => {
   });
 
   it("takes only the excess from a grower when a shrinker of the same level is held above its ideal", () => {
-    // weir bench vm-balance's phase switch: capacity 2,000, both importance 2. p1's traffic
+    // src/demo/vm.test.ts's idealised phase switch: capacity 2,000, both importance 2. p1's traffic
     // came: 400 → ideal 1,000 (its tier share); p2's left: 1,600 → ideal 1,000, held at
     // 1,440 by the shrink limit. Sum 2,440: 440 over, taken from p1's 600 of growth → 560.
     // p2's fall is not growth: counted as −160 in the level's growth (600 − 160 = 440), it
