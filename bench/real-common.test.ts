@@ -62,12 +62,12 @@ describe("real-benchmark helpers", () => {
       minRiseMillis: 50,
     });
     // 90 % of 100 -> 1000 is 910: first reached by the record at 1300 (+2 ms apply).
-    expect(r).toEqual({ ms: 302, fromMillis: 100, toMillis: 1000 });
+    expect(r).toEqual({ ms: 302, fromMillis: 100, toMillis: 1000, stepAtMs: 1000 });
     // No rise: levels, no reaction time.
     const flat = [0, 500, 1000, 1500, 2000].map((t) => rec(t, 100));
     expect(
       reactionMs(flat, "a", 1000, { beforeMs: 1000, settledFromMs: 1500, minRiseMillis: 50 }),
-    ).toEqual({ ms: null, fromMillis: 100, toMillis: 100 });
+    ).toEqual({ ms: null, fromMillis: 100, toMillis: 100, stepAtMs: 1000 });
     expect(
       reactionMs([], "a", 1000, { beforeMs: 1000, settledFromMs: 1500, minRiseMillis: 50 }),
     ).toBeNull();
