@@ -59,7 +59,11 @@ export interface DemandAssessment {
   undonatedDemandCpuMillis: number;
   /** Final demand: smoothed (probes are not smoothed again), then floored by the goal, or cut to it (donor). */
   demandCpuMillis: number;
-  /** This window's use was a load step (USE_STEP_FACTOR): the next window may finish it. */
+  /**
+   * This window was a load step — use + headroom above USE_STEP_FACTOR × the demand, a further
+   * rise of more than the headroom right after one, or a congested window whose demand from its
+   * offered traffic rose by more than the headroom: the next window may finish it.
+   */
   rising: boolean;
 }
 
@@ -255,6 +259,11 @@ export function assessNetworkDemand(
     raw = trafficNeed;
     const from = Math.max(prevDemandCpuMillis ?? probeFrom, probeFrom);
     smoothed = smoothDemand(from, raw, knobs.smoothingUp, knobs.smoothingDown);
+    // A rise of more than the headroom is a step confirmed by congestion: if the next window is
+    // uncongested and uses more still, that is the rest of the step, followed at once as after
+    // an uncongested step (it was taken as noise and followed at smoothingDown: 5 cycles to 90 %
+    // instead of 2 in demand.test.ts's sequence from reaction-real).
+    rising = prevDemandCpuMillis !== null && smoothed > prevDemandCpuMillis * headroom;
   } else {
     // Congested, yet the offered load would fit in what it has (or is unknown): the estimate
     // is wrong, so probe upward. A probe is a deliberate step and is not smoothed again.
