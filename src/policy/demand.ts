@@ -59,11 +59,7 @@ export interface DemandAssessment {
   undonatedDemandCpuMillis: number;
   /** Final demand: smoothed (probes are not smoothed again), then floored by the goal, or cut to it (donor). */
   demandCpuMillis: number;
-  /**
-   * This window was a load step — use + headroom above USE_STEP_FACTOR × the demand, a further
-   * rise of more than the headroom right after one, or a congested window whose demand from its
-   * offered traffic rose by more than the headroom: the next window may finish it.
-   */
+  /** A load step (USE_STEP_FACTOR, a further rise after one, or congestion's traffic need up by more than the headroom): the next window may finish it. */
   rising: boolean;
 }
 
@@ -259,10 +255,8 @@ export function assessNetworkDemand(
     raw = trafficNeed;
     const from = Math.max(prevDemandCpuMillis ?? probeFrom, probeFrom);
     smoothed = smoothDemand(from, raw, knobs.smoothingUp, knobs.smoothingDown);
-    // A rise of more than the headroom is a step confirmed by congestion: if the next window is
-    // uncongested and uses more still, that is the rest of the step, followed at once as after
-    // an uncongested step (it was taken as noise and followed at smoothingDown: 5 cycles to 90 %
-    // instead of 2 in demand.test.ts's sequence from reaction-real).
+    // A rise of more than the headroom is a step confirmed by congestion: a next, uncongested
+    // window that uses more still finishes it at once (not at smoothingDown, as noise).
     rising = prevDemandCpuMillis !== null && smoothed > prevDemandCpuMillis * headroom;
   } else {
     // Congested, yet the offered load would fit in what it has (or is unknown): the estimate
