@@ -87,7 +87,7 @@ export interface RunOutcome {
   /** Mean over measured cycles and network partitions of CPU delay and throttled fraction. */
   netDelay: number;
   netThrottled: number;
-  reaction?: { ms: number | null; fromMillis: number; toMillis: number } | null;
+  reaction?: { ms: number | null; fromMillis: number; toMillis: number; stepAtMs: number } | null;
   /** Hog: measured cycles with a cap, by reason, and the median cap (millicores) when capped. */
   hogCapReasons: Record<string, number>;
   hogCapMillis: number;

@@ -33,9 +33,11 @@ import {
 import {
   COST_ROUNDS,
   epochNow,
+  fmtStepTrace,
   GROUP_CPU_SHARES,
   loadAvg,
   RESERVE_CPU_MILLIS,
+  stepTrace,
 } from "./real-common.ts";
 
 /** The step scenario (balance-bpf runs it too): rates as fractions of a server's one-CPU saturation rate. */
@@ -59,6 +61,19 @@ const why = (r: CycleRecord): string =>
         `${p.id} ${p.directive?.cpuMillis ?? "?"}m (uses ${Math.round((p.throughput?.cpuCores ?? 0) * 1000)}m, CPU delay ${p.throughput?.cpuDelayFraction == null ? "?" : `${Math.round(p.throughput.cpuDelayFraction * 100)} %`}): "${(p.decision?.why ?? "").slice(0, 330)}…"`,
     )
     .join("; ");
+
+/** Indices of the slowest and the fastest repetition (not reached counts as slowest), once each. */
+export const slowestAndFastest = (ms: number[]): number[] => {
+  if (ms.length === 0) return [];
+  const key = (x: number) => (Number.isFinite(x) ? x : Number.POSITIVE_INFINITY);
+  let slow = 0;
+  let fast = 0;
+  ms.forEach((x, i) => {
+    if (key(x) > key(ms[slow]!)) slow = i;
+    if (key(x) < key(ms[fast]!)) fast = i;
+  });
+  return slow === fast ? [slow] : [slow, fast];
+};
 
 export const bench: Benchmark = {
   name: "reaction-real",
@@ -85,6 +100,8 @@ export const bench: Benchmark = {
     const files: Record<string, number> = {};
     /** Per repetition, the last cycle's decision for every partition (the policy's own words). */
     const lastDecisions: string[] = [];
+    /** Per repetition, a's cycles from the step to its reaction (or 2 s after the step). */
+    const traces: string[] = [];
     try {
       unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
       const capacity = 2000 - RESERVE_CPU_MILLIS;
@@ -106,26 +123,33 @@ export const bench: Benchmark = {
       sizing = `Probe: ${Math.round(probe.saturationPps)} requests/s answered by one server alone (its one-CPU saturation rate). Step: a ${pps(STEP_CORES.from)} -> ${pps(STEP_CORES.to)} packets/s at ${timing.stepAtMs / 1000} s of a ${(timing.warmupMs + timing.measureMs) / 1000} s run, b and c ${pps(STEP_CORES.others)} packets/s, the 2-thread hog running; an equal share of the ${capacity}m capacity among the 3 network partitions is ${Math.round(capacity / 3)}m.`;
       for (let rep = 0; rep < reps; rep++) {
         let last: CycleRecord | null = null;
+        const records: CycleRecord[] = [];
         ctx.progress(rep / reps, `rep ${rep + 1}/${reps}`);
-        outcomes.push(
-          await runOne(c, {
-            scenario: "step",
-            policy: "weir",
-            rep,
-            specs: networkSpecs(tb, capacity, false),
-            load: stepLoad(pps, timing.stepAtMs),
-            measureMs: timing.measureMs,
-            hogStopped: false,
-            onRecord: (r) => {
-              for (const p of r.partitions)
-                for (const f of p.written) files[`${p.id} ${f}`] = (files[`${p.id} ${f}`] ?? 0) + 1;
-              // The last cycle with traffic (records go on while the load drains).
-              const a = r.partitions.find((p) => p.id === "a");
-              if ((a?.throughput?.offeredPacketsPerSec ?? 0) > 0) last = r;
-            },
-          }),
-        );
+        const outcome = await runOne(c, {
+          scenario: "step",
+          policy: "weir",
+          rep,
+          specs: networkSpecs(tb, capacity, false),
+          load: stepLoad(pps, timing.stepAtMs),
+          measureMs: timing.measureMs,
+          hogStopped: false,
+          onRecord: (r) => {
+            records.push(r);
+            for (const p of r.partitions)
+              for (const f of p.written) files[`${p.id} ${f}`] = (files[`${p.id} ${f}`] ?? 0) + 1;
+            // The last cycle with traffic (records go on while the load drains).
+            const a = r.partitions.find((p) => p.id === "a");
+            if ((a?.throughput?.offeredPacketsPerSec ?? 0) > 0) last = r;
+          },
+        });
+        outcomes.push(outcome);
         if (last) lastDecisions.push(why(last));
+        const step = outcome.reaction?.stepAtMs;
+        traces.push(
+          step == null
+            ? "no step time"
+            : fmtStepTrace(stepTrace(records, "a", step, step + (outcome.reaction?.ms ?? 2000))),
+        );
       }
     } finally {
       hostCpu.close();
@@ -187,6 +211,10 @@ export const bench: Benchmark = {
           .map(([k, v]) => `${k} ${v}`)
           .join(", ")}.`,
         `The last cycle with traffic of the first repetition, in weir's words: ${lastDecisions[0] ?? "no record"}`,
+        ...slowestAndFastest(ms).map(
+          (i) =>
+            `a's cycles from the step to its reaction in repetition ${i + 1} (${Number.isFinite(ms[i]!) ? `${Math.round(ms[i]!)} ms` : "not reached: 2 s shown"}): ${traces[i] ?? "no record"}`,
+        ),
       ],
     };
   },

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { CycleRecord } from "../src/core/model.ts";
 import { VM_DEMO_GROUP_CPU_SHARES } from "../src/demo/vm.ts";
 import { fmtStats, stats } from "./harness.ts";
-import { GROUP_CPU_SHARES, reactionMs, rotate } from "./real-common.ts";
+import { fmtStepTrace, GROUP_CPU_SHARES, reactionMs, rotate, stepTrace } from "./real-common.ts";
 
 const rec = (
   t: number,
@@ -67,14 +67,70 @@ describe("real-benchmark helpers", () => {
       minRiseMillis: 50,
     });
     // 90 % of 100 -> 1000 is 910: first reached by the record at 1300 (+2 ms apply).
-    expect(r).toEqual({ ms: 302, fromMillis: 100, toMillis: 1000 });
+    expect(r).toEqual({ ms: 302, fromMillis: 100, toMillis: 1000, stepAtMs: 1000 });
     // No rise: levels, no reaction time.
     const flat = [0, 500, 1000, 1500, 2000].map((t) => rec(t, 100));
     expect(
       reactionMs(flat, "a", 1000, { beforeMs: 1000, settledFromMs: 1500, minRiseMillis: 50 }),
-    ).toEqual({ ms: null, fromMillis: 100, toMillis: 100 });
+    ).toEqual({ ms: null, fromMillis: 100, toMillis: 100, stepAtMs: 1000 });
     expect(
       reactionMs([], "a", 1000, { beforeMs: 1000, settledFromMs: 1500, minRiseMillis: 50 }),
     ).toBeNull();
+  });
+
+  it("step trace: a's cycles from the last one before the step to the reaction", () => {
+    const at = (t: number, usedCores: number, cpuMillis: number, idle: number | null) => {
+      const r = rec(t, cpuMillis);
+      const p = r.partitions[0]!;
+      p.throughput = {
+        partition: "a",
+        windowMs: 100,
+        offeredPacketsPerSec: t < 1000 ? 500 : 9000,
+        servedPacketsPerSec: 500,
+        droppedPacketsPerSec: 0,
+        cpuCores: usedCores,
+        throttledFraction: 0,
+        rawVelocityPacketsPerCpuSec: null,
+        cpuDelayFraction: t < 1000 ? null : 0.125,
+        source: "host",
+      };
+      p.decision = {
+        partition: "a",
+        demandCpuMillis: cpuMillis + 0.4,
+        previousCpuMillis: 0,
+        cpuMillis,
+        velocityPacketsPerCpuSec: null,
+        performanceIndex: null,
+        why: "",
+      };
+      return {
+        ...r,
+        host:
+          idle === null ? null : { cpus: 2, idleFraction: idle, busyCores: 0, stealFraction: 0 },
+      };
+    };
+    const records = [
+      at(800, 0.05, 60, 0.5),
+      at(900, 0.05, 60, 0.5),
+      at(1000, 0.4, 480, 0.01),
+      at(1100, 0.8, 960, null),
+      at(1200, 0.8, 960, 0),
+    ];
+    // step at 950: the record ending at 902 is the last before it; until 1102
+    const rows = stepTrace(records, "a", 950, 1102);
+    expect(rows.map((r) => r.atMs)).toEqual([-48, 52, 152]);
+    expect(rows[1]).toEqual({
+      atMs: 52,
+      usedMillis: 400,
+      cpuDelayPercent: 13,
+      offeredPps: 9000,
+      demandMillis: 480,
+      cpuMillis: 480,
+      hostIdlePercent: 1,
+    });
+    expect(rows[2]!.hostIdlePercent).toBeNull();
+    expect(fmtStepTrace(rows.slice(0, 2))).toBe(
+      "-48 ms: offered 500/s, uses 50m, delay ? %, demand 60m, entitlement 60m, host idle 50 %; +52 ms: offered 9000/s, uses 400m, delay 13 %, demand 480m, entitlement 480m, host idle 1 %",
+    );
   });
 });

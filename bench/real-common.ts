@@ -36,14 +36,15 @@ export const rotate = <T>(list: readonly T[], k: number): T[] =>
  * `id` has covered 90 % of the way from the level before the step (median of the records in
  * the `beforeMs` before it) to the level after (median of the records after `settledFromMs`).
  * Times are the records' start plus their duration (when the writes were done). Null when the
- * entitlement did not rise by at least `minRiseMillis`, or never got there.
+ * entitlement did not rise by at least `minRiseMillis`, or never got there. `stepAtMs` is
+ * returned as given (a trace of the cycles around the step is timed from it).
  */
 export function reactionMs(
   records: Array<Pick<CycleRecord, "startedAtMs" | "timingsMs" | "partitions">>,
   id: string,
   stepAtMs: number,
   opts: { beforeMs: number; settledFromMs: number; minRiseMillis: number },
-): { ms: number | null; fromMillis: number; toMillis: number } | null {
+): { ms: number | null; fromMillis: number; toMillis: number; stepAtMs: number } | null {
   const pts = records
     .map((r) => ({
       t: r.startedAtMs + r.timingsMs.total,
@@ -55,7 +56,7 @@ export function reactionMs(
   );
   const after = stats(pts.filter((p) => p.t >= opts.settledFromMs).map((p) => p.m));
   if (!before || !after) return null;
-  const out = { fromMillis: before.median, toMillis: after.median };
+  const out = { fromMillis: before.median, toMillis: after.median, stepAtMs };
   if (after.median - before.median < opts.minRiseMillis) return { ms: null, ...out };
   const level = before.median + 0.9 * (after.median - before.median);
   const hit = pts.find((p) => p.t >= stepAtMs && p.m >= level);
@@ -114,3 +115,60 @@ export function pin(pid: number, cpus: string): string {
   const m = /current affinity list: (\S+)/.exec(before);
   return m?.[1] ?? "0-1";
 }
+
+/** One cycle of a partition around a load step: what it was offered and used, and what it was given. */
+export interface StepTraceRow {
+  /** End of the cycle (when its writes were done), from the step; negative before it. */
+  atMs: number;
+  usedMillis: number;
+  cpuDelayPercent: number | null;
+  offeredPps: number;
+  demandMillis: number | null;
+  cpuMillis: number | null;
+  /** The host's idle CPU over the cycle's window, when the record has it. */
+  hostIdlePercent: number | null;
+}
+
+/**
+ * Partition `id`'s cycles from the last one that ended before `stepAtMs` to the last one that
+ * ended by `untilMs` (both epoch ms; times as in reactionMs), so a slow reaction shows whether
+ * the partition's use rose late (it did not get the CPU) or its entitlement followed its use late.
+ */
+export function stepTrace(
+  records: Array<Pick<CycleRecord, "startedAtMs" | "timingsMs" | "partitions" | "host">>,
+  id: string,
+  stepAtMs: number,
+  untilMs: number,
+): StepTraceRow[] {
+  const rows: StepTraceRow[] = [];
+  for (const r of records) {
+    const end = r.startedAtMs + r.timingsMs.total;
+    if (end > untilMs) break;
+    const p = r.partitions.find((x) => x.id === id);
+    if (!p?.throughput) continue;
+    const row: StepTraceRow = {
+      atMs: Math.round(end - stepAtMs),
+      usedMillis: Math.round(p.throughput.cpuCores * 1000),
+      cpuDelayPercent:
+        p.throughput.cpuDelayFraction == null
+          ? null
+          : Math.round(p.throughput.cpuDelayFraction * 100),
+      offeredPps: Math.round(p.throughput.offeredPacketsPerSec),
+      demandMillis: p.decision ? Math.round(p.decision.demandCpuMillis) : null,
+      cpuMillis: p.directive?.cpuMillis ?? null,
+      hostIdlePercent: r.host ? Math.round(r.host.idleFraction * 100) : null,
+    };
+    if (end < stepAtMs) rows.length = 0;
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** A step trace in one line for the notes. */
+export const fmtStepTrace = (rows: StepTraceRow[]): string =>
+  rows
+    .map(
+      (r) =>
+        `${r.atMs >= 0 ? "+" : ""}${r.atMs} ms: offered ${r.offeredPps}/s, uses ${r.usedMillis}m, delay ${r.cpuDelayPercent ?? "?"} %, demand ${r.demandMillis ?? "?"}m, entitlement ${r.cpuMillis ?? "?"}m, host idle ${r.hostIdlePercent ?? "?"} %`,
+    )
+    .join("; ");

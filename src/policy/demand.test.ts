@@ -202,6 +202,72 @@ describe("performanceIndex", () => {
     });
   });
 
+  it("a step confirmed by congestion is followed at once into the next, uncongested window", () => {
+    // The first two windows after reaction-real's step in one repetition (10:41 UTC, 2026-12-02):
+    // 8,762 pps offered, 452m used, 164 pps dropped (confirms), velocity 15,897; last
+    // allocation and demand 113m. Traffic: 8762 ÷ 15897 × 1000 × 1.2 = 661.41m, smoothed from
+    // max(113, 452) = 452: 452 + 0.7 × 209.41 = 598.59m, more than 113 × 1.2: a step.
+    const first = assessNetworkDemand(
+      throughput("a", {
+        offeredPacketsPerSec: 8762,
+        servedPacketsPerSec: 8598,
+        droppedPacketsPerSec: 164,
+        cpuCores: 0.452,
+        cpuDelayFraction: 0.27,
+      }),
+      15897,
+      113,
+      113,
+      undefined,
+      knobs,
+    );
+    expect(first.kind).toBe("traffic");
+    expect(first.demandCpuMillis).toBeCloseTo(598.59, 2);
+    expect(first.rising).toBe(true);
+    // Next window: 583m used, no drops, CPU delay 20 %: use + headroom 699.6m, the rest of the
+    // step, followed at once (before, a congested window never marked a step, so this rise was
+    // taken as noise: 598.59 + 0.2 × 101.01 = 618.79m, and the rest came at 20 % a cycle).
+    const next = assessNetworkDemand(
+      throughput("a", {
+        offeredPacketsPerSec: 11476,
+        servedPacketsPerSec: 11476,
+        cpuCores: 0.583,
+        cpuDelayFraction: 0.2,
+      }),
+      16637,
+      599,
+      first.demandCpuMillis,
+      undefined,
+      knobs,
+      0,
+      undefined,
+      599,
+      first.rising,
+    );
+    expect(next.kind).toBe("use");
+    expect(next.demandCpuMillis).toBeCloseTo(699.6, 9);
+    // levelled off: 699.6 ≤ 598.59 × 1.2
+    expect(next.rising).toBe(false);
+    // a congested window whose demand rose by no more than the headroom is no step
+    const small = assessNetworkDemand(
+      throughput("a", {
+        offeredPacketsPerSec: 8762,
+        servedPacketsPerSec: 8598,
+        droppedPacketsPerSec: 164,
+        cpuCores: 0.452,
+        cpuDelayFraction: 0.27,
+      }),
+      15897,
+      560,
+      560,
+      undefined,
+      knobs,
+    );
+    // from max(560, 560) = 560: 560 + 0.7 × 101.41 = 630.99, under 560 × 1.2 = 672
+    expect(small.demandCpuMillis).toBeCloseTo(630.99, 2);
+    expect(small.rising).toBe(false);
+  });
+
   it("an uncongested partition follows noise slowly and a load step fast", () => {
     const tp = (cores: number) =>
       throughput("p", { offeredPacketsPerSec: 800, servedPacketsPerSec: 800, cpuCores: cores });

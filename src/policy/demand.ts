@@ -59,7 +59,7 @@ export interface DemandAssessment {
   undonatedDemandCpuMillis: number;
   /** Final demand: smoothed (probes are not smoothed again), then floored by the goal, or cut to it (donor). */
   demandCpuMillis: number;
-  /** This window's use was a load step (USE_STEP_FACTOR): the next window may finish it. */
+  /** A load step (USE_STEP_FACTOR, a further rise after one, or congestion's traffic need up by more than the headroom): the next window may finish it. */
   rising: boolean;
 }
 
@@ -255,6 +255,9 @@ export function assessNetworkDemand(
     raw = trafficNeed;
     const from = Math.max(prevDemandCpuMillis ?? probeFrom, probeFrom);
     smoothed = smoothDemand(from, raw, knobs.smoothingUp, knobs.smoothingDown);
+    // A rise of more than the headroom is a step confirmed by congestion: a next, uncongested
+    // window that uses more still finishes it at once (not at smoothingDown, as noise).
+    rising = prevDemandCpuMillis !== null && smoothed > prevDemandCpuMillis * headroom;
   } else {
     // Congested, yet the offered load would fit in what it has (or is unknown): the estimate
     // is wrong, so probe upward. A probe is a deliberate step and is not smoothed again.
