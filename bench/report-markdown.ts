@@ -89,7 +89,11 @@ export function renderMarkdown(input: {
   if (kept)
     lines.push(
       "",
-      `> **Merged**: this run re-ran ${results.map((r) => `\`${r.name}\``).join(", ") || "nothing"}; every other section is kept from the previous report and names its own command, machine and date.`,
+      mergedNote(
+        results.map((r) => r.name),
+        kept.sections,
+        date,
+      ),
     );
 
   const budgeted = results.flatMap((r) => r.figures.filter((f) => f.target).map((f) => ({ r, f })));
@@ -206,6 +210,39 @@ export function renderMarkdown(input: {
     for (const f of failures) lines.push(`- \`${f.name}\`: ${f.error.split("\n")[0]}`);
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** A section's date, from its "Command: … — <machine> — YYYY-MM-DD — …" line. */
+const sectionDate = (lines: string[]): string | null =>
+  lines
+    .map((l) => (l.startsWith("Command:") ? /— (\d{4}-\d{2}-\d{2})\b/.exec(l)?.[1] : undefined))
+    .find((d) => d) ?? null;
+
+/**
+ * The merged report's note: what this run re-ran, and for the kept sections the date each was
+ * run (newest first), read from their own command lines, so nobody has to list them by hand.
+ */
+export function mergedNote(
+  rerun: string[],
+  kept: Array<{ name: string; lines: string[] }>,
+  today: string,
+): string {
+  const byDate = new Map<string, string[]>();
+  for (const s of kept) {
+    const d = sectionDate(s.lines) ?? "undated";
+    byDate.set(d, [...(byDate.get(d) ?? []), `\`${s.name}\``]);
+  }
+  const dates = [...byDate.keys()].sort((a, b) =>
+    a === "undated" ? 1 : b === "undated" ? -1 : b.localeCompare(a),
+  );
+  const keptText = dates
+    .map(
+      (d) =>
+        `${d === today ? `earlier on ${d}` : d === "undated" ? "undated" : d}: ${byDate.get(d)!.join(", ")}`,
+    )
+    .join("; ");
+  const ran = rerun.map((n) => `\`${n}\``).join(", ") || "nothing";
+  return `> **Merged**: this run re-ran ${ran}; every other section is kept from an earlier report and names its own command, machine and date (${keptText || "none"}).`;
 }
 
 /** The benchmark a budget row belongs to (from its command); a row of a benchmark with no section of its own is not kept. */

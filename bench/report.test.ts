@@ -4,7 +4,7 @@ import type { RunMeasures, RunResult } from "../src/sim/measures.ts";
 import type { Scenario } from "../src/sim/run.ts";
 import { scenarioByName } from "../src/sim/scenarios.ts";
 import { weirLosses } from "./report-losses.ts";
-import { previousSections, renderMarkdown } from "./report-markdown.ts";
+import { mergedNote, previousSections, renderMarkdown } from "./report-markdown.ts";
 import { discoverBenches, formatText } from "./report-run.ts";
 import type { Repetition, SuiteResult } from "./scenarios.ts";
 
@@ -305,6 +305,39 @@ describe("weir bench report --merge", () => {
     expect(out).toMatch(/- \*\*hog\*\* \(simulated, median of 1 seeds?\)/);
     expect(out).toContain(
       "- **scale-1000** (simulated) — scale entry:\n  - none (plain CFS): fewer cgroup writes",
+    );
+  });
+});
+
+describe("mergedNote", () => {
+  it("lists the kept sections by the date their own command line gives, newest first", () => {
+    const section = (name: string, date: string | null) => ({
+      name,
+      lines: [
+        "",
+        `## ${name}`,
+        "",
+        date
+          ? `Command: \`weir bench ${name}\` — 2 x CPU, Linux — ${date} — load 1.0`
+          : "no command",
+      ],
+    });
+    expect(
+      mergedNote(
+        ["goals-real"],
+        [
+          section("bpf", "2026-11-30"),
+          section("overhead", "2026-12-02"),
+          section("datagram", "2026-11-30"),
+          section("odd", null),
+        ],
+        "2026-12-02",
+      ),
+    ).toBe(
+      "> **Merged**: this run re-ran `goals-real`; every other section is kept from an earlier report and names its own command, machine and date (earlier on 2026-12-02: `overhead`; 2026-11-30: `bpf`, `datagram`; undated: `odd`).",
+    );
+    expect(mergedNote([], [], "2026-12-02")).toBe(
+      "> **Merged**: this run re-ran nothing; every other section is kept from an earlier report and names its own command, machine and date (none).",
     );
   });
 });
