@@ -40,6 +40,7 @@ import {
   type WeightBand,
   weightBands,
 } from "./express.ts";
+import { fixedShapeKnobs } from "./knobs.ts";
 import {
   type AllocationFrame,
   defaultPostProcessors,
@@ -221,7 +222,8 @@ function step(
   postProcessors: readonly PostProcessor[],
   sc: Scratch,
 ): WeirTableOutput {
-  const { knobs, table: t } = input;
+  const t = input.table;
+  const knobs = fixedShapeKnobs(input.knobs);
   const cols = input.throughput;
   const n = t.size;
   if (cols.size !== n)
@@ -387,7 +389,11 @@ function step(
   expressAll(s, weightBands(knobs, capacity, deadband), suppressBatch);
 
   const reasons: StepReasons = {
-    context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
+    context: {
+      knobs: input.knobs,
+      capacityCpuMillis: capacity,
+      deadbandCpuMillis: frame.deadbandCpuMillis,
+    },
     table: t,
     throughput: cols,
     prevDemand: s.prev.demand,
