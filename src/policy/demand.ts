@@ -236,17 +236,22 @@ export interface DemandContext {
   minProbeStepCpuMillis: number;
 }
 
-/** A blank context; every number a double from the start, so no field changes representation. */
+/**
+ * A blank context: every number a double from the start, in a class of its own (see
+ * emptyDemandNumbers), so no field changes representation.
+ */
 export function demandContext(): DemandContext {
-  return {
-    velocity: Number.NaN,
-    prevCpuMillis: Number.NaN,
-    prevDemandCpuMillis: Number.NaN,
-    goalPacketsPerSec: Number.NaN,
-    goalBaseCpuMillis: Number.NaN,
-    prevRising: false,
-    minProbeStepCpuMillis: 0.5,
-  };
+  return new BlankDemandContext();
+}
+
+class BlankDemandContext implements DemandContext {
+  velocity = Number.NaN;
+  prevCpuMillis = Number.NaN;
+  prevDemandCpuMillis = Number.NaN;
+  goalPacketsPerSec = Number.NaN;
+  goalBaseCpuMillis = Number.NaN;
+  prevRising = false;
+  minProbeStepCpuMillis = Number.NaN;
 }
 
 /** A DemandAssessment with NaN for null, as the step reads it (a field that held null and numbers would box every number). */
@@ -260,31 +265,35 @@ export interface DemandNumbers
 
 /**
  * A blank DemandNumbers (the step reuses one for every partition). Every number starts as a
- * double (NaN), so V8 keeps each field as a double updated in place: a field that starts as
- * null (as in emptyAssessment) is a pointer, and each number written to it allocates a box
- * (275 KB a step at 10,000 partitions when this was a spread of emptyAssessment()).
+ * double (NaN), so V8 keeps each field as a double updated in place; and it is an instance of
+ * a class of its own, so it never shares V8's hidden class with a DemandAssessment (an object
+ * literal with the same fields in the same order would: the assessments the `why` makes hold
+ * null in two of them, which turned those fields into pointers here too, and every number
+ * written to them was boxed — 275 KB a step at 10,000 partitions).
  */
 export function emptyDemandNumbers(): DemandNumbers {
-  return {
-    kind: "use",
-    usedCpuMillis: Number.NaN,
-    throttled: false,
-    dropping: false,
-    dropsIgnored: false,
-    delayed: false,
-    constrained: false,
-    trafficNeedCpuMillis: Number.NaN,
-    useNeedCpuMillis: Number.NaN,
-    probeFromCpuMillis: Number.NaN,
-    rawDemandCpuMillis: Number.NaN,
-    goalFloorCpuMillis: Number.NaN,
-    donor: false,
-    goalReceiver: false,
-    missesGoal: false,
-    undonatedDemandCpuMillis: Number.NaN,
-    demandCpuMillis: Number.NaN,
-    rising: false,
-  };
+  return new BlankDemandNumbers();
+}
+
+class BlankDemandNumbers implements DemandNumbers {
+  kind: DemandKind = "use";
+  usedCpuMillis = Number.NaN;
+  throttled = false;
+  dropping = false;
+  dropsIgnored = false;
+  delayed = false;
+  constrained = false;
+  trafficNeedCpuMillis = Number.NaN;
+  useNeedCpuMillis = Number.NaN;
+  probeFromCpuMillis = Number.NaN;
+  rawDemandCpuMillis = Number.NaN;
+  goalFloorCpuMillis = Number.NaN;
+  donor = false;
+  goalReceiver = false;
+  missesGoal = false;
+  undonatedDemandCpuMillis = Number.NaN;
+  demandCpuMillis = Number.NaN;
+  rising = false;
 }
 
 /**

@@ -395,7 +395,7 @@ function step(
 
   const reasons: StepReasons = {
     context: {
-      knobs: input.knobs,
+      knobs,
       capacityCpuMillis: capacity,
       deadbandCpuMillis: frame.deadbandCpuMillis,
     },
