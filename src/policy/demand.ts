@@ -1,5 +1,9 @@
 // Demand of one partition for one cycle: how much CPU its traffic needs, how much of that is
 // believed (confirmed by congestion), smoothed, with a goal's floor. Pure scalar arithmetic.
+// Over 400 lines on purpose: most of it is the rule's constants with the measurements behind
+// them, beside the one rule body (assessDemandAt) that the step and the `why` both run; its
+// object form (assessNetworkDemand) and the step's reused context are here too, so the mapping
+// between null (the object form) and NaN (the step's arrays) lives in one file.
 import type { Throughput } from "../core/model.ts";
 import { MILLIS_PER_CPU } from "../core/units.ts";
 import { goalWeightBandFraction } from "./rules.ts";

@@ -3,6 +3,8 @@
 // `out` (a different array of the same length); it changes nothing else.
 // The list ends with `enforceBounds` and `toWholeMillis`; `runPostProcessors` re-checks the
 // result afterwards and repairs it if a custom list broke a bound: safety beats smoothness.
+// The default list runs as two fused passes with the same arithmetic (runDefaultList); any
+// other list runs one processor at a time.
 
 export interface AllocationFrame {
   /** Whole millicores that may be handed out. */
