@@ -10,7 +10,13 @@
 // only and so copies none of them: use `d.toJSON()` instead.
 import type { Decision, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
 import type { CpuMillis } from "../core/units.ts";
-import { assessNetworkDemand, type DemandAssessment } from "./demand.ts";
+import {
+  asAssessment,
+  assessDemandAt,
+  type DemandAssessment,
+  demandContext,
+  emptyDemandNumbers,
+} from "./demand.ts";
 import { Marks } from "./postprocess.ts";
 import {
   clamp,
@@ -24,7 +30,7 @@ import {
   yieldingDemand,
 } from "./rules.ts";
 import { FLAG_RISING } from "./state.ts";
-import { goalAt, type PartitionTable, type ThroughputColumns, throughputAt } from "./table.ts";
+import { type PartitionTable, type ThroughputColumns, throughputAt } from "./table.ts";
 import type { DecisionTable, PolicyKnobs } from "./types.ts";
 import { explain } from "./why.ts";
 
@@ -214,26 +220,22 @@ export class WeirDecision implements Decision {
     const importance = t.importance[i]!;
     const divisor = t.weightDivisors[importance]!;
     const tp = this.throughput;
-    const assessment =
-      source === Source.network && tp !== null
-        ? assessNetworkDemand(
-            tp,
-            this.velocityPacketsPerCpuSec,
-            hadPrevious ? prev : null,
-            Number.isNaN(prevDemand) ? null : prevDemand,
-            goalAt(t, i),
-            r.context.knobs,
-            minProbeStep(r.context.deadbandCpuMillis),
-            undefined,
-            goalBase(
-              r.prevWeight[i]!,
-              hadPrevious ? prev : null,
-              r.context.capacityCpuMillis,
-              divisor,
-            ),
-            (r.prevFlags[i]! & FLAG_RISING) !== 0,
-          )
-        : null;
+    let assessment: DemandAssessment | null = null;
+    if (source === Source.network && tp !== null) {
+      // the step's rule on the step's columns and last cycle's values, as the step ran it
+      const x = demandContext();
+      x.velocity = r.velocity[i]!;
+      x.prevCpuMillis = prev;
+      x.prevDemandCpuMillis = prevDemand;
+      x.goalPacketsPerSec = t.goalPacketsPerSec[i]!;
+      x.goalBaseCpuMillis =
+        goalBase(r.prevWeight[i]!, prev, r.context.capacityCpuMillis, divisor) ?? Number.NaN;
+      x.prevRising = (r.prevFlags[i]! & FLAG_RISING) !== 0;
+      x.minProbeStepCpuMillis = minProbeStep(r.context.deadbandCpuMillis);
+      assessment = asAssessment(
+        assessDemandAt(r.throughput, i, x, r.context.knobs, emptyDemandNumbers()),
+      );
+    }
     const yields = (bits & YIELDS_BIT) !== 0;
     const target =
       assessment !== null

@@ -1,8 +1,13 @@
 // Demand of one partition for one cycle: how much CPU its traffic needs, how much of that is
 // believed (confirmed by congestion), smoothed, with a goal's floor. Pure scalar arithmetic.
+// Over 400 lines on purpose: most of it is the rule's constants with the measurements behind
+// them, beside the one rule body (assessDemandAt) that the step and the `why` both run; its
+// object form (assessNetworkDemand) and the step's reused context are here too, so the mapping
+// between null (the object form) and NaN (the step's arrays) lives in one file.
 import type { Throughput } from "../core/model.ts";
 import { MILLIS_PER_CPU } from "../core/units.ts";
 import { goalWeightBandFraction } from "./rules.ts";
+import { setThroughput, type ThroughputColumns, throughputColumns } from "./table.ts";
 import type { PolicyKnobs } from "./types.ts";
 
 /**
@@ -181,6 +186,7 @@ export function cpuMillisForPackets(packetsPerSec: number, velocity: number): nu
  * dead-band held back does not wind the controller up (default: last entitlement).
  * `prevRising`: last window was a load step (its `rising`), so a further rise now completes it.
  * Writes into `out` when given (and returns it), else into a new object.
+ * The rule itself is `assessDemandAt` (the step calls it on its columns); this is its object form.
  */
 export function assessNetworkDemand(
   tp: Throughput,
@@ -194,31 +200,145 @@ export function assessNetworkDemand(
   goalBaseCpuMillis: number | null = prevCpuMillis,
   prevRising = false,
 ): DemandAssessment {
+  const row = throughputColumns(1);
+  setThroughput(row, 0, tp);
+  const x = demandContext();
+  x.velocity = velocity ?? Number.NaN;
+  x.prevCpuMillis = prevCpuMillis ?? Number.NaN;
+  x.prevDemandCpuMillis = prevDemandCpuMillis ?? Number.NaN;
+  x.goalPacketsPerSec = goalPacketsPerSec ?? Number.NaN;
+  x.goalBaseCpuMillis = goalBaseCpuMillis ?? Number.NaN;
+  x.prevRising = prevRising;
+  x.minProbeStepCpuMillis = minProbeStepCpuMillis;
+  return asAssessment(assessDemandAt(row, 0, x, knobs, emptyDemandNumbers()), out);
+}
+
+/** DemandNumbers as a DemandAssessment (null for NaN), written into `out`. */
+export function asAssessment(
+  a: DemandNumbers,
+  out: DemandAssessment = emptyAssessment(),
+): DemandAssessment {
+  Object.assign(out, a);
+  out.trafficNeedCpuMillis = Number.isNaN(a.trafficNeedCpuMillis) ? null : a.trafficNeedCpuMillis;
+  out.goalFloorCpuMillis = Number.isNaN(a.goalFloorCpuMillis) ? null : a.goalFloorCpuMillis;
+  return out;
+}
+
+/**
+ * What a partition's demand is assessed from besides its window, NaN where there is none: its
+ * smoothed velocity, last cycle's allocation and demand, its goal and the goal controller's
+ * base (see assessNetworkDemand). The step writes one reused object per partition instead of
+ * passing these as arguments: a number passed to a function V8 does not inline is boxed.
+ */
+export interface DemandContext {
+  velocity: number;
+  prevCpuMillis: number;
+  prevDemandCpuMillis: number;
+  goalPacketsPerSec: number;
+  goalBaseCpuMillis: number;
+  prevRising: boolean;
+  minProbeStepCpuMillis: number;
+}
+
+/**
+ * A blank context: every number a double from the start, in a class of its own (see
+ * emptyDemandNumbers), so no field changes representation.
+ */
+export function demandContext(): DemandContext {
+  return new BlankDemandContext();
+}
+
+class BlankDemandContext implements DemandContext {
+  velocity = Number.NaN;
+  prevCpuMillis = Number.NaN;
+  prevDemandCpuMillis = Number.NaN;
+  goalPacketsPerSec = Number.NaN;
+  goalBaseCpuMillis = Number.NaN;
+  prevRising = false;
+  minProbeStepCpuMillis = Number.NaN;
+}
+
+/** A DemandAssessment with NaN for null, as the step reads it (a field that held null and numbers would box every number). */
+export interface DemandNumbers
+  extends Omit<DemandAssessment, "trafficNeedCpuMillis" | "goalFloorCpuMillis"> {
+  /** NaN = unknown. */
+  trafficNeedCpuMillis: number;
+  /** NaN = none. */
+  goalFloorCpuMillis: number;
+}
+
+/**
+ * A blank DemandNumbers (the step reuses one for every partition). Every number starts as a
+ * double (NaN), so V8 keeps each field as a double updated in place; and it is an instance of
+ * a class of its own, so it never shares V8's hidden class with a DemandAssessment (an object
+ * literal with the same fields in the same order would: the assessments the `why` makes hold
+ * null in two of them, which turned those fields into pointers here too, and every number
+ * written to them was boxed — 275 KB a step at 10,000 partitions).
+ */
+export function emptyDemandNumbers(): DemandNumbers {
+  return new BlankDemandNumbers();
+}
+
+class BlankDemandNumbers implements DemandNumbers {
+  kind: DemandKind = "use";
+  usedCpuMillis = Number.NaN;
+  throttled = false;
+  dropping = false;
+  dropsIgnored = false;
+  delayed = false;
+  constrained = false;
+  trafficNeedCpuMillis = Number.NaN;
+  useNeedCpuMillis = Number.NaN;
+  probeFromCpuMillis = Number.NaN;
+  rawDemandCpuMillis = Number.NaN;
+  goalFloorCpuMillis = Number.NaN;
+  donor = false;
+  goalReceiver = false;
+  missesGoal = false;
+  undonatedDemandCpuMillis = Number.NaN;
+  demandCpuMillis = Number.NaN;
+  rising = false;
+}
+
+/**
+ * The demand rule (assessNetworkDemand) on row `i` of a cycle's columns, with NaN for none:
+ * writes into `out` and returns it. Pure.
+ */
+export function assessDemandAt(
+  c: ThroughputColumns,
+  i: number,
+  x: DemandContext,
+  knobs: PolicyKnobs,
+  out: DemandNumbers,
+): DemandNumbers {
+  const velocity = x.velocity;
+  const prevCpuMillis = x.prevCpuMillis;
+  const hasPrev = !Number.isNaN(prevCpuMillis);
+  const prevDemandCpuMillis = x.prevDemandCpuMillis;
+  const hasPrevDemand = !Number.isNaN(prevDemandCpuMillis);
+  const servedRaw = c.servedPacketsPerSec[i]!;
   const headroom = 1 + knobs.headroomFraction;
   // A garbage reading (NaN, negative, infinite) counts as 0, never as a huge demand.
-  const used = rate(tp.cpuCores) * MILLIS_PER_CPU;
-  const offered = rate(tp.offeredPacketsPerSec);
+  const used = rate(c.cpuCores[i]!) * MILLIS_PER_CPU;
+  const offered = rate(c.offeredPacketsPerSec[i]!);
   const useNeed = used * headroom;
   // Offered load is unknown when nothing counted arrivals although replies went out, or when
   // there is no velocity to convert packets into CPU.
-  const offeredKnown =
-    velocity !== null && velocity > 0 && (offered > 0 || !(tp.servedPacketsPerSec > 0));
-  const trafficNeed = offeredKnown ? cpuMillisForPackets(offered, velocity) * headroom : null;
+  const offeredKnown = velocity > 0 && (offered > 0 || !(servedRaw > 0));
+  const trafficNeed = offeredKnown ? cpuMillisForPackets(offered, velocity) * headroom : Number.NaN;
 
-  const throttled = tp.throttledFraction >= knobs.throttledThreshold;
-  const anyDrops = rate(tp.droppedPacketsPerSec) > 0;
-  const dropsIgnored =
-    anyDrops && prevCpuMillis !== null && used < DROPS_CONFIRM_AT_USE_FRACTION * prevCpuMillis;
+  const throttled = c.throttledFraction[i]! >= knobs.throttledThreshold;
+  const anyDrops = rate(c.droppedPacketsPerSec[i]!) > 0;
+  const dropsIgnored = anyDrops && hasPrev && used < DROPS_CONFIRM_AT_USE_FRACTION * prevCpuMillis;
   const dropping = anyDrops && !dropsIgnored;
-  const delay = tp.cpuDelayFraction;
+  const delay = c.cpuDelayFraction[i]!; // NaN = unknown: every comparison below is false
   const delayed =
-    delay != null &&
     delay >= knobs.cpuDelayThreshold &&
-    (prevCpuMillis === null || used >= DELAY_CONFIRM_AT_USE_FRACTION * prevCpuMillis);
+    (!hasPrev || used >= DELAY_CONFIRM_AT_USE_FRACTION * prevCpuMillis);
   const constrained = throttled || dropping || delayed;
-  const served = rate(tp.servedPacketsPerSec);
+  const served = rate(servedRaw);
 
-  const probeFrom = Math.max(prevCpuMillis ?? 0, used);
+  const probeFrom = Math.max(hasPrev ? prevCpuMillis : 0, used);
   let kind: DemandKind;
   let raw: number;
   let smoothed: number;
@@ -228,7 +348,9 @@ export function assessNetworkDemand(
     // so nothing is credited; the demand decays like any fall.
     kind = "idle";
     raw = 0;
-    smoothed = smoothDemand(prevDemandCpuMillis, raw, knobs.smoothingUp, knobs.smoothingDown);
+    smoothed = hasPrevDemand
+      ? smoothDemand(prevDemandCpuMillis, raw, knobs.smoothingUp, knobs.smoothingDown)
+      : raw;
   } else if (!constrained) {
     // Not short of CPU: it needs what it uses, plus headroom. More offered traffic than that
     // is not believed until congestion confirms it.
@@ -243,17 +365,19 @@ export function assessNetworkDemand(
     // A step keeps being followed while each window rises by more than the headroom (a server
     // whose queue takes a few windows to reach its new rate), and ends when it levels off.
     const prev = prevDemandCpuMillis;
-    const continues = prevRising && prev !== null && raw > prev;
+    const continues = x.prevRising && hasPrevDemand && raw > prev;
     rising =
-      prev !== null && (raw > USE_STEP_FACTOR * prev || (continues && raw > prev * headroom));
+      hasPrevDemand && (raw > USE_STEP_FACTOR * prev || (continues && raw > prev * headroom));
     smoothed =
-      rising || continues ? raw : smoothDemand(prev, raw, knobs.smoothingDown, knobs.smoothingDown);
-  } else if (trafficNeed !== null && trafficNeed > probeFrom) {
+      rising || continues || !hasPrevDemand
+        ? raw
+        : smoothDemand(prev, raw, knobs.smoothingDown, knobs.smoothingDown);
+  } else if (trafficNeed > probeFrom) {
     // Congested, and the offered load says how much more: believe it. Smoothing starts from
     // at least what it has now, since congestion confirms it needs that much.
     kind = "traffic";
     raw = trafficNeed;
-    const from = Math.max(prevDemandCpuMillis ?? probeFrom, probeFrom);
+    const from = hasPrevDemand ? Math.max(prevDemandCpuMillis, probeFrom) : probeFrom;
     smoothed = smoothDemand(from, raw, knobs.smoothingUp, knobs.smoothingDown);
     // A rise of more than the headroom is a step confirmed by congestion: a next, uncongested
     // window that uses more still finishes it at once (not at smoothingDown, as noise).
@@ -263,8 +387,8 @@ export function assessNetworkDemand(
     // is wrong, so probe upward. A probe is a deliberate step and is not smoothed again.
     kind = "probe";
     const from = Math.max(probeFrom, PROBE_FLOOR_CPU_MILLIS);
-    raw = Math.max(from * knobs.probeFactor, from + minProbeStepCpuMillis);
-    smoothed = Math.max(raw, prevDemandCpuMillis ?? 0);
+    raw = Math.max(from * knobs.probeFactor, from + x.minProbeStepCpuMillis);
+    smoothed = Math.max(raw, hasPrevDemand ? prevDemandCpuMillis : 0);
   }
   // Manage to the goal (z/OS WLM), on the measured performance index PI = goal ÷ served rather
   // than on the velocity model alone (an entitlement is not always delivered: other work on the
@@ -276,16 +400,18 @@ export function assessNetworkDemand(
   //   entitlement × PI × (1 + goalHeadroom), by at most −GOAL_STEP_FRACTION a cycle: the rest
   //   goes to the tiers below. Fixed point: PI = 1 ÷ (1 + goalHeadroom), the goal + 5 %.
   // Otherwise goal ÷ velocity is a floor.
-  const goal = goalPacketsPerSec !== undefined && goalPacketsPerSec > 0 ? goalPacketsPerSec : null;
-  const pi = goal === null ? null : goal / Math.max(1, served);
+  const goalRaw = x.goalPacketsPerSec;
+  const hasGoal = goalRaw > 0;
+  const goal = hasGoal ? goalRaw : Number.NaN;
+  const pi = performanceIndexOrNaN(goal, served);
   const grow = 1 + knobs.goalHeadroomFraction;
   let demand = smoothed;
   let donor = false;
   let receiver = false;
   let missesGoal = false;
   let shortOfCpu = false;
-  const base = goalBaseCpuMillis;
-  if (pi !== null && base !== null && base > 0) {
+  const base = x.goalBaseCpuMillis;
+  if (hasGoal && base > 0) {
     // A partition missing its goal needs less evidence that CPU would help: waiting half as
     // much as the congestion threshold (a saturated closed-loop server beside another on one
     // CPU waited 41 % at PI 1.35 on the real testbed), or traffic at least the goal.
@@ -297,10 +423,8 @@ export function assessNetworkDemand(
     shortOfCpu =
       throttled ||
       dropping ||
-      (delay != null &&
-        delay >= knobs.cpuDelayThreshold / 2 &&
-        used >= GOAL_DELAY_CONFIRM_AT_USE_FRACTION * base) ||
-      offered >= goal!;
+      (delay >= knobs.cpuDelayThreshold / 2 && used >= GOAL_DELAY_CONFIRM_AT_USE_FRACTION * base) ||
+      offered >= goal;
     missesGoal = pi > GOAL_MISS_YIELD_PI && shortOfCpu;
     if (pi * grow > 1 && shortOfCpu) {
       // Below goal + headroom (not only below the goal): otherwise a partition that fell to
@@ -332,13 +456,14 @@ export function assessNetworkDemand(
   // server whose load fell to half its goal kept ~650m of a 1,000m CPU while using 240m, and
   // importance 3 got ~150m). A saturated closed-loop server short of CPU keeps the goal's
   // floor: its clients send only as fast as it replies.
-  const goalFloor = goalFloorCpuMillis(
-    goal !== null && !shortOfCpu && offeredKnown && offered * headroom < goal
+  const floorRate =
+    hasGoal && !shortOfCpu && offeredKnown && offered * headroom < goal
       ? offered * headroom
-      : goalPacketsPerSec,
-    velocity,
-  );
-  if (!donor && goalFloor !== null && goalFloor > demand) demand = goalFloor;
+      : goalRaw;
+  // goal ÷ velocity (goalFloorCpuMillis), NaN without a goal or a velocity
+  const goalFloor =
+    floorRate > 0 && velocity > 0 ? cpuMillisForPackets(floorRate, velocity) : Number.NaN;
+  if (!donor && goalFloor > demand) demand = goalFloor;
   out.kind = kind;
   out.usedCpuMillis = used;
   out.throttled = throttled;
@@ -402,5 +527,9 @@ export function performanceIndex(
   servedPacketsPerSec: number,
 ): number | null {
   if (goal === undefined || !(goal > 0)) return null;
-  return goal / Math.max(1, servedPacketsPerSec);
+  return performanceIndexOrNaN(goal, servedPacketsPerSec);
 }
+
+/** performanceIndex with NaN for none (no goal): the step's arrays hold it so. */
+export const performanceIndexOrNaN = (goal: number, servedPacketsPerSec: number): number =>
+  goal > 0 ? goal / Math.max(1, servedPacketsPerSec) : Number.NaN;

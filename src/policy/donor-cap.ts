@@ -177,7 +177,8 @@ export function donorCapPatienceWindows(periodMs: number, windowMs: number): num
  * has no traffic or goal to serve, and takes what is left anyway.
  */
 export function wantsCpu(
-  a: DemandAssessment,
+  a: Pick<DemandAssessment, "kind" | "throttled" | "dropping">,
+  /** NaN, null or undefined = unknown. */
   cpuDelayFraction: number | null | undefined,
   knobs: Pick<PolicyKnobs, "cpuDelayThreshold">,
 ): boolean {

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   type AllocationFrame,
   deadband,
+  defaultPostProcessors,
   enforceBounds,
   limitShrink,
   Marks,
@@ -10,6 +11,7 @@ import {
   runPostProcessors,
   toWholeMillis,
 } from "./postprocess.ts";
+import { seeded } from "./test-fixtures.ts";
 
 function frame(
   over: Partial<Omit<AllocationFrame, "ideal" | "lo" | "hi" | "prev" | "prevNeed">> & {
@@ -156,5 +158,48 @@ describe("runPostProcessors", () => {
     // → 624.87 and 875.13 → floored 624 and 875 (sum 1,499 ≤ 1,500)
     expect(Array.from(alloc)).toEqual([624, 875]);
     expect(marks[0]! & Marks.boundsFixed).toBe(Marks.boundsFixed);
+  });
+
+  it("runs the default list in two fused passes with the values and marks of one processor at a time (random frames)", () => {
+    const rnd = seeded(91);
+    let excessFrames = 0;
+    let marked = 0;
+    for (let round = 0; round < 200; round++) {
+      const n = 1 + Math.floor(rnd() * 60);
+      const num = (scale: number) => Math.floor(rnd() * scale) + (rnd() < 0.5 ? rnd() : 0);
+      const lo = Array.from({ length: n }, () => num(100));
+      const hi = lo.map((l) => l + num(3000));
+      const pick = (xs: number[], miss: number) => xs.map((x) => (rnd() < miss ? Number.NaN : x));
+      const f = frame({
+        // sometimes more is ideal than there is capacity (the bounds' take-back runs)
+        capacityCpuMillis: Math.floor(n * (200 + rnd() * 1200)),
+        deadbandCpuMillis: rnd() < 0.2 ? 0 : 5 + rnd() * 40,
+        maxShrinkFraction: rnd() * 0.3,
+        ideal: hi.map((h, i) => (rnd() < 0.05 ? lo[i]! - 1 : lo[i]! + rnd() * (h - lo[i]!))),
+        lo,
+        hi,
+        prev: pick(
+          hi.map((h) => rnd() * h * 1.2),
+          0.2,
+        ),
+        prevNeed: pick(
+          hi.map((h) => rnd() * h),
+          0.3,
+        ),
+        importance: Uint8Array.from({ length: n }, () => 1 + Math.floor(rnd() * 5)),
+      });
+      const fused = runPostProcessors(f, defaultPostProcessors);
+      // the same processors as another list: run one at a time
+      const single = runPostProcessors(f, [...defaultPostProcessors]);
+      expect(Array.from(fused.alloc)).toEqual(Array.from(single.alloc));
+      expect(Array.from(fused.marks)).toEqual(Array.from(single.marks));
+      let ideal = 0;
+      for (const x of f.ideal) ideal += x;
+      if (ideal > f.capacityCpuMillis) excessFrames++;
+      for (const m of fused.marks) if (m !== 0) marked++;
+    }
+    // the random frames reach the take-back and every kind of mark
+    expect(excessFrames).toBeGreaterThan(10);
+    expect(marked).toBeGreaterThan(200);
   });
 });

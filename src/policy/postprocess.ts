@@ -3,6 +3,8 @@
 // `out` (a different array of the same length); it changes nothing else.
 // The list ends with `enforceBounds` and `toWholeMillis`; `runPostProcessors` re-checks the
 // result afterwards and repairs it if a custom list broke a bound: safety beats smoothness.
+// The default list runs as two fused passes with the same arithmetic (runDefaultList); any
+// other list runs one processor at a time.
 
 export interface AllocationFrame {
   /** Whole millicores that may be handed out. */
@@ -93,39 +95,63 @@ export const enforceBounds: PostProcessor = {
       out[i] = v;
       sum += v;
     }
-    let excess = sum - f.capacityCpuMillis;
-    if (excess <= SAME) return;
-
-    // Each level's growth, in one pass (a level's values change only when its own turn
-    // comes, so summing them all first gives the sums a pass per level would), then what each
-    // level gives back, least important first, then one pass that takes it.
-    const growth = [0, 0, 0, 0, 0, 0];
-    const take = [0, 0, 0, 0, 0, 0];
-    // only what grew: a shrinker in the same level gives nothing back here (counting its
-    // negative growth took that much more from the growers and left capacity unallocated)
-    for (let i = 0; i < n; i++) growth[f.importance[i]!]! += Math.max(0, growthOf(f, out, i));
-    let taking = false;
-    for (let t = 5; t >= 1 && excess > SAME; t--) {
-      if (growth[t]! <= 0) continue;
-      take[t] = Math.min(1, excess / growth[t]!);
-      taking = true;
-      excess -= growth[t]! * take[t]!;
-    }
-    if (taking)
-      for (let i = 0; i < n; i++) {
-        const k = take[f.importance[i]!] ?? 0;
-        if (k === 0) continue;
-        const g = growthOf(f, out, i);
-        if (g > 0) out[i] = out[i]! - g * k;
-      }
-    if (excess > SAME) {
-      let above = 0;
-      for (let i = 0; i < n; i++) above += out[i]! - f.lo[i]!;
-      const take = above > 0 ? Math.min(1, excess / above) : 0;
-      for (let i = 0; i < n; i++) out[i] = out[i]! - (out[i]! - f.lo[i]!) * take;
-    }
+    takeBackExcess(f, out, sum - f.capacityCpuMillis);
   },
 };
+
+/**
+ * enforceBounds' second part: `out` is within [lo, hi] and sums to capacity + `excess`; take
+ * the excess back (growth first, least important level first; then in proportion).
+ */
+function takeBackExcess(f: AllocationFrame, out: Float64Array, excess: number): void {
+  if (excess <= SAME) return;
+  // Each level's growth, in one pass (a level's values change only when its own turn
+  // comes, so summing them all first gives the sums a pass per level would), then what each
+  // level gives back, least important first, then one pass that takes it.
+  // Only what grew: a shrinker in the same level gives nothing back here (counting its
+  // negative growth took that much more from the growers and left capacity unallocated).
+  const growth = new Float64Array(6);
+  for (let i = 0; i < out.length; i++)
+    growth[f.importance[i]!]! += Math.max(0, growthOf(f, out, i));
+  const take = new Float64Array(6);
+  const left = levelTakes(growth, excess, take);
+  if (take.some((k) => k !== 0)) takeGrowth(f, out, take);
+  takeInProportion(f, out, left);
+}
+
+/**
+ * What each level gives back of its growth (a fraction, into `take`), least important first,
+ * until `excess` is covered; returns the excess left.
+ */
+function levelTakes(growth: Float64Array, excess: number, take: Float64Array): number {
+  let left = excess;
+  for (let t = 5; t >= 1 && left > SAME; t--) {
+    if (growth[t]! <= 0) continue;
+    take[t] = Math.min(1, left / growth[t]!);
+    left -= growth[t]! * take[t]!;
+  }
+  return left;
+}
+
+/** Each partition gives back its level's fraction of its growth. */
+function takeGrowth(f: AllocationFrame, out: Float64Array, take: Float64Array): void {
+  for (let i = 0; i < out.length; i++) {
+    const k = take[f.importance[i]!] ?? 0;
+    if (k === 0) continue;
+    const g = growthOf(f, out, i);
+    if (g > 0) out[i] = out[i]! - g * k;
+  }
+}
+
+/** What growth could not cover: everyone above their floor gives back in proportion. */
+function takeInProportion(f: AllocationFrame, out: Float64Array, excess: number): void {
+  if (!(excess > SAME)) return;
+  const n = out.length;
+  let above = 0;
+  for (let i = 0; i < n; i++) above += out[i]! - f.lo[i]!;
+  const take = above > 0 ? Math.min(1, excess / above) : 0;
+  for (let i = 0; i < n; i++) out[i] = out[i]! - (out[i]! - f.lo[i]!) * take;
+}
 
 /** Growth over last cycle's value (clamped into this cycle's bounds); all above min when new. */
 function growthOf(f: AllocationFrame, out: Float64Array, i: number): number {
@@ -184,18 +210,25 @@ export function runPostProcessors(
     scratch && scratch[0].length === n && scratch[1].length === n
       ? scratch
       : [new Float64Array(n), new Float64Array(n)];
-  let cur = frame.ideal;
   let k = 0;
-  for (const p of list) {
-    const next = bufs[k]!;
-    k ^= 1;
-    p.apply(frame, cur, next);
-    if (p.flag !== 0)
-      for (let i = 0; i < n; i++) if (Math.abs(next[i]! - cur[i]!) > SAME) marks[i]! |= p.flag;
-    cur = next;
+  let within: boolean;
+  if (list === defaultPostProcessors) {
+    within = runDefaultList(frame, result, marks, bufs[0]!, bufs[1]!);
+    k = list.length & 1;
+  } else {
+    let cur = frame.ideal;
+    for (const p of list) {
+      const next = bufs[k]!;
+      k ^= 1;
+      p.apply(frame, cur, next);
+      if (p.flag !== 0)
+        for (let i = 0; i < n; i++) if (Math.abs(next[i]! - cur[i]!) > SAME) marks[i]! |= p.flag;
+      cur = next;
+    }
+    result.set(cur);
+    within = withinBounds(frame, result);
   }
-  result.set(cur);
-  if (!withinBounds(frame, result)) {
+  if (!within) {
     const tmp = bufs[k]!;
     enforceBounds.apply(frame, result, tmp);
     toWholeMillis.apply(frame, tmp, bufs[k ^ 1]!);
@@ -205,6 +238,95 @@ export function runPostProcessors(
     result.set(fixed);
   }
   return { alloc: result, marks };
+}
+
+/**
+ * The default list (dead-band, shrink limit, bounds, whole millicores) in two passes instead of
+ * one per processor and one per processor's marks: the same arithmetic in the same order, so
+ * the same values and marks (postprocess.test.ts checks it against the list run one processor
+ * at a time). Writes the result into `result` and returns withinBounds of it.
+ * `shrunk` and `bounded` are scratch of the frame's length.
+ */
+function runDefaultList(
+  f: AllocationFrame,
+  result: Float64Array,
+  marks: Uint8Array,
+  shrunk: Float64Array,
+  bounded: Float64Array,
+): boolean {
+  const { ideal, prev: prevs, prevNeed, lo: los, hi: his, importance } = f;
+  const n = ideal.length;
+  const band = f.deadbandCpuMillis;
+  const useBand = band > 0;
+  const keep = 1 - f.maxShrinkFraction;
+  const growth = new Float64Array(6);
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const x = ideal[i]!;
+    const prev = prevs[i]!;
+    const hi = his[i]!;
+    const lo = los[i]!;
+    let m = 0;
+    let v = x;
+    let ref = lo; // what growth is measured from (growthOf)
+    if (!Number.isNaN(prev)) {
+      // deadband
+      if (useBand && Math.abs(v - prev) < band) v = prev;
+      if (Math.abs(v - x) > SAME) m = Marks.deadband;
+      // limitShrink
+      const need = prevNeed[i]!;
+      const floor = Math.min(prev, Number.isNaN(need) ? prev : need, hi) * keep;
+      if (v < floor) {
+        if (Math.abs(floor - v) > SAME) m |= Marks.shrinkLimited;
+        v = floor;
+      }
+      ref = Math.min(Math.max(prev, lo), hi);
+    }
+    shrunk[i] = v;
+    // enforceBounds: within [lo, hi], the sum and each level's growth
+    if (!(v >= lo)) v = lo; // also catches NaN
+    if (v > hi) v = hi;
+    bounded[i] = v;
+    sum += v;
+    if (v > ref) growth[importance[i]!]! += v - ref; // only what grew (takeBackExcess)
+    marks[i] = m;
+  }
+  // enforceBounds: the excess back, from growth (in the pass below when growth covers it)
+  const excess = sum - f.capacityCpuMillis;
+  const take = new Float64Array(6);
+  let taking = false;
+  if (excess > SAME) {
+    const left = levelTakes(growth, excess, take);
+    taking = take.some((k) => k !== 0);
+    if (left > SAME) {
+      if (taking) takeGrowth(f, bounded, take);
+      takeInProportion(f, bounded, left);
+      taking = false;
+    }
+  }
+  // bounds' marks, toWholeMillis, withinBounds
+  const capacity = f.capacityCpuMillis;
+  let total = 0;
+  let within = true;
+  for (let i = 0; i < n; i++) {
+    let b = bounded[i]!;
+    const lo = los[i]!;
+    const hi = his[i]!;
+    if (taking) {
+      const k = take[importance[i]!] ?? 0;
+      if (k !== 0) {
+        const prev = prevs[i]!;
+        const g = b - (Number.isNaN(prev) ? lo : Math.min(Math.max(prev, lo), hi)); // growthOf
+        if (g > 0) b = b - g * k;
+      }
+    }
+    if (Math.abs(b - shrunk[i]!) > SAME) marks[i]! |= Marks.boundsFixed;
+    const v = Math.floor(b + FLOOR_EPSILON);
+    result[i] = v;
+    if (!Number.isInteger(v) || v < Math.floor(lo + FLOOR_EPSILON) || v > hi) within = false;
+    total += v;
+  }
+  return within && total <= capacity;
 }
 
 /** Every value a whole number in [floor(lo), hi] and the sum within capacity. */

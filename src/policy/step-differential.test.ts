@@ -6,7 +6,10 @@
 // Every directive, decision (its `why` included) and the next state must be the same.
 import { describe, expect, it } from "vitest";
 import type { PartitionSpec, Throughput } from "../core/model.ts";
+import type { WeirDecision } from "./decision.ts";
+import { assessNetworkDemand } from "./demand.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
+import { goalBase, minProbeStep } from "./rules.ts";
 import { partitionTable, setThroughput, throughputColumns } from "./table.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
 import type { PolicyInput, PolicyState, TableOutput } from "./types.ts";
@@ -198,5 +201,49 @@ describe("weir step: fast paths give the plain paths' output", () => {
       why: first.why,
     });
     for (const { out, when } of kept) expect(seen(out)).toBe(when);
+  });
+
+  it("the demand rule on the step's columns (NaN for none) assesses as its object form does (null for none), every network decision of random steps", () => {
+    const rnd = seeded(23);
+    const specs = fleet(200, rnd);
+    const knobs = defaultPolicyKnobs(200 * 150);
+    const policy = createWeirPolicy();
+    let state: PolicyState = policy.initialState();
+    let compared = 0;
+    for (let c = 0; c < 40; c++) {
+      const out = policy.step(
+        { nowMs: c * 100, knobs, specs, throughput: new Map(windows(specs, rnd)) },
+        state,
+      );
+      const before = state.partitions ?? {};
+      for (const d of out.decisions as WeirDecision[]) {
+        const detail = d.detail;
+        const tp = d.throughput;
+        if (detail.source !== "network" || tp === null) continue;
+        const last = before[d.partition];
+        const prevCpu = last ? last.cpuMillis : null;
+        const expected = assessNetworkDemand(
+          tp,
+          d.velocityPacketsPerCpuSec,
+          prevCpu,
+          last && last.demandMeasured !== false ? last.demandCpuMillis : null,
+          d.spec.goalPacketsPerSec,
+          knobs,
+          minProbeStep(d.context.deadbandCpuMillis),
+          undefined,
+          goalBase(
+            last?.weight ?? Number.NaN,
+            prevCpu,
+            d.context.capacityCpuMillis,
+            detail.weightDivisor,
+          ),
+          last?.rising === true,
+        );
+        expect(detail.assessment).toEqual(expected);
+        compared++;
+      }
+      state = out.state;
+    }
+    expect(compared).toBeGreaterThan(40 * 100);
   });
 });

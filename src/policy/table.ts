@@ -60,12 +60,6 @@ export function partitionTable(specs: readonly PartitionSpec[]): PartitionTable 
   return t;
 }
 
-/** A goal column value as the rules take it (undefined = none). */
-export const goalAt = (t: PartitionTable, i: number): number | undefined => {
-  const g = t.goalPacketsPerSec[i]!;
-  return Number.isNaN(g) ? undefined : g;
-};
-
 /** The partition has a goal (rules.ts hasGoal on the column). */
 export const hasGoalAt = (t: PartitionTable, i: number): boolean => t.goalPacketsPerSec[i]! > 0;
 
@@ -187,46 +181,6 @@ export function throughputAt(
     throttledFraction: c.throttledFraction[i]!,
     ...(Number.isNaN(d) ? {} : { cpuDelayFraction: d }),
     rawVelocityPacketsPerCpuSec: Number.isNaN(v) ? null : v,
-    source: "host",
-  };
-}
-
-/**
- * Reused Throughputs the step points at row `i` before handing one to the demand rules (which
- * read only its numbers), instead of an object per partition. Two objects, one with a CPU
- * delay and one without the field, so each field always holds a number of one kind (a field
- * that held null and numbers would box every number written to it). Their
- * `rawVelocityPacketsPerCpuSec` is never set: read that column.
- */
-export class RowReader {
-  readonly #withDelay: Throughput = blankRow(true);
-  readonly #noDelay: Throughput = blankRow(false);
-
-  read(c: ThroughputColumns, i: number): Throughput {
-    const d = c.cpuDelayFraction[i]!;
-    const row = Number.isNaN(d) ? this.#noDelay : this.#withDelay;
-    if (row === this.#withDelay) row.cpuDelayFraction = d;
-    row.windowMs = c.windowMs[i]!;
-    row.offeredPacketsPerSec = c.offeredPacketsPerSec[i]!;
-    row.servedPacketsPerSec = c.servedPacketsPerSec[i]!;
-    row.droppedPacketsPerSec = c.droppedPacketsPerSec[i]!;
-    row.cpuCores = c.cpuCores[i]!;
-    row.throttledFraction = c.throttledFraction[i]!;
-    return row;
-  }
-}
-
-function blankRow(withDelay: boolean): Throughput {
-  return {
-    partition: "",
-    windowMs: 0.5,
-    offeredPacketsPerSec: 0.5,
-    servedPacketsPerSec: 0.5,
-    droppedPacketsPerSec: 0.5,
-    cpuCores: 0.5,
-    throttledFraction: 0.5,
-    ...(withDelay ? { cpuDelayFraction: 0.5 } : {}),
-    rawVelocityPacketsPerCpuSec: null,
     source: "host",
   };
 }

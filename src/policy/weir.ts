@@ -26,9 +26,12 @@ import {
 import { nextBatchSuppression } from "./batch.ts";
 import { packBits, StepDecisions, type StepReasons } from "./decision.ts";
 import {
-  assessNetworkDemand,
-  emptyAssessment,
-  performanceIndex,
+  assessDemandAt,
+  type DemandContext,
+  type DemandNumbers,
+  demandContext,
+  emptyDemandNumbers,
+  performanceIndexOrNaN,
   smoothVelocityOrNaN,
 } from "./demand.ts";
 import { donorCaps, markDonorCapsReached, wantsCpu } from "./donor-cap.ts";
@@ -40,6 +43,7 @@ import {
   type WeightBand,
   weightBands,
 } from "./express.ts";
+import { fixedShapeKnobs } from "./knobs.ts";
 import {
   type AllocationFrame,
   defaultPostProcessors,
@@ -60,7 +64,6 @@ import {
   hasGoalAt,
   type PartitionTable,
   partitionTable,
-  RowReader,
   type ThroughputColumns,
   throughputColumnsOf,
 } from "./table.ts";
@@ -95,8 +98,9 @@ class Scratch {
   f64: Float64Array[] = [];
   u8: Uint8Array[] = [];
   alloc: AllocationScratch = createAllocationScratch(1);
-  /** The row the demand rules read. */
-  rows = new RowReader();
+  /** What the demand rule reads besides the window, and what it writes (one per step, reused). */
+  demandContext = demandContext();
+  assessment = emptyDemandNumbers();
 
   /** `f` Float64Arrays and `u` Uint8Arrays of length n (views into reused buffers). */
   fit(n: number, f: number, u: number): { f64: Float64Array[]; u8: Uint8Array[] } {
@@ -201,7 +205,8 @@ interface StepArrays {
   dcDonor: Uint8Array;
   dcMisses: Uint8Array;
   dcCapped: Uint8Array;
-  rows: RowReader;
+  demandContext: DemandContext;
+  assessment: DemandNumbers;
 }
 
 /** What the demand pass found across partitions. */
@@ -221,7 +226,8 @@ function step(
   postProcessors: readonly PostProcessor[],
   sc: Scratch,
 ): WeirTableOutput {
-  const { knobs, table: t } = input;
+  const t = input.table;
+  const knobs = fixedShapeKnobs(input.knobs);
   const cols = input.throughput;
   const n = t.size;
   if (cols.size !== n)
@@ -305,7 +311,8 @@ function step(
     dcDonor,
     dcMisses,
     dcCapped,
-    rows: sc.rows,
+    demandContext: sc.demandContext,
+    assessment: sc.assessment,
   };
   const found = assessDemand(s);
   if (found.receiverImportance <= 5) markReceivers(s, found.receiverImportance);
@@ -387,7 +394,11 @@ function step(
   expressAll(s, weightBands(knobs, capacity, deadband), suppressBatch);
 
   const reasons: StepReasons = {
-    context: { knobs, capacityCpuMillis: capacity, deadbandCpuMillis: frame.deadbandCpuMillis },
+    context: {
+      knobs,
+      capacityCpuMillis: capacity,
+      deadbandCpuMillis: frame.deadbandCpuMillis,
+    },
     table: t,
     throughput: cols,
     prevDemand: s.prev.demand,
@@ -451,8 +462,10 @@ function assessDemand(s: StepArrays): DemandSummary {
   const batch = t.batch;
   const goals = t.goalPacketsPerSec;
   const has = cols.has;
-  const a = emptyAssessment();
-  const rows = s.rows;
+  const a = s.assessment;
+  const dc = s.demandContext;
+  dc.minProbeStepCpuMillis = probeStep;
+  const served = cols.servedPacketsPerSec;
   const rawVelocity = cols.rawVelocityPacketsPerCpuSec;
   let receiverImportance = 6;
   let yieldTo = 6;
@@ -467,19 +480,16 @@ function assessDemand(s: StepArrays): DemandSummary {
     const max = hi[i]!;
     const imp = importance[i]!;
     const g = goals[i]!;
-    const goal = Number.isNaN(g) ? undefined : g;
     const pc = prevCpu[i]!;
     const pd = prevDemand[i]!;
     const hasPrev = !Number.isNaN(pc);
     const hasData = has[i] === 1;
-    const tp = hasData ? rows.read(cols, i) : null;
     const vn = smoothVelocityOrNaN(
       prevVelocity[i]!,
       hasData ? rawVelocity[i]! : Number.NaN,
       knobs.velocitySmoothing,
     );
     velocity[i] = vn;
-    const v = Number.isNaN(vn) ? null : vn;
     let src: number;
     if (batch[i] === 1) {
       anyBatch = true;
@@ -488,20 +498,15 @@ function assessDemand(s: StepArrays): DemandSummary {
       target[i] = min;
       eligible[i] = 2; // can always use more: served first from the left-over
       demand[i] = max;
-    } else if (tp !== null) {
+    } else if (hasData) {
       src = Source.network;
-      assessNetworkDemand(
-        tp,
-        v,
-        hasPrev ? pc : null,
-        nullIfNaN(pd),
-        goal,
-        knobs,
-        probeStep,
-        a,
-        goalBase(prevWeight[i]!, hasPrev ? pc : null, capacity, divisors[imp]!),
-        (prevFlags[i]! & FLAG_RISING) !== 0,
-      );
+      dc.velocity = vn;
+      dc.prevCpuMillis = pc;
+      dc.prevDemandCpuMillis = pd;
+      dc.goalPacketsPerSec = g;
+      dc.goalBaseCpuMillis = goalBase(prevWeight[i]!, pc, capacity, divisors[imp]!) ?? Number.NaN;
+      dc.prevRising = (prevFlags[i]! & FLAG_RISING) !== 0;
+      assessDemandAt(cols, i, dc, knobs, a);
       if (a.rising) flags[i]! |= FLAG_RISING;
       useNeed[i] = a.useNeedCpuMillis;
       // The levels below yield only to a miss that lasts two windows in a row: one 100 ms
@@ -515,7 +520,7 @@ function assessDemand(s: StepArrays): DemandSummary {
         }
       }
       if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
-      if (imp > leastImportantWanting && wantsCpu(a, nullIfNaN(delays[i]!), knobs))
+      if (imp > leastImportantWanting && wantsCpu(a, delays[i]!, knobs))
         leastImportantWanting = imp;
       if (g > 0 && !Number.isNaN(vn)) {
         dcEligible[i] = 1;
@@ -557,9 +562,9 @@ function assessDemand(s: StepArrays): DemandSummary {
       src === Source.network && a.donor
         ? clamp(a.demandCpuMillis, min, max)
         : protectedNeed(src, pc, pd, min, max);
-    const pi = tp !== null ? performanceIndex(goal, tp.servedPacketsPerSec) : null;
-    pis[i] = pi === null ? Number.NaN : pi;
-    if (pi !== null && pi > 1 && imp < receiverImportance) receiverImportance = imp;
+    const pi = hasData ? performanceIndexOrNaN(g, served[i]!) : Number.NaN;
+    pis[i] = pi;
+    if (pi > 1 && imp < receiverImportance) receiverImportance = imp;
   }
   return { receiverImportance, yieldTo, congested, anyBatch, leastImportantWanting };
 }
@@ -661,5 +666,3 @@ function yieldToReceivers(
     target[i] = demandTarget(claim, lo[i]!, hi[i]!);
   }
 }
-
-const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);
