@@ -247,6 +247,8 @@ export interface GoalRun {
     /** Share of cycles A's demand was "not constrained" while its CPU delay was above the threshold. */
     aDelayIgnoredFraction: number;
     aWhy: string;
+    /** The capacity the policy shared out, median over cycles (the reachable CPU holds it to 1,000m). */
+    capacityCpuMillis: number;
   };
 }
 
@@ -352,6 +354,7 @@ export async function runPolicy(
             (p.throughput?.cpuDelayFraction ?? 0) >= DELAY_THRESHOLD,
         ).length / Math.max(1, pa.length),
       aWhy: whys[Math.floor(whys.length / 2)] ?? "",
+      capacityCpuMillis: med(measured.map((r) => r.capacityCpuMillis)),
     };
   }
   return run;

@@ -129,6 +129,7 @@ export function summarise(
       d((x) => x.aPi, 2),
       d((x) => x.aDonorFraction, 0, 100),
       d((x) => x.aDonorCapFraction, 0, 100),
+      d((x) => x.capacityCpuMillis),
     ];
   });
   const med = (p: PolicyRun, f: (s: ReturnType<typeof score>) => number) =>
@@ -322,6 +323,7 @@ export function summarise(
           "A perf. index",
           "A donor % cycles",
           "A donor-capped % cycles",
+          "capacity in force m",
         ],
         rows: diagRows,
       },
