@@ -151,7 +151,7 @@ export function summarise(
       meets: wA >= 1 && wA <= 1.15,
     },
     {
-      name: "weir: B served ÷ surplus (replies/s, median)",
+      name: "weir: B served ÷ surplus (replies/s; surplus from A's solo runs just before and after each run; median)",
       ...rep("weir", (s) => s.bOverSurplusRequests),
       unit: "x",
       target: ">= 0.7",
