@@ -231,7 +231,7 @@ export function summarise(
       const solo = x.plan.goalPacketsPerSec + x.plan.surplusPacketsPerSec;
       const used = x.diag?.aUsedCores ?? Number.NaN;
       return [
-        LABEL[x.policy].split(" (")[0]!,
+        x.policy,
         String(x.rep + 1),
         x.solo ? `${r(x.solo.before.packetsPerSec)} → ${r(x.solo.after.packetsPerSec)}` : "–",
         r(drift(x), 3),
@@ -295,7 +295,7 @@ export function summarise(
         title:
           "Each weir run: A's solo packets/s just before → just after it (the host's drift), A served ÷ goal, B served ÷ surplus (replies; from both solo runs, and from the one before only), A's CPU, A's packets per CPU-second ÷ its solo packets/s (below 1: the host ran slower than its solo runs say, or sharing cost A), the pair's total ÷ A's solo",
         columns: [
-          "run",
+          "run (policy name, as --policies takes it)",
           "rep",
           "A solo pps before → after",
           "after ÷ before",
