@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  bracketPlan,
   counterRate,
   meetsGoalTargets,
   pairEfficiency,
@@ -34,6 +35,43 @@ describe("planGoal", () => {
     expect(() => planGoal({ requestsPerSec: 5, packetsPerSec: 10 }, 1)).toThrow(
       /fraction .* got 1/,
     );
+  });
+});
+
+describe("bracketPlan", () => {
+  it("keeps the goal of the solo run before and counts the surplus from the mean of both", () => {
+    const p = bracketPlan(
+      { requestsPerSec: 1000, packetsPerSec: 2000 },
+      { requestsPerSec: 900, packetsPerSec: 1800 },
+      0.8,
+    );
+    // goal = 0.8 × 2,000 = 1,600 pps (what weir was given); solo = (2,000 + 1,800) ÷ 2 = 1,900
+    // pps, (1,000 + 900) ÷ 2 = 950 replies/s: 2 packets per reply, goal 800 replies/s.
+    expect(p.goalPacketsPerSec).toBe(1600);
+    expect(p.goalRequestsPerSec).toBeCloseTo(800, 9);
+    expect(p.surplusPacketsPerSec).toBeCloseTo(300, 9);
+    expect(p.surplusRequestsPerSec).toBeCloseTo(150, 9);
+    // B at 120 replies/s: 0.8 of this surplus, 0.6 of the 200 the solo run before leaves
+    const b = { requestsPerSec: 120, packetsPerSec: 240 };
+    const a = { requestsPerSec: 810, packetsPerSec: 1620 };
+    expect(scoreRun(p, a, b).bOverSurplusRequests).toBeCloseTo(0.8, 9);
+    expect(
+      scoreRun(planGoal({ requestsPerSec: 1000, packetsPerSec: 2000 }, 0.8), a, b)
+        .bOverSurplusRequests,
+    ).toBeCloseTo(0.6, 9);
+  });
+  it("equals planGoal when the host did not drift", () => {
+    const solo = { requestsPerSec: 777, packetsPerSec: 1234.5 };
+    expect(bracketPlan(solo, solo, 0.8)).toEqual(planGoal(solo, 0.8));
+  });
+  it("names the field and value of a bad solo run after", () => {
+    expect(() =>
+      bracketPlan(
+        { requestsPerSec: 5, packetsPerSec: 10 },
+        { requestsPerSec: 0, packetsPerSec: 10 },
+        0.8,
+      ),
+    ).toThrow(/after.requestsPerSec .* got 0/);
   });
 });
 

@@ -41,6 +41,32 @@ export function planGoal(solo: Rate, fraction: number): GoalPlan {
   };
 }
 
+/**
+ * The plan of one run bracketed by two solo runs: the goal is the one weir was given, from the
+ * solo run just before (planGoal(before)); the solo rate the surplus is counted from is the mean
+ * of that solo run and the one just after, in both units. Why: the host's speed drifts between
+ * runs (a repetition's solo rates here ranged 13.1k–17.6k packets/s), and a goal held in
+ * packets/s turns each 1 % the host loses into 1 % ÷ (1 − fraction) of the surplus (5 % at an
+ * 80 % goal); a solo run minutes away from the run it scores measures that drift, not the policy.
+ *   before 1,000 replies/s = 2,000 pps, after 900 = 1,800 pps, fraction 0.8: goal 1,600 pps;
+ *   solo 950 replies/s = 1,900 pps (2 packets per reply); goal 800 replies/s; surplus 300 pps,
+ *   150 replies/s.
+ */
+export function bracketPlan(before: Rate, after: Rate, fraction: number): GoalPlan {
+  const { goalPacketsPerSec } = planGoal(before, fraction);
+  positive("after.requestsPerSec", after.requestsPerSec);
+  positive("after.packetsPerSec", after.packetsPerSec);
+  const soloPackets = (before.packetsPerSec + after.packetsPerSec) / 2;
+  const soloRequests = (before.requestsPerSec + after.requestsPerSec) / 2;
+  const goalRequestsPerSec = goalPacketsPerSec / (soloPackets / soloRequests);
+  return {
+    goalPacketsPerSec,
+    goalRequestsPerSec,
+    surplusPacketsPerSec: soloPackets - goalPacketsPerSec,
+    surplusRequestsPerSec: soloRequests - goalRequestsPerSec,
+  };
+}
+
 export interface GoalScore {
   /** A's served packets/s ÷ its goal (the unit weir manages). */
   aOverGoal: number;

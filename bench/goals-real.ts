@@ -6,10 +6,11 @@
 // its goal) and fixed weights give A what its weight says whatever its goal (B starves).
 //
 // Rates are counted as weir's sensor counts them (host-side veth: offered = tx, served = rx:
-// replies plus ACKs) and as the client counts them (replies/s). A's solo rate is measured first
-// with B's server SIGSTOPped (by PID; SIGCONT after). Repetitions are interleaved: every
-// repetition runs every policy in turn (order rotated per repetition); figures are
-// median [min–max] over repetitions.
+// replies plus ACKs) and as the client counts them (replies/s). A's solo rate is measured with
+// B's server SIGSTOPped (by PID; SIGCONT after) before and after every run: the goal weir gets
+// comes from the solo run before, the surplus from both (bracketPlan). Repetitions are
+// interleaved: every repetition runs every policy in turn (order rotated per repetition);
+// figures are median [min–max] over repetitions.
 // One run and the host plumbing: goals-run.ts; the tables and figures: goals-summary.ts.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench goals-real [--quick] [--reps N]
@@ -19,7 +20,7 @@
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
-import { planGoal } from "./goals-real-math.ts";
+import { bracketPlan, planGoal } from "./goals-real-math.ts";
 import {
   GENERATOR_CPU,
   GOAL_FRACTION,
@@ -31,6 +32,7 @@ import {
   type PolicyRun,
   runPolicy,
   SERVER_CPU,
+  SOLO_WARMUP_MS,
   timingFor,
 } from "./goals-run.ts";
 import { summarise } from "./goals-summary.ts";
@@ -72,7 +74,8 @@ export function goalsRealBench(policies: readonly PolicyRun[]): Benchmark {
       const reps = realBenchReps("goals-real", ctx);
       const timing = timingFor(ctx.quick);
       const runMs = timing.warmupMs + timing.measureMs;
-      const totalMs = reps * (timing.soloMs + policies.length * runMs);
+      const soloMs = SOLO_WARMUP_MS + timing.soloMs;
+      const totalMs = reps * ((policies.length + 1) * soloMs + policies.length * runMs);
       const load0 = loadAvg();
       const started = Date.now();
       const prefix = `wg${process.pid % 100000}`;
@@ -106,25 +109,38 @@ export function goalsRealBench(policies: readonly PolicyRun[]): Benchmark {
         const soloRun = async () => {
           process.kill(b.serverPid!, "SIGSTOP");
           try {
-            return await measureTcp(tb, ["a"], { warmupMs: 1000, measureMs: timing.soloMs });
+            return await measureTcp(tb, ["a"], {
+              warmupMs: SOLO_WARMUP_MS,
+              measureMs: timing.soloMs,
+            });
           } finally {
             process.kill(b.serverPid!, "SIGCONT");
           }
         };
         let doneMs = 0;
-        for (let rep = 0; rep < reps; rep++) {
-          // Each repetition's goal from its own solo run: the host's speed drifts between them.
+        const solo = async (rep: number) => {
           ctx.progress(doneMs / totalMs, `rep ${rep + 1}/${reps} A solo`);
-          const solo = await soloRun();
-          solos.push(solo);
-          const plan = planGoal(solo.rate.a!, GOAL_FRACTION);
-          doneMs += timing.soloMs;
+          const m = await soloRun();
+          solos.push(m);
+          doneMs += soloMs;
           await sleep(300);
+          return m;
+        };
+        for (let rep = 0; rep < reps; rep++) {
+          // Every run between two solo runs of A: its goal from the one before, its surplus
+          // from both (bracketPlan): the host's speed drifts within a repetition.
+          let before = await solo(rep);
           for (const policy of rotate(policies, rep)) {
             ctx.progress(doneMs / totalMs, `rep ${rep + 1}/${reps} ${policy}`);
-            runs.push(await runPolicy(tb, policy, rep, plan, timing, backend));
+            const given = planGoal(before.rate.a!, GOAL_FRACTION);
+            const run = await runPolicy(tb, policy, rep, given, timing, backend);
             doneMs += runMs;
             await sleep(300);
+            const after = await solo(rep);
+            run.solo = { before: before.rate.a!, after: after.rate.a! };
+            run.plan = bracketPlan(before.rate.a!, after.rate.a!, GOAL_FRACTION);
+            runs.push(run);
+            before = after;
           }
         }
       } finally {

@@ -79,10 +79,12 @@ export interface Timing {
   measureMs: number;
   soloMs: number;
 }
+/** A solo run (before and after every policy run) is 1 s of warm-up, then soloMs measured. */
+export const SOLO_WARMUP_MS = 1000;
 export const timingFor = (quick: boolean): Timing =>
   quick
-    ? { warmupMs: 1500, measureMs: 4000, soloMs: 4000 }
-    : { warmupMs: 2000, measureMs: 9000, soloMs: 8000 };
+    ? { warmupMs: 1500, measureMs: 4000, soloMs: 2000 }
+    : { warmupMs: 2000, measureMs: 8000, soloMs: 3000 };
 
 // ---------------------------------------------------------------------------------------------
 // Host plumbing (files read here, parsed in goals-real-math.ts).
@@ -216,8 +218,13 @@ export function makeManager(
 export interface GoalRun {
   policy: PolicyRun;
   rep: number;
-  /** This repetition's goal and surplus (from its own solo measurement). */
+  /**
+   * This run's goal and surplus: the goal weir was given (from the solo run just before), the
+   * surplus from the mean of the solo runs just before and just after (bracketPlan).
+   */
   plan: GoalPlan;
+  /** A's solo runs just before and just after this run (B's server SIGSTOPped, no manager). */
+  solo?: { before: Rate; after: Rate };
   a: Rate;
   b: Rate;
   p99Ms: { a: number; b: number };
@@ -240,6 +247,8 @@ export interface GoalRun {
     /** Share of cycles A's demand was "not constrained" while its CPU delay was above the threshold. */
     aDelayIgnoredFraction: number;
     aWhy: string;
+    /** The capacity the policy shared out, median over cycles (the reachable CPU holds it to 1,000m). */
+    capacityCpuMillis: number;
   };
 }
 
@@ -345,6 +354,7 @@ export async function runPolicy(
             (p.throughput?.cpuDelayFraction ?? 0) >= DELAY_THRESHOLD,
         ).length / Math.max(1, pa.length),
       aWhy: whys[Math.floor(whys.length / 2)] ?? "",
+      capacityCpuMillis: med(measured.map((r) => r.capacityCpuMillis)),
     };
   }
   return run;
