@@ -24,7 +24,7 @@ import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
-import { cgroupProcs } from "../src/testbed/cgroups.ts";
+import { cgroupProcs, pinCgroupMembers } from "../src/testbed/cgroups.ts";
 import type { TestbedState } from "../src/testbed/state.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
@@ -62,7 +62,7 @@ const ISOLATED_NET_CPU = "1";
 
 /**
  * The isolation reference (a cpuset policy, by hand): every thread of the hog on one CPU,
- * every thread of the three servers on the other (taskset by the PIDs the testbed recorded),
+ * every thread of every process in the three partitions' cgroups on the other (taskset),
  * so the hog never runs where a server does. Returns the undo, which puts each PID back on
  * the CPUs it had.
  */
@@ -70,8 +70,8 @@ function isolateNetwork(tb: TestbedState): () => void {
   const undo: Array<[number, string]> = [];
   const hogPids = tb.hogs.flatMap((h) => cgroupProcs(h.cgroupDirs[0]!));
   for (const pid of hogPids) undo.push([pid, pin(pid, ISOLATED_HOG_CPU)]);
-  for (const p of tb.partitions)
-    if (p.serverPid) undo.push([p.serverPid, pin(p.serverPid, ISOLATED_NET_CPU)]);
+  // every process in the partitions' cgroups, not only the servers (pinCgroupMembers says why)
+  for (const p of tb.partitions) undo.push(...pinCgroupMembers(p.cgroupDirs, ISOLATED_NET_CPU));
   return () => {
     for (const [pid, cpus] of undo) pin(pid, cpus);
   };

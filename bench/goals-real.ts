@@ -42,6 +42,7 @@ import {
   GROUP_CPU_SHARES,
   loadAvg,
   pin,
+  pinPartitions,
   rotate,
   sleep,
 } from "./real-common.ts";
@@ -94,8 +95,8 @@ export function goalsRealBench(policies: readonly PolicyRun[]): Benchmark {
         const b = tb.partitions.find((p) => p.name === "b")!;
         if (!a.serverPid || !b.serverPid)
           throw new Error("goals-real: the testbed recorded no server pid");
-        pin(a.serverPid, String(SERVER_CPU));
-        pin(b.serverPid, String(SERVER_CPU));
+        // every process in their cgroups, not only the servers' pids (pinPartitions says why)
+        pinPartitions([a, b], SERVER_CPU);
         selfAffinity = pin(process.pid, String(GENERATOR_CPU));
         const backend = createActuatorBackend("cgroup", {
           roots: defaultRoots,

@@ -48,6 +48,7 @@ import {
   GROUP_CPU_SHARES,
   loadAvg,
   pin,
+  pinPartitions,
   RESERVE_CPU_MILLIS,
   rotate,
   sleep,
@@ -243,11 +244,10 @@ export const bench: Benchmark = {
     let selfAffinity: string | null = null;
     try {
       unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
-      const pids = tb.partitions.map((p) => {
+      for (const p of tb.partitions)
         if (!p.serverPid) throw new Error("goals-tiers-real: the testbed recorded no server pid");
-        return p.serverPid;
-      });
-      for (const pid of pids) pin(pid, String(SERVER_CPU));
+      // every process in their cgroups, not only the servers' pids (pinPartitions says why)
+      pinPartitions(tb.partitions, SERVER_CPU);
       selfAffinity = pin(process.pid, String(GENERATOR_CPU));
       const backend = createActuatorBackend("cgroup", {
         roots: defaultRoots,
