@@ -24,7 +24,7 @@ import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
-import { cgroupProcs } from "../src/testbed/cgroups.ts";
+import { cgroupProcs, pinCgroupMembers } from "../src/testbed/cgroups.ts";
 import type { TestbedState } from "../src/testbed/state.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
@@ -62,7 +62,7 @@ const ISOLATED_NET_CPU = "1";
 
 /**
  * The isolation reference (a cpuset policy, by hand): every thread of the hog on one CPU,
- * every thread of the three servers on the other (taskset by the PIDs the testbed recorded),
+ * every thread of every process in the three partitions' cgroups on the other (taskset),
  * so the hog never runs where a server does. Returns the undo, which puts each PID back on
  * the CPUs it had.
  */
@@ -70,8 +70,8 @@ function isolateNetwork(tb: TestbedState): () => void {
   const undo: Array<[number, string]> = [];
   const hogPids = tb.hogs.flatMap((h) => cgroupProcs(h.cgroupDirs[0]!));
   for (const pid of hogPids) undo.push([pid, pin(pid, ISOLATED_HOG_CPU)]);
-  for (const p of tb.partitions)
-    if (p.serverPid) undo.push([p.serverPid, pin(p.serverPid, ISOLATED_NET_CPU)]);
+  // every process in the partitions' cgroups, not only the servers (pinCgroupMembers says why)
+  for (const p of tb.partitions) undo.push(...pinCgroupMembers(p.cgroupDirs, ISOLATED_NET_CPU));
   return () => {
     for (const [pid, cpus] of undo) pin(pid, cpus);
   };
@@ -299,7 +299,7 @@ export const bench: Benchmark = {
       notes: [
         ...notes,
         `${reps} repetitions; in each, every scenario runs every policy in turn (order rotated by one per repetition). Each run: ${timing.warmupMs / 1000} s warm-up (manager and load running, not measured) then ${timing.measureMs / 1000} s measured (idle: ${timing.idleMeasureMs / 1000} s), 100 ms cycles, capacity ${(2000 - RESERVE_CPU_MILLIS) / 1000} of 2 CPUs (${RESERVE_CPU_MILLIS}m left to the load generator and manager, which run outside the partitions in a cgroup of cpu.shares ${GROUP_CPU_SHARES} inside the testbed's parent cgroup, itself of cpu.shares ${GROUP_CPU_SHARES}: beside the partitions and the hog, so the hog's idle class yields to the generator as it yields to the servers — the generator stands for remote clients, which a host's hog does not slow). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
-        `Isolation reference: in each repetition the same UDP and TCP loads run once more under static weights (the hog in the idle class) with every hog thread pinned to CPU ${ISOLATED_HOG_CPU} and every thread of the three servers to CPU ${ISOLATED_NET_CPU} (taskset by PID, restored after); the generator and manager are not pinned. It answers whether giving the servers a CPU of their own (a cpuset split instead of weights) would protect their p99 better: the hog then shares no CPU with them, but the three servers share one.`,
+        `Isolation reference: in each repetition the same UDP and TCP loads run once more under static weights (the hog in the idle class) with every hog thread pinned to CPU ${ISOLATED_HOG_CPU} and every thread of every process in the three partitions' cgroups to CPU ${ISOLATED_NET_CPU} (taskset by PID, restored after); the generator and manager are not pinned. It answers whether giving the servers a CPU of their own (a cpuset split instead of weights) would protect their p99 better: the hog then shares no CPU with them, but the three servers share one.`,
         "Why every policy with a running hog stays above 1.2× on p99 is not found yet; what is ruled out (weir's manager cycle, the generator's own wait, the testbed's cgroup nesting), with A/B figures, is in docs/measured-facts.md (cgroups).",
         "No-hog reference: in each repetition the same UDP and TCP loads run once under plain CFS with the hog's process SIGSTOPped by PID (SIGCONT after); every policy's p99 with the hog is divided by that run's p99 of the same partition. The ratio therefore counts both the hog's harm and any harm the policy's own caps do.",
         "Host idle is /proc/stat's idle + iowait over the measured window, for the whole host (this process, the generator and other engineers' work included). Hog CPU is its cgroup's cpuacct.usage over the same window. served = replies ÷ requests sent in the measured window (UDP: reply within 1 s; TCP: replies to the requests sent). Network partitions: importance 3, weight 100, no goal, max = capacity (overload: see above); the hog: batch, importance 5.",

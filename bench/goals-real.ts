@@ -44,6 +44,7 @@ import {
   GROUP_CPU_SHARES,
   loadAvg,
   pin,
+  pinPartitions,
   rotate,
   sleep,
 } from "./real-common.ts";
@@ -97,8 +98,11 @@ export function goalsRealBench(policies: readonly PolicyRun[]): Benchmark {
         const b = tb.partitions.find((p) => p.name === "b")!;
         if (!a.serverPid || !b.serverPid)
           throw new Error("goals-real: the testbed recorded no server pid");
-        pin(a.serverPid, String(SERVER_CPU));
-        pin(b.serverPid, String(SERVER_CPU));
+        // every process in their cgroups, not only the servers' pids (pinPartitions says why)
+        pinPartitions([a, b], SERVER_CPU);
+        notes.push(
+          `Besides the servers' PIDs, every other process in their cgroups was pinned to CPU ${SERVER_CPU} too, and weir's reachable CPUs of both partitions were checked to be CPU ${SERVER_CPU} before the first run (pinPartitions in bench/real-common.ts).`,
+        );
         selfAffinity = pin(process.pid, String(GENERATOR_CPU));
         const backend = createActuatorBackend("cgroup", {
           roots: defaultRoots,

@@ -48,6 +48,7 @@ import {
   GROUP_CPU_SHARES,
   loadAvg,
   pin,
+  pinPartitions,
   RESERVE_CPU_MILLIS,
   rotate,
   sleep,
@@ -243,11 +244,10 @@ export const bench: Benchmark = {
     let selfAffinity: string | null = null;
     try {
       unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
-      const pids = tb.partitions.map((p) => {
+      for (const p of tb.partitions)
         if (!p.serverPid) throw new Error("goals-tiers-real: the testbed recorded no server pid");
-        return p.serverPid;
-      });
-      for (const pid of pids) pin(pid, String(SERVER_CPU));
+      // every process in their cgroups, not only the servers' pids (pinPartitions says why)
+      pinPartitions(tb.partitions, SERVER_CPU);
       selfAffinity = pin(process.pid, String(GENERATOR_CPU));
       const backend = createActuatorBackend("cgroup", {
         roots: defaultRoots,
@@ -282,7 +282,7 @@ export const bench: Benchmark = {
     const left = leftovers(tb);
     return summariseTiers(runs, {
       notes: [
-        `Setup: the three servers (${COST_ROUNDS} SHA-256 rounds per request) pinned to CPU ${SERVER_CPU}; this process (closed-loop generator, ${CONNECTIONS} connections per server, and the manager) pinned to CPU ${GENERATOR_CPU} in its own cpu cgroup of cpu.shares ${GROUP_CPU_SHARES}. Per repetition: a alone (b and c SIGSTOPped by PID, no manager) for ${timing.soloMs / 1000} s; then each policy in turn (order rotated per repetition): phase 1 ${timing.phaseMs / 1000} s all saturated, phase 2 ${timing.phaseMs / 1000} s with a's clients thinking between requests (${CONNECTIONS} connections × 1000 ÷ (${FALLEN_FRACTION} × a's solo replies/s) ms: ${[...new Set(runs.map((x) => x.thinkMs))].join(", ")} ms; aimed at ${FALLEN_FRACTION * 100} % of its solo rate); rates over the last ${MEASURE_TAIL_MS / 1000} s of each phase. weir runs twice: with capacity ${2000 - RESERVE_CPU_MILLIS}m (2 CPUs minus ${RESERVE_CPU_MILLIS}m reserve, as in the other real benchmarks) and with 1,000m (the one CPU the servers can run on); static weights map importance to fixed cpu.weight.`,
+        `Setup: the three servers (${COST_ROUNDS} SHA-256 rounds per request) pinned to CPU ${SERVER_CPU} (every process in their cgroups, and weir's reachable CPUs checked to be that CPU before the first run); this process (closed-loop generator, ${CONNECTIONS} connections per server, and the manager) pinned to CPU ${GENERATOR_CPU} in its own cpu cgroup of cpu.shares ${GROUP_CPU_SHARES}. Per repetition: a alone (b and c SIGSTOPped by PID, no manager) for ${timing.soloMs / 1000} s; then each policy in turn (order rotated per repetition): phase 1 ${timing.phaseMs / 1000} s all saturated, phase 2 ${timing.phaseMs / 1000} s with a's clients thinking between requests (${CONNECTIONS} connections × 1000 ÷ (${FALLEN_FRACTION} × a's solo replies/s) ms: ${[...new Set(runs.map((x) => x.thinkMs))].join(", ")} ms; aimed at ${FALLEN_FRACTION * 100} % of its solo rate); rates over the last ${MEASURE_TAIL_MS / 1000} s of each phase. weir runs twice: with capacity ${2000 - RESERVE_CPU_MILLIS}m (2 CPUs minus ${RESERVE_CPU_MILLIS}m reserve, as in the other real benchmarks) and with 1,000m (the one CPU the servers can run on); static weights map importance to fixed cpu.weight.`,
         `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared with other work). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
         left.length === 0
           ? "After testbed down, none of its namespaces, veths, cgroups or processes was left (checked against ip netns, /sys/class/net, the cgroup trees and /proc)."

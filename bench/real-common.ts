@@ -4,10 +4,15 @@
 // repetitions, the reaction to a load step, and small host readings. Median and range
 // (`stats`, `fmtStats`) are harness.ts's.
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import os from "node:os";
+import { locateCgroup } from "../src/cgroup/paths.ts";
 import type { CycleRecord } from "../src/core/model.ts";
+import { cpusAllowedOf, readReachableCpus } from "../src/sensors/cpuset.ts";
 import { type HeldHostCpu, hostCpuFromSamples } from "../src/sensors/host-cpu.ts";
-import type { HostCpuSample } from "../src/sensors/types.ts";
+import { defaultRoots, type HostCpuSample } from "../src/sensors/types.ts";
+import { cgroupProcs, pinCgroupMembers } from "../src/testbed/cgroups.ts";
+import type { TestbedPartition } from "../src/testbed/state.ts";
 import { readUsageNs, stats } from "./harness.ts";
 
 /** SHA-256 rounds per request of the real benchmarks' packet servers (the probes measure what that costs here). */
@@ -105,6 +110,43 @@ export class Window {
       cpus: use?.cpus ?? Number.NaN,
     };
   }
+}
+
+/**
+ * Pin every process in each partition's cgroups to CPU `cpu` (pinCgroupMembers: the server and
+ * any child of it, such as the esbuild service tsx starts in a server run from the sources), then
+ * check that weir reads the same: each partition's reachable CPUs (readReachableCpus, its cpuset ∩
+ * its threads' affinity) must be exactly [cpu], or a benchmark that says "capacity held to the
+ * pinned CPU" would measure weir at its configured capacity. Throws naming the partition, what
+ * weir read and every member process's CPU list. Returns each pid's list before, to undo.
+ */
+export function pinPartitions(
+  partitions: readonly TestbedPartition[],
+  cpu: number,
+): Array<[number, string]> {
+  const before = partitions.flatMap((p) => pinCgroupMembers(p.cgroupDirs, String(cpu)));
+  for (const p of partitions) {
+    const reach = readReachableCpus(
+      defaultRoots,
+      p.cgroup,
+      locateCgroup(defaultRoots.cgroupfs, p.cgroup).threadsFile,
+    );
+    if (reach?.cpus.length === 1 && reach.cpus[0] === cpu) continue;
+    const members = [...new Set(p.cgroupDirs.flatMap(cgroupProcs))].map((pid) => {
+      let status = "";
+      try {
+        status = fs.readFileSync(`/proc/${pid}/status`, "latin1");
+      } catch {
+        return `pid ${pid} (gone)`;
+      }
+      const name = /^Name:\t(.*)$/m.exec(status)?.[1] ?? "?";
+      return `pid ${pid} ${name} on CPUs ${cpusAllowedOf(status)?.join(",") ?? "?"}`;
+    });
+    throw new Error(
+      `partition ${p.name}: pinned to CPU ${cpu}, but weir reads its reachable CPUs as ${reach ? `[${reach.cpus.join(",")}] (${reach.source})` : "unknown"}; its cgroup holds ${members.join("; ") || "no process"}`,
+    );
+  }
+  return before;
 }
 
 /** Pin every thread of `pid` to `cpus` (taskset -a -p); returns the previous list. */

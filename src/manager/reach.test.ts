@@ -19,8 +19,8 @@ describe("reachableCapacity", () => {
 });
 
 describe("ReachableKnobs", () => {
-  const wiring = (cpus: () => number[] | null): PartitionWiring =>
-    ({ reachableCpus: cpus }) as unknown as PartitionWiring;
+  const wiring = (cpus: () => number[] | null, id = "p"): PartitionWiring =>
+    ({ spec: { id }, reachableCpus: cpus }) as unknown as PartitionWiring;
 
   it("reads every refreshCycles cycles, reports each change once, and returns the configured knobs object when nothing is held back", () => {
     const knobs = defaultPolicyKnobs(1700);
@@ -42,8 +42,53 @@ describe("ReachableKnobs", () => {
     expect(r.current(() => ws)).toBe(knobs);
     expect(reads).toBe(2);
     expect(changes).toEqual([
-      { configuredCpuMillis: 1700, fromCpuMillis: 1700, toCpuMillis: 1000, cpus: [1] },
-      { configuredCpuMillis: 1700, fromCpuMillis: 1000, toCpuMillis: 1700, cpus: [0, 1] },
+      { configuredCpuMillis: 1700, fromCpuMillis: 1700, toCpuMillis: 1000, cpus: [1], unknown: [] },
+      {
+        configuredCpuMillis: 1700,
+        fromCpuMillis: 1000,
+        toCpuMillis: 1700,
+        cpus: [0, 1],
+        unknown: [],
+      },
+    ]);
+  });
+
+  it("reports what the first sweep found even when the configured capacity stands, then only changes", () => {
+    // the goals-real run at 10:37 on 2 December: a partition's cgroup also held a process on
+    // both CPUs, so the configured 1,700m stood — now said once at start, not silent
+    const changes: CapacityChange[] = [];
+    const r = new ReachableKnobs(defaultPolicyKnobs(1700), 1, (c) => changes.push(c));
+    const ws = [wiring(() => [1], "a"), wiring(() => [0, 1], "b")];
+    for (let c = 0; c < 3; c++) expect(r.current(() => ws).capacityCpuMillis).toBe(1700);
+    expect(changes).toEqual([
+      {
+        configuredCpuMillis: 1700,
+        fromCpuMillis: 1700,
+        toCpuMillis: 1700,
+        cpus: [0, 1],
+        unknown: [],
+      },
+    ]);
+  });
+
+  it("names the partitions whose CPUs cannot be read (null or a throw), once, and again when that changes", () => {
+    const changes: CapacityChange[] = [];
+    const r = new ReachableKnobs(defaultPolicyKnobs(1700), 1, (c) => changes.push(c));
+    let bRead: () => number[] | null = () => null;
+    const ws = [
+      wiring(() => [1], "a"),
+      wiring(() => bRead(), "b"),
+      wiring(() => {
+        throw new Error("EACCES");
+      }, "c"),
+    ];
+    expect(r.current(() => ws).capacityCpuMillis).toBe(1700);
+    expect(r.current(() => ws).capacityCpuMillis).toBe(1700);
+    bRead = () => [1];
+    expect(r.current(() => ws).capacityCpuMillis).toBe(1700);
+    expect(changes.map((c) => [c.toCpuMillis, c.cpus, c.unknown])).toEqual([
+      [1700, null, ["b", "c"]],
+      [1700, null, ["c"]],
     ]);
   });
 

@@ -31,13 +31,19 @@ export function reachableCapacity(
   return { capacityCpuMillis: Math.min(configuredCpuMillis, cpus.length * 1000), cpus };
 }
 
-/** What the manager reports when the capacity in force changes. */
+/**
+ * What the manager reports after the first complete sweep (whatever it found: the configured
+ * capacity may stand because the partitions reach every CPU, or because some could not be
+ * read), then whenever the capacity in force or the partitions whose CPUs are unknown change.
+ */
 export interface CapacityChange {
   configuredCpuMillis: number;
   fromCpuMillis: number;
   toCpuMillis: number;
   /** The union of the CPUs the partitions can reach (null: unknown, so the configured capacity). */
   cpus: number[] | null;
+  /** Partitions whose reachable CPUs could not be read (their reader said null or threw). */
+  unknown: string[];
 }
 
 /**
@@ -52,10 +58,13 @@ export class ReachableKnobs {
   private cycles = 0;
   /** The sweep under way: its readers, what they read so far, and the next to read. */
   private sweep: {
+    ids: string[];
     readers: Array<(() => number[] | null) | undefined>;
     cpus: Array<number[] | null>;
     next: number;
   } | null = null;
+  /** The partitions unknown at the last complete sweep (null before the first). */
+  private unknown: string[] | null = null;
 
   constructor(
     private readonly configured: PolicyKnobs,
@@ -72,13 +81,15 @@ export class ReachableKnobs {
   current(wirings: () => readonly PartitionWiring[]): PolicyKnobs {
     const cycle = this.cycles++;
     if (cycle % this.refreshCycles === 0) {
-      const readers = wirings().map((w) => w.reachableCpus);
-      // a partition without a reader: its CPUs are unknown, so the configured capacity stands
+      const ws = wirings();
+      const readers = ws.map((w) => w.reachableCpus);
+      // a partition without a reader (the simulator's, a test's): nothing on this host to read,
+      // so the configured capacity stands and nothing is reported
       if (readers.length === 0 || readers.some((r) => r === undefined)) {
         this.sweep = null;
         return this.knobs;
       }
-      this.sweep = { readers, cpus: [], next: 0 };
+      this.sweep = { ids: ws.map((w) => w.spec.id), readers, cpus: [], next: 0 };
     }
     const sweep = this.sweep;
     if (!sweep) return this.knobs;
@@ -96,7 +107,11 @@ export class ReachableKnobs {
     const configured = this.configured.capacityCpuMillis;
     const next = reachableCapacity(configured, sweep.cpus);
     const from = this.knobs.capacityCpuMillis;
-    if (next.capacityCpuMillis !== from) {
+    // a reader that cannot tell (null, or it threw) is named, not silently read as "every CPU"
+    const unknown = sweep.ids.filter((_, i) => sweep.cpus[i] === null);
+    const unknownChanged = this.unknown === null || unknown.join("\n") !== this.unknown.join("\n");
+    this.unknown = unknown;
+    if (next.capacityCpuMillis !== from || unknownChanged) {
       this.knobs =
         next.capacityCpuMillis === configured
           ? this.configured
@@ -106,6 +121,7 @@ export class ReachableKnobs {
         fromCpuMillis: from,
         toCpuMillis: next.capacityCpuMillis,
         cpus: next.cpus,
+        unknown,
       });
     }
     return this.knobs;

@@ -126,20 +126,20 @@ export interface ManagerParts {
 
 /**
  * Reads a cgroup's reachable CPUs on this host: its cpuset ∩ the affinity of the threads in
- * it (readReachableCpus). The layout is found on first use; null CPUs when it cannot be.
+ * it (readReachableCpus). The layout is found on first use; null CPUs (unknown: the manager
+ * reports the partition, reach.ts) while it cannot be, and it is looked for again next time.
  */
 function reachReader(roots: Config["roots"]): (cgroupPath: string) => number[] | null {
-  let layout: CgroupLayout | null | undefined;
+  let layout: CgroupLayout | undefined;
   let reader: ReachableCpusReader | undefined;
   return (cgroupPath) => {
     if (layout === undefined) {
       try {
         layout = detectCgroupLayout(roots.cgroupfs);
       } catch {
-        layout = null;
+        return null;
       }
     }
-    if (layout === null) return null;
     reader ??= new ReachableCpusReader(roots);
     const threads = partitionCgroup(layout, cgroupPath).threadsFile;
     return reader.read(cgroupPath, threads)?.cpus ?? null;

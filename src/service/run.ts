@@ -75,16 +75,26 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
     },
     onCapacityChange: (c) => {
       const cpus = c.cpus === null ? "unknown CPUs" : `CPUs ${formatCpuList(c.cpus)}`;
-      logger.info(
-        {
-          capacityCpuMillis: c.toCpuMillis,
-          configuredCpuMillis: c.configuredCpuMillis,
-          cpus: c.cpus,
-        },
-        c.toCpuMillis < c.configuredCpuMillis
-          ? `capacity ${c.fromCpuMillis}m -> ${c.toCpuMillis}m: the partitions can reach only ${cpus} (cpusets and thread affinity), 1000m each, of the configured ${c.configuredCpuMillis}m`
-          : `capacity ${c.fromCpuMillis}m -> ${c.toCpuMillis}m: the partitions can reach ${cpus} again`,
-      );
+      const fields = {
+        capacityCpuMillis: c.toCpuMillis,
+        configuredCpuMillis: c.configuredCpuMillis,
+        cpus: c.cpus,
+        unknown: c.unknown,
+      };
+      if (c.unknown.length > 0)
+        logger.warn(
+          fields,
+          `capacity ${c.toCpuMillis}m, the configured, stands: the CPUs that partition(s) ${c.unknown.join(", ")} can reach could not be read (no readable cpuset, online CPU list or thread affinity, or the read failed)`,
+        );
+      else
+        logger.info(
+          fields,
+          c.toCpuMillis < c.configuredCpuMillis
+            ? `capacity ${c.fromCpuMillis}m -> ${c.toCpuMillis}m: the partitions can reach only ${cpus} (cpusets and thread affinity), 1000m each, of the configured ${c.configuredCpuMillis}m`
+            : c.fromCpuMillis === c.toCpuMillis
+              ? `capacity ${c.toCpuMillis}m as configured: the partitions can reach ${cpus} (cpusets and thread affinity)`
+              : `capacity ${c.fromCpuMillis}m -> ${c.toCpuMillis}m: the partitions can reach ${cpus} again`,
+        );
       o.hooks?.onCapacityChange?.(c);
     },
   });

@@ -1,8 +1,9 @@
 // The few cgroup operations the testbed needs (find a layout with a cpu controller, put a
-// process in, list members, enable +cpu, set the group's share). Where the hierarchies are and
+// process in, list members, pin them to CPUs, enable +cpu, set the group's share). Where the hierarchies are and
 // how weight and shares convert is src/cgroup's; the root is injectable so tests use fixture
 // trees.
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CgroupLayout, detectCgroupLayout, hasCpuController } from "../cgroup/layout.ts";
 import { partitionCgroup } from "../cgroup/paths.ts";
@@ -46,6 +47,39 @@ export function cgroupProcs(dir: string): number[] {
     .filter((l) => l.trim() !== "")
     .map(Number)
     .filter((n) => Number.isInteger(n) && n > 0);
+}
+
+/**
+ * Pin every thread of every process in `dirs` (one partition's cgroup dirs; a process listed
+ * in several is pinned once) to `cpus` (a CPU list, "1" or "0-1") with util-linux's
+ * `taskset -a -p -c`; returns each pid with its list before, to undo. Pinning the server's pid
+ * alone is not enough: a server started from the TypeScript sources (tsx) whose modules were
+ * not in tsx's cache yet has esbuild's service process as a child in the same cgroups, started
+ * before any pin on every CPU, and weir's reachable CPUs are the union of the affinity of every
+ * thread in the cgroup. A process that exits meanwhile is skipped.
+ */
+export function pinCgroupMembers(dirs: readonly string[], cpus: string): Array<[number, string]> {
+  const pids = [...new Set(dirs.flatMap(cgroupProcs))];
+  const before: Array<[number, string]> = [];
+  for (const pid of pids) {
+    let out: string;
+    try {
+      out = execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    } catch (e) {
+      if (!existsSync(`/proc/${pid}`)) continue;
+      throw new WeirError(
+        ErrorCodes.TESTBED,
+        `cannot pin pid ${pid} to CPUs ${cpus}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    const m = /current affinity list: (\S+)/.exec(out);
+    if (m) before.push([pid, m[1]!]);
+  }
+  return before;
 }
 
 /**
