@@ -97,6 +97,8 @@ describe("assessNetworkDemand", () => {
     expect(b.trafficNeedCpuMillis).toBeCloseTo(1500, 9);
     // no previous demand: smoothing up starts from what it has, 400m: 400 + 0.7 × 1100 = 1170
     expect(b.demandCpuMillis).toBeCloseTo(1170, 9);
+    // with no previous demand there is nothing to have risen from: no step is marked
+    expect(b.rising).toBe(false);
   });
 
   it("probes × probeFactor when congested and the velocity is unknown", () => {

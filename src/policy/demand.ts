@@ -230,25 +230,9 @@ export function asAssessment(
  * base (see assessNetworkDemand). The step writes one reused object per partition instead of
  * passing these as arguments: a number passed to a function V8 does not inline is boxed.
  */
-export interface DemandContext {
-  velocity: number;
-  prevCpuMillis: number;
-  prevDemandCpuMillis: number;
-  goalPacketsPerSec: number;
-  goalBaseCpuMillis: number;
-  prevRising: boolean;
-  minProbeStepCpuMillis: number;
-}
-
-/**
- * A blank context: every number a double from the start, in a class of its own (see
- * emptyDemandNumbers), so no field changes representation.
- */
-export function demandContext(): DemandContext {
-  return new BlankDemandContext();
-}
-
-class BlankDemandContext implements DemandContext {
+export class DemandContext {
+  // Every number a double from the start, in a class of its own (see emptyDemandNumbers), so
+  // no field changes representation.
   velocity = Number.NaN;
   prevCpuMillis = Number.NaN;
   prevDemandCpuMillis = Number.NaN;
@@ -256,6 +240,11 @@ class BlankDemandContext implements DemandContext {
   goalBaseCpuMillis = Number.NaN;
   prevRising = false;
   minProbeStepCpuMillis = Number.NaN;
+}
+
+/** A blank context (see DemandContext). */
+export function demandContext(): DemandContext {
+  return new DemandContext();
 }
 
 /** A DemandAssessment with NaN for null, as the step reads it (a field that held null and numbers would box every number). */
@@ -381,7 +370,7 @@ export function assessDemandAt(
     smoothed = smoothDemand(from, raw, knobs.smoothingUp, knobs.smoothingDown);
     // A rise of more than the headroom is a step confirmed by congestion: a next, uncongested
     // window that uses more still finishes it at once (not at smoothingDown, as noise).
-    rising = prevDemandCpuMillis !== null && smoothed > prevDemandCpuMillis * headroom;
+    rising = hasPrevDemand && smoothed > prevDemandCpuMillis * headroom;
   } else {
     // Congested, yet the offered load would fit in what it has (or is unknown): the estimate
     // is wrong, so probe upward. A probe is a deliberate step and is not smoothed again.
