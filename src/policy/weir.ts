@@ -56,6 +56,7 @@ import {
   goalBase,
   minProbeStep,
   protectedNeed,
+  roundHalfUp,
   Source,
   yieldingDemand,
 } from "./rules.ts";
@@ -612,7 +613,7 @@ function expressAll(
         ? CapCode.goalDonor
         : capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
     const d = demand[i]!;
-    shownDemand[i] = Math.round(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!));
+    shownDemand[i] = roundHalfUp(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!));
     bits[i] = packBits(
       source[i]!,
       marks[i]!,
