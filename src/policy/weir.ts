@@ -38,7 +38,7 @@ import { donorCaps, markDonorCapsReached, wantsCpu } from "./donor-cap.ts";
 import {
   CapCode,
   capCodeFor,
-  directedWeight,
+  directWeights,
   StepDirectives,
   type WeightBand,
   weightBands,
@@ -91,6 +91,13 @@ export function deadbandCpuMillis(
     knobs.deadbandFraction * usableCapacity(knobs.capacityCpuMillis),
     DEADBAND_MAX_CPU_MILLIS,
   );
+}
+
+/** A read-only array of `n` zeros, shared by the steps' decisions (none of them writes to it). */
+let zeroRow = new Float64Array(0);
+function zeros(n: number): Float64Array {
+  if (zeroRow.length !== n) zeroRow = new Float64Array(n);
+  return zeroRow;
 }
 
 /** Buffers a step needs only while it runs; grown to the largest partition count seen. */
@@ -179,10 +186,11 @@ interface StepArrays {
   demand: Float64Array;
   velocity: Float64Array;
   ideal: Float64Array;
-  leftover: Float64Array;
-  effectiveMin: Float64Array;
   weights: Float64Array;
   shownDemand: Float64Array;
+  /** Scratch (the decisions keep a copy of the first two only when they are not all lo / 0; the PI is computed again when read). */
+  leftover: Float64Array;
+  effectiveMin: Float64Array;
   pis: Float64Array;
   /** A capped donor's trimmed set point (donor-cap.ts donorCapSetpoint); NaN elsewhere. */
   donorSetpoint: Float64Array;
@@ -241,12 +249,15 @@ function step(
   // What the output keeps (the next state's arrays, the decisions' numbers and reasons), in
   // one buffer of each type; everything else is scratch. Last cycle's arrays are read where
   // they are (the previous state's, when it is aligned with this table), never copied.
-  const fb = new Float64Array(n * 10);
+  const fb = new Float64Array(n * 7);
   const ub = new Uint8Array(n * 3);
   const f = (k: number): Float64Array => fb.subarray(k * n, (k + 1) * n);
   const u = (k: number): Uint8Array => ub.subarray(k * n, (k + 1) * n);
-  const buf = sc.fit(n, 4, 10);
-  const [target, prevNeed, post0, post1] = buf.f64 as [
+  const buf = sc.fit(n, 7, 10);
+  const [target, prevNeed, post0, post1, pis, effectiveMin, leftover] = buf.f64 as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
     Float64Array,
     Float64Array,
     Float64Array,
@@ -289,12 +300,12 @@ function step(
     demand: f(1),
     velocity: f(2),
     ideal: f(3),
-    leftover: f(4),
-    effectiveMin: f(5),
-    weights: f(6),
-    shownDemand: f(7),
-    pis: f(8),
-    donorSetpoint: f(9).fill(Number.NaN),
+    leftover,
+    effectiveMin,
+    weights: f(4),
+    shownDemand: f(5),
+    pis,
+    donorSetpoint: f(6).fill(Number.NaN),
     bits: u(0),
     flags: u(1),
     capCode: u(2),
@@ -365,7 +376,7 @@ function step(
     shareLeftover,
     canUseFirst,
   };
-  allocate(
+  const allocated = allocate(
     problem,
     { alloc: s.ideal, effectiveMin: s.effectiveMin, leftover: s.leftover },
     sc.alloc,
@@ -404,8 +415,10 @@ function step(
     throughput: cols,
     prevDemand: s.prev.demand,
     ideal: s.ideal,
-    leftover: s.leftover,
-    effectiveMin: s.effectiveMin,
+    // the decisions keep these only where they say something: else the table's mins (every
+    // guarantee honoured: allocate copies them) and no left-over
+    leftover: allocated.leftoverShared ? s.leftover.slice() : zeros(n),
+    effectiveMin: allocated.guaranteesCut ? s.effectiveMin.slice() : t.minCpuMillis,
     bits: s.bits,
     capCode: s.capCode,
     batchSuppressed: suppressBatch,
@@ -417,7 +430,6 @@ function step(
     previous: s.prev.cpuMillis,
     cpuMillis: s.final,
     velocity: s.velocity,
-    performanceIndex: s.pis,
     donorSetpoint: s.donorSetpoint,
   };
   return {
@@ -595,19 +607,11 @@ function expressAll(
   const batch = t.batch;
   const capped = t.capped;
   const goals = t.goalPacketsPerSec;
-  const { goal: goalBand, normal: normalBand } = bands;
   const n = t.size;
+  directWeights(n, final, batch, goals, importance, divisors, prevWeight, capacity, bands, weights);
   for (let i = 0; i < n; i++) {
     const cpu = final[i]!;
     const isBatch = batch[i] === 1;
-    weights[i] = directedWeight(
-      isBatch,
-      cpu,
-      capacity,
-      prevWeight[i]!,
-      goals[i]! > 0 ? goalBand : normalBand, // rules.ts hasGoal
-      divisors[importance[i]!]!,
-    );
     capCode[i] =
       s.dcCapped[i] === 1
         ? CapCode.goalDonor
