@@ -117,10 +117,15 @@ export function directWeights(
   const minStep = Float64Array.of(normal.minStep, normal.minStep, goal.minStep, goal.minStep);
   // keepWeight returns `next` unmoved when neither its fraction nor its minimum step is positive
   const moves = Uint8Array.from([0, 1, 2, 3], (k) => +(fraction[k]! > 0 || minStep[k]! > 0));
+  // the minimum step in the row's importance's units (band.minStep / divisor): band × 8 + importance
+  const stepOf = new Float64Array(32);
+  for (let k = 0; k < 4; k++)
+    for (let imp = 0; imp < 8; imp++) stepOf[(k << 3) | imp] = minStep[k]! / (divisors[imp] ?? 1);
   const pick = new Float64Array(2);
   const hasCapacity = capacityCpuMillis > 0;
   for (let i = 0; i < n; i++) {
-    const divisor = divisors[importance[i]!]!;
+    const imp = importance[i]!;
+    const divisor = divisors[imp]!;
     // weightForAllocation
     let next: number = WEIGHT_MIN;
     if (hasCapacity) {
@@ -136,7 +141,7 @@ export function directWeights(
     const prev = prevWeight[i]!;
     const k = (+(goalPacketsPerSec[i]! > 0) << 1) | +(next >= prev); // rules.ts hasGoal
     const byFraction = fraction[k]! * prev;
-    const byStep = minStep[k]! / divisor;
+    const byStep = stepOf[(k << 3) | imp]!;
     pick[0] = byStep;
     pick[1] = byFraction;
     const band = pick[+(byFraction > byStep)]!; // Math.max of two non-negative numbers
