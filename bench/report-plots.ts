@@ -123,8 +123,8 @@ export const SPREAD_SCRIPT = `function drawSpread(parent, labels, p, colors) {
   const lo = los.length ? Math.min(...los) : 0, hi = his.length ? Math.max(...his) : 1;
   new uPlot({ title: p.title, width: 600, height: 260,
     scales: { x: { time: false, range: [-0.5, xs.length - 0.5] },
-      y: p.log ? { distr: 3, range: [Math.max(0.01, lo / 1.5), hi * 1.5] } : { range: [Math.min(0, lo), hi * 1.08 + 1e-9] } },
-    axes: [{ splits: () => xs, values: (u, s) => s.map((i) => labels[i] ?? ""), size: 40, font: "11px system-ui" },
+      y: p.log ? { distr: 3, range: [10 ** Math.floor(Math.log10(Math.max(0.01, lo))), 10 ** Math.ceil(Math.log10(hi))] } : { range: [Math.min(0, lo), hi * 1.08 + 1e-9] } },
+    axes: [{ splits: () => xs, values: (u, s) => s.map((i) => labels[i] ?? ""), size: 28 + 13 * Math.max(...labels.map((l) => l.split("\\n").length)), font: "11px system-ui" },
       { label: p.unit, size: 56 }],
     legend: { show: false },
     series: [{}, { label: "median", stroke: "#222", width: 0, paths: () => null,

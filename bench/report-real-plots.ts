@@ -137,6 +137,17 @@ export function shortPolicy(label: string): string {
   return bare.length > 18 ? `${bare.slice(0, 17)}…` : bare;
 }
 
+/** Greedy word wrap at `width` characters, lines joined by "\n". */
+export function wrap(text: string, width: number): string {
+  const lines: string[] = [];
+  for (const w of text.split(" ")) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last]!.length + 1 + w.length <= width) lines[last] += ` ${w}`;
+    else lines.push(w);
+  }
+  return lines.join("\n");
+}
+
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
 const more = ["#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939"];
 const PALETTE = [...COLORS, ...more];
@@ -148,7 +159,10 @@ export function realPlotPage(p: RealPlot): string {
   const req = createRequire(import.meta.url);
   const js = fs.readFileSync(req.resolve("uplot/dist/uPlot.iife.min.js"), "utf8");
   const css = fs.readFileSync(req.resolve("uplot/dist/uPlot.min.css"), "utf8");
-  const labels = p.policies.map((x, i) => `${i + 1} ${shortPolicy(x)}`);
+  // Beyond 8 policies a panel has no room for names under the axis: the numbers and the key.
+  const labels = p.policies.map((x, i) =>
+    p.policies.length > 8 ? String(i + 1) : `${i + 1}\n${wrap(shortPolicy(x), 9)}`,
+  );
   const key = p.policies
     .map(
       (x, i) => `<li><b style="color:${PALETTE[i % PALETTE.length]}">${i + 1}</b> ${esc(x)}</li>`,
@@ -194,7 +208,7 @@ export function withPlotReferences(md: string, drawn: Set<string>, relDir: strin
       p.afterLine + 1,
       0,
       "",
-      `![${PLOT_ALT}: ${p.title.replaceAll("]", ")").replaceAll("[", "(")}](${relDir}/${p.file})`,
+      `![${PLOT_ALT}: ${p.file.replace(/\.png$/, "")}](${relDir}/${p.file})`,
     );
   return clean.join("\n");
 }
