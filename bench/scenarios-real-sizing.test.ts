@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { hogRatioWhy, type RealOutcome, realScenarios } from "./scenarios-real-sizing.ts";
+import {
+  hogRatioWhy,
+  type RealOutcome,
+  realScenarios,
+  worstPartitionWhy,
+} from "./scenarios-real-sizing.ts";
 
 const outcome = (o: Partial<RealOutcome>): RealOutcome => ({
   served: 1,
@@ -14,6 +19,7 @@ const outcome = (o: Partial<RealOutcome>): RealOutcome => ({
   cpuCores: [0.2, 0.3, 0.5],
   netCpuDelay: 0.3,
   hogCappedFraction: 0,
+  weights: [100, 100, 100],
   ...o,
 });
 
@@ -35,7 +41,7 @@ describe("scenarios-real sizing", () => {
       outcome({ cpuCores: [0.2, 0.3, 0.6], servedBy: [1, 1, 0.9], p99s: [5, 5, 400] }),
     );
     const weir = [1, 2, 3].map(() => outcome({ cpuCores: [0.2, 0.3, 0.8], p99s: [5, 5, 8] }));
-    const [why, fixed] = hogRatioWhy({
+    const [why, worst, fixed] = hogRatioWhy({
       cpus: 2,
       saturationPps: 10_000,
       offeredCores: [0.23, 0.34, 0.8],
@@ -49,9 +55,25 @@ describe("scenarios-real sizing", () => {
     expect(why).toContain("Plain CFS: c used 0.60 cores, served 90.0 %");
     expect(why).toContain("p99 c 400.0 ms");
     expect(why).toContain("weir: c used 0.80 cores");
+    expect(worst).toContain("(worst: c)");
     // the fixed rates at 10,000 per core: 0.06, 0.10, 0.22 -> c's is less than the 0.65 left
     expect(fixed).toContain("are 0.06, 0.10, 0.22 cores, 0.38 together");
     expect(fixed).toContain("c's 0.22 is less than the 0.65 cores");
+  });
+
+  it("names each policy's worst partition, what each partition served, and the weights", () => {
+    // the shape of the 2026-12-02 run: c starved and dropping under plain CFS, bounded p99;
+    // under weir c served, a and b waited behind c's larger weight
+    const none = [outcome({ servedBy: [1, 1, 0.705], p99s: [26.2, 28.7, 61.8] })];
+    const weir = [
+      outcome({ servedBy: [1, 1, 0.988], p99s: [36.1, 35.6, 29.5], weights: [420, 560, 1290] }),
+    ];
+    const s = worstPartitionWhy(weir, none);
+    expect(s).toContain("served 100.0 / 100.0 / 70.5 % of what they were sent under plain CFS");
+    expect(s).toContain("and 100.0 / 100.0 / 98.8 % under weir");
+    expect(s).toContain("26.2 / 28.7 / 61.8 ms under plain CFS (worst: c)");
+    expect(s).toContain("36.1 / 35.6 / 29.5 ms under weir (worst: a)");
+    expect(s).toContain("100 : 100 : 100 under plain CFS and 420 : 560 : 1290 under weir");
   });
 
   it("says nothing without both policies' runs", () => {

@@ -90,6 +90,8 @@ export interface RealOutcome {
   netCpuDelay: number;
   /** Share of cycles in which the policy hard-capped the hog, 0..1. */
   hogCappedFraction: number;
+  /** Mean weight the policy applied to each partition (a, b, c) over the run's cycles (v2 scale). */
+  weights: number[];
 }
 
 const med = (xs: number[]): number => stats(xs)?.median ?? Number.NaN;
@@ -134,10 +136,36 @@ export function hogRatioWhy(input: {
   const lines = [
     `Why plain CFS ÷ weir is ${f1(r.median)}× [${f1(r.min)}–${f1(r.max)}] in the hog scenario (medians over repetitions): under plain CFS the generator used ${f2(gen)} cores and a and b ${f2(others)} together, which leaves c and the hog, at equal cpu.shares, (${input.cpus} − ${f2(gen)} − ${f2(others)}) ÷ 2 = ${f2(left)} cores each; c was offered ${offeredC} cores, ${offeredC > left ? "more" : "no more"} than that. Plain CFS: ${state(none, c, `hog ${f2(med(none.map((x) => x.hogCores)))} cores`)}. weir: ${state(weir, c, `hog ${f2(med(weir.map((x) => x.hogCores)))} cores, hard-capped in ${f1(med(weir.map((x) => x.hogCappedFraction * 100)))} % of cycles`)}.`,
   ];
+  lines.push(worstPartitionWhy(weir, none));
   const fixedCores = input.fixedPps.map((p) => p / input.saturationPps);
   const fixedC = fixedCores[c]!;
   lines.push(
     `At this run's probed rate (${Math.round(input.saturationPps)} requests/s per core) the fixed rates the hog scenario had before it was sized in cores (${input.fixedPps.join(", ")} packets/s) are ${fixedCores.map(f2).join(", ")} cores, ${f2(fixedCores.reduce((s, v) => s + v, 0))} together: c's ${f2(fixedC)} is ${fixedC > left ? "more" : "less"} than the ${f2(left)} cores plain CFS left it here${fixedC > left ? "" : ", so at those rates plain CFS held no partition below its load and the ratio measured only the hog's effect on wake-ups, which conservation-real measures for every policy"}.`,
   );
   return lines;
+}
+
+const NAMES = ["a", "b", "c"];
+
+/**
+ * The ratio divides the worst partition's p99 under plain CFS by the worst one's under weir,
+ * and a p99 is over answered packets only: which partition was worst under each (medians), what
+ * each served, and the weights weir set against plain CFS's.
+ */
+export function worstPartitionWhy(weir: RealOutcome[], none: RealOutcome[]): string {
+  const p99 = (o: RealOutcome[]) => NAMES.map((_, i) => med(o.map((x) => x.p99s[i] ?? Number.NaN)));
+  const worst = (xs: number[]) => xs.indexOf(Math.max(...xs));
+  const [pw, pn] = [p99(weir), p99(none)];
+  const [ww, wn] = [worst(pw), worst(pn)];
+  const served = (o: RealOutcome[]) =>
+    NAMES.map((_, i) => f1(med(o.map((x) => (x.servedBy[i] ?? Number.NaN) * 100)))).join(" / ");
+  const weights = (o: RealOutcome[]) =>
+    NAMES.map((_, i) => Math.round(med(o.map((x) => x.weights[i] ?? Number.NaN)))).join(" : ");
+  const ms = (xs: number[]) => xs.map(f1).join(" / ");
+  return (
+    `The ratio divides each repetition's worst partition p99 under plain CFS by weir's, and a p99 counts answered packets only (a packet with no reply within 1 s is lost, not in it): ` +
+    `a / b / c served ${served(none)} % of what they were sent under plain CFS and ${served(weir)} % under weir; ` +
+    `their p99 was ${ms(pn)} ms under plain CFS (worst: ${NAMES[wn]}) and ${ms(pw)} ms under weir (worst: ${NAMES[ww]}), ` +
+    `with weights a : b : c of ${weights(none)} under plain CFS and ${weights(weir)} under weir (mean applied, median over repetitions).`
+  );
 }

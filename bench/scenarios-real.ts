@@ -5,7 +5,9 @@
 // every cell is median [min–max] over them.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench scenarios-real [--quick] [--reps N]   or   npx tsx bench/scenarios-real.ts [--json] [--quick] [--reps N]
+import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import type { PartitionSpec } from "../src/core/model.ts";
 import type { Policy } from "../src/policy/types.ts";
@@ -137,14 +139,23 @@ export const bench: Benchmark = {
             let cycles = 0;
             let hogCapped = 0;
             const delays: number[] = [];
+            const weightSums = [0, 0, 0];
+            const weightNs = [0, 0, 0];
             manager.subscribe((r) => {
               cycles++;
               for (const p of r.partitions) {
                 writes += p.written.length;
                 if (p.id === "hog") {
                   if (p.directive && Number.isFinite(p.directive.capCpuMillis)) hogCapped++;
-                } else if (p.throughput?.cpuDelayFraction != null)
-                  delays.push(p.throughput.cpuDelayFraction);
+                } else {
+                  if (p.throughput?.cpuDelayFraction != null)
+                    delays.push(p.throughput.cpuDelayFraction);
+                  const k = tb.partitions.findIndex((x) => x.name === p.id);
+                  if (k >= 0 && p.directive) {
+                    weightSums[k]! += p.directive.weight;
+                    weightNs[k]!++;
+                  }
+                }
               }
             });
             const ac = new AbortController();
@@ -210,10 +221,20 @@ export const bench: Benchmark = {
                 ? delays.reduce((s, x) => s + x, 0) / delays.length
                 : Number.NaN,
               hogCappedFraction: cycles > 0 ? hogCapped / cycles : 0,
+              weights: weightSums.map((w, k) => (weightNs[k]! > 0 ? w / weightNs[k]! : Number.NaN)),
             });
           }
         }
       }
+      // Every run's raw outcome, to look into a section's figures after the report is written.
+      fs.writeFileSync(
+        path.join(os.tmpdir(), "weir-scenarios-real-runs.json"),
+        JSON.stringify(
+          Object.fromEntries([...results].map(([k, m]) => [k, Object.fromEntries(m)])),
+          null,
+          1,
+        ),
+      );
       for (const sc of scenarios)
         for (const policyName of REAL_POLICIES) {
           const o = results.get(sc.name)?.get(policyName) ?? [];
