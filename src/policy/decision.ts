@@ -26,6 +26,7 @@ import {
   goalBase,
   minProbeStep,
   protectedNeed,
+  roundHalfUp,
   SOURCES,
   Source,
   yieldingDemand,
@@ -72,8 +73,11 @@ export interface StepReasons {
   yieldTo: number;
   /** The weight each directive carries (after the weight dead-band), filled before any why is read. */
   weights: Float64Array;
-  /** The decision's own numbers: demand shown (rounded), last allocation (NaN = none), allocation, velocity and PI (NaN = null). */
-  shownDemand: Float64Array;
+  /**
+   * The decision's own numbers: this step's demand (NaN = none measured; the demand shown is
+   * made from it when read), last allocation (NaN = none), allocation, velocity (NaN = null).
+   */
+  demand: Float64Array;
   previous: Float64Array;
   cpuMillis: Float64Array;
   velocity: Float64Array;
@@ -162,8 +166,21 @@ export class WeirDecision implements Decision {
     return this.#reasons.table.ids[this.#index]!;
   }
 
+  /**
+   * The demand shown, in whole millicores: the step's demand, at least the min; without one,
+   * what the tier phase aimed at instead (weir.ts assessDemand: the min, or a held partition's
+   * last allocation within its bounds; a network row's target is NaN exactly when its demand is).
+   */
   get demandCpuMillis(): CpuMillis {
-    return this.#reasons.shownDemand[this.#index]!;
+    const r = this.#reasons;
+    const i = this.#index;
+    const d = r.demand[i]!;
+    const lo = r.table.minCpuMillis[i]!;
+    if (!Number.isNaN(d)) return roundHalfUp(Math.max(d, lo));
+    const source = r.bits[i]! & 3;
+    if (source === Source.held)
+      return roundHalfUp(clamp(r.previous[i]!, lo, r.table.maxCpuMillis[i]!));
+    return roundHalfUp(source === Source.network ? Number.NaN : lo);
   }
 
   get previousCpuMillis(): CpuMillis {

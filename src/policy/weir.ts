@@ -56,7 +56,6 @@ import {
   goalBase,
   minProbeStep,
   protectedNeed,
-  roundHalfUp,
   Source,
   yieldingDemand,
 } from "./rules.ts";
@@ -187,7 +186,6 @@ interface StepArrays {
   velocity: Float64Array;
   ideal: Float64Array;
   weights: Float64Array;
-  shownDemand: Float64Array;
   /** Scratch (the decisions keep a copy of the first two only when they are not all lo / 0; the PI is computed again when read). */
   leftover: Float64Array;
   effectiveMin: Float64Array;
@@ -249,10 +247,9 @@ function step(
   // What the output keeps (the next state's arrays, the decisions' numbers and reasons), in
   // one buffer of each type; everything else is scratch. Last cycle's arrays are read where
   // they are (the previous state's, when it is aligned with this table), never copied.
-  const fb = new Float64Array(n * 7);
-  const ub = new Uint8Array(n * 3);
-  const f = (k: number): Float64Array => fb.subarray(k * n, (k + 1) * n);
-  const u = (k: number): Uint8Array => ub.subarray(k * n, (k + 1) * n);
+  const arena = new ArrayBuffer(n * (6 * 8 + 3)); // Float64 arrays first: aligned
+  const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
+  const u = (k: number): Uint8Array => new Uint8Array(arena, 6 * n * 8 + k * n, n);
   const buf = sc.fit(n, 7, 10);
   const [target, prevNeed, post0, post1, pis, effectiveMin, leftover] = buf.f64 as [
     Float64Array,
@@ -303,9 +300,8 @@ function step(
     leftover,
     effectiveMin,
     weights: f(4),
-    shownDemand: f(5),
     pis,
-    donorSetpoint: f(6).fill(Number.NaN),
+    donorSetpoint: f(5).fill(Number.NaN),
     bits: u(0),
     flags: u(1),
     capCode: u(2),
@@ -426,7 +422,7 @@ function step(
     prevFlags: s.prev.flags,
     yieldTo: found.yieldTo,
     weights: s.weights,
-    shownDemand: s.shownDemand,
+    demand: s.demand,
     previous: s.prev.cpuMillis,
     cpuMillis: s.final,
     velocity: s.velocity,
@@ -596,11 +592,10 @@ function expressAll(
   bands: { normal: WeightBand; goal: WeightBand },
   suppressBatch: boolean,
 ): void {
-  const { t, capacity, final, weights, capCode, demand, target, shownDemand, bits } = s;
+  const { t, capacity, final, weights, capCode, bits } = s;
   const { source, marks, receiver, controlled } = s;
   const prevWeight = s.prev.weight;
   const prevCpu = s.prev.cpuMillis;
-  const lo = t.minCpuMillis;
   const hi = t.maxCpuMillis;
   const divisors = t.weightDivisors;
   const importance = t.importance;
@@ -616,8 +611,6 @@ function expressAll(
       s.dcCapped[i] === 1
         ? CapCode.goalDonor
         : capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
-    const d = demand[i]!;
-    shownDemand[i] = roundHalfUp(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!));
     bits[i] = packBits(
       source[i]!,
       marks[i]!,
