@@ -295,4 +295,37 @@ describe("weir step: fast paths give the plain paths' output", () => {
     }
     expect(compared).toBe(12 * n);
   });
+
+  it("a decision's shown demand is its step's demand, at least its min, or without one what the tier phase aimed at (made when read)", () => {
+    const rnd = seeded(47);
+    let specs = fleet(150, rnd);
+    const knobs = defaultPolicyKnobs(150 * 120);
+    const policy = createWeirPolicy();
+    let state: PolicyState = policy.initialState();
+    const seenSources = new Set<string>();
+    let unmeasured = 0;
+    for (let c = 0; c < 30; c++) {
+      if (c === 15)
+        specs = [...specs, ...fleet(10, rnd).map((s) => ({ ...s, id: `late-${s.id}` }))];
+      const out = policy.step(
+        { nowMs: c * 100, knobs, specs, throughput: new Map(windows(specs, rnd)) },
+        state,
+      );
+      const record = out.state.partitions ?? {};
+      for (const d of out.decisions as WeirDecision[]) {
+        const x = d.detail;
+        const r = record[d.partition]!;
+        const measured = r.demandMeasured !== false;
+        if (!measured) unmeasured++;
+        seenSources.add(x.source);
+        const expected = Math.round(
+          measured ? Math.max(r.demandCpuMillis, x.minCpuMillis) : x.targetCpuMillis,
+        );
+        expect(d.demandCpuMillis, `${d.partition} cycle ${c}`).toBe(expected);
+      }
+      state = out.state;
+    }
+    expect([...seenSources].sort()).toEqual(["batch", "held", "network", "unseen"]);
+    expect(unmeasured).toBeGreaterThan(0);
+  });
 });
