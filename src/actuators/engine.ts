@@ -63,6 +63,28 @@ export function appliedFromView(v: AllocationView): AppliedAllocation {
 }
 
 /**
+ * Every field of a Directive (`satisfies` fails to compile when one is added and not listed
+ * here): what `desired` and the write plan are computed from.
+ */
+const DIRECTIVE_FIELDS = Object.keys({
+  partition: 0,
+  cpuMillis: 0,
+  weight: 0,
+  idle: 0,
+  capCpuMillis: 0,
+  burstCpuMillis: 0,
+  capReason: 0,
+  capPeriodUs: 0,
+  cpuCount: 0,
+} satisfies Record<keyof Directive, 0>) as ReadonlyArray<keyof Directive>;
+
+/** Two directives with every field equal. */
+function sameDirective(a: Directive, b: Directive): boolean {
+  for (const k of DIRECTIVE_FIELDS) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+/**
  * A directive the backends can write: cap a number or +Infinity (no cap), burst a finite
  * number >= 0, weight finite. Returns what is wrong, or null.
  */
@@ -168,6 +190,19 @@ export class FileSetActuator implements PartitionActuator {
   private readonly cache: Record<string, string>;
   /** The last directive as the files would hold it once in force (null before the first apply). */
   private lastDesired: Record<string, string> | null = null;
+  /** Bumped whenever `cache` changes (a write taken, a refused write undone). */
+  private cacheVersion = 0;
+  /**
+   * The last directive that wrote nothing, the cache version it was planned against and how
+   * many files it found unchanged: the same directive over the same cache plans the same values
+   * and writes nothing again, so apply() counts those skips and returns without building the
+   * values' strings (the no-change path of every idle partition, every cycle).
+   */
+  private unchanged: { directive: Directive; version: number; skips: number } | null = null;
+  /** desired()'s answer for `lastDesired` (the same object while that does not change). */
+  private desiredMemo: { of: Record<string, string>; value: AppliedAllocation } | null = null;
+  /** applied()'s answer for a cache version (synchronous ports: the cache is what is in force). */
+  private appliedMemo: { version: number; value: AppliedAllocation } | null = null;
   private goneError: WeirError | null = null;
   private closed = false;
   private readonly counters: ActuatorStats = { writes: 0, failedWrites: 0, unchangedSkips: 0 };
@@ -192,9 +227,28 @@ export class FileSetActuator implements PartitionActuator {
     const late = this.lateFailure();
     if (late?.code === ErrorCodes.TARGET_GONE)
       return { partition: this.partition, written: [], error: late.toInfo() };
+    const u = this.unchanged;
+    if (
+      late === null &&
+      u !== null &&
+      u.version === this.cacheVersion &&
+      sameDirective(u.directive, directive)
+    ) {
+      this.counters.unchangedSkips += u.skips;
+      return { partition: this.partition, written: [] };
+    }
     const values = this.o.format.desired(directive, this.cache, this.foundPeriodUsec);
     this.lastDesired = this.asHeld(values);
+    const skipsBefore = this.counters.unchangedSkips;
     const result = this.writeChanged(values);
+    this.unchanged =
+      late === null && !result.error && result.written.length === 0
+        ? {
+            directive: { ...directive },
+            version: this.cacheVersion,
+            skips: this.counters.unchangedSkips - skipsBefore,
+          }
+        : null;
     if (late && !result.error) result.error = late.toInfo();
     return result;
   }
@@ -204,7 +258,14 @@ export class FileSetActuator implements PartitionActuator {
    * as they will hold it, on the directive's scales.
    */
   desired(): AppliedAllocation | null {
-    return this.lastDesired && appliedFromView(this.o.format.describe(this.lastDesired));
+    const last = this.lastDesired;
+    if (last === null) return null;
+    if (this.desiredMemo?.of !== last)
+      this.desiredMemo = {
+        of: last,
+        value: Object.freeze(appliedFromView(this.o.format.describe(last))),
+      };
+    return this.desiredMemo.value;
   }
 
   restore(snapshot: AllocationSnapshot): ApplyResult {
@@ -222,6 +283,7 @@ export class FileSetActuator implements PartitionActuator {
         `snapshot for ${this.partition} names files ${this.o.format.layout} does not manage: ${unknown.join(", ")}`,
       );
     this.lastDesired = this.asHeld(snapshot.values);
+    this.unchanged = null;
     return this.writeChanged(snapshot.values);
   }
 
@@ -248,9 +310,12 @@ export class FileSetActuator implements PartitionActuator {
   applied(): AppliedAllocation {
     const f = this.o.format;
     const held = this.o.port.held?.();
+    if (!held && this.appliedMemo?.version === this.cacheVersion) return this.appliedMemo.value;
     const v = held ? { ...this.found, ...held } : { ...this.cache };
     v[f.weightFile] ??= v[f.idleFile] === "1" ? f.idleWeight : (f.freshValues[f.weightFile] ?? "");
-    return appliedFromView(f.describe(v));
+    const value = Object.freeze(appliedFromView(f.describe(v)));
+    if (!held) this.appliedMemo = { version: this.cacheVersion, value };
+    return value;
   }
 
   /**
@@ -290,6 +355,7 @@ export class FileSetActuator implements PartitionActuator {
         const was = held[f.file];
         if (was === undefined) delete this.cache[f.file];
         else this.cache[f.file] = was;
+        this.cacheVersion++;
       }
       if (!first || e.code === ErrorCodes.TARGET_GONE) first = e;
     }
@@ -338,6 +404,7 @@ export class FileSetActuator implements PartitionActuator {
       }
       this.counters.writes++;
       this.cache[file] = value;
+      this.cacheVersion++;
       // Entering or leaving the idle class changes the weight behind our back (the kernel shows
       // 3 shares while idle and resets to the default after): forget what we knew of it.
       if (file === f.idleFile) delete this.cache[f.weightFile];

@@ -207,6 +207,10 @@ export class PartitionSlot {
     try {
       const desired = a.desired?.() ?? null;
       const applied = a.applied();
+      // a backend that answers with the same objects while nothing changed (FileSetActuator)
+      // leaves the allocation as it was: same values, same since-when
+      const was = this.allocation;
+      if (was !== null && was.desired === desired && was.applied === applied) return;
       const inForce = desired === null || sameAllocation(desired, applied);
       const differsSinceMs = inForce ? null : (this.allocation?.differsSinceMs ?? cycleStartMs);
       this.allocation = { desired, applied, inForce, differsSinceMs };
