@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { v1Format } from "../cgroup/formats.ts";
 import { ErrorCodes } from "../core/errors.ts";
 import type { Directive } from "../core/model.ts";
-import { checkDirective, FileSetActuator, type FilePort, type LateWriteFailure } from "./engine.ts";
+import { checkDirective, type FilePort, FileSetActuator, type LateWriteFailure } from "./engine.ts";
 
 const directive = (capCpuMillis: number, weight: number, burstCpuMillis = 0): Directive => ({
   partition: "p",

@@ -9,6 +9,7 @@ import {
   MIN_PERIOD_USEC,
   quotaFloorCpuMillis,
 } from "../cgroup/values.ts";
+import { sameDirective } from "../core/directive.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { ApplyResult, Directive, PartitionId } from "../core/model.ts";
@@ -60,28 +61,6 @@ export function appliedFromView(v: AllocationView): AppliedAllocation {
   if (v.burstUsec !== undefined) out.burstCpuMillis = perMilli(v.burstUsec);
   if (Number.isFinite(v.periodUsec)) out.capPeriodUs = v.periodUsec;
   return out;
-}
-
-/**
- * Every field of a Directive (`satisfies` fails to compile when one is added and not listed
- * here): what `desired` and the write plan are computed from.
- */
-const DIRECTIVE_FIELDS = Object.keys({
-  partition: 0,
-  cpuMillis: 0,
-  weight: 0,
-  idle: 0,
-  capCpuMillis: 0,
-  burstCpuMillis: 0,
-  capReason: 0,
-  capPeriodUs: 0,
-  cpuCount: 0,
-} satisfies Record<keyof Directive, 0>) as ReadonlyArray<keyof Directive>;
-
-/** Two directives with every field equal. */
-function sameDirective(a: Directive, b: Directive): boolean {
-  for (const k of DIRECTIVE_FIELDS) if (a[k] !== b[k]) return false;
-  return true;
 }
 
 /**

@@ -6,6 +6,7 @@ import type {
   AppliedAllocation,
   PartitionActuator,
 } from "../actuators/types.ts";
+import { sameDirective } from "../core/directive.ts";
 import { ErrorCodes, isWeirError } from "../core/errors.ts";
 import type {
   CounterSample,
@@ -63,6 +64,8 @@ export class PartitionSlot {
   lastError: WeirErrorInfo | undefined = undefined;
   /** The last directive submitted without an error (the change hook compares with it). */
   lastApplied: Directive | null = null;
+  /** The directive the latest cycle record holds for this partition (recordedDirective). */
+  private recorded: Directive | null = null;
   /** Desired vs applied as of the latest cycle (observeAllocation). */
   allocation: PartitionAllocation | null = null;
   private readonly onError: ManagerOptions["onPartitionError"];
@@ -191,6 +194,18 @@ export class PartitionSlot {
         : null;
     if (hostSilent === null && agentSilent === null) return false;
     return (hostSilent ?? true) && (agentSilent ?? true);
+  }
+
+  /**
+   * The directive a cycle record holds for this partition: this cycle's, or the object the
+   * previous record holds when every field is the same (records are never changed once made),
+   * so a partition whose allocation did not move adds no directive to the history.
+   */
+  recordedDirective(d: Directive | null): Directive | null {
+    const last = this.recorded;
+    if (d !== null && last !== null && sameDirective(last, d)) return last;
+    this.recorded = d;
+    return d;
   }
 
   /**
