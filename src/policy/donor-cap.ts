@@ -208,9 +208,16 @@ export interface DonorCapRows {
   served: Float64Array;
   prevCpu: Float64Array;
   prevFlags: Uint8Array;
-  /** Last step's smoothed velocity (NaN = none): the set point follows velocity's moves. */
-  prevVelocity: Float64Array;
-  /** Last step's set point (donorCapSetpoint; NaN = none). */
+  /**
+   * Last step's set point (donorCapSetpoint; NaN = none). It is not carried by the velocity's
+   * moves: one 100 ms velocity reading is off by 5–8 % (cpuacct's 4 ms ticks, the window against
+   * the CFS period), and carried each window (as a first version did) it moved the set point by
+   * 1.5–2.7 % a window (goals-real's per-cycle traces), past the 2.5 % hold several times a
+   * second: 18–35 quota writes in 81 windows, each refilling the period (the donor used 1.07×
+   * its cap the window after a write, 0.98× otherwise; 1.11× its cap over a run with 35). The
+   * untrimmed cap (goal ÷ velocity + goalHeadroom) and the anti-windup floor under it still
+   * follow the velocity, and the trim follows a drift that lasts.
+   */
   prevSetpoint: Float64Array;
 }
 
@@ -277,15 +284,13 @@ export function donorCaps(
     const prev = r.prevCpu[i]!;
     const reached = (r.prevFlags[i]! & FLAG_DONOR_CAP_REACHED) !== 0;
     if (trimming) {
-      // Last step's set point follows the velocity (feedforward: the host's speed drifts by
-      // ±15 % within seconds), then the trim corrects what the velocity does not explain.
-      // Released only on a miss beyond noise two windows in a row (missesGoal = 2).
+      // Last step's set point, trimmed by what the donor served; not carried by the velocity's
+      // moves (see DonorCapRows.prevSetpoint). Released only on a miss beyond noise two
+      // windows in a row (missesGoal = 2).
       const misses = r.missesGoal[i] === 2;
-      const fitted = reached && r.missesGoal[i] === 0 && r.useNeed[i]! >= prev;
-      const pv = r.prevVelocity[i]!;
-      const carried = pv > 0 ? r.prevSetpoint[i]! * (pv / r.velocity[i]!) : r.prevSetpoint[i]!;
+      const fitted = reached && r.missesGoal[i] !== 2 && r.useNeed[i]! >= prev;
       sp = was
-        ? donorCapSetpoint(carried, open, r.served[i]! / r.goal[i]!, fitted, misses, knobs)
+        ? donorCapSetpoint(r.prevSetpoint[i]!, open, r.served[i]! / r.goal[i]!, fitted, misses, knobs)
         : clamp(donorCapStartCpuMillis(r.goal[i]!, r.velocity[i]!, knobs), r.min[i]!, open);
       cap = clamp(Math.ceil(sp - 1e-9), r.min[i]!, r.max[i]!);
       if (reached && !misses && Math.abs(cap - prev) <= DONOR_TRIM_HOLD_FRACTION * prev) cap = prev;
