@@ -262,6 +262,12 @@ export interface GoalRun {
     aWhy: string;
     /** The capacity the policy shared out, median over cycles (the reachable CPU holds it to 1,000m). */
     capacityCpuMillis: number;
+    /**
+     * Measured cycles that wrote A's cpu.cfs_quota_us (each write refills the period's runtime
+     * and releases a throttled group: extra CPU for A), and how many measured cycles there were.
+     */
+    aQuotaWrites: number;
+    cycles: number;
   };
 }
 
@@ -374,6 +380,8 @@ export async function runPolicy(
         ).length / Math.max(1, pa.length),
       aWhy: whys[Math.floor(whys.length / 2)] ?? "",
       capacityCpuMillis: med(measured.map((r) => r.capacityCpuMillis)),
+      aQuotaWrites: pa.filter((p) => p.written.includes("cpu.cfs_quota_us")).length,
+      cycles: measured.length,
     };
   }
   return run;

@@ -143,6 +143,8 @@ export function summarise(
       d((x) => x.aDonorFraction, 0, 100),
       d((x) => x.aDonorCapFraction, 0, 100),
       d((x) => x.capacityCpuMillis),
+      d((x) => x.aQuotaWrites),
+      d((x) => x.cycles),
     ];
   });
   const med = (p: PolicyRun, f: (s: ReturnType<typeof score>) => number) =>
@@ -345,6 +347,8 @@ export function summarise(
           "A donor % cycles",
           "A donor-capped % cycles",
           "capacity in force m",
+          "A quota writes (count in the measured cycles)",
+          "measured cycles (count)",
         ],
         rows: diagRows,
       },
