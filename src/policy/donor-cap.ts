@@ -211,9 +211,9 @@ export interface DonorCapRows {
   prevFlags: Uint8Array;
   /**
    * Last step's set point (donorCapSetpoint; NaN = none). It is not carried by the velocity's
-   * moves: one 100 ms velocity reading is off by 5–8 % (cpuacct's 4 ms ticks, the window against
-   * the CFS period), and carried each window (as a first version did) it moved the set point by
-   * 1.5–2.7 % a window (goals-real's per-cycle traces), past the 2.5 % hold several times a
+   * moves: one 100 ms velocity reading varied with a standard deviation of 4.5–8 % within a
+   * run (goals-real's setup), and carried each window (as a first version did) it moved the set
+   * point by 1.5–2.7 % a window (goals-real's per-cycle traces), past the 2.5 % hold 2–4 times a
    * second: 18–35 quota writes in 81 windows, each refilling the period (the donor used 1.07×
    * its cap the window after a write, 0.98× otherwise; 1.11× its cap over a run with 35). The
    * untrimmed cap (goal ÷ velocity + goalHeadroom) and the anti-windup floor under it still
