@@ -97,6 +97,11 @@ export interface RunOutcome {
    * window: Σ run_delay ÷ Σ timeslices of its threads (/proc/<tid>/schedstat).
    */
   waitPerRunUs: Record<string, number>;
+  /**
+   * Per network partition: its cgroup's CPU over the measured window ÷ the replies to the
+   * requests sent in it, µs (does the same request cost more beside the hog?).
+   */
+  cpuPerReplyUs: Record<string, number>;
 }
 
 /** Σ run_delay (ns) and Σ timeslices over a process's threads; zeros if it is gone. */
@@ -219,10 +224,12 @@ export async function runOne(
   const loop = manager.start(ac.signal);
   let measureFromMs = 0;
   let sched0: Array<{ delayNs: number; runs: number }> = [];
+  let usage0: number[] = [];
   const markTimer = setTimeout(() => {
     measureFromMs = epochNow();
     win.mark();
     sched0 = tb.partitions.map((p) => schedstatOf(p.serverPid));
+    usage0 = tb.partitions.map((p) => readUsageNs(p.cgroupDirs));
   }, timing.warmupMs);
   let cpu = {
     hogCores: Number.NaN,
@@ -235,6 +242,7 @@ export async function runOne(
   let tcp: TcpLoadResult | null = null;
   const phases = [{ name: "measured", fromMs: timing.warmupMs, toMs: durationMs }];
   const waitPerRunUs: Record<string, number> = {};
+  const usedNs: Record<string, number> = {};
   const net = tb.partitions;
   try {
     if (opts.load.kind === "udp") {
@@ -271,6 +279,8 @@ export async function runOne(
     } else await sleep(durationMs);
     cpu = win.read();
     tb.partitions.forEach((p, i) => {
+      const u0 = usage0[i];
+      usedNs[p.name] = u0 === undefined ? Number.NaN : readUsageNs(p.cgroupDirs) - u0;
       const a = sched0[i];
       const b = schedstatOf(p.serverPid);
       waitPerRunUs[p.name] =
@@ -319,9 +329,15 @@ export async function runOne(
   const p99Ms: Record<string, number> = {};
   const rps: Record<string, number> = {};
   const perSecond: Record<string, number[]> = {};
+  const cpuPerReplyUs: Record<string, number> = {};
+  const perReply = (name: string, answered: number | undefined) => {
+    const ns = usedNs[name] ?? Number.NaN;
+    cpuPerReplyUs[name] = answered && answered > 0 ? ns / answered / 1000 : Number.NaN;
+  };
   if (udp)
     for (const t of udp.targets) {
       const ph = t.phases.find((x) => x.name === "measured");
+      perReply(t.name, ph?.answered);
       served[t.name] = ph?.servedRatio ?? Number.NaN;
       p99Ms[t.name] = ph?.latency.p99Ms ?? Number.NaN;
       const from = Math.ceil(timing.warmupMs / 1000);
@@ -332,6 +348,7 @@ export async function runOne(
   if (tcp)
     for (const t of tcp.targets) {
       const ph = t.phases.find((x) => x.name === "measured");
+      perReply(t.name, ph?.answered);
       served[t.name] = ph?.servedRatio ?? Number.NaN;
       p99Ms[t.name] = ph?.latency.p99Ms ?? Number.NaN;
       rps[t.name] = ph?.requestsPerSec ?? Number.NaN;
@@ -357,6 +374,7 @@ export async function runOne(
     netThrottled: thrN > 0 ? thrSum / thrN : Number.NaN,
     generatorCores: udp?.generator.cpuCores ?? tcp?.generator.cpuCores ?? 0,
     waitPerRunUs,
+    cpuPerReplyUs,
     ...(opts.scenario === "step"
       ? {
           reaction: reactionMs(records, "a", (udp?.startedAtEpochMs ?? 0) + timing.stepAtMs, {

@@ -46,6 +46,9 @@ export function summariseConservation(
   /** The longest of the three servers' mean waits for a CPU per run (µs). */
   const worstWait = (o: RunOutcome) =>
     Math.max(...NET.map((n) => o.waitPerRunUs?.[n] ?? Number.NaN));
+  /** Mean over the three partitions of CPU per reply (µs): cgroup CPU ÷ replies, measured window. */
+  const perReply = (o: RunOutcome) =>
+    NET.reduce((s, n) => s + (o.cpuPerReplyUs?.[n] ?? Number.NaN), 0) / NET.length;
   const worstP99 = (o: RunOutcome) => Math.max(...NET.map((n) => o.p99Ms[n] ?? Number.NaN));
   const col = (xs: RunOutcome[], f: (o: RunOutcome) => number, digits = 1, scale = 1) =>
     fmtStats(xs.map(f), digits, scale);
@@ -65,6 +68,7 @@ export function summariseConservation(
       col(xs, (o) => o.hogCappedFraction, 0, 100),
       col(xs, (o) => o.netDelay, 1, 100),
       col(xs, worstWait, 0),
+      col(xs, perReply, 0),
       col(xs, (o) => o.writesPerPartitionSec, 2),
     ];
   });
@@ -79,6 +83,7 @@ export function summariseConservation(
     "–",
     col(refUdp, (o) => o.netDelay, 1, 100),
     col(refUdp, worstWait, 0),
+    col(refUdp, perReply, 0),
     col(refUdp, (o) => o.writesPerPartitionSec, 2),
   ]);
   const isoUdp = of("isolated-udp");
@@ -93,6 +98,7 @@ export function summariseConservation(
       "–",
       col(isoUdp, (o) => o.netDelay, 1, 100),
       col(isoUdp, worstWait, 0),
+      col(isoUdp, perReply, 0),
       col(isoUdp, (o) => o.writesPerPartitionSec, 2),
     ]);
   const idleRows = policies.map((p) => {
@@ -120,6 +126,7 @@ export function summariseConservation(
       col(xs, (o) => o.hostIdle, 1, 100),
       col(xs, (o) => o.netDelay, 1, 100),
       col(xs, worstWait, 0),
+      col(xs, perReply, 0),
     ];
   });
   const refTcp = of("ref-tcp");
@@ -133,6 +140,7 @@ export function summariseConservation(
     col(refTcp, (o) => o.hostIdle, 1, 100),
     col(refTcp, (o) => o.netDelay, 1, 100),
     col(refTcp, worstWait, 0),
+    col(refTcp, perReply, 0),
   ]);
   const isoTcp = of("isolated-tcp");
   if (isoTcp.length > 0)
@@ -146,6 +154,7 @@ export function summariseConservation(
       col(isoTcp, (o) => o.hostIdle, 1, 100),
       col(isoTcp, (o) => o.netDelay, 1, 100),
       col(isoTcp, worstWait, 0),
+      col(isoTcp, perReply, 0),
     ]);
   const goalA = (o: RunOutcome, goal: number) => {
     const s = o.perSecond?.a ?? [];
@@ -372,6 +381,7 @@ export function summariseConservation(
           "hog capped % cycles",
           "net CPU delay %",
           "server wait per run µs (worst)",
+          "CPU per reply µs (mean of a, b, c)",
           "writes /partition/s",
         ],
         rows: conserveRows,
@@ -404,6 +414,7 @@ export function summariseConservation(
           "host idle %",
           "net CPU delay %",
           "server wait per run µs (worst)",
+          "CPU per reply µs (mean of a, b, c)",
         ],
         rows: tcpRows,
       },
