@@ -13,6 +13,13 @@ import type { TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { readUsageNs, stats } from "./harness.ts";
 import { epochNow, RESERVE_CPU_MILLIS, reactionMs, sleep, Window } from "./real-common.ts";
+import {
+  analyseSchedTrace,
+  captureLater,
+  classifier,
+  type SchedTrace,
+  type WaitBreakdown,
+} from "./sched-trace.ts";
 import { testbedManager } from "./testbed-manager.ts";
 
 export const INTERVAL_MS = 100;
@@ -102,7 +109,12 @@ export interface RunOutcome {
    * requests sent in it, µs (does the same request cost more beside the hog?).
    */
   cpuPerReplyUs: Record<string, number>;
+  /** Where the servers waited for a CPU over TRACE_MS of the measured window (runs with a load and a trace). */
+  schedWait?: WaitBreakdown;
 }
+
+/** Scheduler trace per run with a load: this long, from 1 s into the measured window. */
+export const TRACE_MS = 2000;
 
 /** Σ run_delay (ns) and Σ timeslices over a process's threads; zeros if it is gone. */
 function schedstatOf(pid: number | null): { delayNs: number; runs: number } {
@@ -132,6 +144,8 @@ export interface Ctx {
   backend: ReturnType<typeof createActuatorBackend>;
   hostCpu: HeldHostCpu;
   timing: Timing;
+  /** The scheduler trace (sched-trace.ts); null: none taken. */
+  trace?: SchedTrace | null;
 }
 
 export function networkSpecs(
@@ -225,6 +239,14 @@ export async function runOne(
   let measureFromMs = 0;
   let sched0: Array<{ delayNs: number; runs: number }> = [];
   let usage0: number[] = [];
+  const classOf = classifier(
+    tb.partitions.map((p) => p.serverPid),
+    tb.hogs.map((h) => h.pid),
+  );
+  const capture =
+    ctx.trace && opts.load.kind !== "none"
+      ? captureLater(ctx.trace, timing.warmupMs + 1000, TRACE_MS)
+      : null;
   const markTimer = setTimeout(() => {
     measureFromMs = epochNow();
     win.mark();
@@ -288,6 +310,7 @@ export async function runOne(
     });
   } finally {
     clearTimeout(markTimer);
+    capture?.cancel();
     ac.abort();
     await loop;
     manager.shutdown("restore");
@@ -375,6 +398,7 @@ export async function runOne(
     generatorCores: udp?.generator.cpuCores ?? tcp?.generator.cpuCores ?? 0,
     waitPerRunUs,
     cpuPerReplyUs,
+    ...(capture ? { schedWait: analyseSchedTrace(capture.text(), classOf) } : {}),
     ...(opts.scenario === "step"
       ? {
           reaction: reactionMs(records, "a", (udp?.startedAtEpochMs ?? 0) + timing.stepAtMs, {

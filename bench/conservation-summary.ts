@@ -10,6 +10,7 @@ import {
   TCP_CONNECTIONS,
   type Timing,
 } from "./conservation-run.ts";
+import { waitNote as traceNote, WAIT_COLUMNS, waitRow } from "./conservation-waits.ts";
 import type { BenchFigure, BenchResult } from "./harness.ts";
 import { fmtStats, repeated, stats } from "./harness.ts";
 import { RESERVE_CPU_MILLIS } from "./real-common.ts";
@@ -299,6 +300,23 @@ export function summariseConservation(
   const waitNotes = of("ref-udp").some((o) => o.waitPerRunUs)
     ? [waitNote("UDP p99", "conserve", "ref-udp"), waitNote("TCP p99", "tcp", "ref-tcp")]
     : [];
+  for (const [label, s, ref] of [
+    ["UDP", "conserve", "ref-udp"],
+    ["TCP", "tcp", "ref-tcp"],
+  ] as const) {
+    const n = traceNote(label, of, s, ref);
+    if (n) waitNotes.push(n);
+  }
+  const waitRows = (["conserve", "tcp"] as const).flatMap((s) => {
+    const kind = s === "conserve" ? "UDP" : "TCP";
+    const rows = policies.map((p) => waitRow(`${kind}: ${POLICY_LABEL(p)}`, of(s, p)));
+    rows.push(
+      waitRow(`${kind}: reference, hog stopped`, of(s === "conserve" ? "ref-udp" : "ref-tcp")),
+    );
+    const iso = of(s === "conserve" ? "isolated-udp" : "isolated-tcp");
+    if (iso.length) rows.push(waitRow(`${kind}: reference, cpuset split by hand`, iso));
+    return rows;
+  });
   // Where weir loses: every scenario where a baseline's median beats weir's on p99 or batch CPU.
   const losses: string[] = [];
   const weirEvidence = (xs: RunOutcome[]) =>
@@ -418,6 +436,15 @@ export function summariseConservation(
         ],
         rows: tcpRows,
       },
+      ...(waitRows.some((r) => Number(r[1]) > 0)
+        ? [
+            {
+              title: `where the servers waited for a CPU — the kernel's scheduler events over 2 s of each measured run (conserve and tcp, ${med3})`,
+              columns: ["policy", ...WAIT_COLUMNS],
+              rows: waitRows,
+            },
+          ]
+        : []),
       {
         title: `overload — demand above the host; a (importance 1) has a goal it reaches alone (${med3})`,
         columns: [

@@ -181,3 +181,58 @@ export class SchedTrace {
     }
   }
 }
+
+/** Every thread id of a process (none when it is gone). */
+export function threadsOf(pid: number | null | undefined): number[] {
+  if (!pid) return [];
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The classes of the benchmark's threads, read now: every thread of the servers, of the hog
+ * and of this process (the load generator and manager); anything else is "other".
+ */
+export function classifier(
+  serverPids: Array<number | null>,
+  hogPids: Array<number | null>,
+): (tid: number) => TaskClass {
+  const m = new Map<number, TaskClass>();
+  for (const p of serverPids) for (const t of threadsOf(p)) m.set(t, "server");
+  for (const p of hogPids) for (const t of threadsOf(p)) m.set(t, "hog");
+  for (const t of threadsOf(process.pid)) m.set(t, "generator");
+  return (tid) => m.get(tid) ?? "other";
+}
+
+/**
+ * Starts a capture `atMs` from now for `forMs`; `text()` is what was captured ("" if it did
+ * not run); `cancel()` clears the timers and stops a capture still running.
+ */
+export function captureLater(
+  trace: SchedTrace,
+  atMs: number,
+  forMs: number,
+): { text(): string; cancel(): void } {
+  let text = "";
+  let running = false;
+  const t1 = setTimeout(() => {
+    trace.start();
+    running = true;
+  }, atMs);
+  const t2 = setTimeout(() => {
+    text = trace.stop();
+    running = false;
+  }, atMs + forMs);
+  return {
+    text: () => text,
+    cancel: () => {
+      clearTimeout(t1);
+      clearTimeout(t2);
+      if (running) text = trace.stop();
+      running = false;
+    },
+  };
+}
