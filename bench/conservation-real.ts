@@ -33,7 +33,6 @@ import {
   type LoadPlan,
   networkSpecs,
   OVERLOAD,
-  probeServer,
   type RunOutcome,
   runOne,
   TCP_CONNECTIONS,
@@ -53,6 +52,7 @@ import {
   rotate,
 } from "./real-common.ts";
 import { SchedTrace } from "./sched-trace.ts";
+import { probeServer } from "./server-probe.ts";
 
 /** Load per partition as a fraction of one CPU (turned into packets/s by the probe's cost). */
 const CONSERVE_CORES = { a: 0.1, b: 0.15, c: 0.2 } as const;

@@ -1,8 +1,7 @@
 // One run of conservation-real (and reaction-real): a Manager with one policy on the testbed's
 // partitions, under a UDP or closed-loop TCP load (or none), the hog running or SIGSTOPped;
-// what it measured as a RunOutcome. Also the probe of the packet server's cost that every
-// load is sized from.
-import fs from "node:fs";
+// what it measured as a RunOutcome. The probe of the packet server's cost that every load is
+// sized from is server-probe.ts.
 import type { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
 import type { HeldHostCpu } from "../src/sensors/host-cpu.ts";
@@ -18,6 +17,7 @@ import {
   captureLater,
   classifier,
   type SchedTrace,
+  schedstatOf,
   type WaitBreakdown,
 } from "./sched-trace.ts";
 import { testbedManager } from "./testbed-manager.ts";
@@ -115,28 +115,6 @@ export interface RunOutcome {
 
 /** Scheduler trace per run with a load: this long, from 1 s into the measured window. */
 export const TRACE_MS = 2000;
-
-/** Σ run_delay (ns) and Σ timeslices over a process's threads; zeros if it is gone. */
-function schedstatOf(pid: number | null): { delayNs: number; runs: number } {
-  const sum = { delayNs: 0, runs: 0 };
-  if (!pid) return sum;
-  let tids: string[];
-  try {
-    tids = fs.readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return sum;
-  }
-  for (const t of tids) {
-    try {
-      const f = fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, "utf8").trim().split(" ");
-      sum.delayNs += Number(f[1]);
-      sum.runs += Number(f[2]);
-    } catch {
-      // a thread that exited between the listing and the read
-    }
-  }
-  return sum;
-}
 
 export interface Ctx {
   tb: TestbedState;
@@ -409,50 +387,4 @@ export async function runOne(
         }
       : {}),
   };
-}
-
-/**
- * Partition a's server alone (hog stopped, no manager): CPU-ns per request at a light load,
- * then the requests per second it answers when offered more than one CPU's worth (its
- * single-threaded saturation rate, which is what the loads are sized from: the cost per
- * request falls as the rate rises, so the light-load cost alone would undersize "overload").
- */
-export async function probeServer(
-  tb: TestbedState,
-  hogPid: number,
-): Promise<{ costNs: number; saturationPps: number }> {
-  const a = tb.partitions[0]!;
-  const target = [{ name: a.name, addr: a.nsAddr, port: a.port }];
-  process.kill(hogPid, "SIGSTOP");
-  try {
-    const u0 = readUsageNs(a.cgroupDirs);
-    const light = await runLoad({
-      targets: target,
-      schedule: { kind: "constant", pps: 400 },
-      durationMs: 2000,
-      maxPackets: 1000,
-    });
-    await sleep(200);
-    const used = readUsageNs(a.cgroupDirs) - u0;
-    if (!(light.totals.answered > 100) || !(used > 0))
-      throw new Error(
-        `conservation-real: cost probe got ${light.totals.answered} replies and ${used} ns of CPU`,
-      );
-    const costNs = used / light.totals.answered;
-    const offered = Math.round((1.6 * 1e9) / costNs);
-    const heavy = await runLoad({
-      targets: target,
-      schedule: { kind: "constant", pps: offered },
-      durationMs: 2500,
-      maxPackets: Math.ceil(offered * 2.5) + 100,
-      phases: [{ name: "full", fromMs: 500, toMs: 2500 }],
-    });
-    const full = heavy.targets[0]!.phases[0]!;
-    const saturationPps = full.answered / ((full.toMs - full.fromMs) / 1000);
-    if (!(saturationPps > 100))
-      throw new Error(`conservation-real: saturation probe answered ${saturationPps}/s`);
-    return { costNs, saturationPps };
-  } finally {
-    process.kill(hogPid, "SIGCONT");
-  }
 }

@@ -236,3 +236,25 @@ export function captureLater(
     },
   };
 }
+
+/** Σ run_delay (ns) and Σ timeslices over a process's threads; zeros if it is gone. */
+export function schedstatOf(pid: number | null): { delayNs: number; runs: number } {
+  const sum = { delayNs: 0, runs: 0 };
+  if (!pid) return sum;
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return sum;
+  }
+  for (const t of tids) {
+    try {
+      const f = fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, "utf8").trim().split(" ");
+      sum.delayNs += Number(f[1]);
+      sum.runs += Number(f[2]);
+    } catch {
+      // a thread that exited between the listing and the read
+    }
+  }
+  return sum;
+}
