@@ -1,5 +1,7 @@
 // The conservation-real report: tables, figures against their budgets and the "where weir
-// loses" notes, from every run's outcome (conservation-run.ts).
+// loses" notes, from every run's outcome (conservation-run.ts). Over 400 lines: the four tables,
+// the figures and the losses notes share the same per-outcome helpers (worst ratio, served,
+// medians); the scheduler-trace table and notes are in conservation-waits.ts.
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import {
