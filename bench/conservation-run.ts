@@ -225,6 +225,7 @@ export async function runOne(
     ctx.trace && opts.load.kind !== "none"
       ? captureLater(ctx.trace, timing.warmupMs + 1000, TRACE_MS)
       : null;
+  let traceText = "";
   const markTimer = setTimeout(() => {
     measureFromMs = epochNow();
     win.mark();
@@ -288,7 +289,7 @@ export async function runOne(
     });
   } finally {
     clearTimeout(markTimer);
-    capture?.cancel();
+    traceText = capture?.text() ?? "";
     ac.abort();
     await loop;
     manager.shutdown("restore");
@@ -376,7 +377,7 @@ export async function runOne(
     generatorCores: udp?.generator.cpuCores ?? tcp?.generator.cpuCores ?? 0,
     waitPerRunUs,
     cpuPerReplyUs,
-    ...(capture ? { schedWait: analyseSchedTrace(capture.text(), classOf) } : {}),
+    ...(capture ? { schedWait: analyseSchedTrace(traceText, classOf) } : {}),
     ...(opts.scenario === "step"
       ? {
           reaction: reactionMs(records, "a", (udp?.startedAtEpochMs ?? 0) + timing.stepAtMs, {

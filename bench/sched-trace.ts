@@ -146,8 +146,10 @@ export function analyseSchedTrace(
 
 /**
  * A tracefs instance of this process's own (`instances/<name>`): start() clears it and turns
- * the three scheduler events on, stop() turns them off and returns the text, close() removes
- * the instance. Host tracing outside the instance is untouched.
+ * the three scheduler events on, pause() turns recording off (one small write: it runs while
+ * the load generator in this process is timing packets), take() returns the text and clears
+ * the instance (reading megabytes: call it after the load), close() removes the instance.
+ * Host tracing outside the instance is untouched.
  */
 export class SchedTrace {
   private readonly dir: string;
@@ -165,8 +167,11 @@ export class SchedTrace {
     this.put("set_event", "sched:sched_switch sched:sched_wakeup sched:sched_migrate_task\n");
     this.put("tracing_on", "1");
   }
-  stop(): string {
+  pause(): void {
     this.put("tracing_on", "0");
+  }
+  take(): string {
+    this.pause();
     const text = fs.readFileSync(path.join(this.dir, "trace"), "utf8");
     this.put("set_event", "");
     this.put("trace", "");
@@ -208,31 +213,22 @@ export function classifier(
 }
 
 /**
- * Starts a capture `atMs` from now for `forMs`; `text()` is what was captured ("" if it did
- * not run); `cancel()` clears the timers and stops a capture still running.
+ * Records from `atMs` from now for `forMs` (timers: only the small start and pause writes run
+ * during the load); `text()`, called after the load, stops a recording still running and
+ * returns what was recorded ("" if it never started).
  */
-export function captureLater(
-  trace: SchedTrace,
-  atMs: number,
-  forMs: number,
-): { text(): string; cancel(): void } {
-  let text = "";
-  let running = false;
+export function captureLater(trace: SchedTrace, atMs: number, forMs: number): { text(): string } {
+  let started = false;
   const t1 = setTimeout(() => {
     trace.start();
-    running = true;
+    started = true;
   }, atMs);
-  const t2 = setTimeout(() => {
-    text = trace.stop();
-    running = false;
-  }, atMs + forMs);
+  const t2 = setTimeout(() => trace.pause(), atMs + forMs);
   return {
-    text: () => text,
-    cancel: () => {
+    text: () => {
       clearTimeout(t1);
       clearTimeout(t2);
-      if (running) text = trace.stop();
-      running = false;
+      return started ? trace.take() : "";
     },
   };
 }
