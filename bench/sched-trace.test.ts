@@ -49,6 +49,23 @@ describe("analyseSchedTrace", () => {
     expect(b.waitMsPerSec).toBeCloseTo((4.5 / 7) * 1000, 3);
   });
 
+  it("counts no wait for a wake-up of a thread still running, nor a pull of a sleeping one", () => {
+    const text = [
+      sw(0, 5.0, 0, "R", 10), // server 10 runs on CPU 0
+      sw(1, 5.0, 0, "R", 20), // the hog on CPU 1
+      wake(1, 5.001, 10, 0), // woken while still running (about to sleep): no wait
+      sw(0, 5.002, 10, "S", 0), // it sleeps
+      mig(5.003, 10, 0, 1), // wake-up placement of the sleeping thread: not a pull
+      wake(1, 5.003, 10, 1),
+      sw(1, 5.0031, 20, "R", 10), // runs after 0.1 ms
+    ].join("\n");
+    const b = analyseSchedTrace(text, classOf);
+    expect(b.waits).toBe(1);
+    expect(b.waitMs).toBeCloseTo(0.1, 6);
+    expect(b.pulls).toBe(0);
+    expect(b.wakeups).toBe(1);
+  });
+
   it("skips time before both CPUs' current task is known", () => {
     const text = [
       sw(0, 1.0, 0, "R", 10),

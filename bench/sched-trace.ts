@@ -89,7 +89,12 @@ export function analyseSchedTrace(
       if (!s) continue;
       const prev = Number(s[1]);
       const next = Number(s[3]);
-      if (cls(prev) === "server" && s[2]!.startsWith("R")) queued.set(prev, { since: tUs, cpu });
+      if (cls(prev) === "server") {
+        // preempted: runnable again from now; else it sleeps (a wake-up the kernel reports
+        // for a thread still running, just before it sleeps, queued nothing)
+        if (s[2]!.startsWith("R")) queued.set(prev, { since: tUs, cpu });
+        else queued.delete(prev);
+      }
       const q = queued.get(next);
       if (q) {
         if (known()) waits.push(tUs - q.since);
@@ -100,7 +105,8 @@ export function analyseSchedTrace(
       const w = WAKEUP.exec(f);
       if (!w || cls(Number(w[1])) !== "server") continue;
       const target = Number(w[2]);
-      if (target > 1) continue;
+      // a thread woken while still on its CPU (it had not switched out yet) waits for nothing
+      if (target > 1 || cur.includes(Number(w[1]))) continue;
       queued.set(Number(w[1]), { since: tUs, cpu: target });
       if (known()) {
         wakeups++;
