@@ -15,9 +15,12 @@
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench goals-real [--quick] [--reps N]
 //  or: npx tsx bench/goals-real.ts [--json] [--quick] [--reps N] [--policies weir,none,…]
+//      [--trace FILE]
 //      (--policies: only those runs, for iterating on one policy; the report's rows for the
-//      others are empty)
+//      others are empty; --trace: every managed run's cycles, one JSON line each, to FILE)
+import fs from "node:fs";
 import { createActuatorBackend } from "../src/actuators/index.ts";
+import type { CycleRecord } from "../src/core/model.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import { bracketPlan, planGoal } from "./goals-real-math.ts";
@@ -63,10 +66,46 @@ export function parsePoliciesOption(argv: readonly string[]): PolicyRun[] | unde
   return names as PolicyRun[];
 }
 
+/** `--trace FILE` from argv: where to write the managed runs' cycles; undefined when absent. */
+export function parseTraceOption(argv: readonly string[]): string | undefined {
+  const i = argv.indexOf("--trace");
+  if (i < 0) return undefined;
+  const f = argv[i + 1];
+  if (!f || f.startsWith("--")) throw new Error("--trace: needs a file name");
+  return f;
+}
+
+/** One cycle of a managed run as a trace line: per partition what weir read, set and wrote. */
+export function traceLine(policy: PolicyRun, rep: number, r: CycleRecord): string {
+  return JSON.stringify({
+    policy,
+    rep,
+    startedAtMs: Math.round(r.startedAtMs),
+    partitions: r.partitions.map((p) => ({
+      id: p.id,
+      servedPacketsPerSec: p.throughput?.servedPacketsPerSec,
+      cpuCores: p.throughput?.cpuCores,
+      throttledFraction: p.throughput?.throttledFraction,
+      cpuDelayFraction: p.throughput?.cpuDelayFraction,
+      velocityPacketsPerCpuSec: p.decision?.velocityPacketsPerCpuSec,
+      performanceIndex: p.decision?.performanceIndex,
+      cpuMillis: p.directive?.cpuMillis,
+      weight: p.directive?.weight,
+      capCpuMillis: p.directive?.capCpuMillis ?? null,
+      capReason: p.directive?.capReason ?? null,
+      written: p.written,
+      why: p.decision?.why,
+    })),
+  });
+}
+
 export const bench: Benchmark = goalsRealBench(POLICIES);
 
-/** goals-real over `policies` (all of POLICIES for the report; fewer when iterating). */
-export function goalsRealBench(policies: readonly PolicyRun[]): Benchmark {
+/**
+ * goals-real over `policies` (all of POLICIES for the report; fewer when iterating); with
+ * `tracePath`, every managed run's cycles go there, one JSON line each (traceLine).
+ */
+export function goalsRealBench(policies: readonly PolicyRun[], tracePath?: string): Benchmark {
   return {
     name: "goals-real",
     description:
@@ -92,6 +131,7 @@ export function goalsRealBench(policies: readonly PolicyRun[]): Benchmark {
       let unisolate = () => {};
       let selfAffinity: string | null = null;
       const solos: Measured[] = [];
+      const trace = tracePath ? fs.openSync(tracePath, "w") : null;
       try {
         unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
         const a = tb.partitions.find((p) => p.name === "a")!;
@@ -137,7 +177,17 @@ export function goalsRealBench(policies: readonly PolicyRun[]): Benchmark {
           for (const policy of rotate(policies, rep)) {
             ctx.progress(doneMs / totalMs, `rep ${rep + 1}/${reps} ${policy}`);
             const given = planGoal(before.rate.a!, GOAL_FRACTION);
-            const run = await runPolicy(tb, policy, rep, given, timing, backend);
+            const run = await runPolicy(
+              tb,
+              policy,
+              rep,
+              given,
+              timing,
+              backend,
+              trace === null
+                ? undefined
+                : (r) => fs.writeSync(trace, `${traceLine(policy, rep, r)}\n`),
+            );
             doneMs += runMs;
             await sleep(300);
             const after = await solo(rep);
@@ -148,6 +198,7 @@ export function goalsRealBench(policies: readonly PolicyRun[]): Benchmark {
           }
         }
       } finally {
+        if (trace !== null) fs.closeSync(trace);
         if (selfAffinity) pin(process.pid, selfAffinity);
         unisolate();
         await testbedDown(tb.stateFile);
@@ -174,4 +225,9 @@ export function goalsRealBench(policies: readonly PolicyRun[]): Benchmark {
 }
 
 if (isMain(import.meta.url))
-  await runStandalone(goalsRealBench(parsePoliciesOption(process.argv.slice(2)) ?? POLICIES));
+  await runStandalone(
+    goalsRealBench(
+      parsePoliciesOption(process.argv.slice(2)) ?? POLICIES,
+      parseTraceOption(process.argv.slice(2)),
+    ),
+  );

@@ -12,7 +12,7 @@ import { policyFactories } from "../src/sim/policies.ts";
 import type { TestbedPartition, TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { counterRate, type GoalPlan, parseCounter, type Rate } from "./goals-real-math.ts";
-import { stats } from "./harness.ts";
+import { readUsageNs, stats } from "./harness.ts";
 import { epochNow, RESERVE_CPU_MILLIS } from "./real-common.ts";
 import { testbedManager } from "./testbed-manager.ts";
 
@@ -105,6 +105,11 @@ const sharesFile = (p: TestbedPartition): string => {
 export interface Measured {
   rate: Record<string, Rate>;
   p99Ms: Record<string, number>;
+  /**
+   * CPU each partition's cgroup used over the measured window (cpuacct.usage delta ÷ the
+   * window), cores: for every run, managed or not, so replies per CPU-second can be compared.
+   */
+  cpuCores: Record<string, number>;
   timedOut: number;
   generatorCores: number;
 }
@@ -118,10 +123,12 @@ export async function measureTcp(
   const parts = tb.partitions.filter((p) => names.includes(p.name));
   const durationMs = timing.warmupMs + timing.measureMs;
   let rx0: Record<string, number> = {};
+  let cpu0: Record<string, number> = {};
   let t0 = 0;
   const mark = setTimeout(() => {
     t0 = performance.now();
     rx0 = Object.fromEntries(parts.map((p) => [p.name, readCounter(p.hostIf, "rx_packets")]));
+    cpu0 = Object.fromEntries(parts.map((p) => [p.name, readUsageNs(p.cgroupDirs)]));
   }, timing.warmupMs);
   let load: TcpLoadResult;
   try {
@@ -140,6 +147,7 @@ export async function measureTcp(
   const ms = performance.now() - t0;
   const rate: Record<string, Rate> = {};
   const p99Ms: Record<string, number> = {};
+  const cpuCores: Record<string, number> = {};
   for (const t of load.targets) {
     const p = parts.find((x) => x.name === t.name)!;
     const ph = t.phases.find((x) => x.name === "measured");
@@ -151,10 +159,13 @@ export async function measureTcp(
           : Number.NaN,
     };
     p99Ms[t.name] = ph?.latency.p99Ms ?? Number.NaN;
+    cpuCores[t.name] =
+      t0 > 0 ? (readUsageNs(p.cgroupDirs) - (cpu0[t.name] ?? Number.NaN)) / 1e6 / ms : Number.NaN;
   }
   return {
     rate,
     p99Ms,
+    cpuCores,
     timedOut: load.totals.timedOut,
     generatorCores: load.generator.cpuCores,
   };
@@ -228,6 +239,8 @@ export interface GoalRun {
   a: Rate;
   b: Rate;
   p99Ms: { a: number; b: number };
+  /** CPU each partition's cgroup used over the measured window, cores (Measured.cpuCores). */
+  cpuCores: { a: number; b: number };
   timedOut: number;
   generatorCores: number;
   /** Medians over measured cycles (managed runs): entitlement, weight, CPU used, delay, PI. */
@@ -249,6 +262,12 @@ export interface GoalRun {
     aWhy: string;
     /** The capacity the policy shared out, median over cycles (the reachable CPU holds it to 1,000m). */
     capacityCpuMillis: number;
+    /**
+     * Measured cycles that wrote A's cpu.cfs_quota_us (each write refills the period's runtime
+     * and releases a throttled group: extra CPU for A), and how many measured cycles there were.
+     */
+    aQuotaWrites: number;
+    cycles: number;
   };
 }
 
@@ -259,6 +278,8 @@ export async function runPolicy(
   plan: GoalPlan,
   timing: Timing,
   backend: ReturnType<typeof createActuatorBackend>,
+  /** Every cycle record of a managed run, as it comes (a trace for whoever iterates on the policy). */
+  onCycle?: (r: CycleRecord) => void,
 ): Promise<GoalRun> {
   const a = tb.partitions.find((p) => p.name === "a")!;
   const b = tb.partitions.find((p) => p.name === "b")!;
@@ -302,7 +323,10 @@ export async function runPolicy(
       backend,
       WEIR_SETTINGS[policy],
     );
-    manager.subscribe((r) => records.push(r));
+    manager.subscribe((r) => {
+      records.push(r);
+      onCycle?.(r);
+    });
     loop = manager.start(ac.signal);
   }
   const measureFrom = epochNow() + timing.warmupMs;
@@ -322,6 +346,7 @@ export async function runPolicy(
     a: m.rate.a!,
     b: m.rate.b!,
     p99Ms: { a: m.p99Ms.a ?? Number.NaN, b: m.p99Ms.b ?? Number.NaN },
+    cpuCores: { a: m.cpuCores.a ?? Number.NaN, b: m.cpuCores.b ?? Number.NaN },
     timedOut: m.timedOut,
     generatorCores: m.generatorCores,
   };
@@ -355,6 +380,8 @@ export async function runPolicy(
         ).length / Math.max(1, pa.length),
       aWhy: whys[Math.floor(whys.length / 2)] ?? "",
       capacityCpuMillis: med(measured.map((r) => r.capacityCpuMillis)),
+      aQuotaWrites: pa.filter((p) => p.written.includes("cpu.cfs_quota_us")).length,
+      cycles: measured.length,
     };
   }
   return run;

@@ -48,6 +48,10 @@ export function summarise(
   /** The host's drift across a run: A's solo packets/s after ÷ before. */
   const drift = (x: GoalRun) =>
     x.solo ? x.solo.after.packetsPerSec / x.solo.before.packetsPerSec : Number.NaN;
+  /** Replies per CPU-second of one server over the measured window (its cgroup's cpuacct). */
+  const repliesPerCpuSec = (x: GoalRun, p: "a" | "b") => x[p].requestsPerSec / x.cpuCores[p];
+  /** B's replies per CPU-second ÷ A's: below 1 when B gets less out of its CPU than A does. */
+  const bOverAEfficiency = (x: GoalRun) => repliesPerCpuSec(x, "b") / repliesPerCpuSec(x, "a");
   const rows = POLICIES.map((p) => {
     const xs = of(p);
     return [
@@ -94,6 +98,15 @@ export function summarise(
         2,
       ),
       fmtStats(xs.map(bBeforeOnly), 2),
+      fmtStats(
+        xs.map((x) => repliesPerCpuSec(x, "a")),
+        0,
+      ),
+      fmtStats(
+        xs.map((x) => repliesPerCpuSec(x, "b")),
+        0,
+      ),
+      fmtStats(xs.map(bOverAEfficiency), 2),
     ];
   });
   const diagRows = (
@@ -130,6 +143,8 @@ export function summarise(
       d((x) => x.aDonorFraction, 0, 100),
       d((x) => x.aDonorCapFraction, 0, 100),
       d((x) => x.capacityCpuMillis),
+      d((x) => x.aQuotaWrites),
+      d((x) => x.cycles),
     ];
   });
   const med = (p: PolicyRun, f: (s: ReturnType<typeof score>) => number) =>
@@ -214,6 +229,11 @@ export function summarise(
       unit: "x",
     },
     {
+      name: "weir: B's replies per CPU-second ÷ A's (each server's cgroup CPU over the measured window; median)",
+      ...repeated(of("weir").map(bOverAEfficiency), 2),
+      unit: "x",
+    },
+    {
       name: "every policy: (A + B) ÷ A's solo replies/s, the pair's total (median of all runs; B ≥ 0.7 × surplus beside A at its goal needs ≥ 0.94)",
       ...repeated(
         runs.map((x) => pairEfficiency(x.plan, x.a, x.b)),
@@ -265,7 +285,7 @@ export function summarise(
     if (!(b >= 0.7)) missed.push(`B at ${b.toFixed(2)}× the surplus`);
     if (missed.length === 0) continue;
     misses.push(
-      `Where ${LABEL[p]} misses (${missed.join(", ")}; medians): it set A's entitlement to ${r(m((d) => d.aCpuMillis))}m and B's to ${r(m((d) => d.bCpuMillis))}m, weights ${r(aw)} : ${r(bw)}, so on the one CPU both servers share the kernel gives A about ${((aw / (aw + bw)) * 100).toFixed(0)} % of it; goal ÷ solo is ${Math.round(GOAL_FRACTION * 100)} %. A used ${m((d) => d.aUsedCores).toFixed(2)} cores with CPU delay ${(m((d) => d.aDelay) * 100).toFixed(0)} %, performance index ${m((d) => d.aPi).toFixed(2)}, velocity ${r(m((d) => d.aVelocity))} packets per CPU-second (goal ÷ velocity = ${r(med(p, (s) => s.aOverGoal) > 0 ? (stats(xs.map((x) => x.plan.goalPacketsPerSec))!.median / m((d) => d.aVelocity)) * 1000 : Number.NaN)}m). In ${(m((d) => d.aDelayIgnoredFraction) * 100).toFixed(0)} % of cycles A's demand was "not constrained" although its CPU delay was at or above cpuDelayThreshold (${DELAY_THRESHOLD * 100} %): delay confirms congestion only while a partition uses at least ${DELAY_CONFIRM_AT_USE_FRACTION * 100} % of its entitlement (DELAY_CONFIRM_AT_USE_FRACTION)${p === "weir" ? " (capacity configured as 1.7 CPUs; weir holds it to the 1,000m of the one CPU the servers can reach, their thread affinity)" : " (capacity here is the one CPU they share)"}. A was a donor (claiming only its applied entitlement × PI × (1 + goalHeadroom)) in ${(m((d) => d.aDonorFraction) * 100).toFixed(0)} % of cycles${m((d) => d.aDonorFraction) >= 0.5 && m((d) => d.aPi) > 1 ? `, while missing its goal (A + B used ${(m((d) => d.aUsedCores) + m((d) => d.bUsedCores)).toFixed(2)} cores of that CPU)` : ""}. B served ${r(stats(xs.map((x) => x.b.requestsPerSec / (x.diag?.bUsedCores ?? Number.NaN)))?.median ?? Number.NaN)} replies per CPU-second against A's ${r(stats(xs.map((x) => x.a.requestsPerSec / (x.diag?.aUsedCores ?? Number.NaN)))?.median ?? Number.NaN)}: it runs in the gaps A leaves and is preempted at A's wake-ups, so the CPU A leaves buys B fewer replies than the surplus (counted at A's solo rate) assumes. Together the two served ${r(stats(xs.map((x) => pairEfficiency(x.plan, x.a, x.b)))?.median ?? Number.NaN, 2)}× A's solo replies/s (every policy's runs: ${r(stats(runs.map((x) => pairEfficiency(x.plan, x.a, x.b)))?.median ?? Number.NaN, 2)}×); with A at exactly its goal that total leaves B ${r(stats(xs.map((x) => surplusAtGoal(x.plan, x.a, x.b)))?.median ?? Number.NaN, 2)}× the surplus, and B's 0.7× beside A at its goal needs the pair at 0.94× or more.`,
+      `Where ${LABEL[p]} misses (${missed.join(", ")}; medians): it set A's entitlement to ${r(m((d) => d.aCpuMillis))}m and B's to ${r(m((d) => d.bCpuMillis))}m, weights ${r(aw)} : ${r(bw)}, so on the one CPU both servers share the kernel gives A about ${((aw / (aw + bw)) * 100).toFixed(0)} % of it; goal ÷ solo is ${Math.round(GOAL_FRACTION * 100)} %. A used ${m((d) => d.aUsedCores).toFixed(2)} cores with CPU delay ${(m((d) => d.aDelay) * 100).toFixed(0)} %, performance index ${m((d) => d.aPi).toFixed(2)}, velocity ${r(m((d) => d.aVelocity))} packets per CPU-second (goal ÷ velocity = ${r(med(p, (s) => s.aOverGoal) > 0 ? (stats(xs.map((x) => x.plan.goalPacketsPerSec))!.median / m((d) => d.aVelocity)) * 1000 : Number.NaN)}m). In ${(m((d) => d.aDelayIgnoredFraction) * 100).toFixed(0)} % of cycles A's demand was "not constrained" although its CPU delay was at or above cpuDelayThreshold (${DELAY_THRESHOLD * 100} %): delay confirms congestion only while a partition uses at least ${DELAY_CONFIRM_AT_USE_FRACTION * 100} % of its entitlement (DELAY_CONFIRM_AT_USE_FRACTION)${p === "weir" ? " (capacity configured as 1.7 CPUs; weir holds it to the 1,000m of the one CPU the servers can reach, their thread affinity)" : " (capacity here is the one CPU they share)"}. A was a donor (claiming only its applied entitlement × PI × (1 + goalHeadroom)) in ${(m((d) => d.aDonorFraction) * 100).toFixed(0)} % of cycles${m((d) => d.aDonorFraction) >= 0.5 && m((d) => d.aPi) > 1 ? `, while missing its goal (A + B used ${(m((d) => d.aUsedCores) + m((d) => d.bUsedCores)).toFixed(2)} cores of that CPU)` : ""}. B served ${r(stats(xs.map((x) => repliesPerCpuSec(x, "b")))?.median ?? Number.NaN)} replies per CPU-second against A's ${r(stats(xs.map((x) => repliesPerCpuSec(x, "a")))?.median ?? Number.NaN)} (each cgroup's CPU over the measured window): it runs in the gaps A leaves and is preempted at A's wake-ups, so the CPU A leaves buys B fewer replies than the surplus (counted at A's solo rate) assumes. Together the two served ${r(stats(xs.map((x) => pairEfficiency(x.plan, x.a, x.b)))?.median ?? Number.NaN, 2)}× A's solo replies/s (every policy's runs: ${r(stats(runs.map((x) => pairEfficiency(x.plan, x.a, x.b)))?.median ?? Number.NaN, 2)}×); with A at exactly its goal that total leaves B ${r(stats(xs.map((x) => surplusAtGoal(x.plan, x.a, x.b)))?.median ?? Number.NaN, 2)}× the surplus, and B's 0.7× beside A at its goal needs the pair at 0.94× or more.`,
     );
   }
   return {
@@ -288,6 +308,9 @@ export function summarise(
           "B ÷ surplus with A at exactly its goal",
           "generator CPU (cores)",
           "B ÷ surplus from the solo run before only",
+          "A replies per CPU-second",
+          "B replies per CPU-second",
+          "B ÷ A replies per CPU-second",
         ],
         rows,
       },
@@ -324,6 +347,8 @@ export function summarise(
           "A donor % cycles",
           "A donor-capped % cycles",
           "capacity in force m",
+          "A quota writes (count in the measured cycles)",
+          "measured cycles (count)",
         ],
         rows: diagRows,
       },

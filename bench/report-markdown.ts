@@ -83,6 +83,7 @@ export function renderMarkdown(input: {
     "**Real testbed** figures (real cgroups, namespaces, packets) decide the budgets; **simulated** figures",
     "(`scenarios`, `scenarios-scale`) are indicative and never mark a budget met. Figures from repeated runs",
     "give the median, the range [min–max] and the number of repetitions; a budget is met only if the median meets it.",
+    "Below each real-testbed table of policies is its plot (unless the report was written with `--no-plots`; `weir bench report --plots-only` draws them from the tables): every policy side by side, a dot at the median, a bar from the lowest to the highest repetition.",
   ];
   if (quick)
     lines.push("", "> **Quick mode**: shortened runs (CI smoke). Numbers are indicative only.");

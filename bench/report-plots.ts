@@ -1,15 +1,14 @@
-// The report's plots: one PNG per simulated scenario, drawn with uPlot (the project's plotting
-// library, as the dashboard) in Debian's Chromium through playwright-core (never a downloaded
-// browser). Top row: every policy side by side — served ÷ offered, p99 latency and batch CPU,
+// The report's plots of the simulated suite: one PNG per simulated scenario, drawn with uPlot
+// (the project's plotting library, as the dashboard) in Chromium (report-chromium.ts). Top row: every policy side by side — served ÷ offered, p99 latency and batch CPU,
 // the dot at the median over seeds and a bar from the lowest to the highest seed, the
 // clairvoyant bound first. Below, for the first seed over time, one panel per policy: the cap
 // where the policy writes one and the CPU used; served and offered rate. A policy that sets only
 // weights (cpu.shares) has no cap line: its allocation shows only in the CPU its partitions used.
 import fs from "node:fs";
 import { createRequire } from "node:module";
-import os from "node:os";
 import path from "node:path";
 import { stats } from "./harness.ts";
+import { screenshotPages } from "./report-chromium.ts";
 import {
   labelOf,
   measuresOf,
@@ -97,6 +96,42 @@ export function spreadOf(sr: ScenarioRuns): { labels: string[]; panels: SpreadPa
   };
 }
 
+/**
+ * The page script that draws one spread panel with uPlot: per label a dot at the median and a
+ * bar from min to max (in the label's colour), on a log scale when `p.log`; shared by the
+ * simulated and the real-testbed plots.
+ */
+export const SPREAD_SCRIPT = `function drawSpread(parent, labels, p, colors) {
+  const cell = document.createElement("div"); cell.className = "cell"; parent.appendChild(cell);
+  const xs = labels.map((_, i) => i);
+  const whiskers = (u) => {
+    const ctx = u.ctx; ctx.save(); ctx.lineWidth = 2 * devicePixelRatio;
+    for (let i = 0; i < xs.length; i++) {
+      if (p.min[i] === null || p.max[i] === null) continue;
+      const x = u.valToPos(i, "x", true);
+      ctx.strokeStyle = colors[i % colors.length];
+      ctx.beginPath(); ctx.moveTo(x, u.valToPos(p.min[i], "y", true));
+      ctx.lineTo(x, u.valToPos(p.max[i], "y", true)); ctx.stroke();
+      for (const v of [p.min[i], p.max[i]]) {
+        const y = u.valToPos(v, "y", true);
+        ctx.beginPath(); ctx.moveTo(x - 6 * devicePixelRatio, y); ctx.lineTo(x + 6 * devicePixelRatio, y); ctx.stroke();
+      }
+    }
+    ctx.restore();
+  };
+  const los = p.min.filter((v) => v !== null), his = p.max.filter((v) => v !== null);
+  const lo = los.length ? Math.min(...los) : 0, hi = his.length ? Math.max(...his) : 1;
+  new uPlot({ title: p.title, width: 600, height: 260,
+    scales: { x: { time: false, range: [-0.5, xs.length - 0.5] },
+      y: p.log ? { distr: 3, range: [10 ** Math.floor(Math.log10(Math.max(0.01, lo))), 10 ** Math.ceil(Math.log10(hi))] } : { range: [Math.min(0, lo), hi * 1.08 + 1e-9] } },
+    axes: [{ splits: () => xs, values: (u, s) => s.map((i) => labels[i] ?? ""), size: 28 + 13 * Math.max(...labels.map((l) => l.split("\\n").length)), font: "11px system-ui" },
+      { label: p.unit, size: 56 }],
+    legend: { show: false },
+    series: [{}, { label: "median", stroke: "#222", width: 0, paths: () => null,
+      points: { show: true, size: 9, fill: "#222" } }],
+    hooks: { draw: [whiskers] } }, [xs, p.median], cell);
+}`;
+
 function plotPage(title: string, sr: ScenarioRuns): string {
   const req = createRequire(import.meta.url);
   const js = fs.readFileSync(req.resolve("uplot/dist/uPlot.iife.min.js"), "utf8");
@@ -126,42 +161,12 @@ h1{font-size:16px;margin:0 0 8px}h2{font-size:14px;margin:10px 0 4px}
 <div class="grid" id="spread"></div>
 <h2>Seed 1 over time, one panel per policy: cap where the policy writes one, CPU used, served and offered rate</h2>
 <div class="grid" id="grid"></div>
-<script>${js}</script><script>
+<script>${js}</script><script>${SPREAD_SCRIPT}</script><script>
 (() => {
 const SPREAD = ${JSON.stringify(spreadOf(sr))};
 const RUNS = ${JSON.stringify(series)};
 const COLORS = ${JSON.stringify(COLORS)};
-const xs = SPREAD.labels.map((_, i) => i);
-for (const p of SPREAD.panels) {
-  const cell = document.createElement("div"); cell.className = "cell";
-  document.getElementById("spread").appendChild(cell);
-  const log = p.unit === "ms";
-  const whiskers = (u) => {
-    const ctx = u.ctx; ctx.save(); ctx.lineWidth = 2 * devicePixelRatio;
-    for (let i = 0; i < xs.length; i++) {
-      if (p.min[i] === null || p.max[i] === null) continue;
-      const x = u.valToPos(i, "x", true);
-      ctx.strokeStyle = COLORS[i % COLORS.length];
-      ctx.beginPath(); ctx.moveTo(x, u.valToPos(p.min[i], "y", true));
-      ctx.lineTo(x, u.valToPos(p.max[i], "y", true)); ctx.stroke();
-      for (const v of [p.min[i], p.max[i]]) {
-        const y = u.valToPos(v, "y", true);
-        ctx.beginPath(); ctx.moveTo(x - 6 * devicePixelRatio, y); ctx.lineTo(x + 6 * devicePixelRatio, y); ctx.stroke();
-      }
-    }
-    ctx.restore();
-  };
-  const lo = Math.min(...p.min.filter((v) => v !== null)), hi = Math.max(...p.max.filter((v) => v !== null));
-  new uPlot({ title: p.title, width: 600, height: 260,
-    scales: { x: { time: false, range: [-0.5, xs.length - 0.5] },
-      y: log ? { distr: 3, range: [Math.max(0.1, lo / 1.5), hi * 1.5] } : { range: [Math.min(0, lo), hi * 1.08 + 1e-9] } },
-    axes: [{ splits: () => xs, values: (u, s) => s.map((i) => SPREAD.labels[i] ?? ""), size: 40, font: "11px system-ui" },
-      { label: p.unit, size: 56 }],
-    legend: { show: false },
-    series: [{}, { label: "median", stroke: "#222", width: 0, paths: () => null,
-      points: { show: true, size: 9, fill: "#222" } }],
-    hooks: { draw: [whiskers] } }, [xs, p.median], cell);
-}
+for (const p of SPREAD.panels) drawSpread(document.getElementById("spread"), SPREAD.labels, { ...p, log: p.unit === "ms" }, COLORS);
 for (const run of RUNS) {
   const cell = document.createElement("div"); cell.className = "cell";
   cell.innerHTML = "<h3>" + run.label + "</h3>"; document.getElementById("grid").appendChild(cell);
@@ -190,44 +195,13 @@ document.body.dataset.done = "1";
 
 /** Render one PNG per scenario of `suite` into `dir`; returns the files written. */
 export async function renderPlots(suite: SuiteResult, dir: string): Promise<string[]> {
-  const { chromium } = await import("playwright-core");
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "weir-bench-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-    viewport: { width: 1900, height: 1000 },
-  });
-  const written: string[] = [];
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    for (const sr of suite.scenarios) {
-      if (sr.reps.length === 0) continue;
-      await page.setContent(
-        plotPage(`${sr.scenario.name} (simulated): ${sr.scenario.description}`, sr),
-      );
-      await page
-        .waitForSelector("body[data-done='1']", { timeout: 120_000 })
-        .catch((e: unknown) => {
-          throw new Error(`plot ${sr.scenario.name}: ${errors.join("; ") || String(e)}`);
-        });
-      const file = path.join(dir, `${sr.scenario.name}.png`);
-      await page.screenshot({ path: file, fullPage: true });
-      written.push(file);
-    }
-  } finally {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
-  }
-  return written;
+  return screenshotPages(
+    suite.scenarios
+      .filter((sr) => sr.reps.length > 0)
+      .map((sr) => ({
+        file: path.join(dir, `${sr.scenario.name}.png`),
+        name: sr.scenario.name,
+        html: plotPage(`${sr.scenario.name} (simulated): ${sr.scenario.description}`, sr),
+      })),
+  );
 }

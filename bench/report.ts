@@ -2,6 +2,7 @@
 // repetitions for the loss analysis (report-losses.ts) and the plots (report-plots.ts), and
 // writes BENCHMARKS.md (report-markdown.ts).
 // Run: weir bench report [--quick] [--only a,b] [--skip a,b] [--out FILE] [--reps N] [--merge] [--no-plots]
+//      weir bench report --plots-only [--out FILE]   (redraw the real-testbed plots, run nothing)
 //  or: npx tsx bench/report.ts [same options]
 import fs from "node:fs";
 import os from "node:os";
@@ -11,6 +12,7 @@ import { smallScenarios } from "../src/sim/scenarios.ts";
 import { type BenchResult, isMain, parseRepsOption } from "./harness.ts";
 import { renderMarkdown } from "./report-markdown.ts";
 import { renderPlots } from "./report-plots.ts";
+import { renderRealPlots, withPlotReferences } from "./report-real-plots.ts";
 import { complete, discoverBenches, REPO_ROOT, runBench } from "./report-run.ts";
 import { DEFAULT_SIM_REPS, runSuite, type SuiteResult, summarise } from "./scenarios.ts";
 import { scalePolicies, scaleScenarios, summariseScale } from "./scenarios-scale.ts";
@@ -26,6 +28,11 @@ export interface ReportOptions {
   plotsDir?: string;
   /** Skip the PNGs (no Chromium). */
   noPlots?: boolean;
+  /**
+   * Run nothing: redraw the real-testbed plots from the existing output file's tables and
+   * reference each below its table (after sections were merged by hand, or re-run with --no-plots).
+   */
+  plotsOnly?: boolean;
   /** Repetitions for benchmarks that repeat their runs (BenchContext.reps). */
   reps?: number;
   /**
@@ -50,6 +57,16 @@ export async function generateReport(opts: ReportOptions): Promise<ReportOutcome
   const progress = opts.progress ?? (() => {});
   const outPath = opts.out ?? path.join(REPO_ROOT, "BENCHMARKS.md");
   const plotsDir = opts.plotsDir ?? path.join(REPO_ROOT, "docs", "bench");
+  const relDir = path.relative(path.dirname(outPath), plotsDir).split(path.sep).join("/");
+  if (opts.plotsOnly) {
+    const md = fs.readFileSync(outPath, "utf8");
+    const drawn = await renderRealPlots(md, plotsDir);
+    fs.writeFileSync(
+      outPath,
+      withPlotReferences(md, new Set(drawn.map((f) => path.basename(f))), relDir),
+    );
+    return { path: outPath, results: [], failures: [], plots: drawn };
+  }
   const found = (await discoverBenches()).filter(
     (f) => (!opts.only || opts.only.includes(f.bench.name)) && !opts.skip?.includes(f.bench.name),
   );
@@ -104,7 +121,7 @@ export async function generateReport(opts: ReportOptions): Promise<ReportOutcome
       failures.push({ name: "plots", error: err instanceof Error ? err.message : String(err) });
     }
   }
-  const md = renderMarkdown({
+  let md = renderMarkdown({
     results,
     failures,
     suite,
@@ -114,6 +131,17 @@ export async function generateReport(opts: ReportOptions): Promise<ReportOutcome
     quick: opts.quick,
     ...(opts.merge && fs.existsSync(outPath) ? { previous: fs.readFileSync(outPath, "utf8") } : {}),
   });
+  if (!opts.noPlots) {
+    // The real-testbed plots come from the tables of the report just rendered, kept sections included.
+    log("rendering the real-testbed plots");
+    try {
+      const drawn = await renderRealPlots(md, plotsDir);
+      plots = [...plots, ...drawn];
+      md = withPlotReferences(md, new Set(drawn.map((f) => path.basename(f))), relDir);
+    } catch (err) {
+      failures.push({ name: "plots", error: err instanceof Error ? err.message : String(err) });
+    }
+  }
   fs.writeFileSync(outPath, md);
   return { path: outPath, results, failures, plots };
 }
@@ -137,6 +165,7 @@ if (isMain(import.meta.url)) {
     skip: parseListOption(val("--skip")),
     out: val("--out"),
     noPlots: argv.includes("--no-plots"),
+    plotsOnly: argv.includes("--plots-only"),
     merge: argv.includes("--merge"),
     ...(parseRepsOption(argv) !== undefined ? { reps: parseRepsOption(argv) } : {}),
     log: (l) => process.stderr.write(`${l}\n`),

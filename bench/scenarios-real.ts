@@ -5,15 +5,17 @@
 // every cell is median [min–max] over them.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench scenarios-real [--quick] [--reps N]   or   npx tsx bench/scenarios-real.ts [--json] [--quick] [--reps N]
+import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
-import type { CycleRecord, PartitionSpec } from "../src/core/model.ts";
+import type { PartitionSpec } from "../src/core/model.ts";
 import type { Policy } from "../src/policy/types.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
-import type { Schedule } from "../src/testbed/schedule.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
+import { probeServer } from "./conservation-run.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import {
   fmtStats,
@@ -25,56 +27,15 @@ import {
   stats,
 } from "./harness.ts";
 import { COST_ROUNDS, GROUP_CPU_SHARES, RESERVE_CPU_MILLIS, rotate } from "./real-common.ts";
+import {
+  FIXED_HOG_PPS,
+  hogRatioWhy,
+  REAL_CORES,
+  REAL_RUN_MS,
+  type RealOutcome,
+  realScenarios,
+} from "./scenarios-real-sizing.ts";
 import { testbedManager } from "./testbed-manager.ts";
-
-interface RealScenario {
-  name: string;
-  description: string;
-  durationMs: number;
-  schedules: Record<string, Schedule>;
-  stepAtMs?: number;
-}
-
-/**
- * Run lengths. Each run was 40 s, so 5 repetitions of 6 policies × 2 scenarios took 40 min;
- * they are 16 s (hog) and 18 s (step: 6 s before the step, 12 s after) so 5 repetitions fit in
- * about 20 min. What a row shows is unchanged: every loop in the comparison (weir's 100 ms
- * cycle, Koordinator-style's and VPA-style 60×'s 1-s loops) acts 16 times or more in each
- * run, and after the step 12 or more times; the step stays a third of the way in. The runs'
- * start (before a policy first acts) and the step's transient are a larger share of a shorter
- * run's packets, for every policy alike.
- */
-export const REAL_RUN_MS = { hog: 16_000, step: 18_000, stepAt: 6_000, quick: 12_000 };
-
-function realScenarios(quick: boolean): RealScenario[] {
-  const hogMs = quick ? REAL_RUN_MS.quick : REAL_RUN_MS.hog;
-  const stepMs = quick ? REAL_RUN_MS.quick : REAL_RUN_MS.step;
-  const stepAtMs = quick ? Math.round(REAL_RUN_MS.quick / 3) : REAL_RUN_MS.stepAt;
-  return [
-    {
-      name: "hog",
-      description: "steady 600, 1,000, 2,200 packets/s with a 2-thread batch hog",
-      durationMs: hogMs,
-      schedules: {
-        a: { kind: "constant", pps: 600 },
-        b: { kind: "constant", pps: 1000 },
-        c: { kind: "constant", pps: 2200 },
-      },
-    },
-    {
-      name: "step",
-      description:
-        "a steps 400 -> 2,500 packets/s a third of the way in; b, c at 600; a 2-thread batch hog",
-      durationMs: stepMs,
-      stepAtMs,
-      schedules: {
-        a: { kind: "step", fromPps: 400, toPps: 2500, atMs: stepAtMs },
-        b: { kind: "constant", pps: 600 },
-        c: { kind: "constant", pps: 600 },
-      },
-    },
-  ];
-}
 
 /**
  * VPA-style at its 1-minute loop cannot act in a 16 s run (it would equal plain CFS), so the
@@ -89,23 +50,14 @@ const REAL_POLICIES = [
   "koordinator-style",
 ];
 
-interface RealOutcome {
-  served: number;
-  lost: number;
-  p99s: number[];
-  worstP99: number;
-  hogCores: number;
-  writes: number;
-  generatorCores: number;
-}
-
 export const bench: Benchmark = {
   name: "scenarios-real",
   description:
     "the hog and step scenarios on the real testbed (netns, veth, cgroup v1, UDP packet servers, a batch hog) for weir and the baselines (root)",
   async run(ctx) {
     const reps = realBenchReps("scenarios-real", ctx);
-    const scenarios = realScenarios(ctx.quick);
+    // Durations only (rates come from the probe once the testbed is up).
+    let scenarios = realScenarios(ctx.quick, 1);
     const totalMs = scenarios.reduce((s, x) => s + x.durationMs, 0) * REAL_POLICIES.length * reps;
     let doneMs = 0;
     const prefix = `wb${process.pid % 100000}`;
@@ -125,6 +77,11 @@ export const bench: Benchmark = {
     try {
       unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
       const capacity = 2000 - RESERVE_CPU_MILLIS;
+      const hogPid = tb.hogs[0]!.pid;
+      if (!hogPid) throw new Error("scenarios-real: the testbed's hog has no pid");
+      ctx.progress(0, "probing the cost per packet");
+      const probe = await probeServer(tb, hogPid);
+      scenarios = realScenarios(ctx.quick, probe.saturationPps);
       const specs: PartitionSpec[] = [
         ...tb.partitions.map(
           (p): PartitionSpec => ({
@@ -179,15 +136,33 @@ export const bench: Benchmark = {
             });
             loads.push(os.loadavg()[0]!);
             let writes = 0;
-            const records: CycleRecord[] = [];
+            let cycles = 0;
+            let hogCapped = 0;
+            const delays: number[] = [];
+            const weightSums = [0, 0, 0];
+            const weightNs = [0, 0, 0];
             manager.subscribe((r) => {
-              for (const p of r.partitions) writes += p.written.length;
-              records.push(r);
+              cycles++;
+              for (const p of r.partitions) {
+                writes += p.written.length;
+                if (p.id === "hog") {
+                  if (p.directive && Number.isFinite(p.directive.capCpuMillis)) hogCapped++;
+                } else {
+                  if (p.throughput?.cpuDelayFraction != null)
+                    delays.push(p.throughput.cpuDelayFraction);
+                  const k = tb.partitions.findIndex((x) => x.name === p.id);
+                  if (k >= 0 && p.directive) {
+                    weightSums[k]! += p.directive.weight;
+                    weightNs[k]!++;
+                  }
+                }
+              }
             });
             const ac = new AbortController();
             const loop = manager.start(ac.signal);
             const hogDirs = tb.hogs[0]!.cgroupDirs;
             const hog0 = readUsageNs(hogDirs);
+            const part0 = tb.partitions.map((p) => readUsageNs(p.cgroupDirs));
             const label = `${sc.name} / ${policyName} / repetition ${rep + 1} of ${reps}`;
             let load: Awaited<ReturnType<typeof runLoad>>;
             try {
@@ -199,7 +174,15 @@ export const bench: Benchmark = {
                   schedule: sc.schedules[p.name]!,
                 })),
                 durationMs: sc.durationMs,
-                maxPackets: Math.ceil((sc.durationMs / 1000) * 6000),
+                maxPackets: Math.ceil(
+                  (sc.durationMs / 1000) *
+                    1.2 *
+                    Object.values(sc.schedules).reduce(
+                      (s, x) =>
+                        s + (x.kind === "step" ? x.toPps : x.kind === "constant" ? x.pps : 0),
+                      0,
+                    ),
+                ),
                 reportIntervalMs: 1000,
                 onTick: (t) =>
                   ctx.progress((doneMs + Math.min(sc.durationMs, t.elapsedMs)) / totalMs, label),
@@ -210,6 +193,9 @@ export const bench: Benchmark = {
               manager.shutdown("restore");
             }
             const hogCores = (readUsageNs(hogDirs) - hog0) / 1e6 / load.sendingMs;
+            const cpuCores = tb.partitions.map(
+              (p, i) => (readUsageNs(p.cgroupDirs) - part0[i]!) / 1e6 / load.sendingMs,
+            );
             doneMs += sc.durationMs;
             const p99s = load.targets.map((t) => t.latency.p99Ms ?? Number.NaN);
             if (!results.has(sc.name)) results.set(sc.name, new Map());
@@ -217,16 +203,38 @@ export const bench: Benchmark = {
             if (!byPolicy.has(policyName)) byPolicy.set(policyName, []);
             byPolicy.get(policyName)!.push({
               served: load.totals.answered / Math.max(1, load.totals.sent),
+              servedBy: load.targets.map((t) => t.answered / Math.max(1, t.sent)),
+              sentOfScheduled:
+                load.targets.reduce((s, t) => s + t.sent, 0) /
+                Math.max(
+                  1,
+                  load.targets.reduce((s, t) => s + t.scheduled, 0),
+                ),
               lost: load.totals.lost,
               p99s,
               worstP99: Math.max(...p99s),
               hogCores,
               writes,
               generatorCores: load.generator.cpuCores,
+              cpuCores,
+              netCpuDelay: stats(delays)
+                ? delays.reduce((s, x) => s + x, 0) / delays.length
+                : Number.NaN,
+              hogCappedFraction: cycles > 0 ? hogCapped / cycles : 0,
+              weights: weightSums.map((w, k) => (weightNs[k]! > 0 ? w / weightNs[k]! : Number.NaN)),
             });
           }
         }
       }
+      // Every run's raw outcome, to look into a section's figures after the report is written.
+      fs.writeFileSync(
+        path.join(os.tmpdir(), "weir-scenarios-real-runs.json"),
+        JSON.stringify(
+          Object.fromEntries([...results].map(([k, m]) => [k, Object.fromEntries(m)])),
+          null,
+          1,
+        ),
+      );
       for (const sc of scenarios)
         for (const policyName of REAL_POLICIES) {
           const o = results.get(sc.name)?.get(policyName) ?? [];
@@ -242,6 +250,17 @@ export const bench: Benchmark = {
             fmtStats(
               o.map((x) => x.hogCores),
               2,
+            ),
+            ...["a", "b", "c"].map((_, i) =>
+              fmtStats(
+                o.map((x) => x.cpuCores[i] ?? Number.NaN),
+                2,
+              ),
+            ),
+            fmtStats(o.map((x) => x.netCpuDelay * 100)),
+            fmtStats(
+              o.map((x) => x.hogCappedFraction * 100),
+              0,
             ),
             fmtStats(
               o.map((x) => x.writes),
@@ -300,8 +319,23 @@ export const bench: Benchmark = {
           range: [round(r.min), round(r.max)],
         });
       }
-      const [hogRun, stepRun] = scenarios;
       notes.push(
+        ...hogRatioWhy({
+          cpus: os.cpus().length,
+          saturationPps: probe.saturationPps,
+          offeredCores: Object.values(REAL_CORES.hog),
+          fixedPps: Object.values(FIXED_HOG_PPS),
+          weir: w,
+          none,
+          ratio: r,
+        }),
+      );
+      const [hogRun, stepRun] = scenarios;
+      const sentOf = [...results.values()].flatMap((m) =>
+        [...m.values()].flat().map((x) => x.sentOfScheduled * 100),
+      );
+      notes.push(
+        `Probe (partition a's server alone, hog stopped, no manager): ${(probe.costNs / 1000).toFixed(0)} µs of CPU per request at 400 requests/s, ${Math.round(probe.saturationPps)} requests/s answered when offered more than a core (its one-thread saturation rate, "a core" in the scenarios' sizing). hog: ${hogRun!.description}. step: ${stepRun!.description}. The generator sent ${fmtStats(sentOf)} % of the packets the schedules asked for (median [min–max] over all runs).`,
         `${reps} interleaved repetitions (the policy order rotates each time); cells are median [min–max] over them. Each run lasts ${hogRun!.durationMs / 1000} s (hog) and ${stepRun!.durationMs / 1000} s (step, the step at ${stepRun!.stepAtMs! / 1000} s) per policy; capacity ${2000 - RESERVE_CPU_MILLIS}m (2 CPUs minus ${RESERVE_CPU_MILLIS}m for the load generator, which runs outside the partitions). Packet servers: ${COST_ROUNDS} SHA-256 rounds per request, single-threaded.`,
         ctx.quick
           ? `Quick mode: ${REAL_RUN_MS.quick / 1000} s runs.`
@@ -318,7 +352,7 @@ export const bench: Benchmark = {
       figures,
       tables: [
         {
-          title: `real testbed: served, lost, p99 latency per partition, hog CPU, cgroup writes (median [min–max] over ${reps} repetitions)`,
+          title: `real testbed: served, lost, p99 latency per partition, hog CPU, each partition's CPU, cgroup writes (median [min–max] over ${reps} repetitions)`,
           columns: [
             "scenario",
             "policy",
@@ -328,6 +362,11 @@ export const bench: Benchmark = {
             "p99 b ms",
             "p99 c ms",
             "hog CPU (cores)",
+            "CPU a (cores)",
+            "CPU b (cores)",
+            "CPU c (cores)",
+            "net CPU delay %",
+            "hog capped % cycles",
             "cgroup writes",
             "load generator CPU (cores)",
           ],

@@ -9,6 +9,7 @@ import {
   MIN_PERIOD_USEC,
   quotaFloorCpuMillis,
 } from "../cgroup/values.ts";
+import { sameDirective } from "../core/directive.ts";
 import type { ErrorCode } from "../core/errors.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { ApplyResult, Directive, PartitionId } from "../core/model.ts";
@@ -168,6 +169,19 @@ export class FileSetActuator implements PartitionActuator {
   private readonly cache: Record<string, string>;
   /** The last directive as the files would hold it once in force (null before the first apply). */
   private lastDesired: Record<string, string> | null = null;
+  /** Bumped whenever `cache` changes (a write taken, a refused write undone). */
+  private cacheVersion = 0;
+  /**
+   * The last directive that wrote nothing, the cache version it was planned against and how
+   * many files it found unchanged: the same directive over the same cache plans the same values
+   * and writes nothing again, so apply() counts those skips and returns without building the
+   * values' strings (the no-change path of every idle partition, every cycle).
+   */
+  private unchanged: { directive: Directive; version: number; skips: number } | null = null;
+  /** desired()'s answer for `lastDesired` (the same object while that does not change). */
+  private desiredMemo: { of: Record<string, string>; value: AppliedAllocation } | null = null;
+  /** applied()'s answer for a cache version (synchronous ports: the cache is what is in force). */
+  private appliedMemo: { version: number; value: AppliedAllocation } | null = null;
   private goneError: WeirError | null = null;
   private closed = false;
   private readonly counters: ActuatorStats = { writes: 0, failedWrites: 0, unchangedSkips: 0 };
@@ -192,9 +206,28 @@ export class FileSetActuator implements PartitionActuator {
     const late = this.lateFailure();
     if (late?.code === ErrorCodes.TARGET_GONE)
       return { partition: this.partition, written: [], error: late.toInfo() };
+    const u = this.unchanged;
+    if (
+      late === null &&
+      u !== null &&
+      u.version === this.cacheVersion &&
+      sameDirective(u.directive, directive)
+    ) {
+      this.counters.unchangedSkips += u.skips;
+      return { partition: this.partition, written: [] };
+    }
     const values = this.o.format.desired(directive, this.cache, this.foundPeriodUsec);
     this.lastDesired = this.asHeld(values);
+    const skipsBefore = this.counters.unchangedSkips;
     const result = this.writeChanged(values);
+    this.unchanged =
+      late === null && !result.error && result.written.length === 0
+        ? {
+            directive: { ...directive },
+            version: this.cacheVersion,
+            skips: this.counters.unchangedSkips - skipsBefore,
+          }
+        : null;
     if (late && !result.error) result.error = late.toInfo();
     return result;
   }
@@ -204,7 +237,14 @@ export class FileSetActuator implements PartitionActuator {
    * as they will hold it, on the directive's scales.
    */
   desired(): AppliedAllocation | null {
-    return this.lastDesired && appliedFromView(this.o.format.describe(this.lastDesired));
+    const last = this.lastDesired;
+    if (last === null) return null;
+    if (this.desiredMemo?.of !== last)
+      this.desiredMemo = {
+        of: last,
+        value: Object.freeze(appliedFromView(this.o.format.describe(last))),
+      };
+    return this.desiredMemo.value;
   }
 
   restore(snapshot: AllocationSnapshot): ApplyResult {
@@ -222,6 +262,7 @@ export class FileSetActuator implements PartitionActuator {
         `snapshot for ${this.partition} names files ${this.o.format.layout} does not manage: ${unknown.join(", ")}`,
       );
     this.lastDesired = this.asHeld(snapshot.values);
+    this.unchanged = null;
     return this.writeChanged(snapshot.values);
   }
 
@@ -248,9 +289,12 @@ export class FileSetActuator implements PartitionActuator {
   applied(): AppliedAllocation {
     const f = this.o.format;
     const held = this.o.port.held?.();
+    if (!held && this.appliedMemo?.version === this.cacheVersion) return this.appliedMemo.value;
     const v = held ? { ...this.found, ...held } : { ...this.cache };
     v[f.weightFile] ??= v[f.idleFile] === "1" ? f.idleWeight : (f.freshValues[f.weightFile] ?? "");
-    return appliedFromView(f.describe(v));
+    const value = Object.freeze(appliedFromView(f.describe(v)));
+    if (!held) this.appliedMemo = { version: this.cacheVersion, value };
+    return value;
   }
 
   /**
@@ -290,6 +334,7 @@ export class FileSetActuator implements PartitionActuator {
         const was = held[f.file];
         if (was === undefined) delete this.cache[f.file];
         else this.cache[f.file] = was;
+        this.cacheVersion++;
       }
       if (!first || e.code === ErrorCodes.TARGET_GONE) first = e;
     }
@@ -338,6 +383,7 @@ export class FileSetActuator implements PartitionActuator {
       }
       this.counters.writes++;
       this.cache[file] = value;
+      this.cacheVersion++;
       // Entering or leaving the idle class changes the weight behind our back (the kernel shows
       // 3 shares while idle and resets to the default after): forget what we knew of it.
       if (file === f.idleFile) delete this.cache[f.weightFile];

@@ -174,6 +174,44 @@ describe("Manager", () => {
     expect(m.ready()).toBe(true);
   });
 
+  it("records an unchanged directive as the previous record's object, a changed one as its own", () => {
+    const clock = new Clock();
+    const a = { pps: 2000 };
+    const wiring: PartitionWiring[] = [
+      {
+        spec: spec("a"),
+        source: "host",
+        openSensor: () => counterSensor(clock, a),
+        openActuator: () => memoryActuator("a", []),
+      },
+    ];
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      partitions: wiring,
+      throughput,
+    });
+    const cycle = () => {
+      clock.t += 100;
+      return m.runCycle().partitions[0]!.directive;
+    };
+    m.runCycle();
+    const first = cycle(); // 100m + 2000/10 = 300m
+    const same = cycle(); // the same traffic: the policy makes a new, equal directive
+    expect(same).toBe(first);
+    a.pps = 4000;
+    const moved = cycle(); // 100m + 4000/10 = 500m
+    expect(moved).not.toBe(first);
+    expect(moved?.cpuMillis).toBe(500);
+    expect(first?.cpuMillis).toBe(300);
+    // what a reader sees is the same as before: each record's directive is that cycle's
+    expect(m.recentRecords().map((r) => r.partitions[0]!.directive?.cpuMillis)).toEqual([
+      100, 300, 300, 500,
+    ]);
+  });
+
   it("keeps cycle records within historyMaxBytes (estimated), the newest last", () => {
     const clock = new Clock();
     const wiring: PartitionWiring[] = ["a", "b"].map((id) => ({

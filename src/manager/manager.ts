@@ -226,7 +226,7 @@ export class Manager implements ManagerView {
           status: s.status,
           throughput: throughputs.get(s.spec.id) ?? null,
           decision: s.status === "gone" ? null : decisionOf(s.spec.id),
-          directive: s.status === "gone" ? null : directiveOf(s.spec.id),
+          directive: s.status === "gone" ? null : s.recordedDirective(directiveOf(s.spec.id)),
           written: written.get(s.spec.id) ?? [],
         };
         if (s.lastError) p.error = s.lastError;

@@ -6,6 +6,7 @@ import type {
   AppliedAllocation,
   PartitionActuator,
 } from "../actuators/types.ts";
+import { sameDirective } from "../core/directive.ts";
 import { ErrorCodes, isWeirError } from "../core/errors.ts";
 import type {
   CounterSample,
@@ -63,6 +64,8 @@ export class PartitionSlot {
   lastError: WeirErrorInfo | undefined = undefined;
   /** The last directive submitted without an error (the change hook compares with it). */
   lastApplied: Directive | null = null;
+  /** The directive the latest cycle record holds for this partition (recordedDirective). */
+  private recorded: Directive | null = null;
   /** Desired vs applied as of the latest cycle (observeAllocation). */
   allocation: PartitionAllocation | null = null;
   private readonly onError: ManagerOptions["onPartitionError"];
@@ -194,6 +197,18 @@ export class PartitionSlot {
   }
 
   /**
+   * The directive a cycle record holds for this partition: this cycle's, or the object the
+   * previous record holds when every field is the same (records are never changed once made),
+   * so a partition whose allocation did not move adds no directive to the history.
+   */
+  recordedDirective(d: Directive | null): Directive | null {
+    const last = this.recorded;
+    if (d !== null && last !== null && sameDirective(last, d)) return last;
+    this.recorded = d;
+    return d;
+  }
+
+  /**
    * Read what the actuator last submitted and what it reports in force, and note since when
    * they differ. Reads only what the actuator holds (never waits for the target); a backend
    * that cannot say leaves it null, and a read that throws is this partition's fault alone.
@@ -207,6 +222,10 @@ export class PartitionSlot {
     try {
       const desired = a.desired?.() ?? null;
       const applied = a.applied();
+      // a backend that answers with the same objects while nothing changed (FileSetActuator)
+      // leaves the allocation as it was: same values, same since-when
+      const was = this.allocation;
+      if (was !== null && was.desired === desired && was.applied === applied) return;
       const inForce = desired === null || sameAllocation(desired, applied);
       const differsSinceMs = inForce ? null : (this.allocation?.differsSinceMs ?? cycleStartMs);
       this.allocation = { desired, applied, inForce, differsSinceMs };

@@ -336,7 +336,6 @@ function step(
         served: cols.servedPacketsPerSec,
         prevCpu: s.prev.cpuMillis,
         prevFlags: s.prev.flags,
-        prevVelocity: s.prev.velocity,
         prevSetpoint: s.prev.donorSetpoint,
       },
       found.leastImportantWanting,

@@ -90,6 +90,18 @@ export const resourceSchema = z.object({
   cgroupDirs: z.array(z.string()).optional(),
 });
 
+/** A recorded `CgroupLayout` (the testbed's and the VM set's state files carry one). */
+export const cgroupLayoutSchema = z.union([
+  z.object({
+    version: z.literal(1),
+    root: z.string(),
+    cpu: z.string(),
+    cpuacct: z.string(),
+    unified: z.string().optional(),
+  }),
+  z.object({ version: z.literal(2), root: z.string() }),
+]);
+
 const interfaceSchema = z.object({
   name: z.string(),
   offered: z.enum(["rx", "tx"]),
@@ -103,16 +115,7 @@ const stateSchema = z.object({
   createdAtEpochMs: z.number(),
   updatedAtEpochMs: z.number(),
   expiresAtEpochMs: z.number(),
-  cgroup: z.union([
-    z.object({
-      version: z.literal(1),
-      root: z.string(),
-      cpu: z.string(),
-      cpuacct: z.string(),
-      unified: z.string().optional(),
-    }),
-    z.object({ version: z.literal(2), root: z.string() }),
-  ]),
+  cgroup: cgroupLayoutSchema,
   partitions: z.array(
     z.object({
       name: z.string(),

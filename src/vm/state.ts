@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { CgroupLayout } from "../cgroup/layout.ts";
 import {
+  cgroupLayoutSchema,
   parseRecord,
   type ResourceRecord,
   readRecordText,
@@ -84,16 +85,7 @@ const stateSchema = z.object({
   createdAtEpochMs: z.number(),
   updatedAtEpochMs: z.number(),
   expiresAtEpochMs: z.number(),
-  cgroup: z.union([
-    z.object({
-      version: z.literal(1),
-      root: z.string(),
-      cpu: z.string(),
-      cpuacct: z.string(),
-      unified: z.string().optional(),
-    }),
-    z.object({ version: z.literal(2), root: z.string() }),
-  ]),
+  cgroup: cgroupLayoutSchema,
   vms: z.array(vmSchema),
   resources: z.array(resourceSchema),
 });

@@ -10,6 +10,7 @@ interface BenchOptions {
   skip?: string;
   out?: string;
   plots?: boolean;
+  plotsOnly?: boolean;
   reps?: string;
   merge?: boolean;
 }
@@ -73,6 +74,10 @@ export function register(program: Command): void {
     .option("--out <file>", "report: output file (default: BENCHMARKS.md at the repo root)")
     .option("--no-plots", "report: skip the PNG plots (needs /usr/bin/chromium)")
     .option(
+      "--plots-only",
+      "report: run nothing; redraw the real-testbed plots from the existing file's tables",
+    )
+    .option(
       "--reps <n>",
       "repetitions (seeds for the simulated ones), for benchmarks that repeat their runs",
     )
@@ -123,6 +128,7 @@ export function register(program: Command): void {
             skip: report.parseListOption(opts.skip),
             out: opts.out,
             noPlots: opts.plots === false,
+            plotsOnly: opts.plotsOnly ?? false,
             merge: opts.merge ?? false,
             ...(reps !== undefined ? { reps } : {}),
             progress: bar.update,
