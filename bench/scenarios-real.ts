@@ -15,7 +15,7 @@ import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
-import { probeServer } from "./conservation-run.ts";
+import { probeServer } from "./server-probe.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import {
   fmtStats,
