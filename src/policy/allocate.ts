@@ -64,6 +64,8 @@ export interface AllocationResult {
   guaranteesCut: boolean;
   /** Capacity not allocated at the end (idle left-over, or nobody could use it). */
   idleCpuMillis: number;
+  /** The left-over phase ran (else `leftover` is all 0). */
+  leftoverShared: boolean;
 }
 
 const TIERS = 6; // 0 = held, 1..5 = importance
@@ -158,7 +160,8 @@ export function allocate(
 
   // 4. Left-over, by weight, up to max. batch-first: first to those who can use it now
   //    (batch, constrained), then what they leave as spare to the others.
-  if (p.shareLeftover && remaining > 0) {
+  const leftoverShared = p.shareLeftover && remaining > 0;
+  if (leftoverShared) {
     const before = s.before;
     before.set(alloc);
     // share: one pass over everyone eligible; batch-first: those who can use it, then the rest
@@ -177,5 +180,12 @@ export function allocate(
     }
     for (let i = 0; i < n; i++) leftover[i] = alloc[i]! - before[i]!;
   }
-  return { alloc, effectiveMin, leftover, guaranteesCut, idleCpuMillis: remaining };
+  return {
+    alloc,
+    effectiveMin,
+    leftover,
+    guaranteesCut,
+    idleCpuMillis: remaining,
+    leftoverShared,
+  };
 }

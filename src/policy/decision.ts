@@ -16,6 +16,7 @@ import {
   type DemandAssessment,
   demandContext,
   emptyDemandNumbers,
+  performanceIndexOrNaN,
 } from "./demand.ts";
 import { Marks } from "./postprocess.ts";
 import {
@@ -25,6 +26,7 @@ import {
   goalBase,
   minProbeStep,
   protectedNeed,
+  roundHalfUp,
   SOURCES,
   Source,
   yieldingDemand,
@@ -71,12 +73,14 @@ export interface StepReasons {
   yieldTo: number;
   /** The weight each directive carries (after the weight dead-band), filled before any why is read. */
   weights: Float64Array;
-  /** The decision's own numbers: demand shown (rounded), last allocation (NaN = none), allocation, velocity and PI (NaN = null). */
-  shownDemand: Float64Array;
+  /**
+   * The decision's own numbers: this step's demand (NaN = none measured; the demand shown is
+   * made from it when read), last allocation (NaN = none), allocation, velocity (NaN = null).
+   */
+  demand: Float64Array;
   previous: Float64Array;
   cpuMillis: Float64Array;
   velocity: Float64Array;
-  performanceIndex: Float64Array;
   /** A capped donor's trimmed set point (donor-cap.ts donorCapSetpoint; NaN = none). */
   donorSetpoint: Float64Array;
 }
@@ -122,9 +126,12 @@ export interface DecisionDetail {
 
 /** Packing of source, post-processor marks, receiver and yielding into one small integer. */
 const MARKS_SHIFT = 2;
-const RECEIVER_BIT = 1 << 5;
-const HAD_PREVIOUS_BIT = 1 << 6;
-const YIELDS_BIT = 1 << 7;
+const RECEIVER_SHIFT = 5;
+const HAD_PREVIOUS_SHIFT = 6;
+const YIELDS_SHIFT = 7;
+const RECEIVER_BIT = 1 << RECEIVER_SHIFT;
+const HAD_PREVIOUS_BIT = 1 << HAD_PREVIOUS_SHIFT;
+const YIELDS_BIT = 1 << YIELDS_SHIFT;
 export const packBits = (
   source: number,
   marks: number,
@@ -132,11 +139,12 @@ export const packBits = (
   hadPrevious: boolean,
   yields = false,
 ): number =>
+  // +flag << bit, not `flag ? bit : 0`: no jump for a row's flags to mispredict
   source |
   (marks << MARKS_SHIFT) |
-  (receiver ? RECEIVER_BIT : 0) |
-  (hadPrevious ? HAD_PREVIOUS_BIT : 0) |
-  (yields ? YIELDS_BIT : 0);
+  (+receiver << RECEIVER_SHIFT) |
+  (+hadPrevious << HAD_PREVIOUS_SHIFT) |
+  (+yields << YIELDS_SHIFT);
 
 /**
  * One partition's decision: a view of index `i` into its step's arrays (two fields and the
@@ -158,8 +166,21 @@ export class WeirDecision implements Decision {
     return this.#reasons.table.ids[this.#index]!;
   }
 
+  /**
+   * The demand shown, in whole millicores: the step's demand, at least the min; without one,
+   * what the tier phase aimed at instead (weir.ts assessDemand: the min, or a held partition's
+   * last allocation within its bounds; a network row's target is NaN exactly when its demand is).
+   */
   get demandCpuMillis(): CpuMillis {
-    return this.#reasons.shownDemand[this.#index]!;
+    const r = this.#reasons;
+    const i = this.#index;
+    const d = r.demand[i]!;
+    const lo = r.table.minCpuMillis[i]!;
+    if (!Number.isNaN(d)) return roundHalfUp(Math.max(d, lo));
+    const source = r.bits[i]! & 3;
+    if (source === Source.held)
+      return roundHalfUp(clamp(r.previous[i]!, lo, r.table.maxCpuMillis[i]!));
+    return roundHalfUp(source === Source.network ? Number.NaN : lo);
   }
 
   get previousCpuMillis(): CpuMillis {
@@ -176,8 +197,15 @@ export class WeirDecision implements Decision {
     return Number.isNaN(v) ? null : v;
   }
 
+  /** The step's PI, computed again (the same expression on the same columns). */
   get performanceIndex(): number | null {
-    const pi = this.#reasons.performanceIndex[this.#index]!;
+    const r = this.#reasons;
+    const i = this.#index;
+    if (r.throughput.has[i] !== 1) return null;
+    const pi = performanceIndexOrNaN(
+      r.table.goalPacketsPerSec[i]!,
+      r.throughput.servedPacketsPerSec[i]!,
+    );
     return Number.isNaN(pi) ? null : pi;
   }
 

@@ -3,11 +3,56 @@ import {
   goalBase,
   IMPORTANCE_WEIGHT_RATIO,
   mayCapAtEntitlement,
+  roundHalfUp,
   weightDivisors,
   weightForAllocation,
   withQuotaFloor,
 } from "./rules.ts";
-import { spec } from "./test-fixtures.ts";
+import { seeded, spec } from "./test-fixtures.ts";
+
+/** The double next to x (x > 0) by its bits: one step down (-1) or up (1). */
+function neighbour(x: number, step: number): number {
+  const v = new DataView(new ArrayBuffer(8));
+  v.setFloat64(0, x);
+  v.setBigInt64(0, v.getBigInt64(0) + BigInt(x > 0 ? step : -step));
+  return v.getFloat64(0);
+}
+
+describe("roundHalfUp", () => {
+  it("is Math.round on every double tried: edge cases, halves, random magnitudes", () => {
+    const cases = [
+      0,
+      -0,
+      0.5,
+      -0.5,
+      1.5,
+      2.5,
+      -1.5,
+      -2.5,
+      0.49999999999999994,
+      -0.49999999999999994,
+      0.5000000000000001,
+      1.4999999999999998,
+      2 ** 52 - 0.5,
+      2 ** 52,
+      2 ** 52 + 1,
+      2 ** 53 + 2,
+      Number.MIN_VALUE,
+      -Number.MIN_VALUE,
+      Number.MAX_VALUE,
+      Number.NaN,
+      Infinity,
+      -Infinity,
+    ];
+    const rnd = seeded(5);
+    for (let k = 0; k < 20_000; k++) {
+      const x = (rnd() - 0.1) * 10 ** Math.floor(rnd() * 20 - 4);
+      const half = Math.floor(x) + 0.5;
+      cases.push(x, half, neighbour(half, -1), neighbour(half, 1));
+    }
+    for (const x of cases) expect(Object.is(roundHalfUp(x), Math.round(x)), `x = ${x}`).toBe(true);
+  });
+});
 
 describe("importance in the weights", () => {
   it("halves the weight per more important level present among the non-batch partitions", () => {

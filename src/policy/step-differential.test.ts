@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import type { PartitionSpec, Throughput } from "../core/model.ts";
 import type { WeirDecision } from "./decision.ts";
 import { assessNetworkDemand } from "./demand.ts";
+import { directedWeight, directWeights, weightBands } from "./express.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
 import { goalBase, minProbeStep } from "./rules.ts";
 import { partitionTable, setThroughput, throughputColumns } from "./table.ts";
@@ -245,5 +246,86 @@ describe("weir step: fast paths give the plain paths' output", () => {
       state = out.state;
     }
     expect(compared).toBeGreaterThan(40 * 100);
+  });
+
+  it("the step's weights without jumps (directWeights) are directedWeight's, row by row, on random rows and bands", () => {
+    const rnd = seeded(91);
+    const n = 2000;
+    let compared = 0;
+    for (let round = 0; round < 12; round++) {
+      const capacity = [0, 2000, 50_000, 1_800_000][round % 4]!;
+      const knobs = {
+        ...defaultPolicyKnobs(capacity),
+        weightDeadbandFraction: [0, 0.15, 0.6][round % 3]!,
+      };
+      const bands = weightBands(knobs, capacity, Math.min(0.01 * capacity, 50));
+      const cpu = Float64Array.from({ length: n }, () =>
+        rnd() < 0.05 ? 0 : Math.floor(rnd() * (rnd() < 0.5 ? 200 : capacity + 1)),
+      );
+      const batch = Uint8Array.from({ length: n }, () => (rnd() < 0.1 ? 1 : 0));
+      const goals = Float64Array.from({ length: n }, () =>
+        rnd() < 0.2 ? 500 + rnd() * 5000 : Number.NaN,
+      );
+      const importance = Uint8Array.from({ length: n }, () => 1 + Math.floor(rnd() * 5));
+      const divisors = Float64Array.of(1, 1, 2, 2, 4, 8);
+      const prev = Float64Array.from({ length: n }, (_, i) =>
+        rnd() < 0.1
+          ? Number.NaN
+          : rnd() < 0.3
+            ? 1 + Math.floor(rnd() * 10_000)
+            : Math.max(
+                1,
+                Math.round((cpu[i]! / Math.max(1, capacity)) * 10_000 * (0.7 + rnd() * 0.6)),
+              ),
+      );
+      const out = new Float64Array(n);
+      directWeights(n, cpu, batch, goals, importance, divisors, prev, capacity, bands, out);
+      for (let i = 0; i < n; i++) {
+        const expected = directedWeight(
+          batch[i] === 1,
+          cpu[i]!,
+          capacity,
+          prev[i]!,
+          goals[i]! > 0 ? bands.goal : bands.normal,
+          divisors[importance[i]!]!,
+        );
+        expect(out[i], `row ${i} of round ${round}`).toBe(expected);
+        compared++;
+      }
+    }
+    expect(compared).toBe(12 * n);
+  });
+
+  it("a decision's shown demand is its step's demand, at least its min, or without one what the tier phase aimed at (made when read)", () => {
+    const rnd = seeded(47);
+    let specs = fleet(150, rnd);
+    const knobs = defaultPolicyKnobs(150 * 120);
+    const policy = createWeirPolicy();
+    let state: PolicyState = policy.initialState();
+    const seenSources = new Set<string>();
+    let unmeasured = 0;
+    for (let c = 0; c < 30; c++) {
+      if (c === 15)
+        specs = [...specs, ...fleet(10, rnd).map((s) => ({ ...s, id: `late-${s.id}` }))];
+      const out = policy.step(
+        { nowMs: c * 100, knobs, specs, throughput: new Map(windows(specs, rnd)) },
+        state,
+      );
+      const record = out.state.partitions ?? {};
+      for (const d of out.decisions as WeirDecision[]) {
+        const x = d.detail;
+        const r = record[d.partition]!;
+        const measured = r.demandMeasured !== false;
+        if (!measured) unmeasured++;
+        seenSources.add(x.source);
+        const expected = Math.round(
+          measured ? Math.max(r.demandCpuMillis, x.minCpuMillis) : x.targetCpuMillis,
+        );
+        expect(d.demandCpuMillis, `${d.partition} cycle ${c}`).toBe(expected);
+      }
+      state = out.state;
+    }
+    expect([...seenSources].sort()).toEqual(["batch", "held", "network", "unseen"]);
+    expect(unmeasured).toBeGreaterThan(0);
   });
 });

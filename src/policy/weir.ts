@@ -38,7 +38,7 @@ import { donorCaps, markDonorCapsReached, wantsCpu } from "./donor-cap.ts";
 import {
   CapCode,
   capCodeFor,
-  directedWeight,
+  directWeights,
   StepDirectives,
   type WeightBand,
   weightBands,
@@ -90,6 +90,13 @@ export function deadbandCpuMillis(
     knobs.deadbandFraction * usableCapacity(knobs.capacityCpuMillis),
     DEADBAND_MAX_CPU_MILLIS,
   );
+}
+
+/** A read-only array of `n` zeros, shared by the steps' decisions (none of them writes to it). */
+let zeroRow = new Float64Array(0);
+function zeros(n: number): Float64Array {
+  if (zeroRow.length !== n) zeroRow = new Float64Array(n);
+  return zeroRow;
 }
 
 /** Buffers a step needs only while it runs; grown to the largest partition count seen. */
@@ -178,10 +185,10 @@ interface StepArrays {
   demand: Float64Array;
   velocity: Float64Array;
   ideal: Float64Array;
+  weights: Float64Array;
+  /** Scratch (the decisions keep a copy of the first two only when they are not all lo / 0; the PI is computed again when read). */
   leftover: Float64Array;
   effectiveMin: Float64Array;
-  weights: Float64Array;
-  shownDemand: Float64Array;
   pis: Float64Array;
   /** A capped donor's trimmed set point (donor-cap.ts donorCapSetpoint); NaN elsewhere. */
   donorSetpoint: Float64Array;
@@ -240,12 +247,14 @@ function step(
   // What the output keeps (the next state's arrays, the decisions' numbers and reasons), in
   // one buffer of each type; everything else is scratch. Last cycle's arrays are read where
   // they are (the previous state's, when it is aligned with this table), never copied.
-  const fb = new Float64Array(n * 10);
-  const ub = new Uint8Array(n * 3);
-  const f = (k: number): Float64Array => fb.subarray(k * n, (k + 1) * n);
-  const u = (k: number): Uint8Array => ub.subarray(k * n, (k + 1) * n);
-  const buf = sc.fit(n, 4, 10);
-  const [target, prevNeed, post0, post1] = buf.f64 as [
+  const arena = new ArrayBuffer(n * (6 * 8 + 3)); // Float64 arrays first: aligned
+  const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
+  const u = (k: number): Uint8Array => new Uint8Array(arena, 6 * n * 8 + k * n, n);
+  const buf = sc.fit(n, 7, 10);
+  const [target, prevNeed, post0, post1, pis, effectiveMin, leftover] = buf.f64 as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
     Float64Array,
     Float64Array,
     Float64Array,
@@ -288,12 +297,11 @@ function step(
     demand: f(1),
     velocity: f(2),
     ideal: f(3),
-    leftover: f(4),
-    effectiveMin: f(5),
-    weights: f(6),
-    shownDemand: f(7),
-    pis: f(8),
-    donorSetpoint: f(9).fill(Number.NaN),
+    leftover,
+    effectiveMin,
+    weights: f(4),
+    pis,
+    donorSetpoint: f(5).fill(Number.NaN),
     bits: u(0),
     flags: u(1),
     capCode: u(2),
@@ -363,7 +371,7 @@ function step(
     shareLeftover,
     canUseFirst,
   };
-  allocate(
+  const allocated = allocate(
     problem,
     { alloc: s.ideal, effectiveMin: s.effectiveMin, leftover: s.leftover },
     sc.alloc,
@@ -402,8 +410,10 @@ function step(
     throughput: cols,
     prevDemand: s.prev.demand,
     ideal: s.ideal,
-    leftover: s.leftover,
-    effectiveMin: s.effectiveMin,
+    // the decisions keep these only where they say something: else the table's mins (every
+    // guarantee honoured: allocate copies them) and no left-over
+    leftover: allocated.leftoverShared ? s.leftover.slice() : zeros(n),
+    effectiveMin: allocated.guaranteesCut ? s.effectiveMin.slice() : t.minCpuMillis,
     bits: s.bits,
     capCode: s.capCode,
     batchSuppressed: suppressBatch,
@@ -411,11 +421,10 @@ function step(
     prevFlags: s.prev.flags,
     yieldTo: found.yieldTo,
     weights: s.weights,
-    shownDemand: s.shownDemand,
+    demand: s.demand,
     previous: s.prev.cpuMillis,
     cpuMillis: s.final,
     velocity: s.velocity,
-    performanceIndex: s.pis,
     donorSetpoint: s.donorSetpoint,
   };
   return {
@@ -582,36 +591,25 @@ function expressAll(
   bands: { normal: WeightBand; goal: WeightBand },
   suppressBatch: boolean,
 ): void {
-  const { t, capacity, final, weights, capCode, demand, target, shownDemand, bits } = s;
+  const { t, capacity, final, weights, capCode, bits } = s;
   const { source, marks, receiver, controlled } = s;
   const prevWeight = s.prev.weight;
   const prevCpu = s.prev.cpuMillis;
-  const lo = t.minCpuMillis;
   const hi = t.maxCpuMillis;
   const divisors = t.weightDivisors;
   const importance = t.importance;
   const batch = t.batch;
   const capped = t.capped;
   const goals = t.goalPacketsPerSec;
-  const { goal: goalBand, normal: normalBand } = bands;
   const n = t.size;
+  directWeights(n, final, batch, goals, importance, divisors, prevWeight, capacity, bands, weights);
   for (let i = 0; i < n; i++) {
     const cpu = final[i]!;
     const isBatch = batch[i] === 1;
-    weights[i] = directedWeight(
-      isBatch,
-      cpu,
-      capacity,
-      prevWeight[i]!,
-      goals[i]! > 0 ? goalBand : normalBand, // rules.ts hasGoal
-      divisors[importance[i]!]!,
-    );
     capCode[i] =
       s.dcCapped[i] === 1
         ? CapCode.goalDonor
         : capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
-    const d = demand[i]!;
-    shownDemand[i] = Math.round(Number.isNaN(d) ? target[i]! : Math.max(d, lo[i]!));
     bits[i] = packBits(
       source[i]!,
       marks[i]!,
