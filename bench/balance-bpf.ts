@@ -14,14 +14,7 @@ import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import type { TestbedState } from "../src/testbed/state.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
-import {
-  type Ctx,
-  networkSpecs,
-  probeServer,
-  type RunOutcome,
-  runOne,
-  timingFor,
-} from "./conservation-run.ts";
+import { type Ctx, networkSpecs, type RunOutcome, runOne, timingFor } from "./conservation-run.ts";
 import type { Benchmark } from "./harness.ts";
 import {
   fmtStats,
@@ -40,6 +33,7 @@ import {
   loadAvg,
   RESERVE_CPU_MILLIS,
 } from "./real-common.ts";
+import { probeServer } from "./server-probe.ts";
 
 const MODES = ["veth", "bpf"] as const;
 type Mode = (typeof MODES)[number];

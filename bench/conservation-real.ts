@@ -33,10 +33,10 @@ import {
   type LoadPlan,
   networkSpecs,
   OVERLOAD,
-  probeServer,
   type RunOutcome,
   runOne,
   TCP_CONNECTIONS,
+  TRACE_MS,
   timingFor,
 } from "./conservation-run.ts";
 import { summariseConservation } from "./conservation-summary.ts";
@@ -51,6 +51,8 @@ import {
   RESERVE_CPU_MILLIS,
   rotate,
 } from "./real-common.ts";
+import { SchedTrace } from "./sched-trace.ts";
+import { probeServer } from "./server-probe.ts";
 
 /** Load per partition as a fraction of one CPU (turned into packets/s by the probe's cost). */
 const CONSERVE_CORES = { a: 0.1, b: 0.15, c: 0.2 } as const;
@@ -111,7 +113,13 @@ export const bench: Benchmark = {
     const hostCpu = new HeldHostCpu(defaultRoots.procfs);
     let costNs = Number.NaN;
     let saturationPps = Number.NaN;
+    let trace: SchedTrace | null = null;
     try {
+      try {
+        trace = new SchedTrace(`weir-${prefix}`);
+      } catch (err) {
+        notes.push(`No scheduler trace: tracefs instance not made (${(err as Error).message}).`);
+      }
       // The generator (it stands for the partitions' remote clients) and the manager run in a
       // cgroup beside the partitions and the hog, inside the testbed's parent: the hog's idle
       // class ranks it below its siblings only, so outside the parent the generator waited
@@ -128,6 +136,7 @@ export const bench: Benchmark = {
         }),
         hostCpu,
         timing,
+        trace,
       };
       const hogPid = tb.hogs[0]!.pid;
       if (!hogPid) throw new Error("conservation-real: the testbed's hog has no pid");
@@ -287,6 +296,7 @@ export const bench: Benchmark = {
         `Probe (partition a's server alone, hog stopped, no manager; ${COST_ROUNDS} SHA-256 rounds per request): ${(costNs / 1e3).toFixed(0)} µs of CPU per request at 400 requests/s, and ${Math.round(saturationPps)} requests/s answered when offered ${Math.round((1.6 * 1e9) / costNs)}/s (its one-thread saturation rate, "one core" below); every load is sized from the saturation rate. conserve: a ${pps(CONSERVE_CORES.a)}, b ${pps(CONSERVE_CORES.b)}, c ${pps(CONSERVE_CORES.c)} packets/s (${CONSERVE_CORES.a + CONSERVE_CORES.b + CONSERVE_CORES.c} cores in all). tcp: ${TCP_CONNECTIONS} connections per partition, think ${thinkMs} ms (aimed at ${TCP_CORES} cores each). overload: offered a ${pps(OVERLOAD.a.offeredCores)} (importance 1, goal ${pps(OVERLOAD.a.goalCores)}), b ${pps(OVERLOAD.b.offeredCores)} (importance 3, goal ${pps(OVERLOAD.b.goalCores)}), c ${pps(OVERLOAD.c.offeredCores)} (importance 5, no goal) packets/s = ${OVERLOAD.a.offeredCores + OVERLOAD.b.offeredCores + OVERLOAD.c.offeredCores} cores against ${capacity / 1000} managed, the hog running. step (weir): a ${pps(0.05)} -> ${pps(0.5)} packets/s at ${timing.stepAtMs / 1000} s, b and c ${pps(0.1)}.`,
       );
     } finally {
+      trace?.close();
       hostCpu.close();
       unisolate();
       await testbedDown(tb.stateFile);
@@ -300,7 +310,7 @@ export const bench: Benchmark = {
         ...notes,
         `${reps} repetitions; in each, every scenario runs every policy in turn (order rotated by one per repetition). Each run: ${timing.warmupMs / 1000} s warm-up (manager and load running, not measured) then ${timing.measureMs / 1000} s measured (idle: ${timing.idleMeasureMs / 1000} s), 100 ms cycles, capacity ${(2000 - RESERVE_CPU_MILLIS) / 1000} of 2 CPUs (${RESERVE_CPU_MILLIS}m left to the load generator and manager, which run outside the partitions in a cgroup of cpu.shares ${GROUP_CPU_SHARES} inside the testbed's parent cgroup, itself of cpu.shares ${GROUP_CPU_SHARES}: beside the partitions and the hog, so the hog's idle class yields to the generator as it yields to the servers — the generator stands for remote clients, which a host's hog does not slow). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
         `Isolation reference: in each repetition the same UDP and TCP loads run once more under static weights (the hog in the idle class) with every hog thread pinned to CPU ${ISOLATED_HOG_CPU} and every thread of every process in the three partitions' cgroups to CPU ${ISOLATED_NET_CPU} (taskset by PID, restored after); the generator and manager are not pinned. It answers whether giving the servers a CPU of their own (a cpuset split instead of weights) would protect their p99 better: the hog then shares no CPU with them, but the three servers share one.`,
-        "Why every policy with a running hog stays above 1.2× on p99 is not found yet; what is ruled out (weir's manager cycle, the generator's own wait, the testbed's cgroup nesting), with A/B figures, is in docs/measured-facts.md (cgroups).",
+        `Where the servers wait: in every run with a load, ${TRACE_MS / 1000} s of the measured window (from 1 s in) are traced with the kernel's sched_switch, sched_wakeup and sched_migrate_task events in a tracefs instance of this benchmark's own (bench/sched-trace.ts); for each interval a server thread was runnable but not running, the table "where the servers waited" adds up what the other CPU ran meanwhile (idle, only the hog, a server or the generator) and counts the queued servers the kernel moved to the other CPU. The two notes below give those figures from this run; docs/measured-facts.md (cgroups) has the A/B runs behind them (what was ruled out).`,
         "No-hog reference: in each repetition the same UDP and TCP loads run once under plain CFS with the hog's process SIGSTOPped by PID (SIGCONT after); every policy's p99 with the hog is divided by that run's p99 of the same partition. The ratio therefore counts both the hog's harm and any harm the policy's own caps do.",
         "Host idle is /proc/stat's idle + iowait over the measured window, for the whole host (this process, the generator and other engineers' work included). Hog CPU is its cgroup's cpuacct.usage over the same window. served = replies ÷ requests sent in the measured window (UDP: reply within 1 s; TCP: replies to the requests sent). Network partitions: importance 3, weight 100, no goal, max = capacity (overload: see above); the hog: batch, importance 5.",
         `Load average (1, 5, 15 min): ${load0} at the start, ${load1} at the end (2 CPUs; other engineers' tests may have run at the same time).`,

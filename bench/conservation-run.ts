@@ -1,8 +1,7 @@
 // One run of conservation-real (and reaction-real): a Manager with one policy on the testbed's
 // partitions, under a UDP or closed-loop TCP load (or none), the hog running or SIGSTOPped;
-// what it measured as a RunOutcome. Also the probe of the packet server's cost that every
-// load is sized from.
-import fs from "node:fs";
+// what it measured as a RunOutcome. The probe of the packet server's cost that every load is
+// sized from is server-probe.ts.
 import type { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
 import type { HeldHostCpu } from "../src/sensors/host-cpu.ts";
@@ -13,6 +12,14 @@ import type { TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { readUsageNs, stats } from "./harness.ts";
 import { epochNow, RESERVE_CPU_MILLIS, reactionMs, sleep, Window } from "./real-common.ts";
+import {
+  analyseSchedTrace,
+  captureLater,
+  classifier,
+  type SchedTrace,
+  schedstatOf,
+  type WaitBreakdown,
+} from "./sched-trace.ts";
 import { testbedManager } from "./testbed-manager.ts";
 
 export const INTERVAL_MS = 100;
@@ -97,29 +104,17 @@ export interface RunOutcome {
    * window: Σ run_delay ÷ Σ timeslices of its threads (/proc/<tid>/schedstat).
    */
   waitPerRunUs: Record<string, number>;
+  /**
+   * Per network partition: its cgroup's CPU over the measured window ÷ the replies to the
+   * requests sent in it, µs (does the same request cost more beside the hog?).
+   */
+  cpuPerReplyUs: Record<string, number>;
+  /** Where the servers waited for a CPU over TRACE_MS of the measured window (runs with a load and a trace). */
+  schedWait?: WaitBreakdown;
 }
 
-/** Σ run_delay (ns) and Σ timeslices over a process's threads; zeros if it is gone. */
-function schedstatOf(pid: number | null): { delayNs: number; runs: number } {
-  const sum = { delayNs: 0, runs: 0 };
-  if (!pid) return sum;
-  let tids: string[];
-  try {
-    tids = fs.readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return sum;
-  }
-  for (const t of tids) {
-    try {
-      const f = fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, "utf8").trim().split(" ");
-      sum.delayNs += Number(f[1]);
-      sum.runs += Number(f[2]);
-    } catch {
-      // a thread that exited between the listing and the read
-    }
-  }
-  return sum;
-}
+/** Scheduler trace per run with a load: this long, from 1 s into the measured window. */
+export const TRACE_MS = 2000;
 
 export interface Ctx {
   tb: TestbedState;
@@ -127,6 +122,8 @@ export interface Ctx {
   backend: ReturnType<typeof createActuatorBackend>;
   hostCpu: HeldHostCpu;
   timing: Timing;
+  /** The scheduler trace (sched-trace.ts); null: none taken. */
+  trace?: SchedTrace | null;
 }
 
 export function networkSpecs(
@@ -219,10 +216,21 @@ export async function runOne(
   const loop = manager.start(ac.signal);
   let measureFromMs = 0;
   let sched0: Array<{ delayNs: number; runs: number }> = [];
+  let usage0: number[] = [];
+  const classOf = classifier(
+    tb.partitions.map((p) => p.serverPid),
+    tb.hogs.map((h) => h.pid),
+  );
+  const capture =
+    ctx.trace && opts.load.kind !== "none"
+      ? captureLater(ctx.trace, timing.warmupMs + 1000, TRACE_MS)
+      : null;
+  let traceText = "";
   const markTimer = setTimeout(() => {
     measureFromMs = epochNow();
     win.mark();
     sched0 = tb.partitions.map((p) => schedstatOf(p.serverPid));
+    usage0 = tb.partitions.map((p) => readUsageNs(p.cgroupDirs));
   }, timing.warmupMs);
   let cpu = {
     hogCores: Number.NaN,
@@ -235,6 +243,7 @@ export async function runOne(
   let tcp: TcpLoadResult | null = null;
   const phases = [{ name: "measured", fromMs: timing.warmupMs, toMs: durationMs }];
   const waitPerRunUs: Record<string, number> = {};
+  const usedNs: Record<string, number> = {};
   const net = tb.partitions;
   try {
     if (opts.load.kind === "udp") {
@@ -271,6 +280,8 @@ export async function runOne(
     } else await sleep(durationMs);
     cpu = win.read();
     tb.partitions.forEach((p, i) => {
+      const u0 = usage0[i];
+      usedNs[p.name] = u0 === undefined ? Number.NaN : readUsageNs(p.cgroupDirs) - u0;
       const a = sched0[i];
       const b = schedstatOf(p.serverPid);
       waitPerRunUs[p.name] =
@@ -278,6 +289,7 @@ export async function runOne(
     });
   } finally {
     clearTimeout(markTimer);
+    traceText = capture?.text() ?? "";
     ac.abort();
     await loop;
     manager.shutdown("restore");
@@ -319,9 +331,15 @@ export async function runOne(
   const p99Ms: Record<string, number> = {};
   const rps: Record<string, number> = {};
   const perSecond: Record<string, number[]> = {};
+  const cpuPerReplyUs: Record<string, number> = {};
+  const perReply = (name: string, answered: number | undefined) => {
+    const ns = usedNs[name] ?? Number.NaN;
+    cpuPerReplyUs[name] = answered && answered > 0 ? ns / answered / 1000 : Number.NaN;
+  };
   if (udp)
     for (const t of udp.targets) {
       const ph = t.phases.find((x) => x.name === "measured");
+      perReply(t.name, ph?.answered);
       served[t.name] = ph?.servedRatio ?? Number.NaN;
       p99Ms[t.name] = ph?.latency.p99Ms ?? Number.NaN;
       const from = Math.ceil(timing.warmupMs / 1000);
@@ -332,6 +350,7 @@ export async function runOne(
   if (tcp)
     for (const t of tcp.targets) {
       const ph = t.phases.find((x) => x.name === "measured");
+      perReply(t.name, ph?.answered);
       served[t.name] = ph?.servedRatio ?? Number.NaN;
       p99Ms[t.name] = ph?.latency.p99Ms ?? Number.NaN;
       rps[t.name] = ph?.requestsPerSec ?? Number.NaN;
@@ -357,6 +376,8 @@ export async function runOne(
     netThrottled: thrN > 0 ? thrSum / thrN : Number.NaN,
     generatorCores: udp?.generator.cpuCores ?? tcp?.generator.cpuCores ?? 0,
     waitPerRunUs,
+    cpuPerReplyUs,
+    ...(capture ? { schedWait: analyseSchedTrace(traceText, classOf) } : {}),
     ...(opts.scenario === "step"
       ? {
           reaction: reactionMs(records, "a", (udp?.startedAtEpochMs ?? 0) + timing.stepAtMs, {
@@ -367,50 +388,4 @@ export async function runOne(
         }
       : {}),
   };
-}
-
-/**
- * Partition a's server alone (hog stopped, no manager): CPU-ns per request at a light load,
- * then the requests per second it answers when offered more than one CPU's worth (its
- * single-threaded saturation rate, which is what the loads are sized from: the cost per
- * request falls as the rate rises, so the light-load cost alone would undersize "overload").
- */
-export async function probeServer(
-  tb: TestbedState,
-  hogPid: number,
-): Promise<{ costNs: number; saturationPps: number }> {
-  const a = tb.partitions[0]!;
-  const target = [{ name: a.name, addr: a.nsAddr, port: a.port }];
-  process.kill(hogPid, "SIGSTOP");
-  try {
-    const u0 = readUsageNs(a.cgroupDirs);
-    const light = await runLoad({
-      targets: target,
-      schedule: { kind: "constant", pps: 400 },
-      durationMs: 2000,
-      maxPackets: 1000,
-    });
-    await sleep(200);
-    const used = readUsageNs(a.cgroupDirs) - u0;
-    if (!(light.totals.answered > 100) || !(used > 0))
-      throw new Error(
-        `conservation-real: cost probe got ${light.totals.answered} replies and ${used} ns of CPU`,
-      );
-    const costNs = used / light.totals.answered;
-    const offered = Math.round((1.6 * 1e9) / costNs);
-    const heavy = await runLoad({
-      targets: target,
-      schedule: { kind: "constant", pps: offered },
-      durationMs: 2500,
-      maxPackets: Math.ceil(offered * 2.5) + 100,
-      phases: [{ name: "full", fromMs: 500, toMs: 2500 }],
-    });
-    const full = heavy.targets[0]!.phases[0]!;
-    const saturationPps = full.answered / ((full.toMs - full.fromMs) / 1000);
-    if (!(saturationPps > 100))
-      throw new Error(`conservation-real: saturation probe answered ${saturationPps}/s`);
-    return { costNs, saturationPps };
-  } finally {
-    process.kill(hogPid, "SIGCONT");
-  }
 }

@@ -1,5 +1,7 @@
 // The conservation-real report: tables, figures against their budgets and the "where weir
-// loses" notes, from every run's outcome (conservation-run.ts).
+// loses" notes, from every run's outcome (conservation-run.ts). Over 400 lines: the four tables,
+// the figures and the losses notes share the same per-outcome helpers (worst ratio, served,
+// medians); the scheduler-trace table and notes are in conservation-waits.ts.
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import {
@@ -10,6 +12,7 @@ import {
   TCP_CONNECTIONS,
   type Timing,
 } from "./conservation-run.ts";
+import { waitNote as traceNote, WAIT_COLUMNS, waitRow } from "./conservation-waits.ts";
 import type { BenchFigure, BenchResult } from "./harness.ts";
 import { fmtStats, repeated, stats } from "./harness.ts";
 import { RESERVE_CPU_MILLIS } from "./real-common.ts";
@@ -46,6 +49,9 @@ export function summariseConservation(
   /** The longest of the three servers' mean waits for a CPU per run (µs). */
   const worstWait = (o: RunOutcome) =>
     Math.max(...NET.map((n) => o.waitPerRunUs?.[n] ?? Number.NaN));
+  /** Mean over the three partitions of CPU per reply (µs): cgroup CPU ÷ replies, measured window. */
+  const perReply = (o: RunOutcome) =>
+    NET.reduce((s, n) => s + (o.cpuPerReplyUs?.[n] ?? Number.NaN), 0) / NET.length;
   const worstP99 = (o: RunOutcome) => Math.max(...NET.map((n) => o.p99Ms[n] ?? Number.NaN));
   const col = (xs: RunOutcome[], f: (o: RunOutcome) => number, digits = 1, scale = 1) =>
     fmtStats(xs.map(f), digits, scale);
@@ -65,6 +71,7 @@ export function summariseConservation(
       col(xs, (o) => o.hogCappedFraction, 0, 100),
       col(xs, (o) => o.netDelay, 1, 100),
       col(xs, worstWait, 0),
+      col(xs, perReply, 0),
       col(xs, (o) => o.writesPerPartitionSec, 2),
     ];
   });
@@ -79,6 +86,7 @@ export function summariseConservation(
     "–",
     col(refUdp, (o) => o.netDelay, 1, 100),
     col(refUdp, worstWait, 0),
+    col(refUdp, perReply, 0),
     col(refUdp, (o) => o.writesPerPartitionSec, 2),
   ]);
   const isoUdp = of("isolated-udp");
@@ -93,6 +101,7 @@ export function summariseConservation(
       "–",
       col(isoUdp, (o) => o.netDelay, 1, 100),
       col(isoUdp, worstWait, 0),
+      col(isoUdp, perReply, 0),
       col(isoUdp, (o) => o.writesPerPartitionSec, 2),
     ]);
   const idleRows = policies.map((p) => {
@@ -120,6 +129,7 @@ export function summariseConservation(
       col(xs, (o) => o.hostIdle, 1, 100),
       col(xs, (o) => o.netDelay, 1, 100),
       col(xs, worstWait, 0),
+      col(xs, perReply, 0),
     ];
   });
   const refTcp = of("ref-tcp");
@@ -133,6 +143,7 @@ export function summariseConservation(
     col(refTcp, (o) => o.hostIdle, 1, 100),
     col(refTcp, (o) => o.netDelay, 1, 100),
     col(refTcp, worstWait, 0),
+    col(refTcp, perReply, 0),
   ]);
   const isoTcp = of("isolated-tcp");
   if (isoTcp.length > 0)
@@ -146,6 +157,7 @@ export function summariseConservation(
       col(isoTcp, (o) => o.hostIdle, 1, 100),
       col(isoTcp, (o) => o.netDelay, 1, 100),
       col(isoTcp, worstWait, 0),
+      col(isoTcp, perReply, 0),
     ]);
   const goalA = (o: RunOutcome, goal: number) => {
     const s = o.perSecond?.a ?? [];
@@ -290,6 +302,23 @@ export function summariseConservation(
   const waitNotes = of("ref-udp").some((o) => o.waitPerRunUs)
     ? [waitNote("UDP p99", "conserve", "ref-udp"), waitNote("TCP p99", "tcp", "ref-tcp")]
     : [];
+  for (const [label, s, ref] of [
+    ["UDP", "conserve", "ref-udp"],
+    ["TCP", "tcp", "ref-tcp"],
+  ] as const) {
+    const n = traceNote(label, of, s, ref);
+    if (n) waitNotes.push(n);
+  }
+  const waitRows = (["conserve", "tcp"] as const).flatMap((s) => {
+    const kind = s === "conserve" ? "UDP" : "TCP";
+    const rows = policies.map((p) => waitRow(`${kind}: ${POLICY_LABEL(p)}`, of(s, p)));
+    rows.push(
+      waitRow(`${kind}: reference, hog stopped`, of(s === "conserve" ? "ref-udp" : "ref-tcp")),
+    );
+    const iso = of(s === "conserve" ? "isolated-udp" : "isolated-tcp");
+    if (iso.length) rows.push(waitRow(`${kind}: reference, cpuset split by hand`, iso));
+    return rows;
+  });
   // Where weir loses: every scenario where a baseline's median beats weir's on p99 or batch CPU.
   const losses: string[] = [];
   const weirEvidence = (xs: RunOutcome[]) =>
@@ -372,6 +401,7 @@ export function summariseConservation(
           "hog capped % cycles",
           "net CPU delay %",
           "server wait per run µs (worst)",
+          "CPU per reply µs (mean of a, b, c)",
           "writes /partition/s",
         ],
         rows: conserveRows,
@@ -404,9 +434,19 @@ export function summariseConservation(
           "host idle %",
           "net CPU delay %",
           "server wait per run µs (worst)",
+          "CPU per reply µs (mean of a, b, c)",
         ],
         rows: tcpRows,
       },
+      ...(waitRows.some((r) => Number(r[1]) > 0)
+        ? [
+            {
+              title: `where the servers waited for a CPU — the kernel's scheduler events over 2 s of each measured run (conserve and tcp, ${med3})`,
+              columns: ["policy", ...WAIT_COLUMNS],
+              rows: waitRows,
+            },
+          ]
+        : []),
       {
         title: `overload — demand above the host; a (importance 1) has a goal it reaches alone (${med3})`,
         columns: [

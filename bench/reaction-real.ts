@@ -15,7 +15,6 @@ import {
   type Ctx,
   type LoadPlan,
   networkSpecs,
-  probeServer,
   type RunOutcome,
   runOne,
   timingFor,
@@ -39,6 +38,7 @@ import {
   RESERVE_CPU_MILLIS,
   stepTrace,
 } from "./real-common.ts";
+import { probeServer } from "./server-probe.ts";
 
 /** The step scenario (balance-bpf runs it too): rates as fractions of a server's one-CPU saturation rate. */
 export const STEP_CORES = { from: 0.05, to: 0.9, others: 0.1 } as const;

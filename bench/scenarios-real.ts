@@ -15,7 +15,6 @@ import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
-import { probeServer } from "./conservation-run.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import {
   fmtStats,
@@ -35,6 +34,7 @@ import {
   type RealOutcome,
   realScenarios,
 } from "./scenarios-real-sizing.ts";
+import { probeServer } from "./server-probe.ts";
 import { testbedManager } from "./testbed-manager.ts";
 
 /**
