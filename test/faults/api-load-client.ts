@@ -1,25 +1,64 @@
 // The load generator of api-load.faults.test.ts, in its own process (forked with an IPC
 // channel, then lowered to nice 19 by the test) so that what the test measures is weir serving
 // the load, not the test's own process decoding it on the same two CPUs. On each message
-// {base, loadMs, sseClients} it hammers the API for loadMs — sseClients /api/events streams,
-// /api/cycles at its largest limit and /api/partitions in loops, at most 10,000 requests a
-// loop — cuts what is still under way when loadMs has passed (counted as cut, not as failed),
-// closes every connection, and answers with what it saw.
+// {base, loadMs, sseClients, loops} it hammers the API for loadMs — sseClients /api/events
+// streams and, when loops is set, /api/cycles at its largest limit and /api/partitions in loops,
+// at most 10,000 requests a loop — cuts what is still under way when loadMs has passed (counted
+// as cut, not as failed), closes every connection, and answers with what it saw and the CPU
+// time it used. The test runs the streams and the loops in two such processes: in one, the
+// streams' bytes (megabytes a cycle) filled the event loop, and at nice 19 beside a busy CPU
+// the loops' requests then got no turn to finish in a window.
+
+import { Agent, get } from "node:http";
 
 export interface LoadRequest {
   base: string;
   loadMs: number;
   sseClients: number;
+  /** Run the /api/cycles and /api/partitions request loops too. */
+  loops: boolean;
 }
 
 export interface LoadCounts {
   sse: { accepted: number; refused: number; other: number; cut: number; bytes: number };
   cycles: { ok: number; other: number; cut: number; bytes: number };
   parts: { ok: number; other: number; cut: number; bytes: number };
+  /** CPU time (user + system) this process used in the window, ms. */
+  cpuMs: number;
 }
 
-export async function hammer({ base, loadMs, sseClients }: LoadRequest): Promise<LoadCounts> {
+/**
+ * GET url and count its body's bytes without keeping them: node:http's parser (the loops'
+ * answers are ~10 MB; fetch's web streams and arrayBuffer cost the client ~45 ms a megabyte at
+ * nice 19 beside a busy CPU, so two answers came back in 36 s of load). Rejects on abort.
+ */
+function getCounted(
+  url: string,
+  signal: AbortSignal,
+  agent: Agent,
+): Promise<{ status: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { signal, agent }, (res) => {
+      let bytes = 0;
+      res.on("data", (chunk: Buffer) => {
+        bytes += chunk.length;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, bytes }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+  });
+}
+
+export async function hammer({
+  base,
+  loadMs,
+  sseClients,
+  loops,
+}: LoadRequest): Promise<LoadCounts> {
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
+  const agent = new Agent({ keepAlive: true }); // the loops' connections, closed at the end
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), loadMs);
   const sse = { accepted: 0, refused: 0, other: 0, cut: 0, bytes: 0 };
@@ -56,11 +95,10 @@ export async function hammer({ base, loadMs, sseClients }: LoadRequest): Promise
   const loop = async (url: string, counts: LoadCounts["cycles"]) => {
     for (let n = 0; n < 10_000 && Date.now() - t0 < loadMs; n++) {
       try {
-        const res = await fetch(url, { signal: ac.signal });
-        const body = await res.arrayBuffer();
-        if (res.ok) counts.ok++;
+        const { status, bytes } = await getCounted(url, ac.signal, agent);
+        if (status === 200) counts.ok++;
         else counts.other++;
-        counts.bytes += body.byteLength;
+        counts.bytes += bytes;
       } catch {
         if (ac.signal.aborted) counts.cut++;
         else counts.other++;
@@ -71,11 +109,14 @@ export async function hammer({ base, loadMs, sseClients }: LoadRequest): Promise
   const parts = { ok: 0, other: 0, cut: 0, bytes: 0 };
   await Promise.all([
     ...Array.from({ length: sseClients }, stream),
-    loop(`${base}/api/cycles?limit=1000`, cycles),
-    loop(`${base}/api/partitions`, parts),
+    ...(loops
+      ? [loop(`${base}/api/cycles?limit=1000`, cycles), loop(`${base}/api/partitions`, parts)]
+      : []),
   ]);
   clearTimeout(timer);
-  return { sse, cycles, parts };
+  agent.destroy();
+  const cpu = process.cpuUsage(cpu0);
+  return { sse, cycles, parts, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 if (process.send) {

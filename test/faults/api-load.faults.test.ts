@@ -3,7 +3,8 @@
 // dry-run reads them once and writes nothing) while its API is hammered: 50 /api/events
 // clients, /api/cycles at its largest limit and /api/partitions in loops. The load comes from
 // a separate process at nice 19 (api-load-client.ts), so the test measures weir serving it,
-// not its own decoding. Unloaded and loaded windows alternate (ROUNDS of each), so the other
+// not its own decoding; the event streams and the request loops come from two such processes, so
+// that the streams' bytes do not starve the loops' requests. Unloaded and loaded windows alternate (ROUNDS of each), so the other
 // work on a shared machine falls on both alike. What must hold: the cycle's p99 under load —
 // the manager's own timing of each cycle (`timingsMs.total`, from the records on stdout) — is
 // at most 2× the unloaded p99 of the same run; event clients past the configured bound are
@@ -42,10 +43,10 @@ const SETTLE_MS = 500;
 const INTERVAL_MS = 200;
 const dir = mkdtempSync(path.join(tmpdir(), "weirf-api-"));
 let weir: Weir | null = null;
-let client: ChildProcess | null = null;
+const clients: ChildProcess[] = [];
 
 afterAll(async () => {
-  if (client && client.exitCode === null && client.signalCode === null) client.kill("SIGKILL");
+  for (const c of clients) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   if (weir) await stopWeir(weir, "SIGKILL");
   rmSync(dir, { recursive: true, force: true });
 });
@@ -102,8 +103,11 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
     const startupMs = Date.now() - tStart;
     const base = await apiBase(w);
 
-    client = startClient();
-    const c = client;
+    // one process for the event streams, one for the request loops
+    const streams = startClient();
+    const loops = startClient();
+    clients.push(streams, loops);
+    const clientCpuMs = { streams: 0, loops: 0 };
     const unloadedWindows: Array<[number, number]> = [];
     const loadedWindows: Array<[number, number]> = [];
     const windows: LoadCounts[] = [];
@@ -113,10 +117,16 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
       unloadedWindows.push([u0 + SETTLE_MS, Date.now()]);
       if (round === ROUNDS) break;
       const l0 = Date.now();
-      windows.push(await load(c, { base, loadMs: WINDOW_MS, sseClients: SSE_CLIENTS }));
+      const [s, l] = await Promise.all([
+        load(streams, { base, loadMs: WINDOW_MS, sseClients: SSE_CLIENTS, loops: false }),
+        load(loops, { base, loadMs: WINDOW_MS, sseClients: 0, loops: true }),
+      ]);
+      clientCpuMs.streams += s.cpuMs;
+      clientCpuMs.loops += l.cpuMs;
+      windows.push({ sse: s.sse, cycles: l.cycles, parts: l.parts, cpuMs: s.cpuMs + l.cpuMs });
       loadedWindows.push([l0, Date.now() + SETTLE_MS]);
     }
-    c.send("exit");
+    for (const c of clients) c.send("exit");
     const healthy = (await fetch(`${base}/healthz`)).ok;
     const exit = await stopWeir(w);
 
@@ -183,10 +193,10 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
       id: "13-api-hammered",
       file: FILE,
       test: TEST,
-      fault: `API hammered at ${N.toLocaleString("en")} partitions (dry run, ${INTERVAL_MS} ms cycles): ${SSE_CLIENTS} /api/events clients, /api/cycles?limit=1000 and /api/partitions in loops, from a separate process at nice 19, in ${ROUNDS} windows of ${WINDOW_MS / 1000} s between ${ROUNDS + 1} unloaded ones`,
+      fault: `API hammered at ${N.toLocaleString("en")} partitions (dry run, ${INTERVAL_MS} ms cycles): ${SSE_CLIENTS} /api/events clients, /api/cycles?limit=1000 and /api/partitions in loops, from two separate processes at nice 19 (streams, loops), in ${ROUNDS} windows of ${WINDOW_MS / 1000} s between ${ROUNDS + 1} unloaded ones`,
       mustHold:
         "cycle p99 under load ≤ 2× the unloaded p99 of the same run (each cycle's own timingsMs.total); in every loaded window event clients past maxEventClients refused with 503; weir healthy after",
-      observed: `first cycles ${(startupMs / 1000).toFixed(1)} s after start; cycle p99 ${fmt(p99Loaded)} ms under load (${loaded.length} cycles, median ${fmt(percentile(loaded, 50))}; slowest ${slowest} ms, as sample/reports/policy/apply) vs ${fmt(p99Unloaded)} ms unloaded (${unloaded.length} cycles in the windows between, median ${fmt(percentile(unloaded, 50))}): ${ratio.toFixed(2)}×; events: ${sse.accepted} streams served, ${sse.refused} refused (503) over ${windows.length} windows (at most ${MAX_EVENT_CLIENTS} in each: ${everyWindowBounded}; exactly ${MAX_EVENT_CLIENTS} served and ${SSE_CLIENTS - MAX_EVENT_CLIENTS} refused in ${exactWindows}), ${sse.cut} still connecting when a window ended, ${sse.other} failed, ${(sse.bytes / 1e6).toFixed(0)} MB; /api/cycles: ${cycles.ok} answers (${(cycles.bytes / 1e6).toFixed(0)} MB), ${cycles.cut} cut at a window's end, ${cycles.other} failed; /api/partitions: ${parts.ok} answers (${(parts.bytes / 1e6).toFixed(0)} MB), ${parts.cut} cut, ${parts.other} failed; healthz after: ${healthy}; SIGTERM exit ${exit.code}`,
+      observed: `first cycles ${(startupMs / 1000).toFixed(1)} s after start; cycle p99 ${fmt(p99Loaded)} ms under load (${loaded.length} cycles, median ${fmt(percentile(loaded, 50))}; slowest ${slowest} ms, as sample/reports/policy/apply) vs ${fmt(p99Unloaded)} ms unloaded (${unloaded.length} cycles in the windows between, median ${fmt(percentile(unloaded, 50))}): ${ratio.toFixed(2)}×; events: ${sse.accepted} streams served, ${sse.refused} refused (503) over ${windows.length} windows (at most ${MAX_EVENT_CLIENTS} in each: ${everyWindowBounded}; exactly ${MAX_EVENT_CLIENTS} served and ${SSE_CLIENTS - MAX_EVENT_CLIENTS} refused in ${exactWindows}), ${sse.cut} still connecting when a window ended, ${sse.other} failed, ${(sse.bytes / 1e6).toFixed(0)} MB; /api/cycles: ${cycles.ok} answers (${(cycles.bytes / 1e6).toFixed(0)} MB), ${cycles.cut} cut at a window's end, ${cycles.other} failed; /api/partitions: ${parts.ok} answers (${(parts.bytes / 1e6).toFixed(0)} MB), ${parts.cut} cut, ${parts.other} failed; load clients' CPU ${(clientCpuMs.streams / 1000).toFixed(1)} s (streams) and ${(clientCpuMs.loops / 1000).toFixed(1)} s (loops) in ${((windows.length * WINDOW_MS) / 1000).toFixed(0)} s of load; healthz after: ${healthy}; SIGTERM exit ${exit.code}`,
       holds,
     });
     expect(unloaded.length).toBeGreaterThanOrEqual(20);
