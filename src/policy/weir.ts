@@ -61,7 +61,6 @@ import {
 } from "./rules.ts";
 import { FLAG_MISSED_GOAL, FLAG_RISING, type Previous, packedState, previousOf } from "./state.ts";
 import {
-  hasGoalAt,
   type PartitionTable,
   partitionTable,
   type ThroughputColumns,
@@ -204,7 +203,6 @@ interface StepArrays {
   source: Uint8Array;
   mode: Uint8Array;
   eligible: Uint8Array;
-  receiver: Uint8Array;
   marks: Uint8Array;
   controlled: Uint8Array;
   /** Donor cap (donor-cap.ts): rows it may apply to, this window's donor and missesGoal, and who is capped. */
@@ -250,7 +248,7 @@ function step(
   const arena = new ArrayBuffer(n * (6 * 8 + 3)); // Float64 arrays first: aligned
   const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
   const u = (k: number): Uint8Array => new Uint8Array(arena, 6 * n * 8 + k * n, n);
-  const buf = sc.fit(n, 7, 10);
+  const buf = sc.fit(n, 7, 9);
   const [target, prevNeed, post0, post1, pis, effectiveMin, leftover] = buf.f64 as [
     Float64Array,
     Float64Array,
@@ -260,30 +258,18 @@ function step(
     Float64Array,
     Float64Array,
   ];
-  const [
-    source,
-    mode,
-    eligible,
-    receiver,
-    marks,
-    controlled,
-    dcEligible,
-    dcDonor,
-    dcMisses,
-    dcCapped,
-  ] = buf.u8 as [
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-  ];
-  receiver.fill(0);
+  const [source, mode, eligible, marks, controlled, dcEligible, dcDonor, dcMisses, dcCapped] =
+    buf.u8 as [
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+    ];
   controlled.fill(0);
   dcEligible.fill(0);
   dcCapped.fill(0);
@@ -312,7 +298,6 @@ function step(
     source,
     mode,
     eligible,
-    receiver,
     marks,
     controlled,
     dcEligible,
@@ -323,7 +308,6 @@ function step(
     assessment: sc.assessment,
   };
   const found = assessDemand(s);
-  if (found.receiverImportance <= 5) markReceivers(s, found.receiverImportance);
   if (found.yieldTo <= 5)
     yieldToReceivers(t, found.yieldTo, source, controlled, s.useNeed, target, s.demand, eligible);
   const donorCapped =
@@ -398,7 +382,7 @@ function step(
       )
     : undefined;
   const suppressBatch = batch?.active ?? false;
-  expressAll(s, weightBands(knobs, capacity, deadband), suppressBatch);
+  expressAll(s, weightBands(knobs, capacity, deadband), suppressBatch, found.receiverImportance);
 
   const reasons: StepReasons = {
     context: {
@@ -577,22 +561,19 @@ function assessDemand(s: StepArrays): DemandSummary {
   return { receiverImportance, yieldTo, congested, anyBatch, leastImportantWanting };
 }
 
-/** Partitions missing their goals at the most important level where one is missed. */
-function markReceivers(s: StepArrays, receiverImportance: number): void {
-  const { pis, receiver } = s;
-  const importance = s.t.importance;
-  for (let i = 0; i < s.t.size; i++)
-    if (pis[i]! > 1 && importance[i] === receiverImportance) receiver[i] = 1;
-}
-
-/** Each partition's directive (weight and cap code) and its decision's packed reasons. */
+/**
+ * Each partition's directive (weight and cap code) and its decision's packed reasons. A
+ * receiver is a partition missing its goal (PI > 1) at `receiverImportance`, the most important
+ * level where one is missed (6: none); it is marked here, in the same pass, not in one of its own.
+ */
 function expressAll(
   s: StepArrays,
   bands: { normal: WeightBand; goal: WeightBand },
   suppressBatch: boolean,
+  receiverImportance: number,
 ): void {
   const { t, capacity, final, weights, capCode, bits } = s;
-  const { source, marks, receiver, controlled } = s;
+  const { source, marks, pis, controlled, dcCapped } = s;
   const prevWeight = s.prev.weight;
   const prevCpu = s.prev.cpuMillis;
   const hi = t.maxCpuMillis;
@@ -606,14 +587,16 @@ function expressAll(
   for (let i = 0; i < n; i++) {
     const cpu = final[i]!;
     const isBatch = batch[i] === 1;
+    // `&`, not `&&`: no jump on a PI that random rows put on either side of 1
+    const isReceiver = (+(pis[i]! > 1) & +(importance[i] === receiverImportance)) === 1;
     capCode[i] =
-      s.dcCapped[i] === 1
+      dcCapped[i] === 1
         ? CapCode.goalDonor
         : capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
     bits[i] = packBits(
       source[i]!,
       marks[i]!,
-      receiver[i] === 1,
+      isReceiver,
       !Number.isNaN(prevCpu[i]!),
       controlled[i] === 2,
     );
@@ -643,23 +626,26 @@ function yieldToReceivers(
   demand: Float64Array,
   eligible: Uint8Array,
 ): void {
-  const { importance, minCpuMillis: lo, maxCpuMillis: hi } = t;
-  for (let i = 0; i < t.size; i++) {
-    if (source[i] !== Source.network) continue;
+  const { importance, minCpuMillis: lo, maxCpuMillis: hi, goalPacketsPerSec: goals } = t;
+  const n = t.size;
+  // The row's choices as 0/1 and bit operations, not jumps (random rows would mispredict
+  // them): a network row missing its goal (controlled 1) loses the spare unless it is at
+  // yieldTo; a network row without a goal (table.ts hasGoalAt) and not controlled loses it
+  // too, and yields when it is less important than yieldTo. Only a yielding row's numbers
+  // change (one jump). Rows that are not network keep everything (their controlled is 0).
+  for (let i = 0; i < n; i++) {
     const imp = importance[i]!;
-    if (controlled[i] === 1) {
-      if (imp !== yieldTo) eligible[i] = 0;
-      continue;
+    const net = +(source[i] === Source.network);
+    const missing = +(controlled[i] === 1);
+    const free = net & (missing ^ 1) & +!(goals[i]! > 0);
+    const drop = (net & missing & +(imp !== yieldTo)) | free;
+    eligible[i]! &= drop - 1; // & 0 when dropped, else & all ones
+    const yields = free & +(imp > yieldTo);
+    controlled[i]! |= yields << 1;
+    if (yields === 1) {
+      const claim = yieldingDemand(demand[i]!, useNeed[i]!);
+      demand[i] = claim;
+      target[i] = demandTarget(claim, lo[i]!, hi[i]!);
     }
-    if (hasGoalAt(t, i)) continue;
-    if (imp <= yieldTo) {
-      eligible[i] = 0;
-      continue;
-    }
-    controlled[i] = 2;
-    eligible[i] = 0;
-    const claim = yieldingDemand(demand[i]!, useNeed[i]!);
-    demand[i] = claim;
-    target[i] = demandTarget(claim, lo[i]!, hi[i]!);
   }
 }
