@@ -490,6 +490,7 @@ function assessDemand(s: StepArrays): DemandSummary {
       target[i] = min;
       eligible[i] = 2; // can always use more: served first from the left-over
       demand[i] = max;
+      prevNeed[i] = protectedNeed(Source.batch, pc, pd, min, max);
     } else if (hasData) {
       src = Source.network;
       dc.velocity = vn;
@@ -499,26 +500,26 @@ function assessDemand(s: StepArrays): DemandSummary {
       dc.goalBaseCpuMillis = goalBase(prevWeight[i]!, pc, capacity, divisors[imp]!) ?? Number.NaN;
       dc.prevRising = (prevFlags[i]! & FLAG_RISING) !== 0;
       assessDemandAt(cols, i, dc, knobs, a);
-      if (a.rising) flags[i]! |= FLAG_RISING;
+      // A row's flags, spare and donor-cap inputs as 0/1 arithmetic, not jumps that random
+      // rows mispredict (the arena's flags start at 0).
+      const misses = +a.missesGoal;
+      const missedBefore = (prevFlags[i]! & FLAG_MISSED_GOAL) === FLAG_MISSED_GOAL ? 1 : 0;
+      flags[i] = (+a.rising * FLAG_RISING) | (misses * FLAG_MISSED_GOAL);
       useNeed[i] = a.useNeedCpuMillis;
       // The levels below yield only to a miss that lasts two windows in a row: one 100 ms
       // reading of a server held at its goal + 5 % is above GOAL_MISS_YIELD_PI now and then,
       // and each such window cost the level below its share.
-      if (a.missesGoal) {
-        flags[i]! |= FLAG_MISSED_GOAL;
-        if ((prevFlags[i]! & FLAG_MISSED_GOAL) !== 0) {
-          controlled[i] = 1;
-          if (imp < yieldTo) yieldTo = imp;
-        }
+      if ((misses & missedBefore) === 1) {
+        controlled[i] = 1;
+        if (imp < yieldTo) yieldTo = imp;
       }
       if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
       if (imp > leastImportantWanting && wantsCpu(a, delays[i]!, knobs))
         leastImportantWanting = imp;
-      if (g > 0 && !Number.isNaN(vn)) {
-        dcEligible[i] = 1;
-        dcDonor[i] = a.donor ? 1 : 0;
-        dcMisses[i] = a.missesGoal ? ((prevFlags[i]! & FLAG_MISSED_GOAL) !== 0 ? 2 : 1) : 0;
-      }
+      // a goal row with a velocity (donor-cap.ts reads donor and misses only where eligible)
+      dcEligible[i] = +(g > 0) & +!Number.isNaN(vn);
+      dcDonor[i] = +a.donor;
+      dcMisses[i] = misses * (1 + missedBefore);
       mode[i] = Mode.demand;
       target[i] = demandTarget(a.demandCpuMillis, min, max);
       // Left-over goes first to batch, then as spare to everyone: under weights a constrained
@@ -531,29 +532,30 @@ function assessDemand(s: StepArrays): DemandSummary {
       // goal (more CPU would not help: on the real testbed such a partition soaked up what a
       // donor gave, ~560m → 1,440m, and the level below waited). Receivers get their target as
       // demand.
-      eligible[i] = a.goalReceiver || !(g > 0) ? 1 : 0; // g > 0: rules.ts hasGoal
+      eligible[i] = +a.goalReceiver | +!(g > 0); // g > 0: rules.ts hasGoal
       demand[i] = Math.min(a.demandCpuMillis, max);
+      // A donor's steps are its goal controller's (at most −GOAL_STEP_FRACTION a cycle): the
+      // shrink limit does not slow them again, so its surplus reaches the levels below in a few
+      // cycles (at −10 % a cycle it took 1.2–1.5 s on the real testbed, goals-tiers-real).
+      prevNeed[i] = a.donor
+        ? clamp(a.demandCpuMillis, min, max)
+        : protectedNeed(Source.network, pc, pd, min, max);
     } else if (hasPrev) {
       src = Source.held;
       mode[i] = Mode.held;
       target[i] = clamp(pc, min, max);
       eligible[i] = 0;
       demand[i] = pd;
+      prevNeed[i] = protectedNeed(Source.held, pc, pd, min, max);
     } else {
       src = Source.unseen;
       mode[i] = Mode.demand;
       target[i] = min;
       eligible[i] = 1;
       demand[i] = Number.NaN; // nothing measured yet: the first real demand is not smoothed
+      prevNeed[i] = Number.NaN; // rules.ts protectedNeed: nothing to protect
     }
     source[i] = src;
-    // A donor's steps are its goal controller's (at most −GOAL_STEP_FRACTION a cycle): the
-    // shrink limit does not slow them again, so its surplus reaches the levels below in a few
-    // cycles (at −10 % a cycle it took 1.2–1.5 s on the real testbed, goals-tiers-real).
-    prevNeed[i] =
-      src === Source.network && a.donor
-        ? clamp(a.demandCpuMillis, min, max)
-        : protectedNeed(src, pc, pd, min, max);
     const pi = hasData ? performanceIndexOrNaN(g, served[i]!) : Number.NaN;
     pis[i] = pi;
     if (pi > 1 && imp < receiverImportance) receiverImportance = imp;
