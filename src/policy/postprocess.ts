@@ -260,11 +260,6 @@ function runDefaultList(
   const useBand = band > 0;
   const keep = 1 - f.maxShrinkFraction;
   const growth = new Float64Array(6);
-  // The choices that random rows put either way (inside the band or not, below the shrink
-  // floor or not, grew or not) read the slot a comparison's 0 or 1 picks, with no jump to
-  // mispredict: the same values as the plain `if`s (a NaN comparison is false in both).
-  const pick = new Float64Array(2);
-  const bandBit = +useBand;
   let sum = 0;
   for (let i = 0; i < n; i++) {
     const x = ideal[i]!;
@@ -276,18 +271,15 @@ function runDefaultList(
     let ref = lo; // what growth is measured from (growthOf)
     if (!Number.isNaN(prev)) {
       // deadband
-      pick[0] = v;
-      pick[1] = prev;
-      v = pick[+(Math.abs(v - prev) < band) & bandBit]!;
-      m = +(Math.abs(v - x) > SAME) << 1; // Marks.deadband
+      if (useBand && Math.abs(v - prev) < band) v = prev;
+      if (Math.abs(v - x) > SAME) m = Marks.deadband;
       // limitShrink
       const need = prevNeed[i]!;
       const floor = Math.min(prev, Number.isNaN(need) ? prev : need, hi) * keep;
-      const below = +(v < floor);
-      m |= below & +(Math.abs(floor - v) > SAME); // Marks.shrinkLimited
-      pick[0] = v;
-      pick[1] = floor;
-      v = pick[below]!;
+      if (v < floor) {
+        if (Math.abs(floor - v) > SAME) m |= Marks.shrinkLimited;
+        v = floor;
+      }
       ref = Math.min(Math.max(prev, lo), hi);
     }
     shrunk[i] = v;
@@ -296,10 +288,7 @@ function runDefaultList(
     if (v > hi) v = hi;
     bounded[i] = v;
     sum += v;
-    // only what grew (takeBackExcess); adding 0 leaves a sum of positive growth as it is
-    pick[0] = 0;
-    pick[1] = v - ref;
-    growth[importance[i]!]! += pick[+(v > ref)]!;
+    if (v > ref) growth[importance[i]!]! += v - ref; // only what grew (takeBackExcess)
     marks[i] = m;
   }
   // enforceBounds: the excess back, from growth (in the pass below when growth covers it)

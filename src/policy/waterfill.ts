@@ -21,8 +21,6 @@ export interface WaterfillWorkspace {
   idx: Int32Array;
   /** Per packed member k: a at MEMBER·k, b at +1, w at +2, gap at +3. */
   m: Float64Array;
-  /** Two slots for picking one of two values by a comparison's 0 or 1 (see rise). */
-  pick: Float64Array;
 }
 
 /** Numbers per packed member in WaterfillWorkspace.m: a, b, w, gap. */
@@ -30,7 +28,7 @@ const MEMBER = 4;
 
 export function createWaterfillWorkspace(size: number): WaterfillWorkspace {
   const n = Math.max(1, size);
-  return { idx: new Int32Array(n), m: new Float64Array(n * MEMBER), pick: new Float64Array(2) };
+  return { idx: new Int32Array(n), m: new Float64Array(n * MEMBER) };
 }
 
 /** Weights at or below zero would never rise; treat them as this small positive weight. */
@@ -57,7 +55,7 @@ export function waterfill(
   ws: WaterfillWorkspace,
   maxRounds = MAX_ROUNDS,
 ): number {
-  const { idx, m, pick } = ws;
+  const { idx, m } = ws;
   // Pack the members that can rise at all; total their gaps.
   let u = 0;
   let totalGap = 0;
@@ -104,7 +102,7 @@ export function waterfill(
     const pivot = m[p0]! > L && m[p0]! < R ? m[p0]! : m[p0 + 1]!;
     let f = c + s * pivot;
     for (let k = 0; k < u * MEMBER; k += MEMBER)
-      f += risePicked(pivot, m[k]!, m[k + 1]!, m[k + 2]!, m[k + 3]!, pick);
+      f += rise(pivot, m[k]!, m[k + 1]!, m[k + 2]!, m[k + 3]!);
     if (f <= amount) L = pivot;
     else R = pivot;
     // Fold members whose breakpoints are no longer strictly inside (L, R).
@@ -152,27 +150,6 @@ function rise(lambda: number, a: number, b: number, w: number, gap: number): num
   if (lambda <= a) return 0;
   if (lambda >= b) return gap;
   return (lambda - a) * w;
-}
-
-/**
- * rise() with no jump on where λ falls (random members put it on either side of a and b, and a
- * round evaluates every undecided member): the three candidates are the same expressions, and
- * each choice reads the slot a comparison's 0 or 1 picks, so the value is rise()'s exactly
- * (a NaN comparison is false in both).
- */
-function risePicked(
-  lambda: number,
-  a: number,
-  b: number,
-  w: number,
-  gap: number,
-  pick: Float64Array,
-): number {
-  pick[0] = (lambda - a) * w;
-  pick[1] = gap;
-  pick[0] = pick[+(lambda >= b)]!;
-  pick[1] = 0;
-  return pick[+(lambda <= a)]!;
 }
 
 function swap(ws: WaterfillWorkspace, x: number, y: number): void {
