@@ -92,20 +92,18 @@ export function allocate(
   const s = scratch && scratch.order.length >= n ? scratch : createAllocationScratch(n);
 
   // Bucket partitions by tier (counting sort: O(N)).
+  const { mode, importance, lo } = p;
   const counts = new Int32Array(TIERS + 1);
   const minByTier = new Float64Array(TIERS);
   for (let i = 0; i < n; i++) {
-    const t = p.mode[i] === Mode.held ? 0 : p.importance[i]!;
-    counts[t + 1]!++;
-    minByTier[p.importance[i]!]! += p.lo[i]!;
+    const imp = importance[i]!;
+    counts[(mode[i] === Mode.held ? 0 : imp) + 1]!++;
+    minByTier[imp]! += lo[i]!;
   }
   for (let t = 0; t < TIERS; t++) counts[t + 1]! += counts[t]!;
   const order = s.order;
   const fill = counts.slice(0, TIERS);
-  for (let i = 0; i < n; i++) {
-    const t = p.mode[i] === Mode.held ? 0 : p.importance[i]!;
-    order[fill[t]!++] = i;
-  }
+  for (let i = 0; i < n; i++) order[fill[mode[i] === Mode.held ? 0 : importance[i]!]!++] = i;
 
   // 1. Guarantees.
   let sumMin = 0;
@@ -113,7 +111,7 @@ export function allocate(
   let guaranteesCut = false;
   let remaining = capacity;
   if (sumMin <= capacity) {
-    for (let i = 0; i < n; i++) effectiveMin[i] = p.lo[i]!;
+    effectiveMin.set(p.lo); // a block copy, not a loop
     remaining -= sumMin;
   } else {
     guaranteesCut = true;

@@ -61,7 +61,6 @@ import {
 } from "./rules.ts";
 import { FLAG_MISSED_GOAL, FLAG_RISING, type Previous, packedState, previousOf } from "./state.ts";
 import {
-  hasGoalAt,
   type PartitionTable,
   partitionTable,
   type ThroughputColumns,
@@ -204,7 +203,6 @@ interface StepArrays {
   source: Uint8Array;
   mode: Uint8Array;
   eligible: Uint8Array;
-  receiver: Uint8Array;
   marks: Uint8Array;
   controlled: Uint8Array;
   /** Donor cap (donor-cap.ts): rows it may apply to, this window's donor and missesGoal, and who is capped. */
@@ -250,7 +248,7 @@ function step(
   const arena = new ArrayBuffer(n * (6 * 8 + 3)); // Float64 arrays first: aligned
   const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
   const u = (k: number): Uint8Array => new Uint8Array(arena, 6 * n * 8 + k * n, n);
-  const buf = sc.fit(n, 7, 10);
+  const buf = sc.fit(n, 7, 9);
   const [target, prevNeed, post0, post1, pis, effectiveMin, leftover] = buf.f64 as [
     Float64Array,
     Float64Array,
@@ -260,30 +258,18 @@ function step(
     Float64Array,
     Float64Array,
   ];
-  const [
-    source,
-    mode,
-    eligible,
-    receiver,
-    marks,
-    controlled,
-    dcEligible,
-    dcDonor,
-    dcMisses,
-    dcCapped,
-  ] = buf.u8 as [
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-    Uint8Array,
-  ];
-  receiver.fill(0);
+  const [source, mode, eligible, marks, controlled, dcEligible, dcDonor, dcMisses, dcCapped] =
+    buf.u8 as [
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+    ];
   controlled.fill(0);
   dcEligible.fill(0);
   dcCapped.fill(0);
@@ -312,7 +298,6 @@ function step(
     source,
     mode,
     eligible,
-    receiver,
     marks,
     controlled,
     dcEligible,
@@ -323,7 +308,6 @@ function step(
     assessment: sc.assessment,
   };
   const found = assessDemand(s);
-  if (found.receiverImportance <= 5) markReceivers(s, found.receiverImportance);
   if (found.yieldTo <= 5)
     yieldToReceivers(t, found.yieldTo, source, controlled, s.useNeed, target, s.demand, eligible);
   const donorCapped =
@@ -398,7 +382,7 @@ function step(
       )
     : undefined;
   const suppressBatch = batch?.active ?? false;
-  expressAll(s, weightBands(knobs, capacity, deadband), suppressBatch);
+  expressAll(s, weightBands(knobs, capacity, deadband), suppressBatch, found.receiverImportance);
 
   const reasons: StepReasons = {
     context: {
@@ -506,6 +490,7 @@ function assessDemand(s: StepArrays): DemandSummary {
       target[i] = min;
       eligible[i] = 2; // can always use more: served first from the left-over
       demand[i] = max;
+      prevNeed[i] = protectedNeed(Source.batch, pc, pd, min, max);
     } else if (hasData) {
       src = Source.network;
       dc.velocity = vn;
@@ -515,26 +500,26 @@ function assessDemand(s: StepArrays): DemandSummary {
       dc.goalBaseCpuMillis = goalBase(prevWeight[i]!, pc, capacity, divisors[imp]!) ?? Number.NaN;
       dc.prevRising = (prevFlags[i]! & FLAG_RISING) !== 0;
       assessDemandAt(cols, i, dc, knobs, a);
-      if (a.rising) flags[i]! |= FLAG_RISING;
+      // A row's flags, spare and donor-cap inputs as 0/1 arithmetic, not jumps that random
+      // rows mispredict (the arena's flags start at 0).
+      const misses = +a.missesGoal;
+      const missedBefore = (prevFlags[i]! & FLAG_MISSED_GOAL) === FLAG_MISSED_GOAL ? 1 : 0;
+      flags[i] = (+a.rising * FLAG_RISING) | (misses * FLAG_MISSED_GOAL);
       useNeed[i] = a.useNeedCpuMillis;
       // The levels below yield only to a miss that lasts two windows in a row: one 100 ms
       // reading of a server held at its goal + 5 % is above GOAL_MISS_YIELD_PI now and then,
       // and each such window cost the level below its share.
-      if (a.missesGoal) {
-        flags[i]! |= FLAG_MISSED_GOAL;
-        if ((prevFlags[i]! & FLAG_MISSED_GOAL) !== 0) {
-          controlled[i] = 1;
-          if (imp < yieldTo) yieldTo = imp;
-        }
+      if ((misses & missedBefore) === 1) {
+        controlled[i] = 1;
+        if (imp < yieldTo) yieldTo = imp;
       }
       if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
       if (imp > leastImportantWanting && wantsCpu(a, delays[i]!, knobs))
         leastImportantWanting = imp;
-      if (g > 0 && !Number.isNaN(vn)) {
-        dcEligible[i] = 1;
-        dcDonor[i] = a.donor ? 1 : 0;
-        dcMisses[i] = a.missesGoal ? ((prevFlags[i]! & FLAG_MISSED_GOAL) !== 0 ? 2 : 1) : 0;
-      }
+      // a goal row with a velocity (donor-cap.ts reads donor and misses only where eligible)
+      dcEligible[i] = +(g > 0) & +!Number.isNaN(vn);
+      dcDonor[i] = +a.donor;
+      dcMisses[i] = misses * (1 + missedBefore);
       mode[i] = Mode.demand;
       target[i] = demandTarget(a.demandCpuMillis, min, max);
       // Left-over goes first to batch, then as spare to everyone: under weights a constrained
@@ -547,29 +532,30 @@ function assessDemand(s: StepArrays): DemandSummary {
       // goal (more CPU would not help: on the real testbed such a partition soaked up what a
       // donor gave, ~560m → 1,440m, and the level below waited). Receivers get their target as
       // demand.
-      eligible[i] = a.goalReceiver || !(g > 0) ? 1 : 0; // g > 0: rules.ts hasGoal
+      eligible[i] = +a.goalReceiver | +!(g > 0); // g > 0: rules.ts hasGoal
       demand[i] = Math.min(a.demandCpuMillis, max);
+      // A donor's steps are its goal controller's (at most −GOAL_STEP_FRACTION a cycle): the
+      // shrink limit does not slow them again, so its surplus reaches the levels below in a few
+      // cycles (at −10 % a cycle it took 1.2–1.5 s on the real testbed, goals-tiers-real).
+      prevNeed[i] = a.donor
+        ? clamp(a.demandCpuMillis, min, max)
+        : protectedNeed(Source.network, pc, pd, min, max);
     } else if (hasPrev) {
       src = Source.held;
       mode[i] = Mode.held;
       target[i] = clamp(pc, min, max);
       eligible[i] = 0;
       demand[i] = pd;
+      prevNeed[i] = protectedNeed(Source.held, pc, pd, min, max);
     } else {
       src = Source.unseen;
       mode[i] = Mode.demand;
       target[i] = min;
       eligible[i] = 1;
       demand[i] = Number.NaN; // nothing measured yet: the first real demand is not smoothed
+      prevNeed[i] = Number.NaN; // rules.ts protectedNeed: nothing to protect
     }
     source[i] = src;
-    // A donor's steps are its goal controller's (at most −GOAL_STEP_FRACTION a cycle): the
-    // shrink limit does not slow them again, so its surplus reaches the levels below in a few
-    // cycles (at −10 % a cycle it took 1.2–1.5 s on the real testbed, goals-tiers-real).
-    prevNeed[i] =
-      src === Source.network && a.donor
-        ? clamp(a.demandCpuMillis, min, max)
-        : protectedNeed(src, pc, pd, min, max);
     const pi = hasData ? performanceIndexOrNaN(g, served[i]!) : Number.NaN;
     pis[i] = pi;
     if (pi > 1 && imp < receiverImportance) receiverImportance = imp;
@@ -577,22 +563,19 @@ function assessDemand(s: StepArrays): DemandSummary {
   return { receiverImportance, yieldTo, congested, anyBatch, leastImportantWanting };
 }
 
-/** Partitions missing their goals at the most important level where one is missed. */
-function markReceivers(s: StepArrays, receiverImportance: number): void {
-  const { pis, receiver } = s;
-  const importance = s.t.importance;
-  for (let i = 0; i < s.t.size; i++)
-    if (pis[i]! > 1 && importance[i] === receiverImportance) receiver[i] = 1;
-}
-
-/** Each partition's directive (weight and cap code) and its decision's packed reasons. */
+/**
+ * Each partition's directive (weight and cap code) and its decision's packed reasons. A
+ * receiver is a partition missing its goal (PI > 1) at `receiverImportance`, the most important
+ * level where one is missed (6: none); it is marked here, in the same pass, not in one of its own.
+ */
 function expressAll(
   s: StepArrays,
   bands: { normal: WeightBand; goal: WeightBand },
   suppressBatch: boolean,
+  receiverImportance: number,
 ): void {
   const { t, capacity, final, weights, capCode, bits } = s;
-  const { source, marks, receiver, controlled } = s;
+  const { source, marks, pis, controlled, dcCapped } = s;
   const prevWeight = s.prev.weight;
   const prevCpu = s.prev.cpuMillis;
   const hi = t.maxCpuMillis;
@@ -606,14 +589,16 @@ function expressAll(
   for (let i = 0; i < n; i++) {
     const cpu = final[i]!;
     const isBatch = batch[i] === 1;
+    // `&`, not `&&`: no jump on a PI that random rows put on either side of 1
+    const isReceiver = (+(pis[i]! > 1) & +(importance[i] === receiverImportance)) === 1;
     capCode[i] =
-      s.dcCapped[i] === 1
+      dcCapped[i] === 1
         ? CapCode.goalDonor
         : capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
     bits[i] = packBits(
       source[i]!,
       marks[i]!,
-      receiver[i] === 1,
+      isReceiver,
       !Number.isNaN(prevCpu[i]!),
       controlled[i] === 2,
     );
@@ -643,23 +628,26 @@ function yieldToReceivers(
   demand: Float64Array,
   eligible: Uint8Array,
 ): void {
-  const { importance, minCpuMillis: lo, maxCpuMillis: hi } = t;
-  for (let i = 0; i < t.size; i++) {
-    if (source[i] !== Source.network) continue;
+  const { importance, minCpuMillis: lo, maxCpuMillis: hi, goalPacketsPerSec: goals } = t;
+  const n = t.size;
+  // The row's choices as 0/1 and bit operations, not jumps (random rows would mispredict
+  // them): a network row missing its goal (controlled 1) loses the spare unless it is at
+  // yieldTo; a network row without a goal (table.ts hasGoalAt) and not controlled loses it
+  // too, and yields when it is less important than yieldTo. Only a yielding row's numbers
+  // change (one jump). Rows that are not network keep everything (their controlled is 0).
+  for (let i = 0; i < n; i++) {
     const imp = importance[i]!;
-    if (controlled[i] === 1) {
-      if (imp !== yieldTo) eligible[i] = 0;
-      continue;
+    const net = +(source[i] === Source.network);
+    const missing = +(controlled[i] === 1);
+    const free = net & (missing ^ 1) & +!(goals[i]! > 0);
+    const drop = (net & missing & +(imp !== yieldTo)) | free;
+    eligible[i]! &= drop - 1; // & 0 when dropped, else & all ones
+    const yields = free & +(imp > yieldTo);
+    controlled[i]! |= yields << 1;
+    if (yields === 1) {
+      const claim = yieldingDemand(demand[i]!, useNeed[i]!);
+      demand[i] = claim;
+      target[i] = demandTarget(claim, lo[i]!, hi[i]!);
     }
-    if (hasGoalAt(t, i)) continue;
-    if (imp <= yieldTo) {
-      eligible[i] = 0;
-      continue;
-    }
-    controlled[i] = 2;
-    eligible[i] = 0;
-    const claim = yieldingDemand(demand[i]!, useNeed[i]!);
-    demand[i] = claim;
-    target[i] = demandTarget(claim, lo[i]!, hi[i]!);
   }
 }
