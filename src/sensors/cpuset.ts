@@ -225,7 +225,7 @@ interface PartitionReach {
  * cpuset file (when it has one), its threads file and its threads' status files, each read
  * into one reused buffer; while none of them changed it returns the same object as before
  * (an idle partition on a host without a cpuset for it: one read of an empty threads file,
- * nothing allocated). Holds no descriptor.
+ * nothing allocated but its lookup key). Holds no descriptor.
  */
 export class ReachableCpusReader {
   private readonly roots: Pick<Roots, "cgroupfs" | "sysfs" | "procfs">;
