@@ -132,6 +132,8 @@ export interface ManagerParts {
 function reachReader(roots: Config["roots"]): (cgroupPath: string) => number[] | null {
   let layout: CgroupLayout | undefined;
   let reader: ReachableCpusReader | undefined;
+  // each partition's threads file, found once (the layout does not change while weir runs)
+  const threadsFiles = new Map<string, string>();
   return (cgroupPath) => {
     if (layout === undefined) {
       try {
@@ -141,7 +143,11 @@ function reachReader(roots: Config["roots"]): (cgroupPath: string) => number[] |
       }
     }
     reader ??= new ReachableCpusReader(roots);
-    const threads = partitionCgroup(layout, cgroupPath).threadsFile;
+    let threads = threadsFiles.get(cgroupPath);
+    if (threads === undefined) {
+      threads = partitionCgroup(layout, cgroupPath).threadsFile;
+      threadsFiles.set(cgroupPath, threads);
+    }
     return reader.read(cgroupPath, threads)?.cpus ?? null;
   };
 }

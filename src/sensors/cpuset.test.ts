@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  CPUSET_FILE_RECHECK_MS,
   cpusAllowedOf,
   ONLINE_CPUS_REUSE_MS,
   ReachableCpusReader,
@@ -192,5 +193,76 @@ describe("ReachableCpusReader", () => {
     expect(reader.read("weir/web", threads)?.cpus).toEqual([0, 1, 2, 3]);
     now = ONLINE_CPUS_REUSE_MS;
     expect(reader.read("weir/web", threads)?.cpus).toEqual([0, 1]);
+  });
+
+  it("reads its cpuset file on every call, and looks for the files again when it is gone or CPUSET_FILE_RECHECK_MS have passed", () => {
+    const roots = tree({
+      [ONLINE]: "0-7\n",
+      "cgroup/cgroup.controllers": "cpuset cpu\n",
+      "cgroup/weir/cpuset.cpus.effective": "2-5\n",
+      "cgroup/weir/web/cgroup.controllers": "cpu\n",
+    });
+    const procfs = path.join(path.dirname(roots.sysfs), "proc");
+    const threads = path.join(path.dirname(roots.sysfs), "tasks");
+    fs.writeFileSync(threads, "");
+    let now = 0;
+    const reader = new ReachableCpusReader({ ...roots, procfs }, () => now);
+    const read = () => reader.read("weir/web", threads);
+    expect(read()?.cpus).toEqual([2, 3, 4, 5]);
+    // the kept file's CPUs change: seen on the next call
+    fs.writeFileSync(path.join(roots.cgroupfs, "weir/cpuset.cpus.effective"), "3-4\n");
+    now = 1;
+    expect(read()?.cpus).toEqual([3, 4]);
+    // a nearer cpuset appears: seen once CPUSET_FILE_RECHECK_MS have passed since the look
+    fs.writeFileSync(path.join(roots.cgroupfs, "weir/web/cpuset.cpus.effective"), "4\n");
+    now = CPUSET_FILE_RECHECK_MS - 1;
+    expect(read()?.cpus).toEqual([3, 4]);
+    now = CPUSET_FILE_RECHECK_MS;
+    expect(read()?.cpus).toEqual([4]);
+    expect(read()).toEqual(readReachableCpus({ ...roots, procfs }, "weir/web", threads));
+    // the kept file goes: the files are looked for again on that call (the ancestor's)
+    fs.rmSync(path.join(roots.cgroupfs, "weir/web/cpuset.cpus.effective"));
+    now += 1;
+    expect(read()?.cpus).toEqual([3, 4]);
+    // no cpuset file left: the online CPUs
+    fs.rmSync(path.join(roots.cgroupfs, "weir/cpuset.cpus.effective"));
+    now += 1;
+    expect(read()).toEqual({
+      cpus: [0, 1, 2, 3, 4, 5, 6, 7],
+      source: path.join(roots.sysfs, "devices/system/cpu/online"),
+    });
+  });
+
+  it("returns the same answer object while nothing it reads changed, a new one when the threads' affinity does", () => {
+    const roots = tree({
+      [ONLINE]: "0-3\n",
+      "cgroup/cpuset/weir/web/cpuset.effective_cpus": "0-2\n",
+    });
+    const procfs = path.join(path.dirname(roots.sysfs), "proc");
+    fs.mkdirSync(path.join(procfs, "41"), { recursive: true });
+    fs.writeFileSync(path.join(procfs, "41", "status"), "Cpus_allowed_list:\t0-3\n");
+    const threads = path.join(path.dirname(roots.sysfs), "tasks");
+    fs.writeFileSync(threads, "");
+    let now = 0;
+    const reader = new ReachableCpusReader({ ...roots, procfs }, () => now);
+    const first = reader.read("weir/web", threads);
+    expect(first?.cpus).toEqual([0, 1, 2]);
+    now = 2 * ONLINE_CPUS_REUSE_MS; // the online CPUs read again, the same
+    expect(reader.read("weir/web", threads)).toBe(first);
+    fs.writeFileSync(threads, "41\n"); // a thread that may run anywhere: the same CPUs
+    const withThread = reader.read("weir/web", threads);
+    expect(withThread?.cpus).toEqual([0, 1, 2]);
+    expect(reader.read("weir/web", threads)).toBe(withThread);
+    // the thread pinned to CPU 1 (taskset): seen on the next call, without a new thread
+    fs.writeFileSync(path.join(procfs, "41", "status"), "Cpus_allowed_list:\t1\n");
+    expect(reader.read("weir/web", threads)?.cpus).toEqual([1]);
+    expect(reader.read("weir/web", threads)).toEqual(
+      readReachableCpus({ ...roots, procfs }, "weir/web", threads),
+    );
+    // a second partition has an answer of its own
+    expect(reader.read("weir/db", threads)?.cpus).toEqual([1]);
+    fs.writeFileSync(threads, "");
+    expect(reader.read("weir/db", threads)?.cpus).toEqual([0, 1, 2, 3]);
+    expect(reader.read("weir/web", threads)?.cpus).toEqual([0, 1, 2]);
   });
 });

@@ -56,11 +56,10 @@ function partitionCpus(
   cgroupPath: string,
   online: number[] | null,
   onlineFile: string,
-  v2Mount?: string | null,
 ): PartitionCpus | null {
   let files: string[] = [];
   try {
-    files = cpusetFiles(cgroupfs, cgroupPath, v2Mount);
+    files = cpusetFiles(cgroupfs, cgroupPath);
   } catch {
     // a path with ".." is refused by config validation already; fall back to online CPUs
   }
@@ -68,9 +67,7 @@ function partitionCpus(
     if (!isFile(file)) continue;
     const cpuset = readCpuListOrNull(file);
     if (cpuset === null) continue;
-    if (online === null) return { cpus: cpuset, source: file };
-    const on = new Set(online);
-    return { cpus: cpuset.filter((c) => on.has(c)), source: `${file} ∩ ${onlineFile}` };
+    return withOnline(cpuset, file, online, onlineFile);
   }
   return online === null ? null : { cpus: online, source: onlineFile };
 }
@@ -121,6 +118,11 @@ export function readThreadIds(threadsFile: string): number[] {
   } catch {
     return [];
   }
+  return threadIdsOf(text);
+}
+
+/** The thread ids in a threads file's text, one per line. */
+function threadIdsOf(text: string): number[] {
   const out: number[] = [];
   for (const line of text.split("\n")) {
     const tid = Number(line);
@@ -146,18 +148,94 @@ export function readReachableCpus(
 export const ONLINE_CPUS_REUSE_MS = 1000;
 
 /**
+ * How long ReachableCpusReader keeps which of a partition's cpuset files (`cpusetFiles`) it
+ * reads before it looks for them again: a cgroup made later in the cpuset hierarchy, or an
+ * ancestor's cpuset that a nearer one now overrides, is seen within this long. The file it
+ * keeps is read on every call, so a change to its CPUs is seen at once; when it is gone,
+ * empty or malformed the files are looked for again on that call.
+ */
+export const CPUSET_FILE_RECHECK_MS = 10_000;
+
+/** One buffer for every small file the reader reads (grown when a file fills it). */
+let readBuf = Buffer.allocUnsafe(4096);
+
+/**
+ * A small kernel file's whole text (latin1), read into the shared buffer: open, read, close,
+ * where `readFileSync` also stats the file, reads once more to see the end and allocates a
+ * buffer per call. Null when it cannot be opened or read.
+ */
+function readSmallFile(file: string): string | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch {
+    return null;
+  }
+  try {
+    for (;;) {
+      const n = fs.readSync(fd, readBuf, 0, readBuf.length, 0);
+      if (n < readBuf.length) return readBuf.toString("latin1", 0, n);
+      readBuf = Buffer.allocUnsafe(readBuf.length * 2);
+    }
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A CPU list text's CPUs, or null when it is malformed or empty. */
+function cpuListOrNull(text: string | null, file: string): number[] | null {
+  if (text === null) return null;
+  try {
+    const cpus = parseCpuList(text, file);
+    return cpus.length > 0 ? cpus : null;
+  } catch {
+    return null;
+  }
+}
+
+const sameNumbers = (a: readonly number[] | null, b: readonly number[] | null): boolean => {
+  if (a === b) return true;
+  if (a === null || b === null || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+};
+
+/** What ReachableCpusReader keeps for one partition between its reads. */
+interface PartitionReach {
+  /** The cpuset file it reads (null: none is readable, so the online CPUs alone). */
+  cpusetFile: string | null;
+  /** When the cpuset files were last looked for (nowMs; -Infinity: not yet). */
+  cpusetFoundAtMs: number;
+  cpusetText: string;
+  cpuset: number[] | null;
+  /** The union of its threads' affinity (null: no thread, or none could be read). */
+  affinity: number[] | null;
+  /** The last answer and what it was computed from (the same objects: the answer is reused). */
+  result: PartitionCpus | null;
+  resultOf: { cpuset: number[] | null; online: number[] | null; affinity: number[] | null } | null;
+}
+
+/**
  * readReachableCpus for the partitions of one host, read again and again (the manager's
- * sweep): the cgroup2 mount found once (a mount does not move while weir runs) and the online
- * CPUs read at most once every ONLINE_CPUS_REUSE_MS, so one partition's read is its cpuset
- * file, its threads file and its threads' status files. Holds no descriptor.
+ * sweep): the cgroup2 mount found once (a mount does not move while weir runs), the online
+ * CPUs read at most once every ONLINE_CPUS_REUSE_MS, and which cpuset file is a partition's
+ * looked for at most once every CPUSET_FILE_RECHECK_MS. So one partition's read is its
+ * cpuset file (when it has one), its threads file and its threads' status files, each read
+ * into one reused buffer; while none of them changed it returns the same object as before
+ * (an idle partition on a host without a cpuset for it: one read of an empty threads file,
+ * nothing allocated but its lookup key). Holds no descriptor.
  */
 export class ReachableCpusReader {
   private readonly roots: Pick<Roots, "cgroupfs" | "sysfs" | "procfs">;
   private readonly v2Mount: string | null;
   private readonly onlineFile: string;
   private online: number[] | null = null;
+  private onlineText: string | null = null;
   private onlineAtMs = Number.NEGATIVE_INFINITY;
   private readonly nowMs: () => number;
+  private readonly partitions = new Map<string, PartitionReach>();
 
   constructor(
     roots: Pick<Roots, "cgroupfs" | "sysfs" | "procfs">,
@@ -172,26 +250,114 @@ export class ReachableCpusReader {
   read(cgroupPath: string, threadsFile: string): PartitionCpus | null {
     const now = this.nowMs();
     if (now - this.onlineAtMs >= ONLINE_CPUS_REUSE_MS) {
-      this.online = readCpuListOrNull(this.onlineFile);
+      const text = readSmallFile(this.onlineFile);
+      // the same array while the text is the same, so an unchanged answer can be reused
+      if (text !== this.onlineText || text === null) {
+        this.onlineText = text;
+        this.online = cpuListOrNull(text, this.onlineFile);
+      }
       this.onlineAtMs = now;
     }
-    const base = partitionCpus(
-      this.roots.cgroupfs,
-      cgroupPath,
-      this.online,
-      this.onlineFile,
-      this.v2Mount,
-    );
-    return reachableFrom(this.roots.procfs, base, threadsFile);
+    const key = `${cgroupPath}\n${threadsFile}`;
+    let p = this.partitions.get(key);
+    if (p === undefined) {
+      p = {
+        cpusetFile: null,
+        cpusetFoundAtMs: Number.NEGATIVE_INFINITY,
+        cpusetText: "",
+        cpuset: null,
+        affinity: null,
+        result: null,
+        resultOf: null,
+      };
+      this.partitions.set(key, p);
+    }
+    this.readCpuset(p, cgroupPath, now);
+    this.readAffinity(p, threadsFile);
+    const of = p.resultOf;
+    if (
+      of !== null &&
+      of.cpuset === p.cpuset &&
+      of.online === this.online &&
+      of.affinity === p.affinity
+    )
+      return p.result;
+    const base =
+      p.cpuset !== null && p.cpusetFile !== null
+        ? withOnline(p.cpuset, p.cpusetFile, this.online, this.onlineFile)
+        : this.online === null
+          ? null
+          : { cpus: this.online, source: this.onlineFile };
+    p.result = withAffinity(base, p.affinity, threadsFile);
+    p.resultOf = { cpuset: p.cpuset, online: this.online, affinity: p.affinity };
+    return p.result;
+  }
+
+  /** The partition's cpuset: its kept file read again, or the files looked for when due or gone. */
+  private readCpuset(p: PartitionReach, cgroupPath: string, now: number): void {
+    if (p.cpusetFile !== null && now - p.cpusetFoundAtMs < CPUSET_FILE_RECHECK_MS) {
+      const text = readSmallFile(p.cpusetFile);
+      if (text === p.cpusetText) return;
+      const cpus = cpuListOrNull(text, p.cpusetFile);
+      if (cpus !== null) {
+        p.cpusetText = text!;
+        if (!sameNumbers(cpus, p.cpuset)) p.cpuset = cpus;
+        return;
+      }
+      // gone, empty or malformed: look for the files again now
+    } else if (p.cpusetFile === null && now - p.cpusetFoundAtMs < CPUSET_FILE_RECHECK_MS) return;
+    p.cpusetFoundAtMs = now;
+    let files: string[] = [];
+    try {
+      files = cpusetFiles(this.roots.cgroupfs, cgroupPath, this.v2Mount);
+    } catch {
+      // a path with ".." is refused by config validation already; fall back to online CPUs
+    }
+    for (const file of files) {
+      if (!isFile(file)) continue;
+      const text = readSmallFile(file);
+      const cpus = cpuListOrNull(text, file);
+      if (cpus === null) continue;
+      if (file !== p.cpusetFile || !sameNumbers(cpus, p.cpuset)) p.cpuset = cpus;
+      p.cpusetFile = file;
+      p.cpusetText = text!;
+      return;
+    }
+    p.cpusetFile = null;
+    p.cpusetText = "";
+    p.cpuset = null;
+  }
+
+  /** The union of the affinity of the partition's threads (read on every call: it changes unannounced). */
+  private readAffinity(p: PartitionReach, threadsFile: string): void {
+    const text = readSmallFile(threadsFile) ?? "";
+    if (text === "") {
+      p.affinity = null;
+      return;
+    }
+    const affinity = readThreadsCpus(this.roots.procfs, threadIdsOf(text));
+    if (!sameNumbers(affinity, p.affinity)) p.affinity = affinity;
   }
 }
 
-function reachableFrom(
-  procfs: string,
+/** A cpuset's CPUs ∩ the online CPUs (the cpuset's alone when the online CPUs are unknown). */
+function withOnline(
+  cpuset: number[],
+  file: string,
+  online: number[] | null,
+  onlineFile: string,
+): PartitionCpus {
+  if (online === null) return { cpus: cpuset, source: file };
+  const on = new Set(online);
+  return { cpus: cpuset.filter((c) => on.has(c)), source: `${file} ∩ ${onlineFile}` };
+}
+
+/** A base (cpuset ∩ online) ∩ the threads' affinity; the base alone without affinity. */
+function withAffinity(
   base: PartitionCpus | null,
+  affinity: number[] | null,
   threadsFile: string,
 ): PartitionCpus | null {
-  const affinity = readThreadsCpus(procfs, readThreadIds(threadsFile));
   if (affinity === null) return base;
   if (base === null) return { cpus: affinity, source: `affinity of the threads in ${threadsFile}` };
   const allowed = new Set(affinity);
@@ -199,4 +365,12 @@ function reachableFrom(
     cpus: base.cpus.filter((c) => allowed.has(c)),
     source: `${base.source} ∩ affinity of the threads in ${threadsFile}`,
   };
+}
+
+function reachableFrom(
+  procfs: string,
+  base: PartitionCpus | null,
+  threadsFile: string,
+): PartitionCpus | null {
+  return withAffinity(base, readThreadsCpus(procfs, readThreadIds(threadsFile)), threadsFile);
 }

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { detectCgroupLayout } from "../../src/cgroup/layout.ts";
 import { cgroupDirs, partitionCgroup } from "../../src/cgroup/paths.ts";
 import { reachableCapacity } from "../../src/manager/reach.ts";
-import { readReachableCpus } from "../../src/sensors/cpuset.ts";
+import { ReachableCpusReader, readReachableCpus } from "../../src/sensors/cpuset.ts";
 import { defaultRoots } from "../../src/sensors/types.ts";
 import { cgroupProcs, pinCgroupMembers } from "../../src/testbed/cgroups.ts";
 
@@ -62,18 +62,25 @@ describe.skipIf(!isRoot || !twoCpus)("pinning a partition and its reachable CPUs
     expect(members).toHaveLength(2); // the shell and its sleep
     const threads = partitionCgroup(layout!, rel).threadsFile;
     const reach = () => readReachableCpus(defaultRoots, rel, threads)?.cpus ?? null;
+    // the manager's sweep reads through one reader that keeps what it read between calls: it
+    // must see each pin on its next call, as the one-off read does
+    const reader = new ReachableCpusReader(defaultRoots);
+    const swept = () => reader.read(rel, threads)?.cpus ?? null;
+    expect(swept()).toEqual(reach());
 
     // the benchmarks' old pin: every thread of the shell's pid, not its child
     execFileSync("taskset", ["-a", "-p", "-c", "1", String(sh.pid)], { stdio: "ignore" });
     const widened = reach();
     expect(widened).toContain(0);
     expect(widened).toContain(1);
+    expect(swept()).toEqual(widened);
     // so 1,700m configured stays 1,700m, not the 1,000m of the one CPU the server works on
     expect(reachableCapacity(1700, [widened]).capacityCpuMillis).toBe(1700);
 
     const before = pinCgroupMembers(dirs, "1");
     expect(before.map(([pid]) => pid).sort()).toEqual([...members].sort());
     expect(reach()).toEqual([1]);
+    expect(swept()).toEqual([1]);
     expect(reachableCapacity(1700, [reach()]).capacityCpuMillis).toBe(1000);
   });
 });
