@@ -9,7 +9,7 @@ import { defaultPolicyKnobs } from "./knobs.ts";
 import { weightForAllocation } from "./rules.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
 import type { PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
-import { deadbandCpuMillis, weirPolicy } from "./weir.ts";
+import { createWeirPolicy, deadbandCpuMillis, weirPolicy } from "./weir.ts";
 
 function knobs(capacity: number, over: Partial<PolicyKnobs> = {}): PolicyKnobs {
   return { ...defaultPolicyKnobs(capacity), ...over };
@@ -182,8 +182,12 @@ describe("confirmation", () => {
     // same tier, capacity 500: junk's 60 is met, honest gets the other 440 of its 540
     expect(out.d.junk!.cpuMillis).toBe(60);
     expect(out.d.honest!.cpuMillis).toBe(440);
+    // junk is not constrained, so its weight is the level's heaviest, honest's 440 ÷ 500 ×
+    // 10,000 = 8,800 (the light-partition floor), not its own 60 ÷ 500 × 10,000 = 1,200: it
+    // takes only what it uses (its entitlement stays 60m)
+    expect(out.dir.junk!.weight).toBe(8800);
     expect(out.d.junk!.why).toBe(
-      "offered 50,000 pps at 2,000 pkt/cpu-s would need 30,000m (+20 % headroom), but it is not constrained (throttled 0 %, no drops) and uses 50m, so only use + headroom 60m is credited; granted 60m; weight 1,200 (its share of 500m), so it may use any idle CPU; no cap",
+      "offered 50,000 pps at 2,000 pkt/cpu-s would need 30,000m (+20 % headroom), but it is not constrained (throttled 0 %, no drops) and uses 50m, so only use + headroom 60m is credited; granted 60m; weight 8,800 (the heaviest at its importance or below; its own share, 1,200 (its share of 500m), is less, but it is not constrained, so it takes only what it uses and need not wait behind heavier partitions when it wakes), so it may use any idle CPU; no cap",
     );
     expect(out.d.honest!.why).toBe(
       "offered 2,000 pps at 4,000 pkt/cpu-s needs 600m (+20 % headroom); throttled 30 % confirms; smoothed to 540m; importance 3 tier had 440m of 540m for it; granted 440m; weight 8,800 (its share of 500m), so it may use any idle CPU; no cap",
@@ -209,8 +213,10 @@ describe("bounds", () => {
     );
     // a: 100m × 1.2 = 120m, below its min 300m
     expect(out.d.a!.cpuMillis).toBe(300);
+    // weight: b's 500 ÷ 2,000 × 10,000 = 2,500 (the light-partition floor: a is not
+    // constrained), not its own 300 ÷ 2,000 × 10,000 = 1,500
     expect(out.d.a!.why).toBe(
-      "uses 100m and is not constrained (throttled 0 %, no drops), so needs 120m (+20 % headroom); raised to its guarantee 300m; granted 300m; weight 1,500 (its share of 2,000m), so it may use any idle CPU; no cap",
+      "uses 100m and is not constrained (throttled 0 %, no drops), so needs 120m (+20 % headroom); raised to its guarantee 300m; granted 300m; weight 2,500 (the heaviest at its importance or below; its own share, 1,500 (its share of 2,000m), is less, but it is not constrained, so it takes only what it uses and need not wait behind heavier partitions when it wakes), so it may use any idle CPU; no cap",
     );
     // b: 5000 / 4000 × 1.2 = 1500m; smoothing from what it has (500m): 500 + 0.7 × 1000 = 1200 → max 500
     expect(out.d.b!.cpuMillis).toBe(500);
@@ -529,6 +535,7 @@ describe("state", () => {
 describe("safety (property-style, seeded)", () => {
   it("never allocates above capacity or max, nor below min when the mins fit", () => {
     const rnd = seeded(20_261_127);
+    let raised = 0; // weights the light-partition floor put above their share
     for (let trial = 0; trial < 60; trial++) {
       const n = 1 + Math.floor(rnd() * 40);
       const capacity = 500 + Math.floor(rnd() * 8000);
@@ -585,24 +592,41 @@ describe("safety (property-style, seeded)", () => {
           expect(d.weight).toBeGreaterThanOrEqual(1);
           expect(d.weight).toBeLessThanOrEqual(10_000);
           // weights first: batch in the idle class at the minimum weight, network partitions
-          // at their share of capacity, halved for each more important level present
+          // at their share of capacity, halved for each more important level present; an
+          // unconstrained one without a goal at least the heaviest share at its importance or
+          // below (the light-partition floor)
           expect(d.idle).toBe(s.kind === "batch");
-          if (s.kind === "batch") expect(d.weight).toBe(1);
-          else {
+          const shareOf = (i: number): number => {
+            const o = specsNow[i]!;
             const above = new Set(
               specsNow
-                .filter((o) => o.kind !== "batch" && o.importance < s.importance)
-                .map((o) => o.importance),
+                .filter((x) => x.kind !== "batch" && x.importance < o.importance)
+                .map((x) => x.importance),
             ).size;
-            expect(d.weight).toBe(
-              Math.min(
-                10_000,
-                Math.max(
-                  1,
-                  Math.round((d.cpuMillis / kNow.capacityCpuMillis / 2 ** above) * 10_000),
+            return Math.min(
+              10_000,
+              Math.max(
+                1,
+                Math.round(
+                  (out.directives[i]!.cpuMillis / kNow.capacityCpuMillis / 2 ** above) * 10_000,
                 ),
               ),
             );
+          };
+          if (s.kind === "batch") expect(d.weight).toBe(1);
+          else {
+            const x = out.d[s.id]!.detail;
+            const floored =
+              x.assessment?.kind === "use" && !(s.goalPacketsPerSec! > 0) && x.yieldsTo === null;
+            const floor = Math.max(
+              0,
+              ...specsNow.flatMap((o, j) =>
+                o.kind !== "batch" && o.importance >= s.importance ? [shareOf(j)] : [],
+              ),
+            );
+            expect(x.weightFloor).toBe(floored ? floor : null);
+            expect(d.weight).toBe(floored ? Math.max(shareOf(i), floor) : shareOf(i));
+            if (d.weight > shareOf(i)) raised++;
           }
           // a cap only with a reason: here only a max below capacity caps (nobody is `capped`)
           const capped = Math.floor(s.maxCpuMillis) < kNow.capacityCpuMillis;
@@ -641,6 +665,7 @@ describe("safety (property-style, seeded)", () => {
           expect(d.why).toMatch(/granted \d[\d,]*m; .*(no cap|burst\)|congested|not interleaved)$/);
       }
     }
+    expect(raised).toBeGreaterThan(100);
   });
 });
 
@@ -1567,5 +1592,205 @@ describe("a partition with no demand measured yet", () => {
     const { demandMeasured: _, ...old } = record.partitions.new!;
     const fromOld = step(k, specs, [calm], { partitions: { new: old } });
     expect(fromOld.d.new!.demandCpuMillis).toBe(824);
+  });
+});
+
+describe("the light-partition weight floor (express.ts weightFloorsByImportance)", () => {
+  // scenarios-real's hog scenario in small: three importance-3 packet servers and a batch hog
+  // on 1,700m; a and b serve what they are sent, c is dropping (its offered load needs more)
+  const floorSpecs = [
+    spec("a"),
+    spec("b"),
+    spec("c"),
+    spec("hog", { kind: "batch", importance: 3 }),
+  ];
+  const floorState = () =>
+    saved({
+      a: { cpu: 240, demand: 240, velocity: 10_000 },
+      b: { cpu: 360, demand: 360, velocity: 10_000 },
+      c: { cpu: 780, demand: 780, velocity: 10_000 },
+    });
+  const floorTps = (cUsedCpuMillis = 650) => [
+    throughput("a", {
+      offeredPacketsPerSec: 2000,
+      servedPacketsPerSec: 2000,
+      cpuCores: 0.2,
+      cpuDelayFraction: 0.3,
+      rawVelocityPacketsPerCpuSec: 10_000,
+    }),
+    throughput("b", {
+      offeredPacketsPerSec: 3000,
+      servedPacketsPerSec: 3000,
+      cpuCores: 0.3,
+      cpuDelayFraction: 0.3,
+      rawVelocityPacketsPerCpuSec: 10_000,
+    }),
+    throughput("c", {
+      offeredPacketsPerSec: 8000,
+      servedPacketsPerSec: cUsedCpuMillis * 10,
+      droppedPacketsPerSec: 8000 - cUsedCpuMillis * 10,
+      cpuCores: cUsedCpuMillis / 1000,
+      cpuDelayFraction: 0.3,
+      rawVelocityPacketsPerCpuSec: 10_000,
+    }),
+  ];
+
+  it("gives a light unconstrained partition the heaviest weight of its level, not its share: entitlements unchanged", () => {
+    const k = knobs(1700);
+    const out = step(k, floorSpecs, floorTps(), floorState());
+    // a: uses 200m, not constrained (waits 30 % < 50 %, no drops): 200 × 1.2 = 240m
+    // b: 300 × 1.2 = 360m
+    // c: dropping 1,500 pps: 8,000 ÷ 10,000 × 1.2 = 960m, smoothed from 780m:
+    //    780 + 0.7 × (960 − 780) = 906m; the hog gets the rest, 1,700 − 1,506 = 194m
+    expect([out.dir.a!.cpuMillis, out.dir.b!.cpuMillis, out.dir.c!.cpuMillis]).toEqual([
+      240, 360, 906,
+    ]);
+    expect(out.dir.hog!.cpuMillis).toBe(194);
+    // c's weight: 906 ÷ 1,700 × 10,000 = 5,329.4 → 5,329 (its share: it is constrained);
+    // a's share would be 240 ÷ 1,700 × 10,000 = 1,412 and b's 2,118: both get c's 5,329
+    expect(out.d.c!.detail.weightFloor).toBeNull();
+    expect(out.d.a!.detail.weightFloor).toBe(5329);
+    expect([out.dir.a!.weight, out.dir.b!.weight, out.dir.c!.weight]).toEqual([5329, 5329, 5329]);
+    expect(out.dir.hog!).toMatchObject({ idle: true, weight: 1 });
+    expect(out.d.a!.why).toContain(
+      "granted 240m; weight 5,329 (the heaviest at its importance or below; its own share, 1,412 (its share of 1,700m), is less, but it is not constrained, so it takes only what it uses and need not wait behind heavier partitions when it wakes), so it may use any idle CPU; no cap",
+    );
+    // without the floor: weights in proportion to entitlement, the same entitlements
+    const plain = createWeirPolicy({ weightFloor: false }).step(
+      {
+        nowMs: 0,
+        knobs: k,
+        specs: floorSpecs,
+        throughput: new Map(floorTps().map((t) => [t.partition, t])),
+      },
+      floorState(),
+    );
+    expect(plain.directives.map((d) => [d.cpuMillis, d.weight])).toEqual([
+      [240, 1412],
+      [360, 2118],
+      [906, 5329],
+      [194, 1],
+    ]);
+    expect((plain.decisions[0] as WeirDecision).detail.weightFloor).toBeNull();
+  });
+
+  it("keeps importance first: the floor comes from the partition's level and the levels below, never above", () => {
+    const k = knobs(1700);
+    const specs = [
+      spec("gold", { importance: 1 }),
+      spec("a"),
+      spec("c"),
+      spec("dust", { importance: 5 }),
+      spec("hog", { kind: "batch", importance: 5 }),
+    ];
+    const state = saved({
+      gold: { cpu: 120, demand: 120, velocity: 10_000 },
+      a: { cpu: 240, demand: 240, velocity: 10_000 },
+      c: { cpu: 780, demand: 780, velocity: 10_000 },
+      dust: { cpu: 60, demand: 60, velocity: 10_000 },
+    });
+    const light = (id: string, usedCpuMillis: number) =>
+      throughput(id, {
+        offeredPacketsPerSec: usedCpuMillis * 10,
+        servedPacketsPerSec: usedCpuMillis * 10,
+        cpuCores: usedCpuMillis / 1000,
+        rawVelocityPacketsPerCpuSec: 10_000,
+      });
+    const [, , c] = floorTps();
+    const out = step(k, specs, [light("gold", 100), light("a", 200), c!, light("dust", 50)], state);
+    // entitlements: gold 120m, a 240m, c 906m (as above), dust 60m, the hog the other 374m
+    expect(specs.map((s) => out.dir[s.id]!.cpuMillis)).toEqual([120, 240, 906, 60, 374]);
+    // divisors (levels 1, 3, 5 present): 1, 2, 4. Shares: gold 120 ÷ 1,700 × 10,000 = 706;
+    // a 240 ÷ 1,700 ÷ 2 × 10,000 = 706; c 906 ÷ 1,700 ÷ 2 × 10,000 = 2,665; dust 60 ÷ 1,700 ÷ 4
+    // × 10,000 = 88. Floors: importance 5: dust's 88; 3: c's 2,665; 1: max(706, 2,665, 88) = 2,665.
+    // dust's floor is its own share: a level below gets no weight from the levels above
+    expect(specs.map((s) => out.dir[s.id]!.weight)).toEqual([2665, 2665, 2665, 88, 1]);
+    expect(specs.map((s) => out.d[s.id]!.detail.weightFloor)).toEqual([2665, 2665, null, 88, null]);
+    // gold constrained (throttled 40 %): its own share, whatever the level below weighs
+    const squeezed = step(
+      k,
+      specs,
+      [
+        throughput("gold", {
+          offeredPacketsPerSec: 1000,
+          servedPacketsPerSec: 1000,
+          cpuCores: 0.1,
+          throttledFraction: 0.4,
+          rawVelocityPacketsPerCpuSec: 10_000,
+        }),
+        light("a", 200),
+        c!,
+        light("dust", 50),
+      ],
+      state,
+    );
+    expect(squeezed.d.gold!.detail.weightFloor).toBeNull();
+    // 1,000 ÷ 10,000 × 1.2 = 120m of traffic need, below what it has: probed 120 × 1.5 = 180m
+    expect(squeezed.dir.gold!.cpuMillis).toBe(180);
+    expect(squeezed.dir.gold!.weight).toBe(weightForAllocation(180, 1700)); // 1,059
+  });
+
+  it("gives no floor to a goal partition, a constrained one or one that served nothing", () => {
+    const k = knobs(1700);
+    const specs = [
+      spec("c"),
+      spec("goal", { goalPacketsPerSec: 1000 }),
+      spec("tight"),
+      spec("burner"),
+    ];
+    const state = saved({
+      c: { cpu: 780, demand: 780, velocity: 10_000 },
+      goal: { cpu: 150, demand: 150, velocity: 10_000 },
+      tight: { cpu: 100, demand: 100, velocity: 10_000 },
+      burner: { cpu: 100, demand: 100, velocity: 10_000 },
+    });
+    const [, , c] = floorTps();
+    const out = step(
+      k,
+      specs,
+      [
+        c!,
+        throughput("goal", {
+          offeredPacketsPerSec: 1200,
+          servedPacketsPerSec: 1200,
+          cpuCores: 0.12,
+          rawVelocityPacketsPerCpuSec: 10_000,
+        }),
+        throughput("tight", {
+          offeredPacketsPerSec: 1000,
+          servedPacketsPerSec: 1000,
+          cpuCores: 0.1,
+          throttledFraction: 0.5,
+          rawVelocityPacketsPerCpuSec: 10_000,
+        }),
+        // burns 0.1 cores, serves nothing: demand kind "idle"
+        throughput("burner", { cpuCores: 0.1 }),
+      ],
+      state,
+    );
+    expect(out.d.burner!.detail.assessment!.kind).toBe("idle");
+    expect(out.d.tight!.detail.assessment!.constrained).toBe(true);
+    for (const id of ["goal", "tight", "burner"]) {
+      expect(out.d[id]!.detail.weightFloor, id).toBeNull();
+      expect(out.dir[id]!.weight, id).toBe(weightForAllocation(out.dir[id]!.cpuMillis, 1700));
+    }
+  });
+
+  it("moves a floored weight with the heaviest one, inside the same band: no more writes than it", () => {
+    const k = knobs(1700);
+    let state = floorState();
+    const seen = { a: [] as number[], b: [] as number[], c: [] as number[] };
+    // c's 100 ms readings: 620–700m (4 ms ticks), always dropping
+    for (const used of [650, 700, 620, 680, 640, 690, 630, 660, 700, 620, 650, 680]) {
+      const out = step(k, floorSpecs, floorTps(used), state);
+      state = out.state;
+      for (const id of ["a", "b", "c"] as const) seen[id].push(out.dir[id]!.weight);
+    }
+    expect(seen.a).toEqual(seen.c);
+    expect(seen.b).toEqual(seen.c);
+    const writes = (xs: number[]) => xs.filter((x, i) => i > 0 && x !== xs[i - 1]).length;
+    // c: 906m → 5,329 first, then within ~960m (the traffic's need): the entitlement moves by
+    // 5 % at most, inside the 15 % band: no rewrite
+    expect(writes(seen.c)).toBe(0);
   });
 });

@@ -5,7 +5,7 @@ import { staticEqualCapsPolicy } from "../policy/baselines/static-caps.ts";
 import { staticWeightsPolicy } from "../policy/baselines/static-weights.ts";
 import { vpaStyleFastOptions, vpaStylePolicy } from "../policy/baselines/vpa-style.ts";
 import type { PolicyKnobs } from "../policy/types.ts";
-import { weirPolicy } from "../policy/weir.ts";
+import { createWeirPolicy, weirPolicy } from "../policy/weir.ts";
 import type { PolicyFactory } from "./run.ts";
 
 export interface NamedPolicy {
@@ -33,6 +33,16 @@ export const policyFactories: readonly NamedPolicy[] = [
   },
   { name: "koordinator-style", label: "Koordinator-style", make: () => koordinatorStylePolicy() },
 ];
+
+/**
+ * weir with every weight in proportion to its entitlement alone (no light-partition floor,
+ * express.ts weightFloorsByImportance): the comparison row that shows what the floor changes.
+ */
+export const weirNoWeightFloor: NamedPolicy = {
+  name: "weir-no-weight-floor",
+  label: "weir without the light-partition weight floor",
+  make: () => createWeirPolicy({ weightFloor: false }),
+};
 
 /** The dead-band of the diagnostic variant below, millicores. */
 export const DIAGNOSTIC_DEADBAND_CPU_MILLIS = 10;
