@@ -12,7 +12,7 @@ import { createActuatorBackend } from "../src/actuators/index.ts";
 import type { PartitionSpec } from "../src/core/model.ts";
 import type { Policy } from "../src/policy/types.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
-import { policyFactories, weirNoWeightFloor } from "../src/sim/policies.ts";
+import { policyFactories, weirWithWeightFloor } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
@@ -39,12 +39,12 @@ import { testbedManager } from "./testbed-manager.ts";
 
 /**
  * VPA-style at its 1-minute loop cannot act in a 16 s run (it would equal plain CFS), so the
- * real testbed runs its 60× faster variant. weir without the light-partition weight floor
- * (weights in proportion to entitlement alone) runs beside weir: what the floor changes.
+ * real testbed runs its 60× faster variant. weir with the light-partition weight floor runs
+ * beside weir (whose weights follow entitlement alone): what the floor changes.
  */
 const REAL_POLICIES = [
   "weir",
-  weirNoWeightFloor.name,
+  weirWithWeightFloor.name,
   "none",
   "static",
   "static-weights",
@@ -52,7 +52,7 @@ const REAL_POLICIES = [
   "koordinator-style",
 ];
 
-const REAL_FACTORIES = [...policyFactories, weirNoWeightFloor];
+const REAL_FACTORIES = [...policyFactories, weirWithWeightFloor];
 
 export const bench: Benchmark = {
   name: "scenarios-real",

@@ -129,15 +129,16 @@ export interface WeirPolicyOptions {
   /** Post-processors applied after the core step (default: dead-band, shrink limit, bounds, whole millis). */
   postProcessors?: readonly PostProcessor[];
   /**
-   * The light-partition weight floor (express.ts weightFloorsByImportance; default on). Off,
-   * every weight is in proportion to its entitlement alone: the benchmarks' comparison row.
+   * The light-partition weight floor (express.ts weightFloorsByImportance), default off: every
+   * weight is in proportion to its entitlement. On, it is the benchmarks' trial row
+   * (scenarios-real; docs/control-law.md says what it measured).
    */
   weightFloor?: boolean;
 }
 
 export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
   const postProcessors = opts.postProcessors ?? defaultPostProcessors;
-  const weightFloor = opts.weightFloor ?? true;
+  const weightFloor = opts.weightFloor ?? false;
   const scratch = new Scratch();
   const stepTable = (input: TableInput, state: PolicyState): WeirTableOutput =>
     step(input, state, postProcessors, scratch, weightFloor);

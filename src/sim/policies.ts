@@ -35,13 +35,14 @@ export const policyFactories: readonly NamedPolicy[] = [
 ];
 
 /**
- * weir with every weight in proportion to its entitlement alone (no light-partition floor,
- * express.ts weightFloorsByImportance): the comparison row that shows what the floor changes.
+ * weir with the light-partition weight floor (express.ts weightFloorsByImportance): an
+ * unconstrained network partition without a goal weighs at least the heaviest partition at its
+ * importance or below. The trial row beside weir (whose weights follow entitlement alone).
  */
-export const weirNoWeightFloor: NamedPolicy = {
-  name: "weir-no-weight-floor",
-  label: "weir without the light-partition weight floor",
-  make: () => createWeirPolicy({ weightFloor: false }),
+export const weirWithWeightFloor: NamedPolicy = {
+  name: "weir-weight-floor",
+  label: "weir with the light-partition weight floor",
+  make: () => createWeirPolicy({ weightFloor: true }),
 };
 
 /** The dead-band of the diagnostic variant below, millicores. */
