@@ -8,8 +8,11 @@ import { bandOf, cpuCountForAllocation, keepWeight, weightBands } from "./expres
 import { defaultPolicyKnobs } from "./knobs.ts";
 import { weightForAllocation } from "./rules.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
-import type { PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
+import type { Policy, PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
 import { createWeirPolicy, deadbandCpuMillis, weirPolicy } from "./weir.ts";
+
+/** weir with the light-partition weight floor on (express.ts weightFloorsByImportance; off by default). */
+const floorPolicy = createWeirPolicy({ weightFloor: true });
 
 function knobs(capacity: number, over: Partial<PolicyKnobs> = {}): PolicyKnobs {
   return { ...defaultPolicyKnobs(capacity), ...over };
@@ -20,8 +23,9 @@ function step(
   specs: PartitionSpec[],
   tps: Throughput[],
   state: PolicyState = weirPolicy.initialState(),
+  policy: Policy = weirPolicy,
 ): PolicyOutput & { d: Record<string, WeirDecision>; dir: Record<string, Directive> } {
-  const out = weirPolicy.step(
+  const out = policy.step(
     { nowMs: 0, knobs: k, specs, throughput: new Map(tps.map((t) => [t.partition, t])) },
     state,
   );
@@ -182,12 +186,8 @@ describe("confirmation", () => {
     // same tier, capacity 500: junk's 60 is met, honest gets the other 440 of its 540
     expect(out.d.junk!.cpuMillis).toBe(60);
     expect(out.d.honest!.cpuMillis).toBe(440);
-    // junk is not constrained, so its weight is the level's heaviest, honest's 440 ÷ 500 ×
-    // 10,000 = 8,800 (the light-partition floor), not its own 60 ÷ 500 × 10,000 = 1,200: it
-    // takes only what it uses (its entitlement stays 60m)
-    expect(out.dir.junk!.weight).toBe(8800);
     expect(out.d.junk!.why).toBe(
-      "offered 50,000 pps at 2,000 pkt/cpu-s would need 30,000m (+20 % headroom), but it is not constrained (throttled 0 %, no drops) and uses 50m, so only use + headroom 60m is credited; granted 60m; weight 8,800 (the heaviest at its importance or below; its own share, 1,200 (its share of 500m), is less, but it is not constrained, so it takes only what it uses and need not wait behind heavier partitions when it wakes), so it may use any idle CPU; no cap",
+      "offered 50,000 pps at 2,000 pkt/cpu-s would need 30,000m (+20 % headroom), but it is not constrained (throttled 0 %, no drops) and uses 50m, so only use + headroom 60m is credited; granted 60m; weight 1,200 (its share of 500m), so it may use any idle CPU; no cap",
     );
     expect(out.d.honest!.why).toBe(
       "offered 2,000 pps at 4,000 pkt/cpu-s needs 600m (+20 % headroom); throttled 30 % confirms; smoothed to 540m; importance 3 tier had 440m of 540m for it; granted 440m; weight 8,800 (its share of 500m), so it may use any idle CPU; no cap",
@@ -213,10 +213,8 @@ describe("bounds", () => {
     );
     // a: 100m × 1.2 = 120m, below its min 300m
     expect(out.d.a!.cpuMillis).toBe(300);
-    // weight: b's 500 ÷ 2,000 × 10,000 = 2,500 (the light-partition floor: a is not
-    // constrained), not its own 300 ÷ 2,000 × 10,000 = 1,500
     expect(out.d.a!.why).toBe(
-      "uses 100m and is not constrained (throttled 0 %, no drops), so needs 120m (+20 % headroom); raised to its guarantee 300m; granted 300m; weight 2,500 (the heaviest at its importance or below; its own share, 1,500 (its share of 2,000m), is less, but it is not constrained, so it takes only what it uses and need not wait behind heavier partitions when it wakes), so it may use any idle CPU; no cap",
+      "uses 100m and is not constrained (throttled 0 %, no drops), so needs 120m (+20 % headroom); raised to its guarantee 300m; granted 300m; weight 1,500 (its share of 2,000m), so it may use any idle CPU; no cap",
     );
     // b: 5000 / 4000 × 1.2 = 1500m; smoothing from what it has (500m): 500 + 0.7 × 1000 = 1200 → max 500
     expect(out.d.b!.cpuMillis).toBe(500);
@@ -557,7 +555,10 @@ describe("safety (property-style, seeded)", () => {
         deadbandFraction: rnd() * 0.05,
         maxShrinkFractionPerCycle: 0.05 + rnd() * 0.5,
       });
-      let state: PolicyState = weirPolicy.initialState();
+      // every other trial with the light-partition floor on (off is the default)
+      const withFloor = trial % 2 === 1;
+      const policy = withFloor ? floorPolicy : weirPolicy;
+      let state: PolicyState = policy.initialState();
       for (let c = 0; c < 10; c++) {
         const tps = specs
           .filter(() => rnd() > 0.15)
@@ -580,7 +581,7 @@ describe("safety (property-style, seeded)", () => {
               }))
             : specs;
         const kNow = c === 7 ? { ...k, capacityCpuMillis: Math.floor(capacity * 0.6) } : k;
-        const out = step(kNow, specsNow, tps, state);
+        const out = step(kNow, specsNow, tps, state, policy);
         state = out.state;
         let sum = 0;
         for (const [i, d] of out.directives.entries()) {
@@ -617,7 +618,10 @@ describe("safety (property-style, seeded)", () => {
           else {
             const x = out.d[s.id]!.detail;
             const floored =
-              x.assessment?.kind === "use" && !(s.goalPacketsPerSec! > 0) && x.yieldsTo === null;
+              withFloor &&
+              x.assessment?.kind === "use" &&
+              !(s.goalPacketsPerSec! > 0) &&
+              x.yieldsTo === null;
             const floor = Math.max(
               0,
               ...specsNow.flatMap((o, j) =>
@@ -1595,7 +1599,7 @@ describe("a partition with no demand measured yet", () => {
   });
 });
 
-describe("the light-partition weight floor (express.ts weightFloorsByImportance)", () => {
+describe("the light-partition weight floor (express.ts weightFloorsByImportance; createWeirPolicy({ weightFloor: true }))", () => {
   // scenarios-real's hog scenario in small: three importance-3 packet servers and a batch hog
   // on 1,700m; a and b serve what they are sent, c is dropping (its offered load needs more)
   const floorSpecs = [
@@ -1637,7 +1641,7 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance)
 
   it("gives a light unconstrained partition the heaviest weight of its level, not its share: entitlements unchanged", () => {
     const k = knobs(1700);
-    const out = step(k, floorSpecs, floorTps(), floorState());
+    const out = step(k, floorSpecs, floorTps(), floorState(), floorPolicy);
     // a: uses 200m, not constrained (waits 30 % < 50 %, no drops): 200 × 1.2 = 240m
     // b: 300 × 1.2 = 360m
     // c: dropping 1,500 pps: 8,000 ÷ 10,000 × 1.2 = 960m, smoothed from 780m:
@@ -1655,8 +1659,8 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance)
     expect(out.d.a!.why).toContain(
       "granted 240m; weight 5,329 (the heaviest at its importance or below; its own share, 1,412 (its share of 1,700m), is less, but it is not constrained, so it takes only what it uses and need not wait behind heavier partitions when it wakes), so it may use any idle CPU; no cap",
     );
-    // without the floor: weights in proportion to entitlement, the same entitlements
-    const plain = createWeirPolicy({ weightFloor: false }).step(
+    // without the floor (the default): weights in proportion to entitlement, the same entitlements
+    const plain = weirPolicy.step(
       {
         nowMs: 0,
         knobs: k,
@@ -1697,7 +1701,13 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance)
         rawVelocityPacketsPerCpuSec: 10_000,
       });
     const [, , c] = floorTps();
-    const out = step(k, specs, [light("gold", 100), light("a", 200), c!, light("dust", 50)], state);
+    const out = step(
+      k,
+      specs,
+      [light("gold", 100), light("a", 200), c!, light("dust", 50)],
+      state,
+      floorPolicy,
+    );
     // entitlements: gold 120m, a 240m, c 906m (as above), dust 60m, the hog the other 374m
     expect(specs.map((s) => out.dir[s.id]!.cpuMillis)).toEqual([120, 240, 906, 60, 374]);
     // divisors (levels 1, 3, 5 present): 1, 2, 4. Shares: gold 120 ÷ 1,700 × 10,000 = 706;
@@ -1723,6 +1733,7 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance)
         light("dust", 50),
       ],
       state,
+      floorPolicy,
     );
     expect(squeezed.d.gold!.detail.weightFloor).toBeNull();
     // 1,000 ÷ 10,000 × 1.2 = 120m of traffic need, below what it has: probed 120 × 1.5 = 180m
@@ -1767,6 +1778,7 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance)
         throughput("burner", { cpuCores: 0.1 }),
       ],
       state,
+      floorPolicy,
     );
     expect(out.d.burner!.detail.assessment!.kind).toBe("idle");
     expect(out.d.tight!.detail.assessment!.constrained).toBe(true);
@@ -1782,7 +1794,7 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance)
     const seen = { a: [] as number[], b: [] as number[], c: [] as number[] };
     // c's 100 ms readings: 620–700m (4 ms ticks), always dropping
     for (const used of [650, 700, 620, 680, 640, 690, 630, 660, 700, 620, 650, 680]) {
-      const out = step(k, floorSpecs, floorTps(used), state);
+      const out = step(k, floorSpecs, floorTps(used), state, floorPolicy);
       state = out.state;
       for (const id of ["a", "b", "c"] as const) seen[id].push(out.dir[id]!.weight);
     }
