@@ -584,6 +584,22 @@ describe("safety (property-style, seeded)", () => {
         const out = step(kNow, specsNow, tps, state, policy);
         state = out.state;
         let sum = 0;
+        // each row's share-weight: its share of capacity, halved per more important level present
+        const levelsPresent = new Set(
+          specsNow.filter((x) => x.kind !== "batch").map((x) => x.importance),
+        );
+        const shares = specsNow.map((o, i) => {
+          const above = [...levelsPresent].filter((imp) => imp < o.importance).length;
+          return Math.min(
+            10_000,
+            Math.max(
+              1,
+              Math.round(
+                (out.directives[i]!.cpuMillis / kNow.capacityCpuMillis / 2 ** above) * 10_000,
+              ),
+            ),
+          );
+        });
         for (const [i, d] of out.directives.entries()) {
           const s = specsNow[i]!;
           expect(Number.isInteger(d.cpuMillis)).toBe(true);
@@ -597,23 +613,7 @@ describe("safety (property-style, seeded)", () => {
           // unconstrained one without a goal at least the heaviest share at its importance or
           // below (the light-partition floor)
           expect(d.idle).toBe(s.kind === "batch");
-          const shareOf = (i: number): number => {
-            const o = specsNow[i]!;
-            const above = new Set(
-              specsNow
-                .filter((x) => x.kind !== "batch" && x.importance < o.importance)
-                .map((x) => x.importance),
-            ).size;
-            return Math.min(
-              10_000,
-              Math.max(
-                1,
-                Math.round(
-                  (out.directives[i]!.cpuMillis / kNow.capacityCpuMillis / 2 ** above) * 10_000,
-                ),
-              ),
-            );
-          };
+          const shareOf = (i: number): number => shares[i]!;
           if (s.kind === "batch") expect(d.weight).toBe(1);
           else {
             const x = out.d[s.id]!.detail;
