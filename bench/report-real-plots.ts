@@ -129,6 +129,7 @@ export function shortPolicy(label: string): string {
     [/^VPA-style, 60×/, "VPA 1 s"],
     [/^VPA-style/, "VPA"],
     [/^Koordinator/, "Koordinator"],
+    [/^weir with the light-partition weight floor/, "weir + floor"],
     [/^reference: plain CFS, hog stopped/, "no hog"],
     [/^reference: .*cpuset split/, "cpuset split"],
   ];

@@ -12,7 +12,7 @@ import { createActuatorBackend } from "../src/actuators/index.ts";
 import type { PartitionSpec } from "../src/core/model.ts";
 import type { Policy } from "../src/policy/types.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
-import { policyFactories } from "../src/sim/policies.ts";
+import { policyFactories, weirWithWeightFloor } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
@@ -39,16 +39,20 @@ import { testbedManager } from "./testbed-manager.ts";
 
 /**
  * VPA-style at its 1-minute loop cannot act in a 16 s run (it would equal plain CFS), so the
- * real testbed runs its 60× faster variant.
+ * real testbed runs its 60× faster variant. weir with the light-partition weight floor runs
+ * beside weir (whose weights follow entitlement alone): what the floor changes.
  */
 const REAL_POLICIES = [
   "weir",
+  weirWithWeightFloor.name,
   "none",
   "static",
   "static-weights",
   "vpa-style-fast",
   "koordinator-style",
 ];
+
+const REAL_FACTORIES = [...policyFactories, weirWithWeightFloor];
 
 export const bench: Benchmark = {
   name: "scenarios-real",
@@ -113,7 +117,7 @@ export const bench: Benchmark = {
       for (let rep = 0; rep < reps; rep++) {
         for (const sc of scenarios) {
           for (const policyName of rotate(REAL_POLICIES, rep)) {
-            const factory = policyFactories.find((p) => p.name === policyName)!;
+            const factory = REAL_FACTORIES.find((p) => p.name === policyName)!;
             const policy: Policy = factory.make({
               scenario: {
                 name: sc.name,
@@ -240,7 +244,7 @@ export const bench: Benchmark = {
           const o = results.get(sc.name)?.get(policyName) ?? [];
           rows.push([
             sc.name,
-            policyFactories.find((p) => p.name === policyName)?.label ?? policyName,
+            REAL_FACTORIES.find((p) => p.name === policyName)?.label ?? policyName,
             fmtStats(o.map((x) => x.served * 100)),
             fmtStats(
               o.map((x) => x.lost),
@@ -296,7 +300,7 @@ export const bench: Benchmark = {
             );
           if (wins.length > 0)
             notes.push(
-              `weir loses on the real testbed (${scName}) to ${policyFactories.find((p) => p.name === policyName)?.label}: ${wins.join("; ")}.`,
+              `weir loses on the real testbed (${scName}) to ${REAL_FACTORIES.find((p) => p.name === policyName)?.label}: ${wins.join("; ")}.`,
             );
         }
       }

@@ -73,6 +73,8 @@ export interface StepReasons {
   yieldTo: number;
   /** The weight each directive carries (after the weight dead-band), filled before any why is read. */
   weights: Float64Array;
+  /** The light-partition weight floors by importance (express.ts weightFloorsByImportance); null when the policy has the floor off. */
+  weightFloorAt: Float64Array | null;
   /**
    * The decision's own numbers: this step's demand (NaN = none measured; the demand shown is
    * made from it when read), last allocation (NaN = none), allocation, velocity (NaN = null).
@@ -102,6 +104,11 @@ export interface DecisionDetail {
   yieldsTo: number | null;
   /** The weight the directive carries (after the weight dead-band). */
   weight: number;
+  /**
+   * The light-partition weight floor it was given (express.ts weightFloorsByImportance): a
+   * network partition without a goal, not constrained, not yielding. Null otherwise.
+   */
+  weightFloor: number | null;
   minCpuMillis: number;
   maxCpuMillis: number;
   /** Guarantee honoured (less than min only when the mins exceed capacity). */
@@ -278,6 +285,12 @@ export class WeirDecision implements Decision {
           ? clamp(prev, min, max)
           : min;
     const need = protectedNeed(source, prev, prevDemand, min, max);
+    const floored =
+      r.weightFloorAt !== null &&
+      assessment !== null &&
+      assessment.kind === "use" &&
+      !(t.goalPacketsPerSec[i]! > 0) && // rules.ts hasGoal
+      !yields;
     return {
       source: SOURCES[source]!,
       importance,
@@ -286,6 +299,7 @@ export class WeirDecision implements Decision {
       receiver: (bits & RECEIVER_BIT) !== 0,
       yieldsTo: yields ? r.yieldTo : null,
       weight: r.weights[i]!,
+      weightFloor: floored ? r.weightFloorAt![importance]! : null,
       minCpuMillis: min,
       maxCpuMillis: max,
       effectiveMinCpuMillis: r.effectiveMin[i]!,

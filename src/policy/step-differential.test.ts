@@ -278,8 +278,12 @@ describe("weir step: fast paths give the plain paths' output", () => {
                 Math.round((cpu[i]! / Math.max(1, capacity)) * 10_000 * (0.7 + rnd() * 0.6)),
               ),
       );
+      // a light-partition floor on a third of the rows (0 = none), below and above their shares
+      const floor = Float64Array.from({ length: n }, () =>
+        rnd() < 0.67 ? 0 : 1 + Math.floor(rnd() * 10_000),
+      );
       const out = new Float64Array(n);
-      directWeights(n, cpu, batch, goals, importance, divisors, prev, capacity, bands, out);
+      directWeights(n, cpu, batch, goals, importance, divisors, prev, capacity, bands, out, floor);
       for (let i = 0; i < n; i++) {
         const expected = directedWeight(
           batch[i] === 1,
@@ -288,6 +292,7 @@ describe("weir step: fast paths give the plain paths' output", () => {
           prev[i]!,
           goals[i]! > 0 ? bands.goal : bands.normal,
           divisors[importance[i]!]!,
+          floor[i]!,
         );
         expect(out[i], `row ${i} of round ${round}`).toBe(expected);
         compared++;

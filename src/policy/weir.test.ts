@@ -8,8 +8,11 @@ import { bandOf, cpuCountForAllocation, keepWeight, weightBands } from "./expres
 import { defaultPolicyKnobs } from "./knobs.ts";
 import { weightForAllocation } from "./rules.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
-import type { PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
-import { deadbandCpuMillis, weirPolicy } from "./weir.ts";
+import type { Policy, PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
+import { createWeirPolicy, deadbandCpuMillis, weirPolicy } from "./weir.ts";
+
+/** weir with the light-partition weight floor on (express.ts weightFloorsByImportance; off by default). */
+const floorPolicy = createWeirPolicy({ weightFloor: true });
 
 function knobs(capacity: number, over: Partial<PolicyKnobs> = {}): PolicyKnobs {
   return { ...defaultPolicyKnobs(capacity), ...over };
@@ -20,8 +23,9 @@ function step(
   specs: PartitionSpec[],
   tps: Throughput[],
   state: PolicyState = weirPolicy.initialState(),
+  policy: Policy = weirPolicy,
 ): PolicyOutput & { d: Record<string, WeirDecision>; dir: Record<string, Directive> } {
-  const out = weirPolicy.step(
+  const out = policy.step(
     { nowMs: 0, knobs: k, specs, throughput: new Map(tps.map((t) => [t.partition, t])) },
     state,
   );
@@ -529,6 +533,7 @@ describe("state", () => {
 describe("safety (property-style, seeded)", () => {
   it("never allocates above capacity or max, nor below min when the mins fit", () => {
     const rnd = seeded(20_261_127);
+    let raised = 0; // weights the light-partition floor put above their share
     for (let trial = 0; trial < 60; trial++) {
       const n = 1 + Math.floor(rnd() * 40);
       const capacity = 500 + Math.floor(rnd() * 8000);
@@ -550,7 +555,10 @@ describe("safety (property-style, seeded)", () => {
         deadbandFraction: rnd() * 0.05,
         maxShrinkFractionPerCycle: 0.05 + rnd() * 0.5,
       });
-      let state: PolicyState = weirPolicy.initialState();
+      // every other trial with the light-partition floor on (off is the default)
+      const withFloor = trial % 2 === 1;
+      const policy = withFloor ? floorPolicy : weirPolicy;
+      let state: PolicyState = policy.initialState();
       for (let c = 0; c < 10; c++) {
         const tps = specs
           .filter(() => rnd() > 0.15)
@@ -573,9 +581,25 @@ describe("safety (property-style, seeded)", () => {
               }))
             : specs;
         const kNow = c === 7 ? { ...k, capacityCpuMillis: Math.floor(capacity * 0.6) } : k;
-        const out = step(kNow, specsNow, tps, state);
+        const out = step(kNow, specsNow, tps, state, policy);
         state = out.state;
         let sum = 0;
+        // each row's share-weight: its share of capacity, halved per more important level present
+        const levelsPresent = new Set(
+          specsNow.filter((x) => x.kind !== "batch").map((x) => x.importance),
+        );
+        const shares = specsNow.map((o, i) => {
+          const above = [...levelsPresent].filter((imp) => imp < o.importance).length;
+          return Math.min(
+            10_000,
+            Math.max(
+              1,
+              Math.round(
+                (out.directives[i]!.cpuMillis / kNow.capacityCpuMillis / 2 ** above) * 10_000,
+              ),
+            ),
+          );
+        });
         for (const [i, d] of out.directives.entries()) {
           const s = specsNow[i]!;
           expect(Number.isInteger(d.cpuMillis)).toBe(true);
@@ -585,24 +609,28 @@ describe("safety (property-style, seeded)", () => {
           expect(d.weight).toBeGreaterThanOrEqual(1);
           expect(d.weight).toBeLessThanOrEqual(10_000);
           // weights first: batch in the idle class at the minimum weight, network partitions
-          // at their share of capacity, halved for each more important level present
+          // at their share of capacity, halved for each more important level present; an
+          // unconstrained one without a goal at least the heaviest share at its importance or
+          // below (the light-partition floor)
           expect(d.idle).toBe(s.kind === "batch");
+          const shareOf = (i: number): number => shares[i]!;
           if (s.kind === "batch") expect(d.weight).toBe(1);
           else {
-            const above = new Set(
-              specsNow
-                .filter((o) => o.kind !== "batch" && o.importance < s.importance)
-                .map((o) => o.importance),
-            ).size;
-            expect(d.weight).toBe(
-              Math.min(
-                10_000,
-                Math.max(
-                  1,
-                  Math.round((d.cpuMillis / kNow.capacityCpuMillis / 2 ** above) * 10_000),
-                ),
+            const x = out.d[s.id]!.detail;
+            const floored =
+              withFloor &&
+              x.assessment?.kind === "use" &&
+              !(s.goalPacketsPerSec! > 0) &&
+              x.yieldsTo === null;
+            const floor = Math.max(
+              0,
+              ...specsNow.flatMap((o, j) =>
+                o.kind !== "batch" && o.importance >= s.importance ? [shareOf(j)] : [],
               ),
             );
+            expect(x.weightFloor).toBe(floored ? floor : null);
+            expect(d.weight).toBe(floored ? Math.max(shareOf(i), floor) : shareOf(i));
+            if (d.weight > shareOf(i)) raised++;
           }
           // a cap only with a reason: here only a max below capacity caps (nobody is `capped`)
           const capped = Math.floor(s.maxCpuMillis) < kNow.capacityCpuMillis;
@@ -641,6 +669,7 @@ describe("safety (property-style, seeded)", () => {
           expect(d.why).toMatch(/granted \d[\d,]*m; .*(no cap|burst\)|congested|not interleaved)$/);
       }
     }
+    expect(raised).toBeGreaterThan(100);
   });
 });
 
@@ -1567,5 +1596,213 @@ describe("a partition with no demand measured yet", () => {
     const { demandMeasured: _, ...old } = record.partitions.new!;
     const fromOld = step(k, specs, [calm], { partitions: { new: old } });
     expect(fromOld.d.new!.demandCpuMillis).toBe(824);
+  });
+});
+
+describe("the light-partition weight floor (express.ts weightFloorsByImportance; createWeirPolicy({ weightFloor: true }))", () => {
+  // scenarios-real's hog scenario in small: three importance-3 packet servers and a batch hog
+  // on 1,700m; a and b serve what they are sent, c is dropping (its offered load needs more)
+  const floorSpecs = [
+    spec("a"),
+    spec("b"),
+    spec("c"),
+    spec("hog", { kind: "batch", importance: 3 }),
+  ];
+  const floorState = () =>
+    saved({
+      a: { cpu: 240, demand: 240, velocity: 10_000 },
+      b: { cpu: 360, demand: 360, velocity: 10_000 },
+      c: { cpu: 780, demand: 780, velocity: 10_000 },
+    });
+  const floorTps = (cUsedCpuMillis = 650) => [
+    throughput("a", {
+      offeredPacketsPerSec: 2000,
+      servedPacketsPerSec: 2000,
+      cpuCores: 0.2,
+      cpuDelayFraction: 0.3,
+      rawVelocityPacketsPerCpuSec: 10_000,
+    }),
+    throughput("b", {
+      offeredPacketsPerSec: 3000,
+      servedPacketsPerSec: 3000,
+      cpuCores: 0.3,
+      cpuDelayFraction: 0.3,
+      rawVelocityPacketsPerCpuSec: 10_000,
+    }),
+    throughput("c", {
+      offeredPacketsPerSec: 8000,
+      servedPacketsPerSec: cUsedCpuMillis * 10,
+      droppedPacketsPerSec: 8000 - cUsedCpuMillis * 10,
+      cpuCores: cUsedCpuMillis / 1000,
+      cpuDelayFraction: 0.3,
+      rawVelocityPacketsPerCpuSec: 10_000,
+    }),
+  ];
+
+  it("gives a light unconstrained partition the heaviest weight of its level, not its share: entitlements unchanged", () => {
+    const k = knobs(1700);
+    const out = step(k, floorSpecs, floorTps(), floorState(), floorPolicy);
+    // a: uses 200m, not constrained (waits 30 % < 50 %, no drops): 200 × 1.2 = 240m
+    // b: 300 × 1.2 = 360m
+    // c: dropping 1,500 pps: 8,000 ÷ 10,000 × 1.2 = 960m, smoothed from 780m:
+    //    780 + 0.7 × (960 − 780) = 906m; the hog gets the rest, 1,700 − 1,506 = 194m
+    expect([out.dir.a!.cpuMillis, out.dir.b!.cpuMillis, out.dir.c!.cpuMillis]).toEqual([
+      240, 360, 906,
+    ]);
+    expect(out.dir.hog!.cpuMillis).toBe(194);
+    // c's weight: 906 ÷ 1,700 × 10,000 = 5,329.4 → 5,329 (its share: it is constrained);
+    // a's share would be 240 ÷ 1,700 × 10,000 = 1,412 and b's 2,118: both get c's 5,329
+    expect(out.d.c!.detail.weightFloor).toBeNull();
+    expect(out.d.a!.detail.weightFloor).toBe(5329);
+    expect([out.dir.a!.weight, out.dir.b!.weight, out.dir.c!.weight]).toEqual([5329, 5329, 5329]);
+    expect(out.dir.hog!).toMatchObject({ idle: true, weight: 1 });
+    expect(out.d.a!.why).toContain(
+      "granted 240m; weight 5,329 (the heaviest at its importance or below; its own share, 1,412 (its share of 1,700m), is less, but it is not constrained, so it takes only what it uses and need not wait behind heavier partitions when it wakes), so it may use any idle CPU; no cap",
+    );
+    // without the floor (the default): weights in proportion to entitlement, the same entitlements
+    const plain = weirPolicy.step(
+      {
+        nowMs: 0,
+        knobs: k,
+        specs: floorSpecs,
+        throughput: new Map(floorTps().map((t) => [t.partition, t])),
+      },
+      floorState(),
+    );
+    expect(plain.directives.map((d) => [d.cpuMillis, d.weight])).toEqual([
+      [240, 1412],
+      [360, 2118],
+      [906, 5329],
+      [194, 1],
+    ]);
+    expect((plain.decisions[0] as WeirDecision).detail.weightFloor).toBeNull();
+  });
+
+  it("keeps importance first: the floor comes from the partition's level and the levels below, never above", () => {
+    const k = knobs(1700);
+    const specs = [
+      spec("gold", { importance: 1 }),
+      spec("a"),
+      spec("c"),
+      spec("dust", { importance: 5 }),
+      spec("hog", { kind: "batch", importance: 5 }),
+    ];
+    const state = saved({
+      gold: { cpu: 120, demand: 120, velocity: 10_000 },
+      a: { cpu: 240, demand: 240, velocity: 10_000 },
+      c: { cpu: 780, demand: 780, velocity: 10_000 },
+      dust: { cpu: 60, demand: 60, velocity: 10_000 },
+    });
+    const light = (id: string, usedCpuMillis: number) =>
+      throughput(id, {
+        offeredPacketsPerSec: usedCpuMillis * 10,
+        servedPacketsPerSec: usedCpuMillis * 10,
+        cpuCores: usedCpuMillis / 1000,
+        rawVelocityPacketsPerCpuSec: 10_000,
+      });
+    const [, , c] = floorTps();
+    const out = step(
+      k,
+      specs,
+      [light("gold", 100), light("a", 200), c!, light("dust", 50)],
+      state,
+      floorPolicy,
+    );
+    // entitlements: gold 120m, a 240m, c 906m (as above), dust 60m, the hog the other 374m
+    expect(specs.map((s) => out.dir[s.id]!.cpuMillis)).toEqual([120, 240, 906, 60, 374]);
+    // divisors (levels 1, 3, 5 present): 1, 2, 4. Shares: gold 120 ÷ 1,700 × 10,000 = 706;
+    // a 240 ÷ 1,700 ÷ 2 × 10,000 = 706; c 906 ÷ 1,700 ÷ 2 × 10,000 = 2,665; dust 60 ÷ 1,700 ÷ 4
+    // × 10,000 = 88. Floors: importance 5: dust's 88; 3: c's 2,665; 1: max(706, 2,665, 88) = 2,665.
+    // dust's floor is its own share: a level below gets no weight from the levels above
+    expect(specs.map((s) => out.dir[s.id]!.weight)).toEqual([2665, 2665, 2665, 88, 1]);
+    expect(specs.map((s) => out.d[s.id]!.detail.weightFloor)).toEqual([2665, 2665, null, 88, null]);
+    // gold constrained (throttled 40 %): its own share, whatever the level below weighs
+    const squeezed = step(
+      k,
+      specs,
+      [
+        throughput("gold", {
+          offeredPacketsPerSec: 1000,
+          servedPacketsPerSec: 1000,
+          cpuCores: 0.1,
+          throttledFraction: 0.4,
+          rawVelocityPacketsPerCpuSec: 10_000,
+        }),
+        light("a", 200),
+        c!,
+        light("dust", 50),
+      ],
+      state,
+      floorPolicy,
+    );
+    expect(squeezed.d.gold!.detail.weightFloor).toBeNull();
+    // 1,000 ÷ 10,000 × 1.2 = 120m of traffic need, below what it has: probed 120 × 1.5 = 180m
+    expect(squeezed.dir.gold!.cpuMillis).toBe(180);
+    expect(squeezed.dir.gold!.weight).toBe(weightForAllocation(180, 1700)); // 1,059
+  });
+
+  it("gives no floor to a goal partition, a constrained one or one that served nothing", () => {
+    const k = knobs(1700);
+    const specs = [
+      spec("c"),
+      spec("goal", { goalPacketsPerSec: 1000 }),
+      spec("tight"),
+      spec("burner"),
+    ];
+    const state = saved({
+      c: { cpu: 780, demand: 780, velocity: 10_000 },
+      goal: { cpu: 150, demand: 150, velocity: 10_000 },
+      tight: { cpu: 100, demand: 100, velocity: 10_000 },
+      burner: { cpu: 100, demand: 100, velocity: 10_000 },
+    });
+    const [, , c] = floorTps();
+    const out = step(
+      k,
+      specs,
+      [
+        c!,
+        throughput("goal", {
+          offeredPacketsPerSec: 1200,
+          servedPacketsPerSec: 1200,
+          cpuCores: 0.12,
+          rawVelocityPacketsPerCpuSec: 10_000,
+        }),
+        throughput("tight", {
+          offeredPacketsPerSec: 1000,
+          servedPacketsPerSec: 1000,
+          cpuCores: 0.1,
+          throttledFraction: 0.5,
+          rawVelocityPacketsPerCpuSec: 10_000,
+        }),
+        // burns 0.1 cores, serves nothing: demand kind "idle"
+        throughput("burner", { cpuCores: 0.1 }),
+      ],
+      state,
+      floorPolicy,
+    );
+    expect(out.d.burner!.detail.assessment!.kind).toBe("idle");
+    expect(out.d.tight!.detail.assessment!.constrained).toBe(true);
+    for (const id of ["goal", "tight", "burner"]) {
+      expect(out.d[id]!.detail.weightFloor, id).toBeNull();
+      expect(out.dir[id]!.weight, id).toBe(weightForAllocation(out.dir[id]!.cpuMillis, 1700));
+    }
+  });
+
+  it("moves a floored weight with the heaviest one, inside the same band: no more writes than it", () => {
+    const k = knobs(1700);
+    let state = floorState();
+    const seen = { a: [] as number[], b: [] as number[], c: [] as number[] };
+    // c's 100 ms readings: 620–700m (4 ms ticks), always dropping
+    for (const used of [650, 700, 620, 680, 640, 690, 630, 660, 700, 620, 650, 680]) {
+      const out = step(k, floorSpecs, floorTps(used), state, floorPolicy);
+      state = out.state;
+      for (const id of ["a", "b", "c"] as const) seen[id].push(out.dir[id]!.weight);
+    }
+    expect(seen.a).toEqual(seen.c);
+    expect(seen.b).toEqual(seen.c);
+    const writes = (xs: number[]) => xs.filter((x, i) => i > 0 && x !== xs[i - 1]).length;
+    // c: 906m → 5,329 first, then within ~960m (the traffic's need): the entitlement moves by
+    // 5 % at most, inside the 15 % band: no rewrite
+    expect(writes(seen.c)).toBe(0);
   });
 });

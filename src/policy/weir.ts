@@ -42,6 +42,7 @@ import {
   StepDirectives,
   type WeightBand,
   weightBands,
+  weightFloorsByImportance,
 } from "./express.ts";
 import { fixedShapeKnobs } from "./knobs.ts";
 import {
@@ -126,13 +127,20 @@ class Scratch {
 export interface WeirPolicyOptions {
   /** Post-processors applied after the core step (default: dead-band, shrink limit, bounds, whole millis). */
   postProcessors?: readonly PostProcessor[];
+  /**
+   * The light-partition weight floor (express.ts weightFloorsByImportance), default off: every
+   * weight is in proportion to its entitlement. On, it is the benchmarks' trial row
+   * (scenarios-real; docs/control-law.md says what it measured).
+   */
+  weightFloor?: boolean;
 }
 
 export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
   const postProcessors = opts.postProcessors ?? defaultPostProcessors;
+  const weightFloor = opts.weightFloor ?? false;
   const scratch = new Scratch();
   const stepTable = (input: TableInput, state: PolicyState): WeirTableOutput =>
-    step(input, state, postProcessors, scratch);
+    step(input, state, postProcessors, scratch, weightFloor);
   return {
     name: "weir",
     initialState: (): PolicyState => ({ partitions: {} }),
@@ -205,6 +213,11 @@ interface StepArrays {
   eligible: Uint8Array;
   marks: Uint8Array;
   controlled: Uint8Array;
+  /** A network partition without a goal whose demand is its use + headroom (DemandKind "use"): the weight floor's candidates. */
+  light: Uint8Array;
+  /** Per row: the weight floor it gets (0 = none), and the floors by importance (weightFloorsByImportance). */
+  weightFloor: Float64Array;
+  weightFloorAt: Float64Array;
   /** Donor cap (donor-cap.ts): rows it may apply to, this window's donor and missesGoal, and who is capped. */
   dcEligible: Uint8Array;
   dcDonor: Uint8Array;
@@ -230,6 +243,7 @@ function step(
   state: PolicyState,
   postProcessors: readonly PostProcessor[],
   sc: Scratch,
+  useWeightFloor: boolean,
 ): WeirTableOutput {
   const t = input.table;
   const knobs = fixedShapeKnobs(input.knobs);
@@ -248,8 +262,9 @@ function step(
   const arena = new ArrayBuffer(n * (6 * 8 + 3)); // Float64 arrays first: aligned
   const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
   const u = (k: number): Uint8Array => new Uint8Array(arena, 6 * n * 8 + k * n, n);
-  const buf = sc.fit(n, 7, 9);
-  const [target, prevNeed, post0, post1, pis, effectiveMin, leftover] = buf.f64 as [
+  const buf = sc.fit(n, 8, 10);
+  const [target, prevNeed, post0, post1, pis, effectiveMin, leftover, weightFloor] = buf.f64 as [
+    Float64Array,
     Float64Array,
     Float64Array,
     Float64Array,
@@ -258,21 +273,33 @@ function step(
     Float64Array,
     Float64Array,
   ];
-  const [source, mode, eligible, marks, controlled, dcEligible, dcDonor, dcMisses, dcCapped] =
-    buf.u8 as [
-      Uint8Array,
-      Uint8Array,
-      Uint8Array,
-      Uint8Array,
-      Uint8Array,
-      Uint8Array,
-      Uint8Array,
-      Uint8Array,
-      Uint8Array,
-    ];
+  const [
+    source,
+    mode,
+    eligible,
+    marks,
+    controlled,
+    dcEligible,
+    dcDonor,
+    dcMisses,
+    dcCapped,
+    light,
+  ] = buf.u8 as [
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+  ];
   controlled.fill(0);
   dcEligible.fill(0);
   dcCapped.fill(0);
+  light.fill(0);
   const s: StepArrays = {
     knobs,
     t,
@@ -304,6 +331,9 @@ function step(
     dcDonor,
     dcMisses,
     dcCapped,
+    light,
+    weightFloor,
+    weightFloorAt: new Float64Array(6),
     demandContext: sc.demandContext,
     assessment: sc.assessment,
   };
@@ -382,7 +412,13 @@ function step(
       )
     : undefined;
   const suppressBatch = batch?.active ?? false;
-  expressAll(s, weightBands(knobs, capacity, deadband), suppressBatch, found.receiverImportance);
+  expressAll(
+    s,
+    weightBands(knobs, capacity, deadband),
+    suppressBatch,
+    found.receiverImportance,
+    useWeightFloor,
+  );
 
   const reasons: StepReasons = {
     context: {
@@ -405,6 +441,7 @@ function step(
     prevFlags: s.prev.flags,
     yieldTo: found.yieldTo,
     weights: s.weights,
+    weightFloorAt: useWeightFloor ? s.weightFloorAt : null,
     demand: s.demand,
     previous: s.prev.cpuMillis,
     cpuMillis: s.final,
@@ -505,6 +542,7 @@ function assessDemand(s: StepArrays): DemandSummary {
       const misses = +a.missesGoal;
       const missedBefore = (prevFlags[i]! & FLAG_MISSED_GOAL) === FLAG_MISSED_GOAL ? 1 : 0;
       flags[i] = (+a.rising * FLAG_RISING) | (misses * FLAG_MISSED_GOAL);
+      if (a.kind === "use" && !(g > 0)) s.light[i] = 1; // g > 0: rules.ts hasGoal
       useNeed[i] = a.useNeedCpuMillis;
       // The levels below yield only to a miss that lasts two windows in a row: one 100 ms
       // reading of a server held at its goal + 5 % is above GOAL_MISS_YIELD_PI now and then,
@@ -573,8 +611,9 @@ function expressAll(
   bands: { normal: WeightBand; goal: WeightBand },
   suppressBatch: boolean,
   receiverImportance: number,
+  useWeightFloor: boolean,
 ): void {
-  const { t, capacity, final, weights, capCode, bits } = s;
+  const { t, capacity, final, weights, capCode, bits, weightFloor } = s;
   const { source, marks, pis, controlled, dcCapped } = s;
   const prevWeight = s.prev.weight;
   const prevCpu = s.prev.cpuMillis;
@@ -585,7 +624,36 @@ function expressAll(
   const capped = t.capped;
   const goals = t.goalPacketsPerSec;
   const n = t.size;
-  directWeights(n, final, batch, goals, importance, divisors, prevWeight, capacity, bands, weights);
+  weightFloor.fill(0);
+  if (useWeightFloor) {
+    // the light-partition floor: unconstrained, no goal, not yielding (a yielding partition's
+    // weight must not grow against the receivers it yields to)
+    const floorAt = weightFloorsByImportance(
+      n,
+      final,
+      batch,
+      importance,
+      divisors,
+      capacity,
+      s.weightFloorAt,
+    );
+    const { light } = s;
+    for (let i = 0; i < n; i++)
+      if (light[i] === 1 && controlled[i] !== 2) weightFloor[i] = floorAt[importance[i]!]!;
+  }
+  directWeights(
+    n,
+    final,
+    batch,
+    goals,
+    importance,
+    divisors,
+    prevWeight,
+    capacity,
+    bands,
+    weights,
+    weightFloor,
+  );
   for (let i = 0; i < n; i++) {
     const cpu = final[i]!;
     const isBatch = batch[i] === 1;

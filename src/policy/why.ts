@@ -170,7 +170,7 @@ function expressionText(d: WeirDecision, x: DecisionDetail): string {
   const base =
     x.source === "batch"
       ? "runs in the idle class (minimum weight where the kernel has none), taking every idle cycle"
-      : weightText(d.cpuMillis, capacity, x.weightDivisor, x.weight);
+      : weightText(d.cpuMillis, capacity, x.weightDivisor, x.weight, x.weightFloor);
   switch (x.capCode) {
     case 1:
       return `${base}; capped at its max ${millis(x.maxCpuMillis)} (+${pct(k.burstFraction)} burst)`;
@@ -208,12 +208,17 @@ function donorCapText(d: WeirDecision, x: DecisionDetail): string {
 /** 0.015 → "1.5 %", 0.01 → "1 %". */
 const pctFine = (fraction: number): string => `${Math.round(fraction * 1000) / 10} %`;
 
-/** "weight 1,250 (its share of 2,000m ÷ 2: 1 more important level present, each weighing 2× the one below), …". */
+/**
+ * "weight 1,250 (its share of 2,000m ÷ 2: 1 more important level present, each weighing 2× the
+ * one below), …"; with the light-partition floor above its share, "weight 5,388 (the heaviest
+ * at its importance or below; its own share, 2,353 (its share of 1,700m), is less, but …)".
+ */
 function weightText(
   cpuMillis: number,
   capacity: number,
   divisor: number,
   directed: number,
+  floor: number | null,
 ): string {
   const w = weightForAllocation(cpuMillis, capacity, divisor);
   const levels = Math.round(Math.log(divisor) / Math.log(IMPORTANCE_WEIGHT_RATIO));
@@ -221,9 +226,14 @@ function weightText(
     divisor > 1
       ? `its share of ${millis(capacity)} ÷ ${int(divisor)}: ${levels} more important level${levels === 1 ? "" : "s"} present, each weighing ${IMPORTANCE_WEIGHT_RATIO}× the one below`
       : `its share of ${millis(capacity)}`;
-  if (Number.isNaN(directed) || directed === w)
-    return `weight ${int(w)} (${share}), so it may use any idle CPU`;
-  return `weight stays ${int(directed)}: ${int(w)} (${share}) is inside the weight dead-band, so it may use any idle CPU`;
+  const floored = floor !== null && floor > w;
+  const target = floored ? floor : w;
+  const reason = floored
+    ? `the heaviest at its importance or below; its own share, ${int(w)} (${share}), is less, but it is not constrained, so it takes only what it uses and need not wait behind heavier partitions when it wakes`
+    : share;
+  if (Number.isNaN(directed) || directed === target)
+    return `weight ${int(target)} (${reason}), so it may use any idle CPU`;
+  return `weight stays ${int(directed)}: ${int(target)} (${reason}) is inside the weight dead-band, so it may use any idle CPU`;
 }
 
 function dropText(tp: Throughput, a: DemandAssessment): string {

@@ -5,7 +5,7 @@ import { staticEqualCapsPolicy } from "../policy/baselines/static-caps.ts";
 import { staticWeightsPolicy } from "../policy/baselines/static-weights.ts";
 import { vpaStyleFastOptions, vpaStylePolicy } from "../policy/baselines/vpa-style.ts";
 import type { PolicyKnobs } from "../policy/types.ts";
-import { weirPolicy } from "../policy/weir.ts";
+import { createWeirPolicy, weirPolicy } from "../policy/weir.ts";
 import type { PolicyFactory } from "./run.ts";
 
 export interface NamedPolicy {
@@ -33,6 +33,17 @@ export const policyFactories: readonly NamedPolicy[] = [
   },
   { name: "koordinator-style", label: "Koordinator-style", make: () => koordinatorStylePolicy() },
 ];
+
+/**
+ * weir with the light-partition weight floor (express.ts weightFloorsByImportance): an
+ * unconstrained network partition without a goal weighs at least the heaviest partition at its
+ * importance or below. The trial row beside weir (whose weights follow entitlement alone).
+ */
+export const weirWithWeightFloor: NamedPolicy = {
+  name: "weir-weight-floor",
+  label: "weir with the light-partition weight floor",
+  make: () => createWeirPolicy({ weightFloor: true }),
+};
 
 /** The dead-band of the diagnostic variant below, millicores. */
 export const DIAGNOSTIC_DEADBAND_CPU_MILLIS = 10;
