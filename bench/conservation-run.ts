@@ -2,6 +2,8 @@
 // partitions, under a UDP or closed-loop TCP load (or none), the hog running or SIGSTOPped;
 // what it measured as a RunOutcome. The probe of the packet server's cost that every load is
 // sized from is server-probe.ts.
+import fs from "node:fs";
+import path from "node:path";
 import type { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
 import type { HeldHostCpu } from "../src/sensors/host-cpu.ts";
@@ -66,7 +68,47 @@ export type ScenarioName =
   | "ref-udp"
   | "ref-tcp"
   | "isolated-udp"
-  | "isolated-tcp";
+  | "isolated-tcp"
+  | "hogcap-udp";
+
+/**
+ * A hard cap on the hog written by hand (the cap experiment of issue 9): `capMillis` of CPU per
+ * `periodUs` CFS period, with a burst of `burstFraction` × the quota. Written to the hog's cpu
+ * cgroup after the manager's first cycle (so it lands over whatever the policy wrote) and
+ * removed after the run.
+ */
+export interface HogCap {
+  capMillis: number;
+  periodUs: number;
+  burstFraction: number;
+}
+
+/** The hand-set cap the conservation-real reference row runs with: 1 of the 2 CPUs, 100 ms periods, burst = quota. */
+export const REFERENCE_HOG_CAP: HogCap = { capMillis: 1000, periodUs: 100_000, burstFraction: 1 };
+
+/** The v1 values that express `cap` (quota and burst in µs per period). */
+export function hogCapFiles(cap: HogCap): { periodUs: number; quotaUs: number; burstUs: number } {
+  const quotaUs = Math.round((cap.capMillis / 1000) * cap.periodUs);
+  return {
+    periodUs: cap.periodUs,
+    quotaUs,
+    burstUs: Math.floor(quotaUs * Math.min(1, Math.max(0, cap.burstFraction))),
+  };
+}
+
+/** Writes `cap` on the v1 cpu cgroup `dir`; returns the undo (no quota, no burst, 100 ms period). */
+function writeHogCap(dir: string, cap: HogCap): () => void {
+  const put = (f: string, v: number) => fs.writeFileSync(path.join(dir, f), String(v));
+  const v = hogCapFiles(cap);
+  put("cpu.cfs_period_us", v.periodUs);
+  put("cpu.cfs_quota_us", v.quotaUs);
+  put("cpu.cfs_burst_us", v.burstUs);
+  return () => {
+    put("cpu.cfs_quota_us", -1);
+    put("cpu.cfs_burst_us", 0);
+    put("cpu.cfs_period_us", 100_000);
+  };
+}
 
 export interface RunOutcome {
   scenario: ScenarioName;
@@ -199,6 +241,8 @@ export async function runOne(
     hogStopped: boolean;
     /** Every cycle's record (diagnostics). */
     onRecord?: (r: CycleRecord) => void;
+    /** A hand-set cap on the hog for this run (written after the first cycle, removed after). */
+    hogCap?: HogCap;
   },
 ): Promise<RunOutcome> {
   const { tb, timing } = ctx;
@@ -206,8 +250,14 @@ export async function runOne(
   const durationMs = timing.warmupMs + opts.measureMs;
   const manager = makeManager(ctx, opts.policy, opts.specs, durationMs);
   const records: CycleRecord[] = [];
+  const hogCpuDir = opts.hogCap
+    ? hog.cgroupDirs.find((d) => fs.existsSync(path.join(d, "cpu.cfs_quota_us")))
+    : undefined;
+  if (opts.hogCap && !hogCpuDir) throw new Error("conservation-real: the hog has no v1 cpu cgroup");
+  let uncap: (() => void) | null = null;
   manager.subscribe((r) => {
     records.push(r);
+    if (opts.hogCap && hogCpuDir && !uncap) uncap = writeHogCap(hogCpuDir, opts.hogCap);
     opts.onRecord?.(r);
   });
   const win = new Window(ctx.hostCpu, hog.cgroupDirs);
@@ -293,6 +343,7 @@ export async function runOne(
     ac.abort();
     await loop;
     manager.shutdown("restore");
+    (uncap as (() => void) | null)?.();
     if (opts.hogStopped && hog.pid) process.kill(hog.pid, "SIGCONT");
   }
   const measured = records.filter((r) => r.startedAtMs >= measureFromMs && measureFromMs > 0);

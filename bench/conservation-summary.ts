@@ -7,6 +7,7 @@ import { policyFactories } from "../src/sim/policies.ts";
 import {
   CONSERVATION_POLICIES,
   OVERLOAD,
+  REFERENCE_HOG_CAP,
   type RunOutcome,
   type ScenarioName,
   TCP_CONNECTIONS,
@@ -19,6 +20,35 @@ import { RESERVE_CPU_MILLIS } from "./real-common.ts";
 
 const POLICY_LABEL = (n: string) => policyFactories.find((p) => p.name === n)?.label ?? n;
 const NET = ["a", "b", "c"];
+
+const HOGCAP_LABEL = `reference: static weights, hog hard-capped by hand at ${REFERENCE_HOG_CAP.capMillis}m (cpu.cfs_quota_us over ${REFERENCE_HOG_CAP.periodUs / 1000} ms periods, burst = quota)`;
+
+/**
+ * The cap experiment's note (issue 9): static weights with the hog hard-capped by hand against
+ * the same policy without the cap — does a cap that leaves a CPU free of the hog part of the
+ * time let the kernel pull queued servers there, and what does it cost the hog? Null without
+ * capped runs.
+ */
+export function hogCapNote(
+  capped: RunOutcome[],
+  uncapped: RunOutcome[],
+  ratio: (o: RunOutcome) => number,
+): string | null {
+  if (capped.length === 0 || uncapped.length === 0) return null;
+  const m = (xs: RunOutcome[], f: (o: RunOutcome) => number) =>
+    stats(xs.map(f).filter(Number.isFinite))?.median ?? Number.NaN;
+  const side = (xs: RunOutcome[]) => {
+    const traced = xs.filter((o) => o.schedWait);
+    const wait = traced.length
+      ? `, servers' p99 wait ${m(traced, (o) => o.schedWait!.p99WaitUs).toFixed(0)} µs, ${m(
+          traced,
+          (o) => (o.schedWait!.pulls * 1000) / Math.max(1, o.schedWait!.spanMs),
+        ).toFixed(1)} queued servers pulled /s`
+      : "";
+    return `worst p99 ÷ no-hog ${m(xs, ratio).toFixed(2)}×, host idle ${(m(xs, (o) => o.hostIdle) * 100).toFixed(1)} %, hog ${m(xs, (o) => o.hogCores).toFixed(2)} cores${wait}`;
+  };
+  return `UDP — the hog hard-capped by hand (the cap experiment: a cap leaves a CPU without the hog part of the time, so it can go idle and pull a queued server), medians over ${capped.length} runs: static weights with the hog capped at ${REFERENCE_HOG_CAP.capMillis}m over ${REFERENCE_HOG_CAP.periodUs / 1000} ms periods (burst = quota): ${side(capped)}; the same without the cap: ${side(uncapped)}.`;
+}
 
 /** The tables, figures and "where weir loses" notes from every run's outcome. */
 /**
@@ -103,6 +133,21 @@ export function summariseConservation(
       col(isoUdp, worstWait, 0),
       col(isoUdp, perReply, 0),
       col(isoUdp, (o) => o.writesPerPartitionSec, 2),
+    ]);
+  const capUdp = of("hogcap-udp");
+  if (capUdp.length > 0)
+    conserveRows.push([
+      HOGCAP_LABEL,
+      col(capUdp, (o) => o.hostIdle, 1, 100),
+      col(capUdp, (o) => o.hogCores, 2),
+      col(capUdp, minServed, 1, 100),
+      ...NET.map((n) => col(capUdp, (o) => o.p99Ms[n] ?? Number.NaN, 1)),
+      col(capUdp, (o) => worstRatio(o, "ref-udp"), 2),
+      "100 (by hand)",
+      col(capUdp, (o) => o.netDelay, 1, 100),
+      col(capUdp, worstWait, 0),
+      col(capUdp, perReply, 0),
+      col(capUdp, (o) => o.writesPerPartitionSec, 2),
     ]);
   const idleRows = policies.map((p) => {
     const xs = of("idle", p);
@@ -238,6 +283,11 @@ export function summariseConservation(
       unit: "x",
     },
     {
+      name: "reference, UDP: p99 ratio under static weights with the hog hard-capped by hand at 1 of the 2 CPUs (median)",
+      ...rep(of("hogcap-udp"), (o) => worstRatio(o, "ref-udp"), 2),
+      unit: "x",
+    },
+    {
       name: "weir, UDP: worst partition served ÷ offered (median)",
       ...rep(of("conserve", "weir"), minServed, 1, 100),
       unit: "%",
@@ -302,6 +352,10 @@ export function summariseConservation(
   const waitNotes = of("ref-udp").some((o) => o.waitPerRunUs)
     ? [waitNote("UDP p99", "conserve", "ref-udp"), waitNote("TCP p99", "tcp", "ref-tcp")]
     : [];
+  const capNote = hogCapNote(of("hogcap-udp"), of("conserve", "static-weights"), (o) =>
+    worstRatio(o, "ref-udp"),
+  );
+  if (capNote) waitNotes.push(capNote);
   for (const [label, s, ref] of [
     ["UDP", "conserve", "ref-udp"],
     ["TCP", "tcp", "ref-tcp"],
@@ -317,6 +371,8 @@ export function summariseConservation(
     );
     const iso = of(s === "conserve" ? "isolated-udp" : "isolated-tcp");
     if (iso.length) rows.push(waitRow(`${kind}: reference, cpuset split by hand`, iso));
+    const capped = s === "conserve" ? of("hogcap-udp") : [];
+    if (capped.length) rows.push(waitRow(`${kind}: reference, hog capped by hand`, capped));
     return rows;
   });
   // Where weir loses: every scenario where a baseline's median beats weir's on p99 or batch CPU.

@@ -107,6 +107,11 @@ describe("real-testbed plots from the report's tables", () => {
   it("gives the usual policies short axis names", () => {
     expect(shortPolicy("none (plain CFS)")).toBe("plain CFS");
     expect(shortPolicy("VPA-style, 60× faster (1-s loop)")).toBe("VPA 1 s");
+    expect(
+      shortPolicy(
+        "reference: static weights, hog hard-capped by hand at 1000m (cpu.cfs_quota_us over 100 ms periods, burst = quota)",
+      ),
+    ).toBe("hog capped");
     expect(shortPolicy("weir (capacity 1 CPU: the pinned one)")).toBe("weir");
     expect(wrap("static equal caps", 9)).toBe("static\nequal\ncaps");
     expect(wrap("plain CFS", 9)).toBe("plain CFS");

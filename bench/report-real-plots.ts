@@ -132,6 +132,7 @@ export function shortPolicy(label: string): string {
     [/^weir with the light-partition weight floor/, "weir + floor"],
     [/^reference: plain CFS, hog stopped/, "no hog"],
     [/^reference: .*cpuset split/, "cpuset split"],
+    [/^reference: .*hog hard-capped by hand/, "hog capped"],
   ];
   for (const [re, s] of known) if (re.test(label)) return s;
   const bare = label.replace(/\s*\(.*$/, "").replace(/^hand-set /, "");
