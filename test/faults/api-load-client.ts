@@ -21,6 +21,8 @@ export interface LoadRequest {
 
 export interface LoadCounts {
   sse: { accepted: number; refused: number; other: number; cut: number; bytes: number };
+  /** The first error of a request or stream that failed (not one the window's end cut), if any. */
+  firstError: string | null;
   cycles: { ok: number; other: number; cut: number; bytes: number };
   parts: { ok: number; other: number; cut: number; bytes: number };
   /** CPU time (user + system) this process used in the window, ms. */
@@ -62,6 +64,11 @@ export async function hammer({
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), loadMs);
   const sse = { accepted: 0, refused: 0, other: 0, cut: 0, bytes: 0 };
+  let firstError: string | null = null;
+  const failed = (what: string, e: unknown) => {
+    const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : "";
+    firstError ??= `${what}: ${e instanceof Error ? e.message : String(e)}${cause}`;
+  };
   const stream = async () => {
     let answered = false; // accepted or refused: the end of the window then ends it, not a cut
     try {
@@ -74,6 +81,7 @@ export async function hammer({
       }
       if (res.status !== 200 || !res.body) {
         sse.other++;
+        failed("/api/events", `status ${res.status}`);
         await res.body?.cancel();
         return;
       }
@@ -86,10 +94,13 @@ export async function hammer({
         sse.bytes += value.byteLength;
       }
       await reader.cancel();
-    } catch {
+    } catch (e) {
       if (answered && ac.signal.aborted) return;
       if (ac.signal.aborted) sse.cut++;
-      else sse.other++;
+      else {
+        sse.other++;
+        failed(answered ? "/api/events stream" : "/api/events", e);
+      }
     }
   };
   const loop = async (url: string, counts: LoadCounts["cycles"]) => {
@@ -97,11 +108,17 @@ export async function hammer({
       try {
         const { status, bytes } = await getCounted(url, ac.signal, agent);
         if (status === 200) counts.ok++;
-        else counts.other++;
+        else {
+          counts.other++;
+          failed(url, `status ${status}`);
+        }
         counts.bytes += bytes;
-      } catch {
+      } catch (e) {
         if (ac.signal.aborted) counts.cut++;
-        else counts.other++;
+        else {
+          counts.other++;
+          failed(url, e);
+        }
       }
     }
   };
@@ -116,7 +133,7 @@ export async function hammer({
   clearTimeout(timer);
   agent.destroy();
   const cpu = process.cpuUsage(cpu0);
-  return { sse, cycles, parts, cpuMs: (cpu.user + cpu.system) / 1000 };
+  return { sse, cycles, parts, firstError, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 if (process.send) {

@@ -125,7 +125,13 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
       ]);
       clientCpuMs.streams += s.cpuMs;
       clientCpuMs.loops += l.cpuMs;
-      windows.push({ sse: s.sse, cycles: l.cycles, parts: l.parts, cpuMs: s.cpuMs + l.cpuMs });
+      windows.push({
+        sse: s.sse,
+        cycles: l.cycles,
+        parts: l.parts,
+        firstError: s.firstError ?? l.firstError,
+        cpuMs: s.cpuMs + l.cpuMs,
+      });
       loadedWindows.push([l0, Date.now() + SETTLE_MS]);
     }
     for (const c of clients) c.send("exit");
@@ -198,7 +204,7 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
       fault: `API hammered at ${N.toLocaleString("en")} partitions (dry run, ${INTERVAL_MS} ms cycles): ${SSE_CLIENTS} /api/events clients, /api/cycles?limit=1000 and /api/partitions in loops, from two separate processes at nice 19 (streams, loops), in ${ROUNDS} windows of ${WINDOW_MS / 1000} s between ${ROUNDS + 1} unloaded ones`,
       mustHold:
         "cycle p99 under load ≤ 2× the unloaded p99 of the same run (each cycle's own timingsMs.total); in every loaded window event clients past maxEventClients refused with 503; weir healthy after",
-      observed: `first cycles ${(startupMs / 1000).toFixed(1)} s after start; cycle p99 ${fmt(p99Loaded)} ms under load (${loaded.length} cycles, median ${fmt(percentile(loaded, 50))}; slowest ${slowest} ms, as sample/reports/policy/apply) vs ${fmt(p99Unloaded)} ms unloaded (${unloaded.length} cycles in the windows between, median ${fmt(percentile(unloaded, 50))}): ${ratio.toFixed(2)}×; events: ${sse.accepted} streams served, ${sse.refused} refused (503) over ${windows.length} windows (at most ${MAX_EVENT_CLIENTS} in each: ${everyWindowBounded}; exactly ${MAX_EVENT_CLIENTS} served and ${SSE_CLIENTS - MAX_EVENT_CLIENTS} refused in ${exactWindows}), ${sse.cut} still connecting when a window ended, ${sse.other} failed, ${(sse.bytes / 1e6).toFixed(0)} MB; /api/cycles: ${cycles.ok} answers (${(cycles.bytes / 1e6).toFixed(0)} MB), ${cycles.cut} cut at a window's end, ${cycles.other} failed; /api/partitions: ${parts.ok} answers (${(parts.bytes / 1e6).toFixed(0)} MB), ${parts.cut} cut, ${parts.other} failed; load clients' CPU ${(clientCpuMs.streams / 1000).toFixed(1)} s (streams) and ${(clientCpuMs.loops / 1000).toFixed(1)} s (loops) in ${((windows.length * WINDOW_MS) / 1000).toFixed(0)} s of load; healthz after: ${healthy}; SIGTERM exit ${exit.code}`,
+      observed: `first cycles ${(startupMs / 1000).toFixed(1)} s after start; cycle p99 ${fmt(p99Loaded)} ms under load (${loaded.length} cycles, median ${fmt(percentile(loaded, 50))}; slowest ${slowest} ms, as sample/reports/policy/apply) vs ${fmt(p99Unloaded)} ms unloaded (${unloaded.length} cycles in the windows between, median ${fmt(percentile(unloaded, 50))}): ${ratio.toFixed(2)}×; events: ${sse.accepted} streams served, ${sse.refused} refused (503) over ${windows.length} windows (at most ${MAX_EVENT_CLIENTS} in each: ${everyWindowBounded}; exactly ${MAX_EVENT_CLIENTS} served and ${SSE_CLIENTS - MAX_EVENT_CLIENTS} refused in ${exactWindows}), ${sse.cut} still connecting when a window ended, ${sse.other} failed, ${(sse.bytes / 1e6).toFixed(0)} MB; /api/cycles: ${cycles.ok} answers (${(cycles.bytes / 1e6).toFixed(0)} MB), ${cycles.cut} cut at a window's end, ${cycles.other} failed; /api/partitions: ${parts.ok} answers (${(parts.bytes / 1e6).toFixed(0)} MB), ${parts.cut} cut, ${parts.other} failed; first failure: ${windows.find((x) => x.firstError)?.firstError ?? "none"}; load clients' CPU ${(clientCpuMs.streams / 1000).toFixed(1)} s (streams) and ${(clientCpuMs.loops / 1000).toFixed(1)} s (loops) in ${((windows.length * WINDOW_MS) / 1000).toFixed(0)} s of load; healthz after: ${healthy}; SIGTERM exit ${exit.code}`,
       holds,
     });
     expect(unloaded.length).toBeGreaterThanOrEqual(20);
