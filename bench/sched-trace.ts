@@ -6,6 +6,7 @@
 // CPU it could have used idle, or running only the hog?), and counts the migrations of queued
 // servers (the kernel's balancer pulling them). 2-CPU hosts: "the other CPU" is the one the
 // server is not queued on.
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -155,11 +156,22 @@ export function analyseSchedTrace(
  * the three scheduler events on, pause() turns recording off (one small write: it runs while
  * the load generator in this process is timing packets), take() returns the text and clears
  * the instance (reading megabytes: call it after the load), close() removes the instance.
- * Host tracing outside the instance is untouched.
+ * Host tracing outside the instance is untouched. Where tracefs is not mounted (a machine just
+ * booted had /sys/kernel/tracing empty), it mounts it there and close() unmounts it again.
  */
 export class SchedTrace {
   private readonly dir: string;
+  private readonly mounted: string | null = null;
   constructor(name: string, tracefs = "/sys/kernel/tracing", bufferKb = 16384) {
+    if (!fs.existsSync(path.join(tracefs, "instances"))) {
+      try {
+        execFileSync("mount", ["-t", "tracefs", "nodev", tracefs], { stdio: "pipe" });
+      } catch (e) {
+        const why = (e as { stderr?: Buffer }).stderr?.toString().trim() || String(e);
+        throw new Error(`tracefs is not mounted at ${tracefs} and mounting it failed: ${why}`);
+      }
+      this.mounted = tracefs;
+    }
     this.dir = path.join(tracefs, "instances", name);
     fs.mkdirSync(this.dir);
     fs.writeFileSync(path.join(this.dir, "buffer_size_kb"), String(bufferKb));
@@ -189,6 +201,7 @@ export class SchedTrace {
       this.put("set_event", "");
     } finally {
       fs.rmdirSync(this.dir);
+      if (this.mounted) execFileSync("umount", [this.mounted], { stdio: "pipe" });
     }
   }
 }
