@@ -30,12 +30,7 @@ export const onlineCpusFile = (sysfs: string): string =>
 
 /** A CPU list file's CPUs, or null when it is missing, unreadable, malformed or empty. */
 function readCpuListOrNull(file: string): number[] | null {
-  try {
-    const cpus = parseCpuList(fs.readFileSync(file, "latin1"), file);
-    return cpus.length > 0 ? cpus : null;
-  } catch {
-    return null;
-  }
+  return cpuListOrNull(readSmallFile(file), file);
 }
 
 /**
