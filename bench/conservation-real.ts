@@ -29,6 +29,7 @@ import type { TestbedState } from "../src/testbed/state.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
   CONSERVATION_POLICIES,
+  CONSERVE_CORES,
   type Ctx,
   hogCapFiles,
   type LoadPlan,
@@ -56,8 +57,6 @@ import {
 import { SchedTrace } from "./sched-trace.ts";
 import { probeServer } from "./server-probe.ts";
 
-/** Load per partition as a fraction of one CPU (turned into packets/s by the probe's cost). */
-const CONSERVE_CORES = { a: 0.1, b: 0.15, c: 0.2 } as const;
 const TCP_CORES = 0.15;
 
 /** CPU the isolation reference gives the hog, and the one it gives the network servers. */

@@ -38,6 +38,8 @@ export const CONSERVATION_POLICIES = [
   "koordinator-style",
   "vpa-style-fast",
 ] as const;
+/** conserve: load per partition as a fraction of one CPU (turned into packets/s by the probe's cost). */
+export const CONSERVE_CORES = { a: 0.1, b: 0.15, c: 0.2 } as const;
 /** TCP connections per partition (closed loop, one request in flight each). */
 export const TCP_CONNECTIONS = 4;
 /** Overload: offered and goal per partition, cores of one CPU (sum offered 2.4 > 1.7 managed). */

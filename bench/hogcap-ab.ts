@@ -11,7 +11,14 @@ import { createActuatorBackend } from "../src/actuators/index.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
-import { type Ctx, networkSpecs, type RunOutcome, runOne, timingFor } from "./conservation-run.ts";
+import {
+  CONSERVE_CORES,
+  type Ctx,
+  networkSpecs,
+  type RunOutcome,
+  runOne,
+  timingFor,
+} from "./conservation-run.ts";
 import { isMain, isolateSelf } from "./harness.ts";
 import {
   COST_ROUNDS,
@@ -26,7 +33,6 @@ import { probeServer } from "./server-probe.ts";
 async function main(): Promise<void> {
   const reps = Number(process.argv[2] ?? 3);
   const variants = process.argv.slice(3);
-  const CONSERVE_CORES = { a: 0.1, b: 0.15, c: 0.2 } as const;
   const prefix = `ux${process.pid % 100000}`;
   const timing = timingFor(false);
   const tb = await testbedUp({
