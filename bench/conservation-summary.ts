@@ -89,66 +89,44 @@ export function summariseConservation(
     stats(xs.map(f))?.median ?? Number.NaN;
   const policies = CONSERVATION_POLICIES as readonly string[];
 
-  const conserveRows = policies.map((p) => {
-    const xs = of("conserve", p);
-    return [
-      POLICY_LABEL(p),
-      col(xs, (o) => o.hostIdle, 1, 100),
-      col(xs, (o) => o.hogCores, 2),
-      col(xs, minServed, 1, 100),
-      ...NET.map((n) => col(xs, (o) => o.p99Ms[n] ?? Number.NaN, 1)),
-      col(xs, (o) => worstRatio(o, "ref-udp"), 2),
-      col(xs, (o) => o.hogCappedFraction, 0, 100),
-      col(xs, (o) => o.netDelay, 1, 100),
-      col(xs, worstWait, 0),
-      col(xs, perReply, 0),
-      col(xs, (o) => o.writesPerPartitionSec, 2),
-    ];
-  });
-  const refUdp = of("ref-udp");
-  conserveRows.push([
-    "reference: plain CFS, hog stopped",
-    col(refUdp, (o) => o.hostIdle, 1, 100),
-    "0 (stopped)",
-    col(refUdp, minServed, 1, 100),
-    ...NET.map((n) => col(refUdp, (o) => o.p99Ms[n] ?? Number.NaN, 1)),
-    "1",
-    "–",
-    col(refUdp, (o) => o.netDelay, 1, 100),
-    col(refUdp, worstWait, 0),
-    col(refUdp, perReply, 0),
-    col(refUdp, (o) => o.writesPerPartitionSec, 2),
-  ]);
+  /** One conserve-table row; the cells a reference row fills by hand are given as text. */
+  const conserveRow = (
+    label: string,
+    xs: RunOutcome[],
+    fixed: { hogCores?: string; ratio?: string; capped?: string } = {},
+  ) => [
+    label,
+    col(xs, (o) => o.hostIdle, 1, 100),
+    fixed.hogCores ?? col(xs, (o) => o.hogCores, 2),
+    col(xs, minServed, 1, 100),
+    ...NET.map((n) => col(xs, (o) => o.p99Ms[n] ?? Number.NaN, 1)),
+    fixed.ratio ?? col(xs, (o) => worstRatio(o, "ref-udp"), 2),
+    fixed.capped ?? col(xs, (o) => o.hogCappedFraction, 0, 100),
+    col(xs, (o) => o.netDelay, 1, 100),
+    col(xs, worstWait, 0),
+    col(xs, perReply, 0),
+    col(xs, (o) => o.writesPerPartitionSec, 2),
+  ];
+  const conserveRows = policies.map((p) => conserveRow(POLICY_LABEL(p), of("conserve", p)));
+  conserveRows.push(
+    conserveRow("reference: plain CFS, hog stopped", of("ref-udp"), {
+      hogCores: "0 (stopped)",
+      ratio: "1",
+      capped: "–",
+    }),
+  );
   const isoUdp = of("isolated-udp");
   if (isoUdp.length > 0)
-    conserveRows.push([
-      "reference: static weights, hog on CPU 0, the servers on CPU 1 (cpuset split by hand)",
-      col(isoUdp, (o) => o.hostIdle, 1, 100),
-      col(isoUdp, (o) => o.hogCores, 2),
-      col(isoUdp, minServed, 1, 100),
-      ...NET.map((n) => col(isoUdp, (o) => o.p99Ms[n] ?? Number.NaN, 1)),
-      col(isoUdp, (o) => worstRatio(o, "ref-udp"), 2),
-      "–",
-      col(isoUdp, (o) => o.netDelay, 1, 100),
-      col(isoUdp, worstWait, 0),
-      col(isoUdp, perReply, 0),
-      col(isoUdp, (o) => o.writesPerPartitionSec, 2),
-    ]);
+    conserveRows.push(
+      conserveRow(
+        "reference: static weights, hog on CPU 0, the servers on CPU 1 (cpuset split by hand)",
+        isoUdp,
+        { capped: "–" },
+      ),
+    );
   const capUdp = of("hogcap-udp");
   if (capUdp.length > 0)
-    conserveRows.push([
-      HOGCAP_LABEL,
-      col(capUdp, (o) => o.hostIdle, 1, 100),
-      col(capUdp, (o) => o.hogCores, 2),
-      col(capUdp, minServed, 1, 100),
-      ...NET.map((n) => col(capUdp, (o) => o.p99Ms[n] ?? Number.NaN, 1)),
-      col(capUdp, (o) => worstRatio(o, "ref-udp"), 2),
-      "100 (by hand)",
-      col(capUdp, (o) => o.netDelay, 1, 100),
-      col(capUdp, worstWait, 0),
-      col(capUdp, perReply, 0),
-      col(capUdp, (o) => o.writesPerPartitionSec, 2),
-    ]);
+    conserveRows.push(conserveRow(HOGCAP_LABEL, capUdp, { capped: "100 (by hand)" }));
   const idleRows = policies.map((p) => {
     const xs = of("idle", p);
     return [
