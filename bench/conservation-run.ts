@@ -7,7 +7,7 @@ import path from "node:path";
 import type { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
 import type { HeldHostCpu } from "../src/sensors/host-cpu.ts";
-import { policyFactories } from "../src/sim/policies.ts";
+import { policyFactories, weirWithWeightFloor } from "../src/sim/policies.ts";
 import { type LoadResult, runLoad } from "../src/testbed/load.ts";
 import type { Schedule } from "../src/testbed/schedule.ts";
 import type { TestbedState } from "../src/testbed/state.ts";
@@ -28,16 +28,20 @@ export const INTERVAL_MS = 100;
 /**
  * Policies in table order (names from src/sim/policies.ts). VPA-style runs its 60× faster
  * variant: at the real 1-minute loop it could not act within these runs (it would equal plain
- * CFS with equal requests).
+ * CFS with equal requests). weir with the light-partition weight floor runs beside weir (whose
+ * weights follow entitlement alone): what the floor changes.
  */
 export const CONSERVATION_POLICIES = [
   "weir",
+  weirWithWeightFloor.name,
   "none",
   "static-weights",
   "static",
   "koordinator-style",
   "vpa-style-fast",
 ] as const;
+/** Where the policies above come from. */
+export const CONSERVATION_FACTORIES = [...policyFactories, weirWithWeightFloor];
 /** conserve: load per partition as a fraction of one CPU (turned into packets/s by the probe's cost). */
 export const CONSERVE_CORES = { a: 0.1, b: 0.15, c: 0.2 } as const;
 /** TCP connections per partition (closed loop, one request in flight each). */
@@ -201,7 +205,7 @@ export function networkSpecs(
 }
 
 function makeManager(ctx: Ctx, policyName: string, specs: PartitionSpec[], durationMs: number) {
-  const factory = policyFactories.find((p) => p.name === policyName);
+  const factory = CONSERVATION_FACTORIES.find((p) => p.name === policyName);
   if (!factory) throw new Error(`conservation-real: no policy named ${policyName}`);
   const policy = factory.make({
     scenario: {

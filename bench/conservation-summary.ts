@@ -3,8 +3,8 @@
 // the figures and the losses notes share the same per-outcome helpers (worst ratio, served,
 // medians); the scheduler-trace table and notes are in conservation-waits.ts.
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
-import { policyFactories } from "../src/sim/policies.ts";
 import {
+  CONSERVATION_FACTORIES,
   CONSERVATION_POLICIES,
   OVERLOAD,
   REFERENCE_HOG_CAP,
@@ -18,7 +18,7 @@ import type { BenchFigure, BenchResult } from "./harness.ts";
 import { fmtStats, repeated, stats } from "./harness.ts";
 import { RESERVE_CPU_MILLIS } from "./real-common.ts";
 
-const POLICY_LABEL = (n: string) => policyFactories.find((p) => p.name === n)?.label ?? n;
+const POLICY_LABEL = (n: string) => CONSERVATION_FACTORIES.find((p) => p.name === n)?.label ?? n;
 const NET = ["a", "b", "c"];
 
 const HOGCAP_LABEL = `reference: static weights, hog hard-capped by hand at ${REFERENCE_HOG_CAP.capMillis}m (cpu.cfs_quota_us over ${REFERENCE_HOG_CAP.periodUs / 1000} ms periods, burst = quota)`;
