@@ -201,7 +201,7 @@ interface Detail {
 function seen(out: TableOutput): string {
   const rows: unknown[] = [];
   for (let i = 0; i < out.directives.size; i++) {
-    const d = out.decisions.at(i) as { toJSON(): unknown; detail?: Detail };
+    const d = out.decisions.at(i) as unknown as { toJSON(): unknown; detail?: Detail };
     const x = d.detail;
     rows.push([out.directives.at(i), d.toJSON(), x ?? null]);
     if (!x) continue;

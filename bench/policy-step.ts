@@ -185,7 +185,7 @@ function contractFloor(input: TableInput): number {
 const PROFILE_INPUTS = 8;
 
 /** Top self time of `steps` steps at this fleet size, from V8's sampling profiler in this process. */
-async function profileSteps(n: number, steps: number): Promise<ProfileSummary> {
+export async function profileSteps(n: number, steps: number): Promise<ProfileSummary> {
   const fleet = makeFleet(n, 7);
   const table = partitionTable(fleet.specs);
   let state: PolicyState = weirPolicy.initialState();
