@@ -220,6 +220,12 @@ export interface DonorCapRows {
    * follow the velocity, and the trim follows a drift that lasts.
    */
   prevSetpoint: Float64Array;
+  /**
+   * The rows with `eligible` 1, in row order, when the caller has them (the step collects
+   * them in its demand pass): only these `rowCount` rows are visited. Absent: every row.
+   */
+  rows?: Int32Array;
+  rowCount?: number;
 }
 
 /** Where a capped donor's demand goes: the step's arrays. */
@@ -269,7 +275,10 @@ export function donorCaps(
   const band = goalWeightBandFraction(knobs);
   const trimming = knobs.donorCapMarginFraction < knobs.goalHeadroomFraction;
   let count = 0;
-  for (let i = 0; i < n; i++) {
+  const rows = r.rows;
+  const m = rows ? (r.rowCount ?? 0) : n;
+  for (let k = 0; k < m; k++) {
+    const i = rows ? rows[k]! : k;
     if (r.eligible[i] !== 1) continue;
     const imp = r.importance[i]!;
     if (!(leastImportantWanting > imp)) continue;
@@ -333,8 +342,14 @@ export function markDonorCapsReached(
   final: Float64Array,
   deadbandCpuMillis: number,
   flags: Uint8Array,
+  /** Only these rows (the first `rowCount`), when given: every capped row is among them. */
+  rows?: Int32Array,
+  rowCount = 0,
 ): void {
-  for (let i = 0; i < n; i++)
+  const m = rows ? rowCount : n;
+  for (let k = 0; k < m; k++) {
+    const i = rows ? rows[k]! : k;
     if (capped[i] === 1 && Math.abs(final[i]! - target[i]!) <= deadbandCpuMillis + 1)
       flags[i]! |= FLAG_DONOR_CAP_REACHED;
+  }
 }

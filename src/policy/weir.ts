@@ -108,6 +108,13 @@ class Scratch {
   /** What the demand rule reads besides the window, and what it writes (one per step, reused). */
   demandContext = demandContext();
   assessment = emptyDemandNumbers();
+  /**
+   * Last step's level yielded to (6 = none): the demand pass's guess at this step's (see
+   * assessDemand). A wrong guess costs a second demand pass, never a different output.
+   */
+  yieldGuess = 6;
+  /** The rows the donor cap may apply to (donor-cap.ts donorCaps' `rows`). */
+  dcRows = new Int32Array(1);
 
   /** `f` Float64Arrays and `u` Uint8Arrays of length n (views into reused buffers). */
   fit(n: number, f: number, u: number): { f64: Float64Array[]; u8: Uint8Array[] } {
@@ -115,6 +122,7 @@ class Scratch {
       this.f64 = Array.from({ length: f }, () => new Float64Array(n));
       this.u8 = Array.from({ length: u }, () => new Uint8Array(n));
       this.alloc = createAllocationScratch(n);
+      this.dcRows = new Int32Array(Math.max(1, n));
       this.size = n;
     }
     return {
@@ -223,6 +231,8 @@ interface StepArrays {
   dcDonor: Uint8Array;
   dcMisses: Uint8Array;
   dcCapped: Uint8Array;
+  /** The rows with dcEligible 1, in row order (the first `dcCount` of DemandSummary). */
+  dcRows: Int32Array;
   demandContext: DemandContext;
   assessment: DemandNumbers;
 }
@@ -236,6 +246,8 @@ interface DemandSummary {
   anyBatch: boolean;
   /** Largest importance number among network partitions that want CPU (donor-cap.ts wantsCpu); 0 = none. */
   leastImportantWanting: number;
+  /** How many rows StepArrays.dcRows holds. */
+  dcCount: number;
 }
 
 function step(
@@ -331,15 +343,18 @@ function step(
     dcDonor,
     dcMisses,
     dcCapped,
+    dcRows: sc.dcRows,
     light,
     weightFloor,
     weightFloorAt: new Float64Array(6),
     demandContext: sc.demandContext,
     assessment: sc.assessment,
   };
-  const found = assessDemand(s);
-  if (found.yieldTo <= 5)
-    yieldToReceivers(t, found.yieldTo, source, controlled, s.useNeed, target, s.demand, eligible);
+  // Receivers first needs the level yielded to, which only the whole pass finds: the pass
+  // applies last step's, and runs again with this step's when that was not it.
+  let found = assessDemand(s, sc.yieldGuess);
+  if (found.yieldTo !== sc.yieldGuess) found = assessDemand(s, found.yieldTo);
+  sc.yieldGuess = found.yieldTo;
   const donorCapped =
     found.leastImportantWanting > 1 &&
     donorCaps(
@@ -359,6 +374,8 @@ function step(
         prevCpu: s.prev.cpuMillis,
         prevFlags: s.prev.flags,
         prevSetpoint: s.prev.donorSetpoint,
+        rows: s.dcRows,
+        rowCount: found.dcCount,
       },
       found.leastImportantWanting,
       knobs,
@@ -402,7 +419,8 @@ function step(
     importance: t.importance,
   };
   runPostProcessors(frame, postProcessors, s.final, marks, [post0, post1]);
-  if (donorCapped) markDonorCapsReached(n, dcCapped, target, s.final, deadband, s.flags);
+  if (donorCapped)
+    markDonorCapsReached(n, dcCapped, target, s.final, deadband, s.flags, s.dcRows, found.dcCount);
   const batch = found.anyBatch
     ? nextBatchSuppression(
         state.batch,
@@ -474,8 +492,28 @@ function step(
   };
 }
 
-/** Velocity, demand, the tier phase's target and last cycle's protected need, per partition. */
-function assessDemand(s: StepArrays): DemandSummary {
+/**
+ * Velocity, demand, the tier phase's target and last cycle's protected need, per partition,
+ * with receivers first applied for the level `yieldTo` (6: none).
+ *
+ * Receivers first (z/OS WLM): while a goal partition at importance `yieldTo` misses its goal
+ * and is short of CPU (DemandAssessment.missesGoal) in this window and the last, the spare goes
+ * only to the goal receivers at that level, and a partition without a goal at a less important
+ * level yields: it claims at most its use + headroom (rules.ts yieldingDemand: no congestion
+ * probe, no traffic claim) and no spare. Under weights it still runs on any CPU the receivers
+ * leave idle; under contention its weight no longer grows against theirs. Real testbed,
+ * goals-tiers-real (importance 1 and 2 with goals, 3 without, one CPU, capacity 1.7):
+ * importance 3 (waiting for CPU 70–85 %) was entitled to 380–940m beside an importance-2
+ * receiver entitled to 340–770m (a per-cycle trace), and took 15 % of what importance 1 left
+ * (b ÷ (b + c) 84.8 %, 5 repetitions).
+ * `controlled` is 1 for a partition that misses its goal in this window and the last, 2 for
+ * one that yields. The level is the most important such miss, which only the whole pass finds
+ * (DemandSummary.yieldTo): the step passes last step's level and runs the pass again when this
+ * step's differs. The pass writes every number it owns in each row (no row keeps anything from
+ * the first run), so the second run's output is the one a single pass with the right level
+ * would make.
+ */
+function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
   const { knobs, t, cols, capacity, probeStep, demand, velocity, pis, flags, target } = s;
   const { prevNeed, useNeed, source, mode, eligible, controlled } = s;
   const prevCpu = s.prev.cpuMillis;
@@ -497,12 +535,14 @@ function assessDemand(s: StepArrays): DemandSummary {
   const served = cols.servedPacketsPerSec;
   const rawVelocity = cols.rawVelocityPacketsPerCpuSec;
   let receiverImportance = 6;
-  let yieldTo = 6;
+  let missedAt = 6;
   let congested = false;
   let anyBatch = false;
   let leastImportantWanting = 0;
-  const { dcEligible, dcDonor, dcMisses } = s;
+  const { dcEligible, dcDonor, dcMisses, dcRows } = s;
+  let dcCount = 0;
   const delays = cols.cpuDelayFraction;
+  const yielding = +(yieldTo <= 5);
 
   for (let i = 0; i < n; i++) {
     const min = lo[i]!;
@@ -542,24 +582,36 @@ function assessDemand(s: StepArrays): DemandSummary {
       const misses = +a.missesGoal;
       const missedBefore = (prevFlags[i]! & FLAG_MISSED_GOAL) === FLAG_MISSED_GOAL ? 1 : 0;
       flags[i] = (+a.rising * FLAG_RISING) | (misses * FLAG_MISSED_GOAL);
-      if (a.kind === "use" && !(g > 0)) s.light[i] = 1; // g > 0: rules.ts hasGoal
-      useNeed[i] = a.useNeedCpuMillis;
+      const noGoal = +!(g > 0); // rules.ts hasGoal
+      if (a.kind === "use" && noGoal === 1) s.light[i] = 1;
+      const use = a.useNeedCpuMillis;
+      useNeed[i] = use;
       // The levels below yield only to a miss that lasts two windows in a row: one 100 ms
       // reading of a server held at its goal + 5 % is above GOAL_MISS_YIELD_PI now and then,
       // and each such window cost the level below its share.
-      if ((misses & missedBefore) === 1) {
-        controlled[i] = 1;
-        if (imp < yieldTo) yieldTo = imp;
-      }
+      const missing = misses & missedBefore;
+      if (missing === 1 && imp < missedAt) missedAt = imp;
       if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
       if (imp > leastImportantWanting && wantsCpu(a, delays[i]!, knobs))
         leastImportantWanting = imp;
       // a goal row with a velocity (donor-cap.ts reads donor and misses only where eligible)
-      dcEligible[i] = +(g > 0) & +!Number.isNaN(vn);
+      const dcRow = (noGoal ^ 1) & +!Number.isNaN(vn);
+      dcEligible[i] = dcRow;
+      dcRows[dcCount] = i;
+      dcCount += dcRow;
       dcDonor[i] = +a.donor;
       dcMisses[i] = misses * (1 + missedBefore);
       mode[i] = Mode.demand;
-      target[i] = demandTarget(a.demandCpuMillis, min, max);
+      // Receivers first, as 0/1 and bit operations, not jumps (random rows would mispredict
+      // them): while a level is yielded to, a row missing its goal loses the spare unless it is
+      // at that level, and a row without a goal (never missing one) loses it too, and yields
+      // when it is less important. A goal row that is not missing keeps its choice.
+      const drop = yielding & ((missing & +(imp !== yieldTo)) | noGoal);
+      const yields = noGoal & +(imp > yieldTo);
+      controlled[i] = missing | (yields << 1);
+      const demanded = Math.min(a.demandCpuMillis, max);
+      const claim = yields === 1 ? yieldingDemand(demanded, use) : a.demandCpuMillis;
+      target[i] = demandTarget(claim, min, max);
       // Left-over goes first to batch, then as spare to everyone: under weights a constrained
       // partition needs its demand (traffic or probe), not a slice of the spare on top (that was
       // a cap's padding against throttling; on the real testbed it swung a partition's weight
@@ -570,8 +622,8 @@ function assessDemand(s: StepArrays): DemandSummary {
       // goal (more CPU would not help: on the real testbed such a partition soaked up what a
       // donor gave, ~560m → 1,440m, and the level below waited). Receivers get their target as
       // demand.
-      eligible[i] = +a.goalReceiver | +!(g > 0); // g > 0: rules.ts hasGoal
-      demand[i] = Math.min(a.demandCpuMillis, max);
+      eligible[i] = (+a.goalReceiver | noGoal) & (drop - 1); // & 0 when dropped, else & all ones
+      demand[i] = yields === 1 ? claim : demanded;
       // A donor's steps are its goal controller's (at most −GOAL_STEP_FRACTION a cycle): the
       // shrink limit does not slow them again, so its surplus reaches the levels below in a few
       // cycles (at −10 % a cycle it took 1.2–1.5 s on the real testbed, goals-tiers-real).
@@ -598,7 +650,14 @@ function assessDemand(s: StepArrays): DemandSummary {
     pis[i] = pi;
     if (pi > 1 && imp < receiverImportance) receiverImportance = imp;
   }
-  return { receiverImportance, yieldTo, congested, anyBatch, leastImportantWanting };
+  return {
+    receiverImportance,
+    yieldTo: missedAt,
+    congested,
+    anyBatch,
+    leastImportantWanting,
+    dcCount,
+  };
 }
 
 /**
@@ -670,52 +729,5 @@ function expressAll(
       !Number.isNaN(prevCpu[i]!),
       controlled[i] === 2,
     );
-  }
-}
-
-/**
- * Receivers first (z/OS WLM): while a goal partition at importance `yieldTo` misses its goal
- * and is short of CPU (DemandAssessment.missesGoal), the spare goes only to the goal receivers
- * at that level, and a partition without a goal at a less important level yields: it claims at most
- * its use + headroom (no congestion probe, no traffic claim) and no spare. Under weights it
- * still runs on any CPU the receivers leave idle; under contention its weight no longer grows
- * against theirs. Real testbed, goals-tiers-real (importance 1 and 2 with goals, 3 without, one
- * CPU, capacity 1.7): importance 3 (waiting for CPU 70–85 %) was entitled to 380–940m beside an importance-2
- * receiver entitled to 340–770m (a per-cycle trace), and took 15 % of what importance 1 left
- * (b ÷ (b + c) 84.8 %, 5 repetitions).
- * `controlled` marks the partitions that miss their goals 1 on entry; yielding ones are marked
- * 2 here.
- */
-function yieldToReceivers(
-  t: PartitionTable,
-  yieldTo: number,
-  source: Uint8Array,
-  controlled: Uint8Array,
-  useNeed: Float64Array,
-  target: Float64Array,
-  demand: Float64Array,
-  eligible: Uint8Array,
-): void {
-  const { importance, minCpuMillis: lo, maxCpuMillis: hi, goalPacketsPerSec: goals } = t;
-  const n = t.size;
-  // The row's choices as 0/1 and bit operations, not jumps (random rows would mispredict
-  // them): a network row missing its goal (controlled 1) loses the spare unless it is at
-  // yieldTo; a network row without a goal (table.ts hasGoalAt) and not controlled loses it
-  // too, and yields when it is less important than yieldTo. Only a yielding row's numbers
-  // change (one jump). Rows that are not network keep everything (their controlled is 0).
-  for (let i = 0; i < n; i++) {
-    const imp = importance[i]!;
-    const net = +(source[i] === Source.network);
-    const missing = +(controlled[i] === 1);
-    const free = net & (missing ^ 1) & +!(goals[i]! > 0);
-    const drop = (net & missing & +(imp !== yieldTo)) | free;
-    eligible[i]! &= drop - 1; // & 0 when dropped, else & all ones
-    const yields = free & +(imp > yieldTo);
-    controlled[i]! |= yields << 1;
-    if (yields === 1) {
-      const claim = yieldingDemand(demand[i]!, useNeed[i]!);
-      demand[i] = claim;
-      target[i] = demandTarget(claim, lo[i]!, hi[i]!);
-    }
   }
 }
