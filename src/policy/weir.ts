@@ -536,10 +536,10 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
   const rawVelocity = cols.rawVelocityPacketsPerCpuSec;
   let receiverImportance = 6;
   let missedAt = 6;
-  let congested = false;
+  let congested = 0;
   let anyBatch = false;
   let leastImportantWanting = 0;
-  const { dcEligible, dcDonor, dcMisses, dcRows } = s;
+  const { dcEligible, dcDonor, dcMisses, dcRows, light } = s;
   let dcCount = 0;
   const delays = cols.cpuDelayFraction;
   const yielding = +(yieldTo <= 5);
@@ -583,7 +583,7 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
       const missedBefore = (prevFlags[i]! & FLAG_MISSED_GOAL) === FLAG_MISSED_GOAL ? 1 : 0;
       flags[i] = (+a.rising * FLAG_RISING) | (misses * FLAG_MISSED_GOAL);
       const noGoal = +!(g > 0); // rules.ts hasGoal
-      if (a.kind === "use" && noGoal === 1) s.light[i] = 1;
+      light[i] = +(a.kind === "use") & noGoal;
       const use = a.useNeedCpuMillis;
       useNeed[i] = use;
       // The levels below yield only to a miss that lasts two windows in a row: one 100 ms
@@ -591,7 +591,7 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
       // and each such window cost the level below its share.
       const missing = misses & missedBefore;
       if (missing === 1 && imp < missedAt) missedAt = imp;
-      if ((a.delayed || a.dropping) && a.kind !== "idle") congested = true;
+      congested |= (+a.delayed | +a.dropping) & +(a.kind !== "idle");
       if (imp > leastImportantWanting && wantsCpu(a, delays[i]!, knobs))
         leastImportantWanting = imp;
       // a goal row with a velocity (donor-cap.ts reads donor and misses only where eligible)
@@ -653,7 +653,7 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
   return {
     receiverImportance,
     yieldTo: missedAt,
-    congested,
+    congested: congested === 1,
     anyBatch,
     leastImportantWanting,
     dcCount,
