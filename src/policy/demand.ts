@@ -324,7 +324,7 @@ export function assessDemandAt(
   const delayed =
     delay >= knobs.cpuDelayThreshold &&
     (!hasPrev || used >= DELAY_CONFIRM_AT_USE_FRACTION * prevCpuMillis);
-  const constrained = throttled || dropping || delayed;
+  const constrained = (+throttled | +dropping | +delayed) === 1; // no jump on each reading
   const served = rate(servedRaw);
 
   const probeFrom = Math.max(hasPrev ? prevCpuMillis : 0, used);
@@ -389,70 +389,71 @@ export function assessDemandAt(
   //   entitlement × PI × (1 + goalHeadroom), by at most −GOAL_STEP_FRACTION a cycle: the rest
   //   goes to the tiers below. Fixed point: PI = 1 ÷ (1 + goalHeadroom), the goal + 5 %.
   // Otherwise goal ÷ velocity is a floor.
-  const goalRaw = x.goalPacketsPerSec;
-  const hasGoal = goalRaw > 0;
-  const goal = hasGoal ? goalRaw : Number.NaN;
-  const pi = performanceIndexOrNaN(goal, served);
-  const grow = 1 + knobs.goalHeadroomFraction;
+  // Without a goal (rules.ts hasGoal) none of it applies, and there is no floor: the rows
+  // without one (most of a fleet) skip the block.
+  const goal = x.goalPacketsPerSec;
   let demand = smoothed;
   let donor = false;
   let receiver = false;
   let missesGoal = false;
-  let shortOfCpu = false;
-  const base = x.goalBaseCpuMillis;
-  if (hasGoal && base > 0) {
-    // A partition missing its goal needs less evidence that CPU would help: waiting half as
-    // much as the congestion threshold (a saturated closed-loop server beside another on one
-    // CPU waited 41 % at PI 1.35 on the real testbed), or traffic at least the goal.
-    // Waiting counts only while it uses at least three quarters of the entitlement it stands
-    // on: one whose traffic is below its goal (clients thinking between requests) waits at
-    // every wake-up yet uses a third to a half of it, and more weight would not raise its rate
-    // (on the real testbed it grew ~560m → 1,440m a cycle at a time while the level below
-    // waited; GOAL_DELAY_CONFIRM_AT_USE_FRACTION).
-    shortOfCpu =
-      throttled ||
-      dropping ||
-      (delay >= knobs.cpuDelayThreshold / 2 && used >= GOAL_DELAY_CONFIRM_AT_USE_FRACTION * base) ||
-      offered >= goal;
-    missesGoal = pi > GOAL_MISS_YIELD_PI && shortOfCpu;
-    if (pi * grow > 1 && shortOfCpu) {
-      // Below goal + headroom (not only below the goal): otherwise a partition that fell to
-      // just its goal would sit there and miss it in every other noisy window.
-      // Unless congestion gave its traffic's need (a larger claim it keeps), the controller
-      // sets the demand: use + headroom of a saturated closed-loop server is whatever it was
-      // given, and taking it whenever one noisy window fell short of goal + headroom held the
-      // partition far above its goal (on the real testbed at PI 0.88, the goal + 14 %).
-      // At least the weight band (+ rounding), or the step never reaches the kernel: a
-      // partition that meets its goal only narrowly keeps climbing to goal + headroom.
-      const least = 1 + goalMinStepFraction(knobs);
-      const target =
-        base * Math.min(Math.max(pi * grow, least), Math.max(least, 1 + GOAL_STEP_FRACTION));
-      if (kind === "use" || target > demand) {
-        demand = target;
-        receiver = true;
-      }
-    } else if (pi * grow <= 1) {
-      const target = base * Math.max(pi * grow, 1 - GOAL_STEP_FRACTION);
-      if (demand > target) {
-        demand = target;
-        donor = true;
+  // goal ÷ velocity (goalFloorCpuMillis), NaN without a goal or a velocity
+  let goalFloor = Number.NaN;
+  if (goal > 0) {
+    const pi = performanceIndexOrNaN(goal, served);
+    const grow = 1 + knobs.goalHeadroomFraction;
+    let shortOfCpu = false;
+    const base = x.goalBaseCpuMillis;
+    if (base > 0) {
+      // A partition missing its goal needs less evidence that CPU would help: waiting half as
+      // much as the congestion threshold (a saturated closed-loop server beside another on one
+      // CPU waited 41 % at PI 1.35 on the real testbed), or traffic at least the goal.
+      // Waiting counts only while it uses at least three quarters of the entitlement it stands
+      // on: one whose traffic is below its goal (clients thinking between requests) waits at
+      // every wake-up yet uses a third to a half of it, and more weight would not raise its rate
+      // (on the real testbed it grew ~560m → 1,440m a cycle at a time while the level below
+      // waited; GOAL_DELAY_CONFIRM_AT_USE_FRACTION).
+      shortOfCpu =
+        throttled ||
+        dropping ||
+        (delay >= knobs.cpuDelayThreshold / 2 &&
+          used >= GOAL_DELAY_CONFIRM_AT_USE_FRACTION * base) ||
+        offered >= goal;
+      missesGoal = pi > GOAL_MISS_YIELD_PI && shortOfCpu;
+      if (pi * grow > 1 && shortOfCpu) {
+        // Below goal + headroom (not only below the goal): otherwise a partition that fell to
+        // just its goal would sit there and miss it in every other noisy window.
+        // Unless congestion gave its traffic's need (a larger claim it keeps), the controller
+        // sets the demand: use + headroom of a saturated closed-loop server is whatever it was
+        // given, and taking it whenever one noisy window fell short of goal + headroom held the
+        // partition far above its goal (on the real testbed at PI 0.88, the goal + 14 %).
+        // At least the weight band (+ rounding), or the step never reaches the kernel: a
+        // partition that meets its goal only narrowly keeps climbing to goal + headroom.
+        const least = 1 + goalMinStepFraction(knobs);
+        const target =
+          base * Math.min(Math.max(pi * grow, least), Math.max(least, 1 + GOAL_STEP_FRACTION));
+        if (kind === "use" || target > demand) {
+          demand = target;
+          receiver = true;
+        }
+      } else if (pi * grow <= 1) {
+        const target = base * Math.max(pi * grow, 1 - GOAL_STEP_FRACTION);
+        if (demand > target) {
+          demand = target;
+          donor = true;
+        }
       }
     }
+    // The floor is the goal's rate; but where more CPU would not help and less traffic arrives
+    // than the goal (clients sending less), the offered traffic + headroom: CPU held for the rest
+    // is entitlement nobody uses, taken from the levels below (goals-tiers-real: an importance-1
+    // server whose load fell to half its goal kept ~650m of a 1,000m CPU while using 240m, and
+    // importance 3 got ~150m). A saturated closed-loop server short of CPU keeps the goal's
+    // floor: its clients send only as fast as it replies.
+    const floorRate =
+      !shortOfCpu && offeredKnown && offered * headroom < goal ? offered * headroom : goal;
+    if (floorRate > 0 && velocity > 0) goalFloor = cpuMillisForPackets(floorRate, velocity);
+    if (!donor && goalFloor > demand) demand = goalFloor;
   }
-  // The floor is the goal's rate; but where more CPU would not help and less traffic arrives
-  // than the goal (clients sending less), the offered traffic + headroom: CPU held for the rest
-  // is entitlement nobody uses, taken from the levels below (goals-tiers-real: an importance-1
-  // server whose load fell to half its goal kept ~650m of a 1,000m CPU while using 240m, and
-  // importance 3 got ~150m). A saturated closed-loop server short of CPU keeps the goal's
-  // floor: its clients send only as fast as it replies.
-  const floorRate =
-    hasGoal && !shortOfCpu && offeredKnown && offered * headroom < goal
-      ? offered * headroom
-      : goalRaw;
-  // goal ÷ velocity (goalFloorCpuMillis), NaN without a goal or a velocity
-  const goalFloor =
-    floorRate > 0 && velocity > 0 ? cpuMillisForPackets(floorRate, velocity) : Number.NaN;
-  if (!donor && goalFloor > demand) demand = goalFloor;
   out.kind = kind;
   out.usedCpuMillis = used;
   out.throttled = throttled;

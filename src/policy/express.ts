@@ -160,8 +160,8 @@ export function directWeights(
   capacityCpuMillis: number,
   bands: { normal: WeightBand; goal: WeightBand },
   out: Float64Array,
-  /** Per row: directedWeight's `floor` (0 = none). */
-  floor: Float64Array,
+  /** Per row: directedWeight's `floor` (0 = none); null: none anywhere (nothing read). */
+  floor: Float64Array | null,
 ): void {
   const { normal, goal } = bands;
   // index: band (0 normal, 1 goal) × 2 + direction (0 down, 1 up)
@@ -195,9 +195,11 @@ export function directWeights(
       next = pick[+!(atLeastMin >= WEIGHT_MAX)]!; // Math.min(WEIGHT_MAX, …)
     }
     // the light-partition floor: Math.max(next, floor) (both are weights, neither NaN)
-    pick[0] = next;
-    pick[1] = floor[i]!;
-    next = pick[+(floor[i]! > next)]!;
+    if (floor !== null) {
+      pick[0] = next;
+      pick[1] = floor[i]!;
+      next = pick[+(floor[i]! > next)]!;
+    }
     // keepWeight
     const prev = prevWeight[i]!;
     const k = (+(goalPacketsPerSec[i]! > 0) << 1) | +(next >= prev); // rules.ts hasGoal

@@ -683,8 +683,8 @@ function expressAll(
   const capped = t.capped;
   const goals = t.goalPacketsPerSec;
   const n = t.size;
-  weightFloor.fill(0);
   if (useWeightFloor) {
+    weightFloor.fill(0);
     // the light-partition floor: unconstrained, no goal, not yielding (a yielding partition's
     // weight must not grow against the receivers it yields to)
     const floorAt = weightFloorsByImportance(
@@ -711,7 +711,7 @@ function expressAll(
     capacity,
     bands,
     weights,
-    weightFloor,
+    useWeightFloor ? weightFloor : null,
   );
   for (let i = 0; i < n; i++) {
     const cpu = final[i]!;
