@@ -1,6 +1,6 @@
 // The core allocation: guarantees, held partitions, importance tiers, left-over.
 import { describe, expect, it } from "vitest";
-import { type AllocationProblem, allocate, Mode } from "./allocate.ts";
+import { type AllocationProblem, allocate, createAllocationScratch, Mode } from "./allocate.ts";
 
 interface Row {
   min?: number;
@@ -116,5 +116,28 @@ describe("allocate", () => {
     );
     expect(rounded(r.alloc)).toEqual([700, 400]);
     expect(r.idleCpuMillis).toBe(10_000 - 1100);
+  });
+
+  it("keeps its importance buckets for the same columns: a held partition changes tier as its mode changes", () => {
+    // capacity 600, mins 0; tier 0 (held) first, then importance 1, then 2
+    const p = problem(600, [
+      { importance: 2, target: 400 },
+      { importance: 1, target: 300 },
+      { importance: 2, target: 300 },
+    ]);
+    const scratch = createAllocationScratch(3);
+    // nobody held: importance 1 takes 300, importance 2 shares 300 by weight (150 each)
+    expect(rounded(allocate(p, undefined, scratch).alloc)).toEqual([150, 300, 150]);
+    // row 0 held (its previous value as target): first, before importance 1
+    p.mode[0] = Mode.held;
+    expect(rounded(allocate(p, undefined, scratch).alloc)).toEqual([400, 200, 0]);
+    p.mode[0] = Mode.demand;
+    expect(rounded(allocate(p, undefined, scratch).alloc)).toEqual([150, 300, 150]);
+    // new columns (another spec list) with the same scratch: bucketed again
+    const q = problem(600, [
+      { importance: 1, target: 400 },
+      { importance: 2, target: 300 },
+    ]);
+    expect(rounded(allocate(q, undefined, scratch).alloc)).toEqual([400, 200]);
   });
 });

@@ -46,11 +46,49 @@ export interface AllocationScratch {
   order: Int32Array;
   before: Float64Array;
   ws: WaterfillWorkspace;
+  /** The last problem's rows bucketed by importance (see byImportance). */
+  tiers: ImportanceBuckets | null;
 }
 
 export function createAllocationScratch(size: number): AllocationScratch {
   const n = Math.max(1, size);
-  return { order: new Int32Array(n), before: new Float64Array(n), ws: createWaterfillWorkspace(n) };
+  return {
+    order: new Int32Array(n),
+    before: new Float64Array(n),
+    ws: createWaterfillWorkspace(n),
+    tiers: null,
+  };
+}
+
+/**
+ * The rows of one importance column bucketed by importance (a stable counting sort: row order
+ * within a level) and each level's sum of guarantees, in row order. They depend only on the
+ * importance and guarantee columns, which a step's table keeps while the spec list does not
+ * change (table.ts: read-only once built), so a scratch keeps them for the same two arrays.
+ */
+interface ImportanceBuckets {
+  importance: Uint8Array;
+  lo: Float64Array;
+  /** Rows by importance; level t's rows are order[start[t] .. start[t + 1]). */
+  order: Int32Array;
+  start: Int32Array;
+  minByTier: Float64Array;
+}
+
+function byImportance(importance: Uint8Array, lo: Float64Array): ImportanceBuckets {
+  const n = lo.length;
+  const start = new Int32Array(TIERS + 1);
+  const minByTier = new Float64Array(TIERS);
+  for (let i = 0; i < n; i++) {
+    const imp = importance[i]!;
+    start[imp + 1]!++;
+    minByTier[imp]! += lo[i]!;
+  }
+  for (let t = 0; t < TIERS; t++) start[t + 1]! += start[t]!;
+  const order = new Int32Array(Math.max(1, n));
+  const fill = start.slice(0, TIERS);
+  for (let i = 0; i < n; i++) order[fill[importance[i]!]!++] = i;
+  return { importance, lo, order, start, minByTier };
 }
 
 export interface AllocationResult {
@@ -91,19 +129,32 @@ export function allocate(
   leftover.fill(0);
   const s = scratch && scratch.order.length >= n ? scratch : createAllocationScratch(n);
 
-  // Bucket partitions by tier (counting sort: O(N)).
+  // Bucket partitions by tier: held ones (tier 0) in row order, then each importance's others
+  // in row order — the importance buckets kept from the last call with the same columns, the
+  // held rows taken out of them as they are copied (no jump on a row's mode).
   const { mode, importance, lo } = p;
-  const counts = new Int32Array(TIERS + 1);
-  const minByTier = new Float64Array(TIERS);
-  for (let i = 0; i < n; i++) {
-    const imp = importance[i]!;
-    counts[(mode[i] === Mode.held ? 0 : imp) + 1]!++;
-    minByTier[imp]! += lo[i]!;
+  let tiers = s.tiers;
+  if (tiers === null || tiers.importance !== importance || tiers.lo !== lo) {
+    tiers = byImportance(importance, lo);
+    s.tiers = tiers;
   }
-  for (let t = 0; t < TIERS; t++) counts[t + 1]! += counts[t]!;
+  const { minByTier } = tiers;
   const order = s.order;
-  const fill = counts.slice(0, TIERS);
-  for (let i = 0; i < n; i++) order[fill[mode[i] === Mode.held ? 0 : importance[i]!]!++] = i;
+  const counts = new Int32Array(TIERS + 1);
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    order[m] = i;
+    m += +(mode[i] === Mode.held) | +(importance[i] === 0); // tier 0 (no importance: never in a table)
+  }
+  counts[1] = m;
+  for (let t = 1; t < TIERS; t++) {
+    for (let k = tiers.start[t]!; k < tiers.start[t + 1]!; k++) {
+      const i = tiers.order[k]!;
+      order[m] = i;
+      m += +(mode[i] !== Mode.held);
+    }
+    counts[t + 1] = m;
+  }
 
   // 1. Guarantees.
   let sumMin = 0;
