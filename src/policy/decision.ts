@@ -69,7 +69,7 @@ export interface StepReasons {
   prevWeight: Float64Array;
   /** Last cycle's flags (state.ts FLAG_RISING, FLAG_MISSED_GOAL). */
   prevFlags: Uint8Array;
-  /** Most important level where a goal controller receives this step (6 = none): see yieldToReceivers. */
+  /** Most important level where a goal controller receives this step (6 = none): see weir.ts assessDemand (receivers first). */
   yieldTo: number;
   /** The weight each directive carries (after the weight dead-band), filled before any why is read. */
   weights: Float64Array;

@@ -93,7 +93,7 @@ export const goalMinStepFraction = (knobs: Pick<PolicyKnobs, "weightDeadbandFrac
 };
 
 /**
- * A goal counts as missed for the levels below (they yield to it: weir.ts yieldToReceivers)
+ * A goal counts as missed for the levels below (they yield to it: weir.ts assessDemand, receivers first)
  * only at PI above this: 10 % short of the goal, beyond the noise of one 100 ms reading of a
  * server held at its goal + 5 % (goals-real's goal partition, per-run median PI 0.91–1.01), so
  * the level below does not lose its share whenever one window reads a little low.

@@ -99,7 +99,7 @@ export const minProbeStep = (deadbandCpuMillis: number): number =>
 
 /**
  * What a partition claims while it yields to a more important goal receiver (weir.ts
- * yieldToReceivers): its demand, at most its use + headroom — no congestion probe or traffic
+ * assessDemand, receivers first): its demand, at most its use + headroom — no congestion probe or traffic
  * claim against the receiver.
  */
 export const yieldingDemand = (demandCpuMillis: number, useNeedCpuMillis: number): number =>

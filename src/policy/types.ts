@@ -82,7 +82,7 @@ export interface PartitionPolicyState {
   rising?: boolean;
   /**
    * Last window missed its goal while short of CPU (absent = no): a second such window in a row
-   * makes the less important levels yield to it (weir.ts yieldToReceivers).
+   * makes the less important levels yield to it (weir.ts assessDemand, receivers first).
    */
   missedGoal?: boolean;
   /**
