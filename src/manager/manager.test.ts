@@ -369,6 +369,53 @@ describe("Manager", () => {
     expect(r2.partitions[0]!.directive?.cpuMillis).toBe(150);
   });
 
+  it("reads an agent-fed partition's host CPU sensor only in the cycles that consume a report of it", () => {
+    const clock = new Clock();
+    const reads: number[] = [];
+    let reading: { sample: CounterSample; receivedAtMs: number } | undefined;
+    const sample = (atMs: number, served: number): CounterSample => ({
+      atMs,
+      offeredPackets: served,
+      servedPackets: served,
+      droppedPackets: 0,
+      cpuUsageNs: 0,
+      nrPeriods: 0,
+      nrThrottled: 0,
+      throttledNs: 0,
+    });
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput,
+      reports: { latest: () => new Map(reading ? [["vm", reading]] : []) },
+      partitions: [
+        {
+          spec: spec("vm"),
+          source: "agent",
+          openActuator: () => memoryActuator("vm", []),
+          openSensor: () => ({
+            read(nowMs) {
+              reads.push(nowMs);
+              return sample(nowMs, 0);
+            },
+            close() {},
+          }),
+        },
+      ],
+    });
+    const t0 = clock.t;
+    m.runCycle(); // no report yet: nothing read
+    for (let i = 1; i <= 6; i++) {
+      clock.t += 100;
+      // a report every third cycle (at 100, 400 ms); the cycles between consume none
+      if (i % 3 === 1) reading = { sample: sample(clock.t, i * 100), receivedAtMs: clock.t };
+      m.runCycle();
+    }
+    expect(reads.map((t) => t - t0)).toEqual([100, 400]);
+  });
+
   it("validates runtime bound changes", () => {
     const clock = new Clock();
     const m = new Manager({
