@@ -298,7 +298,9 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
           s.bytesIngress += increment((t.ingressBytesPerSec ?? 0) * sec);
           s.bytesEgress += increment((t.egressBytesPerSec ?? 0) * sec);
         }
-        s.cpuSeconds += increment(t.cpuCores * sec);
+        // over its own span when the CPU was read at other times (0: not read this window)
+        const cpuSec = t.cpuWindowMs == null ? sec : secondsFromMs(t.cpuWindowMs);
+        s.cpuSeconds += increment(t.cpuCores * cpuSec);
         if (Number.isFinite(t.throttledFraction)) s.throttled = t.throttledFraction;
         if (t.cpuDelayFraction != null && Number.isFinite(t.cpuDelayFraction))
           s.cpuDelay = t.cpuDelayFraction;

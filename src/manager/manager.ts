@@ -91,7 +91,10 @@ export class Manager implements ManagerView {
       try {
         const sample = s.sensor.read(now(), round);
         if (s.prevHost)
-          throughputs.set(s.spec.id, this.opts.throughput(s.spec.id, s.prevHost, sample, "host"));
+          throughputs.set(
+            s.spec.id,
+            s.hostThroughput(this.opts.throughput(s.spec.id, s.prevHost, sample, "host")),
+          );
         s.prevHost = sample;
         s.lastHostAtMs = startedAtMs;
         if (s.status === "error" || (s.status === "stale" && s.lastError)) {

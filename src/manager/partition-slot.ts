@@ -16,7 +16,7 @@ import type {
   Throughput,
   WeirErrorInfo,
 } from "../core/model.ts";
-import { withHostCongestion } from "../sensors/throughput.ts";
+import { carryCpuUsed, withHostCongestion } from "../sensors/throughput.ts";
 import type { PartitionSensor, SampleRound } from "../sensors/types.ts";
 import type {
   FailurePhase,
@@ -43,6 +43,8 @@ export class PartitionSlot {
   actuator: PartitionActuator | null = null;
   /** The host sensor's latest sample (of an agent-fed partition: its cgroup's CPU alone). */
   prevHost: CounterSample | null = null;
+  /** The throughput of the host sensor's latest window (hostThroughput). */
+  private lastHostTp: Throughput | null = null;
   /**
    * Agent-fed partitions: the host sample taken in the cycle that consumed the previous
    * report, so the host's CPU is read over the same cycles as the agent's packets.
@@ -135,6 +137,16 @@ export class PartitionSlot {
     this.status = this.wiring.source === "host" ? "stale" : "error";
     this.onError?.(this.spec.id, info, this.status, phase);
     return true;
+  }
+
+  /**
+   * A host-fed window's throughput as the cycle records it: one in which the sensor did not
+   * read the CPU counters (`cpuWindowMs` 0: an idle partition's, sensors' idleCpuReadEveryMs)
+   * shows the CPU used of the window before (throughput.ts carryCpuUsed).
+   */
+  hostThroughput(tp: Throughput): Throughput {
+    this.lastHostTp = carryCpuUsed(tp, this.lastHostTp);
+    return tp;
   }
 
   /**
