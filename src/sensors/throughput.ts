@@ -103,12 +103,7 @@ export function throughputFromSamples(
       : null;
 
   let cpuDelayFraction: number | null = null;
-  if (
-    cpuSpanned &&
-    prev.cpuDelayNs !== undefined &&
-    next.cpuDelayNs !== undefined &&
-    cpuValid
-  ) {
+  if (cpuSpanned && prev.cpuDelayNs !== undefined && next.cpuDelayNs !== undefined && cpuValid) {
     // PSI "some" is wall time and run_delay is per thread: both stay below this bound
     if (isSane(prev.cpuDelayNs, next.cpuDelayNs, maxCpuNs)) {
       const delayNs = next.cpuDelayNs - prev.cpuDelayNs;
@@ -134,8 +129,7 @@ export function throughputFromSamples(
     tp.ingressBytesPerSec =
       counterDelta(prev.ingressBytes, next.ingressBytes, maxBytes) / windowSec;
   if (prev.egressBytes !== undefined && next.egressBytes !== undefined)
-    tp.egressBytesPerSec =
-      counterDelta(prev.egressBytes, next.egressBytes, maxBytes) / windowSec;
+    tp.egressBytesPerSec = counterDelta(prev.egressBytes, next.egressBytes, maxBytes) / windowSec;
   if (!cpuSpanned) tp.cpuWindowMs = Math.max(0, cpuWindowMs);
   return tp;
 }
