@@ -154,6 +154,12 @@ export function classifyWriteError(
  */
 export const dryRunPort = (): FilePort => ({ write: () => {}, close: () => {} });
 
+/**
+ * The `written` of an apply that wrote nothing on the no-change path: one frozen empty list,
+ * not a new one per partition per cycle (the cycle record keeps it).
+ */
+const NOTHING_WRITTEN = Object.freeze([]) as unknown as string[];
+
 /** One partition's allocation files: a cache of what they hold, and writes of what changed. */
 export class FileSetActuator implements PartitionActuator {
   readonly partition: PartitionId;
@@ -214,7 +220,7 @@ export class FileSetActuator implements PartitionActuator {
       sameDirective(u.directive, directive)
     ) {
       this.counters.unchangedSkips += u.skips;
-      return { partition: this.partition, written: [] };
+      return { partition: this.partition, written: NOTHING_WRITTEN };
     }
     const values = this.o.format.desired(directive, this.cache, this.foundPeriodUsec);
     this.lastDesired = this.asHeld(values);

@@ -53,6 +53,29 @@ describe("createMetrics", () => {
     expect(await value(r, "weir_cycle_duration_seconds_bucket", { le: "0.0005" })).toBe(2);
   });
 
+  it("weir_partition_cpu_seconds_total: CPU rated over its own span counts that span; a window without a read counts nothing", async () => {
+    const m = createMetrics();
+    const withCpu = (cycle: number, cpuCores: number, cpuWindowMs?: number) => {
+      const r = sampleRecord(cycle, cycle * 100);
+      const web = r.partitions.find((p) => p.id === "web")!;
+      web.throughput = {
+        ...web.throughput!,
+        cpuCores,
+        ...(cpuWindowMs === undefined ? {} : { cpuWindowMs }),
+      };
+      return r;
+    };
+    // 0.5 cores over 100 ms; then two windows without a read (0.5 carried, counted 0); then
+    // 0.2 cores over the 300 ms since the last read: 0.05 + 0.06 = 0.11 CPU-seconds
+    m.observe(withCpu(1, 0.5));
+    m.observe(withCpu(2, 0.5, 0));
+    m.observe(withCpu(3, 0.5, 0));
+    m.observe(withCpu(4, 0.2, 300));
+    expect(
+      await value(m.registry, "weir_partition_cpu_seconds_total", { partition: "web" }),
+    ).toBeCloseTo(0.11, 9);
+  });
+
   it("weir_partition_network_bytes_total: bytes by hook, only for partitions whose throughput has them", async () => {
     const m = createMetrics();
     const withBytes = (cycle: number, ingress: number, egress: number) => {

@@ -3,10 +3,25 @@
 // Everything per partition is derived from CycleRecords (folded into plain numbers each cycle,
 // copied into the metrics when they are read); rejected reports and actuator errors are
 // counted through functions the transport and the manager call.
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { createRequire } from "node:module";
+import type * as PromClient from "prom-client";
 import type { CycleRecord } from "../core/model.ts";
 import { coresFromCpuMillis, secondsFromMs } from "../core/units.ts";
 import type { ManagerView } from "../manager/view.ts";
+
+// The four classes weir uses, from their own files: prom-client's index also loads its
+// Pushgateway (node:http, node:https, node:zlib) and its default Node metrics, which weir never
+// uses (docs/performance.md: what `weir run` keeps resident). The types are the index's.
+const requireCjs = createRequire(import.meta.url);
+const { Counter, Gauge, Histogram, Registry } = {
+  Counter: requireCjs("prom-client/lib/counter") as typeof PromClient.Counter,
+  Gauge: requireCjs("prom-client/lib/gauge") as typeof PromClient.Gauge,
+  Histogram: requireCjs("prom-client/lib/histogram") as typeof PromClient.Histogram,
+  Registry: requireCjs("prom-client/lib/registry") as typeof PromClient.Registry,
+};
+type Registry = PromClient.Registry;
+type Counter<T extends string = string> = PromClient.Counter<T>;
+type Gauge<T extends string = string> = PromClient.Gauge<T>;
 
 /** Upper bounds of the cycle-duration histogram, seconds (0.5 ms .. 1 s). */
 export const CYCLE_DURATION_BUCKETS_SECONDS = [
@@ -298,7 +313,9 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
           s.bytesIngress += increment((t.ingressBytesPerSec ?? 0) * sec);
           s.bytesEgress += increment((t.egressBytesPerSec ?? 0) * sec);
         }
-        s.cpuSeconds += increment(t.cpuCores * sec);
+        // over its own span when the CPU was read at other times (0: not read this window)
+        const cpuSec = t.cpuWindowMs == null ? sec : secondsFromMs(t.cpuWindowMs);
+        s.cpuSeconds += increment(t.cpuCores * cpuSec);
         if (Number.isFinite(t.throttledFraction)) s.throttled = t.throttledFraction;
         if (t.cpuDelayFraction != null && Number.isFinite(t.cpuDelayFraction))
           s.cpuDelay = t.cpuDelayFraction;

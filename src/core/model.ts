@@ -23,6 +23,12 @@ export interface CounterSample {
   egressBytes?: number;
   /** CPU time the partition used, cumulative, nanoseconds. */
   cpuUsageNs: number;
+  /**
+   * When the CPU counters (cpuUsageNs and the throttling counters) were read, when that was
+   * before `atMs`: a sensor that did not read them for this sample carries the last ones it
+   * read (sensors' `idleCpuReadEveryMs`). Absent: read at `atMs`.
+   */
+  cpuAtMs?: number;
   /** CFS periods elapsed and periods throttled, cumulative (0 when unknown). */
   nrPeriods: number;
   nrThrottled: number;
@@ -45,6 +51,13 @@ export interface Throughput {
   droppedPacketsPerSec: number;
   /** CPU used over the window, in cores (0.25 = a quarter of one CPU). */
   cpuCores: number;
+  /**
+   * Set when cpuCores is not over this window: the span it is over, ms, when the CPU counters
+   * were read at other times than the packets (a sensor that leaves an idle partition's CPU
+   * unread for a while: sensors' `idleCpuReadEveryMs`); 0 when they were not read in this
+   * window at all (cpuCores is then the latest span's, carried by the manager). Absent: windowMs.
+   */
+  cpuWindowMs?: number;
   /** Fraction of CFS periods in the window that were throttled, 0..1. */
   throttledFraction: number;
   /**

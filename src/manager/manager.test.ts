@@ -15,6 +15,7 @@ import type {
 import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
+import { throughputFromSamples } from "../sensors/throughput.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { estimateRecordBytes } from "./history.ts";
 import { Manager } from "./manager.ts";
@@ -367,6 +368,107 @@ describe("Manager", () => {
     const r2 = m.runCycle();
     expect(r2.partitions[0]!.status).toBe("stale");
     expect(r2.partitions[0]!.directive?.cpuMillis).toBe(150);
+  });
+
+  it("a window whose CPU the sensor did not read shows the window before's CPU used (carried), then the span's", () => {
+    const clock = new Clock();
+    // the sensor reads the CPU at 0 and 300 ms (0.2 cores, then 0.1 over the 300 ms since),
+    // and carries it (cpuAtMs) at 100 and 200 ms
+    const t0 = clock.t;
+    const script: Record<number, Partial<CounterSample>> = {
+      0: { cpuUsageNs: 0 },
+      100: { cpuUsageNs: 20e6 },
+      200: { cpuUsageNs: 20e6, cpuAtMs: t0 + 100 },
+      300: { cpuUsageNs: 20e6, cpuAtMs: t0 + 100 },
+      400: { cpuUsageNs: 50e6 },
+    };
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput: throughputFromSamples,
+      partitions: [
+        {
+          spec: spec("web"),
+          source: "host",
+          openActuator: () => memoryActuator("web", []),
+          openSensor: () => ({
+            read: (nowMs) => ({
+              atMs: nowMs,
+              offeredPackets: 0,
+              servedPackets: 0,
+              droppedPackets: 0,
+              cpuUsageNs: 0,
+              nrPeriods: 0,
+              nrThrottled: 0,
+              throttledNs: 0,
+              ...script[nowMs - t0],
+            }),
+            close() {},
+          }),
+        },
+      ],
+    });
+    const seen: Array<[number, number | undefined]> = [];
+    for (let i = 0; i <= 4; i++) {
+      const tp = m.runCycle().partitions[0]!.throughput;
+      if (tp) seen.push([Math.round(tp.cpuCores * 1000), tp.cpuWindowMs]);
+      clock.t += 100;
+    }
+    expect(seen).toEqual([
+      [200, undefined],
+      [200, 0],
+      [200, 0],
+      [100, 300],
+    ]);
+  });
+
+  it("reads an agent-fed partition's host CPU sensor only in the cycles that consume a report of it", () => {
+    const clock = new Clock();
+    const reads: number[] = [];
+    let reading: { sample: CounterSample; receivedAtMs: number } | undefined;
+    const sample = (atMs: number, served: number): CounterSample => ({
+      atMs,
+      offeredPackets: served,
+      servedPackets: served,
+      droppedPackets: 0,
+      cpuUsageNs: 0,
+      nrPeriods: 0,
+      nrThrottled: 0,
+      throttledNs: 0,
+    });
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput,
+      reports: { latest: () => new Map(reading ? [["vm", reading]] : []) },
+      partitions: [
+        {
+          spec: spec("vm"),
+          source: "agent",
+          openActuator: () => memoryActuator("vm", []),
+          openSensor: () => ({
+            read(nowMs) {
+              reads.push(nowMs);
+              return sample(nowMs, 0);
+            },
+            close() {},
+          }),
+        },
+      ],
+    });
+    const t0 = clock.t;
+    m.runCycle(); // no report yet: nothing read
+    for (let i = 1; i <= 6; i++) {
+      clock.t += 100;
+      // a report every third cycle (at 100, 400 ms); the cycles between consume none
+      if (i % 3 === 1) reading = { sample: sample(clock.t, i * 100), receivedAtMs: clock.t };
+      m.runCycle();
+    }
+    expect(reads.map((t) => t - t0)).toEqual([100, 400]);
   });
 
   it("validates runtime bound changes", () => {

@@ -85,12 +85,16 @@ export class Manager implements ManagerView {
         !s.openSensor(startedAtMs)
       )
         continue;
-      if (!s.sensor) continue;
+      // an agent-fed partition's host sensor (its cgroup's CPU alone) is read only in a cycle
+      // that consumes a new report of it (step 2): no other cycle's sample is ever used
+      if (!s.sensor || s.wiring.source === "agent") continue;
       try {
         const sample = s.sensor.read(now(), round);
-        if (s.keptCpuSample(sample)) continue;
         if (s.prevHost)
-          throughputs.set(s.spec.id, this.opts.throughput(s.spec.id, s.prevHost, sample, "host"));
+          throughputs.set(
+            s.spec.id,
+            s.hostThroughput(this.opts.throughput(s.spec.id, s.prevHost, sample, "host")),
+          );
         s.prevHost = sample;
         s.lastHostAtMs = startedAtMs;
         if (s.status === "error" || (s.status === "stale" && s.lastError)) {
@@ -112,6 +116,7 @@ export class Manager implements ManagerView {
         if (s.wiring.source === "host" || s.status === "gone") continue;
         const r = latest.get(s.spec.id);
         if (r && r.receivedAtMs !== s.lastAgentAtMs) {
+          s.sampleHostAtReport(now(), round, startedAtMs);
           if (s.prevAgent && r.sample.atMs > s.prevAgent.atMs) {
             const agentTp = s.withHostCongestion(
               this.opts.throughput(s.spec.id, s.prevAgent, r.sample, "agent"),

@@ -16,7 +16,7 @@ import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import { ReachableCpusReader } from "../sensors/cpuset.ts";
 import { HeldHostCpu, hostCpuFromSamples } from "../sensors/host-cpu.ts";
-import { openPartitionSensor } from "../sensors/partition.ts";
+import { IDLE_CPU_READ_EVERY_MS, openPartitionSensor } from "../sensors/partition.ts";
 import { counterSource } from "../sensors/sources.ts";
 import { throughputFromSamples } from "../sensors/throughput.ts";
 import type { PartitionSensor, SensorSpec } from "../sensors/types.ts";
@@ -198,9 +198,11 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
       openPartitionSensor(sensorSpecOf(p), roots, {
         partition: p.name,
         // the policy reads throttling and CPU delay of a partition that served nothing only
-        // when it has a goal (demand.ts): for the others they are read when it serves
+        // when it has a goal (demand.ts): for the others they are read when it serves, and
+        // its CPU used (credited nothing: demand kind `idle`) once a second
         congestionOnlyWhenServing:
           p.kind === "network" && p.goal === undefined && p.source === "host",
+        idleCpuReadEveryMs: IDLE_CPU_READ_EVERY_MS,
       }));
   const openAgentCpu =
     parts.openAgentCpuSensor !== undefined

@@ -265,4 +265,30 @@ describe("ReachableCpusReader", () => {
     expect(reader.read("weir/db", threads)?.cpus).toEqual([0, 1, 2, 3]);
     expect(reader.read("weir/web", threads)?.cpus).toEqual([0, 1, 2]);
   });
+  it("holds each partition's threads file: one descriptor across reads, given back by close(), opened again when the file is back", () => {
+    const roots = tree({ [ONLINE]: "0-3\n" });
+    const procfs = path.join(path.dirname(roots.sysfs), "proc");
+    fs.mkdirSync(path.join(procfs, "41"), { recursive: true });
+    fs.writeFileSync(path.join(procfs, "41", "status"), "Cpus_allowed_list:\t2\n");
+    const threads = path.join(path.dirname(roots.sysfs), "tasks");
+    fs.writeFileSync(threads, "");
+    const reader = new ReachableCpusReader({ ...roots, procfs }, () => 0);
+    const fds = () => fs.readdirSync("/proc/self/fd").length;
+    expect(reader.read("weir/web", threads)?.cpus).toEqual([0, 1, 2, 3]);
+    const held = fds();
+    for (let i = 0; i < 5; i++) reader.read("weir/web", threads);
+    expect(fds()).toBe(held);
+    fs.writeFileSync(threads, "41\n"); // rewritten in place: seen on the held descriptor
+    expect(reader.read("weir/web", threads)?.cpus).toEqual([2]);
+    reader.close();
+    expect(fds()).toBe(held - 1);
+    // no threads file: no thread (the online CPUs), nothing held; opened again once it is back
+    fs.rmSync(threads);
+    expect(reader.read("weir/web", threads)?.cpus).toEqual([0, 1, 2, 3]);
+    expect(fds()).toBe(held - 1);
+    fs.writeFileSync(threads, "41\n");
+    expect(reader.read("weir/web", threads)?.cpus).toEqual([2]);
+    expect(fds()).toBe(held);
+    reader.close();
+  });
 });

@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { cgroup2Mount } from "../cgroup/layout.ts";
 import { cpusetFiles } from "../cgroup/paths.ts";
+import { HeldFile } from "./held-file.ts";
 import { parseCpuList } from "./parse.ts";
 import type { Roots } from "./types.ts";
 
@@ -207,6 +208,8 @@ interface PartitionReach {
   cpuset: number[] | null;
   /** The union of its threads' affinity (null: no thread, or none could be read). */
   affinity: number[] | null;
+  /** Its threads file, held (null: not open now; opened again on the next read). */
+  threads: HeldFile | null;
   /** The last answer and what it was computed from (the same objects: the answer is reused). */
   result: PartitionCpus | null;
   resultOf: { cpuset: number[] | null; online: number[] | null; affinity: number[] | null } | null;
@@ -220,7 +223,14 @@ interface PartitionReach {
  * cpuset file (when it has one), its threads file and its threads' status files, each read
  * into one reused buffer; while none of them changed it returns the same object as before
  * (an idle partition on a host without a cpuset for it: one read of an empty threads file,
- * nothing allocated but its lookup key). Holds no descriptor.
+ * nothing allocated but its lookup key). Each partition's threads file is held open (one
+ * descriptor from the budget the sensors share, src/cgroup/held-fds.ts; opened for each read
+ * once that is spent): its read is one `pread` instead of an open, a read and a close. On cgroup
+ * v1 the kernel keeps a `tasks` list it built for an open file for about a second after a read
+ * (CGROUP_PIDLIST_DESTROY_DELAY), so a held file read again within a second may show the list
+ * of that read: the manager reads each partition once every `reachRefreshCycles` cycles (2 s at
+ * the default 100 ms), so its reads are fresh there; at cycles under 50 ms a thread that joined
+ * may be seen up to a second late. `close()` gives the descriptors back.
  */
 export class ReachableCpusReader {
   private readonly roots: Pick<Roots, "cgroupfs" | "sysfs" | "procfs">;
@@ -264,6 +274,7 @@ export class ReachableCpusReader {
         affinity: null,
         result: null,
         resultOf: null,
+        threads: null,
       };
       this.partitions.set(key, p);
     }
@@ -325,13 +336,33 @@ export class ReachableCpusReader {
 
   /** The union of the affinity of the partition's threads (read on every call: it changes unannounced). */
   private readAffinity(p: PartitionReach, threadsFile: string): void {
-    const text = readSmallFile(threadsFile) ?? "";
+    const text = this.readThreads(p, threadsFile);
     if (text === "") {
       p.affinity = null;
       return;
     }
     const affinity = readThreadsCpus(this.roots.procfs, threadIdsOf(text));
     if (!sameNumbers(affinity, p.affinity)) p.affinity = affinity;
+  }
+
+  /** The partition's threads file on its held descriptor; "" when it cannot be read. */
+  private readThreads(p: PartitionReach, threadsFile: string): string {
+    try {
+      p.threads ??= new HeldFile(threadsFile, { sizeHint: 256 });
+      return p.threads.read();
+    } catch {
+      p.threads?.close();
+      p.threads = null;
+      return "";
+    }
+  }
+
+  /** Closes the threads files it holds (a later read opens them again). */
+  close(): void {
+    for (const p of this.partitions.values()) {
+      p.threads?.close();
+      p.threads = null;
+    }
   }
 }
 

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCodes, type WeirError } from "../core/errors.ts";
-import { openPartitionSensor } from "./partition.ts";
+import { idleCpuReadPhaseMs, openPartitionSensor } from "./partition.ts";
 import type { Roots, SensorSpec } from "./types.ts";
 
 const FIX = path.join(import.meta.dirname, "fixtures");
@@ -227,6 +227,62 @@ describe("openPartitionSensor on fixture trees", () => {
       const c = s.read(400);
       expect([c.nrPeriods, c.nrThrottled, c.throttledNs]).toEqual([5140, 330, 18_900_000_000]);
       expect(c.cpuDelayNs).toBeDefined();
+      s.close();
+    });
+
+    it("idleCpuReadEveryMs: an idle window reads CPU used at most once per interval, carrying it (cpuAtMs) between", () => {
+      const base = copyFixtures();
+      const USAGE = path.join(base, "v1/cgroup/cpuacct/weir/web/cpuacct.usage");
+      const everyMs = 1000;
+      const phase = idleCpuReadPhaseMs("weir/web", everyMs);
+      expect(phase).toBeGreaterThanOrEqual(0);
+      expect(phase).toBeLessThan(everyMs);
+      const s = openPartitionSensor(
+        { cgroup: "weir/web", interfaces: [veth("vweb0")] },
+        roots("v1", base),
+        { congestionOnlyWhenServing: true, idleCpuReadEveryMs: everyMs },
+      );
+      // the usage counter moves 1 ms of CPU every 100 ms; which reads saw it anew?
+      const readAt: number[] = [];
+      let usage = 48213377812;
+      let last = s.read(0);
+      readAt.push(0);
+      for (let t = 100; t <= 4000; t += 100) {
+        usage += 1e6;
+        fs.writeFileSync(USAGE, `${usage}\n`);
+        const x = s.read(t);
+        if (x.cpuAtMs === undefined) {
+          readAt.push(t);
+          expect(x.cpuUsageNs).toBe(usage);
+        } else {
+          // carried: the last counters read, and when
+          expect(x.cpuUsageNs).toBe(last.cpuUsageNs);
+          expect(x.cpuAtMs).toBe(readAt.at(-1));
+          expect(x.cpuDelayNs).toBeUndefined();
+        }
+        last = x;
+      }
+      // first deadline at the phase, then one read per interval (the first cycle past it)
+      const gaps = readAt.slice(2).map((t, i) => t - readAt[i + 1]!);
+      expect(readAt[1]! - readAt[0]!).toBe(Math.ceil(phase / 100) * 100 || 100);
+      expect(gaps.length).toBeGreaterThanOrEqual(3);
+      for (const g of gaps) expect(g).toBe(everyMs);
+      // serving again: read at once, whatever the deadline, and in full (CPU delay too)
+      served(base, 712);
+      const w = s.read(4100);
+      expect(w.cpuAtMs).toBeUndefined();
+      expect(w.cpuDelayNs).toBeDefined();
+      s.close();
+    });
+
+    it("idleCpuReadEveryMs needs congestionOnlyWhenServing: alone it changes nothing", () => {
+      const base = copyFixtures();
+      const s = openPartitionSensor(
+        { cgroup: "weir/web", interfaces: [veth("vweb0")] },
+        roots("v1", base),
+        { idleCpuReadEveryMs: 1000 },
+      );
+      for (let t = 0; t <= 500; t += 100) expect(s.read(t).cpuAtMs).toBeUndefined();
       s.close();
     });
 

@@ -50,6 +50,40 @@ export interface PartitionSensorOptions {
    * signal for one that served nothing (demand kind `idle`). Default: read them every time.
    */
   congestionOnlyWhenServing?: boolean;
+  /**
+   * With congestionOnlyWhenServing: in a window that served nothing, read CPU used only when
+   * this long (ms) has passed since the CPU counters were last read; a sample that does not
+   * read them carries the last ones read and when (`cpuAtMs`), and throughputFromSamples rates
+   * them over their own span (`cpuWindowMs`). So a partition that serves nothing costs one read
+   * of its CPU counters per this interval instead of one a cycle, and its CPU used is at most
+   * this old (plus a cycle). A window that serves reads everything, as before; if the read
+   * before it was skipped, its CPU used is over the span since the last read and it has no
+   * velocity. The first deadline after opening is spread over the interval by the cgroup's
+   * path (`idleCpuReadPhaseMs`), so partitions that fall idle together are not all read in one
+   * cycle. Default 0: read every time.
+   */
+  idleCpuReadEveryMs?: number;
+}
+
+/**
+ * How long a host-fed network partition without a goal that serves nothing may leave its CPU
+ * used unread (`weir run`'s sensors; PartitionSensorOptions.idleCpuReadEveryMs): 1 s, so its
+ * CPU used in the records, the API and the policy's yield (demand.ts `useNeed`) is at most
+ * about a second old. Its demand is 0 whatever it uses (demand kind `idle`).
+ */
+export const IDLE_CPU_READ_EVERY_MS = 1000;
+
+/**
+ * Where in [0, everyMs) a partition's first deadline for an idle CPU read falls, from its
+ * cgroup path (FNV-1a): spread over the interval, the same on every run.
+ */
+export function idleCpuReadPhaseMs(cgroupPath: string, everyMs: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < cgroupPath.length; i++) {
+    h ^= cgroupPath.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return (h / 2 ** 32) * everyMs;
 }
 
 export function openPartitionSensor(
@@ -76,12 +110,12 @@ export function openPartitionSensor(
       opened.push(counter);
       counters.push(counter);
     }
-    return new Sensor(
-      cpu,
-      counters,
-      delay,
-      opts.congestionOnlyWhenServing === true && counters.length > 0,
-    );
+    const onlyWhenServing = opts.congestionOnlyWhenServing === true && counters.length > 0;
+    const everyMs = onlyWhenServing ? Math.max(0, opts.idleCpuReadEveryMs ?? 0) : 0;
+    return new Sensor(cpu, counters, delay, onlyWhenServing, {
+      everyMs,
+      phaseMs: everyMs > 0 ? idleCpuReadPhaseMs(spec.cgroup, everyMs) : 0,
+    });
   } catch (e) {
     for (const o of opened) o.close();
     throw e;
@@ -95,17 +129,23 @@ class Sensor implements PartitionSensor {
   private readonly congestionOnlyWhenServing: boolean;
   /** The previous sample (its served count and last throttling counters), for congestionOnlyWhenServing. */
   private last: CounterSample | null = null;
+  /** idleCpuReadEveryMs (0: off) and the first deadline's phase. */
+  private readonly idleCpu: { everyMs: number; phaseMs: number };
+  /** An idle window reads the CPU counters from this time on (NaN: no read yet). */
+  private nextIdleCpuReadAtMs = Number.NaN;
 
   constructor(
     cpu: HeldCgroupCpuCounters,
     counters: PacketCounter[],
     delay: HeldCpuDelay | null,
     congestionOnlyWhenServing: boolean,
+    idleCpu: { everyMs: number; phaseMs: number },
   ) {
     this.cpu = cpu;
     this.counters = counters;
     this.delay = delay;
     this.congestionOnlyWhenServing = congestionOnlyWhenServing;
+    this.idleCpu = idleCpu;
   }
 
   read(nowMs: number, round?: SampleRound): CounterSample {
@@ -126,8 +166,22 @@ class Sensor implements PartitionSensor {
     const idle =
       this.congestionOnlyWhenServing && last !== null && servedPackets === last.servedPackets;
     let sample: CounterSample;
-    // v2's usage and throttling are one file: only v1 saves a read by carrying them
-    if (idle && this.cpu.cgroup.version === 1) {
+    const { everyMs } = this.idleCpu;
+    if (idle && everyMs > 0 && nowMs < this.nextIdleCpuReadAtMs) {
+      // nothing served and the CPU counters were read recently enough: carried, with when
+      sample = {
+        atMs: nowMs,
+        offeredPackets,
+        servedPackets,
+        droppedPackets,
+        cpuUsageNs: last.cpuUsageNs,
+        nrPeriods: last.nrPeriods,
+        nrThrottled: last.nrThrottled,
+        throttledNs: last.throttledNs,
+        cpuAtMs: last.cpuAtMs ?? last.atMs,
+      };
+    } else if (idle && this.cpu.cgroup.version === 1) {
+      // v2's usage and throttling are one file: only v1 saves a read by carrying them
       sample = {
         atMs: nowMs,
         offeredPackets,
@@ -158,6 +212,10 @@ class Sensor implements PartitionSensor {
       const delayNs = this.delay?.read();
       if (delayNs !== undefined) sample.cpuDelayNs = delayNs;
     }
+    if (everyMs > 0 && sample.cpuAtMs === undefined)
+      this.nextIdleCpuReadAtMs = Number.isNaN(this.nextIdleCpuReadAtMs)
+        ? nowMs + this.idleCpu.phaseMs
+        : nowMs + everyMs;
     if (this.congestionOnlyWhenServing) this.last = sample;
     return sample;
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { CounterSample } from "../core/model.ts";
-import { throughputFromSamples, withHostCongestion } from "./throughput.ts";
+import { carryCpuUsed, throughputFromSamples, withHostCongestion } from "./throughput.ts";
 
 const sample = (over: Partial<CounterSample>): CounterSample => ({
   atMs: 0,
@@ -280,6 +280,68 @@ describe("throughputFromSamples", () => {
     expect(bad).toEqual([]);
     // most windows are ordinary ones and do produce a velocity
     expect(withVelocity).toBeGreaterThan(2500);
+  });
+});
+
+describe("CPU counters carried from an earlier read (cpuAtMs)", () => {
+  // an idle partition's sensor read its CPU at 0 ms, then carried it at 100..900 ms
+  const at0 = sample({ atMs: 0, cpuUsageNs: 5e9, nrPeriods: 10, cpuDelayNs: 7 });
+  const carried = (atMs: number, served = 0) =>
+    sample({ atMs, servedPackets: served, cpuUsageNs: 5e9, nrPeriods: 10, cpuAtMs: 0 });
+
+  it("a window in which neither sample read them: CPU used 0 over a span of 0 (not measured), no velocity", () => {
+    const t = throughputFromSamples("p", carried(100), carried(200), "host");
+    expect(t.windowMs).toBe(100);
+    expect(t.cpuCores).toBe(0);
+    expect(t.cpuWindowMs).toBe(0);
+    expect(t.rawVelocityPacketsPerCpuSec).toBeNull();
+  });
+
+  it("the read after: CPU used over the span since the last read, not over the window", () => {
+    // 1 s after the last read, 50 ms of CPU used in all: 0.05 cores, not 0.5
+    const next = sample({ atMs: 1000, servedPackets: 0, cpuUsageNs: 5.05e9, nrPeriods: 10 });
+    const t = throughputFromSamples("p", carried(900), next, "host");
+    expect(t.windowMs).toBe(100);
+    expect(t.cpuWindowMs).toBe(1000);
+    expect(t.cpuCores).toBeCloseTo(0.05, 12);
+  });
+
+  it("a window that serves after a carried sample: no velocity and no CPU delay (different spans)", () => {
+    const next = sample({
+      atMs: 1000,
+      servedPackets: 500,
+      cpuUsageNs: 5.2e9,
+      nrPeriods: 10,
+      cpuDelayNs: 9,
+    });
+    const t = throughputFromSamples("p", carried(900), next, "host");
+    expect(t.servedPacketsPerSec).toBe(5000);
+    expect(t.cpuCores).toBeCloseTo(0.2, 12);
+    expect(t.rawVelocityPacketsPerCpuSec).toBeNull();
+    expect(t.cpuDelayFraction).toBeNull();
+  });
+
+  it("samples read at their own times: no cpuWindowMs, as before", () => {
+    const t = throughputFromSamples("p", at0, sample({ atMs: 100, cpuUsageNs: 5.01e9 }), "host");
+    expect(t.cpuWindowMs).toBeUndefined();
+    expect(t.cpuCores).toBeCloseTo(0.1, 12);
+  });
+
+  it("carryCpuUsed: a window without a read shows the window before's CPU used; others are kept", () => {
+    const before = throughputFromSamples(
+      "p",
+      at0,
+      sample({ atMs: 100, cpuUsageNs: 5.03e9 }),
+      "host",
+    );
+    const none = throughputFromSamples("p", carried(100), carried(200), "host");
+    expect(carryCpuUsed(none, before)).toBe(none);
+    expect(none.cpuCores).toBeCloseTo(0.3, 12);
+    expect(none.cpuWindowMs).toBe(0);
+    const measured = throughputFromSamples("p", at0, sample({ atMs: 100 }), "host");
+    expect(carryCpuUsed(measured, before).cpuCores).toBe(0);
+    const first = throughputFromSamples("p", carried(100), carried(200), "host");
+    expect(carryCpuUsed(first, null).cpuCores).toBe(0);
   });
 });
 

@@ -44,6 +44,12 @@ const DEFAULTS = {
  *   cpuDelayNs, either counter reset or jumped in this window, or the two together moved
  *   less than `minNsForCpuDelay`.
  *
+ * CPU counters read at other times than the packets (`cpuAtMs`: a sensor that leaves an idle
+ * partition's CPU unread for a while carries the last ones read) are rated over their own span:
+ * cpuCores = CPU-ns used ÷ the span between the two reads, given as `cpuWindowMs` (0 and
+ * cpuCores 0 when neither sample read them anew: nothing measured in this window); velocity
+ * and CPU delay are null in such a window (packets and CPU over different spans).
+ *
  * A counter that went backwards (reset: interface or cgroup re-created, 32-bit wrap) or
  * jumped impossibly far counts as 0 for this window (core/units.ts counterDelta), so no
  * rate is ever negative or huge. A window of 0 ms or less gives zero rates.
@@ -53,9 +59,10 @@ export function throughputFromSamples(
   prev: CounterSample,
   next: CounterSample,
   source: Throughput["source"],
-  opts: ThroughputOptions = {},
+  opts?: ThroughputOptions,
 ): Throughput {
-  const o = { ...DEFAULTS, ...opts };
+  // the defaults themselves when no option is given (the manager's call): no object a window
+  const o = opts === undefined ? DEFAULTS : { ...DEFAULTS, ...opts };
   const windowMs = next.atMs - prev.atMs;
   if (!(windowMs > 0))
     return {
@@ -72,7 +79,13 @@ export function throughputFromSamples(
     };
   const windowSec = secondsFromMs(windowMs);
   const maxPackets = o.maxPacketsPerSec * windowSec;
-  const maxCpuNs = o.maxCores * windowMs * 1e6;
+  // the CPU counters' own span: the window itself unless a sample carried them (cpuAtMs)
+  const cpuWindowMs =
+    prev.cpuAtMs === undefined && next.cpuAtMs === undefined
+      ? windowMs
+      : (next.cpuAtMs ?? next.atMs) - (prev.cpuAtMs ?? prev.atMs);
+  const cpuSpanned = cpuWindowMs === windowMs;
+  const maxCpuNs = o.maxCores * Math.max(0, cpuWindowMs) * 1e6;
 
   const offered = counterDelta(prev.offeredPackets, next.offeredPackets, maxPackets);
   const served = counterDelta(prev.servedPackets, next.servedPackets, maxPackets);
@@ -85,12 +98,12 @@ export function throughputFromSamples(
   const servedValid = isSane(prev.servedPackets, next.servedPackets, maxPackets);
   const cpuValid = isSane(prev.cpuUsageNs, next.cpuUsageNs, maxCpuNs);
   const velocity =
-    servedValid && cpuValid && cpuNs >= o.minCpuNsForVelocity
+    cpuSpanned && servedValid && cpuValid && cpuNs >= o.minCpuNsForVelocity
       ? served / secondsFromNs(cpuNs)
       : null;
 
   let cpuDelayFraction: number | null = null;
-  if (prev.cpuDelayNs !== undefined && next.cpuDelayNs !== undefined && cpuValid) {
+  if (cpuSpanned && prev.cpuDelayNs !== undefined && next.cpuDelayNs !== undefined && cpuValid) {
     // PSI "some" is wall time and run_delay is per thread: both stay below this bound
     if (isSane(prev.cpuDelayNs, next.cpuDelayNs, maxCpuNs)) {
       const delayNs = next.cpuDelayNs - prev.cpuDelayNs;
@@ -99,27 +112,37 @@ export function throughputFromSamples(
     }
   }
 
-  const bytes: Pick<Throughput, "ingressBytesPerSec" | "egressBytesPerSec"> = {};
-  const maxBytes = o.maxBytesPerSec * windowSec;
-  if (prev.ingressBytes !== undefined && next.ingressBytes !== undefined)
-    bytes.ingressBytesPerSec =
-      counterDelta(prev.ingressBytes, next.ingressBytes, maxBytes) / windowSec;
-  if (prev.egressBytes !== undefined && next.egressBytes !== undefined)
-    bytes.egressBytesPerSec =
-      counterDelta(prev.egressBytes, next.egressBytes, maxBytes) / windowSec;
-  return {
+  const tp: Throughput = {
     partition,
     windowMs,
     offeredPacketsPerSec: Math.max(offered, dropped) / windowSec,
     servedPacketsPerSec: served / windowSec,
     droppedPacketsPerSec: dropped / windowSec,
-    cpuCores: cpuNs / (windowMs * 1e6),
+    cpuCores: cpuWindowMs > 0 ? cpuNs / (cpuWindowMs * 1e6) : 0,
     throttledFraction: periods > 0 ? clamp(throttled / periods, 0, 1) : 0,
     rawVelocityPacketsPerCpuSec: velocity,
     cpuDelayFraction,
-    ...bytes,
     source,
   };
+  const maxBytes = o.maxBytesPerSec * windowSec;
+  if (prev.ingressBytes !== undefined && next.ingressBytes !== undefined)
+    tp.ingressBytesPerSec =
+      counterDelta(prev.ingressBytes, next.ingressBytes, maxBytes) / windowSec;
+  if (prev.egressBytes !== undefined && next.egressBytes !== undefined)
+    tp.egressBytesPerSec = counterDelta(prev.egressBytes, next.egressBytes, maxBytes) / windowSec;
+  if (!cpuSpanned) tp.cpuWindowMs = Math.max(0, cpuWindowMs);
+  return tp;
+}
+
+/**
+ * A window in which the CPU counters were not read (`cpuWindowMs` 0) shows the CPU used of the
+ * partition's previous window (`last`, itself measured or carried: at most the sensor's
+ * `idleCpuReadEveryMs` old), not 0. `tp` is changed in place: the caller's own, just made.
+ * Its `cpuWindowMs` stays 0, so a counter of CPU time (metrics) does not count it twice.
+ */
+export function carryCpuUsed(tp: Throughput, last: Throughput | null): Throughput {
+  if (tp.cpuWindowMs === 0 && last !== null) tp.cpuCores = last.cpuCores;
+  return tp;
 }
 
 const isSane = (prev: number, next: number, maxDelta: number): boolean => {
