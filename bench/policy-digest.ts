@@ -15,21 +15,10 @@ import { pathToFileURL } from "node:url";
 import type { PartitionSpec, Throughput } from "../src/core/model.ts";
 import type * as KnobsModule from "../src/policy/knobs.ts";
 import type * as TableModule from "../src/policy/table.ts";
+import { seeded } from "../src/policy/test-fixtures.ts";
 import type { PolicyKnobs, PolicyState, TableOutput } from "../src/policy/types.ts";
 import type * as WeirModule from "../src/policy/weir.ts";
 import { isMain } from "./harness.ts";
-
-/** mulberry32: the same fleet and windows on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Config {
   name: string;
@@ -227,7 +216,7 @@ function seen(out: TableOutput): string {
 }
 
 function runConfig(c: Config, mods: Modules): string {
-  const rnd = prng(c.seed);
+  const rnd = seeded(c.seed);
   let specs = fleet(c.n, rnd, c.goals);
   const velocity = specs.map(() => 2600 + rnd() * 2100);
   const knobs: PolicyKnobs = {

@@ -18,6 +18,7 @@ import {
   type ThroughputColumns,
   throughputColumns,
 } from "../src/policy/table.ts";
+import { seeded } from "../src/policy/test-fixtures.ts";
 import type { PolicyInput, PolicyState, TableInput, TableOutput } from "../src/policy/types.ts";
 import { weirPolicy } from "../src/policy/weir.ts";
 import {
@@ -36,18 +37,6 @@ import {
   timePerIterationNs,
 } from "./harness.ts";
 
-/** Small deterministic PRNG (mulberry32) so every run sees the same fleet. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface Fleet {
   specs: PartitionSpec[];
   knobs: PolicyInput["knobs"];
@@ -56,7 +45,7 @@ export interface Fleet {
 }
 
 export function makeFleet(n: number, seed = 1): Fleet {
-  const rnd = prng(seed);
+  const rnd = seeded(seed);
   const specs: PartitionSpec[] = [];
   for (let i = 0; i < n; i++) {
     const batch = rnd() < 0.1;
