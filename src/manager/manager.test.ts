@@ -394,17 +394,7 @@ describe("Manager", () => {
           source: "host",
           openActuator: () => memoryActuator("web", []),
           openSensor: () => ({
-            read: (nowMs) => ({
-              atMs: nowMs,
-              offeredPackets: 0,
-              servedPackets: 0,
-              droppedPackets: 0,
-              cpuUsageNs: 0,
-              nrPeriods: 0,
-              nrThrottled: 0,
-              throttledNs: 0,
-              ...script[nowMs - t0],
-            }),
+            read: (nowMs) => ({ ...zeroSample(nowMs), ...script[nowMs - t0] }),
             close() {},
           }),
         },
@@ -429,14 +419,9 @@ describe("Manager", () => {
     const reads: number[] = [];
     let reading: { sample: CounterSample; receivedAtMs: number } | undefined;
     const sample = (atMs: number, served: number): CounterSample => ({
-      atMs,
+      ...zeroSample(atMs),
       offeredPackets: served,
       servedPackets: served,
-      droppedPackets: 0,
-      cpuUsageNs: 0,
-      nrPeriods: 0,
-      nrThrottled: 0,
-      throttledNs: 0,
     });
     const m = new Manager({
       now: clock.now,
