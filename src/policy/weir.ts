@@ -38,11 +38,12 @@ import { donorCaps, markDonorCapsReached, wantsCpuFrom } from "./donor-cap.ts";
 import {
   CapCode,
   capCodeFor,
-  directWeights,
   StepDirectives,
   type WeightBand,
+  weightAt,
   weightBands,
   weightFloorsByImportance,
+  weightFrame,
 } from "./express.ts";
 import { fixedShapeKnobs } from "./knobs.ts";
 import {
@@ -775,27 +776,29 @@ function expressAll(
     for (let i = 0; i < n; i++)
       if (light[i] === 1 && controlled[i] !== 2) weightFloor[i] = floorAt[importance[i]!]!;
   }
-  directWeights(
-    n,
-    final,
-    batch,
-    goals,
-    importance,
-    divisors,
-    prevWeight,
-    capacity,
-    bands,
-    weights,
-    useWeightFloor ? weightFloor : null,
-  );
+  // the weights, the cap codes and the decisions' packed reasons in one walk
+  const w = weightFrame(divisors, capacity, bands);
+  const floors = useWeightFloor ? weightFloor : null;
+  const goalDonor = CapCode.goalDonor;
   for (let i = 0; i < n; i++) {
     const cpu = final[i]!;
+    const imp = importance[i]!;
     const isBatch = batch[i] === 1;
+    weights[i] = weightAt(
+      w,
+      cpu,
+      imp,
+      divisors[imp]!,
+      prevWeight[i]!,
+      +(goals[i]! > 0), // rules.ts hasGoal
+      isBatch,
+      floors === null ? 0 : floors[i]!,
+    );
     // `&`, not `&&`: no jump on a PI that random rows put on either side of 1
-    const isReceiver = (+(pis[i]! > 1) & +(importance[i] === receiverImportance)) === 1;
+    const isReceiver = (+(pis[i]! > 1) & +(imp === receiverImportance)) === 1;
     capCode[i] =
       dcCapped[i] === 1
-        ? CapCode.goalDonor
+        ? goalDonor
         : capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
     bits[i] = packBits(
       source[i]!,
