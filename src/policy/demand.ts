@@ -1,8 +1,8 @@
 // Demand of one partition for one cycle: how much CPU its traffic needs, how much of that is
 // believed (confirmed by congestion), smoothed, with a goal's floor. Pure scalar arithmetic.
 // Over 400 lines on purpose: most of it is the rule's constants with the measurements behind
-// them, beside the one rule body (assessDemandAt) that the step and the `why` both run; its
-// object form (assessNetworkDemand) and the step's reused context are here too, so the mapping
+// them, beside the one rule body (assessDemandRows) that the step and the `why` both run; its
+// object form (assessNetworkDemand) and its one-row columns are here too, so the mapping
 // between null (the object form) and NaN (the step's arrays) lives in one file.
 import type { Throughput } from "../core/model.ts";
 import { MILLIS_PER_CPU } from "../core/units.ts";
@@ -402,6 +402,9 @@ export function demandColumns(n: number, detail: boolean): DemandColumns {
   };
 }
 
+/** What assessDemandRows writes nothing to (a step keeps no `detail`). */
+const NO_COLUMN = new Float64Array(0);
+
 /**
  * The demand rule (assessNetworkDemand) on rows 0 … n − 1 of a cycle's columns, in one loop,
  * into `out`. Pure. Every row is assessed, whatever its kind: the caller reads the rows that are
@@ -437,7 +440,7 @@ export function assessDemandRows(
   const demands = out.demandCpuMillis;
   const detail = out.detail;
   const keep = detail !== null;
-  const none = new Float64Array(0);
+  const none = NO_COLUMN;
   const usedOut = detail?.usedCpuMillis ?? none;
   const trafficOut = detail?.trafficNeedCpuMillis ?? none;
   const probeFromOut = detail?.probeFromCpuMillis ?? none;
