@@ -15,7 +15,7 @@ export interface CpuLlc {
 
 const SYS_CPU = "/sys/devices/system/cpu";
 
-/** Every online CPU's last-level cache from sysfs (index* with the highest `level`). */
+/** Every CPU sysfs lists (online or not) with its last-level cache (index* with the highest `level`). */
 export function readLlc(root = SYS_CPU): CpuLlc[] {
   const cpus = fs
     .readdirSync(root)
