@@ -141,17 +141,18 @@ export function allocate(
   const { minByTier } = tiers;
   const order = s.order;
   const counts = new Int32Array(TIERS + 1);
+  const HELD = Mode.held; // a local: an exported constant is read through a cell at each use
   let m = 0;
   for (let i = 0; i < n; i++) {
     order[m] = i;
-    m += +(mode[i] === Mode.held) | +(importance[i] === 0); // tier 0 (no importance: never in a table)
+    m += +(mode[i] === HELD) | +(importance[i] === 0); // tier 0 (no importance: never in a table)
   }
   counts[1] = m;
   for (let t = 1; t < TIERS; t++) {
     for (let k = tiers.start[t]!; k < tiers.start[t + 1]!; k++) {
       const i = tiers.order[k]!;
       order[m] = i;
-      m += +(mode[i] !== Mode.held);
+      m += +(mode[i] !== HELD);
     }
     counts[t + 1] = m;
   }

@@ -55,20 +55,26 @@ export function capCodeFor(
   batch: boolean,
   suppressBatch: boolean,
 ): number {
+  // CapCode's values as literals (checked below): an exported constant is read through a cell,
+  // with a check, at each use, and the step calls this once a row
   let cap = Number.POSITIVE_INFINITY;
-  let code: number = CapCode.none;
+  let code = 0; // none
   if (capped) {
     cap = cpu;
-    code = CapCode.capped;
+    code = 2; // capped
   } else if (batch && suppressBatch) {
     // held to its entitlement: with leftover batch-first, what the network partitions' demand
     // leaves of capacity (at least its guarantee)
     cap = cpu;
-    code = CapCode.suppressBatch;
+    code = 3; // suppressBatch
   }
-  if (max < capacity && max < cap) code = CapCode.max;
+  if (max < capacity && max < cap) code = 1; // max
   return code;
 }
+
+/** capCodeFor's literals are these. */
+if (CapCode.none !== 0 || CapCode.max !== 1 || CapCode.capped !== 2 || CapCode.suppressBatch !== 3)
+  throw new Error("capCodeFor: cap codes changed");
 
 /**
  * The weight a directive carries: the minimum for batch, else its share (at least `floor`, the

@@ -260,6 +260,10 @@ function runDefaultList(
   const useBand = band > 0;
   const keep = 1 - f.maxShrinkFraction;
   const growth = new Float64Array(6);
+  // the marks as locals: an exported constant is read through a cell, with a check, at each use
+  const DEADBAND = Marks.deadband;
+  const SHRINK_LIMITED = Marks.shrinkLimited;
+  const BOUNDS_FIXED = Marks.boundsFixed;
   let sum = 0;
   for (let i = 0; i < n; i++) {
     const x = ideal[i]!;
@@ -272,12 +276,12 @@ function runDefaultList(
     if (!Number.isNaN(prev)) {
       // deadband
       if (useBand && Math.abs(v - prev) < band) v = prev;
-      if (Math.abs(v - x) > SAME) m = Marks.deadband;
+      if (Math.abs(v - x) > SAME) m = DEADBAND;
       // limitShrink
       const need = prevNeed[i]!;
       const floor = Math.min(prev, Number.isNaN(need) ? prev : need, hi) * keep;
       if (v < floor) {
-        if (Math.abs(floor - v) > SAME) m |= Marks.shrinkLimited;
+        if (Math.abs(floor - v) > SAME) m |= SHRINK_LIMITED;
         v = floor;
       }
       ref = Math.min(Math.max(prev, lo), hi);
@@ -320,7 +324,7 @@ function runDefaultList(
         if (g > 0) b = b - g * k;
       }
     }
-    if (Math.abs(b - shrunk[i]!) > SAME) marks[i]! |= Marks.boundsFixed;
+    if (Math.abs(b - shrunk[i]!) > SAME) marks[i]! |= BOUNDS_FIXED;
     const v = Math.floor(b + FLOOR_EPSILON);
     result[i] = v;
     if (!Number.isInteger(v) || v < Math.floor(lo + FLOOR_EPSILON) || v > hi) within = false;

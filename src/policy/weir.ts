@@ -621,6 +621,8 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
   const HELD = Source.held;
   const UNSEEN = Source.unseen;
   const DEMAND_MODE = Mode.demand;
+  const BATCH_MODE = Mode.batch;
+  const HELD_MODE = Mode.held;
 
   for (let i = 0; i < n; i++) {
     const min = lo[i]!;
@@ -635,7 +637,7 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
     if (batch[i] === 1) {
       anyBatch = true;
       src = BATCH;
-      mode[i] = Mode.batch;
+      mode[i] = BATCH_MODE;
       target[i] = min;
       eligible[i] = 2; // can always use more: served first from the left-over
       demand[i] = max;
@@ -708,7 +710,7 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
         donor === 1 ? clamp(wanted, min, max) : protectedNeed(NETWORK, pc, pd, min, max);
     } else if (hasPrev) {
       src = HELD;
-      mode[i] = Mode.held;
+      mode[i] = HELD_MODE;
       target[i] = clamp(pc, min, max);
       eligible[i] = 0;
       demand[i] = pd;
