@@ -214,11 +214,9 @@ interface StepArrays {
   target: Float64Array;
   prevNeed: Float64Array;
   useNeed: Float64Array;
-  source: Uint8Array;
   mode: Uint8Array;
   eligible: Uint8Array;
   marks: Uint8Array;
-  controlled: Uint8Array;
   /** A network partition without a goal whose demand is its use + headroom (DemandKind "use"): the weight floor's candidates. */
   light: Uint8Array;
   /** Per row: the weight floor it gets (0 = none), and the floors by importance (weightFloorsByImportance). */
@@ -273,7 +271,7 @@ function step(
   const arena = new ArrayBuffer(n * (6 * 8 + 3)); // Float64 arrays first: aligned
   const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
   const u = (k: number): Uint8Array => new Uint8Array(arena, 6 * n * 8 + k * n, n);
-  const buf = sc.fit(n, 10, 12);
+  const buf = sc.fit(n, 10, 10);
   const [
     target,
     prevNeed,
@@ -298,11 +296,9 @@ function step(
     Float64Array,
   ];
   const [
-    source,
     mode,
     eligible,
     marks,
-    controlled,
     dcEligible,
     dcDonor,
     dcMisses,
@@ -321,10 +317,7 @@ function step(
     Uint8Array,
     Uint8Array,
     Uint8Array,
-    Uint8Array,
-    Uint8Array,
   ];
-  controlled.fill(0);
   dcEligible.fill(0);
   const velocity = f(2);
   const prev = previousOf(state, t);
@@ -352,11 +345,9 @@ function step(
     target,
     prevNeed,
     useNeed: post0, // free until the post-processors run
-    source,
     mode,
     eligible,
     marks,
-    controlled,
     dcEligible,
     dcDonor,
     dcMisses,
@@ -570,8 +561,8 @@ function demandInputs(s: StepArrays): void {
  * importance 3 (waiting for CPU 70–85 %) was entitled to 380–940m beside an importance-2
  * receiver entitled to 340–770m (a per-cycle trace), and took 15 % of what importance 1 left
  * (b ÷ (b + c) 84.8 %, 5 repetitions).
- * `controlled` is 1 for a partition that misses its goal in this window and the last, 2 for
- * one that yields. The level is the most important such miss, which only the whole pass finds
+ * The pass writes each row's decision bits that it knows (source, had a previous allocation,
+ * yields: decision.ts packBits); expressAll adds the marks and the receiver. The level is the most important such miss, which only the whole pass finds
  * (DemandSummary.yieldTo): the step passes last step's level and runs the pass again when this
  * step's differs. The pass writes every number it owns in each row (no row keeps anything from
  * the first run), so the second run's output is the one a single pass with the right level
@@ -579,7 +570,8 @@ function demandInputs(s: StepArrays): void {
  */
 function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
   const { knobs, t, cols, demand, velocity, pis, flags, target } = s;
-  const { prevNeed, useNeed, source, mode, eligible, controlled } = s;
+  const { prevNeed, useNeed, mode, eligible } = s;
+  const rowBits = s.bits;
   const prevCpu = s.prev.cpuMillis;
   const prevDemand = s.prev.demand;
   const prevFlags = s.prev.flags;
@@ -634,6 +626,7 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
     const hasPrev = !Number.isNaN(pc);
     const hasData = has[i] === 1;
     let src: number;
+    let yieldsRow = 0;
     if (batch[i] === 1) {
       anyBatch = true;
       src = BATCH;
@@ -686,7 +679,7 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
       // when it is less important. A goal row that is not missing keeps its choice.
       const drop = yielding & ((missing & +(imp !== yieldTo)) | noGoal);
       const yields = noGoal & +(imp > yieldTo);
-      controlled[i] = missing | (yields << 1);
+      yieldsRow = yields;
       const wanted = ruleDemand[i]!;
       const demanded = Math.min(wanted, max);
       const claim = yields === 1 ? yieldingDemand(demanded, use) : wanted;
@@ -723,7 +716,7 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
       demand[i] = Number.NaN; // nothing measured yet: the first real demand is not smoothed
       prevNeed[i] = Number.NaN; // rules.ts protectedNeed: nothing to protect
     }
-    source[i] = src;
+    rowBits[i] = packBits(src, 0, false, hasPrev, yieldsRow === 1);
     const pi = hasData ? performanceIndexOrNaN(g, served[i]!) : Number.NaN;
     pis[i] = pi;
     if (pi > 1 && imp < receiverImportance) receiverImportance = imp;
@@ -751,9 +744,8 @@ function expressAll(
   useWeightFloor: boolean,
 ): void {
   const { t, capacity, final, weights, capCode, bits, weightFloor } = s;
-  const { source, marks, pis, controlled, dcCapped } = s;
+  const { marks, pis, dcCapped } = s;
   const prevWeight = s.prev.weight;
-  const prevCpu = s.prev.cpuMillis;
   const hi = t.maxCpuMillis;
   const divisors = t.weightDivisors;
   const importance = t.importance;
@@ -775,8 +767,9 @@ function expressAll(
       s.weightFloorAt,
     );
     const { light } = s;
+    const yieldsBit = packBits(0, 0, false, false, true); // assessDemand wrote it
     for (let i = 0; i < n; i++)
-      if (light[i] === 1 && controlled[i] !== 2) weightFloor[i] = floorAt[importance[i]!]!;
+      if (light[i] === 1 && (bits[i]! & yieldsBit) === 0) weightFloor[i] = floorAt[importance[i]!]!;
   }
   // the weights, the cap codes and the decisions' packed reasons in one walk
   const w = weightFrame(divisors, capacity, bands);
@@ -802,12 +795,7 @@ function expressAll(
       dcCapped[i] === 1
         ? goalDonor
         : capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
-    bits[i] = packBits(
-      source[i]!,
-      marks[i]!,
-      isReceiver,
-      !Number.isNaN(prevCpu[i]!),
-      controlled[i] === 2,
-    );
+    // the source, had-previous and yields bits are assessDemand's: the marks and the receiver on top
+    bits[i] = bits[i]! | packBits(0, marks[i]!, isReceiver, false, false);
   }
 }
