@@ -199,10 +199,11 @@ interface StepArrays {
   velocity: Float64Array;
   ideal: Float64Array;
   weights: Float64Array;
-  /** Scratch (the decisions keep a copy of the first two only when they are not all lo / 0; the PI is computed again when read). */
+  /** Scratch (the decisions keep a copy of these only when they are not all lo / 0). */
   leftover: Float64Array;
   effectiveMin: Float64Array;
-  pis: Float64Array;
+  /** 1 where the PI is above 1 (a receiver at the receivers' level); the PI is computed again when read. */
+  overGoal: Uint8Array;
   /** A capped donor's trimmed set point (donor-cap.ts donorCapSetpoint); NaN elsewhere. */
   donorSetpoint: Float64Array;
   bits: Uint8Array;
@@ -217,12 +218,13 @@ interface StepArrays {
   mode: Uint8Array;
   eligible: Uint8Array;
   marks: Uint8Array;
-  /** A network partition without a goal whose demand is its use + headroom (DemandKind "use"): the weight floor's candidates. */
-  light: Uint8Array;
   /** Per row: the weight floor it gets (0 = none), and the floors by importance (weightFloorsByImportance). */
   weightFloor: Float64Array;
   weightFloorAt: Float64Array;
-  /** Donor cap (donor-cap.ts): rows it may apply to, this window's donor and missesGoal, and who is capped. */
+  /**
+   * Donor cap (donor-cap.ts): rows it may apply to, this window's donor and missesGoal (all
+   * three written only on the rows of dcRows, by donorCapInputs), and who is capped.
+   */
   dcEligible: Uint8Array;
   dcDonor: Uint8Array;
   dcMisses: Uint8Array;
@@ -271,20 +273,18 @@ function step(
   const arena = new ArrayBuffer(n * (6 * 8 + 3)); // Float64 arrays first: aligned
   const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
   const u = (k: number): Uint8Array => new Uint8Array(arena, 6 * n * 8 + k * n, n);
-  const buf = sc.fit(n, 10, 10);
+  const buf = sc.fit(n, 9, 10);
   const [
     target,
     prevNeed,
     post0,
     post1,
-    pis,
     effectiveMin,
     leftover,
     weightFloor,
     ruleDemand,
     goalBases,
   ] = buf.f64 as [
-    Float64Array,
     Float64Array,
     Float64Array,
     Float64Array,
@@ -303,7 +303,7 @@ function step(
     dcDonor,
     dcMisses,
     dcCapped,
-    light,
+    overGoal,
     ruleKind,
     ruleBits,
   ] = buf.u8 as [
@@ -322,7 +322,6 @@ function step(
   const velocity = f(2);
   const prev = previousOf(state, t);
   dcCapped.fill(0);
-  light.fill(0);
   const s: StepArrays = {
     knobs,
     t,
@@ -336,7 +335,7 @@ function step(
     leftover,
     effectiveMin,
     weights: f(4),
-    pis,
+    overGoal,
     donorSetpoint: f(5).fill(Number.NaN),
     bits: u(0),
     flags: u(1),
@@ -353,7 +352,6 @@ function step(
     dcMisses,
     dcCapped,
     dcRows: sc.dcRows,
-    light,
     weightFloor,
     weightFloorAt: new Float64Array(6),
     ruleInputs: {
@@ -384,6 +382,7 @@ function step(
   sc.yieldGuess = found.yieldTo;
   const donorCapped =
     found.leastImportantWanting > 1 &&
+    donorCapInputs(s, found.dcCount, dcEligible, dcDonor, dcMisses) &&
     donorCaps(
       n,
       {
@@ -569,7 +568,7 @@ function demandInputs(s: StepArrays): void {
  * would make. The rule does not depend on the level: it runs once.
  */
 function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
-  const { knobs, t, cols, demand, velocity, pis, flags, target } = s;
+  const { knobs, t, cols, demand, velocity, overGoal, flags, target } = s;
   const { prevNeed, useNeed, mode, eligible } = s;
   const rowBits = s.bits;
   const prevCpu = s.prev.cpuMillis;
@@ -591,7 +590,7 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
   let congested = 0;
   let anyBatch = false;
   let leastImportantWanting = 0;
-  const { dcEligible, dcDonor, dcMisses, dcRows, light } = s;
+  const { dcRows } = s;
   let dcCount = 0;
   const delays = cols.cpuDelayFraction;
   const delayThreshold = knobs.cpuDelayThreshold;
@@ -599,7 +598,6 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
   // constants as locals: an imported one is read through a cell, with a check, at each use
   const risingFlag = FLAG_RISING;
   const missedFlag = FLAG_MISSED_GOAL;
-  const USE = DemandKindCode.use;
   const IDLE = DemandKindCode.idle;
   const THROTTLED = DemandBit.throttled;
   const DROPPING = DemandBit.dropping;
@@ -645,7 +643,6 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
       const missedBefore = +((prevFlags[i]! & missedFlag) === missedFlag);
       flags[i] = (+((bits & RISING) !== 0) * risingFlag) | (misses * missedFlag);
       const noGoal = +!(g > 0); // rules.ts hasGoal
-      light[i] = +(kind === USE) & noGoal;
       const use = useNeed[i]!; // the rule wrote it there
       // The levels below yield only to a miss that lasts two windows in a row: one 100 ms
       // reading of a server held at its goal + 5 % is above GOAL_MISS_YIELD_PI now and then,
@@ -664,14 +661,11 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
         )
       )
         leastImportantWanting = imp;
-      // a goal row with a velocity (donor-cap.ts reads donor and misses only where eligible)
+      // a goal row with a velocity: the donor cap's rows (donorCapInputs writes their inputs)
       const dcRow = (noGoal ^ 1) & +!Number.isNaN(velocity[i]!);
-      dcEligible[i] = dcRow;
       dcRows[dcCount] = i;
       dcCount += dcRow;
       const donor = +((bits & DONOR) !== 0);
-      dcDonor[i] = donor;
-      dcMisses[i] = misses * (1 + missedBefore);
       mode[i] = DEMAND_MODE;
       // Receivers first, as 0/1 and bit operations, not jumps (random rows would mispredict
       // them): while a level is yielded to, a row missing its goal loses the spare unless it is
@@ -718,7 +712,7 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
     }
     rowBits[i] = packBits(src, 0, false, hasPrev, yieldsRow === 1);
     const pi = hasData ? performanceIndexOrNaN(g, served[i]!) : Number.NaN;
-    pis[i] = pi;
+    overGoal[i] = +(pi > 1);
     if (pi > 1 && imp < receiverImportance) receiverImportance = imp;
   }
   return {
@@ -729,6 +723,35 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
     leastImportantWanting,
     dcCount,
   };
+}
+
+/**
+ * The donor cap's inputs on its rows (dcRows' first `count`, assessDemand's): eligible 1, this
+ * window's donor bit and missesGoal (1 = this window, 2 = this and the last). Only those rows
+ * are written (donorCaps visits only them; the step zeroes `eligible`), in a loop over them,
+ * not in assessDemand's over every row. Returns true.
+ */
+function donorCapInputs(
+  s: StepArrays,
+  count: number,
+  eligible: Uint8Array,
+  donor: Uint8Array,
+  missesGoal: Uint8Array,
+): boolean {
+  const rows = s.dcRows;
+  const ruleBits = s.rule.bits;
+  const prevFlags = s.prev.flags;
+  const DONOR = DemandBit.donor;
+  const MISSES = DemandBit.missesGoal;
+  const missedFlag = FLAG_MISSED_GOAL;
+  for (let k = 0; k < count; k++) {
+    const i = rows[k]!;
+    const bits = ruleBits[i]!;
+    eligible[i] = 1;
+    donor[i] = +((bits & DONOR) !== 0);
+    missesGoal[i] = +((bits & MISSES) !== 0) * (1 + +((prevFlags[i]! & missedFlag) === missedFlag));
+  }
+  return true;
 }
 
 /**
@@ -744,7 +767,7 @@ function expressAll(
   useWeightFloor: boolean,
 ): void {
   const { t, capacity, final, weights, capCode, bits, weightFloor } = s;
-  const { marks, pis, dcCapped } = s;
+  const { marks, overGoal, dcCapped } = s;
   const prevWeight = s.prev.weight;
   const hi = t.maxCpuMillis;
   const divisors = t.weightDivisors;
@@ -766,10 +789,21 @@ function expressAll(
       capacity,
       s.weightFloorAt,
     );
-    const { light } = s;
+    // light: a network partition (data, not batch) without a goal whose demand is its use +
+    // headroom (DemandKind "use")
+    const kinds = s.rule.kind;
+    const has = s.cols.has;
+    const USE = DemandKindCode.use;
     const yieldsBit = packBits(0, 0, false, false, true); // assessDemand wrote it
     for (let i = 0; i < n; i++)
-      if (light[i] === 1 && (bits[i]! & yieldsBit) === 0) weightFloor[i] = floorAt[importance[i]!]!;
+      if (
+        kinds[i] === USE &&
+        has[i] === 1 &&
+        batch[i] !== 1 &&
+        !(goals[i]! > 0) && // rules.ts hasGoal
+        (bits[i]! & yieldsBit) === 0
+      )
+        weightFloor[i] = floorAt[importance[i]!]!;
   }
   // the weights, the cap codes and the decisions' packed reasons in one walk
   const w = weightFrame(divisors, capacity, bands);
@@ -790,7 +824,7 @@ function expressAll(
       floors === null ? 0 : floors[i]!,
     );
     // `&`, not `&&`: no jump on a PI that random rows put on either side of 1
-    const isReceiver = (+(pis[i]! > 1) & +(imp === receiverImportance)) === 1;
+    const isReceiver = (overGoal[i]! & +(imp === receiverImportance)) === 1;
     capCode[i] =
       dcCapped[i] === 1
         ? goalDonor
