@@ -8,9 +8,13 @@ export const DEFAULT_HISTORY_SIZE = 600;
 
 /**
  * Bytes the history may hold by default (`historyMaxBytes`), by estimateRecordBytes: all 600
- * records up to about 36 partitions, about 217 of 100, 21 of 1,000, 2 of 10,000.
+ * records up to 8 partitions, about 54 of 100 (5.4 s at 10 cycles/s), 5 of 1,000; at
+ * 10,000 partitions one record is over the bound by itself, so the history keeps only the
+ * latest. 4 MiB, not 16 MiB as before: at 100 partitions the larger history cost about 6 MB of
+ * resident memory against `weir run`'s 80 MB budget (docs/performance.md); a deployment that
+ * wants a longer first fill for the dashboard sets `historyMaxBytes`.
  */
-export const DEFAULT_HISTORY_MAX_BYTES = 16 * 2 ** 20;
+export const DEFAULT_HISTORY_MAX_BYTES = 4 * 2 ** 20;
 
 /**
  * What one record holds on the heap, per part, in bytes (V8 on x64 as Node 20 ships it).
