@@ -1,6 +1,6 @@
 // The manager's cycle history: the latest records for readers (API, dashboard), bounded by
 // bytes as well as by count, so its memory does not grow with the partition count (600 records
-// of 10,000 partitions would hold about 4 GB, past V8's default heap limit).
+// of 10,000 partitions would hold over 2 GB, half of V8's default heap limit).
 import type { CycleRecord } from "../core/model.ts";
 
 /** Records kept at most, whatever their size (60 s at the default 10 cycles/s). */
@@ -24,7 +24,9 @@ export const DEFAULT_HISTORY_MAX_BYTES = 4 * 2 ** 20;
  * partition (the most at 100 partitions); decisions 250–306 (with the step's columns they keep
  * for `why`), throughputs 205–211, directives 122–145, entries 101–115. The figures below are
  * the largest seen, so the bound holds at every size. `weir bench memory-scale` re-measures
- * the whole record (docs/performance.md).
+ * the whole record (docs/performance.md). Since a record holds its throughputs as a row of the
+ * cycle's columns (record-entry.ts) it holds less than this estimate (405 bytes per partition
+ * per record measured at 100 partitions, 369 at 10,000, 2026-12-03): the bound over-counts.
  */
 export const RECORD_BYTES = {
   /** The record itself, its timings and partitions array. */
