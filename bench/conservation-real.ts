@@ -43,6 +43,7 @@ import {
   timingFor,
 } from "./conservation-run.ts";
 import { summariseConservation } from "./conservation-summary.ts";
+import { describeLlc, readLlc } from "./cpu-caches.ts";
 import type { Benchmark } from "./harness.ts";
 import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
 import {
@@ -327,6 +328,7 @@ export const bench: Benchmark = {
         "No-hog reference: in each repetition the same UDP and TCP loads run once under plain CFS with the hog's process SIGSTOPped by PID (SIGCONT after); every policy's p99 with the hog is divided by that run's p99 of the same partition. The ratio therefore counts both the hog's harm and any harm the policy's own caps do.",
         "Host idle is /proc/stat's idle + iowait over the measured window, for the whole host (this process, the generator and other engineers' work included). Hog CPU is its cgroup's cpuacct.usage over the same window. served = replies ÷ requests sent in the measured window (UDP: reply within 1 s; TCP: replies to the requests sent). Network partitions: importance 3, weight 100, no goal, max = capacity (overload: see above); the hog: batch, importance 5.",
         `Load average (1, 5, 15 min): ${load0} at the start, ${load1} at the end (2 CPUs; other engineers' tests may have run at the same time).`,
+        describeLlc(readLlc()),
       ],
     });
   },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { hogCapFiles, REFERENCE_HOG_CAP, type RunOutcome } from "./conservation-run.ts";
-import { hogCapNote, hogShareOfLeftover } from "./conservation-summary.ts";
+import { hogCapNote, hogShareOfLeftover, summariseConservation } from "./conservation-summary.ts";
 
 describe("conservation-real summary: the idle row's attribution", () => {
   it("gives the hog's share of the CPU that other work left, not of the whole host", () => {
@@ -53,5 +53,48 @@ describe("conservation-real: the hand-set hog cap (issue 9's cap experiment)", (
     );
     expect(note).toContain("medians over 3 runs");
     expect(hogCapNote([], uncapped, () => 1)).toBeNull();
+  });
+});
+
+describe("conservation-real: where weir loses in overload, and why", () => {
+  it("says what a was served against its goal and its offer when a baseline's p99 of a is lower", () => {
+    const ppsPerCore = 10_000; // a: offered 6,000/s, goal 5,000/s; b's goal 4,500/s
+    const run = (policy: string, rep: number, a: number, bc: number, p99: number) =>
+      ({
+        scenario: "overload",
+        policy,
+        rep,
+        hostIdle: 0.01,
+        hogCores: 0.3,
+        hostCpus: 2,
+        served: { a: 1, b: 1, c: 1 },
+        p99Ms: { a: p99, b: 50, c: 50 },
+        perSecond: { a: [a, a], b: [bc / 2, bc / 2], c: [bc / 2, bc / 2] },
+        writesPerPartitionSec: 0.1,
+        hogCappedFraction: 0.2,
+        netDelay: 0.4,
+        netThrottled: 0.3,
+        hogCapReasons: {},
+        hogCapMillis: 10,
+        waitPerRunUs: {},
+        cpuPerReplyUs: {},
+      }) as unknown as RunOutcome;
+    const outcomes = [0, 1, 2].flatMap((rep) => [
+      run("weir", rep, 5_100, 9_000, 60),
+      run("static-weights", rep, 5_990, 8_000, 20),
+    ]);
+    const result = summariseConservation(outcomes, {
+      reps: 3,
+      timing: { warmupMs: 1, measureMs: 1, idleMeasureMs: 1, stepAtMs: 1 },
+      ppsPerCore,
+      notes: [],
+    });
+    const note = result.notes?.find((n) => n.startsWith("Where weir loses — overload"));
+    expect(note).toContain(
+      "static weights (idle-class batch): lower p99 (20.0 vs 60.0 ms, medians)",
+    );
+    expect(note).toContain(
+      "weir served a 5100/s (1.02× its goal of 5000/s, 85 % of the 6000/s offered) and b + c 9000/s (medians)",
+    );
   });
 });

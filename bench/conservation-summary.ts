@@ -381,6 +381,16 @@ export function summariseConservation(
         100,
       )} %`,
     ].join(" ");
+  /**
+   * Overload: weir serves a to its goal, not to its offer, and gives what is left to b and c, so a
+   * queues at its goal's rate; a policy that gives a all it asks serves it with a shorter queue.
+   */
+  const goalEvidence = (xs: RunOutcome[]) => {
+    const a = med(xs, (o) => meanOf(o.perSecond?.a ?? []));
+    const offered = OVERLOAD.a.offeredCores * info.ppsPerCore;
+    const bc = med(xs, (o) => meanOf(o.perSecond?.b ?? []) + meanOf(o.perSecond?.c ?? []));
+    return `weir served a ${Math.round(a)}/s (${(a / goalPps("a")).toFixed(2)}× its goal of ${goalPps("a")}/s, ${((a / offered) * 100).toFixed(0)} % of the ${Math.round(offered)}/s offered) and b + c ${Math.round(bc)}/s (medians): the goal, not a's offer, sets what a gets, and a's requests beyond it wait in its queue.`;
+  };
   const sc: Array<{ s: ScenarioName; p99: (o: RunOutcome) => number; label: string }> = [
     { s: "conserve", p99: worstP99, label: "conserve (UDP + hog)" },
     { s: "tcp", p99: worstP99, label: "tcp (closed loop + hog)" },
@@ -409,7 +419,9 @@ export function summariseConservation(
       if (wins.length) items.push(`${POLICY_LABEL(p)}: ${wins.join("; ")}`);
     }
     if (items.length)
-      losses.push(`Where weir loses — ${label}: ${items.join(". ")}. ${weirEvidence(wx)}.`);
+      losses.push(
+        `Where weir loses — ${label}: ${items.join(". ")}. ${weirEvidence(wx)}.${s === "overload" ? ` ${goalEvidence(wx)}` : ""}`,
+      );
   }
   if (losses.length === 0)
     losses.push(

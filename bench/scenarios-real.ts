@@ -15,6 +15,7 @@ import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories, weirWithWeightFloor } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
+import { describeLlc, readLlc } from "./cpu-caches.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import {
   fmtStats,
@@ -346,6 +347,7 @@ export const bench: Benchmark = {
           : "Runs were 40 s until 5 repetitions made that 40 min: every loop compared still acts 16 times or more per run (12 or more after the step) and the step stays a third of the way in; a run's start and the step's transient weigh more in a shorter run's p99, for every policy alike.",
         "Latency is the load generator's round trip (send to reply) per partition; lost = no reply within 1 s (dropped at a full socket, or late).",
         `The host was shared with other work: its 1-minute load average as each run started was ${fmtStats(loads, 1)} (median [min–max] over the ${loads.length} runs) on 2 CPUs. The testbed's parent cgroup, and a cgroup holding this process (manager and load generator), each had cpu.shares ${GROUP_CPU_SHARES} against the rest of the host; the noise that remains shows in the repetitions' ranges.`,
+        describeLlc(readLlc()),
       );
     } finally {
       unisolate();

@@ -13,6 +13,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { describeLlc, readLlc } from "./cpu-caches.ts";
 import {
   type BenchFigure,
   type Benchmark,
@@ -218,6 +219,7 @@ export const bench: Benchmark = {
       notes: [
         "Latency is receive − send in CLOCK_MONOTONIC, so it includes the loopback path and the sleeper's event loop, the same in every condition; the difference between rows is what the neighbour costs a woken task.",
         `One sleeper: the busy loop is a Node process pinned to CPU 1 in a v1 cpu cgroup of its own, the sleeper is pinned to CPU 1 and this process to CPU 0. Two servers: both sleepers and both busy loops may run on either CPU (as conservation-real's servers and hog do); each datagram pair wakes both servers at once and each spins ${WORK_US} µs, so one may have to wait for the other unless the kernel moves it to the other CPU. ${execFileSync("uname", ["-r"], { encoding: "utf8" }).trim()}.`,
+        describeLlc(readLlc()),
       ],
     };
   },

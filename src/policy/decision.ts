@@ -10,14 +10,7 @@
 // only and so copies none of them: use `d.toJSON()` instead.
 import type { Decision, PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
 import type { CpuMillis } from "../core/units.ts";
-import {
-  asAssessment,
-  assessDemandAt,
-  type DemandAssessment,
-  demandContext,
-  emptyDemandNumbers,
-  performanceIndexOrNaN,
-} from "./demand.ts";
+import { assessDemandOfRow, type DemandAssessment, performanceIndexOrNaN } from "./demand.ts";
 import { Marks } from "./postprocess.ts";
 import {
   clamp,
@@ -258,17 +251,17 @@ export class WeirDecision implements Decision {
     let assessment: DemandAssessment | null = null;
     if (source === Source.network && tp !== null) {
       // the step's rule on the step's columns and last cycle's values, as the step ran it
-      const x = demandContext();
-      x.velocity = r.velocity[i]!;
-      x.prevCpuMillis = prev;
-      x.prevDemandCpuMillis = prevDemand;
-      x.goalPacketsPerSec = t.goalPacketsPerSec[i]!;
-      x.goalBaseCpuMillis =
-        goalBase(r.prevWeight[i]!, prev, r.context.capacityCpuMillis, divisor) ?? Number.NaN;
-      x.prevRising = (r.prevFlags[i]! & FLAG_RISING) !== 0;
-      x.minProbeStepCpuMillis = minProbeStep(r.context.deadbandCpuMillis);
-      assessment = asAssessment(
-        assessDemandAt(r.throughput, i, x, r.context.knobs, emptyDemandNumbers()),
+      assessment = assessDemandOfRow(
+        r.throughput,
+        i,
+        r.velocity[i]!,
+        prev,
+        prevDemand,
+        t.goalPacketsPerSec[i]!,
+        goalBase(r.prevWeight[i]!, prev, r.context.capacityCpuMillis, divisor) ?? Number.NaN,
+        (r.prevFlags[i]! & FLAG_RISING) !== 0,
+        minProbeStep(r.context.deadbandCpuMillis),
+        r.context.knobs,
       );
     }
     const yields = (bits & YIELDS_BIT) !== 0;

@@ -183,13 +183,23 @@ export function wantsCpu(
   cpuDelayFraction: number | null | undefined,
   knobs: Pick<PolicyKnobs, "cpuDelayThreshold">,
 ): boolean {
-  if (a.kind === "idle") return false;
-  return (
-    a.throttled ||
-    a.dropping ||
-    (cpuDelayFraction != null && cpuDelayFraction >= knobs.cpuDelayThreshold)
+  return wantsCpuFrom(
+    a.kind === "idle",
+    a.throttled,
+    a.dropping,
+    cpuDelayFraction ?? Number.NaN,
+    knobs.cpuDelayThreshold,
   );
 }
+
+/** wantsCpu on its parts (the step reads them from the demand rule's columns); NaN delay = unknown. */
+export const wantsCpuFrom = (
+  idle: boolean,
+  throttled: boolean,
+  dropping: boolean,
+  cpuDelayFraction: number,
+  cpuDelayThreshold: number,
+): boolean => !idle && (throttled || dropping || cpuDelayFraction >= cpuDelayThreshold);
 
 export interface DonorCapRows {
   /** Per row: 1 = a network goal partition with data and a velocity, whose window was read. */

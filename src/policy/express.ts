@@ -138,15 +138,11 @@ export function weightFloorsByImportance(
 }
 
 /**
- * `directedWeight` of rows 0 … n − 1 into `out`, the same value for every input, without a jump
- * that depends on the row: each choice (batch or not, goal band or not, which way the weight
- * moved, kept or moved, the clamp to 1..10000) is made by writing both candidates into a
- * two-slot array and reading the one a comparison's 0 or 1 picks. A random row mispredicts a
- * jump about half the time (~2.5 ns each here: `(a < b) ? x : y` over 10,000 random rows took
- * 3.4 ns a row, the pick 1.1 ns). Math.max(1, w) is [1, w][!(w <= 1)] (NaN keeps NaN; the other
- * operand is a non-zero constant, so no signed zero is in play); keepWeight's Math.max of two
- * non-negative numbers is a comparison's pick, and a NaN previous weight (none yet) keeps
- * nothing, as in keepWeight, because every comparison with it is false.
+ * `directedWeight` of rows 0 … n − 1 into `out` (weightAt on each row; the step calls weightAt
+ * in its own walk over the rows, with the cap codes). A random row mispredicts a jump about
+ * half the time (~2.5 ns each here: `(a < b) ? x : y` over 10,000 random rows took 3.4 ns a
+ * row, a pick from a two-slot array 1.1 ns), so weightAt picks where rows go either way and
+ * compares where nearly all go one way (a pick costs two stores and a load each time).
  * `step-differential.test.ts` checks it against directedWeight on random rows.
  */
 export function directWeights(
@@ -163,8 +159,42 @@ export function directWeights(
   /** Per row: directedWeight's `floor` (0 = none); null: none anywhere (nothing read). */
   floor: Float64Array | null,
 ): void {
+  const w = weightFrame(divisors, capacityCpuMillis, bands);
+  for (let i = 0; i < n; i++) {
+    const imp = importance[i]!;
+    out[i] = weightAt(
+      w,
+      cpuMillis[i]!,
+      imp,
+      divisors[imp]!,
+      prevWeight[i]!,
+      +(goalPacketsPerSec[i]! > 0), // rules.ts hasGoal
+      batch[i] === 1,
+      floor === null ? 0 : floor[i]!,
+    );
+  }
+}
+
+/** What weightAt reads besides its row: the bands by index, made once per step (weightFrame). */
+export interface WeightFrame {
+  capacityCpuMillis: number;
+  hasCapacity: boolean;
+  /** index: band (0 normal, 1 goal) × 2 + direction (0 down, 1 up) */
+  fraction: Float64Array;
+  /** keepWeight returns `next` unmoved when neither its fraction nor its minimum step is positive */
+  moves: Uint8Array;
+  /** the minimum step in the row's importance's units (band.minStep / divisor): band × 8 + importance */
+  stepOf: Float64Array;
+  /** two slots: a choice made as a comparison's 0 or 1 (see weightAt) */
+  pick: Float64Array;
+}
+
+export function weightFrame(
+  divisors: Float64Array,
+  capacityCpuMillis: number,
+  bands: { normal: WeightBand; goal: WeightBand },
+): WeightFrame {
   const { normal, goal } = bands;
-  // index: band (0 normal, 1 goal) × 2 + direction (0 down, 1 up)
   const fraction = Float64Array.of(
     normal.downFraction,
     normal.upFraction,
@@ -172,50 +202,63 @@ export function directWeights(
     goal.upFraction,
   );
   const minStep = Float64Array.of(normal.minStep, normal.minStep, goal.minStep, goal.minStep);
-  // keepWeight returns `next` unmoved when neither its fraction nor its minimum step is positive
   const moves = Uint8Array.from([0, 1, 2, 3], (k) => +(fraction[k]! > 0 || minStep[k]! > 0));
-  // the minimum step in the row's importance's units (band.minStep / divisor): band × 8 + importance
   const stepOf = new Float64Array(32);
   for (let k = 0; k < 4; k++)
     for (let imp = 0; imp < 8; imp++) stepOf[(k << 3) | imp] = minStep[k]! / (divisors[imp] ?? 1);
-  const pick = new Float64Array(2);
-  const hasCapacity = capacityCpuMillis > 0;
-  for (let i = 0; i < n; i++) {
-    const imp = importance[i]!;
-    const divisor = divisors[imp]!;
-    // weightForAllocation
-    let next: number = WEIGHT_MIN;
-    if (hasCapacity) {
-      const w = roundHalfUp((cpuMillis[i]! / capacityCpuMillis / divisor) * WEIGHT_MAX);
-      pick[0] = WEIGHT_MIN;
-      pick[1] = w;
-      const atLeastMin = pick[+!(w <= WEIGHT_MIN)]!; // Math.max(WEIGHT_MIN, w)
-      pick[0] = WEIGHT_MAX;
-      pick[1] = atLeastMin;
-      next = pick[+!(atLeastMin >= WEIGHT_MAX)]!; // Math.min(WEIGHT_MAX, …)
-    }
-    // the light-partition floor: Math.max(next, floor) (both are weights, neither NaN)
-    if (floor !== null) {
-      pick[0] = next;
-      pick[1] = floor[i]!;
-      next = pick[+(floor[i]! > next)]!;
-    }
-    // keepWeight
-    const prev = prevWeight[i]!;
-    const k = (+(goalPacketsPerSec[i]! > 0) << 1) | +(next >= prev); // rules.ts hasGoal
-    const byFraction = fraction[k]! * prev;
-    const byStep = stepOf[(k << 3) | imp]!;
-    pick[0] = byStep;
-    pick[1] = byFraction;
-    const band = pick[+(byFraction > byStep)]!; // Math.max of two non-negative numbers
-    pick[0] = next;
-    pick[1] = prev;
-    const kept = pick[+(Math.abs(next - prev) < band) & moves[k]!]!;
-    // batch: the minimum
-    pick[0] = kept;
-    pick[1] = WEIGHT_MIN;
-    out[i] = pick[batch[i]! & 1]!;
+  return {
+    capacityCpuMillis,
+    hasCapacity: capacityCpuMillis > 0,
+    fraction,
+    moves,
+    stepOf,
+    pick: new Float64Array(2),
+  };
+}
+
+/** weightAt's literals are these (an imported constant is read through a cell at each use). */
+if (WEIGHT_MIN !== 1 || WEIGHT_MAX !== 10_000) throw new Error("weightAt: weight range changed");
+
+/**
+ * directedWeight of one row, the same value for every input: weightForAllocation, the floor
+ * (0 = none), keepWeight in the row's band (`goalBand` 1 for a goal partition), the minimum for
+ * batch. The choices most rows make the same way (the clamp to 1..10000, the band's larger
+ * bound) are plain comparisons, which V8 compiles to jumps the CPU predicts; whether the weight
+ * moves is a comparison's pick from a two-slot array (random rows would mispredict a jump on
+ * it). Math.max(1, w) and Math.min(10000, w) keep a NaN as the comparisons do; a NaN previous
+ * weight (none yet) keeps nothing, as in keepWeight, because every comparison with it is false.
+ * `step-differential.test.ts` checks it (through directWeights) against directedWeight.
+ */
+export function weightAt(
+  w: WeightFrame,
+  cpuMillis: number,
+  imp: number,
+  divisor: number,
+  prev: number,
+  goalBand: number,
+  batch: boolean,
+  floor: number,
+): number {
+  // weightForAllocation
+  let next = 1;
+  if (w.hasCapacity) {
+    const x = roundHalfUp((cpuMillis / w.capacityCpuMillis / divisor) * 10_000);
+    next = Math.min(10_000, Math.max(1, x));
   }
+  // the light-partition floor: Math.max(next, floor) (both are weights, neither NaN)
+  if (floor > next) next = floor;
+  // keepWeight
+  const k = (goalBand << 1) | +(next >= prev);
+  const byFraction = w.fraction[k]! * prev;
+  const byStep = w.stepOf[(k << 3) | imp]!;
+  // NaN when there is no previous weight: every comparison with it is false, so nothing is kept
+  const band = Math.max(byFraction, byStep);
+  const pick = w.pick;
+  pick[0] = next;
+  pick[1] = prev;
+  const kept = pick[+(Math.abs(next - prev) < band) & w.moves[k]!]!;
+  // batch: the minimum
+  return batch ? 1 : kept;
 }
 
 /** The cap a code stands for (Infinity = none): the entitlement, or the configured max. */

@@ -26,23 +26,24 @@ import {
 import { nextBatchSuppression } from "./batch.ts";
 import { packBits, StepDecisions, type StepReasons } from "./decision.ts";
 import {
-  assessDemandAt,
-  type DemandContext,
-  type DemandNumbers,
-  demandContext,
-  emptyDemandNumbers,
+  assessDemandRows,
+  DemandBit,
+  type DemandColumns,
+  type DemandInputs,
+  DemandKindCode,
   performanceIndexOrNaN,
   smoothVelocityOrNaN,
 } from "./demand.ts";
-import { donorCaps, markDonorCapsReached, wantsCpu } from "./donor-cap.ts";
+import { donorCaps, markDonorCapsReached, wantsCpuFrom } from "./donor-cap.ts";
 import {
   CapCode,
   capCodeFor,
-  directWeights,
   StepDirectives,
   type WeightBand,
+  weightAt,
   weightBands,
   weightFloorsByImportance,
+  weightFrame,
 } from "./express.ts";
 import { fixedShapeKnobs } from "./knobs.ts";
 import {
@@ -105,9 +106,6 @@ class Scratch {
   f64: Float64Array[] = [];
   u8: Uint8Array[] = [];
   alloc: AllocationScratch = createAllocationScratch(1);
-  /** What the demand rule reads besides the window, and what it writes (one per step, reused). */
-  demandContext = demandContext();
-  assessment = emptyDemandNumbers();
   /**
    * Last step's level yielded to (6 = none): the demand pass's guess at this step's (see
    * assessDemand). A wrong guess costs a second demand pass, never a different output.
@@ -233,8 +231,9 @@ interface StepArrays {
   dcCapped: Uint8Array;
   /** The rows with dcEligible 1, in row order (the first `dcCount` of DemandSummary). */
   dcRows: Int32Array;
-  demandContext: DemandContext;
-  assessment: DemandNumbers;
+  /** The demand rule's inputs besides the window, and its output (demand.ts assessDemandRows). */
+  ruleInputs: DemandInputs;
+  rule: DemandColumns;
 }
 
 /** What the demand pass found across partitions. */
@@ -274,8 +273,21 @@ function step(
   const arena = new ArrayBuffer(n * (6 * 8 + 3)); // Float64 arrays first: aligned
   const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
   const u = (k: number): Uint8Array => new Uint8Array(arena, 6 * n * 8 + k * n, n);
-  const buf = sc.fit(n, 8, 10);
-  const [target, prevNeed, post0, post1, pis, effectiveMin, leftover, weightFloor] = buf.f64 as [
+  const buf = sc.fit(n, 10, 12);
+  const [
+    target,
+    prevNeed,
+    post0,
+    post1,
+    pis,
+    effectiveMin,
+    leftover,
+    weightFloor,
+    ruleDemand,
+    goalBases,
+  ] = buf.f64 as [
+    Float64Array,
+    Float64Array,
     Float64Array,
     Float64Array,
     Float64Array,
@@ -296,7 +308,11 @@ function step(
     dcMisses,
     dcCapped,
     light,
+    ruleKind,
+    ruleBits,
   ] = buf.u8 as [
+    Uint8Array,
+    Uint8Array,
     Uint8Array,
     Uint8Array,
     Uint8Array,
@@ -310,6 +326,8 @@ function step(
   ];
   controlled.fill(0);
   dcEligible.fill(0);
+  const velocity = f(2);
+  const prev = previousOf(state, t);
   dcCapped.fill(0);
   light.fill(0);
   const s: StepArrays = {
@@ -320,7 +338,7 @@ function step(
     probeStep: minProbeStep(deadband),
     final: f(0),
     demand: f(1),
-    velocity: f(2),
+    velocity,
     ideal: f(3),
     leftover,
     effectiveMin,
@@ -330,7 +348,7 @@ function step(
     bits: u(0),
     flags: u(1),
     capCode: u(2),
-    prev: previousOf(state, t),
+    prev,
     target,
     prevNeed,
     useNeed: post0, // free until the post-processors run
@@ -347,9 +365,27 @@ function step(
     light,
     weightFloor,
     weightFloorAt: new Float64Array(6),
-    demandContext: sc.demandContext,
-    assessment: sc.assessment,
+    ruleInputs: {
+      velocity,
+      prevCpuMillis: prev.cpuMillis,
+      prevDemandCpuMillis: prev.demand,
+      goalPacketsPerSec: t.goalPacketsPerSec,
+      goalBaseCpuMillis: goalBases,
+      prevFlags: prev.flags,
+      minProbeStepCpuMillis: minProbeStep(deadband),
+    },
+    rule: {
+      kind: ruleKind,
+      bits: ruleBits,
+      useNeedCpuMillis: post0, // = useNeed
+      demandCpuMillis: ruleDemand,
+      detail: null, // what only the why shows is computed again when it is read
+    },
   };
+  // The demand rule over every row in a loop of its own (demand.ts assessDemandRows), then the
+  // pass that turns its columns into the allocation's inputs.
+  demandInputs(s);
+  assessDemandRows(cols, n, s.ruleInputs, knobs, s.rule);
   // Receivers first needs the level yielded to, which only the whole pass finds: the pass
   // applies last step's, and runs again with this step's when that was not it.
   let found = assessDemand(s, sc.yieldGuess);
@@ -493,8 +529,36 @@ function step(
 }
 
 /**
- * Velocity, demand, the tier phase's target and last cycle's protected need, per partition,
- * with receivers first applied for the level `yieldTo` (6: none).
+ * Each row's smoothed velocity and its goal controller's base (rules.ts goalBase), the demand
+ * rule's inputs besides last cycle's arrays.
+ */
+function demandInputs(s: StepArrays): void {
+  const { knobs, t, cols, capacity, velocity } = s;
+  const bases = s.ruleInputs.goalBaseCpuMillis;
+  const prevCpu = s.prev.cpuMillis;
+  const prevVelocity = s.prev.velocity;
+  const prevWeight = s.prev.weight;
+  const importance = t.importance;
+  const divisors = t.weightDivisors;
+  const has = cols.has;
+  const rawVelocity = cols.rawVelocityPacketsPerCpuSec;
+  const alpha = knobs.velocitySmoothing;
+  const n = t.size;
+  for (let i = 0; i < n; i++) {
+    velocity[i] = smoothVelocityOrNaN(
+      prevVelocity[i]!,
+      has[i] === 1 ? rawVelocity[i]! : Number.NaN,
+      alpha,
+    );
+    bases[i] =
+      goalBase(prevWeight[i]!, prevCpu[i]!, capacity, divisors[importance[i]!]!) ?? Number.NaN;
+  }
+}
+
+/**
+ * The demand rule's columns (s.rule, every row assessed) turned into the tier phase's target,
+ * last cycle's protected need and the rest, per partition, with receivers first applied for the
+ * level `yieldTo` (6: none).
  *
  * Receivers first (z/OS WLM): while a goal partition at importance `yieldTo` misses its goal
  * and is short of CPU (DemandAssessment.missesGoal) in this window and the last, the spare goes
@@ -511,29 +575,25 @@ function step(
  * (DemandSummary.yieldTo): the step passes last step's level and runs the pass again when this
  * step's differs. The pass writes every number it owns in each row (no row keeps anything from
  * the first run), so the second run's output is the one a single pass with the right level
- * would make.
+ * would make. The rule does not depend on the level: it runs once.
  */
 function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
-  const { knobs, t, cols, capacity, probeStep, demand, velocity, pis, flags, target } = s;
+  const { knobs, t, cols, demand, velocity, pis, flags, target } = s;
   const { prevNeed, useNeed, source, mode, eligible, controlled } = s;
   const prevCpu = s.prev.cpuMillis;
   const prevDemand = s.prev.demand;
-  const prevVelocity = s.prev.velocity;
-  const prevWeight = s.prev.weight;
   const prevFlags = s.prev.flags;
   const lo = t.minCpuMillis;
   const hi = t.maxCpuMillis;
   const importance = t.importance;
-  const divisors = t.weightDivisors;
   const n = t.size;
   const batch = t.batch;
   const goals = t.goalPacketsPerSec;
   const has = cols.has;
-  const a = s.assessment;
-  const dc = s.demandContext;
-  dc.minProbeStepCpuMillis = probeStep;
   const served = cols.servedPacketsPerSec;
-  const rawVelocity = cols.rawVelocityPacketsPerCpuSec;
+  const kinds = s.rule.kind;
+  const ruleBits = s.rule.bits;
+  const ruleDemand = s.rule.demandCpuMillis;
   let receiverImportance = 6;
   let missedAt = 6;
   let congested = 0;
@@ -542,7 +602,25 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
   const { dcEligible, dcDonor, dcMisses, dcRows, light } = s;
   let dcCount = 0;
   const delays = cols.cpuDelayFraction;
+  const delayThreshold = knobs.cpuDelayThreshold;
   const yielding = +(yieldTo <= 5);
+  // constants as locals: an imported one is read through a cell, with a check, at each use
+  const risingFlag = FLAG_RISING;
+  const missedFlag = FLAG_MISSED_GOAL;
+  const USE = DemandKindCode.use;
+  const IDLE = DemandKindCode.idle;
+  const THROTTLED = DemandBit.throttled;
+  const DROPPING = DemandBit.dropping;
+  const DELAYED = DemandBit.delayed;
+  const DONOR = DemandBit.donor;
+  const RECEIVER = DemandBit.receiver;
+  const MISSES = DemandBit.missesGoal;
+  const RISING = DemandBit.rising;
+  const NETWORK = Source.network;
+  const BATCH = Source.batch;
+  const HELD = Source.held;
+  const UNSEEN = Source.unseen;
+  const DEMAND_MODE = Mode.demand;
 
   for (let i = 0; i < n; i++) {
     const min = lo[i]!;
@@ -553,55 +631,53 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
     const pd = prevDemand[i]!;
     const hasPrev = !Number.isNaN(pc);
     const hasData = has[i] === 1;
-    const vn = smoothVelocityOrNaN(
-      prevVelocity[i]!,
-      hasData ? rawVelocity[i]! : Number.NaN,
-      knobs.velocitySmoothing,
-    );
-    velocity[i] = vn;
     let src: number;
     if (batch[i] === 1) {
       anyBatch = true;
-      src = Source.batch;
+      src = BATCH;
       mode[i] = Mode.batch;
       target[i] = min;
       eligible[i] = 2; // can always use more: served first from the left-over
       demand[i] = max;
-      prevNeed[i] = protectedNeed(Source.batch, pc, pd, min, max);
+      prevNeed[i] = protectedNeed(BATCH, pc, pd, min, max);
     } else if (hasData) {
-      src = Source.network;
-      dc.velocity = vn;
-      dc.prevCpuMillis = pc;
-      dc.prevDemandCpuMillis = pd;
-      dc.goalPacketsPerSec = g;
-      dc.goalBaseCpuMillis = goalBase(prevWeight[i]!, pc, capacity, divisors[imp]!) ?? Number.NaN;
-      dc.prevRising = (prevFlags[i]! & FLAG_RISING) !== 0;
-      assessDemandAt(cols, i, dc, knobs, a);
+      src = NETWORK;
       // A row's flags, spare and donor-cap inputs as 0/1 arithmetic, not jumps that random
       // rows mispredict (the arena's flags start at 0).
-      const misses = +a.missesGoal;
-      const missedBefore = (prevFlags[i]! & FLAG_MISSED_GOAL) === FLAG_MISSED_GOAL ? 1 : 0;
-      flags[i] = (+a.rising * FLAG_RISING) | (misses * FLAG_MISSED_GOAL);
+      const kind = kinds[i]!;
+      const bits = ruleBits[i]!;
+      const misses = +((bits & MISSES) !== 0);
+      const missedBefore = +((prevFlags[i]! & missedFlag) === missedFlag);
+      flags[i] = (+((bits & RISING) !== 0) * risingFlag) | (misses * missedFlag);
       const noGoal = +!(g > 0); // rules.ts hasGoal
-      light[i] = +(a.kind === "use") & noGoal;
-      const use = a.useNeedCpuMillis;
-      useNeed[i] = use;
+      light[i] = +(kind === USE) & noGoal;
+      const use = useNeed[i]!; // the rule wrote it there
       // The levels below yield only to a miss that lasts two windows in a row: one 100 ms
       // reading of a server held at its goal + 5 % is above GOAL_MISS_YIELD_PI now and then,
       // and each such window cost the level below its share.
       const missing = misses & missedBefore;
       if (missing === 1 && imp < missedAt) missedAt = imp;
-      congested |= (+a.delayed | +a.dropping) & +(a.kind !== "idle");
-      if (imp > leastImportantWanting && wantsCpu(a, delays[i]!, knobs))
+      congested |= +((bits & (DELAYED | DROPPING)) !== 0) & +(kind !== IDLE);
+      if (
+        imp > leastImportantWanting &&
+        wantsCpuFrom(
+          kind === IDLE,
+          (bits & THROTTLED) !== 0,
+          (bits & DROPPING) !== 0,
+          delays[i]!,
+          delayThreshold,
+        )
+      )
         leastImportantWanting = imp;
       // a goal row with a velocity (donor-cap.ts reads donor and misses only where eligible)
-      const dcRow = (noGoal ^ 1) & +!Number.isNaN(vn);
+      const dcRow = (noGoal ^ 1) & +!Number.isNaN(velocity[i]!);
       dcEligible[i] = dcRow;
       dcRows[dcCount] = i;
       dcCount += dcRow;
-      dcDonor[i] = +a.donor;
+      const donor = +((bits & DONOR) !== 0);
+      dcDonor[i] = donor;
       dcMisses[i] = misses * (1 + missedBefore);
-      mode[i] = Mode.demand;
+      mode[i] = DEMAND_MODE;
       // Receivers first, as 0/1 and bit operations, not jumps (random rows would mispredict
       // them): while a level is yielded to, a row missing its goal loses the spare unless it is
       // at that level, and a row without a goal (never missing one) loses it too, and yields
@@ -609,8 +685,9 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
       const drop = yielding & ((missing & +(imp !== yieldTo)) | noGoal);
       const yields = noGoal & +(imp > yieldTo);
       controlled[i] = missing | (yields << 1);
-      const demanded = Math.min(a.demandCpuMillis, max);
-      const claim = yields === 1 ? yieldingDemand(demanded, use) : a.demandCpuMillis;
+      const wanted = ruleDemand[i]!;
+      const demanded = Math.min(wanted, max);
+      const claim = yields === 1 ? yieldingDemand(demanded, use) : wanted;
       target[i] = demandTarget(claim, min, max);
       // Left-over goes first to batch, then as spare to everyone: under weights a constrained
       // partition needs its demand (traffic or probe), not a slice of the spare on top (that was
@@ -622,24 +699,23 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
       // goal (more CPU would not help: on the real testbed such a partition soaked up what a
       // donor gave, ~560m → 1,440m, and the level below waited). Receivers get their target as
       // demand.
-      eligible[i] = (+a.goalReceiver | noGoal) & (drop - 1); // & 0 when dropped, else & all ones
+      eligible[i] = (+((bits & RECEIVER) !== 0) | noGoal) & (drop - 1); // & 0 when dropped, else & all ones
       demand[i] = yields === 1 ? claim : demanded;
       // A donor's steps are its goal controller's (at most −GOAL_STEP_FRACTION a cycle): the
       // shrink limit does not slow them again, so its surplus reaches the levels below in a few
       // cycles (at −10 % a cycle it took 1.2–1.5 s on the real testbed, goals-tiers-real).
-      prevNeed[i] = a.donor
-        ? clamp(a.demandCpuMillis, min, max)
-        : protectedNeed(Source.network, pc, pd, min, max);
+      prevNeed[i] =
+        donor === 1 ? clamp(wanted, min, max) : protectedNeed(NETWORK, pc, pd, min, max);
     } else if (hasPrev) {
-      src = Source.held;
+      src = HELD;
       mode[i] = Mode.held;
       target[i] = clamp(pc, min, max);
       eligible[i] = 0;
       demand[i] = pd;
-      prevNeed[i] = protectedNeed(Source.held, pc, pd, min, max);
+      prevNeed[i] = protectedNeed(HELD, pc, pd, min, max);
     } else {
-      src = Source.unseen;
-      mode[i] = Mode.demand;
+      src = UNSEEN;
+      mode[i] = DEMAND_MODE;
       target[i] = min;
       eligible[i] = 1;
       demand[i] = Number.NaN; // nothing measured yet: the first real demand is not smoothed
@@ -700,27 +776,29 @@ function expressAll(
     for (let i = 0; i < n; i++)
       if (light[i] === 1 && controlled[i] !== 2) weightFloor[i] = floorAt[importance[i]!]!;
   }
-  directWeights(
-    n,
-    final,
-    batch,
-    goals,
-    importance,
-    divisors,
-    prevWeight,
-    capacity,
-    bands,
-    weights,
-    useWeightFloor ? weightFloor : null,
-  );
+  // the weights, the cap codes and the decisions' packed reasons in one walk
+  const w = weightFrame(divisors, capacity, bands);
+  const floors = useWeightFloor ? weightFloor : null;
+  const goalDonor = CapCode.goalDonor;
   for (let i = 0; i < n; i++) {
     const cpu = final[i]!;
+    const imp = importance[i]!;
     const isBatch = batch[i] === 1;
+    weights[i] = weightAt(
+      w,
+      cpu,
+      imp,
+      divisors[imp]!,
+      prevWeight[i]!,
+      +(goals[i]! > 0), // rules.ts hasGoal
+      isBatch,
+      floors === null ? 0 : floors[i]!,
+    );
     // `&`, not `&&`: no jump on a PI that random rows put on either side of 1
-    const isReceiver = (+(pis[i]! > 1) & +(importance[i] === receiverImportance)) === 1;
+    const isReceiver = (+(pis[i]! > 1) & +(imp === receiverImportance)) === 1;
     capCode[i] =
       dcCapped[i] === 1
-        ? CapCode.goalDonor
+        ? goalDonor
         : capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
     bits[i] = packBits(
       source[i]!,
