@@ -2,6 +2,7 @@
 // bytes as well as by count, so its memory does not grow with the partition count (600 records
 // of 10,000 partitions would hold over 2 GB, half of V8's default heap limit).
 import type { CycleRecord } from "../core/model.ts";
+import { RecordEntry } from "./record-entry.ts";
 
 /** Records kept at most, whatever their size (60 s at the default 10 cycles/s). */
 export const DEFAULT_HISTORY_SIZE = 600;
@@ -50,7 +51,8 @@ export function estimateRecordBytes(record: CycleRecord): number {
   let bytes = RECORD_BYTES.record;
   for (const p of record.partitions) {
     bytes += RECORD_BYTES.entry + p.written.length * RECORD_BYTES.written;
-    if (p.throughput) bytes += RECORD_BYTES.throughput;
+    // an entry of the manager's says so without building its throughput (a new object a read)
+    if (p instanceof RecordEntry ? p.hasThroughput : p.throughput) bytes += RECORD_BYTES.throughput;
     if (p.decision) bytes += RECORD_BYTES.decision;
     if (p.directive) bytes += RECORD_BYTES.directive;
     if (p.error) bytes += RECORD_BYTES.error;

@@ -6,6 +6,7 @@ import { partitionTable, throughputColumnsOf } from "../policy/table.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import { throughputFromSamples, withHostCongestion } from "../sensors/throughput.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
+import { estimateRecordBytes } from "./history.ts";
 import { Manager } from "./manager.ts";
 import type { PartitionWiring, ThroughputFn } from "./manager-options.ts";
 import { RecordEntry } from "./record-entry.ts";
@@ -117,6 +118,35 @@ describe("RecordEntry", () => {
     expect(columns.objects?.[6]).toBe(shapes[6]);
   });
 
+  it("lends each shape's values without building one (peekThroughput, hasThroughput)", () => {
+    const ids = [...shapes.map((t) => t.partition), "no-data"];
+    const table = partitionTable(ids.map(spec));
+    const columns = throughputColumnsOf(table, new Map(shapes.map((t) => [t.partition, t])));
+    const read = (t: Throughput | null) =>
+      t === null ? null : Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined));
+    ids.forEach((id, row) => {
+      const e = new RecordEntry(id, "ok", { columns, row }, null, null, []);
+      const built = e.throughput;
+      const lent = e.peekThroughput();
+      // the same values, key for key (the lent object's absent keys are undefined)
+      expect(read(lent)).toEqual(read(built));
+      expect(e.hasThroughput).toBe(built !== null);
+      if (columns.objects?.[row]) expect(lent).toBe(columns.objects[row]);
+    });
+    // one object lent every time, overwritten by the next call
+    const a = new RecordEntry(ids[0]!, "ok", { columns, row: 0 }, null, null, []);
+    const b = new RecordEntry(ids[1]!, "ok", { columns, row: 1 }, null, null, []);
+    const first = a.peekThroughput();
+    expect(b.peekThroughput()).toBe(first);
+    expect(first!.partition).toBe(ids[1]);
+    // an entry holding an object (or none) lends that
+    const tp = shapes[0]!;
+    expect(new RecordEntry("busy", "ok", tp, null, null, []).peekThroughput()).toBe(tp);
+    const none = new RecordEntry("none", "gone", null, null, null, []);
+    expect(none.peekThroughput()).toBeNull();
+    expect(none.hasThroughput).toBe(false);
+  });
+
   it("holds an object where there are no columns, and takes one assigned later", () => {
     const tp = shapes[0]!;
     const e = new RecordEntry("busy", "stale", tp, null, null, ["cpu.shares"]);
@@ -193,7 +223,15 @@ describe("Manager records: the API's JSON", () => {
     for (const part of ['"cpuDelayFraction":0.', '"cpuWindowMs":0,', '"disagreement":"test"'])
       expect(all).toContain(part);
     expect(all).toMatch(/"rawVelocityPacketsPerCpuSec":[0-9]/);
+    // the history's estimate reads the entries without building their throughput: the same
+    // bytes as for plain entries holding the objects
     const last = m.recentRecords().at(-1)!;
+    expect(estimateRecordBytes(last)).toBe(
+      estimateRecordBytes({
+        ...last,
+        partitions: last.partitions.map((p) => plainEntry(p, p.throughput)),
+      }),
+    );
     expect(last.partitions.map((p) => p.throughput?.partition ?? null)).toEqual(ids);
     expect(last.partitions[0]!.decision?.why).toMatch(/./);
   });

@@ -8,9 +8,19 @@
 // entry's fields in the order a plain entry had them, so the API's JSON is byte for byte what
 // it was.
 import type { CycleRecord, PartitionId, Throughput, WeirErrorInfo } from "../core/model.ts";
-import { type ThroughputColumns, throughputAt } from "../policy/table.ts";
+import {
+  hasThroughputAt,
+  type ThroughputColumns,
+  type ThroughputScratch,
+  throughputAt,
+  throughputInto,
+  throughputScratch,
+} from "../policy/table.ts";
 
 type Entry = CycleRecord["partitions"][number];
+
+/** What peekThroughput lends (one for every entry: the reader reads it before the next call). */
+const SCRATCH: ThroughputScratch = throughputScratch();
 
 export class RecordEntry implements Entry {
   readonly id: PartitionId;
@@ -55,6 +65,24 @@ export class RecordEntry implements Entry {
   /** A new object on every read when the row holds it (equal each time). */
   get throughput(): Throughput | null {
     return this.#columns === null ? this.#object : throughputAt(this.#columns, this.#row, this.id);
+  }
+
+  /** Whether `throughput` is non-null, building no object. */
+  get hasThroughput(): boolean {
+    return this.#columns === null
+      ? this.#object !== null
+      : hasThroughputAt(this.#columns, this.#row);
+  }
+
+  /**
+   * `throughput`'s values in one object every entry reuses (or the object the entry holds;
+   * null: none), for a reader that reads its fields at once and keeps nothing (the metrics,
+   * every cycle): no object is made. The next call on any entry overwrites it.
+   */
+  peekThroughput(): Throughput | null {
+    return this.#columns === null
+      ? this.#object
+      : throughputInto(this.#columns, this.#row, this.id, SCRATCH);
   }
 
   set throughput(tp: Throughput | null) {

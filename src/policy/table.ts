@@ -257,6 +257,82 @@ export function throughputColumnsOf(
   return objects === null ? { ...c, exact } : { ...c, objects, exact };
 }
 
+/** Whether row `i` holds a window (what throughputAt would give non-null for), building nothing. */
+export function hasThroughputAt(c: ThroughputColumns, i: number): boolean {
+  return c.has[i] === 1;
+}
+
+/**
+ * A reusable Throughput that throughputInto fills: every key present, an absent optional one
+ * undefined (so it reads as a Throughput whose optional keys are missing, but its JSON differs:
+ * it is for reading fields, never for keeping or serialising).
+ */
+export type ThroughputScratch = Throughput;
+
+/** A scratch object for throughputInto (one per reader). */
+export function throughputScratch(): ThroughputScratch {
+  return {
+    partition: "",
+    windowMs: 0,
+    offeredPacketsPerSec: 0,
+    servedPacketsPerSec: 0,
+    droppedPacketsPerSec: 0,
+    cpuCores: 0,
+    throttledFraction: 0,
+    rawVelocityPacketsPerCpuSec: null,
+    cpuDelayFraction: undefined,
+    source: "host",
+    ingressBytesPerSec: undefined,
+    egressBytesPerSec: undefined,
+    cpuWindowMs: undefined,
+  };
+}
+
+/**
+ * Row `i`'s values as throughputAt gives them, written into `out` instead of a new object (a
+ * reader that only reads fields, once a cycle per partition: the metrics): the kept object
+ * itself when the row holds one, null when the row has no data. `out` is overwritten by the
+ * next call; every field throughputAt's object would lack is undefined in it.
+ */
+export function throughputInto(
+  c: ThroughputColumns,
+  i: number,
+  partition: PartitionId,
+  out: ThroughputScratch,
+): Throughput | null {
+  if (c.has[i] !== 1) return null;
+  const kept = c.objects?.[i];
+  if (kept) return kept;
+  const d = c.cpuDelayFraction[i]!;
+  const v = c.rawVelocityPacketsPerCpuSec[i]!;
+  const shape = c.exact?.[i] ?? 0;
+  out.partition = partition;
+  out.windowMs = c.windowMs[i]!;
+  out.offeredPacketsPerSec = c.offeredPacketsPerSec[i]!;
+  out.servedPacketsPerSec = c.servedPacketsPerSec[i]!;
+  out.droppedPacketsPerSec = c.droppedPacketsPerSec[i]!;
+  out.cpuCores = c.cpuCores[i]!;
+  out.throttledFraction = c.throttledFraction[i]!;
+  out.ingressBytesPerSec = undefined;
+  out.egressBytesPerSec = undefined;
+  out.cpuWindowMs = undefined;
+  if (shape > 0) {
+    const n = c.size;
+    const e = c.exact!;
+    out.rawVelocityPacketsPerCpuSec = shape & SHAPE_VELOCITY ? v : null;
+    out.cpuDelayFraction = shape & SHAPE_DELAY ? d : null;
+    out.source = THROUGHPUT_SOURCES[Math.floor(shape / SHAPE_SOURCE)]!;
+    if (shape & (1 << SHAPE_OPTIONAL_SHIFT)) out.ingressBytesPerSec = e[2 * n + i]!;
+    if (shape & (2 << SHAPE_OPTIONAL_SHIFT)) out.egressBytesPerSec = e[3 * n + i]!;
+    if (shape & (4 << SHAPE_OPTIONAL_SHIFT)) out.cpuWindowMs = e[n + i]!;
+    return out;
+  }
+  out.rawVelocityPacketsPerCpuSec = Number.isNaN(v) ? null : v;
+  out.cpuDelayFraction = Number.isNaN(d) ? undefined : d;
+  out.source = "host";
+  return out;
+}
+
 /**
  * Row `i` as a Throughput: the object it was filled from (kept, or rebuilt from `exact`: a new
  * object, equal to it), else a view of the columns; null = no data.
