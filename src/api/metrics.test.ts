@@ -1,5 +1,6 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
+import type { CycleRecord, Throughput } from "../core/model.ts";
 import { MemoryView } from "./memory-view.ts";
 import { createMetrics } from "./metrics.ts";
 import { sampleRecord, sampleSpecs } from "./sample-records.ts";
@@ -241,5 +242,38 @@ describe("createMetrics", () => {
     expect(await value(registry, "weir_cycles_total")).toBe(1);
     const text = await registry.metrics();
     expect(text).not.toMatch(/^nodejs_|^process_/m);
+  });
+
+  it("reads an entry's lent throughput (peekThroughput) as it reads its own", async () => {
+    // the manager's entries lend their values in one object every entry reuses, and building
+    // `throughput` is what the metrics must not do: the same series either way
+    const lent: Record<string, unknown> = {};
+    const lending = (r: CycleRecord): CycleRecord => ({
+      ...r,
+      partitions: r.partitions.map((p) => {
+        const { throughput, ...rest } = p;
+        return {
+          ...rest,
+          get throughput(): never {
+            throw new Error("built a throughput");
+          },
+          peekThroughput: () => {
+            if (throughput === null) return null;
+            for (const k of Object.keys(lent)) lent[k] = undefined;
+            return Object.assign(lent, throughput) as unknown as Throughput;
+          },
+        };
+      }),
+    });
+    const plain = createMetrics();
+    const peeked = createMetrics();
+    for (let c = 1; c <= 3; c++) {
+      const r = sampleRecord(c, c * 100, c);
+      plain.observe(r);
+      peeked.observe(lending(r));
+    }
+    const text = await plain.registry.metrics();
+    expect(text).toMatch(/weir_partition_packets_total\{[^}]*partition="web"/);
+    expect(await peeked.registry.metrics()).toBe(text);
   });
 });

@@ -299,7 +299,9 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
         series.set(partition, s);
       }
       s.seen = cycle;
-      const t = p.throughput;
+      // the manager's entries lend their values in one reused object (read here, not kept)
+      // instead of building a Throughput per partition per cycle
+      const t = p.peekThroughput ? p.peekThroughput() : p.throughput;
       if (t) {
         // Counters advance by rate x window; the window is the throughput's own when it has one.
         const sec = secondsFromMs(t.windowMs > 0 ? t.windowMs : record.intervalMs);

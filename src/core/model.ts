@@ -210,6 +210,12 @@ export interface CycleRecord {
     directive: Directive | null;
     written: string[];
     error?: WeirErrorInfo;
+    /**
+     * The manager's own entries: `throughput`'s values in an object lent for an immediate
+     * read (the next call, on any entry, overwrites it), so a reader that keeps nothing (the
+     * metrics, every cycle) makes no object. Absent on a plain or JSON-decoded entry.
+     */
+    peekThroughput?(): Throughput | null;
   }>;
   /**
    * The host's CPU over this cycle's window; null when it could not be read (or on the first

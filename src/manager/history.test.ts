@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { CycleRecord } from "../core/model.ts";
-import { CycleHistory, estimateRecordBytes, RECORD_BYTES } from "./history.ts";
+import {
+  CycleHistory,
+  DEFAULT_HISTORY_MAX_BYTES,
+  DEFAULT_HISTORY_SIZE,
+  estimateRecordBytes,
+  RECORD_BYTES,
+} from "./history.ts";
 
 /** A record of `n` partitions, each with a throughput and nothing else. */
 function record(cycle: number, n: number): CycleRecord {
@@ -42,6 +48,26 @@ describe("estimateRecordBytes", () => {
     expect(estimateRecordBytes(r)).toBe(
       RECORD_BYTES.record + per + 2 * RECORD_BYTES.written + RECORD_BYTES.error,
     );
+  });
+});
+
+describe("CycleHistory defaults", () => {
+  it("holds 600 records and 4 MiB: fewer records as partitions grow, the latest alone when it is over", () => {
+    expect(DEFAULT_HISTORY_SIZE).toBe(600);
+    expect(DEFAULT_HISTORY_MAX_BYTES).toBe(4 * 2 ** 20);
+    const fill = (n: number, cycles: number) => {
+      const h = new CycleHistory();
+      for (let c = 1; c <= cycles; c++) h.push(record(c, n));
+      return h;
+    };
+    expect(fill(1, 700).length).toBe(600);
+    const h100 = fill(100, 700);
+    const per100 = estimateRecordBytes(record(1, 100));
+    expect(h100.length).toBe(Math.floor(DEFAULT_HISTORY_MAX_BYTES / per100));
+    expect(h100.bytes).toBeLessThanOrEqual(DEFAULT_HISTORY_MAX_BYTES);
+    const big = fill(20_000, 3);
+    expect(estimateRecordBytes(record(1, 20_000))).toBeGreaterThan(DEFAULT_HISTORY_MAX_BYTES);
+    expect(big.list().map((r) => r.cycle)).toEqual([3]);
   });
 });
 

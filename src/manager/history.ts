@@ -1,16 +1,21 @@
 // The manager's cycle history: the latest records for readers (API, dashboard), bounded by
 // bytes as well as by count, so its memory does not grow with the partition count (600 records
-// of 10,000 partitions would hold about 4 GB, past V8's default heap limit).
+// of 10,000 partitions would hold over 2 GB, half of V8's default heap limit).
 import type { CycleRecord } from "../core/model.ts";
+import { RecordEntry } from "./record-entry.ts";
 
 /** Records kept at most, whatever their size (60 s at the default 10 cycles/s). */
 export const DEFAULT_HISTORY_SIZE = 600;
 
 /**
  * Bytes the history may hold by default (`historyMaxBytes`), by estimateRecordBytes: all 600
- * records up to about 36 partitions, about 217 of 100, 21 of 1,000, 2 of 10,000.
+ * records up to 8 partitions, about 54 of 100 (5.4 s at 10 cycles/s), 5 of 1,000; at
+ * 10,000 partitions one record is over the bound by itself, so the history keeps only the
+ * latest. 4 MiB, not 16 MiB as before: at 100 partitions the larger history cost about 6 MB of
+ * resident memory against `weir run`'s 80 MB budget (docs/performance.md); a deployment that
+ * wants a longer first fill for the dashboard sets `historyMaxBytes`.
  */
-export const DEFAULT_HISTORY_MAX_BYTES = 16 * 2 ** 20;
+export const DEFAULT_HISTORY_MAX_BYTES = 4 * 2 ** 20;
 
 /**
  * What one record holds on the heap, per part, in bytes (V8 on x64 as Node 20 ships it).
@@ -20,7 +25,9 @@ export const DEFAULT_HISTORY_MAX_BYTES = 16 * 2 ** 20;
  * partition (the most at 100 partitions); decisions 250–306 (with the step's columns they keep
  * for `why`), throughputs 205–211, directives 122–145, entries 101–115. The figures below are
  * the largest seen, so the bound holds at every size. `weir bench memory-scale` re-measures
- * the whole record (docs/performance.md).
+ * the whole record (docs/performance.md). Since a record holds its throughputs as a row of the
+ * cycle's columns (record-entry.ts) it holds less than this estimate (405 bytes per partition
+ * per record measured at 100 partitions, 369 at 10,000, 2026-12-03): the bound over-counts.
  */
 export const RECORD_BYTES = {
   /** The record itself, its timings and partitions array. */
@@ -44,7 +51,8 @@ export function estimateRecordBytes(record: CycleRecord): number {
   let bytes = RECORD_BYTES.record;
   for (const p of record.partitions) {
     bytes += RECORD_BYTES.entry + p.written.length * RECORD_BYTES.written;
-    if (p.throughput) bytes += RECORD_BYTES.throughput;
+    // an entry of the manager's says so without building its throughput (a new object a read)
+    if (p instanceof RecordEntry ? p.hasThroughput : p.throughput) bytes += RECORD_BYTES.throughput;
     if (p.decision) bytes += RECORD_BYTES.decision;
     if (p.directive) bytes += RECORD_BYTES.directive;
     if (p.error) bytes += RECORD_BYTES.error;

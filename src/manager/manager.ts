@@ -15,12 +15,14 @@ import type {
 } from "../core/model.ts";
 import { withQuotaFloor } from "../policy/rules.ts";
 import { stepOnTable } from "../policy/step-table.ts";
+import { throughputColumnsOf } from "../policy/table.ts";
 import type { PolicyState } from "../policy/types.ts";
 import { CycleHistory } from "./history.ts";
 import { HostCpuSampler } from "./host-cpu-sampler.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
 import { PartitionSlot, toInfo } from "./partition-slot.ts";
 import { DEFAULT_REACH_REFRESH_CYCLES, ReachableKnobs } from "./reach.ts";
+import { RecordEntry } from "./record-entry.ts";
 import { SpecTables } from "./spec-tables.ts";
 import type {
   ManagerView,
@@ -157,9 +159,12 @@ export class Manager implements ManagerView {
       return floor === undefined ? spec : withQuotaFloor(spec, floor, knobs);
     });
     const table = this.tables.of(specs);
+    // the cycle's throughput as columns: the step reads them, its decisions and the record keep
+    // them (one set a cycle, not an object per partition per record)
+    const columns = throughputColumnsOf(table.columns, throughputs);
     const out = stepOnTable(
       this.opts.policy,
-      { nowMs: startedAtMs, knobs, table: table.columns, throughput: throughputs },
+      { nowMs: startedAtMs, knobs, table: table.columns, throughput: throughputs, columns },
       this.policyState,
     );
     this.policyState = out.state;
@@ -226,14 +231,17 @@ export class Manager implements ManagerView {
       intervalMs: this.opts.intervalMs,
       capacityCpuMillis: knobs.capacityCpuMillis,
       partitions: this.slots.map((s) => {
-        const p: CycleRecord["partitions"][number] = {
-          id: s.spec.id,
-          status: s.status,
-          throughput: throughputs.get(s.spec.id) ?? null,
-          decision: s.status === "gone" ? null : decisionOf(s.spec.id),
-          directive: s.status === "gone" ? null : s.recordedDirective(directiveOf(s.spec.id)),
-          written: written.get(s.spec.id) ?? [],
-        };
+        const id = s.spec.id;
+        const tp = throughputs.get(id) ?? null;
+        const r = row(id);
+        const p = new RecordEntry(
+          id,
+          s.status,
+          tp !== null && r >= 0 ? { columns, row: r } : tp,
+          s.status === "gone" ? null : decisionOf(id),
+          s.status === "gone" ? null : s.recordedDirective(directiveOf(id)),
+          written.get(id) ?? [],
+        );
         if (s.lastError) p.error = s.lastError;
         return p;
       }),

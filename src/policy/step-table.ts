@@ -2,7 +2,7 @@
 // `step` with the output indexed by the table's rows (the baselines have only the object step).
 // Pure; what the manager and the simulator call.
 import type { Decision, Directive, PartitionId, Throughput } from "../core/model.ts";
-import { type PartitionTable, throughputColumnsOf } from "./table.ts";
+import { type PartitionTable, type ThroughputColumns, throughputColumnsOf } from "./table.ts";
 import type {
   DecisionTable,
   DirectiveTable,
@@ -18,6 +18,11 @@ export interface TableStepInput {
   table: PartitionTable;
   /** This cycle's windows by partition (columns are filled from it for a columnar policy). */
   throughput: ReadonlyMap<PartitionId, Throughput>;
+  /**
+   * `throughputColumnsOf(table, throughput)` when the caller made it already (the manager: its
+   * records hold the same columns); a columnar policy then reads these.
+   */
+  columns?: ThroughputColumns;
 }
 
 export function stepOnTable(
@@ -28,7 +33,12 @@ export function stepOnTable(
   const { nowMs, knobs, table } = input;
   if (policy.stepTable)
     return policy.stepTable(
-      { nowMs, knobs, table, throughput: throughputColumnsOf(table, input.throughput) },
+      {
+        nowMs,
+        knobs,
+        table,
+        throughput: input.columns ?? throughputColumnsOf(table, input.throughput),
+      },
       state,
     );
   const out = policy.step(

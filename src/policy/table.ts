@@ -82,10 +82,89 @@ export interface ThroughputColumns {
   /** NaN = null (too little CPU used to tell). */
   readonly rawVelocityPacketsPerCpuSec: Float64Array;
   /**
-   * The objects the columns were filled from, when they were (`throughputAt` returns these, so
-   * a reader sees every field, `source` and `disagreement` included); else views are built.
+   * The objects the columns were filled from that `exact` cannot rebuild (`throughputAt`
+   * returns these, so a reader sees every field, `disagreement` and `congestionFrom`
+   * included); null rows where `exact` has the row.
    */
   readonly objects?: ReadonlyArray<Throughput | null>;
+  /**
+   * What rebuilds a row's object exactly as it was filled from (`throughputColumnsOf`), for
+   * the rows whose object has the shape `throughputFromSamples` makes: `size` × 4 numbers,
+   * the row's shape code (0 = not kept here; SHAPE_*), then its `cpuWindowMs`,
+   * `ingressBytesPerSec` and `egressBytesPerSec`. The cycle records hold the columns, not a
+   * Throughput object per partition per record (docs/performance.md).
+   */
+  readonly exact?: Float64Array;
+}
+
+/** The keys of a Throughput as `throughputFromSamples` makes it, in its order. */
+const SAMPLED_KEYS = [
+  "partition",
+  "windowMs",
+  "offeredPacketsPerSec",
+  "servedPacketsPerSec",
+  "droppedPacketsPerSec",
+  "cpuCores",
+  "throttledFraction",
+  "rawVelocityPacketsPerCpuSec",
+  "cpuDelayFraction",
+  "source",
+] as const;
+/** Keys it may add after those, in this order (each a number when present). */
+const SAMPLED_OPTIONAL_KEYS = ["ingressBytesPerSec", "egressBytesPerSec", "cpuWindowMs"] as const;
+const THROUGHPUT_SOURCES: readonly Throughput["source"][] = ["host", "agent", "sim"];
+
+// Bits of a row's shape code in `exact`: 0 = the row's object is not of this shape.
+const SHAPE_KEPT = 1;
+/** rawVelocityPacketsPerCpuSec / cpuDelayFraction were numbers (else null). */
+const SHAPE_VELOCITY = 2;
+const SHAPE_DELAY = 4;
+/** ingressBytesPerSec, egressBytesPerSec, cpuWindowMs present (SAMPLED_OPTIONAL_KEYS' order). */
+const SHAPE_OPTIONAL_SHIFT = 3;
+/** THROUGHPUT_SOURCES index × this. */
+const SHAPE_SOURCE = 64;
+
+/**
+ * The shape code of `tp` when it is exactly what `throughputFromSamples` makes for `partition`
+ * (those own keys in that order, numbers where numbers go, a known source): its columns and
+ * this code rebuild an object that is equal to it and JSON.stringify's it to the same text.
+ * 0 otherwise (another order, another key, a value of another type), and the object is kept.
+ */
+export function sampledShape(tp: Throughput, partition: PartitionId): number {
+  const o = tp as unknown as Record<string, unknown>;
+  let k = 0;
+  let opt = 0;
+  let shape = SHAPE_KEPT;
+  for (const key in o) {
+    if (k < SAMPLED_KEYS.length) {
+      if (key !== SAMPLED_KEYS[k]) return 0;
+      k++;
+      continue;
+    }
+    while (opt < SAMPLED_OPTIONAL_KEYS.length && SAMPLED_OPTIONAL_KEYS[opt] !== key) opt++;
+    if (opt === SAMPLED_OPTIONAL_KEYS.length || typeof o[key] !== "number") return 0;
+    shape |= 1 << (SHAPE_OPTIONAL_SHIFT + opt);
+    opt++;
+  }
+  if (k < SAMPLED_KEYS.length || tp.partition !== partition) return 0;
+  if (
+    typeof tp.windowMs !== "number" ||
+    typeof tp.offeredPacketsPerSec !== "number" ||
+    typeof tp.servedPacketsPerSec !== "number" ||
+    typeof tp.droppedPacketsPerSec !== "number" ||
+    typeof tp.cpuCores !== "number" ||
+    typeof tp.throttledFraction !== "number"
+  )
+    return 0;
+  const v = tp.rawVelocityPacketsPerCpuSec;
+  if (typeof v === "number") shape |= SHAPE_VELOCITY;
+  else if (v !== null) return 0;
+  const d = tp.cpuDelayFraction;
+  if (typeof d === "number") shape |= SHAPE_DELAY;
+  else if (d !== null) return 0;
+  const source = THROUGHPUT_SOURCES.indexOf(tp.source);
+  if (source < 0) return 0;
+  return shape + source * SHAPE_SOURCE;
 }
 
 const COLUMNS = 8;
@@ -94,6 +173,7 @@ const COLUMNS = 8;
 export function throughputColumns(
   n: number,
   objects?: ReadonlyArray<Throughput | null>,
+  exact?: Float64Array,
 ): ThroughputColumns {
   const f = new Float64Array(n * COLUMNS);
   const col = (k: number): Float64Array => f.subarray(k * n, (k + 1) * n);
@@ -109,6 +189,7 @@ export function throughputColumns(
     cpuDelayFraction: col(6),
     rawVelocityPacketsPerCpuSec: col(7),
     ...(objects ? { objects } : {}),
+    ...(exact ? { exact } : {}),
   };
 }
 
@@ -131,7 +212,9 @@ export function setThroughput(c: ThroughputColumns, i: number, tp: Throughput): 
  * The columns of a throughput map for `table`. The manager fills the map in spec order, so
  * both are walked in step (a merge join: sequential reads, ~2× faster than 10,000 hash lookups
  * here; forEach allocates no iterator results); whatever the walk could not place is looked up
- * by key. Keys no spec has are ignored.
+ * by key. Keys no spec has are ignored. A row whose object has `throughputFromSamples`' shape
+ * is kept as numbers (`exact`), any other object as itself (`objects`), so `throughputAt`
+ * gives back an object equal to the one put in, with the same JSON text.
  */
 export function throughputColumnsOf(
   table: PartitionTable,
@@ -139,38 +222,152 @@ export function throughputColumnsOf(
 ): ThroughputColumns {
   const n = table.size;
   const ids = table.ids;
-  const objects: Array<Throughput | null> = new Array(n).fill(null);
+  const exact = new Float64Array(n * 4);
+  let objects: Array<Throughput | null> | null = null;
+  const c = throughputColumns(n);
+  const put = (k: number, tp: Throughput) => {
+    setThroughput(c, k, tp);
+    const shape = sampledShape(tp, ids[k]!);
+    if (shape === 0) {
+      objects ??= new Array(n).fill(null);
+      objects[k] = tp;
+      return;
+    }
+    exact[k] = shape;
+    if (tp.cpuWindowMs !== undefined) exact[n + k] = tp.cpuWindowMs;
+    if (tp.ingressBytesPerSec !== undefined) exact[2 * n + k] = tp.ingressBytesPerSec;
+    if (tp.egressBytesPerSec !== undefined) exact[3 * n + k] = tp.egressBytesPerSec;
+  };
   let i = 0;
   let matched = 0;
   throughput.forEach((tp, id) => {
     if (i === n) return; // out of spec order from here on (or no such spec): looked up below
-    // specs without data this cycle sit between two entries: they stay null
+    // specs without data this cycle sit between two entries: they stay empty
     while (i < n && ids[i] !== id) i++;
     if (i === n) return;
-    objects[i++] = tp;
+    put(i++, tp);
     matched++;
   });
   if (matched < throughput.size)
     for (let k = 0; k < n; k++)
-      if (objects[k] === null) objects[k] = throughput.get(ids[k]!) ?? null;
-  const c = throughputColumns(n, objects);
-  for (let k = 0; k < n; k++) {
-    const tp = objects[k];
-    if (tp) setThroughput(c, k, tp);
-  }
-  return c;
+      if (c.has[k] === 0) {
+        const tp = throughput.get(ids[k]!);
+        if (tp) put(k, tp);
+      }
+  return objects === null ? { ...c, exact } : { ...c, objects, exact };
 }
 
-/** Row `i` as a Throughput (the object it was filled from, when kept); null = no data. */
+/** Whether row `i` holds a window (what throughputAt would give non-null for), building nothing. */
+export function hasThroughputAt(c: ThroughputColumns, i: number): boolean {
+  return c.has[i] === 1;
+}
+
+/**
+ * A reusable Throughput that throughputInto fills: every key present, an absent optional one
+ * undefined (so it reads as a Throughput whose optional keys are missing, but its JSON differs:
+ * it is for reading fields, never for keeping or serialising).
+ */
+export type ThroughputScratch = Throughput;
+
+/** A scratch object for throughputInto (one per reader). */
+export function throughputScratch(): ThroughputScratch {
+  return {
+    partition: "",
+    windowMs: 0,
+    offeredPacketsPerSec: 0,
+    servedPacketsPerSec: 0,
+    droppedPacketsPerSec: 0,
+    cpuCores: 0,
+    throttledFraction: 0,
+    rawVelocityPacketsPerCpuSec: null,
+    cpuDelayFraction: undefined,
+    source: "host",
+    ingressBytesPerSec: undefined,
+    egressBytesPerSec: undefined,
+    cpuWindowMs: undefined,
+  };
+}
+
+/**
+ * Row `i`'s values as throughputAt gives them, written into `out` instead of a new object (a
+ * reader that only reads fields, once a cycle per partition: the metrics): the kept object
+ * itself when the row holds one, null when the row has no data. `out` is overwritten by the
+ * next call; every field throughputAt's object would lack is undefined in it.
+ */
+export function throughputInto(
+  c: ThroughputColumns,
+  i: number,
+  partition: PartitionId,
+  out: ThroughputScratch,
+): Throughput | null {
+  if (c.has[i] !== 1) return null;
+  const kept = c.objects?.[i];
+  if (kept) return kept;
+  const d = c.cpuDelayFraction[i]!;
+  const v = c.rawVelocityPacketsPerCpuSec[i]!;
+  const shape = c.exact?.[i] ?? 0;
+  out.partition = partition;
+  out.windowMs = c.windowMs[i]!;
+  out.offeredPacketsPerSec = c.offeredPacketsPerSec[i]!;
+  out.servedPacketsPerSec = c.servedPacketsPerSec[i]!;
+  out.droppedPacketsPerSec = c.droppedPacketsPerSec[i]!;
+  out.cpuCores = c.cpuCores[i]!;
+  out.throttledFraction = c.throttledFraction[i]!;
+  out.ingressBytesPerSec = undefined;
+  out.egressBytesPerSec = undefined;
+  out.cpuWindowMs = undefined;
+  if (shape > 0) {
+    const n = c.size;
+    const e = c.exact!;
+    out.rawVelocityPacketsPerCpuSec = shape & SHAPE_VELOCITY ? v : null;
+    out.cpuDelayFraction = shape & SHAPE_DELAY ? d : null;
+    out.source = THROUGHPUT_SOURCES[Math.floor(shape / SHAPE_SOURCE)]!;
+    if (shape & (1 << SHAPE_OPTIONAL_SHIFT)) out.ingressBytesPerSec = e[2 * n + i]!;
+    if (shape & (2 << SHAPE_OPTIONAL_SHIFT)) out.egressBytesPerSec = e[3 * n + i]!;
+    if (shape & (4 << SHAPE_OPTIONAL_SHIFT)) out.cpuWindowMs = e[n + i]!;
+    return out;
+  }
+  out.rawVelocityPacketsPerCpuSec = Number.isNaN(v) ? null : v;
+  out.cpuDelayFraction = Number.isNaN(d) ? undefined : d;
+  out.source = "host";
+  return out;
+}
+
+/**
+ * Row `i` as a Throughput: the object it was filled from (kept, or rebuilt from `exact`: a new
+ * object, equal to it), else a view of the columns; null = no data.
+ */
 export function throughputAt(
   c: ThroughputColumns,
   i: number,
   partition: PartitionId,
 ): Throughput | null {
   if (c.has[i] !== 1) return null;
-  if (c.objects) return c.objects[i] ?? null;
+  const kept = c.objects?.[i];
+  if (kept) return kept;
   const d = c.cpuDelayFraction[i]!;
   const v = c.rawVelocityPacketsPerCpuSec[i]!;
+  const shape = c.exact?.[i] ?? 0;
+  if (shape > 0) {
+    const n = c.size;
+    const e = c.exact!;
+    const tp: Throughput = {
+      partition,
+      windowMs: c.windowMs[i]!,
+      offeredPacketsPerSec: c.offeredPacketsPerSec[i]!,
+      servedPacketsPerSec: c.servedPacketsPerSec[i]!,
+      droppedPacketsPerSec: c.droppedPacketsPerSec[i]!,
+      cpuCores: c.cpuCores[i]!,
+      throttledFraction: c.throttledFraction[i]!,
+      rawVelocityPacketsPerCpuSec: shape & SHAPE_VELOCITY ? v : null,
+      cpuDelayFraction: shape & SHAPE_DELAY ? d : null,
+      source: THROUGHPUT_SOURCES[Math.floor(shape / SHAPE_SOURCE)]!,
+    };
+    if (shape & (1 << SHAPE_OPTIONAL_SHIFT)) tp.ingressBytesPerSec = e[2 * n + i]!;
+    if (shape & (2 << SHAPE_OPTIONAL_SHIFT)) tp.egressBytesPerSec = e[3 * n + i]!;
+    if (shape & (4 << SHAPE_OPTIONAL_SHIFT)) tp.cpuWindowMs = e[n + i]!;
+    return tp;
+  }
   return {
     partition,
     windowMs: c.windowMs[i]!,

@@ -120,6 +120,27 @@ describe("the shared /proc/net/dev", () => {
     expect(b.read().offeredPackets).toBe(3204);
   });
 
+  it("parses again only when the text changed: the same table while it did not", () => {
+    const { procfs, file } = netDevCopy();
+    const net = openHostNetDev(procfs)!;
+    try {
+      const first = net.read({});
+      // a new round with the same text: the file is read, the table is the one parsed before
+      expect(net.read({})).toBe(first);
+      expect(net.read()).toBe(first);
+      setColumn(file, "vweb0", TX_PACKETS, 3100);
+      const moved = net.read({});
+      expect(moved).not.toBe(first);
+      expect(moved.get("vweb0")!.tx_packets).toBe(3100);
+      expect(first.get("vweb0")!.tx_packets).toBe(3000);
+      // back to the first text: parsed again (only the last text is remembered), its values
+      setColumn(file, "vweb0", TX_PACKETS, 3000);
+      expect(net.read({}).get("vweb0")!.tx_packets).toBe(3000);
+    } finally {
+      net.close();
+    }
+  });
+
   it("an interface missing from the file is INTERFACE_GONE (retryable), counted again once back", () => {
     const { procfs, file } = netDevCopy();
     expect(

@@ -24,6 +24,8 @@ class SharedNetDev {
   users = 0;
   private round: SampleRound | undefined;
   private table: Map<string, InterfaceCounters> | undefined;
+  /** The text `table` was parsed from. */
+  private text: string | undefined;
 
   constructor(file: string) {
     this.file = new HeldFile(file, { sizeHint: 4096, reopenOnStale: true });
@@ -33,7 +35,14 @@ class SharedNetDev {
     if (round !== undefined && round === this.round && this.table !== undefined) return this.table;
     // a read that throws leaves nothing for the round's other partitions to reuse
     this.round = undefined;
-    this.table = parseNetDev(this.file.read(), this.file.path);
+    const text = this.file.read();
+    // the same text parses to the same counters: parsed again only when a counter moved (an
+    // idle host's lines stay as they were for many cycles; no staleness, the file is read)
+    if (this.table === undefined || text !== this.text) {
+      this.text = undefined;
+      this.table = parseNetDev(text, this.file.path);
+      this.text = text;
+    }
     this.round = round;
     return this.table;
   }
