@@ -135,6 +135,11 @@ export interface RunOutcome {
   rps?: Record<string, number>;
   /** Overload: answered per whole measured second per partition. */
   perSecond?: Record<string, number[]>;
+  /**
+   * Overload: the manager's own record of each measured cycle, per network partition: the
+   * sensor's served packets/s over the cycle's window (what the policy's PI is computed from).
+   */
+  cycleServed?: Record<string, number[]>;
   /** cgroup files written per partition per second over the measured window. */
   writesPerPartitionSec: number;
   /** Share of measured cycles the hog had a hard cap (any reason). */
@@ -389,6 +394,13 @@ export async function runOne(
   const rps: Record<string, number> = {};
   const perSecond: Record<string, number[]> = {};
   const cpuPerReplyUs: Record<string, number> = {};
+  const cycleServed: Record<string, number[]> = {};
+  if (opts.scenario === "overload")
+    for (const p of net)
+      cycleServed[p.name] = measured.map(
+        (r) =>
+          r.partitions.find((x) => x.id === p.name)?.throughput?.servedPacketsPerSec ?? Number.NaN,
+      );
   const perReply = (name: string, answered: number | undefined) => {
     const ns = usedNs[name] ?? Number.NaN;
     cpuPerReplyUs[name] = answered && answered > 0 ? ns / answered / 1000 : Number.NaN;
@@ -425,6 +437,7 @@ export async function runOne(
     p99Ms,
     ...(tcp ? { rps } : {}),
     ...(udp ? { perSecond } : {}),
+    ...(opts.scenario === "overload" ? { cycleServed } : {}),
     writesPerPartitionSec: measured.length > 0 ? writes / opts.specs.length / seconds : Number.NaN,
     hogCappedFraction: measured.length > 0 ? hogCapped / measured.length : Number.NaN,
     hogCapReasons,
