@@ -209,7 +209,13 @@ export function networkSpecs(
   ];
 }
 
-function makeManager(ctx: Ctx, policyName: string, specs: PartitionSpec[], durationMs: number) {
+function makeManager(
+  ctx: Ctx,
+  policyName: string,
+  specs: PartitionSpec[],
+  durationMs: number,
+  policySettings?: Record<string, unknown>,
+) {
   const factory = CONSERVATION_FACTORIES.find((p) => p.name === policyName);
   if (!factory) throw new Error(`conservation-real: no policy named ${policyName}`);
   const policy = factory.make({
@@ -229,6 +235,7 @@ function makeManager(ctx: Ctx, policyName: string, specs: PartitionSpec[], durat
     capacityCpuMillis: ctx.capacity,
     intervalMs: INTERVAL_MS,
     policy,
+    ...(policySettings ? { policySettings } : {}),
     now: epochNow,
     backend: ctx.backend,
     hostCpu: true,
@@ -254,12 +261,14 @@ export async function runOne(
     onRecord?: (r: CycleRecord) => void;
     /** A hand-set cap on the hog for this run (written after the first cycle, removed after). */
     hogCap?: HogCap;
+    /** The config's `policy:` section for this run (knobs by their config keys; diagnostics). */
+    policySettings?: Record<string, unknown>;
   },
 ): Promise<RunOutcome> {
   const { tb, timing } = ctx;
   const hog = tb.hogs[0]!;
   const durationMs = timing.warmupMs + opts.measureMs;
-  const manager = makeManager(ctx, opts.policy, opts.specs, durationMs);
+  const manager = makeManager(ctx, opts.policy, opts.specs, durationMs, opts.policySettings);
   const records: CycleRecord[] = [];
   const hogCpuDir = opts.hogCap
     ? hog.cgroupDirs.find((d) => fs.existsSync(path.join(d, "cpu.cfs_quota_us")))
@@ -395,9 +404,13 @@ export async function runOne(
   const perSecond: Record<string, number[]> = {};
   const cpuPerReplyUs: Record<string, number> = {};
   const cycleServed: Record<string, number[]> = {};
+  // Cycles whose window lies inside the measured span of the load (the manager runs on a little
+  // after the generator stops: those windows read no traffic).
+  const loadEndMs = (udp?.startedAtEpochMs ?? 0) + durationMs;
+  const inLoad = measured.filter((r) => r.startedAtMs <= loadEndMs);
   if (opts.scenario === "overload")
     for (const p of net)
-      cycleServed[p.name] = measured.map(
+      cycleServed[p.name] = inLoad.map(
         (r) =>
           r.partitions.find((x) => x.id === p.name)?.throughput?.servedPacketsPerSec ?? Number.NaN,
       );

@@ -9,6 +9,7 @@
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: npx tsx bench/overload-trace.ts [--reps N] [--policies weir,static-weights,none]
 //        [--measure-ms MS] [--out FILE]
+// A policy may carry knobs by their config keys: weir:donorCapPeriodMs=0:goalHeadroom=0.1.
 import fs from "node:fs";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord } from "../src/core/model.ts";
@@ -113,9 +114,17 @@ try {
     const order = policies.map((_, i) => policies[(i + rep) % policies.length]!);
     for (const policy of order) {
       const records: CycleRecord[] = [];
+      const [policyName, ...knobs] = policy.split(":");
+      const policySettings = Object.fromEntries(
+        knobs.map((k) => {
+          const [key, v] = k.split("=");
+          return [key, Number(v)];
+        }),
+      );
       const r = await runOne(c, {
         scenario: "overload",
-        policy,
+        policy: policyName!,
+        ...(knobs.length > 0 ? { policySettings } : {}),
         rep,
         specs,
         load,
@@ -123,7 +132,11 @@ try {
         hogStopped: false,
         onRecord: (x) => records.push(x),
       });
-      const measured = records.slice(Math.round(timing.warmupMs / INTERVAL_MS));
+      // The cycles the benchmark counts (runOne's cycleServed), the last ones of the warm-up
+      // before them for context.
+      const counted = r.cycleServed?.a?.length ?? 0;
+      const first = Math.round(timing.warmupMs / INTERVAL_MS);
+      const measured = records.slice(first, first + counted + 2);
       const cycles: TraceRow[] = [];
       for (const rec of measured)
         for (const p of rec.partitions) {
@@ -149,7 +162,6 @@ try {
             why: p.decision?.why ?? "",
           });
         }
-      const aServed = cycles.filter((x) => x.id === "a").map((x) => x.served);
       const perSecond = r.perSecond?.a ?? [];
       const row = {
         policy,
@@ -157,7 +169,7 @@ try {
         goal,
         servedOverGoal: perSecond.reduce((s, x) => s + x, 0) / Math.max(1, perSecond.length) / goal,
         secondsMet: perSecond.filter((x) => x >= goal).length / Math.max(1, perSecond.length),
-        cyclesMet: overloadCycleMet(aServed, goal),
+        cyclesMet: overloadCycleMet(r.cycleServed?.a ?? [], goal),
         p99Ms: r.p99Ms.a ?? Number.NaN,
         perSecond,
         cycles,
