@@ -404,10 +404,10 @@ export async function runOne(
   const perSecond: Record<string, number[]> = {};
   const cpuPerReplyUs: Record<string, number> = {};
   const cycleServed: Record<string, number[]> = {};
-  // Cycles whose window lies inside the measured span of the load (the manager runs on a little
-  // after the generator stops: those windows read no traffic).
+  // Cycles inside the measured span of the load, less the last interval: the manager runs on a
+  // little after the generator stops, and the cycle at the end read 0.1–0.24× the rate.
   const loadEndMs = (udp?.startedAtEpochMs ?? 0) + durationMs;
-  const inLoad = measured.filter((r) => r.startedAtMs <= loadEndMs);
+  const inLoad = measured.filter((r) => r.startedAtMs + r.intervalMs <= loadEndMs);
   if (opts.scenario === "overload")
     for (const p of net)
       cycleServed[p.name] = inLoad.map(

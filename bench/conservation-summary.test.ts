@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { hogCapFiles, REFERENCE_HOG_CAP, type RunOutcome } from "./conservation-run.ts";
-import { hogCapNote, hogShareOfLeftover, summariseConservation } from "./conservation-summary.ts";
+import {
+  hogCapNote,
+  hogShareOfLeftover,
+  overloadCycleMet,
+  summariseConservation,
+} from "./conservation-summary.ts";
 
 describe("conservation-real summary: the idle row's attribution", () => {
   it("gives the hog's share of the CPU that other work left, not of the whole host", () => {
@@ -13,6 +18,15 @@ describe("conservation-real summary: the idle row's attribution", () => {
     expect(hogShareOfLeftover({ hogCores: 1.2, hostIdle: 0, hostCpus: 2 })).toBe(1);
     // the hog held back to 0.5 cores with 1.5 cores idle
     expect(hogShareOfLeftover({ hogCores: 0.5, hostIdle: 0.75, hostCpus: 2 })).toBe(0.25);
+  });
+});
+
+describe("conservation-real: cycles the importance-1 partition meets its goal", () => {
+  it("counts the manager's cycles at or above the goal, leaving out cycles without a reading", () => {
+    expect(overloadCycleMet([100, 99, 101, Number.NaN], 100)).toBeCloseTo(2 / 3, 12);
+    expect(overloadCycleMet([4600, 4594], 4594)).toBe(1); // at the goal counts as met
+    expect(overloadCycleMet([], 100)).toBeNaN();
+    expect(overloadCycleMet([Number.NaN], 100)).toBeNaN();
   });
 });
 

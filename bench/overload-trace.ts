@@ -26,189 +26,199 @@ import {
   timingFor,
 } from "./conservation-run.ts";
 import { overloadCycleMet } from "./conservation-summary.ts";
-import { isolateSelf, stats } from "./harness.ts";
+import { isMain, isolateSelf, stats } from "./harness.ts";
 import { COST_ROUNDS, GROUP_CPU_SHARES, loadAvg, RESERVE_CPU_MILLIS } from "./real-common.ts";
 import { probeServer } from "./server-probe.ts";
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-const reps = Number(arg("--reps") ?? 5);
-const policies = (arg("--policies") ?? "weir,static-weights,none").split(",");
-const outFile = arg("--out") ?? "/tmp/weir-overload-trace.json";
-const timing = { ...timingFor(false) };
-if (arg("--measure-ms")) timing.measureMs = Number(arg("--measure-ms"));
-
-interface TraceRow {
-  cycle: number;
-  id: string;
-  served: number;
-  offered: number;
-  cores: number;
-  delay: number | null;
-  throttled: number;
-  pi: number | null;
-  demand: number | null;
-  entitlement: number | null;
-  weight: number | null;
-  cap: number | null;
-  capReason: string | null;
-  why: string;
-}
-
-const prefix = `wo${process.pid % 100000}`;
-const load0 = loadAvg();
-const started = new Date();
-const tb = await testbedUp({
-  prefix,
-  partitions: ["a", "b", "c"].map((name) => ({ name })),
-  hogs: [{ name: "hog", cpus: 2 }],
-  costRounds: COST_ROUNDS,
-  maxLifetimeMs: reps * policies.length * (timing.warmupMs + timing.measureMs + 2000) + 600_000,
-  groupCpuShares: GROUP_CPU_SHARES,
-});
-const hostCpu = new HeldHostCpu(defaultRoots.procfs);
-let unisolate = () => {};
-const runs: Array<{
-  policy: string;
-  rep: number;
-  goal: number;
-  servedOverGoal: number;
-  secondsMet: number;
-  cyclesMet: number;
-  p99Ms: number;
-  perSecond: number[];
-  cycles: TraceRow[];
-}> = [];
-try {
-  unisolate = isolateSelf(`${prefix}/gen`, GROUP_CPU_SHARES);
-  const capacity = 2000 - RESERVE_CPU_MILLIS;
-  const c: Ctx = {
-    tb,
-    capacity,
-    backend: createActuatorBackend("cgroup", { roots: defaultRoots, now: Date.now }),
-    hostCpu,
-    timing,
-    trace: null,
+// Importing this module runs nothing (`weir bench report` imports every bench/*.ts): main()
+// runs only when the file is run itself.
+async function main(): Promise<void> {
+  const arg = (name: string): string | undefined => {
+    const i = process.argv.indexOf(name);
+    return i >= 0 ? process.argv[i + 1] : undefined;
   };
-  const hogPid = tb.hogs[0]!.pid;
-  if (!hogPid) throw new Error("overload-trace: the testbed's hog has no pid");
-  const probe = await probeServer(tb, hogPid);
-  const pps = (cores: number) => Math.max(20, Math.round(cores * probe.saturationPps));
-  const goal = pps(OVERLOAD.a.goalCores);
-  const specs = networkSpecs(tb, capacity, true).map((s) => {
-    const o = OVERLOAD[s.id as keyof typeof OVERLOAD];
-    return o?.goalCores != null ? { ...s, goalPacketsPerSec: pps(o.goalCores) } : s;
-  });
-  const load: LoadPlan = {
-    kind: "udp",
-    schedules: Object.fromEntries(
-      Object.entries(OVERLOAD).map(([k, v]) => [k, { kind: "constant", pps: pps(v.offeredCores) }]),
-    ),
-  };
-  console.error(
-    `probe: ${(probe.costNs / 1e3).toFixed(0)} µs per request, saturation ${Math.round(probe.saturationPps)}/s; a offered ${pps(OVERLOAD.a.offeredCores)}/s, goal ${goal}/s`,
-  );
-  for (let rep = 0; rep < reps; rep++) {
-    const order = policies.map((_, i) => policies[(i + rep) % policies.length]!);
-    for (const policy of order) {
-      const records: CycleRecord[] = [];
-      const [policyName, ...knobs] = policy.split(":");
-      const policySettings = Object.fromEntries(
-        knobs.map((k) => {
-          const [key, v] = k.split("=");
-          return [key, Number(v)];
-        }),
-      );
-      const r = await runOne(c, {
-        scenario: "overload",
-        policy: policyName!,
-        ...(knobs.length > 0 ? { policySettings } : {}),
-        rep,
-        specs,
-        load,
-        measureMs: timing.measureMs,
-        hogStopped: false,
-        onRecord: (x) => records.push(x),
-      });
-      // The cycles the benchmark counts (runOne's cycleServed), the last ones of the warm-up
-      // before them for context.
-      const counted = r.cycleServed?.a?.length ?? 0;
-      const first = Math.round(timing.warmupMs / INTERVAL_MS);
-      const measured = records.slice(first, first + counted + 2);
-      const cycles: TraceRow[] = [];
-      for (const rec of measured)
-        for (const p of rec.partitions) {
-          if (p.id !== "a" && p.id !== "b") continue;
-          const t = p.throughput;
-          cycles.push({
-            cycle: rec.cycle,
-            id: p.id,
-            served: t?.servedPacketsPerSec ?? Number.NaN,
-            offered: t?.offeredPacketsPerSec ?? Number.NaN,
-            cores: t?.cpuCores ?? Number.NaN,
-            delay: t?.cpuDelayFraction ?? null,
-            throttled: t?.throttledFraction ?? Number.NaN,
-            pi: p.decision?.performanceIndex ?? null,
-            demand: p.decision?.demandCpuMillis ?? null,
-            entitlement: p.directive?.cpuMillis ?? null,
-            weight: p.directive?.weight ?? null,
-            cap:
-              p.directive && Number.isFinite(p.directive.capCpuMillis)
-                ? p.directive.capCpuMillis
-                : null,
-            capReason: p.directive?.capReason ?? null,
-            why: p.decision?.why ?? "",
-          });
-        }
-      const perSecond = r.perSecond?.a ?? [];
-      const row = {
-        policy,
-        rep,
-        goal,
-        servedOverGoal: perSecond.reduce((s, x) => s + x, 0) / Math.max(1, perSecond.length) / goal,
-        secondsMet: perSecond.filter((x) => x >= goal).length / Math.max(1, perSecond.length),
-        cyclesMet: overloadCycleMet(r.cycleServed?.a ?? [], goal),
-        p99Ms: r.p99Ms.a ?? Number.NaN,
-        perSecond,
-        cycles,
-      };
-      runs.push(row);
-      console.error(
-        `rep ${rep + 1} ${policy}: a served ${row.servedOverGoal.toFixed(3)}× goal, seconds met ${(row.secondsMet * 100).toFixed(0)} %, cycles met ${(row.cyclesMet * 100).toFixed(0)} %, p99 ${row.p99Ms.toFixed(1)} ms; per second ${perSecond.join(" ")}`,
-      );
-      fs.writeFileSync(outFile, `${JSON.stringify(runs)}\n`);
-    }
+  const reps = Number(arg("--reps") ?? 5);
+  const policies = (arg("--policies") ?? "weir,static-weights,none").split(",");
+  const outFile = arg("--out") ?? "/tmp/weir-overload-trace.json";
+  const timing = { ...timingFor(false) };
+  if (arg("--measure-ms")) timing.measureMs = Number(arg("--measure-ms"));
+
+  interface TraceRow {
+    cycle: number;
+    id: string;
+    served: number;
+    offered: number;
+    cores: number;
+    delay: number | null;
+    throttled: number;
+    pi: number | null;
+    demand: number | null;
+    entitlement: number | null;
+    weight: number | null;
+    cap: number | null;
+    capReason: string | null;
+    why: string;
   }
-} finally {
-  hostCpu.close();
-  unisolate();
-  await testbedDown(tb.stateFile);
-}
-const fmt = (xs: number[], f: (x: number) => string) => {
-  const s = stats(xs);
-  return s ? `${f(s.median)} [${f(s.min)}–${f(s.max)}]` : "n/a";
-};
-console.log(
-  `overload, ${reps} reps, ${timing.measureMs / 1000} s measured each; ${started.toISOString()} → ${new Date().toISOString()}; load ${load0} → ${loadAvg()}`,
-);
-for (const policy of policies) {
-  const rs = runs.filter((r) => r.policy === policy);
+
+  const prefix = `wo${process.pid % 100000}`;
+  const load0 = loadAvg();
+  const started = new Date();
+  const tb = await testbedUp({
+    prefix,
+    partitions: ["a", "b", "c"].map((name) => ({ name })),
+    hogs: [{ name: "hog", cpus: 2 }],
+    costRounds: COST_ROUNDS,
+    maxLifetimeMs: reps * policies.length * (timing.warmupMs + timing.measureMs + 2000) + 600_000,
+    groupCpuShares: GROUP_CPU_SHARES,
+  });
+  const hostCpu = new HeldHostCpu(defaultRoots.procfs);
+  let unisolate = () => {};
+  const runs: Array<{
+    policy: string;
+    rep: number;
+    goal: number;
+    servedOverGoal: number;
+    secondsMet: number;
+    cyclesMet: number;
+    p99Ms: number;
+    perSecond: number[];
+    cycles: TraceRow[];
+  }> = [];
+  try {
+    unisolate = isolateSelf(`${prefix}/gen`, GROUP_CPU_SHARES);
+    const capacity = 2000 - RESERVE_CPU_MILLIS;
+    const c: Ctx = {
+      tb,
+      capacity,
+      backend: createActuatorBackend("cgroup", { roots: defaultRoots, now: Date.now }),
+      hostCpu,
+      timing,
+      trace: null,
+    };
+    const hogPid = tb.hogs[0]!.pid;
+    if (!hogPid) throw new Error("overload-trace: the testbed's hog has no pid");
+    const probe = await probeServer(tb, hogPid);
+    const pps = (cores: number) => Math.max(20, Math.round(cores * probe.saturationPps));
+    const goal = pps(OVERLOAD.a.goalCores);
+    const specs = networkSpecs(tb, capacity, true).map((s) => {
+      const o = OVERLOAD[s.id as keyof typeof OVERLOAD];
+      return o?.goalCores != null ? { ...s, goalPacketsPerSec: pps(o.goalCores) } : s;
+    });
+    const load: LoadPlan = {
+      kind: "udp",
+      schedules: Object.fromEntries(
+        Object.entries(OVERLOAD).map(([k, v]) => [
+          k,
+          { kind: "constant", pps: pps(v.offeredCores) },
+        ]),
+      ),
+    };
+    console.error(
+      `probe: ${(probe.costNs / 1e3).toFixed(0)} µs per request, saturation ${Math.round(probe.saturationPps)}/s; a offered ${pps(OVERLOAD.a.offeredCores)}/s, goal ${goal}/s`,
+    );
+    for (let rep = 0; rep < reps; rep++) {
+      const order = policies.map((_, i) => policies[(i + rep) % policies.length]!);
+      for (const policy of order) {
+        const records: CycleRecord[] = [];
+        const [policyName, ...knobs] = policy.split(":");
+        const policySettings = Object.fromEntries(
+          knobs.map((k) => {
+            const [key, v] = k.split("=");
+            return [key, Number(v)];
+          }),
+        );
+        const r = await runOne(c, {
+          scenario: "overload",
+          policy: policyName!,
+          ...(knobs.length > 0 ? { policySettings } : {}),
+          rep,
+          specs,
+          load,
+          measureMs: timing.measureMs,
+          hogStopped: false,
+          onRecord: (x) => records.push(x),
+        });
+        // The cycles the benchmark counts (runOne's cycleServed), the last ones of the warm-up
+        // before them for context.
+        const counted = r.cycleServed?.a?.length ?? 0;
+        const first = Math.round(timing.warmupMs / INTERVAL_MS);
+        const measured = records.slice(first, first + counted + 2);
+        const cycles: TraceRow[] = [];
+        for (const rec of measured)
+          for (const p of rec.partitions) {
+            if (p.id !== "a" && p.id !== "b") continue;
+            const t = p.throughput;
+            cycles.push({
+              cycle: rec.cycle,
+              id: p.id,
+              served: t?.servedPacketsPerSec ?? Number.NaN,
+              offered: t?.offeredPacketsPerSec ?? Number.NaN,
+              cores: t?.cpuCores ?? Number.NaN,
+              delay: t?.cpuDelayFraction ?? null,
+              throttled: t?.throttledFraction ?? Number.NaN,
+              pi: p.decision?.performanceIndex ?? null,
+              demand: p.decision?.demandCpuMillis ?? null,
+              entitlement: p.directive?.cpuMillis ?? null,
+              weight: p.directive?.weight ?? null,
+              cap:
+                p.directive && Number.isFinite(p.directive.capCpuMillis)
+                  ? p.directive.capCpuMillis
+                  : null,
+              capReason: p.directive?.capReason ?? null,
+              why: p.decision?.why ?? "",
+            });
+          }
+        const perSecond = r.perSecond?.a ?? [];
+        const row = {
+          policy,
+          rep,
+          goal,
+          servedOverGoal:
+            perSecond.reduce((s, x) => s + x, 0) / Math.max(1, perSecond.length) / goal,
+          secondsMet: perSecond.filter((x) => x >= goal).length / Math.max(1, perSecond.length),
+          cyclesMet: overloadCycleMet(r.cycleServed?.a ?? [], goal),
+          p99Ms: r.p99Ms.a ?? Number.NaN,
+          perSecond,
+          cycles,
+        };
+        runs.push(row);
+        console.error(
+          `rep ${rep + 1} ${policy}: a served ${row.servedOverGoal.toFixed(3)}× goal, seconds met ${(row.secondsMet * 100).toFixed(0)} %, cycles met ${(row.cyclesMet * 100).toFixed(0)} %, p99 ${row.p99Ms.toFixed(1)} ms; per second ${perSecond.join(" ")}`,
+        );
+        fs.writeFileSync(outFile, `${JSON.stringify(runs)}\n`);
+      }
+    }
+  } finally {
+    hostCpu.close();
+    unisolate();
+    await testbedDown(tb.stateFile);
+  }
+  const fmt = (xs: number[], f: (x: number) => string) => {
+    const s = stats(xs);
+    return s ? `${f(s.median)} [${f(s.min)}–${f(s.max)}]` : "n/a";
+  };
   console.log(
-    `${policy}: a served ÷ goal ${fmt(
-      rs.map((r) => r.servedOverGoal),
-      (x) => x.toFixed(3),
-    )}; seconds met ${fmt(
-      rs.map((r) => r.secondsMet * 100),
-      (x) => x.toFixed(0),
-    )} %; cycles met ${fmt(
-      rs.map((r) => r.cyclesMet * 100),
-      (x) => x.toFixed(0),
-    )} %; p99 ${fmt(
-      rs.map((r) => r.p99Ms),
-      (x) => x.toFixed(1),
-    )} ms`,
+    `overload, ${reps} reps, ${timing.measureMs / 1000} s measured each; ${started.toISOString()} → ${new Date().toISOString()}; load ${load0} → ${loadAvg()}`,
   );
+  for (const policy of policies) {
+    const rs = runs.filter((r) => r.policy === policy);
+    console.log(
+      `${policy}: a served ÷ goal ${fmt(
+        rs.map((r) => r.servedOverGoal),
+        (x) => x.toFixed(3),
+      )}; seconds met ${fmt(
+        rs.map((r) => r.secondsMet * 100),
+        (x) => x.toFixed(0),
+      )} %; cycles met ${fmt(
+        rs.map((r) => r.cyclesMet * 100),
+        (x) => x.toFixed(0),
+      )} %; p99 ${fmt(
+        rs.map((r) => r.p99Ms),
+        (x) => x.toFixed(1),
+      )} ms`,
+    );
+  }
+  console.log(`trace: ${outFile}`);
 }
-console.log(`trace: ${outFile}`);
+
+if (isMain(import.meta.url)) await main();
