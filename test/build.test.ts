@@ -2,7 +2,7 @@
 // the files that are not compiled, and bin/weir.js tells a current dist/ from a stale one. It
 // compiles into a scratch folder one level under the package root (as dist/ is), so the
 // working tree's dist/ is left alone.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
@@ -64,16 +64,62 @@ describe("compiled JavaScript", () => {
     expect(names).toContain("overhead.js");
   }, 60_000);
 
-  it("names the .ts line in a stack trace when source maps are on", () => {
+  it("names the .ts line in a stack trace through the lazy source maps the bin installs", () => {
     const script = [
-      "process.setSourceMapsEnabled(true);",
+      `const { installLazySourceMaps } = await import(${JSON.stringify(pathToFileURL(path.join(OUT, "src/core/source-maps.js")).href)});`,
+      `installLazySourceMaps(${JSON.stringify(OUT)});`,
       `const { normalizeCgroupPath } = await import(${JSON.stringify(pathToFileURL(path.join(OUT, "src/cgroup/layout.js")).href)});`,
       'try { normalizeCgroupPath("a/../b"); } catch (e) { console.log(e.stack); }',
     ].join("\n");
     const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
       encoding: "utf8",
     });
-    expect(out).toMatch(/src\/cgroup\/layout\.ts:\d+:\d+/);
+    expect(out).toMatch(/at normalizeCgroupPath \(\S*\/src\/cgroup\/layout\.ts:\d+:\d+\)/);
+    expect(out).not.toContain("layout.js");
+  });
+
+  it("the compiled bin: a stack trace names the .ts file and line, source maps not loaded at start", () => {
+    // A package root holding the bin, its dist-status check and dist/ (the scratch build,
+    // stamped as current), so the bin runs the compiled code. A module loaded before the bin
+    // prints a stack when the process exits: `weir validate` of a missing file exits from
+    // src/cli/main.ts's `process.exit(2)`, so that frame is in it.
+    const pkg = `${OUT}-bin`;
+    fs.mkdirSync(path.join(pkg, "bin"), { recursive: true });
+    fs.mkdirSync(path.join(pkg, "scripts"), { recursive: true });
+    try {
+      fs.copyFileSync(path.join(ROOT, "bin/weir.js"), path.join(pkg, "bin/weir.js"));
+      for (const f of ["dist-status.js"])
+        fs.copyFileSync(path.join(ROOT, "scripts", f), path.join(pkg, "scripts", f));
+      fs.symlinkSync(OUT, path.join(pkg, "dist"));
+      fs.writeFileSync(path.join(OUT, "build.json"), JSON.stringify({ startedAtMs: Date.now() }));
+      const probe =
+        'process.on("exit", () => process.stderr.write(`maps on: ${process.sourceMapsEnabled}\\n${new Error("probe").stack}\\n`));';
+      const r = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          `data:text/javascript,${encodeURIComponent(probe)}`,
+          path.join(pkg, "bin/weir.js"),
+          "validate",
+          "-c",
+          path.join(pkg, "missing.yaml"),
+        ],
+        { encoding: "utf8" },
+      );
+      expect(r.status).toBe(2);
+      expect(r.stderr).not.toContain("running the TypeScript sources");
+      expect(r.stderr).toContain("maps on: false");
+      const exitLine =
+        fs
+          .readFileSync(path.join(ROOT, "src/cli/main.ts"), "utf8")
+          .split("\n")
+          .findIndex((l) => l.includes("process.exit(2)")) + 1;
+      expect(exitLine).toBeGreaterThan(0);
+      expect(r.stderr).toContain(`${path.join(ROOT, "src/cli/main.ts")}:${exitLine}:`);
+      expect(r.stderr).not.toMatch(/main\.js:\d+/);
+    } finally {
+      fs.rmSync(pkg, { recursive: true, force: true });
+    }
   });
 });
 
