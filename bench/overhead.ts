@@ -54,7 +54,7 @@ const BIN_NODE_FLAGS = shebangNodeFlags(fs.readFileSync(BIN, "utf8"));
  * Warm-up before the window: until the manager's cycle history is full (600 records at 10 Hz:
  * 60 s) and 5 s more, so VmRSS is the steady state's (after 23 s it was ~25 MB lower here).
  */
-const WARMUP_MS = DEFAULT_HISTORY_SIZE * INTERVAL_MS + 5000;
+export const WARMUP_MS = DEFAULT_HISTORY_SIZE * INTERVAL_MS + 5000;
 /** Where the profiled run's whole profile is kept. */
 const PROFILE_COPY = path.join(os.tmpdir(), "weir-overhead.cpuprofile");
 /** The line bin/weir.js prints when it falls back to the sources. */
@@ -67,7 +67,7 @@ const readMemoryMb = (pid: number) =>
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A TCP port nobody listens on now (bound, then released). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once("error", reject);

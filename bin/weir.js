@@ -18,7 +18,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const fromSource = process.env.WEIR_FROM_SOURCE === "1";
 const dist = fromSource ? { current: false } : distStatus(root);
 if (dist.current) {
-  const { installLazySourceMaps } = await import("../dist/src/core/source-maps.js");
+  const { installLazySourceMaps } = await import("../dist/src/cli/source-maps.js");
   installLazySourceMaps(path.join(root, "dist"));
   await import("../dist/src/cli/main.js");
 } else {

@@ -66,7 +66,7 @@ describe("compiled JavaScript", () => {
 
   it("names the .ts line in a stack trace through the lazy source maps the bin installs", () => {
     const script = [
-      `const { installLazySourceMaps } = await import(${JSON.stringify(pathToFileURL(path.join(OUT, "src/core/source-maps.js")).href)});`,
+      `const { installLazySourceMaps } = await import(${JSON.stringify(pathToFileURL(path.join(OUT, "src/cli/source-maps.js")).href)});`,
       `installLazySourceMaps(${JSON.stringify(OUT)});`,
       `const { normalizeCgroupPath } = await import(${JSON.stringify(pathToFileURL(path.join(OUT, "src/cgroup/layout.js")).href)});`,
       'try { normalizeCgroupPath("a/../b"); } catch (e) { console.log(e.stack); }',
@@ -93,7 +93,7 @@ describe("compiled JavaScript", () => {
       fs.symlinkSync(OUT, path.join(pkg, "dist"));
       fs.writeFileSync(path.join(OUT, "build.json"), JSON.stringify({ startedAtMs: Date.now() }));
       const probe =
-        'process.on("exit", () => process.stderr.write(`maps on: ${process.sourceMapsEnabled}\\n${new Error("probe").stack}\\n`));';
+        'process.on("exit", () => process.stderr.write("maps on: " + process.sourceMapsEnabled + "\\n" + new Error("probe").stack + "\\n"));';
       const r = spawnSync(
         process.execPath,
         [

@@ -14,7 +14,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const SOURCE = [
   "// line 1",
   "export function thrower(what: string): never {",
-  "  const message: string = `failed: ${what}`;",
+  '  const message: string = "failed: " + what;',
   "  throw new Error(message); // line 4, column 9",
   "}",
   "",

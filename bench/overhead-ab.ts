@@ -1,0 +1,301 @@
+// An A/B of how `weir run` is started (node flags, environment), measured as the overhead
+// benchmark measures it: a fresh `weir run` of the compiled bin on 100 real idle cgroup v1
+// partitions at 10 cycles/s (overhead.ts's config), its history filled before a 20 s window,
+// CPU from /proc/<pid>/stat and, per thread, /proc/<pid>/task/*/stat (the main thread and the
+// rest: V8's helper threads, libuv's), VmRSS at the window's end and its mean over the window,
+// VmHWM. Not a report benchmark: a check for a change to how the bin starts node (run it under
+// the bench lock). Each variant names its node flags and environment in full (the bin's first
+// line is not read), so a variant is the same process whatever the bin says.
+// Rounds interleave the variants, the order rotating per round; `--together` starts a round's
+// variants side by side (each on cgroups of its own) and measures them over the same window,
+// instead of one after another.
+//   npx tsx bench/overhead-ab.ts [--rounds N] [--variants a,b,...] [--together]
+//     [--warmup-ms N] [--measure-ms N] [--out FILE]
+// Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`).
+import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { packageFileUrl } from "../src/core/package-files.ts";
+import { fmtStats, isMain } from "./harness.ts";
+import { freePort, overheadConfigYaml, WARMUP_MS } from "./overhead.ts";
+import {
+  PARTITIONS,
+  parseHistogramTotals,
+  parseProcCpuTicks,
+  parseProcMemoryMb,
+} from "./overhead-figures.ts";
+
+const CGROUPFS = "/sys/fs/cgroup";
+const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
+const SEMI_SPACE = "--max-semi-space-size=4";
+
+export interface Variant {
+  name: string;
+  nodeFlags: readonly string[];
+  env: Readonly<Record<string, string>>;
+}
+
+/** The variants this A/B knows, by name. `eager-maps`: what the bin did before lazy source maps. */
+export const VARIANTS: readonly Variant[] = [
+  { name: "base", nodeFlags: [SEMI_SPACE], env: {} },
+  { name: "eager-maps", nodeFlags: [SEMI_SPACE, "--enable-source-maps"], env: {} },
+  { name: "arena2", nodeFlags: [SEMI_SPACE], env: { MALLOC_ARENA_MAX: "2" } },
+  { name: "stgc", nodeFlags: [SEMI_SPACE, "--single-threaded-gc"], env: {} },
+  { name: "pool1", nodeFlags: [SEMI_SPACE, "--v8-pool-size=1"], env: {} },
+  {
+    name: "arena2+stgc",
+    nodeFlags: [SEMI_SPACE, "--single-threaded-gc"],
+    env: { MALLOC_ARENA_MAX: "2" },
+  },
+  {
+    name: "arena2+pool1",
+    nodeFlags: [SEMI_SPACE, "--v8-pool-size=1"],
+    env: { MALLOC_ARENA_MAX: "2" },
+  },
+];
+
+export interface AbRun {
+  variant: string;
+  round: number;
+  cpuShare: number;
+  mainThreadShare: number;
+  otherThreadsShare: number;
+  rssMb: number;
+  rssMeanMb: number;
+  peakRssMb: number;
+  cycles: number;
+  threads: number;
+}
+
+/** CPU ticks per thread (utime + stime), by tid (node names all its threads "node"). */
+function threadTicks(pid: number): Map<number, { ticks: number }> {
+  const out = new Map<number, { ticks: number }>();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      out.set(Number(tid), { ticks: parseProcCpuTicks(stat) });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Started {
+  variant: Variant;
+  child: ChildProcess;
+  port: number;
+  exited: Promise<number | null>;
+  stderr: () => string;
+}
+
+async function start(variant: Variant, configFile: string, port: number): Promise<Started> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env };
+  delete env.WEIR_FROM_SOURCE;
+  if (!("MALLOC_ARENA_MAX" in variant.env)) delete env.MALLOC_ARENA_MAX;
+  const child = spawn(process.execPath, [...variant.nodeFlags, BIN, "run", "-c", configFile], {
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  let done = false;
+  void exited.then(() => {
+    done = true;
+  });
+  for (let i = 0; ; i++) {
+    if (done) throw new Error(`${variant.name}: weir run exited before its API answered: ${err}`);
+    if (i > 600) throw new Error(`${variant.name}: its API did not answer within 30 s`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
+    } catch {
+      await sleep(50);
+    }
+  }
+  if (err.includes("running the TypeScript sources"))
+    throw new Error(`${variant.name}: the bin ran the sources, not dist/ (npm run build first)`);
+  return { variant, child, port, exited, stderr: () => err };
+}
+
+async function cycleCount(port: number): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  return parseHistogramTotals(await res.text(), "weir_cycle_duration_seconds").count;
+}
+
+/** Measure already warmed-up runs over one window (together, or a single one). */
+async function measure(runs: Started[], round: number, measureMs: number): Promise<AbRun[]> {
+  const hz = 100; // USER_HZ; getconf CLK_TCK is 100 on Linux
+  const c0 = await Promise.all(runs.map((r) => cycleCount(r.port)));
+  const t0 = runs.map((r) => threadTicks(r.child.pid!));
+  const w0 = performance.now();
+  const rssSum = runs.map(() => 0);
+  const samples = 10;
+  for (let i = 0; i < samples; i++) {
+    await sleep(measureMs / samples);
+    runs.forEach((r, k) => {
+      rssSum[k]! += parseProcMemoryMb(fs.readFileSync(`/proc/${r.child.pid}/status`, "utf8")).rssMb;
+    });
+  }
+  const t1 = runs.map((r) => threadTicks(r.child.pid!));
+  const wallSec = (performance.now() - w0) / 1000;
+  const c1 = await Promise.all(runs.map((r) => cycleCount(r.port)));
+  return runs.map((r, k) => {
+    const pid = r.child.pid!;
+    const mem = parseProcMemoryMb(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    let main = 0;
+    let other = 0;
+    for (const [tid, { ticks }] of t1[k]!) {
+      const d = (ticks - (t0[k]!.get(tid)?.ticks ?? 0)) / hz / wallSec;
+      if (tid === pid) main += d;
+      else other += d;
+    }
+    return {
+      variant: r.variant.name,
+      round,
+      cpuShare: main + other,
+      mainThreadShare: main,
+      otherThreadsShare: other,
+      rssMb: mem.rssMb,
+      rssMeanMb: rssSum[k]! / samples,
+      peakRssMb: mem.peakRssMb,
+      cycles: c1[k]! - c0[k]!,
+      threads: t1[k]!.size,
+    };
+  });
+}
+
+async function stop(r: Started): Promise<void> {
+  r.child.kill("SIGTERM");
+  const code = await Promise.race([r.exited, sleep(10_000).then(() => "timeout" as const)]);
+  if (code === "timeout") {
+    r.child.kill("SIGKILL");
+    throw new Error(`${r.variant.name}: did not exit within 10 s of SIGTERM`);
+  }
+  if (code !== 0) throw new Error(`${r.variant.name}: exited ${code} on SIGTERM: ${r.stderr()}`);
+}
+
+export function summarize(runs: readonly AbRun[], variants: readonly string[]): string[] {
+  const lines = [
+    "variant: CPU % of one core (main thread / other threads) | VmRSS end, mean over the window, VmHWM MB: median [min–max]",
+  ];
+  for (const v of variants) {
+    const mine = runs.filter((r) => r.variant === v);
+    const f = (g: (r: AbRun) => number, d: number, s = 1) => fmtStats(mine.map(g), d, s);
+    lines.push(
+      `${v} (${mine.length} runs): CPU ${f((r) => r.cpuShare, 2, 100)} (main ${f((r) => r.mainThreadShare, 2, 100)} / other ${f((r) => r.otherThreadsShare, 2, 100)}) | VmRSS ${f((r) => r.rssMb, 1)}, mean ${f((r) => r.rssMeanMb, 1)}, VmHWM ${f((r) => r.peakRssMb, 1)}; threads ${mine.map((r) => r.threads).join("/")}`,
+    );
+  }
+  return lines;
+}
+
+function option(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("overhead-ab: needs root (it makes cgroups)");
+  const rounds = Number(option(argv, "--rounds") ?? 3);
+  const names = (option(argv, "--variants") ?? "base,eager-maps").split(",");
+  const variants = names.map((n) => {
+    const v = VARIANTS.find((x) => x.name === n);
+    if (!v)
+      throw new Error(`overhead-ab: no variant ${n} (${VARIANTS.map((x) => x.name).join(", ")})`);
+    return v;
+  });
+  const together = argv.includes("--together");
+  const warmupMs = Number(option(argv, "--warmup-ms") ?? WARMUP_MS);
+  const measureMs = Number(option(argv, "--measure-ms") ?? 20_000);
+  const outFile = option(argv, "--out") ?? path.join(os.tmpdir(), "weir-overhead-ab.json");
+
+  const prefix = `weirab-${process.pid}`;
+  const slots = together ? variants.length : 1;
+  const cgroupsOf = (slot: number) =>
+    Array.from({ length: PARTITIONS }, (_, i) => `${prefix}-${slot}-${String(i).padStart(3, "0")}`);
+  const made: string[] = [];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+  const live: Started[] = [];
+  const cleanup = () => {
+    for (const r of live) r.child.kill("SIGKILL");
+    for (const dir of made.splice(0).reverse()) {
+      try {
+        fs.rmdirSync(dir);
+      } catch {
+        // already gone
+      }
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  const onSignal = () => {
+    cleanup();
+    process.exit(130);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const load0 = os.loadavg();
+  const t0 = new Date();
+  const results: AbRun[] = [];
+  try {
+    for (let slot = 0; slot < slots; slot++)
+      for (const n of cgroupsOf(slot))
+        for (const h of ["cpu", "cpuacct"]) {
+          const dir = path.join(CGROUPFS, h, n);
+          fs.mkdirSync(dir);
+          made.push(dir);
+        }
+    const configFor = async (slot: number, tag: string) => {
+      const port = await freePort();
+      const file = path.join(tmp, `weir-${tag}.yaml`);
+      fs.writeFileSync(file, overheadConfigYaml(cgroupsOf(slot), port));
+      return { port, file };
+    };
+    for (let round = 0; round < rounds; round++) {
+      const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
+      if (together) {
+        for (const [slot, v] of order.entries()) {
+          const { port, file } = await configFor(slot, `${round}-${v.name}`);
+          live.push(await start(v, file, port));
+        }
+        await sleep(warmupMs);
+        const measured = await measure(live, round, measureMs);
+        for (const r of live.splice(0)) await stop(r);
+        results.push(...measured);
+        for (const m of measured) process.stderr.write(`${JSON.stringify(m)}\n`);
+      } else {
+        for (const v of order) {
+          const { port, file } = await configFor(0, `${round}-${v.name}`);
+          live.push(await start(v, file, port));
+          await sleep(warmupMs);
+          const [m] = await measure(live, round, measureMs);
+          for (const r of live.splice(0)) await stop(r);
+          results.push(m!);
+          process.stderr.write(`${JSON.stringify(m)}\n`);
+        }
+      }
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    cleanup();
+  }
+  const load1 = os.loadavg();
+  const header = `overhead-ab: ${rounds} rounds, ${together ? "variants side by side" : "variants one after another"}, ${warmupMs / 1000} s warm-up, ${measureMs / 1000} s measured; ${t0.toISOString().slice(11, 16)}–${new Date().toISOString().slice(11, 16)} UTC, load ${load0[0]!.toFixed(2)} → ${load1[0]!.toFixed(2)} (${os.cpus().length} CPUs)`;
+  const lines = [header, ...summarize(results, names)];
+  for (const v of variants)
+    lines.push(
+      `  ${v.name}: node ${v.nodeFlags.join(" ")}${Object.entries(v.env)
+        .map(([k, x]) => ` ${k}=${x}`)
+        .join("")}`,
+    );
+  fs.writeFileSync(outFile, JSON.stringify({ header, runs: results }, null, 2));
+  process.stdout.write(`${lines.join("\n")}\n(runs in ${outFile})\n`);
+}
+
+if (isMain(import.meta.url)) await main(process.argv.slice(2));
