@@ -6,7 +6,7 @@
 export interface CpuProfile {
   nodes: Array<{
     id: number;
-    callFrame: { functionName: string; url: string; lineNumber: number };
+    callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number };
   }>;
   /** Microseconds, V8's monotonic clock (CLOCK_MONOTONIC on Linux, like process.hrtime). */
   startTime: number;
@@ -63,7 +63,7 @@ export function summarizeCpuProfile(
   for (const n of profile.nodes) {
     const cf = n.callFrame;
     const where = shortUrl(cf.url);
-    // line numbers are 0-based; a source-mapped frame (dist/ with source maps on) has none
+    // line numbers are 0-based; a frame without a position (native, a source-mapped one) has none
     const line = cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : "";
     label.set(n.id, `${cf.functionName || "(anonymous)"}${where ? ` ${where}${line}` : ""}`);
   }

@@ -54,6 +54,11 @@ export const VARIANTS: readonly Variant[] = [
     nodeFlags: [SEMI_SPACE, "--v8-pool-size=1"],
     env: { MALLOC_ARENA_MAX: "2" },
   },
+  {
+    name: "arena2+pool1+uv1",
+    nodeFlags: [SEMI_SPACE, "--v8-pool-size=1"],
+    env: { MALLOC_ARENA_MAX: "2", UV_THREADPOOL_SIZE: "1" },
+  },
 ];
 
 export interface AbRun {
@@ -96,7 +101,8 @@ interface Started {
 async function start(variant: Variant, configFile: string, port: number): Promise<Started> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env };
   delete env.WEIR_FROM_SOURCE;
-  if (!("MALLOC_ARENA_MAX" in variant.env)) delete env.MALLOC_ARENA_MAX;
+  for (const k of ["MALLOC_ARENA_MAX", "UV_THREADPOOL_SIZE"])
+    if (!(k in variant.env)) delete env[k];
   const child = spawn(process.execPath, [...variant.nodeFlags, BIN, "run", "-c", configFile], {
     env,
     stdio: ["ignore", "ignore", "pipe"],

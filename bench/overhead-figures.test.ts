@@ -6,6 +6,7 @@ import {
   parseProcCpuTicks,
   parseProcMemoryMb,
   runtimeFigures,
+  shebangCommand,
   shebangNodeFlags,
 } from "./overhead-figures.ts";
 
@@ -91,6 +92,19 @@ describe("shebangNodeFlags", () => {
     expect(shebangNodeFlags("#!/usr/bin/env node\nimport x;\n")).toEqual([]);
     expect(shebangNodeFlags("#!/usr/bin/env -S node --a --b=1")).toEqual(["--a", "--b=1"]);
     expect(() => shebangNodeFlags("#!/bin/sh\n")).toThrow("not a node bin's first line");
+  });
+
+  it("reads the variables env sets before node", () => {
+    expect(shebangCommand("#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --a=4 --b\n")).toEqual({
+      env: { MALLOC_ARENA_MAX: "2" },
+      nodeFlags: ["--a=4", "--b"],
+    });
+    expect(shebangCommand("#!/usr/bin/env -S A=1 B_2= node\n")).toEqual({
+      env: { A: "1", B_2: "" },
+      nodeFlags: [],
+    });
+    expect(shebangCommand("#!/usr/bin/env -S node --a")).toEqual({ env: {}, nodeFlags: ["--a"] });
+    expect(() => shebangCommand("#!/usr/bin/env -S =1 node\n")).toThrow("not a node bin's");
   });
 
   it("the package's bin gives the flags docs/performance.md explains", () => {

@@ -94,13 +94,26 @@ export function runtimeFigures(runtime: Runtime, runs: readonly OverheadRun[]): 
 }
 
 /**
- * The node flags a bin's first line gives (`#!/usr/bin/env -S node --flag ...`), so a run that
- * must start node itself (the profiled one: `--cpu-prof` is not allowed in NODE_OPTIONS) starts
- * it as the bin would. [] for a plain `#!/usr/bin/env node`.
+ * The environment and node flags a bin's first line gives (`#!/usr/bin/env -S VAR=value node
+ * --flag ...`: env sets the variables, then runs node with the flags), so a run that must start
+ * node itself (the profiled one: `--cpu-prof` is not allowed in NODE_OPTIONS) starts it as the
+ * bin would. Both empty for a plain `#!/usr/bin/env node`.
  */
-export function shebangNodeFlags(binText: string): string[] {
+export function shebangCommand(binText: string): {
+  env: Record<string, string>;
+  nodeFlags: string[];
+} {
   const first = binText.slice(0, binText.indexOf("\n") >>> 0);
-  const m = /^#!\S*env(?: -S)? node((?: +\S+)*) *$/.exec(first);
+  const m = /^#!\S*env(?: -S)?((?: +[A-Za-z_][A-Za-z0-9_]*=\S*)*) +node((?: +\S+)*) *$/.exec(first);
   if (!m) throw new Error(`not a node bin's first line: ${JSON.stringify(first)}`);
-  return m[1]!.trim() === "" ? [] : m[1]!.trim().split(/ +/);
+  const words = (x: string) => (x.trim() === "" ? [] : x.trim().split(/ +/));
+  const env: Record<string, string> = {};
+  for (const w of words(m[1]!)) {
+    const eq = w.indexOf("=");
+    env[w.slice(0, eq)] = w.slice(eq + 1);
+  }
+  return { env, nodeFlags: words(m[2]!) };
 }
+
+/** The node flags alone of a bin's first line (shebangCommand). */
+export const shebangNodeFlags = (binText: string): string[] => shebangCommand(binText).nodeFlags;

@@ -20,7 +20,8 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { LazySourceMaps } from "../src/cli/source-maps.ts";
 import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import { packageFileUrl } from "../src/core/package-files.ts";
 import { DEFAULT_HISTORY_SIZE } from "../src/manager/history.ts";
@@ -43,13 +44,14 @@ import {
   type Runtime,
   round,
   runtimeFigures,
-  shebangNodeFlags,
+  shebangCommand,
 } from "./overhead-figures.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
 const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
-/** The node flags bin/weir.js's first line gives. */
-const BIN_NODE_FLAGS = shebangNodeFlags(fs.readFileSync(BIN, "utf8"));
+/** The environment and node flags bin/weir.js's first line gives. */
+const BIN_COMMAND = shebangCommand(fs.readFileSync(BIN, "utf8"));
+const BIN_NODE_FLAGS = BIN_COMMAND.nodeFlags;
 /**
  * Warm-up before the window: until the manager's cycle history is full (600 records at 10 Hz:
  * 60 s) and 5 s more, so VmRSS is the steady state's (after 23 s it was ~25 MB lower here).
@@ -111,14 +113,14 @@ async function measureRun(
   else delete env.WEIR_FROM_SOURCE;
   const t0 = performance.now();
   // The bin executed as a program, as an installed `weir` runs: its first line starts node with
-  // its flags. A run with node flags of its own (the profiled one) starts node with the bin's
-  // flags and those.
+  // its environment and flags. A run with node flags of its own (the profiled one) starts node
+  // with the bin's environment and flags and those.
   const args = ["run", "-c", configFile];
   const child: ChildProcess =
     nodeArgs.length === 0
       ? spawn(BIN, args, { env, stdio: ["ignore", "ignore", "pipe"] })
       : spawn(process.execPath, [...BIN_NODE_FLAGS, ...nodeArgs, BIN, ...args], {
-          env,
+          env: { ...env, ...BIN_COMMAND.env },
           stdio: ["ignore", "ignore", "pipe"],
         });
   let stderr = "";
@@ -192,6 +194,26 @@ async function measureRun(
       await Promise.race([exited, sleep(5000)]);
       if (exitCode === undefined) child.kill("SIGKILL");
     }
+  }
+}
+
+/**
+ * The profile's frames in compiled files under `root` named by their .ts file and line, in
+ * place (the bin maps source lines only when a stack trace is formatted, so V8's profile names
+ * the compiled files).
+ */
+export function toSourcePositions(
+  profile: CpuProfile,
+  root = fileURLToPath(packageFileUrl("dist")),
+): void {
+  const maps = new LazySourceMaps(root);
+  for (const { callFrame: cf } of profile.nodes) {
+    if (!cf.url || cf.lineNumber < 0) continue;
+    const pos = maps.originalPosition(cf.url, cf.lineNumber + 1, (cf.columnNumber ?? 0) + 1);
+    if (!pos) continue;
+    cf.url = pathToFileURL(pos.file).href;
+    cf.lineNumber = pos.line - 1;
+    cf.columnNumber = pos.column - 1;
   }
 }
 
@@ -291,8 +313,9 @@ export async function measureOverhead(
     const file = fs.readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
     if (!file) throw new Error("bench overhead: the profiled run wrote no .cpuprofile");
     // kept for a closer look (Chrome DevTools, speedscope): $TMPDIR/weir-overhead.cpuprofile
-    fs.copyFileSync(path.join(profDir, file), PROFILE_COPY);
-    const profile = JSON.parse(fs.readFileSync(PROFILE_COPY, "utf8")) as CpuProfile;
+    const profile = JSON.parse(fs.readFileSync(path.join(profDir, file), "utf8")) as CpuProfile;
+    toSourcePositions(profile);
+    fs.writeFileSync(PROFILE_COPY, JSON.stringify(profile));
     const [fromUs, toUs] = profiled.windowUs;
     const profileSummary = summarizeCpuProfile(profile, { fromUs, toUs, top: 15 });
     return {
@@ -386,9 +409,9 @@ export const bench: Benchmark = {
         },
       ],
       notes: [
-        `Each run: \`bin/weir.js run -c <config>\` executed as a program (its first line starts node with ${BIN_NODE_FLAGS.join(" ") || "no flags"}; the profiled run: node with those flags and the profiler's), 100 partitions, intervalMs ${INTERVAL_MS}, HTTP API and metrics on 127.0.0.1, log level info) in a fresh process; ${timing.warmupMs / 1000} s warm-up after its API first answers, then ${timing.measureMs / 1000} s measured${ctx.quick ? "" : ` (the warm-up is long enough to fill the manager's cycle history, at most ${DEFAULT_HISTORY_SIZE} records and at most historyMaxBytes, so memory is the steady state's)`} from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status; SIGTERM at the end (values restored). Runtimes interleaved, order alternating per repetition.`,
+        `Each run: \`bin/weir.js run -c <config>\` executed as a program (its first line starts node with ${[...Object.entries(BIN_COMMAND.env).map(([k, v]) => `${k}=${v}`), ...BIN_NODE_FLAGS].join(" ") || "no flags"}; the profiled run: node with those flags and the profiler's), 100 partitions, intervalMs ${INTERVAL_MS}, HTTP API and metrics on 127.0.0.1, log level info) in a fresh process; ${timing.warmupMs / 1000} s warm-up after its API first answers, then ${timing.measureMs / 1000} s measured${ctx.quick ? "" : ` (the warm-up is long enough to fill the manager's cycle history, at most ${DEFAULT_HISTORY_SIZE} records and at most historyMaxBytes, so memory is the steady state's)`} from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status; SIGTERM at the end (values restored). Runtimes interleaved, order alternating per repetition.`,
         `Per run (runtime: CPU % / VmRSS MB): ${runs.map((r) => `${r.runtime} ${(r.cpuShareOfOneCore * 100).toFixed(2)} / ${r.rssMb.toFixed(1)}`).join(", ")}; cycles per window ${Math.min(...cycles)}–${Math.max(...cycles)}.`,
-        "compiled: the bin runs dist/ (tsc output, source maps on via process.setSourceMapsEnabled); tsx: the same bin with WEIR_FROM_SOURCE=1 runs src/ through tsx's loader, as the bin did before there was a build. The partitions' cgroups are real but idle; their packet counters are lo's (one read of /proc/net/dev per cycle for all of them).",
+        "compiled: the bin runs dist/ (tsc output; stack traces mapped to the .ts lines only when one is formatted, src/cli/source-maps.ts, and the profile's frames mapped the same way afterwards); tsx: the same bin with WEIR_FROM_SOURCE=1 runs src/ through tsx's loader, as the bin did before there was a build. The partitions' cgroups are real but idle; their packet counters are lo's (one read of /proc/net/dev per cycle for all of them).",
         `Load average (1, 5, 15 min): ${load0.map((x) => x.toFixed(2)).join(" ")} at the start, ${load1.map((x) => x.toFixed(2)).join(" ")} at the end (${os.cpus().length} CPUs, shared with other work).`,
       ],
     };
