@@ -109,6 +109,9 @@ describe("shebangNodeFlags", () => {
 
   it("the package's bin gives the flags docs/performance.md explains", () => {
     const bin = readFileSync(new URL("../bin/weir.js", import.meta.url), "utf8");
-    expect(shebangNodeFlags(bin)).toEqual(["--max-semi-space-size=4"]);
+    expect(shebangCommand(bin)).toEqual({
+      env: { MALLOC_ARENA_MAX: "2" },
+      nodeFlags: ["--max-semi-space-size=4", "--v8-pool-size=1"],
+    });
   });
 });

@@ -1,14 +1,24 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
-// The first line starts node with a young generation of at most 2 x 4 MB semi-spaces instead
-// of V8's 2 x 16 MB here: a `weir run` allocates a little every cycle and keeps it (the cycle
-// history), so V8 grew the young generation to its largest, ~22 MB of resident memory that
-// only made scavenges rarer (`weir run` at 100 partitions, 10 Hz, 2 runs each: 125.6 and 124.5
-// MB resident -> 103.6 and 103.4 MB, CPU 2.86 and 3.06 % of a core -> 2.26 and 3.60 %: within
-// the runs' spread; docs/performance.md). Run as `node bin/weir.js`, node starts without it.
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --v8-pool-size=1
+// The first line starts node (env sets the variable first) with:
+// - a young generation of at most 2 x 4 MB semi-spaces instead of V8's 2 x 16 MB here: a `weir
+//   run` allocates a little every cycle and keeps it (the cycle history), so V8 grew the young
+//   generation to its largest, ~22 MB of resident memory that only made scavenges rarer (`weir
+//   run` at 100 partitions, 10 Hz, 2 runs each: 125.6 and 124.5 MB resident -> 103.6 and 103.4
+//   MB, CPU 2.86 and 3.06 % of a core -> 2.26 and 3.60 %: within the runs' spread);
+// - one V8 helper thread instead of four (--v8-pool-size=1) and at most two glibc malloc arenas
+//   (MALLOC_ARENA_MAX=2): fewer threads, each with an arena of its own that kept freed memory.
+//   `weir run` at 100 partitions, 10 Hz, 5 rounds side by side (bench/overhead-ab.ts --together,
+//   2026-12-03 06:35-06:42 UTC, load 7.5 -> 0.8): 84.7 MB resident [83.8-84.8] against 88.1
+//   [87.0-89.5], lower in every round; CPU 2.39 % of a core [2.00-2.80] against 2.54
+//   [2.20-3.49], lower in 4 of 5 rounds.
+// docs/performance.md has the figures. Run as `node bin/weir.js`, node starts without them.
 // Entry point. Runs the compiled JavaScript in dist/ (`npm run build`; `npm ci` builds it) when
-// dist/ is current: no TypeScript loader at run time, source maps on so stack traces name the
-// .ts lines. Otherwise (development: dist/ missing or older than a source) it runs the
-// TypeScript sources through tsx's loader and says so in one line on stderr.
+// dist/ is current: no TypeScript loader at run time. Stack traces name the .ts lines: the
+// Error.prepareStackTrace that src/cli/source-maps.ts installs maps a frame in dist/ through the
+// .js.map beside it when a stack is first formatted (node's own source maps,
+// process.setSourceMapsEnabled, parse every module's map as it loads: 2-3 MB more resident).
+// Otherwise (development: dist/ missing or older than a source) it runs the TypeScript sources
+// through tsx's loader and says so in one line on stderr.
 // WEIR_FROM_SOURCE=1 runs the sources without a word (benchmarks compare the two).
 import path from "node:path";
 import { fileURLToPath } from "node:url";
