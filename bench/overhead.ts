@@ -17,11 +17,11 @@
 //  or: npx tsx bench/overhead.ts [--json] [--quick] [--reps N]
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
+import { SourceMap, type SourceMapPayload } from "node:module";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { LazySourceMaps } from "../src/cli/source-maps.ts";
 import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import { packageFileUrl } from "../src/core/package-files.ts";
 import { DEFAULT_HISTORY_SIZE } from "../src/manager/history.ts";
@@ -199,21 +199,43 @@ async function measureRun(
 
 /**
  * The profile's frames in compiled files under `root` named by their .ts file and line, in
- * place (the bin maps source lines only when a stack trace is formatted, so V8's profile names
- * the compiled files).
+ * place, through the `.js.map` beside each file (the bin maps source lines only when a stack
+ * trace is formatted, src/cli/source-maps.ts, so V8's profile names the compiled files; that
+ * module is not imported here: src/cli imports bench/).
  */
 export function toSourcePositions(
   profile: CpuProfile,
   root = fileURLToPath(packageFileUrl("dist")),
 ): void {
-  const maps = new LazySourceMaps(root);
+  const under = fs.realpathSync(root) + path.sep;
+  const maps = new Map<string, { map: SourceMap; dir: string } | null>();
+  const mapOf = (file: string) => {
+    if (!maps.has(file)) {
+      let entry: { map: SourceMap; dir: string } | null = null;
+      try {
+        const payload = JSON.parse(fs.readFileSync(`${file}.map`, "utf8")) as SourceMapPayload;
+        entry = {
+          map: new SourceMap(payload),
+          dir: path.resolve(path.dirname(file), payload.sourceRoot ?? ""),
+        };
+      } catch {
+        // no readable map: the frame stays as V8 named it
+      }
+      maps.set(file, entry);
+    }
+    return maps.get(file);
+  };
   for (const { callFrame: cf } of profile.nodes) {
-    if (!cf.url || cf.lineNumber < 0) continue;
-    const pos = maps.originalPosition(cf.url, cf.lineNumber + 1, (cf.columnNumber ?? 0) + 1);
-    if (!pos) continue;
-    cf.url = pathToFileURL(pos.file).href;
-    cf.lineNumber = pos.line - 1;
-    cf.columnNumber = pos.column - 1;
+    if (!cf.url.startsWith("file:") || cf.lineNumber < 0) continue;
+    const file = fileURLToPath(cf.url);
+    if (!file.startsWith(under) || !file.endsWith(".js")) continue;
+    const entry = mapOf(file);
+    if (!entry) continue;
+    const origin = entry.map.findOrigin(cf.lineNumber + 1, (cf.columnNumber ?? 0) + 1);
+    if (!("fileName" in origin)) continue;
+    cf.url = pathToFileURL(path.resolve(entry.dir, origin.fileName)).href;
+    cf.lineNumber = origin.lineNumber - 1;
+    cf.columnNumber = origin.columnNumber - 1;
   }
 }
 
