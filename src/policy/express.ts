@@ -145,11 +145,8 @@ export function weightFloorsByImportance(
 
 /**
  * `directedWeight` of rows 0 … n − 1 into `out` (weightAt on each row; the step calls weightAt
- * in its own walk over the rows, with the cap codes). A random row mispredicts a jump about
- * half the time (~2.5 ns each here: `(a < b) ? x : y` over 10,000 random rows took 3.4 ns a
- * row, a pick from a two-slot array 1.1 ns), so weightAt picks where rows go either way and
- * compares where nearly all go one way (a pick costs two stores and a load each time).
- * `step-differential.test.ts` checks it against directedWeight on random rows.
+ * in its own walk over the rows, with the cap codes). `step-differential.test.ts` checks it
+ * against directedWeight on random rows.
  */
 export function directWeights(
   n: number,
@@ -165,11 +162,14 @@ export function directWeights(
   /** Per row: directedWeight's `floor` (0 = none); null: none anywhere (nothing read). */
   floor: Float64Array | null,
 ): void {
-  const w = weightFrame(divisors, capacityCpuMillis, bands);
+  const { fraction, stepOf, moves } = weightFrame(divisors, capacityCpuMillis, bands);
   for (let i = 0; i < n; i++) {
     const imp = importance[i]!;
     out[i] = weightAt(
-      w,
+      capacityCpuMillis,
+      fraction,
+      stepOf,
+      moves,
       cpuMillis[i]!,
       imp,
       divisors[imp]!,
@@ -184,15 +184,12 @@ export function directWeights(
 /** What weightAt reads besides its row: the bands by index, made once per step (weightFrame). */
 export interface WeightFrame {
   capacityCpuMillis: number;
-  hasCapacity: boolean;
   /** index: band (0 normal, 1 goal) × 2 + direction (0 down, 1 up) */
   fraction: Float64Array;
   /** keepWeight returns `next` unmoved when neither its fraction nor its minimum step is positive */
   moves: Uint8Array;
   /** the minimum step in the row's importance's units (band.minStep / divisor): band × 8 + importance */
   stepOf: Float64Array;
-  /** two slots: a choice made as a comparison's 0 or 1 (see weightAt) */
-  pick: Float64Array;
 }
 
 export function weightFrame(
@@ -214,11 +211,9 @@ export function weightFrame(
     for (let imp = 0; imp < 8; imp++) stepOf[(k << 3) | imp] = minStep[k]! / (divisors[imp] ?? 1);
   return {
     capacityCpuMillis,
-    hasCapacity: capacityCpuMillis > 0,
     fraction,
     moves,
     stepOf,
-    pick: new Float64Array(2),
   };
 }
 
@@ -228,15 +223,21 @@ if (WEIGHT_MIN !== 1 || WEIGHT_MAX !== 10_000) throw new Error("weightAt: weight
 /**
  * directedWeight of one row, the same value for every input: weightForAllocation, the floor
  * (0 = none), keepWeight in the row's band (`goalBand` 1 for a goal partition), the minimum for
- * batch. The choices most rows make the same way (the clamp to 1..10000, the band's larger
- * bound) are plain comparisons, which V8 compiles to jumps the CPU predicts; whether the weight
- * moves is a comparison's pick from a two-slot array (random rows would mispredict a jump on
- * it). Math.max(1, w) and Math.min(10000, w) keep a NaN as the comparisons do; a NaN previous
- * weight (none yet) keeps nothing, as in keepWeight, because every comparison with it is false.
+ * batch. The frame's fields (weightFrame: `fraction`, `stepOf`, `moves`) come as arguments, read
+ * from the frame once per walk by the caller: read from the frame object in each call, they were
+ * loaded again each row (a standalone loop over a real step's 10,000 rows: 61.8 µs with the
+ * frame object and a two-slot pick, 40.6 µs with these arguments and a conditional). The choices
+ * most rows make the same way (the clamp to 1..10000, the band's larger bound) and whether the
+ * weight moves are plain comparisons (in policy-step's fleet 19 % of the rows move). Math.max(1,
+ * w) and Math.min(10000, w) keep a NaN as the comparisons do; a NaN previous weight (none yet)
+ * keeps nothing, as in keepWeight, because every comparison with it is false.
  * `step-differential.test.ts` checks it (through directWeights) against directedWeight.
  */
 export function weightAt(
-  w: WeightFrame,
+  capacityCpuMillis: number,
+  fraction: Float64Array,
+  stepOf: Float64Array,
+  moves: Uint8Array,
   cpuMillis: number,
   imp: number,
   divisor: number,
@@ -247,22 +248,19 @@ export function weightAt(
 ): number {
   // weightForAllocation
   let next = 1;
-  if (w.hasCapacity) {
-    const x = roundHalfUp((cpuMillis / w.capacityCpuMillis / divisor) * 10_000);
+  if (capacityCpuMillis > 0) {
+    const x = roundHalfUp((cpuMillis / capacityCpuMillis / divisor) * 10_000);
     next = Math.min(10_000, Math.max(1, x));
   }
   // the light-partition floor: Math.max(next, floor) (both are weights, neither NaN)
   if (floor > next) next = floor;
   // keepWeight
   const k = (goalBand << 1) | +(next >= prev);
-  const byFraction = w.fraction[k]! * prev;
-  const byStep = w.stepOf[(k << 3) | imp]!;
+  const byFraction = fraction[k]! * prev;
+  const byStep = stepOf[(k << 3) | imp]!;
   // NaN when there is no previous weight: every comparison with it is false, so nothing is kept
   const band = Math.max(byFraction, byStep);
-  const pick = w.pick;
-  pick[0] = next;
-  pick[1] = prev;
-  const kept = pick[+(Math.abs(next - prev) < band) & w.moves[k]!]!;
+  const kept = (+(Math.abs(next - prev) < band) & moves[k]!) === 1 ? prev : next;
   // batch: the minimum
   return batch ? 1 : kept;
 }

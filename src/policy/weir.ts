@@ -806,7 +806,7 @@ function expressAll(
         weightFloor[i] = floorAt[importance[i]!]!;
   }
   // the weights, the cap codes and the decisions' packed reasons in one walk
-  const w = weightFrame(divisors, capacity, bands);
+  const { fraction, stepOf, moves } = weightFrame(divisors, capacity, bands);
   const floors = useWeightFloor ? weightFloor : null;
   const goalDonor = CapCode.goalDonor;
   for (let i = 0; i < n; i++) {
@@ -814,7 +814,10 @@ function expressAll(
     const imp = importance[i]!;
     const isBatch = batch[i] === 1;
     weights[i] = weightAt(
-      w,
+      capacity,
+      fraction,
+      stepOf,
+      moves,
       cpu,
       imp,
       divisors[imp]!,
