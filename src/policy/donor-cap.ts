@@ -231,6 +231,12 @@ export interface DonorCapRows {
    */
   prevSetpoint: Float64Array;
   /**
+   * Goals by cycles (PolicyKnobs.goalCycleFraction > 0): each row's learnt margin (demand.ts
+   * GOAL_MARGIN_GAIN; 0 = none). A row with one is capped at goal ÷ velocity × (1 + margin),
+   * untrimmed: the margin is its trim.
+   */
+  margin?: Float64Array;
+  /**
    * The rows with `eligible` 1, in row order, when the caller has them (the step collects
    * them in its demand pass): only these `rowCount` rows are visited. Absent: every row.
    */
@@ -294,8 +300,10 @@ export function donorCaps(
     if (!(leastImportantWanting > imp)) continue;
     const was = (r.prevFlags[i]! & FLAG_DONOR_CAP) !== 0;
     if (!was && r.donor[i] !== 1) continue;
+    const margin = r.margin ? r.margin[i]! : 0;
+    const byCycles = margin > 0;
     const open = clamp(
-      donorCapCpuMillis(r.goal[i]!, r.velocity[i]!, knobs.goalHeadroomFraction),
+      donorCapCpuMillis(r.goal[i]!, r.velocity[i]!, byCycles ? margin : knobs.goalHeadroomFraction),
       r.min[i]!,
       r.max[i]!,
     );
@@ -303,7 +311,7 @@ export function donorCaps(
     let sp = Number.NaN;
     const prev = r.prevCpu[i]!;
     const reached = (r.prevFlags[i]! & FLAG_DONOR_CAP_REACHED) !== 0;
-    if (trimming) {
+    if (trimming && !byCycles) {
       // Last step's set point, trimmed by what the donor served; not carried by the velocity's
       // moves (see DonorCapRows.prevSetpoint). Released only on a miss beyond noise two
       // windows in a row (missesGoal = 2).
