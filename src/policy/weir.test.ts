@@ -1590,15 +1590,25 @@ describe("reading the state does not change the next decision", () => {
     return out;
   }
 
-  const run = (seq: Throughput[][], read: "never" | "every-cycle" | "round-trip") => {
+  const run = (
+    seq: Throughput[][],
+    read: "never" | "every-cycle" | "round-trip",
+    kk: PolicyKnobs = k,
+  ) => {
     let state = weirPolicy.initialState();
-    const cycles: { directives: Directive[]; decisions: unknown[]; why: string[] }[] = [];
+    const cycles: {
+      directives: Directive[];
+      decisions: unknown[];
+      why: string[];
+      margins: (number | undefined)[];
+    }[] = [];
     for (const tps of seq) {
-      const out = step(k, specs, tps, state);
+      const out = step(kk, specs, tps, state);
       cycles.push({
         directives: out.directives,
         decisions: out.decisions.map((d) => JSON.parse(JSON.stringify(d))),
         why: out.decisions.map((d) => d.why),
+        margins: specs.map((x) => out.state.partitions[x.id]?.goalMarginFraction),
       });
       state = out.state;
       // what the saver does each second (here: each cycle)
@@ -1631,6 +1641,25 @@ describe("reading the state does not change the next decision", () => {
         expect(resumed[c]!.decisions, `seed ${seed} cycle ${c}`).toEqual(untouched[c]!.decisions);
       }
     }
+  });
+
+  it("with goals by cycles (goalCycleFraction 0.99), the learnt margin survives the state file", () => {
+    const byCycles = { ...k, goalCycleFraction: 0.99 };
+    let moved = 0;
+    for (const seed of [1, 20_261_201, 77]) {
+      const seq = inputs(seed, 50);
+      const untouched = run(seq, "never", byCycles);
+      const resumed = run(seq, "round-trip", byCycles);
+      for (let c = 0; c < 50; c++) {
+        expect(resumed[c]!.directives, `seed ${seed} cycle ${c}`).toEqual(untouched[c]!.directives);
+        expect(resumed[c]!.decisions, `seed ${seed} cycle ${c}`).toEqual(untouched[c]!.decisions);
+        expect(resumed[c]!.margins, `seed ${seed} cycle ${c}`).toEqual(untouched[c]!.margins);
+        // only the goal partition (api) has one
+        expect(untouched[c]!.margins.filter((m) => m !== undefined).length).toBeLessThanOrEqual(1);
+        if ((untouched[c]!.margins[1] ?? 0.05) > 0.05) moved++;
+      }
+    }
+    expect(moved).toBeGreaterThan(0); // the margin did move in these runs
   });
 });
 
