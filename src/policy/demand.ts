@@ -100,14 +100,13 @@ export const GOAL_DONATE_STEP_FRACTION = 0.1;
  * goal rises by GAIN × q if it served less than its goal, and falls by GAIN × (1 − q) if not —
  * a stochastic quantile tracker: it settles where the share of such windows under the goal is
  * 1 − q. The margin replaces goalHeadroomFraction for that partition (receivers grow to goal ×
- * (1 + margin), donors give away only beyond it, and a donor cap sits at goal ÷ velocity ×
- * (1 + margin)), within [goalHeadroomFraction, GOAL_MARGIN_MAX_FRACTION].
+ * (1 + margin), donors give away only beyond it; no donor cap: donor-cap.ts donorCaps), within
+ * [goalHeadroomFraction, GOAL_MARGIN_MAX_FRACTION].
  *   q 0.99, margin 0.05: a window under the goal → 0.05 + 0.05 × 0.99 = 0.0995;
  *   a window at or over it → 0.0995 − 0.05 × 0.01 = 0.099.
- * Gain 0.05: a partition whose capped readings fall under the goal one window in three (the
- * overload trace above, capped at goal ÷ velocity × 1.05 over 100 ms periods: 17–41 % of
- * cycles) gains about 0.016 a window, so its margin covers that noise within a few seconds;
- * with no window under the goal it gives 0.05 back in 100 windows (10 s at 10 Hz).
+ * Gain 0.05: a partition whose readings fall under the goal one window in three gains about
+ * 0.016 a window, so its margin covers that noise within a few seconds; with no window under
+ * the goal it gives 0.05 back in 100 windows (10 s at 10 Hz).
  */
 export const GOAL_MARGIN_GAIN = 0.05;
 /** The largest goal margin by cycles: at most twice the goal. */

@@ -255,16 +255,10 @@ describe("donorCaps (one step's pass)", () => {
     expect(o.flags[0]).toBe(FLAG_DONOR_CAP);
   });
 
-  it("by cycles (a learnt margin): capped at goal ÷ velocity × (1 + margin), untrimmed", () => {
-    // the default trim would start at 758m; with a margin of 0.2 the cap is 750m × 1.2 = 900m,
-    // the set point none (no trim); without a margin on the row, the trim as before
+  it("is off with goals met in a share of cycles (goalCycleFraction > 0)", () => {
     const o = out();
-    expect(donorCaps(1, { ...rows(), margin: Float64Array.of(0.2) }, 3, knobs, o)).toBe(1);
-    expect([o.demand[0], o.target[0]]).toEqual([900, 900]);
-    expect(o.setpoint[0]).toBeNaN();
-    const plain = out();
-    donorCaps(1, { ...rows(), margin: Float64Array.of(0) }, 3, knobs, plain);
-    expect(plain.demand[0]).toBe(758);
+    expect(donorCaps(1, rows(), 3, { ...knobs, goalCycleFraction: 0.99 }, o)).toBe(0);
+    expect([o.demand[0], o.capped[0], o.flags[0]]).toEqual([1000, 0, 0]);
   });
 
   it("does not apply when nobody less important wants CPU, to a non-donor, or with the knob at 0", () => {

@@ -231,12 +231,6 @@ export interface DonorCapRows {
    */
   prevSetpoint: Float64Array;
   /**
-   * Goals by cycles (PolicyKnobs.goalCycleFraction > 0): each row's learnt margin (demand.ts
-   * GOAL_MARGIN_GAIN; 0 = none). A row with one is capped at goal ÷ velocity × (1 + margin),
-   * untrimmed: the margin is its trim.
-   */
-  margin?: Float64Array;
-  /**
    * The rows with `eligible` 1, in row order, when the caller has them (the step collects
    * them in its demand pass): only these `rowCount` rows are visited. Absent: every row.
    */
@@ -272,7 +266,7 @@ export interface DonorCapOut {
  * which the trim measures like any other CPU the donor gets. Untrimmed (donorCapMargin ≥
  * goalHeadroom) the cap is goal ÷ velocity + goalHeadroom and moves only when that moves by more
  * than the goal's weight band (5 %) from the cap in force (once the entitlement has reached it).
- * Returns how many partitions are capped.
+ * Not with goals met in a share of cycles (goalCycleFraction > 0). Returns how many partitions are capped.
  */
 export function donorCaps(
   n: number,
@@ -281,13 +275,18 @@ export function donorCaps(
   knobs: Pick<
     PolicyKnobs,
     | "donorCapPeriodMs"
+    | "goalCycleFraction"
     | "goalHeadroomFraction"
     | "donorCapMarginFraction"
     | "weightDeadbandFraction"
   >,
   out: DonorCapOut,
 ): number {
-  if (!(knobs.donorCapPeriodMs > 0)) return 0;
+  // Goals met in a share of cycles (goalCycleFraction > 0) have no donor cap: a capped
+  // server's 100 ms readings are too noisy for it (demand.ts GOAL_MARGIN_GAIN; on the real
+  // testbed, conservation-real's overload, the capped donor met its goal in 93 % [90–95] of
+  // cycles with the learnt margin, 100 % [98–100] held by its weight alone).
+  if (!(knobs.donorCapPeriodMs > 0) || knobs.goalCycleFraction > 0) return 0;
   const band = goalWeightBandFraction(knobs);
   const trimming = knobs.donorCapMarginFraction < knobs.goalHeadroomFraction;
   let count = 0;
@@ -300,10 +299,8 @@ export function donorCaps(
     if (!(leastImportantWanting > imp)) continue;
     const was = (r.prevFlags[i]! & FLAG_DONOR_CAP) !== 0;
     if (!was && r.donor[i] !== 1) continue;
-    const margin = r.margin ? r.margin[i]! : 0;
-    const byCycles = margin > 0;
     const open = clamp(
-      donorCapCpuMillis(r.goal[i]!, r.velocity[i]!, byCycles ? margin : knobs.goalHeadroomFraction),
+      donorCapCpuMillis(r.goal[i]!, r.velocity[i]!, knobs.goalHeadroomFraction),
       r.min[i]!,
       r.max[i]!,
     );
@@ -311,7 +308,7 @@ export function donorCaps(
     let sp = Number.NaN;
     const prev = r.prevCpu[i]!;
     const reached = (r.prevFlags[i]! & FLAG_DONOR_CAP_REACHED) !== 0;
-    if (trimming && !byCycles) {
+    if (trimming) {
       // Last step's set point, trimmed by what the donor served; not carried by the velocity's
       // moves (see DonorCapRows.prevSetpoint). Released only on a miss beyond noise two
       // windows in a row (missesGoal = 2).

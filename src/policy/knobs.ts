@@ -154,7 +154,7 @@ export const POLICY_KNOBS = {
     rule: { min: 0, max: 0.999 },
     unit: "fraction",
     description:
-      "0: a goal is met on average (goal × (1 + goalHeadroom)); else the share of cycles in which a goal partition must serve at least its goal (0.99 = 99 %), with a margin learnt from its own readings",
+      "0: a goal is met on average (goal × (1 + goalHeadroom)); else the share of cycles in which a goal partition must serve at least its goal (0.99 = 99 %), with a margin learnt from its own readings and no donor cap",
   },
   donorCapPeriodMs: {
     field: "donorCapPeriodMs",

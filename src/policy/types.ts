@@ -37,7 +37,8 @@ export interface PolicyKnobs {
    * 0 (the default): a goal is met on average — steered to goal × (1 + goalHeadroomFraction).
    * Else the share of cycles in which a goal partition must serve at least its goal (0.99 =
    * 99 %): its margin over the goal is learnt from its own readings (demand.ts
-   * goalMarginFraction) instead of the fixed goalHeadroomFraction, and it donates only beyond it.
+   * GOAL_MARGIN_GAIN) instead of the fixed goalHeadroomFraction, it donates only beyond it, and it
+   * has no donor cap.
    */
   goalCycleFraction: number;
   /**

@@ -404,7 +404,6 @@ function step(
         prevCpu: s.prev.cpuMillis,
         prevFlags: s.prev.flags,
         prevSetpoint: s.prev.donorSetpoint,
-        ...(knobs.goalCycleFraction > 0 ? { margin: goalMargin } : {}),
         rows: s.dcRows,
         rowCount: found.dcCount,
       },

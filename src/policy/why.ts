@@ -200,19 +200,11 @@ function donorCapText(d: WeirDecision, x: DecisionDetail): string {
   const v = d.velocityPacketsPerCpuSec;
   const pi = d.performanceIndex;
   const sp = x.donorSetpointCpuMillis;
-  const m = x.goalMarginFraction;
   const open =
     goal !== undefined && v !== null && v > 0
-      ? clamp(
-          donorCapCpuMillis(goal, v, m ?? k.goalHeadroomFraction),
-          x.minCpuMillis,
-          x.maxCpuMillis,
-        )
+      ? clamp(donorCapCpuMillis(goal, v, k.goalHeadroomFraction), x.minCpuMillis, x.maxCpuMillis)
       : null;
-  const openText =
-    m !== undefined
-      ? `goal ÷ velocity + ${marginText(m, k.goalCycleFraction)}`
-      : `goal ÷ velocity + ${pct(k.goalHeadroomFraction)}`;
+  const openText = `goal ÷ velocity + ${pct(k.goalHeadroomFraction)}`;
   if (sp === null || open === null || d.cpuMillis >= open)
     return `goal met with room while a less important partition wants CPU, so capped at what its goal needs, ${millis(d.cpuMillis)} (${openText})`;
   return `goal met with PI ${pi === null ? "?" : pi.toFixed(2)} while a less important partition wants CPU: donor cap trimmed to ${millis(d.cpuMillis)} (${openText} is ${millis(open)}; the trim steers it to serve goal + ${pctFine(k.donorCapMarginFraction)}; two cycles in a row more than 10 % under the goal undo it)`;
