@@ -96,8 +96,10 @@ export const GOAL_DONATE_STEP_FRACTION = 0.1;
 
 /**
  * The goal margin by cycles (goalCycleFraction q > 0): each window in which a goal partition
- * was entitled to at least goal ÷ velocity and offered at least its goal, its margin over the
- * goal rises by GAIN × q if it served less than its goal, and falls by GAIN × (1 − q) if not —
+ * was entitled to at least goal ÷ velocity, its margin over the goal falls by GAIN × (1 − q)
+ * if it served its goal, and rises by GAIN × q if it served less while more CPU would have
+ * helped (the controller's short-of-CPU test: offered at least its goal, throttled, dropping,
+ * or waiting for a CPU while using most of its entitlement) —
  * a stochastic quantile tracker: it settles where the share of such windows under the goal is
  * 1 − q. The margin replaces goalHeadroomFraction for that partition (receivers grow to goal ×
  * (1 + margin), donors give away only beyond it; no donor cap: donor-cap.ts donorCaps), within
@@ -642,20 +644,36 @@ export function assessDemandRows(
     let goalFloor = Number.NaN;
     if (goal > 0) {
       const pi = goal / Math.max(1, served); // performanceIndexOrNaN
-      let shortOfCpu = false;
       const base = bases[i]!;
+      // A partition missing its goal needs less evidence that CPU would help: waiting half as
+      // much as the congestion threshold (a saturated closed-loop server beside another on one
+      // CPU waited 41 % at PI 1.35 on the real testbed), or traffic at least the goal.
+      // Waiting counts only while it uses at least three quarters of the entitlement it stands
+      // on: one whose traffic is below its goal (clients thinking between requests) waits at
+      // every wake-up yet uses a third to a half of it, and more weight would not raise its
+      // rate (on the real testbed it grew ~560m → 1,440m a cycle at a time while the level
+      // below waited; GOAL_DELAY_CONFIRM_AT_USE_FRACTION).
+      const shortOfCpu =
+        base > 0 &&
+        (throttled ||
+          dropping ||
+          (delay >= goalDelayThreshold && used >= goalDelayConfirmAt * base) ||
+          offered >= goal);
       let grow = growBy;
       let cutTo = cut;
       let keep = 0;
       if (byCycles) {
         // goalMarginFraction: learnt from the windows in which the partition was entitled to
-        // what its goal needs and was offered at least its goal, so a miss there is the noise
-        // of its readings (or of its cap), not a shortage.
+        // what its goal needs; a window under the goal counts only when more CPU would have
+        // helped (shortOfCpu: offered at least its goal, or throttled, dropping or waiting for
+        // a CPU), so a miss there is the noise of its readings, not clients sending less.
         const last = prevMargins[i]!;
         let margin = last > 0 ? last : marginFrom;
         const need = velocity > 0 ? (goal / velocity) * millisPerCpu : Number.NaN;
-        if (hasPrev && prevCpuMillis >= need && (!offeredKnown || offered >= goal))
-          margin = served < goal ? margin + marginUp : margin - marginDown;
+        if (hasPrev && prevCpuMillis >= need) {
+          if (served >= goal) margin -= marginDown;
+          else if (shortOfCpu) margin += marginUp;
+        }
         margin = Math.max(marginFrom, Math.min(marginMax, margin));
         marginsOut[i] = margin;
         grow = 1 + margin;
@@ -664,19 +682,6 @@ export function assessDemandRows(
         if (!(keep > 0)) keep = 0; // no velocity: no floor
       }
       if (base > 0) {
-        // A partition missing its goal needs less evidence that CPU would help: waiting half as
-        // much as the congestion threshold (a saturated closed-loop server beside another on one
-        // CPU waited 41 % at PI 1.35 on the real testbed), or traffic at least the goal.
-        // Waiting counts only while it uses at least three quarters of the entitlement it stands
-        // on: one whose traffic is below its goal (clients thinking between requests) waits at
-        // every wake-up yet uses a third to a half of it, and more weight would not raise its
-        // rate (on the real testbed it grew ~560m → 1,440m a cycle at a time while the level
-        // below waited; GOAL_DELAY_CONFIRM_AT_USE_FRACTION).
-        shortOfCpu =
-          throttled ||
-          dropping ||
-          (delay >= goalDelayThreshold && used >= goalDelayConfirmAt * base) ||
-          offered >= goal;
         missesGoal = pi > missPi && shortOfCpu;
         if (pi * grow > 1 && shortOfCpu) {
           // Below goal + headroom (not only below the goal): otherwise a partition that fell to
