@@ -1444,6 +1444,10 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     // goal, is a shortage, not noise: the margin stays
     expect(at(900, 1200, { margin: 0.2, prevCpu: 200 }).margin).toBe(0.2);
     expect(at(900, 900, { margin: 0.2 }).margin).toBe(0.2);
+    // a closed-loop server's offered load is what it served: a miss counts when it waits for a
+    // CPU (60 %) while using at least 3/4 of what its weight stands for (225m of 200m at weight
+    // 1,000): 0.2 → 0.2495
+    expect(at(900, 900, { margin: 0.2, weight: 1000 }).margin).toBeCloseTo(0.2495, 12);
   });
 
   it("a goal met only narrowly climbs to goal + 5 %: the receiver's step passes its weight band", () => {
