@@ -35,6 +35,7 @@ import {
   type LoadPlan,
   networkSpecs,
   OVERLOAD,
+  OVERLOAD_POLICIES,
   REFERENCE_HOG_CAP,
   type RunOutcome,
   runOne,
@@ -96,7 +97,7 @@ export const bench: Benchmark = {
     const runMs = timing.warmupMs + timing.measureMs;
     const perRepMs =
       CONSERVATION_POLICIES.length * (3 * runMs + timing.warmupMs + timing.idleMeasureMs) +
-      6 * runMs;
+      7 * runMs; // the step, the references and the overload's goal-cycles row
     const totalMs = reps * perRepMs;
     const load0 = loadAvg();
     const started = Date.now();
@@ -285,7 +286,7 @@ export const bench: Benchmark = {
             measureMs: timing.idleMeasureMs,
             hogStopped: false,
           });
-        for (const policy of order)
+        for (const policy of rotate(OVERLOAD_POLICIES, rep))
           await run({
             scenario: "overload",
             policy,

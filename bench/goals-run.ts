@@ -41,6 +41,7 @@ export type PolicyRun =
   | "weir-period-200"
   | "weir-period-500"
   | "weir-no-donor-cap"
+  | "weir-goal-cycles"
   | "none"
   | "static-weights"
   | "hand-10-1"
@@ -53,6 +54,7 @@ export const POLICIES: readonly PolicyRun[] = [
   "weir-period-200",
   "weir-period-500",
   "weir-no-donor-cap",
+  "weir-goal-cycles",
   "none",
   "static-weights",
   "hand-10-1",
@@ -67,6 +69,8 @@ export const LABEL: Record<PolicyRun, string> = {
   "weir-period-200": "weir, donor cap over 200 ms periods (policy.donorCapPeriodMs: 200)",
   "weir-period-500": "weir, donor cap over 500 ms periods (policy.donorCapPeriodMs: 500)",
   "weir-no-donor-cap": "weir without the donor cap (policy.donorCapPeriodMs: 0: weights alone)",
+  "weir-goal-cycles":
+    "weir, goals in 99 % of cycles (policy.goalCycles: 0.99: a margin learnt from A's readings)",
   none: "none (plain CFS)",
   "static-weights": "static weights (importance 1 vs 3)",
   "hand-10-1": "hand-set cpu.shares 10:1 (no manager)",
@@ -191,6 +195,7 @@ const WEIR_SETTINGS: Partial<Record<PolicyRun, Record<string, number>>> = {
   "weir-period-200": { donorCapPeriodMs: 200 },
   "weir-period-500": { donorCapPeriodMs: 500 },
   "weir-no-donor-cap": { donorCapPeriodMs: 0 },
+  "weir-goal-cycles": { goalCycles: 0.99 },
 };
 
 export function makeManager(
@@ -268,6 +273,8 @@ export interface GoalRun {
      */
     aQuotaWrites: number;
     cycles: number;
+    /** Share of measured cycles in which A's served packets/s (its sensor's window) was at least its goal. */
+    aCyclesMet?: number;
   };
 }
 
@@ -382,6 +389,9 @@ export async function runPolicy(
       capacityCpuMillis: med(measured.map((r) => r.capacityCpuMillis)),
       aQuotaWrites: pa.filter((p) => p.written.includes("cpu.cfs_quota_us")).length,
       cycles: measured.length,
+      aCyclesMet:
+        pa.filter((p) => (p.throughput?.servedPacketsPerSec ?? -1) >= plan.goalPacketsPerSec)
+          .length / Math.max(1, pa.length),
     };
   }
   return run;

@@ -117,6 +117,7 @@ export function summarise(
       "weir-period-200",
       "weir-period-500",
       "weir-no-donor-cap",
+      "weir-goal-cycles",
       "koordinator-style",
       "static-weights",
       "none",
@@ -145,6 +146,7 @@ export function summarise(
       d((x) => x.capacityCpuMillis),
       d((x) => x.aQuotaWrites),
       d((x) => x.cycles),
+      d((x) => x.aCyclesMet ?? Number.NaN, 0, 100),
     ];
   });
   const med = (p: PolicyRun, f: (s: ReturnType<typeof score>) => number) =>
@@ -191,6 +193,7 @@ export function summarise(
         ["weir-period-200", "weir, donor cap over 200 ms periods"],
         ["weir-period-500", "weir, donor cap over 500 ms periods"],
         ["weir-no-donor-cap", "weir without the donor cap"],
+        ["weir-goal-cycles", "weir, goals in 99 % of cycles"],
       ] as const
     ).flatMap(([p, label]): BenchFigure[] => [
       {
@@ -349,6 +352,7 @@ export function summarise(
           "capacity in force m",
           "A quota writes (count in the measured cycles)",
           "measured cycles (count)",
+          "A at or over its goal, % of measured cycles",
         ],
         rows: diagRows,
       },

@@ -7,7 +7,8 @@
 // Not a benchmark (nothing is timed). The configurations cover the law's paths: every leftover
 // mode, dead-bands on and off, the donor cap off, untrimmed and trimmed, the weight floor on
 // and off, guarantees that exceed capacity, garbage readings, goal partitions near their goals
-// (donors, receivers, misses two windows in a row), a spec list that changes mid-run (the state
+// (donors, receivers, misses two windows in a row), goals met in a share of cycles (their learnt
+// margin), a spec list that changes mid-run (the state
 // read by id) and states read back through their record (the state file's path).
 import { createHash } from "node:crypto";
 import path from "node:path";
@@ -50,6 +51,7 @@ function configs(): Config[] {
       "wide-bands",
       { deadbandFraction: 0.05, weightDeadbandFraction: 0.4, maxShrinkFractionPerCycle: 0.5 },
     ],
+    ["goal-cycles", { goalCycleFraction: 0.99 }],
   ];
   const shapes: Array<[string, number, number, number]> = [
     // name, partitions, capacity per partition, share of goal partitions

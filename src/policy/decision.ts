@@ -62,6 +62,8 @@ export interface StepReasons {
   prevWeight: Float64Array;
   /** Last cycle's flags (state.ts FLAG_RISING, FLAG_MISSED_GOAL). */
   prevFlags: Uint8Array;
+  /** Last cycle's goal margins by cycles (0 or NaN = none). */
+  prevGoalMargin: Float64Array;
   /** Most important level where a goal controller receives this step (6 = none): see weir.ts assessDemand (receivers first). */
   yieldTo: number;
   /** The weight each directive carries (after the weight dead-band), filled before any why is read. */
@@ -78,6 +80,8 @@ export interface StepReasons {
   velocity: Float64Array;
   /** A capped donor's trimmed set point (donor-cap.ts donorCapSetpoint; NaN = none). */
   donorSetpoint: Float64Array;
+  /** This step's goal margins by cycles (demand.ts GOAL_MARGIN_GAIN; 0 = none). */
+  goalMargin: Float64Array;
 }
 
 /** The reasons behind one decision as a plain object (for tests, the API, debugging). */
@@ -122,6 +126,8 @@ export interface DecisionDetail {
   capCode: number;
   /** A goal donor's cap: the trimmed set point of its cap (donor-cap.ts donorCapSetpoint); null when untrimmed or not capped. */
   donorSetpointCpuMillis: number | null;
+  /** Goals by cycles (PolicyKnobs.goalCycleFraction > 0): its learnt margin over its goal; absent otherwise. */
+  goalMarginFraction?: number;
 }
 
 /** Packing of source, post-processor marks, receiver and yielding into one small integer. */
@@ -262,6 +268,7 @@ export class WeirDecision implements Decision {
         (r.prevFlags[i]! & FLAG_RISING) !== 0,
         minProbeStep(r.context.deadbandCpuMillis),
         r.context.knobs,
+        r.prevGoalMargin[i]!,
       );
     }
     const yields = (bits & YIELDS_BIT) !== 0;
@@ -307,6 +314,7 @@ export class WeirDecision implements Decision {
       boundsFixed: (marks & Marks.boundsFixed) !== 0,
       capCode: r.capCode[i]!,
       donorSetpointCpuMillis: Number.isNaN(r.donorSetpoint[i]!) ? null : r.donorSetpoint[i]!,
+      ...(r.goalMargin[i]! > 0 ? { goalMarginFraction: r.goalMargin[i]! } : {}),
     };
   }
 

@@ -63,6 +63,11 @@ export interface DemandAssessment {
    */
   missesGoal: boolean;
   undonatedDemandCpuMillis: number;
+  /**
+   * With goalCycleFraction > 0, a goal partition's margin over its goal after this window
+   * (goalMarginFraction); absent otherwise.
+   */
+  goalMarginFraction?: number;
   /** Final demand: smoothed (probes are not smoothed again), then floored by the goal, or cut to it (donor). */
   demandCpuMillis: number;
   /** A load step (USE_STEP_FACTOR, a further rise after one, or congestion's traffic need up by more than the headroom): the next window may finish it. */
@@ -75,6 +80,39 @@ export interface DemandAssessment {
  * swing it far.
  */
 export const GOAL_STEP_FRACTION = 0.25;
+
+/**
+ * With goals met by cycles (PolicyKnobs.goalCycleFraction q > 0), a donor gives CPU away by at
+ * most this fraction of its entitlement a cycle (a receiver takes up to GOAL_STEP_FRACTION),
+ * and never below goal ÷ velocity × (1 + margin). Why: one 100 ms window of a backlogged server
+ * reads its rate in pairs — a window it waited for a CPU, then the window it caught up — and a
+ * −25 % cut followed the high one at once. On the real testbed (conservation-real's overload,
+ * importance 1 offered 1.2× its goal, weights only, per-cycle trace) readings of a partition
+ * served 1.2× its goal per second ran from 0.55× to 1.75× its goal per cycle; each catch-up
+ * window cut its entitlement by 25 %, and the cuts went on until it sat at 92–150m against the
+ * ~280m its goal needs: 10–18 % of its cycles read under the goal.
+ */
+export const GOAL_DONATE_STEP_FRACTION = 0.1;
+
+/**
+ * The goal margin by cycles (goalCycleFraction q > 0): each window in which a goal partition
+ * was entitled to at least goal ÷ velocity, its margin over the goal falls by GAIN × (1 − q)
+ * if it served its goal, and rises by GAIN × q if it served less while more CPU would have
+ * helped (the controller's short-of-CPU test: offered at least its goal, throttled, dropping,
+ * or waiting for a CPU while using most of its entitlement) —
+ * a stochastic quantile tracker: it settles where the share of such windows under the goal is
+ * 1 − q. The margin replaces goalHeadroomFraction for that partition (receivers grow to goal ×
+ * (1 + margin), donors give away only beyond it; no donor cap: donor-cap.ts donorCaps), within
+ * [goalHeadroomFraction, GOAL_MARGIN_MAX_FRACTION].
+ *   q 0.99, margin 0.05: a window under the goal → 0.05 + 0.05 × 0.99 = 0.0995;
+ *   a window at or over it → 0.0995 − 0.05 × 0.01 = 0.099.
+ * Gain 0.05: a partition whose readings fall under the goal one window in three gains about
+ * 0.016 a window, so its margin covers that noise within a few seconds; with no window under
+ * the goal it gives 0.05 back in 100 windows (10 s at 10 Hz).
+ */
+export const GOAL_MARGIN_GAIN = 0.05;
+/** The largest goal margin by cycles: at most twice the goal. */
+export const GOAL_MARGIN_MAX_FRACTION = 1;
 
 /**
  * A receiver below its goal + headroom moves by at least its weight band (goalWeightBandFraction,
@@ -201,6 +239,8 @@ export function assessNetworkDemand(
   out: DemandAssessment = emptyAssessment(),
   goalBaseCpuMillis: number | null = prevCpuMillis,
   prevRising = false,
+  /** Last cycle's goal margin (goalMarginFraction; goals by cycles only), null for none. */
+  prevGoalMargin: number | null = null,
 ): DemandAssessment {
   const one = oneRow();
   setThroughput(one.window, 0, tp);
@@ -214,6 +254,7 @@ export function assessNetworkDemand(
     prevRising,
     minProbeStepCpuMillis,
     knobs,
+    prevGoalMargin ?? Number.NaN,
     out,
   );
 }
@@ -233,6 +274,8 @@ export function assessDemandOfRow(
   prevRising: boolean,
   minProbeStepCpuMillis: number,
   knobs: PolicyKnobs,
+  /** Last cycle's goal margin (goalMarginFraction), NaN for none. */
+  prevGoalMargin = Number.NaN,
 ): DemandAssessment {
   const one = oneRow();
   const w = one.window;
@@ -255,6 +298,7 @@ export function assessDemandOfRow(
     prevRising,
     minProbeStepCpuMillis,
     knobs,
+    prevGoalMargin,
     emptyAssessment(),
   );
 }
@@ -276,6 +320,7 @@ function oneRow(): OneRow {
       goalPacketsPerSec: new Float64Array(1),
       goalBaseCpuMillis: new Float64Array(1),
       prevFlags: new Uint8Array(1),
+      prevGoalMargin: new Float64Array(1),
       minProbeStepCpuMillis: 0,
     },
     out: demandColumns(1, true),
@@ -293,6 +338,7 @@ function assessOne(
   prevRising: boolean,
   minProbeStepCpuMillis: number,
   knobs: PolicyKnobs,
+  prevGoalMargin: number,
   out: DemandAssessment,
 ): DemandAssessment {
   const x = row.inputs;
@@ -302,6 +348,7 @@ function assessOne(
   x.goalPacketsPerSec[0] = goalPacketsPerSec;
   x.goalBaseCpuMillis[0] = goalBaseCpuMillis;
   x.prevFlags[0] = prevRising ? FLAG_RISING : 0;
+  x.prevGoalMargin[0] = prevGoalMargin;
   x.minProbeStepCpuMillis = minProbeStepCpuMillis;
   const o = row.out;
   assessDemandRows(row.window, 1, x, knobs, o);
@@ -325,6 +372,9 @@ function assessOne(
   out.goalReceiver = has(DemandBit.receiver);
   out.missesGoal = has(DemandBit.missesGoal);
   out.undonatedDemandCpuMillis = d.undonatedDemandCpuMillis[0]!;
+  if (knobs.goalCycleFraction > 0 && goalPacketsPerSec > 0)
+    out.goalMarginFraction = o.goalMargin[0]!;
+  else if (out.goalMarginFraction !== undefined) delete out.goalMarginFraction;
   out.demandCpuMillis = o.demandCpuMillis[0]!;
   out.rising = has(DemandBit.rising);
   return out;
@@ -358,6 +408,8 @@ export interface DemandInputs {
   goalPacketsPerSec: Float64Array;
   goalBaseCpuMillis: Float64Array;
   prevFlags: Uint8Array;
+  /** Last cycle's learnt goal margin (goalMarginFraction; 0 or NaN = none yet). */
+  prevGoalMargin: Float64Array;
   minProbeStepCpuMillis: number;
 }
 
@@ -371,6 +423,11 @@ export interface DemandColumns {
   bits: Uint8Array;
   useNeedCpuMillis: Float64Array;
   demandCpuMillis: Float64Array;
+  /**
+   * With goalCycleFraction > 0: each goal row's margin after this window (goalMarginFraction);
+   * other rows are not written.
+   */
+  goalMargin: Float64Array;
   detail: {
     usedCpuMillis: Float64Array;
     trafficNeedCpuMillis: Float64Array;
@@ -389,6 +446,7 @@ export function demandColumns(n: number, detail: boolean): DemandColumns {
     bits: new Uint8Array(n),
     useNeedCpuMillis: f(),
     demandCpuMillis: f(),
+    goalMargin: f(),
     detail: detail
       ? {
           usedCpuMillis: f(),
@@ -433,6 +491,8 @@ export function assessDemandRows(
   const goals = x.goalPacketsPerSec;
   const bases = x.goalBaseCpuMillis;
   const prevFlags = x.prevFlags;
+  const prevMargins = x.prevGoalMargin;
+  const marginsOut = out.goalMargin;
   const minProbeStep = x.minProbeStepCpuMillis;
   const kinds = out.kind;
   const bitsOut = out.bits;
@@ -454,10 +514,19 @@ export function assessDemandRows(
   const up = knobs.smoothingUp;
   const down = knobs.smoothingDown;
   const probeFactor = knobs.probeFactor;
-  const grow = 1 + knobs.goalHeadroomFraction;
+  const growBy = 1 + knobs.goalHeadroomFraction;
   const least = 1 + goalMinStepFraction(knobs);
   const most = Math.max(least, 1 + GOAL_STEP_FRACTION);
   const cut = 1 - GOAL_STEP_FRACTION;
+  // Goals met in a share of cycles (goalCycleFraction > 0): a margin learnt per partition
+  // (goalMarginFraction), a slower donor (GOAL_DONATE_STEP_FRACTION) with a floor.
+  const cycleShare = knobs.goalCycleFraction;
+  const byCycles = cycleShare > 0;
+  const marginFrom = knobs.goalHeadroomFraction;
+  const marginUp = GOAL_MARGIN_GAIN * cycleShare;
+  const marginDown = GOAL_MARGIN_GAIN * (1 - cycleShare);
+  const marginMax = GOAL_MARGIN_MAX_FRACTION;
+  const donateCut = 1 - GOAL_DONATE_STEP_FRACTION;
   const millisPerCpu = MILLIS_PER_CPU;
   const dropsConfirmAt = DROPS_CONFIRM_AT_USE_FRACTION;
   const delayConfirmAt = DELAY_CONFIRM_AT_USE_FRACTION;
@@ -575,22 +644,44 @@ export function assessDemandRows(
     let goalFloor = Number.NaN;
     if (goal > 0) {
       const pi = goal / Math.max(1, served); // performanceIndexOrNaN
-      let shortOfCpu = false;
       const base = bases[i]!;
-      if (base > 0) {
-        // A partition missing its goal needs less evidence that CPU would help: waiting half as
-        // much as the congestion threshold (a saturated closed-loop server beside another on one
-        // CPU waited 41 % at PI 1.35 on the real testbed), or traffic at least the goal.
-        // Waiting counts only while it uses at least three quarters of the entitlement it stands
-        // on: one whose traffic is below its goal (clients thinking between requests) waits at
-        // every wake-up yet uses a third to a half of it, and more weight would not raise its
-        // rate (on the real testbed it grew ~560m → 1,440m a cycle at a time while the level
-        // below waited; GOAL_DELAY_CONFIRM_AT_USE_FRACTION).
-        shortOfCpu =
-          throttled ||
+      // A partition missing its goal needs less evidence that CPU would help: waiting half as
+      // much as the congestion threshold (a saturated closed-loop server beside another on one
+      // CPU waited 41 % at PI 1.35 on the real testbed), or traffic at least the goal.
+      // Waiting counts only while it uses at least three quarters of the entitlement it stands
+      // on: one whose traffic is below its goal (clients thinking between requests) waits at
+      // every wake-up yet uses a third to a half of it, and more weight would not raise its
+      // rate (on the real testbed it grew ~560m → 1,440m a cycle at a time while the level
+      // below waited; GOAL_DELAY_CONFIRM_AT_USE_FRACTION).
+      const shortOfCpu =
+        base > 0 &&
+        (throttled ||
           dropping ||
           (delay >= goalDelayThreshold && used >= goalDelayConfirmAt * base) ||
-          offered >= goal;
+          offered >= goal);
+      let grow = growBy;
+      let cutTo = cut;
+      let keep = 0;
+      if (byCycles) {
+        // goalMarginFraction: learnt from the windows in which the partition was entitled to
+        // what its goal needs; a window under the goal counts only when more CPU would have
+        // helped (shortOfCpu: offered at least its goal, or throttled, dropping or waiting for
+        // a CPU), so a miss there is the noise of its readings, not clients sending less.
+        const last = prevMargins[i]!;
+        let margin = last > 0 ? last : marginFrom;
+        const need = velocity > 0 ? (goal / velocity) * millisPerCpu : Number.NaN;
+        if (hasPrev && prevCpuMillis >= need) {
+          if (served >= goal) margin -= marginDown;
+          else if (shortOfCpu) margin += marginUp;
+        }
+        margin = Math.max(marginFrom, Math.min(marginMax, margin));
+        marginsOut[i] = margin;
+        grow = 1 + margin;
+        cutTo = donateCut;
+        keep = need * grow;
+        if (!(keep > 0)) keep = 0; // no velocity: no floor
+      }
+      if (base > 0) {
         missesGoal = pi > missPi && shortOfCpu;
         if (pi * grow > 1 && shortOfCpu) {
           // Below goal + headroom (not only below the goal): otherwise a partition that fell to
@@ -607,7 +698,8 @@ export function assessDemandRows(
             receiver = true;
           }
         } else if (pi * grow <= 1) {
-          const target = base * Math.max(pi * grow, cut);
+          // By cycles, never below goal ÷ velocity × (1 + margin) either (keep; 0 otherwise).
+          const target = Math.max(base * Math.max(pi * grow, cutTo), keep);
           if (demand > target) {
             demand = target;
             donor = true;

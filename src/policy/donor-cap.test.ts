@@ -255,6 +255,12 @@ describe("donorCaps (one step's pass)", () => {
     expect(o.flags[0]).toBe(FLAG_DONOR_CAP);
   });
 
+  it("is off with goals met in a share of cycles (goalCycleFraction > 0)", () => {
+    const o = out();
+    expect(donorCaps(1, rows(), 3, { ...knobs, goalCycleFraction: 0.99 }, o)).toBe(0);
+    expect([o.demand[0], o.capped[0], o.flags[0]]).toEqual([1000, 0, 0]);
+  });
+
   it("does not apply when nobody less important wants CPU, to a non-donor, or with the knob at 0", () => {
     for (const [r, least, k] of [
       [rows(), 1, knobs], // only its own level wants CPU

@@ -266,7 +266,7 @@ export interface DonorCapOut {
  * which the trim measures like any other CPU the donor gets. Untrimmed (donorCapMargin ≥
  * goalHeadroom) the cap is goal ÷ velocity + goalHeadroom and moves only when that moves by more
  * than the goal's weight band (5 %) from the cap in force (once the entitlement has reached it).
- * Returns how many partitions are capped.
+ * Not with goals met in a share of cycles (goalCycleFraction > 0). Returns how many partitions are capped.
  */
 export function donorCaps(
   n: number,
@@ -275,13 +275,18 @@ export function donorCaps(
   knobs: Pick<
     PolicyKnobs,
     | "donorCapPeriodMs"
+    | "goalCycleFraction"
     | "goalHeadroomFraction"
     | "donorCapMarginFraction"
     | "weightDeadbandFraction"
   >,
   out: DonorCapOut,
 ): number {
-  if (!(knobs.donorCapPeriodMs > 0)) return 0;
+  // Goals met in a share of cycles (goalCycleFraction > 0) have no donor cap: a capped
+  // server's 100 ms readings are too noisy for it (demand.ts GOAL_MARGIN_GAIN; on the real
+  // testbed, conservation-real's overload, the capped donor met its goal in 93 % [90–95] of
+  // cycles with the learnt margin, 100 % [98–100] held by its weight alone).
+  if (!(knobs.donorCapPeriodMs > 0) || knobs.goalCycleFraction > 0) return 0;
   const band = goalWeightBandFraction(knobs);
   const trimming = knobs.donorCapMarginFraction < knobs.goalHeadroomFraction;
   let count = 0;

@@ -23,6 +23,7 @@ describe("POLICY_KNOBS", () => {
       cpuDelayThreshold: 0.5,
       weightDeadbandFraction: 0.15,
       goalHeadroomFraction: 0.05,
+      goalCycleFraction: 0,
       donorCapPeriodMs: 100,
       donorCapMarginFraction: 0.01,
       burstFraction: 1,

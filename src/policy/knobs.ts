@@ -148,6 +148,14 @@ export const POLICY_KNOBS = {
     description:
       "a partition with a goal is steered to served = goal × (1 + this): receivers grow, donors give the rest away",
   },
+  goalCycles: {
+    field: "goalCycleFraction",
+    default: 0,
+    rule: { min: 0, max: 0.999 },
+    unit: "fraction",
+    description:
+      "0: a goal is met on average (goal × (1 + goalHeadroom)); else the share of cycles in which a goal partition must serve at least its goal (0.99 = 99 %), with a margin learnt from its own readings and no donor cap",
+  },
   donorCapPeriodMs: {
     field: "donorCapPeriodMs",
     default: DONOR_CAP_PERIOD_MS,
@@ -250,6 +258,7 @@ export function fixedShapeKnobs(k: PolicyKnobs): PolicyKnobs {
     throttledThreshold: k.throttledThreshold,
     cpuDelayThreshold: k.cpuDelayThreshold,
     goalHeadroomFraction: k.goalHeadroomFraction,
+    goalCycleFraction: k.goalCycleFraction,
     donorCapPeriodMs: k.donorCapPeriodMs,
     donorCapMarginFraction: k.donorCapMarginFraction,
     weightDeadbandFraction: k.weightDeadbandFraction,

@@ -23,6 +23,8 @@ export interface PackedState {
   flags: Uint8Array;
   /** A capped donor's trimmed set point, millicores (donor-cap.ts donorCapSetpoint; NaN = none). */
   donorSetpoint: Float64Array;
+  /** A goal partition's margin by cycles (demand.ts GOAL_MARGIN_GAIN; 0 or NaN = none). */
+  goalMargin: Float64Array;
 }
 
 /** The last window was a load step (DemandAssessment.rising). */
@@ -85,6 +87,8 @@ function toRecord(p: PackedState): Record<PartitionId, PartitionPolicyState> {
       const sp = p.donorSetpoint[i]!;
       if (!Number.isNaN(sp)) ps.donorCap.setpointCpuMillis = sp;
     }
+    const m = p.goalMargin[i]!;
+    if (m > 0) ps.goalMarginFraction = m;
     record[p.ids[i]!] = ps;
   }
   return record;
@@ -98,6 +102,7 @@ export interface Previous {
   weight: Float64Array;
   flags: Uint8Array;
   donorSetpoint: Float64Array;
+  goalMargin: Float64Array;
 }
 
 /**
@@ -110,7 +115,7 @@ export function previousOf(state: PolicyState, table: PartitionTable): Previous 
   const packed = untouchedPacked(state);
   if (packed && aligned(packed.ids, table.ids)) return packed;
   const n = table.size;
-  const f = new Float64Array(n * 5);
+  const f = new Float64Array(n * 6);
   const p: Previous = {
     cpuMillis: f.subarray(0, n),
     demand: f.subarray(n, 2 * n),
@@ -118,6 +123,7 @@ export function previousOf(state: PolicyState, table: PartitionTable): Previous 
     weight: f.subarray(3 * n, 4 * n),
     flags: new Uint8Array(n),
     donorSetpoint: f.subarray(4 * n, 5 * n),
+    goalMargin: f.subarray(5 * n, 6 * n),
   };
   f.fill(Number.NaN);
   readPrevious(state, packed, table.ids, p);
@@ -139,7 +145,7 @@ function readPrevious(
   out: Previous,
 ): void {
   const n = ids.length;
-  const { cpuMillis, demand, velocity, weight, flags, donorSetpoint } = out;
+  const { cpuMillis, demand, velocity, weight, flags, donorSetpoint, goalMargin } = out;
   if (packed) {
     const index = new Map<PartitionId, number>();
     for (let j = 0; j < packed.ids.length; j++) index.set(packed.ids[j]!, j);
@@ -152,6 +158,7 @@ function readPrevious(
       weight[i] = packed.weight[j]!;
       flags[i] = packed.flags[j]!;
       donorSetpoint[i] = packed.donorSetpoint[j]!;
+      goalMargin[i] = packed.goalMargin[j]!;
     }
     return;
   }
@@ -177,6 +184,8 @@ function readPrevious(
       const sp = ps.donorCap.setpointCpuMillis;
       if (sp !== undefined && Number.isFinite(sp) && sp >= 0) donorSetpoint[i] = sp;
     }
+    const m = ps.goalMarginFraction;
+    if (m !== undefined && Number.isFinite(m) && m > 0) goalMargin[i] = m;
   }
 }
 

@@ -34,6 +34,14 @@ export interface PolicyKnobs {
    */
   goalHeadroomFraction: number;
   /**
+   * 0 (the default): a goal is met on average — steered to goal × (1 + goalHeadroomFraction).
+   * Else the share of cycles in which a goal partition must serve at least its goal (0.99 =
+   * 99 %): its margin over the goal is learnt from its own readings (demand.ts
+   * GOAL_MARGIN_GAIN) instead of the fixed goalHeadroomFraction, it donates only beyond it, and it
+   * has no donor cap.
+   */
+  goalCycleFraction: number;
+  /**
    * A goal partition that meets its goal with room while a less important partition wants CPU
    * is capped at what its goal needs, over CFS periods this long (donor-cap.ts); 0 = never.
    */
@@ -95,6 +103,11 @@ export interface PartitionPolicyState {
     /** The trimmed set point of its cap, millicores (donor-cap.ts donorCapSetpoint; absent = untrimmed). */
     setpointCpuMillis?: number;
   };
+  /**
+   * Goals met by cycles (PolicyKnobs.goalCycleFraction > 0): its margin over its goal, learnt
+   * from its readings (demand.ts GOAL_MARGIN_GAIN); absent otherwise.
+   */
+  goalMarginFraction?: number;
 }
 
 export interface PolicyState {

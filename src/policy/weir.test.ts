@@ -1376,6 +1376,80 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(thin.why).toContain("at least +6 %, at most +25 % a cycle");
   });
 
+  it("goals by cycles (goalCycleFraction 0.99): a margin learnt from the readings, a slow donor with a floor", () => {
+    const k = knobs(2000, { goalCycleFraction: 0.99 });
+    const gold = spec("gold", { importance: 1, goalPacketsPerSec: 1000 });
+    const at = (
+      served: number,
+      offered: number,
+      opts: { margin?: number; prevCpu?: number; weight?: number } = {},
+    ) => {
+      const prevCpu = opts.prevCpu ?? 600;
+      const out = step(
+        k,
+        [gold],
+        [
+          throughput("gold", {
+            offeredPacketsPerSec: offered,
+            servedPacketsPerSec: served,
+            cpuCores: served / 4000,
+            cpuDelayFraction: 0.6,
+            rawVelocityPacketsPerCpuSec: 4000,
+          }),
+        ],
+        {
+          partitions: {
+            gold: {
+              cpuMillis: prevCpu,
+              demandCpuMillis: prevCpu,
+              velocityPacketsPerCpuSec: 4000,
+              weight: opts.weight ?? 3000,
+              ...(opts.margin !== undefined ? { goalMarginFraction: opts.margin } : {}),
+            },
+          },
+        },
+      );
+      return { d: out.d.gold!, margin: out.state.partitions.gold!.goalMarginFraction };
+    };
+    // velocity 4,000: the goal needs 1,000 / 4,000 = 250m; weight 3,000 of 2,000m is 600m.
+    // Serving 1,400 pps (PI 0.714), no margin yet: it starts at goalHeadroom, 5 %; a window at
+    // or over the goal takes 0.05 × 0.01 off, but never under 5 %. A donor by cycles gives at
+    // most 10 % a cycle: 600 × max(0.714 × 1.05, 0.9) = 540m (on average: 600 × 0.75 = 450m)
+    const dn = at(1400, 1400);
+    expect(dn.d.detail.assessment).toMatchObject({ donor: true, goalMarginFraction: 0.05 });
+    expect(dn.d.demandCpuMillis).toBeCloseTo(540, 9);
+    expect(dn.margin).toBe(0.05);
+    expect(dn.d.why).toContain(
+      "last entitlement × PI + 5 %, its margin for 99 % of cycles, at most −10 % a cycle, not under goal ÷ velocity + that margin",
+    );
+    // never under goal ÷ velocity × (1 + margin): at weight 1,400 (280m), 280 × 0.9 = 252m is
+    // under 250 × 1.05 = 262.5m
+    const floored = at(1400, 1400, { weight: 1400 }).d;
+    expect(floored.detail.assessment!.demandCpuMillis).toBeCloseTo(262.5, 9);
+    expect(floored.demandCpuMillis).toBe(263); // the decision's, in whole millicores
+    // a window under the goal while entitled to its need and offered at least the goal: the
+    // margin rises by 0.05 × 0.99: 0.2 → 0.2495; PI 1.11 × 1.2495 is over 1.25: a receiver at
+    // 600 × 1.25 = 750m
+    const miss = at(900, 1200, { margin: 0.2 });
+    expect(miss.margin).toBeCloseTo(0.2495, 12);
+    expect(miss.d.detail.assessment).toMatchObject({ goalReceiver: true });
+    expect(miss.d.demandCpuMillis).toBeCloseTo(750, 9);
+    // over the goal: −0.05 × 0.01: 0.2 → 0.1995; PI 0.909 × 1.1995 = 1.090 > 1, so with that
+    // margin it still receives (600 × 1.0905 = 654.27m), where on average (5 %) it would donate
+    const over = at(1100, 1100, { margin: 0.2 });
+    expect(over.margin).toBeCloseTo(0.1995, 12);
+    expect(over.d.detail.assessment).toMatchObject({ goalReceiver: true, donor: false });
+    expect(over.d.detail.assessment!.demandCpuMillis).toBeCloseTo((600 * 1000 * 1.1995) / 1100, 9);
+    // a miss while entitled to less than its goal needs (200m < 250m), or offered less than the
+    // goal, is a shortage, not noise: the margin stays
+    expect(at(900, 1200, { margin: 0.2, prevCpu: 200 }).margin).toBe(0.2);
+    expect(at(900, 900, { margin: 0.2 }).margin).toBe(0.2);
+    // a closed-loop server's offered load is what it served: a miss counts when it waits for a
+    // CPU (60 %) while using at least 3/4 of what its weight stands for (225m of 200m at weight
+    // 1,000): 0.2 → 0.2495
+    expect(at(900, 900, { margin: 0.2, weight: 1000 }).margin).toBeCloseTo(0.2495, 12);
+  });
+
   it("a goal met only narrowly climbs to goal + 5 %: the receiver's step passes its weight band", () => {
     // gold (goal 1,000 pps) at weight 3,000 of 2,000m (600m), velocity 4,000, serving 1,010 pps
     // (PI 1,000 ÷ 1,010 = 0.990), offered the same (≥ its goal: more CPU would help); the
@@ -1520,15 +1594,25 @@ describe("reading the state does not change the next decision", () => {
     return out;
   }
 
-  const run = (seq: Throughput[][], read: "never" | "every-cycle" | "round-trip") => {
+  const run = (
+    seq: Throughput[][],
+    read: "never" | "every-cycle" | "round-trip",
+    kk: PolicyKnobs = k,
+  ) => {
     let state = weirPolicy.initialState();
-    const cycles: { directives: Directive[]; decisions: unknown[]; why: string[] }[] = [];
+    const cycles: {
+      directives: Directive[];
+      decisions: unknown[];
+      why: string[];
+      margins: (number | undefined)[];
+    }[] = [];
     for (const tps of seq) {
-      const out = step(k, specs, tps, state);
+      const out = step(kk, specs, tps, state);
       cycles.push({
         directives: out.directives,
         decisions: out.decisions.map((d) => JSON.parse(JSON.stringify(d))),
         why: out.decisions.map((d) => d.why),
+        margins: specs.map((x) => out.state.partitions[x.id]?.goalMarginFraction),
       });
       state = out.state;
       // what the saver does each second (here: each cycle)
@@ -1561,6 +1645,25 @@ describe("reading the state does not change the next decision", () => {
         expect(resumed[c]!.decisions, `seed ${seed} cycle ${c}`).toEqual(untouched[c]!.decisions);
       }
     }
+  });
+
+  it("with goals by cycles (goalCycleFraction 0.99), the learnt margin survives the state file", () => {
+    const byCycles = { ...k, goalCycleFraction: 0.99 };
+    let moved = 0;
+    for (const seed of [1, 20_261_201, 77]) {
+      const seq = inputs(seed, 50);
+      const untouched = run(seq, "never", byCycles);
+      const resumed = run(seq, "round-trip", byCycles);
+      for (let c = 0; c < 50; c++) {
+        expect(resumed[c]!.directives, `seed ${seed} cycle ${c}`).toEqual(untouched[c]!.directives);
+        expect(resumed[c]!.decisions, `seed ${seed} cycle ${c}`).toEqual(untouched[c]!.decisions);
+        expect(resumed[c]!.margins, `seed ${seed} cycle ${c}`).toEqual(untouched[c]!.margins);
+        // only the goal partition (api) has one
+        expect(untouched[c]!.margins.filter((m) => m !== undefined).length).toBeLessThanOrEqual(1);
+        if ((untouched[c]!.margins[1] ?? 0.05) > 0.05) moved++;
+      }
+    }
+    expect(moved).toBeGreaterThan(0); // the margin did move in these runs
   });
 });
 

@@ -270,9 +270,11 @@ function step(
   // What the output keeps (the next state's arrays, the decisions' numbers and reasons), in
   // one buffer of each type; everything else is scratch. Last cycle's arrays are read where
   // they are (the previous state's, when it is aligned with this table), never copied.
-  const arena = new ArrayBuffer(n * (6 * 8 + 3)); // Float64 arrays first: aligned
+  const arena = new ArrayBuffer(n * (7 * 8 + 3)); // Float64 arrays first: aligned
   const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
-  const u = (k: number): Uint8Array => new Uint8Array(arena, 6 * n * 8 + k * n, n);
+  const u = (k: number): Uint8Array => new Uint8Array(arena, 7 * n * 8 + k * n, n);
+  // goal margins by cycles (written only on goal rows, with goalCycleFraction > 0; 0 = none)
+  const goalMargin = f(6);
   const buf = sc.fit(n, 9, 10);
   const [
     target,
@@ -361,6 +363,7 @@ function step(
       goalPacketsPerSec: t.goalPacketsPerSec,
       goalBaseCpuMillis: goalBases,
       prevFlags: prev.flags,
+      prevGoalMargin: prev.goalMargin,
       minProbeStepCpuMillis: minProbeStep(deadband),
     },
     rule: {
@@ -368,6 +371,7 @@ function step(
       bits: ruleBits,
       useNeedCpuMillis: post0, // = useNeed
       demandCpuMillis: ruleDemand,
+      goalMargin,
       detail: null, // what only the why shows is computed again when it is read
     },
   };
@@ -483,6 +487,7 @@ function step(
     batchSuppressed: suppressBatch,
     prevWeight: s.prev.weight,
     prevFlags: s.prev.flags,
+    prevGoalMargin: s.prev.goalMargin,
     yieldTo: found.yieldTo,
     weights: s.weights,
     weightFloorAt: useWeightFloor ? s.weightFloorAt : null,
@@ -491,6 +496,7 @@ function step(
     cpuMillis: s.final,
     velocity: s.velocity,
     donorSetpoint: s.donorSetpoint,
+    goalMargin,
   };
   return {
     directives: new StepDirectives(
@@ -512,6 +518,7 @@ function step(
         weight: s.weights,
         flags: s.flags,
         donorSetpoint: s.donorSetpoint,
+        goalMargin,
       },
       batch,
     ),

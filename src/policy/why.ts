@@ -3,7 +3,12 @@
 // formats them).
 import type { Throughput } from "../core/model.ts";
 import type { DecisionDetail, WeirDecision } from "./decision.ts";
-import { type DemandAssessment, GOAL_STEP_FRACTION, goalMinStepFraction } from "./demand.ts";
+import {
+  type DemandAssessment,
+  GOAL_DONATE_STEP_FRACTION,
+  GOAL_STEP_FRACTION,
+  goalMinStepFraction,
+} from "./demand.ts";
 import { donorCapCpuMillis } from "./donor-cap.ts";
 import { clamp, IMPORTANCE_WEIGHT_RATIO, weightForAllocation } from "./rules.ts";
 
@@ -78,12 +83,12 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
       if (a.donor && goal !== undefined) {
         const pi = d.performanceIndex;
         parts.push(
-          `goal ${int(goal)} pps met (PI ${pi === null ? "?" : pi.toFixed(2)}), so it claims ${millis(a.demandCpuMillis)} (last entitlement × PI + ${pct(k.goalHeadroomFraction)}) and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
+          `goal ${int(goal)} pps met (PI ${pi === null ? "?" : pi.toFixed(2)}), so it claims ${millis(a.demandCpuMillis)} (${a.goalMarginFraction !== undefined ? `last entitlement × PI + ${marginText(a.goalMarginFraction, k.goalCycleFraction)}, at most −${pct(GOAL_DONATE_STEP_FRACTION)} a cycle, not under goal ÷ velocity + that margin` : `last entitlement × PI + ${pct(k.goalHeadroomFraction)}`}) and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
         );
       } else if (a.goalReceiver && goal !== undefined) {
         const pi = d.performanceIndex;
         parts.push(
-          `goal ${int(goal)} pps ${pi !== null && pi > 1 ? "missed" : `met by less than its ${pct(k.goalHeadroomFraction)} margin`} (PI ${pi === null ? "?" : pi.toFixed(2)}) while short of CPU, so it receives: ${millis(a.demandCpuMillis)} (last entitlement × PI + ${pct(k.goalHeadroomFraction)}${goalMinStepFraction(k) > 0 ? `, at least +${pct(goalMinStepFraction(k))}` : ""}, at most +${pct(GOAL_STEP_FRACTION)} a cycle)`,
+          `goal ${int(goal)} pps ${pi !== null && pi > 1 ? "missed" : `met by less than its ${a.goalMarginFraction !== undefined ? marginText(a.goalMarginFraction, k.goalCycleFraction) : pct(k.goalHeadroomFraction)} margin`} (PI ${pi === null ? "?" : pi.toFixed(2)}) while short of CPU, so it receives: ${millis(a.demandCpuMillis)} (last entitlement × PI + ${a.goalMarginFraction !== undefined ? pctFine(a.goalMarginFraction) : pct(k.goalHeadroomFraction)}${goalMinStepFraction(k) > 0 ? `, at least +${pct(goalMinStepFraction(k))}` : ""}, at most +${pct(GOAL_STEP_FRACTION)} a cycle)`,
         );
       } else if (!floored && Math.abs(a.demandCpuMillis - a.rawDemandCpuMillis) >= 0.5)
         parts.push(`smoothed to ${millis(a.demandCpuMillis)}`);
@@ -204,6 +209,10 @@ function donorCapText(d: WeirDecision, x: DecisionDetail): string {
     return `goal met with room while a less important partition wants CPU, so capped at what its goal needs, ${millis(d.cpuMillis)} (${openText})`;
   return `goal met with PI ${pi === null ? "?" : pi.toFixed(2)} while a less important partition wants CPU: donor cap trimmed to ${millis(d.cpuMillis)} (${openText} is ${millis(open)}; the trim steers it to serve goal + ${pctFine(k.donorCapMarginFraction)}; two cycles in a row more than 10 % under the goal undo it)`;
 }
+
+/** A margin by cycles: "12.3 %, its margin for 99 % of cycles". */
+const marginText = (margin: number, cycleShare: number): string =>
+  `${pctFine(margin)}, its margin for ${pctFine(cycleShare)} of cycles`;
 
 /** 0.015 → "1.5 %", 0.01 → "1 %". */
 const pctFine = (fraction: number): string => `${Math.round(fraction * 1000) / 10} %`;

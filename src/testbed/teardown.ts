@@ -1,7 +1,8 @@
 // The steps of `testbedDown` (testbed.ts), also used by the VM testbed's `vmsDown`: find the
 // testbed's processes (by recorded pid and start time, or by their tag) and remove a cgroup
 // directory that may still hold some.
-import { existsSync, rmdirSync } from "node:fs";
+import { existsSync, readdirSync, rmdirSync } from "node:fs";
+import path from "node:path";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { cgroupProcs } from "./cgroups.ts";
 import { tagArg } from "./names.ts";
@@ -37,6 +38,10 @@ export function testbedTags(state: TestbedState): Set<string> {
 /**
  * rmdir a cgroup dir; while it is busy (the kernel still lists exiting threads), stop the
  * processes in it that carry one of `tags` and retry (up to ~3 s). With no tags it only waits.
+ * Child cgroups made inside it after the testbed made it (a benchmark's group for its load
+ * generator, `<prefix>/gen`, left behind by a run that was killed) are removed first, deepest
+ * first, when they hold no process: a cgroup with a child cannot be removed (EBUSY). A child
+ * that still holds processes is left, and the error names them.
  */
 export async function removeCgroup(
   dir: string,
@@ -47,6 +52,7 @@ export async function removeCgroup(
   for (let attempt = 0; ; attempt++) {
     if (!existsSync(dir)) return;
     try {
+      removeEmptyChildren(dir);
       rmdirSync(dir);
       return;
     } catch (e) {
@@ -62,6 +68,27 @@ export async function removeCgroup(
       const tagged = tags.size ? cgroupProcs(dir).filter((p) => isTagged(p, tags, procfs)) : [];
       if (tagged.length) await stopProcesses(tagged, { graceMs: 500, procfs });
       else await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** rmdir every child directory of a cgroup, deepest first, that holds no process. */
+function removeEmptyChildren(dir: string): void {
+  let children: string[];
+  try {
+    children = readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => path.join(dir, d.name));
+  } catch {
+    return; // gone, or not readable: the rmdir says what is wrong
+  }
+  for (const child of children) {
+    removeEmptyChildren(child);
+    if (cgroupProcs(child).length > 0) continue;
+    try {
+      rmdirSync(child);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     }
   }
 }
