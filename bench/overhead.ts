@@ -17,7 +17,6 @@
 //  or: npx tsx bench/overhead.ts [--json] [--quick] [--reps N]
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
-import { SourceMap, type SourceMapPayload } from "node:module";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -25,6 +24,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { ErrorCodes, WeirError } from "../src/core/errors.ts";
 import { packageFileUrl } from "../src/core/package-files.ts";
 import { DEFAULT_HISTORY_SIZE } from "../src/manager/history.ts";
+import { LazySourceMaps } from "../src/service/source-maps.ts";
 import {
   type CpuProfile,
   monotonicUs,
@@ -199,43 +199,22 @@ async function measureRun(
 
 /**
  * The profile's frames in compiled files under `root` named by their .ts file and line, in
- * place, through the `.js.map` beside each file (the bin maps source lines only when a stack
- * trace is formatted, src/cli/source-maps.ts, so V8's profile names the compiled files; that
- * module is not imported here: src/cli imports bench/).
+ * place, through the `.js.map` beside each file: V8's profile names the compiled files, since
+ * the bin maps source lines only when a stack trace is formatted (src/service/source-maps.ts,
+ * whose LazySourceMaps does the mapping here too).
  */
 export function toSourcePositions(
   profile: CpuProfile,
   root = fileURLToPath(packageFileUrl("dist")),
 ): void {
-  const under = fs.realpathSync(root) + path.sep;
-  const maps = new Map<string, { map: SourceMap; dir: string } | null>();
-  const mapOf = (file: string) => {
-    if (!maps.has(file)) {
-      let entry: { map: SourceMap; dir: string } | null = null;
-      try {
-        const payload = JSON.parse(fs.readFileSync(`${file}.map`, "utf8")) as SourceMapPayload;
-        entry = {
-          map: new SourceMap(payload),
-          dir: path.resolve(path.dirname(file), payload.sourceRoot ?? ""),
-        };
-      } catch {
-        // no readable map: the frame stays as V8 named it
-      }
-      maps.set(file, entry);
-    }
-    return maps.get(file);
-  };
+  const maps = new LazySourceMaps(root);
   for (const { callFrame: cf } of profile.nodes) {
     if (!cf.url.startsWith("file:") || cf.lineNumber < 0) continue;
-    const file = fileURLToPath(cf.url);
-    if (!file.startsWith(under) || !file.endsWith(".js")) continue;
-    const entry = mapOf(file);
-    if (!entry) continue;
-    const origin = entry.map.findOrigin(cf.lineNumber + 1, (cf.columnNumber ?? 0) + 1);
-    if (!("fileName" in origin)) continue;
-    cf.url = pathToFileURL(path.resolve(entry.dir, origin.fileName)).href;
-    cf.lineNumber = origin.lineNumber - 1;
-    cf.columnNumber = origin.columnNumber - 1;
+    const origin = maps.originalPosition(cf.url, cf.lineNumber + 1, (cf.columnNumber ?? 0) + 1);
+    if (!origin) continue;
+    cf.url = pathToFileURL(origin.file).href;
+    cf.lineNumber = origin.line - 1;
+    cf.columnNumber = origin.column - 1;
   }
 }
 
@@ -433,7 +412,7 @@ export const bench: Benchmark = {
       notes: [
         `Each run: \`bin/weir.js run -c <config>\` executed as a program (its first line starts node with ${[...Object.entries(BIN_COMMAND.env).map(([k, v]) => `${k}=${v}`), ...BIN_NODE_FLAGS].join(" ") || "no flags"}; the profiled run: node with those flags and the profiler's), 100 partitions, intervalMs ${INTERVAL_MS}, HTTP API and metrics on 127.0.0.1, log level info) in a fresh process; ${timing.warmupMs / 1000} s warm-up after its API first answers, then ${timing.measureMs / 1000} s measured${ctx.quick ? "" : ` (the warm-up is long enough to fill the manager's cycle history, at most ${DEFAULT_HISTORY_SIZE} records and at most historyMaxBytes, so memory is the steady state's)`} from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status; SIGTERM at the end (values restored). Runtimes interleaved, order alternating per repetition.`,
         `Per run (runtime: CPU % / VmRSS MB): ${runs.map((r) => `${r.runtime} ${(r.cpuShareOfOneCore * 100).toFixed(2)} / ${r.rssMb.toFixed(1)}`).join(", ")}; cycles per window ${Math.min(...cycles)}–${Math.max(...cycles)}.`,
-        "compiled: the bin runs dist/ (tsc output; stack traces mapped to the .ts lines only when one is formatted, src/cli/source-maps.ts, and the profile's frames mapped the same way afterwards); tsx: the same bin with WEIR_FROM_SOURCE=1 runs src/ through tsx's loader, as the bin did before there was a build. The partitions' cgroups are real but idle; their packet counters are lo's (one read of /proc/net/dev per cycle for all of them).",
+        "compiled: the bin runs dist/ (tsc output; stack traces mapped to the .ts lines only when one is formatted, src/service/source-maps.ts, and the profile's frames mapped the same way afterwards); tsx: the same bin with WEIR_FROM_SOURCE=1 runs src/ through tsx's loader, as the bin did before there was a build. The partitions' cgroups are real but idle; their packet counters are lo's (one read of /proc/net/dev per cycle for all of them).",
         `Load average (1, 5, 15 min): ${load0.map((x) => x.toFixed(2)).join(" ")} at the start, ${load1.map((x) => x.toFixed(2)).join(" ")} at the end (${os.cpus().length} CPUs, shared with other work).`,
       ],
     };

@@ -14,7 +14,7 @@
 // docs/performance.md has the figures. Run as `node bin/weir.js`, node starts without them.
 // Entry point. Runs the compiled JavaScript in dist/ (`npm run build`; `npm ci` builds it) when
 // dist/ is current: no TypeScript loader at run time. Stack traces name the .ts lines: the
-// Error.prepareStackTrace that src/cli/source-maps.ts installs maps a frame in dist/ through the
+// Error.prepareStackTrace that src/service/source-maps.ts installs maps a frame in dist/ through the
 // .js.map beside it when a stack is first formatted (node's own source maps,
 // process.setSourceMapsEnabled, parse every module's map as it loads: 2-3 MB more resident).
 // Otherwise (development: dist/ missing or older than a source) it runs the TypeScript sources
@@ -28,7 +28,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const fromSource = process.env.WEIR_FROM_SOURCE === "1";
 const dist = fromSource ? { current: false } : distStatus(root);
 if (dist.current) {
-  const { installLazySourceMaps } = await import("../dist/src/cli/source-maps.js");
+  const { installLazySourceMaps } = await import("../dist/src/service/source-maps.js");
   installLazySourceMaps(path.join(root, "dist"));
   await import("../dist/src/cli/main.js");
 } else {

@@ -66,7 +66,7 @@ describe("compiled JavaScript", () => {
 
   it("names the .ts line in a stack trace through the lazy source maps the bin installs", () => {
     const script = [
-      `const { installLazySourceMaps } = await import(${JSON.stringify(pathToFileURL(path.join(OUT, "src/cli/source-maps.js")).href)});`,
+      `const { installLazySourceMaps } = await import(${JSON.stringify(pathToFileURL(path.join(OUT, "src/service/source-maps.js")).href)});`,
       `installLazySourceMaps(${JSON.stringify(OUT)});`,
       `const { normalizeCgroupPath } = await import(${JSON.stringify(pathToFileURL(path.join(OUT, "src/cgroup/layout.js")).href)});`,
       'try { normalizeCgroupPath("a/../b"); } catch (e) { console.log(e.stack); }',
