@@ -173,6 +173,9 @@ export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
   };
 }
 
+/** The goal-margin column of a step without goals by cycles: empty (read as none, never written). */
+const NO_GOAL_MARGIN = new Float64Array(0);
+
 /** weir's columnar output: every row has a directive and a decision. */
 interface WeirTableOutput extends TableOutput {
   directives: StepDirectives;
@@ -270,11 +273,14 @@ function step(
   // What the output keeps (the next state's arrays, the decisions' numbers and reasons), in
   // one buffer of each type; everything else is scratch. Last cycle's arrays are read where
   // they are (the previous state's, when it is aligned with this table), never copied.
-  const arena = new ArrayBuffer(n * (7 * 8 + 3)); // Float64 arrays first: aligned
+  // Goal margins by cycles get a column only with goalCycleFraction > 0 (written on goal rows
+  // only; 0 = none); otherwise an empty one, which every reader takes as none.
+  const byCycles = knobs.goalCycleFraction > 0;
+  const f64s = byCycles ? 7 : 6;
+  const arena = new ArrayBuffer(n * (f64s * 8 + 3)); // Float64 arrays first: aligned
   const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
-  const u = (k: number): Uint8Array => new Uint8Array(arena, 7 * n * 8 + k * n, n);
-  // goal margins by cycles (written only on goal rows, with goalCycleFraction > 0; 0 = none)
-  const goalMargin = f(6);
+  const u = (k: number): Uint8Array => new Uint8Array(arena, f64s * n * 8 + k * n, n);
+  const goalMargin = byCycles ? f(6) : NO_GOAL_MARGIN;
   const buf = sc.fit(n, 9, 10);
   const [
     target,
