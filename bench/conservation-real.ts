@@ -95,9 +95,12 @@ export const bench: Benchmark = {
     const reps = realBenchReps("conservation-real", ctx);
     const timing = timingFor(ctx.quick);
     const runMs = timing.warmupMs + timing.measureMs;
+    const overloadRunMs = timing.warmupMs + timing.overloadMeasureMs;
     const perRepMs =
-      CONSERVATION_POLICIES.length * (3 * runMs + timing.warmupMs + timing.idleMeasureMs) +
-      7 * runMs; // the step, the references and the overload's goal-cycles row
+      CONSERVATION_POLICIES.length *
+        (2 * runMs + overloadRunMs + timing.warmupMs + timing.idleMeasureMs) +
+      6 * runMs + // the step and the references
+      overloadRunMs; // the overload's goal-cycles row
     const totalMs = reps * perRepMs;
     const load0 = loadAvg();
     const started = Date.now();
@@ -293,7 +296,7 @@ export const bench: Benchmark = {
             rep,
             specs: over,
             load: overload,
-            measureMs: m,
+            measureMs: timing.overloadMeasureMs,
             hogStopped: false,
           });
         await run({
@@ -322,7 +325,7 @@ export const bench: Benchmark = {
       ppsPerCore: saturationPps,
       notes: [
         ...notes,
-        `${reps} repetitions; in each, every scenario runs every policy in turn (order rotated by one per repetition). Each run: ${timing.warmupMs / 1000} s warm-up (manager and load running, not measured) then ${timing.measureMs / 1000} s measured (idle: ${timing.idleMeasureMs / 1000} s), 100 ms cycles, capacity ${(2000 - RESERVE_CPU_MILLIS) / 1000} of 2 CPUs (${RESERVE_CPU_MILLIS}m left to the load generator and manager, which run outside the partitions in a cgroup of cpu.shares ${GROUP_CPU_SHARES} inside the testbed's parent cgroup, itself of cpu.shares ${GROUP_CPU_SHARES}: beside the partitions and the hog, so the hog's idle class yields to the generator as it yields to the servers — the generator stands for remote clients, which a host's hog does not slow). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
+        `${reps} repetitions; in each, every scenario runs every policy in turn (order rotated by one per repetition). Each run: ${timing.warmupMs / 1000} s warm-up (manager and load running, not measured) then ${timing.measureMs / 1000} s measured (idle: ${timing.idleMeasureMs / 1000} s; overload: ${timing.overloadMeasureMs / 1000} s, so that one cycle is under 1 % of its cycles), 100 ms cycles, capacity ${(2000 - RESERVE_CPU_MILLIS) / 1000} of 2 CPUs (${RESERVE_CPU_MILLIS}m left to the load generator and manager, which run outside the partitions in a cgroup of cpu.shares ${GROUP_CPU_SHARES} inside the testbed's parent cgroup, itself of cpu.shares ${GROUP_CPU_SHARES}: beside the partitions and the hog, so the hog's idle class yields to the generator as it yields to the servers — the generator stands for remote clients, which a host's hog does not slow). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
         `Isolation reference: in each repetition the same UDP and TCP loads run once more under static weights (the hog in the idle class) with every hog thread pinned to CPU ${ISOLATED_HOG_CPU} and every thread of every process in the three partitions' cgroups to CPU ${ISOLATED_NET_CPU} (taskset by PID, restored after); the generator and manager are not pinned. It answers whether giving the servers a CPU of their own (a cpuset split instead of weights) would protect their p99 better: the hog then shares no CPU with them, but the three servers share one.`,
         `Cap reference (issue 9's cap experiment): in each repetition the UDP load runs once more under static weights with the hog hard-capped by hand at ${REFERENCE_HOG_CAP.capMillis}m (cpu.cfs_quota_us ${hogCapFiles(REFERENCE_HOG_CAP).quotaUs} per ${REFERENCE_HOG_CAP.periodUs} µs period, cpu.cfs_burst_us ${hogCapFiles(REFERENCE_HOG_CAP).burstUs}; written after the manager's first cycle, removed after the run). It asks whether a cap on batch — the "suppress batch" cap the control law allows — shortens the servers' waits: a CPU that runs only the idle-class hog never goes idle, so the kernel's newly-idle balance never pulls a server queued on the other CPU; under the cap the hog is throttled for part of each period and a CPU can go idle.`,
         `Where the servers wait: in every run with a load, ${TRACE_MS / 1000} s of the measured window (from 1 s in) are traced with the kernel's sched_switch, sched_wakeup and sched_migrate_task events in a tracefs instance of this benchmark's own (bench/sched-trace.ts); for each interval a server thread was runnable but not running, the table "where the servers waited" adds up what the other CPU ran meanwhile (idle, only the hog, a server or the generator) and counts the queued servers the kernel moved to the other CPU. The two notes below give those figures from this run; docs/measured-facts.md (cgroups) has the A/B runs behind them (what was ruled out).`,

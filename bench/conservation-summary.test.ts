@@ -99,7 +99,7 @@ describe("conservation-real: where weir loses in overload, and why", () => {
     ]);
     const result = summariseConservation(outcomes, {
       reps: 3,
-      timing: { warmupMs: 1, measureMs: 1, idleMeasureMs: 1, stepAtMs: 1 },
+      timing: { warmupMs: 1, measureMs: 1, idleMeasureMs: 1, overloadMeasureMs: 1, stepAtMs: 1 },
       ppsPerCore,
       notes: [],
     });

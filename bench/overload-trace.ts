@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const policies = (arg("--policies") ?? "weir,static-weights,none").split(",");
   const outFile = arg("--out") ?? "/tmp/weir-overload-trace.json";
   const timing = { ...timingFor(false) };
-  if (arg("--measure-ms")) timing.measureMs = Number(arg("--measure-ms"));
+  timing.measureMs = Number(arg("--measure-ms") ?? timing.overloadMeasureMs);
 
   interface TraceRow {
     cycle: number;

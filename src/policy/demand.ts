@@ -96,7 +96,8 @@ export const GOAL_DONATE_STEP_FRACTION = 0.1;
 
 /**
  * The goal margin by cycles (goalCycleFraction q > 0): each window in which a goal partition
- * was entitled to at least goal ÷ velocity, its margin over the goal falls by GAIN × (1 − q)
+ * was entitled to at least goal ÷ velocity (by this window's velocity, or because last cycle it
+ * was given what it claimed, within its margin), its margin over the goal falls by GAIN × (1 − q)
  * if it served its goal, and rises by GAIN × q if it served less while more CPU would have
  * helped (the controller's short-of-CPU test: offered at least its goal, throttled, dropping,
  * or waiting for a CPU while using most of its entitlement) —
@@ -670,7 +671,17 @@ export function assessDemandRows(
         const last = prevMargins[i]!;
         let margin = last > 0 ? last : marginFrom;
         const need = velocity > 0 ? (goal / velocity) * millisPerCpu : Number.NaN;
-        if (hasPrev && prevCpuMillis >= need) {
+        // Entitled to what its goal needs: by this window's velocity, or because it was given
+        // what it claimed last cycle (within its margin: the weight band), which was at least
+        // goal ÷ velocity × (1 + margin) by the velocity of then. The second matters: a window
+        // under the goal is most often one whose velocity read low (CPU spent, fewer packets
+        // out), so by this window's velocity its need reads high — judged by it alone, the
+        // very windows a margin is for would not count.
+        const entitled =
+          hasPrev &&
+          (prevCpuMillis >= need ||
+            (hasPrevDemand && prevCpuMillis * (1 + margin) >= prevDemandCpuMillis));
+        if (entitled) {
           if (served >= goal) margin -= marginDown;
           else if (shortOfCpu) margin += marginUp;
         }

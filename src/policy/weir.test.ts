@@ -1382,7 +1382,13 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     const at = (
       served: number,
       offered: number,
-      opts: { margin?: number; prevCpu?: number; weight?: number } = {},
+      opts: {
+        margin?: number;
+        prevCpu?: number;
+        prevDemand?: number;
+        weight?: number;
+        rawVelocity?: number;
+      } = {},
     ) => {
       const prevCpu = opts.prevCpu ?? 600;
       const out = step(
@@ -1392,16 +1398,16 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
           throughput("gold", {
             offeredPacketsPerSec: offered,
             servedPacketsPerSec: served,
-            cpuCores: served / 4000,
+            cpuCores: served / (opts.rawVelocity ?? 4000),
             cpuDelayFraction: 0.6,
-            rawVelocityPacketsPerCpuSec: 4000,
+            rawVelocityPacketsPerCpuSec: opts.rawVelocity ?? 4000,
           }),
         ],
         {
           partitions: {
             gold: {
               cpuMillis: prevCpu,
-              demandCpuMillis: prevCpu,
+              demandCpuMillis: opts.prevDemand ?? prevCpu,
               velocityPacketsPerCpuSec: 4000,
               weight: opts.weight ?? 3000,
               ...(opts.margin !== undefined ? { goalMarginFraction: opts.margin } : {}),
@@ -1440,9 +1446,17 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(over.margin).toBeCloseTo(0.1995, 12);
     expect(over.d.detail.assessment).toMatchObject({ goalReceiver: true, donor: false });
     expect(over.d.detail.assessment!.demandCpuMillis).toBeCloseTo((600 * 1000 * 1.1995) / 1100, 9);
-    // a miss while entitled to less than its goal needs (200m < 250m), or offered less than the
-    // goal, is a shortage, not noise: the margin stays
-    expect(at(900, 1200, { margin: 0.2, prevCpu: 200 }).margin).toBe(0.2);
+    // a miss while entitled to less than its goal needs (200m < 250m) and less than it claimed
+    // (400m: the host had no more), or offered less than the goal, is a shortage, not noise: the
+    // margin stays
+    expect(at(900, 1200, { margin: 0.2, prevCpu: 200, prevDemand: 400 }).margin).toBe(0.2);
+    // a window whose velocity reads low (2,000 pkt/cpu-s: CPU spent, fewer packets out; smoothed 3,400) makes
+    // the goal's need read higher than what it was given (1,000 ÷ the smoothed velocity > 280m),
+    // yet it was given what it claimed (280m, goal ÷ velocity × 1.12 by last cycle's velocity):
+    // the miss is the readings' noise, and the margin rises: 0.2 → 0.2495
+    const lowVelocity = at(900, 1200, { margin: 0.2, prevCpu: 280, rawVelocity: 2000 });
+    expect(lowVelocity.d.velocityPacketsPerCpuSec!).toBeLessThan(1000 / 0.28);
+    expect(lowVelocity.margin).toBeCloseTo(0.2495, 12);
     expect(at(900, 900, { margin: 0.2 }).margin).toBe(0.2);
     // a closed-loop server's offered load is what it served: a miss counts when it waits for a
     // CPU (60 %) while using at least 3/4 of what its weight stands for (225m of 200m at weight
