@@ -1,6 +1,8 @@
 // A quick A/B of weir's columnar step between two builds (each checkout's compiled dist/):
 // interleaved processes, each timing the step at the given sizes on policy-step's fleet and
-// printing its median; then the median of each side's medians. Not a report benchmark: a
+// printing its median and 10th percentile; then the median of each side's medians, and of its
+// 10th percentiles (steadier than the median while other work runs beside the lock: a step
+// that was preempted or shared its core lands in the upper half, not in the fastest tenth). Not a report benchmark: a
 // before/after check for a change to the step (run it under the bench lock).
 //   node dist/bench/policy-step-ab.js <before checkout> <after checkout> [reps] [steps]
 //   (built first in both: npm run build)
@@ -14,7 +16,7 @@ import { isMain } from "./harness.ts";
 
 const SIZES = [10_000, 100_000];
 
-/** One side, in a process of its own: the median step at each size, ns. */
+/** One side, in a process of its own: the median and the 10th-percentile step at each size, ns. */
 async function child(root: string, steps: number): Promise<void> {
   const at = (f: string) => pathToFileURL(path.join(root, "dist", f)).href;
   const ps = await import(at("bench/policy-step.js"));
@@ -37,7 +39,7 @@ async function child(root: string, steps: number): Promise<void> {
       times.push(Number(process.hrtime.bigint() - t0));
     }
     times.sort((x, y) => x - y);
-    out.push(times[times.length >> 1]!);
+    out.push(times[times.length >> 1]!, times[Math.floor(times.length / 10)]!);
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -51,6 +53,8 @@ async function profile(root: string, steps: number): Promise<void> {
       `${(r.share * 100).toFixed(1).padStart(5)} %  ${r.selfMs.toFixed(1).padStart(7)} ms  ${r.fn}\n`,
     );
 }
+
+const ms = (ns: number): string => (ns / 1e6).toFixed(3);
 
 function main(): void {
   const [a, b, repsArg, stepsArg] = process.argv.slice(2);
@@ -66,6 +70,7 @@ function main(): void {
   const reps = Number(repsArg ?? 5);
   const steps = Number(stepsArg ?? 200);
   const sides = [path.resolve(a), path.resolve(b)];
+  // per side, per repetition: [median, p10] at each size, in SIZES order
   const medians: number[][][] = [[], []];
   for (let rep = 0; rep < reps; rep++)
     for (let k = 0; k < 2; k++) {
@@ -79,14 +84,17 @@ function main(): void {
       const m = JSON.parse(r.stdout) as number[];
       medians[side]!.push(m);
       process.stdout.write(
-        `rep ${rep + 1} ${side === 0 ? "before" : "after "}: ${m.map((x, j) => `${SIZES[j]}: ${(x / 1e6).toFixed(3)} ms`).join(", ")}\n`,
+        `rep ${rep + 1} ${side === 0 ? "before" : "after "}: ${SIZES.map((n, j) => `${n}: ${ms(m[2 * j]!)} ms (p10 ${ms(m[2 * j + 1]!)})`).join(", ")}\n`,
       );
     }
   for (let side = 0; side < 2; side++)
     process.stdout.write(
       `${side === 0 ? "before" : "after "} ${sides[side]}: ${SIZES.map((n, j) => {
-        const xs = medians[side]!.map((m) => m[j]!).sort((x, y) => x - y);
-        return `${n}: ${(xs[xs.length >> 1]! / 1e6).toFixed(3)} ms [${(xs[0]! / 1e6).toFixed(3)}–${(xs.at(-1)! / 1e6).toFixed(3)}]`;
+        const of = (k: number): string => {
+          const xs = medians[side]!.map((m) => m[2 * j + k]!).sort((x, y) => x - y);
+          return `${ms(xs[xs.length >> 1]!)} ms [${ms(xs[0]!)}–${ms(xs.at(-1)!)}]`;
+        };
+        return `${n}: ${of(0)}, p10 ${of(1)}`;
       }).join(", ")}\n`,
     );
 }

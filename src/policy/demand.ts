@@ -461,12 +461,17 @@ export function demandColumns(n: number, detail: boolean): DemandColumns {
   };
 }
 
+/** The order of a one-row call (the object form and the `why`). */
+const ROW_ZERO = new Int32Array(1);
+
 /** What assessDemandRows writes nothing to (a step keeps no `detail`). */
 const NO_COLUMN = new Float64Array(0);
 
 /**
  * The demand rule (assessNetworkDemand) on rows 0 … n − 1 of a cycle's columns, in one loop,
- * into `out`. Pure. Every row is assessed, whatever its kind: the caller reads the rows that are
+ * into `out`, visiting them in `order` (a permutation of 0 … n − 1: each row's result is its
+ * own, so the order changes none; the step passes its rows by class, weir.ts rowsByClass, so
+ * the rule's jumps on a row's kind go the same way for long runs). Pure. Every row is assessed, whatever its kind: the caller reads the rows that are
  * network partitions with data (the rest cost a few nanoseconds each and are ignored). One loop
  * of its own, not a call per row: a call V8 does not inline spills every value the caller's
  * loop holds and reloads each column after it, and an object's boolean fields read back as
@@ -479,6 +484,7 @@ export function assessDemandRows(
   x: DemandInputs,
   knobs: PolicyKnobs,
   out: DemandColumns,
+  order: Int32Array = ROW_ZERO,
 ): void {
   const servedCol = c.servedPacketsPerSec;
   const coresCol = c.cpuCores;
@@ -540,7 +546,8 @@ export function assessDemandRows(
   const TRAFFIC = DemandKindCode.traffic;
   const PROBE = DemandKindCode.probe;
   const IDLE = DemandKindCode.idle;
-  for (let i = 0; i < n; i++) {
+  for (let k = 0; k < n; k++) {
+    const i = order[k]!;
     const velocity = velocities[i]!;
     const prevCpuMillis = prevCpus[i]!;
     const hasPrev = !Number.isNaN(prevCpuMillis);

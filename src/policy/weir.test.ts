@@ -7,9 +7,10 @@ import type { WeirDecision } from "./decision.ts";
 import { bandOf, cpuCountForAllocation, keepWeight, weightBands } from "./express.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
 import { weightForAllocation } from "./rules.ts";
+import { partitionTable } from "./table.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
 import type { Policy, PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
-import { createWeirPolicy, deadbandCpuMillis, weirPolicy } from "./weir.ts";
+import { createWeirPolicy, deadbandCpuMillis, rowsByClass, weirPolicy } from "./weir.ts";
 
 /** weir with the light-partition weight floor on (express.ts weightFloorsByImportance; off by default). */
 const floorPolicy = createWeirPolicy({ weightFloor: true });
@@ -1921,5 +1922,53 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance;
     // c: 906m → 5,329 first, then within ~960m (the traffic's need): the entitlement moves by
     // 5 % at most, inside the 15 % band: no rewrite
     expect(writes(seen.c)).toBe(0);
+  });
+});
+
+describe("rowsByClass", () => {
+  it("lists batch rows, then the rows without a goal by importance, then the goal rows, each in row order", () => {
+    const specs: PartitionSpec[] = [
+      spec("goal-a", { importance: 2, goalPacketsPerSec: 100 }),
+      spec("plain-3", { importance: 3 }),
+      spec("batch-a", { kind: "batch", importance: 4 }),
+      spec("plain-1", { importance: 1 }),
+      spec("goal-b", { importance: 1, goalPacketsPerSec: 50 }),
+      spec("batch-goal", { kind: "batch", importance: 1, goalPacketsPerSec: 10 }),
+      spec("plain-3b", { importance: 3 }),
+    ];
+    const t = partitionTable(specs);
+    const ids = Array.from(rowsByClass(t), (i) => specs[i]!.id);
+    expect(ids).toEqual([
+      "batch-a",
+      "batch-goal",
+      "plain-1",
+      "plain-3",
+      "plain-3b",
+      "goal-a",
+      "goal-b",
+    ]);
+  });
+
+  it("is a permutation of the rows", () => {
+    const rnd = seeded(7);
+    const specs = Array.from({ length: 500 }, (_, i) =>
+      spec(`p${i}`, {
+        kind: rnd() < 0.2 ? "batch" : "network",
+        importance: (1 + Math.floor(rnd() * 5)) as PartitionSpec["importance"],
+        ...(rnd() < 0.3 ? { goalPacketsPerSec: 100 } : {}),
+      }),
+    );
+    const order = Array.from(rowsByClass(partitionTable(specs), 64));
+    expect(order.slice().sort((a, b) => a - b)).toEqual(specs.map((_, i) => i));
+    // block by block: a block's rows stay in it, and its goal rows keep row order
+    for (let from = 0; from < specs.length; from += 64) {
+      const block = order.slice(from, from + 64);
+      expect(Math.min(...block)).toBe(from);
+      expect(Math.max(...block)).toBe(Math.min(specs.length, from + 64) - 1);
+    }
+    const goalRows = order.filter(
+      (i) => specs[i]!.kind !== "batch" && (specs[i]!.goalPacketsPerSec ?? 0) > 0,
+    );
+    expect(goalRows).toEqual(goalRows.slice().sort((a, b) => a - b));
   });
 });

@@ -113,6 +113,18 @@ class Scratch {
   yieldGuess = 6;
   /** The rows the donor cap may apply to (donor-cap.ts donorCaps' `rows`). */
   dcRows = new Int32Array(1);
+  /** rowsByClass of `classTable` (kept while the step gets the same table). */
+  classTable: PartitionTable | null = null;
+  classOrder: Int32Array = new Int32Array(1);
+
+  /** The table's rows by class (rowsByClass), made once per table: a table is read-only once built. */
+  rowsByClass(t: PartitionTable): Int32Array {
+    if (this.classTable !== t) {
+      this.classOrder = rowsByClass(t);
+      this.classTable = t;
+    }
+    return this.classOrder;
+  }
 
   /** `f` Float64Arrays and `u` Uint8Arrays of length n (views into reused buffers). */
   fit(n: number, f: number, u: number): { f64: Float64Array[]; u8: Uint8Array[] } {
@@ -171,6 +183,43 @@ export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
       };
     },
   };
+}
+
+/**
+ * Rows per block of rowsByClass: the passes visit a block's rows by class before the next
+ * block's, so each column is read from a few places near each other, not from seven runs
+ * spread over the whole table (at 100,000 rows, the whole-table order made the step slower).
+ */
+export const CLASS_BLOCK_ROWS = 4096;
+
+/**
+ * The order in which the demand rule, the pass that reads it and the weights' walk visit the
+ * rows: block by block (CLASS_BLOCK_ROWS), a block's batch rows, then its other rows without a
+ * goal by importance, then its other rows with a goal, each in row order. Those passes write
+ * only their own row's values and find only a minimum, a maximum or an or across rows, so the
+ * order changes no output, but their jumps on a row's kind (batch or not, a goal or not, more
+ * important than the level yielded to or not) go the same way for long runs instead of
+ * flipping from row to row with the spec list. The rows with a goal stay in row order (last in
+ * their block, and the blocks in row order): the donor cap's rows, which assessDemand lists,
+ * must be in row order. The passes that sum across rows (the allocation, post-processing) keep
+ * row order.
+ */
+export function rowsByClass(t: PartitionTable, blockRows = CLASS_BLOCK_ROWS): Int32Array {
+  const n = t.size;
+  const { batch, goalPacketsPerSec: goals, importance } = t;
+  // 0: batch; 1..5: no goal, by importance; 6: a goal
+  const classOf = (i: number): number => (batch[i] === 1 ? 0 : goals[i]! > 0 ? 6 : importance[i]!);
+  const order = new Int32Array(Math.max(1, n));
+  const start = new Int32Array(8);
+  for (let from = 0; from < n; from += blockRows) {
+    const to = Math.min(n, from + blockRows);
+    start.fill(0);
+    start[0] = from;
+    for (let i = from; i < to; i++) start[classOf(i) + 1]!++;
+    for (let c = 0; c < 7; c++) start[c + 1]! += start[c]!;
+    for (let i = from; i < to; i++) order[start[classOf(i)]!++] = i;
+  }
+  return order;
 }
 
 /** The goal-margin column of a step without goals by cycles: empty (read as none, never written). */
@@ -383,12 +432,14 @@ function step(
   };
   // The demand rule over every row in a loop of its own (demand.ts assessDemandRows), then the
   // pass that turns its columns into the allocation's inputs.
+  // The rule, the pass that reads it and the weights' walk visit the rows by class (rowsByClass).
+  const order = sc.rowsByClass(t);
   demandInputs(s);
-  assessDemandRows(cols, n, s.ruleInputs, knobs, s.rule);
+  assessDemandRows(cols, n, s.ruleInputs, knobs, s.rule, order);
   // Receivers first needs the level yielded to, which only the whole pass finds: the pass
   // applies last step's, and runs again with this step's when that was not it.
-  let found = assessDemand(s, sc.yieldGuess);
-  if (found.yieldTo !== sc.yieldGuess) found = assessDemand(s, found.yieldTo);
+  let found = assessDemand(s, sc.yieldGuess, order);
+  if (found.yieldTo !== sc.yieldGuess) found = assessDemand(s, found.yieldTo, order);
   sc.yieldGuess = found.yieldTo;
   const donorCapped =
     found.leastImportantWanting > 1 &&
@@ -472,6 +523,7 @@ function step(
     suppressBatch,
     found.receiverImportance,
     useWeightFloor,
+    order,
   );
 
   const reasons: StepReasons = {
@@ -580,7 +632,7 @@ function demandInputs(s: StepArrays): void {
  * the first run), so the second run's output is the one a single pass with the right level
  * would make. The rule does not depend on the level: it runs once.
  */
-function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
+function assessDemand(s: StepArrays, yieldTo: number, order: Int32Array): DemandSummary {
   const { knobs, t, cols, demand, velocity, overGoal, flags, target } = s;
   const { prevNeed, useNeed, mode, eligible } = s;
   const rowBits = s.bits;
@@ -627,7 +679,8 @@ function assessDemand(s: StepArrays, yieldTo: number): DemandSummary {
   const BATCH_MODE = Mode.batch;
   const HELD_MODE = Mode.held;
 
-  for (let i = 0; i < n; i++) {
+  for (let k = 0; k < n; k++) {
+    const i = order[k]!;
     const min = lo[i]!;
     const max = hi[i]!;
     const imp = importance[i]!;
@@ -778,6 +831,7 @@ function expressAll(
   suppressBatch: boolean,
   receiverImportance: number,
   useWeightFloor: boolean,
+  order: Int32Array,
 ): void {
   const { t, capacity, final, weights, capCode, bits, weightFloor } = s;
   const { marks, overGoal, dcCapped } = s;
@@ -822,7 +876,8 @@ function expressAll(
   const { fraction, stepOf, moves } = weightFrame(divisors, capacity, bands);
   const floors = useWeightFloor ? weightFloor : null;
   const goalDonor = CapCode.goalDonor;
-  for (let i = 0; i < n; i++) {
+  for (let k = 0; k < n; k++) {
+    const i = order[k]!;
     const cpu = final[i]!;
     const imp = importance[i]!;
     const isBatch = batch[i] === 1;
