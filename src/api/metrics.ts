@@ -291,9 +291,7 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
   function observe(record: CycleRecord): void {
     const windowSec = secondsFromMs(record.intervalMs);
     const cycle = ++observed;
-    const entries = record.partitions;
-    for (let k = 0; k < entries.length; k++) {
-      const p = entries[k]!;
+    for (const p of record.partitions) {
       const partition = p.id;
       let s = series.get(partition);
       if (s === undefined) {
@@ -341,10 +339,7 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
       if (v !== null && Number.isFinite(v)) s.velocity = v;
       if (p.error) partitionErrors.inc({ partition, code: p.error.code });
     }
-    // forEach, not for...of: no iterator result per partition per cycle
-    series.forEach((s) => {
-      if (s.seen !== cycle) clearGauges(s);
-    });
+    for (const s of series.values()) if (s.seen !== cycle) clearGauges(s);
     capacity.set(coresFromCpuMillis(record.capacityCpuMillis));
     if (record.host) {
       hostIdle ??= new Gauge({

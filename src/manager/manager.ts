@@ -31,9 +31,6 @@ import type {
   PartitionMechanisms,
 } from "./view.ts";
 
-/** A slot's `written` in a cycle that wrote nothing to it (its record entry gets a new `[]`). */
-const NOTHING_WRITTEN: string[] = [];
-
 export class Manager implements ManagerView {
   private readonly opts: ManagerOptions;
   private readonly slots: PartitionSlot[];
@@ -47,12 +44,6 @@ export class Manager implements ManagerView {
   private readonly hostCpu: HostCpuSampler | null;
   private readonly reach: ReachableKnobs;
   private readonly tables = new SpecTables();
-  /**
-   * The cycle's throughput by partition, cleared and refilled every cycle when the policy steps
-   * on columns (nothing keeps the map past its cycle); null: a new map every cycle (a policy's
-   * object step is given the map and may keep it).
-   */
-  private readonly reusedThroughputs: Map<PartitionId, Throughput> | null;
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -67,33 +58,25 @@ export class Manager implements ManagerView {
       opts.onCapacityChange,
     );
     this.policyState = opts.resume?.policyState ?? opts.policy.initialState();
-    this.reusedThroughputs = opts.policy.stepTable ? new Map() : null;
     this.slots = opts.partitions.map(
       (w) => new PartitionSlot(w, opts.resume?.found?.[w.spec.id] ?? null, opts.onPartitionError),
     );
     for (const s of this.slots) s.open(opts.now());
   }
 
-  /**
-   * One cycle. Never throws for a partition's fault; each is recorded on that partition.
-   * Its loops over the partitions are indexed: a `for...of` made an iterator result object per
-   * partition per loop whenever this function ran unoptimised (about 4 KB a cycle at 100
-   * partitions in heap sampling of `weir run`; docs/performance.md).
-   */
+  /** One cycle. Never throws for a partition's fault; each is recorded on that partition. */
   runCycle(): CycleRecord {
     const { now } = this.opts;
     const timer = this.opts.timer ?? now;
     const startedAtMs = now();
     const t0 = timer();
-    const throughputs = this.reusedThroughputs ?? new Map<PartitionId, Throughput>();
-    throughputs.clear();
+    const throughputs = new Map<PartitionId, Throughput>();
     const retryGoneMs = this.opts.retryGoneMs ?? 5000;
 
     // 1. sample host-side counters (reopening gone partitions and lost sensors when due); one
     // round, so a host-wide file every partition reads (/proc/net/dev) is read once
     const round = {};
-    for (let k = 0; k < this.slots.length; k++) {
-      const s = this.slots[k]!;
+    for (const s of this.slots) {
       if (s.status === "gone") {
         if (s.goneAtMs !== null && startedAtMs - s.goneAtMs < retryGoneMs) continue;
         if (!s.open(startedAtMs)) continue;
@@ -131,8 +114,7 @@ export class Manager implements ManagerView {
     // 2. agent reports (cross-checked against host counters where both exist)
     if (this.opts.reports) {
       const latest = this.opts.reports.latest();
-      for (let k = 0; k < this.slots.length; k++) {
-        const s = this.slots[k]!;
+      for (const s of this.slots) {
         if (s.wiring.source === "host" || s.status === "gone") continue;
         const r = latest.get(s.spec.id);
         if (r && r.receivedAtMs !== s.lastAgentAtMs) {
@@ -157,8 +139,7 @@ export class Manager implements ManagerView {
     // stale: held to its guarantee until one speaks again
     const stale = new Set<PartitionId>();
     const staleAfterMs = this.opts.staleAfterMs ?? 3000;
-    for (let k = 0; k < this.slots.length; k++) {
-      const s = this.slots[k]!;
+    for (const s of this.slots) {
       if (s.status === "gone") continue;
       if (s.isStale(startedAtMs, staleAfterMs, this.opts.reports !== undefined)) {
         stale.add(s.spec.id);
@@ -194,16 +175,9 @@ export class Manager implements ManagerView {
     // Row k of the policy's output is active[k]; a directive or decision object is made only
     // for the partitions that exist.
     const row = (id: PartitionId): number => table.rowOf.get(id) ?? -1;
-    // the directive the partition had last cycle when its row gives an equal one (no object)
-    const directives = out.directives;
-    const directiveOf = (s: PartitionSlot) => {
-      const r = row(s.spec.id);
-      if (r < 0) return null;
-      return directives.atOrSame ? directives.atOrSame(r, s.lastApplied) : directives.at(r);
-    };
+    const directiveOf = (id: PartitionId) => (row(id) < 0 ? null : out.directives.at(row(id)));
     const decisionOf = (id: PartitionId) => (row(id) < 0 ? null : out.decisions.at(row(id)));
-    // what each partition's apply wrote this cycle (none: nothing)
-    for (let k = 0; k < this.slots.length; k++) this.slots[k]!.written = NOTHING_WRITTEN;
+    const written = new Map<PartitionId, string[]>();
     // a hook's fault (the change log, a directive send) neither stops the other partitions'
     // writes nor goes unnoticed: the cycle is recorded, then counted as failed
     let hookError: unknown = null;
@@ -215,9 +189,8 @@ export class Manager implements ManagerView {
       }
     };
     if (!this.isPaused) {
-      for (let k = 0; k < active.length; k++) {
-        const s = active[k]!;
-        const d = directiveOf(s);
+      for (const s of active) {
+        const d = directiveOf(s.spec.id);
         if (!d || !s.actuator) continue;
         const actuator = s.actuator;
         let res: ReturnType<PartitionActuator["apply"]>;
@@ -230,7 +203,7 @@ export class Manager implements ManagerView {
             error: toInfo(err, ErrorCodes.APPLY_FAILED),
           };
         }
-        s.written = res.written;
+        written.set(s.spec.id, res.written);
         if (res.error) s.fail(res.error, startedAtMs, "apply");
         else {
           const changed =
@@ -249,7 +222,7 @@ export class Manager implements ManagerView {
     }
     // what each backend reports in force against what was submitted (Desired -> Applied): read
     // from the actuator, never waited for, so a backend that applies later stalls nothing
-    for (let k = 0; k < active.length; k++) active[k]!.observeAllocation(startedAtMs);
+    for (const s of active) s.observeAllocation(startedAtMs);
     const tApply = timer();
 
     const record: CycleRecord = {
@@ -261,13 +234,14 @@ export class Manager implements ManagerView {
         const id = s.spec.id;
         const tp = throughputs.get(id) ?? null;
         const r = row(id);
-        const decision = s.status === "gone" ? null : decisionOf(id);
-        const directive = s.status === "gone" ? null : s.recordedDirective(directiveOf(s));
-        const written = s.written === NOTHING_WRITTEN ? [] : s.written;
-        const p =
-          tp !== null && r >= 0
-            ? RecordEntry.ofRow(id, s.status, columns, r, decision, directive, written)
-            : new RecordEntry(id, s.status, tp, decision, directive, written);
+        const p = new RecordEntry(
+          id,
+          s.status,
+          tp !== null && r >= 0 ? { columns, row: r } : tp,
+          s.status === "gone" ? null : decisionOf(id),
+          s.status === "gone" ? null : s.recordedDirective(directiveOf(id)),
+          written.get(id) ?? [],
+        );
         if (s.lastError) p.error = s.lastError;
         return p;
       }),

@@ -66,8 +66,6 @@ export class PartitionSlot {
   lastError: WeirErrorInfo | undefined = undefined;
   /** The last directive submitted without an error (the change hook compares with it). */
   lastApplied: Directive | null = null;
-  /** What the latest cycle's apply wrote (the manager sets it every cycle). */
-  written: string[] = [];
   /** The directive the latest cycle record holds for this partition (recordedDirective). */
   private recorded: Directive | null = null;
   /** Desired vs applied as of the latest cycle (observeAllocation). */

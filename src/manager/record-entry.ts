@@ -62,22 +62,6 @@ export class RecordEntry implements Entry {
     this.written = written;
   }
 
-  /** An entry whose throughput is row `row` of `columns` (as the constructor's `{ columns, row }`). */
-  static ofRow(
-    id: PartitionId,
-    status: Entry["status"],
-    columns: ThroughputColumns,
-    row: number,
-    decision: Entry["decision"],
-    directive: Entry["directive"],
-    written: string[],
-  ): RecordEntry {
-    const e = new RecordEntry(id, status, null, decision, directive, written);
-    e.#columns = columns;
-    e.#row = row;
-    return e;
-  }
-
   /** A new object on every read when the row holds it (equal each time). */
   get throughput(): Throughput | null {
     return this.#columns === null ? this.#object : throughputAt(this.#columns, this.#row, this.id);

@@ -1,19 +1,7 @@
 // express.ts: the light-partition weight floor and a directive's weight with it.
 import { describe, expect, it } from "vitest";
-import { sameDirective } from "../core/directive.ts";
-import {
-  CapCode,
-  directedWeight,
-  directiveAt,
-  isDirectiveAt,
-  keepWeight,
-  StepDirectives,
-  weightBands,
-  weightFloorsByImportance,
-} from "./express.ts";
+import { directedWeight, keepWeight, weightBands, weightFloorsByImportance } from "./express.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
-import { partitionTable } from "./table.ts";
-import { spec } from "./test-fixtures.ts";
 
 describe("weightFloorsByImportance", () => {
   it("is the heaviest share at each importance or below, batch left out", () => {
@@ -85,69 +73,5 @@ describe("directedWeight with a floor", () => {
     expect(directedWeight(false, 240, 1700, 5329, bands.normal, 1, 0)).toBe(1412);
     // batch: the minimum whatever the floor
     expect(directedWeight(true, 240, 1700, Number.NaN, bands.normal, 1, 5329)).toBe(1);
-  });
-});
-
-describe("isDirectiveAt and StepDirectives.atOrSame", () => {
-  type Args = Parameters<typeof directiveAt>;
-  const argSets: Args[] = [];
-  for (const code of Object.values(CapCode))
-    for (const batch of [false, true])
-      for (const [cpu, max] of [
-        [0, 4000],
-        [250, 4000],
-        [1500, 1500],
-        [2600, 3000],
-      ] as const)
-        for (const donor of [0, 100_000])
-          argSets.push(["p", cpu, 120, code, batch, max, 2000, 0.25, donor]);
-
-  it("says true for what directiveAt makes of the same arguments, false when any argument differs", () => {
-    for (const args of argSets) {
-      const d = directiveAt(...args);
-      expect(isDirectiveAt(d, ...args)).toBe(true);
-      for (const other of argSets) {
-        const o = directiveAt(...other);
-        // exactly when sameDirective says the two objects are equal
-        expect(isDirectiveAt(d, ...other)).toBe(sameDirective(d, o));
-      }
-      // a field changed on the object itself
-      for (const change of [
-        { partition: "q" },
-        { weight: 121 },
-        { cpuCount: d.cpuCount + 1 },
-        { burstCpuMillis: d.burstCpuMillis + 1 },
-        { capPeriodUs: 5000 },
-      ])
-        expect(isDirectiveAt({ ...d, ...change }, ...args)).toBe(false);
-    }
-  });
-
-  it("atOrSame gives the previous object when equal (and at() gives it after), else a new one", () => {
-    const table = partitionTable([spec("a"), spec("b", { maxCpuMillis: 500 }), spec("c")]);
-    const step = () =>
-      new StepDirectives(
-        table,
-        Float64Array.of(300, 500, 0),
-        Float64Array.of(1500, 2500, 1),
-        Uint8Array.of(CapCode.none, CapCode.max, CapCode.none),
-        2000,
-        0.1,
-      );
-    const first = step();
-    const prev = [0, 1, 2].map((i) => first.at(i));
-    const next = step();
-    expect(next.atOrSame(0, prev[0]!)).toBe(prev[0]);
-    expect(next.at(0)).toBe(prev[0]);
-    // a changed directive: a new object, equal to what at() makes
-    const changed = { ...prev[1]!, weight: 7 };
-    const b = next.atOrSame(1, changed);
-    expect(b).not.toBe(changed);
-    expect(b).toEqual(step().at(1));
-    // no previous one, or a row already made: at()'s object
-    const c = next.atOrSame(2, null);
-    expect(c).toEqual(prev[2]);
-    expect(next.atOrSame(2, prev[2]!)).toBe(c);
-    expect(() => next.atOrSame(3, prev[0]!)).toThrow(RangeError);
   });
 });

@@ -283,61 +283,24 @@ export function directiveAt(
 ): Directive {
   const cap = capOf(code, cpu, max);
   const reason = CAP_REASONS[code] ?? null;
+  // a donor's cap has no burst: banked runtime would let it run past its goal's share, which
+  // is the CPU the levels below are to get in one block
+  const burst =
+    reason === null || reason === "suppress-batch" || reason === "goal-donor"
+      ? 0
+      : Math.floor(cap * clamp(burstFraction, 0, 1));
   const d: Directive = {
     partition,
     cpuMillis: cpu,
     weight,
     idle: batch,
     capCpuMillis: cap,
-    burstCpuMillis: burstOf(reason, cap, burstFraction),
+    burstCpuMillis: burst,
     capReason: reason,
     cpuCount: cpuCountForAllocation(Math.min(cap, max, capacity)),
   };
   if (code === CapCode.goalDonor && donorCapPeriodUs > 0) d.capPeriodUs = donorCapPeriodUs;
   return d;
-}
-
-/**
- * A donor's cap has no burst: banked runtime would let it run past its goal's share, which is
- * the CPU the levels below are to get in one block.
- */
-const burstOf = (reason: Directive["capReason"], cap: number, burstFraction: number): number =>
-  reason === null || reason === "suppress-batch" || reason === "goal-donor"
-    ? 0
-    : Math.floor(cap * clamp(burstFraction, 0, 1));
-
-/**
- * Whether `d` is equal, field for field (core/directive.ts sameDirective), to what
- * directiveAt makes of the same arguments, without making it.
- */
-export function isDirectiveAt(
-  d: Directive,
-  partition: PartitionId,
-  cpu: number,
-  weight: number,
-  code: number,
-  batch: boolean,
-  max: number,
-  capacity: number,
-  burstFraction: number,
-  donorCapPeriodUs = 0,
-): boolean {
-  if (
-    d.partition !== partition ||
-    d.cpuMillis !== cpu ||
-    d.weight !== weight ||
-    d.idle !== batch ||
-    d.capReason !== (CAP_REASONS[code] ?? null)
-  )
-    return false;
-  const cap = capOf(code, cpu, max);
-  return (
-    d.capCpuMillis === cap &&
-    d.burstCpuMillis === burstOf(d.capReason, cap, burstFraction) &&
-    d.capPeriodUs ===
-      (code === CapCode.goalDonor && donorCapPeriodUs > 0 ? donorCapPeriodUs : undefined) &&
-    d.cpuCount === cpuCountForAllocation(Math.min(cap, max, capacity))
-  );
 }
 
 /** The directives of one step as its columns; row `i`'s object is made on first request and kept. */
@@ -381,36 +344,6 @@ export class StepDirectives implements DirectiveTable {
       this.#objects[i] = d;
     }
     return d;
-  }
-
-  /**
-   * Row `i` as `prev` itself when `prev` is equal to the object `at(i)` would make (and then
-   * `at(i)` gives `prev` too), else `at(i)`: the manager passes the directive it applied last
-   * cycle, so a partition whose directive did not change makes no object (every idle one, every
-   * cycle).
-   */
-  atOrSame(i: number, prev: Directive | null): Directive {
-    if (prev === null || this.#objects?.[i] !== undefined) return this.at(i);
-    const t = this.table;
-    if (
-      !(i >= 0 && i < this.size) ||
-      !isDirectiveAt(
-        prev,
-        t.ids[i]!,
-        this.cpuMillis[i]!,
-        this.weight[i]!,
-        this.capCode[i]!,
-        t.batch[i] === 1,
-        t.maxCpuMillis[i]!,
-        this.capacityCpuMillis,
-        this.burstFraction,
-        this.donorCapPeriodUs,
-      )
-    )
-      return this.at(i);
-    this.#objects ??= new Array(this.size);
-    this.#objects[i] = prev;
-    return prev;
   }
 }
 

@@ -181,11 +181,6 @@ export interface DirectiveTable {
   readonly weight: ArrayLike<number>;
   /** Row `i` as a Directive object, made on first request (null: the policy gave it none). */
   at(i: number): Directive | null;
-  /**
-   * Row `i`, as `prev` itself when `prev` equals what `at(i)` gives (later `at(i)` calls then
-   * give `prev`): no object for a directive that did not change. Optional.
-   */
-  atOrSame?(i: number, prev: Directive | null): Directive | null;
 }
 
 /** The decisions of one step, one row per partition of its table. */
