@@ -8,9 +8,11 @@
 // line is not read), so a variant is the same process whatever the bin says.
 // Rounds interleave the variants, the order rotating per round; `--together` starts a round's
 // variants side by side (each on cgroups of its own) and measures them over the same window,
-// instead of one after another.
+// instead of one after another. `--bin NAME=PATH` (repeatable) adds a variant NAME that runs
+// another build's bin (a checkout of main with its own dist/, say) as its first line starts it:
+// an A/B of code, not of flags; `--variants` then names it like any other.
 //   npx tsx bench/overhead-ab.ts [--rounds N] [--variants a,b,...] [--together]
-//     [--warmup-ms N] [--measure-ms N] [--out FILE]
+//     [--bin NAME=PATH ...] [--warmup-ms N] [--measure-ms N] [--out FILE]
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`).
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -25,6 +27,7 @@ import {
   parseHistogramTotals,
   parseProcCpuTicks,
   parseProcMemoryMb,
+  shebangCommand,
 } from "./overhead-figures.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
@@ -35,6 +38,17 @@ export interface Variant {
   name: string;
   nodeFlags: readonly string[];
   env: Readonly<Record<string, string>>;
+  /** The bin it runs (default: this checkout's). */
+  bin?: string;
+}
+
+/** `--bin NAME=PATH`: a variant running that bin with its first line's flags and environment. */
+export function binVariant(arg: string): Variant {
+  const eq = arg.indexOf("=");
+  if (eq <= 0) throw new Error(`overhead-ab: --bin wants NAME=PATH, got ${JSON.stringify(arg)}`);
+  const bin = path.resolve(arg.slice(eq + 1));
+  const { env, nodeFlags } = shebangCommand(fs.readFileSync(bin, "utf8"));
+  return { name: arg.slice(0, eq), nodeFlags, env, bin };
 }
 
 /** The variants this A/B knows, by name. `eager-maps`: what the bin did before lazy source maps. */
@@ -103,7 +117,8 @@ async function start(variant: Variant, configFile: string, port: number): Promis
   delete env.WEIR_FROM_SOURCE;
   for (const k of ["MALLOC_ARENA_MAX", "UV_THREADPOOL_SIZE"])
     if (!(k in variant.env)) delete env[k];
-  const child = spawn(process.execPath, [...variant.nodeFlags, BIN, "run", "-c", configFile], {
+  const bin = variant.bin ?? BIN;
+  const child = spawn(process.execPath, [...variant.nodeFlags, bin, "run", "-c", configFile], {
     env,
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -210,10 +225,14 @@ async function main(argv: string[]): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("overhead-ab: needs root (it makes cgroups)");
   const rounds = Number(option(argv, "--rounds") ?? 3);
   const names = (option(argv, "--variants") ?? "base,eager-maps").split(",");
+  const known = [
+    ...VARIANTS,
+    ...argv.flatMap((a, i) => (a === "--bin" ? [binVariant(argv[i + 1] ?? "")] : [])),
+  ];
   const variants = names.map((n) => {
-    const v = VARIANTS.find((x) => x.name === n);
+    const v = known.find((x) => x.name === n);
     if (!v)
-      throw new Error(`overhead-ab: no variant ${n} (${VARIANTS.map((x) => x.name).join(", ")})`);
+      throw new Error(`overhead-ab: no variant ${n} (${known.map((x) => x.name).join(", ")})`);
     return v;
   });
   const together = argv.includes("--together");
@@ -296,7 +315,7 @@ async function main(argv: string[]): Promise<void> {
   const lines = [header, ...summarize(results, names)];
   for (const v of variants)
     lines.push(
-      `  ${v.name}: node ${v.nodeFlags.join(" ")}${Object.entries(v.env)
+      `  ${v.name}: node ${v.nodeFlags.join(" ")}${v.bin ? ` ${v.bin}` : ""}${Object.entries(v.env)
         .map(([k, x]) => ` ${k}=${x}`)
         .join("")}`,
     );

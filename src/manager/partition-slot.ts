@@ -233,6 +233,19 @@ export class PartitionSlot {
    * that cannot say leaves it null, and a read that throws is this partition's fault alone.
    */
   observeAllocation(cycleStartMs: number): void {
+    this.observeAllocationOnly(cycleStartMs);
+    // the sensor reads CFS throttling only while a quota may be in force (its option
+    // throttlingOnlyUnderQuota): a cap desired or in force, as the actuator knows it
+    const al = this.allocation;
+    this.sensor?.quotaInForce?.(
+      al === null
+        ? null
+        : Number.isFinite(al.applied.capCpuMillis) ||
+            (al.desired !== null && Number.isFinite(al.desired.capCpuMillis)),
+    );
+  }
+
+  private observeAllocationOnly(cycleStartMs: number): void {
     const a = this.actuator;
     if (!a?.applied) {
       this.allocation = null;

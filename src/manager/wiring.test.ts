@@ -269,3 +269,85 @@ describe("agent-fed partitions: the host cgroup's throttling and CPU delay with 
     expect(errors).toEqual([`g1 ok ${ErrorCodes.COUNTER_MALFORMED}`]);
   });
 });
+
+describe("a v1 partition's throttling is read only under a CFS quota", () => {
+  const FIX = path.join(import.meta.dirname, "../sensors/fixtures");
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+  /** The real sensor and cgroup actuator on a copy of the sensors' v1 tree (weir/web, vweb0). */
+  function wire(max?: string) {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), "weir-quota-"));
+    dirs.push(base);
+    fs.cpSync(FIX, base, { recursive: true });
+    const cpu = path.join(base, "v1/cgroup/cpu/weir/web");
+    const cfg = parseConfig({
+      capacity: { cpus: 2 },
+      roots: {
+        cgroupfs: path.join(base, "v1/cgroup"),
+        sysfs: path.join(base, "sys"),
+        procfs: path.join(base, "proc"),
+      },
+      partitions: [
+        {
+          name: "web",
+          cgroup: "weir/web",
+          interfaces: [{ name: "vweb0", offered: "tx", served: "rx" }],
+          ...(max ? { max } : {}),
+        },
+      ],
+    });
+    let t = 0;
+    const { manager } = buildManager(cfg, {
+      onlineCpus: 2,
+      now: () => (t += 100),
+      hostCpu: null,
+      reachableCpus: false,
+    });
+    const rx = path.join(base, "sys/class/net/vweb0/statistics/rx_packets");
+    let served = 711;
+    let periods = 5120;
+    let throttled = 312;
+    /** A cycle in which it served packets and, when `throttledNow`, was throttled in 10 of 10 periods. */
+    const cycle = (throttledNow: boolean) => {
+      served += 100;
+      fs.writeFileSync(rx, `${served}\n`);
+      if (throttledNow) {
+        periods += 10;
+        throttled += 10;
+      }
+      fs.writeFileSync(
+        path.join(cpu, "cpu.stat"),
+        `nr_periods ${periods}\nnr_throttled ${throttled}\nthrottled_time ${throttled * 1e6}\n`,
+      );
+      return manager.runCycle().partitions[0]!.throughput?.throttledFraction;
+    };
+    const quota = () => fs.readFileSync(path.join(cpu, "cpu.cfs_quota_us"), "utf8").trim();
+    return { cycle, quota, cpu, rx, manager };
+  }
+
+  it("none in force: the counters are not read (a quota found at open is read until it goes)", () => {
+    const w = wire();
+    // found with a quota (the fixture's 25000); weir's first apply takes it away (no cap)
+    w.cycle(false);
+    expect(w.quota()).toBe("-1");
+    expect(w.cycle(true)).toBe(1); // the read after the quota went: what it counted before
+    // no quota: counters that moved anyway (only a quota moves them) are not read...
+    expect(w.cycle(true)).toBe(0);
+    // ...nor is the file: one that cannot be parsed fails nothing
+    fs.writeFileSync(w.rx, "1011\n");
+    fs.writeFileSync(path.join(w.cpu, "cpu.stat"), "garbage\n");
+    const p = w.manager.runCycle().partitions[0]!;
+    expect([p.status, p.error, p.throughput?.throttledFraction]).toEqual(["ok", undefined, 0]);
+  });
+
+  it("a quota set by config `max`: written, and the counters read every cycle", () => {
+    const w = wire("500m");
+    w.cycle(false);
+    expect(Number(w.quota())).toBeGreaterThan(0);
+    expect(w.cycle(true)).toBe(1);
+    expect(w.cycle(false)).toBe(0);
+    expect(w.cycle(true)).toBe(1);
+  });
+});

@@ -40,6 +40,12 @@ import type {
 } from "./manager-options.ts";
 import { loadState } from "./state-file.ts";
 
+/**
+ * The backends that write the partition's own cgroup's CFS quota (and report it through
+ * `applied()`), so its sensor may read v1 throttling only under a quota they say is in force.
+ */
+const CGROUP_ACTUATORS: ReadonlySet<string> = new Set(["cgroup", "cgroup-v1", "cgroup-v2"]);
+
 /** The policy's knobs for this config: its `policy:` settings on `capacity` millicores. */
 export function knobsFromConfig(cfg: Config, capacity: number): PolicyKnobs {
   return policyKnobsFrom(cfg.policy, capacity);
@@ -203,6 +209,13 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
         congestionOnlyWhenServing:
           p.kind === "network" && p.goal === undefined && p.source === "host",
         idleCpuReadEveryMs: IDLE_CPU_READ_EVERY_MS,
+        // v1 throttling counters move only under a CFS quota, which the cgroup actuator writes
+        // (or found) and says (PartitionSlot.observeAllocation); a dry run writes nothing, and
+        // a backend given by the caller may not write the cgroup
+        throttlingOnlyUnderQuota:
+          CGROUP_ACTUATORS.has(p.actuator) &&
+          parts.actuators?.[p.actuator] === undefined &&
+          !parts.dryRun,
       }));
   const openAgentCpu =
     parts.openAgentCpuSensor !== undefined

@@ -314,4 +314,95 @@ describe("openPartitionSensor on fixture trees", () => {
       s.close();
     });
   });
+
+  describe("throttlingOnlyUnderQuota (v1)", () => {
+    const STAT = "v1/cgroup/cpu/weir/web/cpu.stat";
+    const USAGE = "v1/cgroup/cpuacct/weir/web/cpuacct.usage";
+    const open = (base: string, cgroupTree: "v1" | "v2" = "v1") =>
+      openPartitionSensor(
+        { cgroup: "weir/web", interfaces: [veth("vweb0")] },
+        roots(cgroupTree, base),
+        {
+          throttlingOnlyUnderQuota: true,
+        },
+      );
+    const stat = (base: string, periods: number, throttled: number) =>
+      fs.writeFileSync(
+        path.join(base, STAT),
+        `nr_periods ${periods}\nnr_throttled ${throttled}\nthrottled_time ${throttled * 1e6}\n`,
+      );
+    const throttling = (x: { nrPeriods: number; nrThrottled: number }) => [
+      x.nrPeriods,
+      x.nrThrottled,
+    ];
+
+    it("reads the counters until told no quota is in force, once more, then carries them", () => {
+      const base = copyFixtures();
+      const s = open(base);
+      // not told yet: read every time (the baseline included)
+      expect(throttling(s.read(0))).toEqual([5120, 312]);
+      stat(base, 5130, 315);
+      expect(throttling(s.read(100))).toEqual([5130, 315]);
+      // no quota: one more read (what moved before it went), then cpu.stat is not read at all
+      s.quotaInForce!(false);
+      stat(base, 5140, 318);
+      expect(throttling(s.read(200))).toEqual([5140, 318]);
+      fs.writeFileSync(path.join(base, STAT), "garbage\n");
+      fs.writeFileSync(path.join(base, USAGE), "48238377812\n");
+      const c = s.read(300);
+      expect(throttling(c)).toEqual([5140, 318]);
+      expect(c.throttledNs).toBe(318e6);
+      // CPU used is still read every time
+      expect(c.cpuUsageNs).toBe(48238377812);
+      s.quotaInForce!(false);
+      expect(throttling(s.read(400))).toEqual([5140, 318]);
+      s.close();
+    });
+
+    it("a quota written: read again from the next read on (the carried counters are the baseline)", () => {
+      const base = copyFixtures();
+      const s = open(base);
+      s.read(0);
+      s.quotaInForce!(false);
+      s.read(100);
+      fs.writeFileSync(path.join(base, STAT), "garbage\n");
+      expect(throttling(s.read(200))).toEqual([5120, 312]);
+      s.quotaInForce!(true);
+      expect(() => s.read(300)).toThrow(/cpu\.stat/);
+      stat(base, 5125, 314);
+      expect(throttling(s.read(400))).toEqual([5125, 314]);
+      // cannot say (null): read
+      s.quotaInForce!(null);
+      stat(base, 5126, 315);
+      expect(throttling(s.read(500))).toEqual([5126, 315]);
+      s.close();
+    });
+
+    it("without the option, or on v2 (one cpu.stat for both), being told changes nothing", () => {
+      const base = copyFixtures();
+      const plain = openPartitionSensor(
+        { cgroup: "weir/web", interfaces: [veth("vweb0")] },
+        roots("v1", base),
+      );
+      plain.read(0);
+      plain.quotaInForce?.(false);
+      plain.read(100);
+      stat(base, 5130, 320);
+      expect(throttling(plain.read(200))).toEqual([5130, 320]);
+      plain.close();
+      const v2 = open(base, "v2");
+      const a = v2.read(0);
+      v2.quotaInForce!(false);
+      v2.read(100);
+      fs.writeFileSync(
+        path.join(base, "v2/cgroup/weir/web/cpu.stat"),
+        "usage_usec 9000000\nnr_periods 130\nnr_throttled 40\nthrottled_usec 1600000\n",
+      );
+      const b = v2.read(200);
+      expect(b.cpuUsageNs).toBe(9e9);
+      expect([b.nrPeriods, b.nrThrottled]).toEqual([130, 40]);
+      expect(a.nrPeriods).toBe(120);
+      v2.close();
+    });
+  });
 });

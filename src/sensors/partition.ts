@@ -63,6 +63,19 @@ export interface PartitionSensorOptions {
    * cycle. Default 0: read every time.
    */
   idleCpuReadEveryMs?: number;
+  /**
+   * v1 only: read CFS throttling (`cpu.stat`) only while a quota may be in force on the cgroup,
+   * as its owner says (`PartitionSensor.quotaInForce`: the actuator's own writes, a quota found
+   * at open, a configured `max`). v1's throttling counters (`nr_periods`, `nr_throttled`,
+   * `throttled_time`) move only while the cgroup has a CFS quota, so without one the sample
+   * carries the last ones read (the window shows none, as a read would) and an uncapped
+   * partition reads `cpuacct.usage` alone: one read instead of two. The first read reads them
+   * (the baseline), as does every read until the owner says no quota is in force, and the
+   * first read after a quota went (what it counted before it went). A quota written by anyone
+   * but weir is not seen. v2's `cpu.stat` holds CPU used too, so there nothing is saved.
+   * Default: read them every time.
+   */
+  throttlingOnlyUnderQuota?: boolean;
 }
 
 /**
@@ -112,10 +125,17 @@ export function openPartitionSensor(
     }
     const onlyWhenServing = opts.congestionOnlyWhenServing === true && counters.length > 0;
     const everyMs = onlyWhenServing ? Math.max(0, opts.idleCpuReadEveryMs ?? 0) : 0;
-    return new Sensor(cpu, counters, delay, onlyWhenServing, {
-      everyMs,
-      phaseMs: everyMs > 0 ? idleCpuReadPhaseMs(spec.cgroup, everyMs) : 0,
-    });
+    return new Sensor(
+      cpu,
+      counters,
+      delay,
+      onlyWhenServing,
+      {
+        everyMs,
+        phaseMs: everyMs > 0 ? idleCpuReadPhaseMs(spec.cgroup, everyMs) : 0,
+      },
+      opts.throttlingOnlyUnderQuota === true && cpu.cgroup.version === 1,
+    );
   } catch (e) {
     for (const o of opened) o.close();
     throw e;
@@ -133,6 +153,16 @@ class Sensor implements PartitionSensor {
   private readonly idleCpu: { everyMs: number; phaseMs: number };
   /** An idle window reads the CPU counters from this time on (NaN: no read yet). */
   private nextIdleCpuReadAtMs = Number.NaN;
+  /** throttlingOnlyUnderQuota (v1 only). */
+  private readonly throttlingOnlyUnderQuota: boolean;
+  /** What the owner said last (quotaInForce): null = not said, so read. */
+  private quota: boolean | null = null;
+  /** A quota went since the last read of the throttling counters: read them once more. */
+  private throttlingDue = false;
+  /** The last throttling counters read (carried while no quota is in force); NaN: none yet. */
+  private nrPeriods = Number.NaN;
+  private nrThrottled = Number.NaN;
+  private throttledNs = Number.NaN;
 
   constructor(
     cpu: HeldCgroupCpuCounters,
@@ -140,7 +170,9 @@ class Sensor implements PartitionSensor {
     delay: HeldCpuDelay | null,
     congestionOnlyWhenServing: boolean,
     idleCpu: { everyMs: number; phaseMs: number },
+    throttlingOnlyUnderQuota: boolean,
   ) {
+    this.throttlingOnlyUnderQuota = throttlingOnlyUnderQuota;
     this.cpu = cpu;
     this.counters = counters;
     this.delay = delay;
@@ -192,8 +224,29 @@ class Sensor implements PartitionSensor {
         nrThrottled: last.nrThrottled,
         throttledNs: last.throttledNs,
       };
+    } else if (
+      this.throttlingOnlyUnderQuota &&
+      this.quota === false &&
+      !this.throttlingDue &&
+      !Number.isNaN(this.nrPeriods)
+    ) {
+      // no CFS quota in force since the throttling counters were last read: they have not moved
+      sample = {
+        atMs: nowMs,
+        offeredPackets,
+        servedPackets,
+        droppedPackets,
+        cpuUsageNs: this.cpu.readUsageNs(),
+        nrPeriods: this.nrPeriods,
+        nrThrottled: this.nrThrottled,
+        throttledNs: this.throttledNs,
+      };
     } else {
       const c = this.cpu.read();
+      this.nrPeriods = c.nrPeriods;
+      this.nrThrottled = c.nrThrottled;
+      this.throttledNs = c.throttledNs;
+      this.throttlingDue = false;
       sample = {
         atMs: nowMs,
         offeredPackets,
@@ -218,6 +271,11 @@ class Sensor implements PartitionSensor {
         : nowMs + everyMs;
     if (this.congestionOnlyWhenServing) this.last = sample;
     return sample;
+  }
+
+  quotaInForce(inForce: boolean | null): void {
+    if (this.quota !== false && inForce === false) this.throttlingDue = true;
+    this.quota = inForce;
   }
 
   close(): void {

@@ -110,6 +110,12 @@ export type SampleRound = object;
 export interface PartitionSensor {
   /** Read every counter once. Throws WeirError (CGROUP_GONE, INTERFACE_GONE, PROCESS_GONE, COUNTER_MALFORMED). */
   read(nowMs: number, round?: SampleRound): CounterSample;
+  /**
+   * Whether a CFS quota is in force on the partition's cgroup, as its owner knows it (null:
+   * cannot say). A sensor opened with `throttlingOnlyUnderQuota` reads the throttling counters
+   * only while one may be (partition.ts); others ignore it.
+   */
+  quotaInForce?(inForce: boolean | null): void;
   close(): void;
 }
 
