@@ -8,7 +8,9 @@
 // line is not read), so a variant is the same process whatever the bin says.
 // Rounds interleave the variants, the order rotating per round; `--together` starts a round's
 // variants side by side (each on cgroups of its own) and measures them over the same window,
-// instead of one after another.
+// instead of one after another. A variant written `name@DIR` runs the bin of the package at DIR
+// (another checkout, built) with that variant's flags: an A/B of two versions of the code
+// (`--variants base@/tmp/weir-main,base`).
 //   npx tsx bench/overhead-ab.ts [--rounds N] [--variants a,b,...] [--together]
 //     [--warmup-ms N] [--measure-ms N] [--out FILE]
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`).
@@ -35,6 +37,18 @@ export interface Variant {
   name: string;
   nodeFlags: readonly string[];
   env: Readonly<Record<string, string>>;
+  /** The bin to run (default: this package's bin/weir.js). */
+  bin?: string;
+}
+
+/** `name` or `name@DIR` (the bin of the package at DIR) as a variant of `known`. */
+export function variantOf(spec: string, known: readonly Variant[]): Variant {
+  const at = spec.indexOf("@");
+  const name = at < 0 ? spec : spec.slice(0, at);
+  const v = known.find((x) => x.name === name);
+  if (!v)
+    throw new Error(`overhead-ab: no variant ${name} (${known.map((x) => x.name).join(", ")})`);
+  return at < 0 ? v : { ...v, name: spec, bin: path.join(spec.slice(at + 1), "bin", "weir.js") };
 }
 
 /** The variants this A/B knows, by name. `eager-maps`: what the bin did before lazy source maps. */
@@ -103,7 +117,8 @@ async function start(variant: Variant, configFile: string, port: number): Promis
   delete env.WEIR_FROM_SOURCE;
   for (const k of ["MALLOC_ARENA_MAX", "UV_THREADPOOL_SIZE"])
     if (!(k in variant.env)) delete env[k];
-  const child = spawn(process.execPath, [...variant.nodeFlags, BIN, "run", "-c", configFile], {
+  const bin = variant.bin ?? BIN;
+  const child = spawn(process.execPath, [...variant.nodeFlags, bin, "run", "-c", configFile], {
     env,
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -210,12 +225,7 @@ async function main(argv: string[]): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("overhead-ab: needs root (it makes cgroups)");
   const rounds = Number(option(argv, "--rounds") ?? 3);
   const names = (option(argv, "--variants") ?? "base,eager-maps").split(",");
-  const variants = names.map((n) => {
-    const v = VARIANTS.find((x) => x.name === n);
-    if (!v)
-      throw new Error(`overhead-ab: no variant ${n} (${VARIANTS.map((x) => x.name).join(", ")})`);
-    return v;
-  });
+  const variants = names.map((n) => variantOf(n, VARIANTS));
   const together = argv.includes("--together");
   const warmupMs = Number(option(argv, "--warmup-ms") ?? WARMUP_MS);
   const measureMs = Number(option(argv, "--measure-ms") ?? 20_000);
@@ -296,7 +306,7 @@ async function main(argv: string[]): Promise<void> {
   const lines = [header, ...summarize(results, names)];
   for (const v of variants)
     lines.push(
-      `  ${v.name}: node ${v.nodeFlags.join(" ")}${Object.entries(v.env)
+      `  ${v.name}: node ${v.nodeFlags.join(" ")} ${v.bin ?? BIN}${Object.entries(v.env)
         .map(([k, x]) => ` ${k}=${x}`)
         .join("")}`,
     );
