@@ -268,7 +268,7 @@ async function main(argv: string[]): Promise<void> {
         }
     const configFor = async (slot: number, tag: string) => {
       const port = await freePort();
-      const file = path.join(tmp, `weir-${tag}.yaml`);
+      const file = path.join(tmp, `weir-${tag.replace(/[^\w+.-]/g, "_")}.yaml`);
       fs.writeFileSync(file, overheadConfigYaml(cgroupsOf(slot), port));
       return { port, file };
     };
