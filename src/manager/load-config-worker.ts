@@ -2,8 +2,8 @@
 // (workerData.file) and posts the config, or the error, back; then it ends.
 import { parentPort, workerData } from "node:worker_threads";
 import { isWeirError } from "../core/errors.ts";
-import type { ConfigReply } from "./load-config-apart.ts";
 import { loadConfigFile } from "./load-config.ts";
+import type { ConfigReply } from "./load-config-apart.ts";
 
 function reply(file: string): ConfigReply {
   try {
