@@ -10,7 +10,9 @@
 // variants side by side (each on cgroups of its own) and measures them over the same window,
 // instead of one after another. `--bin NAME=PATH` (repeatable) adds a variant NAME that runs
 // another build's bin (a checkout of main with its own dist/, say) as its first line starts it:
-// an A/B of code, not of flags; `--variants` then names it like any other.
+// an A/B of code, not of flags; `--variants` then names it like any other. A variant written
+// `name@DIR` runs the bin of the package at DIR (another checkout, built) with the flags of the
+// variant `name` instead (`--variants base@/tmp/weir-main,base`).
 //   npx tsx bench/overhead-ab.ts [--rounds N] [--variants a,b,...] [--together]
 //     [--bin NAME=PATH ...] [--warmup-ms N] [--measure-ms N] [--out FILE]
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`).
@@ -49,6 +51,16 @@ export function binVariant(arg: string): Variant {
   const bin = path.resolve(arg.slice(eq + 1));
   const { env, nodeFlags } = shebangCommand(fs.readFileSync(bin, "utf8"));
   return { name: arg.slice(0, eq), nodeFlags, env, bin };
+}
+
+/** `name` or `name@DIR` (the bin of the package at DIR) as a variant of `known`. */
+export function variantOf(spec: string, known: readonly Variant[]): Variant {
+  const at = spec.indexOf("@");
+  const name = at < 0 ? spec : spec.slice(0, at);
+  const v = known.find((x) => x.name === name);
+  if (!v)
+    throw new Error(`overhead-ab: no variant ${name} (${known.map((x) => x.name).join(", ")})`);
+  return at < 0 ? v : { ...v, name: spec, bin: path.join(spec.slice(at + 1), "bin", "weir.js") };
 }
 
 /** The variants this A/B knows, by name. `eager-maps`: what the bin did before lazy source maps. */
@@ -229,12 +241,7 @@ async function main(argv: string[]): Promise<void> {
     ...VARIANTS,
     ...argv.flatMap((a, i) => (a === "--bin" ? [binVariant(argv[i + 1] ?? "")] : [])),
   ];
-  const variants = names.map((n) => {
-    const v = known.find((x) => x.name === n);
-    if (!v)
-      throw new Error(`overhead-ab: no variant ${n} (${known.map((x) => x.name).join(", ")})`);
-    return v;
-  });
+  const variants = names.map((n) => variantOf(n, known));
   const together = argv.includes("--together");
   const warmupMs = Number(option(argv, "--warmup-ms") ?? WARMUP_MS);
   const measureMs = Number(option(argv, "--measure-ms") ?? 20_000);
@@ -277,7 +284,7 @@ async function main(argv: string[]): Promise<void> {
         }
     const configFor = async (slot: number, tag: string) => {
       const port = await freePort();
-      const file = path.join(tmp, `weir-${tag}.yaml`);
+      const file = path.join(tmp, `weir-${tag.replace(/[^\w+.-]/g, "_")}.yaml`);
       fs.writeFileSync(file, overheadConfigYaml(cgroupsOf(slot), port));
       return { port, file };
     };
@@ -315,7 +322,7 @@ async function main(argv: string[]): Promise<void> {
   const lines = [header, ...summarize(results, names)];
   for (const v of variants)
     lines.push(
-      `  ${v.name}: node ${v.nodeFlags.join(" ")}${v.bin ? ` ${v.bin}` : ""}${Object.entries(v.env)
+      `  ${v.name}: node ${v.nodeFlags.join(" ")} ${v.bin ?? BIN}${Object.entries(v.env)
         .map(([k, x]) => ` ${k}=${x}`)
         .join("")}`,
     );

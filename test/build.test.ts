@@ -52,6 +52,31 @@ describe("compiled JavaScript", () => {
     expect(out).toContain("examples/weir.yaml: valid.");
   });
 
+  it("reads the config on a worker thread: the same config and the same errors", async () => {
+    const apart = await import(
+      pathToFileURL(path.join(OUT, "src/manager/load-config-apart.js")).href
+    );
+    const load = await import(pathToFileURL(path.join(OUT, "src/manager/load-config.js")).href);
+    const example = path.join(ROOT, "examples/weir.yaml");
+    expect(await apart.loadConfigFileApart(example)).toStrictEqual(load.loadConfigFile(example));
+    const missing = path.join(OUT, "no-such-config.yaml");
+    const err = await apart.loadConfigFileApart(missing).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: "WeirError", code: "WEIR_CONFIG_NOT_FOUND" });
+    // and the compiled CLI exits as before on a config it refuses
+    const r = spawnSync(
+      process.execPath,
+      [path.join(OUT, "src/cli/main.js"), "run", "-c", missing],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+      },
+    );
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      `weir: WEIR_CONFIG_NOT_FOUND: cannot read config file ${missing}: no such file\n`,
+    );
+  }, 60_000);
+
   it("finds dashboard/ and the package root from the compiled tree", async () => {
     const files = await import(pathToFileURL(path.join(OUT, "src/core/package-files.js")).href);
     expect(files.RUNS_COMPILED).toBe(true);

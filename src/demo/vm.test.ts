@@ -5,7 +5,7 @@
 // traffic allow. No I/O: the step is pure.
 import { describe, expect, it } from "vitest";
 import type { Throughput } from "../core/model.ts";
-import { partitionSpecs } from "../manager/config.ts";
+import { partitionSpecs } from "../manager/config-runtime.ts";
 import { policyKnobsFrom } from "../policy/knobs.ts";
 import { weirPolicy } from "../policy/weir.ts";
 import { type AllocationPoint, followMs } from "./scenario.ts";

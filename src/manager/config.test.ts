@@ -8,16 +8,15 @@ import {
   POLICY_KNOBS,
   policyKnobsFrom,
 } from "../policy/knobs.ts";
+import { configJsonSchema, parseConfig } from "./config.ts";
+import { checkCgroupPaths, checkReserve } from "./config-checks.ts";
 import {
   capacityCpuMillis,
   checkCapacity,
   checkManagedCpus,
-  configJsonSchema,
-  parseConfig,
   partitionSpecs,
   redactConfig,
-} from "./config.ts";
-import { checkCgroupPaths, checkReserve } from "./config-checks.ts";
+} from "./config-runtime.ts";
 import { loadConfigFile, parseConfigText } from "./load-config.ts";
 import { actuatorTarget } from "./wiring.ts";
 

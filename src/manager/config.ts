@@ -4,11 +4,9 @@
 // partition's section is config-partition.ts, the checks across fields config-checks.ts; here
 // are the whole, parsing, and what follows from it at run time (capacity, specs, guarantees).
 import { z } from "zod";
-import { DEFAULT_PERIOD_USEC, quotaFloorCpuMillis } from "../cgroup/values.ts";
 import { checkPartitionBounds, PARTITION_BOUND_RULES, ruleName } from "../core/bounds.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import type { Importance, PartitionSpec } from "../core/model.ts";
-import { type CpuMillis, cpuMillisFromCores } from "../core/units.ts";
+import { cpuMillisFromCores } from "../core/units.ts";
 import {
   defaultKnobSettings,
   KNOB_KEYS,
@@ -16,7 +14,6 @@ import {
   type KnobSettings,
   POLICY_KNOBS,
 } from "../policy/knobs.ts";
-import { withQuotaFloor } from "../policy/rules.ts";
 import { boundsOf, checkCgroupPaths, checkReserve, configFieldOf } from "./config-checks.ts";
 import { partitionSchema } from "./config-partition.ts";
 import { checked, cpuQuantity, formatConfigIssues, withRule } from "./config-rules.ts";
@@ -214,90 +211,6 @@ export function parseConfig(raw: unknown, source = "config"): Config {
     );
   }
   return result.data;
-}
-
-/** Managed CPUs in millicores: capacity.cpus, or the online CPUs for "auto". */
-export function managedCpuMillis(cfg: Config, onlineCpus: number): CpuMillis {
-  return cpuMillisFromCores(cfg.capacity.cpus === "auto" ? onlineCpus : cfg.capacity.cpus);
-}
-
-/** Capacity in millicores: managed CPUs minus the reserve. */
-export function capacityCpuMillis(cfg: Config, onlineCpus: number): CpuMillis {
-  return Math.max(0, managedCpuMillis(cfg, onlineCpus) - cfg.capacity.reserve);
-}
-
-export function partitionSpecs(cfg: Config, capacity: CpuMillis): PartitionSpec[] {
-  return cfg.partitions.map((p) => {
-    const spec: PartitionSpec = {
-      id: p.name,
-      minCpuMillis: p.min,
-      maxCpuMillis: Math.min(p.max ?? capacity, capacity),
-      weight: p.weight,
-      importance: p.importance as Importance,
-      kind: p.kind,
-    };
-    if (p.capped) spec.capped = true;
-    if (p.goal) spec.goalPacketsPerSec = p.goal.packetsPerSec;
-    return spec;
-  });
-}
-
-/**
- * Checks that need the online CPUs (known only at run time): a reserve below the managed CPUs
- * (capacity.cpus "auto"; a number is checked by parseConfig).
- */
-export function checkManagedCpus(cfg: Config, onlineCpus: number): void {
-  const managed = managedCpuMillis(cfg, onlineCpus);
-  const issue = checkReserve(managed, cfg.capacity.reserve);
-  if (issue)
-    throw new WeirError(
-      ErrorCodes.CONFIG_INVALID,
-      `${issue.field}: ${issue.message} (rule: ${issue.rule}): got ${issue.value}m (capacity.cpus is ${JSON.stringify(cfg.capacity.cpus)}${cfg.capacity.cpus === "auto" ? `: ${onlineCpus} online CPUs` : ""})`,
-    );
-}
-
-/**
- * Checks that need the capacity (known only at run time): guarantees must fit, counting the
- * kernel's quota floor for the partitions weir may cap at their entitlement (withQuotaFloor).
- */
-export function checkCapacity(cfg: Config, capacity: CpuMillis): void {
-  // max is left out: a max above the capacity means "the capacity" (partitionSpecs clamps it)
-  const issues = checkPartitionBounds(
-    cfg.partitions.map((p) => ({ bounds: { ...boundsOf(p).bounds, maxCpuMillis: undefined } })),
-    { capacityCpuMillis: capacity, label: configFieldOf },
-  );
-  if (issues.length > 0)
-    throw new WeirError(
-      ErrorCodes.CONFIG_INVALID,
-      issues
-        .map(
-          (issue) =>
-            `${issue.index === undefined ? "partitions[*]" : `partitions[${issue.index}]`}.${configFieldOf(issue.field)}: ${issue.message} (rule: ${issue.rule}): got ${issue.value}m (the capacity is capacity.cpus minus capacity.reserve)`,
-        )
-        .join("\n  "),
-    );
-  // the caps the kernel enforces must fit too: a partition the policy may cap at its
-  // entitlement is guaranteed at least the quota floor (10m at a fresh cgroup's 100 ms period)
-  const floor = quotaFloorCpuMillis(DEFAULT_PERIOD_USEC);
-  const knobs = { suppressBatchAfterCycles: cfg.policy.suppressBatchAfterCycles };
-  const withFloors = partitionSpecs(cfg, capacity).reduce(
-    (sum, spec) => sum + withQuotaFloor(spec, floor, knobs).minCpuMillis,
-    0,
-  );
-  if (withFloors > capacity)
-    throw new WeirError(
-      ErrorCodes.CONFIG_INVALID,
-      `partitions[*].min: guarantees together, each partition weir may cap at its entitlement (capped, or batch while policy.suppressBatchAfterCycles > 0) counted at least the kernel's ${floor}m quota floor, must fit in the capacity (${capacity}m) (rule: sum-min-with-quota-floor-le-capacity): got ${withFloors}m`,
-    );
-}
-
-/** The config as JSON with secrets replaced, for the API and logs. */
-export function redactConfig(cfg: Config): unknown {
-  return JSON.parse(
-    JSON.stringify(cfg, (k, v) =>
-      (k === "key" || k === "token") && typeof v === "string" ? "<redacted>" : v,
-    ),
-  );
 }
 
 /** JSON Schema for editors, generated from the same definition. */

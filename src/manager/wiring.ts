@@ -20,15 +20,16 @@ import { IDLE_CPU_READ_EVERY_MS, openPartitionSensor } from "../sensors/partitio
 import { counterSource } from "../sensors/sources.ts";
 import { throughputFromSamples } from "../sensors/throughput.ts";
 import type { PartitionSensor, SensorSpec } from "../sensors/types.ts";
+import type { Config } from "./config.ts";
+import type { PartitionConfig } from "./config-partition.ts";
 import {
-  type Config,
   capacityCpuMillis,
   checkCapacity,
   checkManagedCpus,
   partitionSpecs,
   redactConfig,
-} from "./config.ts";
-import { type PartitionConfig, parsePacketSources, sensorSpecBase } from "./config-partition.ts";
+} from "./config-runtime.ts";
+import { parsePacketSources, sensorSpecBase } from "./config-sensors.ts";
 import type { HostCpuWiring } from "./host-cpu-sampler.ts";
 import { Manager } from "./manager.ts";
 import type {

@@ -26,12 +26,14 @@ export function register(program: Command): void {
     .option("--once", "run two cycles (rates need two samples), print the last record, exit")
     .option("--json", "logs and records as JSON lines (default when stdout is not a terminal)")
     .action(async (opts: { config: string; dryRun?: boolean; once?: boolean; json?: boolean }) => {
-      // Loaded on use, so other commands (e.g. `weir testbed serve`) start fast.
-      const { loadConfigFile } = await import("../../manager/load-config.ts");
+      // Loaded on use, so other commands (e.g. `weir testbed serve`) start fast. The config is
+      // read and validated on a worker thread: the YAML parser and the schema library are not
+      // loaded into the process that runs the manager (load-config-apart.ts).
+      const { loadConfigFileApart } = await import("../../manager/load-config-apart.ts");
       const { createLogger } = await import("../../manager/log.ts");
       const { startManager } = await import("../../service/run.ts");
       const { buildManager } = await import("../../manager/wiring.ts");
-      const cfg = loadConfigFile(opts.config);
+      const cfg = await loadConfigFileApart(opts.config);
       if (opts.once) {
         const { checkPartitionCpus } = await import("../../manager/cpus-check.ts");
         const wired = buildManager(cfg, { dryRun: opts.dryRun ?? false });

@@ -12,7 +12,7 @@ export function register(program: Command): void {
       // loaded here, not at the top: the config's schema (zod) and YAML parser are what this
       // command needs and the command table must not load them for every command
       const { capacityCpuMillis, checkCapacity, checkManagedCpus, partitionSpecs } = await import(
-        "../../manager/config.ts"
+        "../../manager/config-runtime.ts"
       );
       const { checkPartitionCpus } = await import("../../manager/cpus-check.ts");
       const { loadConfigFile } = await import("../../manager/load-config.ts");
