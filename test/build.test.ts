@@ -52,7 +52,7 @@ describe("compiled JavaScript", () => {
     expect(out).toContain("examples/weir.yaml: valid.");
   });
 
-  it("reads the config on a worker thread: the same config and the same errors", async () => {
+  it("reads the config in a child process: the same config and the same errors", async () => {
     const apart = await import(
       pathToFileURL(path.join(OUT, "src/manager/load-config-apart.js")).href
     );

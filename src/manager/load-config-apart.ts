@@ -1,18 +1,22 @@
-// Read and validate a config file on a worker thread, for `weir run`: the process that runs the
-// manager then never loads the YAML parser or the config's schema library (zod). Node cannot
-// unload a module, and those two, the schema objects they build and what parsing leaves behind
-// stayed resident for the life of the service (docs/performance.md has the figures). The
-// worker's isolate and everything it loaded go when it exits. What comes back is the validated
-// config as a plain object (a structured clone: the config is plain data) or a WeirError as its
-// code and message, thrown here as the same error.
-// From the TypeScript sources (tsx, vitest) a worker cannot load the .ts entry: the file is
-// then read and validated on this thread, with the same result.
-import { Worker } from "node:worker_threads";
+// Read and validate a config file in a short-lived child process, for `weir run`: the process
+// that runs the manager then never loads the YAML parser or the config's schema library (zod).
+// Node cannot unload a module, and those two, the schema objects they build and what parsing
+// leaves behind stayed resident for the life of the service (docs/performance.md has the
+// figures). A worker thread would do the same in-process, but its isolate's pages stay behind
+// after it ends (about 5 MB resident, measured); a child leaves nothing. What comes back on its
+// stdout is the validated config (v8.serialize: the structured clone a worker's message uses;
+// the config is plain data) or a WeirError as its code and message, thrown here as the same
+// error.
+// From the TypeScript sources (tsx, vitest) the child could not load the .ts entry without the
+// loader: the file is then read and validated in this process, with the same result.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import v8 from "node:v8";
 import { type ErrorCode, WeirError } from "../core/errors.ts";
 import { RUNS_COMPILED, siblingModuleUrl } from "../core/package-files.ts";
 import type { Config } from "./config.ts";
 
-/** What the worker (load-config-worker.ts) posts back: exactly one of the three. */
+/** What the child (load-config-child.ts) writes back: exactly one of the three. */
 export type ConfigReply =
   | { config: Config }
   | { error: { code: ErrorCode; message: string } }
@@ -31,19 +35,31 @@ export async function loadConfigFileApart(file: string): Promise<Config> {
     const { loadConfigFile } = await import("./load-config.ts");
     return loadConfigFile(file);
   }
-  const worker = new Worker(siblingModuleUrl("load-config-worker", import.meta.url), {
-    workerData: { file },
-  });
+  const child = fileURLToPath(siblingModuleUrl("load-config-child", import.meta.url));
   const reply = await new Promise<ConfigReply>((resolve, reject) => {
-    let got: ConfigReply | undefined;
-    worker.once("message", (m: ConfigReply) => {
-      got = m;
-    });
-    worker.once("error", reject);
-    worker.once("exit", (code) =>
-      got
-        ? resolve(got)
-        : reject(new Error(`reading the config: the worker exited (${code}) without a reply`)),
+    // Node's own binary and flags (the bin's: the semi-space size), no inherited execArgv
+    // beyond them; the child reads the file it is given and writes one reply.
+    execFile(
+      process.execPath,
+      [...process.execArgv, child, file],
+      { encoding: "buffer", maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (stdout.length > 0) {
+          try {
+            resolve(
+              v8.deserialize(Buffer.from(stdout.toString("latin1"), "base64")) as ConfigReply,
+            );
+            return;
+          } catch {
+            // not a reply: fall through to the child's failure
+          }
+        }
+        reject(
+          new Error(
+            `reading the config: the child process ended without a reply (${err?.message ?? "no output"}${stderr.length > 0 ? `: ${stderr.toString("utf8").trim()}` : ""})`,
+          ),
+        );
+      },
     );
   });
   return configFromReply(reply);

@@ -1,6 +1,7 @@
-// The worker thread of load-config-apart.ts: reads and validates the config file it is given
-// (workerData.file) and posts the config, or the error, back; then it ends.
-import { parentPort, workerData } from "node:worker_threads";
+// The child process of load-config-apart.ts: reads and validates the config file it is given
+// (its one argument) and writes the config, or the error, to stdout (v8.serialize, base64);
+// then it ends.
+import v8 from "node:v8";
 import { isWeirError } from "../core/errors.ts";
 import { loadConfigFile } from "./load-config.ts";
 import type { ConfigReply } from "./load-config-apart.ts";
@@ -14,4 +15,4 @@ function reply(file: string): ConfigReply {
   }
 }
 
-parentPort?.postMessage(reply((workerData as { file: string }).file));
+process.stdout.write(v8.serialize(reply(process.argv[2] ?? "")).toString("base64"));
