@@ -37,11 +37,12 @@ export async function loadConfigFileApart(file: string): Promise<Config> {
   }
   const child = fileURLToPath(siblingModuleUrl("load-config-child", import.meta.url));
   const reply = await new Promise<ConfigReply>((resolve, reject) => {
-    // Node's own binary and flags (the bin's: the semi-space size), no inherited execArgv
-    // beyond them; the child reads the file it is given and writes one reply.
+    // Node's own binary without the service's node flags: a child that reads one file needs
+    // none of them, and some must not be repeated (--inspect's port, --cpu-prof's file, a
+    // --require'd hook); it reads the file it is given and writes one reply.
     execFile(
       process.execPath,
-      [...process.execArgv, child, file],
+      [child, file],
       { encoding: "buffer", maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (stdout.length > 0) {
