@@ -17,11 +17,15 @@
 // what the real benchmarks share: real-common.ts.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench conservation-real [--quick] [--reps N]
-//  or: npx tsx bench/conservation-real.ts [--json] [--quick] [--reps N]
+//  or: npx tsx bench/conservation-real.ts [--json] [--quick] [--reps N] [--scenarios step]
+// `--scenarios step` runs the step scenario alone (the default is every scenario) and prints,
+// per repetition, a's cycles from the step to the end of the run with the policy's `why`
+// (stepTrace, real-common.ts) on stderr and in the notes.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
+import type { CycleRecord } from "../src/core/model.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { cgroupProcs, pinCgroupMembers } from "../src/testbed/cgroups.ts";
@@ -45,21 +49,40 @@ import {
 } from "./conservation-run.ts";
 import { summariseConservation } from "./conservation-summary.ts";
 import { describeLlc, readLlc } from "./cpu-caches.ts";
-import type { Benchmark } from "./harness.ts";
-import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+import type { Benchmark, BenchResult } from "./harness.ts";
+import {
+  fmtStats,
+  isMain,
+  isolateSelf,
+  realBenchReps,
+  repeated,
+  runStandalone,
+  stats,
+} from "./harness.ts";
 import {
   COST_ROUNDS,
   epochNow,
+  fmtStepTrace,
   GROUP_CPU_SHARES,
   loadAvg,
   pin,
   RESERVE_CPU_MILLIS,
   rotate,
+  stepTrace,
 } from "./real-common.ts";
 import { SchedTrace } from "./sched-trace.ts";
 import { probeServer } from "./server-probe.ts";
 
 const TCP_CORES = 0.15;
+
+/** `--scenarios all|step` from argv: which scenarios to run (default all). */
+export function parseScenariosOption(argv: string[]): "all" | "step" {
+  const i = argv.indexOf("--scenarios");
+  if (i < 0) return "all";
+  const v = argv[i + 1];
+  if (v === "all" || v === "step") return v;
+  throw new Error(`--scenarios: "all" or "step", got ${JSON.stringify(v ?? null)}`);
+}
 
 /** CPU the isolation reference gives the hog, and the one it gives the network servers. */
 const ISOLATED_HOG_CPU = "0";
@@ -94,13 +117,15 @@ export const bench: Benchmark = {
   async run(ctx) {
     const reps = realBenchReps("conservation-real", ctx);
     const timing = timingFor(ctx.quick);
+    const stepOnly = parseScenariosOption(process.argv.slice(2)) === "step";
     const runMs = timing.warmupMs + timing.measureMs;
     const overloadRunMs = timing.warmupMs + timing.overloadMeasureMs;
-    const perRepMs =
-      CONSERVATION_POLICIES.length *
-        (2 * runMs + overloadRunMs + timing.warmupMs + timing.idleMeasureMs) +
-      6 * runMs + // the step and the references
-      overloadRunMs; // the overload's goal-cycles row
+    const perRepMs = stepOnly
+      ? runMs
+      : CONSERVATION_POLICIES.length *
+          (2 * runMs + overloadRunMs + timing.warmupMs + timing.idleMeasureMs) +
+        6 * runMs + // the step and the references
+        overloadRunMs; // the overload's goal-cycles row
     const totalMs = reps * perRepMs;
     const load0 = loadAvg();
     const started = Date.now();
@@ -115,6 +140,8 @@ export const bench: Benchmark = {
     });
     const outcomes: RunOutcome[] = [];
     const notes: string[] = [];
+    /** Per step run, a's cycles from the step to the end of the run (stepTrace). */
+    const stepTraces: string[] = [];
     let unisolate = () => {};
     const hostCpu = new HeldHostCpu(defaultRoots.procfs);
     let costNs = Number.NaN;
@@ -196,7 +223,30 @@ export const bench: Benchmark = {
         saveRuns(outcomes);
         return r;
       };
+      const runStep = async (rep: number) => {
+        const records: CycleRecord[] = [];
+        const o = await run({
+          scenario: "step",
+          policy: "weir",
+          rep,
+          specs: plain,
+          load: stepLoad,
+          measureMs: timing.measureMs,
+          hogStopped: false,
+          onRecord: (r) => records.push(r),
+        });
+        const at = o.reaction?.stepAtMs;
+        const head = `rep ${rep + 1}: a ${o.reaction ? `${Math.round(o.reaction.fromMillis)}m -> ${Math.round(o.reaction.toMillis)}m, reaction ${o.reaction.ms == null ? "not reached" : `${Math.round(o.reaction.ms)} ms`}` : "no reaction"}, a served ${Math.round((o.served.a ?? Number.NaN) * 1000) / 10} %, p99 ${Math.round((o.p99Ms.a ?? Number.NaN) * 10) / 10} ms, hog ${Math.round(o.hogCores * 100) / 100} cores, load ${loadAvg()}`;
+        // to the load's end (the step time is the load's start + stepAtMs)
+        const rows = at == null ? [] : stepTrace(records, "a", at, at - timing.stepAtMs + runMs);
+        stepTraces.push(`${head}: ${fmtStepTrace(rows)}`);
+        process.stderr.write(`\n${head}\n  ${fmtStepTrace(rows, { why: true, sep: "\n  " })}\n`);
+      };
       for (let rep = 0; rep < reps; rep++) {
+        if (stepOnly) {
+          await runStep(rep);
+          continue;
+        }
         const order = rotate(CONSERVATION_POLICIES, rep);
         const m = timing.measureMs;
         // The no-hog references: plain CFS, hog SIGSTOPped, same loads.
@@ -299,15 +349,7 @@ export const bench: Benchmark = {
             measureMs: timing.overloadMeasureMs,
             hogStopped: false,
           });
-        await run({
-          scenario: "step",
-          policy: "weir",
-          rep,
-          specs: plain,
-          load: stepLoad,
-          measureMs: m,
-          hogStopped: false,
-        });
+        await runStep(rep);
       }
       notes.push(
         `Probe (partition a's server alone, hog stopped, no manager; ${COST_ROUNDS} SHA-256 rounds per request): ${(costNs / 1e3).toFixed(0)} µs of CPU per request at 400 requests/s, and ${Math.round(saturationPps)} requests/s answered when offered ${Math.round((1.6 * 1e9) / costNs)}/s (its one-thread saturation rate, "one core" below); every load is sized from the saturation rate. conserve: a ${pps(CONSERVE_CORES.a)}, b ${pps(CONSERVE_CORES.b)}, c ${pps(CONSERVE_CORES.c)} packets/s (${CONSERVE_CORES.a + CONSERVE_CORES.b + CONSERVE_CORES.c} cores in all). tcp: ${TCP_CONNECTIONS} connections per partition, think ${thinkMs} ms (aimed at ${TCP_CORES} cores each). overload: offered a ${pps(OVERLOAD.a.offeredCores)} (importance 1, goal ${pps(OVERLOAD.a.goalCores)}), b ${pps(OVERLOAD.b.offeredCores)} (importance 3, goal ${pps(OVERLOAD.b.goalCores)}), c ${pps(OVERLOAD.c.offeredCores)} (importance 5, no goal) packets/s = ${OVERLOAD.a.offeredCores + OVERLOAD.b.offeredCores + OVERLOAD.c.offeredCores} cores against ${capacity / 1000} managed, the hog running. step (weir): a ${pps(0.05)} -> ${pps(0.5)} packets/s at ${timing.stepAtMs / 1000} s, b and c ${pps(0.1)}.`,
@@ -319,6 +361,11 @@ export const bench: Benchmark = {
       await testbedDown(tb.stateFile);
     }
     const load1 = loadAvg();
+    if (stepOnly)
+      return summariseStepOnly(outcomes, stepTraces, [
+        ...notes,
+        `Load average (1, 5, 15 min): ${load0} at the start, ${load1} at the end (2 CPUs, shared).`,
+      ]);
     return summariseConservation(outcomes, {
       reps,
       timing,
@@ -337,5 +384,54 @@ export const bench: Benchmark = {
     });
   },
 };
+
+/** `--scenarios step`: the reaction, a per-repetition table and each repetition's trace. */
+function summariseStepOnly(
+  outcomes: RunOutcome[],
+  traces: string[],
+  notes: string[],
+): Omit<BenchResult, "machine" | "date" | "command"> {
+  const ms = outcomes.map((o) => o.reaction?.ms ?? Number.NaN);
+  const reached = ms.filter((x) => Number.isFinite(x)).length;
+  const s = stats(ms);
+  return {
+    name: "conservation-real",
+    figures: [
+      {
+        name: `weir, step: load step -> 90 % of new entitlement applied (${reached} of ${outcomes.length} repetitions got there)`,
+        ...repeated(ms, 0),
+        unit: "ms",
+        target: "<= 300 ms",
+        meets: !!s && reached === outcomes.length && s.median <= 300,
+      },
+    ],
+    tables: [
+      {
+        title: "step, per repetition",
+        columns: [
+          "repetition",
+          "a before (m)",
+          "after (m)",
+          "reaction (ms)",
+          "a served %",
+          "a p99 ms",
+        ],
+        rows: outcomes.map((o) => [
+          o.rep + 1,
+          o.reaction ? Math.round(o.reaction.fromMillis) : "–",
+          o.reaction ? Math.round(o.reaction.toMillis) : "–",
+          o.reaction?.ms == null ? "not reached" : Math.round(o.reaction.ms),
+          Math.round((o.served.a ?? Number.NaN) * 1000) / 10,
+          Math.round((o.p99Ms.a ?? Number.NaN) * 10) / 10,
+        ]),
+      },
+    ],
+    notes: [
+      ...notes,
+      `Reaction per repetition: ${fmtStats(ms, 0)} ms (median [min–max]).`,
+      ...traces.map((t) => `a's cycles from the step to the end of the run, ${t}`),
+    ],
+  };
+}
 
 if (isMain(import.meta.url)) await runStandalone(bench);

@@ -124,13 +124,21 @@ describe("real-benchmark helpers", () => {
       usedMillis: 400,
       cpuDelayPercent: 13,
       offeredPps: 9000,
+      servedPps: 500,
+      servedPercent: 6,
+      droppedPps: 0,
+      throttledPercent: 0,
+      velocityPps: null,
       demandMillis: 480,
       cpuMillis: 480,
+      weight: 100,
       hostIdlePercent: 1,
+      why: "",
     });
     expect(rows[2]!.hostIdlePercent).toBeNull();
     expect(fmtStepTrace(rows.slice(0, 2))).toBe(
-      "-48 ms: offered 500/s, uses 50m, delay ? %, demand 60m, entitlement 60m, host idle 50 %; +52 ms: offered 9000/s, uses 400m, delay 13 %, demand 480m, entitlement 480m, host idle 1 %",
+      "-48 ms: offered 500/s, served 500/s (100 %), dropped 0/s, throttled 0 %, uses 50m, delay ? %, velocity ?/cpu-s, demand 60m, entitlement 60m, weight 100, host idle 50 %; +52 ms: offered 9000/s, served 500/s (6 %), dropped 0/s, throttled 0 %, uses 400m, delay 13 %, velocity ?/cpu-s, demand 480m, entitlement 480m, weight 100, host idle 1 %",
     );
+    expect(fmtStepTrace(rows.slice(1, 2), { why: true })).toContain('host idle 1 % — ""');
   });
 });

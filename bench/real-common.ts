@@ -165,10 +165,21 @@ export interface StepTraceRow {
   usedMillis: number;
   cpuDelayPercent: number | null;
   offeredPps: number;
+  /** Replies per second over the window, and served ÷ offered (null with nothing offered). */
+  servedPps: number;
+  servedPercent: number | null;
+  droppedPps: number;
+  throttledPercent: number;
+  /** The policy's (smoothed) packets per CPU-second this cycle, when it had one. */
+  velocityPps: number | null;
   demandMillis: number | null;
   cpuMillis: number | null;
+  /** The weight the directive stands for (1–10000). */
+  weight: number | null;
   /** The host's idle CPU over the cycle's window, when the record has it. */
   hostIdlePercent: number | null;
+  /** The decision's why. */
+  why: string | null;
 }
 
 /**
@@ -196,9 +207,22 @@ export function stepTrace(
           ? null
           : Math.round(p.throughput.cpuDelayFraction * 100),
       offeredPps: Math.round(p.throughput.offeredPacketsPerSec),
+      servedPps: Math.round(p.throughput.servedPacketsPerSec),
+      servedPercent:
+        p.throughput.offeredPacketsPerSec > 0
+          ? Math.round((p.throughput.servedPacketsPerSec / p.throughput.offeredPacketsPerSec) * 100)
+          : null,
+      droppedPps: Math.round(p.throughput.droppedPacketsPerSec),
+      throttledPercent: Math.round(p.throughput.throttledFraction * 100),
+      velocityPps:
+        p.decision?.velocityPacketsPerCpuSec == null
+          ? null
+          : Math.round(p.decision.velocityPacketsPerCpuSec),
       demandMillis: p.decision ? Math.round(p.decision.demandCpuMillis) : null,
       cpuMillis: p.directive?.cpuMillis ?? null,
+      weight: p.directive?.weight ?? null,
       hostIdlePercent: r.host ? Math.round(r.host.idleFraction * 100) : null,
+      why: p.decision?.why ?? null,
     };
     if (end < stepAtMs) rows.length = 0;
     rows.push(row);
@@ -206,11 +230,18 @@ export function stepTrace(
   return rows;
 }
 
-/** A step trace in one line for the notes. */
-export const fmtStepTrace = (rows: StepTraceRow[]): string =>
+/**
+ * A step trace in one line for the notes: per cycle what a was offered and served, its drops,
+ * throttling and CPU delay (the congestion signals), velocity, demand, entitlement and weight;
+ * with `why`, the decision's own words too (`sep` between cycles).
+ */
+export const fmtStepTrace = (
+  rows: StepTraceRow[],
+  opts: { why?: boolean; sep?: string } = {},
+): string =>
   rows
     .map(
       (r) =>
-        `${r.atMs >= 0 ? "+" : ""}${r.atMs} ms: offered ${r.offeredPps}/s, uses ${r.usedMillis}m, delay ${r.cpuDelayPercent ?? "?"} %, demand ${r.demandMillis ?? "?"}m, entitlement ${r.cpuMillis ?? "?"}m, host idle ${r.hostIdlePercent ?? "?"} %`,
+        `${r.atMs >= 0 ? "+" : ""}${r.atMs} ms: offered ${r.offeredPps}/s, served ${r.servedPps}/s (${r.servedPercent ?? "?"} %), dropped ${r.droppedPps}/s, throttled ${r.throttledPercent} %, uses ${r.usedMillis}m, delay ${r.cpuDelayPercent ?? "?"} %, velocity ${r.velocityPps ?? "?"}/cpu-s, demand ${r.demandMillis ?? "?"}m, entitlement ${r.cpuMillis ?? "?"}m, weight ${r.weight ?? "?"}, host idle ${r.hostIdlePercent ?? "?"} %${opts.why ? ` — "${r.why ?? ""}"` : ""}`,
     )
-    .join("; ");
+    .join(opts.sep ?? "; ");
