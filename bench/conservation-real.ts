@@ -236,7 +236,7 @@ export const bench: Benchmark = {
           onRecord: (r) => records.push(r),
         });
         const at = o.reaction?.stepAtMs;
-        const head = `rep ${rep + 1}: a ${o.reaction ? `${Math.round(o.reaction.fromMillis)}m -> ${Math.round(o.reaction.toMillis)}m, reaction ${o.reaction.ms == null ? "not reached" : `${Math.round(o.reaction.ms)} ms`}` : "no reaction"}, a served ${Math.round((o.served.a ?? Number.NaN) * 1000) / 10} %, p99 ${Math.round((o.p99Ms.a ?? Number.NaN) * 10) / 10} ms, hog ${Math.round(o.hogCores * 100) / 100} cores, load ${loadAvg()}`;
+        const head = `rep ${rep + 1}: a ${o.reaction ? `${Math.round(o.reaction.fromMillis)}m -> ${Math.round(o.reaction.toMillis)}m, reaction ${o.reaction.ms == null ? (o.reaction.toMillis - o.reaction.fromMillis < 50 ? "no rise to measure" : "not reached") : `${Math.round(o.reaction.ms)} ms`}` : "no reaction"}, a served ${Math.round((o.served.a ?? Number.NaN) * 1000) / 10} %, p99 ${Math.round((o.p99Ms.a ?? Number.NaN) * 10) / 10} ms, hog ${Math.round(o.hogCores * 100) / 100} cores, load ${loadAvg()}`;
         // to the load's end (the step time is the load's start + stepAtMs)
         const rows = at == null ? [] : stepTrace(records, "a", at, at - timing.stepAtMs + runMs);
         stepTraces.push(`${head}: ${fmtStepTrace(rows)}`);
@@ -420,7 +420,13 @@ function summariseStepOnly(
           o.rep + 1,
           o.reaction ? Math.round(o.reaction.fromMillis) : "–",
           o.reaction ? Math.round(o.reaction.toMillis) : "–",
-          o.reaction?.ms == null ? "not reached" : Math.round(o.reaction.ms),
+          !o.reaction
+            ? "–"
+            : o.reaction.ms != null
+              ? Math.round(o.reaction.ms)
+              : o.reaction.toMillis - o.reaction.fromMillis < 50
+                ? "no rise to measure"
+                : "not reached",
           Math.round((o.served.a ?? Number.NaN) * 1000) / 10,
           Math.round((o.p99Ms.a ?? Number.NaN) * 10) / 10,
         ]),

@@ -141,6 +141,38 @@ describe("assessNetworkDemand", () => {
     expect(a.demandCpuMillis).toBe(750); // 500m × 1.5
   });
 
+  it("does not probe a catch-up window: served more than its offer + headroom after a stall", () => {
+    // conservation-real's step on the real testbed: a offered 3,406 pps, velocity 5,249
+    // pkt/cpu-s, entitled to 727m with a demand of 651m after a stalled window; the next window
+    // drains the backlog: 5,280 pps served (155 % of the offer) on 959m, 261 drops/s
+    const tp = throughput("a", {
+      offeredPacketsPerSec: 3406,
+      servedPacketsPerSec: 5280,
+      droppedPacketsPerSec: 261,
+      cpuCores: 0.959,
+    });
+    const a = assessNetworkDemand(tp, 5249, 727, 651, undefined, knobs);
+    expect(a.dropping).toBe(true); // 959m ≥ half of 727m: the drops count as congestion
+    expect(a.kind).toBe("traffic");
+    // 3406 ÷ 5249 = 648.89m × 1.2 = 778.66m, below max(727m, 959m): before, a probe ×1.5 → 1,438.5m
+    expect(a.trafficNeedCpuMillis).toBeCloseTo(778.6626, 3);
+    expect(a.probeFromCpuMillis).toBe(959);
+    // its traffic's need, smoothed from the last demand: 651 + 0.7 × (778.66 − 651) = 740.36m
+    expect(a.demandCpuMillis).toBeCloseTo(740.3638, 3);
+    expect(a.rising).toBe(false);
+    // served only up to its offer × 1.2 (4,087.2 pps): no backlog drained, the probe stands
+    const b = assessNetworkDemand(
+      { ...tp, servedPacketsPerSec: 4087 },
+      5249,
+      727,
+      651,
+      undefined,
+      knobs,
+    );
+    expect(b.kind).toBe("probe");
+    expect(b.demandCpuMillis).toBeCloseTo(1438.5, 9); // 959m × 1.5
+  });
+
   it("never probes below the previous demand (a partition short because capacity ran out)", () => {
     const tp = throughput("p", {
       offeredPacketsPerSec: 500,

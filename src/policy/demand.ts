@@ -622,6 +622,28 @@ export function assessDemandRows(
       // A rise of more than the headroom is a step confirmed by congestion: a next, uncongested
       // window that uses more still finishes it at once (not at smoothingDown, as noise).
       rising = hasPrevDemand && smoothed > prevDemandCpuMillis * headroom;
+    } else if (offeredKnown && offered > 0 && served > offered * headroom) {
+      // Congested and its traffic would fit, but the window is a catch-up: it served more than
+      // its offer × (1 + headroom), so it drained a backlog left by a stall (a window in which
+      // other work held its CPU). Its congestion (the stall's drops or waits) belongs to the
+      // stall and its use counts the backlog's packets; the CPU it had covered its own traffic
+      // and more, so the traffic's estimate is not wrong and there is nothing to probe for. It
+      // needs what its traffic costs, smoothed from its last demand (not from its use, which
+      // the backlog inflated). Measured on the real testbed (conservation-real's step, a
+      // offered 3,406 packets/s, 779m by its velocity): after a stall at 30 % served, a window
+      // served 155 % of its offer on 959m with 261 drops/s, and the probe this replaces took a
+      // from 727m to 1,131m, from where it fell back at 10 % a cycle — in a step's last 1.5 s
+      // that raised the level the reaction is timed to. The threshold is the headroom: a
+      // closed-loop server (clients send only as fast as it replies) cannot serve that much
+      // more than its offer, nor can an open-loop one whose counters merely straddle a window
+      // edge (± 6 % there).
+      kind = TRAFFIC;
+      raw = trafficNeed;
+      smoothed =
+        hasPrevDemand && Number.isFinite(prevDemandCpuMillis)
+          ? prevDemandCpuMillis +
+            (raw > prevDemandCpuMillis ? up : down) * (raw - prevDemandCpuMillis)
+          : raw;
     } else {
       // Congested, yet the offered load would fit in what it has (or is unknown): the estimate
       // is wrong, so probe upward. A probe is a deliberate step and is not smoothed again.

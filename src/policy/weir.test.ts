@@ -880,6 +880,55 @@ describe("weights first (work-conserving expression)", () => {
     });
   });
 
+  it("does not probe a catch-up window after a stall: the traffic's need, no weight written (was ×1.5 to 1,440m)", () => {
+    // conservation-real's step on the real testbed, simplified: a offered 3,400 pps, served in
+    // full on 600m; one window stalls (other work held its CPU), the next drains the backlog
+    const k = knobs(1700);
+    const specs = [
+      spec("a", { maxCpuMillis: 1700 }),
+      spec("hog", { kind: "batch", importance: 5, maxCpuMillis: 1700 }),
+    ];
+    const a = (served: number, cpuCores: number, dropped: number, delay: number) =>
+      throughput("a", {
+        offeredPacketsPerSec: 3400,
+        servedPacketsPerSec: served,
+        droppedPacketsPerSec: dropped,
+        cpuCores,
+        rawVelocityPacketsPerCpuSec: served / cpuCores,
+        cpuDelayFraction: delay,
+      });
+    const hog = throughput("hog", { cpuCores: 1 });
+    let state = weirPolicy.initialState();
+    const outs = [
+      a(3400, 0.6, 0, 0.1),
+      a(3400, 0.6, 0, 0.1),
+      a(1000, 0.3, 0, 0.7), // the stall: 29 % served, waiting 70 %, using under 90 % of 720m
+      a(5300, 0.96, 260, 0.05), // the catch-up: 156 % of its offer, 260 drops/s
+    ].map((t) => {
+      const out = step(k, specs, [t, hog], state);
+      state = out.state;
+      return out;
+    });
+    // 600m × 1.2 = 720m (weight 720 ÷ 1,700 × 10,000 = 4,235)
+    expect(outs[1]!.dir.a).toMatchObject({ cpuMillis: 720, weight: 4235 });
+    // the stall is not congestion (300m < 0.9 × 720m): use + headroom 360m, smoothed down
+    // 720 + 0.2 × (360 − 720) = 648m
+    expect(outs[2]!.d.a!.detail.assessment!.kind).toBe("use");
+    expect(outs[2]!.d.a!.detail.assessment!.demandCpuMillis).toBeCloseTo(648, 9);
+    const c = outs[3]!.d.a!;
+    // dropping with 960m used ≥ half of 648m: congested; its traffic would fit in 960m
+    expect(c.detail.assessment).toMatchObject({ kind: "traffic", dropping: true });
+    // velocity 5,666.7 → 4,966.7 (stall, raw 3,333.3) → 4,966.7 + 0.3 × (5,520.8 − 4,966.7) =
+    // 5,132.9; need 3,400 ÷ 5,132.9 × 1,000 × 1.2 = 794.87m; from the last demand 648m:
+    // 648 + 0.7 × (794.87 − 648) = 750.81m — the probe gave 960m × 1.5 = 1,440m
+    expect(c.velocityPacketsPerCpuSec).toBeCloseTo(5132.9167, 3);
+    expect(c.detail.assessment!.demandCpuMillis).toBeCloseTo(750.8085, 3);
+    expect(outs[3]!.dir.a).toMatchObject({ cpuMillis: 751, weight: 4235 });
+    expect(outs[3]!.d.a!.why).toBe(
+      "dropping 260 pps, but it served 156 % of its offer on 960m: a catch-up after a stall, not a wrong estimate, so no probe; offered 3,400 pps at 5,133 pkt/cpu-s needs 795m (+20 % headroom); smoothed to 751m; granted 751m; weight stays 4,235: 4,418 (its share of 1,700m) is inside the weight dead-band, so it may use any idle CPU; no cap",
+    );
+  });
+
   it("caps batch at its entitlement after 3 congested cycles and releases it after 10 calm ones", () => {
     // leftover idle: web's entitlement is its demand; it uses all of it, so its CPU delay counts
     // (a partition using less than 90 % of its entitlement is not short of share)

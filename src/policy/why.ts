@@ -62,6 +62,15 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
           parts.push(
             `uses ${millis(a.usedCpuMillis)} and is ${calm}, so needs ${millis(a.useNeedCpuMillis)} (+${h} headroom)`,
           );
+      } else if (
+        a.kind === "traffic" &&
+        trafficNeed !== null &&
+        trafficNeed <= a.probeFromCpuMillis
+      ) {
+        // the rule's catch-up window (demand.ts): traffic credited where a probe would have been
+        parts.push(
+          `${congestionText(tp, a)}, but it served ${pct(tp.servedPacketsPerSec / Math.max(1, tp.offeredPacketsPerSec))} of its offer on ${millis(a.usedCpuMillis)}: a catch-up after a stall, not a wrong estimate, so no probe; ${offeredAt} needs ${millis(trafficNeed)} (+${h} headroom)`,
+        );
       } else if (a.kind === "traffic") {
         parts.push(
           `${offeredAt} needs ${millis(trafficNeed ?? 0)} (+${h} headroom); ${congestionText(tp, a)} confirms`,
