@@ -236,9 +236,22 @@ export const bench: Benchmark = {
           onRecord: (r) => records.push(r),
         });
         const at = o.reaction?.stepAtMs;
-        const head = `rep ${rep + 1}: a ${o.reaction ? `${Math.round(o.reaction.fromMillis)}m -> ${Math.round(o.reaction.toMillis)}m, reaction ${o.reaction.ms == null ? (o.reaction.toMillis - o.reaction.fromMillis < 50 ? "no rise to measure" : "not reached") : `${Math.round(o.reaction.ms)} ms`}` : "no reaction"}, a served ${Math.round((o.served.a ?? Number.NaN) * 1000) / 10} %, p99 ${Math.round((o.p99Ms.a ?? Number.NaN) * 10) / 10} ms, hog ${Math.round(o.hogCores * 100) / 100} cores, load ${loadAvg()}`;
         // to the load's end (the step time is the load's start + stepAtMs)
         const rows = at == null ? [] : stepTrace(records, "a", at, at - timing.stepAtMs + runMs);
+        // a's cost per packet early after the step against the last 1.5 s (the level the
+        // reaction is timed to): a drift there moves that level with no change of load
+        const settledFrom = runMs - timing.stepAtMs - 1500;
+        const vel = (from: number, to: number) =>
+          stats(
+            rows
+              .filter((r) => r.atMs >= from && r.atMs < to && r.velocityPps != null)
+              .map((r) => r.velocityPps!),
+          )?.median ?? Number.NaN;
+        const early = vel(300, 1500);
+        const late = vel(settledFrom, Number.POSITIVE_INFINITY);
+        const probes = rows.filter((r) => r.atMs > 0 && r.why?.includes("probing")).length;
+        const drift = `velocity ${Math.round(early)} pkt/cpu-s at +0.3–1.5 s, ${Math.round(late)} in the last 1.5 s (× ${(late / early).toFixed(2)}), ${probes} probe${probes === 1 ? "" : "s"} after the step`;
+        const head = `rep ${rep + 1}: a ${o.reaction ? `${Math.round(o.reaction.fromMillis)}m -> ${Math.round(o.reaction.toMillis)}m, reaction ${o.reaction.ms == null ? (o.reaction.toMillis - o.reaction.fromMillis < 50 ? "no rise to measure" : "not reached") : `${Math.round(o.reaction.ms)} ms`}` : "no reaction"}, a served ${Math.round((o.served.a ?? Number.NaN) * 1000) / 10} %, p99 ${Math.round((o.p99Ms.a ?? Number.NaN) * 10) / 10} ms, hog ${Math.round(o.hogCores * 100) / 100} cores, ${drift}, load ${loadAvg()}`;
         stepTraces.push(`${head}: ${fmtStepTrace(rows)}`);
         process.stderr.write(`\n${head}\n  ${fmtStepTrace(rows, { why: true, sep: "\n  " })}\n`);
       };
