@@ -331,25 +331,17 @@ function step(
   const u = (k: number): Uint8Array => new Uint8Array(arena, f64s * n * 8 + k * n, n);
   const goalMargin = byCycles ? f(6) : NO_GOAL_MARGIN;
   const buf = sc.fit(n, 8, 10);
-  const [
-    target,
-    prevNeed,
-    post0,
-    post1,
-    effectiveMin,
-    leftover,
-    weightFloor,
-    ruleDemand,
-  ] = buf.f64 as [
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-  ];
+  const [target, prevNeed, post0, post1, effectiveMin, leftover, weightFloor, ruleDemand] =
+    buf.f64 as [
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+    ];
   const [
     mode,
     eligible,
