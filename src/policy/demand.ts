@@ -323,6 +323,7 @@ function oneRow(): OneRow {
       prevFlags: new Uint8Array(1),
       prevGoalMargin: new Float64Array(1),
       minProbeStepCpuMillis: 0,
+      fromPrevious: null, // the same shape as the step's inputs: one map at the rule's reads
     },
     out: demandColumns(1, true),
   };
