@@ -2,13 +2,20 @@
 // README.md, "How weir decides": demand from traffic, confirmation).
 import { describe, expect, it } from "vitest";
 import {
+  assessDemandRows,
   assessNetworkDemand,
+  type DemandInputs,
+  demandColumns,
   goalFloorCpuMillis,
   performanceIndex,
   smoothDemand,
   smoothVelocity,
+  smoothVelocityOrNaN,
 } from "./demand.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
+import { goalBase } from "./rules.ts";
+import { FLAG_RISING } from "./state.ts";
+import { setThroughput, throughputColumns } from "./table.ts";
 import { throughput } from "./test-fixtures.ts";
 
 const knobs = defaultPolicyKnobs(2000); // headroom 0.2, probe 1.5, up 0.7, down 0.2, throttled ≥ 0.05
@@ -354,5 +361,109 @@ describe("performanceIndex", () => {
       assessNetworkDemand(tp(0.25), 5000, 360, 360, undefined, knobs, 0, undefined, 360, true)
         .demandCpuMillis,
     ).toBeCloseTo(348, 9);
+  });
+});
+
+describe("assessDemandRows making its own inputs (fromPrevious)", () => {
+  // The step lets the rule smooth each row's velocity and compute a goal row's base itself; it
+  // must give what the rule gives on the same values made beforehand, bit for bit.
+  it("gives the same columns as the inputs made in a pass before it", () => {
+    let seed = 12345;
+    const rnd = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    const n = 400;
+    const capacity = 8000;
+    const divisors = new Float64Array([1, 1, 2, 3, 4, 5]);
+    const importance = new Uint8Array(n);
+    const prevVelocity = new Float64Array(n);
+    const prevWeight = new Float64Array(n);
+    const prevCpu = new Float64Array(n);
+    const prevDemand = new Float64Array(n);
+    const goals = new Float64Array(n);
+    const prevFlags = new Uint8Array(n);
+    const prevMargin = new Float64Array(n);
+    const cols = throughputColumns(n);
+    for (let i = 0; i < n; i++) {
+      importance[i] = 1 + Math.floor(rnd() * 5);
+      prevVelocity[i] = rnd() < 0.2 ? Number.NaN : 2000 + rnd() * 3000;
+      prevWeight[i] = rnd() < 0.2 ? Number.NaN : 1 + Math.floor(rnd() * 9999);
+      prevCpu[i] = rnd() < 0.1 ? Number.NaN : rnd() * 2000;
+      prevDemand[i] = rnd() < 0.1 ? Number.NaN : rnd() * 2000;
+      goals[i] = rnd() < 0.5 ? 500 + rnd() * 5000 : Number.NaN;
+      prevFlags[i] = rnd() < 0.3 ? FLAG_RISING : 0;
+      prevMargin[i] = rnd() < 0.5 ? Number.NaN : rnd() * 0.2;
+      if (rnd() < 0.1) continue; // no window this cycle
+      const offered = rnd() < 0.1 ? 0 : rnd() * 4000;
+      const served = offered * (rnd() < 0.3 ? rnd() : 1);
+      setThroughput(
+        cols,
+        i,
+        throughput(`p${i}`, {
+          offeredPacketsPerSec: offered,
+          servedPacketsPerSec: served,
+          droppedPacketsPerSec: rnd() < 0.1 ? offered - served : 0,
+          cpuCores: rnd() * 1.5,
+          throttledFraction: rnd() < 0.3 ? rnd() : 0,
+          cpuDelayFraction: rnd() < 0.3 ? rnd() : 0,
+          rawVelocityPacketsPerCpuSec: rnd() < 0.1 ? null : 2000 + rnd() * 3000,
+        }),
+      );
+    }
+    const order = Int32Array.from({ length: n }, (_, k) => (k * 7) % n); // 7 and 400 coprime
+    for (const goalCycleFraction of [0, 0.9]) {
+      const k = { ...defaultPolicyKnobs(capacity), goalCycleFraction };
+      const inputs = (velocity: Float64Array, bases: Float64Array): DemandInputs => ({
+        velocity,
+        prevCpuMillis: prevCpu,
+        prevDemandCpuMillis: prevDemand,
+        goalPacketsPerSec: goals,
+        goalBaseCpuMillis: bases,
+        prevFlags,
+        prevGoalMargin: prevMargin,
+        minProbeStepCpuMillis: 21,
+      });
+      const madeVelocity = new Float64Array(n);
+      const madeBases = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        madeVelocity[i] = smoothVelocityOrNaN(
+          prevVelocity[i]!,
+          cols.has[i] === 1 ? cols.rawVelocityPacketsPerCpuSec[i]! : Number.NaN,
+          k.velocitySmoothing,
+        );
+        madeBases[i] =
+          goalBase(prevWeight[i]!, prevCpu[i]!, capacity, divisors[importance[i]!]!) ?? Number.NaN;
+      }
+      const before = demandColumns(n, true);
+      assessDemandRows(cols, n, inputs(madeVelocity, madeBases), k, before, order);
+      const velocity = new Float64Array(n).fill(-1); // overwritten in every row
+      const within = demandColumns(n, true);
+      assessDemandRows(
+        cols,
+        n,
+        {
+          ...inputs(velocity, new Float64Array(0)),
+          fromPrevious: {
+            prevVelocity,
+            prevWeight,
+            importance,
+            weightDivisors: divisors,
+            capacityCpuMillis: capacity,
+            velocitySmoothing: k.velocitySmoothing,
+          },
+        },
+        k,
+        within,
+        order,
+      );
+      expect(Array.from(velocity)).toEqual(Array.from(madeVelocity));
+      expect(within).toEqual(before);
+      // the rows are varied enough to mean something: goal rows with a base, every kind
+      expect(new Set(before.kind).size).toBe(4);
+      expect(Array.from(madeBases).filter((b, i) => b > 0 && goals[i]! > 0).length).toBeGreaterThan(
+        50,
+      );
+    }
   });
 });

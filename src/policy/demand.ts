@@ -6,7 +6,7 @@
 // between null (the object form) and NaN (the step's arrays) lives in one file.
 import type { Throughput } from "../core/model.ts";
 import { MILLIS_PER_CPU } from "../core/units.ts";
-import { goalWeightBandFraction } from "./rules.ts";
+import { goalBase, goalWeightBandFraction } from "./rules.ts";
 import { FLAG_RISING } from "./state.ts";
 import { setThroughput, type ThroughputColumns, throughputColumns } from "./table.ts";
 import type { PolicyKnobs } from "./types.ts";
@@ -323,6 +323,7 @@ function oneRow(): OneRow {
       prevFlags: new Uint8Array(1),
       prevGoalMargin: new Float64Array(1),
       minProbeStepCpuMillis: 0,
+      fromPrevious: null, // the same shape as the step's inputs: one map at the rule's reads
     },
     out: demandColumns(1, true),
   };
@@ -412,6 +413,25 @@ export interface DemandInputs {
   /** Last cycle's learnt goal margin (goalMarginFraction; 0 or NaN = none yet). */
   prevGoalMargin: Float64Array;
   minProbeStepCpuMillis: number;
+  /**
+   * When given, the rule makes `velocity` and `goalBaseCpuMillis` itself, row by row, instead of
+   * reading them: it writes each row's smoothed velocity into `velocity` (smoothVelocityOrNaN
+   * of last cycle's and the window's raw one) and computes the goal base of a row with a goal
+   * (rules.ts goalBase; `goalBaseCpuMillis` is then not read). The same values as making them
+   * in a pass of their own before the rule: the step's one pass fewer.
+   */
+  fromPrevious?: DemandInputSources | null;
+}
+
+/** What the rule makes its velocity and goal base from (DemandInputs.fromPrevious). */
+export interface DemandInputSources {
+  prevVelocity: Float64Array;
+  prevWeight: Float64Array;
+  importance: Uint8Array;
+  /** Per importance (PartitionTable.weightDivisors). */
+  weightDivisors: Float64Array;
+  capacityCpuMillis: number;
+  velocitySmoothing: number;
 }
 
 /**
@@ -466,6 +486,7 @@ const ROW_ZERO = new Int32Array(1);
 
 /** What assessDemandRows writes nothing to (a step keeps no `detail`). */
 const NO_COLUMN = new Float64Array(0);
+const NO_BYTES = new Uint8Array(0);
 
 /**
  * The demand rule (assessNetworkDemand) on rows 0 … n − 1 of a cycle's columns, in one loop,
@@ -501,6 +522,16 @@ export function assessDemandRows(
   const prevMargins = x.prevGoalMargin;
   const marginsOut = out.goalMargin;
   const minProbeStep = x.minProbeStepCpuMillis;
+  const from = x.fromPrevious ?? null;
+  const making = from !== null;
+  const prevVelocities = from?.prevVelocity ?? NO_COLUMN;
+  const prevWeights = from?.prevWeight ?? NO_COLUMN;
+  const importances = from?.importance ?? NO_BYTES;
+  const divisors = from?.weightDivisors ?? NO_COLUMN;
+  const capacity = from?.capacityCpuMillis ?? 0;
+  const alpha = from?.velocitySmoothing ?? 0;
+  const hasCol = c.has;
+  const rawVelocityCol = c.rawVelocityPacketsPerCpuSec;
   const kinds = out.kind;
   const bitsOut = out.bits;
   const useNeeds = out.useNeedCpuMillis;
@@ -548,7 +579,15 @@ export function assessDemandRows(
   const IDLE = DemandKindCode.idle;
   for (let k = 0; k < n; k++) {
     const i = order[k]!;
-    const velocity = velocities[i]!;
+    let velocity: number;
+    if (making) {
+      velocity = smoothVelocityOrNaN(
+        prevVelocities[i]!,
+        hasCol[i] === 1 ? rawVelocityCol[i]! : Number.NaN,
+        alpha,
+      );
+      velocities[i] = velocity;
+    } else velocity = velocities[i]!;
     const prevCpuMillis = prevCpus[i]!;
     const hasPrev = !Number.isNaN(prevCpuMillis);
     const prevDemandCpuMillis = prevDemands[i]!;
@@ -674,7 +713,10 @@ export function assessDemandRows(
     let goalFloor = Number.NaN;
     if (goal > 0) {
       const pi = goal / Math.max(1, served); // performanceIndexOrNaN
-      const base = bases[i]!;
+      const base = making
+        ? (goalBase(prevWeights[i]!, prevCpuMillis, capacity, divisors[importances[i]!]!) ??
+          Number.NaN)
+        : bases[i]!;
       // A partition missing its goal needs less evidence that CPU would help: waiting half as
       // much as the congestion threshold (a saturated closed-loop server beside another on one
       // CPU waited 41 % at PI 1.35 on the real testbed), or traffic at least the goal.

@@ -32,7 +32,6 @@ import {
   type DemandInputs,
   DemandKindCode,
   performanceIndexOrNaN,
-  smoothVelocityOrNaN,
 } from "./demand.ts";
 import { donorCaps, markDonorCapsReached, wantsCpuFrom } from "./donor-cap.ts";
 import {
@@ -55,7 +54,6 @@ import {
 import {
   clamp,
   demandTarget,
-  goalBase,
   minProbeStep,
   protectedNeed,
   Source,
@@ -224,6 +222,8 @@ export function rowsByClass(t: PartitionTable, blockRows = CLASS_BLOCK_ROWS): In
 
 /** The goal-margin column of a step without goals by cycles: empty (read as none, never written). */
 const NO_GOAL_MARGIN = new Float64Array(0);
+/** An input column the rule is told not to read. */
+const NOT_READ = new Float64Array(0);
 
 /** weir's columnar output: every row has a directive and a decision. */
 interface WeirTableOutput extends TableOutput {
@@ -330,28 +330,18 @@ function step(
   const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
   const u = (k: number): Uint8Array => new Uint8Array(arena, f64s * n * 8 + k * n, n);
   const goalMargin = byCycles ? f(6) : NO_GOAL_MARGIN;
-  const buf = sc.fit(n, 9, 10);
-  const [
-    target,
-    prevNeed,
-    post0,
-    post1,
-    effectiveMin,
-    leftover,
-    weightFloor,
-    ruleDemand,
-    goalBases,
-  ] = buf.f64 as [
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-    Float64Array,
-  ];
+  const buf = sc.fit(n, 8, 10);
+  const [target, prevNeed, post0, post1, effectiveMin, leftover, weightFloor, ruleDemand] =
+    buf.f64 as [
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+      Float64Array,
+    ];
   const [
     mode,
     eligible,
@@ -416,10 +406,18 @@ function step(
       prevCpuMillis: prev.cpuMillis,
       prevDemandCpuMillis: prev.demand,
       goalPacketsPerSec: t.goalPacketsPerSec,
-      goalBaseCpuMillis: goalBases,
+      goalBaseCpuMillis: NOT_READ, // the rule computes each goal row's (fromPrevious)
       prevFlags: prev.flags,
       prevGoalMargin: prev.goalMargin,
       minProbeStepCpuMillis: minProbeStep(deadband),
+      fromPrevious: {
+        prevVelocity: prev.velocity,
+        prevWeight: prev.weight,
+        importance: t.importance,
+        weightDivisors: t.weightDivisors,
+        capacityCpuMillis: capacity,
+        velocitySmoothing: knobs.velocitySmoothing,
+      },
     },
     rule: {
       kind: ruleKind,
@@ -434,7 +432,6 @@ function step(
   // pass that turns its columns into the allocation's inputs.
   // The rule, the pass that reads it and the weights' walk visit the rows by class (rowsByClass).
   const order = sc.rowsByClass(t);
-  demandInputs(s);
   assessDemandRows(cols, n, s.ruleInputs, knobs, s.rule, order);
   // Receivers first needs the level yielded to, which only the whole pass finds: the pass
   // applies last step's, and runs again with this step's when that was not it.
@@ -581,33 +578,6 @@ function step(
       batch,
     ),
   };
-}
-
-/**
- * Each row's smoothed velocity and its goal controller's base (rules.ts goalBase), the demand
- * rule's inputs besides last cycle's arrays.
- */
-function demandInputs(s: StepArrays): void {
-  const { knobs, t, cols, capacity, velocity } = s;
-  const bases = s.ruleInputs.goalBaseCpuMillis;
-  const prevCpu = s.prev.cpuMillis;
-  const prevVelocity = s.prev.velocity;
-  const prevWeight = s.prev.weight;
-  const importance = t.importance;
-  const divisors = t.weightDivisors;
-  const has = cols.has;
-  const rawVelocity = cols.rawVelocityPacketsPerCpuSec;
-  const alpha = knobs.velocitySmoothing;
-  const n = t.size;
-  for (let i = 0; i < n; i++) {
-    velocity[i] = smoothVelocityOrNaN(
-      prevVelocity[i]!,
-      has[i] === 1 ? rawVelocity[i]! : Number.NaN,
-      alpha,
-    );
-    bases[i] =
-      goalBase(prevWeight[i]!, prevCpu[i]!, capacity, divisors[importance[i]!]!) ?? Number.NaN;
-  }
 }
 
 /**
