@@ -25,7 +25,7 @@ import {
   yieldingDemand,
 } from "./rules.ts";
 import { FLAG_RISING } from "./state.ts";
-import { type PartitionTable, type ThroughputColumns, throughputAt } from "./table.ts";
+import { divisorsFor, type PartitionTable, type ThroughputColumns, throughputAt } from "./table.ts";
 import type { DecisionTable, PolicyKnobs } from "./types.ts";
 import { explain } from "./why.ts";
 
@@ -252,7 +252,7 @@ export class WeirDecision implements Decision {
     const min = t.minCpuMillis[i]!;
     const max = t.maxCpuMillis[i]!;
     const importance = t.importance[i]!;
-    const divisor = t.weightDivisors[importance]!;
+    const divisor = divisorsFor(t, r.context.knobs)[importance]!;
     const tp = this.throughput;
     let assessment: DemandAssessment | null = null;
     if (source === Source.network && tp !== null) {

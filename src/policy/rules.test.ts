@@ -1,13 +1,16 @@
 import { describe, expect, it } from "vitest";
 import {
+  GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO,
   goalBase,
   IMPORTANCE_WEIGHT_RATIO,
+  importanceWeightRatio,
   mayCapAtEntitlement,
   roundHalfUp,
   weightDivisors,
   weightForAllocation,
   withQuotaFloor,
 } from "./rules.ts";
+import { divisorsFor, partitionTable } from "./table.ts";
 import { seeded, spec } from "./test-fixtures.ts";
 
 /** The double next to x (x > 0) by its bits: one step down (-1) or up (1). */
@@ -69,6 +72,22 @@ describe("importance in the weights", () => {
     // one level only: nobody is divided
     const one = weightDivisors([spec("x", { importance: 3 }), spec("y", { importance: 3 })]);
     expect(one[3]).toBe(1);
+  });
+
+  it("quarters the weight per level when goals are met by cycles", () => {
+    expect(GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO).toBe(4);
+    expect(importanceWeightRatio({ goalCycleFraction: 0 })).toBe(2);
+    expect(importanceWeightRatio({ goalCycleFraction: 0.99 })).toBe(4);
+    const specs = [
+      spec("a", { importance: 1 }),
+      spec("b", { importance: 3 }),
+      spec("c", { importance: 5 }),
+    ];
+    const d = weightDivisors(specs, new Float64Array(6), GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO);
+    expect([d[1], d[3], d[5]]).toEqual([1, 4, 16]);
+    const t = partitionTable(specs);
+    expect([...divisorsFor(t, { goalCycleFraction: 0 })].slice(1)).toEqual([1, 2, 2, 4, 4]);
+    expect([...divisorsFor(t, { goalCycleFraction: 0.99 })].slice(1)).toEqual([1, 4, 4, 16, 16]);
   });
 
   it("protects an importance-1 entitlement on a CPU it shares with an importance-5 one", () => {

@@ -5,7 +5,13 @@
 // `throughputColumnsOf`). Object views (a Throughput, a Directive, a Decision) are built only
 // for the readers that want one (the API, a log line, the `why`). Pure.
 import type { PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
-import { importanceOf, maxOf, minOf, weightDivisors } from "./rules.ts";
+import {
+  GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO,
+  importanceOf,
+  maxOf,
+  minOf,
+  weightDivisors,
+} from "./rules.ts";
 
 /** The partitions one step allocates, as columns aligned with `specs`. Read-only once built. */
 export interface PartitionTable {
@@ -27,7 +33,15 @@ export interface PartitionTable {
   readonly goalPacketsPerSec: Float64Array;
   /** Weight divisor by importance (index 1..5: rules.ts weightDivisors of these specs). */
   readonly weightDivisors: Float64Array;
+  /** The same when goals are met by cycles (GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO; divisorsFor). */
+  readonly weightDivisorsByCycles: Float64Array;
 }
+
+/** The weight divisors in force under these knobs (goals by cycles: the larger ratio). */
+export const divisorsFor = (
+  t: Pick<PartitionTable, "weightDivisors" | "weightDivisorsByCycles">,
+  knobs: { goalCycleFraction: number },
+): Float64Array => (knobs.goalCycleFraction > 0 ? t.weightDivisorsByCycles : t.weightDivisors);
 
 /** The columns of `specs` (O(N); build it when the spec list changes, not every cycle). */
 export function partitionTable(specs: readonly PartitionSpec[]): PartitionTable {
@@ -46,6 +60,11 @@ export function partitionTable(specs: readonly PartitionSpec[]): PartitionTable 
     batch: u.subarray(n, 2 * n),
     capped: u.subarray(2 * n, 3 * n),
     weightDivisors: weightDivisors(specs),
+    weightDivisorsByCycles: weightDivisors(
+      specs,
+      new Float64Array(6),
+      GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO,
+    ),
   };
   for (let i = 0; i < n; i++) {
     const s = specs[i]!;

@@ -691,6 +691,22 @@ describe("edge cases", () => {
     );
   });
 
+  it("with goals by cycles, weighs each importance level 4× the one below, not 2×", () => {
+    const specs = [
+      spec("a", { minCpuMillis: 200, importance: 1 }),
+      spec("b", { minCpuMillis: 400, importance: 2 }),
+    ];
+    const plain = step(knobs(500, { leftover: "share" }), specs, []);
+    const byCycles = step(knobs(500, { leftover: "share", goalCycleFraction: 0.99 }), specs, []);
+    // the same entitlements (200m, 300m); b's weight is its share of 500m ÷ 2, or ÷ 4 by cycles
+    expect([byCycles.d.a!.cpuMillis, byCycles.d.b!.cpuMillis]).toEqual([200, 300]);
+    expect([plain.dir.a!.weight, plain.dir.b!.weight]).toEqual([4000, 3000]);
+    expect([byCycles.dir.a!.weight, byCycles.dir.b!.weight]).toEqual([4000, 1500]);
+    expect(byCycles.d.b!.why).toContain(
+      "weight 1,500 (its share of 500m ÷ 4: 1 more important level present, each weighing 4× the one below)",
+    );
+  });
+
   it("applies a lowered max to a partition that stopped reporting at once", () => {
     // the manager lowers a stale partition's max to its min. The shrink limit protects only
     // what it needed within the new bounds (min(640, 600 → max 100) × 0.9 = 90), so it drops at once

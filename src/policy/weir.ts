@@ -61,6 +61,7 @@ import {
 } from "./rules.ts";
 import { FLAG_MISSED_GOAL, FLAG_RISING, type Previous, packedState, previousOf } from "./state.ts";
 import {
+  divisorsFor,
   type PartitionTable,
   partitionTable,
   type ThroughputColumns,
@@ -414,7 +415,7 @@ function step(
         prevVelocity: prev.velocity,
         prevWeight: prev.weight,
         importance: t.importance,
-        weightDivisors: t.weightDivisors,
+        weightDivisors: divisorsFor(t, knobs),
         capacityCpuMillis: capacity,
         velocitySmoothing: knobs.velocitySmoothing,
       },
@@ -807,7 +808,7 @@ function expressAll(
   const { marks, overGoal, dcCapped } = s;
   const prevWeight = s.prev.weight;
   const hi = t.maxCpuMillis;
-  const divisors = t.weightDivisors;
+  const divisors = divisorsFor(t, s.knobs);
   const importance = t.importance;
   const batch = t.batch;
   const capped = t.capped;

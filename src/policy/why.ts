@@ -10,7 +10,7 @@ import {
   goalMinStepFraction,
 } from "./demand.ts";
 import { donorCapCpuMillis } from "./donor-cap.ts";
-import { clamp, IMPORTANCE_WEIGHT_RATIO, weightForAllocation } from "./rules.ts";
+import { clamp, importanceWeightRatio, weightForAllocation } from "./rules.ts";
 
 /** 12345.6 → "12,346" (en-US grouping without Intl: a sentence has up to a dozen numbers). */
 export function formatInt(x: number): string {
@@ -184,7 +184,14 @@ function expressionText(d: WeirDecision, x: DecisionDetail): string {
   const base =
     x.source === "batch"
       ? "runs in the idle class (minimum weight where the kernel has none), taking every idle cycle"
-      : weightText(d.cpuMillis, capacity, x.weightDivisor, x.weight, x.weightFloor);
+      : weightText(
+          d.cpuMillis,
+          capacity,
+          x.weightDivisor,
+          importanceWeightRatio(k),
+          x.weight,
+          x.weightFloor,
+        );
   switch (x.capCode) {
     case 1:
       return `${base}; capped at its max ${millis(x.maxCpuMillis)} (+${pct(k.burstFraction)} burst)`;
@@ -235,14 +242,15 @@ function weightText(
   cpuMillis: number,
   capacity: number,
   divisor: number,
+  ratio: number,
   directed: number,
   floor: number | null,
 ): string {
   const w = weightForAllocation(cpuMillis, capacity, divisor);
-  const levels = Math.round(Math.log(divisor) / Math.log(IMPORTANCE_WEIGHT_RATIO));
+  const levels = Math.round(Math.log(divisor) / Math.log(ratio));
   const share =
     divisor > 1
-      ? `its share of ${millis(capacity)} ÷ ${int(divisor)}: ${levels} more important level${levels === 1 ? "" : "s"} present, each weighing ${IMPORTANCE_WEIGHT_RATIO}× the one below`
+      ? `its share of ${millis(capacity)} ÷ ${int(divisor)}: ${levels} more important level${levels === 1 ? "" : "s"} present, each weighing ${ratio}× the one below`
       : `its share of ${millis(capacity)}`;
   const floored = floor !== null && floor > w;
   const target = floored ? floor : w;
