@@ -86,21 +86,6 @@ export const VARIANTS: readonly Variant[] = [
     nodeFlags: [SEMI_SPACE, "--v8-pool-size=1"],
     env: { MALLOC_ARENA_MAX: "2" },
   },
-  // Tier-up: V8 waits 500 calls after a function's inline caches last changed before it
-  // optimises it; a function `weir run` calls once a cycle (the step, runCycle, the metrics'
-  // observe) waits 50 s at 10 cycles/s, and longer after any change.
-  {
-    name: "arena2+pool1+ic50",
-    nodeFlags: [SEMI_SPACE, "--v8-pool-size=1", "--minimum-invocations-after-ic-update=50"],
-    env: { MALLOC_ARENA_MAX: "2" },
-  },
-  // Bytecode not executed over 5 full collections is flushed, and compiled and tiered up again
-  // when next called (a function run every 10 s or every minute).
-  {
-    name: "arena2+pool1+noflush",
-    nodeFlags: [SEMI_SPACE, "--v8-pool-size=1", "--no-flush-bytecode"],
-    env: { MALLOC_ARENA_MAX: "2" },
-  },
   {
     name: "arena2+pool1+uv1",
     nodeFlags: [SEMI_SPACE, "--v8-pool-size=1"],

@@ -16,14 +16,10 @@ import type {
 import { withQuotaFloor } from "../policy/rules.ts";
 import { stepOnTable } from "../policy/step-table.ts";
 import { throughputColumnsOf } from "../policy/table.ts";
-import type { PolicyState, TableOutput } from "../policy/types.ts";
+import type { PolicyState } from "../policy/types.ts";
 import { CycleHistory } from "./history.ts";
 import { HostCpuSampler } from "./host-cpu-sampler.ts";
-import {
-  DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES,
-  type ManagerOptions,
-  type PartitionWiring,
-} from "./manager-options.ts";
+import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
 import { PartitionSlot, toInfo } from "./partition-slot.ts";
 import { DEFAULT_REACH_REFRESH_CYCLES, ReachableKnobs } from "./reach.ts";
 import { RecordEntry } from "./record-entry.ts";
@@ -34,22 +30,6 @@ import type {
   PartitionBoundsChange,
   PartitionMechanisms,
 } from "./view.ts";
-
-/** Row `r` of a step's directives (null for no row: r < 0). */
-function directiveAt(out: TableOutput, r: number) {
-  return r < 0 ? null : out.directives.at(r);
-}
-
-/** Row `r` of a step's decisions (null for no row: r < 0). */
-function decisionAt(out: TableOutput, r: number) {
-  return r < 0 ? null : out.decisions.at(r);
-}
-
-function wiringsOf(slots: readonly PartitionSlot[]): PartitionWiring[] {
-  const out: PartitionWiring[] = [];
-  for (const s of slots) out.push(s.wiring);
-  return out;
-}
 
 export class Manager implements ManagerView {
   private readonly opts: ManagerOptions;
@@ -169,19 +149,15 @@ export class Manager implements ManagerView {
     const tReports = timer();
 
     // 3. policy step over the partitions that exist; a stale one is held to its guarantee
-    // (loops, not callbacks: a closure made each cycle loses its optimised code at every full
-    // collection and is compiled again — docs/performance.md)
-    const active: PartitionSlot[] = [];
-    for (const s of this.slots) if (s.status !== "gone") active.push(s);
-    const knobs = this.reach.current(() => wiringsOf(active));
+    const active = this.slots.filter((s) => s.status !== "gone");
+    const knobs = this.reach.current(() => active.map((s) => s.wiring));
     // and one the policy may cap at its entitlement gets at least its cgroup's quota floor,
     // so the caps the kernel enforces sum to at most the capacity (withQuotaFloor)
-    const specs: PartitionSpec[] = [];
-    for (const s of active) {
+    const specs = active.map((s) => {
       const spec = stale.has(s.spec.id) ? { ...s.spec, maxCpuMillis: s.spec.minCpuMillis } : s.spec;
       const floor = s.actuator?.quotaFloorCpuMillis?.();
-      specs.push(floor === undefined ? spec : withQuotaFloor(spec, floor, knobs));
-    }
+      return floor === undefined ? spec : withQuotaFloor(spec, floor, knobs);
+    });
     const table = this.tables.of(specs);
     // the cycle's throughput as columns: the step reads them, its decisions and the record keep
     // them (one set a cycle, not an object per partition per record)
@@ -198,6 +174,9 @@ export class Manager implements ManagerView {
     // that may throw (reports, throughput, policy) has run, so a failed cycle writes nothing.
     // Row k of the policy's output is active[k]; a directive or decision object is made only
     // for the partitions that exist.
+    const row = (id: PartitionId): number => table.rowOf.get(id) ?? -1;
+    const directiveOf = (id: PartitionId) => (row(id) < 0 ? null : out.directives.at(row(id)));
+    const decisionOf = (id: PartitionId) => (row(id) < 0 ? null : out.decisions.at(row(id)));
     const written = new Map<PartitionId, string[]>();
     // a hook's fault (the change log, a directive send) neither stops the other partitions'
     // writes nor goes unnoticed: the cycle is recorded, then counted as failed
@@ -211,7 +190,7 @@ export class Manager implements ManagerView {
     };
     if (!this.isPaused) {
       for (const s of active) {
-        const d = directiveAt(out, table.rowOf.get(s.spec.id) ?? -1);
+        const d = directiveOf(s.spec.id);
         if (!d || !s.actuator) continue;
         const actuator = s.actuator;
         let res: ReturnType<PartitionActuator["apply"]>;
@@ -233,7 +212,7 @@ export class Manager implements ManagerView {
             s.lastApplied.weight !== d.weight;
           s.lastApplied = d;
           if (changed) {
-            const dec = decisionAt(out, table.rowOf.get(s.spec.id) ?? -1);
+            const dec = decisionOf(s.spec.id);
             if (dec) hook(() => this.opts.onChange?.(dec, d));
           }
           if (s.wiring.source !== "host")
@@ -246,28 +225,26 @@ export class Manager implements ManagerView {
     for (const s of active) s.observeAllocation(startedAtMs);
     const tApply = timer();
 
-    const entries: RecordEntry[] = [];
-    for (const s of this.slots) {
-      const id = s.spec.id;
-      const tp = throughputs.get(id) ?? null;
-      const r = table.rowOf.get(id) ?? -1;
-      const p = new RecordEntry(
-        id,
-        s.status,
-        tp !== null && r >= 0 ? { columns, row: r } : tp,
-        s.status === "gone" ? null : decisionAt(out, r),
-        s.status === "gone" ? null : s.recordedDirective(directiveAt(out, r)),
-        written.get(id) ?? [],
-      );
-      if (s.lastError) p.error = s.lastError;
-      entries.push(p);
-    }
     const record: CycleRecord = {
       cycle: ++this.cycleNo,
       startedAtMs,
       intervalMs: this.opts.intervalMs,
       capacityCpuMillis: knobs.capacityCpuMillis,
-      partitions: entries,
+      partitions: this.slots.map((s) => {
+        const id = s.spec.id;
+        const tp = throughputs.get(id) ?? null;
+        const r = row(id);
+        const p = new RecordEntry(
+          id,
+          s.status,
+          tp !== null && r >= 0 ? { columns, row: r } : tp,
+          s.status === "gone" ? null : decisionOf(id),
+          s.status === "gone" ? null : s.recordedDirective(directiveOf(id)),
+          written.get(id) ?? [],
+        );
+        if (s.lastError) p.error = s.lastError;
+        return p;
+      }),
       ...(this.hostCpu ? { host: host ?? null } : {}),
       timingsMs: {
         sample: tSample - t0,

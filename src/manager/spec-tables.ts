@@ -15,18 +15,11 @@ export class SpecTables {
   /** The columns of `specs`: last cycle's when every spec is the same object in the same place, else new. */
   of(specs: readonly PartitionSpec[]): SpecTable {
     const t = this.last;
-    if (t && t.columns.size === specs.length && sameObjects(t.columns.specs, specs)) return t;
+    if (t && t.columns.size === specs.length && t.columns.specs.every((x, i) => x === specs[i]))
+      return t;
     const rowOf = new Map<PartitionId, number>();
     for (let k = 0; k < specs.length; k++) rowOf.set(specs[k]!.id, k);
     this.last = { columns: partitionTable(specs), rowOf };
     return this.last;
   }
-}
-
-/** Each element the same object in the same place (a loop: a callback made per call would lose
- * its optimised code at every full collection). */
-function sameObjects(a: readonly PartitionSpec[], b: readonly PartitionSpec[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
