@@ -13,7 +13,11 @@
 // an A/B of code, not of flags; `--variants` then names it like any other. A variant written
 // `name@DIR` runs the bin of the package at DIR (another checkout, built) with the flags of the
 // variant `name` instead (`--variants base@/tmp/weir-main,base`).
-//   npx tsx bench/overhead-ab.ts [--rounds N] [--variants a,b,...] [--together]
+// CPU is split into user and system time for the main thread and the rest. `--trace-gc` runs
+// every variant with node's `--trace-gc` and counts the collections in the window (scavenges,
+// mark-compacts, their pauses on the main thread): it costs a little CPU itself (a line
+// written per collection), the same for every variant.
+//   npx tsx bench/overhead-ab.ts [--rounds N] [--variants a,b,...] [--together] [--trace-gc]
 //     [--bin NAME=PATH ...] [--warmup-ms N] [--measure-ms N] [--out FILE]
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`).
 import { type ChildProcess, spawn } from "node:child_process";
@@ -27,9 +31,11 @@ import { freePort, overheadConfigYaml, WARMUP_MS } from "./overhead.ts";
 import {
   PARTITIONS,
   parseHistogramTotals,
-  parseProcCpuTicks,
+  parseProcCpuSplit,
   parseProcMemoryMb,
+  parseTraceGcLine,
   shebangCommand,
+  type TraceGcEvent,
 } from "./overhead-figures.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
@@ -93,6 +99,13 @@ export interface AbRun {
   cpuShare: number;
   mainThreadShare: number;
   otherThreadsShare: number;
+  /** The main thread's user and system time, and the other threads' (shares of one core). */
+  mainUserShare: number;
+  mainSystemShare: number;
+  otherUserShare: number;
+  otherSystemShare: number;
+  /** With `--trace-gc`: the collections that started in the window, and their pauses (ms). */
+  gc?: { scavenges: number; scavengeMs: number; markCompacts: number; markCompactMs: number };
   rssMb: number;
   rssMeanMb: number;
   peakRssMb: number;
@@ -100,13 +113,13 @@ export interface AbRun {
   threads: number;
 }
 
-/** CPU ticks per thread (utime + stime), by tid (node names all its threads "node"). */
-function threadTicks(pid: number): Map<number, { ticks: number }> {
-  const out = new Map<number, { ticks: number }>();
+/** CPU ticks per thread (utime, stime), by tid (node names all its threads "node"). */
+function threadTicks(pid: number): Map<number, { userTicks: number; systemTicks: number }> {
+  const out = new Map<number, { userTicks: number; systemTicks: number }>();
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      out.set(Number(tid), { ticks: parseProcCpuTicks(stat) });
+      out.set(Number(tid), parseProcCpuSplit(stat));
     } catch {
       // the thread ended between the listing and the read
     }
@@ -122,18 +135,40 @@ interface Started {
   port: number;
   exited: Promise<number | null>;
   stderr: () => string;
+  /** performance.now() at spawn, and the collections its `--trace-gc` lines name. */
+  spawnedAt: number;
+  gcEvents: TraceGcEvent[];
 }
 
-async function start(variant: Variant, configFile: string, port: number): Promise<Started> {
+async function start(
+  variant: Variant,
+  configFile: string,
+  port: number,
+  traceGc = false,
+): Promise<Started> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env };
   delete env.WEIR_FROM_SOURCE;
   for (const k of ["MALLOC_ARENA_MAX", "UV_THREADPOOL_SIZE"])
     if (!(k in variant.env)) delete env[k];
   const bin = variant.bin ?? BIN;
-  const child = spawn(process.execPath, [...variant.nodeFlags, bin, "run", "-c", configFile], {
+  const flags = traceGc ? [...variant.nodeFlags, "--trace-gc"] : variant.nodeFlags;
+  const spawnedAt = performance.now();
+  const child = spawn(process.execPath, [...flags, bin, "run", "-c", configFile], {
     env,
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", traceGc ? "pipe" : "ignore", "pipe"],
   });
+  const gcEvents: TraceGcEvent[] = [];
+  if (traceGc) {
+    let partial = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      const lines = (partial + d.toString()).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        const e = parseTraceGcLine(line);
+        if (e) gcEvents.push(e);
+      }
+    });
+  }
   let err = "";
   child.stderr!.on("data", (d: Buffer) => {
     err = (err + d.toString()).slice(-4000);
@@ -154,7 +189,7 @@ async function start(variant: Variant, configFile: string, port: number): Promis
   }
   if (err.includes("running the TypeScript sources"))
     throw new Error(`${variant.name}: the bin ran the sources, not dist/ (npm run build first)`);
-  return { variant, child, port, exited, stderr: () => err };
+  return { variant, child, port, exited, stderr: () => err, spawnedAt, gcEvents };
 }
 
 async function cycleCount(port: number): Promise<number> {
@@ -163,7 +198,14 @@ async function cycleCount(port: number): Promise<number> {
 }
 
 /** Measure already warmed-up runs over one window (together, or a single one). */
-async function measure(runs: Started[], round: number, measureMs: number): Promise<AbRun[]> {
+interface Measured {
+  run: AbRun;
+  /** The window, as ms since the process was spawned (the isolate starts a few ms later). */
+  windowMs: [number, number];
+  started: Started;
+}
+
+async function measure(runs: Started[], round: number, measureMs: number): Promise<Measured[]> {
   const hz = 100; // USER_HZ; getconf CLK_TCK is 100 on Linux
   const c0 = await Promise.all(runs.map((r) => cycleCount(r.port)));
   const t0 = runs.map((r) => threadTicks(r.child.pid!));
@@ -182,26 +224,57 @@ async function measure(runs: Started[], round: number, measureMs: number): Promi
   return runs.map((r, k) => {
     const pid = r.child.pid!;
     const mem = parseProcMemoryMb(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-    let main = 0;
-    let other = 0;
-    for (const [tid, { ticks }] of t1[k]!) {
-      const d = (ticks - (t0[k]!.get(tid)?.ticks ?? 0)) / hz / wallSec;
-      if (tid === pid) main += d;
-      else other += d;
+    const share = { mainUser: 0, mainSystem: 0, otherUser: 0, otherSystem: 0 };
+    for (const [tid, now] of t1[k]!) {
+      const was = t0[k]!.get(tid);
+      const user = (now.userTicks - (was?.userTicks ?? 0)) / hz / wallSec;
+      const system = (now.systemTicks - (was?.systemTicks ?? 0)) / hz / wallSec;
+      if (tid === pid) {
+        share.mainUser += user;
+        share.mainSystem += system;
+      } else {
+        share.otherUser += user;
+        share.otherSystem += system;
+      }
     }
+    const main = share.mainUser + share.mainSystem;
+    const other = share.otherUser + share.otherSystem;
     return {
-      variant: r.variant.name,
-      round,
-      cpuShare: main + other,
-      mainThreadShare: main,
-      otherThreadsShare: other,
-      rssMb: mem.rssMb,
-      rssMeanMb: rssSum[k]! / samples,
-      peakRssMb: mem.peakRssMb,
-      cycles: c1[k]! - c0[k]!,
-      threads: t1[k]!.size,
+      run: {
+        variant: r.variant.name,
+        round,
+        cpuShare: main + other,
+        mainThreadShare: main,
+        otherThreadsShare: other,
+        mainUserShare: share.mainUser,
+        mainSystemShare: share.mainSystem,
+        otherUserShare: share.otherUser,
+        otherSystemShare: share.otherSystem,
+        rssMb: mem.rssMb,
+        rssMeanMb: rssSum[k]! / samples,
+        peakRssMb: mem.peakRssMb,
+        cycles: c1[k]! - c0[k]!,
+        threads: t1[k]!.size,
+      },
+      windowMs: [w0 - r.spawnedAt, w0 + wallSec * 1000 - r.spawnedAt],
+      started: r,
     };
   });
+}
+
+/** The collections in a measured window (read once the process has exited: stdout flushed). */
+function gcInWindow(m: Measured): NonNullable<AbRun["gc"]> {
+  const [from, to] = m.windowMs;
+  const inside = m.started.gcEvents.filter((e) => e.atMs >= from && e.atMs < to);
+  const of = (kind: TraceGcEvent["kind"]) => inside.filter((e) => e.kind === kind);
+  const sum = (es: TraceGcEvent[]) => es.reduce((a, e) => a + e.pauseMs, 0);
+  const scavenges = [...of("scavenge"), ...of("minor-mark-compact")];
+  return {
+    scavenges: scavenges.length,
+    scavengeMs: sum(scavenges),
+    markCompacts: of("mark-compact").length,
+    markCompactMs: sum(of("mark-compact")),
+  };
 }
 
 async function stop(r: Started): Promise<void> {
@@ -223,7 +296,15 @@ export function summarize(runs: readonly AbRun[], variants: readonly string[]): 
     const f = (g: (r: AbRun) => number, d: number, s = 1) => fmtStats(mine.map(g), d, s);
     lines.push(
       `${v} (${mine.length} runs): CPU ${f((r) => r.cpuShare, 2, 100)} (main ${f((r) => r.mainThreadShare, 2, 100)} / other ${f((r) => r.otherThreadsShare, 2, 100)}) | VmRSS ${f((r) => r.rssMb, 1)}, mean ${f((r) => r.rssMeanMb, 1)}, VmHWM ${f((r) => r.peakRssMb, 1)}; threads ${mine.map((r) => r.threads).join("/")}`,
+      `  user/system: main ${f((r) => r.mainUserShare, 2, 100)} / ${f((r) => r.mainSystemShare, 2, 100)}, other ${f((r) => r.otherUserShare, 2, 100)} / ${f((r) => r.otherSystemShare, 2, 100)}`,
     );
+    const gcs = mine.flatMap((r) => (r.gc ? [r.gc] : []));
+    if (gcs.length > 0) {
+      const g = (x: (e: NonNullable<AbRun["gc"]>) => number, d: number) => fmtStats(gcs.map(x), d);
+      lines.push(
+        `  collections in the window: scavenges ${g((e) => e.scavenges, 0)} (${g((e) => e.scavengeMs, 1)} ms), mark-compacts ${g((e) => e.markCompacts, 0)} (${g((e) => e.markCompactMs, 1)} ms)`,
+      );
+    }
   }
   return lines;
 }
@@ -243,6 +324,7 @@ async function main(argv: string[]): Promise<void> {
   ];
   const variants = names.map((n) => variantOf(n, known));
   const together = argv.includes("--together");
+  const traceGc = argv.includes("--trace-gc");
   const warmupMs = Number(option(argv, "--warmup-ms") ?? WARMUP_MS);
   const measureMs = Number(option(argv, "--measure-ms") ?? 20_000);
   const outFile = option(argv, "--out") ?? path.join(os.tmpdir(), "weir-overhead-ab.json");
@@ -293,22 +375,26 @@ async function main(argv: string[]): Promise<void> {
       if (together) {
         for (const [slot, v] of order.entries()) {
           const { port, file } = await configFor(slot, `${round}-${v.name}`);
-          live.push(await start(v, file, port));
+          live.push(await start(v, file, port, traceGc));
         }
         await sleep(warmupMs);
         const measured = await measure(live, round, measureMs);
         for (const r of live.splice(0)) await stop(r);
-        results.push(...measured);
-        for (const m of measured) process.stderr.write(`${JSON.stringify(m)}\n`);
+        for (const m of measured) {
+          if (traceGc) m.run.gc = gcInWindow(m);
+          results.push(m.run);
+          process.stderr.write(`${JSON.stringify(m.run)}\n`);
+        }
       } else {
         for (const v of order) {
           const { port, file } = await configFor(0, `${round}-${v.name}`);
-          live.push(await start(v, file, port));
+          live.push(await start(v, file, port, traceGc));
           await sleep(warmupMs);
           const [m] = await measure(live, round, measureMs);
           for (const r of live.splice(0)) await stop(r);
-          results.push(m!);
-          process.stderr.write(`${JSON.stringify(m)}\n`);
+          if (traceGc) m!.run.gc = gcInWindow(m!);
+          results.push(m!.run);
+          process.stderr.write(`${JSON.stringify(m!.run)}\n`);
         }
       }
     }

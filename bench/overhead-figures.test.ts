@@ -3,8 +3,10 @@ import { describe, expect, it } from "vitest";
 import {
   type OverheadRun,
   parseHistogramTotals,
+  parseProcCpuSplit,
   parseProcCpuTicks,
   parseProcMemoryMb,
+  parseTraceGcLine,
   runtimeFigures,
   shebangCommand,
   shebangNodeFlags,
@@ -15,6 +17,21 @@ describe("overhead: reading /proc/<pid>", () => {
     // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
     const stat = "4242 (node (weir) x) S 1 4242 4242 0 -1 4194560 2000 0 0 0 137 42 0 0 20 0 11 0";
     expect(parseProcCpuTicks(stat)).toBe(137 + 42);
+    expect(parseProcCpuSplit(stat)).toEqual({ userTicks: 137, systemTicks: 42 });
+  });
+
+  it("reads node --trace-gc lines: kind, time since start and the main thread's pause", () => {
+    expect(
+      parseTraceGcLine(
+        "[2461:0x11fbd8d0]       39 ms: Scavenge 3.8 (4.0) -> 3.4 (5.0) MB, 3.18 / 0.00 ms  (average mu = 1.000, current mu = 1.000) allocation failure; ",
+      ),
+    ).toEqual({ atMs: 39, kind: "scavenge", pauseMs: 3.18 });
+    expect(
+      parseTraceGcLine(
+        "[2469:0x6f71e50]    65114 ms: Mark-Compact (reduce) 13.9 (18.7) -> 10.6 (19.2) MB, 16.12 / 0.00 ms  (+ 2.1 ms in 12 steps since start of marking, biggest step 0.4 ms) (average mu = 1.000) finalize incremental marking via task; GC in old space requested",
+      ),
+    ).toEqual({ atMs: 65114, kind: "mark-compact", pauseMs: 16.12 });
+    expect(parseTraceGcLine('{"level":30,"msg":"cycle"}')).toBeNull();
   });
 
   it("reads VmRSS and VmHWM in MB", () => {

@@ -29,10 +29,40 @@ export interface OverheadRun {
 
 /** utime + stime in clock ticks, from the text of /proc/<pid>/stat (fields 14 and 15). */
 export function parseProcCpuTicks(stat: string): number {
+  const { userTicks, systemTicks } = parseProcCpuSplit(stat);
+  return userTicks + systemTicks;
+}
+
+/** utime and stime apart, in clock ticks, from the text of /proc/<pid>/stat (or a task's). */
+export function parseProcCpuSplit(stat: string): { userTicks: number; systemTicks: number } {
   // The command name (field 2) may contain spaces; fields after it follow the last ')'.
   const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // rest[0] is field 3 (state), so field n is rest[n - 3].
-  return Number(rest[14 - 3]) + Number(rest[15 - 3]);
+  return { userTicks: Number(rest[14 - 3]), systemTicks: Number(rest[15 - 3]) };
+}
+
+/** One collection from a `node --trace-gc` line, or null for any other line. */
+export interface TraceGcEvent {
+  /** Milliseconds since the isolate started. */
+  atMs: number;
+  kind: "scavenge" | "mark-compact" | "minor-mark-compact";
+  /** The pause on the main thread, ms (the first figure after "MB,"). */
+  pauseMs: number;
+}
+
+const TRACE_GC =
+  /^\[\d+:0x[0-9a-f]+\]\s+(\d+) ms: (Scavenge|Minor Mark-Compact|Mark-Compact)\b.*? MB, ([\d.]+) \//;
+
+export function parseTraceGcLine(line: string): TraceGcEvent | null {
+  const m = TRACE_GC.exec(line);
+  if (!m) return null;
+  const kind =
+    m[2] === "Scavenge"
+      ? "scavenge"
+      : m[2] === "Mark-Compact"
+        ? "mark-compact"
+        : "minor-mark-compact";
+  return { atMs: Number(m[1]), kind, pauseMs: Number(m[3]) };
 }
 
 /** VmRSS and VmHWM (peak) in MB, from the text of /proc/<pid>/status. */
