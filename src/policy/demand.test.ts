@@ -9,6 +9,7 @@ import {
   goalFloorCpuMillis,
   performanceIndex,
   smoothDemand,
+  smoothDemandOrRaw,
   smoothVelocity,
   smoothVelocityOrNaN,
 } from "./demand.ts";
@@ -44,6 +45,10 @@ describe("smoothDemand", () => {
     expect(smoothDemand(200, 100, 0.7, 0.2)).toBeCloseTo(180, 9);
     // nothing before: the sample itself
     expect(smoothDemand(null, 123, 0.7, 0.2)).toBe(123);
+    // the arrays' form: NaN (or any non-finite value) is no previous demand
+    expect(smoothDemandOrRaw(Number.NaN, 123, 0.7, 0.2)).toBe(123);
+    expect(smoothDemandOrRaw(Number.POSITIVE_INFINITY, 123, 0.7, 0.2)).toBe(123);
+    expect(smoothDemandOrRaw(100, 200, 0.7, 0.2)).toBe(smoothDemand(100, 200, 0.7, 0.2));
   });
 });
 

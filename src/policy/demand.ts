@@ -207,7 +207,15 @@ export function smoothVelocityOrNaN(prev: number, raw: number, alpha: number): n
 
 /** Asymmetric EWMA: follow a rise with weight `up`, a fall with weight `down`. */
 export function smoothDemand(prev: number | null, raw: number, up: number, down: number): number {
-  if (prev === null || !Number.isFinite(prev)) return raw;
+  return smoothDemandOrRaw(prev ?? Number.NaN, raw, up, down);
+}
+
+/**
+ * smoothDemand with NaN for "no previous" (the step's arrays): a number in, a number out, so
+ * the rule's loop boxes nothing.
+ */
+export function smoothDemandOrRaw(prev: number, raw: number, up: number, down: number): number {
+  if (!Number.isFinite(prev)) return raw;
   return prev + (raw > prev ? up : down) * (raw - prev);
 }
 
@@ -626,11 +634,7 @@ export function assessDemandRows(
       // so nothing is credited; the demand decays like any fall (smoothDemand).
       kind = IDLE;
       raw = 0;
-      smoothed =
-        hasPrevDemand && Number.isFinite(prevDemandCpuMillis)
-          ? prevDemandCpuMillis +
-            (raw > prevDemandCpuMillis ? up : down) * (raw - prevDemandCpuMillis)
-          : raw;
+      smoothed = smoothDemandOrRaw(prevDemandCpuMillis, raw, up, down);
     } else if (!constrained) {
       // Not short of CPU: it needs what it uses, plus headroom. More offered traffic than that
       // is not believed until congestion confirms it.
@@ -657,7 +661,7 @@ export function assessDemandRows(
       kind = TRAFFIC;
       raw = trafficNeed;
       const from = hasPrevDemand ? Math.max(prevDemandCpuMillis, probeFrom) : probeFrom;
-      smoothed = Number.isFinite(from) ? from + (raw > from ? up : down) * (raw - from) : raw;
+      smoothed = smoothDemandOrRaw(from, raw, up, down);
       // A rise of more than the headroom is a step confirmed by congestion: a next, uncongested
       // window that uses more still finishes it at once (not at smoothingDown, as noise).
       rising = hasPrevDemand && smoothed > prevDemandCpuMillis * headroom;
@@ -678,11 +682,7 @@ export function assessDemandRows(
       // edge (± 6 % there).
       kind = TRAFFIC;
       raw = trafficNeed;
-      smoothed =
-        hasPrevDemand && Number.isFinite(prevDemandCpuMillis)
-          ? prevDemandCpuMillis +
-            (raw > prevDemandCpuMillis ? up : down) * (raw - prevDemandCpuMillis)
-          : raw;
+      smoothed = smoothDemandOrRaw(prevDemandCpuMillis, raw, up, down);
     } else {
       // Congested, yet the offered load would fit in what it has (or is unknown): the estimate
       // is wrong, so probe upward. A probe is a deliberate step and is not smoothed again.
