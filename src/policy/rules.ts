@@ -144,17 +144,17 @@ export const IMPORTANCE_WEIGHT_RATIO = 2;
  * The ratio between importance levels when goals are met by cycles (PolicyKnobs.goalCycleFraction
  * > 0): 4, not 2. A user who asks for a goal in 99 % of 100 ms windows asks that a stall of a
  * few tens of milliseconds behind a less important server on its CPU not happen, and what
- * decides that is the goal partition's weight beside theirs, not its entitlement's size: a
- * partition served in full on average (its offer 1.2× its goal) has nothing more to take, so a
- * heavier weight costs the others CPU only where it waited behind them. Real testbed,
+ * decides that is the goal partition's weight beside theirs, not its entitlement's size. Real testbed,
  * conservation-real's overload (a at importance 1 offered 1.2× its goal; b at 3, c at 5, both
  * over-offered; the hog), `goalCycles: 0.99`, four interleaved rounds of one repetition each
  * (12 s measured, bench/overload-trace.ts, 2026-12-03 12:53–12:57 UTC, load 7.6 → 6.9): with a
  * ratio of 2 a met its goal in 96, 97, 97, 97 % of cycles, p99 71, 111, 56, 44 ms; with 4 in
- * 100, 100, 100, 98 %, p99 16, 13, 16, 28 ms. b (importance 3) served 4,959–6,219 packets/s
- * against 6,146–7,099: no less; what a's weight took, it took from c (importance 5). Windows a
- * missed at 2 were single stalls (its served count under the goal, the next window over its
- * offer) at entitlements 1.2–3× what its goal needs: more entitlement did not prevent them.
+ * 100, 100, 100, 98 %, p99 16, 13, 16, 28 ms; b (importance 3) served 4,959–6,219 packets/s
+ * against 6,146–7,099 (c was not traced). Windows a missed at 2 were single stalls (its served
+ * count under the goal, the next window over its offer) at entitlements 1.2–3× what its goal
+ * needs: more entitlement did not prevent them. The price is the others' share where the goal
+ * partition would take more: in goals-real (A a saturated closed-loop server beside B on one
+ * CPU) B got 0.23× of the surplus against 0.35× with 2× (docs/control-law.md).
  */
 export const GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO = 4;
 
