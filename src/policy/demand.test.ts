@@ -464,6 +464,55 @@ describe("assessDemandRows making its own inputs (fromPrevious)", () => {
       );
       expect(Array.from(velocity)).toEqual(Array.from(madeVelocity));
       expect(within).toEqual(before);
+      // Given the batch column, the rows a reader asks about (network, with a window) get the
+      // same columns, every row its velocity; the others keep what their columns held (here -1),
+      // unless goal margins are learnt by cycles (then every row is assessed)
+      const batch = Uint8Array.from({ length: n }, () => +(rnd() < 0.1));
+      const skipped = demandColumns(n, true);
+      for (const col of Object.values(skipped.detail!)) (col as Float64Array).fill(-1);
+      for (const col of [skipped.useNeedCpuMillis, skipped.demandCpuMillis]) col.fill(-1);
+      skipped.kind.fill(255);
+      const velocitySkipped = new Float64Array(n).fill(-1);
+      assessDemandRows(
+        cols,
+        n,
+        {
+          ...inputs(velocitySkipped, new Float64Array(0)),
+          batch,
+          fromPrevious: {
+            prevVelocity,
+            prevWeight,
+            importance,
+            weightDivisors: divisors,
+            capacityCpuMillis: capacity,
+            velocitySmoothing: k.velocitySmoothing,
+          },
+        },
+        k,
+        skipped,
+        order,
+      );
+      expect(Array.from(velocitySkipped)).toEqual(Array.from(madeVelocity));
+      let asked = 0;
+      let left = 0;
+      for (let i = 0; i < n; i++) {
+        const read = batch[i] === 0 && cols.has[i] === 1;
+        if (read || goalCycleFraction > 0) {
+          asked++;
+          expect([skipped.kind[i], skipped.bits[i], skipped.demandCpuMillis[i]]).toEqual([
+            before.kind[i],
+            before.bits[i],
+            before.demandCpuMillis[i],
+          ]);
+          expect(skipped.useNeedCpuMillis[i]).toBe(before.useNeedCpuMillis[i]);
+          expect(skipped.goalMargin[i]).toBe(before.goalMargin[i]);
+        } else {
+          left++;
+          expect([skipped.kind[i], skipped.demandCpuMillis[i]]).toEqual([255, -1]);
+        }
+      }
+      expect(asked).toBeGreaterThan(200);
+      if (goalCycleFraction === 0) expect(left).toBeGreaterThan(40);
       // the rows are varied enough to mean something: goal rows with a base, every kind
       expect(new Set(before.kind).size).toBe(4);
       expect(Array.from(madeBases).filter((b, i) => b > 0 && goals[i]! > 0).length).toBeGreaterThan(

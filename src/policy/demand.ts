@@ -429,6 +429,15 @@ export interface DemandInputs {
    * in a pass of their own before the rule: the step's one pass fewer.
    */
   fromPrevious?: DemandInputSources | null;
+  /**
+   * When given (the table's batch column), the rule assesses only the rows a reader of its
+   * columns asks about: a batch row or a row without a window gets its velocity (when
+   * `fromPrevious` makes it) and nothing else, and its kind, bits, use need and demand are left
+   * as they were (the step reads them only on network rows with a window: its demand pass, the
+   * donor cap's rows, the weight floor's). Not with goal margins by cycles (goalCycleFraction
+   * > 0): the margin of every goal row is kept.
+   */
+  batch?: Uint8Array | null;
 }
 
 /** What the rule makes its velocity and goal base from (DemandInputs.fromPrevious). */
@@ -540,6 +549,8 @@ export function assessDemandRows(
   const alpha = from?.velocitySmoothing ?? 0;
   const hasCol = c.has;
   const rawVelocityCol = c.rawVelocityPacketsPerCpuSec;
+  const batchCol = x.batch ?? NO_BYTES;
+  const skipping = x.batch != null && !(knobs.goalCycleFraction > 0);
   const kinds = out.kind;
   const bitsOut = out.bits;
   const useNeeds = out.useNeedCpuMillis;
@@ -596,6 +607,9 @@ export function assessDemandRows(
       );
       velocities[i] = velocity;
     } else velocity = velocities[i]!;
+    // no reader asks for a batch row's or a row's without a window (DemandInputs.batch): one
+    // jump on an or, not two (the step's class order puts a block's batch rows first)
+    if (skipping && (batchCol[i]! | (hasCol[i]! ^ 1)) === 1) continue;
     const prevCpuMillis = prevCpus[i]!;
     const hasPrev = !Number.isNaN(prevCpuMillis);
     const prevDemandCpuMillis = prevDemands[i]!;

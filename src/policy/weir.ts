@@ -411,6 +411,7 @@ function step(
       prevFlags: prev.flags,
       prevGoalMargin: prev.goalMargin,
       minProbeStepCpuMillis: minProbeStep(deadband),
+      batch: t.batch, // the rule's columns are read only on network rows with a window
       fromPrevious: {
         prevVelocity: prev.velocity,
         prevWeight: prev.weight,
