@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { type PlacementRun, placementRatios, spreadByLoad, worstRatio } from "./placement-real.ts";
+
+const run = (a: number, b: number, c: number): PlacementRun => ({
+  p99Ms: { a, b, c },
+  hostIdle: 0,
+  hogCores: 1,
+});
+
+describe("spreadByLoad", () => {
+  it("packs heaviest first onto the least loaded CPU", () => {
+    expect(spreadByLoad({ a: 0.1, b: 0.15, c: 0.2 }, 2)).toEqual({ c: 0, b: 1, a: 1 });
+  });
+  it("breaks ties by name and by the lowest CPU", () => {
+    expect(spreadByLoad({ y: 1, x: 1, z: 1 }, 2)).toEqual({ x: 0, y: 1, z: 0 });
+  });
+  it("puts everything on the one CPU there is", () => {
+    expect(spreadByLoad({ a: 3, b: 1 }, 1)).toEqual({ a: 0, b: 0 });
+  });
+});
+
+describe("worstRatio", () => {
+  it("takes the worst partition's ratio", () => {
+    expect(worstRatio(run(6, 4, 4), run(4, 4, 2), ["a", "b", "c"])).toBe(2);
+  });
+  it("skips a partition missing in either run", () => {
+    expect(worstRatio(run(6, Number.NaN, 3), run(4, 4, 2), ["a", "b", "c"])).toBe(1.5);
+  });
+});
+
+describe("placementRatios", () => {
+  it("gives each ratio per repetition, NaN where a run is missing", () => {
+    const r = placementRatios(
+      [
+        {
+          ref: run(4, 4, 4),
+          "ref-spread": run(2, 2, 2),
+          sw: run(8, 4, 4),
+          "sw-spread": run(5, 4, 4),
+          weir: run(6, 4, 4),
+        },
+        { ref: run(4, 4, 4), sw: run(4, 4, 4) },
+      ],
+      ["a", "b", "c"],
+    );
+    expect(r.sw).toEqual([2, 1]);
+    expect(r.swSpread[0]).toBe(1.25);
+    expect(r.spreadOwn[0]).toBe(2.5);
+    expect(r.weir[0]).toBe(1.5);
+    expect(r.swSpread[1]).toBeNaN();
+    expect(r.weir[1]).toBeNaN();
+  });
+});

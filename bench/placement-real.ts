@@ -1,0 +1,282 @@
+// Placement as a lever on a server's p99 beside a batch hog (issue 9's latency target), on the
+// real testbed: the conserve UDP load and the closed-loop TCP load of conservation-real, each
+// run with the servers free to run on every CPU and again with each partition's processes
+// pinned by hand to one CPU ("spread": the partitions packed onto the CPUs by offered load,
+// heaviest first onto the least loaded CPU); the 2-thread hog is never pinned and runs in the
+// kernel's idle class under static weights and weir. Per repetition and load:
+//   ref          plain CFS, hog SIGSTOPped, servers free      (the no-hog reference)
+//   ref-spread   plain CFS, hog SIGSTOPped, servers spread
+//   sw           static weights (hog idle class), servers free
+//   sw-spread    static weights (hog idle class), servers spread
+//   weir         weir's default policy, servers free
+// and every policy's worst partition p99 ÷ the same partition's p99 in `ref` (as in
+// conservation-real), plus sw-spread ÷ ref-spread (the hog's harm with the placement alone).
+// No weir code places partitions yet: this measures what a placement would be worth.
+// Needs root. Everything is created under a unique prefix and removed afterwards.
+// Run: weir bench placement-real [--quick] [--reps N]  or  npx tsx bench/placement-real.ts [...]
+import { createActuatorBackend } from "../src/actuators/index.ts";
+import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
+import { defaultRoots } from "../src/sensors/types.ts";
+import { pinCgroupMembers } from "../src/testbed/cgroups.ts";
+import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
+import {
+  CONSERVE_CORES,
+  type Ctx,
+  type LoadPlan,
+  networkSpecs,
+  type RunOutcome,
+  runOne,
+  TCP_CONNECTIONS,
+  timingFor,
+} from "./conservation-run.ts";
+import type { BenchFigure, Benchmark } from "./harness.ts";
+import {
+  fmtStats,
+  isMain,
+  isolateSelf,
+  realBenchReps,
+  repeated,
+  runStandalone,
+} from "./harness.ts";
+import {
+  COST_ROUNDS,
+  epochNow,
+  GROUP_CPU_SHARES,
+  loadAvg,
+  pin,
+  RESERVE_CPU_MILLIS,
+} from "./real-common.ts";
+import { probeServer } from "./server-probe.ts";
+
+/** The closed-loop load's aim per partition, cores of one CPU (conservation-real's). */
+const TCP_CORES = 0.15;
+
+export const VARIANTS = ["ref", "ref-spread", "sw", "sw-spread", "weir"] as const;
+export type Variant = (typeof VARIANTS)[number];
+const LOADS = ["udp", "tcp"] as const;
+type LoadKind = (typeof LOADS)[number];
+
+/**
+ * Packs partitions onto `cpus` CPUs by load: heaviest first, each onto the CPU with the least
+ * load so far (ties: the lowest CPU). Returns partition → CPU index.
+ */
+export function spreadByLoad(loads: Record<string, number>, cpus: number): Record<string, number> {
+  const onCpu = new Array<number>(cpus).fill(0);
+  const out: Record<string, number> = {};
+  const order = Object.entries(loads).sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1));
+  for (const [name, load] of order) {
+    let best = 0;
+    for (let i = 1; i < cpus; i++) if (onCpu[i]! < onCpu[best]!) best = i;
+    onCpu[best]! += load;
+    out[name] = best;
+  }
+  return out;
+}
+
+/** One run's p99 per partition, host idle and hog cores. */
+export interface PlacementRun {
+  p99Ms: Record<string, number>;
+  hostIdle: number;
+  hogCores: number;
+}
+
+/** The worst over `partitions` of `run`'s p99 ÷ `ref`'s p99 of the same partition. */
+export function worstRatio(run: PlacementRun, ref: PlacementRun, partitions: string[]): number {
+  let worst = Number.NaN;
+  for (const p of partitions) {
+    const r = (run.p99Ms[p] ?? Number.NaN) / (ref.p99Ms[p] ?? Number.NaN);
+    if (Number.isFinite(r) && !(r <= worst)) worst = r;
+  }
+  return worst;
+}
+
+/** Per load, per repetition, the ratios the figures give (NaN where a run is missing). */
+export function placementRatios(
+  reps: Array<Partial<Record<Variant, PlacementRun>>>,
+  partitions: string[],
+): Record<"sw" | "swSpread" | "weir" | "spreadOwn", number[]> {
+  const r = (rep: Partial<Record<Variant, PlacementRun>>, v: Variant, ref: Variant) =>
+    rep[v] && rep[ref] ? worstRatio(rep[v]!, rep[ref]!, partitions) : Number.NaN;
+  return {
+    sw: reps.map((x) => r(x, "sw", "ref")),
+    swSpread: reps.map((x) => r(x, "sw-spread", "ref")),
+    weir: reps.map((x) => r(x, "weir", "ref")),
+    spreadOwn: reps.map((x) => r(x, "sw-spread", "ref-spread")),
+  };
+}
+
+export const bench: Benchmark = {
+  name: "placement-real",
+  description:
+    "servers pinned to CPUs by hand (spread by load) against free servers beside an idle-class hog: worst p99 with the hog ÷ without, UDP and closed-loop TCP, static weights and weir (root)",
+  async run(ctx) {
+    const reps = realBenchReps("placement-real", ctx);
+    const timing = timingFor(ctx.quick);
+    const load0 = loadAvg();
+    const prefix = `wp${process.pid % 100000}`;
+    const runMs = timing.warmupMs + timing.measureMs;
+    const totalMs = reps * LOADS.length * VARIANTS.length * runMs;
+    const tb = await testbedUp({
+      prefix,
+      partitions: ["a", "b", "c"].map((name) => ({ name })),
+      hogs: [{ name: "hog", cpus: 2 }],
+      costRounds: COST_ROUNDS,
+      maxLifetimeMs: totalMs * 2 + 10 * 60_000,
+      groupCpuShares: GROUP_CPU_SHARES,
+    });
+    const names = tb.partitions.map((p) => p.name);
+    const byLoad: Record<LoadKind, Array<Partial<Record<Variant, PlacementRun>>>> = {
+      udp: [],
+      tcp: [],
+    };
+    const hostCpu = new HeldHostCpu(defaultRoots.procfs);
+    let unisolate = () => {};
+    let sizing = "";
+    const placement = spreadByLoad({ ...CONSERVE_CORES }, 2);
+    try {
+      // The generator beside the partitions, as in conservation-real (it stands for remote clients).
+      unisolate = isolateSelf(`${prefix}/gen`, GROUP_CPU_SHARES);
+      const capacity = 2000 - RESERVE_CPU_MILLIS;
+      const c: Ctx = {
+        tb,
+        capacity,
+        backend: createActuatorBackend("cgroup", { roots: defaultRoots, now: epochNow }),
+        hostCpu,
+        timing,
+        trace: null,
+      };
+      const hogPid = tb.hogs[0]!.pid;
+      if (!hogPid) throw new Error("placement-real: the testbed's hog has no pid");
+      ctx.progress(0, "probing the server");
+      const probe = await probeServer(tb, hogPid);
+      const pps = (cores: number) => Math.max(20, Math.round(cores * probe.saturationPps));
+      const specs = networkSpecs(tb, capacity, false);
+      const udp: LoadPlan = {
+        kind: "udp",
+        schedules: Object.fromEntries(
+          Object.entries(CONSERVE_CORES).map(([k, v]) => [k, { kind: "constant", pps: pps(v) }]),
+        ),
+      };
+      const thinkMs = Math.max(
+        1,
+        Math.round((TCP_CONNECTIONS * 1000) / pps(TCP_CORES) - 1000 / probe.saturationPps),
+      );
+      const tcp: LoadPlan = { kind: "tcp", thinkMs };
+      sizing = `Probe: ${Math.round(probe.saturationPps)} requests/s answered by one server alone (one CPU's worth). UDP: ${names.map((n) => `${n} ${pps(CONSERVE_CORES[n as keyof typeof CONSERVE_CORES])}`).join(", ")} packets/s (conservation-real's conserve load); TCP: ${TCP_CONNECTIONS} connections per partition, think ${thinkMs} ms (aimed at ${TCP_CORES} cores each). Spread: ${names.map((n) => `${n} on CPU ${placement[n]}`).join(", ")} (packed by the UDP load's cores).`;
+      const spread = (): (() => void) => {
+        const undo: Array<[number, string]> = [];
+        try {
+          for (const p of tb.partitions)
+            undo.push(...pinCgroupMembers(p.cgroupDirs, String(placement[p.name])));
+        } catch (e) {
+          for (const [pid, cpus] of undo) pin(pid, cpus);
+          throw e;
+        }
+        return () => {
+          for (const [pid, cpus] of undo) pin(pid, cpus);
+        };
+      };
+      let done = 0;
+      for (let rep = 0; rep < reps; rep++) {
+        for (const kind of LOADS) {
+          const row: Partial<Record<Variant, PlacementRun>> = {};
+          for (const v of VARIANTS) {
+            ctx.progress(done / (totalMs / runMs), `rep ${rep + 1}/${reps} ${kind} / ${v}`);
+            const undo = v.endsWith("spread") ? spread() : () => {};
+            let o: RunOutcome;
+            try {
+              o = await runOne(c, {
+                scenario: kind === "udp" ? "conserve" : "tcp",
+                policy: v.startsWith("ref") ? "none" : v === "weir" ? "weir" : "static-weights",
+                rep,
+                specs,
+                load: kind === "udp" ? udp : tcp,
+                measureMs: timing.measureMs,
+                hogStopped: v.startsWith("ref"),
+              });
+            } finally {
+              undo();
+            }
+            row[v] = { p99Ms: o.p99Ms, hostIdle: o.hostIdle, hogCores: o.hogCores };
+            done++;
+          }
+          byLoad[kind].push(row);
+        }
+      }
+    } finally {
+      hostCpu.close();
+      unisolate();
+      await testbedDown(tb.stateFile);
+    }
+    const figures: BenchFigure[] = [];
+    const rows: Array<Array<string | number>> = [];
+    const LABEL: Record<LoadKind, string> = { udp: "UDP", tcp: "TCP" };
+    for (const kind of LOADS) {
+      const r = placementRatios(byLoad[kind], names);
+      const L = LABEL[kind];
+      figures.push(
+        {
+          name: `${L}: static weights, servers free: worst p99 with hog ÷ without (median)`,
+          ...repeated(r.sw, 2),
+          unit: "x",
+        },
+        {
+          name: `${L}: static weights, servers spread by hand: worst p99 with hog ÷ without, free (median)`,
+          ...repeated(r.swSpread, 2),
+          unit: "x",
+        },
+        {
+          name: `${L}: weir, servers free: worst p99 with hog ÷ without (median)`,
+          ...repeated(r.weir, 2),
+          unit: "x",
+        },
+      );
+      const col = (v: Variant, f: (x: PlacementRun) => number, digits: number) =>
+        fmtStats(
+          byLoad[kind].map((x) => (x[v] ? f(x[v]!) : Number.NaN)),
+          digits,
+        );
+      for (const v of VARIANTS)
+        rows.push([
+          L,
+          v,
+          ...names.map((n) => col(v, (x) => x.p99Ms[n] ?? Number.NaN, 1)),
+          v === "ref"
+            ? "1"
+            : v === "ref-spread"
+              ? "–"
+              : fmtStats(v === "sw" ? r.sw : v === "sw-spread" ? r.swSpread : r.weir, 2),
+          v === "sw-spread" ? fmtStats(r.spreadOwn, 2) : "–",
+          col(v, (x) => x.hostIdle, 1),
+          v.startsWith("ref") ? "0 (stopped)" : col(v, (x) => x.hogCores, 2),
+        ]);
+    }
+    return {
+      name: "placement-real",
+      figures,
+      tables: [
+        {
+          title: "per load and variant (median [min–max] over repetitions)",
+          columns: [
+            "load",
+            "variant",
+            ...names.map((n) => `p99 ${n} ms`),
+            "worst p99 ÷ ref",
+            "worst p99 ÷ ref-spread",
+            "host idle %",
+            "hog CPU (cores)",
+          ],
+          rows,
+        },
+      ],
+      notes: [
+        sizing,
+        `${reps} repetitions; in each, per load, the variants run in the order ${VARIANTS.join(", ")}, each ${timing.warmupMs / 1000} s warm-up then ${timing.measureMs / 1000} s measured; 100 ms cycles for weir. ref: plain CFS with the hog's process SIGSTOPped; spread: every thread of every process in a partition's cgroups pinned to its CPU (taskset by PID, restored after the run); the hog and the generator are never pinned. Issue 9's latency target is a worst p99 ratio ≤ 1.2 against the free no-hog reference.`,
+        "Why spread could help: this VM reports no cache topology, so a waking server is not moved to another CPU that runs only the idle-class hog; it waits on the CPU its wake-up chose until a load balance moves it (conservation-real's scheduler trace). Pinned, a server always wakes on its own CPU, where the idle-class hog yields at once; it then waits only behind the servers pinned with it and the generator.",
+        `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared).`,
+      ],
+    };
+  },
+};
+
+if (isMain(import.meta.url)) await runStandalone(bench);
