@@ -1,6 +1,6 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import type { CycleRecord, Throughput } from "../core/model.ts";
+import type { CyclePartitionColumns, CycleRecord, Throughput } from "../core/model.ts";
 import { MemoryView } from "./memory-view.ts";
 import { createMetrics } from "./metrics.ts";
 import { sampleRecord, sampleSpecs } from "./sample-records.ts";
@@ -275,5 +275,65 @@ describe("createMetrics", () => {
     const text = await plain.registry.metrics();
     expect(text).toMatch(/weir_partition_packets_total\{[^}]*partition="web"/);
     expect(await peeked.registry.metrics()).toBe(text);
+  });
+});
+
+/**
+ * `record` with columns made from its own entries (CycleRecord.columns, as the manager's
+ * records carry them: not enumerable), `lent` lending each throughput in one reused object.
+ */
+function withColumns(record: CycleRecord): CycleRecord {
+  const ps = record.partitions;
+  const lent = {} as Throughput;
+  const columns: CyclePartitionColumns = {
+    size: ps.length,
+    ids: ps.map((p) => p.id),
+    status: ps.map((p) => p.status),
+    directives: ps.map((p) => p.directive),
+    written: ps.map((p) => (p.written.length > 0 ? p.written : undefined)),
+    errors: ps.some((p) => p.error) ? ps.map((p) => p.error) : null,
+    peekThroughput: (k) => {
+      const t = ps[k]!.throughput;
+      if (t === null) return null;
+      for (const key of Object.keys(lent)) delete (lent as unknown as Record<string, unknown>)[key];
+      return Object.assign(lent, t);
+    },
+    decision: (k) => ps[k]!.decision,
+    decisionVelocity: (k) => ps[k]!.decision?.velocityPacketsPerCpuSec,
+  };
+  const out = { ...record, partitions: [] };
+  Object.defineProperty(out, "columns", { value: columns, enumerable: false });
+  return out;
+}
+
+describe("createMetrics on a record's columns", () => {
+  it("counts and sets what the entries give, with no entry read", async () => {
+    const fromColumns = createMetrics();
+    const fromEntries = createMetrics();
+    const records: CycleRecord[] = [];
+    for (let c = 1; c <= 6; c++) {
+      const r = sampleRecord(c, c * 100, 1 + c / 10);
+      // a partition with an error and no write, one with no decision nor directive (gone)
+      r.partitions[1]!.error = { code: "WEIR_APPLY_FAILED", message: "m", retryable: true };
+      r.partitions[1]!.written = [];
+      if (c > 3) {
+        r.partitions[0]!.status = "gone";
+        r.partitions[0]!.decision = null;
+        r.partitions[0]!.directive = null;
+        r.partitions[0]!.throughput = null;
+      }
+      records.push(r);
+    }
+    for (const r of records) {
+      // partitions emptied: only the columns say anything
+      fromColumns.observe(withColumns(r));
+      fromEntries.observe(r);
+    }
+    const text = await fromColumns.registry.metrics();
+    expect(text).toBe(await fromEntries.registry.metrics());
+    expect(text).toMatch(
+      /weir_partition_errors_total\{partition="dns",code="WEIR_APPLY_FAILED"\} 6/,
+    );
+    expect(text).toMatch(/weir_partition_velocity_packets_per_cpu_second\{partition="web"\} 4500/);
   });
 });

@@ -5,7 +5,7 @@
 // counted through functions the transport and the manager call.
 import { createRequire } from "node:module";
 import type * as PromClient from "prom-client";
-import type { CycleRecord } from "../core/model.ts";
+import type { CycleRecord, Directive, Throughput, WeirErrorInfo } from "../core/model.ts";
 import { coresFromCpuMillis, secondsFromMs } from "../core/units.ts";
 import type { ManagerView } from "../manager/view.ts";
 
@@ -288,57 +288,111 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
   /** Which cycle last named each partition, so one that leaves the record loses its gauges. */
   let observed = 0;
 
+  /** The series of a record's partitions, by index, while its manager's ids stay the same array. */
+  let idsSeen: readonly string[] | null = null;
+  let seriesAt: PartitionSeries[] = [];
+  const seriesOf = (partition: string): PartitionSeries => {
+    let s = series.get(partition);
+    if (s === undefined) {
+      s = newSeries();
+      series.set(partition, s);
+    }
+    return s;
+  };
+
+  /** Fold one partition's cycle into its series. */
+  function fold(
+    s: PartitionSeries,
+    partition: string,
+    cycle: number,
+    windowSec: number,
+    intervalMs: number,
+    t: Throughput | null,
+    d: Directive | null,
+    cpuMillis: number | undefined,
+    decisionVelocity: number | null | undefined,
+    error: WeirErrorInfo | undefined,
+  ): void {
+    s.seen = cycle;
+    if (t) {
+      // Counters advance by rate x window; the window is the throughput's own when it has one.
+      const sec = secondsFromMs(t.windowMs > 0 ? t.windowMs : intervalMs);
+      s.counted = true;
+      s.packetsIn += increment(t.offeredPacketsPerSec * sec);
+      s.packetsOut += increment(t.servedPacketsPerSec * sec);
+      s.dropped += increment(t.droppedPacketsPerSec * sec);
+      // JSON-decoded records may carry null
+      if (t.ingressBytesPerSec != null || t.egressBytesPerSec != null) {
+        s.bytesCounted = true;
+        s.bytesIngress += increment((t.ingressBytesPerSec ?? 0) * sec);
+        s.bytesEgress += increment((t.egressBytesPerSec ?? 0) * sec);
+      }
+      // over its own span when the CPU was read at other times (0: not read this window)
+      const cpuSec = t.cpuWindowMs == null ? sec : secondsFromMs(t.cpuWindowMs);
+      s.cpuSeconds += increment(t.cpuCores * cpuSec);
+      if (Number.isFinite(t.throttledFraction)) s.throttled = t.throttledFraction;
+      if (t.cpuDelayFraction != null && Number.isFinite(t.cpuDelayFraction))
+        s.cpuDelay = t.cpuDelayFraction;
+    } else if (windowSec > 0) {
+      // No data this cycle: the series exist (at 0 increase) so rate() sees them.
+      s.counted = true;
+    }
+    if (cpuMillis !== undefined) s.allocationCores = coresFromCpuMillis(cpuMillis);
+    if (d) {
+      s.weight = d.weight;
+      s.idleClass = d.idle ? 1 : 0;
+      // JSON-decoded records carry null for no cap
+      const cap = d.capCpuMillis as number | null;
+      s.capCores = cap !== null && Number.isFinite(cap) ? coresFromCpuMillis(cap) : undefined;
+    }
+    const v = decisionVelocity ?? t?.rawVelocityPacketsPerCpuSec ?? null;
+    if (v !== null && Number.isFinite(v)) s.velocity = v;
+    if (error) partitionErrors.inc({ partition, code: error.code });
+  }
+
   function observe(record: CycleRecord): void {
     const windowSec = secondsFromMs(record.intervalMs);
     const cycle = ++observed;
-    for (const p of record.partitions) {
-      const partition = p.id;
-      let s = series.get(partition);
-      if (s === undefined) {
-        s = newSeries();
-        series.set(partition, s);
+    // the manager's records: read from their columns, no entry made (CycleRecord.columns)
+    const c = record.columns;
+    if (c !== undefined) {
+      if (c.ids !== idsSeen) {
+        seriesAt = c.ids.map(seriesOf);
+        idsSeen = c.ids;
       }
-      s.seen = cycle;
-      // the manager's entries lend their values in one reused object (read here, not kept)
-      // instead of building a Throughput per partition per cycle
-      const t = p.peekThroughput ? p.peekThroughput() : p.throughput;
-      if (t) {
-        // Counters advance by rate x window; the window is the throughput's own when it has one.
-        const sec = secondsFromMs(t.windowMs > 0 ? t.windowMs : record.intervalMs);
-        s.counted = true;
-        s.packetsIn += increment(t.offeredPacketsPerSec * sec);
-        s.packetsOut += increment(t.servedPacketsPerSec * sec);
-        s.dropped += increment(t.droppedPacketsPerSec * sec);
-        // JSON-decoded records may carry null
-        if (t.ingressBytesPerSec != null || t.egressBytesPerSec != null) {
-          s.bytesCounted = true;
-          s.bytesIngress += increment((t.ingressBytesPerSec ?? 0) * sec);
-          s.bytesEgress += increment((t.egressBytesPerSec ?? 0) * sec);
-        }
-        // over its own span when the CPU was read at other times (0: not read this window)
-        const cpuSec = t.cpuWindowMs == null ? sec : secondsFromMs(t.cpuWindowMs);
-        s.cpuSeconds += increment(t.cpuCores * cpuSec);
-        if (Number.isFinite(t.throttledFraction)) s.throttled = t.throttledFraction;
-        if (t.cpuDelayFraction != null && Number.isFinite(t.cpuDelayFraction))
-          s.cpuDelay = t.cpuDelayFraction;
-      } else if (windowSec > 0) {
-        // No data this cycle: the series exist (at 0 increase) so rate() sees them.
-        s.counted = true;
+      for (let k = 0; k < c.size; k++) {
+        const d = c.status[k] === "gone" ? null : c.directives[k]!;
+        fold(
+          seriesAt[k]!,
+          c.ids[k]!,
+          cycle,
+          windowSec,
+          record.intervalMs,
+          c.peekThroughput(k),
+          d,
+          d?.cpuMillis ?? c.decision(k)?.cpuMillis,
+          c.decisionVelocity(k),
+          c.errors?.[k],
+        );
       }
-      const cpuMillis = p.directive?.cpuMillis ?? p.decision?.cpuMillis;
-      if (cpuMillis !== undefined) s.allocationCores = coresFromCpuMillis(cpuMillis);
-      const d = p.directive;
-      if (d) {
-        s.weight = d.weight;
-        s.idleClass = d.idle ? 1 : 0;
-        // JSON-decoded records carry null for no cap
-        const cap = d.capCpuMillis as number | null;
-        s.capCores = cap !== null && Number.isFinite(cap) ? coresFromCpuMillis(cap) : undefined;
+    } else
+      for (const p of record.partitions) {
+        // the manager's entries lend their values in one reused object (read here, not kept)
+        // instead of building a Throughput per partition per cycle
+        const t = p.peekThroughput ? p.peekThroughput() : p.throughput;
+        fold(
+          seriesOf(p.id),
+          p.id,
+          cycle,
+          windowSec,
+          record.intervalMs,
+          t,
+          p.directive,
+          p.directive?.cpuMillis ?? p.decision?.cpuMillis,
+          p.decision?.velocityPacketsPerCpuSec,
+          p.error,
+        );
       }
-      const v = p.decision?.velocityPacketsPerCpuSec ?? t?.rawVelocityPacketsPerCpuSec ?? null;
-      if (v !== null && Number.isFinite(v)) s.velocity = v;
-      if (p.error) partitionErrors.inc({ partition, code: p.error.code });
-    }
     for (const s of series.values()) if (s.seen !== cycle) clearGauges(s);
     capacity.set(coresFromCpuMillis(record.capacityCpuMillis));
     if (record.host) {

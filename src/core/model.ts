@@ -223,4 +223,29 @@ export interface CycleRecord {
    */
   host?: HostCpuUse | null;
   timingsMs: { sample: number; reports: number; policy: number; apply: number; total: number };
+  /**
+   * The manager's own records: `partitions` as the columns they are made from (a property
+   * that is not enumerable: not in the JSON, a spread or a deep equality), for a reader that
+   * runs every cycle and makes no entry. Absent on a plain or JSON-decoded record.
+   */
+  readonly columns?: CyclePartitionColumns;
+}
+
+/** A cycle record's partitions as columns, by index in `partitions` (CycleRecord.columns). */
+export interface CyclePartitionColumns {
+  readonly size: number;
+  readonly ids: readonly PartitionId[];
+  readonly status: readonly PartitionStatus[];
+  /** `partitions[k].directive`. */
+  readonly directives: readonly (Directive | null)[];
+  /** `partitions[k].written` (undefined: an empty list). */
+  readonly written: readonly (string[] | undefined)[];
+  /** `partitions[k].error`; null: no partition has one. */
+  readonly errors: ReadonlyArray<WeirErrorInfo | undefined> | null;
+  /** `partitions[k].throughput`'s values lent as peekThroughput lends them (read at once). */
+  peekThroughput(k: number): Throughput | null;
+  /** `partitions[k].decision`. */
+  decision(k: number): Decision | null;
+  /** `partitions[k].decision?.velocityPacketsPerCpuSec`, making no decision object. */
+  decisionVelocity(k: number): number | null | undefined;
 }

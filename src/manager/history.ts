@@ -2,6 +2,7 @@
 // bytes as well as by count, so its memory does not grow with the partition count (600 records
 // of 10,000 partitions would hold over 2 GB, half of V8's default heap limit).
 import type { CycleRecord } from "../core/model.ts";
+import { partitionColumnsOf } from "./cycle-partitions.ts";
 import { RecordEntry } from "./record-entry.ts";
 
 /** Records kept at most, whatever their size (60 s at the default 10 cycles/s). */
@@ -49,6 +50,18 @@ export const RECORD_BYTES = {
 /** The heap a record holds, estimated from its shape with RECORD_BYTES (no traversal of values). */
 export function estimateRecordBytes(record: CycleRecord): number {
   let bytes = RECORD_BYTES.record;
+  // a record of the manager's: the same sum from its columns, making no entry
+  const c = partitionColumnsOf(record);
+  if (c !== undefined) {
+    for (let k = 0; k < c.size; k++) {
+      bytes += RECORD_BYTES.entry + (c.written[k]?.length ?? 0) * RECORD_BYTES.written;
+      if (c.hasThroughput(k)) bytes += RECORD_BYTES.throughput;
+      if (c.hasDecision(k)) bytes += RECORD_BYTES.decision;
+      if (c.status[k] !== "gone" && c.directives[k]) bytes += RECORD_BYTES.directive;
+      if (c.errors?.[k]) bytes += RECORD_BYTES.error;
+    }
+    return bytes;
+  }
   for (const p of record.partitions) {
     bytes += RECORD_BYTES.entry + p.written.length * RECORD_BYTES.written;
     // an entry of the manager's says so without building its throughput (a new object a read)

@@ -8,6 +8,7 @@ import { BoundsError, checkBoundsChange } from "../core/bounds.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type {
   CycleRecord,
+  Directive,
   PartitionId,
   PartitionSpec,
   Throughput,
@@ -17,12 +18,12 @@ import { withQuotaFloor } from "../policy/rules.ts";
 import { stepOnTable } from "../policy/step-table.ts";
 import { throughputColumnsOf } from "../policy/table.ts";
 import type { PolicyState } from "../policy/types.ts";
+import { CyclePartitions, columnarRecord } from "./cycle-partitions.ts";
 import { CycleHistory } from "./history.ts";
 import { HostCpuSampler } from "./host-cpu-sampler.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
 import { PartitionSlot, toInfo } from "./partition-slot.ts";
 import { DEFAULT_REACH_REFRESH_CYCLES, ReachableKnobs } from "./reach.ts";
-import { RecordEntry } from "./record-entry.ts";
 import { SpecTables } from "./spec-tables.ts";
 import type {
   ManagerView,
@@ -30,6 +31,13 @@ import type {
   PartitionBoundsChange,
   PartitionMechanisms,
 } from "./view.ts";
+
+/** Whether `ids` are the slots' ids, in order. */
+function sameIds(ids: readonly PartitionId[], slots: readonly PartitionSlot[]): boolean {
+  if (ids.length !== slots.length) return false;
+  for (let k = 0; k < ids.length; k++) if (ids[k] !== slots[k]!.spec.id) return false;
+  return true;
+}
 
 export class Manager implements ManagerView {
   private readonly opts: ManagerOptions;
@@ -44,6 +52,8 @@ export class Manager implements ManagerView {
   private readonly hostCpu: HostCpuSampler | null;
   private readonly reach: ReachableKnobs;
   private readonly tables = new SpecTables();
+  /** The partitions' ids in slot order, shared by the records while they do not change. */
+  private ids: PartitionId[] | null = null;
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -225,35 +235,66 @@ export class Manager implements ManagerView {
     for (const s of active) s.observeAllocation(startedAtMs);
     const tApply = timer();
 
-    const record: CycleRecord = {
-      cycle: ++this.cycleNo,
-      startedAtMs,
-      intervalMs: this.opts.intervalMs,
-      capacityCpuMillis: knobs.capacityCpuMillis,
-      partitions: this.slots.map((s) => {
-        const id = s.spec.id;
-        const tp = throughputs.get(id) ?? null;
-        const r = row(id);
-        const p = new RecordEntry(
-          id,
-          s.status,
-          tp !== null && r >= 0 ? { columns, row: r } : tp,
-          s.status === "gone" ? null : decisionOf(id),
-          s.status === "gone" ? null : s.recordedDirective(directiveOf(id)),
-          written.get(id) ?? [],
-        );
-        if (s.lastError) p.error = s.lastError;
-        return p;
-      }),
-      ...(this.hostCpu ? { host: host ?? null } : {}),
-      timingsMs: {
-        sample: tSample - t0,
-        reports: tReports - tSample,
-        policy: tPolicy - tReports,
-        apply: tApply - tPolicy,
-        total: tApply - t0,
+    // the record's entries are made from these columns when first read (cycle-partitions.ts):
+    // an entry and a decision view per partition per cycle were most of what a record kept
+    const slots = this.slots;
+    const n = slots.length;
+    const status: CycleRecord["partitions"][number]["status"][] = new Array(n);
+    const rows: number[] = new Array(n);
+    const directives: (Directive | null)[] = new Array(n);
+    const writtenBy: (string[] | undefined)[] = new Array(n);
+    let errors: (WeirErrorInfo | undefined)[] | null = null;
+    let tpObjects: (Throughput | null)[] | null = null;
+    for (let k = 0; k < n; k++) {
+      const s = slots[k]!;
+      const id = s.spec.id;
+      const r = row(id);
+      status[k] = s.status;
+      rows[k] = r;
+      if (r < 0) {
+        const tp = throughputs.get(id);
+        if (tp !== undefined) {
+          tpObjects ??= new Array<Throughput | null>(n).fill(null);
+          tpObjects[k] = tp;
+        }
+      }
+      directives[k] = s.status === "gone" ? null : s.recordedDirective(directiveOf(id));
+      writtenBy[k] = written.get(id);
+      if (s.lastError) {
+        errors ??= new Array<WeirErrorInfo | undefined>(n);
+        errors[k] = s.lastError;
+      }
+    }
+    if (this.ids === null || !sameIds(this.ids, slots)) this.ids = slots.map((s) => s.spec.id);
+    const record = columnarRecord(
+      {
+        cycle: ++this.cycleNo,
+        startedAtMs,
+        intervalMs: this.opts.intervalMs,
+        capacityCpuMillis: knobs.capacityCpuMillis,
       },
-    };
+      new CyclePartitions({
+        ids: this.ids,
+        status,
+        rows,
+        throughput: columns,
+        throughputObjects: tpObjects,
+        decisions: out.decisions,
+        directives,
+        written: writtenBy,
+        errors,
+      }),
+      {
+        ...(this.hostCpu ? { host: host ?? null } : {}),
+        timingsMs: {
+          sample: tSample - t0,
+          reports: tReports - tSample,
+          policy: tPolicy - tReports,
+          apply: tApply - tPolicy,
+          total: tApply - t0,
+        },
+      },
+    );
     this.history.push(record);
     for (const l of this.listeners) {
       try {

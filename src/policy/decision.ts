@@ -354,4 +354,14 @@ export class StepDecisions implements DecisionTable {
     }
     return d;
   }
+
+  has(i: number): boolean {
+    return i >= 0 && i < this.size;
+  }
+
+  /** What `at(i).velocityPacketsPerCpuSec` reads (NaN for its null), with no view made. */
+  velocityAt(i: number): number {
+    if (!(i >= 0 && i < this.size)) throw new RangeError(`decision row ${i} of ${this.size}`);
+    return this.#reasons.velocity[i]!;
+  }
 }

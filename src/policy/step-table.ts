@@ -102,4 +102,8 @@ class ObjectDecisions implements DecisionTable {
   at(i: number): Decision | null {
     return this.#rows[i] ?? null;
   }
+
+  has(i: number): boolean {
+    return (this.#rows[i] ?? null) !== null;
+  }
 }

@@ -188,4 +188,8 @@ export interface DecisionTable {
   readonly size: number;
   /** Row `i` as a Decision (weir's: a view whose `why` is written when first read; null: none). */
   at(i: number): Decision | null;
+  /** Whether `at(i)` is not null, making no object (absent: ask `at`). */
+  has?(i: number): boolean;
+  /** Row `i`'s `velocityPacketsPerCpuSec` (NaN: null), making no object (absent: ask `at`). */
+  velocityAt?(i: number): number;
 }

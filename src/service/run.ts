@@ -148,6 +148,17 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
   let api: RunningApi | null = null;
   metrics.attach(manager);
   manager.subscribe((r) => {
+    // the manager's records: from their columns (no entries made), and only when one has an error
+    const c = r.columns;
+    if (c !== undefined) {
+      if (c.errors === null) return;
+      for (let k = 0; k < c.size; k++) {
+        const e = c.errors[k];
+        if (e && (c.written[k]?.length ?? 0) === 0 && c.status[k] !== "ok")
+          metrics.actuatorError(c.ids[k]!, e.code, 0);
+      }
+      return;
+    }
     for (const p of r.partitions)
       if (p.error && p.written.length === 0 && p.status !== "ok")
         metrics.actuatorError(p.id, p.error.code, 0);
