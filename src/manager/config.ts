@@ -126,6 +126,24 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    placement: z
+      .object({
+        mode: z
+          .enum(["off", "spread"])
+          .default("spread")
+          .describe(
+            "spread: each network partition runs on CPUs of its own (cpuset.cpus), packed by its need; off: every CPU",
+          ),
+        fill: z
+          .number()
+          .gt(0, "must be above 0 (rule: fill-range, 0 < fill <= 1)")
+          .max(1, "must be at most 1 (rule: fill-range, 0 < fill <= 1)")
+          .default(0.8)
+          .describe("the share of a CPU placement fills at most with network partitions' needs"),
+      })
+      .strict()
+      .optional()
+      .describe("placing network partitions on CPUs (absent: off)"),
     log: z
       .object({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
