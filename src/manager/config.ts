@@ -136,8 +136,11 @@ export const configSchema = z
           ),
         fill: z
           .number()
-          .gt(0, "must be above 0 (rule: fill-range, 0 < fill <= 1)")
-          .max(1, "must be at most 1 (rule: fill-range, 0 < fill <= 1)")
+          .gt(0, "must be above 0 (rule: fill-range, 0 < fill <= 0.95)")
+          .max(
+            0.95,
+            "must be at most 0.95 (rule: fill-range, 0 < fill <= 0.95: a partition placed on k CPUs uses at most k × 1,000m, so its need must be able to pass k × 1,000m × fill for it to be given more)",
+          )
           .default(0.8)
           .describe("the share of a CPU placement fills at most with network partitions' needs"),
       })

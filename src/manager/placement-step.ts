@@ -59,8 +59,12 @@ export class PlacementStep {
   private readonly cpusets = new Map<PartitionId, CpusetActuator | string>();
   /** Partitions whose last write failed: written again next cycle. */
   private readonly failed = new Map<PartitionId, WeirErrorInfo>();
-  private readonly why = new Map<PartitionId, string>();
+  /** Partitions placement leaves alone this cycle (batch, no cpuset), with why. */
+  private readonly fixedWhy = new Map<PartitionId, string>();
+  /** Each placed partition's need this cycle, millicores. */
+  private readonly needs = new Map<PartitionId, number>();
   private reason = "";
+  private placedAny = false;
 
   constructor(
     private readonly o: PlacementOptions,
@@ -104,15 +108,17 @@ export class PlacementStep {
     const placeable: PlacementRow[] = [];
     for (const r of rows) {
       if (r.batch) {
-        this.why.set(r.id, "batch: never placed (runs on every CPU, in the idle class)");
+        this.fixedWhy.set(r.id, "batch: never placed (runs on every CPU, in the idle class)");
         continue;
       }
       const c = this.cpusetOf(r);
       if (typeof c === "string") {
-        this.why.set(r.id, c);
+        this.fixedWhy.set(r.id, c);
         continue;
       }
-      placeable.push({ id: r.id, batch: false, needCpuMillis: Math.max(0, r.needCpuMillis) });
+      const need = Math.max(0, r.needCpuMillis);
+      this.needs.set(r.id, need);
+      placeable.push({ id: r.id, batch: false, needCpuMillis: need });
     }
     const next = placePartitions(placeable, this.o.cpus, this.previous, {
       fillFraction: this.o.fillFraction,
@@ -141,15 +147,15 @@ export class PlacementStep {
     }
   }
 
-  /** Why each partition is where it is, and the reason for the whole placement. */
+  /** The reason for the whole placement (the log's, and the API's for a partition not placed). */
   private explain(rows: readonly PlacementRow[], p: Placement): void {
     const budget = 1000 * this.o.fillFraction;
     const n = this.o.cpus.length;
     const total = rows.reduce((s, r) => s + r.needCpuMillis, 0);
-    const placedAny = [...p.values()].some((c) => c !== null);
     const fill = `fill ${this.o.fillFraction}`;
-    if (placedAny) this.reason = `placed by need at ${fill} (${fmtMillis(total)} on ${n} CPUs)`;
-    else if (n < 2) this.reason = `not placed: fewer than 2 CPUs to place on`;
+    if ([...p.values()].some((c) => c !== null))
+      this.reason = `placed by need at ${fill} (${fmtMillis(total)} on ${n} CPUs)`;
+    else if (n < 2) this.reason = "not placed: fewer than 2 CPUs to place on";
     else if (rows.length === 0) this.reason = "not placed: no network partition has a cpuset";
     else if (total > budget * n)
       this.reason = `the network partitions' needs do not fit at ${fill} (${fmtMillis(total)} on ${n} CPUs)`;
@@ -157,24 +163,29 @@ export class PlacementStep {
       this.reason = `not placed: every network partition needs every CPU at ${fill}`;
     else
       this.reason = `the network partitions' needs do not pack at ${fill}: a CPU would carry more than ${fmtMillis(budget)}`;
-    for (const r of rows) {
-      const cpus = p.get(r.id) ?? null;
-      const k = cpusNeeded(r.needCpuMillis, budget);
-      this.why.set(
-        r.id,
-        cpus !== null
-          ? `on ${cpusText(cpus)}: needs ${fmtMillis(r.needCpuMillis)}, ${k} CPU${k === 1 ? "" : "s"} at ${fill}`
-          : placedAny
-            ? `not placed: needs ${fmtMillis(r.needCpuMillis)}, every CPU at ${fill}`
-            : this.reason,
-      );
-    }
+    this.placedAny = [...p.values()].some((c) => c !== null);
+  }
+
+  /** Why a partition is where it is, from its need this cycle. */
+  private whyOf(id: PartitionId): string {
+    const fixed = this.fixedWhy.get(id);
+    if (fixed !== undefined) return fixed;
+    const need = this.needs.get(id) ?? 0;
+    const cpus = this.previous?.get(id) ?? null;
+    const fill = `fill ${this.o.fillFraction}`;
+    const k = cpusNeeded(need, 1000 * this.o.fillFraction);
+    if (cpus !== null)
+      return `on ${cpusText(cpus)}: needs ${fmtMillis(need)}, ${k} CPU${k === 1 ? "" : "s"} at ${fill}`;
+    return this.placedAny
+      ? `not placed: needs ${fmtMillis(need)}, every CPU at ${fill}`
+      : this.reason;
   }
 
   /** Per partition seen, where it is placed and why (the API's view). */
   view(): Record<PartitionId, PartitionPlacement> {
     const out: Record<PartitionId, PartitionPlacement> = {};
-    for (const [id, why] of this.why) {
+    for (const id of new Set([...this.fixedWhy.keys(), ...this.needs.keys()])) {
+      const why = this.whyOf(id);
       const c = this.cpusets.get(id);
       const cpus = this.previous?.get(id) ?? null;
       const v: PartitionPlacement = {
