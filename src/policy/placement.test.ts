@@ -28,6 +28,11 @@ describe("placePartitions", () => {
     expect(asObject(p)).toEqual({ c: [0], b: [1], a: [1], hog: null });
   });
 
+  it("spreads partitions that need nothing yet (equal loads: the CPU with fewer partitions)", () => {
+    const p = placePartitions([net("a", 0), net("b", 0), net("c", 0), batch("hog")], [0, 1], null);
+    expect(asObject(p)).toEqual({ a: [0], b: [1], c: [0], hog: null });
+  });
+
   it("places nothing when the network partitions do not fit at the fill", () => {
     // 0.8 × 2 CPUs = 1,600m; 1,700m asked
     const p = placePartitions([net("a", 900), net("b", 800), batch("hog")], [0, 1], null);

@@ -14,7 +14,9 @@
 //   CPUs, every CPU carries at most 1,000m × fill): placements move rarely, since each move
 //   migrates the partition's tasks;
 // - otherwise the partitions are packed again, heaviest first, each onto its k least loaded
-//   CPUs (ties: the lower CPU), a partition's need split evenly over its CPUs; if a CPU would
+//   CPUs (ties: the CPU with fewer partitions on it, then the lower CPU, so partitions that
+//   need nothing yet are spread rather than stacked on CPU 0), a partition's need split evenly
+//   over its CPUs; if a CPU would
 //   carry more than 1,000m × fill, nothing is placed.
 
 /** One partition as placement sees it. */
@@ -77,6 +79,8 @@ export function placePartitions(
   if (previous && keeps(previous, rows, need, cpus, base, budget)) return previous;
 
   const load = new Map(base);
+  /** Partitions placed on each CPU so far: equal loads go to the CPU with fewer (idle ones spread). */
+  const count = new Map<number, number>(cpus.map((c) => [c, 0]));
   const out = new Map<string, PlacedCpus>();
   for (const r of rows) if (r.batch || need.get(r.id)! >= n) out.set(r.id, null);
   const order = network
@@ -85,11 +89,14 @@ export function placePartitions(
   for (const r of order) {
     const k = need.get(r.id)!;
     const chosen = [...cpus]
-      .sort((x, y) => load.get(x)! - load.get(y)! || x - y)
+      .sort((x, y) => load.get(x)! - load.get(y)! || count.get(x)! - count.get(y)! || x - y)
       .slice(0, k)
       .sort((x, y) => x - y);
     const share = Math.max(0, r.needCpuMillis) / k;
-    for (const c of chosen) load.set(c, load.get(c)! + share);
+    for (const c of chosen) {
+      load.set(c, load.get(c)! + share);
+      count.set(c, count.get(c)! + 1);
+    }
     out.set(r.id, chosen);
   }
   for (const c of cpus) if (load.get(c)! > budget + 1e-9) return none();
