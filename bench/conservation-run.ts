@@ -23,7 +23,7 @@ import {
   schedstatOf,
   type WaitBreakdown,
 } from "./sched-trace.ts";
-import { testbedManager } from "./testbed-manager.ts";
+import { type TestbedManagerOptions, testbedManager } from "./testbed-manager.ts";
 
 export const INTERVAL_MS = 100;
 /**
@@ -258,6 +258,7 @@ function makeManager(
   specs: PartitionSpec[],
   durationMs: number,
   policySettings?: Record<string, unknown>,
+  placement?: TestbedManagerOptions["placement"],
 ) {
   const factory = CONSERVATION_FACTORIES.find((p) => p.name === policyName);
   if (!factory) throw new Error(`conservation-real: no policy named ${policyName}`);
@@ -281,6 +282,7 @@ function makeManager(
     intervalMs: INTERVAL_MS,
     policy,
     ...(policySettings ? { policySettings } : {}),
+    ...(placement ? { placement } : {}),
     now: epochNow,
     backend: ctx.backend,
     hostCpu: true,
@@ -308,12 +310,21 @@ export async function runOne(
     hogCap?: HogCap;
     /** The config's `policy:` section for this run (knobs by their config keys; diagnostics). */
     policySettings?: Record<string, unknown>;
+    /** The config's `placement:` section for this run (absent: off). */
+    placement?: TestbedManagerOptions["placement"];
   },
 ): Promise<RunOutcome> {
   const { tb, timing } = ctx;
   const hog = tb.hogs[0]!;
   const durationMs = timing.warmupMs + opts.measureMs;
-  const manager = makeManager(ctx, opts.policy, opts.specs, durationMs, opts.policySettings);
+  const manager = makeManager(
+    ctx,
+    opts.policy,
+    opts.specs,
+    durationMs,
+    opts.policySettings,
+    opts.placement,
+  );
   const records: CycleRecord[] = [];
   const hogCpuDir = opts.hogCap
     ? hog.cgroupDirs.find((d) => fs.existsSync(path.join(d, "cpu.cfs_quota_us")))

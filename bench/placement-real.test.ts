@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { type PlacementRun, placementRatios, spreadByLoad, worstRatio } from "./placement-real.ts";
+import {
+  type PlacementRun,
+  placementRatios,
+  shares,
+  spreadByLoad,
+  worstRatio,
+} from "./placement-real.ts";
 
 const run = (a: number, b: number, c: number): PlacementRun => ({
   p99Ms: { a, b, c },
@@ -49,5 +55,27 @@ describe("placementRatios", () => {
     expect(r.weir[0]).toBe(1.5);
     expect(r.swSpread[1]).toBeNaN();
     expect(r.weir[1]).toBeNaN();
+  });
+});
+
+describe("weir-placed", () => {
+  it("its ratio is weir-placed's worst p99 over ref's", () => {
+    const r = placementRatios(
+      [{ ref: run(4, 4, 4), "weir-placed": run(4, 5, 4) }, { ref: run(4, 4, 4) }],
+      ["a", "b", "c"],
+    );
+    expect(r.weirPlaced[0]).toBe(1.25);
+    expect(r.weirPlaced[1]).toBeNaN();
+  });
+  it("shares: placements seen, most frequent first", () => {
+    expect(
+      shares(
+        new Map([
+          ["a 0-1", 1],
+          ["a 0", 3],
+        ]),
+      ),
+    ).toBe("a 0: 75 %; a 0-1: 25 %");
+    expect(shares(new Map())).toBe("none seen");
   });
 });

@@ -9,15 +9,20 @@
 //   sw           static weights (hog idle class), servers free
 //   sw-spread    static weights (hog idle class), servers spread
 //   weir         weir's default policy, servers free
+//   weir-placed  weir with `placement: { mode: spread, fill: 0.8 }`: weir places the network
+//                partitions on CPUs itself through their v1 cpuset.cpus (this benchmark puts
+//                each partition's processes in a cpuset cgroup at its path, holding every CPU,
+//                for that run only: weir creates no cgroup and moves no task)
 // and every policy's worst partition p99 ÷ the same partition's p99 in `ref` (as in
 // conservation-real), plus sw-spread ÷ ref-spread (the hog's harm with the placement alone).
-// No weir code places partitions yet: this measures what a placement would be worth.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench placement-real [--quick] [--reps N]  or  npx tsx bench/placement-real.ts [...]
+import fs from "node:fs";
+import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
-import { pinCgroupMembers } from "../src/testbed/cgroups.ts";
+import { cgroupProcs, pinCgroupMembers } from "../src/testbed/cgroups.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import {
   CONSERVE_CORES,
@@ -51,7 +56,7 @@ import { probeServer } from "./server-probe.ts";
 /** The closed-loop load's aim per partition, cores of one CPU (conservation-real's). */
 const TCP_CORES = 0.15;
 
-export const VARIANTS = ["ref", "ref-spread", "sw", "sw-spread", "weir"] as const;
+export const VARIANTS = ["ref", "ref-spread", "sw", "sw-spread", "weir", "weir-placed"] as const;
 export type Variant = (typeof VARIANTS)[number];
 const LOADS = ["udp", "tcp"] as const;
 type LoadKind = (typeof LOADS)[number];
@@ -71,6 +76,94 @@ export function spreadByLoad(loads: Record<string, number>, cpus: number): Recor
     out[name] = best;
   }
   return out;
+}
+
+/** weir-placed's `placement.fill`. */
+const PLACEMENT_FILL = 0.8;
+
+/** The v1 cpuset hierarchy. */
+const CPUSET_ROOT = "/sys/fs/cgroup/cpuset";
+
+/**
+ * Put each partition's processes (those in its cpu cgroup) in a v1 cpuset cgroup at its path,
+ * made here holding its parent's CPUs and memory nodes, so weir has a cpuset.cpus to place it
+ * through; returns the undo (the processes back in the root cpuset, the cgroups removed).
+ */
+export function intoCpusets(
+  partitions: ReadonlyArray<{ cgroup: string; cgroupDirs: readonly string[] }>,
+): () => void {
+  const made: string[] = [];
+  const moved: number[] = [];
+  const undo = () => {
+    for (const pid of moved)
+      try {
+        fs.writeFileSync(path.join(CPUSET_ROOT, "cgroup.procs"), String(pid));
+      } catch {
+        // exited meanwhile
+      }
+    for (const d of [...made].reverse())
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        // an exiting task still listed: left for the testbed's teardown report
+      }
+  };
+  try {
+    for (const p of partitions) {
+      const parts = p.cgroup.split("/").filter(Boolean);
+      for (let n = 1; n <= parts.length; n++) {
+        const dir = path.join(CPUSET_ROOT, ...parts.slice(0, n));
+        if (fs.existsSync(dir)) continue;
+        fs.mkdirSync(dir);
+        made.push(dir);
+        for (const f of ["cpuset.cpus", "cpuset.mems"])
+          fs.writeFileSync(
+            path.join(dir, f),
+            fs.readFileSync(path.join(path.dirname(dir), f), "latin1").trim(),
+          );
+      }
+      const dir = path.join(CPUSET_ROOT, ...parts);
+      for (const pid of new Set(p.cgroupDirs.flatMap(cgroupProcs))) {
+        try {
+          fs.writeFileSync(path.join(dir, "cgroup.procs"), String(pid));
+        } catch (e) {
+          if (fs.existsSync(`/proc/${pid}`)) throw e;
+          continue;
+        }
+        moved.push(pid);
+      }
+    }
+  } catch (e) {
+    undo();
+    throw e;
+  }
+  return undo;
+}
+
+/** Each partition's cpuset.cpus now, e.g. "a 0, b 1, c 1" ("?" where unreadable). */
+function readPlacement(partitions: ReadonlyArray<{ name: string; cgroup: string }>): string {
+  return partitions
+    .map((p) => {
+      try {
+        const f = path.join(CPUSET_ROOT, p.cgroup, "cpuset.cpus");
+        return `${p.name} ${fs.readFileSync(f, "latin1").trim()}`;
+      } catch {
+        return `${p.name} ?`;
+      }
+    })
+    .join(", ");
+}
+
+const tally = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 0) + 1);
+
+/** "a 0, b 1, c 1: 93 %; a 0-1, ...: 7 %", most frequent first. */
+export function shares(m: ReadonlyMap<string, number>): string {
+  const total = [...m.values()].reduce((s, n) => s + n, 0);
+  if (total === 0) return "none seen";
+  return [...m.entries()]
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, n]) => `${k}: ${Math.round((100 * n) / total)} %`)
+    .join("; ");
 }
 
 /** One run's p99 per partition, host idle and hog cores. */
@@ -94,13 +187,14 @@ export function worstRatio(run: PlacementRun, ref: PlacementRun, partitions: str
 export function placementRatios(
   reps: Array<Partial<Record<Variant, PlacementRun>>>,
   partitions: string[],
-): Record<"sw" | "swSpread" | "weir" | "spreadOwn", number[]> {
+): Record<"sw" | "swSpread" | "weir" | "weirPlaced" | "spreadOwn", number[]> {
   const r = (rep: Partial<Record<Variant, PlacementRun>>, v: Variant, ref: Variant) =>
     rep[v] && rep[ref] ? worstRatio(rep[v]!, rep[ref]!, partitions) : Number.NaN;
   return {
     sw: reps.map((x) => r(x, "sw", "ref")),
     swSpread: reps.map((x) => r(x, "sw-spread", "ref")),
     weir: reps.map((x) => r(x, "weir", "ref")),
+    weirPlaced: reps.map((x) => r(x, "weir-placed", "ref")),
     spreadOwn: reps.map((x) => r(x, "sw-spread", "ref-spread")),
   };
 }
@@ -133,6 +227,8 @@ export const bench: Benchmark = {
     let unisolate = () => {};
     let sizing = "";
     const placement = spreadByLoad({ ...CONSERVE_CORES }, 2);
+    /** weir-placed: each cycle, the partitions' cpuset.cpus as weir left them, counted per load. */
+    const seen: Record<LoadKind, Map<string, number>> = { udp: new Map(), tcp: new Map() };
     try {
       // The generator beside the partitions, as in conservation-real (it stands for remote clients).
       unisolate = isolateSelf(`${prefix}/gen`, GROUP_CPU_SHARES);
@@ -182,17 +278,31 @@ export const bench: Benchmark = {
           const row: Partial<Record<Variant, PlacementRun>> = {};
           for (const v of VARIANTS) {
             ctx.progress(done / (totalMs / runMs), `rep ${rep + 1}/${reps} ${kind} / ${v}`);
-            const undo = v.endsWith("spread") ? spread() : () => {};
+            const undo = v.endsWith("spread")
+              ? spread()
+              : v === "weir-placed"
+                ? intoCpusets(tb.partitions)
+                : () => {};
             let o: RunOutcome;
             try {
               o = await runOne(c, {
                 scenario: kind === "udp" ? "conserve" : "tcp",
-                policy: v.startsWith("ref") ? "none" : v === "weir" ? "weir" : "static-weights",
+                policy: v.startsWith("ref")
+                  ? "none"
+                  : v.startsWith("weir")
+                    ? "weir"
+                    : "static-weights",
+                ...(v === "weir-placed"
+                  ? { placement: { mode: "spread" as const, fill: PLACEMENT_FILL } }
+                  : {}),
                 rep,
                 specs,
                 load: kind === "udp" ? udp : tcp,
                 measureMs: timing.measureMs,
                 hogStopped: v.startsWith("ref"),
+                ...(v === "weir-placed"
+                  ? { onRecord: () => tally(seen[kind], readPlacement(tb.partitions)) }
+                  : {}),
               });
             } finally {
               undo();
@@ -230,6 +340,11 @@ export const bench: Benchmark = {
           ...repeated(r.weir, 2),
           unit: "x",
         },
+        {
+          name: `${L}: weir with placement (spread, fill 0.8): worst p99 with hog ÷ without (median)`,
+          ...repeated(r.weirPlaced, 2),
+          unit: "x",
+        },
       );
       const col = (v: Variant, f: (x: PlacementRun) => number, digits: number) =>
         fmtStats(
@@ -245,7 +360,16 @@ export const bench: Benchmark = {
             ? "1"
             : v === "ref-spread"
               ? "–"
-              : fmtStats(v === "sw" ? r.sw : v === "sw-spread" ? r.swSpread : r.weir, 2),
+              : fmtStats(
+                  v === "sw"
+                    ? r.sw
+                    : v === "sw-spread"
+                      ? r.swSpread
+                      : v === "weir"
+                        ? r.weir
+                        : r.weirPlaced,
+                  2,
+                ),
           v === "sw-spread" ? fmtStats(r.spreadOwn, 2) : "–",
           col(v, (x) => x.hostIdle, 1),
           v.startsWith("ref") ? "0 (stopped)" : col(v, (x) => x.hogCores, 2),
@@ -273,6 +397,7 @@ export const bench: Benchmark = {
         sizing,
         `${reps} repetitions; in each, per load, the variants run in the order ${VARIANTS.join(", ")}, each ${timing.warmupMs / 1000} s warm-up then ${timing.measureMs / 1000} s measured; 100 ms cycles for weir. ref: plain CFS with the hog's process SIGSTOPped; spread: every thread of every process in a partition's cgroups pinned to its CPU (taskset by PID, restored after the run); the hog and the generator are never pinned. Issue 9's latency target is a worst p99 ratio ≤ 1.2 against the free no-hog reference.`,
         "Why spread could help: this VM reports no cache topology, so a waking server is not moved to another CPU that runs only the idle-class hog; it waits on the CPU its wake-up chose until a load balance moves it (conservation-real's scheduler trace). Pinned, a server always wakes on its own CPU, where the idle-class hog yields at once; it then waits only behind the servers pinned with it and the generator.",
+        `weir-placed, the partitions' cpuset.cpus per cycle (share of cycles, all repetitions): ${LOADS.map((k) => `${LABEL[k]} ${shares(seen[k])}`).join("; ")}.`,
         `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared).`,
       ],
     };

@@ -19,6 +19,8 @@ export interface TestbedManagerOptions {
   policy: Policy;
   /** The config's `policy:` section (knobs by their config keys); absent = the defaults. */
   policySettings?: Record<string, unknown>;
+  /** The config's `placement:` section (absent: off). */
+  placement?: { mode: "off" | "spread"; fill: number };
   now: () => number;
   /** The cgroup backend to write through (default: the registered one, built here). */
   backend?: ActuatorBackend;
@@ -42,6 +44,7 @@ export function testbedConfig(tb: TestbedState, specs: PartitionSpec[], o: Testb
   return parseConfig({
     intervalMs: o.intervalMs,
     ...(o.policySettings ? { policy: o.policySettings } : {}),
+    ...(o.placement ? { placement: o.placement } : {}),
     capacity: { cpus: onlineCpus, reserve: millis(onlineCpus * 1000 - o.capacityCpuMillis) },
     partitions: specs.map((spec) => {
       const p = tb.partitions.find((x) => x.name === spec.id);

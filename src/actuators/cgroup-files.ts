@@ -9,14 +9,20 @@ import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { partitionCgroup } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { PartitionId } from "../core/model.ts";
+import { cpusetDirOf, openCpusetFile } from "./cpuset.ts";
 import {
-  CGROUP_CAPABILITIES,
+  CGROUP_FILE_CAPABILITIES,
   cgroupTarget,
   dryRunPort,
   type FilePort,
   FileSetActuator,
 } from "./engine.ts";
-import type { ActuatorBackend, ActuatorTarget, BackendRegistration } from "./types.ts";
+import type {
+  ActuatorBackend,
+  ActuatorTarget,
+  BackendRegistration,
+  CpusetActuator,
+} from "./types.ts";
 
 /** statfs magic numbers of the kernel's cgroup filesystems (linux/magic.h). */
 const CGROUP_SUPER_MAGIC = 0x27e0eb;
@@ -255,7 +261,7 @@ export function cgroupVersionRegistration(v: CgroupVersionBackend): BackendRegis
   return {
     name: v.name,
     handles: ["cgroup"],
-    capabilities: CGROUP_CAPABILITIES,
+    capabilities: CGROUP_FILE_CAPABILITIES,
     description: v.description,
     create: (ctx) => new CgroupFilesBackend({ ...v, cgroupfs: ctx.roots.cgroupfs }),
   };
@@ -268,7 +274,7 @@ export function cgroupVersionRegistration(v: CgroupVersionBackend): BackendRegis
 export class CgroupFilesBackend implements ActuatorBackend {
   readonly name: string;
   readonly handles = ["cgroup"] as const;
-  readonly capabilities = CGROUP_CAPABILITIES;
+  readonly capabilities = CGROUP_FILE_CAPABILITIES;
   readonly format: CpuFileFormat;
   private readonly o: CgroupFilesBackendOptions;
 
@@ -299,6 +305,25 @@ export class CgroupFilesBackend implements ActuatorBackend {
       dir: this.dirOf(cgroupTarget(this.name, target).cgroup),
       format: this.format,
     });
+  }
+
+  /**
+   * The partition's cpuset.cpus (v1: the cpuset hierarchy at its path; v2: its own directory).
+   * Throws TARGET_NOT_WRITABLE when it has none there.
+   */
+  openCpuset(target: ActuatorTarget): CpusetActuator {
+    const t = cgroupTarget(this.name, target);
+    let dir: string;
+    try {
+      dir = cpusetDirOf(this.o.cgroupfs, t.cgroup);
+    } catch (err) {
+      throw new WeirError(
+        ErrorCodes.TARGET_NOT_WRITABLE,
+        `[${this.name}] partition ${t.partition} has no cpuset: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    return openCpusetFile(this.name, t.partition, dir);
   }
 
   /** Read the allocation files once without holding them (dry-run seed, status). */

@@ -3,13 +3,18 @@
 import { detectCgroupLayout } from "../cgroup/layout.ts";
 import { CgroupV1Backend } from "./cgroup-v1.ts";
 import { CgroupV2Backend } from "./cgroup-v2.ts";
-import { CGROUP_CAPABILITIES, type FileSetActuator } from "./engine.ts";
-import type { ActuatorBackend, ActuatorTarget, BackendRegistration } from "./types.ts";
+import { CGROUP_FILE_CAPABILITIES, type FileSetActuator } from "./engine.ts";
+import type {
+  ActuatorBackend,
+  ActuatorTarget,
+  BackendRegistration,
+  CpusetActuator,
+} from "./types.ts";
 
 export class CgroupBackend implements ActuatorBackend {
   readonly name = "cgroup";
   readonly handles = ["cgroup"] as const;
-  readonly capabilities = CGROUP_CAPABILITIES;
+  readonly capabilities = CGROUP_FILE_CAPABILITIES;
   private readonly v1: CgroupV1Backend;
   private readonly v2: CgroupV2Backend;
   private readonly cgroupfs: string;
@@ -32,12 +37,16 @@ export class CgroupBackend implements ActuatorBackend {
   openDryRun(target: ActuatorTarget): FileSetActuator {
     return this.forHost().openDryRun(target);
   }
+
+  openCpuset(target: ActuatorTarget): CpusetActuator {
+    return this.forHost().openCpuset(target);
+  }
 }
 
 export const cgroupRegistration: BackendRegistration = {
   name: "cgroup",
   handles: ["cgroup"],
-  capabilities: CGROUP_CAPABILITIES,
+  capabilities: CGROUP_FILE_CAPABILITIES,
   description: "cgroup v1 or v2, whichever has the host's cpu controller",
   create: (ctx) => new CgroupBackend({ cgroupfs: ctx.roots.cgroupfs }),
 };

@@ -43,6 +43,15 @@ export interface ActuatorContractOptions<T extends ActuatorTarget = ActuatorTarg
     arm: (target: T) => MaybePromise<void>;
     touched: (target: T) => MaybePromise<boolean>;
   };
+  /**
+   * The target's cpuset, for backends declaring `cpuset` (the suite fails for one that declares
+   * it without this): `make` gives the target a cpuset (a v1 cpuset cgroup at its path, or the
+   * controller enabled on v2) holding at least 2 CPUs, `read` what its cpuset.cpus holds now.
+   */
+  cpuset?: {
+    make: (target: T) => MaybePromise<void>;
+    read: (target: T) => MaybePromise<string>;
+  };
   /** Optional: make the target refuse writes (EACCES/EROFS) before it is opened. */
   makeUnwritable?: (target: T) => MaybePromise<void>;
 }

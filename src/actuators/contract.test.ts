@@ -82,6 +82,22 @@ function fixtureHarness(
       const dir = dirOf(t);
       if (mounts.delete(dir)) execFileSync("umount", [dir]);
       fs.rmSync(dir, { recursive: true, force: true });
+      if (v1) fs.rmSync(path.join(root, "cpuset", t.cgroup), { recursive: true, force: true });
+    },
+    // v1: a cpuset cgroup at the partition's path; v2: cpuset.cpus in its own dir
+    cpuset: {
+      make: (t) => {
+        const dir = v1 ? path.join(root, "cpuset", t.cgroup) : dirOf(t);
+        fs.mkdirSync(dir, { recursive: true });
+        fs.writeFileSync(path.join(dir, "cpuset.cpus"), "0-1\n");
+      },
+      read: (t) =>
+        fs
+          .readFileSync(
+            path.join(v1 ? path.join(root, "cpuset", t.cgroup) : dirOf(t), "cpuset.cpus"),
+            "latin1",
+          )
+          .trim(),
     },
     // mtimes set to the epoch; any write moves them to now
     writeProbe: {
@@ -148,7 +164,8 @@ function recordingHarness(format: CpuFileFormat): ActuatorContractOptions<Cgroup
  * fake-qemu.ts: QMP as QEMU 7.2 answers it, the guest kernel's console lines) with 3 vCPU slots.
  */
 function qemuHarness(): ActuatorContractOptions<QemuTarget> {
-  const cg = fixtureHarness("qemu", v1Format);
+  // QEMU places no cpuset (it declares none): the cgroup harness's cpuset is left out
+  const { cpuset: _noCpuset, ...cg } = fixtureHarness("qemu", v1Format);
   const fakes = new Map<string, FakeQemu>();
   const cgroupOf = (t: QemuTarget): CgroupTarget => ({
     partition: t.partition,

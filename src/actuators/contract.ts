@@ -427,6 +427,52 @@ export function actuatorContract<T extends ActuatorTarget>(o: ActuatorContractOp
       }
     });
 
+    itWith(
+      ["cpuset"],
+      "places a partition on CPUs: cpuset.cpus written only when changed, restored to what was found",
+      async () => {
+        const backend = o.makeBackend();
+        expect(backend.openCpuset, "a backend declaring cpuset has openCpuset").toBeDefined();
+        expect(o.cpuset, "a backend declaring cpuset needs the harness's cpuset").toBeDefined();
+        const t = await target();
+        await o.cpuset!.make(t);
+        const found = await o.cpuset!.read(t);
+        const c = backend.openCpuset!(t);
+        expect(c.found).toBe(found);
+        const first = Number(found.split(/[-,]/)[0]);
+        expect(c.place([first])).toEqual({ written: ["cpuset.cpus"] });
+        expect(await o.cpuset!.read(t)).toBe(String(first));
+        expect(c.place([first])).toEqual({ written: [] });
+        expect(c.place(null)).toEqual({ written: ["cpuset.cpus"] });
+        expect(await o.cpuset!.read(t)).toBe(found);
+        c.place([first]);
+        expect(c.restore()).toEqual({ written: ["cpuset.cpus"] });
+        expect(await o.cpuset!.read(t)).toBe(found);
+        expect(c.restore()).toEqual({ written: [] });
+        c.close();
+      },
+    );
+
+    itWith(
+      ["cpuset"],
+      "a target without a cpuset: openCpuset throws TARGET_NOT_WRITABLE naming it",
+      async () => {
+        const backend = o.makeBackend();
+        const t = await target();
+        let thrown: unknown;
+        try {
+          backend.openCpuset!(t).close();
+        } catch (err) {
+          thrown = err;
+        }
+        expect(thrown).toBeInstanceOf(WeirError);
+        expect((thrown as WeirError).code).toBe(ErrorCodes.TARGET_NOT_WRITABLE);
+        expect((thrown as WeirError).message).toContain("cpuset.cpus");
+        // the allocation files open as ever
+        opened.push(backend.open(t));
+      },
+    );
+
     if (o.makeUnwritable) {
       const makeUnwritable = o.makeUnwritable;
       itWith(

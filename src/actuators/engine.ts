@@ -39,7 +39,7 @@ export function cgroupTarget(backend: string, target: ActuatorTarget): CgroupTar
 /**
  * What every backend over a cgroup file format expresses: a cap, a weight, batch (the idle
  * class where the kernel has it, else the least weight) and a burst where the kernel has it;
- * no cpuset, so no CPU count.
+ * no CPU count, and no cpuset (the in-memory ones; the backends on the host's cgroupfs add it).
  */
 export const CGROUP_CAPABILITIES: Readonly<ActuatorCapabilities> = Object.freeze({
   cap: true,
@@ -48,6 +48,13 @@ export const CGROUP_CAPABILITIES: Readonly<ActuatorCapabilities> = Object.freeze
   burst: true,
   cpuCount: false,
   capPeriod: true,
+  cpuset: false,
+});
+
+/** The cgroup v1 and v2 backends on this host's cgroupfs: CGROUP_CAPABILITIES and placement. */
+export const CGROUP_FILE_CAPABILITIES: Readonly<ActuatorCapabilities> = Object.freeze({
+  ...CGROUP_CAPABILITIES,
+  cpuset: true,
 });
 
 /** A cgroup allocation on the directive's scales: quota and burst per period as millicores. */

@@ -67,11 +67,14 @@ describe("registry", () => {
       burst: true,
       cpuCount: false,
       capPeriod: true,
+      cpuset: false,
     };
+    // the backends on the host's cgroupfs place partitions (cpuset.cpus); the recorder and QEMU do not
+    const placing = { ...cgroupCaps, cpuset: true };
     expect(actuatorBackends().map((b) => [b.name, b.handles, b.capabilities])).toEqual([
-      ["cgroup", ["cgroup"], cgroupCaps],
-      ["cgroup-v1", ["cgroup"], cgroupCaps],
-      ["cgroup-v2", ["cgroup"], cgroupCaps],
+      ["cgroup", ["cgroup"], placing],
+      ["cgroup-v1", ["cgroup"], placing],
+      ["cgroup-v2", ["cgroup"], placing],
       ["recording", ["cgroup"], cgroupCaps],
       ["qemu", ["qemu"], { ...cgroupCaps, cpuCount: true, capPeriod: false }],
     ]);

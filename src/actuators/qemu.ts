@@ -70,6 +70,7 @@ export const QEMU_CAPABILITIES: ActuatorCapabilities = {
   ...CGROUP_CAPABILITIES,
   cpuCount: true,
   capPeriod: false,
+  cpuset: false,
 };
 
 export const QEMU_CONNECT_TIMEOUT_MS = 10_000;

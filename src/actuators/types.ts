@@ -1,6 +1,6 @@
 // Contract of an actuator (the "hypervisor" side): writes a partition's CPU allocation.
 // One file per backend; one contract suite (contract.ts) runs against every one.
-import type { ApplyResult, Directive, PartitionId } from "../core/model.ts";
+import type { ApplyResult, Directive, PartitionId, WeirErrorInfo } from "../core/model.ts";
 import type { CpuMillis } from "../core/units.ts";
 
 /** The values found before weir touched a partition, restored on orderly shutdown. */
@@ -47,6 +47,11 @@ export interface ActuatorCapabilities {
   cpuCount: boolean;
   /** The cap's period (`capPeriodUs`): a CFS period. Without it the target keeps its own period. */
   capPeriod: boolean;
+  /**
+   * Placement (`openCpuset`): the CPUs a partition runs on, its cgroup's `cpuset.cpus`, where
+   * that cgroup has a cpuset (src/policy/placement.ts decides them).
+   */
+  cpuset: boolean;
 }
 
 /**
@@ -136,6 +141,37 @@ export interface ActuatorBackend {
    * in `ApplyResult.written`, but writes nothing. Throws as `open` does for a missing target.
    */
   openDryRun(target: ActuatorTarget): PartitionActuator;
+  /**
+   * The partition's cpuset (backends declaring `cpuset`): its `cpuset.cpus`, read and held at
+   * once. Throws WeirError TARGET_NOT_WRITABLE naming the directory when the partition's cgroup
+   * has no cpuset there (placement is then not available for it; the partition is not failed).
+   */
+  openCpuset?(target: ActuatorTarget): CpusetActuator;
+}
+
+/** What writing a partition's CPUs did (`written`: the files written, [] when unchanged). */
+export interface CpusetResult {
+  written: string[];
+  error?: WeirErrorInfo;
+}
+
+/**
+ * One partition's `cpuset.cpus`: the value found at open (the snapshot, restored on orderly
+ * shutdown), and writes of a CPU list only when it differs from what the file last held.
+ */
+export interface CpusetActuator {
+  readonly partition: PartitionId;
+  /** The file, for messages and the API. */
+  readonly file: string;
+  /** What the file held at open, as the kernel prints it ("0-1"; "" on v2: the parent's). */
+  readonly found: string;
+  /** Run on `cpus` (ascending); null: on the CPUs it was found with. */
+  place(cpus: readonly number[] | null): CpusetResult;
+  /** Write back the value found at open (when it differs). */
+  restore(): CpusetResult;
+  /** What the file holds as far as this actuator knows. */
+  current(): string;
+  close(): void;
 }
 
 /** What a backend is built from: the host's filesystem roots and a clock. */

@@ -8,7 +8,12 @@ import type {
   Throughput,
   WeirErrorInfo,
 } from "../core/model.ts";
-import type { ManagerView, PartitionAllocation, PartitionMechanisms } from "../manager/view.ts";
+import type {
+  ManagerView,
+  PartitionAllocation,
+  PartitionMechanisms,
+  PartitionPlacement,
+} from "../manager/view.ts";
 
 /** Body of GET /api/partitions (also what `weir status` reads). */
 export interface PartitionsSnapshot {
@@ -31,6 +36,8 @@ export interface PartitionsSnapshot {
     allocation: PartitionAllocation | null;
     written: string[];
     error: WeirErrorInfo | null;
+    /** Where it is placed on CPUs and why (present only with `placement:` configured). */
+    placement?: PartitionPlacement;
   }>;
 }
 
@@ -42,8 +49,9 @@ function partitionEntry(
   p: CycleRecord["partitions"][number] | undefined,
   mechanisms: PartitionMechanisms | null | undefined,
   allocation: PartitionAllocation | null | undefined,
+  placement?: PartitionPlacement,
 ): PartitionEntry {
-  return {
+  const entry: PartitionEntry = {
     id,
     spec,
     status: p?.status ?? "unknown",
@@ -55,6 +63,8 @@ function partitionEntry(
     written: p?.written ?? [],
     error: p?.error ?? null,
   };
+  if (placement) entry.placement = placement;
+  return entry;
 }
 
 const latestRecord = (view: ManagerView): CycleRecord | undefined => {
@@ -69,19 +79,27 @@ export function partitionsSnapshot(view: ManagerView): PartitionsSnapshot {
   const byId = new Map(latest?.partitions.map((p) => [p.id, p]) ?? []);
   const mechanisms = view.mechanisms?.() ?? {};
   const allocations = view.allocations?.() ?? {};
+  const placements = view.placements?.() ?? {};
   const partitions: PartitionEntry[] = [];
   const listed = new Set<string>();
   for (const spec of specs) {
     if (listed.has(spec.id)) continue;
     listed.add(spec.id);
     partitions.push(
-      partitionEntry(spec.id, spec, byId.get(spec.id), mechanisms[spec.id], allocations[spec.id]),
+      partitionEntry(
+        spec.id,
+        spec,
+        byId.get(spec.id),
+        mechanisms[spec.id],
+        allocations[spec.id],
+        placements[spec.id],
+      ),
     );
   }
   // partitions the record still has but the specs no longer do (removed at runtime)
   for (const [id, p] of byId)
     if (!listed.has(id))
-      partitions.push(partitionEntry(id, null, p, mechanisms[id], allocations[id]));
+      partitions.push(partitionEntry(id, null, p, mechanisms[id], allocations[id], placements[id]));
   return {
     cycle: latest?.cycle ?? null,
     atMs: latest?.startedAtMs ?? null,
@@ -98,5 +116,12 @@ export function partitionSnapshot(view: ManagerView, id: string): PartitionEntry
   const spec = view.specs().find((s) => s.id === id) ?? null;
   const p = latestRecord(view)?.partitions.find((x) => x.id === id);
   if (!spec && !p) return null;
-  return partitionEntry(id, spec, p, view.mechanisms?.()[id], view.allocations?.()[id]);
+  return partitionEntry(
+    id,
+    spec,
+    p,
+    view.mechanisms?.()[id],
+    view.allocations?.()[id],
+    view.placements?.()[id],
+  );
 }

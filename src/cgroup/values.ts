@@ -122,3 +122,14 @@ export function parseCfsQuota(text: string | undefined): number | null {
   const q = Number(text);
   return q < 0 ? null : q;
 }
+
+/** [0, 1, 2, 3, 5] → "0-3,5" (the kernel's CPU list format). */
+export function formatCpuList(cpus: readonly number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < cpus.length; i++) {
+    const first = cpus[i]!;
+    while (i + 1 < cpus.length && cpus[i + 1] === cpus[i]! + 1) i++;
+    out.push(cpus[i] === first ? String(first) : `${first}-${cpus[i]}`);
+  }
+  return out.join(",");
+}

@@ -475,3 +475,29 @@ describe("config: partitions[].actuator qemu and its qemu: target", () => {
     );
   });
 });
+
+describe("config placement:", () => {
+  it("is off when absent; spread at fill 0.8 by default when present", () => {
+    expect(parseConfig(minimal).placement).toBeUndefined();
+    expect(parseConfig({ ...minimal, placement: {} }).placement).toEqual({
+      mode: "spread",
+      fill: 0.8,
+    });
+    expect(parseConfig({ ...minimal, placement: { mode: "off", fill: 0.5 } }).placement).toEqual({
+      mode: "off",
+      fill: 0.5,
+    });
+  });
+
+  it("names the field, the rule and the value of a bad one", () => {
+    const bad = (placement: unknown) => errorOf(() => parseConfig({ ...minimal, placement }));
+    expect(bad({ fill: 0 })).toMatch(/placement\.fill: must be above 0 \(rule: fill-range.*got 0/);
+    expect(bad({ fill: 1 })).toMatch(
+      /placement\.fill: must be at most 0\.95 \(rule: fill-range.*got 1/,
+    );
+    expect(bad({ mode: "pack" })).toMatch(/placement\.mode: .*"off"\|"spread".*got "pack"/);
+    expect(bad({ fills: 0.8 })).toMatch(
+      /placement: unknown field\(s\) "fills" \(rule: known-fields\)/,
+    );
+  });
+});

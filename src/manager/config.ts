@@ -126,6 +126,27 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    placement: z
+      .object({
+        mode: z
+          .enum(["off", "spread"])
+          .default("spread")
+          .describe(
+            "spread: each network partition runs on CPUs of its own (cpuset.cpus), packed by its need; off: every CPU",
+          ),
+        fill: z
+          .number()
+          .gt(0, "must be above 0 (rule: fill-range, 0 < fill <= 0.95)")
+          .max(
+            0.95,
+            "must be at most 0.95 (rule: fill-range, 0 < fill <= 0.95: a partition placed on k CPUs uses at most k × 1,000m, so its need must be able to pass k × 1,000m × fill for it to be given more)",
+          )
+          .default(0.8)
+          .describe("the share of a CPU placement fills at most with network partitions' needs"),
+      })
+      .strict()
+      .optional()
+      .describe("placing network partitions on CPUs (absent: off)"),
     log: z
       .object({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),

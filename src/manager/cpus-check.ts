@@ -2,10 +2,13 @@
 // reserve (capacity.cpus may say more CPUs than the host has online), and a partition's
 // cpuset may hold fewer CPUs than that: weir could then entitle it CPU it can never use.
 // Found at start and in `weir validate`, reported as warnings; it never stops weir.
+import { formatCpuList } from "../cgroup/values.ts";
 import type { PartitionId, PartitionSpec } from "../core/model.ts";
 import { type CpuMillis, cpuMillisFromCores } from "../core/units.ts";
 import { type PartitionCpus, readPartitionCpus } from "../sensors/cpuset.ts";
 import type { Roots } from "../sensors/types.ts";
+
+export { formatCpuList };
 
 export interface CpusShortfall {
   partition: PartitionId;
@@ -20,17 +23,6 @@ export interface CpusShortfall {
   maxCpuMillis: CpuMillis;
   /** One line for the log and `weir validate`. */
   message: string;
-}
-
-/** [0, 1, 2, 3, 5] → "0-3,5" (the kernel's CPU list format). */
-export function formatCpuList(cpus: readonly number[]): string {
-  const out: string[] = [];
-  for (let i = 0; i < cpus.length; i++) {
-    const first = cpus[i]!;
-    while (i + 1 < cpus.length && cpus[i + 1] === cpus[i]! + 1) i++;
-    out.push(cpus[i] === first ? String(first) : `${first}-${cpus[i]}`);
-  }
-  return out.join(",");
 }
 
 /**

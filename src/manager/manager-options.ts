@@ -1,6 +1,6 @@
 // What a Manager is made of and how it reports: the options the composition root
 // (wiring.ts) fills in, the wiring of one partition's I/O ends, and the hooks' types.
-import type { AllocationSnapshot, PartitionActuator } from "../actuators/types.ts";
+import type { AllocationSnapshot, CpusetActuator, PartitionActuator } from "../actuators/types.ts";
 import type {
   CounterSample,
   Decision,
@@ -14,6 +14,7 @@ import type {
 import type { Policy, PolicyKnobs, PolicyState } from "../policy/types.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import type { HostCpuWiring } from "./host-cpu-sampler.ts";
+import type { PlacementChange, PlacementOptions } from "./placement-step.ts";
 import type { CapacityChange } from "./reach.ts";
 
 /** Cumulative counters reported by a partition's agent, with when they arrived. */
@@ -42,6 +43,8 @@ export interface PartitionWiring {
    * of their union (reach.ts).
    */
   reachableCpus?: () => number[] | null;
+  /** Its cpuset, for placement (absent: its backend writes none; only with `placement`). */
+  openCpuset?: () => CpusetActuator;
 }
 
 export type ThroughputFn = (
@@ -85,6 +88,19 @@ export interface ManagerOptions {
   reachRefreshCycles?: number;
   /** The capacity in force changed (the partitions' reachable CPUs, reach.ts). */
   onCapacityChange?: (change: CapacityChange) => void;
+  /**
+   * Place network partitions on CPUs (config `placement:`; absent: off, nothing placed and no
+   * cpuset opened).
+   */
+  placement?: PlacementOptions;
+  /** The placement changed (the log line). */
+  onPlacementChange?: (change: PlacementChange) => void;
+  /** A partition cannot be placed (no cpuset: once), or writing its cpuset failed (once until it succeeds). */
+  onPlacementProblem?: (
+    partition: PartitionId,
+    error: WeirErrorInfo,
+    kind: "unavailable" | "write",
+  ) => void;
   /** Called for every failed cycle, with how many failed in a row (the log line, the metric). */
   onCycleError?: (error: WeirErrorInfo, consecutive: number) => void;
   /** Records kept for readers at most (default DEFAULT_HISTORY_SIZE; history.ts). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RecordingBackend } from "../actuators/recording.ts";
-import type { AllocationSnapshot, PartitionActuator } from "../actuators/types.ts";
-import { parseCpuMax } from "../cgroup/values.ts";
+import type { AllocationSnapshot, CpusetActuator, PartitionActuator } from "../actuators/types.ts";
+import { formatCpuList, parseCpuMax } from "../cgroup/values.ts";
 import { BoundsError } from "../core/bounds.ts";
 import { cappedDirective } from "../core/directive.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
@@ -15,6 +15,7 @@ import type {
 import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
+import { parseCpuList } from "../sensors/parse.ts";
 import { throughputFromSamples } from "../sensors/throughput.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { estimateRecordBytes } from "./history.ts";
@@ -884,5 +885,163 @@ describe("Manager: caps the kernel enforces", () => {
     expect(enforcedCpuMillis.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(100);
     // the guarantee shown to readers is still the configured one
     expect(m.specs().map((s) => s.minCpuMillis)).toEqual([80, 0, 0]);
+  });
+});
+
+describe("Manager with placement (config placement:)", () => {
+  /** A cpuset in memory, as the cgroup backends' (written only when changed), and its writes. */
+  function memoryCpuset(partition: string, found: string) {
+    let held = found;
+    const writes: string[] = [];
+    const c: CpusetActuator = {
+      partition,
+      file: `/cg/cpuset/${partition}/cpuset.cpus`,
+      found,
+      place(cpus) {
+        const v = cpus === null ? found : formatCpuList(cpus);
+        if (v === held) return { written: [] };
+        held = v;
+        writes.push(v);
+        return { written: ["cpuset.cpus"] };
+      },
+      restore() {
+        return this.place(null);
+      },
+      current: () => held,
+      close() {},
+    };
+    return { c, writes, cpus: () => parseCpuList(held, c.file) };
+  }
+
+  it("places network partitions after the policy step; a need past 1,000m × fill widens the placement, and the reach follows; SIGTERM restores", () => {
+    const clock = new Clock();
+    const load = { a: { pps: 4000 }, b: { pps: 2000 } };
+    const sets = { a: memoryCpuset("a", "0-3"), b: memoryCpuset("b", "0-3") };
+    const reaches: number[] = [];
+    const wiring: PartitionWiring[] = (["a", "b"] as const).map((id) => ({
+      spec: spec(id),
+      source: "host",
+      openSensor: () => counterSensor(clock, load[id]),
+      openActuator: () => memoryActuator(id, []),
+      openCpuset: () => sets[id].c,
+      reachableCpus: () => sets[id].cpus(),
+    }));
+    wiring.push({
+      spec: spec("hog", { kind: "batch" }),
+      source: "host",
+      openActuator: () => memoryActuator("hog", []),
+      openCpuset: () => {
+        throw new Error("a batch partition's cpuset is never opened");
+      },
+      reachableCpus: () => [0, 1, 2, 3],
+    });
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs: defaultPolicyKnobs(4000),
+      partitions: wiring,
+      throughput,
+      reachRefreshCycles: 1,
+      placement: { fillFraction: 0.8, cpus: [0, 1, 2, 3] },
+      onCapacityChange: (c) => reaches.push(c.toCpuMillis),
+    });
+    const cycle = () => {
+      clock.t += 100;
+      return m.runCycle();
+    };
+    cycle();
+    cycle(); // a 500m, b 300m: one CPU each
+    expect(sets.a.cpus()).toHaveLength(1);
+    expect(sets.b.cpus()).toHaveLength(1);
+    expect(sets.a.cpus()).not.toEqual(sets.b.cpus());
+    expect(m.placements().a!.why).toContain("needs 500m");
+    expect(m.placements().hog!.why).toContain("batch");
+    const written = sets.a.writes.length;
+    for (let i = 0; i < 5; i++) cycle();
+    expect(sets.a.writes).toHaveLength(written); // kept: nothing rewritten
+    // a's need passes 800m (100m + 9,000/10 = 1,000m): two CPUs the next cycle
+    load.a.pps = 9000;
+    cycle();
+    cycle();
+    expect(sets.a.cpus()).toHaveLength(2);
+    // the reach sensor reads the widened cpuset; with the hog everywhere the capacity stands
+    expect(reaches.every((r) => r === 4000)).toBe(true);
+    const res = m.shutdown("restore");
+    expect(sets.a.cpus()).toEqual([0, 1, 2, 3]);
+    expect(sets.b.cpus()).toEqual([0, 1, 2, 3]);
+    expect(res.filter((r) => r.written.includes("cpuset.cpus")).map((r) => r.partition)).toEqual([
+      "a",
+      "b",
+    ]);
+  });
+
+  it("placed alone, the partitions' reach is their CPUs: a need past the fill is given more CPUs, and the capacity widens with them", () => {
+    const clock = new Clock();
+    const load = { pps: 4000 };
+    const set = memoryCpuset("a", "0-1");
+    const reaches: number[] = [];
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs: defaultPolicyKnobs(2000),
+      partitions: [
+        {
+          spec: spec("a"),
+          source: "host",
+          openSensor: () => counterSensor(clock, load),
+          openActuator: () => memoryActuator("a", []),
+          openCpuset: () => set.c,
+          reachableCpus: () => set.cpus(),
+        },
+      ],
+      throughput,
+      reachRefreshCycles: 1,
+      placement: { fillFraction: 0.8, cpus: [0, 1] },
+      onCapacityChange: (c) => reaches.push(c.toCpuMillis),
+    });
+    const cycle = () => {
+      clock.t += 100;
+      return m.runCycle();
+    };
+    cycle();
+    cycle();
+    cycle();
+    expect(set.cpus()).toEqual([0]);
+    expect(reaches.at(-1)).toBe(1000); // placed on one CPU: the policy may share out 1,000m
+    load.pps = 9000; // 1,000m wanted: more than 800m
+    for (let i = 0; i < 4; i++) cycle();
+    expect(set.cpus()).toEqual([0, 1]); // not placed: back on its CPUs as found
+    expect(reaches.at(-1)).toBe(2000);
+  });
+
+  it("off (no placement option): no cpuset is opened", () => {
+    const clock = new Clock();
+    let opened = 0;
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      partitions: [
+        {
+          spec: spec("a"),
+          source: "host",
+          openSensor: () => counterSensor(clock, { pps: 1000 }),
+          openActuator: () => memoryActuator("a", []),
+          openCpuset: () => {
+            opened++;
+            return memoryCpuset("a", "0-1").c;
+          },
+        },
+      ],
+      throughput,
+    });
+    m.runCycle();
+    clock.t += 100;
+    m.runCycle();
+    expect(opened).toBe(0);
+    expect(m.placements()).toEqual({});
   });
 });

@@ -23,6 +23,7 @@ import { CycleHistory } from "./history.ts";
 import { HostCpuSampler } from "./host-cpu-sampler.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
 import { PartitionSlot, toInfo } from "./partition-slot.ts";
+import { type PlacementInput, PlacementStep } from "./placement-step.ts";
 import { DEFAULT_REACH_REFRESH_CYCLES, ReachableKnobs } from "./reach.ts";
 import { SpecTables } from "./spec-tables.ts";
 import type {
@@ -30,6 +31,7 @@ import type {
   PartitionAllocation,
   PartitionBoundsChange,
   PartitionMechanisms,
+  PartitionPlacement,
 } from "./view.ts";
 
 /** Whether `ids` are the slots' ids, in order. */
@@ -51,6 +53,8 @@ export class Manager implements ManagerView {
   private isPaused = false;
   private readonly hostCpu: HostCpuSampler | null;
   private readonly reach: ReachableKnobs;
+  /** Placement on CPUs (null: off). */
+  private readonly placement: PlacementStep | null;
   private readonly tables = new SpecTables();
   /** The partitions' ids in slot order, shared by the records while they do not change. */
   private ids: PartitionId[] | null = null;
@@ -67,6 +71,12 @@ export class Manager implements ManagerView {
       opts.reachRefreshCycles ?? DEFAULT_REACH_REFRESH_CYCLES,
       opts.onCapacityChange,
     );
+    this.placement = opts.placement
+      ? new PlacementStep(opts.placement, {
+          ...(opts.onPlacementChange ? { onChange: opts.onPlacementChange } : {}),
+          ...(opts.onPlacementProblem ? { onProblem: opts.onPlacementProblem } : {}),
+        })
+      : null;
     this.policyState = opts.resume?.policyState ?? opts.policy.initialState();
     this.slots = opts.partitions.map(
       (w) => new PartitionSlot(w, opts.resume?.found?.[w.spec.id] ?? null, opts.onPartitionError),
@@ -228,6 +238,27 @@ export class Manager implements ManagerView {
           if (s.wiring.source !== "host")
             hook(() => this.opts.reports?.sendDirective?.(s.spec.id, d));
         }
+      }
+    }
+    // placement (opt-in): the network partitions on CPUs, from what each needs this cycle
+    if (this.placement && !this.isPaused) {
+      const rows: PlacementInput[] = [];
+      for (const s of active) {
+        const d = directiveOf(s.spec.id);
+        if (!d || !s.actuator) continue;
+        const usedCpuMillis = (throughputs.get(s.spec.id)?.cpuCores ?? 0) * 1000;
+        const row: PlacementInput = {
+          id: s.spec.id,
+          batch: s.spec.kind === "batch",
+          needCpuMillis: Math.max(d.cpuMillis, Number.isFinite(usedCpuMillis) ? usedCpuMillis : 0),
+        };
+        if (s.wiring.openCpuset) row.openCpuset = s.wiring.openCpuset;
+        rows.push(row);
+      }
+      try {
+        this.placement.step(rows);
+      } catch (err) {
+        hookError ??= err;
       }
     }
     // what each backend reports in force against what was submitted (Desired -> Applied): read
@@ -398,6 +429,10 @@ export class Manager implements ManagerView {
       s.sensor = null;
       s.actuator = null;
     }
+    if (this.placement) {
+      if (mode === "restore") results.push(...this.placement.restore());
+      this.placement.close();
+    }
     this.hostCpu?.close();
     return results;
   }
@@ -417,6 +452,10 @@ export class Manager implements ManagerView {
     const out: Record<PartitionId, PartitionMechanisms | null> = {};
     for (const s of this.slots) out[s.spec.id] = s.actuator?.abilities?.() ?? null;
     return out;
+  }
+  /** Per partition, where it is placed and why (empty when placement is off). */
+  placements(): Record<PartitionId, PartitionPlacement> {
+    return this.placement?.view() ?? {};
   }
   allocations(): Record<PartitionId, PartitionAllocation | null> {
     const out: Record<PartitionId, PartitionAllocation | null> = {};

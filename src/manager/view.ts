@@ -2,7 +2,7 @@
 // The API reads only through this interface, so it runs on a real manager, the simulator
 // or a test double built from recorded CycleRecords.
 import type { AppliedAllocation } from "../actuators/types.ts";
-import type { CycleRecord, PartitionId, PartitionSpec } from "../core/model.ts";
+import type { CycleRecord, PartitionId, PartitionSpec, WeirErrorInfo } from "../core/model.ts";
 
 export interface PartitionBoundsChange {
   minCpuMillis?: number;
@@ -37,12 +37,29 @@ export interface PartitionAllocation {
   differsSinceMs: number | null;
 }
 
+/** One partition as the API shows its placement. */
+export interface PartitionPlacement {
+  /** The CPUs it is placed on (ascending); null: not placed (the CPUs its cpuset was found with). */
+  cpus: number[] | null;
+  /** Why it is placed there, or why it is not placed. */
+  why: string;
+  /** The cpuset.cpus it is placed through; null when it has none (placement not available). */
+  file: string | null;
+  /** The last write of it that failed, while it has not succeeded since. */
+  error?: WeirErrorInfo;
+}
+
 export interface ManagerView {
   /**
    * Per partition, its allocation desired and applied as of the latest cycle (null while its
    * actuator is not open or cannot say what is in force; optional: test doubles may omit it).
    */
   allocations?(): Record<PartitionId, PartitionAllocation | null>;
+  /**
+   * Per partition, where it is placed on CPUs and why (config `placement:`; empty when it is
+   * off; optional: test doubles may omit it).
+   */
+  placements?(): Record<PartitionId, PartitionPlacement>;
   /** Per partition, the mechanisms its cgroup offers (optional: test doubles may omit it). */
   mechanisms?(): Record<PartitionId, PartitionMechanisms | null>;
   /** Partition specs as in force now (after runtime changes). */

@@ -3,6 +3,7 @@
 // real counter files, the backend each partition's `actuator` names, the wall clock); the
 // simulator, the demo without root, the tests and the benchmarks pass their own parts, so
 // nobody builds ManagerOptions by hand.
+import fs from "node:fs";
 import os from "node:os";
 import { createActuatorBackend, dryRun } from "../actuators/index.ts";
 import type { QemuLocation } from "../actuators/qemu.ts";
@@ -14,8 +15,9 @@ import type { Decision, Directive } from "../core/model.ts";
 import { policyKnobsFrom } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
-import { ReachableCpusReader } from "../sensors/cpuset.ts";
+import { onlineCpusFile, ReachableCpusReader } from "../sensors/cpuset.ts";
 import { HeldHostCpu, hostCpuFromSamples } from "../sensors/host-cpu.ts";
+import { parseCpuList } from "../sensors/parse.ts";
 import { IDLE_CPU_READ_EVERY_MS, openPartitionSensor } from "../sensors/partition.ts";
 import { counterSource } from "../sensors/sources.ts";
 import { throughputFromSamples } from "../sensors/throughput.ts";
@@ -129,6 +131,25 @@ export interface ManagerParts {
    */
   reachableCpus?: boolean;
   onCapacityChange?: ManagerOptions["onCapacityChange"];
+  onPlacementChange?: ManagerOptions["onPlacementChange"];
+  onPlacementProblem?: ManagerOptions["onPlacementProblem"];
+}
+
+/**
+ * The CPUs placement may use: this host's online CPUs (`<sysfs>/devices/system/cpu/online`),
+ * or 0..onlineCpus-1 when the caller gives the machine's CPU count (the simulator, tests) or
+ * the file cannot be read.
+ */
+export function placementCpus(sysfs: string, onlineCpus: number, given: boolean): number[] {
+  const count = () => Array.from({ length: Math.max(0, Math.floor(onlineCpus)) }, (_, i) => i);
+  if (given) return count();
+  const file = onlineCpusFile(sysfs);
+  try {
+    const cpus = parseCpuList(fs.readFileSync(file, "latin1"), file);
+    return cpus.length > 0 ? cpus : count();
+  } catch {
+    return count();
+  }
 }
 
 /**
@@ -227,6 +248,8 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
             openPartitionSensor(cpuSensorSpecOf(p), roots, { partition: p.name });
   const specs = partitionSpecs(cfg, capacity);
   const reach = (parts.reachableCpus ?? parts.actuators === undefined) ? reachReader(roots) : null;
+  // placement (opt-in): a dry run writes no cpuset, so its backends have none to open
+  const placing = cfg.placement?.mode === "spread";
   const partitions: PartitionWiring[] = cfg.partitions.map((p, i) => {
     const backend = backendOf(p.actuator);
     const w: PartitionWiring = {
@@ -235,6 +258,10 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
       openActuator: () => backend.open(actuatorTarget(p)),
     };
     if (reach) w.reachableCpus = () => reach(p.cgroup);
+    if (placing && p.kind === "network" && backend.openCpuset) {
+      const openCpuset = backend.openCpuset.bind(backend);
+      w.openCpuset = () => openCpuset(actuatorTarget(p));
+    }
     if (p.source !== "agent") w.openSensor = () => openSensor(p);
     else if (openAgentCpu) w.openSensor = () => openAgentCpu(p);
     return w;
@@ -270,6 +297,14 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
   if (parts.onPartitionError) opts.onPartitionError = parts.onPartitionError;
   if (parts.onCycleError) opts.onCycleError = parts.onCycleError;
   if (parts.onCapacityChange) opts.onCapacityChange = parts.onCapacityChange;
+  if (placing && cfg.placement) {
+    opts.placement = {
+      fillFraction: cfg.placement.fill,
+      cpus: placementCpus(roots.sysfs, onlineCpus, parts.onlineCpus !== undefined),
+    };
+    if (parts.onPlacementChange) opts.onPlacementChange = parts.onPlacementChange;
+    if (parts.onPlacementProblem) opts.onPlacementProblem = parts.onPlacementProblem;
+  }
   return {
     manager: new Manager(opts),
     capacityCpuMillis: capacity,

@@ -97,6 +97,25 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
         );
       o.hooks?.onCapacityChange?.(c);
     },
+    onPlacementChange: (c) => {
+      const where = Object.entries(c.placed)
+        .filter(([, cpus]) => cpus !== null)
+        .map(([id, cpus]) => `${id} on CPU ${formatCpuList(cpus!)}`);
+      logger.info(
+        { placed: c.placed },
+        where.length > 0
+          ? `placement: ${where.join(", ")} (${c.reason})`
+          : `placement: nothing placed: ${c.reason}`,
+      );
+    },
+    onPlacementProblem: (p, err, kind) => {
+      logger.warn(
+        { partition: p, code: err.code },
+        kind === "unavailable"
+          ? err.message
+          : `${p}: placing it failed: ${err.code}: ${err.message}`,
+      );
+    },
   });
   const { manager } = wired;
   logger.info(

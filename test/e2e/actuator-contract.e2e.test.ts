@@ -1,6 +1,6 @@
 // Needs root and the cgroup v1 cpu/cpuacct hierarchies of this host (docs/measured-facts.md). Creates
-// /sys/fs/cgroup/{cpu,cpuacct}/weirt-<pid>-act[...] and removes them after; the only process
-// it starts is a bounded busy loop (exits by itself after 20 s, killed by pid in finally).
+// /sys/fs/cgroup/{cpu,cpuacct}/weirt-<pid>-act[...] (the cpuset cases: also under cpuset/) and
+// removes them after; the only process it starts is a bounded busy loop (exits by itself after 20 s, killed by pid in finally).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -23,6 +23,7 @@ import { defaultRoots } from "../../src/sensors/types.ts";
 const CGROUPFS = "/sys/fs/cgroup";
 const CPU = path.join(CGROUPFS, "cpu");
 const CPUACCT = path.join(CGROUPFS, "cpuacct");
+const CPUSET = path.join(CGROUPFS, "cpuset");
 const PARENT = `weirt-${process.pid}-act`;
 const backend = new CgroupV1Backend({ cgroupfs: CGROUPFS });
 const mounts = new Set<string>();
@@ -53,7 +54,8 @@ async function rmdir(dir: string): Promise<void> {
 
 afterAll(async () => {
   for (const dir of [...made].sort((a, b) => b.length - a.length)) await rmdir(dir);
-  for (const dir of [path.join(CPU, PARENT), path.join(CPUACCT, PARENT)]) await rmdir(dir);
+  for (const dir of [path.join(CPU, PARENT), path.join(CPUACCT, PARENT), path.join(CPUSET, PARENT)])
+    await rmdir(dir);
 });
 
 const files = (t: CgroupTarget) => {
@@ -79,7 +81,25 @@ const realHarness = (name: string): ActuatorContractOptions<CgroupTarget> => ({
     return { partition: label, cgroup };
   },
   readBack: (t) => v1.view(files(t)),
-  removeTarget: (t) => rmdir(path.join(CPU, t.cgroup)),
+  removeTarget: async (t) => {
+    await rmdir(path.join(CPU, t.cgroup));
+    if (fs.existsSync(path.join(CPUSET, t.cgroup))) await rmdir(path.join(CPUSET, t.cgroup));
+  },
+  // a v1 cpuset cgroup at the target's path, holding its parent's CPUs and memory nodes
+  cpuset: {
+    make: (t) => {
+      for (const dir of [path.join(CPUSET, PARENT), path.join(CPUSET, t.cgroup)]) {
+        if (fs.existsSync(dir)) continue;
+        mkdir(dir);
+        for (const f of ["cpuset.cpus", "cpuset.mems"])
+          fs.writeFileSync(
+            path.join(dir, f),
+            fs.readFileSync(path.join(path.dirname(dir), f), "latin1").trim(),
+          );
+      }
+    },
+    read: (t) => fs.readFileSync(path.join(CPUSET, t.cgroup, "cpuset.cpus"), "latin1").trim(),
+  },
   // Root ignores file modes; a read-only bind mount is what a container's ro cgroupfs gives (EROFS).
   makeUnwritable: (t) => {
     const dir = path.join(CPU, t.cgroup);
@@ -125,6 +145,18 @@ const realV2Harness = (): ActuatorContractOptions<CgroupTarget> => ({
     return v2.view(values);
   },
   removeTarget: (t) => rmdir(path.join(CGROUPFS, t.cgroup)),
+  // the cpuset controller enabled for the target (its parent's subtree_control), then a CPU
+  // list written so the target holds one of its own (a fresh v2 cpuset.cpus is empty)
+  cpuset: {
+    make: (t) => {
+      fs.writeFileSync(path.join(CGROUPFS, PARENT, "cgroup.subtree_control"), "+cpuset");
+      const all = fs
+        .readFileSync(path.join(CGROUPFS, PARENT, "cpuset.cpus.effective"), "latin1")
+        .trim();
+      fs.writeFileSync(path.join(CGROUPFS, t.cgroup, "cpuset.cpus"), all);
+    },
+    read: (t) => fs.readFileSync(path.join(CGROUPFS, t.cgroup, "cpuset.cpus"), "latin1").trim(),
+  },
 });
 
 describe("the registered backends that write real cgroups", () => {

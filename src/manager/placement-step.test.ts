@@ -1,0 +1,169 @@
+import { describe, expect, it } from "vitest";
+import type { CpusetActuator, CpusetResult } from "../actuators/types.ts";
+import { type PlacementChange, type PlacementInput, PlacementStep } from "./placement-step.ts";
+
+/** An in-memory cpuset that records its writes; `fail` makes the next writes fail. */
+function fakeCpuset(partition: string, found = "0-1") {
+  const writes: string[] = [];
+  let held = found;
+  let fail = false;
+  const list = (cpus: readonly number[]) => cpus.join(",");
+  const write = (v: string): CpusetResult => {
+    if (v === held) return { written: [] };
+    if (fail)
+      return {
+        written: [],
+        error: { code: "APPLY_FAILED", message: `writing "${v}" failed`, retryable: true },
+      };
+    held = v;
+    writes.push(v);
+    return { written: ["cpuset.cpus"] };
+  };
+  const c: CpusetActuator = {
+    partition,
+    file: `/cg/cpuset/${partition}/cpuset.cpus`,
+    found,
+    place: (cpus) => write(cpus === null ? found : list(cpus)),
+    restore: () => write(found),
+    current: () => held,
+    close: () => {},
+  };
+  return {
+    c,
+    writes,
+    held: () => held,
+    setFail: (f: boolean) => {
+      fail = f;
+    },
+  };
+}
+
+const row = (
+  id: string,
+  needCpuMillis: number,
+  c?: CpusetActuator,
+  batch = false,
+): PlacementInput => ({ id, batch, needCpuMillis, ...(c ? { openCpuset: () => c } : {}) });
+
+describe("PlacementStep", () => {
+  it("places network partitions by need, writes each cpuset once, and nothing while the placement holds", () => {
+    const a = fakeCpuset("a");
+    const b = fakeCpuset("b");
+    const changes: PlacementChange[] = [];
+    const p = new PlacementStep(
+      { fillFraction: 0.8, cpus: [0, 1] },
+      { onChange: (c) => changes.push(c) },
+    );
+    p.step([row("a", 300, a.c), row("b", 200, b.c), row("hog", 1500, undefined, true)]);
+    expect(a.held()).toBe("0");
+    expect(b.held()).toBe("1");
+    expect(changes).toHaveLength(1);
+    expect(changes[0]!.placed).toEqual({ a: [0], b: [1] });
+    const v = p.view();
+    expect(v.a).toMatchObject({ cpus: [0], file: "/cg/cpuset/a/cpuset.cpus" });
+    expect(v.a!.why).toContain("on CPU 0");
+    expect(v.hog!.cpus).toBeNull();
+    expect(v.hog!.why).toContain("batch");
+    // needs move within the fill: the placement is kept, nothing is written or logged again
+    for (let i = 0; i < 10; i++)
+      p.step([row("a", 300 + i * 20, a.c), row("b", 250, b.c), row("hog", 1500, undefined, true)]);
+    expect(a.writes).toEqual(["0"]);
+    expect(b.writes).toEqual(["1"]);
+    expect(changes).toHaveLength(1);
+  });
+
+  it("needs that do not fit at the fill: nothing placed, the cpusets back to what they were found with, said why", () => {
+    const a = fakeCpuset("a");
+    const b = fakeCpuset("b");
+    const changes: PlacementChange[] = [];
+    const p = new PlacementStep(
+      { fillFraction: 0.8, cpus: [0, 1] },
+      { onChange: (c) => changes.push(c) },
+    );
+    p.step([row("a", 300, a.c), row("b", 200, b.c)]);
+    p.step([row("a", 1000, a.c), row("b", 700, b.c)]);
+    expect(a.held()).toBe("0-1");
+    expect(b.held()).toBe("0-1");
+    expect(changes.at(-1)!.reason).toContain(
+      "the network partitions' needs do not fit at fill 0.8",
+    );
+    expect(p.view().a).toMatchObject({ cpus: null });
+    expect(p.view().a!.why).toContain("do not fit at fill 0.8");
+    // still not fitting: no change logged again, nothing written
+    p.step([row("a", 1100, a.c), row("b", 700, b.c)]);
+    expect(changes).toHaveLength(2);
+    expect(a.writes).toEqual(["0", "0-1"]);
+  });
+
+  it("a partition whose cgroup has no cpuset is left out, said once, never failed", () => {
+    const a = fakeCpuset("a");
+    const problems: string[] = [];
+    const p = new PlacementStep(
+      { fillFraction: 0.8, cpus: [0, 1] },
+      { onProblem: (id, e, kind) => problems.push(`${id} ${kind} ${e.message}`) },
+    );
+    const noCpuset: PlacementInput = {
+      id: "n",
+      batch: false,
+      needCpuMillis: 100,
+      openCpuset: () => {
+        throw new Error("/cg/cpuset/n/cpuset.cpus does not exist");
+      },
+    };
+    p.step([row("a", 300, a.c), noCpuset, row("m", 100)]);
+    p.step([row("a", 300, a.c), noCpuset, row("m", 100)]);
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toContain("n unavailable");
+    expect(problems[0]).toContain("does not exist");
+    expect(problems[1]).toContain("m unavailable");
+    expect(p.view().n).toMatchObject({ cpus: null, file: null });
+    expect(p.view().n!.why).toContain("placement is not available");
+    expect(a.held()).toBe("0");
+  });
+
+  it("a failed write is that partition's alone, reported once, and tried again each cycle until it succeeds", () => {
+    const a = fakeCpuset("a");
+    const b = fakeCpuset("b");
+    const problems: string[] = [];
+    const p = new PlacementStep(
+      { fillFraction: 0.8, cpus: [0, 1] },
+      { onProblem: (id, _e, kind) => problems.push(`${id} ${kind}`) },
+    );
+    a.setFail(true);
+    p.step([row("a", 300, a.c), row("b", 200, b.c)]);
+    p.step([row("a", 300, a.c), row("b", 200, b.c)]);
+    expect(b.held()).toBe("1");
+    expect(a.held()).toBe("0-1");
+    expect(problems).toEqual(["a write"]);
+    expect(p.view().a!.error?.code).toBe("APPLY_FAILED");
+    a.setFail(false);
+    p.step([row("a", 300, a.c), row("b", 200, b.c)]);
+    expect(a.held()).toBe("0");
+    expect(p.view().a!.error).toBeUndefined();
+  });
+
+  it("restore writes back what each cpuset held at open", () => {
+    const a = fakeCpuset("a", "0-3");
+    const p = new PlacementStep({ fillFraction: 0.8, cpus: [0, 1, 2, 3] });
+    p.step([row("a", 300, a.c), row("b", 300, fakeCpuset("b", "0-3").c)]);
+    expect(a.held()).not.toBe("0-3");
+    const r = p.restore();
+    expect(a.held()).toBe("0-3");
+    expect(r.map((x) => x.partition).sort()).toEqual(["a", "b"]);
+    expect(p.restore()).toEqual([]);
+  });
+
+  it("the loop with the reach sensor: a placed partition whose need passes 1,000m × fill gets more CPUs (or none) the next cycle", () => {
+    const a = fakeCpuset("a", "0-3");
+    const b = fakeCpuset("b", "0-3");
+    const p = new PlacementStep({ fillFraction: 0.8, cpus: [0, 1, 2, 3] });
+    p.step([row("a", 500, a.c), row("b", 300, b.c)]);
+    expect(a.held().split(",")).toHaveLength(1);
+    // a, on one CPU, uses all of it (its need is at least what it used): 2 CPUs now
+    p.step([row("a", 1000, a.c), row("b", 300, b.c)]);
+    expect(a.held().split(",")).toHaveLength(2);
+    // past what the host holds at the fill: nothing placed, a back on every CPU
+    p.step([row("a", 2900, a.c), row("b", 600, b.c)]);
+    expect(a.held()).toBe("0-3");
+  });
+});

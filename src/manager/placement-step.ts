@@ -1,0 +1,217 @@
+// Placement in the manager (opt-in, config `placement:`): after the policy step, the network
+// partitions are placed on CPUs by the pure placer (src/policy/placement.ts) from what each
+// needs this cycle (its entitlement, or the CPU it used when that is more), and each placed
+// partition's cpuset.cpus is written through its backend (only when it changed). Batch
+// partitions are never placed: they run on every CPU in the idle class. A partition whose
+// cgroup has no cpuset is not placed (said once, in the log and the API) and never failed for
+// it; a failed write is that partition's alone and is tried again next cycle.
+import type { CpusetActuator } from "../actuators/types.ts";
+import { formatCpuList } from "../cgroup/values.ts";
+import type { PartitionId, WeirErrorInfo } from "../core/model.ts";
+import {
+  cpusNeeded,
+  type Placement,
+  type PlacementRow,
+  placePartitions,
+} from "../policy/placement.ts";
+import type { PartitionPlacement } from "./view.ts";
+
+/** The config's `placement:` as the manager uses it. */
+export interface PlacementOptions {
+  /** The share of a CPU placement fills at most, 0 < fill ≤ 1. */
+  fillFraction: number;
+  /** The host's CPUs the partitions may be placed on, ascending. */
+  cpus: readonly number[];
+}
+
+/** What the log says when the placement changes (`reason`: why, or why nothing is placed). */
+export interface PlacementChange {
+  placed: Record<PartitionId, number[] | null>;
+  reason: string;
+}
+
+/** One partition in this cycle's placement. */
+export interface PlacementInput extends PlacementRow {
+  /** Opens its cpuset (once; absent: its backend has none). */
+  openCpuset?: () => CpusetActuator;
+}
+
+const fmtMillis = (m: number) => `${Math.round(m).toLocaleString("en-US")}m`;
+const cpusText = (cpus: readonly number[]) =>
+  `${cpus.length === 1 ? "CPU" : "CPUs"} ${formatCpuList(cpus)}`;
+
+/** Two placements that put every partition on the same CPUs (a fresh "nothing placed" each cycle is no change). */
+function samePlacement(a: Placement, b: Placement | null): boolean {
+  if (b === null || a.size !== b.size) return false;
+  for (const [id, x] of a) {
+    if (!b.has(id)) return false;
+    const y = b.get(id)!;
+    if (x === null || y === null) {
+      if (x !== y) return false;
+    } else if (x.length !== y.length || x.some((c, i) => c !== y[i])) return false;
+  }
+  return true;
+}
+
+export class PlacementStep {
+  private previous: Placement | null = null;
+  /** Per partition its cpuset, or the reason it has none (said once, kept for the API). */
+  private readonly cpusets = new Map<PartitionId, CpusetActuator | string>();
+  /** Partitions whose last write failed: written again next cycle. */
+  private readonly failed = new Map<PartitionId, WeirErrorInfo>();
+  /** Partitions placement leaves alone this cycle (batch, no cpuset), with why. */
+  private readonly fixedWhy = new Map<PartitionId, string>();
+  /** Each placed partition's need this cycle, millicores. */
+  private readonly needs = new Map<PartitionId, number>();
+  private reason = "";
+  private placedAny = false;
+
+  constructor(
+    private readonly o: PlacementOptions,
+    private readonly hooks: {
+      onChange?: (c: PlacementChange) => void;
+      /** A partition's cgroup has no cpuset (once per partition), or a write failed. */
+      onProblem?: (
+        partition: PartitionId,
+        error: WeirErrorInfo,
+        kind: "unavailable" | "write",
+      ) => void;
+    } = {},
+  ) {}
+
+  /** The partition's cpuset, opened on first use; a string: why it has none. */
+  private cpusetOf(row: PlacementInput): CpusetActuator | string {
+    let c = this.cpusets.get(row.id);
+    if (c !== undefined) return c;
+    if (!row.openCpuset) c = "placement is not available: its backend writes no cpuset";
+    else
+      try {
+        c = row.openCpuset();
+      } catch (err) {
+        c = `placement is not available: ${(err as Error).message}`;
+      }
+    this.cpusets.set(row.id, c);
+    if (typeof c === "string")
+      this.hooks.onProblem?.(
+        row.id,
+        { code: "TARGET_NOT_WRITABLE", message: `${row.id}: ${c}`, retryable: false },
+        "unavailable",
+      );
+    return c;
+  }
+
+  /**
+   * Place this cycle's partitions and write what changed. Network partitions without a cpuset
+   * are left out (they run where they are); batch ones are never placed.
+   */
+  step(rows: readonly PlacementInput[]): void {
+    const placeable: PlacementRow[] = [];
+    for (const r of rows) {
+      if (r.batch) {
+        this.fixedWhy.set(r.id, "batch: never placed (runs on every CPU, in the idle class)");
+        continue;
+      }
+      const c = this.cpusetOf(r);
+      if (typeof c === "string") {
+        this.fixedWhy.set(r.id, c);
+        continue;
+      }
+      const need = Math.max(0, r.needCpuMillis);
+      this.needs.set(r.id, need);
+      placeable.push({ id: r.id, batch: false, needCpuMillis: need });
+    }
+    const next = placePartitions(placeable, this.o.cpus, this.previous, {
+      fillFraction: this.o.fillFraction,
+    });
+    if (next !== this.previous && !samePlacement(next, this.previous)) {
+      this.previous = next;
+      this.explain(placeable, next);
+      this.write(next);
+      const placed: Record<PartitionId, number[] | null> = {};
+      for (const [id, cpus] of next) placed[id] = cpus === null ? null : [...cpus];
+      this.hooks.onChange?.({ placed, reason: this.reason });
+    } else if (this.failed.size > 0) this.write(next, true);
+  }
+
+  private write(p: Placement, onlyFailed = false): void {
+    for (const [id, cpus] of p) {
+      if (onlyFailed && !this.failed.has(id)) continue;
+      const c = this.cpusets.get(id);
+      if (c === undefined || typeof c === "string") continue;
+      const r = c.place(cpus);
+      if (r.error) {
+        const first = !this.failed.has(id);
+        this.failed.set(id, r.error);
+        if (first) this.hooks.onProblem?.(id, r.error, "write");
+      } else this.failed.delete(id);
+    }
+  }
+
+  /** The reason for the whole placement (the log's, and the API's for a partition not placed). */
+  private explain(rows: readonly PlacementRow[], p: Placement): void {
+    const budget = 1000 * this.o.fillFraction;
+    const n = this.o.cpus.length;
+    const total = rows.reduce((s, r) => s + r.needCpuMillis, 0);
+    const fill = `fill ${this.o.fillFraction}`;
+    if ([...p.values()].some((c) => c !== null))
+      this.reason = `placed by need at ${fill} (${fmtMillis(total)} on ${n} CPUs)`;
+    else if (n < 2) this.reason = "not placed: fewer than 2 CPUs to place on";
+    else if (rows.length === 0) this.reason = "not placed: no network partition has a cpuset";
+    else if (total > budget * n)
+      this.reason = `the network partitions' needs do not fit at ${fill} (${fmtMillis(total)} on ${n} CPUs)`;
+    else if (rows.every((r) => cpusNeeded(r.needCpuMillis, budget) >= n))
+      this.reason = `not placed: every network partition needs every CPU at ${fill}`;
+    else
+      this.reason = `the network partitions' needs do not pack at ${fill}: a CPU would carry more than ${fmtMillis(budget)}`;
+    this.placedAny = [...p.values()].some((c) => c !== null);
+  }
+
+  /** Why a partition is where it is, from its need this cycle. */
+  private whyOf(id: PartitionId): string {
+    const fixed = this.fixedWhy.get(id);
+    if (fixed !== undefined) return fixed;
+    const need = this.needs.get(id) ?? 0;
+    const cpus = this.previous?.get(id) ?? null;
+    const fill = `fill ${this.o.fillFraction}`;
+    const k = cpusNeeded(need, 1000 * this.o.fillFraction);
+    if (cpus !== null)
+      return `on ${cpusText(cpus)}: needs ${fmtMillis(need)}, ${k} CPU${k === 1 ? "" : "s"} at ${fill}`;
+    return this.placedAny
+      ? `not placed: needs ${fmtMillis(need)}, every CPU at ${fill}`
+      : this.reason;
+  }
+
+  /** Per partition seen, where it is placed and why (the API's view). */
+  view(): Record<PartitionId, PartitionPlacement> {
+    const out: Record<PartitionId, PartitionPlacement> = {};
+    for (const id of new Set([...this.fixedWhy.keys(), ...this.needs.keys()])) {
+      const why = this.whyOf(id);
+      const c = this.cpusets.get(id);
+      const cpus = this.previous?.get(id) ?? null;
+      const v: PartitionPlacement = {
+        cpus: typeof c === "object" && cpus !== null ? [...cpus] : null,
+        why,
+        file: typeof c === "object" ? c.file : null,
+      };
+      const e = this.failed.get(id);
+      if (e) v.error = e;
+      out[id] = v;
+    }
+    return out;
+  }
+
+  /** Orderly shutdown: every cpuset back to what it held at open (only those that differ). */
+  restore(): Array<{ partition: PartitionId; written: string[]; error?: WeirErrorInfo }> {
+    const out = [];
+    for (const [id, c] of this.cpusets) {
+      if (typeof c === "string") continue;
+      const r = c.restore();
+      if (r.written.length > 0 || r.error) out.push({ partition: id, ...r });
+    }
+    return out;
+  }
+
+  close(): void {
+    for (const c of this.cpusets.values()) if (typeof c === "object") c.close();
+  }
+}

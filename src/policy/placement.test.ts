@@ -1,0 +1,88 @@
+import { describe, expect, it } from "vitest";
+import { cpusNeeded, type Placement, type PlacementRow, placePartitions } from "./placement.ts";
+
+const net = (id: string, needCpuMillis: number): PlacementRow => ({
+  id,
+  batch: false,
+  needCpuMillis,
+});
+const batch = (id: string): PlacementRow => ({ id, batch: true, needCpuMillis: 2000 });
+const asObject = (p: Placement) => Object.fromEntries(p);
+
+describe("cpusNeeded", () => {
+  it("rounds up at the fill budget, at least one", () => {
+    expect(cpusNeeded(0, 800)).toBe(1);
+    expect(cpusNeeded(800, 800)).toBe(1);
+    expect(cpusNeeded(801, 800)).toBe(2);
+    expect(cpusNeeded(Number.NaN, 800)).toBe(1);
+  });
+});
+
+describe("placePartitions", () => {
+  it("packs heaviest first onto the least loaded CPU; batch runs everywhere", () => {
+    const p = placePartitions(
+      [net("a", 100), net("b", 150), net("c", 200), batch("hog")],
+      [0, 1],
+      null,
+    );
+    expect(asObject(p)).toEqual({ c: [0], b: [1], a: [1], hog: null });
+  });
+
+  it("spreads partitions that need nothing yet (equal loads: the CPU with fewer partitions)", () => {
+    const p = placePartitions([net("a", 0), net("b", 0), net("c", 0), batch("hog")], [0, 1], null);
+    expect(asObject(p)).toEqual({ a: [0], b: [1], c: [0], hog: null });
+  });
+
+  it("places nothing when the network partitions do not fit at the fill", () => {
+    // 0.8 × 2 CPUs = 1,600m; 1,700m asked
+    const p = placePartitions([net("a", 900), net("b", 800), batch("hog")], [0, 1], null);
+    expect(asObject(p)).toEqual({ a: null, b: null, hog: null });
+  });
+
+  it("places nothing on one CPU", () => {
+    expect(asObject(placePartitions([net("a", 100)], [3], null))).toEqual({ a: null });
+  });
+
+  it("gives a partition that needs more than a CPU several, and none when it needs all", () => {
+    const four = placePartitions(
+      [net("a", 1200), net("b", 300), net("c", 300)],
+      [0, 1, 2, 3],
+      null,
+    );
+    expect(asObject(four)).toEqual({ a: [0, 1], b: [2], c: [3] });
+    const two = placePartitions([net("a", 1000), net("b", 100)], [0, 1], null);
+    // a needs both CPUs (1,000m > 800m): it runs everywhere, its load split; b is placed
+    expect(asObject(two)).toEqual({ a: null, b: [0] });
+  });
+
+  it("keeps the previous placement (the same object) while it fits", () => {
+    const rows = [net("a", 100), net("b", 150), net("c", 200)];
+    const first = placePartitions(rows, [0, 1], null);
+    // c grew, b shrank: c on CPU 0 alone still fits, a and b on CPU 1 too
+    const again = placePartitions([net("a", 100), net("b", 50), net("c", 600)], [0, 1], first);
+    expect(again).toBe(first);
+  });
+
+  it("packs again when a CPU of the previous placement would carry more than the fill", () => {
+    const first = placePartitions([net("a", 100), net("b", 150), net("c", 200)], [0, 1], null);
+    // a grows to 700m: CPU 1 would carry 850m > 800m
+    const next = placePartitions([net("a", 700), net("b", 150), net("c", 200)], [0, 1], first);
+    expect(next).not.toBe(first);
+    expect(asObject(next)).toEqual({ a: [0], c: [1], b: [1] });
+  });
+
+  it("packs again when a partition came or went, or a CPU left", () => {
+    const first = placePartitions([net("a", 100), net("b", 150)], [0, 1], null);
+    expect(placePartitions([net("a", 100)], [0, 1], first)).not.toBe(first);
+    expect(placePartitions([net("a", 100), net("b", 150), net("c", 10)], [0, 1], first)).not.toBe(
+      first,
+    );
+    const moved = placePartitions([net("a", 100), net("b", 150)], [0, 2], first);
+    expect(asObject(moved)).toEqual({ b: [0], a: [2] });
+  });
+
+  it("refuses a fill outside (0, 1]", () => {
+    expect(() => placePartitions([], [0, 1], null, { fillFraction: 0 })).toThrow(/fillFraction/);
+    expect(() => placePartitions([], [0, 1], null, { fillFraction: 1.5 })).toThrow(/fillFraction/);
+  });
+});

@@ -1,0 +1,130 @@
+// Root, real cgroup v1 (cpu, cpuacct and cpuset hierarchies) and at least 2 CPUs: `weir run`
+// with `placement:` places two network partitions on a CPU each through their cpuset.cpus,
+// does not rewrite the files while the placement holds, leaves a batch partition (which has
+// no cpuset) alone, and on SIGTERM restores the cpusets it found. Creates
+// /sys/fs/cgroup/{cpu,cpuacct,cpuset}/weirt-<pid>-place[/a,/b,/hog] with no process in them,
+// and removes them after; the only process it starts is weir, stopped by pid.
+import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const REPO = path.resolve(import.meta.dirname, "../..");
+const ROOT = "/sys/fs/cgroup";
+const CG = `weirt-${process.pid}-place`;
+const isRoot = process.getuid?.() === 0;
+const hasV1Cpuset =
+  fs.existsSync(path.join(ROOT, "cpu", "cpu.cfs_quota_us")) &&
+  fs.existsSync(path.join(ROOT, "cpuset", "cpuset.cpus"));
+const rootCpus = hasV1Cpuset
+  ? fs.readFileSync(path.join(ROOT, "cpuset", "cpuset.cpus"), "latin1").trim()
+  : "";
+const twoCpus = /^0-([1-9]\d*)$/.test(rootCpus) && os.cpus().length >= 2;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "weir-e2e-place-"));
+const made: string[] = [];
+const children: ChildProcess[] = [];
+
+afterAll(async () => {
+  for (const c of children)
+    if (c.exitCode === null && c.signalCode === null) process.kill(c.pid!, "SIGKILL");
+  for (const d of [...made].reverse())
+    for (let i = 0; i < 50; i++) {
+      try {
+        if (fs.existsSync(d)) fs.rmdirSync(d);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function mkdir(dir: string): void {
+  fs.mkdirSync(dir);
+  made.push(dir);
+}
+
+/** A v1 cpuset cgroup holding its parent's CPUs and memory nodes (a new one holds none). */
+function mkCpuset(dir: string): void {
+  mkdir(dir);
+  for (const f of ["cpuset.cpus", "cpuset.mems"])
+    fs.writeFileSync(
+      path.join(dir, f),
+      fs.readFileSync(path.join(path.dirname(dir), f), "latin1").trim(),
+    );
+}
+
+const cpusetFile = (p: string) => path.join(ROOT, "cpuset", CG, p, "cpuset.cpus");
+const cpus = (p: string) => fs.readFileSync(cpusetFile(p), "latin1").trim();
+
+async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return cond();
+}
+
+describe.skipIf(!isRoot || !hasV1Cpuset || !twoCpus)(
+  "weir run with placement (root, v1 cpuset)",
+  () => {
+    it("writes each network partition's cpuset.cpus once, not again while it holds, restores it on SIGTERM", async () => {
+      for (const h of ["cpu", "cpuacct"]) {
+        mkdir(path.join(ROOT, h, CG));
+        for (const p of ["a", "b", "hog"]) mkdir(path.join(ROOT, h, CG, p));
+      }
+      mkCpuset(path.join(ROOT, "cpuset", CG));
+      for (const p of ["a", "b"]) mkCpuset(path.join(ROOT, "cpuset", CG, p));
+      const found = cpus("a");
+      expect(found).toBe(rootCpus);
+      const cfg = path.join(tmp, "weir.yaml");
+      fs.writeFileSync(
+        cfg,
+        [
+          "capacity: { cpus: 2 }",
+          "api: { enabled: false }",
+          "placement: { mode: spread, fill: 0.8 }",
+          "partitions:",
+          `  - { name: a, cgroup: ${CG}/a, interfaces: [lo] }`,
+          `  - { name: b, cgroup: ${CG}/b, interfaces: [lo] }`,
+          `  - { name: hog, cgroup: ${CG}/hog, kind: batch }`,
+          "",
+        ].join("\n"),
+      );
+      const child = spawn(
+        process.execPath,
+        [path.join(REPO, "bin/weir.js"), "run", "-c", cfg, "--json"],
+        {
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      );
+      children.push(child);
+      let err = "";
+      child.stderr!.on("data", (d: Buffer) => {
+        err += d.toString();
+      });
+      const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+      // two light partitions: one CPU each
+      expect(
+        await until(() => /^\d+$/.test(cpus("a")) && /^\d+$/.test(cpus("b")), 20_000),
+        err,
+      ).toBe(true);
+      expect(cpus("a")).not.toBe(cpus("b"));
+      const placedA = cpus("a");
+      // while the placement holds nothing is rewritten (a write moves the file's mtime)
+      for (const p of ["a", "b"]) fs.utimesSync(cpusetFile(p), 0, 0);
+      await new Promise((r) => setTimeout(r, 2000)); // 20 cycles
+      for (const p of ["a", "b"]) expect(fs.statSync(cpusetFile(p)).mtimeMs).toBe(0);
+      expect(cpus("a")).toBe(placedA);
+      // the log says where, once; and that the batch partition (no cpuset) is not placed
+      expect(err.match(/placement: [ab] on CPU \d, [ab] on CPU \d/g) ?? []).toHaveLength(1);
+      expect(err).not.toMatch(/hog: placement is not available/);
+      process.kill(child.pid!, "SIGTERM");
+      expect(await exited).toBe(0);
+      expect(cpus("a")).toBe(found);
+      expect(cpus("b")).toBe(found);
+    });
+  },
+);
