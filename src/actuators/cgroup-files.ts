@@ -311,7 +311,7 @@ export class CgroupFilesBackend implements ActuatorBackend {
    * The partition's cpuset.cpus (v1: the cpuset hierarchy at its path; v2: its own directory).
    * Throws TARGET_NOT_WRITABLE when it has none there.
    */
-  openCpuset(target: ActuatorTarget): CpusetActuator {
+  openCpuset(target: ActuatorTarget, found?: string): CpusetActuator {
     const t = cgroupTarget(this.name, target);
     let dir: string;
     try {
@@ -323,7 +323,7 @@ export class CgroupFilesBackend implements ActuatorBackend {
         { cause: err },
       );
     }
-    return openCpusetFile(this.name, t.partition, dir);
+    return openCpusetFile(this.name, t.partition, dir, found);
   }
 
   /** Read the allocation files once without holding them (dry-run seed, status). */

@@ -38,8 +38,8 @@ export class CgroupBackend implements ActuatorBackend {
     return this.forHost().openDryRun(target);
   }
 
-  openCpuset(target: ActuatorTarget): CpusetActuator {
-    return this.forHost().openCpuset(target);
+  openCpuset(target: ActuatorTarget, found?: string): CpusetActuator {
+    return this.forHost().openCpuset(target, found);
   }
 }
 

@@ -47,6 +47,17 @@ describe("openCpusetFile", () => {
     expect(c.restore()).toEqual({ written: [] });
   });
 
+  it("a restart's found value (from the state file) is what null and restore write back", () => {
+    // weir placed it on CPU 1, crashed and started again: the file holds "1", found was "0-1"
+    const dir = cpusetDir("1");
+    const c = openCpusetFile("cgroup-v1", "web", dir, "0-1");
+    expect(c.found).toBe("0-1");
+    expect(c.current()).toBe("1");
+    expect(c.place([1])).toEqual({ written: [] });
+    expect(c.restore()).toEqual({ written: [CPUSET_FILE] });
+    expect(read(dir)).toBe("0-1\n");
+  });
+
   it("a cgroup without a cpuset: TARGET_NOT_WRITABLE naming the file", () => {
     const dir = path.join(tmp, "none");
     fs.mkdirSync(dir, { recursive: true });

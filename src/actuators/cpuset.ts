@@ -33,13 +33,15 @@ export function cpusetDirOf(cgroupfs: string, cgroupPath: string): string {
 }
 
 /**
- * Open `dir`'s cpuset.cpus: read what it holds (the snapshot). Throws TARGET_NOT_WRITABLE when
- * the file is not there (no cpuset for this cgroup) or cannot be read.
+ * Open `dir`'s cpuset.cpus: read what it holds (the snapshot, unless `foundBefore` gives the
+ * value a manager found before its first write, from its state file). Throws
+ * TARGET_NOT_WRITABLE when the file is not there (no cpuset for this cgroup) or cannot be read.
  */
 export function openCpusetFile(
   backend: string,
   partition: PartitionId,
   dir: string,
+  foundBefore?: string,
 ): CpusetActuator {
   const file = path.join(dir, CPUSET_FILE);
   let found: string;
@@ -53,7 +55,7 @@ export function openCpusetFile(
       { cause: err },
     );
   }
-  return new CpusetFile(backend, partition, file, found);
+  return new CpusetFile(backend, partition, file, foundBefore ?? found, found);
 }
 
 class CpusetFile implements CpusetActuator {
@@ -65,8 +67,10 @@ class CpusetFile implements CpusetActuator {
     readonly partition: PartitionId,
     readonly file: string,
     readonly found: string,
+    /** What the file holds at open. */
+    now: string,
   ) {
-    this.held = found;
+    this.held = now;
   }
 
   place(cpus: readonly number[] | null): CpusetResult {

@@ -145,8 +145,10 @@ export interface ActuatorBackend {
    * The partition's cpuset (backends declaring `cpuset`): its `cpuset.cpus`, read and held at
    * once. Throws WeirError TARGET_NOT_WRITABLE naming the directory when the partition's cgroup
    * has no cpuset there (placement is then not available for it; the partition is not failed).
+   * `found`: the value to restore instead of what the file holds now — what a manager found
+   * before its first write, kept in its state file across a crash and a restart.
    */
-  openCpuset?(target: ActuatorTarget): CpusetActuator;
+  openCpuset?(target: ActuatorTarget, found?: string): CpusetActuator;
 }
 
 /** What writing a partition's CPUs did (`written`: the files written, [] when unchanged). */
@@ -163,7 +165,10 @@ export interface CpusetActuator {
   readonly partition: PartitionId;
   /** The file, for messages and the API. */
   readonly file: string;
-  /** What the file held at open, as the kernel prints it ("0-1"; "" on v2: the parent's). */
+  /**
+   * What the file held before weir first wrote it, as the kernel prints it ("0-1"; "" on v2:
+   * the parent's): what it held at open, or the `found` given to open (a restart's).
+   */
   readonly found: string;
   /** Run on `cpus` (ascending); null: on the CPUs it was found with. */
   place(cpus: readonly number[] | null): CpusetResult;

@@ -43,8 +43,11 @@ export interface PartitionWiring {
    * of their union (reach.ts).
    */
   reachableCpus?: () => number[] | null;
-  /** Its cpuset, for placement (absent: its backend writes none; only with `placement`). */
-  openCpuset?: () => CpusetActuator;
+  /**
+   * Its cpuset, for placement (absent: its backend writes none; only with `placement`);
+   * `found`: the value to restore, from the state file (a restart's).
+   */
+  openCpuset?: (found?: string) => CpusetActuator;
 }
 
 export type ThroughputFn = (
@@ -95,6 +98,11 @@ export interface ManagerOptions {
   placement?: PlacementOptions;
   /** The placement changed (the log line). */
   onPlacementChange?: (change: PlacementChange) => void;
+  /**
+   * Cpusets were opened this cycle and are about to be written: the caller saves the state
+   * file first, so that what they held is on disk before weir changes it.
+   */
+  onPlacementOpened?: () => void;
   /** A partition cannot be placed (no cpuset: once), or writing its cpuset failed (once until it succeeds). */
   onPlacementProblem?: (
     partition: PartitionId,
@@ -108,7 +116,12 @@ export interface ManagerOptions {
   /** Estimated bytes of records kept at most (default DEFAULT_HISTORY_MAX_BYTES; history.ts). */
   historyMaxBytes?: number;
   /** State from a previous run (state file). */
-  resume?: { policyState?: PolicyState; found?: Record<PartitionId, AllocationSnapshot> };
+  resume?: {
+    policyState?: PolicyState;
+    found?: Record<PartitionId, AllocationSnapshot>;
+    /** Placement: cpuset.cpus as found before the first write, per partition. */
+    foundCpusets?: Record<PartitionId, string>;
+  };
   redactedConfig?: () => unknown;
   /** Called for every partition whose allocation changed (the log line). */
   onChange?: (decision: Decision, directive: Directive) => void;

@@ -75,6 +75,8 @@ export class Manager implements ManagerView {
       ? new PlacementStep(opts.placement, {
           ...(opts.onPlacementChange ? { onChange: opts.onPlacementChange } : {}),
           ...(opts.onPlacementProblem ? { onProblem: opts.onPlacementProblem } : {}),
+          ...(opts.onPlacementOpened ? { onOpened: opts.onPlacementOpened } : {}),
+          ...(opts.resume?.foundCpusets ? { foundCpusets: opts.resume.foundCpusets } : {}),
         })
       : null;
     this.policyState = opts.resume?.policyState ?? opts.policy.initialState();
@@ -438,10 +440,15 @@ export class Manager implements ManagerView {
   }
 
   /** What the state file keeps: the policy's memory and the values found at first start. */
-  persistentState(): { policyState: PolicyState; found: Record<PartitionId, AllocationSnapshot> } {
+  persistentState(): {
+    policyState: PolicyState;
+    found: Record<PartitionId, AllocationSnapshot>;
+    foundCpusets?: Record<PartitionId, string>;
+  } {
     const found: Record<PartitionId, AllocationSnapshot> = {};
     for (const s of this.slots) if (s.found) found[s.spec.id] = s.found;
-    return { policyState: this.policyState, found };
+    if (!this.placement) return { policyState: this.policyState, found };
+    return { policyState: this.policyState, found, foundCpusets: this.placement.found() };
   }
 
   // --- ManagerView ---

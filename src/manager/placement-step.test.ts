@@ -72,6 +72,41 @@ describe("PlacementStep", () => {
     expect(changes).toHaveLength(1);
   });
 
+  it("opens each cpuset with the value a restart found, says so before the first write, and gives the found values back", () => {
+    const a = fakeCpuset("a");
+    const b = fakeCpuset("b");
+    const asked: Array<string | undefined> = [];
+    const events: string[] = [];
+    const open = (c: CpusetActuator) => (found?: string) => {
+      asked.push(found);
+      events.push("open");
+      return c;
+    };
+    const p = new PlacementStep(
+      { fillFraction: 0.8, cpus: [0, 1] },
+      {
+        foundCpusets: { a: "0-1" },
+        onOpened: () => events.push(`saved before ${a.writes.length + b.writes.length} writes`),
+      },
+    );
+    const rows = (): PlacementInput[] => [
+      { id: "a", batch: false, needCpuMillis: 300, openCpuset: open(a.c) },
+      { id: "b", batch: false, needCpuMillis: 200, openCpuset: open(b.c) },
+    ];
+    p.step(rows());
+    expect(asked).toEqual(["0-1", undefined]);
+    expect(events).toEqual(["open", "open", "saved before 0 writes"]);
+    p.step(rows());
+    expect(events).toHaveLength(3); // opened once: no second save
+    expect(p.found()).toEqual({ a: a.c.found, b: b.c.found });
+    // before any cycle, a restart's values are what it gives back
+    const q = new PlacementStep(
+      { fillFraction: 0.8, cpus: [0, 1] },
+      { foundCpusets: { a: "0-1" } },
+    );
+    expect(q.found()).toEqual({ a: "0-1" });
+  });
+
   it("needs that do not fit at the fill: nothing placed, the cpusets back to what they were found with, said why", () => {
     const a = fakeCpuset("a");
     const b = fakeCpuset("b");

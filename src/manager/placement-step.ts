@@ -32,8 +32,8 @@ export interface PlacementChange {
 
 /** One partition in this cycle's placement. */
 export interface PlacementInput extends PlacementRow {
-  /** Opens its cpuset (once; absent: its backend has none). */
-  openCpuset?: () => CpusetActuator;
+  /** Opens its cpuset (once; absent: its backend has none); `found`: the value to restore. */
+  openCpuset?: (found?: string) => CpusetActuator;
 }
 
 const fmtMillis = (m: number) => `${Math.round(m).toLocaleString("en-US")}m`;
@@ -65,11 +65,17 @@ export class PlacementStep {
   private readonly needs = new Map<PartitionId, number>();
   private reason = "";
   private placedAny = false;
+  /** A cpuset was opened in this step (its found value is not on disk yet). */
+  private opened = false;
 
   constructor(
     private readonly o: PlacementOptions,
     private readonly hooks: {
       onChange?: (c: PlacementChange) => void;
+      /** Cpusets were opened this cycle, before any is written (the caller saves what they held). */
+      onOpened?: () => void;
+      /** What each partition's cpuset held before weir first wrote it (a restart's state file). */
+      foundCpusets?: Readonly<Record<PartitionId, string>>;
       /** A partition's cgroup has no cpuset (once per partition), or a write failed. */
       onProblem?: (
         partition: PartitionId,
@@ -86,7 +92,8 @@ export class PlacementStep {
     if (!row.openCpuset) c = "placement is not available: its backend writes no cpuset";
     else
       try {
-        c = row.openCpuset();
+        c = row.openCpuset(this.hooks.foundCpusets?.[row.id]);
+        this.opened = true;
       } catch (err) {
         c = `placement is not available: ${(err as Error).message}`;
       }
@@ -119,6 +126,10 @@ export class PlacementStep {
       const need = Math.max(0, r.needCpuMillis);
       this.needs.set(r.id, need);
       placeable.push({ id: r.id, batch: false, needCpuMillis: need });
+    }
+    if (this.opened) {
+      this.opened = false;
+      this.hooks.onOpened?.();
     }
     const next = placePartitions(placeable, this.o.cpus, this.previous, {
       fillFraction: this.o.fillFraction,
@@ -197,6 +208,17 @@ export class PlacementStep {
       if (e) v.error = e;
       out[id] = v;
     }
+    return out;
+  }
+
+  /**
+   * What each cpuset held before weir first wrote it (the state file keeps it): the opened
+   * ones', and a restart's found values for those not opened yet (a save before the first
+   * cycle must not lose them).
+   */
+  found(): Record<PartitionId, string> {
+    const out: Record<PartitionId, string> = { ...this.hooks.foundCpusets };
+    for (const [id, c] of this.cpusets) if (typeof c === "object") out[id] = c.found;
     return out;
   }
 

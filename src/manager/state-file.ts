@@ -14,6 +14,8 @@ export interface PersistedState {
   savedAtMs: number;
   policyState: PolicyState;
   found: Record<PartitionId, AllocationSnapshot>;
+  /** Placement: each placed partition's cpuset.cpus as found before weir first wrote it. */
+  foundCpusets?: Record<PartitionId, string>;
 }
 
 export function saveState(path: string, state: Omit<PersistedState, "version">): void {

@@ -133,6 +133,7 @@ export interface ManagerParts {
   onCapacityChange?: ManagerOptions["onCapacityChange"];
   onPlacementChange?: ManagerOptions["onPlacementChange"];
   onPlacementProblem?: ManagerOptions["onPlacementProblem"];
+  onPlacementOpened?: ManagerOptions["onPlacementOpened"];
 }
 
 /**
@@ -260,7 +261,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     if (reach) w.reachableCpus = () => reach(p.cgroup);
     if (placing && p.kind === "network" && backend.openCpuset) {
       const openCpuset = backend.openCpuset.bind(backend);
-      w.openCpuset = () => openCpuset(actuatorTarget(p));
+      w.openCpuset = (found?: string) => openCpuset(actuatorTarget(p), found);
     }
     if (p.source !== "agent") w.openSensor = () => openSensor(p);
     else if (openAgentCpu) w.openSensor = () => openAgentCpu(p);
@@ -268,7 +269,11 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
   });
   const loaded = cfg.stateFile ? loadState(cfg.stateFile) : null;
   const resume = loaded?.state
-    ? { policyState: loaded.state.policyState, found: loaded.state.found }
+    ? {
+        policyState: loaded.state.policyState,
+        found: loaded.state.found,
+        ...(loaded.state.foundCpusets ? { foundCpusets: loaded.state.foundCpusets } : {}),
+      }
     : undefined;
   const hostCpu =
     parts.hostCpu === undefined
@@ -304,6 +309,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     };
     if (parts.onPlacementChange) opts.onPlacementChange = parts.onPlacementChange;
     if (parts.onPlacementProblem) opts.onPlacementProblem = parts.onPlacementProblem;
+    if (parts.onPlacementOpened) opts.onPlacementOpened = parts.onPlacementOpened;
   }
   return {
     manager: new Manager(opts),

@@ -108,6 +108,8 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
           : `placement: nothing placed: ${c.reason}`,
       );
     },
+    // the cpusets' values are on disk before placement first writes them (save is below)
+    onPlacementOpened: () => save(),
     onPlacementProblem: (p, err, kind) => {
       logger.warn(
         { partition: p, code: err.code },

@@ -126,5 +126,69 @@ describe.skipIf(!isRoot || !hasV1Cpuset || !twoCpus)(
       expect(cpus("a")).toBe(found);
       expect(cpus("b")).toBe(found);
     });
+
+    it("after a crash (SIGKILL) the placement stays; the restarted manager restores what the first one found", async () => {
+      // the cgroups of the test above (made once: this test runs after it)
+      const found = cpus("a");
+      expect(found).toBe(rootCpus);
+      const state = path.join(tmp, "state.json");
+      const cfg = path.join(tmp, "weir-state.yaml");
+      fs.writeFileSync(
+        cfg,
+        [
+          "capacity: { cpus: 2 }",
+          "api: { enabled: false }",
+          `stateFile: ${state}`,
+          "placement: { mode: spread, fill: 0.8 }",
+          "partitions:",
+          `  - { name: a, cgroup: ${CG}/a, interfaces: [lo] }`,
+          `  - { name: b, cgroup: ${CG}/b, interfaces: [lo] }`,
+          `  - { name: hog, cgroup: ${CG}/hog, kind: batch }`,
+          "",
+        ].join("\n"),
+      );
+      const start = () => {
+        const child = spawn(
+          process.execPath,
+          [path.join(REPO, "bin/weir.js"), "run", "-c", cfg, "--json"],
+          { stdio: ["ignore", "ignore", "pipe"] },
+        );
+        children.push(child);
+        let err = "";
+        child.stderr!.on("data", (d: Buffer) => {
+          err += d.toString();
+        });
+        const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+        return { child, exited, err: () => err };
+      };
+      const first = start();
+      expect(
+        await until(() => /^\d+$/.test(cpus("a")) && /^\d+$/.test(cpus("b")), 20_000),
+        first.err(),
+      ).toBe(true);
+      // the state file has the found values before (or as) the first write lands
+      expect(
+        await until(() => {
+          try {
+            return JSON.parse(fs.readFileSync(state, "utf8")).foundCpusets?.a === found;
+          } catch {
+            return false;
+          }
+        }, 5_000),
+      ).toBe(true);
+      const placedA = cpus("a");
+      process.kill(first.child.pid!, "SIGKILL");
+      await first.exited;
+      // what was last written stays valid
+      expect(cpus("a")).toBe(placedA);
+      const second = start();
+      // its first cycle has opened the cpusets (the placement's one log line)
+      expect(await until(() => /placement: /.test(second.err()), 20_000), second.err()).toBe(true);
+      process.kill(second.child.pid!, "SIGTERM");
+      expect(await second.exited, second.err()).toBe(0);
+      // restored to what the first manager found, not to the placement the second found
+      expect(cpus("a")).toBe(found);
+      expect(cpus("b")).toBe(found);
+    });
   },
 );
