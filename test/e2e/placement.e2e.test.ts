@@ -67,6 +67,43 @@ async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
   return cond();
 }
 
+/** A config placing a and b (network) beside hog (batch), with `extra` lines first. */
+function writeConfig(file: string, extra: string[] = []): string {
+  fs.writeFileSync(
+    file,
+    [
+      "capacity: { cpus: 2 }",
+      "api: { enabled: false }",
+      ...extra,
+      "placement: { mode: spread, fill: 0.8 }",
+      "partitions:",
+      `  - { name: a, cgroup: ${CG}/a, interfaces: [lo] }`,
+      `  - { name: b, cgroup: ${CG}/b, interfaces: [lo] }`,
+      `  - { name: hog, cgroup: ${CG}/hog, kind: batch }`,
+      "",
+    ].join("\n"),
+  );
+  return file;
+}
+
+/** `weir run -c cfg --json`, its stderr collected (its log) and its exit awaited. */
+function startWeir(cfg: string) {
+  const child = spawn(
+    process.execPath,
+    [path.join(REPO, "bin/weir.js"), "run", "-c", cfg, "--json"],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  children.push(child);
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  return { child, exited, err: () => err };
+}
+
 describe.skipIf(!isRoot || !hasV1Cpuset || !twoCpus)(
   "weir run with placement (root, v1 cpuset)",
   () => {
@@ -79,37 +116,11 @@ describe.skipIf(!isRoot || !hasV1Cpuset || !twoCpus)(
       for (const p of ["a", "b"]) mkCpuset(path.join(ROOT, "cpuset", CG, p));
       const found = cpus("a");
       expect(found).toBe(rootCpus);
-      const cfg = path.join(tmp, "weir.yaml");
-      fs.writeFileSync(
-        cfg,
-        [
-          "capacity: { cpus: 2 }",
-          "api: { enabled: false }",
-          "placement: { mode: spread, fill: 0.8 }",
-          "partitions:",
-          `  - { name: a, cgroup: ${CG}/a, interfaces: [lo] }`,
-          `  - { name: b, cgroup: ${CG}/b, interfaces: [lo] }`,
-          `  - { name: hog, cgroup: ${CG}/hog, kind: batch }`,
-          "",
-        ].join("\n"),
-      );
-      const child = spawn(
-        process.execPath,
-        [path.join(REPO, "bin/weir.js"), "run", "-c", cfg, "--json"],
-        {
-          stdio: ["ignore", "ignore", "pipe"],
-        },
-      );
-      children.push(child);
-      let err = "";
-      child.stderr!.on("data", (d: Buffer) => {
-        err += d.toString();
-      });
-      const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+      const weir = startWeir(writeConfig(path.join(tmp, "weir.yaml")));
       // two light partitions: one CPU each
       expect(
         await until(() => /^\d+$/.test(cpus("a")) && /^\d+$/.test(cpus("b")), 20_000),
-        err,
+        weir.err(),
       ).toBe(true);
       expect(cpus("a")).not.toBe(cpus("b"));
       const placedA = cpus("a");
@@ -119,10 +130,10 @@ describe.skipIf(!isRoot || !hasV1Cpuset || !twoCpus)(
       for (const p of ["a", "b"]) expect(fs.statSync(cpusetFile(p)).mtimeMs).toBe(0);
       expect(cpus("a")).toBe(placedA);
       // the log says where, once; and that the batch partition (no cpuset) is not placed
-      expect(err.match(/placement: [ab] on CPU \d, [ab] on CPU \d/g) ?? []).toHaveLength(1);
-      expect(err).not.toMatch(/hog: placement is not available/);
-      process.kill(child.pid!, "SIGTERM");
-      expect(await exited).toBe(0);
+      expect(weir.err().match(/placement: [ab] on CPU \d, [ab] on CPU \d/g) ?? []).toHaveLength(1);
+      expect(weir.err()).not.toMatch(/hog: placement is not available/);
+      process.kill(weir.child.pid!, "SIGTERM");
+      expect(await weir.exited).toBe(0);
       expect(cpus("a")).toBe(found);
       expect(cpus("b")).toBe(found);
     });
@@ -132,35 +143,8 @@ describe.skipIf(!isRoot || !hasV1Cpuset || !twoCpus)(
       const found = cpus("a");
       expect(found).toBe(rootCpus);
       const state = path.join(tmp, "state.json");
-      const cfg = path.join(tmp, "weir-state.yaml");
-      fs.writeFileSync(
-        cfg,
-        [
-          "capacity: { cpus: 2 }",
-          "api: { enabled: false }",
-          `stateFile: ${state}`,
-          "placement: { mode: spread, fill: 0.8 }",
-          "partitions:",
-          `  - { name: a, cgroup: ${CG}/a, interfaces: [lo] }`,
-          `  - { name: b, cgroup: ${CG}/b, interfaces: [lo] }`,
-          `  - { name: hog, cgroup: ${CG}/hog, kind: batch }`,
-          "",
-        ].join("\n"),
-      );
-      const start = () => {
-        const child = spawn(
-          process.execPath,
-          [path.join(REPO, "bin/weir.js"), "run", "-c", cfg, "--json"],
-          { stdio: ["ignore", "ignore", "pipe"] },
-        );
-        children.push(child);
-        let err = "";
-        child.stderr!.on("data", (d: Buffer) => {
-          err += d.toString();
-        });
-        const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-        return { child, exited, err: () => err };
-      };
+      const cfg = writeConfig(path.join(tmp, "weir-state.yaml"), [`stateFile: ${state}`]);
+      const start = () => startWeir(cfg);
       const first = start();
       expect(
         await until(() => /^\d+$/.test(cpus("a")) && /^\d+$/.test(cpus("b")), 20_000),
