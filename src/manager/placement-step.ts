@@ -10,6 +10,7 @@ import { formatCpuList } from "../cgroup/values.ts";
 import type { PartitionId, WeirErrorInfo } from "../core/model.ts";
 import {
   cpusNeeded,
+  type NotPlaced,
   type Placement,
   type PlacementRow,
   placePartitions,
@@ -131,12 +132,19 @@ export class PlacementStep {
       this.opened = false;
       this.hooks.onOpened?.();
     }
-    const next = placePartitions(placeable, this.o.cpus, this.previous, {
-      fillFraction: this.o.fillFraction,
-    });
+    let notPlaced: NotPlaced | null = null;
+    const next = placePartitions(
+      placeable,
+      this.o.cpus,
+      this.previous,
+      { fillFraction: this.o.fillFraction },
+      (why) => {
+        notPlaced = why;
+      },
+    );
     if (next !== this.previous && !samePlacement(next, this.previous)) {
       this.previous = next;
-      this.explain(placeable, next);
+      this.explain(placeable, next, notPlaced);
       this.write(next);
       const placed: Record<PartitionId, number[] | null> = {};
       for (const [id, cpus] of next) placed[id] = cpus === null ? null : [...cpus];
@@ -158,23 +166,24 @@ export class PlacementStep {
     }
   }
 
-  /** The reason for the whole placement (the log's, and the API's for a partition not placed). */
-  private explain(rows: readonly PlacementRow[], p: Placement): void {
-    const budget = 1000 * this.o.fillFraction;
+  /**
+   * The reason for the whole placement (the log's, and the API's for a partition not placed),
+   * from the placer's own word on why it placed nothing (`notPlaced`), not its rules again.
+   */
+  private explain(rows: readonly PlacementRow[], p: Placement, notPlaced: NotPlaced | null): void {
     const n = this.o.cpus.length;
     const total = rows.reduce((s, r) => s + r.needCpuMillis, 0);
     const fill = `fill ${this.o.fillFraction}`;
-    if ([...p.values()].some((c) => c !== null))
-      this.reason = `placed by need at ${fill} (${fmtMillis(total)} on ${n} CPUs)`;
-    else if (n < 2) this.reason = "not placed: fewer than 2 CPUs to place on";
-    else if (rows.length === 0) this.reason = "not placed: no network partition has a cpuset";
-    else if (total > budget * n)
-      this.reason = `the network partitions' needs do not fit at ${fill} (${fmtMillis(total)} on ${n} CPUs)`;
-    else if (rows.every((r) => cpusNeeded(r.needCpuMillis, budget) >= n))
-      this.reason = `not placed: every network partition needs every CPU at ${fill}`;
-    else
-      this.reason = `the network partitions' needs do not pack at ${fill}: a CPU would carry more than ${fmtMillis(budget)}`;
     this.placedAny = [...p.values()].some((c) => c !== null);
+    if (this.placedAny)
+      this.reason = `placed by need at ${fill} (${fmtMillis(total)} on ${n} CPUs)`;
+    else if (notPlaced === "one-cpu") this.reason = "not placed: fewer than 2 CPUs to place on";
+    else if (notPlaced === "do-not-fit")
+      this.reason = `the network partitions' needs do not fit at ${fill} (${fmtMillis(total)} on ${n} CPUs)`;
+    else if (notPlaced === "do-not-pack")
+      this.reason = `the network partitions' needs do not pack at ${fill}: a CPU would carry more than ${fmtMillis(1000 * this.o.fillFraction)}`;
+    else if (rows.length === 0) this.reason = "not placed: no network partition has a cpuset";
+    else this.reason = `not placed: every network partition needs every CPU at ${fill}`;
   }
 
   /** Why a partition is where it is, from its need this cycle. */

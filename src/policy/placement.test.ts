@@ -81,6 +81,20 @@ describe("placePartitions", () => {
     expect(asObject(moved)).toEqual({ b: [0], a: [2] });
   });
 
+  it("says which rule placed nothing, and nothing when it placed or no rule decided", () => {
+    const heard: string[] = [];
+    const why = (w: string) => heard.push(w);
+    placePartitions([net("a", 100)], [0], null, undefined, why);
+    placePartitions([net("a", 900), net("b", 800)], [0, 1], null, undefined, why);
+    // 3 × 600m on 2 CPUs: 1,800m > 1,600m would not fit; 3 × 500m fits but packs 1,000m on one
+    placePartitions([net("a", 500), net("b", 500), net("c", 500)], [0, 1], null, undefined, why);
+    expect(heard).toEqual(["one-cpu", "do-not-fit", "do-not-pack"]);
+    placePartitions([net("a", 100), net("b", 100)], [0, 1], null, undefined, why);
+    placePartitions([net("a", 1000)], [0, 1], null, undefined, why); // needs every CPU
+    placePartitions([batch("hog")], [0, 1], null, undefined, why); // no network row
+    expect(heard).toHaveLength(3);
+  });
+
   it("refuses a fill outside (0, 1]", () => {
     expect(() => placePartitions([], [0, 1], null, { fillFraction: 0 })).toThrow(/fillFraction/);
     expect(() => placePartitions([], [0, 1], null, { fillFraction: 1.5 })).toThrow(/fillFraction/);

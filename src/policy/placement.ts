@@ -37,6 +37,13 @@ export interface PlacementKnobs {
   fillFraction: number;
 }
 
+/**
+ * Why the placer placed nothing, where one of its rules decided it: fewer than 2 CPUs, the
+ * needs together over the CPUs at the fill, or a packing that overfills a CPU. (With no rule
+ * against it, nothing is placed also when there is no network row or every one needs every CPU.)
+ */
+export type NotPlaced = "one-cpu" | "do-not-fit" | "do-not-pack";
+
 export const DEFAULT_PLACEMENT_KNOBS: PlacementKnobs = { fillFraction: 0.8 };
 
 const CPU_MILLIS = 1000;
@@ -50,24 +57,29 @@ export function cpusNeeded(needCpuMillis: number, budgetCpuMillis: number): numb
 /**
  * Where each partition runs: `cpus` are the host's CPUs the partitions may use (ascending);
  * `previous` is the placement in force (null: none yet). Returns `previous` itself when it is
- * kept, so a caller can tell "no change" by identity.
+ * kept, so a caller can tell "no change" by identity. `notPlaced` hears which rule placed
+ * nothing (NotPlaced), so a caller explains the placement without restating the rules.
  */
 export function placePartitions(
   rows: readonly PlacementRow[],
   cpus: readonly number[],
   previous: Placement | null,
   knobs: PlacementKnobs = DEFAULT_PLACEMENT_KNOBS,
+  notPlaced?: (why: NotPlaced) => void,
 ): Placement {
   if (!(knobs.fillFraction > 0 && knobs.fillFraction <= 1))
     throw new RangeError(`placement: fillFraction must be in (0, 1], got ${knobs.fillFraction}`);
   const budget = CPU_MILLIS * knobs.fillFraction;
   const n = cpus.length;
-  const none = (): Placement => new Map(rows.map((r) => [r.id, null]));
-  if (n < 2) return none();
+  const none = (why: NotPlaced): Placement => {
+    notPlaced?.(why);
+    return new Map(rows.map((r) => [r.id, null]));
+  };
+  if (n < 2) return none("one-cpu");
   const network = rows.filter((r) => !r.batch);
   let total = 0;
   for (const r of network) total += Math.max(0, r.needCpuMillis);
-  if (total > budget * n) return none();
+  if (total > budget * n) return none("do-not-fit");
 
   const need = new Map(network.map((r) => [r.id, cpusNeeded(r.needCpuMillis, budget)]));
   // a partition that needs every CPU spreads its load over all of them
@@ -99,7 +111,7 @@ export function placePartitions(
     }
     out.set(r.id, chosen);
   }
-  for (const c of cpus) if (load.get(c)! > budget + 1e-9) return none();
+  for (const c of cpus) if (load.get(c)! > budget + 1e-9) return none("do-not-pack");
   return out;
 }
 
