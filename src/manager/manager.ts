@@ -258,7 +258,7 @@ export class Manager implements ManagerView {
         rows.push(row);
       }
       try {
-        this.placement.step(rows);
+        this.placement.step(rows, startedAtMs);
       } catch (err) {
         hookError ??= err;
       }

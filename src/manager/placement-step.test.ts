@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { CpusetActuator, CpusetResult } from "../actuators/types.ts";
-import { type PlacementChange, type PlacementInput, PlacementStep } from "./placement-step.ts";
+import {
+  type PlacementChange,
+  type PlacementInput,
+  PlacementStep,
+  REBALANCE_HOLD_MS,
+} from "./placement-step.ts";
 
 /** An in-memory cpuset that records its writes; `fail` makes the next writes fail. */
 function fakeCpuset(partition: string, found = "0-1") {
@@ -45,6 +50,10 @@ const row = (
   batch = false,
 ): PlacementInput => ({ id, batch, needCpuMillis, ...(c ? { openCpuset: () => c } : {}) });
 
+/** The manager's clock: each step 100 ms (a cycle) after the one before. */
+let clockMs = 0;
+const at = () => (clockMs += 100);
+
 describe("PlacementStep", () => {
   it("places network partitions by need, writes each cpuset once, and nothing while the placement holds", () => {
     const a = fakeCpuset("a");
@@ -54,7 +63,7 @@ describe("PlacementStep", () => {
       { fillFraction: 0.8, cpus: [0, 1] },
       { onChange: (c) => changes.push(c) },
     );
-    p.step([row("a", 300, a.c), row("b", 200, b.c), row("hog", 1500, undefined, true)]);
+    p.step([row("a", 300, a.c), row("b", 200, b.c), row("hog", 1500, undefined, true)], at());
     expect(a.held()).toBe("0");
     expect(b.held()).toBe("1");
     expect(changes).toHaveLength(1);
@@ -66,7 +75,10 @@ describe("PlacementStep", () => {
     expect(v.hog!.why).toContain("batch");
     // needs move within the fill: the placement is kept, nothing is written or logged again
     for (let i = 0; i < 10; i++)
-      p.step([row("a", 300 + i * 20, a.c), row("b", 250, b.c), row("hog", 1500, undefined, true)]);
+      p.step(
+        [row("a", 300 + i * 20, a.c), row("b", 250, b.c), row("hog", 1500, undefined, true)],
+        at(),
+      );
     expect(a.writes).toEqual(["0"]);
     expect(b.writes).toEqual(["1"]);
     expect(changes).toHaveLength(1);
@@ -93,10 +105,10 @@ describe("PlacementStep", () => {
       { id: "a", batch: false, needCpuMillis: 300, openCpuset: open(a.c) },
       { id: "b", batch: false, needCpuMillis: 200, openCpuset: open(b.c) },
     ];
-    p.step(rows());
+    p.step(rows(), at());
     expect(asked).toEqual(["0-1", undefined]);
     expect(events).toEqual(["open", "open", "saved before 0 writes"]);
-    p.step(rows());
+    p.step(rows(), at());
     expect(events).toHaveLength(3); // opened once: no second save
     expect(p.found()).toEqual({ a: a.c.found, b: b.c.found });
     // before any cycle, a restart's values are what it gives back
@@ -115,8 +127,8 @@ describe("PlacementStep", () => {
       { fillFraction: 0.8, cpus: [0, 1] },
       { onChange: (c) => changes.push(c) },
     );
-    p.step([row("a", 300, a.c), row("b", 200, b.c)]);
-    p.step([row("a", 1000, a.c), row("b", 700, b.c)]);
+    p.step([row("a", 300, a.c), row("b", 200, b.c)], at());
+    p.step([row("a", 1000, a.c), row("b", 700, b.c)], at());
     expect(a.held()).toBe("0-1");
     expect(b.held()).toBe("0-1");
     expect(changes.at(-1)!.reason).toContain(
@@ -125,9 +137,39 @@ describe("PlacementStep", () => {
     expect(p.view().a).toMatchObject({ cpus: null });
     expect(p.view().a!.why).toContain("do not fit at fill 0.8");
     // still not fitting: no change logged again, nothing written
-    p.step([row("a", 1100, a.c), row("b", 700, b.c)]);
+    p.step([row("a", 1100, a.c), row("b", 700, b.c)], at());
     expect(changes).toHaveLength(2);
     expect(a.writes).toEqual(["0", "0-1"]);
+  });
+
+  it("packs again for balance only after the placement has held REBALANCE_HOLD_MS, and then once", () => {
+    const cs = { a: fakeCpuset("a"), b: fakeCpuset("b"), c: fakeCpuset("c") };
+    const changes: PlacementChange[] = [];
+    const p = new PlacementStep(
+      { fillFraction: 0.8, cpus: [0, 1] },
+      { onChange: (c) => changes.push(c) },
+    );
+    const rows = (a: number, b: number, c: number) => [
+      row("a", a, cs.a.c),
+      row("b", b, cs.b.c),
+      row("c", c, cs.c.c),
+    ];
+    const t0 = at();
+    // before the traffic: every need equal, a and c share CPU 0
+    p.step(rows(0, 0, 0), t0);
+    expect(changes.at(-1)!.placed).toEqual({ a: [0], b: [1], c: [0] });
+    // the traffic came: a 200m + c 400m on CPU 0 against a fresh 500m; held for 5 s
+    let t = t0;
+    while ((t += 100) - t0 < REBALANCE_HOLD_MS) p.step(rows(200, 300, 400), t);
+    expect(changes).toHaveLength(1);
+    p.step(rows(200, 300, 400), t);
+    expect(changes).toHaveLength(2);
+    expect(changes.at(-1)!.placed).toEqual({ a: [1], b: [1], c: [0] });
+    expect(cs.a.writes).toEqual(["0", "1"]);
+    // and it stays there
+    for (let i = 0; i < 100; i++) p.step(rows(200, 300, 400), (t += 100));
+    expect(changes).toHaveLength(2);
+    expect([cs.a.writes, cs.b.writes, cs.c.writes]).toEqual([["0", "1"], ["1"], ["0"]]);
   });
 
   it("a partition whose cgroup has no cpuset is left out, said once, never failed", () => {
@@ -145,8 +187,8 @@ describe("PlacementStep", () => {
         throw new Error("/cg/cpuset/n/cpuset.cpus does not exist");
       },
     };
-    p.step([row("a", 300, a.c), noCpuset, row("m", 100)]);
-    p.step([row("a", 300, a.c), noCpuset, row("m", 100)]);
+    p.step([row("a", 300, a.c), noCpuset, row("m", 100)], at());
+    p.step([row("a", 300, a.c), noCpuset, row("m", 100)], at());
     expect(problems).toHaveLength(2);
     expect(problems[0]).toContain("n unavailable");
     expect(problems[0]).toContain("does not exist");
@@ -165,14 +207,14 @@ describe("PlacementStep", () => {
       { onProblem: (id, _e, kind) => problems.push(`${id} ${kind}`) },
     );
     a.setFail(true);
-    p.step([row("a", 300, a.c), row("b", 200, b.c)]);
-    p.step([row("a", 300, a.c), row("b", 200, b.c)]);
+    p.step([row("a", 300, a.c), row("b", 200, b.c)], at());
+    p.step([row("a", 300, a.c), row("b", 200, b.c)], at());
     expect(b.held()).toBe("1");
     expect(a.held()).toBe("0-1");
     expect(problems).toEqual(["a write"]);
     expect(p.view().a!.error?.code).toBe("APPLY_FAILED");
     a.setFail(false);
-    p.step([row("a", 300, a.c), row("b", 200, b.c)]);
+    p.step([row("a", 300, a.c), row("b", 200, b.c)], at());
     expect(a.held()).toBe("0");
     expect(p.view().a!.error).toBeUndefined();
   });
@@ -180,7 +222,7 @@ describe("PlacementStep", () => {
   it("restore writes back what each cpuset held at open", () => {
     const a = fakeCpuset("a", "0-3");
     const p = new PlacementStep({ fillFraction: 0.8, cpus: [0, 1, 2, 3] });
-    p.step([row("a", 300, a.c), row("b", 300, fakeCpuset("b", "0-3").c)]);
+    p.step([row("a", 300, a.c), row("b", 300, fakeCpuset("b", "0-3").c)], at());
     expect(a.held()).not.toBe("0-3");
     const r = p.restore();
     expect(a.held()).toBe("0-3");
@@ -192,13 +234,13 @@ describe("PlacementStep", () => {
     const a = fakeCpuset("a", "0-3");
     const b = fakeCpuset("b", "0-3");
     const p = new PlacementStep({ fillFraction: 0.8, cpus: [0, 1, 2, 3] });
-    p.step([row("a", 500, a.c), row("b", 300, b.c)]);
+    p.step([row("a", 500, a.c), row("b", 300, b.c)], at());
     expect(a.held().split(",")).toHaveLength(1);
     // a, on one CPU, uses all of it (its need is at least what it used): 2 CPUs now
-    p.step([row("a", 1000, a.c), row("b", 300, b.c)]);
+    p.step([row("a", 1000, a.c), row("b", 300, b.c)], at());
     expect(a.held().split(",")).toHaveLength(2);
     // past what the host holds at the fill: nothing placed, a back on every CPU
-    p.step([row("a", 2900, a.c), row("b", 600, b.c)]);
+    p.step([row("a", 2900, a.c), row("b", 600, b.c)], at());
     expect(a.held()).toBe("0-3");
   });
 });

@@ -17,6 +17,13 @@ import {
 } from "../policy/placement.ts";
 import type { PartitionPlacement } from "./view.ts";
 
+/**
+ * After the placement changed, how long it is kept for balance alone, ms: within it a
+ * placement that still fits is not packed again because a fresh packing would be better
+ * balanced (a move migrates the partition's tasks; needs move with every window).
+ */
+export const REBALANCE_HOLD_MS = 5000;
+
 /** The config's `placement:` as the manager uses it. */
 export interface PlacementOptions {
   /** The share of a CPU placement fills at most, 0 < fill ≤ 1. */
@@ -68,6 +75,8 @@ export class PlacementStep {
   private placedAny = false;
   /** A cpuset was opened in this step (its found value is not on disk yet). */
   private opened = false;
+  /** When the placement last changed, ms (the manager's clock). */
+  private changedAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly o: PlacementOptions,
@@ -112,7 +121,7 @@ export class PlacementStep {
    * Place this cycle's partitions and write what changed. Network partitions without a cpuset
    * are left out (they run where they are); batch ones are never placed.
    */
-  step(rows: readonly PlacementInput[]): void {
+  step(rows: readonly PlacementInput[], nowMs: number): void {
     const placeable: PlacementRow[] = [];
     for (const r of rows) {
       if (r.batch) {
@@ -133,17 +142,22 @@ export class PlacementStep {
       this.hooks.onOpened?.();
     }
     let notPlaced: NotPlaced | null = null;
+    const held = nowMs - this.changedAtMs < REBALANCE_HOLD_MS;
     const next = placePartitions(
       placeable,
       this.o.cpus,
       this.previous,
-      { fillFraction: this.o.fillFraction },
+      {
+        fillFraction: this.o.fillFraction,
+        ...(held ? { rebalanceMarginCpuMillis: Number.POSITIVE_INFINITY } : {}),
+      },
       (why) => {
         notPlaced = why;
       },
     );
     if (next !== this.previous && !samePlacement(next, this.previous)) {
       this.previous = next;
+      this.changedAtMs = nowMs;
       this.explain(placeable, next, notPlaced);
       this.write(next);
       const placed: Record<PartitionId, number[] | null> = {};

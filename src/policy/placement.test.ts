@@ -71,6 +71,51 @@ describe("placePartitions", () => {
     expect(asObject(next)).toEqual({ a: [0], c: [1], b: [1] });
   });
 
+  it("packs again when the kept placement's busiest CPU carries more than the margin over a fresh one's", () => {
+    // the first cycle, before traffic: every need equal, a and c share CPU 0
+    const first = placePartitions([net("a", 0), net("b", 0), net("c", 0)], [0, 1], null);
+    expect(asObject(first)).toEqual({ a: [0], b: [1], c: [0] });
+    // a 200m + c 400m = 600m on CPU 0 (fits at 800m); fresh: c alone 400m, a + b 500m: 100m less
+    const rows = [net("a", 200), net("b", 300), net("c", 400)];
+    const next = placePartitions(rows, [0, 1], first);
+    expect(asObject(next)).toEqual({ c: [0], b: [1], a: [1] });
+    // kept while within the margin (50m by default): 560m against a fresh 520m
+    const close = [net("a", 160), net("b", 360), net("c", 400)];
+    expect(placePartitions(close, [0, 1], first)).toBe(first);
+    // the exact edge is kept; a margin of Infinity keeps whatever fits
+    const edge = [net("a", 150), net("b", 350), net("c", 400)]; // 550m against 500m
+    expect(placePartitions(edge, [0, 1], first)).toBe(first);
+    const never = { fillFraction: 0.8, rebalanceMarginCpuMillis: Number.POSITIVE_INFINITY };
+    expect(placePartitions(rows, [0, 1], first, never)).toBe(first);
+    // and the fresh packing, once taken, is kept (no move back and forth)
+    expect(placePartitions(rows, [0, 1], next)).toBe(next);
+  });
+
+  it("keeps a placement that fits when a fresh packing would overfill a CPU", () => {
+    // a and b 400m each on CPU 0, c, d and e 266m each on CPU 1: both CPUs at most 800m. The
+    // packing, heaviest first, puts a on 0, b on 1, c on 0, d on 1, then e on 0: 932m
+    const byHand: Placement = new Map([
+      ["a", [0]],
+      ["b", [0]],
+      ["c", [1]],
+      ["d", [1]],
+      ["e", [1]],
+    ]);
+    const rows = [net("a", 400), net("b", 400), net("c", 266), net("d", 266), net("e", 266)];
+    const heard: string[] = [];
+    expect(placePartitions(rows, [0, 1], byHand, undefined, (w) => heard.push(w))).toBe(byHand);
+    expect(heard).toEqual([]);
+    // without it, nothing is placed
+    expect(asObject(placePartitions(rows, [0, 1], null, undefined, (w) => heard.push(w)))).toEqual({
+      a: null,
+      b: null,
+      c: null,
+      d: null,
+      e: null,
+    });
+    expect(heard).toEqual(["do-not-pack"]);
+  });
+
   it("packs again when a partition came or went, or a CPU left", () => {
     const first = placePartitions([net("a", 100), net("b", 150)], [0, 1], null);
     expect(placePartitions([net("a", 100)], [0, 1], first)).not.toBe(first);
@@ -98,5 +143,8 @@ describe("placePartitions", () => {
   it("refuses a fill outside (0, 1]", () => {
     expect(() => placePartitions([], [0, 1], null, { fillFraction: 0 })).toThrow(/fillFraction/);
     expect(() => placePartitions([], [0, 1], null, { fillFraction: 1.5 })).toThrow(/fillFraction/);
+    expect(() => placePartitions([], [0, 1], null, { rebalanceMarginCpuMillis: -1 })).toThrow(
+      /rebalanceMarginCpuMillis/,
+    );
   });
 });

@@ -10,14 +10,16 @@
 // - if the network partitions' needs together do not fit the CPUs at `fill`, nothing is
 //   placed: under contention the weights share the host, and a placement would only strand
 //   CPU;
+// - the partitions are packed, heaviest first, each onto its k least loaded CPUs (ties: the
+//   CPU with fewer partitions on it, then the lower CPU, so partitions that need nothing yet
+//   are spread rather than stacked on CPU 0), a partition's need split evenly over its CPUs;
 // - the previous placement is kept while it still fits (every partition has at least its k
-//   CPUs, every CPU carries at most 1,000m × fill): placements move rarely, since each move
-//   migrates the partition's tasks;
-// - otherwise the partitions are packed again, heaviest first, each onto its k least loaded
-//   CPUs (ties: the CPU with fewer partitions on it, then the lower CPU, so partitions that
-//   need nothing yet are spread rather than stacked on CPU 0), a partition's need split evenly
-//   over its CPUs; if a CPU would
-//   carry more than 1,000m × fill, nothing is placed.
+//   CPUs, every CPU carries at most 1,000m × fill) and its most loaded CPU carries at most
+//   `rebalanceMarginCpuMillis` more than the fresh packing's: placements move rarely, since
+//   each move migrates the partition's tasks, but a placement made before the traffic came
+//   (every need equal) does not keep the two heaviest partitions on one CPU for good;
+// - otherwise the fresh packing is taken; if a CPU of it would carry more than 1,000m × fill,
+//   nothing is placed.
 
 /** One partition as placement sees it. */
 export interface PlacementRow {
@@ -32,9 +34,14 @@ export type PlacedCpus = readonly number[] | null;
 
 export type Placement = ReadonlyMap<string, PlacedCpus>;
 
-/** The share of a CPU placement fills at most, 0 < fill ≤ 1. */
 export interface PlacementKnobs {
+  /** The share of a CPU placement fills at most, 0 < fill ≤ 1. */
   fillFraction: number;
+  /**
+   * How much more the previous placement's most loaded CPU may carry than a fresh packing's
+   * before the partitions are packed again, millicores (Infinity: kept while it fits).
+   */
+  rebalanceMarginCpuMillis: number;
 }
 
 /**
@@ -44,7 +51,10 @@ export interface PlacementKnobs {
  */
 export type NotPlaced = "one-cpu" | "do-not-fit" | "do-not-pack";
 
-export const DEFAULT_PLACEMENT_KNOBS: PlacementKnobs = { fillFraction: 0.8 };
+export const DEFAULT_PLACEMENT_KNOBS: PlacementKnobs = {
+  fillFraction: 0.8,
+  rebalanceMarginCpuMillis: 50,
+};
 
 const CPU_MILLIS = 1000;
 
@@ -64,12 +74,18 @@ export function placePartitions(
   rows: readonly PlacementRow[],
   cpus: readonly number[],
   previous: Placement | null,
-  knobs: PlacementKnobs = DEFAULT_PLACEMENT_KNOBS,
+  knobs: Partial<PlacementKnobs> = DEFAULT_PLACEMENT_KNOBS,
   notPlaced?: (why: NotPlaced) => void,
 ): Placement {
-  if (!(knobs.fillFraction > 0 && knobs.fillFraction <= 1))
-    throw new RangeError(`placement: fillFraction must be in (0, 1], got ${knobs.fillFraction}`);
-  const budget = CPU_MILLIS * knobs.fillFraction;
+  const { fillFraction, rebalanceMarginCpuMillis: margin } = {
+    ...DEFAULT_PLACEMENT_KNOBS,
+    ...knobs,
+  };
+  if (!(fillFraction > 0 && fillFraction <= 1))
+    throw new RangeError(`placement: fillFraction must be in (0, 1], got ${fillFraction}`);
+  if (!(margin >= 0))
+    throw new RangeError(`placement: rebalanceMarginCpuMillis must be ≥ 0, got ${margin}`);
+  const budget = CPU_MILLIS * fillFraction;
   const n = cpus.length;
   const none = (why: NotPlaced): Placement => {
     notPlaced?.(why);
@@ -88,7 +104,7 @@ export function placePartitions(
     if (need.get(r.id)! >= n)
       for (const c of cpus) base.set(c, base.get(c)! + Math.max(0, r.needCpuMillis) / n);
 
-  if (previous && keeps(previous, rows, need, cpus, base, budget)) return previous;
+  const kept = previous ? keptPeak(previous, rows, need, cpus, base, budget) : null;
 
   const load = new Map(base);
   /** Partitions placed on each CPU so far: equal loads go to the CPU with fewer (idle ones spread). */
@@ -111,34 +127,45 @@ export function placePartitions(
     }
     out.set(r.id, chosen);
   }
-  for (const c of cpus) if (load.get(c)! > budget + 1e-9) return none("do-not-pack");
-  return out;
+  let peak = 0;
+  for (const c of cpus) peak = Math.max(peak, load.get(c)!);
+  const packs = peak <= budget + 1e-9;
+  if (kept !== null && (!packs || kept - peak <= margin)) return previous!;
+  return packs ? out : none("do-not-pack");
 }
 
-/** Whether `previous` still places every row as the rules ask (see the file's head). */
-function keeps(
+/**
+ * The load of `previous`'s most loaded CPU, millicores, if it still places every row as the
+ * rules ask (see the file's head); null if it does not.
+ */
+function keptPeak(
   previous: Placement,
   rows: readonly PlacementRow[],
   need: ReadonlyMap<string, number>,
   cpus: readonly number[],
   base: ReadonlyMap<number, number>,
   budget: number,
-): boolean {
-  if (previous.size !== rows.length) return false;
+): number | null {
+  if (previous.size !== rows.length) return null;
   const load = new Map(base);
   const host = new Set(cpus);
   for (const r of rows) {
-    if (!previous.has(r.id)) return false;
+    if (!previous.has(r.id)) return null;
     const placed = previous.get(r.id)!;
     const k = r.batch ? cpus.length : need.get(r.id)!;
     if (k >= cpus.length) {
-      if (placed !== null) return false;
+      if (placed !== null) return null;
       continue;
     }
-    if (placed === null || placed.length < k || placed.some((c) => !host.has(c))) return false;
+    if (placed === null || placed.length < k || placed.some((c) => !host.has(c))) return null;
     const share = Math.max(0, r.needCpuMillis) / placed.length;
     for (const c of placed) load.set(c, load.get(c)! + share);
   }
-  for (const c of cpus) if (load.get(c)! > budget + 1e-9) return false;
-  return true;
+  let peak = 0;
+  for (const c of cpus) {
+    const l = load.get(c)!;
+    if (l > budget + 1e-9) return null;
+    peak = Math.max(peak, l);
+  }
+  return peak;
 }
