@@ -14,7 +14,14 @@ import type { Schedule } from "../src/testbed/schedule.ts";
 import type { TestbedState } from "../src/testbed/state.ts";
 import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { readUsageNs, stats } from "./harness.ts";
-import { epochNow, RESERVE_CPU_MILLIS, reactionMs, sleep, Window } from "./real-common.ts";
+import {
+  epochNow,
+  intoCpusets,
+  RESERVE_CPU_MILLIS,
+  reactionMs,
+  sleep,
+  Window,
+} from "./real-common.ts";
 import {
   analyseSchedTrace,
   captureLater,
@@ -34,6 +41,7 @@ export const INTERVAL_MS = 100;
  */
 export const CONSERVATION_POLICIES = [
   "weir",
+  "weir-placed",
   weirWithWeightFloor.name,
   "none",
   "static-weights",
@@ -51,6 +59,17 @@ export const WEIR_GOAL_CYCLES = {
   label: "weir, goals in 99 % of cycles (policy.goalCycles 0.99)",
   settings: { goalCycles: 0.99 },
 } as const;
+/**
+ * weir with placement (`placement: { mode: spread, fill: 0.8 }`): the network partitions placed
+ * on CPUs through their v1 cpuset.cpus. For its runs each partition's processes are put in a
+ * cpuset cgroup at its path holding every CPU (as a container's runtime makes one), and taken
+ * out after: weir creates no cgroup and moves no task.
+ */
+export const WEIR_PLACED = {
+  name: "weir-placed",
+  label: "weir with placement (spread, fill 0.8)",
+  placement: { mode: "spread", fill: 0.8 },
+} as const;
 /** The overload scenario's policies in table order: CONSERVATION_POLICIES with WEIR_GOAL_CYCLES after weir. */
 export const OVERLOAD_POLICIES = [
   CONSERVATION_POLICIES[0],
@@ -66,6 +85,7 @@ export const CONSERVATION_FACTORIES = [
     label: WEIR_GOAL_CYCLES.label,
     make: () => createWeirPolicy(),
   },
+  { name: WEIR_PLACED.name, label: WEIR_PLACED.label, make: () => createWeirPolicy() },
 ];
 /** conserve: load per partition as a fraction of one CPU (turned into packets/s by the probe's cost). */
 export const CONSERVE_CORES = { a: 0.1, b: 0.15, c: 0.2 } as const;
@@ -317,14 +337,22 @@ export async function runOne(
   const { tb, timing } = ctx;
   const hog = tb.hogs[0]!;
   const durationMs = timing.warmupMs + opts.measureMs;
-  const manager = makeManager(
-    ctx,
-    opts.policy,
-    opts.specs,
-    durationMs,
-    opts.policySettings,
-    opts.placement,
-  );
+  const placed = opts.policy === WEIR_PLACED.name;
+  const uncpuset = placed ? intoCpusets(tb.partitions) : () => {};
+  let manager: ReturnType<typeof makeManager>;
+  try {
+    manager = makeManager(
+      ctx,
+      opts.policy,
+      opts.specs,
+      durationMs,
+      opts.policySettings,
+      opts.placement ?? (placed ? WEIR_PLACED.placement : undefined),
+    );
+  } catch (err) {
+    uncpuset();
+    throw err;
+  }
   const records: CycleRecord[] = [];
   const hogCpuDir = opts.hogCap
     ? hog.cgroupDirs.find((d) => fs.existsSync(path.join(d, "cpu.cfs_quota_us")))
@@ -419,6 +447,7 @@ export async function runOne(
     ac.abort();
     await loop;
     manager.shutdown("restore");
+    uncpuset();
     (uncap as (() => void) | null)?.();
     if (opts.hogStopped && hog.pid) process.kill(hog.pid, "SIGCONT");
   }

@@ -14,6 +14,7 @@ import {
   TCP_CONNECTIONS,
   type Timing,
   WEIR_GOAL_CYCLES,
+  WEIR_PLACED,
 } from "./conservation-run.ts";
 import { waitNote as traceNote, WAIT_COLUMNS, waitRow } from "./conservation-waits.ts";
 import type { BenchFigure, BenchResult } from "./harness.ts";
@@ -240,6 +241,79 @@ export function summariseConservation(
   /** Median, range and reps of one measure over the runs: what the budget table prints. */
   const rep = (xs: RunOutcome[], f: (o: RunOutcome) => number, digits = 1, scale = 1) =>
     repeated(xs.map(f), digits, scale);
+  /** weir with placement beside weir: the same verdicts, where its runs are in this report. */
+  const placedFigures = (): BenchFigure[] => {
+    const P = WEIR_PLACED.name;
+    const L = "weir with placement";
+    if (of("conserve", P).length === 0) return [];
+    const m = {
+      idle: med(of("conserve", P), (o) => o.hostIdle),
+      batch: med(of("idle", P), (o) => o.hogCores / ((2000 - RESERVE_CPU_MILLIS) / 1000)),
+      udpRatio: med(of("conserve", P), (o) => worstRatio(o, "ref-udp")),
+      udpServed: med(of("conserve", P), minServed),
+      tcpRatio: med(of("tcp", P), (o) => worstRatio(o, "ref-tcp")),
+      tcpServed: med(of("tcp", P), minServed),
+      cyclesMet: med(of("overload", P), (o) =>
+        overloadCycleMet(o.cycleServed?.a ?? [], goalPps("a")),
+      ),
+    };
+    return [
+      {
+        name: `${L}, conserve: host idle (median)`,
+        ...rep(of("conserve", P), (o) => o.hostIdle, 1, 100),
+        unit: "%",
+        target: "<= 5 %",
+        meets: m.idle <= 0.05,
+      },
+      {
+        name: `${L}, idle: hog CPU ÷ managed CPUs (median)`,
+        ...rep(of("idle", P), (o) => o.hogCores / ((2000 - RESERVE_CPU_MILLIS) / 1000), 1, 100),
+        unit: "%",
+        target: ">= 95 %",
+        meets: m.batch >= 0.95,
+      },
+      {
+        name: `${L}, UDP: worst partition p99 with hog ÷ without (median)`,
+        ...rep(of("conserve", P), (o) => worstRatio(o, "ref-udp"), 2),
+        unit: "x",
+        target: "<= 1.2",
+        meets: m.udpRatio <= 1.2,
+      },
+      {
+        name: `${L}, UDP: worst partition served ÷ offered (median)`,
+        ...rep(of("conserve", P), minServed, 1, 100),
+        unit: "%",
+        target: ">= 99 %",
+        meets: m.udpServed >= 0.99,
+      },
+      {
+        name: `${L}, TCP: worst partition p99 with hog ÷ without (median)`,
+        ...rep(of("tcp", P), (o) => worstRatio(o, "ref-tcp"), 2),
+        unit: "x",
+        target: "<= 1.2",
+        meets: m.tcpRatio <= 1.2,
+      },
+      {
+        name: `${L}, TCP: worst partition served ÷ offered (median)`,
+        ...rep(of("tcp", P), minServed, 1, 100),
+        unit: "%",
+        target: ">= 99 %",
+        meets: m.tcpServed >= 0.99,
+      },
+      {
+        name: `${L}, overload: cycles importance-1 partition meets its goal (manager's record, median)`,
+        ...rep(
+          of("overload", P),
+          (o) => overloadCycleMet(o.cycleServed?.a ?? [], goalPps("a")),
+          1,
+          100,
+        ),
+        unit: "%",
+        target: ">= 99 %",
+        meets: m.cyclesMet >= 0.99,
+      },
+    ];
+  };
   const figures: BenchFigure[] = [
     {
       name: "weir, conserve: host idle (median)",
@@ -308,6 +382,7 @@ export function summariseConservation(
       target: ">= 99 %",
       meets: w.tcpServed >= 0.99,
     },
+    ...placedFigures(),
     {
       name: "weir, conserve: cgroup writes per partition per second (median)",
       ...rep(of("conserve", "weir"), (o) => o.writesPerPartitionSec, 2),
