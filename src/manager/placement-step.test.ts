@@ -198,6 +198,31 @@ describe("PlacementStep", () => {
     expect(a.held()).toBe("0");
   });
 
+  it("a cpuset someone narrowed is left as found: not placed, said once, never written", () => {
+    const a = fakeCpuset("a");
+    const pinned = fakeCpuset("pinned", "1"); // e.g. docker run --cpuset-cpus 1
+    const odd = fakeCpuset("odd", "any");
+    const problems: string[] = [];
+    const p = new PlacementStep(
+      { fillFraction: 0.8, cpus: [0, 1] },
+      { onProblem: (id, e, kind) => problems.push(`${id} ${kind} ${e.message}`) },
+    );
+    for (let i = 0; i < 3; i++)
+      p.step([row("a", 300, a.c), row("pinned", 500, pinned.c), row("odd", 50, odd.c)], at());
+    expect(pinned.writes).toEqual([]);
+    expect(odd.writes).toEqual([]);
+    expect(a.held()).toBe("0");
+    expect(problems).toEqual([
+      'pinned unavailable pinned: not placed: its cpuset was found narrowed to "1" (without CPU 0); placement leaves a cpuset set by someone else as it is',
+      'odd unavailable odd: not placed: its cpuset holds "any", not a CPU list',
+    ]);
+    expect(p.view().pinned).toMatchObject({ cpus: null, file: null });
+    expect(p.view().pinned!.why).toContain("found narrowed");
+    // only a is given back at shutdown, and only a's found value goes to the state file
+    expect(p.restore().map((r) => r.partition)).toEqual(["a"]);
+    expect(Object.keys(p.found())).toEqual(["a"]);
+  });
+
   it("a failed write is that partition's alone, reported once, and tried again each cycle until it succeeds", () => {
     const a = fakeCpuset("a");
     const b = fakeCpuset("b");

@@ -15,6 +15,7 @@ import {
   type PlacementRow,
   placePartitions,
 } from "../policy/placement.ts";
+import { parseCpuList } from "../sensors/parse.ts";
 import type { PartitionPlacement } from "./view.ts";
 
 /**
@@ -47,6 +48,23 @@ export interface PlacementInput extends PlacementRow {
 const fmtMillis = (m: number) => `${Math.round(m).toLocaleString("en-US")}m`;
 const cpusText = (cpus: readonly number[]) =>
   `${cpus.length === 1 ? "CPU" : "CPUs"} ${formatCpuList(cpus)}`;
+
+/**
+ * Why a cpuset found holding `found` is left as it is, or null: placement moves a partition
+ * only within the CPUs it was given, so one that someone narrowed (a runtime's `--cpuset-cpus`,
+ * an admin) to fewer than the CPUs placement uses is not placed.
+ */
+function narrowedBy(found: string, cpus: readonly number[]): string | null {
+  let held: number[];
+  try {
+    held = parseCpuList(found, "cpuset.cpus");
+  } catch {
+    return `not placed: its cpuset holds "${found}", not a CPU list`;
+  }
+  const missing = cpus.filter((c) => !held.includes(c));
+  if (missing.length === 0) return null;
+  return `not placed: its cpuset was found narrowed to "${found}" (without ${cpusText(missing)}); placement leaves a cpuset set by someone else as it is`;
+}
 
 /** Two placements that put every partition on the same CPUs (a fresh "nothing placed" each cycle is no change). */
 function samePlacement(a: Placement, b: Placement | null): boolean {
@@ -104,6 +122,11 @@ export class PlacementStep {
       try {
         c = row.openCpuset(this.hooks.foundCpusets?.[row.id]);
         this.opened = true;
+        const narrowed = narrowedBy(c.found, this.o.cpus);
+        if (narrowed) {
+          c.close();
+          c = narrowed;
+        }
       } catch (err) {
         c = `placement is not available: ${(err as Error).message}`;
       }
