@@ -159,15 +159,18 @@ describe("PlacementStep", () => {
     p.step(rows(0, 0, 0), t0);
     expect(changes.at(-1)!.placed).toEqual({ a: [0], b: [1], c: [0] });
     // the traffic came: a 200m + c 400m on CPU 0 against a fresh 500m; held for 5 s
-    let t = t0;
-    while ((t += 100) - t0 < REBALANCE_HOLD_MS) p.step(rows(200, 300, 400), t);
+    for (let t = t0 + 100; t - t0 < REBALANCE_HOLD_MS; t += 100) p.step(rows(200, 300, 400), t);
     expect(changes).toHaveLength(1);
+    let t = t0 + REBALANCE_HOLD_MS;
     p.step(rows(200, 300, 400), t);
     expect(changes).toHaveLength(2);
     expect(changes.at(-1)!.placed).toEqual({ a: [1], b: [1], c: [0] });
     expect(cs.a.writes).toEqual(["0", "1"]);
     // and it stays there
-    for (let i = 0; i < 100; i++) p.step(rows(200, 300, 400), (t += 100));
+    for (let i = 0; i < 100; i++) {
+      t += 100;
+      p.step(rows(200, 300, 400), t);
+    }
     expect(changes).toHaveLength(2);
     expect([cs.a.writes, cs.b.writes, cs.c.writes]).toEqual([["0", "1"], ["1"], ["0"]]);
   });
