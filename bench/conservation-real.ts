@@ -48,7 +48,7 @@ import {
   timingFor,
 } from "./conservation-run.ts";
 import { summariseConservation } from "./conservation-summary.ts";
-import { describeLlc, readLlc } from "./cpu-caches.ts";
+import { describeLlc, readLlc } from "../src/sensors/cpu-caches.ts";
 import type { Benchmark, BenchResult } from "./harness.ts";
 import {
   fmtStats,

@@ -15,7 +15,7 @@ import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories, weirWithWeightFloor } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
-import { describeLlc, readLlc } from "./cpu-caches.ts";
+import { describeLlc, readLlc } from "../src/sensors/cpu-caches.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import {
   fmtStats,

@@ -13,7 +13,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { describeLlc, readLlc } from "./cpu-caches.ts";
+import { describeLlc, readLlc } from "../src/sensors/cpu-caches.ts";
 import {
   type BenchFigure,
   type Benchmark,

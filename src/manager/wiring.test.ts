@@ -12,7 +12,7 @@ import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { parseConfig } from "./config.ts";
 import type { AgentReading } from "./manager-options.ts";
-import { buildManager } from "./wiring.ts";
+import { buildManager, placementHintFor } from "./wiring.ts";
 
 /** A sensor whose counters grow as a 1,000 packets/s server using 200m would make them. */
 function steadySensor(): PartitionSensor {
@@ -349,5 +349,24 @@ describe("a v1 partition's throttling is read only under a CFS quota", () => {
     expect(w.cycle(true)).toBe(1);
     expect(w.cycle(false)).toBe(0);
     expect(w.cycle(true)).toBe(1);
+  });
+});
+
+describe("placementHintFor", () => {
+  const both = { partitions: [{ kind: "network" }, { kind: "batch" }] };
+  it("hints at placement where a wake-up does not search the CPUs and servers share them with batch", () => {
+    expect(placementHintFor(both, true, [0, 1], false)).toMatch(
+      /placement is off, and this host's CPUs share no last-level cache.*mode: spread/,
+    );
+  });
+  it("says nothing when placement is on, cannot place, one CPU, a searching wake-up, or no batch beside the servers", () => {
+    expect(
+      placementHintFor({ ...both, placement: { mode: "spread", fill: 0.8 } }, true, [0, 1], false),
+    ).toBeNull();
+    expect(placementHintFor(both, false, [0, 1], false)).toBeNull();
+    expect(placementHintFor(both, true, [0], false)).toBeNull();
+    expect(placementHintFor(both, true, [0, 1], true)).toBeNull();
+    expect(placementHintFor({ partitions: [{ kind: "network" }] }, true, [0, 1], false)).toBeNull();
+    expect(placementHintFor({ partitions: [{ kind: "batch" }] }, true, [0, 1], false)).toBeNull();
   });
 });

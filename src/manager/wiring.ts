@@ -5,6 +5,7 @@
 // nobody builds ManagerOptions by hand.
 import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import { createActuatorBackend, dryRun } from "../actuators/index.ts";
 import type { QemuLocation } from "../actuators/qemu.ts";
 import type { ActuatorBackend, ActuatorTarget } from "../actuators/types.ts";
@@ -15,6 +16,7 @@ import type { Decision, Directive } from "../core/model.ts";
 import { policyKnobsFrom } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
+import { readLlc, wakeupSearchesCpus } from "../sensors/cpu-caches.ts";
 import { onlineCpusFile, ReachableCpusReader } from "../sensors/cpuset.ts";
 import { HeldHostCpu, hostCpuFromSamples } from "../sensors/host-cpu.ts";
 import { parseCpuList } from "../sensors/parse.ts";
@@ -201,6 +203,27 @@ export interface Wired {
   /** The backends in use, by name ("cgroup", "cgroup (dry run)"), comma-separated. */
   backendName: string;
   stateNote: string | null;
+  /** With placement off: why this host's servers would gain from it (null: no reason seen). */
+  placementHint: string | null;
+}
+
+/**
+ * Why placement would protect latency on this host though it is off, or null: network and batch
+ * partitions share it, some network partition's backend can place it, and the kernel does not
+ * search these CPUs for an idle one when a task wakes (no two share a last-level cache): a
+ * woken server then waits on a CPU its wake-up chose while another runs only idle-class batch.
+ */
+export function placementHintFor(
+  cfg: Pick<Config, "placement"> & { partitions: ReadonlyArray<{ kind: string }> },
+  canPlace: boolean,
+  cpus: readonly number[],
+  wakeupSearches: boolean,
+): string | null {
+  if (cfg.placement?.mode === "spread" || !canPlace || cpus.length < 2 || wakeupSearches)
+    return null;
+  const kinds = new Set(cfg.partitions.map((p) => p.kind));
+  if (!kinds.has("network") || !kinds.has("batch")) return null;
+  return "placement is off, and this host's CPUs share no last-level cache, so the kernel does not look for an idle CPU when a server wakes: it may wait on a busy CPU while the other runs only idle-class batch. `placement: { mode: spread, fill: 0.8 }` gives each network partition CPUs of its own (README, Configuration; docs/control-law.md, What the weights leave)";
 }
 
 export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
@@ -316,5 +339,22 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     capacityCpuMillis: capacity,
     backendName: [...backends.values()].map((b) => b.name).join(", "),
     stateNote: loaded?.note ?? null,
+    placementHint: placing
+      ? null
+      : placementHintFor(
+          cfg,
+          cfg.partitions.some((p) => p.kind === "network" && !!backendOf(p.actuator).openCpuset),
+          placementCpus(roots.sysfs, onlineCpus, parts.onlineCpus !== undefined),
+          wakeupSearchesHere(roots.sysfs, placementCpus(roots.sysfs, onlineCpus, false)),
+        ),
   };
+}
+
+/** Whether a wake-up on this host searches its CPUs for an idle one (true when unknown: no hint). */
+function wakeupSearchesHere(sysfs: string, cpus: readonly number[]): boolean {
+  try {
+    return wakeupSearchesCpus(readLlc(path.join(sysfs, "devices", "system", "cpu")), cpus);
+  } catch {
+    return true;
+  }
 }

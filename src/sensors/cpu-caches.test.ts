@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { describeLlc, readLlc } from "./cpu-caches.ts";
+import { describeLlc, readLlc, wakeupSearchesCpus } from "./cpu-caches.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -64,5 +64,29 @@ describe("last-level cache note", () => {
       { cpu: 1, llc: { level: 2, sharedCpuList: "1" } },
     ]);
     expect(note).toContain("L2 shared by CPUs 0 | 1; no two CPUs share it");
+  });
+
+  it("tells whether a wake-up searches the given CPUs for an idle one (two of them share a cache)", () => {
+    const none = readLlc(sysTree({ 0: null, 1: null }));
+    expect(wakeupSearchesCpus(none, [0, 1])).toBe(false);
+    const own = readLlc(sysTree({ 0: [[2, "0"]], 1: [[2, "1"]] }));
+    expect(wakeupSearchesCpus(own, [0, 1])).toBe(false);
+    const shared = readLlc(
+      sysTree({
+        0: [
+          [1, "0"],
+          [3, "0-1"],
+        ],
+        1: [
+          [1, "1"],
+          [3, "0-1"],
+        ],
+        2: [[3, "2-3"]],
+        3: [[3, "2-3"]],
+      }),
+    );
+    expect(wakeupSearchesCpus(shared, [0, 1, 2, 3])).toBe(true);
+    expect(wakeupSearchesCpus(shared, [1, 2])).toBe(false);
+    expect(wakeupSearchesCpus(shared, [2])).toBe(false);
   });
 });

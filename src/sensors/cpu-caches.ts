@@ -1,5 +1,6 @@
-// Which CPUs the kernel believes share a last-level cache, for the real benchmarks' notes. It
-// matters to latency beside a hog: when a task wakes, the kernel looks for an idle CPU only
+// Which CPUs the kernel believes share a last-level cache: for the real benchmarks' notes, and
+// for `weir run`'s hint that placement protects latency on this host. It matters to latency
+// beside a hog: when a task wakes, the kernel looks for an idle CPU only
 // inside its shared-cache scheduling domain (kernel/sched/fair.c, select_idle_sibling: with no
 // such domain the task goes to the CPU the wake-up chose, the waker's or its previous one, idle
 // or not). On x86 the kernel builds that domain from the caches CPUID reports, which it also
@@ -42,6 +43,25 @@ export function readLlc(root = SYS_CPU): CpuLlc[] {
     }
     return { cpu, llc: best };
   });
+}
+
+/**
+ * Whether the kernel looks for an idle CPU among `cpus` when a task wakes: some two of them
+ * share a last-level cache (the scheduling domain select_idle_sibling searches). False when
+ * the host reported no cache topology or each CPU's cache is its own.
+ */
+export function wakeupSearchesCpus(caches: CpuLlc[], cpus: readonly number[]): boolean {
+  const groupOf = new Map<number, string>();
+  for (const c of caches) if (c.llc) groupOf.set(c.cpu, c.llc.sharedCpuList);
+  const seen = new Map<string, number>();
+  for (const cpu of cpus) {
+    const g = groupOf.get(cpu);
+    if (g === undefined) continue;
+    const n = (seen.get(g) ?? 0) + 1;
+    if (n >= 2) return true;
+    seen.set(g, n);
+  }
+  return false;
 }
 
 /** One sentence for a benchmark's notes: which CPUs share a last-level cache, and what follows. */
