@@ -20,9 +20,12 @@
 // `--build NAME=DIR` (repeatable) drives another checkout's Manager (DIR's dist/, built and
 // current: the modules are imported from it), so two builds are compared in interleaved
 // processes, the order rotating per round, with each round's difference; without it, this
-// checkout's modules (the sources through tsx, or dist/ when run from there).
+// checkout's modules (the sources through tsx, or dist/ when run from there). `--profile DIR`
+// adds a third pass of N cycles under V8's sampling profiler (node:inspector, a sample every
+// 100 µs), kept as DIR/<build>-<round>.cpuprofile, and prints the functions with the most self
+// time in each build's first profile (the passes measured before it are not profiled).
 //   npx tsx bench/cycle-pipeline.ts [--reps N] [--warmup N] [--cycles N] [--partitions N]
-//     [--build NAME=DIR ...] [--out FILE]
+//     [--build NAME=DIR ...] [--profile DIR] [--out FILE]
 //   node dist/bench/cycle-pipeline.js [same]
 // Needs root and cgroup v1's cpu and cpuacct hierarchies (/sys/fs/cgroup/{cpu,cpuacct}).
 // Creates /sys/fs/cgroup/{cpu,cpuacct}/weir-cycle-pipeline-<pid>/pNNN and removes exactly
@@ -31,12 +34,14 @@
 // docs/performance.md with the command, the date, the machine and the load.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type * as Metrics from "../src/api/metrics.ts";
 import type * as LoadConfig from "../src/manager/load-config.ts";
 import type * as Wiring from "../src/manager/wiring.ts";
+import { type CpuProfile, summarizeCpuProfile } from "./cpu-profile.ts";
 import {
   cpuMsOf,
   PhaseTotals,
@@ -125,6 +130,24 @@ async function child(argv: string[]): Promise<void> {
     const clockReadUs = (cpuMsOf(process.cpuUsage(c0)) * 1000) / reads;
     if (!Number.isFinite(sink)) throw new Error("cycle-pipeline: the CPU clock read NaN");
 
+    if (argv.includes("--profile")) {
+      const session = new Session();
+      session.connect();
+      try {
+        await session.post("Profiler.enable");
+        await session.post("Profiler.setSamplingInterval", { interval: 100 });
+        await session.post("Profiler.start");
+        for (let i = 0; i < cycles; i++) cycle();
+        const { profile } = await session.post("Profiler.stop");
+        fs.writeFileSync(
+          path.join(opt("--profile"), `${opt("--build")}-${opt("--round")}.cpuprofile`),
+          JSON.stringify(profile),
+        );
+      } finally {
+        session.disconnect();
+      }
+    }
+
     const status = last?.columns?.status ?? last?.partitions.map((p) => p.status) ?? [];
     const run: PipelineRun = {
       build: opt("--build"),
@@ -167,7 +190,7 @@ function runChild(
   build: Build,
   round: number,
   cgroups: readonly string[],
-  o: { warmup: number; cycles: number },
+  o: { warmup: number; cycles: number; profileDir: string | null },
   onSpawn: (kill: () => void) => void,
 ): Promise<PipelineRun> {
   // the bin's node flags and environment, as `weir run` starts (after tsx's, when under tsx)
@@ -188,6 +211,7 @@ function runChild(
     "--cycles",
     String(o.cycles),
     ...(build.dir === null ? [] : ["--code", build.dir]),
+    ...(o.profileDir === null ? [] : ["--profile", o.profileDir]),
   ];
   const c = spawn(process.execPath, args, {
     env: { ...process.env, ...bin.env },
@@ -227,6 +251,9 @@ async function main(argv: string[]): Promise<void> {
   const warmup = positiveIntOption(argv, "--warmup", 3000);
   const cycles = positiveIntOption(argv, "--cycles", 6000);
   const partitions = positiveIntOption(argv, "--partitions", 100);
+  const profIdx = argv.indexOf("--profile");
+  const profileDir = profIdx >= 0 ? path.resolve(argv[profIdx + 1] ?? ".") : null;
+  if (profileDir !== null) fs.mkdirSync(profileDir, { recursive: true });
   const outIdx = argv.indexOf("--out");
   const outFile =
     outIdx >= 0 ? argv[outIdx + 1]! : path.join(os.tmpdir(), "weir-cycle-pipeline.json");
@@ -274,7 +301,7 @@ async function main(argv: string[]): Promise<void> {
     for (let round = 0; round < reps; round++) {
       const order = builds.map((_, i) => builds[(i + round) % builds.length]!);
       for (const b of order) {
-        const run = await runChild(b, round, cgroups, { warmup, cycles }, (k) => {
+        const run = await runChild(b, round, cgroups, { warmup, cycles, profileDir }, (k) => {
           killChild = k;
         });
         killChild = null;
@@ -299,6 +326,19 @@ async function main(argv: string[]): Promise<void> {
       (b) => `  ${b.name}: ${b.dir === null ? `this checkout (${SELF})` : `${b.dir}/dist`}`,
     ),
   ];
+  if (profileDir !== null)
+    for (const b of builds) {
+      const file = path.join(profileDir, `${b.name}-0.cpuprofile`);
+      const prof = JSON.parse(fs.readFileSync(file, "utf8")) as CpuProfile;
+      const sum = summarizeCpuProfile(prof, { top: 25 });
+      lines.push(
+        `${b.name}: self time in the profiled pass of round 0 (${sum.busyMs.toFixed(0)} ms busy in ${sum.windowMs.toFixed(0)} ms, ${((sum.busyMs * 1000) / cycles).toFixed(1)} µs a cycle; ${file}):`,
+        ...sum.rows.map(
+          (r) =>
+            `  ${((r.selfMs * 1000) / cycles).toFixed(1).padStart(6)} µs ${(r.share * 100).toFixed(1).padStart(5)} %  ${r.fn}`,
+        ),
+      );
+    }
   fs.writeFileSync(outFile, JSON.stringify({ header, runs }, null, 2));
   process.stdout.write(`${lines.join("\n")}\n(runs in ${outFile})\n`);
 }
