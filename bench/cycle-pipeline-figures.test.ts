@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
   cpuMsOf,
+  fileKind,
   PhaseTotals,
   type PipelineRun,
   parseBuildOption,
   positiveIntOption,
   RUN_LINE_PREFIX,
+  readsByKind,
   runFromOutput,
   summarize,
 } from "./cycle-pipeline-figures.ts";
@@ -96,5 +98,55 @@ describe("cycle-pipeline: the summary", () => {
     expect(lines[5]).toBe(
       "new − main per round: -40.0, -20.0, +5.0 µs (median -20.0; lower in 2 of 3)",
     );
+  });
+});
+
+describe("cycle-pipeline: the files a cycle reads", () => {
+  it("makes every partition's file, the tool's parent and a pid one kind", () => {
+    expect(fileKind("/sys/fs/cgroup/cpuacct/weir-cycle-pipeline-4242/p007/cpuacct.usage")).toBe(
+      "/sys/fs/cgroup/cpuacct/weir-cycle-pipeline-<pid>/pNNN/cpuacct.usage",
+    );
+    expect(fileKind("/proc/4242/net/dev")).toBe("/proc/<pid>/net/dev");
+    expect(fileKind("/proc/stat")).toBe("/proc/stat");
+  });
+
+  it("counts reads a cycle per kind, mean and median µs, the most time a cycle first", () => {
+    const cg = (i: number) => `/sys/fs/cgroup/cpuacct/weir-cycle-pipeline-1/p00${i}/cpuacct.usage`;
+    const rows = readsByKind(
+      [
+        { file: cg(1), ns: 2000 },
+        { file: cg(2), ns: 4000 },
+        { file: cg(3), ns: 12000 },
+        { file: "/proc/stat", ns: 10000 },
+      ],
+      2,
+    );
+    // cpuacct.usage: 3 reads over 2 cycles, mean (2 + 4 + 12) / 3 = 6 µs, 9 µs a cycle;
+    // /proc/stat: 0.5 a cycle at 10 µs, 5 µs a cycle
+    expect(rows).toEqual([
+      {
+        file: "/sys/fs/cgroup/cpuacct/weir-cycle-pipeline-<pid>/pNNN/cpuacct.usage",
+        perCycle: 1.5,
+        meanUs: 6,
+        medianUs: 4,
+      },
+      { file: "/proc/stat", perCycle: 0.5, meanUs: 10, medianUs: 10 },
+    ]);
+  });
+
+  it("prints the first run's reads with their total a cycle", () => {
+    const r = {
+      ...run("main", 0, 150),
+      reads: [
+        { file: "/proc/stat", perCycle: 1, meanUs: 10, medianUs: 9 },
+        { file: "/proc/<pid>/net/dev", perCycle: 1, meanUs: 5, medianUs: 4 },
+      ],
+    };
+    const lines = summarize([r], ["main"]);
+    expect(lines.slice(3)).toEqual([
+      "main: files read (round 0, a third pass, wall time around each fs.readSync): 2.0 reads a cycle, 15.0 µs a cycle",
+      "  1.00 a cycle, 10.00 µs mean (median 9.00): /proc/stat",
+      "  1.00 a cycle, 5.00 µs mean (median 4.00): /proc/<pid>/net/dev",
+    ]);
   });
 });

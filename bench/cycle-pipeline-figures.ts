@@ -32,6 +32,53 @@ export interface PipelineRun {
   /** Partitions whose status was `ok` in the last cycle (all of them, or the run is suspect). */
   partitionsOk: number;
   partitions: number;
+  /** With `--reads`: the files a cycle read, by kind (fileKind), over a third pass. */
+  reads?: FileReads[];
+}
+
+/** How often a cycle read one kind of file and what a read took (wall time around `fs.readSync`). */
+export interface FileReads {
+  file: string;
+  perCycle: number;
+  meanUs: number;
+  medianUs: number;
+}
+
+/**
+ * A file's path with what varies per partition or process made general: `/proc/<pid>/`,
+ * the tool's parent `weir-cycle-pipeline-<pid>` and a partition's `pNNN` directory, so every
+ * partition's `cpuacct.usage` is one kind.
+ */
+export function fileKind(file: string): string {
+  return file
+    .replace(/^\/proc\/\d+\//, "/proc/<pid>/")
+    .replace(/weir-cycle-pipeline-\d+/, "weir-cycle-pipeline-<pid>")
+    .replace(/\/p\d{3}\//, "/pNNN/");
+}
+
+/** Per kind of file: reads a cycle over `cycles`, mean and median µs, most time first. */
+export function readsByKind(
+  reads: ReadonlyArray<{ file: string; ns: number }>,
+  cycles: number,
+): FileReads[] {
+  const byKind = new Map<string, number[]>();
+  for (const r of reads) {
+    const k = fileKind(r.file);
+    const xs = byKind.get(k);
+    if (xs === undefined) byKind.set(k, [r.ns / 1000]);
+    else xs.push(r.ns / 1000);
+  }
+  return [...byKind]
+    .map(([file, us]) => {
+      const s = stats(us)!;
+      return {
+        file,
+        perCycle: us.length / cycles,
+        meanUs: us.reduce((a, b) => a + b, 0) / us.length,
+        medianUs: s.median,
+      };
+    })
+    .sort((a, b) => b.perCycle * b.meanUs - a.perCycle * a.meanUs);
 }
 
 /** Process CPU time in ms from `process.cpuUsage()` (user + system, µs). */
@@ -127,6 +174,18 @@ export function summarize(runs: readonly PipelineRun[], builds: readonly string[
     lines.push(
       `${b} (${mine.length} runs, ${mine[0]?.cycles ?? 0} cycles each): ${f((r) => r.cpuUsPerCycle)} (wall ${f((r) => r.wallUsPerCycle)}); partitions ok ${[...new Set(ok)].join(", ")}`,
       `  by phase (a second pass with the CPU clock read at each phase's boundaries): total ${f((r) => r.phasedCpuUsPerCycle)} = ${PHASES.map((p) => `${p} ${f((r) => r.phaseCpuUs[p])}`).join(", ")}; one clock read ${f((r) => r.clockReadUs)} (7 a cycle)`,
+    );
+  }
+  for (const b of builds) {
+    const r = runs.find((x) => x.build === b && x.reads !== undefined);
+    if (!r?.reads) continue;
+    const perCycleUs = r.reads.reduce((a, f) => a + f.perCycle * f.meanUs, 0);
+    lines.push(
+      `${b}: files read (round ${r.round}, a third pass, wall time around each fs.readSync): ${r.reads.reduce((a, f) => a + f.perCycle, 0).toFixed(1)} reads a cycle, ${perCycleUs.toFixed(1)} µs a cycle`,
+      ...r.reads.map(
+        (f) =>
+          `  ${f.perCycle.toFixed(2)} a cycle, ${f.meanUs.toFixed(2)} µs mean (median ${f.medianUs.toFixed(2)}): ${f.file}`,
+      ),
     );
   }
   const [first, ...rest] = builds;

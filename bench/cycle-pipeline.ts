@@ -24,8 +24,11 @@
 // adds a third pass of N cycles under V8's sampling profiler (node:inspector, a sample every
 // 100 µs), kept as DIR/<build>-<round>.cpuprofile, and prints the functions with the most self
 // time in each build's first profile (the passes measured before it are not profiled).
+// `--reads` adds a pass of N cycles with `fs.readSync` wrapped (node:fs's export, what the
+// sensors' held files call) and prints, per kind of file, the reads a cycle and the wall
+// time around each (hrtime; a read preempted by other work counts long, so the median too).
 //   npx tsx bench/cycle-pipeline.ts [--reps N] [--warmup N] [--cycles N] [--partitions N]
-//     [--build NAME=DIR ...] [--profile DIR] [--out FILE]
+//     [--build NAME=DIR ...] [--profile DIR] [--reads] [--out FILE]
 //   node dist/bench/cycle-pipeline.js [same]
 // Needs root and cgroup v1's cpu and cpuacct hierarchies (/sys/fs/cgroup/{cpu,cpuacct}).
 // Creates /sys/fs/cgroup/{cpu,cpuacct}/weir-cycle-pipeline-<pid>/pNNN and removes exactly
@@ -35,6 +38,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import { Session } from "node:inspector/promises";
+import { syncBuiltinESMExports } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -44,11 +48,13 @@ import type * as Wiring from "../src/manager/wiring.ts";
 import { type CpuProfile, summarizeCpuProfile } from "./cpu-profile.ts";
 import {
   cpuMsOf,
+  type FileReads,
   PhaseTotals,
   type PipelineRun,
   parseBuildOption,
   positiveIntOption,
   RUN_LINE_PREFIX,
+  readsByKind,
   runFromOutput,
   summarize,
 } from "./cycle-pipeline-figures.ts";
@@ -123,12 +129,48 @@ async function child(argv: string[]): Promise<void> {
     phased = false;
     const { total, phases } = totals.perCycleUs();
 
-    const reads = 20_000;
+    const clockReads = 20_000;
     const c0 = process.cpuUsage();
     let sink = 0;
-    for (let i = 0; i < reads; i++) sink += cpuMs();
-    const clockReadUs = (cpuMsOf(process.cpuUsage(c0)) * 1000) / reads;
+    for (let i = 0; i < clockReads; i++) sink += cpuMs();
+    const clockReadUs = (cpuMsOf(process.cpuUsage(c0)) * 1000) / clockReads;
     if (!Number.isFinite(sink)) throw new Error("cycle-pipeline: the CPU clock read NaN");
+
+    let reads: FileReads[] | undefined;
+    if (argv.includes("--reads")) {
+      const seen: Array<{ fd: number; ns: number }> = [];
+      const readSync = fs.readSync;
+      fs.readSync = ((fd: number, ...rest: unknown[]) => {
+        const t = process.hrtime.bigint();
+        try {
+          return (readSync as (...a: unknown[]) => number)(fd, ...rest);
+        } finally {
+          seen.push({ fd, ns: Number(process.hrtime.bigint() - t) });
+        }
+      }) as typeof fs.readSync;
+      syncBuiltinESMExports();
+      try {
+        for (let i = 0; i < cycles; i++) cycle();
+      } finally {
+        fs.readSync = readSync;
+        syncBuiltinESMExports();
+      }
+      // the descriptors are the sensors' held ones, open still: their paths from /proc
+      const pathOf = new Map<number, string>();
+      const named = seen.map(({ fd, ns }) => {
+        let file = pathOf.get(fd);
+        if (file === undefined) {
+          try {
+            file = fs.readlinkSync(`/proc/self/fd/${fd}`);
+          } catch {
+            file = "(a descriptor closed since)";
+          }
+          pathOf.set(fd, file);
+        }
+        return { file, ns };
+      });
+      reads = readsByKind(named, cycles);
+    }
 
     if (argv.includes("--profile")) {
       const session = new Session();
@@ -160,6 +202,7 @@ async function child(argv: string[]): Promise<void> {
       clockReadUs,
       partitionsOk: status.filter((s) => s === "ok").length,
       partitions: cgroups.length,
+      ...(reads ? { reads } : {}),
     };
     process.stdout.write(`${RUN_LINE_PREFIX}${JSON.stringify(run)}\n`);
   } finally {
@@ -190,7 +233,7 @@ function runChild(
   build: Build,
   round: number,
   cgroups: readonly string[],
-  o: { warmup: number; cycles: number; profileDir: string | null },
+  o: { warmup: number; cycles: number; profileDir: string | null; reads: boolean },
   onSpawn: (kill: () => void) => void,
 ): Promise<PipelineRun> {
   // the bin's node flags and environment, as `weir run` starts (after tsx's, when under tsx)
@@ -212,6 +255,7 @@ function runChild(
     String(o.cycles),
     ...(build.dir === null ? [] : ["--code", build.dir]),
     ...(o.profileDir === null ? [] : ["--profile", o.profileDir]),
+    ...(o.reads ? ["--reads"] : []),
   ];
   const c = spawn(process.execPath, args, {
     env: { ...process.env, ...bin.env },
@@ -301,9 +345,15 @@ async function main(argv: string[]): Promise<void> {
     for (let round = 0; round < reps; round++) {
       const order = builds.map((_, i) => builds[(i + round) % builds.length]!);
       for (const b of order) {
-        const run = await runChild(b, round, cgroups, { warmup, cycles, profileDir }, (k) => {
-          killChild = k;
-        });
+        const run = await runChild(
+          b,
+          round,
+          cgroups,
+          { warmup, cycles, profileDir, reads: argv.includes("--reads") },
+          (k) => {
+            killChild = k;
+          },
+        );
         killChild = null;
         runs.push(run);
         process.stderr.write(`${JSON.stringify(run)}\n`);
