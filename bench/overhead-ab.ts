@@ -27,7 +27,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { packageFileUrl } from "../src/core/package-files.ts";
 import { fmtStats, isMain } from "./harness.ts";
-import { freePort, overheadConfigYaml, WARMUP_MS } from "./overhead.ts";
+import { FALLBACK_NOTICE, freePort, overheadConfigYaml, WARMUP_MS } from "./overhead.ts";
 import {
   PARTITIONS,
   parseHistogramTotals,
@@ -187,11 +187,12 @@ async function start(
     });
   }
   let err = "";
-  // seen as it comes: the start's log lines can push it out of the 4,000 characters kept
+  // the bin's notice that it ran the sources, seen as it comes (the start's log lines can push
+  // it out of the 4,000 characters kept); it is the bin's first write to stderr
   let ranSources = false;
   child.stderr!.on("data", (d: Buffer) => {
+    if (d.toString().includes(FALLBACK_NOTICE)) ranSources = true;
     err = (err + d.toString()).slice(-4000);
-    if (ranSources) ranSources = true;
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
   let done = false;

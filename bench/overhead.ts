@@ -60,7 +60,7 @@ export const WARMUP_MS = DEFAULT_HISTORY_SIZE * INTERVAL_MS + 5000;
 /** Where the profiled run's whole profile is kept. */
 const PROFILE_COPY = path.join(os.tmpdir(), "weir-overhead.cpuprofile");
 /** The line bin/weir.js prints when it falls back to the sources. */
-const FALLBACK_NOTICE = "running the TypeScript sources through tsx";
+export const FALLBACK_NOTICE = "running the TypeScript sources through tsx";
 
 const readCpuTicks = (pid: number) =>
   parseProcCpuTicks(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
