@@ -853,19 +853,23 @@ function expressAll(
     const cpu = final[i]!;
     const imp = importance[i]!;
     const isBatch = batch[i] === 1;
-    weights[i] = weightAt(
-      capacity,
-      fraction,
-      stepOf,
-      moves,
-      cpu,
-      imp,
-      divisors[imp]!,
-      prevWeight[i]!,
-      +(goals[i]! > 0), // rules.ts hasGoal
-      isBatch,
-      floors === null ? 0 : floors[i]!,
-    );
+    // batch: the minimum (weightAt's own answer), without its arithmetic; the class order puts a
+    // block's batch rows together, so this jump goes one way for long runs
+    weights[i] = isBatch
+      ? 1
+      : weightAt(
+          capacity,
+          fraction,
+          stepOf,
+          moves,
+          cpu,
+          imp,
+          divisors[imp]!,
+          prevWeight[i]!,
+          +(goals[i]! > 0), // rules.ts hasGoal
+          false,
+          floors === null ? 0 : floors[i]!,
+        );
     // `&`, not `&&`: no jump on a PI that random rows put on either side of 1
     const isReceiver = (overGoal[i]! & +(imp === receiverImportance)) === 1;
     capCode[i] =
