@@ -26,6 +26,7 @@ import os from "node:os";
 import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord } from "../src/core/model.ts";
+import { describeLlc, readLlc } from "../src/sensors/cpu-caches.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { cgroupProcs, pinCgroupMembers } from "../src/testbed/cgroups.ts";
@@ -48,7 +49,6 @@ import {
   timingFor,
 } from "./conservation-run.ts";
 import { summariseConservation } from "./conservation-summary.ts";
-import { describeLlc, readLlc } from "../src/sensors/cpu-caches.ts";
 import type { Benchmark, BenchResult } from "./harness.ts";
 import {
   fmtStats,

@@ -11,11 +11,11 @@ import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
 import type { PartitionSpec } from "../src/core/model.ts";
 import type { Policy } from "../src/policy/types.ts";
+import { describeLlc, readLlc } from "../src/sensors/cpu-caches.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { policyFactories, weirWithWeightFloor } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
-import { describeLlc, readLlc } from "../src/sensors/cpu-caches.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import {
   fmtStats,
