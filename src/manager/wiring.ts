@@ -274,6 +274,8 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
   const reach = (parts.reachableCpus ?? parts.actuators === undefined) ? reachReader(roots) : null;
   // placement (opt-in): a dry run writes no cpuset, so its backends have none to open
   const placing = cfg.placement?.mode === "spread";
+  /** The CPUs placement may use (and that the hint looks at). */
+  const hostCpus = placementCpus(roots.sysfs, onlineCpus, parts.onlineCpus !== undefined);
   const partitions: PartitionWiring[] = cfg.partitions.map((p, i) => {
     const backend = backendOf(p.actuator);
     const w: PartitionWiring = {
@@ -328,7 +330,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
   if (placing && cfg.placement) {
     opts.placement = {
       fillFraction: cfg.placement.fill,
-      cpus: placementCpus(roots.sysfs, onlineCpus, parts.onlineCpus !== undefined),
+      cpus: hostCpus,
     };
     if (parts.onPlacementChange) opts.onPlacementChange = parts.onPlacementChange;
     if (parts.onPlacementProblem) opts.onPlacementProblem = parts.onPlacementProblem;
@@ -344,8 +346,8 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
       : placementHintFor(
           cfg,
           cfg.partitions.some((p) => p.kind === "network" && !!backendOf(p.actuator).openCpuset),
-          placementCpus(roots.sysfs, onlineCpus, parts.onlineCpus !== undefined),
-          wakeupSearchesHere(roots.sysfs, placementCpus(roots.sysfs, onlineCpus, false)),
+          hostCpus,
+          wakeupSearchesHere(roots.sysfs, hostCpus),
         ),
   };
 }
