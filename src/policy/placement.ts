@@ -105,6 +105,8 @@ export function placePartitions(
       for (const c of cpus) base.set(c, base.get(c)! + Math.max(0, r.needCpuMillis) / n);
 
   const kept = previous ? keptPeak(previous, rows, need, cpus, base, budget) : null;
+  // no balance to weigh (the manager's hold after a change): a placement that fits is kept
+  if (kept !== null && margin === Number.POSITIVE_INFINITY) return previous!;
 
   const load = new Map(base);
   /** Partitions placed on each CPU so far: equal loads go to the CPU with fewer (idle ones spread). */
