@@ -2,7 +2,7 @@
 // fix — the verifier's refusal with its log, a process without root/CAP_BPF (run as nobody
 // through setpriv), a missing cgroup v2 directory — and under `weir run` a partition whose
 // cgroup is missing is reported while its neighbour goes on being counted.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import dgram from "node:dgram";
 import fs from "node:fs";
 import net from "node:net";
@@ -16,6 +16,7 @@ import { isWeirError } from "../../src/core/errors.ts";
 import { counterSource } from "../../src/sensors/sources.ts";
 import { defaultRoots } from "../../src/sensors/types.ts";
 import { rmdirCgroup, spawnCgroupPeer, until } from "./cgroup-peer.ts";
+import { spawnWeirRun } from "./weir-run.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const ROOT = "/sys/fs/cgroup";
@@ -131,19 +132,7 @@ partitions:
   - { name: nov2, cgroup: ${PARENT}/nov2, packets: bpf }
 `,
     );
-    const child = spawn(
-      process.execPath,
-      [path.join(REPO, "bin/weir.js"), "run", "-c", cfg, "--json"],
-      {
-        stdio: ["ignore", "ignore", "pipe"],
-      },
-    );
-    children.push(child);
-    let err = "";
-    child.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-    });
-    const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    const { child, exited, err: log } = spawnWeirRun(cfg, children);
     const get = async (route: string) =>
       JSON.parse(await (await fetch(`http://127.0.0.1:${port}${route}`)).text());
     try {
@@ -188,7 +177,7 @@ partitions:
       );
     } finally {
       child.kill("SIGTERM");
-      expect(await exited, err).toBe(0);
+      expect(await exited, log()).toBe(0);
       await peer.kill();
       for (const h of HIERARCHIES.slice(0, 2)) await rmdirCgroup(path.join(h, PARENT, "nov2"));
     }

@@ -8,7 +8,7 @@
 // the kernel keeps counting across a restart: the pinned counts equal everything sent, none
 // lost or doubled. Cgroups are weirt-<pid>-bpfm/{a,b} (v1 cpu, cpuacct and the unified v2
 // tree); every process here is started here and killed by its pid.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import dgram from "node:dgram";
 import fs from "node:fs";
 import net from "node:net";
@@ -23,6 +23,7 @@ import { defaultRoots } from "../../src/sensors/types.ts";
 import { DATAGRAM_BYTES, promtool, tcpBytes, tcpSegments } from "./bpf-bytes.ts";
 import { type CgroupPeer, rmdirCgroup, spawnCgroupPeer, until } from "./cgroup-peer.ts";
 import { freePort } from "./wait.ts";
+import { spawnWeirRun } from "./weir-run.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const ROOT = "/sys/fs/cgroup";
@@ -44,23 +45,11 @@ const dirsOf = (p: string) => HIERARCHIES.map((h) => path.join(h, PARENT, p));
 const unifiedOf = (p: string) => path.join(ROOT, "unified", PARENT, p);
 
 function startWeir(cfg: string, port: number) {
-  const child = spawn(
-    process.execPath,
-    [path.join(REPO, "bin/weir.js"), "run", "-c", cfg, "--json"],
-    {
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
-  children.push(child);
-  let err = "";
-  child.stderr!.on("data", (d: Buffer) => {
-    err += d.toString();
-  });
-  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  const { child, exited, err } = spawnWeirRun(cfg, children);
   const get = async (route: string) => (await fetch(`http://127.0.0.1:${port}${route}`)).text();
   return {
     child,
-    err: () => err,
+    err,
     get,
     async ready() {
       await until("weir's first cycles", async () => {

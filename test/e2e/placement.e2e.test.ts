@@ -4,13 +4,13 @@
 // no cpuset) alone, and on SIGTERM restores the cpusets it found. Creates
 // /sys/fs/cgroup/{cpu,cpuacct,cpuset}/weirt-<pid>-place[/a,/b,/hog] with no process in them,
 // and removes them after; the only process it starts is weir, stopped by pid.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { spawnWeirRun } from "./weir-run.ts";
 
-const REPO = path.resolve(import.meta.dirname, "../..");
 const ROOT = "/sys/fs/cgroup";
 const CG = `weirt-${process.pid}-place`;
 const isRoot = process.getuid?.() === 0;
@@ -87,22 +87,7 @@ function writeConfig(file: string, extra: string[] = []): string {
 }
 
 /** `weir run -c cfg --json`, its stderr collected (its log) and its exit awaited. */
-function startWeir(cfg: string) {
-  const child = spawn(
-    process.execPath,
-    [path.join(REPO, "bin/weir.js"), "run", "-c", cfg, "--json"],
-    {
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
-  children.push(child);
-  let err = "";
-  child.stderr!.on("data", (d: Buffer) => {
-    err += d.toString();
-  });
-  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-  return { child, exited, err: () => err };
-}
+const startWeir = (cfg: string) => spawnWeirRun(cfg, children);
 
 describe.skipIf(!isRoot || !hasV1Cpuset || !twoCpus)(
   "weir run with placement (root, v1 cpuset)",
