@@ -91,6 +91,15 @@ export const CONSERVATION_FACTORIES = [
 export const CONSERVE_CORES = { a: 0.1, b: 0.15, c: 0.2 } as const;
 /** TCP connections per partition (closed loop, one request in flight each). */
 export const TCP_CONNECTIONS = 4;
+
+/**
+ * How the UDP generator times the partitions' batches unless a load says otherwise: staggered
+ * (load.ts). With one tick for all three, every partition's burst reached its server at the same
+ * instant — a property of the generator, not of independent tenants' traffic — and beside a hog,
+ * where a CPU running only the idle-class hog does not pull a queued server, that instant set
+ * the p99 of every work-conserving policy alike (placement-real's `udp` load keeps it).
+ */
+export const UDP_TARGET_PHASE = "staggered" as const;
 /** Overload: offered and goal per partition, cores of one CPU (sum offered 2.4 > 1.7 managed). */
 export const OVERLOAD = {
   a: { importance: 1 as Importance, offeredCores: 0.6, goalCores: 0.5 },
@@ -311,7 +320,16 @@ function makeManager(
 
 export type LoadPlan =
   | { kind: "none" }
-  | { kind: "udp"; schedules: Record<string, Schedule> }
+  | {
+      kind: "udp";
+      schedules: Record<string, Schedule>;
+      /**
+       * The generator's batches per target: staggered across the tick (the default here:
+       * independent clients' requests do not reach their servers on one clock) or all on one
+       * tick (load.ts's default; placement-real's `udp` reference load).
+       */
+      targetPhase?: "aligned" | "staggered";
+    }
   | { kind: "tcp"; thinkMs: number };
 
 export async function runOne(
@@ -417,6 +435,7 @@ export async function runOne(
         durationMs,
         maxPackets: Math.ceil(totalPps * (durationMs / 1000) * 1.1) + 100,
         phases,
+        targetPhase: opts.load.targetPhase ?? UDP_TARGET_PHASE,
       });
     } else if (opts.load.kind === "tcp") {
       tcp = await runTcpLoad({

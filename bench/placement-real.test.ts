@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   type PlacementRun,
+  parseLoadsOption,
   placementRatios,
   shares,
   spreadByLoad,
@@ -77,5 +78,17 @@ describe("weir-placed", () => {
       ),
     ).toBe("a 0: 75 %; a 0-1: 25 %");
     expect(shares(new Map())).toBe("none seen");
+  });
+});
+
+describe("parseLoadsOption", () => {
+  it("defaults to every load and keeps the canonical order", () => {
+    expect(parseLoadsOption([])).toEqual(["udp", "udp-staggered", "tcp"]);
+    expect(parseLoadsOption(["--reps", "3", "--loads", "tcp,udp"])).toEqual(["udp", "tcp"]);
+    expect(parseLoadsOption(["--loads", "udp-staggered"])).toEqual(["udp-staggered"]);
+  });
+  it("names a load it does not know", () => {
+    expect(() => parseLoadsOption(["--loads", "udp,quic"])).toThrow(/--loads.*"udp,quic"/);
+    expect(() => parseLoadsOption(["--loads"])).toThrow(/--loads/);
   });
 });

@@ -15,8 +15,14 @@
 //                for that run only: weir creates no cgroup and moves no task)
 // and every policy's worst partition p99 ÷ the same partition's p99 in `ref` (as in
 // conservation-real), plus sw-spread ÷ ref-spread (the hog's harm with the placement alone).
+// Loads: `udp` — the conserve load with the generator's batches for a, b and c sent on one tick,
+// so all three bursts reach the servers at the same instant; `udp-staggered` — the same rates
+// with each partition's batches on a phase of its own (conservation-real's UDP loads since
+// 2026-12-03: independent clients keep no common clock); `tcp`. `--loads` (standalone only)
+// picks some, e.g. `--loads udp,udp-staggered`.
 // Needs root. Everything is created under a unique prefix and removed afterwards.
-// Run: weir bench placement-real [--quick] [--reps N]  or  npx tsx bench/placement-real.ts [...]
+// Run: weir bench placement-real [--quick] [--reps N]
+//  or: npx tsx bench/placement-real.ts [--json] [--quick] [--reps N] [--loads udp,udp-staggered,tcp]
 import fs from "node:fs";
 import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
@@ -60,8 +66,26 @@ const TCP_CORES = 0.15;
 
 export const VARIANTS = ["ref", "ref-spread", "sw", "sw-spread", "weir", "weir-placed"] as const;
 export type Variant = (typeof VARIANTS)[number];
-const LOADS = ["udp", "tcp"] as const;
-type LoadKind = (typeof LOADS)[number];
+/**
+ * The loads a run can measure: conservation-real's UDP load with the generator's batches for the
+ * three partitions on one tick (`udp`, the default) or staggered across it (`udp-staggered`:
+ * load.ts's targetPhase), and the closed-loop TCP load.
+ */
+const ALL_LOADS = ["udp", "udp-staggered", "tcp"] as const;
+type LoadKind = (typeof ALL_LOADS)[number];
+const DEFAULT_LOADS: LoadKind[] = ["udp", "udp-staggered", "tcp"];
+
+/** `--loads udp,udp-staggered,tcp` (any of them, comma-separated) from argv; default all three. */
+export function parseLoadsOption(argv: string[]): LoadKind[] {
+  const i = argv.indexOf("--loads");
+  if (i < 0) return [...DEFAULT_LOADS];
+  const v = (argv[i + 1] ?? "").split(",");
+  if (v.some((x) => !(ALL_LOADS as readonly string[]).includes(x)))
+    throw new Error(
+      `--loads: a comma-separated list of ${ALL_LOADS.join(", ")}; got ${JSON.stringify(argv[i + 1] ?? null)}`,
+    );
+  return ALL_LOADS.filter((k) => v.includes(k));
+}
 
 /**
  * Packs partitions onto `cpus` CPUs by load: heaviest first, each onto the CPU with the least
@@ -148,6 +172,7 @@ export const bench: Benchmark = {
     "servers pinned to CPUs by hand (spread by load) against free servers beside an idle-class hog: worst p99 with the hog ÷ without, UDP and closed-loop TCP, static weights and weir (root)",
   async run(ctx) {
     const reps = realBenchReps("placement-real", ctx);
+    const LOADS = parseLoadsOption(process.argv.slice(2));
     const timing = timingFor(ctx.quick);
     const load0 = loadAvg();
     const prefix = `wp${process.pid % 100000}`;
@@ -162,16 +187,19 @@ export const bench: Benchmark = {
       groupCpuShares: GROUP_CPU_SHARES,
     });
     const names = tb.partitions.map((p) => p.name);
-    const byLoad: Record<LoadKind, Array<Partial<Record<Variant, PlacementRun>>>> = {
-      udp: [],
-      tcp: [],
-    };
+    const byLoad = Object.fromEntries(LOADS.map((k) => [k, []])) as unknown as Record<
+      LoadKind,
+      Array<Partial<Record<Variant, PlacementRun>>>
+    >;
     const hostCpu = new HeldHostCpu(defaultRoots.procfs);
     let unisolate = () => {};
     let sizing = "";
     const placement = spreadByLoad({ ...CONSERVE_CORES }, 2);
     /** weir-placed: each cycle, the partitions' cpuset.cpus as weir left them, counted per load. */
-    const seen: Record<LoadKind, Map<string, number>> = { udp: new Map(), tcp: new Map() };
+    const seen = Object.fromEntries(LOADS.map((k) => [k, new Map()])) as unknown as Record<
+      LoadKind,
+      Map<string, number>
+    >;
     try {
       // The generator beside the partitions, as in conservation-real (it stands for remote clients).
       unisolate = isolateSelf(`${prefix}/gen`, GROUP_CPU_SHARES);
@@ -229,7 +257,7 @@ export const bench: Benchmark = {
             let o: RunOutcome;
             try {
               o = await runOne(c, {
-                scenario: kind === "udp" ? "conserve" : "tcp",
+                scenario: kind === "tcp" ? "tcp" : "conserve",
                 policy: v.startsWith("ref")
                   ? "none"
                   : v.startsWith("weir")
@@ -240,7 +268,12 @@ export const bench: Benchmark = {
                   : {}),
                 rep,
                 specs,
-                load: kind === "udp" ? udp : tcp,
+                load:
+                  kind === "tcp"
+                    ? tcp
+                    : kind === "udp-staggered"
+                      ? { ...udp, targetPhase: "staggered" }
+                      : { ...udp, targetPhase: "aligned" },
                 measureMs: timing.measureMs,
                 hogStopped: v.startsWith("ref"),
                 ...(v === "weir-placed"
@@ -263,7 +296,11 @@ export const bench: Benchmark = {
     }
     const figures: BenchFigure[] = [];
     const rows: Array<Array<string | number>> = [];
-    const LABEL: Record<LoadKind, string> = { udp: "UDP", tcp: "TCP" };
+    const LABEL: Record<LoadKind, string> = {
+      udp: "UDP",
+      "udp-staggered": "UDP, batches staggered",
+      tcp: "TCP",
+    };
     for (const kind of LOADS) {
       const r = placementRatios(byLoad[kind], names);
       const L = LABEL[kind];

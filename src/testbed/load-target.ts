@@ -44,6 +44,8 @@ export class TargetRun {
   sendErrors = 0;
   foreign = 0;
   credit = 0;
+  /** Run time (ms) up to which credit was added: each target keeps its own when ticks are staggered. */
+  creditedToMs = 0;
   intervalSent = 0;
   intervalAnswered = 0;
   seq = 0;

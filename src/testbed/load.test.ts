@@ -148,6 +148,55 @@ describe("runLoad (loopback)", () => {
     consistent(r);
   });
 
+  it("staggers the targets' batches when asked, and keeps them aligned by default", async () => {
+    // Two silent receivers note when each batch arrives; a batch's packets arrive together.
+    const gapsMs = async (targetPhase?: "aligned" | "staggered") => {
+      const socks = [dgram.createSocket("udp4"), dgram.createSocket("udp4")];
+      const arrivals: number[][] = [[], []];
+      await Promise.all(socks.map((s) => new Promise<void>((r) => s.bind(0, "127.0.0.1", r))));
+      socks.forEach((s, i) => {
+        s.on("message", () => arrivals[i]!.push(performance.now()));
+      });
+      const r = await runLoad({
+        targets: socks.map((s, i) => ({
+          name: `t${i}`,
+          addr: "127.0.0.1",
+          port: s.address().port,
+        })),
+        schedule: { kind: "constant", pps: 200 },
+        durationMs: 1000,
+        maxPackets: 10_000,
+        timeoutMs: 50,
+        tickMs: 20,
+        ...(targetPhase ? { targetPhase } : {}),
+      });
+      for (const s of socks) s.close();
+      expect(r.targets.map((t) => t.sent)).toEqual([expect.any(Number), expect.any(Number)]);
+      expect(Math.min(...r.targets.map((t) => t.sent))).toBeGreaterThan(100);
+      // For each of t1's arrivals, how long after t0's latest arrival it came.
+      const gaps = arrivals[1]!.flatMap((at) => {
+        const before = arrivals[0]!.filter((x) => x <= at + 0.5);
+        return before.length > 0 ? [at - before[before.length - 1]!] : [];
+      });
+      return gaps.sort((x, y) => x - y)[Math.floor(gaps.length / 2)]!;
+    };
+    // Aligned: both batches go out on one tick (gap ~0). Staggered: t1's go out half a tick
+    // (10 ms) after t0's. Generous bounds: timers on a busy machine fire late.
+    expect(await gapsMs()).toBeLessThan(3);
+    const staggered = await gapsMs("staggered");
+    expect(staggered).toBeGreaterThan(5);
+    expect(staggered).toBeLessThan(16);
+    await expect(
+      runLoad({
+        targets: [{ name: "a", addr: "127.0.0.1", port: server.port }],
+        schedule: { kind: "constant", pps: 1 },
+        durationMs: 100,
+        maxPackets: 1,
+        targetPhase: "sideways" as "aligned",
+      }),
+    ).rejects.toThrow(/'targetPhase'/);
+  });
+
   it("rejects unbounded or empty runs", async () => {
     const target = { name: "a", addr: "127.0.0.1", port: server.port };
     const schedule = { kind: "constant" as const, pps: 1 };

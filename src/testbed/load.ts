@@ -44,6 +44,13 @@ export interface LoadOptions {
   reportIntervalMs?: number;
   /** Send batches this often (default 5 ms). */
   tickMs?: number;
+  /**
+   * "aligned" (default): every target's batch goes out on the same tick. "staggered": target i's
+   * batches go out i × tickMs ÷ targets later than target 0's (each on a timer of its own), as
+   * independent clients' would, so the targets' bursts do not reach their servers at the same
+   * instant.
+   */
+  targetPhase?: "aligned" | "staggered";
   /** A reply later than this counts as lost (and as late). Default 1000 ms. */
   timeoutMs?: number;
   /** Request size in bytes (>= 16). Default 64. */
@@ -169,12 +176,15 @@ function validate(opts: LoadOptions): void {
   ) {
     bad("requestBytes", `must be within ${REQUEST_HEADER_BYTES}..65000`, opts.requestBytes);
   }
+  if (opts.targetPhase !== undefined && !["aligned", "staggered"].includes(opts.targetPhase))
+    bad("targetPhase", 'must be "aligned" or "staggered"', opts.targetPhase);
 }
 
 /** Run open-loop load against the targets; resolves after sending stopped and replies drained. */
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   validate(opts);
   const tickMs = opts.tickMs ?? 5;
+  const targetPhase = opts.targetPhase ?? "aligned";
   const timeoutMs = opts.timeoutMs ?? 1000;
   const reportIntervalMs = opts.reportIntervalMs ?? 1000;
   const requestBytes = opts.requestBytes ?? DEFAULT_REQUEST_BYTES;
@@ -230,7 +240,6 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
 
   let totalSent = 0;
   let stoppedBy: LoadResult["stoppedBy"] = "duration";
-  let lastT = 0;
   let lastReportT = 0;
 
   const report = (t: number) => {
@@ -282,39 +291,69 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   };
 
   await new Promise<void>((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
+    const timers: NodeJS.Timeout[] = [];
+    let stopped = false;
     const stop = (why: LoadResult["stoppedBy"]) => {
+      if (stopped) return;
+      stopped = true;
       stoppedBy = why;
-      if (timer) clearInterval(timer);
+      for (const timer of timers) clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
       resolve();
     };
     const onAbort = () => stop("signal");
     if (opts.signal?.aborted) return stop("signal");
     opts.signal?.addEventListener("abort", onAbort, { once: true });
-    const tick = () => {
-      const nowMs = performance.now();
+    const credit = (r: TargetRun, nowMs: number) => {
       const t = Math.min(nowMs - start, opts.durationMs);
-      const dt = t - lastT;
-      for (const r of runs) {
-        if (dt > 0) r.credit += (rateAt(r.schedule, lastT + dt / 2) * dt) / 1000;
-        r.credit = Math.min(r.credit, Math.max(1, (rateAt(r.schedule, t) * maxBurstMs) / 1000));
-        let n = Math.floor(r.credit);
+      const dt = t - r.creditedToMs;
+      if (dt > 0) r.credit += (rateAt(r.schedule, r.creditedToMs + dt / 2) * dt) / 1000;
+      r.credit = Math.min(r.credit, Math.max(1, (rateAt(r.schedule, t) * maxBurstMs) / 1000));
+      r.creditedToMs = t;
+      let n = Math.floor(r.credit);
+      if (n > 0) {
+        n = Math.min(n, opts.maxPackets - totalSent);
         if (n > 0) {
-          n = Math.min(n, opts.maxPackets - totalSent);
-          if (n > 0) {
-            sendBatch(r, n, nowMs);
-            lastSendAt = nowMs;
-          }
-          r.credit -= Math.floor(r.credit);
+          sendBatch(r, n, nowMs);
+          lastSendAt = nowMs;
         }
+        r.credit -= Math.floor(r.credit);
       }
-      lastT = t;
+    };
+    const settle = (nowMs: number) => {
+      const t = Math.min(nowMs - start, opts.durationMs);
       if (t - lastReportT >= reportIntervalMs) report(t);
       if (totalSent >= opts.maxPackets) stop("maxPackets");
       else if (t >= opts.durationMs) stop("duration");
     };
-    timer = setInterval(tick, tickMs);
+    if (targetPhase === "aligned") {
+      timers.push(
+        setInterval(() => {
+          const nowMs = performance.now();
+          for (const r of runs) credit(r, nowMs);
+          settle(nowMs);
+        }, tickMs),
+      );
+    } else {
+      runs.forEach((r, i) => {
+        const tickOne = () => {
+          if (stopped) return;
+          const nowMs = performance.now();
+          credit(r, nowMs);
+          settle(nowMs);
+        };
+        const offsetMs = Math.round((i * tickMs) / runs.length);
+        if (offsetMs === 0) timers.push(setInterval(tickOne, tickMs));
+        else
+          timers.push(
+            setTimeout(() => {
+              if (stopped) return;
+              tickOne();
+              timers.push(setInterval(tickOne, tickMs));
+            }, offsetMs),
+          );
+      });
+    }
   });
   const sendingMs = performance.now() - start;
 

@@ -18,6 +18,7 @@ interface LoadCliOpts {
   maxPackets: string;
   timeout: string;
   tick: string;
+  stagger?: boolean;
   json?: boolean;
   quiet?: boolean;
   tcp?: boolean;
@@ -66,6 +67,10 @@ export function register(program: Command): void {
     .option("--max-packets <n>", "stop sending after this many packets in all", "1000000")
     .option("--timeout <d>", "a reply later than this is lost", "1s")
     .option("--tick <d>", "send batches this often", "5ms")
+    .option(
+      "--stagger",
+      "send each target's batches on a phase of its own within the tick (default: all on one tick)",
+    )
     .option("--tcp", "closed-loop TCP instead of open-loop UDP")
     .option("--connections <n>", "TCP: connections per target", "4")
     .option("--think-ms <ms>", "TCP: pause between a reply and the next request", "0")
@@ -139,6 +144,7 @@ export function register(program: Command): void {
         maxPackets,
         timeoutMs: parseDurationMs(o.timeout, "timeout"),
         tickMs: parseDurationMs(o.tick, "tick"),
+        ...(o.stagger ? { targetPhase: "staggered" as const } : {}),
         signal: ac.signal,
         ...(o.json || o.quiet
           ? {}
