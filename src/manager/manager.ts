@@ -16,7 +16,7 @@ import type {
 } from "../core/model.ts";
 import { withQuotaFloor } from "../policy/rules.ts";
 import { stepOnTable } from "../policy/step-table.ts";
-import { throughputColumnsOf } from "../policy/table.ts";
+import { RepeatingThroughputColumns } from "../policy/table.ts";
 import type { PolicyState } from "../policy/types.ts";
 import { CyclePartitions, columnarRecord } from "./cycle-partitions.ts";
 import { CycleHistory } from "./history.ts";
@@ -56,6 +56,8 @@ export class Manager implements ManagerView {
   /** Placement on CPUs (null: off). */
   private readonly placement: PlacementStep | null;
   private readonly tables = new SpecTables();
+  /** The cycle's throughput columns, sharing with last cycle's those that repeat. */
+  private readonly throughputColumns = new RepeatingThroughputColumns();
   /** The partitions' ids in slot order, shared by the records while they do not change. */
   private ids: PartitionId[] | null = null;
 
@@ -182,8 +184,9 @@ export class Manager implements ManagerView {
     });
     const table = this.tables.of(specs);
     // the cycle's throughput as columns: the step reads them, its decisions and the record keep
-    // them (one set a cycle, not an object per partition per record)
-    const columns = throughputColumnsOf(table.columns, throughputs);
+    // them (one set a cycle, not an object per partition per record; a column that repeats last
+    // cycle's is last cycle's, shared)
+    const columns = this.throughputColumns.of(table.columns, throughputs);
     const out = stepOnTable(
       this.opts.policy,
       { nowMs: startedAtMs, knobs, table: table.columns, throughput: throughputs, columns },
