@@ -18,7 +18,7 @@ import { withQuotaFloor } from "../policy/rules.ts";
 import { stepOnTable } from "../policy/step-table.ts";
 import { RepeatingThroughputColumns } from "../policy/table.ts";
 import type { PolicyState } from "../policy/types.ts";
-import { CyclePartitions, columnarRecord } from "./cycle-partitions.ts";
+import { CyclePartitions, columnarRecord, RepeatingColumn } from "./cycle-partitions.ts";
 import { CycleHistory } from "./history.ts";
 import { HostCpuSampler } from "./host-cpu-sampler.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
@@ -58,6 +58,13 @@ export class Manager implements ManagerView {
   private readonly tables = new SpecTables();
   /** The cycle's throughput columns, sharing with last cycle's those that repeat. */
   private readonly throughputColumns = new RepeatingThroughputColumns();
+  /** The record's per-partition columns, each last cycle's own array while it repeats. */
+  private readonly recordColumns = {
+    status: new RepeatingColumn<CycleRecord["partitions"][number]["status"]>(),
+    rows: new RepeatingColumn<number>(),
+    directives: new RepeatingColumn<Directive | null>(),
+    written: new RepeatingColumn<string[] | undefined>(),
+  };
   /** The partitions' ids in slot order, shared by the records while they do not change. */
   private ids: PartitionId[] | null = null;
 
@@ -275,10 +282,11 @@ export class Manager implements ManagerView {
     // an entry and a decision view per partition per cycle were most of what a record kept
     const slots = this.slots;
     const n = slots.length;
-    const status: CycleRecord["partitions"][number]["status"][] = new Array(n);
-    const rows: number[] = new Array(n);
-    const directives: (Directive | null)[] = new Array(n);
-    const writtenBy: (string[] | undefined)[] = new Array(n);
+    const cols = this.recordColumns;
+    const status = cols.status.start(n);
+    const rows = cols.rows.start(n);
+    const directives = cols.directives.start(n);
+    const writtenBy = cols.written.start(n);
     let errors: (WeirErrorInfo | undefined)[] | null = null;
     let tpObjects: (Throughput | null)[] | null = null;
     for (let k = 0; k < n; k++) {
@@ -311,13 +319,13 @@ export class Manager implements ManagerView {
       },
       new CyclePartitions({
         ids: this.ids,
-        status,
-        rows,
+        status: cols.status.done(),
+        rows: cols.rows.done(),
         throughput: columns,
         throughputObjects: tpObjects,
         decisions: out.decisions,
-        directives,
-        written: writtenBy,
+        directives: cols.directives.done(),
+        written: cols.written.done(),
         errors,
       }),
       {
