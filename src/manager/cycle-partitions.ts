@@ -192,37 +192,3 @@ export function partitionColumnsOf(record: CycleRecord): CyclePartitions | undef
   const c = record.columns;
   return c instanceof CyclePartitions ? c : undefined;
 }
-
-/**
- * One of a record's per-partition columns as the manager fills it each cycle (a status, a row,
- * the directive recorded, the files written), kept as last cycle's own array when every element
- * is the same (`===`), else as a copy of its own. At idle partitions these repeat from cycle to
- * cycle (an unchanged directive is recorded as the same object, an apply that wrote nothing
- * returns one shared empty list), and a record keeps its columns for the history's length: a
- * repeated column is then one array for all those records instead of one each
- * (docs/performance.md, ovh17). Neither the manager nor a reader writes to a column it got.
- */
-export class RepeatingColumn<T> {
-  #fill: T[] = [];
-  #last: readonly T[] | null = null;
-
-  /** The array to fill this cycle, `n` long (reused: read it only through `done`). */
-  start(n: number): T[] {
-    if (this.#fill.length !== n) this.#fill = new Array<T>(n);
-    return this.#fill;
-  }
-
-  /** This cycle's column: last cycle's when it holds the same elements, else a copy of the fill. */
-  done(): readonly T[] {
-    const fill = this.#fill;
-    const last = this.#last;
-    if (last !== null && last.length === fill.length) {
-      let k = 0;
-      while (k < fill.length && fill[k] === last[k]) k++;
-      if (k === fill.length) return last;
-    }
-    const own = fill.slice();
-    this.#last = own;
-    return own;
-  }
-}

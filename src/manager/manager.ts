@@ -16,9 +16,9 @@ import type {
 } from "../core/model.ts";
 import { withQuotaFloor } from "../policy/rules.ts";
 import { stepOnTable } from "../policy/step-table.ts";
-import { RepeatingThroughputColumns } from "../policy/table.ts";
+import { throughputColumnsOf } from "../policy/table.ts";
 import type { PolicyState } from "../policy/types.ts";
-import { CyclePartitions, columnarRecord, RepeatingColumn } from "./cycle-partitions.ts";
+import { CyclePartitions, columnarRecord } from "./cycle-partitions.ts";
 import { CycleHistory } from "./history.ts";
 import { HostCpuSampler } from "./host-cpu-sampler.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
@@ -56,15 +56,6 @@ export class Manager implements ManagerView {
   /** Placement on CPUs (null: off). */
   private readonly placement: PlacementStep | null;
   private readonly tables = new SpecTables();
-  /** The cycle's throughput columns, sharing with last cycle's those that repeat. */
-  private readonly throughputColumns = new RepeatingThroughputColumns();
-  /** The record's per-partition columns, each last cycle's own array while it repeats. */
-  private readonly recordColumns = {
-    status: new RepeatingColumn<CycleRecord["partitions"][number]["status"]>(),
-    rows: new RepeatingColumn<number>(),
-    directives: new RepeatingColumn<Directive | null>(),
-    written: new RepeatingColumn<string[] | undefined>(),
-  };
   /** The partitions' ids in slot order, shared by the records while they do not change. */
   private ids: PartitionId[] | null = null;
 
@@ -191,9 +182,8 @@ export class Manager implements ManagerView {
     });
     const table = this.tables.of(specs);
     // the cycle's throughput as columns: the step reads them, its decisions and the record keep
-    // them (one set a cycle, not an object per partition per record; a column that repeats last
-    // cycle's is last cycle's, shared)
-    const columns = this.throughputColumns.of(table.columns, throughputs);
+    // them (one set a cycle, not an object per partition per record)
+    const columns = throughputColumnsOf(table.columns, throughputs);
     const out = stepOnTable(
       this.opts.policy,
       { nowMs: startedAtMs, knobs, table: table.columns, throughput: throughputs, columns },
@@ -282,11 +272,10 @@ export class Manager implements ManagerView {
     // an entry and a decision view per partition per cycle were most of what a record kept
     const slots = this.slots;
     const n = slots.length;
-    const cols = this.recordColumns;
-    const status = cols.status.start(n);
-    const rows = cols.rows.start(n);
-    const directives = cols.directives.start(n);
-    const writtenBy = cols.written.start(n);
+    const status: CycleRecord["partitions"][number]["status"][] = new Array(n);
+    const rows: number[] = new Array(n);
+    const directives: (Directive | null)[] = new Array(n);
+    const writtenBy: (string[] | undefined)[] = new Array(n);
     let errors: (WeirErrorInfo | undefined)[] | null = null;
     let tpObjects: (Throughput | null)[] | null = null;
     for (let k = 0; k < n; k++) {
@@ -319,13 +308,13 @@ export class Manager implements ManagerView {
       },
       new CyclePartitions({
         ids: this.ids,
-        status: cols.status.done(),
-        rows: cols.rows.done(),
+        status,
+        rows,
         throughput: columns,
         throughputObjects: tpObjects,
         decisions: out.decisions,
-        directives: cols.directives.done(),
-        written: cols.written.done(),
+        directives,
+        written: writtenBy,
         errors,
       }),
       {

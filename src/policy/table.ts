@@ -5,7 +5,6 @@
 // `throughputColumnsOf`). Object views (a Throughput, a Directive, a Decision) are built only
 // for the readers that want one (the API, a log line, the `why`). Pure.
 import type { PartitionId, PartitionSpec, Throughput } from "../core/model.ts";
-import { sameBytes } from "./bytes.ts";
 import {
   GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO,
   importanceOf,
@@ -240,22 +239,11 @@ export function throughputColumnsOf(
   table: PartitionTable,
   throughput: ReadonlyMap<PartitionId, Throughput>,
 ): ThroughputColumns {
-  const c = throughputColumns(table.size);
-  const exact = new Float64Array(table.size * 4);
-  const objects = fillThroughputColumns(c, exact, table, throughput);
-  return objects === null ? { ...c, exact } : { ...c, objects, exact };
-}
-
-/** Fill zeroed columns `c` and `exact` from the map (throughputColumnsOf); the objects kept as such, or null. */
-function fillThroughputColumns(
-  c: ThroughputColumns,
-  exact: Float64Array,
-  table: PartitionTable,
-  throughput: ReadonlyMap<PartitionId, Throughput>,
-): Array<Throughput | null> | null {
   const n = table.size;
   const ids = table.ids;
+  const exact = new Float64Array(n * 4);
   let objects: Array<Throughput | null> | null = null;
+  const c = throughputColumns(n);
   const put = (k: number, tp: Throughput) => {
     setThroughput(c, k, tp);
     const shape = sampledShape(tp, ids[k]!);
@@ -285,88 +273,7 @@ function fillThroughputColumns(
         const tp = throughput.get(ids[k]!);
         if (tp) put(k, tp);
       }
-  return objects;
-}
-
-/** The Float64 columns of ThroughputColumns, in the order throughputColumns lays them out. */
-const F64_COLUMNS = [
-  "windowMs",
-  "offeredPacketsPerSec",
-  "servedPacketsPerSec",
-  "droppedPacketsPerSec",
-  "cpuCores",
-  "throttledFraction",
-  "cpuDelayFraction",
-  "rawVelocityPacketsPerCpuSec",
-] as const;
-
-/**
- * throughputColumnsOf for a caller that makes the columns every cycle and keeps them (the
- * manager: a cycle's record keeps its columns for the history's length). Each cycle's columns
- * are filled in a reused buffer, then every column (and `has`, `exact`) that holds bit for bit
- * what the last call's did is that column itself, shared, and only the others are copied into
- * a new buffer. At idle partitions most columns repeat from cycle to cycle (every one but
- * `windowMs`, whose window jitters, in a `weir run` of 100 idle partitions); a record then keeps
- * about 1 KB of its own instead of 9.7 KB (docs/performance.md, ovh17). The columns it returns
- * read exactly as throughputColumnsOf's and are never written again, by it or by anyone: the
- * step and the records only read them.
- */
-export class RepeatingThroughputColumns {
-  #fill: ThroughputColumns | null = null;
-  #fillExact = new Float64Array(0);
-  #last: ThroughputColumns | null = null;
-
-  of(table: PartitionTable, throughput: ReadonlyMap<PartitionId, Throughput>): ThroughputColumns {
-    const n = table.size;
-    let fill = this.#fill;
-    if (fill === null || fill.size !== n) {
-      fill = throughputColumns(n);
-      this.#fill = fill;
-      this.#fillExact = new Float64Array(n * 4);
-    } else {
-      new Float64Array(fill.windowMs.buffer).fill(0);
-      fill.has.fill(0);
-      this.#fillExact.fill(0);
-    }
-    const fillExact = this.#fillExact;
-    const objects = fillThroughputColumns(fill, fillExact, table, throughput);
-    const last = this.#last !== null && this.#last.size === n ? this.#last : null;
-    // bit k set: column F64_COLUMNS[k] repeats last call's
-    let repeats = 0;
-    let changed = 0;
-    for (let k = 0; k < F64_COLUMNS.length; k++) {
-      const col = F64_COLUMNS[k]!;
-      if (last !== null && sameBytes(fill[col], last[col])) repeats |= 1 << k;
-      else changed++;
-    }
-    const own = new Float64Array(changed * n);
-    let at = 0;
-    const column = (k: number): Float64Array => {
-      const col = F64_COLUMNS[k]!;
-      if ((repeats & (1 << k)) !== 0) return last![col];
-      const mine = own.subarray(at * n, ++at * n);
-      mine.set(fill[col]);
-      return mine;
-    };
-    const lastExact = last?.exact;
-    const c: ThroughputColumns = {
-      size: n,
-      has: last !== null && sameBytes(fill.has, last.has) ? last.has : fill.has.slice(),
-      windowMs: column(0),
-      offeredPacketsPerSec: column(1),
-      servedPacketsPerSec: column(2),
-      droppedPacketsPerSec: column(3),
-      cpuCores: column(4),
-      throttledFraction: column(5),
-      cpuDelayFraction: column(6),
-      rawVelocityPacketsPerCpuSec: column(7),
-      ...(objects !== null ? { objects } : {}),
-      exact:
-        lastExact !== undefined && sameBytes(fillExact, lastExact) ? lastExact : fillExact.slice(),
-    };
-    this.#last = c;
-    return c;
-  }
+  return objects === null ? { ...c, exact } : { ...c, objects, exact };
 }
 
 /** Whether row `i` holds a window (what throughputAt would give non-null for), building nothing. */

@@ -7,7 +7,7 @@ import type { WeirDecision } from "./decision.ts";
 import { bandOf, cpuCountForAllocation, keepWeight, weightBands } from "./express.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
 import { weightForAllocation } from "./rules.ts";
-import { partitionTable, throughputColumnsOf } from "./table.ts";
+import { partitionTable } from "./table.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
 import type { Policy, PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
 import { createWeirPolicy, deadbandCpuMillis, rowsByClass, weirPolicy } from "./weir.ts";
@@ -2036,88 +2036,4 @@ describe("rowsByClass", () => {
     );
     expect(goalRows).toEqual(goalRows.slice().sort((a, b) => a - b));
   });
-});
-
-describe("an output that repeats last step's keeps last step's arena (sharedArena)", () => {
-  // Idle windows repeat, so the step's output repeats bit for bit; the output then keeps last
-  // step's arena instead of one of its own. Every output must read the same as a step that
-  // shares nothing (a state from JSON, read by id into fresh arrays) and must never change
-  // after it is returned, whatever the steps after it share or write.
-  const specs: PartitionSpec[] = [
-    spec("web", { minCpuMillis: 100, maxCpuMillis: 2000, importance: 2 }),
-    spec("api", { minCpuMillis: 50, maxCpuMillis: 1500, goalPacketsPerSec: 2000 }),
-    spec("idle", { minCpuMillis: 20, maxCpuMillis: 1000 }),
-    spec("batch", { minCpuMillis: 0, maxCpuMillis: 4000, kind: "batch", importance: 5 }),
-  ];
-  const table = partitionTable(specs);
-  const idle = (): Throughput[] => specs.map((s) => throughput(s.id, { cpuCores: 0.01 }));
-  const busy = (rnd: () => number): Throughput[] =>
-    specs.map((s) =>
-      throughput(s.id, {
-        offeredPacketsPerSec: 1000 + rnd() * 5000,
-        servedPacketsPerSec: 1000 + rnd() * 3000,
-        cpuCores: rnd() * 1.5,
-        cpuDelayFraction: rnd() * 0.5,
-        rawVelocityPacketsPerCpuSec: 2000 + rnd() * 3000,
-      }),
-    );
-  // 15 idle windows, 15 busy ones, 15 idle again
-  const rnd = seeded(17);
-  const seq: Throughput[][] = [
-    ...Array.from({ length: 15 }, idle),
-    ...Array.from({ length: 15 }, () => busy(rnd)),
-    ...Array.from({ length: 15 }, idle),
-  ];
-
-  const read = (out: ReturnType<NonNullable<Policy["stepTable"]>>) => ({
-    cpuMillis: Array.from(out.directives.cpuMillis),
-    directives: Array.from({ length: table.size }, (_, i) => out.directives.at(i)),
-    decisions: Array.from({ length: table.size }, (_, i) =>
-      JSON.parse(JSON.stringify(out.decisions.at(i))),
-    ),
-    why: Array.from({ length: table.size }, (_, i) => out.decisions.at(i)?.why),
-  });
-
-  const run = (k: PolicyKnobs, fromJson: boolean) => {
-    const policy = createWeirPolicy();
-    let state = policy.initialState();
-    const outs: ReturnType<NonNullable<Policy["stepTable"]>>[] = [];
-    const atStep: ReturnType<typeof read>[] = []; // each output as read right after its step
-    seq.forEach((tps, c) => {
-      const out = policy.stepTable!(
-        {
-          nowMs: c * 100,
-          knobs: k,
-          table,
-          throughput: throughputColumnsOf(table, new Map(tps.map((t) => [t.partition, t]))),
-        },
-        state,
-      );
-      outs.push(out);
-      atStep.push(read(out));
-      state = fromJson ? (JSON.parse(JSON.stringify(out.state)) as PolicyState) : out.state;
-    });
-    return { outs, atStep };
-  };
-
-  for (const [name, k] of [
-    ["default knobs", knobs(3000)],
-    ["goal margins by cycles", knobs(3000, { goalCycleFraction: 0.99 })],
-  ] as const) {
-    it(`reads as a step that shares nothing, and no later step changes it (${name})`, () => {
-      const { outs, atStep } = run(k, false);
-      const reference = run(k, true).atStep;
-      const buffer = (o: (typeof outs)[number]) => (o.directives.cpuMillis as Float64Array).buffer;
-      let shared = 0;
-      for (let c = 0; c < seq.length; c++) {
-        expect(atStep[c], `cycle ${c}`).toEqual(reference[c]);
-        if (c > 0 && buffer(outs[c]!) === buffer(outs[c - 1]!)) shared++;
-      }
-      // the idle stretches repeat and share; the busy one does not
-      expect(shared).toBeGreaterThan(10);
-      for (let c = 16; c < 30; c++) expect(buffer(outs[c]!)).not.toBe(buffer(outs[c - 1]!));
-      // read again after every later step ran: nothing an output holds was written since
-      expect(outs.map(read)).toEqual(atStep);
-    });
-  }
 });

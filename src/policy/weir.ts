@@ -24,7 +24,6 @@ import {
   Mode,
 } from "./allocate.ts";
 import { nextBatchSuppression } from "./batch.ts";
-import { sameBytes } from "./bytes.ts";
 import { packBits, StepDecisions, type StepReasons } from "./decision.ts";
 import {
   assessDemandRows,
@@ -113,12 +112,6 @@ class Scratch {
   yieldGuess = 6;
   /** The rows the donor cap may apply to (donor-cap.ts donorCaps' `rows`). */
   dcRows = new Int32Array(1);
-  /**
-   * The buffer the next step writes its output arena into, zeroed before each step: never one
-   * an output holds (an output takes it, and the next step gets a fresh one, only when its
-   * values differ from last step's; see sharedArena).
-   */
-  #arena: ArrayBuffer | null = null;
   /** rowsByClass of `classTable` (kept while the step gets the same table). */
   classTable: PartitionTable | null = null;
   classOrder: Int32Array = new Int32Array(1);
@@ -130,23 +123,6 @@ class Scratch {
       this.classTable = t;
     }
     return this.classOrder;
-  }
-
-  /** A zeroed buffer of `bytes` for this step's output arena (see #arena). */
-  arena(bytes: number): ArrayBuffer {
-    const a = this.#arena;
-    if (a !== null && a.byteLength === bytes) {
-      new Uint8Array(a).fill(0);
-      return a;
-    }
-    const fresh = new ArrayBuffer(bytes);
-    this.#arena = fresh;
-    return fresh;
-  }
-
-  /** This step's output keeps the arena: the next step gets a fresh one. */
-  handOutArena(): void {
-    this.#arena = null;
   }
 
   /** `f` Float64Arrays and `u` Uint8Arrays of length n (views into reused buffers). */
@@ -326,65 +302,6 @@ interface DemandSummary {
   dcCount: number;
 }
 
-/** The views of a step's output arena: Float64 arrays first (aligned), then the Uint8 ones. */
-interface ArenaViews {
-  final: Float64Array;
-  demand: Float64Array;
-  velocity: Float64Array;
-  ideal: Float64Array;
-  weights: Float64Array;
-  donorSetpoint: Float64Array;
-  /** NO_GOAL_MARGIN without goal margins by cycles (f64s 6). */
-  goalMargin: Float64Array;
-  bits: Uint8Array;
-  flags: Uint8Array;
-  capCode: Uint8Array;
-}
-
-function arenaViews(arena: ArrayBuffer, n: number, f64s: number): ArenaViews {
-  const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
-  const u = (k: number): Uint8Array => new Uint8Array(arena, f64s * n * 8 + k * n, n);
-  return {
-    final: f(0),
-    demand: f(1),
-    velocity: f(2),
-    ideal: f(3),
-    weights: f(4),
-    donorSetpoint: f(5),
-    goalMargin: f64s > 6 ? f(6) : NO_GOAL_MARGIN,
-    bits: u(0),
-    flags: u(1),
-    capCode: u(2),
-  };
-}
-
-/**
- * Last step's arena, as views, when `prev` is read from it (the packed state the last step
- * returned, aligned with this table: same rows, same layout) and it holds bit for bit what
- * this step wrote in `arena`; else null. A cycle whose partitions are idle mostly repeats last
- * cycle's output, and an output is kept as long as its cycle's record (the manager's history):
- * sharing one arena between such outputs keeps one buffer where each cycle kept its own
- * (docs/performance.md, ovh17). No output ever writes to an arena once it is returned.
- */
-function sharedArena(
-  arena: ArrayBuffer,
-  prev: Previous,
-  n: number,
-  f64s: number,
-): ArenaViews | null {
-  const last = prev.cpuMillis.buffer;
-  if (
-    last === arena ||
-    last.byteLength !== arena.byteLength ||
-    prev.cpuMillis.byteOffset !== 0 ||
-    prev.flags.buffer !== last ||
-    prev.flags.byteOffset !== f64s * n * 8 + n ||
-    !sameBytes(new Uint8Array(last), new Uint8Array(arena))
-  )
-    return null;
-  return arenaViews(last as ArrayBuffer, n, f64s);
-}
-
 function step(
   input: TableInput,
   state: PolicyState,
@@ -408,13 +325,12 @@ function step(
   // they are (the previous state's, when it is aligned with this table), never copied.
   // Goal margins by cycles get a column only with goalCycleFraction > 0 (written on goal rows
   // only; 0 = none); otherwise an empty one, which every reader takes as none.
-  // The arena is written in a buffer of the scratch's; when it ends up holding bit for bit
-  // what last step's output holds, the output keeps last step's arena instead (sharedArena).
   const byCycles = knobs.goalCycleFraction > 0;
   const f64s = byCycles ? 7 : 6;
-  const arena = sc.arena(n * (f64s * 8 + 3));
-  const o = arenaViews(arena, n, f64s);
-  const goalMargin = o.goalMargin;
+  const arena = new ArrayBuffer(n * (f64s * 8 + 3)); // Float64 arrays first: aligned
+  const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
+  const u = (k: number): Uint8Array => new Uint8Array(arena, f64s * n * 8 + k * n, n);
+  const goalMargin = byCycles ? f(6) : NO_GOAL_MARGIN;
   const buf = sc.fit(n, 8, 10);
   const [target, prevNeed, post0, post1, effectiveMin, leftover, weightFloor, ruleDemand] =
     buf.f64 as [
@@ -451,7 +367,7 @@ function step(
     Uint8Array,
   ];
   dcEligible.fill(0);
-  const velocity = o.velocity;
+  const velocity = f(2);
   const prev = previousOf(state, t);
   dcCapped.fill(0);
   const s: StepArrays = {
@@ -460,18 +376,18 @@ function step(
     cols,
     capacity,
     probeStep: minProbeStep(deadband),
-    final: o.final,
-    demand: o.demand,
+    final: f(0),
+    demand: f(1),
     velocity,
-    ideal: o.ideal,
+    ideal: f(3),
     leftover,
     effectiveMin,
-    weights: o.weights,
+    weights: f(4),
     overGoal,
-    donorSetpoint: o.donorSetpoint.fill(Number.NaN),
-    bits: o.bits,
-    flags: o.flags,
-    capCode: o.capCode,
+    donorSetpoint: f(5).fill(Number.NaN),
+    bits: u(0),
+    flags: u(1),
+    capCode: u(2),
     prev,
     target,
     prevNeed,
@@ -609,11 +525,6 @@ function step(
     order,
   );
 
-  // what the output keeps: this step's arena, or last step's where it holds the same bytes
-  const kept = sharedArena(arena, prev, n, f64s);
-  if (kept === null) sc.handOutArena();
-  const out = kept ?? o;
-
   const reasons: StepReasons = {
     context: {
       knobs,
@@ -623,33 +534,33 @@ function step(
     table: t,
     throughput: cols,
     prevDemand: s.prev.demand,
-    ideal: out.ideal,
+    ideal: s.ideal,
     // the decisions keep these only where they say something: else the table's mins (every
     // guarantee honoured: allocate copies them) and no left-over
     leftover: allocated.leftoverShared ? s.leftover.slice() : zeros(n),
     effectiveMin: allocated.guaranteesCut ? s.effectiveMin.slice() : t.minCpuMillis,
-    bits: out.bits,
-    capCode: out.capCode,
+    bits: s.bits,
+    capCode: s.capCode,
     batchSuppressed: suppressBatch,
     prevWeight: s.prev.weight,
     prevFlags: s.prev.flags,
     prevGoalMargin: s.prev.goalMargin,
     yieldTo: found.yieldTo,
-    weights: out.weights,
+    weights: s.weights,
     weightFloorAt: useWeightFloor ? s.weightFloorAt : null,
-    demand: out.demand,
+    demand: s.demand,
     previous: s.prev.cpuMillis,
-    cpuMillis: out.final,
-    velocity: out.velocity,
-    donorSetpoint: out.donorSetpoint,
-    goalMargin: out.goalMargin,
+    cpuMillis: s.final,
+    velocity: s.velocity,
+    donorSetpoint: s.donorSetpoint,
+    goalMargin,
   };
   return {
     directives: new StepDirectives(
       t,
-      out.final,
-      out.weights,
-      out.capCode,
+      s.final,
+      s.weights,
+      s.capCode,
       capacity,
       knobs.burstFraction,
       knobs.donorCapPeriodMs * 1000,
@@ -658,13 +569,13 @@ function step(
     state: packedState(
       {
         ids: t.ids,
-        cpuMillis: out.final,
-        demand: out.demand,
-        velocity: out.velocity,
-        weight: out.weights,
-        flags: out.flags,
-        donorSetpoint: out.donorSetpoint,
-        goalMargin: out.goalMargin,
+        cpuMillis: s.final,
+        demand: s.demand,
+        velocity: s.velocity,
+        weight: s.weights,
+        flags: s.flags,
+        donorSetpoint: s.donorSetpoint,
+        goalMargin,
       },
       batch,
     ),
