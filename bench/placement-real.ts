@@ -73,12 +73,11 @@ export type Variant = (typeof VARIANTS)[number];
  */
 const ALL_LOADS = ["udp", "udp-staggered", "tcp"] as const;
 type LoadKind = (typeof ALL_LOADS)[number];
-const DEFAULT_LOADS: LoadKind[] = ["udp", "udp-staggered", "tcp"];
 
 /** `--loads udp,udp-staggered,tcp` (any of them, comma-separated) from argv; default all three. */
 export function parseLoadsOption(argv: string[]): LoadKind[] {
   const i = argv.indexOf("--loads");
-  if (i < 0) return [...DEFAULT_LOADS];
+  if (i < 0) return [...ALL_LOADS];
   const v = (argv[i + 1] ?? "").split(",");
   if (v.some((x) => !(ALL_LOADS as readonly string[]).includes(x)))
     throw new Error(

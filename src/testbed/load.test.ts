@@ -167,12 +167,20 @@ describe("runLoad (loopback)", () => {
         durationMs: 1000,
         maxPackets: 10_000,
         timeoutMs: 50,
-        tickMs: 20,
+        // A long tick: on a busy machine an event loop that wakes 10 ms late fires both
+        // targets' timers together, which would hide a short offset.
+        tickMs: 100,
+        // No credit cut at a late tick: the accounting below expects the whole schedule.
+        maxBurstMs: 1000,
         ...(targetPhase ? { targetPhase } : {}),
       });
       for (const s of socks) s.close();
-      expect(r.targets.map((t) => t.sent)).toEqual([expect.any(Number), expect.any(Number)]);
-      expect(Math.min(...r.targets.map((t) => t.sent))).toBeGreaterThan(100);
+      // Every target gets its whole schedule, the late-phase one too (credited up to the end).
+      for (const t of r.targets) {
+        expect(t.sent).toBeGreaterThanOrEqual(t.scheduled - 1);
+        expect(t.sent).toBeLessThanOrEqual(t.scheduled + 1);
+      }
+      consistent(r);
       // For each of t1's arrivals, how long after t0's latest arrival it came.
       const gaps = arrivals[1]!.flatMap((at) => {
         const before = arrivals[0]!.filter((x) => x <= at + 0.5);
@@ -181,11 +189,11 @@ describe("runLoad (loopback)", () => {
       return gaps.sort((x, y) => x - y)[Math.floor(gaps.length / 2)]!;
     };
     // Aligned: both batches go out on one tick (gap ~0). Staggered: t1's go out half a tick
-    // (10 ms) after t0's. Generous bounds: timers on a busy machine fire late.
-    expect(await gapsMs()).toBeLessThan(3);
+    // (50 ms) after t0's. Generous bounds: timers on a busy machine fire late.
+    expect(await gapsMs()).toBeLessThan(10);
     const staggered = await gapsMs("staggered");
-    expect(staggered).toBeGreaterThan(5);
-    expect(staggered).toBeLessThan(16);
+    expect(staggered).toBeGreaterThan(25);
+    expect(staggered).toBeLessThan(80);
     await expect(
       runLoad({
         targets: [{ name: "a", addr: "127.0.0.1", port: server.port }],

@@ -323,37 +323,32 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     const settle = (nowMs: number) => {
       const t = Math.min(nowMs - start, opts.durationMs);
       if (t - lastReportT >= reportIntervalMs) report(t);
-      if (totalSent >= opts.maxPackets) stop("maxPackets");
-      else if (t >= opts.durationMs) stop("duration");
+      if (totalSent >= opts.maxPackets) return stop("maxPackets");
+      if (t < opts.durationMs) return;
+      // Staggered targets whose tick has not come yet get their credit up to the end too.
+      for (const r of runs) credit(r, nowMs);
+      stop("duration");
     };
-    if (targetPhase === "aligned") {
-      timers.push(
-        setInterval(() => {
-          const nowMs = performance.now();
-          for (const r of runs) credit(r, nowMs);
-          settle(nowMs);
-        }, tickMs),
-      );
-    } else {
-      runs.forEach((r, i) => {
-        const tickOne = () => {
-          if (stopped) return;
-          const nowMs = performance.now();
-          credit(r, nowMs);
-          settle(nowMs);
-        };
-        const offsetMs = Math.round((i * tickMs) / runs.length);
-        if (offsetMs === 0) timers.push(setInterval(tickOne, tickMs));
-        else
-          timers.push(
-            setTimeout(() => {
-              if (stopped) return;
-              tickOne();
-              timers.push(setInterval(tickOne, tickMs));
-            }, offsetMs),
-          );
-      });
-    }
+    // Aligned: one timer for every target. Staggered: a timer per target, group i starting
+    // i × tickMs ÷ groups after the first.
+    const groups = targetPhase === "aligned" ? [runs] : runs.map((r) => [r]);
+    groups.forEach((group, i) => {
+      const tick = () => {
+        if (stopped) return;
+        const nowMs = performance.now();
+        for (const r of group) credit(r, nowMs);
+        settle(nowMs);
+      };
+      const offsetMs = Math.round((i * tickMs) / groups.length);
+      if (offsetMs === 0) timers.push(setInterval(tick, tickMs));
+      else
+        timers.push(
+          setTimeout(() => {
+            tick();
+            if (!stopped) timers.push(setInterval(tick, tickMs));
+          }, offsetMs),
+        );
+    });
   });
   const sendingMs = performance.now() - start;
 
