@@ -92,6 +92,31 @@ export function deadbandCpuMillis(
   );
 }
 
+/**
+ * The step's passes in the order it runs them, as its pass marker names them (each name is
+ * marked when that pass ends; `demandAgain` only when the demand pass runs a second time).
+ */
+export const STEP_PASSES = [
+  "arena",
+  "rule",
+  "demand",
+  "demandAgain",
+  "donorCap",
+  "allocate",
+  "post",
+  "express",
+] as const;
+export type StepPass = (typeof STEP_PASSES)[number];
+
+/**
+ * Called at the end of each pass of every step, for bench/step-passes.ts's time per pass; null
+ * (no call) unless a benchmark sets it. It takes no part in the step's arithmetic.
+ */
+let passMarker: ((pass: StepPass) => void) | null = null;
+export function setStepPassMarker(marker: ((pass: StepPass) => void) | null): void {
+  passMarker = marker;
+}
+
 /** A read-only array of `n` zeros, shared by the steps' decisions (none of them writes to it). */
 let zeroRow = new Float64Array(0);
 function zeros(n: number): Float64Array {
@@ -433,12 +458,19 @@ function step(
   // The demand rule over every row in a loop of its own (demand.ts assessDemandRows), then the
   // pass that turns its columns into the allocation's inputs.
   // The rule, the pass that reads it and the weights' walk visit the rows by class (rowsByClass).
+  const mark = passMarker;
   const order = sc.rowsByClass(t);
+  if (mark !== null) mark("arena");
   assessDemandRows(cols, n, s.ruleInputs, knobs, s.rule, order);
+  if (mark !== null) mark("rule");
   // Receivers first needs the level yielded to, which only the whole pass finds: the pass
   // applies last step's, and runs again with this step's when that was not it.
   let found = assessDemand(s, sc.yieldGuess, order);
-  if (found.yieldTo !== sc.yieldGuess) found = assessDemand(s, found.yieldTo, order);
+  if (mark !== null) mark("demand");
+  if (found.yieldTo !== sc.yieldGuess) {
+    found = assessDemand(s, found.yieldTo, order);
+    if (mark !== null) mark("demandAgain");
+  }
   sc.yieldGuess = found.yieldTo;
   const donorCapped =
     found.leastImportantWanting > 1 &&
@@ -475,6 +507,7 @@ function step(
         setpoint: s.donorSetpoint,
       },
     ) > 0;
+  if (mark !== null) mark("donorCap");
 
   const problem: AllocationProblem = {
     capacityCpuMillis: capacity,
@@ -493,6 +526,7 @@ function step(
     { alloc: s.ideal, effectiveMin: s.effectiveMin, leftover: s.leftover },
     sc.alloc,
   );
+  if (mark !== null) mark("allocate");
   const frame: AllocationFrame = {
     capacityCpuMillis: capacity,
     deadbandCpuMillis: deadband,
@@ -507,6 +541,7 @@ function step(
   runPostProcessors(frame, postProcessors, s.final, marks, [post0, post1]);
   if (donorCapped)
     markDonorCapsReached(n, dcCapped, target, s.final, deadband, s.flags, s.dcRows, found.dcCount);
+  if (mark !== null) mark("post");
   const batch = found.anyBatch
     ? nextBatchSuppression(
         state.batch,
@@ -524,6 +559,7 @@ function step(
     useWeightFloor,
     order,
   );
+  if (mark !== null) mark("express");
 
   const reasons: StepReasons = {
     context: {
