@@ -6,8 +6,17 @@
 // between null (the object form) and NaN (the step's arrays) lives in one file.
 import type { Throughput } from "../core/model.ts";
 import { MILLIS_PER_CPU } from "../core/units.ts";
-import { goalBase, goalWeightBandFraction } from "./rules.ts";
-import { FLAG_RISING } from "./state.ts";
+import { wantsCpuFrom } from "./donor-cap.ts";
+import {
+  clamp,
+  demandTarget,
+  goalBase,
+  goalWeightBandFraction,
+  protectedNeed,
+  Source,
+  yieldingDemand,
+} from "./rules.ts";
+import { FLAG_MISSED_GOAL, FLAG_RISING } from "./state.ts";
 import { setThroughput, type ThroughputColumns, throughputColumns } from "./table.ts";
 import type { PolicyKnobs } from "./types.ts";
 
@@ -500,6 +509,45 @@ export function demandColumns(n: number, detail: boolean): DemandColumns {
 
 /** The order of a one-row call (the object form and the `why`). */
 const ROW_ZERO = new Int32Array(1);
+const NO_ROWS = new Int32Array(0);
+
+/**
+ * The step's demand pass (weir.ts assessDemand, the network rows' branch, the same expressions)
+ * on the rows the rule assesses, made in the rule's loop from the values it has just computed
+ * instead of in a pass of its own that read ~12 of the same columns back (−4 % of the step at
+ * 10,000 partitions, docs/performance.md step19). Needs DemandInputs.batch (so only network
+ * rows with a window are assessed) and `fromPrevious` (its `importance`), and goal margins not
+ * learnt by cycles. Its codes come as numbers (weir.ts fills them: Mode.demand, decision.ts
+ * packBits' bits) so this module imports neither (decision.ts imports this one). What it finds
+ * across rows (a minimum, a maximum, an or, the donor cap's rows in visiting order) is written
+ * back into it; the rows the rule skips are listed in `skipped` (the first `skippedCount`), in
+ * visiting order, for the step's pass over the others.
+ */
+export interface NetworkRowPass {
+  yieldTo: number;
+  lo: Float64Array;
+  hi: Float64Array;
+  demandMode: number;
+  hadPreviousBit: number;
+  yieldsBit: number;
+  mode: Uint8Array;
+  target: Float64Array;
+  eligible: Uint8Array;
+  demand: Float64Array;
+  prevNeed: Float64Array;
+  flags: Uint8Array;
+  rowBits: Uint8Array;
+  overGoal: Uint8Array;
+  dcRows: Int32Array;
+  skipped: Int32Array;
+  // found (written back)
+  missedAt: number;
+  congested: number;
+  leastImportantWanting: number;
+  receiverImportance: number;
+  dcCount: number;
+  skippedCount: number;
+}
 
 /** What assessDemandRows writes nothing to (a step keeps no `detail`). */
 const NO_COLUMN = new Float64Array(0);
@@ -523,6 +571,7 @@ export function assessDemandRows(
   knobs: PolicyKnobs,
   out: DemandColumns,
   order: Int32Array = ROW_ZERO,
+  pass: NetworkRowPass | null = null,
 ): void {
   const servedCol = c.servedPacketsPerSec;
   const coresCol = c.cpuCores;
@@ -596,6 +645,34 @@ export function assessDemandRows(
   const TRAFFIC = DemandKindCode.traffic;
   const PROBE = DemandKindCode.probe;
   const IDLE = DemandKindCode.idle;
+  // the step's demand pass on these rows (NetworkRowPass), when given
+  const passing = pass !== null;
+  const yieldTo = pass?.yieldTo ?? 6;
+  const yielding = +(yieldTo <= 5);
+  const los = pass?.lo ?? NO_COLUMN;
+  const his = pass?.hi ?? NO_COLUMN;
+  const rowImportance = pass !== null ? (from?.importance ?? NO_BYTES) : NO_BYTES;
+  const demandMode = pass?.demandMode ?? 0;
+  const hadPreviousBit = pass?.hadPreviousBit ?? 0;
+  const yieldsBit = pass?.yieldsBit ?? 0;
+  const modeOut = pass?.mode ?? NO_BYTES;
+  const targetOut = pass?.target ?? NO_COLUMN;
+  const eligibleOut = pass?.eligible ?? NO_BYTES;
+  const demandOut = pass?.demand ?? NO_COLUMN;
+  const prevNeedOut = pass?.prevNeed ?? NO_COLUMN;
+  const flagsOut = pass?.flags ?? NO_BYTES;
+  const rowBitsOut = pass?.rowBits ?? NO_BYTES;
+  const overGoalOut = pass?.overGoal ?? NO_BYTES;
+  const dcRows = pass?.dcRows ?? NO_ROWS;
+  const skippedOut = pass?.skipped ?? NO_ROWS;
+  let missedAt = 6;
+  let congested = 0;
+  let leastImportantWanting = 0;
+  let receiverImportance = 6;
+  let dcCount = 0;
+  let skippedCount = 0;
+  const missedFlag = FLAG_MISSED_GOAL;
+  const NETWORK = Source.network;
   for (let k = 0; k < n; k++) {
     const i = order[k]!;
     let velocity: number;
@@ -609,7 +686,10 @@ export function assessDemandRows(
     } else velocity = velocities[i]!;
     // no reader asks for a batch row's or a row's without a window (DemandInputs.batch): one
     // jump on an or, not two (the step's class order puts a block's batch rows first)
-    if (skipping && (batchCol[i]! | (hasCol[i]! ^ 1)) === 1) continue;
+    if (skipping && (batchCol[i]! | (hasCol[i]! ^ 1)) === 1) {
+      if (passing) skippedOut[skippedCount++] = i;
+      continue;
+    }
     const prevCpuMillis = prevCpus[i]!;
     const hasPrev = !Number.isNaN(prevCpuMillis);
     const prevDemandCpuMillis = prevDemands[i]!;
@@ -825,6 +905,43 @@ export function assessDemandRows(
       (+rising << 7);
     useNeeds[i] = useNeed;
     demands[i] = demand;
+    if (passing) {
+      // weir.ts assessDemand's network row, on this row's values (the same expressions)
+      const min = los[i]!;
+      const max = his[i]!;
+      const imp = rowImportance[i]!;
+      const misses = +missesGoal;
+      const missedBefore = +((prevFlags[i]! & missedFlag) === missedFlag);
+      flagsOut[i] = (+rising * risingFlag) | (misses * missedFlag);
+      const noGoal = +!(goal > 0);
+      const missing = misses & missedBefore;
+      if (missing === 1 && imp < missedAt) missedAt = imp;
+      congested |= (+delayed | +dropping) & +(kind !== IDLE);
+      if (
+        imp > leastImportantWanting &&
+        wantsCpuFrom(kind === IDLE, throttled, dropping, delay, delayThreshold)
+      )
+        leastImportantWanting = imp;
+      const dcRow = (noGoal ^ 1) & +!Number.isNaN(velocity);
+      dcRows[dcCount] = i;
+      dcCount += dcRow;
+      modeOut[i] = demandMode;
+      const drop = yielding & ((missing & +(imp !== yieldTo)) | noGoal);
+      const yields = noGoal & +(imp > yieldTo);
+      const wanted = demand;
+      const demanded = Math.min(wanted, max);
+      const claim = yields === 1 ? yieldingDemand(demanded, useNeed) : wanted;
+      targetOut[i] = demandTarget(claim, min, max);
+      eligibleOut[i] = (+receiver | noGoal) & (drop - 1);
+      demandOut[i] = yields === 1 ? claim : demanded;
+      prevNeedOut[i] = donor
+        ? clamp(wanted, min, max)
+        : protectedNeed(NETWORK, prevCpuMillis, prevDemandCpuMillis, min, max);
+      rowBitsOut[i] = (+hasPrev * hadPreviousBit) | (yields * yieldsBit);
+      const pi = performanceIndexOrNaN(goal, servedRaw);
+      overGoalOut[i] = +(pi > 1);
+      if (pi > 1 && imp < receiverImportance) receiverImportance = imp;
+    }
     if (keep) {
       usedOut[i] = used;
       trafficOut[i] = trafficNeed;
@@ -833,6 +950,14 @@ export function assessDemandRows(
       goalFloorOut[i] = goalFloor;
       undonatedOut[i] = smoothed;
     }
+  }
+  if (pass !== null) {
+    pass.missedAt = missedAt;
+    pass.congested = congested;
+    pass.leastImportantWanting = leastImportantWanting;
+    pass.receiverImportance = receiverImportance;
+    pass.dcCount = dcCount;
+    pass.skippedCount = skippedCount;
   }
 }
 

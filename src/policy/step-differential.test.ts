@@ -124,6 +124,43 @@ describe("weir step: fast paths give the plain paths' output", () => {
     // default ran out there): a generous bound for a busy machine, not a speed check
   }, 120_000);
 
+  it("the demand pass made in the rule's loop (NetworkRowPass) steps as the pass in a loop of its own", () => {
+    const rnd = seeded(19);
+    let yielded = 0;
+    let checked = 0;
+    for (let round = 0; round < 6; round++) {
+      const specs = fleet(20 + Math.floor(rnd() * 400), rnd);
+      const knobs = {
+        ...defaultPolicyKnobs(Math.max(2000, specs.length * (60 + rnd() * 200))),
+        leftover: (["batch-first", "share", "idle"] as const)[round % 3]!,
+        // goal margins by cycles: the rule assesses every row and the step keeps the pass apart
+        goalCycleFraction: round === 5 ? 0.9 : 0,
+      };
+      const fused = createWeirPolicy();
+      const separate = createWeirPolicy({ separateDemandPass: true });
+      let a: PolicyState = fused.initialState();
+      let b: PolicyState = separate.initialState();
+      const table = partitionTable(specs);
+      const row = new Map(table.ids.map((id, i) => [id, i]));
+      for (let c = 0; c < 40; c++) {
+        const cols = throughputColumns(table.size);
+        for (const [id, tp] of windows(specs, rnd)) setThroughput(cols, row.get(id)!, tp);
+        const input = { nowMs: c * 100, knobs, table, throughput: cols };
+        const outA = fused.stepTable!(input, a);
+        const outB = separate.stepTable!(input, b);
+        // every directive, decision (with its why) and the next state
+        const shown = seenTable(outA);
+        expect(shown).toBe(seenTable(outB));
+        yielded += shown.split("so this importance-").length - 1;
+        checked += table.size;
+        a = outA.state;
+        b = outB.state;
+      }
+    }
+    expect(checked).toBeGreaterThan(6 * 40 * 20);
+    expect(yielded).toBeGreaterThan(0);
+  }, 120_000);
+
   it("a throughput map in spec order, shuffled, or with stray keys steps alike (300 random cycles)", () => {
     const rnd = seeded(12);
     for (let round = 0; round < 6; round++) {

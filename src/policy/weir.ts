@@ -31,6 +31,7 @@ import {
   type DemandColumns,
   type DemandInputs,
   DemandKindCode,
+  type NetworkRowPass,
   performanceIndexOrNaN,
 } from "./demand.ts";
 import { donorCaps, markDonorCapsReached, wantsCpuFrom } from "./donor-cap.ts";
@@ -137,6 +138,8 @@ class Scratch {
   yieldGuess = 6;
   /** The rows the donor cap may apply to (donor-cap.ts donorCaps' `rows`). */
   dcRows = new Int32Array(1);
+  /** The rows the demand rule skips (NetworkRowPass.skipped). */
+  skipped = new Int32Array(1);
   /** rowsByClass of `classTable` (kept while the step gets the same table). */
   classTable: PartitionTable | null = null;
   classOrder: Int32Array = new Int32Array(1);
@@ -157,6 +160,7 @@ class Scratch {
       this.u8 = Array.from({ length: u }, () => new Uint8Array(n));
       this.alloc = createAllocationScratch(n);
       this.dcRows = new Int32Array(Math.max(1, n));
+      this.skipped = new Int32Array(Math.max(1, n));
       this.size = n;
     }
     return {
@@ -175,14 +179,20 @@ export interface WeirPolicyOptions {
    * (scenarios-real; docs/control-law.md says what it measured).
    */
   weightFloor?: boolean;
+  /**
+   * The demand pass in a loop of its own after the rule, as before the rule made it on its rows
+   * (NetworkRowPass): the same output (step-differential.test.ts checks it), for that check.
+   */
+  separateDemandPass?: boolean;
 }
 
 export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
   const postProcessors = opts.postProcessors ?? defaultPostProcessors;
   const weightFloor = opts.weightFloor ?? false;
+  const fuseDemandPass = !(opts.separateDemandPass ?? false);
   const scratch = new Scratch();
   const stepTable = (input: TableInput, state: PolicyState): WeirTableOutput =>
-    step(input, state, postProcessors, scratch, weightFloor);
+    step(input, state, postProcessors, scratch, weightFloor, fuseDemandPass);
   return {
     name: "weir",
     initialState: (): PolicyState => ({ partitions: {} }),
@@ -333,6 +343,7 @@ function step(
   postProcessors: readonly PostProcessor[],
   sc: Scratch,
   useWeightFloor: boolean,
+  fuseDemandPass: boolean,
 ): WeirTableOutput {
   const t = input.table;
   const knobs = fixedShapeKnobs(input.knobs);
@@ -461,14 +472,56 @@ function step(
   const mark = passMarker;
   const order = sc.rowsByClass(t);
   if (mark !== null) mark("arena");
-  assessDemandRows(cols, n, s.ruleInputs, knobs, s.rule, order);
-  if (mark !== null) mark("rule");
   // Receivers first needs the level yielded to, which only the whole pass finds: the pass
   // applies last step's, and runs again with this step's when that was not it.
-  let found = assessDemand(s, sc.yieldGuess, order);
+  let found: DemandSummary;
+  if (fuseDemandPass && !byCycles) {
+    // The rule assesses only the network rows with a window (DemandInputs.batch), and makes the
+    // demand pass's numbers for them in the same loop (NetworkRowPass); the pass then visits
+    // only the rows the rule skipped.
+    const pass: NetworkRowPass = {
+      yieldTo: sc.yieldGuess,
+      lo: t.minCpuMillis,
+      hi: t.maxCpuMillis,
+      demandMode: Mode.demand,
+      hadPreviousBit: packBits(0, 0, false, true, false),
+      yieldsBit: packBits(0, 0, false, false, true),
+      mode,
+      target,
+      eligible,
+      demand: s.demand,
+      prevNeed,
+      flags: s.flags,
+      rowBits: s.bits,
+      overGoal,
+      dcRows: s.dcRows,
+      skipped: sc.skipped,
+      missedAt: 6,
+      congested: 0,
+      leastImportantWanting: 0,
+      receiverImportance: 6,
+      dcCount: 0,
+      skippedCount: 0,
+    };
+    assessDemandRows(cols, n, s.ruleInputs, knobs, s.rule, order, pass);
+    if (mark !== null) mark("rule");
+    const rest = assessDemand(s, sc.yieldGuess, pass.skipped, pass.skippedCount);
+    found = {
+      receiverImportance: Math.min(rest.receiverImportance, pass.receiverImportance),
+      yieldTo: Math.min(rest.yieldTo, pass.missedAt),
+      congested: rest.congested || pass.congested === 1,
+      anyBatch: rest.anyBatch,
+      leastImportantWanting: Math.max(rest.leastImportantWanting, pass.leastImportantWanting),
+      dcCount: pass.dcCount,
+    };
+  } else {
+    assessDemandRows(cols, n, s.ruleInputs, knobs, s.rule, order);
+    if (mark !== null) mark("rule");
+    found = assessDemand(s, sc.yieldGuess, order, n);
+  }
   if (mark !== null) mark("demand");
   if (found.yieldTo !== sc.yieldGuess) {
-    found = assessDemand(s, found.yieldTo, order);
+    found = assessDemand(s, found.yieldTo, order, n);
     if (mark !== null) mark("demandAgain");
   }
   sc.yieldGuess = found.yieldTo;
@@ -639,8 +692,11 @@ function step(
  * step's differs. The pass writes every number it owns in each row (no row keeps anything from
  * the first run), so the second run's output is the one a single pass with the right level
  * would make. The rule does not depend on the level: it runs once.
+ * The step's first run is split: the rule makes the network rows' part in its own loop
+ * (demand.ts NetworkRowPass) and this pass visits only the rows the rule skipped (`order`'s
+ * first `n`: the skipped list); a second run visits every row here.
  */
-function assessDemand(s: StepArrays, yieldTo: number, order: Int32Array): DemandSummary {
+function assessDemand(s: StepArrays, yieldTo: number, order: Int32Array, n: number): DemandSummary {
   const { knobs, t, cols, demand, velocity, overGoal, flags, target } = s;
   const { prevNeed, useNeed, mode, eligible } = s;
   const rowBits = s.bits;
@@ -650,7 +706,6 @@ function assessDemand(s: StepArrays, yieldTo: number, order: Int32Array): Demand
   const lo = t.minCpuMillis;
   const hi = t.maxCpuMillis;
   const importance = t.importance;
-  const n = t.size;
   const batch = t.batch;
   const goals = t.goalPacketsPerSec;
   const has = cols.has;
