@@ -256,17 +256,22 @@ async function start(
   void exited.then(() => {
     done = true;
   });
+  // a start that fails stops its process: it is not among the live ones cleanup() kills (run19
+  // found two such `weir run`s still running a quarter of an hour after their A/B had failed)
+  const fail = (message: string): never => {
+    child.kill("SIGKILL");
+    throw new Error(message);
+  };
   for (let i = 0; ; i++) {
-    if (done) throw new Error(`${variant.name}: weir run exited before its API answered: ${err}`);
-    if (i > 600) throw new Error(`${variant.name}: its API did not answer within 30 s`);
+    if (done) fail(`${variant.name}: weir run exited before its API answered: ${err}`);
+    if (i > 600) fail(`${variant.name}: its API did not answer within 30 s`);
     try {
       if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
     } catch {
       await sleep(50);
     }
   }
-  if (ranSources)
-    throw new Error(`${variant.name}: the bin ran the sources, not dist/ (npm run build first)`);
+  if (ranSources) fail(`${variant.name}: the bin ran the sources, not dist/ (npm run build first)`);
   return {
     variant,
     child,
