@@ -16,9 +16,16 @@
 // CPU is split into user and system time for the main thread and the rest. `--trace-gc` runs
 // every variant with node's `--trace-gc` and counts the collections in the window (scavenges,
 // mark-compacts, their pauses on the main thread): it costs a little CPU itself (a line
-// written per collection), the same for every variant.
+// written per collection), the same for every variant. `--trace-opt` (implies `--trace-gc`)
+// adds node's `--trace-opt` and `--trace-deopt` and counts TurboFan's finished compilations
+// in the window, their time (all, and the concurrent phase that runs on V8's helper thread),
+// the functions compiled most, and the deoptimisations by function and reason: what the
+// helper threads' CPU is spent on besides the collector. Their lines carry no time, so each
+// counts at the time of the `--trace-gc` line before it (the same stdout, in order): placed
+// to within one scavenge (~2 s) of when it happened. The lines are kept in
+// `<out>.<round>-<variant>.trace`.
 //   npx tsx bench/overhead-ab.ts [--rounds N] [--variants a,b,...] [--together] [--trace-gc]
-//     [--bin NAME=PATH ...] [--warmup-ms N] [--measure-ms N] [--out FILE]
+//     [--trace-opt] [--bin NAME=PATH ...] [--warmup-ms N] [--measure-ms N] [--out FILE]
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`).
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -33,9 +40,12 @@ import {
   parseHistogramTotals,
   parseProcCpuSplit,
   parseProcMemoryMb,
+  parseTraceDeoptLine,
   parseTraceGcLine,
+  parseTraceOptLine,
   shebangCommand,
   type TraceGcEvent,
+  type TraceOptEvent,
 } from "./overhead-figures.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
@@ -108,6 +118,20 @@ export const VARIANTS: readonly Variant[] = [
     nodeFlags: [SEMI_SPACE, "--v8-pool-size=1"],
     env: { MALLOC_ARENA_MAX: "2", UV_THREADPOOL_SIZE: "1" },
   },
+  // What makes TurboFan compile the same functions again (`--trace-opt`, run19): bytecode
+  // flushing (a function's bytecode ages at each mark-compact and is dropped when old, or at
+  // once in a memory-reducing one, taking its optimised code with it), and the memory
+  // reducer's mark-compacts themselves
+  {
+    name: "arena2+pool1+noflush",
+    nodeFlags: [SEMI_SPACE, "--v8-pool-size=1", "--no-flush-bytecode"],
+    env: { MALLOC_ARENA_MAX: "2" },
+  },
+  {
+    name: "arena2+pool1+noreducer",
+    nodeFlags: [SEMI_SPACE, "--v8-pool-size=1", "--no-memory-reducer"],
+    env: { MALLOC_ARENA_MAX: "2" },
+  },
 ];
 
 export interface AbRun {
@@ -123,6 +147,17 @@ export interface AbRun {
   otherSystemShare: number;
   /** With `--trace-gc`: the collections that started in the window, and their pauses (ms). */
   gc?: { scavenges: number; scavengeMs: number; markCompacts: number; markCompactMs: number };
+  /** With `--trace-opt`: TurboFan's compilations in the window (see the header), the most
+   * compiled functions first ("name×count"). */
+  opt?: {
+    compilations: number;
+    compileMs: number;
+    concurrentMs: number;
+    top: string;
+    /** Deoptimisations in the window, the most frequent first ("name (reason)×count"). */
+    deopts: number;
+    topDeopts: string;
+  };
   rssMb: number;
   rssMeanMb: number;
   peakRssMb: number;
@@ -155,6 +190,9 @@ interface Started {
   /** performance.now() at spawn, and the collections its `--trace-gc` lines name. */
   spawnedAt: number;
   gcEvents: TraceGcEvent[];
+  /** With `--trace-opt`: each compilation, at the time of the collection line before it. */
+  optEvents: Array<TraceOptEvent & { atMs: number }>;
+  deoptEvents: Array<{ name: string; reason: string; atMs: number }>;
 }
 
 async function start(
@@ -162,27 +200,46 @@ async function start(
   configFile: string,
   port: number,
   traceGc = false,
+  traceOpt = false,
+  /** Where node's trace lines are kept as they came (with `--trace-opt`). */
+  traceFile?: string,
 ): Promise<Started> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env };
   delete env.WEIR_FROM_SOURCE;
   for (const k of ["MALLOC_ARENA_MAX", "UV_THREADPOOL_SIZE"])
     if (!(k in variant.env)) delete env[k];
   const bin = variant.bin ?? BIN;
-  const flags = traceGc ? [...variant.nodeFlags, "--trace-gc"] : variant.nodeFlags;
+  const flags = [
+    ...variant.nodeFlags,
+    ...(traceGc || traceOpt ? ["--trace-gc"] : []),
+    ...(traceOpt ? ["--trace-opt", "--trace-deopt"] : []),
+  ];
   const spawnedAt = performance.now();
   const child = spawn(process.execPath, [...flags, bin, "run", "-c", configFile], {
     env,
-    stdio: ["ignore", traceGc ? "pipe" : "ignore", "pipe"],
+    stdio: ["ignore", traceGc || traceOpt ? "pipe" : "ignore", "pipe"],
   });
   const gcEvents: TraceGcEvent[] = [];
-  if (traceGc) {
+  const optEvents: Started["optEvents"] = [];
+  const deoptEvents: Started["deoptEvents"] = [];
+  if (traceGc || traceOpt) {
     let partial = "";
+    let lastGcAtMs = 0;
     child.stdout!.on("data", (d: Buffer) => {
+      if (traceFile) fs.appendFileSync(traceFile, d);
       const lines = (partial + d.toString()).split("\n");
       partial = lines.pop() ?? "";
       for (const line of lines) {
         const e = parseTraceGcLine(line);
-        if (e) gcEvents.push(e);
+        if (e) {
+          gcEvents.push(e);
+          lastGcAtMs = e.atMs;
+          continue;
+        }
+        const o = traceOpt ? parseTraceOptLine(line) : null;
+        if (o) optEvents.push({ ...o, atMs: lastGcAtMs });
+        const x = traceOpt && !o ? parseTraceDeoptLine(line) : null;
+        if (x) deoptEvents.push({ ...x, atMs: lastGcAtMs });
       }
     });
   }
@@ -199,18 +256,33 @@ async function start(
   void exited.then(() => {
     done = true;
   });
+  // a start that fails stops its process: it is not among the live ones cleanup() kills (run19
+  // found two such `weir run`s still running a quarter of an hour after their A/B had failed)
+  const fail = (message: string): never => {
+    child.kill("SIGKILL");
+    throw new Error(message);
+  };
   for (let i = 0; ; i++) {
-    if (done) throw new Error(`${variant.name}: weir run exited before its API answered: ${err}`);
-    if (i > 600) throw new Error(`${variant.name}: its API did not answer within 30 s`);
+    if (done) fail(`${variant.name}: weir run exited before its API answered: ${err}`);
+    if (i > 600) fail(`${variant.name}: its API did not answer within 30 s`);
     try {
       if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
     } catch {
       await sleep(50);
     }
   }
-  if (ranSources)
-    throw new Error(`${variant.name}: the bin ran the sources, not dist/ (npm run build first)`);
-  return { variant, child, port, exited, stderr: () => err, spawnedAt, gcEvents };
+  if (ranSources) fail(`${variant.name}: the bin ran the sources, not dist/ (npm run build first)`);
+  return {
+    variant,
+    child,
+    port,
+    exited,
+    stderr: () => err,
+    spawnedAt,
+    gcEvents,
+    optEvents,
+    deoptEvents,
+  };
 }
 
 async function cycleCount(port: number): Promise<number> {
@@ -298,6 +370,34 @@ function gcInWindow(m: Measured): NonNullable<AbRun["gc"]> {
   };
 }
 
+/** "a×3 b×1": the most frequent first, at most 8. */
+function mostFrequent(keys: readonly string[]): string {
+  const count = new Map<string, number>();
+  for (const k of keys) count.set(k, (count.get(k) ?? 0) + 1);
+  return [...count]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([k, n]) => `${k}×${n}`)
+    .join(" ");
+}
+
+/** TurboFan's compilations in a measured window (read once the process has exited). */
+function optInWindow(m: Measured): NonNullable<AbRun["opt"]> {
+  const [from, to] = m.windowMs;
+  const within = <T extends { atMs: number }>(es: T[]) =>
+    es.filter((e) => e.atMs >= from && e.atMs < to);
+  const inside = within(m.started.optEvents);
+  const deopts = within(m.started.deoptEvents);
+  return {
+    compilations: inside.length,
+    compileMs: inside.reduce((a, e) => a + e.compileMs, 0),
+    concurrentMs: inside.reduce((a, e) => a + e.concurrentMs, 0),
+    top: mostFrequent(inside.map((e) => e.name || "(anonymous)")),
+    deopts: deopts.length,
+    topDeopts: mostFrequent(deopts.map((e) => `${e.name || "(anonymous)"} (${e.reason})`)),
+  };
+}
+
 async function stop(r: Started): Promise<void> {
   r.child.kill("SIGTERM");
   const code = await Promise.race([r.exited, sleep(10_000).then(() => "timeout" as const)]);
@@ -326,6 +426,15 @@ export function summarize(runs: readonly AbRun[], variants: readonly string[]): 
         `  collections in the window: scavenges ${g((e) => e.scavenges, 0)} (${g((e) => e.scavengeMs, 1)} ms), mark-compacts ${g((e) => e.markCompacts, 0)} (${g((e) => e.markCompactMs, 1)} ms)`,
       );
     }
+    const opts = mine.flatMap((r) => (r.opt ? [r.opt] : []));
+    if (opts.length > 0) {
+      const o = (x: (e: NonNullable<AbRun["opt"]>) => number, d: number) =>
+        fmtStats(opts.map(x), d);
+      lines.push(
+        `  TurboFan compilations in the window: ${o((e) => e.compilations, 0)} (${o((e) => e.compileMs, 1)} ms, concurrent phase ${o((e) => e.concurrentMs, 1)} ms); most compiled, per run: ${opts.map((e) => e.top || "none").join(" | ")}`,
+        `  deoptimisations in the window: ${o((e) => e.deopts, 0)}; per run: ${opts.map((e) => e.topDeopts || "none").join(" | ")}`,
+      );
+    }
   }
   return lines;
 }
@@ -345,11 +454,15 @@ async function main(argv: string[]): Promise<void> {
   ];
   const variants = names.map((n) => variantOf(n, known));
   const together = argv.includes("--together");
-  const traceGc = argv.includes("--trace-gc");
+  const traceOpt = argv.includes("--trace-opt");
+  const traceGc = traceOpt || argv.includes("--trace-gc");
   const warmupMs = Number(option(argv, "--warmup-ms") ?? WARMUP_MS);
   const measureMs = Number(option(argv, "--measure-ms") ?? 20_000);
   const outFile = option(argv, "--out") ?? path.join(os.tmpdir(), "weir-overhead-ab.json");
 
+  // with --trace-opt, each run's trace lines beside the results (FILE.<round>-<variant>.trace)
+  const traceFileOf = (round: number, v: Variant) =>
+    traceOpt ? `${outFile}.${round}-${v.name.replace(/[^\w+.-]/g, "_")}.trace` : undefined;
   const prefix = `weirab-${process.pid}`;
   const slots = together ? variants.length : 1;
   const cgroupsOf = (slot: number) =>
@@ -396,24 +509,26 @@ async function main(argv: string[]): Promise<void> {
       if (together) {
         for (const [slot, v] of order.entries()) {
           const { port, file } = await configFor(slot, `${round}-${v.name}`);
-          live.push(await start(v, file, port, traceGc));
+          live.push(await start(v, file, port, traceGc, traceOpt, traceFileOf(round, v)));
         }
         await sleep(warmupMs);
         const measured = await measure(live, round, measureMs);
         for (const r of live.splice(0)) await stop(r);
         for (const m of measured) {
           if (traceGc) m.run.gc = gcInWindow(m);
+          if (traceOpt) m.run.opt = optInWindow(m);
           results.push(m.run);
           process.stderr.write(`${JSON.stringify(m.run)}\n`);
         }
       } else {
         for (const v of order) {
           const { port, file } = await configFor(0, `${round}-${v.name}`);
-          live.push(await start(v, file, port, traceGc));
+          live.push(await start(v, file, port, traceGc, traceOpt, traceFileOf(round, v)));
           await sleep(warmupMs);
           const [m] = await measure(live, round, measureMs);
           for (const r of live.splice(0)) await stop(r);
           if (traceGc) m!.run.gc = gcInWindow(m!);
+          if (traceOpt) m!.run.opt = optInWindow(m!);
           results.push(m!.run);
           process.stderr.write(`${JSON.stringify(m!.run)}\n`);
         }

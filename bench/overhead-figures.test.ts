@@ -6,7 +6,9 @@ import {
   parseProcCpuSplit,
   parseProcCpuTicks,
   parseProcMemoryMb,
+  parseTraceDeoptLine,
   parseTraceGcLine,
+  parseTraceOptLine,
   runtimeFigures,
   shebangCommand,
   shebangNodeFlags,
@@ -32,6 +34,43 @@ describe("overhead: reading /proc/<pid>", () => {
       ),
     ).toEqual({ atMs: 65114, kind: "mark-compact", pauseMs: 16.12 });
     expect(parseTraceGcLine('{"level":30,"msg":"cycle"}')).toBeNull();
+  });
+
+  it("reads node --trace-opt's finished compilations: name, phases summed, the concurrent one", () => {
+    const e = parseTraceOptLine(
+      "[completed compiling 0x01c49ce70d21 <JSFunction runCycle (sfi = 0x1c49ce6c421)> (target TURBOFAN) - took 0.003, 0.954, 0.002 ms]",
+    );
+    expect(e?.name).toBe("runCycle");
+    expect(e?.compileMs).toBeCloseTo(0.959, 9);
+    expect(e?.concurrentMs).toBe(0.954);
+    expect(
+      parseTraceOptLine(
+        "[completed compiling 0x01c49ce70c49 <JSFunction (sfi = 0x1c49ce6c369)> (target TURBOFAN) OSR - took 0.105, 3.991, 0.037 ms]",
+      )?.name,
+    ).toBe("");
+    // the lines before and after a compilation are not one
+    expect(
+      parseTraceOptLine(
+        "[completed optimizing 0x01c49ce70d21 <JSFunction f (sfi = 0x1c49ce6c421)> (target TURBOFAN)]",
+      ),
+    ).toBeNull();
+    expect(
+      parseTraceOptLine(
+        "[compiling method 0x01c49ce70d21 <JSFunction f (sfi = 0x1c49ce6c421)> (target TURBOFAN), mode: ConcurrencyMode::kConcurrent]",
+      ),
+    ).toBeNull();
+  });
+
+  it("reads node --trace-deopt's bailouts: the function and the kind with the reason", () => {
+    expect(
+      parseTraceDeoptLine(
+        "[bailout (kind: deopt-eager, reason: Insufficient type feedback for compare operation): begin. deoptimizing 0x01c49ce70c49 <JSFunction fold (sfi = 0x1c49ce6c369)>, 0x01c49ce715b1 <Code TURBOFAN>, opt id 0, bytecode offset 68",
+      ),
+    ).toEqual({
+      name: "fold",
+      reason: "deopt-eager: Insufficient type feedback for compare operation",
+    });
+    expect(parseTraceDeoptLine("[bailout (kind: deopt-eager, reason: x): end.")).toBeNull();
   });
 
   it("reads VmRSS and VmHWM in MB", () => {

@@ -65,6 +65,41 @@ export function parseTraceGcLine(line: string): TraceGcEvent | null {
   return { atMs: Number(m[1]), kind, pauseMs: Number(m[3]) };
 }
 
+/** One TurboFan compilation finished, from a `node --trace-opt` line, or null for any other. */
+export interface TraceOptEvent {
+  /** The function's name as V8 prints it ("" for an anonymous one). */
+  name: string;
+  /** The compile's three phases summed, ms (the middle one runs on a helper thread). */
+  compileMs: number;
+  /** The middle phase alone, ms: the part a concurrent compile does off the main thread. */
+  concurrentMs: number;
+}
+
+const TRACE_OPT =
+  /^\[completed compiling 0x[0-9a-f]+ <JSFunction ?(\S*) \(sfi = [^)]*\)> \(target \w+\)(?: OSR)? - took ([\d.]+), ([\d.]+), ([\d.]+) ms\]/;
+
+export function parseTraceOptLine(line: string): TraceOptEvent | null {
+  const m = TRACE_OPT.exec(line);
+  if (!m) return null;
+  const [a, b, c] = [Number(m[2]), Number(m[3]), Number(m[4])];
+  return { name: m[1]!, compileMs: a + b + c, concurrentMs: b };
+}
+
+/** One deoptimisation, from a `node --trace-deopt` line, or null for any other line. */
+export interface TraceDeoptEvent {
+  name: string;
+  /** "deopt-eager: wrong map", say. */
+  reason: string;
+}
+
+const TRACE_DEOPT =
+  /^\[bailout \(kind: ([\w-]+), reason: ([^)]*)\): begin\. deoptimizing 0x[0-9a-f]+ <JSFunction ?(\S*) \(sfi/;
+
+export function parseTraceDeoptLine(line: string): TraceDeoptEvent | null {
+  const m = TRACE_DEOPT.exec(line);
+  return m ? { name: m[3]!, reason: `${m[1]}: ${m[2]}` } : null;
+}
+
 /** VmRSS and VmHWM (peak) in MB, from the text of /proc/<pid>/status. */
 export function parseProcMemoryMb(status: string): { rssMb: number; peakRssMb: number } {
   const kb = (key: string) =>

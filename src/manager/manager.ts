@@ -17,11 +17,15 @@ import type {
 import { withQuotaFloor } from "../policy/rules.ts";
 import { stepOnTable } from "../policy/step-table.ts";
 import { throughputColumnsOf } from "../policy/table.ts";
-import type { PolicyState } from "../policy/types.ts";
+import type { PolicyState, TableOutput } from "../policy/types.ts";
 import { CyclePartitions, columnarRecord } from "./cycle-partitions.ts";
 import { CycleHistory } from "./history.ts";
 import { HostCpuSampler } from "./host-cpu-sampler.ts";
-import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES, type ManagerOptions } from "./manager-options.ts";
+import {
+  DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES,
+  type ManagerOptions,
+  type PartitionWiring,
+} from "./manager-options.ts";
 import { PartitionSlot, toInfo } from "./partition-slot.ts";
 import { type PlacementInput, PlacementStep } from "./placement-step.ts";
 import { DEFAULT_REACH_REFRESH_CYCLES, ReachableKnobs } from "./reach.ts";
@@ -39,6 +43,29 @@ function sameIds(ids: readonly PartitionId[], slots: readonly PartitionSlot[]): 
   if (ids.length !== slots.length) return false;
   for (let k = 0; k < ids.length; k++) if (ids[k] !== slots[k]!.spec.id) return false;
   return true;
+}
+
+/** The wirings of `active` (what the reachable-CPU sweep reads), in order. */
+function wiringsOf(active: readonly PartitionSlot[]): PartitionWiring[] {
+  const out: PartitionWiring[] = new Array(active.length);
+  for (let k = 0; k < active.length; k++) out[k] = active[k]!.wiring;
+  return out;
+}
+
+/** The step's directive for partition `id` (row k of the output is the table's row k). */
+function directiveOf(
+  out: TableOutput,
+  rowOf: ReadonlyMap<PartitionId, number>,
+  id: PartitionId,
+): Directive | null {
+  const r = rowOf.get(id);
+  return r === undefined ? null : out.directives.at(r);
+}
+
+/** The step's decision for partition `id`, as directiveOf. */
+function decisionOf(out: TableOutput, rowOf: ReadonlyMap<PartitionId, number>, id: PartitionId) {
+  const r = rowOf.get(id);
+  return r === undefined ? null : out.decisions.at(r);
 }
 
 export class Manager implements ManagerView {
@@ -171,15 +198,21 @@ export class Manager implements ManagerView {
     const tReports = timer();
 
     // 3. policy step over the partitions that exist; a stale one is held to its guarantee
-    const active = this.slots.filter((s) => s.status !== "gone");
-    const knobs = this.reach.current(() => active.map((s) => s.wiring));
+    // Loops, not callbacks: a callback written here is a new closure every cycle, and V8 keeps
+    // a closure's optimised code only while a closure of it lives, so each mark-compact threw
+    // that code away and TurboFan compiled it again (`overhead-ab --trace-opt`, run19).
+    const active: PartitionSlot[] = [];
+    for (const s of this.slots) if (s.status !== "gone") active.push(s);
+    const knobs = this.reach.current(wiringsOf, active);
     // and one the policy may cap at its entitlement gets at least its cgroup's quota floor,
     // so the caps the kernel enforces sum to at most the capacity (withQuotaFloor)
-    const specs = active.map((s) => {
+    const specs: PartitionSpec[] = new Array(active.length);
+    for (let k = 0; k < active.length; k++) {
+      const s = active[k]!;
       const spec = stale.has(s.spec.id) ? { ...s.spec, maxCpuMillis: s.spec.minCpuMillis } : s.spec;
       const floor = s.actuator?.quotaFloorCpuMillis?.();
-      return floor === undefined ? spec : withQuotaFloor(spec, floor, knobs);
-    });
+      specs[k] = floor === undefined ? spec : withQuotaFloor(spec, floor, knobs);
+    }
     const table = this.tables.of(specs);
     // the cycle's throughput as columns: the step reads them, its decisions and the record keep
     // them (one set a cycle, not an object per partition per record)
@@ -196,9 +229,8 @@ export class Manager implements ManagerView {
     // that may throw (reports, throughput, policy) has run, so a failed cycle writes nothing.
     // Row k of the policy's output is active[k]; a directive or decision object is made only
     // for the partitions that exist.
-    const row = (id: PartitionId): number => table.rowOf.get(id) ?? -1;
-    const directiveOf = (id: PartitionId) => (row(id) < 0 ? null : out.directives.at(row(id)));
-    const decisionOf = (id: PartitionId) => (row(id) < 0 ? null : out.decisions.at(row(id)));
+    // (rowOf, directiveOf, decisionOf: module functions, for the reason above)
+    const rowOf = table.rowOf;
     const written = new Map<PartitionId, string[]>();
     // a hook's fault (the change log, a directive send) neither stops the other partitions'
     // writes nor goes unnoticed: the cycle is recorded, then counted as failed
@@ -212,7 +244,7 @@ export class Manager implements ManagerView {
     };
     if (!this.isPaused) {
       for (const s of active) {
-        const d = directiveOf(s.spec.id);
+        const d = directiveOf(out, rowOf, s.spec.id);
         if (!d || !s.actuator) continue;
         const actuator = s.actuator;
         let res: ReturnType<PartitionActuator["apply"]>;
@@ -234,7 +266,7 @@ export class Manager implements ManagerView {
             s.lastApplied.weight !== d.weight;
           s.lastApplied = d;
           if (changed) {
-            const dec = decisionOf(s.spec.id);
+            const dec = decisionOf(out, rowOf, s.spec.id);
             if (dec) hook(() => this.opts.onChange?.(dec, d));
           }
           if (s.wiring.source !== "host")
@@ -246,7 +278,7 @@ export class Manager implements ManagerView {
     if (this.placement && !this.isPaused) {
       const rows: PlacementInput[] = [];
       for (const s of active) {
-        const d = directiveOf(s.spec.id);
+        const d = directiveOf(out, rowOf, s.spec.id);
         if (!d || !s.actuator) continue;
         const usedCpuMillis = (throughputs.get(s.spec.id)?.cpuCores ?? 0) * 1000;
         const row: PlacementInput = {
@@ -281,7 +313,7 @@ export class Manager implements ManagerView {
     for (let k = 0; k < n; k++) {
       const s = slots[k]!;
       const id = s.spec.id;
-      const r = row(id);
+      const r = rowOf.get(id) ?? -1;
       status[k] = s.status;
       rows[k] = r;
       if (r < 0) {
@@ -291,7 +323,7 @@ export class Manager implements ManagerView {
           tpObjects[k] = tp;
         }
       }
-      directives[k] = s.status === "gone" ? null : s.recordedDirective(directiveOf(id));
+      directives[k] = s.status === "gone" ? null : s.recordedDirective(directiveOf(out, rowOf, id));
       writtenBy[k] = written.get(id);
       if (s.lastError) {
         errors ??= new Array<WeirErrorInfo | undefined>(n);

@@ -76,12 +76,13 @@ export class ReachableKnobs {
 
   /**
    * The knobs for this cycle, over the wirings of the partitions that exist (asked for only
-   * on the cycle a sweep starts, so the cycles between sweeps allocate nothing).
+   * on the cycle a sweep starts, so the cycles between sweeps allocate nothing). `wirings` is
+   * called with `arg`, so a caller can pass a function that lives (no closure made a cycle).
    */
-  current(wirings: () => readonly PartitionWiring[]): PolicyKnobs {
+  current<A>(wirings: (arg: A) => readonly PartitionWiring[], arg?: A): PolicyKnobs {
     const cycle = this.cycles++;
     if (cycle % this.refreshCycles === 0) {
-      const ws = wirings();
+      const ws = wirings(arg as A);
       const readers = ws.map((w) => w.reachableCpus);
       // a partition without a reader (the simulator's, a test's): nothing on this host to read,
       // so the configured capacity stands and nothing is reported

@@ -195,18 +195,19 @@ export function throughputColumns(
   exact?: Float64Array,
 ): ThroughputColumns {
   const f = new Float64Array(n * COLUMNS);
-  const col = (k: number): Float64Array => f.subarray(k * n, (k + 1) * n);
+  // column k of f: subarray, not a closure made per call (a cycle's closure loses its optimised
+  // code at each mark-compact, and TurboFan compiles it again: `overhead-ab --trace-opt`)
   return {
     size: n,
     has: new Uint8Array(n),
-    windowMs: col(0),
-    offeredPacketsPerSec: col(1),
-    servedPacketsPerSec: col(2),
-    droppedPacketsPerSec: col(3),
-    cpuCores: col(4),
-    throttledFraction: col(5),
-    cpuDelayFraction: col(6),
-    rawVelocityPacketsPerCpuSec: col(7),
+    windowMs: f.subarray(0, n),
+    offeredPacketsPerSec: f.subarray(n, 2 * n),
+    servedPacketsPerSec: f.subarray(2 * n, 3 * n),
+    droppedPacketsPerSec: f.subarray(3 * n, 4 * n),
+    cpuCores: f.subarray(4 * n, 5 * n),
+    throttledFraction: f.subarray(5 * n, 6 * n),
+    cpuDelayFraction: f.subarray(6 * n, 7 * n),
+    rawVelocityPacketsPerCpuSec: f.subarray(7 * n, 8 * n),
     ...(objects ? { objects } : {}),
     ...(exact ? { exact } : {}),
   };
@@ -240,40 +241,66 @@ export function throughputColumnsOf(
   throughput: ReadonlyMap<PartitionId, Throughput>,
 ): ThroughputColumns {
   const n = table.size;
-  const ids = table.ids;
-  const exact = new Float64Array(n * 4);
-  let objects: Array<Throughput | null> | null = null;
-  const c = throughputColumns(n);
-  const put = (k: number, tp: Throughput) => {
-    setThroughput(c, k, tp);
-    const shape = sampledShape(tp, ids[k]!);
-    if (shape === 0) {
-      objects ??= new Array(n).fill(null);
-      objects[k] = tp;
-      return;
-    }
-    exact[k] = shape;
-    if (tp.cpuWindowMs !== undefined) exact[n + k] = tp.cpuWindowMs;
-    if (tp.ingressBytesPerSec !== undefined) exact[2 * n + k] = tp.ingressBytesPerSec;
-    if (tp.egressBytesPerSec !== undefined) exact[3 * n + k] = tp.egressBytesPerSec;
+  // the join's state, and module functions (a forEach with `this`), not closures made per
+  // call: see throughputColumns
+  const j: ColumnsJoin = {
+    n,
+    ids: table.ids,
+    exact: new Float64Array(n * 4),
+    objects: null,
+    c: throughputColumns(n),
+    i: 0,
+    matched: 0,
   };
-  let i = 0;
-  let matched = 0;
-  throughput.forEach((tp, id) => {
-    if (i === n) return; // out of spec order from here on (or no such spec): looked up below
-    // specs without data this cycle sit between two entries: they stay empty
-    while (i < n && ids[i] !== id) i++;
-    if (i === n) return;
-    put(i++, tp);
-    matched++;
-  });
-  if (matched < throughput.size)
+  throughput.forEach(joinEntry, j);
+  if (j.matched < throughput.size)
     for (let k = 0; k < n; k++)
-      if (c.has[k] === 0) {
-        const tp = throughput.get(ids[k]!);
-        if (tp) put(k, tp);
+      if (j.c.has[k] === 0) {
+        const tp = throughput.get(j.ids[k]!);
+        if (tp) putRow(j, k, tp);
       }
+  const { c, objects, exact } = j;
   return objects === null ? { ...c, exact } : { ...c, objects, exact };
+}
+
+/** throughputColumnsOf's walk: where it is in the table, and what it has written. */
+interface ColumnsJoin {
+  n: number;
+  ids: readonly PartitionId[];
+  exact: Float64Array;
+  objects: Array<Throughput | null> | null;
+  c: ThroughputColumns;
+  /** The next row the walk may place an entry at. */
+  i: number;
+  /** Entries placed by the walk. */
+  matched: number;
+}
+
+/** One map entry of the merge join (throughputColumnsOf). */
+function joinEntry(this: ColumnsJoin, tp: Throughput, id: PartitionId): void {
+  if (this.i === this.n) return; // out of spec order from here on (or no such spec): looked up after
+  // specs without data this cycle sit between two entries: they stay empty
+  while (this.i < this.n && this.ids[this.i] !== id) this.i++;
+  if (this.i === this.n) return;
+  putRow(this, this.i++, tp);
+  this.matched++;
+}
+
+/** Row k's window: its columns, and its exact figures or the object itself. */
+function putRow(j: ColumnsJoin, k: number, tp: Throughput): void {
+  const n = j.n;
+  setThroughput(j.c, k, tp);
+  const shape = sampledShape(tp, j.ids[k]!);
+  if (shape === 0) {
+    j.objects ??= new Array(n).fill(null);
+    j.objects[k] = tp;
+    return;
+  }
+  const exact = j.exact;
+  exact[k] = shape;
+  if (tp.cpuWindowMs !== undefined) exact[n + k] = tp.cpuWindowMs;
+  if (tp.ingressBytesPerSec !== undefined) exact[2 * n + k] = tp.ingressBytesPerSec;
+  if (tp.egressBytesPerSec !== undefined) exact[3 * n + k] = tp.egressBytesPerSec;
 }
 
 /** Whether row `i` holds a window (what throughputAt would give non-null for), building nothing. */
