@@ -1,10 +1,15 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --v8-pool-size=1
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2 --v8-pool-size=1
 // The first line starts node (env sets the variable first) with:
-// - a young generation of at most 2 x 4 MB semi-spaces instead of V8's 2 x 16 MB here: a `weir
+// - a young generation of at most 2 x 2 MB semi-spaces instead of V8's 2 x 16 MB here: a `weir
 //   run` allocates a little every cycle and keeps it (the cycle history), so V8 grew the young
 //   generation to its largest, ~22 MB of resident memory that only made scavenges rarer (`weir
 //   run` at 100 partitions, 10 Hz, 2 runs each: 125.6 and 124.5 MB resident -> 103.6 and 103.4
-//   MB, CPU 2.86 and 3.06 % of a core -> 2.26 and 3.60 %: within the runs' spread);
+//   MB, CPU 2.86 and 3.06 % of a core -> 2.26 and 3.60 %: within the runs' spread); 2 MB since
+//   2026-12-04: by then a cycle allocated less, so 0.8 MB of the 2 x 4 MB was in use after a
+//   scavenge, and halving it gave 3.6-3.8 MB back for scavenges twice as often at no CPU the
+//   rounds could see (bench/overhead-ab.ts --together, 2 x 5 rounds, 11:28-11:48 UTC: 76.1 and
+//   75.8 MB against 79.7 and 79.6, lower in every round; CPU 1.90 and 1.65 % against 1.95 and
+//   1.75); 1 MB gave 1.5 MB more for twice the scavenges again (74.3 MB, 1.85 %);
 // - one V8 helper thread instead of four (--v8-pool-size=1) and at most two glibc malloc arenas
 //   (MALLOC_ARENA_MAX=2): fewer threads, each with an arena of its own that kept freed memory.
 //   `weir run` at 100 partitions, 10 Hz, 5 rounds side by side (bench/overhead-ab.ts --together,
