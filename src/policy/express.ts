@@ -213,12 +213,16 @@ export function weightFrame(
   );
   const minStep = Float64Array.of(normal.minStep, normal.minStep, goal.minStep, goal.minStep);
   const moves = Uint8Array.from([0, 1, 2, 3], (k) => +(fraction[k]! > 0 || minStep[k]! > 0));
+  // per importance 0 … 7, a divisor of 1 past the table's, read as such and not out of bounds
+  // (a typed array's read past its end takes V8's slow path)
+  const divisorOf = new Float64Array(8).fill(1);
+  divisorOf.set(divisors.subarray(0, 8));
   const stepOf = new Float64Array(32);
   for (let k = 0; k < 4; k++)
-    for (let imp = 0; imp < 8; imp++) stepOf[(k << 3) | imp] = minStep[k]! / (divisors[imp] ?? 1);
+    for (let imp = 0; imp < 8; imp++) stepOf[(k << 3) | imp] = minStep[k]! / divisorOf[imp]!;
   const weightPerMilli = new Float64Array(8);
   for (let imp = 0; imp < 8; imp++)
-    weightPerMilli[imp] = 10_000 / (capacityCpuMillis * (divisors[imp] ?? 1));
+    weightPerMilli[imp] = 10_000 / (capacityCpuMillis * divisorOf[imp]!);
   return {
     capacityCpuMillis,
     fraction,
