@@ -1,7 +1,16 @@
 // express.ts: the light-partition weight floor and a directive's weight with it.
 import { describe, expect, it } from "vitest";
-import { directedWeight, keepWeight, weightBands, weightFloorsByImportance } from "./express.ts";
+import {
+  directedWeight,
+  keepWeight,
+  weightAt,
+  weightBands,
+  weightFloorsByImportance,
+  weightFrame,
+} from "./express.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
+import { weightForAllocation } from "./rules.ts";
+import { seeded } from "./test-fixtures.ts";
 
 describe("weightFloorsByImportance", () => {
   it("is the heaviest share at each importance or below, batch left out", () => {
@@ -75,3 +84,54 @@ describe("directedWeight with a floor", () => {
     expect(directedWeight(true, 240, 1700, Number.NaN, bands.normal, 1, 5329)).toBe(1);
   });
 });
+
+describe("weightAt's share by one multiplication", () => {
+  it("rounds to weightForAllocation's whole number, at and a few doubles around every half", () => {
+    const rnd = seeded(5);
+    const divisors = Float64Array.of(1, 1, 2, 3, 4.5, 7, 1, 1);
+    let checked = 0;
+    for (const capacity of [1, 1700, 3000, 16_000, 1_800_000, 18_000_000, 0.3]) {
+      const bands = weightBands(defaultPolicyKnobs(capacity), capacity, 25);
+      const frame = weightFrame(divisors, capacity, bands);
+      for (let trial = 0; trial < 400; trial++) {
+        const imp = 1 + Math.floor(rnd() * 5);
+        const divisor = divisors[imp]!;
+        // a cpu whose share is a whole number and a half (ties and the doubles beside them),
+        // or any cpu; and the edges: 0, NaN, Infinity, a share far above the weights
+        const half = Math.floor(rnd() * 12_000) + 0.5;
+        let cpu = (half * capacity * divisor) / 10_000;
+        const ulps = Math.floor(rnd() * 9) - 4;
+        for (let k = 0; k < Math.abs(ulps); k++) cpu = nextDouble(cpu, Math.sign(ulps));
+        if (trial % 7 === 0) cpu = rnd() * capacity;
+        if (trial === 1) cpu = 0;
+        if (trial === 2) cpu = Number.NaN;
+        if (trial === 3) cpu = Number.POSITIVE_INFINITY;
+        if (trial === 4) cpu = capacity * 1e6;
+        const got = weightAt(
+          capacity,
+          frame.fraction,
+          frame.stepOf,
+          frame.moves,
+          cpu,
+          imp,
+          divisor,
+          frame.weightPerMilli[imp]!,
+          Number.NaN, // no previous weight: nothing kept
+          0,
+          false,
+          0,
+        );
+        expect(Object.is(got, weightForAllocation(cpu, capacity, divisor))).toBe(true);
+        checked++;
+      }
+    }
+    expect(checked).toBe(2800);
+  });
+});
+
+/** The next double after x toward +Infinity (dir 1) or −Infinity (dir −1), for finite x > 0. */
+function nextDouble(x: number, dir: number): number {
+  const b = new BigInt64Array(Float64Array.of(x).buffer);
+  b[0] = b[0]! + BigInt(dir);
+  return new Float64Array(b.buffer)[0]!;
+}

@@ -162,7 +162,11 @@ export function directWeights(
   /** Per row: directedWeight's `floor` (0 = none); null: none anywhere (nothing read). */
   floor: Float64Array | null,
 ): void {
-  const { fraction, stepOf, moves } = weightFrame(divisors, capacityCpuMillis, bands);
+  const { fraction, stepOf, moves, weightPerMilli } = weightFrame(
+    divisors,
+    capacityCpuMillis,
+    bands,
+  );
   for (let i = 0; i < n; i++) {
     const imp = importance[i]!;
     out[i] = weightAt(
@@ -173,6 +177,7 @@ export function directWeights(
       cpuMillis[i]!,
       imp,
       divisors[imp]!,
+      weightPerMilli[imp]!,
       prevWeight[i]!,
       +(goalPacketsPerSec[i]! > 0), // rules.ts hasGoal
       batch[i] === 1,
@@ -190,6 +195,8 @@ export interface WeightFrame {
   moves: Uint8Array;
   /** the minimum step in the row's importance's units (band.minStep / divisor): band × 8 + importance */
   stepOf: Float64Array;
+  /** per importance: 10000 ÷ (capacity × divisor), a row's weight per millicore before rounding (weightAt) */
+  weightPerMilli: Float64Array;
 }
 
 export function weightFrame(
@@ -206,16 +213,29 @@ export function weightFrame(
   );
   const minStep = Float64Array.of(normal.minStep, normal.minStep, goal.minStep, goal.minStep);
   const moves = Uint8Array.from([0, 1, 2, 3], (k) => +(fraction[k]! > 0 || minStep[k]! > 0));
+  // per importance 0 … 7, a divisor of 1 past the table's, read as such and not out of bounds
+  // (a typed array's read past its end takes V8's slow path)
+  const divisorOf = new Float64Array(8).fill(1);
+  divisorOf.set(divisors.subarray(0, 8));
   const stepOf = new Float64Array(32);
   for (let k = 0; k < 4; k++)
-    for (let imp = 0; imp < 8; imp++) stepOf[(k << 3) | imp] = minStep[k]! / (divisors[imp] ?? 1);
+    for (let imp = 0; imp < 8; imp++) stepOf[(k << 3) | imp] = minStep[k]! / divisorOf[imp]!;
+  const weightPerMilli = new Float64Array(8);
+  for (let imp = 0; imp < 8; imp++)
+    weightPerMilli[imp] = 10_000 / (capacityCpuMillis * divisorOf[imp]!);
   return {
     capacityCpuMillis,
     fraction,
     moves,
     stepOf,
+    weightPerMilli,
   };
 }
+
+/** weightAt's one multiplication stands for its divisions below this product … */
+const SHARE_EXACT_BELOW = 1_048_576; // 2^20: the products differ by at most 1e-9 there
+/** … and more than 1e-8 away from a half (|fraction of product + 0.5, less 0.5| below this). */
+const SHARE_CLEAR = 0.5 - 1e-8;
 
 /** weightAt's literals are these (an imported constant is read through a cell at each use). */
 if (WEIGHT_MIN !== 1 || WEIGHT_MAX !== 10_000) throw new Error("weightAt: weight range changed");
@@ -241,15 +261,27 @@ export function weightAt(
   cpuMillis: number,
   imp: number,
   divisor: number,
+  /** 10000 ÷ (capacity × divisor): WeightFrame.weightPerMilli of the row's importance */
+  weightPerMilli: number,
   prev: number,
   goalBand: number,
   batch: boolean,
   floor: number,
 ): number {
-  // weightForAllocation
+  // weightForAllocation: roundHalfUp(cpu ÷ capacity ÷ divisor × 10000), by one multiplication
+  // (weightPerMilli) where that cannot change the whole number it rounds to. Both products are
+  // within 4 rounding errors (4 · 2^-53, relative) of the real quotient, so when the product
+  // is more than 1e-12 of itself away from the nearest half (and positive, below 2^40) the two
+  // round to the same whole number; otherwise (a half within reach, 0, NaN, Infinity) the
+  // divisions themselves. The two dependent divisions were the walk's longest chain per row.
   let next = 1;
   if (capacityCpuMillis > 0) {
-    const x = roundHalfUp((cpuMillis / capacityCpuMillis / divisor) * 10_000);
+    const approx = cpuMillis * weightPerMilli;
+    const whole = Math.floor(approx + 0.5);
+    const x =
+      approx > 0 && approx < SHARE_EXACT_BELOW && Math.abs(approx + 0.5 - whole - 0.5) < SHARE_CLEAR
+        ? whole
+        : roundHalfUp((cpuMillis / capacityCpuMillis / divisor) * 10_000);
     next = Math.min(10_000, Math.max(1, x));
   }
   // the light-partition floor: Math.max(next, floor) (both are weights, neither NaN)

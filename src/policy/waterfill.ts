@@ -59,6 +59,11 @@ export function waterfill(
   // Pack the members that can rise at all; total their gaps.
   let u = 0;
   let totalGap = 0;
+  // the member that starts rising first (the smallest a; see the first round below)
+  let firstA = Number.POSITIVE_INFINITY;
+  let firstB = 0;
+  let firstW = 0;
+  let firstGap = 0;
   for (let k = start; k < end; k++) {
     const i = members[k]!;
     const g = hi[i]! - lo[i]!;
@@ -72,6 +77,12 @@ export function waterfill(
     m[at + 2] = wi;
     m[at + 3] = g;
     totalGap += g;
+    if (ai < firstA) {
+      firstA = ai;
+      firstB = m[at + 1]!;
+      firstW = wi;
+      firstGap = g;
+    }
     u++;
   }
   if (u === 0 || !(amount > 0)) return 0;
@@ -100,11 +111,23 @@ export function waterfill(
     seed >>>= 0;
     const p0 = (seed % u) * MEMBER;
     const pivot = m[p0]! > L && m[p0]! < R ? m[p0]! : m[p0 + 1]!;
+    // F(pivot) > amount decided without the sum over the undecided members when it can be: every
+    // rise is ≥ 0 and rounding is monotone, so the sum never falls below its start (c + s·pivot),
+    // and from a start of 0 (the first round: nothing folded yet) never below any one member's
+    // rise (the first to rise's). The comparison then goes the way the sum would have sent it
+    // (a NaN sum goes to R as well), so L, R and every fold below are what they were. It
+    // fires in the tier after the one where capacity runs out, which water-fills a float
+    // residue (1e-9 millicores in policy-step's fleet): each of its rounds was a full sum.
     let f = c + s * pivot;
-    for (let k = 0; k < u * MEMBER; k += MEMBER)
-      f += rise(pivot, m[k]!, m[k + 1]!, m[k + 2]!, m[k + 3]!);
-    if (f <= amount) L = pivot;
-    else R = pivot;
+    let above =
+      f > amount || (rounds === 1 && rise(pivot, firstA, firstB, firstW, firstGap) > amount);
+    if (!above) {
+      for (let k = 0; k < u * MEMBER; k += MEMBER)
+        f += rise(pivot, m[k]!, m[k + 1]!, m[k + 2]!, m[k + 3]!);
+      above = !(f <= amount);
+    }
+    if (above) R = pivot;
+    else L = pivot;
     // Fold members whose breakpoints are no longer strictly inside (L, R).
     let k = 0;
     while (k < u) {

@@ -936,7 +936,7 @@ function expressAll(
         weightFloor[i] = floorAt[importance[i]!]!;
   }
   // the weights, the cap codes and the decisions' packed reasons in one walk
-  const { fraction, stepOf, moves } = weightFrame(divisors, capacity, bands);
+  const { fraction, stepOf, moves, weightPerMilli } = weightFrame(divisors, capacity, bands);
   const floors = useWeightFloor ? weightFloor : null;
   const goalDonor = CapCode.goalDonor;
   for (let k = 0; k < n; k++) {
@@ -956,6 +956,7 @@ function expressAll(
           cpu,
           imp,
           divisors[imp]!,
+          weightPerMilli[imp]!,
           prevWeight[i]!,
           +(goals[i]! > 0), // rules.ts hasGoal
           false,
