@@ -20,7 +20,19 @@ export interface LoadRequest {
 }
 
 export interface LoadCounts {
-  sse: { accepted: number; refused: number; other: number; cut: number; bytes: number };
+  /**
+   * ended: accepted streams that ended before the window did (the server closed them);
+   * maxOpen: the most accepted streams this client had open at once.
+   */
+  sse: {
+    accepted: number;
+    refused: number;
+    other: number;
+    cut: number;
+    bytes: number;
+    ended: number;
+    maxOpen: number;
+  };
   /** The first error of a request or stream that failed (not one the window's end cut), if any. */
   firstError: string | null;
   /**
@@ -70,7 +82,8 @@ export async function hammer({
   const agent = new Agent({ keepAlive: true }); // the loops' connections, closed at the end
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), loadMs);
-  const sse = { accepted: 0, refused: 0, other: 0, cut: 0, bytes: 0 };
+  const sse = { accepted: 0, refused: 0, other: 0, cut: 0, bytes: 0, ended: 0, maxOpen: 0 };
+  let open = 0;
   let firstError: string | null = null;
   const failed = (what: string, e: unknown) => {
     const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : "";
@@ -93,12 +106,21 @@ export async function hammer({
         return;
       }
       sse.accepted++;
+      open++;
+      sse.maxOpen = Math.max(sse.maxOpen, open);
       // bytes are counted, not decoded
       const reader = res.body.getReader();
-      while (Date.now() - t0 < loadMs) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        sse.bytes += value.byteLength;
+      try {
+        while (Date.now() - t0 < loadMs) {
+          const { done, value } = await reader.read();
+          if (done) {
+            if (!ac.signal.aborted) sse.ended++;
+            break;
+          }
+          sse.bytes += value.byteLength;
+        }
+      } finally {
+        open--;
       }
       await reader.cancel();
     } catch (e) {

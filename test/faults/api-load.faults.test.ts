@@ -182,10 +182,13 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
       bytes: sum((x) => x.parts.bytes),
     };
     // never more streams than the bound at once; the rest refused. A window whose streams had
-    // not all connected when it ended (cut) still shows the bound in another
+    // not all connected when it ended (cut) still shows the bound in another. "At once" is
+    // what the client had open together (maxOpen), not what it was served in the window: a
+    // soak beside two busy loops once counted more than the bound served in a window, which a
+    // stream that ended before the window did explains (its place freed; `ended` counts them)
     const everyWindowBounded = windows.every(
       (x) =>
-        x.sse.accepted <= MAX_EVENT_CLIENTS &&
+        x.sse.maxOpen <= MAX_EVENT_CLIENTS &&
         x.sse.accepted + x.sse.refused + x.sse.other + x.sse.cut === SSE_CLIENTS,
     );
     const exactWindows = windows.filter(
@@ -210,7 +213,7 @@ describe.skipIf(process.getuid?.() !== 0)("API under load (dry run)", () => {
       test: TEST,
       fault: `API hammered at ${N.toLocaleString("en")} partitions (dry run, ${INTERVAL_MS} ms cycles): ${SSE_CLIENTS} /api/events clients, /api/cycles?limit=1000 and /api/partitions in loops, from two separate processes at nice 19 (streams, loops), in ${ROUNDS} windows of ${WINDOW_MS / 1000} s between ${ROUNDS + 1} unloaded ones`,
       mustHold: `cycle p99 under load ≤ 2× the unloaded p99 of the same run or ≤ 2 intervals (${2 * INTERVAL_MS} ms), whichever is larger (each cycle's own timingsMs.total); in every loaded window event clients past maxEventClients refused with 503; /api/cycles and /api/partitions answered (a 200 status line) under load; weir healthy after`,
-      observed: `first cycles ${(startupMs / 1000).toFixed(1)} s after start; cycle p99 ${fmt(p99Loaded)} ms under load (${loaded.length} cycles, median ${fmt(percentile(loaded, 50))}; slowest ${slowest} ms, as sample/reports/policy/apply) vs ${fmt(p99Unloaded)} ms unloaded (${unloaded.length} cycles in the windows between, median ${fmt(percentile(unloaded, 50))}): ${ratio.toFixed(2)}×; events: ${sse.accepted} streams served, ${sse.refused} refused (503) over ${windows.length} windows (at most ${MAX_EVENT_CLIENTS} in each: ${everyWindowBounded}; exactly ${MAX_EVENT_CLIENTS} served and ${SSE_CLIENTS - MAX_EVENT_CLIENTS} refused in ${exactWindows}), ${sse.cut} still connecting when a window ended, ${sse.other} failed, ${(sse.bytes / 1e6).toFixed(0)} MB; /api/cycles: ${cycles.ok} answers read whole (${(cycles.bytes / 1e6).toFixed(0)} MB), ${cycles.started} begun, ${cycles.cut} cut at a window's end, ${cycles.other} failed; /api/partitions: ${parts.ok} answers read whole (${(parts.bytes / 1e6).toFixed(0)} MB), ${parts.started} begun, ${parts.cut} cut, ${parts.other} failed; first failure: ${windows.find((x) => x.firstError)?.firstError ?? "none"}; load clients' CPU ${(clientCpuMs.streams / 1000).toFixed(1)} s (streams) and ${(clientCpuMs.loops / 1000).toFixed(1)} s (loops) in ${((windows.length * WINDOW_MS) / 1000).toFixed(0)} s of load; healthz after: ${healthy}; SIGTERM exit ${exit.code}`,
+      observed: `first cycles ${(startupMs / 1000).toFixed(1)} s after start; cycle p99 ${fmt(p99Loaded)} ms under load (${loaded.length} cycles, median ${fmt(percentile(loaded, 50))}; slowest ${slowest} ms, as sample/reports/policy/apply) vs ${fmt(p99Unloaded)} ms unloaded (${unloaded.length} cycles in the windows between, median ${fmt(percentile(unloaded, 50))}): ${ratio.toFixed(2)}×; events: ${sse.accepted} streams served, ${sse.refused} refused (503) over ${windows.length} windows (at most ${MAX_EVENT_CLIENTS} open at once in each: ${everyWindowBounded}; exactly ${MAX_EVENT_CLIENTS} served and ${SSE_CLIENTS - MAX_EVENT_CLIENTS} refused in ${exactWindows}), ${sse.cut} still connecting when a window ended, ${sse.other} failed, ${(sse.bytes / 1e6).toFixed(0)} MB; per window served/ended before the window did/most open at once: ${windows.map((x) => `${x.sse.accepted}/${x.sse.ended}/${x.sse.maxOpen}`).join(" ")}; /api/cycles: ${cycles.ok} answers read whole (${(cycles.bytes / 1e6).toFixed(0)} MB), ${cycles.started} begun, ${cycles.cut} cut at a window's end, ${cycles.other} failed; /api/partitions: ${parts.ok} answers read whole (${(parts.bytes / 1e6).toFixed(0)} MB), ${parts.started} begun, ${parts.cut} cut, ${parts.other} failed; first failure: ${windows.find((x) => x.firstError)?.firstError ?? "none"}; load clients' CPU ${(clientCpuMs.streams / 1000).toFixed(1)} s (streams) and ${(clientCpuMs.loops / 1000).toFixed(1)} s (loops) in ${((windows.length * WINDOW_MS) / 1000).toFixed(0)} s of load; healthz after: ${healthy}; SIGTERM exit ${exit.code}`,
       holds,
     });
     expect(unloaded.length).toBeGreaterThanOrEqual(20);
