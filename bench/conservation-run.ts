@@ -203,6 +203,11 @@ export interface RunOutcome {
   /** Per network partition: served ÷ offered and p99 over the measured window. */
   served: Record<string, number>;
   p99Ms: Record<string, number>;
+  /**
+   * Per network partition: the measured window's latencies (µs) as histogramToB64 encodes
+   * them, so that the summary can pool repetitions (conservation-pooled.ts).
+   */
+  latencyB64?: Record<string, string>;
   /** TCP: replies per second per partition over the measured window. */
   rps?: Record<string, number>;
   /** Overload: answered per whole measured second per partition. */
@@ -413,7 +418,9 @@ export async function runOne(
   };
   let udp: LoadResult | null = null;
   let tcp: TcpLoadResult | null = null;
-  const phases = [{ name: "measured", fromMs: timing.warmupMs, toMs: durationMs }];
+  const phases = [
+    { name: "measured", fromMs: timing.warmupMs, toMs: durationMs, keepHistogram: true },
+  ];
   const waitPerRunUs: Record<string, number> = {};
   const usedNs: Record<string, number> = {};
   const net = tb.partitions;
@@ -504,6 +511,7 @@ export async function runOne(
     }
   const served: Record<string, number> = {};
   const p99Ms: Record<string, number> = {};
+  const latencyB64: Record<string, string> = {};
   const rps: Record<string, number> = {};
   const perSecond: Record<string, number[]> = {};
   const cpuPerReplyUs: Record<string, number> = {};
@@ -528,6 +536,7 @@ export async function runOne(
       perReply(t.name, ph?.answered);
       served[t.name] = ph?.servedRatio ?? Number.NaN;
       p99Ms[t.name] = ph?.latency.p99Ms ?? Number.NaN;
+      if (ph?.histogramB64) latencyB64[t.name] = ph.histogramB64;
       const from = Math.ceil(timing.warmupMs / 1000);
       perSecond[t.name] = t.timeline
         .filter((s) => s.second >= from && s.spanMs >= 1000)
@@ -539,6 +548,7 @@ export async function runOne(
       perReply(t.name, ph?.answered);
       served[t.name] = ph?.servedRatio ?? Number.NaN;
       p99Ms[t.name] = ph?.latency.p99Ms ?? Number.NaN;
+      if (ph?.histogramB64) latencyB64[t.name] = ph.histogramB64;
       rps[t.name] = ph?.requestsPerSec ?? Number.NaN;
     }
   return {
@@ -552,6 +562,7 @@ export async function runOne(
     hostCpus: cpu.cpus,
     served,
     p99Ms,
+    ...(Object.keys(latencyB64).length > 0 ? { latencyB64 } : {}),
     ...(tcp ? { rps } : {}),
     ...(udp ? { perSecond } : {}),
     ...(opts.scenario === "overload" ? { cycleServed } : {}),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { histogramToB64, newHistogram } from "../src/testbed/load-stats.ts";
 import { hogCapFiles, REFERENCE_HOG_CAP, type RunOutcome } from "./conservation-run.ts";
 import {
   hogCapNote,
@@ -110,5 +111,64 @@ describe("conservation-real: where weir loses in overload, and why", () => {
     expect(note).toContain(
       "weir served a 5100/s (1.02× its goal of 5000/s, 85 % of the 6000/s offered) and b + c 9000/s (medians)",
     );
+  });
+});
+
+describe("conservation-real: the pooled p99 ratio beside the per-repetition one", () => {
+  it("reports weir's pooled ratio as a figure and every policy's in a table", () => {
+    /** 100 requests: `slow` of them at `slowMs`, the rest at 1 ms (a histogram per partition). */
+    const hist = (slow: number, slowMs: number) => {
+      const h = newHistogram(3);
+      for (let i = 0; i < 100; i++) h.recordValue(i < slow ? slowMs * 1000 : 1000);
+      const b64 = histogramToB64(h);
+      h.destroy();
+      return b64;
+    };
+    const run = (scenario: string, policy: string, rep: number, p99: number, b64: string) =>
+      ({
+        scenario,
+        policy,
+        rep,
+        hostIdle: 0.01,
+        hogCores: 1,
+        hostCpus: 2,
+        served: { a: 1, b: 1, c: 1 },
+        p99Ms: { a: p99, b: p99, c: p99 },
+        latencyB64: { a: b64, b: b64, c: b64 },
+        writesPerPartitionSec: 0.1,
+        hogCappedFraction: 0,
+        netDelay: 0,
+        netThrottled: 0,
+        hogCapReasons: {},
+        hogCapMillis: Number.NaN,
+        waitPerRunUs: {},
+        cpuPerReplyUs: {},
+      }) as unknown as RunOutcome;
+    // weir: 2 slow (at 1.5 ms) of 100 in every repetition → pooled p99 1.5 ms; the reference:
+    // one repetition with 2 slow at 1.9 ms, two with none → pooled p99 1 ms (2 of 300).
+    const outcomes = [0, 1, 2].flatMap((rep) => [
+      run("conserve", "weir", rep, 1.5, hist(2, 1.5)),
+      run("ref-udp", "plain-cfs", rep, rep === 0 ? 1.9 : 1, hist(rep === 0 ? 2 : 0, 1.9)),
+    ]);
+    const result = summariseConservation(outcomes, {
+      reps: 3,
+      timing: { warmupMs: 1, measureMs: 1, idleMeasureMs: 1, overloadMeasureMs: 1, stepAtMs: 1 },
+      ppsPerCore: 10_000,
+      notes: [],
+    });
+    const perRep = result.figures.find(
+      (f) => f.name === "weir, UDP: worst partition p99 with hog ÷ without (median)",
+    );
+    expect(perRep?.value).toBe(1.5); // ratios 1.5/1.9, 1.5, 1.5
+    const pooled = result.figures.find((f) =>
+      f.name.startsWith("weir, UDP: worst partition p99 with hog ÷ without, every repetition's"),
+    );
+    expect(pooled).toMatchObject({ value: 1.5, reps: 3, range: [1.5, 1.5], target: "<= 1.2" });
+    expect(pooled?.meets).toBe(false);
+    const table = result.tables?.find((t) => t.title.startsWith("p99 of every repetition's"));
+    const weirRow = table?.rows.find((r) => String(r[0]).startsWith("weir"));
+    expect(weirRow?.slice(1, 5)).toEqual(["1.5", "1.5", "1.5", "1.50 [1.50–1.50]"]);
+    const refRow = table?.rows.find((r) => String(r[0]).startsWith("reference: plain CFS"));
+    expect(refRow?.slice(1, 5)).toEqual(["1.0", "1.0", "1.0", "1"]);
   });
 });

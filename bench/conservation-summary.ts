@@ -3,6 +3,7 @@
 // the figures and the losses notes share the same per-outcome helpers (worst ratio, served,
 // medians); the scheduler-trace table and notes are in conservation-waits.ts.
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
+import { type PooledRatio, pooledWorstRatio } from "./conservation-pooled.ts";
 import {
   CONSERVATION_FACTORIES,
   CONSERVATION_POLICIES,
@@ -97,6 +98,27 @@ export function summariseConservation(
   const perReply = (o: RunOutcome) =>
     NET.reduce((s, n) => s + (o.cpuPerReplyUs?.[n] ?? Number.NaN), 0) / NET.length;
   const worstP99 = (o: RunOutcome) => Math.max(...NET.map((n) => o.p99Ms[n] ?? Number.NaN));
+  /** The worst partition's p99 ratio from every repetition's requests pooled (null: no histograms). */
+  const pooled = (xs: RunOutcome[], ref: "ref-udp" | "ref-tcp") =>
+    pooledWorstRatio(xs, of(ref), NET);
+  const r2 = (x: number) => Math.round(x * 100) / 100;
+  /** A pooled ratio as a figure: its value, the repetitions pooled, the leave-one-out range. */
+  const pooledFigure = (name: string, p: PooledRatio | null): BenchFigure[] =>
+    p === null
+      ? []
+      : [
+          {
+            name,
+            value: r2(p.value),
+            reps: p.reps,
+            ...(p.leaveOneOut ? { range: [r2(p.leaveOneOut[0]), r2(p.leaveOneOut[1])] } : {}),
+            unit: "x",
+            target: "<= 1.2",
+            meets: p.value <= 1.2,
+          },
+        ];
+  const POOLED_NAME = (who: string, load: string) =>
+    `${who}, ${load}: worst partition p99 with hog ÷ without, every repetition's requests pooled (range: one repetition left out in turn)`;
   const col = (xs: RunOutcome[], f: (o: RunOutcome) => number, digits = 1, scale = 1) =>
     fmtStats(xs.map(f), digits, scale);
   const med = (xs: RunOutcome[], f: (o: RunOutcome) => number) =>
@@ -278,6 +300,7 @@ export function summariseConservation(
           target: "<= 1.2",
           meets: med(of(scenario, P), (o) => worstRatio(o, ref)) <= 1.2,
         },
+        ...pooledFigure(POOLED_NAME(L, load), pooled(of(scenario, P), ref)),
         {
           name: `${L}, ${load}: worst partition served ÷ offered (median)`,
           ...rep(of(scenario, P), minServed, 1, 100),
@@ -331,6 +354,7 @@ export function summariseConservation(
       target: "<= 1.2",
       meets: w.udpRatio <= 1.2,
     },
+    ...pooledFigure(POOLED_NAME("weir", "UDP"), pooled(of("conserve", "weir"), "ref-udp")),
     {
       name: "reference, UDP: p99 ratio with the hog on one CPU and the three servers on the other (cpuset split by hand, median)",
       ...rep(of("isolated-udp"), (o) => worstRatio(o, "ref-udp"), 2),
@@ -355,6 +379,7 @@ export function summariseConservation(
       target: "<= 1.2",
       meets: w.tcpRatio <= 1.2,
     },
+    ...pooledFigure(POOLED_NAME("weir", "TCP"), pooled(of("tcp", "weir"), "ref-tcp")),
     {
       name: "reference, TCP: p99 ratio with the hog on one CPU and the three servers on the other (cpuset split by hand, median)",
       ...rep(of("isolated-tcp"), (o) => worstRatio(o, "ref-tcp"), 2),
@@ -462,6 +487,53 @@ export function summariseConservation(
     if (capped.length) rows.push(waitRow(`${kind}: reference, hog capped by hand`, capped));
     return rows;
   });
+  // The p99s of every repetition's requests pooled, per policy (conservation-pooled.ts).
+  const pooledCell = (p: PooledRatio | null) =>
+    p === null
+      ? "–"
+      : `${p.value.toFixed(2)}${p.leaveOneOut ? ` [${p.leaveOneOut[0].toFixed(2)}–${p.leaveOneOut[1].toFixed(2)}]` : ""}`;
+  const pooledRow = (label: string, udp: RunOutcome[], tcp: RunOutcome[]) => {
+    const u = pooled(udp, "ref-udp");
+    const t = pooled(tcp, "ref-tcp");
+    const ms = (p: PooledRatio | null, n: string) =>
+      p ? (p.perPartition[n]?.withMs ?? Number.NaN).toFixed(1) : "–";
+    return [
+      label,
+      ...NET.map((n) => ms(u, n)),
+      pooledCell(u),
+      ...NET.map((n) => ms(t, n)),
+      pooledCell(t),
+    ];
+  };
+  const pooledRows = outcomes.some((o) => o.latencyB64)
+    ? [
+        ...policies.map((p) => pooledRow(POLICY_LABEL(p), of("conserve", p), of("tcp", p))),
+        ...(() => {
+          const u = pooled(of("ref-udp"), "ref-udp");
+          const t = pooled(of("ref-tcp"), "ref-tcp");
+          const ms = (p: PooledRatio | null, n: string) =>
+            p ? (p.perPartition[n]?.withoutMs ?? Number.NaN).toFixed(1) : "–";
+          return [
+            [
+              "reference: plain CFS, hog stopped",
+              ...NET.map((n) => ms(u, n)),
+              "1",
+              ...NET.map((n) => ms(t, n)),
+              "1",
+            ],
+          ];
+        })(),
+        ...(of("isolated-udp").length > 0 || of("isolated-tcp").length > 0
+          ? [
+              pooledRow(
+                "reference: static weights, hog on CPU 0, the servers on CPU 1 (cpuset split by hand)",
+                of("isolated-udp"),
+                of("isolated-tcp"),
+              ),
+            ]
+          : []),
+      ]
+    : [];
   // Where weir loses: every scenario where a baseline's median beats weir's on p99 or batch CPU.
   const losses: string[] = [];
   const weirEvidence = (xs: RunOutcome[]) =>
@@ -593,6 +665,25 @@ export function summariseConservation(
         ],
         rows: tcpRows,
       },
+      ...(pooledRows.length > 0
+        ? [
+            {
+              title: `p99 of every repetition's requests pooled (${info.reps} repetitions, measured windows): conserve (UDP) and tcp beside the hog; the ratio is the worst partition's pooled p99 ÷ its pooled p99 with the hog stopped in the same repetitions, [range with one repetition left out in turn]`,
+              columns: [
+                "policy",
+                "UDP p99 a ms",
+                "UDP p99 b ms",
+                "UDP p99 c ms",
+                "UDP worst p99 ÷ no-hog",
+                "TCP p99 a ms",
+                "TCP p99 b ms",
+                "TCP p99 c ms",
+                "TCP worst p99 ÷ no-hog",
+              ],
+              rows: pooledRows,
+            },
+          ]
+        : []),
       ...(waitRows.some((r) => Number(r[1]) > 0)
         ? [
             {

@@ -26,10 +26,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
+import type { CycleRecord } from "../src/core/model.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { pinCgroupMembers } from "../src/testbed/cgroups.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
+import { pooledWorstRatio } from "./conservation-pooled.ts";
 import {
   CONSERVE_CORES,
   type Ctx,
@@ -122,6 +124,18 @@ function readPlacement(partitions: ReadonlyArray<{ name: string; cgroup: string 
 
 const tally = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 0) + 1);
 
+/** Each named partition's need this cycle as the manager hands it to placement, millicores. */
+function noteNeeds(m: Map<string, number[]>, r: CycleRecord, names: readonly string[]): void {
+  for (const p of r.partitions) {
+    if (!names.includes(p.id) || !p.directive) continue;
+    const used = (p.throughput?.cpuCores ?? 0) * 1000;
+    const need = Math.max(p.directive.cpuMillis, Number.isFinite(used) ? used : 0);
+    const xs = m.get(p.id) ?? [];
+    xs.push(need);
+    m.set(p.id, xs);
+  }
+}
+
 /** "a 0, b 1, c 1: 93 %; a 0-1, ...: 7 %", most frequent first. */
 export function shares(m: ReadonlyMap<string, number>): string {
   const total = [...m.values()].reduce((s, n) => s + n, 0);
@@ -135,6 +149,9 @@ export function shares(m: ReadonlyMap<string, number>): string {
 /** One run's p99 per partition, host idle and hog cores. */
 export interface PlacementRun {
   p99Ms: Record<string, number>;
+  /** Its repetition and its partitions' latency histograms (for the pooled ratio). */
+  rep?: number;
+  latencyB64?: Record<string, string>;
   hostIdle: number;
   hogCores: number;
 }
@@ -198,6 +215,11 @@ export const bench: Benchmark = {
     const seen = Object.fromEntries(LOADS.map((k) => [k, new Map()])) as unknown as Record<
       LoadKind,
       Map<string, number>
+    >;
+    /** weir-placed: each network partition's need per cycle, as placement sees it (millicores). */
+    const needs = Object.fromEntries(LOADS.map((k) => [k, new Map()])) as unknown as Record<
+      LoadKind,
+      Map<string, number[]>
     >;
     try {
       // The generator beside the partitions, as in conservation-real (it stands for remote clients).
@@ -276,13 +298,24 @@ export const bench: Benchmark = {
                 measureMs: timing.measureMs,
                 hogStopped: v.startsWith("ref"),
                 ...(v === "weir-placed"
-                  ? { onRecord: () => tally(seen[kind], readPlacement(tb.partitions)) }
+                  ? {
+                      onRecord: (r: CycleRecord) => {
+                        tally(seen[kind], readPlacement(tb.partitions));
+                        noteNeeds(needs[kind], r, names);
+                      },
+                    }
                   : {}),
               });
             } finally {
               undo();
             }
-            row[v] = { p99Ms: o.p99Ms, hostIdle: o.hostIdle, hogCores: o.hogCores };
+            row[v] = {
+              p99Ms: o.p99Ms,
+              hostIdle: o.hostIdle,
+              hogCores: o.hogCores,
+              rep,
+              ...(o.latencyB64 ? { latencyB64: o.latencyB64 } : {}),
+            };
             done++;
           }
           byLoad[kind].push(row);
@@ -325,6 +358,39 @@ export const bench: Benchmark = {
           unit: "x",
         },
       );
+      // every repetition's requests pooled, beside the median of the repetitions' ratios
+      const runsOf = (v: Variant) =>
+        byLoad[kind].flatMap((x) => (x[v] ? [{ ...x[v]!, rep: x[v]!.rep ?? -1 }] : []));
+      const pooledOf = (v: Variant) => pooledWorstRatio(runsOf(v), runsOf("ref"), names);
+      for (const [v, who] of [
+        ["weir", "weir, servers free"],
+        ["weir-placed", "weir with placement (spread, fill 0.8)"],
+      ] as const) {
+        const p = pooledOf(v);
+        if (p)
+          figures.push({
+            name: `${L}: ${who}: worst p99 with hog ÷ without, every repetition's requests pooled (range: one repetition left out in turn)`,
+            value: Math.round(p.value * 100) / 100,
+            reps: p.reps,
+            ...(p.leaveOneOut
+              ? {
+                  range: [
+                    Math.round(p.leaveOneOut[0] * 100) / 100,
+                    Math.round(p.leaveOneOut[1] * 100) / 100,
+                  ] as [number, number],
+                }
+              : {}),
+            unit: "x",
+          });
+      }
+      const pooledCell = (v: Variant) => {
+        if (v === "ref") return "1";
+        if (v === "ref-spread") return "–";
+        const p = pooledOf(v);
+        return p
+          ? `${p.value.toFixed(2)}${p.leaveOneOut ? ` [${p.leaveOneOut[0].toFixed(2)}–${p.leaveOneOut[1].toFixed(2)}]` : ""}`
+          : "–";
+      };
       const col = (v: Variant, f: (x: PlacementRun) => number, digits: number) =>
         fmtStats(
           byLoad[kind].map((x) => (x[v] ? f(x[v]!) : Number.NaN)),
@@ -349,6 +415,7 @@ export const bench: Benchmark = {
                         : r.weirPlaced,
                   2,
                 ),
+          pooledCell(v),
           v === "sw-spread" ? fmtStats(r.spreadOwn, 2) : "–",
           col(v, (x) => x.hostIdle, 1),
           v.startsWith("ref") ? "0 (stopped)" : col(v, (x) => x.hogCores, 2),
@@ -365,6 +432,7 @@ export const bench: Benchmark = {
             "variant",
             ...names.map((n) => `p99 ${n} ms`),
             "worst p99 ÷ ref",
+            "worst p99 ÷ ref, requests of all repetitions pooled [one left out]",
             "worst p99 ÷ ref-spread",
             "host idle %",
             "hog CPU (cores)",
@@ -377,6 +445,7 @@ export const bench: Benchmark = {
         `${reps} repetitions; in each, per load, the variants run in the order ${VARIANTS.join(", ")}, each ${timing.warmupMs / 1000} s warm-up then ${timing.measureMs / 1000} s measured; 100 ms cycles for weir. ref: plain CFS with the hog's process SIGSTOPped; spread: every thread of every process in a partition's cgroups pinned to its CPU (taskset by PID, restored after the run); the hog and the generator are never pinned. Issue 9's latency target is a worst p99 ratio ≤ 1.2 against the free no-hog reference.`,
         "Why spread could help: this VM reports no cache topology, so a waking server is not moved to another CPU that runs only the idle-class hog; it waits on the CPU its wake-up chose until a load balance moves it (conservation-real's scheduler trace). Pinned, a server always wakes on its own CPU, where the idle-class hog yields at once; it then waits only behind the servers pinned with it and the generator.",
         `weir-placed, the partitions' cpuset.cpus per cycle (share of cycles, all repetitions): ${LOADS.map((k) => `${LABEL[k]} ${shares(seen[k])}`).join("; ")}.`,
+        `weir-placed, each partition's need as placement sees it (its entitlement, or the CPU it used when more; median [range] over the cycles of all repetitions, millicores): ${LOADS.map((k) => `${LABEL[k]} ${[...needs[k]].map(([n, xs]) => `${n} ${fmtStats(xs, 0)}`).join(", ")}`).join("; ")}.`,
         `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared).`,
       ],
     };

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { badOption, generatorCost, newHistogram, summarize } from "./load-stats.ts";
+import {
+  badOption,
+  generatorCost,
+  histogramToB64,
+  newHistogram,
+  pooledLatency,
+  summarize,
+} from "./load-stats.ts";
 
 describe("load stats", () => {
   it("summarises a latency histogram in ms, and nothing as nulls", () => {
@@ -25,6 +32,29 @@ describe("load stats", () => {
       meanMs: null,
     });
     empty.destroy();
+  });
+
+  it("pools runs' histograms: the percentile of every latency together, not of the runs' percentiles", () => {
+    // Run 1: 99 requests at 1 ms and one at 50 ms; run 2: 100 requests at 2 ms. Each run's p99
+    // is 1 ms and 2 ms; of the 200 together, the 198th is 2 ms and the 199th 50 ms — so the
+    // pooled p99 (the 198th) is 2 ms and the pooled p99.9 is 50 ms, neither a mean of the two.
+    const a = newHistogram(3);
+    for (let i = 0; i < 99; i++) a.recordValue(1000);
+    a.recordValue(50_000);
+    const b = newHistogram(3);
+    for (let i = 0; i < 100; i++) b.recordValue(2000);
+    const encoded = [histogramToB64(a), histogramToB64(b)];
+    expect(summarize(a).p99Ms).toBe(1);
+    expect(summarize(b).p99Ms).toBe(2);
+    a.destroy();
+    b.destroy();
+    const pooled = pooledLatency(encoded);
+    expect(pooled.count).toBe(200);
+    expect(pooled.p99Ms).toBe(2);
+    expect(pooled.p999Ms).toBeCloseTo(50, 1);
+    expect(pooled.maxMs).toBeCloseTo(50, 1);
+    expect(pooledLatency([]).p99Ms).toBeNull();
+    expect(() => pooledLatency(["not a histogram"])).toThrow();
   });
 
   it("the generator's CPU cost: cores over the wall time, µs per 1,000 packets", () => {

@@ -1,7 +1,12 @@
 // What the open-loop UDP generator (load.ts) and the closed-loop TCP generator (tcp-load.ts)
 // share: latency histograms and their summary, named phases, the generator's own CPU cost,
 // and the error an option that breaks a rule gets.
-import { build, type Histogram } from "hdr-histogram-js";
+import {
+  build,
+  decodeFromCompressedBase64,
+  encodeIntoCompressedBase64,
+  type Histogram,
+} from "hdr-histogram-js";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 
 /** A named window of the run (by send time) to summarise separately, e.g. a demo phase. */
@@ -9,6 +14,11 @@ export interface LoadPhase {
   name: string;
   fromMs: number;
   toMs: number;
+  /**
+   * Also hand back the phase's latency histogram (`histogramB64`), so that runs can be pooled:
+   * a percentile of several runs together is not any function of each run's percentiles.
+   */
+  keepHistogram?: boolean;
 }
 
 export interface LatencySummary {
@@ -39,6 +49,33 @@ export const newHistogram = (digits: 1 | 2 | 3): Histogram =>
     highestTrackableValue: 120_000_000,
     numberOfSignificantValueDigits: digits,
   });
+
+/**
+ * A latency histogram (µs) as text: HdrHistogram's compressed base64 encoding, which its other
+ * implementations (Java, Go, C, Python) also read.
+ */
+export const histogramToB64 = (h: Histogram): string => encodeIntoCompressedBase64(h);
+
+/**
+ * Several runs' latency histograms (from histogramToB64) as one: the latencies of every
+ * request of every run together. A percentile of it is the pooled percentile (null: no value).
+ */
+export function pooledLatency(encoded: readonly string[]): LatencySummary {
+  const total = newHistogram(3);
+  try {
+    for (const e of encoded) {
+      const h = decodeFromCompressedBase64(e);
+      try {
+        total.add(h);
+      } finally {
+        h.destroy();
+      }
+    }
+    return summarize(total);
+  } finally {
+    total.destroy();
+  }
+}
 
 export function summarize(h: Histogram): LatencySummary {
   if (h.totalCount === 0) {

@@ -4,7 +4,13 @@
 import dgram from "node:dgram";
 import type { Histogram } from "hdr-histogram-js";
 import type { LoadTarget, SecondStats, TargetResult } from "./load.ts";
-import { type LoadPhase, newHistogram, summarize, US_PER_MS } from "./load-stats.ts";
+import {
+  histogramToB64,
+  type LoadPhase,
+  newHistogram,
+  summarize,
+  US_PER_MS,
+} from "./load-stats.ts";
 import { describeSchedule, packetsBetween, rateAt, type Schedule } from "./schedule.ts";
 
 interface Bucket {
@@ -175,6 +181,7 @@ export class TargetRun {
         late: p.late,
         servedRatio: p.sent === 0 ? null : p.answered / p.sent,
         latency: summarize(p.hist),
+        ...(p.phase.keepHistogram ? { histogramB64: histogramToB64(p.hist) } : {}),
       })),
     };
     this.hist.destroy();

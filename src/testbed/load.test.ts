@@ -1,6 +1,7 @@
 import dgram from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LoadResult, runLoad } from "./load.ts";
+import { pooledLatency } from "./load-stats.ts";
 import { probeServer } from "./probe.ts";
 import { type PacketServer, startPacketServer } from "./server.ts";
 
@@ -134,7 +135,7 @@ describe("runLoad (loopback)", () => {
       phases: [
         { name: "before", fromMs: 0, toMs: 500 },
         // the last batch may go out a few ms after durationMs: by send time it is still "after"
-        { name: "after", fromMs: 500, toMs: 5000 },
+        { name: "after", fromMs: 500, toMs: 5000, keepHistogram: true },
       ],
     });
     const [stepper, idle] = r.targets;
@@ -143,6 +144,11 @@ describe("runLoad (loopback)", () => {
     expect(before!.sent).toBeLessThanOrEqual(26);
     expect(after!.sent).toBeGreaterThan(before!.sent * 2);
     expect(before!.sent + after!.sent).toBe(stepper!.sent);
+    // the phase that asked for its histogram has it: the same latencies as its summary
+    expect(before!.histogramB64).toBeUndefined();
+    const kept = pooledLatency([after!.histogramB64!]);
+    expect(kept.count).toBe(after!.latency.count);
+    expect(kept.p99Ms).toBe(after!.latency.p99Ms);
     expect(idle!.sent).toBe(0);
     expect(idle!.servedRatio).toBeNull();
     consistent(r);

@@ -91,6 +91,8 @@ export interface PhaseStats {
   /** answered / sent (null when nothing was sent). */
   servedRatio: number | null;
   latency: LatencySummary;
+  /** The phase's latencies (µs) as histogramToB64 encodes them, when the phase asked for it. */
+  histogramB64?: string;
 }
 
 export interface TargetResult {

@@ -4,6 +4,7 @@
 // made-up times.
 import type { Histogram } from "hdr-histogram-js";
 import {
+  histogramToB64,
   type LatencySummary,
   type LoadPhase,
   newHistogram,
@@ -41,6 +42,8 @@ export interface TcpPhaseStats {
   /** answered per second of the phase's window (clipped to the sending time). */
   requestsPerSec: number | null;
   latency: LatencySummary;
+  /** The phase's latencies (µs) as histogramToB64 encodes them, when the phase asked for it. */
+  histogramB64?: string;
 }
 
 export interface TcpErrorCounts {
@@ -245,6 +248,7 @@ export class TcpTargetAccount {
           servedRatio: p.sent === 0 ? null : p.answered / p.sent,
           requestsPerSec: spanMs > 0 ? Math.round((p.answered / spanMs) * 10_000) / 10 : null,
           latency: summarize(p.hist),
+          ...(p.phase.keepHistogram ? { histogramB64: histogramToB64(p.hist) } : {}),
         };
       }),
     };

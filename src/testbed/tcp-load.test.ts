@@ -1,5 +1,6 @@
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import { pooledLatency } from "./load-stats.ts";
 import { TcpTargetAccount } from "./tcp-account.ts";
 import { runTcpLoad } from "./tcp-load.ts";
 import { startTcpServer, type TcpServer } from "./tcp-server.ts";
@@ -52,6 +53,25 @@ describe("TcpTargetAccount (made-up times)", () => {
     ]);
     expect(r.phases[0]!.requestsPerSec).toBe(3);
     expect(r.phases[1]!.requestsPerSec).toBeCloseTo(2 / 1.5, 1);
+    // no phase asked for its histogram
+    expect(r.phases.some((p) => "histogramB64" in p)).toBe(false);
+  });
+
+  it("hands back a phase's latency histogram when the phase asks for it", () => {
+    const a = new TcpTargetAccount([
+      { name: "kept", fromMs: 0, toMs: 1000, keepHistogram: true },
+      { name: "summary only", fromMs: 0, toMs: 1000 },
+    ]);
+    a.onSent(100);
+    a.onReply(100, 103);
+    a.onSent(200);
+    a.onReply(200, 210);
+    const r = a.result(1000);
+    const kept = pooledLatency([r.phases[0]!.histogramB64!]);
+    expect(kept.count).toBe(2);
+    expect(kept.maxMs).toBeCloseTo(10, 1);
+    expect(kept.p50Ms).toBeCloseTo(3, 1);
+    expect(r.phases[1]!.histogramB64).toBeUndefined();
   });
 
   it("replies after sending stopped fold into the last second; finalised seconds stay as they were", () => {
