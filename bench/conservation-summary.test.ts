@@ -115,35 +115,35 @@ describe("conservation-real: where weir loses in overload, and why", () => {
 });
 
 describe("conservation-real: the pooled p99 ratio beside the per-repetition one", () => {
+  /** 100 requests: `slow` of them at `slowMs`, the rest at 1 ms (a histogram per partition). */
+  const hist = (slow: number, slowMs: number) => {
+    const h = newHistogram(3);
+    for (let i = 0; i < 100; i++) h.recordValue(i < slow ? slowMs * 1000 : 1000);
+    const b64 = histogramToB64(h);
+    h.destroy();
+    return b64;
+  };
+  const run = (scenario: string, policy: string, rep: number, p99: number, b64: string) =>
+    ({
+      scenario,
+      policy,
+      rep,
+      hostIdle: 0.01,
+      hogCores: 1,
+      hostCpus: 2,
+      served: { a: 1, b: 1, c: 1 },
+      p99Ms: { a: p99, b: p99, c: p99 },
+      latencyB64: { a: b64, b: b64, c: b64 },
+      writesPerPartitionSec: 0.1,
+      hogCappedFraction: 0,
+      netDelay: 0,
+      netThrottled: 0,
+      hogCapReasons: {},
+      hogCapMillis: Number.NaN,
+      waitPerRunUs: {},
+      cpuPerReplyUs: {},
+    }) as unknown as RunOutcome;
   it("reports weir's pooled ratio as a figure and every policy's in a table", () => {
-    /** 100 requests: `slow` of them at `slowMs`, the rest at 1 ms (a histogram per partition). */
-    const hist = (slow: number, slowMs: number) => {
-      const h = newHistogram(3);
-      for (let i = 0; i < 100; i++) h.recordValue(i < slow ? slowMs * 1000 : 1000);
-      const b64 = histogramToB64(h);
-      h.destroy();
-      return b64;
-    };
-    const run = (scenario: string, policy: string, rep: number, p99: number, b64: string) =>
-      ({
-        scenario,
-        policy,
-        rep,
-        hostIdle: 0.01,
-        hogCores: 1,
-        hostCpus: 2,
-        served: { a: 1, b: 1, c: 1 },
-        p99Ms: { a: p99, b: p99, c: p99 },
-        latencyB64: { a: b64, b: b64, c: b64 },
-        writesPerPartitionSec: 0.1,
-        hogCappedFraction: 0,
-        netDelay: 0,
-        netThrottled: 0,
-        hogCapReasons: {},
-        hogCapMillis: Number.NaN,
-        waitPerRunUs: {},
-        cpuPerReplyUs: {},
-      }) as unknown as RunOutcome;
     // weir: 2 slow (at 1.5 ms) of 100 in every repetition → pooled p99 1.5 ms; the reference:
     // one repetition with 2 slow at 1.9 ms, two with none → pooled p99 1 ms (2 of 300).
     const outcomes = [0, 1, 2].flatMap((rep) => [
@@ -170,5 +170,27 @@ describe("conservation-real: the pooled p99 ratio beside the per-repetition one"
     expect(weirRow?.slice(1, 5)).toEqual(["1.5", "1.5", "1.5", "1.50 [1.50–1.50]"]);
     const refRow = table?.rows.find((r) => String(r[0]).startsWith("reference: plain CFS"));
     expect(refRow?.slice(1, 5)).toEqual(["1.0", "1.0", "1.0", "1"]);
+  });
+
+  it("says where a baseline's pooled ratio beats weir's when weir's misses the target", () => {
+    const tcpRun = (policy: string, rep: number, slowMs: number) =>
+      run("tcp", policy, rep, slowMs, hist(2, slowMs));
+    // pooled p99: weir 1.5 ms, static weights 1.1 ms, the reference 1 ms (no slow requests)
+    const outcomes = [0, 1, 2].flatMap((rep) => [
+      tcpRun("weir", rep, 1.5),
+      tcpRun("static-weights", rep, 1.1),
+      run("ref-tcp", "plain-cfs", rep, 1, hist(0, 1)),
+    ]);
+    const notes =
+      summariseConservation(outcomes, {
+        reps: 3,
+        timing: { warmupMs: 1, measureMs: 1, idleMeasureMs: 1, overloadMeasureMs: 1, stepAtMs: 1 },
+        ppsPerCore: 10_000,
+        notes: [],
+      }).notes ?? [];
+    const note = notes.find((n) => n.startsWith("Where weir loses — tcp"));
+    expect(note).toContain(
+      "static weights (idle-class batch): lower p99 ratio with every repetition's requests pooled (1.10× vs 1.50×)",
+    );
   });
 });
