@@ -35,14 +35,15 @@ export function cappedDirective(
  */
 export function sameDirective(a: Directive, b: Directive): boolean {
   return (
-    a.partition === b.partition &&
-    a.cpuMillis === b.cpuMillis &&
-    a.weight === b.weight &&
-    a.idle === b.idle &&
-    a.capCpuMillis === b.capCpuMillis &&
-    a.burstCpuMillis === b.burstCpuMillis &&
-    a.capReason === b.capReason &&
-    a.capPeriodUs === b.capPeriodUs &&
-    a.cpuCount === b.cpuCount
+    a === b ||
+    (a.partition === b.partition &&
+      a.cpuMillis === b.cpuMillis &&
+      a.weight === b.weight &&
+      a.idle === b.idle &&
+      a.capCpuMillis === b.capCpuMillis &&
+      a.burstCpuMillis === b.burstCpuMillis &&
+      a.capReason === b.capReason &&
+      a.capPeriodUs === b.capPeriodUs &&
+      a.cpuCount === b.cpuCount)
   );
 }

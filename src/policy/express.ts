@@ -312,6 +312,7 @@ export function directiveAt(
   capacity: number,
   burstFraction: number,
   donorCapPeriodUs = 0,
+  reuse: Directive | null = null,
 ): Directive {
   const cap = capOf(code, cpu, max);
   const reason = CAP_REASONS[code] ?? null;
@@ -321,6 +322,26 @@ export function directiveAt(
     reason === null || reason === "suppress-batch" || reason === "goal-donor"
       ? 0
       : Math.floor(cap * clamp(burstFraction, 0, 1));
+  const cpuCount = cpuCountForAllocation(Math.min(cap, max, capacity));
+  const capPeriodUs =
+    code === CapCode.goalDonor && donorCapPeriodUs > 0 ? donorCapPeriodUs : undefined;
+  // the caller's directive when it is this one in every field (directives are never changed
+  // once made): an unchanged row is the same object cycle after cycle, so the cycle's readers
+  // (the actuator's no-change path, the record, the metrics) compare it by identity and no
+  // object is made for it (the fields compared as sameDirective compares them)
+  if (
+    reuse !== null &&
+    reuse.partition === partition &&
+    reuse.cpuMillis === cpu &&
+    reuse.weight === weight &&
+    reuse.idle === batch &&
+    reuse.capCpuMillis === cap &&
+    reuse.burstCpuMillis === burst &&
+    reuse.capReason === reason &&
+    reuse.capPeriodUs === capPeriodUs &&
+    reuse.cpuCount === cpuCount
+  )
+    return reuse;
   const d: Directive = {
     partition,
     cpuMillis: cpu,
@@ -329,9 +350,9 @@ export function directiveAt(
     capCpuMillis: cap,
     burstCpuMillis: burst,
     capReason: reason,
-    cpuCount: cpuCountForAllocation(Math.min(cap, max, capacity)),
+    cpuCount,
   };
-  if (code === CapCode.goalDonor && donorCapPeriodUs > 0) d.capPeriodUs = donorCapPeriodUs;
+  if (capPeriodUs !== undefined) d.capPeriodUs = capPeriodUs;
   return d;
 }
 
@@ -356,7 +377,8 @@ export class StepDirectives implements DirectiveTable {
     return this.table.size;
   }
 
-  at(i: number): Directive {
+  /** `reuse`: DirectiveTable.at's (returned when row `i` equals it in every field). */
+  at(i: number, reuse: Directive | null = null): Directive {
     if (!(i >= 0 && i < this.size)) throw new RangeError(`directive row ${i} of ${this.size}`);
     this.#objects ??= new Array(this.size);
     let d = this.#objects[i];
@@ -372,6 +394,7 @@ export class StepDirectives implements DirectiveTable {
         this.capacityCpuMillis,
         this.burstFraction,
         this.donorCapPeriodUs,
+        reuse,
       );
       this.#objects[i] = d;
     }
