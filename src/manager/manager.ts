@@ -422,37 +422,34 @@ export class Manager implements ManagerView {
    * skipped (guardedCycle); the loop rejects with CYCLE_CRASH_LOOP after
    * maxConsecutiveCycleFailures in a row.
    */
-  start(signal: AbortSignal): Promise<void> {
-    // Each cycle runs in its timer's callback and sets the next timer: no promise, no async
-    // function resumed and no listener added per cycle (at 10 Hz each cycle's wake-up runs
-    // node's timer code from cold caches; what it runs besides the cycle is kept short).
-    return new Promise<void>((resolve, reject) => {
-      const interval = this.opts.intervalMs;
-      let next = this.opts.now();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const done = (err?: unknown) => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
-        if (err === undefined) resolve();
-        else reject(err);
-      };
-      const onAbort = () => done();
-      const tick = () => {
-        if (signal.aborted) return done();
-        try {
-          this.guardedCycle();
-        } catch (err) {
-          return done(err);
-        }
+  async start(signal: AbortSignal): Promise<void> {
+    const interval = this.opts.intervalMs;
+    let next = this.opts.now();
+    // One abort listener for the whole loop, which ends the wait in progress: adding and
+    // removing one on the signal every cycle was work node's EventTarget did 10 times a second.
+    let wake: (() => void) | null = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = () => {
+      clearTimeout(timer);
+      wake?.();
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      while (!signal.aborted) {
+        this.guardedCycle();
         next += interval;
         const nowMs = this.opts.now();
         if (next < nowMs) next = nowMs + interval - ((nowMs - next) % interval);
-        if (signal.aborted) return done();
-        timer = setTimeout(tick, Math.max(0, next - this.opts.now()));
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      tick();
-    });
+        if (signal.aborted) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, Math.max(0, next - this.opts.now()));
+        });
+        wake = null;
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
   }
 
   /** Orderly shutdown: restore what weir found (or keep the last values), then close. */
