@@ -95,17 +95,6 @@ describe("FileSetActuator's no-change path", () => {
     ]);
   });
 
-  it("refuses an invalid directive even right after an equal valid one wrote nothing", () => {
-    const { actuator } = memoryCgroup();
-    const d = directive(250, 300);
-    actuator.apply(d);
-    expect(actuator.apply({ ...d }).written).toEqual([]);
-    expect(actuator.apply({ ...d, weight: Number.NaN }).error?.code).toBe(
-      ErrorCodes.DIRECTIVE_INVALID,
-    );
-    expect(actuator.apply({ ...d }).written).toEqual([]);
-  });
-
   it("plans again after a restore and after a write the target refused later", () => {
     const { actuator, writes, refuseLast } = memoryCgroup(true);
     const d = directive(250, 300);

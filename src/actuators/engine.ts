@@ -214,16 +214,18 @@ export class FileSetActuator implements PartitionActuator {
   apply(directive: Directive): ApplyResult {
     const refused = this.refusal();
     if (refused) return refused;
-    // a directive equal to the last one that wrote nothing passed checkDirective then (a pure
-    // check of its fields): the no-change path of every idle partition, every cycle
-    const u = this.unchanged;
-    const same = u !== null && sameDirective(u.directive, directive);
-    const problem = same ? null : checkDirective(directive);
+    const problem = checkDirective(directive);
     if (problem) return this.invalid(`refusing directive for ${this.partition}: ${problem}`);
     const late = this.lateFailure();
     if (late?.code === ErrorCodes.TARGET_GONE)
       return { partition: this.partition, written: [], error: late.toInfo() };
-    if (late === null && same && u.version === this.cacheVersion) {
+    const u = this.unchanged;
+    if (
+      late === null &&
+      u !== null &&
+      u.version === this.cacheVersion &&
+      sameDirective(u.directive, directive)
+    ) {
       this.counters.unchangedSkips += u.skips;
       return { partition: this.partition, written: NOTHING_WRITTEN };
     }
@@ -328,9 +330,7 @@ export class FileSetActuator implements PartitionActuator {
    * first one's error is returned (a vanished target's: the actuator is gone from then on).
    */
   private lateFailure(): WeirError | null {
-    // a synchronous port has no late failures: no list made per apply
-    if (this.o.port.takeFailures === undefined) return null;
-    const failures = this.o.port.takeFailures();
+    const failures = this.o.port.takeFailures?.() ?? [];
     if (failures.length === 0) return null;
     const held = this.o.port.held?.() ?? {};
     let first: WeirError | null = null;

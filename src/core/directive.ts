@@ -35,15 +35,14 @@ export function cappedDirective(
  */
 export function sameDirective(a: Directive, b: Directive): boolean {
   return (
-    a === b ||
-    (a.partition === b.partition &&
-      a.cpuMillis === b.cpuMillis &&
-      a.weight === b.weight &&
-      a.idle === b.idle &&
-      a.capCpuMillis === b.capCpuMillis &&
-      a.burstCpuMillis === b.burstCpuMillis &&
-      a.capReason === b.capReason &&
-      a.capPeriodUs === b.capPeriodUs &&
-      a.cpuCount === b.cpuCount)
+    a.partition === b.partition &&
+    a.cpuMillis === b.cpuMillis &&
+    a.weight === b.weight &&
+    a.idle === b.idle &&
+    a.capCpuMillis === b.capCpuMillis &&
+    a.burstCpuMillis === b.burstCpuMillis &&
+    a.capReason === b.capReason &&
+    a.capPeriodUs === b.capPeriodUs &&
+    a.cpuCount === b.cpuCount
   );
 }

@@ -214,54 +214,6 @@ describe("Manager", () => {
     ]);
   });
 
-  it("gives the actuator an unchanged partition's directive as one object from cycle to cycle (weir's columnar step)", () => {
-    const clock = new Clock();
-    const a = { pps: 2000 };
-    const given: Directive[] = [];
-    const wiring: PartitionWiring[] = [
-      {
-        spec: spec("a"),
-        source: "host",
-        openSensor: () => counterSensor(clock, a),
-        openActuator: () => ({
-          ...memoryActuator("a", []),
-          apply(d: Directive): ApplyResult {
-            given.push(d);
-            return { partition: "a", written: [] };
-          },
-        }),
-      },
-    ];
-    const m = new Manager({
-      now: clock.now,
-      intervalMs: 100,
-      policy: weirPolicy,
-      knobs,
-      partitions: wiring,
-      throughput,
-    });
-    const records = [];
-    for (let i = 0; i < 30; i++) {
-      clock.t += 100;
-      records.push(m.runCycle());
-    }
-    // the same traffic: after it settles, the step's row is last cycle's and the object is too
-    const last = given.at(-1)!;
-    expect(given.at(-2)).toBe(last);
-    expect(records.at(-1)!.partitions[0]!.directive).toBe(last);
-    // a change of the row makes a new object (a lower max caps the partition)
-    const before = given.length;
-    m.updateBounds("a", { maxCpuMillis: 400 });
-    for (let i = 0; i < 5; i++) {
-      clock.t += 100;
-      m.runCycle();
-    }
-    const moved = given.slice(before);
-    expect(moved[0]).not.toBe(last);
-    expect(moved[0]).not.toEqual(last);
-    expect(moved.at(-1)).toBe(moved.at(-2));
-  });
-
   it("keeps cycle records within historyMaxBytes (estimated), the newest last", () => {
     const clock = new Clock();
     const wiring: PartitionWiring[] = ["a", "b"].map((id) => ({

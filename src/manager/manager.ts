@@ -52,18 +52,14 @@ function wiringsOf(active: readonly PartitionSlot[]): PartitionWiring[] {
   return out;
 }
 
-/**
- * The step's directive for slot `s` (row k of the output is the table's row k): the object the
- * slot's last record holds when the row equals it in every field (DirectiveTable.at's reuse),
- * so an unchanged partition's directive is one object from cycle to cycle.
- */
+/** The step's directive for partition `id` (row k of the output is the table's row k). */
 function directiveOf(
   out: TableOutput,
   rowOf: ReadonlyMap<PartitionId, number>,
-  s: PartitionSlot,
+  id: PartitionId,
 ): Directive | null {
-  const r = rowOf.get(s.spec.id);
-  return r === undefined ? null : out.directives.at(r, s.lastRecorded);
+  const r = rowOf.get(id);
+  return r === undefined ? null : out.directives.at(r);
 }
 
 /** The step's decision for partition `id`, as directiveOf. */
@@ -248,7 +244,7 @@ export class Manager implements ManagerView {
     };
     if (!this.isPaused) {
       for (const s of active) {
-        const d = directiveOf(out, rowOf, s);
+        const d = directiveOf(out, rowOf, s.spec.id);
         if (!d || !s.actuator) continue;
         const actuator = s.actuator;
         let res: ReturnType<PartitionActuator["apply"]>;
@@ -282,7 +278,7 @@ export class Manager implements ManagerView {
     if (this.placement && !this.isPaused) {
       const rows: PlacementInput[] = [];
       for (const s of active) {
-        const d = directiveOf(out, rowOf, s);
+        const d = directiveOf(out, rowOf, s.spec.id);
         if (!d || !s.actuator) continue;
         const usedCpuMillis = (throughputs.get(s.spec.id)?.cpuCores ?? 0) * 1000;
         const row: PlacementInput = {
@@ -327,7 +323,7 @@ export class Manager implements ManagerView {
           tpObjects[k] = tp;
         }
       }
-      directives[k] = s.status === "gone" ? null : s.recordedDirective(directiveOf(out, rowOf, s));
+      directives[k] = s.status === "gone" ? null : s.recordedDirective(directiveOf(out, rowOf, id));
       writtenBy[k] = written.get(id);
       if (s.lastError) {
         errors ??= new Array<WeirErrorInfo | undefined>(n);
@@ -425,30 +421,25 @@ export class Manager implements ManagerView {
   async start(signal: AbortSignal): Promise<void> {
     const interval = this.opts.intervalMs;
     let next = this.opts.now();
-    // One abort listener for the whole loop, which ends the wait in progress: adding and
-    // removing one on the signal every cycle was work node's EventTarget did 10 times a second.
-    let wake: (() => void) | null = null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const onAbort = () => {
-      clearTimeout(timer);
-      wake?.();
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      while (!signal.aborted) {
-        this.guardedCycle();
-        next += interval;
-        const nowMs = this.opts.now();
-        if (next < nowMs) next = nowMs + interval - ((nowMs - next) % interval);
-        if (signal.aborted) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          timer = setTimeout(resolve, Math.max(0, next - this.opts.now()));
-        });
-        wake = null;
-      }
-    } finally {
-      signal.removeEventListener("abort", onAbort);
+    while (!signal.aborted) {
+      this.guardedCycle();
+      next += interval;
+      const nowMs = this.opts.now();
+      if (next < nowMs) next = nowMs + interval - ((nowMs - next) % interval);
+      await new Promise<void>((resolve) => {
+        const onAbort = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        const t = setTimeout(
+          () => {
+            signal.removeEventListener("abort", onAbort);
+            resolve();
+          },
+          Math.max(0, next - this.opts.now()),
+        );
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
     }
   }
 

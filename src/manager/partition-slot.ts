@@ -215,11 +215,6 @@ export class PartitionSlot {
     return (hostSilent ?? true) && (agentSilent ?? true);
   }
 
-  /** The directive the latest cycle record holds for this partition (null: none yet). */
-  get lastRecorded(): Directive | null {
-    return this.recorded;
-  }
-
   /**
    * The directive a cycle record holds for this partition: this cycle's, or the object the
    * previous record holds when every field is the same (records are never changed once made),

@@ -1,9 +1,7 @@
 // express.ts: the light-partition weight floor and a directive's weight with it.
 import { describe, expect, it } from "vitest";
 import {
-  CapCode,
   directedWeight,
-  directiveAt,
   keepWeight,
   weightAt,
   weightBands,
@@ -137,56 +135,3 @@ function nextDouble(x: number, dir: number): number {
   b[0] = b[0]! + BigInt(dir);
   return new Float64Array(b.buffer)[0]!;
 }
-
-describe("directiveAt with a directive to reuse", () => {
-  const make = (reuse: ReturnType<typeof directiveAt> | null, cpu = 250, code = CapCode.none) =>
-    directiveAt("p", cpu, 300, code, false, 2000, 4000, 0.5, 0, reuse);
-
-  it("returns the given object when every field equals the row's, a new equal-to-the-row one otherwise", () => {
-    const first = make(null);
-    expect(make(first)).toBe(first);
-    // a directive with the same fields but another object is returned too (it is never changed)
-    const copy = { ...first };
-    expect(make(copy)).toBe(copy);
-    const moved = make(first, 260);
-    expect(moved).not.toBe(first);
-    expect(moved).toEqual(make(null, 260));
-    // each field counts: a different partition, cap reason, period or CPU count is not reused
-    for (const other of [
-      { ...first, partition: "q" },
-      { ...first, capReason: "capped" as const },
-      { ...first, capPeriodUs: 200_000 },
-      { ...first, cpuCount: first.cpuCount + 1 },
-      { ...first, idle: true },
-      { ...first, burstCpuMillis: 1 },
-    ])
-      expect(make(other)).toEqual(first);
-    for (const other of [
-      { ...first, partition: "q" },
-      { ...first, capPeriodUs: 200_000 },
-    ])
-      expect(make(other)).not.toBe(other);
-  });
-
-  it("keeps a capped row's cap, burst and period when reused", () => {
-    const donor = directiveAt("p", 250, 300, CapCode.goalDonor, false, 2000, 4000, 0.5, 50_000);
-    expect(donor.capPeriodUs).toBe(50_000);
-    const again = directiveAt(
-      "p",
-      250,
-      300,
-      CapCode.goalDonor,
-      false,
-      2000,
-      4000,
-      0.5,
-      50_000,
-      donor,
-    );
-    expect(again).toBe(donor);
-    // without the period the same row is another directive
-    const plain = directiveAt("p", 250, 300, CapCode.goalDonor, false, 2000, 4000, 0.5, 0, donor);
-    expect(plain).not.toBe(donor);
-    expect("capPeriodUs" in plain).toBe(false);
-  });
-});

@@ -312,7 +312,6 @@ export function directiveAt(
   capacity: number,
   burstFraction: number,
   donorCapPeriodUs = 0,
-  reuse: Directive | null = null,
 ): Directive {
   const cap = capOf(code, cpu, max);
   const reason = CAP_REASONS[code] ?? null;
@@ -322,26 +321,6 @@ export function directiveAt(
     reason === null || reason === "suppress-batch" || reason === "goal-donor"
       ? 0
       : Math.floor(cap * clamp(burstFraction, 0, 1));
-  const cpuCount = cpuCountForAllocation(Math.min(cap, max, capacity));
-  const capPeriodUs =
-    code === CapCode.goalDonor && donorCapPeriodUs > 0 ? donorCapPeriodUs : undefined;
-  // the caller's directive when it is this one in every field (directives are never changed
-  // once made): an unchanged row is the same object cycle after cycle, so the cycle's readers
-  // (the actuator's no-change path, the record, the metrics) compare it by identity and no
-  // object is made for it (the fields compared as sameDirective compares them)
-  if (
-    reuse !== null &&
-    reuse.partition === partition &&
-    reuse.cpuMillis === cpu &&
-    reuse.weight === weight &&
-    reuse.idle === batch &&
-    reuse.capCpuMillis === cap &&
-    reuse.burstCpuMillis === burst &&
-    reuse.capReason === reason &&
-    reuse.capPeriodUs === capPeriodUs &&
-    reuse.cpuCount === cpuCount
-  )
-    return reuse;
   const d: Directive = {
     partition,
     cpuMillis: cpu,
@@ -350,9 +329,9 @@ export function directiveAt(
     capCpuMillis: cap,
     burstCpuMillis: burst,
     capReason: reason,
-    cpuCount,
+    cpuCount: cpuCountForAllocation(Math.min(cap, max, capacity)),
   };
-  if (capPeriodUs !== undefined) d.capPeriodUs = capPeriodUs;
+  if (code === CapCode.goalDonor && donorCapPeriodUs > 0) d.capPeriodUs = donorCapPeriodUs;
   return d;
 }
 
@@ -377,8 +356,7 @@ export class StepDirectives implements DirectiveTable {
     return this.table.size;
   }
 
-  /** `reuse`: DirectiveTable.at's (returned when row `i` equals it in every field). */
-  at(i: number, reuse: Directive | null = null): Directive {
+  at(i: number): Directive {
     if (!(i >= 0 && i < this.size)) throw new RangeError(`directive row ${i} of ${this.size}`);
     this.#objects ??= new Array(this.size);
     let d = this.#objects[i];
@@ -394,7 +372,6 @@ export class StepDirectives implements DirectiveTable {
         this.capacityCpuMillis,
         this.burstFraction,
         this.donorCapPeriodUs,
-        reuse,
       );
       this.#objects[i] = d;
     }

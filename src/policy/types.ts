@@ -179,13 +179,8 @@ export interface DirectiveTable {
   readonly cpuMillis: ArrayLike<number>;
   /** Weight per row (Directive.weight). */
   readonly weight: ArrayLike<number>;
-  /**
-   * Row `i` as a Directive object, made on first request (null: the policy gave it none).
-   * `reuse` (optional, a directive never changed once made, e.g. last cycle's for the same
-   * partition): a table may return it, on the first request of the row, instead of a new
-   * object when the row's directive equals it in every field.
-   */
-  at(i: number, reuse?: Directive | null): Directive | null;
+  /** Row `i` as a Directive object, made on first request (null: the policy gave it none). */
+  at(i: number): Directive | null;
 }
 
 /** The decisions of one step, one row per partition of its table. */
