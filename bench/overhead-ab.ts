@@ -26,6 +26,8 @@
 // `<out>.<round>-<variant>.trace`.
 //   npx tsx bench/overhead-ab.ts [--rounds N] [--variants a,b,...] [--together] [--trace-gc]
 //     [--trace-opt] [--bin NAME=PATH ...] [--warmup-ms N] [--measure-ms N] [--out FILE]
+// A variant written `name#N` (or `name@DIR#N`) runs on N of the 100 partitions (`base#1,base`:
+// what the cycle's fixed part costs at 10 Hz against what each partition adds).
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`).
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -59,6 +61,8 @@ export interface Variant {
   env: Readonly<Record<string, string>>;
   /** The bin it runs (default: this checkout's). */
   bin?: string;
+  /** How many of the PARTITIONS idle partitions its config names (default: all). */
+  partitions?: number;
 }
 
 /** `--bin NAME=PATH`: a variant running that bin with its first line's flags and environment. */
@@ -70,14 +74,27 @@ export function binVariant(arg: string): Variant {
   return { name: arg.slice(0, eq), nodeFlags, env, bin };
 }
 
-/** `name` or `name@DIR` (the bin of the package at DIR) as a variant of `known`. */
+/**
+ * `name`, `name@DIR` (the bin of the package at DIR) or either with `#N` after it (N of the
+ * PARTITIONS idle partitions, 1..PARTITIONS: what a cycle costs at 10 Hz with fewer) as a
+ * variant of `known`.
+ */
 export function variantOf(spec: string, known: readonly Variant[]): Variant {
-  const at = spec.indexOf("@");
-  const name = at < 0 ? spec : spec.slice(0, at);
+  const hash = spec.indexOf("#");
+  const base = hash < 0 ? spec : spec.slice(0, hash);
+  const partitions = hash < 0 ? undefined : Number(spec.slice(hash + 1));
+  if (
+    partitions !== undefined &&
+    !(Number.isInteger(partitions) && partitions >= 1 && partitions <= PARTITIONS)
+  )
+    throw new Error(`overhead-ab: ${spec}: #N wants a whole number 1..${PARTITIONS}`);
+  const at = base.indexOf("@");
+  const name = at < 0 ? base : base.slice(0, at);
   const v = known.find((x) => x.name === name);
   if (!v)
     throw new Error(`overhead-ab: no variant ${name} (${known.map((x) => x.name).join(", ")})`);
-  return at < 0 ? v : { ...v, name: spec, bin: path.join(spec.slice(at + 1), "bin", "weir.js") };
+  const located = at < 0 ? v : { ...v, bin: path.join(base.slice(at + 1), "bin", "weir.js") };
+  return spec === name ? v : { ...located, name: spec, ...(partitions ? { partitions } : {}) };
 }
 
 /** The variants this A/B knows, by name. `eager-maps`: what the bin did before lazy source maps. */
@@ -517,17 +534,18 @@ async function main(argv: string[]): Promise<void> {
           fs.mkdirSync(dir);
           made.push(dir);
         }
-    const configFor = async (slot: number, tag: string) => {
+    const configFor = async (slot: number, v: Variant, tag: string) => {
       const port = await freePort();
       const file = path.join(tmp, `weir-${tag.replace(/[^\w+.-]/g, "_")}.yaml`);
-      fs.writeFileSync(file, overheadConfigYaml(cgroupsOf(slot), port));
+      const cgroups = cgroupsOf(slot).slice(0, v.partitions ?? PARTITIONS);
+      fs.writeFileSync(file, overheadConfigYaml(cgroups, port));
       return { port, file };
     };
     for (let round = 0; round < rounds; round++) {
       const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
       if (together) {
         for (const [slot, v] of order.entries()) {
-          const { port, file } = await configFor(slot, `${round}-${v.name}`);
+          const { port, file } = await configFor(slot, v, `${round}-${v.name}`);
           live.push(await start(v, file, port, traceGc, traceOpt, traceFileOf(round, v)));
         }
         await sleep(warmupMs);
@@ -541,7 +559,7 @@ async function main(argv: string[]): Promise<void> {
         }
       } else {
         for (const v of order) {
-          const { port, file } = await configFor(0, `${round}-${v.name}`);
+          const { port, file } = await configFor(0, v, `${round}-${v.name}`);
           live.push(await start(v, file, port, traceGc, traceOpt, traceFileOf(round, v)));
           await sleep(warmupMs);
           const [m] = await measure(live, round, measureMs);
