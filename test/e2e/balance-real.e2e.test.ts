@@ -178,7 +178,8 @@ async function downAndCheck(tb: TestbedState): Promise<void> {
 describe.skipIf(!isRoot || !hasV1)("weir balancing real partitions (root, cgroup v1)", () => {
   // The step's size comes from this machine, not the one the test was written on: before the
   // step, weir's own velocity estimate of b says how many packets b's allocation can serve, and
-  // the step asks for about three times that (a faster CPU gets a bigger step).
+  // the step asks for several times that, up to 700m at that velocity (a faster CPU gets a
+  // bigger step).
   it("a step in b's offered load moves CPU to b within a few cycles and b's served ÷ offered recovers", async () => {
     const tb = await up("s", ["a", "b"]);
     const [a, b] = tb.partitions as [TestbedPartition, TestbedPartition];
@@ -210,10 +211,13 @@ describe.skipIf(!isRoot || !hasV1)("weir balancing real partitions (root, cgroup
           return v != null && v > 0 ? [v] : [];
         }),
       );
-      // CPU the step should need at the pre-step velocity: 4x b's allocation, and at least
-      // 300m more (velocity at 150 pps understates it: fixed per-cycle costs dominate there,
-      // and it doubled under the step's load on a fast host)
-      const stepCpuMillis = Math.max(4 * bBeforeMeasured, bBeforeMeasured + 300);
+      // CPU the step should need at the pre-step velocity: 8x b's allocation, at least 500m
+      // more, but at most 700m — b's server is one thread, so it can never use more than one
+      // CPU. Velocity at 150 pps understates what the step costs: fixed per-wake-up costs
+      // dominate there, and under the step's load it doubled on one host and rose 3.3x on
+      // another (3,359 -> 10,939 packets per CPU-second, where a 4x step left the premise
+      // below unmet). At 700m the premise holds while the velocity rises up to ~5x.
+      const stepCpuMillis = Math.min(700, Math.max(8 * bBeforeMeasured, bBeforeMeasured + 500));
       toPps = Math.min(6000, Math.max(1200, Math.round((stepCpuMillis / 1000) * vBefore)));
       load = await runLoad({
         targets: [
