@@ -265,11 +265,6 @@ function runDefaultList(
   const SHRINK_LIMITED = Marks.shrinkLimited;
   const BOUNDS_FIXED = Marks.boundsFixed;
   let sum = 0;
-  // The dead-band's and the shrink limit's choices picked by index, not jumped on: random rows
-  // send both either way (a change within the band or not, a shrink past the limit or not).
-  // Each candidate is a value the jumps would have taken, so the same values and marks.
-  const pick = new Float64Array(2);
-  const banding = +useBand;
   for (let i = 0; i < n; i++) {
     const x = ideal[i]!;
     const prev = prevs[i]!;
@@ -280,18 +275,15 @@ function runDefaultList(
     let ref = lo; // what growth is measured from (growthOf)
     if (!Number.isNaN(prev)) {
       // deadband
-      pick[0] = x;
-      pick[1] = prev;
-      v = pick[banding & +(Math.abs(x - prev) < band)]!;
-      m = DEADBAND * +(Math.abs(v - x) > SAME);
+      if (useBand && Math.abs(v - prev) < band) v = prev;
+      if (Math.abs(v - x) > SAME) m = DEADBAND;
       // limitShrink
       const need = prevNeed[i]!;
       const floor = Math.min(prev, Number.isNaN(need) ? prev : need, hi) * keep;
-      const below = +(v < floor);
-      m |= SHRINK_LIMITED * (below & +(Math.abs(floor - v) > SAME));
-      pick[0] = v;
-      pick[1] = floor;
-      v = pick[below]!;
+      if (v < floor) {
+        if (Math.abs(floor - v) > SAME) m |= SHRINK_LIMITED;
+        v = floor;
+      }
       ref = Math.min(Math.max(prev, lo), hi);
     }
     shrunk[i] = v;
@@ -324,6 +316,7 @@ function runDefaultList(
   // jumped on: the levels taken from are mixed through the rows and about half of their rows
   // grew, so both jumps went either way from row to row. b − g·k is computed on every row and
   // read only where both hold: the same value as the jumps gave, in every case.
+  const pick = new Float64Array(2);
   for (let i = 0; i < n; i++) {
     let b = bounded[i]!;
     const lo = los[i]!;
