@@ -312,24 +312,19 @@ function runDefaultList(
   const capacity = f.capacityCpuMillis;
   let total = 0;
   let within = true;
-  // The take-back's choice (a level being taken from, and the row grew) picked by index, not
-  // jumped on: the levels taken from are mixed through the rows and about half of their rows
-  // grew, so both jumps went either way from row to row. b − g·k is computed on every row and
-  // read only where both hold: the same value as the jumps gave, in every case.
-  const pick = new Float64Array(2);
   for (let i = 0; i < n; i++) {
     let b = bounded[i]!;
     const lo = los[i]!;
     const hi = his[i]!;
     if (taking) {
       const k = take[importance[i]!] ?? 0;
-      const prev = prevs[i]!;
-      const g = b - (Number.isNaN(prev) ? lo : Math.min(Math.max(prev, lo), hi)); // growthOf
-      pick[0] = b;
-      pick[1] = b - g * k;
-      b = pick[+(g > 0) & +(k !== 0)]!;
+      if (k !== 0) {
+        const prev = prevs[i]!;
+        const g = b - (Number.isNaN(prev) ? lo : Math.min(Math.max(prev, lo), hi)); // growthOf
+        if (g > 0) b = b - g * k;
+      }
     }
-    marks[i] = marks[i]! | (BOUNDS_FIXED * +(Math.abs(b - shrunk[i]!) > SAME));
+    if (Math.abs(b - shrunk[i]!) > SAME) marks[i]! |= BOUNDS_FIXED;
     const v = Math.floor(b + FLOOR_EPSILON);
     result[i] = v;
     if (!Number.isInteger(v) || v < Math.floor(lo + FLOOR_EPSILON) || v > hi) within = false;
