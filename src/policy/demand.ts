@@ -718,6 +718,7 @@ export function assessDemandRows(
     const constrained = (+throttled | +dropping | +delayed) === 1; // no jump on each reading
     const served = servedRaw > 0 && servedRaw < Number.POSITIVE_INFINITY ? servedRaw : 0;
 
+    const probeFrom = Math.max(hasPrev ? prevCpuMillis : 0, used);
     let kind: number;
     let raw: number;
     let smoothed: number;
@@ -748,47 +749,41 @@ export function assessDemandRows(
         rising || continues || !hasPrevDemand || !Number.isFinite(prev)
           ? raw
           : prev + down * (raw - prev); // smoothDemand(prev, raw, down, down)
+    } else if (trafficNeed > probeFrom) {
+      // Congested, and the offered load says how much more: believe it. Smoothing starts from
+      // at least what it has now, since congestion confirms it needs that much.
+      kind = TRAFFIC;
+      raw = trafficNeed;
+      const from = hasPrevDemand ? Math.max(prevDemandCpuMillis, probeFrom) : probeFrom;
+      smoothed = smoothDemandOrRaw(from, raw, up, down);
+      // A rise of more than the headroom is a step confirmed by congestion: a next, uncongested
+      // window that uses more still finishes it at once (not at smoothingDown, as noise).
+      rising = hasPrevDemand && smoothed > prevDemandCpuMillis * headroom;
+    } else if (offeredKnown && offered > 0 && served > offered * headroom) {
+      // Congested and its traffic would fit, but the window is a catch-up: it served more than
+      // its offer × (1 + headroom), so it drained a backlog left by a stall (a window in which
+      // other work held its CPU). Its congestion (the stall's drops or waits) belongs to the
+      // stall and its use counts the backlog's packets; the CPU it had covered its own traffic
+      // and more, so the traffic's estimate is not wrong and there is nothing to probe for. It
+      // needs what its traffic costs, smoothed from its last demand (not from its use, which
+      // the backlog inflated). Measured on the real testbed (conservation-real's step, a
+      // offered 3,406 packets/s, 779m by its velocity): after a stall at 30 % served, a window
+      // served 155 % of its offer on 959m with 261 drops/s, and the probe this replaces took a
+      // from 727m to 1,131m, from where it fell back at 10 % a cycle — in a step's last 1.5 s
+      // that raised the level the reaction is timed to. The threshold is the headroom: a
+      // closed-loop server (clients send only as fast as it replies) cannot serve that much
+      // more than its offer, nor can an open-loop one whose counters merely straddle a window
+      // edge (± 6 % there).
+      kind = TRAFFIC;
+      raw = trafficNeed;
+      smoothed = smoothDemandOrRaw(prevDemandCpuMillis, raw, up, down);
     } else {
-      // What a probe multiplies (the previous allocation or the use, whichever is larger), made
-      // only here and for the `why`: Math.max is a compare and a jump, and which side is larger
-      // varies from row to row, so made on every row it was a jump mispredicted on many.
-      const probeFrom = Math.max(hasPrev ? prevCpuMillis : 0, used);
-      if (trafficNeed > probeFrom) {
-        // Congested, and the offered load says how much more: believe it. Smoothing starts from
-        // at least what it has now, since congestion confirms it needs that much.
-        kind = TRAFFIC;
-        raw = trafficNeed;
-        const from = hasPrevDemand ? Math.max(prevDemandCpuMillis, probeFrom) : probeFrom;
-        smoothed = smoothDemandOrRaw(from, raw, up, down);
-        // A rise of more than the headroom is a step confirmed by congestion: a next, uncongested
-        // window that uses more still finishes it at once (not at smoothingDown, as noise).
-        rising = hasPrevDemand && smoothed > prevDemandCpuMillis * headroom;
-      } else if (offeredKnown && offered > 0 && served > offered * headroom) {
-        // Congested and its traffic would fit, but the window is a catch-up: it served more than
-        // its offer × (1 + headroom), so it drained a backlog left by a stall (a window in which
-        // other work held its CPU). Its congestion (the stall's drops or waits) belongs to the
-        // stall and its use counts the backlog's packets; the CPU it had covered its own traffic
-        // and more, so the traffic's estimate is not wrong and there is nothing to probe for. It
-        // needs what its traffic costs, smoothed from its last demand (not from its use, which
-        // the backlog inflated). Measured on the real testbed (conservation-real's step, a
-        // offered 3,406 packets/s, 779m by its velocity): after a stall at 30 % served, a window
-        // served 155 % of its offer on 959m with 261 drops/s, and the probe this replaces took a
-        // from 727m to 1,131m, from where it fell back at 10 % a cycle — in a step's last 1.5 s
-        // that raised the level the reaction is timed to. The threshold is the headroom: a
-        // closed-loop server (clients send only as fast as it replies) cannot serve that much
-        // more than its offer, nor can an open-loop one whose counters merely straddle a window
-        // edge (± 6 % there).
-        kind = TRAFFIC;
-        raw = trafficNeed;
-        smoothed = smoothDemandOrRaw(prevDemandCpuMillis, raw, up, down);
-      } else {
-        // Congested, yet the offered load would fit in what it has (or is unknown): the estimate
-        // is wrong, so probe upward. A probe is a deliberate step and is not smoothed again.
-        kind = PROBE;
-        const from = Math.max(probeFrom, probeFloor);
-        raw = Math.max(from * probeFactor, from + minProbeStep);
-        smoothed = Math.max(raw, hasPrevDemand ? prevDemandCpuMillis : 0);
-      }
+      // Congested, yet the offered load would fit in what it has (or is unknown): the estimate
+      // is wrong, so probe upward. A probe is a deliberate step and is not smoothed again.
+      kind = PROBE;
+      const from = Math.max(probeFrom, probeFloor);
+      raw = Math.max(from * probeFactor, from + minProbeStep);
+      smoothed = Math.max(raw, hasPrevDemand ? prevDemandCpuMillis : 0);
     }
     // Manage to the goal (z/OS WLM), on the measured performance index PI = goal ÷ served rather
     // than on the velocity model alone (an entitlement is not always delivered: other work on the
@@ -950,7 +945,7 @@ export function assessDemandRows(
     if (keep) {
       usedOut[i] = used;
       trafficOut[i] = trafficNeed;
-      probeFromOut[i] = Math.max(hasPrev ? prevCpuMillis : 0, used);
+      probeFromOut[i] = probeFrom;
       rawOut[i] = raw;
       goalFloorOut[i] = goalFloor;
       undonatedOut[i] = smoothed;
