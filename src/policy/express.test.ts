@@ -120,7 +120,6 @@ describe("weightAt's share by one multiplication", () => {
           0,
           false,
           0,
-          frame.pick,
         );
         expect(Object.is(got, weightForAllocation(cpu, capacity, divisor))).toBe(true);
         checked++;

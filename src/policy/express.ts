@@ -162,7 +162,7 @@ export function directWeights(
   /** Per row: directedWeight's `floor` (0 = none); null: none anywhere (nothing read). */
   floor: Float64Array | null,
 ): void {
-  const { fraction, stepOf, moves, weightPerMilli, pick } = weightFrame(
+  const { fraction, stepOf, moves, weightPerMilli } = weightFrame(
     divisors,
     capacityCpuMillis,
     bands,
@@ -182,7 +182,6 @@ export function directWeights(
       +(goalPacketsPerSec[i]! > 0), // rules.ts hasGoal
       batch[i] === 1,
       floor === null ? 0 : floor[i]!,
-      pick,
     );
   }
 }
@@ -198,8 +197,6 @@ export interface WeightFrame {
   stepOf: Float64Array;
   /** per importance: 10000 ÷ (capacity × divisor), a row's weight per millicore before rounding (weightAt) */
   weightPerMilli: Float64Array;
-  /** weightAt's scratch for its picks by index (two slots) */
-  pick: Float64Array;
 }
 
 export function weightFrame(
@@ -232,7 +229,6 @@ export function weightFrame(
     moves,
     stepOf,
     weightPerMilli,
-    pick: new Float64Array(2),
   };
 }
 
@@ -271,8 +267,6 @@ export function weightAt(
   goalBand: number,
   batch: boolean,
   floor: number,
-  /** Two slots of scratch for a pick (WeightFrame.pick). */
-  pick: Float64Array,
 ): number {
   // weightForAllocation: roundHalfUp(cpu ÷ capacity ÷ divisor × 10000), by one multiplication
   // (weightPerMilli) where that cannot change the whole number it rounds to. Both products are
@@ -288,12 +282,7 @@ export function weightAt(
       approx > 0 && approx < SHARE_EXACT_BELOW && Math.abs(approx + 0.5 - whole - 0.5) < SHARE_CLEAR
         ? whole
         : roundHalfUp((cpuMillis / capacityCpuMillis / divisor) * 10_000);
-    // Math.max(1, x) picked by index, not jumped on: most of policy-step's rows share out less
-    // than one weight unit (80 % of them at 10,000 partitions), the rest more, mixed row by
-    // row. x < 1 is false for a NaN, so a NaN stays, as Math.max keeps it.
-    pick[0] = x;
-    pick[1] = 1;
-    next = Math.min(10_000, pick[+(x < 1)]!);
+    next = Math.min(10_000, Math.max(1, x));
   }
   // the light-partition floor: Math.max(next, floor) (both are weights, neither NaN)
   if (floor > next) next = floor;
@@ -301,13 +290,9 @@ export function weightAt(
   const k = (goalBand << 1) | +(next >= prev);
   const byFraction = fraction[k]! * prev;
   const byStep = stepOf[(k << 3) | imp]!;
-  // Within the band: below Math.max(byFraction, byStep), as two comparisons or'd (Math.max is a
-  // jump, and which bound is larger varies from row to row). byStep is never NaN (a minimum step
-  // ≥ 0 over a divisor ≥ 1), so the two agree for every value; with no previous weight (NaN) the
-  // distance is NaN and both are false, so nothing is kept.
-  const d = Math.abs(next - prev);
-  const inBand = +(d < byFraction) | +(d < byStep);
-  const kept = (inBand & moves[k]!) === 1 ? prev : next;
+  // NaN when there is no previous weight: every comparison with it is false, so nothing is kept
+  const band = Math.max(byFraction, byStep);
+  const kept = (+(Math.abs(next - prev) < band) & moves[k]!) === 1 ? prev : next;
   // batch: the minimum
   return batch ? 1 : kept;
 }

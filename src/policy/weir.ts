@@ -936,7 +936,7 @@ function expressAll(
         weightFloor[i] = floorAt[importance[i]!]!;
   }
   // the weights, the cap codes and the decisions' packed reasons in one walk
-  const { fraction, stepOf, moves, weightPerMilli, pick } = weightFrame(divisors, capacity, bands);
+  const { fraction, stepOf, moves, weightPerMilli } = weightFrame(divisors, capacity, bands);
   const floors = useWeightFloor ? weightFloor : null;
   const goalDonor = CapCode.goalDonor;
   for (let k = 0; k < n; k++) {
@@ -961,7 +961,6 @@ function expressAll(
           +(goals[i]! > 0), // rules.ts hasGoal
           false,
           floors === null ? 0 : floors[i]!,
-          pick,
         );
     // `&`, not `&&`: no jump on a PI that random rows put on either side of 1
     const isReceiver = (overGoal[i]! & +(imp === receiverImportance)) === 1;
