@@ -21,6 +21,11 @@ export interface WaterfillWorkspace {
   idx: Int32Array;
   /** Per packed member k: a at MEMBER·k, b at +1, w at +2, gap at +3. */
   m: Float64Array;
+  /**
+   * Picks by index instead of jumps: a member's rise (0, inside, gap; pick[0] stays 0) at 0–2,
+   * its value (lo + rise, hi) at 3–4.
+   */
+  pick: Float64Array;
 }
 
 /** Numbers per packed member in WaterfillWorkspace.m: a, b, w, gap. */
@@ -28,7 +33,7 @@ const MEMBER = 4;
 
 export function createWaterfillWorkspace(size: number): WaterfillWorkspace {
   const n = Math.max(1, size);
-  return { idx: new Int32Array(n), m: new Float64Array(n * MEMBER) };
+  return { idx: new Int32Array(n), m: new Float64Array(n * MEMBER), pick: new Float64Array(5) };
 }
 
 /** Weights at or below zero would never rise; treat them as this small positive weight. */
@@ -55,7 +60,7 @@ export function waterfill(
   ws: WaterfillWorkspace,
   maxRounds = MAX_ROUNDS,
 ): number {
-  const { idx, m } = ws;
+  const { idx, m, pick } = ws;
   // Pack the members that can rise at all; total their gaps.
   let u = 0;
   let totalGap = 0;
@@ -122,8 +127,16 @@ export function waterfill(
     let above =
       f > amount || (rounds === 1 && rise(pivot, firstA, firstB, firstW, firstGap) > amount);
     if (!above) {
-      for (let k = 0; k < u * MEMBER; k += MEMBER)
-        f += rise(pivot, m[k]!, m[k + 1]!, m[k + 2]!, m[k + 3]!);
+      // rise() of each member without its two jumps (random members send them either way, a
+      // mispredicted jump each): its three values in a small array, picked by index —
+      // 0 at or below a (or 0), 1 inside, 2 at or above b; !(pivot <= a) keeps a NaN a
+      // inside, as rise does. The same value added in the same order: the same sum.
+      for (let k = 0; k < u * MEMBER; k += MEMBER) {
+        const a = m[k]!;
+        pick[1] = (pivot - a) * m[k + 2]!;
+        pick[2] = m[k + 3]!;
+        f += pick[+!(pivot <= a) * (1 + +(pivot >= m[k + 1]!))]!;
+      }
       above = !(f <= amount);
     }
     if (above) R = pivot;
@@ -155,14 +168,22 @@ export function waterfill(
   if (lambda < L) lambda = L;
   if (lambda > R) lambda = R;
 
+  // Each member's value, its rise picked as in the rounds and its value too (lo + rise, or hi
+  // once the rise reaches the gap): the same values as rise() and the jump, without the jumps.
   let used = 0;
   for (let k = 0; k < count; k++) {
     const i = idx[k]!;
     const at = k * MEMBER;
+    const a = m[at]!;
     const g = m[at + 3]!;
-    const r = rise(lambda, m[at]!, m[at + 1]!, m[at + 2]!, g);
-    const v = r >= g ? hi[i]! : lo[i]! + r;
-    used += v - lo[i]!;
+    pick[1] = (lambda - a) * m[at + 2]!;
+    pick[2] = g;
+    const r = pick[+!(lambda <= a) * (1 + +(lambda >= m[at + 1]!))]!;
+    const base = lo[i]!;
+    pick[3] = base + r;
+    pick[4] = hi[i]!;
+    const v = pick[3 + +(r >= g)]!;
+    used += v - base;
     out[i] = v;
   }
   return used;
