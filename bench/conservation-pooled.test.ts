@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { histogramToB64, newHistogram } from "../src/testbed/load-stats.ts";
-import { pooledWorstRatio } from "./conservation-pooled.ts";
+import { fmtPooled, pooledFigure, pooledWorstRatio } from "./conservation-pooled.ts";
 import type { RunOutcome } from "./conservation-run.ts";
 
 /** A run whose partitions answered `n` requests each at the given latencies (ms, cycled). */
@@ -40,24 +40,23 @@ describe("conservation-real: p99 ratio from every repetition's requests pooled",
     near(p.leaveOneOut![1], 3);
   });
 
-  it("is not the median of the repetitions' ratios: one slow reference moves it less", () => {
-    // Repetition 3's reference had 2 of 100 requests at 9 ms (its p99 9 ms), the others none.
-    // Per repetition the ratios are 2, 2 and 2/9; pooled, the reference's 300 requests have 2
-    // slow ones (under 1 %), so its p99 is 1 ms and the ratio 2.
-    const refs = [
-      run(1, { a: tail(1, 9, 0) }),
-      run(2, { a: tail(1, 9, 0) }),
-      run(3, { a: tail(1, 9, 2) }),
-    ];
-    const runs = [1, 2, 3].map((r) => run(r, { a: tail(1, 2, 2) }));
+  it("is not the median of the repetitions' ratios: one repetition's tail counts in the pool", () => {
+    // The reference answers everything in 1 ms. With the hog, repetition 1 had 6 of 100
+    // requests at 5 ms (its p99 5 ms), repetitions 2 and 3 none: per repetition the ratios are
+    // 5, 1 and 1, median 1. Pooled, 6 of 300 (2 %) are slow, so the p99 is 5 ms: ratio 5.
+    const refs = [1, 2, 3].map((r) => run(r, { a: [1] }));
+    const runs = [run(1, { a: tail(1, 5, 6) }), run(2, { a: [1] }), run(3, { a: [1] })];
+    const perRep = runs.map((r, i) => pooledWorstRatio([r], [refs[i]!], ["a"])!.value);
+    near(perRep[0]!, 5);
+    near(perRep[1]!, 1);
+    near(perRep[2]!, 1);
     const p = pooledWorstRatio(runs, refs, ["a"])!;
-    near(p.perPartition.a!.withMs, 2);
+    near(p.perPartition.a!.withMs, 5);
     near(p.perPartition.a!.withoutMs, 1);
-    near(p.value, 2);
-    // leaving out repetition 1 or 2 leaves 2 slow of 200 (1 %): the p99 is then still 1 ms;
-    // leaving out 3 removes them — the ratio stays 2 every way
-    near(p.leaveOneOut![0], 2);
-    near(p.leaveOneOut![1], 2);
+    near(p.value, 5);
+    // leaving repetition 1 out leaves no slow request (1); leaving out 2 or 3 leaves 6 of 200
+    near(p.leaveOneOut![0], 1);
+    near(p.leaveOneOut![1], 5);
   });
 
   it("pairs runs with their own repetition's reference and leaves out what lacks histograms", () => {
@@ -81,5 +80,32 @@ describe("conservation-real: p99 ratio from every repetition's requests pooled",
     const p = pooledWorstRatio(runs, refs, ["a", "b"])!;
     expect(p.perPartition.b!.withMs).toBeNaN();
     expect(p.value).toBeNaN();
+  });
+
+  it("formats a pooled ratio as a cell and as a figure, with or without the target", () => {
+    const p = {
+      value: 1.034,
+      leaveOneOut: [0.936, 1.333] as [number, number],
+      reps: 5,
+      perPartition: {},
+    };
+    expect(fmtPooled(p)).toBe("1.03 [0.94–1.33]");
+    expect(fmtPooled({ ...p, leaveOneOut: null })).toBe("1.03");
+    expect(fmtPooled(null)).toBe("–");
+    expect(pooledFigure("x", p, true)).toEqual([
+      {
+        name: "x",
+        value: 1.03,
+        reps: 5,
+        range: [0.94, 1.33],
+        unit: "x",
+        target: "<= 1.2",
+        meets: true,
+      },
+    ]);
+    expect(pooledFigure("x", { ...p, value: 1.25, leaveOneOut: null }, false)).toEqual([
+      { name: "x", value: 1.25, reps: 5, unit: "x" },
+    ]);
+    expect(pooledFigure("x", null, true)).toEqual([]);
   });
 });

@@ -12,6 +12,7 @@
 // one repetition moves it.
 import { pooledLatency } from "../src/testbed/load-stats.ts";
 import type { RunOutcome } from "./conservation-run.ts";
+import type { BenchFigure } from "./harness.ts";
 
 export interface PooledRatio {
   /** Worst partition's pooled p99 with the hog ÷ its pooled p99 without. */
@@ -83,4 +84,33 @@ export function pooledWorstRatio(
     leaveOneOut = [Math.min(...xs), Math.max(...xs)];
   }
   return { value: all.worst, leaveOneOut, reps: pairs.length, perPartition: all.perPartition };
+}
+
+/** A pooled ratio in a table cell: "1.03 [0.94–1.33]" (with its leave-one-out range), "–" for none. */
+export function fmtPooled(p: PooledRatio | null): string {
+  if (p === null) return "–";
+  const range = p.leaveOneOut
+    ? ` [${p.leaveOneOut[0].toFixed(2)}–${p.leaveOneOut[1].toFixed(2)}]`
+    : "";
+  return `${p.value.toFixed(2)}${range}`;
+}
+
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+/**
+ * A pooled ratio as a figure (none for null): its value, the repetitions pooled and the
+ * leave-one-out range; `target` puts the 1.2× latency target on it.
+ */
+export function pooledFigure(name: string, p: PooledRatio | null, target: boolean): BenchFigure[] {
+  if (p === null) return [];
+  return [
+    {
+      name,
+      value: r2(p.value),
+      reps: p.reps,
+      ...(p.leaveOneOut ? { range: [r2(p.leaveOneOut[0]), r2(p.leaveOneOut[1])] } : {}),
+      unit: "x",
+      ...(target ? { target: "<= 1.2", meets: p.value <= 1.2 } : {}),
+    },
+  ];
 }

@@ -3,7 +3,12 @@
 // the figures and the losses notes share the same per-outcome helpers (worst ratio, served,
 // medians); the scheduler-trace table and notes are in conservation-waits.ts.
 import { defaultPolicyKnobs } from "../src/policy/knobs.ts";
-import { type PooledRatio, pooledWorstRatio } from "./conservation-pooled.ts";
+import {
+  fmtPooled,
+  type PooledRatio,
+  pooledFigure,
+  pooledWorstRatio,
+} from "./conservation-pooled.ts";
 import {
   CONSERVATION_FACTORIES,
   CONSERVATION_POLICIES,
@@ -101,22 +106,6 @@ export function summariseConservation(
   /** The worst partition's p99 ratio from every repetition's requests pooled (null: no histograms). */
   const pooled = (xs: RunOutcome[], ref: "ref-udp" | "ref-tcp") =>
     pooledWorstRatio(xs, of(ref), NET);
-  const r2 = (x: number) => Math.round(x * 100) / 100;
-  /** A pooled ratio as a figure: its value, the repetitions pooled, the leave-one-out range. */
-  const pooledFigure = (name: string, p: PooledRatio | null): BenchFigure[] =>
-    p === null
-      ? []
-      : [
-          {
-            name,
-            value: r2(p.value),
-            reps: p.reps,
-            ...(p.leaveOneOut ? { range: [r2(p.leaveOneOut[0]), r2(p.leaveOneOut[1])] } : {}),
-            unit: "x",
-            target: "<= 1.2",
-            meets: p.value <= 1.2,
-          },
-        ];
   const POOLED_NAME = (who: string, load: string) =>
     `${who}, ${load}: worst partition p99 with hog ÷ without, every repetition's requests pooled (range: one repetition left out in turn)`;
   const col = (xs: RunOutcome[], f: (o: RunOutcome) => number, digits = 1, scale = 1) =>
@@ -300,7 +289,7 @@ export function summariseConservation(
           target: "<= 1.2",
           meets: med(of(scenario, P), (o) => worstRatio(o, ref)) <= 1.2,
         },
-        ...pooledFigure(POOLED_NAME(L, load), pooled(of(scenario, P), ref)),
+        ...pooledFigure(POOLED_NAME(L, load), pooled(of(scenario, P), ref), true),
         {
           name: `${L}, ${load}: worst partition served ÷ offered (median)`,
           ...rep(of(scenario, P), minServed, 1, 100),
@@ -354,7 +343,7 @@ export function summariseConservation(
       target: "<= 1.2",
       meets: w.udpRatio <= 1.2,
     },
-    ...pooledFigure(POOLED_NAME("weir", "UDP"), pooled(of("conserve", "weir"), "ref-udp")),
+    ...pooledFigure(POOLED_NAME("weir", "UDP"), pooled(of("conserve", "weir"), "ref-udp"), true),
     {
       name: "reference, UDP: p99 ratio with the hog on one CPU and the three servers on the other (cpuset split by hand, median)",
       ...rep(of("isolated-udp"), (o) => worstRatio(o, "ref-udp"), 2),
@@ -379,7 +368,7 @@ export function summariseConservation(
       target: "<= 1.2",
       meets: w.tcpRatio <= 1.2,
     },
-    ...pooledFigure(POOLED_NAME("weir", "TCP"), pooled(of("tcp", "weir"), "ref-tcp")),
+    ...pooledFigure(POOLED_NAME("weir", "TCP"), pooled(of("tcp", "weir"), "ref-tcp"), true),
     {
       name: "reference, TCP: p99 ratio with the hog on one CPU and the three servers on the other (cpuset split by hand, median)",
       ...rep(of("isolated-tcp"), (o) => worstRatio(o, "ref-tcp"), 2),
@@ -488,10 +477,6 @@ export function summariseConservation(
     return rows;
   });
   // The p99s of every repetition's requests pooled, per policy (conservation-pooled.ts).
-  const pooledCell = (p: PooledRatio | null) =>
-    p === null
-      ? "–"
-      : `${p.value.toFixed(2)}${p.leaveOneOut ? ` [${p.leaveOneOut[0].toFixed(2)}–${p.leaveOneOut[1].toFixed(2)}]` : ""}`;
   const pooledRow = (label: string, udp: RunOutcome[], tcp: RunOutcome[]) => {
     const u = pooled(udp, "ref-udp");
     const t = pooled(tcp, "ref-tcp");
@@ -500,9 +485,9 @@ export function summariseConservation(
     return [
       label,
       ...NET.map((n) => ms(u, n)),
-      pooledCell(u),
+      fmtPooled(u),
       ...NET.map((n) => ms(t, n)),
-      pooledCell(t),
+      fmtPooled(t),
     ];
   };
   const pooledRows = outcomes.some((o) => o.latencyB64)

@@ -31,7 +31,7 @@ import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
 import { pinCgroupMembers } from "../src/testbed/cgroups.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
-import { pooledWorstRatio } from "./conservation-pooled.ts";
+import { fmtPooled, pooledFigure, pooledWorstRatio } from "./conservation-pooled.ts";
 import {
   CONSERVE_CORES,
   type Ctx,
@@ -366,30 +366,18 @@ export const bench: Benchmark = {
         ["weir", "weir, servers free"],
         ["weir-placed", "weir with placement (spread, fill 0.8)"],
       ] as const) {
-        const p = pooledOf(v);
-        if (p)
-          figures.push({
-            name: `${L}: ${who}: worst p99 with hog ÷ without, every repetition's requests pooled (range: one repetition left out in turn)`,
-            value: Math.round(p.value * 100) / 100,
-            reps: p.reps,
-            ...(p.leaveOneOut
-              ? {
-                  range: [
-                    Math.round(p.leaveOneOut[0] * 100) / 100,
-                    Math.round(p.leaveOneOut[1] * 100) / 100,
-                  ] as [number, number],
-                }
-              : {}),
-            unit: "x",
-          });
+        figures.push(
+          ...pooledFigure(
+            `${L}: ${who}: worst p99 with hog ÷ without, every repetition's requests pooled (range: one repetition left out in turn)`,
+            pooledOf(v),
+            false,
+          ),
+        );
       }
       const pooledCell = (v: Variant) => {
         if (v === "ref") return "1";
         if (v === "ref-spread") return "–";
-        const p = pooledOf(v);
-        return p
-          ? `${p.value.toFixed(2)}${p.leaveOneOut ? ` [${p.leaveOneOut[0].toFixed(2)}–${p.leaveOneOut[1].toFixed(2)}]` : ""}`
-          : "–";
+        return fmtPooled(pooledOf(v));
       };
       const col = (v: Variant, f: (x: PlacementRun) => number, digits: number) =>
         fmtStats(
