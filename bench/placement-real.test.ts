@@ -2,9 +2,13 @@ import { describe, expect, it } from "vitest";
 import {
   type PlacementRun,
   parseLoadsOption,
+  parseSliceOption,
+  parseVariantsOption,
   placementRatios,
+  policyOf,
   shares,
   spreadByLoad,
+  VARIANTS,
   worstRatio,
 } from "./placement-real.ts";
 
@@ -90,5 +94,55 @@ describe("parseLoadsOption", () => {
   it("names a load it does not know", () => {
     expect(() => parseLoadsOption(["--loads", "udp,quic"])).toThrow(/--loads.*"udp,quic"/);
     expect(() => parseLoadsOption(["--loads"])).toThrow(/--loads/);
+  });
+});
+
+describe("parseVariantsOption", () => {
+  it("defaults to the report's six, ref first", () => {
+    expect(parseVariantsOption([])).toEqual([...VARIANTS]);
+    expect(VARIANTS[0]).toBe("ref");
+  });
+
+  it("runs what it names in that order, ref first (added when missing, never twice)", () => {
+    expect(parseVariantsOption(["--variants", "weir,weir-slice"])).toEqual([
+      "ref",
+      "weir",
+      "weir-slice",
+    ]);
+    expect(parseVariantsOption(["--variants", "weir-floor,ref,weir,weir"])).toEqual([
+      "ref",
+      "weir-floor",
+      "weir",
+    ]);
+  });
+
+  it("names the list it takes when given another variant", () => {
+    expect(() => parseVariantsOption(["--variants", "weir,fast"])).toThrow(
+      /--variants: a comma-separated list of ref, .*sw-slice; got "weir,fast"/,
+    );
+    expect(() => parseVariantsOption(["--variants"])).toThrow(/got null/);
+  });
+});
+
+describe("parseSliceOption", () => {
+  it("is 100 µs unless given, and takes the kernel's range only", () => {
+    expect(parseSliceOption([])).toBe(100);
+    expect(parseSliceOption(["--slice-us", "750"])).toBe(750);
+    expect(() => parseSliceOption(["--slice-us", "50"])).toThrow(/100 to 100000.*got "50"/);
+    expect(() => parseSliceOption(["--slice-us", "1.5e3x"])).toThrow(/--slice-us/);
+  });
+});
+
+describe("policyOf", () => {
+  it("maps every variant to the policy it runs", () => {
+    expect(policyOf("ref")).toBe("none");
+    expect(policyOf("ref-spread")).toBe("none");
+    expect(policyOf("sw")).toBe("static-weights");
+    expect(policyOf("sw-spread")).toBe("static-weights");
+    expect(policyOf("sw-slice")).toBe("static-weights");
+    expect(policyOf("weir")).toBe("weir");
+    expect(policyOf("weir-placed")).toBe("weir");
+    expect(policyOf("weir-slice")).toBe("weir");
+    expect(policyOf("weir-floor")).toBe("weir-weight-floor");
   });
 });

@@ -15,6 +15,12 @@
 //                for that run only: weir creates no cgroup and moves no task)
 // and every policy's worst partition p99 ÷ the same partition's p99 in `ref` (as in
 // conservation-real), plus sw-spread ÷ ref-spread (the hog's harm with the placement alone).
+// More variants, run only when `--variants` (standalone only) names them:
+//   weir-floor   weir with the light-partition weight floor (src/sim/policies.ts)
+//   weir-slice   weir, every thread of the network partitions' processes given a custom EEVDF
+//   sw-slice     slice (`--slice-us`, default 100: the kernel's least; sched-slice.ts) for the
+//                run, the default given back after; static weights likewise
+// `--variants ref,weir,weir-slice` runs those (ref, the reference, always, first).
 // Loads: `udp` — the conserve load with the generator's batches for a, b and c sent on one tick,
 // so all three bursts reach the servers at the same instant; `udp-staggered` — the same rates
 // with each partition's batches on a phase of its own (conservation-real's UDP loads since
@@ -23,6 +29,7 @@
 // Needs root. Everything is created under a unique prefix and removed afterwards.
 // Run: weir bench placement-real [--quick] [--reps N]
 //  or: npx tsx bench/placement-real.ts [--json] [--quick] [--reps N] [--loads udp,udp-staggered,tcp]
+//        [--variants ref,weir,...] [--slice-us N]
 import fs from "node:fs";
 import path from "node:path";
 import { createActuatorBackend } from "../src/actuators/index.ts";
@@ -61,13 +68,49 @@ import {
   pin,
   RESERVE_CPU_MILLIS,
 } from "./real-common.ts";
+import { customSlicesWork, defaultSliceNs, sliceCgroupTasks } from "./sched-slice.ts";
 import { probeServer } from "./server-probe.ts";
 
 /** The closed-loop load's aim per partition, cores of one CPU (conservation-real's). */
 const TCP_CORES = 0.15;
 
 export const VARIANTS = ["ref", "ref-spread", "sw", "sw-spread", "weir", "weir-placed"] as const;
-export type Variant = (typeof VARIANTS)[number];
+/** Variants run only when `--variants` names them (see the head of this file). */
+export const EXTRA_VARIANTS = ["weir-floor", "weir-slice", "sw-slice"] as const;
+export type Variant = (typeof VARIANTS)[number] | (typeof EXTRA_VARIANTS)[number];
+const ALL_VARIANTS: readonly Variant[] = [...VARIANTS, ...EXTRA_VARIANTS];
+
+/** `--variants a,b` from argv: those, in that order, `ref` first (added when missing); default VARIANTS. */
+export function parseVariantsOption(argv: string[]): Variant[] {
+  const i = argv.indexOf("--variants");
+  if (i < 0) return [...VARIANTS];
+  const v = (argv[i + 1] ?? "").split(",");
+  if (v.some((x) => !(ALL_VARIANTS as readonly string[]).includes(x)))
+    throw new Error(
+      `--variants: a comma-separated list of ${ALL_VARIANTS.join(", ")}; got ${JSON.stringify(argv[i + 1] ?? null)}`,
+    );
+  const picked = [...new Set(v as Variant[])].filter((x) => x !== "ref");
+  return ["ref", ...picked];
+}
+
+/** `--slice-us N` from argv: the slice variants' custom slice, µs (100–100,000; default 100). */
+export function parseSliceOption(argv: string[]): number {
+  const i = argv.indexOf("--slice-us");
+  if (i < 0) return 100;
+  const n = Number(argv[i + 1]);
+  if (!Number.isInteger(n) || n < 100 || n > 100_000)
+    throw new Error(
+      `--slice-us: an integer from 100 to 100000 (the kernel's range); got ${JSON.stringify(argv[i + 1] ?? null)}`,
+    );
+  return n;
+}
+
+/** The policy a variant runs. */
+export function policyOf(v: Variant): string {
+  if (v.startsWith("ref")) return "none";
+  if (v === "weir-floor") return "weir-weight-floor";
+  return v.startsWith("weir") ? "weir" : "static-weights";
+}
 /**
  * The loads a run can measure: conservation-real's UDP load with the generator's batches for the
  * three partitions on one tick (`udp`, the default) or staggered across it (`udp-staggered`:
@@ -189,11 +232,18 @@ export const bench: Benchmark = {
   async run(ctx) {
     const reps = realBenchReps("placement-real", ctx);
     const LOADS = parseLoadsOption(process.argv.slice(2));
+    const RUN = parseVariantsOption(process.argv.slice(2));
+    const sliceUs = parseSliceOption(process.argv.slice(2));
+    const slicing = RUN.some((v) => v.endsWith("-slice"));
+    if (slicing && !customSlicesWork())
+      throw new Error(
+        "placement-real: the *-slice variants need custom EEVDF slices (Linux 6.12 or later, as root)",
+      );
     const timing = timingFor(ctx.quick);
     const load0 = loadAvg();
     const prefix = `wp${process.pid % 100000}`;
     const runMs = timing.warmupMs + timing.measureMs;
-    const totalMs = reps * LOADS.length * VARIANTS.length * runMs;
+    const totalMs = reps * LOADS.length * RUN.length * runMs;
     const tb = await testbedUp({
       prefix,
       partitions: ["a", "b", "c"].map((name) => ({ name })),
@@ -216,6 +266,8 @@ export const bench: Benchmark = {
       LoadKind,
       Map<string, number>
     >;
+    /** The *-slice variants: how many threads each run gave the custom slice. */
+    const slicedTasks: number[] = [];
     /** weir-placed: each network partition's need per cycle, as placement sees it (millicores). */
     const needs = Object.fromEntries(LOADS.map((k) => [k, new Map()])) as unknown as Record<
       LoadKind,
@@ -264,26 +316,43 @@ export const bench: Benchmark = {
           for (const [pid, cpus] of undo) pin(pid, cpus);
         };
       };
+      // the *-slice variants: every thread of the network partitions' processes (the servers)
+      const sliceAll = (ns: number): (() => void) => {
+        const undos: Array<() => void> = [];
+        let tasks = 0;
+        try {
+          for (const p of tb.partitions) {
+            const r = sliceCgroupTasks(p.cgroupDirs, ns);
+            undos.push(r.undo);
+            tasks += r.tasks;
+          }
+        } catch (e) {
+          for (const u of undos) u();
+          throw e;
+        }
+        slicedTasks.push(tasks);
+        return () => {
+          for (const u of undos) u();
+        };
+      };
       let done = 0;
       for (let rep = 0; rep < reps; rep++) {
         for (const kind of LOADS) {
           const row: Partial<Record<Variant, PlacementRun>> = {};
-          for (const v of VARIANTS) {
+          for (const v of RUN) {
             ctx.progress(done / (totalMs / runMs), `rep ${rep + 1}/${reps} ${kind} / ${v}`);
             const undo = v.endsWith("spread")
               ? spread()
               : v === "weir-placed"
                 ? intoCpusets(tb.partitions)
-                : () => {};
+                : v.endsWith("-slice")
+                  ? sliceAll(sliceUs * 1000)
+                  : () => {};
             let o: RunOutcome;
             try {
               o = await runOne(c, {
                 scenario: kind === "tcp" ? "tcp" : "conserve",
-                policy: v.startsWith("ref")
-                  ? "none"
-                  : v.startsWith("weir")
-                    ? "weir"
-                    : "static-weights",
+                policy: policyOf(v),
                 ...(v === "weir-placed"
                   ? { placement: { mode: "spread" as const, fill: PLACEMENT_FILL } }
                   : {}),
@@ -336,7 +405,19 @@ export const bench: Benchmark = {
     for (const kind of LOADS) {
       const r = placementRatios(byLoad[kind], names);
       const L = LABEL[kind];
-      figures.push(
+      const ran = (v: Variant) => RUN.includes(v);
+      const ratiosOf = (v: Variant) =>
+        byLoad[kind].map((x) => (x[v] && x.ref ? worstRatio(x[v]!, x.ref!, names) : Number.NaN));
+      const label: Partial<Record<Variant, string>> = {
+        sw: "static weights, servers free",
+        "sw-spread": "static weights, servers spread by hand",
+        weir: "weir, servers free",
+        "weir-placed": "weir with placement (spread, fill 0.8)",
+        "weir-floor": "weir with the light-partition weight floor",
+        "weir-slice": `weir, servers' threads given a ${sliceUs} µs EEVDF slice`,
+        "sw-slice": `static weights, servers' threads given a ${sliceUs} µs EEVDF slice`,
+      };
+      const medianFigures = [
         {
           name: `${L}: static weights, servers free: worst p99 with hog ÷ without (median)`,
           ...repeated(r.sw, 2),
@@ -357,15 +438,25 @@ export const bench: Benchmark = {
           ...repeated(r.weirPlaced, 2),
           unit: "x",
         },
-      );
+      ];
+      const shown: Variant[] = ["sw", "sw-spread", "weir", "weir-placed"];
+      shown.forEach((v, k) => {
+        if (ran(v)) figures.push(medianFigures[k]!);
+      });
+      for (const v of EXTRA_VARIANTS)
+        if (ran(v))
+          figures.push({
+            name: `${L}: ${label[v]}: worst p99 with hog ÷ without (median)`,
+            ...repeated(ratiosOf(v), 2),
+            unit: "x",
+          });
       // every repetition's requests pooled, beside the median of the repetitions' ratios
       const runsOf = (v: Variant) =>
         byLoad[kind].flatMap((x) => (x[v] ? [{ ...x[v]!, rep: x[v]!.rep ?? -1 }] : []));
       const pooledOf = (v: Variant) => pooledWorstRatio(runsOf(v), runsOf("ref"), names);
-      for (const [v, who] of [
-        ["weir", "weir, servers free"],
-        ["weir-placed", "weir with placement (spread, fill 0.8)"],
-      ] as const) {
+      for (const v of ["weir", "weir-placed", ...EXTRA_VARIANTS] as const) {
+        if (!ran(v)) continue;
+        const who = label[v];
         figures.push(
           ...pooledFigure(
             `${L}: ${who}: worst p99 with hog ÷ without, every repetition's requests pooled (range: one repetition left out in turn)`,
@@ -384,27 +475,14 @@ export const bench: Benchmark = {
           byLoad[kind].map((x) => (x[v] ? f(x[v]!) : Number.NaN)),
           digits,
         );
-      for (const v of VARIANTS)
+      for (const v of RUN)
         rows.push([
           L,
           v,
           ...names.map((n) => col(v, (x) => x.p99Ms[n] ?? Number.NaN, 1)),
-          v === "ref"
-            ? "1"
-            : v === "ref-spread"
-              ? "–"
-              : fmtStats(
-                  v === "sw"
-                    ? r.sw
-                    : v === "sw-spread"
-                      ? r.swSpread
-                      : v === "weir"
-                        ? r.weir
-                        : r.weirPlaced,
-                  2,
-                ),
+          v === "ref" ? "1" : v === "ref-spread" ? "–" : fmtStats(ratiosOf(v), 2),
           pooledCell(v),
-          v === "sw-spread" ? fmtStats(r.spreadOwn, 2) : "–",
+          v === "sw-spread" && ran("ref-spread") ? fmtStats(r.spreadOwn, 2) : "–",
           col(v, (x) => x.hostIdle, 1),
           v.startsWith("ref") ? "0 (stopped)" : col(v, (x) => x.hogCores, 2),
         ]);
@@ -430,8 +508,13 @@ export const bench: Benchmark = {
       ],
       notes: [
         sizing,
-        `${reps} repetitions; in each, per load, the variants run in the order ${VARIANTS.join(", ")}, each ${timing.warmupMs / 1000} s warm-up then ${timing.measureMs / 1000} s measured; 100 ms cycles for weir. ref: plain CFS with the hog's process SIGSTOPped; spread: every thread of every process in a partition's cgroups pinned to its CPU (taskset by PID, restored after the run); the hog and the generator are never pinned. Issue 9's latency target is a worst p99 ratio ≤ 1.2 against the free no-hog reference.`,
+        `${reps} repetitions; in each, per load, the variants run in the order ${RUN.join(", ")}, each ${timing.warmupMs / 1000} s warm-up then ${timing.measureMs / 1000} s measured; 100 ms cycles for weir. ref: plain CFS with the hog's process SIGSTOPped; spread: every thread of every process in a partition's cgroups pinned to its CPU (taskset by PID, restored after the run); the hog and the generator are never pinned. Issue 9's latency target is a worst p99 ratio ≤ 1.2 against the free no-hog reference.`,
         "Why spread could help: this VM reports no cache topology, so a waking server is not moved to another CPU that runs only the idle-class hog; it waits on the CPU its wake-up chose until a load balance moves it (conservation-real's scheduler trace). Pinned, a server always wakes on its own CPU, where the idle-class hog yields at once; it then waits only behind the servers pinned with it and the generator.",
+        ...(slicing
+          ? [
+              `*-slice: every thread of the partitions' processes given a custom EEVDF slice of ${sliceUs} µs (sched_setattr's sched_runtime) for the run and the default (${((defaultSliceNs() ?? Number.NaN) / 1000).toFixed(0)} µs here) given back after; threads per run ${fmtStats(slicedTasks, 0)}. The hog and the generator keep the default.`,
+            ]
+          : []),
         `weir-placed, the partitions' cpuset.cpus per cycle (share of cycles, all repetitions): ${LOADS.map((k) => `${LABEL[k]} ${shares(seen[k])}`).join("; ")}.`,
         `weir-placed, each partition's need as placement sees it (its entitlement, or the CPU it used when more; median [range] over the cycles of all repetitions, millicores): ${LOADS.map((k) => `${LABEL[k]} ${[...needs[k]].map(([n, xs]) => `${n} ${fmtStats(xs, 0)}`).join(", ")}`).join("; ")}.`,
         `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared).`,
