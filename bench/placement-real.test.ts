@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  hostIdlePercent,
   type PlacementRun,
   parseLoadsOption,
   parseSliceOption,
@@ -144,5 +145,13 @@ describe("policyOf", () => {
     expect(policyOf("weir-placed")).toBe("weir");
     expect(policyOf("weir-slice")).toBe("weir");
     expect(policyOf("weir-floor")).toBe("weir-weight-floor");
+  });
+});
+
+describe("hostIdlePercent", () => {
+  it("gives the run's idle fraction in percent, as the table's header says", () => {
+    // a run with the hog stopped beside three servers at 0.45 cores of 2 CPUs: about 70 % idle
+    expect(hostIdlePercent({ hostIdle: 0.7 })).toBeCloseTo(70, 10);
+    expect(hostIdlePercent({ hostIdle: 0.004 })).toBeCloseTo(0.4, 10);
   });
 });

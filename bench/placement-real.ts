@@ -199,6 +199,9 @@ export interface PlacementRun {
   hogCores: number;
 }
 
+/** A run's host idle time in percent (RunOutcome.hostIdle is a fraction), for the table's "host idle %". */
+export const hostIdlePercent = (run: Pick<PlacementRun, "hostIdle">): number => run.hostIdle * 100;
+
 /** The worst over `partitions` of `run`'s p99 ÷ `ref`'s p99 of the same partition. */
 export function worstRatio(run: PlacementRun, ref: PlacementRun, partitions: string[]): number {
   let worst = Number.NaN;
@@ -483,7 +486,7 @@ export const bench: Benchmark = {
           v === "ref" ? "1" : v === "ref-spread" ? "–" : fmtStats(ratiosOf(v), 2),
           pooledCell(v),
           v === "sw-spread" && ran("ref-spread") ? fmtStats(r.spreadOwn, 2) : "–",
-          col(v, (x) => x.hostIdle, 1),
+          col(v, hostIdlePercent, 1),
           v.startsWith("ref") ? "0 (stopped)" : col(v, (x) => x.hogCores, 2),
         ]);
     }
