@@ -22,40 +22,46 @@ const OFF_RUNTIME = 24;
 const FAIR_POLICIES = new Set([0, 3]);
 
 type Syscall = (nr: number, pid: number, attr: Uint8Array, size: number, flags: number) => number;
-let syscall: Syscall | undefined;
-let nr: { set: number; get: number } | undefined;
+interface Native {
+  call: Syscall;
+  errno: () => number;
+  nr: { set: number; get: number };
+}
+let native: Native | undefined;
 
-function sys(): { call: Syscall; nr: { set: number; get: number } } {
-  if (syscall === undefined || nr === undefined) {
-    const n = NR[process.arch];
-    if (!n) throw new Error(`sched-slice: no sched_setattr number for ${process.arch}`);
-    const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
-    const libc = koffi.load("libc.so.6");
-    // glibc's syscall() is variadic but only moves integer arguments into registers, so a
-    // fixed prototype calls it the same way (src/bpf/syscall.ts does the same)
-    const fn = libc.func(
+/** libc's syscall() and errno through koffi, loaded on first use. */
+function sys(): Native {
+  if (native) return native;
+  const nr = NR[process.arch];
+  if (!nr) throw new Error(`sched-slice: no sched_setattr number for ${process.arch}`);
+  const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
+  // glibc's syscall() is variadic but only moves integer arguments into registers, so a fixed
+  // prototype calls it the same way (src/bpf/syscall.ts does the same)
+  const fn = koffi
+    .load("libc.so.6")
+    .func(
       "long syscall(long nr, long pid, _Inout_ uint8_t *attr, unsigned long size, unsigned long flags)",
     );
-    syscall = (a, b, c, d, e) => Number(fn(a, b, c, d, e));
-    nr = n;
-    const errno = () => koffi.errno();
-    errnoOf = errno;
-  }
-  return { call: syscall, nr };
+  native = { call: (a, b, c, d, e) => Number(fn(a, b, c, d, e)), errno: () => koffi.errno(), nr };
+  return native;
 }
-let errnoOf: () => number = () => 0;
 
 /**
  * A task's slice in force, ns (the kernel reports the default, e.g. 1.4 ms here, for a task
  * without a custom one), or null when the task is gone or not in the fair class.
  */
 export function getSliceNs(tid: number): number | null {
+  const v = fairAttr(tid);
+  return v === null ? null : Number(v.getBigUint64(OFF_RUNTIME, true));
+}
+
+/** A task's struct sched_attr (sched_getattr), or null when it is gone or not in the fair class. */
+function fairAttr(tid: number): DataView | null {
   const { call, nr } = sys();
   const attr = new Uint8Array(ATTR_BYTES);
   if (call(nr.get, tid, attr, ATTR_BYTES, 0) !== 0) return null;
   const v = new DataView(attr.buffer);
-  if (!FAIR_POLICIES.has(v.getUint32(OFF_POLICY, true))) return null;
-  return Number(v.getBigUint64(OFF_RUNTIME, true));
+  return FAIR_POLICIES.has(v.getUint32(OFF_POLICY, true)) ? v : null;
 }
 
 /**
@@ -63,16 +69,14 @@ export function getSliceNs(tid: number): number | null {
  * were. False when the task is gone or not in the fair class; throws on any other refusal.
  */
 export function setSliceNs(tid: number, ns: number): boolean {
-  const { call, nr } = sys();
-  const attr = new Uint8Array(ATTR_BYTES);
-  if (call(nr.get, tid, attr, ATTR_BYTES, 0) !== 0) return false;
-  const v = new DataView(attr.buffer);
-  if (!FAIR_POLICIES.has(v.getUint32(OFF_POLICY, true))) return false;
+  const v = fairAttr(tid);
+  if (v === null) return false;
   v.setUint32(0, ATTR_BYTES, true);
   v.setBigUint64(OFF_FLAGS, 0n, true);
   v.setBigUint64(OFF_RUNTIME, BigInt(Math.round(ns)), true);
-  if (call(nr.set, tid, attr, 0, 0) === 0) return true;
-  const e = errnoOf();
+  const { call, errno, nr } = sys();
+  if (call(nr.set, tid, new Uint8Array(v.buffer), 0, 0) === 0) return true;
+  const e = errno();
   if (e === 3) return false; // ESRCH: gone meanwhile
   throw new Error(`sched_setattr(${tid}, slice ${ns} ns): errno ${e}`);
 }
