@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { figureLine, parseRepsOption, realBenchReps } from "./harness.ts";
+import { figureLine, parseChoiceListOption, parseRepsOption, realBenchReps } from "./harness.ts";
 
 const ctx = (over: { quick?: boolean; reps?: number }) => ({
   progress: () => {},
@@ -46,5 +46,19 @@ describe("figureLine", () => {
     expect(figureLine({ ...f, meets: false, simulated: true })).toBe(
       "x: 2 ms (target <= 3 ms)  sim: would miss",
     );
+  });
+});
+
+describe("parseChoiceListOption", () => {
+  const choices = ["udp", "tcp"] as const;
+  it("gives the names in the order given, undefined without the flag", () => {
+    expect(parseChoiceListOption(["--x", "tcp,udp"], "--x", choices)).toEqual(["tcp", "udp"]);
+    expect(parseChoiceListOption(["--quick"], "--x", choices)).toBeUndefined();
+  });
+  it("names the flag, the choices and what it got when a name is not one of them", () => {
+    expect(() => parseChoiceListOption(["--x", "udp,quic"], "--x", choices)).toThrow(
+      '--x: a comma-separated list of udp, tcp; got "udp,quic"',
+    );
+    expect(() => parseChoiceListOption(["--x"], "--x", choices)).toThrow(/got null/);
   });
 });

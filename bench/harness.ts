@@ -135,6 +135,25 @@ export function parseRepsOption(argv: string[]): number | undefined {
 }
 
 /**
+ * `FLAG a,b` from argv where each name must be one of `choices`: the names given, in their
+ * order; undefined when the flag is absent; a clear error naming the choices otherwise.
+ */
+export function parseChoiceListOption<T extends string>(
+  argv: string[],
+  flag: string,
+  choices: readonly T[],
+): T[] | undefined {
+  const i = argv.indexOf(flag);
+  if (i < 0) return undefined;
+  const v = (argv[i + 1] ?? "").split(",");
+  if (v.some((x) => !(choices as readonly string[]).includes(x)))
+    throw new Error(
+      `${flag}: a comma-separated list of ${choices.join(", ")}; got ${JSON.stringify(argv[i + 1] ?? null)}`,
+    );
+  return v as T[];
+}
+
+/**
  * The start of a real-testbed benchmark: it needs root (namespaces, veths, cgroups), and its
  * repetitions are `--reps` (1..50), else 1 with --quick, else 5.
  */

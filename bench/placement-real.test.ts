@@ -5,8 +5,8 @@ import {
   parseLoadsOption,
   parseSliceOption,
   parseVariantsOption,
-  placementRatios,
   policyOf,
+  ratiosPerRep,
   shares,
   spreadByLoad,
   VARIANTS,
@@ -40,40 +40,32 @@ describe("worstRatio", () => {
   });
 });
 
-describe("placementRatios", () => {
-  it("gives each ratio per repetition, NaN where a run is missing", () => {
-    const r = placementRatios(
-      [
-        {
-          ref: run(4, 4, 4),
-          "ref-spread": run(2, 2, 2),
-          sw: run(8, 4, 4),
-          "sw-spread": run(5, 4, 4),
-          weir: run(6, 4, 4),
-        },
-        { ref: run(4, 4, 4), sw: run(4, 4, 4) },
-      ],
-      ["a", "b", "c"],
-    );
-    expect(r.sw).toEqual([2, 1]);
-    expect(r.swSpread[0]).toBe(1.25);
-    expect(r.spreadOwn[0]).toBe(2.5);
-    expect(r.weir[0]).toBe(1.5);
-    expect(r.swSpread[1]).toBeNaN();
-    expect(r.weir[1]).toBeNaN();
+describe("ratiosPerRep", () => {
+  const reps = [
+    {
+      ref: run(4, 4, 4),
+      "ref-spread": run(2, 2, 2),
+      sw: run(8, 4, 4),
+      "sw-spread": run(5, 4, 4),
+      weir: run(6, 4, 4),
+      "weir-placed": run(4, 5, 4),
+    },
+    { ref: run(4, 4, 4), sw: run(4, 4, 4) },
+  ];
+  it("gives each repetition's ratio against its own reference, NaN where a run is missing", () => {
+    const names = ["a", "b", "c"];
+    expect(ratiosPerRep(reps, "sw", "ref", names)).toEqual([2, 1]);
+    expect(ratiosPerRep(reps, "weir", "ref", names)).toEqual([1.5, Number.NaN]);
+    expect(ratiosPerRep(reps, "weir-placed", "ref", names)).toEqual([1.25, Number.NaN]);
+    // against the spread reference: the hog's harm with the placement alone
+    expect(ratiosPerRep(reps, "sw-spread", "ref", names)).toEqual([1.25, Number.NaN]);
+    expect(ratiosPerRep(reps, "sw-spread", "ref-spread", names)).toEqual([2.5, Number.NaN]);
+    expect(ratiosPerRep(reps, "weir-slice", "ref", names)).toEqual([Number.NaN, Number.NaN]);
   });
 });
 
-describe("weir-placed", () => {
-  it("its ratio is weir-placed's worst p99 over ref's", () => {
-    const r = placementRatios(
-      [{ ref: run(4, 4, 4), "weir-placed": run(4, 5, 4) }, { ref: run(4, 4, 4) }],
-      ["a", "b", "c"],
-    );
-    expect(r.weirPlaced[0]).toBe(1.25);
-    expect(r.weirPlaced[1]).toBeNaN();
-  });
-  it("shares: placements seen, most frequent first", () => {
+describe("shares", () => {
+  it("placements seen, most frequent first", () => {
     expect(
       shares(
         new Map([

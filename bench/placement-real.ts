@@ -54,6 +54,7 @@ import {
   fmtStats,
   isMain,
   isolateSelf,
+  parseChoiceListOption,
   realBenchReps,
   repeated,
   runStandalone,
@@ -82,15 +83,9 @@ const ALL_VARIANTS: readonly Variant[] = [...VARIANTS, ...EXTRA_VARIANTS];
 
 /** `--variants a,b` from argv: those, in that order, `ref` first (added when missing); default VARIANTS. */
 export function parseVariantsOption(argv: string[]): Variant[] {
-  const i = argv.indexOf("--variants");
-  if (i < 0) return [...VARIANTS];
-  const v = (argv[i + 1] ?? "").split(",");
-  if (v.some((x) => !(ALL_VARIANTS as readonly string[]).includes(x)))
-    throw new Error(
-      `--variants: a comma-separated list of ${ALL_VARIANTS.join(", ")}; got ${JSON.stringify(argv[i + 1] ?? null)}`,
-    );
-  const picked = [...new Set(v as Variant[])].filter((x) => x !== "ref");
-  return ["ref", ...picked];
+  const v = parseChoiceListOption(argv, "--variants", ALL_VARIANTS);
+  if (v === undefined) return [...VARIANTS];
+  return ["ref", ...new Set(v.filter((x) => x !== "ref"))];
 }
 
 /** `--slice-us N` from argv: the slice variants' custom slice, µs (100–100,000; default 100). */
@@ -121,14 +116,8 @@ type LoadKind = (typeof ALL_LOADS)[number];
 
 /** `--loads udp,udp-staggered,tcp` (any of them, comma-separated) from argv; default all three. */
 export function parseLoadsOption(argv: string[]): LoadKind[] {
-  const i = argv.indexOf("--loads");
-  if (i < 0) return [...ALL_LOADS];
-  const v = (argv[i + 1] ?? "").split(",");
-  if (v.some((x) => !(ALL_LOADS as readonly string[]).includes(x)))
-    throw new Error(
-      `--loads: a comma-separated list of ${ALL_LOADS.join(", ")}; got ${JSON.stringify(argv[i + 1] ?? null)}`,
-    );
-  return ALL_LOADS.filter((k) => v.includes(k));
+  const v = parseChoiceListOption(argv, "--loads", ALL_LOADS);
+  return ALL_LOADS.filter((k) => v === undefined || v.includes(k));
 }
 
 /**
@@ -212,21 +201,38 @@ export function worstRatio(run: PlacementRun, ref: PlacementRun, partitions: str
   return worst;
 }
 
-/** Per load, per repetition, the ratios the figures give (NaN where a run is missing). */
-export function placementRatios(
-  reps: Array<Partial<Record<Variant, PlacementRun>>>,
+/** Per repetition, `v`'s worst p99 ratio to `ref` of the same repetition (NaN where either is missing). */
+export function ratiosPerRep(
+  reps: ReadonlyArray<Partial<Record<Variant, PlacementRun>>>,
+  v: Variant,
+  ref: Variant,
   partitions: string[],
-): Record<"sw" | "swSpread" | "weir" | "weirPlaced" | "spreadOwn", number[]> {
-  const r = (rep: Partial<Record<Variant, PlacementRun>>, v: Variant, ref: Variant) =>
-    rep[v] && rep[ref] ? worstRatio(rep[v]!, rep[ref]!, partitions) : Number.NaN;
-  return {
-    sw: reps.map((x) => r(x, "sw", "ref")),
-    swSpread: reps.map((x) => r(x, "sw-spread", "ref")),
-    weir: reps.map((x) => r(x, "weir", "ref")),
-    weirPlaced: reps.map((x) => r(x, "weir-placed", "ref")),
-    spreadOwn: reps.map((x) => r(x, "sw-spread", "ref-spread")),
-  };
+): number[] {
+  return reps.map((x) => (x[v] && x[ref] ? worstRatio(x[v]!, x[ref]!, partitions) : Number.NaN));
 }
+
+/** A variant as the figures name it (`sliceUs`: the slice variants' slice). */
+export function variantLabel(v: Variant, sliceUs: number): string {
+  const labels: Record<Variant, string> = {
+    ref: "plain CFS, hog stopped, servers free",
+    "ref-spread": "plain CFS, hog stopped, servers spread by hand",
+    sw: "static weights, servers free",
+    "sw-spread": "static weights, servers spread by hand",
+    weir: "weir, servers free",
+    "weir-placed": "weir with placement (spread, fill 0.8)",
+    "weir-floor": "weir with the light-partition weight floor",
+    "weir-slice": `weir, servers' threads given a ${sliceUs} µs EEVDF slice`,
+    "sw-slice": `static weights, servers' threads given a ${sliceUs} µs EEVDF slice`,
+  };
+  return labels[v];
+}
+
+/** The variants that also get a figure of the pooled ratio. */
+const POOLED_FIGURES: ReadonlySet<Variant> = new Set<Variant>([
+  "weir",
+  "weir-placed",
+  ...EXTRA_VARIANTS,
+]);
 
 export const bench: Benchmark = {
   name: "placement-real",
@@ -406,68 +412,27 @@ export const bench: Benchmark = {
       tcp: "TCP",
     };
     for (const kind of LOADS) {
-      const r = placementRatios(byLoad[kind], names);
       const L = LABEL[kind];
-      const ran = (v: Variant) => RUN.includes(v);
-      const ratiosOf = (v: Variant) =>
-        byLoad[kind].map((x) => (x[v] && x.ref ? worstRatio(x[v]!, x.ref!, names) : Number.NaN));
-      const label: Partial<Record<Variant, string>> = {
-        sw: "static weights, servers free",
-        "sw-spread": "static weights, servers spread by hand",
-        weir: "weir, servers free",
-        "weir-placed": "weir with placement (spread, fill 0.8)",
-        "weir-floor": "weir with the light-partition weight floor",
-        "weir-slice": `weir, servers' threads given a ${sliceUs} µs EEVDF slice`,
-        "sw-slice": `static weights, servers' threads given a ${sliceUs} µs EEVDF slice`,
-      };
-      const medianFigures = [
-        {
-          name: `${L}: static weights, servers free: worst p99 with hog ÷ without (median)`,
-          ...repeated(r.sw, 2),
-          unit: "x",
-        },
-        {
-          name: `${L}: static weights, servers spread by hand: worst p99 with hog ÷ without, free (median)`,
-          ...repeated(r.swSpread, 2),
-          unit: "x",
-        },
-        {
-          name: `${L}: weir, servers free: worst p99 with hog ÷ without (median)`,
-          ...repeated(r.weir, 2),
-          unit: "x",
-        },
-        {
-          name: `${L}: weir with placement (spread, fill 0.8): worst p99 with hog ÷ without (median)`,
-          ...repeated(r.weirPlaced, 2),
-          unit: "x",
-        },
-      ];
-      const shown: Variant[] = ["sw", "sw-spread", "weir", "weir-placed"];
-      shown.forEach((v, k) => {
-        if (ran(v)) figures.push(medianFigures[k]!);
-      });
-      for (const v of EXTRA_VARIANTS)
-        if (ran(v))
-          figures.push({
-            name: `${L}: ${label[v]}: worst p99 with hog ÷ without (median)`,
-            ...repeated(ratiosOf(v), 2),
-            unit: "x",
-          });
+      const ratiosOf = (v: Variant) => ratiosPerRep(byLoad[kind], v, "ref", names);
       // every repetition's requests pooled, beside the median of the repetitions' ratios
       const runsOf = (v: Variant) =>
         byLoad[kind].flatMap((x) => (x[v] ? [{ ...x[v]!, rep: x[v]!.rep ?? -1 }] : []));
       const pooledOf = (v: Variant) => pooledWorstRatio(runsOf(v), runsOf("ref"), names);
-      for (const v of ["weir", "weir-placed", ...EXTRA_VARIANTS] as const) {
-        if (!ran(v)) continue;
-        const who = label[v];
+      const against = RUN.filter((v) => !v.startsWith("ref"));
+      for (const v of against)
+        figures.push({
+          name: `${L}: ${variantLabel(v, sliceUs)}: worst p99 with hog ÷ without${v === "sw-spread" ? ", free" : ""} (median)`,
+          ...repeated(ratiosOf(v), 2),
+          unit: "x",
+        });
+      for (const v of against.filter((x) => POOLED_FIGURES.has(x)))
         figures.push(
           ...pooledFigure(
-            `${L}: ${who}: worst p99 with hog ÷ without, every repetition's requests pooled (range: one repetition left out in turn)`,
+            `${L}: ${variantLabel(v, sliceUs)}: worst p99 with hog ÷ without, every repetition's requests pooled (range: one repetition left out in turn)`,
             pooledOf(v),
             false,
           ),
         );
-      }
       const pooledCell = (v: Variant) => {
         if (v === "ref") return "1";
         if (v === "ref-spread") return "–";
@@ -485,7 +450,9 @@ export const bench: Benchmark = {
           ...names.map((n) => col(v, (x) => x.p99Ms[n] ?? Number.NaN, 1)),
           v === "ref" ? "1" : v === "ref-spread" ? "–" : fmtStats(ratiosOf(v), 2),
           pooledCell(v),
-          v === "sw-spread" && ran("ref-spread") ? fmtStats(r.spreadOwn, 2) : "–",
+          v === "sw-spread" && RUN.includes("ref-spread")
+            ? fmtStats(ratiosPerRep(byLoad[kind], "sw-spread", "ref-spread", names), 2)
+            : "–",
           col(v, hostIdlePercent, 1),
           v.startsWith("ref") ? "0 (stopped)" : col(v, (x) => x.hogCores, 2),
         ]);
