@@ -477,37 +477,26 @@ export function summariseConservation(
     return rows;
   });
   // The p99s of every repetition's requests pooled, per policy (conservation-pooled.ts).
-  const pooledRow = (label: string, udp: RunOutcome[], tcp: RunOutcome[]) => {
+  // `reference`: the no-hog runs' own row (their pooled p99s; the ratio 1 by definition)
+  const pooledRow = (label: string, udp: RunOutcome[], tcp: RunOutcome[], reference = false) => {
     const u = pooled(udp, "ref-udp");
     const t = pooled(tcp, "ref-tcp");
-    const ms = (p: PooledRatio | null, n: string) =>
-      p ? (p.perPartition[n]?.withMs ?? Number.NaN).toFixed(1) : "–";
+    const ms = (p: PooledRatio | null, n: string) => {
+      const x = p?.perPartition[n];
+      return p ? ((reference ? x?.withoutMs : x?.withMs) ?? Number.NaN).toFixed(1) : "–";
+    };
     return [
       label,
       ...NET.map((n) => ms(u, n)),
-      fmtPooled(u),
+      reference ? "1" : fmtPooled(u),
       ...NET.map((n) => ms(t, n)),
-      fmtPooled(t),
+      reference ? "1" : fmtPooled(t),
     ];
   };
   const pooledRows = outcomes.some((o) => o.latencyB64)
     ? [
         ...policies.map((p) => pooledRow(POLICY_LABEL(p), of("conserve", p), of("tcp", p))),
-        ...(() => {
-          const u = pooled(of("ref-udp"), "ref-udp");
-          const t = pooled(of("ref-tcp"), "ref-tcp");
-          const ms = (p: PooledRatio | null, n: string) =>
-            p ? (p.perPartition[n]?.withoutMs ?? Number.NaN).toFixed(1) : "–";
-          return [
-            [
-              "reference: plain CFS, hog stopped",
-              ...NET.map((n) => ms(u, n)),
-              "1",
-              ...NET.map((n) => ms(t, n)),
-              "1",
-            ],
-          ];
-        })(),
+        pooledRow("reference: plain CFS, hog stopped", of("ref-udp"), of("ref-tcp"), true),
         ...(of("isolated-udp").length > 0 || of("isolated-tcp").length > 0
           ? [
               pooledRow(
