@@ -273,7 +273,8 @@ export function weightAt(
   // within 4 rounding errors (4 · 2^-53, relative) of the real quotient, so below 2^20
   // (SHARE_EXACT_BELOW) they differ by at most 1e-9, and when the product is positive and
   // more than 1e-8 away from the nearest half (SHARE_CLEAR) the two round to the same whole
-  // number; otherwise (a half within reach, 0, NaN, Infinity) the divisions themselves. The two dependent divisions were the walk's longest chain per row.
+  // number; otherwise (a half within reach, 0, NaN, Infinity) the divisions themselves. The two
+  // dependent divisions were the walk's longest chain per row.
   let next = 1;
   if (capacityCpuMillis > 0) {
     const approx = cpuMillis * weightPerMilli;
