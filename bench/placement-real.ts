@@ -485,8 +485,12 @@ export const bench: Benchmark = {
               `*-slice: every thread of the partitions' processes given a custom EEVDF slice of ${sliceUs} µs (sched_setattr's sched_runtime) for the run and the default (${((defaultSliceNs() ?? Number.NaN) / 1000).toFixed(0)} µs here) given back after; threads per run ${fmtStats(slicedTasks, 0)}. The hog and the generator keep the default.`,
             ]
           : []),
-        `weir-placed, the partitions' cpuset.cpus per cycle (share of cycles, all repetitions): ${LOADS.map((k) => `${LABEL[k]} ${shares(seen[k])}`).join("; ")}.`,
-        `weir-placed, each partition's need as placement sees it (its entitlement, or the CPU it used when more; median [range] over the cycles of all repetitions, millicores): ${LOADS.map((k) => `${LABEL[k]} ${[...needs[k]].map(([n, xs]) => `${n} ${fmtStats(xs, 0)}`).join(", ")}`).join("; ")}.`,
+        ...(RUN.includes("weir-placed")
+          ? [
+              `weir-placed, the partitions' cpuset.cpus per cycle (share of cycles, all repetitions): ${LOADS.map((k) => `${LABEL[k]} ${shares(seen[k])}`).join("; ")}.`,
+              `weir-placed, each partition's need as placement sees it (its entitlement, or the CPU it used when more; median [range] over the cycles of all repetitions, millicores): ${LOADS.map((k) => `${LABEL[k]} ${[...needs[k]].map(([n, xs]) => `${n} ${fmtStats(xs, 0)}`).join(", ")}`).join("; ")}.`,
+            ]
+          : []),
         `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared).`,
       ],
     };
