@@ -8,7 +8,7 @@ import type { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
 import { createWeirPolicy } from "../src/policy/weir.ts";
 import type { HeldHostCpu } from "../src/sensors/host-cpu.ts";
-import { policyFactories, weirWithWeightFloor } from "../src/sim/policies.ts";
+import { policyFactories, weirWithoutWeightFloor } from "../src/sim/policies.ts";
 import { type LoadResult, runLoad } from "../src/testbed/load.ts";
 import type { Schedule } from "../src/testbed/schedule.ts";
 import type { TestbedState } from "../src/testbed/state.ts";
@@ -36,13 +36,13 @@ export const INTERVAL_MS = 100;
 /**
  * Policies in table order (names from src/sim/policies.ts). VPA-style runs its 60× faster
  * variant: at the real 1-minute loop it could not act within these runs (it would equal plain
- * CFS with equal requests). weir with the light-partition weight floor runs beside weir (whose
- * weights follow entitlement alone): what the floor changes.
+ * CFS with equal requests). weir without its light-partition weight floor (weights that follow
+ * entitlement alone) runs beside weir: what the floor changes.
  */
 export const CONSERVATION_POLICIES = [
   "weir",
   "weir-placed",
-  weirWithWeightFloor.name,
+  weirWithoutWeightFloor.name,
   "none",
   "static-weights",
   "static",
@@ -79,7 +79,7 @@ export const OVERLOAD_POLICIES = [
 /** Where the policies above come from. */
 export const CONSERVATION_FACTORIES = [
   ...policyFactories,
-  weirWithWeightFloor,
+  weirWithoutWeightFloor,
   {
     name: WEIR_GOAL_CYCLES.name,
     label: WEIR_GOAL_CYCLES.label,

@@ -102,9 +102,9 @@ describe("parseVariantsOption", () => {
       "weir",
       "weir-slice",
     ]);
-    expect(parseVariantsOption(["--variants", "weir-floor,ref,weir,weir"])).toEqual([
+    expect(parseVariantsOption(["--variants", "weir-no-floor,ref,weir,weir"])).toEqual([
       "ref",
-      "weir-floor",
+      "weir-no-floor",
       "weir",
     ]);
   });
@@ -136,7 +136,7 @@ describe("policyOf", () => {
     expect(policyOf("weir")).toBe("weir");
     expect(policyOf("weir-placed")).toBe("weir");
     expect(policyOf("weir-slice")).toBe("weir");
-    expect(policyOf("weir-floor")).toBe("weir-weight-floor");
+    expect(policyOf("weir-no-floor")).toBe("weir-no-floor");
   });
 });
 

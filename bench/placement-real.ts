@@ -16,7 +16,7 @@
 // and every policy's worst partition p99 ÷ the same partition's p99 in `ref` (as in
 // conservation-real), plus sw-spread ÷ ref-spread (the hog's harm with the placement alone).
 // More variants, run only when `--variants` (standalone only) names them:
-//   weir-floor   weir with the light-partition weight floor (src/sim/policies.ts)
+//   weir-no-floor  weir without its light-partition weight floor (src/sim/policies.ts)
 //   weir-slice   weir, every thread of the network partitions' processes given a custom EEVDF
 //   sw-slice     slice (`--slice-us`, default 100: the kernel's least; sched-slice.ts) for the
 //                run, the default given back after; static weights likewise
@@ -77,7 +77,7 @@ const TCP_CORES = 0.15;
 
 export const VARIANTS = ["ref", "ref-spread", "sw", "sw-spread", "weir", "weir-placed"] as const;
 /** Variants run only when `--variants` names them (see the head of this file). */
-export const EXTRA_VARIANTS = ["weir-floor", "weir-slice", "sw-slice"] as const;
+export const EXTRA_VARIANTS = ["weir-no-floor", "weir-slice", "sw-slice"] as const;
 export type Variant = (typeof VARIANTS)[number] | (typeof EXTRA_VARIANTS)[number];
 const ALL_VARIANTS: readonly Variant[] = [...VARIANTS, ...EXTRA_VARIANTS];
 
@@ -103,7 +103,7 @@ export function parseSliceOption(argv: string[]): number {
 /** The policy a variant runs. */
 export function policyOf(v: Variant): string {
   if (v.startsWith("ref")) return "none";
-  if (v === "weir-floor") return "weir-weight-floor";
+  if (v === "weir-no-floor") return "weir-no-floor";
   return v.startsWith("weir") ? "weir" : "static-weights";
 }
 /**
@@ -220,7 +220,7 @@ export function variantLabel(v: Variant, sliceUs: number): string {
     "sw-spread": "static weights, servers spread by hand",
     weir: "weir, servers free",
     "weir-placed": "weir with placement (spread, fill 0.8)",
-    "weir-floor": "weir with the light-partition weight floor",
+    "weir-no-floor": "weir without the light-partition weight floor",
     "weir-slice": `weir, servers' threads given a ${sliceUs} µs EEVDF slice`,
     "sw-slice": `static weights, servers' threads given a ${sliceUs} µs EEVDF slice`,
   };

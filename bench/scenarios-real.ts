@@ -13,7 +13,7 @@ import type { PartitionSpec } from "../src/core/model.ts";
 import type { Policy } from "../src/policy/types.ts";
 import { describeLlc, readLlc } from "../src/sensors/cpu-caches.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
-import { policyFactories, weirWithWeightFloor } from "../src/sim/policies.ts";
+import { policyFactories, weirWithoutWeightFloor } from "../src/sim/policies.ts";
 import { runLoad } from "../src/testbed/load.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
@@ -40,12 +40,12 @@ import { testbedManager } from "./testbed-manager.ts";
 
 /**
  * VPA-style at its 1-minute loop cannot act in a 16 s run (it would equal plain CFS), so the
- * real testbed runs its 60× faster variant. weir with the light-partition weight floor runs
- * beside weir (whose weights follow entitlement alone): what the floor changes.
+ * real testbed runs its 60× faster variant. weir without its light-partition weight floor
+ * (weights that follow entitlement alone) runs beside weir: what the floor changes.
  */
 const REAL_POLICIES = [
   "weir",
-  weirWithWeightFloor.name,
+  weirWithoutWeightFloor.name,
   "none",
   "static",
   "static-weights",
@@ -53,7 +53,7 @@ const REAL_POLICIES = [
   "koordinator-style",
 ];
 
-const REAL_FACTORIES = [...policyFactories, weirWithWeightFloor];
+const REAL_FACTORIES = [...policyFactories, weirWithoutWeightFloor];
 
 export const bench: Benchmark = {
   name: "scenarios-real",

@@ -12,8 +12,8 @@ import { seeded, spec, throughput } from "./test-fixtures.ts";
 import type { Policy, PolicyKnobs, PolicyOutput, PolicyState } from "./types.ts";
 import { createWeirPolicy, deadbandCpuMillis, rowsByClass, weirPolicy } from "./weir.ts";
 
-/** weir with the light-partition weight floor on (express.ts weightFloorsByImportance; off by default). */
-const floorPolicy = createWeirPolicy({ weightFloor: true });
+/** weir without the light-partition weight floor (express.ts weightFloorsByImportance; on by default). */
+const noFloorPolicy = createWeirPolicy({ weightFloor: false });
 
 function knobs(capacity: number, over: Partial<PolicyKnobs> = {}): PolicyKnobs {
   return { ...defaultPolicyKnobs(capacity), ...over };
@@ -184,11 +184,12 @@ describe("confirmation", () => {
     );
     // honest: 2000 / 4000 × 1.2 = 600m, throttled confirms; smoothed 400 + 0.7 × 200 = 540
     // junk: 50,000 / 2,000 would be 30,000m, but unconstrained: use 50m × 1.2 = 60m
-    // same tier, capacity 500: junk's 60 is met, honest gets the other 440 of its 540
+    // same tier, capacity 500: junk's 60 is met, honest gets the other 440 of its 540; junk,
+    // unconstrained, weighs as honest (the light-partition floor): 440 ÷ 500 × 10,000 = 8,800
     expect(out.d.junk!.cpuMillis).toBe(60);
     expect(out.d.honest!.cpuMillis).toBe(440);
     expect(out.d.junk!.why).toBe(
-      "offered 50,000 pps at 2,000 pkt/cpu-s would need 30,000m (+20 % headroom), but it is not constrained (throttled 0 %, no drops) and uses 50m, so only use + headroom 60m is credited; granted 60m; weight 1,200 (its share of 500m), so it may use any idle CPU; no cap",
+      "offered 50,000 pps at 2,000 pkt/cpu-s would need 30,000m (+20 % headroom), but it is not constrained (throttled 0 %, no drops) and uses 50m, so only use + headroom 60m is credited; granted 60m; weight 8,800 (the heaviest at its importance or below; its own share, 1,200 (its share of 500m), is less, but it is not constrained, so it takes only what it uses and need not wait behind heavier partitions when it wakes), so it may use any idle CPU; no cap",
     );
     expect(out.d.honest!.why).toBe(
       "offered 2,000 pps at 4,000 pkt/cpu-s needs 600m (+20 % headroom); throttled 30 % confirms; smoothed to 540m; importance 3 tier had 440m of 540m for it; granted 440m; weight 8,800 (its share of 500m), so it may use any idle CPU; no cap",
@@ -212,10 +213,11 @@ describe("bounds", () => {
         }),
       ],
     );
-    // a: 100m × 1.2 = 120m, below its min 300m
+    // a: 100m × 1.2 = 120m, below its min 300m; its weight is b's (the light-partition floor:
+    // b's 500m ÷ 2,000m × 10,000 = 2,500)
     expect(out.d.a!.cpuMillis).toBe(300);
     expect(out.d.a!.why).toBe(
-      "uses 100m and is not constrained (throttled 0 %, no drops), so needs 120m (+20 % headroom); raised to its guarantee 300m; granted 300m; weight 1,500 (its share of 2,000m), so it may use any idle CPU; no cap",
+      "uses 100m and is not constrained (throttled 0 %, no drops), so needs 120m (+20 % headroom); raised to its guarantee 300m; granted 300m; weight 2,500 (the heaviest at its importance or below; its own share, 1,500 (its share of 2,000m), is less, but it is not constrained, so it takes only what it uses and need not wait behind heavier partitions when it wakes), so it may use any idle CPU; no cap",
     );
     // b: 5000 / 4000 × 1.2 = 1500m; smoothing from what it has (500m): 500 + 0.7 × 1000 = 1200 → max 500
     expect(out.d.b!.cpuMillis).toBe(500);
@@ -556,9 +558,9 @@ describe("safety (property-style, seeded)", () => {
         deadbandFraction: rnd() * 0.05,
         maxShrinkFractionPerCycle: 0.05 + rnd() * 0.5,
       });
-      // every other trial with the light-partition floor on (off is the default)
+      // every other trial with the light-partition floor off (on is the default)
       const withFloor = trial % 2 === 1;
-      const policy = withFloor ? floorPolicy : weirPolicy;
+      const policy = withFloor ? weirPolicy : noFloorPolicy;
       let state: PolicyState = policy.initialState();
       for (let c = 0; c < 10; c++) {
         const tps = specs
@@ -1782,7 +1784,7 @@ describe("a partition with no demand measured yet", () => {
   });
 });
 
-describe("the light-partition weight floor (express.ts weightFloorsByImportance; createWeirPolicy({ weightFloor: true }))", () => {
+describe("the light-partition weight floor (express.ts weightFloorsByImportance, on by default)", () => {
   // scenarios-real's hog scenario in small: three importance-3 packet servers and a batch hog
   // on 1,700m; a and b serve what they are sent, c is dropping (its offered load needs more)
   const floorSpecs = [
@@ -1824,7 +1826,7 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance;
 
   it("gives a light unconstrained partition the heaviest weight of its level, not its share: entitlements unchanged", () => {
     const k = knobs(1700);
-    const out = step(k, floorSpecs, floorTps(), floorState(), floorPolicy);
+    const out = step(k, floorSpecs, floorTps(), floorState(), weirPolicy);
     // a: uses 200m, not constrained (waits 30 % < 50 %, no drops): 200 × 1.2 = 240m
     // b: 300 × 1.2 = 360m
     // c: dropping 1,500 pps: 8,000 ÷ 10,000 × 1.2 = 960m, smoothed from 780m:
@@ -1842,8 +1844,8 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance;
     expect(out.d.a!.why).toContain(
       "granted 240m; weight 5,329 (the heaviest at its importance or below; its own share, 1,412 (its share of 1,700m), is less, but it is not constrained, so it takes only what it uses and need not wait behind heavier partitions when it wakes), so it may use any idle CPU; no cap",
     );
-    // without the floor (the default): weights in proportion to entitlement, the same entitlements
-    const plain = weirPolicy.step(
+    // without the floor: weights in proportion to entitlement, the same entitlements
+    const plain = noFloorPolicy.step(
       {
         nowMs: 0,
         knobs: k,
@@ -1889,7 +1891,7 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance;
       specs,
       [light("gold", 100), light("a", 200), c!, light("dust", 50)],
       state,
-      floorPolicy,
+      weirPolicy,
     );
     // entitlements: gold 120m, a 240m, c 906m (as above), dust 60m, the hog the other 374m
     expect(specs.map((s) => out.dir[s.id]!.cpuMillis)).toEqual([120, 240, 906, 60, 374]);
@@ -1916,7 +1918,7 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance;
         light("dust", 50),
       ],
       state,
-      floorPolicy,
+      weirPolicy,
     );
     expect(squeezed.d.gold!.detail.weightFloor).toBeNull();
     // 1,000 ÷ 10,000 × 1.2 = 120m of traffic need, below what it has: probed 120 × 1.5 = 180m
@@ -1961,7 +1963,7 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance;
         throughput("burner", { cpuCores: 0.1 }),
       ],
       state,
-      floorPolicy,
+      weirPolicy,
     );
     expect(out.d.burner!.detail.assessment!.kind).toBe("idle");
     expect(out.d.tight!.detail.assessment!.constrained).toBe(true);
@@ -1977,7 +1979,7 @@ describe("the light-partition weight floor (express.ts weightFloorsByImportance;
     const seen = { a: [] as number[], b: [] as number[], c: [] as number[] };
     // c's 100 ms readings: 620–700m (4 ms ticks), always dropping
     for (const used of [650, 700, 620, 680, 640, 690, 630, 660, 700, 620, 650, 680]) {
-      const out = step(k, floorSpecs, floorTps(used), state, floorPolicy);
+      const out = step(k, floorSpecs, floorTps(used), state, weirPolicy);
       state = out.state;
       for (const id of ["a", "b", "c"] as const) seen[id].push(out.dir[id]!.weight);
     }

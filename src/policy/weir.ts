@@ -174,9 +174,9 @@ export interface WeirPolicyOptions {
   /** Post-processors applied after the core step (default: dead-band, shrink limit, bounds, whole millis). */
   postProcessors?: readonly PostProcessor[];
   /**
-   * The light-partition weight floor (express.ts weightFloorsByImportance), default off: every
-   * weight is in proportion to its entitlement. On, it is the benchmarks' trial row
-   * (scenarios-real; docs/control-law.md says what it measured).
+   * The light-partition weight floor (express.ts weightFloorsByImportance), default on. Off,
+   * every weight is in proportion to its entitlement alone: the benchmarks' comparison row
+   * (conservation-real; docs/control-law.md says what it measured).
    */
   weightFloor?: boolean;
   /**
@@ -188,7 +188,7 @@ export interface WeirPolicyOptions {
 
 export function createWeirPolicy(opts: WeirPolicyOptions = {}): Policy {
   const postProcessors = opts.postProcessors ?? defaultPostProcessors;
-  const weightFloor = opts.weightFloor ?? false;
+  const weightFloor = opts.weightFloor ?? true;
   const fuseDemandPass = !(opts.separateDemandPass ?? false);
   const scratch = new Scratch();
   const stepTable = (input: TableInput, state: PolicyState): WeirTableOutput =>
@@ -306,8 +306,7 @@ interface StepArrays {
   mode: Uint8Array;
   eligible: Uint8Array;
   marks: Uint8Array;
-  /** Per row: the weight floor it gets (0 = none), and the floors by importance (weightFloorsByImportance). */
-  weightFloor: Float64Array;
+  /** The light-partition floors by importance (weightFloorsByImportance; all 0 with the floor off). */
   weightFloorAt: Float64Array;
   /**
    * Donor cap (donor-cap.ts): rows it may apply to, this window's donor and missesGoal (all
@@ -367,18 +366,16 @@ function step(
   const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
   const u = (k: number): Uint8Array => new Uint8Array(arena, f64s * n * 8 + k * n, n);
   const goalMargin = byCycles ? f(6) : NO_GOAL_MARGIN;
-  const buf = sc.fit(n, 8, 10);
-  const [target, prevNeed, post0, post1, effectiveMin, leftover, weightFloor, ruleDemand] =
-    buf.f64 as [
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-      Float64Array,
-    ];
+  const buf = sc.fit(n, 7, 10);
+  const [target, prevNeed, post0, post1, effectiveMin, leftover, ruleDemand] = buf.f64 as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+  ];
   const [
     mode,
     eligible,
@@ -436,7 +433,6 @@ function step(
     dcMisses,
     dcCapped,
     dcRows: sc.dcRows,
-    weightFloor,
     weightFloorAt: new Float64Array(6),
     ruleInputs: {
       velocity,
@@ -896,7 +892,7 @@ function expressAll(
   useWeightFloor: boolean,
   order: Int32Array,
 ): void {
-  const { t, capacity, final, weights, capCode, bits, weightFloor } = s;
+  const { t, capacity, final, weights, capCode, bits } = s;
   const { marks, overGoal, dcCapped } = s;
   const prevWeight = s.prev.weight;
   const hi = t.maxCpuMillis;
@@ -906,44 +902,30 @@ function expressAll(
   const capped = t.capped;
   const goals = t.goalPacketsPerSec;
   const n = t.size;
-  if (useWeightFloor) {
-    weightFloor.fill(0);
-    // the light-partition floor: unconstrained, no goal, not yielding (a yielding partition's
-    // weight must not grow against the receivers it yields to)
-    const floorAt = weightFloorsByImportance(
-      n,
-      final,
-      batch,
-      importance,
-      divisors,
-      capacity,
-      s.weightFloorAt,
-    );
-    // light: a network partition (data, not batch) without a goal whose demand is its use +
-    // headroom (DemandKind "use")
-    const kinds = s.rule.kind;
-    const has = s.cols.has;
-    const USE = DemandKindCode.use;
-    const yieldsBit = packBits(0, 0, false, false, true); // assessDemand wrote it
-    for (let i = 0; i < n; i++)
-      if (
-        kinds[i] === USE &&
-        has[i] === 1 &&
-        batch[i] !== 1 &&
-        !(goals[i]! > 0) && // rules.ts hasGoal
-        (bits[i]! & yieldsBit) === 0
-      )
-        weightFloor[i] = floorAt[importance[i]!]!;
-  }
+  // the light-partition floors by importance (all 0 with the floor off: no row gets one)
+  const floorAt = s.weightFloorAt;
+  if (useWeightFloor)
+    weightFloorsByImportance(n, final, batch, importance, divisors, capacity, floorAt);
+  else floorAt.fill(0);
+  // a light row: a network partition (data, not batch) without a goal whose demand is its use
+  // + headroom (DemandKind "use") and that does not yield (a yielding partition's weight must
+  // not grow against the receivers it yields to)
+  const kinds = s.rule.kind;
+  const has = s.cols.has;
+  const USE = DemandKindCode.use;
+  const yieldsBit = packBits(0, 0, false, false, true); // assessDemand wrote it
   // the weights, the cap codes and the decisions' packed reasons in one walk
   const { fraction, stepOf, moves, weightPerMilli } = weightFrame(divisors, capacity, bands);
-  const floors = useWeightFloor ? weightFloor : null;
   const goalDonor = CapCode.goalDonor;
   for (let k = 0; k < n; k++) {
     const i = order[k]!;
     const cpu = final[i]!;
     const imp = importance[i]!;
     const isBatch = batch[i] === 1;
+    const hasGoal = +(goals[i]! > 0); // rules.ts hasGoal
+    const rowBits = bits[i]!;
+    // batch rows take the other branch below, so the test need not ask
+    const light = kinds[i] === USE && has[i] === 1 && hasGoal === 0 && (rowBits & yieldsBit) === 0;
     // batch: the minimum (weightAt's own answer), without its arithmetic; the class order puts a
     // block's batch rows together, so this jump goes one way for long runs
     weights[i] = isBatch
@@ -958,9 +940,9 @@ function expressAll(
           divisors[imp]!,
           weightPerMilli[imp]!,
           prevWeight[i]!,
-          +(goals[i]! > 0), // rules.ts hasGoal
+          hasGoal,
           false,
-          floors === null ? 0 : floors[i]!,
+          light ? floorAt[imp]! : 0,
         );
     // `&`, not `&&`: no jump on a PI that random rows put on either side of 1
     const isReceiver = (overGoal[i]! & +(imp === receiverImportance)) === 1;
@@ -969,6 +951,6 @@ function expressAll(
         ? goalDonor
         : capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
     // the source, had-previous and yields bits are assessDemand's: the marks and the receiver on top
-    bits[i] = bits[i]! | packBits(0, marks[i]!, isReceiver, false, false);
+    bits[i] = rowBits | packBits(0, marks[i]!, isReceiver, false, false);
   }
 }

@@ -35,14 +35,14 @@ export const policyFactories: readonly NamedPolicy[] = [
 ];
 
 /**
- * weir with the light-partition weight floor (express.ts weightFloorsByImportance): an
- * unconstrained network partition without a goal weighs at least the heaviest partition at its
- * importance or below. The trial row beside weir (whose weights follow entitlement alone).
+ * weir without the light-partition weight floor (express.ts weightFloorsByImportance), which
+ * weir has by default: every weight follows its entitlement alone, so a light network partition
+ * weighs little beside heavier ones. The comparison row beside weir: what the floor changes.
  */
-export const weirWithWeightFloor: NamedPolicy = {
-  name: "weir-weight-floor",
-  label: "weir with the light-partition weight floor",
-  make: () => createWeirPolicy({ weightFloor: true }),
+export const weirWithoutWeightFloor: NamedPolicy = {
+  name: "weir-no-floor",
+  label: "weir without the light-partition weight floor",
+  make: () => createWeirPolicy({ weightFloor: false }),
 };
 
 /** The dead-band of the diagnostic variant below, millicores. */
