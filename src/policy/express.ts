@@ -122,24 +122,24 @@ export function weightFloorsByImportance(
   capacityCpuMillis: number,
   out: Float64Array = new Float64Array(6),
 ): Float64Array {
-  out.fill(0);
-  // the heaviest row per level (cpu ÷ divisor orders rows as their weights do)
-  const best = [-1, -1, -1, -1, -1, -1];
-  const most = [-1, -1, -1, -1, -1, -1];
+  // the largest entitlement per level (one divisor per level: the largest weight there is that
+  // of the largest entitlement); -1 = no row. `out` holds them until the weights replace them.
+  out.fill(-1);
   for (let i = 0; i < n; i++) {
-    if (batch[i] === 1) continue;
     const imp = importance[i]!;
-    const r = cpuMillis[i]! / divisors[imp]!;
-    if (r > most[imp]!) {
-      most[imp] = r;
-      best[imp] = i;
-    }
+    const cpu = cpuMillis[i]!;
+    // batch rows count for nothing: -1 is never the largest
+    const c = batch[i] === 1 ? -1 : cpu;
+    if (c > out[imp]!) out[imp] = c;
   }
+  let below = 0;
   for (let imp = 5; imp >= 1; imp--) {
-    const i = best[imp]!;
-    const w = i >= 0 ? weightForAllocation(cpuMillis[i]!, capacityCpuMillis, divisors[imp]!) : 0;
-    out[imp] = Math.max(w, imp < 5 ? out[imp + 1]! : 0);
+    const cpu = out[imp]!;
+    const w = cpu >= 0 ? weightForAllocation(cpu, capacityCpuMillis, divisors[imp]!) : 0;
+    below = Math.max(w, below);
+    out[imp] = below;
   }
+  out[0] = 0;
   return out;
 }
 

@@ -924,8 +924,9 @@ function expressAll(
     const isBatch = batch[i] === 1;
     const hasGoal = +(goals[i]! > 0); // rules.ts hasGoal
     const rowBits = bits[i]!;
-    // batch rows take the other branch below, so the test need not ask
-    const light = kinds[i] === USE && has[i] === 1 && hasGoal === 0 && (rowBits & yieldsBit) === 0;
+    // 1 for a light row (batch rows take the other branch below, so the test need not ask);
+    // `&`, not `&&`: no jump on each of its four parts
+    const light = +(kinds[i] === USE) & has[i]! & (hasGoal ^ 1) & +((rowBits & yieldsBit) === 0);
     // batch: the minimum (weightAt's own answer), without its arithmetic; the class order puts a
     // block's batch rows together, so this jump goes one way for long runs
     weights[i] = isBatch
@@ -942,7 +943,7 @@ function expressAll(
           prevWeight[i]!,
           hasGoal,
           false,
-          light ? floorAt[imp]! : 0,
+          floorAt[imp]! * light, // floors are finite: 0 for a row that is not light
         );
     // `&`, not `&&`: no jump on a PI that random rows put on either side of 1
     const isReceiver = (overGoal[i]! & +(imp === receiverImportance)) === 1;
