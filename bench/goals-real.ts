@@ -40,7 +40,13 @@ import {
 } from "./goals-run.ts";
 import { summarise } from "./goals-summary.ts";
 import type { Benchmark } from "./harness.ts";
-import { isMain, isolateSelf, realBenchReps, runStandalone } from "./harness.ts";
+import {
+  isMain,
+  isolateSelf,
+  parseChoiceListOption,
+  realBenchReps,
+  runStandalone,
+} from "./harness.ts";
 import {
   COST_ROUNDS,
   epochNow,
@@ -54,16 +60,7 @@ import {
 
 /** `--policies a,b` from argv: the runs to make (names of POLICIES); undefined when absent. */
 export function parsePoliciesOption(argv: readonly string[]): PolicyRun[] | undefined {
-  const i = argv.indexOf("--policies");
-  if (i < 0) return undefined;
-  const v = argv[i + 1] ?? "";
-  const names = v.split(",").filter((x) => x !== "");
-  const bad = names.filter((x) => !(POLICIES as readonly string[]).includes(x));
-  if (names.length === 0 || bad.length > 0)
-    throw new Error(
-      `--policies: must be a comma-separated list of ${POLICIES.join(", ")}; got ${JSON.stringify(bad.length > 0 ? bad.join(",") : v)}`,
-    );
-  return names as PolicyRun[];
+  return parseChoiceListOption(argv, "--policies", POLICIES);
 }
 
 /** `--trace FILE` from argv: where to write the managed runs' cycles; undefined when absent. */

@@ -56,9 +56,10 @@ describe("parseChoiceListOption", () => {
     expect(parseChoiceListOption(["--quick"], "--x", choices)).toBeUndefined();
   });
   it("names the flag, the choices and what it got when a name is not one of them", () => {
-    expect(() => parseChoiceListOption(["--x", "udp,quic"], "--x", choices)).toThrow(
-      '--x: a comma-separated list of udp, tcp; got "udp,quic"',
+    expect(() => parseChoiceListOption(["--x", "udp,quic,tls"], "--x", choices)).toThrow(
+      '--x: a comma-separated list of udp, tcp; got "quic,tls"',
     );
     expect(() => parseChoiceListOption(["--x"], "--x", choices)).toThrow(/got null/);
+    expect(() => parseChoiceListOption(["--x", ","], "--x", choices)).toThrow(/got ","/);
   });
 });

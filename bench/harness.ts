@@ -136,21 +136,24 @@ export function parseRepsOption(argv: string[]): number | undefined {
 
 /**
  * `FLAG a,b` from argv where each name must be one of `choices`: the names given, in their
- * order; undefined when the flag is absent; a clear error naming the choices otherwise.
+ * order; undefined when the flag is absent; a clear error naming the choices and the names
+ * that are not among them otherwise (or the whole value, when it names nothing).
  */
 export function parseChoiceListOption<T extends string>(
-  argv: string[],
+  argv: readonly string[],
   flag: string,
   choices: readonly T[],
 ): T[] | undefined {
   const i = argv.indexOf(flag);
   if (i < 0) return undefined;
-  const v = (argv[i + 1] ?? "").split(",");
-  if (v.some((x) => !(choices as readonly string[]).includes(x)))
+  const v = argv[i + 1];
+  const names = (v ?? "").split(",").filter((x) => x !== "");
+  const bad = names.filter((x) => !(choices as readonly string[]).includes(x));
+  if (names.length === 0 || bad.length > 0)
     throw new Error(
-      `${flag}: a comma-separated list of ${choices.join(", ")}; got ${JSON.stringify(argv[i + 1] ?? null)}`,
+      `${flag}: a comma-separated list of ${choices.join(", ")}; got ${JSON.stringify(bad.length > 0 ? bad.join(",") : (v ?? null))}`,
     );
-  return v as T[];
+  return names as T[];
 }
 
 /**

@@ -85,7 +85,7 @@ describe("parseLoadsOption", () => {
     expect(parseLoadsOption(["--loads", "udp-staggered"])).toEqual(["udp-staggered"]);
   });
   it("names a load it does not know", () => {
-    expect(() => parseLoadsOption(["--loads", "udp,quic"])).toThrow(/--loads.*"udp,quic"/);
+    expect(() => parseLoadsOption(["--loads", "udp,quic"])).toThrow(/--loads.*got "quic"/);
     expect(() => parseLoadsOption(["--loads"])).toThrow(/--loads/);
   });
 });
@@ -111,7 +111,7 @@ describe("parseVariantsOption", () => {
 
   it("names the list it takes when given another variant", () => {
     expect(() => parseVariantsOption(["--variants", "weir,fast"])).toThrow(
-      /--variants: a comma-separated list of ref, .*sw-slice; got "weir,fast"/,
+      /--variants: a comma-separated list of ref, .*sw-slice; got "fast"/,
     );
     expect(() => parseVariantsOption(["--variants"])).toThrow(/got null/);
   });
