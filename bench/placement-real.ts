@@ -36,6 +36,7 @@ import { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord } from "../src/core/model.ts";
 import { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { defaultRoots } from "../src/sensors/types.ts";
+import { weirWithoutWeightFloor } from "../src/sim/policies.ts";
 import { pinCgroupMembers } from "../src/testbed/cgroups.ts";
 import { testbedDown, testbedUp } from "../src/testbed/testbed.ts";
 import { fmtPooled, pooledFigure, pooledWorstRatio } from "./conservation-pooled.ts";
@@ -103,7 +104,7 @@ export function parseSliceOption(argv: string[]): number {
 /** The policy a variant runs. */
 export function policyOf(v: Variant): string {
   if (v.startsWith("ref")) return "none";
-  if (v === "weir-no-floor") return "weir-no-floor";
+  if (v === "weir-no-floor") return weirWithoutWeightFloor.name;
   return v.startsWith("weir") ? "weir" : "static-weights";
 }
 /**
