@@ -62,12 +62,14 @@ import {
 import {
   COST_ROUNDS,
   epochNow,
+  fmtStepDrift,
   fmtStepTrace,
   GROUP_CPU_SHARES,
   loadAvg,
   pin,
   RESERVE_CPU_MILLIS,
   rotate,
+  stepDrift,
   stepTrace,
 } from "./real-common.ts";
 import { SchedTrace } from "./sched-trace.ts";
@@ -240,19 +242,8 @@ export const bench: Benchmark = {
         const at = o.reaction?.stepAtMs;
         // to the load's end (the step time is the load's start + stepAtMs)
         const rows = at == null ? [] : stepTrace(records, "a", at, at - timing.stepAtMs + runMs);
-        // a's cost per packet early after the step against the last 1.5 s (the level the
-        // reaction is timed to): a drift there moves that level with no change of load
-        const settledFrom = runMs - timing.stepAtMs - 1500;
-        const vel = (from: number, to: number) =>
-          stats(
-            rows
-              .filter((r) => r.atMs >= from && r.atMs < to && r.velocityPps != null)
-              .map((r) => r.velocityPps!),
-          )?.median ?? Number.NaN;
-        const early = vel(300, 1500);
-        const late = vel(settledFrom, Number.POSITIVE_INFINITY);
-        const probes = rows.filter((r) => r.atMs > 0 && r.why?.includes("probing")).length;
-        const drift = `velocity ${Math.round(early)} pkt/cpu-s at +0.3–1.5 s, ${Math.round(late)} in the last 1.5 s (× ${(late / early).toFixed(2)}), ${probes} probe${probes === 1 ? "" : "s"} after the step`;
+        // what moves the level the reaction is timed to with no change of load (stepDrift)
+        const drift = fmtStepDrift(stepDrift(rows, runMs - timing.stepAtMs - 1500));
         const head = `rep ${rep + 1}: a ${o.reaction ? `${Math.round(o.reaction.fromMillis)}m -> ${Math.round(o.reaction.toMillis)}m, reaction ${o.reaction.ms == null ? (o.reaction.toMillis - o.reaction.fromMillis < 50 ? "no rise to measure" : "not reached") : `${Math.round(o.reaction.ms)} ms`}` : "no reaction"}, a served ${Math.round((o.served.a ?? Number.NaN) * 1000) / 10} %, p99 ${Math.round((o.p99Ms.a ?? Number.NaN) * 10) / 10} ms, hog ${Math.round(o.hogCores * 100) / 100} cores, ${drift}, load ${loadAvg()}`;
         stepTraces.push(`${head}: ${fmtStepTrace(rows)}`);
         stepDrifts.push(`rep ${rep + 1}: ${drift}`);
@@ -388,7 +379,7 @@ export const bench: Benchmark = {
       ppsPerCore: saturationPps,
       notes: [
         ...notes,
-        `step (weir), a's cost per packet after the step against the last 1.5 s, whose median entitlement is the level the reaction is timed to (a drift there moves that level with no change of load): ${stepDrifts.join("; ")}.`,
+        `step (weir), what can move the level the reaction is timed to (the median entitlement over the last 1.5 s) with no change of load — a's cost per packet early after the step against that window, its entitlement early after the step, its drops in that window (a step that overloads the server ends at the overload's level): ${stepDrifts.join("; ")}.`,
         `${reps} repetitions; in each, every scenario runs every policy in turn (order rotated by one per repetition). Each run: ${timing.warmupMs / 1000} s warm-up (manager and load running, not measured) then ${timing.measureMs / 1000} s measured (idle: ${timing.idleMeasureMs / 1000} s; overload: ${timing.overloadMeasureMs / 1000} s, so that one cycle is under 1 % of its cycles), 100 ms cycles, capacity ${(2000 - RESERVE_CPU_MILLIS) / 1000} of 2 CPUs (${RESERVE_CPU_MILLIS}m left to the load generator and manager, which run outside the partitions in a cgroup of cpu.shares ${GROUP_CPU_SHARES} inside the testbed's parent cgroup, itself of cpu.shares ${GROUP_CPU_SHARES}: beside the partitions and the hog, so the hog's idle class yields to the generator as it yields to the servers — the generator stands for remote clients, which a host's hog does not slow). Wall time ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
         `Isolation reference: in each repetition the same UDP and TCP loads run once more under static weights (the hog in the idle class) with every hog thread pinned to CPU ${ISOLATED_HOG_CPU} and every thread of every process in the three partitions' cgroups to CPU ${ISOLATED_NET_CPU} (taskset by PID, restored after); the generator and manager are not pinned. It answers whether giving the servers a CPU of their own (a cpuset split instead of weights) would protect their p99 better: the hog then shares no CPU with them, but the three servers share one.`,
         `Cap reference (issue 9's cap experiment): in each repetition the UDP load runs once more under static weights with the hog hard-capped by hand at ${REFERENCE_HOG_CAP.capMillis}m (cpu.cfs_quota_us ${hogCapFiles(REFERENCE_HOG_CAP).quotaUs} per ${REFERENCE_HOG_CAP.periodUs} µs period, cpu.cfs_burst_us ${hogCapFiles(REFERENCE_HOG_CAP).burstUs}; written after the manager's first cycle, removed after the run). It asks whether a cap on batch — the "suppress batch" cap the control law allows — shortens the servers' waits: a CPU that runs only the idle-class hog never goes idle, so the kernel's newly-idle balance never pulls a server queued on the other CPU; under the cap the hog is throttled for part of each period and a CPU can go idle.`,

@@ -36,6 +36,8 @@ import {
   GROUP_CPU_SHARES,
   loadAvg,
   RESERVE_CPU_MILLIS,
+  type StepDrift,
+  stepDrift,
   stepTrace,
 } from "./real-common.ts";
 import { probeServer } from "./server-probe.ts";
@@ -61,6 +63,18 @@ const why = (r: CycleRecord): string =>
         `${p.id} ${p.directive?.cpuMillis ?? "?"}m (uses ${Math.round((p.throughput?.cpuCores ?? 0) * 1000)}m, CPU delay ${p.throughput?.cpuDelayFraction == null ? "?" : `${Math.round(p.throughput.cpuDelayFraction * 100)} %`}): "${(p.decision?.why ?? "").slice(0, 330)}…"`,
     )
     .join("; ");
+
+/** A repetition's StepDrift as the per-repetition table's last three cells. */
+export const driftCells = (d: StepDrift | null): [number | string, string, number | string] =>
+  d == null
+    ? ["–", "–", "–"]
+    : [
+        Number.isFinite(d.earlyMillis) ? Math.round(d.earlyMillis) : "–",
+        Number.isFinite(d.earlyVelocityPps) && Number.isFinite(d.lateVelocityPps)
+          ? `${Math.round(d.earlyVelocityPps)} → ${Math.round(d.lateVelocityPps)} (× ${(d.lateVelocityPps / d.earlyVelocityPps).toFixed(2)})`
+          : "–",
+        Number.isFinite(d.lateDroppedPps) ? Math.round(d.lateDroppedPps) : "–",
+      ];
 
 /** Indices of the slowest and the fastest repetition (not reached counts as slowest), once each. */
 export const slowestAndFastest = (ms: number[]): number[] => {
@@ -102,6 +116,8 @@ export const bench: Benchmark = {
     const lastDecisions: string[] = [];
     /** Per repetition, a's cycles from the step to its reaction (or 2 s after the step). */
     const traces: string[] = [];
+    /** Per repetition, what can move the level its reaction is timed to (stepDrift). */
+    const drifts: Array<StepDrift | null> = [];
     try {
       unisolate = isolateSelf(`${prefix}-gen`, GROUP_CPU_SHARES);
       const capacity = 2000 - RESERVE_CPU_MILLIS;
@@ -150,6 +166,16 @@ export const bench: Benchmark = {
             ? "no step time"
             : fmtStepTrace(stepTrace(records, "a", step, step + (outcome.reaction?.ms ?? 2000))),
         );
+        // to the load's end, as the level the reaction is timed to (the last 1.5 s)
+        const runMs = timing.warmupMs + timing.measureMs;
+        drifts.push(
+          step == null
+            ? null
+            : stepDrift(
+                stepTrace(records, "a", step, step - timing.stepAtMs + runMs),
+                runMs - timing.stepAtMs - 1500,
+              ),
+        );
       }
     } finally {
       hostCpu.close();
@@ -188,6 +214,9 @@ export const bench: Benchmark = {
             "a p99 ms",
             "writes /partition/s",
             "hog CPU (cores)",
+            "a's entitlement +0.3–1.5 s (m)",
+            "a's velocity +0.3–1.5 s → last 1.5 s",
+            "a's drops/s, last 1.5 s",
           ],
           rows: outcomes.map((o) => [
             o.rep + 1,
@@ -198,12 +227,14 @@ export const bench: Benchmark = {
             Math.round((o.p99Ms.a ?? Number.NaN) * 10) / 10,
             Math.round(o.writesPerPartitionSec * 100) / 100,
             Math.round(o.hogCores * 100) / 100,
+            ...driftCells(drifts[o.rep] ?? null),
           ]),
         },
       ],
       notes: [
         sizing,
         `Reaction per repetition: ${fmtStats(ms, 0)} ms (median [min–max]). Time is from the step (load start + ${timing.stepAtMs} ms, the generator's clock) to the end of the first cycle whose directive for a covered 90 % of the way from the median entitlement in the second before the step to the median over the last 1.5 s; 100 ms cycles.`,
+        "The last three columns say what can move the level the reaction is timed to with no change of load: a's entitlement early after the step (+0.3–1.5 s) beside that level (after), its cost per packet then against the last 1.5 s (a server's CPU per packet changes once it has CPU to spare), and its drops in the last 1.5 s (a step that overloads the server ends at the overload's level, not the step's).",
         `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared).`,
         `cgroup files written over all ${reps} runs (${reps} × ${(timing.warmupMs + timing.measureMs) / 1000} s): ${Object.entries(
           files,

@@ -2,7 +2,16 @@ import { describe, expect, it } from "vitest";
 import type { CycleRecord } from "../src/core/model.ts";
 import { VM_DEMO_GROUP_CPU_SHARES } from "../src/demo/vm.ts";
 import { fmtStats, stats } from "./harness.ts";
-import { fmtStepTrace, GROUP_CPU_SHARES, reactionMs, rotate, stepTrace } from "./real-common.ts";
+import {
+  fmtStepDrift,
+  fmtStepTrace,
+  GROUP_CPU_SHARES,
+  reactionMs,
+  rotate,
+  type StepTraceRow,
+  stepDrift,
+  stepTrace,
+} from "./real-common.ts";
 
 const rec = (
   t: number,
@@ -140,5 +149,53 @@ describe("real-benchmark helpers", () => {
       "-48 ms: offered 500/s, served 500/s (100 %), dropped 0/s, throttled 0 %, uses 50m, delay ? %, velocity ?/cpu-s, demand 60m, entitlement 60m, weight 100, host idle 50 %; +52 ms: offered 9000/s, served 500/s (6 %), dropped 0/s, throttled 0 %, uses 400m, delay 13 %, velocity ?/cpu-s, demand 480m, entitlement 480m, weight 100, host idle 1 %",
     );
     expect(fmtStepTrace(rows.slice(1, 2), { why: true })).toContain('host idle 1 % — ""');
+  });
+
+  it("stepDrift: a's velocity and entitlement early after the step against the settled window, its drops there, its probes", () => {
+    const row = (
+      atMs: number,
+      velocityPps: number | null,
+      cpuMillis: number,
+      droppedPps: number,
+      why = "",
+    ): StepTraceRow => ({
+      atMs,
+      usedMillis: 0,
+      cpuDelayPercent: null,
+      offeredPps: 0,
+      servedPps: 0,
+      servedPercent: null,
+      droppedPps,
+      throttledPercent: 0,
+      velocityPps,
+      demandMillis: null,
+      cpuMillis,
+      weight: null,
+      hostIdlePercent: null,
+      why,
+    });
+    const rows = [
+      row(-50, 6000, 100, 0), // before the step: in neither window
+      row(100, 8000, 400, 0, "probing upward"), // after the step, before the early window
+      row(300, 10000, 600, 0), // the early window is [300, 1500)
+      row(700, 12000, 650, 5),
+      row(1100, null, 700, 0), // no velocity: left out of the velocity's median only
+      row(1500, 9000, 800, 0), // between the windows
+      row(3000, 7000, 900, 100), // the settled window: from 3000 on
+      row(3100, 5000, 1000, 300),
+    ];
+    const d = stepDrift(rows, 3000);
+    expect(d).toEqual({
+      earlyVelocityPps: 11000,
+      lateVelocityPps: 6000,
+      earlyMillis: 650,
+      lateDroppedPps: 200,
+      probes: 1,
+    });
+    expect(fmtStepDrift(d)).toBe(
+      "velocity 11000 pkt/cpu-s at +0.3–1.5 s, 6000 in the last 1.5 s (× 0.55), entitlement 650m at +0.3–1.5 s, 200 drops/s in the last 1.5 s, 1 probe after the step",
+    );
+    // no cycle in a window: NaN, not a number made up
+    expect(stepDrift(rows.slice(0, 2), 3000).earlyMillis).toBeNaN();
   });
 });

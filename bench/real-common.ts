@@ -247,6 +247,50 @@ export const fmtStepTrace = (
     )
     .join(opts.sep ?? "; ");
 
+/**
+ * What can move the level a step's reaction is timed to (reactionMs: the median entitlement over
+ * the last 1.5 s) with no change of load, from a step trace: the partition's cost per packet
+ * (velocity) early after the step (+0.3–1.5 s) against the settled window, its entitlement
+ * early against the timed level, and its drops in the settled window (a server the step
+ * overloads ends at its overload's level, not its step's). NaN where no cycle had the figure.
+ */
+export interface StepDrift {
+  earlyVelocityPps: number;
+  lateVelocityPps: number;
+  /** Median entitlement at +0.3–1.5 s, millicores. */
+  earlyMillis: number;
+  /** Median drops per second in the settled window. */
+  lateDroppedPps: number;
+  /** Cycles after the step whose decision probed upward. */
+  probes: number;
+}
+
+/** The early window after a step, ms from the step: past the first cycles, before the settled window. */
+export const STEP_EARLY_MS = { from: 300, to: 1500 } as const;
+
+export function stepDrift(rows: readonly StepTraceRow[], settledFromMs: number): StepDrift {
+  const median = (pick: (r: StepTraceRow) => number | null, from: number, to: number) =>
+    stats(
+      rows
+        .filter((r) => r.atMs >= from && r.atMs < to)
+        .map(pick)
+        .filter((x): x is number => x != null),
+    )?.median ?? Number.NaN;
+  const { from, to } = STEP_EARLY_MS;
+  const late = Number.POSITIVE_INFINITY;
+  return {
+    earlyVelocityPps: median((r) => r.velocityPps, from, to),
+    lateVelocityPps: median((r) => r.velocityPps, settledFromMs, late),
+    earlyMillis: median((r) => r.cpuMillis, from, to),
+    lateDroppedPps: median((r) => r.droppedPps, settledFromMs, late),
+    probes: rows.filter((r) => r.atMs > 0 && r.why?.includes("probing")).length,
+  };
+}
+
+/** A StepDrift in words, for the notes. */
+export const fmtStepDrift = (d: StepDrift): string =>
+  `velocity ${Math.round(d.earlyVelocityPps)} pkt/cpu-s at +0.3–1.5 s, ${Math.round(d.lateVelocityPps)} in the last 1.5 s (× ${(d.lateVelocityPps / d.earlyVelocityPps).toFixed(2)}), entitlement ${Math.round(d.earlyMillis)}m at +0.3–1.5 s, ${Math.round(d.lateDroppedPps)} drops/s in the last 1.5 s, ${d.probes} probe${d.probes === 1 ? "" : "s"} after the step`;
+
 /** The v1 cpuset hierarchy. */
 export const CPUSET_ROOT = "/sys/fs/cgroup/cpuset";
 
