@@ -190,7 +190,31 @@ describe("conservation-real: the pooled p99 ratio beside the per-repetition one"
       }).notes ?? [];
     const note = notes.find((n) => n.startsWith("Where weir loses — tcp"));
     expect(note).toContain(
-      "static weights (idle-class batch): lower p99 ratio with every repetition's requests pooled (1.10× vs 1.50×)",
+      "static weights (idle-class batch): lower p99 ratio with every repetition's requests pooled (1.10× vs 1.50×) — with the host 1.0 % idle against weir's 1.0 %, the hog at 1.00 against 1.00 cores",
+    );
+  });
+
+  it("says what a baseline's p99 win cost it: the host it left idle, the hog's CPU, the servers' waits", () => {
+    const traced = (o: RunOutcome, hostIdle: number, hogCores: number, waitMsPerSec: number) =>
+      ({ ...o, hostIdle, hogCores, schedWait: { waitMsPerSec } }) as unknown as RunOutcome;
+    const udp = (policy: string, rep: number, p99: number) =>
+      run("conserve", policy, rep, p99, hist(2, p99));
+    // Koordinator-style: a lower p99 with a third of the host idle and the hog held to 0.66 cores
+    const outcomes = [0, 1, 2].flatMap((rep) => [
+      traced(udp("weir", rep, 1.5), 0.04, 1.32, 197.2),
+      traced(udp("koordinator-style", rep, 1.1), 0.351, 0.66, 298.6),
+      run("ref-udp", "plain-cfs", rep, 1, hist(0, 1)),
+    ]);
+    const notes =
+      summariseConservation(outcomes, {
+        reps: 3,
+        timing: { warmupMs: 1, measureMs: 1, idleMeasureMs: 1, overloadMeasureMs: 1, stepAtMs: 1 },
+        ppsPerCore: 10_000,
+        notes: [],
+      }).notes ?? [];
+    const note = notes.find((n) => n.startsWith("Where weir loses — conserve"));
+    expect(note).toContain(
+      "lower p99 ratio with every repetition's requests pooled (1.10× vs 1.50×) — with the host 35.1 % idle against weir's 4.0 %, the hog at 0.66 against 1.32 cores, the servers waiting for a CPU 298.6 against 197.2 ms a second",
     );
   });
 });

@@ -547,6 +547,25 @@ export function summariseConservation(
     const bc = med(xs, (o) => meanOf(o.perSecond?.b ?? []) + meanOf(o.perSecond?.c ?? []));
     return `weir served a ${Math.round(a)}/s (${(a / goalPps("a")).toFixed(2)}× its goal of ${goalPps("a")}/s, ${((a / offered) * 100).toFixed(0)} % of the ${Math.round(offered)}/s offered) and b + c ${Math.round(bc)}/s (medians): the goal, not a's offer, sets what a gets, and a's requests beyond it wait in its queue.`;
   };
+  /**
+   * A baseline's side of a p99 win beside weir's, measured in the same runs: the host it left
+   * idle, the CPU it gave the hog, and how long the servers waited for a CPU (the scheduler
+   * trace, where the run had one). A lower p99 bought with an idle host or a starved hog says so
+   * here; one at the same idle and hog CPU is the servers' waits.
+   */
+  const tradeOff = (ox: RunOutcome[], wx: RunOutcome[]) => {
+    const idle = (xs: RunOutcome[]) => (med(xs, (o) => o.hostIdle) * 100).toFixed(1);
+    const hog = (xs: RunOutcome[]) => med(xs, (o) => o.hogCores).toFixed(2);
+    const traced = (xs: RunOutcome[]) => xs.filter((o) => o.schedWait != null);
+    const wait = (xs: RunOutcome[]) => med(traced(xs), (o) => o.schedWait!.waitMsPerSec);
+    const ow = wait(ox);
+    const ww = wait(wx);
+    const waits =
+      Number.isFinite(ow) && Number.isFinite(ww)
+        ? `, the servers waiting for a CPU ${ow.toFixed(1)} against ${ww.toFixed(1)} ms a second`
+        : "";
+    return ` — with the host ${idle(ox)} % idle against weir's ${idle(wx)} %, the hog at ${hog(ox)} against ${hog(wx)} cores${waits}`;
+  };
   const sc: Array<{
     s: ScenarioName;
     p99: (o: RunOutcome) => number;
@@ -582,9 +601,12 @@ export function summariseConservation(
         wins.push(
           `lower p99 ratio with every repetition's requests pooled (${oPooled.value.toFixed(2)}× vs ${wPooled.value.toFixed(2)}×)`,
         );
+      // a p99 win with what the baseline gave for it (more hog CPU is its own line)
+      const p99Win = wins.length > 0;
       if (oh - wh > 0.05)
         wins.push(`more hog CPU (${oh.toFixed(2)} vs ${wh.toFixed(2)} cores, medians)`);
-      if (wins.length) items.push(`${POLICY_LABEL(p)}: ${wins.join("; ")}`);
+      if (wins.length)
+        items.push(`${POLICY_LABEL(p)}: ${wins.join("; ")}${p99Win ? tradeOff(ox, wx) : ""}`);
     }
     if (items.length)
       losses.push(
