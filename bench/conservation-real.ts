@@ -243,7 +243,7 @@ export const bench: Benchmark = {
         // to the load's end (the step time is the load's start + stepAtMs)
         const rows = at == null ? [] : stepTrace(records, "a", at, at - timing.stepAtMs + runMs);
         // what moves the level the reaction is timed to with no change of load (stepDrift)
-        const drift = fmtStepDrift(stepDrift(rows, runMs - timing.stepAtMs - 1500));
+        const drift = fmtStepDrift(stepDrift(rows, runMs - timing.stepAtMs));
         const head = `rep ${rep + 1}: a ${o.reaction ? `${Math.round(o.reaction.fromMillis)}m -> ${Math.round(o.reaction.toMillis)}m, reaction ${o.reaction.ms == null ? (o.reaction.toMillis - o.reaction.fromMillis < 50 ? "no rise to measure" : "not reached") : `${Math.round(o.reaction.ms)} ms`}` : "no reaction"}, a served ${Math.round((o.served.a ?? Number.NaN) * 1000) / 10} %, p99 ${Math.round((o.p99Ms.a ?? Number.NaN) * 10) / 10} ms, hog ${Math.round(o.hogCores * 100) / 100} cores, ${drift}, load ${loadAvg()}`;
         stepTraces.push(`${head}: ${fmtStepTrace(rows)}`);
         stepDrifts.push(`rep ${rep + 1}: ${drift}`);

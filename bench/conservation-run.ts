@@ -19,6 +19,7 @@ import {
   intoCpusets,
   RESERVE_CPU_MILLIS,
   reactionMs,
+  STEP_SETTLED_MS,
   sleep,
   Window,
 } from "./real-common.ts";
@@ -580,7 +581,7 @@ export async function runOne(
       ? {
           reaction: reactionMs(records, "a", (udp?.startedAtEpochMs ?? 0) + timing.stepAtMs, {
             beforeMs: 1000,
-            settledFromMs: (udp?.startedAtEpochMs ?? 0) + durationMs - 1500,
+            settledFromMs: (udp?.startedAtEpochMs ?? 0) + durationMs - STEP_SETTLED_MS,
             minRiseMillis: 50,
           }),
         }

@@ -8,6 +8,15 @@ import {
   summariseConservation,
 } from "./conservation-summary.ts";
 
+/** The summary of three repetitions' outcomes, as the benchmark makes it (timings unused here). */
+const summarise = (outcomes: RunOutcome[], ppsPerCore = 10_000) =>
+  summariseConservation(outcomes, {
+    reps: 3,
+    timing: { warmupMs: 1, measureMs: 1, idleMeasureMs: 1, overloadMeasureMs: 1, stepAtMs: 1 },
+    ppsPerCore,
+    notes: [],
+  });
+
 describe("conservation-real summary: the idle row's attribution", () => {
   it("gives the hog's share of the CPU that other work left, not of the whole host", () => {
     // 2 CPUs, 5 % idle (0.1 cores), the hog used 1.4 cores: others took 0.5, the hog had 1.4 of 1.5.
@@ -98,12 +107,7 @@ describe("conservation-real: where weir loses in overload, and why", () => {
       run("weir", rep, 5_100, 9_000, 60),
       run("static-weights", rep, 5_990, 8_000, 20),
     ]);
-    const result = summariseConservation(outcomes, {
-      reps: 3,
-      timing: { warmupMs: 1, measureMs: 1, idleMeasureMs: 1, overloadMeasureMs: 1, stepAtMs: 1 },
-      ppsPerCore,
-      notes: [],
-    });
+    const result = summarise(outcomes, ppsPerCore);
     const note = result.notes?.find((n) => n.startsWith("Where weir loses — overload"));
     expect(note).toContain(
       "static weights (idle-class batch): lower p99 (20.0 vs 60.0 ms, medians)",
@@ -150,12 +154,7 @@ describe("conservation-real: the pooled p99 ratio beside the per-repetition one"
       run("conserve", "weir", rep, 1.5, hist(2, 1.5)),
       run("ref-udp", "plain-cfs", rep, rep === 0 ? 1.9 : 1, hist(rep === 0 ? 2 : 0, 1.9)),
     ]);
-    const result = summariseConservation(outcomes, {
-      reps: 3,
-      timing: { warmupMs: 1, measureMs: 1, idleMeasureMs: 1, overloadMeasureMs: 1, stepAtMs: 1 },
-      ppsPerCore: 10_000,
-      notes: [],
-    });
+    const result = summarise(outcomes);
     const perRep = result.figures.find(
       (f) => f.name === "weir, UDP: worst partition p99 with hog ÷ without (median)",
     );
@@ -181,13 +180,7 @@ describe("conservation-real: the pooled p99 ratio beside the per-repetition one"
       tcpRun("static-weights", rep, 1.1),
       run("ref-tcp", "plain-cfs", rep, 1, hist(0, 1)),
     ]);
-    const notes =
-      summariseConservation(outcomes, {
-        reps: 3,
-        timing: { warmupMs: 1, measureMs: 1, idleMeasureMs: 1, overloadMeasureMs: 1, stepAtMs: 1 },
-        ppsPerCore: 10_000,
-        notes: [],
-      }).notes ?? [];
+    const notes = summarise(outcomes).notes ?? [];
     const note = notes.find((n) => n.startsWith("Where weir loses — tcp"));
     expect(note).toContain(
       "static weights (idle-class batch): lower p99 ratio with every repetition's requests pooled (1.10× vs 1.50×) — with the host 1.0 % idle against weir's 1.0 %, the hog at 1.00 against 1.00 cores",
@@ -205,13 +198,7 @@ describe("conservation-real: the pooled p99 ratio beside the per-repetition one"
       traced(udp("koordinator-style", rep, 1.1), 0.351, 0.66, 298.6),
       run("ref-udp", "plain-cfs", rep, 1, hist(0, 1)),
     ]);
-    const notes =
-      summariseConservation(outcomes, {
-        reps: 3,
-        timing: { warmupMs: 1, measureMs: 1, idleMeasureMs: 1, overloadMeasureMs: 1, stepAtMs: 1 },
-        ppsPerCore: 10_000,
-        notes: [],
-      }).notes ?? [];
+    const notes = summarise(outcomes).notes ?? [];
     const note = notes.find((n) => n.startsWith("Where weir loses — conserve"));
     expect(note).toContain(
       "lower p99 ratio with every repetition's requests pooled (1.10× vs 1.50×) — with the host 35.1 % idle against weir's 4.0 %, the hog at 0.66 against 1.32 cores, the servers waiting for a CPU 298.6 against 197.2 ms a second",

@@ -36,6 +36,8 @@ import {
   GROUP_CPU_SHARES,
   loadAvg,
   RESERVE_CPU_MILLIS,
+  STEP_EARLY_LABEL,
+  STEP_SETTLED_LABEL,
   type StepDrift,
   stepDrift,
   stepTrace,
@@ -173,7 +175,7 @@ export const bench: Benchmark = {
             ? null
             : stepDrift(
                 stepTrace(records, "a", step, step - timing.stepAtMs + runMs),
-                runMs - timing.stepAtMs - 1500,
+                runMs - timing.stepAtMs,
               ),
         );
       }
@@ -214,9 +216,9 @@ export const bench: Benchmark = {
             "a p99 ms",
             "writes /partition/s",
             "hog CPU (cores)",
-            "a's entitlement +0.3–1.5 s (m)",
-            "a's velocity +0.3–1.5 s → last 1.5 s",
-            "a's drops/s, last 1.5 s",
+            `a's entitlement ${STEP_EARLY_LABEL} (m)`,
+            `a's velocity ${STEP_EARLY_LABEL} → ${STEP_SETTLED_LABEL}`,
+            `a's drops/s, ${STEP_SETTLED_LABEL}`,
           ],
           rows: outcomes.map((o) => [
             o.rep + 1,

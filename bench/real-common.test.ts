@@ -184,7 +184,8 @@ describe("real-benchmark helpers", () => {
       row(3000, 7000, 900, 100), // the settled window: from 3000 on
       row(3100, 5000, 1000, 300),
     ];
-    const d = stepDrift(rows, 3000);
+    // the load ends 4,500 ms after the step: the settled window is its last 1.5 s, from 3,000 on
+    const d = stepDrift(rows, 4500);
     expect(d).toEqual({
       earlyVelocityPps: 11000,
       lateVelocityPps: 6000,
@@ -196,6 +197,6 @@ describe("real-benchmark helpers", () => {
       "velocity 11000 pkt/cpu-s at +0.3–1.5 s, 6000 in the last 1.5 s (× 0.55), entitlement 650m at +0.3–1.5 s, 200 drops/s in the last 1.5 s, 1 probe after the step",
     );
     // no cycle in a window: NaN, not a number made up
-    expect(stepDrift(rows.slice(0, 2), 3000).earlyMillis).toBeNaN();
+    expect(stepDrift(rows.slice(0, 2), 4500).earlyMillis).toBeNaN();
   });
 });

@@ -265,10 +265,20 @@ export interface StepDrift {
   probes: number;
 }
 
+/**
+ * The last part of a step run whose median entitlement is the level its reaction is timed to
+ * (reactionMs' settledFromMs is the load's end less this), ms.
+ */
+export const STEP_SETTLED_MS = 1500;
 /** The early window after a step, ms from the step: past the first cycles, before the settled window. */
 export const STEP_EARLY_MS = { from: 300, to: 1500 } as const;
+/** The two windows in words (the notes' and tables' labels). */
+export const STEP_EARLY_LABEL = `+${STEP_EARLY_MS.from / 1000}–${STEP_EARLY_MS.to / 1000} s`;
+export const STEP_SETTLED_LABEL = `the last ${STEP_SETTLED_MS / 1000} s`;
 
-export function stepDrift(rows: readonly StepTraceRow[], settledFromMs: number): StepDrift {
+/** `loadEndMs`: the load's end, ms from the step; the settled window is its last STEP_SETTLED_MS. */
+export function stepDrift(rows: readonly StepTraceRow[], loadEndMs: number): StepDrift {
+  const settledFromMs = loadEndMs - STEP_SETTLED_MS;
   const median = (pick: (r: StepTraceRow) => number | null, from: number, to: number) =>
     stats(
       rows
@@ -289,7 +299,7 @@ export function stepDrift(rows: readonly StepTraceRow[], settledFromMs: number):
 
 /** A StepDrift in words, for the notes. */
 export const fmtStepDrift = (d: StepDrift): string =>
-  `velocity ${Math.round(d.earlyVelocityPps)} pkt/cpu-s at +0.3–1.5 s, ${Math.round(d.lateVelocityPps)} in the last 1.5 s (× ${(d.lateVelocityPps / d.earlyVelocityPps).toFixed(2)}), entitlement ${Math.round(d.earlyMillis)}m at +0.3–1.5 s, ${Math.round(d.lateDroppedPps)} drops/s in the last 1.5 s, ${d.probes} probe${d.probes === 1 ? "" : "s"} after the step`;
+  `velocity ${Math.round(d.earlyVelocityPps)} pkt/cpu-s at ${STEP_EARLY_LABEL}, ${Math.round(d.lateVelocityPps)} in ${STEP_SETTLED_LABEL} (× ${(d.lateVelocityPps / d.earlyVelocityPps).toFixed(2)}), entitlement ${Math.round(d.earlyMillis)}m at ${STEP_EARLY_LABEL}, ${Math.round(d.lateDroppedPps)} drops/s in ${STEP_SETTLED_LABEL}, ${d.probes} probe${d.probes === 1 ? "" : "s"} after the step`;
 
 /** The v1 cpuset hierarchy. */
 export const CPUSET_ROOT = "/sys/fs/cgroup/cpuset";
