@@ -16,7 +16,6 @@ import { runTcpLoad, type TcpLoadResult } from "../src/testbed/tcp-load.ts";
 import { readUsageNs, stats } from "./harness.ts";
 import {
   epochNow,
-  intoCpusets,
   RESERVE_CPU_MILLIS,
   reactionMs,
   STEP_SETTLED_MS,
@@ -42,7 +41,7 @@ export const INTERVAL_MS = 100;
  */
 export const CONSERVATION_POLICIES = [
   "weir",
-  "weir-placed",
+  "weir-unplaced",
   weirWithoutWeightFloor.name,
   "none",
   "static-weights",
@@ -61,15 +60,15 @@ export const WEIR_GOAL_CYCLES = {
   settings: { goalCycles: 0.99 },
 } as const;
 /**
- * weir with placement (`placement: { mode: spread, fill: 0.8 }`): the network partitions placed
- * on CPUs through their v1 cpuset.cpus. For its runs each partition's processes are put in a
- * cpuset cgroup at its path holding every CPU (as a container's runtime makes one), and taken
- * out after: weir creates no cgroup and moves no task.
+ * weir without placement (`placement: { mode: off }`): every partition on every CPU. weir itself
+ * runs with the config's default (`auto`), which on a host whose CPUs share no last-level cache
+ * places the network partitions on CPUs through their cpuset.cpus (the testbed makes each a
+ * cpuset, as a container runtime does); this variant is what the default changed.
  */
-export const WEIR_PLACED = {
-  name: "weir-placed",
-  label: "weir with placement (spread, fill 0.8)",
-  placement: { mode: "spread", fill: 0.8 },
+export const WEIR_UNPLACED = {
+  name: "weir-unplaced",
+  label: "weir without placement (placement: off)",
+  placement: { mode: "off", fill: 0.8 },
 } as const;
 /** The overload scenario's policies in table order: CONSERVATION_POLICIES with WEIR_GOAL_CYCLES after weir. */
 export const OVERLOAD_POLICIES = [
@@ -86,7 +85,7 @@ export const CONSERVATION_FACTORIES = [
     label: WEIR_GOAL_CYCLES.label,
     make: () => createWeirPolicy(),
   },
-  { name: WEIR_PLACED.name, label: WEIR_PLACED.label, make: () => createWeirPolicy() },
+  { name: WEIR_UNPLACED.name, label: WEIR_UNPLACED.label, make: () => createWeirPolicy() },
 ];
 /** conserve: load per partition as a fraction of one CPU (turned into packets/s by the probe's cost). */
 export const CONSERVE_CORES = { a: 0.1, b: 0.15, c: 0.2 } as const;
@@ -220,6 +219,8 @@ export interface RunOutcome {
   cycleServed?: Record<string, number[]>;
   /** cgroup files written per partition per second over the measured window. */
   writesPerPartitionSec: number;
+  /** Whether the manager placed the network partitions on CPUs in this run, and why (its config's `placement.mode`). */
+  placement?: { mode: string; inForce: boolean; why: string | null };
   /** Share of measured cycles the hog had a hard cap (any reason). */
   hogCappedFraction: number;
   /** Mean over measured cycles and network partitions of CPU delay and throttled fraction. */
@@ -338,6 +339,12 @@ export type LoadPlan =
     }
   | { kind: "tcp"; thinkMs: number };
 
+/** The manager's placement as configured and in force, for the outcome. */
+function placementOf(manager: { placementDecision(): RunOutcome["placement"] | null }) {
+  const d = manager.placementDecision();
+  return d ? { placement: { mode: d.mode, inForce: d.inForce, why: d.why } } : {};
+}
+
 export async function runOne(
   ctx: Ctx,
   opts: {
@@ -354,29 +361,21 @@ export async function runOne(
     hogCap?: HogCap;
     /** The config's `policy:` section for this run (knobs by their config keys; diagnostics). */
     policySettings?: Record<string, unknown>;
-    /** The config's `placement:` section for this run (absent: off). */
+    /** The config's `placement:` section for this run (absent: weir's default, auto; off for a baseline). */
     placement?: TestbedManagerOptions["placement"];
   },
 ): Promise<RunOutcome> {
   const { tb, timing } = ctx;
   const hog = tb.hogs[0]!;
   const durationMs = timing.warmupMs + opts.measureMs;
-  const placed = opts.policy === WEIR_PLACED.name;
-  const uncpuset = placed ? intoCpusets(tb.partitions) : () => {};
-  let manager: ReturnType<typeof makeManager>;
-  try {
-    manager = makeManager(
-      ctx,
-      opts.policy,
-      opts.specs,
-      durationMs,
-      opts.policySettings,
-      opts.placement ?? (placed ? WEIR_PLACED.placement : undefined),
-    );
-  } catch (err) {
-    uncpuset();
-    throw err;
-  }
+  const manager = makeManager(
+    ctx,
+    opts.policy,
+    opts.specs,
+    durationMs,
+    opts.policySettings,
+    opts.placement ?? (opts.policy === WEIR_UNPLACED.name ? WEIR_UNPLACED.placement : undefined),
+  );
   const records: CycleRecord[] = [];
   const hogCpuDir = opts.hogCap
     ? hog.cgroupDirs.find((d) => fs.existsSync(path.join(d, "cpu.cfs_quota_us")))
@@ -474,7 +473,6 @@ export async function runOne(
     ac.abort();
     await loop;
     manager.shutdown("restore");
-    uncpuset();
     (uncap as (() => void) | null)?.();
     if (opts.hogStopped && hog.pid) process.kill(hog.pid, "SIGCONT");
   }
@@ -568,6 +566,7 @@ export async function runOne(
     ...(udp ? { perSecond } : {}),
     ...(opts.scenario === "overload" ? { cycleServed } : {}),
     writesPerPartitionSec: measured.length > 0 ? writes / opts.specs.length / seconds : Number.NaN,
+    ...placementOf(manager),
     hogCappedFraction: measured.length > 0 ? hogCapped / measured.length : Number.NaN,
     hogCapReasons,
     hogCapMillis: stats(hogCaps)?.median ?? Number.NaN,

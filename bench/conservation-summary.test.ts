@@ -5,6 +5,7 @@ import {
   hogCapNote,
   hogShareOfLeftover,
   overloadCycleMet,
+  placementNote,
   summariseConservation,
 } from "./conservation-summary.ts";
 
@@ -203,5 +204,27 @@ describe("conservation-real: the pooled p99 ratio beside the per-repetition one"
     expect(note).toContain(
       "lower p99 ratio with every repetition's requests pooled (1.10× vs 1.50×) — with the host 35.1 % idle against weir's 4.0 %, the hog at 0.66 against 1.32 cores, the servers waiting for a CPU 298.6 against 197.2 ms a second",
     );
+  });
+});
+
+describe("conservation-real: what weir's placement was", () => {
+  const run = (policy: string, placement?: RunOutcome["placement"]) =>
+    ({ policy, ...(placement ? { placement } : {}) }) as RunOutcome;
+  it("says once per distinct answer how many of weir's runs it held for, and nothing of other policies", () => {
+    const on = { mode: "auto", inForce: true, why: "CPUs share no last-level cache" };
+    const off = { mode: "auto", inForce: false, why: "one CPU" };
+    expect(
+      placementNote([
+        run("weir", on),
+        run("weir", on),
+        run("weir", off),
+        run("static-weights", on),
+        run("weir"),
+      ]),
+    ).toEqual([
+      "weir's placement (config `placement.mode`, the default `auto` unless a row says otherwise), 2 runs: auto: in force — CPUs share no last-level cache.",
+      "weir's placement (config `placement.mode`, the default `auto` unless a row says otherwise), 1 run: auto: not in force — one CPU.",
+    ]);
+    expect(placementNote([run("weir")])).toEqual([]);
   });
 });

@@ -20,7 +20,7 @@ import {
   TCP_CONNECTIONS,
   type Timing,
   WEIR_GOAL_CYCLES,
-  WEIR_PLACED,
+  WEIR_UNPLACED,
 } from "./conservation-run.ts";
 import { waitNote as traceNote, WAIT_COLUMNS, waitRow } from "./conservation-waits.ts";
 import type { BenchFigure, BenchResult } from "./harness.ts";
@@ -252,10 +252,10 @@ export function summariseConservation(
   /** Median, range and reps of one measure over the runs: what the budget table prints. */
   const rep = (xs: RunOutcome[], f: (o: RunOutcome) => number, digits = 1, scale = 1) =>
     repeated(xs.map(f), digits, scale);
-  /** weir with placement beside weir: the same verdicts, where its runs are in this report. */
-  const placedFigures = (): BenchFigure[] => {
-    const P = WEIR_PLACED.name;
-    const L = "weir with placement";
+  /** weir without placement beside weir: the same verdicts, where its runs are in this report. */
+  const unplacedFigures = (): BenchFigure[] => {
+    const P = WEIR_UNPLACED.name;
+    const L = "weir without placement";
     if (of("conserve", P).length === 0) return [];
     const m = {
       idle: med(of("conserve", P), (o) => o.hostIdle),
@@ -381,7 +381,7 @@ export function summariseConservation(
       target: ">= 99 %",
       meets: w.tcpServed >= 0.99,
     },
-    ...placedFigures(),
+    ...unplacedFigures(),
     {
       name: "weir, conserve: cgroup writes per partition per second (median)",
       ...rep(of("conserve", "weir"), (o) => o.writesPerPartitionSec, 2),
@@ -719,6 +719,25 @@ export function summariseConservation(
         rows: overloadRows,
       },
     ],
-    notes: [...info.notes, stepNote, ...waitNotes, ...losses],
+    notes: [...info.notes, ...placementNote(outcomes), stepNote, ...waitNotes, ...losses],
   };
+}
+
+/**
+ * What weir's placement was in these runs: the config's default (`auto`) decides at start
+ * whether it places here, and says why; one note for every weir run that ran with a load, or
+ * one per distinct answer where runs differed (none: outcomes that do not say).
+ */
+export function placementNote(outcomes: readonly RunOutcome[]): string[] {
+  const seen = new Map<string, number>();
+  for (const o of outcomes) {
+    if (o.policy !== "weir" || !o.placement) continue;
+    const d = o.placement;
+    const key = `${d.mode}: ${d.inForce ? "in force" : "not in force"}${d.why ? ` — ${d.why}` : ""}`;
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+  }
+  return [...seen].map(
+    ([key, n]) =>
+      `weir's placement (config \`placement.mode\`, the default \`auto\` unless a row says otherwise), ${n} run${n === 1 ? "" : "s"}: ${key}.`,
+  );
 }

@@ -6,7 +6,6 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
-import path from "node:path";
 import { locateCgroup } from "../src/cgroup/paths.ts";
 import type { CycleRecord } from "../src/core/model.ts";
 import { cpusAllowedOf, readReachableCpus } from "../src/sensors/cpuset.ts";
@@ -303,59 +302,3 @@ export const fmtStepDrift = (d: StepDrift): string =>
 
 /** The v1 cpuset hierarchy. */
 export const CPUSET_ROOT = "/sys/fs/cgroup/cpuset";
-
-/**
- * Put each partition's processes (those in its cpu cgroup) in a v1 cpuset cgroup at its path,
- * made here holding its parent's CPUs and memory nodes, so weir has a cpuset.cpus to place it
- * through; returns the undo (the processes back in the root cpuset, the cgroups removed).
- */
-export function intoCpusets(
-  partitions: ReadonlyArray<{ cgroup: string; cgroupDirs: readonly string[] }>,
-): () => void {
-  const made: string[] = [];
-  const moved: number[] = [];
-  const undo = () => {
-    for (const pid of moved)
-      try {
-        fs.writeFileSync(path.join(CPUSET_ROOT, "cgroup.procs"), String(pid));
-      } catch {
-        // exited meanwhile
-      }
-    for (const d of [...made].reverse())
-      try {
-        fs.rmdirSync(d);
-      } catch {
-        // an exiting task still listed: left for the testbed's teardown report
-      }
-  };
-  try {
-    for (const p of partitions) {
-      const parts = p.cgroup.split("/").filter(Boolean);
-      for (let n = 1; n <= parts.length; n++) {
-        const dir = path.join(CPUSET_ROOT, ...parts.slice(0, n));
-        if (fs.existsSync(dir)) continue;
-        fs.mkdirSync(dir);
-        made.push(dir);
-        for (const f of ["cpuset.cpus", "cpuset.mems"])
-          fs.writeFileSync(
-            path.join(dir, f),
-            fs.readFileSync(path.join(path.dirname(dir), f), "latin1").trim(),
-          );
-      }
-      const dir = path.join(CPUSET_ROOT, ...parts);
-      for (const pid of new Set(p.cgroupDirs.flatMap(cgroupProcs))) {
-        try {
-          fs.writeFileSync(path.join(dir, "cgroup.procs"), String(pid));
-        } catch (e) {
-          if (fs.existsSync(`/proc/${pid}`)) throw e;
-          continue;
-        }
-        moved.push(pid);
-      }
-    }
-  } catch (e) {
-    undo();
-    throw e;
-  }
-  return undo;
-}

@@ -19,8 +19,12 @@ export interface TestbedManagerOptions {
   policy: Policy;
   /** The config's `policy:` section (knobs by their config keys); absent = the defaults. */
   policySettings?: Record<string, unknown>;
-  /** The config's `placement:` section (absent: off). */
-  placement?: { mode: "off" | "spread"; fill: number };
+  /**
+   * The config's `placement:` section. Absent: weir's own policy runs with the config's default
+   * (auto: on this host placed where network and batch partitions share CPUs that share no
+   * last-level cache), and a baseline with placement off — a baseline never places.
+   */
+  placement?: { mode: "off" | "spread" | "auto"; fill: number };
   now: () => number;
   /** The cgroup backend to write through (default: the registered one, built here). */
   backend?: ActuatorBackend;
@@ -31,6 +35,17 @@ export interface TestbedManagerOptions {
 }
 
 const millis = (m: number) => `${m}m`;
+
+/** The policy weir ships (`weirPolicy`, and the variants of it the benchmarks compare). */
+const WEIR_POLICY_NAME = "weir";
+
+/** The `placement:` section for `o`: as given; absent, the default for weir and off for a baseline. */
+const placementOf = (o: TestbedManagerOptions) =>
+  o.placement
+    ? { placement: o.placement }
+    : o.policy.name === WEIR_POLICY_NAME
+      ? {}
+      : { placement: { mode: "off" as const } };
 
 /**
  * The host's CPUs, not this process's: the goal benchmarks pin themselves to one CPU (their
@@ -44,7 +59,7 @@ export function testbedConfig(tb: TestbedState, specs: PartitionSpec[], o: Testb
   return parseConfig({
     intervalMs: o.intervalMs,
     ...(o.policySettings ? { policy: o.policySettings } : {}),
-    ...(o.placement ? { placement: o.placement } : {}),
+    ...placementOf(o),
     capacity: { cpus: onlineCpus, reserve: millis(onlineCpus * 1000 - o.capacityCpuMillis) },
     partitions: specs.map((spec) => {
       const p = tb.partitions.find((x) => x.name === spec.id);

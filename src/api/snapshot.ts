@@ -13,6 +13,7 @@ import type {
   PartitionAllocation,
   PartitionMechanisms,
   PartitionPlacement,
+  PlacementDecision,
 } from "../manager/view.ts";
 
 /** Body of GET /api/partitions (also what `weir status` reads). */
@@ -23,6 +24,8 @@ export interface PartitionsSnapshot {
   capacityCpuMillis: number | null;
   paused: boolean;
   ready: boolean;
+  /** Placement as configured (`placement.mode`), whether it is in force here, and why (null: not known). */
+  placement: PlacementDecision | null;
   partitions: Array<{
     id: string;
     spec: PartitionSpec | null;
@@ -36,7 +39,7 @@ export interface PartitionsSnapshot {
     allocation: PartitionAllocation | null;
     written: string[];
     error: WeirErrorInfo | null;
-    /** Where it is placed on CPUs and why (present only with `placement:` configured). */
+    /** Where it is placed on CPUs and why (present only while placement is in force). */
     placement?: PartitionPlacement;
   }>;
 }
@@ -107,6 +110,7 @@ export function partitionsSnapshot(view: ManagerView): PartitionsSnapshot {
     capacityCpuMillis: latest?.capacityCpuMillis ?? null,
     paused: view.paused(),
     ready: view.ready(),
+    placement: view.placementDecision?.() ?? null,
     partitions,
   };
 }

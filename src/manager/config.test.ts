@@ -477,9 +477,13 @@ describe("config: partitions[].actuator qemu and its qemu: target", () => {
 });
 
 describe("config placement:", () => {
-  it("is off when absent; spread at fill 0.8 by default when present", () => {
-    expect(parseConfig(minimal).placement).toBeUndefined();
+  it("is auto at fill 0.8 when absent or given without a mode", () => {
+    expect(parseConfig(minimal).placement).toEqual({ mode: "auto", fill: 0.8 });
     expect(parseConfig({ ...minimal, placement: {} }).placement).toEqual({
+      mode: "auto",
+      fill: 0.8,
+    });
+    expect(parseConfig({ ...minimal, placement: { mode: "spread" } }).placement).toEqual({
       mode: "spread",
       fill: 0.8,
     });
@@ -495,7 +499,7 @@ describe("config placement:", () => {
     expect(bad({ fill: 1 })).toMatch(
       /placement\.fill: must be at most 0\.95 \(rule: fill-range.*got 1/,
     );
-    expect(bad({ mode: "pack" })).toMatch(/placement\.mode: .*"off"\|"spread".*got "pack"/);
+    expect(bad({ mode: "pack" })).toMatch(/placement\.mode: .*"off"\|"spread"\|"auto".*got "pack"/);
     expect(bad({ fills: 0.8 })).toMatch(
       /placement: unknown field\(s\) "fills" \(rule: known-fields\)/,
     );

@@ -129,10 +129,10 @@ export const configSchema = z
     placement: z
       .object({
         mode: z
-          .enum(["off", "spread"])
-          .default("spread")
+          .enum(["off", "spread", "auto"])
+          .default("auto")
           .describe(
-            "spread: each network partition runs on CPUs of its own (cpuset.cpus), packed by its need; off: every CPU",
+            "spread: each network partition runs on CPUs of its own (cpuset.cpus), packed by its need; off: every CPU; auto: spread where it protects (network and batch partitions on CPUs that share no last-level cache), else off",
           ),
         fill: z
           .number()
@@ -145,8 +145,8 @@ export const configSchema = z
           .describe("the share of a CPU placement fills at most with network partitions' needs"),
       })
       .strict()
-      .optional()
-      .describe("placing network partitions on CPUs (absent: off)"),
+      .default({ mode: "auto", fill: 0.8 })
+      .describe("placing network partitions on CPUs (absent: auto, fill 0.8)"),
     log: z
       .object({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),

@@ -16,6 +16,7 @@ import type { PartitionSensor } from "../sensors/types.ts";
 import type { HostCpuWiring } from "./host-cpu-sampler.ts";
 import type { PlacementChange, PlacementOptions } from "./placement-step.ts";
 import type { CapacityChange } from "./reach.ts";
+import type { PlacementDecision } from "./view.ts";
 
 /** Cumulative counters reported by a partition's agent, with when they arrived. */
 export interface AgentReading {
@@ -92,10 +93,13 @@ export interface ManagerOptions {
   /** The capacity in force changed (the partitions' reachable CPUs, reach.ts). */
   onCapacityChange?: (change: CapacityChange) => void;
   /**
-   * Place network partitions on CPUs (config `placement:`; absent: off, nothing placed and no
+   * Place network partitions on CPUs (config `placement.mode` spread, or auto where it is in
+   * force, wiring.ts `decidePlacement`; absent: nothing placed and no
    * cpuset opened).
    */
   placement?: PlacementOptions;
+  /** Placement as configured and whether it is in force here (what the API shows). */
+  placementDecision?: PlacementDecision;
   /** The placement changed (the log line). */
   onPlacementChange?: (change: PlacementChange) => void;
   /**

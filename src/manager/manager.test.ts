@@ -950,15 +950,26 @@ describe("Manager with placement (config placement:)", () => {
       clock.t += 100;
       return m.runCycle();
     };
-    cycle();
-    cycle(); // a 500m, b 300m: one CPU each
+    const first = [cycle(), cycle()]; // a 500m, b 300m: one CPU each
+    // each cpuset written is in a cycle's record with the partition's other files, once
+    const cpusetWrites = (id: string) =>
+      first
+        .flatMap((r) => r.partitions.find((p) => p.id === id)!.written)
+        .filter((f) => f === "cpuset.cpus").length;
+    expect([cpusetWrites("a"), cpusetWrites("b"), cpusetWrites("hog")]).toEqual([
+      sets.a.writes.length,
+      sets.b.writes.length,
+      0,
+    ]);
+    expect(sets.a.writes.length).toBeGreaterThan(0);
     expect(sets.a.cpus()).toHaveLength(1);
     expect(sets.b.cpus()).toHaveLength(1);
     expect(sets.a.cpus()).not.toEqual(sets.b.cpus());
     expect(m.placements().a!.why).toContain("needs 500m");
     expect(m.placements().hog!.why).toContain("batch");
     const written = sets.a.writes.length;
-    for (let i = 0; i < 5; i++) cycle();
+    for (let i = 0; i < 5; i++)
+      expect(cycle().partitions.flatMap((p) => p.written)).not.toContain("cpuset.cpus");
     expect(sets.a.writes).toHaveLength(written); // kept: nothing rewritten
     // a's need passes 800m (100m + 9,000/10 = 1,000m): two CPUs the next cycle
     load.a.pps = 9000;

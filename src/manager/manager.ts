@@ -36,6 +36,7 @@ import type {
   PartitionBoundsChange,
   PartitionMechanisms,
   PartitionPlacement,
+  PlacementDecision,
 } from "./view.ts";
 
 /** Whether `ids` are the slots' ids, in order. */
@@ -274,7 +275,7 @@ export class Manager implements ManagerView {
         }
       }
     }
-    // placement (opt-in): the network partitions on CPUs, from what each needs this cycle
+    // placement (where in force): the network partitions on CPUs, from what each needs this cycle
     if (this.placement && !this.isPaused) {
       const rows: PlacementInput[] = [];
       for (const s of active) {
@@ -290,7 +291,11 @@ export class Manager implements ManagerView {
         rows.push(row);
       }
       try {
-        this.placement.step(rows, startedAtMs);
+        // a cpuset written is a file written this cycle, beside the partition's cgroup values
+        this.placement.step(rows, startedAtMs, (id, files) => {
+          const before = written.get(id);
+          written.set(id, before ? [...before, ...files] : [...files]);
+        });
       } catch (err) {
         hookError ??= err;
       }
@@ -491,6 +496,10 @@ export class Manager implements ManagerView {
     const out: Record<PartitionId, PartitionMechanisms | null> = {};
     for (const s of this.slots) out[s.spec.id] = s.actuator?.abilities?.() ?? null;
     return out;
+  }
+  /** Placement as configured and whether it is in force (null: the caller did not say). */
+  placementDecision(): PlacementDecision | null {
+    return this.opts.placementDecision ?? null;
   }
   /** Per partition, where it is placed and why (empty when placement is off). */
   placements(): Record<PartitionId, PartitionPlacement> {

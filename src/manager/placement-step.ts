@@ -1,4 +1,4 @@
-// Placement in the manager (opt-in, config `placement:`): after the policy step, the network
+// Placement in the manager (config `placement.mode`: spread, or auto where it is in force): after the policy step, the network
 // partitions are placed on CPUs by the pure placer (src/policy/placement.ts) from what each
 // needs this cycle (its entitlement, or the CPU it used when that is more), and each placed
 // partition's cpuset.cpus is written through its backend (only when it changed). Batch
@@ -142,9 +142,14 @@ export class PlacementStep {
 
   /**
    * Place this cycle's partitions and write what changed. Network partitions without a cpuset
-   * are left out (they run where they are); batch ones are never placed.
+   * are left out (they run where they are); batch ones are never placed. `written` gets each
+   * file written this cycle, by partition (the cycle record's `written`).
    */
-  step(rows: readonly PlacementInput[], nowMs: number): void {
+  step(
+    rows: readonly PlacementInput[],
+    nowMs: number,
+    written?: (partition: PartitionId, files: readonly string[]) => void,
+  ): void {
     const placeable: PlacementRow[] = [];
     for (const r of rows) {
       if (r.batch) {
@@ -182,19 +187,24 @@ export class PlacementStep {
       this.previous = next;
       this.changedAtMs = nowMs;
       this.explain(placeable, next, notPlaced);
-      this.write(next);
+      this.write(next, false, written);
       const placed: Record<PartitionId, number[] | null> = {};
       for (const [id, cpus] of next) placed[id] = cpus === null ? null : [...cpus];
       this.hooks.onChange?.({ placed, reason: this.reason });
-    } else if (this.failed.size > 0) this.write(next, true);
+    } else if (this.failed.size > 0) this.write(next, true, written);
   }
 
-  private write(p: Placement, onlyFailed = false): void {
+  private write(
+    p: Placement,
+    onlyFailed: boolean,
+    written?: (partition: PartitionId, files: readonly string[]) => void,
+  ): void {
     for (const [id, cpus] of p) {
       if (onlyFailed && !this.failed.has(id)) continue;
       const c = this.cpusets.get(id);
       if (c === undefined || typeof c === "string") continue;
       const r = c.place(cpus);
+      if (r.written.length > 0) written?.(id, r.written);
       if (r.error) {
         const first = !this.failed.has(id);
         this.failed.set(id, r.error);

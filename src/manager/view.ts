@@ -49,7 +49,17 @@ export interface PartitionPlacement {
   error?: WeirErrorInfo;
 }
 
+/** Placement as configured, whether it is in force on this host, and why (config `placement.mode`). */
+export interface PlacementDecision {
+  mode: "off" | "spread" | "auto";
+  inForce: boolean;
+  /** Why it is or is not in force (for `off`: null unless placement would help here). */
+  why: string | null;
+}
+
 export interface ManagerView {
+  /** Placement as configured and whether it is in force (optional: test doubles may omit it). */
+  placementDecision?(): PlacementDecision | null;
   /**
    * Per partition, its allocation desired and applied as of the latest cycle (null while its
    * actuator is not open or cannot say what is in force; optional: test doubles may omit it).

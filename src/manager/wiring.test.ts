@@ -12,7 +12,7 @@ import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { parseConfig } from "./config.ts";
 import type { AgentReading } from "./manager-options.ts";
-import { buildManager, placementHintFor } from "./wiring.ts";
+import { buildManager, decidePlacement } from "./wiring.ts";
 
 /** A sensor whose counters grow as a 1,000 packets/s server using 200m would make them. */
 function steadySensor(): PartitionSensor {
@@ -352,21 +352,53 @@ describe("a v1 partition's throttling is read only under a CFS quota", () => {
   });
 });
 
-describe("placementHintFor", () => {
+describe("decidePlacement", () => {
   const both = { partitions: [{ kind: "network" }, { kind: "batch" }] };
-  it("hints at placement where a wake-up does not search the CPUs and servers share them with batch", () => {
-    expect(placementHintFor(both, true, [0, 1], false)).toMatch(
-      /placement is off, and this host's CPUs share no last-level cache.*mode: spread/,
+  const mode = (m: "off" | "spread" | "auto") => ({ ...both, placement: { mode: m } });
+  it("auto places where servers share CPUs with batch and a wake-up does not search them", () => {
+    const d = decidePlacement(both, true, [0, 1], false);
+    expect(d).toMatchObject({ mode: "auto", inForce: true });
+    expect(d.why).toMatch(
+      /placement \(auto\) is in force: network and batch partitions share this host, whose CPUs share no last-level cache/,
+    );
+    expect(decidePlacement(mode("auto"), true, [0, 1], false).inForce).toBe(true);
+  });
+  it("auto does not place, and says why, where nothing needs it or nothing can be placed", () => {
+    const why = (
+      c: { partitions: Array<{ kind: string }> },
+      can: boolean,
+      cpus: number[],
+      searches: boolean,
+    ) => {
+      const d = decidePlacement(c, can, cpus, searches);
+      expect(d.inForce).toBe(false);
+      return d.why;
+    };
+    expect(why(both, true, [0, 1], true)).toBe(
+      "placement (auto) is not in force: this host's CPUs share a last-level cache (or their topology is unknown), so the kernel finds a woken server an idle CPU itself",
+    );
+    expect(why(both, false, [0, 1], false)).toMatch(
+      /not in force: no network partition's backend can be placed/,
+    );
+    expect(why(both, true, [0], false)).toMatch(/not in force: this host has one CPU$/);
+    expect(why({ partitions: [{ kind: "network" }] }, true, [0, 1], false)).toMatch(
+      /not in force: no batch partition shares the host/,
+    );
+    expect(why({ partitions: [{ kind: "batch" }] }, true, [0, 1], false)).toMatch(
+      /not in force: no network partition is configured/,
     );
   });
-  it("says nothing when placement is on, cannot place, one CPU, a searching wake-up, or no batch beside the servers", () => {
-    expect(
-      placementHintFor({ ...both, placement: { mode: "spread", fill: 0.8 } }, true, [0, 1], false),
-    ).toBeNull();
-    expect(placementHintFor(both, false, [0, 1], false)).toBeNull();
-    expect(placementHintFor(both, true, [0], false)).toBeNull();
-    expect(placementHintFor(both, true, [0, 1], true)).toBeNull();
-    expect(placementHintFor({ partitions: [{ kind: "network" }] }, true, [0, 1], false)).toBeNull();
-    expect(placementHintFor({ partitions: [{ kind: "batch" }] }, true, [0, 1], false)).toBeNull();
+  it("spread always places; off never does, and hints only where placement would help", () => {
+    expect(decidePlacement(mode("spread"), false, [0], true)).toMatchObject({ inForce: true });
+    const off = decidePlacement(mode("off"), true, [0, 1], false);
+    expect(off.inForce).toBe(false);
+    expect(off.why).toMatch(
+      /placement is off \(placement.mode: off\), and network and batch .*mode: spread/,
+    );
+    expect(decidePlacement(mode("off"), true, [0, 1], true)).toEqual({
+      mode: "off",
+      inForce: false,
+      why: null,
+    });
   });
 });

@@ -44,6 +44,7 @@ import type {
   ThroughputFn,
 } from "./manager-options.ts";
 import { loadState } from "./state-file.ts";
+import type { PlacementDecision } from "./view.ts";
 
 /**
  * The backends that write the partition's own cgroup's CFS quota (and report it through
@@ -203,27 +204,60 @@ export interface Wired {
   /** The backends in use, by name ("cgroup", "cgroup (dry run)"), comma-separated. */
   backendName: string;
   stateNote: string | null;
-  /** With placement off: why this host's servers would gain from it (null: no reason seen). */
-  placementHint: string | null;
+  /** Placement as configured, whether it is in force here, and why. */
+  placement: PlacementDecision;
 }
 
+/** Why servers here wait where placement would spare them (auto places for this reason). */
+const NO_WAKEUP_SEARCH =
+  "network and batch partitions share this host, whose CPUs share no last-level cache, so the kernel does not look for an idle CPU when a server wakes: it may wait on a busy CPU while another runs only idle-class batch";
+
 /**
- * Why placement would protect latency on this host though it is off, or null: network and batch
- * partitions share it, some network partition's backend can place it, and the kernel does not
- * search these CPUs for an idle one when a task wakes (no two share a last-level cache): a
- * woken server then waits on a CPU its wake-up chose while another runs only idle-class batch.
+ * Whether weir places network partitions on CPUs here (config `placement.mode`): `spread`
+ * always; `off` never; `auto` exactly where it protects latency — network and batch partitions
+ * share the host, some network partition's backend can place it, there are two CPUs or more,
+ * and the kernel does not search them for an idle one when a task wakes (no two share a
+ * last-level cache, or the topology is unknown: then not). `why` says which held or which
+ * did not; for `off` it is the hint that placement would help, or null.
  */
-export function placementHintFor(
-  cfg: Pick<Config, "placement"> & { partitions: ReadonlyArray<{ kind: string }> },
+export function decidePlacement(
+  cfg: { placement?: { mode: PlacementDecision["mode"] } } & {
+    partitions: ReadonlyArray<{ kind: string }>;
+  },
   canPlace: boolean,
   cpus: readonly number[],
   wakeupSearches: boolean,
-): string | null {
-  if (cfg.placement?.mode === "spread" || !canPlace || cpus.length < 2 || wakeupSearches)
-    return null;
+): PlacementDecision {
+  const mode = cfg.placement?.mode ?? "auto";
+  if (mode === "spread") return { mode, inForce: true, why: "placement.mode is spread" };
   const kinds = new Set(cfg.partitions.map((p) => p.kind));
-  if (!kinds.has("network") || !kinds.has("batch")) return null;
-  return "placement is off, and this host's CPUs share no last-level cache, so the kernel does not look for an idle CPU when a server wakes: it may wait on a busy CPU while the other runs only idle-class batch. `placement: { mode: spread, fill: 0.8 }` gives each network partition CPUs of its own (README, Configuration; docs/control-law.md, What the weights leave)";
+  const against = !kinds.has("network")
+    ? "no network partition is configured"
+    : !kinds.has("batch")
+      ? "no batch partition shares the host with the network partitions"
+      : !canPlace
+        ? "no network partition's backend can be placed (a dry run, or a backend without cpusets)"
+        : cpus.length < 2
+          ? "this host has one CPU"
+          : wakeupSearches
+            ? "this host's CPUs share a last-level cache (or their topology is unknown), so the kernel finds a woken server an idle CPU itself"
+            : null;
+  if (mode === "off")
+    return {
+      mode,
+      inForce: false,
+      why:
+        against === null
+          ? `placement is off (placement.mode: off), and ${NO_WAKEUP_SEARCH}. Without \`placement:\` (auto), or with \`placement: { mode: spread }\`, each network partition gets CPUs of its own (README, Configuration; docs/control-law.md, What the weights leave)`
+          : null,
+    };
+  return against === null
+    ? {
+        mode,
+        inForce: true,
+        why: `placement (auto) is in force: ${NO_WAKEUP_SEARCH}; each network partition gets CPUs of its own (\`placement: { mode: off }\` keeps every CPU for every partition)`,
+      }
+    : { mode, inForce: false, why: `placement (auto) is not in force: ${against}` };
 }
 
 export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
@@ -272,10 +306,16 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
             openPartitionSensor(cpuSensorSpecOf(p), roots, { partition: p.name });
   const specs = partitionSpecs(cfg, capacity);
   const reach = (parts.reachableCpus ?? parts.actuators === undefined) ? reachReader(roots) : null;
-  // placement (opt-in): a dry run writes no cpuset, so its backends have none to open
-  const placing = cfg.placement?.mode === "spread";
-  /** The CPUs placement may use (and that the hint looks at). */
+  /** The CPUs placement may use (and that `auto` looks at). */
   const hostCpus = placementCpus(roots.sysfs, onlineCpus, parts.onlineCpus !== undefined);
+  // a dry run writes no cpuset, so its backends have none to open
+  const placement = decidePlacement(
+    cfg,
+    cfg.partitions.some((p) => p.kind === "network" && !!backendOf(p.actuator).openCpuset),
+    hostCpus,
+    wakeupSearchesHere(roots.sysfs, hostCpus),
+  );
+  const placing = placement.inForce;
   const partitions: PartitionWiring[] = cfg.partitions.map((p, i) => {
     const backend = backendOf(p.actuator);
     const w: PartitionWiring = {
@@ -327,7 +367,8 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
   if (parts.onPartitionError) opts.onPartitionError = parts.onPartitionError;
   if (parts.onCycleError) opts.onCycleError = parts.onCycleError;
   if (parts.onCapacityChange) opts.onCapacityChange = parts.onCapacityChange;
-  if (placing && cfg.placement) {
+  opts.placementDecision = placement;
+  if (placing) {
     opts.placement = {
       fillFraction: cfg.placement.fill,
       cpus: hostCpus,
@@ -341,14 +382,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     capacityCpuMillis: capacity,
     backendName: [...backends.values()].map((b) => b.name).join(", "),
     stateNote: loaded?.note ?? null,
-    placementHint: placing
-      ? null
-      : placementHintFor(
-          cfg,
-          cfg.partitions.some((p) => p.kind === "network" && !!backendOf(p.actuator).openCpuset),
-          hostCpus,
-          wakeupSearchesHere(roots.sysfs, hostCpus),
-        ),
+    placement,
   };
 }
 

@@ -6,8 +6,11 @@ import { ErrorCodes } from "../core/errors.ts";
 import {
   cgroupProcs,
   detectTestbedLayout,
+  enableController,
   enableCpuController,
+  fillCpuset,
   setGroupShares,
+  testbedCgroupDirs,
 } from "./cgroups.ts";
 
 let root: string;
@@ -67,6 +70,53 @@ describe("cgroup files", () => {
     expect(readFileSync(join(root, "weir/cpu.weight"), "utf8")).toBe("800");
     expect(() => setGroupShares({ version: 2, root }, "nope/deeper", 10)).toThrow(
       /cannot write 1 to/,
+    );
+  });
+});
+
+describe("the testbed's cpusets", () => {
+  it("v1 with a cpuset hierarchy: a cgroup path is also made there; without one, or on v2, it is not", () => {
+    file("cpu/cpu.cfs_quota_us", "-1\n");
+    file("cpuacct/cpuacct.usage", "123\n");
+    const layout = detectTestbedLayout(root);
+    expect(testbedCgroupDirs(layout, "tb/a")).toEqual([
+      join(root, "cpu", "tb", "a"),
+      join(root, "cpuacct", "tb", "a"),
+    ]);
+    file("cpuset/cpuset.cpus", "0-1\n");
+    expect(testbedCgroupDirs(layout, "/tb/a/")).toEqual([
+      join(root, "cpu", "tb", "a"),
+      join(root, "cpuacct", "tb", "a"),
+      join(root, "cpuset", "tb", "a"),
+    ]);
+    expect(testbedCgroupDirs({ version: 2, root }, "tb/a")).toEqual([join(root, "tb", "a")]);
+  });
+
+  it("a new v1 cpuset gets its parent's CPUs and memory nodes; one that has them keeps them", () => {
+    file("cpuset/cpuset.cpus", "0-3\n");
+    file("cpuset/cpuset.mems", "0\n");
+    file("cpuset/tb/cpuset.cpus", "\n");
+    file("cpuset/tb/cpuset.mems", "\n");
+    fillCpuset(join(root, "cpuset", "tb"));
+    const read = (f: string) => readFileSync(join(root, "cpuset", "tb", f), "utf8");
+    expect([read("cpuset.cpus"), read("cpuset.mems")]).toEqual(["0-3", "0"]);
+    file("cpuset/tb/cpuset.cpus", "2\n");
+    fillCpuset(join(root, "cpuset", "tb"));
+    expect(read("cpuset.cpus")).toBe("2\n");
+    // not a cpuset directory: nothing to fill
+    mkdirSync(join(root, "cpu", "tb"), { recursive: true });
+    expect(() => fillCpuset(join(root, "cpu", "tb"))).not.toThrow();
+  });
+
+  it("v2: a controller is enabled for the children once, and a refusal names the file", () => {
+    file("tb/cgroup.subtree_control", "cpu\n");
+    enableController(join(root, "tb"), "cpuset");
+    expect(readFileSync(join(root, "tb", "cgroup.subtree_control"), "utf8")).toBe("+cpuset");
+    writeFileSync(join(root, "tb", "cgroup.subtree_control"), "cpu cpuset\n");
+    enableController(join(root, "tb"), "cpuset"); // already there: not written again
+    expect(readFileSync(join(root, "tb", "cgroup.subtree_control"), "utf8")).toBe("cpu cpuset\n");
+    expect(() => enableController(join(root, "none"), "cpuset")).toThrow(
+      /cannot enable cpuset in .*none\/cgroup.subtree_control/,
     );
   });
 });

@@ -1,12 +1,13 @@
 // The few cgroup operations the testbed needs (find a layout with a cpu controller, put a
-// process in, list members, pin them to CPUs, enable +cpu, set the group's share). Where the hierarchies are and
+// process in, list members, pin them to CPUs, enable +cpu, give a v1 cpuset its parent's CPUs,
+// set the group's share). Where the hierarchies are and
 // how weight and shares convert is src/cgroup's; the root is injectable so tests use fixture
 // trees.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CgroupLayout, detectCgroupLayout, hasCpuController } from "../cgroup/layout.ts";
-import { partitionCgroup } from "../cgroup/paths.ts";
+import { cgroupDirs, partitionCgroup } from "../cgroup/paths.ts";
 import { sharesToWeight } from "../cgroup/values.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 
@@ -36,6 +37,48 @@ export function detectTestbedLayout(root = "/sys/fs/cgroup"): CgroupLayout {
       `no cgroup cpu controller under ${root}: the cgroup2 mount ${layout.root} does not list "cpu" in cgroup.controllers`,
     );
   return layout;
+}
+
+/** v1: the cpuset hierarchy's root beside the cpu one, or null (v2, or no v1 cpuset mounted). */
+export function v1CpusetRoot(layout: CgroupLayout): string | null {
+  if (layout.version !== 1) return null;
+  const root = join(layout.root, "cpuset");
+  return existsSync(join(root, "cpuset.cpus")) ? root : null;
+}
+
+/**
+ * A testbed cgroup path's directories: one per cpu hierarchy (src/cgroup's `cgroupDirs`), plus
+ * on v1 one in the cpuset hierarchy where it is mounted — as a container runtime makes them —
+ * so that weir's placement has a cpuset.cpus to write (on v2 the cpuset controller is enabled
+ * for the testbed's subtree instead: `enableController`).
+ */
+export function testbedCgroupDirs(layout: CgroupLayout, rel: string): string[] {
+  const cpuset = v1CpusetRoot(layout);
+  const dirs = cgroupDirs(layout, rel);
+  return cpuset === null ? dirs : [...dirs, join(cpuset, ...rel.split("/").filter(Boolean))];
+}
+
+/**
+ * v1: a new cpuset holds no CPU and no memory node, and no task can join it until it does.
+ * Give `dir` its parent's where it has none (also one an earlier run made and stopped before
+ * filling). Not a cpuset directory: nothing to do.
+ */
+export function fillCpuset(dir: string): void {
+  for (const f of ["cpuset.cpus", "cpuset.mems"]) {
+    const file = join(dir, f);
+    const now = readText(file);
+    if (now === null || now.trim() !== "") continue;
+    const parent = (readText(join(dir, "..", f)) ?? "").trim();
+    try {
+      writeFileSync(file, parent);
+    } catch (e) {
+      throw new WeirError(
+        ErrorCodes.CGROUP_WRITE_FAILED,
+        `cannot write ${JSON.stringify(parent)} (its parent's) to ${file}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+  }
 }
 
 /** Pids in a cgroup dir (empty when it does not exist). */
@@ -87,18 +130,24 @@ export function pinCgroupMembers(dirs: readonly string[], cpus: string): Array<[
  * cgroup.subtree_control has it. Enables "+cpu" there when missing.
  */
 export function enableCpuController(parentDir: string): void {
+  enableController(parentDir, "cpu");
+}
+
+/**
+ * v2 only: enable `controller` for `parentDir`'s children (its cgroup.subtree_control) when
+ * missing; CGROUP_WRITE_FAILED when the kernel refuses.
+ */
+export function enableController(parentDir: string, controller: string): void {
   const file = join(parentDir, "cgroup.subtree_control");
   const now = readText(file) ?? "";
-  if (now.split(/\s+/).includes("cpu")) return;
+  if (now.split(/\s+/).includes(controller)) return;
   try {
-    writeFileSync(file, "+cpu");
+    writeFileSync(file, `+${controller}`);
   } catch (e) {
     throw new WeirError(
       ErrorCodes.CGROUP_WRITE_FAILED,
-      `cannot enable cpu in ${file}: ${(e as Error).message}`,
-      {
-        cause: e,
-      },
+      `cannot enable ${controller} in ${file}: ${(e as Error).message}`,
+      { cause: e },
     );
   }
 }

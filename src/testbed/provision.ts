@@ -9,11 +9,18 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { cgroupDirs } from "../cgroup/paths.ts";
+import { controllersOf } from "../cgroup/layout.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import { RUNS_COMPILED, siblingModuleUrl } from "../core/package-files.ts";
 import { allocateBlocks, blockAddresses, blockOf, startBlockFor, usedBlocks } from "./addresses.ts";
-import { enableCpuController, setGroupShares } from "./cgroups.ts";
+import {
+  enableController,
+  enableCpuController,
+  fillCpuset,
+  setGroupShares,
+  testbedCgroupDirs,
+  v1CpusetRoot,
+} from "./cgroups.ts";
 import { withFileLock } from "./lock.ts";
 import { cgroupRel, hostIfName, NS_IFNAME, netnsName, processTag, tagArg } from "./names.ts";
 import {
@@ -77,10 +84,20 @@ export async function ensureParentCgroups(
   groupCpuShares: number | undefined,
 ): Promise<void> {
   const st = ctx.state;
-  for (const dir of cgroupDirs(st.cgroup, ctx.prefix)) {
+  const v2Cpuset = st.cgroup.version === 2 && controllersOf(st.cgroup.root).includes("cpuset");
+  for (const dir of testbedCgroupDirs(st.cgroup, ctx.prefix)) {
     if (st.cgroup.version === 2) enableCpuController(st.cgroup.root);
     await ensureCgroup(st, dir, "");
     if (st.cgroup.version === 2) enableCpuController(dir);
+    // the partitions get a cpuset.cpus of their own, as a container runtime gives them (v1:
+    // testbedCgroupDirs' cpuset directory); where the kernel refuses, placement is unavailable
+    if (v2Cpuset)
+      try {
+        enableController(st.cgroup.root, "cpuset");
+        enableController(dir, "cpuset");
+      } catch (e) {
+        ctx.log(`no cpuset for the partitions (placement unavailable): ${(e as Error).message}`);
+      }
   }
   if (groupCpuShares !== undefined) setGroupShares(st.cgroup, ctx.prefix, groupCpuShares);
 }
@@ -138,7 +155,7 @@ export async function ensureNetworks(ctx: UpContext, lockFile: string): Promise<
         costRounds: w.costRounds,
         ...(ctx.want.serverWorkers > 1 ? { serverWorkers: ctx.want.serverWorkers } : {}),
         cgroup: rel,
-        cgroupDirs: cgroupDirs(st.cgroup, rel),
+        cgroupDirs: testbedCgroupDirs(st.cgroup, rel),
         serverPid: null,
         logFile: logFileFor(ctx.stateFile, w.name),
         sensor: {
@@ -182,7 +199,7 @@ async function ensureHostPartitions(ctx: UpContext): Promise<void> {
       costRounds: w.costRounds,
       ...(ctx.want.serverWorkers > 1 ? { serverWorkers: ctx.want.serverWorkers } : {}),
       cgroup: rel,
-      cgroupDirs: cgroupDirs(st.cgroup, rel),
+      cgroupDirs: testbedCgroupDirs(st.cgroup, rel),
       serverPid: null,
       logFile: logFileFor(ctx.stateFile, w.name),
       sensor: { cgroup: rel, interfaces: [], packets: [{ name: "bpf" }] },
@@ -253,7 +270,7 @@ export async function ensureHogs(ctx: UpContext): Promise<void> {
       h = {
         name: w.name,
         cgroup: rel,
-        cgroupDirs: cgroupDirs(st.cgroup, rel),
+        cgroupDirs: testbedCgroupDirs(st.cgroup, rel),
         pid: null,
         cpus: w.cpus,
         logFile: logFileFor(ctx.stateFile, w.name),
@@ -368,4 +385,6 @@ async function ensureCgroup(state: TestbedState, dir: string, owner: string): Pr
     () => existsSync(dir),
     () => mkdirSync(dir),
   );
+  const cpuset = v1CpusetRoot(state.cgroup);
+  if (cpuset !== null && dir.startsWith(`${cpuset}/`)) fillCpuset(dir);
 }

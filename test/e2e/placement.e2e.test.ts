@@ -1,5 +1,6 @@
 // Root, real cgroup v1 (cpu, cpuacct and cpuset hierarchies) and at least 2 CPUs: `weir run`
-// with `placement:` places two network partitions on a CPU each through their cpuset.cpus,
+// with `placement:` (spread; and auto, the default, where this host's CPUs share no last-level
+// cache) places two network partitions on a CPU each through their cpuset.cpus,
 // does not rewrite the files while the placement holds, leaves a batch partition (which has
 // no cpuset) alone, and on SIGTERM restores the cpusets it found. Creates
 // /sys/fs/cgroup/{cpu,cpuacct,cpuset}/weirt-<pid>-place[/a,/b,/hog] with no process in them,
@@ -9,6 +10,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { readLlc, wakeupSearchesCpus } from "../../src/sensors/cpu-caches.ts";
+import { onlineCpusFile } from "../../src/sensors/cpuset.ts";
+import { parseCpuList } from "../../src/sensors/parse.ts";
 import { spawnWeirRun } from "./weir-run.ts";
 
 const ROOT = "/sys/fs/cgroup";
@@ -67,15 +71,22 @@ async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
   return cond();
 }
 
-/** A config placing a and b (network) beside hog (batch), with `extra` lines first. */
-function writeConfig(file: string, extra: string[] = []): string {
+/**
+ * A config placing a and b (network) beside hog (batch), with `extra` lines first (`placement`:
+ * its section, or null for none: the default).
+ */
+function writeConfig(
+  file: string,
+  extra: string[] = [],
+  placement: string | null = "placement: { mode: spread, fill: 0.8 }",
+): string {
   fs.writeFileSync(
     file,
     [
       "capacity: { cpus: 2 }",
       "api: { enabled: false }",
       ...extra,
-      "placement: { mode: spread, fill: 0.8 }",
+      ...(placement === null ? [] : [placement]),
       "partitions:",
       `  - { name: a, cgroup: ${CG}/a, interfaces: [lo] }`,
       `  - { name: b, cgroup: ${CG}/b, interfaces: [lo] }`,
@@ -121,6 +132,42 @@ describe.skipIf(!isRoot || !hasV1Cpuset || !twoCpus)(
       expect(await weir.exited).toBe(0);
       expect(cpus("a")).toBe(found);
       expect(cpus("b")).toBe(found);
+    });
+
+    it("with no placement: section (auto) it places exactly where this host's CPUs share no last-level cache, and says so", async () => {
+      // the cgroups of the first test (made once: this test runs after it)
+      const found = cpus("a");
+      expect(found).toBe(rootCpus);
+      const online = parseCpuList(fs.readFileSync(onlineCpusFile("/sys"), "latin1"), "online");
+      let searches = true;
+      try {
+        searches = wakeupSearchesCpus(readLlc(), online);
+      } catch {
+        // topology unknown: auto does not place
+      }
+      const weir = startWeir(writeConfig(path.join(tmp, "weir-auto.yaml"), [], null));
+      expect(
+        await until(() => /placement \(auto\) is (not )?in force/.test(weir.err()), 20_000),
+        weir.err(),
+      ).toBe(true);
+      if (searches) {
+        expect(weir.err()).toMatch(
+          /placement \(auto\) is not in force: this host's CPUs share a last-level cache/,
+        );
+        await new Promise((r) => setTimeout(r, 1000)); // 10 cycles
+        expect([cpus("a"), cpus("b")]).toEqual([found, found]);
+      } else {
+        expect(weir.err()).toMatch(
+          /placement \(auto\) is in force: network and batch partitions share this host/,
+        );
+        expect(
+          await until(() => /^\d+$/.test(cpus("a")) && /^\d+$/.test(cpus("b")), 20_000),
+          weir.err(),
+        ).toBe(true);
+      }
+      process.kill(weir.child.pid!, "SIGTERM");
+      expect(await weir.exited).toBe(0);
+      expect([cpus("a"), cpus("b")]).toEqual([found, found]);
     });
 
     it("after a crash (SIGKILL) the placement stays; the restarted manager restores what the first one found", async () => {

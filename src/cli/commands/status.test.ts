@@ -94,4 +94,24 @@ describe("formatStatus", () => {
     expect(text.split("\n")[0]).toContain("no cycle yet");
     expect(text).toMatch(/^web\s+-\s+-\s+-\s+-\s+-\s+-\s+100m-1,500m\s+-\s+unknown$/m);
   });
+
+  it("says how placement is configured and, where a partition is placed, its CPUs", () => {
+    const view = new MemoryView({ specs: sampleSpecs });
+    view.publish(sampleRecord(42, 4200));
+    const snap = partitionsSnapshot(view);
+    const placed = {
+      ...snap,
+      placement: { mode: "auto" as const, inForce: true, why: "CPUs share no last-level cache" },
+      partitions: snap.partitions.map((p, i) =>
+        i === 0 ? { ...p, placement: { cpus: [1], why: "on CPU 1", file: "/x/cpuset.cpus" } } : p,
+      ),
+    };
+    const lines = formatStatus(placed, { url, width: 220 }).split("\n");
+    expect(lines[0]).toMatch(/ {2}applying {2}placement auto$/);
+    expect(lines[3]!.split(/\s{2,}/)[6]).toBe("weight 4000, on CPU 1");
+    const off = { ...snap, placement: { mode: "auto" as const, inForce: false, why: "one CPU" } };
+    expect(formatStatus(off, { url, width: 200 }).split("\n")[0]).toMatch(
+      /placement auto \(not in force\)$/,
+    );
+  });
 });

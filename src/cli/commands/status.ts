@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { DEFAULT_API_PORT } from "../../api/port.ts";
 import type { PartitionsSnapshot } from "../../api/snapshot.ts";
+import { formatCpuList } from "../../cgroup/values.ts";
 
 export const DEFAULT_STATUS_URL = `http://127.0.0.1:${DEFAULT_API_PORT}`;
 
@@ -33,6 +34,9 @@ export function formatStatus(
     `capacity ${millis(snap.capacityCpuMillis)}`,
     `entitled ${millis(allocated)}`,
     snap.paused ? "PAUSED (not applying)" : "applying",
+    ...(snap.placement
+      ? [`placement ${snap.placement.mode}${snap.placement.inForce ? "" : " (not in force)"}`]
+      : []),
   ].join("  ");
 
   const columns: Column[] = [
@@ -58,7 +62,8 @@ export function formatStatus(
       num(t?.droppedPacketsPerSec),
       t ? millis(t.cpuCores * 1000) : "-",
       millis(p.directive?.cpuMillis ?? p.decision?.cpuMillis),
-      expressed(p.directive, p.mechanisms),
+      expressed(p.directive, p.mechanisms) +
+        (p.placement?.cpus ? `, on CPU ${formatCpuList(p.placement.cpus)}` : ""),
       p.spec ? `${millis(p.spec.minCpuMillis)}-${millis(p.spec.maxCpuMillis)}` : "-",
       num(velocity),
       statusCell(p, snap.atMs),
