@@ -211,8 +211,12 @@ describe("conservation-real: what weir's placement was", () => {
   const run = (policy: string, placement?: RunOutcome["placement"]) =>
     ({ policy, ...(placement ? { placement } : {}) }) as RunOutcome;
   it("says once per distinct answer how many of weir's runs it held for, and nothing of other policies", () => {
-    const on = { mode: "auto", inForce: true, why: "CPUs share no last-level cache" };
-    const off = { mode: "auto", inForce: false, why: "one CPU" };
+    const on = {
+      mode: "auto",
+      inForce: true,
+      why: "placement (auto) is in force: no shared cache",
+    };
+    const off = { mode: "off", inForce: false, why: null };
     expect(
       placementNote([
         run("weir", on),
@@ -222,8 +226,8 @@ describe("conservation-real: what weir's placement was", () => {
         run("weir"),
       ]),
     ).toEqual([
-      "weir's placement (config `placement.mode`, the default `auto` unless a row says otherwise), 2 runs: auto: in force — CPUs share no last-level cache.",
-      "weir's placement (config `placement.mode`, the default `auto` unless a row says otherwise), 1 run: auto: not in force — one CPU.",
+      "weir's placement (config `placement.mode`: the default, `auto`, unless a row says otherwise), as its log said at start in 2 runs: placement (auto) is in force: no shared cache.",
+      "weir's placement (config `placement.mode`: the default, `auto`, unless a row says otherwise), as its log said at start in 1 run: placement.mode off: not in force.",
     ]);
     expect(placementNote([run("weir")])).toEqual([]);
   });

@@ -733,11 +733,11 @@ export function placementNote(outcomes: readonly RunOutcome[]): string[] {
   for (const o of outcomes) {
     if (o.policy !== "weir" || !o.placement) continue;
     const d = o.placement;
-    const key = `${d.mode}: ${d.inForce ? "in force" : "not in force"}${d.why ? ` — ${d.why}` : ""}`;
+    const key = d.why ?? `placement.mode ${d.mode}: ${d.inForce ? "in force" : "not in force"}`;
     seen.set(key, (seen.get(key) ?? 0) + 1);
   }
   return [...seen].map(
     ([key, n]) =>
-      `weir's placement (config \`placement.mode\`, the default \`auto\` unless a row says otherwise), ${n} run${n === 1 ? "" : "s"}: ${key}.`,
+      `weir's placement (config \`placement.mode\`: the default, \`auto\`, unless a row says otherwise), as its log said at start in ${n} run${n === 1 ? "" : "s"}: ${key}.`,
   );
 }

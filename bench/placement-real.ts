@@ -19,6 +19,7 @@
 // conservation-real), plus sw-spread ÷ ref-spread (the hog's harm with the placement alone).
 // More variants, run only when `--variants` (standalone only) names them:
 //   weir-no-floor  weir without its light-partition weight floor (src/sim/policies.ts)
+//   weir-placed-no-floor  the same, placed as weir-placed is
 //   weir-slice   weir, every thread of the network partitions' processes given a custom EEVDF
 //   sw-slice     slice (`--slice-us`, default 100: the kernel's least; sched-slice.ts) for the
 //                run, the default given back after; static weights likewise
@@ -79,7 +80,12 @@ const TCP_CORES = 0.15;
 
 export const VARIANTS = ["ref", "ref-spread", "sw", "sw-spread", "weir", "weir-placed"] as const;
 /** Variants run only when `--variants` names them (see the head of this file). */
-export const EXTRA_VARIANTS = ["weir-no-floor", "weir-slice", "sw-slice"] as const;
+export const EXTRA_VARIANTS = [
+  "weir-no-floor",
+  "weir-placed-no-floor",
+  "weir-slice",
+  "sw-slice",
+] as const;
 export type Variant = (typeof VARIANTS)[number] | (typeof EXTRA_VARIANTS)[number];
 const ALL_VARIANTS: readonly Variant[] = [...VARIANTS, ...EXTRA_VARIANTS];
 
@@ -105,7 +111,7 @@ export function parseSliceOption(argv: string[]): number {
 /** The policy a variant runs. */
 export function policyOf(v: Variant): string {
   if (v.startsWith("ref")) return "none";
-  if (v === "weir-no-floor") return weirWithoutWeightFloor.name;
+  if (v === "weir-no-floor" || v === "weir-placed-no-floor") return weirWithoutWeightFloor.name;
   return v.startsWith("weir") ? "weir" : "static-weights";
 }
 /**
@@ -223,6 +229,8 @@ export function variantLabel(v: Variant, sliceUs: number): string {
     weir: "weir, servers free (placement off)",
     "weir-placed": "weir with placement (spread, fill 0.8)",
     "weir-no-floor": "weir without the light-partition weight floor",
+    "weir-placed-no-floor":
+      "weir with placement (spread, fill 0.8), without the light-partition weight floor",
     "weir-slice": `weir, servers' threads given a ${sliceUs} µs EEVDF slice`,
     "sw-slice": `static weights, servers' threads given a ${sliceUs} µs EEVDF slice`,
   };
@@ -362,10 +370,10 @@ export const bench: Benchmark = {
               o = await runOne(c, {
                 scenario: kind === "tcp" ? "tcp" : "conserve",
                 policy: policyOf(v),
-                // every variant but weir-placed keeps the servers free (weir's default, auto,
+                // every variant but the weir-placed ones keeps the servers free (weir's default, auto,
                 // would place them here)
                 placement: {
-                  mode: v === "weir-placed" ? ("spread" as const) : ("off" as const),
+                  mode: v.startsWith("weir-placed") ? ("spread" as const) : ("off" as const),
                   fill: PLACEMENT_FILL,
                 },
                 rep,

@@ -142,6 +142,31 @@ describe("PlacementStep", () => {
     expect(a.writes).toEqual(["0", "0-1"]);
   });
 
+  it("needs at the edge of the fit: once they did not fit, nothing is placed again until REBALANCE_HOLD_MS has passed", () => {
+    const a = fakeCpuset("a");
+    const b = fakeCpuset("b");
+    const p = new PlacementStep({ fillFraction: 0.8, cpus: [0, 1] });
+    // 1,600m fits 2 CPUs at fill 0.8; 1,610m does not: a cycle's needs jitter across the edge
+    const t0 = at();
+    p.step([row("a", 800, a.c), row("b", 800, b.c)], t0);
+    expect([a.held(), b.held()]).toEqual(["0", "1"]);
+    p.step([row("a", 810, a.c), row("b", 800, b.c)], t0 + 100); // does not fit: unplaced at once
+    expect([a.held(), b.held()]).toEqual(["0-1", "0-1"]);
+    let t = t0 + 100;
+    const unplacedAt = t;
+    for (let i = 0; t + 100 - unplacedAt < REBALANCE_HOLD_MS; i++) {
+      t += 100;
+      p.step([row("a", i % 2 ? 810 : 790, a.c), row("b", 800, b.c)], t);
+    }
+    // fitting every other cycle for 5 s: not placed again, nothing written
+    expect(a.writes).toEqual(["0", "0-1"]);
+    expect(p.view().a!.why).toContain("do not fit at fill 0.8");
+    t += 100;
+    p.step([row("a", 790, a.c), row("b", 800, b.c)], t); // fits after the hold: placed
+    expect(a.writes).toHaveLength(3);
+    expect([a.held(), b.held()].sort()).toEqual(["0", "1"]);
+  });
+
   it("packs again for balance only after the placement has held REBALANCE_HOLD_MS, and then once", () => {
     const cs = { a: fakeCpuset("a"), b: fakeCpuset("b"), c: fakeCpuset("c") };
     const changes: PlacementChange[] = [];

@@ -21,7 +21,8 @@ import type { PartitionPlacement } from "./view.ts";
 /**
  * After the placement changed, how long it is kept for balance alone, ms: within it a
  * placement that still fits is not packed again because a fresh packing would be better
- * balanced (a move migrates the partition's tasks; needs move with every window).
+ * balanced (a move migrates the partition's tasks; needs move with every window), and after
+ * needs that did not fit, nothing is placed again.
  */
 export const REBALANCE_HOLD_MS = 5000;
 
@@ -95,6 +96,8 @@ export class PlacementStep {
   private opened = false;
   /** When the placement last changed, ms (the manager's clock). */
   private changedAtMs = Number.NEGATIVE_INFINITY;
+  /** Why the placement in force places nothing, as the placer said (null: it places, or it did not say). */
+  private notPlacedFor: NotPlaced | null = null;
 
   constructor(
     private readonly o: PlacementOptions,
@@ -183,9 +186,17 @@ export class PlacementStep {
         notPlaced = why;
       },
     );
-    if (next !== this.previous && !samePlacement(next, this.previous)) {
+    // Needs at the edge of the fit would place and unplace the partitions cycle after cycle,
+    // each write migrating their tasks: once the needs did not fit (unplaced at once: under
+    // contention the weights share the host), nothing is placed again within the hold.
+    const waitOut =
+      held &&
+      (this.notPlacedFor === "do-not-fit" || this.notPlacedFor === "do-not-pack") &&
+      [...next.values()].some((c) => c !== null);
+    if (!waitOut && next !== this.previous && !samePlacement(next, this.previous)) {
       this.previous = next;
       this.changedAtMs = nowMs;
+      this.notPlacedFor = notPlaced;
       this.explain(placeable, next, notPlaced);
       this.write(next, false, written);
       const placed: Record<PartitionId, number[] | null> = {};
