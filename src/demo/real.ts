@@ -138,6 +138,9 @@ export async function runRealDemo(o: DemoOptions): Promise<DemoSummary> {
     const manager = running.manager;
     const dashboardUrl = running.api?.url ?? null;
     say(`manager running (log: ${logFile})${dashboardUrl ? `; dashboard: ${dashboardUrl}/` : ""}`);
+    // whether the default placement (auto) placed the servers here, and why, as the log says
+    const placement = manager.placementDecision();
+    if (placement?.why) notes.push(placement.why);
     const points: AllocationPoint[] = [];
     let last: CycleRecord | undefined;
     const lastSecond: CycleRecord[] = [];

@@ -251,6 +251,22 @@ describe("PlacementStep", () => {
     expect(Object.keys(p.found())).toEqual(["a"]);
   });
 
+  it("an empty cpuset (cgroup v2: its parent's CPUs) is placed, and given back empty", () => {
+    const a = fakeCpuset("a", "");
+    const b = fakeCpuset("b", "");
+    const problems: string[] = [];
+    const p = new PlacementStep(
+      { fillFraction: 0.8, cpus: [0, 1] },
+      { onProblem: (id) => problems.push(id) },
+    );
+    p.step([row("a", 300, a.c), row("b", 200, b.c)], at());
+    expect([a.held(), b.held()].sort()).toEqual(["0", "1"]);
+    expect(problems).toEqual([]);
+    expect(p.found()).toEqual({ a: "", b: "" });
+    p.restore();
+    expect([a.held(), b.held()]).toEqual(["", ""]);
+  });
+
   it("a failed write is that partition's alone, reported once, and tried again each cycle until it succeeds", () => {
     const a = fakeCpuset("a");
     const b = fakeCpuset("b");

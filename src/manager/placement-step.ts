@@ -53,9 +53,12 @@ const cpusText = (cpus: readonly number[]) =>
 /**
  * Why a cpuset found holding `found` is left as it is, or null: placement moves a partition
  * only within the CPUs it was given, so one that someone narrowed (a runtime's `--cpuset-cpus`,
- * an admin) to fewer than the CPUs placement uses is not placed.
+ * an admin) to fewer than the CPUs placement uses is not placed. An empty one is not narrowed:
+ * on cgroup v2 an empty `cpuset.cpus` (what a new cgroup has) runs on its parent's CPUs, and it
+ * is written back empty on restore.
  */
 function narrowedBy(found: string, cpus: readonly number[]): string | null {
+  if (found.trim() === "") return null;
   let held: number[];
   try {
     held = parseCpuList(found, "cpuset.cpus");

@@ -375,7 +375,7 @@ describe("decidePlacement", () => {
       return d.why;
     };
     expect(why(both, true, [0, 1], true)).toBe(
-      "placement (auto) is not in force: this host's CPUs share a last-level cache (or their topology is unknown), so the kernel finds a woken server an idle CPU itself",
+      "placement (auto) is not in force: this host's CPUs share a last-level cache (or their topology cannot be read), so the kernel finds a woken server an idle CPU itself",
     );
     expect(why(both, false, [0, 1], false)).toMatch(
       /not in force: no network partition's backend can be placed/,

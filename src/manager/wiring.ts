@@ -217,8 +217,9 @@ const NO_WAKEUP_SEARCH =
  * always; `off` never; `auto` exactly where it protects latency — network and batch partitions
  * share the host, some network partition's backend can place it, there are two CPUs or more,
  * and the kernel does not search them for an idle one when a task wakes (no two share a
- * last-level cache, or the topology is unknown: then not). `why` says which held or which
- * did not; for `off` it is the hint that placement would help, or null.
+ * last-level cache: a host that reports no cache topology, as many VMs, shares none; where
+ * /sys cannot be read, not). `why` says which held or which did not; for `off` it is the hint
+ * that placement would help, or null.
  */
 export function decidePlacement(
   cfg: { placement?: { mode: PlacementDecision["mode"] } } & {
@@ -240,7 +241,7 @@ export function decidePlacement(
         : cpus.length < 2
           ? "this host has one CPU"
           : wakeupSearches
-            ? "this host's CPUs share a last-level cache (or their topology is unknown), so the kernel finds a woken server an idle CPU itself"
+            ? "this host's CPUs share a last-level cache (or their topology cannot be read), so the kernel finds a woken server an idle CPU itself"
             : null;
   if (mode === "off")
     return {

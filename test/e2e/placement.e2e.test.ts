@@ -143,7 +143,7 @@ describe.skipIf(!isRoot || !hasV1Cpuset || !twoCpus)(
       try {
         searches = wakeupSearchesCpus(readLlc(), online);
       } catch {
-        // topology unknown: auto does not place
+        // topology cannot be read: auto does not place
       }
       const weir = startWeir(writeConfig(path.join(tmp, "weir-auto.yaml"), [], null));
       expect(
