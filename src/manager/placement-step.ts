@@ -1,7 +1,8 @@
-// Placement in the manager (config `placement.mode`: spread, or auto where it is in force): after the policy step, the network
-// partitions are placed on CPUs by the pure placer (src/policy/placement.ts) from what each
-// needs this cycle (its entitlement, or the CPU it used when that is more), and each placed
-// partition's cpuset.cpus is written through its backend (only when it changed). Batch
+// Placement in the manager (config `placement.mode`: spread, or auto where it is in force):
+// after the policy step, the network partitions are placed on CPUs by the pure placer
+// (src/policy/placement.ts) from what each needs this cycle (its entitlement, or the CPU it
+// used when that is more), and each placed partition's cpuset.cpus is written through its
+// backend (only when it changed). Batch
 // partitions are never placed: they run on every CPU in the idle class. A partition whose
 // cgroup has no cpuset is not placed (said once, in the log and the API) and never failed for
 // it; a failed write is that partition's alone and is tried again next cycle.
