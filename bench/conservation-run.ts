@@ -6,6 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { createActuatorBackend } from "../src/actuators/index.ts";
 import type { CycleRecord, Importance, PartitionSpec } from "../src/core/model.ts";
+import type { PlacementDecision } from "../src/manager/view.ts";
 import { createWeirPolicy } from "../src/policy/weir.ts";
 import type { HeldHostCpu } from "../src/sensors/host-cpu.ts";
 import { policyFactories, weirWithoutWeightFloor } from "../src/sim/policies.ts";
@@ -220,7 +221,7 @@ export interface RunOutcome {
   /** cgroup files written per partition per second over the measured window. */
   writesPerPartitionSec: number;
   /** Whether the manager placed the network partitions on CPUs in this run, and why (its config's `placement.mode`). */
-  placement?: { mode: string; inForce: boolean; why: string | null };
+  placement?: PlacementDecision;
   /** Share of measured cycles the hog had a hard cap (any reason). */
   hogCappedFraction: number;
   /** Mean over measured cycles and network partitions of CPU delay and throttled fraction. */
@@ -339,12 +340,6 @@ export type LoadPlan =
     }
   | { kind: "tcp"; thinkMs: number };
 
-/** The manager's placement as configured and in force, for the outcome. */
-function placementOf(manager: { placementDecision(): RunOutcome["placement"] | null }) {
-  const d = manager.placementDecision();
-  return d ? { placement: { mode: d.mode, inForce: d.inForce, why: d.why } } : {};
-}
-
 export async function runOne(
   ctx: Ctx,
   opts: {
@@ -376,6 +371,7 @@ export async function runOne(
     opts.policySettings,
     opts.placement ?? (opts.policy === WEIR_UNPLACED.name ? WEIR_UNPLACED.placement : undefined),
   );
+  const placement = manager.placementDecision();
   const records: CycleRecord[] = [];
   const hogCpuDir = opts.hogCap
     ? hog.cgroupDirs.find((d) => fs.existsSync(path.join(d, "cpu.cfs_quota_us")))
@@ -566,7 +562,7 @@ export async function runOne(
     ...(udp ? { perSecond } : {}),
     ...(opts.scenario === "overload" ? { cycleServed } : {}),
     writesPerPartitionSec: measured.length > 0 ? writes / opts.specs.length / seconds : Number.NaN,
-    ...placementOf(manager),
+    ...(placement ? { placement } : {}),
     hogCappedFraction: measured.length > 0 ? hogCapped / measured.length : Number.NaN,
     hogCapReasons,
     hogCapMillis: stats(hogCaps)?.median ?? Number.NaN,

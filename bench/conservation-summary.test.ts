@@ -212,11 +212,11 @@ describe("conservation-real: what weir's placement was", () => {
     ({ policy, ...(placement ? { placement } : {}) }) as RunOutcome;
   it("says once per distinct answer how many of weir's runs it held for, and nothing of other policies", () => {
     const on = {
-      mode: "auto",
+      mode: "auto" as const,
       inForce: true,
       why: "placement (auto) is in force: no shared cache",
     };
-    const off = { mode: "off", inForce: false, why: null };
+    const off = { mode: "off" as const, inForce: false, why: null };
     expect(
       placementNote([
         run("weir", on),

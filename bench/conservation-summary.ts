@@ -725,8 +725,8 @@ export function summariseConservation(
 
 /**
  * What weir's placement was in these runs: the config's default (`auto`) decides at start
- * whether it places here, and says why; one note for every weir run that ran with a load, or
- * one per distinct answer where runs differed (none: outcomes that do not say).
+ * whether it places here, and says why; one note per distinct answer, with how many of weir's
+ * runs gave it (none: outcomes that do not say).
  */
 export function placementNote(outcomes: readonly RunOutcome[]): string[] {
   const seen = new Map<string, number>();

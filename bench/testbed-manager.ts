@@ -10,6 +10,7 @@ import { parseConfig } from "../src/manager/config.ts";
 import type { Manager } from "../src/manager/manager.ts";
 import { buildManager } from "../src/manager/wiring.ts";
 import type { Policy } from "../src/policy/types.ts";
+import { weirPolicy } from "../src/policy/weir.ts";
 import type { TestbedState } from "../src/testbed/state.ts";
 
 export interface TestbedManagerOptions {
@@ -36,14 +37,14 @@ export interface TestbedManagerOptions {
 
 const millis = (m: number) => `${m}m`;
 
-/** The policy weir ships (`weirPolicy`, and the variants of it the benchmarks compare). */
-const WEIR_POLICY_NAME = "weir";
-
-/** The `placement:` section for `o`: as given; absent, the default for weir and off for a baseline. */
+/**
+ * The `placement:` section for `o`: as given; absent, the default for weir (its variants carry
+ * its name too) and off for a baseline.
+ */
 const placementOf = (o: TestbedManagerOptions) =>
   o.placement
     ? { placement: o.placement }
-    : o.policy.name === WEIR_POLICY_NAME
+    : o.policy.name === weirPolicy.name
       ? {}
       : { placement: { mode: "off" as const } };
 

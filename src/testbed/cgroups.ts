@@ -6,7 +6,12 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CgroupLayout, detectCgroupLayout, hasCpuController } from "../cgroup/layout.ts";
+import {
+  type CgroupLayout,
+  cgroupDir,
+  detectCgroupLayout,
+  hasCpuController,
+} from "../cgroup/layout.ts";
 import { cgroupDirs, partitionCgroup } from "../cgroup/paths.ts";
 import { sharesToWeight } from "../cgroup/values.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
@@ -55,7 +60,7 @@ export function v1CpusetRoot(layout: CgroupLayout): string | null {
 export function testbedCgroupDirs(layout: CgroupLayout, rel: string): string[] {
   const cpuset = v1CpusetRoot(layout);
   const dirs = cgroupDirs(layout, rel);
-  return cpuset === null ? dirs : [...dirs, join(cpuset, ...rel.split("/").filter(Boolean))];
+  return cpuset === null ? dirs : [...dirs, cgroupDir(cpuset, rel)];
 }
 
 /**

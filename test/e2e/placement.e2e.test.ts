@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { readLlc, wakeupSearchesCpus } from "../../src/sensors/cpu-caches.ts";
 import { onlineCpusFile } from "../../src/sensors/cpuset.ts";
 import { parseCpuList } from "../../src/sensors/parse.ts";
+import { fillCpuset } from "../../src/testbed/cgroups.ts";
 import { spawnWeirRun } from "./weir-run.ts";
 
 const ROOT = "/sys/fs/cgroup";
@@ -52,11 +53,7 @@ function mkdir(dir: string): void {
 /** A v1 cpuset cgroup holding its parent's CPUs and memory nodes (a new one holds none). */
 function mkCpuset(dir: string): void {
   mkdir(dir);
-  for (const f of ["cpuset.cpus", "cpuset.mems"])
-    fs.writeFileSync(
-      path.join(dir, f),
-      fs.readFileSync(path.join(path.dirname(dir), f), "latin1").trim(),
-    );
+  fillCpuset(dir);
 }
 
 const cpusetFile = (p: string) => path.join(ROOT, "cpuset", CG, p, "cpuset.cpus");
