@@ -31,6 +31,7 @@ import {
   schedstatOf,
   type WaitBreakdown,
 } from "./sched-trace.ts";
+import { type StallProbe, startStallProbe } from "./stall-probe.ts";
 import { type TestbedManagerOptions, testbedManager } from "./testbed-manager.ts";
 
 export const INTERVAL_MS = 100;
@@ -244,6 +245,13 @@ export interface RunOutcome {
   cpuPerReplyUs: Record<string, number>;
   /** Where the servers waited for a CPU over TRACE_MS of the measured window (runs with a load and a trace). */
   schedWait?: WaitBreakdown;
+  /**
+   * Did the machine stand still in the measured window (stall-probe.ts: cyclictest's FIFO
+   * thread per CPU)? Its latest wake-up and the guest-wide stalls, ms; null: no probe
+   * (cyclictest not installed, or it failed: `stallsError`).
+   */
+  stalls?: { maxLateMs: number; guestWideMs: number[] } | null;
+  stallsError?: string;
 }
 
 /** Scheduler trace per run with a load: this long, from 1 s into the measured window. */
@@ -399,7 +407,9 @@ export async function runOne(
       ? captureLater(ctx.trace, timing.warmupMs + 1000, TRACE_MS)
       : null;
   let traceText = "";
+  let probe: StallProbe | null = null;
   const markTimer = setTimeout(() => {
+    probe = startStallProbe(opts.measureMs);
     measureFromMs = epochNow();
     win.mark();
     sched0 = tb.partitions.map((p) => schedstatOf(p.serverPid));
@@ -465,12 +475,25 @@ export async function runOne(
     });
   } finally {
     clearTimeout(markTimer);
+    (probe as StallProbe | null)?.stop();
     traceText = capture?.text() ?? "";
     ac.abort();
     await loop;
     manager.shutdown("restore");
     (uncap as (() => void) | null)?.();
     if (opts.hogStopped && hog.pid) process.kill(hog.pid, "SIGCONT");
+  }
+  let stalls: RunOutcome["stalls"] = null;
+  let stallsError: string | undefined;
+  try {
+    const r = await (probe as StallProbe | null)?.result();
+    if (r)
+      stalls = {
+        maxLateMs: Math.max(...r.maxLateUs) / 1000,
+        guestWideMs: r.guestWideUs.map((us) => us / 1000),
+      };
+  } catch (e) {
+    stallsError = e instanceof Error ? e.message : String(e);
   }
   const measured = records.filter((r) => r.startedAtMs >= measureFromMs && measureFromMs > 0);
   const seconds = opts.measureMs / 1000;
@@ -572,6 +595,8 @@ export async function runOne(
     waitPerRunUs,
     cpuPerReplyUs,
     ...(capture ? { schedWait: analyseSchedTrace(traceText, classOf) } : {}),
+    stalls,
+    ...(stallsError ? { stallsError } : {}),
     ...(opts.scenario === "step"
       ? {
           reaction: reactionMs(records, "a", (udp?.startedAtEpochMs ?? 0) + timing.stepAtMs, {

@@ -6,6 +6,7 @@ import {
   hogShareOfLeftover,
   overloadCycleMet,
   placementNote,
+  stallNotes,
   summariseConservation,
 } from "./conservation-summary.ts";
 
@@ -230,5 +231,49 @@ describe("conservation-real: what weir's placement was", () => {
       "weir's placement (config `placement.mode`: the default, `auto`, unless a row says otherwise), as its log said at start in 1 run: placement.mode off: not in force.",
     ]);
     expect(placementNote([run("weir")])).toEqual([]);
+  });
+});
+
+describe("conservation-real: the machine's stalls beside weir's misses", () => {
+  const run = (
+    scenario: string,
+    policy: string,
+    rep: number,
+    p99: number,
+    stalls: RunOutcome["stalls"],
+  ) =>
+    ({
+      scenario,
+      policy,
+      rep,
+      p99Ms: { a: p99, b: p99 / 2, c: p99 / 2 },
+      stalls,
+    }) as unknown as RunOutcome;
+  it("says how late the probe woke, how often the guest stood still, and what it saw where weir missed", () => {
+    const notes = stallNotes([
+      run("conserve", "weir", 0, 5, { maxLateMs: 3, guestWideMs: [] }),
+      run("ref-udp", "none", 0, 5, { maxLateMs: 2, guestWideMs: [] }),
+      run("conserve", "weir", 1, 60, { maxLateMs: 48.2, guestWideMs: [2.5, 47.9] }),
+      run("ref-udp", "none", 1, 5, { maxLateMs: 4, guestWideMs: [] }),
+      run("tcp", "weir", 0, 5, { maxLateMs: 5, guestWideMs: [] }),
+      run("ref-tcp", "none", 0, 5, { maxLateMs: 6, guestWideMs: [3.1] }),
+    ]);
+    expect(notes).toHaveLength(2);
+    expect(notes[0]).toContain("its latest wake-up per run 4.5 [2.0–48.2] ms over 6 runs");
+    expect(notes[0]).toContain(
+      "every CPU more than 2 ms late at once (the guest stood still) in 2 of them, the longest 47.9 ms",
+    );
+    expect(notes[1]).toBe(
+      "UDP, repetition 2: weir's p99 12.00× the reference's (partition a, 60.0 ms against 5.0 ms); the stall probe's latest wake-up 48.2 ms in weir's run (guest-wide stalls of 2.5, 47.9 ms) and 4.0 ms in the reference's (no guest-wide stall).",
+    );
+  });
+  it("says when there was no probe, and nothing for runs from before it", () => {
+    expect(stallNotes([run("conserve", "weir", 0, 5, null)])).toEqual([
+      "No stall probe: cyclictest (Debian: `apt-get install rt-tests`) is not installed.",
+    ]);
+    expect(
+      stallNotes([{ ...run("conserve", "weir", 0, 5, null), stallsError: "cyclictest exited 1" }]),
+    ).toEqual(["No stall probe: cyclictest failed (cyclictest exited 1)."]);
+    expect(stallNotes([{ scenario: "conserve", policy: "weir" } as RunOutcome])).toEqual([]);
   });
 });

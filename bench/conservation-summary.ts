@@ -26,6 +26,7 @@ import { waitNote as traceNote, WAIT_COLUMNS, waitRow } from "./conservation-wai
 import type { BenchFigure, BenchResult } from "./harness.ts";
 import { fmtStats, repeated, stats } from "./harness.ts";
 import { RESERVE_CPU_MILLIS } from "./real-common.ts";
+import { PROBE_INTERVAL_US, SPIKE_US } from "./stall-probe.ts";
 
 /**
  * Share of cycles in which a partition met its goal, from the manager's own record: each
@@ -719,7 +720,14 @@ export function summariseConservation(
         rows: overloadRows,
       },
     ],
-    notes: [...info.notes, ...placementNote(outcomes), stepNote, ...waitNotes, ...losses],
+    notes: [
+      ...info.notes,
+      ...placementNote(outcomes),
+      ...stallNotes(outcomes),
+      stepNote,
+      ...waitNotes,
+      ...losses,
+    ],
   };
 }
 
@@ -740,4 +748,59 @@ export function placementNote(outcomes: readonly RunOutcome[]): string[] {
     ([key, n]) =>
       `weir's placement (config \`placement.mode\`: the default, \`auto\`, unless a row says otherwise), as its log said at start in ${n} run${n === 1 ? "" : "s"}: ${key}.`,
   );
+}
+
+const fmtMs = (ms: number) => `${ms.toFixed(1)} ms`;
+const fmtGuestWide = (s: { guestWideMs: number[] }) =>
+  s.guestWideMs.length === 0
+    ? "no guest-wide stall"
+    : `guest-wide stall${s.guestWideMs.length === 1 ? "" : "s"} of ${s.guestWideMs.map((x) => x.toFixed(1)).join(", ")} ms`;
+
+/**
+ * What the stall probe (stall-probe.ts) saw over the measured windows: how late its real-time
+ * threads woke, and in how many runs every CPU was late at once (the guest stood still); then,
+ * for each of weir's repetitions whose worst p99 ratio missed the 1.2× target (UDP conserve,
+ * TCP), what the probe saw in that run and in the same repetition's no-hog reference — whether
+ * the machine stood still where the p99 rose. Nothing for outcomes that carry no probe field.
+ */
+export function stallNotes(outcomes: readonly RunOutcome[]): string[] {
+  const withField = outcomes.filter((o) => o.stalls !== undefined);
+  if (withField.length === 0) return [];
+  const probed = withField.filter((o) => o.stalls != null);
+  if (probed.length === 0) {
+    const error = withField.find((o) => o.stallsError)?.stallsError;
+    return [
+      error
+        ? `No stall probe: cyclictest failed (${error}).`
+        : "No stall probe: cyclictest (Debian: `apt-get install rt-tests`) is not installed.",
+    ];
+  }
+  const stallsOf = (o: RunOutcome) => o.stalls as NonNullable<RunOutcome["stalls"]>;
+  const stalled = probed.filter((o) => stallsOf(o).guestWideMs.length > 0);
+  const longest = Math.max(0, ...probed.flatMap((o) => stallsOf(o).guestWideMs));
+  const notes = [
+    `The machine's own stalls (stall-probe.ts: rt-tests' cyclictest, a SCHED_FIFO thread on each CPU waking every ${PROBE_INTERVAL_US / 1000} ms over each measured window, which preempts everything the benchmark runs): its latest wake-up per run ${fmtStats(
+      probed.map((o) => stallsOf(o).maxLateMs),
+      1,
+    )} ms over ${probed.length} runs; every CPU more than ${SPIKE_US / 1000} ms late at once (the guest stood still) in ${stalled.length} of them${stalled.length > 0 ? `, the longest ${fmtMs(longest)}` : ""}.`,
+  ];
+  const loads = [
+    { scenario: "conserve", ref: "ref-udp", load: "UDP" },
+    { scenario: "tcp", ref: "ref-tcp", load: "TCP" },
+  ] as const;
+  for (const { scenario, ref, load } of loads)
+    for (const o of outcomes.filter((x) => x.scenario === scenario && x.policy === "weir")) {
+      const r = outcomes.find((x) => x.scenario === ref && x.rep === o.rep);
+      if (!r) continue;
+      let worst = { name: "", ratio: Number.NEGATIVE_INFINITY };
+      for (const n of NET) {
+        const ratio = (o.p99Ms[n] ?? Number.NaN) / (r.p99Ms[n] ?? Number.NaN);
+        if (ratio > worst.ratio) worst = { name: n, ratio };
+      }
+      if (!(worst.ratio > 1.2) || !o.stalls || !r.stalls) continue;
+      notes.push(
+        `${load}, repetition ${o.rep + 1}: weir's p99 ${worst.ratio.toFixed(2)}× the reference's (partition ${worst.name}, ${fmtMs(o.p99Ms[worst.name]!)} against ${fmtMs(r.p99Ms[worst.name]!)}); the stall probe's latest wake-up ${fmtMs(o.stalls.maxLateMs)} in weir's run (${fmtGuestWide(o.stalls)}) and ${fmtMs(r.stalls.maxLateMs)} in the reference's (${fmtGuestWide(r.stalls)}).`,
+      );
+    }
+  return notes;
 }

@@ -53,6 +53,7 @@ import {
   TCP_CONNECTIONS,
   timingFor,
 } from "./conservation-run.ts";
+import { stallNotes } from "./conservation-summary.ts";
 import type { BenchFigure, Benchmark } from "./harness.ts";
 import {
   fmtStats,
@@ -272,6 +273,8 @@ export const bench: Benchmark = {
       groupCpuShares: GROUP_CPU_SHARES,
     });
     const names = tb.partitions.map((p) => p.name);
+    // every run's outcome, for the stall probe's note
+    const outcomes: RunOutcome[] = [];
     const byLoad = Object.fromEntries(LOADS.map((k) => [k, []])) as unknown as Record<
       LoadKind,
       Array<Partial<Record<Variant, PlacementRun>>>
@@ -398,6 +401,7 @@ export const bench: Benchmark = {
             } finally {
               undo();
             }
+            outcomes.push(o);
             row[v] = {
               p99Ms: o.p99Ms,
               hostIdle: o.hostIdle,
@@ -502,6 +506,7 @@ export const bench: Benchmark = {
               `weir-placed, each partition's need as placement sees it (its entitlement, or the CPU it used when more; median [range] over the cycles of all repetitions, millicores): ${LOADS.map((k) => `${LABEL[k]} ${[...needs[k]].map(([n, xs]) => `${n} ${fmtStats(xs, 0)}`).join(", ")}`).join("; ")}.`,
             ]
           : []),
+        ...stallNotes(outcomes),
         `Load average (1, 5, 15 min): ${load0} at the start, ${loadAvg()} at the end (2 CPUs, shared).`,
       ],
     };
