@@ -48,6 +48,10 @@ describe("createMetrics", () => {
       await value(r, "weir_partition_velocity_packets_per_cpu_second", { partition: "dns" }),
     ).toBe(4000);
     expect(await value(r, "weir_partition_throttled_ratio", { partition: "web" })).toBe(0.6);
+    // the files each record says were written, summed over the two cycles
+    expect(await value(r, "weir_partition_cgroup_writes_total", { partition: "web" })).toBe(2);
+    expect(await value(r, "weir_partition_cgroup_writes_total", { partition: "dns" })).toBe(6);
+    expect(await value(r, "weir_partition_cgroup_writes_total", { partition: "batch" })).toBe(2);
     expect(await value(r, "weir_capacity_cpu_cores")).toBe(2);
     expect(await value(r, "weir_cycles_total")).toBe(2);
     // 0.12 ms total per cycle -> both in the 0.0005 s bucket
@@ -335,5 +339,9 @@ describe("createMetrics on a record's columns", () => {
       /weir_partition_errors_total\{partition="dns",code="WEIR_APPLY_FAILED"\} 6/,
     );
     expect(text).toMatch(/weir_partition_velocity_packets_per_cpu_second\{partition="web"\} 4500/);
+    // dns wrote nothing in any cycle: its series stays at 0; web's entry lists one file in
+    // each of the six records
+    expect(text).toMatch(/weir_partition_cgroup_writes_total\{partition="dns"\} 0\n/);
+    expect(text).toMatch(/weir_partition_cgroup_writes_total\{partition="web"\} 6\n/);
   });
 });

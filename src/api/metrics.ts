@@ -61,6 +61,8 @@ interface PartitionSeries {
   bytesEgress: number;
   dropped: number;
   cpuSeconds: number;
+  /** Values weir wrote to its cgroup (and cpuset) files, all cycles. */
+  writes: number;
   allocationCores: number | undefined;
   weight: number | undefined;
   capCores: number | undefined;
@@ -89,6 +91,7 @@ const newSeries = (): PartitionSeries => ({
   bytesEgress: 0,
   dropped: 0,
   cpuSeconds: 0,
+  writes: 0,
   allocationCores: undefined,
   weight: undefined,
   capCores: undefined,
@@ -192,6 +195,14 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     "weir_partition_cpu_seconds_total",
     "CPU time the partition used, seconds.",
     counter("cpuSeconds"),
+  );
+  perPartition(
+    Counter,
+    "weir_partition_cgroup_writes_total",
+    "Values weir wrote for the partition (cgroup files: weight, idle class, cap, burst, cpuset); an unchanged value is never rewritten, so its rate is the churn the policy causes.",
+    (m, partition, s) => {
+      if (s.seen > 0) m.inc({ partition }, s.writes);
+    },
   );
   perPartition(
     Gauge,
@@ -312,8 +323,10 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     cpuMillis: number | undefined,
     decisionVelocity: number | null | undefined,
     error: WeirErrorInfo | undefined,
+    written: number,
   ): void {
     s.seen = cycle;
+    s.writes += written;
     if (t) {
       // Counters advance by rate x window; the window is the throughput's own when it has one.
       const sec = secondsFromMs(t.windowMs > 0 ? t.windowMs : intervalMs);
@@ -373,6 +386,7 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
           d?.cpuMillis ?? c.decision(k)?.cpuMillis,
           c.decisionVelocity(k),
           c.errors?.[k],
+          c.written[k]?.length ?? 0,
         );
       }
     } else
@@ -391,6 +405,7 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
           p.directive?.cpuMillis ?? p.decision?.cpuMillis,
           p.decision?.velocityPacketsPerCpuSec,
           p.error,
+          p.written?.length ?? 0,
         );
       }
     for (const s of series.values()) if (s.seen !== cycle) clearGauges(s);

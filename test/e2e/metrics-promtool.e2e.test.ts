@@ -200,6 +200,10 @@ describe.skipIf(!canRun)(
         sample(scrape, 'weir_partition_cpu_allocation_cores{partition="echo"}'),
       ).toBeGreaterThanOrEqual(0.1);
       expect(sample(scrape, "weir_capacity_cpu_cores")).toBe(1);
+      // the values the actuator wrote for it, a whole count (0 if it found them already set)
+      const writes = sample(scrape, 'weir_partition_cgroup_writes_total{partition="echo"}');
+      expect(Number.isInteger(writes)).toBe(true);
+      expect(writes).toBeGreaterThanOrEqual(0);
       // the host's idle CPU from this host's /proc/stat, a ratio in base units
       const idle = sample(scrape, "weir_host_cpu_idle_ratio");
       expect(idle).toBeGreaterThanOrEqual(0);
