@@ -273,7 +273,8 @@ export const bench: Benchmark = {
       groupCpuShares: GROUP_CPU_SHARES,
     });
     const names = tb.partitions.map((p) => p.name);
-    // every run's outcome, for the stall probe's note
+    // every run's outcome, for the stall probe's note (its first: how late the probe woke and how
+    // often the guest stood still; the per-repetition notes need conservation-real's references)
     const outcomes: RunOutcome[] = [];
     const byLoad = Object.fromEntries(LOADS.map((k) => [k, []])) as unknown as Record<
       LoadKind,
