@@ -1,4 +1,4 @@
-// overhead-ab's variant names: `name`, `name@DIR`, and `#N` partitions on either.
+// overhead-ab's variant names: `name`, `name@DIR`, `#N` partitions and `%CPUS` pinning on either.
 import { describe, expect, it } from "vitest";
 import { VARIANTS, variantOf } from "./overhead-ab.ts";
 
@@ -19,6 +19,24 @@ describe("variantOf", () => {
       bin: "/tmp/other/bin/weir.js",
       partitions: 1,
     });
+  });
+
+  it("pins a variant to the CPUs after %, on top of the rest", () => {
+    const base = VARIANTS.find((v) => v.name === "base")!;
+    expect(variantOf("base%1", VARIANTS)).toMatchObject({
+      name: "base%1",
+      nodeFlags: base.nodeFlags,
+      cpus: "1",
+    });
+    expect(variantOf("base@/tmp/other#10%0-1", VARIANTS)).toMatchObject({
+      name: "base@/tmp/other#10%0-1",
+      bin: "/tmp/other/bin/weir.js",
+      partitions: 10,
+      cpus: "0-1",
+    });
+    expect(variantOf("base", VARIANTS).cpus).toBeUndefined();
+    for (const bad of ["base%", "base%x", "base%1;rm"])
+      expect(() => variantOf(bad, VARIANTS)).toThrow(/%CPUS wants a CPU list/);
   });
 
   it("refuses an unknown name and a partition count outside 1..100", () => {

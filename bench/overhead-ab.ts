@@ -27,7 +27,8 @@
 //   npx tsx bench/overhead-ab.ts [--rounds N] [--variants a,b,...] [--together] [--trace-gc]
 //     [--trace-opt] [--bin NAME=PATH ...] [--warmup-ms N] [--measure-ms N] [--out FILE]
 // A variant written `name#N` (or `name@DIR#N`) runs on N of the 100 partitions (`base#1,base`:
-// what the cycle's fixed part costs at 10 Hz against what each partition adds).
+// what the cycle's fixed part costs at 10 Hz against what each partition adds); `name%CPUS` runs
+// it pinned to those CPUs (`main%1`: taskset -c 1).
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`).
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -63,6 +64,8 @@ export interface Variant {
   bin?: string;
   /** How many of the PARTITIONS idle partitions its config names (default: all). */
   partitions?: number;
+  /** The CPUs it is pinned to (`taskset -c`, which execs node in place: the same pid), or all. */
+  cpus?: string;
 }
 
 /** `--bin NAME=PATH`: a variant running that bin with its first line's flags and environment. */
@@ -76,10 +79,20 @@ export function binVariant(arg: string): Variant {
 
 /**
  * `name`, `name@DIR` (the bin of the package at DIR) or either with `#N` after it (N of the
- * PARTITIONS idle partitions, 1..PARTITIONS: what a cycle costs at 10 Hz with fewer) as a
- * variant of `known`.
+ * PARTITIONS idle partitions, 1..PARTITIONS: what a cycle costs at 10 Hz with fewer) and/or
+ * `%CPUS` (pinned to those CPUs, a taskset list: does a manager that always wakes on the same
+ * CPU find its code and data still in that CPU's caches?) as a variant of `known`.
  */
 export function variantOf(spec: string, known: readonly Variant[]): Variant {
+  const pct = spec.indexOf("%");
+  if (pct >= 0) {
+    const cpus = spec.slice(pct + 1);
+    if (!/^\d+([-,]\d+)*$/.test(cpus))
+      throw new Error(
+        `overhead-ab: ${spec}: %CPUS wants a CPU list like 1 or 0-1, got ${JSON.stringify(cpus)}`,
+      );
+    return { ...variantOf(spec.slice(0, pct), known), name: spec, cpus };
+  }
   const hash = spec.indexOf("#");
   const base = hash < 0 ? spec : spec.slice(0, hash);
   const partitions = hash < 0 ? undefined : Number(spec.slice(hash + 1));
@@ -251,7 +264,9 @@ async function start(
     ...(traceOpt ? ["--trace-opt", "--trace-deopt"] : []),
   ];
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [...flags, bin, "run", "-c", configFile], {
+  const argv = [process.execPath, ...flags, bin, "run", "-c", configFile];
+  if (variant.cpus) argv.unshift("taskset", "-c", variant.cpus);
+  const child = spawn(argv[0]!, argv.slice(1), {
     env,
     stdio: ["ignore", traceGc || traceOpt ? "pipe" : "ignore", "pipe"],
   });
