@@ -596,7 +596,9 @@ async function main(argv: string[]): Promise<void> {
   const lines = [header, ...summarize(results, names)];
   for (const v of variants)
     lines.push(
-      `  ${v.name}: node ${v.nodeFlags.join(" ")} ${v.bin ?? BIN}${Object.entries(v.env)
+      `  ${v.name}: ${v.cpus ? `taskset -c ${v.cpus} ` : ""}node ${v.nodeFlags.join(" ")} ${v.bin ?? BIN}${Object.entries(
+        v.env,
+      )
         .map(([k, x]) => ` ${k}=${x}`)
         .join("")}`,
     );
