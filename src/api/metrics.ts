@@ -200,9 +200,8 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     Counter,
     "weir_partition_cgroup_writes_total",
     "Values weir wrote for the partition (cgroup files: weight, idle class, cap, burst, cpuset); an unchanged value is never rewritten, so its rate is the churn the policy causes.",
-    (m, partition, s) => {
-      if (s.seen > 0) m.inc({ partition }, s.writes);
-    },
+    // every partition ever recorded has its series (0 while nothing was written)
+    (m, partition, s) => m.inc({ partition }, s.writes),
   );
   perPartition(
     Gauge,
