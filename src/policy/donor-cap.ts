@@ -236,6 +236,11 @@ export interface DonorCapRows {
    */
   rows?: Int32Array;
   rowCount?: number;
+  /**
+   * Per row, this step's goal margin by cycles (> 0: held per cycle, so no donor cap — an
+   * open-loop goal partition, demand.ts OPEN_LOOP_GOAL_CYCLE_SHARE); absent: none.
+   */
+  goalMargin?: Float64Array;
 }
 
 /** Where a capped donor's demand goes: the step's arrays. */
@@ -266,7 +271,8 @@ export interface DonorCapOut {
  * which the trim measures like any other CPU the donor gets. Untrimmed (donorCapMargin ≥
  * goalHeadroom) the cap is goal ÷ velocity + goalHeadroom and moves only when that moves by more
  * than the goal's weight band (5 %) from the cap in force (once the entitlement has reached it).
- * Not with goals met in a share of cycles (goalCycleFraction > 0). Returns how many partitions are capped.
+ * Not with goals met in a share of cycles (goalCycleFraction > 0), nor on a row held per cycle
+ * (an open-loop goal partition: DonorCapRows.goalMargin). Returns how many partitions are capped.
  */
 export function donorCaps(
   n: number,
@@ -295,6 +301,7 @@ export function donorCaps(
   for (let k = 0; k < m; k++) {
     const i = rows ? rows[k]! : k;
     if (r.eligible[i] !== 1) continue;
+    if (r.goalMargin !== undefined && r.goalMargin[i]! > 0) continue;
     const imp = r.importance[i]!;
     if (!(leastImportantWanting > imp)) continue;
     const was = (r.prevFlags[i]! & FLAG_DONOR_CAP) !== 0;

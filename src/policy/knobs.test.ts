@@ -24,6 +24,7 @@ describe("POLICY_KNOBS", () => {
       weightDeadbandFraction: 0.15,
       goalHeadroomFraction: 0.05,
       goalCycleFraction: 0,
+      openLoopGoalCycleFraction: 0.99,
       donorCapPeriodMs: 100,
       donorCapMarginFraction: 0.01,
       burstFraction: 1,

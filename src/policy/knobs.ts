@@ -3,6 +3,7 @@
 // each one is in README.md.
 import type { ChoiceRule, NumberRule } from "../core/bounds.ts";
 import type { CpuMillis } from "../core/units.ts";
+import { OPEN_LOOP_GOAL_CYCLE_SHARE } from "./demand.ts";
 import { DONOR_CAP_MARGIN_FRACTION, DONOR_CAP_PERIOD_MS } from "./donor-cap.ts";
 import type { PolicyKnobs } from "./types.ts";
 
@@ -156,6 +157,14 @@ export const POLICY_KNOBS = {
     description:
       "0: a goal is met on average (goal × (1 + goalHeadroom)); else the share of cycles in which a goal partition must serve at least its goal (0.99 = 99 %), with a margin learnt from its own readings and no donor cap",
   },
+  openLoopGoalCycles: {
+    field: "openLoopGoalCycleFraction",
+    default: OPEN_LOOP_GOAL_CYCLE_SHARE,
+    rule: { min: 0, max: 0.999 },
+    unit: "fraction",
+    description:
+      "with goalCycles 0: the share of cycles in which an open-loop goal partition (its arrivals were dropped when it fell behind) must serve its goal, with a learnt margin and no donor cap; the others stay on average; 0 = every goal on average",
+  },
   donorCapPeriodMs: {
     field: "donorCapPeriodMs",
     default: DONOR_CAP_PERIOD_MS,
@@ -259,6 +268,7 @@ export function fixedShapeKnobs(k: PolicyKnobs): PolicyKnobs {
     cpuDelayThreshold: k.cpuDelayThreshold,
     goalHeadroomFraction: k.goalHeadroomFraction,
     goalCycleFraction: k.goalCycleFraction,
+    openLoopGoalCycleFraction: k.openLoopGoalCycleFraction,
     donorCapPeriodMs: k.donorCapPeriodMs,
     donorCapMarginFraction: k.donorCapMarginFraction,
     weightDeadbandFraction: k.weightDeadbandFraction,

@@ -23,7 +23,7 @@ export interface PackedState {
   flags: Uint8Array;
   /** A capped donor's trimmed set point, millicores (donor-cap.ts donorCapSetpoint; NaN = none). */
   donorSetpoint: Float64Array;
-  /** A goal partition's margin by cycles (demand.ts GOAL_MARGIN_GAIN; 0 or NaN = none; empty without goals by cycles). */
+  /** A goal partition's margin by cycles (demand.ts GOAL_MARGIN_GAIN, OPEN_LOOP_GOAL_CYCLE_SHARE; 0 or NaN = none; may be empty). */
   goalMargin: Float64Array;
 }
 

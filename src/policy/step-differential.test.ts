@@ -278,6 +278,7 @@ describe("weir step: fast paths give the plain paths' output", () => {
             detail.weightDivisor,
           ),
           last?.rising === true,
+          last?.goalMarginFraction ?? null,
         );
         expect(detail.assessment).toEqual(expected);
         compared++;

@@ -42,6 +42,14 @@ export interface PolicyKnobs {
    */
   goalCycleFraction: number;
   /**
+   * With goalCycleFraction 0: the share of cycles in which an open-loop goal partition — one
+   * whose arrivals were dropped because it fell behind (confirmed drops) — must serve at least
+   * its goal, as goalCycleFraction holds every goal partition to it (a learnt margin, no donor
+   * cap); the others stay on average. 0 = every goal on average. Default 0.99
+   * (demand.ts OPEN_LOOP_GOAL_CYCLE_SHARE).
+   */
+  openLoopGoalCycleFraction: number;
+  /**
    * A goal partition that meets its goal with room while a less important partition wants CPU
    * is capped at what its goal needs, over CFS periods this long (donor-cap.ts); 0 = never.
    */

@@ -1729,6 +1729,117 @@ describe("reading the state does not change the next decision", () => {
     }
   });
 
+  it("by default an open-loop goal partition (its arrivals dropped) is held per cycle, a closed-loop one on average", () => {
+    const gold = spec("gold", { importance: 1, goalPacketsPerSec: 1000 });
+    const at = (
+      k: PolicyKnobs,
+      served: number,
+      offered: number,
+      margin?: number,
+    ) => {
+      const out = step(
+        k,
+        [gold],
+        [
+          throughput("gold", {
+            offeredPacketsPerSec: offered,
+            servedPacketsPerSec: served,
+            // the sensor counts a dropped arrival as offered: offered − served were dropped
+            droppedPacketsPerSec: offered - served,
+            cpuCores: served / 4000,
+            cpuDelayFraction: 0.6,
+            rawVelocityPacketsPerCpuSec: 4000,
+          }),
+        ],
+        {
+          partitions: {
+            gold: {
+              cpuMillis: 600,
+              demandCpuMillis: 600,
+              velocityPacketsPerCpuSec: 4000,
+              weight: 3000,
+              ...(margin !== undefined ? { goalMarginFraction: margin } : {}),
+            },
+          },
+        },
+      );
+      return { d: out.d.gold!, margin: out.state.partitions.gold!.goalMarginFraction };
+    };
+    const k = knobs(2000);
+    expect(k.goalCycleFraction).toBe(0);
+    expect(k.openLoopGoalCycleFraction).toBe(0.99);
+    // velocity 4,000: the goal needs 250m; weight 3,000 of 2,000m is 600m. Serving 1,400 pps
+    // (PI 0.714) of 1,400 offered, nothing dropped (closed loop): on average, a donor cut by at
+    // most 25 % a cycle, 600 × max(0.714 × 1.05, 0.75) = 450m, and no margin
+    const closed = at(k, 1400, 1400);
+    expect(closed.margin).toBeUndefined();
+    expect(closed.d.detail.assessment).toMatchObject({ donor: true, dropping: false });
+    expect(closed.d.detail.assessment!.goalMarginFraction).toBeUndefined();
+    expect(closed.d.demandCpuMillis).toBeCloseTo(450, 9);
+    expect(closed.d.why).toContain("last entitlement × PI + 5 %)");
+    // 1,600 offered and 200 dropped while it uses 350m of its 600m (more than half: confirmed):
+    // open loop, so by cycles from this window on: its margin starts at goalHeadroom (5 %; a
+    // window over the goal takes 0.05 × 0.01 off, never under 5 %), and it donates at most 10 %
+    // a cycle: 600 × max(0.714 × 1.05, 0.9) = 540m
+    const open = at(k, 1400, 1600);
+    expect(open.d.detail.assessment).toMatchObject({ donor: true, dropping: true });
+    expect(open.margin).toBe(0.05);
+    expect(open.d.demandCpuMillis).toBeCloseTo(540, 9);
+    expect(open.d.why).toContain(
+      "last entitlement × PI + 5 %, its margin for 99 % of cycles: open loop, it drops what it does not serve, at most −10 % a cycle",
+    );
+    // its margin marks it: with nothing dropped in the next window it stays by cycles (540m, not
+    // 450m), and a window under the goal while offered more raises the margin by 0.05 × 0.99
+    const marked = at(k, 1400, 1400, 0.05);
+    expect(marked.margin).toBe(0.05);
+    expect(marked.d.demandCpuMillis).toBeCloseTo(540, 9);
+    expect(at(k, 900, 1200, 0.2).margin).toBeCloseTo(0.2495, 12);
+    // openLoopGoalCycles 0: every goal on average, dropping or not; a margin left in the state
+    // from before is not kept
+    const off = knobs(2000, { openLoopGoalCycleFraction: 0 });
+    const avg = at(off, 1400, 1600, 0.2);
+    expect(avg.margin).toBeUndefined();
+    expect(avg.d.demandCpuMillis).toBeCloseTo(450, 9);
+  });
+
+  it("an open-loop goal donor is not donor-capped: its weight holds it, while a closed-loop one beside the same wanting partition is capped", () => {
+    const specs = [
+      spec("gold", { importance: 1, goalPacketsPerSec: 1000 }),
+      spec("bronze", { importance: 3 }),
+    ];
+    const capOf = (dropped: number) => {
+      const out = step(
+        knobs(1000),
+        specs,
+        [
+          throughput("gold", {
+            offeredPacketsPerSec: 1400 + dropped,
+            servedPacketsPerSec: 1400,
+            droppedPacketsPerSec: dropped,
+            cpuCores: 0.35,
+            cpuDelayFraction: 0.6,
+            rawVelocityPacketsPerCpuSec: 4000,
+          }),
+          // bronze wants CPU: it serves and waits for a CPU 60 % of the time
+          throughput("bronze", {
+            offeredPacketsPerSec: 1200,
+            servedPacketsPerSec: 1200,
+            cpuCores: 0.3,
+            cpuDelayFraction: 0.6,
+            rawVelocityPacketsPerCpuSec: 4000,
+          }),
+        ],
+        saved({
+          gold: { cpu: 600, demand: 600, velocity: 4000 },
+          bronze: { cpu: 300, demand: 300, velocity: 4000 },
+        }),
+      );
+      return out.dir.gold!;
+    };
+    expect(capOf(0)).toMatchObject({ capReason: "goal-donor", capPeriodUs: 100_000 });
+    expect(capOf(200)).toMatchObject({ capReason: null, capCpuMillis: Infinity });
+  });
+
   it("with goals by cycles (goalCycleFraction 0.99), the learnt margin survives the state file", () => {
     const byCycles = { ...k, goalCycleFraction: 0.99 };
     let moved = 0;

@@ -257,7 +257,6 @@ export function rowsByClass(t: PartitionTable, blockRows = CLASS_BLOCK_ROWS): In
 }
 
 /** The goal-margin column of a step without goals by cycles: empty (read as none, never written). */
-const NO_GOAL_MARGIN = new Float64Array(0);
 /** An input column the rule is told not to read. */
 const NOT_READ = new Float64Array(0);
 
@@ -358,14 +357,14 @@ function step(
   // What the output keeps (the next state's arrays, the decisions' numbers and reasons), in
   // one buffer of each type; everything else is scratch. Last cycle's arrays are read where
   // they are (the previous state's, when it is aligned with this table), never copied.
-  // Goal margins by cycles get a column only with goalCycleFraction > 0 (written on goal rows
-  // only; 0 = none); otherwise an empty one, which every reader takes as none.
+  // Goal margins by cycles (goalCycleFraction > 0: every goal row; otherwise the open-loop
+  // ones, demand.ts OPEN_LOOP_GOAL_CYCLE_SHARE) have a column; 0 = none.
   const byCycles = knobs.goalCycleFraction > 0;
-  const f64s = byCycles ? 7 : 6;
+  const f64s = 7;
   const arena = new ArrayBuffer(n * (f64s * 8 + 3)); // Float64 arrays first: aligned
   const f = (k: number): Float64Array => new Float64Array(arena, k * n * 8, n);
   const u = (k: number): Uint8Array => new Uint8Array(arena, f64s * n * 8 + k * n, n);
-  const goalMargin = byCycles ? f(6) : NO_GOAL_MARGIN;
+  const goalMargin = f(6);
   const buf = sc.fit(n, 7, 10);
   const [target, prevNeed, post0, post1, effectiveMin, leftover, ruleDemand] = buf.f64 as [
     Float64Array,
@@ -543,6 +542,7 @@ function step(
         prevSetpoint: s.prev.donorSetpoint,
         rows: s.dcRows,
         rowCount: found.dcCount,
+        goalMargin,
       },
       found.leastImportantWanting,
       knobs,

@@ -11,6 +11,7 @@ import {
 } from "./demand.ts";
 import { donorCapCpuMillis } from "./donor-cap.ts";
 import { clamp, importanceWeightRatio, weightForAllocation } from "./rules.ts";
+import type { PolicyKnobs } from "./types.ts";
 
 /** 12345.6 → "12,346" (en-US grouping without Intl: a sentence has up to a dozen numbers). */
 export function formatInt(x: number): string {
@@ -92,12 +93,12 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
       if (a.donor && goal !== undefined) {
         const pi = d.performanceIndex;
         parts.push(
-          `goal ${int(goal)} pps met (PI ${pi === null ? "?" : pi.toFixed(2)}), so it claims ${millis(a.demandCpuMillis)} (${a.goalMarginFraction !== undefined ? `last entitlement × PI + ${marginText(a.goalMarginFraction, k.goalCycleFraction)}, at most −${pct(GOAL_DONATE_STEP_FRACTION)} a cycle, not under goal ÷ velocity + that margin` : `last entitlement × PI + ${pct(k.goalHeadroomFraction)}`}) and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
+          `goal ${int(goal)} pps met (PI ${pi === null ? "?" : pi.toFixed(2)}), so it claims ${millis(a.demandCpuMillis)} (${a.goalMarginFraction !== undefined ? `last entitlement × PI + ${marginText(a.goalMarginFraction, k)}, at most −${pct(GOAL_DONATE_STEP_FRACTION)} a cycle, not under goal ÷ velocity + that margin` : `last entitlement × PI + ${pct(k.goalHeadroomFraction)}`}) and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
         );
       } else if (a.goalReceiver && goal !== undefined) {
         const pi = d.performanceIndex;
         parts.push(
-          `goal ${int(goal)} pps ${pi !== null && pi > 1 ? "missed" : `met by less than its ${a.goalMarginFraction !== undefined ? marginText(a.goalMarginFraction, k.goalCycleFraction) : pct(k.goalHeadroomFraction)} margin`} (PI ${pi === null ? "?" : pi.toFixed(2)}) while short of CPU, so it receives: ${millis(a.demandCpuMillis)} (last entitlement × PI + ${a.goalMarginFraction !== undefined ? pctFine(a.goalMarginFraction) : pct(k.goalHeadroomFraction)}${goalMinStepFraction(k) > 0 ? `, at least +${pct(goalMinStepFraction(k))}` : ""}, at most +${pct(GOAL_STEP_FRACTION)} a cycle)`,
+          `goal ${int(goal)} pps ${pi !== null && pi > 1 ? "missed" : `met by less than its ${a.goalMarginFraction !== undefined ? marginText(a.goalMarginFraction, k) : pct(k.goalHeadroomFraction)} margin`} (PI ${pi === null ? "?" : pi.toFixed(2)}) while short of CPU, so it receives: ${millis(a.demandCpuMillis)} (last entitlement × PI + ${a.goalMarginFraction !== undefined ? pctFine(a.goalMarginFraction) : pct(k.goalHeadroomFraction)}${goalMinStepFraction(k) > 0 ? `, at least +${pct(goalMinStepFraction(k))}` : ""}, at most +${pct(GOAL_STEP_FRACTION)} a cycle)`,
         );
       } else if (!floored && Math.abs(a.demandCpuMillis - a.rawDemandCpuMillis) >= 0.5)
         parts.push(`smoothed to ${millis(a.demandCpuMillis)}`);
@@ -227,8 +228,13 @@ function donorCapText(d: WeirDecision, x: DecisionDetail): string {
 }
 
 /** A margin by cycles: "12.3 %, its margin for 99 % of cycles". */
-const marginText = (margin: number, cycleShare: number): string =>
-  `${pctFine(margin)}, its margin for ${pctFine(cycleShare)} of cycles`;
+const marginText = (
+  margin: number,
+  k: Pick<PolicyKnobs, "goalCycleFraction" | "openLoopGoalCycleFraction">,
+): string =>
+  k.goalCycleFraction > 0
+    ? `${pctFine(margin)}, its margin for ${pctFine(k.goalCycleFraction)} of cycles`
+    : `${pctFine(margin)}, its margin for ${pctFine(k.openLoopGoalCycleFraction)} of cycles: open loop, it drops what it does not serve`;
 
 /** 0.015 → "1.5 %", 0.01 → "1 %". */
 const pctFine = (fraction: number): string => `${Math.round(fraction * 1000) / 10} %`;
