@@ -1731,12 +1731,7 @@ describe("reading the state does not change the next decision", () => {
 
   it("by default an open-loop goal partition (its arrivals dropped) is held per cycle, a closed-loop one on average", () => {
     const gold = spec("gold", { importance: 1, goalPacketsPerSec: 1000 });
-    const at = (
-      k: PolicyKnobs,
-      served: number,
-      offered: number,
-      margin?: number,
-    ) => {
+    const at = (k: PolicyKnobs, served: number, offered: number, margin?: number) => {
       const out = step(
         k,
         [gold],
