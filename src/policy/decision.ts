@@ -34,6 +34,8 @@ export interface StepContext {
   knobs: PolicyKnobs;
   capacityCpuMillis: number;
   deadbandCpuMillis: number;
+  /** Each importance level's weight ÷ the one below's, this step (rules.ts stepImportanceWeightRatio). */
+  importanceWeightRatio: number;
 }
 
 /**
@@ -252,7 +254,7 @@ export class WeirDecision implements Decision {
     const min = t.minCpuMillis[i]!;
     const max = t.maxCpuMillis[i]!;
     const importance = t.importance[i]!;
-    const divisor = divisorsFor(t, r.context.knobs)[importance]!;
+    const divisor = divisorsFor(t, r.context.importanceWeightRatio)[importance]!;
     const tp = this.throughput;
     let assessment: DemandAssessment | null = null;
     if (source === Source.network && tp !== null) {

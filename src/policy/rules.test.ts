@@ -6,6 +6,7 @@ import {
   importanceWeightRatio,
   mayCapAtEntitlement,
   roundHalfUp,
+  stepImportanceWeightRatio,
   weightDivisors,
   weightForAllocation,
   withQuotaFloor,
@@ -86,8 +87,26 @@ describe("importance in the weights", () => {
     const d = weightDivisors(specs, new Float64Array(6), GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO);
     expect([d[1], d[3], d[5]]).toEqual([1, 4, 16]);
     const t = partitionTable(specs);
-    expect([...divisorsFor(t, { goalCycleFraction: 0 })].slice(1)).toEqual([1, 2, 2, 4, 4]);
-    expect([...divisorsFor(t, { goalCycleFraction: 0.99 })].slice(1)).toEqual([1, 4, 4, 16, 16]);
+    expect([...divisorsFor(t, 2)].slice(1)).toEqual([1, 2, 2, 4, 4]);
+    expect([...divisorsFor(t, 4)].slice(1)).toEqual([1, 4, 4, 16, 16]);
+  });
+
+  it("takes the 4× ratio in a step while any goal partition is held per cycle (an open-loop one's margin), else 2×", () => {
+    const k = { goalCycleFraction: 0, openLoopGoalCycleFraction: 0.99 };
+    expect(stepImportanceWeightRatio(k, new Float64Array([0, Number.NaN, 0]))).toBe(2);
+    expect(stepImportanceWeightRatio(k, new Float64Array(0))).toBe(2);
+    expect(stepImportanceWeightRatio(k, new Float64Array([0, 0.05, 0]))).toBe(4);
+    // openLoopGoalCycles 0: a margin left in the state does not count
+    expect(
+      stepImportanceWeightRatio(
+        { ...k, openLoopGoalCycleFraction: 0 },
+        new Float64Array([0, 0.05]),
+      ),
+    ).toBe(2);
+    // every goal by cycles: 4× whatever the state holds
+    expect(stepImportanceWeightRatio({ ...k, goalCycleFraction: 0.99 }, new Float64Array(0))).toBe(
+      4,
+    );
   });
 
   it("protects an importance-1 entitlement on a CPU it shares with an importance-5 one", () => {

@@ -163,6 +163,27 @@ export const importanceWeightRatio = (knobs: { goalCycleFraction: number }): num
   knobs.goalCycleFraction > 0 ? GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO : IMPORTANCE_WEIGHT_RATIO;
 
 /**
+ * The ratio in force in a step: the larger one with every goal by cycles, and also while any
+ * goal partition is held per cycle on its own (an open-loop one, demand.ts
+ * OPEN_LOOP_GOAL_CYCLE_SHARE: a margin in last step's state, `prevGoalMargin` > 0) — the
+ * same promise, for the same reason (GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO). Real testbed,
+ * conservation-real's overload (a open loop at importance 1; 2026-12-05 05:49–06:25 UTC, 5
+ * repetitions): held per cycle with 2× per level, a met its goal in 99 % [95–100] of cycles
+ * but its p99 was 40.0 ms against static weights' 9.0 ms (docs/control-law.md, *Open-loop
+ * goals are met per cycle*).
+ */
+export function stepImportanceWeightRatio(
+  knobs: { goalCycleFraction: number; openLoopGoalCycleFraction: number },
+  prevGoalMargin: Float64Array,
+): number {
+  if (knobs.goalCycleFraction > 0) return GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO;
+  if (knobs.openLoopGoalCycleFraction > 0)
+    for (let i = 0; i < prevGoalMargin.length; i++)
+      if (prevGoalMargin[i]! > 0) return GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO;
+  return IMPORTANCE_WEIGHT_RATIO;
+}
+
+/**
  * Weight divisors by importance (index 1..5; index 0 unused): `ratio` (IMPORTANCE_WEIGHT_RATIO
  * unless goals are met by cycles) to the power of the number of more important levels present
  * among the non-batch specs. Levels 1, 3 and 5 present → 1, 2, 2, 4, 4 (an absent level's

@@ -37,11 +37,12 @@ export interface PartitionTable {
   readonly weightDivisorsByCycles: Float64Array;
 }
 
-/** The weight divisors in force under these knobs (goals by cycles: the larger ratio). */
+/** The weight divisors for the ratio in force this step (rules.ts stepImportanceWeightRatio). */
 export const divisorsFor = (
   t: Pick<PartitionTable, "weightDivisors" | "weightDivisorsByCycles">,
-  knobs: { goalCycleFraction: number },
-): Float64Array => (knobs.goalCycleFraction > 0 ? t.weightDivisorsByCycles : t.weightDivisors);
+  ratio: number,
+): Float64Array =>
+  ratio === GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO ? t.weightDivisorsByCycles : t.weightDivisors;
 
 /** The columns of `specs` (O(N); build it when the spec list changes, not every cycle). */
 export function partitionTable(specs: readonly PartitionSpec[]): PartitionTable {

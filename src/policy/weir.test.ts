@@ -537,6 +537,7 @@ describe("safety (property-style, seeded)", () => {
   it("never allocates above capacity or max, nor below min when the mins fit", () => {
     const rnd = seeded(20_261_127);
     let raised = 0; // weights the light-partition floor put above their share
+    const ratios = new Set<number>(); // the importance ratios the steps took
     for (let trial = 0; trial < 60; trial++) {
       const n = 1 + Math.floor(rnd() * 40);
       const capacity = 500 + Math.floor(rnd() * 8000);
@@ -588,6 +589,10 @@ describe("safety (property-style, seeded)", () => {
         state = out.state;
         let sum = 0;
         // each row's share-weight: its share of capacity, halved per more important level present
+        // (quartered while a goal partition is held per cycle: an open-loop one, which dropped)
+        const ratio = out.d[specsNow[0]!.id]!.context.importanceWeightRatio;
+        expect([2, 4]).toContain(ratio);
+        ratios.add(ratio);
         const levelsPresent = new Set(
           specsNow.filter((x) => x.kind !== "batch").map((x) => x.importance),
         );
@@ -598,7 +603,7 @@ describe("safety (property-style, seeded)", () => {
             Math.max(
               1,
               Math.round(
-                (out.directives[i]!.cpuMillis / kNow.capacityCpuMillis / 2 ** above) * 10_000,
+                (out.directives[i]!.cpuMillis / kNow.capacityCpuMillis / ratio ** above) * 10_000,
               ),
             ),
           );
@@ -673,6 +678,7 @@ describe("safety (property-style, seeded)", () => {
       }
     }
     expect(raised).toBeGreaterThan(100);
+    expect([...ratios].sort()).toEqual([2, 4]); // both: some trials had an open-loop goal row
   });
 });
 

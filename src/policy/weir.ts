@@ -58,6 +58,7 @@ import {
   minProbeStep,
   protectedNeed,
   Source,
+  stepImportanceWeightRatio,
   yieldingDemand,
 } from "./rules.ts";
 import { FLAG_MISSED_GOAL, FLAG_RISING, type Previous, packedState, previousOf } from "./state.ts";
@@ -276,6 +277,8 @@ export const weirPolicy: Policy = createWeirPolicy();
  */
 interface StepArrays {
   knobs: PolicyKnobs;
+  /** Each importance level's weight ÷ the one below's, this step (stepImportanceWeightRatio). */
+  ratio: number;
   t: PartitionTable;
   cols: ThroughputColumns;
   capacity: number;
@@ -402,8 +405,10 @@ function step(
   const velocity = f(2);
   const prev = previousOf(state, t);
   dcCapped.fill(0);
+  const ratio = stepImportanceWeightRatio(knobs, prev.goalMargin);
   const s: StepArrays = {
     knobs,
+    ratio,
     t,
     cols,
     capacity,
@@ -447,7 +452,7 @@ function step(
         prevVelocity: prev.velocity,
         prevWeight: prev.weight,
         importance: t.importance,
-        weightDivisors: divisorsFor(t, knobs),
+        weightDivisors: divisorsFor(t, ratio),
         capacityCpuMillis: capacity,
         velocitySmoothing: knobs.velocitySmoothing,
       },
@@ -615,6 +620,7 @@ function step(
       knobs,
       capacityCpuMillis: capacity,
       deadbandCpuMillis: frame.deadbandCpuMillis,
+      importanceWeightRatio: s.ratio,
     },
     table: t,
     throughput: cols,
@@ -896,7 +902,7 @@ function expressAll(
   const { marks, overGoal, dcCapped } = s;
   const prevWeight = s.prev.weight;
   const hi = t.maxCpuMillis;
-  const divisors = divisorsFor(t, s.knobs);
+  const divisors = divisorsFor(t, s.ratio);
   const importance = t.importance;
   const batch = t.batch;
   const capped = t.capped;

@@ -10,7 +10,7 @@ import {
   goalMinStepFraction,
 } from "./demand.ts";
 import { donorCapCpuMillis } from "./donor-cap.ts";
-import { clamp, importanceWeightRatio, weightForAllocation } from "./rules.ts";
+import { clamp, weightForAllocation } from "./rules.ts";
 import type { PolicyKnobs } from "./types.ts";
 
 /** 12345.6 → "12,346" (en-US grouping without Intl: a sentence has up to a dozen numbers). */
@@ -189,7 +189,7 @@ function expressionText(d: WeirDecision, x: DecisionDetail): string {
           d.cpuMillis,
           capacity,
           x.weightDivisor,
-          importanceWeightRatio(k),
+          d.context.importanceWeightRatio,
           x.weight,
           x.weightFloor,
         );
