@@ -5,6 +5,7 @@ import {
   hogCapNote,
   hogShareOfLeftover,
   overloadCycleMet,
+  overloadGoalEvidence,
   placementNote,
   stallNotes,
   summariseConservation,
@@ -275,5 +276,16 @@ describe("conservation-real: the machine's stalls beside weir's misses", () => {
       stallNotes([{ ...run("conserve", "weir", 0, 5, null), stallsError: "cyclictest exited 1" }]),
     ).toEqual(["No stall probe: cyclictest failed (cyclictest exited 1)."]);
     expect(stallNotes([{ scenario: "conserve", policy: "weir" } as RunOutcome])).toEqual([]);
+  });
+});
+
+describe("overloadGoalEvidence", () => {
+  it("says the goal set what a got when a was served under 99 % of its offer, and its CPU wait when it got the offer", () => {
+    expect(overloadGoalEvidence(4412, 3864, 4637, 10609)).toBe(
+      "weir served a 4412/s (1.14× its goal of 3864/s, 95 % of the 4637/s offered) and b + c 10609/s (medians): the goal, not a's offer, sets what a gets, and a's requests beyond it wait in its queue.",
+    );
+    expect(overloadGoalEvidence(3039, 2534, 3041, 8650)).toBe(
+      "weir served a 3039/s (1.20× its goal of 2534/s, 100 % of the 3041/s offered) and b + c 8650/s (medians): a got its whole offer, so what is left of its p99 is its wait for a CPU beside b's and c's servers.",
+    );
   });
 });

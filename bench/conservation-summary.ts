@@ -39,6 +39,24 @@ export function overloadCycleMet(servedPerCycle: number[], goalPacketsPerSec: nu
   return xs.length > 0 ? xs.filter((x) => x >= goalPacketsPerSec).length / xs.length : Number.NaN;
 }
 
+/**
+ * The overload note's sentence on what weir served a (medians, packets/s). Served under 99 % of
+ * its offer, the goal, not the offer, set what a got (a donor: the rest of its requests wait in
+ * its queue); served its whole offer (held per cycle: an open-loop goal partition, the default),
+ * what is left of its p99 is its wait for a CPU beside b's and c's servers.
+ */
+export function overloadGoalEvidence(
+  aServed: number,
+  goal: number,
+  offered: number,
+  bcServed: number,
+): string {
+  const head = `weir served a ${Math.round(aServed)}/s (${(aServed / goal).toFixed(2)}× its goal of ${goal}/s, ${((aServed / offered) * 100).toFixed(0)} % of the ${Math.round(offered)}/s offered) and b + c ${Math.round(bcServed)}/s (medians)`;
+  return aServed >= 0.99 * offered
+    ? `${head}: a got its whole offer, so what is left of its p99 is its wait for a CPU beside b's and c's servers.`
+    : `${head}: the goal, not a's offer, sets what a gets, and a's requests beyond it wait in its queue.`;
+}
+
 const POLICY_LABEL = (n: string) => CONSERVATION_FACTORIES.find((p) => p.name === n)?.label ?? n;
 const NET = ["a", "b", "c"];
 
@@ -538,16 +556,13 @@ export function summariseConservation(
         100,
       )} %`,
     ].join(" ");
-  /**
-   * Overload: weir serves a to its goal, not to its offer, and gives what is left to b and c, so a
-   * queues at its goal's rate; a policy that gives a all it asks serves it with a shorter queue.
-   */
-  const goalEvidence = (xs: RunOutcome[]) => {
-    const a = med(xs, (o) => meanOf(o.perSecond?.a ?? []));
-    const offered = OVERLOAD.a.offeredCores * info.ppsPerCore;
-    const bc = med(xs, (o) => meanOf(o.perSecond?.b ?? []) + meanOf(o.perSecond?.c ?? []));
-    return `weir served a ${Math.round(a)}/s (${(a / goalPps("a")).toFixed(2)}× its goal of ${goalPps("a")}/s, ${((a / offered) * 100).toFixed(0)} % of the ${Math.round(offered)}/s offered) and b + c ${Math.round(bc)}/s (medians): the goal, not a's offer, sets what a gets, and a's requests beyond it wait in its queue.`;
-  };
+  const goalEvidence = (xs: RunOutcome[]) =>
+    overloadGoalEvidence(
+      med(xs, (o) => meanOf(o.perSecond?.a ?? [])),
+      goalPps("a"),
+      OVERLOAD.a.offeredCores * info.ppsPerCore,
+      med(xs, (o) => meanOf(o.perSecond?.b ?? []) + meanOf(o.perSecond?.c ?? [])),
+    );
   /**
    * A baseline's side of a p99 win beside weir's, measured in the same runs: the host it left
    * idle, the CPU it gave the hog, and how long the servers waited for a CPU (the scheduler
