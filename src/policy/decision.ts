@@ -34,8 +34,10 @@ export interface StepContext {
   knobs: PolicyKnobs;
   capacityCpuMillis: number;
   deadbandCpuMillis: number;
-  /** Each importance level's weight ÷ the one below's, this step (rules.ts stepImportanceWeightRatio). */
+  /** Each importance level's weight ÷ the one below's in this step's weights (rules.ts importanceWeightRatioFor). */
   importanceWeightRatio: number;
+  /** The same in last step's weights, which goalBase converts back to millicores. */
+  prevImportanceWeightRatio: number;
 }
 
 /**
@@ -255,6 +257,7 @@ export class WeirDecision implements Decision {
     const max = t.maxCpuMillis[i]!;
     const importance = t.importance[i]!;
     const divisor = divisorsFor(t, r.context.importanceWeightRatio)[importance]!;
+    const prevDivisor = divisorsFor(t, r.context.prevImportanceWeightRatio)[importance]!;
     const tp = this.throughput;
     let assessment: DemandAssessment | null = null;
     if (source === Source.network && tp !== null) {
@@ -266,7 +269,7 @@ export class WeirDecision implements Decision {
         prev,
         prevDemand,
         t.goalPacketsPerSec[i]!,
-        goalBase(r.prevWeight[i]!, prev, r.context.capacityCpuMillis, divisor) ?? Number.NaN,
+        goalBase(r.prevWeight[i]!, prev, r.context.capacityCpuMillis, prevDivisor) ?? Number.NaN,
         (r.prevFlags[i]! & FLAG_RISING) !== 0,
         minProbeStep(r.context.deadbandCpuMillis),
         r.context.knobs,

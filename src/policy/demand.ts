@@ -495,10 +495,12 @@ export interface DemandColumns {
   useNeedCpuMillis: Float64Array;
   demandCpuMillis: Float64Array;
   /**
-   * With goalCycleFraction > 0: each goal row's margin after this window (goalMarginFraction);
-   * other rows are not written.
+   * Each goal row's margin after this window (goalMarginFraction) where it is held per cycle
+   * (goalCycleFraction > 0, or an open-loop row: OPEN_LOOP_GOAL_CYCLE_SHARE); 0 elsewhere.
    */
   goalMargin: Float64Array;
+  /** How many rows have a margin after this window (held per cycle: rules.ts importanceWeightRatioFor). */
+  heldPerCycle: number;
   detail: {
     usedCpuMillis: Float64Array;
     trafficNeedCpuMillis: Float64Array;
@@ -518,6 +520,7 @@ export function demandColumns(n: number, detail: boolean): DemandColumns {
     useNeedCpuMillis: f(),
     demandCpuMillis: f(),
     goalMargin: f(),
+    heldPerCycle: 0,
     detail: detail
       ? {
           usedCpuMillis: f(),
@@ -698,6 +701,7 @@ export function assessDemandRows(
   let receiverImportance = 6;
   let dcCount = 0;
   let skippedCount = 0;
+  let held = 0; // rows with a margin after this window (DemandColumns.heldPerCycle)
   const missedFlag = FLAG_MISSED_GOAL;
   const NETWORK = Source.network;
   for (let k = 0; k < n; k++) {
@@ -716,7 +720,9 @@ export function assessDemandRows(
     if (skipping && (batchCol[i]! | (hasCol[i]! ^ 1)) === 1) {
       if (passing) skippedOut[skippedCount++] = i;
       // an open-loop goal row without a window keeps its margin (its mark: OPEN_LOOP_GOAL_CYCLE_SHARE)
-      marginsOut[i] = prevMargins[i] || 0;
+      const kept = prevMargins[i] || 0;
+      marginsOut[i] = kept;
+      held += +(kept > 0);
       continue;
     }
     const prevCpuMillis = prevCpus[i]!;
@@ -883,6 +889,7 @@ export function assessDemandRows(
         }
         margin = Math.max(marginFrom, Math.min(marginMax, margin));
         marginsOut[i] = margin;
+        held += +(margin > 0);
         grow = 1 + margin;
         cutTo = donateCut;
         keep = need * grow;
@@ -982,6 +989,7 @@ export function assessDemandRows(
       undonatedOut[i] = smoothed;
     }
   }
+  out.heldPerCycle = held;
   if (pass !== null) {
     pass.missedAt = missedAt;
     pass.congested = congested;

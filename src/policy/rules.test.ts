@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
+  anyGoalMargin,
   GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO,
   goalBase,
   IMPORTANCE_WEIGHT_RATIO,
   importanceWeightRatio,
+  importanceWeightRatioFor,
   mayCapAtEntitlement,
   roundHalfUp,
-  stepImportanceWeightRatio,
   weightDivisors,
   weightForAllocation,
   withQuotaFloor,
@@ -91,22 +92,17 @@ describe("importance in the weights", () => {
     expect([...divisorsFor(t, 4)].slice(1)).toEqual([1, 4, 4, 16, 16]);
   });
 
-  it("takes the 4× ratio in a step while any goal partition is held per cycle (an open-loop one's margin), else 2×", () => {
+  it("takes the 4× ratio while any goal partition is held per cycle (an open-loop one), else 2×; anyGoalMargin finds a margin", () => {
     const k = { goalCycleFraction: 0, openLoopGoalCycleFraction: 0.99 };
-    expect(stepImportanceWeightRatio(k, new Float64Array([0, Number.NaN, 0]))).toBe(2);
-    expect(stepImportanceWeightRatio(k, new Float64Array(0))).toBe(2);
-    expect(stepImportanceWeightRatio(k, new Float64Array([0, 0.05, 0]))).toBe(4);
+    expect(importanceWeightRatioFor(k, false)).toBe(2);
+    expect(importanceWeightRatioFor(k, true)).toBe(4);
     // openLoopGoalCycles 0: a margin left in the state does not count
-    expect(
-      stepImportanceWeightRatio(
-        { ...k, openLoopGoalCycleFraction: 0 },
-        new Float64Array([0, 0.05]),
-      ),
-    ).toBe(2);
-    // every goal by cycles: 4× whatever the state holds
-    expect(stepImportanceWeightRatio({ ...k, goalCycleFraction: 0.99 }, new Float64Array(0))).toBe(
-      4,
-    );
+    expect(importanceWeightRatioFor({ ...k, openLoopGoalCycleFraction: 0 }, true)).toBe(2);
+    // every goal by cycles: 4× whatever is held
+    expect(importanceWeightRatioFor({ ...k, goalCycleFraction: 0.99 }, false)).toBe(4);
+    expect(anyGoalMargin(new Float64Array([0, Number.NaN, 0]))).toBe(false);
+    expect(anyGoalMargin(new Float64Array(0))).toBe(false);
+    expect(anyGoalMargin(new Float64Array([0, 0.05, 0]))).toBe(true);
   });
 
   it("protects an importance-1 entitlement on a CPU it shares with an importance-5 one", () => {

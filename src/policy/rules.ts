@@ -163,24 +163,28 @@ export const importanceWeightRatio = (knobs: { goalCycleFraction: number }): num
   knobs.goalCycleFraction > 0 ? GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO : IMPORTANCE_WEIGHT_RATIO;
 
 /**
- * The ratio in force in a step: the larger one with every goal by cycles, and also while any
- * goal partition is held per cycle on its own (an open-loop one, demand.ts
- * OPEN_LOOP_GOAL_CYCLE_SHARE: a margin in last step's state, `prevGoalMargin` > 0) — the
- * same promise, for the same reason (GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO). Real testbed,
+ * The ratio a step writes its weights with: the larger one with every goal by cycles, and also
+ * while any goal partition is held per cycle on its own (`heldPerCycle`: an open-loop one,
+ * demand.ts OPEN_LOOP_GOAL_CYCLE_SHARE, with a margin after the step's window) — the same
+ * promise, for the same reason (GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO). Real testbed,
  * conservation-real's overload (a open loop at importance 1; 2026-12-05 05:49–06:25 UTC, 5
- * repetitions): held per cycle with 2× per level, a met its goal in 99 % [95–100] of cycles
+ * repetitions): held per cycle with 2× per level, a met its goal in 99.2 % [95–100] of cycles
  * but its p99 was 40.0 ms against static weights' 9.0 ms (docs/control-law.md, *Open-loop
- * goals are met per cycle*).
+ * goals are met per cycle*). A step converts last step's weights back to millicores (goalBase)
+ * with last step's ratio: this of the margins in its state (anyGoalMargin).
  */
-export function stepImportanceWeightRatio(
+export const importanceWeightRatioFor = (
   knobs: { goalCycleFraction: number; openLoopGoalCycleFraction: number },
-  prevGoalMargin: Float64Array,
-): number {
-  if (knobs.goalCycleFraction > 0) return GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO;
-  if (knobs.openLoopGoalCycleFraction > 0)
-    for (let i = 0; i < prevGoalMargin.length; i++)
-      if (prevGoalMargin[i]! > 0) return GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO;
-  return IMPORTANCE_WEIGHT_RATIO;
+  heldPerCycle: boolean,
+): number =>
+  knobs.goalCycleFraction > 0 || (knobs.openLoopGoalCycleFraction > 0 && heldPerCycle)
+    ? GOAL_CYCLES_IMPORTANCE_WEIGHT_RATIO
+    : IMPORTANCE_WEIGHT_RATIO;
+
+/** Whether any row holds a goal margin (> 0; NaN and 0 are none). */
+export function anyGoalMargin(goalMargin: Float64Array): boolean {
+  for (let i = 0; i < goalMargin.length; i++) if (goalMargin[i]! > 0) return true;
+  return false;
 }
 
 /**

@@ -11,7 +11,7 @@ import { assessNetworkDemand } from "./demand.ts";
 import { directedWeight, directWeights, weightBands } from "./express.ts";
 import { defaultPolicyKnobs } from "./knobs.ts";
 import { goalBase, minProbeStep } from "./rules.ts";
-import { partitionTable, setThroughput, throughputColumns } from "./table.ts";
+import { divisorsFor, partitionTable, setThroughput, throughputColumns } from "./table.ts";
 import { seeded, spec, throughput } from "./test-fixtures.ts";
 import type { PolicyInput, PolicyState, TableOutput } from "./types.ts";
 import { createWeirPolicy } from "./weir.ts";
@@ -248,8 +248,10 @@ describe("weir step: fast paths give the plain paths' output", () => {
     const specs = fleet(200, rnd);
     const knobs = defaultPolicyKnobs(200 * 150);
     const policy = createWeirPolicy();
+    const table = partitionTable(specs);
     let state: PolicyState = policy.initialState();
     let compared = 0;
+    const flips = new Set<string>(); // last step's ratio → this step's
     for (let c = 0; c < 40; c++) {
       const out = policy.step(
         { nowMs: c * 100, knobs, specs, throughput: new Map(windows(specs, rnd)) },
@@ -275,17 +277,21 @@ describe("weir step: fast paths give the plain paths' output", () => {
             last?.weight ?? Number.NaN,
             prevCpu,
             d.context.capacityCpuMillis,
-            detail.weightDivisor,
+            // last step's weight, read back with the ratio it was written with
+            divisorsFor(table, d.context.prevImportanceWeightRatio)[d.spec.importance]!,
           ),
           last?.rising === true,
           last?.goalMarginFraction ?? null,
         );
         expect(detail.assessment).toEqual(expected);
         compared++;
+        flips.add(`${d.context.prevImportanceWeightRatio}→${d.context.importanceWeightRatio}`);
       }
       state = out.state;
     }
     expect(compared).toBeGreaterThan(40 * 100);
+    // some step took the 4× ratio while its state's weights were written 2× (an open-loop row marked)
+    expect(flips).toContain("2→4");
   });
 
   it("the step's weights without jumps (directWeights) are directedWeight's, row by row, on random rows and bands", () => {

@@ -37,7 +37,7 @@ export interface PartitionTable {
   readonly weightDivisorsByCycles: Float64Array;
 }
 
-/** The weight divisors for the ratio in force this step (rules.ts stepImportanceWeightRatio). */
+/** The weight divisors for an importance ratio (rules.ts importanceWeightRatioFor). */
 export const divisorsFor = (
   t: Pick<PartitionTable, "weightDivisors" | "weightDivisorsByCycles">,
   ratio: number,

@@ -589,9 +589,13 @@ describe("safety (property-style, seeded)", () => {
         state = out.state;
         let sum = 0;
         // each row's share-weight: its share of capacity, halved per more important level present
-        // (quartered while a goal partition is held per cycle: an open-loop one, which dropped)
-        const ratio = out.d[specsNow[0]!.id]!.context.importanceWeightRatio;
-        expect([2, 4]).toContain(ratio);
+        // (quartered while a goal partition is held per cycle: an open-loop one, which dropped,
+        // has a margin in the state this step leaves)
+        const held = Object.values(out.state.partitions ?? {}).some(
+          (p) => (p.goalMarginFraction ?? 0) > 0,
+        );
+        const ratio = held ? 4 : 2;
+        expect(out.d[specsNow[0]!.id]!.context.importanceWeightRatio).toBe(ratio);
         ratios.add(ratio);
         const levelsPresent = new Set(
           specsNow.filter((x) => x.kind !== "batch").map((x) => x.importance),
@@ -1111,6 +1115,53 @@ function saturatedPair(
   return { out: out!, served };
 }
 
+/**
+ * gold (importance 1, goal 1,000 pps) alone for one step: last cycle entitled to 600m (weight
+ * 3,000 of 2,000m) at velocity 4,000, this window serving `served` of `offered` while waiting
+ * for a CPU 60 % of the time, with `dropped` of them dropped. Its decision and its margin after.
+ */
+function goldAt(
+  k: PolicyKnobs,
+  served: number,
+  offered: number,
+  opts: {
+    margin?: number;
+    prevCpu?: number;
+    prevDemand?: number;
+    weight?: number;
+    rawVelocity?: number;
+    dropped?: number;
+  } = {},
+) {
+  const prevCpu = opts.prevCpu ?? 600;
+  const out = step(
+    k,
+    [spec("gold", { importance: 1, goalPacketsPerSec: 1000 })],
+    [
+      throughput("gold", {
+        offeredPacketsPerSec: offered,
+        servedPacketsPerSec: served,
+        droppedPacketsPerSec: opts.dropped ?? 0,
+        cpuCores: served / (opts.rawVelocity ?? 4000),
+        cpuDelayFraction: 0.6,
+        rawVelocityPacketsPerCpuSec: opts.rawVelocity ?? 4000,
+      }),
+    ],
+    {
+      partitions: {
+        gold: {
+          cpuMillis: prevCpu,
+          demandCpuMillis: opts.prevDemand ?? prevCpu,
+          velocityPacketsPerCpuSec: 4000,
+          weight: opts.weight ?? 3000,
+          ...(opts.margin !== undefined ? { goalMarginFraction: opts.margin } : {}),
+        },
+      },
+    },
+  );
+  return { d: out.d.gold!, margin: out.state.partitions.gold!.goalMarginFraction };
+}
+
 describe("goals (WLM: meet the goal, donate the surplus)", () => {
   it("two saturated closed-loop servers on one CPU: the one with a goal gets goal + 5 %, the other the surplus", () => {
     // One CPU (1000m). Both serve 1 packet per CPU-millisecond (velocity 1000 pkt/cpu-s) and
@@ -1452,45 +1503,8 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
 
   it("goals by cycles (goalCycleFraction 0.99): a margin learnt from the readings, a slow donor with a floor", () => {
     const k = knobs(2000, { goalCycleFraction: 0.99 });
-    const gold = spec("gold", { importance: 1, goalPacketsPerSec: 1000 });
-    const at = (
-      served: number,
-      offered: number,
-      opts: {
-        margin?: number;
-        prevCpu?: number;
-        prevDemand?: number;
-        weight?: number;
-        rawVelocity?: number;
-      } = {},
-    ) => {
-      const prevCpu = opts.prevCpu ?? 600;
-      const out = step(
-        k,
-        [gold],
-        [
-          throughput("gold", {
-            offeredPacketsPerSec: offered,
-            servedPacketsPerSec: served,
-            cpuCores: served / (opts.rawVelocity ?? 4000),
-            cpuDelayFraction: 0.6,
-            rawVelocityPacketsPerCpuSec: opts.rawVelocity ?? 4000,
-          }),
-        ],
-        {
-          partitions: {
-            gold: {
-              cpuMillis: prevCpu,
-              demandCpuMillis: opts.prevDemand ?? prevCpu,
-              velocityPacketsPerCpuSec: 4000,
-              weight: opts.weight ?? 3000,
-              ...(opts.margin !== undefined ? { goalMarginFraction: opts.margin } : {}),
-            },
-          },
-        },
-      );
-      return { d: out.d.gold!, margin: out.state.partitions.gold!.goalMarginFraction };
-    };
+    const at = (served: number, offered: number, opts: Parameters<typeof goldAt>[3] = {}) =>
+      goldAt(k, served, offered, opts);
     // velocity 4,000: the goal needs 1,000 / 4,000 = 250m; weight 3,000 of 2,000m is 600m.
     // Serving 1,400 pps (PI 0.714), no margin yet: it starts at goalHeadroom, 5 %; a window at
     // or over the goal takes 0.05 × 0.01 off, but never under 5 %. A donor by cycles gives at
@@ -1536,6 +1550,141 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     // CPU (60 %) while using at least 3/4 of what its weight stands for (225m of 200m at weight
     // 1,000): 0.2 → 0.2495
     expect(at(900, 900, { margin: 0.2, weight: 1000 }).margin).toBeCloseTo(0.2495, 12);
+  });
+
+  it("by default an open-loop goal partition (its arrivals dropped) is held per cycle, a closed-loop one on average", () => {
+    // the sensor counts a dropped arrival as offered: offered − served were dropped
+    const at = (k: PolicyKnobs, served: number, offered: number, margin?: number) =>
+      goldAt(k, served, offered, {
+        dropped: offered - served,
+        ...(margin !== undefined ? { margin } : {}),
+      });
+    const k = knobs(2000);
+    expect(k.goalCycleFraction).toBe(0);
+    expect(k.openLoopGoalCycleFraction).toBe(0.99);
+    // velocity 4,000: the goal needs 250m; weight 3,000 of 2,000m is 600m. Serving 1,400 pps
+    // (PI 0.714) of 1,400 offered, nothing dropped (closed loop): on average, a donor cut by at
+    // most 25 % a cycle, 600 × max(0.714 × 1.05, 0.75) = 450m, and no margin
+    const closed = at(k, 1400, 1400);
+    expect(closed.margin).toBeUndefined();
+    expect(closed.d.detail.assessment).toMatchObject({ donor: true, dropping: false });
+    expect(closed.d.detail.assessment!.goalMarginFraction).toBeUndefined();
+    expect(closed.d.demandCpuMillis).toBeCloseTo(450, 9);
+    expect(closed.d.why).toContain("last entitlement × PI + 5 %)");
+    // 1,600 offered and 200 dropped while it uses 350m of its 600m (more than half: confirmed):
+    // open loop, so by cycles from this window on: its margin starts at goalHeadroom (5 %; a
+    // window over the goal takes 0.05 × 0.01 off, never under 5 %), and it donates at most 10 %
+    // a cycle: 600 × max(0.714 × 1.05, 0.9) = 540m
+    const open = at(k, 1400, 1600);
+    expect(open.d.detail.assessment).toMatchObject({ donor: true, dropping: true });
+    expect(open.margin).toBe(0.05);
+    expect(open.d.demandCpuMillis).toBeCloseTo(540, 9);
+    expect(open.d.why).toContain(
+      "last entitlement × PI + 5 %, its margin for 99 % of cycles: open loop, it drops what it does not serve, at most −10 % a cycle",
+    );
+    // its margin marks it: with nothing dropped in the next window it stays by cycles (540m, not
+    // 450m), and a window under the goal while offered more raises the margin by 0.05 × 0.99
+    const marked = at(k, 1400, 1400, 0.05);
+    expect(marked.margin).toBe(0.05);
+    expect(marked.d.demandCpuMillis).toBeCloseTo(540, 9);
+    expect(at(k, 900, 1200, 0.2).margin).toBeCloseTo(0.2495, 12);
+    // openLoopGoalCycles 0: every goal on average, dropping or not; a margin left in the state
+    // from before is not kept
+    const off = knobs(2000, { openLoopGoalCycleFraction: 0 });
+    const avg = at(off, 1400, 1600, 0.2);
+    expect(avg.margin).toBeUndefined();
+    expect(avg.d.demandCpuMillis).toBeCloseTo(450, 9);
+  });
+
+  it("when a partition is first marked open loop the step's weights take the 4× ratio, and the next step reads them back with it (goalBase)", () => {
+    // gold (importance 1, goal 1,000) and silver (importance 3, goal 1,000) both serve more
+    // than their goals: donors, each claiming last entitlement × max(PI × 1.05, 0.75) a cycle.
+    // In step 2 gold drops 200 pps: marked open loop, so that step's weights are written 4×
+    // per level. silver's weight then stands for its entitlement ÷ 4 (÷ 2 before), and step 3
+    // must read it back with the ratio it was written with, or silver's base (its last
+    // entitlement) reads twice what it was.
+    const k = knobs(2000);
+    const specs = [
+      spec("gold", { importance: 1, goalPacketsPerSec: 1000 }),
+      spec("silver", { importance: 3, goalPacketsPerSec: 1000 }),
+    ];
+    const windows = (goldDropped: number) => [
+      throughput("gold", {
+        offeredPacketsPerSec: 1400 + goldDropped,
+        servedPacketsPerSec: 1400,
+        droppedPacketsPerSec: goldDropped,
+        cpuCores: 0.35,
+        cpuDelayFraction: 0.6,
+        rawVelocityPacketsPerCpuSec: 4000,
+      }),
+      throughput("silver", {
+        offeredPacketsPerSec: 2000,
+        servedPacketsPerSec: 2000,
+        cpuCores: 0.5,
+        cpuDelayFraction: 0.6,
+        rawVelocityPacketsPerCpuSec: 4000,
+      }),
+    ];
+    let state: PolicyState = weirPolicy.initialState();
+    const silver: Array<{ cpu: number; weight: number; ratio: number; why: string }> = [];
+    for (let c = 0; c < 4; c++) {
+      const out = step(k, specs, windows(c === 2 ? 200 : 0), state);
+      state = out.state;
+      silver.push({
+        cpu: out.dir.silver!.cpuMillis,
+        weight: out.dir.silver!.weight,
+        ratio: out.d.silver!.context.importanceWeightRatio,
+        why: out.d.silver!.why,
+      });
+    }
+    expect(silver.map((x) => x.ratio)).toEqual([2, 2, 4, 4]);
+    // step 1: 570m → 428m, weight 428 ÷ 2,000 ÷ 2 × 10,000 = 1,070; step 2: 428 × 0.75 → 321m,
+    // written 4×: 321 ÷ 2,000 ÷ 4 × 10,000 = 401
+    expect(silver[1]).toMatchObject({ cpu: 428, weight: 1070 });
+    expect(silver[2]).toMatchObject({ cpu: 321, weight: 401 });
+    // its `why` reads step 1's weight back 2× too, as the step did
+    expect(silver[2]!.why).toContain("so it claims 321m (last entitlement × PI + 5 %)");
+    // step 3: base 401 × 4 ÷ 10,000 × 2,000 = 320.8m, × 0.75 = 240.6m (read back ÷ 2 it would
+    // have been 641.6m, × 0.75 = 481m)
+    expect(silver[3]!.cpu).toBe(241);
+  });
+
+  it("an open-loop goal donor is not donor-capped: its weight holds it, while a closed-loop one beside the same wanting partition is capped", () => {
+    const specs = [
+      spec("gold", { importance: 1, goalPacketsPerSec: 1000 }),
+      spec("bronze", { importance: 3 }),
+    ];
+    const capOf = (dropped: number) => {
+      const out = step(
+        knobs(1000),
+        specs,
+        [
+          throughput("gold", {
+            offeredPacketsPerSec: 1400 + dropped,
+            servedPacketsPerSec: 1400,
+            droppedPacketsPerSec: dropped,
+            cpuCores: 0.35,
+            cpuDelayFraction: 0.6,
+            rawVelocityPacketsPerCpuSec: 4000,
+          }),
+          // bronze wants CPU: it serves and waits for a CPU 60 % of the time
+          throughput("bronze", {
+            offeredPacketsPerSec: 1200,
+            servedPacketsPerSec: 1200,
+            cpuCores: 0.3,
+            cpuDelayFraction: 0.6,
+            rawVelocityPacketsPerCpuSec: 4000,
+          }),
+        ],
+        saved({
+          gold: { cpu: 600, demand: 600, velocity: 4000 },
+          bronze: { cpu: 300, demand: 300, velocity: 4000 },
+        }),
+      );
+      return out.dir.gold!;
+    };
+    expect(capOf(0)).toMatchObject({ capReason: "goal-donor", capPeriodUs: 100_000 });
+    expect(capOf(200)).toMatchObject({ capReason: null, capCpuMillis: Infinity });
   });
 
   it("a goal met only narrowly climbs to goal + 5 %: the receiver's step passes its weight band", () => {
@@ -1733,112 +1882,6 @@ describe("reading the state does not change the next decision", () => {
         expect(resumed[c]!.decisions, `seed ${seed} cycle ${c}`).toEqual(untouched[c]!.decisions);
       }
     }
-  });
-
-  it("by default an open-loop goal partition (its arrivals dropped) is held per cycle, a closed-loop one on average", () => {
-    const gold = spec("gold", { importance: 1, goalPacketsPerSec: 1000 });
-    const at = (k: PolicyKnobs, served: number, offered: number, margin?: number) => {
-      const out = step(
-        k,
-        [gold],
-        [
-          throughput("gold", {
-            offeredPacketsPerSec: offered,
-            servedPacketsPerSec: served,
-            // the sensor counts a dropped arrival as offered: offered − served were dropped
-            droppedPacketsPerSec: offered - served,
-            cpuCores: served / 4000,
-            cpuDelayFraction: 0.6,
-            rawVelocityPacketsPerCpuSec: 4000,
-          }),
-        ],
-        {
-          partitions: {
-            gold: {
-              cpuMillis: 600,
-              demandCpuMillis: 600,
-              velocityPacketsPerCpuSec: 4000,
-              weight: 3000,
-              ...(margin !== undefined ? { goalMarginFraction: margin } : {}),
-            },
-          },
-        },
-      );
-      return { d: out.d.gold!, margin: out.state.partitions.gold!.goalMarginFraction };
-    };
-    const k = knobs(2000);
-    expect(k.goalCycleFraction).toBe(0);
-    expect(k.openLoopGoalCycleFraction).toBe(0.99);
-    // velocity 4,000: the goal needs 250m; weight 3,000 of 2,000m is 600m. Serving 1,400 pps
-    // (PI 0.714) of 1,400 offered, nothing dropped (closed loop): on average, a donor cut by at
-    // most 25 % a cycle, 600 × max(0.714 × 1.05, 0.75) = 450m, and no margin
-    const closed = at(k, 1400, 1400);
-    expect(closed.margin).toBeUndefined();
-    expect(closed.d.detail.assessment).toMatchObject({ donor: true, dropping: false });
-    expect(closed.d.detail.assessment!.goalMarginFraction).toBeUndefined();
-    expect(closed.d.demandCpuMillis).toBeCloseTo(450, 9);
-    expect(closed.d.why).toContain("last entitlement × PI + 5 %)");
-    // 1,600 offered and 200 dropped while it uses 350m of its 600m (more than half: confirmed):
-    // open loop, so by cycles from this window on: its margin starts at goalHeadroom (5 %; a
-    // window over the goal takes 0.05 × 0.01 off, never under 5 %), and it donates at most 10 %
-    // a cycle: 600 × max(0.714 × 1.05, 0.9) = 540m
-    const open = at(k, 1400, 1600);
-    expect(open.d.detail.assessment).toMatchObject({ donor: true, dropping: true });
-    expect(open.margin).toBe(0.05);
-    expect(open.d.demandCpuMillis).toBeCloseTo(540, 9);
-    expect(open.d.why).toContain(
-      "last entitlement × PI + 5 %, its margin for 99 % of cycles: open loop, it drops what it does not serve, at most −10 % a cycle",
-    );
-    // its margin marks it: with nothing dropped in the next window it stays by cycles (540m, not
-    // 450m), and a window under the goal while offered more raises the margin by 0.05 × 0.99
-    const marked = at(k, 1400, 1400, 0.05);
-    expect(marked.margin).toBe(0.05);
-    expect(marked.d.demandCpuMillis).toBeCloseTo(540, 9);
-    expect(at(k, 900, 1200, 0.2).margin).toBeCloseTo(0.2495, 12);
-    // openLoopGoalCycles 0: every goal on average, dropping or not; a margin left in the state
-    // from before is not kept
-    const off = knobs(2000, { openLoopGoalCycleFraction: 0 });
-    const avg = at(off, 1400, 1600, 0.2);
-    expect(avg.margin).toBeUndefined();
-    expect(avg.d.demandCpuMillis).toBeCloseTo(450, 9);
-  });
-
-  it("an open-loop goal donor is not donor-capped: its weight holds it, while a closed-loop one beside the same wanting partition is capped", () => {
-    const specs = [
-      spec("gold", { importance: 1, goalPacketsPerSec: 1000 }),
-      spec("bronze", { importance: 3 }),
-    ];
-    const capOf = (dropped: number) => {
-      const out = step(
-        knobs(1000),
-        specs,
-        [
-          throughput("gold", {
-            offeredPacketsPerSec: 1400 + dropped,
-            servedPacketsPerSec: 1400,
-            droppedPacketsPerSec: dropped,
-            cpuCores: 0.35,
-            cpuDelayFraction: 0.6,
-            rawVelocityPacketsPerCpuSec: 4000,
-          }),
-          // bronze wants CPU: it serves and waits for a CPU 60 % of the time
-          throughput("bronze", {
-            offeredPacketsPerSec: 1200,
-            servedPacketsPerSec: 1200,
-            cpuCores: 0.3,
-            cpuDelayFraction: 0.6,
-            rawVelocityPacketsPerCpuSec: 4000,
-          }),
-        ],
-        saved({
-          gold: { cpu: 600, demand: 600, velocity: 4000 },
-          bronze: { cpu: 300, demand: 300, velocity: 4000 },
-        }),
-      );
-      return out.dir.gold!;
-    };
-    expect(capOf(0)).toMatchObject({ capReason: "goal-donor", capPeriodUs: 100_000 });
-    expect(capOf(200)).toMatchObject({ capReason: null, capCpuMillis: Infinity });
   });
 
   it("with goals by cycles (goalCycleFraction 0.99), the learnt margin survives the state file", () => {

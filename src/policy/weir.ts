@@ -53,12 +53,13 @@ import {
   runPostProcessors,
 } from "./postprocess.ts";
 import {
+  anyGoalMargin,
   clamp,
   demandTarget,
+  importanceWeightRatioFor,
   minProbeStep,
   protectedNeed,
   Source,
-  stepImportanceWeightRatio,
   yieldingDemand,
 } from "./rules.ts";
 import { FLAG_MISSED_GOAL, FLAG_RISING, type Previous, packedState, previousOf } from "./state.ts";
@@ -277,7 +278,7 @@ export const weirPolicy: Policy = createWeirPolicy();
  */
 interface StepArrays {
   knobs: PolicyKnobs;
-  /** Each importance level's weight ÷ the one below's, this step (stepImportanceWeightRatio). */
+  /** Each importance level's weight ÷ the one below's in this step's weights (importanceWeightRatioFor). */
   ratio: number;
   t: PartitionTable;
   cols: ThroughputColumns;
@@ -405,10 +406,11 @@ function step(
   const velocity = f(2);
   const prev = previousOf(state, t);
   dcCapped.fill(0);
-  const ratio = stepImportanceWeightRatio(knobs, prev.goalMargin);
+  // last step's weights were written with the ratio its margins (now the state's) called for
+  const prevRatio = importanceWeightRatioFor(knobs, anyGoalMargin(prev.goalMargin));
   const s: StepArrays = {
     knobs,
-    ratio,
+    ratio: prevRatio, // until the rule has this window's margins
     t,
     cols,
     capacity,
@@ -452,7 +454,7 @@ function step(
         prevVelocity: prev.velocity,
         prevWeight: prev.weight,
         importance: t.importance,
-        weightDivisors: divisorsFor(t, ratio),
+        weightDivisors: divisorsFor(t, prevRatio), // goalBase: last step's weights
         capacityCpuMillis: capacity,
         velocitySmoothing: knobs.velocitySmoothing,
       },
@@ -463,6 +465,7 @@ function step(
       useNeedCpuMillis: post0, // = useNeed
       demandCpuMillis: ruleDemand,
       goalMargin,
+      heldPerCycle: 0,
       detail: null, // what only the why shows is computed again when it is read
     },
   };
@@ -520,6 +523,8 @@ function step(
     found = assessDemand(s, sc.yieldGuess, order, n);
   }
   if (mark !== null) mark("demand");
+  // this step's weights: with this window's margins (a partition marked open loop now counts)
+  s.ratio = importanceWeightRatioFor(knobs, s.rule.heldPerCycle > 0);
   if (found.yieldTo !== sc.yieldGuess) {
     found = assessDemand(s, found.yieldTo, order, n);
     if (mark !== null) mark("demandAgain");
@@ -621,6 +626,7 @@ function step(
       capacityCpuMillis: capacity,
       deadbandCpuMillis: frame.deadbandCpuMillis,
       importanceWeightRatio: s.ratio,
+      prevImportanceWeightRatio: prevRatio,
     },
     table: t,
     throughput: cols,
