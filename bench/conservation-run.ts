@@ -265,6 +265,8 @@ export interface Ctx {
   timing: Timing;
   /** The scheduler trace (sched-trace.ts); null: none taken. */
   trace?: SchedTrace | null;
+  /** How long the trace records from 1 s into the measured window, ms (default TRACE_MS). */
+  traceMs?: number;
 }
 
 export function networkSpecs(
@@ -304,6 +306,7 @@ function makeManager(
   durationMs: number,
   policySettings?: Record<string, unknown>,
   placement?: TestbedManagerOptions["placement"],
+  onPlacementChange?: TestbedManagerOptions["onPlacementChange"],
 ) {
   const factory = CONSERVATION_FACTORIES.find((p) => p.name === policyName);
   if (!factory) throw new Error(`conservation-real: no policy named ${policyName}`);
@@ -328,6 +331,7 @@ function makeManager(
     policy,
     ...(policySettings ? { policySettings } : {}),
     ...(placement ? { placement } : {}),
+    ...(onPlacementChange ? { onPlacementChange } : {}),
     now: epochNow,
     backend: ctx.backend,
     hostCpu: true,
@@ -366,6 +370,10 @@ export async function runOne(
     policySettings?: Record<string, unknown>;
     /** The config's `placement:` section for this run (absent: weir's default, auto; off for a baseline). */
     placement?: TestbedManagerOptions["placement"];
+    /** Each change of the placement (diagnostics). */
+    onPlacementChange?: TestbedManagerOptions["onPlacementChange"];
+    /** The scheduler trace's text, when one was taken (diagnostics). */
+    onSchedTrace?: (text: string) => void;
   },
 ): Promise<RunOutcome> {
   const { tb, timing } = ctx;
@@ -378,6 +386,7 @@ export async function runOne(
     durationMs,
     opts.policySettings,
     opts.placement ?? (opts.policy === WEIR_UNPLACED.name ? WEIR_UNPLACED.placement : undefined),
+    opts.onPlacementChange,
   );
   const placement = manager.placementDecision();
   const records: CycleRecord[] = [];
@@ -404,7 +413,7 @@ export async function runOne(
   );
   const capture =
     ctx.trace && opts.load.kind !== "none"
-      ? captureLater(ctx.trace, timing.warmupMs + 1000, TRACE_MS)
+      ? captureLater(ctx.trace, timing.warmupMs + 1000, ctx.traceMs ?? TRACE_MS)
       : null;
   let traceText = "";
   let probe: StallProbe | null = null;
@@ -477,6 +486,7 @@ export async function runOne(
     clearTimeout(markTimer);
     (probe as StallProbe | null)?.stop();
     traceText = capture?.text() ?? "";
+    if (capture) opts.onSchedTrace?.(traceText);
     ac.abort();
     await loop;
     manager.shutdown("restore");

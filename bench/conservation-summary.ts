@@ -22,7 +22,7 @@ import {
   WEIR_GOAL_CYCLES,
   WEIR_UNPLACED,
 } from "./conservation-run.ts";
-import { waitNote as traceNote, WAIT_COLUMNS, waitRow } from "./conservation-waits.ts";
+import { blockedNote, waitNote as traceNote, WAIT_COLUMNS, waitRow } from "./conservation-waits.ts";
 import type { BenchFigure, BenchResult } from "./harness.ts";
 import { fmtStats, repeated, stats } from "./harness.ts";
 import { RESERVE_CPU_MILLIS } from "./real-common.ts";
@@ -483,6 +483,8 @@ export function summariseConservation(
     const n = traceNote(label, of, s, ref);
     if (n) waitNotes.push(n);
   }
+  const blocked = blockedNote(outcomes);
+  if (blocked) waitNotes.push(blocked);
   const waitRows = (["conserve", "tcp"] as const).flatMap((s) => {
     const kind = s === "conserve" ? "UDP" : "TCP";
     const rows = policies.map((p) => waitRow(`${kind}: ${POLICY_LABEL(p)}`, of(s, p)));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { RunOutcome, ScenarioName } from "./conservation-run.ts";
-import { WAIT_COLUMNS, waitNote, waitRow } from "./conservation-waits.ts";
+import { blockedNote, WAIT_COLUMNS, waitNote, waitRow } from "./conservation-waits.ts";
 import type { WaitBreakdown } from "./sched-trace.ts";
 
 const wait = (p: Partial<WaitBreakdown>): WaitBreakdown => ({
@@ -15,6 +15,7 @@ const wait = (p: Partial<WaitBreakdown>): WaitBreakdown => ({
   pulls: 2,
   wakeups: 1000,
   wakeupsBesideFreeCpu: 300,
+  blocked: { count: 0, totalMs: 0, longestMs: 0, longestBy: null },
   ...p,
 });
 const run = (
@@ -94,5 +95,29 @@ describe("conservation-real wait table and note", () => {
         "ref-udp",
       ),
     ).toBeNull();
+  });
+
+  it("counts the servers' sleeps in the kernel over every traced run, and names the longest's waker", () => {
+    const blocked = (count: number, longestMs: number, longestBy: string | null) => ({
+      count,
+      totalMs: longestMs * count,
+      longestMs,
+      longestBy,
+    });
+    expect(blockedNote([run("conserve", "weir", undefined, 90)])).toBeNull();
+    expect(
+      blockedNote([run("conserve", "weir", wait({}), 90), run("tcp", "none", wait({}), 90)]),
+    ).toBe(
+      "Servers asleep in the kernel (uninterruptible sleep over 1 ms, scheduler trace, 2 runs, every policy): none — the testbed's servers lock their memory, so the host's memory reclaim does not stall them.",
+    );
+    expect(
+      blockedNote([
+        run("conserve", "weir", wait({ blocked: blocked(2, 20.25, "kworker/0:1-50") }), 90),
+        run("tcp", "none", wait({ blocked: blocked(1, 151.5, "kdamond.0-83") }), 90),
+        run("tcp", "weir", wait({}), 90),
+      ]),
+    ).toBe(
+      "Servers asleep in the kernel (uninterruptible sleep over 1 ms, scheduler trace, 3 runs, every policy): 3 in 2 runs, the longest 151.5 ms (woken by kdamond.0-83).",
+    );
   });
 });

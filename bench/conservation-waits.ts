@@ -87,3 +87,24 @@ export function waitNote(
     `. CPU per reply (mean of the three partitions): ${perReply(of(ref))} µs with the hog stopped, ${perReply(of(scenario, "weir"))} µs beside it under weir, ${perReply(of(scenario, "static-weights"))} µs under static weights.`
   );
 }
+
+/**
+ * The servers' uninterruptible sleeps over every traced run (WaitBreakdown.blocked): how many,
+ * in how many runs, the longest and what woke it. A server asleep in the kernel waits for
+ * neither a CPU nor a request — on these machines the host's memory reclaim (kdamond) held a
+ * lock the server needed; the testbed locks the servers' memory against it (lock-memory.ts).
+ * Null without traced runs.
+ */
+export function blockedNote(runs: RunOutcome[]): string | null {
+  const ws = runs.flatMap((o) =>
+    o.schedWait && o.schedWait.spanMs > 0 && o.schedWait.blocked ? [o.schedWait] : [],
+  );
+  if (ws.length === 0) return null;
+  const hit = ws.filter((w) => w.blocked.count > 0);
+  const head = `Servers asleep in the kernel (uninterruptible sleep over 1 ms, scheduler trace, ${ws.length} runs, every policy)`;
+  if (hit.length === 0)
+    return `${head}: none — the testbed's servers lock their memory, so the host's memory reclaim does not stall them.`;
+  const longest = hit.reduce((a, w) => (w.blocked.longestMs > a.blocked.longestMs ? w : a));
+  const count = hit.reduce((s, w) => s + w.blocked.count, 0);
+  return `${head}: ${count} in ${hit.length} runs, the longest ${longest.blocked.longestMs.toFixed(1)} ms (woken by ${longest.blocked.longestBy ?? "an unknown task"}).`;
+}

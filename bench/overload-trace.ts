@@ -28,6 +28,7 @@ import {
 import { overloadCycleMet } from "./conservation-summary.ts";
 import { isMain, isolateSelf, stats } from "./harness.ts";
 import { COST_ROUNDS, GROUP_CPU_SHARES, loadAvg, RESERVE_CPU_MILLIS } from "./real-common.ts";
+import { SchedTrace, threadsOf } from "./sched-trace.ts";
 import { probeServer } from "./server-probe.ts";
 
 // Importing this module runs nothing (`weir bench report` imports every bench/*.ts): main()
@@ -40,6 +41,9 @@ async function main(): Promise<void> {
   const reps = Number(arg("--reps") ?? 5);
   const policies = (arg("--policies") ?? "weir,static-weights,none").split(",");
   const outFile = arg("--out") ?? "/tmp/weir-overload-trace.json";
+  // --sched-trace DIR: the kernel's scheduler events over each whole measured window, one file
+  // per run (DIR/<rep>-<policy>.txt) with the threads' classes beside it (…​.json)
+  const schedDir = arg("--sched-trace");
   const timing = { ...timingFor(false) };
   timing.measureMs = Number(arg("--measure-ms") ?? timing.overloadMeasureMs);
 
@@ -83,18 +87,26 @@ async function main(): Promise<void> {
     p99Ms: number;
     perSecond: number[];
     cycles: TraceRow[];
+    placements: Array<{
+      afterCycle: number;
+      placed: Record<string, number[] | null>;
+      reason: string;
+    }>;
   }> = [];
+  let c: Ctx | null = null;
   try {
     unisolate = isolateSelf(`${prefix}/gen`, GROUP_CPU_SHARES);
     const capacity = 2000 - RESERVE_CPU_MILLIS;
-    const c: Ctx = {
+    c = {
       tb,
       capacity,
       backend: createActuatorBackend("cgroup", { roots: defaultRoots, now: Date.now }),
       hostCpu,
       timing,
-      trace: null,
+      trace: schedDir ? new SchedTrace(`${prefix}-sched`, undefined, 131_072) : null,
+      traceMs: timing.measureMs - 1000,
     };
+    if (schedDir) fs.mkdirSync(schedDir, { recursive: true });
     const hogPid = tb.hogs[0]!.pid;
     if (!hogPid) throw new Error("overload-trace: the testbed's hog has no pid");
     const probe = await probeServer(tb, hogPid);
@@ -120,6 +132,12 @@ async function main(): Promise<void> {
       const order = policies.map((_, i) => policies[(i + rep) % policies.length]!);
       for (const policy of order) {
         const records: CycleRecord[] = [];
+        // placement changes, each with the cycle after which it was written
+        const placements: Array<{
+          afterCycle: number;
+          placed: Record<string, number[] | null>;
+          reason: string;
+        }> = [];
         const [policyName, ...knobs] = policy.split(":");
         const policySettings = Object.fromEntries(
           knobs.map((k) => {
@@ -137,12 +155,35 @@ async function main(): Promise<void> {
           measureMs: timing.measureMs,
           hogStopped: false,
           onRecord: (x) => records.push(x),
+          onSchedTrace: (text) => {
+            const base = `${schedDir}/${rep + 1}-${policy.replaceAll(/[^\w-]/g, "_")}`;
+            fs.writeFileSync(`${base}.txt`, text);
+            fs.writeFileSync(
+              `${base}.json`,
+              `${JSON.stringify({
+                servers: Object.fromEntries(
+                  tb.partitions.map((p) => [p.name, threadsOf(p.serverPid)]),
+                ),
+                hog: threadsOf(tb.hogs[0]?.pid),
+                generator: threadsOf(process.pid),
+                cycles: records.map((x) => [x.cycle, x.startedAtMs]),
+                // the clocks now: epoch ms and CLOCK_MONOTONIC s (tracefs' default clock is close to it)
+                clocks: [Date.now(), Number(process.hrtime.bigint()) / 1e9],
+              })}\n`,
+            );
+          },
+          onPlacementChange: (ch) =>
+            placements.push({
+              afterCycle: records.at(-1)?.cycle ?? -1,
+              placed: ch.placed,
+              reason: ch.reason,
+            }),
         });
-        // The cycles the benchmark counts (runOne's cycleServed), the last ones of the warm-up
-        // before them for context.
+        // The warm-up's cycles, then those the benchmark counts (runOne's cycleServed; the
+        // measured ones begin at cycle `first` + 1).
         const counted = r.cycleServed?.a?.length ?? 0;
         const first = Math.round(timing.warmupMs / INTERVAL_MS);
-        const measured = records.slice(first, first + counted + 2);
+        const measured = records.slice(0, first + counted + 2);
         const cycles: TraceRow[] = [];
         for (const rec of measured)
           for (const p of rec.partitions) {
@@ -180,16 +221,18 @@ async function main(): Promise<void> {
           p99Ms: r.p99Ms.a ?? Number.NaN,
           perSecond,
           cycles,
+          placements,
         };
         runs.push(row);
         console.error(
-          `rep ${rep + 1} ${policy}: a served ${row.servedOverGoal.toFixed(3)}× goal, seconds met ${(row.secondsMet * 100).toFixed(0)} %, cycles met ${(row.cyclesMet * 100).toFixed(0)} %, p99 ${row.p99Ms.toFixed(1)} ms; per second ${perSecond.join(" ")}`,
+          `rep ${rep + 1} ${policy}: a served ${row.servedOverGoal.toFixed(3)}× goal, seconds met ${(row.secondsMet * 100).toFixed(0)} %, cycles met ${(row.cyclesMet * 100).toFixed(0)} %, p99 ${row.p99Ms.toFixed(1)} ms; per second ${perSecond.join(" ")}; placement changes ${placements.length}${placements.length > 0 ? ` (after cycles ${placements.map((p) => p.afterCycle).join(", ")})` : ""}`,
         );
         fs.writeFileSync(outFile, `${JSON.stringify(runs)}\n`);
       }
     }
   } finally {
     hostCpu.close();
+    c?.trace?.close();
     unisolate();
     await testbedDown(tb.stateFile);
   }

@@ -77,4 +77,28 @@ describe("analyseSchedTrace", () => {
     expect(b.wakeups).toBe(0);
     expect(b.waitMs).toBe(0);
   });
+
+  it("counts a server's uninterruptible sleeps over 1 ms, the longest and who woke it", () => {
+    const wakeBy = (who: string, cpu: number, t: number, tid: number, target: number) =>
+      `      ${who}  [00${cpu}] d..2. ${t.toFixed(6)}: sched_wakeup: comm=node pid=${tid} prio=120 target_cpu=00${target}`;
+    const text = [
+      sw(0, 1.0, 0, "R", 10),
+      sw(1, 1.0, 0, "R", 20),
+      sw(0, 1.001, 10, "D", 0), // server 10 blocks in the kernel
+      wakeBy("kdamond.0-83", 1, 1.151, 10, 0), // 150 ms later the reclaim lets go
+      sw(0, 1.1515, 0, "R", 10),
+      sw(0, 1.152, 10, "D", 0), // a short one: 0.5 ms, not counted
+      wakeBy("kworker/0:1-50", 0, 1.1525, 10, 0),
+      sw(0, 1.153, 0, "R", 10),
+      sw(0, 1.154, 10, "S", 0), // an ordinary sleep (waiting for requests): not counted
+      wakeBy("node-30", 1, 1.2, 10, 0),
+      sw(0, 1.2, 10, "D", 0), // 3 ms
+      wakeBy("kworker/0:1-50", 0, 1.203, 10, 0),
+    ].join("\n");
+    const b = analyseSchedTrace(text, classOf);
+    expect(b.blocked.count).toBe(2);
+    expect(b.blocked.totalMs).toBeCloseTo(153, 6);
+    expect(b.blocked.longestMs).toBeCloseTo(150, 6);
+    expect(b.blocked.longestBy).toBe("kdamond.0-83");
+  });
 });

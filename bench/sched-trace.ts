@@ -34,6 +34,12 @@ export interface WaitBreakdown {
   /** Server wake-ups, and those put on a CPU running a non-hog task while the other CPU was idle or ran the hog. */
   wakeups: number;
   wakeupsBesideFreeCpu: number;
+  /**
+   * The servers' uninterruptible sleeps (switched out in state D, until woken) over 1 ms: a
+   * server waiting in the kernel (a page fault on a page being reclaimed, I/O) rather than for
+   * a CPU or for requests. The longest, and the task that woke it (comm-pid as tracefs names it).
+   */
+  blocked: { count: number; totalMs: number; longestMs: number; longestBy: string | null };
 }
 
 const zeros = (): Record<TaskClass, number> => ({
@@ -45,6 +51,8 @@ const zeros = (): Record<TaskClass, number> => ({
 });
 
 const LINE = /\[(\d+)\]\s+\S+\s+([\d.]+): (sched_switch|sched_wakeup|sched_migrate_task): (.*)$/;
+/** The task a tracefs line was recorded in (the waker of a sched_wakeup), as `comm-pid`. */
+const TASK = /^\s*(.+?-\d+)\s+\[/;
 const SWITCH = /prev_pid=(\d+) .*prev_state=(\S+) ==> next_comm=.* next_pid=(\d+)/;
 const WAKEUP = /\bpid=(\d+) .*target_cpu=(\d+)/;
 const MIGRATE = /\bpid=(\d+) .*dest_cpu=(\d+)/;
@@ -68,6 +76,8 @@ export function analyseSchedTrace(
   let besideFree = 0;
   let first = Number.NaN;
   let last = Number.NaN;
+  const asleepInD = new Map<number, number>();
+  const blocked = { count: 0, totalMs: 0, longestMs: 0, longestBy: null as string | null };
   const known = () => cur[0]! >= 0 && cur[1]! >= 0;
   for (const line of text.split("\n")) {
     const m = LINE.exec(line);
@@ -95,6 +105,7 @@ export function analyseSchedTrace(
         // for a thread still running, just before it sleeps, queued nothing)
         if (s[2]!.startsWith("R")) queued.set(prev, { since: tUs, cpu });
         else queued.delete(prev);
+        if (s[2]!.startsWith("D")) asleepInD.set(prev, tUs);
       }
       const q = queued.get(next);
       if (q) {
@@ -105,6 +116,19 @@ export function analyseSchedTrace(
     } else if (m[3] === "sched_wakeup") {
       const w = WAKEUP.exec(f);
       if (!w || cls(Number(w[1])) !== "server") continue;
+      const dSince = asleepInD.get(Number(w[1]));
+      if (dSince !== undefined) {
+        asleepInD.delete(Number(w[1]));
+        const ms = (tUs - dSince) / 1000;
+        if (ms > 1) {
+          blocked.count++;
+          blocked.totalMs += ms;
+          if (ms > blocked.longestMs) {
+            blocked.longestMs = ms;
+            blocked.longestBy = TASK.exec(line)?.[1] ?? null;
+          }
+        }
+      }
       const target = Number(w[2]);
       // a thread woken while still on its CPU (it had not switched out yet) waits for nothing
       if (target > 1 || cur.includes(Number(w[1]))) continue;
@@ -148,6 +172,7 @@ export function analyseSchedTrace(
     pulls,
     wakeups,
     wakeupsBesideFreeCpu: besideFree,
+    blocked,
   };
 }
 

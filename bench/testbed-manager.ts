@@ -8,6 +8,7 @@ import type { ActuatorBackend } from "../src/actuators/types.ts";
 import type { PartitionSpec } from "../src/core/model.ts";
 import { parseConfig } from "../src/manager/config.ts";
 import type { Manager } from "../src/manager/manager.ts";
+import type { PlacementChange } from "../src/manager/placement-step.ts";
 import { buildManager } from "../src/manager/wiring.ts";
 import type { Policy } from "../src/policy/types.ts";
 import { weirPolicy } from "../src/policy/weir.ts";
@@ -33,6 +34,8 @@ export interface TestbedManagerOptions {
   hostCpu?: boolean;
   /** Records kept (default 1: benchmarks read them through subscribe). */
   historySize?: number;
+  /** Each change of the placement (diagnostics: overload-trace). */
+  onPlacementChange?: (change: PlacementChange) => void;
 }
 
 const millis = (m: number) => `${m}m`;
@@ -104,5 +107,6 @@ export function testbedManager(
     // the testbed's cgroups are this host's: the capacity follows the CPUs they can reach
     reachableCpus: true,
     ...(o.hostCpu ? {} : { hostCpu: null }),
+    ...(o.onPlacementChange ? { onPlacementChange: o.onPlacementChange } : {}),
   }).manager;
 }

@@ -895,6 +895,15 @@ export function assessDemandRows(
         keep = need * grow;
         if (!(keep > 0)) keep = 0; // no velocity: no floor
       }
+      // The floor is the goal's rate; but where more CPU would not help and less traffic arrives
+      // than the goal (clients sending less), the offered traffic + headroom: CPU held for the
+      // rest is entitlement nobody uses, taken from the levels below (goals-tiers-real: an
+      // importance-1 server whose load fell to half its goal kept ~650m of a 1,000m CPU while
+      // using 240m, and importance 3 got ~150m). A saturated closed-loop server short of CPU
+      // keeps the goal's floor: its clients send only as fast as it replies.
+      const floorRate =
+        !shortOfCpu && offeredKnown && offered * headroom < goal ? offered * headroom : goal;
+      if (floorRate > 0 && velocity > 0) goalFloor = (floorRate / velocity) * millisPerCpu;
       if (base > 0) {
         missesGoal = pi > missPi && shortOfCpu;
         if (pi * grow > 1 && shortOfCpu) {
@@ -912,23 +921,24 @@ export function assessDemandRows(
             receiver = true;
           }
         } else if (pi * grow <= 1) {
-          // By cycles, never below goal ÷ velocity × (1 + margin) either (keep; 0 otherwise).
-          const target = Math.max(base * Math.max(pi * grow, cutTo), keep);
+          // Never below the goal's floor (goal ÷ velocity), by cycles goal ÷ velocity × (1 +
+          // margin) (keep). The controller scales what the last weight stands for, which sets
+          // what the partition gets only while it contends for its CPU: one served its goal
+          // anyway (a CPU of its own by placement, others idle, quick wake-ups) met it at any
+          // entitlement, and its claim fell 10–25 % a cycle to weight 1 — on the real testbed an
+          // importance-1 server using 500m was entitled to 0m, unprotected the moment contention
+          // came (overload-trace). The floor is what its goal costs at its measured velocity.
+          const target = Math.max(
+            base * Math.max(pi * grow, cutTo),
+            keep,
+            goalFloor || 0, // NaN (no velocity): no floor
+          );
           if (demand > target) {
             demand = target;
             donor = true;
           }
         }
       }
-      // The floor is the goal's rate; but where more CPU would not help and less traffic arrives
-      // than the goal (clients sending less), the offered traffic + headroom: CPU held for the
-      // rest is entitlement nobody uses, taken from the levels below (goals-tiers-real: an
-      // importance-1 server whose load fell to half its goal kept ~650m of a 1,000m CPU while
-      // using 240m, and importance 3 got ~150m). A saturated closed-loop server short of CPU
-      // keeps the goal's floor: its clients send only as fast as it replies.
-      const floorRate =
-        !shortOfCpu && offeredKnown && offered * headroom < goal ? offered * headroom : goal;
-      if (floorRate > 0 && velocity > 0) goalFloor = (floorRate / velocity) * millisPerCpu;
       if (!donor && goalFloor > demand) demand = goalFloor;
     }
     kinds[i] = kind;

@@ -86,14 +86,16 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
           `${congestionText(tp, a)} but ${reason}, so probing ×${k.probeFactor} from ${millis(a.probeFromCpuMillis)} to ${millis(a.rawDemandCpuMillis)}`,
         );
       }
+      // a donor's claim says its floor itself ("not under goal ÷ velocity")
       const floored =
         !a.goalReceiver &&
+        !a.donor &&
         a.goalFloorCpuMillis !== null &&
         a.demandCpuMillis === a.goalFloorCpuMillis;
       if (a.donor && goal !== undefined) {
         const pi = d.performanceIndex;
         parts.push(
-          `goal ${int(goal)} pps met (PI ${pi === null ? "?" : pi.toFixed(2)}), so it claims ${millis(a.demandCpuMillis)} (${a.goalMarginFraction !== undefined ? `last entitlement × PI + ${marginText(a.goalMarginFraction, k)}, at most −${pct(GOAL_DONATE_STEP_FRACTION)} a cycle, not under goal ÷ velocity + that margin` : `last entitlement × PI + ${pct(k.goalHeadroomFraction)}`}) and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
+          `goal ${int(goal)} pps met (PI ${pi === null ? "?" : pi.toFixed(2)}), so it claims ${millis(a.demandCpuMillis)} (${a.goalMarginFraction !== undefined ? `last entitlement × PI + ${marginText(a.goalMarginFraction, k)}, at most −${pct(GOAL_DONATE_STEP_FRACTION)} a cycle, not under goal ÷ velocity + that margin` : `last entitlement × PI + ${pct(k.goalHeadroomFraction)}, not under goal ÷ velocity`}) and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
         );
       } else if (a.goalReceiver && goal !== undefined) {
         const pi = d.performanceIndex;

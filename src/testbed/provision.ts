@@ -246,6 +246,7 @@ export async function ensureServers(ctx: UpContext): Promise<void> {
       "--cost-rounds",
       String(p.costRounds),
       ...((p.serverWorkers ?? 1) > 1 ? ["--workers", String(p.serverWorkers)] : []),
+      ...(ctx.want.lockServerMemory ? ["--lock-memory"] : []),
       "--max-lifetime-ms",
       String(ctx.maxLifetimeMs),
       tagArg(processTag(ctx.prefix, p.name)),

@@ -21,6 +21,11 @@ describe("parseServeArgv", () => {
     );
   });
 
+  it("--lock-memory", () => {
+    expect(parseServeArgv(["--port", "9000", "--lock-memory"]).lockMemory).toBe(true);
+    expect(parseServeArgv(["--port", "9000"]).lockMemory).toBeUndefined();
+  });
+
   it("workers: 1..64", () => {
     expect(parseServeArgv(["--port", "9000", "--workers", "2"]).workers).toBe(2);
     expect(() => parseServeArgv(["--port", "9000", "--workers", "0"])).toThrow(
@@ -65,7 +70,9 @@ async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void
 }
 
 /** The server with `--workers 2` on 127.0.0.1; resolves with the process and the port once both workers are ready. */
-async function startTwoWorkers(): Promise<{ proc: ChildProcess; port: number; out: () => string }> {
+async function startTwoWorkers(
+  extra: string[] = [],
+): Promise<{ proc: ChildProcess; port: number; out: () => string; err: () => string }> {
   const proc = spawn(
     process.execPath,
     ["--import", TSX, ENTRY, "--port", "0", "--host", "127.0.0.1", "--tcp-port", "off"].concat([
@@ -75,19 +82,25 @@ async function startTwoWorkers(): Promise<{ proc: ChildProcess; port: number; ou
       "2",
       "--max-lifetime-ms",
       "60000",
+      ...extra,
     ]),
-    { stdio: ["ignore", "pipe", "inherit"] },
+    { stdio: ["ignore", "pipe", "pipe"] },
   );
   started.push(proc);
   let out = "";
+  let err = "";
   proc.stdout?.on("data", (d) => {
     out += String(d);
+  });
+  proc.stderr?.on("data", (d) => {
+    err += String(d);
+    process.stderr.write(d);
   });
   const ready = () => out.split("\n").filter((l) => l.includes('"ready"'));
   await until("both workers ready", () => ready().length === 2, 30_000);
   const ports = ready().map((l) => (JSON.parse(l) as { port: number }).port);
   expect(ports[0]).toBe(ports[1]); // one socket, shared
-  return { proc, port: ports[0]!, out: () => out };
+  return { proc, port: ports[0]!, out: () => out, err: () => err };
 }
 
 describe("packet server with --workers (node:cluster)", () => {
@@ -112,6 +125,44 @@ describe("packet server with --workers (node:cluster)", () => {
     await until("the parent exited", () => proc.exitCode !== null);
     expect(proc.exitCode).toBe(0);
     expect(workers.filter(alive)).toEqual([]);
+    expect(out()).toContain('"event":"closed","workers":2');
+  }, 60_000);
+
+  it("--lock-memory: each worker locks its memory (root), or says why not; it serves and exits cleanly", async () => {
+    const { proc, port, out, err } = await startTwoWorkers(["--lock-memory"]);
+    const ready = out()
+      .split("\n")
+      .filter((l) => l.includes('"ready"'))
+      .map(
+        (l) => JSON.parse(l) as { pid: number; memoryLocked: boolean; memoryLockError?: string },
+      );
+    expect(ready).toHaveLength(2);
+    const lockedKb = (pid: number) =>
+      Number(/^VmLck:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+    for (const r of ready) {
+      if (process.getuid?.() === 0) {
+        expect(r).toMatchObject({ memoryLocked: true });
+        expect(lockedKb(r.pid)).toBeGreaterThan(0);
+      } else {
+        expect(r.memoryLocked).toBe(false);
+        expect(r.memoryLockError).toMatch(/^mlockall failed: E[A-Z]+ /);
+      }
+    }
+    // the parent only forks: it serves nothing and locks nothing
+    expect(lockedKb(proc.pid!)).toBe(0);
+    const sock = dgram.createSocket("udp4");
+    const got = new Promise<void>((r) => sock.once("message", () => r()));
+    sock.send(encodeRequest(Buffer.alloc(64), 7, 1, 1), port, "127.0.0.1");
+    try {
+      await got;
+    } finally {
+      sock.close();
+    }
+    // V8 aborts tearing down locked code pages: the lock is dropped on exit
+    proc.kill("SIGTERM");
+    await until("the parent exited", () => proc.exitCode !== null);
+    expect(proc.exitCode).toBe(0);
+    expect(err()).not.toContain("Fatal error");
     expect(out()).toContain('"event":"closed","workers":2');
   }, 60_000);
 

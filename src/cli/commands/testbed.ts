@@ -71,6 +71,10 @@ export function register(program: Command): void {
     .option("--port <n>", "UDP port of the servers", int("port"), 9000)
     .option("--max-lifetime <duration>", "servers and hogs exit after this long", "1h")
     .option(
+      "--no-lock-memory",
+      "leave the servers' code unlocked (default: locked, so the host's memory reclaim cannot stall a server on a page fault)",
+    )
+    .option(
       "--group-cpu-shares <n>",
       "cpu.shares of the <prefix> cgroup against the rest of the host",
       int("group-cpu-shares"),
@@ -98,6 +102,7 @@ export function register(program: Command): void {
           costRounds: number;
           port: number;
           maxLifetime: string;
+          lockMemory: boolean;
           groupCpuShares?: number;
           vms?: string;
           maxCpus: number;
@@ -129,6 +134,7 @@ export function register(program: Command): void {
           costRounds: o.costRounds,
           port: o.port,
           maxLifetimeMs: parseDurationMs(o.maxLifetime, "max-lifetime"),
+          lockServerMemory: o.lockMemory,
           ...(o.stateFile ? { stateFile: o.stateFile } : {}),
           ...(o.groupCpuShares === undefined ? {} : { groupCpuShares: o.groupCpuShares }),
           log: o.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
@@ -224,6 +230,10 @@ export function register(program: Command): void {
     .option("--host <addr>", "address to bind (default all)")
     .option("--cost-rounds <n>", "SHA-256 rounds per request", int("cost-rounds"), 600)
     .option("--max-lifetime <duration>", "exit after this long", "1h")
+    .option(
+      "--lock-memory",
+      "lock this process's code and mapped files in memory (each page as it is first touched)",
+    )
     .action(
       async (o: {
         port: number;
@@ -231,6 +241,7 @@ export function register(program: Command): void {
         host?: string;
         costRounds: number;
         maxLifetime: string;
+        lockMemory?: boolean;
       }) => {
         const { runPacketServer } = await import("../../testbed/serve.ts");
         const { parseDurationMs } = await import("../../testbed/schedule.ts");
@@ -242,6 +253,7 @@ export function register(program: Command): void {
           costRounds: o.costRounds,
           maxLifetimeMs: parseDurationMs(o.maxLifetime, "max-lifetime"),
           ...(o.host ? { host: o.host } : {}),
+          ...(o.lockMemory ? { lockMemory: true } : {}),
         });
       },
     );
