@@ -108,7 +108,7 @@ describe("conservation-real wait table and note", () => {
     expect(
       blockedNote([run("conserve", "weir", wait({}), 90), run("tcp", "none", wait({}), 90)]),
     ).toBe(
-      "Servers asleep in the kernel (uninterruptible sleep over 1 ms, scheduler trace, 2 runs, every policy): none — the testbed's servers lock their memory, so the host's memory reclaim does not stall them.",
+      "Servers asleep in the kernel (uninterruptible sleep over 1 ms, scheduler trace, 2 runs, every policy): none.",
     );
     expect(
       blockedNote([

@@ -91,8 +91,9 @@ export function waitNote(
 /**
  * The servers' uninterruptible sleeps over every traced run (WaitBreakdown.blocked): how many,
  * in how many runs, the longest and what woke it. A server asleep in the kernel waits for
- * neither a CPU nor a request — on these machines the host's memory reclaim (kdamond) held a
- * lock the server needed; the testbed locks the servers' memory against it (lock-memory.ts).
+ * neither a CPU nor a request — on these machines the host's memory reclaim (kdamond) held the
+ * heap's lock while the server called brk; the testbed keeps the servers' heaps steady
+ * (steady-heap.ts).
  * Null without traced runs.
  */
 export function blockedNote(runs: RunOutcome[]): string | null {
@@ -102,8 +103,7 @@ export function blockedNote(runs: RunOutcome[]): string | null {
   if (ws.length === 0) return null;
   const hit = ws.filter((w) => w.blocked.count > 0);
   const head = `Servers asleep in the kernel (uninterruptible sleep over 1 ms, scheduler trace, ${ws.length} runs, every policy)`;
-  if (hit.length === 0)
-    return `${head}: none — the testbed's servers lock their memory, so the host's memory reclaim does not stall them.`;
+  if (hit.length === 0) return `${head}: none.`;
   const longest = hit.reduce((a, w) => (w.blocked.longestMs > a.blocked.longestMs ? w : a));
   const count = hit.reduce((s, w) => s + w.blocked.count, 0);
   return `${head}: ${count} in ${hit.length} runs, the longest ${longest.blocked.longestMs.toFixed(1)} ms (woken by ${longest.blocked.longestBy ?? "an unknown task"}).`;

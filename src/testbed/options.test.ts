@@ -2,11 +2,11 @@ import { describe, expect, it } from "vitest";
 import { logFileFor, netRootsOf, testbedRoots, wantedTestbed } from "./options.ts";
 
 describe("testbed options", () => {
-  it("fills every default: names from counts, 600 rounds, port 9000, one hog thread, netns + veth, servers' code locked", () => {
+  it("fills every default: names from counts, 600 rounds, port 9000, one hog thread, netns + veth, servers' heaps steady", () => {
     expect(wantedTestbed({ partitions: 2, hogs: 1 })).toEqual({
       hostNetwork: false,
       serverWorkers: 1,
-      lockServerMemory: true,
+      steadyServerHeap: true,
       partitions: [
         { name: "p1", costRounds: 600, port: 9000 },
         { name: "p2", costRounds: 600, port: 9000 },
@@ -29,7 +29,7 @@ describe("testbed options", () => {
     expect(w.hogs).toEqual([{ name: "hog", cpus: 2 }]);
     expect(wantedTestbed({ partitions: 1, hostNetwork: true }).hostNetwork).toBe(true);
     expect(wantedTestbed({ partitions: 1, serverWorkers: 2 }).serverWorkers).toBe(2);
-    expect(wantedTestbed({ partitions: 1, lockServerMemory: false }).lockServerMemory).toBe(false);
+    expect(wantedTestbed({ partitions: 1, steadyServerHeap: false }).steadyServerHeap).toBe(false);
     expect(() => wantedTestbed({ partitions: 1, serverWorkers: 0.5 })).toThrow(
       "'serverWorkers' must be an integer within 1..64: current value is 0.5",
     );

@@ -60,11 +60,11 @@ export interface TestbedOptions {
    */
   serverWorkers?: number;
   /**
-   * Each packet server locks its code and mapped files in memory (`--lock-memory`,
-   * lock-memory.ts), so the host's memory reclaim cannot stall it on a page fault (default
-   * true: the testbed measures CPU policy; false: servers as any unlocked process).
+   * Each packet server keeps its heap steady (`--steady-heap`, steady-heap.ts), so the host's
+   * memory reclaim does not stall it in brk (default true: the testbed measures CPU policy;
+   * false: malloc's defaults).
    */
-  lockServerMemory?: boolean;
+  steadyServerHeap?: boolean;
   /**
    * Partitions on the host network: no netns or veth; each server on 127.0.0.1 at a free
    * port of its own (`port` is ignored), in its cgroup, counted by eBPF. Default false.
@@ -97,7 +97,7 @@ export interface TestbedOptions {
 export interface WantedTestbed {
   hostNetwork: boolean;
   serverWorkers: number;
-  lockServerMemory: boolean;
+  steadyServerHeap: boolean;
   partitions: Required<PartitionRequest>[];
   hogs: Required<HogRequest>[];
 }
@@ -143,7 +143,7 @@ export function wantedTestbed(opts: TestbedOptions): WantedTestbed {
   return {
     hostNetwork: opts.hostNetwork ?? false,
     serverWorkers,
-    lockServerMemory: opts.lockServerMemory ?? true,
+    steadyServerHeap: opts.steadyServerHeap ?? true,
     partitions: parts.map((p) => ({
       name: p.name,
       costRounds: p.costRounds ?? costRounds,

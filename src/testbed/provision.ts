@@ -246,7 +246,7 @@ export async function ensureServers(ctx: UpContext): Promise<void> {
       "--cost-rounds",
       String(p.costRounds),
       ...((p.serverWorkers ?? 1) > 1 ? ["--workers", String(p.serverWorkers)] : []),
-      ...(ctx.want.lockServerMemory ? ["--lock-memory"] : []),
+      ...(ctx.want.steadyServerHeap ? ["--steady-heap"] : []),
       "--max-lifetime-ms",
       String(ctx.maxLifetimeMs),
       tagArg(processTag(ctx.prefix, p.name)),

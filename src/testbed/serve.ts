@@ -7,8 +7,8 @@
 import cluster from "node:cluster";
 import { parseArgs } from "node:util";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { lockProcessMemory } from "./lock-memory.ts";
 import { startPacketServer } from "./server.ts";
+import { steadyHeap } from "./steady-heap.ts";
 import { startTcpServer } from "./tcp-server.ts";
 
 export interface ServeArgs {
@@ -21,8 +21,8 @@ export interface ServeArgs {
   /** Processes serving the same sockets (node:cluster); absent: 1, this process. */
   workers?: number;
   maxLifetimeMs: number;
-  /** Lock each serving process's memory (lock-memory.ts); absent: not locked. */
-  lockMemory?: boolean;
+  /** Keep each serving process's heap steady (steady-heap.ts); absent: malloc's defaults. */
+  steadyHeap?: boolean;
 }
 
 /** Run the server until SIGTERM/SIGINT or its max lifetime; logs one JSON line at start and end. */
@@ -30,14 +30,13 @@ export async function runPacketServer(
   args: ServeArgs,
   log = (line: string) => process.stdout.write(`${line}\n`),
 ): Promise<void> {
-  // before the sockets: a serving process is locked from its first request (each worker
-  // locks itself: mlockall is per process)
-  const lockError = args.lockMemory ? lockProcessMemory() : null;
+  // before the sockets, in each serving process (each worker is a process of its own)
+  const heapError = args.steadyHeap ? steadyHeap() : null;
   const ac = new AbortController();
   const stop = () => ac.abort();
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
-  const { tcpPort: tcpPortArg, workers: _workers, lockMemory: _lock, ...udpArgs } = args;
+  const { tcpPort: tcpPortArg, workers: _workers, steadyHeap: _heap, ...udpArgs } = args;
   const tcpPort = tcpPortArg === undefined ? args.port : tcpPortArg;
   // TCP listens first: once the UDP side answers a probe (testbedUp's readiness check),
   // the TCP side is listening too.
@@ -59,8 +58,8 @@ export async function runPacketServer(
       port: server.port,
       tcpPort: tcp?.port ?? null,
       costRounds: args.costRounds,
-      ...(args.lockMemory ? { memoryLocked: lockError === null } : {}),
-      ...(lockError ? { memoryLockError: lockError } : {}),
+      ...(args.steadyHeap ? { steadyHeap: heapError === null } : {}),
+      ...(heapError ? { steadyHeapError: heapError } : {}),
       ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}),
     }),
   );
@@ -133,7 +132,7 @@ export function parseServeArgv(argv: string[]): ServeArgs {
       workers: { type: "string" },
       "max-lifetime-ms": { type: "string" },
       "weir-tag": { type: "string" },
-      "lock-memory": { type: "boolean" },
+      "steady-heap": { type: "boolean" },
     },
     strict: true,
   });
@@ -143,7 +142,7 @@ export function parseServeArgv(argv: string[]): ServeArgs {
     maxLifetimeMs: intArg(values["max-lifetime-ms"], "max-lifetime-ms", 3_600_000),
   };
   if (values.host !== undefined) out.host = values.host;
-  if (values["lock-memory"]) out.lockMemory = true;
+  if (values["steady-heap"]) out.steadyHeap = true;
   if (values.workers !== undefined) {
     out.workers = intArg(values.workers, "workers");
     if (out.workers < 1 || out.workers > 64)

@@ -71,8 +71,8 @@ export function register(program: Command): void {
     .option("--port <n>", "UDP port of the servers", int("port"), 9000)
     .option("--max-lifetime <duration>", "servers and hogs exit after this long", "1h")
     .option(
-      "--no-lock-memory",
-      "leave the servers' code unlocked (default: locked, so the host's memory reclaim cannot stall a server on a page fault)",
+      "--no-steady-heap",
+      "leave the servers' malloc at its defaults (default: a steady heap, so the host's memory reclaim does not stall a server in brk)",
     )
     .option(
       "--group-cpu-shares <n>",
@@ -102,7 +102,7 @@ export function register(program: Command): void {
           costRounds: number;
           port: number;
           maxLifetime: string;
-          lockMemory: boolean;
+          steadyHeap: boolean;
           groupCpuShares?: number;
           vms?: string;
           maxCpus: number;
@@ -134,7 +134,7 @@ export function register(program: Command): void {
           costRounds: o.costRounds,
           port: o.port,
           maxLifetimeMs: parseDurationMs(o.maxLifetime, "max-lifetime"),
-          lockServerMemory: o.lockMemory,
+          steadyServerHeap: o.steadyHeap,
           ...(o.stateFile ? { stateFile: o.stateFile } : {}),
           ...(o.groupCpuShares === undefined ? {} : { groupCpuShares: o.groupCpuShares }),
           log: o.json ? () => {} : (line) => process.stderr.write(`${line}\n`),
@@ -231,8 +231,8 @@ export function register(program: Command): void {
     .option("--cost-rounds <n>", "SHA-256 rounds per request", int("cost-rounds"), 600)
     .option("--max-lifetime <duration>", "exit after this long", "1h")
     .option(
-      "--lock-memory",
-      "lock this process's code and mapped files in memory (each page as it is first touched)",
+      "--steady-heap",
+      "keep this process's heap steady: malloc never trims it and grows it 64 MiB at a time",
     )
     .action(
       async (o: {
@@ -241,7 +241,7 @@ export function register(program: Command): void {
         host?: string;
         costRounds: number;
         maxLifetime: string;
-        lockMemory?: boolean;
+        steadyHeap?: boolean;
       }) => {
         const { runPacketServer } = await import("../../testbed/serve.ts");
         const { parseDurationMs } = await import("../../testbed/schedule.ts");
@@ -253,7 +253,7 @@ export function register(program: Command): void {
           costRounds: o.costRounds,
           maxLifetimeMs: parseDurationMs(o.maxLifetime, "max-lifetime"),
           ...(o.host ? { host: o.host } : {}),
-          ...(o.lockMemory ? { lockMemory: true } : {}),
+          ...(o.steadyHeap ? { steadyHeap: true } : {}),
         });
       },
     );
