@@ -104,6 +104,20 @@ export const GOAL_STEP_FRACTION = 0.25;
 export const GOAL_DONATE_STEP_FRACTION = 0.1;
 
 /**
+ * A goal donor on average (not by cycles) never claims less than this share of goal ÷ velocity.
+ * Why a floor: the controller scales what the last weight stands for, and one served its goal
+ * whatever its weight (a CPU of its own by placement, quick wake-ups) met it at any entitlement:
+ * its claim fell a cut a cycle to weight 1 — on the real testbed an importance-1 server using
+ * 500m was entitled to 0m, unprotected the moment contention came (overload-trace, 2026-12-05).
+ * Why not all of it: the velocity is smoothed, and a closed-loop server sharing a CPU reads a
+ * higher cost per packet than it serves at; at the whole goal ÷ velocity the floor bound in 29 of
+ * goals-real's 61 donor cycles and held A at PI 0.84–0.87 (its goal + 15 %), CPU B should have
+ * had. Three quarters still holds a partition served for free at a weight worth most of its goal,
+ * and a miss makes it a receiver, which the whole goal floor lifts at once.
+ */
+export const DONOR_FLOOR_FRACTION = 0.75;
+
+/**
  * The goal margin by cycles (goalCycleFraction q > 0): each window in which a goal partition
  * was entitled to at least goal ÷ velocity (by this window's velocity, or because last cycle it
  * was given what it claimed, within its margin), its margin over the goal falls by GAIN × (1 − q)
@@ -663,6 +677,7 @@ export function assessDemandRows(
   const marginDown = GOAL_MARGIN_GAIN * (1 - rowShare);
   const marginMax = GOAL_MARGIN_MAX_FRACTION;
   const donateCut = 1 - GOAL_DONATE_STEP_FRACTION;
+  const donorFloor = DONOR_FLOOR_FRACTION;
   const millisPerCpu = MILLIS_PER_CPU;
   const dropsConfirmAt = DROPS_CONFIRM_AT_USE_FRACTION;
   const delayConfirmAt = DELAY_CONFIRM_AT_USE_FRACTION;
@@ -921,17 +936,12 @@ export function assessDemandRows(
             receiver = true;
           }
         } else if (pi * grow <= 1) {
-          // Never below the goal's floor (goal ÷ velocity), by cycles goal ÷ velocity × (1 +
-          // margin) (keep). The controller scales what the last weight stands for, which sets
-          // what the partition gets only while it contends for its CPU: one served its goal
-          // anyway (a CPU of its own by placement, others idle, quick wake-ups) met it at any
-          // entitlement, and its claim fell 10–25 % a cycle to weight 1 — on the real testbed an
-          // importance-1 server using 500m was entitled to 0m, unprotected the moment contention
-          // came (overload-trace). The floor is what its goal costs at its measured velocity.
+          // Never below DONOR_FLOOR_FRACTION of the goal's floor (goal ÷ velocity), by cycles
+          // goal ÷ velocity × (1 + margin) (keep).
           const target = Math.max(
             base * Math.max(pi * grow, cutTo),
             keep,
-            goalFloor || 0, // NaN (no velocity): no floor
+            (goalFloor || 0) * donorFloor, // NaN (no velocity): no floor
           );
           if (demand > target) {
             demand = target;

@@ -1481,19 +1481,21 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     // weight 800 again, serving 900 pps (225m, PI 1.11): a receiver too
     expect(at(900, 0.6, 800).detail.assessment).toMatchObject({ goalReceiver: true });
     // serving 1,400 pps (PI 0.714) with traffic that claims more: 600 × max(0.714 × 1.05,
-    // 0.75) = 600 × 0.75 = 450m (above the goal floor, 250m)
+    // 0.75) = 600 × 0.75 = 450m (above the donor's floor, 0.75 × 250 = 187.5m)
     const dn = at(1400, 0.6, 3000);
     expect(dn.detail.assessment).toMatchObject({ donor: true, goalReceiver: false });
     expect(dn.demandCpuMillis).toBe(450);
     // the same served on weight 400 (80m): it gets its CPU whatever its weight says (a CPU of its
     // own, quick wake-ups), so its PI says nothing of its entitlement. 80 × 0.75 = 60m a cycle
     // down to weight 1 was the old fixed point (an importance-1 server using 500m entitled to
-    // 0m on the real testbed); the goal floor holds it at what its goal costs, 250m
+    // 0m on the real testbed); the donor's floor holds it at 3/4 of what its goal costs:
+    // 0.75 × 250 = 187.5m
     const served = at(1400, 0.6, 400);
     expect(served.detail.assessment).toMatchObject({ donor: true, goalReceiver: false });
-    expect(served.demandCpuMillis).toBe(250);
+    expect(served.detail.assessment?.demandCpuMillis).toBe(187.5);
+    expect(served.demandCpuMillis).toBe(188); // the decision's, in whole millicores
     expect(served.why).toContain(
-      "so it claims 250m (last entitlement × PI + 5 %, not under goal ÷ velocity) and donates",
+      "so it claims 188m (last entitlement × PI + 5 %, not under 75 % of goal ÷ velocity) and donates",
     );
     // and it gets it at once: the shrink limit (10 % a cycle: 540m) does not slow a donor again
     expect(dn.cpuMillis).toBe(450);
@@ -1580,7 +1582,9 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(closed.d.detail.assessment).toMatchObject({ donor: true, dropping: false });
     expect(closed.d.detail.assessment!.goalMarginFraction).toBeUndefined();
     expect(closed.d.demandCpuMillis).toBeCloseTo(450, 9);
-    expect(closed.d.why).toContain("last entitlement × PI + 5 %, not under goal ÷ velocity)");
+    expect(closed.d.why).toContain(
+      "last entitlement × PI + 5 %, not under 75 % of goal ÷ velocity)",
+    );
     // 1,600 offered and 200 dropped while it uses 350m of its 600m (more than half: confirmed):
     // open loop, so by cycles from this window on: its margin starts at goalHeadroom (5 %; a
     // window over the goal takes 0.05 × 0.01 off, never under 5 %), and it donates at most 10 %
@@ -1609,7 +1613,7 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
   it("when a partition is first marked open loop the step's weights take the 4× ratio, and the next step reads them back with it (goalBase)", () => {
     // gold (importance 1, goal 1,000) and silver (importance 3, goal 800) both serve more
     // than their goals: donors, each claiming last entitlement × max(PI × 1.05, 0.75) a cycle,
-    // not under goal ÷ velocity (silver: 800 ÷ 4,000 = 200m, below every step here).
+    // not under 3/4 of goal ÷ velocity (silver: 0.75 × 800 ÷ 4,000 = 150m, below every step).
     // In step 2 gold drops 200 pps: marked open loop, so that step's weights are written 4×
     // per level. silver's weight then stands for its entitlement ÷ 4 (÷ 2 before), and step 3
     // must read it back with the ratio it was written with, or silver's base (its last
@@ -1655,7 +1659,7 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(silver[2]).toMatchObject({ cpu: 321, weight: 401 });
     // its `why` reads step 1's weight back 2× too, as the step did
     expect(silver[2]!.why).toContain(
-      "so it claims 321m (last entitlement × PI + 5 %, not under goal ÷ velocity)",
+      "so it claims 321m (last entitlement × PI + 5 %, not under 75 % of goal ÷ velocity)",
     );
     // step 3: base 401 × 4 ÷ 10,000 × 2,000 = 320.8m, × 0.75 = 240.6m (read back ÷ 2 it would
     // have been 641.6m, × 0.75 = 481m)

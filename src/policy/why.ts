@@ -5,6 +5,7 @@ import type { Throughput } from "../core/model.ts";
 import type { DecisionDetail, WeirDecision } from "./decision.ts";
 import {
   type DemandAssessment,
+  DONOR_FLOOR_FRACTION,
   GOAL_DONATE_STEP_FRACTION,
   GOAL_STEP_FRACTION,
   goalMinStepFraction,
@@ -95,7 +96,7 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
       if (a.donor && goal !== undefined) {
         const pi = d.performanceIndex;
         parts.push(
-          `goal ${int(goal)} pps met (PI ${pi === null ? "?" : pi.toFixed(2)}), so it claims ${millis(a.demandCpuMillis)} (${a.goalMarginFraction !== undefined ? `last entitlement × PI + ${marginText(a.goalMarginFraction, k)}, at most −${pct(GOAL_DONATE_STEP_FRACTION)} a cycle, not under goal ÷ velocity + that margin` : `last entitlement × PI + ${pct(k.goalHeadroomFraction)}, not under goal ÷ velocity`}) and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
+          `goal ${int(goal)} pps met (PI ${pi === null ? "?" : pi.toFixed(2)}), so it claims ${millis(a.demandCpuMillis)} (${a.goalMarginFraction !== undefined ? `last entitlement × PI + ${marginText(a.goalMarginFraction, k)}, at most −${pct(GOAL_DONATE_STEP_FRACTION)} a cycle, not under goal ÷ velocity + that margin` : `last entitlement × PI + ${pct(k.goalHeadroomFraction)}, not under ${pct(DONOR_FLOOR_FRACTION)} of goal ÷ velocity`}) and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
         );
       } else if (a.goalReceiver && goal !== undefined) {
         const pi = d.performanceIndex;
