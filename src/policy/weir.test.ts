@@ -1495,7 +1495,7 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(served.detail.assessment?.demandCpuMillis).toBe(187.5);
     expect(served.demandCpuMillis).toBe(188); // the decision's, in whole millicores
     expect(served.why).toContain(
-      "so it claims 188m (last entitlement × PI + 5 %, not under 75 % of goal ÷ velocity) and donates",
+      "so it claims 188m (75 % of goal ÷ velocity, its floor: last entitlement × PI + 5 % is less) and donates",
     );
     // and it gets it at once: the shrink limit (10 % a cycle: 540m) does not slow a donor again
     expect(dn.cpuMillis).toBe(450);
@@ -1582,9 +1582,7 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(closed.d.detail.assessment).toMatchObject({ donor: true, dropping: false });
     expect(closed.d.detail.assessment!.goalMarginFraction).toBeUndefined();
     expect(closed.d.demandCpuMillis).toBeCloseTo(450, 9);
-    expect(closed.d.why).toContain(
-      "last entitlement × PI + 5 %, not under 75 % of goal ÷ velocity)",
-    );
+    expect(closed.d.why).toContain("last entitlement × PI + 5 %)");
     // 1,600 offered and 200 dropped while it uses 350m of its 600m (more than half: confirmed):
     // open loop, so by cycles from this window on: its margin starts at goalHeadroom (5 %; a
     // window over the goal takes 0.05 × 0.01 off, never under 5 %), and it donates at most 10 %
@@ -1658,9 +1656,7 @@ describe("goals (WLM: meet the goal, donate the surplus)", () => {
     expect(silver[1]).toMatchObject({ cpu: 428, weight: 1070 });
     expect(silver[2]).toMatchObject({ cpu: 321, weight: 401 });
     // its `why` reads step 1's weight back 2× too, as the step did
-    expect(silver[2]!.why).toContain(
-      "so it claims 321m (last entitlement × PI + 5 %, not under 75 % of goal ÷ velocity)",
-    );
+    expect(silver[2]!.why).toContain("so it claims 321m (last entitlement × PI + 5 %)");
     // step 3: base 401 × 4 ÷ 10,000 × 2,000 = 320.8m, × 0.75 = 240.6m (read back ÷ 2 it would
     // have been 641.6m, × 0.75 = 481m)
     expect(silver[3]!.cpu).toBe(241);

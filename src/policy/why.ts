@@ -87,7 +87,7 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
           `${congestionText(tp, a)} but ${reason}, so probing ×${k.probeFactor} from ${millis(a.probeFromCpuMillis)} to ${millis(a.rawDemandCpuMillis)}`,
         );
       }
-      // a donor's claim says its floor itself ("not under goal ÷ velocity")
+      // a donor's claim says its own floor (DONOR_FLOOR_FRACTION of goal ÷ velocity)
       const floored =
         !a.goalReceiver &&
         !a.donor &&
@@ -96,7 +96,7 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
       if (a.donor && goal !== undefined) {
         const pi = d.performanceIndex;
         parts.push(
-          `goal ${int(goal)} pps met (PI ${pi === null ? "?" : pi.toFixed(2)}), so it claims ${millis(a.demandCpuMillis)} (${a.goalMarginFraction !== undefined ? `last entitlement × PI + ${marginText(a.goalMarginFraction, k)}, at most −${pct(GOAL_DONATE_STEP_FRACTION)} a cycle, not under goal ÷ velocity + that margin` : `last entitlement × PI + ${pct(k.goalHeadroomFraction)}, not under ${pct(DONOR_FLOOR_FRACTION)} of goal ÷ velocity`}) and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
+          `goal ${int(goal)} pps met (PI ${pi === null ? "?" : pi.toFixed(2)}), so it claims ${millis(a.demandCpuMillis)} (${a.goalMarginFraction !== undefined ? `last entitlement × PI + ${marginText(a.goalMarginFraction, k)}, at most −${pct(GOAL_DONATE_STEP_FRACTION)} a cycle, not under goal ÷ velocity + that margin` : a.goalFloorCpuMillis !== null && a.demandCpuMillis === a.goalFloorCpuMillis * DONOR_FLOOR_FRACTION ? `${pct(DONOR_FLOOR_FRACTION)} of goal ÷ velocity, its floor: last entitlement × PI + ${pct(k.goalHeadroomFraction)} is less` : `last entitlement × PI + ${pct(k.goalHeadroomFraction)}`}) and donates ${millis(a.undonatedDemandCpuMillis - a.demandCpuMillis)} of the ${millis(a.undonatedDemandCpuMillis)} its traffic claims`,
         );
       } else if (a.goalReceiver && goal !== undefined) {
         const pi = d.performanceIndex;
