@@ -15,7 +15,7 @@ const wait = (p: Partial<WaitBreakdown>): WaitBreakdown => ({
   pulls: 2,
   wakeups: 1000,
   wakeupsBesideFreeCpu: 300,
-  blocked: { count: 0, totalMs: 0, longestMs: 0, longestBy: null },
+  blocked: { count: 0, longestMs: 0, longestBy: null },
   ...p,
 });
 const run = (
@@ -100,7 +100,6 @@ describe("conservation-real wait table and note", () => {
   it("counts the servers' sleeps in the kernel over every traced run, and names the longest's waker", () => {
     const blocked = (count: number, longestMs: number, longestBy: string | null) => ({
       count,
-      totalMs: longestMs * count,
       longestMs,
       longestBy,
     });

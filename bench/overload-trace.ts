@@ -31,6 +31,13 @@ import { COST_ROUNDS, GROUP_CPU_SHARES, loadAvg, RESERVE_CPU_MILLIS } from "./re
 import { SchedTrace, threadsOf } from "./sched-trace.ts";
 import { probeServer } from "./server-probe.ts";
 
+/** A placement change in a run: the cycle after which it was written, and what it placed. */
+interface PlacementLog {
+  afterCycle: number;
+  placed: Record<string, number[] | null>;
+  reason: string;
+}
+
 // Importing this module runs nothing (`weir bench report` imports every bench/*.ts): main()
 // runs only when the file is run itself.
 async function main(): Promise<void> {
@@ -87,11 +94,7 @@ async function main(): Promise<void> {
     p99Ms: number;
     perSecond: number[];
     cycles: TraceRow[];
-    placements: Array<{
-      afterCycle: number;
-      placed: Record<string, number[] | null>;
-      reason: string;
-    }>;
+    placements: PlacementLog[];
   }> = [];
   let c: Ctx | null = null;
   try {
@@ -133,11 +136,7 @@ async function main(): Promise<void> {
       for (const policy of order) {
         const records: CycleRecord[] = [];
         // placement changes, each with the cycle after which it was written
-        const placements: Array<{
-          afterCycle: number;
-          placed: Record<string, number[] | null>;
-          reason: string;
-        }> = [];
+        const placements: PlacementLog[] = [];
         const [policyName, ...knobs] = policy.split(":");
         const policySettings = Object.fromEntries(
           knobs.map((k) => {

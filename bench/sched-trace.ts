@@ -36,10 +36,10 @@ export interface WaitBreakdown {
   wakeupsBesideFreeCpu: number;
   /**
    * The servers' uninterruptible sleeps (switched out in state D, until woken) over 1 ms: a
-   * server waiting in the kernel (a page fault on a page being reclaimed, I/O) rather than for
-   * a CPU or for requests. The longest, and the task that woke it (comm-pid as tracefs names it).
+   * server waiting in the kernel (for a lock, a page, I/O) rather than for a CPU or for
+   * requests. The longest, and the task that woke it (comm-pid as tracefs names it).
    */
-  blocked: { count: number; totalMs: number; longestMs: number; longestBy: string | null };
+  blocked: { count: number; longestMs: number; longestBy: string | null };
 }
 
 const zeros = (): Record<TaskClass, number> => ({
@@ -77,7 +77,7 @@ export function analyseSchedTrace(
   let first = Number.NaN;
   let last = Number.NaN;
   const asleepInD = new Map<number, number>();
-  const blocked = { count: 0, totalMs: 0, longestMs: 0, longestBy: null as string | null };
+  const blocked = { count: 0, longestMs: 0, longestBy: null as string | null };
   const known = () => cur[0]! >= 0 && cur[1]! >= 0;
   for (const line of text.split("\n")) {
     const m = LINE.exec(line);
@@ -122,7 +122,6 @@ export function analyseSchedTrace(
         const ms = (tUs - dSince) / 1000;
         if (ms > 1) {
           blocked.count++;
-          blocked.totalMs += ms;
           if (ms > blocked.longestMs) {
             blocked.longestMs = ms;
             blocked.longestBy = TASK.exec(line)?.[1] ?? null;
