@@ -4,13 +4,12 @@
 // server that has warmed up stops calling brk.
 //
 // Why: a host may reclaim memory behind its tenants' backs. These machines run a DAMON
-// `pageout` scheme (kdamond, on physical addresses). To check or reclaim a heap page kdamond
-// walks its mappings holding the read side of the heap's anon_vma lock — and kdamond, an
-// ordinary thread in the root cgroup, gets little CPU beside a busy testbed, so it can hold the
-// lock a long time. brk, growing or shrinking the heap, takes that lock's write side and waits:
-// the kernel's scheduler events showed overloaded servers asleep in D state for 20–814 ms,
-// woken by kdamond.0, every one of them in brk (docs/measured-facts.md, *The host's memory
-// reclaim stalls servers*). That stall is the host's, not the CPU policy's, and it lands on any
+// `pageout` scheme (kdamond, on physical addresses). The kernel's scheduler events showed
+// overloaded servers asleep in D state for up to 814 ms, woken by kdamond.0, and the stacks of
+// their sleeps while the load ran were all in brk, waiting to take a write lock — by our
+// reading the heap's anon_vma lock, which reclaim holds to walk a page's mappings, held long by
+// kdamond, an ordinary thread in the root cgroup with little CPU beside a busy testbed
+// (docs/measured-facts.md, *The host's memory reclaim stalls servers*). That stall is the host's, not the CPU policy's, and it lands on any
 // run of any policy at random. Locking the servers' memory (mlockall) stopped it too, but V8
 // aborts when it sets locked pages inaccessible ("Check failed: 0 == ret" in
 // v8::base::OS::SetPermissions, as its code space grows), so the heap is kept steady instead.
@@ -19,9 +18,9 @@ import { createRequire } from "node:module";
 const M_TRIM_THRESHOLD = -1;
 const M_TOP_PAD = -2;
 /** Free memory at the heap's top kept rather than trimmed, bytes. */
-export const TRIM_THRESHOLD_BYTES = 2 ** 30;
+const TRIM_THRESHOLD_BYTES = 2 ** 30;
 /** What the heap grows by beyond a request, bytes. */
-export const TOP_PAD_BYTES = 64 * 2 ** 20;
+const TOP_PAD_BYTES = 64 * 2 ** 20;
 
 const requireFromHere = createRequire(import.meta.url);
 
