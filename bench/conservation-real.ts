@@ -126,7 +126,7 @@ export const bench: Benchmark = {
       ? runMs
       : CONSERVATION_POLICIES.length *
           (2 * runMs + overloadRunMs + timing.warmupMs + timing.idleMeasureMs) +
-        6 * runMs + // the step and the references
+        8 * runMs + // the step and the references
         overloadRunMs; // the overload's goal-cycles row
     const totalMs = reps * perRepMs;
     const load0 = loadAvg();
@@ -276,6 +276,16 @@ export const bench: Benchmark = {
             measureMs: m,
             hogStopped: false,
           });
+        // The same reference again: what the p99 ratio reads when only time differs (A/A).
+        await run({
+          scenario: "ref-udp-2",
+          policy: "none",
+          rep,
+          specs: plain,
+          load: conserve,
+          measureMs: m,
+          hogStopped: true,
+        });
         // Isolation reference: static weights (hog in the idle class), hog and servers on
         // separate CPUs.
         const unisolateUdp = isolateNetwork(tb);
@@ -322,6 +332,15 @@ export const bench: Benchmark = {
             measureMs: m,
             hogStopped: false,
           });
+        await run({
+          scenario: "ref-tcp-2",
+          policy: "none",
+          rep,
+          specs: plain,
+          load: tcpLoad,
+          measureMs: m,
+          hogStopped: true,
+        });
         const unisolateTcp = isolateNetwork(tb);
         try {
           await run({
@@ -384,7 +403,7 @@ export const bench: Benchmark = {
         `Isolation reference: in each repetition the same UDP and TCP loads run once more under static weights (the hog in the idle class) with every hog thread pinned to CPU ${ISOLATED_HOG_CPU} and every thread of every process in the three partitions' cgroups to CPU ${ISOLATED_NET_CPU} (taskset by PID, restored after); the generator and manager are not pinned. It answers whether giving the servers a CPU of their own (a cpuset split instead of weights) would protect their p99 better: the hog then shares no CPU with them, but the three servers share one.`,
         `Cap reference (issue 9's cap experiment): in each repetition the UDP load runs once more under static weights with the hog hard-capped by hand at ${REFERENCE_HOG_CAP.capMillis}m (cpu.cfs_quota_us ${hogCapFiles(REFERENCE_HOG_CAP).quotaUs} per ${REFERENCE_HOG_CAP.periodUs} µs period, cpu.cfs_burst_us ${hogCapFiles(REFERENCE_HOG_CAP).burstUs}; written after the manager's first cycle, removed after the run). It asks whether a cap on batch — the "suppress batch" cap the control law allows — shortens the servers' waits: a CPU that runs only the idle-class hog never goes idle, so the kernel's newly-idle balance never pulls a server queued on the other CPU; under the cap the hog is throttled for part of each period and a CPU can go idle.`,
         `Where the servers wait: in every run with a load, ${TRACE_MS / 1000} s of the measured window (from 1 s in) are traced with the kernel's sched_switch, sched_wakeup and sched_migrate_task events in a tracefs instance of this benchmark's own (bench/sched-trace.ts); for each interval a server thread was runnable but not running, the table "where the servers waited" adds up what the other CPU ran meanwhile (idle, only the hog, a server or the generator) and counts the queued servers the kernel moved to the other CPU. The two notes below give those figures from this run; docs/measured-facts.md (cgroups) has the A/B runs behind them (what was ruled out).`,
-        "No-hog reference: in each repetition the same UDP and TCP loads run once under plain CFS with the hog's process SIGSTOPped by PID (SIGCONT after); every policy's p99 with the hog is divided by that run's p99 of the same partition. The ratio therefore counts both the hog's harm and any harm the policy's own caps do.",
+        "No-hog reference: in each repetition the same UDP and TCP loads run once under plain CFS with the hog's process SIGSTOPped by PID (SIGCONT after); every policy's p99 with the hog is divided by that run's p99 of the same partition. The ratio therefore counts both the hog's harm and any harm the policy's own caps do. The latency targets are read per partition: each partition's ratio, its median over the repetitions, the worst partition's median (bench/partition-ratio.ts). The worst partition of each repetition is shown too; the largest of three ratios of two 6 s runs' p99s reads above 1 with no hog at all, and each repetition measures by how much by running the no-hog reference a second time after the policies' runs (the \"reference against itself\" figures: the second run's p99s divided by the first's).",
         "Host idle is /proc/stat's idle + iowait over the measured window, for the whole host (this process, the generator and other engineers' work included). Hog CPU is its cgroup's cpuacct.usage over the same window. served = replies ÷ requests sent in the measured window (UDP: reply within 1 s; TCP: replies to the requests sent). Network partitions: importance 3, weight 100, no goal, max = capacity (overload: see above); the hog: batch, importance 5.",
         `Load average (1, 5, 15 min): ${load0} at the start, ${load1} at the end (2 CPUs; other engineers' tests may have run at the same time).`,
         describeLlc(readLlc()),

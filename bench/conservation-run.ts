@@ -147,6 +147,9 @@ export type ScenarioName =
   | "step"
   | "ref-udp"
   | "ref-tcp"
+  // the same no-hog references again, after the policies' runs: the ratio's noise (A/A)
+  | "ref-udp-2"
+  | "ref-tcp-2"
   | "isolated-udp"
   | "isolated-tcp"
   | "hogcap-udp";

@@ -158,10 +158,21 @@ describe("conservation-real: the pooled p99 ratio beside the per-repetition one"
       run("ref-udp", "plain-cfs", rep, rep === 0 ? 1.9 : 1, hist(rep === 0 ? 2 : 0, 1.9)),
     ]);
     const result = summarise(outcomes);
-    const perRep = result.figures.find(
-      (f) => f.name === "weir, UDP: worst partition p99 with hog ÷ without (median)",
+    const perRep = result.figures.find((f) =>
+      f.name.startsWith("weir, UDP: worst partition of each repetition"),
     );
     expect(perRep?.value).toBe(1.5); // ratios 1.5/1.9, 1.5, 1.5
+    expect(perRep?.target).toBeUndefined(); // shown, not the verdict
+    const perPartition = result.figures.find((f) =>
+      f.name.startsWith("weir, UDP: p99 with hog ÷ without, each partition's median"),
+    );
+    expect(perPartition).toMatchObject({
+      value: 1.5,
+      reps: 3,
+      range: [0.79, 1.5],
+      target: "<= 1.2",
+    });
+    expect(perPartition?.meets).toBe(false);
     const pooled = result.figures.find((f) =>
       f.name.startsWith("weir, UDP: worst partition p99 with hog ÷ without, every repetition's"),
     );
@@ -172,6 +183,40 @@ describe("conservation-real: the pooled p99 ratio beside the per-repetition one"
     expect(weirRow?.slice(1, 5)).toEqual(["1.5", "1.5", "1.5", "1.50 [1.50–1.50]"]);
     const refRow = table?.rows.find((r) => String(r[0]).startsWith("reference: plain CFS"));
     expect(refRow?.slice(1, 5)).toEqual(["1.0", "1.0", "1.0", "1"]);
+  });
+
+  it("reads the no-hog reference against itself with both statistics, without a target", () => {
+    // the second reference's p99s ÷ the first's: a 1.2 then 1.0 then 1.4 (median 1.2), b always 1.1
+    const p99s = [
+      [1.2, 1.1],
+      [1.0, 1.1],
+      [1.4, 1.1],
+    ] as const;
+    const outcomes = [0, 1, 2].flatMap((rep) => [
+      run("conserve", "weir", rep, 1, hist(0, 1)),
+      run("ref-udp", "none", rep, 1, hist(0, 1)),
+      {
+        ...run("ref-udp-2", "none", rep, 1, hist(0, 1)),
+        p99Ms: { a: p99s[rep]![0], b: p99s[rep]![1], c: 1 },
+      } as RunOutcome,
+    ]);
+    const figures = summarise(outcomes).figures;
+    const aa = (s: string) =>
+      figures.find((f) => f.name.startsWith("reference against itself, UDP") && f.name.includes(s));
+    // each partition's median: a 1.2, b 1.1, c 1 → a's 1.2 [1.0–1.4]
+    expect(aa("each partition's median")).toMatchObject({ value: 1.2, range: [1, 1.4], reps: 3 });
+    // the worst of each repetition: 1.2, 1.1, 1.4 → 1.2
+    expect(aa("worst partition of each repetition")).toMatchObject({
+      value: 1.2,
+      range: [1.1, 1.4],
+    });
+    expect(aa("each partition's median")?.target).toBeUndefined();
+    // no second reference (an older report's runs): no such figure
+    expect(
+      summarise(outcomes.filter((o) => o.scenario !== "ref-udp-2")).figures.some((f) =>
+        f.name.startsWith("reference against itself"),
+      ),
+    ).toBe(false);
   });
 
   it("says where a baseline's pooled ratio beats weir's when weir's misses the target", () => {
@@ -186,7 +231,7 @@ describe("conservation-real: the pooled p99 ratio beside the per-repetition one"
     const notes = summarise(outcomes).notes ?? [];
     const note = notes.find((n) => n.startsWith("Where weir loses — tcp"));
     expect(note).toContain(
-      "static weights (idle-class batch): lower p99 ratio with every repetition's requests pooled (1.10× vs 1.50×) — with the host 1.0 % idle against weir's 1.0 %, the hog at 1.00 against 1.00 cores",
+      "static weights (idle-class batch): lower p99 ratio with every repetition's requests pooled (1.10× vs 1.50×); lower p99 ratio by each partition's median over repetitions (1.10× vs 1.50×; its worst partition a, weir's a) — with the host 1.0 % idle against weir's 1.0 %, the hog at 1.00 against 1.00 cores",
     );
   });
 
@@ -204,7 +249,7 @@ describe("conservation-real: the pooled p99 ratio beside the per-repetition one"
     const notes = summarise(outcomes).notes ?? [];
     const note = notes.find((n) => n.startsWith("Where weir loses — conserve"));
     expect(note).toContain(
-      "lower p99 ratio with every repetition's requests pooled (1.10× vs 1.50×) — with the host 35.1 % idle against weir's 4.0 %, the hog at 0.66 against 1.32 cores, the servers waiting for a CPU 298.6 against 197.2 ms a second",
+      "lower p99 ratio with every repetition's requests pooled (1.10× vs 1.50×); lower p99 ratio by each partition's median over repetitions (1.10× vs 1.50×; its worst partition a, weir's a) — with the host 35.1 % idle against weir's 4.0 %, the hog at 0.66 against 1.32 cores, the servers waiting for a CPU 298.6 against 197.2 ms a second",
     );
   });
 });
