@@ -235,6 +235,25 @@ describe("conservation-real: the pooled p99 ratio beside the per-repetition one"
     );
   });
 
+  it("says where a baseline's ratio beats weir's by over 0.05 even when weir's meets the target", () => {
+    const tcpRun = (policy: string, rep: number, slowMs: number) =>
+      run("tcp", policy, rep, slowMs, hist(2, slowMs));
+    // weir 1.15× (within 1.2), static weights 1.05×, Koordinator-style 1.12× (within 0.05 of weir)
+    const outcomes = [0, 1, 2].flatMap((rep) => [
+      tcpRun("weir", rep, 1.15),
+      tcpRun("static-weights", rep, 1.05),
+      tcpRun("koordinator-style", rep, 1.12),
+      run("ref-tcp", "plain-cfs", rep, 1, hist(0, 1)),
+    ]);
+    const note = (summarise(outcomes).notes ?? []).find((n) =>
+      n.startsWith("Where weir loses — tcp"),
+    );
+    expect(note).toContain(
+      "static weights (idle-class batch): lower p99 ratio with every repetition's requests pooled (1.05× vs 1.15×); lower p99 ratio by each partition's median over repetitions (1.05× vs 1.15×; its worst partition a, weir's a)",
+    );
+    expect(note).not.toContain("Koordinator-style");
+  });
+
   it("says what a baseline's p99 win cost it: the host it left idle, the hog's CPU, the servers' waits", () => {
     const traced = (o: RunOutcome, hostIdle: number, hogCores: number, waitMsPerSec: number) =>
       ({ ...o, hostIdle, hogCores, schedWait: { waitMsPerSec } }) as unknown as RunOutcome;
