@@ -125,17 +125,26 @@ describe.skipIf(!isRoot || !hasV1)("weir run on real cgroups (root, v1)", () => 
       // rise once made b's 1,200 pps look like no growth (132m -> 127m)
       const before = onLoad.filter((r) => r.startedAtMs >= t0 + 2000 && r.startedAtMs < t0 + 4500);
       const after = onLoad.filter((r) => r.startedAtMs > t0 + 10_000);
+      // what each partition used (the sensors' CPU, millicores), beside what it was allocated
+      const used = (r: CycleRecord, id: string) =>
+        (r.partitions.find((p) => p.id === id)?.throughput?.cpuCores ?? Number.NaN) * 1000;
       const bBefore = mean(before.map((r) => alloc(r, "b")));
+      const aBefore = mean(before.map((r) => alloc(r, "a")));
       const bAfter = mean(after.map((r) => alloc(r, "b")));
       const aAfter = mean(after.map((r) => alloc(r, "a")));
-      console.info(
-        `weir run e2e: b ${bBefore.toFixed(0)}m -> ${bAfter.toFixed(0)}m, a ${aAfter.toFixed(0)}m after the step`,
-      );
-      // b's traffic grew 8x: its allocation must grow and end above a's
-      expect(bAfter, `b before ${bBefore}m, after ${bAfter}m, a after ${aAfter}m`).toBeGreaterThan(
-        bBefore * 1.2,
-      );
-      expect(bAfter).toBeGreaterThan(aAfter);
+      const bUsedAfter = mean(after.map((r) => used(r, "b")));
+      const aUsedAfter = mean(after.map((r) => used(r, "a")));
+      const seen = `b ${bBefore.toFixed(0)}m -> ${bAfter.toFixed(0)}m (using ${bUsedAfter.toFixed(0)}m after), a ${aBefore.toFixed(0)}m -> ${aAfter.toFixed(0)}m (using ${aUsedAfter.toFixed(0)}m after)`;
+      console.info(`weir run e2e: ${seen}`);
+      // b's traffic grew 8x, a's did not. What that costs in CPU depends on the machine (a
+      // server's CPU per packet falls as its rate rises, and a busy host raises it), so the
+      // bounds come from what the sensors measured here: b's allocation covers most of what b
+      // used, ends above a's by at least half the gap in their use, and b's share of the two
+      // allocations grew.
+      expect(bAfter, seen).toBeGreaterThan(0.8 * bUsedAfter);
+      expect(bAfter - aAfter, seen).toBeGreaterThan(0.5 * (bUsedAfter - aUsedAfter));
+      expect(bAfter, seen).toBeGreaterThan(aAfter);
+      expect(bAfter / aAfter, seen).toBeGreaterThan(bBefore / aBefore);
       // b's offered rate seen by weir's sensors follows the load (1,200 pps; generous bounds)
       const bOffered = mean(
         after.map(
