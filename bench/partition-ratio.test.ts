@@ -19,9 +19,8 @@ describe("the p99 ratio read per partition", () => {
     const r = partitionMedianRatio(runs, refs, ["a", "b"]);
     expect(r).toMatchObject({ partition: "a", min: 1.0, max: 1.3, n: 3 });
     expect(r?.median).toBeCloseTo(1.1, 12);
-    expect(r?.medians.b).toBeCloseTo(1.0, 12);
     // the worst partition of each repetition (1.0, 1.3, 1.5) has a median of 1.3: above both
-    const perRep = runs.map((x) => worstRatioOf(x, refs, ["a", "b"])).sort();
+    const perRep = runs.map((x) => worstRatioOf(x, refs, ["a", "b"])).sort((x, y) => x - y);
     expect(perRep[1]).toBeCloseTo(1.3, 12);
   });
 

@@ -23,8 +23,6 @@ export interface PartitionRatio {
   max: number;
   /** Repetitions with both a run and its reference. */
   n: number;
-  /** Every partition's median ratio. */
-  medians: Record<string, number>;
 }
 
 /** Each partition's ratio of `run`'s p99 to the same repetition's reference (NaN without one). */
@@ -49,8 +47,8 @@ export function worstRatioOf(
 /**
  * Each partition's median ratio over `runs` (one policy, one scenario) against `refs`, and the
  * partition whose median is the largest (null when no repetition has a reference).
- *   a's ratios 1.0, 1.3, 1.1 and b's 0.9, 1.0, 1.5 → { partition: "a", median: 1.1,
- *   min: 1.0, max: 1.3, n: 3, medians: { a: 1.1, b: 1.0 } }
+ *   a's ratios 1.0, 1.3, 1.1 and b's 0.9, 1.0, 1.5 (median 1.0) → { partition: "a",
+ *   median: 1.1, min: 1.0, max: 1.3, n: 3 }
  */
 export function partitionMedianRatio(
   runs: readonly RatioRun[],
@@ -59,13 +57,11 @@ export function partitionMedianRatio(
 ): PartitionRatio | null {
   const per = runs.map((r) => ratiosOf(r, refs, partitions));
   let worst: PartitionRatio | null = null;
-  const medians: Record<string, number> = {};
   for (const [i, n] of partitions.entries()) {
     const s = stats(per.map((xs) => xs[i]!));
     if (!s) continue;
-    medians[n] = s.median;
     if (worst === null || s.median > worst.median)
-      worst = { partition: n, median: s.median, min: s.min, max: s.max, n: s.n, medians };
+      worst = { partition: n, median: s.median, min: s.min, max: s.max, n: s.n };
   }
   return worst;
 }
