@@ -44,6 +44,7 @@ import {
   REFERENCE_HOG_CAP,
   type RunOutcome,
   runOne,
+  type ScenarioName,
   TCP_CONNECTIONS,
   TRACE_MS,
   timingFor,
@@ -256,36 +257,33 @@ export const bench: Benchmark = {
         }
         const order = rotate(CONSERVATION_POLICIES, rep);
         const m = timing.measureMs;
-        // The no-hog references: plain CFS, hog SIGSTOPped, same loads.
-        await run({
-          scenario: "ref-udp",
-          policy: "none",
-          rep,
-          specs: plain,
-          load: conserve,
-          measureMs: m,
-          hogStopped: true,
-        });
-        for (const policy of order)
-          await run({
-            scenario: "conserve",
-            policy,
+        // A no-hog reference (plain CFS, the hog SIGSTOPped), and every policy beside the hog.
+        const noHog = (scenario: ScenarioName, load: LoadPlan) =>
+          run({
+            scenario,
+            policy: "none",
             rep,
             specs: plain,
-            load: conserve,
+            load,
             measureMs: m,
-            hogStopped: false,
+            hogStopped: true,
           });
+        const everyPolicy = async (scenario: ScenarioName, load: LoadPlan) => {
+          for (const policy of order)
+            await run({
+              scenario,
+              policy,
+              rep,
+              specs: plain,
+              load,
+              measureMs: m,
+              hogStopped: false,
+            });
+        };
+        await noHog("ref-udp", conserve);
+        await everyPolicy("conserve", conserve);
         // The same reference again: what the p99 ratio reads when only time differs (A/A).
-        await run({
-          scenario: "ref-udp-2",
-          policy: "none",
-          rep,
-          specs: plain,
-          load: conserve,
-          measureMs: m,
-          hogStopped: true,
-        });
+        await noHog("ref-udp-2", conserve);
         // Isolation reference: static weights (hog in the idle class), hog and servers on
         // separate CPUs.
         const unisolateUdp = isolateNetwork(tb);
@@ -313,34 +311,9 @@ export const bench: Benchmark = {
           hogStopped: false,
           hogCap: REFERENCE_HOG_CAP,
         });
-        await run({
-          scenario: "ref-tcp",
-          policy: "none",
-          rep,
-          specs: plain,
-          load: tcpLoad,
-          measureMs: m,
-          hogStopped: true,
-        });
-        for (const policy of order)
-          await run({
-            scenario: "tcp",
-            policy,
-            rep,
-            specs: plain,
-            load: tcpLoad,
-            measureMs: m,
-            hogStopped: false,
-          });
-        await run({
-          scenario: "ref-tcp-2",
-          policy: "none",
-          rep,
-          specs: plain,
-          load: tcpLoad,
-          measureMs: m,
-          hogStopped: true,
-        });
+        await noHog("ref-tcp", tcpLoad);
+        await everyPolicy("tcp", tcpLoad);
+        await noHog("ref-tcp-2", tcpLoad);
         const unisolateTcp = isolateNetwork(tb);
         try {
           await run({
