@@ -403,10 +403,11 @@ describe.skipIf(!isRoot || !hasV1)("weir balancing real partitions (root, cgroup
     // 0.4-1.6x plain CFS here (busy host: better; quiet host: 12 vs 7.5 ms). The latency
     // comparison with its caveats is in BENCHMARKS.md (`weir bench scenarios-real`).
     // A request's measured latency includes the generator's own lateness: on a busy host its
-    // event loop was measured late by up to 84 ms (p99) in the managed runs while plain CFS's
-    // per-second p99 was 28 ms (soak, 2026-12-05), so the managed runs' lateness, as measured
-    // here, is allowed on top of the bound.
-    const lateMs = Math.max(...on.map((r) => r.generatorP99DelayMs));
+    // event loop was late by 71–84 ms (p99) in the managed runs and 36–205 ms in the unmanaged
+    // ones, while plain CFS's per-second p99 was 28 ms (soak, 2026-12-05). The lateness allowed
+    // on top of the bound is the unmanaged runs': the machine's, measured here without the
+    // manager, so a manager that held up the loop it shares is not excused by it.
+    const lateMs = Math.max(...off.map((r) => r.generatorP99DelayMs));
     expect(
       med(on),
       `generator event-loop delay p99 up to ${lateMs.toFixed(0)} ms`,
