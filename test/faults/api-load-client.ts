@@ -9,6 +9,7 @@
 // streams' bytes (megabytes a cycle) filled the event loop, and at nice 19 beside a busy CPU
 // the loops' requests then got no turn to finish in a window.
 
+import { setMaxListeners } from "node:events";
 import { Agent, get } from "node:http";
 
 export interface LoadRequest {
@@ -81,6 +82,7 @@ export async function hammer({
   const cpu0 = process.cpuUsage();
   const agent = new Agent({ keepAlive: true }); // the loops' connections, closed at the end
   const ac = new AbortController();
+  setMaxListeners(sseClients + 2, ac.signal); // one listener per open request, by design
   const timer = setTimeout(() => ac.abort(), loadMs);
   const sse = { accepted: 0, refused: 0, other: 0, cut: 0, bytes: 0, ended: 0, maxOpen: 0 };
   let open = 0;
@@ -89,49 +91,61 @@ export async function hammer({
     const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : "";
     firstError ??= `${what}: ${e instanceof Error ? e.message : String(e)}${cause}`;
   };
-  const stream = async () => {
-    let answered = false; // accepted or refused: the end of the window then ends it, not a cut
-    try {
-      const res = await fetch(`${base}/api/events`, { signal: ac.signal });
-      answered = true;
-      if (res.status === 503) {
-        sse.refused++;
-        await res.body?.cancel();
-        return;
-      }
-      if (res.status !== 200 || !res.body) {
-        sse.other++;
-        failed("/api/events", `status ${res.status}`);
-        await res.body?.cancel();
-        return;
-      }
-      sse.accepted++;
-      open++;
-      sse.maxOpen = Math.max(sse.maxOpen, open);
-      // bytes are counted, not decoded
-      const reader = res.body.getReader();
-      try {
-        while (Date.now() - t0 < loadMs) {
-          const { done, value } = await reader.read();
-          if (done) {
-            if (!ac.signal.aborted) sse.ended++;
-            break;
+  // The streams' connections are this window's own and are not kept alive: a refused stream's
+  // socket pooled by fetch's global dispatcher was reused in the next window just as the server
+  // closed it for idleness (its keep-alive timeout, 5 s, about one window apart), and 18
+  // requests failed with ECONNRESET before any answer in one soak beside two busy loops.
+  const streamAgent = new Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
+  const stream = () =>
+    new Promise<void>((resolve) => {
+      let answered = false; // accepted or refused: the end of the window then ends it, not a cut
+      let counted = false; // counted as open
+      let settled = false;
+      const settle = (error?: unknown) => {
+        if (settled) return;
+        settled = true;
+        if (error !== undefined && !(answered && ac.signal.aborted)) {
+          if (ac.signal.aborted) sse.cut++;
+          else {
+            sse.other++;
+            failed(answered ? "/api/events stream" : "/api/events", error);
           }
-          sse.bytes += value.byteLength;
         }
-      } finally {
-        open--;
-      }
-      await reader.cancel();
-    } catch (e) {
-      if (answered && ac.signal.aborted) return;
-      if (ac.signal.aborted) sse.cut++;
-      else {
-        sse.other++;
-        failed(answered ? "/api/events stream" : "/api/events", e);
-      }
-    }
-  };
+        if (counted) open--;
+        resolve();
+      };
+      const req = get(`${base}/api/events`, { signal: ac.signal, agent: streamAgent }, (res) => {
+        answered = true;
+        res.on("error", settle);
+        if (res.statusCode === 503) {
+          sse.refused++;
+          res.resume();
+          res.on("end", () => settle());
+          return;
+        }
+        if (res.statusCode !== 200) {
+          failed("/api/events", `status ${res.statusCode}`);
+          sse.other++;
+          res.resume();
+          res.on("end", () => settle());
+          return;
+        }
+        sse.accepted++;
+        open++;
+        counted = true;
+        sse.maxOpen = Math.max(sse.maxOpen, open);
+        // bytes are counted, not decoded
+        res.on("data", (chunk: Buffer) => {
+          sse.bytes += chunk.length;
+        });
+        res.on("end", () => {
+          if (!ac.signal.aborted) sse.ended++;
+          settle();
+        });
+        res.on("close", () => settle());
+      });
+      req.on("error", settle);
+    });
   const loop = async (url: string, counts: LoadCounts["cycles"]) => {
     for (let n = 0; n < 10_000 && Date.now() - t0 < loadMs; n++) {
       try {
@@ -163,6 +177,7 @@ export async function hammer({
   ]);
   clearTimeout(timer);
   agent.destroy();
+  streamAgent.destroy();
   const cpu = process.cpuUsage(cpu0);
   return { sse, cycles, parts, firstError, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
