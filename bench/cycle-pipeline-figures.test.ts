@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import {
+  allocationsByFunction,
   cpuMsOf,
   fileKind,
+  type HeapProfileNode,
   PhaseTotals,
   type PipelineRun,
   parseBuildOption,
@@ -147,6 +149,54 @@ describe("cycle-pipeline: the files a cycle reads", () => {
       "main: files read (round 0, a third pass, wall time around each fs.readSync): 2.0 reads a cycle, 15.0 µs a cycle",
       "  1.00 a cycle, 10.00 µs mean (median 9.00): /proc/stat",
       "  1.00 a cycle, 5.00 µs mean (median 4.00): /proc/<pid>/net/dev",
+    ]);
+  });
+});
+
+describe("cycle-pipeline: what a cycle allocates", () => {
+  const node = (
+    functionName: string,
+    url: string,
+    lineNumber: number,
+    selfSize: number,
+    children: HeapProfileNode[] = [],
+  ): HeapProfileNode => ({ callFrame: { functionName, url, lineNumber }, selfSize, children });
+
+  it("sums self sizes per function over the tree, per cycle, largest first", () => {
+    // the same function reached through two callers counts once, with both sizes
+    const head = node("(root)", "", -1, 0, [
+      node("runCycle", "file:///work/x/dist/src/manager/manager.js", 117, 4000, [
+        node("read", "file:///work/x/dist/src/sensors/partition.js", 182, 6000),
+        node("", "file:///work/x/dist/src/policy/table.js", 9, 1000),
+      ]),
+      node("listOnTimeout", "node:internal/timers", 511, 500, [
+        node("read", "file:///work/x/dist/src/sensors/partition.js", 182, 3000),
+      ]),
+    ]);
+    const a = allocationsByFunction(head, 10, 3);
+    expect(a.bytesPerCycle).toBe(1450);
+    expect(a.top).toEqual([
+      { fn: "read dist/src/sensors/partition.js:183", bytesPerCycle: 900 },
+      { fn: "runCycle dist/src/manager/manager.js:118", bytesPerCycle: 400 },
+      { fn: "(anonymous) dist/src/policy/table.js:10", bytesPerCycle: 100 },
+    ]);
+  });
+
+  it("prints the first run's allocations with each function's share", () => {
+    const r = {
+      ...run("main", 0, 150),
+      heap: {
+        bytesPerCycle: 4096,
+        top: [
+          { fn: "read src/sensors/partition.ts:183", bytesPerCycle: 3072 },
+          { fn: "(garbage)", bytesPerCycle: 1024 },
+        ],
+      },
+    };
+    expect(summarize([r], ["main"]).slice(3)).toEqual([
+      "main: JS heap allocated a cycle (round 0, a pass under V8's sampling heap profiler, objects the collectors freed included): 4.0 KiB; by function (self):",
+      "     3.00 KiB  75.0 %  read src/sensors/partition.ts:183",
+      "     1.00 KiB  25.0 %  (garbage)",
     ]);
   });
 });

@@ -34,6 +34,57 @@ export interface PipelineRun {
   partitions: number;
   /** With `--reads`: the files a cycle read, by kind (fileKind), over a third pass. */
   reads?: FileReads[];
+  /** With `--heap`: what a cycle allocated on the JS heap, over a pass of its own. */
+  heap?: HeapAllocations;
+}
+
+/** Bytes a cycle allocated on the JS heap (V8's sampling heap profiler), in all and by function. */
+export interface HeapAllocations {
+  bytesPerCycle: number;
+  /** The functions that allocated most, most first (self bytes: what the function's own code allocated). */
+  top: Array<{ fn: string; bytesPerCycle: number }>;
+}
+
+/** A node of V8's sampling heap profile (HeapProfiler.stopSampling's `profile.head`). */
+export interface HeapProfileNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: HeapProfileNode[];
+}
+
+/**
+ * A sampling heap profile's self sizes summed per function (name, file and line; node's own
+ * modules and V8's pseudo-frames by name), per cycle over `cycles`, the `top` largest kept.
+ * With objects the collectors freed included in the sampling, it is what a cycle allocates,
+ * not what it keeps.
+ */
+export function allocationsByFunction(
+  head: HeapProfileNode,
+  cycles: number,
+  top = 15,
+): HeapAllocations {
+  const byFn = new Map<string, number>();
+  let total = 0;
+  const walk = (n: HeapProfileNode) => {
+    if (n.selfSize > 0) {
+      const { functionName, url, lineNumber } = n.callFrame;
+      const file = url
+        .replace(/^file:\/\//, "")
+        .replace(/^.*?\/((?:dist\/)?(?:src|bench|node_modules)\/)/, "$1");
+      const fn = `${functionName || "(anonymous)"}${file ? ` ${file}:${lineNumber + 1}` : ""}`;
+      byFn.set(fn, (byFn.get(fn) ?? 0) + n.selfSize);
+      total += n.selfSize;
+    }
+    for (const c of n.children) walk(c);
+  };
+  walk(head);
+  return {
+    bytesPerCycle: total / cycles,
+    top: [...byFn]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([fn, bytes]) => ({ fn, bytesPerCycle: bytes / cycles })),
+  };
 }
 
 /** How often a cycle read one kind of file and what a read took (wall time around `fs.readSync`). */
@@ -185,6 +236,17 @@ export function summarize(runs: readonly PipelineRun[], builds: readonly string[
       ...r.reads.map(
         (f) =>
           `  ${f.perCycle.toFixed(2)} a cycle, ${f.meanUs.toFixed(2)} µs mean (median ${f.medianUs.toFixed(2)}): ${f.file}`,
+      ),
+    );
+  }
+  for (const b of builds) {
+    const r = runs.find((x) => x.build === b && x.heap !== undefined);
+    if (!r?.heap) continue;
+    lines.push(
+      `${b}: JS heap allocated a cycle (round ${r.round}, a pass under V8's sampling heap profiler, objects the collectors freed included): ${(r.heap.bytesPerCycle / 1024).toFixed(1)} KiB; by function (self):`,
+      ...r.heap.top.map(
+        (t) =>
+          `  ${(t.bytesPerCycle / 1024).toFixed(2).padStart(7)} KiB ${((t.bytesPerCycle / r.heap!.bytesPerCycle) * 100).toFixed(1).padStart(5)} %  ${t.fn}`,
       ),
     );
   }

@@ -27,8 +27,11 @@
 // `--reads` adds a pass of N cycles with `fs.readSync` wrapped (node:fs's export, what the
 // sensors' held files call) and prints, per kind of file, the reads a cycle and the wall
 // time around each (hrtime; a read preempted by other work counts long, so the median too).
+// `--heap` adds a pass of N cycles under V8's sampling heap profiler (a sample every 512 bytes,
+// objects the collectors freed included) and prints the JS heap bytes a cycle allocated, in all
+// and by function: a count, so it holds on a busy machine where the CPU figures do not.
 //   npx tsx bench/cycle-pipeline.ts [--reps N] [--warmup N] [--cycles N] [--partitions N]
-//     [--build NAME=DIR ...] [--profile DIR] [--reads] [--out FILE]
+//     [--build NAME=DIR ...] [--profile DIR] [--reads] [--heap] [--out FILE]
 //   node dist/bench/cycle-pipeline.js [same]
 // Needs root and cgroup v1's cpu and cpuacct hierarchies (/sys/fs/cgroup/{cpu,cpuacct}).
 // Creates /sys/fs/cgroup/{cpu,cpuacct}/weir-cycle-pipeline-<pid>/pNNN and removes exactly
@@ -47,8 +50,11 @@ import type * as LoadConfig from "../src/manager/load-config.ts";
 import type * as Wiring from "../src/manager/wiring.ts";
 import { type CpuProfile, summarizeCpuProfile } from "./cpu-profile.ts";
 import {
+  allocationsByFunction,
   cpuMsOf,
   type FileReads,
+  type HeapAllocations,
+  type HeapProfileNode,
   PhaseTotals,
   type PipelineRun,
   parseBuildOption,
@@ -190,6 +196,26 @@ async function child(argv: string[]): Promise<void> {
       }
     }
 
+    let heap: HeapAllocations | undefined;
+    if (argv.includes("--heap")) {
+      const session = new Session();
+      session.connect();
+      try {
+        await session.post("HeapProfiler.enable");
+        // a sample every 512 bytes; the objects minor and major collections freed are kept in it
+        await session.post("HeapProfiler.startSampling", {
+          samplingInterval: 512,
+          includeObjectsCollectedByMinorGC: true,
+          includeObjectsCollectedByMajorGC: true,
+        });
+        for (let i = 0; i < cycles; i++) cycle();
+        const { profile } = await session.post("HeapProfiler.stopSampling");
+        heap = allocationsByFunction(profile.head as HeapProfileNode, cycles);
+      } finally {
+        session.disconnect();
+      }
+    }
+
     const status = last?.columns?.status ?? last?.partitions.map((p) => p.status) ?? [];
     const run: PipelineRun = {
       build: opt("--build"),
@@ -203,6 +229,7 @@ async function child(argv: string[]): Promise<void> {
       partitionsOk: status.filter((s) => s === "ok").length,
       partitions: cgroups.length,
       ...(reads ? { reads } : {}),
+      ...(heap ? { heap } : {}),
     };
     process.stdout.write(`${RUN_LINE_PREFIX}${JSON.stringify(run)}\n`);
   } finally {
@@ -233,7 +260,13 @@ function runChild(
   build: Build,
   round: number,
   cgroups: readonly string[],
-  o: { warmup: number; cycles: number; profileDir: string | null; reads: boolean },
+  o: {
+    warmup: number;
+    cycles: number;
+    profileDir: string | null;
+    reads: boolean;
+    heap: boolean;
+  },
   onSpawn: (kill: () => void) => void,
 ): Promise<PipelineRun> {
   // the bin's node flags and environment, as `weir run` starts (after tsx's, when under tsx)
@@ -256,6 +289,7 @@ function runChild(
     ...(build.dir === null ? [] : ["--code", build.dir]),
     ...(o.profileDir === null ? [] : ["--profile", o.profileDir]),
     ...(o.reads ? ["--reads"] : []),
+    ...(o.heap ? ["--heap"] : []),
   ];
   const c = spawn(process.execPath, args, {
     env: { ...process.env, ...bin.env },
@@ -349,7 +383,13 @@ async function main(argv: string[]): Promise<void> {
           b,
           round,
           cgroups,
-          { warmup, cycles, profileDir, reads: argv.includes("--reads") },
+          {
+            warmup,
+            cycles,
+            profileDir,
+            reads: argv.includes("--reads"),
+            heap: argv.includes("--heap"),
+          },
           (k) => {
             killChild = k;
           },

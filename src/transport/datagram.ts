@@ -1,7 +1,9 @@
-// Reports and directives as UDP datagrams (node:dgram): one datagram per message, never
-// blocking, per-source token buckets in front of the verifier. The manager learns where to
-// send a partition's directives from the source address of its last verified report
-// (or from a fixed address in config).
+// Reports and directives as UDP datagrams: one datagram per message, never blocking,
+// per-source token buckets in front of the verifier. The manager learns where to send a
+// partition's directives from the source address of its last verified report (or from a fixed
+// address in config). The manager's end reads its socket in batches (recvmmsg through koffi,
+// udp-batch.ts) when libc's calls load, and through node:dgram otherwise or with
+// WEIR_UDP=dgram; an agent's end is node:dgram.
 
 import dgram from "node:dgram";
 import { stepFreeNowMs } from "../core/clock.ts";
@@ -27,6 +29,21 @@ import {
   ReportTable,
   type StalenessInfo,
 } from "./source.ts";
+import { BatchUdpSocket, loadSocketCalls, u32ToIpv4 } from "./udp-batch.ts";
+
+/**
+ * How the manager's socket is read: "batch" (recvmmsg through koffi, drained when reports are
+ * read and every DRAIN_EVERY_MS while datagrams keep arriving) or "dgram" (node:dgram, a
+ * callback per datagram as it arrives).
+ */
+export type UdpReceiveBackend = "batch" | "dgram";
+
+/** While datagrams keep arriving, the batch socket is drained this often between reads. */
+export const DRAIN_EVERY_MS = 10;
+/** Datagrams one drain reads at most before it lets the event loop run (about 4 ms of work). */
+const DRAIN_MAX = 2048;
+/** Source names (address:port) kept for the batch path before the cache starts again. */
+const SOURCE_CACHE_MAX = 65_536;
 
 export interface UdpAddress {
   address: string;
@@ -56,12 +73,17 @@ export interface DatagramReportSourceOptions {
   maxAgeMs?: number;
   maxFutureMs?: number;
   now?: () => number;
+  /** Default "batch" where libc's socket calls load (WEIR_UDP=dgram forces "dgram"). */
+  receive?: UdpReceiveBackend;
 }
 
 /** The manager's UDP endpoint: receives reports, sends directives. Open with `open()`. */
 export class DatagramReportSource implements ReportSource {
   readonly transport = "udp" as const;
-  private readonly socket: dgram.Socket;
+  /** node:dgram's socket (the "dgram" backend), or null. */
+  private readonly socket: dgram.Socket | null;
+  /** The batch socket (the "batch" backend), or null. */
+  private readonly batch: BatchUdpSocket | null;
   private readonly verifier: ReportVerifier;
   private readonly reports: ReportTable;
   private readonly limits: TokenBuckets;
@@ -70,12 +92,19 @@ export class DatagramReportSource implements ReportSource {
   private received = 0;
   private sendErrors = 0;
   private closed = false;
+  private drainTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastDrainMs = Number.NEGATIVE_INFINITY;
+  /** The clock read once per drain (every datagram of a drain arrived by then). */
+  private drainNowMs = 0;
+  /** address × 65536 + port → its source name and address (the batch path's senders). */
+  private readonly sources = new Map<number, { source: string; address: string }>();
 
   private constructor(
     private readonly opts: DatagramReportSourceOptions,
-    socket: dgram.Socket,
+    socket: dgram.Socket | BatchUdpSocket,
   ) {
-    this.socket = socket;
+    this.socket = socket instanceof BatchUdpSocket ? null : socket;
+    this.batch = socket instanceof BatchUdpSocket ? socket : null;
     this.now = opts.now ?? stepFreeNowMs;
     this.verifier = new ReportVerifier({
       keys: opts.keys,
@@ -86,14 +115,39 @@ export class DatagramReportSource implements ReportSource {
     this.reports = new ReportTable(opts.keys.ids(), opts.staleAfterMs ?? 3000, this.now);
     const rl = opts.rateLimit ?? { ratePerSec: 200, burst: 50 };
     this.limits = new TokenBuckets({ ...rl, now: this.now });
-    socket.on("message", (msg, rinfo) => this.onMessage(msg, rinfo));
-    // A socket error (e.g. ICMP unreachable surfaced on send) must never crash the manager.
-    socket.on("error", () => {
-      this.sendErrors++;
-    });
+    if (this.socket !== null) {
+      this.socket.on("message", (msg, rinfo) =>
+        this.take(
+          msg,
+          0,
+          msg.length,
+          `${rinfo.address}:${rinfo.port}`,
+          rinfo.address,
+          rinfo.port,
+          this.now(),
+        ),
+      );
+      // A socket error (e.g. ICMP unreachable surfaced on send) must never crash the manager.
+      this.socket.on("error", () => {
+        this.sendErrors++;
+      });
+    }
   }
 
   static async open(opts: DatagramReportSourceOptions): Promise<DatagramReportSource> {
+    const want = opts.receive ?? (process.env.WEIR_UDP === "dgram" ? "dgram" : "batch");
+    const calls = want === "batch" ? loadSocketCalls() : null;
+    if (calls !== null)
+      return new DatagramReportSource(
+        opts,
+        BatchUdpSocket.open(
+          calls,
+          opts.bind?.address ?? "127.0.0.1",
+          opts.bind?.port ?? 0,
+          opts.receiveBufferBytes ?? 4 * 1024 * 1024,
+          MAX_MESSAGE_BYTES + 1,
+        ),
+      );
     const socket = dgram.createSocket({ type: "udp4", reuseAddr: false });
     await bindSocket(socket, opts.bind?.address ?? "127.0.0.1", opts.bind?.port ?? 0);
     try {
@@ -106,27 +160,91 @@ export class DatagramReportSource implements ReportSource {
 
   /** The bound address (agents send reports here). */
   address(): UdpAddress {
-    const a = this.socket.address();
+    if (this.batch !== null) return this.batch.address();
+    const a = this.socket!.address();
     return { address: a.address, port: a.port };
   }
 
-  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  /** How this source reads its socket. */
+  backend(): UdpReceiveBackend {
+    return this.batch !== null ? "batch" : "dgram";
+  }
+
+  /**
+   * One datagram, `bytes[at, at + length)` from `address`:`port` (`source` is the two as a
+   * name), at `nowMs` (the dgram path reads the clock per datagram, a drain once).
+   */
+  private take(
+    bytes: Uint8Array,
+    at: number,
+    length: number,
+    source: string,
+    address: string,
+    port: number,
+    nowMs: number,
+  ): void {
     this.received++;
-    const nowMs = this.now(); // one clock read per datagram, for the limit, the checks and the table
-    const source = `${rinfo.address}:${rinfo.port}`;
     if (!this.limits.take(source, nowMs)) {
       this.verifier.count("rate_limited");
       return;
     }
-    const r = this.verifier.verify(msg, nowMs);
+    const r = this.verifier.settle(this.verifier.inspectAt(bytes, at, length, nowMs));
     if (r.ok) {
       this.limits.trust(source);
       this.reports.accept(r, nowMs);
       const known = this.agentAddress.get(r.partition);
-      if (known === undefined || known.port !== rinfo.port || known.address !== rinfo.address)
-        this.agentAddress.set(r.partition, { address: rinfo.address, port: rinfo.port });
+      if (known === undefined || known.port !== port || known.address !== address)
+        this.agentAddress.set(r.partition, { address, port });
     }
   }
+
+  /** The batch path's callback: the sender's name from the cache, then take(). */
+  private readonly onBatchDatagram = (
+    bytes: Uint8Array,
+    at: number,
+    length: number,
+    a: number,
+    port: number,
+  ): void => {
+    const key = a * 65536 + port;
+    let s = this.sources.get(key);
+    if (s === undefined) {
+      if (this.sources.size >= SOURCE_CACHE_MAX) this.sources.clear();
+      const address = u32ToIpv4(a);
+      s = { source: `${address}:${port}`, address };
+      this.sources.set(key, s);
+    }
+    this.take(bytes, at, length, s.source, s.address, port, this.drainNowMs);
+  };
+
+  /**
+   * Read what the batch socket holds (nothing to do for node:dgram, which delivers as datagrams
+   * come). While a drain finds datagrams, the next one is due DRAIN_EVERY_MS later (at once when
+   * it stopped at DRAIN_MAX), so the kernel's buffer is emptied long before it fills; an idle
+   * socket costs no wake-up, and the next read of the reports drains it.
+   */
+  drain(): void {
+    const batch = this.batch;
+    if (batch === null || this.closed) return;
+    const nowMs = this.now();
+    this.drainNowMs = nowMs;
+    this.lastDrainMs = nowMs;
+    let n = 0;
+    try {
+      n = batch.drain(this.onBatchDatagram, DRAIN_MAX);
+    } catch {
+      this.sendErrors++; // a socket error: counted, never thrown at the manager
+    }
+    if (n > 0 && this.drainTimer === null) {
+      this.drainTimer = setTimeout(this.onDrainTimer, n >= DRAIN_MAX ? 0 : DRAIN_EVERY_MS);
+      this.drainTimer.unref?.();
+    }
+  }
+
+  private readonly onDrainTimer = (): void => {
+    this.drainTimer = null;
+    this.drain();
+  };
 
   async start(signal: AbortSignal): Promise<void> {
     await aborted(signal);
@@ -134,19 +252,23 @@ export class DatagramReportSource implements ReportSource {
   }
 
   latest(): Map<PartitionId, AgentReport> {
+    this.drain();
     return this.reports.latest();
   }
 
   rejected(): RejectCounts {
+    this.drain();
     return this.verifier.rejected();
   }
 
   accepted(): number {
+    this.drain();
     return this.verifier.accepted();
   }
 
-  /** Datagrams that reached the socket (accepted + rejected). */
+  /** Datagrams that reached the socket and were read (accepted + rejected). */
   datagramsReceived(): number {
+    this.drain();
     return this.received;
   }
 
@@ -174,24 +296,33 @@ export class DatagramReportSource implements ReportSource {
       },
       this.opts.keys.key(index)!,
     );
-    this.socket.send(bytes, to.port, to.address, (err) => {
-      if (err) this.sendErrors++;
-    });
+    if (this.batch !== null) {
+      if (!this.batch.send(bytes, to.address, to.port)) this.sendErrors++;
+    } else
+      this.socket!.send(bytes, to.port, to.address, (err) => {
+        if (err) this.sendErrors++;
+      });
     return true;
   }
 
   isStale(partition: PartitionId, nowMs: number): boolean {
+    // asked per partition: drained at most once a millisecond
+    if (this.now() - this.lastDrainMs >= 1) this.drain();
     return this.reports.isStale(partition, nowMs);
   }
 
   staleness(nowMs: number): Map<PartitionId, StalenessInfo> {
+    this.drain();
     return this.reports.staleness(nowMs);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.socket.close();
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer);
+    this.drainTimer = null;
+    this.batch?.close();
+    this.socket?.close();
   }
 }
 

@@ -20,21 +20,25 @@ reportSourceContract({
   },
 });
 
-reportSourceContract({
-  name: "UDP datagrams",
-  open: async ({ keys, now, staleAfterMs }) => {
-    const source = await DatagramReportSource.open({ keys, now, staleAfterMs });
-    return {
-      source,
-      agent: (index, key) =>
-        DatagramAgentChannel.open({
-          partitionIndex: index,
-          key,
-          manager: source.address(),
-          bind: { address: "127.0.0.1" },
-          now,
-        }),
-      cleanup: () => {},
-    };
-  },
-});
+// the manager's UDP end both ways it reads its socket (udp-batch.ts, node:dgram)
+for (const receive of ["batch", "dgram"] as const)
+  reportSourceContract({
+    name: `UDP datagrams (${receive})`,
+    open: async ({ keys, now, staleAfterMs }) => {
+      const source = await DatagramReportSource.open({ keys, now, staleAfterMs, receive });
+      if (source.backend() !== receive)
+        throw new Error(`asked for ${receive}, got ${source.backend()}`);
+      return {
+        source,
+        agent: (index, key) =>
+          DatagramAgentChannel.open({
+            partitionIndex: index,
+            key,
+            manager: source.address(),
+            bind: { address: "127.0.0.1" },
+            now,
+          }),
+        cleanup: () => {},
+      };
+    },
+  });
