@@ -105,7 +105,14 @@ describe.each(["batch", "dgram"] as const)("UDP report source (%s)", (receive) =
     expect(got).toMatchObject({ cpuMillis: 800, weight: 100, cpuCount: 1, partitionIndex: 1 });
   });
 
-  it("refuses to bind an address that is not an IPv4 literal, naming it", async () => {
+  it("binds a name as its IPv4 address, and refuses one that does not resolve, naming it", async () => {
+    const src = await DatagramReportSource.open({
+      keys,
+      receive,
+      bind: { address: "localhost", port: 0 },
+    });
+    closers.push(() => src.close());
+    expect(src.address().address).toBe("127.0.0.1");
     await expect(
       DatagramReportSource.open({
         keys,

@@ -6,6 +6,7 @@
 // WEIR_UDP=dgram; an agent's end is node:dgram.
 
 import dgram from "node:dgram";
+import { lookup } from "node:dns/promises";
 import { stepFreeNowMs } from "../core/clock.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { Directive, PartitionId } from "../core/model.ts";
@@ -29,7 +30,7 @@ import {
   ReportTable,
   type StalenessInfo,
 } from "./source.ts";
-import { BatchUdpSocket, loadSocketCalls, u32ToIpv4 } from "./udp-batch.ts";
+import { BatchUdpSocket, ipv4ToU32, loadSocketCalls, u32ToIpv4 } from "./udp-batch.ts";
 
 /**
  * How the manager's socket is read: "batch" (recvmmsg through koffi, drained when reports are
@@ -142,7 +143,7 @@ export class DatagramReportSource implements ReportSource {
         opts,
         BatchUdpSocket.open(
           calls,
-          opts.bind?.address ?? "127.0.0.1",
+          await ipv4Of(opts.bind?.address ?? "127.0.0.1", opts.bind?.port ?? 0),
           opts.bind?.port ?? 0,
           opts.receiveBufferBytes ?? 4 * 1024 * 1024,
           MAX_MESSAGE_BYTES + 1,
@@ -410,6 +411,20 @@ export class DatagramAgentChannel implements AgentChannel {
     if (this.closed) return;
     this.closed = true;
     this.socket.close();
+  }
+}
+
+/** An IPv4 literal as given; a name resolved to its first IPv4 address, as node:dgram's bind does. */
+async function ipv4Of(address: string, port: number): Promise<string> {
+  if (ipv4ToU32(address) !== null) return address;
+  try {
+    return (await lookup(address, { family: 4 })).address;
+  } catch (err) {
+    throw new WeirError(
+      ErrorCodes.TRANSPORT,
+      `cannot bind UDP ${address}:${port}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 
