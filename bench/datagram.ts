@@ -101,6 +101,10 @@ async function overSocket(
   let firstAt = 0;
   let lastAt = 0;
   let lastAccepted = 0;
+  let exitAt = 0;
+  // the manager's cycle reads its reports every 100 ms (latest() reads the socket; in between,
+  // the source reads it on its own while datagrams keep coming); the probe below only looks
+  const cycle = setInterval(() => src.latest(), 100);
   const probe = setInterval(() => {
     const a = src.accepted();
     if (a > 0 && firstAt === 0) firstAt = nowNs();
@@ -123,19 +127,26 @@ async function overSocket(
         out += String(d);
       });
       child.once("error", reject);
-      child.once("exit", (code) =>
-        code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`sender exited ${code}`)),
-      );
+      child.once("exit", (code) => {
+        exitAt = nowNs();
+        if (code === 0) resolve(JSON.parse(out));
+        else reject(new Error(`sender exited ${code}`));
+      });
     });
-    // Let the receiver drain what is queued in its socket.
-    while (nowNs() - lastAt < 200e6) await new Promise((r) => setTimeout(r, 20));
+    // Let the receiver read what is queued in its socket: until nothing more was accepted for
+    // 200 ms (5 s at most for the first).
+    while (lastAt === 0 ? nowNs() - exitAt < 5e9 : nowNs() - lastAt < 200e6)
+      await new Promise((r) => setTimeout(r, 20));
   } finally {
     clearInterval(probe);
+    clearInterval(cycle);
   }
   const rcpu = process.cpuUsage(rc0);
   const accepted = src.accepted();
   const received = src.datagramsReceived();
-  const windowSec = Math.max(1e-9, (lastAt - firstAt) / 1e9);
+  // from when the sender started (its exit less its own sending time), or the first report seen
+  // if earlier, to the last one accepted: reports queued before a read count in its time
+  const windowSec = Math.max(1e-9, (lastAt - Math.min(firstAt, exitAt - sent.ns)) / 1e9);
   const rej = Object.entries(src.rejected()).filter(([, c]) => c > 0);
   src.close();
   const cpuSec = (rcpu.user + rcpu.system) / 1e6;

@@ -5,6 +5,12 @@ import { encodeReport, KeyRing, type ReportMessage } from "./codec.ts";
 import { eventually, KEY_DB, KEY_WEB } from "./contract.ts";
 import { DatagramAgentChannel, DatagramReportSource } from "./datagram.ts";
 
+/** `src` after it read what its socket holds (its counters say what has been read). */
+const polled = (src: DatagramReportSource) => {
+  src.poll();
+  return src;
+};
+
 const keys = new KeyRing([
   { index: 0, id: "web", key: KEY_WEB },
   { index: 1, id: "db", key: KEY_DB },
@@ -56,9 +62,9 @@ describe.each(["batch", "dgram"] as const)("UDP report source (%s)", (receive) =
     const b = await rawSender();
     const { port } = src.address();
     for (let i = 0; i < 10; i++) a.send(encodeReport(report(), KEY_WEB), port, "127.0.0.1");
-    await eventually(() => (src.datagramsReceived() >= 10 ? true : undefined));
+    await eventually(() => (polled(src).datagramsReceived() >= 10 ? true : undefined));
     b.send(encodeReport(report({ partitionIndex: 1 }), KEY_DB), port, "127.0.0.1");
-    await eventually(() => (src.datagramsReceived() >= 11 ? true : undefined));
+    await eventually(() => (polled(src).datagramsReceived() >= 11 ? true : undefined));
     expect(src.accepted()).toBe(4); // 3 from a (its burst), 1 from b
     expect(src.rejected().rate_limited).toBe(7);
     expect([...src.latest().keys()].sort()).toEqual(["db", "web"]);
@@ -72,7 +78,7 @@ describe.each(["batch", "dgram"] as const)("UDP report source (%s)", (receive) =
     a.send(Buffer.alloc(9000, 0x57), port, "127.0.0.1");
     a.send(Buffer.alloc(3), port, "127.0.0.1");
     a.send(Buffer.alloc(0), port, "127.0.0.1");
-    await eventually(() => (src.datagramsReceived() >= 3 ? true : undefined));
+    await eventually(() => (polled(src).datagramsReceived() >= 3 ? true : undefined));
     expect(src.rejected()).toMatchObject({ oversized: 1, truncated: 2 });
     expect(src.accepted()).toBe(0);
   });
@@ -96,7 +102,7 @@ describe.each(["batch", "dgram"] as const)("UDP report source (%s)", (receive) =
       src.address().port,
       "127.0.0.1",
     );
-    await eventually(() => (src.rejected().forged === 1 ? true : undefined));
+    await eventually(() => (polled(src).rejected().forged === 1 ? true : undefined));
     expect(src.sendDirective("db", d)).toBe(false);
     agent.publish(encodeReport(report({ partitionIndex: 1 }), KEY_DB));
     await eventually(() => src.latest().get("db"));
@@ -150,7 +156,7 @@ describe("UDP report source, batch reads", () => {
         );
     }
     await Promise.all(sends);
-    await eventually(() => (src.datagramsReceived() >= 300 ? true : undefined));
+    await eventually(() => (polled(src).datagramsReceived() >= 300 ? true : undefined));
     // every one verified (a replay or a reorder would be rejected: sequences rise per partition)
     expect(src.accepted()).toBe(300);
     expect(src.datagramsReceived()).toBe(300);
@@ -166,17 +172,22 @@ describe("UDP report source, batch reads", () => {
     expect(await fromB).toBeGreaterThan(0);
   });
 
-  it("keeps a drain due while datagrams keep coming, and none once they stop", async () => {
+  it("reads the socket when latest() is read, and on its own while datagrams keep coming", async () => {
     const src = await DatagramReportSource.open({ keys, receive: "batch" });
     closers.push(() => src.close());
-    const timer = () => (src as unknown as { drainTimer: unknown }).drainTimer;
+    const timer = () => (src as unknown as { pollTimer: unknown }).pollTimer;
     const a = await rawSender();
     const { port } = src.address();
-    expect(src.accepted()).toBe(0);
-    expect(timer()).toBeNull(); // an empty drain leaves none due: an idle socket costs no wake-up
-    a.send(encodeReport(report(), KEY_WEB), port, "127.0.0.1");
-    await eventually(() => (src.accepted() === 1 ? true : undefined));
-    expect(timer()).not.toBeNull(); // the drain that read it left the next one due
+    expect(src.poll()).toBe(0);
+    expect(timer()).toBeNull(); // an empty poll leaves none due: an idle socket costs no wake-up
+    await new Promise<void>((r) =>
+      a.send(encodeReport(report(), KEY_WEB), port, "127.0.0.1", () => r()),
+    );
+    await new Promise((r) => setTimeout(r, 50)); // nothing reads the socket meanwhile
+    expect(src.datagramsReceived()).toBe(0); // the counters say what has been read
+    await eventually(() => src.latest().get("web")); // the manager's read of its reports
+    expect(src.accepted()).toBe(1);
+    expect(timer()).not.toBeNull(); // the poll that read it left the next one due
     // that one (DRAIN_EVERY_MS later) finds nothing and leaves none due
     await eventually(() => (timer() === null ? true : undefined));
   });

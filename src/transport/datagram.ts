@@ -33,15 +33,15 @@ import {
 import { BatchUdpSocket, ipv4ToU32, loadSocketCalls, u32ToIpv4 } from "./udp-batch.ts";
 
 /**
- * How the manager's socket is read: "batch" (recvmmsg through koffi, drained when reports are
- * read and every DRAIN_EVERY_MS while datagrams keep arriving) or "dgram" (node:dgram, a
+ * How the manager's socket is read: "batch" (recvmmsg through koffi, at poll(): when latest()
+ * is read, and every DRAIN_EVERY_MS while datagrams keep arriving) or "dgram" (node:dgram, a
  * callback per datagram as it arrives).
  */
 export type UdpReceiveBackend = "batch" | "dgram";
 
-/** While datagrams keep arriving, the batch socket is drained this often between reads. */
+/** While datagrams keep arriving, the batch socket is polled this often between reads. */
 export const DRAIN_EVERY_MS = 10;
-/** Datagrams one drain reads at most before it lets the event loop run (about 4 ms of work). */
+/** Datagrams one poll reads at most before it lets the event loop run (about 4 ms of work). */
 const DRAIN_MAX = 2048;
 /** Source names (address:port) kept for the batch path before the cache starts again. */
 const SOURCE_CACHE_MAX = 65_536;
@@ -93,10 +93,9 @@ export class DatagramReportSource implements ReportSource {
   private received = 0;
   private sendErrors = 0;
   private closed = false;
-  private drainTimer: ReturnType<typeof setTimeout> | null = null;
-  private lastDrainMs = Number.NEGATIVE_INFINITY;
-  /** The clock read once per drain (every datagram of a drain arrived by then). */
-  private drainNowMs = 0;
+  private pollTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The clock read once per poll (every datagram a poll reads arrived by then). */
+  private pollNowMs = 0;
   /** address × 65536 + port → its source name and address (the batch path's senders). */
   private readonly sources = new Map<number, { source: string; address: string }>();
 
@@ -173,7 +172,7 @@ export class DatagramReportSource implements ReportSource {
 
   /**
    * One datagram, `bytes[at, at + length)` from `address`:`port` (`source` is the two as a
-   * name), at `nowMs` (the dgram path reads the clock per datagram, a drain once).
+   * name), at `nowMs` (the dgram path reads the clock per datagram, a poll once).
    */
   private take(
     bytes: Uint8Array,
@@ -215,36 +214,36 @@ export class DatagramReportSource implements ReportSource {
       s = { source: `${address}:${port}`, address };
       this.sources.set(key, s);
     }
-    this.take(bytes, at, length, s.source, s.address, port, this.drainNowMs);
+    this.take(bytes, at, length, s.source, s.address, port, this.pollNowMs);
   };
 
   /**
-   * Read what the batch socket holds (nothing to do for node:dgram, which delivers as datagrams
-   * come). While a drain finds datagrams, the next one is due DRAIN_EVERY_MS later (at once when
-   * it stopped at DRAIN_MAX), so the kernel's buffer is emptied long before it fills; an idle
-   * socket costs no wake-up, and the next read of the reports drains it.
+   * Read what the batch socket holds, as the shared-memory source's poll() scans its slots
+   * (node:dgram delivers as datagrams come: 0). latest() polls; the counters report what has
+   * been read. While a poll finds datagrams, the next one is due DRAIN_EVERY_MS later (at once
+   * when it stopped at DRAIN_MAX), so the kernel's buffer is emptied long before it fills; an
+   * idle socket costs no wake-up, and the next latest() reads it. Returns the datagrams read.
    */
-  drain(): void {
+  poll(): number {
     const batch = this.batch;
-    if (batch === null || this.closed) return;
-    const nowMs = this.now();
-    this.drainNowMs = nowMs;
-    this.lastDrainMs = performance.now(); // real time: an injected clock may stand still
+    if (batch === null || this.closed) return 0;
+    this.pollNowMs = this.now();
     let n = 0;
     try {
       n = batch.drain(this.onBatchDatagram, DRAIN_MAX);
     } catch {
       this.sendErrors++; // a socket error: counted, never thrown at the manager
     }
-    if (n > 0 && this.drainTimer === null) {
-      this.drainTimer = setTimeout(this.onDrainTimer, n >= DRAIN_MAX ? 0 : DRAIN_EVERY_MS);
-      this.drainTimer.unref?.();
+    if (n > 0 && this.pollTimer === null) {
+      this.pollTimer = setTimeout(this.onPollTimer, n >= DRAIN_MAX ? 0 : DRAIN_EVERY_MS);
+      this.pollTimer.unref?.();
     }
+    return n;
   }
 
-  private readonly onDrainTimer = (): void => {
-    this.drainTimer = null;
-    this.drain();
+  private readonly onPollTimer = (): void => {
+    this.pollTimer = null;
+    this.poll();
   };
 
   async start(signal: AbortSignal): Promise<void> {
@@ -253,23 +252,20 @@ export class DatagramReportSource implements ReportSource {
   }
 
   latest(): Map<PartitionId, AgentReport> {
-    this.drain();
+    this.poll();
     return this.reports.latest();
   }
 
   rejected(): RejectCounts {
-    this.drain();
     return this.verifier.rejected();
   }
 
   accepted(): number {
-    this.drain();
     return this.verifier.accepted();
   }
 
-  /** Datagrams that reached the socket and were read (accepted + rejected). */
+  /** Datagrams read from the socket so far (accepted + rejected). */
   datagramsReceived(): number {
-    this.drain();
     return this.received;
   }
 
@@ -307,21 +303,18 @@ export class DatagramReportSource implements ReportSource {
   }
 
   isStale(partition: PartitionId, nowMs: number): boolean {
-    // asked per partition: drained at most once a millisecond
-    if (performance.now() - this.lastDrainMs >= 1) this.drain();
     return this.reports.isStale(partition, nowMs);
   }
 
   staleness(nowMs: number): Map<PartitionId, StalenessInfo> {
-    this.drain();
     return this.reports.staleness(nowMs);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.drainTimer !== null) clearTimeout(this.drainTimer);
-    this.drainTimer = null;
+    if (this.pollTimer !== null) clearTimeout(this.pollTimer);
+    this.pollTimer = null;
     this.batch?.close();
     this.socket?.close();
   }

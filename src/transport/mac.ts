@@ -5,14 +5,7 @@
 // - "node": node:crypto createHmac, about 6 µs a tag here (OpenSSL 3's per-call setup).
 // libcrypto is used when it loads; WEIR_MAC=node forces node:crypto.
 import { createHash, createHmac, createSecretKey, type KeyObject } from "node:crypto";
-import { createRequire } from "node:module";
-
-// koffi (a native addon: about 6 MB resident once loaded) is loaded on first use, not with this
-// module, so a process that never calls it (`weir run` without agents or shared memory) never
-// loads it (docs/performance.md).
-const requireFromHere = createRequire(import.meta.url);
-let koffiModule: typeof import("koffi") | undefined;
-const ffi = (): typeof import("koffi") => (koffiModule ??= requireFromHere("koffi"));
+import { ffi } from "./ffi.ts";
 
 export type MacBackendName = "libcrypto" | "node";
 

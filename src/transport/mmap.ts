@@ -4,15 +4,8 @@
 // memory: after close() it must never be touched again, so callers keep it private and guard
 // every access.
 import { closeSync, ftruncateSync } from "node:fs";
-import { createRequire } from "node:module";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-
-// koffi (a native addon: about 6 MB resident once loaded) is loaded on first use, not with this
-// module, so a process that never calls it (`weir run` without agents or shared memory) never
-// loads it (docs/performance.md).
-const requireFromHere = createRequire(import.meta.url);
-let koffiModule: typeof import("koffi") | undefined;
-const ffi = (): typeof import("koffi") => (koffiModule ??= requireFromHere("koffi"));
+import { ffi } from "./ffi.ts";
 
 const PROT_NONE = 0;
 const PROT_READ = 1;

@@ -5,13 +5,9 @@
 // is measured on, node:dgram alone received 105,000–182,000 empty datagrams per CPU-second
 // before any verification (docs/performance.md, *Batched datagram receive*). The socket is
 // non-blocking and nothing watches it: its owner drains it when it wants what has arrived
-// (DatagramReportSource: when its reports are read, and on a timer while datagrams keep coming).
-import { createRequire } from "node:module";
+// (DatagramReportSource.poll(): when latest() is read, and on a timer while datagrams keep coming).
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-
-const requireFromHere = createRequire(import.meta.url);
-let koffiModule: typeof import("koffi") | undefined;
-const ffi = (): typeof import("koffi") => (koffiModule ??= requireFromHere("koffi"));
+import { ffi, freeNativeMemory, type NativeMemory, nativeMemory } from "./ffi.ts";
 
 const AF_INET = 2;
 const SOCK_DGRAM = 2;
@@ -106,7 +102,7 @@ function sockaddrIn(address: number, port: number): Uint8Array {
 
 /**
  * Called for each datagram a drain reads: its bytes are `bytes[at, at + length)`, valid only
- * during the call (the next batch reuses them). `length` is capped at the slot's size, so a
+ * during the call (the next batch reuses them). `length` is what the kernel copied, at most the slot's size, so a
  * longer datagram arrives as `slotBytes` bytes (one more than the largest message it was sized
  * for: too long either way). The sender is `address` (32 bits, host order) and `port`.
  */
@@ -120,7 +116,7 @@ export type OnDatagram = (
 
 export class BatchUdpSocket {
   private readonly base: bigint;
-  private readonly mem: unknown;
+  private readonly mem: NativeMemory;
   private readonly bytes: Uint8Array;
   private readonly view: DataView;
   private readonly namesAt: number;
@@ -139,12 +135,10 @@ export class BatchUdpSocket {
     const iovAt = BATCH * MMSG_BYTES;
     this.namesAt = iovAt + BATCH * IOV_BYTES;
     this.dataAt = this.namesAt + BATCH * SOCKADDR_IN_BYTES;
-    const total = this.dataAt + BATCH * this.stride;
-    this.mem = ffi().alloc("uint8_t", total);
-    this.base = BigInt(ffi().address(this.mem));
-    this.bytes = new Uint8Array(ffi().view(this.mem, total));
-    this.bytes.fill(0);
-    this.view = new DataView(this.bytes.buffer);
+    this.mem = nativeMemory(this.dataAt + BATCH * this.stride);
+    this.base = this.mem.address;
+    this.bytes = this.mem.bytes;
+    this.view = this.mem.view;
     const v = this.view;
     for (let i = 0; i < BATCH; i++) {
       const m = i * MMSG_BYTES;
@@ -215,8 +209,6 @@ export class BatchUdpSocket {
     const c = this.c;
     let read = 0;
     while (read < max) {
-      for (let i = 0; i < BATCH; i++)
-        v.setUint32(i * MMSG_BYTES + MSG_NAMELEN, SOCKADDR_IN_BYTES, true);
       const got = c.recvmmsg(this.fd, this.base, BATCH, 0, null);
       if (got < 0) {
         const e = ffi().errno();
@@ -226,10 +218,12 @@ export class BatchUdpSocket {
       }
       for (let i = 0; i < got; i++) {
         const name = this.namesAt + i * SOCKADDR_IN_BYTES;
+        // the kernel wrote the sender's length here: set it back for the next call
+        v.setUint32(i * MMSG_BYTES + MSG_NAMELEN, SOCKADDR_IN_BYTES, true);
         on(
           this.bytes,
           this.dataAt + i * this.stride,
-          Math.min(v.getUint32(i * MMSG_BYTES + MSG_LEN, true), this.slotBytes),
+          v.getUint32(i * MMSG_BYTES + MSG_LEN, true), // at most slotBytes: what the kernel copied
           v.getUint32(name + 4, false),
           v.getUint16(name + 2, false),
         );
@@ -255,6 +249,6 @@ export class BatchUdpSocket {
     if (this.closed) return;
     this.closed = true;
     this.c.close(this.fd);
-    ffi().free(this.mem);
+    freeNativeMemory(this.mem);
   }
 }
