@@ -29,8 +29,15 @@
 // A variant written `name#N` (or `name@DIR#N`) runs on N of the 100 partitions (`base#1,base`:
 // what the cycle's fixed part costs at 10 Hz against what each partition adds); `name%CPUS` runs
 // it pinned to those CPUs (`main%1`: taskset -c 1).
+// `--udp-agents` feeds every partition from an agent over UDP instead of host counters: each
+// variant's config gives its partitions `packets: agent` and a UDP listen port, and a separate
+// process (bench/udp-agents.ts, started once the API answers, stopped with the run) stands in
+// for one agent per partition, each reporting every 100 ms, their phases spread over the cycle
+// (1,000 datagrams/s at 100 partitions): what agents' reports cost the manager's process. The
+// variant `...+dgram` reads that socket through node:dgram (WEIR_UDP=dgram) instead of in batches.
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`).
 import { type ChildProcess, spawn } from "node:child_process";
+import dgram from "node:dgram";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -39,6 +46,7 @@ import { packageFileUrl } from "../src/core/package-files.ts";
 import { fmtStats, isMain } from "./harness.ts";
 import { FALLBACK_NOTICE, freePort, overheadConfigYaml, WARMUP_MS } from "./overhead.ts";
 import {
+  INTERVAL_MS,
   PARTITIONS,
   parseHistogramTotals,
   parseProcCpuSplit,
@@ -55,6 +63,50 @@ const CGROUPFS = "/sys/fs/cgroup";
 const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
 /** The young generation the bin gave node until 2026-12-04 (since then 2 MB: bin/weir.js). */
 const SEMI_SPACE = "--max-semi-space-size=4";
+/** The agents' key (every partition's, with --udp-agents). */
+const AGENT_KEY_HEX = "a5".repeat(32);
+const AGENTS_SCRIPT = fileURLToPath(new URL("./udp-agents.ts", import.meta.url));
+
+/**
+ * overhead.ts's config with every partition fed by its agent over UDP (`packets: agent`, its
+ * index its place in the list) at `udpPort` on loopback, instead of host counters.
+ */
+export function agentsConfigYaml(
+  cgroups: readonly string[],
+  port: number,
+  udpPort: number,
+): string {
+  return [
+    `intervalMs: ${INTERVAL_MS}`,
+    "onShutdown: restore",
+    "api:",
+    `  listen: 127.0.0.1:${port}`,
+    "transport:",
+    "  udp:",
+    `    listen: 127.0.0.1:${udpPort}`,
+    "partitions:",
+    ...cgroups.flatMap((cg, i) => [
+      `  - name: p${String(i).padStart(3, "0")}`,
+      `    cgroup: ${cg}`,
+      "    packets: agent",
+      "    agent:",
+      `      key: ${AGENT_KEY_HEX}`,
+    ]),
+    "",
+  ].join("\n");
+}
+
+/** A UDP port on loopback nobody is bound to now (bound, then released). */
+function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket("udp4");
+    s.once("error", reject);
+    s.bind(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 export interface Variant {
   name: string;
@@ -176,6 +228,26 @@ export const VARIANTS: readonly Variant[] = [
     nodeFlags: ["--max-semi-space-size=3", "--v8-pool-size=1"],
     env: { MALLOC_ARENA_MAX: "2" },
   },
+  // glibc's malloc keeping what it frees (the bin's flags and arenas): a freed block above the
+  // mmap threshold is unmapped and the top of a heap above the trim threshold given back, and
+  // every page of either that is used again costs a page fault (about 10 µs each on the PVM
+  // guest these were measured on). Fixed thresholds (which also stop glibc's sliding mmap
+  // threshold): 16 MiB blocks from the heap, 64 MiB kept at its top
+  {
+    name: "arena2+pool1+semi2+keep",
+    nodeFlags: ["--max-semi-space-size=2", "--v8-pool-size=1"],
+    env: {
+      MALLOC_ARENA_MAX: "2",
+      MALLOC_MMAP_THRESHOLD_: "16777216",
+      MALLOC_TRIM_THRESHOLD_: "67108864",
+    },
+  },
+  // the bin's flags, agents' datagrams read through node:dgram (with --udp-agents)
+  {
+    name: "arena2+pool1+semi2+dgram",
+    nodeFlags: ["--max-semi-space-size=2", "--v8-pool-size=1"],
+    env: { MALLOC_ARENA_MAX: "2", WEIR_UDP: "dgram" },
+  },
   {
     name: "arena2+pool1+noreducer",
     nodeFlags: [SEMI_SPACE, "--v8-pool-size=1", "--no-memory-reducer"],
@@ -194,6 +266,9 @@ export interface AbRun {
   mainSystemShare: number;
   otherUserShare: number;
   otherSystemShare: number;
+  /** Minor page faults a cycle in the window: the main thread's and the other threads'. */
+  mainFaultsPerCycle: number;
+  otherFaultsPerCycle: number;
   /** With `--trace-gc`: the collections that started in the window, and their pauses (ms). */
   gc?: { scavenges: number; scavengeMs: number; markCompacts: number; markCompactMs: number };
   /** With `--trace-opt`: TurboFan's compilations in the window (see the header), the most
@@ -211,12 +286,14 @@ export interface AbRun {
   rssMeanMb: number;
   peakRssMb: number;
   cycles: number;
+  /** Reports the transports accepted a cycle in the window (0 without agents). */
+  reportsPerCycle: number;
   threads: number;
 }
 
-/** CPU ticks per thread (utime, stime), by tid (node names all its threads "node"). */
-function threadTicks(pid: number): Map<number, { userTicks: number; systemTicks: number }> {
-  const out = new Map<number, { userTicks: number; systemTicks: number }>();
+/** CPU ticks per thread (utime, stime) and its minor faults, by tid (node names all its threads "node"). */
+function threadTicks(pid: number): Map<number, ReturnType<typeof parseProcCpuSplit>> {
+  const out = new Map<number, ReturnType<typeof parseProcCpuSplit>>();
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
@@ -242,6 +319,8 @@ interface Started {
   /** With `--trace-opt`: each compilation, at the time of the collection line before it. */
   optEvents: Array<TraceOptEvent & { atMs: number }>;
   deoptEvents: Array<{ name: string; reason: string; atMs: number }>;
+  /** With --udp-agents: the process standing in for the partitions' agents. */
+  agents: ChildProcess | null;
 }
 
 async function start(
@@ -252,10 +331,18 @@ async function start(
   traceOpt = false,
   /** Where node's trace lines are kept as they came (with `--trace-opt`). */
   traceFile?: string,
+  /** With --udp-agents: the manager's UDP port, and how long the agents may run at most. */
+  agentsTo?: { udpPort: number; forMs: number },
 ): Promise<Started> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...variant.env };
   delete env.WEIR_FROM_SOURCE;
-  for (const k of ["MALLOC_ARENA_MAX", "UV_THREADPOOL_SIZE"])
+  for (const k of [
+    "MALLOC_ARENA_MAX",
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "UV_THREADPOOL_SIZE",
+    "WEIR_UDP",
+  ])
     if (!(k in variant.env)) delete env[k];
   const bin = variant.bin ?? BIN;
   const flags = [
@@ -323,6 +410,22 @@ async function start(
     }
   }
   if (ranSources) fail(`${variant.name}: the bin ran the sources, not dist/ (npm run build first)`);
+  // the agents, once the manager listens: this process's node and loader (tsx) run the script
+  const agents = agentsTo
+    ? spawn(
+        process.execPath,
+        [
+          ...process.execArgv,
+          AGENTS_SCRIPT,
+          String(agentsTo.udpPort),
+          String(variant.partitions ?? PARTITIONS),
+          String(INTERVAL_MS),
+          String(agentsTo.forMs),
+          AGENT_KEY_HEX,
+        ],
+        { stdio: ["pipe", "ignore", "inherit"] },
+      )
+    : null;
   return {
     variant,
     child,
@@ -333,12 +436,18 @@ async function start(
     gcEvents,
     optEvents,
     deoptEvents,
+    agents,
   };
 }
 
-async function cycleCount(port: number): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  return parseHistogramTotals(await res.text(), "weir_cycle_duration_seconds").count;
+/** The cycles run and the reports accepted so far, from the run's /metrics. */
+async function counts(port: number): Promise<{ cycles: number; reports: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const reports = /^weir_reports_accepted_total (\S+)$/m.exec(text);
+  return {
+    cycles: parseHistogramTotals(text, "weir_cycle_duration_seconds").count,
+    reports: reports ? Number(reports[1]) : 0,
+  };
 }
 
 /** Measure already warmed-up runs over one window (together, or a single one). */
@@ -351,7 +460,7 @@ interface Measured {
 
 async function measure(runs: Started[], round: number, measureMs: number): Promise<Measured[]> {
   const hz = 100; // USER_HZ; getconf CLK_TCK is 100 on Linux
-  const c0 = await Promise.all(runs.map((r) => cycleCount(r.port)));
+  const c0 = await Promise.all(runs.map((r) => counts(r.port)));
   const t0 = runs.map((r) => threadTicks(r.child.pid!));
   const w0 = performance.now();
   const rssSum = runs.map(() => 0);
@@ -364,23 +473,28 @@ async function measure(runs: Started[], round: number, measureMs: number): Promi
   }
   const t1 = runs.map((r) => threadTicks(r.child.pid!));
   const wallSec = (performance.now() - w0) / 1000;
-  const c1 = await Promise.all(runs.map((r) => cycleCount(r.port)));
+  const c1 = await Promise.all(runs.map((r) => counts(r.port)));
   return runs.map((r, k) => {
     const pid = r.child.pid!;
     const mem = parseProcMemoryMb(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
     const share = { mainUser: 0, mainSystem: 0, otherUser: 0, otherSystem: 0 };
+    const faults = { main: 0, other: 0 };
     for (const [tid, now] of t1[k]!) {
       const was = t0[k]!.get(tid);
       const user = (now.userTicks - (was?.userTicks ?? 0)) / hz / wallSec;
       const system = (now.systemTicks - (was?.systemTicks ?? 0)) / hz / wallSec;
+      const minor = now.minorFaults - (was?.minorFaults ?? 0);
       if (tid === pid) {
         share.mainUser += user;
         share.mainSystem += system;
+        faults.main += minor;
       } else {
         share.otherUser += user;
         share.otherSystem += system;
+        faults.other += minor;
       }
     }
+    const cycles = Math.max(1, c1[k]!.cycles - c0[k]!.cycles);
     const main = share.mainUser + share.mainSystem;
     const other = share.otherUser + share.otherSystem;
     return {
@@ -394,10 +508,13 @@ async function measure(runs: Started[], round: number, measureMs: number): Promi
         mainSystemShare: share.mainSystem,
         otherUserShare: share.otherUser,
         otherSystemShare: share.otherSystem,
+        mainFaultsPerCycle: faults.main / cycles,
+        otherFaultsPerCycle: faults.other / cycles,
         rssMb: mem.rssMb,
         rssMeanMb: rssSum[k]! / samples,
         peakRssMb: mem.peakRssMb,
-        cycles: c1[k]! - c0[k]!,
+        cycles: c1[k]!.cycles - c0[k]!.cycles,
+        reportsPerCycle: (c1[k]!.reports - c0[k]!.reports) / cycles,
         threads: t1[k]!.size,
       },
       windowMs: [w0 - r.spawnedAt, w0 + wallSec * 1000 - r.spawnedAt],
@@ -450,6 +567,13 @@ function optInWindow(m: Measured): NonNullable<AbRun["opt"]> {
 }
 
 async function stop(r: Started): Promise<void> {
+  if (r.agents) {
+    const agents = r.agents;
+    const gone = new Promise((resolve) => agents.once("exit", resolve));
+    agents.stdin?.end();
+    if ((await Promise.race([gone, sleep(5000).then(() => "timeout")])) === "timeout")
+      agents.kill("SIGKILL");
+  }
   r.child.kill("SIGTERM");
   const code = await Promise.race([r.exited, sleep(10_000).then(() => "timeout" as const)]);
   if (code === "timeout") {
@@ -469,6 +593,7 @@ export function summarize(runs: readonly AbRun[], variants: readonly string[]): 
     lines.push(
       `${v} (${mine.length} runs): CPU ${f((r) => r.cpuShare, 2, 100)} (main ${f((r) => r.mainThreadShare, 2, 100)} / other ${f((r) => r.otherThreadsShare, 2, 100)}) | VmRSS ${f((r) => r.rssMb, 1)}, mean ${f((r) => r.rssMeanMb, 1)}, VmHWM ${f((r) => r.peakRssMb, 1)}; threads ${mine.map((r) => r.threads).join("/")}`,
       `  user/system: main ${f((r) => r.mainUserShare, 2, 100)} / ${f((r) => r.mainSystemShare, 2, 100)}, other ${f((r) => r.otherUserShare, 2, 100)} / ${f((r) => r.otherSystemShare, 2, 100)}`,
+      `  minor page faults a cycle: main ${f((r) => r.mainFaultsPerCycle, 1)}, other ${f((r) => r.otherFaultsPerCycle, 1)}; reports accepted a cycle ${f((r) => r.reportsPerCycle, 1)}`,
     );
     const gcs = mine.flatMap((r) => (r.gc ? [r.gc] : []));
     if (gcs.length > 0) {
@@ -505,6 +630,7 @@ async function main(argv: string[]): Promise<void> {
   ];
   const variants = names.map((n) => variantOf(n, known));
   const together = argv.includes("--together");
+  const udpAgents = argv.includes("--udp-agents");
   const traceOpt = argv.includes("--trace-opt");
   const traceGc = traceOpt || argv.includes("--trace-gc");
   const warmupMs = Number(option(argv, "--warmup-ms") ?? WARMUP_MS);
@@ -522,7 +648,10 @@ async function main(argv: string[]): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
   const live: Started[] = [];
   const cleanup = () => {
-    for (const r of live) r.child.kill("SIGKILL");
+    for (const r of live) {
+      r.agents?.kill("SIGKILL");
+      r.child.kill("SIGKILL");
+    }
     for (const dir of made.splice(0).reverse()) {
       try {
         fs.rmdirSync(dir);
@@ -549,19 +678,25 @@ async function main(argv: string[]): Promise<void> {
           fs.mkdirSync(dir);
           made.push(dir);
         }
+    // the agents run at most as long as a round (they stop with their run before that)
+    const agentsForMs = (together ? 1 : variants.length) * (warmupMs + measureMs + 60_000);
     const configFor = async (slot: number, v: Variant, tag: string) => {
       const port = await freePort();
       const file = path.join(tmp, `weir-${tag.replace(/[^\w+.-]/g, "_")}.yaml`);
       const cgroups = cgroupsOf(slot).slice(0, v.partitions ?? PARTITIONS);
-      fs.writeFileSync(file, overheadConfigYaml(cgroups, port));
-      return { port, file };
+      const udpPort = udpAgents ? await freeUdpPort() : 0;
+      fs.writeFileSync(
+        file,
+        udpAgents ? agentsConfigYaml(cgroups, port, udpPort) : overheadConfigYaml(cgroups, port),
+      );
+      return { port, file, agentsTo: udpAgents ? { udpPort, forMs: agentsForMs } : undefined };
     };
     for (let round = 0; round < rounds; round++) {
       const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
       if (together) {
         for (const [slot, v] of order.entries()) {
-          const { port, file } = await configFor(slot, v, `${round}-${v.name}`);
-          live.push(await start(v, file, port, traceGc, traceOpt, traceFileOf(round, v)));
+          const { port, file, agentsTo } = await configFor(slot, v, `${round}-${v.name}`);
+          live.push(await start(v, file, port, traceGc, traceOpt, traceFileOf(round, v), agentsTo));
         }
         await sleep(warmupMs);
         const measured = await measure(live, round, measureMs);
@@ -574,8 +709,8 @@ async function main(argv: string[]): Promise<void> {
         }
       } else {
         for (const v of order) {
-          const { port, file } = await configFor(0, v, `${round}-${v.name}`);
-          live.push(await start(v, file, port, traceGc, traceOpt, traceFileOf(round, v)));
+          const { port, file, agentsTo } = await configFor(0, v, `${round}-${v.name}`);
+          live.push(await start(v, file, port, traceGc, traceOpt, traceFileOf(round, v), agentsTo));
           await sleep(warmupMs);
           const [m] = await measure(live, round, measureMs);
           for (const r of live.splice(0)) await stop(r);
@@ -592,7 +727,7 @@ async function main(argv: string[]): Promise<void> {
     cleanup();
   }
   const load1 = os.loadavg();
-  const header = `overhead-ab: ${rounds} rounds, ${together ? "variants side by side" : "variants one after another"}, ${warmupMs / 1000} s warm-up, ${measureMs / 1000} s measured; ${t0.toISOString().slice(11, 16)}–${new Date().toISOString().slice(11, 16)} UTC, load ${load0[0]!.toFixed(2)} → ${load1[0]!.toFixed(2)} (${os.cpus().length} CPUs)`;
+  const header = `overhead-ab: ${rounds} rounds, ${together ? "variants side by side" : "variants one after another"}${udpAgents ? `, ${PARTITIONS} agents reporting over UDP every ${INTERVAL_MS} ms` : ""}, ${warmupMs / 1000} s warm-up, ${measureMs / 1000} s measured; ${t0.toISOString().slice(11, 16)}–${new Date().toISOString().slice(11, 16)} UTC, load ${load0[0]!.toFixed(2)} → ${load1[0]!.toFixed(2)} (${os.cpus().length} CPUs)`;
   const lines = [header, ...summarize(results, names)];
   for (const v of variants)
     lines.push(

@@ -19,7 +19,11 @@ describe("overhead: reading /proc/<pid>", () => {
     // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
     const stat = "4242 (node (weir) x) S 1 4242 4242 0 -1 4194560 2000 0 0 0 137 42 0 0 20 0 11 0";
     expect(parseProcCpuTicks(stat)).toBe(137 + 42);
-    expect(parseProcCpuSplit(stat)).toEqual({ userTicks: 137, systemTicks: 42 });
+    expect(parseProcCpuSplit(stat)).toEqual({
+      userTicks: 137,
+      systemTicks: 42,
+      minorFaults: 2000,
+    });
   });
 
   it("reads node --trace-gc lines: kind, time since start and the main thread's pause", () => {

@@ -33,12 +33,23 @@ export function parseProcCpuTicks(stat: string): number {
   return userTicks + systemTicks;
 }
 
-/** utime and stime apart, in clock ticks, from the text of /proc/<pid>/stat (or a task's). */
-export function parseProcCpuSplit(stat: string): { userTicks: number; systemTicks: number } {
+/**
+ * utime and stime apart, in clock ticks, and the minor page faults (minflt), from the text of
+ * /proc/<pid>/stat (or a task's).
+ */
+export function parseProcCpuSplit(stat: string): {
+  userTicks: number;
+  systemTicks: number;
+  minorFaults: number;
+} {
   // The command name (field 2) may contain spaces; fields after it follow the last ')'.
   const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // rest[0] is field 3 (state), so field n is rest[n - 3].
-  return { userTicks: Number(rest[14 - 3]), systemTicks: Number(rest[15 - 3]) };
+  return {
+    userTicks: Number(rest[14 - 3]),
+    systemTicks: Number(rest[15 - 3]),
+    minorFaults: Number(rest[10 - 3]),
+  };
 }
 
 /** One collection from a `node --trace-gc` line, or null for any other line. */

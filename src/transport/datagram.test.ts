@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { cappedDirective } from "../core/directive.ts";
 import { encodeReport, KeyRing, type ReportMessage } from "./codec.ts";
 import { eventually, KEY_DB, KEY_WEB } from "./contract.ts";
-import { DatagramAgentChannel, DatagramReportSource } from "./datagram.ts";
+import { DatagramAgentChannel, DatagramReportSource, DIRECTIVE_REFRESH_MS } from "./datagram.ts";
 
 /** `src` after it read what its socket holds (its counters say what has been read). */
 const polled = (src: DatagramReportSource) => {
@@ -111,6 +111,73 @@ describe.each(["batch", "dgram"] as const)("UDP report source (%s)", (receive) =
     expect(got).toMatchObject({ cpuMillis: 800, weight: 100, cpuCount: 1, partitionIndex: 1 });
   });
 
+  it("sends an unchanged directive again only after directiveRefreshMs; a change or a new address at once", async () => {
+    let skewMs = 0;
+    const src = await DatagramReportSource.open({
+      keys,
+      receive,
+      now: () => Date.now() + skewMs,
+    });
+    closers.push(() => src.close());
+    const agentAt = async () => {
+      const agent = await DatagramAgentChannel.open({
+        partitionIndex: 1,
+        key: KEY_DB,
+        manager: src.address(),
+        bind: { address: "127.0.0.1" },
+      });
+      closers.push(() => agent.close());
+      const before = src.accepted();
+      agent.publish(encodeReport(report({ partitionIndex: 1 }), KEY_DB));
+      await eventually(() => (src.latest() && src.accepted() > before ? true : undefined));
+      return agent;
+    };
+    const settled = () => new Promise((r) => setTimeout(r, 50));
+    const a = await agentAt();
+    const d = cappedDirective("db", 800, 100, 1);
+    expect(src.sendDirective("db", d)).toBe(true);
+    expect(await eventually(() => a.pollDirective() ?? undefined)).toMatchObject({ weight: 100 });
+    // the next cycles' equal directive: held back, though the agent has it (true)
+    expect(src.sendDirective("db", cappedDirective("db", 800, 100, 1))).toBe(true);
+    expect(src.directivesSentCount()).toBe(1);
+    await settled();
+    expect(a.pollDirective()).toBeNull();
+    // a changed weight goes at once
+    expect(src.sendDirective("db", cappedDirective("db", 800, 120, 1))).toBe(true);
+    expect(await eventually(() => a.pollDirective() ?? undefined)).toMatchObject({ weight: 120 });
+    // unchanged, DIRECTIVE_REFRESH_MS later: sent again
+    skewMs += DIRECTIVE_REFRESH_MS;
+    expect(src.sendDirective("db", cappedDirective("db", 800, 120, 1))).toBe(true);
+    expect(await eventually(() => a.pollDirective() ?? undefined)).toMatchObject({ weight: 120 });
+    expect(src.directivesSentCount()).toBe(3);
+    // the agent restarted on another port: its first report teaches the address, sent at once
+    const b = await agentAt();
+    expect(src.sendDirective("db", cappedDirective("db", 800, 120, 1))).toBe(true);
+    expect(await eventually(() => b.pollDirective() ?? undefined)).toMatchObject({ weight: 120 });
+    expect(src.directivesSentCount()).toBe(4);
+  });
+
+  it("sends every directive with directiveRefreshMs 0", async () => {
+    const src = await DatagramReportSource.open({ keys, receive, directiveRefreshMs: 0 });
+    closers.push(() => src.close());
+    const agent = await DatagramAgentChannel.open({
+      partitionIndex: 1,
+      key: KEY_DB,
+      manager: src.address(),
+      bind: { address: "127.0.0.1" },
+    });
+    closers.push(() => agent.close());
+    agent.publish(encodeReport(report({ partitionIndex: 1 }), KEY_DB));
+    await eventually(() => src.latest().get("db"));
+    for (let i = 0; i < 3; i++) {
+      expect(src.sendDirective("db", cappedDirective("db", 800, 100, 1))).toBe(true);
+      expect(await eventually(() => agent.pollDirective() ?? undefined)).toMatchObject({
+        weight: 100,
+      });
+    }
+    expect(src.directivesSentCount()).toBe(3);
+  });
+
   it("binds a name as its IPv4 address, and refuses one that does not resolve, naming it", async () => {
     const src = await DatagramReportSource.open({
       keys,
@@ -190,6 +257,72 @@ describe("UDP report source, batch reads", () => {
     expect(timer()).not.toBeNull(); // the poll that read it left the next one due
     // that one (DRAIN_EVERY_MS later) finds nothing and leaves none due
     await eventually(() => (timer() === null ? true : undefined));
+  });
+
+  it("reads between cycles only when reports come too fast for the socket to hold them until the next", async () => {
+    let t = 50_000;
+    const src = await DatagramReportSource.open({
+      keys,
+      receive: "batch",
+      now: () => t,
+      // 64 KiB asked: 128 KiB as the kernel counts it (under any rmem_max from the stock one
+      // up), 157 report datagrams; the queue bound a quarter of that, 39
+      receiveBufferBytes: 65_536,
+      rateLimit: { ratePerSec: 1e6, burst: 1e6 },
+    });
+    closers.push(() => src.close());
+    const timer = () => (src as unknown as { pollTimer: unknown }).pollTimer;
+    const a = await rawSender();
+    const { port } = src.address();
+    const send = (count: number) =>
+      Promise.all(
+        Array.from(
+          { length: count },
+          () =>
+            new Promise<void>((r) =>
+              a.send(encodeReport(report({ timestampMs: t }), KEY_WEB), port, "127.0.0.1", () =>
+                r(),
+              ),
+            ),
+        ),
+      );
+    // two cycles' reads, 100 ms apart: the next is due at 50,200
+    src.latest();
+    t += 100;
+    src.latest();
+    // 10 ms later one report: 0.1 a ms, 9 more by the next read — no read of its own
+    t += 10;
+    await send(1);
+    expect(src.poll()).toBe(1);
+    expect(timer()).toBeNull();
+    // 10 ms later 100: 10 a ms, 800 by the next read, over the bound — read again in 10 ms
+    t += 10;
+    await send(100);
+    expect(src.poll()).toBe(100);
+    expect(timer()).not.toBeNull();
+    expect(src.accepted()).toBe(101);
+  });
+
+  it("reads on its own while the next cycle's read is late", async () => {
+    let t = 50_000;
+    const src = await DatagramReportSource.open({ keys, receive: "batch", now: () => t });
+    closers.push(() => src.close());
+    const timer = () => (src as unknown as { pollTimer: unknown }).pollTimer;
+    const a = await rawSender();
+    src.latest();
+    t += 100;
+    src.latest();
+    t += 150; // the read due at 50,200 has not come
+    await new Promise<void>((r) =>
+      a.send(
+        encodeReport(report({ timestampMs: t }), KEY_WEB),
+        src.address().port,
+        "127.0.0.1",
+        () => r(),
+      ),
+    );
+    expect(src.poll()).toBe(1);
+    expect(timer()).not.toBeNull();
   });
 
   it("an agent drops directives it cannot verify and counts them", async () => {

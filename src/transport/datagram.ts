@@ -39,8 +39,26 @@ import { BatchUdpSocket, ipv4ToU32, loadSocketCalls, u32ToIpv4 } from "./udp-bat
  */
 export type UdpReceiveBackend = "batch" | "dgram";
 
-/** While datagrams keep arriving, the batch socket is polled this often between reads. */
+/**
+ * While datagrams arrive faster than the socket can hold until the next cycle's read (see
+ * poll()), the batch socket is polled this often between reads.
+ */
 export const DRAIN_EVERY_MS = 10;
+/**
+ * What one report datagram takes of a socket's receive buffer in the kernel's accounting (its
+ * truesize: the data and the buffer's own overhead), measured over loopback on Linux 6.18: a
+ * stock 212,992-byte SO_RCVBUF (425,984 as the kernel counts it) held 512 reports before it
+ * dropped, a 4 MiB one 10,082.
+ */
+export const DATAGRAM_BUFFER_BYTES = 832;
+/** Between two reads the batch socket is let fill to at most this share of its buffer. */
+const QUEUE_SHARE = 0.25;
+/**
+ * An unchanged directive is sent again after this long (default of
+ * DatagramReportSourceOptions.directiveRefreshMs): UDP may lose one, and an agent that
+ * restarted on the same port would otherwise wait for the next change.
+ */
+export const DIRECTIVE_REFRESH_MS = 1000;
 /** Datagrams one poll reads at most before it lets the event loop run (about 4 ms of work). */
 const DRAIN_MAX = 2048;
 /** Source names (address:port) kept for the batch path before the cache starts again. */
@@ -76,6 +94,23 @@ export interface DatagramReportSourceOptions {
   now?: () => number;
   /** Default "batch" where libc's socket calls load (WEIR_UDP=dgram forces "dgram"). */
   receive?: UdpReceiveBackend;
+  /**
+   * A directive equal on the wire (cap, weight, CPU count, idle class) to the last one sent to
+   * the same address is sent again only after this long (default DIRECTIVE_REFRESH_MS; 0: every
+   * one is sent). A changed directive or a new address is sent at once.
+   */
+  directiveRefreshMs?: number;
+}
+
+/** The last directive sent to a partition's agent: what it said, where to, when. */
+interface SentDirective {
+  capCpuMillis: number;
+  weight: number;
+  cpuCount: number;
+  idle: boolean;
+  address: string;
+  port: number;
+  atMs: number;
 }
 
 /** The manager's UDP endpoint: receives reports, sends directives. Open with `open()`. */
@@ -98,6 +133,14 @@ export class DatagramReportSource implements ReportSource {
   private pollNowMs = 0;
   /** address × 65536 + port → its source name and address (the batch path's senders). */
   private readonly sources = new Map<number, { source: string; address: string }>();
+  /** Datagrams the batch socket may hold between two reads (QUEUE_SHARE of its buffer). */
+  private readonly queueBound: number;
+  /** When the last poll read the socket, when latest() was last read, and the gap before it. */
+  private lastPollAtMs = Number.NaN;
+  private lastLatestAtMs = Number.NaN;
+  private cycleGapMs = Number.NaN;
+  private readonly sent = new Map<PartitionId, SentDirective>();
+  private directivesSent = 0;
 
   private constructor(
     private readonly opts: DatagramReportSourceOptions,
@@ -105,6 +148,9 @@ export class DatagramReportSource implements ReportSource {
   ) {
     this.socket = socket instanceof BatchUdpSocket ? null : socket;
     this.batch = socket instanceof BatchUdpSocket ? socket : null;
+    // a buffer that could not be read back counts as the stock one (212,992 bytes, doubled)
+    const bufferBytes = this.batch?.receiveBufferBytes || 425_984;
+    this.queueBound = Math.max(16, Math.floor((bufferBytes / DATAGRAM_BUFFER_BYTES) * QUEUE_SHARE));
     this.now = opts.now ?? stepFreeNowMs;
     this.verifier = new ReportVerifier({
       keys: opts.keys,
@@ -219,26 +265,47 @@ export class DatagramReportSource implements ReportSource {
 
   /**
    * Read what the batch socket holds, as the shared-memory source's poll() scans its slots
-   * (node:dgram delivers as datagrams come: 0). latest() polls; the counters report what has
-   * been read. While a poll finds datagrams, the next one is due DRAIN_EVERY_MS later (at once
-   * when it stopped at DRAIN_MAX), so the kernel's buffer is emptied long before it fills; an
-   * idle socket costs no wake-up, and the next latest() reads it. Returns the datagrams read.
+   * (node:dgram delivers as datagrams come: 0). latest() polls (every manager cycle); the
+   * counters report what has been read. A poll that read datagrams leaves the next one due
+   * when they come too fast for the socket to hold them until the next cycle (drainDue): every
+   * DRAIN_EVERY_MS, at once when it stopped at DRAIN_MAX, so the kernel's buffer is emptied
+   * long before it fills. Reports at the pace of agents (100 at 10 a second) wait for the
+   * cycle's read and cost no wake-up of their own, nor does an idle socket. Returns the
+   * datagrams read.
    */
   poll(): number {
     const batch = this.batch;
     if (batch === null || this.closed) return 0;
-    this.pollNowMs = this.now();
+    const nowMs = this.now();
+    this.pollNowMs = nowMs;
     let n = 0;
     try {
       n = batch.drain(this.onBatchDatagram, DRAIN_MAX);
     } catch {
       this.sendErrors++; // a socket error: counted, never thrown at the manager
     }
-    if (n > 0 && this.pollTimer === null) {
+    const sinceMs = nowMs - this.lastPollAtMs;
+    this.lastPollAtMs = nowMs;
+    if (n > 0 && this.pollTimer === null && (n >= DRAIN_MAX || this.drainDue(n, sinceMs, nowMs))) {
       this.pollTimer = setTimeout(this.onPollTimer, n >= DRAIN_MAX ? 0 : DRAIN_EVERY_MS);
       this.pollTimer.unref?.();
     }
     return n;
+  }
+
+  /**
+   * Whether a poll that read `n` datagrams, `sinceMs` after the one before, must be followed by
+   * another before the next cycle's: when, at the rate they came, the socket would hold more
+   * than its queue bound (a quarter of its buffer) by the time the next latest() is due (one
+   * cycle — the last gap between two latest() reads — after the last). Yes while no cycle is
+   * known yet (fewer than two latest() reads) or the next one is already late.
+   */
+  private drainDue(n: number, sinceMs: number, nowMs: number): boolean {
+    const untilCycleMs = this.lastLatestAtMs + this.cycleGapMs - nowMs; // NaN: no cycle yet
+    if (!(untilCycleMs > 0)) return true;
+    // NaN (no poll before): as if they all came within the last DRAIN_EVERY_MS
+    const perMs = n / (Number.isNaN(sinceMs) ? DRAIN_EVERY_MS : Math.max(sinceMs, DRAIN_EVERY_MS));
+    return perMs * untilCycleMs > this.queueBound;
   }
 
   private readonly onPollTimer = (): void => {
@@ -252,6 +319,9 @@ export class DatagramReportSource implements ReportSource {
   }
 
   latest(): Map<PartitionId, AgentReport> {
+    const nowMs = this.now();
+    this.cycleGapMs = nowMs - this.lastLatestAtMs;
+    this.lastLatestAtMs = nowMs;
     this.poll();
     return this.reports.latest();
   }
@@ -274,17 +344,52 @@ export class DatagramReportSource implements ReportSource {
     return this.sendErrors;
   }
 
+  /** Directives sent (a repeat of an unchanged one held back is not counted). */
+  directivesSentCount(): number {
+    return this.directivesSent;
+  }
+
+  /**
+   * Sends the directive to the partition's agent, unless it is the one last sent to the same
+   * address less than directiveRefreshMs ago (the manager hands every directive every cycle:
+   * the agent applies only changes, and each datagram would cost both ends a system call and
+   * a wake-up). True when the agent has been sent it (now or then); false as ReportSource says.
+   */
   sendDirective(partition: PartitionId, d: Directive): boolean {
     if (this.closed) return false;
     const index = this.opts.keys.index(partition);
     if (index === undefined) return false;
     const to = this.opts.directiveAddresses?.get(partition) ?? this.agentAddress.get(partition);
     if (to === undefined) return false;
+    const nowMs = this.now();
+    const last = this.sent.get(partition);
+    const idle = d.idle === true;
+    if (
+      last !== undefined &&
+      last.capCpuMillis === d.capCpuMillis &&
+      last.weight === d.weight &&
+      last.cpuCount === d.cpuCount &&
+      last.idle === idle &&
+      last.port === to.port &&
+      last.address === to.address &&
+      nowMs - last.atMs < (this.opts.directiveRefreshMs ?? DIRECTIVE_REFRESH_MS)
+    )
+      return true;
+    this.sent.set(partition, {
+      capCpuMillis: d.capCpuMillis,
+      weight: d.weight,
+      cpuCount: d.cpuCount,
+      idle,
+      address: to.address,
+      port: to.port,
+      atMs: nowMs,
+    });
+    this.directivesSent++;
     const bytes = encodeDirective(
       {
         partitionIndex: index,
         sequence: this.reports.nextDirectiveSequence(),
-        timestampMs: this.now(),
+        timestampMs: nowMs,
         // the agent writes what it is given: the cap (Infinity = none), weight, idle class
         cpuMillis: d.capCpuMillis,
         weight: d.weight,

@@ -33,6 +33,13 @@ const SOCKADDR_IN_BYTES = 16;
 interface Libc {
   socket: (domain: number, type: number, protocol: number) => number;
   setsockopt: (fd: number, level: number, name: number, value: Int32Array, len: number) => number;
+  getsockopt: (
+    fd: number,
+    level: number,
+    name: number,
+    value: Int32Array,
+    len: Uint32Array,
+  ) => number;
   bind: (fd: number, addr: Uint8Array, len: number) => number;
   getsockname: (fd: number, addr: Uint8Array, len: Uint32Array) => number;
   recvmmsg: (fd: number, vec: bigint, vlen: number, flags: number, timeout: null) => number;
@@ -59,6 +66,9 @@ export function loadSocketCalls(): Libc | null {
       socket: lib.func("int socket(int domain, int type, int protocol)"),
       setsockopt: lib.func(
         "int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)",
+      ),
+      getsockopt: lib.func(
+        "int getsockopt(int fd, int level, int optname, void *optval, uint32_t *optlen)",
       ),
       bind: lib.func("int bind(int fd, const void *addr, uint32_t addrlen)"),
       getsockname: lib.func("int getsockname(int fd, void *addr, uint32_t *addrlen)"),
@@ -130,6 +140,11 @@ export class BatchUdpSocket {
     /** Bytes read of each datagram: the largest message + 1, so a longer one shows. */
     readonly slotBytes: number,
     private readonly bound: { address: number; port: number },
+    /**
+     * The receive buffer the kernel gave (SO_RCVBUF as read back: twice what was asked, up to
+     * twice rmem_max, for its own overhead), bytes; 0 when it could not be read.
+     */
+    readonly receiveBufferBytes: number,
   ) {
     this.stride = (slotBytes + 7) & ~7;
     const iovAt = BATCH * MMSG_BYTES;
@@ -188,10 +203,16 @@ export class BatchUdpSocket {
     const len = Uint32Array.of(SOCKADDR_IN_BYTES);
     if (c.getsockname(fd, name, len) !== 0) fail("getsockname", fd);
     const nv = new DataView(name.buffer);
-    return new BatchUdpSocket(c, fd, slotBytes, {
-      address: nv.getUint32(4, false),
-      port: nv.getUint16(2, false),
-    });
+    const got = new Int32Array(1);
+    const gotLen = Uint32Array.of(4);
+    const buffer = c.getsockopt(fd, SOL_SOCKET, SO_RCVBUF, got, gotLen) === 0 ? got[0]! : 0;
+    return new BatchUdpSocket(
+      c,
+      fd,
+      slotBytes,
+      { address: nv.getUint32(4, false), port: nv.getUint16(2, false) },
+      buffer,
+    );
   }
 
   address(): { address: string; port: number } {
