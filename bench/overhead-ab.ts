@@ -37,14 +37,21 @@
 // variant `...+dgram` reads that socket through node:dgram (WEIR_UDP=dgram) instead of in batches.
 // Needs root, cgroup v1 (cpu + cpuacct) and a current dist/ (`npm run build`).
 import { type ChildProcess, spawn } from "node:child_process";
-import dgram from "node:dgram";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { packageFileUrl } from "../src/core/package-files.ts";
 import { fmtStats, isMain } from "./harness.ts";
-import { FALLBACK_NOTICE, freePort, overheadConfigYaml, WARMUP_MS } from "./overhead.ts";
+import {
+  AGENT_KEY_HEX,
+  agentsConfigYaml,
+  FALLBACK_NOTICE,
+  freePort,
+  freeUdpPort,
+  overheadConfigYaml,
+  WARMUP_MS,
+} from "./overhead.ts";
 import {
   INTERVAL_MS,
   PARTITIONS,
@@ -58,56 +65,12 @@ import {
   type TraceGcEvent,
   type TraceOptEvent,
 } from "./overhead-figures.ts";
+import { spawnAgents, stopAgents } from "./udp-agents.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
 const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
 /** The young generation the bin gave node until 2026-12-04 (since then 2 MB: bin/weir.js). */
 const SEMI_SPACE = "--max-semi-space-size=4";
-/** The agents' key (every partition's, with --udp-agents). */
-const AGENT_KEY_HEX = "a5".repeat(32);
-const AGENTS_SCRIPT = fileURLToPath(new URL("./udp-agents.ts", import.meta.url));
-
-/**
- * overhead.ts's config with every partition fed by its agent over UDP (`packets: agent`, its
- * index its place in the list) at `udpPort` on loopback, instead of host counters.
- */
-export function agentsConfigYaml(
-  cgroups: readonly string[],
-  port: number,
-  udpPort: number,
-): string {
-  return [
-    `intervalMs: ${INTERVAL_MS}`,
-    "onShutdown: restore",
-    "api:",
-    `  listen: 127.0.0.1:${port}`,
-    "transport:",
-    "  udp:",
-    `    listen: 127.0.0.1:${udpPort}`,
-    "partitions:",
-    ...cgroups.flatMap((cg, i) => [
-      `  - name: p${String(i).padStart(3, "0")}`,
-      `    cgroup: ${cg}`,
-      "    packets: agent",
-      "    agent:",
-      `      key: ${AGENT_KEY_HEX}`,
-    ]),
-    "",
-  ].join("\n");
-}
-
-/** A UDP port on loopback nobody is bound to now (bound, then released). */
-function freeUdpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = dgram.createSocket("udp4");
-    s.once("error", reject);
-    s.bind(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 export interface Variant {
   name: string;
   nodeFlags: readonly string[];
@@ -412,19 +375,14 @@ async function start(
   if (ranSources) fail(`${variant.name}: the bin ran the sources, not dist/ (npm run build first)`);
   // the agents, once the manager listens: this process's node and loader (tsx) run the script
   const agents = agentsTo
-    ? spawn(
-        process.execPath,
-        [
-          ...process.execArgv,
-          AGENTS_SCRIPT,
-          String(agentsTo.udpPort),
-          String(variant.partitions ?? PARTITIONS),
-          String(INTERVAL_MS),
-          String(agentsTo.forMs),
-          AGENT_KEY_HEX,
-        ],
-        { stdio: ["pipe", "ignore", "inherit"] },
-      )
+    ? spawnAgents({
+        port: agentsTo.udpPort,
+        partitions: variant.partitions ?? PARTITIONS,
+        intervalMs: INTERVAL_MS,
+        durationMs: agentsTo.forMs,
+        keyHex: AGENT_KEY_HEX,
+        packetsPerSec: 1000,
+      })
     : null;
   return {
     variant,
@@ -567,13 +525,7 @@ function optInWindow(m: Measured): NonNullable<AbRun["opt"]> {
 }
 
 async function stop(r: Started): Promise<void> {
-  if (r.agents) {
-    const agents = r.agents;
-    const gone = new Promise((resolve) => agents.once("exit", resolve));
-    agents.stdin?.end();
-    if ((await Promise.race([gone, sleep(5000).then(() => "timeout")])) === "timeout")
-      agents.kill("SIGKILL");
-  }
+  if (r.agents) await stopAgents(r.agents);
   r.child.kill("SIGTERM");
   const code = await Promise.race([r.exited, sleep(10_000).then(() => "timeout" as const)]);
   if (code === "timeout") {

@@ -112,10 +112,12 @@ describe("overhead: what the report says", () => {
       peakRssMb: rssMb + 10,
       cycles: 200,
       cycleMsMean: 1,
+      reportsPerCycle: runtime === "agents" ? 100 : 0,
     });
     const runs = [
       run("compiled", 0.012, 70),
       run("tsx", 0.03, 120),
+      run("agents", 0.06, 90),
       run("compiled", 0.008, 75),
       run("compiled", 0.009, 90),
     ];
@@ -141,6 +143,11 @@ describe("overhead: what the report says", () => {
     const tsx = runtimeFigures("tsx", runs);
     expect(tsx[0]).toMatchObject({ value: 3 });
     expect(tsx.every((f) => f.target === undefined)).toBe(true);
+    // agents: its own figures, named so, and no budget (the budgets are the idle partitions')
+    const agents = runtimeFigures("agents", runs);
+    expect(agents[0]).toMatchObject({ value: 6, reps: 1 });
+    expect(agents[0]!.name).toContain("agents over UDP");
+    expect(agents.every((f) => f.target === undefined)).toBe(true);
   });
 });
 

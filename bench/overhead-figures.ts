@@ -10,8 +10,12 @@ export const PARTITIONS = 100;
 export const INTERVAL_MS = 100;
 
 /** How the bin runs weir: dist/'s JavaScript, or the sources through tsx. */
-export type Runtime = "compiled" | "tsx";
-export const RUNTIMES: readonly Runtime[] = ["compiled", "tsx"];
+/**
+ * compiled: the bin running dist/; tsx: the sources through tsx; agents: compiled, the
+ * partitions fed by their agents over UDP (overhead.ts).
+ */
+export type Runtime = "compiled" | "tsx" | "agents";
+export const RUNTIMES: readonly Runtime[] = ["compiled", "tsx", "agents"];
 
 export interface OverheadRun {
   runtime: Runtime;
@@ -25,6 +29,8 @@ export interface OverheadRun {
   peakRssMb: number;
   cycles: number;
   cycleMsMean: number;
+  /** Reports the transports accepted a cycle (0 without agents). */
+  reportsPerCycle: number;
 }
 
 /** utime + stime in clock ticks, from the text of /proc/<pid>/stat (fields 14 and 15). */
@@ -140,7 +146,9 @@ export function runtimeFigures(runtime: Runtime, runs: readonly OverheadRun[]): 
   const label =
     runtime === "compiled"
       ? "weir run, compiled (bin/weir.js → dist/)"
-      : "weir run, sources through tsx (WEIR_FROM_SOURCE=1)";
+      : runtime === "tsx"
+        ? "weir run, sources through tsx (WEIR_FROM_SOURCE=1)"
+        : `weir run, compiled, fed by ${PARTITIONS} agents over UDP`;
   const rep = (f: (r: OverheadRun) => number, digits: number, scale = 1) =>
     repeated(mine.map(f), digits, scale);
   const cpu = of((r) => r.cpuShareOfOneCore);

@@ -16,6 +16,7 @@
 // Run: weir bench overhead [--quick] [--reps N]
 //  or: npx tsx bench/overhead.ts [--json] [--quick] [--reps N]
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import dgram from "node:dgram";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -46,6 +47,7 @@ import {
   runtimeFigures,
   shebangCommand,
 } from "./overhead-figures.ts";
+import { spawnAgents, stopAgents } from "./udp-agents.ts";
 
 const CGROUPFS = "/sys/fs/cgroup";
 const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
@@ -99,6 +101,50 @@ export function overheadConfigYaml(cgroups: readonly string[], port: number): st
   ].join("\n");
 }
 
+/** The agents' key (every partition's, in the agents' configuration). */
+export const AGENT_KEY_HEX = "a5".repeat(32);
+
+/**
+ * overheadConfigYaml's partitions fed by their agents over UDP instead (`packets: agent`, each
+ * its place in the list as its index), the manager's report socket at `udpPort` on loopback.
+ */
+export function agentsConfigYaml(
+  cgroups: readonly string[],
+  port: number,
+  udpPort: number,
+): string {
+  return [
+    `intervalMs: ${INTERVAL_MS}`,
+    "onShutdown: restore",
+    "api:",
+    `  listen: 127.0.0.1:${port}`,
+    "transport:",
+    "  udp:",
+    `    listen: 127.0.0.1:${udpPort}`,
+    "partitions:",
+    ...cgroups.flatMap((cg, i) => [
+      `  - name: p${String(i).padStart(3, "0")}`,
+      `    cgroup: ${cg}`,
+      "    packets: agent",
+      "    agent:",
+      `      key: ${AGENT_KEY_HEX}`,
+    ]),
+    "",
+  ].join("\n");
+}
+
+/** A UDP port on loopback nobody is bound to now (bound, then released). */
+export function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket("udp4");
+    s.once("error", reject);
+    s.bind(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 /** One `weir run` from the bin: start, warm up, measure, stop (SIGTERM, values restored). */
 async function measureRun(
   runtime: Runtime,
@@ -107,6 +153,8 @@ async function measureRun(
   timing: { warmupMs: number; measureMs: number },
   progress: (f: number) => void,
   nodeArgs: readonly string[] = [],
+  /** The "agents" runtime's: the manager's report port the agents send to. */
+  udpPort = 0,
 ): Promise<OverheadRun & { windowUs: [number, number] }> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (runtime === "tsx") env.WEIR_FROM_SOURCE = "1";
@@ -139,8 +187,14 @@ async function measureRun(
   const metrics = async () => {
     const res = await fetch(`http://127.0.0.1:${port}/metrics`);
     if (!res.ok) throw fail(`GET /metrics answered ${res.status}`);
-    return parseHistogramTotals(await res.text(), "weir_cycle_duration_seconds");
+    const text = await res.text();
+    const reports = /^weir_reports_accepted_total (\S+)$/m.exec(text);
+    return {
+      ...parseHistogramTotals(text, "weir_cycle_duration_seconds"),
+      reports: reports ? Number(reports[1]) : 0,
+    };
   };
+  let agents: ChildProcess | null = null;
   try {
     let startupMs = Number.NaN;
     for (let i = 0; Number.isNaN(startupMs); i++) {
@@ -153,8 +207,17 @@ async function measureRun(
         await sleep(50);
       }
     }
-    if (runtime === "compiled" && stderr.includes(FALLBACK_NOTICE))
+    if (runtime !== "tsx" && stderr.includes(FALLBACK_NOTICE))
       throw fail("the bin ran the sources, not dist/ (run `npm run build` first)");
+    if (runtime === "agents")
+      agents = spawnAgents({
+        port: udpPort,
+        partitions: PARTITIONS,
+        intervalMs: INTERVAL_MS,
+        durationMs: timing.warmupMs + timing.measureMs + 60_000,
+        keyHex: AGENT_KEY_HEX,
+        packetsPerSec: 1000,
+      });
     await sleep(timing.warmupMs);
     const pid = child.pid!;
     const m0 = await metrics();
@@ -173,6 +236,7 @@ async function measureRun(
     const hz = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
     const cpuSeconds = (ticks1 - ticks0) / hz;
     const cycles = m1.count - m0.count;
+    if (agents) await stopAgents(agents);
     child.kill("SIGTERM");
     const code = await exited;
     if (code !== 0) throw fail(`weir run exited ${code} on SIGTERM`);
@@ -186,9 +250,11 @@ async function measureRun(
       peakRssMb: mem.peakRssMb,
       cycles,
       cycleMsMean: ((m1.sum - m0.sum) / Math.max(1, cycles)) * 1000,
+      reportsPerCycle: (m1.reports - m0.reports) / Math.max(1, cycles),
       windowUs: [u0, u1],
     };
   } finally {
+    if (agents) await stopAgents(agents);
     if (exitCode === undefined) {
       child.kill("SIGTERM");
       await Promise.race([exited, sleep(5000)]);
@@ -282,15 +348,27 @@ export async function measureOverhead(
     const runs: OverheadRun[] = [];
     const total = opts.reps * RUNTIMES.length;
     for (let rep = 0; rep < opts.reps; rep++) {
-      // Interleaved, the order alternating, so drift on a shared machine hits both alike.
+      // Interleaved, the order alternating, so drift on a shared machine hits them alike.
       const order = rep % 2 === 0 ? RUNTIMES : [...RUNTIMES].reverse();
       for (const runtime of order) {
         const port = await freePort();
+        const udpPort = runtime === "agents" ? await freeUdpPort() : 0;
         const configFile = path.join(tmp, `weir-${runs.length}.yaml`);
-        fs.writeFileSync(configFile, overheadConfigYaml(cgroups, port));
+        fs.writeFileSync(
+          configFile,
+          runtime === "agents"
+            ? agentsConfigYaml(cgroups, port, udpPort)
+            : overheadConfigYaml(cgroups, port),
+        );
         const done = runs.length;
-        const { windowUs: _, ...run } = await measureRun(runtime, configFile, port, opts, (f) =>
-          progress((done + f) / total, `rep ${rep + 1}/${opts.reps} ${runtime}`),
+        const { windowUs: _, ...run } = await measureRun(
+          runtime,
+          configFile,
+          port,
+          opts,
+          (f) => progress((done + f) / total, `rep ${rep + 1}/${opts.reps} ${runtime}`),
+          [],
+          udpPort,
         );
         runs.push(run);
       }
@@ -413,6 +491,10 @@ export const bench: Benchmark = {
         `Each run: \`bin/weir.js run -c <config>\` executed as a program (its first line starts node with ${[...Object.entries(BIN_COMMAND.env).map(([k, v]) => `${k}=${v}`), ...BIN_NODE_FLAGS].join(" ") || "no flags"}; the profiled run: node with those flags and the profiler's), 100 partitions, intervalMs ${INTERVAL_MS}, HTTP API and metrics on 127.0.0.1, log level info) in a fresh process; ${timing.warmupMs / 1000} s warm-up after its API first answers, then ${timing.measureMs / 1000} s measured${ctx.quick ? "" : ` (the warm-up is long enough to fill the manager's cycle history, at most ${DEFAULT_HISTORY_SIZE} records and at most historyMaxBytes, so memory is the steady state's)`} from /proc/<pid>/stat (utime + stime) and /proc/<pid>/status; SIGTERM at the end (values restored). Runtimes interleaved, order alternating per repetition.`,
         `Per run (runtime: CPU % / VmRSS MB): ${runs.map((r) => `${r.runtime} ${(r.cpuShareOfOneCore * 100).toFixed(2)} / ${r.rssMb.toFixed(1)}`).join(", ")}; cycles per window ${Math.min(...cycles)}–${Math.max(...cycles)}.`,
         "compiled: the bin runs dist/ (tsc output; stack traces mapped to the .ts lines only when one is formatted, src/service/source-maps.ts, and the profile's frames mapped the same way afterwards); tsx: the same bin with WEIR_FROM_SOURCE=1 runs src/ through tsx's loader, as the bin did before there was a build. The partitions' cgroups are real but idle; their packet counters are lo's (one read of /proc/net/dev per cycle for all of them).",
+        `agents: compiled, every partition fed by its agent over UDP instead (\`packets: agent\`, the manager's report socket on 127.0.0.1): one process beside the manager (bench/udp-agents.ts, started once the API answers) stands in for ${PARTITIONS} agents, each sending a signed report every ${INTERVAL_MS} ms from its own socket, their phases spread over the cycle, counters rising at 1,000 packets/s each; the manager still reads each partition's CPU counters from its cgroup (every cycle: the partitions carry traffic), and sends each agent its directive. Reports accepted a cycle in the window: ${runs
+          .filter((r) => r.runtime === "agents")
+          .map((r) => r.reportsPerCycle.toFixed(1))
+          .join(", ")}.`,
         `Load average (1, 5, 15 min): ${load0.map((x) => x.toFixed(2)).join(" ")} at the start, ${load1.map((x) => x.toFixed(2)).join(" ")} at the end (${os.cpus().length} CPUs, shared with other work).`,
       ],
     };

@@ -7,7 +7,9 @@
 // stdin closes (the parent gone), and prints what it sent as JSON.
 //   node … bench/udp-agents.ts PORT PARTITIONS INTERVAL_MS DURATION_MS KEY_HEX [PACKETS_PER_SEC]
 // Every agent signs with the same key here (KEY_HEX): the config must give each partition it.
+import { type ChildProcess, spawn } from "node:child_process";
 import dgram from "node:dgram";
+import { fileURLToPath } from "node:url";
 import { encodeReport, parseKeyHex, REPORT_BYTES } from "../src/transport/codec.ts";
 import { macKey } from "../src/transport/mac.ts";
 import { isMain } from "./harness.ts";
@@ -19,6 +21,39 @@ export interface AgentsOptions {
   durationMs: number;
   keyHex: string;
   packetsPerSec: number;
+}
+
+/**
+ * This script as a child process (this file, run by this process's node with its loader: the
+ * .ts through tsx, or the compiled .js), stopped by closing its stdin (stopAgents).
+ */
+export function spawnAgents(o: AgentsOptions): ChildProcess {
+  return spawn(
+    process.execPath,
+    [
+      ...process.execArgv,
+      fileURLToPath(import.meta.url),
+      String(o.port),
+      String(o.partitions),
+      String(o.intervalMs),
+      String(o.durationMs),
+      o.keyHex,
+      String(o.packetsPerSec),
+    ],
+    { stdio: ["pipe", "ignore", "inherit"] },
+  );
+}
+
+/** Closes the agents' stdin and waits up to 5 s for them to exit, then kills them. */
+export async function stopAgents(agents: ChildProcess): Promise<void> {
+  if (agents.exitCode !== null || agents.signalCode !== null) return;
+  const gone = new Promise((resolve) => agents.once("exit", resolve));
+  agents.stdin?.end();
+  const late = await Promise.race([
+    gone.then(() => false),
+    new Promise<boolean>((r) => setTimeout(() => r(true), 5000).unref()),
+  ]);
+  if (late) agents.kill("SIGKILL");
 }
 
 /** Which agents report at tick `t` of `ticks` per interval: those whose index ≡ t (mod ticks). */
