@@ -303,6 +303,22 @@ describe("UDP report source, batch reads", () => {
     expect(src.accepted()).toBe(101);
   });
 
+  it("sends a directive again at the next cycle when the kernel refused the last", async () => {
+    // port 0 as the agent's fixed address: sendto refuses it (EINVAL)
+    const src = await DatagramReportSource.open({
+      keys,
+      receive: "batch",
+      directiveAddresses: new Map([["db", { address: "127.0.0.1", port: 0 }]]),
+    });
+    closers.push(() => src.close());
+    const d = cappedDirective("db", 800, 100, 1);
+    expect(src.sendDirective("db", d)).toBe(true);
+    expect(src.errors()).toBe(1);
+    expect(src.sendDirective("db", d)).toBe(true); // not held back as sent
+    expect(src.errors()).toBe(2);
+    expect(src.directivesSentCount()).toBe(2);
+  });
+
   it("reads on its own while the next cycle's read is late", async () => {
     let t = 50_000;
     const src = await DatagramReportSource.open({ keys, receive: "batch", now: () => t });

@@ -375,7 +375,7 @@ export class DatagramReportSource implements ReportSource {
       nowMs - last.atMs < (this.opts.directiveRefreshMs ?? DIRECTIVE_REFRESH_MS)
     )
       return true;
-    this.sent.set(partition, {
+    const record: SentDirective = {
       capCpuMillis: d.capCpuMillis,
       weight: d.weight,
       cpuCount: d.cpuCount,
@@ -383,8 +383,14 @@ export class DatagramReportSource implements ReportSource {
       address: to.address,
       port: to.port,
       atMs: nowMs,
-    });
+    };
+    this.sent.set(partition, record);
     this.directivesSent++;
+    // a send that failed is forgotten, so the next cycle's directive goes out again
+    const failed = () => {
+      this.sendErrors++;
+      if (this.sent.get(partition) === record) this.sent.delete(partition);
+    };
     const bytes = encodeDirective(
       {
         partitionIndex: index,
@@ -399,10 +405,10 @@ export class DatagramReportSource implements ReportSource {
       this.opts.keys.key(index)!,
     );
     if (this.batch !== null) {
-      if (!this.batch.send(bytes, to.address, to.port)) this.sendErrors++;
+      if (!this.batch.send(bytes, to.address, to.port)) failed();
     } else
       this.socket!.send(bytes, to.port, to.address, (err) => {
-        if (err) this.sendErrors++;
+        if (err) failed();
       });
     return true;
   }
