@@ -413,7 +413,7 @@ export async function measureOverhead(
 export const bench: Benchmark = {
   name: "overhead",
   description:
-    "`weir run` from the package bin on 100 real cgroup v1 partitions at 10 cycles/s, compiled (dist/) and through tsx: CPU share and RSS from /proc (root)",
+    "`weir run` from the package bin on 100 real cgroup v1 partitions at 10 cycles/s, compiled (dist/), through tsx, and compiled with the partitions fed by 100 agents over UDP: CPU share and RSS from /proc (root)",
   async run(ctx) {
     const reps = ctx.reps ?? (ctx.quick ? 1 : 5);
     const timing = ctx.quick
