@@ -328,6 +328,35 @@ describe("Manager", () => {
     expect(writes.at(-1)).toEqual(["a", -1]);
   });
 
+  it("gives an agent that has not reported yet staleAfterMs from the partition's first cycle", () => {
+    const clock = new Clock();
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput,
+      staleAfterMs: 500,
+      reports: { latest: () => new Map() },
+      partitions: [
+        {
+          spec: spec("vm", { minCpuMillis: 150, maxCpuMillis: 2000 }),
+          source: "agent",
+          openActuator: () => memoryActuator("vm", []),
+        },
+      ],
+    });
+    // a manager (re)started beside a running agent: not held to its guarantee at once
+    expect(m.runCycle().partitions[0]!.status).not.toBe("stale");
+    clock.t += 400;
+    expect(m.runCycle().partitions[0]!.status).not.toBe("stale");
+    // still nothing 600 ms after its first cycle: stale, held to the 150m guarantee
+    clock.t += 200;
+    const r = m.runCycle();
+    expect(r.partitions[0]!.status).toBe("stale");
+    expect(r.partitions[0]!.directive?.cpuMillis).toBe(150);
+  });
+
   it("holds a silent agent partition to its guarantee", () => {
     const clock = new Clock();
     const writes: Array<[string, number]> = [];

@@ -54,6 +54,8 @@ export class PartitionSlot {
   lastAgentAtMs: number | null = null;
   /** When the host sensor last gave a sample (or was opened); null without one. */
   lastHostAtMs: number | null = null;
+  /** When isStale first looked at this partition: its first cycle (null before it). */
+  private firstCycleAtMs: number | null = null;
   /**
    * When the host sensor was lost to a fault that leaves the cgroup (a pid that exited, an
    * interface deleted): the actuator stays, the partition is stale, the sensor is retried.
@@ -198,19 +200,22 @@ export class PartitionSlot {
   /**
    * Whether a partition decays to its guarantee this cycle: every source it has fell silent.
    * The host sensor is silent once lost, or when it gave no sample for staleAfterMs; an agent
-   * when it sent no report for staleAfterMs (or never did).
+   * when it sent no report for staleAfterMs. A source not heard yet counts as silent since the
+   * partition's first cycle (`firstCycleAtMs`): after a manager (re)start, its agents have
+   * staleAfterMs to report before their partitions are held to their guarantee (at a cap), as
+   * a partition whose agent fell silent has — not the first cycle, which would cap every
+   * agent-fed partition at its guarantee until its agent's next report.
    */
   isStale(nowMs: number, staleAfterMs: number, hasReports: boolean): boolean {
+    this.firstCycleAtMs ??= nowMs;
+    const silentSince = (lastAtMs: number | null) =>
+      nowMs - (lastAtMs ?? this.firstCycleAtMs!) > staleAfterMs;
     const hostSilent =
       this.wiring.source !== "agent" && this.wiring.openSensor
-        ? this.sensorLostAtMs !== null ||
-          this.lastHostAtMs === null ||
-          nowMs - this.lastHostAtMs > staleAfterMs
+        ? this.sensorLostAtMs !== null || silentSince(this.lastHostAtMs)
         : null;
     const agentSilent =
-      this.wiring.source !== "host" && hasReports
-        ? this.lastAgentAtMs === null || nowMs - this.lastAgentAtMs > staleAfterMs
-        : null;
+      this.wiring.source !== "host" && hasReports ? silentSince(this.lastAgentAtMs) : null;
     if (hostSilent === null && agentSilent === null) return false;
     return (hostSilent ?? true) && (agentSilent ?? true);
   }
