@@ -1,7 +1,7 @@
 // A stand-in for N in-partition agents reporting over UDP, for measuring what their reports cost
-// the manager (`overhead-ab.ts --udp-agents`): one process, one socket per agent, each agent
-// sending one signed report (REPORT_BYTES, its own key, increasing sequences, its own monotonic
-// clock) every `intervalMs`, the agents' phases spread evenly over the interval as independent
+// the manager (overhead.ts's `agents` runtime, `overhead-ab.ts --udp-agents`): one process, one
+// socket per agent, each agent sending one signed report (REPORT_BYTES, its partition's index,
+// increasing sequences, this process's monotonic clock) every `intervalMs`, the agents' phases spread evenly over the interval as independent
 // agents' would be. Its counters grow at a steady rate (`packetsPerSec` offered and served per
 // agent, 1 ms of CPU per 1,000 packets). Bounded: it stops after `durationMs`, or when its
 // stdin closes (the parent gone), and prints what it sent as JSON.
