@@ -50,6 +50,7 @@ export async function openAgentTransports(
     sources.push(
       await DatagramReportSource.open({
         ...common,
+        directiveRefreshMs: cfg.transport.udp.directiveRefreshMs,
         bind: {
           address: cfg.transport.udp.listen.slice(0, i),
           port: Number(cfg.transport.udp.listen.slice(i + 1)),

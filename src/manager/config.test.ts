@@ -425,6 +425,17 @@ describe("config: partitions[].packets chooses the counter sources", () => {
       'partitions[0].agent: is required when source is "agent" (rule: agent-key)',
     );
   });
+
+  it("transport.udp.directiveRefreshMs: 1,000 ms by default, 0 (every cycle) allowed, never negative", () => {
+    const agent = { packets: "agent", agent: { key: "00".repeat(16) } };
+    const udp = (extra: object) =>
+      parseConfig({ ...part(agent), transport: { udp: { listen: "127.0.0.1:0", ...extra } } });
+    expect(udp({}).transport?.udp?.directiveRefreshMs).toBe(1000);
+    expect(udp({ directiveRefreshMs: 0 }).transport?.udp?.directiveRefreshMs).toBe(0);
+    expect(errorOf(() => udp({ directiveRefreshMs: -5 }))).toContain(
+      "transport.udp.directiveRefreshMs: Too small: expected number to be >=0 (rule: too_small): got -5",
+    );
+  });
 });
 
 describe("config: partitions[].actuator qemu and its qemu: target", () => {

@@ -115,7 +115,21 @@ export const configSchema = z
       .optional(),
     transport: z
       .object({
-        udp: z.object({ listen: hostPort }).strict().optional(),
+        udp: z
+          .object({
+            listen: hostPort,
+            directiveRefreshMs: z
+              .number()
+              .int()
+              .min(0)
+              .max(3_600_000)
+              .default(1000)
+              .describe(
+                "an unchanged directive is sent to its agent again after this long (0: every cycle); a changed one, or one to a new address, at once",
+              ),
+          })
+          .strict()
+          .optional(),
         shm: z
           .object({
             path: z.string().min(1),
