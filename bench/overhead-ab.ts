@@ -45,7 +45,6 @@ import { packageFileUrl } from "../src/core/package-files.ts";
 import { fmtStats, isMain } from "./harness.ts";
 import {
   AGENT_KEY_HEX,
-  agentsConfigYaml,
   FALLBACK_NOTICE,
   freePort,
   freeUdpPort,
@@ -55,9 +54,9 @@ import {
 import {
   INTERVAL_MS,
   PARTITIONS,
-  parseHistogramTotals,
   parseProcCpuSplit,
   parseProcMemoryMb,
+  parseRunCounts,
   parseTraceDeoptLine,
   parseTraceGcLine,
   parseTraceOptLine,
@@ -71,6 +70,7 @@ const CGROUPFS = "/sys/fs/cgroup";
 const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
 /** The young generation the bin gave node until 2026-12-04 (since then 2 MB: bin/weir.js). */
 const SEMI_SPACE = "--max-semi-space-size=4";
+
 export interface Variant {
   name: string;
   nodeFlags: readonly string[];
@@ -400,12 +400,7 @@ async function start(
 
 /** The cycles run and the reports accepted so far, from the run's /metrics. */
 async function counts(port: number): Promise<{ cycles: number; reports: number }> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const reports = /^weir_reports_accepted_total (\S+)$/m.exec(text);
-  return {
-    cycles: parseHistogramTotals(text, "weir_cycle_duration_seconds").count,
-    reports: reports ? Number(reports[1]) : 0,
-  };
+  return parseRunCounts(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
 }
 
 /** Measure already warmed-up runs over one window (together, or a single one). */
@@ -637,10 +632,7 @@ async function main(argv: string[]): Promise<void> {
       const file = path.join(tmp, `weir-${tag.replace(/[^\w+.-]/g, "_")}.yaml`);
       const cgroups = cgroupsOf(slot).slice(0, v.partitions ?? PARTITIONS);
       const udpPort = udpAgents ? await freeUdpPort() : 0;
-      fs.writeFileSync(
-        file,
-        udpAgents ? agentsConfigYaml(cgroups, port, udpPort) : overheadConfigYaml(cgroups, port),
-      );
+      fs.writeFileSync(file, overheadConfigYaml(cgroups, port, udpAgents ? udpPort : undefined));
       return { port, file, agentsTo: udpAgents ? { udpPort, forMs: agentsForMs } : undefined };
     };
     for (let round = 0; round < rounds; round++) {

@@ -6,6 +6,7 @@ import {
   parseProcCpuSplit,
   parseProcCpuTicks,
   parseProcMemoryMb,
+  parseRunCounts,
   parseTraceDeoptLine,
   parseTraceGcLine,
   parseTraceOptLine,
@@ -97,6 +98,16 @@ describe("overhead: the cycle-time histogram from /metrics", () => {
       count: 7,
     });
     expect(parseHistogramTotals(text, "weir_other")).toEqual({ sum: 9, count: Number.NaN });
+  });
+
+  it("takes the cycles, their time and the reports accepted (0 when the counter is absent)", () => {
+    const text = [
+      "weir_cycle_duration_seconds_sum 0.5",
+      "weir_cycle_duration_seconds_count 200",
+      "weir_reports_accepted_total 20000",
+    ].join("\n");
+    expect(parseRunCounts(text)).toEqual({ cycles: 200, cycleSeconds: 0.5, reports: 20000 });
+    expect(parseRunCounts(text.split("\n").slice(0, 2).join("\n")).reports).toBe(0);
   });
 });
 

@@ -9,9 +9,8 @@ export const PARTITIONS = 100;
 /** Its cycle interval. */
 export const INTERVAL_MS = 100;
 
-/** How the bin runs weir: dist/'s JavaScript, or the sources through tsx. */
 /**
- * compiled: the bin running dist/; tsx: the sources through tsx; agents: compiled, the
+ * How the bin runs weir — compiled: the bin running dist/; tsx: the sources through tsx; agents: compiled, the
  * partitions fed by their agents over UDP (overhead.ts).
  */
 export type Runtime = "compiled" | "tsx" | "agents";
@@ -124,17 +123,36 @@ export function parseProcMemoryMb(status: string): { rssMb: number; peakRssMb: n
   return { rssMb: kb("VmRSS") / 1024, peakRssMb: kb("VmHWM") / 1024 };
 }
 
+/** The value of a metric's first sample in Prometheus text, with or without labels (NaN where absent). */
+function sampleValue(metricsText: string, metric: string): number {
+  return Number(
+    new RegExp(`^${metric}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(metricsText)?.[1] ?? Number.NaN,
+  );
+}
+
 /** A histogram's `_sum` and `_count` from Prometheus text (NaN where absent). */
 export function parseHistogramTotals(
   metricsText: string,
   name: string,
 ): { sum: number; count: number } {
-  const value = (suffix: string) =>
-    Number(
-      new RegExp(`^${name}${suffix}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(metricsText)?.[1] ??
-        Number.NaN,
-    );
-  return { sum: value("_sum"), count: value("_count") };
+  return {
+    sum: sampleValue(metricsText, `${name}_sum`),
+    count: sampleValue(metricsText, `${name}_count`),
+  };
+}
+
+/**
+ * From weir's /metrics: the cycles run and their time in all (the cycle histogram's count and
+ * sum, s), and the reports its transports accepted (0 where it has none).
+ */
+export function parseRunCounts(metricsText: string): {
+  cycles: number;
+  cycleSeconds: number;
+  reports: number;
+} {
+  const { sum, count } = parseHistogramTotals(metricsText, "weir_cycle_duration_seconds");
+  const reports = sampleValue(metricsText, "weir_reports_accepted_total");
+  return { cycles: count, cycleSeconds: sum, reports: Number.isNaN(reports) ? 0 : reports };
 }
 
 export const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;

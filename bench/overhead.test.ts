@@ -6,7 +6,7 @@ import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { parseConfigText } from "../src/manager/load-config.ts";
 import type { CpuProfile } from "./cpu-profile.ts";
-import { overheadConfigYaml, toSourcePositions } from "./overhead.ts";
+import { AGENT_KEY_HEX, overheadConfigYaml, toSourcePositions } from "./overhead.ts";
 
 describe("overhead: what weir run gets", () => {
   it("writes a config weir accepts: 100 partitions on the given cgroups, API on the port", () => {
@@ -16,6 +16,17 @@ describe("overhead: what weir run gets", () => {
     expect(cfg.api?.listen).toBe("127.0.0.1:45678");
     expect(cfg.partitions).toHaveLength(100);
     expect(cfg.partitions[99]).toMatchObject({ name: "p099", cgroup: "weirb-1-099" });
+    expect(cfg.transport).toBeUndefined();
+    expect(cfg.partitions.every((p) => p.source === "host")).toBe(true);
+  });
+
+  it("with a UDP port, feeds every partition from its agent over UDP there, one key", () => {
+    const cgroups = Array.from({ length: 100 }, (_, i) => `weirb-1-${String(i).padStart(3, "0")}`);
+    const cfg = parseConfigText(overheadConfigYaml(cgroups, 45678, 45679), "agents.yaml");
+    expect(cfg.transport?.udp?.listen).toBe("127.0.0.1:45679");
+    expect(cfg.partitions).toHaveLength(100);
+    expect(cfg.partitions.every((p) => p.source === "agent")).toBe(true);
+    expect(cfg.partitions[42]!.agent).toEqual({ key: AGENT_KEY_HEX });
   });
 });
 

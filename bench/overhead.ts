@@ -38,9 +38,9 @@ import {
   INTERVAL_MS,
   type OverheadRun,
   PARTITIONS,
-  parseHistogramTotals,
   parseProcCpuTicks,
   parseProcMemoryMb,
+  parseRunCounts,
   RUNTIMES,
   type Runtime,
   round,
@@ -82,52 +82,35 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** The config `weir run` gets: 100 partitions on the bench's cgroups, lo's packet counters. */
-export function overheadConfigYaml(cgroups: readonly string[], port: number): string {
-  return [
-    `intervalMs: ${INTERVAL_MS}`,
-    "onShutdown: restore",
-    "api:",
-    `  listen: 127.0.0.1:${port}`,
-    "partitions:",
-    ...cgroups.flatMap((cg, i) => [
-      `  - name: p${String(i).padStart(3, "0")}`,
-      `    cgroup: ${cg}`,
-      // Real packet counters on every partition: lo's line of /proc/net/dev (a veth's counters
-      // are read the same way).
-      "    interfaces: [lo]",
-    ]),
-    "",
-  ].join("\n");
-}
-
 /** The agents' key (every partition's, in the agents' configuration). */
 export const AGENT_KEY_HEX = "a5".repeat(32);
 
 /**
- * overheadConfigYaml's partitions fed by their agents over UDP instead (`packets: agent`, each
- * its place in the list as its index), the manager's report socket at `udpPort` on loopback.
+ * The config `weir run` gets: 100 partitions on the bench's cgroups, lo's packet counters; with
+ * `agentsUdpPort`, fed by their agents over UDP instead (`packets: agent`, each its place in the
+ * list as its index, every one AGENT_KEY_HEX), the manager's report socket on that port.
  */
-export function agentsConfigYaml(
+export function overheadConfigYaml(
   cgroups: readonly string[],
   port: number,
-  udpPort: number,
+  agentsUdpPort?: number,
 ): string {
+  const agents = agentsUdpPort !== undefined;
   return [
     `intervalMs: ${INTERVAL_MS}`,
     "onShutdown: restore",
     "api:",
     `  listen: 127.0.0.1:${port}`,
-    "transport:",
-    "  udp:",
-    `    listen: 127.0.0.1:${udpPort}`,
+    ...(agents ? ["transport:", "  udp:", `    listen: 127.0.0.1:${agentsUdpPort}`] : []),
     "partitions:",
     ...cgroups.flatMap((cg, i) => [
       `  - name: p${String(i).padStart(3, "0")}`,
       `    cgroup: ${cg}`,
-      "    packets: agent",
-      "    agent:",
-      `      key: ${AGENT_KEY_HEX}`,
+      ...(agents
+        ? ["    packets: agent", "    agent:", `      key: ${AGENT_KEY_HEX}`]
+        : // Real packet counters on every partition: lo's line of /proc/net/dev (a veth's
+          // counters are read the same way).
+          ["    interfaces: [lo]"]),
     ]),
     "",
   ].join("\n");
@@ -187,12 +170,7 @@ async function measureRun(
   const metrics = async () => {
     const res = await fetch(`http://127.0.0.1:${port}/metrics`);
     if (!res.ok) throw fail(`GET /metrics answered ${res.status}`);
-    const text = await res.text();
-    const reports = /^weir_reports_accepted_total (\S+)$/m.exec(text);
-    return {
-      ...parseHistogramTotals(text, "weir_cycle_duration_seconds"),
-      reports: reports ? Number(reports[1]) : 0,
-    };
+    return parseRunCounts(await res.text());
   };
   let agents: ChildProcess | null = null;
   try {
@@ -235,7 +213,7 @@ async function measureRun(
     const m1 = await metrics();
     const hz = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
     const cpuSeconds = (ticks1 - ticks0) / hz;
-    const cycles = m1.count - m0.count;
+    const cycles = m1.cycles - m0.cycles;
     if (agents) await stopAgents(agents);
     child.kill("SIGTERM");
     const code = await exited;
@@ -249,7 +227,7 @@ async function measureRun(
       rssMb: mem.rssMb,
       peakRssMb: mem.peakRssMb,
       cycles,
-      cycleMsMean: ((m1.sum - m0.sum) / Math.max(1, cycles)) * 1000,
+      cycleMsMean: ((m1.cycleSeconds - m0.cycleSeconds) / Math.max(1, cycles)) * 1000,
       reportsPerCycle: (m1.reports - m0.reports) / Math.max(1, cycles),
       windowUs: [u0, u1],
     };
@@ -356,9 +334,7 @@ export async function measureOverhead(
         const configFile = path.join(tmp, `weir-${runs.length}.yaml`);
         fs.writeFileSync(
           configFile,
-          runtime === "agents"
-            ? agentsConfigYaml(cgroups, port, udpPort)
-            : overheadConfigYaml(cgroups, port),
+          overheadConfigYaml(cgroups, port, runtime === "agents" ? udpPort : undefined),
         );
         const done = runs.length;
         const { windowUs: _, ...run } = await measureRun(

@@ -10,7 +10,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import dgram from "node:dgram";
 import { fileURLToPath } from "node:url";
-import { encodeReport, parseKeyHex, REPORT_BYTES } from "../src/transport/codec.ts";
+import { encodeReport, parseKeyHex } from "../src/transport/codec.ts";
 import { macKey } from "../src/transport/mac.ts";
 import { isMain } from "./harness.ts";
 
@@ -69,6 +69,7 @@ export async function runAgents(
   stop: Promise<void> = new Promise(() => {}),
 ): Promise<{ sent: number; errors: number; ms: number }> {
   const key = macKey(parseKeyHex(o.keyHex));
+  let errors = 0;
   const sockets = await Promise.all(
     Array.from(
       { length: o.partitions },
@@ -76,17 +77,19 @@ export async function runAgents(
         new Promise<dgram.Socket>((resolve, reject) => {
           const s = dgram.createSocket("udp4");
           s.once("error", reject);
-          s.connect(o.port, "127.0.0.1", () => resolve(s));
+          s.connect(o.port, "127.0.0.1", () => {
+            // later errors (a manager gone: ICMP unreachable on the next send) are counted
+            s.off("error", reject).on("error", () => errors++);
+            resolve(s);
+          });
         }),
     ),
   );
   const seq = new Float64Array(o.partitions);
-  const buf = new Uint8Array(REPORT_BYTES);
   const ticks = 10;
   const tickMs = o.intervalMs / ticks;
   const t0 = performance.now();
   let sent = 0;
-  let errors = 0;
   let tick = 0;
   let stopped = false;
   void stop.then(() => {
@@ -97,7 +100,8 @@ export async function runAgents(
     const packets = Math.floor((nowMs / 1000) * o.packetsPerSec);
     for (const i of agentsAtTick(tick, ticks, o.partitions)) {
       seq[i]! += 1;
-      encodeReport(
+      // a report of its own each (dgram may read a buffer after send() returns)
+      const report = encodeReport(
         {
           partitionIndex: i,
           sequence: seq[i]!,
@@ -113,10 +117,9 @@ export async function runAgents(
           velocityWindowMs: o.intervalMs,
         },
         key,
-        buf,
       );
       try {
-        sockets[i]!.send(buf);
+        sockets[i]!.send(report);
         sent++;
       } catch {
         errors++;
