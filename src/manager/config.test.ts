@@ -8,6 +8,7 @@ import {
   POLICY_KNOBS,
   policyKnobsFrom,
 } from "../policy/knobs.ts";
+import { DIRECTIVE_REFRESH_MS } from "../transport/datagram.ts";
 import { configJsonSchema, parseConfig } from "./config.ts";
 import { checkCgroupPaths, checkReserve } from "./config-checks.ts";
 import {
@@ -430,7 +431,8 @@ describe("config: partitions[].packets chooses the counter sources", () => {
     const agent = { packets: "agent", agent: { key: "00".repeat(16) } };
     const udp = (extra: object) =>
       parseConfig({ ...part(agent), transport: { udp: { listen: "127.0.0.1:0", ...extra } } });
-    expect(udp({}).transport?.udp?.directiveRefreshMs).toBe(1000);
+    expect(udp({}).transport?.udp?.directiveRefreshMs).toBe(DIRECTIVE_REFRESH_MS);
+    expect(DIRECTIVE_REFRESH_MS).toBe(1000); // what the README and weir.schema.json say
     expect(udp({ directiveRefreshMs: 0 }).transport?.udp?.directiveRefreshMs).toBe(0);
     expect(errorOf(() => udp({ directiveRefreshMs: -5 }))).toContain(
       "transport.udp.directiveRefreshMs: Too small: expected number to be >=0 (rule: too_small): got -5",

@@ -14,6 +14,7 @@ import {
   type KnobSettings,
   POLICY_KNOBS,
 } from "../policy/knobs.ts";
+import { DIRECTIVE_REFRESH_MS } from "../transport/datagram.ts";
 import { boundsOf, checkCgroupPaths, checkReserve, configFieldOf } from "./config-checks.ts";
 import { partitionSchema } from "./config-partition.ts";
 import { checked, cpuQuantity, formatConfigIssues, withRule } from "./config-rules.ts";
@@ -123,7 +124,7 @@ export const configSchema = z
               .int()
               .min(0)
               .max(3_600_000)
-              .default(1000)
+              .default(DIRECTIVE_REFRESH_MS)
               .describe(
                 "an unchanged directive is sent to its agent again after this long (0: every cycle); a changed one, or one to a new address, at once",
               ),
