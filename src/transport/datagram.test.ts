@@ -37,6 +37,27 @@ afterEach(() => {
   for (const c of closers.splice(0)) c();
 });
 
+/** db's agent (partition index 1) on loopback, reporting to `src`; closed after the test. */
+async function dbAgent(src: DatagramReportSource) {
+  const agent = await DatagramAgentChannel.open({
+    partitionIndex: 1,
+    key: KEY_DB,
+    manager: src.address(),
+    bind: { address: "127.0.0.1" },
+  });
+  closers.push(() => agent.close());
+  return agent;
+}
+
+/** dbAgent, once `src` has accepted a report of its: `src` knows its address. */
+async function reportingDbAgent(src: DatagramReportSource) {
+  const agent = await dbAgent(src);
+  const before = src.accepted();
+  agent.publish(encodeReport(report({ partitionIndex: 1 }), KEY_DB));
+  await eventually(() => (src.latest() && src.accepted() > before ? true : undefined));
+  return agent;
+}
+
 async function rawSender() {
   const s = dgram.createSocket("udp4");
   await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
@@ -86,13 +107,7 @@ describe.each(["batch", "dgram"] as const)("UDP report source (%s)", (receive) =
   it("answers directives to the address the partition's verified report came from", async () => {
     const src = await DatagramReportSource.open({ keys, receive });
     closers.push(() => src.close());
-    const agent = await DatagramAgentChannel.open({
-      partitionIndex: 1,
-      key: KEY_DB,
-      manager: src.address(),
-      bind: { address: "127.0.0.1" },
-    });
-    closers.push(() => agent.close());
+    const agent = await dbAgent(src);
     const d = cappedDirective("db", 800, 100, 1);
     expect(src.sendDirective("db", d)).toBe(false); // no verified report yet: address unknown
     // A forged report from elsewhere must not teach the manager an address.
@@ -119,21 +134,8 @@ describe.each(["batch", "dgram"] as const)("UDP report source (%s)", (receive) =
       now: () => Date.now() + skewMs,
     });
     closers.push(() => src.close());
-    const agentAt = async () => {
-      const agent = await DatagramAgentChannel.open({
-        partitionIndex: 1,
-        key: KEY_DB,
-        manager: src.address(),
-        bind: { address: "127.0.0.1" },
-      });
-      closers.push(() => agent.close());
-      const before = src.accepted();
-      agent.publish(encodeReport(report({ partitionIndex: 1 }), KEY_DB));
-      await eventually(() => (src.latest() && src.accepted() > before ? true : undefined));
-      return agent;
-    };
     const settled = () => new Promise((r) => setTimeout(r, 50));
-    const a = await agentAt();
+    const a = await reportingDbAgent(src);
     const d = cappedDirective("db", 800, 100, 1);
     expect(src.sendDirective("db", d)).toBe(true);
     expect(await eventually(() => a.pollDirective() ?? undefined)).toMatchObject({ weight: 100 });
@@ -151,7 +153,7 @@ describe.each(["batch", "dgram"] as const)("UDP report source (%s)", (receive) =
     expect(await eventually(() => a.pollDirective() ?? undefined)).toMatchObject({ weight: 120 });
     expect(src.directivesSentCount()).toBe(3);
     // the agent restarted on another port: its first report teaches the address, sent at once
-    const b = await agentAt();
+    const b = await reportingDbAgent(src);
     expect(src.sendDirective("db", cappedDirective("db", 800, 120, 1))).toBe(true);
     expect(await eventually(() => b.pollDirective() ?? undefined)).toMatchObject({ weight: 120 });
     expect(src.directivesSentCount()).toBe(4);
@@ -160,15 +162,7 @@ describe.each(["batch", "dgram"] as const)("UDP report source (%s)", (receive) =
   it("sends every directive with directiveRefreshMs 0", async () => {
     const src = await DatagramReportSource.open({ keys, receive, directiveRefreshMs: 0 });
     closers.push(() => src.close());
-    const agent = await DatagramAgentChannel.open({
-      partitionIndex: 1,
-      key: KEY_DB,
-      manager: src.address(),
-      bind: { address: "127.0.0.1" },
-    });
-    closers.push(() => agent.close());
-    agent.publish(encodeReport(report({ partitionIndex: 1 }), KEY_DB));
-    await eventually(() => src.latest().get("db"));
+    const agent = await reportingDbAgent(src);
     for (let i = 0; i < 3; i++) {
       expect(src.sendDirective("db", cappedDirective("db", 800, 100, 1))).toBe(true);
       expect(await eventually(() => agent.pollDirective() ?? undefined)).toMatchObject({
