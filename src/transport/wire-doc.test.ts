@@ -10,6 +10,7 @@ import {
   encodeReport,
   KeyRing,
   parseKeyHex,
+  REJECT_REASONS,
   ReportVerifier,
 } from "./codec.ts";
 
@@ -95,5 +96,29 @@ describe("docs/wire-formats.md", () => {
       now: () => DIRECTIVE.timestampMs,
     });
     expect(dv.verify(Buffer.from(dHex, "hex")).ok).toBe(true);
+  });
+});
+
+describe("README.md, Wire formats", () => {
+  const readme = readFileSync(fileURLToPath(new URL("../../README.md", import.meta.url)), "utf8");
+  const section = /\n## Wire formats\n([\s\S]*?)\n## /.exec(readme)?.[1] ?? "";
+
+  it("names every reason a rejection is counted under", () => {
+    const missing = REJECT_REASONS.filter((r) => !section.includes(r));
+    expect(missing, `reasons README.md's Wire formats section does not name`).toEqual([]);
+  });
+
+  it("says, as the verifier does, that a timestamp ahead of the run is accepted", () => {
+    expect(section).toMatch(/ahead of the sender's run is not refused/);
+    let now = REPORT.timestampMs;
+    const v = new ReportVerifier({
+      keys: new KeyRing([{ index: 2, id: "web", key: KEY }]),
+      now: () => now,
+    });
+    expect(v.verify(encodeReport(REPORT, KEY)).ok).toBe(true);
+    now += 100;
+    const ahead = { ...REPORT, sequence: REPORT.sequence + 1, timestampMs: now + 3_600_000 };
+    expect(v.verify(encodeReport(ahead, KEY)).ok).toBe(true);
+    expect(v.rejected().future).toBe(0);
   });
 });
