@@ -1,15 +1,20 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
+  continuesRun,
   DIRECTIVE_BYTES,
   DirectiveVerifier,
   encodeDirective,
   encodeReport,
+  GAP_HALF_LIFE_MS,
   KeyRing,
   parseKeyHex,
   REPORT_BYTES,
+  RESTART_AFTER_MS,
+  RESTART_GAP_FACTOR,
   type ReportMessage,
   ReportVerifier,
+  recentGapMs,
   sequenceCounter,
 } from "./codec.ts";
 
@@ -415,5 +420,105 @@ describe("clock discipline: wall-clock steps of ±10 s", () => {
       t += 100;
     }
     expect(ok).toBe(30);
+  });
+});
+
+describe("the silence a new run needs follows the sender's cadence", () => {
+  const directive = (sequence: number, timestampMs: number, cpuMillis: number) =>
+    encodeDirective(
+      { partitionIndex: 0, sequence, timestampMs, cpuMillis, weight: 100, cpuCount: 1 },
+      KEY_A,
+    );
+
+  it("refuses a directive replayed just over a second after each of a once-a-second sender's", () => {
+    // The manager re-sends an unchanged directive every DIRECTIVE_REFRESH_MS (1 s, here 1.0–1.1 s
+    // apart). With a fixed 1 s restart window, a captured "cap 0" replayed 1,003 ms after each
+    // real directive started a new run and was applied (found against a real agent).
+    let t = NOW;
+    const v = new DirectiveVerifier({ keys: ring(), now: () => t });
+    const seq = sequenceCounter(() => t);
+    const captured = directive(seq(), t, 0);
+    expect(v.verify(captured).ok).toBe(true);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      t += 1000 + (i % 3) * 50;
+      expect(v.verify(directive(seq(), t, 500)).ok).toBe(true);
+      t += 1003;
+      const r = v.verify(captured);
+      outcomes.push(r.ok ? "ok" : r.reason);
+      t -= 1003; // the next real directive comes 1.0–1.1 s after the last real one
+    }
+    expect(outcomes).toEqual(Array(20).fill("replayed"));
+    // the first gap (1,000 ms, before any cadence is known) starts a run; none after it
+    expect(v.restarts()).toBe(1);
+  });
+
+  it("refuses a report replayed between the reports of an agent that reports every 1.5 s", () => {
+    let t = NOW;
+    const v = new ReportVerifier({ keys: ring(), now: () => t });
+    const seq = sequenceCounter(() => t);
+    const first = encodeReport(report({ sequence: seq(), timestampMs: t }), KEY_A);
+    expect(v.verify(first).ok).toBe(true);
+    let replays = 0;
+    for (let i = 0; i < 10; i++) {
+      t += 1500;
+      expect(v.verify(encodeReport(report({ sequence: seq(), timestampMs: t }), KEY_A)).ok).toBe(
+        true,
+      );
+      t += 1200;
+      const r = v.verify(first);
+      if (!r.ok && r.reason === "replayed") replays++;
+      t -= 1200;
+    }
+    expect(replays).toBe(10);
+  });
+
+  it("takes a once-a-second sender restarted with its clock 10 s back after four of its gaps", () => {
+    let t = NOW;
+    const v = new DirectiveVerifier({ keys: ring(), now: () => t });
+    let wall = NOW;
+    const first = sequenceCounter(() => wall);
+    for (let i = 0; i < 5; i++, t += 1000, wall += 1000)
+      expect(v.verify(directive(first(), wall, 500)).ok).toBe(true);
+    // last accepted at NOW + 4,000; restarted with its clock 10 s back, sending every 500 ms
+    wall -= 10_000;
+    const second = sequenceCounter(() => wall);
+    const acceptedAfterMs: number[] = [];
+    for (let i = 0; i < 20; i++, t += 500, wall += 500)
+      if (v.verify(directive(second(), wall, 500)).ok) acceptedAfterMs.push(t - (NOW + 4000));
+    // sent 1,000 … 10,500 ms after the last accepted: refused until four gaps of 1,000 ms
+    // (decayed over the silence: 3.83 s), then every one
+    expect(acceptedAfterMs[0]).toBe(4000);
+    expect(acceptedAfterMs).toHaveLength(14);
+    // the first gap (1,000 ms, before any cadence is known) started a run too
+    expect(v.restarts()).toBe(2);
+  });
+
+  it("learns the gap from rising sequences, forgets it at half weight a minute, not from a restart's silence", () => {
+    expect(recentGapMs(0, 1000, true)).toBe(1000);
+    expect(recentGapMs(1000, 100, true)).toBeCloseTo(1000 * 2 ** (-100 / GAP_HALF_LIFE_MS), 9);
+    // a lower sequence after a minute's silence (a restart): not the sender's cadence
+    expect(recentGapMs(1000, 60_000, false)).toBeCloseTo(500, 9);
+    expect(recentGapMs(1000, -5000, true)).toBe(1000);
+    // an agent reporting every 100 ms after a 4.5 s pause (SIGSTOP, a VM paused): a new run
+    // needs 18 s of silence, half that a minute on, the 1 s floor after five minutes
+    let gap = recentGapMs(100, 4500, true);
+    expect(RESTART_GAP_FACTOR * gap).toBe(18_000);
+    for (let i = 0; i < 600; i++) gap = recentGapMs(gap, 100, true);
+    expect(RESTART_GAP_FACTOR * gap).toBeCloseTo(9000, 6);
+    for (let i = 0; i < 2400; i++) gap = recentGapMs(gap, 100, true);
+    expect(RESTART_GAP_FACTOR * gap).toBeLessThan(RESTART_AFTER_MS);
+  });
+
+  it("needs at most a few minutes of silence for a new run, even after an hour-long gap", () => {
+    const hour = 3_600_000;
+    expect(continuesRun(999, 0, RESTART_AFTER_MS)).toBe(true);
+    expect(continuesRun(1000, 0, RESTART_AFTER_MS)).toBe(false);
+    expect(continuesRun(-5000, hour, RESTART_AFTER_MS)).toBe(true);
+    // four gaps of 1 s, decayed over the silence itself: 3.83 s
+    expect(continuesRun(3800, 1000, RESTART_AFTER_MS)).toBe(true);
+    expect(continuesRun(3850, 1000, RESTART_AFTER_MS)).toBe(false);
+    expect(continuesRun(5 * 60_000, hour, RESTART_AFTER_MS)).toBe(true);
+    expect(continuesRun(6 * 60_000, hour, RESTART_AFTER_MS)).toBe(false);
   });
 });

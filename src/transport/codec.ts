@@ -363,14 +363,23 @@ export interface VerifierOptions {
    */
   maxFutureMs?: number;
   /**
-   * After this long without an accepted message from a partition, its next authentic message
-   * starts a new run whatever its sequence and timestamp: the sender restarted (perhaps after
-   * its wall clock stepped back, so its sequence starts lower). Default 1000.
+   * After this long without an accepted message from a partition — or after RESTART_GAP_FACTOR
+   * times the longest recent gap between its accepted messages, when that is longer (see
+   * Verifier) — its next authentic message starts a new run whatever its sequence and
+   * timestamp: the sender restarted (perhaps after its wall clock stepped back, so its
+   * sequence starts lower). Default RESTART_AFTER_MS.
    */
   restartAfterMs?: number;
   /** The receiver's clock (default: the step-free clock, src/core/clock.ts). */
   now?: () => number;
 }
+
+/** The shortest silence after which a message may start a new run (VerifierOptions.restartAfterMs). */
+export const RESTART_AFTER_MS = 1000;
+/** A new run needs a silence of at least this many times the sender's recent longest gap. */
+export const RESTART_GAP_FACTOR = 4;
+/** How fast a long gap is forgotten: its weight in the sender's recent gap halves every … */
+export const GAP_HALF_LIFE_MS = 60_000;
 
 /** What a receiver keeps per partition: the last accepted message of the sender's run. */
 interface Run {
@@ -378,6 +387,41 @@ interface Run {
   timestampMs: number;
   /** Receiver's clock when it was accepted. */
   atMs: number;
+  /**
+   * The sender's recent longest gap between accepted messages (recentGapMs), kept across its
+   * runs: the silence a new run needs is RESTART_GAP_FACTOR times it, at least restartAfterMs.
+   */
+  gapMs: number;
+}
+
+/** A recent gap `gapMs` after `elapsedMs` more of the receiver's time (GAP_HALF_LIFE_MS). */
+export function decayedGapMs(gapMs: number, elapsedMs: number): number {
+  return gapMs * 2 ** (-Math.max(0, elapsedMs) / GAP_HALF_LIFE_MS);
+}
+
+/**
+ * The sender's recent longest gap after one more accepted message `gapMs` after the last: a
+ * longer gap replaces it, a shorter one keeps it, its weight halving every GAP_HALF_LIFE_MS of
+ * the receiver's time. Only a message that continues the sender's sequence (`continuesSequence`:
+ * higher than the last) tells its cadence; a lower one (a sender restarted with its clock
+ * stepped back, after a silence that is not its cadence) only decays it. A negative gap (the
+ * receiver's clock stepped back) counts as 0.
+ */
+export function recentGapMs(lastGapMs: number, gapMs: number, continuesSequence: boolean): number {
+  const decayed = decayedGapMs(lastGapMs, gapMs);
+  return continuesSequence ? Math.max(Math.max(0, gapMs), decayed) : decayed;
+}
+
+/**
+ * Whether a message `silenceMs` after a partition's last accepted one continues its run: the
+ * silence is shorter than `restartAfterMs`, or than RESTART_GAP_FACTOR times the sender's recent
+ * longest gap, decayed over the silence (so even after an hour-long gap a new run needs at most
+ * a few minutes of silence). A negative silence (the receiver's clock stepped back) continues.
+ */
+export function continuesRun(silenceMs: number, gapMs: number, restartAfterMs: number): boolean {
+  return (
+    silenceMs < restartAfterMs || silenceMs < RESTART_GAP_FACTOR * decayedGapMs(gapMs, silenceMs)
+  );
 }
 
 const fail = (reason: RejectReason): { ok: false; reason: RejectReason } => ({ ok: false, reason });
@@ -394,11 +438,15 @@ const FAILS = Object.fromEntries(REJECT_REASONS.map((r) => [r, Object.freeze(fai
  * end's wall clock stepping (±10 s, an NTP step, a VM resumed) rejects anything. Replay is
  * refused by the sequence: within a run it must rise. Freshness is a delay: a message may lag
  * the last accepted one by at most `maxAgeMs` more than the receiver's own clock moved.
- * A new run starts with the first message ever, or with any authentic message after
- * `restartAfterMs` without an accepted one (a restarted sender whose clock stepped back sends
- * lower sequences: it is refused for at most that long). What this gives up: a message
- * captured earlier and replayed when a partition has been silent that long is accepted once,
- * and then loses to the real sender's next message, whose sequence is higher.
+ * A new run starts with the first message ever, or with any authentic message after a
+ * silence of `restartAfterMs`, or of RESTART_GAP_FACTOR times the sender's recent longest gap
+ * between accepted messages when that is longer (a restarted sender whose clock stepped back
+ * sends lower sequences: it is refused for at most that long). The gap keeps a captured message
+ * from being replayed between a slow sender's messages: a sender that sends once a second (the
+ * manager's unchanged directives, DIRECTIVE_REFRESH_MS) left a fixed 1,000 ms window open after
+ * nearly every message. What this gives up: a message captured earlier and replayed when a
+ * partition has been silent for four of its usual gaps is accepted once, and then loses to the
+ * real sender's next message, whose sequence is higher.
  */
 export class Verifier<T extends { partitionIndex: number; sequence: number; timestampMs: number }> {
   private readonly runs = new Map<number, Run>();
@@ -424,7 +472,7 @@ export class Verifier<T extends { partitionIndex: number; sequence: number; time
     private readonly opts: VerifierOptions,
   ) {
     this.maxAgeMs = opts.maxAgeMs ?? 5000;
-    this.restartAfterMs = opts.restartAfterMs ?? 1000;
+    this.restartAfterMs = opts.restartAfterMs ?? RESTART_AFTER_MS;
     this.now = opts.now ?? stepFreeNowMs;
   }
 
@@ -478,8 +526,10 @@ export class Verifier<T extends { partitionIndex: number; sequence: number; time
         sequence: m.sequence,
         timestampMs: m.timestampMs,
         atMs: r.atMs,
+        gapMs: 0,
       });
     else {
+      run.gapMs = recentGapMs(run.gapMs, r.atMs - run.atMs, m.sequence > run.sequence);
       run.sequence = m.sequence;
       run.timestampMs = m.timestampMs;
       run.atMs = r.atMs;
@@ -534,7 +584,8 @@ export class Verifier<T extends { partitionIndex: number; sequence: number; time
     if (message === null) return FAILS.malformed;
     const run = this.runs.get(index);
     // `now - atMs` may be negative when a caller's clock steps back: that continues the run
-    const continues = run !== undefined && now - run.atMs < this.restartAfterMs;
+    const continues =
+      run !== undefined && continuesRun(now - run.atMs, run.gapMs, this.restartAfterMs);
     if (continues) {
       if (sequence <= run.sequence) return FAILS.replayed;
       if (ts < run.timestampMs + Math.max(0, now - run.atMs) - this.maxAgeMs) return FAILS.stale;

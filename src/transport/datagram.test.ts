@@ -1,9 +1,14 @@
 import dgram from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
 import { cappedDirective } from "../core/directive.ts";
-import { encodeReport, KeyRing, type ReportMessage } from "./codec.ts";
+import { encodeDirective, encodeReport, KeyRing, type ReportMessage } from "./codec.ts";
 import { eventually, KEY_DB, KEY_WEB } from "./contract.ts";
-import { DatagramAgentChannel, DatagramReportSource, DIRECTIVE_REFRESH_MS } from "./datagram.ts";
+import {
+  DatagramAgentChannel,
+  DatagramReportSource,
+  DIRECTIVE_REFRESH_MS,
+  DIRECTIVE_RESTART_AFTER_MS,
+} from "./datagram.ts";
 
 /** `src` after it read what its socket holds (its counters say what has been read). */
 const polled = (src: DatagramReportSource) => {
@@ -347,5 +352,41 @@ describe("UDP report source, batch reads", () => {
     s.send(Buffer.from("not a directive at all"), agent.address().port, "127.0.0.1");
     await eventually(() => (agent.rejected().malformed === 1 ? true : undefined));
     expect(agent.pollDirective()).toBeNull();
+  });
+
+  it("an agent refuses a directive replayed within DIRECTIVE_RESTART_AFTER_MS of the last", async () => {
+    // before it knows the manager's cadence: a captured directive replayed 1.5 s after the
+    // last real one (past the verifier's 1 s floor, inside the refresh's three) is refused
+    let t = 1_000_000;
+    const agent = await DatagramAgentChannel.open({
+      partitionIndex: 1,
+      key: KEY_DB,
+      manager: { address: "127.0.0.1", port: 9 },
+      bind: { address: "127.0.0.1" },
+      now: () => t,
+    });
+    closers.push(() => agent.close());
+    const s = await rawSender();
+    const directive = (sequence: number, cpuMillis: number) =>
+      encodeDirective(
+        { partitionIndex: 1, sequence, timestampMs: t, cpuMillis, weight: 100, cpuCount: 1 },
+        KEY_DB,
+      );
+    const deliver = async (bytes: Uint8Array) => {
+      const before = agent.rejected().replayed;
+      s.send(bytes, agent.address().port, "127.0.0.1");
+      return eventually(() => {
+        const d = agent.pollDirective();
+        if (d !== null) return `cap ${d.cpuMillis}`;
+        return agent.rejected().replayed > before ? "replayed" : undefined;
+      });
+    };
+    const captured = directive(10, 0);
+    expect(await deliver(captured)).toBe("cap 0");
+    expect(await deliver(directive(11, 500))).toBe("cap 500");
+    t += 1500;
+    expect(await deliver(captured)).toBe("replayed");
+    t += DIRECTIVE_RESTART_AFTER_MS; // a manager restarted with its clock stepped back is taken
+    expect(await deliver(directive(5, 700))).toBe("cap 700");
   });
 });

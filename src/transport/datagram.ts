@@ -59,6 +59,15 @@ const QUEUE_SHARE = 0.25;
  * restarted on the same port would otherwise wait for the next change.
  */
 export const DIRECTIVE_REFRESH_MS = 1000;
+
+/**
+ * The silence after which an agent takes a directive of lower sequence as a restarted
+ * manager's (VerifierOptions.restartAfterMs): three refreshes, so a directive captured earlier
+ * and replayed in the quiet after a burst of changed ones (whose short gaps the verifier's
+ * recent gap forgets at half weight a minute) is still refused. A manager restarted with its
+ * clock stepped back reaches its agents this long after its last directive at most.
+ */
+export const DIRECTIVE_RESTART_AFTER_MS = 3 * DIRECTIVE_REFRESH_MS;
 /** Datagrams one poll reads at most before it lets the event loop run (about 4 ms of work). */
 const DRAIN_MAX = 2048;
 /** Source names (address:port) kept for the batch path before the cache starts again. */
@@ -440,6 +449,8 @@ export interface DatagramAgentChannelOptions {
   bind?: Partial<UdpAddress>;
   maxAgeMs?: number;
   maxFutureMs?: number;
+  /** Default DIRECTIVE_RESTART_AFTER_MS. */
+  restartAfterMs?: number;
   now?: () => number;
 }
 
@@ -459,6 +470,7 @@ export class DatagramAgentChannel implements AgentChannel {
       keys: agentKeyRing(opts.partitionIndex, opts.key),
       maxAgeMs: opts.maxAgeMs,
       maxFutureMs: opts.maxFutureMs,
+      restartAfterMs: opts.restartAfterMs ?? DIRECTIVE_RESTART_AFTER_MS,
       now: opts.now,
     });
     socket.on("message", (msg) => {
