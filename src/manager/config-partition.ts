@@ -128,7 +128,10 @@ export const partitionSchema = z
       .object({
         key: z
           .string()
-          .regex(/^[0-9a-fA-F]{32,128}$/, "must be 32-128 hex digits (rule: hmac-key)")
+          .regex(
+            /^(?:[0-9a-fA-F]{2}){16,64}$/,
+            "must be an even number (32-128) of hex digits: 16-64 bytes (rule: hmac-key)",
+          )
           .describe("per-partition HMAC key, hex"),
         index: z
           .number()

@@ -440,6 +440,89 @@ describe("config: partitions[].packets chooses the counter sources", () => {
   });
 });
 
+describe("config: what `weir run` would otherwise refuse only when it opens its sockets", () => {
+  // Before: each of these passed `weir validate`, and `weir run` stopped with a RangeError and
+  // its stack trace (exit 1) as it opened the agents' transports or the API; a UDP port above
+  // 65535 was bound modulo 65536 without a word (99999 -> 34463).
+  const key = "00".repeat(16);
+  const agentPart = (name: string, agent: object) => ({
+    name,
+    cgroup: `weir/${name}`,
+    source: "agent",
+    agent: { key, ...agent },
+  });
+  const udp = { udp: { listen: "127.0.0.1:0" } };
+
+  it("gives each agent partition its own wire index, given or its place in the list", () => {
+    expect(
+      errorOf(() =>
+        parseConfig({
+          transport: udp,
+          partitions: [agentPart("a", { index: 1 }), agentPart("b", { index: 1 })],
+        }),
+      ),
+    ).toContain(
+      "partitions[1].agent.index: must be unique: partitions[0] (a) has agent index 1 too (rule: unique-agent-index): got 1",
+    );
+    // b's index is its place in the list, 1: a took it explicitly
+    expect(
+      errorOf(() =>
+        parseConfig({
+          transport: udp,
+          partitions: [agentPart("a", { index: 1 }), agentPart("b", {})],
+        }),
+      ),
+    ).toContain(
+      "partitions[1].agent.index: must be unique: partitions[0] (a) has agent index 1 too (its place in the list: agent.index not given) (rule: unique-agent-index): got missing",
+    );
+    // distinct indexes, given or implied, are fine
+    parseConfig({ transport: udp, partitions: [agentPart("a", { index: 5 }), agentPart("b", {})] });
+  });
+
+  it("keeps agent indexes below transport.shm.slots", () => {
+    const shm = { shm: { path: "/run/weir/slots", slots: 4 } };
+    expect(
+      errorOf(() => parseConfig({ transport: shm, partitions: [agentPart("a", { index: 9 })] })),
+    ).toContain(
+      "partitions[0].agent.index: must be below transport.shm.slots (4): agent index is 9 (rule: index-lt-slots): got 9",
+    );
+    parseConfig({ transport: shm, partitions: [agentPart("a", { index: 3 })] });
+    // over UDP alone there are no slots
+    parseConfig({ transport: udp, partitions: [agentPart("a", { index: 9 })] });
+  });
+
+  it("takes a key of whole bytes only (the codec refuses an odd hex digit)", () => {
+    const withKey = (k: string) =>
+      parseConfig({ transport: udp, partitions: [{ ...agentPart("a", {}), agent: { key: k } }] });
+    expect(errorOf(() => withKey(`${key}0`))).toContain(
+      `partitions[0].agent.key: must be an even number (32-128) of hex digits: 16-64 bytes (rule: hmac-key): got "${key}0"`,
+    );
+    withKey(key);
+    withKey("ab".repeat(64));
+    expect(errorOf(() => withKey("ab".repeat(65)))).toContain("(rule: hmac-key)");
+  });
+
+  it("takes listen ports from 0 to 65535", () => {
+    const part = { name: "a", cgroup: "weir/a", interfaces: ["v0"] };
+    expect(
+      errorOf(() => parseConfig({ api: { listen: "127.0.0.1:99999" }, partitions: [part] })),
+    ).toContain(
+      'api.listen: must have a port from 0 to 65535 (rule: port-range): got "127.0.0.1:99999"',
+    );
+    expect(
+      errorOf(() =>
+        parseConfig({
+          transport: { udp: { listen: "0.0.0.0:65536" } },
+          partitions: [agentPart("a", {})],
+        }),
+      ),
+    ).toContain(
+      'transport.udp.listen: must have a port from 0 to 65535 (rule: port-range): got "0.0.0.0:65536"',
+    );
+    parseConfig({ api: { listen: "127.0.0.1:65535" }, partitions: [part] });
+  });
+});
+
 describe("config: partitions[].actuator qemu and its qemu: target", () => {
   const qemuPart = (extra: Record<string, unknown>) => ({
     partitions: [{ name: "vm1", cgroup: "weirvm/p1", pid: 1, ...extra }],

@@ -38,7 +38,11 @@ const policySchema = z
 
 const hostPort = z
   .string()
-  .regex(/^[^\s:]+:\d{1,5}$/, 'must look like "127.0.0.1:9470" (rule: host:port)');
+  .regex(/^[^\s:]+:\d{1,5}$/, 'must look like "127.0.0.1:9470" (rule: host:port)')
+  .refine(
+    (v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65_535,
+    "must have a port from 0 to 65535 (rule: port-range)",
+  );
 
 export const configSchema = z
   .object({
@@ -226,6 +230,30 @@ export const configSchema = z
         message: withRule(issue),
       });
     }
+    // one wire index (and shared-memory slot) per agent partition: agent.index, else its place
+    // in the list (agents.ts agentIndexOf); below transport.shm.slots when shm carries them
+    const indexes = new Map<number, number>();
+    cfg.partitions.forEach((p, i) => {
+      if (!p.agent) return;
+      const index = p.agent.index ?? i;
+      const how =
+        p.agent.index === undefined ? ` (its place in the list: agent.index not given)` : "";
+      const other = indexes.get(index);
+      if (other !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["partitions", i, "agent", "index"],
+          message: `must be unique: partitions[${other}] (${cfg.partitions[other]!.name}) has agent index ${index} too${how} (rule: unique-agent-index)`,
+        });
+      else indexes.set(index, i);
+      const slots = cfg.transport?.shm?.slots;
+      if (slots !== undefined && index >= slots)
+        ctx.addIssue({
+          code: "custom",
+          path: ["partitions", i, "agent", "index"],
+          message: `must be below transport.shm.slots (${slots}): agent index is ${index}${how} (rule: index-lt-slots)`,
+        });
+    });
     if (cfg.partitions.some((p) => p.source !== "host") && !cfg.transport)
       ctx.addIssue({
         code: "custom",
