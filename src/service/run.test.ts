@@ -7,6 +7,7 @@
 import path from "node:path";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
+import { isWeirError } from "../core/errors.ts";
 import { parseConfig } from "../manager/config.ts";
 import { encodeReport, parseKeyHex } from "../transport/codec.ts";
 import { DatagramAgentChannel } from "../transport/datagram.ts";
@@ -74,5 +75,44 @@ describe("startManager with UDP agents", () => {
     expect(last?.status, JSON.stringify(last)).toBe("ok");
     expect(directive).toMatchObject({ partitionIndex: 0, weight: expect.any(Number) });
     expect(failures).toEqual({ total: 0, consecutive: 0 });
+  });
+});
+
+describe("startManager with an API address it cannot listen on", () => {
+  it("throws a WeirError naming api.listen, the address and the cause (no stack trace in the CLI)", async () => {
+    // an address held by another socket on loopback: EADDRINUSE. Before: node's own error
+    // escaped, and `weir run` printed a stack trace and exited 1.
+    const { createServer } = await import("node:net");
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));
+    const port = (holder.address() as { port: number }).port;
+    const cfg = parseConfig(
+      {
+        capacity: { cpus: 1 },
+        roots: { cgroupfs: path.resolve(import.meta.dirname, "../actuators/fixtures/cgroup-v1") },
+        api: { listen: `127.0.0.1:${port}` },
+        partitions: [{ name: "a", cgroup: "weir/web", interfaces: ["v0"] }],
+      },
+      "test.yaml",
+    );
+    try {
+      const err = await startManager({
+        cfg,
+        logger: pino({ level: "silent" }),
+        signal: new AbortController().signal,
+        dryRun: true,
+      }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(isWeirError(err)).toBe(true);
+      expect((err as Error).message).toMatch(
+        new RegExp(
+          `^api\\.listen: cannot serve the HTTP API on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.* \\(rule: listen\\)$`,
+        ),
+      );
+    } finally {
+      holder.close();
+    }
   });
 });

@@ -3,6 +3,7 @@
 import type { Logger } from "pino";
 import { createMetrics } from "../api/metrics.ts";
 import type { RunningApi } from "../api/server.ts";
+import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { CycleRecord } from "../core/model.ts";
 import { openAgentTransports } from "../manager/agents.ts";
 import type { Config } from "../manager/config.ts";
@@ -197,7 +198,18 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       maxEventClients: cfg.api.maxEventClients,
       ...(cfg.api.token ? { token: cfg.api.token } : {}),
     });
-    api = await serveApi(app, { host, port, maxConnections: cfg.api.maxConnections });
+    try {
+      api = await serveApi(app, { host, port, maxConnections: cfg.api.maxConnections });
+    } catch (err) {
+      // nothing was written yet: close what was opened and say which field, as a config error
+      agents?.close();
+      manager.shutdown("keep");
+      throw new WeirError(
+        ErrorCodes.CONFIG_INVALID,
+        `api.listen: cannot serve the HTTP API on ${cfg.api.listen}: ${(err as Error).message} (rule: listen)`,
+        { cause: err },
+      );
+    }
     logger.info(`HTTP API and dashboard at ${api.url}/`);
   }
   if (o.onRecord) manager.subscribe(o.onRecord);
