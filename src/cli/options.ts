@@ -12,3 +12,14 @@ export const positive = (name: string) => (v: string) => {
     );
   return n;
 };
+
+/** Commander parser for `--<name> <n>`: a port, an integer from 0 to 65535. */
+export const port = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `--${name} must be a port, an integer from 0 to 65535: got "${v}"`,
+    );
+  return n;
+};

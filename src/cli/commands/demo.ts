@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { ErrorCodes, WeirError } from "../../core/errors.ts";
 import { detectTestbedLayout } from "../../testbed/cgroups.ts";
-import { positive } from "../options.ts";
+import { port, positive } from "../options.ts";
 
 /** Why real partitions cannot be made here, or null when they can. */
 export function realModeUnavailable(): string | null {
@@ -65,7 +65,12 @@ export function register(program: Command): void {
     .option("--no-hog", "leave out the batch hog")
     .option("--high-pps <n>", "offered rate of the hot partition", positive("high-pps"), 2500)
     .option("--low-pps <n>", "offered rate of the others", positive("low-pps"), 250)
-    .option("--port <n>", "HTTP API / dashboard port on 127.0.0.1 (0: any free port)", Number, 9470)
+    .option(
+      "--port <n>",
+      "HTTP API / dashboard port on 127.0.0.1 (0: any free port)",
+      port("port"),
+      9470,
+    )
     .option("--simulate", "use simulated partitions even when real ones are possible")
     .option(
       "--host-network",

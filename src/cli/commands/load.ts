@@ -82,16 +82,25 @@ export function register(program: Command): void {
       const { parseDurationMs, parseScheduleSpec } = await import("../../testbed/schedule.ts");
       const { readState } = await import("../../testbed/state.ts");
       const { defaultStateFile } = await import("../../testbed/names.ts");
-      const readFile = (p: string) => readFileSync(p, "utf8");
+      const readFile = (p: string) => {
+        try {
+          return readFileSync(p, "utf8");
+        } catch (err) {
+          throw new WeirError(
+            ErrorCodes.CONFIG_NOT_FOUND,
+            `'schedule' trace file ${p} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          );
+        }
+      };
 
       let targets: { name: string; addr: string; port: number }[];
       if (o.target.length > 0) {
         targets = o.target.map((t) => {
           const m = /^([^=]+)=([\d.]+):(\d+)$/.exec(t);
-          if (!m) {
+          if (!m || Number(m[3]) < 1 || Number(m[3]) > 65_535) {
             throw new WeirError(
               ErrorCodes.CONFIG_INVALID,
-              `'target' must look like name=addr:port: current value is ${JSON.stringify(t)}`,
+              `'target' must look like name=addr:port (port 1-65535): current value is ${JSON.stringify(t)}`,
             );
           }
           return { name: m[1]!, addr: m[2]!, port: Number(m[3]) };
@@ -121,6 +130,13 @@ export function register(program: Command): void {
           );
         perTarget.set(s.slice(0, i), s.slice(i + 1));
       }
+      // a schedule for a target that is not there would be ignored without a word
+      for (const name of perTarget.keys())
+        if (!targets.some((t) => t.name === name))
+          throw new WeirError(
+            ErrorCodes.CONFIG_INVALID,
+            `'schedule-for' must name a target (${targets.map((t) => t.name).join(", ") || "none"}): current value is ${JSON.stringify(name)}`,
+          );
       const maxPackets = Number(o.maxPackets);
       const ac = new AbortController();
       process.once("SIGINT", () => ac.abort());

@@ -1,6 +1,7 @@
 // `weir testbed up|down|status|serve`: real partitions on this host (root), see src/testbed.
 import type { Command } from "commander";
 import { ErrorCodes, WeirError } from "../../core/errors.ts";
+import { port } from "../options.ts";
 
 const int =
   (field: string) =>
@@ -68,7 +69,7 @@ export function register(program: Command): void {
     .option("--hogs <n|names>", "batch hogs: a count (hog1..hogN) or comma-separated names", "0")
     .option("--hog-cpus <n>", "busy threads per hog", int("hog-cpus"), 1)
     .option("--cost-rounds <n>", "SHA-256 rounds per request", int("cost-rounds"), 600)
-    .option("--port <n>", "UDP port of the servers", int("port"), 9000)
+    .option("--port <n>", "UDP port of the servers", port("port"), 9000)
     .option("--max-lifetime <duration>", "servers and hogs exit after this long", "1h")
     .option(
       "--no-steady-heap",
@@ -225,7 +226,7 @@ export function register(program: Command): void {
 
   tb.command("serve")
     .description("Run the packet server here (the testbed runs it inside each partition).")
-    .requiredOption("--port <n>", "UDP port", int("port"))
+    .requiredOption("--port <n>", "UDP port", port("port"))
     .option("--tcp-port <n|off>", "TCP port of the closed-loop server (default: --port)")
     .option("--host <addr>", "address to bind (default all)")
     .option("--cost-rounds <n>", "SHA-256 rounds per request", int("cost-rounds"), 600)
@@ -249,7 +250,7 @@ export function register(program: Command): void {
           port: o.port,
           ...(o.tcpPort === undefined
             ? {}
-            : { tcpPort: o.tcpPort === "off" ? null : int("tcp-port")(o.tcpPort) }),
+            : { tcpPort: o.tcpPort === "off" ? null : port("tcp-port")(o.tcpPort) }),
           costRounds: o.costRounds,
           maxLifetimeMs: parseDurationMs(o.maxLifetime, "max-lifetime"),
           ...(o.host ? { host: o.host } : {}),
