@@ -103,6 +103,9 @@ export function formatConfigIssues(raw: unknown, issues: readonly z.core.$ZodIss
       return `${formatPath(path)}: unknown field(s) ${iss.keys.map((k) => `"${k}"`).join(", ")} (rule: known-fields)`;
     }
     if (!message.includes("(rule:")) message = `${message} (rule: ${iss.code})`;
+    // a message that names the value itself (a counter source's option check) is not given
+    // it twice
+    if (/\(rule: [^)]*\): got /.test(message)) return `${formatPath(path)}: ${message}`;
     return `${formatPath(path)}: ${message}: got ${describeValue(valueAt(raw, path))}`;
   });
 }

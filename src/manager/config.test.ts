@@ -211,6 +211,17 @@ describe("config", () => {
     expect(() => checkManagedCpus(auto, 5)).not.toThrow();
   });
 
+  it("says what capacity.cpus takes, and blames only it when it is out of range", () => {
+    // before: 'Invalid input (rule: invalid_union)' for "2", and for 0 a second line blaming
+    // the reserve nobody wrote ('must be below the managed CPUs (0m) ... got missing')
+    expect(errorOf(() => parseConfig({ ...minimal, capacity: { cpus: "2" } }))).toBe(
+      'config is invalid:\n  capacity.cpus: must be "auto" or a number of CPUs above 0 (rule: capacity-cpus): got "2"',
+    );
+    expect(errorOf(() => parseConfig({ ...minimal, capacity: { cpus: 0 } }))).toBe(
+      "config is invalid:\n  capacity.cpus: Too small: expected number to be >0 (rule: too_small): got 0",
+    );
+  });
+
   it("counts the kernel's quota floor of capped and batch partitions in the guarantees", () => {
     const cfg = parseConfig({
       capacity: { cpus: 0.1 },
@@ -407,9 +418,16 @@ describe("config: partitions[].packets chooses the counter sources", () => {
     expect(parseConfig(part({ packets: { bpf: { pin: true } } })).partitions[0]!.packets).toEqual({
       bpf: { pin: true },
     });
-    expect(errorOf(() => parseConfig(part({ packets: { bpf: { offered: "rx" } } })))).toContain(
+    // the value once: the source's message names it, the formatter does not add it again
+    expect(
+      errorOf(() => parseConfig(part({ packets: { bpf: { offered: "rx", pin: 3 } } }))).split(
+        "\n  ",
+      ),
+    ).toEqual([
+      "config is invalid:",
       'partitions[0].packets.bpf.offered: must be ingress or egress (rule: bpf-hook): got "rx"',
-    );
+      "partitions[0].packets.bpf.pin: must be true or false (rule: boolean): got 3",
+    ]);
   });
 
   it("derives where throughput comes from: agent-fed sources need the agent's key and a transport", () => {

@@ -50,7 +50,9 @@ export const configSchema = z
     capacity: z
       .object({
         cpus: z
-          .union([z.literal("auto"), z.number().positive()])
+          .union([z.literal("auto"), z.number().positive()], {
+            error: 'must be "auto" or a number of CPUs above 0 (rule: capacity-cpus)',
+          })
           .default("auto")
           .describe("managed CPUs, or auto (all online CPUs)"),
         reserve: cpuQuantity.default(0).describe("kept back for the host, never allocated"),
@@ -213,7 +215,7 @@ export const configSchema = z
         message: withRule(issue),
       });
     // a reserve that leaves no capacity (capacity.cpus "auto" is checked at run time)
-    if (typeof cfg.capacity.cpus === "number") {
+    if (typeof cfg.capacity.cpus === "number" && cfg.capacity.cpus > 0) {
       const issue = checkReserve(cpuMillisFromCores(cfg.capacity.cpus), cfg.capacity.reserve);
       if (issue)
         ctx.addIssue({ code: "custom", path: ["capacity", "reserve"], message: withRule(issue) });
