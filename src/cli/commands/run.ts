@@ -24,7 +24,10 @@ export function register(program: Command): void {
       "decide but write nothing: each partition's backend is opened read-only and reports what it would write",
     )
     .option("--once", "run two cycles (rates need two samples), print the last record, exit")
-    .option("--json", "logs and records as JSON lines (default when stdout is not a terminal)")
+    .option(
+      "--json",
+      "logs (stderr) and each cycle's record (stdout) as JSON lines; without it logs are readable on a terminal, JSON lines otherwise, and only --once prints a record",
+    )
     .action(async (opts: { config: string; dryRun?: boolean; once?: boolean; json?: boolean }) => {
       // Loaded on use, so other commands (e.g. `weir testbed serve`) start fast. The config is
       // read and validated on a worker thread: the YAML parser and the schema library are not
