@@ -41,7 +41,7 @@ export const partitionSchema = z
       .string()
       .regex(
         /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/,
-        "must be 1-63 letters, digits, '_', '.', '-' (rule: partition-name)",
+        "must be 1-63 letters, digits, '_', '.', '-', starting with a letter or digit (rule: partition-name)",
       ),
     kind: z
       .enum(["network", "batch"])

@@ -211,6 +211,14 @@ describe("config", () => {
     expect(() => checkManagedCpus(auto, 5)).not.toThrow();
   });
 
+  it("a partition name starts with a letter or digit, and the message says so", () => {
+    expect(
+      errorOf(() => parseConfig({ partitions: [{ ...minimal.partitions[0]!, name: "_web" }] })),
+    ).toBe(
+      "config is invalid:\n  partitions[0].name: must be 1-63 letters, digits, '_', '.', '-', starting with a letter or digit (rule: partition-name): got \"_web\"",
+    );
+  });
+
   it("says what capacity.cpus takes, and blames only it when it is out of range", () => {
     // before: 'Invalid input (rule: invalid_union)' for "2", and for 0 a second line blaming
     // the reserve nobody wrote ('must be below the managed CPUs (0m) ... got missing')
