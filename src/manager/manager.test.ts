@@ -357,6 +357,63 @@ describe("Manager", () => {
     expect(r.partitions[0]!.directive?.cpuMillis).toBe(150);
   });
 
+  it("an agent-fed partition whose refused write goes through later is ok again, its error cleared", () => {
+    const clock = new Clock();
+    let refuse = true;
+    const sample = (atMs: number, n: number): CounterSample => ({
+      atMs,
+      offeredPackets: n,
+      servedPackets: n,
+      droppedPackets: 0,
+      cpuUsageNs: 0,
+      nrPeriods: 0,
+      nrThrottled: 0,
+      throttledNs: 0,
+    });
+    let reading = { sample: sample(clock.t, 0), receivedAtMs: clock.t };
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput,
+      reports: { latest: () => new Map([["vm", reading]]) },
+      partitions: [
+        {
+          spec: spec("vm"),
+          source: "agent",
+          openActuator: () => ({
+            partition: "vm",
+            snapshot: () => ({ partition: "vm", values: {} }),
+            apply: (): ApplyResult =>
+              refuse
+                ? {
+                    partition: "vm",
+                    written: [],
+                    error: new WeirError(ErrorCodes.APPLY_FAILED, "EINVAL", {
+                      retryable: true,
+                    }).toInfo(),
+                  }
+                : { partition: "vm", written: ["cap"] },
+            restore: () => ({ partition: "vm", written: [] }),
+            close() {},
+          }),
+        },
+      ],
+    });
+    const first = m.runCycle().partitions[0]!;
+    expect(first.status).toBe("error");
+    expect(first.error?.code).toBe(ErrorCodes.APPLY_FAILED);
+    refuse = false;
+    clock.t += 100;
+    reading = { sample: sample(clock.t, 100), receivedAtMs: clock.t };
+    const after = m.runCycle().partitions[0]!;
+    expect(after.written).toEqual(["cap"]);
+    // it used to stay "error" with the refused write's error in every later record
+    expect(after.status).toBe("ok");
+    expect(after.error).toBeUndefined();
+  });
+
   it("holds a silent agent partition to its guarantee", () => {
     const clock = new Clock();
     const writes: Array<[string, number]> = [];

@@ -261,6 +261,7 @@ export class Manager implements ManagerView {
         written.set(s.spec.id, res.written);
         if (res.error) s.fail(res.error, startedAtMs, "apply");
         else {
+          s.applySucceeded();
           const changed =
             s.lastApplied === null ||
             s.lastApplied.cpuMillis !== d.cpuMillis ||

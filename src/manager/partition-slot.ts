@@ -66,6 +66,8 @@ export class PartitionSlot {
   status: PartitionStatus = "ok";
   goneAtMs: number | null = null;
   lastError: WeirErrorInfo | undefined = undefined;
+  /** The phase `lastError` came from (a refused write is cleared by the next write that succeeds). */
+  private lastErrorPhase: FailurePhase | null = null;
   /** The last directive submitted without an error (the change hook compares with it). */
   lastApplied: Directive | null = null;
   /** The directive the latest cycle record holds for this partition (recordedDirective). */
@@ -136,6 +138,7 @@ export class PartitionSlot {
     this.prevHost = null;
     this.sensorLostAtMs = nowMs;
     this.lastError = info;
+    this.lastErrorPhase = phase;
     this.status = this.wiring.source === "host" ? "stale" : "error";
     this.onError?.(this.spec.id, info, this.status, phase);
     return true;
@@ -272,9 +275,23 @@ export class PartitionSlot {
     }
   }
 
+  /**
+   * A write went through: a partition in error because a write was refused is ok again. A
+   * host-fed one is also cleared by its next sample; an agent-fed one has no sample on the
+   * host, so without this it showed the refused write's error (and counted it in
+   * weir_partition_errors_total) every cycle after the kernel took the values.
+   */
+  applySucceeded(): void {
+    if (this.status !== "error" || this.lastErrorPhase !== "apply") return;
+    this.status = "ok";
+    this.lastError = undefined;
+    this.lastErrorPhase = null;
+  }
+
   fail(info: WeirErrorInfo, nowMs: number, phase: FailurePhase): void {
     const terminal = !info.retryable;
     this.lastError = info;
+    this.lastErrorPhase = phase;
     if (terminal) {
       this.status = "gone";
       this.goneAtMs = nowMs;
