@@ -17,9 +17,14 @@ export interface CgroupPathIssue extends BoundsIssue {
  * bound its child's, and its usage would count the child's twice). The later partition of a
  * pair is blamed. `weir` + `weir/web` → partitions[1]: cgroup, nested-cgroup, "weir/web".
  */
-export function checkCgroupPaths(paths: readonly string[]): CgroupPathIssue[] {
+export function checkCgroupPaths(
+  paths: readonly string[],
+  /** Where the hierarchies are mounted (`roots.cgroupfs`): an absolute path under it is refused. */
+  cgroupfs = "/sys/fs/cgroup",
+): CgroupPathIssue[] {
   const issues: CgroupPathIssue[] = [];
   const seen: Array<{ index: number; path: string }> = [];
+  const mount = normalizeCgroupPath(cgroupfs);
   paths.forEach((raw, index) => {
     let path: string;
     try {
@@ -29,6 +34,21 @@ export function checkCgroupPaths(paths: readonly string[]): CgroupPathIssue[] {
     }
     const issue = (rule: string, message: string) =>
       issues.push({ field: "cgroup", rule, message, value: raw, index });
+    // "/sys/fs/cgroup/cpu/weir/web" would be read as "<root>/sys/fs/cgroup/cpu/weir/web", a
+    // cgroup that is never there: the partition would only ever be gone
+    if (
+      mount !== "" &&
+      raw.trimStart().startsWith("/") &&
+      (path === mount || path.startsWith(`${mount}/`))
+    ) {
+      const below = relativeHint(path.slice(mount.length + 1));
+      issue(
+        "cgroup-relative",
+        `must be the path below the cgroup root, not the absolute path of its directory under ${cgroupfs}` +
+          (below === "" ? "" : ` (write "${below}")`),
+      );
+      return;
+    }
     if (path === "") {
       issue("cgroup-below-root", "must name a cgroup below the cgroup root, not the root itself");
       return;
@@ -54,6 +74,36 @@ export function checkCgroupPaths(paths: readonly string[]): CgroupPathIssue[] {
     seen.push({ index, path });
   });
   return issues;
+}
+
+/** Hierarchy directories under the cgroupfs: v1 controllers (`cpu,cpuacct` co-mounted), a hybrid host's cgroup2. */
+const HIERARCHIES = new Set([
+  "cpu",
+  "cpuacct",
+  "cpuset",
+  "memory",
+  "devices",
+  "freezer",
+  "net_cls",
+  "net_prio",
+  "blkio",
+  "perf_event",
+  "hugetlb",
+  "pids",
+  "rdma",
+  "misc",
+  "unified",
+  "systemd",
+]);
+
+/**
+ * What to write instead of a path under the cgroupfs: without the hierarchy's directory when
+ * it names one (`cpu/weir/web`, `cpu,cpuacct/weir/web`, `unified/weir/web` -> `weir/web`).
+ */
+function relativeHint(rest: string): string {
+  const [first = "", ...more] = rest.split("/");
+  const isHierarchy = first.split(",").every((c) => HIERARCHIES.has(c));
+  return isHierarchy && more.length > 0 ? more.join("/") : rest;
 }
 
 /**

@@ -189,6 +189,45 @@ describe("config", () => {
     );
   });
 
+  it("rejects a cgroup given as its directory's absolute path under the cgroupfs, naming the path to write", () => {
+    // read as "<root>/sys/fs/cgroup/cpu/weir/web", it was never found: the partition stayed gone
+    expect(
+      errorOf(() =>
+        parseConfig({
+          partitions: [
+            { name: "web", cgroup: "/sys/fs/cgroup/cpu/weir/web", pid: 1 },
+            { name: "api", cgroup: "/sys/fs/cgroup/system.slice/api.service/", pid: 1 },
+            { name: "db", cgroup: "/sys/fs/cgroup/cpu,cpuacct/weir/db", pid: 1 },
+            { name: "ok", cgroup: "/weir/ok/", pid: 1 },
+          ],
+        }),
+      ),
+    ).toBe(
+      [
+        "config is invalid:",
+        '  partitions[0].cgroup: must be the path below the cgroup root, not the absolute path of its directory under /sys/fs/cgroup (write "weir/web") (rule: cgroup-relative): got "/sys/fs/cgroup/cpu/weir/web"',
+        '  partitions[1].cgroup: must be the path below the cgroup root, not the absolute path of its directory under /sys/fs/cgroup (write "system.slice/api.service") (rule: cgroup-relative): got "/sys/fs/cgroup/system.slice/api.service/"',
+        '  partitions[2].cgroup: must be the path below the cgroup root, not the absolute path of its directory under /sys/fs/cgroup (write "weir/db") (rule: cgroup-relative): got "/sys/fs/cgroup/cpu,cpuacct/weir/db"',
+      ].join("\n"),
+    );
+    // under another roots.cgroupfs, that root is the one refused
+    expect(
+      checkCgroupPaths(
+        ["/srv/cg/unified/weir/web", "/sys/fs/cgroup/x", "sys/fs/cgroup/y"],
+        "/srv/cg",
+      ),
+    ).toEqual([
+      {
+        field: "cgroup",
+        rule: "cgroup-relative",
+        message:
+          'must be the path below the cgroup root, not the absolute path of its directory under /srv/cg (write "weir/web")',
+        value: "/srv/cg/unified/weir/web",
+        index: 0,
+      },
+    ]);
+  });
+
   it("rejects a reserve of all the managed CPUs or more", () => {
     // 2 CPUs = 2000m; a reserve of 2000m leaves a capacity of 0
     expect(checkReserve(2000, 2000)).toEqual({

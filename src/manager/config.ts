@@ -208,7 +208,10 @@ export const configSchema = z
         });
     });
     // one directory per partition, none inside another
-    for (const issue of checkCgroupPaths(cfg.partitions.map((p) => p.cgroup)))
+    for (const issue of checkCgroupPaths(
+      cfg.partitions.map((p) => p.cgroup),
+      cfg.roots.cgroupfs,
+    ))
       ctx.addIssue({
         code: "custom",
         path: ["partitions", issue.index, "cgroup"],
