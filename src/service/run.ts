@@ -12,6 +12,7 @@ import type { Manager } from "../manager/manager.ts";
 import { saveState } from "../manager/state-file.ts";
 import { buildManager, type ManagerParts } from "../manager/wiring.ts";
 import { crossCheck } from "../transport/source.ts";
+import { PartitionErrorLog } from "./error-log.ts";
 
 export interface RunOptions {
   cfg: Config;
@@ -37,6 +38,7 @@ export interface RunningManager {
 export async function startManager(o: RunOptions): Promise<RunningManager> {
   const { cfg, logger } = o;
   const metrics = createMetrics();
+  const errorLog = new PartitionErrorLog();
   const now = o.hooks?.now ?? (() => performance.timeOrigin + performance.now());
   // wire timestamps are whole milliseconds (the codec refuses a fraction): the transports get
   // the same clock, floored
@@ -60,9 +62,12 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
     },
     onPartitionError: (p, err, status, phase) => {
       if (phase === "apply") metrics.actuatorError(p, err.code);
-      logger.warn(
+      // a warning for the first of a run of the same error, not one per cycle (error-log.ts)
+      const first = errorLog.report(p, status, err.code);
+      (first ? logger.warn : logger.debug).call(
+        logger,
         { partition: p, code: err.code, status },
-        `${p}: ${status}: ${err.code}: ${err.message}`,
+        `${p}: ${status}: ${err.code}: ${err.message}${first ? "" : " (again)"}`,
       );
       o.hooks?.onPartitionError?.(p, err, status, phase);
     },
@@ -170,6 +175,24 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
 
   let api: RunningApi | null = null;
   metrics.attach(manager);
+  manager.subscribe((r) => {
+    // a partition ok again after a run of errors: said once, with how many cycles repeated it
+    if (errorLog.size > 0) {
+      const c = r.columns;
+      const statusOf = (id: string) =>
+        c !== undefined
+          ? c.status[c.ids.indexOf(id)]
+          : r.partitions.find((p) => p.id === id)?.status;
+      for (const id of [...errorLog.partitions()]) {
+        const repeats = errorLog.observe(id, statusOf(id) ?? "");
+        if (repeats !== null)
+          logger.info(
+            { partition: id, repeats },
+            `${id}: ok again${repeats > 0 ? ` (the error above repeated ${repeats} more time(s), logged at debug level)` : ""}`,
+          );
+      }
+    }
+  });
   manager.subscribe((r) => {
     // the manager's records: from their columns (no entries made), and only when one has an error
     const c = r.columns;
