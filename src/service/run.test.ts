@@ -11,7 +11,7 @@ import { isWeirError } from "../core/errors.ts";
 import { parseConfig } from "../manager/config.ts";
 import { encodeReport, parseKeyHex } from "../transport/codec.ts";
 import { DatagramAgentChannel } from "../transport/datagram.ts";
-import { startManager } from "./run.ts";
+import { rewrittenPartitions, startManager } from "./run.ts";
 
 describe("startManager with UDP agents", () => {
   it("sends each agent partition its directive and fails no cycle", async () => {
@@ -114,5 +114,22 @@ describe("startManager with an API address it cannot listen on", () => {
     } finally {
       holder.close();
     }
+  });
+});
+
+describe("rewrittenPartitions", () => {
+  it("counts a partition whose cgroup files and cpuset were both restored once", () => {
+    // 4 partitions, 3 of them placed: "7 partition(s) rewritten" before
+    const restored = [
+      { partition: "p1", written: ["cpu.shares"] },
+      { partition: "p2", written: ["cpu.cfs_quota_us", "cpu.shares"] },
+      { partition: "p3", written: [] },
+      { partition: "hog1", written: ["cpu.idle"] },
+      { partition: "p1", written: ["cpuset.cpus"] },
+      { partition: "p2", written: ["cpuset.cpus"] },
+      { partition: "p3", written: ["cpuset.cpus"] },
+    ];
+    expect(rewrittenPartitions(restored)).toBe(4);
+    expect(rewrittenPartitions([])).toBe(0);
   });
 });

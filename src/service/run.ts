@@ -35,6 +35,16 @@ export interface RunningManager {
   done: Promise<void>;
 }
 
+/**
+ * How many partitions a restore rewrote: a partition's cgroup files and its cpuset come back
+ * as two results (Manager.shutdown), and count as one partition.
+ */
+export function rewrittenPartitions(
+  restored: ReadonlyArray<{ partition: string; written: readonly string[] }>,
+): number {
+  return new Set(restored.filter((r) => r.written.length > 0).map((r) => r.partition)).size;
+}
+
 export async function startManager(o: RunOptions): Promise<RunningManager> {
   const { cfg, logger } = o;
   const metrics = createMetrics();
@@ -281,7 +291,7 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       }
       logger.info(
         mode === "restore"
-          ? `stopped; restored the values found at start (${restored.filter((r) => r.written.length > 0).length} partition(s) rewritten)`
+          ? `stopped; restored the values found at start (${rewrittenPartitions(restored)} partition(s) rewritten)`
           : "stopped; kept the last values written",
       );
       if (api) await api.close();
