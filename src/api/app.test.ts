@@ -487,6 +487,40 @@ describe("GET /api/events?since", () => {
     await vi.waitFor(() => expect(view.subscriberCount()).toBe(before));
   });
 
+  it("replays every record after since within the /api/cycles budget, then goes on live", async () => {
+    // before: the replay went through the live reader's bound of 64 pending records, so
+    // ?since=0 over 200 records sent cycles 1..65 and then jumped to the next live one
+    const { app, view } = setup({ records: 200 });
+    const res = await app.request("/api/events?since=0");
+    const reader = res.body!.getReader();
+    view.publish(sampleRecord(201, 1_000 + 201 * 100));
+    const events = await readEvents(reader, 201);
+    expect(events.map((e) => Number(e.id))).toEqual(Array.from({ length: 201 }, (_, i) => i + 1));
+    await reader.cancel();
+  });
+
+  it("resumes a reconnecting EventSource after its Last-Event-ID, not its first ?since", async () => {
+    // An EventSource reconnects to the URL it was opened with (the dashboard's carries the
+    // ?since of its first connection) and sends the id of the last event it got. Before,
+    // ?since won: the client got again what it had seen (from cycle 3) instead of 9 and 10.
+    const { app, view } = setup({ records: 10 });
+    const res = await app.request("/api/events?since=2", { headers: { "Last-Event-ID": "8" } });
+    const reader = res.body!.getReader();
+    view.publish(sampleRecord(11, 1_000 + 11 * 100));
+    const events = await readEvents(reader, 3);
+    expect(events.map((e) => e.id)).toEqual(["9", "10", "11"]);
+    await reader.cancel();
+  });
+
+  it("falls back to ?since when Last-Event-ID is not a cycle number", async () => {
+    const { app } = setup({ records: 5 });
+    const res = await app.request("/api/events?since=3", { headers: { "Last-Event-ID": "x" } });
+    const reader = res.body!.getReader();
+    const events = await readEvents(reader, 2);
+    expect(events.map((e) => e.id)).toEqual(["4", "5"]);
+    await reader.cancel();
+  });
+
   it("rejects a since that is not a cycle number", async () => {
     const { app } = setup();
     const res = await app.request("/api/events?since=yesterday");

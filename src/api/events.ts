@@ -32,7 +32,14 @@ export function eventsHandler(
         },
       ]);
     }
-    const lastEventId = Number(since ?? c.req.header("Last-Event-ID") ?? Number.NaN);
+    // An EventSource that reconnects asks again for the URL it was opened with (the dashboard's
+    // carries the ?since of its first connection) and sends the id of the last event it got:
+    // that is where it is, so Last-Event-ID comes first when it is a cycle number.
+    const lastEventIdHeader = c.req.header("Last-Event-ID")?.trim();
+    const resumeAfter =
+      lastEventIdHeader !== undefined && /^\d+$/.test(lastEventIdHeader)
+        ? Number(lastEventIdHeader)
+        : Number(since ?? Number.NaN);
     if (eventClients >= maxEventClients) {
       c.header("Retry-After", "10");
       return c.json(
@@ -53,11 +60,15 @@ export function eventsHandler(
       try {
         let chain: Promise<void> = Promise.resolve();
         let pending = 0;
-        const send = (record: CycleRecord) => {
+        // the replay's records not yet written: bounded by the ring and the /api/cycles
+        // budget, they are all sent and do not count against a live reader's 64
+        let replaying = 0;
+        const send = (record: CycleRecord, replay = false) => {
           // A reader slower than the cycle loses intermediate records (the stream is
           // level-based like the cycle); it never makes the manager buffer without bound.
-          if (stream.aborted || pending > 64) return;
+          if (stream.aborted || (!replay && pending - replaying > 64)) return;
           pending++;
+          if (replay) replaying++;
           chain = chain
             // encoded once per record, the same bytes for every client
             .then(() => stream.write(cache.frame.get(record)))
@@ -67,15 +78,16 @@ export function eventsHandler(
             )
             .finally(() => {
               pending--;
+              if (replay) replaying--;
             });
         };
-        if (Number.isFinite(lastEventId)) {
+        if (Number.isFinite(resumeAfter)) {
           // within the same budget as /api/cycles
-          const records = view.recentRecords().filter((r) => r.cycle > lastEventId);
+          const records = view.recentRecords().filter((r) => r.cycle > resumeAfter);
           const n = cyclesToReturn(records, records.length);
-          for (let i = records.length - n; i < records.length; i++) send(records[i]!);
+          for (let i = records.length - n; i < records.length; i++) send(records[i]!, true);
         }
-        const unsubscribe = view.subscribe(send);
+        const unsubscribe = view.subscribe((record) => send(record));
         const keepAlive = setInterval(() => {
           chain = chain
             .then(() => stream.write(": keep-alive\n\n"))
