@@ -18,6 +18,8 @@ const uPlot = /** @type {any} */ (window).uPlot;
 /** Per partition: its chart data and uPlot instances. */
 const partitions = new Map();
 let lastCycle = -1;
+/** startedAtMs of the last record applied: a lower cycle that started later is a new run. */
+let lastStartedAtMs = -Infinity;
 let redrawPending = false;
 
 /**
@@ -207,8 +209,11 @@ function push(arr, v) {
 
 /** Fold one cycle record into the charts, the table and the decision stream. */
 function applyRecord(record, { live }) {
-  if (record.cycle <= lastCycle) return;
+  // Seen already (a replay), unless weir restarted: its cycles count from 1 again, and
+  // waiting for them to pass the old run's would leave the page frozen for as long.
+  if (record.cycle <= lastCycle && record.startedAtMs <= lastStartedAtMs) return;
   lastCycle = record.cycle;
+  lastStartedAtMs = record.startedAtMs;
   state.cyclesSeen++;
   const t = record.startedAtMs / 1000;
   let allocated = 0;
