@@ -123,15 +123,6 @@ export function createApi(opts: ApiOptions): Hono {
     return c.body(body, 200, { "Content-Type": registry.contentType });
   });
 
-  app.post("/api/pause", requireToken, (c) => {
-    view.setPaused(true);
-    return c.json({ paused: view.paused() });
-  });
-  app.post("/api/resume", requireToken, (c) => {
-    view.setPaused(false);
-    return c.json({ paused: view.paused() });
-  });
-
   const limitBody = bodyLimit({
     maxSize: MAX_BODY_BYTES,
     onError: (c) =>
@@ -143,9 +134,19 @@ export function createApi(opts: ApiOptions): Hono {
         413,
       ),
   });
+  // before every route that takes a body: a handler registered earlier would answer first
   app.use("/api/*", async (c, next) =>
     c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next),
   );
+
+  app.post("/api/pause", requireToken, (c) => {
+    view.setPaused(true);
+    return c.json({ paused: view.paused() });
+  });
+  app.post("/api/resume", requireToken, (c) => {
+    view.setPaused(false);
+    return c.json({ paused: view.paused() });
+  });
 
   app.patch("/api/partitions/:id", requireToken, async (c) => {
     const id = c.req.param("id");

@@ -213,6 +213,27 @@ describe("request limits", () => {
     });
   });
 
+  it("refuses a body above 16 KiB on pause and resume too, and changes nothing", async () => {
+    // before: the limit was registered after these routes, so they answered 200 to any body
+    const view = new MemoryView({ specs: sampleSpecs });
+    const token = "0123456789abcdef-test-token";
+    const app = createApi({ view, token });
+    for (const route of ["/api/pause", "/api/resume"]) {
+      const res = await app.request(route, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}` },
+        body: "x".repeat(MAX_BODY_BYTES + 1),
+      });
+      expect(res.status).toBe(413);
+      expect(view.paused()).toBe(false);
+    }
+    const small = await app.request("/api/pause", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    expect([small.status, view.paused()]).toEqual([200, true]);
+  });
+
   it("serveApi holds at most maxConnections connections", async () => {
     const view = new MemoryView({ specs: sampleSpecs });
     const api = await serveApi(createApi({ view }), { port: 0, maxConnections: 3 });
