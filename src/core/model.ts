@@ -104,6 +104,14 @@ export interface PartitionSpec {
    * idle (a tenant that pays for X). Uncapped partitions (the default) may use any idle CPU.
    */
   capped?: boolean;
+  /**
+   * Held to its guarantee by the manager this cycle (its throughput is stale: an agent silent,
+   * host counters unreadable, for staleAfterMs): entitled to its `minCpuMillis` at most, as a
+   * weight, while its `maxCpuMillis` stays what it was configured for — its cap only when that
+   * is below capacity, and its CPU count. Work-conserving like any entitlement: a stale
+   * partition still takes CPU nobody else wants.
+   */
+  held?: boolean;
 }
 
 /** Why a directive carries a hard cap (weights alone express every other entitlement). */

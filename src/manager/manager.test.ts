@@ -32,9 +32,11 @@ const linearPolicy: Policy = {
     for (const s of input.specs) {
       const tp = input.throughput.get(s.id);
       const prev = state.partitions[s.id]?.cpuMillis ?? s.minCpuMillis;
+      // held (stale): entitled to its guarantee at most, as the real policy holds it
+      const max = s.held ? s.minCpuMillis : s.maxCpuMillis;
       const cpuMillis = tp
-        ? Math.min(s.maxCpuMillis, s.minCpuMillis + Math.round(tp.offeredPacketsPerSec / 10))
-        : Math.min(prev, s.maxCpuMillis);
+        ? Math.min(max, s.minCpuMillis + Math.round(tp.offeredPacketsPerSec / 10))
+        : Math.min(prev, max);
       directives.push(cappedDirective(s.id, cpuMillis, 100));
       decisions.push({
         partition: s.id,
@@ -355,6 +357,61 @@ describe("Manager", () => {
     const r = m.runCycle();
     expect(r.partitions[0]!.status).toBe("stale");
     expect(r.partitions[0]!.directive?.cpuMillis).toBe(150);
+  });
+
+  it("holds a stale partition to its guarantee by weight: no cap config did not ask for, its CPU count kept", () => {
+    // Before: a stale partition's max was set to its min, so weir capped it there (a silent
+    // agent with min 0 was held at the kernel's 10m quota floor, and left so if weir died) and
+    // shrank its CPU count to ceil(min). Now its entitlement is its min, as a weight; its cap and
+    // CPU count are what config gave it.
+    const clock = new Clock();
+    const rec = new RecordingBackend();
+    for (const id of ["free", "limited"]) rec.create(id);
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: weirPolicy,
+      knobs,
+      throughput,
+      staleAfterMs: 500,
+      reports: { latest: () => new Map() },
+      partitions: [
+        { id: "free", max: 2000 },
+        { id: "limited", max: 1500 },
+      ].map(({ id, max }) => ({
+        spec: spec(id, { minCpuMillis: 100, maxCpuMillis: max }),
+        source: "agent" as const,
+        openActuator: () => rec.open({ partition: id, cgroup: id }),
+      })),
+    });
+    m.runCycle();
+    clock.t += 600;
+    const r = m.runCycle();
+    const of = (id: string) => r.partitions.find((p) => p.id === id)!;
+    for (const id of ["free", "limited"]) {
+      expect(of(id).status).toBe("stale");
+      expect(of(id).directive?.cpuMillis).toBe(100);
+    }
+    // capacity 2000m: "free" may use up to all of it, uncapped; "limited" keeps its 1500m cap
+    expect(of("free").directive).toMatchObject({
+      capCpuMillis: Infinity,
+      capReason: null,
+      cpuCount: 2,
+    });
+    expect(rec.files("free")?.["cpu.max"]).toMatch(/^max /);
+    expect(of("limited").directive).toMatchObject({
+      capCpuMillis: 1500,
+      capReason: "max",
+      cpuCount: 2,
+    });
+    expect(of("free").decision?.why).toContain(
+      "no throughput for staleAfterMs: held to its guarantee 100m",
+    );
+    // the same table while it stays stale: its held spec is one object
+    const specsBefore = m.specs();
+    clock.t += 100;
+    expect(m.runCycle().partitions.map((p) => p.status)).toEqual(["stale", "stale"]);
+    expect(m.specs()).toEqual(specsBefore);
   });
 
   it("an agent-fed partition whose refused write goes through later is ok again, its error cleared", () => {

@@ -84,6 +84,20 @@ export class Manager implements ManagerView {
   /** Placement on CPUs (null: off). */
   private readonly placement: PlacementStep | null;
   private readonly tables = new SpecTables();
+  /**
+   * Each stale partition's spec held to its guarantee (PartitionSpec.held), one object per spec:
+   * the same object every cycle, so the policy's table is kept while the partition stays stale.
+   */
+  private readonly heldSpecs = new WeakMap<PartitionSpec, PartitionSpec>();
+
+  private heldSpecOf(spec: PartitionSpec): PartitionSpec {
+    let held = this.heldSpecs.get(spec);
+    if (held === undefined) {
+      held = { ...spec, held: true };
+      this.heldSpecs.set(spec, held);
+    }
+    return held;
+  }
   /** The partitions' ids in slot order, shared by the records while they do not change. */
   private ids: PartitionId[] | null = null;
 
@@ -210,7 +224,7 @@ export class Manager implements ManagerView {
     const specs: PartitionSpec[] = new Array(active.length);
     for (let k = 0; k < active.length; k++) {
       const s = active[k]!;
-      const spec = stale.has(s.spec.id) ? { ...s.spec, maxCpuMillis: s.spec.minCpuMillis } : s.spec;
+      const spec = stale.has(s.spec.id) ? this.heldSpecOf(s.spec) : s.spec;
       const floor = s.actuator?.quotaFloorCpuMillis?.();
       specs[k] = floor === undefined ? spec : withQuotaFloor(spec, floor, knobs);
     }

@@ -25,7 +25,13 @@ import {
   yieldingDemand,
 } from "./rules.ts";
 import { FLAG_RISING } from "./state.ts";
-import { divisorsFor, type PartitionTable, type ThroughputColumns, throughputAt } from "./table.ts";
+import {
+  divisorsFor,
+  limitAt,
+  type PartitionTable,
+  type ThroughputColumns,
+  throughputAt,
+} from "./table.ts";
 import type { DecisionTable, PolicyKnobs } from "./types.ts";
 import { explain } from "./why.ts";
 
@@ -111,7 +117,10 @@ export interface DecisionDetail {
    */
   weightFloor: number | null;
   minCpuMillis: number;
+  /** The configured max (its cap when below capacity; a `held` partition's entitlement stops at its min). */
   maxCpuMillis: number;
+  /** Held to its guarantee by the manager: its throughput is stale (PartitionSpec.held). */
+  held: boolean;
   /** Guarantee honoured (less than min only when the mins exceed capacity). */
   effectiveMinCpuMillis: number;
   /** What the tier phase aimed at (demand within [min, max]) and what it reached. */
@@ -306,7 +315,8 @@ export class WeirDecision implements Decision {
       weight: r.weights[i]!,
       weightFloor: floored ? r.weightFloorAt![importance]! : null,
       minCpuMillis: min,
-      maxCpuMillis: max,
+      maxCpuMillis: limitAt(t, i),
+      held: t.held[i] === 1,
       effectiveMinCpuMillis: r.effectiveMin[i]!,
       targetCpuMillis: target,
       tierGrantCpuMillis: ideal - leftover,

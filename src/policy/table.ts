@@ -21,6 +21,7 @@ export interface PartitionTable {
   readonly ids: readonly PartitionId[];
   /** Guarantee and limit in whole millicores (rules.ts minOf, maxOf). */
   readonly minCpuMillis: Float64Array;
+  /** The entitlement's limit: the configured max, the min for a `held` partition (limitAt). */
   readonly maxCpuMillis: Float64Array;
   readonly weight: Float64Array;
   /** 1..5 (rules.ts importanceOf). */
@@ -29,6 +30,8 @@ export interface PartitionTable {
   readonly batch: Uint8Array;
   /** 1 = configured `capped`. */
   readonly capped: Uint8Array;
+  /** 1 = `held` to its guarantee (PartitionSpec.held): its maxCpuMillis column is its min. */
+  readonly held: Uint8Array;
   /** Goal in packets/s; NaN = none. */
   readonly goalPacketsPerSec: Float64Array;
   /** Weight divisor by importance (index 1..5: rules.ts weightDivisors of these specs). */
@@ -48,7 +51,7 @@ export const divisorsFor = (
 export function partitionTable(specs: readonly PartitionSpec[]): PartitionTable {
   const n = specs.length;
   const f = new Float64Array(n * 4);
-  const u = new Uint8Array(n * 3);
+  const u = new Uint8Array(n * 4);
   const t: PartitionTable = {
     size: n,
     specs,
@@ -60,6 +63,7 @@ export function partitionTable(specs: readonly PartitionSpec[]): PartitionTable 
     importance: u.subarray(0, n),
     batch: u.subarray(n, 2 * n),
     capped: u.subarray(2 * n, 3 * n),
+    held: u.subarray(3 * n, 4 * n),
     weightDivisors: weightDivisors(specs),
     weightDivisorsByCycles: weightDivisors(
       specs,
@@ -70,15 +74,23 @@ export function partitionTable(specs: readonly PartitionSpec[]): PartitionTable 
   for (let i = 0; i < n; i++) {
     const s = specs[i]!;
     t.minCpuMillis[i] = minOf(s);
-    t.maxCpuMillis[i] = maxOf(s);
+    t.maxCpuMillis[i] = s.held ? minOf(s) : maxOf(s);
     t.weight[i] = s.weight;
     t.importance[i] = importanceOf(s);
     t.batch[i] = s.kind === "batch" ? 1 : 0;
     t.capped[i] = s.capped ? 1 : 0;
+    t.held[i] = s.held ? 1 : 0;
     t.goalPacketsPerSec[i] = s.goalPacketsPerSec === undefined ? Number.NaN : s.goalPacketsPerSec;
   }
   return t;
 }
+
+/**
+ * Row `i`'s configured max (rules.ts maxOf), what its cap and CPU count are made from: the
+ * maxCpuMillis column, except on a `held` row, whose column is its guarantee.
+ */
+export const limitAt = (t: PartitionTable, i: number): number =>
+  t.held[i] === 1 ? maxOf(t.specs[i]!) : t.maxCpuMillis[i]!;
 
 /** The partition has a goal (rules.ts hasGoal on the column). */
 export const hasGoalAt = (t: PartitionTable, i: number): boolean => t.goalPacketsPerSec[i]! > 0;

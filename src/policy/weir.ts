@@ -65,6 +65,7 @@ import {
 import { FLAG_MISSED_GOAL, FLAG_RISING, type Previous, packedState, previousOf } from "./state.ts";
 import {
   divisorsFor,
+  limitAt,
   type PartitionTable,
   partitionTable,
   type ThroughputColumns,
@@ -912,6 +913,7 @@ function expressAll(
   const importance = t.importance;
   const batch = t.batch;
   const capped = t.capped;
+  const held = t.held;
   const goals = t.goalPacketsPerSec;
   const n = t.size;
   // the light-partition floors by importance (all 0 with the floor off: no row gets one)
@@ -962,7 +964,15 @@ function expressAll(
     capCode[i] =
       dcCapped[i] === 1
         ? goalDonor
-        : capCodeFor(cpu, hi[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
+        : capCodeFor(
+            cpu,
+            // a held row's max column is its guarantee; its cap is what was configured
+            held[i] === 1 ? limitAt(t, i) : hi[i]!,
+            capacity,
+            capped[i] === 1,
+            isBatch,
+            suppressBatch,
+          );
     // the source, had-previous and yields bits are assessDemand's: the marks and the receiver on top
     bits[i] = rowBits | packBits(0, marks[i]!, isReceiver, false, false);
   }

@@ -132,7 +132,11 @@ export function explain(d: WeirDecision, x: DecisionDetail = d.detail): string {
       break;
     case "held": {
       const prev = x.previousCpuMillis ?? 0;
-      if (prev > x.maxCpuMillis + 0.5)
+      if (x.held)
+        parts.push(
+          `no throughput for staleAfterMs: held to its guarantee ${millis(x.minCpuMillis)}${prev > x.minCpuMillis + 0.5 ? ` (its previous ${millis(prev)})` : ""}`,
+        );
+      else if (prev > x.maxCpuMillis + 0.5)
         parts.push(
           `no throughput this cycle: its previous ${millis(prev)} is cut to its max ${millis(x.maxCpuMillis)}`,
         );
