@@ -1,3 +1,6 @@
+import { spawn } from "node:child_process";
+import net from "node:net";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { MemoryView } from "../../api/memory-view.ts";
 import { sampleRecord, sampleSpecs } from "../../api/sample-records.ts";
@@ -114,4 +117,35 @@ describe("formatStatus", () => {
       /placement auto \(not in force\)$/,
     );
   });
+});
+
+describe("weir status against a server that closes without answering", () => {
+  it("says so and exits 1 (node ended it with 13 and no word)", async () => {
+    // each connection closed at once: fetch waits on nothing, and AbortSignal.timeout's timer
+    // did not keep node running
+    const server = net.createServer((s) => s.end());
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const child = spawn(
+        process.execPath,
+        [
+          path.resolve(import.meta.dirname, "../../../bin/weir.js"),
+          "status",
+          "--url",
+          `http://127.0.0.1:${port}`,
+        ],
+        { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WEIR_FROM_SOURCE: "1" } },
+      );
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const code = await new Promise<number | null>((r) => child.on("exit", r));
+      expect(code, stderr).toBe(1);
+      expect(stderr).toContain(`no answer from http://127.0.0.1:${port} in 3000 ms`);
+    } finally {
+      server.close();
+    }
+  }, 30_000);
 });

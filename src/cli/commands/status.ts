@@ -120,11 +120,22 @@ export function expressed(
 }
 
 export async function fetchStatus(url: string, timeoutMs = 3000): Promise<PartitionsSnapshot> {
-  const res = await fetch(new URL("/api/partitions", url), {
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${res.statusText}`);
-  return (await res.json()) as PartitionsSnapshot;
+  // A timer of our own, not AbortSignal.timeout: that one's timer does not keep node running,
+  // and a server that closes each connection before answering leaves fetch waiting on nothing
+  // (undici); node then ended `weir status` with exit 13 and no word (found on a loopback
+  // port held by another program).
+  const ac = new AbortController();
+  const timer = setTimeout(
+    () => ac.abort(new Error(`no answer from ${url} in ${timeoutMs} ms`)),
+    timeoutMs,
+  );
+  try {
+    const res = await fetch(new URL("/api/partitions", url), { signal: ac.signal });
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${res.statusText}`);
+    return (await res.json()) as PartitionsSnapshot;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** One line for a failed read of weir's API (refused connection, timeout, HTTP error). */
