@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import type { CycleRecord } from "../core/model.ts";
-import { createApi } from "./app.ts";
+import { type ApiChange, createApi } from "./app.ts";
 import { MemoryView } from "./memory-view.ts";
 import { MAX_CYCLES_LIMIT } from "./records.ts";
 import { sampleRecord, sampleSpecs } from "./sample-records.ts";
@@ -8,10 +8,20 @@ import { sampleRecord, sampleSpecs } from "./sample-records.ts";
 const TOKEN = "0123456789abcdef-test-token";
 const config = { intervalMs: 100, api: { listen: "127.0.0.1:9470", token: "<redacted>" } };
 
-function setup(opts: { token?: string; records?: number } = {}) {
+function setup(
+  opts: {
+    token?: string;
+    records?: number;
+    onChange?: (change: ApiChange, message: string) => void;
+  } = {},
+) {
   const view = new MemoryView({ specs: sampleSpecs, config });
   for (let i = 1; i <= (opts.records ?? 3); i++) view.publish(sampleRecord(i, 1_000 + i * 100));
-  const app = createApi({ view, ...(opts.token === undefined ? {} : { token: opts.token }) });
+  const app = createApi({
+    view,
+    ...(opts.token === undefined ? {} : { token: opts.token }),
+    ...(opts.onChange ? { onChange: opts.onChange } : {}),
+  });
   return { view, app };
 }
 
@@ -248,6 +258,61 @@ describe("mutations need the bearer token", () => {
     const resumed = await app.request("/api/resume", { method: "POST", headers: auth(TOKEN) });
     expect(await resumed.json()).toEqual({ paused: false });
     expect(view.paused()).toBe(false);
+  });
+});
+
+describe("onChange: the audit trail of changes made through the API", () => {
+  it("reports each accepted pause, resume and bounds change once, with what changed", async () => {
+    // before: the routes changed weir and nothing said so (no line in weir's log)
+    const seen: Array<[ApiChange, string]> = [];
+    const { app } = setup({ token: TOKEN, onChange: (c, m) => seen.push([c, m]) });
+    const post = (path: string) => app.request(path, { method: "POST", headers: auth(TOKEN) });
+    expect((await post("/api/pause")).status).toBe(200);
+    expect((await post("/api/pause")).status).toBe(200);
+    expect((await post("/api/resume")).status).toBe(200);
+    const res = await app.request(
+      "/api/partitions/web",
+      jsonBody({ minCpuMillis: 300, weight: 300 }),
+    );
+    expect(res.status).toBe(200);
+    expect(seen).toEqual([
+      [
+        { kind: "pause", wasPaused: false, paused: true },
+        "API: paused: sampling and recording go on, nothing is applied until resumed",
+      ],
+      [{ kind: "pause", wasPaused: true, paused: true }, "API: pause asked: already paused"],
+      [
+        { kind: "resume", wasPaused: true, paused: false },
+        "API: resumed: directives are applied again",
+      ],
+      [
+        {
+          kind: "bounds",
+          partition: "web",
+          fields: {
+            minCpuMillis: { from: 100, to: 300 },
+            weight: { from: 200, to: 300 },
+          },
+        },
+        "API: web: bounds changed: minCpuMillis 100 -> 300, weight 200 -> 300",
+      ],
+    ]);
+  });
+
+  it("reports no refused request (401, 400, 404, 413)", async () => {
+    const seen: unknown[] = [];
+    const { app } = setup({ token: TOKEN, onChange: (c) => seen.push(c) });
+    expect((await app.request("/api/pause", { method: "POST" })).status).toBe(401);
+    expect(
+      (await app.request("/api/resume", { method: "POST", headers: auth("wrong-token-wrong") }))
+        .status,
+    ).toBe(401);
+    expect((await app.request("/api/partitions/web", jsonBody({ weight: 0 }))).status).toBe(400);
+    expect((await app.request("/api/partitions/web", jsonBody("{"))).status).toBe(400);
+    expect((await app.request("/api/partitions/nope", jsonBody({ weight: 3 }))).status).toBe(404);
+    const big = jsonBody({ weight: 3, pad: "x".repeat(20_000) });
+    expect((await app.request("/api/partitions/web", big)).status).toBe(413);
+    expect(seen).toEqual([]);
   });
 });
 

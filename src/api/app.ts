@@ -13,7 +13,7 @@ import type { Registry } from "prom-client";
 import { BoundsError } from "../core/bounds.ts";
 import { isWeirError } from "../core/errors.ts";
 import { packageFileUrl } from "../core/package-files.ts";
-import type { ManagerView } from "../manager/view.ts";
+import type { ManagerView, PartitionBoundsChange } from "../manager/view.ts";
 import { DEFAULT_MAX_EVENT_CLIENTS, eventsHandler } from "./events.ts";
 import { createMetrics } from "./metrics.ts";
 import { chunkedBody, cyclesToReturn, recordCaches } from "./records.ts";
@@ -42,6 +42,39 @@ export interface ApiOptions {
   sseKeepAliveSec?: number;
   /** Open /api/events streams at most; one more is refused with 503. Default 32. */
   maxEventClients?: number;
+  /**
+   * Called once per accepted change (pause, resume, a partition's bounds), after it is made,
+   * with what changed and one line saying so: `weir run` logs it (the operator's audit trail).
+   * Refused requests (4xx) are not reported.
+   */
+  onChange?: (change: ApiChange, message: string) => void;
+}
+
+/** A change made through the API, as `ApiOptions.onChange` reports it. */
+export type ApiChange =
+  | { kind: "pause" | "resume"; wasPaused: boolean; paused: boolean }
+  | {
+      kind: "bounds";
+      partition: string;
+      /** Each field the request set: its value before and after. */
+      fields: Partial<Record<keyof PartitionBoundsChange, { from: number; to: number }>>;
+    };
+
+/** The log line of an API change. */
+export function describeApiChange(change: ApiChange): string {
+  if (change.kind === "bounds") {
+    const fields = Object.entries(change.fields)
+      .map(([f, v]) => `${f} ${v.from} -> ${v.to}`)
+      .join(", ");
+    return `API: ${change.partition}: bounds changed: ${fields}`;
+  }
+  if (change.kind === "pause")
+    return change.wasPaused
+      ? "API: pause asked: already paused"
+      : "API: paused: sampling and recording go on, nothing is applied until resumed";
+  return change.wasPaused
+    ? "API: resumed: directives are applied again"
+    : "API: resume asked: was not paused";
 }
 
 /** Largest request body accepted (the only body is a PATCH of four numbers). */
@@ -70,6 +103,7 @@ export function createApi(opts: ApiOptions): Hono {
   const cache = recordCaches();
   const app = new Hono();
   const requireToken = requireBearer(opts.token);
+  const changed = (change: ApiChange) => opts.onChange?.(change, describeApiChange(change));
 
   app.onError((err, c) => {
     if (err instanceof HTTPException) return err.getResponse();
@@ -139,14 +173,13 @@ export function createApi(opts: ApiOptions): Hono {
     c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next),
   );
 
-  app.post("/api/pause", requireToken, (c) => {
-    view.setPaused(true);
-    return c.json({ paused: view.paused() });
-  });
-  app.post("/api/resume", requireToken, (c) => {
-    view.setPaused(false);
-    return c.json({ paused: view.paused() });
-  });
+  for (const kind of ["pause", "resume"] as const)
+    app.post(`/api/${kind}`, requireToken, (c) => {
+      const wasPaused = view.paused();
+      view.setPaused(kind === "pause");
+      changed({ kind, wasPaused, paused: view.paused() });
+      return c.json({ paused: view.paused() });
+    });
 
   app.patch("/api/partitions/:id", requireToken, async (c) => {
     const id = c.req.param("id");
@@ -171,8 +204,14 @@ export function createApi(opts: ApiOptions): Hono {
     const checked = validateBoundsChange(body, id, view.specs(), capacity);
     if ("issues" in checked) return badRequest(c, checked.issues);
     try {
+      // the bounds as they are now (another request may have changed them while this body came)
+      const before = view.specs().find((s) => s.id === id) ?? current;
       const spec = view.updateBounds(id, checked.change);
       boundsChanges++;
+      const fields: Extract<ApiChange, { kind: "bounds" }>["fields"] = {};
+      for (const f of Object.keys(checked.change) as Array<keyof PartitionBoundsChange>)
+        if (checked.change[f] !== undefined) fields[f] = { from: before[f], to: spec[f] };
+      changed({ kind: "bounds", partition: id, fields });
       return c.json({ spec });
     } catch (err) {
       if (err instanceof BoundsError)

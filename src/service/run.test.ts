@@ -117,6 +117,55 @@ describe("startManager with an API address it cannot listen on", () => {
   });
 });
 
+describe("startManager logs every change made through the HTTP API", () => {
+  it("one info line per accepted pause, resume and PATCH, none for a refused one", async () => {
+    // before: POST /api/pause, /api/resume and PATCH /api/partitions/:id changed weir and left
+    // no line in its log
+    const token = "rv-ops-0123456789abcdef";
+    const cfg = parseConfig(
+      {
+        capacity: { cpus: 1 },
+        roots: { cgroupfs: path.resolve(import.meta.dirname, "../actuators/fixtures/cgroup-v1") },
+        api: { listen: "127.0.0.1:0", token },
+        partitions: [{ name: "a", cgroup: "weir/web", interfaces: ["v0"], weight: 100 }],
+      },
+      "test.yaml",
+    );
+    const lines: Array<{ level: number; msg: string; api?: unknown }> = [];
+    const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+    const ac = new AbortController();
+    const running = await startManager({ cfg, logger, signal: ac.signal, dryRun: true });
+    try {
+      const url = running.api!.url;
+      const send = (method: string, route: string, body?: unknown, auth = token) =>
+        fetch(`${url}${route}`, {
+          method,
+          headers: { Authorization: `Bearer ${auth}`, "Content-Type": "application/json" },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+      expect((await send("POST", "/api/pause")).status).toBe(200);
+      expect((await send("PATCH", "/api/partitions/a", { weight: 300 })).status).toBe(200);
+      expect((await send("PATCH", "/api/partitions/a", { weight: 0 })).status).toBe(400);
+      expect((await send("POST", "/api/resume", undefined, "wrong-token-wrong")).status).toBe(401);
+      expect((await send("POST", "/api/resume")).status).toBe(200);
+    } finally {
+      ac.abort();
+      await running.done;
+    }
+    const api = lines.filter((l) => l.msg.startsWith("API: "));
+    expect(api.map((l) => [l.level, l.msg])).toEqual([
+      [30, "API: paused: sampling and recording go on, nothing is applied until resumed"],
+      [30, "API: a: bounds changed: weight 100 -> 300"],
+      [30, "API: resumed: directives are applied again"],
+    ]);
+    expect(api[1]!.api).toEqual({
+      kind: "bounds",
+      partition: "a",
+      fields: { weight: { from: 100, to: 300 } },
+    });
+  });
+});
+
 describe("rewrittenPartitions", () => {
   it("counts a partition whose cgroup files and cpuset were both restored once", () => {
     // 4 partitions, 3 of them placed: "7 partition(s) rewritten" before

@@ -230,6 +230,8 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       registry: metrics.registry,
       maxEventClients: cfg.api.maxEventClients,
       ...(cfg.api.token ? { token: cfg.api.token } : {}),
+      // every change made through the API, one line each: the operator's audit trail
+      onChange: (change, message) => logger.info({ api: change }, message),
     });
     try {
       api = await serveApi(app, { host, port, maxConnections: cfg.api.maxConnections });
