@@ -94,3 +94,36 @@ export function redactConfig(cfg: Config): unknown {
     ),
   );
 }
+
+/** A partition's fields in the parsed config that a runtime bounds change moves, by spec field. */
+const CONFIG_FIELD_OF_BOUND = [
+  ["minCpuMillis", "min"],
+  ["maxCpuMillis", "max"],
+  ["weight", "weight"],
+  ["importance", "importance"],
+] as const;
+
+/**
+ * The config as in force, for the API (`GET /api/config`): `redactConfig`, with each partition's
+ * `min`, `max`, `weight` and `importance` that a runtime change (PATCH /api/partitions/:id) moved
+ * from what the config gives replaced by the value in force — `min` and `max` in millicores, as
+ * the parsed config holds them. A field no change moved stays as the config says (an absent
+ * `max` stays absent). `configured`: the specs the config gives (`partitionSpecs`); `current`:
+ * the manager's now.
+ */
+export function effectiveConfig(
+  cfg: Config,
+  configured: readonly PartitionSpec[],
+  current: readonly PartitionSpec[],
+): unknown {
+  const out = redactConfig(cfg) as { partitions?: Array<Record<string, unknown>> };
+  const now = new Map(current.map((s) => [s.id, s]));
+  for (const [i, given] of configured.entries()) {
+    const p = out.partitions?.[i];
+    const spec = now.get(given.id);
+    if (!p || !spec) continue;
+    for (const [specField, configField] of CONFIG_FIELD_OF_BOUND)
+      if (spec[specField] !== given[specField]) p[configField] = spec[specField];
+  }
+  return out;
+}

@@ -78,7 +78,10 @@ export interface ManagerView {
   recentRecords(): CycleRecord[];
   /** Called after every cycle; returns an unsubscribe function. */
   subscribe(listener: (record: CycleRecord) => void): () => void;
-  /** The effective config with secrets (keys, tokens) replaced by "<redacted>". */
+  /**
+   * The effective config with secrets (keys, tokens) replaced by "<redacted>": the bounds as in
+   * force after runtime changes (updateBounds), not as the config file gave them.
+   */
   redactedConfig(): unknown;
   paused(): boolean;
   /** Pause: keep sampling and recording, stop applying directives. */

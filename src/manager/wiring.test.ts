@@ -132,6 +132,62 @@ describe("buildManager", () => {
   });
 });
 
+describe("redactedConfig (GET /api/config): the config in force", () => {
+  it("shows the min, max, weight and importance a runtime change moved, in the config's units and names", () => {
+    // before: the config file's bounds, whatever PATCH /api/partitions/:id had changed
+    const recorder = new RecordingBackend();
+    const cfg = parseConfig({
+      capacity: { cpus: 2 },
+      api: { token: "rv-ops-0123456789abcdef" },
+      partitions: [
+        { name: "a", cgroup: "weir/a", interfaces: ["veth-a"], min: "200m", weight: 300 },
+        { name: "b", cgroup: "weir/b", interfaces: ["veth-b"], max: 1.5 },
+      ],
+    });
+    const { manager } = buildManager(cfg, { onlineCpus: 2, actuators: { cgroup: recorder } });
+    type Shown = {
+      api: { token: string };
+      partitions: Array<{ min: number; max?: number; weight: number; importance: number }>;
+    };
+    const shown = () => manager.redactedConfig() as Shown;
+    const before = shown();
+    expect(before.api.token).toBe("<redacted>");
+    expect(
+      before.partitions.map(({ min, max, weight, importance }) => ({
+        min,
+        max,
+        weight,
+        importance,
+      })),
+    ).toEqual([
+      { min: 200, max: undefined, weight: 300, importance: 3 },
+      { min: 0, max: 1500, weight: 100, importance: 3 },
+    ]);
+    manager.updateBounds("a", { maxCpuMillis: 1200, weight: 50 });
+    manager.updateBounds("b", { minCpuMillis: 100, importance: 1 });
+    const after = shown();
+    expect(after.api.token).toBe("<redacted>");
+    expect(
+      after.partitions.map(({ min, max, weight, importance }) => ({
+        min,
+        max,
+        weight,
+        importance,
+      })),
+    ).toEqual([
+      { min: 200, max: 1200, weight: 50, importance: 3 },
+      { min: 100, max: 1500, weight: 100, importance: 1 },
+    ]);
+    // the config itself is untouched (a restart starts from it)
+    expect(cfg.partitions[0]!.weight).toBe(300);
+    expect(cfg.partitions[0]!.max).toBeUndefined();
+    // a bound set back to the config's shows as the config says it (an absent max stays absent)
+    manager.updateBounds("a", { maxCpuMillis: 2000, weight: 300 });
+    expect(shown().partitions[0]).not.toHaveProperty("max");
+    expect(shown().partitions[0]!.weight).toBe(300);
+  });
+});
+
 describe("agent-fed partitions: the host cgroup's throttling and CPU delay with the agent's report", () => {
   // A guest (source: agent) whose QEMU cgroup is the v1 fixture weir/web, copied so the test
   // can move its counters: cpuacct.usage, cpu.stat, and run_delay of its tasks 4242, 4243.

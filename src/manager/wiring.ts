@@ -30,8 +30,8 @@ import {
   capacityCpuMillis,
   checkCapacity,
   checkManagedCpus,
+  effectiveConfig,
   partitionSpecs,
-  redactConfig,
 } from "./config-runtime.ts";
 import { parsePacketSources, sensorSpecBase } from "./config-sensors.ts";
 import type { HostCpuWiring } from "./host-cpu-sampler.ts";
@@ -120,7 +120,10 @@ export interface ManagerParts {
   historySize?: number;
   /** Estimated bytes of records kept (default: the config's `historyMaxBytes`). */
   historyMaxBytes?: number;
-  /** What `redactedConfig()` shows (default: the config, secrets redacted). */
+  /**
+   * What `redactedConfig()` shows (default: the config, secrets redacted, with the bounds a
+   * runtime change moved as they are in force: `effectiveConfig`).
+   */
   redactedConfig?: () => unknown;
   reports?: AgentReports;
   crossCheck?: CrossCheckFn;
@@ -306,6 +309,8 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
         : (p: PartitionConfig) =>
             openPartitionSensor(cpuSensorSpecOf(p), roots, { partition: p.name });
   const specs = partitionSpecs(cfg, capacity);
+  // the bounds the config gives, to tell which ones a runtime change (PATCH) moved
+  const configuredSpecs = specs.map((s) => ({ ...s }));
   const reach = (parts.reachableCpus ?? parts.actuators === undefined) ? reachReader(roots) : null;
   /** The CPUs placement may use (and that `auto` looks at). */
   const hostCpus = placementCpus(roots.sysfs, onlineCpus, parts.onlineCpus !== undefined);
@@ -356,7 +361,8 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     historyMaxBytes: parts.historyMaxBytes ?? cfg.historyMaxBytes,
     retryGoneMs: cfg.retryGoneMs,
     maxConsecutiveCycleFailures: cfg.maxConsecutiveCycleFailures,
-    redactedConfig: parts.redactedConfig ?? (() => redactConfig(cfg)),
+    redactedConfig:
+      parts.redactedConfig ?? (() => effectiveConfig(cfg, configuredSpecs, manager.specs())),
   };
   if (hostCpu) opts.hostCpu = hostCpu;
   if (resume) opts.resume = resume;
@@ -378,8 +384,9 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     if (parts.onPlacementProblem) opts.onPlacementProblem = parts.onPlacementProblem;
     if (parts.onPlacementOpened) opts.onPlacementOpened = parts.onPlacementOpened;
   }
+  const manager = new Manager(opts);
   return {
-    manager: new Manager(opts),
+    manager,
     capacityCpuMillis: capacity,
     backendName: [...backends.values()].map((b) => b.name).join(", "),
     stateNote: loaded?.note ?? null,
