@@ -228,6 +228,11 @@ describe("runLoad (loopback)", () => {
     await expect(runLoad({ targets: [target], durationMs: 1000, maxPackets: 1 })).rejects.toThrow(
       /schedule/,
     );
+    // a tick the timers cannot keep, or longer than the backlog sent at once
+    for (const tickMs of [0, -5, 0.5, 101])
+      await expect(
+        runLoad({ targets: [target], schedule, durationMs: 1000, maxPackets: 1, tickMs }),
+      ).rejects.toThrow(/'tickMs' must be from 1 to 100 \(maxBurstMs\)/);
   });
 
   it("probeServer tells a live server from a silent port", async () => {

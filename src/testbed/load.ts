@@ -180,6 +180,11 @@ function validate(opts: LoadOptions): void {
   }
   if (opts.targetPhase !== undefined && !["aligned", "staggered"].includes(opts.targetPhase))
     bad("targetPhase", 'must be "aligned" or "staggered"', opts.targetPhase);
+  // below 1 ms a timer fires every 1 ms anyway; above maxBurstMs each tick sends only
+  // maxBurstMs' worth, less than the schedule asks
+  const maxBurstMs = opts.maxBurstMs ?? 100;
+  if (opts.tickMs !== undefined && !(opts.tickMs >= 1 && opts.tickMs <= maxBurstMs))
+    bad("tickMs", `must be from 1 to ${maxBurstMs} (maxBurstMs)`, opts.tickMs);
 }
 
 /** Run open-loop load against the targets; resolves after sending stopped and replies drained. */

@@ -34,6 +34,20 @@ describe("weir load arguments", () => {
     );
   });
 
+  it("--tick must be from 1ms to 100ms", async () => {
+    // before: 0 was taken (the timers ran every 1 ms), and a tick above 100 ms sent less than
+    // the schedule (1000 pps at --tick 200ms: 500 sent in 1 s)
+    for (const tick of ["0", "0ms", "0.5ms", "101ms", "1s"])
+      expect(
+        await loadError(
+          ...["--target", "a=127.0.0.1:9", "--duration", "100ms", "--timeout", "100ms", "--quiet"],
+          ...["--tick", tick],
+        ),
+      ).toBe(
+        `WEIR_CONFIG_INVALID: 'tick' must be from 1ms to 100ms: current value is ${JSON.stringify(tick)}`,
+      );
+  });
+
   it("--schedule-for must name a target", async () => {
     expect(await loadError("--target", "a=127.0.0.1:9", "--schedule-for", "b=100")).toBe(
       `WEIR_CONFIG_INVALID: 'schedule-for' must name a target (a): current value is "b"`,

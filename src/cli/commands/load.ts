@@ -66,7 +66,7 @@ export function register(program: Command): void {
     .option("--duration <d>", "stop sending after this long", "10s")
     .option("--max-packets <n>", "stop sending after this many packets in all", "1000000")
     .option("--timeout <d>", "a reply later than this is lost", "1s")
-    .option("--tick <d>", "send batches this often", "5ms")
+    .option("--tick <d>", "send batches this often (1ms to 100ms)", "5ms")
     .option(
       "--stagger",
       "send each target's batches on a phase of its own within the tick (default: all on one tick)",
@@ -159,7 +159,7 @@ export function register(program: Command): void {
         durationMs: parseDurationMs(o.duration, "duration"),
         maxPackets,
         timeoutMs: parseDurationMs(o.timeout, "timeout"),
-        tickMs: parseDurationMs(o.tick, "tick"),
+        tickMs: parseTickMs(o.tick, parseDurationMs),
         ...(o.stagger ? { targetPhase: "staggered" as const } : {}),
         signal: ac.signal,
         ...(o.json || o.quiet
@@ -226,6 +226,23 @@ export function register(program: Command): void {
 }
 
 type Target = { name: string; addr: string; port: number };
+
+/** The most backlog a tick sends at once (runLoad's maxBurstMs default): a longer tick sends less. */
+const MAX_TICK_MS = 100;
+
+/**
+ * `--tick`: from 1ms (a timer fires no more often: 0 ran at 1 ms without a word) to 100ms (a
+ * tick longer than the backlog sent at once sent less than the schedule asked).
+ */
+function parseTickMs(text: string, parseDurationMs: (v: string, field: string) => number): number {
+  const ms = parseDurationMs(text, "tick");
+  if (!(ms >= 1 && ms <= MAX_TICK_MS))
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `'tick' must be from 1ms to ${MAX_TICK_MS}ms: current value is ${JSON.stringify(text)}`,
+    );
+  return ms;
+}
 
 async function runTcp(
   o: LoadCliOpts,
