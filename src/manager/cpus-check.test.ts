@@ -3,7 +3,12 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { PartitionSpec } from "../core/model.ts";
-import { checkPartitionCpus, cpusShortfalls, formatCpuList } from "./cpus-check.ts";
+import {
+  checkPartitionCpus,
+  cpusShortfalls,
+  formatCpuList,
+  foundPartitionCpus,
+} from "./cpus-check.ts";
 
 const spec = (id: string, maxCpuMillis: number): PartitionSpec => ({
   id,
@@ -103,5 +108,77 @@ describe("checkPartitionCpus", () => {
     expect(out.map((w) => [w.partition, w.cpusCpuMillis])).toEqual([["web", 1000]]);
     const nowhere = { cgroupfs: path.join(root, "none"), sysfs: path.join(root, "none") };
     expect(checkPartitionCpus(partitions, specs, 2000, nowhere)).toEqual([]);
+  });
+});
+
+describe("checkPartitionCpus after a restart with placement in force", () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  /**
+   * A cgroup v2 tree as a run SIGKILLed while placing p1 left it: weir/ has CPUs 0-3, p1's
+   * cpuset.cpus was found empty (its parent's CPUs) and holds weir's placement, CPU 0.
+   */
+  function killedRun() {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-rv-ops-cpus-"));
+    dirs.push(root);
+    const write = (rel: string, text: string) => {
+      fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+      fs.writeFileSync(path.join(root, rel), text);
+    };
+    write("sys/devices/system/cpu/online", "0-3\n");
+    write("cg/cgroup.controllers", "cpuset cpu\n");
+    write("cg/weir/cpuset.cpus.effective", "0-3\n");
+    write("cg/weir/p1/cpuset.cpus", "0\n");
+    write("cg/weir/p1/cpuset.cpus.effective", "0\n");
+    const roots = { cgroupfs: path.join(root, "cg"), sysfs: path.join(root, "sys") };
+    return { roots, partitions: [{ name: "p1", cgroup: "weir/p1" }] };
+  }
+
+  it("judges the cpuset as found (the state file's), not weir's own narrowing of it", () => {
+    // before: "p1: runs on CPUs 0 (1000m, ...) but may be entitled up to the capacity 4000m
+    // ... widen its cpuset" at every restart after a kill, about weir's own placement
+    const { roots, partitions } = killedRun();
+    const specs = [spec("p1", 4000)];
+    expect(checkPartitionCpus(partitions, specs, 4000, roots).map((w) => w.cpus)).toEqual([[0]]);
+    expect(checkPartitionCpus(partitions, specs, 4000, roots, { p1: "" })).toEqual([]);
+    expect(checkPartitionCpus(partitions, specs, 4000, roots, { p1: "0-3" })).toEqual([]);
+  });
+
+  it("still warns when the cpuset as found gives less than the partition may be entitled to", () => {
+    const { roots, partitions } = killedRun();
+    // found 0-1: 2000m, less than the 4000m capacity
+    const [w] = checkPartitionCpus(partitions, [spec("p1", 4000)], 4000, roots, { p1: "0-1" });
+    expect(w?.cpus).toEqual([0, 1]);
+    expect(w?.message).toMatch(
+      /^p1: runs on CPUs 0-1 \(2000m, from cpuset\.cpus "0-1" as found before weir placed it \(state file\) ∩ .*weir\/cpuset\.cpus\.effective ∩ .*online\)/,
+    );
+    // found empty under a capacity.cpus above the 4 CPUs: the parent's CPUs are judged
+    const [e] = checkPartitionCpus(partitions, [spec("p1", 8000)], 8000, roots, { p1: "" });
+    expect(e?.cpus).toEqual([0, 1, 2, 3]);
+    expect(e?.cpusSource).toMatch(
+      /weir\/cpuset\.cpus\.effective ∩ .*\(its cpuset\.cpus as found: empty\)$/,
+    );
+  });
+
+  it("a found cpuset that is not wider than the cpuset now, or not a CPU list, changes nothing", () => {
+    const { roots, partitions } = killedRun();
+    const specs = [spec("p1", 4000)];
+    // {2,3} does not hold CPU 0 (someone else set the cpuset since): the cpuset now is judged
+    // ("0": the same; "zero": not a CPU list); another partition's found cpuset is not p1's
+    const founds: Array<Record<string, string>> = [
+      { p1: "2-3" },
+      { p1: "0" },
+      { p1: "zero" },
+      { other: "" },
+    ];
+    for (const found of founds)
+      expect(
+        checkPartitionCpus(partitions, specs, 4000, roots, found).map((w) => w.cpus),
+        JSON.stringify(found),
+      ).toEqual([[0]]);
+    expect(foundPartitionCpus(roots, "weir/p1", "zero")).toBeNull();
   });
 });

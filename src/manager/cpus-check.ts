@@ -2,10 +2,12 @@
 // reserve (capacity.cpus may say more CPUs than the host has online), and a partition's
 // cpuset may hold fewer CPUs than that: weir could then entitle it CPU it can never use.
 // Found at start and in `weir validate`, reported as warnings; it never stops weir.
+import { normalizeCgroupPath } from "../cgroup/layout.ts";
 import { formatCpuList } from "../cgroup/values.ts";
 import type { PartitionId, PartitionSpec } from "../core/model.ts";
 import { type CpuMillis, cpuMillisFromCores } from "../core/units.ts";
 import { type PartitionCpus, readPartitionCpus } from "../sensors/cpuset.ts";
+import { parseCpuList } from "../sensors/parse.ts";
 import type { Roots } from "../sensors/types.ts";
 
 export { formatCpuList };
@@ -64,22 +66,71 @@ export function cpusShortfalls(
 }
 
 /**
+ * The CPUs a partition's cgroup gave it with `found` in its cpuset.cpus (the value placement
+ * found before weir first wrote it): an empty one takes its parent's CPUs (cgroup v2), a list
+ * is intersected with them (the parent's effective cpuset ∩ online, or the online CPUs). Null
+ * when `found` is not a CPU list or nothing can be read. Never throws.
+ */
+export function foundPartitionCpus(
+  roots: Pick<Roots, "cgroupfs" | "sysfs">,
+  cgroupPath: string,
+  found: string,
+): PartitionCpus | null {
+  try {
+    const rel = normalizeCgroupPath(cgroupPath);
+    const parent = readPartitionCpus(roots, rel.split("/").slice(0, -1).join("/"));
+    const text = found.trim();
+    if (text === "")
+      return (
+        parent && {
+          cpus: parent.cpus,
+          source: `${parent.source} (its cpuset.cpus as found: empty)`,
+        }
+      );
+    const listed = parseCpuList(text, "cpuset.cpus");
+    const asFound = `cpuset.cpus "${text}" as found before weir placed it (state file)`;
+    if (parent === null) return { cpus: listed, source: asFound };
+    const of = new Set(parent.cpus);
+    return { cpus: listed.filter((c) => of.has(c)), source: `${asFound} ∩ ${parent.source}` };
+  } catch {
+    return null;
+  }
+}
+
+/** `wider` holds every CPU of `than` and more. */
+const widerThan = (wider: readonly number[], than: readonly number[]): boolean =>
+  wider.length > than.length && than.every((c) => wider.includes(c));
+
+/**
  * Reads each partition's CPUs (its cgroup's effective cpuset, else the online CPUs) and
  * returns the shortfalls. Never throws: a partition whose CPUs cannot be read is left out.
+ *
+ * `foundCpusets` (placement in force: what each placed partition's cpuset.cpus held before weir
+ * first wrote it, from the state file): where the CPUs it gave are wider than the cpuset's now,
+ * those are judged — the narrower one is weir's own placement, left by a run that was killed
+ * (or kept its values), and placement widens or restores it.
  */
 export function checkPartitionCpus(
   partitions: ReadonlyArray<{ name: string; cgroup: string }>,
   specs: readonly PartitionSpec[],
   capacityCpuMillis: CpuMillis,
   roots: Pick<Roots, "cgroupfs" | "sysfs">,
+  foundCpusets?: Readonly<Record<PartitionId, string>>,
 ): CpusShortfall[] {
   const cpusOf = new Map<PartitionId, PartitionCpus | null>();
   for (const p of partitions) {
+    let now: PartitionCpus | null;
     try {
-      cpusOf.set(p.name, readPartitionCpus(roots, p.cgroup));
+      now = readPartitionCpus(roots, p.cgroup);
     } catch {
-      cpusOf.set(p.name, null);
+      now = null;
     }
+    const found = foundCpusets?.[p.name];
+    if (now !== null && found !== undefined) {
+      const was = foundPartitionCpus(roots, p.cgroup, found);
+      if (was !== null && widerThan(was.cpus, now.cpus)) now = was;
+    }
+    cpusOf.set(p.name, now);
   }
   return cpusShortfalls(specs, cpusOf, capacityCpuMillis);
 }

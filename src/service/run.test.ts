@@ -4,6 +4,8 @@
 // refused them, and every cycle after the first report failed until the crash-loop bound
 // stopped weir (found by test/faults/agents.faults.test.ts).
 
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
@@ -163,6 +165,85 @@ describe("startManager logs every change made through the HTTP API", () => {
       partition: "a",
       fields: { weight: { from: 100, to: 300 } },
     });
+  });
+});
+
+describe("startManager restarted after a kill with placement in force", () => {
+  it("does not warn that a placed partition's cpuset is narrow when the narrowing is weir's own", async () => {
+    // Before: "p1: runs on CPUs 0 (...) but may be entitled up to the capacity 4000m ... widen
+    // its cpuset" at every restart after a SIGKILL: the start-up check read the cpuset as the
+    // killed run's placement left it, not as the state file says it was found.
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-rv-ops-restart-"));
+    try {
+      const write = (rel: string, text: string) => {
+        fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+        fs.writeFileSync(path.join(root, rel), text);
+      };
+      write("sys/devices/system/cpu/online", "0-3\n");
+      write("cg/cgroup.controllers", "cpuset cpu\n");
+      write("cg/weir/cpuset.cpus.effective", "0-3\n");
+      for (const p of ["p1", "hog"]) {
+        write(`cg/weir/${p}/cgroup.controllers`, "cpuset cpu\n");
+        write(`cg/weir/${p}/cpu.weight`, "100\n");
+        write(`cg/weir/${p}/cpu.max`, "max 100000\n");
+        write(`cg/weir/${p}/cpu.idle`, "0\n");
+        write(
+          `cg/weir/${p}/cpu.stat`,
+          "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
+        );
+        write(`cg/weir/${p}/cgroup.threads`, "");
+        write(`cg/weir/${p}/cpuset.cpus`, "\n");
+        write(`cg/weir/${p}/cpuset.cpus.effective`, "0-3\n");
+      }
+      // the killed run placed p1 on CPU 0; its state file says p1's cpuset.cpus was found empty
+      write("cg/weir/p1/cpuset.cpus", "0\n");
+      write("cg/weir/p1/cpuset.cpus.effective", "0\n");
+      const stateFile = path.join(root, "state.json");
+      write(
+        "state.json",
+        JSON.stringify({
+          version: 1,
+          savedAtMs: Date.now(),
+          policyState: { partitions: {} },
+          found: {},
+          foundCpusets: { p1: "" },
+        }),
+      );
+      const cfg = parseConfig(
+        {
+          capacity: { cpus: 4 },
+          roots: {
+            cgroupfs: path.join(root, "cg"),
+            sysfs: path.join(root, "sys"),
+            procfs: path.join(root, "proc"),
+          },
+          stateFile,
+          placement: { mode: "spread" },
+          partitions: [
+            { name: "p1", cgroup: "weir/p1", interfaces: ["rv-ops0"] },
+            { name: "hog", cgroup: "weir/hog", kind: "batch" },
+          ],
+        },
+        "test.yaml",
+      );
+      const lines: Array<{ level: number; msg: string }> = [];
+      const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+      const ac = new AbortController();
+      const running = await startManager({
+        cfg,
+        logger,
+        signal: ac.signal,
+        api: false,
+        onRecord: () => ac.abort(),
+      });
+      await running.done;
+      expect(lines.some((l) => /^placement: p1 on CPU/.test(l.msg))).toBe(true);
+      expect(lines.filter((l) => /runs on CPU/.test(l.msg)).map((l) => l.msg)).toEqual([]);
+      // and the orderly stop restored what the state file says was found
+      expect(fs.readFileSync(path.join(root, "cg/weir/p1/cpuset.cpus"), "utf8")).toBe("\n");
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 

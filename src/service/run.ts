@@ -147,12 +147,15 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
   if (wired.stateNote) logger.info(wired.stateNote);
   if (wired.placement.why && wired.placement.mode !== "spread") logger.info(wired.placement.why);
   // Capacity the partitions' CPUs cannot give (capacity.cpus above the online CPUs, a cpuset
-  // smaller than capacity): a warning per partition; reading the cpusets never throws.
+  // smaller than capacity): a warning per partition; reading the cpusets never throws. With
+  // placement in force, a placed partition's cpuset as found before weir first wrote it (the
+  // state file's) is judged where it was wider: a cpuset narrowed by a killed run is weir's own.
   for (const w of checkPartitionCpus(
     cfg.partitions,
     manager.specs(),
     wired.capacityCpuMillis,
     cfg.roots,
+    wired.placement.inForce ? manager.persistentState().foundCpusets : undefined,
   ))
     logger.warn(
       {
