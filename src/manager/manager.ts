@@ -499,7 +499,13 @@ export class Manager implements ManagerView {
   } {
     const found: Record<PartitionId, AllocationSnapshot> = {};
     for (const s of this.slots) if (s.found) found[s.spec.id] = s.found;
-    if (!this.placement) return { policyState: this.policyState, found };
+    if (!this.placement) {
+      // cpusets a killed run placed that could not be restored at start (wiring.ts): kept
+      const left = this.opts.resume?.foundCpusets;
+      return left
+        ? { policyState: this.policyState, found, foundCpusets: left }
+        : { policyState: this.policyState, found };
+    }
     return { policyState: this.policyState, found, foundCpusets: this.placement.found() };
   }
 

@@ -12,7 +12,7 @@ import type { ActuatorBackend, ActuatorTarget } from "../actuators/types.ts";
 import { type CgroupLayout, detectCgroupLayout } from "../cgroup/layout.ts";
 import { partitionCgroup } from "../cgroup/paths.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import type { Decision, Directive } from "../core/model.ts";
+import type { Decision, Directive, PartitionId } from "../core/model.ts";
 import { policyKnobsFrom } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
@@ -207,6 +207,11 @@ export interface Wired {
   /** The backends in use, by name ("cgroup", "cgroup (dry run)"), comma-separated. */
   backendName: string;
   stateNote: string | null;
+  /**
+   * Cpusets a killed run had placed, written back at start because placement is not in force
+   * now (one line each: restored, or why not — those stay in the state file for the next start).
+   */
+  cpusetNotes: string[];
   /** Placement as configured, whether it is in force here, and why. */
   placement: PlacementDecision;
 }
@@ -339,11 +344,47 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     return w;
   });
   const loaded = cfg.stateFile ? loadState(cfg.stateFile) : null;
+  // A run killed while placing left its partitions' cpusets narrowed, and the state file says
+  // what they held before: without placement in force now, nothing else would ever write them
+  // back (an orderly stop restores only what placement opened), so they are restored here.
+  const cpusetNotes: string[] = [];
+  let foundCpusets = loaded?.state?.foundCpusets;
+  if (foundCpusets && !placing) {
+    const left: Record<PartitionId, string> = {};
+    for (const [id, found] of Object.entries(foundCpusets)) {
+      const p = cfg.partitions.find((x) => x.name === id);
+      const backend = p ? backendOf(p.actuator) : undefined;
+      if (!p || !backend?.openCpuset) {
+        left[id] = found;
+        cpusetNotes.push(
+          `${id}: a killed run placed it, its cpuset.cpus was found as "${found}": not restored (${p ? "its backend has no cpuset" : "no such partition in this config"}); kept in the state file`,
+        );
+        continue;
+      }
+      try {
+        const c = backend.openCpuset(actuatorTarget(p), found);
+        const r = c.restore();
+        c.close();
+        if (r.error) throw new Error(r.error.message);
+        cpusetNotes.push(
+          r.written.length > 0
+            ? `${id}: placement is not in force; its cpuset.cpus, narrowed by a killed run, is back to "${found}" as found`
+            : `${id}: its cpuset.cpus already holds "${found}" as found`,
+        );
+      } catch (err) {
+        left[id] = found;
+        cpusetNotes.push(
+          `${id}: a killed run placed it; its cpuset.cpus could not be restored to "${found}": ${(err as Error).message}; kept in the state file`,
+        );
+      }
+    }
+    foundCpusets = Object.keys(left).length > 0 ? left : undefined;
+  }
   const resume = loaded?.state
     ? {
         policyState: loaded.state.policyState,
         found: loaded.state.found,
-        ...(loaded.state.foundCpusets ? { foundCpusets: loaded.state.foundCpusets } : {}),
+        ...(foundCpusets ? { foundCpusets } : {}),
       }
     : undefined;
   const hostCpu =
@@ -390,6 +431,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     capacityCpuMillis: capacity,
     backendName: [...backends.values()].map((b) => b.name).join(", "),
     stateNote: loaded?.note ?? null,
+    cpusetNotes,
     placement,
   };
 }

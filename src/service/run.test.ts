@@ -10,7 +10,7 @@ import path from "node:path";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { isWeirError } from "../core/errors.ts";
-import { parseConfig } from "../manager/config.ts";
+import { type Config, parseConfig } from "../manager/config.ts";
 import { encodeReport, parseKeyHex } from "../transport/codec.ts";
 import { DatagramAgentChannel } from "../transport/datagram.ts";
 import { rewrittenPartitions, startManager } from "./run.ts";
@@ -168,82 +168,138 @@ describe("startManager logs every change made through the HTTP API", () => {
   });
 });
 
+/**
+ * A cgroup v2 tree under a temporary directory as a run killed while placing left it: p1 placed
+ * on CPU 0, the state file saying its cpuset.cpus was found empty (the parent's CPUs), and a
+ * config on it with `placement.mode` as given. Removed after `body`.
+ */
+async function afterKilledPlacement(
+  mode: "spread" | "off",
+  body: (t: {
+    root: string;
+    cfg: Config;
+    stateFile: string;
+    cpusetOfP1: () => string;
+  }) => Promise<void>,
+): Promise<void> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-rv-ops-restart-"));
+  try {
+    const write = (rel: string, text: string) => {
+      fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+      fs.writeFileSync(path.join(root, rel), text);
+    };
+    write("sys/devices/system/cpu/online", "0-3\n");
+    write("cg/cgroup.controllers", "cpuset cpu\n");
+    write("cg/weir/cpuset.cpus.effective", "0-3\n");
+    for (const p of ["p1", "hog"]) {
+      write(`cg/weir/${p}/cgroup.controllers`, "cpuset cpu\n");
+      write(`cg/weir/${p}/cpu.weight`, "100\n");
+      write(`cg/weir/${p}/cpu.max`, "max 100000\n");
+      write(`cg/weir/${p}/cpu.idle`, "0\n");
+      write(
+        `cg/weir/${p}/cpu.stat`,
+        "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
+      );
+      write(`cg/weir/${p}/cgroup.threads`, "");
+      write(`cg/weir/${p}/cpuset.cpus`, "\n");
+      write(`cg/weir/${p}/cpuset.cpus.effective`, "0-3\n");
+    }
+    write("cg/weir/p1/cpuset.cpus", "0\n");
+    write("cg/weir/p1/cpuset.cpus.effective", "0\n");
+    const stateFile = path.join(root, "state.json");
+    write(
+      "state.json",
+      JSON.stringify({
+        version: 1,
+        savedAtMs: Date.now(),
+        policyState: { partitions: {} },
+        found: {},
+        foundCpusets: { p1: "" },
+      }),
+    );
+    const cfg = parseConfig(
+      {
+        capacity: { cpus: 4 },
+        roots: {
+          cgroupfs: path.join(root, "cg"),
+          sysfs: path.join(root, "sys"),
+          procfs: path.join(root, "proc"),
+        },
+        stateFile,
+        placement: { mode },
+        partitions: [
+          { name: "p1", cgroup: "weir/p1", interfaces: ["rv-ops0"] },
+          { name: "hog", cgroup: "weir/hog", kind: "batch" },
+        ],
+      },
+      "test.yaml",
+    );
+    const cpusetOfP1 = () => fs.readFileSync(path.join(root, "cg/weir/p1/cpuset.cpus"), "utf8");
+    await body({ root, cfg, stateFile, cpusetOfP1 });
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** startManager on `cfg` for one cycle, then stopped; its log lines. */
+async function oneCycle(cfg: Config): Promise<Array<{ level: number; msg: string }>> {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  const ac = new AbortController();
+  const running = await startManager({
+    cfg,
+    logger,
+    signal: ac.signal,
+    api: false,
+    onRecord: () => ac.abort(),
+  });
+  await running.done;
+  return lines;
+}
+
 describe("startManager restarted after a kill with placement in force", () => {
   it("does not warn that a placed partition's cpuset is narrow when the narrowing is weir's own", async () => {
     // Before: "p1: runs on CPUs 0 (...) but may be entitled up to the capacity 4000m ... widen
     // its cpuset" at every restart after a SIGKILL: the start-up check read the cpuset as the
     // killed run's placement left it, not as the state file says it was found.
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-rv-ops-restart-"));
-    try {
-      const write = (rel: string, text: string) => {
-        fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
-        fs.writeFileSync(path.join(root, rel), text);
-      };
-      write("sys/devices/system/cpu/online", "0-3\n");
-      write("cg/cgroup.controllers", "cpuset cpu\n");
-      write("cg/weir/cpuset.cpus.effective", "0-3\n");
-      for (const p of ["p1", "hog"]) {
-        write(`cg/weir/${p}/cgroup.controllers`, "cpuset cpu\n");
-        write(`cg/weir/${p}/cpu.weight`, "100\n");
-        write(`cg/weir/${p}/cpu.max`, "max 100000\n");
-        write(`cg/weir/${p}/cpu.idle`, "0\n");
-        write(
-          `cg/weir/${p}/cpu.stat`,
-          "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
-        );
-        write(`cg/weir/${p}/cgroup.threads`, "");
-        write(`cg/weir/${p}/cpuset.cpus`, "\n");
-        write(`cg/weir/${p}/cpuset.cpus.effective`, "0-3\n");
-      }
-      // the killed run placed p1 on CPU 0; its state file says p1's cpuset.cpus was found empty
-      write("cg/weir/p1/cpuset.cpus", "0\n");
-      write("cg/weir/p1/cpuset.cpus.effective", "0\n");
-      const stateFile = path.join(root, "state.json");
-      write(
-        "state.json",
-        JSON.stringify({
-          version: 1,
-          savedAtMs: Date.now(),
-          policyState: { partitions: {} },
-          found: {},
-          foundCpusets: { p1: "" },
-        }),
-      );
-      const cfg = parseConfig(
-        {
-          capacity: { cpus: 4 },
-          roots: {
-            cgroupfs: path.join(root, "cg"),
-            sysfs: path.join(root, "sys"),
-            procfs: path.join(root, "proc"),
-          },
-          stateFile,
-          placement: { mode: "spread" },
-          partitions: [
-            { name: "p1", cgroup: "weir/p1", interfaces: ["rv-ops0"] },
-            { name: "hog", cgroup: "weir/hog", kind: "batch" },
-          ],
-        },
-        "test.yaml",
-      );
-      const lines: Array<{ level: number; msg: string }> = [];
-      const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
-      const ac = new AbortController();
-      const running = await startManager({
-        cfg,
-        logger,
-        signal: ac.signal,
-        api: false,
-        onRecord: () => ac.abort(),
-      });
-      await running.done;
+    await afterKilledPlacement("spread", async ({ cfg, cpusetOfP1 }) => {
+      const lines = await oneCycle(cfg);
       expect(lines.some((l) => /^placement: p1 on CPU/.test(l.msg))).toBe(true);
       expect(lines.filter((l) => /runs on CPU/.test(l.msg)).map((l) => l.msg)).toEqual([]);
       // and the orderly stop restored what the state file says was found
-      expect(fs.readFileSync(path.join(root, "cg/weir/p1/cpuset.cpus"), "utf8")).toBe("\n");
-    } finally {
-      fs.rmSync(root, { recursive: true, force: true });
-    }
+      expect(cpusetOfP1()).toBe("\n");
+    });
+  });
+});
+
+describe("startManager restarted after a kill with placement no longer in force", () => {
+  it("writes back the cpusets the killed run placed, and the state file forgets them", async () => {
+    // Before: nothing wrote p1's cpuset back (only placement, now off, opens cpusets), even with
+    // onShutdown: restore, and the first save dropped foundCpusets: the found value was lost.
+    await afterKilledPlacement("off", async ({ cfg, stateFile, cpusetOfP1 }) => {
+      const lines = await oneCycle(cfg);
+      expect(cpusetOfP1()).toBe("\n");
+      expect(lines.map((l) => l.msg)).toContain(
+        'p1: placement is not in force; its cpuset.cpus, narrowed by a killed run, is back to "" as found',
+      );
+      const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as { foundCpusets?: unknown };
+      expect(saved.foundCpusets).toBeUndefined();
+    });
+  });
+
+  it("keeps in the state file a found cpuset it cannot write back", async () => {
+    await afterKilledPlacement("off", async ({ cfg, stateFile }) => {
+      // a partition of the killed run's config that this config no longer has
+      const state = JSON.parse(fs.readFileSync(stateFile, "utf8")) as Record<string, unknown>;
+      fs.writeFileSync(
+        stateFile,
+        JSON.stringify({ ...state, foundCpusets: { p1: "", gone: "1-2" } }),
+      );
+      const lines = await oneCycle(cfg);
+      expect(lines.some((l) => l.level === 40 && /^gone: .*not restored/.test(l.msg))).toBe(true);
+      const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as { foundCpusets?: unknown };
+      expect(saved.foundCpusets).toEqual({ gone: "1-2" });
+    });
   });
 });
 

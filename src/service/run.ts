@@ -145,6 +145,8 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
     `weir managing ${cfg.partitions.length} partition(s), capacity ${wired.capacityCpuMillis}m, every ${cfg.intervalMs} ms, backend ${wired.backendName}${o.dryRun ? " (dry run: nothing is written)" : ""}`,
   );
   if (wired.stateNote) logger.info(wired.stateNote);
+  for (const note of wired.cpusetNotes)
+    (/not restored|could not/.test(note) ? logger.warn : logger.info).call(logger, note);
   if (wired.placement.why && wired.placement.mode !== "spread") logger.info(wired.placement.why);
   // Capacity the partitions' CPUs cannot give (capacity.cpus above the online CPUs, a cpuset
   // smaller than capacity): a warning per partition; reading the cpusets never throws. With
