@@ -577,6 +577,19 @@ describe("GET /api/events?since", () => {
     await reader.cancel();
   });
 
+  it("replays all of this run's records to a client whose Last-Event-ID is an earlier run's", async () => {
+    // weir restarted: its cycles count from 1 again, and a dashboard open across the restart
+    // reconnects with the old run's last id (8,000). Before, it got none of cycles 1..5.
+    const { app } = setup({ records: 5 });
+    const res = await app.request("/api/events?since=7990", {
+      headers: { "Last-Event-ID": "8000" },
+    });
+    const reader = res.body!.getReader();
+    const events = await readEvents(reader, 5);
+    expect(events.map((e) => e.id)).toEqual(["1", "2", "3", "4", "5"]);
+    await reader.cancel();
+  });
+
   it("falls back to ?since when Last-Event-ID is not a cycle number", async () => {
     const { app } = setup({ records: 5 });
     const res = await app.request("/api/events?since=3", { headers: { "Last-Event-ID": "x" } });

@@ -82,8 +82,13 @@ export function eventsHandler(
             });
         };
         if (Number.isFinite(resumeAfter)) {
-          // within the same budget as /api/cycles
-          const records = view.recentRecords().filter((r) => r.cycle > resumeAfter);
+          // within the same budget as /api/cycles. A cycle this run has not reached is an
+          // earlier run's (cycles count from 1 in each run: a page open across a restart
+          // reconnects with the old run's last id): all of this run's records, not none of them.
+          const all = view.recentRecords();
+          const newest = all.length > 0 ? all[all.length - 1]!.cycle : 0;
+          const after = resumeAfter > newest ? 0 : resumeAfter;
+          const records = all.filter((r) => r.cycle > after);
           const n = cyclesToReturn(records, records.length);
           for (let i = records.length - n; i < records.length; i++) send(records[i]!, true);
         }
