@@ -122,7 +122,7 @@ describe("checkPartitionCpus after a restart with placement in force", () => {
    * cpuset.cpus was found empty (its parent's CPUs) and holds weir's placement, CPU 0.
    */
   function killedRun() {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-rv-ops-cpus-"));
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-cpus-check-"));
     dirs.push(root);
     const write = (rel: string, text: string) => {
       fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });

@@ -138,7 +138,7 @@ describe("redactedConfig (GET /api/config): the config in force", () => {
     const recorder = new RecordingBackend();
     const cfg = parseConfig({
       capacity: { cpus: 2 },
-      api: { token: "rv-ops-0123456789abcdef" },
+      api: { token: "test-token-0123456789abcdef" },
       partitions: [
         { name: "a", cgroup: "weir/a", interfaces: ["veth-a"], min: "200m", weight: 300 },
         { name: "b", cgroup: "weir/b", interfaces: ["veth-b"], max: 1.5 },

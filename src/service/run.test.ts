@@ -123,7 +123,7 @@ describe("startManager logs every change made through the HTTP API", () => {
   it("one info line per accepted pause, resume and PATCH, none for a refused one", async () => {
     // before: POST /api/pause, /api/resume and PATCH /api/partitions/:id changed weir and left
     // no line in its log
-    const token = "rv-ops-0123456789abcdef";
+    const token = "test-token-0123456789abcdef";
     const cfg = parseConfig(
       {
         capacity: { cpus: 1 },
@@ -182,7 +182,7 @@ async function afterKilledPlacement(
     cpusetOfP1: () => string;
   }) => Promise<void>,
 ): Promise<void> {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-rv-ops-restart-"));
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-killed-placement-"));
   try {
     const write = (rel: string, text: string) => {
       fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
@@ -228,7 +228,7 @@ async function afterKilledPlacement(
         stateFile,
         placement: { mode },
         partitions: [
-          { name: "p1", cgroup: "weir/p1", interfaces: ["rv-ops0"] },
+          { name: "p1", cgroup: "weir/p1", interfaces: ["veth-p1"] },
           { name: "hog", cgroup: "weir/hog", kind: "batch" },
         ],
       },
