@@ -1,6 +1,6 @@
 // `weir` command line. Each command lives in src/cli/commands/<name>.ts and exports
 // `register(program)`. Errors with a WeirError code print as one line, no stack, exit 2.
-import { Command } from "commander";
+import { Command, CommanderError } from "commander";
 import { isWeirError } from "../core/errors.ts";
 import { commands } from "./commands/index.ts";
 
@@ -28,7 +28,10 @@ program
     ].join("\n"),
   )
   .version("0.1.0")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // commander's own usage errors (an unknown option, a missing -c) exit 2 like a bad option's
+  // value, not commander's 1: the subcommands inherit this (they are added after it)
+  .exitOverride();
 
 for (const register of commands) register(program);
 
@@ -39,5 +42,7 @@ try {
     process.stderr.write(`weir: ${err.code}: ${err.message}\n`);
     process.exit(2);
   }
+  // commander has printed its message (and the help); --help and --version end with 0
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
   throw err;
 }
