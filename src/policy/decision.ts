@@ -25,13 +25,7 @@ import {
   yieldingDemand,
 } from "./rules.ts";
 import { FLAG_RISING } from "./state.ts";
-import {
-  divisorsFor,
-  limitAt,
-  type PartitionTable,
-  type ThroughputColumns,
-  throughputAt,
-} from "./table.ts";
+import { divisorsFor, type PartitionTable, type ThroughputColumns, throughputAt } from "./table.ts";
 import type { DecisionTable, PolicyKnobs } from "./types.ts";
 import { explain } from "./why.ts";
 
@@ -315,7 +309,7 @@ export class WeirDecision implements Decision {
       weight: r.weights[i]!,
       weightFloor: floored ? r.weightFloorAt![importance]! : null,
       minCpuMillis: min,
-      maxCpuMillis: limitAt(t, i),
+      maxCpuMillis: t.limitCpuMillis[i]!,
       held: t.held[i] === 1,
       effectiveMinCpuMillis: r.effectiveMin[i]!,
       targetCpuMillis: target,

@@ -11,7 +11,7 @@ import {
   WEIGHT_MIN,
   weightForAllocation,
 } from "./rules.ts";
-import { limitAt, type PartitionTable } from "./table.ts";
+import type { PartitionTable } from "./table.ts";
 import type { DirectiveTable, PolicyKnobs } from "./types.ts";
 
 /** Whole CPUs to run on: ceil of what it may use (its cap, else its max), at least 1. 1,001m → 2. */
@@ -369,7 +369,7 @@ export class StepDirectives implements DirectiveTable {
         this.weight[i]!,
         this.capCode[i]!,
         t.batch[i] === 1,
-        limitAt(t, i),
+        t.limitCpuMillis[i]!,
         this.capacityCpuMillis,
         this.burstFraction,
         this.donorCapPeriodUs,

@@ -21,8 +21,13 @@ export interface PartitionTable {
   readonly ids: readonly PartitionId[];
   /** Guarantee and limit in whole millicores (rules.ts minOf, maxOf). */
   readonly minCpuMillis: Float64Array;
-  /** The entitlement's limit: the configured max, the min for a `held` partition (limitAt). */
+  /** The entitlement's limit: the configured max, the min for a `held` partition. */
   readonly maxCpuMillis: Float64Array;
+  /**
+   * The configured max (rules.ts maxOf), what a cap and a CPU count are made from: maxCpuMillis,
+   * except on a `held` row, whose maxCpuMillis is its guarantee.
+   */
+  readonly limitCpuMillis: Float64Array;
   readonly weight: Float64Array;
   /** 1..5 (rules.ts importanceOf). */
   readonly importance: Uint8Array;
@@ -50,7 +55,7 @@ export const divisorsFor = (
 /** The columns of `specs` (O(N); build it when the spec list changes, not every cycle). */
 export function partitionTable(specs: readonly PartitionSpec[]): PartitionTable {
   const n = specs.length;
-  const f = new Float64Array(n * 4);
+  const f = new Float64Array(n * 5);
   const u = new Uint8Array(n * 4);
   const t: PartitionTable = {
     size: n,
@@ -60,6 +65,7 @@ export function partitionTable(specs: readonly PartitionSpec[]): PartitionTable 
     maxCpuMillis: f.subarray(n, 2 * n),
     weight: f.subarray(2 * n, 3 * n),
     goalPacketsPerSec: f.subarray(3 * n, 4 * n),
+    limitCpuMillis: f.subarray(4 * n, 5 * n),
     importance: u.subarray(0, n),
     batch: u.subarray(n, 2 * n),
     capped: u.subarray(2 * n, 3 * n),
@@ -74,7 +80,8 @@ export function partitionTable(specs: readonly PartitionSpec[]): PartitionTable 
   for (let i = 0; i < n; i++) {
     const s = specs[i]!;
     t.minCpuMillis[i] = minOf(s);
-    t.maxCpuMillis[i] = s.held ? minOf(s) : maxOf(s);
+    t.limitCpuMillis[i] = maxOf(s);
+    t.maxCpuMillis[i] = s.held ? minOf(s) : t.limitCpuMillis[i]!;
     t.weight[i] = s.weight;
     t.importance[i] = importanceOf(s);
     t.batch[i] = s.kind === "batch" ? 1 : 0;
@@ -84,13 +91,6 @@ export function partitionTable(specs: readonly PartitionSpec[]): PartitionTable 
   }
   return t;
 }
-
-/**
- * Row `i`'s configured max (rules.ts maxOf), what its cap and CPU count are made from: the
- * maxCpuMillis column, except on a `held` row, whose column is its guarantee.
- */
-export const limitAt = (t: PartitionTable, i: number): number =>
-  t.held[i] === 1 ? maxOf(t.specs[i]!) : t.maxCpuMillis[i]!;
 
 /** The partition has a goal (rules.ts hasGoal on the column). */
 export const hasGoalAt = (t: PartitionTable, i: number): boolean => t.goalPacketsPerSec[i]! > 0;

@@ -65,7 +65,6 @@ import {
 import { FLAG_MISSED_GOAL, FLAG_RISING, type Previous, packedState, previousOf } from "./state.ts";
 import {
   divisorsFor,
-  limitAt,
   type PartitionTable,
   partitionTable,
   type ThroughputColumns,
@@ -908,12 +907,12 @@ function expressAll(
   const { t, capacity, final, weights, capCode, bits } = s;
   const { marks, overGoal, dcCapped } = s;
   const prevWeight = s.prev.weight;
-  const hi = t.maxCpuMillis;
   const divisors = divisorsFor(t, s.ratio);
   const importance = t.importance;
   const batch = t.batch;
   const capped = t.capped;
-  const held = t.held;
+  // a held row's max column is its guarantee; its cap is what was configured
+  const limit = t.limitCpuMillis;
   const goals = t.goalPacketsPerSec;
   const n = t.size;
   // the light-partition floors by importance (all 0 with the floor off: no row gets one)
@@ -964,15 +963,7 @@ function expressAll(
     capCode[i] =
       dcCapped[i] === 1
         ? goalDonor
-        : capCodeFor(
-            cpu,
-            // a held row's max column is its guarantee; its cap is what was configured
-            held[i] === 1 ? limitAt(t, i) : hi[i]!,
-            capacity,
-            capped[i] === 1,
-            isBatch,
-            suppressBatch,
-          );
+        : capCodeFor(cpu, limit[i]!, capacity, capped[i] === 1, isBatch, suppressBatch);
     // the source, had-previous and yields bits are assessDemand's: the marks and the receiver on top
     bits[i] = rowBits | packBits(0, marks[i]!, isReceiver, false, false);
   }
