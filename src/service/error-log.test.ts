@@ -13,7 +13,7 @@ describe("PartitionErrorLog", () => {
     // a different code, or status, for the same partition is worth a warning again
     expect(log.report("p2", "gone", "WEIR_TARGET_GONE")).toBe(true);
     expect(log.report("p2", "gone", "WEIR_TARGET_GONE")).toBe(false);
-    expect([...log.partitions()]).toEqual(["p2", "p3"]);
+    expect(log.size).toBe(2);
     // not ok yet: the run goes on
     expect(log.observe("p2", "error")).toBeNull();
     // ok again: the run ends with its repeats, and the next error is warned about again

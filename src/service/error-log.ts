@@ -38,9 +38,4 @@ export class PartitionErrorLog {
     this.streaks.delete(partition);
     return s.repeats;
   }
-
-  /** The partitions with an open streak. */
-  partitions(): IterableIterator<string> {
-    return this.streaks.keys();
-  }
 }

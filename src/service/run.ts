@@ -192,14 +192,17 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
   metrics.attach(manager);
   manager.subscribe((r) => {
     // a partition ok again after a run of errors: said once, with how many cycles repeated it
+    // One pass over the record's partitions, not a search per open streak: with 10,000
+    // partitions all failing (the cgroup root gone, the fd limit) a search each was 10^8 steps.
     if (errorLog.size > 0) {
       const c = r.columns;
-      const statusOf = (id: string) =>
-        c !== undefined
-          ? c.status[c.ids.indexOf(id)]
-          : r.partitions.find((p) => p.id === id)?.status;
-      for (const id of [...errorLog.partitions()]) {
-        const repeats = errorLog.observe(id, statusOf(id) ?? "");
+      const n = c !== undefined ? c.ids.length : r.partitions.length;
+      for (let k = 0; k < n && errorLog.size > 0; k++) {
+        const id = c !== undefined ? c.ids[k]! : r.partitions[k]!.id;
+        const repeats = errorLog.observe(
+          id,
+          c !== undefined ? c.status[k]! : r.partitions[k]!.status,
+        );
         if (repeats !== null)
           logger.info(
             { partition: id, repeats },
