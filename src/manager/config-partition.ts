@@ -10,11 +10,19 @@ import { feedOf, packetsEntries, parsePacketSources, sensorSpecBase } from "./co
 
 const direction = z.enum(["rx", "tx"]);
 
+/** A name Linux can give an interface (dev_valid_name): below IFNAMSIZ, no '/', ':' or space. */
+const interfaceName = z
+  .string()
+  .regex(
+    /^(?!\.{1,2}$)[^/:\s]{1,15}$/,
+    "must be a Linux interface name: 1-15 characters, no '/', ':' or space, not '.' or '..' (rule: interface-name)",
+  );
+
 const interfaceSchema = z.union([
-  z.string().min(1).describe("host-side interface (e.g. a veth): offered = tx, served = rx"),
+  interfaceName.describe("host-side interface (e.g. a veth): offered = tx, served = rx"),
   z
     .object({
-      name: z.string().min(1).max(15),
+      name: interfaceName,
       offered: direction.default("tx").describe("direction that carries arriving requests"),
       served: direction.default("rx").describe("direction that carries replies"),
     })

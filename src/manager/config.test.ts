@@ -250,6 +250,22 @@ describe("config", () => {
     expect(() => checkManagedCpus(auto, 5)).not.toThrow();
   });
 
+  it("takes interface names Linux can give, in both forms (a plain string had no length limit)", () => {
+    const withIfc = (interfaces: unknown[]) =>
+      parseConfig({ partitions: [{ ...minimal.partitions[0]!, interfaces }] });
+    const rule =
+      "must be a Linux interface name: 1-15 characters, no '/', ':' or space, not '.' or '..' (rule: interface-name)";
+    expect(errorOf(() => withIfc(["averyveryverylongname0"]))).toBe(
+      `config is invalid:\n  partitions[0].interfaces[0]: ${rule}: got "averyveryverylongname0"`,
+    );
+    expect(errorOf(() => withIfc([{ name: "x/y" }]))).toBe(
+      `config is invalid:\n  partitions[0].interfaces[0].name: ${rule}: got "x/y"`,
+    );
+    for (const bad of ["..", "a b", "eth0:1", ""])
+      expect(errorOf(() => withIfc([bad]))).toContain(rule);
+    withIfc(["veth-web.0_15ch", { name: "lo" }]);
+  });
+
   it("a partition name starts with a letter or digit, and the message says so", () => {
     expect(
       errorOf(() => parseConfig({ partitions: [{ ...minimal.partitions[0]!, name: "_web" }] })),
