@@ -211,7 +211,7 @@ export interface Wired {
    * Cpusets a killed run had placed, written back at start because placement is not in force
    * now (one line each: restored, or why not — those stay in the state file for the next start).
    */
-  cpusetNotes: string[];
+  cpusetNotes: Array<{ restored: boolean; message: string }>;
   /** Placement as configured, whether it is in force here, and why. */
   placement: PlacementDecision;
 }
@@ -347,7 +347,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
   // A run killed while placing left its partitions' cpusets narrowed, and the state file says
   // what they held before: without placement in force now, nothing else would ever write them
   // back (an orderly stop restores only what placement opened), so they are restored here.
-  const cpusetNotes: string[] = [];
+  const cpusetNotes: Array<{ restored: boolean; message: string }> = [];
   let foundCpusets = loaded?.state?.foundCpusets;
   if (foundCpusets && !placing) {
     const left: Record<PartitionId, string> = {};
@@ -356,9 +356,10 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
       const backend = p ? backendOf(p.actuator) : undefined;
       if (!p || !backend?.openCpuset) {
         left[id] = found;
-        cpusetNotes.push(
-          `${id}: a killed run placed it, its cpuset.cpus was found as "${found}": not restored (${p ? "its backend has no cpuset" : "no such partition in this config"}); kept in the state file`,
-        );
+        cpusetNotes.push({
+          restored: false,
+          message: `${id}: a killed run placed it, its cpuset.cpus was found as "${found}": not restored (${p ? "its backend has no cpuset" : "no such partition in this config"}); kept in the state file`,
+        });
         continue;
       }
       try {
@@ -366,16 +367,19 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
         const r = c.restore();
         c.close();
         if (r.error) throw new Error(r.error.message);
-        cpusetNotes.push(
-          r.written.length > 0
-            ? `${id}: placement is not in force; its cpuset.cpus, narrowed by a killed run, is back to "${found}" as found`
-            : `${id}: its cpuset.cpus already holds "${found}" as found`,
-        );
+        cpusetNotes.push({
+          restored: true,
+          message:
+            r.written.length > 0
+              ? `${id}: placement is not in force; its cpuset.cpus, narrowed by a killed run, is back to "${found}" as found`
+              : `${id}: its cpuset.cpus already holds "${found}" as found`,
+        });
       } catch (err) {
         left[id] = found;
-        cpusetNotes.push(
-          `${id}: a killed run placed it; its cpuset.cpus could not be restored to "${found}": ${(err as Error).message}; kept in the state file`,
-        );
+        cpusetNotes.push({
+          restored: false,
+          message: `${id}: a killed run placed it; its cpuset.cpus could not be restored to "${found}": ${(err as Error).message}; kept in the state file`,
+        });
       }
     }
     foundCpusets = Object.keys(left).length > 0 ? left : undefined;

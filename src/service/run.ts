@@ -146,7 +146,8 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
   );
   if (wired.stateNote) logger.info(wired.stateNote);
   for (const note of wired.cpusetNotes)
-    (/not restored|could not/.test(note) ? logger.warn : logger.info).call(logger, note);
+    if (note.restored) logger.info(note.message);
+    else logger.warn(note.message);
   if (wired.placement.why && wired.placement.mode !== "spread") logger.info(wired.placement.why);
   // Capacity the partitions' CPUs cannot give (capacity.cpus above the online CPUs, a cpuset
   // smaller than capacity): a warning per partition; reading the cpusets never throws. With

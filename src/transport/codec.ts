@@ -408,6 +408,9 @@ export function decayedGapMs(gapMs: number, elapsedMs: number): number {
  * receiver's clock stepped back) counts as 0.
  */
 export function recentGapMs(lastGapMs: number, gapMs: number, continuesSequence: boolean): number {
+  // a gap at least as long replaces it (the decayed one is shorter still): no power of two on
+  // the verifier's path for a sender at its usual pace
+  if (continuesSequence && gapMs >= lastGapMs) return gapMs;
   const decayed = decayedGapMs(lastGapMs, gapMs);
   return continuesSequence ? Math.max(Math.max(0, gapMs), decayed) : decayed;
 }
