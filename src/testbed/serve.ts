@@ -1,5 +1,6 @@
-// Running the packet server as a process: argument parsing and signal handling, shared by
-// `weir testbed serve` and serve-entry.ts (the light entry the testbed spawns). With
+// Running the packet server as a process: `runPacketServer` (what `weir testbed serve` runs),
+// and the argument parsing and signal handling of serve-entry.ts (the light entry the testbed
+// spawns; `weir testbed serve` has its own options, without `--workers`). With serve-entry's
 // `--workers N` (N > 1) the process forks N copies of itself (node:cluster) that share its
 // sockets: each worker reads from the same UDP socket when it is free to serve, so the server
 // uses up to N CPUs and the kernel's socket buffer stays the only queue (a request that finds
