@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { PolicyState } from "../types.ts";
 import { input, spec, tp } from "./test-helpers.ts";
+import type { VpaState } from "./vpa-style.ts";
 import {
   bucketOf,
   bucketStart,
@@ -123,5 +124,49 @@ describe("VPA-style policy", () => {
     // (1 + 1.44 / (k − 1))^−2 > 1,000 / (p50 × 1.15), within the first few loops.
     expect(state.partitions.a!.cpuMillis).toBeGreaterThan(1500);
     expect(state.partitions.a!.cpuMillis).toBeLessThanOrEqual(1800);
+  });
+  it("weighs every CPU sample the same (VPA ≥ 1.4.0); sampleWeightByRequest weighs it by the request, as before", () => {
+    // a at 1.9 cores on a 1,000m request: loops at 60 … 360 s, resized to 2,000m at 240 s (test above).
+    const totalWeight = (p: ReturnType<typeof vpaStylePolicy>) => {
+      let state: PolicyState = p.initialState();
+      for (let t = 0; t <= 6 * 60_000; t += 100)
+        state = p.step(input(t, two, [tp("a", 1.9), tp("b", 0.1)], 2000), state).state;
+      expect(state.partitions.a!.cpuMillis).toBe(2000);
+      return (state as VpaState).vpa.byPartition.a!.histogram.reduce((x, w) => x + w, 0);
+    };
+    // Six samples of minSampleWeight 0.1 (× 2^(age / 24 h) ≈ 1 over 6 minutes).
+    expect(totalWeight(vpaStylePolicy())).toBeCloseTo(6 * 0.1, 2);
+    // Before 1.4.0: the four samples up to 240 s weigh the 1,000m request, the two after it 2,000m.
+    expect(totalWeight(vpaStylePolicy({ sampleWeightByRequest: true }))).toBeCloseTo(
+      4 * 1 + 2 * 2,
+      1,
+    );
+  });
+
+  it("resizes a pod past PodLifetimeUpdateThreshold when the target is 10 % or more from its request", () => {
+    expect(vpaDefaults.podLifetimeUpdateThresholdMs).toBe(12 * 3600_000);
+    expect(vpaDefaults.minChangePriority).toBe(0.1);
+    expect(vpaStyleFastOptions.podLifetimeUpdateThresholdMs).toBe(12 * 60_000);
+    // Usage 0.2 cores for 3 s, 0.9 for 2 s, over and over: p50 in 0.2's bucket (end 215.8m), p90
+    // and p95 in 0.9's (bucket 34, end start(35) = 903.2m), so target 903.2 × 1.15 = 1,039m,
+    // lower bound ≤ 215.8 × 1.15 = 248m, upper bound ≥ the target: the initial 800m request stays
+    // within the bounds, 30 % below the target. Only the 12-hour rule (12 minutes at 60×) moves it.
+    const one = [spec("a")];
+    const usage = (t: number) => (Math.floor((t - 1) / 1000) % 5 < 3 ? 0.2 : 0.9);
+    const run = (p: ReturnType<typeof vpaStylePolicy>) => {
+      let state: PolicyState = p.initialState();
+      const changes: [number, number][] = [];
+      for (let t = 0; t <= 725_000; t += 100) {
+        const out = p.step(input(t, one, [tp("a", usage(t))], 800), state);
+        state = out.state;
+        const d = out.decisions[0]!;
+        if (d.previousCpuMillis !== d.cpuMillis) changes.push([t, d.cpuMillis]);
+      }
+      return changes;
+    };
+    expect(run(vpaStylePolicy(vpaStyleFastOptions))).toEqual([[720_000, 1039]]);
+    expect(
+      run(vpaStylePolicy({ ...vpaStyleFastOptions, podLifetimeUpdateThresholdMs: Infinity })),
+    ).toEqual([]);
   });
 });

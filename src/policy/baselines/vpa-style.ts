@@ -5,9 +5,11 @@
 //
 // - Samples: once per recommender loop (1 min) each partition's CPU usage, as metrics-server
 //   reports it (a rate over its last window, 15 s here), goes into a decaying histogram
-//   (exponential buckets from 10 millicores, ratio 1.05). A sample's weight is the partition's
-//   CPU request in cores (at least 0.1: VPA's load-adjusted weight) × 2^(age / half-life 24 h),
-//   so newer samples count more.
+//   (exponential buckets from 10 millicores, ratio 1.05). A sample's weight is VPA's
+//   minSampleWeight (0.1) × 2^(age / half-life 24 h), so newer samples count more: since VPA
+//   1.4.0 (kubernetes/autoscaler ca812b36a3, 2025-02) every CPU sample has that same weight.
+//   Before it a sample weighed the container's CPU request in cores (at least 0.1), so a raised
+//   request made the older history count less; `sampleWeightByRequest` keeps that older rule.
 // - Recommendation (estimator.go): target = p90 × 1.15; lower bound = p50 × 1.15 ×
 //   (1 + 0.001 / confidence)^−2; upper bound = p95 × 1.15 × (1 + 1 / confidence); each at least
 //   25 millicores. confidence = min(days between the first and the last sample, samples ÷ 1,440)
@@ -15,16 +17,18 @@
 //   so the updater is slow to act: that is VPA's design ("less eager to evict pods with short
 //   history").
 // - Updater (every minute): a partition whose request is outside [lower, upper] is resized in
-//   place to the target (InPlaceOrRecreate). Before its first update a partition has its initial
-//   request: an equal share of capacity.
+//   place to the target (InPlaceOrRecreate); so is one that has lived at least 12 h
+//   (PodLifetimeUpdateThreshold) when the target differs from its request by 10 % of the request
+//   or more (MinChangePriority; update_priority_calculator.go). Before its first update a
+//   partition has its initial request: an equal share of capacity.
 //
 // Directives: the request is the entitlement, expressed as cpu.shares in proportion (the
 // kubelet's request → shares). VPA scales a limit only where the pod had one, keeping the
 // limit:request ratio; `limitToRequestRatio` null (the default) is a pod with requests only —
 // uncapped, work-conserving — and 1 a Guaranteed pod (cap = request, reason "capped").
 //
-// `timeScale` compresses every VPA time constant (loop, metrics window, half-life, the "day" of
-// the confidence) by the same factor: `vpaStyleFastOptions` runs VPA 60× faster (a loop every
+// `vpaTimeScaled` compresses every VPA time constant (loop, metrics window, half-life, the "day"
+// of the confidence, the 12 h lifetime) by the same factor: `vpaStyleFastOptions` runs VPA 60× faster (a loop every
 // second), so short scenarios cannot be said to starve it.
 import type { PartitionId } from "../../core/model.ts";
 import { clamp } from "../../core/units.ts";
@@ -53,6 +57,15 @@ export interface VpaStyleOptions {
   bucketRatio: number;
   /** Limit ÷ request the pod was created with; null = no limit (requests only). */
   limitToRequestRatio: number | null;
+  /**
+   * Weigh a sample by the request (at least `minSampleWeightCores`), as VPA did before 1.4.0;
+   * false (the default): every sample weighs `minSampleWeightCores`, as VPA does since.
+   */
+  sampleWeightByRequest: boolean;
+  /** The updater's PodLifetimeUpdateThreshold (12 h): from this age a change of `minChangePriority` updates. */
+  podLifetimeUpdateThresholdMs: number;
+  /** The updater's MinChangePriority: |target − request| ÷ request that updates a pod past that age. */
+  minChangePriority: number;
 }
 
 export const vpaDefaults: VpaStyleOptions = {
@@ -69,6 +82,9 @@ export const vpaDefaults: VpaStyleOptions = {
   firstBucketCpuMillis: 10,
   bucketRatio: 1.05,
   limitToRequestRatio: null,
+  sampleWeightByRequest: false,
+  podLifetimeUpdateThresholdMs: 12 * 3600_000,
+  minChangePriority: 0.1,
 };
 
 /** VPA's time constants divided by `factor` (the rest unchanged). */
@@ -81,6 +97,7 @@ export const vpaTimeScaled = (
   metricsWindowMs: o.metricsWindowMs / factor,
   halfLifeMs: o.halfLifeMs / factor,
   confidenceIntervalMs: o.confidenceIntervalMs / factor,
+  podLifetimeUpdateThresholdMs: o.podLifetimeUpdateThresholdMs / factor,
 });
 
 /** VPA 60× faster: a loop every second, a 1-day confidence reached in 24 minutes. */
@@ -91,6 +108,8 @@ interface VpaPartitionState {
   histogram: number[];
   /** The request now (the entitlement), millicores. */
   requestCpuMillis: number;
+  /** When the partition was first seen (the pod's start; an in-place resize keeps it). */
+  startMs: number;
   firstSampleMs: number | null;
   lastSampleMs: number | null;
   samples: number;
@@ -212,6 +231,7 @@ export function vpaStylePolicy(options: Partial<VpaStyleOptions> = {}, name = "v
           : {
               histogram: [],
               requestCpuMillis: clamp(initial, spec.minCpuMillis, spec.maxCpuMillis),
+              startMs: now,
               firstSampleMs: null,
               lastSampleMs: null,
               samples: 0,
@@ -230,7 +250,9 @@ export function vpaStylePolicy(options: Partial<VpaStyleOptions> = {}, name = "v
           if (s.windowMs > 0) {
             const usageMillis = (s.windowCoreMs / s.windowMs) * 1000;
             const weight =
-              Math.max(s.requestCpuMillis / 1000, o.minSampleWeightCores) *
+              (o.sampleWeightByRequest
+                ? Math.max(s.requestCpuMillis / 1000, o.minSampleWeightCores)
+                : o.minSampleWeightCores) *
               2 ** ((now - referenceMs) / o.halfLifeMs);
             const b = bucketOf(o, usageMillis);
             const h = [...s.histogram];
@@ -253,9 +275,17 @@ export function vpaStylePolicy(options: Partial<VpaStyleOptions> = {}, name = "v
               Math.round(lim(r.targetCpuMillis)),
             ];
             const bounds = `[${fmtMillis(lower)}, ${Number.isFinite(upper) ? fmtMillis(upper) : "∞"}] (confidence ${r.confidence.toFixed(4)})`;
+            const startMs = s.startMs;
+            const change = Math.abs(target - before) / Math.max(before, 1);
+            const longLived =
+              now - startMs >= o.podLifetimeUpdateThresholdMs && change >= o.minChangePriority;
+            const toTarget = `target p${o.targetPercentile * 100} × ${1 + o.safetyMarginFraction} = ${fmtMillis(target)}`;
             if (before < lower || before > upper) {
               s.requestCpuMillis = target;
-              why = `update: request ${fmtMillis(before)} outside ${bounds} -> target p${o.targetPercentile * 100} × ${1 + o.safetyMarginFraction} = ${fmtMillis(target)}`;
+              why = `update: request ${fmtMillis(before)} outside ${bounds} -> ${toTarget}`;
+            } else if (longLived) {
+              s.requestCpuMillis = target;
+              why = `update: request ${fmtMillis(before)} within ${bounds}, but ${Math.round(change * 100)} % from the target after ${Math.round((now - startMs) / 1000)} s -> ${toTarget}`;
             } else
               why = `update: request ${fmtMillis(before)} within ${bounds}, kept (target ${fmtMillis(target)})`;
           }
