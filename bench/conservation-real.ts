@@ -61,6 +61,7 @@ import {
   stats,
 } from "./harness.ts";
 import {
+  BASELINES_ON_THE_TESTBED_NOTE,
   COST_ROUNDS,
   epochNow,
   fmtStepDrift,
@@ -378,6 +379,7 @@ export const bench: Benchmark = {
         `Where the servers wait: in every run with a load, ${TRACE_MS / 1000} s of the measured window (from 1 s in) are traced with the kernel's sched_switch, sched_wakeup and sched_migrate_task events in a tracefs instance of this benchmark's own (bench/sched-trace.ts); for each interval a server thread was runnable but not running, the table "where the servers waited" adds up what the other CPU ran meanwhile (idle, only the hog, a server or the generator) and counts the queued servers the kernel moved to the other CPU. The two notes below give those figures from this run; docs/measured-facts.md (cgroups) has the A/B runs behind them (what was ruled out).`,
         "No-hog reference: in each repetition the same UDP and TCP loads run once under plain CFS with the hog's process SIGSTOPped by PID (SIGCONT after); every policy's p99 with the hog is divided by that run's p99 of the same partition. The ratio therefore counts both the hog's harm and any harm the policy's own caps do. The latency targets are read per partition: each partition's ratio, its median over the repetitions, the worst partition's median (bench/partition-ratio.ts). The worst partition of each repetition is shown too; the largest of three ratios of two 6 s runs' p99s reads above 1 with no hog at all, and each repetition measures by how much by running the no-hog reference a second time after the policies' runs (the \"reference against itself\" figures: the second run's p99s divided by the first's).",
         "Host idle is /proc/stat's idle + iowait over the measured window, for the whole host (this process, the generator and other engineers' work included). Hog CPU is its cgroup's cpuacct.usage over the same window. served = replies ÷ requests sent in the measured window (UDP: reply within 1 s; TCP: replies to the requests sent). Network partitions: importance 3, weight 100, no goal, max = capacity (overload: see above); the hog: batch, importance 5.",
+        BASELINES_ON_THE_TESTBED_NOTE,
         `Load average (1, 5, 15 min): ${load0} at the start, ${load1} at the end (2 CPUs; other engineers' tests may have run at the same time).`,
         describeLlc(readLlc()),
       ],

@@ -22,6 +22,14 @@ export const RESERVE_CPU_MILLIS = 300;
 /** cpu.shares of the testbed and of this process against everything else on the host. */
 export const GROUP_CPU_SHARES = 16_384;
 
+/**
+ * What the real runs' baselines do beyond their names (src/policy/baselines/README.md), for the
+ * notes of every benchmark that runs them: the figures of VPA-style and Koordinator-style read
+ * against these.
+ */
+export const BASELINES_ON_THE_TESTBED_NOTE =
+  "Baselines on this testbed (src/policy/baselines/README.md): VPA-style sets every partition's request, the hog's included, as a VPA over all pods would; with seconds of history its upper bounds lie far above the servers' use, so the servers keep their initial equal share (425m each) while the hog's request is raised to its p90 use × 1.15 within a few 1-s loops (about 1,550m for a hog using 1.3 cores: 3.6 times a server's cpu.shares) — why it can read worse than plain CFS, which gives all four the same cpu.shares. Koordinator-style takes 65 % of the 1,700m weir manages (1,105m − LS use for best-effort), where Koordinator takes 65 % of the node's 2,000m less max(system use, reservation) — about 1,000m − LS use with the generator's 300m — and its best-effort weight 1 is cpu.shares 10 on this cgroup v1 host, not the kubelet's 2.";
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const epochNow = () => performance.timeOrigin + performance.now();
 

@@ -26,7 +26,13 @@ import {
   runStandalone,
   stats,
 } from "./harness.ts";
-import { COST_ROUNDS, GROUP_CPU_SHARES, RESERVE_CPU_MILLIS, rotate } from "./real-common.ts";
+import {
+  BASELINES_ON_THE_TESTBED_NOTE,
+  COST_ROUNDS,
+  GROUP_CPU_SHARES,
+  RESERVE_CPU_MILLIS,
+  rotate,
+} from "./real-common.ts";
 import {
   FIXED_HOG_PPS,
   hogRatioWhy,
@@ -346,6 +352,7 @@ export const bench: Benchmark = {
           ? `Quick mode: ${REAL_RUN_MS.quick / 1000} s runs.`
           : "Runs were 40 s until 5 repetitions made that 40 min: every loop compared still acts 16 times or more per run (12 or more after the step) and the step stays a third of the way in; a run's start and the step's transient weigh more in a shorter run's p99, for every policy alike.",
         "Latency is the load generator's round trip (send to reply) per partition; lost = no reply within 1 s (dropped at a full socket, or late).",
+        BASELINES_ON_THE_TESTBED_NOTE,
         `The host was shared with other work: its 1-minute load average as each run started was ${fmtStats(loads, 1)} (median [min–max] over the ${loads.length} runs) on 2 CPUs. The testbed's parent cgroup, and a cgroup holding this process (manager and load generator), each had cpu.shares ${GROUP_CPU_SHARES} against the rest of the host; the noise that remains shows in the repetitions' ranges.`,
         describeLlc(readLlc()),
       );

@@ -6,7 +6,13 @@
 // Every `intervalMs` (CPUSuppressIntervalSeconds: 1 s) the best-effort (BE) partitions together
 // get the CFS quota
 //   suppress = capacity × cpuSuppressThresholdPercent (65 %) − usage of the non-BE partitions
-// (it also subtracts system usage, which is zero here: capacity is already what weir manages),
+// where capacity is what weir manages. Koordinator takes the 65 % of the node's whole capacity
+// and also subtracts max(system usage, the node's reservation). The two agree where weir manages
+// the whole machine and nothing else runs (the simulator); on the real testbed (2 CPUs, 1,700m
+// managed, 300m kept back for the load generator and the manager, which use about 0.3 cores
+// under load) this gives BE 1,105m − LS usage where Koordinator, counting the 300m as the
+// reservation, gives 1,300 − 300 = 1,000m − LS usage: about 100m (5 % of the host) more for BE;
+// its 1 % bypass and 10 % rise below are of the 1,700m, not the 2,000m. The quota is
 // at least beMinQuota (2,000 µs per 100 ms period = 20 millicores) and, when set,
 // cpuSuppressMinPercent of capacity. Like adjustByCfsQuota it leaves the quota alone when the
 // change is under 1 % of capacity (suppressBypassQuotaDeltaRatio), and raises it by at most 10 %
@@ -19,9 +25,12 @@
 //
 // Directives, as Koordinator's pods get them: BE pods are Kubernetes BestEffort pods, which
 // the kubelet runs at cpu.shares 2 (v2 weight 1); CPU Suppress writes their CFS quota, so a
-// BE directive is weight 1, normal class (Koordinator's cpu.idle support is off by default),
-// with the suppress amount as a hard cap (capReason "suppress-batch", no burst: its CPU Burst
-// strategy defaults to "none"). LS pods keep the quota of their own CPU limit; the analogue
+// BE directive is weight 1, normal class (Koordinator's cpu.idle support is off by default).
+// On cgroup v2 that is the kubelet's value; on cgroup v1 (the real testbed) weir writes weight 1
+// as cpu.shares 10 (its weight -> shares conversion, src/cgroup/values.ts), 5× the kubelet's 2:
+// the BE group weighs 1 % of a default 1,024-share sibling instead of 0.2 %. The suppress
+// amount is its hard cap (capReason "suppress-batch", no burst: its CPU Burst strategy defaults
+// to "none"). LS pods keep the quota of their own CPU limit; the analogue
 // here is a configured max below capacity (capReason "max"); without one an LS partition is
 // left as the kubelet left it: uncapped, default weight, nothing written.
 import { clamp } from "../../core/units.ts";
