@@ -947,7 +947,7 @@ describe("Manager: a partition whose sensor fails", () => {
     ]);
   });
 
-  it("a `both` partition is stale only when its host counters and its agent are both silent", () => {
+  it("a `both` partition is held when its host counters are silent, whatever its agent says", () => {
     const clock = new Clock();
     const host: { pps: number; fail?: WeirError } = { pps: 1000 };
     let reading: AgentReadingForTest | undefined;
@@ -969,14 +969,88 @@ describe("Manager: a partition whose sensor fails", () => {
       ],
     });
     m.runCycle();
+    clock.t += 100;
+    // the host reads, the agent has not reported: managed on the host's counters
+    expect(m.runCycle().partitions[0]!.status).toBe("ok");
     host.fail = new WeirError(ErrorCodes.COUNTER_UNREADABLE, "cpu.stat: EIO", { retryable: true });
     clock.t += 1000;
-    // host silent 1000 ms, agent never heard: stale
+    // host silent 1000 ms: stale
     expect(m.runCycle().partitions[0]!.status).toBe("stale");
     reading = { sample: zeroSample(clock.t), receivedAtMs: clock.t };
     clock.t += 100;
-    // the agent spoke 100 ms ago: not stale, though the host is still silent
-    expect(m.runCycle().partitions[0]!.status).not.toBe("stale");
+    // the agent spoke 100 ms ago: still stale, since only the host's counters are believed
+    const r = m.runCycle().partitions[0]!;
+    expect(r.status).toBe("stale");
+    expect(r.directive?.cpuMillis).toBe(150);
+    // the host reads again: ok
+    delete host.fail;
+    clock.t += 100;
+    expect(m.runCycle().partitions[0]!.status).toBe("ok");
+  });
+
+  it("a `both` partition whose host counters are lost is not managed on its agent's numbers", () => {
+    // A tenant that ends the process its `pid` names loses its host counters; its agent, holding
+    // the key, then reports 20,000 packets/s offered. Before, the agent's numbers were used
+    // unchecked once the host's were gone (min + 2,000m here); the partition is held instead.
+    const clock = new Clock();
+    const host: { pps: number; fail?: WeirError } = { pps: 1000 };
+    let pidAlive = true;
+    let agentPackets = 0;
+    let reading: AgentReadingForTest | undefined;
+    const report = () => {
+      agentPackets += 20_000 * 0.1;
+      reading = {
+        sample: {
+          ...zeroSample(clock.t),
+          offeredPackets: agentPackets,
+          servedPackets: agentPackets,
+        },
+        receivedAtMs: clock.t,
+      };
+    };
+    const statuses: string[] = [];
+    const m = new Manager({
+      now: clock.now,
+      intervalMs: 100,
+      policy: linearPolicy,
+      knobs,
+      throughput,
+      staleAfterMs: 500,
+      retryGoneMs: 60_000,
+      onPartitionError: (_p, err, status, phase) => statuses.push(`${phase}:${err.code}:${status}`),
+      reports: { latest: () => new Map(reading ? [["gamer", reading]] : []) },
+      partitions: [
+        {
+          spec: spec("gamer", { minCpuMillis: 150, maxCpuMillis: 2000 }),
+          source: "both",
+          openSensor: () => {
+            if (!pidAlive)
+              throw new WeirError(ErrorCodes.PROCESS_GONE, "process 4242 is gone (comm: ENOENT)");
+            return counterSensor(clock, host);
+          },
+          openActuator: () => memoryActuator("gamer", []),
+        },
+      ],
+    });
+    report();
+    m.runCycle();
+    clock.t += 100;
+    report();
+    // host 1000 pps wins over the agent's 20,000: 150 + 100
+    let r = m.runCycle().partitions[0]!;
+    expect(r.status).toBe("ok");
+    expect(r.directive?.cpuMillis).toBe(250);
+    pidAlive = false;
+    host.fail = new WeirError(ErrorCodes.PROCESS_GONE, "process 4242 is gone (comm: ESRCH)");
+    for (let k = 0; k < 20; k++) {
+      clock.t += 100;
+      report();
+      r = m.runCycle().partitions[0]!;
+      expect(r.status).toBe("stale");
+      expect(r.directive?.cpuMillis).toBe(150);
+      expect(r.throughput?.source).not.toBe("agent");
+    }
+    expect(statuses).toEqual(["sample:WEIR_PROCESS_GONE:stale"]);
   });
 });
 

@@ -191,7 +191,9 @@ export class Manager implements ManagerView {
             const hostTp = throughputs.get(s.spec.id);
             if (hostTp && this.opts.crossCheck)
               throughputs.set(s.spec.id, this.opts.crossCheck(hostTp, agentTp));
-            else if (!hostTp) throughputs.set(s.spec.id, agentTp);
+            // an agent's own numbers only where it is the source: a `both` partition without a
+            // host reading is held (isStale), its agent never believed unchecked
+            else if (!hostTp && s.wiring.source === "agent") throughputs.set(s.spec.id, agentTp);
           }
           s.prevAgent = r.sample;
           s.lastAgentAtMs = r.receivedAtMs;

@@ -139,7 +139,9 @@ export class PartitionSlot {
     this.sensorLostAtMs = nowMs;
     this.lastError = info;
     this.lastErrorPhase = phase;
-    this.status = this.wiring.source === "host" ? "stale" : "error";
+    // host or both: the host's counters are what the policy may believe (a `both` partition's
+    // agent is only checked against them), so without them it is held to its guarantee
+    this.status = "stale";
     this.onError?.(this.spec.id, info, this.status, phase);
     return true;
   }
@@ -201,26 +203,24 @@ export class PartitionSlot {
   }
 
   /**
-   * Whether a partition decays to its guarantee this cycle: every source it has fell silent.
-   * The host sensor is silent once lost, or when it gave no sample for staleAfterMs; an agent
-   * when it sent no report for staleAfterMs. A source not heard yet counts as silent since the
-   * partition's first cycle (`firstCycleAtMs`): after a manager (re)start, its agents have
-   * staleAfterMs to report before their partitions are held to their guarantee (at a cap), as
-   * a partition whose agent fell silent has — not the first cycle, which would cap every
-   * agent-fed partition at its guarantee until its agent's next report.
+   * Whether a partition decays to its guarantee this cycle: its host counters fell silent
+   * (`host`, and `both`, whose agent is only checked against them: its reports never stand in
+   * for the host's, or a tenant could switch the check off by making its host counters fail —
+   * ending the process its `pid` names, deleting its interface — and then be believed alone),
+   * or its agent did (`agent`). The host sensor is silent once lost, or when it gave no sample
+   * for staleAfterMs; an agent when it sent no report for staleAfterMs. A source not heard yet
+   * counts as silent since the partition's first cycle (`firstCycleAtMs`): after a manager
+   * (re)start, its agents have staleAfterMs to report before their partitions are held to
+   * their guarantee, as a partition whose agent fell silent has — not the first cycle, which
+   * would hold every agent-fed partition until its agent's next report.
    */
   isStale(nowMs: number, staleAfterMs: number, hasReports: boolean): boolean {
     this.firstCycleAtMs ??= nowMs;
     const silentSince = (lastAtMs: number | null) =>
       nowMs - (lastAtMs ?? this.firstCycleAtMs!) > staleAfterMs;
-    const hostSilent =
-      this.wiring.source !== "agent" && this.wiring.openSensor
-        ? this.sensorLostAtMs !== null || silentSince(this.lastHostAtMs)
-        : null;
-    const agentSilent =
-      this.wiring.source !== "host" && hasReports ? silentSince(this.lastAgentAtMs) : null;
-    if (hostSilent === null && agentSilent === null) return false;
-    return (hostSilent ?? true) && (agentSilent ?? true);
+    if (this.wiring.source !== "agent" && this.wiring.openSensor)
+      return this.sensorLostAtMs !== null || silentSince(this.lastHostAtMs);
+    return this.wiring.source !== "host" && hasReports && silentSince(this.lastAgentAtMs);
   }
 
   /**
