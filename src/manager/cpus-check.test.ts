@@ -9,6 +9,7 @@ import {
   formatCpuList,
   foundPartitionCpus,
 } from "./cpus-check.ts";
+import { type KilledPlacementTree, killedPlacementTree } from "./test-cgroup-tree.ts";
 
 const spec = (id: string, maxCpuMillis: number): PartitionSpec => ({
   id,
@@ -112,9 +113,9 @@ describe("checkPartitionCpus", () => {
 });
 
 describe("checkPartitionCpus after a restart with placement in force", () => {
-  const dirs: string[] = [];
+  const trees: KilledPlacementTree[] = [];
   afterEach(() => {
-    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+    for (const t of trees.splice(0)) t.remove();
   });
 
   /**
@@ -122,19 +123,9 @@ describe("checkPartitionCpus after a restart with placement in force", () => {
    * cpuset.cpus was found empty (its parent's CPUs) and holds weir's placement, CPU 0.
    */
   function killedRun() {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-cpus-check-"));
-    dirs.push(root);
-    const write = (rel: string, text: string) => {
-      fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
-      fs.writeFileSync(path.join(root, rel), text);
-    };
-    write("sys/devices/system/cpu/online", "0-3\n");
-    write("cg/cgroup.controllers", "cpuset cpu\n");
-    write("cg/weir/cpuset.cpus.effective", "0-3\n");
-    write("cg/weir/p1/cpuset.cpus", "0\n");
-    write("cg/weir/p1/cpuset.cpus.effective", "0\n");
-    const roots = { cgroupfs: path.join(root, "cg"), sysfs: path.join(root, "sys") };
-    return { roots, partitions: [{ name: "p1", cgroup: "weir/p1" }] };
+    const tree = killedPlacementTree();
+    trees.push(tree);
+    return { roots: tree.roots, partitions: [{ name: "p1", cgroup: "weir/p1" }] };
   }
 
   it("judges the cpuset as found (the state file's), not weir's own narrowing of it", () => {

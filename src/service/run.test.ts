@@ -5,12 +5,12 @@
 // stopped weir (found by test/faults/agents.faults.test.ts).
 
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { isWeirError } from "../core/errors.ts";
 import { type Config, parseConfig } from "../manager/config.ts";
+import { killedPlacementTree } from "../manager/test-cgroup-tree.ts";
 import { encodeReport, parseKeyHex } from "../transport/codec.ts";
 import { DatagramAgentChannel } from "../transport/datagram.ts";
 import { rewrittenPartitions, startManager } from "./run.ts";
@@ -169,9 +169,9 @@ describe("startManager logs every change made through the HTTP API", () => {
 });
 
 /**
- * A cgroup v2 tree under a temporary directory as a run killed while placing left it: p1 placed
- * on CPU 0, the state file saying its cpuset.cpus was found empty (the parent's CPUs), and a
- * config on it with `placement.mode` as given. Removed after `body`.
+ * The cgroup v2 tree a run killed while placing left (killedPlacementTree: p1 placed on CPU 0,
+ * the state file saying its cpuset.cpus was found empty), and a config on it with
+ * `placement.mode` as given. Removed after `body`.
  */
 async function afterKilledPlacement(
   mode: "spread" | "off",
@@ -182,50 +182,13 @@ async function afterKilledPlacement(
     cpusetOfP1: () => string;
   }) => Promise<void>,
 ): Promise<void> {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-killed-placement-"));
+  const tree = killedPlacementTree();
   try {
-    const write = (rel: string, text: string) => {
-      fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
-      fs.writeFileSync(path.join(root, rel), text);
-    };
-    write("sys/devices/system/cpu/online", "0-3\n");
-    write("cg/cgroup.controllers", "cpuset cpu\n");
-    write("cg/weir/cpuset.cpus.effective", "0-3\n");
-    for (const p of ["p1", "hog"]) {
-      write(`cg/weir/${p}/cgroup.controllers`, "cpuset cpu\n");
-      write(`cg/weir/${p}/cpu.weight`, "100\n");
-      write(`cg/weir/${p}/cpu.max`, "max 100000\n");
-      write(`cg/weir/${p}/cpu.idle`, "0\n");
-      write(
-        `cg/weir/${p}/cpu.stat`,
-        "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
-      );
-      write(`cg/weir/${p}/cgroup.threads`, "");
-      write(`cg/weir/${p}/cpuset.cpus`, "\n");
-      write(`cg/weir/${p}/cpuset.cpus.effective`, "0-3\n");
-    }
-    write("cg/weir/p1/cpuset.cpus", "0\n");
-    write("cg/weir/p1/cpuset.cpus.effective", "0\n");
-    const stateFile = path.join(root, "state.json");
-    write(
-      "state.json",
-      JSON.stringify({
-        version: 1,
-        savedAtMs: Date.now(),
-        policyState: { partitions: {} },
-        found: {},
-        foundCpusets: { p1: "" },
-      }),
-    );
     const cfg = parseConfig(
       {
         capacity: { cpus: 4 },
-        roots: {
-          cgroupfs: path.join(root, "cg"),
-          sysfs: path.join(root, "sys"),
-          procfs: path.join(root, "proc"),
-        },
-        stateFile,
+        roots: tree.roots,
+        stateFile: tree.stateFile,
         placement: { mode },
         partitions: [
           { name: "p1", cgroup: "weir/p1", interfaces: ["veth-p1"] },
@@ -234,10 +197,9 @@ async function afterKilledPlacement(
       },
       "test.yaml",
     );
-    const cpusetOfP1 = () => fs.readFileSync(path.join(root, "cg/weir/p1/cpuset.cpus"), "utf8");
-    await body({ root, cfg, stateFile, cpusetOfP1 });
+    await body({ root: tree.root, cfg, stateFile: tree.stateFile, cpusetOfP1: tree.cpusetOfP1 });
   } finally {
-    fs.rmSync(root, { recursive: true, force: true });
+    tree.remove();
   }
 }
 
