@@ -9,6 +9,9 @@ import { type CpuMillis, cpuMillisFromCores } from "../core/units.ts";
 import { type PartitionCpus, readPartitionCpus } from "../sensors/cpuset.ts";
 import { parseCpuList } from "../sensors/parse.ts";
 import type { Roots } from "../sensors/types.ts";
+import type { Config } from "./config.ts";
+import { readState } from "./state-file.ts";
+import type { Wired } from "./wiring.ts";
 
 export { formatCpuList };
 
@@ -133,4 +136,44 @@ export function checkPartitionCpus(
     cpusOf.set(p.name, now);
   }
   return cpusShortfalls(specs, cpusOf, capacityCpuMillis);
+}
+
+/**
+ * The check as a started `weir run` makes it (startManager, `--once`), on the manager built for
+ * `cfg`: with placement in force, a placed partition's cpuset as found before weir first wrote it
+ * (the state file's, kept by the manager) is judged where it was wider — a cpuset narrowed by a
+ * killed run is weir's own, and placement widens or restores it. Without placement, buildManager
+ * has written those back already. Never throws.
+ */
+export function startCpusShortfalls(
+  cfg: Pick<Config, "partitions" | "roots">,
+  wired: Pick<Wired, "manager" | "capacityCpuMillis" | "placement">,
+): CpusShortfall[] {
+  return checkPartitionCpus(
+    cfg.partitions,
+    wired.manager.specs(),
+    wired.capacityCpuMillis,
+    cfg.roots,
+    wired.placement.inForce ? wired.manager.persistentState().foundCpusets : undefined,
+  );
+}
+
+/**
+ * The check for a config not started (`weir validate`), judged as a start of `weir run` would
+ * judge it: each cpuset the state file says a killed run placed (the file is read, nothing is
+ * written) is judged as found where it was wider, since a start puts it back — placement in
+ * force widens or restores it, and without placement buildManager writes it back. Never throws.
+ */
+export function configCpusShortfalls(
+  cfg: Pick<Config, "partitions" | "roots" | "stateFile">,
+  specs: readonly PartitionSpec[],
+  capacityCpuMillis: CpuMillis,
+): CpusShortfall[] {
+  return checkPartitionCpus(
+    cfg.partitions,
+    specs,
+    capacityCpuMillis,
+    cfg.roots,
+    cfg.stateFile ? readState(cfg.stateFile).state?.foundCpusets : undefined,
+  );
 }

@@ -75,7 +75,11 @@ export function loadState(path: string): { state: PersistedState | null; note: s
   return { state: r.state, note: r.note + sweptNote };
 }
 
-function readState(path: string): { state: PersistedState | null; note: string } {
+/**
+ * Read a state file and nothing else (`weir validate`, which touches nothing: loadState also
+ * removes a killed writer's temporary files); a missing or unreadable one gives null and why.
+ */
+export function readState(path: string): { state: PersistedState | null; note: string } {
   let text: string;
   try {
     text = readFileSync(path, "utf8");

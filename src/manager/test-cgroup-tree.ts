@@ -1,6 +1,6 @@
-// A temporary cgroup v2 tree for tests (src/manager/cpus-check.test.ts,
-// src/service/run.test.ts): the tree a `weir run` SIGKILLed
-// while placing left behind, with its state file. Not part of weir; only tests import it.
+// A temporary cgroup v2 tree for tests (cpus-check, startManager, `weir validate`, `weir run
+// --once`): the tree a `weir run` SIGKILLed while placing left behind, with its state file. Not
+// part of weir; only tests import it.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -14,6 +14,11 @@ export interface KilledPlacementTree {
   stateFile: string;
   /** Writes `text` to `rel` under the root, making its folders. */
   write(rel: string, text: string): void;
+  /**
+   * Writes weir.yaml under the root: capacity 4 CPUs, the tree's roots and state file,
+   * `placement.mode` as given, p1 (network) and hog (batch). Returns its path.
+   */
+  configFile(mode: "spread" | "off"): string;
   /** p1's cpuset.cpus as it is now. */
   cpusetOfP1(): string;
   /** Removes the whole tree. */
@@ -62,15 +67,33 @@ export function killedPlacementTree(): KilledPlacementTree {
       foundCpusets: { p1: "" },
     }),
   );
+  const roots = {
+    cgroupfs: path.join(root, "cg"),
+    sysfs: path.join(root, "sys"),
+    procfs: path.join(root, "proc"),
+  };
   return {
     root,
-    roots: {
-      cgroupfs: path.join(root, "cg"),
-      sysfs: path.join(root, "sys"),
-      procfs: path.join(root, "proc"),
-    },
+    roots,
     stateFile,
     write,
+    configFile: (mode) => {
+      const file = path.join(root, "weir.yaml");
+      fs.writeFileSync(
+        file,
+        [
+          "capacity: { cpus: 4 }",
+          `roots: ${JSON.stringify(roots)}`,
+          `stateFile: ${JSON.stringify(stateFile)}`,
+          `placement: { mode: ${mode} }`,
+          "partitions:",
+          "  - { name: p1, cgroup: weir/p1, interfaces: [veth-p1] }",
+          "  - { name: hog, cgroup: weir/hog, kind: batch }",
+          "",
+        ].join("\n"),
+      );
+      return file;
+    },
     cpusetOfP1: () => fs.readFileSync(path.join(root, "cg/weir/p1/cpuset.cpus"), "utf8"),
     remove: () => fs.rmSync(root, { recursive: true, force: true }),
   };

@@ -7,7 +7,7 @@ import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { CycleRecord } from "../core/model.ts";
 import { openAgentTransports } from "../manager/agents.ts";
 import type { Config } from "../manager/config.ts";
-import { checkPartitionCpus, formatCpuList } from "../manager/cpus-check.ts";
+import { formatCpuList, startCpusShortfalls } from "../manager/cpus-check.ts";
 import type { Manager } from "../manager/manager.ts";
 import { saveState } from "../manager/state-file.ts";
 import { buildManager, type ManagerParts } from "../manager/wiring.ts";
@@ -153,13 +153,7 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
   // smaller than capacity): a warning per partition; reading the cpusets never throws. With
   // placement in force, a placed partition's cpuset as found before weir first wrote it (the
   // state file's) is judged where it was wider: a cpuset narrowed by a killed run is weir's own.
-  for (const w of checkPartitionCpus(
-    cfg.partitions,
-    manager.specs(),
-    wired.capacityCpuMillis,
-    cfg.roots,
-    wired.placement.inForce ? manager.persistentState().foundCpusets : undefined,
-  ))
+  for (const w of startCpusShortfalls(cfg, wired))
     logger.warn(
       {
         partition: w.partition,

@@ -38,15 +38,10 @@ export function register(program: Command): void {
       const { buildManager } = await import("../../manager/wiring.ts");
       const cfg = await loadConfigFileApart(opts.config);
       if (opts.once) {
-        const { checkPartitionCpus } = await import("../../manager/cpus-check.ts");
+        const { startCpusShortfalls } = await import("../../manager/cpus-check.ts");
         const wired = buildManager(cfg, { dryRun: opts.dryRun ?? false });
         const { manager } = wired;
-        for (const w of checkPartitionCpus(
-          cfg.partitions,
-          manager.specs(),
-          wired.capacityCpuMillis,
-          cfg.roots,
-        ))
+        for (const w of startCpusShortfalls(cfg, wired))
           process.stderr.write(`weir run: warning: ${w.message}\n`);
         manager.runCycle();
         await new Promise((r) => setTimeout(r, cfg.intervalMs));

@@ -14,15 +14,16 @@ export function register(program: Command): void {
       const { capacityCpuMillis, checkCapacity, checkManagedCpus, partitionSpecs } = await import(
         "../../manager/config-runtime.ts"
       );
-      const { checkPartitionCpus } = await import("../../manager/cpus-check.ts");
+      const { configCpusShortfalls } = await import("../../manager/cpus-check.ts");
       const { loadConfigFile } = await import("../../manager/load-config.ts");
       const cfg = loadConfigFile(opts.config);
       checkManagedCpus(cfg, os.availableParallelism());
       const capacity = capacityCpuMillis(cfg, os.availableParallelism());
       checkCapacity(cfg, capacity);
       const specs = partitionSpecs(cfg, capacity);
-      // This host's CPUs against the capacity: warnings, never a failure.
-      const warnings = checkPartitionCpus(cfg.partitions, specs, capacity, cfg.roots);
+      // This host's CPUs against the capacity: warnings, never a failure. A cpuset a killed run
+      // placed is judged as the state file says it was found, as `weir run` judges it.
+      const warnings = configCpusShortfalls(cfg, specs, capacity);
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
         for (const w of warnings) process.stderr.write(`weir validate: warning: ${w.message}\n`);
