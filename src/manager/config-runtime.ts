@@ -11,9 +11,17 @@ import { withQuotaFloor } from "../policy/rules.ts";
 import type { Config } from "./config.ts";
 import { boundsOf, checkReserve, configFieldOf } from "./config-checks.ts";
 
-/** Managed CPUs in millicores: capacity.cpus, or the online CPUs for "auto". */
-export function managedCpuMillis(cfg: Config, onlineCpus: number): CpuMillis {
-  return cpuMillisFromCores(cfg.capacity.cpus === "auto" ? onlineCpus : cfg.capacity.cpus);
+/**
+ * Managed CPUs in whole millicores, as every CPU amount of the config (cpuQuantity rounds min,
+ * max and reserve): capacity.cpus, or the online CPUs for "auto".
+ */
+export function managedCpuMillis(
+  cfg: { capacity: Pick<Config["capacity"], "cpus"> },
+  onlineCpus: number,
+): CpuMillis {
+  return Math.round(
+    cpuMillisFromCores(cfg.capacity.cpus === "auto" ? onlineCpus : cfg.capacity.cpus),
+  );
 }
 
 /** Capacity in millicores: managed CPUs minus the reserve. */

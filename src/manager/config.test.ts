@@ -278,10 +278,28 @@ describe("config", () => {
     // before: 'Invalid input (rule: invalid_union)' for "2", and for 0 a second line blaming
     // the reserve nobody wrote ('must be below the managed CPUs (0m) ... got missing')
     expect(errorOf(() => parseConfig({ ...minimal, capacity: { cpus: "2" } }))).toBe(
-      'config is invalid:\n  capacity.cpus: must be "auto" or a number of CPUs above 0 (rule: capacity-cpus): got "2"',
+      'config is invalid:\n  capacity.cpus: must be "auto" or a number of CPUs of at least 0.001 (one millicore) (rule: capacity-cpus): got "2"',
     );
     expect(errorOf(() => parseConfig({ ...minimal, capacity: { cpus: 0 } }))).toBe(
-      "config is invalid:\n  capacity.cpus: Too small: expected number to be >0 (rule: too_small): got 0",
+      'config is invalid:\n  capacity.cpus: must be "auto" or a number of CPUs of at least 0.001 (one millicore) (rule: capacity-cpus): got 0',
+    );
+  });
+
+  it("refuses a capacity.cpus below one millicore, and counts the CPUs in whole millicores", () => {
+    // before: 0.0001 was valid, a capacity of 0.1m ("valid. capacity 0.1m" from weir validate)
+    for (const cpus of [0.0001, 0.0009, 1e-9])
+      expect(errorOf(() => parseConfig({ ...minimal, capacity: { cpus } }))).toBe(
+        `config is invalid:\n  capacity.cpus: must be "auto" or a number of CPUs of at least 0.001 (one millicore) (rule: capacity-cpus): got ${cpus}`,
+      );
+    const least = parseConfig({ ...minimal, capacity: { cpus: 0.001 } });
+    expect(capacityCpuMillis(least, 2)).toBe(1);
+    // like min, max and reserve (cpuQuantity): 1000.5m before
+    expect(capacityCpuMillis(parseConfig({ ...minimal, capacity: { cpus: 1.0005 } }), 2)).toBe(
+      1001,
+    );
+    // so a reserve below the managed CPUs leaves at least 1m: 0.4m was a capacity before
+    expect(errorOf(() => parseConfig({ ...minimal, capacity: { cpus: 1.0004, reserve: 1 } }))).toBe(
+      "config is invalid:\n  capacity.reserve: must be below the managed CPUs (1000m) (rule: reserve-lt-cpus): got 1",
     );
   });
 

@@ -6,7 +6,6 @@
 import { z } from "zod";
 import { checkPartitionBounds, PARTITION_BOUND_RULES, ruleName } from "../core/bounds.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import { cpuMillisFromCores } from "../core/units.ts";
 import {
   defaultKnobSettings,
   KNOB_KEYS,
@@ -18,6 +17,7 @@ import { DIRECTIVE_REFRESH_MS } from "../transport/datagram.ts";
 import { boundsOf, checkCgroupPaths, checkReserve, configFieldOf } from "./config-checks.ts";
 import { partitionSchema } from "./config-partition.ts";
 import { checked, cpuQuantity, formatConfigIssues, withRule } from "./config-rules.ts";
+import { managedCpuMillis } from "./config-runtime.ts";
 import { DEFAULT_HISTORY_MAX_BYTES } from "./history.ts";
 import { DEFAULT_MAX_CONSECUTIVE_CYCLE_FAILURES } from "./manager-options.ts";
 
@@ -44,14 +44,22 @@ const hostPort = z
     "must have a port from 0 to 65535 (rule: port-range)",
   );
 
+/**
+ * The least capacity.cpus: one millicore. Every CPU amount is whole millicores (cpuQuantity
+ * rounds min, max and reserve; managedCpuMillis rounds capacity.cpus), and below 0.001 CPU a
+ * number would round to a capacity of 0m.
+ */
+const MIN_CAPACITY_CPUS = 0.001;
+const CAPACITY_CPUS_RULE = `must be "auto" or a number of CPUs of at least ${MIN_CAPACITY_CPUS} (one millicore) (rule: capacity-cpus)`;
+
 export const configSchema = z
   .object({
     intervalMs: z.number().int().min(50).max(10_000).default(100).describe("cycle interval"),
     capacity: z
       .object({
         cpus: z
-          .union([z.literal("auto"), z.number().positive()], {
-            error: 'must be "auto" or a number of CPUs above 0 (rule: capacity-cpus)',
+          .union([z.literal("auto"), z.number().min(MIN_CAPACITY_CPUS, CAPACITY_CPUS_RULE)], {
+            error: CAPACITY_CPUS_RULE,
           })
           .default("auto")
           .describe("managed CPUs, or auto (all online CPUs)"),
@@ -218,8 +226,8 @@ export const configSchema = z
         message: withRule(issue),
       });
     // a reserve that leaves no capacity (capacity.cpus "auto" is checked at run time)
-    if (typeof cfg.capacity.cpus === "number" && cfg.capacity.cpus > 0) {
-      const issue = checkReserve(cpuMillisFromCores(cfg.capacity.cpus), cfg.capacity.reserve);
+    if (typeof cfg.capacity.cpus === "number" && cfg.capacity.cpus >= MIN_CAPACITY_CPUS) {
+      const issue = checkReserve(managedCpuMillis(cfg, 0), cfg.capacity.reserve);
       if (issue)
         ctx.addIssue({ code: "custom", path: ["capacity", "reserve"], message: withRule(issue) });
     }
