@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest";
 import { isWeirError } from "../core/errors.ts";
 import { type Config, parseConfig } from "../manager/config.ts";
 import { killedPlacementTree } from "../manager/test-cgroup-tree.ts";
+import type { ManagerParts } from "../manager/wiring.ts";
 import { encodeReport, parseKeyHex } from "../transport/codec.ts";
 import { DatagramAgentChannel } from "../transport/datagram.ts";
 import { rewrittenPartitions, startManager } from "./run.ts";
@@ -262,6 +263,101 @@ describe("startManager restarted after a kill with placement no longer in force"
       const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as { foundCpusets?: unknown };
       expect(saved.foundCpusets).toEqual({ gone: "1-2" });
     });
+  });
+});
+
+describe("startManager logs a run of the same partition error once, and its end", () => {
+  it("one warning, the repeats at debug level, one 'ok again' line counting them", async () => {
+    // error-log.ts is tested on its own; here through startManager: the writes of batch
+    // partition "hog" (its sensors on the temporary tree, its actuator one that refuses every
+    // write while `refusing` is set, as the kernel's EBUSY) fail for the first cycles, then go
+    // through.
+    const FAILING = 4;
+    let refusing = true;
+    const open = (t: { partition: string }) => ({
+      partition: t.partition,
+      snapshot: () => ({ partition: t.partition, values: {} }),
+      apply: () =>
+        refusing
+          ? {
+              partition: t.partition,
+              written: [],
+              error: {
+                code: "WEIR_APPLY_FAILED",
+                message: "weir/hog/cpu.idle: EBUSY",
+                retryable: true,
+              },
+            }
+          : { partition: t.partition, written: [] },
+      restore: () => ({ partition: t.partition, written: [] }),
+      close: () => {},
+    });
+    const refuser: NonNullable<ManagerParts["actuators"]>[string] = {
+      name: "refuser",
+      handles: ["cgroup"],
+      capabilities: {
+        cap: true,
+        weight: true,
+        idle: true,
+        burst: false,
+        cpuCount: false,
+        capPeriod: false,
+        cpuset: false,
+      },
+      open,
+      openDryRun: open,
+    };
+    const tree = killedPlacementTree();
+    try {
+      const cfg = parseConfig(
+        {
+          intervalMs: 50,
+          capacity: { cpus: 4 },
+          roots: tree.roots,
+          partitions: [{ name: "hog", cgroup: "weir/hog", kind: "batch", actuator: "recording" }],
+        },
+        "test.yaml",
+      );
+      const lines: Array<{ level: number; msg: string; repeats?: number }> = [];
+      const logger = pino({ level: "debug" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+      const ac = new AbortController();
+      const statuses: string[] = [];
+      const running = await startManager({
+        cfg,
+        logger,
+        signal: ac.signal,
+        api: false,
+        hooks: { actuators: { recording: refuser } },
+        onRecord: (r) => {
+          statuses.push(r.partitions[0]!.status);
+          if (statuses.length === FAILING) refusing = false;
+          if (statuses.length === FAILING + 3) ac.abort();
+        },
+      });
+      await running.done;
+      // the writes were refused for the first FAILING cycles' writes, then off
+      expect(statuses.slice(0, FAILING)).toEqual(Array(FAILING).fill("error"));
+      expect(statuses.slice(FAILING)).toContain("ok");
+      const about = lines.filter((l) => /^hog: (error|ok again)/.test(l.msg));
+      const warnings = about.filter((l) => l.level === 40);
+      const again = about.filter((l) => l.level === 20);
+      const okAgain = about.filter((l) => l.level === 30);
+      expect(warnings.map((l) => l.msg)).toEqual([
+        "hog: error: WEIR_APPLY_FAILED: weir/hog/cpu.idle: EBUSY",
+      ]);
+      expect(again.length).toBe(FAILING - 1);
+      for (const l of again) expect(l.msg).toMatch(/^hog: error: WEIR_APPLY_FAILED: .* \(again\)$/);
+      expect(okAgain.map((l) => [l.msg, l.repeats])).toEqual([
+        [
+          `hog: ok again (the error above repeated ${FAILING - 1} more time(s), logged at debug level)`,
+          FAILING - 1,
+        ],
+      ]);
+      // in that order: the warning, its repeats, then the end of the run
+      expect(about.map((l) => l.level)).toEqual([40, ...Array(FAILING - 1).fill(20), 30]);
+    } finally {
+      tree.remove();
+    }
   });
 });
 
