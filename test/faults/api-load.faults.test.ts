@@ -17,6 +17,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { LoadCounts, LoadRequest } from "./api-load-client.ts";
 import {
   apiBase,
+  FIXTURE_REMOVAL_TIMEOUT_MS,
   fixtureHost,
   percentile,
   sleep,
@@ -49,7 +50,7 @@ afterAll(async () => {
   for (const c of clients) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   if (weir) await stopWeir(weir, "SIGKILL");
   rmSync(dir, { recursive: true, force: true });
-});
+}, FIXTURE_REMOVAL_TIMEOUT_MS);
 
 /** The load client, forked (tsx loads its TypeScript) and lowered to nice 19. */
 function startClient(): ChildProcess {

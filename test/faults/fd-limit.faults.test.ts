@@ -9,7 +9,15 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { apiBase, fixtureHost, startWeir, stopWeir, until, type Weir } from "./harness.ts";
+import {
+  apiBase,
+  FIXTURE_REMOVAL_TIMEOUT_MS,
+  fixtureHost,
+  startWeir,
+  stopWeir,
+  until,
+  type Weir,
+} from "./harness.ts";
 import { recordRow } from "./reliability.ts";
 
 const FILE = "test/faults/fd-limit.faults.test.ts";
@@ -22,7 +30,7 @@ let weir: Weir | null = null;
 afterAll(async () => {
   if (weir) await stopWeir(weir, "SIGKILL");
   rmSync(dir, { recursive: true, force: true });
-});
+}, FIXTURE_REMOVAL_TIMEOUT_MS);
 
 describe.skipIf(process.getuid?.() !== 0)("descriptors at 10,000 partitions", () => {
   it(TEST, async () => {

@@ -27,6 +27,13 @@ const putFiles = (d: string, files: Record<string, string>) => {
 };
 
 /**
+ * How long a test file's `afterAll` may take to remove a 10,000-partition fixture host (170,000
+ * files and directories on disk): 8.4 s on an idle 2-CPU machine, over the faults project's 60 s
+ * hook timeout in a soak with other work on the machine (2026-12-06, fd-limit's `afterAll`).
+ */
+export const FIXTURE_REMOVAL_TIMEOUT_MS = 300_000;
+
+/**
  * A fixture host under `root` as the kernel lays one out (weir's `roots` point at it): v1
  * cgroups `cgroupfs/cpu|cpuacct/p0..p{n-1}`, two online CPUs, the real /proc/stat, and with
  * `interfaces` a sysfs interface `p<i>` per partition with zeroed counters. For the dry-run
