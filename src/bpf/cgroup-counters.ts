@@ -67,6 +67,39 @@ export interface CgroupSkbCountersOptions {
 
 const PIN_NAMES = { map: "counters", ingress: "ingress", egress: "egress" } as const;
 
+/** The bpffs mount a pin directory `<bpffs>/weir/<partition>` needs: its grandparent. */
+const mountAdvice = (pinDir: string): string => {
+  const bpffs = path.dirname(path.dirname(pinDir));
+  return `mount the bpf filesystem at ${bpffs} (mount -t bpf bpf ${bpffs}), or set pin: false`;
+};
+
+/**
+ * Make a partition's pin directory (`<bpffs>/weir/<partition>`, mode 0700), one missing level
+ * at a time. Not `mkdirSync(…, {recursive: true})`: Node's recursive mkdir retries forever,
+ * blocking the event loop (and so SIGTERM), where mkdir answers ENOENT under a directory that
+ * exists — as sysfs's /sys/fs/bpf does when no bpf filesystem is mounted on it. Throws
+ * BPF_UNAVAILABLE naming the partition, the directory, the errno and the mount to make.
+ */
+export function makePinDir(partition: string, pinDir: string): void {
+  const missing: string[] = [];
+  for (let d = pinDir; !fs.existsSync(d); d = path.dirname(d)) {
+    missing.unshift(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing)
+    try {
+      fs.mkdirSync(d, { mode: 0o700 });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") continue;
+      throw new WeirError(
+        ErrorCodes.BPF_UNAVAILABLE,
+        `partition ${partition}: making its pin directory ${d} failed (${code ?? (e as Error).message}): ${mountAdvice(pinDir)}`,
+        { cause: e },
+      );
+    }
+}
+
 export class CgroupSkbCounters {
   private readonly o: CgroupSkbCountersOptions;
   private readonly cgroupFd: number;
@@ -139,7 +172,7 @@ export class CgroupSkbCounters {
       }
       if (pins !== null && o.pin && !this.resumed) {
         try {
-          fs.mkdirSync(o.pinDir!, { recursive: true, mode: 0o700 });
+          makePinDir(o.partition, o.pinDir!);
           pinObject(this.mapFd, pins.map);
           pinObject(this.progFds.ingress, pins.ingress);
           pinObject(this.progFds.egress, pins.egress);
@@ -148,7 +181,7 @@ export class CgroupSkbCounters {
           if (e instanceof BpfSyscallError)
             throw new WeirError(
               ErrorCodes.BPF_UNAVAILABLE,
-              `partition ${o.partition}: pinning its counters under ${o.pinDir} failed (${errnoName(e.errno)}): mount the bpf filesystem there (mount -t bpf bpf ${path.dirname(o.pinDir!)}), or set pin: false`,
+              `partition ${o.partition}: pinning its counters under ${o.pinDir} failed (${errnoName(e.errno)}): ${mountAdvice(o.pinDir!)}`,
               { cause: e },
             );
           throw e;
