@@ -23,7 +23,10 @@ export function register(program: Command): void {
       "--dry-run",
       "decide but write nothing: each partition's backend is opened read-only and reports what it would write",
     )
-    .option("--once", "run two cycles (rates need two samples), print the last record, exit")
+    .option(
+      "--once",
+      "run two cycles (rates need two samples), print the last record, exit; what they wrote stays in force (with --dry-run nothing is written)",
+    )
     .option(
       "--json",
       "logs (stderr) and each cycle's record (stdout) as JSON lines; without it logs are readable on a terminal, JSON lines otherwise, and only --once prints a record",
