@@ -1,22 +1,27 @@
 // Per-cgroup packet and byte counters in the kernel: one per-CPU array map and two
 // BPF_PROG_TYPE_CGROUP_SKB programs (programs.ts) attached with BPF_F_ALLOW_MULTI at the
 // cgroup v2 directory's inet ingress and egress hooks. Optionally pinned in bpffs so a
-// restarted weir finds the same map and programs (and the counts they kept meanwhile). The
-// bpf(2) commands themselves are in objects.ts.
+// restarted weir finds the same map and programs (and the counts they kept meanwhile), with a
+// record of the cgroup they are attached to, so that a partition whose cgroup changed takes
+// them off the old one. The bpf(2) commands themselves are in objects.ts.
 import fs from "node:fs";
 import path from "node:path";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import {
+  ATTACHED_RECORD_BYTES,
   attachCall,
   closeFd,
+  createAttachedRecordMap,
   createMap,
   fail,
   loadCgroupSkbProgram,
+  lookupFirst,
   openCgroupDir,
   pinnedObject,
   pinObject,
   programId,
   queryAttached,
+  updateFirst,
 } from "./objects.ts";
 import {
   COUNTERS_VALUE_BYTES,
@@ -65,7 +70,62 @@ export interface CgroupSkbCountersOptions {
   pin: boolean;
 }
 
-const PIN_NAMES = { map: "counters", ingress: "ingress", egress: "egress" } as const;
+/**
+ * What is pinned in a partition's pin directory. `attached` records the cgroup v2 directory
+ * the programs are attached to (a one-entry array map, its value the path NUL-padded), written
+ * when they are pinned and whenever a later opening attaches them elsewhere. Pins made by a
+ * weir before it (the other three alone) are taken up too, their cgroup unknown.
+ */
+const PIN_NAMES = {
+  map: "counters",
+  ingress: "ingress",
+  egress: "egress",
+  attached: "attached",
+} as const;
+
+const HOOKS = [
+  ["ingress", BPF_CGROUP_INET_INGRESS],
+  ["egress", BPF_CGROUP_INET_EGRESS],
+] as const;
+
+/** The record's value: the path's bytes, NUL-padded to ATTACHED_RECORD_BYTES. */
+function encodeRecord(cgroupDir: string): Uint8Array {
+  const bytes = new Uint8Array(ATTACHED_RECORD_BYTES);
+  const enc = new TextEncoder().encode(cgroupDir);
+  // open() took the path, so it is shorter than PATH_MAX; one too long is recorded as unknown
+  if (enc.length < ATTACHED_RECORD_BYTES) bytes.set(enc);
+  return bytes;
+}
+
+/** The path in a record's value; null when empty (unknown). */
+function decodeRecord(bytes: Uint8Array): string | null {
+  const end = bytes.indexOf(0);
+  const s = new TextDecoder().decode(bytes.subarray(0, end < 0 ? bytes.length : end));
+  return s === "" ? null : s;
+}
+
+/**
+ * Detach programs from a cgroup v2 directory weir no longer counts. Its directory gone: the
+ * kernel dropped its programs with it (nothing to do). Not attached there: nothing to undo.
+ */
+function detachFrom(cgroupDir: string, progFds: { ingress: number; egress: number }): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(cgroupDir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  } catch {
+    return;
+  }
+  try {
+    for (const [hook, type] of HOOKS)
+      try {
+        attachCall(BPF_PROG_DETACH, fd, progFds[hook], type, "BPF_PROG_DETACH");
+      } catch {
+        // not attached there (someone detached it)
+      }
+  } finally {
+    closeFd(fd);
+  }
+}
 
 /** The bpffs mount a pin directory `<bpffs>/weir/<partition>` needs: its grandparent. */
 const mountAdvice = (pinDir: string): string => {
@@ -107,6 +167,21 @@ export class CgroupSkbCounters {
   private readonly progFds: { ingress: number; egress: number };
   /** Whether this opening found its objects pinned by an earlier one (a restart). */
   readonly resumed: boolean;
+  /**
+   * The cgroup v2 directory the pinned programs were recorded as attached to when it is not
+   * `cgroupDir` (the partition's cgroup changed between runs): they have been detached from
+   * it. Null otherwise.
+   */
+  readonly movedFrom: string | null = null;
+  /**
+   * The pins taken up carried no record of their cgroup (pinned by a weir before the record):
+   * if the partition's cgroup changed meanwhile, the programs are still attached to the old one
+   * too, and only removing that cgroup or `bpftool cgroup detach` takes them off. Recorded from
+   * this opening on.
+   */
+  readonly unrecorded: boolean = false;
+  /** The record's fd (-1: none, unpinned counters). */
+  private readonly recordFd: number = -1;
   private readonly lookupAttr: NativeBuffer;
   private readonly key: NativeBuffer;
   private readonly value: NativeBuffer;
@@ -118,24 +193,36 @@ export class CgroupSkbCounters {
     this.cgroupFd = openCgroupDir(o);
     const fds: number[] = [];
     try {
+      const pinDir = o.pinDir;
       const pins =
-        o.pinDir === null
+        pinDir === null
           ? null
           : {
-              map: path.join(o.pinDir, PIN_NAMES.map),
-              ingress: path.join(o.pinDir, PIN_NAMES.ingress),
-              egress: path.join(o.pinDir, PIN_NAMES.egress),
+              map: path.join(pinDir, PIN_NAMES.map),
+              ingress: path.join(pinDir, PIN_NAMES.ingress),
+              egress: path.join(pinDir, PIN_NAMES.egress),
+              attached: path.join(pinDir, PIN_NAMES.attached),
             };
-      this.resumed = pins !== null && Object.values(pins).every((f) => fs.existsSync(f));
+      const here = path.resolve(o.cgroupDir);
+      /** The cgroup the pinned programs are recorded as attached to; null: unknown. */
+      let recorded: string | null = null;
+      this.resumed =
+        pins !== null && [pins.map, pins.ingress, pins.egress].every((f) => fs.existsSync(f));
       if (pins !== null && this.resumed) {
         try {
           this.mapFd = pinnedObject(pins.map);
           fds.push(this.mapFd);
           this.progFds = { ingress: pinnedObject(pins.ingress), egress: pinnedObject(pins.egress) };
           fds.push(this.progFds.ingress, this.progFds.egress);
+          if (fs.existsSync(pins.attached)) {
+            this.recordFd = pinnedObject(pins.attached);
+            fds.push(this.recordFd);
+            recorded = decodeRecord(lookupFirst(this.recordFd, ATTACHED_RECORD_BYTES));
+          }
         } catch (e) {
-          fail(o, `opening the objects pinned under ${o.pinDir}`, e);
+          fail(o, `opening the objects pinned under ${pinDir}`, e);
         }
+        this.unrecorded = recorded === null;
       } else {
         this.mapFd = createMap(o);
         fds.push(this.mapFd);
@@ -153,10 +240,10 @@ export class CgroupSkbCounters {
         fds.push(egress);
         this.progFds = { ingress, egress };
       }
-      for (const [hook, type] of [
-        ["ingress", BPF_CGROUP_INET_INGRESS],
-        ["egress", BPF_CGROUP_INET_EGRESS],
-      ] as const) {
+      // a move: attached here first, then taken off the recorded cgroup, then recorded here,
+      // so a crash between the steps leaves them on this cgroup and at most the recorded one,
+      // which the next opening takes them off
+      for (const [hook, type] of HOOKS) {
         try {
           // a pinned program that stayed attached while weir was away is attached already
           // (the kernel refuses the same program twice on one hook with EINVAL)
@@ -170,18 +257,50 @@ export class CgroupSkbCounters {
           fail(o, `attaching the ${hook} program to ${o.cgroupDir}`, e);
         }
       }
-      if (pins !== null && o.pin && !this.resumed) {
+      if (pins !== null && this.resumed && recorded !== here) {
+        // the partition's cgroup changed (or the pins carry no record): the programs count
+        // here now, and no more where they were (a gone cgroup took its attachments with it)
+        if (recorded !== null) {
+          detachFrom(recorded, this.progFds);
+          this.movedFrom = recorded;
+        }
         try {
-          makePinDir(o.partition, o.pinDir!);
-          pinObject(this.mapFd, pins.map);
-          pinObject(this.progFds.ingress, pins.ingress);
-          pinObject(this.progFds.egress, pins.egress);
+          if (this.recordFd < 0) {
+            this.recordFd = createAttachedRecordMap(o);
+            fds.push(this.recordFd);
+            updateFirst(this.recordFd, encodeRecord(here));
+            pinObject(this.recordFd, pins.attached);
+          } else updateFirst(this.recordFd, encodeRecord(here));
+        } catch (e) {
+          fail(o, `recording under ${pinDir} that its programs are attached to ${here}`, e);
+        }
+      }
+      if (pins !== null && o.pin && !this.resumed) {
+        const made: string[] = [];
+        try {
+          makePinDir(o.partition, pinDir!);
+          // a record left without the objects it described (removed by hand) describes nothing
+          fs.rmSync(pins.attached, { force: true });
+          this.recordFd = createAttachedRecordMap(o);
+          fds.push(this.recordFd);
+          updateFirst(this.recordFd, encodeRecord(here));
+          // the record last: a record pinned says the other three are
+          for (const [fd, file] of [
+            [this.mapFd, pins.map],
+            [this.progFds.ingress, pins.ingress],
+            [this.progFds.egress, pins.egress],
+            [this.recordFd, pins.attached],
+          ] as const) {
+            pinObject(fd, file);
+            made.push(file);
+          }
         } catch (e) {
           this.detach();
+          for (const file of made) fs.rmSync(file, { force: true });
           if (e instanceof BpfSyscallError)
             throw new WeirError(
               ErrorCodes.BPF_UNAVAILABLE,
-              `partition ${o.partition}: pinning its counters under ${o.pinDir} failed (${errnoName(e.errno)}): ${mountAdvice(o.pinDir!)}`,
+              `partition ${o.partition}: pinning its counters under ${pinDir} failed (${errnoName(e.errno)}): ${mountAdvice(pinDir!)}`,
               { cause: e },
             );
           throw e;
@@ -232,10 +351,7 @@ export class CgroupSkbCounters {
   }
 
   private detach(): void {
-    for (const [hook, type] of [
-      ["ingress", BPF_CGROUP_INET_INGRESS],
-      ["egress", BPF_CGROUP_INET_EGRESS],
-    ] as const) {
+    for (const [hook, type] of HOOKS) {
       try {
         attachCall(BPF_PROG_DETACH, this.cgroupFd, this.progFds[hook], type, "BPF_PROG_DETACH");
       } catch {
@@ -247,7 +363,8 @@ export class CgroupSkbCounters {
   /**
    * Release. With `pin` the programs stay attached and pinned, counting while weir is away.
    * Without it they are detached and any pins removed (the map and programs then vanish
-   * with the last fd).
+   * with the last fd); pins taken up from another cgroup were detached from it at opening
+   * (`movedFrom`).
    */
   close(): void {
     if (this.closed) return;
@@ -268,6 +385,7 @@ export class CgroupSkbCounters {
     }
     for (const fd of [this.mapFd, this.progFds.ingress, this.progFds.egress, this.cgroupFd])
       closeFd(fd);
+    if (this.recordFd >= 0) closeFd(this.recordFd);
     for (const b of [this.lookupAttr, this.key, this.value]) freeNative(b);
   }
 }

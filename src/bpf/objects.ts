@@ -1,5 +1,6 @@
 // The bpf(2) commands weir's counters are made of, each filling its `union bpf_attr`: create
-// the per-CPU counters map, load a cgroup skb program (again with the verifier's log when
+// the per-CPU counters map and the record of the cgroup the programs are attached to (its
+// value read and written whole), load a cgroup skb program (again with the verifier's log when
 // refused), attach and detach with BPF_F_ALLOW_MULTI, pin and take pins up, query a hook's
 // programs and a program's id. Failures become WeirErrors saying how to fix them.
 import fs from "node:fs";
@@ -10,7 +11,10 @@ import {
   BPF_CGROUP_INET_INGRESS,
   BPF_F_ALLOW_MULTI,
   BPF_MAP_CREATE,
+  BPF_MAP_LOOKUP_ELEM,
+  BPF_MAP_TYPE_ARRAY,
   BPF_MAP_TYPE_PERCPU_ARRAY,
+  BPF_MAP_UPDATE_ELEM,
   BPF_OBJ_GET,
   BPF_OBJ_GET_INFO_BY_FD,
   BPF_OBJ_PIN,
@@ -83,6 +87,66 @@ export function createMap(o: { partition: string }): number {
     return fail(o, "creating the counters map", e);
   } finally {
     freeNative(attr);
+  }
+}
+
+/**
+ * The value size of the `attached` record: PATH_MAX, a cgroup v2 directory's absolute path
+ * NUL-padded (every path open() accepts fits; an array map's value may be far larger).
+ */
+export const ATTACHED_RECORD_BYTES = 4096;
+
+/**
+ * The record of where pinned programs are attached: a BPF_MAP_TYPE_ARRAY with one entry of
+ * ATTACHED_RECORD_BYTES (bpffs holds only bpf objects, so the record is a map pinned beside
+ * them). The programs never look at it.
+ */
+export function createAttachedRecordMap(o: { partition: string }): number {
+  const attr = nativeBuffer(128);
+  try {
+    attr.view.setUint32(0, BPF_MAP_TYPE_ARRAY, true); // map_type
+    attr.view.setUint32(4, 4, true); // key_size: u32 index
+    attr.view.setUint32(8, ATTACHED_RECORD_BYTES, true); // value_size
+    attr.view.setUint32(12, 1, true); // max_entries
+    attr.bytes.set(new TextEncoder().encode("weir_attached"), 28); // map_name[16]
+    return bpf(BPF_MAP_CREATE, attr, "BPF_MAP_CREATE");
+  } catch (e) {
+    return fail(o, "creating the map that records the cgroup its programs are attached to", e);
+  } finally {
+    freeNative(attr);
+  }
+}
+
+/** Entry 0 of an array map, `size` bytes (BPF_MAP_LOOKUP_ELEM). Throws BpfSyscallError. */
+export function lookupFirst(mapFd: number, size: number): Uint8Array {
+  const key = nativeBuffer(4);
+  const value = nativeBuffer(size);
+  const attr = nativeBuffer(128);
+  try {
+    attr.view.setUint32(0, mapFd, true); // map_fd
+    attr.view.setBigUint64(8, key.address, true); // key
+    attr.view.setBigUint64(16, value.address, true); // value
+    bpf(BPF_MAP_LOOKUP_ELEM, attr, "BPF_MAP_LOOKUP_ELEM");
+    return value.bytes.slice();
+  } finally {
+    for (const b of [key, value, attr]) freeNative(b);
+  }
+}
+
+/** Write entry 0 of an array map whole (BPF_MAP_UPDATE_ELEM, BPF_ANY). Throws BpfSyscallError. */
+export function updateFirst(mapFd: number, bytes: Uint8Array): void {
+  const key = nativeBuffer(4);
+  const value = nativeBuffer(bytes.length);
+  const attr = nativeBuffer(128);
+  try {
+    value.bytes.set(bytes);
+    attr.view.setUint32(0, mapFd, true); // map_fd
+    attr.view.setBigUint64(8, key.address, true); // key
+    attr.view.setBigUint64(16, value.address, true); // value
+    // flags (24): BPF_ANY
+    bpf(BPF_MAP_UPDATE_ELEM, attr, "BPF_MAP_UPDATE_ELEM");
+  } finally {
+    for (const b of [key, value, attr]) freeNative(b);
   }
 }
 

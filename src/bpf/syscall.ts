@@ -14,6 +14,7 @@ const ffi = (): typeof import("koffi") => (koffiModule ??= requireFromHere("koff
 /** enum bpf_cmd. */
 export const BPF_MAP_CREATE = 0;
 export const BPF_MAP_LOOKUP_ELEM = 1;
+export const BPF_MAP_UPDATE_ELEM = 2;
 export const BPF_PROG_LOAD = 5;
 export const BPF_OBJ_PIN = 6;
 export const BPF_OBJ_GET = 7;
@@ -22,6 +23,7 @@ export const BPF_PROG_DETACH = 9;
 export const BPF_OBJ_GET_INFO_BY_FD = 15;
 export const BPF_PROG_QUERY = 16;
 /** enum bpf_map_type. */
+export const BPF_MAP_TYPE_ARRAY = 2;
 export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
 /** enum bpf_prog_type. */
 export const BPF_PROG_TYPE_CGROUP_SKB = 8;

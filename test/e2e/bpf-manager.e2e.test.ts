@@ -349,6 +349,7 @@ describe.skipIf(!canRun)("weir run counts host-network partitions with eBPF (roo
     expect(await first.stop(), first.err()).toBe(0);
     // pinned and still attached while weir is away (b, unpinned, is detached)
     expect(fs.readdirSync(path.join(BPF_PIN_ROOT, "a")).sort()).toEqual([
+      "attached",
       "counters",
       "egress",
       "ingress",
