@@ -34,11 +34,16 @@ const interfaceSchema = z.union([
  * (`[interfaces, pid]`), or names with their options (`{bpf: {offered: ingress}}`).
  */
 const packetsSchema = z
-  .union([
-    z.string(),
-    z.array(z.string()).min(1),
-    z.record(z.string(), z.union([z.record(z.string(), z.unknown()), z.null()])),
-  ])
+  .union(
+    [
+      z.string(),
+      z.array(z.string()).min(1, "must name at least one counter source (rule: packets-form)"),
+      z.record(z.string(), z.union([z.record(z.string(), z.unknown()), z.null()])),
+    ],
+    {
+      error: `must be a counter source's name, a list of names, or {name: options} whose options are a mapping or empty, e.g. {bpf: {pin: true}}; sources: ${counterSourceNames().join(", ")} (rule: packets-form)`,
+    },
+  )
   .describe(
     `counter sources to read and add up: a name, a list, or {name: options}; one of ${counterSourceNames().join(", ")} (default: interfaces and/or pid, as given; agent when source is agent)`,
   );

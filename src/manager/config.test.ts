@@ -483,6 +483,17 @@ describe("config: partitions[].packets chooses the counter sources", () => {
     );
   });
 
+  it("names the forms packets: takes when it has none of them", () => {
+    // before: 'Invalid input (rule: invalid_union)', and zod's 'Too small' for []
+    for (const packets of [5, { bpf: [1] }, { bpf: "pin" }])
+      expect(errorOf(() => parseConfig(part({ pid: 7, packets })))).toContain(
+        "partitions[0].packets: must be a counter source's name, a list of names, or {name: options}",
+      );
+    expect(errorOf(() => parseConfig(part({ pid: 7, packets: [] })))).toContain(
+      "partitions[0].packets: must name at least one counter source (rule: packets-form): got []",
+    );
+  });
+
   it("asks a source's needs from the partition's other fields", () => {
     expect(errorOf(() => parseConfig(part({ packets: "pid" })))).toContain(
       "partitions[0].pid: is required by the pid counter source (rule: pid-source)",
