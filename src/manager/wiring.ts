@@ -139,6 +139,8 @@ export interface ManagerParts {
   onCapacityChange?: ManagerOptions["onCapacityChange"];
   onPlacementChange?: ManagerOptions["onPlacementChange"];
   onPlacementProblem?: ManagerOptions["onPlacementProblem"];
+  /** A counter source's note on opening a partition's sensor (CounterSourceContext.note). */
+  onSensorNote?: (partition: string, message: string) => void;
   onPlacementOpened?: ManagerOptions["onPlacementOpened"];
 }
 
@@ -292,6 +294,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     ((p: PartitionConfig) =>
       openPartitionSensor(sensorSpecOf(p), roots, {
         partition: p.name,
+        ...(parts.onSensorNote ? { onNote: (m: string) => parts.onSensorNote!(p.name, m) } : {}),
         // the policy reads throttling and CPU delay of a partition that served nothing only
         // when it has a goal (demand.ts): for the others they are read when it serves, and
         // its CPU used (credited nothing: demand kind `idle`) once a second

@@ -41,6 +41,8 @@ export interface PartitionSensorOptions {
   partition?: string;
   /** Agent reports, for a source fed by the partition's agent. */
   agentReports?: AgentPacketFeed;
+  /** A source's note on its opening (CounterSourceContext.note). */
+  onNote?: (message: string) => void;
   /**
    * Read CFS throttling (v1 `cpu.stat`) and CPU delay only when the partition served packets
    * since the previous read. In a window in which it served none, the throttling counters are
@@ -119,6 +121,7 @@ export function openPartitionSensor(
         roots,
         options: choice.options,
         ...(opts.agentReports ? { agentReports: opts.agentReports } : {}),
+        ...(opts.onNote ? { note: opts.onNote } : {}),
       });
       opened.push(counter);
       counters.push(counter);

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { isWeirError } from "../core/errors.ts";
-import { bpfCgroupDir, bpfSource } from "./source-bpf.ts";
+import { bpfCgroupDir, bpfSource, pinNotes } from "./source-bpf.ts";
 
 const FIX = path.join(import.meta.dirname, "fixtures");
 
@@ -23,6 +23,26 @@ describe("counter source bpf", () => {
         { path: ["pin"], message: 'must be true or false (rule: boolean): got "yes"' },
       ],
     });
+  });
+
+  it("tells the operator when pinned counters moved off the partition's old cgroup, or carried no record", () => {
+    const dir = "/sys/fs/cgroup/unified/web/new";
+    expect(pinNotes("web", dir, { resumed: false, movedFrom: null, unrecorded: false })).toEqual(
+      [],
+    );
+    expect(pinNotes("web", dir, { resumed: true, movedFrom: null, unrecorded: false })).toEqual([]);
+    expect(
+      pinNotes("web", dir, {
+        resumed: true,
+        movedFrom: "/sys/fs/cgroup/unified/web/old",
+        unrecorded: false,
+      }),
+    ).toEqual([
+      "partition web: its pinned eBPF counters now count /sys/fs/cgroup/unified/web/new; their programs were taken off /sys/fs/cgroup/unified/web/old, the cgroup it had before",
+    ]);
+    const [unrecorded] = pinNotes("web", dir, { resumed: true, movedFrom: null, unrecorded: true });
+    expect(unrecorded).toContain("no record of their cgroup");
+    expect(unrecorded).toContain("bpftool cgroup tree");
   });
 
   it("finds the v2 directory: <cgroupfs>/<path> on v2, <cgroupfs>/unified/<path> on hybrid", () => {

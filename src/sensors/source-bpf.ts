@@ -78,6 +78,28 @@ function possibleCpus(sysfs: string): number {
   return Math.max(...parseCpuList(fs.readFileSync(file, "utf8"), file)) + 1;
 }
 
+/**
+ * What an opening of pinned counters tells the operator: programs taken off the cgroup the
+ * partition had before (its `cgroup` changed between runs), or pins with no record of their
+ * cgroup (made by a weir before the record), whose old cgroup, if it changed, keeps them.
+ */
+export function pinNotes(
+  partition: string,
+  cgroupDir: string,
+  c: Pick<CgroupSkbCounters, "resumed" | "movedFrom" | "unrecorded">,
+): string[] {
+  if (!c.resumed) return [];
+  if (c.movedFrom !== null)
+    return [
+      `partition ${partition}: its pinned eBPF counters now count ${cgroupDir}; their programs were taken off ${c.movedFrom}, the cgroup it had before`,
+    ];
+  if (c.unrecorded)
+    return [
+      `partition ${partition}: its pinned eBPF counters carried no record of their cgroup (pinned by an older weir), now recorded as ${cgroupDir}; if the partition had another cgroup before, its programs are still attached there (bpftool cgroup tree; detach them or remove that cgroup)`,
+    ];
+  return [];
+}
+
 const countOf = (c: CgroupSkbCounts, hook: Hook): number =>
   hook === "ingress" ? c.ingressPackets : c.egressPackets;
 
@@ -101,6 +123,7 @@ export const bpfSource: CounterSource = {
       pinDir: path.join(BPF_PIN_ROOT, ctx.partition),
       pin: o.pin,
     });
+    for (const message of pinNotes(ctx.partition, dir, counters)) ctx.note?.(message);
     const ino = fs.statSync(dir).ino;
     // its sockets' own UDP receive drops (socket-drops.ts): the congestion signal veth
     // partitions get from their namespace's counters

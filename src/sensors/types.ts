@@ -92,6 +92,11 @@ export interface CounterSourceContext {
   options: unknown;
   /** Agent reports, for sources fed by the partition's agent. */
   agentReports?: AgentPacketFeed;
+  /**
+   * What the operator should know of the opening that is not an error (logged by `weir run` at
+   * info level): e.g. the bpf source's pinned programs taken off the cgroup the partition had.
+   */
+  note?: (message: string) => void;
 }
 
 /** A problem with a source's options: where in them, which rule, what value. */

@@ -126,6 +126,7 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
     },
     // the cpusets' values are on disk before placement first writes them (save is below)
     onPlacementOpened: () => save(),
+    onSensorNote: (p, message) => logger.info({ partition: p }, message),
     onPlacementProblem: (p, err, kind) => {
       logger.warn(
         { partition: p, code: err.code },

@@ -381,11 +381,32 @@ describe.skipIf(!canRun)("weir run counts host-network partitions with eBPF (roo
     });
     again.close();
     expect(await second.stop(), second.err()).toBe(0);
+    // the partition's cgroup changed between runs: its pinned programs follow it, taken off the
+    // old cgroup, and the log says so
+    const moved = path.join(tmp, "weir-moved.yaml");
+    fs.writeFileSync(
+      moved,
+      `capacity: { cpus: 2 }
+intervalMs: 100
+api: { listen: "127.0.0.1:${port}" }
+partitions:
+  - { name: a, cgroup: ${PARENT}/b, packets: { bpf: { pin: true } } }
+`,
+    );
+    const fourth = startWeir(moved, port);
+    await fourth.ready();
+    expect(attachedProgramIds(unifiedOf("b"), BPF_CGROUP_INET_INGRESS)).toHaveLength(1);
+    nothingAttached("a");
+    expect(await fourth.stop(), fourth.err()).toBe(0);
+    expect(fourth.err()).toContain(
+      `their programs were taken off ${unifiedOf("a")}, the cgroup it had before`,
+    );
     // the documented clean-up: run once with pin: false; it takes the pins up and removes them
     const third = startWeir(writeConfig(port, false), port);
     await third.ready();
     expect(await third.stop(), third.err()).toBe(0);
     expect(fs.existsSync(path.join(BPF_PIN_ROOT, "a"))).toBe(false);
     nothingAttached("a");
+    nothingAttached("b");
   });
 });
