@@ -16,6 +16,7 @@ import type { PartitionSensor } from "../sensors/types.ts";
 import type { HostCpuWiring } from "./host-cpu-sampler.ts";
 import type { PlacementChange, PlacementOptions } from "./placement-step.ts";
 import type { CapacityChange } from "./reach.ts";
+import type { FoundValues } from "./state-file.ts";
 import type { PlacementDecision } from "./view.ts";
 
 /** Cumulative counters reported by a partition's agent, with when they arrived. */
@@ -49,6 +50,11 @@ export interface PartitionWiring {
    * `found`: the value to restore, from the state file (a restart's).
    */
   openCpuset?: (found?: string) => CpusetActuator;
+  /**
+   * Where its values are found (its cgroup, normalised, and its `actuator`): the state file
+   * keeps them with the values found, so a restart gives those to the partition on that cgroup.
+   */
+  foundAt?: { cgroup: string; actuator: string };
 }
 
 export type ThroughputFn = (
@@ -123,6 +129,8 @@ export interface ManagerOptions {
   resume?: {
     policyState?: PolicyState;
     found?: Record<PartitionId, AllocationSnapshot>;
+    /** Values found in cgroups no partition is on now, not written back yet: saved again as they are. */
+    foundUnmanaged?: FoundValues[];
     /** Placement: cpuset.cpus as found before the first write, per partition. */
     foundCpusets?: Record<PartitionId, string>;
   };

@@ -3,7 +3,7 @@
 // Pure wiring over injected parts (sensors, actuators, policy, clock), so the real host,
 // the simulator and the tests all run this same code.
 
-import type { AllocationSnapshot, PartitionActuator } from "../actuators/types.ts";
+import type { PartitionActuator } from "../actuators/types.ts";
 import { BoundsError, checkBoundsChange } from "../core/bounds.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type {
@@ -30,6 +30,7 @@ import { PartitionSlot, toInfo } from "./partition-slot.ts";
 import { type PlacementInput, PlacementStep } from "./placement-step.ts";
 import { DEFAULT_REACH_REFRESH_CYCLES, ReachableKnobs } from "./reach.ts";
 import { SpecTables } from "./spec-tables.ts";
+import type { FoundValues } from "./state-file.ts";
 import type {
   ManagerView,
   PartitionAllocation,
@@ -493,22 +494,31 @@ export class Manager implements ManagerView {
     return results;
   }
 
-  /** What the state file keeps: the policy's memory and the values found at first start. */
+  /**
+   * What the state file keeps: the policy's memory and the values found at first start, each
+   * with the cgroup it was found in, and those found in cgroups no partition is on now that a
+   * start has not written back (wiring.ts).
+   */
   persistentState(): {
     policyState: PolicyState;
-    found: Record<PartitionId, AllocationSnapshot>;
+    found: Record<PartitionId, FoundValues>;
+    foundUnmanaged?: FoundValues[];
     foundCpusets?: Record<PartitionId, string>;
   } {
-    const found: Record<PartitionId, AllocationSnapshot> = {};
-    for (const s of this.slots) if (s.found) found[s.spec.id] = s.found;
+    const found: Record<PartitionId, FoundValues> = {};
+    for (const s of this.slots)
+      if (s.found)
+        found[s.spec.id] = s.wiring.foundAt ? { ...s.found, ...s.wiring.foundAt } : s.found;
+    const unmanaged = this.opts.resume?.foundUnmanaged;
+    const state = unmanaged?.length
+      ? { policyState: this.policyState, found, foundUnmanaged: unmanaged }
+      : { policyState: this.policyState, found };
     if (!this.placement) {
       // cpusets a killed run placed that could not be restored at start (wiring.ts): kept
       const left = this.opts.resume?.foundCpusets;
-      return left
-        ? { policyState: this.policyState, found, foundCpusets: left }
-        : { policyState: this.policyState, found };
+      return left ? { ...state, foundCpusets: left } : state;
     }
-    return { policyState: this.policyState, found, foundCpusets: this.placement.found() };
+    return { ...state, foundCpusets: this.placement.found() };
   }
 
   // --- ManagerView ---

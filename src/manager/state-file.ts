@@ -9,11 +9,29 @@ import type { AllocationSnapshot } from "../actuators/types.ts";
 import type { PartitionId } from "../core/model.ts";
 import type { PolicyState } from "../policy/types.ts";
 
+/**
+ * A partition's values as found before weir first wrote them, and where they were found: a
+ * restarted weir gives them to the partition on that cgroup now (renamed or not), and writes
+ * back those of a cgroup no partition is on any more (wiring.ts).
+ */
+export interface FoundValues extends AllocationSnapshot {
+  /** The cgroup they were found in (normalised); absent in a file written before weir recorded it. */
+  cgroup?: string;
+  /** The partition's `actuator` then. */
+  actuator?: string;
+}
+
 export interface PersistedState {
   version: 1;
   savedAtMs: number;
   policyState: PolicyState;
-  found: Record<PartitionId, AllocationSnapshot>;
+  found: Record<PartitionId, FoundValues>;
+  /**
+   * Values found in cgroups no configured partition is on (a partition removed from the config
+   * or moved to another cgroup) that a start has not written back yet (onShutdown: keep, a dry
+   * run, a failed write): kept until one does.
+   */
+  foundUnmanaged?: FoundValues[];
   /** Placement: each placed partition's cpuset.cpus as found before weir first wrote it. */
   foundCpusets?: Record<PartitionId, string>;
 }

@@ -12,7 +12,7 @@ import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { parseConfig } from "./config.ts";
 import type { AgentReading } from "./manager-options.ts";
-import { buildManager, decidePlacement } from "./wiring.ts";
+import { buildManager, decidePlacement, matchFound } from "./wiring.ts";
 
 /** A sensor whose counters grow as a 1,000 packets/s server using 200m would make them. */
 function steadySensor(): PartitionSensor {
@@ -456,5 +456,47 @@ describe("decidePlacement", () => {
       inForce: false,
       why: null,
     });
+  });
+});
+
+describe("matchFound (the state file's found values on a restart)", () => {
+  const values = (shares: string) => ({ "cpu.shares": shares, "cpu.cfs_quota_us": "-1" });
+  it("goes by cgroup, by name only where the file did not record one, and keeps what it cannot write back", () => {
+    const asked: string[] = [];
+    const r = matchFound(
+      {
+        found: {
+          a: { partition: "a", cgroup: "w/x", actuator: "cgroup", values: values("1") },
+          b: { partition: "b", values: values("2") }, // an older weir's: no cgroup
+          c: { partition: "c", cgroup: "w/c", actuator: "cgroup", values: values("3") },
+          old: { partition: "old", values: values("4") },
+        },
+        foundUnmanaged: [
+          { partition: "d", cgroup: "w/d", actuator: "cgroup", values: values("5") },
+          { partition: "e", cgroup: "w/e", actuator: "qemu", values: values("6") },
+        ],
+      },
+      [
+        { name: "renamed", cgroup: "/w//x" }, // a's cgroup, written another way
+        { name: "b", cgroup: "w/b" },
+        { name: "c", cgroup: "w/elsewhere" }, // moved: its new cgroup's values are read at open
+      ],
+      (e) => {
+        asked.push(e.partition);
+        if (e.partition === "c") return { written: ["cpu.shares"] };
+        if (e.partition === "d") return { gone: true };
+        return { error: "refused" };
+      },
+    );
+    expect(r.found).toEqual({
+      renamed: { partition: "renamed", values: values("1") },
+      b: { partition: "b", values: values("2") },
+    });
+    expect(asked.sort()).toEqual(["c", "d", "e"]);
+    expect(r.unmanaged.map((e) => e.partition).sort()).toEqual(["e", "old"]);
+    expect(r.notes.filter((n) => n.restored).map((n) => n.message.split(":")[0])).toEqual([
+      "c",
+      "d",
+    ]);
   });
 });

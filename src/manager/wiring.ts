@@ -8,10 +8,15 @@ import os from "node:os";
 import path from "node:path";
 import { createActuatorBackend, dryRun } from "../actuators/index.ts";
 import type { QemuLocation } from "../actuators/qemu.ts";
-import type { ActuatorBackend, ActuatorTarget } from "../actuators/types.ts";
-import { type CgroupLayout, detectCgroupLayout } from "../cgroup/layout.ts";
+import type {
+  ActuatorBackend,
+  ActuatorTarget,
+  AllocationSnapshot,
+  PartitionActuator,
+} from "../actuators/types.ts";
+import { type CgroupLayout, detectCgroupLayout, normalizeCgroupPath } from "../cgroup/layout.ts";
 import { partitionCgroup } from "../cgroup/paths.ts";
-import { ErrorCodes, WeirError } from "../core/errors.ts";
+import { ErrorCodes, isWeirError, WeirError } from "../core/errors.ts";
 import type { Decision, Directive, PartitionId } from "../core/model.ts";
 import { policyKnobsFrom } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
@@ -43,7 +48,7 @@ import type {
   PartitionWiring,
   ThroughputFn,
 } from "./manager-options.ts";
-import { loadState } from "./state-file.ts";
+import { type FoundValues, loadState, type PersistedState } from "./state-file.ts";
 import type { PlacementDecision } from "./view.ts";
 
 /**
@@ -214,6 +219,12 @@ export interface Wired {
    * now (one line each: restored, or why not — those stay in the state file for the next start).
    */
   cpusetNotes: Array<{ restored: boolean; message: string }>;
+  /**
+   * Values found in cgroups no partition is on now (a partition removed, or moved to another
+   * cgroup), written back at start (matchFound): one line each, restored or why not (those stay
+   * in the state file for the next start).
+   */
+  foundNotes: Array<{ restored: boolean; message: string }>;
   /** Placement as configured, whether it is in force here, and why. */
   placement: PlacementDecision;
 }
@@ -344,9 +355,40 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     }
     if (p.source !== "agent") w.openSensor = () => openSensor(p);
     else if (openAgentCpu) w.openSensor = () => openAgentCpu(p);
+    w.foundAt = { cgroup: normalizeCgroupPath(p.cgroup), actuator: p.actuator };
     return w;
   });
   const loaded = cfg.stateFile ? loadState(cfg.stateFile) : null;
+  // The values found before weir first wrote each cgroup go to the partition on that cgroup now
+  // (renamed or not); those of a cgroup no partition is on any more (removed from the config,
+  // or moved to another cgroup) are written back here with onShutdown: restore: nothing else
+  // would ever write them (an orderly stop restores only the partitions it runs).
+  const matched = loaded?.state
+    ? matchFound(loaded.state, cfg.partitions, (e) => {
+        if (cfg.onShutdown !== "restore" || parts.dryRun || !CGROUP_ACTUATORS.has(e.actuator))
+          return {
+            error: parts.dryRun
+              ? "a dry run writes nothing"
+              : cfg.onShutdown !== "restore"
+                ? "onShutdown is keep"
+                : `its backend ${e.actuator} is not a cgroup's`,
+          };
+        let a: PartitionActuator | undefined;
+        try {
+          a = backendOf(e.actuator).open({ partition: e.partition, cgroup: e.cgroup });
+          const r = a.restore(e);
+          if (r.error) return { error: r.error.message };
+          return { written: r.written };
+        } catch (err) {
+          const code = isWeirError(err) ? err.code : undefined;
+          if (code === ErrorCodes.TARGET_GONE || code === ErrorCodes.CGROUP_GONE)
+            return { gone: true };
+          return { error: (err as Error).message };
+        } finally {
+          a?.close();
+        }
+      })
+    : null;
   // A run killed while placing left its partitions' cpusets narrowed, and the state file says
   // what they held before: without placement in force now, nothing else would ever write them
   // back (an orderly stop restores only what placement opened), so they are restored here.
@@ -387,13 +429,15 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     }
     foundCpusets = Object.keys(left).length > 0 ? left : undefined;
   }
-  const resume = loaded?.state
-    ? {
-        policyState: loaded.state.policyState,
-        found: loaded.state.found,
-        ...(foundCpusets ? { foundCpusets } : {}),
-      }
-    : undefined;
+  const resume =
+    loaded?.state && matched
+      ? {
+          policyState: loaded.state.policyState,
+          found: matched.found,
+          ...(matched.unmanaged.length > 0 ? { foundUnmanaged: matched.unmanaged } : {}),
+          ...(foundCpusets ? { foundCpusets } : {}),
+        }
+      : undefined;
   const hostCpu =
     parts.hostCpu === undefined
       ? { open: () => new HeldHostCpu(roots.procfs), use: hostCpuFromSamples }
@@ -439,6 +483,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     backendName: [...backends.values()].map((b) => b.name).join(", "),
     stateNote: loaded?.note ?? null,
     cpusetNotes,
+    foundNotes: matched?.notes ?? [],
     placement,
   };
 }
@@ -450,4 +495,87 @@ function wakeupSearchesHere(sysfs: string, cpus: readonly number[]): boolean {
   } catch {
     return true;
   }
+}
+
+/** What writing back one cgroup's found values gave: the files written, the cgroup gone, or why not. */
+export type FoundRestore = { written: string[] } | { gone: true } | { error: string };
+
+/**
+ * The state file's found values, matched to the configured partitions by the cgroup they were
+ * found in, not by name: a partition renamed on the same cgroup keeps them (its cgroup holds
+ * what the last run wrote, not what weir found), and one moved to another cgroup does not take
+ * its old cgroup's (its new cgroup's own are read at open). Entries from a file that did not
+ * record the cgroup go by name, as before. Those of cgroups no partition is on now go to
+ * `restore`: written back, or the cgroup gone, they are forgotten; otherwise they stay
+ * (`unmanaged`, saved again). `notes`: a line for each of those.
+ */
+export function matchFound(
+  state: Pick<PersistedState, "found" | "foundUnmanaged">,
+  partitions: ReadonlyArray<Pick<PartitionConfig, "name" | "cgroup">>,
+  restore: (e: FoundValues & { cgroup: string; actuator: string }) => FoundRestore,
+): {
+  found: Record<PartitionId, AllocationSnapshot>;
+  unmanaged: FoundValues[];
+  notes: Array<{ restored: boolean; message: string }>;
+} {
+  const entries: FoundValues[] = [];
+  const isEntry = (e: unknown): e is FoundValues =>
+    typeof e === "object" && e !== null && typeof (e as FoundValues).values === "object";
+  if (typeof state.found === "object" && state.found !== null)
+    for (const [id, e] of Object.entries(state.found))
+      if (isEntry(e)) entries.push({ ...e, partition: id });
+  if (Array.isArray(state.foundUnmanaged))
+    for (const e of state.foundUnmanaged) if (isEntry(e)) entries.push(e);
+  const byCgroup = new Map<string, FoundValues>();
+  const byName = new Map<PartitionId, FoundValues>();
+  for (const e of entries) {
+    if (typeof e.cgroup === "string") {
+      // a cgroup is one partition's at a time; a later entry (unmanaged, saved after) is no newer
+      if (!byCgroup.has(e.cgroup)) byCgroup.set(e.cgroup, e);
+    } else if (!byName.has(e.partition)) byName.set(e.partition, e);
+  }
+  const found: Record<PartitionId, AllocationSnapshot> = {};
+  for (const p of partitions) {
+    const cgroup = normalizeCgroupPath(p.cgroup);
+    const e = byCgroup.get(cgroup) ?? byName.get(p.name);
+    if (!e) continue;
+    if (e.cgroup === undefined) byName.delete(p.name);
+    else byCgroup.delete(cgroup);
+    found[p.name] = { partition: p.name, values: e.values };
+  }
+  const unmanaged: FoundValues[] = [];
+  const notes: Array<{ restored: boolean; message: string }> = [];
+  for (const e of byName.values()) {
+    unmanaged.push(e);
+    notes.push({
+      restored: false,
+      message: `${e.partition}: no such partition in this config, and the state file does not say which cgroup the values weir found for it are from (an older weir wrote it): not written back; kept in the state file`,
+    });
+  }
+  for (const e of byCgroup.values()) {
+    const at = { ...e, cgroup: e.cgroup!, actuator: e.actuator ?? "cgroup" };
+    const r = restore(at);
+    const head = `${e.partition}: no partition is on its cgroup ${at.cgroup} now`;
+    if ("gone" in r)
+      notes.push({
+        restored: true,
+        message: `${head}, and the cgroup is gone: the values weir found there are forgotten`,
+      });
+    else if ("written" in r)
+      notes.push({
+        restored: true,
+        message:
+          r.written.length > 0
+            ? `${head}: the values weir found there before it first wrote them are back (${r.written.join(", ")} written)`
+            : `${head}: it already holds the values weir found there`,
+      });
+    else {
+      unmanaged.push(e);
+      notes.push({
+        restored: false,
+        message: `${head}; the values weir found there are not written back (${r.error}): kept in the state file`,
+      });
+    }
+  }
+  return { found, unmanaged, notes };
 }

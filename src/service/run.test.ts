@@ -266,6 +266,108 @@ describe("startManager restarted after a kill with placement no longer in force"
   });
 });
 
+describe("startManager restarted after a kill with partitions renamed, moved or removed", () => {
+  it("gives found values to the partition on their cgroup and writes back those of cgroups left", async () => {
+    // Before: the state file's found values went by partition name alone. A partition renamed
+    // on the same cgroup took the killed run's writes as found (its orderly stop left them); one
+    // moved to another cgroup was restored with its old cgroup's values (an admin's cap on the
+    // new one lifted); and the values of a removed or moved partition's old cgroup were dropped
+    // at the first save: its cgroup kept the killed run's cap for good.
+    await afterKilledPlacement("off", async ({ root, cfg, stateFile }) => {
+      const cg = (rel: string) => path.join(root, "cg/weir", rel);
+      const write = (rel: string, text: string) => fs.writeFileSync(cg(rel), text);
+      const found = (partition: string, cgroup: string) => ({
+        partition,
+        cgroup,
+        actuator: "cgroup",
+        values: { "cpu.max": "max 100000", "cpu.weight": "100", "cpu.idle": "0" },
+      });
+      // as the killed run left them: p1 (then called "web") and "tenant" capped by it; hog,
+      // then on weir/hog-old, capped by it there, and weir/hog capped by an admin at 2 CPUs
+      write("p1/cpu.max", "50000 100000\n");
+      write("p1/cpu.weight", "5000\n");
+      for (const d of ["tenant", "hog-old"]) {
+        fs.mkdirSync(cg(d));
+        write(`${d}/cpu.max`, "30000 100000\n");
+        write(`${d}/cpu.weight`, "3000\n");
+        write(`${d}/cpu.idle`, "0\n");
+      }
+      write("hog/cpu.max", "200000 100000\n");
+      const state = JSON.parse(fs.readFileSync(stateFile, "utf8")) as Record<string, unknown>;
+      fs.writeFileSync(
+        stateFile,
+        JSON.stringify({
+          ...state,
+          found: {
+            web: found("web", "weir/p1"),
+            tenant: found("tenant", "weir/tenant"),
+            hog: found("hog", "weir/hog-old"),
+            gone: found("gone", "weir/gone"),
+          },
+        }),
+      );
+      const lines = await oneCycle(cfg); // onShutdown: restore
+      const read = (rel: string) => fs.readFileSync(cg(rel), "utf8").trim();
+      // the renamed partition's cgroup is back to what weir found there, not to its own writes
+      expect([read("p1/cpu.max"), read("p1/cpu.weight")]).toEqual(["max 100000", "100"]);
+      // the moved one's new cgroup to its own values (the admin's cap), not its old cgroup's
+      expect(read("hog/cpu.max")).toBe("200000 100000");
+      // the cgroups no partition is on now: written back at start
+      for (const d of ["tenant", "hog-old"])
+        expect([read(`${d}/cpu.max`), read(`${d}/cpu.weight`)]).toEqual(["max 100000", "100"]);
+      expect(lines.map((l) => l.msg)).toContain(
+        "tenant: no partition is on its cgroup weir/tenant now: the values weir found there before it first wrote them are back (cpu.max, cpu.weight written)",
+      );
+      const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as {
+        found: Record<string, { cgroup?: string; values: Record<string, string> }>;
+        foundUnmanaged?: unknown;
+      };
+      expect(Object.keys(saved.found).sort()).toEqual(["hog", "p1"]);
+      expect(saved.found.p1?.cgroup).toBe("weir/p1");
+      expect(saved.found.p1?.values["cpu.max"]).toBe("max 100000");
+      expect(saved.found.hog?.cgroup).toBe("weir/hog");
+      expect(saved.found.hog?.values["cpu.max"]).toBe("200000 100000");
+      // written back, or its cgroup gone: nothing left over
+      expect(saved.foundUnmanaged).toBeUndefined();
+    });
+  });
+
+  it("with onShutdown: keep, keeps a removed partition's found values in the state file", async () => {
+    await afterKilledPlacement("off", async ({ root, stateFile }) => {
+      const tree = path.join(root, "cg/weir/tenant");
+      fs.mkdirSync(tree);
+      fs.writeFileSync(path.join(tree, "cpu.max"), "30000 100000\n");
+      fs.writeFileSync(path.join(tree, "cpu.weight"), "3000\n");
+      const tenant = {
+        partition: "tenant",
+        cgroup: "weir/tenant",
+        actuator: "cgroup",
+        values: { "cpu.max": "max 100000", "cpu.weight": "100" },
+      };
+      const state = JSON.parse(fs.readFileSync(stateFile, "utf8")) as Record<string, unknown>;
+      fs.writeFileSync(stateFile, JSON.stringify({ ...state, found: { tenant } }));
+      const cfg = parseConfig(
+        {
+          capacity: { cpus: 4 },
+          roots: { cgroupfs: path.join(root, "cg"), sysfs: path.join(root, "sys") },
+          stateFile,
+          onShutdown: "keep",
+          placement: { mode: "off" },
+          partitions: [{ name: "hog", cgroup: "weir/hog", kind: "batch" }],
+        },
+        "test.yaml",
+      );
+      const lines = await oneCycle(cfg);
+      expect(fs.readFileSync(path.join(tree, "cpu.max"), "utf8")).toBe("30000 100000\n");
+      expect(lines.some((l) => l.level === 40 && /^tenant: .*onShutdown is keep/.test(l.msg))).toBe(
+        true,
+      );
+      const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as { foundUnmanaged?: unknown };
+      expect(saved.foundUnmanaged).toEqual([tenant]);
+    });
+  });
+});
+
 describe("startManager logs a run of the same partition error once, and its end", () => {
   it("one warning, the repeats at debug level, one 'ok again' line counting them", async () => {
     // error-log.ts is tested on its own; here through startManager: the writes of batch

@@ -146,7 +146,7 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
     `weir managing ${cfg.partitions.length} partition(s), capacity ${wired.capacityCpuMillis}m, every ${cfg.intervalMs} ms, backend ${wired.backendName}${o.dryRun ? " (dry run: nothing is written)" : ""}`,
   );
   if (wired.stateNote) logger.info(wired.stateNote);
-  for (const note of wired.cpusetNotes)
+  for (const note of [...wired.foundNotes, ...wired.cpusetNotes])
     if (note.restored) logger.info(note.message);
     else logger.warn(note.message);
   if (wired.placement.why && wired.placement.mode !== "spread") logger.info(wired.placement.why);
