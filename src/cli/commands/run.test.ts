@@ -26,4 +26,22 @@ describe("weir run --once after a run killed while placing", () => {
       tree.remove();
     }
   }, 120_000);
+
+  it("with placement off, says that it wrote the killed run's cpuset back", () => {
+    // Before: --once wrote p1's cpuset back (buildManager) without a word; weir run logs it.
+    const tree = killedPlacementTree();
+    try {
+      const file = tree.configFile("off");
+      const r = spawnSync(process.execPath, [BIN, "run", "--once", "-c", file], {
+        encoding: "utf8",
+        env: { ...process.env, WEIR_FROM_SOURCE: "1" },
+        timeout: 60_000,
+      });
+      expect(r.status, r.stderr).toBe(0);
+      expect(tree.cpusetOfP1()).toBe("\n");
+      expect(r.stderr).toMatch(/^weir run: p1: .*cpuset/m);
+    } finally {
+      tree.remove();
+    }
+  }, 120_000);
 });

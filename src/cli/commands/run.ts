@@ -44,6 +44,9 @@ export function register(program: Command): void {
         const { startCpusShortfalls } = await import("../../manager/cpus-check.ts");
         const wired = buildManager(cfg, { dryRun: opts.dryRun ?? false });
         const { manager } = wired;
+        // what the start wrote back (a killed run's placement, a removed partition's cgroup)
+        for (const note of [...wired.foundNotes, ...wired.cpusetNotes])
+          process.stderr.write(`weir run: ${note.restored ? "" : "warning: "}${note.message}\n`);
         for (const w of startCpusShortfalls(cfg, wired))
           process.stderr.write(`weir run: warning: ${w.message}\n`);
         manager.runCycle();
