@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { PartitionSpec } from "../core/model.ts";
 import {
   checkPartitionCpus,
+  configCpusShortfalls,
   cpusShortfalls,
   formatCpuList,
   foundPartitionCpus,
@@ -171,5 +172,31 @@ describe("checkPartitionCpus after a restart with placement in force", () => {
         JSON.stringify(found),
       ).toEqual([[0]]);
     expect(foundPartitionCpus(roots, "weir/p1", "zero")).toBeNull();
+  });
+});
+
+describe("configCpusShortfalls (weir validate) with the state file's found cpusets", () => {
+  it("judges the found cpuset of the partition's cgroup, by name only where the file has no cgroup", () => {
+    // before: found cpusets went by name: a partition renamed on the same cgroup was warned
+    // about weir's own placement, and one moved to another cgroup was judged by its old one's
+    const tree = killedPlacementTree();
+    try {
+      const cfg = {
+        roots: tree.roots,
+        stateFile: tree.stateFile,
+        partitions: [{ name: "p1", cgroup: "weir/p1" }],
+      } as Parameters<typeof configCpusShortfalls>[0];
+      const at = (foundCpusets: unknown) => {
+        const state = JSON.parse(fs.readFileSync(tree.stateFile, "utf8")) as object;
+        fs.writeFileSync(tree.stateFile, JSON.stringify({ ...state, foundCpusets }));
+        return configCpusShortfalls(cfg, [spec("p1", 4000)], 4000).map((w) => w.cpus);
+      };
+      const onP1 = { cpus: "", cgroup: "weir/p1", actuator: "cgroup" };
+      expect(at({ web: onP1 })).toEqual([]); // renamed: found on its cgroup
+      expect(at({ p1: { ...onP1, cgroup: "weir/old" } })).toEqual([[0]]); // moved: not its cgroup's
+      expect(at({ p1: "" })).toEqual([]); // an older weir's file: by name
+    } finally {
+      tree.remove();
+    }
   });
 });

@@ -10,7 +10,7 @@ import { type PartitionCpus, readPartitionCpus } from "../sensors/cpuset.ts";
 import { parseCpuList } from "../sensors/parse.ts";
 import type { Roots } from "../sensors/types.ts";
 import type { Config } from "./config.ts";
-import { readState } from "./state-file.ts";
+import { type FoundCpuset, foundCpusetsOf, readState } from "./state-file.ts";
 import type { Wired } from "./wiring.ts";
 
 export { formatCpuList };
@@ -154,7 +154,7 @@ export function startCpusShortfalls(
     wired.manager.specs(),
     wired.capacityCpuMillis,
     cfg.roots,
-    wired.placement.inForce ? wired.manager.persistentState().foundCpusets : undefined,
+    wired.placement.inForce ? cpusOf(wired.manager.persistentState().foundCpusets) : undefined,
   );
 }
 
@@ -169,11 +169,23 @@ export function configCpusShortfalls(
   specs: readonly PartitionSpec[],
   capacityCpuMillis: CpuMillis,
 ): CpusShortfall[] {
-  return checkPartitionCpus(
-    cfg.partitions,
-    specs,
-    capacityCpuMillis,
-    cfg.roots,
-    cfg.stateFile ? readState(cfg.stateFile).state?.foundCpusets : undefined,
-  );
+  return checkPartitionCpus(cfg.partitions, specs, capacityCpuMillis, cfg.roots, stateFound(cfg));
+}
+
+/** The cpus of each found cpuset, by partition. */
+function cpusOf(
+  found: Readonly<Record<PartitionId, FoundCpuset>> | undefined,
+): Record<PartitionId, string> | undefined {
+  if (!found) return undefined;
+  const out: Record<PartitionId, string> = {};
+  for (const [id, e] of Object.entries(found)) out[id] = e.cpus;
+  return out;
+}
+
+/** The state file's found cpusets of `cfg`'s partitions (each on the cgroup it was found in). */
+function stateFound(
+  cfg: Pick<Config, "partitions" | "stateFile">,
+): Record<PartitionId, string> | undefined {
+  const state = cfg.stateFile ? readState(cfg.stateFile).state : null;
+  return state ? foundCpusetsOf(state, cfg.partitions) : undefined;
 }

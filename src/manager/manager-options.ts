@@ -16,7 +16,7 @@ import type { PartitionSensor } from "../sensors/types.ts";
 import type { HostCpuWiring } from "./host-cpu-sampler.ts";
 import type { PlacementChange, PlacementOptions } from "./placement-step.ts";
 import type { CapacityChange } from "./reach.ts";
-import type { FoundValues } from "./state-file.ts";
+import type { FoundCpuset, FoundValues } from "./state-file.ts";
 import type { PlacementDecision } from "./view.ts";
 
 /** Cumulative counters reported by a partition's agent, with when they arrived. */
@@ -131,8 +131,10 @@ export interface ManagerOptions {
     found?: Record<PartitionId, AllocationSnapshot>;
     /** Values found in cgroups no partition is on now, not written back yet: saved again as they are. */
     foundUnmanaged?: FoundValues[];
-    /** Placement: cpuset.cpus as found before the first write, per partition. */
+    /** Placement: cpuset.cpus as found before the first write, per partition (on its cgroup now). */
     foundCpusets?: Record<PartitionId, string>;
+    /** Cpusets found in cgroups no partition is on now, not written back yet: saved again as they are. */
+    foundCpusetsUnmanaged?: Array<FoundCpuset & { partition: PartitionId }>;
   };
   redactedConfig?: () => unknown;
   /** Called for every partition whose allocation changed (the log line). */

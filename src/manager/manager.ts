@@ -30,7 +30,7 @@ import { PartitionSlot, toInfo } from "./partition-slot.ts";
 import { type PlacementInput, PlacementStep } from "./placement-step.ts";
 import { DEFAULT_REACH_REFRESH_CYCLES, ReachableKnobs } from "./reach.ts";
 import { SpecTables } from "./spec-tables.ts";
-import type { FoundValues } from "./state-file.ts";
+import type { FoundCpuset, FoundValues } from "./state-file.ts";
 import type {
   ManagerView,
   PartitionAllocation,
@@ -495,30 +495,39 @@ export class Manager implements ManagerView {
   }
 
   /**
-   * What the state file keeps: the policy's memory and the values found at first start, each
-   * with the cgroup it was found in, and those found in cgroups no partition is on now that a
-   * start has not written back (wiring.ts).
+   * What the state file keeps: the policy's memory and the values (and, with placement, the
+   * cpusets) found at first start, each with the cgroup it was found in, and those found in
+   * cgroups no partition is on now that a start has not written back (wiring.ts).
    */
   persistentState(): {
     policyState: PolicyState;
     found: Record<PartitionId, FoundValues>;
     foundUnmanaged?: FoundValues[];
-    foundCpusets?: Record<PartitionId, string>;
+    foundCpusets?: Record<PartitionId, FoundCpuset>;
+    foundCpusetsUnmanaged?: Array<FoundCpuset & { partition: PartitionId }>;
   } {
     const found: Record<PartitionId, FoundValues> = {};
     for (const s of this.slots)
       if (s.found)
         found[s.spec.id] = s.wiring.foundAt ? { ...s.found, ...s.wiring.foundAt } : s.found;
     const unmanaged = this.opts.resume?.foundUnmanaged;
-    const state = unmanaged?.length
-      ? { policyState: this.policyState, found, foundUnmanaged: unmanaged }
-      : { policyState: this.policyState, found };
-    if (!this.placement) {
-      // cpusets a killed run placed that could not be restored at start (wiring.ts): kept
-      const left = this.opts.resume?.foundCpusets;
-      return left ? { ...state, foundCpusets: left } : state;
+    const cpusetsUnmanaged = this.opts.resume?.foundCpusetsUnmanaged;
+    const state = {
+      policyState: this.policyState,
+      found,
+      ...(unmanaged?.length ? { foundUnmanaged: unmanaged } : {}),
+      ...(cpusetsUnmanaged?.length ? { foundCpusetsUnmanaged: cpusetsUnmanaged } : {}),
+    };
+    // placement's, or (placement not in force) those of a killed run's placement that could not
+    // be restored at start (wiring.ts): kept
+    const cpus = this.placement ? this.placement.found() : this.opts.resume?.foundCpusets;
+    if (!cpus) return state;
+    const foundCpusets: Record<PartitionId, FoundCpuset> = {};
+    for (const [id, c] of Object.entries(cpus)) {
+      const at = this.slots.find((s) => s.spec.id === id)?.wiring.foundAt;
+      foundCpusets[id] = at ? { cpus: c, ...at } : { cpus: c };
     }
-    return { ...state, foundCpusets: this.placement.found() };
+    return { ...state, foundCpusets };
   }
 
   // --- ManagerView ---

@@ -6,6 +6,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { AllocationSnapshot } from "../actuators/types.ts";
+import { normalizeCgroupPath } from "../cgroup/layout.ts";
 import type { PartitionId } from "../core/model.ts";
 import type { PolicyState } from "../policy/types.ts";
 
@@ -32,8 +33,97 @@ export interface PersistedState {
    * run, a failed write): kept until one does.
    */
   foundUnmanaged?: FoundValues[];
-  /** Placement: each placed partition's cpuset.cpus as found before weir first wrote it. */
-  foundCpusets?: Record<PartitionId, string>;
+  /**
+   * Placement: each placed partition's cpuset.cpus as found before weir first wrote it, with the
+   * cgroup it was found in (a string alone in a file written before weir recorded the cgroup).
+   */
+  foundCpusets?: Record<PartitionId, FoundCpuset | string>;
+  /**
+   * Cpusets found in cgroups no configured partition is on now that a start has not written back
+   * yet (onShutdown: keep, a dry run, a failed write): kept until one does.
+   */
+  foundCpusetsUnmanaged?: Array<FoundCpuset & { partition: PartitionId }>;
+}
+
+/**
+ * A cpuset.cpus as found before weir first wrote it, and where: a restarted weir gives it to the
+ * partition on that cgroup now, and writes back that of a cgroup no partition is on (wiring.ts).
+ */
+export interface FoundCpuset {
+  cpus: string;
+  /** The cgroup it was found in (normalised); absent in a file written before weir recorded it. */
+  cgroup?: string;
+  /** The partition's `actuator` then. */
+  actuator?: string;
+}
+
+/**
+ * Entries found before weir first wrote a cgroup, matched to the configured partitions by the
+ * cgroup they were found in, not by name; an entry from a file that did not record its cgroup
+ * goes by name. `byCgroup`: those of cgroups no partition is on now; `byName`: those without a
+ * cgroup whose name no partition has.
+ */
+export function matchByCgroup<E extends { partition: PartitionId; cgroup?: string }>(
+  entries: readonly E[],
+  partitions: ReadonlyArray<{ name: PartitionId; cgroup: string }>,
+): { matched: Map<PartitionId, E>; byCgroup: E[]; byName: E[] } {
+  const byCgroup = new Map<string, E>();
+  const byName = new Map<PartitionId, E>();
+  for (const e of entries) {
+    if (typeof e.cgroup === "string") {
+      // a cgroup is one partition's at a time; a later entry (unmanaged, saved after) is no newer
+      if (!byCgroup.has(e.cgroup)) byCgroup.set(e.cgroup, e);
+    } else if (!byName.has(e.partition)) byName.set(e.partition, e);
+  }
+  const matched = new Map<PartitionId, E>();
+  for (const p of partitions) {
+    const cgroup = normalizeCgroupPath(p.cgroup);
+    const e = byCgroup.get(cgroup) ?? byName.get(p.name);
+    if (!e) continue;
+    if (e.cgroup === undefined) byName.delete(p.name);
+    else byCgroup.delete(cgroup);
+    matched.set(p.name, e);
+  }
+  return { matched, byCgroup: [...byCgroup.values()], byName: [...byName.values()] };
+}
+
+/** A found cpuset with the partition it was found for. */
+export type FoundCpusetEntry = FoundCpuset & { partition: PartitionId };
+
+/** The state file's found cpusets, those of its partitions and those of cgroups left. */
+export function foundCpusetEntries(
+  state: Pick<PersistedState, "foundCpusets" | "foundCpusetsUnmanaged">,
+): FoundCpusetEntry[] {
+  const entries: FoundCpusetEntry[] = [];
+  if (typeof state.foundCpusets === "object" && state.foundCpusets !== null)
+    for (const [id, e] of Object.entries(state.foundCpusets))
+      if (typeof e === "string") entries.push({ partition: id, cpus: e });
+      else if (typeof e === "object" && e !== null && typeof e.cpus === "string")
+        entries.push({ ...e, partition: id });
+  if (Array.isArray(state.foundCpusetsUnmanaged))
+    for (const e of state.foundCpusetsUnmanaged)
+      if (
+        typeof e === "object" &&
+        e !== null &&
+        typeof e.cpus === "string" &&
+        typeof e.partition === "string"
+      )
+        entries.push(e);
+  return entries;
+}
+
+/**
+ * The state file's found cpusets of the configured partitions, by partition name: each one's
+ * that was found on its cgroup (by name where the file did not record the cgroup).
+ */
+export function foundCpusetsOf(
+  state: Pick<PersistedState, "foundCpusets" | "foundCpusetsUnmanaged">,
+  partitions: ReadonlyArray<{ name: PartitionId; cgroup: string }>,
+): Record<PartitionId, string> {
+  const out: Record<PartitionId, string> = {};
+  for (const [id, e] of matchByCgroup(foundCpusetEntries(state), partitions).matched)
+    out[id] = e.cpus;
+  return out;
 }
 
 export function saveState(path: string, state: Omit<PersistedState, "version">): void {

@@ -12,7 +12,7 @@ import { defaultPolicyKnobs } from "../policy/knobs.ts";
 import type { PartitionSensor } from "../sensors/types.ts";
 import { parseConfig } from "./config.ts";
 import type { AgentReading } from "./manager-options.ts";
-import { buildManager, decidePlacement, matchFound } from "./wiring.ts";
+import { buildManager, decidePlacement, matchFound, matchFoundCpusets } from "./wiring.ts";
 
 /** A sensor whose counters grow as a 1,000 packets/s server using 200m would make them. */
 function steadySensor(): PartitionSensor {
@@ -498,5 +498,64 @@ describe("matchFound (the state file's found values on a restart)", () => {
       "c",
       "d",
     ]);
+  });
+});
+
+describe("matchFoundCpusets (the state file's found cpusets on a restart)", () => {
+  const at = (cgroup: string, cpus: string) => ({ cpus, cgroup, actuator: "cgroup" });
+  const state = {
+    foundCpusets: {
+      a: at("w/x", "0-3"),
+      b: "0-1", // an older weir's: no cgroup
+      c: at("w/c", "2"),
+      old: "3",
+    },
+    foundCpusetsUnmanaged: [{ partition: "d", ...at("w/d", "1") }],
+  };
+  const cfg = parseConfig(
+    {
+      capacity: { cpus: 4 },
+      partitions: [
+        { name: "renamed", cgroup: "/w//x", interfaces: ["v0"] }, // a's cgroup, written another way
+        { name: "b", cgroup: "w/b", interfaces: ["v1"] },
+        { name: "c", cgroup: "w/elsewhere", interfaces: ["v2"] }, // moved: its old cgroup's is not its
+      ],
+    },
+    "test.yaml",
+  );
+
+  it("placement in force: keeps the matched ones for it, by cgroup, and writes back those of cgroups left", () => {
+    const asked: string[] = [];
+    const r = matchFoundCpusets(state, cfg.partitions, null, (e) => {
+      asked.push(`${e.partition} ${e.cgroup} ${e.cpus}`);
+      return e.partition === "c" ? { written: ["cpuset.cpus"] } : { error: "refused" };
+    });
+    expect(r.found).toEqual({ renamed: "0-3", b: "0-1" });
+    expect(asked.sort()).toEqual(["c w/c 2", "d w/d 1"]);
+    expect(r.unmanaged).toEqual([
+      { partition: "old", cpus: "3" },
+      { partition: "d", ...at("w/d", "1") },
+    ]);
+    expect(r.notes.map((n) => [n.restored, n.message.split(":")[0]])).toEqual([
+      [false, "old"],
+      [true, "c"],
+      [false, "d"],
+    ]);
+  });
+
+  it("placement not in force: writes back the matched ones too, keeping those it could not", () => {
+    const restored: string[] = [];
+    const r = matchFoundCpusets(
+      state,
+      cfg.partitions,
+      (p, cpus) => {
+        restored.push(`${p.name} ${p.cgroup} ${cpus}`);
+        return p.name === "b" ? { error: "refused" } : { written: [] };
+      },
+      () => ({ gone: true }),
+    );
+    expect(restored).toEqual(["renamed /w//x 0-3", "b w/b 0-1"]);
+    expect(r.found).toEqual({ b: "0-1" });
+    expect(r.unmanaged).toEqual([{ partition: "old", cpus: "3" }]);
   });
 });

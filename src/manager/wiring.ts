@@ -6,12 +6,14 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { cpusetDirOf } from "../actuators/cpuset.ts";
 import { createActuatorBackend, dryRun } from "../actuators/index.ts";
 import type { QemuLocation } from "../actuators/qemu.ts";
 import type {
   ActuatorBackend,
   ActuatorTarget,
   AllocationSnapshot,
+  CpusetActuator,
   PartitionActuator,
 } from "../actuators/types.ts";
 import { type CgroupLayout, detectCgroupLayout, normalizeCgroupPath } from "../cgroup/layout.ts";
@@ -48,7 +50,14 @@ import type {
   PartitionWiring,
   ThroughputFn,
 } from "./manager-options.ts";
-import { type FoundValues, loadState, type PersistedState } from "./state-file.ts";
+import {
+  type FoundCpusetEntry,
+  type FoundValues,
+  foundCpusetEntries,
+  loadState,
+  matchByCgroup,
+  type PersistedState,
+} from "./state-file.ts";
 import type { PlacementDecision } from "./view.ts";
 
 /**
@@ -389,46 +398,46 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
         }
       })
     : null;
-  // A run killed while placing left its partitions' cpusets narrowed, and the state file says
-  // what they held before: without placement in force now, nothing else would ever write them
-  // back (an orderly stop restores only what placement opened), so they are restored here.
-  const cpusetNotes: Array<{ restored: boolean; message: string }> = [];
-  let foundCpusets = loaded?.state?.foundCpusets;
-  if (foundCpusets && !placing) {
-    const left: Record<PartitionId, string> = {};
-    for (const [id, found] of Object.entries(foundCpusets)) {
-      const p = cfg.partitions.find((x) => x.name === id);
-      const backend = p ? backendOf(p.actuator) : undefined;
-      if (!p || !backend?.openCpuset) {
-        left[id] = found;
-        cpusetNotes.push({
-          restored: false,
-          message: `${id}: a killed run placed it, its cpuset.cpus was found as "${found}": not restored (${p ? "its backend has no cpuset" : "no such partition in this config"}); kept in the state file`,
-        });
-        continue;
-      }
-      try {
-        const c = backend.openCpuset(actuatorTarget(p), found);
-        const r = c.restore();
-        c.close();
-        if (r.error) throw new Error(r.error.message);
-        cpusetNotes.push({
-          restored: true,
-          message:
-            r.written.length > 0
-              ? `${id}: placement is not in force; its cpuset.cpus, narrowed by a killed run, is back to "${found}" as found`
-              : `${id}: its cpuset.cpus already holds "${found}" as found`,
-        });
-      } catch (err) {
-        left[id] = found;
-        cpusetNotes.push({
-          restored: false,
-          message: `${id}: a killed run placed it; its cpuset.cpus could not be restored to "${found}": ${(err as Error).message}; kept in the state file`,
-        });
-      }
+  // A cpuset found before weir first wrote it goes to the partition on that cgroup now (renamed
+  // or not). A run killed while placing left its partitions' cpusets narrowed: without placement
+  // in force now, nothing else would ever write them back (an orderly stop restores only what
+  // placement opened), so they are restored here; and so, with onShutdown: restore, is the cpuset
+  // of a cgroup no partition is on any more (removed from the config, or moved to another cgroup).
+  const restoreCpuset = (actuator: string, target: ActuatorTarget, cpus: string): FoundRestore => {
+    const backend = backendOf(actuator);
+    if (!backend.openCpuset) return { error: "its backend has no cpuset" };
+    let c: CpusetActuator | undefined;
+    try {
+      c = backend.openCpuset(target, cpus);
+      const r = c.restore();
+      if (r.error) return { error: r.error.message };
+      return { written: r.written };
+    } catch (err) {
+      if ("cgroup" in target && cpusetGone(roots.cgroupfs, target.cgroup)) return { gone: true };
+      return { error: (err as Error).message };
+    } finally {
+      c?.close();
     }
-    foundCpusets = Object.keys(left).length > 0 ? left : undefined;
-  }
+  };
+  const cpusets = loaded?.state
+    ? matchFoundCpusets(
+        loaded.state,
+        cfg.partitions,
+        placing ? null : (p, cpus) => restoreCpuset(p.actuator, actuatorTarget(p), cpus),
+        (e) =>
+          cfg.onShutdown !== "restore" || parts.dryRun || !CGROUP_ACTUATORS.has(e.actuator)
+            ? {
+                error: parts.dryRun
+                  ? "a dry run writes nothing"
+                  : cfg.onShutdown !== "restore"
+                    ? "onShutdown is keep"
+                    : `its backend ${e.actuator} is not a cgroup's`,
+              }
+            : restoreCpuset(e.actuator, { partition: e.partition, cgroup: e.cgroup }, e.cpus),
+      )
+    : null;
+  const cpusetNotes = cpusets?.notes ?? [];
+  const foundCpusets = cpusets && Object.keys(cpusets.found).length > 0 ? cpusets.found : undefined;
   const resume =
     loaded?.state && matched
       ? {
@@ -436,6 +445,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
           found: matched.found,
           ...(matched.unmanaged.length > 0 ? { foundUnmanaged: matched.unmanaged } : {}),
           ...(foundCpusets ? { foundCpusets } : {}),
+          ...(cpusets?.unmanaged.length ? { foundCpusetsUnmanaged: cpusets.unmanaged } : {}),
         }
       : undefined;
   const hostCpu =
@@ -500,6 +510,62 @@ function wakeupSearchesHere(sysfs: string, cpus: readonly number[]): boolean {
 /** What writing back one cgroup's found values gave: the files written, the cgroup gone, or why not. */
 export type FoundRestore = { written: string[] } | { gone: true } | { error: string };
 
+/** A note of the start: a value written back (or forgotten, its cgroup gone), or why not. */
+type StartNote = { restored: boolean; message: string };
+
+/**
+ * The entries of cgroups no partition is on now, each given to `restore`: written back, or the
+ * cgroup gone, it is forgotten; otherwise it stays (`unmanaged`, saved again). Entries without a
+ * cgroup (an older weir's file) whose partition is not configured stay as they are. A line each;
+ * `what`: what was found there ("the values", `the cpuset.cpus "0-1"`); `plural`: the values.
+ */
+function writeBackUnmanaged<
+  E extends { partition: PartitionId; cgroup?: string; actuator?: string },
+>(
+  left: { byCgroup: readonly E[]; byName: readonly E[] },
+  restore: (e: E & { cgroup: string; actuator: string }) => FoundRestore,
+  what: (e: E) => string,
+  plural: boolean,
+): { unmanaged: E[]; notes: StartNote[] } {
+  const are = plural ? "are" : "is";
+  const unmanaged: E[] = [];
+  const notes: StartNote[] = [];
+  for (const e of left.byName) {
+    unmanaged.push(e);
+    notes.push({
+      restored: false,
+      message: `${e.partition}: no such partition in this config, and the state file does not say which cgroup ${what(e)} weir found for it ${are} from (an older weir wrote it): not written back; kept in the state file`,
+    });
+  }
+  for (const e of left.byCgroup) {
+    const at = { ...e, cgroup: e.cgroup!, actuator: e.actuator ?? "cgroup" };
+    const r = restore(at);
+    const head = `${e.partition}: no partition is on its cgroup ${at.cgroup} now`;
+    const found = `${what(e)} weir found there`;
+    if ("gone" in r)
+      notes.push({
+        restored: true,
+        message: `${head}, and the cgroup is gone: ${found} ${are} forgotten`,
+      });
+    else if ("written" in r)
+      notes.push({
+        restored: true,
+        message:
+          r.written.length > 0
+            ? `${head}: ${found} before it first wrote ${plural ? "them" : "it"} ${are} back (${r.written.join(", ")} written)`
+            : `${head}: it already holds ${found}`,
+      });
+    else {
+      unmanaged.push(e);
+      notes.push({
+        restored: false,
+        message: `${head}; ${found} ${are} not written back (${r.error}): kept in the state file`,
+      });
+    }
+  }
+  return { unmanaged, notes };
+}
+
 /**
  * The state file's found values, matched to the configured partitions by the cgroup they were
  * found in, not by name: a partition renamed on the same cgroup keeps them (its cgroup holds
@@ -516,7 +582,7 @@ export function matchFound(
 ): {
   found: Record<PartitionId, AllocationSnapshot>;
   unmanaged: FoundValues[];
-  notes: Array<{ restored: boolean; message: string }>;
+  notes: StartNote[];
 } {
   const entries: FoundValues[] = [];
   const isEntry = (e: unknown): e is FoundValues =>
@@ -526,56 +592,57 @@ export function matchFound(
       if (isEntry(e)) entries.push({ ...e, partition: id });
   if (Array.isArray(state.foundUnmanaged))
     for (const e of state.foundUnmanaged) if (isEntry(e)) entries.push(e);
-  const byCgroup = new Map<string, FoundValues>();
-  const byName = new Map<PartitionId, FoundValues>();
-  for (const e of entries) {
-    if (typeof e.cgroup === "string") {
-      // a cgroup is one partition's at a time; a later entry (unmanaged, saved after) is no newer
-      if (!byCgroup.has(e.cgroup)) byCgroup.set(e.cgroup, e);
-    } else if (!byName.has(e.partition)) byName.set(e.partition, e);
-  }
+  const m = matchByCgroup(entries, partitions);
   const found: Record<PartitionId, AllocationSnapshot> = {};
-  for (const p of partitions) {
-    const cgroup = normalizeCgroupPath(p.cgroup);
-    const e = byCgroup.get(cgroup) ?? byName.get(p.name);
-    if (!e) continue;
-    if (e.cgroup === undefined) byName.delete(p.name);
-    else byCgroup.delete(cgroup);
-    found[p.name] = { partition: p.name, values: e.values };
-  }
-  const unmanaged: FoundValues[] = [];
-  const notes: Array<{ restored: boolean; message: string }> = [];
-  for (const e of byName.values()) {
-    unmanaged.push(e);
-    notes.push({
-      restored: false,
-      message: `${e.partition}: no such partition in this config, and the state file does not say which cgroup the values weir found for it are from (an older weir wrote it): not written back; kept in the state file`,
-    });
-  }
-  for (const e of byCgroup.values()) {
-    const at = { ...e, cgroup: e.cgroup!, actuator: e.actuator ?? "cgroup" };
-    const r = restore(at);
-    const head = `${e.partition}: no partition is on its cgroup ${at.cgroup} now`;
-    if ("gone" in r)
-      notes.push({
-        restored: true,
-        message: `${head}, and the cgroup is gone: the values weir found there are forgotten`,
-      });
-    else if ("written" in r)
+  for (const [name, e] of m.matched) found[name] = { partition: name, values: e.values };
+  return { found, ...writeBackUnmanaged(m, restore, () => "the values", true) };
+}
+
+/**
+ * The state file's found cpusets (placement), matched as matchFound matches found values: each
+ * to the partition on the cgroup it was found in (by name where the file did not record one).
+ * `restoreMatched` (placement not in force: a killed run's narrowing nothing else would write
+ * back): each matched one is written back now, and kept in `found` only where that failed; null
+ * (placement in force): all are kept in `found`, for placement to restore. Those of cgroups no
+ * partition is on go to `restore`, as in matchFound. A line for each one written back or not.
+ */
+export function matchFoundCpusets(
+  state: Pick<PersistedState, "foundCpusets" | "foundCpusetsUnmanaged">,
+  partitions: readonly PartitionConfig[],
+  restoreMatched: ((p: PartitionConfig, cpus: string) => FoundRestore) | null,
+  restore: (e: FoundCpusetEntry & { cgroup: string; actuator: string }) => FoundRestore,
+): { found: Record<PartitionId, string>; unmanaged: FoundCpusetEntry[]; notes: StartNote[] } {
+  const m = matchByCgroup(foundCpusetEntries(state), partitions);
+  const found: Record<PartitionId, string> = {};
+  const notes: StartNote[] = [];
+  for (const [id, e] of m.matched) {
+    const p = partitions.find((x) => x.name === id)!;
+    const r = restoreMatched?.(p, e.cpus);
+    if (r === undefined || !("written" in r)) found[id] = e.cpus;
+    if (r === undefined) continue;
+    if ("written" in r)
       notes.push({
         restored: true,
         message:
           r.written.length > 0
-            ? `${head}: the values weir found there before it first wrote them are back (${r.written.join(", ")} written)`
-            : `${head}: it already holds the values weir found there`,
+            ? `${id}: placement is not in force; its cpuset.cpus, narrowed by a killed run, is back to "${e.cpus}" as found`
+            : `${id}: its cpuset.cpus already holds "${e.cpus}" as found`,
       });
-    else {
-      unmanaged.push(e);
+    else
       notes.push({
         restored: false,
-        message: `${head}; the values weir found there are not written back (${r.error}): kept in the state file`,
+        message: `${id}: a killed run placed it; its cpuset.cpus could not be restored to "${e.cpus}": ${"error" in r ? r.error : "its cgroup is gone"}; kept in the state file`,
       });
-    }
   }
-  return { found, unmanaged, notes };
+  const left = writeBackUnmanaged(m, restore, (e) => `the cpuset.cpus "${e.cpus}"`, false);
+  return { found, unmanaged: left.unmanaged, notes: [...left.notes, ...notes] };
+}
+
+/** The cgroup's cpuset directory is not there (the cgroup removed). */
+function cpusetGone(cgroupfs: string, cgroup: string): boolean {
+  try {
+    return !fs.existsSync(cpusetDirOf(cgroupfs, cgroup));
+  } catch {
+    return false;
+  }
 }

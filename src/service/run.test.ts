@@ -259,10 +259,150 @@ describe("startManager restarted after a kill with placement no longer in force"
         JSON.stringify({ ...state, foundCpusets: { p1: "", gone: "1-2" } }),
       );
       const lines = await oneCycle(cfg);
-      expect(lines.some((l) => l.level === 40 && /^gone: .*not restored/.test(l.msg))).toBe(true);
-      const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as { foundCpusets?: unknown };
-      expect(saved.foundCpusets).toEqual({ gone: "1-2" });
+      expect(lines.some((l) => l.level === 40 && /^gone: .*not written back/.test(l.msg))).toBe(
+        true,
+      );
+      const saved = JSON.parse(fs.readFileSync(stateFile, "utf8")) as {
+        foundCpusets?: unknown;
+        foundCpusetsUnmanaged?: unknown;
+      };
+      expect(saved.foundCpusets).toBeUndefined();
+      expect(saved.foundCpusetsUnmanaged).toEqual([{ partition: "gone", cpus: "1-2" }]);
     });
+  });
+});
+
+describe("startManager restarted after a kill with a placed partition moved or removed", () => {
+  /** cgroup v2 dir weir/<name> under `root` as the v2 backend and sensors read it. */
+  const cgroupDir = (root: string, name: string, cpus: string) => {
+    const dir = path.join(root, "cg/weir", name);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, "cgroup.controllers"), "cpuset cpu\n");
+    fs.writeFileSync(path.join(dir, "cpu.weight"), "100\n");
+    fs.writeFileSync(path.join(dir, "cpu.max"), "max 100000\n");
+    fs.writeFileSync(path.join(dir, "cpu.idle"), "0\n");
+    fs.writeFileSync(
+      path.join(dir, "cpu.stat"),
+      "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
+    );
+    fs.writeFileSync(path.join(dir, "cgroup.threads"), "");
+    fs.writeFileSync(path.join(dir, "cpuset.cpus"), `${cpus}\n`);
+    fs.writeFileSync(path.join(dir, "cpuset.cpus.effective"), `${cpus || "0-3"}\n`);
+  };
+  const config = (
+    t: { roots: Config["roots"]; stateFile: string },
+    onShutdown: "keep" | "restore",
+    web2: string | null,
+  ) =>
+    parseConfig(
+      {
+        capacity: { cpus: 4 },
+        roots: t.roots,
+        stateFile: t.stateFile,
+        onShutdown,
+        placement: { mode: "spread" },
+        partitions: [
+          { name: "p1", cgroup: "weir/p1", interfaces: ["veth-p1"] },
+          ...(web2 ? [{ name: "web2", cgroup: web2, interfaces: ["veth-web2"] }] : []),
+          { name: "hog", cgroup: "weir/hog", kind: "batch" },
+        ],
+      },
+      "test.yaml",
+    );
+
+  it("gives a found cpuset to the partition on its cgroup and writes back that of a cgroup left", async () => {
+    // Before: found cpusets went by partition name. web2, moved from weir/web2-old to weir/web2
+    // (pinned to CPU 2 by an admin), took its old cgroup's found value: placed, and its SIGTERM
+    // wrote that value into weir/web2 (the admin's pin lost); weir/web2-old kept the killed
+    // run's placement for good.
+    const tree = killedPlacementTree();
+    try {
+      fs.rmSync(tree.stateFile);
+      tree.write("cg/weir/p1/cpuset.cpus", "\n");
+      cgroupDir(tree.root, "web2-old", "");
+      // the first run opens both cpusets and saves what they held, then stops keeping its values
+      await oneCycle(config(tree, "keep", "weir/web2-old"));
+      // as a run killed while placing leaves them; an admin pins the new cgroup to CPU 2
+      tree.write("cg/weir/p1/cpuset.cpus", "0\n");
+      tree.write("cg/weir/web2-old/cpuset.cpus", "1\n");
+      cgroupDir(tree.root, "web2", "2");
+      const lines = await oneCycle(config(tree, "restore", "weir/web2"));
+      const cpus = (d: string) =>
+        fs.readFileSync(path.join(tree.root, "cg/weir", d, "cpuset.cpus"), "utf8");
+      expect(cpus("web2")).toBe("2\n");
+      expect(cpus("web2-old")).toBe("\n");
+      expect(cpus("p1")).toBe("\n");
+      expect(lines.map((l) => l.msg)).toContain(
+        'web2: no partition is on its cgroup weir/web2-old now: the cpuset.cpus "" weir found there before it first wrote it is back (cpuset.cpus written)',
+      );
+      const saved = JSON.parse(fs.readFileSync(tree.stateFile, "utf8")) as {
+        foundCpusets?: Record<string, unknown>;
+        foundCpusetsUnmanaged?: unknown;
+      };
+      expect(saved.foundCpusets?.p1).toEqual({ cpus: "", cgroup: "weir/p1", actuator: "cgroup" });
+      expect(saved.foundCpusets?.web2).toBeUndefined(); // narrowed by the admin: not placed
+      expect(saved.foundCpusetsUnmanaged).toBeUndefined();
+    } finally {
+      tree.remove();
+    }
+  });
+
+  it("keeps a removed partition's found cpuset with onShutdown: keep, and forgets it once its cgroup is gone", async () => {
+    const tree = killedPlacementTree();
+    try {
+      fs.rmSync(tree.stateFile);
+      tree.write("cg/weir/p1/cpuset.cpus", "\n");
+      cgroupDir(tree.root, "web2", "");
+      cgroupDir(tree.root, "web3", "");
+      await oneCycle(config(tree, "keep", "weir/web2"));
+      const first = JSON.parse(fs.readFileSync(tree.stateFile, "utf8")) as {
+        foundCpusets?: Record<string, unknown>;
+      };
+      expect(first.foundCpusets?.web2).toEqual({
+        cpus: "",
+        cgroup: "weir/web2",
+        actuator: "cgroup",
+      });
+      // web2 removed from the config; a found cpuset of weir/web3, whose cgroup is then removed
+      tree.write("cg/weir/web2/cpuset.cpus", "1\n");
+      fs.writeFileSync(
+        tree.stateFile,
+        JSON.stringify({
+          ...first,
+          foundCpusetsUnmanaged: [
+            { partition: "web3", cpus: "", cgroup: "weir/web3", actuator: "cgroup" },
+          ],
+        }),
+      );
+      const kept = await oneCycle(config(tree, "keep", null));
+      expect(
+        kept.filter(
+          (l) =>
+            l.level === 40 &&
+            /^web[23]: no partition is on its cgroup .*; the cpuset.cpus "" weir found there is not written back \(onShutdown is keep\)/.test(
+              l.msg,
+            ),
+        ),
+      ).toHaveLength(2);
+      expect(fs.readFileSync(path.join(tree.root, "cg/weir/web2/cpuset.cpus"), "utf8")).toBe("1\n");
+      const saved = JSON.parse(fs.readFileSync(tree.stateFile, "utf8")) as {
+        foundCpusetsUnmanaged?: Array<{ partition: string }>;
+      };
+      expect(saved.foundCpusetsUnmanaged?.map((e) => e.partition).sort()).toEqual(["web2", "web3"]);
+      // restarted with onShutdown: restore: web2's written back, web3's (its cgroup gone) forgotten
+      fs.rmSync(path.join(tree.root, "cg/weir/web3"), { recursive: true });
+      const lines = await oneCycle(config(tree, "restore", null));
+      expect(fs.readFileSync(path.join(tree.root, "cg/weir/web2/cpuset.cpus"), "utf8")).toBe("\n");
+      expect(lines.map((l) => l.msg)).toContain(
+        'web3: no partition is on its cgroup weir/web3 now, and the cgroup is gone: the cpuset.cpus "" weir found there is forgotten',
+      );
+      const after = JSON.parse(fs.readFileSync(tree.stateFile, "utf8")) as {
+        foundCpusetsUnmanaged?: unknown;
+      };
+      expect(after.foundCpusetsUnmanaged).toBeUndefined();
+    } finally {
+      tree.remove();
+    }
   });
 });
 

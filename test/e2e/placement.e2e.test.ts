@@ -183,7 +183,7 @@ describe.skipIf(!isRoot || !hasV1Cpuset || !twoCpus)(
       expect(
         await until(() => {
           try {
-            return JSON.parse(fs.readFileSync(state, "utf8")).foundCpusets?.a === found;
+            return JSON.parse(fs.readFileSync(state, "utf8")).foundCpusets?.a?.cpus === found;
           } catch {
             return false;
           }
