@@ -100,7 +100,8 @@ export function createApi(opts: ApiOptions): Hono {
   const uplotDir = opts.uplotDir ?? defaultUplotDir();
   const keepAliveMs = (opts.sseKeepAliveSec ?? 15) * 1000;
   const maxEventClients = opts.maxEventClients ?? DEFAULT_MAX_EVENT_CLIENTS;
-  const cache = recordCaches();
+  // entries go with the records the view's history drops (historyMaxBytes bounds them both)
+  const cache = recordCaches(() => view.recentRecords()[0]?.cycle);
   const app = new Hono();
   const requireToken = requireBearer(opts.token);
   const changed = (change: ApiChange) => opts.onChange?.(change, describeApiChange(change));

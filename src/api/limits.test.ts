@@ -1,10 +1,12 @@
 // The API shares the event loop with the cycle: every answer is bounded. Exact counts pin the
 // bounds; the timings are printed for the record, not asserted (this host runs benchmarks).
+import v8 from "node:v8";
+import vm from "node:vm";
 import { describe, expect, it, vi } from "vitest";
 import type { CycleRecord, Decision, PartitionSpec } from "../core/model.ts";
 import { createApi, MAX_BODY_BYTES } from "./app.ts";
 import { MemoryView } from "./memory-view.ts";
-import { MAX_CYCLES_PARTITION_ENTRIES, RecordCache } from "./records.ts";
+import { MAX_CYCLES_PARTITION_ENTRIES, RecordCache, recordCaches } from "./records.ts";
 import { sampleRecord, sampleSpecs } from "./sample-records.ts";
 import { serveApi } from "./server.ts";
 
@@ -102,6 +104,55 @@ describe("GET /api/cycles", () => {
     expect(made).toBe(4);
     cache.get(r[0]!); // made again, evicting record 3 (the oldest held)
     expect([made, cache.size]).toEqual([5, 2]);
+  });
+
+  it("drops what it made for a record older than any the view still holds", () => {
+    const view = new MemoryView({ specs: sampleSpecs, capacity: 10 });
+    let made = 0;
+    const cache = new RecordCache(
+      MAX_CYCLES_PARTITION_ENTRIES,
+      (r) => {
+        made++;
+        return String(r.cycle);
+      },
+      () => view.recentRecords()[0]?.cycle,
+    );
+    for (let c = 1; c <= 100; c++) {
+      view.publish(sampleRecord(c, c * 100));
+      cache.get(view.recentRecords().at(-1)!); // as a live event stream does
+    }
+    // the budget (60,000 entries, 20,000 of these records) would keep all 100; the view keeps 10
+    expect([made, cache.size]).toEqual([100, 10]);
+    const caches = recordCaches(() => view.recentRecords()[0]?.cycle);
+    for (const r of view.recentRecords()) caches.frame.get(r); // frames make the JSON too
+    for (let c = 101; c <= 130; c++) {
+      view.publish(sampleRecord(c, c * 100));
+      caches.frame.get(view.recentRecords().at(-1)!);
+    }
+    expect([caches.json.size, caches.frame.size]).toEqual([10, 10]);
+  });
+
+  it("lets the records the history dropped go while an event stream and /api/cycles read them", async () => {
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    const view = new MemoryView({ specs: sampleSpecs, capacity: 10 });
+    const app = createApi({ view });
+    const stream = await app.request("/api/events");
+    const reader = stream.body!.getReader();
+    const refs: WeakRef<CycleRecord>[] = [];
+    for (let c = 1; c <= 100; c++) {
+      const r = sampleRecord(c, c * 100);
+      refs.push(new WeakRef(r));
+      view.publish(r);
+      await reader.read();
+      if (c % 20 === 0) await (await app.request("/api/cycles?limit=600")).arrayBuffer();
+    }
+    await reader.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    gc();
+    const alive = refs.filter((w) => w.deref() !== undefined).length;
+    // the view's 10, and at most a few a closure still held when the collector ran
+    expect(alive).toBeLessThanOrEqual(12);
   });
 
   it("serialises a record once however many requests and streams read it", async () => {

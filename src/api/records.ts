@@ -14,8 +14,14 @@ export const MAX_CYCLES_PARTITION_ENTRIES = 60_000;
 /**
  * Per record, something made from it once (its JSON text, its SSE frame) and reused by every
  * request and stream, kept for the newest records up to `budget` partition entries (a record
- * larger than the budget alone is still kept, as the only one). Records are not changed once
- * published; a decision's `why` is built by its toJSON, so this is where the cost is.
+ * larger than the budget alone is still kept, as the only one) and, given `oldestKept` (the
+ * cycle of the oldest record the view still holds), only while the view holds the record: a
+ * record the history has dropped can be asked for by no request or replay again, and an entry
+ * of this cache keeps it (the key) alive with its made value. Without that the budget alone let
+ * the cache hold records long after the history's `historyMaxBytes` had dropped them: at 5
+ * partitions 12,000 records (20 minutes at 10 cycles/s) where the history keeps 600.
+ * Records are not changed once published; a decision's `why` is built by its toJSON, so this
+ * is where the cost is.
  */
 export class RecordCache<T> {
   readonly #made = new Map<CycleRecord, { value: T; entries: number }>();
@@ -23,6 +29,8 @@ export class RecordCache<T> {
   constructor(
     readonly budget: number,
     readonly make: (record: CycleRecord) => T,
+    /** The cycle of the oldest record the view holds (undefined: none); asked on a miss only. */
+    readonly oldestKept?: () => number | undefined,
   ) {}
   get(record: CycleRecord): T {
     const hit = this.#made.get(record);
@@ -31,8 +39,12 @@ export class RecordCache<T> {
     const value = this.make(record);
     this.#made.set(record, { value, entries });
     this.#entries += entries;
+    const oldest = this.oldestKept?.();
+    // oldest first (records are mostly made in cycle order): drop while over the budget or
+    // the record is older than any the view holds; never the record just made
     for (const [r, m] of this.#made) {
-      if (this.#entries <= this.budget || r === record) break;
+      if (r === record) break;
+      if (this.#entries <= this.budget && !(oldest !== undefined && r.cycle < oldest)) break;
       this.#made.delete(r);
       this.#entries -= m.entries;
     }
@@ -50,16 +62,24 @@ const encoder = new TextEncoder();
  * one `data:` line (JSON has no raw newline), its cycle as `id:`, in hono's writeSSE order.
  * Bytes, not strings: every answer and stream writes the same buffers without encoding again.
  */
-export function recordCaches(): { json: RecordCache<Uint8Array>; frame: RecordCache<Uint8Array> } {
-  const json = new RecordCache(MAX_CYCLES_PARTITION_ENTRIES, (r) =>
-    encoder.encode(JSON.stringify(r)),
+export function recordCaches(oldestKept?: () => number | undefined): {
+  json: RecordCache<Uint8Array>;
+  frame: RecordCache<Uint8Array>;
+} {
+  const json = new RecordCache(
+    MAX_CYCLES_PARTITION_ENTRIES,
+    (r) => encoder.encode(JSON.stringify(r)),
+    oldestKept,
   );
-  const frame = new RecordCache(MAX_CYCLES_PARTITION_ENTRIES / 3, (r) =>
-    Buffer.concat([
-      encoder.encode("event: cycle\ndata: "),
-      json.get(r),
-      encoder.encode(`\nid: ${r.cycle}\n\n`),
-    ]),
+  const frame = new RecordCache(
+    MAX_CYCLES_PARTITION_ENTRIES / 3,
+    (r) =>
+      Buffer.concat([
+        encoder.encode("event: cycle\ndata: "),
+        json.get(r),
+        encoder.encode(`\nid: ${r.cycle}\n\n`),
+      ]),
+    oldestKept,
   );
   return { json, frame };
 }
