@@ -10,7 +10,7 @@ import { type PartitionCpus, readPartitionCpus } from "../sensors/cpuset.ts";
 import { parseCpuList } from "../sensors/parse.ts";
 import type { Roots } from "../sensors/types.ts";
 import type { Config } from "./config.ts";
-import { type FoundCpuset, foundCpusetsOf, readState } from "./state-file.ts";
+import { foundCpusetsOf, readState } from "./state-file.ts";
 import type { Wired } from "./wiring.ts";
 
 export { formatCpuList };
@@ -154,7 +154,7 @@ export function startCpusShortfalls(
     wired.manager.specs(),
     wired.capacityCpuMillis,
     cfg.roots,
-    wired.placement.inForce ? cpusOf(wired.manager.persistentState().foundCpusets) : undefined,
+    wired.placement.inForce ? wired.manager.foundCpusets() : undefined,
   );
 }
 
@@ -170,16 +170,6 @@ export function configCpusShortfalls(
   capacityCpuMillis: CpuMillis,
 ): CpusShortfall[] {
   return checkPartitionCpus(cfg.partitions, specs, capacityCpuMillis, cfg.roots, stateFound(cfg));
-}
-
-/** The cpus of each found cpuset, by partition. */
-function cpusOf(
-  found: Readonly<Record<PartitionId, FoundCpuset>> | undefined,
-): Record<PartitionId, string> | undefined {
-  if (!found) return undefined;
-  const out: Record<PartitionId, string> = {};
-  for (const [id, e] of Object.entries(found)) out[id] = e.cpus;
-  return out;
 }
 
 /** The state file's found cpusets of `cfg`'s partitions (each on the cgroup it was found in). */

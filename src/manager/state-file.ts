@@ -87,6 +87,21 @@ export function matchByCgroup<E extends { partition: PartitionId; cgroup?: strin
   return { matched, byCgroup: [...byCgroup.values()], byName: [...byName.values()] };
 }
 
+/** The state file's found values, those of its partitions and those of cgroups left. */
+export function foundValueEntries(
+  state: Pick<PersistedState, "found" | "foundUnmanaged">,
+): FoundValues[] {
+  const entries: FoundValues[] = [];
+  const isEntry = (e: unknown): e is FoundValues =>
+    typeof e === "object" && e !== null && typeof (e as FoundValues).values === "object";
+  if (typeof state.found === "object" && state.found !== null)
+    for (const [id, e] of Object.entries(state.found))
+      if (isEntry(e)) entries.push({ ...e, partition: id });
+  if (Array.isArray(state.foundUnmanaged))
+    for (const e of state.foundUnmanaged) if (isEntry(e)) entries.push(e);
+  return entries;
+}
+
 /** A found cpuset with the partition it was found for. */
 export type FoundCpusetEntry = FoundCpuset & { partition: PartitionId };
 

@@ -54,6 +54,7 @@ import {
   type FoundCpusetEntry,
   type FoundValues,
   foundCpusetEntries,
+  foundValueEntries,
   loadState,
   matchByCgroup,
   type PersistedState,
@@ -372,16 +373,19 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
   // (renamed or not); those of a cgroup no partition is on any more (removed from the config,
   // or moved to another cgroup) are written back here with onShutdown: restore: nothing else
   // would ever write them (an orderly stop restores only the partitions it runs).
+  // why a cgroup no partition is on now is not written back at start; null: it is
+  const notWrittenBack = (actuator: string): string | null =>
+    parts.dryRun
+      ? "a dry run writes nothing"
+      : cfg.onShutdown !== "restore"
+        ? "onShutdown is keep"
+        : CGROUP_ACTUATORS.has(actuator)
+          ? null
+          : `its backend ${actuator} is not a cgroup's`;
   const matched = loaded?.state
     ? matchFound(loaded.state, cfg.partitions, (e) => {
-        if (cfg.onShutdown !== "restore" || parts.dryRun || !CGROUP_ACTUATORS.has(e.actuator))
-          return {
-            error: parts.dryRun
-              ? "a dry run writes nothing"
-              : cfg.onShutdown !== "restore"
-                ? "onShutdown is keep"
-                : `its backend ${e.actuator} is not a cgroup's`,
-          };
+        const refused = notWrittenBack(e.actuator);
+        if (refused !== null) return { error: refused };
         let a: PartitionActuator | undefined;
         try {
           a = backendOf(e.actuator).open({ partition: e.partition, cgroup: e.cgroup });
@@ -424,16 +428,12 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
         loaded.state,
         cfg.partitions,
         placing ? null : (p, cpus) => restoreCpuset(p.actuator, actuatorTarget(p), cpus),
-        (e) =>
-          cfg.onShutdown !== "restore" || parts.dryRun || !CGROUP_ACTUATORS.has(e.actuator)
-            ? {
-                error: parts.dryRun
-                  ? "a dry run writes nothing"
-                  : cfg.onShutdown !== "restore"
-                    ? "onShutdown is keep"
-                    : `its backend ${e.actuator} is not a cgroup's`,
-              }
-            : restoreCpuset(e.actuator, { partition: e.partition, cgroup: e.cgroup }, e.cpus),
+        (e) => {
+          const refused = notWrittenBack(e.actuator);
+          return refused !== null
+            ? { error: refused }
+            : restoreCpuset(e.actuator, { partition: e.partition, cgroup: e.cgroup }, e.cpus);
+        },
       )
     : null;
   const cpusetNotes = cpusets?.notes ?? [];
@@ -584,15 +584,7 @@ export function matchFound(
   unmanaged: FoundValues[];
   notes: StartNote[];
 } {
-  const entries: FoundValues[] = [];
-  const isEntry = (e: unknown): e is FoundValues =>
-    typeof e === "object" && e !== null && typeof (e as FoundValues).values === "object";
-  if (typeof state.found === "object" && state.found !== null)
-    for (const [id, e] of Object.entries(state.found))
-      if (isEntry(e)) entries.push({ ...e, partition: id });
-  if (Array.isArray(state.foundUnmanaged))
-    for (const e of state.foundUnmanaged) if (isEntry(e)) entries.push(e);
-  const m = matchByCgroup(entries, partitions);
+  const m = matchByCgroup(foundValueEntries(state), partitions);
   const found: Record<PartitionId, AllocationSnapshot> = {};
   for (const [name, e] of m.matched) found[name] = { partition: name, values: e.values };
   return { found, ...writeBackUnmanaged(m, restore, () => "the values", true) };
@@ -615,8 +607,9 @@ export function matchFoundCpusets(
   const m = matchByCgroup(foundCpusetEntries(state), partitions);
   const found: Record<PartitionId, string> = {};
   const notes: StartNote[] = [];
+  const byName = new Map(partitions.map((p) => [p.name, p]));
   for (const [id, e] of m.matched) {
-    const p = partitions.find((x) => x.name === id)!;
+    const p = byName.get(id)!;
     const r = restoreMatched?.(p, e.cpus);
     if (r === undefined || !("written" in r)) found[id] = e.cpus;
     if (r === undefined) continue;
