@@ -206,6 +206,13 @@ export class CgroupSkbCounters {
       const here = path.resolve(o.cgroupDir);
       /** The cgroup the pinned programs are recorded as attached to; null: unknown. */
       let recorded: string | null = null;
+      /** A record map saying the programs are attached here (its fd, closed with the rest on a failure). */
+      const newRecord = (): number => {
+        const fd = createAttachedRecordMap(o);
+        fds.push(fd);
+        updateFirst(fd, encodeRecord(here));
+        return fd;
+      };
       this.resumed =
         pins !== null && [pins.map, pins.ingress, pins.egress].every((f) => fs.existsSync(f));
       if (pins !== null && this.resumed) {
@@ -266,9 +273,7 @@ export class CgroupSkbCounters {
         }
         try {
           if (this.recordFd < 0) {
-            this.recordFd = createAttachedRecordMap(o);
-            fds.push(this.recordFd);
-            updateFirst(this.recordFd, encodeRecord(here));
+            this.recordFd = newRecord();
             pinObject(this.recordFd, pins.attached);
           } else updateFirst(this.recordFd, encodeRecord(here));
         } catch (e) {
@@ -281,9 +286,7 @@ export class CgroupSkbCounters {
           makePinDir(o.partition, pinDir!);
           // a record left without the objects it described (removed by hand) describes nothing
           fs.rmSync(pins.attached, { force: true });
-          this.recordFd = createAttachedRecordMap(o);
-          fds.push(this.recordFd);
-          updateFirst(this.recordFd, encodeRecord(here));
+          this.recordFd = newRecord();
           // the record last: a record pinned says the other three are
           for (const [fd, file] of [
             [this.mapFd, pins.map],

@@ -117,37 +117,33 @@ export function createAttachedRecordMap(o: { partition: string }): number {
   }
 }
 
-/** Entry 0 of an array map, `size` bytes (BPF_MAP_LOOKUP_ELEM). Throws BpfSyscallError. */
-export function lookupFirst(mapFd: number, size: number): Uint8Array {
+/**
+ * BPF_MAP_LOOKUP_ELEM or BPF_MAP_UPDATE_ELEM (flags BPF_ANY) on entry 0 of an array map, its
+ * value `value` bytes long; returns the value after the call. Throws BpfSyscallError.
+ */
+function firstElem(cmd: number, name: string, mapFd: number, value: Uint8Array): Uint8Array {
   const key = nativeBuffer(4);
-  const value = nativeBuffer(size);
+  const buf = nativeBuffer(value.length);
   const attr = nativeBuffer(128);
   try {
+    buf.bytes.set(value);
     attr.view.setUint32(0, mapFd, true); // map_fd
-    attr.view.setBigUint64(8, key.address, true); // key
-    attr.view.setBigUint64(16, value.address, true); // value
-    bpf(BPF_MAP_LOOKUP_ELEM, attr, "BPF_MAP_LOOKUP_ELEM");
-    return value.bytes.slice();
+    attr.view.setBigUint64(8, key.address, true); // key: index 0
+    attr.view.setBigUint64(16, buf.address, true); // value
+    bpf(cmd, attr, name);
+    return buf.bytes.slice();
   } finally {
-    for (const b of [key, value, attr]) freeNative(b);
+    for (const b of [key, buf, attr]) freeNative(b);
   }
 }
 
-/** Write entry 0 of an array map whole (BPF_MAP_UPDATE_ELEM, BPF_ANY). Throws BpfSyscallError. */
+/** Entry 0 of an array map, `size` bytes. Throws BpfSyscallError. */
+export const lookupFirst = (mapFd: number, size: number): Uint8Array =>
+  firstElem(BPF_MAP_LOOKUP_ELEM, "BPF_MAP_LOOKUP_ELEM", mapFd, new Uint8Array(size));
+
+/** Write entry 0 of an array map whole. Throws BpfSyscallError. */
 export function updateFirst(mapFd: number, bytes: Uint8Array): void {
-  const key = nativeBuffer(4);
-  const value = nativeBuffer(bytes.length);
-  const attr = nativeBuffer(128);
-  try {
-    value.bytes.set(bytes);
-    attr.view.setUint32(0, mapFd, true); // map_fd
-    attr.view.setBigUint64(8, key.address, true); // key
-    attr.view.setBigUint64(16, value.address, true); // value
-    // flags (24): BPF_ANY
-    bpf(BPF_MAP_UPDATE_ELEM, attr, "BPF_MAP_UPDATE_ELEM");
-  } finally {
-    for (const b of [key, value, attr]) freeNative(b);
-  }
+  firstElem(BPF_MAP_UPDATE_ELEM, "BPF_MAP_UPDATE_ELEM", mapFd, bytes);
 }
 
 /**
