@@ -14,6 +14,8 @@ export interface KilledPlacementTree {
   stateFile: string;
   /** Writes `text` to `rel` under the root, making its folders. */
   write(rel: string, text: string): void;
+  /** Writes the state file anew with these found cpusets (and no found values). */
+  writeState(foundCpusets: Record<string, unknown>): void;
   /**
    * Writes weir.yaml under the root: capacity 4 CPUs, the tree's roots and state file,
    * `placement.mode` as given, p1 (network) and hog (batch). Returns its path.
@@ -57,16 +59,18 @@ export function killedPlacementTree(): KilledPlacementTree {
   write("cg/weir/p1/cpuset.cpus", "0\n");
   write("cg/weir/p1/cpuset.cpus.effective", "0\n");
   const stateFile = path.join(root, "state.json");
-  write(
-    "state.json",
-    JSON.stringify({
-      version: 1,
-      savedAtMs: Date.now(),
-      policyState: { partitions: {} },
-      found: {},
-      foundCpusets: { p1: "" },
-    }),
-  );
+  const writeState = (foundCpusets: Record<string, unknown>) =>
+    write(
+      "state.json",
+      JSON.stringify({
+        version: 1,
+        savedAtMs: Date.now(),
+        policyState: { partitions: {} },
+        found: {},
+        foundCpusets,
+      }),
+    );
+  writeState({ p1: "" });
   const roots = {
     cgroupfs: path.join(root, "cg"),
     sysfs: path.join(root, "sys"),
@@ -77,6 +81,7 @@ export function killedPlacementTree(): KilledPlacementTree {
     roots,
     stateFile,
     write,
+    writeState,
     configFile: (mode) => {
       const file = path.join(root, "weir.yaml");
       fs.writeFileSync(

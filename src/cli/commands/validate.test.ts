@@ -51,16 +51,7 @@ describe("weir validate after a run killed while placing", () => {
     expect(none.status, none.stderr).toBe(0);
     expect(none.stdout).toMatch(/warning: p1: runs on CPUs 0 \(1000m, /);
     // found 0-1: 2000m, less than the 4000m capacity
-    tree.write(
-      "state.json",
-      JSON.stringify({
-        version: 1,
-        savedAtMs: Date.now(),
-        policyState: { partitions: {} },
-        found: {},
-        foundCpusets: { p1: "0-1" },
-      }),
-    );
+    tree.writeState({ p1: "0-1" });
     const found = weir("validate", "-c", file);
     expect(found.status, found.stderr).toBe(0);
     expect(found.stdout).toMatch(
