@@ -197,6 +197,84 @@ describe("confirmation", () => {
   });
 });
 
+describe("confirmation: what it cannot tell apart (README, Confirmation)", () => {
+  // Two partitions of one config (min 200m, capacity 1,700m, importance 3), the kernel's share
+  // modelled: each runs on what its weight gives it of the capacity, the honest one as much as
+  // its traffic needs (1,500 packets/s at 1,000 packets a CPU-second: 1,500m), waiting for a
+  // CPU 60 % of the time while it gets less; the tenant spins (waits 80 %) on whatever it gets
+  // and serves `trickle` packets/s of its own (sent to nobody: offered 0; or answered: offered
+  // = served). Means over cycles 50-99.
+  function run(
+    spins: boolean,
+    trickle: number,
+    echoed: boolean,
+  ): { honest: number; tenant: number } {
+    const k = knobs(1700);
+    const specs = [spec("honest", { minCpuMillis: 200 }), spec("tenant", { minCpuMillis: 200 })];
+    let state = weirPolicy.initialState();
+    let w = { honest: 5000, tenant: 5000 };
+    const sum = { honest: 0, tenant: 0 };
+    for (let i = 0; i < 100; i++) {
+      const share = (1.7 * w.honest) / (w.honest + w.tenant);
+      const honest = spins ? Math.min(1.5, share) : 1.5;
+      const tenant = spins ? 1.7 - honest : 0.01;
+      const out = weirPolicy.step(
+        {
+          nowMs: (i + 1) * 100,
+          knobs: k,
+          specs,
+          throughput: new Map([
+            [
+              "honest",
+              throughput("honest", {
+                offeredPacketsPerSec: 1500,
+                servedPacketsPerSec: honest * 1000,
+                droppedPacketsPerSec: 1500 - honest * 1000,
+                cpuCores: honest,
+                rawVelocityPacketsPerCpuSec: 1000,
+                cpuDelayFraction: honest < 1.5 - 1e-9 ? 0.6 : 0.1,
+              }),
+            ],
+            [
+              "tenant",
+              throughput("tenant", {
+                offeredPacketsPerSec: echoed ? trickle : 0,
+                servedPacketsPerSec: trickle,
+                cpuCores: tenant,
+                rawVelocityPacketsPerCpuSec: trickle > 0 ? trickle / tenant : null,
+                cpuDelayFraction: spins ? 0.8 : 0,
+              }),
+            ],
+          ]),
+        },
+        state,
+      );
+      state = out.state;
+      for (const d of out.directives) w = { ...w, [d.partition]: d.weight };
+      if (i >= 50) {
+        sum.honest += honest * 1000;
+        sum.tenant += tenant * 1000;
+      }
+    }
+    return { honest: Math.round(sum.honest / 50), tenant: Math.round(sum.tenant / 50) };
+  }
+
+  it("CPU burnt with no traffic wins nothing: the honest partition gets all its traffic needs", () => {
+    expect(run(true, 0, false)).toEqual({ honest: 1500, tenant: 200 });
+  });
+
+  it("CPU burnt beside a trickle of its own traffic reaches an equal share, and no more", () => {
+    // the trickle unknown offered (probed ×1.5), or answered (offered ÷ its low velocity): its
+    // demand grows as a congested server's; water-filling stops it at half of 1,700m
+    for (const [trickle, echoed] of [
+      [10, false],
+      [10, true],
+      [100, true],
+    ] as const)
+      expect(run(true, trickle, echoed)).toEqual({ honest: 850, tenant: 850 });
+  });
+});
+
 describe("bounds", () => {
   it("raises demand to min and caps it at max", () => {
     const out = step(

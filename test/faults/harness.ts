@@ -28,8 +28,9 @@ const putFiles = (d: string, files: Record<string, string>) => {
 
 /**
  * How long a test file's `afterAll` may take to remove a 10,000-partition fixture host (170,000
- * files and directories on disk): 8.4 s on an idle 2-CPU machine, over the faults project's 60 s
- * hook timeout in a soak with other work on the machine (2026-12-06, fd-limit's `afterAll`).
+ * files and directories on disk): 8.4 s on an idle 2-CPU machine (fixtureHost then rmSync, timed
+ * once by hand, 2026-12-06), over the faults project's 60 s hook timeout in a soak with other
+ * work on the machine (fd-limit's `afterAll`, the same day).
  */
 export const FIXTURE_REMOVAL_TIMEOUT_MS = 300_000;
 
