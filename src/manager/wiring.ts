@@ -157,6 +157,12 @@ export interface ManagerParts {
   /** A counter source's note on opening a partition's sensor (CounterSourceContext.note). */
   onSensorNote?: (partition: string, message: string) => void;
   onPlacementOpened?: ManagerOptions["onPlacementOpened"];
+  /**
+   * Resume from this instead of the state file: what a manager stopped for a reload kept
+   * (src/service/reload.ts), the same as it saves. Its found values go by cgroup as a state
+   * file's do: a partition that stays keeps them, a removed one's cgroup gets them back.
+   */
+  resumeState?: PersistedState;
 }
 
 /**
@@ -368,7 +374,11 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     w.foundAt = { cgroup: normalizeCgroupPath(p.cgroup), actuator: p.actuator };
     return w;
   });
-  const loaded = cfg.stateFile ? loadState(cfg.stateFile) : null;
+  const loaded = parts.resumeState
+    ? { state: parts.resumeState, note: null }
+    : cfg.stateFile
+      ? loadState(cfg.stateFile)
+      : null;
   // The values found before weir first wrote each cgroup go to the partition on that cgroup now
   // (renamed or not); those of a cgroup no partition is on any more (removed from the config,
   // or moved to another cgroup) are written back here with onShutdown: restore: nothing else

@@ -9,7 +9,7 @@ import { openAgentTransports } from "../manager/agents.ts";
 import type { Config } from "../manager/config.ts";
 import { formatCpuList, startCpusShortfalls } from "../manager/cpus-check.ts";
 import type { Manager } from "../manager/manager.ts";
-import { saveState } from "../manager/state-file.ts";
+import { type PersistedState, saveState } from "../manager/state-file.ts";
 import { buildManager, type ManagerParts } from "../manager/wiring.ts";
 import { crossCheck } from "../transport/source.ts";
 import { PartitionErrorLog } from "./error-log.ts";
@@ -26,7 +26,16 @@ export interface RunOptions {
   hooks?: ManagerParts;
   /** Save the state file every this many ms (default 1000). */
   saveEveryMs?: number;
+  /** Resume from what a manager stopped for a reload kept, not from the state file (reload.ts). */
+  resume?: PersistedState;
 }
+
+/**
+ * The reason `signal` aborts with to stop a manager for a reload (reload.ts): it then keeps the
+ * values it last wrote, whatever `onShutdown` says, and the manager started on the new config
+ * goes on from them.
+ */
+export const RELOAD = "weir: reload";
 
 export interface RunningManager {
   manager: Manager;
@@ -56,6 +65,7 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
   const wired = buildManager(cfg, {
     dryRun: o.dryRun ?? false,
     now,
+    ...(o.resume ? { resumeState: o.resume } : {}),
     ...(agents ? { reports: agents, crossCheck: (h, a) => crossCheck(h, a, 0.25) } : {}),
     ...o.hooks,
     onChange: (dec, d) => {
@@ -288,7 +298,8 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
     } finally {
       clearInterval(saver);
       save();
-      const mode = cfg.onShutdown;
+      const reloading = o.signal.reason === RELOAD;
+      const mode = reloading ? "keep" : cfg.onShutdown;
       const restored = o.dryRun ? [] : manager.shutdown(mode);
       if (o.dryRun) manager.shutdown("keep");
       for (const r of restored) {
@@ -296,9 +307,11 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
           logger.warn(`${r.partition}: restore failed: ${r.error.code}: ${r.error.message}`);
       }
       logger.info(
-        mode === "restore"
-          ? `stopped; restored the values found at start (${rewrittenPartitions(restored)} partition(s) rewritten)`
-          : "stopped; kept the last values written",
+        reloading
+          ? "stopped for the reload; kept the last values written"
+          : mode === "restore"
+            ? `stopped; restored the values found at start (${rewrittenPartitions(restored)} partition(s) rewritten)`
+            : "stopped; kept the last values written",
       );
       if (api) await api.close();
       await agentsDone;

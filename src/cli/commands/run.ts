@@ -16,6 +16,9 @@ export function register(program: Command): void {
         "it is congested (throttled or dropping). Guarantees (min) first, then importance tiers,",
         "weights within a tier, never above max. Values are written only when they change.",
         "SIGTERM/SIGINT restore the values weir found (onShutdown: restore) or keep the last.",
+        "SIGHUP reads the config file again: a config with a mistake is logged and the running one",
+        "stays; a changed one restarts the manager in this process, keeping the values written and",
+        "what weir found (a removed partition's cgroup gets its found values back, as at a restart).",
       ].join("\n"),
     )
     .requiredOption("-c, --config <file>", "YAML config file (see `weir validate`, `weir schema`)")
@@ -64,14 +67,28 @@ export function register(program: Command): void {
       };
       process.once("SIGTERM", () => stop("SIGTERM"));
       process.once("SIGINT", () => stop("SIGINT"));
-      const running = await startManager({
+      const { startReloading } = await import("../../service/reload.ts");
+      const running = startReloading({
         cfg,
         logger,
-        dryRun: opts.dryRun ?? false,
         signal: ac.signal,
-        ...(opts.json
-          ? { onRecord: (r: CycleRecord) => process.stdout.write(`${JSON.stringify(r)}\n`) }
-          : {}),
+        load: () => loadConfigFileApart(opts.config),
+        start: (c, signal, resume) =>
+          startManager({
+            cfg: c,
+            logger,
+            dryRun: opts.dryRun ?? false,
+            signal,
+            ...(resume ? { resume } : {}),
+            ...(opts.json
+              ? { onRecord: (r: CycleRecord) => process.stdout.write(`${JSON.stringify(r)}\n`) }
+              : {}),
+          }),
+      });
+      // SIGHUP (`systemctl reload`, `kill -HUP`): read the config file again (service/reload.ts)
+      process.on("SIGHUP", () => {
+        logger.info(`SIGHUP: reloading ${opts.config}`);
+        running.reload();
       });
       await running.done;
       logger.flush?.();

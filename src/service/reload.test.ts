@@ -1,0 +1,253 @@
+// startReloading on a temporary cgroup v2 tree (no root): a reload with a changed config
+// restarts the manager in the process — a partition that stays is not rewritten and keeps what
+// weir found, a removed one's cgroup gets its found values back, a new one is written; a config
+// with a mistake, or the same config, changes nothing; a config that cannot start gives way to
+// the previous one; a stop restores what weir found, as `onShutdown: restore` says.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import type { CycleRecord } from "../core/model.ts";
+import type { Config } from "../manager/config.ts";
+import { loadConfigFileApart } from "../manager/load-config-apart.ts";
+import { startReloading } from "./reload.ts";
+import { startManager } from "./run.ts";
+
+type Line = { level: number; msg: string };
+
+/** cgroup v2 files for a, b and c under weir/ (c's weight 300 as an admin left it), /proc files, 4 CPUs. */
+function tree(): { root: string; file: (rel: string) => string; read: (rel: string) => string } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-reload-"));
+  const write = (rel: string, text: string) => {
+    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    fs.writeFileSync(path.join(root, rel), text);
+  };
+  write("sys/devices/system/cpu/online", "0-3\n");
+  write("cg/cgroup.controllers", "cpu\n");
+  for (const p of ["a", "b", "c"]) {
+    write(`cg/weir/${p}/cgroup.controllers`, "cpu\n");
+    write(`cg/weir/${p}/cpu.weight`, p === "c" ? "300\n" : "100\n");
+    write(`cg/weir/${p}/cpu.max`, "max 100000\n");
+    write(`cg/weir/${p}/cpu.idle`, "0\n");
+    write(
+      `cg/weir/${p}/cpu.stat`,
+      "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
+    );
+    write(`cg/weir/${p}/cgroup.threads`, "");
+  }
+  write(
+    "proc/net/dev",
+    [
+      "Inter-|   Receive                                                |  Transmit",
+      " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed",
+      "    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+      "",
+    ].join("\n"),
+  );
+  write("proc/stat", "cpu  0 0 0 0 0 0 0 0 0 0\n");
+  return {
+    root,
+    file: (rel) => path.join(root, rel),
+    read: (rel) => fs.readFileSync(path.join(root, rel), "utf8").trim(),
+  };
+}
+
+/** weir.yaml: these partitions (name and max), every one on weir/<name> counted on lo. */
+function yaml(root: string, partitions: Array<[string, string]>, extra: string[] = []): string {
+  const roots = {
+    cgroupfs: path.join(root, "cg"),
+    sysfs: path.join(root, "sys"),
+    procfs: path.join(root, "proc"),
+  };
+  return [
+    "intervalMs: 50",
+    "capacity: { cpus: 4 }",
+    `roots: ${JSON.stringify(roots)}`,
+    "onShutdown: restore",
+    "placement: { mode: off }",
+    ...extra,
+    "partitions:",
+    ...partitions.map(
+      ([n, max]) => `  - { name: ${n}, cgroup: weir/${n}, interfaces: [lo], max: ${max} }`,
+    ),
+    "",
+  ].join("\n");
+}
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A reloading weir on `cfgFile` (API off), its log lines and records. */
+async function reloading(cfgFile: string, load?: () => Promise<Config>) {
+  const lines: Line[] = [];
+  const records: CycleRecord[] = [];
+  const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  const ac = new AbortController();
+  const loadIt = load ?? (() => loadConfigFileApart(cfgFile));
+  const r = startReloading({
+    cfg: await loadConfigFileApart(cfgFile),
+    load: loadIt,
+    logger,
+    signal: ac.signal,
+    start: (cfg, signal, resume) =>
+      startManager({
+        cfg,
+        logger,
+        signal,
+        api: false,
+        ...(resume ? { resume } : {}),
+        onRecord: (rec) => records.push(rec),
+      }),
+  });
+  await r.started;
+  return { r, ac, lines, records, msgs: () => lines.map((l) => l.msg) };
+}
+
+describe("startReloading", () => {
+  it("restarts on a changed config: stays unrewritten, removed restored, new written", async () => {
+    const t = tree();
+    dirs.push(t.root);
+    const cfgFile = t.file("weir.yaml");
+    fs.writeFileSync(
+      cfgFile,
+      yaml(t.root, [
+        ["a", "400m"],
+        ["b", "300m"],
+      ]),
+    );
+    const w = await reloading(cfgFile);
+    await until(() => t.read("cg/weir/a/cpu.max") === "40000 100000");
+    await until(() => t.read("cg/weir/b/cpu.max") === "30000 100000");
+    const aWeight = t.read("cg/weir/a/cpu.weight");
+    const bWeight = t.read("cg/weir/b/cpu.weight");
+    expect(bWeight).not.toBe("100"); // weir wrote b: its found value is what comes back
+
+    // b removed, c added
+    fs.writeFileSync(
+      cfgFile,
+      yaml(t.root, [
+        ["a", "400m"],
+        ["c", "200m"],
+      ]),
+    );
+    const before = w.records.length;
+    w.r.reload();
+    await until(() => t.read("cg/weir/c/cpu.max") === "20000 100000");
+    expect(w.msgs()).toContain(
+      "reload: restarting the manager on the new config (2 partition(s); it was 2)",
+    );
+    expect(w.msgs()).toContain("stopped for the reload; kept the last values written");
+    // b's cgroup is back to what weir found before it first wrote it
+    expect(t.read("cg/weir/b/cpu.max")).toBe("max 100000");
+    expect(t.read("cg/weir/b/cpu.weight")).toBe("100");
+    // a stayed: its values in force, not rewritten by the new manager
+    await until(() => w.records.length > before + 5);
+    const after = w.records.slice(before).filter((r) => r.partitions.some((p) => p.id === "c"));
+    expect(after.length).toBeGreaterThan(3);
+    const aWrites = after.flatMap((r) =>
+      r.partitions.filter((p) => p.id === "a").flatMap((p) => p.written),
+    );
+    expect(aWrites).toEqual([]);
+    expect(t.read("cg/weir/a/cpu.max")).toBe("40000 100000");
+    expect(t.read("cg/weir/a/cpu.weight")).toBe(aWeight);
+
+    // a stop restores what weir found: a's from before the reload, c's the admin's 300
+    w.ac.abort();
+    await w.r.done;
+    expect(t.read("cg/weir/a/cpu.max")).toBe("max 100000");
+    expect(t.read("cg/weir/a/cpu.weight")).toBe("100");
+    expect(t.read("cg/weir/c/cpu.max")).toBe("max 100000");
+    expect(t.read("cg/weir/c/cpu.weight")).toBe("300");
+  });
+
+  it("keeps running the config it has when the file has a mistake or is unchanged", async () => {
+    const t = tree();
+    dirs.push(t.root);
+    const cfgFile = t.file("weir.yaml");
+    fs.writeFileSync(cfgFile, yaml(t.root, [["a", "400m"]]));
+    const w = await reloading(cfgFile);
+    await until(() => t.read("cg/weir/a/cpu.max") === "40000 100000");
+
+    w.r.reload(); // the same file
+    await until(() => w.msgs().some((m) => m.startsWith("reload: the config file is unchanged")));
+
+    fs.writeFileSync(
+      cfgFile,
+      yaml(t.root, [["a", "400m"]], ["intervalMs: 5"]).replace("intervalMs: 50\n", ""),
+    );
+    const running = w.r.current();
+    w.r.reload();
+    await until(() => w.lines.some((l) => l.level === 50));
+    const error = w.lines.find((l) => l.level === 50)!.msg;
+    expect(error).toMatch(/^reload: the config was not reloaded; the running one stays: /);
+    expect(error).toContain("intervalMs");
+    expect(error).toContain("(rule: too_small): got 5");
+    const cycles = w.records.length;
+    await until(() => w.records.length > cycles + 3); // still cycling
+    expect(w.r.current()).toBe(running);
+    expect(w.msgs().some((m) => m.startsWith("reload: restarting"))).toBe(false);
+    w.ac.abort();
+    await w.r.done;
+    expect(t.read("cg/weir/a/cpu.max")).toBe("max 100000");
+  });
+
+  it("starts the previous config again when the new one cannot start", async () => {
+    const t = tree();
+    dirs.push(t.root);
+    const cfgFile = t.file("weir.yaml");
+    fs.writeFileSync(cfgFile, yaml(t.root, [["a", "400m"]]));
+    let failNext = false;
+    const lines: Line[] = [];
+    const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+    const ac = new AbortController();
+    const started: string[] = [];
+    const r = startReloading({
+      cfg: await loadConfigFileApart(cfgFile),
+      load: () => loadConfigFileApart(cfgFile),
+      logger,
+      signal: ac.signal,
+      start: async (cfg, signal, resume) => {
+        started.push(cfg.partitions.map((p) => p.name).join(","));
+        if (failNext) {
+          failNext = false;
+          throw new Error("api.listen: cannot serve the HTTP API on 127.0.0.1:1 (rule: listen)");
+        }
+        return startManager({ cfg, logger, signal, api: false, ...(resume ? { resume } : {}) });
+      },
+    });
+    await r.started;
+    await until(() => t.read("cg/weir/a/cpu.max") === "40000 100000");
+    fs.writeFileSync(
+      cfgFile,
+      yaml(t.root, [
+        ["a", "400m"],
+        ["c", "200m"],
+      ]),
+    );
+    failNext = true;
+    r.reload();
+    await until(() => lines.filter((l) => l.msg.startsWith("weir managing")).length === 2);
+    expect(started).toEqual(["a", "a,c", "a"]);
+    expect(lines.map((l) => l.msg)).toContain(
+      "reload: cannot start on the new config; starting again on the previous one: api.listen: cannot serve the HTTP API on 127.0.0.1:1 (rule: listen)",
+    );
+    // c was never managed; a is managed on, capped as before
+    expect(t.read("cg/weir/c/cpu.max")).toBe("max 100000");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.read("cg/weir/a/cpu.max")).toBe("40000 100000");
+    ac.abort();
+    await r.done;
+    expect(t.read("cg/weir/a/cpu.max")).toBe("max 100000");
+  });
+});
