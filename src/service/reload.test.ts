@@ -3,14 +3,17 @@
 // weir found, a removed one's cgroup gets its found values back, a new one is written; a config
 // with a mistake, or the same config, changes nothing; a config that cannot start gives way to
 // the previous one; a stop restores what weir found, as `onShutdown: restore` says.
+import dgram from "node:dgram";
 import fs from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CycleRecord } from "../core/model.ts";
-import type { Config } from "../manager/config.ts";
 import { loadConfigFileApart } from "../manager/load-config-apart.ts";
+import { encodeReport, parseKeyHex } from "../transport/codec.ts";
+import { DatagramAgentChannel } from "../transport/datagram.ts";
 import { startReloading } from "./reload.ts";
 import { startManager } from "./run.ts";
 
@@ -75,6 +78,22 @@ function yaml(root: string, partitions: Array<[string, string]>, extra: string[]
   ].join("\n");
 }
 
+/** A port on 127.0.0.1 nobody listens on at the moment of asking (TCP or UDP). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(r));
+  return port;
+}
+
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
@@ -89,15 +108,14 @@ async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
 }
 
 /** A reloading weir on `cfgFile` (API off), its log lines and records. */
-async function reloading(cfgFile: string, load?: () => Promise<Config>) {
+async function reloading(cfgFile: string, o: { api?: boolean } = {}) {
   const lines: Line[] = [];
   const records: CycleRecord[] = [];
   const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
   const ac = new AbortController();
-  const loadIt = load ?? (() => loadConfigFileApart(cfgFile));
   const r = startReloading({
     cfg: await loadConfigFileApart(cfgFile),
-    load: loadIt,
+    load: () => loadConfigFileApart(cfgFile),
     logger,
     signal: ac.signal,
     start: (cfg, signal, resume) =>
@@ -105,7 +123,7 @@ async function reloading(cfgFile: string, load?: () => Promise<Config>) {
         cfg,
         logger,
         signal,
-        api: false,
+        api: o.api ?? false,
         ...(resume ? { resume } : {}),
         onRecord: (rec) => records.push(rec),
       }),
@@ -202,52 +220,117 @@ describe("startReloading", () => {
     expect(t.read("cg/weir/a/cpu.max")).toBe("max 100000");
   });
 
-  it("starts the previous config again when the new one cannot start", async () => {
+  it("starts the previous config again when the new one cannot start (its api.listen taken)", async () => {
     const t = tree();
     dirs.push(t.root);
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));
+    const taken = (holder.address() as AddressInfo).port;
+    const free = await freePort();
+    try {
+      const cfgFile = t.file("weir.yaml");
+      fs.writeFileSync(
+        cfgFile,
+        yaml(t.root, [["a", "400m"]], [`api: { listen: "127.0.0.1:${free}" }`]),
+      );
+      const w = await reloading(cfgFile, { api: true });
+      await until(() => t.read("cg/weir/a/cpu.max") === "40000 100000");
+      fs.writeFileSync(
+        cfgFile,
+        yaml(
+          t.root,
+          [
+            ["a", "400m"],
+            ["c", "200m"],
+          ],
+          [`api: { listen: "127.0.0.1:${taken}" }`],
+        ),
+      );
+      w.r.reload();
+      await until(() => w.msgs().filter((m) => m.startsWith("weir managing")).length === 3);
+      const error = w.lines.find((l) => l.level === 50)?.msg ?? "";
+      expect(error).toMatch(
+        new RegExp(
+          `^reload: cannot start on the new config; starting again on the previous one: api\\.listen: cannot serve the HTTP API on 127\\.0\\.0\\.1:${taken}: .*\\(rule: listen\\)$`,
+        ),
+      );
+      // the previous config runs again, its API answering; c was never written
+      await until(
+        () => w.msgs().filter((m) => m.startsWith("HTTP API and dashboard at")).length === 2,
+      );
+      const res = await fetch(`http://127.0.0.1:${free}/api/partitions`);
+      const body = (await res.json()) as { partitions: Array<{ id: string }> };
+      expect(body.partitions.map((p) => p.id)).toEqual(["a"]);
+      expect(t.read("cg/weir/c/cpu.max")).toBe("max 100000");
+      expect(t.read("cg/weir/c/cpu.weight")).toBe("300");
+      expect(t.read("cg/weir/a/cpu.max")).toBe("40000 100000");
+      w.ac.abort();
+      await w.r.done;
+      expect(t.read("cg/weir/a/cpu.max")).toBe("max 100000");
+    } finally {
+      await new Promise((r) => holder.close(r));
+    }
+  });
+
+  it("goes on taking an agent's reports over UDP after a reload", async () => {
+    const t = tree();
+    dirs.push(t.root);
+    const keyHex = "d4".repeat(32);
+    const port = await freeUdpPort();
     const cfgFile = t.file("weir.yaml");
-    fs.writeFileSync(cfgFile, yaml(t.root, [["a", "400m"]]));
-    let failNext = false;
-    const lines: Line[] = [];
-    const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
-    const ac = new AbortController();
-    const started: string[] = [];
-    const r = startReloading({
-      cfg: await loadConfigFileApart(cfgFile),
-      load: () => loadConfigFileApart(cfgFile),
-      logger,
-      signal: ac.signal,
-      start: async (cfg, signal, resume) => {
-        started.push(cfg.partitions.map((p) => p.name).join(","));
-        if (failNext) {
-          failNext = false;
-          throw new Error("api.listen: cannot serve the HTTP API on 127.0.0.1:1 (rule: listen)");
-        }
-        return startManager({ cfg, logger, signal, api: false, ...(resume ? { resume } : {}) });
-      },
+    const agentPartition = `  - { name: u, cgroup: weir/a, source: agent, agent: { key: "${keyHex}" } }`;
+    const config = (others: Array<[string, string]>) =>
+      `${yaml(t.root, others, [`transport: { udp: { listen: "127.0.0.1:${port}" } }`])}${agentPartition}\n`;
+    fs.writeFileSync(cfgFile, config([["b", "300m"]]));
+    const w = await reloading(cfgFile);
+    const channel = await DatagramAgentChannel.open({
+      partitionIndex: 1,
+      key: parseKeyHex(keyHex),
+      manager: { address: "127.0.0.1", port },
+      bind: { address: "127.0.0.1" },
     });
-    await r.started;
-    await until(() => t.read("cg/weir/a/cpu.max") === "40000 100000");
-    fs.writeFileSync(
-      cfgFile,
-      yaml(t.root, [
-        ["a", "400m"],
-        ["c", "200m"],
-      ]),
-    );
-    failNext = true;
-    r.reload();
-    await until(() => lines.filter((l) => l.msg.startsWith("weir managing")).length === 2);
-    expect(started).toEqual(["a", "a,c", "a"]);
-    expect(lines.map((l) => l.msg)).toContain(
-      "reload: cannot start on the new config; starting again on the previous one: api.listen: cannot serve the HTTP API on 127.0.0.1:1 (rule: listen)",
-    );
-    // c was never managed; a is managed on, capped as before
-    expect(t.read("cg/weir/c/cpu.max")).toBe("max 100000");
-    await new Promise((r) => setTimeout(r, 300));
-    expect(t.read("cg/weir/a/cpu.max")).toBe("40000 100000");
-    ac.abort();
-    await r.done;
-    expect(t.read("cg/weir/a/cpu.max")).toBe("max 100000");
+    let seq = 0;
+    const report = () =>
+      channel.publish(
+        encodeReport(
+          {
+            partitionIndex: 1,
+            sequence: ++seq,
+            timestampMs: Date.now(),
+            rxPackets: seq * 100,
+            txPackets: seq * 100,
+            droppedPackets: 0,
+            cpuUsageNs: seq * 1e7,
+            nrPeriods: 0,
+            nrThrottled: 0,
+            throttledNs: 0,
+            velocityPacketsPerCpuSec: null,
+            velocityWindowMs: 50,
+          },
+          parseKeyHex(keyHex),
+        ),
+      );
+    const reporter = setInterval(report, 50);
+    try {
+      const statusOfU = () => w.records.at(-1)?.partitions.find((p) => p.id === "u")?.status;
+      await until(() => statusOfU() === "ok" && w.records.at(-1)!.partitions.length === 2);
+      // b removed, c added; u (the agent's) stays
+      fs.writeFileSync(cfgFile, config([["c", "200m"]]));
+      w.r.reload();
+      await until(() => t.read("cg/weir/c/cpu.max") === "20000 100000");
+      // the new manager's records (c in them): u's throughput is its agent's reports, taken
+      const served = () =>
+        w.records
+          .filter((r) => r.partitions.some((p) => p.id === "c"))
+          .map((r) => r.partitions.find((p) => p.id === "u")!)
+          .filter((p) => p.status === "ok" && (p.throughput?.servedPacketsPerSec ?? 0) > 0);
+      await until(() => served().length >= 10);
+      expect(w.r.current()!.manager.cycleFailures()).toEqual({ total: 0, consecutive: 0 });
+    } finally {
+      clearInterval(reporter);
+      channel.close();
+      w.ac.abort();
+      await w.r.done;
+    }
   });
 });
