@@ -11,11 +11,13 @@ import path from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CycleRecord } from "../core/model.ts";
+import { type Config, parseConfig } from "../manager/config.ts";
 import { loadConfigFileApart } from "../manager/load-config-apart.ts";
+import type { PersistedState } from "../manager/state-file.ts";
 import { encodeReport, parseKeyHex } from "../transport/codec.ts";
 import { DatagramAgentChannel } from "../transport/datagram.ts";
 import { startReloading } from "./reload.ts";
-import { startManager } from "./run.ts";
+import { RELOAD, type RunningManager, startManager } from "./run.ts";
 
 type Line = { level: number; msg: string };
 
@@ -332,5 +334,119 @@ describe("startReloading", () => {
       w.ac.abort();
       await w.r.done;
     }
+  });
+});
+
+/** A stand-in for startManager: runs until its signal aborts, and says why it stopped. */
+function fakeStart(log: string[]) {
+  return async (cfg: Config, signal: AbortSignal, resume: PersistedState | undefined) => {
+    const name = cfg.partitions.map((p) => p.name).join(",");
+    log.push(`start ${name}${resume ? " resumed" : ""}`);
+    const done = new Promise<void>((resolve) =>
+      signal.addEventListener(
+        "abort",
+        () => {
+          log.push(`stop ${name} ${signal.reason === RELOAD ? "keep" : cfg.onShutdown}`);
+          resolve();
+        },
+        { once: true },
+      ),
+    );
+    return {
+      manager: { persistentState: () => ({ policyState: { partitions: {} }, found: {} }) },
+      api: null,
+      done,
+    } as unknown as RunningManager;
+  };
+}
+
+const cfgOf = (names: string[]): Config =>
+  parseConfig(
+    { partitions: names.map((n) => ({ name: n, cgroup: `weir/${n}`, interfaces: ["lo"] })) },
+    "test.yaml",
+  );
+
+describe("startReloading's requests and stops", () => {
+  it("handles a reload asked for while the first manager starts, after it has started", async () => {
+    const log: string[] = [];
+    const ac = new AbortController();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const start = fakeStart(log);
+    const r = startReloading({
+      cfg: cfgOf(["a"]),
+      load: async () => cfgOf(["a", "b"]),
+      logger: pino({ level: "silent" }),
+      signal: ac.signal,
+      start: async (cfg, signal, resume) => {
+        await gate; // still starting
+        return start(cfg, signal, resume);
+      },
+    });
+    r.reload(); // SIGHUP before the first start is done: not lost, and not killing anything
+    release();
+    await r.started;
+    await until(() => log.length === 3);
+    expect(log).toEqual(["start a", "stop a keep", "start a,b resumed"]);
+    ac.abort();
+    await r.done;
+    expect(log.at(-1)).toBe("stop a,b restore");
+  });
+
+  it("stops for good when SIGTERM comes while the file is read, restoring as configured", async () => {
+    const log: string[] = [];
+    const ac = new AbortController();
+    const r = startReloading({
+      cfg: cfgOf(["a"]),
+      load: async () => {
+        ac.abort(); // SIGTERM while the child reads the file
+        return cfgOf(["a", "b"]);
+      },
+      logger: pino({ level: "silent" }),
+      signal: ac.signal,
+      start: fakeStart(log),
+    });
+    await r.started;
+    r.reload();
+    await r.done;
+    expect(log).toEqual(["start a", "stop a restore"]);
+  });
+
+  it("makes one more reload of requests that came while one was handled", async () => {
+    const log: string[] = [];
+    const ac = new AbortController();
+    let loads = 0;
+    let r: ReturnType<typeof startReloading> | null = null;
+    r = startReloading({
+      cfg: cfgOf(["a"]),
+      load: async () => {
+        loads++;
+        if (loads === 1) {
+          r!.reload(); // two more SIGHUPs while the first is read
+          r!.reload();
+        }
+        return cfgOf(loads === 1 ? ["a", "b"] : ["a", "b", "c"]);
+      },
+      logger: pino({ level: "silent" }),
+      signal: ac.signal,
+      start: fakeStart(log),
+    });
+    await r.started;
+    r.reload();
+    await until(() => log.includes("start a,b,c resumed"));
+    await new Promise((res) => setTimeout(res, 100));
+    expect(loads).toBe(2);
+    ac.abort();
+    await r.done;
+    expect(log).toEqual([
+      "start a",
+      "stop a keep",
+      "start a,b resumed",
+      "stop a,b keep",
+      "start a,b,c resumed",
+      "stop a,b,c restore",
+    ]);
   });
 });
