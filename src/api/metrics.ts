@@ -45,6 +45,12 @@ export interface WeirMetrics {
   cycleFailed(code: string): void;
   /** Count an actuator write that failed (code from the error catalogue, e.g. "WEIR_APPLY_FAILED"). */
   actuatorError(partition: string, code: string, count?: number): void;
+  /**
+   * Say how the last reading of the config file went (`weir run`'s SIGHUP, src/service/reload.ts):
+   * taken or not, and when the config in force was last read successfully (ms since the epoch).
+   * Until called: taken, when the metrics were made (a manager starts on a config that loaded).
+   */
+  configReload(successful: boolean, lastSuccessAtMs: number): void;
 }
 
 /** What /metrics shows of one partition: running totals, and gauges (undefined = no series). */
@@ -284,6 +290,22 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     labelNames: ["code"] as const,
     registers,
   });
+  // as Prometheus says it of its own config (prometheus_config_last_reload_*)
+  const reloadSuccessful = new Gauge({
+    name: "weir_config_last_reload_successful",
+    help: "Whether the last reading of the config file (at start, or on SIGHUP) was taken: 0 after a file with a mistake or a config that could not start.",
+    registers,
+  });
+  const reloadSuccessAt = new Gauge({
+    name: "weir_config_last_reload_success_timestamp_seconds",
+    help: "When the config file was last read and taken (at start, or on SIGHUP), seconds since the epoch.",
+    registers,
+  });
+  const configReload = (successful: boolean, lastSuccessAtMs: number) => {
+    reloadSuccessful.set(successful ? 1 : 0);
+    reloadSuccessAt.set(secondsFromMs(lastSuccessAtMs));
+  };
+  configReload(true, Date.now());
   const actuatorErrors = new Counter({
     name: "weir_actuator_errors_total",
     help: "Actuator writes that failed, by partition and error code.",
@@ -433,5 +455,6 @@ export function createMetrics(opts: { registry?: Registry } = {}): WeirMetrics {
     cycleFailed: (code) => cycleFailures.inc({ code }),
     actuatorError: (partition, code, count = 1) =>
       actuatorErrors.inc({ partition, code }, increment(count)),
+    configReload,
   };
 }

@@ -96,6 +96,16 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
+/** weir_config_last_reload_successful and _success_timestamp_seconds of the manager running now. */
+async function reloadGauges(r: ReturnType<typeof startReloading>): Promise<[number, number]> {
+  const text = await r.current()!.metrics.registry.metrics();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+  return [
+    value("weir_config_last_reload_successful"),
+    value("weir_config_last_reload_success_timestamp_seconds"),
+  ];
+}
+
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
@@ -199,8 +209,13 @@ describe("startReloading", () => {
     const w = await reloading(cfgFile);
     await until(() => t.read("cg/weir/a/cpu.max") === "40000 100000");
 
+    const [, startedAt] = await reloadGauges(w.r);
+    expect(startedAt).toBeGreaterThan(Date.now() / 1000 - 60);
     w.r.reload(); // the same file
     await until(() => w.msgs().some((m) => m.startsWith("reload: the config file is unchanged")));
+    const [unchangedOk, unchangedAt] = await reloadGauges(w.r);
+    expect(unchangedOk).toBe(1);
+    expect(unchangedAt).toBeGreaterThanOrEqual(startedAt);
 
     fs.writeFileSync(
       cfgFile,
@@ -213,6 +228,8 @@ describe("startReloading", () => {
     expect(error).toMatch(/^reload: the config was not reloaded; the running one stays: /);
     expect(error).toContain("intervalMs");
     expect(error).toContain("(rule: too_small): got 5");
+    // as Prometheus says a failed reload of its own: 0, and the time of the last one taken
+    expect(await reloadGauges(w.r)).toEqual([0, unchangedAt]);
     const cycles = w.records.length;
     await until(() => w.records.length > cycles + 3); // still cycling
     expect(w.r.current()).toBe(running);
@@ -263,6 +280,7 @@ describe("startReloading", () => {
       const res = await fetch(`http://127.0.0.1:${free}/api/partitions`);
       const body = (await res.json()) as { partitions: Array<{ id: string }> };
       expect(body.partitions.map((p) => p.id)).toEqual(["a"]);
+      expect((await reloadGauges(w.r))[0]).toBe(0);
       expect(t.read("cg/weir/c/cpu.max")).toBe("max 100000");
       expect(t.read("cg/weir/c/cpu.weight")).toBe("300");
       expect(t.read("cg/weir/a/cpu.max")).toBe("40000 100000");
@@ -355,6 +373,7 @@ function fakeStart(log: string[]) {
     return {
       manager: { persistentState: () => ({ policyState: { partitions: {} }, found: {} }) },
       api: null,
+      metrics: { configReload: () => {} },
       done,
     } as unknown as RunningManager;
   };

@@ -86,6 +86,8 @@ export function startReloading(o: ReloadingOptions): Reloading {
   };
 
   let now: Awaited<ReturnType<typeof launch>> | null = null;
+  // when the config in force was read and taken (weir_config_last_reload_success_timestamp_seconds)
+  let takenAtMs = Date.now();
   const first = launch(cfg, undefined);
   const loop = async (): Promise<void> => {
     now = await first;
@@ -106,11 +108,14 @@ export function startReloading(o: ReloadingOptions): Reloading {
           { code: isWeirError(err) ? err.code : undefined },
           `reload: the config was not reloaded; the running one stays: ${(err as Error).message}`,
         );
+        now.running.metrics.configReload(false, takenAtMs);
         continue;
       }
       if (o.signal.aborted) continue; // stopping: the manager's own loop ends it
       if (isDeepStrictEqual(next, cfg)) {
         logger.info("reload: the config file is unchanged; nothing restarted");
+        takenAtMs = Date.now();
+        now.running.metrics.configReload(true, takenAtMs);
         continue;
       }
       logger.info(
@@ -132,6 +137,8 @@ export function startReloading(o: ReloadingOptions): Reloading {
       try {
         now = await launch(next, resume);
         cfg = next;
+        takenAtMs = Date.now();
+        now.running.metrics.configReload(true, takenAtMs);
       } catch (err) {
         logger.error(
           { code: isWeirError(err) ? err.code : undefined },
@@ -139,6 +146,7 @@ export function startReloading(o: ReloadingOptions): Reloading {
         );
         if (next.log.level !== cfg.log.level) logger.level = cfg.log.level;
         now = await launch(cfg, resume);
+        now.running.metrics.configReload(false, takenAtMs);
       }
     }
   };

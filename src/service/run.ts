@@ -1,7 +1,7 @@
 // Running a manager as a service: the loop, the HTTP API and metrics, agents' transports, the
 // state file and logs (signals are the caller's). Shared by `weir run` and `weir demo`.
 import type { Logger } from "pino";
-import { createMetrics } from "../api/metrics.ts";
+import { createMetrics, type WeirMetrics } from "../api/metrics.ts";
 import type { RunningApi } from "../api/server.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { CycleRecord } from "../core/model.ts";
@@ -40,6 +40,8 @@ export const RELOAD = "weir: reload";
 export interface RunningManager {
   manager: Manager;
   api: RunningApi | null;
+  /** Its /metrics (the reload says there how the last reading of the config went). */
+  metrics: WeirMetrics;
   /** Resolves after the loop stopped and shutdown (restore/keep) ran. */
   done: Promise<void>;
 }
@@ -318,5 +320,5 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       agents?.close();
     }
   })();
-  return { manager, api, done };
+  return { manager, api, metrics, done };
 }
