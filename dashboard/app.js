@@ -192,6 +192,19 @@ function ensurePartition(id) {
   return p;
 }
 
+/** Remove every partition not among `parts` (a record's): its card, table row and charts. */
+function dropPartitionsBut(parts) {
+  const keep = new Set(parts.map((part) => part.id));
+  for (const [id, p] of partitions) {
+    if (keep.has(id)) continue;
+    for (const chart of Object.values(p.charts)) chart.destroy();
+    p.card.remove();
+    p.cells.id.parentElement.remove();
+    host.batchIds.delete(id);
+    partitions.delete(id);
+  }
+}
+
 function setSpec(p, spec) {
   if (!spec) return;
   if (spec.kind === "batch") host.batchIds.add(p.id);
@@ -212,6 +225,9 @@ function applyRecord(record, { live }) {
   // Seen already (a replay), unless weir restarted: its cycles count from 1 again, and
   // waiting for them to pass the old run's would leave the page frozen for as long.
   if (record.cycle <= lastCycle && record.startedAtMs <= lastStartedAtMs) return;
+  // A new run (weir restarted, or reloaded its config on SIGHUP): a partition it does not
+  // manage leaves the page, instead of standing there with the old run's last figures.
+  if (record.cycle <= lastCycle) dropPartitionsBut(record.partitions);
   lastCycle = record.cycle;
   lastStartedAtMs = record.startedAtMs;
   state.cyclesSeen++;

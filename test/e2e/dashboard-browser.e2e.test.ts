@@ -317,5 +317,53 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(
       for (const w of layout.canvasWidths) expect(w).toBeLessThanOrEqual(390);
       await page.screenshot({ path: path.join(DOCS, "dashboard-phone.png") });
     });
+
+    it("drops a partition the next run does not manage (weir restarted or reloaded)", async () => {
+      // what `weir run` does on SIGHUP with dns removed from the file: the API closes, and a
+      // manager on the new config serves it again at the same address, its cycles from 1
+      const port = Number(new URL(api!.url).port);
+      const before = (await readPage()).cyclesSeen;
+      if (pacer) clearInterval(pacer);
+      await api!.close();
+      manager.shutdown("keep");
+      const epochMs = Date.now() - world.nowMs();
+      manager = buildManager(
+        { ...cfg, partitions: cfg.partitions.filter((p) => p.name !== "dns") },
+        {
+          now: () => epochMs + world.nowMs(),
+          onlineCpus: world.hypervisor.cpus,
+          actuators: { cgroup: world.hypervisor },
+          openSensor: (p) => world.sensor(p.name),
+          hostCpu: { open: () => world.hostCpuSensor(), use: hostCpuFromSamples },
+          redactedConfig: () => ({ source: "simulator", intervalMs: 100 }),
+        },
+      ).manager;
+      manager.runCycle();
+      pacer = setInterval(() => {
+        world.advance(100);
+        manager.runCycle();
+      }, 100);
+      api = await serveApi(createApi({ view: manager }), { port });
+      const after = await waitForPage(
+        "the new run's records without dns",
+        (s) => !("dns" in s.partitions) && s.cyclesSeen > before + 10,
+      );
+      expect(Object.keys(after.partitions).sort()).toEqual(["api", "batch", "web"]);
+      // its card and table row are gone too, not only its entry; the others go on
+      const left = await page.evaluate(() => ({
+        cards: [...document.querySelectorAll("#cards .card")].map(
+          (c) => (c as HTMLElement).dataset.partition,
+        ),
+        rows: [...document.querySelectorAll("#partitions tbody tr")].map(
+          (r) => (r as HTMLElement).dataset.partition,
+        ),
+      }));
+      expect(left.cards.sort()).toEqual(["api", "batch", "web"]);
+      expect(left.rows.sort()).toEqual(["api", "batch", "web"]);
+      await waitForPage(
+        "the next records",
+        (s) => s.cyclesSeen > after.cyclesSeen + 10 && s.partitions.web!.cells.status === "ok",
+      );
+    });
   },
 );
