@@ -35,6 +35,13 @@ export function register(program: Command): void {
       "logs (stderr) and each cycle's record (stdout) as JSON lines; without it logs are readable on a terminal, JSON lines otherwise, and only --once prints a record",
     )
     .action(async (opts: { config: string; dryRun?: boolean; once?: boolean; json?: boolean }) => {
+      // SIGHUP from the first moment, not once the manager runs: node's default ends the process,
+      // and a reload asked for while weir starts (a slow start on a loaded host) is made after it
+      let hangup = () => {
+        hangupEarly = true;
+      };
+      let hangupEarly = false;
+      if (!opts.once) process.on("SIGHUP", () => hangup());
       // Loaded on use, so other commands (e.g. `weir testbed serve`) start fast. The config is
       // read and validated on a worker thread: the YAML parser and the schema library are not
       // loaded into the process that runs the manager (load-config-apart.ts).
@@ -86,10 +93,11 @@ export function register(program: Command): void {
           }),
       });
       // SIGHUP (`systemctl reload`, `kill -HUP`): read the config file again (service/reload.ts)
-      process.on("SIGHUP", () => {
+      hangup = () => {
         logger.info(`SIGHUP: reloading ${opts.config}`);
         running.reload();
-      });
+      };
+      if (hangupEarly) hangup();
       await running.done;
       logger.flush?.();
     });
