@@ -34,6 +34,9 @@ describe("examples/weir.service", () => {
     expect(directive("KillSignal")).toBe("SIGTERM");
     // a config mistake exits 2 (README, Configuration): restarting would not mend it
     expect(directive("RestartPreventExitStatus")).toBe("2");
+    // systemd counts a death by SIGHUP as clean: one before weir takes the signal must restart
+    expect(directive("Restart")).toBe("on-failure");
+    expect(directive("RestartForceExitStatus")).toBe("SIGHUP");
   });
 
   it("keeps the example config's state file directory across restarts", () => {
