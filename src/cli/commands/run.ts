@@ -37,10 +37,10 @@ export function register(program: Command): void {
     .action(async (opts: { config: string; dryRun?: boolean; once?: boolean; json?: boolean }) => {
       // SIGHUP from the first moment, not once the manager runs: node's default ends the process,
       // and a reload asked for while weir starts (a slow start on a loaded host) is made after it
+      let hangupEarly = false;
       let hangup = () => {
         hangupEarly = true;
       };
-      let hangupEarly = false;
       if (!opts.once) process.on("SIGHUP", () => hangup());
       // Loaded on use, so other commands (e.g. `weir testbed serve`) start fast. The config is
       // read and validated on a worker thread: the YAML parser and the schema library are not
