@@ -189,7 +189,7 @@ describe("shebangNodeFlags", () => {
     const bin = readFileSync(new URL("../bin/weir.js", import.meta.url), "utf8");
     expect(shebangCommand(bin)).toEqual({
       env: { MALLOC_ARENA_MAX: "2" },
-      nodeFlags: ["--max-semi-space-size=2", "--v8-pool-size=1"],
+      nodeFlags: ["--max-semi-space-size=2", "--v8-pool-size=1", "--interrupt-budget=8192"],
     });
   });
 });

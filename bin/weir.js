@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2 --v8-pool-size=1
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2 --v8-pool-size=1 --interrupt-budget=8192
 // The first line starts node (env sets the variable first) with:
 // - a young generation of at most 2 x 2 MB semi-spaces instead of V8's 2 x 16 MB here: a `weir
 //   run` allocates a little every cycle and keeps it (the cycle history), so V8 grew the young
@@ -16,6 +16,14 @@
 //   2026-12-03 06:35-06:42 UTC, load 7.5 -> 0.8): 84.7 MB resident [83.8-84.8] against 88.1
 //   [87.0-89.5], lower in every round; CPU 2.39 % of a core [2.00-2.80] against 2.54
 //   [2.20-3.49], lower in 4 of 5 rounds.
+// - an eighth of V8's interrupt budget (--interrupt-budget=8192, 67,584 by default): V8 optimises
+//   a function once it has run through that budget a few times, and at 10 cycles a second the
+//   policy's step was first optimised 67 s and 82 s after start (two --trace-opt runs), so for
+//   minutes a cycle ran partly unoptimised, and code run once a second longer still. `weir run`
+//   at 100 partitions, 10 Hz, 2 x 5 rounds side by side (bench/overhead-ab.ts --together,
+//   2026-12-06 05:03-05:21 UTC): CPU 1.95 and 2.20 % of a core against 2.25 and 2.20, the main
+//   thread 1.50 and 1.60 against 1.75 and 1.75, lower in 8 of 10 rounds and higher in none;
+//   1 MB more resident (77.4 and 77.6 MB against 76.5 and 76.5).
 // docs/performance.md has the figures. Run as `node bin/weir.js`, node starts without them.
 // Entry point. Runs the compiled JavaScript in dist/ (`npm run build`; `npm ci` builds it) when
 // dist/ is current: no TypeScript loader at run time. Stack traces name the .ts lines: the
