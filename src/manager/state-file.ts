@@ -141,11 +141,22 @@ export function foundCpusetsOf(
   return out;
 }
 
+/** The state file's text for `state` (without the final newline). */
+const stateText = (state: Omit<PersistedState, "version">): string =>
+  JSON.stringify({ version: 1, ...state });
+
+/**
+ * `state` as a restart would read it back from the state file (a JSON round trip: nothing shared
+ * with the objects it was made of), without the file: what a reload resumes from.
+ */
+export const asPersisted = (state: Omit<PersistedState, "version">): PersistedState =>
+  JSON.parse(stateText(state)) as PersistedState;
+
 export function saveState(path: string, state: Omit<PersistedState, "version">): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    writeFileSync(tmp, `${JSON.stringify({ version: 1, ...state })}\n`);
+    writeFileSync(tmp, `${stateText(state)}\n`);
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });

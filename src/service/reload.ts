@@ -18,7 +18,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import { isWeirError } from "../core/errors.ts";
 import type { Config } from "../manager/config.ts";
-import type { PersistedState } from "../manager/state-file.ts";
+import { asPersisted, type PersistedState } from "../manager/state-file.ts";
 import { RELOAD, type RunningManager } from "./run.ts";
 
 export interface ReloadingOptions {
@@ -124,15 +124,11 @@ export function startReloading(o: ReloadingOptions): Reloading {
       now.ac.abort(RELOAD);
       await now.running.done;
       now.forget();
-      // what the stopped manager kept, as its state file has it (a JSON round trip: nothing
-      // shared with the stopped manager's objects)
-      const resume = JSON.parse(
-        JSON.stringify({
-          version: 1,
-          savedAtMs: Date.now(),
-          ...now.running.manager.persistentState(),
-        }),
-      ) as PersistedState;
+      // what the stopped manager kept, as its state file has it
+      const resume = asPersisted({
+        savedAtMs: Date.now(),
+        ...now.running.manager.persistentState(),
+      });
       if (next.log.level !== cfg.log.level) logger.level = next.log.level;
       try {
         now = await launch(next, resume);
