@@ -1,5 +1,5 @@
 // A temporary cgroup v2 tree for tests (cpus-check, startManager, `weir validate`, `weir run
-// --once`): the tree a `weir run` SIGKILLed while placing left behind, with its state file. Not
+// --once`, the reload): the tree a `weir run` SIGKILLed while placing left behind, with its state file. Not
 // part of weir; only tests import it.
 import fs from "node:fs";
 import os from "node:os";
@@ -27,6 +27,37 @@ export interface KilledPlacementTree {
   remove(): void;
 }
 
+/** A temporary directory (the caller removes it) and a writer of files under it, folders made. */
+export function tempTree(prefix: string): {
+  root: string;
+  write: (rel: string, text: string) => void;
+} {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const write = (rel: string, text: string) => {
+    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    fs.writeFileSync(path.join(root, rel), text);
+  };
+  return { root, write };
+}
+
+/**
+ * A v2 cgroup's files as the v2 backend and sensors read them, at `dir` (relative to the tree):
+ * `controllers`, the weight given, no cap, not idle, no CPU used yet, no thread.
+ */
+export function writeV2Partition(
+  write: (rel: string, text: string) => void,
+  dir: string,
+  controllers: string,
+  weight = 100,
+): void {
+  write(`${dir}/cgroup.controllers`, `${controllers}\n`);
+  write(`${dir}/cpu.weight`, `${weight}\n`);
+  write(`${dir}/cpu.max`, "max 100000\n");
+  write(`${dir}/cpu.idle`, "0\n");
+  write(`${dir}/cpu.stat`, "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n");
+  write(`${dir}/cgroup.threads`, "");
+}
+
 /**
  * A cgroup v2 tree under a temporary directory as a run killed while placing p1 left it: 4 CPUs
  * online, weir/ with CPUs 0-3, network partition weir/p1 and batch partition weir/hog (each with
@@ -35,24 +66,12 @@ export interface KilledPlacementTree {
  * parent's CPUs). The caller removes it (`remove()`).
  */
 export function killedPlacementTree(): KilledPlacementTree {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-killed-placement-"));
-  const write = (rel: string, text: string) => {
-    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
-    fs.writeFileSync(path.join(root, rel), text);
-  };
+  const { root, write } = tempTree("weir-killed-placement-");
   write("sys/devices/system/cpu/online", "0-3\n");
   write("cg/cgroup.controllers", "cpuset cpu\n");
   write("cg/weir/cpuset.cpus.effective", "0-3\n");
   for (const p of ["p1", "hog"]) {
-    write(`cg/weir/${p}/cgroup.controllers`, "cpuset cpu\n");
-    write(`cg/weir/${p}/cpu.weight`, "100\n");
-    write(`cg/weir/${p}/cpu.max`, "max 100000\n");
-    write(`cg/weir/${p}/cpu.idle`, "0\n");
-    write(
-      `cg/weir/${p}/cpu.stat`,
-      "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
-    );
-    write(`cg/weir/${p}/cgroup.threads`, "");
+    writeV2Partition(write, `cg/weir/${p}`, "cpuset cpu");
     write(`cg/weir/${p}/cpuset.cpus`, "\n");
     write(`cg/weir/${p}/cpuset.cpus.effective`, "0-3\n");
   }

@@ -6,7 +6,6 @@
 import dgram from "node:dgram";
 import fs from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
-import os from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
@@ -14,33 +13,22 @@ import type { CycleRecord } from "../core/model.ts";
 import { type Config, parseConfig } from "../manager/config.ts";
 import { loadConfigFileApart } from "../manager/load-config-apart.ts";
 import type { PersistedState } from "../manager/state-file.ts";
-import { encodeReport, parseKeyHex } from "../transport/codec.ts";
+import { tempTree, writeV2Partition } from "../manager/test-cgroup-tree.ts";
+import { parseKeyHex } from "../transport/codec.ts";
 import { DatagramAgentChannel } from "../transport/datagram.ts";
 import { startReloading } from "./reload.ts";
 import { RELOAD, type RunningManager, startManager } from "./run.ts";
+import { risingReport } from "./test-agent-report.ts";
 
 type Line = { level: number; msg: string };
 
 /** cgroup v2 files for a, b and c under weir/ (c's weight 300 as an admin left it), /proc files, 4 CPUs. */
 function tree(): { root: string; file: (rel: string) => string; read: (rel: string) => string } {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "weir-reload-"));
-  const write = (rel: string, text: string) => {
-    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
-    fs.writeFileSync(path.join(root, rel), text);
-  };
+  const { root, write } = tempTree("weir-reload-");
   write("sys/devices/system/cpu/online", "0-3\n");
   write("cg/cgroup.controllers", "cpu\n");
-  for (const p of ["a", "b", "c"]) {
-    write(`cg/weir/${p}/cgroup.controllers`, "cpu\n");
-    write(`cg/weir/${p}/cpu.weight`, p === "c" ? "300\n" : "100\n");
-    write(`cg/weir/${p}/cpu.max`, "max 100000\n");
-    write(`cg/weir/${p}/cpu.idle`, "0\n");
-    write(
-      `cg/weir/${p}/cpu.stat`,
-      "usage_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
-    );
-    write(`cg/weir/${p}/cgroup.threads`, "");
-  }
+  for (const p of ["a", "b", "c"])
+    writeV2Partition(write, `cg/weir/${p}`, "cpu", p === "c" ? 300 : 100);
   write(
     "proc/net/dev",
     [
@@ -296,6 +284,7 @@ describe("startReloading", () => {
     const t = tree();
     dirs.push(t.root);
     const keyHex = "d4".repeat(32);
+    const key = parseKeyHex(keyHex);
     const port = await freeUdpPort();
     const cfgFile = t.file("weir.yaml");
     const agentPartition = `  - { name: u, cgroup: weir/a, source: agent, agent: { key: "${keyHex}" } }`;
@@ -305,32 +294,12 @@ describe("startReloading", () => {
     const w = await reloading(cfgFile);
     const channel = await DatagramAgentChannel.open({
       partitionIndex: 1,
-      key: parseKeyHex(keyHex),
+      key,
       manager: { address: "127.0.0.1", port },
       bind: { address: "127.0.0.1" },
     });
     let seq = 0;
-    const report = () =>
-      channel.publish(
-        encodeReport(
-          {
-            partitionIndex: 1,
-            sequence: ++seq,
-            timestampMs: Date.now(),
-            rxPackets: seq * 100,
-            txPackets: seq * 100,
-            droppedPackets: 0,
-            cpuUsageNs: seq * 1e7,
-            nrPeriods: 0,
-            nrThrottled: 0,
-            throttledNs: 0,
-            velocityPacketsPerCpuSec: null,
-            velocityWindowMs: 50,
-          },
-          parseKeyHex(keyHex),
-        ),
-      );
-    const reporter = setInterval(report, 50);
+    const reporter = setInterval(() => channel.publish(risingReport(1, ++seq, key)), 50);
     try {
       const statusOfU = () => w.records.at(-1)?.partitions.find((p) => p.id === "u")?.status;
       await until(() => statusOfU() === "ok" && w.records.at(-1)!.partitions.length === 2);

@@ -12,9 +12,10 @@ import { isWeirError } from "../core/errors.ts";
 import { type Config, parseConfig } from "../manager/config.ts";
 import { killedPlacementTree } from "../manager/test-cgroup-tree.ts";
 import type { ManagerParts } from "../manager/wiring.ts";
-import { encodeReport, parseKeyHex } from "../transport/codec.ts";
+import { parseKeyHex } from "../transport/codec.ts";
 import { DatagramAgentChannel } from "../transport/datagram.ts";
 import { rewrittenPartitions, startManager } from "./run.ts";
+import { risingReport } from "./test-agent-report.ts";
 
 describe("startManager with UDP agents", () => {
   it("sends each agent partition its directive and fails no cycle", async () => {
@@ -48,25 +49,7 @@ describe("startManager with UDP agents", () => {
     let directive = null;
     const end = Date.now() + 5000;
     for (let seq = 1; directive === null && Date.now() < end; seq++) {
-      channel.publish(
-        encodeReport(
-          {
-            partitionIndex: 0,
-            sequence: seq,
-            timestampMs: Date.now(),
-            rxPackets: seq * 100,
-            txPackets: seq * 100,
-            droppedPackets: 0,
-            cpuUsageNs: seq * 1e7,
-            nrPeriods: 0,
-            nrThrottled: 0,
-            throttledNs: 0,
-            velocityPacketsPerCpuSec: null,
-            velocityWindowMs: 50,
-          },
-          key,
-        ),
-      );
+      channel.publish(risingReport(0, seq, key));
       await new Promise((r) => setTimeout(r, 50));
       directive = channel.pollDirective();
     }
