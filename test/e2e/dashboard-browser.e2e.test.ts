@@ -115,6 +115,29 @@ async function waitForPage(what: string, pred: (s: PageState) => boolean, timeou
   throw new Error(`timed out waiting for ${what}; page had ${JSON.stringify(last)}`);
 }
 
+/**
+ * A manager on `config` over the simulated world, one cycle now and one every 100 ms as the
+ * world advances 100 ms. Virtual time starts at 0; the manager's clock is wall-clock-based (the
+ * charts' time axis reads as today), and both advance together.
+ */
+function startSimManager(config: typeof cfg): void {
+  const epochMs = Date.now() - world.nowMs();
+  manager = buildManager(config, {
+    now: () => epochMs + world.nowMs(),
+    onlineCpus: world.hypervisor.cpus,
+    actuators: { cgroup: world.hypervisor },
+    openSensor: (p) => world.sensor(p.name),
+    // the simulated machine as /proc/stat shows it: every cgroup's CPU busy, the rest idle
+    hostCpu: { open: () => world.hostCpuSensor(), use: hostCpuFromSamples },
+    redactedConfig: () => ({ source: "simulator", intervalMs: 100 }),
+  }).manager;
+  manager.runCycle();
+  pacer = setInterval(() => {
+    world.advance(100);
+    manager.runCycle();
+  }, 100);
+}
+
 const num = (cell: string | undefined) => Number((cell ?? "").replace(/[^\d.]/g, ""));
 
 describe.skipIf(!fs.existsSync(CHROMIUM))(
@@ -126,23 +149,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(
       world.addNetwork("api", { load: () => load.api, velocityPacketsPerCpuSec: 4000 });
       world.addNetwork("dns", { load: () => load.dns, velocityPacketsPerCpuSec: 6000 });
       world.addBatch("batch");
-      // Virtual time starts at 0; the manager's clock is wall-clock-based so the charts' time
-      // axis reads as today, and both advance together.
-      const epochMs = Date.now();
-      manager = buildManager(cfg, {
-        now: () => epochMs + world.nowMs(),
-        onlineCpus: world.hypervisor.cpus,
-        actuators: { cgroup: world.hypervisor },
-        openSensor: (p) => world.sensor(p.name),
-        // the simulated machine as /proc/stat shows it: every cgroup's CPU busy, the rest idle
-        hostCpu: { open: () => world.hostCpuSensor(), use: hostCpuFromSamples },
-        redactedConfig: () => ({ source: "simulator", intervalMs: 100 }),
-      }).manager;
-      manager.runCycle();
-      pacer = setInterval(() => {
-        world.advance(100);
-        manager.runCycle();
-      }, 100);
+      startSimManager(cfg);
       api = await serveApi(createApi({ view: manager }), { port: 0 });
 
       userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), `weirt-${process.pid}-chromium-`));
@@ -326,23 +333,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(
       if (pacer) clearInterval(pacer);
       await api!.close();
       manager.shutdown("keep");
-      const epochMs = Date.now() - world.nowMs();
-      manager = buildManager(
-        { ...cfg, partitions: cfg.partitions.filter((p) => p.name !== "dns") },
-        {
-          now: () => epochMs + world.nowMs(),
-          onlineCpus: world.hypervisor.cpus,
-          actuators: { cgroup: world.hypervisor },
-          openSensor: (p) => world.sensor(p.name),
-          hostCpu: { open: () => world.hostCpuSensor(), use: hostCpuFromSamples },
-          redactedConfig: () => ({ source: "simulator", intervalMs: 100 }),
-        },
-      ).manager;
-      manager.runCycle();
-      pacer = setInterval(() => {
-        world.advance(100);
-        manager.runCycle();
-      }, 100);
+      startSimManager({ ...cfg, partitions: cfg.partitions.filter((p) => p.name !== "dns") });
       api = await serveApi(createApi({ view: manager }), { port });
       const after = await waitForPage(
         "the new run's records without dns",
