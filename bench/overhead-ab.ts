@@ -183,9 +183,9 @@ export const VARIANTS: readonly Variant[] = [
   },
   // V8 optimises a function once it has used up its interrupt budget a few times (bytecode run,
   // 67,584 units a tick by default): at 10 cycles a second the policy's step was first
-  // optimised 67 s and 82 s after start (two runs with --trace-opt, 2026-12-06), so the
+  // optimised 67 s after start (a run with --trace-opt, 2026-12-06), so the
   // overhead window (65-85 s) still runs some of the cycle's code unoptimised, and code run
-  // once a second later still. An eighth of the budget tiers up eight times sooner
+  // once a second later still. An eighth of the budget tiers up sooner (step at 12.6 s, docs/performance.md)
   {
     name: "arena2+pool1+semi2+budget8k",
     nodeFlags: ["--max-semi-space-size=2", "--v8-pool-size=1", "--interrupt-budget=8192"],

@@ -18,8 +18,8 @@
 //   [2.20-3.49], lower in 4 of 5 rounds.
 // - an eighth of V8's interrupt budget (--interrupt-budget=8192, 67,584 by default): V8 optimises
 //   a function once it has run through that budget a few times, and at 10 cycles a second the
-//   policy's step was first optimised 67 s and 82 s after start (two --trace-opt runs), so for
-//   minutes a cycle ran partly unoptimised, and code run once a second longer still. `weir run`
+//   policy's step was first optimised 67 s after start (a --trace-opt run; 12.6 s with it), so for
+//   a minute a cycle ran partly unoptimised, and code run once a second longer still. `weir run`
 //   at 100 partitions, 10 Hz, 2 x 5 rounds side by side (bench/overhead-ab.ts --together,
 //   2026-12-06 05:03-05:21 UTC): CPU 1.95 and 2.20 % of a core against 2.25 and 2.20, the main
 //   thread 1.50 and 1.60 against 1.75 and 1.75, lower in 8 of 10 rounds and higher in none;
