@@ -15,6 +15,7 @@ import {
 } from "../policy/knobs.ts";
 import { DIRECTIVE_REFRESH_MS } from "../transport/datagram.ts";
 import { boundsOf, checkCgroupPaths, checkReserve, configFieldOf } from "./config-checks.ts";
+import { discoverSchema } from "./config-discover.ts";
 import { partitionSchema } from "./config-partition.ts";
 import { checked, cpuQuantity, formatConfigIssues, withRule } from "./config-rules.ts";
 import { managedCpuMillis } from "./config-runtime.ts";
@@ -182,10 +183,30 @@ export const configSchema = z
       })
       .strict()
       .default({ level: "info" }),
-    partitions: z.array(partitionSchema).min(1, "must list at least one partition (rule: min-1)"),
+    partitions: z
+      .array(partitionSchema)
+      .default([])
+      .describe("the partitions (at least one, unless discover: finds them)"),
+    discover: discoverSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    if (cfg.partitions.length === 0 && cfg.discover === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["partitions"],
+        message: "must list at least one partition, or discover: must find them (rule: min-1)",
+      });
+    // a pattern is below the root, as a partition's cgroup is (not /sys/fs/cgroup/...)
+    cfg.discover?.partitions.forEach((t, i) => {
+      for (const issue of checkCgroupPaths([t.cgroup], cfg.roots.cgroupfs))
+        if (issue.rule === "cgroup-relative")
+          ctx.addIssue({
+            code: "custom",
+            path: ["discover", "partitions", i, "cgroup"],
+            message: withRule(issue),
+          });
+    });
     const names = new Set<string>();
     cfg.partitions.forEach((p, i) => {
       if (names.has(p.name))

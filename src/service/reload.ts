@@ -14,6 +14,10 @@
 // If the new config cannot be started (its api.listen taken, say), that is logged and the
 // previous config is started again from the same memory. The HTTP API is served again by the
 // new manager, whose cycles count from 1 (an EventSource reconnects and gets them).
+// A reload of kind "discovery" (discovery.ts: the cgroups `discover:` templates match changed)
+// does not read the file: `load` expands the same templates again, and a changed set of
+// partitions restarts the manager the same way; it does not count as a config reload in the
+// metrics.
 import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import { isWeirError } from "../core/errors.ts";
@@ -21,11 +25,18 @@ import type { Config } from "../manager/config.ts";
 import { asPersisted, type PersistedState } from "../manager/state-file.ts";
 import { RELOAD, type RunningManager } from "./run.ts";
 
+/** What a reload is for: the config file (SIGHUP), or the cgroups `discover:` finds. */
+export type ReloadKind = "file" | "discovery";
+
 export interface ReloadingOptions {
   /** The config the first manager runs (loaded by the caller: a mistake there exits). */
   cfg: Config;
-  /** Reads the config file again (throws a WeirError naming field, rule and value). */
-  load: () => Promise<Config>;
+  /**
+   * "file": reads the config file again (throws a WeirError naming field, rule and value);
+   * "discovery": the config in force with what its templates find now. Either with the
+   * discovered partitions (discovery.ts).
+   */
+  load: (kind: ReloadKind) => Promise<Config>;
   logger: Logger;
   /** Stop for good (signals are the caller's): the manager's `onShutdown` applies. */
   signal: AbortSignal;
@@ -39,12 +50,15 @@ export interface ReloadingOptions {
 
 export interface Reloading {
   /**
-   * Ask for a reload (SIGHUP); one asked for while the first manager starts or a reload is
-   * handled is handled after it.
+   * Ask for a reload (SIGHUP: "file", the default); one asked for while the first manager
+   * starts or a reload is handled is handled after it, and requests meanwhile make one reload
+   * (of the file if any of them was).
    */
-  reload(): void;
+  reload(kind?: ReloadKind): void;
   /** The manager running now (null before the first has started). */
   current(): RunningManager | null;
+  /** The config in force (the first until a reload is taken). */
+  config(): Config;
   /** Resolves once the first manager has started; rejects if it cannot start. */
   started: Promise<void>;
   /**
@@ -59,14 +73,14 @@ export function startReloading(o: ReloadingOptions): Reloading {
   const { logger } = o;
   let cfg = o.cfg;
   let wake: (() => void) | null = null;
-  let pending = false;
-  const reload = () => {
-    pending = true;
+  let pending: ReloadKind | null = null;
+  const reload = (kind: ReloadKind = "file") => {
+    pending = pending === "file" ? "file" : kind;
     wake?.();
   };
   const requested = () =>
     new Promise<void>((resolve) => {
-      if (pending) resolve();
+      if (pending !== null) resolve();
       else wake = resolve;
     });
 
@@ -88,6 +102,7 @@ export function startReloading(o: ReloadingOptions): Reloading {
   let now: Awaited<ReturnType<typeof launch>> | null = null;
   // when the config in force was read and taken (weir_config_last_reload_success_timestamp_seconds)
   let takenAtMs = Date.now();
+  let lastTaken = true;
   const first = launch(cfg, undefined);
   const loop = async (): Promise<void> => {
     now = await first;
@@ -99,27 +114,35 @@ export function startReloading(o: ReloadingOptions): Reloading {
         now.forget();
         return;
       }
-      pending = false;
+      const kind = pending ?? "file";
+      const byFile = kind === "file";
+      pending = null;
       let next: Config;
       try {
-        next = await o.load();
+        next = await o.load(kind);
       } catch (err) {
         logger.error(
           { code: isWeirError(err) ? err.code : undefined },
           `reload: the config was not reloaded; the running one stays: ${(err as Error).message}`,
         );
-        now.running.metrics.configReload(false, takenAtMs);
+        if (byFile) {
+          lastTaken = false;
+          now.running.metrics.configReload(false, takenAtMs);
+        }
         continue;
       }
       if (o.signal.aborted) continue; // stopping: the manager's own loop ends it
       if (isDeepStrictEqual(next, cfg)) {
-        logger.info("reload: the config file is unchanged; nothing restarted");
-        takenAtMs = Date.now();
-        now.running.metrics.configReload(true, takenAtMs);
+        if (byFile) {
+          logger.info("reload: the config file is unchanged; nothing restarted");
+          takenAtMs = Date.now();
+          lastTaken = true;
+          now.running.metrics.configReload(true, takenAtMs);
+        } else logger.debug("discover: the partitions found are unchanged; nothing restarted");
         continue;
       }
       logger.info(
-        `reload: restarting the manager on the new config (${next.partitions.length} partition(s); it was ${cfg.partitions.length})`,
+        `${byFile ? "reload: restarting the manager on the new config" : "discover: restarting the manager on the partitions found"} (${next.partitions.length} partition(s); it was ${cfg.partitions.length})`,
       );
       now.ac.abort(RELOAD);
       await now.running.done;
@@ -133,8 +156,11 @@ export function startReloading(o: ReloadingOptions): Reloading {
       try {
         now = await launch(next, resume);
         cfg = next;
-        takenAtMs = Date.now();
-        now.running.metrics.configReload(true, takenAtMs);
+        if (byFile) {
+          takenAtMs = Date.now();
+          lastTaken = true;
+        }
+        now.running.metrics.configReload(lastTaken, takenAtMs);
       } catch (err) {
         logger.error(
           { code: isWeirError(err) ? err.code : undefined },
@@ -142,12 +168,13 @@ export function startReloading(o: ReloadingOptions): Reloading {
         );
         if (next.log.level !== cfg.log.level) logger.level = cfg.log.level;
         now = await launch(cfg, resume);
-        now.running.metrics.configReload(false, takenAtMs);
+        if (byFile) lastTaken = false;
+        now.running.metrics.configReload(lastTaken, takenAtMs);
       }
     }
   };
   const done = loop();
   const started = first.then(() => undefined);
   started.catch(() => {}); // `done` rejects with the same error: the caller awaits that one
-  return { reload, current: () => now?.running ?? null, started, done };
+  return { reload, current: () => now?.running ?? null, config: () => cfg, started, done };
 }

@@ -1,5 +1,7 @@
 // `weir run --config F [--dry-run] [--once] [--json]`: the partition manager.
+import os from "node:os";
 import type { Command } from "commander";
+import type { Config } from "../../manager/config.ts";
 import type { CycleRecord } from "../../core/model.ts";
 
 export function register(program: Command): void {
@@ -19,6 +21,9 @@ export function register(program: Command): void {
         "SIGHUP reads the config file again: a config with a mistake is logged and the running one",
         "stays; a changed one restarts the manager in this process, keeping the values written and",
         "what weir found (a removed partition's cgroup gets its found values back, as at a restart).",
+        "With discover: templates, every cgroup a template's pattern matches is a partition while",
+        "it is there: the tree is looked at every discover.intervalMs, and a change restarts the",
+        "manager the same way.",
       ].join("\n"),
     )
     .requiredOption("-c, --config <file>", "YAML config file (see `weir validate`, `weir schema`)")
@@ -49,7 +54,19 @@ export function register(program: Command): void {
       const { createLogger } = await import("../../manager/log.ts");
       const { startManager } = await import("../../service/run.ts");
       const { buildManager } = await import("../../manager/wiring.ts");
-      const cfg = await loadConfigFileApart(opts.config);
+      const { startDiscovering } = await import("../../service/discovery.ts");
+      const base = await loadConfigFileApart(opts.config);
+      const logger = createLogger(base.log.level, { json: opts.json ?? false });
+      // the config a manager runs: the file's, with a partition for each cgroup its discover:
+      // templates find (discovery.ts); the file's config it came from, for a discovery reload
+      const discovering = startDiscovering({ logger, onlineCpus: os.availableParallelism() });
+      const baseOf = new WeakMap<Config, Config>();
+      const expand = (b: Config): Config => {
+        const c = discovering.expand(b);
+        baseOf.set(c, b);
+        return c;
+      };
+      const cfg = expand(base);
       if (opts.once) {
         const { startCpusShortfalls } = await import("../../manager/cpus-check.ts");
         const wired = buildManager(cfg, { dryRun: opts.dryRun ?? false });
@@ -66,7 +83,6 @@ export function register(program: Command): void {
         process.stdout.write(opts.json ? `${JSON.stringify(rec)}\n` : formatRecord(rec));
         return;
       }
-      const logger = createLogger(cfg.log.level, { json: opts.json ?? false });
       const ac = new AbortController();
       const stop = (sig: string) => {
         logger.info(`${sig}: stopping`);
@@ -79,7 +95,12 @@ export function register(program: Command): void {
         cfg,
         logger,
         signal: ac.signal,
-        load: () => loadConfigFileApart(opts.config),
+        load: async (kind) =>
+          expand(
+            kind === "file"
+              ? await loadConfigFileApart(opts.config)
+              : (baseOf.get(running.config()) ?? base),
+          ),
         start: (c, signal, resume) =>
           startManager({
             cfg: c,
@@ -98,6 +119,11 @@ export function register(program: Command): void {
         running.reload();
       };
       if (hangupEarly) hangup();
+      discovering.watch(
+        () => baseOf.get(running.config()) ?? base,
+        () => running.reload("discovery"),
+        ac.signal,
+      );
       await running.done;
       logger.flush?.();
     });

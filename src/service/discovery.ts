@@ -1,0 +1,92 @@
+// `weir run` with `discover:` templates: the config the manager runs is the file's, with a
+// partition for each cgroup the templates find (manager/discover.ts). At start, and at each
+// reload, the templates are expanded; between reloads a watcher looks at the cgroup tree every
+// `discover.intervalMs` and, when the cgroups the templates match are not those last expanded
+// (a container started or ended), asks for a reload of kind "discovery": the file is not read
+// again, the same templates are expanded on what is there now, and a changed set of partitions
+// restarts the manager as a reload does (reload.ts: what stays is not rewritten, a cgroup gone
+// is forgotten, one that stayed but is no longer matched gets its found values back).
+import type { Logger } from "pino";
+import type { Config } from "../manager/config.ts";
+import {
+  type Discovered,
+  discoverNow,
+  discoveryRoot,
+  foundKey,
+  scanTemplates,
+} from "../manager/discover.ts";
+
+export interface Discovering {
+  /** `base` with the partitions its templates find now; logs what changed since the last call. */
+  expand(base: Config): Config;
+  /**
+   * Look every `discover.intervalMs` of the config `base()` gives (none while it has no
+   * templates) and call `changed` when the cgroups found are not those `expand` last saw, until
+   * `signal` aborts.
+   */
+  watch(base: () => Config, changed: () => void, signal: AbortSignal): void;
+}
+
+const describe = (d: Discovered): string => `${d.name} (${d.cgroup})`;
+
+export function startDiscovering(o: { logger: Logger; onlineCpus: number }): Discovering {
+  const { logger } = o;
+  let lastKey: string | null = null;
+  let managed = new Map<string, Discovered>();
+  let refusedBefore = new Map<string, string>();
+  return {
+    expand(base) {
+      if (base.discover === undefined) {
+        lastKey = null;
+        managed = new Map();
+        refusedBefore = new Map();
+        return base;
+      }
+      const d = discoverNow(base, o.onlineCpus);
+      lastKey = d.key;
+      const now = new Map(d.discovered.map((x) => [x.cgroup, x]));
+      const came = d.discovered.filter((x) => managed.get(x.cgroup)?.name !== x.name);
+      const went = [...managed.values()].filter((x) => now.get(x.cgroup)?.name !== x.name);
+      if (came.length > 0)
+        logger.info(
+          { discovered: came.map((x) => x.name) },
+          `discover: ${came.length} partition(s) found: ${came.map(describe).join(", ")}`,
+        );
+      if (went.length > 0)
+        logger.info(
+          { gone: went.map((x) => x.name) },
+          `discover: ${went.length} partition(s) no longer found: ${went.map(describe).join(", ")}`,
+        );
+      const refused = new Map(d.refused.map((r) => [r.cgroup, r.reason]));
+      for (const r of d.refused)
+        if (refusedBefore.get(r.cgroup) !== r.reason)
+          logger.warn(
+            { cgroup: r.cgroup },
+            `discover: ${r.cgroup} (discover.partitions[${r.template}]) is not managed: ${r.reason}`,
+          );
+      managed = now;
+      refusedBefore = refused;
+      return d.config;
+    },
+    watch(base, changed, signal) {
+      let timer: NodeJS.Timeout | null = null;
+      const tick = () => {
+        timer = null;
+        if (signal.aborted) return;
+        const cfg = base();
+        if (cfg.discover !== undefined) {
+          const root = discoveryRoot(cfg.roots.cgroupfs);
+          const key = root === null ? "" : foundKey(scanTemplates(root, cfg.discover.partitions));
+          if (key !== lastKey) changed();
+        }
+        timer = setTimeout(tick, cfg.discover?.intervalMs ?? 1000);
+        timer.unref();
+      };
+      signal.addEventListener("abort", () => {
+        if (timer !== null) clearTimeout(timer);
+      });
+      timer = setTimeout(tick, base().discover?.intervalMs ?? 1000);
+      timer.unref();
+    },
+  };
+}
