@@ -5,8 +5,8 @@
 // agent key and index, QEMU guest) are refused. discover.ts expands the templates at run time.
 import { z } from "zod";
 import { normalizeCgroupPath } from "../cgroup/layout.ts";
-import { partitionSchema } from "./config-partition.ts";
-import { feedOf, packetsEntries } from "./config-sensors.ts";
+import { partitionFields, partitionIssues, withFeeds } from "./config-partition.ts";
+import { packetsEntries } from "./config-sensors.ts";
 import {
   type DiscoverConfig,
   type DiscoverTemplate,
@@ -23,6 +23,9 @@ const PER_PARTITION = {
   qemu: "one QEMU guest",
   source: "where its throughput comes from, which follows from packets:",
 } as const;
+
+/** The counter source a template may give: it counts a cgroup's sockets, needing nothing else. */
+const DISCOVERED_SOURCE = "bpf";
 
 const PATTERN_RULE =
   "must hold a * in a segment, e.g. system.slice/docker-*.scope: a cgroup without one is one partition, for partitions: (rule: discover-pattern)";
@@ -50,9 +53,27 @@ const nameTemplate = z
     "the partition's name: {N} is what the Nth * matched, {N:L} its first L characters (default: every match, joined by -); characters a name may not hold become _, and a name over 63 characters is cut to 54 and given - and 8 hex digits of its hash",
   );
 
-const templateSchema = z
-  .object({ cgroup: pattern, name: nameTemplate.optional() })
-  .catchall(z.unknown())
+/** A per-partition field in a template: refused, with why (and shown so in the JSON Schema). */
+const perPartition = (what: string) =>
+  z
+    .never({
+      error: `is ${what}: a template cannot give it to every cgroup it finds (rule: discover-per-partition)`,
+    })
+    .optional()
+    .describe(`not in a template: ${what}`);
+
+const templateSchema = partitionFields
+  .omit({ name: true, cgroup: true })
+  .extend({
+    cgroup: pattern,
+    name: nameTemplate.optional(),
+    interfaces: perPartition(PER_PARTITION.interfaces),
+    pid: perPartition(PER_PARTITION.pid),
+    agent: perPartition(PER_PARTITION.agent),
+    qemu: perPartition(PER_PARTITION.qemu),
+    source: perPartition(PER_PARTITION.source),
+  })
+  .strict()
   .transform((t, ctx): DiscoverTemplate => {
     const { cgroup, name, ...fields } = t;
     let bad = false;
@@ -60,12 +81,6 @@ const templateSchema = z
       ctx.addIssue({ code: "custom", path, message });
       bad = true;
     };
-    for (const [key, what] of Object.entries(PER_PARTITION))
-      if (key in fields)
-        issue(
-          [key],
-          `is ${what}: a template cannot give it to every cgroup it finds (rule: discover-per-partition)`,
-        );
     const stars = wildcardsOf(cgroup);
     const template = name ?? defaultNameTemplate(cgroup);
     if (name !== undefined) {
@@ -86,31 +101,28 @@ const templateSchema = z
           "must be letters, digits, '_', '.', '-' and {N} placeholders, starting with a letter, a digit or a placeholder (rule: discover-name)",
         );
     }
-    if (!bad) {
-      const parsed = partitionSchema.safeParse({ ...fields, name: "discovered", cgroup: "discovered" });
-      if (!parsed.success) {
-        // the partition's own issues, at the template's fields (an unknown field stays one)
-        for (const iss of parsed.error.issues) ctx.addIssue({ ...iss });
-        bad = true;
-      } else {
-        const { name: _n, cgroup: _c, ...partition } = parsed.data;
-        if (partition.kind === "network") {
-          if (partition.packets === undefined)
-            issue(
-              ["packets"],
-              "a discovered network partition is counted by its cgroup: give packets: bpf (rule: discover-traffic-source)",
-            );
-          else
-            for (const e of packetsEntries(partition.packets))
-              if (feedOf(e.name) === "agent")
-                issue(
-                  ["packets", ...e.path],
-                  `${e.name} needs an agent key of the partition's own: a discovered partition is counted by its cgroup, with bpf (rule: discover-traffic-source)`,
-                );
-        }
-        if (!bad) return { cgroup, name: template, partition };
-      }
-    }
+    // counted by its cgroup: bpf is the one counter source that needs nothing of its own
+    const others =
+      fields.packets === undefined
+        ? []
+        : packetsEntries(fields.packets).filter((e) => e.name !== DISCOVERED_SOURCE);
+    for (const e of others)
+      issue(
+        ["packets", ...e.path],
+        `must be ${DISCOVERED_SOURCE}: a discovered partition is counted by its cgroup, and ${e.name} needs ${e.name === "agent" ? "an agent key" : e.name === "pid" ? "a pid" : "interfaces"} of the partition's own (rule: discover-traffic-source)`,
+      );
+    if (fields.kind === "network" && fields.packets === undefined)
+      issue(
+        ["packets"],
+        `a discovered network partition is counted by its cgroup: give packets: ${DISCOVERED_SOURCE} (rule: discover-traffic-source)`,
+      );
+    // the partition's own checks across its fields (the counter source's options)
+    const { interfaces: _i, pid: _p, agent: _a, qemu: _q, source: _s, ...rest } = fields;
+    const partition = withFeeds({ ...rest, interfaces: [], source: "host" as const });
+    if (others.length === 0)
+      for (const iss of partitionIssues({ ...partition, name: "discovered", cgroup: "discovered" }))
+        issue(iss.path, iss.message);
+    if (!bad) return { cgroup, name: template, partition };
     return z.NEVER;
   });
 

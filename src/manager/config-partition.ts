@@ -48,7 +48,8 @@ const packetsSchema = z
     `counter sources to read and add up: a name, a list, or {name: options}; one of ${counterSourceNames().join(", ")} (default: interfaces and/or pid, as given; agent when source is agent)`,
   );
 
-export const partitionSchema = z
+/** A partition's fields, each with its own rule (partitionSchema checks them together). */
+export const partitionFields = z
   .object({
     name: z
       .string()
@@ -157,40 +158,53 @@ export const partitionSchema = z
       .strict()
       .optional(),
   })
-  .strict()
-  .superRefine((p, ctx) => {
-    if (p.actuator === "qemu" && p.qemu === undefined)
-      ctx.addIssue({
-        code: "custom",
-        path: ["qemu"],
-        message: "is required with actuator: qemu: {qmp, console} (rule: qemu-target)",
-      });
-    if (p.actuator !== "qemu" && p.qemu !== undefined)
-      ctx.addIssue({
-        code: "custom",
-        path: ["qemu"],
-        message: `is only for actuator: qemu; current actuator is "${p.actuator}" (rule: qemu-target)`,
-      });
-    if (
-      p.qemu?.minCpus !== undefined &&
-      p.qemu.maxCpus !== undefined &&
-      p.qemu.minCpus > p.qemu.maxCpus
-    )
-      ctx.addIssue({
-        code: "custom",
-        path: ["qemu", "minCpus"],
-        message: `must be at most maxCpus (${p.qemu.maxCpus}): current value is ${p.qemu.minCpus} (rule: qemu-cpus)`,
-      });
-    if (p.packets === undefined) return;
+  .strict();
+
+type PartitionFields = z.output<typeof partitionFields>;
+
+/** What a partition's fields break together (paths relative to the partition). */
+export function partitionIssues(
+  p: PartitionFields,
+): Array<{ path: Array<string | number>; message: string }> {
+  const issues: Array<{ path: Array<string | number>; message: string }> = [];
+  if (p.actuator === "qemu" && p.qemu === undefined)
+    issues.push({
+      path: ["qemu"],
+      message: "is required with actuator: qemu: {qmp, console} (rule: qemu-target)",
+    });
+  if (p.actuator !== "qemu" && p.qemu !== undefined)
+    issues.push({
+      path: ["qemu"],
+      message: `is only for actuator: qemu; current actuator is "${p.actuator}" (rule: qemu-target)`,
+    });
+  if (
+    p.qemu?.minCpus !== undefined &&
+    p.qemu.maxCpus !== undefined &&
+    p.qemu.minCpus > p.qemu.maxCpus
+  )
+    issues.push({
+      path: ["qemu", "minCpus"],
+      message: `must be at most maxCpus (${p.qemu.maxCpus}): current value is ${p.qemu.minCpus} (rule: qemu-cpus)`,
+    });
+  if (p.packets !== undefined)
     for (const issue of parsePacketSources(p.packets, sensorSpecBase(p)).issues)
+      issues.push({ path: issue.path, message: issue.message });
+  return issues;
+}
+
+/** With packets:, where throughput comes from follows from the sources it names. */
+export function withFeeds<P extends Pick<PartitionFields, "packets" | "source">>(p: P): P {
+  if (p.packets === undefined) return p;
+  const feeds = new Set(packetsEntries(p.packets).map((e) => feedOf(e.name)));
+  const source = feeds.has("agent") ? (feeds.has("host") ? "both" : "agent") : "host";
+  return { ...p, source: source as P["source"] };
+}
+
+export const partitionSchema = partitionFields
+  .superRefine((p, ctx) => {
+    for (const issue of partitionIssues(p))
       ctx.addIssue({ code: "custom", path: issue.path, message: issue.message });
   })
-  .transform((p) => {
-    if (p.packets === undefined) return p;
-    // with packets:, where throughput comes from follows from the sources it names
-    const feeds = new Set(packetsEntries(p.packets).map((e) => feedOf(e.name)));
-    const source = feeds.has("agent") ? (feeds.has("host") ? "both" : "agent") : "host";
-    return { ...p, source: source as typeof p.source };
-  });
+  .transform(withFeeds);
 
 export type PartitionConfig = z.output<typeof partitionSchema>;

@@ -1,8 +1,8 @@
 // `weir run --config F [--dry-run] [--once] [--json]`: the partition manager.
 import os from "node:os";
 import type { Command } from "commander";
-import type { Config } from "../../manager/config.ts";
 import type { CycleRecord } from "../../core/model.ts";
+import type { Config } from "../../manager/config.ts";
 
 export function register(program: Command): void {
   program
