@@ -15,6 +15,7 @@ import {
   foundKey,
   scanTemplates,
 } from "../manager/discover.ts";
+import { type Reloading, type ReloadingOptions, startReloading } from "./reload.ts";
 
 export interface Discovering {
   /** `base` with the partitions its templates find now; logs what changed since the last call. */
@@ -89,4 +90,36 @@ export function startDiscovering(o: { logger: Logger; onlineCpus: number }): Dis
       timer.unref();
     },
   };
+}
+
+/**
+ * startReloading on the file's config `base` with its discover: templates expanded: at start, at
+ * each reload of the file (`loadFile`), and at each reload the watcher asks for (the base in
+ * force, expanded again). What `weir run` runs.
+ */
+export function startReloadingDiscovered(
+  o: Omit<ReloadingOptions, "cfg" | "load"> & {
+    base: Config;
+    loadFile: () => Promise<Config>;
+    onlineCpus: number;
+  },
+): Reloading {
+  const discovering = startDiscovering({ logger: o.logger, onlineCpus: o.onlineCpus });
+  // the file's config each expanded config came from: a discovery reload expands the one in force
+  const baseOf = new WeakMap<Config, Config>();
+  const expand = (b: Config): Config => {
+    const c = discovering.expand(b);
+    baseOf.set(c, b);
+    return c;
+  };
+  const inForce = () => baseOf.get(running.config()) ?? o.base;
+  const running = startReloading({
+    cfg: expand(o.base),
+    logger: o.logger,
+    signal: o.signal,
+    start: o.start,
+    load: async (kind) => expand(kind === "file" ? await o.loadFile() : inForce()),
+  });
+  discovering.watch(inForce, () => running.reload("discovery"), o.signal);
+  return running;
 }

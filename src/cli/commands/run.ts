@@ -2,7 +2,6 @@
 import os from "node:os";
 import type { Command } from "commander";
 import type { CycleRecord } from "../../core/model.ts";
-import type { Config } from "../../manager/config.ts";
 
 export function register(program: Command): void {
   program
@@ -48,26 +47,21 @@ export function register(program: Command): void {
       };
       if (!opts.once) process.on("SIGHUP", () => hangup());
       // Loaded on use, so other commands (e.g. `weir testbed serve`) start fast. The config is
-      // read and validated on a worker thread: the YAML parser and the schema library are not
+      // read and validated in a child process: the YAML parser and the schema library are not
       // loaded into the process that runs the manager (load-config-apart.ts).
       const { loadConfigFileApart } = await import("../../manager/load-config-apart.ts");
       const { createLogger } = await import("../../manager/log.ts");
       const { startManager } = await import("../../service/run.ts");
       const { buildManager } = await import("../../manager/wiring.ts");
-      const { startDiscovering } = await import("../../service/discovery.ts");
+      const { startDiscovering, startReloadingDiscovered } = await import(
+        "../../service/discovery.ts"
+      );
       const base = await loadConfigFileApart(opts.config);
       const logger = createLogger(base.log.level, { json: opts.json ?? false });
-      // the config a manager runs: the file's, with a partition for each cgroup its discover:
-      // templates find (discovery.ts); the file's config it came from, for a discovery reload
-      const discovering = startDiscovering({ logger, onlineCpus: os.availableParallelism() });
-      const baseOf = new WeakMap<Config, Config>();
-      const expand = (b: Config): Config => {
-        const c = discovering.expand(b);
-        baseOf.set(c, b);
-        return c;
-      };
-      const cfg = expand(base);
+      const onlineCpus = os.availableParallelism();
       if (opts.once) {
+        // the file's config with a partition for each cgroup its discover: templates find now
+        const cfg = startDiscovering({ logger, onlineCpus }).expand(base);
         const { startCpusShortfalls } = await import("../../manager/cpus-check.ts");
         const wired = buildManager(cfg, { dryRun: opts.dryRun ?? false });
         const { manager } = wired;
@@ -90,17 +84,14 @@ export function register(program: Command): void {
       };
       process.once("SIGTERM", () => stop("SIGTERM"));
       process.once("SIGINT", () => stop("SIGINT"));
-      const { startReloading } = await import("../../service/reload.ts");
-      const running = startReloading({
-        cfg,
+      // the file's config, with a partition for each cgroup its discover: templates find, at
+      // start and whenever that changes (discovery.ts); SIGHUP reads the file again (reload.ts)
+      const running = startReloadingDiscovered({
+        base,
+        onlineCpus,
         logger,
         signal: ac.signal,
-        load: async (kind) =>
-          expand(
-            kind === "file"
-              ? await loadConfigFileApart(opts.config)
-              : (baseOf.get(running.config()) ?? base),
-          ),
+        loadFile: () => loadConfigFileApart(opts.config),
         start: (c, signal, resume) =>
           startManager({
             cfg: c,
@@ -119,11 +110,6 @@ export function register(program: Command): void {
         running.reload();
       };
       if (hangupEarly) hangup();
-      discovering.watch(
-        () => baseOf.get(running.config()) ?? base,
-        () => running.reload("discovery"),
-        ac.signal,
-      );
       await running.done;
       logger.flush?.();
     });

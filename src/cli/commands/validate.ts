@@ -16,10 +16,15 @@ export function register(program: Command): void {
       );
       const { configCpusShortfalls } = await import("../../manager/cpus-check.ts");
       const { loadConfigFile } = await import("../../manager/load-config.ts");
-      const cfg = loadConfigFile(opts.config);
-      checkManagedCpus(cfg, os.availableParallelism());
-      const capacity = capacityCpuMillis(cfg, os.availableParallelism());
-      checkCapacity(cfg, capacity);
+      const { discoverNow } = await import("../../manager/discover.ts");
+      const base = loadConfigFile(opts.config);
+      checkManagedCpus(base, os.availableParallelism());
+      const capacity = capacityCpuMillis(base, os.availableParallelism());
+      checkCapacity(base, capacity);
+      // with discover: the partitions its templates find on this host now, as `weir run` would
+      const found = discoverNow(base, os.availableParallelism());
+      const cfg = found.config;
+      const foundAt = new Map(found.discovered.map((d) => [d.name, d]));
       const specs = partitionSpecs(cfg, capacity);
       // This host's CPUs against the capacity: warnings, never a failure. A cpuset a killed run
       // placed is judged as the state file says it was found, as `weir run` judges it.
@@ -33,10 +38,19 @@ export function register(program: Command): void {
         `${opts.config}: valid. capacity ${capacity}m, cycle every ${cfg.intervalMs} ms\n`,
       );
       for (const s of specs) {
+        const d = foundAt.get(s.id);
         process.stdout.write(
-          `  ${s.id.padEnd(16)} ${s.kind.padEnd(8)} min ${s.minCpuMillis}m  max ${s.maxCpuMillis}m  weight ${s.weight}  importance ${s.importance}${s.goalPacketsPerSec ? `  goal ${s.goalPacketsPerSec} pps` : ""}\n`,
+          `  ${s.id.padEnd(16)} ${s.kind.padEnd(8)} min ${s.minCpuMillis}m  max ${s.maxCpuMillis}m  weight ${s.weight}  importance ${s.importance}${s.goalPacketsPerSec ? `  goal ${s.goalPacketsPerSec} pps` : ""}${d ? `  found: ${d.cgroup} (discover.partitions[${d.template}])` : ""}\n`,
         );
       }
+      if (cfg.discover !== undefined)
+        process.stdout.write(
+          `discover: ${cfg.discover.partitions.length} template(s), looked for every ${cfg.discover.intervalMs} ms; ${found.discovered.length} partition(s) found now\n`,
+        );
+      for (const r of found.refused)
+        process.stdout.write(
+          `not managed: ${r.cgroup} (discover.partitions[${r.template}]): ${r.reason}\n`,
+        );
       for (const w of warnings) process.stdout.write(`warning: ${w.message}\n`);
     });
 
