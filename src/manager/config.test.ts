@@ -447,6 +447,21 @@ describe("shipped files", () => {
     // regenerate with: node bin/weir.js schema > weir.schema.json
     expect(onDisk).toEqual(configJsonSchema());
   });
+
+  it("examples/discover.yaml (README's discover: example) is valid", () => {
+    const cfg = loadConfigFile(new URL("examples/discover.yaml", root).pathname);
+    expect(cfg.partitions).toEqual([]);
+    expect(cfg.discover?.partitions.map((t) => [t.cgroup, t.name, t.partition.kind])).toEqual([
+      ["system.slice/docker-*.scope", "c-{1:12}", "network"],
+      ["batch.slice/*.service", "{1}", "batch"],
+    ]);
+    const readme = readFileSync(new URL("README.md", root), "utf8");
+    const body = readFileSync(new URL("examples/discover.yaml", root), "utf8")
+      .split("\n")
+      .filter((l) => !l.startsWith("#"))
+      .join("\n");
+    expect(readme).toContain(body.trim());
+  });
 });
 
 describe("config: partitions[].packets chooses the counter sources", () => {
