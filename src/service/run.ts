@@ -155,7 +155,7 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       backend: wired.backendName,
       intervalMs: cfg.intervalMs,
     },
-    `weir managing ${cfg.partitions.length} partition(s), capacity ${wired.capacityCpuMillis}m, every ${cfg.intervalMs} ms, backend ${wired.backendName}${o.dryRun ? " (dry run: nothing is written)" : ""}`,
+    `weir managing ${cfg.partitions.length} partition(s), capacity ${wired.capacityCpuMillis}m, every ${cfg.intervalMs} ms, ${wired.backendName === "" ? "no backend yet" : `backend ${wired.backendName}`}${o.dryRun ? " (dry run: nothing is written)" : ""}`,
   );
   if (wired.stateNote) logger.info(wired.stateNote);
   for (const note of [...wired.foundNotes, ...wired.cpusetNotes])
