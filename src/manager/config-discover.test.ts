@@ -247,6 +247,20 @@ describe("config: discover:", () => {
     ]);
   });
 
+  it("checks a template's min against its max, as a partition's (rule: min-le-max)", () => {
+    expect(errorLines(withTemplate({ cgroup: "weir/*", kind: "batch", min: 1, max: 0.5 }))).toEqual(
+      ["discover.partitions[0].max: must be >= min (1000m) (rule: min-le-max): got 0.5"],
+    );
+  });
+
+  it("refuses actuator: qemu, one guest's backend (rule: discover-per-partition)", () => {
+    expect(errorLines(withTemplate({ cgroup: "weir/*", kind: "batch", actuator: "qemu" }))).toEqual(
+      [
+        `discover.partitions[0].actuator: is one QEMU guest's backend: a template cannot give it to every cgroup it finds (rule: discover-per-partition): got "qemu"`,
+      ],
+    );
+  });
+
   it("refuses unknown fields in a template and in discover: (rule: known-fields)", () => {
     expect(errorLines(withTemplate({ cgroup: "weir/*", kind: "batch", wieght: 5 }))).toEqual([
       'discover.partitions[0]: unknown field(s) "wieght" (rule: known-fields)',

@@ -116,10 +116,15 @@ const templateSchema = partitionFields
         ["packets"],
         `a discovered network partition is counted by its cgroup: give packets: ${DISCOVERED_SOURCE} (rule: discover-traffic-source)`,
       );
+    if (fields.actuator === "qemu")
+      issue(
+        ["actuator"],
+        `is one QEMU guest's backend: a template cannot give it to every cgroup it finds (rule: discover-per-partition)`,
+      );
     // the partition's own checks across its fields (the counter source's options)
     const { interfaces: _i, pid: _p, agent: _a, qemu: _q, source: _s, ...rest } = fields;
     const partition = withFeeds({ ...rest, interfaces: [], source: "host" as const });
-    if (others.length === 0)
+    if (others.length === 0 && fields.actuator !== "qemu")
       for (const iss of partitionIssues({ ...partition, name: "discovered", cgroup: "discovered" }))
         issue(iss.path, iss.message);
     if (!bad) return { cgroup, name: template, partition };
