@@ -199,6 +199,7 @@ export const configSchema = z
       });
     // a pattern is below the root, as a partition's cgroup is (not /sys/fs/cgroup/...)
     cfg.discover?.partitions.forEach((t, i) => {
+      if (typeof t?.cgroup !== "string") return; // failed its own checks: reported
       for (const issue of checkCgroupPaths([t.cgroup], cfg.roots.cgroupfs))
         if (issue.rule === "cgroup-relative")
           ctx.addIssue({
@@ -272,8 +273,9 @@ export const configSchema = z
     };
     boundIssues(cfg.partitions, ["partitions"]);
     if (cfg.discover !== undefined)
+      // (a template that failed its own checks has no partition: its issues are reported)
       boundIssues(
-        cfg.discover.partitions.map((t) => t.partition),
+        cfg.discover.partitions.map((t) => t?.partition ?? { min: 0, weight: 1, importance: 1 }),
         ["discover", "partitions"],
       );
     // one wire index (and shared-memory slot) per agent partition: agent.index, else its place
