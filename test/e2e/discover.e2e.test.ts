@@ -102,12 +102,30 @@ function startWeir(cfg: string, port: number) {
 }
 type Weir = ReturnType<typeof startWeir>;
 
-/** Polls `cond` (an error thrown = not yet) every 100 ms for `WAIT_MS`; a timeout says `what`, with weir's log. */
-async function waitFor(w: Weir, what: string, cond: () => Promise<boolean>): Promise<void> {
+/**
+ * Polls `cond` (an error thrown = not yet) every 100 ms for `WAIT_MS`; a timeout says `what`,
+ * what `cond` last saw (`seen`) and weir's log.
+ */
+async function waitFor(
+  w: Weir,
+  what: string,
+  cond: (seen: (v: unknown) => void) => Promise<boolean>,
+): Promise<void> {
   const end = Date.now() + WAIT_MS;
+  let last: unknown = "nothing";
+  const seen = (v: unknown) => {
+    last = v;
+  };
   for (;;) {
-    if (await cond().catch(() => false)) return;
-    if (Date.now() > end) throw new Error(`${what}: not within ${WAIT_MS} ms\nweir's log:\n${w.err()}`);
+    const ok = await cond(seen).catch((e: unknown) => {
+      seen(String(e));
+      return false;
+    });
+    if (ok) return;
+    if (Date.now() > end)
+      throw new Error(
+        `${what}: not within ${WAIT_MS} ms; last seen: ${JSON.stringify(last)}\nweir's log:\n${w.err()}`,
+      );
     await sleep(100);
   }
 }
@@ -128,6 +146,13 @@ async function metricPackets(w: Weir, id: string): Promise<{ in: number; out: nu
   };
   return { in: v("in"), out: v("out") };
 }
+
+/**
+ * Packet counts equal to within 1e-6: weir's totals are sums of rate × window, so an exact
+ * kernel count of 30 may read 29.999999999999996.
+ */
+const near = (got: { in: number; out: number }, want: { in: number; out: number }) =>
+  Math.abs(got.in - want.in) < 1e-6 && Math.abs(got.out - want.out) < 1e-6;
 
 /** A partition's offered and served packets summed over the API's cycle records (rate × window). */
 async function apiPackets(w: Weir, id: string): Promise<{ in: number; out: number }> {
@@ -211,142 +236,165 @@ discover:
 
 const count = (text: string, s: string) => text.split(s).length - 1;
 
-describe.skipIf(!canRun)("weir run: discover: partitions found in the cgroup tree (root, e2e)", () => {
-  it("manages the cgroups its templates match while they are there, counts a found one's packets with eBPF, refuses one past maxPartitions, restores at SIGTERM", async () => {
-    for (const h of HIERARCHIES) mkdir(path.join(h, PARENT));
-    sink = dgram.createSocket("udp4");
-    sink.on("message", () => {
-      sinkGot++;
-    });
-    await new Promise<void>((r) => sink!.bind(0, "127.0.0.1", () => r()));
-    sender = dgram.createSocket("udp4");
-    await new Promise<void>((r) => sender!.bind(0, "127.0.0.1", () => r()));
+describe.skipIf(!canRun)(
+  "weir run: discover: partitions found in the cgroup tree (root, e2e)",
+  () => {
+    it("manages the cgroups its templates match while they are there, counts a found one's packets with eBPF, refuses one past maxPartitions, restores at SIGTERM", async () => {
+      for (const h of HIERARCHIES) mkdir(path.join(h, PARENT));
+      sink = dgram.createSocket("udp4");
+      sink.on("message", () => {
+        sinkGot++;
+      });
+      await new Promise<void>((r) => sink!.bind(0, "127.0.0.1", () => r()));
+      sender = dgram.createSocket("udp4");
+      await new Promise<void>((r) => sender!.bind(0, "127.0.0.1", () => r()));
 
-    // 1. a batch cgroup there at start: found, managed, in the idle class
-    makeCgroup("batch-x");
-    const port = await freePort();
-    const w = startWeir(writeConfig(port), port);
-    await waitFor(w, "b-x listed by /api/partitions", async () => {
-      const ps = await partitions(w);
-      return ps.length === 1 && ps[0]!.id === "b-x" && ps[0]!.status !== "unknown";
-    });
-    expect(w.err()).toContain(`discover: 1 partition(s) found: b-x (${PARENT}/batch-x)`);
-    expect((await partitions(w))[0]!.spec.kind).toBe("batch");
-    if (hasIdle)
-      await waitFor(w, "batch-x's cpu.idle = 1", async () => read("batch-x", "cpu.idle") === "1");
-    else
-      await waitFor(w, "batch-x's cpu.shares = 2", async () => read("batch-x", "cpu.shares") === "2");
+      // 1. a batch cgroup there at start: found, managed, in the idle class
+      makeCgroup("batch-x");
+      const port = await freePort();
+      const w = startWeir(writeConfig(port), port);
+      await waitFor(w, "b-x listed by /api/partitions", async (seen) => {
+        const ps = await partitions(w);
+        seen(ps);
+        return ps.length === 1 && ps[0]!.id === "b-x" && ps[0]!.status !== "unknown";
+      });
+      expect(w.err()).toContain(`discover: 1 partition(s) found: b-x (${PARENT}/batch-x)`);
+      expect((await partitions(w))[0]!.spec.kind).toBe("batch");
+      if (hasIdle)
+        await waitFor(w, "batch-x's cpu.idle = 1", async () => read("batch-x", "cpu.idle") === "1");
+      else
+        await waitFor(
+          w,
+          "batch-x's cpu.shares = 2",
+          async () => read("batch-x", "cpu.shares") === "2",
+        );
 
-    // 2. a network cgroup made while weir runs (in cpu last, with a value an admin left in it:
-    // made under another name and renamed, so weir cannot see it before the value is there),
-    // with a process inside that receives and sends datagrams over loopback
-    for (const d of dirsOf("net-a").slice(1)) mkdir(d);
-    mkdir(cpuDir("pre-a"));
-    fs.writeFileSync(path.join(cpuDir("pre-a"), "cpu.shares"), "700");
-    fs.renameSync(cpuDir("pre-a"), cpuDir("net-a"));
-    made[made.indexOf(cpuDir("pre-a"))] = cpuDir("net-a");
-    const peerA = await spawnCgroupPeer(dirsOf("net-a").map((d) => path.join(d, "cgroup.procs")));
-    peers.push(peerA);
-    await waitFor(w, "n-a counted (its throughput in /api/partitions)", async () => {
-      const ps = await partitions(w);
-      return (
-        ps.map((p) => p.id).join() === "b-x,n-a" &&
-        ps[1]!.throughput !== null &&
-        ps[1]!.status === "ok"
+      // 2. a network cgroup made while weir runs (in cpu last, with a value an admin left in it:
+      // made under another name and renamed, so weir cannot see it before the value is there),
+      // with a process inside that receives and sends datagrams over loopback
+      for (const d of dirsOf("net-a").slice(1)) mkdir(d);
+      mkdir(cpuDir("pre-a"));
+      fs.writeFileSync(path.join(cpuDir("pre-a"), "cpu.shares"), "700");
+      fs.renameSync(cpuDir("pre-a"), cpuDir("net-a"));
+      made[made.indexOf(cpuDir("pre-a"))] = cpuDir("net-a");
+      const peerA = await spawnCgroupPeer(dirsOf("net-a").map((d) => path.join(d, "cgroup.procs")));
+      peers.push(peerA);
+      await waitFor(w, "n-a counted (its throughput in /api/partitions)", async (seen) => {
+        const ps = await partitions(w);
+        seen(ps);
+        return (
+          ps.map((p) => p.id).join() === "b-x,n-a" &&
+          ps[1]!.throughput !== null &&
+          ps[1]!.status === "ok"
+        );
+      });
+      expect(w.err()).toContain(`discover: 1 partition(s) found: n-a (${PARENT}/net-a)`);
+      expect(w.err()).toContain(
+        "discover: restarting the manager on the partitions found (2 partition(s); it was 1)",
       );
-    });
-    expect(w.err()).toContain(`discover: 1 partition(s) found: n-a (${PARENT}/net-a)`);
-    expect(w.err()).toContain(
-      "discover: restarting the manager on the partitions found (2 partition(s); it was 1)",
-    );
-    const na = (await partitions(w))[1]!;
-    expect(na.spec).toMatchObject({ kind: "network", importance: 1 });
-    // weir's two programs on the v2 twin, one at each hook
-    expect(attached("net-a", BPF_CGROUP_INET_INGRESS)).toHaveLength(1);
-    expect(attached("net-a", BPF_CGROUP_INET_EGRESS)).toHaveLength(1);
-    // b-x stays managed after the restart
-    expect(read("batch-x", hasIdle ? "cpu.idle" : "cpu.shares")).toBe(hasIdle ? "1" : "2");
-    // 2,000 datagrams to the process in net-a (offered) and 500 from it (served), exactly
-    expect(await metricPackets(w, "n-a")).toEqual({ in: 0, out: 0 });
-    await sendTo(peerA, 2000);
-    await sendFrom(peerA, 500);
-    const want = { in: 2000, out: 500 };
-    await waitFor(w, "n-a's /metrics packets to reach what was sent", async () => {
-      const got = await metricPackets(w, "n-a");
-      return got.in === want.in && got.out === want.out;
-    });
-    const api = await apiPackets(w, "n-a");
-    expect(Math.abs(api.in - want.in), `offered ${api.in}`).toBeLessThan(1e-6);
-    expect(Math.abs(api.out - want.out), `served ${api.out}`).toBeLessThan(1e-6);
-    // b-x, outside net-a, counts none of it
-    expect(await metricPackets(w, "b-x")).toEqual({ in: 0, out: 0 });
+      const na = (await partitions(w))[1]!;
+      expect(na.spec).toMatchObject({ kind: "network", importance: 1 });
+      // weir's two programs on the v2 twin, one at each hook
+      expect(attached("net-a", BPF_CGROUP_INET_INGRESS)).toHaveLength(1);
+      expect(attached("net-a", BPF_CGROUP_INET_EGRESS)).toHaveLength(1);
+      // weir writes n-a's weight over the value it found
+      await waitFor(w, "n-a's weight written to net-a", async (seen) => {
+        const shares = read("net-a", "cpu.shares");
+        seen(shares);
+        return shares !== "700";
+      });
+      // b-x stays managed after the restart
+      expect(read("batch-x", hasIdle ? "cpu.idle" : "cpu.shares")).toBe(hasIdle ? "1" : "2");
+      // 2,000 datagrams to the process in net-a (offered) and 500 from it (served), exactly
+      expect(await metricPackets(w, "n-a")).toEqual({ in: 0, out: 0 });
+      await sendTo(peerA, 2000);
+      await sendFrom(peerA, 500);
+      const want = { in: 2000, out: 500 };
+      await waitFor(w, "n-a's /metrics packets to reach what was sent", async (seen) => {
+        const got = await metricPackets(w, "n-a");
+        seen(got);
+        return near(got, want);
+      });
+      const api = await apiPackets(w, "n-a");
+      expect(near(api, want), `/api/cycles: offered ${api.in}, served ${api.out}`).toBe(true);
+      // b-x, outside net-a, counts none of it
+      expect(await metricPackets(w, "b-x")).toEqual({ in: 0, out: 0 });
 
-    // 3. a third cgroup past discover.maxPartitions (2): logged as not managed, left alone,
-    // and the others keep running (no restart: the partitions are the same)
-    const restarts = count(w.err(), "discover: restarting the manager");
-    const sharesB = "800";
-    for (const d of dirsOf("net-b").slice(1)) mkdir(d);
-    mkdir(cpuDir("pre-b"));
-    fs.writeFileSync(path.join(cpuDir("pre-b"), "cpu.shares"), sharesB);
-    fs.renameSync(cpuDir("pre-b"), cpuDir("net-b"));
-    made[made.indexOf(cpuDir("pre-b"))] = cpuDir("net-b");
-    const refusal = `discover: ${PARENT}/net-b (discover.partitions[1]) is not managed: discover.maxPartitions (2) are discovered already`;
-    await waitFor(w, "net-b's refusal logged", async () => w.err().includes(refusal));
-    const refusalLine = w.lines().find((l) => l.msg === refusal)!;
-    expect(refusalLine.level).toBe(40); // warn
-    expect(await ids(w)).toEqual(["b-x", "n-a"]);
-    expect(attached("net-b", BPF_CGROUP_INET_INGRESS)).toEqual([]);
-    expect(read("net-b", "cpu.shares")).toBe(sharesB);
-    expect(count(w.err(), "discover: restarting the manager")).toBe(restarts);
-    await sendTo(peerA, 100);
-    await sendFrom(peerA, 40);
-    await waitFor(w, "n-a counting on after the refusal", async () => {
-      const got = await metricPackets(w, "n-a");
-      return got.in === 2100 && got.out === 540;
-    });
-    // the refusal is logged once, not at every scan
-    await sleep(1000);
-    expect(count(w.err(), refusal)).toBe(1);
-    expect(read("batch-x", hasIdle ? "cpu.idle" : "cpu.shares")).toBe(hasIdle ? "1" : "2");
+      // 3. a third cgroup past discover.maxPartitions (2): logged as not managed, left alone,
+      // and the others keep running (no restart: the partitions are the same)
+      const restarts = count(w.err(), "discover: restarting the manager");
+      const sharesB = "800";
+      for (const d of dirsOf("net-b").slice(1)) mkdir(d);
+      mkdir(cpuDir("pre-b"));
+      fs.writeFileSync(path.join(cpuDir("pre-b"), "cpu.shares"), sharesB);
+      fs.renameSync(cpuDir("pre-b"), cpuDir("net-b"));
+      made[made.indexOf(cpuDir("pre-b"))] = cpuDir("net-b");
+      const refusal = `discover: ${PARENT}/net-b (discover.partitions[1]) is not managed: discover.maxPartitions (2) are discovered already`;
+      await waitFor(w, "net-b's refusal logged", async () => w.err().includes(refusal));
+      const refusalLine = w.lines().find((l) => l.msg === refusal)!;
+      expect(refusalLine.level).toBe(40); // warn
+      expect(await ids(w)).toEqual(["b-x", "n-a"]);
+      expect(attached("net-b", BPF_CGROUP_INET_INGRESS)).toEqual([]);
+      expect(read("net-b", "cpu.shares")).toBe(sharesB);
+      expect(count(w.err(), "discover: restarting the manager")).toBe(restarts);
+      await sendTo(peerA, 100);
+      await sendFrom(peerA, 40);
+      await waitFor(w, "n-a counting on after the refusal", async (seen) => {
+        const got = await metricPackets(w, "n-a");
+        seen(got);
+        return near(got, { in: 2100, out: 540 });
+      });
+      // the refusal is logged once, not at every scan
+      await sleep(1000);
+      expect(count(w.err(), refusal)).toBe(1);
+      expect(read("batch-x", hasIdle ? "cpu.idle" : "cpu.shares")).toBe(hasIdle ? "1" : "2");
 
-    // 4. batch-x removed (no process in it): b-x is dropped, and net-b, within the limit now,
-    // is taken up; no error on the way
-    for (const d of dirsOf("batch-x")) {
-      fs.rmdirSync(d);
-      made.splice(made.indexOf(d), 1);
-    }
-    await waitFor(w, "b-x dropped and n-b taken up", async () => {
-      const ps = await partitions(w);
-      return ps.map((p) => p.id).join() === "n-a,n-b" && ps.every((p) => p.status === "ok");
-    });
-    expect(w.err()).toContain(`discover: 1 partition(s) no longer found: b-x (${PARENT}/batch-x)`);
-    expect(w.err()).toContain(`discover: 1 partition(s) found: n-b (${PARENT}/net-b)`);
-    expect(attached("net-b", BPF_CGROUP_INET_INGRESS)).toHaveLength(1);
-    expect(attached("net-a", BPF_CGROUP_INET_INGRESS)).toHaveLength(1);
-    // n-a is counted on by the restarted manager
-    const before = await metricPackets(w, "n-a");
-    await sendTo(peerA, 50);
-    await sendFrom(peerA, 30);
-    await waitFor(w, "n-a counted after the restart", async () => {
-      const got = await metricPackets(w, "n-a");
-      return got.in === before.in + 50 && got.out === before.out + 30;
-    });
-    const errors = () => w.lines().filter((l) => l.level >= 50);
-    expect(errors(), w.err()).toEqual([]);
+      // 4. batch-x removed (no process in it): b-x is dropped, and net-b, within the limit now,
+      // is taken up; no error on the way
+      for (const d of dirsOf("batch-x")) {
+        fs.rmdirSync(d);
+        made.splice(made.indexOf(d), 1);
+      }
+      await waitFor(w, "b-x dropped and n-b taken up", async (seen) => {
+        const ps = await partitions(w);
+        seen(ps);
+        return ps.map((p) => p.id).join() === "n-a,n-b" && ps.every((p) => p.status === "ok");
+      });
+      expect(w.err()).toContain(
+        `discover: 1 partition(s) no longer found: b-x (${PARENT}/batch-x)`,
+      );
+      expect(w.err()).toContain(`discover: 1 partition(s) found: n-b (${PARENT}/net-b)`);
+      expect(w.err()).toContain(
+        `b-x: no partition is on its cgroup ${PARENT}/batch-x now, and the cgroup is gone: the values weir found there are forgotten`,
+      );
+      expect(attached("net-b", BPF_CGROUP_INET_INGRESS)).toHaveLength(1);
+      expect(attached("net-a", BPF_CGROUP_INET_INGRESS)).toHaveLength(1);
+      // n-a is counted on by the restarted manager
+      const before = await metricPackets(w, "n-a");
+      await sendTo(peerA, 50);
+      await sendFrom(peerA, 30);
+      await waitFor(w, "n-a counted after the restart", async (seen) => {
+        const got = await metricPackets(w, "n-a");
+        seen({ before, got });
+        return near(got, { in: before.in + 50, out: before.out + 30 });
+      });
+      const errors = () => w.lines().filter((l) => l.level >= 50);
+      expect(errors(), w.err()).toEqual([]);
 
-    // 5. SIGTERM: exit 0, the found values back in the cgroups left, no program of weir left
-    w.child.kill("SIGTERM");
-    expect(await w.exited, w.err()).toBe(0);
-    expect(errors(), w.err()).toEqual([]);
-    expect(read("net-a", "cpu.shares")).toBe("700");
-    expect(read("net-b", "cpu.shares")).toBe(sharesB);
-    for (const c of ["net-a", "net-b"]) {
-      expect(read(c, "cpu.cfs_quota_us")).toBe("-1");
-      if (hasIdle) expect(read(c, "cpu.idle")).toBe("0");
-      expect(attached(c, BPF_CGROUP_INET_INGRESS)).toEqual([]);
-      expect(attached(c, BPF_CGROUP_INET_EGRESS)).toEqual([]);
-    }
-    expect(fs.existsSync(path.join(BPF_PIN_ROOT, "n-a"))).toBe(false);
-    expect(fs.existsSync(path.join(BPF_PIN_ROOT, "n-b"))).toBe(false);
-  });
-});
+      // 5. SIGTERM: exit 0, the found values back in the cgroups left, no program of weir left
+      w.child.kill("SIGTERM");
+      expect(await w.exited, w.err()).toBe(0);
+      expect(errors(), w.err()).toEqual([]);
+      expect(read("net-a", "cpu.shares")).toBe("700");
+      expect(read("net-b", "cpu.shares")).toBe(sharesB);
+      for (const c of ["net-a", "net-b"]) {
+        expect(read(c, "cpu.cfs_quota_us")).toBe("-1");
+        if (hasIdle) expect(read(c, "cpu.idle")).toBe("0");
+        expect(attached(c, BPF_CGROUP_INET_INGRESS)).toEqual([]);
+        expect(attached(c, BPF_CGROUP_INET_EGRESS)).toEqual([]);
+      }
+      expect(fs.existsSync(path.join(BPF_PIN_ROOT, "n-a"))).toBe(false);
+      expect(fs.existsSync(path.join(BPF_PIN_ROOT, "n-b"))).toBe(false);
+    });
+  },
+);
