@@ -350,6 +350,40 @@ describe("withDiscovered", () => {
     ]);
   });
 
+  it("judges the cgroups managed last time first: one that appears never pushes one out", () => {
+    const cfg = configWith({
+      discover: {
+        maxPartitions: 2,
+        partitions: [{ cgroup: "weir/*", kind: "batch", min: 0.6 }],
+      },
+    });
+    const all = [found(0, "weir/a", "a"), found(0, "weir/b", "b"), found(0, "weir/c", "c")];
+    // b and c were managed; a appears, first by path
+    const d = withDiscovered(cfg, all, 2000, new Set(["weir/b", "weir/c"]));
+    expect(d.discovered.map((x) => x.name)).toEqual(["b", "c"]);
+    expect(d.refused).toEqual([
+      {
+        cgroup: "weir/a",
+        template: 0,
+        reason: "discover.maxPartitions (2) are discovered already",
+      },
+    ]);
+    // the same for a guarantee: b and c hold 1200m of 2000m, a's 600m still fits, not a fourth
+    const roomy = configWith({
+      discover: { maxPartitions: 10, partitions: [{ cgroup: "weir/*", kind: "batch", min: 0.8 }] },
+    });
+    const g = withDiscovered(roomy, all, 2000, new Set(["weir/c"]));
+    expect(g.discovered.map((x) => x.name)).toEqual(["a", "c"]);
+    expect(g.refused.map((r) => [r.cgroup, r.reason])).toEqual([
+      [
+        "weir/b",
+        "its guarantee (800m) does not fit: the partitions' guarantees take 1600m of the capacity's 2000m",
+      ],
+    ]);
+    // without what was managed, the order found decides
+    expect(withDiscovered(cfg, all, 2000).discovered.map((x) => x.name)).toEqual(["a", "b"]);
+  });
+
   it("refuses a cgroup whose guarantee would not fit the capacity; a smaller one may still", () => {
     const cfg = configWith({
       discover: {
@@ -587,7 +621,7 @@ describe("discoveryRoot and discoverNow", () => {
       partitions: [{ name: "web", cgroup: "weir/web", kind: "batch" }],
     });
     const d = discoverNow(plain, 4);
-    expect(d).toEqual({ config: plain, discovered: [], refused: [], key: "" });
+    expect(d).toEqual({ config: plain, discovered: [], refused: [], key: "", matched: new Set() });
     expect(d.config).toBe(plain);
   });
 });

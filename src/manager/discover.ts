@@ -170,12 +170,16 @@ export interface Discovery {
  * - its guarantee would not fit: the guarantees together, with the kernel's quota floor for
  *   a partition weir may cap at its entitlement, as `checkCapacity` counts them, must fit in
  *   `capacity` (the configured partitions' are checked at start: theirs never are refused).
- * Pure: the same found cgroups give the same config.
+ * The cgroups in `managed` (those discovered last time) are judged first, so a cgroup that
+ * appears never pushes out a partition already managed (past `maxPartitions`, a name or a
+ * guarantee taken): the newcomer is refused instead. The partitions are listed in the order
+ * found either way. Pure: the same found cgroups and `managed` give the same config.
  */
 export function withDiscovered(
   cfg: Config,
   found: readonly FoundCgroup[],
   capacity: CpuMillis,
+  managed: ReadonlySet<string> = new Set(),
 ): Discovery {
   const d = cfg.discover;
   if (d === undefined) return { config: cfg, discovered: [], refused: [] };
@@ -205,10 +209,10 @@ export function withDiscovered(
       0,
     );
   let committed = guaranteed(cfg.partitions);
-  const added: PartitionConfig[] = [];
-  const discovered: Discovered[] = [];
+  const added = new Map<FoundCgroup, { p: PartitionConfig; d: Discovered }>();
   const refused: Refused[] = [];
-  for (const f of found) {
+  const isManaged = (f: FoundCgroup) => managed.has(normalizeCgroupPath(f.cgroup));
+  for (const f of [...found.filter(isManaged), ...found.filter((f) => !isManaged(f))]) {
     const t = d.partitions[f.template];
     if (t === undefined) continue;
     const cgroup = normalizeCgroupPath(f.cgroup);
@@ -243,7 +247,7 @@ export function withDiscovered(
       refuse(`its name ${name} is another partition's`);
       continue;
     }
-    if (discovered.length >= d.maxPartitions) {
+    if (added.size >= d.maxPartitions) {
       refuse(`discover.maxPartitions (${d.maxPartitions}) are discovered already`);
       continue;
     }
@@ -258,12 +262,16 @@ export function withDiscovered(
     committed += need;
     names.set(name, name);
     take(cgroup, name);
-    added.push(p);
-    discovered.push({ name, cgroup, template: f.template });
+    added.set(f, { p, d: { name, cgroup, template: f.template } });
   }
+  // in the order found
+  const taken = found.flatMap((f) => {
+    const a = added.get(f);
+    return a === undefined ? [] : [a];
+  });
   return {
-    config: { ...cfg, partitions: [...cfg.partitions, ...added] },
-    discovered,
+    config: { ...cfg, partitions: [...cfg.partitions, ...taken.map((a) => a.p)] },
+    discovered: taken.map((a) => a.d),
     refused,
   };
 }
@@ -286,13 +294,22 @@ export function discoveryRoot(cgroupfs: string): string | null {
   }
 }
 
-/** What the templates find now, with `foundKey` of what was scanned (for the watcher). */
-export function discoverNow(cfg: Config, onlineCpus: number): Discovery & { key: string } {
-  if (cfg.discover === undefined) return { config: cfg, discovered: [], refused: [], key: "" };
+/**
+ * What the templates find now (`managed`: the cgroups discovered last time, judged first), with
+ * every cgroup matched and `foundKey` of them (for the watcher).
+ */
+export function discoverNow(
+  cfg: Config,
+  onlineCpus: number,
+  managed: ReadonlySet<string> = new Set(),
+): Discovery & { key: string; matched: Set<string> } {
+  if (cfg.discover === undefined)
+    return { config: cfg, discovered: [], refused: [], key: "", matched: new Set() };
   const root = discoveryRoot(cfg.roots.cgroupfs);
   const found = root === null ? [] : scanTemplates(root, cfg.discover.partitions);
   return {
-    ...withDiscovered(cfg, found, capacityCpuMillis(cfg, onlineCpus)),
+    ...withDiscovered(cfg, found, capacityCpuMillis(cfg, onlineCpus), managed),
     key: foundKey(found),
+    matched: new Set(found.map((f) => normalizeCgroupPath(f.cgroup))),
   };
 }

@@ -43,11 +43,16 @@ export function startDiscovering(o: { logger: Logger; onlineCpus: number }): Dis
         refusedBefore = new Map();
         return base;
       }
-      const d = discoverNow(base, o.onlineCpus);
+      const d = discoverNow(base, o.onlineCpus, new Set(managed.keys()));
       lastKey = d.key;
       const now = new Map(d.discovered.map((x) => [x.cgroup, x]));
       const came = d.discovered.filter((x) => managed.get(x.cgroup)?.name !== x.name);
-      const went = [...managed.values()].filter((x) => now.get(x.cgroup)?.name !== x.name);
+      // no longer matched (its cgroup gone, or a template changed), or renamed; one still
+      // matched but refused now (a template changed) is in the warnings below
+      const went = [...managed.values()].filter(
+        (x) =>
+          now.get(x.cgroup)?.name !== x.name && (now.has(x.cgroup) || !d.matched.has(x.cgroup)),
+      );
       if (came.length > 0)
         logger.info(
           { discovered: came.map((x) => x.name) },
