@@ -62,6 +62,8 @@ export const wildcardsOf = (pattern: string): number => pattern.split("*").lengt
 export function scanTemplates(
   root: string,
   templates: ReadonlyArray<Pick<DiscoverTemplate, "cgroup">>,
+  /** Filled with every directory the scan looked in (where a new match would appear). */
+  visited?: Set<string>,
 ): FoundCgroup[] {
   const found: FoundCgroup[] = [];
   templates.forEach((t, template) => {
@@ -72,6 +74,7 @@ export function scanTemplates(
         out.push({ template, cgroup: rel.join("/"), captures });
         return;
       }
+      visited?.add(dir);
       const segment = segments[k]!;
       const matcher = segmentMatcher(segment);
       if (matcher === null) {

@@ -1,6 +1,6 @@
 // startReloadingDiscovered on a temporary cgroup v2 tree (no root), as `weir run` runs it: the
 // cgroups a discover: template matches are partitions from the first cycle; one made later is
-// managed after the watcher sees it, one removed is dropped, one that stays is not rewritten; a
+// managed after the watcher sees it (by inotify, well before the next scan), one removed is dropped, one that stays is not rewritten; a
 // discovery reload does not read the file again nor count as a config reload; a refused cgroup
 // is logged once; SIGTERM restores what weir found in each cgroup it still manages.
 import fs from "node:fs";
@@ -44,7 +44,7 @@ function tree() {
     sysfs: path.join(root, "sys"),
     procfs: path.join(root, "proc"),
   };
-  const yaml = (template: string) =>
+  const yaml = (template: string, intervalMs = 100) =>
     [
       "intervalMs: 50",
       "capacity: { cpus: 2 }",
@@ -53,7 +53,7 @@ function tree() {
       "partitions:",
       "  - { name: web, cgroup: weir/web, interfaces: [lo], max: 500m }",
       "discover:",
-      "  intervalMs: 100",
+      `  intervalMs: ${intervalMs}`,
       "  partitions:",
       `    - ${template}`,
       "",
@@ -160,6 +160,23 @@ describe("startReloadingDiscovered", () => {
     expect(t.read("weir/t-y/cpu.idle")).toBe("0");
     expect(t.read("weir/t-z/cpu.idle")).toBe("0");
     expect(t.read("weir/web/cpu.max")).toBe("max 100000");
+  });
+
+  it("sees a cgroup made or removed at once, not at the next scan (inotify)", async () => {
+    const t = tree();
+    // a scan a minute: only the watch on weir/ can see t-z within the test
+    fs.writeFileSync(t.file, t.yaml("{ cgroup: weir/t-*, kind: batch }", 60_000));
+    const w = await run(t.file);
+    await until(() => w.records.length > 2, "first cycles");
+    expect(w.ids()).toEqual(["web", "x", "y"]);
+    writeV2Partition(t.write, "cg/weir/t-z", "cpu");
+    await until(() => w.ids().includes("z"), "z managed", 5_000);
+    await until(() => t.read("weir/t-z/cpu.idle") === "1", "z in the idle class", 5_000);
+    t.remove("weir/t-x");
+    await until(() => !w.ids().includes("x"), "x dropped", 5_000);
+    expect(w.ids()).toEqual(["web", "y", "z"]);
+    w.ac.abort();
+    await w.r.done;
   });
 
   it("gives a cgroup no longer matched after a SIGHUP its found values back", async () => {

@@ -1,11 +1,14 @@
 // `weir run` with `discover:` templates: the config the manager runs is the file's, with a
 // partition for each cgroup the templates find (manager/discover.ts). At start, and at each
-// reload, the templates are expanded; between reloads a watcher looks at the cgroup tree every
-// `discover.intervalMs` and, when the cgroups the templates match are not those last expanded
-// (a container started or ended), asks for a reload of kind "discovery": the file is not read
+// reload, the templates are expanded; between reloads a watcher looks at the cgroup tree when a
+// directory it looked in changes (inotify: a cgroup made or removed there is seen within
+// milliseconds) and every `discover.intervalMs` besides, and, when the cgroups the templates
+// match are not those last expanded (a container started or ended), asks for a reload of kind
+// "discovery": the file is not read
 // again, the same templates are expanded on what is there now, and a changed set of partitions
 // restarts the manager as a reload does (reload.ts: what stays is not rewritten, a cgroup gone
 // is forgotten, one that stayed but is no longer matched gets its found values back).
+import fs from "node:fs";
 import type { Logger } from "pino";
 import type { Config } from "../manager/config.ts";
 import {
@@ -27,6 +30,9 @@ export interface Discovering {
    */
   watch(base: () => Config, changed: () => void, signal: AbortSignal): void;
 }
+
+/** How long after a change in a watched directory the tree is scanned (a burst is one scan). */
+const WATCH_SETTLE_MS = 20;
 
 const describe = (d: Discovered): string => `${d.name} (${d.cgroup})`;
 
@@ -76,23 +82,61 @@ export function startDiscovering(o: { logger: Logger; onlineCpus: number }): Dis
     },
     watch(base, changed, signal) {
       let timer: NodeJS.Timeout | null = null;
-      const tick = () => {
-        timer = null;
+      // the directories the last scan looked in, each watched (inotify) so that a cgroup made
+      // or removed there is seen at once; the scan every intervalMs stays as the backstop
+      const watchers = new Map<string, fs.FSWatcher>();
+      let soon: NodeJS.Timeout | null = null;
+      const rewatch = (dirs: ReadonlySet<string>) => {
+        for (const [dir, w] of watchers)
+          if (!dirs.has(dir)) {
+            w.close();
+            watchers.delete(dir);
+          }
+        for (const dir of dirs) {
+          if (watchers.has(dir)) continue;
+          try {
+            const w = fs.watch(dir, { persistent: false }, () => {
+              // a burst of changes (a runtime making a cgroup and its children) is one scan
+              soon ??= setTimeout(() => {
+                soon = null;
+                scan();
+              }, WATCH_SETTLE_MS);
+            });
+            w.on("error", () => {
+              w.close();
+              watchers.delete(dir);
+            });
+            watchers.set(dir, w);
+          } catch {
+            // gone meanwhile, or no watch left (fs.inotify.max_user_watches): the scans find it
+          }
+        }
+      };
+      const scan = () => {
         if (signal.aborted) return;
         const cfg = base();
+        const dirs = new Set<string>();
         if (cfg.discover !== undefined) {
           const root = discoveryRoot(cfg.roots.cgroupfs);
-          const key = root === null ? "" : foundKey(scanTemplates(root, cfg.discover.partitions));
+          const key =
+            root === null ? "" : foundKey(scanTemplates(root, cfg.discover.partitions, dirs));
           if (key !== lastKey) changed();
         }
-        timer = setTimeout(tick, cfg.discover?.intervalMs ?? 1000);
+        rewatch(dirs);
+      };
+      const tick = () => {
+        timer = null;
+        scan();
+        if (signal.aborted) return;
+        timer = setTimeout(tick, base().discover?.intervalMs ?? 1000);
         timer.unref();
       };
       signal.addEventListener("abort", () => {
         if (timer !== null) clearTimeout(timer);
+        if (soon !== null) clearTimeout(soon);
+        rewatch(new Set());
       });
-      timer = setTimeout(tick, base().discover?.intervalMs ?? 1000);
-      timer.unref();
+      tick();
     },
   };
 }
