@@ -4,9 +4,9 @@
 // repetition, one more cgroup is made (in every hierarchy, the cpu one last: a runtime's cgroup
 // matches when its cpu directory is there) and the time is taken until weir's first write in it
 // (its cpu.idle, or cpu.shares without the idle class, no longer what a new cgroup has); then
-// it is removed and weir is given time to drop it. Also, from weir's log, each restart's pause:
-// from "stopped for the reload" to the new manager's "weir managing" line (no cycle runs
-// between). At 10 and 100 partitions (--quick: 10, one repetition).
+// it is removed and weir is given time to drop it. Also, from weir's log, each restart: from
+// "stopped for the reload" to the new manager's "weir managing" line (no cycle runs between;
+// the new manager's first cycle comes after its API is up). At 10 and 100 partitions (--quick: 10, one repetition).
 //   npx tsx bench/discover-real.ts [--reps N] [--quick] [--json]
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -208,7 +208,7 @@ async function measureSize(
 export const bench: Benchmark = {
   name: "discover-real",
   description:
-    "weir run with discover: on real cgroups: from a cgroup made to weir's first write in it, and each restart's pause, at 10 and 100 partitions",
+    "weir run with discover: on real cgroups: from a cgroup made to weir's first write in it, from one removed to the API dropping it, and each restart, at 10 and 100 partitions",
   async run(ctx) {
     const reps = realBenchReps("discover-real", ctx);
     const sizes = ctx.quick ? [10] : [10, 100];
@@ -227,7 +227,7 @@ export const bench: Benchmark = {
           ...repeated(r.dropMs, 1),
         },
         {
-          name: `restart pause (no cycle), ${n} partitions`,
+          name: `restart: stopped -> new manager started, ${n} partitions`,
           unit: "ms",
           ...repeated(r.pauseMs, 1),
         },
@@ -238,7 +238,7 @@ export const bench: Benchmark = {
       figures,
       notes: [
         "The package's bin (`weir run --json`) on a template `<parent>/c-*` (kind batch) over N cgroups made before it starts; per repetition one more cgroup is made in every hierarchy (the cpu controller's last) and timed until weir's first write in it (cpu.idle, or cpu.shares without the idle class), polled about every millisecond; then removed and timed until /api/partitions (polled every 20 ms) no longer lists it. discover.intervalMs is its default (1000 ms): weir sees the change through inotify on the directories it looks in, not at the next scan.",
-        "A change restarts the manager in the process (as a SIGHUP reload does, without reading the file): the pause is from the stopped manager's last log line to the new one's first, from weir's own log timestamps (ms), two per repetition (the cgroup made, the cgroup removed).",
+        "A change restarts the manager in the process (as a SIGHUP reload does, without reading the file): the restart figure is from the stopped manager's last log line to the new one's first, from weir's own log timestamps (ms), two per repetition (the cgroup made, the cgroup removed); no cycle runs in it, nor until the new manager's API is up and its first cycle comes, which the first-write figure includes.",
       ],
     };
   },
