@@ -19,7 +19,7 @@ import type {
 import { type CgroupLayout, detectCgroupLayout, normalizeCgroupPath } from "../cgroup/layout.ts";
 import { partitionCgroup } from "../cgroup/paths.ts";
 import { ErrorCodes, isWeirError, WeirError } from "../core/errors.ts";
-import type { Decision, Directive, PartitionId } from "../core/model.ts";
+import type { Decision, Directive, PartitionId, PartitionSpec } from "../core/model.ts";
 import { policyKnobsFrom } from "../policy/knobs.ts";
 import type { Policy, PolicyKnobs } from "../policy/types.ts";
 import { weirPolicy } from "../policy/weir.ts";
@@ -243,6 +243,8 @@ export interface Wired {
   foundNotes: Array<{ restored: boolean; message: string }>;
   /** Placement as configured, whether it is in force here, and why. */
   placement: PlacementDecision;
+  /** The partitions' specs as the config gives them (before any change through the API). */
+  configuredSpecs: PartitionSpec[];
 }
 
 /** Why servers here wait where placement would spare them (auto places for this reason). */
@@ -505,6 +507,7 @@ export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
     cpusetNotes,
     foundNotes: matched?.notes ?? [],
     placement,
+    configuredSpecs: configuredSpecs.map((x) => ({ ...x })),
   };
 }
 

@@ -84,11 +84,12 @@ async function run(file: string) {
     onlineCpus: 2,
     logger,
     signal: ac.signal,
-    start: (cfg, signal, resume) =>
+    start: (cfg, signal, resume, carry) =>
       startManager({
         cfg,
         logger,
         signal,
+        ...(carry ? { carry } : {}),
         api: false,
         ...(resume ? { resume } : {}),
         onRecord: (rec) => records.push(rec),
@@ -175,6 +176,41 @@ describe("startReloadingDiscovered", () => {
     t.remove("weir/t-x");
     await until(() => !w.ids().includes("x"), "x dropped", 5_000);
     expect(w.ids()).toEqual(["web", "y", "z"]);
+    w.ac.abort();
+    await w.r.done;
+  });
+
+  it("keeps a pause and the bounds changed through the API across the restart a cgroup causes", async () => {
+    const t = tree();
+    fs.writeFileSync(t.file, t.yaml("{ cgroup: weir/t-*, kind: batch }"));
+    const w = await run(t.file);
+    await until(() => t.read("weir/web/cpu.max") === "50000 100000", "web capped at its max");
+    const first = w.r.current()!;
+    first.manager.updateBounds("web", { maxCpuMillis: 300, weight: 700 });
+    await until(() => t.read("weir/web/cpu.max") === "30000 100000", "web at the new max");
+    first.manager.setPaused(true);
+    // a container starts while weir is paused
+    writeV2Partition(t.write, "cg/weir/t-z", "cpu");
+    await until(() => w.r.current() !== first && w.ids().includes("z"), "z managed");
+    const next = w.r.current()!.manager;
+    expect(next.paused()).toBe(true);
+    expect(next.specs().find((x) => x.id === "web")).toMatchObject({
+      maxCpuMillis: 300,
+      weight: 700,
+    });
+    expect(w.msgs()).toContain(
+      "paused through the API before the restart: stays paused (POST /api/resume)",
+    );
+    expect(w.msgs()).toContain(
+      "web: keeps the bounds changed through the API (maxCpuMillis 300, weight 700)",
+    );
+    // paused: z is recorded, not written; web keeps the cap in force
+    const seen = w.records.length;
+    await until(() => w.records.length > seen + 5, "cycles while paused");
+    expect(t.read("weir/t-z/cpu.idle")).toBe("0");
+    expect(t.read("weir/web/cpu.max")).toBe("30000 100000");
+    next.setPaused(false);
+    await until(() => t.read("weir/t-z/cpu.idle") === "1", "z written once resumed");
     w.ac.abort();
     await w.r.done;
   });

@@ -118,11 +118,12 @@ async function reloading(cfgFile: string, o: { api?: boolean } = {}) {
     load: () => loadConfigFileApart(cfgFile),
     logger,
     signal: ac.signal,
-    start: (cfg, signal, resume) =>
+    start: (cfg, signal, resume, carry) =>
       startManager({
         cfg,
         logger,
         signal,
+        ...(carry ? { carry } : {}),
         api: o.api ?? false,
         ...(resume ? { resume } : {}),
         onRecord: (rec) => records.push(rec),
@@ -225,6 +226,43 @@ describe("startReloading", () => {
     w.ac.abort();
     await w.r.done;
     expect(t.read("cg/weir/a/cpu.max")).toBe("max 100000");
+  });
+
+  it("keeps a pause and an API change of bounds the new file leaves; drops one it changes", async () => {
+    const t = tree();
+    dirs.push(t.root);
+    const cfgFile = t.file("weir.yaml");
+    const two = (bMax: string) =>
+      yaml(t.root, [
+        ["a", "400m"],
+        ["b", bMax],
+      ]);
+    fs.writeFileSync(cfgFile, two("300m"));
+    const w = await reloading(cfgFile);
+    await until(() => t.read("cg/weir/b/cpu.max") === "30000 100000");
+    const first = w.r.current()!;
+    first.manager.updateBounds("a", { maxCpuMillis: 250 });
+    first.manager.updateBounds("b", { maxCpuMillis: 200 });
+    first.manager.setPaused(true);
+    // the file changes b's max, not a's
+    fs.writeFileSync(cfgFile, two("350m"));
+    w.r.reload();
+    await until(
+      () =>
+        w.r.current() !== first &&
+        w.msgs().includes("stopped for the reload; kept the last values written"),
+    );
+    await until(() => w.msgs().filter((m) => m.startsWith("weir managing")).length === 2);
+    const next = w.r.current()!.manager;
+    expect(next.paused()).toBe(true);
+    const max = (id: string) => next.specs().find((x) => x.id === id)?.maxCpuMillis;
+    expect([max("a"), max("b")]).toEqual([250, 350]);
+    expect(w.msgs()).toContain("a: keeps the bounds changed through the API (maxCpuMillis 250)");
+    expect(w.msgs()).toContain(
+      "b: the config changed its bounds: the change made through the API is dropped",
+    );
+    w.ac.abort();
+    await w.r.done;
   });
 
   it("starts the previous config again when the new one cannot start (its api.listen taken)", async () => {
@@ -340,9 +378,14 @@ function fakeStart(log: string[]) {
       ),
     );
     return {
-      manager: { persistentState: () => ({ policyState: { partitions: {} }, found: {} }) },
+      manager: {
+        persistentState: () => ({ policyState: { partitions: {} }, found: {} }),
+        specs: () => [],
+        paused: () => false,
+      },
       api: null,
       metrics: { configReload: () => {} },
+      configuredSpecs: [],
       done,
     } as unknown as RunningManager;
   };

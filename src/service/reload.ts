@@ -23,7 +23,7 @@ import type { Logger } from "pino";
 import { isWeirError } from "../core/errors.ts";
 import type { Config } from "../manager/config.ts";
 import { asPersisted, type PersistedState } from "../manager/state-file.ts";
-import { RELOAD, type RunningManager } from "./run.ts";
+import { RELOAD, type RunningManager, type RuntimeChanges, runtimeChanges } from "./run.ts";
 
 /** What a reload is for: the config file (SIGHUP), or the cgroups `discover:` finds. */
 export type ReloadKind = "file" | "discovery";
@@ -40,11 +40,15 @@ export interface ReloadingOptions {
   logger: Logger;
   /** Stop for good (signals are the caller's): the manager's `onShutdown` applies. */
   signal: AbortSignal;
-  /** Starts a manager on `cfg` until `signal` aborts, from `resume` when given (run.ts startManager). */
+  /**
+   * Starts a manager on `cfg` until `signal` aborts, from `resume` when given, with what the
+   * operator changed through the API in the one before (`carry`) (run.ts startManager).
+   */
   start: (
     cfg: Config,
     signal: AbortSignal,
     resume: PersistedState | undefined,
+    carry?: RuntimeChanges,
   ) => Promise<RunningManager>;
 }
 
@@ -85,13 +89,17 @@ export function startReloading(o: ReloadingOptions): Reloading {
     });
 
   // one manager: its own abort, which the caller's stop aborts too (not with RELOAD)
-  const launch = async (c: Config, resume: PersistedState | undefined) => {
+  const launch = async (
+    c: Config,
+    resume: PersistedState | undefined,
+    carry: RuntimeChanges | undefined,
+  ) => {
     const ac = new AbortController();
     const stop = () => ac.abort(o.signal.reason);
     if (o.signal.aborted) stop();
     else o.signal.addEventListener("abort", stop, { once: true });
     try {
-      const running = await o.start(c, ac.signal, resume);
+      const running = await o.start(c, ac.signal, resume, carry);
       return { running, ac, forget: () => o.signal.removeEventListener("abort", stop) };
     } catch (err) {
       o.signal.removeEventListener("abort", stop);
@@ -103,7 +111,7 @@ export function startReloading(o: ReloadingOptions): Reloading {
   // when the config in force was read and taken (weir_config_last_reload_success_timestamp_seconds)
   let takenAtMs = Date.now();
   let lastTaken = true;
-  const first = launch(cfg, undefined);
+  const first = launch(cfg, undefined, undefined);
   const loop = async (): Promise<void> => {
     now = await first;
     for (;;) {
@@ -147,6 +155,8 @@ export function startReloading(o: ReloadingOptions): Reloading {
       now.ac.abort(RELOAD);
       await now.running.done;
       now.forget();
+      // the pause and the bounds changed through the API (kept where the config did not change them)
+      const carry = runtimeChanges(now.running);
       // what the stopped manager kept, as its state file has it
       const resume = asPersisted({
         savedAtMs: Date.now(),
@@ -154,7 +164,7 @@ export function startReloading(o: ReloadingOptions): Reloading {
       });
       if (next.log.level !== cfg.log.level) logger.level = next.log.level;
       try {
-        now = await launch(next, resume);
+        now = await launch(next, resume, carry);
         cfg = next;
         if (byFile) {
           takenAtMs = Date.now();
@@ -167,7 +177,7 @@ export function startReloading(o: ReloadingOptions): Reloading {
           `reload: cannot start on the new config; starting again on the previous one: ${(err as Error).message}`,
         );
         if (next.log.level !== cfg.log.level) logger.level = cfg.log.level;
-        now = await launch(cfg, resume);
+        now = await launch(cfg, resume, carry);
         if (byFile) lastTaken = false;
         now.running.metrics.configReload(lastTaken, takenAtMs);
       }

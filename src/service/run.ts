@@ -4,12 +4,13 @@ import type { Logger } from "pino";
 import { createMetrics, type WeirMetrics } from "../api/metrics.ts";
 import type { RunningApi } from "../api/server.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
-import type { CycleRecord } from "../core/model.ts";
+import type { CycleRecord, PartitionId, PartitionSpec } from "../core/model.ts";
 import { openAgentTransports } from "../manager/agents.ts";
 import type { Config } from "../manager/config.ts";
 import { formatCpuList, startCpusShortfalls } from "../manager/cpus-check.ts";
 import type { Manager } from "../manager/manager.ts";
 import { type PersistedState, saveState } from "../manager/state-file.ts";
+import type { PartitionBoundsChange } from "../manager/view.ts";
 import { buildManager, type ManagerParts } from "../manager/wiring.ts";
 import { crossCheck } from "../transport/source.ts";
 import { PartitionErrorLog } from "./error-log.ts";
@@ -28,6 +29,36 @@ export interface RunOptions {
   saveEveryMs?: number;
   /** Resume from what a manager stopped for a reload kept, not from the state file (reload.ts). */
   resume?: PersistedState;
+  /** What an operator changed through the API in the manager stopped for a reload (reload.ts). */
+  carry?: RuntimeChanges;
+}
+
+/** The bounds a change through the API moves (PATCH /api/partitions/:id). */
+const BOUND_FIELDS = ["minCpuMillis", "maxCpuMillis", "weight", "importance"] as const;
+
+/**
+ * What an operator changed through the API in a running manager, which a restart for a reload
+ * carries over (startManager's `carry`): the pause, and each partition's bounds moved from
+ * what the config gave, with what the config gave then.
+ */
+export interface RuntimeChanges {
+  paused: boolean;
+  bounds: Array<{ id: PartitionId; configured: PartitionSpec; current: PartitionSpec }>;
+}
+
+const sameBounds = (a: PartitionSpec, b: PartitionSpec): boolean =>
+  BOUND_FIELDS.every((f) => a[f] === b[f]);
+
+/** What `r`'s operator changed through the API (its pause, the bounds moved). */
+export function runtimeChanges(r: RunningManager): RuntimeChanges {
+  const configured = new Map(r.configuredSpecs.map((s) => [s.id, s]));
+  const bounds: RuntimeChanges["bounds"] = [];
+  for (const current of r.manager.specs()) {
+    const given = configured.get(current.id);
+    if (given && !sameBounds(given, current))
+      bounds.push({ id: current.id, configured: given, current });
+  }
+  return { paused: r.manager.paused(), bounds };
 }
 
 /**
@@ -42,6 +73,8 @@ export interface RunningManager {
   api: RunningApi | null;
   /** Its /metrics (the reload says there how the last reading of the config went). */
   metrics: WeirMetrics;
+  /** The partitions' specs as its config gives them (runtimeChanges compares with them). */
+  configuredSpecs: PartitionSpec[];
   /** Resolves after the loop stopped and shutdown (restore/keep) ran. */
   done: Promise<void>;
 }
@@ -196,6 +229,41 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       );
   }
 
+  // what the operator changed through the API before a reload stays, unless the config file
+  // changed it: a pause, and a partition's bounds where the config still gives what it gave
+  if (o.carry?.paused) {
+    manager.setPaused(true);
+    logger.info("paused through the API before the restart: stays paused (POST /api/resume)");
+  }
+  const configuredNow = new Map(wired.configuredSpecs.map((s) => [s.id, s]));
+  for (const c of o.carry?.bounds ?? []) {
+    const given = configuredNow.get(c.id);
+    if (given === undefined) continue;
+    if (!sameBounds(given, c.configured)) {
+      logger.info(
+        { partition: c.id },
+        `${c.id}: the config changed its bounds: the change made through the API is dropped`,
+      );
+      continue;
+    }
+    const change: Partial<Record<(typeof BOUND_FIELDS)[number], number>> = {};
+    for (const f of BOUND_FIELDS) if (c.current[f] !== given[f]) change[f] = c.current[f];
+    try {
+      manager.updateBounds(c.id, change as PartitionBoundsChange);
+      logger.info(
+        { partition: c.id, change },
+        `${c.id}: keeps the bounds changed through the API (${Object.entries(change)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")})`,
+      );
+    } catch (err) {
+      logger.warn(
+        { partition: c.id },
+        `${c.id}: the bounds changed through the API no longer fit beside the others, the config's stand: ${(err as Error).message}`,
+      );
+    }
+  }
+
   let api: RunningApi | null = null;
   metrics.attach(manager);
   manager.subscribe((r) => {
@@ -320,5 +388,5 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       agents?.close();
     }
   })();
-  return { manager, api, metrics, done };
+  return { manager, api, metrics, configuredSpecs: wired.configuredSpecs, done };
 }

@@ -92,13 +92,14 @@ export function register(program: Command): void {
         logger,
         signal: ac.signal,
         loadFile: () => loadConfigFileApart(opts.config),
-        start: (c, signal, resume) =>
+        start: (c, signal, resume, carry) =>
           startManager({
             cfg: c,
             logger,
             dryRun: opts.dryRun ?? false,
             signal,
             ...(resume ? { resume } : {}),
+            ...(carry ? { carry } : {}),
             ...(opts.json
               ? { onRecord: (r: CycleRecord) => process.stdout.write(`${JSON.stringify(r)}\n`) }
               : {}),
