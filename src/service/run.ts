@@ -13,6 +13,7 @@ import { type PersistedState, saveState } from "../manager/state-file.ts";
 import type { PartitionBoundsChange } from "../manager/view.ts";
 import { buildManager, type ManagerParts } from "../manager/wiring.ts";
 import { crossCheck } from "../transport/source.ts";
+import type { ApiHost } from "./api-host.ts";
 import { PartitionErrorLog } from "./error-log.ts";
 
 export interface RunOptions {
@@ -31,6 +32,12 @@ export interface RunOptions {
   resume?: PersistedState;
   /** What an operator changed through the API in the manager stopped for a reload (reload.ts). */
   carry?: RuntimeChanges;
+  /**
+   * The API server and metrics, kept across the manager's restarts (api-host.ts): this manager
+   * is served by it and does not close it when it stops. Without it, the manager serves its own
+   * API (when `api:`) and closes it at the end.
+   */
+  host?: ApiHost;
 }
 
 /** The bounds a change through the API moves (PATCH /api/partitions/:id). */
@@ -91,7 +98,7 @@ export function rewrittenPartitions(
 
 export async function startManager(o: RunOptions): Promise<RunningManager> {
   const { cfg, logger } = o;
-  const metrics = createMetrics();
+  const metrics = o.host?.metrics ?? createMetrics();
   const errorLog = new PartitionErrorLog();
   const now = o.hooks?.now ?? (() => performance.timeOrigin + performance.now());
   // wire timestamps are whole milliseconds (the codec refuses a fraction): the transports get
@@ -265,7 +272,8 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
   }
 
   let api: RunningApi | null = null;
-  metrics.attach(manager);
+  // with a host, its view forwards this manager's records to the metrics (api-host.ts)
+  if (!o.host) metrics.attach(manager);
   manager.subscribe((r) => {
     // a partition ok again after a run of errors: said once, with how many cycles repeated it
     // One pass over the record's partitions, not a search per open streak: with 10,000
@@ -303,33 +311,43 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       if (p.error && p.written.length === 0 && p.status !== "ok")
         metrics.actuatorError(p.id, p.error.code, 0);
   });
-  if (o.api !== false && cfg.api?.enabled !== false && cfg.api) {
-    // The HTTP server (hono, @hono/node-server) and the dashboard's routes are loaded only when
-    // the API is served: about 20 MB resident that a manager without an API does not carry.
-    const { createApi } = await import("../api/app.ts");
-    const { parseListen, serveApi } = await import("../api/server.ts");
-    const { host, port } = parseListen(cfg.api.listen);
-    const app = createApi({
-      view: manager,
-      registry: metrics.registry,
-      maxEventClients: cfg.api.maxEventClients,
-      ...(cfg.api.token ? { token: cfg.api.token } : {}),
-      // every change made through the API, one line each: the operator's audit trail
-      onChange: (change, message) => logger.info({ api: change }, message),
-    });
+  const serving = o.api !== false && cfg.api?.enabled !== false && cfg.api;
+  if (serving || o.host) {
     try {
-      api = await serveApi(app, { host, port, maxConnections: cfg.api.maxConnections });
+      if (o.host) {
+        const served = await o.host.serve(
+          manager,
+          o.api === false ? { ...cfg, api: undefined } : cfg,
+        );
+        api = served.api;
+        if (api && served.started) logger.info(`HTTP API and dashboard at ${api.url}/`);
+      } else if (serving) {
+        // The HTTP server (hono, @hono/node-server) and the dashboard's routes are loaded only
+        // when the API is served: about 20 MB resident that a manager without one does not carry.
+        const { createApi } = await import("../api/app.ts");
+        const { parseListen, serveApi } = await import("../api/server.ts");
+        const { host, port } = parseListen(serving.listen);
+        const app = createApi({
+          view: manager,
+          registry: metrics.registry,
+          maxEventClients: serving.maxEventClients,
+          ...(serving.token ? { token: serving.token } : {}),
+          // every change made through the API, one line each: the operator's audit trail
+          onChange: (change, message) => logger.info({ api: change }, message),
+        });
+        api = await serveApi(app, { host, port, maxConnections: serving.maxConnections });
+        logger.info(`HTTP API and dashboard at ${api.url}/`);
+      }
     } catch (err) {
       // nothing was written yet: close what was opened and say which field, as a config error
       agents?.close();
       manager.shutdown("keep");
       throw new WeirError(
         ErrorCodes.CONFIG_INVALID,
-        `api.listen: cannot serve the HTTP API on ${cfg.api.listen}: ${(err as Error).message} (rule: listen)`,
+        `api.listen: cannot serve the HTTP API on ${cfg.api?.listen}: ${(err as Error).message} (rule: listen)`,
         { cause: err },
       );
     }
-    logger.info(`HTTP API and dashboard at ${api.url}/`);
   }
   if (o.onRecord) manager.subscribe(o.onRecord);
   let agentsDone: Promise<void> = Promise.resolve();
@@ -383,7 +401,8 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
             ? `stopped; restored the values found at start (${rewrittenPartitions(restored)} partition(s) rewritten)`
             : "stopped; kept the last values written",
       );
-      if (api) await api.close();
+      // a host's server stays for the next manager (its owner closes it at the end)
+      if (api && !o.host) await api.close();
       await agentsDone;
       agents?.close();
     }

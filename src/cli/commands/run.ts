@@ -84,6 +84,9 @@ export function register(program: Command): void {
       };
       process.once("SIGTERM", () => stop("SIGTERM"));
       process.once("SIGINT", () => stop("SIGINT"));
+      // one API server and one /metrics for every manager a reload or discover: starts
+      const { createApiHost } = await import("../../service/api-host.ts");
+      const host = createApiHost({ logger });
       // the file's config, with a partition for each cgroup its discover: templates find, at
       // start and whenever that changes (discovery.ts); SIGHUP reads the file again (reload.ts)
       const running = startReloadingDiscovered({
@@ -100,6 +103,7 @@ export function register(program: Command): void {
             signal,
             ...(resume ? { resume } : {}),
             ...(carry ? { carry } : {}),
+            host,
             ...(opts.json
               ? { onRecord: (r: CycleRecord) => process.stdout.write(`${JSON.stringify(r)}\n`) }
               : {}),
@@ -111,7 +115,11 @@ export function register(program: Command): void {
         running.reload();
       };
       if (hangupEarly) hangup();
-      await running.done;
+      try {
+        await running.done;
+      } finally {
+        await host.close();
+      }
       logger.flush?.();
     });
 }
