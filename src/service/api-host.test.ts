@@ -14,7 +14,7 @@ import { tempTree, writeV2Partition } from "../manager/test-cgroup-tree.ts";
 import type { ManagerView } from "../manager/view.ts";
 import { createApiHost, SwitchingView } from "./api-host.ts";
 import { startReloading } from "./reload.ts";
-import { startManager } from "./run.ts";
+import { managerStarter } from "./run.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -115,15 +115,7 @@ describe("createApiHost with startReloading", () => {
       load: () => loadConfigFileApart(t.file),
       logger,
       signal: ac.signal,
-      start: (cfg, signal, resume, carry) =>
-        startManager({
-          cfg,
-          logger,
-          signal,
-          host,
-          ...(resume ? { resume } : {}),
-          ...(carry ? { carry } : {}),
-        }),
+      start: managerStarter({ logger, host }),
     });
     await r.started;
     const base = `http://127.0.0.1:${port}`;

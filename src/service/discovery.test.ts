@@ -11,7 +11,7 @@ import type { CycleRecord } from "../core/model.ts";
 import { loadConfigFileApart } from "../manager/load-config-apart.ts";
 import { tempTree, writeV2Partition } from "../manager/test-cgroup-tree.ts";
 import { startReloadingDiscovered } from "./discovery.ts";
-import { startManager } from "./run.ts";
+import { managerStarter } from "./run.ts";
 
 type Line = { level: number; msg: string };
 
@@ -84,16 +84,7 @@ async function run(file: string) {
     onlineCpus: 2,
     logger,
     signal: ac.signal,
-    start: (cfg, signal, resume, carry) =>
-      startManager({
-        cfg,
-        logger,
-        signal,
-        ...(carry ? { carry } : {}),
-        api: false,
-        ...(resume ? { resume } : {}),
-        onRecord: (rec) => records.push(rec),
-      }),
+    start: managerStarter({ logger, api: false, onRecord: (rec) => records.push(rec) }),
   });
   await r.started;
   const ids = () => records.at(-1)?.partitions.map((p) => p.id) ?? [];

@@ -17,7 +17,7 @@ import { tempTree, writeV2Partition } from "../manager/test-cgroup-tree.ts";
 import { parseKeyHex } from "../transport/codec.ts";
 import { DatagramAgentChannel } from "../transport/datagram.ts";
 import { startReloading } from "./reload.ts";
-import { RELOAD, type RunningManager, startManager } from "./run.ts";
+import { managerStarter, RELOAD, type RunningManager } from "./run.ts";
 import { risingReport } from "./test-agent-report.ts";
 
 type Line = { level: number; msg: string };
@@ -118,16 +118,7 @@ async function reloading(cfgFile: string, o: { api?: boolean } = {}) {
     load: () => loadConfigFileApart(cfgFile),
     logger,
     signal: ac.signal,
-    start: (cfg, signal, resume, carry) =>
-      startManager({
-        cfg,
-        logger,
-        signal,
-        ...(carry ? { carry } : {}),
-        api: o.api ?? false,
-        ...(resume ? { resume } : {}),
-        onRecord: (rec) => records.push(rec),
-      }),
+    start: managerStarter({ logger, api: o.api ?? false, onRecord: (rec) => records.push(rec) }),
   });
   await r.started;
   return { r, ac, lines, records, msgs: () => lines.map((l) => l.msg) };

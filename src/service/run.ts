@@ -96,6 +96,26 @@ export function rewrittenPartitions(
   return new Set(restored.filter((r) => r.written.length > 0).map((r) => r.partition)).size;
 }
 
+/**
+ * What startReloading (reload.ts) starts each manager with: startManager on `base`'s options,
+ * with the config, stop signal, what the stopped manager kept and what the operator changed.
+ */
+export const managerStarter =
+  (base: Omit<RunOptions, "cfg" | "signal" | "resume" | "carry">) =>
+  (
+    cfg: Config,
+    signal: AbortSignal,
+    resume: PersistedState | undefined,
+    carry?: RuntimeChanges,
+  ): Promise<RunningManager> =>
+    startManager({
+      ...base,
+      cfg,
+      signal,
+      ...(resume ? { resume } : {}),
+      ...(carry ? { carry } : {}),
+    });
+
 export async function startManager(o: RunOptions): Promise<RunningManager> {
   const { cfg, logger } = o;
   const metrics = o.host?.metrics ?? createMetrics();

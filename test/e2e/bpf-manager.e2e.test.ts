@@ -21,7 +21,7 @@ import { BPF_PIN_ROOT } from "../../src/sensors/source-bpf.ts";
 import { counterSource } from "../../src/sensors/sources.ts";
 import { defaultRoots } from "../../src/sensors/types.ts";
 import { DATAGRAM_BYTES, promtool, tcpBytes, tcpSegments } from "./bpf-bytes.ts";
-import { type CgroupPeer, rmdirCgroup, spawnCgroupPeer, until } from "./cgroup-peer.ts";
+import { type CgroupPeer, rmdirCgroup, sendToPeer, spawnCgroupPeer, until } from "./cgroup-peer.ts";
 import { freePort } from "./wait.ts";
 import { spawnWeirRun } from "./weir-run.ts";
 
@@ -181,24 +181,8 @@ async function counted(w: ReturnType<typeof startWeir>, want: Totals): Promise<v
   ).catch(() => {});
 }
 
-/** Datagrams from the test (outside every partition) to a peer, each received (25 at a time: no socket drops). */
-async function sendTo(peer: CgroupPeer, n: number): Promise<void> {
-  const payload = Buffer.alloc(64, 1);
-  for (let left = n; left > 0; left -= 25) {
-    const k = Math.min(25, left);
-    const before = await peer.got();
-    await Promise.all(
-      Array.from(
-        { length: k },
-        () => new Promise((r) => sender.send(payload, peer.udpPort, "127.0.0.1", r)),
-      ),
-    );
-    await until(
-      `${k} datagrams to peer ${peer.pid}`,
-      async () => (await peer.got()) === before + k,
-    );
-  }
-}
+/** Datagrams from the test (outside every partition) to a peer, each received. */
+const sendTo = (peer: CgroupPeer, n: number): Promise<void> => sendToPeer(sender, peer, n);
 /** Datagrams from a peer to the test's sink, each received (25 at a time). */
 async function sendFrom(peer: CgroupPeer, n: number, to?: CgroupPeer): Promise<void> {
   for (let left = n; left > 0; left -= 25) {

@@ -4,6 +4,7 @@
 // received, `tcp PORT K` connects to 127.0.0.1:PORT and makes K request/reply exchanges
 // (keeping the connection open), `close` closes it. Killed by its pid only.
 import { type ChildProcess, spawn } from "node:child_process";
+import type dgram from "node:dgram";
 import fs from "node:fs";
 import readline from "node:readline";
 
@@ -106,6 +107,30 @@ export async function until(what: string, ok: () => Promise<boolean> | boolean):
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error(`${what} did not happen within 5 s`);
+}
+
+/**
+ * `n` 64-byte datagrams from `sender` (a socket of the test's, outside every partition) to the
+ * peer, 25 at a time, each batch waited for until the peer has received it all (no socket
+ * drops); up to 20 s a batch.
+ */
+export async function sendToPeer(sender: dgram.Socket, peer: CgroupPeer, n: number): Promise<void> {
+  const payload = Buffer.alloc(64, 1);
+  for (let left = n; left > 0; left -= 25) {
+    const k = Math.min(25, left);
+    const before = await peer.got();
+    await Promise.all(
+      Array.from(
+        { length: k },
+        () => new Promise((r) => sender.send(payload, peer.udpPort, "127.0.0.1", r)),
+      ),
+    );
+    const end = Date.now() + 20_000;
+    while ((await peer.got()) !== before + k) {
+      if (Date.now() > end) throw new Error(`${k} datagrams to peer ${peer.pid}: not received`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
 }
 
 /** rmdir a cgroup, retrying while its exited tasks are reaped (EBUSY). */

@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { attachedProgramIds } from "../../src/bpf/objects.ts";
 import { BPF_CGROUP_INET_EGRESS, BPF_CGROUP_INET_INGRESS } from "../../src/bpf/syscall.ts";
 import { BPF_PIN_ROOT } from "../../src/sensors/source-bpf.ts";
-import { type CgroupPeer, rmdirCgroup, spawnCgroupPeer } from "./cgroup-peer.ts";
+import { type CgroupPeer, rmdirCgroup, sendToPeer, spawnCgroupPeer } from "./cgroup-peer.ts";
 import { freePort, sleep } from "./wait.ts";
 import { spawnWeirRun, type WeirRun } from "./weir-run.ts";
 
@@ -179,25 +179,8 @@ async function apiPackets(w: Weir, id: string): Promise<{ in: number; out: numbe
   return sum;
 }
 
-/** Datagrams from the test (outside every partition) to a peer, each received (25 at a time). */
-async function sendTo(peer: CgroupPeer, n: number): Promise<void> {
-  const payload = Buffer.alloc(64, 1);
-  for (let left = n; left > 0; left -= 25) {
-    const k = Math.min(25, left);
-    const before = await peer.got();
-    await Promise.all(
-      Array.from(
-        { length: k },
-        () => new Promise((r) => sender!.send(payload, peer.udpPort, "127.0.0.1", r)),
-      ),
-    );
-    const end = Date.now() + 20_000;
-    while ((await peer.got()) !== before + k) {
-      if (Date.now() > end) throw new Error(`${k} datagrams to peer ${peer.pid}: not received`);
-      await sleep(10);
-    }
-  }
-}
+/** Datagrams from the test (outside every partition) to a peer, each received. */
+const sendTo = (peer: CgroupPeer, n: number): Promise<void> => sendToPeer(sender!, peer, n);
 
 /** Datagrams from a peer to the test's sink, each received (25 at a time). */
 async function sendFrom(peer: CgroupPeer, n: number): Promise<void> {

@@ -51,7 +51,7 @@ export function register(program: Command): void {
       // loaded into the process that runs the manager (load-config-apart.ts).
       const { loadConfigFileApart } = await import("../../manager/load-config-apart.ts");
       const { createLogger } = await import("../../manager/log.ts");
-      const { startManager } = await import("../../service/run.ts");
+      const { managerStarter } = await import("../../service/run.ts");
       const { buildManager } = await import("../../manager/wiring.ts");
       const { startDiscovering, startReloadingDiscovered } = await import(
         "../../service/discovery.ts"
@@ -95,19 +95,14 @@ export function register(program: Command): void {
         logger,
         signal: ac.signal,
         loadFile: () => loadConfigFileApart(opts.config),
-        start: (c, signal, resume, carry) =>
-          startManager({
-            cfg: c,
-            logger,
-            dryRun: opts.dryRun ?? false,
-            signal,
-            ...(resume ? { resume } : {}),
-            ...(carry ? { carry } : {}),
-            host,
-            ...(opts.json
-              ? { onRecord: (r: CycleRecord) => process.stdout.write(`${JSON.stringify(r)}\n`) }
-              : {}),
-          }),
+        start: managerStarter({
+          logger,
+          dryRun: opts.dryRun ?? false,
+          host,
+          ...(opts.json
+            ? { onRecord: (r: CycleRecord) => process.stdout.write(`${JSON.stringify(r)}\n`) }
+            : {}),
+        }),
       });
       // SIGHUP (`systemctl reload`, `kill -HUP`): read the config file again (service/reload.ts)
       hangup = () => {
