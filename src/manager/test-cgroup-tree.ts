@@ -41,6 +41,40 @@ export function tempTree(prefix: string): {
 }
 
 /**
+ * A host as a manager reads it, under a temporary directory (the caller removes `root`): a
+ * cgroup v2 root with the cpu controller at `cg/`, `cpus` CPUs online under `sys/`, `/proc`'s
+ * net/dev (lo, no packet) and stat under `proc/`; `roots` is the config's `roots:` for it.
+ */
+export function tempV2Host(
+  prefix: string,
+  cpus: number,
+): {
+  root: string;
+  write: (rel: string, text: string) => void;
+  roots: { cgroupfs: string; sysfs: string; procfs: string };
+} {
+  const { root, write } = tempTree(prefix);
+  write("sys/devices/system/cpu/online", cpus > 1 ? `0-${cpus - 1}\n` : "0\n");
+  write("cg/cgroup.controllers", "cpu\n");
+  write(
+    "proc/net/dev",
+    [
+      "Inter-|   Receive                                                |  Transmit",
+      " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed",
+      "    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+      "",
+    ].join("\n"),
+  );
+  write("proc/stat", "cpu  0 0 0 0 0 0 0 0 0 0\n");
+  const roots = {
+    cgroupfs: path.join(root, "cg"),
+    sysfs: path.join(root, "sys"),
+    procfs: path.join(root, "proc"),
+  };
+  return { root, write, roots };
+}
+
+/**
  * A v2 cgroup's files as the v2 backend and sensors read them, at `dir` (relative to the tree):
  * `controllers`, the weight given, no cap, not idle, no CPU used yet, no thread.
  */

@@ -4,17 +4,17 @@
 // counters go on instead of starting from 0, the server moves when api.listen changes, and the
 // host's close ends it. SwitchingView's forwarding on its own, with stand-in views.
 import fs from "node:fs";
-import { type AddressInfo, createServer } from "node:net";
 import path from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CycleRecord } from "../core/model.ts";
 import { loadConfigFileApart } from "../manager/load-config-apart.ts";
-import { tempTree, writeV2Partition } from "../manager/test-cgroup-tree.ts";
+import { tempV2Host, writeV2Partition } from "../manager/test-cgroup-tree.ts";
 import type { ManagerView } from "../manager/view.ts";
 import { createApiHost, SwitchingView } from "./api-host.ts";
 import { startReloading } from "./reload.ts";
 import { managerStarter } from "./run.ts";
+import { freePort } from "./test-ports.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -31,28 +31,11 @@ async function until<T>(what: string, f: () => Promise<T | undefined> | T | unde
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 /** A v2 tree with weir/a and weir/b, and weir.yaml's text for these partitions on `port`. */
 function tree() {
-  const { root, write } = tempTree("weir-api-host-");
+  const { root, write, roots } = tempV2Host("weir-api-host-", 2);
   dirs.push(root);
-  write("sys/devices/system/cpu/online", "0-1\n");
-  write("cg/cgroup.controllers", "cpu\n");
   for (const p of ["a", "b"]) writeV2Partition(write, `cg/weir/${p}`, "cpu");
-  write("proc/net/dev", "Inter-|\n face |\n    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
-  write("proc/stat", "cpu  0 0 0 0 0 0 0 0 0 0\n");
-  const roots = {
-    cgroupfs: path.join(root, "cg"),
-    sysfs: path.join(root, "sys"),
-    procfs: path.join(root, "proc"),
-  };
   const file = path.join(root, "weir.yaml");
   const yaml = (names: string[], port: number) =>
     [

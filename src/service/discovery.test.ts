@@ -9,7 +9,7 @@ import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CycleRecord } from "../core/model.ts";
 import { loadConfigFileApart } from "../manager/load-config-apart.ts";
-import { tempTree, writeV2Partition } from "../manager/test-cgroup-tree.ts";
+import { tempV2Host, writeV2Partition } from "../manager/test-cgroup-tree.ts";
 import { startReloadingDiscovered } from "./discovery.ts";
 import { managerStarter } from "./run.ts";
 
@@ -30,20 +30,11 @@ async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Pro
 
 /** A v2 tree: web (configured), batch cgroups weir/t-x and weir/t-y (y's weight 300, an admin's). */
 function tree() {
-  const { root, write } = tempTree("weir-discovery-");
+  const { root, write, roots } = tempV2Host("weir-discovery-", 2);
   dirs.push(root);
-  write("sys/devices/system/cpu/online", "0-1\n");
-  write("cg/cgroup.controllers", "cpu\n");
   writeV2Partition(write, "cg/weir/web", "cpu");
   writeV2Partition(write, "cg/weir/t-x", "cpu");
   writeV2Partition(write, "cg/weir/t-y", "cpu", 300);
-  write("proc/net/dev", "Inter-|\n face |\n    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
-  write("proc/stat", "cpu  0 0 0 0 0 0 0 0 0 0\n");
-  const roots = {
-    cgroupfs: path.join(root, "cg"),
-    sysfs: path.join(root, "sys"),
-    procfs: path.join(root, "proc"),
-  };
   const yaml = (template: string, intervalMs = 100) =>
     [
       "intervalMs: 50",

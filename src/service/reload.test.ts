@@ -3,7 +3,6 @@
 // weir found, a removed one's cgroup gets its found values back, a new one is written; a config
 // with a mistake, or the same config, changes nothing; a config that cannot start gives way to
 // the previous one; a stop restores what weir found, as `onShutdown: restore` says.
-import dgram from "node:dgram";
 import fs from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import path from "node:path";
@@ -13,32 +12,21 @@ import type { CycleRecord } from "../core/model.ts";
 import { type Config, parseConfig } from "../manager/config.ts";
 import { loadConfigFileApart } from "../manager/load-config-apart.ts";
 import type { PersistedState } from "../manager/state-file.ts";
-import { tempTree, writeV2Partition } from "../manager/test-cgroup-tree.ts";
+import { tempV2Host, writeV2Partition } from "../manager/test-cgroup-tree.ts";
 import { parseKeyHex } from "../transport/codec.ts";
 import { DatagramAgentChannel } from "../transport/datagram.ts";
 import { startReloading } from "./reload.ts";
 import { managerStarter, RELOAD, type RunningManager } from "./run.ts";
 import { risingReport } from "./test-agent-report.ts";
+import { freePort, freeUdpPort } from "./test-ports.ts";
 
 type Line = { level: number; msg: string };
 
 /** cgroup v2 files for a, b and c under weir/ (c's weight 300 as an admin left it), /proc files, 4 CPUs. */
 function tree(): { root: string; file: (rel: string) => string; read: (rel: string) => string } {
-  const { root, write } = tempTree("weir-reload-");
-  write("sys/devices/system/cpu/online", "0-3\n");
-  write("cg/cgroup.controllers", "cpu\n");
+  const { root, write } = tempV2Host("weir-reload-", 4);
   for (const p of ["a", "b", "c"])
     writeV2Partition(write, `cg/weir/${p}`, "cpu", p === "c" ? 300 : 100);
-  write(
-    "proc/net/dev",
-    [
-      "Inter-|   Receive                                                |  Transmit",
-      " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed",
-      "    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
-      "",
-    ].join("\n"),
-  );
-  write("proc/stat", "cpu  0 0 0 0 0 0 0 0 0 0\n");
   return {
     root,
     file: (rel) => path.join(root, rel),
@@ -66,22 +54,6 @@ function yaml(root: string, partitions: Array<[string, string]>, extra: string[]
     ),
     "",
   ].join("\n");
-}
-
-/** A port on 127.0.0.1 nobody listens on at the moment of asking (TCP or UDP). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(r));
-  return port;
 }
 
 /** weir_config_last_reload_successful and _success_timestamp_seconds of the manager running now. */
