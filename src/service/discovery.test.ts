@@ -35,7 +35,8 @@ function tree() {
   writeV2Partition(write, "cg/weir/web", "cpu");
   writeV2Partition(write, "cg/weir/t-x", "cpu");
   writeV2Partition(write, "cg/weir/t-y", "cpu", 300);
-  const yaml = (template: string, intervalMs = 100) =>
+  /** weir.yaml: web, and a discover: with this one template (none: no discover:). */
+  const yaml = (template: string | null, intervalMs = 100) =>
     [
       "intervalMs: 50",
       "capacity: { cpus: 2 }",
@@ -43,10 +44,9 @@ function tree() {
       "placement: { mode: off }",
       "partitions:",
       "  - { name: web, cgroup: weir/web, interfaces: [lo], max: 500m }",
-      "discover:",
-      `  intervalMs: ${intervalMs}`,
-      "  partitions:",
-      `    - ${template}`,
+      ...(template === null
+        ? []
+        : ["discover:", `  intervalMs: ${intervalMs}`, "  partitions:", `    - ${template}`]),
       "",
     ].join("\n");
   const file = path.join(root, "weir.yaml");
@@ -193,6 +193,34 @@ describe("startReloadingDiscovered", () => {
     expect(t.read("weir/web/cpu.max")).toBe("30000 100000");
     next.setPaused(false);
     await until(() => t.read("weir/t-z/cpu.idle") === "1", "z written once resumed");
+    w.ac.abort();
+    await w.r.done;
+  });
+
+  it("starts looking when a SIGHUP brings discover:, and stops when one takes it away", async () => {
+    const t = tree();
+    fs.writeFileSync(t.file, t.yaml(null));
+    const w = await run(t.file);
+    await until(() => w.records.length > 2, "first cycles");
+    expect(w.ids()).toEqual(["web"]);
+    fs.writeFileSync(t.file, t.yaml("{ cgroup: weir/t-*, kind: batch }", 60_000));
+    w.r.reload();
+    await until(() => w.ids().join() === "web,x,y", "x and y found at the reload");
+    // the watcher follows the new config: a cgroup made now is seen (inotify)
+    writeV2Partition(t.write, "cg/weir/t-z", "cpu");
+    await until(() => w.ids().includes("z"), "z managed", 5_000);
+    // discover: gone: the found partitions go, their found values back; nothing is looked for
+    fs.writeFileSync(t.file, t.yaml(null));
+    w.r.reload();
+    await until(() => w.ids().join() === "web", "only web");
+    expect(t.read("weir/t-y/cpu.weight")).toBe("300");
+    writeV2Partition(t.write, "cg/weir/t-w", "cpu");
+    const seen = w.records.length;
+    await until(() => w.records.length > seen + 10, "cycles after t-w was made");
+    expect(w.ids()).toEqual(["web"]);
+    expect(w.msgs().filter((m) => m.startsWith("discover: restarting"))).toEqual([
+      "discover: restarting the manager on the partitions found (4 partition(s); it was 3)",
+    ]);
     w.ac.abort();
     await w.r.done;
   });

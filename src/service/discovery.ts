@@ -24,11 +24,14 @@ export interface Discovering {
   /** `base` with the partitions its templates find now; logs what changed since the last call. */
   expand(base: Config): Config;
   /**
-   * Look every `discover.intervalMs` of the config `base()` gives (none while it has no
-   * templates) and call `changed` when the cgroups found are not those `expand` last saw, until
-   * `signal` aborts.
+   * Look at the cgroup tree for the templates of the config `follow` was last given — when a
+   * directory the last look read changes (inotify) and every `discover.intervalMs` — and call
+   * `changed` when the cgroups found are not those `expand` last saw, until `signal` aborts.
+   * Nothing runs (no timer, no watch) while that config has no templates.
    */
-  watch(base: () => Config, changed: () => void, signal: AbortSignal): void;
+  watch(changed: () => void, signal: AbortSignal): void;
+  /** The file's config of the manager now in force (its templates are the ones looked for). */
+  follow(base: Config): void;
 }
 
 /** How long after a change in a watched directory the tree is scanned (a burst is one scan). */
@@ -41,6 +44,60 @@ export function startDiscovering(o: { logger: Logger; onlineCpus: number }): Dis
   let lastKey: string | null = null;
   let managed = new Map<string, Discovered>();
   let refusedBefore = new Map<string, string>();
+  // the watcher: the config it follows, and its timer, inotify watches and pending scan
+  let following: Config | null = null;
+  let stopped: AbortSignal | null = null;
+  let onChange: () => void = () => {};
+  let timer: NodeJS.Timeout | null = null;
+  let soon: NodeJS.Timeout | null = null;
+  // the directories the last scan looked in, each watched (inotify) so that a cgroup made or
+  // removed there is seen at once; the scan every intervalMs stays as the backstop
+  const watchers = new Map<string, fs.FSWatcher>();
+  const rewatch = (dirs: ReadonlySet<string>) => {
+    for (const [dir, w] of watchers)
+      if (!dirs.has(dir)) {
+        w.close();
+        watchers.delete(dir);
+      }
+    for (const dir of dirs) {
+      if (watchers.has(dir)) continue;
+      try {
+        const w = fs.watch(dir, { persistent: false }, () => {
+          // a burst of changes (a runtime making a cgroup and its children) is one scan
+          soon ??= setTimeout(() => {
+            soon = null;
+            scan();
+          }, WATCH_SETTLE_MS);
+        });
+        w.on("error", () => {
+          w.close();
+          watchers.delete(dir);
+        });
+        watchers.set(dir, w);
+      } catch {
+        // gone meanwhile, or no watch left (fs.inotify.max_user_watches): the scans find it
+      }
+    }
+  };
+  const scan = () => {
+    if (stopped === null || stopped.aborted) return;
+    const cfg = following;
+    const dirs = new Set<string>();
+    if (cfg?.discover !== undefined) {
+      const root = discoveryRoot(cfg.roots.cgroupfs);
+      const key = root === null ? "" : foundKey(scanTemplates(root, cfg.discover.partitions, dirs));
+      if (key !== lastKey) onChange();
+    }
+    rewatch(dirs);
+  };
+  const tick = () => {
+    timer = null;
+    scan();
+    const every = following?.discover?.intervalMs;
+    if (every === undefined || stopped === null || stopped.aborted) return;
+    timer = setTimeout(tick, every);
+    timer.unref();
+  };
   return {
     expand(base) {
       if (base.discover === undefined) {
@@ -80,62 +137,21 @@ export function startDiscovering(o: { logger: Logger; onlineCpus: number }): Dis
       refusedBefore = refused;
       return d.config;
     },
-    watch(base, changed, signal) {
-      let timer: NodeJS.Timeout | null = null;
-      // the directories the last scan looked in, each watched (inotify) so that a cgroup made
-      // or removed there is seen at once; the scan every intervalMs stays as the backstop
-      const watchers = new Map<string, fs.FSWatcher>();
-      let soon: NodeJS.Timeout | null = null;
-      const rewatch = (dirs: ReadonlySet<string>) => {
-        for (const [dir, w] of watchers)
-          if (!dirs.has(dir)) {
-            w.close();
-            watchers.delete(dir);
-          }
-        for (const dir of dirs) {
-          if (watchers.has(dir)) continue;
-          try {
-            const w = fs.watch(dir, { persistent: false }, () => {
-              // a burst of changes (a runtime making a cgroup and its children) is one scan
-              soon ??= setTimeout(() => {
-                soon = null;
-                scan();
-              }, WATCH_SETTLE_MS);
-            });
-            w.on("error", () => {
-              w.close();
-              watchers.delete(dir);
-            });
-            watchers.set(dir, w);
-          } catch {
-            // gone meanwhile, or no watch left (fs.inotify.max_user_watches): the scans find it
-          }
-        }
-      };
-      const scan = () => {
-        if (signal.aborted) return;
-        const cfg = base();
-        const dirs = new Set<string>();
-        if (cfg.discover !== undefined) {
-          const root = discoveryRoot(cfg.roots.cgroupfs);
-          const key =
-            root === null ? "" : foundKey(scanTemplates(root, cfg.discover.partitions, dirs));
-          if (key !== lastKey) changed();
-        }
-        rewatch(dirs);
-      };
-      const tick = () => {
-        timer = null;
-        scan();
-        if (signal.aborted) return;
-        timer = setTimeout(tick, base().discover?.intervalMs ?? 1000);
-        timer.unref();
-      };
+    watch(changed, signal) {
+      stopped = signal;
+      onChange = changed;
       signal.addEventListener("abort", () => {
         if (timer !== null) clearTimeout(timer);
         if (soon !== null) clearTimeout(soon);
         rewatch(new Set());
       });
+      if (following !== null) tick();
+    },
+    follow(base) {
+      following = base;
+      if (stopped === null || stopped.aborted) return;
+      // a config with templates: look now (and on); without: stop looking
+      if (timer !== null) clearTimeout(timer);
       tick();
     },
   };
@@ -166,9 +182,14 @@ export function startReloadingDiscovered(
     cfg: expand(o.base),
     logger: o.logger,
     signal: o.signal,
-    start: o.start,
+    // the watcher follows the templates of the manager that started
+    start: async (cfg, ...rest) => {
+      const r = await o.start(cfg, ...rest);
+      discovering.follow(baseOf.get(cfg) ?? o.base);
+      return r;
+    },
     load: async (kind) => expand(kind === "file" ? await o.loadFile() : inForce()),
   });
-  discovering.watch(inForce, () => running.reload("discovery"), o.signal);
+  discovering.watch(() => running.reload("discovery"), o.signal);
   return running;
 }
