@@ -35,9 +35,12 @@ function heapAfterFreesMiB(steady: boolean): number {
 
 describe("steadyHeap", () => {
   it("keeps the heap malloc grew after its memory is freed; by default malloc trims it", () => {
-    // ~98 MiB was malloc'd and freed: kept (never trimmed) with a steady heap
-    const steady = heapAfterFreesMiB(true);
-    expect(steady).toBeGreaterThanOrEqual(98);
+    // ~98 MiB was malloc'd and freed: kept (never trimmed) with a steady heap. A child whose
+    // brk heap could not grow in place takes that memory with mmap instead, outside [heap] (a
+    // soak run beside a CPU hog read 2.1 MiB once), so the largest of up to three children
+    const steady: number[] = [];
+    while (steady.length < 3 && !(Math.max(...steady) >= 98)) steady.push(heapAfterFreesMiB(true));
+    expect(Math.max(...steady)).toBeGreaterThanOrEqual(98);
     // By default the heap shrinks as its top is freed, unless node itself malloc'd something
     // above the blocks meanwhile (one run beside a busy machine kept 90.6 MiB: the blocks under
     // such an allocation cannot be trimmed), so the default's trim is shown by the smallest of
