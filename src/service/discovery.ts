@@ -2,12 +2,12 @@
 // partition for each cgroup the templates find (manager/discover.ts). At start, and at each
 // reload, the templates are expanded; between reloads a watcher looks at the cgroup tree when a
 // directory it looked in changes (inotify: a cgroup made or removed there is seen within
-// milliseconds) and every `discover.intervalMs` besides, and, when the cgroups the templates
-// match are not those last expanded (a container started or ended), asks for a reload of kind
-// "discovery": the file is not read
-// again, the same templates are expanded on what is there now, and a changed set of partitions
-// restarts the manager as a reload does (reload.ts: what stays is not rewritten, a cgroup gone
-// is forgotten, one that stayed but is no longer matched gets its found values back).
+// milliseconds) and every `discover.intervalMs` besides. When the cgroups the templates match
+// are not those last expanded (a container started or ended), it asks for a reload of kind
+// "discovery": the file is not read again, the same templates are expanded on what is there
+// now, and a changed set of partitions restarts the manager as a reload does (reload.ts: what
+// stays is not rewritten, a cgroup gone is forgotten, one that stayed but is no longer matched
+// gets its found values back).
 import fs from "node:fs";
 import type { Logger } from "pino";
 import type { Config } from "../manager/config.ts";
@@ -46,7 +46,7 @@ export function startDiscovering(o: { logger: Logger; onlineCpus: number }): Dis
   let refusedBefore = new Map<string, string>();
   // the watcher: the config it follows, and its timer, inotify watches and pending scan
   let following: Config | null = null;
-  let stopped: AbortSignal | null = null;
+  let stop: AbortSignal | null = null;
   let onChange: () => void = () => {};
   let timer: NodeJS.Timeout | null = null;
   let soon: NodeJS.Timeout | null = null;
@@ -80,7 +80,7 @@ export function startDiscovering(o: { logger: Logger; onlineCpus: number }): Dis
     }
   };
   const scan = () => {
-    if (stopped === null || stopped.aborted) return;
+    if (stop === null || stop.aborted) return;
     const cfg = following;
     const dirs = new Set<string>();
     if (cfg?.discover !== undefined) {
@@ -94,7 +94,7 @@ export function startDiscovering(o: { logger: Logger; onlineCpus: number }): Dis
     timer = null;
     scan();
     const every = following?.discover?.intervalMs;
-    if (every === undefined || stopped === null || stopped.aborted) return;
+    if (every === undefined || stop === null || stop.aborted) return;
     timer = setTimeout(tick, every);
     timer.unref();
   };
@@ -138,7 +138,7 @@ export function startDiscovering(o: { logger: Logger; onlineCpus: number }): Dis
       return d.config;
     },
     watch(changed, signal) {
-      stopped = signal;
+      stop = signal;
       onChange = changed;
       signal.addEventListener("abort", () => {
         if (timer !== null) clearTimeout(timer);
@@ -149,7 +149,7 @@ export function startDiscovering(o: { logger: Logger; onlineCpus: number }): Dis
     },
     follow(base) {
       following = base;
-      if (stopped === null || stopped.aborted) return;
+      if (stop === null || stop.aborted) return;
       // a config with templates: look now (and on); without: stop looking
       if (timer !== null) clearTimeout(timer);
       tick();
