@@ -28,6 +28,7 @@ import { onlineCpusFile, ReachableCpusReader } from "../sensors/cpuset.ts";
 import { HeldHostCpu, hostCpuFromSamples } from "../sensors/host-cpu.ts";
 import { parseCpuList } from "../sensors/parse.ts";
 import { IDLE_CPU_READ_EVERY_MS, openPartitionSensor } from "../sensors/partition.ts";
+import { bpfHandover } from "../sensors/source-bpf.ts";
 import { counterSource } from "../sensors/sources.ts";
 import { throughputFromSamples } from "../sensors/throughput.ts";
 import type { PartitionSensor, SensorSpec } from "../sensors/types.ts";
@@ -300,7 +301,26 @@ export function decidePlacement(
     : { mode, inForce: false, why: `placement (auto) is not in force: ${against}` };
 }
 
+/**
+ * The eBPF counters of the partitions a manager closes from now on stay attached for the next
+ * manager this process builds (a reload's restart, service/run.ts): buildManager takes up those
+ * of its partitions and detaches the rest (`releaseKeptCounters`).
+ */
+export const keepCountersForNextManager = (): void => bpfHandover.park();
+
+/** Detach the counters kept for a next manager that none took up (and keep no more). */
+export const releaseKeptCounters = (): void => bpfHandover.settle();
+
 export function buildManager(cfg: Config, parts: ManagerParts = {}): Wired {
+  try {
+    return buildManagerOf(cfg, parts);
+  } finally {
+    // the Manager opened its partitions (taking up the counters kept for it): the rest go
+    releaseKeptCounters();
+  }
+}
+
+function buildManagerOf(cfg: Config, parts: ManagerParts): Wired {
   const onlineCpus = parts.onlineCpus ?? os.availableParallelism();
   checkManagedCpus(cfg, onlineCpus);
   const capacity = capacityCpuMillis(cfg, onlineCpus);

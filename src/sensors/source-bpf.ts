@@ -62,6 +62,14 @@ function parseBpfOptions(raw: unknown): { options: BpfSourceOptions } | { issues
   return { options: { offered, served, pin: o.pin === true } };
 }
 
+const inodeOf = (dir: string): number | null => {
+  try {
+    return fs.statSync(dir).ino;
+  } catch {
+    return null;
+  }
+};
+
 /** The partition's cgroup v2 directory: `<cgroupfs>/<cgroup>` on a v2 host, `<cgroupfs>/unified/<cgroup>` on a hybrid one. */
 export function bpfCgroupDir(cgroupfs: string, cgroup: string, partition: string): string {
   const mount = cgroup2Mount(cgroupfs);
@@ -100,6 +108,33 @@ export function pinNotes(
   return [];
 }
 
+/**
+ * Counters handed from a manager stopped for a reload to the next one this process builds
+ * (`weir run`'s restarts: a SIGHUP, a change `discover:` found): kept attached and counting
+ * instead of detached and loaded again (at 100 partitions counted so a restart took about
+ * 175 ms here, most of it loading and attaching 200 programs), each by its partition, its
+ * cgroup v2 directory (the same inode) and `pin`.
+ */
+const parked = new Map<string, { counters: CgroupSkbCounters; ino: number }>();
+let parking = false;
+
+export const bpfHandover = {
+  /** From now on a closed counter is kept attached for the next manager to take up. */
+  park(): void {
+    parking = true;
+  },
+  /** Stop keeping them; detach (close) every one not taken up. */
+  settle(): void {
+    parking = false;
+    for (const p of parked.values()) p.counters.close();
+    parked.clear();
+  },
+  /** How many are kept now (tests). */
+  get size(): number {
+    return parked.size;
+  },
+};
+
 const countOf = (c: CgroupSkbCounts, hook: Hook): number =>
   hook === "ingress" ? c.ingressPackets : c.egressPackets;
 
@@ -116,15 +151,26 @@ export const bpfSource: CounterSource = {
       pin: false,
     };
     const dir = bpfCgroupDir(ctx.roots.cgroupfs, ctx.spec.cgroup, ctx.partition);
-    const counters = new CgroupSkbCounters({
-      partition: ctx.partition,
-      cgroupDir: dir,
-      possibleCpus: possibleCpus(ctx.roots.sysfs),
-      pinDir: path.join(BPF_PIN_ROOT, ctx.partition),
-      pin: o.pin,
-    });
-    for (const message of pinNotes(ctx.partition, dir, counters)) ctx.note?.(message);
-    const ino = fs.statSync(dir).ino;
+    // the counters the manager before this one kept attached for it (bpfHandover), while its
+    // cgroup is the same directory (not removed and made again meanwhile)
+    const key = `${ctx.partition}\0${dir}\0${o.pin}`;
+    const kept = parked.get(key);
+    if (kept) parked.delete(key);
+    let counters: CgroupSkbCounters;
+    let ino: number;
+    if (kept && kept.ino === inodeOf(dir)) ({ counters, ino } = kept);
+    else {
+      kept?.counters.close();
+      counters = new CgroupSkbCounters({
+        partition: ctx.partition,
+        cgroupDir: dir,
+        possibleCpus: possibleCpus(ctx.roots.sysfs),
+        pinDir: path.join(BPF_PIN_ROOT, ctx.partition),
+        pin: o.pin,
+      });
+      for (const message of pinNotes(ctx.partition, dir, counters)) ctx.note?.(message);
+      ino = fs.statSync(dir).ino;
+    }
     // its sockets' own UDP receive drops (socket-drops.ts): the congestion signal veth
     // partitions get from their namespace's counters
     const drops = new CgroupUdpDrops(ctx.roots.procfs, dir);
@@ -151,7 +197,14 @@ export const bpfSource: CounterSource = {
           egressBytes: c.egressBytes,
         };
       },
-      close: () => counters.close(),
+      close: () => {
+        if (!parking) {
+          counters.close();
+          return;
+        }
+        parked.get(key)?.counters.close();
+        parked.set(key, { counters, ino });
+      },
     };
   },
 };

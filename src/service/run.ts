@@ -11,7 +11,7 @@ import { formatCpuList, startCpusShortfalls } from "../manager/cpus-check.ts";
 import type { Manager } from "../manager/manager.ts";
 import { type PersistedState, saveState } from "../manager/state-file.ts";
 import type { PartitionBoundsChange } from "../manager/view.ts";
-import { buildManager, type ManagerParts } from "../manager/wiring.ts";
+import { buildManager, keepCountersForNextManager, type ManagerParts } from "../manager/wiring.ts";
 import { crossCheck } from "../transport/source.ts";
 import type { ApiHost } from "./api-host.ts";
 import { PartitionErrorLog } from "./error-log.ts";
@@ -408,6 +408,8 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       save();
       const reloading = o.signal.reason === RELOAD;
       const mode = reloading ? "keep" : cfg.onShutdown;
+      // for a reload the next manager takes up the partitions' eBPF counters, still attached
+      if (reloading && !o.dryRun) keepCountersForNextManager();
       const restored = o.dryRun ? [] : manager.shutdown(mode);
       if (o.dryRun) manager.shutdown("keep");
       for (const r of restored) {

@@ -114,6 +114,9 @@ export function register(program: Command): void {
         await running.done;
       } finally {
         await host.close();
+        // a reload whose next manager never started leaves nothing attached
+        const { releaseKeptCounters } = await import("../../manager/wiring.ts");
+        releaseKeptCounters();
       }
       logger.flush?.();
     });
