@@ -1,6 +1,6 @@
-// The HTTP API and /metrics of `weir run` across the manager's restarts (a SIGHUP reload, a
-// change `discover:` found): one server and one metrics registry serve whichever manager runs
-// now, through a view that forwards to it, so the API does not close and open again at each
+// The HTTP API and /metrics of a manager (startManager makes one of its own) and, in `weir run`,
+// across the manager's restarts (a SIGHUP reload, a change `discover:` found): one server and
+// one metrics registry serve whichever manager runs now, through a view that forwards to it, so the API does not close and open again at each
 // restart (an event stream stays open, a scrape finds it), and /metrics counters go on from
 // where they were instead of starting from 0. The server is started again only when the
 // config's `api:` section changed (another address, token or limit).
@@ -91,12 +91,15 @@ export interface ApiHost {
   /** The metrics of every manager it serves, one registry (its counters go on across restarts). */
   readonly metrics: WeirMetrics;
   /**
-   * Serve `manager`: the API of `cfg.api` shows it from now on. The server is kept while
-   * `cfg.api` is what it was, else closed and started on the new one (a listen that fails
-   * throws, with no server left); none without `api:` or with `api.enabled: false`.
+   * Serve `manager`: the API the config's `api:` section (`section`; null: none) describes
+   * shows it from now on. The server is kept while the section is what it was, else closed and
+   * started on the new one (a listen that fails throws, with no server left).
    * `started`: whether a server was started now (the caller logs where).
    */
-  serve(manager: ManagerView, cfg: Config): Promise<{ api: RunningApi | null; started: boolean }>;
+  serve(
+    manager: ManagerView,
+    section: Config["api"] | null,
+  ): Promise<{ api: RunningApi | null; started: boolean }>;
   /** Close the server (the last manager stopped). */
   close(): Promise<void>;
 }
@@ -114,12 +117,12 @@ export function createApiHost(o: { logger: Logger }): ApiHost {
   };
   return {
     metrics,
-    async serve(manager, cfg) {
+    async serve(manager, section) {
       if (view === null) {
         view = new SwitchingView(manager);
         metrics.attach(view);
       } else view.switchTo(manager);
-      const wanted = cfg.api && cfg.api.enabled !== false ? cfg.api : null;
+      const wanted = section ?? null;
       const key = wanted === null ? "" : JSON.stringify(wanted);
       if (api !== null && key === apiKey) return { api, started: false };
       await close();

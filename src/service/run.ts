@@ -1,7 +1,7 @@
 // Running a manager as a service: the loop, the HTTP API and metrics, agents' transports, the
 // state file and logs (signals are the caller's). Shared by `weir run` and `weir demo`.
 import type { Logger } from "pino";
-import { createMetrics, type WeirMetrics } from "../api/metrics.ts";
+import type { WeirMetrics } from "../api/metrics.ts";
 import type { RunningApi } from "../api/server.ts";
 import { ErrorCodes, WeirError } from "../core/errors.ts";
 import type { CycleRecord, PartitionId, PartitionSpec } from "../core/model.ts";
@@ -13,7 +13,7 @@ import { type PersistedState, saveState } from "../manager/state-file.ts";
 import type { PartitionBoundsChange } from "../manager/view.ts";
 import { buildManager, keepCountersForNextManager, type ManagerParts } from "../manager/wiring.ts";
 import { crossCheck } from "../transport/source.ts";
-import type { ApiHost } from "./api-host.ts";
+import { type ApiHost, createApiHost } from "./api-host.ts";
 import { PartitionErrorLog } from "./error-log.ts";
 
 export interface RunOptions {
@@ -34,8 +34,8 @@ export interface RunOptions {
   carry?: RuntimeChanges;
   /**
    * The API server and metrics, kept across the manager's restarts (api-host.ts): this manager
-   * is served by it and does not close it when it stops. Without it, the manager serves its own
-   * API (when `api:`) and closes it at the end.
+   * is served by it and does not close it when it stops. Without it, the manager has a host of
+   * its own, closed at the end.
    */
   host?: ApiHost;
 }
@@ -87,6 +87,51 @@ export interface RunningManager {
 }
 
 /**
+ * What the operator changed through the API before a reload, on the manager started for it:
+ * the pause, and each partition's bounds where the new config gives what the old one did (else
+ * the file's stand, logged); bounds that no longer fit beside the others are dropped, warned.
+ */
+function applyRuntimeChanges(
+  manager: Manager,
+  configuredSpecs: readonly PartitionSpec[],
+  carry: RuntimeChanges,
+  logger: Logger,
+): void {
+  if (carry.paused) {
+    manager.setPaused(true);
+    logger.info("paused through the API before the restart: stays paused (POST /api/resume)");
+  }
+  const configuredNow = new Map(configuredSpecs.map((s) => [s.id, s]));
+  for (const c of carry.bounds) {
+    const given = configuredNow.get(c.id);
+    if (given === undefined) continue;
+    if (!sameBounds(given, c.configured)) {
+      logger.info(
+        { partition: c.id },
+        `${c.id}: the config changed its bounds: the change made through the API is dropped`,
+      );
+      continue;
+    }
+    const change: Partial<Record<(typeof BOUND_FIELDS)[number], number>> = {};
+    for (const f of BOUND_FIELDS) if (c.current[f] !== given[f]) change[f] = c.current[f];
+    try {
+      manager.updateBounds(c.id, change as PartitionBoundsChange);
+      logger.info(
+        { partition: c.id, change },
+        `${c.id}: keeps the bounds changed through the API (${Object.entries(change)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")})`,
+      );
+    } catch (err) {
+      logger.warn(
+        { partition: c.id },
+        `${c.id}: the bounds changed through the API no longer fit beside the others, the config's stand: ${(err as Error).message}`,
+      );
+    }
+  }
+}
+
+/**
  * How many partitions a restore rewrote: a partition's cgroup files and its cpuset come back
  * as two results (Manager.shutdown), and count as one partition.
  */
@@ -118,7 +163,8 @@ export const managerStarter =
 
 export async function startManager(o: RunOptions): Promise<RunningManager> {
   const { cfg, logger } = o;
-  const metrics = o.host?.metrics ?? createMetrics();
+  const host = o.host ?? createApiHost({ logger });
+  const { metrics } = host;
   const errorLog = new PartitionErrorLog();
   const now = o.hooks?.now ?? (() => performance.timeOrigin + performance.now());
   // wire timestamps are whole milliseconds (the codec refuses a fraction): the transports get
@@ -256,44 +302,9 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       );
   }
 
-  // what the operator changed through the API before a reload stays, unless the config file
-  // changed it: a pause, and a partition's bounds where the config still gives what it gave
-  if (o.carry?.paused) {
-    manager.setPaused(true);
-    logger.info("paused through the API before the restart: stays paused (POST /api/resume)");
-  }
-  const configuredNow = new Map(wired.configuredSpecs.map((s) => [s.id, s]));
-  for (const c of o.carry?.bounds ?? []) {
-    const given = configuredNow.get(c.id);
-    if (given === undefined) continue;
-    if (!sameBounds(given, c.configured)) {
-      logger.info(
-        { partition: c.id },
-        `${c.id}: the config changed its bounds: the change made through the API is dropped`,
-      );
-      continue;
-    }
-    const change: Partial<Record<(typeof BOUND_FIELDS)[number], number>> = {};
-    for (const f of BOUND_FIELDS) if (c.current[f] !== given[f]) change[f] = c.current[f];
-    try {
-      manager.updateBounds(c.id, change as PartitionBoundsChange);
-      logger.info(
-        { partition: c.id, change },
-        `${c.id}: keeps the bounds changed through the API (${Object.entries(change)
-          .map(([k, v]) => `${k} ${v}`)
-          .join(", ")})`,
-      );
-    } catch (err) {
-      logger.warn(
-        { partition: c.id },
-        `${c.id}: the bounds changed through the API no longer fit beside the others, the config's stand: ${(err as Error).message}`,
-      );
-    }
-  }
+  if (o.carry) applyRuntimeChanges(manager, wired.configuredSpecs, o.carry, logger);
 
   let api: RunningApi | null = null;
-  // with a host, its view forwards this manager's records to the metrics (api-host.ts)
-  if (!o.host) metrics.attach(manager);
   manager.subscribe((r) => {
     // a partition ok again after a run of errors: said once, with how many cycles repeated it
     // One pass over the record's partitions, not a search per open streak: with 10,000
@@ -331,43 +342,24 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
       if (p.error && p.written.length === 0 && p.status !== "ok")
         metrics.actuatorError(p.id, p.error.code, 0);
   });
-  const serving = o.api !== false && cfg.api?.enabled !== false && cfg.api;
-  if (serving || o.host) {
-    try {
-      if (o.host) {
-        const served = await o.host.serve(
-          manager,
-          o.api === false ? { ...cfg, api: undefined } : cfg,
-        );
-        api = served.api;
-        if (api && served.started) logger.info(`HTTP API and dashboard at ${api.url}/`);
-      } else if (serving) {
-        // The HTTP server (hono, @hono/node-server) and the dashboard's routes are loaded only
-        // when the API is served: about 20 MB resident that a manager without one does not carry.
-        const { createApi } = await import("../api/app.ts");
-        const { parseListen, serveApi } = await import("../api/server.ts");
-        const { host, port } = parseListen(serving.listen);
-        const app = createApi({
-          view: manager,
-          registry: metrics.registry,
-          maxEventClients: serving.maxEventClients,
-          ...(serving.token ? { token: serving.token } : {}),
-          // every change made through the API, one line each: the operator's audit trail
-          onChange: (change, message) => logger.info({ api: change }, message),
-        });
-        api = await serveApi(app, { host, port, maxConnections: serving.maxConnections });
-        logger.info(`HTTP API and dashboard at ${api.url}/`);
-      }
-    } catch (err) {
-      // nothing was written yet: close what was opened and say which field, as a config error
-      agents?.close();
-      manager.shutdown("keep");
-      throw new WeirError(
-        ErrorCodes.CONFIG_INVALID,
-        `api.listen: cannot serve the HTTP API on ${cfg.api?.listen}: ${(err as Error).message} (rule: listen)`,
-        { cause: err },
-      );
-    }
+  // the host's view forwards this manager's records to the metrics, and its server (when `api:`
+  // is served) shows this manager
+  try {
+    const served = await host.serve(
+      manager,
+      o.api !== false && cfg.api?.enabled !== false ? (cfg.api ?? null) : null,
+    );
+    api = served.api;
+    if (api && served.started) logger.info(`HTTP API and dashboard at ${api.url}/`);
+  } catch (err) {
+    // nothing was written yet: close what was opened and say which field, as a config error
+    agents?.close();
+    manager.shutdown("keep");
+    throw new WeirError(
+      ErrorCodes.CONFIG_INVALID,
+      `api.listen: cannot serve the HTTP API on ${cfg.api?.listen}: ${(err as Error).message} (rule: listen)`,
+      { cause: err },
+    );
   }
   if (o.onRecord) manager.subscribe(o.onRecord);
   let agentsDone: Promise<void> = Promise.resolve();
@@ -423,8 +415,8 @@ export async function startManager(o: RunOptions): Promise<RunningManager> {
             ? `stopped; restored the values found at start (${rewrittenPartitions(restored)} partition(s) rewritten)`
             : "stopped; kept the last values written",
       );
-      // a host's server stays for the next manager (its owner closes it at the end)
-      if (api && !o.host) await api.close();
+      // a host given stays for the next manager (its owner closes it at the end)
+      if (!o.host) await host.close();
       await agentsDone;
       agents?.close();
     }
