@@ -5,7 +5,10 @@
 // agent key and index, QEMU guest) are refused. discover.ts expands the templates at run time.
 import { z } from "zod";
 import { normalizeCgroupPath } from "../cgroup/layout.ts";
-import { partitionFields, partitionIssues, withFeeds } from "./config-partition.ts";
+import { checkPartitionBounds, PARTITION_BOUND_RULES, ruleName } from "../core/bounds.ts";
+import { boundsOf, configFieldOf } from "./config-checks.ts";
+import { partitionFields, partitionIssues } from "./config-partition.ts";
+import { withRule } from "./config-rules.ts";
 import { packetsEntries } from "./config-sensors.ts";
 import {
   type DiscoverConfig,
@@ -121,12 +124,20 @@ const templateSchema = partitionFields
         ["actuator"],
         `is one QEMU guest's backend: a template cannot give it to every cgroup it finds (rule: discover-per-partition)`,
       );
-    // the partition's own checks across its fields (the counter source's options)
+    // the partition's own checks across its fields (the counter source's options), and min <=
+    // max as a partition's (each field's own rule was checked by its schema); a bpf partition's
+    // throughput comes from the host
     const { interfaces: _i, pid: _p, agent: _a, qemu: _q, source: _s, ...rest } = fields;
-    const partition = withFeeds({ ...rest, interfaces: [], source: "host" as const });
+    const partition = { ...rest, interfaces: [], source: "host" as const };
     if (others.length === 0 && fields.actuator !== "qemu")
       for (const iss of partitionIssues({ ...partition, name: "discovered", cgroup: "discovered" }))
         issue(iss.path, iss.message);
+    for (const b of checkPartitionBounds([boundsOf(partition)], {
+      capacityCpuMillis: null,
+      label: configFieldOf,
+    }))
+      if (b.rule !== ruleName(PARTITION_BOUND_RULES[b.field]))
+        issue([configFieldOf(b.field)], withRule(b));
     if (!bad) return { cgroup, name: template, partition };
     return z.NEVER;
   });

@@ -193,7 +193,7 @@ export function partitionIssues(
 }
 
 /** With packets:, where throughput comes from follows from the sources it names. */
-export function withFeeds<P extends Pick<PartitionFields, "packets" | "source">>(p: P): P {
+function withFeeds<P extends Pick<PartitionFields, "packets" | "source">>(p: P): P {
   if (p.packets === undefined) return p;
   const feeds = new Set(packetsEntries(p.packets).map((e) => feedOf(e.name)));
   const source = feeds.has("agent") ? (feeds.has("host") ? "both" : "agent") : "host";

@@ -253,31 +253,18 @@ export const configSchema = z
       if (issue)
         ctx.addIssue({ code: "custom", path: ["capacity", "reserve"], message: withRule(issue) });
     }
-    // min <= max (the capacity is not known yet); each field's own rule was checked above. A
-    // template's too: every partition it finds gets its bounds
-    const boundIssues = (
-      parts: Array<Parameters<typeof boundsOf>[0]>,
-      at: Array<string | number>,
-    ) => {
-      for (const issue of checkPartitionBounds(parts.map(boundsOf), {
-        capacityCpuMillis: null,
-        label: configFieldOf,
-      })) {
-        if (issue.rule === ruleName(PARTITION_BOUND_RULES[issue.field])) continue;
-        ctx.addIssue({
-          code: "custom",
-          path: [...at, issue.index ?? 0, configFieldOf(issue.field)],
-          message: withRule(issue),
-        });
-      }
-    };
-    boundIssues(cfg.partitions, ["partitions"]);
-    if (cfg.discover !== undefined)
-      // (a template that failed its own checks has no partition: its issues are reported)
-      boundIssues(
-        cfg.discover.partitions.map((t) => t?.partition ?? { min: 0, weight: 1, importance: 1 }),
-        ["discover", "partitions"],
-      );
+    // min <= max (the capacity is not known yet); each field's own rule was checked above
+    for (const issue of checkPartitionBounds(cfg.partitions.map(boundsOf), {
+      capacityCpuMillis: null,
+      label: configFieldOf,
+    })) {
+      if (issue.rule === ruleName(PARTITION_BOUND_RULES[issue.field])) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: ["partitions", issue.index ?? 0, configFieldOf(issue.field)],
+        message: withRule(issue),
+      });
+    }
     // one wire index (and shared-memory slot) per agent partition: agent.index, else its place
     // in the list (agents.ts agentIndexOf); below transport.shm.slots when shm carries them
     const indexes = new Map<number, number>();
