@@ -10,7 +10,6 @@
 //   npx tsx bench/discover-real.ts [--reps N] [--quick] [--json]
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,10 +23,11 @@ import {
   repeated,
   runStandalone,
 } from "./harness.ts";
+import { freePort } from "./overhead.ts";
+import { sleep } from "./real-common.ts";
 
 const BIN = fileURLToPath(packageFileUrl("bin/weir.js"));
 const ROOT = "/sys/fs/cgroup";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The hierarchies a cgroup is made in, the cpu controller's last (where the template looks). */
 function hierarchies(): { dirs: string[]; cpu: string } {
@@ -35,14 +35,6 @@ function hierarchies(): { dirs: string[]; cpu: string } {
   if (layout.version === 2) return { dirs: [layout.root], cpu: layout.root };
   const dirs = [layout.cpuacct, ...(layout.unified ? [layout.unified] : []), layout.cpu];
   return { dirs: [...new Set(dirs)], cpu: layout.cpu };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 interface SizeResult {

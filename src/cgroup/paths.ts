@@ -54,7 +54,8 @@ export function partitionCgroup(layout: CgroupLayout, cgroupPath: string): Parti
   };
 }
 
-const isDir = (p: string): boolean => {
+/** Whether `p` is a directory (false when it is not there or cannot be read). */
+export const isDir = (p: string): boolean => {
   try {
     return fs.statSync(p).isDirectory();
   } catch {

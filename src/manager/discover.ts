@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { detectCgroupLayout, normalizeCgroupPath } from "../cgroup/layout.ts";
+import { isDir } from "../cgroup/paths.ts";
 import { DEFAULT_PERIOD_USEC, quotaFloorCpuMillis } from "../cgroup/values.ts";
 import type { CpuMillis } from "../core/units.ts";
 import { withQuotaFloor } from "../policy/rules.ts";
@@ -101,14 +102,6 @@ export function scanTemplates(
   });
   return found;
 }
-
-const isDir = (p: string): boolean => {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-};
 
 /** A partition name's rule (config-partition.ts `name`). */
 const PARTITION_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;

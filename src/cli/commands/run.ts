@@ -52,7 +52,7 @@ export function register(program: Command): void {
       const { loadConfigFileApart } = await import("../../manager/load-config-apart.ts");
       const { createLogger } = await import("../../manager/log.ts");
       const { managerStarter } = await import("../../service/run.ts");
-      const { buildManager } = await import("../../manager/wiring.ts");
+      const { buildManager, releaseKeptCounters } = await import("../../manager/wiring.ts");
       const { startDiscovering, startReloadingDiscovered } = await import(
         "../../service/discovery.ts"
       );
@@ -115,7 +115,6 @@ export function register(program: Command): void {
       } finally {
         await host.close();
         // a reload whose next manager never started leaves nothing attached
-        const { releaseKeptCounters } = await import("../../manager/wiring.ts");
         releaseKeptCounters();
       }
       logger.flush?.();
