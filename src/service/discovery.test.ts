@@ -59,10 +59,10 @@ function tree() {
   };
 }
 
-async function run(file: string) {
+async function run(file: string, level = "info") {
   const lines: Line[] = [];
   const records: CycleRecord[] = [];
-  const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  const logger = pino({ level }, { write: (s: string) => lines.push(JSON.parse(s)) });
   const ac = new AbortController();
   let fileReads = 0;
   const loadFile = () => {
@@ -200,7 +200,7 @@ describe("startReloadingDiscovered", () => {
   it("starts looking when a SIGHUP brings discover:, and stops when one takes it away", async () => {
     const t = tree();
     fs.writeFileSync(t.file, t.yaml(null));
-    const w = await run(t.file);
+    const w = await run(t.file, "debug");
     await until(() => w.records.length > 2, "first cycles");
     expect(w.ids()).toEqual(["web"]);
     fs.writeFileSync(t.file, t.yaml("{ cgroup: weir/t-*, kind: batch }", 60_000));
@@ -221,6 +221,11 @@ describe("startReloadingDiscovered", () => {
     expect(w.msgs().filter((m) => m.startsWith("discover: restarting"))).toEqual([
       "discover: restarting the manager on the partitions found (4 partition(s); it was 3)",
     ]);
+    // a watcher still on the old templates would have seen t-w and asked for a discovery
+    // reload, which finds the config unchanged (said at debug level): none was asked for
+    expect(w.msgs()).not.toContain(
+      "discover: the partitions found are unchanged; nothing restarted",
+    );
     w.ac.abort();
     await w.r.done;
   });
